@@ -1,0 +1,338 @@
+"""The asyncio engine of one association: bytes between a Stream and the sans-I/O
+Upper Layer and DIMSE cores, timers, and DIMSE message transfer.
+
+Both sides share this class; ``aio.client`` and ``aio.server`` add what only a
+requestor or an acceptor does. One association is driven by one task reading
+the socket (``_reader_loop``); timers (ARTIM, idle, whole-PDU) are one
+``loop.call_at`` handle re-armed as deadlines change, never a polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Protocol
+
+from ..config import Timeouts
+from ..dimse.connection import DatasetFragment, DimseConnection, MessageReceived
+from ..dimse.fragments import command_pdus, dataset_pdus
+from ..dimse.messages import DimseMessage, encode_message
+from ..errors import (
+    AssociationAborted,
+    DicomNetError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from ..security.info import SecurityInfo
+from ..ul.connection import ULConnection
+from ..ul.events import (
+    Aborted,
+    DataReceived,
+    ULEvent,
+)
+from ..ul.negotiation import AcceptedContext
+from .transport import READ_SIZE, Stream
+
+__all__ = ["Association", "BufferSink", "DatasetSink"]
+
+log = logging.getLogger("dicomnet.aio")
+
+#: Flush queued PDUs to the socket once this many bytes are waiting.
+_FLUSH_BYTES = 1 << 20
+
+
+class DatasetSink(Protocol):
+    """Where an incoming data set goes as its PDVs arrive (PS3.7 8.1)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class BufferSink:
+    """Keeps a (small) data set in memory: identifiers, N-service attribute lists."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def abort(self) -> None:
+        self.data.clear()
+
+
+class Association:
+    """One association over one Stream, as requestor or acceptor."""
+
+    def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts) -> None:
+        self.stream = stream
+        self.ul = ul
+        self.timeouts = timeouts
+        self.dimse = DimseConnection()
+        self.contexts: dict[int, AcceptedContext] = {}
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._last_rx = self._loop.time()
+        self._pdu_started: float | None = None
+        self._closed = asyncio.Event()
+        self._pending_out = 0
+        #: Why the association ended abnormally, once it did.
+        self.failure: AssociationAborted | None = None
+        # Incoming message whose data set is still arriving.
+        self._incoming: tuple[int, DimseMessage, DatasetSink] | None = None
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def security(self) -> SecurityInfo | None:
+        """What TLS negotiated, or None on a plain connection."""
+        return self.stream.security
+
+    @property
+    def peer(self) -> tuple[str, int]:
+        return self.stream.peer
+
+    @property
+    def is_established(self) -> bool:
+        return self.ul.is_established
+
+    # -- output ----------------------------------------------------------------
+
+    def _queue_out(self) -> None:
+        data = self.ul.data_to_send()
+        if data:
+            self.stream.writer.write(data)
+
+    async def _flush(self) -> None:
+        """Write what the UL queued; close the transport if an action asked for it."""
+        self._queue_out()
+        writer = self.stream.writer
+        if not writer.is_closing():
+            try:
+                await writer.drain()
+            except (ConnectionError, OSError) as exc:
+                self._transport_broke(f"write failed: {exc}")
+        if self.ul.should_close:
+            await self.stream.close()
+        self._rearm()
+
+    # -- timers ----------------------------------------------------------------
+
+    def _next_deadline(self) -> float | None:
+        candidates = []
+        artim = self.ul.get_timer()
+        if artim is not None:
+            candidates.append(artim)
+        if self.ul.is_established and self.timeouts.idle is not None:
+            candidates.append(self._last_rx + self.timeouts.idle)
+        if self._pdu_started is not None and self.timeouts.pdu is not None:
+            candidates.append(self._pdu_started + self.timeouts.pdu)
+        return min(candidates) if candidates else None
+
+    def _rearm(self) -> None:
+        deadline = self._next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self._loop.time()
+        artim = self.ul.get_timer()
+        if artim is not None and now >= artim:
+            log.info("%s: ARTIM expired in %s", self._name(), self.ul.state.name)
+            self.ul.handle_timer(now)
+            self._fail(AssociationAborted(None, None, "ARTIM timer expired"))
+        elif self._pdu_started is not None and self.timeouts.pdu is not None and (
+            now >= self._pdu_started + self.timeouts.pdu
+        ):
+            self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
+        elif self.ul.is_established and self.timeouts.idle is not None and (
+            now >= self._last_rx + self.timeouts.idle
+        ):
+            self._local_abort(f"nothing received for {self.timeouts.idle}s (idle timeout)")
+        else:
+            self._rearm()
+            return
+        self._queue_out()
+        self.stream.writer.close()
+        self._closed.set()
+
+    def _local_abort(self, detail: str) -> None:
+        log.info("%s: aborting: %s", self._name(), detail)
+        with contextlib.suppress(LocalProtocolError):
+            self.ul.abort(self._loop.time())
+        self._fail(AssociationAborted(0, 0, detail))
+
+    # -- input -------------------------------------------------------------------
+
+    async def _read_events(self) -> list[ULEvent]:
+        """Read once from the socket and return the UL events it produced (possibly none).
+
+        A closed or broken transport becomes the UL's Evt17."""
+        reader = self.stream.reader
+        try:
+            data = await reader.read(READ_SIZE)
+        except (ConnectionError, OSError) as exc:
+            self._transport_broke(str(exc) or type(exc).__name__)
+            return self._drain_events()
+        now = self._loop.time()
+        self._last_rx = now
+        self.ul.receive_data(data, now)
+        self._pdu_started = now if self.ul.has_partial_pdu else None
+        events = self._drain_events()
+        self._queue_out()
+        if self.ul.should_close:
+            await self.stream.close()
+        self._rearm()
+        return events
+
+    def _drain_events(self) -> list[ULEvent]:
+        events: list[ULEvent] = []
+        while (event := self.ul.next_event()) is not None:
+            events.append(event)
+            if isinstance(event, Aborted):
+                self._fail(
+                    AssociationAborted(event.source, event.reason, event.detail)
+                )
+        return events
+
+    def _transport_broke(self, detail: str) -> None:
+        self.ul.transport_failed(self._loop.time(), detail)
+
+    def _fail(self, error: AssociationAborted) -> None:
+        if self.failure is None:
+            self.failure = error
+        if self._incoming is not None:
+            self._incoming[2].abort()
+            self._incoming = None
+
+    def _name(self) -> str:
+        return f"{self.peer[0]}:{self.peer[1]}"
+
+    # -- DIMSE -------------------------------------------------------------------
+
+    def dimse_events(
+        self, event: DataReceived
+    ) -> Iterable[MessageReceived | DatasetFragment]:
+        for pdv in event.pdu.pdvs:
+            yield from self.dimse.receive_pdv(pdv)
+
+    async def send_message(
+        self,
+        message: DimseMessage,
+        context_id: int,
+        dataset: bytes | memoryview | None = None,
+        chunks: AsyncIterator[bytes] | Iterable[bytes] | None = None,
+    ) -> None:
+        """Send one DIMSE message, its data set from ``dataset`` or streamed from
+        ``chunks`` (PS3.7 8.1, fragmented to the peer's maximum PDU length)."""
+        if not self.ul.is_established and self.ul.state.name not in ("Sta8",):
+            raise self.failure or LocalProtocolError("the association is not established")
+        max_pdu = self.ul.peer_max_pdu_length
+        for pdu in command_pdus(context_id, encode_message(message), max_pdu):
+            self.ul.send_pdata(pdu)
+        if dataset is not None:
+            for pdu in dataset_pdus(context_id, dataset, max_pdu):
+                self.ul.send_pdata(pdu)
+                self._pending_out += len(pdu)
+                if self._pending_out >= _FLUSH_BYTES:
+                    await self._flush_data()
+        elif chunks is not None:
+            await self._send_chunks(context_id, chunks, max_pdu)
+        await self._flush_data()
+
+    async def _send_chunks(
+        self, context_id: int, chunks: AsyncIterator[bytes] | Iterable[bytes], max_pdu: int
+    ) -> None:
+        # One chunk of look-ahead so that only the very last PDV is marked last.
+        previous: bytes | None = None
+        async for chunk in _aiter(chunks):
+            if not chunk:
+                continue
+            if previous is not None:
+                await self._send_data(context_id, previous, max_pdu, last=False)
+            previous = chunk
+        await self._send_data(context_id, previous or b"", max_pdu, last=True)
+
+    async def _send_data(self, context_id: int, data: bytes, max_pdu: int, *, last: bool) -> None:
+        for pdu in dataset_pdus(context_id, data, max_pdu, last=last):
+            self.ul.send_pdata(pdu)
+            self._pending_out += len(pdu)
+            if self._pending_out >= _FLUSH_BYTES:
+                await self._flush_data()
+
+    async def _flush_data(self) -> None:
+        self._pending_out = 0
+        if self.failure is not None:
+            raise self.failure
+        self._queue_out()
+        try:
+            await self.stream.writer.drain()
+        except (ConnectionError, OSError) as exc:
+            self._transport_broke(f"write failed: {exc}")
+            self._drain_events()
+            raise self.failure or AssociationAborted(None, None, str(exc)) from exc
+
+    def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
+        """The sink for an incoming data set; subclasses route C-STORE data to disk."""
+        return BufferSink()
+
+    def route(
+        self, item: MessageReceived | DatasetFragment
+    ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
+        """Feed one DIMSE event; return (context, message, sink) once a whole message,
+        data set included, has arrived."""
+        if isinstance(item, MessageReceived):
+            if item.message.has_dataset:
+                self._incoming = (item.context_id, item.message,
+                                  self.open_sink(item.context_id, item.message))
+                return None
+            return (item.context_id, item.message, None)
+        incoming = self._incoming
+        if incoming is None:  # DimseConnection already refuses this; belt and braces
+            raise RemoteProtocolError("data set fragment without a command", abort_reason=2)
+        incoming[2].write(item.data)
+        if item.is_last:
+            self._incoming = None
+            return incoming
+        return None
+
+    # -- release and abort ---------------------------------------------------------
+
+    async def abort(self) -> None:
+        """A-ABORT the association (PS3.8 7.3) and close the connection."""
+        if self.ul.state.name in ("Sta1", "Sta13"):
+            await self.stream.close()
+            return
+        self.ul.abort(self._loop.time())
+        self._fail(AssociationAborted(0, 0, "aborted locally"))
+        with contextlib.suppress(DicomNetError, OSError):
+            self._queue_out()
+            await asyncio.wait_for(self.stream.writer.drain(), 2.0)
+        await self.stream.close()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+async def _aiter(chunks: AsyncIterator[bytes] | Iterable[bytes]) -> AsyncIterator[bytes]:
+    if hasattr(chunks, "__aiter__"):
+        async for chunk in chunks:
+            yield chunk
+    else:
+        for chunk in chunks:
+            yield chunk
+

@@ -1,0 +1,343 @@
+"""The asyncio client: ``async with associate(...) as assoc`` (the association requestor).
+
+PS3.8 7.1 (A-ASSOCIATE) and 7.2 (A-RELEASE) from the requestor's side; the
+DIMSE-C operations themselves live in ``dicomnet.services`` and call
+``ClientAssociation.request``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+
+from ..config import Limits, Timeouts, check_ae_title
+from ..dimse.messages import CEchoRQ, DimseMessage
+from ..dimse.status import Status
+from ..errors import (
+    AssociationAborted,
+    AssociationRejected,
+    ConnectError,
+    DimseTimeout,
+    NoAcceptedContext,
+    RemoteProtocolError,
+)
+from ..security.config import TLSConfig
+from ..ul.connection import ULConnection
+from ..ul.events import (
+    Aborted,
+    AssociateAccepted,
+    AssociateRejected,
+    DataReceived,
+    ReleaseConfirmed,
+    ReleaseRequested,
+)
+from ..ul.items import UserIdentityRQSubItem
+from ..ul.negotiation import (
+    AcceptedContext,
+    ContextRequest,
+    accepted_contexts,
+    build_associate_rq,
+)
+from .association import Association
+from .transport import SecureLinkHook, open_stream
+
+__all__ = ["ClientAssociation", "associate"]
+
+log = logging.getLogger("dicomnet.aio")
+
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_LE, IMPLICIT_LE)
+
+Reply = tuple[DimseMessage, bytes | None]
+
+
+class ClientAssociation(Association):
+    """An established association, requestor side."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._replies: dict[int, asyncio.Queue[Reply | BaseException]] = {}
+        self._released: asyncio.Future[None] = self._loop.create_future()
+        self._reader: asyncio.Task[None] | None = None
+
+    # -- contexts ---------------------------------------------------------------
+
+    def context_for(
+        self, abstract_syntax: str, transfer_syntax: str | None = None
+    ) -> AcceptedContext:
+        """An accepted context for this abstract syntax (and transfer syntax, if given)."""
+        for ctx in self.contexts.values():
+            if ctx.abstract_syntax == abstract_syntax and (
+                transfer_syntax is None or ctx.transfer_syntax == transfer_syntax
+            ):
+                return ctx
+        wanted = abstract_syntax + (f" in {transfer_syntax}" if transfer_syntax else "")
+        raise NoAcceptedContext(f"the peer accepted no presentation context for {wanted}")
+
+    # -- DIMSE ------------------------------------------------------------------
+
+    async def request(
+        self,
+        message: DimseMessage,
+        context_id: int,
+        *,
+        dataset: bytes | memoryview | None = None,
+        chunks: Iterable[bytes] | AsyncIterator[bytes] | None = None,
+    ) -> AsyncIterator[Reply]:
+        """Send a request and yield its responses (pending ones first) with their
+        data sets, ending after the final one (PS3.7 9.1 and 10.1)."""
+        message_id = message.message_id  # type: ignore[union-attr]
+        queue: asyncio.Queue[Reply | BaseException] = asyncio.Queue()
+        self._replies[message_id] = queue
+        try:
+            await self.send_message(message, context_id, dataset=dataset, chunks=chunks)
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.timeouts.dimse)
+                except TimeoutError as exc:
+                    raise DimseTimeout(
+                        f"no response to message {message_id} within {self.timeouts.dimse}s"
+                    ) from exc
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                status = getattr(item[0], "status", 0)
+                if not Status(status).is_pending:
+                    return
+        finally:
+            self._replies.pop(message_id, None)
+
+    async def request_one(
+        self,
+        message: DimseMessage,
+        context_id: int,
+        *,
+        dataset: bytes | memoryview | None = None,
+        chunks: Iterable[bytes] | AsyncIterator[bytes] | None = None,
+    ) -> Reply:
+        """Send a request and return its single (final) response."""
+        last: Reply | None = None
+        async for reply in self.request(message, context_id, dataset=dataset, chunks=chunks):
+            last = reply
+        assert last is not None
+        return last
+
+    async def echo(self) -> Status:
+        """C-ECHO (PS3.7 9.1.5): the Verification service's status."""
+        ctx = self.context_for(VERIFICATION)
+        rq = CEchoRQ(message_id=self.dimse.next_message_id())
+        rsp, _ = await self.request_one(rq, ctx.context_id)
+        return Status(getattr(rsp, "status", 0))
+
+    # -- the reader task ----------------------------------------------------------
+
+    def _start(self) -> None:
+        self._reader = asyncio.get_running_loop().create_task(self._reader_loop())
+
+    async def _reader_loop(self) -> None:
+        try:
+            while self.failure is None and not self._released.done():
+                events = await self._read_events()
+                for event in events:
+                    if isinstance(event, DataReceived):
+                        self._on_data(event)
+                    elif isinstance(event, ReleaseConfirmed):
+                        if not self._released.done():
+                            self._released.set_result(None)
+                    elif isinstance(event, ReleaseRequested):
+                        # The acceptor may not release (PS3.8 7.2); only a collision gets here.
+                        self.ul.release_response(self._loop.time())
+                        await self._flush()
+                if self.failure is not None or self.ul.state.name == "Sta1":
+                    break
+        except RemoteProtocolError as exc:
+            self._local_abort(f"invalid DIMSE data from peer: {exc}")
+            with contextlib.suppress(Exception):
+                await self._flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not hang the user's awaits
+            log.exception("reader of %s failed", self._name())
+            self._fail(AssociationAborted(None, None, f"internal error: {exc}"))
+        finally:
+            error: BaseException = self.failure or AssociationAborted(
+                None, None, "the connection closed"
+            )
+            for queue in self._replies.values():
+                queue.put_nowait(error)
+            if not self._released.done():
+                self._released.set_exception(error)
+                self._released.exception()  # retrieved here; release() re-raises it
+            self._closed.set()
+
+    def _on_data(self, event: DataReceived) -> None:
+        for item in self.dimse_events(event):
+            done = self.route(item)
+            if done is None:
+                continue
+            _, message, sink = done
+            responded = getattr(message, "message_id_being_responded_to", None)
+            queue = self._replies.get(responded) if responded is not None else None
+            data = bytes(sink.data) if sink is not None and hasattr(sink, "data") else None
+            if queue is None:
+                log.warning("%s: unsolicited %s ignored", self._name(), type(message).__name__)
+                continue
+            queue.put_nowait((message, data))
+
+    # -- release -------------------------------------------------------------------
+
+    async def release(self) -> None:
+        """A-RELEASE (PS3.8 7.2): ends the association in order and closes the connection."""
+        if self.failure is not None or not self.ul.is_established:
+            await self.stream.close()
+            return
+        self.ul.release()
+        await self._flush()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._released), self.timeouts.acse)
+        except TimeoutError:
+            log.info("%s: no A-RELEASE-RP within %ss; aborting", self._name(), self.timeouts.acse)
+            await self.abort()
+        except AssociationAborted:
+            pass
+        finally:
+            await self._stop_reader()
+            await self.stream.close()
+
+    async def _stop_reader(self) -> None:
+        task = self._reader
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 1.0)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+
+    async def abort(self) -> None:
+        await super().abort()
+        await self._stop_reader()
+
+
+@contextlib.asynccontextmanager
+async def associate(
+    host: str,
+    port: int,
+    *,
+    contexts: Sequence[ContextRequest] | None = None,
+    calling_ae_title: str = "DICOMNET",
+    called_ae_title: str = "ANY-SCP",
+    tls: TLSConfig | None = None,
+    timeouts: Timeouts | None = None,
+    limits: Limits | None = None,
+    user_identity: UserIdentityRQSubItem | None = None,
+    on_secure_link_ready: SecureLinkHook | None = None,
+) -> AsyncIterator[ClientAssociation]:
+    """Open an association; release it when the block ends (abort it on an exception).
+
+    ``tls=None`` is plain DICOM; a ``TLSConfig`` makes every byte go over TLS
+    (PS3.15 B.1), verifying the server's certificate and host name by default.
+    ``contexts`` defaults to Verification in Explicit and Implicit VR Little Endian.
+
+    Raises ConnectError, TLSError, TimeoutError, AssociationRejected or
+    AssociationAborted when the association cannot be set up.
+    """
+    assoc = await open_association(
+        host, port, contexts=contexts, calling_ae_title=calling_ae_title,
+        called_ae_title=called_ae_title, tls=tls, timeouts=timeouts, limits=limits,
+        user_identity=user_identity, on_secure_link_ready=on_secure_link_ready,
+    )
+    try:
+        yield assoc
+    except BaseException:
+        await assoc.abort()
+        raise
+    else:
+        await assoc.release()
+
+
+async def open_association(
+    host: str,
+    port: int,
+    *,
+    contexts: Sequence[ContextRequest] | None = None,
+    calling_ae_title: str = "DICOMNET",
+    called_ae_title: str = "ANY-SCP",
+    tls: TLSConfig | None = None,
+    timeouts: Timeouts | None = None,
+    limits: Limits | None = None,
+    user_identity: UserIdentityRQSubItem | None = None,
+    on_secure_link_ready: SecureLinkHook | None = None,
+) -> ClientAssociation:
+    """Like ``associate`` but returns the open association; the caller releases it."""
+    timeouts = timeouts or Timeouts()
+    limits = limits or Limits()
+    calling = check_ae_title(calling_ae_title, "calling AE title")
+    called = check_ae_title(called_ae_title, "called AE title")
+    if contexts is None:
+        contexts = [ContextRequest(VERIFICATION, DEFAULT_TRANSFER_SYNTAXES)]
+    rq = build_associate_rq(
+        calling_ae_title=calling, called_ae_title=called, contexts=contexts,
+        max_pdu_length=limits.max_pdu_length, user_identity=user_identity,
+    )
+    context = await tls.client_context() if tls is not None else None
+    stream = await open_stream(
+        host, port, tls=tls, context=context, connect_timeout=timeouts.connect,
+        handshake_timeout=timeouts.tls_handshake, on_secure_link_ready=on_secure_link_ready,
+    )
+    ul = ULConnection("requestor", artim_timeout=timeouts.artim,
+                      max_associate_length=limits.max_associate_length)
+    assoc = ClientAssociation(stream, ul, timeouts)
+    try:
+        await _establish(assoc, rq, tls_used=tls is not None)
+    except BaseException:
+        await stream.close()
+        raise
+    assoc._start()
+    return assoc
+
+
+async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) -> None:
+    loop = asyncio.get_running_loop()
+    ul = assoc.ul
+    ul.associate(rq)  # type: ignore[arg-type]
+    ul.transport_connected(loop.time())
+    await assoc._flush()
+    deadline = loop.time() + assoc.timeouts.acse
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise AssociationAborted(
+                None, None, f"no A-ASSOCIATE-AC/RJ within {assoc.timeouts.acse}s (ACSE timeout)"
+            )
+        try:
+            events = await asyncio.wait_for(assoc._read_events(), remaining)
+        except TimeoutError:
+            continue
+        for event in events:
+            if isinstance(event, AssociateAccepted):
+                assert ul.associate_rq is not None
+                assoc.contexts = accepted_contexts(ul.associate_rq, event.pdu)
+                log.info(
+                    "associated with %s:%s (%d of %d contexts accepted%s)",
+                    *assoc.peer, len(assoc.contexts), len(ul.associate_rq.presentation_contexts),
+                    f", {assoc.security.protocol} {assoc.security.cipher_suite}"
+                    if assoc.security else "",
+                )
+                return
+            if isinstance(event, AssociateRejected):
+                raise AssociationRejected(event.pdu.result, event.pdu.source, event.pdu.reason)
+            if isinstance(event, Aborted):
+                detail = event.detail
+                if event.source is None and not tls_used:
+                    detail += (" before answering the A-ASSOCIATE-RQ: the peer may expect TLS"
+                               " (try --tls / port 2762)")
+                elif event.source is None:
+                    detail += " before answering the A-ASSOCIATE-RQ"
+                raise AssociationAborted(event.source, event.reason, detail)
+        if ul.state.name == "Sta1":
+            raise ConnectError("the connection closed during association set-up")

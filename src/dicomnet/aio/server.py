@@ -1,0 +1,351 @@
+"""The asyncio server (association acceptor): ``server = await serve(...)``.
+
+One accept loop; each connection runs in its own task from its first byte:
+the TLS/plain check, the TLS handshake (with its own timeout), association
+negotiation and DIMSE. A client that connects and sends nothing therefore
+delays nobody. Services (Verification, Storage...) plug in as
+``ServiceProvider`` objects keyed by DIMSE command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
+from ..dimse.messages import DimseMessage
+from ..errors import DicomNetError, RemoteProtocolError, TLSError
+from ..security.certificates import CertificateInfo
+from ..security.config import TLSConfig
+from ..ul.connection import ULConnection
+from ..ul.events import (
+    Aborted,
+    AssociateRequested,
+    DataReceived,
+    ReleaseConfirmed,
+    ReleaseRequested,
+)
+from ..ul.negotiation import AcceptorPolicy, accepted_contexts, negotiate
+from ..ul.pdu import AssociateRJ, AssociateRQ
+from .association import Association, DatasetSink
+from .transport import SecureLinkHook, local_certificate_info, wrap_accepted
+
+__all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", "serve"]
+
+log = logging.getLogger("dicomnet.aio")
+
+Response = tuple[DimseMessage, bytes | None]
+
+
+class ServiceProvider(Protocol):
+    """A DIMSE service on the server side (an SCP)."""
+
+    #: abstract syntax -> accepted transfer syntaxes (None: any proposed).
+    contexts: Mapping[str, Sequence[str] | None]
+    #: DIMSE Command Field values of the requests it handles.
+    command_fields: frozenset[int]
+
+    def open_sink(self, assoc: ServerAssociation, context_id: int,
+                  message: DimseMessage) -> DatasetSink | None:
+        """Where the request's data set goes (None: keep it in memory)."""
+        ...
+
+    async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
+                     sink: DatasetSink | None) -> Sequence[Response]:
+        """Answer a request: the responses to send, final one last."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationInfo:
+    """What ``on_association_request`` sees to decide on an incoming association."""
+
+    calling_ae_title: str
+    called_ae_title: str
+    peer: tuple[str, int]
+    rq: AssociateRQ
+    security: object | None
+
+
+#: Returns None to go on, or (result, source, reason) of the A-ASSOCIATE-RJ to send.
+AssociationRequestHook = Callable[
+    [AssociationInfo], tuple[int, int, int] | None | Awaitable[tuple[int, int, int] | None]
+]
+
+
+class ServerAssociation(Association):
+    """An association on the acceptor side."""
+
+    server: Server
+    calling_ae_title: str = ""
+    called_ae_title: str = ""
+    messages = 0
+
+    def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
+        provider = self.server._providers.get(message.command_field)
+        if provider is not None:
+            sink = provider.open_sink(self, context_id, message)
+            if sink is not None:
+                return sink
+        return super().open_sink(context_id, message)
+
+
+@dataclass(eq=False)
+class Server:
+    """A running DICOM server. ``close()`` stops accepting and aborts open associations."""
+
+    ae_title: str
+    host: str
+    port: int
+    tls: TLSConfig | None
+    timeouts: Timeouts
+    limits: Limits
+    providers: Sequence[ServiceProvider]
+    on_secure_link_ready: SecureLinkHook | None = None
+    on_association_request: AssociationRequestHook | None = None
+    require_called_ae_title: bool = False
+    _sock: socket.socket | None = None
+    _context: ssl.SSLContext | None = None
+    _local_cert: CertificateInfo | None = None
+    _accept_task: asyncio.Task[None] | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _active: int = 0
+    _providers: dict[int, ServiceProvider] = field(default_factory=dict)
+    _closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def active_associations(self) -> int:
+        return self._active
+
+    def _policy(self) -> AcceptorPolicy:
+        contexts: dict[str, Sequence[str] | None] = {}
+        for provider in self.providers:
+            contexts.update(provider.contexts)
+        return AcceptorPolicy(contexts=contexts, max_pdu_length=self.limits.max_pdu_length)
+
+    async def _start(self) -> None:
+        for provider in self.providers:
+            for command in provider.command_fields:
+                self._providers[command] = provider
+        if self.tls is not None:
+            self._context = await self.tls.server_context()
+            self._local_cert = local_certificate_info(self.tls)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise DicomNetError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from exc
+        sock.listen(128)
+        sock.setblocking(False)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop())
+        log.info("%s listening on %s:%s (%s)", self.ae_title, self.host, self.port,
+                 f"TLS, profile {self.tls.profile}" if self.tls else "plain DICOM")
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._sock is not None
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(self._sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:  # e.g. EMFILE: do not spin, do not die
+                log.warning("accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._serve_connection(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_connection(self, sock: socket.socket) -> None:
+        try:
+            stream = await wrap_accepted(
+                sock, tls=self.tls, context=self._context, local_cert=self._local_cert,
+                handshake_timeout=self.timeouts.tls_handshake,
+                on_secure_link_ready=self.on_secure_link_ready,
+            )
+        except TLSError as exc:
+            log.warning("connection refused: %s", exc)
+            return
+        except (OSError, DicomNetError) as exc:
+            log.info("connection failed before DICOM: %s", exc)
+            sock.close()
+            return
+        ul = ULConnection("acceptor", artim_timeout=self.timeouts.artim,
+                          max_associate_length=self.limits.max_associate_length)
+        assoc = ServerAssociation(stream, ul, self.timeouts)
+        assoc.server = self
+        ul.transport_connected(asyncio.get_running_loop().time())
+        assoc._rearm()
+        counted = False
+        outcome = "closed"
+        try:
+            while ul.state.name != "Sta1" and not stream.writer.is_closing():
+                for event in await assoc._read_events():
+                    if isinstance(event, AssociateRequested):
+                        counted = await self._on_request(assoc, event.pdu)
+                    elif isinstance(event, DataReceived):
+                        await self._on_data(assoc, event)
+                    elif isinstance(event, ReleaseRequested):
+                        ul.release_response(asyncio.get_running_loop().time())
+                        outcome = "released"
+                    elif isinstance(event, ReleaseConfirmed):
+                        outcome = "released"
+                    elif isinstance(event, Aborted):
+                        outcome = f"aborted ({event.detail})"
+                await assoc._flush()
+        except RemoteProtocolError as exc:
+            outcome = f"aborted (invalid DIMSE data: {exc})"
+            assoc._local_abort(str(exc))
+            with contextlib.suppress(Exception):
+                await assoc._flush()
+        except asyncio.CancelledError:
+            outcome = "aborted (server closing)"
+            with contextlib.suppress(Exception):
+                await asyncio.shield(assoc.abort())
+            raise
+        except Exception:
+            log.exception("association with %s:%s failed", *stream.peer)
+            outcome = "aborted (internal error)"
+            with contextlib.suppress(Exception):
+                await assoc.abort()
+        finally:
+            if counted:
+                self._active -= 1
+            if assoc.failure is not None and outcome in ("closed", "released"):
+                outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
+            await stream.close()
+            if assoc.calling_ae_title:
+                log.info("association %s@%s:%s -> %s: %s, %d message(s)%s",
+                         assoc.calling_ae_title, *stream.peer, assoc.called_ae_title, outcome,
+                         assoc.messages,
+                         f", {stream.security.protocol} {stream.security.cipher_suite}"
+                         if stream.security else "")
+
+    async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ) -> bool:
+        ul = assoc.ul
+        now = asyncio.get_running_loop().time()
+        assoc.calling_ae_title = rq.calling_ae_title
+        assoc.called_ae_title = rq.called_ae_title
+        rejection: tuple[int, int, int] | None = None
+        if self._active >= self.limits.max_associations:
+            rejection = (2, 3, 2)  # transient, provider (presentation), local limit exceeded
+        elif self.require_called_ae_title and rq.called_ae_title != self.ae_title:
+            rejection = (1, 1, 7)  # permanent, user, called AE title not recognized
+        elif self.on_association_request is not None:
+            info = AssociationInfo(rq.calling_ae_title, rq.called_ae_title, assoc.peer, rq,
+                                   assoc.security)
+            result = self.on_association_request(info)
+            if asyncio.iscoroutine(result):
+                result = await result
+            rejection = result  # type: ignore[assignment]
+        if rejection is not None:
+            log.info("association from %s@%s:%s rejected %s", rq.calling_ae_title,
+                     *assoc.peer, rejection)
+            ul.reject(AssociateRJ(*rejection), now)
+            return False
+        ac = negotiate(rq, self._policy())
+        ul.accept(ac)
+        assoc.contexts = accepted_contexts(rq, ac)
+        self._active += 1
+        return True
+
+    async def _on_data(self, assoc: ServerAssociation, event: DataReceived) -> None:
+        for item in assoc.dimse_events(event):
+            done = assoc.route(item)
+            if done is None:
+                continue
+            context_id, message, sink = done
+            assoc.messages += 1
+            if context_id not in assoc.contexts:
+                raise RemoteProtocolError(
+                    f"message on presentation context {context_id}, which was not accepted",
+                    abort_reason=6,
+                )
+            provider = self._providers.get(message.command_field)
+            if provider is None:
+                log.warning("%s:%s sent %s, which no service here handles", *assoc.peer,
+                            type(message).__name__)
+                continue
+            for response, dataset in await provider.handle(assoc, context_id, message, sink):
+                await assoc.send_message(response, context_id, dataset=dataset)
+
+    def close(self) -> None:
+        """Stop accepting and abort every open association."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        for task in list(self._tasks):
+            task.cancel()
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+        tasks = [t for t in self._tasks if not t.done()]
+        if self._accept_task is not None:
+            tasks.append(self._accept_task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def serve_forever(self) -> None:
+        await self.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def serve(
+    *,
+    ae_title: str = "DICOMNET",
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    tls: TLSConfig | None = None,
+    providers: Sequence[ServiceProvider] | None = None,
+    timeouts: Timeouts | None = None,
+    limits: Limits | None = None,
+    on_secure_link_ready: SecureLinkHook | None = None,
+    on_association_request: AssociationRequestHook | None = None,
+    require_called_ae_title: bool = False,
+) -> Server:
+    """Start a server. ``port=None`` picks 2762 with TLS, 11112 without; 0 any free port.
+
+    ``providers`` defaults to Verification only. ``tls`` selects the security
+    mode: None is plain DICOM, a ``TLSConfig`` (which must hold the server's
+    certificate) makes every connection TLS (PS3.15 B.1).
+    """
+    from ..services.verification import VerificationSCP
+
+    if port is None:
+        port = DEFAULT_TLS_PORT if tls is not None else DEFAULT_PLAIN_PORT
+    server = Server(
+        ae_title=check_ae_title(ae_title), host=host, port=port, tls=tls,
+        timeouts=timeouts or Timeouts(), limits=limits or Limits(),
+        providers=list(providers) if providers is not None else [VerificationSCP()],
+        on_secure_link_ready=on_secure_link_ready,
+        on_association_request=on_association_request,
+        require_called_ae_title=require_called_ae_title,
+    )
+    await server._start()
+    return server
+
+
+

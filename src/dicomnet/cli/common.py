@@ -1,0 +1,396 @@
+"""What every dicomnet command shares: network/TLS options, logging, JSON, exit codes.
+
+Exit codes (documented in every command's epilog):
+0 success; 1 the peer answered with a failure status; 2 usage or configuration
+error; 3 association, TLS or network failure; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NoReturn, TypeVar
+
+import click
+
+from dicomnet.config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Timeouts
+from dicomnet.errors import ConfigurationError, DicomNetError
+from dicomnet.security.certificates import key_is_encrypted
+from dicomnet.security.config import TLSConfig
+from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES, SecurityWarning
+
+__all__ = [
+    "EXIT_CODES_EPILOG",
+    "EXIT_FAILURE_STATUS",
+    "EXIT_NETWORK",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "NetworkOptions",
+    "cli_session",
+    "fail",
+    "network_options",
+    "print_json",
+    "run_async",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE_STATUS = 1
+EXIT_USAGE = 2
+EXIT_NETWORK = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  success\n"
+    "  1  the peer answered with a non-success DIMSE status (or some objects failed)\n"
+    "  2  usage or configuration error (bad option, missing file, wrong key password)\n"
+    "  3  association, TLS or network failure\n"
+    "  130 interrupted (Ctrl-C)"
+)
+
+Role = Literal["client", "server"]
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+_TLS_ONLY_OPTIONS = ("cert", "key", "ca", "profile", "ciphers", "server_name", "no_verify")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkOptions:
+    """The common flags of a network command, as parsed."""
+
+    role: Role
+    aet: str
+    called_aet: str
+    tls: bool
+    cert: Path | None
+    key: Path | None
+    ca: Path | None
+    profile: str
+    peer_cert: Literal["required", "optional", "none"]
+    no_verify: bool
+    server_name: str | None
+    ciphers: tuple[str, ...] | None
+    key_password_env: str | None
+    key_password_file: Path | None
+    json: bool
+    verbose: int
+    timeout: float | None
+
+    def default_port(self) -> int:
+        """The registered port for the chosen mode (PS3.15 B.1 for TLS)."""
+        return DEFAULT_TLS_PORT if self.tls else DEFAULT_PLAIN_PORT
+
+    def timeouts(self) -> Timeouts | None:
+        """One --timeout bounds every network wait (connect, handshake, ACSE, DIMSE)."""
+        if self.timeout is None:
+            return None
+        t = self.timeout
+        return Timeouts(connect=t, tls_handshake=t, acse=t, dimse=t)
+
+    def tls_config(self) -> TLSConfig | None:
+        """The TLSConfig these flags describe, or None for plain DICOM.
+
+        Raises click.UsageError for inconsistent flags, with the flag names to fix.
+        """
+        if not self.tls:
+            return None
+        if self.role == "server" and (self.cert is None or self.key is None):
+            raise click.UsageError(
+                "a TLS server needs its certificate and key: give --cert FILE and --key FILE "
+                "(make a development PKI with 'dicomnet certs init DIR')"
+            )
+        if (self.cert is None) != (self.key is None):
+            raise click.UsageError("--cert and --key go together: give both or neither")
+        if (
+            self.role == "server"
+            and self.peer_cert != "none"
+            and self.ca is None
+        ):
+            raise click.UsageError(
+                f"--peer-cert {self.peer_cert} needs --ca (the CA certificates whose client "
+                "certificates this server accepts), or use --peer-cert none"
+            )
+        cafile = capath = None
+        if self.ca is not None:
+            if self.ca.is_dir():
+                capath = self.ca
+            else:
+                cafile = self.ca
+        password, callback = self._key_password()
+        return TLSConfig(
+            certfile=self.cert,
+            keyfile=self.key,
+            cafile=cafile,
+            capath=capath,
+            peer_certificate=self.peer_cert,
+            verify_peer=not self.no_verify,
+            check_hostname=not self.no_verify,
+            server_hostname=self.server_name,
+            profile=self.profile,
+            ciphers=self.ciphers,
+            key_password=password,
+            on_private_key_password=callback,
+        )
+
+    def _key_password(self) -> tuple[str | None, Callable[[], str] | None]:
+        if self.key_password_env is not None:
+            value = os.environ.get(self.key_password_env)
+            if value is None:
+                raise click.UsageError(
+                    f"--key-password-env {self.key_password_env}: that environment variable "
+                    "is not set"
+                )
+            return value, None
+        if self.key_password_file is not None:
+            try:
+                text = self.key_password_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise click.UsageError(
+                    f"cannot read --key-password-file {self.key_password_file}: "
+                    f"{exc.strerror or exc}"
+                ) from None
+            # Files written by editors or `echo` end with a newline that is not the password.
+            return text.rstrip("\r\n"), None
+        if self.key is None or not self.key.is_file():
+            return None, None  # the library reports the missing file itself
+        try:
+            encrypted = key_is_encrypted(self.key.read_bytes())
+        except OSError:
+            return None, None
+        if not encrypted:
+            return None, None
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                f"private key {self.key} is encrypted: give --key-password-env VAR or "
+                "--key-password-file FILE (or run in a terminal to be asked)"
+            )
+        key = self.key
+
+        def prompt() -> str:
+            return str(click.prompt(f"Password for {key}", hide_input=True, err=True))
+
+        return None, prompt
+
+
+def _split_ciphers(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("give at least one cipher suite name")
+    return names
+
+
+def network_options(role: Role) -> Callable[[F], F]:
+    """Add the common network and TLS flags; the command receives ``net: NetworkOptions``."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = click.get_current_context()
+            tls_flag: bool | None = kwargs.pop("tls")
+            values = {name: kwargs.pop(name, None) for name in (
+                "aet", "called_aet", "cert", "key", "ca", "profile", "peer_cert", "no_verify",
+                "server_name", "ciphers", "key_password_env", "key_password_file", "json",
+                "verbose", "timeout",
+            )}
+            explicit = [
+                name for name in _TLS_ONLY_OPTIONS
+                if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+            ]
+            if tls_flag is False and explicit:
+                raise click.UsageError(
+                    f"--{explicit[0].replace('_', '-')} is a TLS option but --no-tls was given"
+                )
+            # TLS options say what the user wants: they imply --tls.
+            use_tls = bool(tls_flag) or (tls_flag is None and bool(explicit))
+            if values["key_password_env"] and values["key_password_file"]:
+                raise click.UsageError(
+                    "give --key-password-env or --key-password-file, not both"
+                )
+            kwargs["net"] = NetworkOptions(
+                role=role,
+                aet=values["aet"],
+                called_aet=values["called_aet"] or "ANY-SCP",
+                tls=use_tls,
+                cert=values["cert"],
+                key=values["key"],
+                ca=values["ca"],
+                profile=values["profile"],
+                peer_cert=values["peer_cert"] or "required",
+                no_verify=bool(values["no_verify"]),
+                server_name=values["server_name"],
+                ciphers=values["ciphers"],
+                key_password_env=values["key_password_env"],
+                key_password_file=values["key_password_file"],
+                json=bool(values["json"]),
+                verbose=int(values["verbose"] or 0),
+                timeout=values["timeout"],
+            )
+            return func(*args, **kwargs)
+
+        options: list[Callable[[Any], Any]] = [
+            click.option("--aet", default="DICOMNET", show_default=True, metavar="AET",
+                         help="Our AE title" + (" (the one clients call)." if role == "server"
+                                                else " (calling AE title).")),
+        ]
+        if role == "client":
+            options.append(click.option(
+                "--called-aet", default="ANY-SCP", show_default=True, metavar="AET",
+                help="The peer's AE title (called AE title)."))
+        options += [
+            click.option("--tls/--no-tls", default=None,
+                         help="Secure transport (PS3.15 B.1). Default: plain DICOM, unless a "
+                              "TLS option below is given. Default port becomes 2762."),
+            click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="Our certificate (PEM, chain after the leaf)."
+                              + (" Required with --tls." if role == "server" else
+                                 " Needed when the server requires client certificates.")),
+            click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="Private key of --cert (PEM, may be encrypted)."),
+            click.option("--ca", type=click.Path(exists=True, path_type=Path),
+                         help="CA certificates we trust to sign the peer's certificate: a PEM "
+                              "file, or a folder of hashed certificates (openssl rehash)."
+                              + ("" if role == "server" else
+                                 " Default: the system trust store.")),
+            click.option("--profile", type=click.Choice(list(PROFILES)),
+                         default=DEFAULT_PROFILE, show_default=True,
+                         help="TLS profile of PS3.15 Annex B (protocol versions, suites)."),
+        ]
+        if role == "server":
+            options.append(click.option(
+                "--peer-cert", type=click.Choice(["required", "optional", "none"]),
+                default="required", show_default=True,
+                help="Must clients present a certificate (mutual authentication)?"))
+        else:
+            options += [
+                click.option("--no-verify", is_flag=True,
+                             help="DANGEROUS: do not verify the server's certificate or name. "
+                                  "Anyone can impersonate the server. Tests only."),
+                click.option("--server-name", metavar="NAME",
+                             help="Host name expected in the server's certificate (and sent "
+                                  "as SNI). Default: HOST."),
+            ]
+        options += [
+            click.option("--ciphers", callback=_split_ciphers, metavar="LIST",
+                         help="TLS 1.2 cipher suites, comma separated (IANA or OpenSSL "
+                              "names), most preferred first. Default: the profile's."),
+            click.option("--key-password-env", metavar="VAR",
+                         help="Read the private key's password from this environment "
+                              "variable. Without it (or --key-password-file) you are asked "
+                              "when the key is encrypted and stdin is a terminal."),
+            click.option("--key-password-file",
+                         type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="Read the private key's password from this file (first line)."),
+            click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+                         metavar="SECONDS",
+                         help="Bound on each network wait (connect, TLS handshake, "
+                              "association, DIMSE response)."),
+            click.option("--json", "json", is_flag=True,
+                         help="Machine-readable JSON on stdout."),
+            click.option("-v", "--verbose", count=True,
+                         help="-v: INFO logs on stderr; -vv: DEBUG and tracebacks."),
+        ]
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+# -- output -------------------------------------------------------------------------
+
+
+def print_json(obj: object) -> None:
+    """One JSON document on stdout."""
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def fail(message: str, code: int = EXIT_NETWORK) -> NoReturn:
+    """One ``error:`` line on stderr, then exit with ``code``."""
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    sys.exit(code)
+
+
+class _ClickHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at emit time (CliRunner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    # Security warnings are meant for the operator: one loud line, no source location.
+    click.echo(click.style("WARNING: ", fg="red", bold=True) + str(message), err=True)
+
+
+@contextmanager
+def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterator[None]:
+    """Logging to stderr and warnings as one-liners for the duration of a command."""
+    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else default_level
+    handler = _ClickHandler()
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose >= 2 else (
+        "%(asctime)s %(message)s")
+    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    logger = logging.getLogger("dicomnet")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SecurityWarning)
+        warnings.showwarning = _show_warning
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+            logger.propagate = old_propagate
+
+
+def run_async(coro: Coroutine[Any, Any, T], *, verbose: int) -> T:
+    """Run ``coro``; turn expected failures into one line on stderr and an exit code."""
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+    except click.ClickException:
+        raise
+    except ConfigurationError as exc:
+        _trace(verbose)
+        fail(str(exc), EXIT_USAGE)
+    except DicomNetError as exc:
+        _trace(verbose)
+        fail(str(exc), EXIT_NETWORK)
+    except OSError as exc:
+        _trace(verbose)
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}", EXIT_NETWORK)
+
+
+def _trace(verbose: int) -> None:
+    if verbose >= 2:
+        traceback.print_exc(file=sys.stderr)

@@ -1,0 +1,70 @@
+"""Settings shared by clients and servers, as frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+__all__ = ["DEFAULT_PLAIN_PORT", "DEFAULT_TLS_PORT", "Limits", "Timeouts", "check_ae_title"]
+
+#: The registered "dicom" port (PS3.8 9.1.1 / IANA); dicomnet's default for plain DICOM.
+DEFAULT_PLAIN_PORT = 11112
+#: The registered "dicom-tls" port (PS3.15 B.1), default for TLS servers.
+DEFAULT_TLS_PORT = 2762
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Network deadlines, in seconds. ``None`` disables one (never the handshake)."""
+
+    connect: float = 30.0
+    """Opening the TCP connection."""
+    tls_handshake: float = 30.0
+    """The whole TLS handshake, per connection, in the connection's own task."""
+    artim: float = 30.0
+    """ARTIM (PS3.8 9.1.5): awaiting the A-ASSOCIATE-RQ, and the close after a release or abort."""
+    acse: float = 30.0
+    """Awaiting the A-ASSOCIATE-AC/RJ or the A-RELEASE-RP."""
+    dimse: float | None = 60.0
+    """Awaiting a DIMSE response (each one, pending responses included)."""
+    idle: float | None = 300.0
+    """An established association with nothing received for this long is aborted."""
+    pdu: float | None = 120.0
+    """Deadline to receive the rest of a PDU once it has started: a peer that
+    drips one byte a second cannot hold a connection slot forever."""
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "tls_handshake", "artim", "acse", "dimse", "idle", "pdu"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigurationError(f"timeout {name} must be positive, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Sizes and counts a server or client accepts."""
+
+    max_pdu_length: int = 1 << 20
+    """Maximum P-DATA-TF PDU length we announce and accept (PS3.8 D.1)."""
+    max_associate_length: int = 1 << 20
+    """Largest A-ASSOCIATE PDU accepted (real ones are well under 64 KiB)."""
+    max_associations: int = 64
+    """Server: associations at once; beyond it A-ASSOCIATE-RJ (transient, local limit)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_pdu_length <= 0xFFFFFFFF:
+            raise ConfigurationError("max_pdu_length must fit in 32 bits (0 = unlimited)")
+        if self.max_associations < 1:
+            raise ConfigurationError("max_associations must be at least 1")
+
+
+def check_ae_title(value: str, what: str = "AE title") -> str:
+    """Validate an AE title (PS3.5 6.2, AE VR): 1-16 characters of the default
+    character repertoire without backslash or control characters, not all spaces."""
+    stripped = value.strip(" ")
+    if not stripped or len(value) > 16:
+        raise ConfigurationError(f"{what} must be 1 to 16 characters, got {value!r}")
+    if any(ord(c) < 0x20 or ord(c) > 0x7E or c == "\\" for c in value):
+        raise ConfigurationError(f"{what} {value!r} holds characters an AE title cannot have")
+    return stripped

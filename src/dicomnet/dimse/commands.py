@@ -1,0 +1,301 @@
+"""Command set codec: group 0000 in Implicit VR Little Endian (PS3.7 6.3.1, Annex E).
+
+A command set is a flat list of group-0000 elements, always encoded Implicit VR
+Little Endian whatever transfer syntax the presentation context negotiated
+(PS3.7 6.3.1). This module is deliberately *not* a dataset codec - pydicom is
+that - but a small table-driven encoder/decoder for the handful of command
+elements of PS3.7 Annex E, written with :mod:`struct` because every DIMSE
+message goes through it.
+
+Values, by VR:
+
+==========  ===============================================================
+UL, US      ``int``
+UI          ``str``; encoded NUL-padded to even length (PS3.5 6.2)
+AE, LO      ``str``; encoded space-padded to even length
+AT          ``tuple[int, ...]`` of 32-bit tags ``0xGGGGEEEE``
+==========  ===============================================================
+
+Decisions (documented because the standard leaves them to us):
+
+* **Group length.** :func:`encode_command` always computes Command Group
+  Length (0000,0000) and writes it first, ignoring any value passed in.
+  :func:`decode_command` checks it against the bytes that follow when present
+  and leaves it out of the result; a missing one is tolerated (older peers
+  omit it; the PDV already delimits the command set).
+* **Unknown group-0000 tags** (retired ACR-NEMA elements such as
+  (0000,0001) Command Length to End, or a newer edition's additions) are *kept*
+  as raw ``bytes`` so a decode/encode round trip is lossless; the encoder
+  writes ``bytes`` values verbatim (NUL-padded to even length) for any tag.
+* **Strictness.** Elements must be in strictly ascending tag order (PS3.5 7.1
+  requires it, and it rules out duplicates), each length must fit in what is
+  left, fixed-size VRs must have their exact size, and every tag must be in
+  group 0000. Any violation raises :class:`~dicomnet.errors.RemoteProtocolError`
+  with abort reason 6 (invalid PDU parameter value).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from dicomnet.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "COMMAND_ELEMENTS",
+    "AFFECTED_SOP_CLASS_UID",
+    "REQUESTED_SOP_CLASS_UID",
+    "COMMAND_FIELD",
+    "COMMAND_GROUP_LENGTH",
+    "MESSAGE_ID",
+    "MESSAGE_ID_BEING_RESPONDED_TO",
+    "MOVE_DESTINATION",
+    "PRIORITY",
+    "COMMAND_DATA_SET_TYPE",
+    "STATUS",
+    "OFFENDING_ELEMENT",
+    "ERROR_COMMENT",
+    "ERROR_ID",
+    "AFFECTED_SOP_INSTANCE_UID",
+    "REQUESTED_SOP_INSTANCE_UID",
+    "EVENT_TYPE_ID",
+    "ATTRIBUTE_IDENTIFIER_LIST",
+    "ACTION_TYPE_ID",
+    "NUMBER_OF_REMAINING_SUBOPERATIONS",
+    "NUMBER_OF_COMPLETED_SUBOPERATIONS",
+    "NUMBER_OF_FAILED_SUBOPERATIONS",
+    "NUMBER_OF_WARNING_SUBOPERATIONS",
+    "MOVE_ORIGINATOR_AE_TITLE",
+    "MOVE_ORIGINATOR_MESSAGE_ID",
+    "CommandValue",
+    "decode_command",
+    "encode_command",
+]
+
+# Tags of PS3.7 Annex E, Table E.1-1 (retired elements are left to the raw path).
+COMMAND_GROUP_LENGTH: Final = 0x0000_0000
+AFFECTED_SOP_CLASS_UID: Final = 0x0000_0002
+REQUESTED_SOP_CLASS_UID: Final = 0x0000_0003
+COMMAND_FIELD: Final = 0x0000_0100
+MESSAGE_ID: Final = 0x0000_0110
+MESSAGE_ID_BEING_RESPONDED_TO: Final = 0x0000_0120
+MOVE_DESTINATION: Final = 0x0000_0600
+PRIORITY: Final = 0x0000_0700
+COMMAND_DATA_SET_TYPE: Final = 0x0000_0800
+STATUS: Final = 0x0000_0900
+OFFENDING_ELEMENT: Final = 0x0000_0901
+ERROR_COMMENT: Final = 0x0000_0902
+ERROR_ID: Final = 0x0000_0903
+AFFECTED_SOP_INSTANCE_UID: Final = 0x0000_1000
+REQUESTED_SOP_INSTANCE_UID: Final = 0x0000_1001
+EVENT_TYPE_ID: Final = 0x0000_1002
+ATTRIBUTE_IDENTIFIER_LIST: Final = 0x0000_1005
+ACTION_TYPE_ID: Final = 0x0000_1008
+NUMBER_OF_REMAINING_SUBOPERATIONS: Final = 0x0000_1020
+NUMBER_OF_COMPLETED_SUBOPERATIONS: Final = 0x0000_1021
+NUMBER_OF_FAILED_SUBOPERATIONS: Final = 0x0000_1022
+NUMBER_OF_WARNING_SUBOPERATIONS: Final = 0x0000_1023
+MOVE_ORIGINATOR_AE_TITLE: Final = 0x0000_1030
+MOVE_ORIGINATOR_MESSAGE_ID: Final = 0x0000_1031
+
+#: tag -> (keyword, VR, VM) for the command elements of PS3.7 Annex E.
+COMMAND_ELEMENTS: Final[Mapping[int, tuple[str, str, str]]] = {
+    COMMAND_GROUP_LENGTH: ("CommandGroupLength", "UL", "1"),
+    AFFECTED_SOP_CLASS_UID: ("AffectedSOPClassUID", "UI", "1"),
+    REQUESTED_SOP_CLASS_UID: ("RequestedSOPClassUID", "UI", "1"),
+    COMMAND_FIELD: ("CommandField", "US", "1"),
+    MESSAGE_ID: ("MessageID", "US", "1"),
+    MESSAGE_ID_BEING_RESPONDED_TO: ("MessageIDBeingRespondedTo", "US", "1"),
+    MOVE_DESTINATION: ("MoveDestination", "AE", "1"),
+    PRIORITY: ("Priority", "US", "1"),
+    COMMAND_DATA_SET_TYPE: ("CommandDataSetType", "US", "1"),
+    STATUS: ("Status", "US", "1"),
+    OFFENDING_ELEMENT: ("OffendingElement", "AT", "1-n"),
+    ERROR_COMMENT: ("ErrorComment", "LO", "1"),
+    ERROR_ID: ("ErrorID", "US", "1"),
+    AFFECTED_SOP_INSTANCE_UID: ("AffectedSOPInstanceUID", "UI", "1"),
+    REQUESTED_SOP_INSTANCE_UID: ("RequestedSOPInstanceUID", "UI", "1"),
+    EVENT_TYPE_ID: ("EventTypeID", "US", "1"),
+    ATTRIBUTE_IDENTIFIER_LIST: ("AttributeIdentifierList", "AT", "1-n"),
+    ACTION_TYPE_ID: ("ActionTypeID", "US", "1"),
+    NUMBER_OF_REMAINING_SUBOPERATIONS: ("NumberOfRemainingSuboperations", "US", "1"),
+    NUMBER_OF_COMPLETED_SUBOPERATIONS: ("NumberOfCompletedSuboperations", "US", "1"),
+    NUMBER_OF_FAILED_SUBOPERATIONS: ("NumberOfFailedSuboperations", "US", "1"),
+    NUMBER_OF_WARNING_SUBOPERATIONS: ("NumberOfWarningSuboperations", "US", "1"),
+    MOVE_ORIGINATOR_AE_TITLE: ("MoveOriginatorApplicationEntityTitle", "AE", "1"),
+    MOVE_ORIGINATOR_MESSAGE_ID: ("MoveOriginatorMessageID", "US", "1"),
+}
+
+# The VR alone drives the codec; a flat dict lookup per element keeps decoding fast.
+_VR: Final[dict[int, str]] = {tag: vr for tag, (_, vr, _) in COMMAND_ELEMENTS.items()}
+
+# Maximum value lengths of PS3.5 Table 6.2-1 for the string VRs we write.
+_MAX_CHARS: Final = {"UI": 64, "AE": 16, "LO": 64}
+
+#: A decoded command element value.
+CommandValue = int | str | tuple[int, ...] | bytes
+
+_HEADER = struct.Struct("<HHI")  # group, element, value length (Implicit VR LE, PS3.5 7.1.3)
+_US = struct.Struct("<H")
+_UL = struct.Struct("<I")
+_GROUP_LENGTH_ELEMENT = struct.Struct("<HHII")
+
+
+def _bad(message: str) -> RemoteProtocolError:
+    # Reason 6 (invalid PDU parameter value): the P-DATA-TF was well formed, its content is not.
+    return RemoteProtocolError(message, abort_source=2, abort_reason=6)
+
+
+def _encode_text(tag: int, vr: str, value: object) -> bytes:
+    if not isinstance(value, str):
+        raise LocalProtocolError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} needs a str")
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:
+        # Command sets use the default character repertoire only (PS3.7 6.3.1).
+        raise LocalProtocolError(
+            f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} must be ASCII: {value!r}"
+        ) from None
+    if len(raw) > _MAX_CHARS[vr]:
+        raise LocalProtocolError(
+            f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} longer than {_MAX_CHARS[vr]}: {value!r}"
+        )
+    if len(raw) & 1:
+        raw += b"\x00" if vr == "UI" else b" "
+    return raw
+
+
+def _encode_value(tag: int, value: object) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        return raw + b"\x00" if len(raw) & 1 else raw
+    vr = _VR.get(tag)
+    if vr is None:
+        raise LocalProtocolError(
+            f"({tag >> 16:04X},{tag & 0xFFFF:04X}) is not a known command element; pass bytes"
+        )
+    if vr in {"US", "UL"}:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise LocalProtocolError(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} needs an int")
+        limit = 0xFFFF if vr == "US" else 0xFFFFFFFF
+        if not 0 <= value <= limit:
+            raise LocalProtocolError(
+                f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} value out of range: {value}"
+            )
+        return _US.pack(value) if vr == "US" else _UL.pack(value)
+    if vr == "AT":
+        if isinstance(value, int) or not isinstance(value, Sequence) or isinstance(value, str):
+            raise LocalProtocolError(
+                f"({tag >> 16:04X},{tag & 0xFFFF:04X}) AT needs a sequence of tags"
+            )
+        out = bytearray()
+        for item in value:
+            if not isinstance(item, int) or not 0 <= item <= 0xFFFFFFFF:
+                raise LocalProtocolError(f"bad tag in AT value: {item!r}")
+            out += struct.pack("<HH", item >> 16, item & 0xFFFF)
+        return bytes(out)
+    return _encode_text(tag, vr, value)
+
+
+def encode_command(elements: Mapping[int, object]) -> bytes:
+    """Encode a command set in Implicit VR Little Endian (PS3.7 6.3.1, Annex E).
+
+    ``elements`` maps group-0000 tags to values (see the module docstring);
+    ``None`` values are left out, and a Command Group Length passed in is
+    ignored: it is computed and written first. Raises
+    :class:`~dicomnet.errors.LocalProtocolError` for a tag outside group 0000
+    or a value its VR cannot hold.
+    """
+    body = bytearray()
+    for tag in sorted(elements):
+        if tag >> 16 != 0:
+            raise LocalProtocolError(f"tag {tag:08X} is not in the command group 0000")
+        value = elements[tag]
+        if value is None or tag == COMMAND_GROUP_LENGTH:
+            continue
+        raw = _encode_value(tag, value)
+        body += _HEADER.pack(0, tag & 0xFFFF, len(raw))
+        body += raw
+    return _GROUP_LENGTH_ELEMENT.pack(0, 0, 4, len(body)) + body
+
+
+def _decode_text(tag: int, vr: str, raw: bytes) -> str:
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        if vr == "LO":
+            # Error Comment is free text for humans; losing a byte beats aborting.
+            text = raw.decode("ascii", errors="replace")
+        else:
+            raise _bad(f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {vr} is not ASCII") from None
+    if vr == "UI":
+        # UIDs are NUL padded; some peers pad with a space instead.
+        return text.rstrip("\x00 ")
+    if vr == "AE":
+        # Leading and trailing spaces of an AE title are not significant (PS3.5 6.2).
+        return text.strip(" \x00")
+    return text.rstrip(" \x00")
+
+
+def decode_command(data: bytes | bytearray | memoryview) -> dict[int, CommandValue]:
+    """Decode a command set (PS3.7 6.3.1, Annex E) into ``{tag: value}``.
+
+    Strict, as the module docstring describes: any malformation raises
+    :class:`~dicomnet.errors.RemoteProtocolError` (abort reason 6). The group
+    length is verified, not returned; unknown group-0000 elements come back as
+    raw ``bytes``.
+    """
+    buf = bytes(data)
+    end = len(buf)
+    out: dict[int, CommandValue] = {}
+    pos = 0
+    previous = -1
+    unpack_header = _HEADER.unpack_from
+    while pos < end:
+        if end - pos < 8:
+            raise _bad(f"truncated element header at offset {pos}")
+        group, element, length = unpack_header(buf, pos)
+        tag = (group << 16) | element
+        if group != 0:
+            raise _bad(f"tag ({group:04X},{element:04X}) in a command set is not in group 0000")
+        if tag <= previous:
+            raise _bad(f"command element ({group:04X},{element:04X}) out of order or repeated")
+        previous = tag
+        pos += 8
+        if length > end - pos:
+            # Also catches the undefined length 0xFFFFFFFF: command sets hold no sequences.
+            raise _bad(
+                f"({group:04X},{element:04X}) length {length} exceeds the "
+                f"{end - pos} bytes left in the command set"
+            )
+        raw = buf[pos : pos + length]
+        pos += length
+        vr = _VR.get(tag)
+        if tag == COMMAND_GROUP_LENGTH:
+            if length != 4:
+                raise _bad(f"Command Group Length has length {length}, not 4")
+            if _UL.unpack(raw)[0] != end - pos:
+                raise _bad(
+                    f"Command Group Length says {_UL.unpack(raw)[0]} bytes follow, "
+                    f"but {end - pos} do"
+                )
+            continue
+        if vr is None:
+            out[tag] = raw
+        elif vr == "US":
+            if length != 2:
+                raise _bad(f"({group:04X},{element:04X}) US has length {length}, not 2")
+            out[tag] = _US.unpack(raw)[0]
+        elif vr == "UL":
+            if length != 4:
+                raise _bad(f"({group:04X},{element:04X}) UL has length {length}, not 4")
+            out[tag] = _UL.unpack(raw)[0]
+        elif vr == "AT":
+            if length % 4:
+                raise _bad(f"({group:04X},{element:04X}) AT length {length} is not a multiple of 4")
+            pairs = struct.unpack(f"<{length // 2}H", raw)
+            out[tag] = tuple((pairs[i] << 16) | pairs[i + 1] for i in range(0, len(pairs), 2))
+        else:
+            out[tag] = _decode_text(tag, vr, raw)
+    return out

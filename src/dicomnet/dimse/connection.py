@@ -1,0 +1,237 @@
+"""Sans-I/O DIMSE connection: PDVs in, DIMSE events out (PS3.7 8, 9, 10; PS3.8 Annex E).
+
+:class:`DimseConnection` sits on top of the Upper Layer the way an HTTP/3
+layer sits on QUIC: the association driver hands it each presentation data
+value of each P-DATA-TF it receives, and it answers with events:
+
+* :class:`MessageReceived` when a command set is complete; if
+  ``message.has_dataset``, the data set follows as
+* :class:`DatasetFragment` events, one per data PDV, the last with
+  ``is_last=True``. Fragments are passed on, not buffered, so a data set of
+  any size can go straight to a file.
+
+It knows nothing of the UL state machine, sockets or time.
+
+Rules enforced on what the peer sends (PS3.7 8.1-8.2; PS3.8 E.2), each a
+:class:`~dicomnet.errors.RemoteProtocolError` with A-ABORT source 2 and
+
+* reason 5 (unexpected PDU parameter) for a PDV in the wrong place: a data
+  PDV before any command that announced a data set or while a command set is
+  still incomplete, a command PDV while a data set is pending (this covers a
+  command fragment after the last command fragment of a message with a data
+  set), a PDV whose presentation context differs from its message's;
+* reason 6 (invalid PDU parameter value) for a command set that cannot be
+  decoded, or that grows beyond :data:`MAX_COMMAND_SET_LENGTH` (command sets
+  are a few hundred bytes: a hostile peer must not make us buffer megabytes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from dicomnet.dimse.fragments import command_pdus, dataset_pdus
+from dicomnet.dimse.messages import DimseMessage, decode_message, encode_message
+from dicomnet.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "MAX_COMMAND_SET_LENGTH",
+    "DatasetFragment",
+    "DimseConnection",
+    "DimseEvent",
+    "MessageReceived",
+    "PDV",
+]
+
+#: Largest command set we reassemble, in bytes.
+MAX_COMMAND_SET_LENGTH: Final = 64 * 1024
+
+_UNEXPECTED = 5  # A-ABORT reason: unexpected PDU parameter (PS3.8 Table 9-26)
+_INVALID = 6  # A-ABORT reason: invalid PDU parameter value
+
+
+class PDV(Protocol):
+    """What we need of a presentation data value (``ul.pdu.PresentationDataValue``).
+
+    A protocol rather than an import keeps this layer independent of the UL codec.
+    """
+
+    @property
+    def context_id(self) -> int: ...
+    @property
+    def is_command(self) -> bool: ...
+    @property
+    def is_last(self) -> bool: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A complete command set arrived on ``context_id`` (PS3.7 8.1).
+
+    If ``message.has_dataset`` its data set follows as :class:`DatasetFragment` events.
+    """
+
+    context_id: int
+    message: DimseMessage
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetFragment:
+    """One data PDV of the data set of the last :class:`MessageReceived` (PS3.7 8.2)."""
+
+    context_id: int
+    data: bytes
+    is_last: bool
+
+
+DimseEvent = MessageReceived | DatasetFragment
+
+
+def _unexpected(message: str) -> RemoteProtocolError:
+    return RemoteProtocolError(message, abort_source=2, abort_reason=_UNEXPECTED)
+
+
+class DimseConnection:
+    """DIMSE message reassembly and message IDs for one association (PS3.7 8-10).
+
+    Receiving: feed every PDV of every received P-DATA-TF, in order, to
+    :meth:`receive_pdv`. Sending: :meth:`next_message_id`, then
+    :meth:`encode_request` / :meth:`encode_response` for the PDUs to write.
+    """
+
+    __slots__ = ("_command", "_command_context", "_dataset_context", "_last_message_id")
+
+    def __init__(self) -> None:
+        self._command = bytearray()
+        # Context of the command set being reassembled, or None between messages.
+        self._command_context: int | None = None
+        # Context whose data set we are receiving, or None if no data set is due.
+        self._dataset_context: int | None = None
+        self._last_message_id = 0
+
+    # ------------------------------------------------------------------ receiving
+
+    @property
+    def expecting_dataset(self) -> bool:
+        """True between a command that announced a data set and its last data PDV."""
+        return self._dataset_context is not None
+
+    @property
+    def idle(self) -> bool:
+        """True when no message is partly received (a clean point to release)."""
+        return self._command_context is None and self._dataset_context is None
+
+    def receive_pdv(self, pdv: PDV) -> list[DimseEvent]:
+        """Take one received PDV; return the events it completes (PS3.7 8, PS3.8 E.2).
+
+        Raises :class:`~dicomnet.errors.RemoteProtocolError` on any violation
+        listed in the module docstring; the association should then be aborted
+        with the error's ``abort_source`` and ``abort_reason``.
+        """
+        context_id = pdv.context_id
+        if pdv.is_command:
+            return self._receive_command(context_id, pdv.is_last, pdv.data)
+        if self._command_context is not None:
+            raise _unexpected(
+                f"data PDV on context {context_id} before the command set on context "
+                f"{self._command_context} was complete"
+            )
+        expected = self._dataset_context
+        if expected is None:
+            raise _unexpected(f"data PDV on context {context_id} but no data set is due")
+        if context_id != expected:
+            raise _unexpected(
+                f"data PDV on context {context_id} for a message on context {expected}"
+            )
+        if pdv.is_last:
+            self._dataset_context = None
+        return [DatasetFragment(context_id, pdv.data, pdv.is_last)]
+
+    def _receive_command(self, context_id: int, is_last: bool, data: bytes) -> list[DimseEvent]:
+        if self._dataset_context is not None:
+            raise _unexpected(
+                f"command PDV on context {context_id} while the data set of the message on "
+                f"context {self._dataset_context} is still due"
+            )
+        if self._command_context is None:
+            self._command_context = context_id
+        elif context_id != self._command_context:
+            raise _unexpected(
+                f"command PDV on context {context_id} inside a command set on context "
+                f"{self._command_context}"
+            )
+        if len(self._command) + len(data) > MAX_COMMAND_SET_LENGTH:
+            raise RemoteProtocolError(
+                f"command set larger than {MAX_COMMAND_SET_LENGTH} bytes",
+                abort_source=2,
+                abort_reason=_INVALID,
+            )
+        self._command += data
+        if not is_last:
+            return []
+        raw = bytes(self._command)
+        self._command.clear()
+        self._command_context = None
+        message = decode_message(raw)
+        if message.has_dataset:
+            self._dataset_context = context_id
+        return [MessageReceived(context_id, message)]
+
+    # ------------------------------------------------------------------ sending
+
+    def next_message_id(self) -> int:
+        """A fresh Message ID (PS3.7 E.1): 1, 2, ... 65535, then 1 again (0 is skipped).
+
+        IDs need only be unique among the requests outstanding on the
+        association; wrapping after 65535 is safe since far fewer are ever open.
+        """
+        self._last_message_id = self._last_message_id % 0xFFFF + 1
+        return self._last_message_id
+
+    def encode_request(
+        self,
+        msg: DimseMessage,
+        context_id: int,
+        max_pdu_length: int,
+        dataset: bytes | memoryview | None = None,
+    ) -> list[bytes]:
+        """The P-DATA-TF PDUs for request ``msg`` and, optionally, its data set (PS3.7 8).
+
+        Pass ``dataset=None`` with ``msg.has_dataset`` true to stream the data
+        set separately (``fragments.stream_dataset_pdus``). Raises
+        :class:`~dicomnet.errors.LocalProtocolError` if ``msg`` is a response or
+        a data set is given for a message that announces none.
+        """
+        if not msg.is_request:
+            raise LocalProtocolError(f"{type(msg).__name__} is not a request")
+        return _encode(msg, context_id, max_pdu_length, dataset)
+
+    def encode_response(
+        self,
+        msg: DimseMessage,
+        context_id: int,
+        max_pdu_length: int,
+        dataset: bytes | memoryview | None = None,
+    ) -> list[bytes]:
+        """Like :meth:`encode_request`, for a response."""
+        if msg.is_request:
+            raise LocalProtocolError(f"{type(msg).__name__} is not a response")
+        return _encode(msg, context_id, max_pdu_length, dataset)
+
+
+def _encode(
+    msg: DimseMessage,
+    context_id: int,
+    max_pdu_length: int,
+    dataset: bytes | memoryview | None,
+) -> list[bytes]:
+    if dataset is not None and not msg.has_dataset:
+        raise LocalProtocolError(
+            f"{type(msg).__name__} has has_dataset=False but a data set was given"
+        )
+    pdus = command_pdus(context_id, encode_message(msg), max_pdu_length)
+    if dataset is not None:
+        pdus.extend(dataset_pdus(context_id, dataset, max_pdu_length))
+    return pdus

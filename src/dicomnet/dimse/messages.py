@@ -1,0 +1,566 @@
+"""DIMSE messages: one frozen dataclass per message (PS3.7 9.3 and 10.3).
+
+Each class holds the command elements of its table in PS3.7 (9.3.1-9.3.5 for
+DIMSE-C, 10.3.1-10.3.6 for DIMSE-N) under snake_case names after the
+standard's, plus ``has_dataset``, which stands for Command Data Set Type
+(0000,0800). Fields without a default are the mandatory ones: the decoder
+rejects a message that lacks them (and C-ECHO-RQ without its Affected SOP
+Class UID). One leniency: a request without Priority (0000,0700) is taken as
+MEDIUM rather than refused, since nothing is lost by it.
+
+Command Data Set Type (PS3.7 E.1): 0101H means "no data set"; the standard
+says any other value means one follows. We *send* 0001H, the value DCMTK
+(``DIMSE_DATASET_PRESENT``) and pynetdicom both write, and we *accept* any
+value other than 0101H.
+
+Status-related elements (PS3.7 Annex C: Error Comment, Error ID, Offending
+Element) are optional on every response. Elements a class does not know are
+dropped when decoding (the raw command set is still there for a caller who
+needs them; see :func:`~dicomnet.dimse.commands.decode_command`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from dicomnet.dimse import commands as c
+from dicomnet.dimse.status import Service, Status
+from dicomnet.errors import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "DATA_SET_ABSENT",
+    "DATA_SET_PRESENT",
+    "MESSAGE_CLASSES",
+    "PRIORITY_HIGH",
+    "PRIORITY_LOW",
+    "PRIORITY_MEDIUM",
+    "CCancelRQ",
+    "CEchoRQ",
+    "CEchoRSP",
+    "CFindRQ",
+    "CFindRSP",
+    "CGetRQ",
+    "CGetRSP",
+    "CMoveRQ",
+    "CMoveRSP",
+    "CStoreRQ",
+    "CStoreRSP",
+    "DimseMessage",
+    "DimseRequest",
+    "DimseResponse",
+    "NActionRQ",
+    "NActionRSP",
+    "NCreateRQ",
+    "NCreateRSP",
+    "NDeleteRQ",
+    "NDeleteRSP",
+    "NEventReportRQ",
+    "NEventReportRSP",
+    "NGetRQ",
+    "NGetRSP",
+    "NSetRQ",
+    "NSetRSP",
+    "decode_message",
+    "encode_message",
+]
+
+#: Command Data Set Type values (PS3.7 E.1); see the module docstring.
+DATA_SET_ABSENT: Final = 0x0101
+DATA_SET_PRESENT: Final = 0x0001
+
+#: Priority (0000,0700) values (PS3.7 E.1).
+PRIORITY_MEDIUM: Final = 0x0000
+PRIORITY_HIGH: Final = 0x0001
+PRIORITY_LOW: Final = 0x0002
+
+# Every field name means the same element in every message, so one table serves all.
+_FIELD_TAGS: Final[dict[str, int]] = {
+    "message_id": c.MESSAGE_ID,
+    "message_id_being_responded_to": c.MESSAGE_ID_BEING_RESPONDED_TO,
+    "affected_sop_class_uid": c.AFFECTED_SOP_CLASS_UID,
+    "requested_sop_class_uid": c.REQUESTED_SOP_CLASS_UID,
+    "affected_sop_instance_uid": c.AFFECTED_SOP_INSTANCE_UID,
+    "requested_sop_instance_uid": c.REQUESTED_SOP_INSTANCE_UID,
+    "priority": c.PRIORITY,
+    "move_destination": c.MOVE_DESTINATION,
+    "move_originator_ae_title": c.MOVE_ORIGINATOR_AE_TITLE,
+    "move_originator_message_id": c.MOVE_ORIGINATOR_MESSAGE_ID,
+    "status": c.STATUS,
+    "offending_element": c.OFFENDING_ELEMENT,
+    "error_comment": c.ERROR_COMMENT,
+    "error_id": c.ERROR_ID,
+    "event_type_id": c.EVENT_TYPE_ID,
+    "action_type_id": c.ACTION_TYPE_ID,
+    "attribute_identifier_list": c.ATTRIBUTE_IDENTIFIER_LIST,
+    "number_of_remaining_suboperations": c.NUMBER_OF_REMAINING_SUBOPERATIONS,
+    "number_of_completed_suboperations": c.NUMBER_OF_COMPLETED_SUBOPERATIONS,
+    "number_of_failed_suboperations": c.NUMBER_OF_FAILED_SUBOPERATIONS,
+    "number_of_warning_suboperations": c.NUMBER_OF_WARNING_SUBOPERATIONS,
+}
+
+
+class _Message:
+    """Behaviour shared by all messages; the fields live on the dataclasses."""
+
+    __slots__ = ()
+    #: Command Field (0000,0100) value of this message (PS3.7 E.1).
+    command_field: ClassVar[int]
+    # Mandatory on the wire although the constructor offers a default.
+    _wire_mandatory: ClassVar[frozenset[str]] = frozenset()
+    has_dataset: bool
+
+    @property
+    def is_request(self) -> bool:
+        """True for -RQ messages (bit 15 of Command Field clear, PS3.7 E.1)."""
+        return not self.command_field & 0x8000
+
+
+class _Response(_Message):
+    __slots__ = ()
+    # Which PS3.4 status table explains this response's codes.
+    _status_service: ClassVar[Service | None] = None
+    status: int
+
+    @property
+    def status_info(self) -> Status:
+        """The Status (0000,0900) as a :class:`~dicomnet.dimse.status.Status` value."""
+        return Status(self.status, self._status_service)
+
+
+# ---------------------------------------------------------------------------- DIMSE-C
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CEchoRQ(_Message):
+    """C-ECHO-RQ (PS3.7 9.3.5.1)."""
+
+    command_field: ClassVar[int] = 0x0030
+    _wire_mandatory: ClassVar[frozenset[str]] = frozenset({"affected_sop_class_uid"})
+    message_id: int
+    affected_sop_class_uid: str = "1.2.840.10008.1.1"
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CEchoRSP(_Response):
+    """C-ECHO-RSP (PS3.7 9.3.5.2)."""
+
+    command_field: ClassVar[int] = 0x8030
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CStoreRQ(_Message):
+    """C-STORE-RQ (PS3.7 9.3.1.1)."""
+
+    command_field: ClassVar[int] = 0x0001
+    message_id: int
+    affected_sop_class_uid: str
+    affected_sop_instance_uid: str
+    priority: int = PRIORITY_MEDIUM
+    move_originator_ae_title: str | None = None
+    move_originator_message_id: int | None = None
+    has_dataset: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CStoreRSP(_Response):
+    """C-STORE-RSP (PS3.7 9.3.1.2)."""
+
+    command_field: ClassVar[int] = 0x8001
+    _status_service: ClassVar[Service | None] = "storage"
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CFindRQ(_Message):
+    """C-FIND-RQ (PS3.7 9.3.2.1); the Identifier is the data set."""
+
+    command_field: ClassVar[int] = 0x0020
+    message_id: int
+    affected_sop_class_uid: str
+    priority: int = PRIORITY_MEDIUM
+    has_dataset: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CFindRSP(_Response):
+    """C-FIND-RSP (PS3.7 9.3.2.2); pending responses carry an Identifier."""
+
+    command_field: ClassVar[int] = 0x8020
+    _status_service: ClassVar[Service | None] = "find"
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CGetRQ(_Message):
+    """C-GET-RQ (PS3.7 9.3.3.1)."""
+
+    command_field: ClassVar[int] = 0x0010
+    message_id: int
+    affected_sop_class_uid: str
+    priority: int = PRIORITY_MEDIUM
+    has_dataset: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CGetRSP(_Response):
+    """C-GET-RSP (PS3.7 9.3.3.2)."""
+
+    command_field: ClassVar[int] = 0x8010
+    _status_service: ClassVar[Service | None] = "get"
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    number_of_remaining_suboperations: int | None = None
+    number_of_completed_suboperations: int | None = None
+    number_of_failed_suboperations: int | None = None
+    number_of_warning_suboperations: int | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CMoveRQ(_Message):
+    """C-MOVE-RQ (PS3.7 9.3.4.1)."""
+
+    command_field: ClassVar[int] = 0x0021
+    message_id: int
+    affected_sop_class_uid: str
+    move_destination: str
+    priority: int = PRIORITY_MEDIUM
+    has_dataset: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CMoveRSP(_Response):
+    """C-MOVE-RSP (PS3.7 9.3.4.2)."""
+
+    command_field: ClassVar[int] = 0x8021
+    _status_service: ClassVar[Service | None] = "move"
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    number_of_remaining_suboperations: int | None = None
+    number_of_completed_suboperations: int | None = None
+    number_of_failed_suboperations: int | None = None
+    number_of_warning_suboperations: int | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CCancelRQ(_Message):
+    """C-CANCEL-RQ (PS3.7 9.3.2.3, 9.3.3.3, 9.3.4.3): one command field for all."""
+
+    command_field: ClassVar[int] = 0x0FFF
+    message_id_being_responded_to: int
+    has_dataset: bool = False
+
+
+# ---------------------------------------------------------------------------- DIMSE-N
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NEventReportRQ(_Message):
+    """N-EVENT-REPORT-RQ (PS3.7 10.3.1.1); Event Information is the data set."""
+
+    command_field: ClassVar[int] = 0x0100
+    message_id: int
+    affected_sop_class_uid: str
+    affected_sop_instance_uid: str
+    event_type_id: int
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NEventReportRSP(_Response):
+    """N-EVENT-REPORT-RSP (PS3.7 10.3.1.2)."""
+
+    command_field: ClassVar[int] = 0x8100
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    event_type_id: int | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NGetRQ(_Message):
+    """N-GET-RQ (PS3.7 10.3.2.1); no Attribute Identifier List means all attributes."""
+
+    command_field: ClassVar[int] = 0x0110
+    message_id: int
+    requested_sop_class_uid: str
+    requested_sop_instance_uid: str
+    attribute_identifier_list: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NGetRSP(_Response):
+    """N-GET-RSP (PS3.7 10.3.2.2); the Attribute List is the data set."""
+
+    command_field: ClassVar[int] = 0x8110
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    attribute_identifier_list: tuple[int, ...] | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NSetRQ(_Message):
+    """N-SET-RQ (PS3.7 10.3.3.1); the Modification List is the data set."""
+
+    command_field: ClassVar[int] = 0x0120
+    message_id: int
+    requested_sop_class_uid: str
+    requested_sop_instance_uid: str
+    has_dataset: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NSetRSP(_Response):
+    """N-SET-RSP (PS3.7 10.3.3.2)."""
+
+    command_field: ClassVar[int] = 0x8120
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    attribute_identifier_list: tuple[int, ...] | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NActionRQ(_Message):
+    """N-ACTION-RQ (PS3.7 10.3.4.1); Action Information is the data set."""
+
+    command_field: ClassVar[int] = 0x0130
+    message_id: int
+    requested_sop_class_uid: str
+    requested_sop_instance_uid: str
+    action_type_id: int
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NActionRSP(_Response):
+    """N-ACTION-RSP (PS3.7 10.3.4.2)."""
+
+    command_field: ClassVar[int] = 0x8130
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    action_type_id: int | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NCreateRQ(_Message):
+    """N-CREATE-RQ (PS3.7 10.3.5.1); the SCP assigns the instance UID if it is absent."""
+
+    command_field: ClassVar[int] = 0x0140
+    message_id: int
+    affected_sop_class_uid: str
+    affected_sop_instance_uid: str | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NCreateRSP(_Response):
+    """N-CREATE-RSP (PS3.7 10.3.5.2)."""
+
+    command_field: ClassVar[int] = 0x8140
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    attribute_identifier_list: tuple[int, ...] | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NDeleteRQ(_Message):
+    """N-DELETE-RQ (PS3.7 10.3.6.1)."""
+
+    command_field: ClassVar[int] = 0x0150
+    message_id: int
+    requested_sop_class_uid: str
+    requested_sop_instance_uid: str
+    has_dataset: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NDeleteRSP(_Response):
+    """N-DELETE-RSP (PS3.7 10.3.6.2)."""
+
+    command_field: ClassVar[int] = 0x8150
+    message_id_being_responded_to: int
+    status: int
+    affected_sop_class_uid: str | None = None
+    affected_sop_instance_uid: str | None = None
+    error_comment: str | None = None
+    error_id: int | None = None
+    offending_element: tuple[int, ...] | None = None
+    has_dataset: bool = False
+
+
+DimseRequest = (
+    CEchoRQ
+    | CStoreRQ
+    | CFindRQ
+    | CGetRQ
+    | CMoveRQ
+    | CCancelRQ
+    | NEventReportRQ
+    | NGetRQ
+    | NSetRQ
+    | NActionRQ
+    | NCreateRQ
+    | NDeleteRQ
+)
+DimseResponse = (
+    CEchoRSP
+    | CStoreRSP
+    | CFindRSP
+    | CGetRSP
+    | CMoveRSP
+    | NEventReportRSP
+    | NGetRSP
+    | NSetRSP
+    | NActionRSP
+    | NCreateRSP
+    | NDeleteRSP
+)
+DimseMessage = DimseRequest | DimseResponse
+
+_ALL: Final[tuple[type[DimseMessage], ...]] = (
+    CEchoRQ, CEchoRSP, CStoreRQ, CStoreRSP, CFindRQ, CFindRSP, CGetRQ, CGetRSP,
+    CMoveRQ, CMoveRSP, CCancelRQ, NEventReportRQ, NEventReportRSP, NGetRQ, NGetRSP,
+    NSetRQ, NSetRSP, NActionRQ, NActionRSP, NCreateRQ, NCreateRSP, NDeleteRQ, NDeleteRSP,
+)  # fmt: skip
+
+#: Command Field (0000,0100) -> message class.
+MESSAGE_CLASSES: Final[dict[int, type[DimseMessage]]] = {cls.command_field: cls for cls in _ALL}
+
+
+def _spec(cls: type[DimseMessage]) -> tuple[tuple[str, int, bool], ...]:
+    """(field name, tag, mandatory) for every command element field of ``cls``."""
+    out = []
+    # mypy cannot see that every member of the union is a dataclass type.
+    dataclass_type: Any = cls
+    for f in dataclasses.fields(dataclass_type):
+        if f.name == "has_dataset":
+            continue
+        mandatory = f.name in cls._wire_mandatory or (
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        out.append((f.name, _FIELD_TAGS[f.name], mandatory))
+    return tuple(out)
+
+
+# Worked out once at import: encode/decode run per message and must stay cheap.
+_SPECS: Final[dict[type[DimseMessage], tuple[tuple[str, int, bool], ...]]] = {
+    cls: _spec(cls) for cls in _ALL
+}
+
+
+def encode_message(msg: DimseMessage) -> bytes:
+    """Encode ``msg`` as its command set bytes (PS3.7 6.3.1, 9.3, 10.3).
+
+    Raises :class:`~dicomnet.errors.LocalProtocolError` if a field cannot be
+    encoded (wrong type, out of range).
+    """
+    spec = _SPECS.get(type(msg))
+    if spec is None:
+        raise LocalProtocolError(f"not a DIMSE message: {msg!r}")
+    elements: dict[int, object] = {
+        c.COMMAND_FIELD: msg.command_field,
+        c.COMMAND_DATA_SET_TYPE: DATA_SET_PRESENT if msg.has_dataset else DATA_SET_ABSENT,
+    }
+    for name, tag, _ in spec:
+        elements[tag] = getattr(msg, name)
+    return c.encode_command(elements)
+
+
+def _bad(message: str) -> RemoteProtocolError:
+    return RemoteProtocolError(message, abort_source=2, abort_reason=6)
+
+
+def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
+    """Decode a command set into its message (PS3.7 9.3, 10.3).
+
+    Raises :class:`~dicomnet.errors.RemoteProtocolError` (abort reason 6) if
+    the command set is malformed, its Command Field is unknown, or a
+    mandatory element is missing or invalid.
+    """
+    elements = c.decode_command(data)
+    command_field = elements.get(c.COMMAND_FIELD)
+    if command_field is None:
+        raise _bad("command set has no Command Field (0000,0100)")
+    cls = MESSAGE_CLASSES.get(command_field) if isinstance(command_field, int) else None
+    if cls is None:
+        raise _bad(f"unknown Command Field {command_field!r}")
+    data_set_type = elements.get(c.COMMAND_DATA_SET_TYPE)
+    if data_set_type is None:
+        raise _bad(f"{cls.__name__} has no Command Data Set Type (0000,0800)")
+    # Any: the codec already gave every known tag its VR's Python type.
+    kwargs: dict[str, Any] = {"has_dataset": data_set_type != DATA_SET_ABSENT}
+    for name, tag, mandatory in _SPECS[cls]:
+        value = elements.get(tag)
+        if value is None:
+            if mandatory:
+                raise _bad(f"{cls.__name__} lacks mandatory {c.COMMAND_ELEMENTS[tag][0]}")
+            continue
+        if mandatory and value == "":
+            raise _bad(f"{cls.__name__} has an empty {c.COMMAND_ELEMENTS[tag][0]}")
+        kwargs[name] = value
+    priority = kwargs.get("priority")
+    if priority is not None and priority not in (PRIORITY_MEDIUM, PRIORITY_HIGH, PRIORITY_LOW):
+        raise _bad(f"{cls.__name__} has invalid Priority {priority!r}")
+    return cls(**kwargs)

@@ -1,0 +1,192 @@
+"""The one exception tree of dicomnet.
+
+Users only ever see these types: backend exceptions (``ssl.SSLError``,
+``OSError``, ``struct.error``...) are translated where they arise.
+
+::
+
+    DicomNetError
+    ├── ProtocolError
+    │   ├── LocalProtocolError      we (the API user) asked for something illegal now
+    │   └── RemoteProtocolError     the peer sent something illegal; carries the
+    │                               A-ABORT source and reason to answer with
+    ├── AssociationError
+    │   ├── AssociationRejected     A-ASSOCIATE-RJ: result, source, reason
+    │   ├── AssociationAborted      A-ABORT or A-P-ABORT: source, reason
+    │   └── NoAcceptedContext       no presentation context fits what we send
+    ├── TransportError
+    │   ├── ConnectError            could not open the TCP connection
+    │   ├── TimeoutError            a network deadline passed (also builtins.TimeoutError)
+    │   └── TLSError                handshake or verification failed: says which and why
+    ├── DimseError
+    │   ├── DimseTimeout            no DIMSE response in time
+    │   └── StatusError             raised by ``raise_for_status()`` on a failure status
+    └── ConfigurationError          bad settings (also a ValueError)
+"""
+
+from __future__ import annotations
+
+import builtins
+
+__all__ = [
+    "AssociationAborted",
+    "AssociationError",
+    "AssociationRejected",
+    "ConfigurationError",
+    "ConnectError",
+    "DicomNetError",
+    "DimseError",
+    "DimseTimeout",
+    "LocalProtocolError",
+    "NoAcceptedContext",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "StatusError",
+    "TLSError",
+    "TimeoutError",
+    "TransportError",
+]
+
+
+class DicomNetError(Exception):
+    """Base of every error dicomnet raises."""
+
+
+class ProtocolError(DicomNetError):
+    """A rule of PS3.7 or PS3.8 was broken."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The local user asked for something the protocol forbids in this state."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something invalid.
+
+    ``abort_source`` and ``abort_reason`` are what to put in the A-ABORT PDU that
+    answers it (PS3.8 9.3.8, Table 9-26): source 2 is the service provider;
+    reasons are 0 not specified, 1 unrecognized PDU, 2 unexpected PDU,
+    4 unrecognized PDU parameter, 5 unexpected PDU parameter, 6 invalid PDU
+    parameter value.
+    """
+
+    def __init__(self, message: str, *, abort_source: int = 2, abort_reason: int = 0) -> None:
+        super().__init__(message)
+        self.abort_source = abort_source
+        self.abort_reason = abort_reason
+
+
+class AssociationError(DicomNetError):
+    """The association could not be set up, or ended abnormally."""
+
+
+_RJ_RESULTS = {1: "rejected-permanent", 2: "rejected-transient"}
+_RJ_SOURCES = {
+    1: "service-user",
+    2: "service-provider (ACSE)",
+    3: "service-provider (presentation)",
+}
+_RJ_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognized",
+    (1, 7): "called AE title not recognized",
+    (2, 1): "no reason given",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
+
+
+class AssociationRejected(AssociationError):
+    """The acceptor answered A-ASSOCIATE-RJ (PS3.8 9.3.4, Table 9-21)."""
+
+    def __init__(self, result: int, source: int, reason: int) -> None:
+        self.result = result
+        self.source = source
+        self.reason = reason
+        super().__init__(
+            f"association rejected ({_RJ_RESULTS.get(result, f'result {result}')}) by "
+            f"{_RJ_SOURCES.get(source, f'source {source}')}: "
+            f"{_RJ_REASONS.get((source, reason), f'reason {reason}')}"
+        )
+
+
+_ABORT_SOURCES = {0: "service-user", 1: "reserved", 2: "service-provider"}
+_ABORT_REASONS = {
+    0: "reason not specified",
+    1: "unrecognized PDU",
+    2: "unexpected PDU",
+    4: "unrecognized PDU parameter",
+    5: "unexpected PDU parameter",
+    6: "invalid PDU parameter value",
+}
+
+
+class AssociationAborted(AssociationError):
+    """The association ended by A-ABORT or A-P-ABORT (PS3.8 7.3, 7.4).
+
+    ``source`` and ``reason`` are those of the A-ABORT PDU when there was one;
+    ``detail`` says what happened in words (a closed transport, a timeout...).
+    """
+
+    def __init__(self, source: int | None, reason: int | None, detail: str = "") -> None:
+        self.source = source
+        self.reason = reason
+        self.detail = detail
+        parts = []
+        if source is not None:
+            parts.append(f"by {_ABORT_SOURCES.get(source, f'source {source}')}")
+        if reason is not None and source == 2:
+            parts.append(f"({_ABORT_REASONS.get(reason, f'reason {reason}')})")
+        if detail:
+            parts.append(f"- {detail}")
+        super().__init__(" ".join(["association aborted", *parts]))
+
+
+class NoAcceptedContext(AssociationError):
+    """No accepted presentation context can carry what was asked to be sent."""
+
+
+class TransportError(DicomNetError):
+    """The connection under the association failed."""
+
+
+class ConnectError(TransportError):
+    """The TCP connection could not be opened."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):
+    """A network deadline (connect, TLS handshake, ARTIM, ACSE, idle, PDU) passed."""
+
+
+class TLSError(TransportError):
+    """The TLS handshake or the peer's certificate verification failed.
+
+    ``reason`` names the check that failed in words a user can act on
+    ("certificate has expired", "host name mismatch"...).
+    """
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class DimseError(DicomNetError):
+    """A DIMSE exchange failed."""
+
+
+class DimseTimeout(DimseError, builtins.TimeoutError):
+    """No DIMSE response arrived within the DIMSE timeout."""
+
+
+class StatusError(DimseError):
+    """A DIMSE response carried a failure status (raised by ``raise_for_status()``)."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        self.status = status
+        super().__init__(message or f"DIMSE status 0x{status:04X}")
+
+
+class ConfigurationError(DicomNetError, ValueError):
+    """A setting is invalid or inconsistent."""

@@ -1,0 +1,543 @@
+"""Certificates: introspection of peer certificates and a small development PKI.
+
+:class:`CertificateInfo` describes one X.509 certificate (RFC 5280) in the
+terms a user checks: subject, issuer, names, validity, key type and size.
+
+:class:`CertificateAuthority` and :func:`make_dev_pki` make throw-away
+certificates for tests and for ``dicomnet certs``: a CA, server certificates
+(extended key usage serverAuth, RFC 5280 4.2.1.12) and client certificates
+(clientAuth), with DNS and IP subject alternative names (RFC 5280 4.2.1.6;
+host names are checked against those, RFC 6125). They also make the broken
+ones tests need: expired, not yet valid, wrong host, self-signed, revoked.
+Keys are written as PKCS#8 PEM, encrypted when a password is given, mode 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "CertificateAuthority",
+    "CertificateInfo",
+    "DevPKI",
+    "IssuedCert",
+    "KeyType",
+    "first_certificate_der",
+    "generate_key",
+    "key_is_encrypted",
+    "make_dev_pki",
+    "self_signed",
+]
+
+KeyType = Literal["rsa", "ecdsa", "ecdsa-p384"]
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateInfo:
+    """What one X.509 certificate says (RFC 5280), for display and policy checks."""
+
+    subject: str
+    """Subject distinguished name, RFC 4514 string (``CN=localhost,O=...``)."""
+    issuer: str
+    """Issuer distinguished name, RFC 4514 string."""
+    common_name: str | None
+    """The subject's CN, if any (AE-title binding uses it)."""
+    sans: tuple[str, ...]
+    """Subject alternative names: DNS names and IP addresses, as text."""
+    serial: int
+    """Serial number given by the issuer."""
+    sha256_fingerprint: str
+    """SHA-256 of the DER encoding, upper-case hex pairs joined by colons."""
+    not_before: dt.datetime
+    """Start of validity (aware, UTC)."""
+    not_after: dt.datetime
+    """End of validity (aware, UTC)."""
+    public_key_type: str
+    """``RSA``, ``ECDSA``, ``Ed25519``, ``Ed448``, ``DSA`` or ``unknown``."""
+    public_key_bits: int
+    """Key size in bits (the curve size for EC keys)."""
+    signature_hash: str | None
+    """Hash of the issuer's signature (``sha256``...), None for Ed25519/Ed448."""
+    is_ca: bool
+    """True when basicConstraints says this is a CA certificate."""
+
+    @classmethod
+    def from_der(cls, der: bytes) -> CertificateInfo:
+        """Describe a DER-encoded certificate."""
+        return cls.from_x509(x509.load_der_x509_certificate(der))
+
+    @classmethod
+    def from_pem_file(cls, path: str | Path) -> CertificateInfo:
+        """Describe the first certificate of a PEM file."""
+        return cls.from_der(first_certificate_der(path))
+
+    @classmethod
+    def from_x509(cls, cert: x509.Certificate) -> CertificateInfo:
+        """Describe a ``cryptography`` certificate object."""
+        sans: list[str] = []
+        try:
+            ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            sans.extend(ext.get_values_for_type(x509.DNSName))
+            sans.extend(str(ip) for ip in ext.get_values_for_type(x509.IPAddress))
+        except x509.ExtensionNotFound:
+            pass
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(cns[0].value) if cns else None
+        key = cert.public_key()
+        key_type, bits = _describe_key(key)
+        digest = cert.fingerprint(hashes.SHA256())
+        algo = cert.signature_hash_algorithm
+        return cls(
+            subject=cert.subject.rfc4514_string(),
+            issuer=cert.issuer.rfc4514_string(),
+            common_name=common_name,
+            sans=tuple(sans),
+            serial=cert.serial_number,
+            sha256_fingerprint=":".join(f"{b:02X}" for b in digest),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            public_key_type=key_type,
+            public_key_bits=bits,
+            signature_hash=algo.name if algo is not None else None,
+            is_ca=is_ca,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (datetimes in ISO 8601)."""
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "common_name": self.common_name,
+            "sans": list(self.sans),
+            "serial": self.serial,
+            "sha256_fingerprint": self.sha256_fingerprint,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "public_key_type": self.public_key_type,
+            "public_key_bits": self.public_key_bits,
+            "signature_hash": self.signature_hash,
+            "is_ca": self.is_ca,
+        }
+
+
+def _describe_key(key: object) -> tuple[str, int]:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "RSA", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ECDSA", key.curve.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "Ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "Ed448", 456
+    if isinstance(key, dsa.DSAPublicKey):
+        return "DSA", key.key_size
+    return "unknown", 0
+
+
+def first_certificate_der(path: str | Path) -> bytes:
+    """DER of the first certificate in a PEM file (the leaf of a chain file)."""
+    certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    return certs[0].public_bytes(serialization.Encoding.DER)
+
+
+def key_is_encrypted(pem: bytes) -> bool:
+    """Whether a PEM private key is password protected.
+
+    PKCS#8 says so in its label (``ENCRYPTED PRIVATE KEY``, RFC 5958 / RFC 7468
+    section 11); the traditional OpenSSL format in a ``Proc-Type: 4,ENCRYPTED``
+    header (RFC 1421).
+    """
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
+
+
+def generate_key(key_type: KeyType = "rsa", *, rsa_bits: int = 2048) -> PrivateKey:
+    """A new private key: RSA of ``rsa_bits``, or ECDSA on P-256 / P-384."""
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+    if key_type == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ecdsa-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    raise ValueError(f"unknown key type {key_type!r}")
+
+
+def _write_key(key: PrivateKey, path: Path, password: str | bytes | None) -> None:
+    if password is None:
+        enc: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    else:
+        pw = password.encode() if isinstance(password, str) else password
+        enc = serialization.BestAvailableEncryption(pw)
+    data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+    # Create with 0600 from the start: a key must never be readable by others,
+    # not even between a write and a chmod.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _san_entries(sans: tuple[str, ...]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = []
+    for name in sans:
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            out.append(x509.DNSName(name))
+    return out
+
+
+def _name(common_name: str, organization: str | None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attrs)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCert:
+    """A certificate with its private key (and the chain above it, leaf excluded)."""
+
+    certificate: x509.Certificate
+    """The certificate."""
+    key: PrivateKey
+    """Its private key."""
+    chain: tuple[x509.Certificate, ...] = ()
+    """Intermediate CA certificates to send with it (not the root)."""
+
+    @property
+    def info(self) -> CertificateInfo:
+        """The certificate described."""
+        return CertificateInfo.from_x509(self.certificate)
+
+    def cert_pem(self) -> bytes:
+        """The certificate then its chain, PEM."""
+        return b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in (self.certificate, *self.chain)
+        )
+
+    def write(
+        self, directory: str | Path, name: str, *, password: str | bytes | None = None
+    ) -> tuple[Path, Path]:
+        """Write ``NAME.pem`` (certificate + chain) and ``NAME.key`` (0600) in ``directory``.
+
+        Returns (cert_path, key_path). The key is encrypted when ``password`` is given.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        cert_path = directory / f"{name}.pem"
+        key_path = directory / f"{name}.key"
+        cert_path.write_bytes(self.cert_pem())
+        _write_key(self.key, key_path, password)
+        return cert_path, key_path
+
+
+class CertificateAuthority:
+    """A CA that issues server and client certificates (for tests and development).
+
+    Use :meth:`create` for a root CA; :meth:`issue` for leaf certificates,
+    :meth:`intermediate` for a sub-CA, :meth:`write_crl` for a CRL (RFC 5280 5).
+    """
+
+    def __init__(self, issued: IssuedCert, *, parent: CertificateAuthority | None = None) -> None:
+        self.issued = issued
+        self.parent = parent
+        self._next_serial = 1000
+
+    @classmethod
+    def create(
+        cls,
+        common_name: str = "dicomnet test CA",
+        *,
+        key_type: KeyType = "rsa",
+        rsa_bits: int = 2048,
+        organization: str | None = "dicomnet",
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+    ) -> CertificateAuthority:
+        """A new self-signed root CA (valid from one day ago for ten years by default)."""
+        key = generate_key(key_type, rsa_bits=rsa_bits)
+        name = _name(common_name, organization)
+        now = _now()
+        ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or now - dt.timedelta(days=1))
+            .not_valid_after(not_after or now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                    crl_sign=True, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(ski, critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(IssuedCert(cert, key))
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The CA's own certificate."""
+        return self.issued.certificate
+
+    @property
+    def key(self) -> PrivateKey:
+        """The CA's private key."""
+        return self.issued.key
+
+    def cert_pem(self) -> bytes:
+        """The CA certificate, PEM (what a peer puts in its cafile)."""
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def write_cert(self, path: str | Path) -> Path:
+        """Write the CA certificate (PEM) to ``path``."""
+        path = Path(path)
+        path.write_bytes(self.cert_pem())
+        return path
+
+    def _serial(self) -> int:
+        self._next_serial += 1
+        return self._next_serial
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        sans: tuple[str, ...] = (),
+        server: bool = True,
+        client: bool = True,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        key_type: KeyType = "rsa",
+        rsa_bits: int = 2048,
+        hash_algorithm: hashes.SHA256 | hashes.SHA384 | hashes.SHA512 | None = None,
+        organization: str | None = "dicomnet",
+    ) -> IssuedCert:
+        """Issue a leaf certificate.
+
+        ``sans`` are DNS names or IP addresses (IP text becomes an iPAddress
+        entry, RFC 5280 4.2.1.6). ``server``/``client`` set the extended key
+        usages serverAuth/clientAuth. Validity defaults to one hour ago until
+        825 days from now; pass dates in the past or future for expired or
+        not-yet-valid certificates.
+        """
+        key = generate_key(key_type, rsa_bits=rsa_bits)
+        now = _now()
+        usages = []
+        if server:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        if client:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name, organization))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(self._serial())
+            .not_valid_before(not_before or now - dt.timedelta(hours=1))
+            .not_valid_after(not_after or now + dt.timedelta(days=825))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+        )
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        if sans:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(_san_entries(sans)), critical=False
+            )
+        cert = builder.sign(self.key, hash_algorithm or hashes.SHA256())
+        chain = self._chain_above()
+        return IssuedCert(cert, key, chain)
+
+    def _chain_above(self) -> tuple[x509.Certificate, ...]:
+        # A leaf is sent with every intermediate up to (not including) the root.
+        chain: list[x509.Certificate] = []
+        ca: CertificateAuthority | None = self
+        while ca is not None and ca.parent is not None:
+            chain.append(ca.certificate)
+            ca = ca.parent
+        return tuple(chain)
+
+    def intermediate(self, common_name: str, *, key_type: KeyType = "rsa") -> CertificateAuthority:
+        """A sub-CA signed by this one."""
+        key = generate_key(key_type)
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name, "dicomnet"))
+            .issuer_name(self.certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(self._serial())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1825))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                    crl_sign=True, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return CertificateAuthority(IssuedCert(cert, key, self._chain_above()), parent=self)
+
+    def crl_pem(self, revoked: tuple[IssuedCert | x509.Certificate, ...] = ()) -> bytes:
+        """A CRL (RFC 5280 5) signed by this CA listing ``revoked``, PEM, valid 7 days."""
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now - dt.timedelta(minutes=5))
+            .next_update(now + dt.timedelta(days=7))
+        )
+        for item in revoked:
+            cert = item.certificate if isinstance(item, IssuedCert) else item
+            entry = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(cert.serial_number)
+                .revocation_date(now - dt.timedelta(minutes=1))
+                .build()
+            )
+            builder = builder.add_revoked_certificate(entry)
+        crl = builder.sign(self.key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.PEM)
+
+    def write_crl(
+        self, path: str | Path, revoked: tuple[IssuedCert | x509.Certificate, ...] = ()
+    ) -> Path:
+        """Write :meth:`crl_pem` to ``path``."""
+        path = Path(path)
+        path.write_bytes(self.crl_pem(revoked))
+        return path
+
+
+def self_signed(
+    common_name: str = "localhost",
+    *,
+    sans: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    key_type: KeyType = "rsa",
+    rsa_bits: int = 2048,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> IssuedCert:
+    """A self-signed end-entity certificate (not a CA) for ``common_name``."""
+    key = generate_key(key_type, rsa_bits=rsa_bits)
+    name = _name(common_name, "dicomnet")
+    now = _now()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - dt.timedelta(hours=1))
+        .not_valid_after(not_after or now + dt.timedelta(days=825))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_san_entries(sans)),
+                                        critical=False)
+    return IssuedCert(builder.sign(key, hashes.SHA256()), key)
+
+
+@dataclass(frozen=True, slots=True)
+class DevPKI:
+    """Paths of a development PKI written by :func:`make_dev_pki`."""
+
+    directory: Path
+    """Where the files are."""
+    ca_cert: Path
+    """``ca.pem``: the CA certificate both peers trust (their cafile)."""
+    ca_key: Path
+    """``ca.key``: the CA's private key."""
+    server_cert: Path
+    """``server.pem``: the server certificate."""
+    server_key: Path
+    """``server.key``: its private key."""
+    client_cert: Path
+    """``client.pem``: the client certificate."""
+    client_key: Path
+    """``client.key``: its private key."""
+    password: str | None = None
+    """The password protecting the keys, if any."""
+
+
+def make_dev_pki(
+    directory: str | Path,
+    *,
+    key_type: KeyType = "rsa",
+    rsa_bits: int = 2048,
+    password: str | None = None,
+    server_names: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    days: int = 825,
+    client_name: str = "dicomnet client",
+) -> DevPKI:
+    """Write a CA, a server and a client certificate with their keys into ``directory``.
+
+    Files: ca.pem, ca.key, server.pem, server.key, client.pem, client.key. Keys
+    are PKCS#8, encrypted with ``password`` when given, mode 0600. The server
+    certificate names ``server_names`` (DNS or IP); its CN is the first one.
+    Meant for development and tests: a real deployment uses the site's PKI.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = CertificateAuthority.create(
+        "dicomnet development CA", key_type=key_type, rsa_bits=rsa_bits
+    )
+    now = _now()
+    not_after = now + dt.timedelta(days=days)
+    server = ca.issue(server_names[0] if server_names else "dicomnet server", sans=server_names,
+                      server=True, client=False, key_type=key_type, rsa_bits=rsa_bits,
+                      not_after=not_after)
+    client = ca.issue(client_name, server=False, client=True, key_type=key_type,
+                      rsa_bits=rsa_bits, not_after=not_after)
+    ca_cert, ca_key = ca.issued.write(directory, "ca", password=password)
+    server_cert, server_key = server.write(directory, "server", password=password)
+    client_cert, client_key = client.write(directory, "client", password=password)
+    return DevPKI(directory, ca_cert, ca_key, server_cert, server_key, client_cert, client_key,
+                  password)

@@ -1,0 +1,410 @@
+"""TLS configuration of a DICOM endpoint, turned into an ``ssl.SSLContext``.
+
+One :class:`TLSConfig` serves both roles. Passing one when an endpoint is built
+selects secure transport (PS3.15 Annex B); passing None selects plain TCP.
+Defaults are the safe ones: the BCP 195 RFC 8996/9325 profile (PS3.15 B.12),
+peer verification on, host name checking on, client certificates required by
+servers (mutual authentication). Turning a check off warns (SecurityWarning).
+
+Building a context is ``await config.server_context()`` or
+``await config.client_context()`` (async because the private-key password
+callback may be async); ``server_context_sync()``/``client_context_sync()``
+do the same for synchronous callers. After each handshake, the driver calls
+:meth:`TLSConfig.check_established`, which builds the :class:`SecurityInfo`,
+applies the profile's key-size rules to the peer's certificate and runs the
+``verify_callback``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import ssl
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from dicomnet.errors import ConfigurationError, TLSError
+from dicomnet.security.certificates import CertificateInfo, DevPKI, key_is_encrypted
+from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
+from dicomnet.security.profiles import (
+    DEFAULT_PROFILE,
+    Profile,
+    SecurityWarning,
+    check_available,
+    cipher_string,
+    get_profile,
+    suite_by_openssl,
+    to_openssl_names,
+)
+
+__all__ = [
+    "PasswordCallback",
+    "PeerCertificatePolicy",
+    "TLSConfig",
+    "VerifyCallback",
+    "dev_pki_configs",
+]
+
+logger = logging.getLogger("dicomnet.security")
+
+PeerCertificatePolicy = Literal["required", "optional", "none"]
+PasswordCallback = Callable[[], str | bytes | Awaitable[str | bytes]]
+VerifyCallback = Callable[[CertificateInfo, int], bool]
+Side = Literal["client", "server"]
+
+_POLICIES: dict[str, ssl.VerifyMode] = {
+    "required": ssl.CERT_REQUIRED,
+    "optional": ssl.CERT_OPTIONAL,
+    "none": ssl.CERT_NONE,
+}
+
+
+def _as_bytes(password: str | bytes) -> bytes:
+    return password.encode("utf-8") if isinstance(password, str) else password
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """TLS settings of a DICOM client or server (PS3.15 Annex B secure transport)."""
+
+    certfile: str | Path | None = None
+    """Our certificate (PEM), followed by its intermediate CAs; a server must have one."""
+    keyfile: str | Path | None = None
+    """Its private key (PEM); None when the key is in ``certfile``."""
+    cafile: str | Path | None = None
+    """PEM file of the CA certificates we trust to sign the peer's certificate."""
+    capath: str | Path | None = None
+    """Directory of hashed CA certificates (``openssl rehash``), as an alternative to cafile."""
+    peer_certificate: PeerCertificatePolicy = "required"
+    """Server side: must the client present a certificate (``required``), may it
+    (``optional``, verified when sent), or is none asked (``none``)."""
+    verify_peer: bool = True
+    """Client side: verify the server's certificate. False only for tests; warns loudly."""
+    check_hostname: bool = True
+    """Client side: the server certificate must name the host (RFC 6125)."""
+    server_hostname: str | None = None
+    """Client side: the name expected in the server's certificate and sent as SNI;
+    None means the host connected to."""
+    profile: str = DEFAULT_PROFILE
+    """PS3.15 Annex B profile name (see ``dicomnet.security.profiles.PROFILES``)."""
+    ciphers: tuple[str, ...] | None = None
+    """TLS 1.2 cipher suites (IANA or OpenSSL names) replacing the profile's, in order of
+    preference. As a server our order decides (server preference); as a client it
+    is the order offered. TLS 1.3 suites are OpenSSL's defaults."""
+    alpn: tuple[str, ...] = ("dicom",)
+    """ALPN protocol names offered (client) or accepted (server), RFC 7301."""
+    crlfiles: tuple[str | Path, ...] = ()
+    """PEM CRLs to check the peer's certificate against (leaf only). Each CA that
+    issues peer certificates then needs a current CRL here."""
+    on_private_key_password: PasswordCallback | None = None
+    """Asked for the private key's password, once per context build, only when the key
+    is encrypted and ``key_password`` is not set. May be sync or async."""
+    key_password: str | bytes | None = None
+    """The private key's password, when known in advance."""
+    keylog_file: str | Path | None = None
+    """Append TLS secrets here (NSS key log format) so Wireshark can decrypt a capture.
+    None honours the SSLKEYLOGFILE environment variable. Debugging only."""
+    verify_callback: VerifyCallback | None = None
+    """Extra check of the peer's certificate: called as ``(info, depth)`` after OpenSSL
+    verified the chain, and may refuse it by returning False (TLSError). Python's ssl
+    cannot hook OpenSSL's per-certificate verify callback: it runs once, after the
+    handshake, on the leaf (depth 0), the only certificate Python 3.11 exposes."""
+
+    def __post_init__(self) -> None:
+        profile = get_profile(self.profile)
+        if self.peer_certificate not in _POLICIES:
+            raise ConfigurationError(
+                f"peer_certificate must be 'required', 'optional' or 'none', "
+                f"not {self.peer_certificate!r}"
+            )
+        if self.ciphers is not None:
+            if not self.ciphers:
+                raise ConfigurationError("ciphers is empty: give at least one suite, or None")
+            names = to_openssl_names(self.ciphers)
+            if not profile.allows_extra_suites:
+                allowed = set(to_openssl_names(profile.tls12_suites))
+                extra = [n for n in names if n not in allowed]
+                if extra:
+                    suite = suite_by_openssl(extra[0])
+                    raise ConfigurationError(
+                        f"profile {profile.name!r} ({profile.section}) permits no cipher suite "
+                        f"beyond its own; {suite.iana if suite else extra[0]} is not one of them"
+                    )
+        if self.alpn and any(not p or len(p.encode()) > 255 for p in self.alpn):
+            raise ConfigurationError("ALPN protocol names must be 1 to 255 bytes (RFC 7301 3.1)")
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def profile_object(self) -> Profile:
+        """The :class:`Profile` named by ``profile``."""
+        return get_profile(self.profile)
+
+    async def server_context(self) -> ssl.SSLContext:
+        """Build the server-side context (awaits an async password callback)."""
+        return self._build("server", await self._password_async())
+
+    async def client_context(self) -> ssl.SSLContext:
+        """Build the client-side context (awaits an async password callback)."""
+        return self._build("client", await self._password_async())
+
+    def server_context_sync(self) -> ssl.SSLContext:
+        """Build the server-side context; ConfigurationError if the callback is async."""
+        return self._build("server", self._password_sync())
+
+    def client_context_sync(self) -> ssl.SSLContext:
+        """Build the client-side context; ConfigurationError if the callback is async."""
+        return self._build("client", self._password_sync())
+
+    def hostname_for(self, host: str) -> str | None:
+        """The name to pass as ``server_hostname`` when connecting to ``host``."""
+        return self.server_hostname or host
+
+    def local_certificate_info(self) -> CertificateInfo | None:
+        """Our own certificate described (the first one in ``certfile``), or None."""
+        if self.certfile is None:
+            return None
+        try:
+            return CertificateInfo.from_pem_file(self.certfile)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read certificate {self.certfile}: {exc}") from exc
+
+    def check_established(
+        self, obj: ssl.SSLObject | ssl.SSLSocket, *, side: Side, peer: str = "peer"
+    ) -> SecurityInfo:
+        """Describe a finished handshake and apply the checks ``ssl`` cannot do itself.
+
+        Raises TLSError when the peer's certificate key is smaller than the
+        profile allows (PS3.15 B.11, B.13), when a TLS 1.3 suite outside the
+        profile was negotiated, or when ``verify_callback`` refuses the peer.
+        Returns the :class:`SecurityInfo` for ``on_secure_link_ready``.
+        """
+        profile = self.profile_object
+        info = security_info_from_ssl(obj, side=side, local_cert=self.local_certificate_info())
+
+        def refuse(reason: str) -> TLSError:
+            return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason)
+
+        if (
+            self.ciphers is None
+            and info.cipher_suite is not None
+            and not profile.allows_suite(info.cipher_suite)
+        ):
+            raise refuse(f"negotiated {info.cipher_suite}, which profile {profile.name!r} "
+                         "does not allow")
+        cert = info.peer_certificate
+        if cert is not None:
+            problem = _key_size_problem(cert, profile)
+            if problem:
+                raise refuse(f"the peer's certificate {problem}")
+            if self.verify_callback is not None and not self.verify_callback(cert, 0):
+                raise refuse(f"verify_callback refused the peer's certificate ({cert.subject})")
+        return info
+
+    # -- password -----------------------------------------------------------
+
+    def _key_path(self) -> Path | None:
+        if self.certfile is None:
+            return None
+        return Path(self.keyfile if self.keyfile is not None else self.certfile)
+
+    def _key_is_encrypted(self) -> bool:
+        path = self._key_path()
+        if path is None:
+            return False
+        try:
+            return key_is_encrypted(path.read_bytes())
+        except FileNotFoundError:
+            raise ConfigurationError(f"private key file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read private key {path}: {exc}") from exc
+
+    def _password_sync(self) -> bytes | None:
+        if not self._key_is_encrypted():
+            return None
+        if self.key_password is not None:
+            return _as_bytes(self.key_password)
+        callback = self._require_callback()
+        result = callback()
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never awaited: close it so no "never awaited" warning
+            raise ConfigurationError(
+                "on_private_key_password is async: build the context with "
+                "'await config.server_context()' / 'await config.client_context()'"
+            )
+        return _as_bytes(result)
+
+    async def _password_async(self) -> bytes | None:
+        if not self._key_is_encrypted():
+            return None
+        if self.key_password is not None:
+            return _as_bytes(self.key_password)
+        result = self._require_callback()()
+        if inspect.isawaitable(result):
+            result = await result
+        return _as_bytes(result)
+
+    def _require_callback(self) -> PasswordCallback:
+        if self.on_private_key_password is None:
+            raise ConfigurationError(
+                f"private key {self._key_path()} is encrypted: set key_password or "
+                "on_private_key_password"
+            )
+        return self.on_private_key_password
+
+    # -- context ------------------------------------------------------------
+
+    def _build(self, side: Side, password: bytes | None) -> ssl.SSLContext:
+        profile = self.profile_object
+        check_available(profile)
+        if profile.legacy:
+            warnings.warn(
+                f"TLS profile {profile.name!r} ({profile.title}, {profile.section}) is retired "
+                "and weak; use it only to reach old peers",
+                SecurityWarning,
+                stacklevel=3,
+            )
+        if side == "server" and self.certfile is None:
+            raise ConfigurationError("a TLS server must have a certificate (set certfile)")
+
+        protocol = ssl.PROTOCOL_TLS_SERVER if side == "server" else ssl.PROTOCOL_TLS_CLIENT
+        ctx = ssl.SSLContext(protocol)
+        with warnings.catch_warnings():
+            # Python deprecates TLS 1.0/1.1; the retired profiles ask for them on purpose
+            # (and have already warned with SecurityWarning).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = profile.minimum_version
+            ctx.maximum_version = profile.maximum_version
+        names = to_openssl_names(self.ciphers or profile.tls12_suites)
+        try:
+            ctx.set_ciphers(cipher_string(names, profile.security_level))
+        except ssl.SSLError:
+            raise ConfigurationError(
+                "none of the cipher suites "
+                + ", ".join(s.iana for n in names if (s := suite_by_openssl(n)) is not None)
+                + f" is available in {ssl.OPENSSL_VERSION}"
+            ) from None
+        # RFC 9325 3.5 / 3.3: no renegotiation, no compression (Python's default).
+        ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+
+        if self.certfile is not None:
+            self._load_own_certificate(ctx, password, profile)
+        self._load_trust(ctx)
+
+        if side == "client":
+            if self.verify_peer:
+                ctx.check_hostname = self.check_hostname
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                if self.cafile is None and self.capath is None:
+                    ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+            else:
+                warnings.warn(
+                    "TLS server certificate verification is OFF (verify_peer=False): anyone "
+                    "can impersonate the server",
+                    SecurityWarning,
+                    stacklevel=3,
+                )
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+        else:
+            mode = _POLICIES[self.peer_certificate]
+            if mode != ssl.CERT_NONE and self.cafile is None and self.capath is None:
+                raise ConfigurationError(
+                    f"peer_certificate={self.peer_certificate!r} needs cafile or capath: the "
+                    "CAs whose client certificates this server accepts (or peer_certificate='none')"
+                )
+            ctx.verify_mode = mode
+            ctx.sni_callback = _record_sni_callback
+
+        if self.alpn:
+            ctx.set_alpn_protocols(list(self.alpn))
+        keylog = self.keylog_file or os.environ.get("SSLKEYLOGFILE")
+        if keylog:
+            logger.warning("TLS key log enabled: secrets are written to %s", keylog)
+            ctx.keylog_filename = str(keylog)
+        return ctx
+
+    def _load_own_certificate(
+        self, ctx: ssl.SSLContext, password: bytes | None, profile: Profile
+    ) -> None:
+        assert self.certfile is not None
+        certfile = Path(self.certfile)
+        keyfile = Path(self.keyfile) if self.keyfile is not None else None
+        for path in (certfile, keyfile):
+            if path is not None and not path.is_file():
+                raise ConfigurationError(f"certificate/key file not found: {path}")
+        try:
+            ctx.load_cert_chain(certfile, keyfile, password=password)
+        except ssl.SSLError as exc:
+            key = keyfile or certfile
+            if password is not None and self._key_is_encrypted():
+                reason = f"wrong password for private key {key}"
+            elif (exc.reason or "") == "KEY_VALUES_MISMATCH":
+                reason = f"private key {key} does not match certificate {certfile}"
+            elif (exc.reason or "") in ("EE_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"):
+                reason = (f"certificate {certfile} is too weak for OpenSSL's security level "
+                          f"({exc.reason})")
+            else:
+                reason = f"cannot load certificate {certfile} / key {key}: {exc.reason or exc}"
+            raise ConfigurationError(reason) from exc
+        info = self.local_certificate_info()
+        problem = _key_size_problem(info, profile) if info else None
+        if problem:
+            raise ConfigurationError(f"our certificate {certfile} {problem}")
+
+    def _load_trust(self, ctx: ssl.SSLContext) -> None:
+        for label, path in (("cafile", self.cafile), ("capath", self.capath)):
+            if path is not None and not Path(path).exists():
+                raise ConfigurationError(f"{label} not found: {path}")
+        if self.cafile is not None or self.capath is not None:
+            try:
+                ctx.load_verify_locations(
+                    cafile=None if self.cafile is None else str(self.cafile),
+                    capath=None if self.capath is None else str(self.capath),
+                )
+            except ssl.SSLError as exc:
+                raise ConfigurationError(f"cannot load CA certificates: {exc}") from exc
+        for crl in self.crlfiles:
+            if not Path(crl).is_file():
+                raise ConfigurationError(f"CRL file not found: {crl}")
+            try:
+                # load_verify_locations reads CRLs as well as certificates from PEM.
+                ctx.load_verify_locations(cafile=str(crl))
+            except ssl.SSLError as exc:
+                raise ConfigurationError(f"cannot load CRL {crl}: {exc}") from exc
+        if self.crlfiles:
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
+def _record_sni_callback(
+    obj: ssl.SSLObject, server_name: str | None, ctx: ssl.SSLContext
+) -> None:
+    # Only records the name for SecurityInfo; returning None accepts the handshake.
+    record_sni(obj, server_name)
+
+
+def _key_size_problem(cert: CertificateInfo, profile: Profile) -> str | None:
+    if cert.public_key_type == "RSA" and cert.public_key_bits < profile.min_rsa_bits:
+        return (f"has an RSA key of {cert.public_key_bits} bits; profile {profile.name!r} "
+                f"({profile.section}) requires at least {profile.min_rsa_bits}")
+    if cert.public_key_type == "ECDSA" and cert.public_key_bits < profile.min_ec_bits:
+        return (f"has an EC key of {cert.public_key_bits} bits; profile {profile.name!r} "
+                f"({profile.section}) requires at least {profile.min_ec_bits}")
+    return None
+
+
+def dev_pki_configs(pki: DevPKI, **overrides: Any) -> tuple[TLSConfig, TLSConfig]:
+    """(server, client) configurations using a :func:`make_dev_pki` PKI, for tests.
+
+    Both trust the PKI's CA and present their certificates (mutual
+    authentication); ``overrides`` apply to both (e.g. ``profile=...``).
+    """
+    common: dict[str, Any] = {"cafile": pki.ca_cert, "key_password": pki.password, **overrides}
+    server = TLSConfig(certfile=pki.server_cert, keyfile=pki.server_key, **common)
+    client = TLSConfig(certfile=pki.client_cert, keyfile=pki.client_key, **common)
+    return server, client

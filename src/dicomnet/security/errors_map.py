@@ -1,0 +1,152 @@
+"""Translate ``ssl`` exceptions into :class:`~dicomnet.errors.TLSError` with a reason a
+user can act on.
+
+OpenSSL reports a failed handshake in its own words ("tlsv1 alert unknown ca",
+"certificate verify failed: unable to get local issuer certificate"). Users need
+to know which check failed, on which side, and what to change. Two sources:
+
+- our own verification of the peer's certificate failed
+  (``ssl.SSLCertVerificationError``: ``verify_code`` is an X509_V_ERR_* value);
+- the peer refused us and said why in a TLS alert (RFC 8446 6.2, RFC 5246
+  7.2.2), which OpenSSL reports as ``reason`` ``TLSV1_ALERT_UNKNOWN_CA``,
+  ``SSLV3_ALERT_BAD_CERTIFICATE``... ("the server does not trust our certificate").
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Literal
+
+from dicomnet.errors import TLSError
+
+__all__ = ["translate_ssl_error"]
+
+Side = Literal["client", "server"]
+
+# X509_V_ERR_* codes (OpenSSL x509_vfy.h) -> what to tell the user. {who} is
+# "the server" or "the client", the peer whose certificate we checked.
+_VERIFY_REASONS: dict[int, str] = {
+    2: "the certificate of {who} is signed by an unknown CA (its issuer is not in our "
+    "cafile/capath)",
+    20: "the certificate of {who} is signed by an unknown CA (its issuer is not in our "
+    "cafile/capath)",
+    21: "the certificate of {who} is signed by an unknown CA (its issuer is not in our "
+    "cafile/capath)",
+    # 19 is what an unknown CA usually gives: OpenSSL servers send their root too.
+    19: "the certificate of {who} is signed by an unknown CA (its chain ends in a "
+    "self-signed root that is not in our cafile/capath)",
+    18: "the certificate of {who} is self-signed and not trusted (add it to cafile, or use "
+    "a CA-issued one)",
+    10: "the certificate of {who} has expired",
+    9: "the certificate of {who} is not yet valid (check both clocks)",
+    12: "the CRL of {who}'s CA has expired (refresh crlfiles)",
+    11: "the CRL of {who}'s CA is not yet valid (check clocks)",
+    3: "no CRL for the CA of {who} (crlfiles must hold a CRL from every CA checked)",
+    23: "the certificate of {who} has been revoked",
+    7: "the certificate signature of {who} is invalid",
+    24: "an intermediate certificate of {who} is not a valid CA",
+    26: "the certificate of {who} is not meant for this use (extended key usage lacks "
+    "{usage})",
+    62: "host name mismatch: the certificate of {who} is not valid for {host}",
+    64: "host name mismatch: the certificate of {who} is not valid for IP address {host}",
+    66: "the certificate of {who} uses a key too small for our security level",
+    67: "the certificate of {who} is signed with a hash too weak for our security level",
+    68: "the certificate of {who} uses a key too small for our security level",
+}
+
+# OpenSSL reason codes of alerts the peer sent us: it refused our certificate.
+_ALERT_REASONS: dict[str, str] = {
+    "TLSV1_ALERT_UNKNOWN_CA": "{who} refused our certificate: it does not trust our CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "{who} refused our certificate (bad certificate)",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "{who} refused our certificate: it has expired",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED": "{who} refused our certificate: it is revoked",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "{who} refused our certificate (certificate unknown)",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "{who} refused our certificate (unsupported "
+    "certificate type or usage)",
+    "TLSV1_ALERT_ACCESS_DENIED": "{who} denied access to our certificate",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate (set "
+    "certfile/keyfile)",
+    "TLSV1_ALERT_DECRYPT_ERROR": "{who} could not verify our handshake signature",
+    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": "{who} does not accept the ALPN protocols we offer",
+    "NO_APPLICATION_PROTOCOL": "no ALPN protocol in common with {who}",
+}
+
+# The bytes received were not a TLS record: typically a plain DICOM PDU (0x01 ...).
+_NOT_TLS_CODES = frozenset({
+    "WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL",
+})
+_NO_CIPHER_CODES = frozenset({
+    "NO_SHARED_CIPHER", "SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_CIPHERS_AVAILABLE",
+    "NO_SUITABLE_SIGNATURE_ALGORITHM", "NO_SHARED_GROUPS",
+})
+_NO_VERSION_CODES = frozenset({
+    "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE",
+    "VERSION_TOO_LOW", "VERSION_TOO_HIGH",
+})
+
+_NOT_TLS = "peer does not speak TLS (plain DICOM on this port?)"
+_EOF = (
+    "peer closed the connection during the TLS handshake (it may not speak TLS, or "
+    "refused our certificate)"
+)
+
+
+def _reason_for(
+    exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None
+) -> str:
+    who = "the server" if side == "client" else "the client"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        template = _VERIFY_REASONS.get(exc.verify_code)
+        if template is not None:
+            usage = "serverAuth" if side == "client" else "clientAuth"
+            return template.format(who=who, host=repr(host or peer), usage=usage)
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError):
+        return _EOF
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return _EOF
+    if isinstance(exc, ssl.SSLError):
+        reason_code = (exc.reason or "").upper()
+        text = str(exc).lower()
+        if reason_code in _ALERT_REASONS:
+            return _ALERT_REASONS[reason_code].format(who=who)
+        if reason_code == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+            return (
+                "the client presented no certificate, but this server requires one "
+                "(peer_certificate='required')"
+            )
+        if reason_code in _NOT_TLS_CODES:
+            return _NOT_TLS
+        by = f"profile {profile!r}" if profile else "our TLS profile"
+        if reason_code in _NO_CIPHER_CODES:
+            return f"peer offers no cipher suite allowed by {by}"
+        if reason_code in _NO_VERSION_CODES:
+            return f"peer offers no protocol version allowed by {by}"
+        if "eof" in text and "violation of protocol" in text:
+            return _EOF
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, TLSError):
+        return exc.reason
+    return f"{type(exc).__name__}: {exc}"
+
+
+def translate_ssl_error(
+    exc: BaseException,
+    *,
+    side: Side,
+    peer: str,
+    profile: str | None = None,
+    host: str | None = None,
+) -> TLSError:
+    """A :class:`TLSError` explaining ``exc`` (raised during or right after a handshake).
+
+    ``side`` is our role, ``peer`` names the other end (``host:port``) for the
+    message, ``profile`` the PS3.15 profile in use, ``host`` the name we checked
+    the server certificate against. The returned error's ``reason`` is the
+    one-line explanation; chain it with ``raise ... from exc``.
+    """
+    if isinstance(exc, TLSError):
+        return exc
+    reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host)
+    return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason)

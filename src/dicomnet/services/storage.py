@@ -1,0 +1,495 @@
+"""The Storage service (PS3.4 Annex B): C-STORE SCP into safe, atomic files with an
+index, and a C-STORE SCU that sends Part 10 files from disk without decoding them.
+
+SCP: each data set streams, as its PDVs arrive, into a temporary file beside
+its destination, after a Part 10 header (PS3.10 7.1); when the last fragment is
+in, the file is fsynced and renamed, the index learns of it, and only then is
+Success answered. Any failure leaves no file under a final name.
+
+SCU: presentation contexts are proposed from the files' own SOP classes and
+transfer syntaxes; a file whose syntax was accepted as is goes from disk to the
+wire untouched; an uncompressed file is converted by pydicom when only another
+uncompressed syntax was accepted; a compressed file nobody accepted is skipped
+with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from ..config import Timeouts
+from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
+from ..errors import ConfigurationError, DicomNetError
+from ..security.config import TLSConfig
+from ..security.info import SecurityInfo
+from ..storage.files import (
+    AtomicWriter,
+    CommitOutcome,
+    DuplicatePolicy,
+    Layout,
+    StorageError,
+    cleanup_stale,
+)
+from ..storage.index import StorageIndex
+from ..storage.names import UnsafeNameError, safe_uid
+from ..storage.part10 import Part10Info, part10_header, read_part10
+from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, ContextRequest
+
+if TYPE_CHECKING:
+    from ..aio.client import ClientAssociation
+    from ..aio.server import Response, ServerAssociation
+
+__all__ = [
+    "INDEX_NAME",
+    "StorageSCP",
+    "StoreResult",
+    "StoredInstance",
+    "collect_files",
+    "store_paths",
+]
+
+log = logging.getLogger("dicomnet.services")
+
+INDEX_NAME = "index.sqlite"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
+
+# C-STORE statuses (PS3.4 B.2.3, PS3.7 C).
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DATASET_MISMATCH = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+DUPLICATE_INSTANCE = 0x0111
+PROCESSING_FAILURE = 0x0110
+
+
+def _storage_sop_classes() -> list[str]:
+    """Every Storage SOP Class pydicom knows (PS3.4 B.5), for the SCP's contexts."""
+    from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
+
+    return sorted(
+        uid for uid, entry in UID_dictionary.items()
+        if entry[1] == "SOP Class" and "Storage" in entry[0] and "Commitment" not in entry[0]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """What ``on_c_store`` receives once an object is durable on disk."""
+
+    path: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    calling_ae_title: str
+    security: SecurityInfo | None
+    duplicate: bool
+
+    def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
+        """Read the stored file (lazily, only when asked)."""
+        return pydicom.dcmread(self.path, stop_before_pixels=stop_before_pixels)
+
+
+StoreHook = Callable[[StoredInstance], int | None | Awaitable[int | None]]
+
+
+class _StoreSink:
+    """Receives one C-STORE data set into an AtomicWriter, after its Part 10 header."""
+
+    __slots__ = ("error", "status", "writer")
+
+    def __init__(self, writer: AtomicWriter | None, error: str | None = None) -> None:
+        self.writer = writer
+        self.error = error
+        self.status = CANNOT_UNDERSTAND
+
+    def write(self, data: bytes) -> None:
+        if self.writer is None:
+            return
+        try:
+            self.writer.write(data)
+        except StorageError as exc:
+            self.error = str(exc)
+            self._fail(exc)
+
+    def _fail(self, exc: StorageError) -> None:
+        self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+
+class StorageSCP:
+    """C-STORE SCP (PS3.4 B.2.2) writing Part 10 files under ``root``.
+
+    ``duplicates``: "keep" (default; the first copy stays, Success is
+    answered), "overwrite", or "reject" (failure 0111H, Duplicate SOP
+    Instance). ``layout``: hierarchical (study/series/instance.dcm) or flat.
+    ``on_c_store`` runs after the file is durable and indexed; it may return a
+    status to answer instead of Success. Stale temporary files are removed
+    when the SCP is created.
+    """
+
+    command_fields = frozenset({CStoreRQ.command_field})
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        duplicates: str | DuplicatePolicy = DuplicatePolicy.KEEP,
+        layout: Layout = Layout.HIERARCHICAL,
+        index: bool = True,
+        on_c_store: StoreHook | None = None,
+        transfer_syntaxes: Sequence[str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        try:
+            self.duplicates = DuplicatePolicy(duplicates)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"duplicates must be keep, overwrite or reject, got {duplicates!r}"
+            ) from exc
+        self.layout = layout
+        self.on_c_store = on_c_store
+        self.root.mkdir(parents=True, exist_ok=True)
+        removed = cleanup_stale(self.root)
+        if removed:
+            log.warning("removed %d stale temporary file(s) under %s", removed, self.root)
+        self.index = StorageIndex(self.root / INDEX_NAME) if index else None
+        accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
+        self.contexts: Mapping[str, Sequence[str] | None] = dict.fromkeys(
+            _storage_sop_classes(), accepted
+        )
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+
+    def open_sink(self, assoc: ServerAssociation, context_id: int,
+                  message: DimseMessage) -> _StoreSink:
+        assert isinstance(message, CStoreRQ)
+        ctx = assoc.contexts.get(context_id)
+        if ctx is None:
+            return _StoreSink(None, "presentation context not accepted")
+        try:
+            header = part10_header(
+                sop_class_uid=message.affected_sop_class_uid,
+                sop_instance_uid=message.affected_sop_instance_uid,
+                transfer_syntax_uid=ctx.transfer_syntax,
+                implementation_class_uid=IMPLEMENTATION_CLASS_UID,
+                implementation_version_name=IMPLEMENTATION_VERSION_NAME,
+                source_ae_title=assoc.calling_ae_title or None,
+            )
+            # Temporary file in the root; the final folder is known once the
+            # data set (study, series) has arrived.
+            provisional = self.root / (safe_uid(message.affected_sop_instance_uid) + ".dcm")
+            writer = AtomicWriter(provisional)
+            writer.write(header)
+        except UnsafeNameError as exc:
+            return _StoreSink(None, f"refused unsafe UID: {exc}")
+        except ConfigurationError as exc:
+            return _StoreSink(None, str(exc))
+        except StorageError as exc:
+            sink = _StoreSink(None, str(exc))
+            sink.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
+            return sink
+        return _StoreSink(writer)
+
+    async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
+                     sink: object) -> Sequence[Response]:
+        assert isinstance(message, CStoreRQ)
+        status, comment = await self._store(assoc, context_id, message, sink)
+        rsp = CStoreRSP(
+            message_id_being_responded_to=message.message_id,
+            status=status,
+            affected_sop_class_uid=message.affected_sop_class_uid,
+            affected_sop_instance_uid=message.affected_sop_instance_uid,
+            error_comment=comment[:64] if comment else None,
+        )
+        return [(rsp, None)]
+
+    async def _store(self, assoc: ServerAssociation, context_id: int, message: CStoreRQ,
+                     sink: object) -> tuple[int, str | None]:
+        if not isinstance(sink, _StoreSink) or sink.writer is None:
+            error = getattr(sink, "error", None) or "no data set received"
+            log.warning("C-STORE %s from %s refused: %s", message.affected_sop_instance_uid,
+                        assoc.calling_ae_title, error)
+            return getattr(sink, "status", CANNOT_UNDERSTAND), error
+        writer = sink.writer
+        sink.writer = None
+        loop = asyncio.get_running_loop()
+        try:
+            instance = await loop.run_in_executor(
+                None, self._commit, writer, message, assoc.contexts[context_id].transfer_syntax,
+                assoc.calling_ae_title, assoc.security,
+            )
+        except StorageError as exc:
+            log.error("C-STORE %s: %s", message.affected_sop_instance_uid, exc)
+            return (OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE), str(exc)
+        except _Refused as exc:
+            log.warning("C-STORE %s refused: %s", message.affected_sop_instance_uid, exc)
+            return exc.status, str(exc)
+        if instance.duplicate and self.duplicates is DuplicatePolicy.REJECT:
+            return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
+        status = SUCCESS
+        if self.on_c_store is not None:
+            result = self.on_c_store(instance)
+            if asyncio.iscoroutine(result):
+                result = await result
+            if isinstance(result, int):
+                status = result
+        return status, None
+
+    def _commit(self, writer: AtomicWriter, message: CStoreRQ, transfer_syntax: str,
+                calling_ae: str, security: SecurityInfo | None) -> StoredInstance:
+        """Runs in a worker thread: parse the header, fsync, rename, index."""
+        try:
+            ds = pydicom.dcmread(writer.temp_path, stop_before_pixels=True)
+        except Exception as exc:
+            writer.abort()
+            raise _Refused(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
+        try:
+            if str(ds.get("SOPInstanceUID", "")) not in ("", message.affected_sop_instance_uid):
+                raise _Refused(DATASET_MISMATCH,
+                               "SOP Instance UID in the data set differs from the command")
+            destination = self.layout.destination(
+                self.root,
+                sop_instance_uid=message.affected_sop_instance_uid,
+                study_instance_uid=str(ds.get("StudyInstanceUID", "")) or None,
+                series_instance_uid=str(ds.get("SeriesInstanceUID", "")) or None,
+            )
+        except (UnsafeNameError, StorageError) as exc:
+            writer.abort()
+            raise _Refused(CANNOT_UNDERSTAND, f"cannot place the object: {exc}") from exc
+        except _Refused:
+            writer.abort()
+            raise
+        result = writer.commit(self.duplicates, destination=destination)
+        duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
+                                       CommitOutcome.DUPLICATE_REJECTED)
+        if self.index is not None and not duplicate:
+            fingerprint = None
+            if security is not None and security.peer_certificates:
+                fingerprint = security.peer_certificates[0].sha256_fingerprint
+            self.index.add_instance(
+                ds, relative_path=result.path.relative_to(self.root).as_posix(),
+                transfer_syntax_uid=transfer_syntax, size=result.size,
+                calling_ae=calling_ae, peer_fingerprint=fingerprint,
+            )
+        return StoredInstance(
+            path=result.path, sop_class_uid=message.affected_sop_class_uid,
+            sop_instance_uid=message.affected_sop_instance_uid,
+            transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
+            security=security, duplicate=duplicate,
+        )
+
+
+class _Refused(DicomNetError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# -- SCU -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StoreResult:
+    """The outcome of sending one file."""
+
+    path: Path
+    sop_instance_uid: str | None = None
+    status: int | None = None
+    ok: bool = False
+    error: str | None = None
+    size: int = 0
+    transfer_syntax_uid: str | None = None
+    converted_to: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path), "sop_instance_uid": self.sop_instance_uid,
+            "status": self.status, "ok": self.ok, "error": self.error, "size": self.size,
+            "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
+        }
+
+
+def collect_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Files named, and every file below the folders named (sorted, recursive)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.name != "DICOMDIR"
+                            and not f.name.startswith("."))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise ConfigurationError(f"no such file or folder: {p}")
+    return found
+
+
+@dataclass(slots=True)
+class _Plan:
+    info: Part10Info
+    result: StoreResult
+
+
+@dataclass(slots=True)
+class _Batch:
+    plans: list[_Plan] = field(default_factory=list)
+    keys: dict[tuple[str, str], None] = field(default_factory=dict)
+
+
+def _contexts_for(keys: Iterable[tuple[str, str]]) -> list[ContextRequest]:
+    """One context per (SOP class, file syntax) asking for it as is, plus one per
+    SOP class offering the uncompressed syntaxes pydicom can convert to."""
+    requests: list[ContextRequest] = []
+    fallback: dict[str, None] = {}
+    for sop_class, ts in keys:
+        requests.append(ContextRequest(sop_class, (ts,)))
+        if ts in UNCOMPRESSED:
+            fallback[sop_class] = None
+    for sop_class in fallback:
+        requests.append(ContextRequest(sop_class, (EXPLICIT_LE, IMPLICIT_LE)))
+    return requests
+
+
+def _batches(plans: list[_Plan]) -> Iterator[_Batch]:
+    """Group files so that each association proposes at most 128 contexts (PS3.8 9.3.2.2)."""
+    batch = _Batch()
+    for plan in plans:
+        key = (plan.info.sop_class_uid, plan.info.transfer_syntax_uid)
+        if key not in batch.keys and len(_contexts_for([*batch.keys, key])) > 128:
+            yield batch
+            batch = _Batch()
+        batch.keys[key] = None
+        batch.plans.append(plan)
+    if batch.plans:
+        yield batch
+
+
+def _convert(info: Part10Info, target: str) -> bytes:
+    """Re-encode an uncompressed data set in another uncompressed syntax (pydicom)."""
+    ds = pydicom.dcmread(info.path)
+    ds.file_meta.TransferSyntaxUID = UID(target)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, implicit_vr=target == IMPLICIT_LE, little_endian=target != EXPLICIT_BE,
+               enforce_file_format=False)
+    raw = buffer.getvalue()
+    # save_as without the file format still writes no meta: these are the data set bytes.
+    return raw
+
+
+async def _send_one(assoc: ClientAssociation, plan: _Plan) -> None:
+    info, result = plan.info, plan.result
+    as_is = next((c for c in assoc.contexts.values()
+                  if c.abstract_syntax == info.sop_class_uid
+                  and c.transfer_syntax == info.transfer_syntax_uid), None)
+    rq_kwargs = {
+        "message_id": assoc.dimse.next_message_id(),
+        "affected_sop_class_uid": info.sop_class_uid,
+        "affected_sop_instance_uid": info.sop_instance_uid,
+    }
+    if as_is is not None:
+        rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), as_is.context_id,  # type: ignore[arg-type]
+                                         chunks=info.iter_dataset(4 << 20))
+    else:
+        other = next((c for c in assoc.contexts.values()
+                      if c.abstract_syntax == info.sop_class_uid
+                      and c.transfer_syntax in UNCOMPRESSED), None)
+        if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
+            result.error = (f"the peer accepted no context for {info.sop_class_uid} in "
+                            f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in
+                            UNCOMPRESSED else " (compressed; not converted)"))
+            return
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, _convert, info, other.transfer_syntax)
+        result.converted_to = other.transfer_syntax
+        rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), other.context_id,  # type: ignore[arg-type]
+                                         dataset=data)
+    status = int(getattr(rsp, "status", 0xFFFF))
+    result.status = status
+    result.ok = status == 0 or (status & 0xF000) == 0xB000
+    if not result.ok:
+        result.error = getattr(rsp, "error_comment", None) or f"status 0x{status:04X}"
+
+
+async def store_paths(
+    host: str,
+    port: int,
+    paths: Sequence[Path | str],
+    *,
+    tls: TLSConfig | None = None,
+    calling_ae_title: str = "DICOMNET",
+    called_ae_title: str = "ANY-SCP",
+    timeouts: Timeouts | None = None,
+    on_progress: Callable[[StoreResult], None] | None = None,
+) -> list[StoreResult]:
+    """C-STORE every file (folders recursively) to ``host:port``; one result per file.
+
+    Files that are not DICOM Part 10 are reported, not sent. Association-level
+    failures (TLS, rejection, abort) mark the remaining files of that
+    association failed and are re-raised only if nothing could be sent at all.
+    """
+    from ..aio.client import associate
+
+    plans: list[_Plan] = []
+    results: list[StoreResult] = []
+    for path in collect_files(paths):
+        result = StoreResult(path=path)
+        results.append(result)
+        try:
+            info = read_part10(path)
+        except (StorageError, OSError) as exc:
+            result.error = f"not a DICOM Part 10 file: {exc}"
+            if on_progress:
+                on_progress(result)
+            continue
+        result.sop_instance_uid = info.sop_instance_uid
+        result.size = info.dataset_length
+        result.transfer_syntax_uid = info.transfer_syntax_uid
+        plans.append(_Plan(info, result))
+    for batch in _batches(plans):
+        try:
+            async with associate(
+                host, port, contexts=_contexts_for(batch.keys), tls=tls,
+                calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
+                timeouts=timeouts,
+            ) as assoc:
+                for plan in batch.plans:
+                    try:
+                        await _send_one(assoc, plan)
+                    except StorageError as exc:
+                        plan.result.error = str(exc)
+                    if on_progress:
+                        on_progress(plan.result)
+                    if assoc.failure is not None:
+                        raise assoc.failure
+        except DicomNetError as exc:
+            pending = [p for p in batch.plans if p.result.status is None and not p.result.error]
+            for plan in pending:
+                plan.result.error = str(exc)
+                if on_progress:
+                    on_progress(plan.result)
+            if not any(r.ok for r in results):
+                raise
+    return results
+

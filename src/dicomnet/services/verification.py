@@ -1,0 +1,50 @@
+"""The Verification service (PS3.4 Annex A): C-ECHO SCP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ..dimse.messages import CEchoRQ, CEchoRSP, DimseMessage
+
+if TYPE_CHECKING:
+    from ..aio.association import DatasetSink
+    from ..aio.server import Response, ServerAssociation
+
+__all__ = ["VERIFICATION_SOP_CLASS", "VerificationSCP"]
+
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+_UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
+
+EchoHook = Callable[["ServerAssociation"], int | None | Awaitable[int | None]]
+
+
+class VerificationSCP:
+    """Answers C-ECHO-RQ with Success, or with what ``on_c_echo`` returns (PS3.7 9.1.5)."""
+
+    command_fields = frozenset({CEchoRQ.command_field})
+
+    def __init__(self, on_c_echo: EchoHook | None = None) -> None:
+        self.on_c_echo = on_c_echo
+        self.contexts: Mapping[str, Sequence[str] | None] = {
+            VERIFICATION_SOP_CLASS: _UNCOMPRESSED
+        }
+
+    def open_sink(self, assoc: ServerAssociation, context_id: int,
+                  message: DimseMessage) -> DatasetSink | None:
+        return None
+
+    async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
+                     sink: DatasetSink | None) -> Sequence[Response]:
+        assert isinstance(message, CEchoRQ)
+        status = 0x0000
+        if self.on_c_echo is not None:
+            result = self.on_c_echo(assoc)
+            if asyncio.iscoroutine(result):
+                result = await result
+            if isinstance(result, int):
+                status = result
+        rsp = CEchoRSP(message_id_being_responded_to=message.message_id, status=status,
+                       affected_sop_class_uid=VERIFICATION_SOP_CLASS)
+        return [(rsp, None)]

@@ -1,0 +1,58 @@
+"""Where a C-STORE SCP puts received objects, and how they are found again.
+
+* :mod:`~dicomnet.storage.names`: values from the network to safe path names.
+* :mod:`~dicomnet.storage.files`: temp file, fsync, atomic rename (PS3.4 B.2.3
+  statuses for failures).
+* :mod:`~dicomnet.storage.part10`: the DICOM file framing of PS3.10 7.1.
+* :mod:`~dicomnet.storage.index`: an SQLite index for Query/Retrieve (PS3.4 C.6).
+"""
+
+from __future__ import annotations
+
+from dicomnet.storage.files import (
+    TEMP_SUFFIX,
+    AtomicWriter,
+    CommitOutcome,
+    CommitResult,
+    DuplicatePolicy,
+    Layout,
+    StorageError,
+    StoragePolicy,
+    cleanup_stale,
+)
+from dicomnet.storage.index import IndexedInstance, QueryLevel, ReindexResult, StorageIndex
+from dicomnet.storage.names import (
+    UnsafeNameError,
+    join_relative,
+    join_under,
+    safe_label,
+    safe_relative_path,
+    safe_uid,
+)
+from dicomnet.storage.part10 import NotPart10Error, Part10Info, part10_header, read_part10
+
+__all__ = [
+    "TEMP_SUFFIX",
+    "AtomicWriter",
+    "CommitOutcome",
+    "CommitResult",
+    "DuplicatePolicy",
+    "IndexedInstance",
+    "Layout",
+    "NotPart10Error",
+    "Part10Info",
+    "QueryLevel",
+    "ReindexResult",
+    "StorageError",
+    "StorageIndex",
+    "StoragePolicy",
+    "UnsafeNameError",
+    "cleanup_stale",
+    "join_relative",
+    "join_under",
+    "part10_header",
+    "read_part10",
+    "safe_label",
+    "safe_relative_path",
+    "safe_uid",
+]

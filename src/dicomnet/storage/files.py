@@ -1,0 +1,452 @@
+"""Durable, atomic placement of received objects on disk.
+
+A C-STORE SCP that writes straight to the final name (as DCMTK ``storescp``
+does) leaves a truncated object behind when it is killed, and a reader may
+pick that up as if it were complete. Here an object is streamed to a hidden
+temporary file in the destination folder, flushed and ``fsync``-ed, then
+given its final name in one atomic step, and finally the folder is
+``fsync``-ed so the new name itself survives a power cut. A crash at any
+point leaves either no file under the final name or the complete one, plus
+at most a ``.*.dicomnet-part`` file that :func:`cleanup_stale` removes at
+the next start.
+
+OS errors are translated here into :class:`StorageError`, keeping the
+``errno`` so the SCP can pick its answer: a full disk or quota is "Refused:
+Out of Resources" (0xA7xx, PS3.4 B.2.3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from dicomnet.errors import DicomNetError
+from dicomnet.storage.names import join_under, safe_uid
+
+__all__ = [
+    "AtomicWriter",
+    "CommitOutcome",
+    "CommitResult",
+    "DuplicatePolicy",
+    "Layout",
+    "StorageError",
+    "StoragePolicy",
+    "TEMP_SUFFIX",
+    "cleanup_stale",
+]
+
+logger = logging.getLogger("dicomnet.storage")
+
+#: Suffix of our temporary files; with the leading dot they are hidden and no
+#: name built by :func:`~dicomnet.storage.names.join_under` can match one.
+TEMP_SUFFIX = ".dicomnet-part"
+
+_DIR_MODE = 0o755
+_FILE_MODE = 0o600  # medical data: readable by the service account only
+
+#: errno values that mean "no room": the peer may retry later or elsewhere.
+_OUT_OF_RESOURCES = frozenset(
+    code
+    for code in (
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EFBIG,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+    )
+    if code is not None
+)
+
+#: errno values of os.link meaning "this file system has no hard links".
+_NO_LINKS = frozenset(
+    code
+    for code in (errno.EPERM, getattr(errno, "EOPNOTSUPP", None), errno.ENOTSUP)
+    if code is not None
+)
+
+
+class StorageError(DicomNetError):
+    """Storing or reading an object on disk failed.
+
+    ``errno`` is the OS error number when the cause was an ``OSError`` (else
+    ``None``); ``out_of_resources`` is true for a full disk, an exceeded
+    quota, or exhausted descriptors/memory, which a C-STORE SCP answers with
+    0xA700 "Refused: Out of Resources" (PS3.4 B.2.3).
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @property
+    def out_of_resources(self) -> bool:
+        """True when the cause was a lack of space, quota or descriptors."""
+        return self.errno in _OUT_OF_RESOURCES
+
+    @classmethod
+    def from_os_error(cls, action: str, path: Path, exc: OSError) -> StorageError:
+        """Translate ``exc``; the message names what we were doing and where."""
+        reason = exc.strerror or str(exc)
+        err = cls(f"{action} {path}: {reason}", errno=exc.errno)
+        err.__cause__ = exc
+        return err
+
+
+class DuplicatePolicy(enum.Enum):
+    """What to do when an instance with the same SOP Instance UID is stored.
+
+    PS3.4 B.4.1 leaves duplicates to the SCP. ``KEEP`` keeps the existing
+    file and discards the new one (the SCP still answers success: the
+    instance is stored), ``OVERWRITE`` replaces it atomically, ``REJECT``
+    keeps the existing file and the SCP answers with a failure status.
+    """
+
+    KEEP = "keep"
+    OVERWRITE = "overwrite"
+    REJECT = "reject"
+
+
+#: Short alias used in the brief and in configuration files.
+StoragePolicy = DuplicatePolicy
+
+
+class CommitOutcome(enum.Enum):
+    """What :meth:`AtomicWriter.commit` did."""
+
+    STORED = "stored"
+    """No file had the name; the new object now does."""
+    REPLACED = "replaced"
+    """``OVERWRITE``: the name now holds the new object (an old one may be gone)."""
+    DUPLICATE_KEPT = "duplicate-kept"
+    """``KEEP``: a file already had the name; it was kept, the new one discarded."""
+    DUPLICATE_REJECTED = "duplicate-rejected"
+    """``REJECT``: as ``DUPLICATE_KEPT``, and the SCP shall answer a failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """The outcome of a commit, the final path and the bytes written."""
+
+    outcome: CommitOutcome
+    path: Path
+    size: int
+
+    @property
+    def stored(self) -> bool:
+        """True when the final name now holds the bytes just written."""
+        return self.outcome in (CommitOutcome.STORED, CommitOutcome.REPLACED)
+
+    @property
+    def duplicate(self) -> bool:
+        """True when an existing file was kept and the new object discarded."""
+        return self.outcome in (CommitOutcome.DUPLICATE_KEPT, CommitOutcome.DUPLICATE_REJECTED)
+
+
+class Layout(enum.Enum):
+    """Where below the storage root a received instance goes.
+
+    Every component is a UID checked by :func:`~dicomnet.storage.names.safe_uid`,
+    so no value sent by a peer can choose the path.
+    """
+
+    HIERARCHICAL = "hierarchical"
+    """``<root>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``"""
+    FLAT = "flat"
+    """``<root>/<SOPInstanceUID>.dcm``: needs only the C-STORE-RQ command."""
+
+    def relative_parts(
+        self,
+        *,
+        sop_instance_uid: str,
+        study_instance_uid: str | None = None,
+        series_instance_uid: str | None = None,
+    ) -> tuple[str, ...]:
+        """Return the path components below the root. Raises ``UnsafeNameError``."""
+        name = safe_uid(sop_instance_uid) + ".dcm"
+        if self is Layout.FLAT:
+            return (name,)
+        if study_instance_uid is None or series_instance_uid is None:
+            raise StorageError("the hierarchical layout needs the study and series UIDs")
+        return (safe_uid(study_instance_uid), safe_uid(series_instance_uid), name)
+
+    def destination(
+        self,
+        root: Path,
+        *,
+        sop_instance_uid: str,
+        study_instance_uid: str | None = None,
+        series_instance_uid: str | None = None,
+    ) -> Path:
+        """Return the final path of an instance below ``root`` (creates nothing)."""
+        parts = self.relative_parts(
+            sop_instance_uid=sop_instance_uid,
+            study_instance_uid=study_instance_uid,
+            series_instance_uid=series_instance_uid,
+        )
+        return join_under(root, *parts)
+
+    def relative_path(
+        self,
+        *,
+        sop_instance_uid: str,
+        study_instance_uid: str | None = None,
+        series_instance_uid: str | None = None,
+    ) -> str:
+        """Return the ``/``-separated path below the root, as kept in the index."""
+        return "/".join(
+            self.relative_parts(
+                sop_instance_uid=sop_instance_uid,
+                study_instance_uid=study_instance_uid,
+                series_instance_uid=series_instance_uid,
+            )
+        )
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the directory entries of ``path`` durable (POSIX; no-op elsewhere)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    if os.name != "posix":
+        return  # Windows cannot open a directory for fsync; NTFS journals names
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(directory: Path) -> None:
+    """Create ``directory`` and missing parents with mode 0o755, durably.
+
+    ``os.makedirs`` applies ``mode`` to the leaf only; each parent here gets
+    it too, and each parent is fsync-ed so the new entry survives a crash.
+    """
+    missing: list[Path] = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, _DIR_MODE)
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+            continue  # another writer made it first: fine
+        _fsync_dir(path.parent)
+
+
+class AtomicWriter:
+    """Stream one object to ``destination`` through a temporary file.
+
+    The temporary file is ``<dir>/.<random>.dicomnet-part`` in the final
+    folder, so the rename stays on one file system; it is created with
+    ``O_CREAT | O_EXCL`` and mode 0o600. Use as a context manager: leaving
+    the block by an exception, or without :meth:`commit`, aborts::
+
+        with AtomicWriter(path) as w:
+            w.write(header)
+            for fragment in fragments:
+                w.write(fragment)
+            result = w.commit(DuplicatePolicy.KEEP)
+
+    Every ``OSError`` surfaces as :class:`StorageError`. Not thread-safe:
+    one writer belongs to one C-STORE operation.
+    """
+
+    def __init__(self, destination: Path) -> None:
+        self._destination = Path(destination)
+        directory = self._destination.parent
+        self._size = 0
+        self._done = False
+        try:
+            _make_dirs(directory)
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot create folder", directory, exc) from exc
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        flags |= getattr(os, "O_BINARY", 0)
+        while True:
+            temp = directory / f".{secrets.token_hex(8)}{TEMP_SUFFIX}"
+            try:
+                self._fd = os.open(temp, flags, _FILE_MODE)
+            except FileExistsError:
+                continue  # 64 random bits already taken: draw again
+            except OSError as exc:
+                raise StorageError.from_os_error("cannot create", temp, exc) from exc
+            break
+        self._temp = temp
+
+    @property
+    def destination(self) -> Path:
+        """The final path the object gets on commit."""
+        return self._destination
+
+    @property
+    def temp_path(self) -> Path:
+        """The temporary file being written."""
+        return self._temp
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``; loops over short writes. Raises :class:`StorageError`."""
+        if self._done:
+            raise StorageError("write after commit or abort")
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                self._size += written
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot write", self._temp, exc) from exc
+
+    def commit(
+        self, policy: DuplicatePolicy = DuplicatePolicy.KEEP, *, destination: Path | None = None
+    ) -> CommitResult:
+        """Make the object durable under its final name, per ``policy``.
+
+        Order (each step only after the previous one succeeded): ``fsync``
+        the file; give it the final name (``OVERWRITE``: ``os.replace``;
+        ``KEEP``/``REJECT``: ``os.link``, which fails if the name exists, so
+        an existing file is never touched); remove the temporary name;
+        ``fsync`` the folder. Only after this returns may the index learn of
+        the file. On error the temporary file is removed and
+        :class:`StorageError` raised.
+
+        ``destination`` overrides the final path given at creation, for a
+        C-STORE SCP that learns the study and series folders only once the
+        data set is in; it must be on the same file system (its folders are
+        created here).
+        """
+        if self._done:
+            raise StorageError("commit after commit or abort")
+        if destination is not None:
+            try:
+                _make_dirs(destination.parent)
+            except OSError as exc:
+                self.abort()
+                raise StorageError.from_os_error(
+                    "cannot create folder", destination.parent, exc
+                ) from exc
+            self._destination = Path(destination)
+        final = self._destination
+        try:
+            os.fsync(self._fd)
+            self._close()
+            if policy is DuplicatePolicy.OVERWRITE:
+                os.replace(self._temp, final)
+                outcome = CommitOutcome.REPLACED
+            else:
+                outcome = self._link_no_replace(policy)
+                # Gone already if the no-hard-link fallback renamed it.
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._temp)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            self.abort()
+            raise StorageError.from_os_error("cannot store", final, exc) from exc
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
+        return CommitResult(outcome=outcome, path=final, size=self._size)
+
+    def _link_no_replace(self, policy: DuplicatePolicy) -> CommitOutcome:
+        final = self._destination
+        duplicate = (
+            CommitOutcome.DUPLICATE_REJECTED
+            if policy is DuplicatePolicy.REJECT
+            else CommitOutcome.DUPLICATE_KEPT
+        )
+        try:
+            os.link(self._temp, final, follow_symlinks=False)
+        except FileExistsError:
+            return duplicate
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            # No hard links here (FAT, some network shares): check, then
+            # rename. Racy against a concurrent writer of the same UID, but
+            # never leaves a partial file under the final name.
+            if os.path.lexists(final):
+                return duplicate
+            os.rename(self._temp, final)
+        return CommitOutcome.STORED
+
+    def abort(self) -> None:
+        """Close and remove the temporary file; the final name is untouched.
+
+        Safe to call more than once and after a failed commit.
+        """
+        self._done = True
+        self._close()
+        try:
+            os.unlink(self._temp)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:  # leave it to cleanup_stale; do not hide the first error
+            logger.warning("cannot remove %s: %s", self._temp, exc)
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            self.abort()
+
+    def __del__(self) -> None:
+        # Last resort against a leaked descriptor; the file is left for
+        # cleanup_stale because a finalizer must not do I/O that can fail.
+        fd = getattr(self, "_fd", -1)
+        if fd >= 0:
+            os.close(fd)
+
+
+def cleanup_stale(root: Path) -> int:
+    """Remove every ``*.dicomnet-part`` file below ``root``; return how many.
+
+    Run it at server start, before any association is accepted: a temporary
+    file that exists then belongs to a store that was interrupted. Symbolic
+    links to folders are not followed; nothing else is touched.
+    """
+    removed = 0
+    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            if name.endswith(TEMP_SUFFIX):
+                path = Path(dirpath, name)
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StorageError.from_os_error("cannot remove", path, exc) from exc
+                removed += 1
+    if removed:
+        logger.info("removed %d stale temporary file(s) under %s", removed, root)
+    return removed

@@ -1,0 +1,657 @@
+"""An embedded SQLite index of the stored instances, for Query/Retrieve.
+
+Four tables follow the Patient Root information model (PS3.4 C.6.1): patient,
+study, series, instance, holding the keys a C-FIND SCP matches on (PS3.4
+C.6.1.1.2 to C.6.1.1.5) and where each instance's file is.
+
+Ordering rule: **no index row without a durable file.** Call
+:meth:`StorageIndex.add_instance` only after
+:meth:`~dicomnet.storage.files.AtomicWriter.commit` returned. A crash
+between the two leaves a file without a row, which :meth:`StorageIndex.reindex`
+repairs by scanning the tree; the opposite order could leave a row that
+points at nothing, which a C-MOVE would then fail on.
+
+Threads: one connection, opened with ``check_same_thread=False``, guarded by
+a lock; every public method takes the lock, so an asyncio server may call
+from any worker thread (``run_in_executor``). SQLite serialises writers
+anyway, and one connection avoids per-call open costs and "database is
+locked" retries between our own threads. The database is in WAL mode with
+``synchronous=FULL``, so a committed row survives a power cut as the file
+does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from dicomnet.errors import ConfigurationError
+from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from dicomnet.storage.names import UnsafeNameError, safe_relative_path
+from dicomnet.storage.part10 import NotPart10Error, read_part10
+
+__all__ = [
+    "IndexedInstance",
+    "QueryLevel",
+    "ReindexResult",
+    "SCHEMA_VERSION",
+    "StorageIndex",
+]
+
+logger = logging.getLogger("dicomnet.storage")
+
+QueryLevel = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
+_LEVELS: dict[str, int] = {"PATIENT": 0, "STUDY": 1, "SERIES": 2, "IMAGE": 3}
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE patient (
+    patient_id TEXT PRIMARY KEY,
+    patient_name TEXT,
+    patient_birth_date TEXT,
+    patient_sex TEXT
+);
+CREATE TABLE study (
+    study_uid TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL REFERENCES patient(patient_id),
+    study_date TEXT,
+    study_time TEXT,
+    accession_number TEXT,
+    study_id TEXT,
+    study_description TEXT,
+    referring_physician_name TEXT
+);
+CREATE INDEX study_patient ON study(patient_id);
+CREATE INDEX study_date ON study(study_date);
+CREATE INDEX study_accession ON study(accession_number);
+CREATE TABLE series (
+    series_uid TEXT PRIMARY KEY,
+    study_uid TEXT NOT NULL REFERENCES study(study_uid),
+    modality TEXT,
+    series_number TEXT,
+    series_description TEXT
+);
+CREATE INDEX series_study ON series(study_uid);
+CREATE TABLE instance (
+    sop_instance_uid TEXT PRIMARY KEY,
+    series_uid TEXT NOT NULL REFERENCES series(series_uid),
+    sop_class_uid TEXT NOT NULL,
+    instance_number TEXT,
+    transfer_syntax_uid TEXT NOT NULL,
+    relative_path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    sha256 TEXT,
+    received_at TEXT NOT NULL,
+    calling_ae TEXT NOT NULL,
+    peer_fingerprint TEXT
+);
+CREATE INDEX instance_series ON instance(series_uid);
+"""
+
+# keyword -> (level, SQL column, VR); the VR decides how a value matches.
+_KEYS: dict[str, tuple[int, str, str]] = {
+    "PatientID": (0, "p.patient_id", "LO"),
+    "PatientName": (0, "p.patient_name", "PN"),
+    "PatientBirthDate": (0, "p.patient_birth_date", "DA"),
+    "PatientSex": (0, "p.patient_sex", "CS"),
+    "StudyInstanceUID": (1, "st.study_uid", "UI"),
+    "StudyDate": (1, "st.study_date", "DA"),
+    "StudyTime": (1, "st.study_time", "TM"),
+    "AccessionNumber": (1, "st.accession_number", "SH"),
+    "StudyID": (1, "st.study_id", "SH"),
+    "StudyDescription": (1, "st.study_description", "LO"),
+    "ReferringPhysicianName": (1, "st.referring_physician_name", "PN"),
+    "ModalitiesInStudy": (1, "", "CS"),  # derived from the series rows
+    "SeriesInstanceUID": (2, "se.series_uid", "UI"),
+    "Modality": (2, "se.modality", "CS"),
+    "SeriesNumber": (2, "se.series_number", "IS"),
+    "SeriesDescription": (2, "se.series_description", "LO"),
+    "SOPInstanceUID": (3, "i.sop_instance_uid", "UI"),
+    "SOPClassUID": (3, "i.sop_class_uid", "UI"),
+    "InstanceNumber": (3, "i.instance_number", "IS"),
+}
+_UNIQUE = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+_FROM = (
+    "patient p",
+    "study st JOIN patient p ON p.patient_id = st.patient_id",
+    "series se JOIN study st ON st.study_uid = se.study_uid "
+    "JOIN patient p ON p.patient_id = st.patient_id",
+    "instance i JOIN series se ON se.series_uid = i.series_uid "
+    "JOIN study st ON st.study_uid = se.study_uid "
+    "JOIN patient p ON p.patient_id = st.patient_id",
+)
+_MODALITIES_SQL = "SELECT DISTINCT modality FROM series WHERE study_uid = ? ORDER BY modality"
+
+_INSTANCE_COLUMNS = (
+    "i.sop_instance_uid, i.sop_class_uid, se.series_uid, st.study_uid, st.patient_id, "
+    "i.instance_number, i.transfer_syntax_uid, i.relative_path, i.size, i.sha256, "
+    "i.received_at, i.calling_ae, i.peer_fingerprint"
+)
+_INSTANCE_FROM = _FROM[3]
+
+# Tags reindex() reads from each file (keywords of _KEYS, minus derived ones).
+_REINDEX_TAGS = [k for k in _KEYS if k != "ModalitiesInStudy"]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedInstance:
+    """One instance row, with the keys of its parents."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    instance_number: str | None
+    transfer_syntax_uid: str
+    relative_path: str
+    size: int
+    sha256: str | None
+    received_at: str
+    calling_ae: str
+    peer_fingerprint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReindexResult:
+    """What :meth:`StorageIndex.reindex` did."""
+
+    added: int
+    removed: int
+    skipped: int
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    """Return an attribute as text (multiple values joined by ``\\``), or None."""
+    value = ds.get(keyword)
+    if value is None:
+        return None
+    if isinstance(value, MultiValue | list | tuple):
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return text or None
+
+
+def _glob_escape(value: str) -> str:
+    # GLOB's only special characters besides * and ? are [ and ]; DICOM has
+    # no escape for * and ?, so those keep their wildcard meaning (C.2.2.2.4).
+    return "".join("[[]" if ch == "[" else "[]]" if ch == "]" else ch for ch in value)
+
+
+def _match(column: str, vr: str, value: str) -> tuple[str, list[str]]:
+    """Return an SQL condition and its parameters (PS3.4 C.2.2.2)."""
+    col = f"COALESCE({column}, '')"
+    if vr == "UI" and "\\" in value:  # List of UID matching, C.2.2.2.5
+        uids = value.split("\\")
+        return f"{col} IN ({', '.join('?' * len(uids))})", uids
+    if vr in ("DA", "TM") and "-" in value:  # Range matching, C.2.2.2.5
+        low, _, high = value.partition("-")
+        conds, params = [f"{col} != ''"], []
+        if low:
+            conds.append(f"{col} >= ?")
+            params.append(low)
+        if high:
+            # A date/time that starts with the upper bound is inside it
+            # ("-1200" includes "120000"), hence the open-ended prefix.
+            conds.append(f"({col} <= ? OR {col} GLOB ?)")
+            params += [high, _glob_escape(high) + "*"]
+        return " AND ".join(conds), params
+    if vr not in ("UI", "DA", "TM") and ("*" in value or "?" in value):
+        return f"{col} GLOB ?", [_glob_escape(value)]  # Wild card matching
+    return f"{col} = ?", [value]  # Single value matching
+
+
+class StorageIndex:
+    """The SQLite index at ``path`` (created with its schema if absent).
+
+    Use as a context manager or call :meth:`close`. Errors from SQLite are
+    raised as :class:`~dicomnet.storage.files.StorageError`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._ensure_schema()
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open index {self._path}: {exc}") from exc
+
+    def _ensure_schema(self) -> None:
+        row = self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+        ).fetchone()
+        if row is None:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return
+        version = self._db.execute("SELECT version FROM schema_version").fetchone()
+        if version is None or version[0] != SCHEMA_VERSION:
+            found = None if version is None else version[0]
+            raise StorageError(
+                f"index {self._path} has schema version {found}, expected {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def add_instance(
+        self,
+        ds: Dataset,
+        *,
+        relative_path: str,
+        transfer_syntax_uid: str,
+        size: int,
+        calling_ae: str,
+        peer_fingerprint: str | None,
+        sha256: str | None = None,
+        received_at: datetime | None = None,
+    ) -> None:
+        """Record one stored instance, its series, study and patient, atomically.
+
+        Call only after the file is durable (see the module docstring).
+        ``ds`` needs SOP Instance, Study Instance and Series Instance UIDs;
+        other keys are taken when present. Parent rows are created or
+        updated with the latest values; a second instance with the same SOP
+        Instance UID replaces the row (``OVERWRITE``), and parents left
+        empty by the move are removed.
+        """
+        safe_relative_path(relative_path)
+        sop_uid = _text(ds, "SOPInstanceUID")
+        study_uid = _text(ds, "StudyInstanceUID")
+        series_uid = _text(ds, "SeriesInstanceUID")
+        missing = [
+            name
+            for name, value in (
+                ("SOPInstanceUID", sop_uid),
+                ("StudyInstanceUID", study_uid),
+                ("SeriesInstanceUID", series_uid),
+            )
+            if value is None
+        ]
+        if missing:
+            raise StorageError(f"cannot index a data set without {', '.join(missing)}")
+        sop_class = _text(ds, "SOPClassUID") or ""
+        patient_id = _text(ds, "PatientID") or ""
+        when = (received_at or datetime.now(UTC)).astimezone(UTC)
+        with self._lock, self._transaction() as db:
+            # Where the rows hang now: an upsert may move them (a re-sent
+            # instance with other parent UIDs), leaving old parents empty.
+            old_series = db.execute(
+                "SELECT series_uid FROM instance WHERE sop_instance_uid = ?", (sop_uid,)
+            ).fetchone()
+            old_study = db.execute(
+                "SELECT study_uid FROM series WHERE series_uid = ?", (series_uid,)
+            ).fetchone()
+            old_patient = db.execute(
+                "SELECT patient_id FROM study WHERE study_uid = ?", (study_uid,)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO patient VALUES (?, ?, ?, ?) ON CONFLICT(patient_id) DO UPDATE SET "
+                "patient_name = excluded.patient_name, "
+                "patient_birth_date = excluded.patient_birth_date, "
+                "patient_sex = excluded.patient_sex",
+                (
+                    patient_id,
+                    _text(ds, "PatientName"),
+                    _text(ds, "PatientBirthDate"),
+                    _text(ds, "PatientSex"),
+                ),
+            )
+            db.execute(
+                "INSERT INTO study VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id, "
+                "study_date = excluded.study_date, study_time = excluded.study_time, "
+                "accession_number = excluded.accession_number, "
+                "study_id = excluded.study_id, "
+                "study_description = excluded.study_description, "
+                "referring_physician_name = excluded.referring_physician_name",
+                (
+                    study_uid,
+                    patient_id,
+                    _text(ds, "StudyDate"),
+                    _text(ds, "StudyTime"),
+                    _text(ds, "AccessionNumber"),
+                    _text(ds, "StudyID"),
+                    _text(ds, "StudyDescription"),
+                    _text(ds, "ReferringPhysicianName"),
+                ),
+            )
+            db.execute(
+                "INSERT INTO series VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
+                "modality = excluded.modality, series_number = excluded.series_number, "
+                "series_description = excluded.series_description",
+                (
+                    series_uid,
+                    study_uid,
+                    _text(ds, "Modality"),
+                    _text(ds, "SeriesNumber"),
+                    _text(ds, "SeriesDescription"),
+                ),
+            )
+            db.execute(
+                "INSERT INTO instance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(sop_instance_uid) DO UPDATE SET series_uid = excluded.series_uid, "
+                "sop_class_uid = excluded.sop_class_uid, "
+                "instance_number = excluded.instance_number, "
+                "transfer_syntax_uid = excluded.transfer_syntax_uid, "
+                "relative_path = excluded.relative_path, size = excluded.size, "
+                "sha256 = excluded.sha256, received_at = excluded.received_at, "
+                "calling_ae = excluded.calling_ae, peer_fingerprint = excluded.peer_fingerprint",
+                (
+                    sop_uid,
+                    series_uid,
+                    sop_class,
+                    _text(ds, "InstanceNumber"),
+                    transfer_syntax_uid,
+                    relative_path,
+                    size,
+                    sha256,
+                    when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    calling_ae,
+                    peer_fingerprint,
+                ),
+            )
+            # Drop parents that became empty so counts and C-FIND stay truthful.
+            if old_series is not None and old_series[0] != series_uid:
+                _prune_series(db, old_series[0])
+            if old_study is not None and old_study[0] != study_uid:
+                _prune_study(db, old_study[0])
+            if old_patient is not None and old_patient[0] != patient_id:
+                _prune_patient(db, old_patient[0])
+
+    def remove_instance(self, sop_instance_uid: str) -> bool:
+        """Delete an instance row (and parents left empty); True if it existed.
+
+        The file is the caller's to delete, after this returns.
+        """
+        with self._lock, self._transaction() as db:
+            row = db.execute(
+                "SELECT series_uid FROM instance WHERE sop_instance_uid = ?",
+                (sop_instance_uid,),
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM instance WHERE sop_instance_uid = ?", (sop_instance_uid,))
+            _prune_series(db, row[0])
+            return True
+
+    def get_instance(self, sop_instance_uid: str) -> IndexedInstance | None:
+        """Return the row of one instance, or None."""
+        with self._lock:
+            row = self._query_one(
+                f"SELECT {_INSTANCE_COLUMNS} FROM {_INSTANCE_FROM} WHERE i.sop_instance_uid = ?",
+                (sop_instance_uid,),
+            )
+        return None if row is None else IndexedInstance(*row)
+
+    def count(self) -> dict[str, int]:
+        """Return the number of patients, studies, series and instances."""
+        with self._lock:
+            row = self._query_one(
+                "SELECT (SELECT COUNT(*) FROM patient), (SELECT COUNT(*) FROM study), "
+                "(SELECT COUNT(*) FROM series), (SELECT COUNT(*) FROM instance)",
+                (),
+            )
+        assert row is not None  # an aggregate always yields one row
+        return dict(zip(("patients", "studies", "series", "instances"), row, strict=True))
+
+    @staticmethod
+    def supported_keys(level: QueryLevel) -> tuple[str, ...]:
+        """Keywords :meth:`find` accepts at ``level`` (its own and the levels above)."""
+        depth = _LEVELS[level]
+        return tuple(k for k, (lvl, _c, _v) in _KEYS.items() if lvl <= depth)
+
+    def find(self, level: QueryLevel, keys: Mapping[str, str]) -> list[dict[str, str]]:
+        """Match ``keys`` at ``level`` as a C-FIND SCP would (PS3.4 C.2.2.2).
+
+        Each key is a keyword of :meth:`supported_keys` (others raise
+        ``ConfigurationError``). An empty value or ``*`` matches everything
+        and only asks for the attribute back (Universal matching); a value
+        with ``*`` or ``?`` on a text attribute is Wild Card matching (case
+        sensitive); ``A-B``, ``-B`` and ``A-`` on a date or time is Range
+        matching; ``\\``-separated UIDs are List of UID matching; anything
+        else is Single Value matching. ``ModalitiesInStudy`` matches a study
+        if any of its series has a matching Modality.
+
+        Each result holds every requested key plus the unique key of
+        ``level`` and the levels above, as text ("" when absent).
+        """
+        if level not in _LEVELS:
+            raise ConfigurationError(f"unknown query level {level!r}")
+        depth = _LEVELS[level]
+        unknown = [k for k in keys if k not in _KEYS or _KEYS[k][0] > depth]
+        if unknown:
+            raise ConfigurationError(f"keys not supported at {level} level: {', '.join(unknown)}")
+        returned = list(dict.fromkeys([*_UNIQUE[: depth + 1], *keys]))
+        columns = [k for k in returned if k != "ModalitiesInStudy"]
+        where: list[str] = []
+        params: list[str] = []
+        for keyword, value in keys.items():
+            if value in ("", "*"):
+                continue
+            _lvl, column, vr = _KEYS[keyword]
+            if keyword == "ModalitiesInStudy":
+                conds = []
+                for modality in value.split("\\"):
+                    cond, extra = _match("s2.modality", vr, modality)
+                    conds.append(cond)
+                    params.extend(extra)
+                where.append(
+                    "EXISTS (SELECT 1 FROM series s2 WHERE s2.study_uid = st.study_uid "
+                    f"AND ({' OR '.join(conds)}))"
+                )
+                continue
+            cond, extra = _match(column, vr, value)
+            where.append(cond)
+            params.extend(extra)
+        select = ", ".join(f"COALESCE({_KEYS[k][1]}, '')" for k in columns)
+        sql = f"SELECT DISTINCT {select} FROM {_FROM[depth]}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {_KEYS[_UNIQUE[depth]][1]}"
+        results: list[dict[str, str]] = []
+        with self._lock:
+            try:
+                rows = self._db.execute(sql, params).fetchall()
+                for row in rows:
+                    result = {k: str(v) for k, v in zip(columns, row, strict=True)}
+                    if "ModalitiesInStudy" in returned:
+                        found = self._db.execute(_MODALITIES_SQL, (result["StudyInstanceUID"],))
+                        result["ModalitiesInStudy"] = "\\".join(m for (m,) in found if m)
+                    results.append({k: result[k] for k in returned})
+            except sqlite3.Error as exc:
+                raise StorageError(f"index query failed: {exc}") from exc
+        return results
+
+    def _query_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"index query failed: {exc}") from exc
+        return row
+
+    def reindex(self, root: Path, *, prune: bool = True) -> ReindexResult:
+        """Add rows for files under ``root`` that have none; drop rows without files.
+
+        This is the recovery half of the ordering rule. Hidden files (our
+        temporary files among them) and folders reached through symbolic
+        links are not visited; files that are not Part 10, lack the UIDs, or
+        whose names fail :func:`~dicomnet.storage.names.safe_relative_path`
+        are counted as skipped. A file whose SOP Instance UID is already
+        indexed under another path is skipped too: the indexed one wins.
+        """
+        root = Path(root)
+        with self._lock:
+            known = {
+                path
+                for (path,) in self._db.execute("SELECT relative_path FROM instance").fetchall()
+            }
+        added = skipped = removed = 0
+        seen: set[str] = set()
+        for path in _walk(root):
+            relative = path.relative_to(root).as_posix()
+            seen.add(relative)
+            if relative in known:
+                continue
+            try:
+                safe_relative_path(relative)
+                info = read_part10(path)
+                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_REINDEX_TAGS)
+                if self.get_instance(str(ds.get("SOPInstanceUID", ""))) is not None:
+                    skipped += 1
+                    continue
+                stat = path.stat()
+                self.add_instance(
+                    ds,
+                    relative_path=relative,
+                    transfer_syntax_uid=info.transfer_syntax_uid,
+                    size=stat.st_size,
+                    calling_ae="",
+                    peer_fingerprint=None,
+                    received_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+            except (UnsafeNameError, NotPart10Error, StorageError) as exc:
+                logger.info("reindex: skipping %s: %s", path, exc)
+                skipped += 1
+                continue
+            except Exception as exc:  # pydicom raises many kinds on damaged files
+                logger.warning("reindex: cannot read %s: %s", path, exc)
+                skipped += 1
+                continue
+            added += 1
+        if prune:
+            for relative in sorted(known - seen):
+                with self._lock:
+                    row = self._query_one(
+                        "SELECT sop_instance_uid FROM instance WHERE relative_path = ?",
+                        (relative,),
+                    )
+                if row is not None and self.remove_instance(row[0]):
+                    removed += 1
+        return ReindexResult(added=added, removed=removed, skipped=skipped)
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"index transaction failed: {exc}") from exc
+        return self._db
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._db.execute("ROLLBACK")
+                raise StorageError(f"index commit failed: {error}") from error
+            return
+        self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"index update failed: {exc}") from exc
+
+
+def _prune_series(db: sqlite3.Connection, series_uid: str) -> None:
+    """Remove ``series_uid`` if it has no instances, then its parents if empty."""
+    row = db.execute("SELECT study_uid FROM series WHERE series_uid = ?", (series_uid,)).fetchone()
+    if row is None:
+        return
+    gone = db.execute(
+        "DELETE FROM series WHERE series_uid = ? AND NOT EXISTS "
+        "(SELECT 1 FROM instance WHERE series_uid = ?)",
+        (series_uid, series_uid),
+    ).rowcount
+    if gone:
+        _prune_study(db, row[0])
+
+
+def _prune_study(db: sqlite3.Connection, study_uid: str) -> None:
+    """Remove ``study_uid`` if it has no series, then its patient if empty."""
+    row = db.execute("SELECT patient_id FROM study WHERE study_uid = ?", (study_uid,)).fetchone()
+    if row is None:
+        return
+    gone = db.execute(
+        "DELETE FROM study WHERE study_uid = ? AND NOT EXISTS "
+        "(SELECT 1 FROM series WHERE study_uid = ?)",
+        (study_uid, study_uid),
+    ).rowcount
+    if gone:
+        _prune_patient(db, row[0])
+
+
+def _prune_patient(db: sqlite3.Connection, patient_id: str) -> None:
+    """Remove ``patient_id`` if it has no studies."""
+    db.execute(
+        "DELETE FROM patient WHERE patient_id = ? AND NOT EXISTS "
+        "(SELECT 1 FROM study WHERE patient_id = ?)",
+        (patient_id, patient_id),
+    )
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Regular, non-hidden files under ``root``, not following links to folders."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or name.endswith(TEMP_SUFFIX):
+                continue
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                yield path

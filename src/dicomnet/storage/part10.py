@@ -1,0 +1,265 @@
+"""DICOM Part 10 file framing: the header an SCP writes, the header an SCU reads.
+
+PS3.10 7.1: a DICOM file is a 128-byte preamble, the prefix ``DICM``, the
+File Meta Information (group 0002, always Explicit VR Little Endian, led by
+its group length (0002,0000)), and then the data set encoded in the transfer
+syntax named by (0002,0010). The data set bytes a C-STORE carries are exactly
+those bytes (for Deflated Explicit VR Little Endian, the deflated stream), so
+an SCP can write :func:`part10_header` and then stream what it receives, and
+an SCU can send a file from :attr:`Part10Info.dataset_offset` onwards without
+decoding it. pydicom encodes and decodes the meta group; this module only
+frames it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from pydicom.dataset import FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset, read_preamble
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
+
+from dicomnet.errors import ConfigurationError
+from dicomnet.storage.files import StorageError
+from dicomnet.storage.names import safe_uid
+
+__all__ = [
+    "NotPart10Error",
+    "PREAMBLE_LENGTH",
+    "Part10Info",
+    "part10_header",
+    "read_part10",
+]
+
+#: 128-byte preamble + 4-byte "DICM" prefix (PS3.10 7.1).
+PREAMBLE_LENGTH = 132
+_GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, length 4
+_DEFLATED = "1.2.840.10008.1.2.1.99"  # PS3.5 A.5, and its zlib variant below
+_DEFLATED_ZLIB = "1.2.840.10008.1.2.8.1"
+# SH and AE (PS3.5 Table 6.2-1): at most 16 characters of the default
+# repertoire without backslash or control characters.
+_SHORT_TEXT = re.compile(r"[\x20-\x5b\x5d-\x7e]{1,16}", re.ASCII)
+
+
+class NotPart10Error(StorageError):
+    """A file is not a DICOM Part 10 file (no preamble and ``DICM`` prefix,
+    or a File Meta Information group that cannot be read)."""
+
+
+def _short_text(name: str, value: str) -> str:
+    text = value.strip(" ")
+    if _SHORT_TEXT.fullmatch(text) is None:
+        raise ConfigurationError(
+            f"{name} must be 1 to 16 printable ASCII characters without '\\': {value!r}"
+        )
+    return text
+
+
+def part10_header(
+    *,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    transfer_syntax_uid: str,
+    implementation_class_uid: str,
+    implementation_version_name: str | None,
+    source_ae_title: str | None,
+) -> bytes:
+    """Return preamble, ``DICM`` and the File Meta Information (PS3.10 7.1).
+
+    The preamble is all zeros (PS3.10 7.1 allows that when it is unused).
+    The meta group holds (0002,0000) with its correct length, (0002,0001)
+    version 00 01, Media Storage SOP Class and Instance UIDs (the Affected
+    SOP Class/Instance UIDs of the C-STORE-RQ), the transfer syntax of the
+    accepted presentation context, our implementation class UID and version
+    name, and (0002,0016) Source Application Entity Title, the calling AE of
+    the association, when given. UIDs are checked with
+    :func:`~dicomnet.storage.names.safe_uid` (``UnsafeNameError``); a
+    version name or AE title that does not fit its VR raises
+    ``ConfigurationError``.
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(safe_uid(sop_class_uid))
+    meta.MediaStorageSOPInstanceUID = UID(safe_uid(sop_instance_uid))
+    meta.TransferSyntaxUID = UID(safe_uid(transfer_syntax_uid))
+    meta.ImplementationClassUID = UID(safe_uid(implementation_class_uid))
+    if implementation_version_name is not None:
+        meta.ImplementationVersionName = _short_text(
+            "implementation_version_name", implementation_version_name
+        )
+    if source_ae_title is not None:
+        meta.SourceApplicationEntityTitle = _short_text("source_ae_title", source_ae_title)
+    buffer = DicomBytesIO()
+    buffer.write(b"\x00" * 128 + b"DICM")
+    # enforce_standard: pydicom adds (0002,0000) with the right value and
+    # (0002,0001); it keeps the implementation fields we set.
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return bytes(buffer.getvalue())
+
+
+@dataclass(frozen=True, slots=True)
+class Part10Info:
+    """What an SCU needs to send a stored file without decoding it.
+
+    ``dataset_offset`` is the byte offset of the first byte after the File
+    Meta Information; ``size`` the file size when it was read. The bytes in
+    between are the data set in ``transfer_syntax_uid``.
+    """
+
+    path: Path
+    meta: FileMetaDataset
+    transfer_syntax_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    dataset_offset: int
+    size: int
+
+    @property
+    def dataset_length(self) -> int:
+        """Number of data set bytes after the meta group."""
+        return self.size - self.dataset_offset
+
+    def iter_dataset(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the data set bytes from disk in chunks of at most ``chunk_size``.
+
+        Raises :class:`StorageError` if the file shrank since it was read.
+        """
+        remaining = self.dataset_length
+        try:
+            with open(self.path, "rb") as fp:
+                fp.seek(self.dataset_offset)
+                while remaining:
+                    chunk = fp.read(min(chunk_size, remaining))
+                    if not chunk:
+                        raise StorageError(f"{self.path} is shorter than when it was read")
+                    remaining -= len(chunk)
+                    yield chunk
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot read", self.path, exc) from exc
+
+
+def _not_group_0002(tag: Any, vr: str | None, length: int) -> bool:
+    return int(tag) >> 16 != 0x0002
+
+
+_READ_ERRORS = (ValueError, NotImplementedError, EOFError, KeyError, struct.error)
+
+
+def _meta_by_scanning(fp: BinaryIO) -> tuple[FileMetaDataset, int]:
+    """Read the meta group element by element until another group starts.
+
+    This is what ``pydicom.dcmread`` does, and it is exact whatever
+    (0002,0000) says, provided the next bytes are element headers.
+    """
+    fp.seek(PREAMBLE_LENGTH)
+    meta = FileMetaDataset(
+        read_dataset(fp, is_implicit_VR=False, is_little_endian=True, stop_when=_not_group_0002)
+    )
+    return meta, fp.tell()
+
+
+def _meta_by_group_length(fp: BinaryIO) -> tuple[FileMetaDataset, int] | None:
+    """Read exactly the bytes (0002,0000) covers; ``None`` if that fails.
+
+    Needed for deflated data sets: their first bytes are a deflate stream,
+    not an element header, so a scan could misread them as more meta.
+    """
+    fp.seek(PREAMBLE_LENGTH)
+    head = fp.read(12)
+    if len(head) != 12 or head[:8] != _GROUP_LENGTH_HEADER:
+        return None
+    group_length = int.from_bytes(head[8:], "little")
+    body = fp.read(group_length)
+    if len(body) != group_length:
+        return None
+    buffer = io.BytesIO(head + body)
+    try:
+        meta = FileMetaDataset(
+            read_dataset(
+                buffer, is_implicit_VR=False, is_little_endian=True, stop_when=_not_group_0002
+            )
+        )
+    except _READ_ERRORS:
+        return None
+    if buffer.tell() != len(head) + len(body):
+        return None  # the stated length runs past the group
+    return meta, PREAMBLE_LENGTH + 12 + group_length
+
+
+def _is_deflated(meta: FileMetaDataset) -> bool:
+    return str(meta.get("TransferSyntaxUID", "")) in (_DEFLATED, _DEFLATED_ZLIB)
+
+
+def _read_meta(fp: BinaryIO, path: Path) -> tuple[FileMetaDataset, int]:
+    """Choose between scanning and (0002,0000); see :func:`read_part10`."""
+    try:
+        scanned: tuple[FileMetaDataset, int] | None = _meta_by_scanning(fp)
+    except _READ_ERRORS as exc:
+        scanned, error = None, exc
+    if scanned is not None and not _is_deflated(scanned[0]):
+        return scanned
+    bounded = _meta_by_group_length(fp)
+    if bounded is not None and (scanned is None or _is_deflated(bounded[0])):
+        return bounded
+    if scanned is not None:
+        return scanned  # deflated without a usable (0002,0000): the scan is all we have
+    raise NotPart10Error(f"{path}: unreadable File Meta Information: {error}") from error
+
+
+def read_part10(path: Path) -> Part10Info:
+    """Read only the preamble and File Meta Information of a Part 10 file.
+
+    The data set is never parsed. The meta group is read element by element
+    until the next group starts, as ``pydicom.dcmread`` does; that stays
+    exact when (0002,0000) is wrong, which happens in the wild. For a
+    deflated data set (PS3.5 A.5), whose first bytes are not an element
+    header, the length in (0002,0000) (Type 1, PS3.10 Table 7.1-1) decides
+    instead when it is present and consistent.
+
+    A file without the preamble and ``DICM`` prefix (a raw data set) raises
+    :class:`NotPart10Error`: there is no fallback, because such a file does
+    not state its transfer syntax and guessing it would send wrong bytes.
+    So do a missing Transfer Syntax, SOP Class or SOP Instance UID.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fp:
+            size = os.fstat(fp.fileno()).st_size
+            try:
+                read_preamble(fp, False)
+            except InvalidDicomError as exc:
+                raise NotPart10Error(
+                    f"{path} has no DICOM preamble and 'DICM' prefix (PS3.10 7.1)"
+                ) from exc
+            meta, offset = _read_meta(fp, path)
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot read", path, exc) from exc
+    missing = [
+        keyword
+        for keyword in (
+            "TransferSyntaxUID",
+            "MediaStorageSOPClassUID",
+            "MediaStorageSOPInstanceUID",
+        )
+        if not meta.get(keyword)
+    ]
+    if missing:
+        raise NotPart10Error(f"{path}: File Meta Information lacks {', '.join(missing)}")
+    return Part10Info(
+        path=path,
+        meta=meta,
+        transfer_syntax_uid=str(meta.TransferSyntaxUID),
+        sop_class_uid=str(meta.MediaStorageSOPClassUID),
+        sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
+        dataset_offset=offset,
+        size=size,
+    )

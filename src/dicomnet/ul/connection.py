@@ -1,0 +1,282 @@
+"""``ULConnection``: the sans-I/O DICOM Upper Layer (PS3.8 sections 7 and 9).
+
+Bytes go in with ``receive_data(data, now)`` (``b""`` means the transport
+closed), events come out of ``next_event()``, bytes to write come out of
+``data_to_send()``. Time is passed in; ``get_timer()`` is the ARTIM deadline
+(PS3.8 9.1.5) and ``handle_timer(now)`` fires it. The driver also watches two
+flags: ``wants_transport`` (AE-1 asked for a TRANSPORT CONNECT) and
+``should_close`` (an action closed the transport: flush ``data_to_send()``,
+then close).
+
+User primitives (``associate``, ``accept``, ``reject``, ``send_pdata``,
+``release``, ``release_response``, ``abort``) raise ``LocalProtocolError`` when
+PS3.8 Table 9-10 does not allow them in the current state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Literal
+
+from ..errors import RemoteProtocolError
+from .events import DataReceived, ULEvent
+from .framing import PDUFramer
+from .fsm import (
+    CloseTransport,
+    Event,
+    Indicate,
+    Machine,
+    OpenTransport,
+    SendPDU,
+    StartArtim,
+    State,
+    StopArtim,
+)
+from .pdu import (
+    AAbort,
+    AssociateAC,
+    AssociateRJ,
+    AssociateRQ,
+    PDataTF,
+    ReleaseRP,
+    ReleaseRQ,
+)
+
+__all__ = ["DEFAULT_ARTIM_TIMEOUT", "ULConnection"]
+
+log = logging.getLogger("dicomnet.ul")
+
+DEFAULT_ARTIM_TIMEOUT = 30.0
+
+_PDU_EVENTS: dict[type, Event] = {
+    AssociateAC: Event.Evt3,
+    AssociateRJ: Event.Evt4,
+    AssociateRQ: Event.Evt6,
+    PDataTF: Event.Evt10,
+    ReleaseRQ: Event.Evt12,
+    ReleaseRP: Event.Evt13,
+    AAbort: Event.Evt16,
+}
+
+
+def _version_check(rq: AssociateRQ) -> AssociateRJ | None:
+    """AE-6's provider check: protocol version bit 0 must be set (PS3.8 9.3.2)."""
+    if rq.protocol_version & 1:
+        return None
+    # rejected-permanent, service-provider (ACSE), protocol version not supported
+    return AssociateRJ(result=1, source=2, reason=2)
+
+
+class ULConnection:
+    """One association's Upper Layer, requestor or acceptor side."""
+
+    def __init__(
+        self,
+        role: Literal["requestor", "acceptor"],
+        *,
+        artim_timeout: float = DEFAULT_ARTIM_TIMEOUT,
+        max_associate_length: int = 1 << 20,
+    ) -> None:
+        self.role = role
+        self.artim_timeout = artim_timeout
+        self._machine = Machine(is_requestor=role == "requestor", acceptable=_version_check)
+        self._framer = PDUFramer(max_associate_length=max_associate_length)
+        self._events: deque[ULEvent] = deque()
+        self._out: list[bytes] = []
+        self._artim_deadline: float | None = None
+        self._now = 0.0
+        self.wants_transport = False
+        self.should_close = False
+        #: Maximum P-DATA-TF PDU length the peer accepts from us (0: no limit).
+        self.peer_max_pdu_length = 0
+        #: Maximum P-DATA-TF PDU length we announced (0: no limit).
+        self.local_max_pdu_length = 0
+        #: The A-ASSOCIATE-RQ and -AC of this association, once known.
+        self.associate_rq: AssociateRQ | None = None
+        self.associate_ac: AssociateAC | None = None
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._machine.state
+
+    @property
+    def is_established(self) -> bool:
+        return self._machine.state is State.Sta6
+
+    @property
+    def has_partial_pdu(self) -> bool:
+        """True while part of a PDU has arrived and the rest is awaited."""
+        return self._framer.buffered > 0
+
+    # -- user primitives -------------------------------------------------------
+
+    def associate(self, rq: AssociateRQ) -> None:
+        """A-ASSOCIATE request (Evt1). The driver then opens the transport and calls
+        ``transport_connected``, which sends ``rq`` (AE-2)."""
+        self.associate_rq = rq
+        self._fire(Event.Evt1, rq)
+
+    def transport_connected(self, now: float) -> None:
+        """The transport is up: Evt2 for a requestor (sends the A-ASSOCIATE-RQ),
+        Evt5 for an acceptor (starts ARTIM while awaiting the A-ASSOCIATE-RQ)."""
+        self._now = now
+        if self.role == "requestor":
+            self.wants_transport = False
+            self._fire(Event.Evt2, self.associate_rq)
+        else:
+            self._fire(Event.Evt5)
+
+    def accept(self, ac: AssociateAC) -> None:
+        """A-ASSOCIATE response, accept (Evt7): sends ``ac``."""
+        self.associate_ac = ac
+        self._fire(Event.Evt7, ac)
+        self.peer_max_pdu_length = _max_length(self.associate_rq)
+        self._set_local_max(_max_length(ac))
+
+    def reject(self, rj: AssociateRJ, now: float) -> None:
+        """A-ASSOCIATE response, reject (Evt8): sends ``rj`` and awaits the close."""
+        self._now = now
+        self._fire(Event.Evt8, rj)
+
+    def send_pdata(self, pdata: PDataTF | bytes) -> None:
+        """P-DATA request (Evt9). ``pdata`` may be a pre-encoded P-DATA-TF PDU
+        (``ul.pdu.encode_pdata``), the fast path for bulk data."""
+        state = self._machine.state
+        if state is State.Sta6 and isinstance(pdata, bytes):
+            # The hot path for bulk data: DT-1 is only "send P-DATA-TF; next Sta6",
+            # so skip building an effect per PDU.
+            self._out.append(pdata)
+            return
+        self._fire(Event.Evt9, pdata)
+
+    def release(self) -> None:
+        """A-RELEASE request (Evt11)."""
+        self._fire(Event.Evt11)
+
+    def release_response(self, now: float) -> None:
+        """A-RELEASE response (Evt14), after a ``ReleaseRequested`` event."""
+        self._now = now
+        self._fire(Event.Evt14)
+
+    def abort(self, now: float, *, reason: int = 0) -> None:
+        """A-ABORT request (Evt15). Outside Table 9-10 (Sta1, Sta2, Sta13 — no
+        association to abort) this just closes the transport, or does nothing."""
+        self._now = now
+        state = self._machine.state
+        if state in (State.Sta1, State.Sta13):
+            return
+        if state is State.Sta2:
+            self._artim_deadline = None
+            self._machine.state = State.Sta1
+            self.should_close = True
+            return
+        self._fire(Event.Evt15, AAbort(source=0, reason=reason))
+
+    # -- transport side ----------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Bytes from the transport; ``b""`` is the transport-closed indication (Evt17)."""
+        self._now = now
+        if not data:
+            if self._machine.state is not State.Sta1:
+                self._fire(Event.Evt17)
+            return
+        if self._machine.state in (State.Sta1, State.Sta4):
+            return  # no association on this transport any more: drop late bytes
+        framer = self._framer
+        try:
+            framer.feed(data)
+            while True:
+                pdu = framer.next_pdu()
+                if pdu is None:
+                    return
+                self._on_pdu(pdu)
+                if self.state is State.Sta1:
+                    return
+        except RemoteProtocolError as exc:
+            if self._machine.state is State.Sta13 and self._artim_deadline is not None:
+                # Already aborting: AA-7 would send yet another A-ABORT; one is enough.
+                return
+            log.debug("invalid PDU from peer: %s", exc)
+            self._fire(Event.Evt19, exc)
+
+    def _on_pdu(self, pdu: object) -> None:
+        if type(pdu) is PDataTF and self._machine.state is State.Sta6:
+            # DT-2 without the table walk: the bulk-data hot path.
+            self._events.append(DataReceived(pdu))
+            return
+        event = _PDU_EVENTS[type(pdu)]
+        if event is Event.Evt3 and isinstance(pdu, AssociateAC):
+            self.associate_ac = pdu
+            self.peer_max_pdu_length = _max_length(pdu)
+            self._set_local_max(_max_length(self.associate_rq))
+        elif event is Event.Evt6 and isinstance(pdu, AssociateRQ):
+            self.associate_rq = pdu
+        self._fire(event, pdu)
+
+    def transport_failed(self, now: float, detail: str) -> None:
+        """The transport could not be opened, or broke (Evt17 with a reason)."""
+        self._now = now
+        if self._machine.state is not State.Sta1:
+            self._fire(Event.Evt17, detail)
+
+    def get_timer(self) -> float | None:
+        """The ARTIM deadline, or None when ARTIM is not running."""
+        return self._artim_deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Fire ARTIM (Evt18) if its deadline has passed."""
+        self._now = now
+        if self._artim_deadline is not None and now >= self._artim_deadline:
+            self._artim_deadline = None
+            self._fire(Event.Evt18)
+
+    def next_event(self) -> ULEvent | None:
+        """The next indication or confirmation for the user, or None."""
+        return self._events.popleft() if self._events else None
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the transport since the last call."""
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _set_local_max(self, value: int) -> None:
+        self.local_max_pdu_length = value
+        self._framer.max_pdata_length = value
+
+    def _fire(self, event: Event, arg: object = None) -> None:
+        machine = self._machine
+        before = machine.state
+        action = machine.fire(event, arg)
+        log.debug("%s + %s -> %s -> %s", before.name, event.name, action, machine.state.name)
+        effects = machine.effects
+        machine.effects = []
+        for effect in effects:
+            if isinstance(effect, SendPDU):
+                self._out.append(effect.pdu.encode())
+            elif isinstance(effect, Indicate):
+                self._events.append(effect.event)
+            elif isinstance(effect, StartArtim):
+                self._artim_deadline = self._now + self.artim_timeout
+            elif isinstance(effect, StopArtim):
+                self._artim_deadline = None
+            elif isinstance(effect, OpenTransport):
+                self.wants_transport = True
+            elif isinstance(effect, CloseTransport):
+                self.should_close = True
+                self._artim_deadline = None
+
+
+def _max_length(pdu: AssociateRQ | AssociateAC | None) -> int:
+    if pdu is None:
+        return 0
+    value = pdu.user_information.maximum_length
+    return value or 0

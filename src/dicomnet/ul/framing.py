@@ -1,0 +1,166 @@
+"""Cutting a byte stream into PDUs, sans I/O (PS3.8 9.3.1).
+
+``PDUFramer`` takes bytes as they arrive (split anywhere) and hands back whole,
+decoded PDUs. It judges each PDU from its 6-byte header before waiting for, or
+buffering, its body: an unknown PDU type, an A-ASSOCIATE PDU over
+``max_associate_length``, a P-DATA-TF over ``max_pdata_length`` or a fixed-size
+PDU of the wrong size raises ``RemoteProtocolError`` at once. So a TLS
+ClientHello or an HTTP request on a DICOM port fails on its first byte, with a
+message saying what it looks like, and a peer cannot make us hold more than the
+limits allow.
+
+Cost is linear in the bytes fed: the buffer is a ``bytearray`` with a read
+offset, compacted only when the consumed part is at least half of it, and a
+P-DATA-TF is decoded from a memoryview of that buffer, so each PDV's data is
+copied once on its way out.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NoReturn
+
+from dicomnet.errors import RemoteProtocolError
+from dicomnet.ul.items import _invalid
+from dicomnet.ul.pdu import (
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RQ,
+    P_DATA_TF,
+    PDU,
+    PDU_TYPES,
+    decode_pdu,
+    describe_foreign_bytes,
+    unrecognized_pdu_type,
+)
+
+__all__ = ["PDUFramer", "describe_foreign_bytes"]
+
+_LENGTH = struct.Struct(">L")
+_ASSOCIATE_MIN_LENGTH = 68  # the fixed part of A-ASSOCIATE-RQ/AC (PS3.8 Table 9-11)
+_PDATA_MIN_LENGTH = 6  # one PDV item: 4-byte length, context ID, control header
+_COMPACT_MIN = 1 << 16  # below this many consumed bytes, moving them is not worth it
+
+
+class PDUFramer:
+    """Incremental PDU framing: ``feed()`` bytes, then call ``next_pdu()`` until ``None``.
+
+    ``max_associate_length`` caps the PDU length of A-ASSOCIATE-RQ/AC PDUs.
+    ``max_pdata_length`` caps the PDU length of P-DATA-TF PDUs, 0 meaning no
+    limit; the connection sets it, after negotiation, to the Maximum Length it
+    advertised (PS3.8 D.1.1: the limit is on the variable field, i.e. the PDU
+    length). Exceeding either is A-ABORT reason 6, "invalid PDU parameter
+    value".
+
+    After a ``RemoteProtocolError`` the framer is dead: every later call raises
+    that same error again, and its buffer is dropped.
+    """
+
+    __slots__ = ("_buffer", "_error", "_start", "max_associate_length", "max_pdata_length")
+
+    def __init__(self, *, max_associate_length: int = 1 << 20, max_pdata_length: int = 0) -> None:
+        self.max_associate_length = max_associate_length
+        self.max_pdata_length = max_pdata_length
+        self._buffer = bytearray()
+        self._start = 0  # read offset into _buffer
+        self._error: RemoteProtocolError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet returned as a PDU."""
+        return len(self._buffer) - self._start
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes received from the peer. Nothing is parsed until ``next_pdu()``."""
+        if self._error is not None:
+            raise self._error
+        self._buffer += data
+
+    def peek_header(self) -> tuple[int, int] | None:
+        """``(PDU type, PDU length)`` of the PDU being received, once its header is in.
+
+        Lets a state machine refuse an unexpected PDU type before its body has
+        arrived. Raises what ``next_pdu()`` would raise for a bad header.
+        """
+        if self._error is not None:
+            raise self._error
+        buffer = self._buffer
+        start = self._start
+        available = len(buffer) - start
+        if available == 0:
+            return None
+        pdu_type = buffer[start]
+        if pdu_type not in PDU_TYPES:
+            self._fail(unrecognized_pdu_type(pdu_type, buffer[start : start + 32]))
+        if available < 6:
+            return None
+        (length,) = _LENGTH.unpack_from(buffer, start + 2)
+        self._check_length(pdu_type, length)
+        return pdu_type, length
+
+    def next_pdu(self) -> PDU | None:
+        """The next complete PDU, or ``None`` if more bytes are needed.
+
+        Raises ``RemoteProtocolError`` as soon as the bytes received are known
+        to be invalid, which for a bad header is before its body arrives.
+        """
+        header = self.peek_header()
+        if header is None:
+            return None
+        start = self._start
+        end = start + 6 + header[1]
+        buffer = self._buffer
+        if len(buffer) < end:
+            return None
+        try:
+            with memoryview(buffer) as view:
+                pdu = decode_pdu(view[start:end])
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+        self._consume(end)
+        return pdu
+
+    def _check_length(self, pdu_type: int, length: int) -> None:
+        name = PDU_TYPES[pdu_type]
+        if pdu_type == P_DATA_TF:
+            limit = self.max_pdata_length
+            if limit and length > limit:
+                self._fail(
+                    _invalid(
+                        f"P-DATA-TF PDU length {length} exceeds the maximum length {limit} "
+                        "we advertised (PS3.8 D.1.1)"
+                    )
+                )
+            if length < _PDATA_MIN_LENGTH:
+                self._fail(_invalid(f"P-DATA-TF PDU length {length} cannot hold a PDV item"))
+        elif pdu_type in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC):
+            if length > self.max_associate_length:
+                self._fail(
+                    _invalid(
+                        f"{name} PDU length {length} exceeds the limit of "
+                        f"{self.max_associate_length} bytes"
+                    )
+                )
+            if length < _ASSOCIATE_MIN_LENGTH:
+                self._fail(_invalid(f"{name} PDU length {length} is shorter than its fixed fields"))
+        elif length != 4:
+            # A-ASSOCIATE-RJ, A-RELEASE-RQ/RP and A-ABORT are 4 bytes (PS3.8 9.3.4, 9.3.6-9.3.8).
+            self._fail(_invalid(f"{name} PDU length is {length}, must be 4"))
+
+    def _consume(self, end: int) -> None:
+        buffer = self._buffer
+        if end == len(buffer):
+            buffer.clear()
+            self._start = 0
+        elif end >= _COMPACT_MIN and end * 2 >= len(buffer):
+            # Moves at most as many bytes as were just consumed: linear overall.
+            del buffer[:end]
+            self._start = 0
+        else:
+            self._start = end
+
+    def _fail(self, error: RemoteProtocolError) -> NoReturn:
+        self._error = error
+        # A fresh buffer: the old one may still be pinned by views in the traceback.
+        self._buffer = bytearray()
+        self._start = 0
+        raise error

@@ -1,0 +1,257 @@
+"""DimseConnection: reassembly of PDVs into DIMSE events, and its protocol rules (PS3.7 8)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dicomnet.dimse.connection import (
+    MAX_COMMAND_SET_LENGTH,
+    DatasetFragment,
+    DimseConnection,
+    DimseEvent,
+    MessageReceived,
+)
+from dicomnet.dimse.fragments import command_pdus, dataset_pdus
+from dicomnet.dimse.messages import (
+    CEchoRQ,
+    CEchoRSP,
+    CFindRSP,
+    CStoreRQ,
+    CStoreRSP,
+    encode_message,
+)
+from dicomnet.errors import LocalProtocolError, RemoteProtocolError
+from tests.dimse.pdv import PDV, parse_pdu
+
+STORE = CStoreRQ(
+    message_id=3,
+    affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+    affected_sop_instance_uid="1.2.3.4.5.6",
+)
+ECHO = CEchoRQ(message_id=1)
+
+
+def pdvs(pdus: list[bytes]) -> list[PDV]:
+    return [parse_pdu(p)[1] for p in pdus]
+
+
+def feed(conn: DimseConnection, items: list[PDV]) -> list[DimseEvent]:
+    events: list[DimseEvent] = []
+    for pdv in items:
+        events.extend(conn.receive_pdv(pdv))
+    return events
+
+
+def test_echo_in_one_pdv() -> None:
+    conn = DimseConnection()
+    events = conn.receive_pdv(PDV(1, True, True, encode_message(ECHO)))
+    assert events == [MessageReceived(1, ECHO)]
+    assert conn.idle and not conn.expecting_dataset
+
+
+@pytest.mark.parametrize("max_pdu_length", [20, 16384])
+def test_store_with_fragmented_command_and_dataset(max_pdu_length: int) -> None:
+    dataset = bytes(i % 256 for i in range(1000))
+    sender = DimseConnection()
+    receiver = DimseConnection()
+    pdus = sender.encode_request(STORE, 5, max_pdu_length, dataset)
+    events = feed(receiver, pdvs(pdus))
+    assert events[0] == MessageReceived(5, STORE)
+    fragments = events[1:]
+    assert all(isinstance(e, DatasetFragment) and e.context_id == 5 for e in fragments)
+    assert [e.is_last for e in fragments if isinstance(e, DatasetFragment)] == [False] * (
+        len(fragments) - 1
+    ) + [True]
+    assert b"".join(e.data for e in fragments if isinstance(e, DatasetFragment)) == dataset
+    assert receiver.idle
+
+
+def test_partial_command_emits_nothing_until_last() -> None:
+    conn = DimseConnection()
+    items = pdvs(command_pdus(1, encode_message(ECHO), 20))
+    assert len(items) > 2
+    for pdv in items[:-1]:
+        assert conn.receive_pdv(pdv) == []
+        assert not conn.idle
+    assert conn.receive_pdv(items[-1]) == [MessageReceived(1, ECHO)]
+
+
+def test_messages_back_to_back_on_different_contexts() -> None:
+    conn = DimseConnection()
+    rsp = CStoreRSP(message_id_being_responded_to=3, status=0)
+    events = feed(
+        conn,
+        pdvs(command_pdus(1, encode_message(ECHO), 100))
+        + pdvs(command_pdus(3, encode_message(STORE), 100))
+        + pdvs(list(dataset_pdus(3, b"DATA", 100)))
+        + pdvs(command_pdus(5, encode_message(rsp), 100)),
+    )
+    assert events == [
+        MessageReceived(1, ECHO),
+        MessageReceived(3, STORE),
+        DatasetFragment(3, b"DATA", True),
+        MessageReceived(5, rsp),
+    ]
+
+
+def test_empty_last_data_pdv_ends_the_dataset() -> None:
+    conn = DimseConnection()
+    feed(conn, [PDV(1, True, True, encode_message(STORE))])
+    assert conn.expecting_dataset
+    assert conn.receive_pdv(PDV(1, False, False, b"ab")) == [DatasetFragment(1, b"ab", False)]
+    assert conn.receive_pdv(PDV(1, False, True, b"")) == [DatasetFragment(1, b"", True)]
+    assert conn.idle
+
+
+def _violation(conn: DimseConnection, items: list[PDV], match: str, reason: int) -> None:
+    with pytest.raises(RemoteProtocolError, match=match) as exc:
+        feed(conn, items)
+    assert exc.value.abort_source == 2
+    assert exc.value.abort_reason == reason
+
+
+def test_data_pdv_before_any_command() -> None:
+    _violation(DimseConnection(), [PDV(1, False, True, b"x")], "no data set is due", 5)
+
+
+def test_data_pdv_after_message_without_dataset() -> None:
+    items = [PDV(1, True, True, encode_message(ECHO)), PDV(1, False, True, b"x")]
+    _violation(DimseConnection(), items, "no data set is due", 5)
+
+
+def test_data_pdv_inside_a_command_set() -> None:
+    cmd = encode_message(STORE)
+    items = [PDV(1, True, False, cmd[:10]), PDV(1, False, True, b"x")]
+    _violation(DimseConnection(), items, "before the command set", 5)
+
+
+def test_command_pdv_while_dataset_pending() -> None:
+    """Also the case of a command fragment after the last command fragment of a C-STORE."""
+    cmd = encode_message(STORE)
+    items = [PDV(1, True, True, cmd), PDV(1, False, False, b"abc"), PDV(1, True, True, cmd)]
+    _violation(DimseConnection(), items, "still due", 5)
+    _violation(DimseConnection(), [PDV(1, True, True, cmd), PDV(1, True, False, b"")], "due", 5)
+
+
+def test_command_fragment_on_another_context() -> None:
+    cmd = encode_message(ECHO)
+    items = [PDV(1, True, False, cmd[:8]), PDV(3, True, True, cmd[8:])]
+    _violation(DimseConnection(), items, "inside a command set on context 1", 5)
+
+
+def test_data_fragment_on_another_context() -> None:
+    items = [PDV(1, True, True, encode_message(STORE)), PDV(3, False, True, b"x")]
+    _violation(DimseConnection(), items, "for a message on context 1", 5)
+
+
+def test_oversized_command_set() -> None:
+    chunk = bytes(16384 - 6)
+    n = MAX_COMMAND_SET_LENGTH // len(chunk) + 1
+    items = [PDV(1, True, False, chunk)] * n
+    _violation(DimseConnection(), items, "larger than", 6)
+
+
+def test_command_set_at_the_cap_is_accepted_then_decoded() -> None:
+    cmd = encode_message(ECHO)
+    conn = DimseConnection()
+    # Pad with an unknown group-0000 element up to exactly the cap.
+    pad = MAX_COMMAND_SET_LENGTH - len(cmd) - 8
+    from dicomnet.dimse.commands import decode_command, encode_command
+
+    big = encode_command({**decode_command(cmd), 0x0000_0001: bytes(pad - 12)})
+    assert len(big) <= MAX_COMMAND_SET_LENGTH
+    assert conn.receive_pdv(PDV(1, True, True, big)) == [MessageReceived(1, ECHO)]
+
+
+def test_undecodable_command_set() -> None:
+    _violation(DimseConnection(), [PDV(1, True, True, b"\x08\x00" * 5)], "group 0000", 6)
+
+
+def test_unknown_command_field() -> None:
+    from dicomnet.dimse.commands import COMMAND_DATA_SET_TYPE, COMMAND_FIELD, encode_command
+
+    cmd = encode_command({COMMAND_FIELD: 0x0042, COMMAND_DATA_SET_TYPE: 0x0101})
+    _violation(DimseConnection(), [PDV(1, True, True, cmd)], "unknown Command Field", 6)
+
+
+def test_next_message_id_wraps_and_skips_zero() -> None:
+    conn = DimseConnection()
+    ids = [conn.next_message_id() for _ in range(65536)]
+    assert ids[:3] == [1, 2, 3]
+    assert ids[65534] == 65535
+    assert ids[65535] == 1
+    assert 0 not in ids
+
+
+def test_encode_request_and_response_check_direction() -> None:
+    conn = DimseConnection()
+    rsp = CEchoRSP(message_id_being_responded_to=1, status=0)
+    with pytest.raises(LocalProtocolError):
+        conn.encode_request(rsp, 1, 16384)
+    with pytest.raises(LocalProtocolError):
+        conn.encode_response(ECHO, 1, 16384)
+    assert conn.encode_response(rsp, 1, 16384) == command_pdus(1, encode_message(rsp), 16384)
+
+
+def test_encode_refuses_dataset_for_message_without_one() -> None:
+    with pytest.raises(LocalProtocolError, match="has_dataset=False"):
+        DimseConnection().encode_request(ECHO, 1, 16384, b"data")
+
+
+def test_encode_request_without_dataset_leaves_it_to_the_caller() -> None:
+    pdus = DimseConnection().encode_request(STORE, 1, 16384)
+    assert [parse_pdu(p)[1].is_command for p in pdus] == [True]
+
+
+def test_pending_find_response_with_identifier() -> None:
+    rsp = CFindRSP(message_id_being_responded_to=2, status=0xFF00, has_dataset=True)
+    conn = DimseConnection()
+    pdus = DimseConnection().encode_response(rsp, 1, 64, b"identifier")
+    assert feed(conn, pdvs(pdus)) == [
+        MessageReceived(1, rsp),
+        DatasetFragment(1, b"identifier", True),
+    ]
+
+
+_pdv = st.builds(
+    PDV,
+    st.sampled_from([1, 3]),
+    st.booleans(),
+    st.booleans(),
+    st.one_of(
+        st.binary(max_size=40), st.sampled_from([encode_message(ECHO), encode_message(STORE)])
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_pdv, max_size=8))
+def test_fuzz_any_pdv_sequence_yields_events_or_remote_protocol_error(items: list[PDV]) -> None:
+    conn = DimseConnection()
+    try:
+        events = feed(conn, items)
+    except RemoteProtocolError:
+        return
+    for event in events:
+        assert isinstance(event, MessageReceived | DatasetFragment)
+
+
+def test_with_the_ul_codec() -> None:
+    """Our PDUs decode with ul.pdu, and its PresentationDataValue feeds the connection."""
+    from dicomnet.ul.pdu import PDataTF, PresentationDataValue, decode_pdu
+
+    dataset = bytes(range(256)) * 10
+    pdus = DimseConnection().encode_request(STORE, 7, 100, dataset)
+    received: list[PresentationDataValue] = []
+    for raw in pdus:
+        pdu = decode_pdu(raw)
+        assert isinstance(pdu, PDataTF)
+        assert len(raw) - 6 <= 100
+        received.extend(pdu.pdvs)
+    conn = DimseConnection()
+    # Typed use proves PresentationDataValue satisfies the connection's PDV protocol.
+    events = [event for pdv in received for event in conn.receive_pdv(pdv)]
+    assert events[0] == MessageReceived(7, STORE)
+    assert b"".join(e.data for e in events[1:] if isinstance(e, DatasetFragment)) == dataset

@@ -1,0 +1,237 @@
+"""Building contexts from TLSConfig: certificates, passwords, policies, warnings."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from pathlib import Path
+
+import pytest
+
+from dicomnet.errors import ConfigurationError, TLSError
+from dicomnet.security.certificates import (
+    CertificateAuthority,
+    DevPKI,
+    key_is_encrypted,
+    make_dev_pki,
+)
+from dicomnet.security.config import TLSConfig, dev_pki_configs
+from dicomnet.security.profiles import SecurityWarning
+from tests.security.tlspair import handshake
+
+PASSWORD = "correct horse"
+
+
+@pytest.fixture(scope="module")
+def encrypted_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPKI:
+    return make_dev_pki(tmp_path_factory.mktemp("enc-pki"), key_type="ecdsa", password=PASSWORD)
+
+
+def test_dev_pki_files(encrypted_pki: DevPKI, rsa_pki: DevPKI) -> None:
+    for pki in (encrypted_pki, rsa_pki):
+        for key in (pki.ca_key, pki.server_key, pki.client_key):
+            assert key.stat().st_mode & 0o777 == 0o600
+    assert key_is_encrypted(encrypted_pki.server_key.read_bytes())
+    assert not key_is_encrypted(rsa_pki.server_key.read_bytes())
+    assert key_is_encrypted(b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n")
+
+
+class Counter:
+    def __init__(self, answer: str | bytes) -> None:
+        self.answer = answer
+        self.calls = 0
+
+    def __call__(self) -> str | bytes:
+        self.calls += 1
+        return self.answer
+
+
+def test_password_callback_called_once(encrypted_pki: DevPKI) -> None:
+    ask = Counter(PASSWORD)
+    server = TLSConfig(certfile=encrypted_pki.server_cert, keyfile=encrypted_pki.server_key,
+                       cafile=encrypted_pki.ca_cert, on_private_key_password=ask)
+    server_ctx = server.server_context_sync()
+    assert ask.calls == 1
+    client = TLSConfig(cafile=encrypted_pki.ca_cert, certfile=encrypted_pki.client_cert,
+                       keyfile=encrypted_pki.client_key, key_password=PASSWORD.encode())
+    result = handshake(client.client_context_sync(), server_ctx)
+    assert result.ok, result.errors
+    assert ask.calls == 1  # not asked again during handshakes
+
+
+def test_password_callback_not_called_for_plain_key(rsa_pki: DevPKI) -> None:
+    ask = Counter("unused")
+    server, _ = dev_pki_configs(rsa_pki, on_private_key_password=ask)
+    server.server_context_sync()
+    asyncio.run(server.server_context())
+    assert ask.calls == 0
+
+
+def test_key_password_wins_over_callback(encrypted_pki: DevPKI) -> None:
+    ask = Counter("wrong")
+    cfg = TLSConfig(certfile=encrypted_pki.client_cert, keyfile=encrypted_pki.client_key,
+                    cafile=encrypted_pki.ca_cert, key_password=PASSWORD,
+                    on_private_key_password=ask)
+    cfg.client_context_sync()
+    assert ask.calls == 0
+
+
+def test_wrong_password(encrypted_pki: DevPKI) -> None:
+    cfg = TLSConfig(certfile=encrypted_pki.server_cert, keyfile=encrypted_pki.server_key,
+                    cafile=encrypted_pki.ca_cert, on_private_key_password=lambda: "nope")
+    with pytest.raises(ConfigurationError) as info:
+        cfg.server_context_sync()
+    assert str(info.value) == f"wrong password for private key {encrypted_pki.server_key}"
+
+
+def test_encrypted_key_without_password(encrypted_pki: DevPKI) -> None:
+    cfg = TLSConfig(certfile=encrypted_pki.server_cert, keyfile=encrypted_pki.server_key,
+                    cafile=encrypted_pki.ca_cert)
+    with pytest.raises(ConfigurationError, match="is encrypted: set key_password or"):
+        cfg.server_context_sync()
+
+
+def test_async_password_callback(encrypted_pki: DevPKI) -> None:
+    calls: list[int] = []
+
+    async def ask() -> str:
+        calls.append(1)
+        await asyncio.sleep(0)
+        return PASSWORD
+
+    cfg = TLSConfig(certfile=encrypted_pki.server_cert, keyfile=encrypted_pki.server_key,
+                    cafile=encrypted_pki.ca_cert, on_private_key_password=ask)
+    ctx = asyncio.run(cfg.server_context())
+    assert isinstance(ctx, ssl.SSLContext)
+    assert calls == [1]
+    with pytest.raises(ConfigurationError, match="on_private_key_password is async"):
+        cfg.server_context_sync()
+
+
+def test_async_builder_accepts_sync_callback(encrypted_pki: DevPKI) -> None:
+    ask = Counter(PASSWORD.encode())
+    cfg = TLSConfig(certfile=encrypted_pki.client_cert, keyfile=encrypted_pki.client_key,
+                    cafile=encrypted_pki.ca_cert, on_private_key_password=ask)
+    asyncio.run(cfg.client_context())
+    assert ask.calls == 1
+
+
+def test_key_in_certfile(tmp_path: Path, ca: CertificateAuthority) -> None:
+    cert_path, key_path = ca.issue("localhost", sans=("localhost",), key_type="ecdsa").write(
+        tmp_path, "both", password=PASSWORD)
+    combined = tmp_path / "combined.pem"
+    combined.write_bytes(cert_path.read_bytes() + key_path.read_bytes())
+    ask = Counter(PASSWORD)
+    TLSConfig(certfile=combined, peer_certificate="none",
+              on_private_key_password=ask).server_context_sync()
+    assert ask.calls == 1
+
+
+def test_server_needs_certificate() -> None:
+    with pytest.raises(ConfigurationError, match="a TLS server must have a certificate"):
+        TLSConfig(peer_certificate="none").server_context_sync()
+
+
+def test_missing_files_are_named(tmp_path: Path, rsa_pki: DevPKI) -> None:
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(ConfigurationError, match=re.escape(str(missing))):
+        TLSConfig(certfile=missing, keyfile=rsa_pki.server_key,
+                  peer_certificate="none").server_context_sync()
+    with pytest.raises(ConfigurationError, match=re.escape(str(missing))):
+        TLSConfig(certfile=rsa_pki.server_cert, keyfile=missing,
+                  peer_certificate="none").server_context_sync()
+    with pytest.raises(ConfigurationError, match=re.escape(f"cafile not found: {missing}")):
+        TLSConfig(cafile=missing).client_context_sync()
+    with pytest.raises(ConfigurationError, match=re.escape(f"CRL file not found: {missing}")):
+        TLSConfig(cafile=rsa_pki.ca_cert, crlfiles=(missing,)).client_context_sync()
+
+
+def test_key_mismatch(rsa_pki: DevPKI) -> None:
+    cfg = TLSConfig(certfile=rsa_pki.server_cert, keyfile=rsa_pki.client_key,
+                    peer_certificate="none")
+    with pytest.raises(ConfigurationError, match="does not match certificate"):
+        cfg.server_context_sync()
+
+
+def test_weak_own_key_refused(tmp_path: Path, ca: CertificateAuthority) -> None:
+    cert_path, key_path = ca.issue("localhost", key_type="rsa", rsa_bits=1024).write(
+        tmp_path, "weak")
+    with pytest.raises(ConfigurationError, match="too weak"):
+        TLSConfig(certfile=cert_path, keyfile=key_path,
+                  peer_certificate="none").server_context_sync()
+
+
+def test_server_verifying_clients_needs_ca(rsa_pki: DevPKI) -> None:
+    with pytest.raises(ConfigurationError, match="needs cafile or capath"):
+        TLSConfig(certfile=rsa_pki.server_cert, keyfile=rsa_pki.server_key).server_context_sync()
+
+
+def test_server_context_settings(rsa_pki: DevPKI) -> None:
+    server, client = dev_pki_configs(rsa_pki)
+    s_ctx = server.server_context_sync()
+    assert s_ctx.verify_mode == ssl.CERT_REQUIRED
+    assert s_ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert s_ctx.maximum_version == ssl.TLSVersion.TLSv1_3
+    assert s_ctx.sni_callback is not None
+    assert s_ctx.options & ssl.OP_NO_COMPRESSION
+    assert s_ctx.options & ssl.OP_CIPHER_SERVER_PREFERENCE
+    tls12 = {c["name"] for c in s_ctx.get_ciphers() if c["protocol"] == "TLSv1.2"}
+    assert tls12 == {"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+                     "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256"}
+    c_ctx = client.client_context_sync()
+    assert c_ctx.verify_mode == ssl.CERT_REQUIRED and c_ctx.check_hostname
+    optional, _ = dev_pki_configs(rsa_pki, peer_certificate="optional")
+    assert optional.server_context_sync().verify_mode == ssl.CERT_OPTIONAL
+
+
+def test_verify_peer_off_warns(rsa_pki: DevPKI, ca_file: Path) -> None:
+    server, _ = dev_pki_configs(rsa_pki, peer_certificate="none")
+    client = TLSConfig(cafile=ca_file, verify_peer=False)
+    with pytest.warns(SecurityWarning, match="verification is OFF"):
+        ctx = client.client_context_sync()
+    assert ctx.verify_mode == ssl.CERT_NONE and not ctx.check_hostname
+    result = handshake(ctx, server.server_context_sync())
+    assert result.ok, result.errors  # CA unknown, yet accepted: that is what OFF means
+
+
+def test_invalid_settings() -> None:
+    with pytest.raises(ConfigurationError, match="unknown TLS profile 'nope'"):
+        TLSConfig(profile="nope")
+    with pytest.raises(ConfigurationError, match="peer_certificate must be"):
+        TLSConfig(peer_certificate="maybe")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="unknown TLS cipher suite"):
+        TLSConfig(ciphers=("TLS_NOPE",))
+    with pytest.raises(ConfigurationError, match="permits no cipher suite beyond its own"):
+        TLSConfig(profile="bcp195-rfc9325-modified", ciphers=("TLS_RSA_WITH_AES_128_CBC_SHA",))
+    with pytest.raises(ConfigurationError, match="ALPN"):
+        TLSConfig(alpn=("",))
+
+
+def test_keylog_file(rsa_pki: DevPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SSLKEYLOGFILE", raising=False)
+    server, client = dev_pki_configs(rsa_pki)
+    assert client.client_context_sync().keylog_filename is None
+    log = tmp_path / "keys.log"
+    keyed = TLSConfig(cafile=rsa_pki.ca_cert, certfile=rsa_pki.client_cert,
+                      keyfile=rsa_pki.client_key, keylog_file=log)
+    assert handshake(keyed.client_context_sync(), server.server_context_sync()).ok
+    assert b"CLIENT_HANDSHAKE_TRAFFIC_SECRET" in log.read_bytes()
+    env_log = tmp_path / "env.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(env_log))
+    assert client.client_context_sync().keylog_filename == str(env_log)
+
+
+def test_negotiated_suite_outside_profile_refused(rsa_pki: DevPKI) -> None:
+    """A TLS 1.2 suite the profile does not list (forced on the raw context) is caught."""
+    server, client = dev_pki_configs(rsa_pki)
+    s_ctx = server.server_context_sync()
+    c_ctx = client.client_context_sync()
+    for ctx in (s_ctx, c_ctx):
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers("ECDHE-RSA-CHACHA20-POLY1305")
+    result = handshake(c_ctx, s_ctx)
+    assert result.ok, result.errors
+    with pytest.raises(TLSError, match="TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, which "
+                       "profile 'bcp195-rfc9325' does not allow"):
+        client.check_established(result.client, side="client")

@@ -1,0 +1,78 @@
+"""Helpers for the storage tests: data sets and Part 10 files built by pydicom."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+MakeDataset = Callable[..., Dataset]
+
+
+def make_dataset(
+    *,
+    sop_instance_uid: str = "1.2.826.0.1.3680043.8.498.1",
+    study_uid: str = "1.2.826.0.1.3680043.8.498.10",
+    series_uid: str = "1.2.826.0.1.3680043.8.498.100",
+    sop_class_uid: str = SECONDARY_CAPTURE,
+    patient_id: str = "PID-1",
+    patient_name: str = "Doe^Jane",
+    study_date: str = "20240115",
+    modality: str = "OT",
+    **extra: str,
+) -> Dataset:
+    """A small but complete image data set; ``extra`` sets more keywords."""
+    ds = Dataset()
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_instance_uid
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyInstanceUID = study_uid
+    ds.StudyDate = study_date
+    ds.StudyTime = "101500"
+    ds.AccessionNumber = "ACC" + study_uid[-3:]
+    ds.StudyID = "S1"
+    ds.StudyDescription = "Head"
+    ds.ReferringPhysicianName = "Who^Doctor"
+    ds.SeriesInstanceUID = series_uid
+    ds.Modality = modality
+    ds.SeriesNumber = "1"
+    ds.SeriesDescription = "Axial"
+    ds.InstanceNumber = "1"
+    ds.Rows = 2
+    ds.Columns = 2
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.PixelData = b"\x01\x02\x03\x04"
+    for keyword, value in extra.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def write_part10_file(path: Path, ds: Dataset, transfer_syntax: str = ExplicitVRLittleEndian) -> Path:
+    """Write ``ds`` as a Part 10 file with pydicom, in ``transfer_syntax``."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = transfer_syntax
+    ds.file_meta = meta
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+def tree(path: Path) -> set[str]:
+    """Every path below ``path``, relative, as text (folders included)."""
+    return {p.relative_to(path).as_posix() for p in path.rglob("*")}
