@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -61,12 +61,14 @@ def make_dataset(
     return ds
 
 
-def write_part10_file(path: Path, ds: Dataset, transfer_syntax: str = ExplicitVRLittleEndian) -> Path:
+def write_part10_file(
+    path: Path, ds: Dataset, transfer_syntax: str = ExplicitVRLittleEndian
+) -> Path:
     """Write ``ds`` as a Part 10 file with pydicom, in ``transfer_syntax``."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = transfer_syntax
+    meta.TransferSyntaxUID = UID(transfer_syntax)
     ds.file_meta = meta
     path.parent.mkdir(parents=True, exist_ok=True)
     dcmwrite(path, ds, enforce_file_format=True)

@@ -135,7 +135,9 @@ def test_commit_twice_is_refused(root: Path) -> None:
 @pytest.mark.parametrize("policy", list(DuplicatePolicy))
 def test_first_store_is_stored_under_every_policy(root: Path, policy: DuplicatePolicy) -> None:
     outcome = store(root / "1.dcm", b"first", policy)
-    expected = CommitOutcome.REPLACED if policy is DuplicatePolicy.OVERWRITE else CommitOutcome.STORED
+    expected = (
+        CommitOutcome.REPLACED if policy is DuplicatePolicy.OVERWRITE else CommitOutcome.STORED
+    )
     assert outcome is expected
     assert (root / "1.dcm").read_bytes() == b"first"
 

@@ -48,16 +48,56 @@ def add(index: StorageIndex, n: int, **kw: str) -> None:
 @pytest.fixture
 def populated(index: StorageIndex) -> StorageIndex:
     # Patient A: one study (CT + MR series); patient B: two studies.
-    add(index, 1, patient_id="A", patient_name="Smith^John", study_uid=U + "10",
-        series_uid=U + "100", modality="CT", study_date="20240110")
-    add(index, 2, patient_id="A", patient_name="Smith^John", study_uid=U + "10",
-        series_uid=U + "100", modality="CT", study_date="20240110")
-    add(index, 3, patient_id="A", patient_name="Smith^John", study_uid=U + "10",
-        series_uid=U + "101", modality="MR", study_date="20240110")
-    add(index, 4, patient_id="B", patient_name="Smythe^Jane", study_uid=U + "20",
-        series_uid=U + "200", modality="CT", study_date="20231231")
-    add(index, 5, patient_id="B", patient_name="Smythe^Jane", study_uid=U + "21",
-        series_uid=U + "210", modality="US", study_date="20240301")
+    add(
+        index,
+        1,
+        patient_id="A",
+        patient_name="Smith^John",
+        study_uid=U + "10",
+        series_uid=U + "100",
+        modality="CT",
+        study_date="20240110",
+    )
+    add(
+        index,
+        2,
+        patient_id="A",
+        patient_name="Smith^John",
+        study_uid=U + "10",
+        series_uid=U + "100",
+        modality="CT",
+        study_date="20240110",
+    )
+    add(
+        index,
+        3,
+        patient_id="A",
+        patient_name="Smith^John",
+        study_uid=U + "10",
+        series_uid=U + "101",
+        modality="MR",
+        study_date="20240110",
+    )
+    add(
+        index,
+        4,
+        patient_id="B",
+        patient_name="Smythe^Jane",
+        study_uid=U + "20",
+        series_uid=U + "200",
+        modality="CT",
+        study_date="20231231",
+    )
+    add(
+        index,
+        5,
+        patient_id="B",
+        patient_name="Smythe^Jane",
+        study_uid=U + "21",
+        series_uid=U + "210",
+        modality="US",
+        study_date="20240301",
+    )
     return index
 
 
@@ -129,7 +169,11 @@ def test_add_needs_the_uids(index: StorageIndex) -> None:
     del ds.SeriesInstanceUID
     with pytest.raises(StorageError, match="SeriesInstanceUID"):
         index.add_instance(
-            ds, relative_path="x.dcm", transfer_syntax_uid="1.2", size=1, calling_ae="",
+            ds,
+            relative_path="x.dcm",
+            transfer_syntax_uid="1.2",
+            size=1,
+            calling_ae="",
             peer_fingerprint=None,
         )
     assert index.count() == {"patients": 0, "studies": 0, "series": 0, "instances": 0}
@@ -139,8 +183,9 @@ def test_add_is_one_transaction(index: StorageIndex) -> None:
     add(index, 1)
     # Same path, other instance: the UNIQUE path constraint fails on the last
     # INSERT, after patient/study/series rows were written; all must roll back.
-    ds = make_dataset(sop_instance_uid=U + "2", patient_id="OTHER", study_uid=U + "99",
-                      series_uid=U + "999")
+    ds = make_dataset(
+        sop_instance_uid=U + "2", patient_id="OTHER", study_uid=U + "99", series_uid=U + "999"
+    )
     with pytest.raises(StorageError):
         index.add_instance(
             ds,
@@ -209,10 +254,18 @@ def test_find_date_ranges(populated: StorageIndex) -> None:
 def test_find_series_image_and_uid_lists(populated: StorageIndex) -> None:
     series = populated.find("SERIES", {"StudyInstanceUID": U + "10", "Modality": ""})
     assert series == [
-        {"PatientID": "A", "StudyInstanceUID": U + "10", "SeriesInstanceUID": U + "100",
-         "Modality": "CT"},
-        {"PatientID": "A", "StudyInstanceUID": U + "10", "SeriesInstanceUID": U + "101",
-         "Modality": "MR"},
+        {
+            "PatientID": "A",
+            "StudyInstanceUID": U + "10",
+            "SeriesInstanceUID": U + "100",
+            "Modality": "CT",
+        },
+        {
+            "PatientID": "A",
+            "StudyInstanceUID": U + "10",
+            "SeriesInstanceUID": U + "101",
+            "Modality": "MR",
+        },
     ]
     images = populated.find("IMAGE", {"SOPInstanceUID": f"{U}1\\{U}4\\{U}9"})
     assert [r["SOPInstanceUID"] for r in images] == [U + "1", U + "4"]
@@ -220,7 +273,9 @@ def test_find_series_image_and_uid_lists(populated: StorageIndex) -> None:
 
 def test_find_modalities_in_study(populated: StorageIndex) -> None:
     found = populated.find("STUDY", {"ModalitiesInStudy": "MR"})
-    assert found == [{"PatientID": "A", "StudyInstanceUID": U + "10", "ModalitiesInStudy": "CT\\MR"}]
+    assert found == [
+        {"PatientID": "A", "StudyInstanceUID": U + "10", "ModalitiesInStudy": "CT\\MR"}
+    ]
     found = populated.find("STUDY", {"ModalitiesInStudy": "US\\MR"})
     assert [r["StudyInstanceUID"] for r in found] == [U + "10", U + "21"]
 
@@ -283,8 +338,12 @@ def test_reindex_adds_missing_rows_and_prunes(root: Path, index: StorageIndex) -
     (root / ".abc.dicomnet-part").write_bytes(b"partial")
     # Instance 3 was indexed, then its file vanished.
     index.add_instance(
-        make_dataset(sop_instance_uid=f"{U}3"), relative_path=rel3,
-        transfer_syntax_uid=ExplicitVRLittleEndian, size=1, calling_ae="X", peer_fingerprint=None,
+        make_dataset(sop_instance_uid=f"{U}3"),
+        relative_path=rel3,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        size=1,
+        calling_ae="X",
+        peer_fingerprint=None,
     )
     path3.unlink()
 
@@ -304,3 +363,15 @@ def test_reindex_adds_missing_rows_and_prunes(root: Path, index: StorageIndex) -
 
     again = index.reindex(root)
     assert (again.added, again.removed, again.skipped) == (0, 0, 1)
+
+
+def test_find_time_range_bounds_include_the_bound_itself(populated: StorageIndex) -> None:
+    def times(value: str) -> int:
+        return len(populated.find("STUDY", {"StudyTime": value}))
+
+    # Every study was at 101500; "-1015" means "up to 10:15 inclusive".
+    assert times("-1015") == 3
+    assert times("1015-1015") == 3
+    assert times("-1014") == 0
+    assert times("1016-") == 0
+    assert times("101500") == 3

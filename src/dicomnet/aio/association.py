@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
 
@@ -24,7 +25,9 @@ from ..errors import (
     DicomNetError,
     LocalProtocolError,
     RemoteProtocolError,
+    TLSError,
 )
+from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
 from ..ul.connection import ULConnection
 from ..ul.events import (
@@ -84,6 +87,9 @@ class Association:
         self._pending_out = 0
         #: Why the association ended abnormally, once it did.
         self.failure: AssociationAborted | None = None
+        #: A TLS failure seen after the handshake (TLS 1.3 reports a refused client
+        #: certificate on the first read).
+        self.tls_error: TLSError | None = None
         # Incoming message whose data set is still arriving.
         self._incoming: tuple[int, DimseMessage, DatasetSink] | None = None
 
@@ -185,6 +191,15 @@ class Association:
         reader = self.stream.reader
         try:
             data = await reader.read(READ_SIZE)
+        except ssl.SSLError as exc:
+            # Under TLS 1.3 a peer that refuses our certificate says so only now, on
+            # the first read after a handshake that looked fine.
+            self.tls_error = translate_ssl_error(
+                exc, side="client" if self.ul.role == "requestor" else "server",
+                peer=self._name(),
+            )
+            self._transport_broke(self.tls_error.reason)
+            return self._drain_events()
         except (ConnectionError, OSError) as exc:
             self._transport_broke(str(exc) or type(exc).__name__)
             return self._drain_events()

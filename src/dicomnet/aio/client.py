@@ -332,6 +332,8 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
             if isinstance(event, AssociateRejected):
                 raise AssociationRejected(event.pdu.result, event.pdu.source, event.pdu.reason)
             if isinstance(event, Aborted):
+                if assoc.tls_error is not None:
+                    raise assoc.tls_error
                 detail = event.detail
                 if event.source is None and not tls_used:
                     detail += (" before answering the A-ASSOCIATE-RQ: the peer may expect TLS"

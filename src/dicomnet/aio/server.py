@@ -21,7 +21,6 @@ from typing import Protocol
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
 from ..dimse.messages import DimseMessage
 from ..errors import DicomNetError, RemoteProtocolError, TLSError
-from ..security.certificates import CertificateInfo
 from ..security.config import TLSConfig
 from ..ul.connection import ULConnection
 from ..ul.events import (
@@ -34,7 +33,7 @@ from ..ul.events import (
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .association import Association, DatasetSink
-from .transport import SecureLinkHook, local_certificate_info, wrap_accepted
+from .transport import SecureLinkHook, wrap_accepted
 
 __all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", "serve"]
 
@@ -112,7 +111,6 @@ class Server:
     require_called_ae_title: bool = False
     _sock: socket.socket | None = None
     _context: ssl.SSLContext | None = None
-    _local_cert: CertificateInfo | None = None
     _accept_task: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _active: int = 0
@@ -135,7 +133,6 @@ class Server:
                 self._providers[command] = provider
         if self.tls is not None:
             self._context = await self.tls.server_context()
-            self._local_cert = local_certificate_info(self.tls)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -173,7 +170,7 @@ class Server:
     async def _serve_connection(self, sock: socket.socket) -> None:
         try:
             stream = await wrap_accepted(
-                sock, tls=self.tls, context=self._context, local_cert=self._local_cert,
+                sock, tls=self.tls, context=self._context,
                 handshake_timeout=self.timeouts.tls_handshake,
                 on_secure_link_ready=self.on_secure_link_ready,
             )

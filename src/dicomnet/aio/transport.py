@@ -15,20 +15,17 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import ConnectError, TimeoutError, TLSError
-from ..security.certificates import CertificateInfo
 from ..security.config import TLSConfig
 from ..security.detect import explain_first_bytes
 from ..security.errors_map import translate_ssl_error
-from ..security.info import SecurityInfo, security_info_from_ssl
+from ..security.info import SecurityInfo
 
 __all__ = [
     "SecureLinkEvent",
     "SecureLinkHook",
     "Stream",
-    "local_certificate_info",
     "open_stream",
     "peek",
     "set_nodelay",
@@ -91,18 +88,6 @@ async def call_hook(hook: Callable[..., object] | None, *args: object) -> None:
         await result
 
 
-def local_certificate_info(tls: TLSConfig) -> CertificateInfo | None:
-    """Our own leaf certificate, for SecurityInfo on the server side."""
-    if tls.certfile is None:
-        return None
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    pem = Path(tls.certfile).read_bytes()
-    cert = x509.load_pem_x509_certificate(pem)
-    return CertificateInfo.from_der(cert.public_bytes(Encoding.DER))
-
-
 async def open_stream(
     host: str,
     port: int,
@@ -143,24 +128,26 @@ async def open_stream(
                                  timeout=handshake_timeout)
         await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", None, error))
         raise error from exc
-    ssl_object = writer.get_extra_info("ssl_object")
-    assert isinstance(ssl_object, ssl.SSLObject)
-    stream.security = security_info_from_ssl(ssl_object, side="client", local_cert=None)
-    await _run_verify_callback(tls, stream, "client")
-    await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", stream.security))
+    await _check_established(tls, stream, "client", on_secure_link_ready)
     return stream
 
 
-async def _run_verify_callback(tls: TLSConfig, stream: Stream, side: str) -> None:
-    if tls.verify_callback is None or stream.security is None:
-        return
-    for depth, cert in enumerate(stream.security.peer_certificates):
-        if not tls.verify_callback(cert, depth):
-            await stream.close()
-            raise TLSError(
-                f"the verify callback refused the peer certificate {cert.subject}",
-                reason="refused by verify callback",
-            )
+async def _check_established(
+    tls: TLSConfig, stream: Stream, side: str, hook: SecureLinkHook | None
+) -> None:
+    """Describe the finished handshake, apply the checks ssl cannot (profile key sizes,
+    verify callback), then fire ``on_secure_link_ready``: before any DICOM byte."""
+    ssl_object = stream.writer.get_extra_info("ssl_object")
+    assert isinstance(ssl_object, ssl.SSLObject)
+    try:
+        stream.security = tls.check_established(
+            ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}"  # type: ignore[arg-type]
+        )
+    except TLSError as exc:
+        await stream.close()
+        await call_hook(hook, SecureLinkEvent(stream.peer, side, None, exc))
+        raise
+    await call_hook(hook, SecureLinkEvent(stream.peer, side, stream.security))
 
 
 def _handshake_error(exc: BaseException, *, side: str, peer: str, timeout: float) -> TLSError:
@@ -208,7 +195,6 @@ async def wrap_accepted(
     *,
     tls: TLSConfig | None,
     context: ssl.SSLContext | None,
-    local_cert: CertificateInfo | None,
     handshake_timeout: float,
     on_secure_link_ready: SecureLinkHook | None,
 ) -> Stream:
@@ -256,9 +242,5 @@ async def wrap_accepted(
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     stream = Stream(reader, writer, peer)
     if context is not None and tls is not None:
-        ssl_object = writer.get_extra_info("ssl_object")
-        assert isinstance(ssl_object, ssl.SSLObject)
-        stream.security = security_info_from_ssl(ssl_object, side="server", local_cert=local_cert)
-        await _run_verify_callback(tls, stream, "server")
-        await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", stream.security))
+        await _check_established(tls, stream, "server", on_secure_link_ready)
     return stream

@@ -105,13 +105,13 @@ class NetworkOptions:
         """
         if not self.tls:
             return None
-        if self.role == "server" and (self.cert is None or self.key is None):
+        if self.role == "server" and self.cert is None:
             raise click.UsageError(
                 "a TLS server needs its certificate and key: give --cert FILE and --key FILE "
                 "(make a development PKI with 'dicomnet certs init DIR')"
             )
-        if (self.cert is None) != (self.key is None):
-            raise click.UsageError("--cert and --key go together: give both or neither")
+        if self.key is not None and self.cert is None:
+            raise click.UsageError("--key needs --cert (the certificate of that key)")
         if (
             self.role == "server"
             and self.peer_cert != "none"
@@ -128,20 +128,23 @@ class NetworkOptions:
             else:
                 cafile = self.ca
         password, callback = self._key_password()
-        return TLSConfig(
-            certfile=self.cert,
-            keyfile=self.key,
-            cafile=cafile,
-            capath=capath,
-            peer_certificate=self.peer_cert,
-            verify_peer=not self.no_verify,
-            check_hostname=not self.no_verify,
-            server_hostname=self.server_name,
-            profile=self.profile,
-            ciphers=self.ciphers,
-            key_password=password,
-            on_private_key_password=callback,
-        )
+        try:
+            return TLSConfig(
+                certfile=self.cert,
+                keyfile=self.key,
+                cafile=cafile,
+                capath=capath,
+                peer_certificate=self.peer_cert,
+                verify_peer=not self.no_verify,
+                check_hostname=not self.no_verify,
+                server_hostname=self.server_name,
+                profile=self.profile,
+                ciphers=self.ciphers,
+                key_password=password,
+                on_private_key_password=callback,
+            )
+        except ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from None
 
     def _key_password(self) -> tuple[str | None, Callable[[], str] | None]:
         if self.key_password_env is not None:
@@ -162,20 +165,20 @@ class NetworkOptions:
                 ) from None
             # Files written by editors or `echo` end with a newline that is not the password.
             return text.rstrip("\r\n"), None
-        if self.key is None or not self.key.is_file():
+        key = self.key or self.cert  # a key may sit in the certificate's PEM file
+        if key is None or not key.is_file():
             return None, None  # the library reports the missing file itself
         try:
-            encrypted = key_is_encrypted(self.key.read_bytes())
+            encrypted = key_is_encrypted(key.read_bytes())
         except OSError:
             return None, None
         if not encrypted:
             return None, None
         if not sys.stdin.isatty():
             raise click.UsageError(
-                f"private key {self.key} is encrypted: give --key-password-env VAR or "
+                f"private key {key} is encrypted: give --key-password-env VAR or "
                 "--key-password-file FILE (or run in a terminal to be asked)"
             )
-        key = self.key
 
         def prompt() -> str:
             return str(click.prompt(f"Password for {key}", hide_input=True, err=True))
@@ -260,7 +263,7 @@ def network_options(role: Role) -> Callable[[F], F]:
                               + (" Required with --tls." if role == "server" else
                                  " Needed when the server requires client certificates.")),
             click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                         help="Private key of --cert (PEM, may be encrypted)."),
+                         help="Private key of --cert (PEM, may be encrypted). Default: in --cert."),
             click.option("--ca", type=click.Path(exists=True, path_type=Path),
                          help="CA certificates we trust to sign the peer's certificate: a PEM "
                               "file, or a folder of hashed certificates (openssl rehash)."
@@ -335,7 +338,7 @@ class _ClickHandler(logging.Handler):
             self.handleError(record)
 
 
-def _show_warning(
+def _show_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
     message: Warning | str,
     category: type[Warning],
     filename: str,

@@ -20,7 +20,13 @@ from dicomnet.storage.files import (
     StoragePolicy,
     cleanup_stale,
 )
-from dicomnet.storage.index import IndexedInstance, QueryLevel, ReindexResult, StorageIndex
+from dicomnet.storage.index import (
+    SCHEMA_VERSION,
+    IndexedInstance,
+    QueryLevel,
+    ReindexResult,
+    StorageIndex,
+)
 from dicomnet.storage.names import (
     UnsafeNameError,
     join_relative,
@@ -29,9 +35,17 @@ from dicomnet.storage.names import (
     safe_relative_path,
     safe_uid,
 )
-from dicomnet.storage.part10 import NotPart10Error, Part10Info, part10_header, read_part10
+from dicomnet.storage.part10 import (
+    PREAMBLE_LENGTH,
+    NotPart10Error,
+    Part10Info,
+    part10_header,
+    read_part10,
+)
 
 __all__ = [
+    "PREAMBLE_LENGTH",
+    "SCHEMA_VERSION",
     "TEMP_SUFFIX",
     "AtomicWriter",
     "CommitOutcome",

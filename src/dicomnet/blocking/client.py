@@ -1,0 +1,113 @@
+"""A blocking API for scripts, over the same asyncio engine.
+
+Each ``BlockingAssociation`` owns a private event loop and runs the async
+association on it for the duration of each call; it holds no protocol logic.
+Do not use it from inside a running event loop (use ``dicomnet.aio``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ..aio.client import ClientAssociation, open_association
+from ..dimse.status import Status
+from ..errors import LocalProtocolError
+from ..security.info import SecurityInfo
+from ..services.storage import StoreResult, store_paths
+from ..ul.negotiation import AcceptedContext
+
+__all__ = ["BlockingAssociation", "associate", "echo", "store"]
+
+T = TypeVar("T")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.new_event_loop()
+    raise LocalProtocolError("the blocking API cannot run inside an event loop; use dicomnet.aio")
+
+
+class BlockingAssociation:
+    """An open association driven synchronously. Use as a context manager: it
+    releases on a normal exit and aborts on an exception."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, assoc: ClientAssociation) -> None:
+        self._loop = loop
+        self._assoc = assoc
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(coro)
+
+    @property
+    def security(self) -> SecurityInfo | None:
+        """What TLS negotiated, or None on a plain connection."""
+        return self._assoc.security
+
+    @property
+    def contexts(self) -> dict[int, AcceptedContext]:
+        return self._assoc.contexts
+
+    def echo(self) -> Status:
+        """C-ECHO (PS3.7 9.1.5)."""
+        return self._run(self._assoc.echo())
+
+    def release(self) -> None:
+        try:
+            self._run(self._assoc.release())
+        finally:
+            self._close_loop()
+
+    def abort(self) -> None:
+        try:
+            self._run(self._assoc.abort())
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def __enter__(self) -> BlockingAssociation:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._loop.is_closed():
+            return
+        if exc_type is None:
+            self.release()
+        else:
+            self.abort()
+
+
+def associate(host: str, port: int, **kwargs: Any) -> BlockingAssociation:
+    """Open an association; the arguments are those of ``dicomnet.aio.client.associate``."""
+    loop = _new_loop()
+    try:
+        assoc = loop.run_until_complete(open_association(host, port, **kwargs))
+    except BaseException:
+        loop.close()
+        raise
+    return BlockingAssociation(loop, assoc)
+
+
+def echo(host: str, port: int, **kwargs: Any) -> Status:
+    """Associate, C-ECHO, release: the Verification service in one call."""
+    with associate(host, port, **kwargs) as assoc:
+        return assoc.echo()
+
+
+def store(host: str, port: int, paths: Sequence[Path | str], **kwargs: Any) -> list[StoreResult]:
+    """C-STORE files and folders; the arguments are those of ``store_paths``."""
+    loop = _new_loop()
+    try:
+        return loop.run_until_complete(store_paths(host, port, paths, **kwargs))
+    finally:
+        loop.close()

@@ -1,0 +1,164 @@
+"""``dicomnet echo``: C-ECHO (Verification, PS3.7 9.1.5), and what TLS negotiated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import click
+
+from dicomnet.aio.client import associate
+from dicomnet.cli.common import (
+    EXIT_CODES_EPILOG,
+    EXIT_FAILURE_STATUS,
+    NetworkOptions,
+    cli_session,
+    network_options,
+    print_json,
+    run_async,
+)
+from dicomnet.dimse.status import Status
+from dicomnet.security.certificates import CertificateInfo
+from dicomnet.security.info import SecurityInfo
+
+__all__ = ["describe_certificate", "describe_security", "echo"]
+
+
+@dataclass
+class EchoOutcome:
+    """What one run of C-ECHOs found."""
+
+    peer: str
+    statuses: list[Status] = field(default_factory=list)
+    rtts_ms: list[float] = field(default_factory=list)
+    associate_ms: float = 0.0
+    security: SecurityInfo | None = None
+
+    @property
+    def worst(self) -> Status:
+        """The first non-success status, else the last one."""
+        return next((s for s in self.statuses if not s.is_success), self.statuses[-1])
+
+
+async def _run(host: str, port: int, count: int, net: NetworkOptions) -> EchoOutcome:
+    tls = net.tls_config()
+    outcome = EchoOutcome(peer=f"{host}:{port}")
+    start = time.perf_counter()
+    async with associate(
+        host, port, calling_ae_title=net.aet, called_ae_title=net.called_aet, tls=tls,
+        timeouts=net.timeouts(),
+    ) as assoc:
+        outcome.associate_ms = (time.perf_counter() - start) * 1000
+        outcome.security = assoc.security
+        for _ in range(count):
+            sent = time.perf_counter()
+            status = await assoc.echo()
+            outcome.rtts_ms.append((time.perf_counter() - sent) * 1000)
+            outcome.statuses.append(status)
+    return outcome
+
+
+def _bits(name: str | None, bits: int | None) -> str:
+    if name is None:
+        return "-"
+    return f"{name} ({bits} bits)" if bits else name
+
+
+def describe_certificate(cert: CertificateInfo, indent: str = "  ") -> list[str]:
+    """Lines describing a certificate: subject, issuer, names, validity, fingerprint."""
+    now = dt.datetime.now(dt.UTC)
+    days = (cert.not_after - now).days
+    expiry = f"{cert.not_after:%Y-%m-%d %H:%M} UTC"
+    expiry += f" (in {days} days)" if cert.not_after > now else " (EXPIRED)"
+    rows = [
+        ("subject", cert.subject),
+        ("issuer", cert.issuer),
+        ("names", ", ".join(cert.sans) or "-"),
+        ("key", f"{cert.public_key_type} {cert.public_key_bits} bits"),
+        ("valid from", f"{cert.not_before:%Y-%m-%d %H:%M} UTC"),
+        ("expires", expiry),
+        ("SHA-256", cert.sha256_fingerprint),
+    ]
+    return [f"{indent}{k:<11} {v}" for k, v in rows]
+
+
+def describe_security(info: SecurityInfo, indent: str = "  ") -> list[str]:
+    """Lines describing a TLS connection as negotiated."""
+    kx = info.key_exchange or (
+        "(TLS 1.3: (EC)DHE, group not reported by Python)" if info.protocol == "TLSv1.3" else "-"
+    )
+    rows = [
+        ("protocol", info.protocol or "-"),
+        ("cipher suite", info.cipher_suite or info.openssl_cipher_name or "-"),
+        ("key exchange", kx),
+        ("authentication", _bits(info.authentication, info.authentication_key_bits)),
+        ("encryption", _bits(info.encryption, info.encryption_key_bits)),
+        ("integrity", info.integrity or "-"),
+        ("ALPN", info.alpn or "-"),
+    ]
+    if info.sni:
+        rows.append(("SNI", info.sni))
+    lines = [f"{indent}{k:<15} {v}" for k, v in rows]
+    peer = info.peer_certificate
+    if peer is None:
+        lines.append(f"{indent}{'peer cert':<15} none presented")
+    else:
+        lines.append(f"{indent}peer certificate")
+        lines.extend(describe_certificate(peer, indent + "  "))
+    return lines
+
+
+@click.command(epilog=EXIT_CODES_EPILOG)
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535), required=False)
+@click.option("--count", "-c", type=click.IntRange(min=1), default=1, show_default=True,
+              help="C-ECHOs to send on the one association.")
+@network_options("client")
+def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> None:
+    """Verify a DICOM peer with C-ECHO and show what the secure link negotiated.
+
+    PORT defaults to 2762 with --tls, else 11112.
+
+    \b
+    Examples:
+      dicomnet echo pacs.example.org 11112 --called-aet PACS
+      dicomnet echo localhost --tls --ca pki/ca.pem --cert pki/client.pem --key pki/client.key
+      dicomnet echo localhost 2762 --tls --ca pki/ca.pem --json
+    """
+    port = port or net.default_port()
+    with cli_session(net.verbose):
+        outcome = run_async(_run(host, port, count, net), verbose=net.verbose)
+    worst = outcome.worst
+    rtt = sum(outcome.rtts_ms) / len(outcome.rtts_ms)
+    if net.json:
+        print_json({
+            "status": int(worst),
+            "status_text": worst.description,
+            "status_category": worst.category,
+            "peer": outcome.peer,
+            "calling_aet": net.aet,
+            "called_aet": net.called_aet,
+            "tls": outcome.security.to_dict() if outcome.security else None,
+            "associate_ms": round(outcome.associate_ms, 3),
+            "rtt_ms": round(rtt, 3),
+            "rtts_ms": [round(r, 3) for r in outcome.rtts_ms],
+            "count": count,
+        })
+    else:
+        for i, (status, ms) in enumerate(zip(outcome.statuses, outcome.rtts_ms, strict=True)):
+            colour = "green" if status.is_success else "red"
+            label = f"C-ECHO {i + 1}/{count}" if count > 1 else "C-ECHO"
+            click.echo(
+                f"{label} {net.aet} -> {net.called_aet}@{outcome.peer}: "
+                + click.style(f"{status.description} (0x{int(status):04X})", fg=colour)
+                + f", round trip {ms:.1f} ms"
+            )
+        security = (f"TLS ({outcome.security.protocol})" if outcome.security
+                    else "plain DICOM, not encrypted")
+        click.echo(f"association set up in {outcome.associate_ms:.1f} ms over {security}")
+        if outcome.security is not None:
+            click.echo("TLS")
+            click.echo("\n".join(describe_security(outcome.security)))
+    if not worst.is_success:
+        raise SystemExit(EXIT_FAILURE_STATUS)

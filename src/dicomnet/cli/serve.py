@@ -1,0 +1,116 @@
+"""``dicomnet serve``: a Verification (and, when available, Storage) SCP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dicomnet.aio.server import ServiceProvider
+from dicomnet.aio.server import serve as start_server
+from dicomnet.cli.common import (
+    EXIT_CODES_EPILOG,
+    NetworkOptions,
+    cli_session,
+    network_options,
+    run_async,
+)
+from dicomnet.config import Limits
+from dicomnet.services.verification import VerificationSCP
+
+__all__ = ["serve"]
+
+
+def storage_scp(root: Path) -> ServiceProvider | None:
+    """A StorageSCP writing under ``root``, or None if the storage service is missing."""
+    try:
+        from dicomnet.services.storage import StorageSCP
+    except ImportError:
+        return None
+    provider: ServiceProvider = StorageSCP(root)
+    return provider
+
+
+def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
+    if net.json:
+        import json
+
+        click.echo(json.dumps(fields))
+    else:
+        click.echo(text)
+    sys.stdout.flush()  # a script waiting for the start line must see it now
+
+
+async def _serve(host: str, port: int, output: Path, max_associations: int,
+                 net: NetworkOptions) -> None:
+    tls = net.tls_config()
+    providers: list[ServiceProvider] = [VerificationSCP()]
+    storage = storage_scp(output)
+    if storage is not None:
+        providers.append(storage)
+    else:
+        logging.getLogger("dicomnet.aio").warning(
+            "storage service not available in this build: C-ECHO only")
+    server = await start_server(
+        ae_title=net.aet, host=host, port=port, tls=tls, providers=providers,
+        timeouts=net.timeouts(), limits=Limits(max_associations=max_associations),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Not possible outside the main thread (tests) or on Windows: Ctrl-C still works.
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(sig, server.close)
+    if tls is not None:
+        mode = f"TLS, profile {tls.profile}, client certificates {tls.peer_certificate}"
+    else:
+        mode = "plain DICOM, not encrypted"
+    services = "C-ECHO" + (f", C-STORE into {output}" if storage is not None else "")
+    _emit(net, f"listening on {host}:{server.port} as {server.ae_title} ({mode}); {services}. "
+               "Ctrl-C stops.",
+          event="listening", host=host, port=server.port, ae_title=server.ae_title,
+          tls=tls is not None, profile=tls.profile if tls else None,
+          peer_cert=tls.peer_certificate if tls else None,
+          output=str(output) if storage is not None else None)
+    try:
+        await server.serve_forever()
+    finally:
+        server.close()
+        await server.wait_closed()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(sig)
+    _emit(net, "stopped", event="stopped")
+
+
+@click.command(epilog=EXIT_CODES_EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 for every interface.")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port; 0 picks a free one. Default: 2762 with --tls, else 11112.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("dicomnet-store"), show_default=True,
+              help="Where received objects are stored (C-STORE).")
+@click.option("--max-associations", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Associations at once; more are rejected (transient, local limit).")
+@network_options("server")
+def serve(*, host: str, port: int | None, output: Path, max_associations: int,
+          net: NetworkOptions) -> None:
+    """Run a DICOM server: C-ECHO, and C-STORE into --output.
+
+    Logs one line per association on stderr. Ctrl-C or SIGTERM stops it.
+
+    \b
+    Examples:
+      dicomnet serve                         plain DICOM on 127.0.0.1:11112
+      dicomnet serve --tls --cert pki/server.pem --key pki/server.key --ca pki/ca.pem
+      dicomnet serve --host 0.0.0.0 --port 0 --json    (first line says the port)
+    """
+    with cli_session(net.verbose, default_level=logging.INFO):
+        run_async(_serve(host, net.default_port() if port is None else port, output,
+                         max_associations, net), verbose=net.verbose)

@@ -1,0 +1,197 @@
+"""ULConnection driven in memory: association, data, release (with collisions), abort,
+ARTIM on a fake clock, and hostile bytes. No sockets, no sleeps."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dicomnet.testing import ULPair, associated_pair
+from dicomnet.ul.connection import ULConnection
+from dicomnet.ul.events import (
+    Aborted,
+    AssociateAccepted,
+    AssociateRejected,
+    AssociateRequested,
+    DataReceived,
+    ReleaseConfirmed,
+    ReleaseRequested,
+)
+from dicomnet.ul.fsm import State
+from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.pdu import AAbort, AssociateRJ, PDataTF, PresentationDataValue, encode_pdata
+
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+
+
+def test_association_data_and_release() -> None:
+    pair = associated_pair()
+    assert pair.requestor.state is State.Sta6 and pair.acceptor.state is State.Sta6
+    pair.requestor.send_pdata(encode_pdata(1, True, True, b"\x01\x02"))
+    pair.requestor.send_pdata(PDataTF((PresentationDataValue(1, False, True, b"abc"),)))
+    _, acc = pair.pump()
+    assert [e.pdu.pdvs[0].data for e in acc if isinstance(e, DataReceived)] == [b"\x01\x02", b"abc"]
+    pair.requestor.release()
+    _, acc = pair.pump()
+    assert acc == [ReleaseRequested(collision=False)]
+    pair.acceptor.release_response(pair.now)
+    req, _ = pair.pump()
+    assert req == [ReleaseConfirmed()]
+    assert pair.requestor.state is State.Sta1
+    assert pair.acceptor.state is State.Sta1  # got EOF after the requestor closed (AR-5)
+
+
+def test_max_pdu_lengths_are_learned_both_ways() -> None:
+    pair = associated_pair(max_pdu_length=32768)
+    assert pair.requestor.peer_max_pdu_length == 32768
+    assert pair.acceptor.peer_max_pdu_length == 32768
+    assert pair.requestor.local_max_pdu_length == 32768
+
+
+def test_release_collision_both_sides() -> None:
+    """PS3.8 7.2.2: both users ask at once; requestor goes Sta9->Sta11, acceptor Sta10->Sta12."""
+    pair = associated_pair()
+    pair.requestor.release()
+    pair.acceptor.release()
+    req_rq = pair.requestor.data_to_send()
+    acc_rq = pair.acceptor.data_to_send()
+    pair.requestor.receive_data(acc_rq, 0)
+    pair.acceptor.receive_data(req_rq, 0)
+    assert pair.requestor.state is State.Sta9
+    assert pair.acceptor.state is State.Sta10
+    assert pair.requestor.next_event() == ReleaseRequested(collision=True)
+    assert pair.acceptor.next_event() == ReleaseRequested(collision=True)
+    pair.requestor.release_response(0)  # AR-9 -> Sta11
+    assert pair.requestor.state is State.Sta11
+    pair.acceptor.receive_data(pair.requestor.data_to_send(), 0)  # AR-10 -> Sta12
+    assert pair.acceptor.state is State.Sta12
+    assert pair.acceptor.next_event() == ReleaseConfirmed()
+    pair.acceptor.release_response(0)  # AR-4 -> Sta13
+    pair.requestor.receive_data(pair.acceptor.data_to_send(), 0)  # AR-3 -> Sta1
+    assert pair.requestor.state is State.Sta1
+    assert pair.requestor.next_event() == ReleaseConfirmed()
+    assert pair.requestor.should_close
+
+
+def test_reject_then_artim_closes() -> None:
+    pair = ULPair(artim_timeout=5.0)
+    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))])
+    pair.requestor.associate(rq)
+    pair.connect()
+    _, acc = pair.pump()
+    assert isinstance(acc[0], AssociateRequested)
+    pair.acceptor.reject(AssociateRJ(1, 1, 7), now=10.0)
+    assert pair.acceptor.state is State.Sta13
+    assert pair.acceptor.get_timer() == 15.0
+    pair.requestor.receive_data(pair.acceptor.data_to_send(), 10.0)
+    assert isinstance(pair.requestor.next_event(), AssociateRejected)
+    assert pair.requestor.should_close
+    # The requestor's close would end it; if it never comes, ARTIM does (AR-5).
+    pair.acceptor.handle_timer(14.9)
+    assert pair.acceptor.state is State.Sta13
+    pair.acceptor.handle_timer(15.0)
+    assert pair.acceptor.state is State.Sta1
+    assert pair.acceptor.should_close
+
+
+def test_artim_while_awaiting_associate_rq() -> None:
+    acceptor = ULConnection("acceptor", artim_timeout=30.0)
+    acceptor.transport_connected(100.0)
+    assert acceptor.state is State.Sta2 and acceptor.get_timer() == 130.0
+    acceptor.handle_timer(130.0)  # Evt18 in Sta2: AA-2
+    assert acceptor.state is State.Sta1 and acceptor.should_close
+    assert acceptor.get_timer() is None
+
+
+def test_protocol_version_without_bit_0_is_rejected_by_the_provider() -> None:
+    acceptor = ULConnection("acceptor")
+    acceptor.transport_connected(0)
+    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))])
+    raw = bytearray(rq.encode())
+    raw[6:8] = b"\x00\x02"  # protocol version 2: bit 0 clear
+    acceptor.receive_data(bytes(raw), 0)
+    assert acceptor.state is State.Sta13
+    assert acceptor.next_event() is None
+    sent = acceptor.data_to_send()
+    assert sent == AssociateRJ(result=1, source=2, reason=2).encode()
+
+
+def test_user_abort_reaches_the_peer_as_user_abort() -> None:
+    pair = associated_pair()
+    pair.requestor.abort(now=0)
+    assert pair.requestor.state is State.Sta13
+    pair.acceptor.receive_data(pair.requestor.data_to_send(), 0)
+    event = pair.acceptor.next_event()
+    assert isinstance(event, Aborted) and event.source == 0 and not event.by_provider
+    assert pair.acceptor.state is State.Sta1
+
+
+def test_invalid_pdu_in_sta6_sends_provider_abort() -> None:
+    pair = associated_pair()
+    pair.acceptor.receive_data(b"\x55\x00\x00\x00\x00\x04abcd", 0)
+    event = pair.acceptor.next_event()
+    assert isinstance(event, Aborted) and event.by_provider and event.source == 2
+    assert pair.acceptor.data_to_send() == AAbort(source=2, reason=1).encode()
+    assert pair.acceptor.state is State.Sta13
+    # More garbage while awaiting the close: one A-ABORT was enough, nothing more.
+    pair.acceptor.receive_data(b"\x55" * 20, 0)
+    assert pair.acceptor.data_to_send() == b""
+
+
+def test_pdata_over_our_max_length_aborts_with_reason_6() -> None:
+    pair = associated_pair(max_pdu_length=16384)
+    oversized = encode_pdata(1, False, True, b"\x00" * 16384)  # PDU length 16390 > 16384
+    pair.acceptor.receive_data(oversized[:6], 0)  # the header alone is enough
+    assert pair.acceptor.data_to_send() == AAbort(source=2, reason=6).encode()
+
+
+def test_transport_closed_in_sta6_is_a_provider_abort() -> None:
+    pair = associated_pair()
+    pair.requestor.receive_data(b"", 0)
+    event = pair.requestor.next_event()
+    assert isinstance(event, Aborted) and event.by_provider and event.source is None
+    assert pair.requestor.state is State.Sta1
+
+
+def test_accepted_event_carries_the_ac() -> None:
+    pair = ULPair()
+    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))])
+    pair.requestor.associate(rq)
+    assert pair.requestor.wants_transport
+    pair.connect()
+    _, acc = pair.pump()
+    from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
+
+    request = acc[0]
+    assert isinstance(request, AssociateRequested)
+    ac = negotiate(request.pdu, AcceptorPolicy(contexts={VERIFICATION: None}))
+    pair.acceptor.accept(ac)
+    req, _ = pair.pump()
+    assert req == [AssociateAccepted(ac)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=300), one_by_one=st.booleans())
+def test_any_bytes_to_an_acceptor_never_raise(data: bytes, one_by_one: bool) -> None:
+    """Hostile bytes are events (an abort at worst), never an exception escaping."""
+    acceptor = ULConnection("acceptor")
+    acceptor.transport_connected(0)
+    chunks = [data[i:i + 1] for i in range(len(data))] if one_by_one else [data]
+    for chunk in chunks:
+        acceptor.receive_data(chunk, 0)
+    while acceptor.next_event() is not None:
+        pass
+    assert acceptor.state in (State.Sta2, State.Sta3, State.Sta13, State.Sta1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_any_bytes_to_an_established_association_never_raise(data: bytes) -> None:
+    pair = associated_pair()
+    pair.requestor.receive_data(data, 0)
+    while pair.requestor.next_event() is not None:
+        pass
