@@ -76,8 +76,11 @@ def test_release_collision_both_sides() -> None:
 
 def test_reject_then_artim_closes() -> None:
     pair = ULPair(artim_timeout=5.0)
-    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
-                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))])
+    rq = build_associate_rq(
+        calling_ae_title="A",
+        called_ae_title="B",
+        contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))],
+    )
     pair.requestor.associate(rq)
     pair.connect()
     _, acc = pair.pump()
@@ -108,8 +111,11 @@ def test_artim_while_awaiting_associate_rq() -> None:
 def test_protocol_version_without_bit_0_is_rejected_by_the_provider() -> None:
     acceptor = ULConnection("acceptor")
     acceptor.transport_connected(0)
-    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
-                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))])
+    rq = build_associate_rq(
+        calling_ae_title="A",
+        called_ae_title="B",
+        contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))],
+    )
     raw = bytearray(rq.encode())
     raw[6:8] = b"\x00\x02"  # protocol version 2: bit 0 clear
     acceptor.receive_data(bytes(raw), 0)
@@ -158,8 +164,11 @@ def test_transport_closed_in_sta6_is_a_provider_abort() -> None:
 
 def test_accepted_event_carries_the_ac() -> None:
     pair = ULPair()
-    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
-                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))])
+    rq = build_associate_rq(
+        calling_ae_title="A",
+        called_ae_title="B",
+        contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))],
+    )
     pair.requestor.associate(rq)
     assert pair.requestor.wants_transport
     pair.connect()
@@ -180,7 +189,7 @@ def test_any_bytes_to_an_acceptor_never_raise(data: bytes, one_by_one: bool) -> 
     """Hostile bytes are events (an abort at worst), never an exception escaping."""
     acceptor = ULConnection("acceptor")
     acceptor.transport_connected(0)
-    chunks = [data[i:i + 1] for i in range(len(data))] if one_by_one else [data]
+    chunks = [data[i : i + 1] for i in range(len(data))] if one_by_one else [data]
     for chunk in chunks:
         acceptor.receive_data(chunk, 0)
     while acceptor.next_event() is not None:

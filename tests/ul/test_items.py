@@ -19,6 +19,7 @@ from dicomnet.ul.items import (
     AbstractSyntaxSubItem,
     ApplicationContextItem,
     AsynchronousOperationsWindowSubItem,
+    Item,
     MaximumLengthSubItem,
     PresentationContextACItem,
     PresentationContextRQItem,
@@ -268,8 +269,9 @@ def test_presentation_context_ac_rejected_transfer_syntax_is_not_tested() -> Non
 
 def test_presentation_context_ids_are_not_judged_here() -> None:
     # Even IDs break PS3.8 9.3.2.2, but the answer is per context (negotiation's job).
-    item = decode_item(bytes.fromhex("20 00 00 1c 02 00 00 00 30 00 00 03 31 2e 32 40 00 00 0d")
-                       + b"1.2.840.10008")
+    item = decode_item(
+        bytes.fromhex("20 00 00 1c 02 00 00 00 30 00 00 03 31 2e 32 40 00 00 0d") + b"1.2.840.10008"
+    )
     assert isinstance(item, PresentationContextRQItem)
     assert item.context_id == 2
 
@@ -402,9 +404,9 @@ def test_unknown_sub_item_cannot_hold_a_known_type() -> None:
         "user-information",
     ],
 )
-def test_encode_refuses_content_longer_than_its_length_field(item: object) -> None:
+def test_encode_refuses_content_longer_than_its_length_field(item: Item) -> None:
     with pytest.raises(ConfigurationError):
-        item.encode()  # type: ignore[attr-defined]
+        item.encode()
 
 
 def test_longest_content_that_fits_encodes() -> None:

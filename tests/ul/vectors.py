@@ -421,8 +421,8 @@ _RQ_FIXED_FIELDS = h(
     "00 00",  # reserved
     "41 4e 59 2d 53 43 50 20 20 20 20 20 20 20 20 20",  # called AE title "ANY-SCP", padded
     "53 54 4f 52 45 53 43 55 20 20 20 20 20 20 20 20",  # calling AE title "STORESCU", padded
-    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  # reserved (32 bytes)
-    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  #
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  # reserved, bytes 43-58
+    "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  # reserved, bytes 59-74
 )
 
 ASSOCIATE_RQ = AssociateRQ(
@@ -478,8 +478,8 @@ ASSOCIATE_AC_BYTES = (
         "00 00",  # reserved
         "41 4e 59 2d 53 43 50 20 20 20 20 20 20 20 20 20",  # reserved: called AE title echoed
         "53 54 4f 52 45 53 43 55 20 20 20 20 20 20 20 20",  # reserved: calling AE title echoed
-        "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  # reserved (32 bytes)
-        "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  #
+        "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  # reserved, bytes 43-58
+        "00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",  # reserved, bytes 59-74
     )
     + APPLICATION_CONTEXT_BYTES  # 25 bytes
     + PC_AC_ACCEPTED_BYTES  # 31 bytes: context 1 accepted, Explicit VR LE

@@ -36,7 +36,7 @@ from ..ul.events import (
     ULEvent,
 )
 from ..ul.negotiation import AcceptedContext
-from .transport import READ_SIZE, Stream
+from .transport import READ_SIZE, Stream, describe_os_error
 
 __all__ = ["Association", "BufferSink", "DatasetSink"]
 
@@ -83,6 +83,7 @@ class Association:
         self._timer_at: float | None = None
         self._last_rx = self._loop.time()
         self._pdu_started: float | None = None
+        self._pdus_seen = 0
         self._closed = asyncio.Event()
         self._pending_out = 0
         #: Why the association ended abnormally, once it did.
@@ -123,7 +124,7 @@ class Association:
             try:
                 await writer.drain()
             except (ConnectionError, OSError) as exc:
-                self._transport_broke(f"write failed: {exc}")
+                self._transport_broke(f"write failed: {describe_os_error(exc)}")
         if self.ul.should_close:
             await self.stream.close()
         self._rearm()
@@ -201,12 +202,19 @@ class Association:
             self._transport_broke(self.tls_error.reason)
             return self._drain_events()
         except (ConnectionError, OSError) as exc:
-            self._transport_broke(str(exc) or type(exc).__name__)
+            self._transport_broke(describe_os_error(exc))
             return self._drain_events()
         now = self._loop.time()
         self._last_rx = now
         self.ul.receive_data(data, now)
-        self._pdu_started = now if self.ul.has_partial_pdu else None
+        completed = self.ul.pdus_received
+        if not self.ul.has_partial_pdu:
+            self._pdu_started = None
+        elif self._pdu_started is None or completed != self._pdus_seen:
+            # The clock runs from a PDU's first read: more drips of the same PDU do
+            # not reset it; a PDU completed since means a new one has started.
+            self._pdu_started = now
+        self._pdus_seen = completed
         events = self._drain_events()
         self._queue_out()
         if self.ul.should_close:
@@ -297,7 +305,7 @@ class Association:
         try:
             await self.stream.writer.drain()
         except (ConnectionError, OSError) as exc:
-            self._transport_broke(f"write failed: {exc}")
+            self._transport_broke(f"write failed: {describe_os_error(exc)}")
             self._drain_events()
             raise self.failure or AssociationAborted(None, None, str(exc)) from exc
 

@@ -22,6 +22,7 @@ from ..errors import (
     DimseTimeout,
     NoAcceptedContext,
     RemoteProtocolError,
+    TLSError,
 )
 from ..security.config import TLSConfig
 from ..ul.connection import ULConnection
@@ -335,6 +336,15 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
                 if assoc.tls_error is not None:
                     raise assoc.tls_error
                 detail = event.detail
+                if event.source is None and tls_used and ul.pdus_received == 0:
+                    # TLS 1.3: the server checks our certificate after its handshake
+                    # messages, so its refusal arrives as a close on our first read.
+                    raise TLSError(
+                        f"TLS with {assoc.peer[0]}:{assoc.peer[1]}: the server closed the "
+                        "connection right after the handshake: it most likely refused our "
+                        "client certificate, or requires one",
+                        reason="client certificate refused or required by the server",
+                    )
                 if event.source is None and not tls_used:
                     detail += (" before answering the A-ASSOCIATE-RQ: the peer may expect TLS"
                                " (try --tls / port 2762)")

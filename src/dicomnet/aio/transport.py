@@ -24,6 +24,7 @@ from ..security.info import SecurityInfo
 
 __all__ = [
     "SecureLinkEvent",
+    "describe_os_error",
     "SecureLinkHook",
     "Stream",
     "open_stream",
@@ -73,6 +74,19 @@ class Stream:
             await asyncio.wait_for(writer.wait_closed(), 5.0)
 
 
+def describe_os_error(exc: BaseException) -> str:
+    """A short human description of a socket error (no "[Errno N]" noise)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "the peer reset the connection"
+    if isinstance(exc, BrokenPipeError):
+        return "the peer closed the connection"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
 def set_nodelay(sock: socket.socket | None) -> None:
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
@@ -109,7 +123,7 @@ async def open_stream(
             f"connecting to {host}:{port} timed out after {connect_timeout}s"
         ) from exc
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+        raise ConnectError(f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
     reader, writer = raw
     set_nodelay(writer.get_extra_info("socket"))
     stream = Stream(reader, writer, peer)

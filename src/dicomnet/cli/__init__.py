@@ -1,7 +1,2 @@
-"""The ``dicomnet`` command line: a user of the public API (click + rich), no protocol logic."""
-
-from __future__ import annotations
-
-from dicomnet.cli.main import main
-
-__all__ = ["main"]
+"""The ``dicomnet`` command line (``dicomnet.cli.main:main``): a user of the public API,
+built with click and rich; it holds no protocol logic."""

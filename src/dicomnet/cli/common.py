@@ -24,7 +24,7 @@ from typing import Any, Literal, NoReturn, TypeVar
 import click
 
 from dicomnet.config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Timeouts
-from dicomnet.errors import ConfigurationError, DicomNetError
+from dicomnet.errors import AssociationAborted, ConfigurationError, DicomNetError
 from dicomnet.security.certificates import key_is_encrypted
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES, SecurityWarning
@@ -163,8 +163,9 @@ class NetworkOptions:
                     f"cannot read --key-password-file {self.key_password_file}: "
                     f"{exc.strerror or exc}"
                 ) from None
-            # Files written by editors or `echo` end with a newline that is not the password.
-            return text.rstrip("\r\n"), None
+            # Only the first line: editors and `echo` add a newline that is not the password.
+            lines = text.splitlines()
+            return (lines[0] if lines else ""), None
         key = self.key or self.cert  # a key may sit in the certificate's PEM file
         if key is None or not key.is_file():
             return None, None  # the library reports the missing file itself
@@ -174,7 +175,7 @@ class NetworkOptions:
             return None, None
         if not encrypted:
             return None, None
-        if not sys.stdin.isatty():
+        if not _stdin_is_tty():
             raise click.UsageError(
                 f"private key {key} is encrypted: give --key-password-env VAR or "
                 "--key-password-file FILE (or run in a terminal to be asked)"
@@ -184,6 +185,10 @@ class NetworkOptions:
             return str(click.prompt(f"Password for {key}", hide_input=True, err=True))
 
         return None, prompt
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
 
 
 def _split_ciphers(
@@ -269,9 +274,10 @@ def network_options(role: Role) -> Callable[[F], F]:
                               "file, or a folder of hashed certificates (openssl rehash)."
                               + ("" if role == "server" else
                                  " Default: the system trust store.")),
-            click.option("--profile", type=click.Choice(list(PROFILES)),
+            click.option("--profile", type=click.Choice(list(PROFILES)), metavar="NAME",
                          default=DEFAULT_PROFILE, show_default=True,
-                         help="TLS profile of PS3.15 Annex B (protocol versions, suites)."),
+                         help="TLS profile of PS3.15 Annex B (protocol versions, suites): "
+                              + ", ".join(PROFILES) + "."),
         ]
         if role == "server":
             options.append(click.option(
@@ -374,7 +380,24 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterat
             logger.propagate = old_propagate
 
 
-def run_async(coro: Coroutine[Any, Any, T], *, verbose: int) -> T:
+def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
+    # A TLS 1.3 server refuses a missing client certificate after the handshake, so the
+    # client only sees the connection close: say what most likely happened.
+    if (
+        net is not None
+        and net.tls
+        and net.role == "client"
+        and net.cert is None
+        and isinstance(exc, AssociationAborted)
+        and exc.source is None
+    ):
+        return " (the server may require a client certificate: give --cert and --key)"
+    return ""
+
+
+def run_async(
+    coro: Coroutine[Any, Any, T], *, verbose: int, net: NetworkOptions | None = None
+) -> T:
     """Run ``coro``; turn expected failures into one line on stderr and an exit code."""
     try:
         return asyncio.run(coro)
@@ -387,7 +410,7 @@ def run_async(coro: Coroutine[Any, Any, T], *, verbose: int) -> T:
         fail(str(exc), EXIT_USAGE)
     except DicomNetError as exc:
         _trace(verbose)
-        fail(str(exc), EXIT_NETWORK)
+        fail(str(exc) + _hint(exc, net), EXIT_NETWORK)
     except OSError as exc:
         _trace(verbose)
         where = f" ({exc.filename})" if exc.filename else ""

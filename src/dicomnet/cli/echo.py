@@ -128,7 +128,7 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
     """
     port = port or net.default_port()
     with cli_session(net.verbose):
-        outcome = run_async(_run(host, port, count, net), verbose=net.verbose)
+        outcome = run_async(_run(host, port, count, net), verbose=net.verbose, net=net)
     worst = outcome.worst
     rtt = sum(outcome.rtts_ms) / len(outcome.rtts_ms)
     if net.json:

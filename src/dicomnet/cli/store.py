@@ -120,7 +120,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
     with cli_session(net.verbose):
         results = run_async(_run(host, port, files=files, sizes=sizes, net=net,
                                  show_progress=show_progress),
-                            verbose=net.verbose)
+                            verbose=net.verbose, net=net)
     seconds = time.perf_counter() - started
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
@@ -143,11 +143,12 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
         rows = results if len(results) <= _TABLE_ROWS else failed
         if rows:
             table = Table(title=None if rows is results else "Failed objects")
-            for name in ("file", "SOP Instance UID", "status", "size"):
-                table.add_column(name, overflow="fold")
+            table.add_column("file", overflow="fold")
+            table.add_column("status", overflow="fold")
+            table.add_column("size", justify="right", no_wrap=True)
             for r in rows:
                 status = _status_text(r) if r.ok else f"[red]{r.error or _status_text(r)}[/red]"
-                table.add_row(str(r.path), r.sop_instance_uid or "-", status,
+                table.add_row(str(r.path), status,
                               _human_bytes(sizes.get(r.path, r.size)))
             console.print(table)
         rate = sent_bytes / seconds if seconds > 0 else 0.0

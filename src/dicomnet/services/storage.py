@@ -186,6 +186,11 @@ class StorageSCP:
     def open_sink(self, assoc: ServerAssociation, context_id: int,
                   message: DimseMessage) -> _StoreSink:
         assert isinstance(message, CStoreRQ)
+        if assoc.failure is not None:
+            # The command arrived in the same read as the A-ABORT (or the transport
+            # closing): the association already failed, and nobody would ever abort a
+            # sink opened now, so its temporary file would stay behind.
+            return _StoreSink(None, f"association aborted: {assoc.failure}")
         ctx = assoc.contexts.get(context_id)
         if ctx is None:
             return _StoreSink(None, "presentation context not accepted")

@@ -88,6 +88,8 @@ class ULConnection:
         self._now = 0.0
         self.wants_transport = False
         self.should_close = False
+        #: Complete PDUs received so far (lets a driver time each PDU's arrival).
+        self.pdus_received = 0
         #: Maximum P-DATA-TF PDU length the peer accepts from us (0: no limit).
         self.peer_max_pdu_length = 0
         #: Maximum P-DATA-TF PDU length we announced (0: no limit).
@@ -193,6 +195,7 @@ class ULConnection:
                 pdu = framer.next_pdu()
                 if pdu is None:
                     return
+                self.pdus_received += 1
                 self._on_pdu(pdu)
                 if self.state is State.Sta1:
                     return

@@ -44,6 +44,7 @@ __all__ = [
     "ASYNCHRONOUS_OPERATIONS_WINDOW_SUB_ITEM",
     "IMPLEMENTATION_CLASS_UID_SUB_ITEM",
     "IMPLEMENTATION_VERSION_NAME_SUB_ITEM",
+    "KNOWN_ITEM_TYPES",
     "MAXIMUM_LENGTH_SUB_ITEM",
     "PC_ABSTRACT_SYNTAX_NOT_SUPPORTED",
     "PC_ACCEPTANCE",
@@ -413,7 +414,7 @@ class PresentationContextACItem:
 
     def __post_init__(self) -> None:
         _check_int(self.context_id, "presentation context ID", 0xFF)
-        if self.result not in PC_RESULTS or type(self.result) is not int:
+        if type(self.result) is not int or self.result not in PC_RESULTS:
             raise ConfigurationError(
                 f"presentation context result must be 0 to 4 (PS3.8 Table 9-18), "
                 f"got {self.result!r}"

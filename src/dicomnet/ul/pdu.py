@@ -470,10 +470,18 @@ class PresentationDataValue:
     data: bytes
 
     def __post_init__(self) -> None:
-        _check_int(self.context_id, "presentation context ID", 0xFF)
-        _check_bool(self.is_command, "is_command")
-        _check_bool(self.is_last, "is_last")
-        if type(self.data) is not bytes:
+        # One combined test: this runs for every PDV received.
+        context_id = self.context_id
+        if not (
+            type(context_id) is int
+            and 0 <= context_id <= 0xFF
+            and type(self.is_command) is bool
+            and type(self.is_last) is bool
+            and type(self.data) is bytes
+        ):
+            _check_int(context_id, "presentation context ID", 0xFF)
+            _check_bool(self.is_command, "is_command")
+            _check_bool(self.is_last, "is_last")
             _norm_bytes(self, "data", "PDV data")
 
     def __repr__(self) -> str:
@@ -504,11 +512,11 @@ class PDataTF:
     pdvs: tuple[PresentationDataValue, ...]
 
     def __post_init__(self) -> None:
-        pdvs = _to_tuple(self, "pdvs")
+        pdvs = self.pdvs if type(self.pdvs) is tuple else _to_tuple(self, "pdvs")
         if not pdvs:
             raise ConfigurationError("a P-DATA-TF carries one or more PDVs (PS3.8 9.3.5)")
         for pdv in pdvs:
-            if not isinstance(pdv, PresentationDataValue):
+            if type(pdv) is not PresentationDataValue:
                 raise ConfigurationError(f"not a PresentationDataValue: {pdv!r}")
 
     def encode(self) -> bytes:
@@ -561,7 +569,7 @@ def pdata_header(context_id: int, is_command: bool, is_last: bool, length: int) 
 
 
 def encode_pdata(
-    context_id: int, is_command: bool, is_last: bool, data: bytes | memoryview
+    context_id: int, is_command: bool, is_last: bool, data: bytes | bytearray | memoryview
 ) -> bytes:
     """A whole P-DATA-TF PDU carrying one PDV: ``pdata_header(...) + data``.
 

@@ -1,0 +1,68 @@
+"""A dicomnet C-STORE SCP for the benchmark: prints ``PORT <n>`` and serves until killed.
+
+Run by ``bench/store_bench.py`` in its own process, so that its peak memory
+(VmHWM) and its CPU time are its own. ``--pki DIR`` (a ``make_dev_pki``
+folder) selects TLS with mutual authentication; ``--profile FILE`` writes a
+cProfile dump when the process is stopped with SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import signal
+import sys
+from pathlib import Path
+
+from dicomnet.aio.server import serve
+from dicomnet.security.config import TLSConfig
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.verification import VerificationSCP
+
+
+def tls_config(pki: Path) -> TLSConfig:
+    """The server side of the development PKI written by ``make_dev_pki``."""
+    return TLSConfig(
+        certfile=pki / "server.pem", keyfile=pki / "server.key", cafile=pki / "ca.pem"
+    )
+
+
+async def run(root: Path, pki: Path | None, port: int) -> None:
+    storage = StorageSCP(root)
+    server = await serve(
+        port=port, tls=tls_config(pki) if pki is not None else None,
+        providers=[VerificationSCP(), storage],
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.close)
+    print(f"PORT {server.port}", flush=True)
+    try:
+        await server.serve_forever()
+    finally:
+        storage.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("root", type=Path, help="folder the received objects go to")
+    parser.add_argument("--pki", type=Path, help="make_dev_pki folder: serve TLS")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--profile", type=Path, help="write a cProfile dump here on exit")
+    args = parser.parse_args(argv)
+    if args.profile is None:
+        asyncio.run(run(args.root, args.pki, args.port))
+        return 0
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        asyncio.run(run(args.root, args.pki, args.port))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

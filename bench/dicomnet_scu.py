@@ -1,0 +1,60 @@
+"""The dicomnet C-STORE SCU of the benchmark: sends every file of a folder on one
+association and prints one JSON line: seconds (around ``store_paths``), sent, ok.
+
+``--pki DIR`` (a ``make_dev_pki`` folder) selects TLS with mutual
+authentication; ``--profile FILE`` writes a cProfile dump of the send.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import sys
+import time
+from pathlib import Path
+
+from dicomnet.security.config import TLSConfig
+from dicomnet.services.storage import StoreResult, store_paths
+
+
+def tls_config(pki: Path) -> TLSConfig:
+    """The client side of the development PKI written by ``make_dev_pki``."""
+    return TLSConfig(
+        certfile=pki / "client.pem", keyfile=pki / "client.key", cafile=pki / "ca.pem",
+        server_hostname="localhost",
+    )
+
+
+async def send(host: str, port: int, folder: Path, pki: Path | None) -> list[StoreResult]:
+    return await store_paths(host, port, [folder],
+                             tls=tls_config(pki) if pki is not None else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--pki", type=Path, help="make_dev_pki folder: use TLS")
+    parser.add_argument("--profile", type=Path, help="write a cProfile dump of the send here")
+    args = parser.parse_args(argv)
+    profiler = cProfile.Profile() if args.profile is not None else None
+    start = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    results = asyncio.run(send(args.host, args.port, args.folder, args.pki))
+    if profiler is not None:
+        profiler.disable()
+    seconds = time.perf_counter() - start
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+    ok = sum(1 for r in results if r.ok)
+    errors = sorted({r.error for r in results if r.error})[:3]
+    print(json.dumps({"seconds": seconds, "sent": len(results), "ok": ok, "errors": errors}))
+    return 0 if ok == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,630 @@
+"""C-STORE benchmark: dicomnet against DCMTK (storescu/storescp) and pynetdicom, in one run.
+
+Everything runs on 127.0.0.1, over TLS 1.3 with mutual authentication and over
+plain TCP. Each stack's SCU sends to the same stack's SCP; DCMTK's storescp
+runs both normally and with ``+B`` (bit-preserving: the data set is streamed
+to disk as received instead of being parsed into memory first).
+
+Cases (full run; ``--quick`` uses smaller counts and sizes):
+
+* images: 200 x 512 KiB objects on one association (MB/s),
+* large:  4 x 256 MiB objects on one association (MB/s, and the receiving
+  server's peak resident memory, VmHWM),
+* small:  2,000 x 2 KiB objects on one association (objects/s).
+
+Every (stack, transport, case, run) gets a fresh server process and a fresh
+output folder; a run only counts when every object arrived (files counted).
+The SCU time is measured inside the Python SCUs around the send (association
+to release, reading the files included; interpreter start-up excluded) and,
+for DCMTK's storescu, as the wall time of the process. MB are 10^6 bytes of
+file size. The figure reported is the median over ``--runs`` runs.
+
+Run: ``.venv/bin/python bench/store_bench.py [--quick] [--only dicomnet,dcmtk,pynetdicom]
+[--tls-only | --plain-only] [--runs N] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import select
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from dicomnet.security.certificates import make_dev_pki
+
+BENCH = Path(__file__).resolve().parent
+PY = sys.executable
+STORESCP = shutil.which("storescp") or "/usr/bin/storescp"
+STORESCU = shutil.which("storescu") or "/usr/bin/storescu"
+#: Multi-frame Grayscale Word Secondary Capture Image Storage.
+SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7.3"
+#: DCMTK's largest maximum PDU (4096..131072); dicomnet and pynetdicom here use 1 MiB.
+DCMTK_PDU = "131072"
+KIB = 1024
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    count: int
+    pixel_bytes: int
+    rows: int
+    columns: int
+    frames: int
+    unit: str  # "MB/s" or "obj/s"
+
+    @property
+    def label(self) -> str:
+        size = (f"{self.pixel_bytes // MIB} MB" if self.pixel_bytes >= MIB
+                else f"{self.pixel_bytes // KIB} KB")
+        return f"{self.count} x {size}"
+
+
+def cases(quick: bool) -> list[Case]:
+    if quick:
+        return [
+            Case("images", 20, 512 * KIB, 512, 512, 1, "MB/s"),
+            Case("large", 2, 32 * MIB, 512, 512, 64, "MB/s"),
+            Case("small", 200, 2 * KIB, 32, 32, 1, "obj/s"),
+        ]
+    return [
+        Case("images", 200, 512 * KIB, 512, 512, 1, "MB/s"),
+        Case("large", 4, 256 * MIB, 512, 512, 512, "MB/s"),
+        Case("small", 2000, 2 * KIB, 32, 32, 1, "obj/s"),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    key: str  # dicomnet, dcmtk, dcmtk+B, pynetdicom
+    label: str
+    stack: str  # what --only names
+
+
+VARIANTS = (
+    Variant("dicomnet", "dicomnet", "dicomnet"),
+    Variant("dcmtk", "DCMTK 3.6.7", "dcmtk"),
+    Variant("dcmtk+B", "DCMTK 3.6.7 storescp +B", "dcmtk"),
+    Variant("pynetdicom", "pynetdicom", "pynetdicom"),
+)
+
+
+@dataclass(slots=True)
+class Measurement:
+    transport: str
+    variant: str
+    case: str
+    count: int
+    payload_bytes: int
+    seconds: list[float] = field(default_factory=list)
+    client_wall: list[float] = field(default_factory=list)
+    server_peak_kib: list[int] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.seconds) and not self.errors
+
+    @property
+    def median_seconds(self) -> float:
+        return statistics.median(self.seconds)
+
+    def rate(self, unit: str) -> float | None:
+        if not self.ok:
+            return None
+        if unit == "obj/s":
+            return self.count / self.median_seconds
+        return self.payload_bytes / 1e6 / self.median_seconds
+
+    @property
+    def peak_mb(self) -> float | None:
+        return max(self.server_peak_kib) * 1024 / 1e6 if self.server_peak_kib else None
+
+
+# -- test data ---------------------------------------------------------------------------
+
+
+def write_object(path: Path, case: Case, study: str, series: str, block: bytes) -> None:
+    """A Part 10 file: pydicom writes the header, the pixel data is appended in blocks."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SOP_CLASS
+    uid = generate_uid()
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SOP_CLASS
+    ds.SOPInstanceUID = uid
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.PatientID = "BENCH"
+    ds.PatientName = "Bench^Mark"
+    ds.Modality = "OT"
+    ds.InstanceNumber = int(path.stem)
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.NumberOfFrames = case.frames
+    ds.Rows = case.rows
+    ds.Columns = case.columns
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    assert case.rows * case.columns * 2 * case.frames == case.pixel_bytes
+    with open(path, "wb") as f:
+        pydicom.dcmwrite(f, ds, enforce_file_format=True)
+        # (7FE0,0010) OW, explicit VR: tag, VR, 2 reserved bytes, 32-bit length.
+        f.write(struct.pack("<HH2s2xI", 0x7FE0, 0x0010, b"OW", case.pixel_bytes))
+        left = case.pixel_bytes
+        while left:
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+
+
+def generate(root: Path, all_cases: Sequence[Case]) -> dict[str, Path]:
+    block = os.urandom(4 * MIB)
+    folders: dict[str, Path] = {}
+    for case in all_cases:
+        folder = root / case.name
+        folder.mkdir(parents=True)
+        study, series = generate_uid(), generate_uid()
+        for i in range(case.count):
+            write_object(folder / f"{i + 1:05d}.dcm", case, study, series, block)
+        folders[case.name] = folder
+    return folders
+
+
+# -- processes ---------------------------------------------------------------------------
+
+_LIVE: list[subprocess.Popen[bytes]] = []
+
+
+def _dcmtk_env() -> dict[str, str]:
+    # Without TCP_NODELAY, Nagle's algorithm makes DCMTK look ~30x slower on small objects.
+    return {**os.environ, "TCP_NODELAY": "1"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    """Whether something listens on ``port`` (from /proc/net/tcp: no connection made)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    return True
+    return False
+
+
+@dataclass(slots=True)
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def peak_kib(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    if proc in _LIVE:
+        _LIVE.remove(proc)
+
+
+def _spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None,
+           stdout_pipe: bool = False) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if stdout_pipe else err, stderr=err, env=env,
+        )
+    _LIVE.append(proc)
+    return proc
+
+
+def _read_port(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    buffer = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            buffer += chunk
+            for line in buffer.splitlines():
+                if line.startswith(b"PORT "):
+                    return int(line.split()[1])
+        elif proc.poll() is not None:
+            break
+    raise RuntimeError(f"server did not report its port: {proc.args!r}")
+
+
+def start_server(variant: str, pki: Path | None, out: Path, log: Path,
+                 profile: Path | None = None) -> Server:
+    if variant == "dicomnet":
+        cmd = [PY, str(BENCH / "dicomnet_scp.py"), str(out)]
+        if pki is not None:
+            cmd += ["--pki", str(pki)]
+        if profile is not None:
+            cmd += ["--profile", str(profile)]
+        proc = _spawn(cmd, log, stdout_pipe=True)
+        return Server(proc, _read_port(proc, 60), log)
+    if variant == "pynetdicom":
+        cmd = [PY, str(BENCH / "pynetdicom_peer.py"), "scp", str(out)]
+        if pki is not None:
+            cmd += ["--pki", str(pki)]
+        proc = _spawn(cmd, log, stdout_pipe=True)
+        return Server(proc, _read_port(proc, 60), log)
+    port = _free_port()
+    cmd = [STORESCP, "-pdu", DCMTK_PDU, "-od", str(out)]
+    if variant == "dcmtk+B":
+        cmd.append("+B")
+    if pki is not None:
+        cmd += ["+tls", str(pki / "server.key"), str(pki / "server.pem"),
+                "+cf", str(pki / "ca.pem")]
+    cmd.append(str(port))
+    proc = _spawn(cmd, log, env=_dcmtk_env())
+    deadline = time.monotonic() + 30
+    while not _listening(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise RuntimeError(f"storescp did not start, see {log}")
+        time.sleep(0.02)
+    return Server(proc, port, log)
+
+
+def client_command(variant: str, pki: Path | None, port: int, folder: Path,
+                   profile: Path | None = None) -> list[str]:
+    if variant == "dicomnet":
+        cmd = [PY, str(BENCH / "dicomnet_scu.py"), "127.0.0.1", str(port), str(folder)]
+        if profile is not None:
+            cmd += ["--profile", str(profile)]
+    elif variant == "pynetdicom":
+        cmd = [PY, str(BENCH / "pynetdicom_peer.py"), "scu", "127.0.0.1", str(port), str(folder)]
+    else:
+        cmd = [STORESCU, "-aet", "STORESCU", "-aec", "ANY-SCP", "-pdu", DCMTK_PDU, "+sd"]
+        if pki is not None:
+            cmd += ["+tls", str(pki / "client.key"), str(pki / "client.pem"),
+                    "+cf", str(pki / "ca.pem")]
+        return [*cmd, "127.0.0.1", str(port), str(folder)]
+    if pki is not None:
+        cmd += ["--pki", str(pki)]
+    return cmd
+
+
+def received(out: Path) -> tuple[int, int]:
+    """(files, bytes) stored under ``out``, without temporary files and the index."""
+    files = size = 0
+    for dirpath, _, names in os.walk(out):
+        for name in names:
+            if name.startswith(".") or name.startswith("index.sqlite"):
+                continue
+            files += 1
+            size += os.path.getsize(os.path.join(dirpath, name))
+    return files, size
+
+
+def run_once(variant: str, pki: Path | None, case: Case, folder: Path, payload: int,
+             work: Path, tag: str, timeout: float, m: Measurement,
+             profile_dir: Path | None = None) -> None:
+    out = work / "recv" / tag
+    out.mkdir(parents=True)
+    log = work / "logs" / f"{tag}.log"
+    log.parent.mkdir(exist_ok=True)
+    scp_profile = scu_profile = None
+    if profile_dir is not None and variant == "dicomnet":
+        scp_profile = profile_dir / f"{tag}.scp.prof"
+        scu_profile = profile_dir / f"{tag}.scu.prof"
+    server = start_server(variant, pki, out, log, scp_profile)
+    try:
+        cmd = client_command(variant, pki, server.port, folder, scu_profile)
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=timeout, env=_dcmtk_env(), check=False)
+        except subprocess.TimeoutExpired:
+            m.errors.append(f"{tag}: SCU timed out after {timeout:.0f}s")
+            return
+        wall = time.perf_counter() - start
+        seconds = wall
+        if variant in ("dicomnet", "pynetdicom"):
+            lines = done.stdout.decode(errors="replace").strip().splitlines()
+            with contextlib.suppress(IndexError, ValueError, KeyError):
+                seconds = float(json.loads(lines[-1])["seconds"])
+        files, size = received(out)
+        if done.returncode != 0 or files != case.count or size < payload:
+            m.errors.append(
+                f"{tag}: SCU exit {done.returncode}, {files}/{case.count} files, {size} bytes: "
+                + (done.stdout + done.stderr).decode(errors="replace").strip()[-400:]
+            )
+            return
+        m.seconds.append(seconds)
+        m.client_wall.append(wall)
+        m.server_peak_kib.append(server.peak_kib())
+        m.server_cpu.append(server.cpu_seconds())
+    finally:
+        server.stop()
+        shutil.rmtree(out, ignore_errors=True)
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "FAIL"
+    if unit == "obj/s" or value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.1f}"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    if value is None or base is None or base == 0:
+        return "n/a"
+    return f"{value / base:.2f}x"
+
+
+def table(results: dict[tuple[str, str, str], Measurement], transports: Sequence[str],
+          variants: Sequence[Variant], all_cases: Sequence[Case]) -> str:
+    images, large, small = all_cases
+    lines: list[str] = []
+    for transport in transports:
+        title = ("TLS 1.3, mutual authentication" if transport == "tls" else "plain TCP")
+        lines += [
+            f"### {title}",
+            "",
+            f"| stack | {images.label} MB/s | vs DCMTK | {large.label} MB/s | vs DCMTK "
+            f"| vs DCMTK +B | {small.label} obj/s | vs DCMTK | SCP peak RSS, "
+            f"{large.label.split(' x ')[1]} case |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+
+        def get(variant: str, case: Case, transport: str = transport) -> float | None:
+            m = results.get((transport, variant, case.name))
+            return m.rate(case.unit) if m is not None else None
+
+        for v in variants:
+            if (transport, v.key, images.name) not in results:
+                continue
+            peak = results[(transport, v.key, large.name)].peak_mb
+            cells = [
+                v.label,
+                _fmt(get(v.key, images), "MB/s"),
+                _ratio(get(v.key, images), get("dcmtk", images)),
+                _fmt(get(v.key, large), "MB/s"),
+                _ratio(get(v.key, large), get("dcmtk", large)),
+                _ratio(get(v.key, large), get("dcmtk+B", large)),
+                _fmt(get(v.key, small), "obj/s"),
+                _ratio(get(v.key, small), get("dcmtk", small)),
+                f"{peak:.0f} MB" if peak is not None else "n/a",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        if (transport, "dicomnet", images.name) in results:
+            lines += targets(results, transport, all_cases)
+    return "\n".join(lines)
+
+
+def targets(results: dict[tuple[str, str, str], Measurement], transport: str,
+            all_cases: Sequence[Case]) -> list[str]:
+    images, large, small = all_cases
+
+    def rate(variant: str, case: Case) -> float | None:
+        m = results.get((transport, variant, case.name))
+        return m.rate(case.unit) if m is not None else None
+
+    def check(name: str, value: float | None, base: float | None, goal: float) -> str:
+        if value is None or base is None:
+            return f"- {name}: not measured"
+        ratio = value / base
+        return f"- {name}: {ratio:.2f}x (target >= {goal}x) {'met' if ratio >= goal else 'MISSED'}"
+
+    out = [f"Targets for dicomnet ({transport}):"]
+    out.append(check(f"{large.label} vs DCMTK +B", rate("dicomnet", large),
+                     rate("dcmtk+B", large), 1.0))
+    out.append(check(f"{images.label} vs DCMTK", rate("dicomnet", images),
+                     rate("dcmtk", images), 1.0))
+    out.append(check(f"{small.label} vs DCMTK", rate("dicomnet", small),
+                     rate("dcmtk", small), 0.5))
+    out.append(check(f"{small.label} vs pynetdicom", rate("dicomnet", small),
+                     rate("pynetdicom", small), 5.0))
+    m = results.get((transport, "dicomnet", large.name))
+    peak = m.peak_mb if m is not None else None
+    if peak is None:
+        out.append("- SCP peak RSS receiving large objects: not measured")
+    else:
+        out.append(f"- SCP peak RSS receiving {large.label.split(' x ')[1]} objects: "
+                   f"{peak:.0f} MB (target <= 64 MB) {'met' if peak <= 64 else 'MISSED'}")
+    return [*out, ""]
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    dcmtk = subprocess.run([STORESCU, "--version"], capture_output=True, timeout=10,
+                           check=False).stdout.decode(errors="replace").splitlines()
+    import pynetdicom
+
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "openssl": ssl.OPENSSL_VERSION,
+        "pydicom": pydicom.__version__,
+        "pynetdicom": pynetdicom.__version__,
+        "dcmtk": dcmtk[0].strip("$ ") if dcmtk else "?",
+        "kernel": platform.release(),
+    }
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="C-STORE throughput: dicomnet vs DCMTK vs pynetdicom on loopback.")
+    parser.add_argument("--quick", action="store_true",
+                        help="small counts and sizes, one run (a smoke test)")
+    parser.add_argument("--only", default="dicomnet,dcmtk,pynetdicom",
+                        help="comma-separated stacks among dicomnet, dcmtk, pynetdicom")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--tls-only", action="store_true")
+    mode.add_argument("--plain-only", action="store_true")
+    parser.add_argument("--runs", type=int, help="runs per figure (median); 2, or 1 with --quick")
+    parser.add_argument("--cases", default="images,large,small",
+                        help="comma-separated subset of images, large, small")
+    parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--workdir", type=Path,
+                        help="where test files and received objects go (default: a temp dir)")
+    parser.add_argument("--profile-dir", type=Path,
+                        help="write cProfile dumps of dicomnet's SCP and SCU here")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds allowed to one SCU run")
+    args = parser.parse_args(argv)
+    stacks = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = stacks - {"dicomnet", "dcmtk", "pynetdicom"}
+    if unknown or not stacks:
+        parser.error(f"--only: unknown stack(s) {sorted(unknown)}")
+    args.stacks = stacks
+    args.case_names = {c.strip() for c in args.cases.split(",") if c.strip()}
+    if args.case_names - {"images", "large", "small"}:
+        parser.error("--cases: choose among images, large, small")
+    if args.runs is None:
+        args.runs = 1 if args.quick else 2
+    return args
+
+
+@contextlib.contextmanager
+def workspace(given: Path | None) -> Iterator[Path]:
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="store-bench-", dir=given))
+    else:
+        work = Path(tempfile.mkdtemp(prefix="store-bench-"))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    all_cases = cases(args.quick)
+    selected = [c for c in all_cases if c.name in args.case_names]
+    variants = [v for v in VARIANTS if v.stack in args.stacks]
+    transports = ["tls"] if args.tls_only else ["plain"] if args.plain_only else ["tls", "plain"]
+    if "dcmtk" in args.stacks and not (os.access(STORESCP, os.X_OK)
+                                       and os.access(STORESCU, os.X_OK)):
+        print("DCMTK storescp/storescu not found", file=sys.stderr)
+        return 2
+    if args.profile_dir is not None:
+        args.profile_dir.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    results: dict[tuple[str, str, str], Measurement] = {}
+    began = time.perf_counter()
+    try:
+        with workspace(args.workdir) as work:
+            t = time.perf_counter()
+            folders = generate(work / "data", selected)
+            pki = make_dev_pki(work / "pki").directory
+            print(f"generated test files in {time.perf_counter() - t:.1f}s under {work}",
+                  flush=True)
+            for transport in transports:
+                for v in variants:
+                    for case in selected:
+                        folder = folders[case.name]
+                        payload = sum(p.stat().st_size for p in folder.iterdir())
+                        m = Measurement(transport, v.key, case.name, case.count, payload)
+                        results[(transport, v.key, case.name)] = m
+                        for run in range(args.runs):
+                            tag = f"{transport}-{v.key}-{case.name}-{run + 1}"
+                            run_once(v.key, pki if transport == "tls" else None, case, folder,
+                                     payload, work, tag, args.timeout, m, args.profile_dir)
+                        rate = m.rate(case.unit)
+                        print(f"{transport:5} {v.key:10} {case.name:6} "
+                              f"{_fmt(rate, case.unit):>6} {case.unit}"
+                              + (f", SCP peak {m.peak_mb:.0f} MB" if m.peak_mb else "")
+                              + (f"  ERRORS: {m.errors}" if m.errors else ""), flush=True)
+    finally:
+        for proc in list(_LIVE):
+            _stop(proc)
+    elapsed = time.perf_counter() - began
+    print()
+    print(f"Machine: {info['nproc']} x {info['cpu']}; Python {info['python']}; "
+          f"{info['openssl']}; {info['dcmtk']}; pynetdicom {info['pynetdicom']}; "
+          f"pydicom {info['pydicom']}")
+    print(f"Median of {args.runs} run(s); total {elapsed:.0f}s.")
+    print()
+    if {c.name for c in selected} == {"images", "large", "small"}:
+        print(table(results, transports, variants, all_cases))
+    else:
+        for m in results.values():
+            case = next(c for c in all_cases if c.name == m.case)
+            print(f"{m.transport:5} {m.variant:10} {m.case:6} "
+                  f"{_fmt(m.rate(case.unit), case.unit)} {case.unit}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "machine": info, "runs": args.runs, "quick": args.quick, "elapsed": elapsed,
+            "cases": [asdict(c) for c in all_cases],
+            "measurements": [asdict(m) for m in results.values()],
+        }, indent=2))
+    failed = [m for m in results.values() if not m.ok]
+    for m in failed:
+        print(f"FAILED {m.transport} {m.variant} {m.case}: {m.errors}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

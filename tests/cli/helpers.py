@@ -1,0 +1,84 @@
+"""Helpers for CLI tests: a library server in a thread, running the CLI in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from dicomnet.aio.server import Server, serve
+from dicomnet.cli.main import main
+from dicomnet.security.certificates import DevPKI
+
+
+@dataclass
+class ServerThread:
+    """A library server on 127.0.0.1, port 0, running its own event loop in a thread."""
+
+    kwargs: dict[str, Any]
+    port: int = 0
+    server: Server | None = None
+    error: BaseException | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _ready: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ServerThread:
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(20), "server did not start"
+        if self.error is not None:
+            raise self.error
+        return self
+
+    async def _main(self) -> None:
+        try:
+            self.server = await serve(host="127.0.0.1", port=0, **self.kwargs)
+        except BaseException as exc:
+            self.error = exc
+            self._ready.set()
+            return
+        self._loop = asyncio.get_running_loop()
+        self.port = self.server.port
+        self._ready.set()
+        await self.server.serve_forever()
+        await self.server.wait_closed()
+
+    def stop(self) -> None:
+        if self._loop is not None and self.server is not None:
+            self._loop.call_soon_threadsafe(self.server.close)
+        if self._thread is not None:
+            self._thread.join(20)
+            assert not self._thread.is_alive(), "server thread did not stop"
+
+
+def run_cli(*args: str | Path | int, env: dict[str, str] | None = None,
+            input: str | None = None) -> Result:
+    """Invoke ``dicomnet ARGS`` in-process; never raises, returns the result."""
+    return CliRunner().invoke(main, [str(a) for a in args], env=env, input=input,
+                              catch_exceptions=False)
+
+
+def json_out(result: Result) -> Any:
+    """The JSON document a command printed on stdout."""
+    return json.loads(result.stdout)
+
+
+def client_tls_args(pki: DevPKI) -> list[str | Path]:
+    """Flags for a mutually authenticated client with ``pki``."""
+    return ["--tls", "--ca", pki.ca_cert, "--cert", pki.client_cert, "--key", pki.client_key]
+
+
+def error_line(result: Result) -> str:
+    """The single ``error:`` line a failed command wrote on stderr.
+
+    stderr may also hold the in-process test server's log lines (same logger tree).
+    """
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]

@@ -1,0 +1,204 @@
+"""dicomnet echo against library servers: plain, mutual TLS, and each way it fails."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from dicomnet.security.certificates import DevPKI
+from dicomnet.security.config import TLSConfig
+from dicomnet.services.verification import VerificationSCP
+
+from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli
+
+StartServer = Callable[..., ServerThread]
+
+
+def tls_server(start_server: StartServer, pki: DevPKI, **kwargs: object) -> ServerThread:
+    tls = TLSConfig(certfile=pki.server_cert, keyfile=pki.server_key, cafile=pki.ca_cert,
+                    key_password=pki.password)
+    return start_server(tls=tls, **kwargs)
+
+
+def test_plain_echo_json(start_server: StartServer) -> None:
+    server = start_server()
+    result = run_cli("echo", "127.0.0.1", server.port, "--json", "--called-aet", "SCP")
+    assert result.exit_code == 0, result.output
+    doc = json_out(result)
+    assert doc["status"] == 0
+    assert doc["status_text"] == "Success"
+    assert doc["tls"] is None
+    assert doc["peer"] == f"127.0.0.1:{server.port}"
+    assert doc["called_aet"] == "SCP"
+    assert doc["rtt_ms"] >= 0
+
+
+def test_plain_echo_human_says_not_encrypted(start_server: StartServer) -> None:
+    server = start_server()
+    result = run_cli("echo", "127.0.0.1", server.port, "--count", "2")
+    assert result.exit_code == 0, result.output
+    assert "C-ECHO 2/2" in result.stdout
+    assert "Success (0x0000)" in result.stdout
+    assert "not encrypted" in result.stdout
+
+
+def test_mutual_tls_echo_json(start_server: StartServer, pki: DevPKI) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port, "--json", *client_tls_args(pki))
+    assert result.exit_code == 0, result.output
+    doc = json_out(result)
+    assert doc["status"] == 0
+    tls = doc["tls"]
+    assert tls["protocol"] in ("TLSv1.2", "TLSv1.3")
+    assert tls["cipher_suite"]
+    assert tls["encryption"]
+    assert tls["integrity"]
+    assert tls["alpn"] == "dicom"
+    assert "CN=localhost" in tls["peer_certificates"][0]["subject"]
+
+
+def test_mutual_tls_echo_human_describes_the_link(start_server: StartServer, pki: DevPKI) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "localhost", server.port, *client_tls_args(pki))
+    assert result.exit_code == 0, result.output
+    for label in ("protocol", "cipher suite", "key exchange", "authentication", "encryption",
+                  "integrity", "ALPN", "SHA-256", "CN=localhost", "expires"):
+        assert label in result.stdout, label
+
+
+def test_tls_1_2_only_suite(start_server: StartServer, pki: DevPKI) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port, "--json", "--profile", "bcp195",
+                     "--ciphers", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                     *client_tls_args(pki))
+    assert result.exit_code == 0, result.output
+    tls = json_out(result)["tls"]
+    # The client offers TLS 1.2 suites only in 1.2: a 1.3 link is still allowed.
+    assert tls["protocol"] in ("TLSv1.2", "TLSv1.3")
+
+
+def test_plain_client_on_tls_server_exits_3_mentioning_tls(
+    start_server: StartServer, pki: DevPKI
+) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port)
+    assert result.exit_code == 3
+    assert "TLS" in error_line(result)
+    assert "Traceback" not in result.output
+
+
+def test_wrong_ca_exits_3_with_verification_reason(
+    start_server: StartServer, pki: DevPKI, other_pki: DevPKI
+) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port, "--tls", "--ca", other_pki.ca_cert,
+                     "--cert", pki.client_cert, "--key", pki.client_key)
+    assert result.exit_code == 3
+    assert "TLS handshake" in error_line(result)
+    assert "unknown CA" in error_line(result)
+
+
+def test_wrong_host_name_exits_3(start_server: StartServer, pki: DevPKI) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port, "--server-name", "pacs.example.org",
+                     *client_tls_args(pki))
+    assert result.exit_code == 3
+    assert "host name mismatch" in error_line(result)
+
+
+def test_missing_client_certificate_hints_at_cert(start_server: StartServer, pki: DevPKI) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port, "--tls", "--ca", pki.ca_cert)
+    assert result.exit_code == 3
+    assert "client certificate" in error_line(result)
+
+
+def test_no_verify_works_and_warns_loudly(start_server: StartServer, pki: DevPKI) -> None:
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port, "--tls", "--no-verify",
+                     "--cert", pki.client_cert, "--key", pki.client_key, "--json")
+    assert result.exit_code == 0, result.output
+    assert "WARNING" in result.stderr
+    assert "verification is OFF" in result.stderr
+    assert json_out(result)["status"] == 0
+
+
+def test_failure_status_exits_1(start_server: StartServer) -> None:
+    server = start_server(providers=[VerificationSCP(on_c_echo=lambda assoc: 0x0110)])
+    result = run_cli("echo", "127.0.0.1", server.port, "--json")
+    assert result.exit_code == 1
+    doc = json_out(result)
+    assert doc["status"] == 0x0110
+    assert doc["status_category"] == "failure"
+
+
+def test_connection_refused_exits_3() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_cli("echo", "127.0.0.1", port, "--timeout", "5")
+    assert result.exit_code == 3
+    assert error_line(result).startswith("error: cannot connect to 127.0.0.1:")
+
+
+@pytest.mark.parametrize("args", [
+    ["echo", "127.0.0.1", "70000"],
+    ["echo", "127.0.0.1", "104", "--no-tls", "--ca", "{ca}"],
+    ["echo", "127.0.0.1", "104", "--key", "{key}"],
+    ["echo", "127.0.0.1", "104", "--ciphers", "TLS_RSA_WITH_NULL_SHA", "--tls"],
+    ["echo", "127.0.0.1", "104", "--aet", "THIS-AE-TITLE-IS-TOO-LONG"],
+])
+def test_usage_errors_exit_2(args: list[str], pki: DevPKI) -> None:
+    args = [a.format(ca=pki.ca_cert, key=pki.client_key) for a in args]
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+class TestEncryptedKey:
+    def test_password_from_env(self, start_server: StartServer, encrypted_pki: DevPKI) -> None:
+        server = tls_server(start_server, encrypted_pki)
+        result = run_cli("echo", "127.0.0.1", server.port, "--json",
+                         *client_tls_args(encrypted_pki), "--key-password-env", "KEY_PW",
+                         env={"KEY_PW": "s3cret"})
+        assert result.exit_code == 0, result.output
+        assert json_out(result)["tls"]["cipher_suite"]
+
+    def test_password_from_file(self, start_server: StartServer, encrypted_pki: DevPKI,
+                                tmp_path: Path) -> None:
+        server = tls_server(start_server, encrypted_pki)
+        pw = tmp_path / "pw.txt"
+        pw.write_text("s3cret\n")
+        result = run_cli("echo", "127.0.0.1", server.port, *client_tls_args(encrypted_pki),
+                         "--key-password-file", pw)
+        assert result.exit_code == 0, result.output
+
+    def test_wrong_password_fails_clearly(self, encrypted_pki: DevPKI) -> None:
+        # Fails while loading the key: no server needed, nothing is sent.
+        result = run_cli("echo", "127.0.0.1", "104", *client_tls_args(encrypted_pki),
+                         "--key-password-env", "KEY_PW", env={"KEY_PW": "wrong"})
+        assert result.exit_code == 2
+        assert "wrong password" in error_line(result)
+        assert str(encrypted_pki.client_key) in error_line(result)
+
+    def test_no_password_and_no_terminal_says_which_flags(self, encrypted_pki: DevPKI) -> None:
+        result = run_cli("echo", "127.0.0.1", "104", *client_tls_args(encrypted_pki))
+        assert result.exit_code == 2
+        assert "--key-password-env" in result.output
+
+
+def test_encrypted_key_prompts_on_a_terminal(
+    start_server: StartServer, encrypted_pki: DevPKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dicomnet.cli.common
+
+    monkeypatch.setattr(dicomnet.cli.common, "_stdin_is_tty", lambda: True)
+    server = tls_server(start_server, encrypted_pki)
+    result = run_cli("echo", "127.0.0.1", server.port, "--json",
+                     *client_tls_args(encrypted_pki), input="s3cret\n")
+    assert result.exit_code == 0, result.output
+    assert "Password for" in result.stderr
+    assert "s3cret" not in result.output  # hidden input is not echoed

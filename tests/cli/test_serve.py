@@ -1,0 +1,106 @@
+"""dicomnet serve: usage errors in-process, a real run as a subprocess stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from dicomnet.security.certificates import DevPKI
+
+from .helpers import client_tls_args, error_line, json_out, run_cli
+
+
+def read_line(stream: IO[str], timeout: float) -> str:
+    """One line from a pipe, or fail after ``timeout`` seconds (never hangs)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        assert sel.select(timeout), "no output from dicomnet serve"
+    return stream.readline()
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[Any]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str | Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
+             "--output", str(tmp_path / "store"), *map(str, args)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )
+        procs.append(proc)
+        line = read_line(proc.stdout, 30)  # type: ignore[arg-type]
+        assert line, proc.stderr.read()  # type: ignore[union-attr]
+        return proc, json.loads(line)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_serve_tls_echo_then_sigterm_stops_cleanly(serve_process: Any, pki: DevPKI) -> None:
+    proc, started = serve_process("--tls", "--cert", pki.server_cert, "--key", pki.server_key,
+                                  "--ca", pki.ca_cert, "--aet", "TESTSCP")
+    assert started["event"] == "listening"
+    assert started["host"] == "127.0.0.1"
+    assert started["tls"] is True
+    assert started["profile"] == "bcp195-rfc9325"
+    assert started["peer_cert"] == "required"
+    echo = run_cli("echo", "127.0.0.1", started["port"], "--called-aet", "TESTSCP", "--json",
+                   *client_tls_args(pki))
+    assert echo.exit_code == 0, echo.output
+    assert json_out(echo)["tls"]["protocol"] in ("TLSv1.2", "TLSv1.3")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1]) == {"event": "stopped"}
+    # One INFO line per association on stderr by default.
+    assert "association DICOMNET@127.0.0.1" in err
+    assert "released" in err
+    assert "Traceback" not in err
+
+
+def test_serve_plain_sigint_stops_cleanly(serve_process: Any) -> None:
+    proc, started = serve_process()
+    assert started["tls"] is False
+    assert run_cli("echo", "127.0.0.1", started["port"]).exit_code == 0
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_serve_tls_without_certificate_is_usage_error() -> None:
+    result = run_cli("serve", "--tls", "--port", "0")
+    assert result.exit_code == 2
+    assert "--cert" in result.output
+    assert "certs init" in result.output
+
+
+def test_serve_required_peer_cert_needs_ca(pki: DevPKI) -> None:
+    result = run_cli("serve", "--port", "0", "--cert", pki.server_cert, "--key", pki.server_key)
+    assert result.exit_code == 2
+    assert "--ca" in result.output
+    assert "--peer-cert none" in result.output
+
+
+def test_serve_port_in_use_exits_3(pki: DevPKI, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_cli("serve", "--port", port, "--output", tmp_path / "store")
+    assert result.exit_code == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in error_line(result)

@@ -1,0 +1,103 @@
+"""dicomnet store into a library Storage SCP over mutual TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.uid import generate_uid
+
+from dicomnet.cli.demo import write_synthetic_ct
+from dicomnet.security.certificates import DevPKI
+from dicomnet.security.config import TLSConfig
+from dicomnet.services.verification import VerificationSCP
+
+from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli
+
+storage = pytest.importorskip("dicomnet.services.storage")
+
+StartServer = Callable[..., ServerThread]
+
+
+def write_images(folder: Path, count: int) -> dict[str, Path]:
+    study, series = generate_uid(), generate_uid()
+    return {write_synthetic_ct(folder / f"img{i}.dcm", number=i, study_uid=study,
+                               series_uid=series, size=16): folder / f"img{i}.dcm"
+            for i in range(1, count + 1)}
+
+
+def received(root: Path) -> dict[str, bytes]:
+    out = {}
+    for path in root.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        out[str(ds.SOPInstanceUID)] = bytes(ds.PixelData)
+    return out
+
+
+def test_store_folder_over_mutual_tls(start_server: StartServer, pki: DevPKI,
+                                      tmp_path: Path) -> None:
+    tls = TLSConfig(certfile=pki.server_cert, keyfile=pki.server_key, cafile=pki.ca_cert)
+    root = tmp_path / "store"
+    scp = storage.StorageSCP(root)
+    server = start_server(tls=tls, providers=[VerificationSCP(), scp])
+    sent = write_images(tmp_path / "in", 3)
+    result = run_cli("store", "127.0.0.1", server.port, tmp_path / "in", "--json",
+                     *client_tls_args(pki))
+    scp.close()
+    assert result.exit_code == 0, result.output
+    doc = json_out(result)
+    assert (doc["total"], doc["stored"], doc["failed"]) == (3, 3, 0)
+    assert doc["tls"] is True
+    assert {r["sop_instance_uid"] for r in doc["results"]} == set(sent)
+    assert all(r["status"] == 0 and r["ok"] for r in doc["results"])
+    got = received(root)
+    assert set(got) == set(sent)
+    for uid, path in sent.items():
+        assert got[uid] == bytes(pydicom.dcmread(path).PixelData)
+
+
+def test_store_reports_a_bad_file_and_exits_1(start_server: StartServer, tmp_path: Path) -> None:
+    scp = storage.StorageSCP(tmp_path / "store")
+    server = start_server(providers=[VerificationSCP(), scp])
+    write_images(tmp_path / "in", 1)
+    (tmp_path / "in" / "notes.txt").write_text("not DICOM")
+    result = run_cli("store", "127.0.0.1", server.port, tmp_path / "in")
+    scp.close()
+    assert result.exit_code == 1, result.output
+    assert "Stored 1 of 2 objects" in result.stdout
+    assert "notes.txt" in result.stdout
+
+
+def test_store_json_counts_failures(start_server: StartServer, tmp_path: Path) -> None:
+    scp = storage.StorageSCP(tmp_path / "store")
+    server = start_server(providers=[VerificationSCP(), scp])
+    write_images(tmp_path / "in", 2)
+    (tmp_path / "in" / "junk.bin").write_bytes(b"\x00" * 10)
+    result = run_cli("store", "127.0.0.1", server.port, tmp_path / "in", "--json")
+    scp.close()
+    assert result.exit_code == 1
+    doc = json_out(result)
+    assert (doc["stored"], doc["failed"]) == (2, 1)
+    bad = next(r for r in doc["results"] if not r["ok"])
+    assert bad["path"].endswith("junk.bin")
+    assert bad["error"]
+
+
+def test_store_to_closed_port_exits_3(tmp_path: Path) -> None:
+    import socket
+
+    write_images(tmp_path, 1)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_cli("store", "127.0.0.1", port, tmp_path, "--timeout", "5")
+    assert result.exit_code == 3
+    assert "cannot connect" in error_line(result)
+
+
+def test_store_empty_folder_is_usage_error(tmp_path: Path) -> None:
+    result = run_cli("store", "127.0.0.1", "104", tmp_path)
+    assert result.exit_code == 2
+    assert "no files found" in error_line(result)

@@ -1,0 +1,82 @@
+"""Real third-party peers for the interop tests: DCMTK's command-line tools and pynetdicom.
+
+A peer is never mocked. On a laptop without one, its tests skip; under CI
+(``CI=true``) a missing peer fails the tests instead, so that interop can never
+silently stop being tested.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.aio.helpers import AIO_LOGGER, PkiFactory
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def _missing(what: str) -> None:
+    message = f"{what} is not available"
+    if _under_ci():
+        pytest.fail(f"{message}: under CI=true every interop peer must be installed")
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class Dcmtk:
+    """Paths of the DCMTK tools the tests run, and their version line."""
+
+    echoscu: Path
+    storescp: Path
+    version: str
+
+
+@pytest.fixture(scope="session")
+def dcmtk() -> Dcmtk:
+    """DCMTK's echoscu and storescp (3.6.7 from Debian); skip or, under CI, fail if absent."""
+    tools = {name: shutil.which(name) for name in ("echoscu", "storescp")}
+    absent = [name for name, path in tools.items() if path is None]
+    if absent:
+        _missing(f"DCMTK ({', '.join(absent)} not on PATH)")
+    echoscu, storescp = Path(str(tools["echoscu"])), Path(str(tools["storescp"]))
+    out = subprocess.run([echoscu, "--version"], capture_output=True, text=True, timeout=10,
+                         check=False).stdout
+    version = next((line for line in out.splitlines() if "$dcmtk" in line), out.strip())
+    if "+tls" not in subprocess.run([echoscu, "--help"], capture_output=True, text=True,
+                                    timeout=10, check=False).stdout:
+        _missing(f"DCMTK with OpenSSL support ({version} was built without TLS)")
+    return Dcmtk(echoscu, storescp, version)
+
+
+@pytest.fixture(scope="session")
+def pynetdicom() -> ModuleType:
+    """The pynetdicom module; skip or, under CI, fail if it is not installed."""
+    try:
+        module = importlib.import_module("pynetdicom")
+    except ImportError:
+        _missing("pynetdicom (pip install pynetdicom)")
+        raise  # not reached: _missing always leaves the test
+    return module
+
+
+@pytest.fixture(scope="session")
+def pkis(tmp_path_factory: pytest.TempPathFactory) -> PkiFactory:
+    """``pkis("rsa")`` / ``pkis("ecdsa")``: a CA with server and client certificates."""
+    return PkiFactory(tmp_path_factory.mktemp("interop-pki"))
+
+
+@pytest.fixture
+def aio_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """caplog recording dicomnet's network logger from INFO up."""
+    caplog.set_level(logging.INFO, logger=AIO_LOGGER)
+    return caplog
