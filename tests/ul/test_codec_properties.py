@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from dicomnet.errors import RemoteProtocolError
 from dicomnet.ul.framing import PDUFramer
 from dicomnet.ul.items import (
+    KNOWN_ITEM_TYPES,
     PC_ACCEPTANCE,
     AbstractSyntaxSubItem,
     ApplicationContextItem,
@@ -113,14 +114,21 @@ def pc_ac(draw: st.DrawFn) -> PresentationContextACItem:
     return PresentationContextACItem(draw(byte), result, transfer)
 
 
+# On its own an item is read by its type, so a "sub-item" of type 0x10 would read
+# as an application context item: leave known types out here (inside a user
+# information item, ``sub_items`` above does cover them).
+lone_unknown = st.builds(
+    UnknownSubItem, byte.filter(lambda t: t not in KNOWN_ITEM_TYPES), small_bytes
+)
 items: st.SearchStrategy[Item] = st.one_of(
+    lone_unknown,
     st.builds(ApplicationContextItem, uids),
     st.builds(AbstractSyntaxSubItem, uids),
     st.builds(TransferSyntaxSubItem, uids),
     pc_rq,
     pc_ac(),
     user_information,
-    sub_items,
+    sub_items.filter(lambda sub: not isinstance(sub, UnknownSubItem)),
 )
 
 pdvs = st.builds(PresentationDataValue, byte, st.booleans(), st.booleans(), st.binary(max_size=300))

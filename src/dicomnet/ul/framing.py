@@ -28,9 +28,9 @@ from dicomnet.ul.pdu import (
     P_DATA_TF,
     PDU,
     PDU_TYPES,
+    _unrecognized_pdu_type,
     decode_pdu,
     describe_foreign_bytes,
-    unrecognized_pdu_type,
 )
 
 __all__ = ["PDUFramer", "describe_foreign_bytes"]
@@ -90,7 +90,7 @@ class PDUFramer:
             return None
         pdu_type = buffer[start]
         if pdu_type not in PDU_TYPES:
-            self._fail(unrecognized_pdu_type(pdu_type, buffer[start : start + 32]))
+            self._fail(_unrecognized_pdu_type(pdu_type, buffer[start : start + 32]))
         if available < 6:
             return None
         (length,) = _LENGTH.unpack_from(buffer, start + 2)

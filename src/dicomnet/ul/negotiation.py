@@ -191,19 +191,24 @@ def negotiate_contexts(
     seen: set[int] = set()
     for pc in proposed:
         cid = pc.context_id
+        # A rejection still carries a Transfer Syntax sub-item (PS3.8 Table 9-18 lists
+        # it; its value is not significant): strict peers expect one.
+        filler = pc.transfer_syntaxes[0] if pc.transfer_syntaxes else ""
         if cid % 2 == 0 or cid in seen:
-            answers.append(PresentationContextACItem(cid, NO_REASON, None))
+            answers.append(PresentationContextACItem(cid, NO_REASON, filler))
             continue
         seen.add(cid)
         if pc.abstract_syntax not in supported:
-            answers.append(PresentationContextACItem(cid, ABSTRACT_SYNTAX_NOT_SUPPORTED, None))
+            answers.append(PresentationContextACItem(cid, ABSTRACT_SYNTAX_NOT_SUPPORTED, filler))
             continue
         ours = supported[pc.abstract_syntax]
         chosen = next(
             (ts for ts in pc.transfer_syntaxes if ours is None or ts in ours), None
         )
         if chosen is None:
-            answers.append(PresentationContextACItem(cid, TRANSFER_SYNTAXES_NOT_SUPPORTED, None))
+            answers.append(
+                PresentationContextACItem(cid, TRANSFER_SYNTAXES_NOT_SUPPORTED, filler)
+            )
         else:
             answers.append(PresentationContextACItem(cid, ACCEPTANCE, chosen))
     return tuple(answers)

@@ -643,7 +643,7 @@ def describe_foreign_bytes(head: bytes | bytearray | memoryview) -> str | None:
     return f'looks like text ("{shown}"), not DICOM: HTTP or another text protocol?'
 
 
-def unrecognized_pdu_type(
+def _unrecognized_pdu_type(
     pdu_type: int, head: bytes | bytearray | memoryview
 ) -> RemoteProtocolError:
     """The error for a PDU type outside 0x01-0x07 (A-ABORT reason 1)."""
@@ -669,7 +669,7 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
     pdu_type, _, length = _HEADER.unpack_from(view)
     decoder = _DECODERS.get(pdu_type)
     if decoder is None:
-        raise unrecognized_pdu_type(pdu_type, view)
+        raise _unrecognized_pdu_type(pdu_type, view)
     if length != len(view) - 6:
         raise _invalid(
             f"{PDU_TYPES[pdu_type]} PDU length {length} does not match the "

@@ -1,0 +1,133 @@
+"""Association negotiation as pure functions (PS3.8 9.3.2-9.3.3, PS3.7 D.3.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dicomnet.errors import ConfigurationError
+from dicomnet.ul.items import (
+    AsynchronousOperationsWindowSubItem,
+    PresentationContextACItem,
+    PresentationContextRQItem,
+    RoleSelectionSubItem,
+    SOPClassExtendedNegotiationSubItem,
+    UserIdentityACSubItem,
+    UserIdentityRQSubItem,
+)
+from dicomnet.ul.negotiation import (
+    APPLICATION_CONTEXT_NAME,
+    AcceptorPolicy,
+    ContextRequest,
+    accepted_contexts,
+    build_associate_rq,
+    negotiate,
+    negotiate_contexts,
+    negotiate_roles,
+)
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+MR = "1.2.840.10008.5.1.4.1.1.4"
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT = "1.2.840.10008.1.2"
+EXPLICIT = "1.2.840.10008.1.2.1"
+RLE = "1.2.840.10008.1.2.5"
+
+
+def test_rq_numbers_contexts_odd_and_carries_user_information() -> None:
+    rq = build_associate_rq(
+        calling_ae_title="SCU", called_ae_title="SCP", max_pdu_length=32768,
+        contexts=[ContextRequest(CT, (EXPLICIT, IMPLICIT)), ContextRequest(MR, (IMPLICIT,)),
+                  ContextRequest(CT, (RLE,), scu_role=True, scp_role=True)],
+    )
+    assert [pc.context_id for pc in rq.presentation_contexts] == [1, 3, 5]
+    assert rq.application_context_name == APPLICATION_CONTEXT_NAME
+    ui = rq.user_information
+    assert ui.maximum_length == 32768
+    assert ui.implementation_class_uid and ui.implementation_version_name
+    assert ui.role_selections == (RoleSelectionSubItem(CT, True, True),)
+
+
+def test_rq_refuses_more_than_128_contexts_and_none() -> None:
+    with pytest.raises(ConfigurationError, match="128"):
+        build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                           contexts=[ContextRequest(CT, (IMPLICIT,))] * 129)
+    with pytest.raises(ConfigurationError):
+        build_associate_rq(calling_ae_title="A", called_ae_title="B", contexts=[])
+
+
+def test_contexts_results_per_table_9_18() -> None:
+    proposed = [
+        PresentationContextRQItem(1, CT, (RLE, EXPLICIT)),
+        PresentationContextRQItem(3, MR, (IMPLICIT,)),
+        PresentationContextRQItem(5, VERIFICATION, (RLE,)),
+        PresentationContextRQItem(6, CT, (IMPLICIT,)),  # even ID: PS3.8 9.3.2.2 says odd
+        PresentationContextRQItem(1, CT, (IMPLICIT,)),  # repeated ID
+    ]
+    answers = negotiate_contexts(proposed, {CT: (EXPLICIT, IMPLICIT), VERIFICATION: (IMPLICIT,)})
+    assert answers == (
+        PresentationContextACItem(1, 0, EXPLICIT),  # first proposed that we support
+        PresentationContextACItem(3, 3, IMPLICIT),  # abstract syntax not supported
+        PresentationContextACItem(5, 4, RLE),  # transfer syntaxes not supported
+        PresentationContextACItem(6, 2, IMPLICIT),  # provider rejection, no reason
+        PresentationContextACItem(1, 2, IMPLICIT),
+    )
+
+
+def test_contexts_none_accepts_any_transfer_syntax_in_requestor_order() -> None:
+    answers = negotiate_contexts([PresentationContextRQItem(1, CT, (RLE, EXPLICIT))], {CT: None})
+    assert answers == (PresentationContextACItem(1, 0, RLE),)
+
+
+def test_roles_never_grant_what_was_not_proposed() -> None:
+    proposed = [RoleSelectionSubItem(CT, False, True), RoleSelectionSubItem(MR, True, True)]
+    answers = negotiate_roles(proposed, {CT: (True, True), MR: (True, False)})
+    assert answers == (RoleSelectionSubItem(CT, False, True), RoleSelectionSubItem(MR, True, False))
+    # A SOP class we say nothing about keeps the defaults: requestor SCU only.
+    assert negotiate_roles([RoleSelectionSubItem(CT, True, True)], {}) == (
+        RoleSelectionSubItem(CT, True, False),
+    )
+
+
+def test_negotiate_answers_async_window_identity_and_extended() -> None:
+    identity = UserIdentityRQSubItem(2, True, b"alice", b"secret")
+    rq = build_associate_rq(
+        calling_ae_title="SCU", called_ae_title="SCP",
+        contexts=[ContextRequest(CT, (EXPLICIT,))],
+        async_ops=AsynchronousOperationsWindowSubItem(5, 5),
+        user_identity=identity,
+        extended=[SOPClassExtendedNegotiationSubItem(CT, b"\x01"),
+                  SOPClassExtendedNegotiationSubItem(MR, b"\x01")],
+    )
+    seen: list[UserIdentityRQSubItem] = []
+
+    def check_identity(item: UserIdentityRQSubItem) -> bytes:
+        seen.append(item)
+        return b"token"
+
+    policy = AcceptorPolicy(
+        contexts={CT: None}, max_pdu_length=65536, user_identity=check_identity,
+        extended_negotiation=lambda ext: b"\x01" if ext.sop_class_uid == CT else None,
+    )
+    ac = negotiate(rq, policy)
+    ui = ac.user_information
+    assert ac.called_ae_title == "SCP" and ac.calling_ae_title == "SCU"
+    assert ui.maximum_length == 65536
+    assert ui.async_ops_window == AsynchronousOperationsWindowSubItem(1, 1)
+    assert ui.user_identity_ac == UserIdentityACSubItem(b"token")
+    assert seen == [identity]
+    assert ui.extended_negotiations == (SOPClassExtendedNegotiationSubItem(CT, b"\x01"),)
+
+
+def test_accepted_contexts_and_roles_seen_by_both_sides() -> None:
+    rq = build_associate_rq(
+        calling_ae_title="SCU", called_ae_title="SCP",
+        contexts=[ContextRequest(CT, (EXPLICIT,), scu_role=False, scp_role=True),
+                  ContextRequest(MR, (RLE,)), ContextRequest(VERIFICATION, (IMPLICIT,))],
+    )
+    ac = negotiate(rq, AcceptorPolicy(contexts={CT: None, VERIFICATION: (IMPLICIT,)},
+                                      roles={CT: (True, True)}))
+    got = accepted_contexts(rq, ac)
+    assert sorted(got) == [1, 5]
+    assert got[1].transfer_syntax == EXPLICIT
+    assert (got[1].requestor_is_scu, got[1].requestor_is_scp) == (False, True)
+    assert (got[5].requestor_is_scu, got[5].requestor_is_scp) == (True, False)
