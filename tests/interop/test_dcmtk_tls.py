@@ -146,8 +146,9 @@ def assert_one_released_association(caplog: pytest.LogCaptureFixture, protocol: 
     [pytest.param("TLSv1.3", [], id="tls13-default-profile"),
      pytest.param("TLSv1.2", ["+pz"], id="tls12-extended-profile")],
 )
-def test_echoscu_to_dicomnet(dcmtk: Dcmtk, pkis: PkiFactory, aio_log: pytest.LogCaptureFixture,
-                             key_type: str, protocol: str, flags: list[str]) -> None:
+def test_echoscu_to_dicomnet(*, dcmtk: Dcmtk, pkis: PkiFactory,
+                             aio_log: pytest.LogCaptureFixture, key_type: str, protocol: str,
+                             flags: list[str]) -> None:
     pki = pkis(key_type)  # type: ignore[arg-type]
     rc, out, hook, _ = run(echoscu_against_server(dcmtk, pki, flags, aio_log))
     assert rc == 0, out
@@ -176,7 +177,7 @@ def test_echoscu_to_dicomnet(dcmtk: Dcmtk, pkis: PkiFactory, aio_log: pytest.Log
     ],
 )
 def test_echoscu_to_dicomnet_limited_to_tls12(
-    dcmtk: Dcmtk, pkis: PkiFactory, aio_log: pytest.LogCaptureFixture,
+    *, dcmtk: Dcmtk, pkis: PkiFactory, aio_log: pytest.LogCaptureFixture,
     key_type: str, flags: list[str], suite: str | None,
 ) -> None:
     """dicomnet's TLS 1.2-only profile (PS3.15 B.11) against DCMTK's 1.2+1.3 profiles."""
@@ -248,8 +249,10 @@ def echo_storescp(dcmtk: Dcmtk, pki: Pki, tmp_path: Path, flags: list[str],
                   profile: str) -> tuple[Status, SecurityInfo | None, str]:
     """C-ECHO from our client to a storescp with mutual TLS: (status, security, log)."""
     port = free_port()
-    cmd = [dcmtk.storescp, "-v", "-aet", "STORESCP", "+tls", pki.server_key, pki.server_cert,
-           "+cf", pki.ca_file, *flags, "-od", tmp_path, str(port)]
+    cmd: list[str | Path] = [
+        dcmtk.storescp, "-v", "-aet", "STORESCP", "+tls", pki.server_key, pki.server_cert,
+        "+cf", pki.ca_file, *flags, "-od", tmp_path, str(port),
+    ]
     hook = HookRecorder()
 
     async def echo() -> tuple[Status, SecurityInfo | None]:
@@ -286,8 +289,8 @@ def assert_client_side(security: SecurityInfo | None, pki: Pki, key_type: str,
     [pytest.param("TLSv1.3", [], id="tls13-default-profile"),
      pytest.param("TLSv1.2", ["+pz"], id="tls12-extended-profile")],
 )
-def test_dicomnet_to_storescp(dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path, key_type: str,
-                              protocol: str, flags: list[str]) -> None:
+def test_dicomnet_to_storescp(*, dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path,
+                              key_type: str, protocol: str, flags: list[str]) -> None:
     pki = pkis(key_type)  # type: ignore[arg-type]
     status, security, out = echo_storescp(dcmtk, pki, tmp_path, flags, "bcp195-rfc9325")
     assert int(status) == 0
@@ -311,7 +314,7 @@ def test_dicomnet_to_storescp(dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path, ke
     ],
 )
 def test_dicomnet_limited_to_tls12_to_storescp(
-    dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path, key_type: str, flags: list[str],
+    *, dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path, key_type: str, flags: list[str],
     suite: str | None,
 ) -> None:
     """Our client on the TLS 1.2-only profile against storescp's default (+py) profile."""
@@ -326,4 +329,4 @@ def test_dicomnet_limited_to_tls12_to_storescp(
     with pytest.raises(TLSError) as caught:
         echo_storescp(dcmtk, pki, tmp_path, flags, "bcp195-extended")
     # storescp answers with a handshake_failure alert, which the client explains.
-    assert caught.value.reason == "peer offers no cipher suite allowed by our TLS profile"
+    assert caught.value.reason.startswith("peer offers no cipher suite allowed by")

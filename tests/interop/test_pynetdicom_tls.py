@@ -173,10 +173,9 @@ class SeenByPynetdicom:
         sock = event.assoc.dul.socket.socket
         if isinstance(sock, ssl.SSLSocket):
             self.tls_versions.append(sock.version())
-            cert = sock.getpeercert() or {}
-            self.peer_subjects.append(
-                ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
-            )
+            cert: dict[str, Any] = dict(sock.getpeercert() or {})
+            rdns: tuple[tuple[tuple[str, str], ...], ...] = cert.get("subject", ())
+            self.peer_subjects.append(",".join(f"{k}={v}" for rdn in rdns for k, v in rdn))
         return 0x0000
 
 

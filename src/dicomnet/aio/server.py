@@ -33,7 +33,7 @@ from ..ul.events import (
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .association import Association, DatasetSink
-from .transport import SecureLinkHook, wrap_accepted
+from .transport import PeerSilent, SecureLinkHook, wrap_accepted
 
 __all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", "serve"]
 
@@ -171,9 +171,12 @@ class Server:
         try:
             stream = await wrap_accepted(
                 sock, tls=self.tls, context=self._context,
-                handshake_timeout=self.timeouts.tls_handshake,
+                handshake_timeout=self.timeouts.tls_handshake, artim_timeout=self.timeouts.artim,
                 on_secure_link_ready=self.on_secure_link_ready,
             )
+        except PeerSilent as exc:
+            log.info("%s", exc)
+            return
         except TLSError as exc:
             log.warning("connection refused: %s", exc)
             return

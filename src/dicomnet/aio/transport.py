@@ -23,6 +23,7 @@ from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
 
 __all__ = [
+    "PeerSilent",
     "SecureLinkEvent",
     "describe_os_error",
     "SecureLinkHook",
@@ -36,6 +37,10 @@ __all__ = [
 log = logging.getLogger("dicomnet.aio")
 
 READ_SIZE = 1 << 20
+
+
+class PeerSilent(ConnectError):
+    """A connection that sent nothing (a port scan, a health check, a stalled peer)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +144,8 @@ async def open_stream(
     except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
         await stream.close()
         error = _handshake_error(exc, side="client", peer=f"{host}:{port}",
-                                 timeout=handshake_timeout)
+                                 timeout=handshake_timeout, profile=tls.profile,
+                                 host=server_hostname)
         await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", None, error))
         raise error from exc
     await _check_established(tls, stream, "client", on_secure_link_ready)
@@ -164,13 +170,18 @@ async def _check_established(
     await call_hook(hook, SecureLinkEvent(stream.peer, side, stream.security))
 
 
-def _handshake_error(exc: BaseException, *, side: str, peer: str, timeout: float) -> TLSError:
+def _handshake_error(
+    exc: BaseException, *, side: str, peer: str, timeout: float, profile: str | None = None,
+    host: str | None = None,
+) -> TLSError:
     if isinstance(exc, builtins.TimeoutError):
         return TLSError(
             f"TLS handshake with {peer} did not finish within {timeout}s",
             reason="handshake timed out",
         )
-    return translate_ssl_error(exc, side=side, peer=peer)  # type: ignore[arg-type]
+    return translate_ssl_error(
+        exc, side=side, peer=peer, profile=profile, host=host  # type: ignore[arg-type]
+    )
 
 
 def _set_done(future: asyncio.Future[None]) -> None:
@@ -210,6 +221,7 @@ async def wrap_accepted(
     tls: TLSConfig | None,
     context: ssl.SSLContext | None,
     handshake_timeout: float,
+    artim_timeout: float,
     on_secure_link_ready: SecureLinkHook | None,
 ) -> Stream:
     """Turn an accepted socket into a Stream, doing the server TLS handshake (with its
@@ -220,20 +232,27 @@ async def wrap_accepted(
     peer_addr = sock.getpeername()
     peer = (str(peer_addr[0]), int(peer_addr[1]))
     expecting = "tls" if context is not None else "dicom"
-    head = b""
+    # A plain server waits for the first byte no longer than ARTIM would wait for
+    # the A-ASSOCIATE-RQ (PS3.8 AE-5 starts ARTIM when the connection opens).
+    wait = handshake_timeout if context is not None else min(handshake_timeout, artim_timeout)
     try:
-        head = await peek(sock, 8, handshake_timeout)
+        head = await peek(sock, 8, wait)
     except TimeoutError as exc:
+        sock.close()
         if context is not None:
             error = TLSError(
-                f"no TLS ClientHello from {peer[0]}:{peer[1]} within {handshake_timeout}s",
+                f"no TLS ClientHello from {peer[0]}:{peer[1]} within {wait}s",
                 reason="handshake timed out",
             )
             await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", None, error))
-            sock.close()
             raise error from exc
-        # Plain DICOM: ARTIM takes over from here.
-    explanation = explain_first_bytes(head, expecting=expecting) if head else None  # type: ignore[arg-type]
+        raise PeerSilent(
+            f"{peer[0]}:{peer[1]}: ARTIM expired in Sta2: no A-ASSOCIATE-RQ within {wait}s; closed"
+        ) from exc
+    if not head:
+        sock.close()
+        raise PeerSilent(f"{peer[0]}:{peer[1]} closed the connection before sending anything")
+    explanation = explain_first_bytes(head, expecting=expecting)  # type: ignore[arg-type]
     if explanation is not None:
         sock.close()
         error = TLSError(f"{peer[0]}:{peer[1]}: {explanation}", reason=explanation)
@@ -250,7 +269,7 @@ async def wrap_accepted(
     except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
         sock.close()
         error = _handshake_error(exc, side="server", peer=f"{peer[0]}:{peer[1]}",
-                                 timeout=handshake_timeout)
+                                 timeout=handshake_timeout, profile=tls.profile if tls else None)
         await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", None, error))
         raise error from exc
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)

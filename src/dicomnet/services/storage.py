@@ -16,8 +16,8 @@ with its reason.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 
 from ..config import Timeouts
 from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
@@ -225,9 +226,9 @@ class StorageSCP:
         rsp = CStoreRSP(
             message_id_being_responded_to=message.message_id,
             status=status,
-            affected_sop_class_uid=message.affected_sop_class_uid,
-            affected_sop_instance_uid=message.affected_sop_instance_uid,
-            error_comment=comment[:64] if comment else None,
+            affected_sop_class_uid=_echoable_uid(message.affected_sop_class_uid),
+            affected_sop_instance_uid=_echoable_uid(message.affected_sop_instance_uid),
+            error_comment=_comment(comment),
         )
         return [(rsp, None)]
 
@@ -287,6 +288,12 @@ class StorageSCP:
         except _Refused:
             writer.abort()
             raise
+        except Exception as exc:
+            # pydicom decodes values lazily: an invalid value can raise here (reading
+            # validation set to raise, or its warning turned into an error). The
+            # temporary file must not outlive the refusal.
+            writer.abort()
+            raise _Refused(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
         result = writer.commit(self.duplicates, destination=destination)
         duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
                                        CommitOutcome.DUPLICATE_REJECTED)
@@ -305,6 +312,24 @@ class StorageSCP:
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate,
         )
+
+
+def _echoable_uid(value: str) -> str | None:
+    """The UID to echo in the response (PS3.7 9.3.1.2: optional there), or None when
+    the request's value could not be encoded (over 64 characters, not ASCII): the
+    peer then still gets its failure status instead of an A-ABORT."""
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    return value if len(raw) <= 64 else None
+
+
+def _comment(comment: str | None) -> str | None:
+    """Error Comment (LO, at most 64 characters of the default repertoire)."""
+    if not comment:
+        return None
+    return comment.encode("ascii", "replace").decode("ascii")[:64]
 
 
 class _Refused(DicomNetError):
@@ -392,14 +417,24 @@ def _batches(plans: list[_Plan]) -> Iterator[_Batch]:
 
 
 def _convert(info: Part10Info, target: str) -> bytes:
-    """Re-encode an uncompressed data set in another uncompressed syntax (pydicom)."""
+    """Re-encode an uncompressed data set in another uncompressed syntax (pydicom).
+
+    Only the data set is written: no preamble and no File Meta Information (a
+    C-STORE carries the data set alone, PS3.7 9.3.1.1). Elements with byte-order
+    sensitive VRs are decoded and re-encoded by pydicom; OW/OL/OF/OD values are
+    not swapped by pydicom, so a big endian source with such values is not exact.
+    """
     ds = pydicom.dcmread(info.path)
-    ds.file_meta.TransferSyntaxUID = UID(target)
-    buffer = io.BytesIO()
-    ds.save_as(buffer, implicit_vr=target == IMPLICIT_LE, little_endian=target != EXPLICIT_BE,
-               enforce_file_format=False)
-    raw = buffer.getvalue()
-    # save_as without the file format still writes no meta: these are the data set bytes.
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = target != EXPLICIT_BE
+    buffer.is_implicit_VR = target == IMPLICIT_LE
+    write_dataset(buffer, ds)
+    raw = bytes(buffer.getvalue())
+    if target == DEFLATED_LE:  # PS3.5 A.5: raw deflate, padded to an even length
+        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        raw = compressor.compress(raw) + compressor.flush()
+        if len(raw) % 2:
+            raw += b"\x00"
     return raw
 
 
@@ -425,8 +460,12 @@ async def _send_one(assoc: ClientAssociation, plan: _Plan) -> None:
                             f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in
                             UNCOMPRESSED else " (compressed; not converted)"))
             return
-        data = await asyncio.get_running_loop().run_in_executor(
-            None, _convert, info, other.transfer_syntax)
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(
+                None, _convert, info, other.transfer_syntax)
+        except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
+            result.error = f"cannot convert to {other.transfer_syntax}: {exc}"
+            return
         result.converted_to = other.transfer_syntax
         rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), other.context_id,  # type: ignore[arg-type]
                                          dataset=data)

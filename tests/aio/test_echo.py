@@ -1,0 +1,196 @@
+"""C-ECHO through our own client and server, plain and TLS, and the server's defences:
+ARTIM, the association limit and the whole-PDU deadline against a dripping peer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+
+import pytest
+
+from dicomnet.aio.client import associate
+from dicomnet.config import Limits, Timeouts
+from dicomnet.errors import AssociationRejected
+from dicomnet.security.info import SecurityInfo
+from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from tests.aio.helpers import (
+    LOOPBACK,
+    Pki,
+    PkiFactory,
+    association_lines,
+    log_lines,
+    read_until_eof,
+    run,
+    running_server,
+    wait_until,
+)
+
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+A_ABORT = 0x07
+
+
+def test_plain_echo(aio_log: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[int, SecurityInfo | None, int]:
+        async with running_server(ae_title="ECHO-SCP") as server:
+            async with associate(LOOPBACK, server.port, calling_ae_title="ECHO-SCU",
+                                 called_ae_title="ECHO-SCP") as assoc:
+                status = int(await assoc.echo())
+                security = assoc.security
+                during = server.active_associations
+            await wait_until(lambda: bool(association_lines(aio_log)), "the association line")
+            return status, security, during
+
+    status, security, during = run(main())
+    assert status == 0
+    assert security is None
+    assert during == 1
+    lines = association_lines(aio_log)
+    assert len(lines) == 1
+    assert re.fullmatch(r"association ECHO-SCU@127\.0\.0\.1:\d+ -> ECHO-SCP: released, "
+                        r"1 message\(s\)", lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])
+def test_tls_echo(pkis: PkiFactory, aio_log: pytest.LogCaptureFixture, key_type: str) -> None:
+    pki = pkis(key_type)  # type: ignore[arg-type]
+
+    async def main() -> tuple[list[int], SecurityInfo | None]:
+        async with running_server(tls=pki.server_tls()) as server:
+            async with associate(LOOPBACK, server.port, tls=pki.client_tls()) as assoc:
+                statuses = [int(await assoc.echo()) for _ in range(3)]
+                security = assoc.security
+            await wait_until(lambda: bool(association_lines(aio_log)), "the association line")
+            return statuses, security
+
+    statuses, security = run(main())
+    assert statuses == [0, 0, 0]
+    assert security is not None
+    assert security.protocol == "TLSv1.3"
+    assert security.authentication == key_type.upper()
+    lines = association_lines(aio_log)
+    assert len(lines) == 1
+    assert re.fullmatch(rf"association DICOMNET@127\.0\.0\.1:\d+ -> ANY-SCP: released, "
+                        rf"3 message\(s\), TLSv1\.3 {security.cipher_suite}", lines[0]), lines[0]
+
+
+# -- ARTIM ------------------------------------------------------------------------------
+
+
+async def silent_client_is_dropped(timeouts: Timeouts, bound: float) -> bytes:
+    """Connect to a plain server, send nothing, and return what arrives until EOF."""
+    async with running_server(timeouts=timeouts) as server:
+        reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+        try:
+            return await read_until_eof(reader, bound)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+def test_artim_drops_a_silent_client_once_the_first_byte_wait_is_short(
+    aio_log: pytest.LogCaptureFixture,
+) -> None:
+    """ARTIM (PS3.8 9.1.5) closes a connection that sends no A-ASSOCIATE-RQ."""
+    received = run(silent_client_is_dropped(Timeouts(artim=0.5, tls_handshake=0.5), 5.0))
+    assert received == b""  # closed without a word: no association to abort
+    assert log_lines(aio_log, contains="ARTIM expired in Sta2")
+    assert association_lines(aio_log) == []
+
+
+def test_artim_drops_a_silent_client_on_a_plain_server(aio_log: pytest.LogCaptureFixture) -> None:
+    received = run(silent_client_is_dropped(Timeouts(artim=0.5), 3.0))
+    assert received == b""
+    assert log_lines(aio_log, contains="ARTIM expired")
+
+
+# -- association limit ----------------------------------------------------------------------
+
+
+def test_max_associations_rejects_the_second(aio_log: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[AssociationRejected, int, int]:
+        async with running_server(limits=Limits(max_associations=1)) as server:
+            async with associate(LOOPBACK, server.port, calling_ae_title="FIRST") as first:
+                with pytest.raises(AssociationRejected) as caught:
+                    async with associate(LOOPBACK, server.port, calling_ae_title="SECOND"):
+                        pass
+                status = int(await first.echo())  # the first one is unaffected
+                during = server.active_associations
+            return caught.value, status, during
+
+    rejected, status, during = run(main())
+    assert (rejected.result, rejected.source, rejected.reason) == (2, 3, 2)
+    assert "rejected-transient" in str(rejected)
+    assert "local limit exceeded" in str(rejected)
+    assert status == 0
+    assert during == 1
+    assert log_lines(aio_log, level=logging.INFO, contains="SECOND@127.0.0.1")
+    assert log_lines(aio_log, contains="rejected (2, 3, 2)")
+
+
+# -- a peer dripping its A-ASSOCIATE-RQ -----------------------------------------------------
+
+
+def test_dripping_associate_rq_is_cut_by_the_pdu_deadline(
+    aio_log: pytest.LogCaptureFixture,
+) -> None:
+    """One byte every 50 ms: the ~200-byte RQ would take ~10 s; Timeouts(pdu=0.5) must
+    end it (ARTIM, 30 s here, must not be what does)."""
+    rq = build_associate_rq(
+        calling_ae_title="DRIPPER", called_ae_title="DICOMNET-SCP",
+        contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))], max_pdu_length=16384,
+    ).encode()
+
+    async def main() -> tuple[bytes, int, int]:
+        async with running_server(timeouts=Timeouts(pdu=0.5, artim=30.0)) as server:
+            reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+            sent = 0
+
+            async def drip() -> None:
+                nonlocal sent
+                for byte in rq:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    sent += 1
+                    await asyncio.sleep(0.05)  # pacing the peer, not synchronisation
+
+            dripper = asyncio.create_task(drip())
+            try:
+                received = await read_until_eof(reader, 5.0)
+            finally:
+                dripper.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await dripper
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            return received, sent, server.active_associations
+
+    received, sent, active = run(main())
+    assert 0 < sent < len(rq)  # cut before the RQ was complete
+    assert received == b"" or received[0] == A_ABORT
+    assert active == 0
+    assert log_lines(aio_log, contains="a PDU took longer than 0.5s to arrive")
+    assert not log_lines(aio_log, contains="ARTIM expired")
+    assert association_lines(aio_log) == []
+
+
+def test_tls_server_echo_with_stalled_plain_neighbour(pki: Pki) -> None:
+    """A plain connection that sends nothing to a TLS server does not delay a real client
+    (the short version of test_handshake_isolation)."""
+
+    async def main() -> int:
+        async with running_server(tls=pki.server_tls()) as server:
+            _, idle_writer = await asyncio.open_connection(LOOPBACK, server.port)
+            try:
+                async with associate(LOOPBACK, server.port, tls=pki.client_tls()) as assoc:
+                    return int(await assoc.echo())
+            finally:
+                idle_writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await idle_writer.wait_closed()
+
+    assert run(main()) == 0
