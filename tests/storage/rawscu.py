@@ -10,6 +10,7 @@ are decoded, with dicomnet's PDU and DIMSE decoders.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections.abc import Sequence
@@ -167,10 +168,8 @@ class RawAssociation:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
-        except ConnectionError:
-            pass
 
 
 async def read_pdu(reader: asyncio.StreamReader) -> bytes:

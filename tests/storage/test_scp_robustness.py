@@ -7,14 +7,13 @@ import asyncio
 import contextlib
 import hashlib
 import io
-import os
 import random
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,6 @@ from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.errors import DicomNetError
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, store_paths
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.files import TEMP_SUFFIX
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest
@@ -163,7 +161,9 @@ def server_process(root: Path, max_pdu: int = 1 << 20) -> Iterator[tuple[subproc
 
 @pytest.mark.slow
 def test_one_gib_dataset_streams_to_disk_with_flat_server_memory(
-    tmp_path: Path, record_property: pytest.RecordProperty, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     sop = uid(9, 1024)
     source = tmp_path / "big.dcm"
@@ -281,7 +281,8 @@ def test_client_abort_mid_stream_leaves_nothing(root: Path, five_mib: tuple[str,
                                                    contexts=STORE_CONTEXT)
                     reached = asyncio.Event()
 
-                    async def chunks(limit: int = stop_after) -> AsyncIterator[bytes]:
+                    async def chunks(limit: int = stop_after,
+                                     reached: asyncio.Event = reached) -> AsyncIterator[bytes]:
                         size = SMALL_PDU - 6
                         for n, start in enumerate(range(0, len(data), size)):
                             if n == limit:

@@ -317,7 +317,13 @@ class Association:
         self, item: MessageReceived | DatasetFragment
     ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
         """Feed one DIMSE event; return (context, message, sink) once a whole message,
-        data set included, has arrived."""
+        data set included, has arrived.
+
+        Once the association has failed (an abort read in the same chunk as these
+        PDVs, say), nothing more is delivered and no sink is opened: its file would
+        have no one left to remove it."""
+        if self.failure is not None:
+            return None
         if isinstance(item, MessageReceived):
             if item.message.has_dataset:
                 self._incoming = (item.context_id, item.message,

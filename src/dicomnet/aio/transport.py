@@ -163,6 +163,17 @@ async def _check_established(
         stream.security = tls.check_established(
             ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}"  # type: ignore[arg-type]
         )
+    except ValueError as exc:
+        # ssl: "handshake not done yet" when a TLS 1.3 server refused our certificate
+        # between its Finished and our first read.
+        await stream.close()
+        error = TLSError(
+            f"TLS with {stream.peer[0]}:{stream.peer[1]}: the peer closed the connection "
+            "right after the handshake: it most likely refused our certificate",
+            reason="certificate refused by the peer",
+        )
+        await call_hook(hook, SecureLinkEvent(stream.peer, side, None, error))
+        raise error from exc
     except TLSError as exc:
         await stream.close()
         await call_hook(hook, SecureLinkEvent(stream.peer, side, None, exc))

@@ -21,7 +21,7 @@ import struct
 from typing import NoReturn
 
 from dicomnet.errors import RemoteProtocolError
-from dicomnet.ul.items import _invalid
+from dicomnet.ul.codec import _invalid
 from dicomnet.ul.pdu import (
     A_ASSOCIATE_AC,
     A_ASSOCIATE_RQ,

@@ -44,6 +44,16 @@ from dataclasses import dataclass
 from typing import ClassVar, TypeAlias
 
 from dicomnet.errors import ConfigurationError, RemoteProtocolError
+from dicomnet.ul.codec import (
+    _check_bool,
+    _check_int,
+    _invalid,
+    _norm_bytes,
+    _norm_text,
+    _unexpected,
+    _unrecognized,
+    iter_items,
+)
 from dicomnet.ul.items import (
     APPLICATION_CONTEXT_ITEM,
     KNOWN_ITEM_TYPES,
@@ -54,18 +64,10 @@ from dicomnet.ul.items import (
     PresentationContextACItem,
     PresentationContextRQItem,
     UserInformationItem,
-    _check_bool,
-    _check_int,
-    _invalid,
-    _norm_bytes,
-    _norm_text,
-    _unexpected,
-    _unrecognized,
     decode_application_context_item,
     decode_presentation_context_ac_item,
     decode_presentation_context_rq_item,
     decode_user_information_item,
-    iter_items,
 )
 
 __all__ = [

@@ -32,6 +32,9 @@ from typing import TypeAlias, TypeVar
 
 from dicomnet.errors import ConfigurationError
 from dicomnet.ul.codec import (
+    _ITEM_HEADER,
+    _U16,
+    _U32,
     ASYNCHRONOUS_OPERATIONS_WINDOW_SUB_ITEM,
     IMPLEMENTATION_CLASS_UID_SUB_ITEM,
     IMPLEMENTATION_VERSION_NAME_SUB_ITEM,
@@ -48,14 +51,11 @@ from dicomnet.ul.codec import (
     _fit_u16,
     _invalid,
     _item,
-    _ITEM_HEADER,
     _norm_bytes,
     _norm_text,
     _norm_uid_tuple,
     _read_u16_field,
     _text,
-    _U16,
-    _U32,
     _uid_field,
     iter_items,
 )
@@ -91,6 +91,7 @@ USER_IDENTITY_JWT = 5
 _S = TypeVar("_S")
 
 
+@dataclass(frozen=True, slots=True)
 class MaximumLengthSubItem:
     """Maximum Length Sub-Item, type 0x51 (PS3.8 D.1.1, Table D.1-1).
 
