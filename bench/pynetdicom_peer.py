@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
-from pynetdicom.sop_class import Verification
 
 MAX_PDU = 1 << 20
+VERIFICATION = "1.2.840.10008.1.1"
 
 
 def server_context(pki: Path) -> ssl.SSLContext:
@@ -53,9 +54,11 @@ def client_context(pki: Path) -> ssl.SSLContext:
 def handle_store(event: Any, root: Path) -> int:
     """Write the received data set as is, after a Part 10 header (pynetdicom docs)."""
     uid = event.request.AffectedSOPInstanceUID
+    meta = DicomBytesIO()
+    write_file_meta_info(meta, event.file_meta, enforce_standard=True)
     with open(root / f"{uid}.dcm", "wb") as f:
         f.write(b"\x00" * 128 + b"DICM")
-        write_file_meta_info(f, event.file_meta, enforce_standard=True)
+        f.write(meta.getvalue())
         f.write(event.request.DataSet.getvalue())
     return 0x0000
 
@@ -64,12 +67,13 @@ def run_scp(root: Path, pki: Path | None) -> int:
     ae = AE(ae_title="PYNETDICOM")
     ae.maximum_pdu_size = MAX_PDU
     ae.supported_contexts = AllStoragePresentationContexts
-    ae.add_supported_context(Verification)
+    ae.add_supported_context(VERIFICATION)
     server = ae.start_server(
         ("127.0.0.1", 0), block=False,
         evt_handlers=[(evt.EVT_C_STORE, handle_store, [root])],
         ssl_context=server_context(pki) if pki is not None else None,
     )
+    assert server is not None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

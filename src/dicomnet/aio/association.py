@@ -144,7 +144,12 @@ class Association:
 
     def _rearm(self) -> None:
         deadline = self._next_deadline()
-        if deadline == self._timer_at:
+        if deadline is None:
+            return  # a timer still armed only re-checks when it fires
+        if self._timer_at is not None and self._timer_at <= deadline:
+            # Deadlines mostly move later (each read pushes the idle one): keep the
+            # armed timer, which re-arms itself when it fires early, instead of
+            # replacing a handle on every read.
             return
         if self._timer is not None:
             self._timer.cancel()
