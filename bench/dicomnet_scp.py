@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import signal
 import sys
 from pathlib import Path
@@ -29,23 +28,10 @@ def tls_config(pki: Path) -> TLSConfig:
     )
 
 
-def disable_durability() -> None:
-    """Diagnostic only: no fsync in dicomnet.storage.files (the module's ``os`` is
-    replaced by a proxy whose fsync does nothing). Used with ``index=False`` to
-    measure what durability costs; never what the benchmark reports."""
-    import types
-
-    from dicomnet.storage import files
-
-    proxy = types.SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
-    proxy.fsync = lambda fd: None
-    files.__dict__["os"] = proxy
-
-
 async def run(root: Path, pki: Path | None, port: int, *, durable: bool = True) -> None:
-    if not durable:
-        disable_durability()
-    storage = StorageSCP(root, index=durable)
+    # durable=False: StorageSCP's own no-fsync mode (atomic renames, index kept),
+    # the counterpart of DCMTK's storescp, which never fsyncs.
+    storage = StorageSCP(root, durable=durable)
     server = await serve(
         port=port, tls=tls_config(pki) if pki is not None else None,
         providers=[VerificationSCP(), storage],
@@ -66,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pki", type=Path, help="make_dev_pki folder: serve TLS")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--profile", type=Path, help="write a cProfile dump here on exit")
-    parser.add_argument("--no-durability", action="store_true",
-                        help="diagnostic: no fsync, no index (not what the benchmark reports)")
+    parser.add_argument("--no-fsync", action="store_true",
+                        help="StorageSCP(durable=False): atomic renames without fsync")
     args = parser.parse_args(argv)
-    durable = not args.no_durability
+    durable = not args.no_fsync
     if args.profile is None:
         asyncio.run(run(args.root, args.pki, args.port, durable=durable))
         return 0

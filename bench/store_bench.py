@@ -103,6 +103,7 @@ class Variant:
 
 VARIANTS = (
     Variant("dicomnet", "dicomnet", "dicomnet"),
+    Variant("dicomnet-nosync", "dicomnet, no fsync", "dicomnet"),
     Variant("dcmtk", "DCMTK 3.6.7", "dcmtk"),
     Variant("dcmtk+B", "DCMTK 3.6.7 storescp +B", "dcmtk"),
     Variant("pynetdicom", "pynetdicom", "pynetdicom"),
@@ -298,8 +299,10 @@ def _read_port(proc: subprocess.Popen[bytes], timeout: float) -> int:
 
 def start_server(variant: str, pki: Path | None, out: Path, log: Path,
                  profile: Path | None = None) -> Server:
-    if variant == "dicomnet":
+    if variant in ("dicomnet", "dicomnet-nosync"):
         cmd = [PY, str(BENCH / "dicomnet_scp.py"), str(out)]
+        if variant == "dicomnet-nosync":
+            cmd.append("--no-fsync")
         if pki is not None:
             cmd += ["--pki", str(pki)]
         if profile is not None:
@@ -332,7 +335,7 @@ def start_server(variant: str, pki: Path | None, out: Path, log: Path,
 
 def client_command(variant: str, pki: Path | None, port: int, folder: Path,
                    profile: Path | None = None) -> list[str]:
-    if variant == "dicomnet":
+    if variant in ("dicomnet", "dicomnet-nosync"):
         cmd = [PY, str(BENCH / "dicomnet_scu.py"), "127.0.0.1", str(port), str(folder)]
         if profile is not None:
             cmd += ["--profile", str(profile)]
@@ -390,7 +393,7 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
             return
         wall = time.perf_counter() - start
         seconds = wall
-        if variant in ("dicomnet", "pynetdicom"):
+        if variant in ("dicomnet", "dicomnet-nosync", "pynetdicom"):
             lines = done.stdout.decode(errors="replace").strip().splitlines()
             with contextlib.suppress(IndexError, ValueError, KeyError):
                 seconds = float(json.loads(lines[-1])["seconds"])

@@ -12,6 +12,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset, read_file_meta_info
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -247,3 +248,36 @@ def test_missing_file_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as info:
         read_part10(tmp_path / "absent.dcm")
     assert info.value.errno == 2
+
+
+# (Without a version name pydicom inserts its own, so that case is not comparable.)
+@pytest.mark.parametrize("version_name", ["DICOMNET_010", "ODD"])
+@pytest.mark.parametrize("source_ae", [None, "STORESCU", "AE1"])
+def test_part10_header_is_byte_identical_to_pydicoms(
+    version_name: str, source_ae: str | None
+) -> None:
+    """The hand-encoded meta group (kept off pydicom for speed) equals pydicom's own."""
+    from pydicom.dataset import FileMetaDataset as Meta
+    from pydicom.filebase import DicomBytesIO as Buffer
+    from pydicom.filewriter import write_file_meta_info as write_meta
+
+    args = {
+        "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2",
+        "sop_instance_uid": "1.2.3.4.5",  # odd length: padded with NUL
+        "transfer_syntax_uid": "1.2.840.10008.1.2.1",
+        "implementation_class_uid": "2.25.12345",
+    }
+    ours = part10_header(**args, implementation_version_name=version_name,
+                         source_ae_title=source_ae)
+    meta = Meta()
+    meta.MediaStorageSOPClassUID = UID(args["sop_class_uid"])
+    meta.MediaStorageSOPInstanceUID = UID(args["sop_instance_uid"])
+    meta.TransferSyntaxUID = UID(args["transfer_syntax_uid"])
+    meta.ImplementationClassUID = UID(args["implementation_class_uid"])
+    meta.ImplementationVersionName = version_name
+    if source_ae is not None:
+        meta.SourceApplicationEntityTitle = source_ae
+    buffer = Buffer()
+    buffer.write(b"\x00" * 128 + b"DICM")
+    write_meta(buffer, meta, enforce_standard=True)
+    assert ours == bytes(buffer.getvalue())

@@ -301,6 +301,11 @@ class Server:
             tasks.append(self._accept_task)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for provider in self.providers:
+            close = getattr(provider, "close", None)
+            if close is not None:
+                # e.g. the storage SCP writing its last index rows: off the loop.
+                await asyncio.get_running_loop().run_in_executor(None, close)
 
     async def serve_forever(self) -> None:
         await self.wait_closed()

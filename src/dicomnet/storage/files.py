@@ -223,7 +223,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _make_dirs(directory: Path) -> None:
+def _make_dirs(directory: Path, *, durable: bool = True) -> None:
     """Create ``directory`` and missing parents with mode 0o755, durably.
 
     ``os.makedirs`` applies ``mode`` to the leaf only; each parent here gets
@@ -243,7 +243,8 @@ def _make_dirs(directory: Path) -> None:
             if not path.is_dir():
                 raise
             continue  # another writer made it first: fine
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
 
 
 class AtomicWriter:
@@ -264,13 +265,18 @@ class AtomicWriter:
     one writer belongs to one C-STORE operation.
     """
 
-    def __init__(self, destination: Path) -> None:
+    def __init__(self, destination: Path, *, durable: bool = True) -> None:
         self._destination = Path(destination)
+        #: False skips every fsync: the rename stays atomic (never a partial file
+        #: under a final name, even if the process is killed) but a power cut may
+        #: lose objects already answered with Success. For benchmarks and scratch
+        #: stores; the default is durable.
+        self.durable = durable
         directory = self._destination.parent
         self._size = 0
         self._done = False
         try:
-            _make_dirs(directory)
+            _make_dirs(directory, durable=durable)
         except OSError as exc:
             raise StorageError.from_os_error("cannot create folder", directory, exc) from exc
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
@@ -315,6 +321,15 @@ class AtomicWriter:
         except OSError as exc:
             raise StorageError.from_os_error("cannot write", self._temp, exc) from exc
 
+    def sync_data(self) -> None:
+        """Push what was written so far to disk (fdatasync), from any thread, so that
+        :meth:`commit`'s fsync has little left to wait for. Errors are ignored here:
+        the fsync in :meth:`commit` reports them."""
+        fd = self._fd
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.fdatasync(fd)
+
     def commit(
         self, policy: DuplicatePolicy = DuplicatePolicy.KEEP, *, destination: Path | None = None
     ) -> CommitResult:
@@ -337,7 +352,7 @@ class AtomicWriter:
             raise StorageError("commit after commit or abort")
         if destination is not None:
             try:
-                _make_dirs(destination.parent)
+                _make_dirs(destination.parent, durable=self.durable)
             except OSError as exc:
                 self.abort()
                 raise StorageError.from_os_error(
@@ -346,7 +361,8 @@ class AtomicWriter:
             self._destination = Path(destination)
         final = self._destination
         try:
-            os.fsync(self._fd)
+            if self.durable:
+                os.fsync(self._fd)
             self._close()
             if policy is DuplicatePolicy.OVERWRITE:
                 os.replace(self._temp, final)
@@ -356,7 +372,8 @@ class AtomicWriter:
                 # Gone already if the no-hard-link fallback renamed it.
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._temp)
-            _fsync_dir(final.parent)
+            if self.durable:
+                _fsync_dir(final.parent)
         except OSError as exc:
             self.abort()
             raise StorageError.from_os_error("cannot store", final, exc) from exc

@@ -24,10 +24,7 @@ from typing import Any, BinaryIO
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset, read_preamble
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID
 
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
@@ -87,23 +84,44 @@ def part10_header(
     version name or AE title that does not fit its VR raises
     ``ConfigurationError``.
     """
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(safe_uid(sop_class_uid))
-    meta.MediaStorageSOPInstanceUID = UID(safe_uid(sop_instance_uid))
-    meta.TransferSyntaxUID = UID(safe_uid(transfer_syntax_uid))
-    meta.ImplementationClassUID = UID(safe_uid(implementation_class_uid))
+    # Encoded here rather than through pydicom's FileMetaDataset: this runs once per
+    # received object and the group is six fixed elements (pydicom took ~1 ms).
+    elements = [
+        _element(0x0001, b"OB", b"\x00\x01"),
+        _element(0x0002, b"UI", _uid_value(sop_class_uid)),
+        _element(0x0003, b"UI", _uid_value(sop_instance_uid)),
+        _element(0x0010, b"UI", _uid_value(transfer_syntax_uid)),
+        _element(0x0012, b"UI", _uid_value(implementation_class_uid)),
+    ]
     if implementation_version_name is not None:
-        meta.ImplementationVersionName = _short_text(
-            "implementation_version_name", implementation_version_name
-        )
+        name = _short_text("implementation_version_name", implementation_version_name)
+        elements.append(_element(0x0013, b"SH", _padded(name.encode("ascii"), b" ")))
     if source_ae_title is not None:
-        meta.SourceApplicationEntityTitle = _short_text("source_ae_title", source_ae_title)
-    buffer = DicomBytesIO()
-    buffer.write(b"\x00" * 128 + b"DICM")
-    # enforce_standard: pydicom adds (0002,0000) with the right value and
-    # (0002,0001); it keeps the implementation fields we set.
-    write_file_meta_info(buffer, meta, enforce_standard=True)
-    return bytes(buffer.getvalue())
+        ae = _short_text("source_ae_title", source_ae_title)
+        elements.append(_element(0x0016, b"AE", _padded(ae.encode("ascii"), b" ")))
+    body = b"".join(elements)
+    group_length = _element(0x0000, b"UL", struct.pack("<I", len(body)))
+    return _PREAMBLE + group_length + body
+
+
+_PREAMBLE = b"\x00" * 128 + b"DICM"
+_LONG_VRS = (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN")
+
+
+def _padded(value: bytes, pad: bytes) -> bytes:
+    return value + pad if len(value) % 2 else value
+
+
+def _uid_value(uid: str) -> bytes:
+    """A UID value, checked (``safe_uid``) and NUL-padded to even length (PS3.5 9.1)."""
+    return _padded(safe_uid(uid).encode("ascii"), b"\x00")
+
+
+def _element(element: int, vr: bytes, value: bytes) -> bytes:
+    """One group 0002 element in Explicit VR Little Endian (PS3.5 7.1.2)."""
+    if vr in _LONG_VRS:
+        return struct.pack("<HH2sHI", 0x0002, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 
 
 @dataclass(frozen=True, slots=True)
