@@ -19,6 +19,7 @@ from dicomnet.ul.negotiation import (
     AcceptorPolicy,
     ContextRequest,
     accepted_contexts,
+    async_window,
     build_associate_rq,
     negotiate,
     negotiate_contexts,
@@ -112,7 +113,9 @@ def test_negotiate_answers_async_window_identity_and_extended() -> None:
     ui = ac.user_information
     assert ac.called_ae_title == "SCP" and ac.calling_ae_title == "SCU"
     assert ui.maximum_length == 65536
-    assert ui.async_ops_window == AsynchronousOperationsWindowSubItem(1, 1)
+    # We invoke nothing (1) and perform as many as it may invoke, up to our 16.
+    assert ui.async_ops_window == AsynchronousOperationsWindowSubItem(1, 5)
+    assert async_window(rq, ac) == 5
     assert ui.user_identity_ac == UserIdentityACSubItem(b"token")
     assert seen == [identity]
     assert ui.extended_negotiations == (SOPClassExtendedNegotiationSubItem(CT, b"\x01"),)
@@ -131,3 +134,22 @@ def test_accepted_contexts_and_roles_seen_by_both_sides() -> None:
     assert got[1].transfer_syntax == EXPLICIT
     assert (got[1].requestor_is_scu, got[1].requestor_is_scp) == (False, True)
     assert (got[5].requestor_is_scu, got[5].requestor_is_scp) == (True, False)
+
+
+def test_async_window_defaults_to_synchronous_and_honours_limits() -> None:
+    plain = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                               contexts=[ContextRequest(CT, (EXPLICIT,))])
+    assert async_window(plain, negotiate(plain, AcceptorPolicy(contexts={CT: None}))) == 1
+    big = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                             contexts=[ContextRequest(CT, (EXPLICIT,))],
+                             async_ops=AsynchronousOperationsWindowSubItem(64, 1))
+    ac = negotiate(big, AcceptorPolicy(contexts={CT: None}, max_async_operations=8))
+    assert ac.user_information.async_ops_window == AsynchronousOperationsWindowSubItem(1, 8)
+    assert async_window(big, ac) == 8
+    sync = negotiate(big, AcceptorPolicy(contexts={CT: None}, max_async_operations=1))
+    assert async_window(big, sync) == 1
+    unlimited = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                                   contexts=[ContextRequest(CT, (EXPLICIT,))],
+                                   async_ops=AsynchronousOperationsWindowSubItem(0, 0))
+    ac = negotiate(unlimited, AcceptorPolicy(contexts={CT: None}, max_async_operations=4))
+    assert async_window(unlimited, ac) == 4

@@ -93,6 +93,10 @@ class Association:
         self.tls_error: TLSError | None = None
         # Incoming message whose data set is still arriving.
         self._incoming: tuple[int, DimseMessage, DatasetSink] | None = None
+        self._send_lock = asyncio.Lock()
+        #: Operations the requestor may have outstanding at once (PS3.7 D.3.3.3);
+        #: 1 unless both sides negotiated an asynchronous operations window.
+        self.async_window = 1
 
     # -- properties ------------------------------------------------------------
 
@@ -266,7 +270,21 @@ class Association:
         chunks: AsyncIterator[bytes] | Iterable[bytes] | None = None,
     ) -> None:
         """Send one DIMSE message, its data set from ``dataset`` or streamed from
-        ``chunks`` (PS3.7 8.1, fragmented to the peer's maximum PDU length)."""
+        ``chunks`` (PS3.7 8.1, fragmented to the peer's maximum PDU length).
+
+        Messages never interleave on the wire (PS3.8 9.3.5: a message's PDVs are
+        consecutive), even when several tasks send at once under an asynchronous
+        operations window: each message holds the send lock until it is out."""
+        async with self._send_lock:
+            await self._send_message(message, context_id, dataset, chunks)
+
+    async def _send_message(
+        self,
+        message: DimseMessage,
+        context_id: int,
+        dataset: bytes | memoryview | None,
+        chunks: AsyncIterator[bytes] | Iterable[bytes] | None,
+    ) -> None:
         if not self.ul.is_established and self.ul.state.name not in ("Sta8",):
             raise self.failure or LocalProtocolError("the association is not established")
         max_pdu = self.ul.peer_max_pdu_length

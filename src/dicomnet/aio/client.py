@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from ..config import Limits, Timeouts, check_ae_title
@@ -34,11 +35,12 @@ from ..ul.events import (
     ReleaseConfirmed,
     ReleaseRequested,
 )
-from ..ul.items import UserIdentityRQSubItem
+from ..ul.items import AsynchronousOperationsWindowSubItem, UserIdentityRQSubItem
 from ..ul.negotiation import (
     AcceptedContext,
     ContextRequest,
     accepted_contexts,
+    async_window,
     build_associate_rq,
 )
 from .association import Association
@@ -56,12 +58,49 @@ DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_LE, IMPLICIT_LE)
 Reply = tuple[DimseMessage, bytes | None]
 
 
+class _Replies:
+    """The responses to one request, as they arrive (several when pending).
+
+    A future per wait and one ``call_later`` for the DIMSE timeout: lighter than
+    ``asyncio.wait_for`` on a queue, which makes a task per response."""
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: deque[Reply | BaseException] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Reply | BaseException) -> None:
+        self.items.append(item)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self, loop: asyncio.AbstractEventLoop,
+                  timeout: float | None) -> Reply | BaseException:
+        while not self.items:
+            self.waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                self.waiter = None
+                if timer is not None:
+                    timer.cancel()
+        return self.items.popleft()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class ClientAssociation(Association):
     """An established association, requestor side."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._replies: dict[int, asyncio.Queue[Reply | BaseException]] = {}
+        self._replies: dict[int, _Replies] = {}
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
 
@@ -92,13 +131,13 @@ class ClientAssociation(Association):
         """Send a request and yield its responses (pending ones first) with their
         data sets, ending after the final one (PS3.7 9.1 and 10.1)."""
         message_id = message.message_id  # type: ignore[union-attr]
-        queue: asyncio.Queue[Reply | BaseException] = asyncio.Queue()
+        queue = _Replies()
         self._replies[message_id] = queue
         try:
             await self.send_message(message, context_id, dataset=dataset, chunks=chunks)
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), self.timeouts.dimse)
+                    item = await queue.get(self._loop, self.timeouts.dimse)
                 except TimeoutError as exc:
                     raise DimseTimeout(
                         f"no response to message {message_id} within {self.timeouts.dimse}s"
@@ -169,7 +208,7 @@ class ClientAssociation(Association):
                 None, None, "the connection closed"
             )
             for queue in self._replies.values():
-                queue.put_nowait(error)
+                queue.put(error)
             if not self._released.done():
                 self._released.set_exception(error)
                 self._released.exception()  # retrieved here; release() re-raises it
@@ -187,7 +226,7 @@ class ClientAssociation(Association):
             if queue is None:
                 log.warning("%s: unsolicited %s ignored", self._name(), type(message).__name__)
                 continue
-            queue.put_nowait((message, data))
+            queue.put((message, data))
 
     # -- release -------------------------------------------------------------------
 
@@ -237,12 +276,16 @@ async def associate(
     limits: Limits | None = None,
     user_identity: UserIdentityRQSubItem | None = None,
     on_secure_link_ready: SecureLinkHook | None = None,
+    max_async_operations: int = 1,
 ) -> AsyncIterator[ClientAssociation]:
     """Open an association; release it when the block ends (abort it on an exception).
 
     ``tls=None`` is plain DICOM; a ``TLSConfig`` makes every byte go over TLS
     (PS3.15 B.1), verifying the server's certificate and host name by default.
     ``contexts`` defaults to Verification in Explicit and Implicit VR Little Endian.
+    ``max_async_operations`` > 1 proposes an asynchronous operations window
+    (PS3.7 D.3.3.3); ``assoc.async_window`` says what the peer granted (1 when it
+    did not answer: most peers are synchronous).
 
     Raises ConnectError, TLSError, TimeoutError, AssociationRejected or
     AssociationAborted when the association cannot be set up.
@@ -251,6 +294,7 @@ async def associate(
         host, port, contexts=contexts, calling_ae_title=calling_ae_title,
         called_ae_title=called_ae_title, tls=tls, timeouts=timeouts, limits=limits,
         user_identity=user_identity, on_secure_link_ready=on_secure_link_ready,
+        max_async_operations=max_async_operations,
     )
     try:
         yield assoc
@@ -273,6 +317,7 @@ async def open_association(
     limits: Limits | None = None,
     user_identity: UserIdentityRQSubItem | None = None,
     on_secure_link_ready: SecureLinkHook | None = None,
+    max_async_operations: int = 1,
 ) -> ClientAssociation:
     """Like ``associate`` but returns the open association; the caller releases it."""
     timeouts = timeouts or Timeouts()
@@ -284,6 +329,8 @@ async def open_association(
     rq = build_associate_rq(
         calling_ae_title=calling, called_ae_title=called, contexts=contexts,
         max_pdu_length=limits.max_pdu_length, user_identity=user_identity,
+        async_ops=AsynchronousOperationsWindowSubItem(max_async_operations, 1)
+        if max_async_operations != 1 else None,
     )
     context = await tls.client_context() if tls is not None else None
     stream = await open_stream(
@@ -323,6 +370,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
             if isinstance(event, AssociateAccepted):
                 assert ul.associate_rq is not None
                 assoc.contexts = accepted_contexts(ul.associate_rq, event.pdu)
+                assoc.async_window = async_window(ul.associate_rq, event.pdu)
                 log.info(
                     "associated with %s:%s (%d of %d contexts accepted%s)",
                     *assoc.peer, len(assoc.contexts), len(ul.associate_rq.presentation_contexts),

@@ -30,7 +30,7 @@ from ..ul.events import (
     ReleaseConfirmed,
     ReleaseRequested,
 )
-from ..ul.negotiation import AcceptorPolicy, accepted_contexts, negotiate
+from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .association import Association, DatasetSink
 from .transport import PeerSilent, SecureLinkHook, wrap_accepted
@@ -85,6 +85,31 @@ class ServerAssociation(Association):
     calling_ae_title: str = ""
     called_ae_title: str = ""
     messages = 0
+    operations: asyncio.Semaphore
+    running: set[asyncio.Task[None]]
+
+    def operation_done(self, task: asyncio.Task[None]) -> None:
+        """An asynchronous operation ended: free its slot; a failure aborts."""
+        self.running.discard(task)
+        self.operations.release()
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and self.failure is None:
+            log.error("%s:%s: operation failed: %s", *self.peer, exc)
+            self._local_abort(f"an operation failed: {exc}")
+            self._queue_out()
+            self.stream.writer.close()
+
+    async def finish_operations(self) -> None:
+        """Wait for the operations still running (or cancel them if the association
+        has failed): nothing may outlive the association."""
+        if not getattr(self, "running", None):
+            return
+        if self.failure is not None:
+            for task in self.running:
+                task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
 
     def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
         provider = self.server._providers.get(message.command_field)
@@ -200,6 +225,8 @@ class Server:
                     elif isinstance(event, DataReceived):
                         await self._on_data(assoc, event)
                     elif isinstance(event, ReleaseRequested):
+                        # Every response goes out before the A-RELEASE-RP (PS3.7 D.3.3.3).
+                        await assoc.finish_operations()
                         ul.release_response(asyncio.get_running_loop().time())
                         outcome = "released"
                     elif isinstance(event, ReleaseConfirmed):
@@ -223,6 +250,8 @@ class Server:
             with contextlib.suppress(Exception):
                 await assoc.abort()
         finally:
+            with contextlib.suppress(Exception):
+                await assoc.finish_operations()
             if counted:
                 self._active -= 1
             if assoc.failure is not None and outcome in ("closed", "released"):
@@ -260,6 +289,9 @@ class Server:
         ac = negotiate(rq, self._policy())
         ul.accept(ac)
         assoc.contexts = accepted_contexts(rq, ac)
+        assoc.async_window = async_window(rq, ac)
+        assoc.operations = asyncio.Semaphore(assoc.async_window)
+        assoc.running = set()
         self._active += 1
         return True
 
@@ -280,8 +312,23 @@ class Server:
                 log.warning("%s:%s sent %s, which no service here handles", *assoc.peer,
                             type(message).__name__)
                 continue
-            for response, dataset in await provider.handle(assoc, context_id, message, sink):
-                await assoc.send_message(response, context_id, dataset=dataset)
+            if assoc.async_window <= 1:
+                await self._perform(assoc, provider, context_id, message, sink)
+                continue
+            # Asynchronous operations (PS3.7 D.3.3.3): go on reading the next request
+            # while this one is performed; the window bounds how many run at once.
+            await assoc.operations.acquire()
+            task = asyncio.get_running_loop().create_task(
+                self._perform(assoc, provider, context_id, message, sink))
+            assoc.running.add(task)
+            task.add_done_callback(assoc.operation_done)
+
+    async def _perform(self, assoc: ServerAssociation, provider: ServiceProvider,
+                       context_id: int, message: DimseMessage,
+                       sink: DatasetSink | None) -> None:
+        """Perform one request and send its responses."""
+        for response, dataset in await provider.handle(assoc, context_id, message, sink):
+            await assoc.send_message(response, context_id, dataset=dataset)
 
     def close(self) -> None:
         """Stop accepting and abort every open association."""

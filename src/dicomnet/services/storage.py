@@ -622,6 +622,39 @@ async def _send_one(assoc: ClientAssociation, plan: _Plan) -> None:
         result.error = getattr(rsp, "error_comment", None) or f"status 0x{status:04X}"
 
 
+async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
+                      on_progress: Callable[[StoreResult], None] | None) -> None:
+    """Send the plans on one association, up to its asynchronous window at a time."""
+    slots = asyncio.Semaphore(max(1, assoc.async_window))
+
+    async def one(plan: _Plan) -> None:
+        try:
+            await _send_one(assoc, plan)
+        except StorageError as exc:
+            plan.result.error = str(exc)
+        finally:
+            slots.release()
+        if on_progress:
+            on_progress(plan.result)
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for plan in plans:
+            await slots.acquire()
+            if assoc.failure is not None:
+                raise assoc.failure
+            tasks.append(asyncio.get_running_loop().create_task(one(plan)))
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if assoc.failure is not None:
+        raise assoc.failure
+
+
 async def store_paths(
     host: str,
     port: int,
@@ -632,8 +665,14 @@ async def store_paths(
     called_ae_title: str = "ANY-SCP",
     timeouts: Timeouts | None = None,
     on_progress: Callable[[StoreResult], None] | None = None,
+    max_async_operations: int = 16,
 ) -> list[StoreResult]:
     """C-STORE every file (folders recursively) to ``host:port``; one result per file.
+
+    An asynchronous operations window of ``max_async_operations`` is proposed
+    (PS3.7 D.3.3.3): a peer that grants it gets several C-STOREs in flight, so
+    the round trip and its disk flush no longer gate every object; a peer that
+    does not (most) gets them one at a time. Objects go out in order either way.
 
     Files that are not DICOM Part 10 are reported, not sent. Association-level
     failures (TLS, rejection, abort) mark the remaining files of that
@@ -662,17 +701,9 @@ async def store_paths(
             async with associate(
                 host, port, contexts=_contexts_for(batch.keys), tls=tls,
                 calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
-                timeouts=timeouts,
+                timeouts=timeouts, max_async_operations=max_async_operations,
             ) as assoc:
-                for plan in batch.plans:
-                    try:
-                        await _send_one(assoc, plan)
-                    except StorageError as exc:
-                        plan.result.error = str(exc)
-                    if on_progress:
-                        on_progress(plan.result)
-                    if assoc.failure is not None:
-                        raise assoc.failure
+                await _send_batch(assoc, batch.plans, on_progress)
         except DicomNetError as exc:
             pending = [p for p in batch.plans if p.result.status is None and not p.result.error]
             for plan in pending:

@@ -214,7 +214,7 @@ def _meta_by_group_length(fp: BinaryIO) -> tuple[FileMetaDataset, int] | None:
 
 
 def _is_deflated(meta: FileMetaDataset) -> bool:
-    return str(meta.get("TransferSyntaxUID", "")) in (_DEFLATED, _DEFLATED_ZLIB)
+    return _uid_text(meta, "TransferSyntaxUID") in (_DEFLATED, _DEFLATED_ZLIB)
 
 
 def _read_meta(fp: BinaryIO, path: Path) -> tuple[FileMetaDataset, int]:
@@ -261,23 +261,30 @@ def read_part10(path: Path) -> Part10Info:
             meta, offset = _read_meta(fp, path)
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", path, exc) from exc
-    missing = [
-        keyword
-        for keyword in (
-            "TransferSyntaxUID",
-            "MediaStorageSOPClassUID",
-            "MediaStorageSOPInstanceUID",
-        )
-        if not meta.get(keyword)
-    ]
+    values = {keyword: _uid_text(meta, keyword) for keyword in (
+        "TransferSyntaxUID", "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID")}
+    missing = [keyword for keyword, value in values.items() if not value]
     if missing:
         raise NotPart10Error(f"{path}: File Meta Information lacks {', '.join(missing)}")
     return Part10Info(
         path=path,
         meta=meta,
-        transfer_syntax_uid=str(meta.TransferSyntaxUID),
-        sop_class_uid=str(meta.MediaStorageSOPClassUID),
-        sop_instance_uid=str(meta.MediaStorageSOPInstanceUID),
+        transfer_syntax_uid=values["TransferSyntaxUID"],
+        sop_class_uid=values["MediaStorageSOPClassUID"],
+        sop_instance_uid=values["MediaStorageSOPInstanceUID"],
         dataset_offset=offset,
         size=size,
     )
+
+
+def _uid_text(meta: FileMetaDataset, keyword: str) -> str:
+    """A UI value of the meta group as text. A value still raw (as read) is decoded
+    from its bytes: an SCU reads every file's meta before sending, and pydicom's
+    value conversion cost more than the rest of reading it."""
+    element = meta.get_item(keyword)
+    if element is None:
+        return ""
+    value = element.value
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").strip("\0 ")
+    return str(value or "").strip("\0 ")

@@ -43,6 +43,7 @@ __all__ = [
     "AcceptorPolicy",
     "ContextRequest",
     "accepted_contexts",
+    "async_window",
     "build_associate_rq",
     "negotiate",
     "negotiate_contexts",
@@ -114,6 +115,9 @@ class AcceptorPolicy:
     )
     implementation_class_uid: str = IMPLEMENTATION_CLASS_UID
     implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME
+    #: Operations the acceptor performs at once for a requestor that asks for an
+    #: asynchronous operations window (PS3.7 D.3.3.3); 1 keeps it synchronous.
+    max_async_operations: int = 16
 
 
 def build_associate_rq(
@@ -253,8 +257,14 @@ def negotiate(rq: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
         MaximumLengthSubItem(maximum_length=policy.max_pdu_length),
         ImplementationClassUIDSubItem(uid=policy.implementation_class_uid),
     ]
-    if ui.async_ops_window is not None:
-        sub_items.append(AsynchronousOperationsWindowSubItem(1, 1))
+    asked = ui.async_ops_window
+    if asked is not None:
+        # We invoke nothing towards the requestor (1); we perform up to our limit,
+        # never more than it may invoke (0 means unlimited, PS3.7 D.3.3.3).
+        ours = max(1, policy.max_async_operations)
+        invoked = asked.max_operations_invoked
+        sub_items.append(AsynchronousOperationsWindowSubItem(
+            1, ours if invoked == 0 else min(invoked, ours)))
     sub_items += negotiate_roles(ui.role_selections, policy.roles)
     if policy.implementation_version_name:
         sub_items.append(ImplementationVersionNameSubItem(name=policy.implementation_version_name))
@@ -275,6 +285,18 @@ def negotiate(rq: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
         presentation_contexts=negotiate_contexts(rq.presentation_contexts, policy.contexts),
         user_information=UserInformationItem(sub_items=tuple(sub_items)),
     )
+
+
+def async_window(rq: AssociateRQ, ac: AssociateAC) -> int:
+    """How many operations the requestor may have outstanding (PS3.7 D.3.3.3): the
+    smaller of what it asked to invoke and what the acceptor will perform; 1 (the
+    default, synchronous) when either side left the sub-item out. 0 (unlimited) on
+    both sides is capped at 65535."""
+    asked, granted = rq.user_information.async_ops_window, ac.user_information.async_ops_window
+    if asked is None or granted is None:
+        return 1
+    limits = [n for n in (asked.max_operations_invoked, granted.max_operations_performed) if n]
+    return min(limits) if limits else 0xFFFF
 
 
 def accepted_contexts(rq: AssociateRQ, ac: AssociateAC) -> dict[int, AcceptedContext]:
