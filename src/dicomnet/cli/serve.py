@@ -27,13 +27,14 @@ from dicomnet.services.verification import VerificationSCP
 __all__ = ["serve"]
 
 
-def storage_scp(root: Path) -> ServiceProvider | None:
+def storage_scp(root: Path, *, duplicates: str = "keep",
+                durable: bool = True) -> ServiceProvider | None:
     """A StorageSCP writing under ``root``, or None if the storage service is missing."""
     try:
         from dicomnet.services.storage import StorageSCP
     except ImportError:
         return None
-    provider: ServiceProvider = StorageSCP(root)
+    provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable)
     return provider
 
 
@@ -48,10 +49,10 @@ def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
 
 
 async def _serve(host: str, port: int, output: Path, max_associations: int,
-                 net: NetworkOptions) -> None:
+                 net: NetworkOptions, *, duplicates: str = "keep", durable: bool = True) -> None:
     tls = net.tls_config()
     providers: list[ServiceProvider] = [VerificationSCP()]
-    storage = storage_scp(output)
+    storage = storage_scp(output, duplicates=duplicates, durable=durable)
     if storage is not None:
         providers.append(storage)
     else:
@@ -98,9 +99,17 @@ async def _serve(host: str, port: int, output: Path, max_associations: int,
               help="Where received objects are stored (C-STORE).")
 @click.option("--max-associations", type=click.IntRange(min=1), default=64, show_default=True,
               help="Associations at once; more are rejected (transient, local limit).")
+@click.option("--duplicates", type=click.Choice(["keep", "overwrite", "reject"]),
+              default="keep", show_default=True,
+              help="A second object with the same SOP Instance UID: keep the first "
+                   "(answer Success), overwrite it, or reject it (failure 0111H).")
+@click.option("--no-fsync", is_flag=True,
+              help="Do not fsync stored files before answering Success: renames stay "
+                   "atomic, but a power cut may lose acknowledged objects. For tests and "
+                   "benchmarks.")
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
-          net: NetworkOptions) -> None:
+          duplicates: str, no_fsync: bool, net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
     Logs one line per association on stderr. Ctrl-C or SIGTERM stops it.
@@ -113,4 +122,5 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     """
     with cli_session(net.verbose, default_level=logging.INFO):
         run_async(_serve(host, net.default_port() if port is None else port, output,
-                         max_associations, net), verbose=net.verbose)
+                         max_associations, net, duplicates=duplicates, durable=not no_fsync),
+                  verbose=net.verbose)

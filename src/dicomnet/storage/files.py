@@ -186,13 +186,28 @@ class Layout(enum.Enum):
         study_instance_uid: str | None = None,
         series_instance_uid: str | None = None,
     ) -> Path:
-        """Return the final path of an instance below ``root`` (creates nothing)."""
+        """Return the final path of an instance below ``root`` (creates nothing).
+
+        The folder part is proven inside ``root`` by :func:`join_under` (which
+        resolves links) once per process and folder, then remembered: that proof
+        was a fifth of a small object's cost. The file name itself is a checked
+        UID, and the writer never follows a link at the final name.
+        """
         parts = self.relative_parts(
             sop_instance_uid=sop_instance_uid,
             study_instance_uid=study_instance_uid,
             series_instance_uid=series_instance_uid,
         )
-        return join_under(root, *parts)
+        if len(parts) == 1:
+            return join_under(root, *parts)
+        key = (root, parts[:-1])
+        folder = _VERIFIED_FOLDERS.get(key)
+        if folder is None:
+            folder = join_under(root, *parts[:-1])
+            if len(_VERIFIED_FOLDERS) >= _KNOWN_DIRS_MAX:
+                _VERIFIED_FOLDERS.clear()
+            _VERIFIED_FOLDERS[key] = folder
+        return folder / parts[-1]
 
     def relative_path(
         self,
@@ -223,7 +238,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: Folders already made (or seen) by this process: a store puts thousands of
+#: objects in one series folder, and checking it again each time was a
+#: measurable share of a small object's cost. A folder removed behind our back
+#: is made again (see AtomicWriter.__init__).
+_KNOWN_DIRS: set[Path] = set()
+_KNOWN_DIRS_MAX = 4096
+#: Folders below a root already proven inside it (Layout.destination).
+_VERIFIED_FOLDERS: dict[tuple[Path, tuple[str, ...]], Path] = {}
+
+
 def _make_dirs(directory: Path, *, durable: bool = True) -> None:
+    if directory in _KNOWN_DIRS:
+        return
+    _make_dirs_uncached(directory, durable=durable)
+    if len(_KNOWN_DIRS) >= _KNOWN_DIRS_MAX:
+        _KNOWN_DIRS.clear()
+    _KNOWN_DIRS.add(directory)
+
+
+def _make_dirs_uncached(directory: Path, *, durable: bool = True) -> None:
     """Create ``directory`` and missing parents with mode 0o755, durably.
 
     ``os.makedirs`` applies ``mode`` to the leaf only; each parent here gets
@@ -288,6 +322,16 @@ class AtomicWriter:
                 self._fd = os.open(temp, flags, _FILE_MODE)
             except FileExistsError:
                 continue  # 64 random bits already taken: draw again
+            except FileNotFoundError as exc:
+                if directory not in _KNOWN_DIRS:
+                    raise StorageError.from_os_error("cannot create", temp, exc) from exc
+                _KNOWN_DIRS.discard(directory)  # removed since we made it: again
+                try:
+                    _make_dirs(directory, durable=durable)
+                except OSError as exc:
+                    raise StorageError.from_os_error(
+                        "cannot create folder", directory, exc) from exc
+                continue
             except OSError as exc:
                 raise StorageError.from_os_error("cannot create", temp, exc) from exc
             break
