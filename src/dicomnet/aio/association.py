@@ -162,6 +162,14 @@ class Association:
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
+    def stop_timers(self) -> None:
+        """The association is over: drop its timer (it would keep it alive until
+        the idle deadline, minutes away)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None

@@ -212,6 +212,7 @@ class ClientAssociation(Association):
             if not self._released.done():
                 self._released.set_exception(error)
                 self._released.exception()  # retrieved here; release() re-raises it
+            self.stop_timers()
             self._closed.set()
 
     def _on_data(self, event: DataReceived) -> None:

@@ -252,6 +252,7 @@ class Server:
         finally:
             with contextlib.suppress(Exception):
                 await assoc.finish_operations()
+            assoc.stop_timers()
             if counted:
                 self._active -= 1
             if assoc.failure is not None and outcome in ("closed", "released"):

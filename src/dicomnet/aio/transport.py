@@ -36,7 +36,10 @@ __all__ = [
 
 log = logging.getLogger("dicomnet.aio")
 
-READ_SIZE = 1 << 20
+#: Bytes asked of the socket per read, and the StreamReader's limit (it stops
+#: reading past twice this). 256 KiB measured as fast as 1 MiB on loopback TLS and
+#: keeps a receiving server a few MB smaller.
+READ_SIZE = 1 << 18
 
 
 class PeerSilent(ConnectError):
