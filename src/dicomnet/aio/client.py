@@ -13,6 +13,8 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
 from ..config import Limits, Timeouts, check_ae_title
 from ..dimse.messages import CEchoRQ, DimseMessage
 from ..dimse.status import Status
@@ -26,6 +28,7 @@ from ..errors import (
     TLSError,
 )
 from ..security.config import TLSConfig
+from ..services.verification import VERIFICATION_SOP_CLASS
 from ..ul.connection import ULConnection
 from ..ul.events import (
     Aborted,
@@ -50,10 +53,8 @@ __all__ = ["ClientAssociation", "associate"]
 
 log = logging.getLogger("dicomnet.aio")
 
-VERIFICATION = "1.2.840.10008.1.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_LE, IMPLICIT_LE)
+VERIFICATION = VERIFICATION_SOP_CLASS
+DEFAULT_TRANSFER_SYNTAXES = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
 
 Reply = tuple[DimseMessage, bytes | None]
 

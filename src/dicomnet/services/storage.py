@@ -33,6 +33,12 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import data_element_generator
 from pydicom.filewriter import write_dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from ..config import Timeouts
 from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
@@ -68,10 +74,10 @@ __all__ = [
 log = logging.getLogger("dicomnet.services")
 
 INDEX_NAME = "index.sqlite"
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
+IMPLICIT_LE = str(ImplicitVRLittleEndian)
+EXPLICIT_LE = str(ExplicitVRLittleEndian)
+DEFLATED_LE = str(DeflatedExplicitVRLittleEndian)
+EXPLICIT_BE = str(ExplicitVRBigEndian)
 UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
 
 # C-STORE statuses (PS3.4 B.2.3, PS3.7 C).
