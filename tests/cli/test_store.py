@@ -49,7 +49,9 @@ def test_store_folder_over_mutual_tls(start_server: StartServer, pki: DevPKI,
     assert result.exit_code == 0, result.output
     doc = json_out(result)
     assert (doc["total"], doc["stored"], doc["failed"]) == (3, 3, 0)
-    assert doc["tls"] is True
+    assert doc["tls"]["protocol"] in ("TLSv1.2", "TLSv1.3")
+    assert doc["tls"]["cipher_suite"]
+    assert doc["tls"]["alpn"] == "dicom"
     assert {r["sop_instance_uid"] for r in doc["results"]} == set(sent)
     assert all(r["status"] == 0 and r["ok"] for r in doc["results"])
     got = received(root)

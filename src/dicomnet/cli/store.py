@@ -18,6 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dicomnet.aio.transport import SecureLinkEvent
 from dicomnet.cli.common import (
     EXIT_CODES_EPILOG,
     EXIT_FAILURE_STATUS,
@@ -29,6 +30,7 @@ from dicomnet.cli.common import (
     print_json,
     run_async,
 )
+from dicomnet.cli.echo import describe_security
 from dicomnet.dimse.status import Status
 
 if TYPE_CHECKING:
@@ -48,7 +50,8 @@ def _human_bytes(n: float) -> str:
 
 
 async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int],
-               net: NetworkOptions, show_progress: bool) -> list[StoreResult]:
+               net: NetworkOptions, show_progress: bool,
+               links: list[SecureLinkEvent]) -> list[StoreResult]:
     from dicomnet.services.storage import store_paths
 
     tls = net.tls_config()
@@ -75,6 +78,7 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
         return await store_paths(
             host, port, files, tls=tls, calling_ae_title=net.aet,
             called_ae_title=net.called_aet, timeouts=net.timeouts(), on_progress=on_progress,
+            on_secure_link_ready=links.append,
         )
 
 
@@ -117,10 +121,12 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
     sizes = {f: f.stat().st_size for f in files}
     show_progress = not net.json and Console(stderr=True).is_terminal
     started = time.perf_counter()
+    links: list[SecureLinkEvent] = []
     with cli_session(net.verbose):
         results = run_async(_run(host, port, files=files, sizes=sizes, net=net,
-                                 show_progress=show_progress),
+                                 show_progress=show_progress, links=links),
                             verbose=net.verbose, net=net)
+    security = next((link.info for link in links if link.info is not None), None)
     seconds = time.perf_counter() - started
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
@@ -130,7 +136,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
             "peer": f"{host}:{port}",
             "calling_aet": net.aet,
             "called_aet": net.called_aet,
-            "tls": net.tls,
+            "tls": security.to_dict() if security is not None else None,
             "total": len(results),
             "stored": len(ok),
             "failed": len(failed),
@@ -159,5 +165,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
             f"({_human_bytes(rate)}/s)" + (", over TLS" if net.tls else ", not encrypted"),
             highlight=False,
         )
+        if security is not None:
+            console.print("\n".join(["Secure link", *describe_security(security)]),
+                          highlight=False, markup=False)
     if failed:
         raise SystemExit(EXIT_FAILURE_STATUS)

@@ -61,6 +61,7 @@ from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NA
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
     from ..aio.server import Response, ServerAssociation
+    from ..aio.transport import SecureLinkHook
 
 __all__ = [
     "INDEX_NAME",
@@ -672,6 +673,7 @@ async def store_paths(
     timeouts: Timeouts | None = None,
     on_progress: Callable[[StoreResult], None] | None = None,
     max_async_operations: int = 16,
+    on_secure_link_ready: SecureLinkHook | None = None,
 ) -> list[StoreResult]:
     """C-STORE every file (folders recursively) to ``host:port``; one result per file.
 
@@ -708,6 +710,7 @@ async def store_paths(
                 host, port, contexts=_contexts_for(batch.keys), tls=tls,
                 calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
                 timeouts=timeouts, max_async_operations=max_async_operations,
+                on_secure_link_ready=on_secure_link_ready,
             ) as assoc:
                 await _send_batch(assoc, batch.plans, on_progress)
         except DicomNetError as exc:
