@@ -17,6 +17,7 @@ applies the profile's key-size rules to the peer's certificate and runs the
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -169,7 +170,8 @@ class TLSConfig:
         if self.certfile is None:
             return None
         try:
-            return CertificateInfo.from_pem_file(self.certfile)
+            stat = os.stat(self.certfile)
+            return _certificate_info(str(self.certfile), stat.st_mtime_ns, stat.st_size)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read certificate {self.certfile}: {exc}") from exc
 
@@ -396,6 +398,13 @@ def _key_size_problem(cert: CertificateInfo, profile: Profile) -> str | None:
         return (f"has an EC key of {cert.public_key_bits} bits; profile {profile.name!r} "
                 f"({profile.section}) requires at least {profile.min_ec_bits}")
     return None
+
+
+@functools.lru_cache(maxsize=16)
+def _certificate_info(path: str, mtime_ns: int, size: int) -> CertificateInfo:
+    """Parsed once per version of the file (every handshake asks for it; a rotated
+    certificate has a new mtime or size and is read again)."""
+    return CertificateInfo.from_pem_file(path)
 
 
 def dev_pki_configs(pki: DevPKI, **overrides: Any) -> tuple[TLSConfig, TLSConfig]:
