@@ -429,6 +429,7 @@ class StorageSCP:
 
 #: Attributes the index and the file's placement need all sit before group 0028.
 _HEADER_END = 0x00280000
+_HEADER_PREFIX = 64 << 10
 _RAW_SYNTAXES = {IMPLICIT_LE: (True, True), EXPLICIT_BE: (False, False)}
 
 
@@ -442,24 +443,34 @@ def _header_dataset(buffer: bytearray | None, writer: AtomicWriter | None,
     if transfer_syntax != DEFLATED_LE:
         implicit, little = _RAW_SYNTAXES.get(transfer_syntax, (False, True))
         try:
-            with (open(path, "rb") if path is not None
-                  else io.BytesIO(buffer or b"")) as fp:
+            # The attributes sit in the first kilobytes: parse a prefix rather than
+            # copying a whole in-memory data set (BytesIO copies what it is given).
+            prefix = memoryview(buffer or b"")[:_HEADER_PREFIX]
+            with (open(path, "rb") if path is not None else io.BytesIO(prefix)) as fp:
                 # Our own header (part10_header): preamble, DICM, then (0002,0000) UL
                 # holding the length of the rest of the meta group.
                 head = fp.read(144)
                 if head[128:136] != b"DICM\x02\x00\x00\x00" or head[136:138] != b"UL":
                     raise ValueError("not our Part 10 header")
                 fp.seek(144 + struct.unpack_from("<I", head, 140)[0])
-                raw = {
-                    element.tag: element
-                    for element in data_element_generator(
-                        fp, implicit, little,
-                        stop_when=lambda tag, vr, length: tag >= _HEADER_END,
-                    )
-                }
+                reached_end = False
+
+                def stop(tag: int, vr: str | None, length: int) -> bool:
+                    nonlocal reached_end
+                    reached_end = tag >= _HEADER_END
+                    return reached_end
+
+                raw = {element.tag: element
+                       for element in data_element_generator(fp, implicit, little,
+                                                             stop_when=stop)}
+            whole = path is not None or len(prefix) == len(buffer or b"")
             ds = Dataset(raw)
             ds.set_original_encoding(implicit, little)
-            if "SOPInstanceUID" in ds:
+            # A prefix that ended before group 0028 may have cut an element short:
+            # only a parse that reached group 0028 (or the data set's end) is trusted.
+            if (reached_end or whole) and all(
+                key in ds for key in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+            ):
                 return ds
         except Exception:
             pass  # fall through to the full reader, which explains what is wrong

@@ -1,0 +1,47 @@
+"""The SCP's fast header parse (raw elements from a prefix of the data set) agrees
+with pydicom's full read, including when a large element pushes the study and
+series UIDs past the prefix."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dicomnet.services.storage import _HEADER_PREFIX, _header_dataset
+from dicomnet.storage.part10 import part10_header
+from tests.storage.dicomfiles import make_image
+
+
+def received(ds: Dataset, syntax: str) -> bytearray:
+    """What the SCP holds in memory: its Part 10 header, then the data set as sent."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = syntax != ExplicitVRBigEndian
+    buffer.is_implicit_VR = syntax == ImplicitVRLittleEndian
+    write_dataset(buffer, ds)
+    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                           transfer_syntax_uid=syntax, implementation_class_uid="1.2.3",
+                           implementation_version_name="T", source_ae_title="A")
+    return bytearray(header + buffer.getvalue())
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian,
+                                    ExplicitVRBigEndian])
+def test_fast_parse_finds_the_uids(syntax: str) -> None:
+    ds = make_image(5)
+    got = _header_dataset(received(ds, syntax), None, syntax)
+    assert got.SOPInstanceUID == ds.SOPInstanceUID
+    assert got.StudyInstanceUID == ds.StudyInstanceUID
+    assert got.SeriesInstanceUID == ds.SeriesInstanceUID
+    assert str(got.PatientID) == str(ds.PatientID)
+
+
+def test_uids_beyond_the_prefix_are_still_found() -> None:
+    ds = make_image(6)
+    ds.add_new(0x00091010, "OB", b"\x00" * (2 * _HEADER_PREFIX))  # before group 0020
+    ds.add_new(0x00090010, "LO", "BIG PRIVATE")
+    got = _header_dataset(received(ds, ExplicitVRLittleEndian), None, ExplicitVRLittleEndian)
+    assert got.StudyInstanceUID == ds.StudyInstanceUID
+    assert got.SeriesInstanceUID == ds.SeriesInstanceUID
