@@ -283,3 +283,25 @@ def test_cleanup_stale_removes_temps_and_nothing_else(tmp_path: Path, root: Path
     assert cleanup_stale(root) == 0
     for writer in crashed:
         writer.abort()  # the files are gone already; abort must not mind
+
+
+def test_a_folder_removed_behind_our_back_is_made_again(tmp_path: Path) -> None:
+    """The writer remembers folders it made (for speed); a retention job deleting one
+    must not make later stores into it fail."""
+    import shutil
+
+    folder = tmp_path / "study" / "series"
+    with AtomicWriter(folder / "a.dcm") as first:
+        first.write(b"first")
+        first.commit(DuplicatePolicy.KEEP)
+    shutil.rmtree(tmp_path / "study")
+    with AtomicWriter(folder / "b.dcm") as second:  # the temp file needs the folder
+        second.write(b"second")
+        result = second.commit(DuplicatePolicy.KEEP)
+    assert result.stored and (folder / "b.dcm").read_bytes() == b"second"
+    other = tmp_path / "elsewhere"
+    with AtomicWriter(other / "c.dcm") as third:
+        third.write(b"third")
+        shutil.rmtree(tmp_path / "study")  # the final folder vanishes mid-store
+        result = third.commit(DuplicatePolicy.KEEP, destination=folder / "c.dcm")
+    assert result.stored and (folder / "c.dcm").read_bytes() == b"third"

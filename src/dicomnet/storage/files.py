@@ -408,14 +408,16 @@ class AtomicWriter:
             if self.durable:
                 os.fsync(self._fd)
             self._close()
-            if policy is DuplicatePolicy.OVERWRITE:
-                os.replace(self._temp, final)
-                outcome = CommitOutcome.REPLACED
-            else:
-                outcome = self._link_no_replace(policy)
-                # Gone already if the no-hard-link fallback renamed it.
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._temp)
+            try:
+                outcome = self._give_final_name(policy)
+            except FileNotFoundError:
+                if final.parent.is_dir() or not self._temp.exists():
+                    raise
+                # The folder was removed behind our back (a retention job, an
+                # operator) after this process made it: make it again, once.
+                _KNOWN_DIRS.discard(final.parent)
+                _make_dirs(final.parent, durable=self.durable)
+                outcome = self._give_final_name(policy)
             if self.durable:
                 _fsync_dir(final.parent)
         except OSError as exc:
@@ -427,6 +429,16 @@ class AtomicWriter:
         self._done = True
         logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
         return CommitResult(outcome=outcome, path=final, size=self._size)
+
+    def _give_final_name(self, policy: DuplicatePolicy) -> CommitOutcome:
+        if policy is DuplicatePolicy.OVERWRITE:
+            os.replace(self._temp, self._destination)
+            return CommitOutcome.REPLACED
+        outcome = self._link_no_replace(policy)
+        # Gone already if the no-hard-link fallback renamed it.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp)
+        return outcome
 
     def _link_no_replace(self, policy: DuplicatePolicy) -> CommitOutcome:
         final = self._destination
