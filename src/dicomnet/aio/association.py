@@ -36,7 +36,7 @@ from ..ul.events import (
     ULEvent,
 )
 from ..ul.negotiation import AcceptedContext
-from .transport import READ_SIZE, Stream, describe_os_error
+from .transport import Stream, describe_os_error
 
 __all__ = ["Association", "BufferSink", "DatasetSink"]
 
@@ -44,6 +44,9 @@ log = logging.getLogger("dicomnet.aio")
 
 #: Flush queued PDUs to the socket once this many bytes are waiting.
 _FLUSH_BYTES = 1 << 20
+#: Received data the association's task has not taken yet, beyond which reading
+#: pauses (a slow handler or disk must not make us buffer a whole transfer).
+_INBOX_LIMIT = 8 << 20
 
 
 class DatasetSink(Protocol):
@@ -94,9 +97,19 @@ class Association:
         # Incoming message whose data set is still arriving.
         self._incoming: tuple[int, DimseMessage, DatasetSink] | None = None
         self._send_lock = asyncio.Lock()
+        self._inbox: list[ULEvent] = []
+        self._inbox_bytes = 0
+        self._paused = False
+        self._ended = False
+        self._wakeup: asyncio.Future[None] | None = None
         #: Operations the requestor may have outstanding at once (PS3.7 D.3.3.3);
         #: 1 unless both sides negotiated an asynchronous operations window.
         self.async_window = 1
+
+    def start_receiving(self) -> None:
+        """Take the connection's bytes from now on (and what already arrived). Call
+        once the Upper Layer knows its transport is up (Evt2 or Evt5)."""
+        self.stream.receiver.attach(self._on_bytes, self._on_end)
 
     # -- properties ------------------------------------------------------------
 
@@ -202,25 +215,9 @@ class Association:
 
     # -- input -------------------------------------------------------------------
 
-    async def _read_events(self) -> list[ULEvent]:
-        """Read once from the socket and return the UL events it produced (possibly none).
-
-        A closed or broken transport becomes the UL's Evt17."""
-        reader = self.stream.reader
-        try:
-            data = await reader.read(READ_SIZE)
-        except ssl.SSLError as exc:
-            # Under TLS 1.3 a peer that refuses our certificate says so only now, on
-            # the first read after a handshake that looked fine.
-            self.tls_error = translate_ssl_error(
-                exc, side="client" if self.ul.role == "requestor" else "server",
-                peer=self._name(),
-            )
-            self._transport_broke(self.tls_error.reason)
-            return self._drain_events()
-        except (ConnectionError, OSError) as exc:
-            self._transport_broke(describe_os_error(exc))
-            return self._drain_events()
+    def _on_bytes(self, data: memoryview) -> None:
+        """Received bytes, straight from the transport (``Receiver``): the Upper Layer
+        takes them now; its events wait in the inbox for the association's task."""
         now = self._loop.time()
         self._last_rx = now
         self.ul.receive_data(data, now)
@@ -232,7 +229,57 @@ class Association:
             # not reset it; a PDU completed since means a new one has started.
             self._pdu_started = now
         self._pdus_seen = completed
+        self._take_events()
+        self._queue_out()  # e.g. an A-ABORT answering an invalid PDU
+        self._rearm()
+
+    def _on_end(self, exc: BaseException | None) -> None:
+        """The transport closed (Evt17), cleanly or with ``exc``."""
+        log.debug("%s: connection ended%s", self._name(), f": {exc!r}" if exc else "")
+        self._ended = True
+        if isinstance(exc, ssl.SSLError):
+            # Under TLS 1.3 a peer that refuses our certificate says so only now, on
+            # the first read after a handshake that looked fine.
+            self.tls_error = translate_ssl_error(
+                exc, side="client" if self.ul.role == "requestor" else "server",
+                peer=self._name(),
+            )
+            self._transport_broke(self.tls_error.reason)
+        elif exc is not None:
+            self._transport_broke(describe_os_error(exc))
+        else:
+            self.ul.receive_data(b"", self._loop.time())
+        self._take_events()
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)  # even with no event: the stream is over
+
+    def _take_events(self) -> None:
         events = self._drain_events()
+        if not events:
+            return
+        self._inbox += events
+        self._inbox_bytes += sum(
+            len(pdv.data) for e in events if isinstance(e, DataReceived) for pdv in e.pdu.pdvs
+        )
+        if self._inbox_bytes > _INBOX_LIMIT and not self._paused:
+            self._paused = True  # the task is behind: stop reading until it catches up
+            self.stream.receiver.pause()
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _read_events(self) -> list[ULEvent]:
+        """The UL events received since the last call, waiting for some if there are
+        none yet; an empty list once the connection has ended."""
+        if not self._inbox and not self._ended:
+            self._wakeup = self._loop.create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+        events, self._inbox, self._inbox_bytes = self._inbox, [], 0
+        if self._paused:
+            self._paused = False
+            self.stream.receiver.resume()
         self._queue_out()
         if self.ul.should_close:
             await self.stream.close()

@@ -356,6 +356,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
     ul = assoc.ul
     ul.associate(rq)  # type: ignore[arg-type]
     ul.transport_connected(loop.time())
+    assoc.start_receiving()
     await assoc._flush()
     deadline = loop.time() + assoc.timeouts.acse
     while True:

@@ -214,6 +214,7 @@ class Server:
         assoc = ServerAssociation(stream, ul, self.timeouts)
         assoc.server = self
         ul.transport_connected(asyncio.get_running_loop().time())
+        assoc.start_receiving()
         assoc._rearm()
         counted = False
         outcome = "closed"

@@ -24,6 +24,7 @@ from ..security.info import SecurityInfo
 
 __all__ = [
     "PeerSilent",
+    "Receiver",
     "SecureLinkEvent",
     "describe_os_error",
     "SecureLinkHook",
@@ -64,11 +65,86 @@ class SecureLinkEvent:
 SecureLinkHook = Callable[[SecureLinkEvent], None | Awaitable[None]]
 
 
+class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
+    """The protocol under every connection: received bytes go, straight from the
+    transport's read buffer, to whoever ``attach``-ed (the association's Upper
+    Layer, which copies them once into its framer); writes go through an
+    ``asyncio.StreamWriter`` (this class provides its flow control).
+
+    Bytes that arrive before anyone attached (between a TLS handshake and the
+    association's creation) are kept and replayed.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._view = memoryview(bytearray(READ_SIZE))
+        self._early: list[bytes] = []
+        self._sink: Callable[[memoryview], None] | None = None
+        self._on_end: Callable[[BaseException | None], None] | None = None
+        self._ended = False
+        self.error: BaseException | None = None
+        self.transport: asyncio.BaseTransport | None = None
+        self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self._view[:nbytes]
+        if self._sink is None:
+            self._early.append(bytes(data))
+        else:
+            self._sink(data)
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._end(exc)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.error = exc
+        if self._on_end is not None:
+            self._on_end(exc)
+
+    def attach(self, sink: Callable[[memoryview], None],
+               on_end: Callable[[BaseException | None], None]) -> None:
+        """Deliver received bytes to ``sink`` and the end of the stream (with its
+        error, if any) to ``on_end``, starting with what already arrived."""
+        self._sink, self._on_end = sink, on_end
+        early, self._early = self._early, []
+        for chunk in early:
+            sink(memoryview(chunk))
+        if self._ended:
+            on_end(self.error)
+
+    def pause(self) -> None:
+        if isinstance(self.transport, asyncio.ReadTransport) and not self._ended:
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if isinstance(self.transport, asyncio.ReadTransport) and not self._ended:
+            self.transport.resume_reading()
+
+    def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
+        return self._closed
+
+
 @dataclass(slots=True)
 class Stream:
-    """An open connection: the asyncio streams plus what TLS negotiated."""
+    """An open connection: its receiving protocol, its writer, and what TLS negotiated."""
 
-    reader: asyncio.StreamReader
+    receiver: Receiver
     writer: asyncio.StreamWriter
     peer: tuple[str, int]
     security: SecurityInfo | None = None
@@ -122,9 +198,11 @@ async def open_stream(
 ) -> Stream:
     """Open a client connection; TLS when ``context`` is given (built from ``tls``)."""
     peer = (host, port)
+    loop = asyncio.get_running_loop()
+    receiver = Receiver()
     try:
-        raw = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=READ_SIZE), connect_timeout
+        transport, _ = await asyncio.wait_for(
+            loop.create_connection(lambda: receiver, host, port), connect_timeout
         )
     except builtins.TimeoutError as exc:
         raise TimeoutError(
@@ -132,25 +210,29 @@ async def open_stream(
         ) from exc
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
-    reader, writer = raw
-    set_nodelay(writer.get_extra_info("socket"))
-    stream = Stream(reader, writer, peer)
+    set_nodelay(transport.get_extra_info("socket"))
     if context is None or tls is None:
-        return stream
+        return Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
+    # No StreamWriter on the plain transport: a StreamWriter closes its transport
+    # when it is garbage collected (Python 3.11.7+), which would cut the TLS one.
     server_hostname = tls.server_hostname or host
     try:
-        await asyncio.wait_for(
-            writer.start_tls(context, server_hostname=server_hostname,
-                             ssl_handshake_timeout=handshake_timeout),
+        secured = await asyncio.wait_for(
+            loop.start_tls(transport, receiver, context, server_hostname=server_hostname,
+                           ssl_handshake_timeout=handshake_timeout),
             handshake_timeout + 1,
         )
+        if secured is None:
+            raise ConnectionResetError("the connection closed during the TLS handshake")
     except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
-        await stream.close()
+        transport.close()
         error = _handshake_error(exc, side="client", peer=f"{host}:{port}",
                                  timeout=handshake_timeout, profile=tls.profile,
                                  host=server_hostname)
         await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", None, error))
         raise error from exc
+    receiver.transport = secured
+    stream = Stream(receiver, asyncio.StreamWriter(secured, receiver, None, loop), peer)
     await _check_established(tls, stream, "client", on_secure_link_ready)
     return stream
 
@@ -273,11 +355,10 @@ async def wrap_accepted(
         if context is not None:
             await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", None, error))
         raise error
-    reader = asyncio.StreamReader(limit=READ_SIZE)
-    protocol = asyncio.StreamReaderProtocol(reader)
+    receiver = Receiver()
     try:
         transport, _ = await loop.connect_accepted_socket(
-            lambda: protocol, sock, ssl=context,
+            lambda: receiver, sock, ssl=context,
             ssl_handshake_timeout=handshake_timeout if context is not None else None,
         )
     except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
@@ -286,8 +367,7 @@ async def wrap_accepted(
                                  timeout=handshake_timeout, profile=tls.profile if tls else None)
         await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", None, error))
         raise error from exc
-    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-    stream = Stream(reader, writer, peer)
+    stream = Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
     if context is not None and tls is not None:
         await _check_established(tls, stream, "server", on_secure_link_ready)
     return stream
