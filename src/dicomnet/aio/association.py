@@ -346,11 +346,7 @@ class Association:
         for pdu in command_pdus(context_id, encode_message(message), max_pdu):
             self.ul.send_pdata(pdu)
         if dataset is not None:
-            for pdu in dataset_pdus(context_id, dataset, max_pdu):
-                self.ul.send_pdata(pdu)
-                self._pending_out += len(pdu)
-                if self._pending_out >= _FLUSH_BYTES:
-                    await self._flush_data()
+            await self._send_data(context_id, dataset, max_pdu, last=True)
         elif chunks is not None:
             await self._send_chunks(context_id, chunks, max_pdu)
         await self._flush_data()
@@ -368,7 +364,8 @@ class Association:
             previous = chunk
         await self._send_data(context_id, previous or b"", max_pdu, last=True)
 
-    async def _send_data(self, context_id: int, data: bytes, max_pdu: int, *, last: bool) -> None:
+    async def _send_data(self, context_id: int, data: bytes | memoryview, max_pdu: int, *,
+                         last: bool) -> None:
         for pdu in dataset_pdus(context_id, data, max_pdu, last=last):
             self.ul.send_pdata(pdu)
             self._pending_out += len(pdu)

@@ -33,7 +33,7 @@ from ..ul.events import (
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .association import Association, DatasetSink
-from .transport import PeerSilent, SecureLinkHook, wrap_accepted
+from .transport import PeerSilent, SecureLinkHook, Stream, wrap_accepted
 
 __all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", "serve"]
 
@@ -81,12 +81,16 @@ AssociationRequestHook = Callable[
 class ServerAssociation(Association):
     """An association on the acceptor side."""
 
-    server: Server
-    calling_ae_title: str = ""
-    called_ae_title: str = ""
-    messages = 0
-    operations: asyncio.Semaphore
-    running: set[asyncio.Task[None]]
+    def __init__(self, server: Server, stream: Stream, ul: ULConnection) -> None:
+        super().__init__(stream, ul, server.timeouts)
+        self.server = server
+        self.calling_ae_title = ""
+        self.called_ae_title = ""
+        self.messages = 0
+        #: Slots of the asynchronous operations window (resized once negotiated).
+        self.operations = asyncio.Semaphore(1)
+        #: Operations being performed concurrently (only with a window above 1).
+        self.running: set[asyncio.Task[None]] = set()
 
     def operation_done(self, task: asyncio.Task[None]) -> None:
         """An asynchronous operation ended: free its slot; a failure aborts."""
@@ -104,7 +108,7 @@ class ServerAssociation(Association):
     async def finish_operations(self) -> None:
         """Wait for the operations still running (or cancel them if the association
         has failed): nothing may outlive the association."""
-        if not getattr(self, "running", None):
+        if not self.running:
             return
         if self.failure is not None:
             for task in self.running:
@@ -211,8 +215,7 @@ class Server:
             return
         ul = ULConnection("acceptor", artim_timeout=self.timeouts.artim,
                           max_associate_length=self.limits.max_associate_length)
-        assoc = ServerAssociation(stream, ul, self.timeouts)
-        assoc.server = self
+        assoc = ServerAssociation(self, stream, ul)
         ul.transport_connected(asyncio.get_running_loop().time())
         assoc.start_receiving()
         assoc._rearm()
@@ -293,7 +296,6 @@ class Server:
         assoc.contexts = accepted_contexts(rq, ac)
         assoc.async_window = async_window(rq, ac)
         assoc.operations = asyncio.Semaphore(assoc.async_window)
-        assoc.running = set()
         self._active += 1
         return True
 
