@@ -8,7 +8,7 @@ import pytest
 
 import dicomnet.storage
 
-MODULES = ["names", "files", "part10", "index"]
+MODULES = ["names", "files", "part10", "index", "header"]
 
 
 def test_package_all_is_importable_and_complete() -> None:

@@ -10,7 +10,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.services.storage import _HEADER_PREFIX, _header_dataset
+from dicomnet.storage.header import HEADER_PREFIX, read_header
 from dicomnet.storage.part10 import part10_header
 from tests.storage.dicomfiles import make_image
 
@@ -31,17 +31,19 @@ def received(ds: Dataset, syntax: str) -> bytearray:
                                     ExplicitVRBigEndian])
 def test_fast_parse_finds_the_uids(syntax: str) -> None:
     ds = make_image(5)
-    got = _header_dataset(received(ds, syntax), None, syntax)
-    assert got.SOPInstanceUID == ds.SOPInstanceUID
-    assert got.StudyInstanceUID == ds.StudyInstanceUID
-    assert got.SeriesInstanceUID == ds.SeriesInstanceUID
-    assert str(got.PatientID) == str(ds.PatientID)
+    got = read_header(received(ds, syntax), None, syntax)
+    assert got.text("SOPInstanceUID") == ds.SOPInstanceUID
+    assert got.text("StudyInstanceUID") == ds.StudyInstanceUID
+    assert got.text("SeriesInstanceUID") == ds.SeriesInstanceUID
+    assert got.text("PatientID") == str(ds.PatientID)
+    assert got.text("PatientName") == str(ds.PatientName)
+    assert got.dataset.SOPInstanceUID == ds.SOPInstanceUID
 
 
 def test_uids_beyond_the_prefix_are_still_found() -> None:
     ds = make_image(6)
-    ds.add_new(0x00091010, "OB", b"\x00" * (2 * _HEADER_PREFIX))  # before group 0020
+    ds.add_new(0x00091010, "OB", b"\x00" * (2 * HEADER_PREFIX))  # before group 0020
     ds.add_new(0x00090010, "LO", "BIG PRIVATE")
-    got = _header_dataset(received(ds, ExplicitVRLittleEndian), None, ExplicitVRLittleEndian)
-    assert got.StudyInstanceUID == ds.StudyInstanceUID
-    assert got.SeriesInstanceUID == ds.SeriesInstanceUID
+    got = read_header(received(ds, ExplicitVRLittleEndian), None, ExplicitVRLittleEndian)
+    assert got.text("StudyInstanceUID") == ds.StudyInstanceUID
+    assert got.text("SeriesInstanceUID") == ds.SeriesInstanceUID

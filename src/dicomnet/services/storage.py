@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
 import logging
-import queue
-import struct
-import threading
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +27,6 @@ from typing import TYPE_CHECKING
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import data_element_generator
 from pydicom.filewriter import write_dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -48,15 +43,19 @@ from ..security.info import SecurityInfo
 from ..storage.files import (
     AtomicWriter,
     CommitOutcome,
+    CommitResult,
     DuplicatePolicy,
     Layout,
     StorageError,
     cleanup_stale,
+    sync_folder,
 )
-from ..storage.index import StorageIndex
+from ..storage.header import HeaderAttributes, read_header
+from ..storage.index import NewInstance, StorageIndex
 from ..storage.names import UnsafeNameError, safe_uid
 from ..storage.part10 import Part10Info, part10_header, read_part10
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, ContextRequest
+from .workers import Background, BatchWorker
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
@@ -181,47 +180,6 @@ class _StoreSink:
             self.writer = None
 
 
-class _Background:
-    """One worker thread running queued calls in order (index rows, here)."""
-
-    def __init__(self, name: str) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
-        self._idle = threading.Condition()
-        self._pending = 0
-        self._thread: threading.Thread | None = None
-        self._name = name
-
-    def put(self, job: Callable[[], object]) -> None:
-        with self._idle:
-            self._pending += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-        self._queue.put(job)
-
-    def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            try:
-                job()
-            except Exception:
-                log.exception("background job failed (run reindex to repair the index)")
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
-
-    def flush(self) -> None:
-        with self._idle:
-            self._idle.wait_for(lambda: self._pending == 0)
-
-    def close(self) -> None:
-        self.flush()
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-
 class StorageSCP:
     """C-STORE SCP (PS3.4 B.2.2) writing Part 10 files under ``root``.
 
@@ -264,7 +222,10 @@ class StorageSCP:
         if removed:
             log.warning("removed %d stale temporary file(s) under %s", removed, self.root)
         self.index = StorageIndex(self.root / INDEX_NAME) if index else None
-        self._index_writer = _Background("dicomnet-index")
+        self._index_writer: Background[NewInstance] = Background(
+            "dicomnet-index", self._write_index_rows)
+        self._committer: BatchWorker[_Job, StoredInstance] = BatchWorker(
+            "dicomnet-store", self._commit_batch)
         self._closed = False
         accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
         self.contexts: Mapping[str, Sequence[str] | None] = dict.fromkeys(
@@ -276,8 +237,9 @@ class StorageSCP:
         self._index_writer.flush()
 
     def close(self) -> None:
-        """Write the pending index rows and close the index (the server calls this
-        when it closes; calling it again does nothing)."""
+        """Finish pending stores, write the pending index rows and close the index
+        (the server calls this when it closes; calling it again does nothing)."""
+        self._committer.close()
         self._index_writer.close()
         if self.index is not None and not self._closed:
             self.index.close()
@@ -336,13 +298,18 @@ class StorageSCP:
             return getattr(sink, "status", CANNOT_UNDERSTAND), error
         writer, buffer = sink.writer, sink.buffer
         sink.writer = sink.buffer = None
-        loop = asyncio.get_running_loop()
+        transfer_syntax = assoc.contexts[context_id].transfer_syntax
         try:
-            instance = await loop.run_in_executor(None, functools.partial(
-                self._commit, buffer, writer, message,
-                transfer_syntax=assoc.contexts[context_id].transfer_syntax,
-                calling_ae=assoc.calling_ae_title, security=assoc.security,
-            ))
+            if writer is None:
+                # In memory: written, with others of its round, by the store thread.
+                assert buffer is not None
+                instance = await self._committer.submit(_Job(
+                    buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security))
+            else:
+                instance = await asyncio.get_running_loop().run_in_executor(
+                    None, functools.partial(
+                        self._commit, writer, message, transfer_syntax=transfer_syntax,
+                        calling_ae=assoc.calling_ae_title, security=assoc.security))
         except StorageError as exc:
             log.error("C-STORE %s: %s", message.affected_sop_instance_uid, exc)
             return (OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE), str(exc)
@@ -360,30 +327,30 @@ class StorageSCP:
                 status = result
         return status, None
 
-    def _commit(self, buffer: bytearray | None, writer: AtomicWriter | None,
-                message: CStoreRQ, *, transfer_syntax: str, calling_ae: str,
-                security: SecurityInfo | None) -> StoredInstance:
-        """Runs in a worker thread: parse the header, write (if still in memory),
-        fsync, rename, index. Exactly one of ``buffer`` and ``writer`` is given."""
+    def _place(self, buffer: bytearray | None, writer: AtomicWriter | None,
+               message: CStoreRQ, transfer_syntax: str) -> tuple[HeaderAttributes, Path]:
+        """Read the header attributes and choose the final path (worker thread).
+        Raises ``_Refused``; a spilled object's temporary file is then removed."""
 
-        def refuse(status: int, text: str, exc: BaseException | None = None) -> _Refused:
+        def refuse(status: int, text: str) -> _Refused:
             if writer is not None:
                 writer.abort()
             return _Refused(status, text)
 
         try:
-            ds = _header_dataset(buffer, writer, transfer_syntax)
+            header = read_header(buffer, None if writer is None else str(writer.temp_path),
+                                 transfer_syntax)
         except Exception as exc:
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
         try:
-            if str(ds.get("SOPInstanceUID", "")) not in ("", message.affected_sop_instance_uid):
+            if header.text("SOPInstanceUID") not in (None, message.affected_sop_instance_uid):
                 raise _Refused(DATASET_MISMATCH,
                                "SOP Instance UID in the data set differs from the command")
             destination = self.layout.destination(
                 self.root,
                 sop_instance_uid=message.affected_sop_instance_uid,
-                study_instance_uid=str(ds.get("StudyInstanceUID", "")) or None,
-                series_instance_uid=str(ds.get("SeriesInstanceUID", "")) or None,
+                study_instance_uid=header.text("StudyInstanceUID"),
+                series_instance_uid=header.text("SeriesInstanceUID"),
             )
         except (UnsafeNameError, StorageError) as exc:
             raise refuse(CANNOT_UNDERSTAND, f"cannot place the object: {exc}") from exc
@@ -394,15 +361,60 @@ class StorageSCP:
             # validation set to raise, or its warning turned into an error). The
             # temporary file must not outlive the refusal.
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
-        if writer is None:
-            assert buffer is not None
-            writer = AtomicWriter(destination, durable=self.durable)
-            try:
-                writer.write(buffer)
-            except BaseException:
-                writer.abort()
-                raise
+        return header, destination
+
+    def _commit(self, writer: AtomicWriter, message: CStoreRQ, *, transfer_syntax: str,
+                calling_ae: str, security: SecurityInfo | None) -> StoredInstance:
+        """Runs in a worker thread for a data set that spilled to a temporary file:
+        parse its header, fsync, rename, then queue its index row."""
+        header, destination = self._place(None, writer, message, transfer_syntax)
         result = writer.commit(self.duplicates, destination=destination)
+        return self._stored(header, result, message, transfer_syntax=transfer_syntax,
+                            calling_ae=calling_ae, security=security)
+
+    def _commit_batch(self, jobs: list[_Job]) -> list[StoredInstance | BaseException]:
+        """The store thread's round: write, fsync and name each in-memory data set,
+        then fsync each folder once (PS3.4 B.2.2: stored before Success)."""
+        done: list[tuple[HeaderAttributes, CommitResult] | BaseException] = []
+        for job in jobs:
+            try:
+                header, destination = self._place(job.buffer, None, job.message,
+                                                  job.transfer_syntax)
+                writer = AtomicWriter(destination, durable=self.durable)
+                try:
+                    writer.write(job.buffer)
+                    result = writer.commit(self.duplicates, destination=destination,
+                                           sync_folder=False)
+                except BaseException:
+                    writer.abort()  # no temporary file outlives a failure
+                    raise
+                done.append((header, result))
+            except Exception as exc:
+                done.append(exc)
+        unsynced: dict[Path, StorageError] = {}
+        if self.durable:
+            folders = {entry[1].path.parent for entry in done
+                       if not isinstance(entry, BaseException) and entry[1].stored}
+            for folder in folders:
+                try:
+                    sync_folder(folder)
+                except StorageError as exc:
+                    unsynced[folder] = exc
+        answers: list[StoredInstance | BaseException] = []
+        for job, entry in zip(jobs, done, strict=True):
+            if isinstance(entry, BaseException):
+                answers.append(entry)
+            elif entry[1].path.parent in unsynced:
+                answers.append(unsynced[entry[1].path.parent])
+            else:
+                answers.append(self._stored(
+                    entry[0], entry[1], job.message, transfer_syntax=job.transfer_syntax,
+                    calling_ae=job.calling_ae, security=job.security))
+        return answers
+
+    def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
+                transfer_syntax: str, calling_ae: str,
+                security: SecurityInfo | None) -> StoredInstance:
         duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
                                        CommitOutcome.DUPLICATE_REJECTED)
         if self.index is not None and not duplicate:
@@ -413,9 +425,8 @@ class StorageSCP:
             # index's rule is "no row without a durable file", and reindex
             # restores rows a crash lost). Off the critical path it costs
             # nothing to the sender.
-            self._index_writer.put(functools.partial(
-                self.index.add_instance,
-                ds, relative_path=result.path.relative_to(self.root).as_posix(),
+            self._index_writer.put(NewInstance(
+                header, relative_path=result.path.relative_to(self.root).as_posix(),
                 transfer_syntax_uid=transfer_syntax, size=result.size,
                 calling_ae=calling_ae, peer_fingerprint=fingerprint,
             ))
@@ -426,56 +437,20 @@ class StorageSCP:
             security=security, duplicate=duplicate,
         )
 
-
-#: Attributes the index and the file's placement need all sit before group 0028.
-_HEADER_END = 0x00280000
-_HEADER_PREFIX = 64 << 10
-_RAW_SYNTAXES = {IMPLICIT_LE: (True, True), EXPLICIT_BE: (False, False)}
+    def _write_index_rows(self, rows: list[NewInstance]) -> None:
+        if self.index is not None:
+            self.index.add_instances(rows)
 
 
-def _header_dataset(buffer: bytearray | None, writer: AtomicWriter | None,
-                    transfer_syntax: str) -> Dataset:
-    """The received data set's attributes before group 0028 (UIDs, patient, study,
-    series), as raw pydicom elements: a fifth of the cost of ``dcmread``, which
-    decodes as it goes. Deflated data sets, and anything the raw pass cannot
-    read, go through ``dcmread``."""
-    path = writer.temp_path if writer is not None else None
-    if transfer_syntax != DEFLATED_LE:
-        implicit, little = _RAW_SYNTAXES.get(transfer_syntax, (False, True))
-        try:
-            # The attributes sit in the first kilobytes: parse a prefix rather than
-            # copying a whole in-memory data set (BytesIO copies what it is given).
-            prefix = memoryview(buffer or b"")[:_HEADER_PREFIX]
-            with (open(path, "rb") if path is not None else io.BytesIO(prefix)) as fp:
-                # Our own header (part10_header): preamble, DICM, then (0002,0000) UL
-                # holding the length of the rest of the meta group.
-                head = fp.read(144)
-                if head[128:136] != b"DICM\x02\x00\x00\x00" or head[136:138] != b"UL":
-                    raise ValueError("not our Part 10 header")
-                fp.seek(144 + struct.unpack_from("<I", head, 140)[0])
-                reached_end = False
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """A data set received in memory, for the store thread."""
 
-                def stop(tag: int, vr: str | None, length: int) -> bool:
-                    nonlocal reached_end
-                    reached_end = tag >= _HEADER_END
-                    return reached_end
-
-                raw = {element.tag: element
-                       for element in data_element_generator(fp, implicit, little,
-                                                             stop_when=stop)}
-            whole = path is not None or len(prefix) == len(buffer or b"")
-            ds = Dataset(raw)
-            ds.set_original_encoding(implicit, little)
-            # A prefix that ended before group 0028 may have cut an element short:
-            # only a parse that reached group 0028 (or the data set's end) is trusted.
-            if (reached_end or whole) and all(
-                key in ds for key in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-            ):
-                return ds
-        except Exception:
-            pass  # fall through to the full reader, which explains what is wrong
-    source = path if path is not None else io.BytesIO(buffer or b"")
-    return pydicom.dcmread(source, stop_before_pixels=True)
+    buffer: bytearray
+    message: CStoreRQ
+    transfer_syntax: str
+    calling_ae: str
+    security: SecurityInfo | None
 
 
 def _echoable_uid(value: str) -> str | None:

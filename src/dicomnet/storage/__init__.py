@@ -5,6 +5,8 @@
   statuses for failures).
 * :mod:`~dicomnet.storage.part10`: the DICOM file framing of PS3.10 7.1.
 * :mod:`~dicomnet.storage.index`: an SQLite index for Query/Retrieve (PS3.4 C.6).
+* :mod:`~dicomnet.storage.header`: the attributes a received data set is placed
+  and indexed by, read raw.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from dicomnet.storage.files import (
     StorageError,
     StoragePolicy,
     cleanup_stale,
+    sync_folder,
 )
+from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header
 from dicomnet.storage.index import (
     SCHEMA_VERSION,
     IndexedInstance,
+    NewInstance,
     QueryLevel,
     ReindexResult,
     StorageIndex,
@@ -44,6 +49,7 @@ from dicomnet.storage.part10 import (
 )
 
 __all__ = [
+    "HEADER_PREFIX",
     "PREAMBLE_LENGTH",
     "SCHEMA_VERSION",
     "TEMP_SUFFIX",
@@ -51,8 +57,10 @@ __all__ = [
     "CommitOutcome",
     "CommitResult",
     "DuplicatePolicy",
+    "HeaderAttributes",
     "IndexedInstance",
     "Layout",
+    "NewInstance",
     "NotPart10Error",
     "Part10Info",
     "QueryLevel",
@@ -65,8 +73,10 @@ __all__ = [
     "join_relative",
     "join_under",
     "part10_header",
+    "read_header",
     "read_part10",
     "safe_label",
     "safe_relative_path",
     "safe_uid",
+    "sync_folder",
 ]

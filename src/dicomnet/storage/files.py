@@ -41,6 +41,7 @@ __all__ = [
     "StoragePolicy",
     "TEMP_SUFFIX",
     "cleanup_stale",
+    "sync_folder",
 ]
 
 logger = logging.getLogger("dicomnet.storage")
@@ -226,6 +227,15 @@ class Layout(enum.Enum):
         )
 
 
+def sync_folder(path: Path) -> None:
+    """Make the names just given in folder ``path`` durable (after commits made
+    with ``sync_folder=False``). Raises :class:`StorageError`."""
+    try:
+        _fsync_dir(path)
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot sync folder", path, exc) from exc
+
+
 def _fsync_dir(path: Path) -> None:
     """Make the directory entries of ``path`` durable (POSIX; no-op elsewhere)."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -375,7 +385,8 @@ class AtomicWriter:
                 os.fdatasync(fd)
 
     def commit(
-        self, policy: DuplicatePolicy = DuplicatePolicy.KEEP, *, destination: Path | None = None
+        self, policy: DuplicatePolicy = DuplicatePolicy.KEEP, *, destination: Path | None = None,
+        sync_folder: bool = True,
     ) -> CommitResult:
         """Make the object durable under its final name, per ``policy``.
 
@@ -391,6 +402,10 @@ class AtomicWriter:
         C-STORE SCP that learns the study and series folders only once the
         data set is in; it must be on the same file system (its folders are
         created here).
+
+        ``sync_folder=False`` leaves the folder's ``fsync`` to the caller, who
+        must call :func:`sync_folder` before telling anyone the object is
+        stored: a batch of objects in one folder then costs one folder fsync.
         """
         if self._done:
             raise StorageError("commit after commit or abort")
@@ -418,7 +433,7 @@ class AtomicWriter:
                 _KNOWN_DIRS.discard(final.parent)
                 _make_dirs(final.parent, durable=self.durable)
                 outcome = self._give_final_name(policy)
-            if self.durable:
+            if self.durable and sync_folder:
                 _fsync_dir(final.parent)
         except OSError as exc:
             self.abort()
