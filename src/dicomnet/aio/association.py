@@ -323,15 +323,19 @@ class Association:
         context_id: int,
         dataset: bytes | memoryview | None = None,
         chunks: AsyncIterator[bytes] | Iterable[bytes] | None = None,
+        pdus: Iterable[bytes | bytearray] | None = None,
     ) -> None:
         """Send one DIMSE message, its data set from ``dataset`` or streamed from
-        ``chunks`` (PS3.7 8.1, fragmented to the peer's maximum PDU length).
+        ``chunks`` (PS3.7 8.1, fragmented to the peer's maximum PDU length), or
+        as ``pdus``: data set P-DATA-TF PDUs the caller built (one PDV each, within
+        the peer's maximum length, only the last one marked last), as a sender that
+        reads a file straight into its PDUs does.
 
         Messages never interleave on the wire (PS3.8 9.3.5: a message's PDVs are
         consecutive), even when several tasks send at once under an asynchronous
         operations window: each message holds the send lock until it is out."""
         async with self._send_lock:
-            await self._send_message(message, context_id, dataset, chunks)
+            await self._send_message(message, context_id, dataset, chunks, pdus)
 
     async def _send_message(
         self,
@@ -339,6 +343,7 @@ class Association:
         context_id: int,
         dataset: bytes | memoryview | None,
         chunks: AsyncIterator[bytes] | Iterable[bytes] | None,
+        pdus: Iterable[bytes | bytearray] | None = None,
     ) -> None:
         if not self.ul.is_established and self.ul.state.name not in ("Sta8",):
             raise self.failure or LocalProtocolError("the association is not established")
@@ -349,6 +354,9 @@ class Association:
             await self._send_data(context_id, dataset, max_pdu, last=True)
         elif chunks is not None:
             await self._send_chunks(context_id, chunks, max_pdu)
+        elif pdus is not None:
+            for data_pdu in pdus:
+                await self._send_pdu(data_pdu)
         await self._flush_data()
 
     async def _send_chunks(
@@ -367,10 +375,13 @@ class Association:
     async def _send_data(self, context_id: int, data: bytes | memoryview, max_pdu: int, *,
                          last: bool) -> None:
         for pdu in dataset_pdus(context_id, data, max_pdu, last=last):
-            self.ul.send_pdata(pdu)
-            self._pending_out += len(pdu)
-            if self._pending_out >= _FLUSH_BYTES:
-                await self._flush_data()
+            await self._send_pdu(pdu)
+
+    async def _send_pdu(self, pdu: bytes | bytearray) -> None:
+        self.ul.send_pdata(pdu)
+        self._pending_out += len(pdu)
+        if self._pending_out >= _FLUSH_BYTES:
+            await self._flush_data()
 
     async def _flush_data(self) -> None:
         self._pending_out = 0

@@ -128,6 +128,7 @@ class ClientAssociation(Association):
         *,
         dataset: bytes | memoryview | None = None,
         chunks: Iterable[bytes] | AsyncIterator[bytes] | None = None,
+        pdus: Iterable[bytes | bytearray] | None = None,
     ) -> AsyncIterator[Reply]:
         """Send a request and yield its responses (pending ones first) with their
         data sets, ending after the final one (PS3.7 9.1 and 10.1)."""
@@ -135,7 +136,8 @@ class ClientAssociation(Association):
         queue = _Replies()
         self._replies[message_id] = queue
         try:
-            await self.send_message(message, context_id, dataset=dataset, chunks=chunks)
+            await self.send_message(message, context_id, dataset=dataset, chunks=chunks,
+                                    pdus=pdus)
             while True:
                 try:
                     item = await queue.get(self._loop, self.timeouts.dimse)
@@ -159,10 +161,13 @@ class ClientAssociation(Association):
         *,
         dataset: bytes | memoryview | None = None,
         chunks: Iterable[bytes] | AsyncIterator[bytes] | None = None,
+        pdus: Iterable[bytes | bytearray] | None = None,
     ) -> Reply:
-        """Send a request and return its single (final) response."""
+        """Send a request and return its single (final) response (for ``dataset``,
+        ``chunks`` and ``pdus`` see :meth:`Association.send_message`)."""
         last: Reply | None = None
-        async for reply in self.request(message, context_id, dataset=dataset, chunks=chunks):
+        async for reply in self.request(message, context_id, dataset=dataset, chunks=chunks,
+                                        pdus=pdus):
             last = reply
         assert last is not None
         return last

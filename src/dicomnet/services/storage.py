@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from pydicom.uid import (
 )
 
 from ..config import Timeouts
+from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
 from ..errors import ConfigurationError, DicomNetError
 from ..security.config import TLSConfig
@@ -55,6 +57,7 @@ from ..storage.index import NewInstance, StorageIndex
 from ..storage.names import UnsafeNameError, safe_uid
 from ..storage.part10 import Part10Info, part10_header, read_part10
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, ContextRequest
+from ..ul.pdu import pdata_header
 from .workers import Background, BatchWorker
 
 if TYPE_CHECKING:
@@ -208,6 +211,7 @@ class StorageSCP:
         durable: bool = True,
     ) -> None:
         self.root = Path(root)
+        self._root_prefix = os.path.join(os.fspath(self.root), "")
         self.durable = durable
         try:
             self.duplicates = DuplicatePolicy(duplicates)
@@ -222,8 +226,10 @@ class StorageSCP:
         if removed:
             log.warning("removed %d stale temporary file(s) under %s", removed, self.root)
         self.index = StorageIndex(self.root / INDEX_NAME) if index else None
+        # Rows wait up to 50 ms for others, so that a series arriving is indexed
+        # a few hundred rows per transaction (the files are already durable).
         self._index_writer: Background[NewInstance] = Background(
-            "dicomnet-index", self._write_index_rows)
+            "dicomnet-index", self._write_index_rows, linger=0.05)
         self._committer: BatchWorker[_Job, StoredInstance] = BatchWorker(
             "dicomnet-store", self._commit_batch)
         self._closed = False
@@ -376,6 +382,9 @@ class StorageSCP:
         """The store thread's round: write, fsync and name each in-memory data set,
         then fsync each folder once (PS3.4 B.2.2: stored before Success)."""
         done: list[tuple[HeaderAttributes, CommitResult] | BaseException] = []
+        # First write them all and start their I/O, then commit each: the fsyncs
+        # then wait for writes already in flight together, not one after another.
+        written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException] = []
         for job in jobs:
             try:
                 header, destination = self._place(job.buffer, None, job.message,
@@ -383,32 +392,41 @@ class StorageSCP:
                 writer = AtomicWriter(destination, durable=self.durable)
                 try:
                     writer.write(job.buffer)
-                    result = writer.commit(self.duplicates, destination=destination,
-                                           sync_folder=False)
+                    writer.start_sync()
                 except BaseException:
                     writer.abort()  # no temporary file outlives a failure
                     raise
-                done.append((header, result))
+                written.append((header, destination, writer))
             except Exception as exc:
+                written.append(exc)
+        for entry in written:
+            if isinstance(entry, BaseException):
+                done.append(entry)
+                continue
+            header, destination, writer = entry
+            try:
+                done.append((header, writer.commit(self.duplicates, destination=destination,
+                                                   sync_folder=False)))
+            except Exception as exc:  # commit removed the temporary file
                 done.append(exc)
         unsynced: dict[Path, StorageError] = {}
         if self.durable:
-            folders = {entry[1].path.parent for entry in done
-                       if not isinstance(entry, BaseException) and entry[1].stored}
+            folders = {outcome[1].path.parent for outcome in done
+                       if not isinstance(outcome, BaseException) and outcome[1].stored}
             for folder in folders:
                 try:
                     sync_folder(folder)
                 except StorageError as exc:
                     unsynced[folder] = exc
         answers: list[StoredInstance | BaseException] = []
-        for job, entry in zip(jobs, done, strict=True):
-            if isinstance(entry, BaseException):
-                answers.append(entry)
-            elif entry[1].path.parent in unsynced:
-                answers.append(unsynced[entry[1].path.parent])
+        for job, outcome in zip(jobs, done, strict=True):
+            if isinstance(outcome, BaseException):
+                answers.append(outcome)
+            elif outcome[1].path.parent in unsynced:
+                answers.append(unsynced[outcome[1].path.parent])
             else:
                 answers.append(self._stored(
-                    entry[0], entry[1], job.message, transfer_syntax=job.transfer_syntax,
+                    outcome[0], outcome[1], job.message, transfer_syntax=job.transfer_syntax,
                     calling_ae=job.calling_ae, security=job.security))
         return answers
 
@@ -426,7 +444,7 @@ class StorageSCP:
             # restores rows a crash lost). Off the critical path it costs
             # nothing to the sender.
             self._index_writer.put(NewInstance(
-                header, relative_path=result.path.relative_to(self.root).as_posix(),
+                header, relative_path=self._relative(result.path),
                 transfer_syntax_uid=transfer_syntax, size=result.size,
                 calling_ae=calling_ae, peer_fingerprint=fingerprint,
             ))
@@ -436,6 +454,13 @@ class StorageSCP:
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate,
         )
+
+    def _relative(self, path: Path) -> str:
+        """``path`` below the root, ``/``-separated (as the index keeps it)."""
+        text, prefix = os.fspath(path), self._root_prefix
+        if text.startswith(prefix):  # cheaper than Path.relative_to, per object
+            return text[len(prefix):].replace(os.sep, "/")
+        return path.relative_to(self.root).as_posix()
 
     def _write_index_rows(self, rows: list[NewInstance]) -> None:
         if self.index is not None:
@@ -577,6 +602,40 @@ def _convert(info: Part10Info, target: str) -> bytes:
     return raw
 
 
+#: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
+_UNLIMITED_PDV = (1 << 20) - 6
+
+
+def _file_pdus(info: Part10Info, context_id: int, max_pdu: int) -> Iterator[bytearray]:
+    """The data set of ``info``'s file as P-DATA-TF PDUs (PS3.7 8.2, PS3.8 9.3.5),
+    each read from disk straight into its PDU after the 12-byte header: no other
+    copy of the bytes is made on their way to the transport. Raises
+    :class:`StorageError` if the file shrank since it was read."""
+    size = max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV
+    remaining = info.dataset_length
+    try:
+        with open(info.path, "rb", buffering=0) as fp:
+            fp.seek(info.dataset_offset)
+            while True:
+                length = min(size, remaining)
+                pdu = bytearray(12 + length)
+                view = memoryview(pdu)
+                filled = 12
+                while filled < len(pdu):
+                    got = fp.readinto(view[filled:])
+                    if not got:
+                        raise StorageError(f"{info.path} is shorter than when it was read")
+                    filled += got
+                view.release()
+                remaining -= length
+                pdu[:12] = pdata_header(context_id, False, remaining == 0, length)
+                yield pdu
+                if remaining == 0:
+                    return
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+
+
 async def _send_one(assoc: ClientAssociation, plan: _Plan) -> None:
     info, result = plan.info, plan.result
     as_is = next((c for c in assoc.contexts.values()
@@ -588,8 +647,9 @@ async def _send_one(assoc: ClientAssociation, plan: _Plan) -> None:
         "affected_sop_instance_uid": info.sop_instance_uid,
     }
     if as_is is not None:
+        pdus = _file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length)
         rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), as_is.context_id,  # type: ignore[arg-type]
-                                         chunks=info.iter_dataset(4 << 20))
+                                         pdus=pdus)
     else:
         other = next((c for c in assoc.contexts.values()
                       if c.abstract_syntax == info.sop_class_uid

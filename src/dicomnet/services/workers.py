@@ -18,6 +18,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -116,15 +117,21 @@ def _settle(answers: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:
 class Background(Generic[J]):
     """One worker thread handing queued items to ``handle`` in order, after the
     answers they follow (index rows). Items queued meanwhile are handed over
-    together, so that, for instance, they share one transaction."""
+    together, so that, for instance, they share one transaction; with ``linger``
+    the thread waits that long after a first item for others to join it (up to
+    ``max_items``), unless someone is waiting in :meth:`flush`."""
 
-    def __init__(self, name: str, handle: Callable[[list[J]], object]) -> None:
-        self._queue: queue.SimpleQueue[tuple[J] | None] = queue.SimpleQueue()
+    def __init__(self, name: str, handle: Callable[[list[J]], object], *,
+                 linger: float = 0.0, max_items: int = 1024) -> None:
+        # (item,) is an item, () asks to stop lingering (flush), None stops the thread.
+        self._queue: queue.SimpleQueue[tuple[J] | tuple[()] | None] = queue.SimpleQueue()
         self._idle = threading.Condition()
         self._pending = 0
         self._thread: threading.Thread | None = None
         self._name = name
         self._handle = handle
+        self._linger = linger
+        self._max_items = max_items
 
     def put(self, item: J) -> None:
         """Queue ``item`` for the worker."""
@@ -140,16 +147,25 @@ class Background(Generic[J]):
             first = self._queue.get()
             if first is None:
                 return
+            if not first:
+                continue  # a flush with nothing pending
             items = [first[0]]
-            stop = False
-            while True:
+            stop = hurry = False
+            deadline = time.monotonic() + self._linger
+            while len(items) < self._max_items:
                 try:
-                    more = self._queue.get_nowait()
+                    if hurry or self._linger <= 0:
+                        more = self._queue.get_nowait()
+                    else:
+                        more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if more is None:
                     stop = True
                     break
+                if not more:
+                    hurry = True
+                    continue
                 items.append(more[0])
             try:
                 self._handle(items)
@@ -166,6 +182,8 @@ class Background(Generic[J]):
     def flush(self) -> None:
         """Wait until every queued item has been handled."""
         with self._idle:
+            if self._pending and self._thread is not None:
+                self._queue.put(())
             self._idle.wait_for(lambda: self._pending == 0)
 
     def close(self) -> None:

@@ -18,15 +18,18 @@ Out of Resources" (0xA7xx, PS3.4 B.2.3).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import enum
 import errno
 import logging
 import os
 import secrets
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
 from dicomnet.errors import DicomNetError
 from dicomnet.storage.names import join_under, safe_uid
@@ -73,6 +76,24 @@ _NO_LINKS = frozenset(
     for code in (errno.EPERM, getattr(errno, "EOPNOTSUPP", None), errno.ENOTSUP)
     if code is not None
 )
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's sync_file_range (Linux), which Python's os module does not offer."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return cast(Callable[[int, int, int, int], int], function)
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
 
 
 class StorageError(DicomNetError):
@@ -310,7 +331,7 @@ class AtomicWriter:
     """
 
     def __init__(self, destination: Path, *, durable: bool = True) -> None:
-        self._destination = Path(destination)
+        self._destination = destination if isinstance(destination, Path) else Path(destination)
         #: False skips every fsync: the rename stays atomic (never a partial file
         #: under a final name, even if the process is killed) but a power cut may
         #: lose objects already answered with Success. For benchmarks and scratch
@@ -326,15 +347,17 @@ class AtomicWriter:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         flags |= getattr(os, "O_BINARY", 0)
+        folder = os.fspath(directory)
         while True:
-            temp = directory / f".{secrets.token_hex(8)}{TEMP_SUFFIX}"
+            # A str, not a Path: building Paths was a tenth of a small object's cost.
+            temp = os.path.join(folder, f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
             try:
                 self._fd = os.open(temp, flags, _FILE_MODE)
             except FileExistsError:
                 continue  # 64 random bits already taken: draw again
             except FileNotFoundError as exc:
                 if directory not in _KNOWN_DIRS:
-                    raise StorageError.from_os_error("cannot create", temp, exc) from exc
+                    raise StorageError.from_os_error("cannot create", Path(temp), exc) from exc
                 _KNOWN_DIRS.discard(directory)  # removed since we made it: again
                 try:
                     _make_dirs(directory, durable=durable)
@@ -343,7 +366,7 @@ class AtomicWriter:
                         "cannot create folder", directory, exc) from exc
                 continue
             except OSError as exc:
-                raise StorageError.from_os_error("cannot create", temp, exc) from exc
+                raise StorageError.from_os_error("cannot create", Path(temp), exc) from exc
             break
         self._temp = temp
 
@@ -355,7 +378,7 @@ class AtomicWriter:
     @property
     def temp_path(self) -> Path:
         """The temporary file being written."""
-        return self._temp
+        return Path(self._temp)
 
     @property
     def size(self) -> int:
@@ -373,7 +396,15 @@ class AtomicWriter:
                 view = view[written:]
                 self._size += written
         except OSError as exc:
-            raise StorageError.from_os_error("cannot write", self._temp, exc) from exc
+            raise StorageError.from_os_error("cannot write", Path(self._temp), exc) from exc
+
+    def start_sync(self) -> None:
+        """Start writing what was written so far to disk, without waiting (Linux
+        ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; nothing elsewhere). A batch of
+        objects started this way before their commits has its I/O in flight at
+        once, and each commit's fsync only waits for what is left."""
+        if self._fd >= 0 and self.durable and _sync_file_range is not None:
+            _sync_file_range(self._fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
     def sync_data(self) -> None:
         """Push what was written so far to disk (fdatasync), from any thread, so that
@@ -409,7 +440,7 @@ class AtomicWriter:
         """
         if self._done:
             raise StorageError("commit after commit or abort")
-        if destination is not None:
+        if destination is not None and destination is not self._destination:
             try:
                 _make_dirs(destination.parent, durable=self.durable)
             except OSError as exc:
@@ -426,7 +457,7 @@ class AtomicWriter:
             try:
                 outcome = self._give_final_name(policy)
             except FileNotFoundError:
-                if final.parent.is_dir() or not self._temp.exists():
+                if final.parent.is_dir() or not os.path.exists(self._temp):
                     raise
                 # The folder was removed behind our back (a retention job, an
                 # operator) after this process made it: make it again, once.

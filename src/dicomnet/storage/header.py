@@ -19,18 +19,24 @@ from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import data_element_generator
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 if TYPE_CHECKING:
-    from pydicom.dataelem import DataElement, RawDataElement
-
-    # Plain int keys: a dict lookup by int against BaseTag keys goes through
-    # BaseTag.__eq__, in Python.
-    _Elements = dict[int, DataElement | RawDataElement]
+    # Tag -> (VR, or None in Implicit VR; the value's bytes as received). Plain int
+    # keys and tuples: a dict lookup by int against BaseTag keys goes through
+    # BaseTag.__eq__, in Python, and a RawDataElement per element cost as much as
+    # the rest of the scan.
+    _Elements = dict[int, tuple[str | None, bytes]]
 
 __all__ = ["HEADER_PREFIX", "HeaderAttributes", "read_header"]
 
@@ -40,6 +46,9 @@ _HEADER_END = 0x00280000
 HEADER_PREFIX = 64 << 10
 _RAW_SYNTAXES = {str(ImplicitVRLittleEndian): (True, True),
                  str(ExplicitVRBigEndian): (False, False)}
+_IMPLICIT_LE = str(ImplicitVRLittleEndian)
+#: Syntaxes whose in-memory data sets are scanned by _scan rather than by pydicom.
+_SCANNED = frozenset({_IMPLICIT_LE, str(ExplicitVRLittleEndian)})
 _REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Character sets whose bytes decode without pydicom's machinery (PS3.5 6.1.2.5.3).
 _PLAIN_CHARSETS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1",
@@ -80,8 +89,7 @@ class HeaderAttributes:
         self._encoding: str | None = None
         if raw is not None:
             charset = raw.get(_CHARSET_TAG)
-            value = charset.value if charset is not None else b""
-            name = value.decode("ascii", "replace") if isinstance(value, bytes) else ""
+            name = charset[1].decode("ascii", "replace") if charset is not None else ""
             self._encoding = _PLAIN_CHARSETS.get(name.strip(" \0"))
 
     @classmethod
@@ -93,7 +101,12 @@ class HeaderAttributes:
     def dataset(self) -> Dataset:
         """The same attributes as a pydicom ``Dataset`` (made on first use)."""
         if self._dataset is None:
-            ds = Dataset({BaseTag(tag): element for tag, element in (self._raw or {}).items()})
+            implicit, little = self._implicit, self._little
+            ds = Dataset({
+                BaseTag(tag): RawDataElement(BaseTag(tag), vr, len(value), value, 0, implicit,
+                                             little)
+                for tag, (vr, value) in (self._raw or {}).items()
+            })
             ds.set_original_encoding(self._implicit, self._little)
             self._dataset = ds
         return self._dataset
@@ -107,10 +120,9 @@ class HeaderAttributes:
             element = raw.get(tag)
             if element is None:
                 return None
-            value = element.value
+            vr, value = element
             # Implicit VR: the dictionary says whether the bytes are text.
-            if isinstance(value, bytes) and (element.VR in _TEXT_VRS
-                                             or (element.VR is None and is_text)):
+            if vr in _TEXT_VRS or (vr is None and is_text):
                 return value.decode(self._encoding, "replace").strip(" \0") or None
         value = self.dataset.get(keyword)
         if value is None:
@@ -125,6 +137,50 @@ class HeaderAttributes:
         return keyword in self.dataset
 
 
+#: Explicit VRs whose length field is 4 bytes after 2 reserved ones (PS3.5 7.1.2).
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                       b"UR", b"UT", b"UV"})
+_UNDEFINED = 0xFFFFFFFF
+_TAG_LENGTH = struct.Struct("<HHL")  # implicit VR: group, element, 4-byte length
+_TAG_VR = struct.Struct("<HH2sH")  # explicit VR: group, element, VR, 2-byte length
+
+
+def _scan(data: memoryview, offset: int, implicit: bool) -> _Elements | None:
+    """The top-level elements before group 0028 of a Little Endian data set that
+    starts at ``offset``, found by their length fields alone (PS3.5 7.1): no value
+    is decoded and none is needed past those in group 0028. ``None`` when
+    anything is out of the ordinary (an undefined length, a cut element): the
+    caller then lets pydicom read it. Values stay raw (RawDataElement), as
+    pydicom's own reader would leave them (as bytes)."""
+    raw: _Elements = {}
+    end = len(data)
+    while offset + 8 <= end:
+        if implicit:
+            group, element, length = _TAG_LENGTH.unpack_from(data, offset)
+            vr = None
+            start = offset + 8
+        else:
+            group, element, vr_bytes, length = _TAG_VR.unpack_from(data, offset)
+            start = offset + 8
+            if vr_bytes in _LONG_VRS:
+                if start + 4 > end:
+                    return None
+                (length,) = struct.unpack_from("<L", data, start)
+                start += 4
+            try:
+                vr = vr_bytes.decode("ascii")
+            except UnicodeDecodeError:
+                return None
+        tag = group << 16 | element
+        if tag >= _HEADER_END:
+            return raw
+        if length == _UNDEFINED or start + length > end:
+            return None
+        offset = start + length
+        raw[tag] = (vr, bytes(data[start:offset]))
+    return raw if offset == end else None
+
+
 def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
                 transfer_syntax: str) -> HeaderAttributes:
     """The attributes before group 0028 of a received object: our own Part 10
@@ -133,6 +189,15 @@ def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
 
     Raises what pydicom raises for a data set it cannot read.
     """
+    if buffer is not None and transfer_syntax in _SCANNED:
+        # Preamble, DICM, then (0002,0000) UL: the length of the rest of the group.
+        with memoryview(buffer) as view:
+            if len(view) >= 144 and bytes(view[128:138]) == b"DICM\x02\x00\x00\x00UL":
+                start = 144 + struct.unpack_from("<L", view, 140)[0]
+                implicit = transfer_syntax == _IMPLICIT_LE
+                scanned = _scan(view, start, implicit)
+                if scanned is not None and all(_tag(k) in scanned for k in _REQUIRED):
+                    return HeaderAttributes(scanned, implicit=implicit, little=True)
     if transfer_syntax != str(DeflatedExplicitVRLittleEndian):
         implicit, little = _RAW_SYNTAXES.get(transfer_syntax, (False, True))
         try:
@@ -153,9 +218,11 @@ def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
                     reached_end = tag >= _HEADER_END
                     return reached_end
 
-                raw: _Elements = {int(element.tag): element
-                       for element in data_element_generator(fp, implicit, little,
-                                                             stop_when=stop)}
+                raw: _Elements = {
+                    int(element.tag): (element.VR, element.value
+                                       if isinstance(element.value, bytes) else b"")
+                    for element in data_element_generator(fp, implicit, little, stop_when=stop)
+                }
             complete = path is not None or len(prefix) == len(whole)
             # A prefix that ended before group 0028 may have cut an element short:
             # only a parse that reached group 0028 (or the data set's end) is trusted.

@@ -83,7 +83,7 @@ class ULConnection:
         self._machine = Machine(is_requestor=role == "requestor", acceptable=_version_check)
         self._framer = PDUFramer(max_associate_length=max_associate_length)
         self._events: deque[ULEvent] = deque()
-        self._out: list[bytes] = []
+        self._out: list[bytes | bytearray] = []
         self._artim_deadline: float | None = None
         self._now = 0.0
         self.wants_transport = False
@@ -143,16 +143,17 @@ class ULConnection:
         self._now = now
         self._fire(Event.Evt8, rj)
 
-    def send_pdata(self, pdata: PDataTF | bytes) -> None:
+    def send_pdata(self, pdata: PDataTF | bytes | bytearray) -> None:
         """P-DATA request (Evt9). ``pdata`` may be a pre-encoded P-DATA-TF PDU
-        (``ul.pdu.encode_pdata``), the fast path for bulk data."""
+        (``ul.pdu.encode_pdata``), the fast path for bulk data; a ``bytearray`` is
+        queued as is, so it must not be changed afterwards."""
         state = self._machine.state
-        if state is State.Sta6 and isinstance(pdata, bytes):
+        if state is State.Sta6 and isinstance(pdata, bytes | bytearray):
             # The hot path for bulk data: DT-1 is only "send P-DATA-TF; next Sta6",
             # so skip building an effect per PDU.
             self._out.append(pdata)
             return
-        self._fire(Event.Evt9, pdata)
+        self._fire(Event.Evt9, bytes(pdata) if isinstance(pdata, bytearray) else pdata)
 
     def release(self) -> None:
         """A-RELEASE request (Evt11)."""
@@ -241,7 +242,7 @@ class ULConnection:
         """The next indication or confirmation for the user, or None."""
         return self._events.popleft() if self._events else None
 
-    def data_to_send(self) -> bytes:
+    def data_to_send(self) -> bytes | bytearray:
         """Everything queued for the transport since the last call."""
         out = self._out
         if not out:
