@@ -44,6 +44,11 @@ log = logging.getLogger("dicomnet.aio")
 
 #: Flush queued PDUs to the socket once this many bytes are waiting.
 _FLUSH_BYTES = 1 << 20
+#: A message ending with fewer data bytes than this since the last flush (a
+#: command, a response, a small data set) is written at the end of the loop's
+#: current round, with whatever other tasks queued meanwhile: one TLS record and
+#: one system call for a window of responses instead of one each.
+_COALESCE_BYTES = 1 << 16
 #: Received data the association's task has not taken yet, beyond which reading
 #: pauses (a slow handler or disk must not make us buffer a whole transfer).
 _INBOX_LIMIT = 8 << 20
@@ -89,6 +94,7 @@ class Association:
         self._pdus_seen = 0
         self._closed = asyncio.Event()
         self._pending_out = 0
+        self._write_soon: asyncio.Handle | None = None
         #: Why the association ended abnormally, once it did.
         self.failure: AssociationAborted | None = None
         #: A TLS failure seen after the handshake (TLS 1.3 reports a refused client
@@ -129,9 +135,26 @@ class Association:
     # -- output ----------------------------------------------------------------
 
     def _queue_out(self) -> None:
+        if self._write_soon is not None:
+            self._write_soon.cancel()
+            self._write_soon = None
         data = self.ul.data_to_send()
         if data:
             self.stream.writer.write(data)
+
+    def _queue_out_soon(self) -> None:
+        """Write what is queued once the tasks ready in this round have run."""
+        if self._write_soon is None:
+            self._write_soon = self._loop.call_soon(self._write_queued)
+
+    def _write_queued(self) -> None:
+        self._write_soon = None
+        if self.stream.writer.is_closing():
+            return
+        try:
+            self._queue_out()
+        except (ConnectionError, OSError) as exc:
+            self._transport_broke(f"write failed: {describe_os_error(exc)}")
 
     async def _flush(self) -> None:
         """Write what the UL queued; close the transport if an action asked for it."""
@@ -357,7 +380,7 @@ class Association:
         elif pdus is not None:
             for data_pdu in pdus:
                 await self._send_pdu(data_pdu)
-        await self._flush_data()
+        await self._flush_data(soon=self._pending_out < _COALESCE_BYTES)
 
     async def _send_chunks(
         self, context_id: int, chunks: AsyncIterator[bytes] | Iterable[bytes], max_pdu: int
@@ -383,11 +406,14 @@ class Association:
         if self._pending_out >= _FLUSH_BYTES:
             await self._flush_data()
 
-    async def _flush_data(self) -> None:
+    async def _flush_data(self, *, soon: bool = False) -> None:
         self._pending_out = 0
         if self.failure is not None:
             raise self.failure
-        self._queue_out()
+        if soon:
+            self._queue_out_soon()
+        else:
+            self._queue_out()
         try:
             await self.stream.writer.drain()
         except (ConnectionError, OSError) as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import TYPE_CHECKING
 
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -31,12 +30,12 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-if TYPE_CHECKING:
-    # Tag -> (VR, or None in Implicit VR; the value's bytes as received). Plain int
-    # keys and tuples: a dict lookup by int against BaseTag keys goes through
-    # BaseTag.__eq__, in Python, and a RawDataElement per element cost as much as
-    # the rest of the scan.
-    _Elements = dict[int, tuple[str | None, bytes]]
+from dicomnet.storage.scan import RawElements, scan_elements
+
+# Plain int keys and tuples (RawElements): a dict lookup by int against BaseTag
+# keys goes through BaseTag.__eq__, in Python, and a RawDataElement per element
+# cost as much as the rest of the scan.
+_Elements = RawElements
 
 __all__ = ["HEADER_PREFIX", "HeaderAttributes", "read_header"]
 
@@ -47,7 +46,7 @@ HEADER_PREFIX = 64 << 10
 _RAW_SYNTAXES = {str(ImplicitVRLittleEndian): (True, True),
                  str(ExplicitVRBigEndian): (False, False)}
 _IMPLICIT_LE = str(ImplicitVRLittleEndian)
-#: Syntaxes whose in-memory data sets are scanned by _scan rather than by pydicom.
+#: Syntaxes whose in-memory data sets are scanned (storage.scan) rather than read by pydicom.
 _SCANNED = frozenset({_IMPLICIT_LE, str(ExplicitVRLittleEndian)})
 _REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Character sets whose bytes decode without pydicom's machinery (PS3.5 6.1.2.5.3).
@@ -137,50 +136,6 @@ class HeaderAttributes:
         return keyword in self.dataset
 
 
-#: Explicit VRs whose length field is 4 bytes after 2 reserved ones (PS3.5 7.1.2).
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
-                       b"UR", b"UT", b"UV"})
-_UNDEFINED = 0xFFFFFFFF
-_TAG_LENGTH = struct.Struct("<HHL")  # implicit VR: group, element, 4-byte length
-_TAG_VR = struct.Struct("<HH2sH")  # explicit VR: group, element, VR, 2-byte length
-
-
-def _scan(data: memoryview, offset: int, implicit: bool) -> _Elements | None:
-    """The top-level elements before group 0028 of a Little Endian data set that
-    starts at ``offset``, found by their length fields alone (PS3.5 7.1): no value
-    is decoded and none is needed past those in group 0028. ``None`` when
-    anything is out of the ordinary (an undefined length, a cut element): the
-    caller then lets pydicom read it. Values stay raw (RawDataElement), as
-    pydicom's own reader would leave them (as bytes)."""
-    raw: _Elements = {}
-    end = len(data)
-    while offset + 8 <= end:
-        if implicit:
-            group, element, length = _TAG_LENGTH.unpack_from(data, offset)
-            vr = None
-            start = offset + 8
-        else:
-            group, element, vr_bytes, length = _TAG_VR.unpack_from(data, offset)
-            start = offset + 8
-            if vr_bytes in _LONG_VRS:
-                if start + 4 > end:
-                    return None
-                (length,) = struct.unpack_from("<L", data, start)
-                start += 4
-            try:
-                vr = vr_bytes.decode("ascii")
-            except UnicodeDecodeError:
-                return None
-        tag = group << 16 | element
-        if tag >= _HEADER_END:
-            return raw
-        if length == _UNDEFINED or start + length > end:
-            return None
-        offset = start + length
-        raw[tag] = (vr, bytes(data[start:offset]))
-    return raw if offset == end else None
-
-
 def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
                 transfer_syntax: str) -> HeaderAttributes:
     """The attributes before group 0028 of a received object: our own Part 10
@@ -195,9 +150,9 @@ def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
             if len(view) >= 144 and bytes(view[128:138]) == b"DICM\x02\x00\x00\x00UL":
                 start = 144 + struct.unpack_from("<L", view, 140)[0]
                 implicit = transfer_syntax == _IMPLICIT_LE
-                scanned = _scan(view, start, implicit)
-                if scanned is not None and all(_tag(k) in scanned for k in _REQUIRED):
-                    return HeaderAttributes(scanned, implicit=implicit, little=True)
+                scanned = scan_elements(view, start, implicit=implicit, end_tag=_HEADER_END)
+                if scanned is not None and all(_tag(k) in scanned[0] for k in _REQUIRED):
+                    return HeaderAttributes(scanned[0], implicit=implicit, little=True)
     if transfer_syntax != str(DeflatedExplicitVRLittleEndian):
         implicit, little = _RAW_SYNTAXES.get(transfer_syntax, (False, True))
         try:

@@ -29,6 +29,7 @@ from pydicom.filereader import read_dataset, read_preamble
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.names import safe_uid
+from dicomnet.storage.scan import scan_elements
 
 __all__ = [
     "NotPart10Error",
@@ -134,12 +135,24 @@ class Part10Info:
     """
 
     path: Path
-    meta: FileMetaDataset
     transfer_syntax_uid: str
     sop_class_uid: str
     sop_instance_uid: str
     dataset_offset: int
     size: int
+
+    @property
+    def meta(self) -> FileMetaDataset:
+        """The File Meta Information, read again from the file by pydicom (an SCU
+        reading thousands of headers needs only the three UIDs above)."""
+        try:
+            with open(self.path, "rb") as fp:
+                fp.seek(PREAMBLE_LENGTH)
+                body = fp.read(self.dataset_offset - PREAMBLE_LENGTH)
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot read", self.path, exc) from exc
+        return FileMetaDataset(read_dataset(io.BytesIO(body), is_implicit_VR=False,
+                                            is_little_endian=True))
 
     @property
     def dataset_length(self) -> int:
@@ -252,6 +265,10 @@ def read_part10(path: Path) -> Part10Info:
     try:
         with open(path, "rb") as fp:
             size = os.fstat(fp.fileno()).st_size
+            quick = _read_meta_quickly(fp, path, size)
+            if quick is not None:
+                return quick
+            fp.seek(0)
             try:
                 read_preamble(fp, False)
             except InvalidDicomError as exc:
@@ -268,7 +285,40 @@ def read_part10(path: Path) -> Part10Info:
         raise NotPart10Error(f"{path}: File Meta Information lacks {', '.join(missing)}")
     return Part10Info(
         path=path,
-        meta=meta,
+        transfer_syntax_uid=values["TransferSyntaxUID"],
+        sop_class_uid=values["MediaStorageSOPClassUID"],
+        sop_instance_uid=values["MediaStorageSOPInstanceUID"],
+        dataset_offset=offset,
+        size=size,
+    )
+
+
+#: Bytes read first: the whole of a small file, the meta group of any other.
+_QUICK_READ = 64 << 10
+_META_TAGS = {0x00020010: "TransferSyntaxUID", 0x00020002: "MediaStorageSOPClassUID",
+              0x00020003: "MediaStorageSOPInstanceUID"}
+
+
+def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None:
+    """The common case, found by element lengths alone (storage.scan): the meta
+    group within the first 64 KiB, not deflated, with its three UIDs. None for
+    anything else, which the full reader then handles (and explains)."""
+    head = fp.read(_QUICK_READ)
+    if head[128:132] != b"DICM":
+        return None
+    scanned = scan_elements(head, PREAMBLE_LENGTH, implicit=False, group=0x0002)
+    if scanned is None:
+        return None
+    elements, offset, stopped = scanned
+    if not stopped and len(head) != size:
+        return None  # the meta group may go on past what was read
+    values = {keyword: elements[tag][1].decode("ascii", "replace").strip("\0 ")
+              for tag, keyword in _META_TAGS.items() if tag in elements}
+    if len(values) != 3 or not all(values.values()) or values["TransferSyntaxUID"] in (
+            _DEFLATED, _DEFLATED_ZLIB):
+        return None
+    return Part10Info(
+        path=path,
         transfer_syntax_uid=values["TransferSyntaxUID"],
         sop_class_uid=values["MediaStorageSOPClassUID"],
         sop_instance_uid=values["MediaStorageSOPInstanceUID"],
