@@ -108,7 +108,12 @@ def _settle(answers: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:
     for future, result in answers:
         if future.done():
             continue  # its waiter was cancelled (the association aborted)
-        if isinstance(result, BaseException):
+        if isinstance(result, StopIteration | StopAsyncIteration):
+            # A future refuses these (they would end the awaiting coroutine's frame).
+            error = RuntimeError(f"job raised {type(result).__name__}")
+            error.__cause__ = result
+            future.set_exception(error)
+        elif isinstance(result, BaseException):
             future.set_exception(result)
         else:
             future.set_result(result)
@@ -169,7 +174,7 @@ class Background(Generic[J]):
                 items.append(more[0])
             try:
                 self._handle(items)
-            except Exception:
+            except BaseException:  # even SystemExit: the thread must go on serving put()
                 log.exception("%s: background work failed (run reindex to repair the index)",
                               self._name)
             finally:

@@ -50,7 +50,9 @@ _IMPLICIT_LE = str(ImplicitVRLittleEndian)
 _SCANNED = frozenset({_IMPLICIT_LE, str(ExplicitVRLittleEndian)})
 _REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Character sets whose bytes decode without pydicom's machinery (PS3.5 6.1.2.5.3).
-_PLAIN_CHARSETS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1",
+# The default repertoire is ASCII; bytes beyond it are decoded as Latin-1, as
+# pydicom does, rather than replaced.
+_PLAIN_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
                    "ISO_IR 192": "utf-8"}
 _CHARSET_TAG = 0x00080005
 #: Value representations held as character strings (PS3.5 6.2).
@@ -117,12 +119,13 @@ class HeaderAttributes:
         if raw is not None and self._encoding is not None:
             tag, is_text = _lookup(keyword)
             element = raw.get(tag)
-            if element is None:
-                return None
-            vr, value = element
-            # Implicit VR: the dictionary says whether the bytes are text.
-            if vr in _TEXT_VRS or (vr is None and is_text):
-                return value.decode(self._encoding, "replace").strip(" \0") or None
+            if element is not None:
+                vr, value = element
+                # Implicit VR: the dictionary says whether the bytes are text.
+                if vr in _TEXT_VRS or (vr is None and is_text):
+                    return value.decode(self._encoding, "replace").strip(" \0") or None
+            elif self._dataset is None:
+                return None  # scanned: every element before group 0028 is in raw
         value = self.dataset.get(keyword)
         if value is None:
             return None
@@ -173,16 +176,19 @@ def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
                     reached_end = tag >= _HEADER_END
                     return reached_end
 
-                raw: _Elements = {
-                    int(element.tag): (element.VR, element.value
-                                       if isinstance(element.value, bytes) else b"")
-                    for element in data_element_generator(fp, implicit, little, stop_when=stop)
-                }
+                elements = {element.tag: element for element in
+                            data_element_generator(fp, implicit, little, stop_when=stop)}
             complete = path is not None or len(prefix) == len(whole)
             # A prefix that ended before group 0028 may have cut an element short:
             # only a parse that reached group 0028 (or the data set's end) is trusted.
-            if (reached_end or complete) and all(_tag(k) in raw for k in _REQUIRED):
-                return HeaderAttributes(raw, implicit=implicit, little=little)
+            raw: _Elements = {int(tag): (element.VR, element.value)
+                              for tag, element in elements.items()
+                              if isinstance(element.value, bytes)}
+            if (reached_end or complete) and all(_tag(k) in elements for k in _REQUIRED):
+                # The Dataset keeps what the tuples cannot: a sequence's items.
+                dataset = Dataset(elements)
+                dataset.set_original_encoding(implicit, little)
+                return HeaderAttributes(raw, implicit=implicit, little=little, dataset=dataset)
         except Exception:
             pass  # fall through to the full reader, which explains what is wrong
     source = path if path is not None else io.BytesIO(buffer or b"")

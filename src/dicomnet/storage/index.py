@@ -341,21 +341,40 @@ class StorageIndex:
 
     def add_instances(self, rows: Iterable[NewInstance]) -> int:
         """Record many stored instances in one transaction (a C-STORE SCP's batch);
-        return how many were recorded. A row that cannot be indexed (a missing
-        UID) is logged and skipped; the others are still recorded."""
+        return how many rows were written (an instance given twice counts twice).
+
+        A row that cannot be indexed (a missing UID, an unsafe path) is logged and
+        skipped. Should the transaction fail (an SQL error on one row), each row is
+        tried again in its own, so that only the faulty ones are lost (``reindex``
+        restores them from the files).
+        """
         prepared = []
         for row in rows:
             try:
                 prepared.append(_row_values(row))
-            except StorageError as exc:
+            except (StorageError, ConfigurationError) as exc:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
-        if prepared:
+        if not prepared:
+            return 0
+        try:
             with self._lock, self._transaction() as db:
                 previous = None
                 for values in prepared:
                     _insert(db, values, previous)
                     previous = values
-        return len(prepared)
+            return len(prepared)
+        except StorageError as exc:
+            logger.warning("index batch of %d rows failed (%s); writing them one by one",
+                           len(prepared), exc)
+        written = 0
+        for values in prepared:
+            try:
+                with self._lock, self._transaction() as db:
+                    _insert(db, values)
+                written += 1
+            except StorageError as exc:
+                logger.warning("not indexed: %s: %s", values.instance[5], exc)
+        return written
 
     def remove_instance(self, sop_instance_uid: str) -> bool:
         """Delete an instance row (and parents left empty); True if it existed.

@@ -1,0 +1,591 @@
+"""BatchWorker and Background: the worker threads of the C-STORE SCP.
+
+Rounds are made deterministic with a gate: the first call of ``run_batch`` (or
+``handle``) blocks on a ``threading.Event`` until the test has queued what it
+wants grouped, so what lands in the next round is known exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from typing import Any, TypeVar
+
+import pytest
+
+from dicomnet.services.workers import MAX_BATCH, Background, BatchWorker
+
+T = TypeVar("T")
+
+#: How long a test waits for a thread before it gives up (never reached when all is well).
+PATIENCE = 10.0
+
+_names = itertools.count()
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` in a fresh event loop, bounded so that a lost future fails the test."""
+
+    async def bounded() -> T:
+        async with asyncio.timeout(PATIENCE):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{next(_names)}"
+
+
+def threads_named(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
+
+
+async def wait_event(event: threading.Event) -> None:
+    """Wait for a threading.Event without blocking the event loop."""
+    assert await asyncio.to_thread(event.wait, PATIENCE), "the worker thread never got there"
+
+
+class Gated:
+    """A ``run_batch`` / ``handle`` that records each round; the first round waits
+    for :attr:`release`, so that jobs queued meanwhile form the next round."""
+
+    def __init__(self, answer: Callable[[int], int | BaseException] = lambda j: 2 * j) -> None:
+        self.answer = answer
+        self.calls: list[list[int]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, jobs: list[int]) -> list[int | BaseException]:
+        self.calls.append(list(jobs))
+        if len(self.calls) == 1:
+            self.started.set()
+            if not self.release.wait(PATIENCE):
+                raise TimeoutError("the test never released the first round")
+        return [self.answer(j) for j in jobs]
+
+    @property
+    def jobs(self) -> list[int]:
+        return [j for call in self.calls for j in call]
+
+
+@pytest.fixture
+def workers() -> Iterator[list[BatchWorker[Any, Any]]]:
+    """Workers a test registers here are closed even when it fails."""
+    made: list[BatchWorker[Any, Any]] = []
+    yield made
+    for worker in made:
+        worker.close()
+
+
+# -- BatchWorker ----------------------------------------------------------------------
+
+
+def test_each_future_gets_the_result_of_its_own_job(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    calls: list[list[int]] = []
+
+    def run_batch(jobs: list[int]) -> list[str]:
+        calls.append(list(jobs))
+        return [f"result-{j}" for j in jobs]
+
+    worker: BatchWorker[int, str] = BatchWorker(unique_name("bw"), run_batch)
+    workers.append(worker)
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(worker.submit(j) for j in range(20))))
+
+    assert run(main()) == [f"result-{j}" for j in range(20)]
+    assert sorted(j for call in calls for j in call) == list(range(20))  # each ran once
+
+
+def test_an_exception_answers_only_its_own_job(workers: list[BatchWorker[Any, Any]]) -> None:
+    gate = Gated(lambda j: ValueError(f"bad job {j}") if j % 2 else 10 * j)
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+
+    async def main() -> list[int | BaseException]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        rest = [worker.submit(j) for j in range(1, 6)]
+        gate.release.set()
+        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    results = run(main())
+    assert gate.calls == [[0], [1, 2, 3, 4, 5]]  # the failures shared a round with successes
+    assert results[0::2] == [0, 20, 40]
+    failures = results[1::2]
+    assert [type(f) for f in failures] == [ValueError] * 3
+    assert [str(f) for f in failures] == ["bad job 1", "bad job 3", "bad job 5"]
+
+
+def test_jobs_queued_during_a_round_are_run_together(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    gate = Gated()
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+
+    async def main() -> list[int]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        rest = [worker.submit(j) for j in range(1, 10)]  # no await in between
+        gate.release.set()
+        return list(await asyncio.gather(first, *rest))
+
+    assert run(main()) == [2 * j for j in range(10)]
+    assert gate.calls == [[0], list(range(1, 10))]
+    assert len(gate.calls) < 10
+    assert max(len(call) for call in gate.calls) > 1
+
+
+def test_a_round_stops_taking_jobs_at_max_batch(workers: list[BatchWorker[Any, Any]]) -> None:
+    """Jobs queued in several steps (event loop iterations) while the thread is busy:
+    the next round takes them until it holds MAX_BATCH, the one after the rest."""
+    gate = Gated()
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+    step = 8
+    assert MAX_BATCH % step == 0
+    total = 1 + MAX_BATCH + step
+
+    async def main() -> list[int]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        rest: list[asyncio.Future[int]] = []
+        for begin in range(1, total, step):
+            rest += [worker.submit(j) for j in range(begin, begin + step)]
+            await asyncio.sleep(0)  # the next jobs are submitted in another iteration
+        gate.release.set()
+        return list(await asyncio.gather(first, *rest))
+
+    assert run(main()) == [2 * j for j in range(total)]
+    assert gate.calls == [[0], list(range(1, MAX_BATCH + 1)), list(range(MAX_BATCH + 1, total))]
+
+
+def test_every_job_runs_once_in_order(workers: list[BatchWorker[Any, Any]]) -> None:
+    gate = Gated()
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+    total = 3 * MAX_BATCH
+
+    async def main() -> list[int]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        rest = [worker.submit(j) for j in range(1, total)]
+        gate.release.set()
+        return list(await asyncio.gather(first, *rest))
+
+    assert run(main()) == [2 * j for j in range(total)]
+    assert gate.calls[0] == [0]
+    assert gate.jobs == list(range(total))
+    assert len(gate.calls) < total
+
+
+def test_jobs_of_two_event_loops_in_one_round(workers: list[BatchWorker[Any, Any]]) -> None:
+    gate = Gated()
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+    other_submitted = threading.Event()
+    other_results: list[int] = []
+
+    async def other_loop() -> None:
+        futures = [worker.submit(100), worker.submit(101)]
+        other_submitted.set()
+        other_results.extend(await asyncio.gather(*futures))
+
+    def other_thread() -> None:
+        run(other_loop())
+
+    async def main() -> list[int]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        mine = [worker.submit(1), worker.submit(2)]
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        await wait_event(other_submitted)
+        gate.release.set()
+        results = list(await asyncio.gather(first, *mine))
+        await asyncio.to_thread(thread.join, PATIENCE)
+        assert not thread.is_alive()
+        return results
+
+    assert run(main()) == [0, 2, 4]
+    assert other_results == [200, 202]
+    assert len(gate.calls) == 2
+    assert sorted(gate.calls[1]) == [1, 2, 100, 101]
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_a_wrong_number_of_results_fails_every_job_of_the_round(
+        workers: list[BatchWorker[Any, Any]], extra: int) -> None:
+    wrong = [True]
+    calls: list[list[int]] = []
+    started, release = threading.Event(), threading.Event()
+
+    def run_batch(jobs: list[int]) -> list[int]:
+        calls.append(list(jobs))
+        if len(calls) == 1:
+            started.set()
+            assert release.wait(PATIENCE)
+        results = [3 * j for j in jobs]
+        if not wrong[0]:
+            return results
+        return results[:-1] if extra < 0 else [*results, 0]
+
+    name = unique_name("bw-wrong")
+    worker: BatchWorker[int, int] = BatchWorker(name, run_batch)
+    workers.append(worker)
+
+    async def main() -> tuple[list[int | BaseException], int]:
+        first = worker.submit(0)
+        await wait_event(started)
+        rest = [worker.submit(j) for j in range(1, 5)]
+        release.set()
+        failed = list(await asyncio.gather(first, *rest, return_exceptions=True))
+        wrong[0] = False  # the thread survived the bad round and answers again
+        return failed, await worker.submit(7)
+
+    failed, after = run(main())
+    assert calls[:2] == [[0], [1, 2, 3, 4]]
+    assert all(isinstance(f, RuntimeError) for f in failed), failed
+    assert str(failed[0]) == f"{name}: {1 + extra} results for 1 jobs"
+    assert all(str(f) == f"{name}: {4 + extra} results for 4 jobs" for f in failed[1:])
+    assert after == 21
+
+
+def test_run_batch_raising_fails_every_job_of_the_round(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    calls: list[list[int]] = []
+
+    def run_batch(jobs: list[int]) -> list[int]:
+        calls.append(list(jobs))
+        if 13 in jobs:
+            raise OSError(28, "No space left on device")
+        return list(jobs)
+
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), run_batch)
+    workers.append(worker)
+
+    async def main() -> tuple[list[int | BaseException], int]:
+        failed = list(await asyncio.gather(worker.submit(13), return_exceptions=True))
+        return failed, await worker.submit(5)
+
+    failed, after = run(main())
+    assert len(failed) == 1
+    assert isinstance(failed[0], OSError) and failed[0].errno == 28
+    assert after == 5  # the thread is still there
+    assert calls == [[13], [5]]
+
+
+def test_run_batch_raising_reaches_every_waiter_of_a_grouped_round(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    def explode(j: int) -> int:
+        raise KeyError(j)
+
+    gate = Gated()
+    gate.answer = explode  # raised from run_batch itself, after the gate
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+
+    async def main() -> list[int | BaseException]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        rest = [worker.submit(j) for j in (1, 2, 3)]
+        gate.release.set()
+        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    results = run(main())
+    assert gate.calls == [[0], [1, 2, 3]]
+    assert [type(r) for r in results] == [KeyError] * 4
+    # The round fails on its first job; every waiter of the round hears of it.
+    assert [r.args for r in results if isinstance(r, KeyError)] == [(0,), (1,), (1,), (1,)]
+
+
+def test_a_cancelled_waiter_does_not_disturb_the_others(
+        workers: list[BatchWorker[Any, Any]], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    gate = Gated()
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+
+    async def main() -> tuple[bool, int, int]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        cancelled, kept = worker.submit(1), worker.submit(2)
+        cancelled.cancel()
+        gate.release.set()
+        return cancelled.cancelled(), await first, await kept
+
+    assert run(main()) == (True, 0, 4)
+    assert gate.calls == [[0], [1, 2]]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_closed_loop_does_not_stop_the_thread(workers: list[BatchWorker[Any, Any]]) -> None:
+    gate = Gated()
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+
+    async def leave_early() -> None:
+        worker.submit(0)  # its loop is closed before the answer comes
+        await wait_event(gate.started)
+
+    async def later() -> int:
+        return await worker.submit(21)
+
+    run(leave_early())
+    gate.release.set()
+    assert run(later()) == 42
+    assert gate.jobs == [0, 21]
+
+
+def test_submit_needs_a_running_loop() -> None:
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), lambda jobs: jobs)
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        worker.submit(1)
+    worker.close()
+
+
+def test_the_thread_starts_on_first_submit_and_close_stops_it(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    name = unique_name("bw-close")
+    worker: BatchWorker[int, int] = BatchWorker(name, lambda jobs: [-j for j in jobs])
+    workers.append(worker)
+    assert threads_named(name) == []
+    worker.close()  # nothing started: nothing to stop
+
+    async def main() -> int:
+        return await worker.submit(3)
+
+    assert run(main()) == -3
+    assert len(threads_named(name)) == 1
+    worker.close()
+    assert threads_named(name) == []
+    worker.close()  # a second close is harmless
+
+
+def test_close_finishes_the_queued_jobs_first(workers: list[BatchWorker[Any, Any]]) -> None:
+    name = unique_name("bw-drain")
+    gate = Gated()
+    worker: BatchWorker[int, int] = BatchWorker(name, gate)
+    workers.append(worker)
+
+    async def main() -> list[int]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        rest = [worker.submit(j) for j in range(1, 5)]
+        gate.release.set()
+        worker.close()  # blocks this loop until the thread has run everything queued
+        assert gate.jobs == [0, 1, 2, 3, 4]
+        assert threads_named(name) == []
+        return list(await asyncio.gather(first, *rest))  # answers posted before the stop
+
+    assert run(main()) == [0, 2, 4, 6, 8]
+
+
+# -- Background -----------------------------------------------------------------------
+
+
+def flush(background: Background[Any]) -> None:
+    """``background.flush()``, failing the test instead of hanging if it never returns."""
+    flusher = threading.Thread(target=background.flush, daemon=True)
+    flusher.start()
+    flusher.join(PATIENCE)
+    assert not flusher.is_alive(), "flush() did not return"
+
+
+@pytest.fixture
+def backgrounds() -> Iterator[list[Background[Any]]]:
+    made: list[Background[Any]] = []
+    yield made
+    for background in made:  # bounded: a broken worker must not hang the session
+        closer = threading.Thread(target=background.close, daemon=True)
+        closer.start()
+        closer.join(PATIENCE)
+
+
+def gated_handle() -> tuple[Gated, Callable[[list[int]], None]]:
+    gate = Gated()
+
+    def handle(items: list[int]) -> None:
+        gate(items)
+
+    return gate, handle
+
+
+def test_items_queued_meanwhile_are_handled_together(
+        backgrounds: list[Background[Any]]) -> None:
+    gate, handle = gated_handle()
+    background: Background[int] = Background(unique_name("bg"), handle)
+    backgrounds.append(background)
+    background.put(0)
+    assert gate.started.wait(PATIENCE)
+    for item in range(1, 8):
+        background.put(item)
+    gate.release.set()
+    flush(background)
+    assert gate.calls == [[0], list(range(1, 8))]
+
+
+def test_flush_waits_for_the_round_in_progress(backgrounds: list[Background[Any]]) -> None:
+    gate, handle = gated_handle()
+    background: Background[int] = Background(unique_name("bg"), handle)
+    backgrounds.append(background)
+    flushed = threading.Event()
+
+    def flush_then_tell() -> None:
+        background.flush()
+        flushed.set()
+
+    background.put(1)
+    assert gate.started.wait(PATIENCE)
+    background.put(2)
+    flusher = threading.Thread(target=flush_then_tell)
+    flusher.start()
+    assert not flushed.wait(0.05)  # item 1 is still being handled
+    gate.release.set()
+    assert flushed.wait(PATIENCE)
+    flusher.join(PATIENCE)
+    assert gate.calls == [[1], [2]]
+
+
+def test_flush_and_close_without_items_return(backgrounds: list[Background[Any]]) -> None:
+    name = unique_name("bg-idle")
+    background: Background[int] = Background(name, lambda items: None)
+    background.flush()
+    background.close()
+    assert threads_named(name) == []
+
+
+def test_a_failing_handle_is_logged_and_the_thread_goes_on(
+        backgrounds: list[Background[Any]], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="dicomnet.services")
+    name = unique_name("bg-fail")
+    handled: list[list[str]] = []
+
+    def handle(items: list[str]) -> None:
+        if "bad" in items:
+            raise ValueError("cannot write the rows")
+        handled.append(list(items))
+
+    background: Background[str] = Background(name, handle)
+    backgrounds.append(background)
+    background.put("bad")
+    flush(background)  # returns although the round failed
+    background.put("good")
+    flush(background)
+    assert handled == [["good"]]
+    assert len(threads_named(name)) == 1
+    records = [r for r in caplog.records if r.name == "dicomnet.services"]
+    assert len(records) == 1
+    assert records[0].levelno == logging.ERROR
+    assert name in records[0].getMessage()
+    assert "background work failed" in records[0].getMessage()
+    assert records[0].exc_info is not None and records[0].exc_info[0] is ValueError
+
+
+def test_close_handles_what_is_queued_and_stops_the_thread() -> None:
+    name = unique_name("bg-close")
+    gate, handle = gated_handle()
+    background: Background[int] = Background(name, handle)
+    background.put(0)
+    assert gate.started.wait(PATIENCE)
+    background.put(1)
+    background.put(2)
+    gate.release.set()
+    background.close()
+    assert gate.calls == [[0], [1, 2]]
+    assert threads_named(name) == []
+
+
+def test_items_keep_their_order_across_rounds(backgrounds: list[Background[Any]]) -> None:
+    rounds: list[Sequence[int]] = []
+    background: Background[int] = Background(unique_name("bg"), rounds.append)
+    backgrounds.append(background)
+    for item in range(50):
+        background.put(item)
+    flush(background)
+    assert [i for r in rounds for i in r] == list(range(50))
+
+
+#: Far longer than any test may take: a round that waited for it would show as a hang.
+LONG_LINGER = 6 * PATIENCE
+
+
+def test_linger_gathers_items_put_one_after_another(backgrounds: list[Background[Any]]) -> None:
+    rounds: list[list[int]] = []
+    background: Background[int] = Background(unique_name("bg-linger"), rounds.append,
+                                             linger=LONG_LINGER)
+    backgrounds.append(background)
+    for item in range(5):
+        background.put(item)
+    flush(background)  # does not wait out the linger
+    assert rounds == [[0, 1, 2, 3, 4]]
+
+
+def test_max_items_caps_a_lingering_round(backgrounds: list[Background[Any]]) -> None:
+    rounds: list[list[int]] = []
+    background: Background[int] = Background(unique_name("bg-cap"), rounds.append,
+                                             linger=LONG_LINGER, max_items=3)
+    backgrounds.append(background)
+    for item in range(7):
+        background.put(item)
+    flush(background)
+    assert rounds == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_close_does_not_wait_out_the_linger() -> None:
+    name = unique_name("bg-linger-close")
+    rounds: list[list[int]] = []
+    background: Background[int] = Background(name, rounds.append, linger=LONG_LINGER)
+    background.put(1)
+    closer = threading.Thread(target=background.close, daemon=True)
+    closer.start()
+    closer.join(PATIENCE)
+    assert not closer.is_alive(), "close() waited for the linger"
+    assert rounds == [[1]]
+    assert threads_named(name) == []
+
+
+def test_a_job_raising_stop_iteration_fails_as_runtime_error(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    """A Future refuses StopIteration; its waiter must still hear of the failure."""
+    gate = Gated(lambda j: StopIteration() if j == 1 else j)
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw-stop"), gate)
+    workers.append(worker)
+
+    async def main() -> list[int | BaseException]:
+        first = worker.submit(0)
+        await wait_event(gate.started)
+        rest = [worker.submit(j) for j in (1, 2)]
+        gate.release.set()
+        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    results = run(main())
+    assert results[0] == 0 and results[2] == 2
+    assert isinstance(results[1], RuntimeError)
+    assert isinstance(results[1].__cause__, StopIteration)
+
+
+def test_background_survives_a_handle_raising_system_exit(
+        backgrounds: list[Background[Any]], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="dicomnet.services")
+    name = unique_name("bg-exit")
+    handled: list[list[str]] = []
+
+    def handle(items: list[str]) -> None:
+        if "exit" in items:
+            raise SystemExit(3)
+        handled.append(list(items))
+
+    background: Background[str] = Background(name, handle)
+    backgrounds.append(background)
+    background.put("exit")
+    flush(background)
+    background.put("after")
+    flush(background)
+    assert handled == [["after"]]
+    assert len(threads_named(name)) == 1

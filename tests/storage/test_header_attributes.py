@@ -1,0 +1,335 @@
+"""HeaderAttributes.text(): the SCP's raw header attributes read as pydicom reads them.
+
+Each check compares with what pydicom's full reader makes of the same bytes, for
+the fast path (raw elements, plain character sets), its fallback (another
+character set, a non-text VR asked by keyword) and the full reader (Deflated
+Explicit VR Little Endian), in each transfer syntax.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.multival import MultiValue
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header
+from dicomnet.storage.part10 import part10_header
+from tests.storage.dicomfiles import make_image, uid
+
+RAW_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
+ALL_SYNTAXES = [*RAW_SYNTAXES, DeflatedExplicitVRLittleEndian]
+SYNTAX_IDS = {ImplicitVRLittleEndian: "implicit-le", ExplicitVRLittleEndian: "explicit-le",
+              ExplicitVRBigEndian: "explicit-be", DeflatedExplicitVRLittleEndian: "deflated"}
+
+#: Elements of make_image() before group 0028 whose VR is binary (US, SS, UL, FD, FL).
+BINARY_KEYWORDS = {
+    "AcquisitionMatrix": "0\\32\\24\\0",  # US, 4 values
+    "TagAngleSecondAxis": "-1234",  # SS
+    "InStackPositionNumber": "16909060",  # UL 0x01020304
+    "DiffusionBValue": "1000.5",  # FD
+    "DiffusionGradientOrientation": "0.25\\-1.5\\3.125",  # FD, 3 values
+    "LocalizingCursorPosition": "1.5\\-2.25",  # FL, 2 values
+}
+
+
+def data_set_bytes(ds: Dataset, syntax: str) -> bytes:
+    """The data set as a sender encodes it in ``syntax`` (deflated for Deflated)."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = syntax != ExplicitVRBigEndian
+    buffer.is_implicit_VR = syntax == ImplicitVRLittleEndian
+    write_dataset(buffer, ds)
+    encoded: bytes = buffer.getvalue()
+    if syntax == DeflatedExplicitVRLittleEndian:
+        # Raw deflate (no zlib header), as PS3.5 A.5 asks.
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        encoded = deflater.compress(encoded) + deflater.flush()
+    return encoded
+
+
+def received(ds: Dataset, syntax: str) -> bytearray:
+    """What the SCP holds: its own Part 10 header, then the data set as sent."""
+    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                           transfer_syntax_uid=syntax, implementation_class_uid="1.2.3",
+                           implementation_version_name="T", source_ae_title="A")
+    return bytearray(header + data_set_bytes(ds, syntax))
+
+
+def pydicom_reads(buffer: bytearray) -> Dataset:
+    """The reference: pydicom's full reader on the same bytes."""
+    return pydicom.dcmread(io.BytesIO(bytes(buffer)))
+
+
+def pydicom_text(ds: Dataset, keyword: str) -> str:
+    value = ds[keyword].value
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def is_raw(got: HeaderAttributes) -> bool:
+    """Whether the fast path (raw elements) produced ``got``, not the full reader."""
+    return got._raw is not None
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_multi_valued_text_is_joined_by_backslash(syntax: str) -> None:
+    ds = make_image(3)
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]  # CS
+    ds.AdmittingDiagnosesDescription = ["Headache", "Fever"]  # LO 1-n
+    buffer = received(ds, syntax)
+    got = read_header(buffer, None, syntax)
+    assert is_raw(got) == (syntax != DeflatedExplicitVRLittleEndian)
+    assert got.text("ImageType") == "ORIGINAL\\PRIMARY\\AXIAL"
+    assert got.text("AdmittingDiagnosesDescription") == "Headache\\Fever"
+    reference = pydicom_reads(buffer)
+    assert got.text("ImageType") == pydicom_text(reference, "ImageType")
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_padding_is_stripped(syntax: str) -> None:
+    sop_uid = uid(9, 5)
+    assert len(sop_uid) % 2 == 1  # pydicom pads it with a NUL
+    ds = make_image(5, sop_instance_uid=sop_uid)
+    ds.PatientID = "ABC"  # odd: padded with a space
+    ds.add(DataElement(0x00080050, "SH", b"A1    "))  # Accession Number, extra spaces
+    buffer = received(ds, syntax)
+    if syntax != DeflatedExplicitVRLittleEndian:  # the padding is really on the wire
+        assert sop_uid.encode() + b"\0" in buffer
+        assert b"ABC " in buffer
+    got = read_header(buffer, None, syntax)
+    assert got.text("SOPInstanceUID") == sop_uid
+    assert got.text("PatientID") == "ABC"
+    assert got.text("AccessionNumber") == "A1"
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_empty_and_absent_attributes_are_none(syntax: str) -> None:
+    ds = make_image(4)
+    assert ds.ReferringPhysicianName == ""
+    assert "StudyDescription" not in ds
+    got = read_header(received(ds, syntax), None, syntax)
+    assert got.text("ReferringPhysicianName") is None
+    assert "ReferringPhysicianName" in got
+    assert got.text("StudyDescription") is None
+    assert "StudyDescription" not in got
+    assert "StudyInstanceUID" in got
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_binary_values_are_text_as_pydicom_reads_them(syntax: str) -> None:
+    buffer = received(make_image(8), syntax)
+    got = read_header(buffer, None, syntax)
+    reference = pydicom_reads(buffer)
+    for keyword, expected in BINARY_KEYWORDS.items():
+        assert got.text(keyword) == expected, keyword
+        assert pydicom_text(reference, keyword) == expected, keyword
+    # IS and DS are text: straight from the bytes.
+    assert got.text("InstanceNumber") == "8"
+    assert got.text("SeriesNumber") == "1"
+    assert got.dataset.AcquisitionMatrix == [0, 32, 24, 0]
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+@pytest.mark.parametrize(("charset", "codec", "name"), [
+    ("ISO_IR 100", "latin-1", "Müller^Jürgen"),
+    ("ISO_IR 192", "utf-8", "Müller^Zoë=山田^太郎"),
+    # Ivanov^Pyotr in Cyrillic; not a plain character set: pydicom decodes it.
+    ("ISO_IR 144", "iso8859_5", "\u0418\u0432\u0430\u043d\u043e\u0432^\u041f\u0451\u0442\u0440"),
+], ids=["latin1", "utf8", "cyrillic"])
+def test_names_decode_in_their_character_set(syntax: str, charset: str, codec: str,
+                                             name: str) -> None:
+    ds = make_image(9)
+    ds.SpecificCharacterSet = charset
+    ds.PatientName = name
+    ds.StudyDescription = name.replace("^", " ")  # LO
+    buffer = received(ds, syntax)
+    if syntax != DeflatedExplicitVRLittleEndian:
+        assert name.encode(codec) in buffer  # written in the declared character set
+    got = read_header(buffer, None, syntax)
+    reference = pydicom_reads(buffer)
+    assert str(reference.PatientName) == name
+    assert got.text("PatientName") == name
+    assert got.text("StudyDescription") == name.replace("^", " ")
+    assert got.text("SpecificCharacterSet") == charset
+    assert got.text("StudyInstanceUID") == ds.StudyInstanceUID
+    assert str(got.dataset.PatientName) == name
+
+
+@pytest.mark.parametrize("syntax", RAW_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_the_dataset_view_has_the_values(syntax: str) -> None:
+    ds = make_image(10)
+    got = read_header(received(ds, syntax), None, syntax)
+    view = got.dataset
+    assert view is got.dataset  # made once
+    assert view.SOPInstanceUID == ds.SOPInstanceUID
+    assert view.PatientName == ds.PatientName
+    assert view.TagAngleSecondAxis == -1234
+    assert view.InStackPositionNumber == 0x01020304
+    assert view.DiffusionBValue == 1000.5
+
+
+def test_deflated_data_set_goes_through_the_full_reader() -> None:
+    ds = make_image(11)
+    buffer = received(ds, DeflatedExplicitVRLittleEndian)
+    # Deflated for real: the UIDs are not readable in the received bytes.
+    assert ds.StudyInstanceUID.encode() not in buffer
+    got = read_header(buffer, None, DeflatedExplicitVRLittleEndian)
+    assert not is_raw(got)
+    assert got.text("SOPInstanceUID") == ds.SOPInstanceUID
+    assert got.text("StudyInstanceUID") == ds.StudyInstanceUID
+    assert got.text("SeriesInstanceUID") == ds.SeriesInstanceUID
+    assert got.text("PatientName") == "Test^Patient11"
+    assert got.text("AcquisitionMatrix") == "0\\32\\24\\0"
+
+
+@pytest.mark.parametrize("garbage", [
+    b"",
+    b"not a DICOM object at all " * 20,
+    bytes(128) + b"DICX" + bytes(200),  # a preamble, then the wrong magic
+], ids=["empty", "text", "bad-magic"])
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_a_buffer_without_our_header_raises(garbage: bytes, syntax: str) -> None:
+    with pytest.raises(InvalidDicomError):
+        read_header(bytearray(garbage), None, syntax)
+
+
+def test_a_file_without_our_header_raises(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.dcm"
+    path.write_bytes(b"\x00\x01" * 300)
+    with pytest.raises(InvalidDicomError):
+        read_header(None, str(path), ExplicitVRLittleEndian)
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_reading_from_a_path_gives_what_the_buffer_gives(tmp_path: Path, syntax: str) -> None:
+    ds = make_image(12)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Ærøskøbing^Åse"
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    buffer = received(ds, syntax)
+    path = tmp_path / "received.dcm"
+    path.write_bytes(buffer)
+    from_buffer = read_header(buffer, None, syntax)
+    from_file = read_header(None, str(path), syntax)
+    keywords = ["SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID",
+                "PatientName", "PatientID", "PatientBirthDate", "StudyDate", "StudyTime",
+                "AccessionNumber", "Modality", "SeriesNumber", "InstanceNumber", "ImageType",
+                "ReferringPhysicianName", "StudyDescription", *BINARY_KEYWORDS]
+    assert {k: from_file.text(k) for k in keywords} == {k: from_buffer.text(k) for k in keywords}
+    assert from_file.text("PatientName") == "Ærøskøbing^Åse"
+    assert from_file.text("ImageType") == "DERIVED\\SECONDARY"
+    assert from_file.text("StudyDescription") is None
+
+
+def test_a_path_is_read_whole_even_beyond_the_prefix(tmp_path: Path) -> None:
+    ds = make_image(13)
+    ds.add_new(0x00091010, "OB", b"\x00" * (HEADER_PREFIX + 10))  # before group 0020
+    ds.add_new(0x00090010, "LO", "BIG PRIVATE")
+    path = tmp_path / "big.dcm"
+    path.write_bytes(received(ds, ExplicitVRLittleEndian))
+    got = read_header(None, str(path), ExplicitVRLittleEndian)
+    assert is_raw(got)
+    assert got.text("StudyInstanceUID") == ds.StudyInstanceUID
+    assert got.text("SeriesInstanceUID") == ds.SeriesInstanceUID
+
+
+def test_from_dataset_gives_the_same_text() -> None:
+    ds = make_image(14)
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    wrapped = HeaderAttributes.from_dataset(ds)
+    assert wrapped.dataset is ds
+    assert wrapped.text("ImageType") == "ORIGINAL\\PRIMARY"
+    assert wrapped.text("PatientName") == "Test^Patient14"
+    assert wrapped.text("AcquisitionMatrix") == "0\\32\\24\\0"
+    assert wrapped.text("ReferringPhysicianName") is None
+    assert wrapped.text("StudyDescription") is None
+    assert "PatientID" in wrapped
+    assert "StudyDescription" not in wrapped
+
+
+@pytest.mark.parametrize("syntax", RAW_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_an_undefined_length_sequence_before_group_0028(syntax: str) -> None:
+    ds = make_image(15)
+    ds["ReferencedImageSequence"].is_undefined_length = True  # (0008,1140)
+    buffer = received(ds, syntax)
+    got = read_header(buffer, None, syntax)
+    assert got.text("SOPInstanceUID") == ds.SOPInstanceUID
+    assert got.text("StudyInstanceUID") == ds.StudyInstanceUID
+    assert got.text("SeriesInstanceUID") == ds.SeriesInstanceUID
+    assert got.text("PatientName") == "Test^Patient15"
+    for keyword, expected in BINARY_KEYWORDS.items():
+        assert got.text(keyword) == expected, keyword
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_a_data_set_that_ends_before_group_0028(syntax: str) -> None:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = uid(9, 16)
+    ds.StudyInstanceUID = uid(1, 16)
+    ds.SeriesInstanceUID = uid(2, 16)
+    ds.PatientID = "P16"
+    ds.InstanceNumber = 16
+    got = read_header(received(ds, syntax), None, syntax)
+    assert got.text("SOPInstanceUID") == uid(9, 16)
+    assert got.text("StudyInstanceUID") == uid(1, 16)
+    assert got.text("SeriesInstanceUID") == uid(2, 16)
+    assert got.text("PatientID") == "P16"
+    assert got.text("InstanceNumber") == "16"
+    assert got.text("PatientName") is None
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_long_length_elements_before_group_0028(syntax: str) -> None:
+    """OB and UR have a 4-byte length in Explicit VR (PS3.5 7.1.2); UR is text."""
+    url = "https://pacs.example.org/wado/studies/" + uid(1, 17)  # odd length: padded
+    ds = make_image(17)
+    ds.add_new(0x00090010, "LO", "DICOMNET TEST")
+    ds.add_new(0x00091001, "OB", b"\x01\x02\x03\x04" * 25)
+    ds.RetrieveURL = url  # (0008,1190) UR
+    got = read_header(received(ds, syntax), None, syntax)
+    assert got.text("RetrieveURL") == url
+    assert got.text("SOPInstanceUID") == ds.SOPInstanceUID
+    assert got.text("StudyInstanceUID") == ds.StudyInstanceUID
+    assert got.text("SeriesInstanceUID") == ds.SeriesInstanceUID
+    assert got.text("PatientID") == "PID0017"
+    assert got.text("AcquisitionMatrix") == "0\\32\\24\\0"
+
+
+def test_the_full_reader_path_keeps_sequence_items() -> None:
+    """Big Endian goes through pydicom's reader: its Dataset view still has the
+    items of a sequence before group 0028, not an emptied element."""
+    ds = make_image(16)
+    buffer = received(ds, ExplicitVRBigEndian)
+    got = read_header(buffer, None, ExplicitVRBigEndian)
+    expected = pydicom_reads(buffer).ReferencedImageSequence
+    assert len(expected) >= 1
+    items = got.dataset.ReferencedImageSequence
+    assert len(items) == len(expected)
+    assert items[0].ReferencedSOPInstanceUID == expected[0].ReferencedSOPInstanceUID
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_bytes_beyond_ascii_without_a_character_set_read_as_pydicom_reads_them(
+        syntax: str) -> None:
+    ds = make_image(17)
+    ds.add(DataElement(0x00100010, "PN", "Müller^Jürgen".encode("latin-1") + b" "))
+    assert "SpecificCharacterSet" not in ds
+    buffer = received(ds, syntax)
+    got = read_header(buffer, None, syntax)
+    assert got.text("PatientName") == "Müller^Jürgen"
