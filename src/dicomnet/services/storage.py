@@ -138,7 +138,7 @@ class _StoreSink:
     __slots__ = ("_syncing", "_unsynced", "buffer", "durable", "error", "provisional", "status",
                  "writer")
 
-    def __init__(self, header: bytes = b"", provisional: Path | None = None,
+    def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True) -> None:
         self.durable = durable
         self.buffer: bytearray | None = bytearray(header) if error is None else None
@@ -157,7 +157,10 @@ class _StoreSink:
                 assert self.buffer is not None
                 self.buffer += data
                 if len(self.buffer) > SPILL_THRESHOLD and self.provisional is not None:
-                    self.writer = AtomicWriter(self.provisional, durable=self.durable)
+                    # Built only now: most data sets never spill, and a Path per
+                    # object was a measurable part of receiving a small one.
+                    folder, name = self.provisional
+                    self.writer = AtomicWriter(folder / name, durable=self.durable)
                     self.writer.write(self.buffer)
                     self.buffer = None
             else:
@@ -273,7 +276,7 @@ class StorageSCP:
             )
             # Should it spill, its temporary file goes in the root; the final folder
             # is known once the data set (study, series) has arrived.
-            provisional = self.root / (safe_uid(message.affected_sop_instance_uid) + ".dcm")
+            provisional = (self.root, safe_uid(message.affected_sop_instance_uid) + ".dcm")
         except UnsafeNameError as exc:
             return _StoreSink(error=f"refused unsafe UID: {exc}")
         except ConfigurationError as exc:

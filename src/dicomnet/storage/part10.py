@@ -13,6 +13,7 @@ frames it.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -87,26 +88,35 @@ def part10_header(
     """
     # Encoded here rather than through pydicom's FileMetaDataset: this runs once per
     # received object and the group is six fixed elements (pydicom took ~1 ms).
-    elements = [
-        _element(0x0001, b"OB", b"\x00\x01"),
-        _element(0x0002, b"UI", _uid_value(sop_class_uid)),
+    # All but the instance UID repeat from one object to the next: cached.
+    body = b"".join((
+        _fixed_element(0x0001, b"OB", ""),
+        _fixed_element(0x0002, b"UI", sop_class_uid),
         _element(0x0003, b"UI", _uid_value(sop_instance_uid)),
-        _element(0x0010, b"UI", _uid_value(transfer_syntax_uid)),
-        _element(0x0012, b"UI", _uid_value(implementation_class_uid)),
-    ]
-    if implementation_version_name is not None:
-        name = _short_text("implementation_version_name", implementation_version_name)
-        elements.append(_element(0x0013, b"SH", _padded(name.encode("ascii"), b" ")))
-    if source_ae_title is not None:
-        ae = _short_text("source_ae_title", source_ae_title)
-        elements.append(_element(0x0016, b"AE", _padded(ae.encode("ascii"), b" ")))
-    body = b"".join(elements)
+        _fixed_element(0x0010, b"UI", transfer_syntax_uid),
+        _fixed_element(0x0012, b"UI", implementation_class_uid),
+        b"" if implementation_version_name is None
+        else _fixed_element(0x0013, b"SH", implementation_version_name),
+        b"" if source_ae_title is None else _fixed_element(0x0016, b"AE", source_ae_title),
+    ))
     group_length = _element(0x0000, b"UL", struct.pack("<I", len(body)))
     return _PREAMBLE + group_length + body
 
 
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 _LONG_VRS = (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN")
+
+
+@functools.lru_cache(maxsize=512)
+def _fixed_element(element: int, vr: bytes, value: str) -> bytes:
+    """A group 0002 element that repeats between objects, encoded once: (0002,0001)
+    (its fixed value; ``value`` unused), a UI, or the SH/AE text elements."""
+    if element == 0x0001:
+        return _element(0x0001, b"OB", b"\x00\x01")
+    if vr == b"UI":
+        return _element(element, vr, _uid_value(value))
+    name = "implementation_version_name" if element == 0x0013 else "source_ae_title"
+    return _element(element, vr, _padded(_short_text(name, value).encode("ascii"), b" "))
 
 
 def _padded(value: bytes, pad: bytes) -> bytes:
