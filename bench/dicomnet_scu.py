@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StoreResult, store_paths
+from dicomnet.tuning import tune_malloc_for_streaming
 
 
 def tls_config(pki: Path) -> TLSConfig:
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pki", type=Path, help="make_dev_pki folder: use TLS")
     parser.add_argument("--profile", type=Path, help="write a cProfile dump of the send here")
     args = parser.parse_args(argv)
+    tune_malloc_for_streaming()  # as ``dicomnet store`` does (see dicomnet.tuning)
     profiler = cProfile.Profile() if args.profile is not None else None
     start = time.perf_counter()
     if profiler is not None:

@@ -32,6 +32,7 @@ from dicomnet.cli.common import (
 )
 from dicomnet.cli.echo import describe_security
 from dicomnet.dimse.status import Status
+from dicomnet.tuning import tune_malloc_for_streaming
 
 if TYPE_CHECKING:
     from dicomnet.services.storage import StoreResult
@@ -119,6 +120,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
     if not files:
         fail("no files found in " + ", ".join(map(str, paths)), EXIT_USAGE)
     sizes = {f: f.stat().st_size for f in files}
+    tune_malloc_for_streaming()  # this process is ours: see dicomnet.tuning
     show_progress = not net.json and Console(stderr=True).is_terminal
     started = time.perf_counter()
     links: list[SecureLinkEvent] = []
