@@ -124,8 +124,11 @@ StoreHook = Callable[[StoredInstance], int | None | Awaitable[int | None]]
 
 #: Data sets up to this size are received in memory and written in one go by a
 #: worker thread, so no file-system call blocks the event loop for them; larger
-#: ones spill to a temporary file as they arrive: memory stays bounded.
-SPILL_THRESHOLD = 4 << 20
+#: ones spill to a temporary file as they arrive: memory stays bounded. 1 MiB
+#: keeps a 512x512 16-bit image in memory, and bounds what a window of 16
+#: operations holds to 16 MiB (with 4 MiB, a server receiving 256 MB objects
+#: peaked 6 MiB higher, growing that buffer before spilling it).
+SPILL_THRESHOLD = 1 << 20
 #: Once spilled, bytes are pushed to disk every this many in a worker thread, so
 #: the fsync before the answer has little left to wait for.
 SYNC_EVERY = 32 << 20
