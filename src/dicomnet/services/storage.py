@@ -125,8 +125,8 @@ StoreHook = Callable[[StoredInstance], int | None | Awaitable[int | None]]
 #: Data sets up to this size are received in memory and written in one go by a
 #: worker thread, so no file-system call blocks the event loop for them; larger
 #: ones spill to a temporary file as they arrive: memory stays bounded. 1 MiB
-#: keeps a 512x512 16-bit image in memory, and bounds what a window of 16
-#: operations holds to 16 MiB (with 4 MiB, a server receiving 256 MB objects
+#: keeps a 512x512 16-bit image in memory, and bounds what a window of 32
+#: operations holds to 32 MiB (with 4 MiB, a server receiving 256 MB objects
 #: peaked 6 MiB higher, growing that buffer before spilling it).
 SPILL_THRESHOLD = 1 << 20
 #: Once spilled, bytes are pushed to disk every this many in a worker thread, so
@@ -724,7 +724,7 @@ async def store_paths(
     called_ae_title: str = "ANY-SCP",
     timeouts: Timeouts | None = None,
     on_progress: Callable[[StoreResult], None] | None = None,
-    max_async_operations: int = 16,
+    max_async_operations: int = 32,
     on_secure_link_ready: SecureLinkHook | None = None,
 ) -> list[StoreResult]:
     """C-STORE every file (folders recursively) to ``host:port``; one result per file.

@@ -117,7 +117,7 @@ class AcceptorPolicy:
     implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME
     #: Operations the acceptor performs at once for a requestor that asks for an
     #: asynchronous operations window (PS3.7 D.3.3.3); 1 keeps it synchronous.
-    max_async_operations: int = 16
+    max_async_operations: int = 32
 
 
 def build_associate_rq(
