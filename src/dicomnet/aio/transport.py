@@ -21,6 +21,7 @@ from ..security.config import TLSConfig
 from ..security.detect import explain_first_bytes
 from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
+from .tls_socket import TLSSocketTransport, handshake
 
 __all__ = [
     "PeerSilent",
@@ -200,41 +201,65 @@ async def open_stream(
     peer = (host, port)
     loop = asyncio.get_running_loop()
     receiver = Receiver()
+    if context is None or tls is None:
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(lambda: receiver, host, port), connect_timeout
+            )
+        except builtins.TimeoutError as exc:
+            raise TimeoutError(
+                f"connecting to {host}:{port} timed out after {connect_timeout}s"
+            ) from exc
+        except OSError as exc:
+            raise ConnectError(
+                f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
+        set_nodelay(transport.get_extra_info("socket"))
+        return Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
+    sock = await _connect(host, port, connect_timeout)
+    server_hostname = tls.server_hostname or host
     try:
-        transport, _ = await asyncio.wait_for(
-            loop.create_connection(lambda: receiver, host, port), connect_timeout
-        )
+        secured = await handshake(sock, context, server_side=False,
+                                  server_hostname=server_hostname, timeout=handshake_timeout)
+    except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
+        error = _handshake_error(exc, side="client", peer=f"{host}:{port}",
+                                 timeout=handshake_timeout, profile=tls.profile,
+                                 host=server_hostname, sent_certificate=tls.certfile is not None)
+        await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", None, error))
+        raise error from exc
+    transport = TLSSocketTransport(loop, secured, receiver)
+    stream = Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
+    await _check_established(tls, stream, "client", on_secure_link_ready)
+    return stream
+
+
+async def _connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected non-blocking TCP socket to ``host``, each address tried in turn."""
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            error: OSError | None = None
+            for family, kind, proto, _name, address in infos:
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, address)
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                set_nodelay(sock)
+                return sock
+            raise error or OSError(f"no address for {host}")
     except builtins.TimeoutError as exc:
         raise TimeoutError(
-            f"connecting to {host}:{port} timed out after {connect_timeout}s"
+            f"connecting to {host}:{port} timed out after {timeout}s"
         ) from exc
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
-    set_nodelay(transport.get_extra_info("socket"))
-    if context is None or tls is None:
-        return Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
-    # No StreamWriter on the plain transport: a StreamWriter closes its transport
-    # when it is garbage collected (Python 3.11.7+), which would cut the TLS one.
-    server_hostname = tls.server_hostname or host
-    try:
-        secured = await asyncio.wait_for(
-            loop.start_tls(transport, receiver, context, server_hostname=server_hostname,
-                           ssl_handshake_timeout=handshake_timeout),
-            handshake_timeout + 1,
-        )
-        if secured is None:
-            raise ConnectionResetError("the connection closed during the TLS handshake")
-    except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
-        transport.close()
-        error = _handshake_error(exc, side="client", peer=f"{host}:{port}",
-                                 timeout=handshake_timeout, profile=tls.profile,
-                                 host=server_hostname)
-        await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", None, error))
-        raise error from exc
-    receiver.transport = secured
-    stream = Stream(receiver, asyncio.StreamWriter(secured, receiver, None, loop), peer)
-    await _check_established(tls, stream, "client", on_secure_link_ready)
-    return stream
 
 
 async def _check_established(
@@ -243,7 +268,7 @@ async def _check_established(
     """Describe the finished handshake, apply the checks ssl cannot (profile key sizes,
     verify callback), then fire ``on_secure_link_ready``: before any DICOM byte."""
     ssl_object = stream.writer.get_extra_info("ssl_object")
-    assert isinstance(ssl_object, ssl.SSLObject)
+    assert isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket)
     try:
         stream.security = tls.check_established(
             ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}"  # type: ignore[arg-type]
@@ -268,7 +293,7 @@ async def _check_established(
 
 def _handshake_error(
     exc: BaseException, *, side: str, peer: str, timeout: float, profile: str | None = None,
-    host: str | None = None,
+    host: str | None = None, sent_certificate: bool | None = None,
 ) -> TLSError:
     if isinstance(exc, builtins.TimeoutError):
         return TLSError(
@@ -276,7 +301,8 @@ def _handshake_error(
             reason="handshake timed out",
         )
     return translate_ssl_error(
-        exc, side=side, peer=peer, profile=profile, host=host  # type: ignore[arg-type]
+        exc, side=side, peer=peer, profile=profile, host=host,  # type: ignore[arg-type]
+        sent_certificate=sent_certificate,
     )
 
 
@@ -356,11 +382,14 @@ async def wrap_accepted(
             await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", None, error))
         raise error
     receiver = Receiver()
+    transport: asyncio.Transport
     try:
-        transport, _ = await loop.connect_accepted_socket(
-            lambda: receiver, sock, ssl=context,
-            ssl_handshake_timeout=handshake_timeout if context is not None else None,
-        )
+        if context is None:
+            transport, _ = await loop.connect_accepted_socket(lambda: receiver, sock)
+        else:
+            secured = await handshake(sock, context, server_side=True, server_hostname=None,
+                                      timeout=handshake_timeout)
+            transport = TLSSocketTransport(loop, secured, receiver)
     except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
         sock.close()
         error = _handshake_error(exc, side="server", peer=f"{peer[0]}:{peer[1]}",

@@ -93,7 +93,8 @@ _EOF = (
 
 
 def _reason_for(
-    exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None
+    exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None,
+    sent_certificate: bool | None = None,
 ) -> str:
     who = "the server" if side == "client" else "the client"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -119,6 +120,12 @@ def _reason_for(
         if reason_code in _NOT_TLS_CODES:
             return _NOT_TLS
         by = f"profile {profile!r}" if profile else "our TLS profile"
+        if (reason_code == "SSLV3_ALERT_HANDSHAKE_FAILURE" and side == "client"
+                and sent_certificate is False):
+            # The server's alert: TLS 1.2 sends this one for no shared suite and,
+            # as well, for a client certificate it requires and did not get.
+            return (f"peer offers no cipher suite allowed by {by}, or (more likely: we "
+                    "sent no certificate) the server requires a client certificate")
         if reason_code in _NO_CIPHER_CODES:
             return f"peer offers no cipher suite allowed by {by}"
         if reason_code in _NO_VERSION_CODES:
@@ -138,15 +145,18 @@ def translate_ssl_error(
     peer: str,
     profile: str | None = None,
     host: str | None = None,
+    sent_certificate: bool | None = None,
 ) -> TLSError:
     """A :class:`TLSError` explaining ``exc`` (raised during or right after a handshake).
 
     ``side`` is our role, ``peer`` names the other end (``host:port``) for the
     message, ``profile`` the PS3.15 profile in use, ``host`` the name we checked
-    the server certificate against. The returned error's ``reason`` is the
+    the server certificate against, ``sent_certificate`` whether we (a client)
+    had a certificate to present. The returned error's ``reason`` is the
     one-line explanation; chain it with ``raise ... from exc``.
     """
     if isinstance(exc, TLSError):
         return exc
-    reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host)
+    reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host,
+                         sent_certificate=sent_certificate)
     return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason)

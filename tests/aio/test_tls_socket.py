@@ -1,0 +1,174 @@
+"""TLSSocketTransport: bytes arrive whole and in order through back-pressure on
+both sides, OpenSSL's buffered records are not forgotten, and closing sends
+close_notify (the peer sees a clean end, not an error)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import socket
+
+import pytest
+
+from dicomnet.aio.tls_socket import TLSSocketTransport, handshake
+from tests.aio.helpers import Pki
+
+LOOPBACK = "127.0.0.1"
+
+
+class Collector(asyncio.BufferedProtocol):
+    """Keeps what arrives; pauses reading after each ``pause_every`` bytes for a moment."""
+
+    def __init__(self, buffer_size: int = 1 << 16, pause_every: int = 0) -> None:
+        self.buffer = bytearray(buffer_size)
+        self.data = bytearray()
+        self.pause_every = pause_every
+        self.transport: asyncio.Transport | None = None
+        self.eof = False
+        self.lost: asyncio.Future[BaseException | None] = (
+            asyncio.get_running_loop().create_future())
+        self.paused_writing = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        before = len(self.data)
+        self.data += self.buffer[:nbytes]
+        if self.pause_every and len(self.data) // self.pause_every > before // self.pause_every:
+            assert self.transport is not None
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(0.001, self.transport.resume_reading)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+    def pause_writing(self) -> None:
+        self.paused_writing += 1
+
+    def resume_writing(self) -> None:
+        pass
+
+
+async def pair(pki: Pki, server: Collector, client: Collector
+               ) -> tuple[TLSSocketTransport, TLSSocketTransport]:
+    loop = asyncio.get_running_loop()
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    listener.listen(1)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    raw_client = socket.socket()
+    raw_client.setblocking(False)
+
+    async def accept() -> TLSSocketTransport:
+        raw, _ = await loop.sock_accept(listener)
+        tls = await handshake(raw, await pki.server_tls().server_context(), server_side=True,
+                              server_hostname=None, timeout=10)
+        return TLSSocketTransport(loop, tls, server)
+
+    async def connect() -> TLSSocketTransport:
+        await loop.sock_connect(raw_client, (LOOPBACK, port))
+        tls = await handshake(raw_client, await pki.client_tls().client_context(),
+                              server_side=False, server_hostname="localhost", timeout=10)
+        return TLSSocketTransport(loop, tls, client)
+
+    try:
+        return await asyncio.gather(accept(), connect())
+    finally:
+        listener.close()
+
+
+def run(coro: object) -> None:
+    async def bounded() -> None:
+        async with asyncio.timeout(30):
+            await coro  # type: ignore[misc]
+
+    asyncio.run(bounded())
+
+
+def test_bytes_arrive_whole_through_back_pressure(pki: Pki) -> None:
+    """20 MiB each way in odd-sized writes, the receiver pausing every 256 KiB and
+    reading into a buffer smaller than a TLS record (OpenSSL keeps the rest)."""
+    payload = os.urandom(20 << 20)
+
+    async def main() -> None:
+        server = Collector(buffer_size=5000, pause_every=256 << 10)
+        client = Collector(buffer_size=1 << 16)
+        server_side, client_side = await pair(pki, server, client)
+        offsets = [*range(0, len(payload), 777_777), len(payload)]
+        for start, end in itertools.pairwise(offsets):
+            client_side.write(payload[start:end])
+            server_side.write(payload[start:end])
+        while len(server.data) < len(payload) or len(client.data) < len(payload):
+            await asyncio.sleep(0.01)
+        assert hashlib.sha256(server.data).digest() == hashlib.sha256(payload).digest()
+        assert hashlib.sha256(client.data).digest() == hashlib.sha256(payload).digest()
+        assert client.paused_writing > 0  # flow control engaged
+        client_side.close()
+        assert await server.lost is None  # close_notify: a clean end
+        assert server.eof
+        assert await client.lost is None
+
+    run(main())
+
+
+def test_extras_describe_the_tls_session(pki: Pki) -> None:
+    async def main() -> None:
+        server, client = Collector(), Collector()
+        server_side, client_side = await pair(pki, server, client)
+        tls = client_side.get_extra_info("ssl_object")
+        assert tls.version() in ("TLSv1.3", "TLSv1.2")
+        assert client_side.get_extra_info("peercert") is not None
+        assert client_side.get_extra_info("peername")[0] == LOOPBACK
+        assert client_side.get_extra_info("cipher")[0]
+        client_side.abort()
+        assert await client.lost is None
+        await server.lost  # the server notices the abort one way or another
+        server_side.abort()
+
+    run(main())
+
+
+def test_write_after_close_is_ignored(pki: Pki) -> None:
+    async def main() -> None:
+        server, client = Collector(), Collector()
+        server_side, client_side = await pair(pki, server, client)
+        client_side.write(b"before")
+        client_side.close()
+        client_side.write(b"after")
+        assert client_side.is_closing()
+        await server.lost
+        assert bytes(server.data) == b"before"
+        server_side.close()
+
+    run(main())
+
+
+def test_a_handshake_that_never_starts_times_out(pki: Pki) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        listener = socket.socket()
+        listener.bind((LOOPBACK, 0))
+        listener.listen(1)
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, listener.getsockname())
+        with pytest.raises(TimeoutError):
+            await handshake(sock, await pki.client_tls().client_context(), server_side=False,
+                            server_hostname="localhost", timeout=0.2)
+        assert sock.fileno() == -1  # closed on failure
+        listener.close()
+
+    run(main())
