@@ -197,6 +197,7 @@ def test_missing_client_certificate(pki: Pki, aio_log: pytest.LogCaptureFixture,
         outcome, profile, "the server requires a client certificate" if profile != TLS12_ONLY
         else "peer offers no cipher suite allowed by")
     if profile == TLS12_ONLY:
+        assert isinstance(outcome.error, TLSError)
         assert "the server requires a client certificate" in outcome.error.reason
 
 

@@ -111,7 +111,7 @@ class ULConnection:
     @property
     def has_partial_pdu(self) -> bool:
         """True while part of a PDU has arrived and the rest is awaited."""
-        return self._framer.buffered > 0
+        return self._framer.in_pdu
 
     # -- user primitives -------------------------------------------------------
 
@@ -191,15 +191,14 @@ class ULConnection:
             return  # no association on this transport any more: drop late bytes
         framer = self._framer
         try:
-            framer.feed(data)
-            while True:
-                pdu = framer.next_pdu()
-                if pdu is None:
-                    return
-                self.pdus_received += 1
+            # Once associated, P-DATA-TF PDUs are streamed: their PDV data reaches
+            # the user as it arrives (see PDUFramer.receive).
+            for pdu in framer.receive(data, stream_pdata=self._machine.state is State.Sta6):
+                self.pdus_received = framer.completed
                 self._on_pdu(pdu)
                 if self.state is State.Sta1:
                     return
+            self.pdus_received = framer.completed
         except RemoteProtocolError as exc:
             if self._machine.state is State.Sta13 and self._artim_deadline is not None:
                 # Already aborting: AA-7 would send yet another A-ABORT; one is enough.

@@ -18,16 +18,20 @@ copied once on its way out.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import NoReturn
 
 from dicomnet.errors import RemoteProtocolError
 from dicomnet.ul.codec import _invalid
 from dicomnet.ul.pdu import (
+    _PDV_HEADER,
     A_ASSOCIATE_AC,
     A_ASSOCIATE_RQ,
     P_DATA_TF,
     PDU,
     PDU_TYPES,
+    PDataTF,
+    PresentationDataValue,
     _unrecognized_pdu_type,
     decode_pdu,
     describe_foreign_bytes,
@@ -55,7 +59,8 @@ class PDUFramer:
     that same error again, and its buffer is dropped.
     """
 
-    __slots__ = ("_buffer", "_error", "_start", "max_associate_length", "max_pdata_length")
+    __slots__ = ("_buffer", "_error", "_pdata_left", "_pdv", "_pdv_left", "_start",
+                 "completed", "max_associate_length", "max_pdata_length")
 
     def __init__(self, *, max_associate_length: int = 1 << 20, max_pdata_length: int = 0) -> None:
         self.max_associate_length = max_associate_length
@@ -63,11 +68,111 @@ class PDUFramer:
         self._buffer = bytearray()
         self._start = 0  # read offset into _buffer
         self._error: RemoteProtocolError | None = None
+        #: PDUs received whole so far (by next_pdu or receive, streamed ones included).
+        self.completed = 0
+        # A P-DATA-TF being streamed by receive(): body bytes still due (None when
+        # none is), and of the current PDV its data bytes still due (None between
+        # PDVs), its context ID and its control header.
+        self._pdata_left: int | None = None
+        self._pdv_left: int | None = None
+        self._pdv = (0, 0)
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned as a PDU."""
         return len(self._buffer) - self._start
+
+    @property
+    def in_pdu(self) -> bool:
+        """True while part of a PDU has arrived and the rest is awaited."""
+        return self._pdata_left is not None or len(self._buffer) > self._start
+
+    def receive(self, data: bytes | bytearray | memoryview, *,
+                stream_pdata: bool = False) -> Iterator[PDU]:
+        """Take ``data`` and yield each PDU it completes, as ``next_pdu`` would.
+
+        With ``stream_pdata``, a P-DATA-TF PDU is not held until its last byte:
+        each stretch of PDV data is yielded as soon as it is in, as a one-PDV
+        ``PDataTF`` whose PDV has the sender's context and command flag and is
+        marked last only on the PDV's final stretch. A message is the same bytes
+        in the same order whatever its PDVs' sizes (PS3.7 8.1, PS3.8 9.3.5), so a
+        receiver sees the same data sets, with one copy of each byte instead of
+        two and no whole PDU buffered. Every length is still checked, at the PDU
+        and PDV headers, before the bytes they announce are taken; an error
+        found inside a P-DATA-TF comes after the PDVs before it were yielded.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._start:
+            del self._buffer[:self._start]
+            self._start = 0
+        view = memoryview(data).cast("B")
+        pos, end = 0, len(view)
+        buffer = self._buffer
+        while True:
+            left = self._pdv_left
+            if left is not None:  # inside a streamed PDV's data
+                take = min(left, end - pos)
+                if take == 0 and left:
+                    return
+                piece = bytes(view[pos:pos + take])
+                pos += take
+                left -= take
+                assert self._pdata_left is not None
+                self._pdata_left -= take
+                context_id, control = self._pdv
+                yield PDataTF((PresentationDataValue(
+                    context_id, bool(control & 1), bool(control & 2) and left == 0, piece),))
+                if left:
+                    self._pdv_left = left
+                    return
+                self._pdv_left = None
+                if self._pdata_left == 0:
+                    self._pdata_left = None
+                    self.completed += 1
+                continue
+            if self._pdata_left is not None:  # a streamed P-DATA-TF, before a PDV header
+                if self._pdata_left < 6:
+                    self._fail(_invalid(f"P-DATA-TF: {self._pdata_left} trailing byte(s) are "
+                                        "too short for a PDV item"))
+                take = min(6 - len(buffer), end - pos)
+                buffer += view[pos:pos + take]
+                pos += take
+                if len(buffer) < 6:
+                    return
+                length, context_id, control = _PDV_HEADER.unpack_from(buffer, 0)
+                buffer.clear()
+                if length < 2:
+                    self._fail(_invalid(f"P-DATA-TF: PDV item length {length}, must be at "
+                                        "least 2"))
+                if 4 + length > self._pdata_left:
+                    self._fail(_invalid(
+                        f"P-DATA-TF: PDV item length {length} runs past the end of the PDU "
+                        f"({self._pdata_left - 4} bytes left)"))
+                self._pdata_left -= 6
+                self._pdv = (context_id, control)
+                self._pdv_left = length - 2
+                continue
+            # Between PDUs, or inside one held whole: first its 6-byte header.
+            if len(buffer) < 6:
+                take = min(6 - len(buffer), end - pos)
+                buffer += view[pos:pos + take]
+                pos += take
+            header = self.peek_header()
+            if header is None:
+                return
+            pdu_type, length = header
+            if pdu_type == P_DATA_TF and stream_pdata:
+                buffer.clear()
+                self._pdata_left = length
+                continue
+            take = min(6 + length - len(buffer), end - pos)
+            buffer += view[pos:pos + take]
+            pos += take
+            pdu = self.next_pdu()
+            if pdu is None:
+                return
+            yield pdu
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Add bytes received from the peer. Nothing is parsed until ``next_pdu()``."""
@@ -117,6 +222,7 @@ class PDUFramer:
         except RemoteProtocolError as exc:
             self._fail(exc)
         self._consume(end)
+        self.completed += 1
         return pdu
 
     def _check_length(self, pdu_type: int, length: int) -> None:
@@ -163,4 +269,5 @@ class PDUFramer:
         # A fresh buffer: the old one may still be pinned by views in the traceback.
         self._buffer = bytearray()
         self._start = 0
+        self._pdata_left = self._pdv_left = None
         raise error

@@ -1,0 +1,141 @@
+"""PDUFramer.receive(stream_pdata=True): P-DATA-TF PDVs delivered as they arrive.
+
+Whatever the cuts in the byte stream, the pieces must carry the same bytes, in
+the same order, on the same contexts, with the same command flags, and a "last"
+mark exactly where the sender put one; other PDUs come whole between them; and
+every length is judged at its header, as the whole-PDU framer judges it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dicomnet.errors import RemoteProtocolError
+from dicomnet.ul.framing import PDUFramer
+from dicomnet.ul.pdu import PDU, PDataTF, PresentationDataValue, ReleaseRQ
+
+pdvs = st.builds(
+    PresentationDataValue,
+    context_id=st.sampled_from([1, 3, 255]),
+    is_command=st.booleans(),
+    is_last=st.booleans(),
+    data=st.binary(max_size=300),
+)
+pdus = st.lists(
+    st.one_of(st.builds(PDataTF, pdvs=st.lists(pdvs, min_size=1, max_size=4).map(tuple)),
+              st.just(ReleaseRQ())),
+    min_size=1, max_size=6,
+)
+
+
+def cuts(data: bytes, sizes: list[int]) -> list[bytes]:
+    chunks, pos = [], 0
+    for size in sizes:
+        if pos >= len(data):
+            break
+        chunks.append(data[pos:pos + size])
+        pos += size
+    if pos < len(data):
+        chunks.append(data[pos:])
+    return chunks
+
+
+@settings(max_examples=300, deadline=None)
+@given(pdus, st.lists(st.integers(min_value=1, max_value=700), max_size=40))
+def test_streamed_bytes_and_marks_match_whole_pdus(sent: list[PDU], sizes: list[int]) -> None:
+    wire = b"".join(p.encode() for p in sent)
+    whole = PDUFramer()
+    reference = list(whole.receive(wire))
+    streamed_framer = PDUFramer()
+    streamed = [pdu for chunk in cuts(wire, sizes)
+                for pdu in streamed_framer.receive(chunk, stream_pdata=True)]
+    assert stream_of(streamed) == stream_of(reference)
+    assert streamed_framer.completed == whole.completed == len(sent)
+
+
+def stream_of(received: list[PDU]) -> list[object]:
+    """The byte stream as a receiver sees it: other PDUs in place, and for PDV
+    data the bytes per (context, command) with a marker after each "last"."""
+    out: list[object] = []
+    for pdu in received:
+        if not isinstance(pdu, PDataTF):
+            out.append(pdu)
+            continue
+        for pdv in pdu.pdvs:
+            key = (pdv.context_id, pdv.is_command)
+            if out and isinstance(out[-1], list) and out[-1][0] == key:
+                out[-1][1] += pdv.data
+            elif pdv.data or pdv.is_last:
+                out.append([key, bytearray(pdv.data)])
+            if pdv.is_last:
+                out.append(("LAST", key))
+    return [(x[0], bytes(x[1])) if isinstance(x, list) else x for x in out]
+
+
+def pdata(*items: bytes) -> bytes:
+    body = b"".join(items)
+    return struct.pack(">BBL", 4, 0, len(body)) + body
+
+
+def pdv(context_id: int, control: int, data: bytes, length: int | None = None) -> bytes:
+    return struct.pack(">LBB", len(data) + 2 if length is None else length,
+                       context_id, control) + data
+
+
+def test_a_large_pdv_comes_in_pieces_as_it_arrives() -> None:
+    data = bytes(range(256)) * 40
+    wire = pdata(pdv(1, 0b10, data))
+    framer = PDUFramer()
+    pieces = [p for i in range(0, len(wire), 1000) for p in framer.receive(
+        wire[i:i + 1000], stream_pdata=True)]
+    assert len(pieces) > 5
+    assert all(isinstance(p, PDataTF) and len(p.pdvs) == 1 for p in pieces)
+    values = [p.pdvs[0] for p in pieces if isinstance(p, PDataTF)]
+    assert b"".join(v.data for v in values) == data
+    assert [v.is_last for v in values] == [False] * (len(values) - 1) + [True]
+    assert {(v.context_id, v.is_command) for v in values} == {(1, False)}
+    assert framer.completed == 1 and not framer.in_pdu
+
+
+def test_in_pdu_reports_a_pdu_under_way() -> None:
+    framer = PDUFramer()
+    wire = pdata(pdv(1, 0b10, b"x" * 100))
+    assert list(framer.receive(wire[:3], stream_pdata=True)) == []
+    assert framer.in_pdu
+    got = list(framer.receive(wire[3:50], stream_pdata=True))
+    assert framer.in_pdu and framer.completed == 0 and got
+    list(framer.receive(wire[50:], stream_pdata=True))
+    assert not framer.in_pdu and framer.completed == 1
+
+
+@pytest.mark.parametrize(("wire", "message"), [
+    (pdata(pdv(1, 0, b"abc", length=1)), "must be at least 2"),
+    (pdata(pdv(1, 0, b"abcd", length=60)), "runs past the end of the PDU"),
+    (pdata(pdv(1, 0, b"abcd"), b"\x00\x00\x00"), "too short for a PDV item"),
+])
+def test_bad_pdv_headers_are_refused(wire: bytes, message: str) -> None:
+    framer = PDUFramer()
+    with pytest.raises(RemoteProtocolError, match=message):
+        for i in range(len(wire)):
+            list(framer.receive(wire[i:i + 1], stream_pdata=True))
+    with pytest.raises(RemoteProtocolError, match=message):
+        list(framer.receive(b"", stream_pdata=True))  # dead from then on
+
+
+def test_the_maximum_length_is_judged_at_the_pdu_header() -> None:
+    framer = PDUFramer(max_pdata_length=100)
+    header = struct.pack(">BBL", 4, 0, 101)
+    with pytest.raises(RemoteProtocolError, match="exceeds the maximum length"):
+        list(framer.receive(header, stream_pdata=True))
+
+
+def test_other_pdus_come_whole_between_streamed_ones() -> None:
+    wire = pdata(pdv(1, 0b11, b"cmd")) + ReleaseRQ().encode() + pdata(pdv(3, 0b10, b"ds"))
+    framer = PDUFramer()
+    got = [p for b in wire for p in framer.receive(bytes([b]), stream_pdata=True)]
+    assert any(isinstance(p, ReleaseRQ) for p in got)
+    assert framer.completed == 3
