@@ -56,9 +56,27 @@ async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side
                     await _ready(loop, tls.fileno(), write=False)
                 except ssl.SSLWantWriteError:
                     await _ready(loop, tls.fileno(), write=True)
+    except ssl.SSLError:
+        _close_after_alert(tls)
+        raise
     except BaseException:
         tls.close()
         raise
+
+
+def _close_after_alert(tls: ssl.SSLSocket) -> None:
+    """Close a socket whose handshake failed without destroying the alert OpenSSL
+    just sent: closing with unread input (a TLS 1.3 client may already have sent
+    its first data) makes the kernel answer with a reset, which can overtake the
+    alert. So: end our direction, discard what has arrived, then close."""
+    try:
+        tls.shutdown(socket.SHUT_WR)  # drops the TLS layer: plain recv from here on
+        while tls.recv(65536):
+            pass
+    except OSError:  # BlockingIOError included: nothing more is waiting
+        pass
+    finally:
+        tls.close()
 
 
 async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> None:
