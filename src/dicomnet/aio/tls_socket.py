@@ -1,10 +1,12 @@
 """TLS over a non-blocking ``ssl.SSLSocket``, as an asyncio transport.
 
 asyncio's own TLS layer (``loop.start_tls``) runs OpenSSL over memory BIOs:
-every byte is copied from the socket into a BIO and out again, and each 16 KiB
-record is decrypted by a Python-level call inside its read loop. Here OpenSSL
-reads and writes the socket itself, as DCMTK's does: measured on loopback with
-256 MB objects, the receiving server needed about a third less CPU per byte.
+every byte is copied from the socket into a BIO and out again. Here OpenSSL
+reads and writes the socket itself, as DCMTK's does. Two things follow: one
+copy fewer per byte (alone, within the noise on loopback; with the Upper Layer
+streaming P-DATA on top, 256 MB objects went from ~450 to ~500 MB/s, see
+docs/benchmarks.md), and OpenSSL sends its alert when a handshake fails, which
+asyncio's layer did not (CPython gh-98078), so both sides can say why.
 The handshake runs in the caller's task (``handshake``); the transport then
 serves a ``BufferedProtocol`` (our ``Receiver``) and a ``StreamWriter``.
 
