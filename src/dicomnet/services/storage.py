@@ -395,7 +395,7 @@ class StorageSCP:
             try:
                 header, destination = self._place(job.buffer, None, job.message,
                                                   job.transfer_syntax)
-                writer = AtomicWriter(destination, durable=self.durable)
+                writer = AtomicWriter(destination, durable=self.durable, unnamed=True)
                 try:
                     writer.write(job.buffer)
                     writer.start_sync()

@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import enum
 import errno
+import functools
 import logging
 import os
 import secrets
@@ -279,6 +280,36 @@ _KNOWN_DIRS_MAX = 4096
 _VERIFIED_FOLDERS: dict[tuple[Path, tuple[str, ...]], Path] = {}
 
 
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+#: errno values of open(O_TMPFILE) meaning "not on this file system or kernel".
+_NO_TMPFILE = frozenset(
+    code for code in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL,
+                      getattr(errno, "ENOTSUP", None)) if code is not None
+)
+#: Folders where O_TMPFILE failed for want of support: not tried again there.
+_UNNAMED_UNSUPPORTED: set[str] = set()
+
+
+_PROC_FD_DIRS: dict[int, int] = {}  # pid -> descriptor of its /proc/self/fd
+
+
+def _proc_fd_dir() -> int:
+    """A descriptor of this process's /proc/self/fd, opened once per process (a
+    forked child opens its own: the parent's would name the parent's files)."""
+    pid = os.getpid()
+    fd = _PROC_FD_DIRS.get(pid)
+    if fd is None:
+        fd = _PROC_FD_DIRS[pid] = os.open(
+            "/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return fd
+
+
+@functools.cache
+def _unnamed_files_supported() -> bool:
+    """O_TMPFILE exists, and /proc can name such a file (linkat through /proc)."""
+    return bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
+
+
 def _make_dirs(directory: Path, *, durable: bool = True) -> None:
     if directory in _KNOWN_DIRS:
         return
@@ -330,8 +361,12 @@ class AtomicWriter:
     one writer belongs to one C-STORE operation.
     """
 
-    def __init__(self, destination: Path, *, durable: bool = True) -> None:
+    def __init__(self, destination: Path, *, durable: bool = True, unnamed: bool = False) -> None:
         self._destination = destination if isinstance(destination, Path) else Path(destination)
+        #: With ``unnamed``, the file has no name at all until its commit (Linux
+        #: ``O_TMPFILE``, named by ``linkat``): nothing to remove after a crash, and
+        #: a random name, its creation and its removal fewer per object. Where the
+        #: file system cannot, a named temporary file is used as without it.
         #: False skips every fsync: the rename stays atomic (never a partial file
         #: under a final name, even if the process is killed) but a power cut may
         #: lose objects already answered with Success. For benchmarks and scratch
@@ -344,10 +379,20 @@ class AtomicWriter:
             _make_dirs(directory, durable=durable)
         except OSError as exc:
             raise StorageError.from_os_error("cannot create folder", directory, exc) from exc
+        folder = os.fspath(directory)
+        self._temp: str | None = None
+        if unnamed and folder not in _UNNAMED_UNSUPPORTED and _unnamed_files_supported():
+            try:
+                self._fd = os.open(folder, _O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, _FILE_MODE)
+                return
+            except OSError as exc:
+                if exc.errno in _NO_TMPFILE:
+                    _UNNAMED_UNSUPPORTED.add(folder)
+                # Anything else (a folder removed behind our back...): the named path
+                # below handles it, or explains it.
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         flags |= getattr(os, "O_BINARY", 0)
-        folder = os.fspath(directory)
         while True:
             # A str, not a Path: building Paths was a tenth of a small object's cost.
             temp = os.path.join(folder, f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
@@ -377,7 +422,9 @@ class AtomicWriter:
 
     @property
     def temp_path(self) -> Path:
-        """The temporary file being written."""
+        """The temporary file being written (for an unnamed one, its /proc link)."""
+        if self._temp is None:
+            return Path(f"/proc/self/fd/{self._fd}")
         return Path(self._temp)
 
     @property
@@ -396,7 +443,7 @@ class AtomicWriter:
                 view = view[written:]
                 self._size += written
         except OSError as exc:
-            raise StorageError.from_os_error("cannot write", Path(self._temp), exc) from exc
+            raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
 
     def start_sync(self) -> None:
         """Start writing what was written so far to disk, without waiting (Linux
@@ -453,6 +500,14 @@ class AtomicWriter:
         try:
             if self.durable:
                 os.fsync(self._fd)
+            if self._temp is None:
+                outcome = self._name_unnamed(policy)
+                self._close()
+                if self.durable and sync_folder:
+                    _fsync_dir(final.parent)
+                self._done = True
+                logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
+                return CommitResult(outcome=outcome, path=final, size=self._size)
             self._close()
             try:
                 outcome = self._give_final_name(policy)
@@ -476,7 +531,44 @@ class AtomicWriter:
         logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
         return CommitResult(outcome=outcome, path=final, size=self._size)
 
+    def _name_unnamed(self, policy: DuplicatePolicy) -> CommitOutcome:
+        """Give an O_TMPFILE its final name: ``linkat`` through /proc, which fails
+        if the name exists (KEEP/REJECT), or a link to a temporary name that then
+        replaces the final one (OVERWRITE)."""
+        # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N; os.link only uses linkat (and
+        # follows the magic link) when given a directory descriptor.
+        proc_fd_dir, source = _proc_fd_dir(), str(self._fd)
+        final = self._destination
+        for attempt in (1, 2):
+            try:
+                if policy is DuplicatePolicy.OVERWRITE:
+                    temp = os.path.join(os.fspath(final.parent),
+                                        f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
+                    os.link(source, temp, src_dir_fd=proc_fd_dir, follow_symlinks=True)
+                    try:
+                        os.replace(temp, final)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            os.unlink(temp)
+                        raise
+                    return CommitOutcome.REPLACED
+                os.link(source, final, src_dir_fd=proc_fd_dir, follow_symlinks=True)
+                return CommitOutcome.STORED
+            except FileExistsError:
+                if policy is DuplicatePolicy.OVERWRITE:
+                    continue  # 64 random bits already taken: draw again
+                return (CommitOutcome.DUPLICATE_REJECTED if policy is DuplicatePolicy.REJECT
+                        else CommitOutcome.DUPLICATE_KEPT)
+            except FileNotFoundError:
+                if attempt == 2 or final.parent.is_dir():
+                    raise
+                # The folder was removed behind our back after this process made it.
+                _KNOWN_DIRS.discard(final.parent)
+                _make_dirs(final.parent, durable=self.durable)
+        raise StorageError(f"cannot name {final}")
+
     def _give_final_name(self, policy: DuplicatePolicy) -> CommitOutcome:
+        assert self._temp is not None
         if policy is DuplicatePolicy.OVERWRITE:
             os.replace(self._temp, self._destination)
             return CommitOutcome.REPLACED
@@ -487,6 +579,7 @@ class AtomicWriter:
         return outcome
 
     def _link_no_replace(self, policy: DuplicatePolicy) -> CommitOutcome:
+        assert self._temp is not None
         final = self._destination
         duplicate = (
             CommitOutcome.DUPLICATE_REJECTED
@@ -515,6 +608,8 @@ class AtomicWriter:
         """
         self._done = True
         self._close()
+        if self._temp is None:
+            return  # unnamed: closing it was the whole removal
         try:
             os.unlink(self._temp)
         except FileNotFoundError:
