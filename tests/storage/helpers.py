@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import UID, ExplicitVRLittleEndian
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from dicomnet.storage.part10 import part10_header
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -78,3 +89,25 @@ def write_part10_file(
 def tree(path: Path) -> set[str]:
     """Every path below ``path``, relative, as text (folders included)."""
     return {p.relative_to(path).as_posix() for p in path.rglob("*")}
+
+
+def data_set_bytes(ds: Dataset, syntax: str) -> bytes:
+    """The data set as a sender encodes it in ``syntax`` (deflated for Deflated)."""
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = syntax != ExplicitVRBigEndian
+    buffer.is_implicit_VR = syntax == ImplicitVRLittleEndian
+    write_dataset(buffer, ds)
+    encoded: bytes = buffer.getvalue()
+    if syntax == DeflatedExplicitVRLittleEndian:
+        # Raw deflate (no zlib header), as PS3.5 A.5 asks.
+        deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+        encoded = deflater.compress(encoded) + deflater.flush()
+    return encoded
+
+
+def received(ds: Dataset, syntax: str) -> bytearray:
+    """What a C-STORE SCP holds: its own Part 10 header, then the data set as sent."""
+    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                           transfer_syntax_uid=syntax, implementation_class_uid="1.2.3",
+                           implementation_version_name="T", source_ae_title="A")
+    return bytearray(header + data_set_bytes(ds, syntax))

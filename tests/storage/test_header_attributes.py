@@ -9,7 +9,6 @@ Explicit VR Little Endian), in each transfer syntax.
 from __future__ import annotations
 
 import io
-import zlib
 from pathlib import Path
 
 import pydicom
@@ -17,8 +16,6 @@ import pytest
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -28,8 +25,8 @@ from pydicom.uid import (
 )
 
 from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header
-from dicomnet.storage.part10 import part10_header
 from tests.storage.dicomfiles import make_image, uid
+from tests.storage.helpers import received
 
 RAW_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]
 ALL_SYNTAXES = [*RAW_SYNTAXES, DeflatedExplicitVRLittleEndian]
@@ -45,28 +42,6 @@ BINARY_KEYWORDS = {
     "DiffusionGradientOrientation": "0.25\\-1.5\\3.125",  # FD, 3 values
     "LocalizingCursorPosition": "1.5\\-2.25",  # FL, 2 values
 }
-
-
-def data_set_bytes(ds: Dataset, syntax: str) -> bytes:
-    """The data set as a sender encodes it in ``syntax`` (deflated for Deflated)."""
-    buffer = DicomBytesIO()
-    buffer.is_little_endian = syntax != ExplicitVRBigEndian
-    buffer.is_implicit_VR = syntax == ImplicitVRLittleEndian
-    write_dataset(buffer, ds)
-    encoded: bytes = buffer.getvalue()
-    if syntax == DeflatedExplicitVRLittleEndian:
-        # Raw deflate (no zlib header), as PS3.5 A.5 asks.
-        deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
-        encoded = deflater.compress(encoded) + deflater.flush()
-    return encoded
-
-
-def received(ds: Dataset, syntax: str) -> bytearray:
-    """What the SCP holds: its own Part 10 header, then the data set as sent."""
-    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
-                           transfer_syntax_uid=syntax, implementation_class_uid="1.2.3",
-                           implementation_version_name="T", source_ae_title="A")
-    return bytearray(header + data_set_bytes(ds, syntax))
 
 
 def pydicom_reads(buffer: bytearray) -> Dataset:

@@ -5,26 +5,11 @@ series UIDs past the prefix."""
 from __future__ import annotations
 
 import pytest
-from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.storage.header import HEADER_PREFIX, read_header
-from dicomnet.storage.part10 import part10_header
 from tests.storage.dicomfiles import make_image
-
-
-def received(ds: Dataset, syntax: str) -> bytearray:
-    """What the SCP holds in memory: its Part 10 header, then the data set as sent."""
-    buffer = DicomBytesIO()
-    buffer.is_little_endian = syntax != ExplicitVRBigEndian
-    buffer.is_implicit_VR = syntax == ImplicitVRLittleEndian
-    write_dataset(buffer, ds)
-    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
-                           transfer_syntax_uid=syntax, implementation_class_uid="1.2.3",
-                           implementation_version_name="T", source_ae_title="A")
-    return bytearray(header + buffer.getvalue())
+from tests.storage.helpers import received
 
 
 @pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian,

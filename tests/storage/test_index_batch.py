@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.storage import (
@@ -21,9 +19,8 @@ from dicomnet.storage import (
     StorageIndex,
     read_header,
 )
-from dicomnet.storage.part10 import part10_header
 
-from .helpers import make_dataset
+from .helpers import make_dataset, received
 
 U = "1.2.826.0.1.3680043.8.498."
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -44,14 +41,7 @@ def reference(tmp_path: Path) -> Iterator[StorageIndex]:
 
 def header_of(ds: Dataset, syntax: str) -> HeaderAttributes:
     """What the SCP reads from a received data set (its Part 10 header, then the data set)."""
-    buffer = DicomBytesIO()
-    buffer.is_little_endian = syntax != ExplicitVRBigEndian
-    buffer.is_implicit_VR = syntax == ImplicitVRLittleEndian
-    write_dataset(buffer, ds)
-    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
-                           transfer_syntax_uid=syntax, implementation_class_uid="1.2.3",
-                           implementation_version_name="T", source_ae_title="A")
-    return read_header(bytearray(header + buffer.getvalue()), None, syntax)
+    return read_header(received(ds, syntax), None, syntax)
 
 
 def row(ds: Dataset | HeaderAttributes, sop_uid: str, *, size: int = 100,
