@@ -52,8 +52,8 @@ _REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Character sets whose bytes decode without pydicom's machinery (PS3.5 6.1.2.5.3).
 # The default repertoire is ASCII; bytes beyond it are decoded as Latin-1, as
 # pydicom does, rather than replaced.
-_PLAIN_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
-                   "ISO_IR 192": "utf-8"}
+PLAIN_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
+                  "ISO_IR 192": "utf-8"}
 _CHARSET_TAG = 0x00080005
 #: Value representations held as character strings (PS3.5 6.2).
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
@@ -91,7 +91,7 @@ class HeaderAttributes:
         if raw is not None:
             charset = raw.get(_CHARSET_TAG)
             name = charset[1].decode("ascii", "replace") if charset is not None else ""
-            self._encoding = _PLAIN_CHARSETS.get(name.strip(" \0"))
+            self._encoding = PLAIN_CHARSETS.get(name.strip(" \0"))
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> HeaderAttributes:

@@ -42,7 +42,7 @@ from pydicom.multival import MultiValue
 
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
-from dicomnet.storage.header import HeaderAttributes
+from dicomnet.storage.header import PLAIN_CHARSETS, HeaderAttributes
 from dicomnet.storage.names import UnsafeNameError, safe_relative_path
 from dicomnet.storage.part10 import NotPart10Error, read_part10
 
@@ -180,11 +180,6 @@ class ReindexResult:
     skipped: int
 
 
-# Character sets whose bytes decode without pydicom's machinery (PS3.5 6.1.2.5.3).
-_PLAIN_CHARSETS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin-1",
-                   "ISO_IR 192": "utf-8"}
-
-
 def _text(ds: Dataset | HeaderAttributes, keyword: str) -> str | None:
     """Return an attribute as text (multiple values joined by ``\\``), or None.
 
@@ -204,7 +199,7 @@ def _text(ds: Dataset | HeaderAttributes, keyword: str) -> str | None:
         charset_raw = getattr(charsets, "value", b"") if charsets is not None else b""
         charset = (charset_raw.decode("ascii", "replace") if isinstance(charset_raw, bytes)
                    else str(charset_raw or "")).strip(" \0")
-        encoding = _PLAIN_CHARSETS.get(charset)
+        encoding = PLAIN_CHARSETS.get(charset)
         if encoding is not None:
             text = raw.decode(encoding, "replace").strip(" \0")
             return text or None

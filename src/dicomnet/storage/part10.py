@@ -30,7 +30,7 @@ from pydicom.filereader import read_dataset, read_preamble
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.names import safe_uid
-from dicomnet.storage.scan import scan_elements
+from dicomnet.storage.scan import LONG_VRS, scan_elements
 
 __all__ = [
     "NotPart10Error",
@@ -104,7 +104,6 @@ def part10_header(
 
 
 _PREAMBLE = b"\x00" * 128 + b"DICM"
-_LONG_VRS = (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN")
 
 
 @functools.lru_cache(maxsize=512)
@@ -130,7 +129,7 @@ def _uid_value(uid: str) -> bytes:
 
 def _element(element: int, vr: bytes, value: bytes) -> bytes:
     """One group 0002 element in Explicit VR Little Endian (PS3.5 7.1.2)."""
-    if vr in _LONG_VRS:
+    if vr in LONG_VRS:
         return struct.pack("<HH2sHI", 0x0002, element, vr, 0, len(value)) + value
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
 

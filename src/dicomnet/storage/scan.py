@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["RawElements", "scan_elements"]
+__all__ = ["LONG_VRS", "RawElements", "scan_elements"]
 
 #: Tag -> (VR, or None in Implicit VR; the value's bytes as they are).
 RawElements = dict[int, tuple[str | None, bytes]]
 
 #: Explicit VRs whose length field is 4 bytes after 2 reserved ones (PS3.5 7.1.2).
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
                        b"UR", b"UT", b"UV"})
 _UNDEFINED = 0xFFFFFFFF
 _TAG_LENGTH = struct.Struct("<HHL")  # implicit VR: group, element, 4-byte length
@@ -50,7 +50,7 @@ def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit
         else:
             tag_group, element, vr_bytes, length = _TAG_VR.unpack_from(view, offset)
             start = offset + 8
-            if vr_bytes in _LONG_VRS:
+            if vr_bytes in LONG_VRS:
                 if start + 4 > end:
                     return None
                 (length,) = _LONG_LENGTH.unpack_from(view, start)
