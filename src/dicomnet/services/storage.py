@@ -129,7 +129,8 @@ StoreHook = Callable[[StoredInstance], int | None | Awaitable[int | None]]
 #: operations holds to 32 MiB (with 4 MiB, a server receiving 256 MB objects
 #: peaked 6 MiB higher, growing that buffer before spilling it).
 SPILL_THRESHOLD = 1 << 20
-#: Once spilled, bytes are pushed to disk every this many in a worker thread, so
+#: Once spilled, where the file system has no O_DIRECT (see AtomicWriter's
+#: ``direct``), bytes are pushed to disk every this many in a worker thread, so
 #: the fsync before the answer has little left to wait for.
 SYNC_EVERY = 32 << 20
 
@@ -163,13 +164,15 @@ class _StoreSink:
                     # Built only now: most data sets never spill, and a Path per
                     # object was a measurable part of receiving a small one.
                     folder, name = self.provisional
-                    self.writer = AtomicWriter(folder / name, durable=self.durable)
+                    # Durable: straight to disk, as the answer waits for it anyway.
+                    self.writer = AtomicWriter(folder / name, durable=self.durable,
+                                               direct=self.durable)
                     self.writer.write(self.buffer)
                     self.buffer = None
             else:
                 self.writer.write(data)
                 self._unsynced += len(data)
-                if self._unsynced >= SYNC_EVERY and self.durable:
+                if self._unsynced >= SYNC_EVERY and self.durable and not self.writer.direct:
                     self._background_sync(self.writer)
         except StorageError as exc:
             self.error = str(exc)
@@ -379,6 +382,11 @@ class StorageSCP:
                 calling_ae: str, security: SecurityInfo | None) -> StoredInstance:
         """Runs in a worker thread for a data set that spilled to a temporary file:
         parse its header, fsync, rename, then queue its index row."""
+        try:
+            writer.flush()  # the header is read back from the file
+        except StorageError:
+            writer.abort()
+            raise
         header, destination = self._place(None, writer, message, transfer_syntax)
         result = writer.commit(self.duplicates, destination=destination)
         return self._stored(header, result, message, transfer_syntax=transfer_syntax,

@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Self, cast
 
 from dicomnet.errors import DicomNetError
+from dicomnet.storage.direct import DirectSpool
 from dicomnet.storage.names import join_under, safe_uid
 
 __all__ = [
@@ -361,8 +362,13 @@ class AtomicWriter:
     one writer belongs to one C-STORE operation.
     """
 
-    def __init__(self, destination: Path, *, durable: bool = True, unnamed: bool = False) -> None:
+    def __init__(self, destination: Path, *, durable: bool = True, unnamed: bool = False,
+                 direct: bool = False) -> None:
         self._destination = destination if isinstance(destination, Path) else Path(destination)
+        #: With ``direct``, bytes go to disk as they come, without the page cache
+        #: (:mod:`dicomnet.storage.direct`): for large objects, whose every byte the
+        #: commit must wait for anyway. Ignored where the file system cannot.
+        self._spool: DirectSpool | None = None
         #: With ``unnamed``, the file has no name at all until its commit (Linux
         #: ``O_TMPFILE``, named by ``linkat``): nothing to remove after a crash, and
         #: a random name, its creation and its removal fewer per object. Where the
@@ -384,6 +390,8 @@ class AtomicWriter:
         if unnamed and folder not in _UNNAMED_UNSUPPORTED and _unnamed_files_supported():
             try:
                 self._fd = os.open(folder, _O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, _FILE_MODE)
+                if direct:
+                    self._spool = DirectSpool.open(self._fd)
                 return
             except OSError as exc:
                 if exc.errno in _NO_TMPFILE:
@@ -414,6 +422,8 @@ class AtomicWriter:
                 raise StorageError.from_os_error("cannot create", Path(temp), exc) from exc
             break
         self._temp = temp
+        if direct:
+            self._spool = DirectSpool.open(self._fd)
 
     @property
     def destination(self) -> Path:
@@ -438,12 +448,33 @@ class AtomicWriter:
             raise StorageError("write after commit or abort")
         view = memoryview(data).cast("B")
         try:
+            if self._spool is not None:
+                self._spool.write(view)
+                self._size += len(view)
+                return
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
                 self._size += written
         except OSError as exc:
             raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
+
+    @property
+    def direct(self) -> bool:
+        """True while bytes go to disk without the page cache (``direct=True``
+        on a file system that allows it)."""
+        return self._spool is not None
+
+    def flush(self) -> None:
+        """Finish the writes still in flight, so that the file holds every byte
+        written (a direct writer's are in the background until then); :meth:`commit`
+        does this itself. Raises :class:`StorageError`; the caller aborts."""
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            try:
+                spool.finish()
+            except OSError as exc:
+                raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
 
     def start_sync(self) -> None:
         """Start writing what was written so far to disk, without waiting (Linux
@@ -458,7 +489,7 @@ class AtomicWriter:
         :meth:`commit`'s fsync has little left to wait for. Errors are ignored here:
         the fsync in :meth:`commit` reports them."""
         fd = self._fd
-        if fd >= 0:
+        if fd >= 0 and self._spool is None:  # a direct writer's bytes are on their way
             with contextlib.suppress(OSError):
                 os.fdatasync(fd)
 
@@ -497,6 +528,11 @@ class AtomicWriter:
                 ) from exc
             self._destination = Path(destination)
         final = self._destination
+        try:
+            self.flush()
+        except StorageError:
+            self.abort()
+            raise
         try:
             if self.durable:
                 os.fsync(self._fd)
@@ -618,6 +654,9 @@ class AtomicWriter:
             logger.warning("cannot remove %s: %s", self._temp, exc)
 
     def _close(self) -> None:
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.cancel()  # its threads must be done with the descriptor first
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
@@ -637,6 +676,9 @@ class AtomicWriter:
     def __del__(self) -> None:
         # Last resort against a leaked descriptor; the file is left for
         # cleanup_stale because a finalizer must not do I/O that can fail.
+        spool = getattr(self, "_spool", None)
+        if spool is not None:
+            spool.cancel()
         fd = getattr(self, "_fd", -1)
         if fd >= 0:
             os.close(fd)

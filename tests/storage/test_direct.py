@@ -1,0 +1,177 @@
+"""DirectSpool and AtomicWriter(direct=True): bytes reach the file exactly as
+written whatever the piece sizes (chunk boundaries, the unaligned tail), write
+errors from the background threads surface as StorageError with their errno,
+and where O_DIRECT is refused the bytes still arrive through the page cache."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dicomnet.storage import AtomicWriter, DuplicatePolicy, StorageError
+from dicomnet.storage import direct as direct_module
+from dicomnet.storage.direct import CHUNK, DirectSpool
+
+
+def _supports_direct(folder: Path) -> bool:
+    fd = os.open(folder / ".probe", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        return DirectSpool.open(fd) is not None
+    finally:
+        os.close(fd)
+        os.unlink(folder / ".probe")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    if not _supports_direct(tmp_path):  # pragma: no cover - tmpfs, some FUSE
+        pytest.skip("this file system has no O_DIRECT")
+    return tmp_path
+
+
+def pieces(data: bytes, seed: int) -> Iterator[bytes]:
+    rng = random.Random(seed)
+    at = 0
+    while at < len(data):
+        size = rng.choice((1, 7, 4096, 16_372, 65_536, CHUNK - 1, CHUNK, CHUNK + 3))
+        yield data[at:at + size]
+        at += size
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, CHUNK - 1, CHUNK, CHUNK + 1,
+                                  3 * CHUNK + 12_345])
+def test_the_file_holds_exactly_what_was_written(folder: Path, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    path = folder / "out"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        spool = DirectSpool.open(fd)
+        assert spool is not None
+        for piece in pieces(data, size):
+            spool.write(piece)
+        spool.finish()
+        # The tail went through the page cache: O_DIRECT is off again.
+        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
+
+
+def test_atomic_writer_direct_commits_the_same_bytes(folder: Path) -> None:
+    data = random.Random(1).randbytes(5 * CHUNK + 777)
+    dest = folder / "a" / "b.dcm"
+    with AtomicWriter(dest, direct=True) as writer:
+        assert writer.direct
+        for piece in pieces(data, 2):
+            writer.write(piece)
+        assert writer.size == len(data)
+        result = writer.commit(DuplicatePolicy.KEEP)
+    assert result.size == len(data)
+    assert hashlib.sha256(dest.read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert [p.name for p in dest.parent.iterdir()] == ["b.dcm"]
+
+
+def test_flush_makes_the_bytes_readable_before_the_commit(folder: Path) -> None:
+    data = random.Random(3).randbytes(2 * CHUNK + 10)
+    writer = AtomicWriter(folder / "c.dcm", direct=True)
+    writer.write(data)
+    writer.flush()
+    assert not writer.direct  # done: nothing more in the background
+    assert writer.temp_path.read_bytes() == data
+    writer.commit()
+    assert (folder / "c.dcm").read_bytes() == data
+
+
+def test_abort_waits_for_the_disk_and_leaves_nothing(folder: Path) -> None:
+    writer = AtomicWriter(folder / "d.dcm", direct=True)
+    writer.write(bytes(4 * CHUNK + 5))
+    writer.abort()
+    assert list(folder.iterdir()) == []
+
+
+def test_without_o_direct_the_writer_falls_back(folder: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(fd: int, on: bool) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(direct_module, "_set_direct", refuse)
+    data = random.Random(4).randbytes(CHUNK + 9)
+    with AtomicWriter(folder / "e.dcm", direct=True) as writer:
+        assert not writer.direct
+        writer.write(data)
+        writer.commit()
+    assert (folder / "e.dcm").read_bytes() == data
+
+
+def test_a_direct_write_refused_later_is_retried_buffered(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_pwrite = os.pwrite
+    refused: list[int] = []
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    data = random.Random(5).randbytes(3 * CHUNK + 1)
+    with AtomicWriter(folder / "f.dcm", direct=True) as writer:
+        writer.write(data)
+        writer.commit()
+    assert refused  # the direct write was tried, then the page cache took it
+    assert (folder / "f.dcm").read_bytes() == data
+
+
+def test_a_full_disk_in_the_background_is_out_of_resources(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    writer = AtomicWriter(folder / "g.dcm", direct=True)
+    with pytest.raises(StorageError) as caught:
+        # The error comes back on a later write (back-pressure) or at the commit.
+        for _ in range(8):
+            writer.write(bytes(CHUNK))
+        writer.commit()
+    assert caught.value.out_of_resources
+    writer.abort()
+    assert list(folder.iterdir()) == []
+    assert not (folder / "g.dcm").exists()
+
+
+def test_the_error_of_a_background_write_reaches_the_commit(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    real_pwrite = os.pwrite
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    writer = AtomicWriter(folder / "h.dcm", direct=True)
+    writer.write(bytes(CHUNK))  # one chunk in flight, fails in its thread
+    with pytest.raises(StorageError, match="Input/output error"):
+        writer.commit()
+    assert list(folder.iterdir()) == []
+
+
+def test_buffers_return_to_the_pool(folder: Path) -> None:
+    direct_module._free.clear()
+    with AtomicWriter(folder / "i.dcm", direct=True) as writer:
+        writer.write(bytes(3 * CHUNK + 1))
+        writer.commit()
+    assert 1 <= len(direct_module._free) <= direct_module.IN_FLIGHT + 1
