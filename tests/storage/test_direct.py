@@ -10,7 +10,7 @@ import fcntl
 import hashlib
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +111,44 @@ def test_without_o_direct_the_writer_falls_back(folder: Path,
     assert (folder / "e.dcm").read_bytes() == data
 
 
-def test_a_direct_write_refused_later_is_retried_buffered(
+class FakeKernel:
+    """The real kernel calls, with one of them made to fail or to change its
+    answer: what a file system or a device could do, that this disk will not."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        real = direct_module._kernel
+        assert real is not None
+        self.real = real
+        self.submit_error: int | None = None
+        self.fallocate_error: int | None = None
+        self.event_result: Callable[[int], int] | None = None
+        self.submitted = 0
+        monkeypatch.setattr(real, "call", self.call, raising=False)
+        monkeypatch.setattr(real, "fallocate", self.fallocate, raising=False)
+
+    def call(self, number: int, *args: Any) -> int:
+        real = self.real
+        if number == real.io_submit:
+            self.submitted += 1
+            if self.submit_error is not None:
+                raise OSError(self.submit_error, os.strerror(self.submit_error))
+        count = type(real).call(real, number, *args)
+        if number == real.io_getevents and self.event_result is not None:
+            events = args[3]
+            for k in range(count):
+                events[k].res = self.event_result(events[k].res)
+        return count
+
+    def fallocate(self, fd: int, offset: int, length: int) -> None:
+        if self.fallocate_error is not None:
+            raise OSError(self.fallocate_error, os.strerror(self.fallocate_error))
+        type(self.real).fallocate(self.real, fd, offset, length)
+
+
+def test_aio_refused_then_direct_refused_goes_through_the_page_cache(
         folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = FakeKernel(monkeypatch)
+    kernel.submit_error = errno.EINVAL
     real_pwrite = os.pwrite
     refused: list[int] = []
 
@@ -127,46 +163,76 @@ def test_a_direct_write_refused_later_is_retried_buffered(
     with AtomicWriter(folder / "f.dcm", direct=True) as writer:
         writer.write(data)
         writer.commit()
-    assert refused  # the direct write was tried, then the page cache took it
+    assert kernel.submitted == 1  # AIO tried once, then synchronous writes
+    assert refused == [0]  # a direct write tried once, then the page cache
     assert (folder / "f.dcm").read_bytes() == data
 
 
-def test_a_full_disk_in_the_background_is_out_of_resources(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def pwrite(fd: int, data: Any, offset: int) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
+def test_a_short_completion_is_finished_in_place(folder: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = FakeKernel(monkeypatch)
+    kernel.event_result = lambda res: res // 2  # the device took half of each chunk
+    data = random.Random(6).randbytes(4 * CHUNK + 100)
+    with AtomicWriter(folder / "s.dcm", direct=True) as writer:
+        writer.write(data)
+        writer.commit()
+    assert (folder / "s.dcm").read_bytes() == data
 
-    monkeypatch.setattr(os, "pwrite", pwrite)
+
+def test_a_full_disk_when_reserving_is_out_of_resources(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeKernel(monkeypatch).fallocate_error = errno.ENOSPC
     writer = AtomicWriter(folder / "g.dcm", direct=True)
     with pytest.raises(StorageError) as caught:
-        # The error comes back on a later write (back-pressure) or at the commit.
-        for _ in range(8):
-            writer.write(bytes(CHUNK))
-        writer.commit()
+        writer.write(bytes(2 * CHUNK))
     assert caught.value.out_of_resources
     writer.abort()
     assert list(folder.iterdir()) == []
-    assert not (folder / "g.dcm").exists()
 
 
-def test_the_error_of_a_background_write_reaches_the_commit(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = 0
-    real_pwrite = os.pwrite
-
-    def pwrite(fd: int, data: Any, offset: int) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise OSError(errno.EIO, "Input/output error")
-        return real_pwrite(fd, data, offset)
-
-    monkeypatch.setattr(os, "pwrite", pwrite)
+def test_a_failed_completion_reaches_the_commit(folder: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = FakeKernel(monkeypatch)
+    kernel.event_result = lambda res: -errno.EIO
     writer = AtomicWriter(folder / "h.dcm", direct=True)
-    writer.write(bytes(CHUNK))  # one chunk in flight, fails in its thread
+    writer.write(bytes(CHUNK))  # one chunk with the disk; it fails there
     with pytest.raises(StorageError, match="Input/output error"):
         writer.commit()
     assert list(folder.iterdir()) == []
+    assert not (folder / "h.dcm").exists()
+
+
+def test_a_failed_completion_stops_later_writes(folder: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = FakeKernel(monkeypatch)
+    kernel.event_result = lambda res: -errno.ENOSPC
+    writer = AtomicWriter(folder / "j.dcm", direct=True)
+    with pytest.raises(StorageError) as caught:
+        for _ in range(8):  # back-pressure collects the failure on the way
+            writer.write(bytes(CHUNK))
+    assert caught.value.out_of_resources
+    writer.abort()
+    assert list(folder.iterdir()) == []
+
+
+def test_without_fallocate_the_writes_still_land(folder: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeKernel(monkeypatch).fallocate_error = errno.EOPNOTSUPP
+    data = random.Random(7).randbytes(2 * CHUNK + 5)
+    with AtomicWriter(folder / "k.dcm", direct=True) as writer:
+        writer.write(data)
+        writer.commit()
+    assert (folder / "k.dcm").read_bytes() == data
+
+
+def test_the_reserved_space_is_given_back(folder: Path) -> None:
+    data = random.Random(8).randbytes(CHUNK + CHUNK // 2)
+    with AtomicWriter(folder / "m.dcm", direct=True) as writer:
+        writer.write(data)
+        writer.commit()
+    path = folder / "m.dcm"
+    assert path.stat().st_size == len(data)
+    assert path.stat().st_blocks * 512 < len(data) + 64 * 1024  # fallocate's extra freed
 
 
 def test_buffers_return_to_the_pool(folder: Path) -> None:
