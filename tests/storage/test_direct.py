@@ -18,7 +18,7 @@ import pytest
 
 from dicomnet.storage import AtomicWriter, DuplicatePolicy, StorageError
 from dicomnet.storage import direct as direct_module
-from dicomnet.storage.direct import CHUNK, DirectSpool
+from dicomnet.storage.direct import CHUNK, WHOLE_MIN, DirectSpool, write_whole
 
 
 def _supports_direct(folder: Path) -> bool:
@@ -241,3 +241,53 @@ def test_buffers_return_to_the_pool(folder: Path) -> None:
         writer.write(bytes(3 * CHUNK + 1))
         writer.commit()
     assert 1 <= len(direct_module._free) <= direct_module.IN_FLIGHT + 1
+
+
+@pytest.mark.parametrize("size", [WHOLE_MIN - 1, WHOLE_MIN, 512 * 1024 + 1234, CHUNK,
+                                  CHUNK + 4097, 2 * CHUNK])
+def test_write_whole_writes_exactly_the_object(folder: Path, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    with AtomicWriter(folder / "w.dcm", unnamed=True) as writer:
+        writer.write_whole(data)
+        assert writer.size == size
+        writer.commit()
+    assert (folder / "w.dcm").read_bytes() == data
+
+
+def test_write_whole_says_when_it_went_around_the_page_cache(folder: Path) -> None:
+    fd = os.open(folder / "x", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert not write_whole(fd, bytes(WHOLE_MIN - 1))  # too small: the caller writes
+        assert os.fstat(fd).st_size == 0
+        assert write_whole(fd, b"\1" * (WHOLE_MIN + 1))
+        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT  # cleared again
+    finally:
+        os.close(fd)
+    assert (folder / "x").read_bytes() == b"\1" * (WHOLE_MIN + 1)
+
+
+def test_write_whole_without_o_direct_writes_through_the_page_cache(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(fd: int, on: bool) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(direct_module, "_set_direct", refuse)
+    data = random.Random(9).randbytes(300_000)
+    with AtomicWriter(folder / "y.dcm") as writer:
+        writer.write_whole(data)
+        writer.commit()
+    assert (folder / "y.dcm").read_bytes() == data
+
+
+def test_write_whole_error_is_a_storage_error(folder: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    writer = AtomicWriter(folder / "z.dcm", unnamed=True)
+    with pytest.raises(StorageError) as caught:
+        writer.write_whole(bytes(WHOLE_MIN * 2))
+    assert caught.value.out_of_resources
+    writer.abort()
+    assert list(folder.iterdir()) == []

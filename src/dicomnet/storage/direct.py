@@ -39,7 +39,7 @@ import platform
 import sys
 from typing import Any
 
-__all__ = ["CHUNK", "IN_FLIGHT", "DirectSpool"]
+__all__ = ["CHUNK", "IN_FLIGHT", "WHOLE_MIN", "DirectSpool", "write_whole"]
 
 #: Bytes per direct write: a multiple of every logical block size (512, 4096).
 #: 1 MiB wrote at the disk's full rate here (4 MiB no faster) and bounds memory.
@@ -172,6 +172,47 @@ def _write_at(fd: int, data: memoryview, offset: int) -> None:
             written = os.pwrite(fd, data, offset)
         data = data[written:]
         offset += written
+
+
+#: Smallest object :func:`write_whole` sends around the page cache: below it the
+#: page-cache copy is cheap and the unaligned tail is most of the object.
+WHOLE_MIN = 64 << 10
+_BLOCK = 4096  # alignment that suits every logical block size
+
+
+def write_whole(fd: int, data: bytes | bytearray | memoryview) -> bool:
+    """Write ``data`` at the start of the empty file ``fd``, synchronously: its
+    block-aligned part with ``O_DIRECT`` from a page-aligned copy, the rest
+    through the page cache. For an object received in memory, whose every byte
+    the caller is about to fsync: the copy into an aligned buffer costs a
+    fraction of the copy into the page cache it replaces, and the device's
+    work starts at once (200 objects of 512 KiB: 0.04 s of CPU against
+    0.06-0.12 s). Returns False, having written nothing, where ``O_DIRECT``
+    cannot be set or ``data`` is shorter than :data:`WHOLE_MIN`. Raises
+    ``OSError``."""
+    source = memoryview(data).cast("B")
+    size = len(source)
+    if size < WHOLE_MIN or not _O_DIRECT:
+        return False
+    try:
+        _set_direct(fd, True)
+    except OSError:
+        return False
+    slot = _take_slot()
+    try:
+        offset = 0
+        aligned = size - size % _BLOCK
+        while offset < aligned:
+            count = min(CHUNK, aligned - offset)
+            slot.view[:count] = source[offset:offset + count]
+            _write_at(fd, slot.view[:count], offset)
+            offset += count
+        _set_direct(fd, False)
+        if offset < size:
+            _write_at(fd, source[offset:], offset)
+    finally:
+        _give_back(slot)
+    return True
 
 
 class DirectSpool:
