@@ -5,6 +5,7 @@ and where O_DIRECT is refused the bytes still arrive through the page cache."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -18,7 +19,7 @@ import pytest
 
 from dicomnet.storage import AtomicWriter, DuplicatePolicy, StorageError
 from dicomnet.storage import direct as direct_module
-from dicomnet.storage.direct import CHUNK, WHOLE_MIN, DirectSpool, write_whole
+from dicomnet.storage.direct import CHUNK, DirectSpool
 
 
 def _supports_direct(folder: Path) -> bool:
@@ -121,7 +122,8 @@ class FakeKernel:
         self.real = real
         self.submit_error: int | None = None
         self.fallocate_error: int | None = None
-        self.event_result: Callable[[int], int] | None = None
+        #: (result, descriptor) -> the result the caller sees
+        self.event_result: Callable[[int, int], int] | None = None
         self.submitted = 0
         monkeypatch.setattr(real, "call", self.call, raising=False)
         monkeypatch.setattr(real, "fallocate", self.fallocate, raising=False)
@@ -136,7 +138,8 @@ class FakeKernel:
         if number == real.io_getevents and self.event_result is not None:
             events = args[3]
             for k in range(count):
-                events[k].res = self.event_result(events[k].res)
+                iocb = ctypes.cast(events[k].obj, ctypes.POINTER(direct_module._IOCB)).contents
+                events[k].res = self.event_result(events[k].res, iocb.aio_fildes)
         return count
 
     def fallocate(self, fd: int, offset: int, length: int) -> None:
@@ -171,7 +174,7 @@ def test_aio_refused_then_direct_refused_goes_through_the_page_cache(
 def test_a_short_completion_is_finished_in_place(folder: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     kernel = FakeKernel(monkeypatch)
-    kernel.event_result = lambda res: res // 2  # the device took half of each chunk
+    kernel.event_result = lambda res, fd: res // 2  # the device took half of each chunk
     data = random.Random(6).randbytes(4 * CHUNK + 100)
     with AtomicWriter(folder / "s.dcm", direct=True) as writer:
         writer.write(data)
@@ -193,7 +196,7 @@ def test_a_full_disk_when_reserving_is_out_of_resources(
 def test_a_failed_completion_reaches_the_commit(folder: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     kernel = FakeKernel(monkeypatch)
-    kernel.event_result = lambda res: -errno.EIO
+    kernel.event_result = lambda res, fd: -errno.EIO
     writer = AtomicWriter(folder / "h.dcm", direct=True)
     writer.write(bytes(CHUNK))  # one chunk with the disk; it fails there
     with pytest.raises(StorageError, match="Input/output error"):
@@ -205,7 +208,7 @@ def test_a_failed_completion_reaches_the_commit(folder: Path,
 def test_a_failed_completion_stops_later_writes(folder: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     kernel = FakeKernel(monkeypatch)
-    kernel.event_result = lambda res: -errno.ENOSPC
+    kernel.event_result = lambda res, fd: -errno.ENOSPC
     writer = AtomicWriter(folder / "j.dcm", direct=True)
     with pytest.raises(StorageError) as caught:
         for _ in range(8):  # back-pressure collects the failure on the way
@@ -241,53 +244,3 @@ def test_buffers_return_to_the_pool(folder: Path) -> None:
         writer.write(bytes(3 * CHUNK + 1))
         writer.commit()
     assert 1 <= len(direct_module._free) <= direct_module.IN_FLIGHT + 1
-
-
-@pytest.mark.parametrize("size", [WHOLE_MIN - 1, WHOLE_MIN, 512 * 1024 + 1234, CHUNK,
-                                  CHUNK + 4097, 2 * CHUNK])
-def test_write_whole_writes_exactly_the_object(folder: Path, size: int) -> None:
-    data = random.Random(size).randbytes(size)
-    with AtomicWriter(folder / "w.dcm", unnamed=True) as writer:
-        writer.write_whole(data)
-        assert writer.size == size
-        writer.commit()
-    assert (folder / "w.dcm").read_bytes() == data
-
-
-def test_write_whole_says_when_it_went_around_the_page_cache(folder: Path) -> None:
-    fd = os.open(folder / "x", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        assert not write_whole(fd, bytes(WHOLE_MIN - 1))  # too small: the caller writes
-        assert os.fstat(fd).st_size == 0
-        assert write_whole(fd, b"\1" * (WHOLE_MIN + 1))
-        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT  # cleared again
-    finally:
-        os.close(fd)
-    assert (folder / "x").read_bytes() == b"\1" * (WHOLE_MIN + 1)
-
-
-def test_write_whole_without_o_direct_writes_through_the_page_cache(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(fd: int, on: bool) -> None:
-        raise OSError(errno.EINVAL, "Invalid argument")
-
-    monkeypatch.setattr(direct_module, "_set_direct", refuse)
-    data = random.Random(9).randbytes(300_000)
-    with AtomicWriter(folder / "y.dcm") as writer:
-        writer.write_whole(data)
-        writer.commit()
-    assert (folder / "y.dcm").read_bytes() == data
-
-
-def test_write_whole_error_is_a_storage_error(folder: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    def pwrite(fd: int, data: Any, offset: int) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "pwrite", pwrite)
-    writer = AtomicWriter(folder / "z.dcm", unnamed=True)
-    with pytest.raises(StorageError) as caught:
-        writer.write_whole(bytes(WHOLE_MIN * 2))
-    assert caught.value.out_of_resources
-    writer.abort()
-    assert list(folder.iterdir()) == []

@@ -405,7 +405,7 @@ class StorageSCP:
                                                   job.transfer_syntax)
                 writer = AtomicWriter(destination, durable=self.durable, unnamed=True)
                 try:
-                    writer.write_whole(job.buffer)
+                    writer.write(job.buffer)
                     writer.start_sync()
                 except BaseException:
                     writer.abort()  # no temporary file outlives a failure

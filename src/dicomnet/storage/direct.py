@@ -39,15 +39,16 @@ import platform
 import sys
 from typing import Any
 
-__all__ = ["CHUNK", "IN_FLIGHT", "WHOLE_MIN", "DirectSpool", "write_whole"]
+__all__ = ["CHUNK", "IN_FLIGHT", "DirectSpool"]
 
 #: Bytes per direct write: a multiple of every logical block size (512, 4096).
-#: 1 MiB wrote at the disk's full rate here (4 MiB no faster) and bounds memory.
-CHUNK = 1 << 20
-#: Chunks of one file with the disk at once; the one being filled is extra. With
-#: 2, the event loop waited for the disk 0.4 s per GB on the benchmark machine;
-#: with 4, 0.01 s.
-IN_FLIGHT = 4
+CHUNK = 512 << 10
+#: Chunks of one file with the disk at once; the one being filled is extra.
+#: What matters is the bytes in flight: with 2 MiB the event loop waited for the
+#: disk 0.4 s per GB on the benchmark machine, with 4 MiB 0.01 s; 3 MiB in
+#: chunks of 512 KiB went as fast, and kept the server receiving 256 MB objects
+#: 1.5 MiB smaller (bench/store_bench.py, peak memory).
+IN_FLIGHT = 6
 #: Most space reserved ahead of the writes by one fallocate call.
 ALLOCATE_STEP = 64 << 20
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
@@ -174,45 +175,121 @@ def _write_at(fd: int, data: memoryview, offset: int) -> None:
         offset += written
 
 
-#: Smallest object :func:`write_whole` sends around the page cache: below it the
-#: page-cache copy is cheap and the unaligned tail is most of the object.
-WHOLE_MIN = 64 << 10
-_BLOCK = 4096  # alignment that suits every logical block size
+class _Writes:
+    """Direct writes in flight through one AIO context, each from a slot, at most
+    :data:`IN_FLIGHT` at once. A failure is recorded per descriptor in
+    :attr:`errors`; a write the kernel takes only in part is finished in place,
+    as pwrite would."""
 
+    __slots__ = ("_context", "_events", "_inflight", "_synchronous", "errors")
 
-def write_whole(fd: int, data: bytes | bytearray | memoryview) -> bool:
-    """Write ``data`` at the start of the empty file ``fd``, synchronously: its
-    block-aligned part with ``O_DIRECT`` from a page-aligned copy, the rest
-    through the page cache. For an object received in memory, whose every byte
-    the caller is about to fsync: the copy into an aligned buffer costs a
-    fraction of the copy into the page cache it replaces, and the device's
-    work starts at once (200 objects of 512 KiB: 0.04 s of CPU against
-    0.06-0.12 s). Returns False, having written nothing, where ``O_DIRECT``
-    cannot be set or ``data`` is shorter than :data:`WHOLE_MIN`. Raises
-    ``OSError``."""
-    source = memoryview(data).cast("B")
-    size = len(source)
-    if size < WHOLE_MIN or not _O_DIRECT:
-        return False
-    try:
-        _set_direct(fd, True)
-    except OSError:
-        return False
-    slot = _take_slot()
-    try:
-        offset = 0
-        aligned = size - size % _BLOCK
-        while offset < aligned:
-            count = min(CHUNK, aligned - offset)
-            slot.view[:count] = source[offset:offset + count]
-            _write_at(fd, slot.view[:count], offset)
-            offset += count
-        _set_direct(fd, False)
-        if offset < size:
-            _write_at(fd, source[offset:], offset)
-    finally:
-        _give_back(slot)
-    return True
+    def __init__(self, context: int) -> None:
+        self._context = context
+        self._events = (_Event * IN_FLIGHT)()
+        self._inflight: dict[int, tuple[_Slot, int]] = {}  # id(slot) -> (slot, fd)
+        self._synchronous = False  # AIO refused a write: the rest in place
+        self.errors: dict[int, OSError] = {}
+
+    @classmethod
+    def open(cls) -> _Writes | None:
+        if _kernel is None:
+            return None
+        if _contexts and _contexts_pid[0] != os.getpid():
+            _contexts.clear()  # a forked child: its parent's contexts are not its own
+        try:
+            return cls(_contexts.pop())
+        except IndexError:
+            pass
+        handle = ctypes.c_ulong(0)
+        try:
+            _kernel.call(_kernel.io_setup, ctypes.c_long(IN_FLIGHT), ctypes.byref(handle))
+        except OSError:  # EAGAIN: the system's aio-max-nr is used up; ENOSYS
+            return None
+        return cls(handle.value)
+
+    @property
+    def busy(self) -> int:
+        return len(self._inflight)
+
+    def slot(self) -> _Slot:
+        """A free slot, after waiting for one if :data:`IN_FLIGHT` are busy."""
+        if len(self._inflight) >= IN_FLIGHT:
+            self.reap(1)  # back-pressure: the disk is behind
+        return _take_slot()
+
+    def submit(self, fd: int, slot: _Slot, offset: int, length: int) -> None:
+        """Write ``slot``'s first ``length`` bytes at ``offset`` (the slot is taken
+        back when done). Errors go to :attr:`errors`."""
+        if not self._synchronous:
+            iocb = slot.iocb
+            iocb.aio_data = id(slot)
+            iocb.aio_lio_opcode = _IOCB_CMD_PWRITE
+            iocb.aio_fildes = fd
+            iocb.aio_buf = slot.address
+            iocb.aio_nbytes = length
+            iocb.aio_offset = offset
+            pointers = (ctypes.POINTER(_IOCB) * 1)(ctypes.pointer(iocb))
+            assert _kernel is not None
+            try:
+                _kernel.call(_kernel.io_submit, ctypes.c_ulong(self._context),
+                             ctypes.c_long(1), pointers)
+            except OSError:  # EINVAL, EOPNOTSUPP...: this file takes no AIO
+                self._synchronous = True
+            else:
+                self._inflight[id(slot)] = (slot, fd)
+                return
+        try:
+            _write_at(fd, slot.view[:length], offset)
+        except OSError as exc:
+            self.errors.setdefault(fd, exc)
+        finally:
+            _give_back(slot)
+
+    def reap(self, wanted: int) -> None:
+        """Collect at least ``wanted`` finished writes (blocking for them)."""
+        assert _kernel is not None
+        while wanted > 0 and self._inflight:
+            try:
+                count = _kernel.call(
+                    _kernel.io_getevents, ctypes.c_ulong(self._context),
+                    ctypes.c_long(1), ctypes.c_long(IN_FLIGHT), self._events, None)
+            except InterruptedError:
+                continue
+            for event in self._events[:count]:
+                slot, fd = self._inflight.pop(event.data)
+                done, wanted_bytes = event.res, slot.iocb.aio_nbytes
+                if done < 0:
+                    self.errors.setdefault(fd, OSError(-done, os.strerror(-done)))
+                elif done < wanted_bytes:  # short: the rest in place
+                    try:
+                        _write_at(fd, slot.view[done:wanted_bytes],
+                                  slot.iocb.aio_offset + done)
+                    except OSError as exc:
+                        self.errors.setdefault(fd, exc)
+                _give_back(slot)
+            wanted -= count
+
+    def close(self) -> None:
+        """Wait for everything in flight (the kernel is then done with every
+        descriptor and slot), then give the context back. Idempotent."""
+        if not self._context:
+            return
+        assert _kernel is not None
+        try:
+            self.reap(len(self._inflight))
+            reusable = True
+        except OSError:  # io_getevents itself failed: let io_destroy settle it
+            reusable = False
+        context, self._context = self._context, 0
+        if reusable and len(_contexts) < _CONTEXTS_MAX:
+            _contexts_pid[0] = os.getpid()
+            _contexts.append(context)  # io_destroy waits ~30 ms (an RCU grace period)
+        else:
+            with contextlib.suppress(OSError):  # waits for what is in flight
+                _kernel.call(_kernel.io_destroy, ctypes.c_ulong(context))
+            for slot, _fd in self._inflight.values():
+                _give_back(slot)
+            self._inflight.clear()
 
 
 class DirectSpool:
@@ -221,20 +298,15 @@ class DirectSpool:
     :meth:`cancel` once. The descriptor stays the caller's, and must stay open
     until one of them has returned (the kernel may still be writing into it)."""
 
-    __slots__ = ("_allocated", "_context", "_current", "_error", "_events", "_fd",
-                 "_filled", "_inflight", "_offset", "_synchronous")
+    __slots__ = ("_allocated", "_current", "_fd", "_filled", "_offset", "_writes")
 
-    def __init__(self, fd: int, context: int) -> None:
+    def __init__(self, fd: int, writes: _Writes) -> None:
         self._fd = fd
-        self._context = context
+        self._writes = writes
         self._offset = 0  # file offset of the chunk being filled
         self._allocated = 0  # bytes reserved by fallocate (-1: not supported)
         self._current: _Slot | None = None
         self._filled = 0
-        self._inflight: dict[int, _Slot] = {}  # id -> slot
-        self._events = (_Event * IN_FLIGHT)()
-        self._error: OSError | None = None
-        self._synchronous = False  # AIO refused a chunk: write the rest in place
 
     @classmethod
     def open(cls, fd: int) -> DirectSpool | None:
@@ -246,19 +318,11 @@ class DirectSpool:
             _set_direct(fd, True)
         except OSError:
             return None
-        if _contexts and _contexts_pid[0] != os.getpid():
-            _contexts.clear()  # a forked child: its parent's contexts are not its own
-        try:
-            context = _contexts.pop()
-        except IndexError:
-            handle = ctypes.c_ulong(0)
-            try:
-                _kernel.call(_kernel.io_setup, ctypes.c_long(IN_FLIGHT), ctypes.byref(handle))
-            except OSError:  # EAGAIN: the system's aio-max-nr is used up; ENOSYS
-                _set_direct(fd, False)
-                return None
-            context = handle.value
-        return cls(fd, context)
+        writes = _Writes.open()
+        if writes is None:
+            _set_direct(fd, False)
+            return None
+        return cls(fd, writes)
 
     @property
     def size(self) -> int:
@@ -267,16 +331,16 @@ class DirectSpool:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data``. Raises ``OSError`` from an earlier chunk's write."""
-        if self._error is not None:
-            raise self._error
+        self._check()
         source = memoryview(data).cast("B")
         size = len(source)
         done = 0
         while done < size:
             if self._current is None:
-                self._start_chunk()
+                self._current = self._writes.slot()
+                self._filled = 0
+                self._check()
             current = self._current
-            assert current is not None
             count = min(size - done, CHUNK - self._filled)
             current.view[self._filled:self._filled + count] = source[done:done + count]
             self._filled += count
@@ -289,9 +353,8 @@ class DirectSpool:
         (its length need not be aligned) and cut the file to its length.
         Raises ``OSError``; either way the spool is closed."""
         try:
-            self._reap(len(self._inflight))
-            if self._error is not None:
-                raise self._error
+            self._writes.close()
+            self._check()
             _set_direct(self._fd, False)  # the descriptor is an ordinary one again
             if self._filled:
                 assert self._current is not None
@@ -299,22 +362,21 @@ class DirectSpool:
             if self._allocated > 0:
                 os.ftruncate(self._fd, self.size)  # drop what fallocate reserved beyond
         finally:
-            self._close()
+            self.cancel()
 
     def cancel(self) -> None:
-        """Stop: the kernel finishes (or drops) the chunks it has, and is done
-        with the descriptor when this returns. Errors are ignored."""
-        self._close()
-
-    # -- internals ---------------------------------------------------------------
-
-    def _start_chunk(self) -> None:
-        if len(self._inflight) >= IN_FLIGHT:
-            self._reap(1)  # back-pressure: the disk is behind
-            if self._error is not None:
-                raise self._error
-        self._current = _take_slot()
+        """Stop: the kernel finishes the chunks it has, and is done with the
+        descriptor when this returns. Errors are ignored."""
+        self._writes.close()
+        if self._current is not None:
+            _give_back(self._current)
+            self._current = None
         self._filled = 0
+
+    def _check(self) -> None:
+        error = self._writes.errors.get(self._fd)
+        if error is not None:
+            raise error
 
     def _submit(self) -> None:
         slot = self._current
@@ -322,36 +384,13 @@ class DirectSpool:
         self._current = None
         offset, self._offset = self._offset, self._offset + CHUNK
         self._filled = 0
-        if not self._synchronous:
-            try:
-                self._reserve(offset + CHUNK)
-            except OSError:
-                _give_back(slot)
-                raise
-            iocb = slot.iocb
-            iocb.aio_data = id(slot)
-            iocb.aio_lio_opcode = _IOCB_CMD_PWRITE
-            iocb.aio_fildes = self._fd
-            iocb.aio_buf = slot.address
-            iocb.aio_nbytes = CHUNK
-            iocb.aio_offset = offset
-            pointers = (ctypes.POINTER(_IOCB) * 1)(ctypes.pointer(iocb))
-            assert _kernel is not None
-            try:
-                _kernel.call(_kernel.io_submit, ctypes.c_ulong(self._context),
-                             ctypes.c_long(1), pointers)
-            except OSError:  # EINVAL, EOPNOTSUPP...: this file takes no AIO
-                self._synchronous = True
-            else:
-                self._inflight[id(slot)] = slot
-                return
         try:
-            _write_at(self._fd, slot.view, offset)
-        except OSError as exc:
-            self._error = exc
-            raise
-        finally:
+            self._reserve(offset + CHUNK)
+        except OSError:
             _give_back(slot)
+            raise
+        self._writes.submit(self._fd, slot, offset, CHUNK)
+        self._check()
 
     def _reserve(self, end: int) -> None:
         """fallocate ahead, so that the direct writes do not extend the file."""
@@ -365,54 +404,8 @@ class DirectSpool:
             _kernel.fallocate(self._fd, self._allocated, step)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                self._error = exc
+                self._writes.errors.setdefault(self._fd, exc)
                 raise
             self._allocated = -1  # not supported: writes extend the file as they go
             return
         self._allocated += step
-
-    def _reap(self, wanted: int) -> None:
-        """Collect at least ``wanted`` completed chunks (blocking for them)."""
-        assert _kernel is not None
-        while wanted > 0 and self._inflight:
-            try:
-                count = _kernel.call(
-                    _kernel.io_getevents, ctypes.c_ulong(self._context),
-                    ctypes.c_long(1), ctypes.c_long(IN_FLIGHT), self._events, None)
-            except InterruptedError:
-                continue
-            for event in self._events[:count]:
-                slot = self._inflight.pop(event.data)
-                done = event.res
-                if done < 0:
-                    self._error = self._error or OSError(-done, os.strerror(-done))
-                elif done < CHUNK:  # short: write the rest in place, as pwrite would
-                    try:
-                        _write_at(self._fd, slot.view[done:], slot.iocb.aio_offset + done)
-                    except OSError as exc:
-                        self._error = self._error or exc
-                _give_back(slot)
-            wanted -= count
-
-    def _close(self) -> None:
-        if self._context:
-            assert _kernel is not None
-            try:
-                self._reap(len(self._inflight))  # the kernel is done with fd and buffers
-                reusable = True
-            except OSError:  # io_getevents itself failed: let io_destroy settle it
-                reusable = False
-            context, self._context = self._context, 0
-            if reusable and len(_contexts) < _CONTEXTS_MAX:
-                _contexts_pid[0] = os.getpid()
-                _contexts.append(context)  # io_destroy waits ~30 ms (an RCU grace period)
-            else:
-                with contextlib.suppress(OSError):  # waits for what is in flight
-                    _kernel.call(_kernel.io_destroy, ctypes.c_ulong(context))
-        for slot in self._inflight.values():
-            _give_back(slot)
-        self._inflight.clear()
-        if self._current is not None:
-            _give_back(self._current)
-            self._current = None
-        self._filled = 0

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Self, cast
 
 from dicomnet.errors import DicomNetError
-from dicomnet.storage.direct import DirectSpool, write_whole
+from dicomnet.storage.direct import DirectSpool
 from dicomnet.storage.names import join_under, safe_uid
 
 __all__ = [
@@ -458,23 +458,6 @@ class AtomicWriter:
                 self._size += written
         except OSError as exc:
             raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
-
-    def write_whole(self, data: bytes | bytearray | memoryview) -> None:
-        """Write the whole object at once, into a writer nothing was written to:
-        without the page cache where the file system allows and the object is
-        large enough (:func:`dicomnet.storage.direct.write_whole`), else as
-        :meth:`write`. Raises :class:`StorageError`."""
-        if self._size or self._spool is not None or not self.durable:
-            self.write(data)
-            return
-        try:
-            done = write_whole(self._fd, data)
-        except OSError as exc:
-            raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
-        if done:
-            self._size = len(data)
-        else:
-            self.write(data)
 
     @property
     def direct(self) -> bool:
