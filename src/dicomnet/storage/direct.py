@@ -207,10 +207,6 @@ class _Writes:
             return None
         return cls(handle.value)
 
-    @property
-    def busy(self) -> int:
-        return len(self._inflight)
-
     def slot(self) -> _Slot:
         """A free slot, after waiting for one if :data:`IN_FLIGHT` are busy."""
         if len(self._inflight) >= IN_FLIGHT:

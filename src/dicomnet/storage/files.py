@@ -656,7 +656,7 @@ class AtomicWriter:
     def _close(self) -> None:
         spool, self._spool = self._spool, None
         if spool is not None:
-            spool.cancel()  # its threads must be done with the descriptor first
+            spool.cancel()  # the kernel must be done with the descriptor first
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
