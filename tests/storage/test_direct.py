@@ -19,7 +19,7 @@ import pytest
 
 from dicomnet.storage import AtomicWriter, DuplicatePolicy, StorageError
 from dicomnet.storage import direct as direct_module
-from dicomnet.storage.direct import CHUNK, DirectSpool
+from dicomnet.storage.direct import CHUNK, AlignedBuffer, DirectBatch, DirectSpool
 
 
 def _supports_direct(folder: Path) -> bool:
@@ -244,3 +244,115 @@ def test_buffers_return_to_the_pool(folder: Path) -> None:
         writer.write(bytes(3 * CHUNK + 1))
         writer.commit()
     assert 1 <= len(direct_module._free) <= direct_module.IN_FLIGHT + 1
+
+
+# -- whole objects held in memory: AlignedBuffer + DirectBatch ---------------------
+
+
+def aligned(data: bytes) -> AlignedBuffer:
+    buffer = AlignedBuffer(len(data))
+    buffer.append(data[:100])
+    buffer.append(data[100:])
+    return buffer
+
+
+def test_an_aligned_buffer_holds_what_was_appended_and_no_more() -> None:
+    buffer = AlignedBuffer(10_000)
+    assert buffer.capacity == 12_288  # whole blocks
+    assert buffer.address % 4096 == 0
+    buffer.append(b"abc")
+    buffer.append(memoryview(b"defg"))
+    assert len(buffer) == 7
+    with buffer.view() as view:
+        assert bytes(view) == b"abcdefg"
+    with pytest.raises(ValueError):
+        buffer.append(bytes(12_288 - 6))
+    assert len(buffer) == 7
+    buffer.close()
+    buffer.close()
+    with pytest.raises(ValueError):
+        buffer.view()
+
+
+def write_batch(folder: Path, objects: list[bytes]) -> tuple[list[Path], list[bool]]:
+    """The store thread's way: a round of objects into one batch, then commits."""
+    batch = DirectBatch()
+    writers, taken = [], []
+    for number, data in enumerate(objects):
+        writer = AtomicWriter(folder / f"{number}.dcm", unnamed=True)
+        took = writer.write_in(batch, aligned(data))
+        if not took:
+            writer.write(data)
+        taken.append(took)
+        writers.append(writer)
+    failed = batch.finish()
+    paths = []
+    for writer in writers:
+        if writer.fileno() in failed:
+            writer.abort()
+            continue
+        paths.append(writer.commit().path)
+    return paths, taken
+
+
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4097, 8191, 512 * 1024 + 1234, 1 << 20])
+def test_a_batch_writes_exactly_each_object(folder: Path, size: int) -> None:
+    objects = [random.Random(size + k).randbytes(size + k % 2) for k in range(5)]
+    paths, taken = write_batch(folder, objects)
+    # Less than a block has nothing to write directly: the caller writes it.
+    assert taken == [len(data) >= 4096 for data in objects]
+    assert [p.read_bytes() for p in paths] == objects
+    for path, data in zip(paths, objects, strict=True):
+        assert path.stat().st_size == len(data)
+
+
+def test_a_batch_larger_than_its_limit_waits_and_goes_on(folder: Path) -> None:
+    objects = [random.Random(k).randbytes(70_000 + k) for k in range(DirectBatch.MAX + 5)]
+    paths, taken = write_batch(folder, objects)
+    assert all(taken)
+    assert [p.read_bytes() for p in paths] == objects
+
+
+def test_a_batch_says_no_and_does_nothing_when_it_cannot(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeKernel(monkeypatch).fallocate_error = errno.EOPNOTSUPP
+    objects = [random.Random(10).randbytes(300_000)]
+    paths, taken = write_batch(folder, objects)
+    assert taken == [False]  # written through the page cache instead
+    assert [p.read_bytes() for p in paths] == objects
+
+
+def test_a_batch_refused_by_aio_leaves_the_file_empty(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeKernel(monkeypatch).submit_error = errno.EINVAL
+    objects = [random.Random(11).randbytes(200_000)]
+    paths, taken = write_batch(folder, objects)
+    assert taken == [False]
+    assert [p.read_bytes() for p in paths] == objects  # not padded, not doubled
+
+
+def test_a_failed_write_in_a_batch_fails_that_object_only(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = FakeKernel(monkeypatch)
+    doomed: list[int] = []
+    real_add = DirectBatch.add
+
+    def add(self: DirectBatch, fd: int, buffer: AlignedBuffer) -> bool:
+        doomed.append(fd)
+        return real_add(self, fd, buffer)
+
+    monkeypatch.setattr(DirectBatch, "add", add)
+    kernel.event_result = lambda res, fd: -errno.EIO if fd == doomed[0] else res
+    objects = [random.Random(k).randbytes(200_000) for k in range(3)]
+    paths, _taken = write_batch(folder, objects)
+    assert sorted(p.name for p in paths) == ["1.dcm", "2.dcm"]
+    assert [p.read_bytes() for p in sorted(paths)] == objects[1:]
+    assert sorted(p.name for p in folder.iterdir()) == ["1.dcm", "2.dcm"]
+
+
+def test_a_short_write_in_a_batch_is_finished_in_place(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeKernel(monkeypatch).event_result = lambda res, fd: res // 3
+    objects = [random.Random(k).randbytes(300_001) for k in range(3)]
+    paths, _taken = write_batch(folder, objects)
+    assert [p.read_bytes() for p in paths] == objects

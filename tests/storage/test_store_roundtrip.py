@@ -179,3 +179,46 @@ def test_uncompressed_file_is_converted_to_the_only_accepted_syntax(
     stored = stored_path(root, 7)
     assert dcmread(stored).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
     assert_same_dataset(source, stored)
+
+
+def test_each_size_takes_its_path_to_disk_and_arrives_whole(
+        tmp_path: Path, root: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below 64 KiB a data set is written through the page cache; up to 1 MiB it
+    is gathered page-aligned and written with O_DIRECT in the store thread's batch;
+    past 1 MiB it spills to a direct, streamed file. Each arrives byte for byte."""
+    from dicomnet.storage.direct import DirectBatch, DirectSpool
+
+    batched: list[int] = []
+    spooled: list[int] = []
+    real_add, real_open = DirectBatch.add, DirectSpool.open
+
+    def add(self: DirectBatch, fd: int, buffer: object) -> bool:
+        taken = real_add(self, fd, buffer)  # type: ignore[arg-type]
+        if taken:
+            batched.append(len(buffer))  # type: ignore[arg-type]
+        return taken
+
+    def open_spool(fd: int) -> DirectSpool | None:
+        spool = real_open(fd)
+        if spool is not None:
+            spooled.append(fd)
+        return spool
+
+    monkeypatch.setattr(DirectBatch, "add", add)
+    monkeypatch.setattr(DirectSpool, "open", staticmethod(open_spool))
+    shapes = {"small": (50, 100), "over-64k": (300, 300), "images": (800, 750),
+              "near-1mib": (1024, 1000), "spills": (1100, 1000)}
+    sources = {name: write_part10(tmp_path / "in" / f"{name}.dcm",
+                                  make_image(i, rows=rows, columns=columns),
+                                  str(ExplicitVRLittleEndian))
+               for i, (name, (rows, columns)) in enumerate(shapes.items())}
+    results = send(root, [tmp_path / "in"], pki)
+    assert all(r.ok for r in results), [r.error for r in results]
+    for i, name in enumerate(shapes):
+        stored = stored_path(root, i)
+        src_info, dst_info = read_part10(sources[name]), read_part10(stored)
+        assert (stored.read_bytes()[dst_info.dataset_offset:]
+                == sources[name].read_bytes()[src_info.dataset_offset:]), name
+    assert len(batched) == 3  # over-64k, images, near-1mib
+    assert all(64 << 10 < size <= 1 << 20 for size in batched)
+    assert len(spooled) == 1  # spills

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Self, cast
 
 from dicomnet.errors import DicomNetError
-from dicomnet.storage.direct import DirectSpool
+from dicomnet.storage.direct import AlignedBuffer, DirectBatch, DirectSpool
 from dicomnet.storage.names import join_under, safe_uid
 
 __all__ = [
@@ -458,6 +458,23 @@ class AtomicWriter:
                 self._size += written
         except OSError as exc:
             raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
+
+    def fileno(self) -> int:
+        """The temporary file's descriptor (-1 once closed)."""
+        return self._fd
+
+    def write_in(self, batch: DirectBatch, buffer: AlignedBuffer) -> bool:
+        """Hand the whole object to ``batch``, to be written with others without
+        the page cache (a durable writer nothing was written to). True: it is
+        being written, and is complete once ``batch.finish()`` reported no
+        failure for :meth:`fileno` (abort the writer if it did). False: nothing
+        was done; :meth:`write` it."""
+        if self._size or self._spool is not None or not self.durable:
+            return False
+        if not batch.add(self._fd, buffer):
+            return False
+        self._size = len(buffer)
+        return True
 
     @property
     def direct(self) -> bool:

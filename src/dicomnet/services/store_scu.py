@@ -1,0 +1,316 @@
+"""The Storage service's SCU (PS3.4 Annex B): C-STORE of Part 10 files from disk,
+without decoding them.
+
+Presentation contexts are proposed from the files' own SOP classes and
+transfer syntaxes; a file whose syntax was accepted as is goes from disk to the
+wire untouched; an uncompressed file is converted by pydicom when only another
+uncompressed syntax was accepted; a compressed file nobody accepted is skipped
+with its reason. ``dicomnet.services.storage`` re-exports what is public here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pydicom
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from ..config import Timeouts
+from ..dimse.fragments import max_pdv_data_length
+from ..dimse.messages import CStoreRQ
+from ..errors import ConfigurationError, DicomNetError
+from ..security.config import TLSConfig
+from ..storage.files import StorageError
+from ..storage.part10 import Part10Info, read_part10
+from ..ul.negotiation import ContextRequest
+from ..ul.pdu import pdata_header
+
+if TYPE_CHECKING:
+    from ..aio.client import ClientAssociation
+    from ..aio.transport import SecureLinkHook
+
+__all__ = ["StoreResult", "collect_files", "store_paths"]
+
+IMPLICIT_LE = str(ImplicitVRLittleEndian)
+EXPLICIT_LE = str(ExplicitVRLittleEndian)
+DEFLATED_LE = str(DeflatedExplicitVRLittleEndian)
+EXPLICIT_BE = str(ExplicitVRBigEndian)
+UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
+
+
+@dataclass(slots=True)
+class StoreResult:
+    """The outcome of sending one file."""
+
+    path: Path
+    sop_instance_uid: str | None = None
+    status: int | None = None
+    ok: bool = False
+    error: str | None = None
+    size: int = 0
+    transfer_syntax_uid: str | None = None
+    converted_to: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path), "sop_instance_uid": self.sop_instance_uid,
+            "status": self.status, "ok": self.ok, "error": self.error, "size": self.size,
+            "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
+        }
+
+
+def collect_files(paths: Iterable[Path | str]) -> list[Path]:
+    """Files named, and every file below the folders named (sorted, recursive)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.name != "DICOMDIR"
+                            and not f.name.startswith("."))
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise ConfigurationError(f"no such file or folder: {p}")
+    return found
+
+
+@dataclass(slots=True)
+class _Plan:
+    info: Part10Info
+    result: StoreResult
+
+
+@dataclass(slots=True)
+class _Batch:
+    plans: list[_Plan] = field(default_factory=list)
+    keys: dict[tuple[str, str], None] = field(default_factory=dict)
+
+
+def _contexts_for(keys: Iterable[tuple[str, str]]) -> list[ContextRequest]:
+    """One context per (SOP class, file syntax) asking for it as is, plus one per
+    SOP class offering the uncompressed syntaxes pydicom can convert to."""
+    requests: list[ContextRequest] = []
+    fallback: dict[str, None] = {}
+    for sop_class, ts in keys:
+        requests.append(ContextRequest(sop_class, (ts,)))
+        if ts in UNCOMPRESSED:
+            fallback[sop_class] = None
+    for sop_class in fallback:
+        requests.append(ContextRequest(sop_class, (EXPLICIT_LE, IMPLICIT_LE)))
+    return requests
+
+
+def _batches(plans: list[_Plan]) -> Iterator[_Batch]:
+    """Group files so that each association proposes at most 128 contexts (PS3.8 9.3.2.2)."""
+    batch = _Batch()
+    for plan in plans:
+        key = (plan.info.sop_class_uid, plan.info.transfer_syntax_uid)
+        if key not in batch.keys and len(_contexts_for([*batch.keys, key])) > 128:
+            yield batch
+            batch = _Batch()
+        batch.keys[key] = None
+        batch.plans.append(plan)
+    if batch.plans:
+        yield batch
+
+
+def _convert(info: Part10Info, target: str) -> bytes:
+    """Re-encode an uncompressed data set in another uncompressed syntax (pydicom).
+
+    Only the data set is written: no preamble and no File Meta Information (a
+    C-STORE carries the data set alone, PS3.7 9.3.1.1). Elements with byte-order
+    sensitive VRs are decoded and re-encoded by pydicom; OW/OL/OF/OD values are
+    not swapped by pydicom, so a big endian source with such values is not exact.
+    """
+    ds = pydicom.dcmread(info.path)
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = target != EXPLICIT_BE
+    buffer.is_implicit_VR = target == IMPLICIT_LE
+    write_dataset(buffer, ds)
+    raw = bytes(buffer.getvalue())
+    if target == DEFLATED_LE:  # PS3.5 A.5: raw deflate, padded to an even length
+        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        raw = compressor.compress(raw) + compressor.flush()
+        if len(raw) % 2:
+            raw += b"\x00"
+    return raw
+
+
+#: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
+_UNLIMITED_PDV = (1 << 20) - 6
+
+
+def _file_pdus(info: Part10Info, context_id: int, max_pdu: int) -> Iterator[bytearray]:
+    """The data set of ``info``'s file as P-DATA-TF PDUs (PS3.7 8.2, PS3.8 9.3.5),
+    each read from disk straight into its PDU after the 12-byte header: no other
+    copy of the bytes is made on their way to the transport. Raises
+    :class:`StorageError` if the file shrank since it was read."""
+    size = max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV
+    remaining = info.dataset_length
+    try:
+        with open(info.path, "rb", buffering=0) as fp:
+            fp.seek(info.dataset_offset)
+            while True:
+                length = min(size, remaining)
+                pdu = bytearray(12 + length)
+                view = memoryview(pdu)
+                filled = 12
+                while filled < len(pdu):
+                    got = fp.readinto(view[filled:])
+                    if not got:
+                        raise StorageError(f"{info.path} is shorter than when it was read")
+                    filled += got
+                view.release()
+                remaining -= length
+                pdu[:12] = pdata_header(context_id, False, remaining == 0, length)
+                yield pdu
+                if remaining == 0:
+                    return
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+
+
+async def _send_one(assoc: ClientAssociation, plan: _Plan) -> None:
+    info, result = plan.info, plan.result
+    as_is = next((c for c in assoc.contexts.values()
+                  if c.abstract_syntax == info.sop_class_uid
+                  and c.transfer_syntax == info.transfer_syntax_uid), None)
+    rq_kwargs = {
+        "message_id": assoc.dimse.next_message_id(),
+        "affected_sop_class_uid": info.sop_class_uid,
+        "affected_sop_instance_uid": info.sop_instance_uid,
+    }
+    if as_is is not None:
+        pdus = _file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length)
+        rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), as_is.context_id,  # type: ignore[arg-type]
+                                         pdus=pdus)
+    else:
+        other = next((c for c in assoc.contexts.values()
+                      if c.abstract_syntax == info.sop_class_uid
+                      and c.transfer_syntax in UNCOMPRESSED), None)
+        if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
+            result.error = (f"the peer accepted no context for {info.sop_class_uid} in "
+                            f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in
+                            UNCOMPRESSED else " (compressed; not converted)"))
+            return
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(
+                None, _convert, info, other.transfer_syntax)
+        except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
+            result.error = f"cannot convert to {other.transfer_syntax}: {exc}"
+            return
+        result.converted_to = other.transfer_syntax
+        rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), other.context_id,  # type: ignore[arg-type]
+                                         dataset=data)
+    status = int(getattr(rsp, "status", 0xFFFF))
+    result.status = status
+    result.ok = status == 0 or (status & 0xF000) == 0xB000
+    if not result.ok:
+        result.error = getattr(rsp, "error_comment", None) or f"status 0x{status:04X}"
+
+
+async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
+                      on_progress: Callable[[StoreResult], None] | None) -> None:
+    """Send the plans on one association, up to its asynchronous window at a time."""
+    slots = asyncio.Semaphore(max(1, assoc.async_window))
+
+    async def one(plan: _Plan) -> None:
+        try:
+            await _send_one(assoc, plan)
+        except StorageError as exc:
+            plan.result.error = str(exc)
+        finally:
+            slots.release()
+        if on_progress:
+            on_progress(plan.result)
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for plan in plans:
+            await slots.acquire()
+            if assoc.failure is not None:
+                raise assoc.failure
+            tasks.append(asyncio.get_running_loop().create_task(one(plan)))
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if assoc.failure is not None:
+        raise assoc.failure
+
+
+async def store_paths(
+    host: str,
+    port: int,
+    paths: Sequence[Path | str],
+    *,
+    tls: TLSConfig | None = None,
+    calling_ae_title: str = "DICOMNET",
+    called_ae_title: str = "ANY-SCP",
+    timeouts: Timeouts | None = None,
+    on_progress: Callable[[StoreResult], None] | None = None,
+    max_async_operations: int = 32,
+    on_secure_link_ready: SecureLinkHook | None = None,
+) -> list[StoreResult]:
+    """C-STORE every file (folders recursively) to ``host:port``; one result per file.
+
+    An asynchronous operations window of ``max_async_operations`` is proposed
+    (PS3.7 D.3.3.3): a peer that grants it gets several C-STOREs in flight, so
+    the round trip and its disk flush no longer gate every object; a peer that
+    does not (most) gets them one at a time. Objects go out in order either way.
+
+    Files that are not DICOM Part 10 are reported, not sent. Association-level
+    failures (TLS, rejection, abort) mark the remaining files of that
+    association failed and are re-raised only if nothing could be sent at all.
+    """
+    from ..aio.client import associate
+
+    plans: list[_Plan] = []
+    results: list[StoreResult] = []
+    for path in collect_files(paths):
+        result = StoreResult(path=path)
+        results.append(result)
+        try:
+            info = read_part10(path)
+        except (StorageError, OSError) as exc:
+            result.error = f"not a DICOM Part 10 file: {exc}"
+            if on_progress:
+                on_progress(result)
+            continue
+        result.sop_instance_uid = info.sop_instance_uid
+        result.size = info.dataset_length
+        result.transfer_syntax_uid = info.transfer_syntax_uid
+        plans.append(_Plan(info, result))
+    for batch in _batches(plans):
+        try:
+            async with associate(
+                host, port, contexts=_contexts_for(batch.keys), tls=tls,
+                calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
+                timeouts=timeouts, max_async_operations=max_async_operations,
+                on_secure_link_ready=on_secure_link_ready,
+            ) as assoc:
+                await _send_batch(assoc, batch.plans, on_progress)
+        except DicomNetError as exc:
+            pending = [p for p in batch.plans if p.result.status is None and not p.result.error]
+            for plan in pending:
+                plan.result.error = str(exc)
+                if on_progress:
+                    on_progress(plan.result)
+            if not any(r.ok for r in results):
+                raise
+    return results
+
