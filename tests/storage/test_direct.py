@@ -356,3 +356,17 @@ def test_a_short_write_in_a_batch_is_finished_in_place(
     objects = [random.Random(k).randbytes(300_001) for k in range(3)]
     paths, _taken = write_batch(folder, objects)
     assert [p.read_bytes() for p in paths] == objects
+
+
+def test_aligned_buffers_are_reused_empty() -> None:
+    direct_module._aligned_free.clear()
+    first = AlignedBuffer.take(100_000)
+    first.append(b"x" * 5000)
+    first.release()
+    again = AlignedBuffer.take(100_000)
+    assert again is first and len(again) == 0
+    again.release()
+    bigger = AlignedBuffer.take(200_000)  # the kept one is too small: a new one
+    assert bigger is not first and bigger.capacity >= 200_000
+    bigger.close()
+    assert direct_module._aligned_free == []

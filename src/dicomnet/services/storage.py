@@ -155,13 +155,15 @@ class _StoreSink:
                                                direct=self.durable)
                     self.writer.write(_contents(buffer))
                     self.buffer = None
+                    if isinstance(buffer, AlignedBuffer):
+                        buffer.release()
                     self.writer.write(data)
                 elif isinstance(buffer, AlignedBuffer):
                     buffer.append(data)
                 elif size > ALIGNED_FROM and self.durable and self.provisional is not None:
                     # Page-aligned from here: the store thread writes it to disk as it
                     # is, with O_DIRECT (storage.direct.DirectBatch).
-                    aligned = AlignedBuffer(SPILL_THRESHOLD)
+                    aligned = AlignedBuffer.take(SPILL_THRESHOLD)
                     aligned.append(buffer)
                     aligned.append(data)
                     self.buffer = aligned
@@ -184,7 +186,9 @@ class _StoreSink:
         self._syncing = asyncio.get_running_loop().run_in_executor(None, writer.sync_data)
 
     def abort(self) -> None:
-        self.buffer = None
+        buffer, self.buffer = self.buffer, None
+        if isinstance(buffer, AlignedBuffer):
+            buffer.release()
         if self.writer is not None:
             self.writer.abort()
             self.writer = None
@@ -419,6 +423,9 @@ class StorageSCP:
                     written.append(exc)
         finally:
             failed = batch.finish()
+            for job in jobs:  # written (or failed): their memory serves the next ones
+                if isinstance(job.buffer, AlignedBuffer):
+                    job.buffer.release()
         for entry in written:
             if isinstance(entry, BaseException):
                 done.append(entry)

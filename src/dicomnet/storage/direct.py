@@ -422,15 +422,42 @@ class DirectSpool:
 
 
 _BLOCK = 4096  # alignment that suits every logical block size
+_ALIGNED_POOL_MAX = 16  # idle AlignedBuffers kept (their touched pages stay resident)
 
 
 class AlignedBuffer:
     """A byte buffer of fixed capacity in a page-aligned anonymous map, filled by
     appending: a data set received in memory that :class:`DirectBatch` can then
     write with ``O_DIRECT`` as it is, without a copy. Only the pages written to
-    take memory. Supports the buffer protocol through :meth:`view`."""
+    take memory. Its bytes are read through :meth:`view`.
+
+    :meth:`take` and :meth:`release` reuse buffers: a fresh map costs a page
+    fault and a zeroed page per 4 KiB touched, which on 512 KB images doubled
+    the event loop's system time."""
 
     __slots__ = ("_anchor", "_map", "_view", "address", "capacity", "size")
+
+    @classmethod
+    def take(cls, capacity: int) -> AlignedBuffer:
+        """An empty buffer of ``capacity`` bytes (rounded up to whole blocks),
+        reused when one was released."""
+        try:
+            buffer = _aligned_free.pop()  # list.pop is atomic under the GIL
+        except IndexError:
+            return cls(capacity)
+        if buffer.capacity >= capacity:
+            return buffer
+        buffer.close()
+        return cls(capacity)
+
+    def release(self) -> None:
+        """Give the buffer back for :meth:`take`: its owner must hold no view of it
+        any more, and not use it again."""
+        self.size = 0
+        if self._view is not None and len(_aligned_free) < _ALIGNED_POOL_MAX:
+            _aligned_free.append(self)
+        else:
+            self.close()
 
     def __init__(self, capacity: int) -> None:
         self.capacity = -(-capacity // _BLOCK) * _BLOCK
@@ -466,6 +493,9 @@ class AlignedBuffer:
         self._view = None
         self._anchor = None  # the map's export, before the map can close
         self._map.close()
+
+
+_aligned_free: list[AlignedBuffer] = []
 
 
 class DirectBatch:
