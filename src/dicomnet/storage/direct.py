@@ -21,10 +21,16 @@ performs a direct write that extends the file synchronously, inside
 partial chunk goes through the page cache after ``O_DIRECT`` is cleared, and
 the caller's ``fsync`` makes the whole durable.
 
+Data sets small enough to be received in memory (up to 1 MiB) are gathered,
+past 64 KiB, in an :class:`AlignedBuffer`; the SCP's store thread then writes
+a round of them with :class:`DirectBatch`: one direct write per object, all
+submitted together.
+
 Where this cannot work (not Linux x86-64 or AArch64, ``O_DIRECT`` refused by
 tmpfs or a network file system, no AIO context left) :meth:`DirectSpool.open`
-returns None and the caller writes as usual; a chunk the file system refuses
-later (``EINVAL``) is written synchronously, through the page cache.
+returns None, :meth:`DirectBatch.add` False, and the caller writes as usual; a
+chunk the file system refuses later (``EINVAL``) is written synchronously,
+through the page cache.
 """
 
 from __future__ import annotations
