@@ -313,21 +313,16 @@ def test_a_batch_larger_than_its_limit_waits_and_goes_on(folder: Path) -> None:
     assert [p.read_bytes() for p in paths] == objects
 
 
-def test_a_batch_says_no_and_does_nothing_when_it_cannot(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeKernel(monkeypatch).fallocate_error = errno.EOPNOTSUPP
+@pytest.mark.parametrize(("refusal", "code"), [
+    ("fallocate_error", errno.EOPNOTSUPP),  # no fallocate: nothing written
+    ("submit_error", errno.EINVAL),  # no AIO after fallocate: the file cut back to 0
+])
+def test_a_batch_that_cannot_leaves_the_file_to_the_caller(
+        folder: Path, monkeypatch: pytest.MonkeyPatch, refusal: str, code: int) -> None:
+    setattr(FakeKernel(monkeypatch), refusal, code)
     objects = [random.Random(10).randbytes(300_000)]
     paths, taken = write_batch(folder, objects)
     assert taken == [False]  # written through the page cache instead
-    assert [p.read_bytes() for p in paths] == objects
-
-
-def test_a_batch_refused_by_aio_leaves_the_file_empty(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeKernel(monkeypatch).submit_error = errno.EINVAL
-    objects = [random.Random(11).randbytes(200_000)]
-    paths, taken = write_batch(folder, objects)
-    assert taken == [False]
     assert [p.read_bytes() for p in paths] == objects  # not padded, not doubled
 
 
