@@ -23,3 +23,19 @@ def test_store_bench_quick_dicomnet_only() -> None:
     assert "### plain TCP" in out
     assert "| dicomnet |" in out
     assert "FAIL" not in out
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_pairs_alternates_its_stacks_and_prints_medians() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("pairs.py")), "small", "--quick", "--no-wait",
+         "--stacks", "dicomnet,dicomnet-nosync", "--rounds", "2"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    # Every stack once per round, in the other order in the second round.
+    assert rounds == ["dicomnet", "dicomnet-nosync", "dicomnet-nosync", "dicomnet"]
+    assert "FAILED" not in done.stdout
+    assert "dicomnet-nosync  median" in done.stdout
+    assert "x of dicomnet" in done.stdout

@@ -1,0 +1,114 @@
+"""Interleaved runs of one benchmark case, for A/B comparisons on a noisy machine.
+
+``store_bench.py`` measures every stack on every case once per run; on a shared
+2-core VM two identical runs differ by 20-30 %, so a change worth 10 % is lost
+in one run. This script runs one case for a few stacks (or for two dicomnet
+source trees) in rounds, alternating their order each round, with nothing
+deleted until the end (ext4 skips recently freed inodes, see store_bench.py),
+and prints every round, then the medians and each one's ratio to the first.
+
+    .venv/bin/python bench/pairs.py images                       # dicomnet vs DCMTK, TLS
+    .venv/bin/python bench/pairs.py small --stacks dicomnet,dcmtk+B --rounds 6
+    .venv/bin/python bench/pairs.py images --stacks dicomnet,tree --tree ../other-checkout
+
+``tree`` is dicomnet from another checkout (its ``src`` first on PYTHONPATH), to
+compare a change with what it replaces, both on the same files and the same
+minutes. Loopback only; TLS 1.3 with mutual authentication unless ``--plain``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import store_bench as sb  # a sibling script, not a package
+
+from dicomnet.security.certificates import make_dev_pki
+
+STACKS = ("dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B", "pynetdicom", "tree")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Stacks: " + ", ".join(STACKS) + ". Rates are medians over the rounds.")
+    parser.add_argument("case", choices=["images", "large", "small"])
+    parser.add_argument("--stacks", default="dicomnet,dcmtk",
+                        help="comma-separated, the first is the reference (default: %(default)s)")
+    parser.add_argument("--tree", type=Path, help="the other dicomnet checkout, for 'tree'")
+    parser.add_argument("--rounds", type=int, default=4, help="default: %(default)s")
+    parser.add_argument("--plain", action="store_true", help="plain TCP instead of TLS")
+    parser.add_argument("--quick", action="store_true", help="store_bench's --quick sizes")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for recently deleted inodes to age")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
+    unknown = set(stacks) - set(STACKS)
+    if unknown or len(stacks) < 2:
+        parser.error(f"--stacks: two or more of {', '.join(STACKS)}")
+    if "tree" in stacks and (args.tree is None or not (args.tree / "src").is_dir()):
+        parser.error("'tree' needs --tree pointing at a checkout with a src/ folder")
+    case = {c.name: c for c in sb.cases(args.quick)}[args.case]
+    sb.wait_for_freed_inodes(wait=not args.no_wait)
+    base_path = os.environ.get("PYTHONPATH")
+    with sb.workspace(None) as work:
+        folder = sb.generate(work / "data", [case])[case.name]
+        os.sync()  # as store_bench does: no write-back of the test files mid-run
+        pki = None if args.plain else make_dev_pki(work / "pki").directory
+        files = list(folder.iterdir())
+        payload = sum(p.stat().st_size for p in files)
+        transport = "plain" if args.plain else "tls"
+        results = {s: sb.Measurement(transport, s, case.name, len(files), payload)
+                   for s in stacks}
+        for number in range(args.rounds):
+            order = stacks if number % 2 == 0 else stacks[::-1]
+            for stack in order:
+                variant = "dicomnet" if stack == "tree" else stack
+                if stack == "tree":
+                    assert args.tree is not None
+                    os.environ["PYTHONPATH"] = os.pathsep.join(
+                        p for p in (str(args.tree.resolve() / "src"), base_path) if p)
+                try:
+                    m = results[stack]
+                    before = len(m.seconds)
+                    sb.run_once(variant, pki, case, folder, payload=payload, work=work,
+                                tag=f"{stack}-{number}", timeout=args.timeout, m=m)
+                finally:
+                    if base_path is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = base_path
+                if len(m.seconds) > before:
+                    rate = _rate(case, m, m.seconds[-1])
+                    print(f"round {number + 1}  {stack:16} {rate:9.1f} {case.unit}"
+                          f"  server CPU {m.server_cpu[-1]:.2f} s", flush=True)
+                else:
+                    print(f"round {number + 1}  {stack:16} FAILED: {m.errors[-1]}", flush=True)
+    reference = results[stacks[0]]
+    print()
+    for stack in stacks:
+        m = results[stack]
+        if not m.seconds:
+            print(f"{stack:16} no valid run")
+            continue
+        rate = _rate(case, m, statistics.median(m.seconds))
+        ratio = ""
+        if stack != stacks[0] and reference.seconds:
+            ratio = f"  {statistics.median(reference.seconds) / statistics.median(m.seconds):.2f}x"
+            ratio += f" of {stacks[0]}"
+        print(f"{stack:16} median {rate:9.1f} {case.unit} over {len(m.seconds)} run(s){ratio}")
+    return 0 if all(m.ok for m in results.values()) else 1
+
+
+def _rate(case: sb.Case, m: sb.Measurement, seconds: float) -> float:
+    return float((m.count if case.unit == "obj/s" else m.payload_bytes / 1e6) / seconds)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
