@@ -239,11 +239,13 @@ def test_the_reserved_space_is_given_back(folder: Path) -> None:
 
 
 def test_buffers_return_to_the_pool(folder: Path) -> None:
-    direct_module._free.clear()
+    direct_module._aligned_free.clear()
     with AtomicWriter(folder / "i.dcm", direct=True) as writer:
         writer.write(bytes(3 * CHUNK + 1))
         writer.commit()
-    assert 1 <= len(direct_module._free) <= direct_module.IN_FLIGHT + 1
+    idle = direct_module._aligned_free[CHUNK]
+    assert 1 <= len(idle) <= direct_module.IN_FLIGHT + 1
+    assert all(len(buffer) == 0 for buffer in idle)
 
 
 # -- whole objects held in memory: AlignedBuffer + DirectBatch ---------------------
@@ -361,7 +363,11 @@ def test_aligned_buffers_are_reused_empty() -> None:
     again = AlignedBuffer.take(100_000)
     assert again is first and len(again) == 0
     again.release()
-    bigger = AlignedBuffer.take(200_000)  # the kept one is too small: a new one
+    bigger = AlignedBuffer.take(200_000)  # another capacity: a new one
     assert bigger is not first and bigger.capacity >= 200_000
+    assert direct_module._aligned_free[first.capacity] == [first]  # kept for its size
     bigger.close()
-    assert direct_module._aligned_free == []
+    bigger.release()  # a closed buffer is not pooled
+    assert direct_module._aligned_free[bigger.capacity] == []
+    direct_module._aligned_free.clear()
+    first.close()

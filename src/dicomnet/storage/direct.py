@@ -58,7 +58,6 @@ IN_FLIGHT = 6
 #: Most space reserved ahead of the writes by one fallocate call.
 ALLOCATE_STEP = 64 << 20
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
-_POOL_MAX = IN_FLIGHT + 1  # idle chunk buffers kept: their pages are already mapped
 _IOCB_CMD_PWRITE = 1
 # (io_setup, io_destroy, io_getevents, io_submit) by machine.
 _SYSCALLS = {"x86_64": (206, 207, 208, 209), "aarch64": (0, 1, 4, 2)}
@@ -121,44 +120,11 @@ def _load_kernel() -> _Kernel | None:
 _kernel = _load_kernel()
 
 
-class _Slot:
-    """One page-aligned chunk buffer and the control block that writes it."""
-
-    __slots__ = ("address", "anchor", "buffer", "iocb", "view")
-
-    def __init__(self) -> None:
-        self.buffer = mmap.mmap(-1, CHUNK)  # anonymous maps are page-aligned
-        self.anchor = ctypes.c_char.from_buffer(self.buffer)
-        self.address = ctypes.addressof(self.anchor)
-        self.view = memoryview(self.buffer)
-        self.iocb = _IOCB()
-
-    def close(self) -> None:
-        self.view.release()
-        del self.anchor  # the buffer export, before the map can close
-        self.buffer.close()
-
-
-_free: list[_Slot] = []
 #: Idle AIO contexts, with nothing in flight: reused, since destroying one takes
 #: tens of milliseconds.
 _contexts: list[int] = []
 _contexts_pid = [os.getpid()]
 _CONTEXTS_MAX = 8
-
-
-def _take_slot() -> _Slot:
-    try:
-        return _free.pop()
-    except IndexError:
-        return _Slot()
-
-
-def _give_back(slot: _Slot) -> None:
-    if len(_free) < _POOL_MAX:
-        _free.append(slot)
-    else:
-        slot.close()
 
 
 def _open_context() -> int | None:
@@ -213,17 +179,18 @@ def _write_at(fd: int, data: memoryview, offset: int) -> None:
 
 
 class _Writes:
-    """Direct writes in flight through one AIO context, each from a slot, at most
-    :data:`IN_FLIGHT` at once. A failure is recorded per descriptor in
-    :attr:`errors`; a write the kernel takes only in part is finished in place,
-    as pwrite would."""
+    """Direct writes in flight through one AIO context, each from an
+    :class:`AlignedBuffer`, at most :data:`IN_FLIGHT` at once. A failure is
+    recorded per descriptor in :attr:`errors`; a write the kernel takes only in
+    part is finished in place, as pwrite would."""
 
     __slots__ = ("_context", "_events", "_inflight", "_synchronous", "errors")
 
     def __init__(self, context: int) -> None:
         self._context = context
         self._events = (_Event * IN_FLIGHT)()
-        self._inflight: dict[int, tuple[_Slot, int]] = {}  # id(slot) -> (slot, fd)
+        # id(buffer) -> (buffer, fd, its control block: alive while in flight)
+        self._inflight: dict[int, tuple[AlignedBuffer, int, _IOCB]] = {}
         self._synchronous = False  # AIO refused a write: the rest in place
         self.errors: dict[int, OSError] = {}
 
@@ -232,22 +199,22 @@ class _Writes:
         context = _open_context()
         return None if context is None else cls(context)
 
-    def slot(self) -> _Slot:
-        """A free slot, after waiting for one if :data:`IN_FLIGHT` are busy."""
+    def buffer(self) -> AlignedBuffer:
+        """An empty chunk, after waiting for one if :data:`IN_FLIGHT` are busy."""
         if len(self._inflight) >= IN_FLIGHT:
             self.reap(1)  # back-pressure: the disk is behind
-        return _take_slot()
+        return AlignedBuffer.take(CHUNK)
 
-    def submit(self, fd: int, slot: _Slot, offset: int, length: int) -> None:
-        """Write ``slot``'s first ``length`` bytes at ``offset`` (the slot is taken
-        back when done). Errors go to :attr:`errors`."""
+    def submit(self, fd: int, buffer: AlignedBuffer, offset: int) -> None:
+        """Write ``buffer`` at ``offset`` (it is released when done). Errors go to
+        :attr:`errors`."""
         if not self._synchronous:
-            iocb = slot.iocb
-            iocb.aio_data = id(slot)
+            iocb = _IOCB()
+            iocb.aio_data = id(buffer)
             iocb.aio_lio_opcode = _IOCB_CMD_PWRITE
             iocb.aio_fildes = fd
-            iocb.aio_buf = slot.address
-            iocb.aio_nbytes = length
+            iocb.aio_buf = buffer.address
+            iocb.aio_nbytes = len(buffer)
             iocb.aio_offset = offset
             pointers = (ctypes.POINTER(_IOCB) * 1)(ctypes.pointer(iocb))
             assert _kernel is not None
@@ -257,14 +224,15 @@ class _Writes:
             except OSError:  # EINVAL, EOPNOTSUPP...: this file takes no AIO
                 self._synchronous = True
             else:
-                self._inflight[id(slot)] = (slot, fd)
+                self._inflight[id(buffer)] = (buffer, fd, iocb)
                 return
         try:
-            _write_at(fd, slot.view[:length], offset)
+            with buffer.view() as view:
+                _write_at(fd, view, offset)
         except OSError as exc:
             self.errors.setdefault(fd, exc)
         finally:
-            _give_back(slot)
+            buffer.release()
 
     def reap(self, wanted: int) -> None:
         """Collect at least ``wanted`` finished writes (blocking for them)."""
@@ -277,22 +245,22 @@ class _Writes:
             except InterruptedError:
                 continue
             for event in self._events[:count]:
-                slot, fd = self._inflight.pop(event.data)
-                done, wanted_bytes = event.res, slot.iocb.aio_nbytes
+                buffer, fd, iocb = self._inflight.pop(event.data)
+                done = event.res
                 if done < 0:
                     self.errors.setdefault(fd, OSError(-done, os.strerror(-done)))
-                elif done < wanted_bytes:  # short: the rest in place
+                elif done < len(buffer):  # short: the rest in place
                     try:
-                        _write_at(fd, slot.view[done:wanted_bytes],
-                                  slot.iocb.aio_offset + done)
+                        with buffer.view() as view:
+                            _write_at(fd, view[done:], iocb.aio_offset + done)
                     except OSError as exc:
                         self.errors.setdefault(fd, exc)
-                _give_back(slot)
+                buffer.release()
             wanted -= count
 
     def close(self) -> None:
         """Wait for everything in flight (the kernel is then done with every
-        descriptor and slot), then give the context back. Idempotent."""
+        descriptor and buffer), then give the context back. Idempotent."""
         if not self._context:
             return
         assert _kernel is not None
@@ -303,8 +271,8 @@ class _Writes:
             reusable = False
         context, self._context = self._context, 0
         _release_context(context, reusable=reusable)
-        for slot, _fd in self._inflight.values():  # only left when not reusable
-            _give_back(slot)
+        for buffer, _fd, _iocb in self._inflight.values():  # only left when not reusable
+            buffer.release()
         self._inflight.clear()
 
 
@@ -314,15 +282,14 @@ class DirectSpool:
     :meth:`cancel` once. The descriptor stays the caller's, and must stay open
     until one of them has returned (the kernel may still be writing into it)."""
 
-    __slots__ = ("_allocated", "_current", "_fd", "_filled", "_offset", "_writes")
+    __slots__ = ("_allocated", "_current", "_fd", "_offset", "_writes")
 
     def __init__(self, fd: int, writes: _Writes) -> None:
         self._fd = fd
         self._writes = writes
         self._offset = 0  # file offset of the chunk being filled
         self._allocated = 0  # bytes reserved by fallocate (-1: not supported)
-        self._current: _Slot | None = None
-        self._filled = 0
+        self._current: AlignedBuffer | None = None
 
     @classmethod
     def open(cls, fd: int) -> DirectSpool | None:
@@ -343,7 +310,7 @@ class DirectSpool:
     @property
     def size(self) -> int:
         """Bytes appended so far."""
-        return self._offset + self._filled
+        return self._offset + (len(self._current) if self._current is not None else 0)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data``. Raises ``OSError`` from an earlier chunk's write."""
@@ -352,16 +319,14 @@ class DirectSpool:
         size = len(source)
         done = 0
         while done < size:
-            if self._current is None:
-                self._current = self._writes.slot()
-                self._filled = 0
-                self._check()
             current = self._current
-            count = min(size - done, CHUNK - self._filled)
-            current.view[self._filled:self._filled + count] = source[done:done + count]
-            self._filled += count
+            if current is None:
+                current = self._current = self._writes.buffer()
+                self._check()
+            count = min(size - done, CHUNK - len(current))
+            current.append(source[done:done + count])
             done += count
-            if self._filled == CHUNK:
+            if len(current) == CHUNK:
                 self._submit()
 
     def finish(self) -> None:
@@ -372,9 +337,9 @@ class DirectSpool:
             self._writes.close()
             self._check()
             _set_direct(self._fd, False)  # the descriptor is an ordinary one again
-            if self._filled:
-                assert self._current is not None
-                _write_at(self._fd, self._current.view[:self._filled], self._offset)
+            if self._current is not None and len(self._current):
+                with self._current.view() as view:
+                    _write_at(self._fd, view, self._offset)
             if self._allocated > 0:
                 os.ftruncate(self._fd, self.size)  # drop what fallocate reserved beyond
         finally:
@@ -384,10 +349,9 @@ class DirectSpool:
         """Stop: the kernel finishes the chunks it has, and is done with the
         descriptor when this returns. Errors are ignored."""
         self._writes.close()
-        if self._current is not None:
-            _give_back(self._current)
-            self._current = None
-        self._filled = 0
+        current, self._current = self._current, None
+        if current is not None:
+            current.release()
 
     def _check(self) -> None:
         error = self._writes.errors.get(self._fd)
@@ -395,17 +359,16 @@ class DirectSpool:
             raise error
 
     def _submit(self) -> None:
-        slot = self._current
-        assert slot is not None
-        self._current = None
-        offset, self._offset = self._offset, self._offset + CHUNK
-        self._filled = 0
+        current, self._current = self._current, None
+        assert current is not None
+        offset = self._offset
+        self._offset += len(current)
         try:
-            self._reserve(offset + CHUNK)
+            self._reserve(self._offset)
         except OSError:
-            _give_back(slot)
+            current.release()
             raise
-        self._writes.submit(self._fd, slot, offset, CHUNK)
+        self._writes.submit(self._fd, current, offset)
         self._check()
 
     def _reserve(self, end: int) -> None:
@@ -428,7 +391,8 @@ class DirectSpool:
 
 
 _BLOCK = 4096  # alignment that suits every logical block size
-_ALIGNED_POOL_MAX = 16  # idle AlignedBuffers kept (their touched pages stay resident)
+#: Idle AlignedBuffers kept per capacity (their touched pages stay resident).
+_ALIGNED_POOL_MAX = 16
 
 
 class AlignedBuffer:
@@ -446,22 +410,20 @@ class AlignedBuffer:
     @classmethod
     def take(cls, capacity: int) -> AlignedBuffer:
         """An empty buffer of ``capacity`` bytes (rounded up to whole blocks),
-        reused when one was released."""
+        reused when one of that capacity was released."""
+        capacity = -(-capacity // _BLOCK) * _BLOCK
         try:
-            buffer = _aligned_free.pop()  # list.pop is atomic under the GIL
+            return _aligned_free.setdefault(capacity, []).pop()  # atomic under the GIL
         except IndexError:
             return cls(capacity)
-        if buffer.capacity >= capacity:
-            return buffer
-        buffer.close()
-        return cls(capacity)
 
     def release(self) -> None:
         """Give the buffer back for :meth:`take`: its owner must hold no view of it
         any more, and not use it again."""
         self.size = 0
-        if self._view is not None and len(_aligned_free) < _ALIGNED_POOL_MAX:
-            _aligned_free.append(self)
+        idle = _aligned_free.setdefault(self.capacity, [])
+        if self._view is not None and len(idle) < _ALIGNED_POOL_MAX:
+            idle.append(self)
         else:
             self.close()
 
@@ -501,7 +463,7 @@ class AlignedBuffer:
         self._map.close()
 
 
-_aligned_free: list[AlignedBuffer] = []
+_aligned_free: dict[int, list[AlignedBuffer]] = {}  # by capacity
 
 
 class DirectBatch:
