@@ -11,6 +11,8 @@ with its reason. ``dicomnet.services.storage`` re-exports what is public here.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -72,17 +74,43 @@ class StoreResult:
 
 
 def collect_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files named, and every file below the folders named (sorted, recursive)."""
+    """Files named, and every file below the folders named (recursive, each folder's
+    files in the order of their paths' parts, as ``sorted(folder.rglob("*"))``).
+
+    Hidden files and DICOMDIRs in folders are left out; links to files are
+    followed, links to folders are not (no cycles). One ``scandir`` per folder:
+    an SCU reads this list before it can propose anything, so it is on the clock.
+    """
     found: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and f.name != "DICOMDIR"
-                            and not f.name.startswith("."))
-        elif p.is_file():
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            mode = 0
+        if stat.S_ISDIR(mode):
+            try:
+                found += map(Path, _files_below(os.fspath(p)))
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read folder {p}: {exc.strerror}") from exc
+        elif stat.S_ISREG(mode):
             found.append(p)
         else:
             raise ConfigurationError(f"no such file or folder: {p}")
     return found
+
+
+def _files_below(folder: str) -> Iterator[str]:
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _files_below(entry.path)
+            elif (entry.is_file() and entry.name != "DICOMDIR"
+                  and not entry.name.startswith(".")):
+                yield entry.path
+        except OSError:  # vanished or unreadable meanwhile: as rglob, skip it
+            continue
 
 
 @dataclass(slots=True)

@@ -1,0 +1,72 @@
+"""collect_files: what ``dicomnet store`` sends from the paths it is given, and in
+which order (that of ``sorted(folder.rglob("*"))``, which it used to call)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dicomnet.errors import ConfigurationError
+from dicomnet.services.store_scu import collect_files
+
+FILES = ["a/x", "a-b/c", "a.b/q", "b", "d/.h/y", "d/z", "A/upper", "d/e/f/deep"]
+
+
+def make_tree(root: Path) -> None:
+    for rel in [*FILES, ".hidden", "DICOMDIR", "d/DICOMDIR", "d/.also-hidden"]:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rel.encode())
+    (root / "empty").mkdir()
+    os.symlink(root / "a", root / "link-to-folder")
+    os.symlink(root / "b", root / "link-to-file")
+    os.symlink(root / "nowhere", root / "broken-link")
+    os.mkfifo(root / "fifo")
+
+
+def relative(paths: list[Path], root: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in paths]
+
+
+def test_a_folder_gives_its_files_in_rglob_order(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    expected = sorted(f for f in tmp_path.rglob("*") if f.is_file() and f.name != "DICOMDIR"
+                      and not f.name.startswith("."))
+    got = collect_files([tmp_path])
+    assert got == expected
+    # Spelled out: parts order ("a/x" before "a-b/c", though "-" sorts before "/"),
+    # links to files followed, links to folders, broken links, FIFOs, hidden files
+    # and DICOMDIRs left out, hidden folders entered.
+    assert relative(got, tmp_path) == [
+        "A/upper", "a/x", "a-b/c", "a.b/q", "b", "d/.h/y", "d/e/f/deep", "d/z", "link-to-file"]
+    assert all(isinstance(p, Path) for p in got)
+
+
+def test_files_named_are_kept_as_given_and_in_order(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    named: list[Path | str] = [tmp_path / "b", str(tmp_path / ".hidden"), tmp_path / "d"]
+    assert relative(collect_files(named), tmp_path) == ["b", ".hidden", "d/.h/y", "d/e/f/deep",
+                                                        "d/z"]
+
+
+@pytest.mark.parametrize("name", ["missing", "broken-link", "fifo"])
+def test_a_path_that_is_neither_file_nor_folder_is_refused(tmp_path: Path, name: str) -> None:
+    make_tree(tmp_path)
+    with pytest.raises(ConfigurationError, match="no such file or folder"):
+        collect_files([tmp_path / name])
+
+
+def test_an_unreadable_folder_is_a_clear_error(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """(Made unreadable by refusing scandir: CI runs as root, who reads anything.)"""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+
+    def refuse(path: str) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(ConfigurationError, match=r"cannot read folder .*locked: Permission denied"):
+        collect_files([folder])
