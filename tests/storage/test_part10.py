@@ -8,8 +8,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom import dcmread, dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_dataset, read_file_meta_info
 from pydicom.uid import (
     UID,
@@ -128,6 +128,27 @@ def test_header_refuses_bad_ae_title(ae: str) -> None:
 def test_header_refuses_bad_version_name() -> None:
     with pytest.raises(ConfigurationError):
         header(ExplicitVRLittleEndian, version="X" * 17)
+
+
+def test_a_meta_group_longer_than_the_quick_look_is_read_whole(tmp_path: Path) -> None:
+    """The first read covers a usual meta group; one that runs past it (20 KB of
+    Private Information, PS3.10 Table 7.1-1) goes to the full reader, whose
+    offset must be as exact."""
+    ds = make_dataset()
+    path = tmp_path / "long-meta.dcm"
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.PrivateInformationCreatorUID = UID("1.2.826.0.1.3680043.10.1234")
+    meta.PrivateInformation = bytes(range(256)) * 80
+    ds.file_meta = meta
+    dcmwrite(path, ds, enforce_file_format=True)
+    raw = path.read_bytes()
+    info = read_part10(path)
+    assert info.dataset_offset == 144 + int.from_bytes(raw[140:144], "little") > 20_000
+    assert info.sop_instance_uid == ds.SOPInstanceUID
+    assert b"".join(info.iter_dataset()) == raw[info.dataset_offset:]
 
 
 @pytest.mark.parametrize("ts", SYNTAXES, ids=lambda ts: ts.name)

@@ -270,14 +270,18 @@ def read_part10(path: Path) -> Part10Info:
     not state its transfer syntax and guessing it would send wrong bytes.
     So do a missing Transfer Syntax, SOP Class or SOP Instance UID.
     """
-    path = Path(path)
+    if not isinstance(path, Path):
+        path = Path(path)
     try:
-        with open(path, "rb") as fp:
-            size = os.fstat(fp.fileno()).st_size
-            quick = _read_meta_quickly(fp, path, size)
+        # Unbuffered: the quick look is one read; an SCU does this for every file
+        # before it can propose anything.
+        with open(path, "rb", buffering=0) as raw:
+            size = os.fstat(raw.fileno()).st_size
+            quick = _read_meta_quickly(raw, path, size)
             if quick is not None:
                 return quick
-            fp.seek(0)
+            raw.seek(0)
+            fp = io.BufferedReader(raw)
             try:
                 read_preamble(fp, False)
             except InvalidDicomError as exc:
@@ -302,15 +306,16 @@ def read_part10(path: Path) -> Part10Info:
     )
 
 
-#: Bytes read first: the whole of a small file, the meta group of any other.
-_QUICK_READ = 64 << 10
+#: Bytes read first: the whole of a small file, the meta group of any other
+#: (typically under 1 KiB; a longer one goes to the full reader).
+_QUICK_READ = 16 << 10
 _META_TAGS = {0x00020010: "TransferSyntaxUID", 0x00020002: "MediaStorageSOPClassUID",
               0x00020003: "MediaStorageSOPInstanceUID"}
 
 
 def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None:
     """The common case, found by element lengths alone (storage.scan): the meta
-    group within the first 64 KiB, not deflated, with its three UIDs. None for
+    group within the first 16 KiB, not deflated, with its three UIDs. None for
     anything else, which the full reader then handles (and explains)."""
     head = fp.read(_QUICK_READ)
     if head[128:132] != b"DICM":
