@@ -20,8 +20,10 @@ from dicomnet.storage.files import (
     Layout,
     StorageError,
     StoragePolicy,
+    can_sync_together,
     cleanup_stale,
     sync_folder,
+    sync_together,
 )
 from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header
 from dicomnet.storage.index import (
@@ -69,6 +71,7 @@ __all__ = [
     "StorageIndex",
     "StoragePolicy",
     "UnsafeNameError",
+    "can_sync_together",
     "cleanup_stale",
     "join_relative",
     "join_under",
@@ -79,4 +82,5 @@ __all__ = [
     "safe_relative_path",
     "safe_uid",
     "sync_folder",
+    "sync_together",
 ]

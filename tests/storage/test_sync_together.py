@@ -1,0 +1,174 @@
+"""A round of in-memory data sets made durable with one syncfs (storage.files:
+sync_together), and every case where the store thread must fsync file by file
+instead: one object, syncfs failing, much dirty data, two file systems, a flush
+failing. In each case every object is stored whole under its final name."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.dimse.messages import CStoreRQ
+from dicomnet.services.storage import StorageSCP, _Job
+from dicomnet.storage import AtomicWriter, StorageError, sync_together
+from dicomnet.storage import files as files_module
+from dicomnet.storage.part10 import part10_header
+
+from .helpers import data_set_bytes, make_dataset
+
+TS = str(ExplicitVRLittleEndian)
+UID_ROOT = "1.2.826.0.1.3680043.8.498.77."
+
+pytestmark = pytest.mark.skipif(files_module._syncfs is None, reason="Linux only")
+
+
+class Calls:
+    """What the store thread asked of the kernel: syncfs calls, fsyncs of files
+    and of folders."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, syncfs_result: int | None = None,
+                 watch: Path | None = None) -> None:
+        self.syncfs = 0
+        #: Files under ``watch`` that had a name when syncfs was called.
+        self.named_at_syncfs: list[Path] = []
+        self.file_fsyncs = 0
+        self.folder_fsyncs = 0
+        real_fsync, real_syncfs = os.fsync, files_module._syncfs
+        assert real_syncfs is not None
+
+        def fsync(fd: int) -> None:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                self.folder_fsyncs += 1
+            else:
+                self.file_fsyncs += 1
+            real_fsync(fd)
+
+        def syncfs(fd: int) -> int:
+            self.syncfs += 1
+            if watch is not None:
+                self.named_at_syncfs += [p for p in watch.rglob("*") if p.is_file()]
+            if syncfs_result is not None:
+                ctypes.set_errno(errno.EIO)
+                return syncfs_result
+            return real_syncfs(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(files_module, "_syncfs", syncfs)
+        # The machine's own dirty memory must not decide (see the test about it).
+        monkeypatch.setattr(files_module, "_dirty_bytes", lambda: 0)
+
+
+def jobs(count: int) -> Iterator[tuple[_Job, bytes]]:
+    for number in range(count):
+        uid = f"{UID_ROOT}{number + 1}"
+        ds = make_dataset(sop_instance_uid=uid)
+        header = part10_header(sop_class_uid=str(ds.SOPClassUID), sop_instance_uid=uid,
+                               transfer_syntax_uid=TS, implementation_class_uid="1.2.3",
+                               implementation_version_name="TEST", source_ae_title="SCU")
+        data = header + data_set_bytes(ds, TS)
+        message = CStoreRQ(message_id=number + 1, affected_sop_class_uid=str(ds.SOPClassUID),
+                           affected_sop_instance_uid=uid)
+        yield _Job(bytearray(data), message, TS, "SCU", None), data
+
+
+def commit_round(root: Path, count: int) -> None:
+    """One round of ``count`` objects through the store thread's code; every one
+    must be stored, byte for byte, and nothing else left in the folder."""
+    scp = StorageSCP(root, index=False)
+    try:
+        made = list(jobs(count))
+        answers = scp._commit_batch([job for job, _ in made])
+        assert not [a for a in answers if isinstance(a, BaseException)]
+        stored = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                  for p in root.rglob("*") if p.is_file()}
+        assert sorted(stored.values()) == sorted(
+            hashlib.sha256(data).hexdigest() for _, data in made)
+    finally:
+        scp.close()
+
+
+def test_a_round_is_made_durable_with_one_syncfs(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(monkeypatch, watch=tmp_path)
+    commit_round(tmp_path, 5)
+    assert calls.syncfs == 1
+    assert calls.file_fsyncs == 0
+    assert calls.folder_fsyncs >= 1  # the names: the series folder, once
+    # Bytes and inodes durable first, names after (as with fsync, AtomicWriter.commit).
+    assert calls.named_at_syncfs == []
+
+
+def test_a_single_object_is_fsynced_on_its_own(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(monkeypatch)
+    commit_round(tmp_path, 1)
+    assert (calls.syncfs, calls.file_fsyncs) == (0, 1)
+
+
+def test_a_failing_syncfs_falls_back_to_fsyncs(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(monkeypatch, syncfs_result=-1)
+    commit_round(tmp_path, 4)
+    assert (calls.syncfs, calls.file_fsyncs) == (1, 4)
+
+
+def test_much_dirty_data_means_file_by_file(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """syncfs would wait for every dirty page of the file system, whoever wrote it."""
+    calls = Calls(monkeypatch)
+    monkeypatch.setattr(files_module, "_dirty_bytes",
+                        lambda: files_module.SYNCFS_DIRTY_LIMIT + 1)
+    commit_round(tmp_path, 4)
+    assert (calls.syncfs, calls.file_fsyncs) == (0, 4)
+
+
+def test_dirty_bytes_are_read_from_meminfo() -> None:
+    dirty = files_module._dirty_bytes()
+    assert dirty is not None and dirty >= 0
+
+
+def writers(root: Path, count: int) -> list[AtomicWriter]:
+    made = []
+    for number in range(count):
+        writer = AtomicWriter(root / f"f{number}", unnamed=True)
+        writer.write(b"x" * 100)
+        made.append(writer)
+    return made
+
+
+def test_writers_on_two_file_systems_are_not_synced_together(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(monkeypatch)
+    pair = writers(tmp_path, 2)
+    devices = iter([1, 2])
+    monkeypatch.setattr(files_module, "_device", lambda fd: next(devices))
+    assert not sync_together(pair)
+    assert calls.syncfs == 0
+    for writer in pair:
+        writer.commit()  # as usual: fsynced one by one
+    assert calls.file_fsyncs == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f0", "f1"]
+
+
+def test_a_flush_that_fails_means_no_syncfs(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Calls(monkeypatch)
+    pair = writers(tmp_path, 2)
+
+    def broken() -> None:
+        raise StorageError("cannot write: disk full", errno=errno.ENOSPC)
+
+    monkeypatch.setattr(pair[1], "flush", broken)
+    assert not sync_together(pair)
+    assert calls.syncfs == 0
+    for writer in pair:
+        writer.abort()
+    assert list(tmp_path.iterdir()) == []
