@@ -1,4 +1,4 @@
-"""A round of in-memory data sets made durable with one syncfs (storage.files:
+"""A round of in-memory data sets made durable with one syncfs (storage.syncfs:
 sync_together), and every case where the store thread must fsync file by file
 instead: one object, syncfs failing, much dirty data, two file systems, a flush
 failing. In each case every object is stored whole under its final name."""
@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.dimse.messages import CStoreRQ
 from dicomnet.services.storage import StorageSCP, _Job
 from dicomnet.storage import AtomicWriter, StorageError, sync_together
-from dicomnet.storage import files as files_module
+from dicomnet.storage import syncfs as syncfs_module
 from dicomnet.storage.part10 import part10_header
 
 from .helpers import data_set_bytes, make_dataset
@@ -27,7 +27,7 @@ from .helpers import data_set_bytes, make_dataset
 TS = str(ExplicitVRLittleEndian)
 UID_ROOT = "1.2.826.0.1.3680043.8.498.77."
 
-pytestmark = pytest.mark.skipif(files_module._syncfs is None, reason="Linux only")
+pytestmark = pytest.mark.skipif(syncfs_module._syncfs is None, reason="Linux only")
 
 
 class Calls:
@@ -41,7 +41,7 @@ class Calls:
         self.named_at_syncfs: list[Path] = []
         self.file_fsyncs = 0
         self.folder_fsyncs = 0
-        real_fsync, real_syncfs = os.fsync, files_module._syncfs
+        real_fsync, real_syncfs = os.fsync, syncfs_module._syncfs
         assert real_syncfs is not None
 
         def fsync(fd: int) -> None:
@@ -61,9 +61,9 @@ class Calls:
             return real_syncfs(fd)
 
         monkeypatch.setattr(os, "fsync", fsync)
-        monkeypatch.setattr(files_module, "_syncfs", syncfs)
+        monkeypatch.setattr(syncfs_module, "_syncfs", syncfs)
         # The machine's own dirty memory must not decide (see the test about it).
-        monkeypatch.setattr(files_module, "_dirty_bytes", lambda: 0)
+        monkeypatch.setattr(syncfs_module, "_dirty_bytes", lambda: 0)
 
 
 def jobs(count: int) -> Iterator[tuple[_Job, bytes]]:
@@ -124,14 +124,14 @@ def test_much_dirty_data_means_file_by_file(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """syncfs would wait for every dirty page of the file system, whoever wrote it."""
     calls = Calls(monkeypatch)
-    monkeypatch.setattr(files_module, "_dirty_bytes",
-                        lambda: files_module.SYNCFS_DIRTY_LIMIT + 1)
+    monkeypatch.setattr(syncfs_module, "_dirty_bytes",
+                        lambda: syncfs_module.SYNCFS_DIRTY_LIMIT + 1)
     commit_round(tmp_path, 4)
     assert (calls.syncfs, calls.file_fsyncs) == (0, 4)
 
 
 def test_dirty_bytes_are_read_from_meminfo() -> None:
-    dirty = files_module._dirty_bytes()
+    dirty = syncfs_module._dirty_bytes()
     assert dirty is not None and dirty >= 0
 
 
@@ -149,7 +149,7 @@ def test_writers_on_two_file_systems_are_not_synced_together(
     calls = Calls(monkeypatch)
     pair = writers(tmp_path, 2)
     devices = iter([1, 2])
-    monkeypatch.setattr(files_module, "_device", lambda fd: next(devices))
+    monkeypatch.setattr(syncfs_module, "_device", lambda fd: next(devices))
     assert not sync_together(pair)
     assert calls.syncfs == 0
     for writer in pair:

@@ -35,15 +35,14 @@ from ..storage.files import (
     DuplicatePolicy,
     Layout,
     StorageError,
-    can_sync_together,
     cleanup_stale,
     sync_folder,
-    sync_together,
 )
 from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import NewInstance, StorageIndex
 from ..storage.names import UnsafeNameError, safe_uid
 from ..storage.part10 import part10_header
+from ..storage.syncfs import can_sync_together, sync_together
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .store_scu import StoreResult, collect_files, store_paths
 from .workers import Background, BatchWorker

@@ -7,6 +7,7 @@
 * :mod:`~dicomnet.storage.index`: an SQLite index for Query/Retrieve (PS3.4 C.6).
 * :mod:`~dicomnet.storage.header`: the attributes a received data set is placed
   and indexed by, read raw.
+* :mod:`~dicomnet.storage.syncfs`: many new files made durable with one syncfs.
 """
 
 from __future__ import annotations
@@ -20,10 +21,8 @@ from dicomnet.storage.files import (
     Layout,
     StorageError,
     StoragePolicy,
-    can_sync_together,
     cleanup_stale,
     sync_folder,
-    sync_together,
 )
 from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header
 from dicomnet.storage.index import (
@@ -49,6 +48,7 @@ from dicomnet.storage.part10 import (
     part10_header,
     read_part10,
 )
+from dicomnet.storage.syncfs import SYNCFS_DIRTY_LIMIT, can_sync_together, sync_together
 
 __all__ = [
     "HEADER_PREFIX",
@@ -70,6 +70,7 @@ __all__ = [
     "StorageError",
     "StorageIndex",
     "StoragePolicy",
+    "SYNCFS_DIRTY_LIMIT",
     "UnsafeNameError",
     "can_sync_together",
     "cleanup_stale",

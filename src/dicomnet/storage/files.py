@@ -26,7 +26,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -45,10 +45,8 @@ __all__ = [
     "StorageError",
     "StoragePolicy",
     "TEMP_SUFFIX",
-    "can_sync_together",
     "cleanup_stale",
     "sync_folder",
-    "sync_together",
 ]
 
 logger = logging.getLogger("dicomnet.storage")
@@ -98,85 +96,6 @@ def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
 
 _sync_file_range = _load_sync_file_range()
 _SYNC_FILE_RANGE_WRITE = 2
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    """libc's syncfs (Linux), which Python's os module does not offer."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int,)
-    function.restype = ctypes.c_int
-    return cast(Callable[[int], int], function)
-
-
-_syncfs = _load_syncfs()
-#: Dirty and under-writeback memory (/proc/meminfo, all file systems) above which
-#: ``sync_together`` declines: syncfs waits for every dirty page of the file
-#: system, whoever wrote it, and a foreign writer must not stall our answers.
-SYNCFS_DIRTY_LIMIT = 32 << 20
-
-
-def _dirty_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo", "rb") as meminfo:
-            lines = meminfo.read().splitlines()
-    except OSError:
-        return None
-    values = [int(line.split()[1]) << 10 for line in lines
-              if line.startswith((b"Dirty:", b"Writeback:"))]
-    return sum(values) if len(values) == 2 else None
-
-
-def can_sync_together() -> bool:
-    """True when :func:`sync_together` may be worth trying now: Linux's syncfs
-    exists and little is waiting to be written system-wide (at most
-    ``SYNCFS_DIRTY_LIMIT``). Costs one read of /proc/meminfo."""
-    if _syncfs is None:
-        return False
-    dirty = _dirty_bytes()
-    return dirty is not None and dirty <= SYNCFS_DIRTY_LIMIT
-
-
-def _device(fd: int) -> int:
-    return os.fstat(fd).st_dev
-
-
-def sync_together(writers: Sequence[AtomicWriter]) -> bool:
-    """Make what ``writers`` wrote durable with one ``syncfs`` of their file system,
-    instead of one fsync each; True if done, and their commits may then be made
-    with ``synced=True``.
-
-    Each fsync ends with its own flush of the device's cache; ``syncfs`` writes
-    every dirty page and inode of the file system, then flushes once. A store
-    thread committing a round of small objects pays one flush instead of one per
-    object (2,000 objects of 2 KB: 1,865 against 1,591 objects/s, and less server
-    CPU, docs/benchmarks.md). The order of ``commit`` is kept: bytes and inode
-    durable first, the name given after.
-
-    False, with nothing raised, when it cannot stand for the fsyncs: no syncfs,
-    writers on more than one file system, a flush or the syncfs failing. The
-    caller then commits as usual; each file's own fsync reports (and pins to
-    that file) any write error, which syncfs would only report for them all.
-    """
-    if _syncfs is None or not writers:
-        return False
-    try:
-        for writer in writers:
-            writer.flush()
-        devices = {_device(writer.fileno()) for writer in writers}
-    except (StorageError, OSError, ValueError):
-        return False
-    if len(devices) != 1:
-        return False
-    if _syncfs(writers[0].fileno()) != 0:
-        logger.debug("syncfs failed (%s); fsyncing file by file",
-                     os.strerror(ctypes.get_errno()))
-        return False
-    return True
 
 
 class StorageError(DicomNetError):
@@ -614,7 +533,8 @@ class AtomicWriter:
         must call :func:`sync_folder` before telling anyone the object is
         stored: a batch of objects in one folder then costs one folder fsync.
         ``synced=True`` skips the file's own fsync, for a caller whose
-        :func:`sync_together` covering this writer returned True.
+        :func:`~dicomnet.storage.syncfs.sync_together` covering this writer
+        returned True.
         """
         if self._done:
             raise StorageError("commit after commit or abort")
