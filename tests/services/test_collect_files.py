@@ -51,10 +51,13 @@ def test_files_named_are_kept_as_given_and_in_order(tmp_path: Path) -> None:
                                                         "d/z"]
 
 
-@pytest.mark.parametrize("name", ["missing", "broken-link", "fifo"])
-def test_a_path_that_is_neither_file_nor_folder_is_refused(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize(("name", "message"), [
+    ("missing", "no such file or folder"), ("broken-link", "no such file or folder"),
+    ("fifo", "not a file or folder")])
+def test_a_path_that_is_neither_file_nor_folder_is_refused(tmp_path: Path, name: str,
+                                                           message: str) -> None:
     make_tree(tmp_path)
-    with pytest.raises(ConfigurationError, match="no such file or folder"):
+    with pytest.raises(ConfigurationError, match=f"{message}: .*{name}$"):
         collect_files([tmp_path / name])
 
 

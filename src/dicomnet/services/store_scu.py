@@ -94,6 +94,8 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
                 raise ConfigurationError(f"cannot read folder {p}: {exc.strerror}") from exc
         elif stat.S_ISREG(mode):
             found.append(p)
+        elif mode:
+            raise ConfigurationError(f"not a file or folder: {p}")
         else:
             raise ConfigurationError(f"no such file or folder: {p}")
     return found
