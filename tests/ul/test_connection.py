@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dicomnet.testing import ULPair, associated_pair
-from dicomnet.ul.connection import ULConnection
+from dicomnet.ul.connection import JOIN_LIMIT, ULConnection
 from dicomnet.ul.events import (
     Aborted,
     AssociateAccepted,
@@ -47,6 +47,31 @@ def test_association_data_and_release() -> None:
     assert req == [ReleaseConfirmed()]
     assert state(pair.requestor) is State.Sta1
     assert state(pair.acceptor) is State.Sta1  # got EOF after the requestor closed (AR-5)
+
+
+def test_large_pdus_are_handed_on_uncopied_and_small_ones_joined() -> None:
+    """chunks_to_send: a data PDU of JOIN_LIMIT bytes or more is its own chunk, the
+    very object queued (joining would copy every byte of it); runs of small PDUs
+    (commands, responses) are joined into one write. Together, the same bytes in
+    the same order as data_to_send, and the peer reads the same PDUs."""
+    pair = associated_pair(max_pdu_length=0)
+    small = [encode_pdata(1, True, True, bytes([n]) * 40) for n in range(3)]
+    large = [bytearray(encode_pdata(1, False, n == 1, bytes([n]) * JOIN_LIMIT))
+             for n in range(2)]
+    queued: list[bytes | bytearray] = [small[0], large[0], small[1], small[2], large[1]]
+    for pdu in queued:
+        pair.requestor.send_pdata(pdu)
+    chunks = pair.requestor.chunks_to_send()
+    assert [len(c) for c in chunks] == [len(small[0]), len(large[0]),
+                                        len(small[1]) + len(small[2]), len(large[1])]
+    assert chunks[1] is large[0] and chunks[3] is large[1]
+    assert b"".join(chunks) == b"".join(queued)
+    assert pair.requestor.chunks_to_send() == []
+    for chunk in chunks:
+        pair.acceptor.receive_data(chunk, 0)
+    received = [pair.acceptor.next_event() for _ in queued]
+    assert [e.pdu.encode() for e in received if isinstance(e, DataReceived)] == [
+        bytes(pdu) for pdu in queued]
 
 
 def test_max_pdu_lengths_are_learned_both_ways() -> None:

@@ -140,9 +140,8 @@ class Association:
         if self._write_soon is not None:
             self._write_soon.cancel()
             self._write_soon = None
-        data = self.ul.data_to_send()
-        if data:
-            self.stream.writer.write(data)
+        for chunk in self.ul.chunks_to_send():
+            self.stream.writer.write(chunk)
 
     def _queue_out_soon(self) -> None:
         """Write what is queued once the tasks ready in this round have run."""

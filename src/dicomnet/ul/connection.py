@@ -43,11 +43,14 @@ from .pdu import (
     ReleaseRQ,
 )
 
-__all__ = ["DEFAULT_ARTIM_TIMEOUT", "ULConnection"]
+__all__ = ["DEFAULT_ARTIM_TIMEOUT", "JOIN_LIMIT", "ULConnection"]
 
 log = logging.getLogger("dicomnet.ul")
 
 DEFAULT_ARTIM_TIMEOUT = 30.0
+#: PDUs this long or longer are handed to the transport as they are, not joined
+#: with their neighbours (``chunks_to_send``): joining copies every byte.
+JOIN_LIMIT = 1 << 16
 
 _PDU_EVENTS: dict[type, Event] = {
     AssociateAC: Event.Evt3,
@@ -248,6 +251,29 @@ class ULConnection:
             return b""
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def chunks_to_send(self) -> list[bytes | bytearray]:
+        """What :meth:`data_to_send` would return, as chunks to write in order,
+        without copying a large PDU: each PDU of ``JOIN_LIMIT`` bytes or more is a
+        chunk of its own (a sender's data PDU, built in place), and each run of
+        smaller ones is joined into one (a command, a window of responses: one
+        write, one TLS record)."""
+        out = self._out
+        if len(out) <= 1:
+            self._out = []
+            return out
+        self._out = []
+        chunks: list[bytes | bytearray] = []
+        start = 0
+        for index, pdu in enumerate(out):
+            if len(pdu) >= JOIN_LIMIT:
+                if index > start:
+                    chunks.append(out[start] if index - start == 1 else b"".join(out[start:index]))
+                chunks.append(pdu)
+                start = index + 1
+        if start < len(out):
+            chunks.append(out[start] if len(out) - start == 1 else b"".join(out[start:]))
+        return chunks
 
     # -- internals -----------------------------------------------------------------
 
