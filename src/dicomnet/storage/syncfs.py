@@ -82,8 +82,8 @@ def sync_together(writers: Sequence[AtomicWriter]) -> bool:
     every dirty page and inode of the file system, then flushes once. A store
     thread committing a round of small objects pays one flush instead of one per
     object (2,000 objects of 2 KB over TLS: 2,148 against 1,791 objects/s, and
-    less server CPU, docs/benchmarks.md item 18). The order of ``commit`` is kept: bytes and inode
-    durable first, the name given after.
+    less server CPU, docs/benchmarks.md item 18). The order of ``commit`` is
+    kept: bytes and inode durable first, the name given after.
 
     False, with nothing raised, when it cannot stand for the fsyncs: no syncfs,
     writers on more than one file system, a flush or the syncfs failing. The
