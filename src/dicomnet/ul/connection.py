@@ -245,12 +245,9 @@ class ULConnection:
         return self._events.popleft() if self._events else None
 
     def data_to_send(self) -> bytes | bytearray:
-        """Everything queued for the transport since the last call."""
-        out = self._out
-        if not out:
-            return b""
-        self._out = []
-        return out[0] if len(out) == 1 else b"".join(out)
+        """Everything queued for the transport since the last call, as one buffer."""
+        chunks = self.chunks_to_send()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def chunks_to_send(self) -> list[bytes | bytearray]:
         """What :meth:`data_to_send` would return, as chunks to write in order,
