@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self, cast
+from typing import Any, Self, cast
 
 from dicomnet.errors import DicomNetError
 from dicomnet.storage.direct import AlignedBuffer, DirectBatch, DirectSpool
@@ -80,21 +80,24 @@ _NO_LINKS = frozenset(
 )
 
 
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """libc's sync_file_range (Linux), which Python's os module does not offer."""
+def linux_libc_function(name: str, *argtypes: Any) -> Any | None:
+    """libc's ``name`` (returning an int, setting errno) on Linux, for the calls
+    Python's os module does not offer; None elsewhere or where libc lacks it."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.sync_file_range
+        function = getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
-    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.argtypes = argtypes
     function.restype = ctypes.c_int
-    return cast(Callable[[int, int, int, int], int], function)
+    return function
 
 
-_sync_file_range = _load_sync_file_range()
+_sync_file_range = cast(
+    "Callable[[int, int, int, int], int] | None",
+    linux_libc_function("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                        ctypes.c_uint))
 _SYNC_FILE_RANGE_WRITE = 2
 
 

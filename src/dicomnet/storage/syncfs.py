@@ -14,11 +14,10 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
-from dicomnet.storage.files import StorageError
+from dicomnet.storage.files import StorageError, linux_libc_function
 
 if TYPE_CHECKING:
     from dicomnet.storage.files import AtomicWriter
@@ -28,20 +27,7 @@ __all__ = ["SYNCFS_DIRTY_LIMIT", "can_sync_together", "sync_together"]
 logger = logging.getLogger("dicomnet.storage")
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
-    """libc's syncfs (Linux), which Python's os module does not offer."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_int,)
-    function.restype = ctypes.c_int
-    return cast(Callable[[int], int], function)
-
-
-_syncfs = _load_syncfs()
+_syncfs = cast("Callable[[int], int] | None", linux_libc_function("syncfs", ctypes.c_int))
 #: Dirty and under-writeback memory (/proc/meminfo, all file systems) above which
 #: ``sync_together`` declines: syncfs waits for every dirty page of the file
 #: system, whoever wrote it, and a foreign writer must not stall our answers.
