@@ -386,6 +386,150 @@ def test_close_finishes_the_queued_jobs_first(workers: list[BatchWorker[Any, Any
     assert run(main()) == [0, 2, 4, 6, 8]
 
 
+# -- BatchWorker.pipelined ------------------------------------------------------------
+
+
+class Stages:
+    """``start``/``finish`` of a pipelined worker, recording every call in one list;
+    the first start waits for :attr:`release`, so jobs queued meanwhile form round 2,
+    and each start and finish can be made to raise."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, list[int]]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.fail_start: set[int] = set()  # a round starting with this job raises
+        self.fail_finish: set[int] = set()
+        self.wrong_count: set[int] = set()
+
+    def start(self, jobs: list[int]) -> list[int]:
+        self.log.append(("start", list(jobs)))
+        if len(self.log) == 1:
+            self.started.set()
+            if not self.release.wait(PATIENCE):
+                raise TimeoutError("the test never released the first round")
+        if jobs[0] in self.fail_start:
+            raise OSError(f"start {jobs[0]}")
+        return list(jobs)
+
+    def finish(self, jobs: list[int]) -> list[int | BaseException]:
+        self.log.append(("finish", list(jobs)))
+        if jobs[0] in self.fail_finish:
+            raise OSError(f"finish {jobs[0]}")
+        if jobs[0] in self.wrong_count:
+            return []
+        return [10 * j for j in jobs]
+
+
+def pipelined(stages: Stages, workers: list[BatchWorker[Any, Any]],
+              name: str | None = None) -> BatchWorker[int, int]:
+    worker: BatchWorker[int, int] = BatchWorker.pipelined(
+        name or unique_name("pw"), stages.start, stages.finish)
+    workers.append(worker)
+    return worker
+
+
+def test_pipelined_starts_the_next_round_before_finishing_the_last(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    """Round 1 is held while round 2 starts: the device works on round 2 while the
+    thread finishes round 1. Each job gets its own finish's result."""
+    stages = Stages()
+    worker = pipelined(stages, workers)
+
+    async def main() -> list[int]:
+        first = worker.submit(1)
+        await wait_event(stages.started)
+        rest = [worker.submit(j) for j in (2, 3, 4)]
+        stages.release.set()
+        return list(await asyncio.gather(first, *rest))
+
+    assert run(main()) == [10, 20, 30, 40]
+    # Round 2 was queued before round 1 started: it starts first, then round 1
+    # finishes; with nothing queued after it, round 2 finishes at once.
+    assert stages.log == [("start", [1]), ("start", [2, 3, 4]),
+                          ("finish", [1]), ("finish", [2, 3, 4])]
+
+
+def test_pipelined_finishes_at_once_when_nothing_else_is_queued(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    """Idle, a started round does not wait for a next one to be finished."""
+    stages = Stages()
+    stages.release.set()
+    worker = pipelined(stages, workers)
+
+    async def main() -> list[int]:
+        answers = [await worker.submit(j) for j in (5, 6, 7)]  # one at a time
+        return answers
+
+    assert run(main()) == [50, 60, 70]
+    assert stages.log == [("start", [5]), ("finish", [5]), ("start", [6]), ("finish", [6]),
+                          ("start", [7]), ("finish", [7])]
+
+
+def test_pipelined_start_raising_fails_only_its_round(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    """A start that raises answers its own jobs with the error and is never
+    finished; the round held before it is finished and answered as usual."""
+    stages = Stages()
+    stages.fail_start.add(2)
+    worker = pipelined(stages, workers)
+
+    async def main() -> list[int | BaseException]:
+        first = worker.submit(1)
+        await wait_event(stages.started)
+        rest = [worker.submit(j) for j in (2, 3)]
+        stages.release.set()
+        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+
+    answers = run(main())
+    assert answers[0] == 10
+    assert all(isinstance(a, OSError) and str(a) == "start 2" for a in answers[1:])
+    assert stages.log == [("start", [1]), ("start", [2, 3]), ("finish", [1])]
+
+
+def test_pipelined_finish_raising_or_miscounting_fails_every_job_of_its_round(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    stages = Stages()
+    stages.fail_finish.add(1)
+    stages.wrong_count.add(3)
+    worker = pipelined(stages, workers)
+
+    async def main() -> list[int | BaseException]:
+        first = [worker.submit(1), worker.submit(2)]
+        await wait_event(stages.started)
+        stages.release.set()
+        second = await asyncio.gather(*first, return_exceptions=True)
+        third = await asyncio.gather(worker.submit(3), worker.submit(4),
+                                     return_exceptions=True)
+        return [*second, *third, await worker.submit(5)]
+
+    answers = run(main())
+    assert [str(a) for a in answers[:2]] == ["finish 1", "finish 1"]
+    assert all(isinstance(a, RuntimeError) and "0 results for 2 jobs" in str(a)
+               for a in answers[2:4])
+    assert answers[4] == 50  # the thread goes on serving
+
+
+def test_pipelined_close_finishes_the_held_round(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    """close() waits until the last started round is finished and answered."""
+    stages = Stages()
+    name = unique_name("pw")
+    worker = pipelined(stages, workers, name)
+
+    async def main() -> list[int]:
+        first = worker.submit(1)
+        await wait_event(stages.started)
+        rest = [worker.submit(j) for j in (2, 3)]
+        stages.release.set()
+        await asyncio.to_thread(worker.close)
+        assert stages.log[-1] == ("finish", [2, 3])  # before close returned
+        return list(await asyncio.gather(first, *rest))
+
+    assert run(main()) == [10, 20, 30]
+    assert not threads_named(name)
+
+
 # -- Background -----------------------------------------------------------------------
 
 

@@ -17,9 +17,10 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.dimse.messages import CStoreRQ
-from dicomnet.services.storage import StorageSCP, _Job
+from dicomnet.services.storage import SPILL_THRESHOLD, StorageSCP, _Job
 from dicomnet.storage import AtomicWriter, StorageError, sync_together
 from dicomnet.storage import syncfs as syncfs_module
+from dicomnet.storage.direct import AlignedBuffer
 from dicomnet.storage.part10 import part10_header
 
 from .helpers import data_set_bytes, make_dataset
@@ -66,17 +67,27 @@ class Calls:
         monkeypatch.setattr(syncfs_module, "_dirty_bytes", lambda: 0)
 
 
-def jobs(count: int) -> Iterator[tuple[_Job, bytes]]:
-    for number in range(count):
+def jobs(count: int, *, first: int = 1, aligned: bool = False) -> Iterator[tuple[_Job, bytes]]:
+    """``count`` data sets as the SCP's event loop hands them over; ``aligned``:
+    200 KB images in page-aligned buffers, which the store thread writes with
+    O_DIRECT where the file system allows it."""
+    for number in range(first - 1, first - 1 + count):
         uid = f"{UID_ROOT}{number + 1}"
         ds = make_dataset(sop_instance_uid=uid)
+        if aligned:
+            ds.Rows, ds.Columns = 400, 500
+            ds.PixelData = bytes(range(256)) * 781 + bytes(number % 256 for _ in range(64))
         header = part10_header(sop_class_uid=str(ds.SOPClassUID), sop_instance_uid=uid,
                                transfer_syntax_uid=TS, implementation_class_uid="1.2.3",
                                implementation_version_name="TEST", source_ae_title="SCU")
         data = header + data_set_bytes(ds, TS)
         message = CStoreRQ(message_id=number + 1, affected_sop_class_uid=str(ds.SOPClassUID),
                            affected_sop_instance_uid=uid)
-        yield _Job(bytearray(data), message, TS, "SCU", None), data
+        buffer: bytearray | AlignedBuffer = bytearray(data)
+        if aligned:
+            buffer = AlignedBuffer.take(SPILL_THRESHOLD)
+            buffer.append(data)
+        yield _Job(buffer, message, TS, "SCU", None), data
 
 
 def commit_round(root: Path, count: int) -> None:
@@ -104,6 +115,41 @@ def test_a_round_is_made_durable_with_one_syncfs(tmp_path: Path,
     assert calls.folder_fsyncs >= 1  # the names: the series folder, once
     # Bytes and inodes durable first, names after (as with fsync, AtomicWriter.commit).
     assert calls.named_at_syncfs == []
+
+
+def digests(root: Path) -> dict[Path, str]:
+    """Every named file under ``root`` (the index is off) and its SHA-256."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")
+            if p.is_file()}
+
+
+def test_overlapped_rounds_name_only_their_own_files(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store thread is pipelined (BatchWorker.pipelined): round B's writes
+    start before round A is finished. A's finish names A's files only, after its
+    syncfs; B's get no name until B's own finish, after B's syncfs."""
+    calls = Calls(monkeypatch, watch=tmp_path)
+    scp = StorageSCP(tmp_path, index=False)
+    try:
+        round_a, round_b = list(jobs(3, aligned=True)), list(jobs(3, first=4, aligned=True))
+        started_a = scp._start_round([job for job, _ in round_a])
+        started_b = scp._start_round([job for job, _ in round_b])
+        assert digests(tmp_path) == {}  # written, not named
+        answers = scp._finish_round(started_a)
+        assert not [a for a in answers if isinstance(a, BaseException)]
+        named_a = digests(tmp_path)
+        assert sorted(named_a.values()) == sorted(
+            hashlib.sha256(data).hexdigest() for _, data in round_a)
+        assert calls.syncfs == 1 and calls.named_at_syncfs == []
+        answers = scp._finish_round(started_b)
+        assert not [a for a in answers if isinstance(a, BaseException)]
+        assert sorted(digests(tmp_path).values()) == sorted(
+            hashlib.sha256(data).hexdigest() for _, data in round_a + round_b)
+        # B's syncfs came before any of B's names: only A's were there.
+        assert calls.syncfs == 2 and sorted(calls.named_at_syncfs) == sorted(named_a)
+        assert calls.file_fsyncs == 0
+    finally:
+        scp.close()
 
 
 def test_a_single_object_is_fsynced_on_its_own(tmp_path: Path,

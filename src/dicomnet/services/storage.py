@@ -242,8 +242,9 @@ class StorageSCP:
         # a few hundred rows per transaction (the files are already durable).
         self._index_writer: Background[NewInstance] = Background(
             "dicomnet-index", self._write_index_rows, linger=0.05)
-        self._committer: BatchWorker[_Job, StoredInstance] = BatchWorker(
-            "dicomnet-store", self._commit_batch)
+        # Pipelined: the disk writes one round while the thread names the last.
+        self._committer: BatchWorker[_Job, StoredInstance] = BatchWorker.pipelined(
+            "dicomnet-store", self._start_round, self._finish_round)
         self._closed = False
         accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
         self.contexts: Mapping[str, Sequence[str] | None] = dict.fromkeys(
@@ -397,44 +398,68 @@ class StorageSCP:
                             calling_ae=calling_ae, security=security)
 
     def _commit_batch(self, jobs: list[_Job]) -> list[StoredInstance | BaseException]:
-        """The store thread's round: write, fsync and name each in-memory data set,
-        then fsync each folder once (PS3.4 B.2.2: stored before Success).
+        """One whole round of the store thread: :meth:`_start_round`, then
+        :meth:`_finish_round`."""
+        return self._finish_round(self._start_round(jobs))
 
-        A round of two or more is made durable with one ``syncfs`` instead of an
-        fsync each (``sync_together``), when little else waits to be written;
-        otherwise, or if that fails, each file is fsynced as it is named."""
-        done: list[tuple[HeaderAttributes, CommitResult] | BaseException] = []
-        # First write them all, then commit each. One by one, their I/O is started
-        # at once, so that the fsyncs wait for writes already in flight together;
-        # together, syncfs starts it. Page-aligned ones are written together with
-        # O_DIRECT (storage.direct).
+    def _start_round(self, jobs: list[_Job]) -> _Round:
+        """The first half of a store-thread round: choose each in-memory data set's
+        path and start writing it to an unnamed file. Page-aligned ones are
+        submitted together with O_DIRECT (storage.direct) and not waited for: the
+        store thread finishes the previous round (fsync, names) while the disk
+        writes this one. Nothing here gives a name or answers."""
+        # A round of two or more is made durable with one syncfs, when little else
+        # waits to be written (sync_together); otherwise each file is fsynced, and
+        # its sync is started here, so that the fsyncs wait for writes in flight
+        # together.
         together = self.durable and len(jobs) > 1 and can_sync_together()
         written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException] = []
         batch = DirectBatch()
-        try:
-            for job in jobs:
+        for job in jobs:
+            try:
+                header, destination = self._place(job.buffer, None, job.message,
+                                                  job.transfer_syntax)
+                writer = AtomicWriter(destination, durable=self.durable, unnamed=True)
                 try:
-                    header, destination = self._place(job.buffer, None, job.message,
-                                                      job.transfer_syntax)
-                    writer = AtomicWriter(destination, durable=self.durable, unnamed=True)
-                    try:
-                        if not (isinstance(job.buffer, AlignedBuffer)
-                                and writer.write_in(batch, job.buffer)):
-                            writer.write(_contents(job.buffer))
-                            if not together:
-                                writer.start_sync()
-                    except BaseException:
-                        writer.abort()  # no temporary file outlives a failure
-                        raise
-                    written.append((header, destination, writer))
-                except Exception as exc:
-                    written.append(exc)
+                    if not (isinstance(job.buffer, AlignedBuffer)
+                            and writer.write_in(batch, job.buffer)):
+                        writer.write(_contents(job.buffer))
+                        if not together:
+                            writer.start_sync()
+                except BaseException:
+                    writer.abort()  # no temporary file outlives a failure
+                    raise
+                written.append((header, destination, writer))
+            except Exception as exc:
+                written.append(exc)
+            except BaseException:
+                self._finish_writes(jobs, batch)
+                for entry in written:
+                    if not isinstance(entry, BaseException):
+                        entry[2].abort()
+                raise
+        return _Round(jobs, written, batch, together)
+
+    @staticmethod
+    def _finish_writes(jobs: list[_Job], batch: DirectBatch) -> dict[int, OSError]:
+        """Wait for a round's direct writes; their buffers then serve the next ones.
+        Returns the failures by file descriptor."""
+        try:
+            return batch.finish()
         finally:
-            failed = batch.finish()
-            for job in jobs:  # written (or failed): their memory serves the next ones
+            for job in jobs:
                 if isinstance(job.buffer, AlignedBuffer):
                     job.buffer.release()
-        synced = together and sync_together([
+
+    def _finish_round(self, started: _Round) -> list[StoredInstance | BaseException]:
+        """The second half of a round (PS3.4 B.2.2: stored before Success): wait for
+        the writes, make the files durable (one ``syncfs`` for the round, or an
+        fsync each), name them, fsync each folder once, and give one answer per
+        job, in order."""
+        jobs, written = started.jobs, started.written
+        failed = self._finish_writes(jobs, started.batch)
+        done: list[tuple[HeaderAttributes, CommitResult] | BaseException] = []
+        synced = started.together and sync_together([
             entry[2] for entry in written
             if not isinstance(entry, BaseException) and entry[2].fileno() not in failed])
         for entry in written:
@@ -519,6 +544,17 @@ class _Job:
     transfer_syntax: str
     calling_ae: str
     security: SecurityInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Round:
+    """A store-thread round whose writes are started (:meth:`StorageSCP._start_round`)."""
+
+    jobs: list[_Job]
+    #: Per job: its header, final path and unnamed file, or why it failed.
+    written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException]
+    batch: DirectBatch
+    together: bool  # one syncfs for the round, rather than an fsync per file
 
 
 def _contents(buffer: bytearray | AlignedBuffer) -> bytearray | memoryview:

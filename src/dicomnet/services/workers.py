@@ -20,7 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["Background", "BatchWorker"]
 
@@ -28,6 +28,9 @@ log = logging.getLogger("dicomnet.services")
 
 J = TypeVar("J")
 R = TypeVar("R")
+S = TypeVar("S")
+#: A queued job with the future its result settles and that future's loop.
+_Entry = tuple[J, "asyncio.Future[R]", asyncio.AbstractEventLoop]
 
 #: At most this many jobs per round: the first answers of a round wait for the
 #: whole round, so a round stays short.
@@ -40,16 +43,33 @@ class BatchWorker(Generic[J, R]):
     ``run_batch`` returns one result (or exception) per job, in order; each
     awaiting :meth:`submit` gets its own. Jobs of one round are answered with a
     single ``call_soon_threadsafe`` per event loop.
+
+    :meth:`pipelined` builds the two-stage variant, for rounds that wait on a
+    device: round *n* is started, then round *n-1* finished, so that the device
+    works on one while the thread completes the other. A started round is
+    finished at once when no other jobs are queued: idle, nothing waits longer.
     """
 
     def __init__(self, name: str,
                  run_batch: Callable[[list[J]], Sequence[R | BaseException]]) -> None:
         self._name = name
-        self._run_batch = run_batch
+        self._start: Callable[[list[J]], object] = run_batch
+        self._finish: Callable[[Any], Sequence[R | BaseException]] | None = None
         self._queue: queue.SimpleQueue[
             tuple[J, asyncio.Future[R], asyncio.AbstractEventLoop] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def pipelined(cls, name: str, start: Callable[[list[J]], S],
+                  finish: Callable[[S], Sequence[R | BaseException]]) -> BatchWorker[J, R]:
+        """A worker whose rounds are ``start(jobs)``, returning the round's state,
+        then, once the next round is started (or at once if none is queued),
+        ``finish(state)``, returning one result per job. If ``start`` raises,
+        every job of its round gets the exception and ``finish`` is not called."""
+        worker: BatchWorker[J, R] = cls(name, start)  # type: ignore[arg-type]
+        worker._finish = finish
+        return worker
 
     def submit(self, job: J) -> asyncio.Future[R]:
         """Queue ``job``; the future completes (on the caller's loop) with its result."""
@@ -62,38 +82,69 @@ class BatchWorker(Generic[J, R]):
         self._queue.put((job, future, loop))
         return future
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            entries = [first]
-            stop = False
-            while len(entries) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                entries.append(more)
+    def _take(self, *, wait: bool) -> tuple[list[_Entry[J, R]], bool]:
+        """The jobs queued now, up to MAX_BATCH (waiting for a first one if
+        ``wait``), and whether the worker was asked to stop."""
+        try:
+            first = self._queue.get() if wait else self._queue.get_nowait()
+        except queue.Empty:
+            return [], False
+        if first is None:
+            return [], True
+        entries = [first]
+        while len(entries) < MAX_BATCH:
             try:
-                results: Sequence[R | BaseException] = self._run_batch([e[0] for e in entries])
-                if len(results) != len(entries):
-                    raise RuntimeError(f"{self._name}: {len(results)} results "
-                                       f"for {len(entries)} jobs")
-            except BaseException as exc:  # every waiter must hear of it
-                results = [exc] * len(entries)
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R],
-                                                                 R | BaseException]]] = {}
-            for (_job, future, loop), result in zip(entries, results, strict=True):
-                by_loop.setdefault(loop, []).append((future, result))
-            for loop, answers in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
-                    loop.call_soon_threadsafe(_settle, answers)
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return entries, True
+            entries.append(more)
+        return entries, False
+
+    def _run(self) -> None:
+        held: tuple[list[_Entry[J, R]], object] | None = None  # started, not finished
+        while True:
+            entries, stop = self._take(wait=held is None)
+            started: tuple[list[_Entry[J, R]], object] | None = None
+            if entries:
+                try:
+                    started = (entries, self._start([e[0] for e in entries]))
+                except BaseException as exc:  # every waiter must hear of it
+                    self._answer(entries, [exc] * len(entries))
+            if held is not None:
+                self._complete(*held)
+                held = None
+            if started is not None:
+                if self._finish is None:
+                    self._answer(*started)  # type: ignore[arg-type]
+                else:
+                    held = started
             if stop:
+                if held is not None:
+                    self._complete(*held)
                 return
+
+    def _complete(self, entries: list[_Entry[J, R]], state: object) -> None:
+        assert self._finish is not None
+        try:
+            results: Sequence[R | BaseException] = self._finish(state)
+        except BaseException as exc:  # every waiter must hear of it
+            results = [exc] * len(entries)
+        self._answer(entries, results)
+
+    def _answer(self, entries: list[_Entry[J, R]],
+                results: Sequence[R | BaseException]) -> None:
+        if len(results) != len(entries):
+            error = RuntimeError(f"{self._name}: {len(results)} results for {len(entries)} jobs")
+            results = [error] * len(entries)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R],
+                                                             R | BaseException]]] = {}
+        for (_job, future, loop), result in zip(entries, results, strict=True):
+            by_loop.setdefault(loop, []).append((future, result))
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
+                loop.call_soon_threadsafe(_settle, answers)
 
     def close(self) -> None:
         """Finish the queued jobs, then stop the thread."""
