@@ -371,6 +371,12 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
     out.mkdir(parents=True)
     log = work / "logs" / f"{tag}.log"
     log.parent.mkdir(exist_ok=True)
+    # Every run starts with nothing waiting to be written back. DCMTK and pynetdicom
+    # leave what they received in the page cache (up to 1 GB, never fsynced); the
+    # kernel would write it back during the next stack's run, on its clock, and a
+    # dicomnet server seeing that much dirty memory fsyncs file by file instead of
+    # once per round (storage.syncfs.SYNCFS_DIRTY_LIMIT).
+    os.sync()
     scp_profile = scu_profile = None
     if profile_dir is not None and variant == "dicomnet":
         scp_profile = profile_dir / f"{tag}.scp.prof"
