@@ -10,10 +10,15 @@ and prints every round, then the medians and each one's ratio to the first.
     .venv/bin/python bench/pairs.py images                       # dicomnet vs DCMTK, TLS
     .venv/bin/python bench/pairs.py small --stacks dicomnet,dcmtk+B --rounds 6
     .venv/bin/python bench/pairs.py images --stacks dicomnet,tree --tree ../other-checkout
+    .venv/bin/python bench/pairs.py large --stacks dicomnet,dcmtk+B,python-ssl --rounds 4
 
 ``tree`` is dicomnet from another checkout (its ``src`` first on PYTHONPATH), to
 compare a change with what it replaces, both on the same files and the same
-minutes. Loopback only; TLS 1.3 with mutual authentication unless ``--plain``.
+minutes. ``python-ssl`` (large objects over TLS only) is no DICOM stack: it is
+``ssl_ceiling.py``'s transfer of the same number of bytes, blocking ``ssl``
+sockets with no framing and no file, i.e. the most a Python stack built on
+CPython's ``ssl`` can move here. Loopback only; TLS 1.3 with mutual
+authentication unless ``--plain``.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import store_bench as sb  # a sibling script, not a package
+import ssl_ceiling  # sibling scripts, not a package
+import store_bench as sb
 
 from dicomnet.security.certificates import make_dev_pki
 
-STACKS = ("dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B", "pynetdicom", "tree")
+STACKS = ("dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B", "pynetdicom", "tree", "python-ssl")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--stacks: two or more of {', '.join(STACKS)}")
     if "tree" in stacks and (args.tree is None or not (args.tree / "src").is_dir()):
         parser.error("'tree' needs --tree pointing at a checkout with a src/ folder")
+    if "python-ssl" in stacks and (args.case != "large" or args.plain):
+        parser.error("'python-ssl' compares with large objects over TLS only")
     case = {c.name: c for c in sb.cases(args.quick)}[args.case]
     sb.wait_for_freed_inodes(wait=not args.no_wait)
     base_path = os.environ.get("PYTHONPATH")
@@ -77,8 +85,16 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     m = results[stack]
                     before = len(m.seconds)
-                    sb.run_once(variant, pki, case, folder, payload=payload, work=work,
-                                tag=f"{stack}-{number}", timeout=args.timeout, m=m)
+                    if stack == "python-ssl":
+                        assert pki is not None
+                        os.sync()  # as before every run_once
+                        rate, _, server_cpu = ssl_ceiling.run_once(
+                            pki, files[0], None, 256 << 10, total=payload)
+                        m.seconds.append(payload / 1e6 / rate)
+                        m.server_cpu.append(server_cpu)
+                    else:
+                        sb.run_once(variant, pki, case, folder, payload=payload, work=work,
+                                    tag=f"{stack}-{number}", timeout=args.timeout, m=m)
                 finally:
                     if base_path is None:
                         os.environ.pop("PYTHONPATH", None)

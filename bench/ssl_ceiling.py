@@ -31,7 +31,7 @@ TOTAL = 1 << 30
 
 
 def _server(pki: Path, out: Path | None, chunk: int, port_q: mp.Queue[int],
-            result_q: mp.Queue[tuple[float, float]]) -> None:
+            result_q: mp.Queue[tuple[float, float]], *, total: int) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
@@ -47,8 +47,8 @@ def _server(pki: Path, out: Path | None, chunk: int, port_q: mp.Queue[int],
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) if out else -1
         before = resource.getrusage(resource.RUSAGE_SELF)
         got = 0
-        while got < TOTAL:
-            n = tls.recv_into(view, min(chunk, TOTAL - got))
+        while got < total:
+            n = tls.recv_into(view, min(chunk, total - got))
             if not n:
                 break
             if fd >= 0:
@@ -61,10 +61,14 @@ def _server(pki: Path, out: Path | None, chunk: int, port_q: mp.Queue[int],
     result_q.put((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
 
 
-def run_once(pki: Path, source: Path, out: Path | None, chunk: int) -> tuple[float, float, float]:
+def run_once(pki: Path, source: Path, out: Path | None, chunk: int,
+             total: int = TOTAL) -> tuple[float, float, float]:
+    """One transfer of ``total`` bytes (``source`` read again as often as needed):
+    (MB/s, client CPU s, server CPU s)."""
     port_q: mp.Queue[int] = mp.Queue()
     result_q: mp.Queue[tuple[float, float]] = mp.Queue()
-    server = mp.Process(target=_server, args=(pki, out, chunk, port_q, result_q))
+    server = mp.Process(target=_server, args=(pki, out, chunk, port_q, result_q),
+                        kwargs={"total": total})
     server.start()
     port = port_q.get(timeout=30)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -78,12 +82,12 @@ def run_once(pki: Path, source: Path, out: Path | None, chunk: int) -> tuple[flo
             before = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
             sent = 0
-            while sent < TOTAL:
+            while sent < total:
                 n = src.readinto(view)
                 if not n:
                     src.seek(0)
                     continue
-                n = min(n, TOTAL - sent)
+                n = min(n, total - sent)
                 tls.sendall(view[:n])
                 sent += n
             tls.recv(1)
@@ -92,7 +96,7 @@ def run_once(pki: Path, source: Path, out: Path | None, chunk: int) -> tuple[flo
     server_user, server_sys = result_q.get(timeout=60)
     server.join(30)
     client_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return TOTAL / 1e6 / seconds, client_cpu, server_user + server_sys
+    return total / 1e6 / seconds, client_cpu, server_user + server_sys
 
 
 def main(argv: list[str] | None = None) -> int:

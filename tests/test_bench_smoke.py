@@ -39,3 +39,25 @@ def test_pairs_alternates_its_stacks_and_prints_medians() -> None:
     assert "FAILED" not in done.stdout
     assert "dicomnet-nosync  median" in done.stdout
     assert "x of dicomnet" in done.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_pairs_measures_the_python_ssl_ceiling_beside_dicomnet() -> None:
+    """``python-ssl`` moves the large case's bytes over bare ``ssl`` sockets, in the
+    same rounds; it is refused for any other case."""
+    pairs = str(BENCH.with_name("pairs.py"))
+    done = subprocess.run(
+        [sys.executable, pairs, "large", "--quick", "--no-wait",
+         "--stacks", "dicomnet,python-ssl", "--rounds", "1"],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    assert rounds == ["dicomnet", "python-ssl"]
+    assert "python-ssl       median" in done.stdout
+    refused = subprocess.run(
+        [sys.executable, pairs, "small", "--quick", "--no-wait", "--stacks", "dicomnet,python-ssl"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert refused.returncode == 2
+    assert "large objects over TLS only" in refused.stderr
