@@ -256,6 +256,28 @@ def test_a_wrong_number_of_results_fails_every_job_of_the_round(
     assert after == 21
 
 
+def test_no_sequence_of_results_fails_the_round_not_the_thread(
+        workers: list[BatchWorker[Any, Any]]) -> None:
+    returned: list[object] = [None]
+
+    def run_batch(jobs: list[int]) -> Any:
+        return returned[0]
+
+    name = unique_name("bw-none")
+    worker: BatchWorker[int, int] = BatchWorker(name, run_batch)
+    workers.append(worker)
+
+    async def main() -> tuple[BaseException | int, int]:
+        (failed,) = await asyncio.gather(worker.submit(1), return_exceptions=True)
+        returned[0] = [5]
+        return failed, await worker.submit(2)
+
+    failed, after = run(main())
+    assert isinstance(failed, RuntimeError)
+    assert str(failed) == f"{name}: NoneType instead of results for 1 jobs"
+    assert after == 5
+
+
 def test_run_batch_raising_fails_every_job_of_the_round(
         workers: list[BatchWorker[Any, Any]]) -> None:
     calls: list[list[int]] = []

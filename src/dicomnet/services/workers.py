@@ -135,8 +135,12 @@ class BatchWorker(Generic[J, R]):
 
     def _answer(self, entries: list[_Entry[J, R]],
                 results: Sequence[R | BaseException]) -> None:
-        if len(results) != len(entries):
-            error = RuntimeError(f"{self._name}: {len(results)} results for {len(entries)} jobs")
+        try:
+            got = f"{len(results)} results"
+        except TypeError:  # a run_batch that returned no sequence at all
+            got = f"{type(results).__name__} instead of results"
+        if got != f"{len(entries)} results":
+            error = RuntimeError(f"{self._name}: {got} for {len(entries)} jobs")
             results = [error] * len(entries)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R],
                                                              R | BaseException]]] = {}
