@@ -49,6 +49,18 @@ async def wait_event(event: threading.Event) -> None:
     assert await asyncio.to_thread(event.wait, PATIENCE), "the worker thread never got there"
 
 
+async def first_then(worker: BatchWorker[int, Any], first: int, rest: Sequence[int],
+                     started: threading.Event, release: threading.Event) -> list[Any]:
+    """Submit ``first``; once its round has started (and waits on ``release``),
+    queue ``rest``, so that they form the next round, and let the first go on.
+    Returns every answer or exception, in the order submitted."""
+    head = worker.submit(first)
+    await wait_event(started)
+    tail = [worker.submit(j) for j in rest]
+    release.set()
+    return list(await asyncio.gather(head, *tail, return_exceptions=True))
+
+
 class Gated:
     """A ``run_batch`` / ``handle`` that records each round; the first round waits
     for :attr:`release`, so that jobs queued meanwhile form the next round."""
@@ -108,11 +120,7 @@ def test_an_exception_answers_only_its_own_job(workers: list[BatchWorker[Any, An
     workers.append(worker)
 
     async def main() -> list[int | BaseException]:
-        first = worker.submit(0)
-        await wait_event(gate.started)
-        rest = [worker.submit(j) for j in range(1, 6)]
-        gate.release.set()
-        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+        return await first_then(worker, 0, range(1, 6), gate.started, gate.release)
 
     results = run(main())
     assert gate.calls == [[0], [1, 2, 3, 4, 5]]  # the failures shared a round with successes
@@ -129,11 +137,7 @@ def test_jobs_queued_during_a_round_are_run_together(
     workers.append(worker)
 
     async def main() -> list[int]:
-        first = worker.submit(0)
-        await wait_event(gate.started)
-        rest = [worker.submit(j) for j in range(1, 10)]  # no await in between
-        gate.release.set()
-        return list(await asyncio.gather(first, *rest))
+        return await first_then(worker, 0, range(1, 10), gate.started, gate.release)
 
     assert run(main()) == [2 * j for j in range(10)]
     assert gate.calls == [[0], list(range(1, 10))]
@@ -172,11 +176,7 @@ def test_every_job_runs_once_in_order(workers: list[BatchWorker[Any, Any]]) -> N
     total = 3 * MAX_BATCH
 
     async def main() -> list[int]:
-        first = worker.submit(0)
-        await wait_event(gate.started)
-        rest = [worker.submit(j) for j in range(1, total)]
-        gate.release.set()
-        return list(await asyncio.gather(first, *rest))
+        return await first_then(worker, 0, range(1, total), gate.started, gate.release)
 
     assert run(main()) == [2 * j for j in range(total)]
     assert gate.calls[0] == [0]
@@ -313,11 +313,7 @@ def test_run_batch_raising_reaches_every_waiter_of_a_grouped_round(
     workers.append(worker)
 
     async def main() -> list[int | BaseException]:
-        first = worker.submit(0)
-        await wait_event(gate.started)
-        rest = [worker.submit(j) for j in (1, 2, 3)]
-        gate.release.set()
-        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+        return await first_then(worker, 0, (1, 2, 3), gate.started, gate.release)
 
     results = run(main())
     assert gate.calls == [[0], [1, 2, 3]]
@@ -459,11 +455,7 @@ def test_pipelined_starts_the_next_round_before_finishing_the_last(
     worker = pipelined(stages, workers)
 
     async def main() -> list[int]:
-        first = worker.submit(1)
-        await wait_event(stages.started)
-        rest = [worker.submit(j) for j in (2, 3, 4)]
-        stages.release.set()
-        return list(await asyncio.gather(first, *rest))
+        return await first_then(worker, 1, (2, 3, 4), stages.started, stages.release)
 
     assert run(main()) == [10, 20, 30, 40]
     # Round 2 was queued before round 1 started: it starts first, then round 1
@@ -497,11 +489,7 @@ def test_pipelined_start_raising_fails_only_its_round(
     worker = pipelined(stages, workers)
 
     async def main() -> list[int | BaseException]:
-        first = worker.submit(1)
-        await wait_event(stages.started)
-        rest = [worker.submit(j) for j in (2, 3)]
-        stages.release.set()
-        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+        return await first_then(worker, 1, (2, 3), stages.started, stages.release)
 
     answers = run(main())
     assert answers[0] == 10
@@ -728,11 +716,7 @@ def test_a_job_raising_stop_iteration_fails_as_runtime_error(
     workers.append(worker)
 
     async def main() -> list[int | BaseException]:
-        first = worker.submit(0)
-        await wait_event(gate.started)
-        rest = [worker.submit(j) for j in (1, 2)]
-        gate.release.set()
-        return list(await asyncio.gather(first, *rest, return_exceptions=True))
+        return await first_then(worker, 0, (1, 2), gate.started, gate.release)
 
     results = run(main())
     assert results[0] == 0 and results[2] == 2
