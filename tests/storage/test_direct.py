@@ -371,3 +371,97 @@ def test_aligned_buffers_are_reused_empty() -> None:
     assert direct_module._aligned_free[bigger.capacity] == []
     direct_module._aligned_free.clear()
     first.close()
+
+
+# -- receiving in place (AlignedBuffer.tail, DirectSpool.reserve) -----------------------
+
+
+def test_bytes_filled_through_the_tail_are_appended_without_a_copy() -> None:
+    buffer = AlignedBuffer(8192)
+    buffer.append(b"head")
+    tail = buffer.tail(100)
+    assert tail is not None and len(tail) == 100
+    tail[:5] = b"12345"  # as a socket read would
+    filled = tail[:5]
+    copies: list[int] = []
+    real_view = buffer._view
+    assert real_view is not None
+    inner: memoryview = real_view
+
+    class Watch:  # any slice assignment into the buffer would be a copy
+        def __getitem__(self, key: Any) -> Any:
+            return inner[key]
+
+        def __setitem__(self, key: Any, value: Any) -> None:
+            copies.append(len(value))
+            inner[key] = value
+
+    buffer._view = Watch()  # type: ignore[assignment]
+    buffer.append(filled)
+    assert copies == []
+    buffer.append(b"67")  # bytes from elsewhere are copied
+    assert copies == [2]
+    buffer._view = real_view
+    with buffer.view() as view:
+        assert bytes(view) == b"head1234567"
+    filled.release()
+    tail.release()
+    buffer.close()
+
+
+def test_the_tail_is_bounded_by_the_free_space_and_by_most() -> None:
+    buffer = AlignedBuffer(4096)
+    first = buffer.tail(10_000)
+    assert first is not None and len(first) == 4096
+    first.release()
+    buffer.append(bytes(4000))
+    second = buffer.tail(1000)
+    assert second is not None and len(second) == 96
+    second.release()
+    buffer.append(bytes(96))
+    assert buffer.tail(1) is None  # full
+    buffer.close()
+    assert buffer.tail(1) is None  # closed
+
+
+def test_a_buffer_closed_while_a_view_of_its_tail_lives_does_not_fail() -> None:
+    buffer = AlignedBuffer(4096)
+    tail = buffer.tail(10)
+    buffer.close()  # the map goes when the last view does
+    assert tail is not None and len(tail) == 10
+    tail.release()
+
+
+@pytest.mark.parametrize("size", [CHUNK - 100, 3 * CHUNK + 12_345])
+def test_a_spool_received_in_place_holds_exactly_the_bytes(folder: Path, size: int) -> None:
+    """Bytes written into reserve()'s memory and then passed to write() as that
+    view land in the file once, in order, mixed with bytes copied from elsewhere."""
+    data = random.Random(size).randbytes(size)
+    path = folder / "in-place"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    rng = random.Random(7)
+    in_place = 0
+    try:
+        spool = DirectSpool.open(fd)
+        assert spool is not None
+        at = 0
+        while at < size:
+            most = min(rng.choice((1, 16_384, 70_000, CHUNK)), size - at)
+            if rng.random() < 0.7:
+                target = spool.reserve(most)
+                assert target is not None
+                count = len(target)
+                target[:] = data[at:at + count]
+                with target[:count] as filled:
+                    spool.write(filled)
+                target.release()
+                in_place += count
+            else:
+                count = most
+                spool.write(data[at:at + count])
+            at += count
+        spool.finish()
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data
+    assert in_place > size // 2

@@ -139,3 +139,51 @@ def test_other_pdus_come_whole_between_streamed_ones() -> None:
     got = [p for b in wire for p in framer.receive(bytes([b]), stream_pdata=True)]
     assert any(isinstance(p, ReleaseRQ) for p in got)
     assert framer.completed == 3
+
+
+# -- lending P-DATA (borrow) and the read hints ----------------------------------------
+
+
+def test_borrowed_pieces_are_views_of_the_memory_received() -> None:
+    wire = bytearray(PDataTF((PresentationDataValue(1, False, True, bytes(range(200))),)).encode())
+    framer = PDUFramer()
+    framer.borrow = True
+    head, body = wire[:50], wire[50:]
+    pieces = [pdv for chunk in (head, body)
+              for pdu in framer.receive(chunk, stream_pdata=True)
+              if isinstance(pdu, PDataTF) for pdv in pdu.pdvs]
+    assert [type(p.data) for p in pieces] == [memoryview, memoryview]
+    assert [p.data.obj for p in pieces if isinstance(p.data, memoryview)] == [head, body]
+    assert pieces[0].data.obj is head and pieces[1].data.obj is body  # type: ignore[union-attr]
+    assert b"".join(bytes(p.data) for p in pieces) == bytes(range(200))
+    assert [p.is_last for p in pieces] == [False, True]
+    # Without borrow, copies: the caller may reuse its memory at once.
+    plain = PDUFramer()
+    copied = [pdv for pdu in plain.receive(bytes(wire), stream_pdata=True)
+              if isinstance(pdu, PDataTF) for pdv in pdu.pdvs]
+    assert [type(p.data) for p in copied] == [bytes]
+
+
+def test_the_hints_say_what_comes_next_at_every_byte() -> None:
+    """pdv_data_due and header_bytes_due, fed one byte at a time: two P-DATA-TFs
+    (one PDV of 100 bytes; PDVs of 50 and 30), then an A-RELEASE-RQ."""
+    first = PDataTF((PresentationDataValue(1, False, False, bytes(100)),)).encode()
+    second = PDataTF((PresentationDataValue(1, False, False, bytes(50)),
+                      PresentationDataValue(1, False, True, bytes(30)))).encode()
+    wire = first + second + ReleaseRQ().encode()
+    expected: list[tuple[int, int]] = []  # (data due, header bytes due) before each byte
+    expected += [(0, 12 - i) for i in range(12)]            # PDU + PDV headers
+    expected += [(100 - i, 0) for i in range(100)]
+    expected += [(0, 12 - i) for i in range(12)]
+    expected += [(50 - i, 0) for i in range(50)]
+    expected += [(0, 6 - i) for i in range(6)]               # next PDV header only
+    expected += [(30 - i, 0) for i in range(30)]
+    expected += [(0, 12 - i) for i in range(6)]              # a PDU header...
+    expected += [(0, 0)] * 4                                 # ...of a PDU held whole
+    framer = PDUFramer()
+    seen = []
+    for byte in wire:
+        seen.append((framer.pdv_data_due, framer.header_bytes_due))
+        list(framer.receive(bytes([byte]), stream_pdata=True))
+    assert seen == expected
+    assert (framer.pdv_data_due, framer.header_bytes_due) == (0, 12)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Timeouts
@@ -54,14 +55,32 @@ _COALESCE_BYTES = 1 << 16
 #: P-DATA streamed as it arrives, 8 MiB here raised a server's peak by 6 MiB
 #: receiving 256 MB objects, for no measurable speed.
 _INBOX_LIMIT = 2 << 20
+#: PDV data due from which it is received in place, into its sink's memory.
+_IN_PLACE_FROM = 64 << 10
 
 
 class DatasetSink(Protocol):
-    """Where an incoming data set goes as its PDVs arrive (PS3.7 8.1)."""
+    """Where an incoming data set goes as its PDVs arrive (PS3.7 8.1).
 
-    def write(self, data: bytes) -> None: ...
+    ``write`` may be given a view of the receive buffer, valid only during the
+    call: a sink copies what it keeps (a view it kept fails once released). A
+    sink may also offer ``reserve(most) -> memoryview | None``: memory into which
+    the next bytes of the data set may be received in place (at most ``most``
+    bytes); those bytes then reach ``write`` as a view of that very memory.
+    """
+
+    def write(self, data: bytes | memoryview) -> None: ...
 
     def abort(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesRouted:
+    """Inbox entry of an association that routes P-DATA as it arrives
+    (``_route_now``): the messages completed, then the error that ended routing."""
+
+    messages: list[tuple[int, DimseMessage, DatasetSink | None]]
+    error: RemoteProtocolError | None
 
 
 class BufferSink:
@@ -72,7 +91,7 @@ class BufferSink:
     def __init__(self) -> None:
         self.data = bytearray()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self.data += data
 
     def abort(self) -> None:
@@ -104,8 +123,10 @@ class Association:
         self.tls_error: TLSError | None = None
         # Incoming message whose data set is still arriving.
         self._incoming: tuple[int, DimseMessage, DatasetSink] | None = None
+        # The sink that last took bytes in place (see _receive_target).
+        self._in_place_sink: DatasetSink | None = None
         self._send_lock = asyncio.Lock()
-        self._inbox: list[ULEvent] = []
+        self._inbox: list[ULEvent | MessagesRouted] = []
         self._inbox_bytes = 0
         self._paused = False
         self._ended = False
@@ -117,7 +138,35 @@ class Association:
     def start_receiving(self) -> None:
         """Take the connection's bytes from now on (and what already arrived). Call
         once the Upper Layer knows its transport is up (Evt2 or Evt5)."""
-        self.stream.receiver.attach(self._on_bytes, self._on_end)
+        self.stream.receiver.attach(
+            self._on_bytes, self._on_end,
+            self._receive_target if self.ul.borrow_pdata else None)
+
+    def _receive_target(self) -> memoryview | int | None:
+        """Where the transport should put the next bytes (``Receiver.attach``).
+
+        While a data set arrives into a sink that can take bytes in place (its
+        ``reserve``), the data of a long PDV is received straight into that
+        sink's memory, and between PDVs only the headers up to the next PDV's
+        data are read (once a PDV of this data set went in place: small messages
+        are read whole), so that the data after them can be received in place
+        too. Otherwise None: the transport's own buffer, copied by the sink."""
+        incoming = self._incoming
+        if incoming is None or self.failure is not None:
+            return None
+        sink = incoming[2]
+        reserve = getattr(sink, "reserve", None)
+        if reserve is None:
+            return None
+        due = self.ul.pdv_data_due
+        if due >= _IN_PLACE_FROM:
+            view: memoryview | None = reserve(due)
+            if view is not None:
+                self._in_place_sink = sink
+            return view
+        if due == 0 and sink is self._in_place_sink:
+            return self.ul.header_bytes_due or None
+        return None  # a short remainder: through the transport's buffer
 
     # -- properties ------------------------------------------------------------
 
@@ -281,17 +330,17 @@ class Association:
         events = self._drain_events()
         if not events:
             return
-        self._inbox += events
         self._inbox_bytes += sum(
             len(pdv.data) for e in events if isinstance(e, DataReceived) for pdv in e.pdu.pdvs
         )
+        self._inbox += self._route_now(events) if self.ul.borrow_pdata else events
         if self._inbox_bytes > _INBOX_LIMIT and not self._paused:
             self._paused = True  # the task is behind: stop reading until it catches up
             self.stream.receiver.pause()
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    async def _read_events(self) -> list[ULEvent]:
+    async def _read_events(self) -> list[ULEvent | MessagesRouted]:
         """The UL events received since the last call, waiting for some if there are
         none yet; an empty list once the connection has ended."""
         if not self._inbox and not self._ended:
@@ -309,6 +358,39 @@ class Association:
             await self.stream.close()
         self._rearm()
         return events
+
+    def _route_now(self, events: list[ULEvent]) -> list[ULEvent | MessagesRouted]:
+        """Feed received PDVs to DIMSE and their data to the sinks now, while the
+        views the Upper Layer lent (``ULConnection.borrow_pdata``) are valid; the
+        inbox gets the messages they complete, in order, or the protocol error
+        that stopped them. Each lent view is released after use, so that a sink
+        that kept one fails loudly instead of reading reused memory."""
+        out: list[ULEvent | MessagesRouted] = []
+        failed = False
+        for event in events:
+            if not isinstance(event, DataReceived):
+                out.append(event)
+                continue
+            if failed:
+                continue
+            done: list[tuple[int, DimseMessage, DatasetSink | None]] = []
+            try:
+                for item in self.dimse_events(event):
+                    routed = self.route(item)
+                    if routed is not None:
+                        done.append(routed)
+            except RemoteProtocolError as exc:
+                failed = True
+                out.append(MessagesRouted(done, exc))
+                continue
+            finally:
+                for pdv in event.pdu.pdvs:
+                    if isinstance(pdv.data, memoryview):
+                        with contextlib.suppress(BufferError):  # a sink exported it
+                            pdv.data.release()
+            if done:
+                out.append(MessagesRouted(done, None))
+        return out
 
     def _drain_events(self) -> list[ULEvent]:
         events: list[ULEvent] = []
@@ -328,7 +410,7 @@ class Association:
             self.failure = error
         if self._incoming is not None:
             self._incoming[2].abort()
-            self._incoming = None
+            self._incoming = self._in_place_sink = None
 
     def _name(self) -> str:
         return f"{self.peer[0]}:{self.peer[1]}"
@@ -448,7 +530,7 @@ class Association:
             raise RemoteProtocolError("data set fragment without a command", abort_reason=2)
         incoming[2].write(item.data)
         if item.is_last:
-            self._incoming = None
+            self._incoming = self._in_place_sink = None
             return incoming
         return None
 

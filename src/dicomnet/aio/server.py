@@ -32,7 +32,7 @@ from ..ul.events import (
 )
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
-from .association import Association, DatasetSink
+from .association import Association, DatasetSink, MessagesRouted
 from .transport import PeerSilent, SecureLinkHook, Stream, wrap_accepted
 
 __all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", "serve"]
@@ -83,6 +83,9 @@ class ServerAssociation(Association):
 
     def __init__(self, server: Server, stream: Stream, ul: ULConnection) -> None:
         super().__init__(stream, ul, server.timeouts)
+        # P-DATA is routed to the sinks as it is read, straight from the receive
+        # buffer (Association._route_now): no copy of each byte on the way.
+        ul.borrow_pdata = True
         self.server = server
         self.calling_ae_title = ""
         self.called_ae_title = ""
@@ -226,8 +229,14 @@ class Server:
                 for event in await assoc._read_events():
                     if isinstance(event, AssociateRequested):
                         counted = await self._on_request(assoc, event.pdu)
+                    elif isinstance(event, MessagesRouted):
+                        await self._on_messages(assoc, event.messages)
+                        if event.error is not None:
+                            raise event.error
                     elif isinstance(event, DataReceived):
-                        await self._on_data(assoc, event)
+                        await self._on_messages(assoc, [
+                            done for item in assoc.dimse_events(event)
+                            if (done := assoc.route(item)) is not None])
                     elif isinstance(event, ReleaseRequested):
                         # Every response goes out before the A-RELEASE-RP (PS3.7 D.3.3.3).
                         await assoc.finish_operations()
@@ -299,12 +308,12 @@ class Server:
         self._active += 1
         return True
 
-    async def _on_data(self, assoc: ServerAssociation, event: DataReceived) -> None:
-        for item in assoc.dimse_events(event):
-            done = assoc.route(item)
-            if done is None:
-                continue
-            context_id, message, sink = done
+    async def _on_messages(
+        self, assoc: ServerAssociation,
+        messages: list[tuple[int, DimseMessage, DatasetSink | None]],
+    ) -> None:
+        """Perform the messages received whole (command and data set), in order."""
+        for context_id, message, sink in messages:
             assoc.messages += 1
             if context_id not in assoc.contexts:
                 raise RemoteProtocolError(

@@ -79,6 +79,9 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
     def __init__(self) -> None:
         super().__init__()
         self._view = memoryview(bytearray(READ_SIZE))
+        self._lent: memoryview | None = None
+        #: Asked before each read (see ``attach``): where the next bytes go.
+        self._target: Callable[[], memoryview | int | None] | None = None
         self._early: list[bytes] = []
         self._sink: Callable[[memoryview], None] | None = None
         self._on_end: Callable[[BaseException | None], None] | None = None
@@ -91,10 +94,34 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         self.transport = transport
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._lent is not None:  # lent for a read that brought nothing
+            self._lent.release()
+            self._lent = None
+        if self._target is not None and self._sink is not None:
+            target = self._target()
+            if isinstance(target, memoryview):
+                self._lent = target
+                return target
+            if target:
+                return self._view[:target]
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        data = self._view[:nbytes]
+        lent, self._lent = self._lent, None
+        if lent is None:
+            self._sink_data(self._view[:nbytes])
+            return
+        # Received in place: the sink gets a view of the very memory it lent, and
+        # no view of it outlives this call (the sink copies what it keeps).
+        data = lent[:nbytes]
+        try:
+            self._sink_data(data)
+        finally:
+            with contextlib.suppress(BufferError):
+                data.release()
+                lent.release()
+
+    def _sink_data(self, data: memoryview) -> None:
         if self._sink is None:
             self._early.append(bytes(data))
         else:
@@ -119,10 +146,16 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
             self._on_end(exc)
 
     def attach(self, sink: Callable[[memoryview], None],
-               on_end: Callable[[BaseException | None], None]) -> None:
+               on_end: Callable[[BaseException | None], None],
+               target: Callable[[], memoryview | int | None] | None = None) -> None:
         """Deliver received bytes to ``sink`` and the end of the stream (with its
-        error, if any) to ``on_end``, starting with what already arrived."""
-        self._sink, self._on_end = sink, on_end
+        error, if any) to ``on_end``, starting with what already arrived.
+
+        ``target``, if given, is asked before each read where the next bytes go:
+        a writable view (they are received into it, and ``sink`` then gets a view
+        of that memory, valid during the call), a byte count (read at most that
+        many, e.g. up to the next PDV's data), or None (as usual)."""
+        self._sink, self._on_end, self._target = sink, on_end, target
         early, self._early = self._early, []
         for chunk in early:
             sink(memoryview(chunk))

@@ -63,7 +63,7 @@ class PDV(Protocol):
     @property
     def is_last(self) -> bool: ...
     @property
-    def data(self) -> bytes: ...
+    def data(self) -> bytes | memoryview: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +79,14 @@ class MessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class DatasetFragment:
-    """One data PDV of the data set of the last :class:`MessageReceived` (PS3.7 8.2)."""
+    """One data PDV of the data set of the last :class:`MessageReceived` (PS3.7 8.2).
+
+    ``data`` is a view of the receive buffer when the Upper Layer lends its
+    P-DATA (``ULConnection.borrow_pdata``): valid only while the event is handled.
+    """
 
     context_id: int
-    data: bytes
+    data: bytes | memoryview
     is_last: bool
 
 
@@ -149,7 +153,8 @@ class DimseConnection:
             self._dataset_context = None
         return [DatasetFragment(context_id, pdv.data, pdv.is_last)]
 
-    def _receive_command(self, context_id: int, is_last: bool, data: bytes) -> list[DimseEvent]:
+    def _receive_command(self, context_id: int, is_last: bool,
+                         data: bytes | memoryview) -> list[DimseEvent]:
         if self._dataset_context is not None:
             raise _unexpected(
                 f"command PDV on context {context_id} while the data set of the message on "

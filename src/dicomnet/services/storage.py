@@ -139,7 +139,7 @@ class _StoreSink:
         self._unsynced = 0
         self._syncing: asyncio.Future[None] | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if self.error is not None:
             return
         try:
@@ -179,6 +179,20 @@ class _StoreSink:
             self.error = str(exc)
             self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
             self.abort()
+
+    def reserve(self, most: int) -> memoryview | None:
+        """Memory to receive the next bytes of the data set in place (see
+        ``DatasetSink``): the free end of the page-aligned buffer or of the direct
+        writer's current chunk, so that TLS decrypts straight into what goes to
+        disk. None when the data set is held otherwise."""
+        if self.error is not None:
+            return None
+        if self.writer is not None:
+            return self.writer.reserve(most)
+        if isinstance(self.buffer, AlignedBuffer):
+            # Up to its capacity (the spill threshold): what comes after spills.
+            return self.buffer.tail(most)
+        return None
 
     def _background_sync(self, writer: AtomicWriter) -> None:
         if self._syncing is not None and not self._syncing.done():

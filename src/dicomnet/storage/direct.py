@@ -312,6 +312,16 @@ class DirectSpool:
         """Bytes appended so far."""
         return self._offset + (len(self._current) if self._current is not None else 0)
 
+    def reserve(self, most: int) -> memoryview | None:
+        """Where the next bytes (at most ``most``) may be received in place: the
+        free end of the chunk being filled (:meth:`AlignedBuffer.tail`). Bytes
+        received there and then passed to :meth:`write` are not copied again."""
+        self._check()
+        current = self._current
+        if current is None:
+            current = self._current = self._writes.buffer()
+        return current.tail(most)
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data``. Raises ``OSError`` from an earlier chunk's write."""
         self._check()
@@ -438,13 +448,26 @@ class AlignedBuffer:
     def __len__(self) -> int:
         return self.size
 
+    def tail(self, most: int) -> memoryview | None:
+        """The free space after the bytes appended so far, at most ``most`` bytes,
+        for the caller to fill in place and then :meth:`append` as it is (only
+        the length is then taken). None when full or closed."""
+        free = min(self.capacity - self.size, most)
+        if free <= 0 or self._view is None:
+            return None
+        return self._view[self.size:self.size + free]
+
     def append(self, data: bytes | bytearray | memoryview) -> None:
-        """Add ``data`` at the end. Raises ``ValueError`` past the capacity."""
+        """Add ``data`` at the end. Raises ``ValueError`` past the capacity. Bytes
+        already in place (filled through :meth:`tail`) are not copied."""
         source = memoryview(data).cast("B")
         end = self.size + len(source)
         if end > self.capacity or self._view is None:
             raise ValueError(f"AlignedBuffer: {end} bytes do not fit in {self.capacity}")
-        self._view[self.size:end] = source
+        if not (source.obj is self._map and len(source)
+                and ctypes.addressof(ctypes.c_char.from_buffer(source))
+                == self.address + self.size):
+            self._view[self.size:end] = source
         self.size = end
 
     def view(self) -> memoryview:
@@ -460,7 +483,10 @@ class AlignedBuffer:
         self._view.release()
         self._view = None
         self._anchor = None  # the map's export, before the map can close
-        self._map.close()
+        # A view still held elsewhere (a slice lent by tail()) keeps the map
+        # exported: it is then unmapped when the last view goes.
+        with contextlib.suppress(BufferError):
+            self._map.close()
 
 
 _aligned_free: dict[int, list[AlignedBuffer]] = {}  # by capacity

@@ -462,6 +462,10 @@ class AtomicWriter:
         except OSError as exc:
             raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
 
+    def reserve(self, most: int) -> memoryview | None:
+        """Memory to receive the next bytes in place (see DirectSpool.reserve)."""
+        return None if self._spool is None or self._done else self._spool.reserve(most)
+
     def fileno(self) -> int:
         """The temporary file's descriptor (-1 once closed)."""
         return self._fd

@@ -112,6 +112,28 @@ class ULConnection:
         return self._machine.state is State.Sta6
 
     @property
+    def borrow_pdata(self) -> bool:
+        """When True, the data of each ``DataReceived`` PDV is a view of the bytes
+        given to :meth:`receive_data`, not a copy: take (and use or copy) every
+        event before reusing that memory. False by default."""
+        return self._framer.borrow
+
+    @borrow_pdata.setter
+    def borrow_pdata(self, value: bool) -> None:
+        self._framer.borrow = value
+
+    @property
+    def pdv_data_due(self) -> int:
+        """Data bytes of the PDV being received still due (0 outside one): what a
+        driver may receive straight into the data set's final memory."""
+        return self._framer.pdv_data_due
+
+    @property
+    def header_bytes_due(self) -> int:
+        """Header bytes due before the next PDV's data (``PDUFramer``)."""
+        return self._framer.header_bytes_due
+
+    @property
     def has_partial_pdu(self) -> bool:
         """True while part of a PDU has arrived and the rest is awaited."""
         return self._framer.in_pdu

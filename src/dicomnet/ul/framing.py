@@ -33,6 +33,7 @@ from dicomnet.ul.pdu import (
     PDataTF,
     PresentationDataValue,
     _unrecognized_pdu_type,
+    borrowed_pdv,
     decode_pdu,
     describe_foreign_bytes,
 )
@@ -60,7 +61,7 @@ class PDUFramer:
     """
 
     __slots__ = ("_buffer", "_error", "_pdata_left", "_pdv", "_pdv_left", "_start",
-                 "completed", "max_associate_length", "max_pdata_length")
+                 "borrow", "completed", "max_associate_length", "max_pdata_length")
 
     def __init__(self, *, max_associate_length: int = 1 << 20, max_pdata_length: int = 0) -> None:
         self.max_associate_length = max_associate_length
@@ -70,6 +71,10 @@ class PDUFramer:
         self._error: RemoteProtocolError | None = None
         #: PDUs received whole so far (by next_pdu or receive, streamed ones included).
         self.completed = 0
+        #: Streamed PDV data as views of the bytes given to receive() rather than
+        #: copies (pdu.borrowed_pdv): for a caller that handles every PDU yielded
+        #: before it reuses the memory it passed. One copy fewer per byte.
+        self.borrow = False
         # A P-DATA-TF being streamed by receive(): body bytes still due (None when
         # none is), and of the current PDV its data bytes still due (None between
         # PDVs), its context ID and its control header.
@@ -81,6 +86,24 @@ class PDUFramer:
     def buffered(self) -> int:
         """Bytes received and not yet returned as a PDU."""
         return len(self._buffer) - self._start
+
+    @property
+    def pdv_data_due(self) -> int:
+        """Data bytes of the streamed PDV being received still due (0 outside one)."""
+        return self._pdv_left or 0
+
+    @property
+    def header_bytes_due(self) -> int:
+        """Header bytes still due before the next PDV's data, if what comes next is
+        a PDV of the P-DATA-TF being streamed or, between PDUs, the first PDV of
+        a P-DATA-TF (6-byte PDU header, then 6-byte PDV item header, PS3.8
+        9.3.5). 0 inside PDV data or inside another PDU's body."""
+        if self._pdv_left is not None:
+            return 0
+        have = len(self._buffer) - self._start
+        if self._pdata_left is not None:
+            return 6 - have
+        return 12 - have if have < 6 else 0
 
     @property
     def in_pdu(self) -> bool:
@@ -115,14 +138,19 @@ class PDUFramer:
                 take = min(left, end - pos)
                 if take == 0 and left:
                     return
-                piece = bytes(view[pos:pos + take])
                 pos += take
                 left -= take
                 assert self._pdata_left is not None
                 self._pdata_left -= take
                 context_id, control = self._pdv
-                yield PDataTF((PresentationDataValue(
-                    context_id, bool(control & 1), bool(control & 2) and left == 0, piece),))
+                if self.borrow:
+                    pdv = borrowed_pdv(context_id, bool(control & 1),
+                                       bool(control & 2) and left == 0, view[pos - take:pos])
+                else:
+                    pdv = PresentationDataValue(context_id, bool(control & 1),
+                                                bool(control & 2) and left == 0,
+                                                bytes(view[pos - take:pos]))
+                yield PDataTF((pdv,))
                 if left:
                     self._pdv_left = left
                     return

@@ -464,12 +464,16 @@ class PresentationDataValue:
 
     The message control header holds ``is_command`` in bit 0 and ``is_last`` in
     bit 1; its other bits are written as zero and ignored on receipt.
+
+    ``data`` is ``bytes`` (other byte buffers given are copied), except in PDVs
+    received with ``ULConnection.borrow_pdata``: a view of the receive buffer,
+    valid only while the event is handled (:func:`borrowed_pdv`).
     """
 
     context_id: int
     is_command: bool
     is_last: bool
-    data: bytes
+    data: bytes | memoryview
 
     def __post_init__(self) -> None:
         # One combined test: this runs for every PDV received.
@@ -502,7 +506,20 @@ class PresentationDataValue:
         header = _PDV_HEADER.pack(
             len(data) + 2, self.context_id, self.is_command | (self.is_last << 1)
         )
-        return header + data
+        return header + bytes(data)
+
+
+def borrowed_pdv(context_id: int, is_command: bool, is_last: bool,
+                 data: memoryview) -> PresentationDataValue:
+    """A received PDV whose ``data`` is a view of the receive buffer, not a copy
+    (``PDUFramer.borrow``): valid only until that buffer is reused. The framer has
+    checked every field already."""
+    pdv = object.__new__(PresentationDataValue)
+    object.__setattr__(pdv, "context_id", context_id)
+    object.__setattr__(pdv, "is_command", is_command)
+    object.__setattr__(pdv, "is_last", is_last)
+    object.__setattr__(pdv, "data", data)
+    return pdv
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,159 @@
+"""Receiving in place: the Receiver asks where the next bytes go (``attach``'s
+``target``), and a server receives large data sets straight into the memory
+their sink writes to disk from, over TLS and plain TCP, byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.aio.transport import READ_SIZE, Receiver
+from dicomnet.security.config import TLSConfig
+from dicomnet.services.storage import StorageSCP, store_paths
+from dicomnet.storage.direct import AlignedBuffer
+from dicomnet.storage.part10 import read_part10
+from tests.aio.helpers import Pki, PkiFactory, run, running_server
+from tests.storage.dicomfiles import make_image, uid, write_part10
+
+
+def test_the_receiver_reads_where_its_target_says() -> None:
+    async def main() -> None:
+        receiver = Receiver()
+        memory = bytearray(64)
+        plan: list[memoryview | int | None] = [memoryview(memory)[8:40], 12, None,
+                                               memoryview(memory)[40:50]]
+        delivered: list[tuple[object, bytes, memoryview]] = []
+        receiver.attach(lambda data: delivered.append((data.obj, bytes(data), data)),
+                        lambda exc: None, lambda: plan.pop(0) if plan else None)
+
+        lent = receiver.get_buffer(-1)  # a view: the bytes go straight there
+        assert lent.obj is memory and len(lent) == 32
+        lent[:5] = b"hello"
+        receiver.buffer_updated(5)
+        assert memory[8:13] == b"hello"
+        owner, content, view = delivered.pop()
+        assert owner is memory and content == b"hello"
+        with pytest.raises(ValueError):  # released once the sink returned
+            bytes(view)
+
+        assert len(receiver.get_buffer(-1)) == 12  # a count: read no more than that
+        assert len(receiver.get_buffer(-1)) == READ_SIZE  # None: the usual buffer
+
+        stale = receiver.get_buffer(-1)  # lent for a read that brought nothing...
+        assert len(receiver.get_buffer(-1)) == READ_SIZE
+        with pytest.raises(ValueError):  # ...is let go at the next one
+            len(stale)
+
+    asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return PkiFactory(tmp_path_factory.mktemp("in-place-pki"))("ecdsa")
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["tls", "plain"])
+def test_large_data_sets_are_received_in_place_and_arrive_whole(
+        tmp_path: Path, pki: Pki, secure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 600 KB image (held in memory, page-aligned) and a 3 MB one (streamed to a
+    direct file): most of their bytes are appended where the network put them,
+    and each stored file holds exactly the data set sent."""
+    in_place: list[int] = []
+    real_append = AlignedBuffer.append
+
+    def append(self: AlignedBuffer, data: Any) -> None:
+        source = memoryview(data).cast("B")
+        if (source.obj is self._map and len(source) and not source.readonly
+                and ctypes.addressof(ctypes.c_char.from_buffer(source))
+                == self.address + self.size):
+            in_place.append(len(source))
+        real_append(self, data)
+
+    monkeypatch.setattr(AlignedBuffer, "append", append)
+    sources = [write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n, rows=r, columns=c),
+                            str(ExplicitVRLittleEndian))
+               for n, (r, c) in enumerate([(600, 500), (1500, 1000)])]
+    root = tmp_path / "store"
+
+    async def scenario() -> list[bool]:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(tls=pki.server_tls() if secure else None,
+                                      providers=[scp]) as srv:
+                client_tls: TLSConfig | None = pki.client_tls() if secure else None
+                results = await store_paths("127.0.0.1", srv.port, [tmp_path / "in"],
+                                            tls=client_tls, called_ae_title="DICOMNET-SCP")
+                return [r.ok for r in results]
+        finally:
+            scp.close()
+
+    assert run(scenario()) == [True, True]
+    for n, source in enumerate(sources):
+        stored = root / uid(1, n) / uid(2, n) / f"{uid(9, n)}.dcm"
+        sent, got = read_part10(source), read_part10(stored)
+        assert (stored.read_bytes()[got.dataset_offset:]
+                == source.read_bytes()[sent.dataset_offset:])
+    total = sum(read_part10(s).dataset_length for s in sources)
+    assert sum(in_place) > total // 2, (sum(in_place), total)
+
+
+class Keeping:
+    """A sink that keeps every object its ``write`` is given, as a careless sink
+    would, and passes everything on to StorageSCP's own sink."""
+
+    def __init__(self, inner: Any, kept: list[object]) -> None:
+        self.inner, self.kept = inner, kept
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.kept.append(data)
+        self.inner.write(data)
+
+    def reserve(self, most: int) -> memoryview | None:
+        view: memoryview | None = self.inner.reserve(most)
+        return view
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
+class KeepingSCP(StorageSCP):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, index=False)
+        self.kept: list[object] = []
+
+    def open_sink(self, assoc: Any, context_id: int, message: Any) -> Any:
+        return Keeping(super().open_sink(assoc, context_id, message), self.kept)
+
+    async def handle(self, assoc: Any, context_id: int, message: Any, sink: object) -> Any:
+        assert isinstance(sink, Keeping)
+        return await super().handle(assoc, context_id, message, sink.inner)
+
+
+def test_a_sink_that_keeps_what_it_was_lent_fails_loudly(tmp_path: Path) -> None:
+    """The server lends views of its receive buffer (and of sinks' memory) to
+    ``write``; after the call they are released, so a sink that kept one gets a
+    ValueError instead of bytes that have since been overwritten."""
+    source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=600, columns=500),
+                          str(ExplicitVRLittleEndian))
+    scp = KeepingSCP(tmp_path / "store")
+
+    async def scenario() -> bool:
+        try:
+            async with running_server(providers=[scp]) as srv:
+                results = await store_paths("127.0.0.1", srv.port, [source],
+                                            called_ae_title="DICOMNET-SCP")
+                return results[0].ok
+        finally:
+            scp.close()
+
+    assert run(scenario())
+    views = [kept for kept in scp.kept if isinstance(kept, memoryview)]
+    assert views and len(views) == len(scp.kept)
+    for view in views:
+        with pytest.raises(ValueError):
+            bytes(view)
