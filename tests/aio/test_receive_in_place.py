@@ -13,6 +13,7 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.aio.transport import READ_SIZE, Receiver
+from dicomnet.errors import AssociationAborted
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.storage.direct import AlignedBuffer
@@ -157,3 +158,86 @@ def test_a_sink_that_keeps_what_it_was_lent_fails_loudly(tmp_path: Path) -> None
     for view in views:
         with pytest.raises(ValueError):
             bytes(view)
+
+
+class Faulty(Keeping):
+    """A sink whose ``reserve`` or ``write`` raises where told."""
+
+    def __init__(self, inner: Any, kept: list[object], fail: str) -> None:
+        super().__init__(inner, kept)
+        self.fail = fail
+
+    def reserve(self, most: int) -> memoryview | None:
+        if self.fail == "reserve":
+            raise RuntimeError("reserve broke")
+        return super().reserve(most)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.fail == "write" and len(self.kept) >= 1:
+            raise RuntimeError("write broke")
+        super().write(data)
+
+
+class FaultySCP(KeepingSCP):
+    def __init__(self, root: Path, fail: str) -> None:
+        super().__init__(root)
+        self.fail = fail
+
+    def open_sink(self, assoc: Any, context_id: int, message: Any) -> Any:
+        inner = StorageSCP.open_sink(self, assoc, context_id, message)
+        return Faulty(inner, self.kept, self.fail)
+
+
+def test_a_reserve_that_raises_only_costs_the_copy(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The transport must read on whatever a sink's reserve() does: the bytes
+    then go through the usual buffer and arrive whole."""
+    source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=1500, columns=1000),
+                          str(ExplicitVRLittleEndian))
+    root = tmp_path / "store"
+    scp = FaultySCP(root, "reserve")
+
+    async def scenario() -> bool:
+        try:
+            async with running_server(providers=[scp]) as srv:
+                results = await store_paths("127.0.0.1", srv.port, [source],
+                                            called_ae_title="DICOMNET-SCP")
+                return results[0].ok
+        finally:
+            scp.close()
+
+    assert run(scenario())
+    stored = root / uid(1, 0) / uid(2, 0) / f"{uid(9, 0)}.dcm"
+    sent, got = read_part10(source), read_part10(stored)
+    assert stored.read_bytes()[got.dataset_offset:] == source.read_bytes()[sent.dataset_offset:]
+    assert "reserve() failed" in caplog.text
+
+
+def test_a_write_that_raises_aborts_that_association_only(tmp_path: Path) -> None:
+    """An exception from a sink while P-DATA is routed in the read callback ends
+    the association as it did in the association's task (A-ABORT, nothing
+    stored), and the server goes on serving."""
+    source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=1500, columns=1000),
+                          str(ExplicitVRLittleEndian))
+    root = tmp_path / "store"
+    scp = FaultySCP(root, "write")
+
+    async def scenario() -> bool:
+        try:
+            async with running_server(providers=[scp]) as srv:
+                with pytest.raises(AssociationAborted):
+                    await store_paths("127.0.0.1", srv.port, [source],
+                                      called_ae_title="DICOMNET-SCP")
+                assert not [p for p in root.rglob("*") if p.is_file()]
+                scp.fail = ""
+                again = await store_paths("127.0.0.1", srv.port, [source],
+                                          called_ae_title="DICOMNET-SCP")
+                return again[0].ok
+        finally:
+            scp.close()
+
+    assert run(scenario())
+    stored = root / uid(1, 0) / uid(2, 0) / f"{uid(9, 0)}.dcm"
+    sent, got = read_part10(source), read_part10(stored)
+    assert stored.read_bytes()[got.dataset_offset:] == source.read_bytes()[sent.dataset_offset:]
+    assert [p.name for p in root.rglob("*") if p.is_file() and p.name.startswith(".")] == []

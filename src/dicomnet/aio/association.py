@@ -80,7 +80,7 @@ class MessagesRouted:
     (``_route_now``): the messages completed, then the error that ended routing."""
 
     messages: list[tuple[int, DimseMessage, DatasetSink | None]]
-    error: RemoteProtocolError | None
+    error: Exception | None
 
 
 class BufferSink:
@@ -160,7 +160,11 @@ class Association:
             return None
         due = self.ul.pdv_data_due
         if due >= _IN_PLACE_FROM:
-            view: memoryview | None = reserve(due)
+            try:
+                view: memoryview | None = reserve(due)
+            except Exception:  # the transport must read on: the sink's write reports
+                log.exception("%s: a sink's reserve() failed", self._name())
+                return None
             if view is not None:
                 self._in_place_sink = sink
             return view
@@ -379,7 +383,7 @@ class Association:
                     routed = self.route(item)
                     if routed is not None:
                         done.append(routed)
-            except RemoteProtocolError as exc:
+            except Exception as exc:  # raised in the association's task, as it was
                 failed = True
                 out.append(MessagesRouted(done, exc))
                 continue

@@ -95,7 +95,8 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._lent is not None:  # lent for a read that brought nothing
-            self._lent.release()
+            with contextlib.suppress(BufferError):
+                self._lent.release()
             self._lent = None
         if self._target is not None and self._sink is not None:
             target = self._target()

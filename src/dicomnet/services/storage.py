@@ -188,7 +188,10 @@ class _StoreSink:
         if self.error is not None:
             return None
         if self.writer is not None:
-            return self.writer.reserve(most)
+            try:
+                return self.writer.reserve(most)
+            except (OSError, StorageError):
+                return None  # the next write meets the same error and reports it
         if isinstance(self.buffer, AlignedBuffer):
             # Up to its capacity (the spill threshold): what comes after spills.
             return self.buffer.tail(most)
