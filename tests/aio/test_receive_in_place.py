@@ -58,6 +58,32 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return PkiFactory(tmp_path_factory.mktemp("in-place-pki"))("ecdsa")
 
 
+async def store(port: int, path: Path, tls: TLSConfig | None = None) -> bool:
+    """store_paths(path) into the server on ``port``: True if every object went."""
+    results = await store_paths("127.0.0.1", port, [path], tls=tls,
+                                called_ae_title="DICOMNET-SCP")
+    return all(r.ok for r in results)
+
+
+def send_with(scp: StorageSCP, path: Path) -> bool:
+    """One association storing ``path`` into a fresh server with ``scp``."""
+
+    async def scenario() -> bool:
+        try:
+            async with running_server(providers=[scp]) as srv:
+                return await store(srv.port, path)
+        finally:
+            scp.close()
+
+    return run(scenario())
+
+
+def assert_stored_whole(root: Path, number: int, source: Path) -> None:
+    stored = root / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm"
+    sent, got = read_part10(source), read_part10(stored)
+    assert stored.read_bytes()[got.dataset_offset:] == source.read_bytes()[sent.dataset_offset:]
+
+
 @pytest.mark.parametrize("secure", [True, False], ids=["tls", "plain"])
 def test_large_data_sets_are_received_in_place_and_arrive_whole(
         tmp_path: Path, pki: Pki, secure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,24 +107,19 @@ def test_large_data_sets_are_received_in_place_and_arrive_whole(
                for n, (r, c) in enumerate([(600, 500), (1500, 1000)])]
     root = tmp_path / "store"
 
-    async def scenario() -> list[bool]:
+    async def scenario() -> bool:
         scp = StorageSCP(root)
         try:
             async with running_server(tls=pki.server_tls() if secure else None,
                                       providers=[scp]) as srv:
-                client_tls: TLSConfig | None = pki.client_tls() if secure else None
-                results = await store_paths("127.0.0.1", srv.port, [tmp_path / "in"],
-                                            tls=client_tls, called_ae_title="DICOMNET-SCP")
-                return [r.ok for r in results]
+                return await store(srv.port, tmp_path / "in",
+                                   pki.client_tls() if secure else None)
         finally:
             scp.close()
 
-    assert run(scenario()) == [True, True]
+    assert run(scenario())
     for n, source in enumerate(sources):
-        stored = root / uid(1, n) / uid(2, n) / f"{uid(9, n)}.dcm"
-        sent, got = read_part10(source), read_part10(stored)
-        assert (stored.read_bytes()[got.dataset_offset:]
-                == source.read_bytes()[sent.dataset_offset:])
+        assert_stored_whole(root, n, source)
     total = sum(read_part10(s).dataset_length for s in sources)
     assert sum(in_place) > total // 2, (sum(in_place), total)
 
@@ -142,17 +163,7 @@ def test_a_sink_that_keeps_what_it_was_lent_fails_loudly(tmp_path: Path) -> None
     source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=600, columns=500),
                           str(ExplicitVRLittleEndian))
     scp = KeepingSCP(tmp_path / "store")
-
-    async def scenario() -> bool:
-        try:
-            async with running_server(providers=[scp]) as srv:
-                results = await store_paths("127.0.0.1", srv.port, [source],
-                                            called_ae_title="DICOMNET-SCP")
-                return results[0].ok
-        finally:
-            scp.close()
-
-    assert run(scenario())
+    assert send_with(scp, source)
     views = [kept for kept in scp.kept if isinstance(kept, memoryview)]
     assert views and len(views) == len(scp.kept)
     for view in views:
@@ -195,21 +206,8 @@ def test_a_reserve_that_raises_only_costs_the_copy(
     source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=1500, columns=1000),
                           str(ExplicitVRLittleEndian))
     root = tmp_path / "store"
-    scp = FaultySCP(root, "reserve")
-
-    async def scenario() -> bool:
-        try:
-            async with running_server(providers=[scp]) as srv:
-                results = await store_paths("127.0.0.1", srv.port, [source],
-                                            called_ae_title="DICOMNET-SCP")
-                return results[0].ok
-        finally:
-            scp.close()
-
-    assert run(scenario())
-    stored = root / uid(1, 0) / uid(2, 0) / f"{uid(9, 0)}.dcm"
-    sent, got = read_part10(source), read_part10(stored)
-    assert stored.read_bytes()[got.dataset_offset:] == source.read_bytes()[sent.dataset_offset:]
+    assert send_with(FaultySCP(root, "reserve"), source)
+    assert_stored_whole(root, 0, source)
     assert "reserve() failed" in caplog.text
 
 
@@ -226,18 +224,13 @@ def test_a_write_that_raises_aborts_that_association_only(tmp_path: Path) -> Non
         try:
             async with running_server(providers=[scp]) as srv:
                 with pytest.raises(AssociationAborted):
-                    await store_paths("127.0.0.1", srv.port, [source],
-                                      called_ae_title="DICOMNET-SCP")
+                    await store(srv.port, source)
                 assert not [p for p in root.rglob("*") if p.is_file()]
                 scp.fail = ""
-                again = await store_paths("127.0.0.1", srv.port, [source],
-                                          called_ae_title="DICOMNET-SCP")
-                return again[0].ok
+                return await store(srv.port, source)
         finally:
             scp.close()
 
     assert run(scenario())
-    stored = root / uid(1, 0) / uid(2, 0) / f"{uid(9, 0)}.dcm"
-    sent, got = read_part10(source), read_part10(stored)
-    assert stored.read_bytes()[got.dataset_offset:] == source.read_bytes()[sent.dataset_offset:]
+    assert_stored_whole(root, 0, source)
     assert [p.name for p in root.rglob("*") if p.is_file() and p.name.startswith(".")] == []
