@@ -26,7 +26,6 @@ from ..ul.connection import ULConnection
 from ..ul.events import (
     Aborted,
     AssociateRequested,
-    DataReceived,
     ReleaseConfirmed,
     ReleaseRequested,
 )
@@ -230,13 +229,10 @@ class Server:
                     if isinstance(event, AssociateRequested):
                         counted = await self._on_request(assoc, event.pdu)
                     elif isinstance(event, MessagesRouted):
+                        # P-DATA was routed as it was read (borrow_pdata, above).
                         await self._on_messages(assoc, event.messages)
                         if event.error is not None:
                             raise event.error
-                    elif isinstance(event, DataReceived):
-                        await self._on_messages(assoc, [
-                            done for item in assoc.dimse_events(event)
-                            if (done := assoc.route(item)) is not None])
                     elif isinstance(event, ReleaseRequested):
                         # Every response goes out before the A-RELEASE-RP (PS3.7 D.3.3.3).
                         await assoc.finish_operations()
