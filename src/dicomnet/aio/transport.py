@@ -98,7 +98,7 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
             with contextlib.suppress(BufferError):
                 self._lent.release()
             self._lent = None
-        if self._target is not None and self._sink is not None:
+        if self._target is not None:
             target = self._target()
             if isinstance(target, memoryview):
                 self._lent = target
@@ -118,9 +118,9 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         try:
             self._sink_data(data)
         finally:
-            with contextlib.suppress(BufferError):
-                data.release()
-                lent.release()
+            for view in (data, lent):
+                with contextlib.suppress(BufferError):  # exported: left to the GC
+                    view.release()
 
     def _sink_data(self, data: memoryview) -> None:
         if self._sink is None:
