@@ -45,12 +45,15 @@ def cuts(data: bytes, sizes: list[int]) -> list[bytes]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(pdus, st.lists(st.integers(min_value=1, max_value=700), max_size=40))
-def test_streamed_bytes_and_marks_match_whole_pdus(sent: list[PDU], sizes: list[int]) -> None:
+@given(pdus, st.lists(st.integers(min_value=1, max_value=700), max_size=40), st.booleans())
+def test_streamed_bytes_and_marks_match_whole_pdus(sent: list[PDU], sizes: list[int],
+                                                   borrow: bool) -> None:
+    """Also when the data is lent (``borrow``), as a server receives it."""
     wire = b"".join(p.encode() for p in sent)
     whole = PDUFramer()
     reference = list(whole.receive(wire))
     streamed_framer = PDUFramer()
+    streamed_framer.borrow = borrow
     streamed = [pdu for chunk in cuts(wire, sizes)
                 for pdu in streamed_framer.receive(chunk, stream_pdata=True)]
     assert stream_of(streamed) == stream_of(reference)
