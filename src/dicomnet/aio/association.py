@@ -128,6 +128,7 @@ class Association:
         self._send_lock = asyncio.Lock()
         self._inbox: list[ULEvent | MessagesRouted] = []
         self._inbox_bytes = 0
+        self._routed_bytes = 0  # routed to a sink, its message not yet complete
         self._paused = False
         self._ended = False
         self._wakeup: asyncio.Future[None] | None = None
@@ -331,13 +332,22 @@ class Association:
             self._wakeup.set_result(None)  # even with no event: the stream is over
 
     def _take_events(self) -> None:
-        events = self._drain_events()
+        drained = self._drain_events()
+        if not drained:
+            return
+        events: list[ULEvent | MessagesRouted]
+        if self.ul.borrow_pdata:
+            # Data went to the sinks already: the inbox holds only the messages it
+            # completed, and the task is woken for those (not for every read).
+            events = self._route_now(drained)
+        else:
+            events = list(drained)
+            self._inbox_bytes += sum(
+                len(pdv.data) for e in drained if isinstance(e, DataReceived)
+                for pdv in e.pdu.pdvs)
         if not events:
             return
-        self._inbox_bytes += sum(
-            len(pdv.data) for e in events if isinstance(e, DataReceived) for pdv in e.pdu.pdvs
-        )
-        self._inbox += self._route_now(events) if self.ul.borrow_pdata else events
+        self._inbox += events
         if self._inbox_bytes > _INBOX_LIMIT and not self._paused:
             self._paused = True  # the task is behind: stop reading until it catches up
             self.stream.receiver.pause()
@@ -377,6 +387,9 @@ class Association:
                 continue
             if failed:
                 continue
+            # The bytes of a message count against the inbox limit once it is
+            # complete and waits there for the task (before, its sink holds them).
+            self._routed_bytes += sum(len(pdv.data) for pdv in event.pdu.pdvs)
             done: list[tuple[int, DimseMessage, DatasetSink | None]] = []
             try:
                 for item in self.dimse_events(event):
@@ -394,6 +407,8 @@ class Association:
                             pdv.data.release()
             if done:
                 out.append(MessagesRouted(done, None))
+                self._inbox_bytes += self._routed_bytes
+                self._routed_bytes = 0
         return out
 
     def _drain_events(self) -> list[ULEvent]:
