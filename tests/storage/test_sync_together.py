@@ -96,7 +96,7 @@ def commit_round(root: Path, count: int) -> None:
     scp = StorageSCP(root, index=False)
     try:
         made = list(jobs(count))
-        answers = scp._commit_batch([job for job, _ in made])
+        answers = scp._finish_round(scp._start_round([job for job, _ in made]))
         assert not [a for a in answers if isinstance(a, BaseException)]
         stored = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
                   for p in root.rglob("*") if p.is_file()}

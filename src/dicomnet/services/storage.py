@@ -414,11 +414,6 @@ class StorageSCP:
         return self._stored(header, result, message, transfer_syntax=transfer_syntax,
                             calling_ae=calling_ae, security=security)
 
-    def _commit_batch(self, jobs: list[_Job]) -> list[StoredInstance | BaseException]:
-        """One whole round of the store thread: :meth:`_start_round`, then
-        :meth:`_finish_round`."""
-        return self._finish_round(self._start_round(jobs))
-
     def _start_round(self, jobs: list[_Job]) -> _Round:
         """The first half of a store-thread round: choose each in-memory data set's
         path and start writing it to an unnamed file. Page-aligned ones are

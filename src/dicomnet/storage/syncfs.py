@@ -4,7 +4,7 @@ fsync each (Linux).
 Each fsync ends with its own flush of the device's cache; ``syncfs`` writes
 every dirty page and inode of the file system, then flushes once. The C-STORE
 SCP's store thread commits a round of in-memory data sets this way
-(``StorageSCP._commit_batch``), keeping the order of
+(``StorageSCP._finish_round``), keeping the order of
 :meth:`~dicomnet.storage.files.AtomicWriter.commit`: bytes and inodes durable
 first, names given after.
 """
@@ -62,14 +62,9 @@ def _device(fd: int) -> int:
 def sync_together(writers: Sequence[AtomicWriter]) -> bool:
     """Make what ``writers`` wrote durable with one ``syncfs`` of their file system,
     instead of one fsync each; True if done, and their commits may then be made
-    with ``synced=True``.
-
-    Each fsync ends with its own flush of the device's cache; ``syncfs`` writes
-    every dirty page and inode of the file system, then flushes once. A store
-    thread committing a round of small objects pays one flush instead of one per
-    object (2,000 objects of 2 KB over TLS: 2,148 against 1,791 objects/s, and
-    less server CPU, docs/benchmarks.md item 18). The order of ``commit`` is
-    kept: bytes and inode durable first, the name given after.
+    with ``synced=True``. For a round of small objects, one flush instead of one
+    per object (2,000 objects of 2 KB over TLS: 2,148 against 1,791 objects/s,
+    docs/benchmarks.md item 18).
 
     False, with nothing raised, when it cannot stand for the fsyncs: no syncfs,
     writers on more than one file system, a flush or the syncfs failing. The
