@@ -448,7 +448,7 @@ class Association:
         context_id: int,
         dataset: bytes | memoryview | None = None,
         chunks: AsyncIterator[bytes] | Iterable[bytes] | None = None,
-        pdus: Iterable[bytes | bytearray] | None = None,
+        pdus: Iterable[bytes | bytearray | memoryview] | None = None,
     ) -> None:
         """Send one DIMSE message, its data set from ``dataset`` or streamed from
         ``chunks`` (PS3.7 8.1, fragmented to the peer's maximum PDU length), or
@@ -468,7 +468,7 @@ class Association:
         context_id: int,
         dataset: bytes | memoryview | None,
         chunks: AsyncIterator[bytes] | Iterable[bytes] | None,
-        pdus: Iterable[bytes | bytearray] | None = None,
+        pdus: Iterable[bytes | bytearray | memoryview] | None = None,
     ) -> None:
         if not self.ul.is_established and self.ul.state.name not in ("Sta8",):
             raise self.failure or LocalProtocolError("the association is not established")
@@ -502,7 +502,7 @@ class Association:
         for pdu in dataset_pdus(context_id, data, max_pdu, last=last):
             await self._send_pdu(pdu)
 
-    async def _send_pdu(self, pdu: bytes | bytearray) -> None:
+    async def _send_pdu(self, pdu: bytes | bytearray | memoryview) -> None:
         self.ul.send_pdata(pdu)
         self._pending_out += len(pdu)
         if self._pending_out >= _FLUSH_BYTES:

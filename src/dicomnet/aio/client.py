@@ -128,7 +128,7 @@ class ClientAssociation(Association):
         *,
         dataset: bytes | memoryview | None = None,
         chunks: Iterable[bytes] | AsyncIterator[bytes] | None = None,
-        pdus: Iterable[bytes | bytearray] | None = None,
+        pdus: Iterable[bytes | bytearray | memoryview] | None = None,
     ) -> AsyncIterator[Reply]:
         """Send a request and yield its responses (pending ones first) with their
         data sets, ending after the final one (PS3.7 9.1 and 10.1)."""
@@ -161,7 +161,7 @@ class ClientAssociation(Association):
         *,
         dataset: bytes | memoryview | None = None,
         chunks: Iterable[bytes] | AsyncIterator[bytes] | None = None,
-        pdus: Iterable[bytes | bytearray] | None = None,
+        pdus: Iterable[bytes | bytearray | memoryview] | None = None,
     ) -> Reply:
         """Send a request and return its single (final) response (for ``dataset``,
         ``chunks`` and ``pdus`` see :meth:`Association.send_message`)."""

@@ -86,7 +86,7 @@ class ULConnection:
         self._machine = Machine(is_requestor=role == "requestor", acceptable=_version_check)
         self._framer = PDUFramer(max_associate_length=max_associate_length)
         self._events: deque[ULEvent] = deque()
-        self._out: list[bytes | bytearray] = []
+        self._out: list[bytes | bytearray | memoryview] = []
         self._artim_deadline: float | None = None
         self._now = 0.0
         self.wants_transport = False
@@ -168,17 +168,17 @@ class ULConnection:
         self._now = now
         self._fire(Event.Evt8, rj)
 
-    def send_pdata(self, pdata: PDataTF | bytes | bytearray) -> None:
+    def send_pdata(self, pdata: PDataTF | bytes | bytearray | memoryview) -> None:
         """P-DATA request (Evt9). ``pdata`` may be a pre-encoded P-DATA-TF PDU
-        (``ul.pdu.encode_pdata``), the fast path for bulk data; a ``bytearray`` is
-        queued as is, so it must not be changed afterwards."""
+        (``ul.pdu.encode_pdata``), the fast path for bulk data; a ``bytearray`` or
+        ``memoryview`` is queued as is, so its bytes must not change until written."""
         state = self._machine.state
-        if state is State.Sta6 and isinstance(pdata, bytes | bytearray):
+        if state is State.Sta6 and isinstance(pdata, bytes | bytearray | memoryview):
             # The hot path for bulk data: DT-1 is only "send P-DATA-TF; next Sta6",
             # so skip building an effect per PDU.
             self._out.append(pdata)
             return
-        self._fire(Event.Evt9, bytes(pdata) if isinstance(pdata, bytearray) else pdata)
+        self._fire(Event.Evt9, bytes(pdata) if isinstance(pdata, bytearray | memoryview) else pdata)
 
     def release(self) -> None:
         """A-RELEASE request (Evt11)."""
@@ -266,12 +266,12 @@ class ULConnection:
         """The next indication or confirmation for the user, or None."""
         return self._events.popleft() if self._events else None
 
-    def data_to_send(self) -> bytes | bytearray:
+    def data_to_send(self) -> bytes | bytearray | memoryview:
         """Everything queued for the transport since the last call, as one buffer."""
         chunks = self.chunks_to_send()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def chunks_to_send(self) -> list[bytes | bytearray]:
+    def chunks_to_send(self) -> list[bytes | bytearray | memoryview]:
         """What :meth:`data_to_send` would return, as chunks to write in order,
         without copying a large PDU: each PDU of ``JOIN_LIMIT`` bytes or more is a
         chunk of its own (a sender's data PDU, built in place), and each run of
@@ -282,7 +282,7 @@ class ULConnection:
             self._out = []
             return out
         self._out = []
-        chunks: list[bytes | bytearray] = []
+        chunks: list[bytes | bytearray | memoryview] = []
         start = 0
         for index, pdu in enumerate(out):
             if len(pdu) >= JOIN_LIMIT:
