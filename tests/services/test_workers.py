@@ -464,6 +464,50 @@ def test_pipelined_starts_the_next_round_before_finishing_the_last(
                           ("finish", [1]), ("finish", [2, 3, 4])]
 
 
+def test_the_first_job_of_a_round_caps_its_size(workers: list[BatchWorker[Any, Any]]) -> None:
+    """round_size(first job) bounds the round that job opens (never above
+    MAX_BATCH): odd jobs open rounds of 2, even ones rounds of any size, so two
+    capped rounds overlap where one whole round would not."""
+    stages = Stages()
+    sizes: list[int] = []
+
+    def round_size(job: int) -> int:
+        sizes.append(job)
+        return 2 if job % 2 else 10 * MAX_BATCH
+
+    worker: BatchWorker[int, int] = BatchWorker.pipelined(
+        unique_name("pw"), stages.start, stages.finish, round_size=round_size)
+    workers.append(worker)
+    rest = (1, 3, 5, 7, 8, *range(9, 9 + MAX_BATCH + 1))
+
+    async def main() -> list[int]:
+        return await first_then(worker, 0, rest, stages.started, stages.release)
+
+    assert run(main()) == [10 * j for j in (0, *rest)]
+    starts = [jobs for stage, jobs in stages.log if stage == "start"]
+    assert starts == [[0], [1, 3], [5, 7], [8, *range(9, 9 + MAX_BATCH - 1)],
+                      [9 + MAX_BATCH - 1, 9 + MAX_BATCH]]
+    assert sizes == [0, 1, 5, 8, 9 + MAX_BATCH - 1]
+
+
+def test_the_store_thread_takes_small_data_sets_half_a_window_at_a_time() -> None:
+    """StorageSCP's rule: a round opened by a small (in-memory, page cache) data set
+    holds at most SMALL_ROUND, one opened by a page-aligned one up to MAX_BATCH."""
+    from dicomnet.services.storage import SMALL_ROUND, _Job, _round_size
+    from dicomnet.storage.direct import AlignedBuffer
+
+    def job(buffer: bytearray | AlignedBuffer) -> _Job:
+        return _Job(buffer, None, "", "", None)  # type: ignore[arg-type]
+
+    assert 1 < SMALL_ROUND < MAX_BATCH
+    assert _round_size(job(bytearray(2000))) == SMALL_ROUND
+    aligned = AlignedBuffer.take(1 << 20)
+    try:
+        assert _round_size(job(aligned)) == MAX_BATCH
+    finally:
+        aligned.release()
+
+
 def test_pipelined_finishes_at_once_when_nothing_else_is_queued(
         workers: list[BatchWorker[Any, Any]]) -> None:
     """Idle, a started round does not wait for a next one to be finished."""

@@ -45,7 +45,7 @@ from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .store_scu import StoreResult, collect_files, store_paths
-from .workers import Background, BatchWorker
+from .workers import MAX_BATCH, Background, BatchWorker
 
 if TYPE_CHECKING:
     from ..aio.server import Response, ServerAssociation
@@ -261,7 +261,7 @@ class StorageSCP:
             "dicomnet-index", self._write_index_rows, linger=0.05)
         # Pipelined: the disk writes one round while the thread names the last.
         self._committer: BatchWorker[_Job, StoredInstance] = BatchWorker.pipelined(
-            "dicomnet-store", self._start_round, self._finish_round)
+            "dicomnet-store", self._start_round, self._finish_round, round_size=_round_size)
         self._closed = False
         accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
         self.contexts: Mapping[str, Sequence[str] | None] = dict.fromkeys(
@@ -556,6 +556,18 @@ class _Job:
     transfer_syntax: str
     calling_ae: str
     security: SecurityInfo | None
+
+
+#: Jobs per store round opened by a small data set (page cache, not O_DIRECT).
+SMALL_ROUND = 16
+
+
+def _round_size(job: _Job) -> int:
+    """Half a window of small data sets per round, so that two rounds share the
+    window: the thread starts one while the other's syncfs runs, and the sender
+    has room to send. Rounds of larger ones stay whole: their direct writes go
+    to the device together and one flush serves them all."""
+    return SMALL_ROUND if isinstance(job.buffer, bytearray) else MAX_BATCH
 
 
 @dataclass(frozen=True, slots=True)

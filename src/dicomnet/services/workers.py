@@ -51,8 +51,10 @@ class BatchWorker(Generic[J, R]):
     """
 
     def __init__(self, name: str,
-                 run_batch: Callable[[list[J]], Sequence[R | BaseException]]) -> None:
+                 run_batch: Callable[[list[J]], Sequence[R | BaseException]], *,
+                 round_size: Callable[[J], int] | None = None) -> None:
         self._name = name
+        self._round_size = round_size
         self._start: Callable[[list[J]], object] = run_batch
         self._finish: Callable[[Any], Sequence[R | BaseException]] | None = None
         self._queue: queue.SimpleQueue[
@@ -62,12 +64,16 @@ class BatchWorker(Generic[J, R]):
 
     @classmethod
     def pipelined(cls, name: str, start: Callable[[list[J]], S],
-                  finish: Callable[[S], Sequence[R | BaseException]]) -> BatchWorker[J, R]:
+                  finish: Callable[[S], Sequence[R | BaseException]], *,
+                  round_size: Callable[[J], int] | None = None) -> BatchWorker[J, R]:
         """A worker whose rounds are ``start(jobs)``, returning the round's state,
         then, once the next round is started (or at once if none is queued),
         ``finish(state)``, returning one result per job. If ``start`` raises,
-        every job of its round gets the exception and ``finish`` is not called."""
-        worker: BatchWorker[J, R] = cls(name, start)  # type: ignore[arg-type]
+        every job of its round gets the exception and ``finish`` is not called.
+
+        ``round_size(first_job)``, if given, caps the round that job opens
+        (at most :data:`MAX_BATCH`)."""
+        worker: BatchWorker[J, R] = cls(name, start, round_size=round_size)  # type: ignore[arg-type]
         worker._finish = finish
         return worker
 
@@ -92,7 +98,10 @@ class BatchWorker(Generic[J, R]):
         if first is None:
             return [], True
         entries = [first]
-        while len(entries) < MAX_BATCH:
+        limit = MAX_BATCH
+        if self._round_size is not None:
+            limit = max(1, min(MAX_BATCH, self._round_size(first[0])))
+        while len(entries) < limit:
             try:
                 more = self._queue.get_nowait()
             except queue.Empty:
