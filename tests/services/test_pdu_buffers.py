@@ -10,7 +10,7 @@ from pathlib import Path
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services.store_scu import PduBuffers, _file_pdus
-from dicomnet.storage import read_part10
+from dicomnet.storage import Part10Info, read_part10
 
 from ..storage.helpers import make_dataset, write_part10_file
 
@@ -57,6 +57,14 @@ def _file(tmp_path: Path, size: int) -> Path:
     return write_part10_file(tmp_path / "big.dcm", ds, ExplicitVRLittleEndian)
 
 
+def _file_and_data(tmp_path: Path) -> tuple[Part10Info, bytes]:
+    """A file of several pooled PDUs, and its data set's bytes as on disk."""
+    info = read_part10(_file(tmp_path, 500_000))
+    with open(info.path, "rb") as fp:
+        fp.seek(info.dataset_offset)
+        return info, fp.read()
+
+
 def _check(pdus: list[bytes], data: bytes) -> None:
     """Each PDU is one P-DATA-TF with one data PDV (PS3.8 9.3.5), only the last marked last."""
     got = b""
@@ -70,10 +78,7 @@ def _check(pdus: list[bytes], data: bytes) -> None:
 
 
 def test_pdus_held_together_keep_their_own_bytes(tmp_path: Path) -> None:
-    info = read_part10(_file(tmp_path, 500_000))
-    with open(info.path, "rb") as fp:
-        fp.seek(info.dataset_offset)
-        data = fp.read()
+    info, data = _file_and_data(tmp_path)
     pool = PduBuffers()
     # Kept all at once (as a transport with a long backlog would): none is reused.
     kept = list(_file_pdus(info, 1, MAX_PDU, pool))
@@ -85,10 +90,7 @@ def test_pdus_held_together_keep_their_own_bytes(tmp_path: Path) -> None:
 
 
 def test_pdus_written_one_by_one_share_a_few_buffers(tmp_path: Path) -> None:
-    info = read_part10(_file(tmp_path, 500_000))
-    with open(info.path, "rb") as fp:
-        fp.seek(info.dataset_offset)
-        data = fp.read()
+    info, data = _file_and_data(tmp_path)
     pool = PduBuffers()
     buffers: set[int] = set()
     sent: list[bytes] = []
