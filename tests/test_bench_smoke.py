@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,17 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "store_bench.py"
 
 
+def in_tmp(tmp_path: Path) -> dict[str, str]:
+    """The environment for a benchmark run whose temporary files, and the stamp a
+    run leaves for the next (store_bench.DELETED_STAMP), stay in ``tmp_path``."""
+    return {**os.environ, "TMPDIR": str(tmp_path)}
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_store_bench_quick_dicomnet_only() -> None:
+def test_store_bench_quick_dicomnet_only(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--only", "dicomnet"],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     out = done.stdout
@@ -26,11 +33,11 @@ def test_store_bench_quick_dicomnet_only() -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_pairs_alternates_its_stacks_and_prints_medians() -> None:
+def test_pairs_alternates_its_stacks_and_prints_medians(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH.with_name("pairs.py")), "small", "--quick", "--no-wait",
          "--stacks", "dicomnet,dicomnet-nosync", "--rounds", "2"],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
@@ -42,14 +49,14 @@ def test_pairs_alternates_its_stacks_and_prints_medians() -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
-def test_pairs_measures_the_python_ssl_ceiling_beside_dicomnet() -> None:
+def test_pairs_measures_the_python_ssl_ceiling_beside_dicomnet(tmp_path: Path) -> None:
     """``python-ssl`` moves the large case's bytes over bare ``ssl`` sockets, in the
     same rounds; it is refused for any other case."""
     pairs = str(BENCH.with_name("pairs.py"))
     done = subprocess.run(
         [sys.executable, pairs, "large", "--quick", "--no-wait",
          "--stacks", "dicomnet,python-ssl", "--rounds", "1"],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
@@ -57,7 +64,7 @@ def test_pairs_measures_the_python_ssl_ceiling_beside_dicomnet() -> None:
     assert "python-ssl       median" in done.stdout
     refused = subprocess.run(
         [sys.executable, pairs, "small", "--quick", "--no-wait", "--stacks", "dicomnet,python-ssl"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True, text=True, timeout=60, check=False, env=in_tmp(tmp_path),
     )
     assert refused.returncode == 2
     assert "large objects over TLS only" in refused.stderr
