@@ -766,3 +766,23 @@ def test_a_job_raising_stop_iteration_fails_as_runtime_error(
     assert results[0] == 0 and results[2] == 2
     assert isinstance(results[1], RuntimeError)
     assert isinstance(results[1].__cause__, StopIteration)
+
+
+def test_a_failing_round_size_leaves_rounds_whole(workers: list[BatchWorker[Any, Any]],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    stages = Stages()
+
+    def round_size(job: int) -> int:
+        raise ValueError("broken rule")
+
+    worker: BatchWorker[int, int] = BatchWorker.pipelined(
+        unique_name("pw"), stages.start, stages.finish, round_size=round_size)
+    workers.append(worker)
+
+    async def main() -> list[int]:
+        return await first_then(worker, 0, (1, 2, 3), stages.started, stages.release)
+
+    with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
+        assert run(main()) == [0, 10, 20, 30]
+    assert [jobs for stage, jobs in stages.log if stage == "start"] == [[0], [1, 2, 3]]
+    assert "round_size failed" in caplog.text

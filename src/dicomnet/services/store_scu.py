@@ -189,7 +189,7 @@ class PduBuffers:
 
     A fresh ``bytearray`` is zeroed before the file is read over it, and a
     megabyte-sized one may come from fresh pages: reusing them cut the
-    sender's CPU on 256 MB objects over TLS by 6% (``bench/store_bench.py``
+    sender's CPU on 256 MB objects over TLS by 7% (``bench/store_bench.py``
     sizes, 6 interleaved runs). A buffer is handed out again only when its
     reference count (CPython's; elsewhere nothing is reused) shows that the
     pool alone holds it: a PDU still queued in the transport, or viewed by

@@ -100,7 +100,10 @@ class BatchWorker(Generic[J, R]):
         entries = [first]
         limit = MAX_BATCH
         if self._round_size is not None:
-            limit = max(1, min(MAX_BATCH, self._round_size(first[0])))
+            try:
+                limit = max(1, min(MAX_BATCH, self._round_size(first[0])))
+            except Exception:  # a faulty rule must not stop the thread: whole rounds
+                log.exception("%s: round_size failed", self._name)
         while len(entries) < limit:
             try:
                 more = self._queue.get_nowait()
