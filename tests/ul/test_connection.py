@@ -53,12 +53,17 @@ def test_large_pdus_are_handed_on_uncopied_and_small_ones_joined() -> None:
     """chunks_to_send: a data PDU of JOIN_LIMIT bytes or more is its own chunk, the
     very object queued (joining would copy every byte of it); runs of small PDUs
     (commands, responses) are joined into one write. Together, the same bytes in
-    the same order as data_to_send, and the peer reads the same PDUs."""
+    the same order as data_to_send, and the peer reads the same PDUs. A large PDU
+    may be a memoryview (PduBuffers): queued as it is too."""
     pair = associated_pair(max_pdu_length=0)
     small = [encode_pdata(1, True, True, bytes([n]) * 40) for n in range(3)]
-    large = [bytearray(encode_pdata(1, False, n == 1, bytes([n]) * JOIN_LIMIT))
-             for n in range(2)]
-    queued: list[bytes | bytearray] = [small[0], large[0], small[1], small[2], large[1]]
+    encoded = [encode_pdata(1, False, n == 1, bytes([n]) * JOIN_LIMIT) for n in range(2)]
+    # The second as an SCU's pooled buffer holds it: a view of the front of a larger one.
+    pooled = bytearray(encoded[1]) + bytearray(100)
+    large: list[bytearray | memoryview] = [bytearray(encoded[0]),
+                                           memoryview(pooled)[:len(encoded[1])]]
+    queued: list[bytes | bytearray | memoryview] = [small[0], large[0], small[1], small[2],
+                                                    large[1]]
     for pdu in queued:
         pair.requestor.send_pdata(pdu)
     chunks = pair.requestor.chunks_to_send()
