@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, store_paths
+from dicomnet.services.store_scu import PduBuffers
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
 from tests.aio.helpers import LOOPBACK, Pki, PkiFactory, run, running_server
@@ -124,6 +125,7 @@ class Received:
 @dataclass
 class PynetdicomSCP:
     port: int
+    max_pdu: int | None = None  # None: pynetdicom's default
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -135,16 +137,21 @@ class PynetdicomSCP:
 def pynetdicom_scp(pynetdicom: ModuleType, pki: Pki, request: pytest.FixtureRequest
                    ) -> Iterator[PynetdicomSCP]:
     """A pynetdicom storage SCP on TLS (client certificate required) accepting the
-    syntaxes in ``request.param`` (default: all five), one context each."""
-    accepted: tuple[str, ...] = getattr(request, "param", ALL_SYNTAXES)
+    syntaxes in ``request.param["syntaxes"]`` (default: all five), one context
+    each, with the maximum PDU length ``request.param["max_pdu"]`` (default:
+    pynetdicom's, 16,382 bytes)."""
+    param: dict[str, Any] = getattr(request, "param", {})
+    accepted: tuple[str, ...] = param.get("syntaxes", ALL_SYNTAXES)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca_file))
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
     ae = pynetdicom.AE(ae_title="PYNETDICOM-SCP")
+    if "max_pdu" in param:
+        ae.maximum_pdu_size = param["max_pdu"]
     for ts in accepted:
         ae.add_supported_context(SECONDARY_CAPTURE, [ts])
     ae.add_supported_context(SECONDARY_CAPTURE, list(accepted))
-    scp = PynetdicomSCP(port=0)
+    scp = PynetdicomSCP(port=0, max_pdu=param.get("max_pdu"))
 
     def on_store(event: Any) -> int:
         peer = event.assoc.requestor
@@ -168,13 +175,27 @@ def pynetdicom_scp(pynetdicom: ModuleType, pki: Pki, request: pytest.FixtureRequ
         ae.shutdown()
 
 
+@pytest.mark.parametrize("pynetdicom_scp", [{}, {"max_pdu": 1 << 20}], indirect=True,
+                         ids=["16k-pdus", "1mib-pdus"])
 def test_store_paths_over_tls_into_pynetdicom_scp(
-    tmp_path: Path, pki: Pki, sources: dict[str, Path], pynetdicom_scp: PynetdicomSCP
+    tmp_path: Path, pki: Pki, sources: dict[str, Path], pynetdicom_scp: PynetdicomSCP,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Every file as it is; with 1 MiB PDUs each goes in one PDU built in the SCU's
+    pooled buffers (over 64 KiB), with 16 KiB ones in many small PDUs."""
+    pooled: list[int] = []
+    get = PduBuffers.get
+
+    def counting_get(self: PduBuffers, capacity: int) -> bytearray:
+        pooled.append(capacity)
+        return get(self, capacity)
+
+    monkeypatch.setattr(PduBuffers, "get", counting_get)
     results = run(store_paths(LOOPBACK, pynetdicom_scp.port, [tmp_path / "in"],
                               tls=pki.client_tls(), calling_ae_title="DICOMNET-SCU",
                               called_ae_title="PYNETDICOM-SCP"), timeout=60)
     assert [(r.ok, r.status, r.converted_to) for r in results] == [(True, 0, None)] * 5
+    assert len(pooled) == (0 if pynetdicom_scp.max_pdu is None else 5)
     assert len(pynetdicom_scp.received) == 5
     by_sop = {str(pynetdicom_scp.dataset(i).SOPInstanceUID): i
               for i in range(len(pynetdicom_scp.received))}
@@ -187,7 +208,7 @@ def test_store_paths_over_tls_into_pynetdicom_scp(
         assert_same_dataset(sources[name], pynetdicom_scp.dataset(index))
 
 
-@pytest.mark.parametrize("pynetdicom_scp", [(ExplicitVRLittleEndian,)], indirect=True,
+@pytest.mark.parametrize("pynetdicom_scp", [{"syntaxes": (ExplicitVRLittleEndian,)}], indirect=True,
                          ids=["explicit-le-only"])
 def test_store_paths_converts_or_skips_for_a_restricted_pynetdicom_scp(
     tmp_path: Path, pki: Pki, sources: dict[str, Path], pynetdicom_scp: PynetdicomSCP
