@@ -728,6 +728,42 @@ def test_linger_gathers_items_put_one_after_another(backgrounds: list[Background
     assert rounds == [[0, 1, 2, 3, 4]]
 
 
+class _RecordingQueue:
+    """Stands in for a Background's queue and records what its thread waited for."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.woken_with: list[Any] = []  # what each waiting get() returned
+
+    def put(self, item: Any) -> None:
+        self._inner.put(item)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        item = self._inner.get(block, timeout)
+        self.woken_with.append(item)
+        return item
+
+    def get_nowait(self) -> Any:
+        return self._inner.get_nowait()
+
+
+def test_a_lingering_thread_is_not_woken_by_each_item(
+        backgrounds: list[Background[Any]]) -> None:
+    """Items put during a linger join the round without waking the thread: it
+    sleeps once (each wake-up takes the GIL from the event loop's thread)."""
+    rounds: list[list[int]] = []
+    background: Background[int] = Background(unique_name("bg-sleep"), rounds.append,
+                                             linger=LONG_LINGER)
+    backgrounds.append(background)
+    recording = _RecordingQueue(background._queue)
+    background._queue = recording  # type: ignore[assignment]
+    for item in range(5):
+        background.put(item)
+    flush(background)
+    assert rounds == [[0, 1, 2, 3, 4]]
+    assert recording.woken_with == [(0,)]
+
+
 def test_max_items_caps_a_lingering_round(backgrounds: list[Background[Any]]) -> None:
     rounds: list[list[int]] = []
     background: Background[int] = Background(unique_name("bg-cap"), rounds.append,
