@@ -1,4 +1,5 @@
-"""Real third-party peers for the interop tests: DCMTK's command-line tools and pynetdicom.
+"""Real third-party peers for the interop tests: DCMTK's command-line tools,
+pynetdicom and Orthanc.
 
 A peer is never mocked. On a laptop without one, its tests skip; under CI
 (``CI=true``) a missing peer fails the tests instead, so that interop can never
@@ -67,6 +68,16 @@ def pynetdicom() -> ModuleType:
         _missing("pynetdicom (pip install pynetdicom)")
         raise  # not reached: _missing always leaves the test
     return module
+
+
+@pytest.fixture(scope="session")
+def orthanc_binary() -> Path:
+    """Orthanc's server program (1.10.1 from Debian: DICOM TLS since 1.9.0); skip
+    or, under CI, fail if absent."""
+    path = shutil.which("Orthanc")
+    if path is None:
+        _missing("Orthanc (apt-get install orthanc)")
+    return Path(str(path))
 
 
 @pytest.fixture(scope="session")
