@@ -1,0 +1,35 @@
+"""Smoke test of bench/senders.py with its real peers: DCMTK's storescu sending to
+dicomnet's server and to Orthanc in alternating order (no timing checked)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.interop.conftest import Dcmtk
+
+pytestmark = pytest.mark.interop
+
+SENDERS = Path(__file__).resolve().parents[2] / "bench" / "senders.py"
+
+
+def test_senders_alternates_the_servers_under_one_sender(
+        dcmtk: Dcmtk, orthanc_binary: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SENDERS), "small", "--quick", "--no-wait",
+         "--servers", "dicomnet,orthanc", "--rounds", "2"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "TMPDIR": str(tmp_path)},  # its files and stamp stay here
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "sender: DCMTK storescu" in done.stdout
+    rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    # Every server once per round (every object counted), the other order next round.
+    assert rounds == ["dicomnet", "orthanc", "orthanc", "dicomnet"]
+    assert "FAILED" not in done.stdout
+    assert "orthanc          median" in done.stdout
+    assert "x of dicomnet" in done.stdout
