@@ -1,10 +1,16 @@
-"""dicomnet certs init / show."""
+"""dicomnet certs init / issue / show."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from cryptography import x509
+
+from dicomnet.aio.client import associate
 from dicomnet.security.certificates import CertificateInfo, key_is_encrypted
+from dicomnet.security.config import TLSConfig
+from tests.aio.helpers import LOOPBACK, run, running_server
 
 from .helpers import json_out, run_cli
 
@@ -65,11 +71,12 @@ def test_show_human_and_json(tmp_path: Path) -> None:
     human = run_cli("certs", "show", tmp_path / "server.pem")
     assert human.exit_code == 0, human.output
     for text in ("CN=localhost", "dicomnet development CA", "127.0.0.1",
-                 info.sha256_fingerprint, "expires"):
+                 info.sha256_fingerprint, "expires", "usage       serverAuth"):
         assert text in human.stdout
     doc = json_out(run_cli("certs", "show", tmp_path / "ca.pem", "--json"))
     assert doc["is_ca"] is True
     assert doc["subject"] == doc["issuer"]
+    assert doc["extended_key_usage"] == []  # a CA certificate has none here
     assert len(doc["sha256_fingerprint"].split(":")) == 32
 
 
@@ -80,3 +87,106 @@ def test_show_rejects_a_non_certificate(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
     assert "no PEM certificate" in result.stderr
+
+
+# -- certs issue ---------------------------------------------------------------------------
+
+
+def _load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_issue_signs_a_certificate_for_both_roles_with_the_pki_ca(tmp_path: Path) -> None:
+    assert run_cli("certs", "init", tmp_path, "--key-type", "ecdsa").exit_code == 0
+    result = run_cli("certs", "issue", tmp_path, "orthanc", "--host-name", "orthanc.local",
+                     "--host-name", "10.0.0.7", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json_out(result)
+    cert_path, key_path = Path(doc["cert"]), Path(doc["key"])
+    assert (cert_path, key_path) == (tmp_path / "orthanc.pem", tmp_path / "orthanc.key")
+    assert key_path.stat().st_mode & 0o077 == 0
+    issued = _load(cert_path)
+    issued.verify_directly_issued_by(_load(tmp_path / "ca.pem"))  # raises if not
+    info = CertificateInfo.from_pem_file(cert_path)
+    assert info.extended_key_usage == ("serverAuth", "clientAuth")
+    assert info.common_name == "orthanc"
+    assert set(info.sans) == {"orthanc.local", "10.0.0.7"}
+    assert info.public_key_type == "ECDSA"  # the CA's key type
+    assert not info.is_ca
+    # Serial numbers never repeat one the CA gave before.
+    serials = {CertificateInfo.from_pem_file(tmp_path / f"{n}.pem").serial
+               for n in ("server", "client", "orthanc")}
+    assert len(serials) == 3
+
+
+@pytest.mark.parametrize(("role", "usages", "sans"), [
+    ("server", ("serverAuth",), {"localhost", "127.0.0.1"}),
+    ("client", ("clientAuth",), set()),
+])
+def test_issue_one_role(tmp_path: Path, role: str, usages: tuple[str, ...],
+                        sans: set[str]) -> None:
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    result = run_cli("certs", "issue", tmp_path, f"peer-{role}", "--role", role)
+    assert result.exit_code == 0, result.output
+    info = CertificateInfo.from_pem_file(tmp_path / f"peer-{role}.pem")
+    assert info.extended_key_usage == usages
+    assert set(info.sans) == sans
+    assert ", ".join(usages) in result.stdout
+
+
+def test_issue_refusals_touch_nothing(tmp_path: Path) -> None:
+    no_pki = run_cli("certs", "issue", tmp_path, "peer")
+    assert no_pki.exit_code == 2
+    assert "certs init" in no_pki.stderr
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for name, says in (("ca", "the CA's own"), ("../evil", "letters, digits"),
+                       ("/etc/x", "letters, digits"), (".hidden", "letters, digits"),
+                       ("server", "refusing to overwrite")):
+        refused = run_cli("certs", "issue", tmp_path, name)
+        assert refused.exit_code == 2, (name, refused.output)
+        assert says in refused.stderr, (name, refused.stderr)
+        assert "Traceback" not in refused.output
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert not (tmp_path.parent / "evil.pem").exists()
+    forced = run_cli("certs", "issue", tmp_path, "server", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert CertificateInfo.from_pem_file(tmp_path / "server.pem").extended_key_usage == (
+        "serverAuth", "clientAuth")
+
+
+def test_issue_from_an_encrypted_ca_needs_its_password(tmp_path: Path) -> None:
+    env = {"PKI_PW": "s3cret", "WRONG_PW": "nope"}
+    assert run_cli("certs", "init", tmp_path, "--password-env", "PKI_PW", env=env).exit_code == 0
+    missing = run_cli("certs", "issue", tmp_path, "peer", env=env)
+    assert missing.exit_code == 2
+    assert "ca.key is encrypted" in missing.stderr
+    wrong = run_cli("certs", "issue", tmp_path, "peer", "--password-env", "WRONG_PW", env=env)
+    assert wrong.exit_code == 2
+    assert "wrong password" in wrong.stderr
+    assert not (tmp_path / "peer.pem").exists()
+    done = run_cli("certs", "issue", tmp_path, "peer", "--password-env", "PKI_PW", env=env)
+    assert done.exit_code == 0, done.output
+    assert key_is_encrypted((tmp_path / "peer.key").read_bytes())  # as the others
+
+
+def test_an_issued_certificate_serves_and_connects_over_mutual_tls(tmp_path: Path) -> None:
+    """The point of --role both: the same certificate is accepted by a dicomnet
+    server from a client, and by a dicomnet client from a server."""
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    assert run_cli("certs", "issue", tmp_path, "peer").exit_code == 0
+    peer = TLSConfig(certfile=tmp_path / "peer.pem", keyfile=tmp_path / "peer.key",
+                     cafile=tmp_path / "ca.pem", server_hostname="localhost")
+
+    async def echo(server_tls: TLSConfig, client_tls: TLSConfig) -> int:
+        async with running_server(tls=server_tls) as server, \
+                associate(LOOPBACK, server.port, tls=client_tls) as assoc:
+            return int(await assoc.echo())
+
+    ours_server = TLSConfig(certfile=tmp_path / "server.pem", keyfile=tmp_path / "server.key",
+                            cafile=tmp_path / "ca.pem")
+    ours_client = TLSConfig(certfile=tmp_path / "client.pem", keyfile=tmp_path / "client.key",
+                            cafile=tmp_path / "ca.pem", server_hostname="localhost")
+    assert run(echo(ours_server, peer)) == 0  # the peer as a client
+    assert run(echo(TLSConfig(certfile=tmp_path / "peer.pem", keyfile=tmp_path / "peer.key",
+                              cafile=tmp_path / "ca.pem"), ours_client)) == 0  # as a server

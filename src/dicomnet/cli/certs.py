@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
 
 from dicomnet.cli.common import EXIT_USAGE, fail, print_json
 from dicomnet.cli.echo import describe_certificate
-from dicomnet.security.certificates import CertificateInfo, make_dev_pki
+from dicomnet.errors import ConfigurationError
+from dicomnet.security.certificates import (
+    CertificateInfo,
+    issue_dev_certificate,
+    key_is_encrypted,
+    make_dev_pki,
+)
 
 __all__ = ["PKI_FILES", "certs"]
 
@@ -19,7 +26,8 @@ PKI_FILES = ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "clie
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def certs() -> None:
-    """Development certificates: make a small PKI, inspect certificates."""
+    """Development certificates: make a small PKI, issue more from it, inspect
+    certificates."""
 
 
 @certs.command("init")
@@ -49,16 +57,7 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
     Example:
       dicomnet certs init pki --server-name pacs.local --server-name 10.0.0.5
     """
-    if password_env and ask_password:
-        raise click.UsageError("give --password-env or --password, not both")
-    password: str | None = None
-    if password_env:
-        password = os.environ.get(password_env)
-        if not password:
-            raise click.UsageError(f"--password-env {password_env}: that variable is not set")
-    elif ask_password:
-        password = str(click.prompt("Password for the private keys", hide_input=True,
-                                    confirmation_prompt=True, err=True))
+    password = _password(password_env, ask_password, confirm=True)
     existing = [name for name in PKI_FILES if (directory / name).exists()]
     if existing and not force:
         fail(f"{directory} already holds {', '.join(existing)}: refusing to overwrite "
@@ -101,6 +100,103 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
     click.echo("and in another:")
     click.echo(f"  dicomnet echo {names[0]} 2762 --tls --cert {d / 'client.pem'} "
                f"--key {d / 'client.key'} --ca {d / 'ca.pem'}{pw}")
+
+
+#: A certificate's file name: no path, nothing hidden.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@certs.command("issue")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("name")
+@click.option("--role", type=click.Choice(["both", "server", "client"]), default="both",
+              show_default=True,
+              help="Extended key usage: serverAuth, clientAuth, or both (for a peer that "
+                   "presents one certificate when it listens and when it connects, as "
+                   "Orthanc does).")
+@click.option("--host-name", "host_names", multiple=True, metavar="NAME",
+              help="DNS name or IP address the certificate is valid for (repeat). "
+                   "Default: localhost and 127.0.0.1 (none for --role client). NAME is "
+                   "its CN.")
+@click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True,
+              help="Validity.")
+@click.option("--password-env", metavar="VAR",
+              help="The password of ca.key (as `certs init` set it) in this environment "
+                   "variable; the new key is encrypted with it too.")
+@click.option("--password", "ask_password", is_flag=True,
+              help="Ask for the password of ca.key (the new key is encrypted with it too).")
+@click.option("--force", is_flag=True, help="Overwrite NAME.pem and NAME.key if they exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
+def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...], days: int,
+          password_env: str | None, ask_password: bool, force: bool, as_json: bool) -> None:
+    """Issue one more certificate from the CA that `certs init` made in DIRECTORY:
+    writes NAME.pem and NAME.key there.
+
+    For a peer of your dicomnet server or client: a device, a PACS, Orthanc. A
+    dicomnet server that requires client certificates (the default) accepts
+    only certificates allowing clientAuth from clients, and a client only ones
+    allowing serverAuth from servers; --role both allows both.
+
+    \b
+    Example (Orthanc's DicomTlsCertificate and DicomTlsPrivateKey):
+      dicomnet certs issue pki orthanc --host-name orthanc.local
+    """
+    if not _SAFE_NAME.fullmatch(name):
+        fail(f"NAME {name!r}: letters, digits, '.', '-' and '_' only, at most 64, "
+             "starting with a letter or digit", EXIT_USAGE)
+    if name == "ca":
+        fail("NAME ca: that is the CA's own certificate", EXIT_USAGE)
+    for required in ("ca.pem", "ca.key"):
+        if not (directory / required).is_file():
+            fail(f"{directory} has no {required}: make the PKI first (dicomnet certs init "
+                 f"{directory})", EXIT_USAGE)
+    existing = [f.name for f in (directory / f"{name}.pem", directory / f"{name}.key")
+                if f.exists()]
+    if existing and not force:
+        fail(f"{directory} already holds {', '.join(existing)}: refusing to overwrite "
+             "(use --force, or another NAME)", EXIT_USAGE)
+    encrypted = key_is_encrypted((directory / "ca.key").read_bytes())
+    password = _password(password_env, ask_password, confirm=False)
+    if encrypted and password is None:
+        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR or --password",
+             EXIT_USAGE)
+    server, client = role in ("both", "server"), role in ("both", "client")
+    names = host_names or (("localhost", "127.0.0.1") if server else ())
+    try:
+        cert, key = issue_dev_certificate(directory, name, names=names, server=server,
+                                          client=client, days=days, password=password)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except OSError as exc:
+        fail(f"cannot write to {directory}: {exc.strerror or exc}", EXIT_USAGE)
+    except ValueError as exc:
+        fail(f"cannot make the certificate: {exc}", EXIT_USAGE)
+    info = CertificateInfo.from_pem_file(cert)
+    if as_json:
+        print_json({"cert": str(cert), "key": str(key), "role": role,
+                    "extended_key_usage": list(info.extended_key_usage),
+                    "names": list(info.sans), "subject": info.subject, "days": days,
+                    "encrypted": password is not None})
+        return
+    click.echo(f"Wrote {cert} and {key} ({role}: {', '.join(info.extended_key_usage)}; "
+               f"{info.subject}; names: {', '.join(info.sans) or '-'}), signed by "
+               f"{directory / 'ca.pem'}.")
+    click.echo("The peer also needs ca.pem to trust dicomnet's side (its CA file).")
+
+
+def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | None:
+    """The password from --password-env VAR or asked for (--password), or None."""
+    if password_env and ask:
+        raise click.UsageError("give --password-env or --password, not both")
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise click.UsageError(f"--password-env {password_env}: that variable is not set")
+        return password
+    if ask:
+        return str(click.prompt("Password for the private keys", hide_input=True,
+                                confirmation_prompt=confirm, err=True))
+    return None
 
 
 @certs.command("show")

@@ -76,6 +76,7 @@ def describe_certificate(cert: CertificateInfo, indent: str = "  ") -> list[str]
         ("issuer", cert.issuer),
         ("names", ", ".join(cert.sans) or "-"),
         ("key", f"{cert.public_key_type} {cert.public_key_bits} bits"),
+        ("usage", ", ".join(cert.extended_key_usage) or "any (no extended key usage)"),
         ("valid from", f"{cert.not_before:%Y-%m-%d %H:%M} UTC"),
         ("expires", expiry),
         ("SHA-256", cert.sha256_fingerprint),

@@ -34,6 +34,7 @@ __all__ = [
     "KeyType",
     "first_certificate_der",
     "generate_key",
+    "issue_dev_certificate",
     "key_is_encrypted",
     "make_dev_pki",
     "self_signed",
@@ -71,6 +72,9 @@ class CertificateInfo:
     """Hash of the issuer's signature (``sha256``...), None for Ed25519/Ed448."""
     is_ca: bool
     """True when basicConstraints says this is a CA certificate."""
+    extended_key_usage: tuple[str, ...] = ()
+    """Extended key usages (RFC 5280 4.2.1.12): ``serverAuth``, ``clientAuth``, or
+    other OIDs in dotted form; empty when the extension is absent (any use)."""
 
     @classmethod
     def from_der(cls, der: bytes) -> CertificateInfo:
@@ -96,6 +100,12 @@ class CertificateInfo:
             is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         except x509.ExtensionNotFound:
             is_ca = False
+        try:
+            usages = tuple(
+                _USAGE_NAMES.get(oid, oid.dotted_string) for oid in
+                cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        except x509.ExtensionNotFound:
+            usages = ()
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(cns[0].value) if cns else None
         key = cert.public_key()
@@ -115,6 +125,7 @@ class CertificateInfo:
             public_key_bits=bits,
             signature_hash=algo.name if algo is not None else None,
             is_ca=is_ca,
+            extended_key_usage=usages,
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -132,7 +143,12 @@ class CertificateInfo:
             "public_key_bits": self.public_key_bits,
             "signature_hash": self.signature_hash,
             "is_ca": self.is_ca,
+            "extended_key_usage": list(self.extended_key_usage),
         }
+
+
+_USAGE_NAMES = {ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+                ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth"}
 
 
 def _describe_key(key: object) -> tuple[str, int]:
@@ -299,6 +315,48 @@ class CertificateAuthority:
             .sign(key, hashes.SHA256())
         )
         return cls(IssuedCert(cert, key))
+
+    @classmethod
+    def load(cls, cert_path: str | Path, key_path: str | Path, *,
+             password: str | bytes | None = None) -> CertificateAuthority:
+        """A CA from its certificate and private key (PEM files, the key possibly
+        encrypted with ``password``), to issue more certificates. Their serial
+        numbers start from a random 64-bit value, so that they never repeat one
+        this CA gave before (RFC 5280 4.1.2.2).
+
+        Raises ``ConfigurationError`` naming the file and what is wrong."""
+        from ..errors import ConfigurationError
+
+        try:
+            cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+            pem = Path(key_path).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the CA: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise ConfigurationError(f"{cert_path} holds no PEM certificate") from exc
+        if key_is_encrypted(pem) and password is None:
+            raise ConfigurationError(f"{key_path} is encrypted: a password is needed")
+        pw = password.encode() if isinstance(password, str) else password
+        try:
+            key = serialization.load_pem_private_key(
+                pem, password=pw if key_is_encrypted(pem) else None)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"cannot load {key_path}: wrong password, or not a PEM private key") from exc
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ConfigurationError(f"{key_path}: only RSA and ECDSA CA keys are supported")
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+            raise ConfigurationError(f"{key_path} is not the key of {cert_path}")
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            raise ConfigurationError(f"{cert_path} is not a CA certificate")
+        ca = cls(IssuedCert(cert, key))
+        ca._next_serial = x509.random_serial_number() >> 96  # 64 random bits
+        return ca
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -505,6 +563,39 @@ class DevPKI:
     """``client.key``: its private key."""
     password: str | None = None
     """The password protecting the keys, if any."""
+
+
+def issue_dev_certificate(
+    directory: str | Path,
+    name: str,
+    *,
+    names: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    server: bool = True,
+    client: bool = True,
+    days: int = 825,
+    password: str | None = None,
+) -> tuple[Path, Path]:
+    """Issue one more certificate from the CA of a :func:`make_dev_pki` folder
+    (its ``ca.pem`` and ``ca.key``, the key decrypted with ``password``) and write
+    ``NAME.pem`` and ``NAME.key`` beside them, the key encrypted with the same
+    password. By default the certificate allows both uses, serverAuth and
+    clientAuth (RFC 5280 4.2.1.12), for a peer that presents one certificate when
+    it listens and when it connects (Orthanc does). ``name`` is also its CN;
+    ``names`` are the DNS names or IP addresses it is valid for (subject
+    alternative names, which host-name checks use). The key is of the CA's type."""
+    directory = Path(directory)
+    ca = CertificateAuthority.load(directory / "ca.pem", directory / "ca.key", password=password)
+    key = ca.key
+    key_type: KeyType = "rsa"
+    rsa_bits = 2048
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        key_type = "ecdsa-p384" if key.curve.key_size == 384 else "ecdsa"
+    else:
+        rsa_bits = max(2048, key.key_size)
+    issued = ca.issue(name, sans=names, server=server, client=client,
+                      key_type=key_type, rsa_bits=rsa_bits,
+                      not_after=_now() + dt.timedelta(days=days))
+    return issued.write(directory, name, password=password)
 
 
 def make_dev_pki(
