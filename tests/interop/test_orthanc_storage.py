@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import io
 import json
+import selectors
 import subprocess
 import sys
 import urllib.error
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 
+from dicomnet.aio.client import associate
 from dicomnet.errors import TLSError
 from dicomnet.security.certificates import CertificateInfo
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, store_paths
@@ -277,6 +279,69 @@ def test_orthanc_stores_over_tls_into_storage_scp(orthanc: Orthanc, pki: Pki,
             assert row is not None
             assert (row.calling_ae, row.peer_fingerprint) == (ORTHANC_AE, orthanc_fingerprint)
     assert not list(root.rglob("*.dicomnet-part"))
+
+
+def test_echo_both_ways_over_tls(orthanc: Orthanc, pki: Pki) -> None:
+    async def scenario() -> tuple[int, Any]:
+        async with associate(LOOPBACK, orthanc.dicom_port, tls=pki.client_tls(),
+                             calling_ae_title=CALLING_AE,
+                             called_ae_title=ORTHANC_AE) as assoc:
+            ours = int(await assoc.echo())
+        async with running_server(ae_title=SERVER_AE, tls=pki.server_tls()) as server:
+            orthanc.call("PUT", "/modalities/dicomnet-echo", {
+                "AET": SERVER_AE, "Host": LOOPBACK, "Port": server.port, "UseDicomTls": True})
+            theirs = await asyncio.to_thread(orthanc.call, "POST",
+                                             "/modalities/dicomnet-echo/echo", {})
+        return ours, theirs
+
+    ours, theirs = run(scenario(), timeout=60)
+    assert ours == 0  # Success from Orthanc's Verification SCP
+    assert theirs == {}  # Orthanc's answer when its C-ECHO succeeded (an error is HTTP 500)
+
+
+@contextlib.contextmanager
+def serve_command(pki: Pki, store: Path) -> Iterator[tuple[int, list[str]]]:
+    """`dicomnet serve --tls` as users run it, on a free port: (port, its stderr,
+    filled in once it has stopped)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
+         "--aet", SERVER_AE, "--output", str(store), "--tls", "--cert", str(pki.server_cert),
+         "--key", str(pki.server_key), "--ca", str(pki.ca_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+            assert sel.select(30), "dicomnet serve printed no start line"
+        started = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        stderr: list[str] = []
+        yield int(started["port"]), stderr
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    stderr.append(err)
+
+
+def test_orthanc_stores_into_the_dicomnet_serve_command(orthanc: Orthanc, pki: Pki,
+                                                        tmp_path: Path) -> None:
+    sent = sources(tmp_path / "sent", 640)
+    ids = [orthanc.upload(path) for path in sent.values()]
+    store = tmp_path / "store"
+    with serve_command(pki, store) as (port, stderr):
+        orthanc.call("PUT", "/modalities/dicomnet-serve", {
+            "AET": SERVER_AE, "Host": LOOPBACK, "Port": port, "UseDicomTls": True})
+        job = orthanc.call("POST", "/modalities/dicomnet-serve/store",
+                           {"Resources": ids, "Synchronous": True})
+    log = "".join(stderr)
+    assert (job["InstancesCount"], job["FailedInstancesCount"]) == (len(sent), 0), job
+    for n, (name, source) in enumerate(sent.items()):
+        number = 640 + n
+        stored = store / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm"
+        assert dcmread(stored, stop_before_pixels=True).file_meta.TransferSyntaxUID == \
+            SYNTAX_NAMES[name]
+        assert_same_dataset(source, stored)
+    assert f"association {ORTHANC_AE}@127.0.0.1:" in log
+    assert "TLSv1.3" in log
 
 
 # -- certificates nobody vouched for ----------------------------------------------------------
