@@ -36,7 +36,8 @@ import store_bench as sb
 
 from dicomnet.security.certificates import make_dev_pki
 
-STACKS = ("dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B", "pynetdicom", "tree", "python-ssl")
+STACKS = ("dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B", "pynetdicom", "pynetdicom-nodelay",
+          "tree", "python-ssl")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,7 @@ VARIANTS = (
     Variant("dcmtk", "DCMTK 3.6.7", "dcmtk"),
     Variant("dcmtk+B", "DCMTK 3.6.7 storescp +B", "dcmtk"),
     Variant("pynetdicom", "pynetdicom", "pynetdicom"),
+    Variant("pynetdicom-nodelay", "pynetdicom, TCP_NODELAY", "pynetdicom"),
 )
 
 
@@ -309,8 +310,10 @@ def start_server(variant: str, pki: Path | None, out: Path, log: Path,
             cmd += ["--profile", str(profile)]
         proc = _spawn(cmd, log, stdout_pipe=True)
         return Server(proc, _read_port(proc, 60), log)
-    if variant == "pynetdicom":
+    if variant in ("pynetdicom", "pynetdicom-nodelay"):
         cmd = [PY, str(BENCH / "pynetdicom_peer.py"), "scp", str(out)]
+        if variant == "pynetdicom-nodelay":
+            cmd.append("--nodelay")
         if pki is not None:
             cmd += ["--pki", str(pki)]
         proc = _spawn(cmd, log, stdout_pipe=True)
@@ -339,8 +342,10 @@ def client_command(variant: str, pki: Path | None, port: int, folder: Path,
         cmd = [PY, str(BENCH / "dicomnet_scu.py"), "127.0.0.1", str(port), str(folder)]
         if profile is not None:
             cmd += ["--profile", str(profile)]
-    elif variant == "pynetdicom":
+    elif variant in ("pynetdicom", "pynetdicom-nodelay"):
         cmd = [PY, str(BENCH / "pynetdicom_peer.py"), "scu", "127.0.0.1", str(port), str(folder)]
+        if variant == "pynetdicom-nodelay":
+            cmd.append("--nodelay")
     else:
         cmd = [STORESCU, "-aet", "STORESCU", "-aec", "ANY-SCP", "-pdu", DCMTK_PDU, "+sd"]
         if pki is not None:
@@ -399,7 +404,7 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
             return
         wall = time.perf_counter() - start
         seconds = wall
-        if variant in ("dicomnet", "dicomnet-nosync", "pynetdicom"):
+        if variant in ("dicomnet", "dicomnet-nosync", "pynetdicom", "pynetdicom-nodelay"):
             lines = done.stdout.decode(errors="replace").strip().splitlines()
             with contextlib.suppress(IndexError, ValueError, KeyError):
                 seconds = float(json.loads(lines[-1])["seconds"])
@@ -511,6 +516,9 @@ def targets(results: dict[tuple[str, str, str], Measurement], transport: str,
                      rate("dcmtk", small), 0.5))
     out.append(check(f"{small.label} vs pynetdicom", rate("dicomnet", small),
                      rate("pynetdicom", small), 5.0))
+    if rate("pynetdicom-nodelay", small) is not None:
+        out.append(check(f"{small.label} vs pynetdicom with TCP_NODELAY (beyond the issue)",
+                         rate("dicomnet", small), rate("pynetdicom-nodelay", small), 5.0))
     m = results.get((transport, "dicomnet", large.name))
     peak = m.peak_mb if m is not None else None
     if peak is None:

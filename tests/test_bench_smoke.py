@@ -68,3 +68,17 @@ def test_pairs_measures_the_python_ssl_ceiling_beside_dicomnet(tmp_path: Path) -
     )
     assert refused.returncode == 2
     assert "large objects over TLS only" in refused.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_pairs_runs_pynetdicom_with_tcp_nodelay(tmp_path: Path) -> None:
+    """The tuned pynetdicom row (its peer script's --nodelay) runs to the end."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("pairs.py")), "small", "--quick", "--no-wait",
+         "--stacks", "dicomnet,pynetdicom-nodelay", "--rounds", "1"],
+        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    assert rounds == ["dicomnet", "pynetdicom-nodelay"]
+    assert "FAILED" not in done.stdout
