@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -49,11 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated, the first is the reference (default: %(default)s)")
     parser.add_argument("--tree", type=Path, help="the other dicomnet checkout, for 'tree'")
     parser.add_argument("--rounds", type=int, default=4, help="default: %(default)s")
-    parser.add_argument("--plain", action="store_true", help="plain TCP instead of TLS")
-    parser.add_argument("--quick", action="store_true", help="store_bench's --quick sizes")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="do not wait for recently deleted inodes to age")
-    parser.add_argument("--timeout", type=float, default=600.0)
+    sb.add_round_options(parser)
     args = parser.parse_args(argv)
     stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
     unknown = set(stacks) - set(STACKS)
@@ -101,30 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                         os.environ.pop("PYTHONPATH", None)
                     else:
                         os.environ["PYTHONPATH"] = base_path
-                if len(m.seconds) > before:
-                    rate = _rate(case, m, m.seconds[-1])
-                    print(f"round {number + 1}  {stack:16} {rate:9.1f} {case.unit}"
-                          f"  server CPU {m.server_cpu[-1]:.2f} s", flush=True)
-                else:
-                    print(f"round {number + 1}  {stack:16} FAILED: {m.errors[-1]}", flush=True)
-    reference = results[stacks[0]]
-    print()
-    for stack in stacks:
-        m = results[stack]
-        if not m.seconds:
-            print(f"{stack:16} no valid run")
-            continue
-        rate = _rate(case, m, statistics.median(m.seconds))
-        ratio = ""
-        if stack != stacks[0] and reference.seconds:
-            ratio = f"  {statistics.median(reference.seconds) / statistics.median(m.seconds):.2f}x"
-            ratio += f" of {stacks[0]}"
-        print(f"{stack:16} median {rate:9.1f} {case.unit} over {len(m.seconds)} run(s){ratio}")
+                sb.print_round(number, stack, case, m, before)
+    sb.print_medians(case, results, stacks)
     return 0 if all(m.ok for m in results.values()) else 1
-
-
-def _rate(case: sb.Case, m: sb.Measurement, seconds: float) -> float:
-    return float((m.count if case.unit == "obj/s" else m.payload_bytes / 1e6) / seconds)
 
 
 if __name__ == "__main__":

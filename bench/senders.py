@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -152,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the sender: DCMTK storescu (one C-STORE at a time) or "
                              "dicomnet's SCU (pipelined where the server allows)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--plain", action="store_true", help="plain TCP instead of TLS")
-    parser.add_argument("--quick", action="store_true", help="store_bench's --quick sizes")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="do not wait for recently deleted inodes to age")
-    parser.add_argument("--timeout", type=float, default=600.0)
+    sb.add_round_options(parser)
     args = parser.parse_args(argv)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = set(servers) - set(SERVERS)
@@ -184,29 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                 before = len(m.seconds)
                 run_once(name, args.client, pki, case, folder, payload=payload, work=work,
                          tag=f"{name}-{number}", timeout=args.timeout, m=m)
-                if len(m.seconds) > before:
-                    print(f"round {number + 1}  {name:16} {_rate(case, m, m.seconds[-1]):9.1f} "
-                          f"{case.unit}  server CPU {m.server_cpu[-1]:.2f} s", flush=True)
-                else:
-                    print(f"round {number + 1}  {name:16} FAILED: {m.errors[-1]}", flush=True)
-    reference = results[servers[0]]
-    print()
-    for name in servers:
-        m = results[name]
-        if not m.seconds:
-            print(f"{name:16} no valid run")
-            continue
-        ratio = ""
-        if name != servers[0] and reference.seconds:
-            ratio = (f"  {statistics.median(reference.seconds) / statistics.median(m.seconds):.2f}x"
-                     f" of {servers[0]}")
-        print(f"{name:16} median {_rate(case, m, statistics.median(m.seconds)):9.1f} "
-              f"{case.unit} over {len(m.seconds)} run(s){ratio}")
+                sb.print_round(number, name, case, m, before)
+    sb.print_medians(case, results, servers)
     return 0 if all(m.ok for m in results.values()) else 1
-
-
-def _rate(case: sb.Case, m: sb.Measurement, seconds: float) -> float:
-    return float((m.count if case.unit == "obj/s" else m.payload_bytes / 1e6) / seconds)
 
 
 if __name__ == "__main__":

@@ -602,6 +602,47 @@ DELETED_STAMP = Path(tempfile.gettempdir()) / "dicomnet-store-bench.deleted"
 INODE_RECENCY = 300.0
 
 
+def add_round_options(parser: argparse.ArgumentParser) -> None:
+    """The options pairs.py and senders.py share."""
+    parser.add_argument("--plain", action="store_true", help="plain TCP instead of TLS")
+    parser.add_argument("--quick", action="store_true", help="store_bench's --quick sizes")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for recently deleted inodes to age")
+    parser.add_argument("--timeout", type=float, default=600.0)
+
+
+def case_rate(case: Case, m: Measurement, seconds: float) -> float:
+    """The case's rate (objects/s or MB/s) for a run of ``seconds``."""
+    return float((m.count if case.unit == "obj/s" else m.payload_bytes / 1e6) / seconds)
+
+
+def print_round(number: int, name: str, case: Case, m: Measurement, before: int) -> None:
+    """One line for a run of interleaved rounds (pairs.py, senders.py): its rate,
+    or why it failed (``before``: how many runs ``m`` held before this one)."""
+    if len(m.seconds) > before:
+        print(f"round {number + 1}  {name:16} {case_rate(case, m, m.seconds[-1]):9.1f} "
+              f"{case.unit}  server CPU {m.server_cpu[-1]:.2f} s", flush=True)
+    else:
+        print(f"round {number + 1}  {name:16} FAILED: {m.errors[-1]}", flush=True)
+
+
+def print_medians(case: Case, results: dict[str, Measurement], names: Sequence[str]) -> None:
+    """The medians of interleaved rounds, each as a ratio to the first of ``names``."""
+    reference = results[names[0]]
+    print()
+    for name in names:
+        m = results[name]
+        if not m.seconds:
+            print(f"{name:16} no valid run")
+            continue
+        ratio = ""
+        if name != names[0] and reference.seconds:
+            ratio = (f"  {statistics.median(reference.seconds) / statistics.median(m.seconds):.2f}x"
+                     f" of {names[0]}")
+        print(f"{name:16} median {case_rate(case, m, statistics.median(m.seconds)):9.1f} "
+              f"{case.unit} over {len(m.seconds)} run(s){ratio}")
+
+
 def wait_for_freed_inodes(*, wait: bool) -> None:
     """Sleep until the inodes the previous run freed are no longer 'recent'."""
     try:

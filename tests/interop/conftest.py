@@ -8,18 +8,23 @@ silently stop being tested.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import logging
 import os
+import selectors
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from tests.aio.helpers import AIO_LOGGER, PkiFactory
+from tests.aio.helpers import AIO_LOGGER, Pki, PkiFactory
 
 
 def _under_ci() -> bool:
@@ -91,3 +96,26 @@ def aio_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """caplog recording dicomnet's network logger from INFO up."""
     caplog.set_level(logging.INFO, logger=AIO_LOGGER)
     return caplog
+
+
+@contextlib.contextmanager
+def dicomnet_serve(pki: Pki, store: Path, *options: str) -> Iterator[tuple[int, list[str]]]:
+    """`dicomnet serve --tls` as users run it (a subprocess), on a free port, storing
+    into ``store``: yields (port, its stderr, filled in once it has stopped)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
+         "--output", str(store), "--tls", "--cert", str(pki.server_cert),
+         "--key", str(pki.server_key), "--ca", str(pki.ca_file), *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    stderr: list[str] = []
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+            assert sel.select(30), "dicomnet serve printed no start line"
+        started = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        yield int(started["port"]), stderr
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+        stderr.append(err)

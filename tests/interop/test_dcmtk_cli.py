@@ -3,11 +3,8 @@ DCMTK's echoscu and storescu over mutually authenticated TLS."""
 
 from __future__ import annotations
 
-import json
-import selectors
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.aio.helpers import PkiFactory, peer_env
-from tests.interop.conftest import Dcmtk, _missing
+from tests.interop.conftest import Dcmtk, _missing, dicomnet_serve
 from tests.storage.dicomfiles import assert_same_dataset, make_image, write_part10
 
 
@@ -24,21 +21,8 @@ def served(tmp_path: Path, pkis: PkiFactory) -> Iterator[tuple[int, Path, Path]]
     """`dicomnet serve --tls` on a free port: (port, store folder, pki folder)."""
     pki = pkis("rsa")
     store = tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
-         "--output", str(store), "--tls", "--cert", str(pki.server_cert),
-         "--key", str(pki.server_key), "--ca", str(pki.ca_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-            assert sel.select(30), "dicomnet serve printed no start line"
-        started = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-        yield int(started["port"]), store, pki.directory
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=20)
+    with dicomnet_serve(pki, store) as (port, _):
+        yield port, store, pki.directory
 
 
 def _tls_args(pki_dir: Path) -> list[str]:

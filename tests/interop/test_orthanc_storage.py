@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import io
 import json
-import selectors
 import subprocess
 import sys
 import urllib.error
@@ -49,6 +48,7 @@ from tests.aio.helpers import (
     running_server,
     wait_port,
 )
+from tests.interop.conftest import dicomnet_serve
 from tests.storage.dicomfiles import (
     SYNTAX_NAMES,
     assert_same_dataset,
@@ -110,6 +110,28 @@ class Orthanc:
         answer = self.call("POST", "/instances", path.read_bytes())
         assert answer["Status"] in ("Success", "AlreadyStored"), answer
         return str(answer["ID"])
+
+    def register(self, name: str, port: int) -> None:
+        """Make the dicomnet server on 127.0.0.1:``port`` one of Orthanc's modalities,
+        reached over DICOM TLS."""
+        self.call("PUT", f"/modalities/{name}", {
+            "AET": SERVER_AE, "Host": LOOPBACK, "Port": port, "UseDicomTls": True})
+
+    async def store_into_scp(self, pki: Pki, root: Path, ids: list[str],
+                             links: HookRecorder) -> Any:
+        """Orthanc's synchronous store job of ``ids`` into a dicomnet StorageSCP
+        over TLS (storing under ``root``): Orthanc's answer, or the AssertionError
+        of :meth:`call` when Orthanc reports a failure."""
+        scp = StorageSCP(root)
+        try:
+            async with running_server(ae_title=SERVER_AE, tls=pki.server_tls(),
+                                      providers=[VerificationSCP(), scp],
+                                      on_secure_link_ready=links) as server:
+                self.register("dicomnet", server.port)
+                return await asyncio.to_thread(self.call, "POST", "/modalities/dicomnet/store",
+                                               {"Resources": ids, "Synchronous": True})
+        finally:
+            scp.close()
 
 
 def orthanc_config(folder: Path, pki: Pki, cert: Path, key: Path, *, dicom_port: int,
@@ -243,23 +265,7 @@ def test_orthanc_stores_over_tls_into_storage_scp(orthanc: Orthanc, pki: Pki,
     ids = [orthanc.upload(path) for path in sent.values()]
     root = tmp_path / "root"
     links = HookRecorder()
-
-    async def scenario() -> Any:
-        scp = StorageSCP(root)
-        try:
-            async with running_server(ae_title=SERVER_AE, tls=pki.server_tls(),
-                                      providers=[VerificationSCP(), scp],
-                                      on_secure_link_ready=links) as server:
-                orthanc.call("PUT", "/modalities/dicomnet", {
-                    "AET": SERVER_AE, "Host": LOOPBACK, "Port": server.port,
-                    "UseDicomTls": True})
-                return await asyncio.to_thread(
-                    orthanc.call, "POST", "/modalities/dicomnet/store",
-                    {"Resources": ids, "Synchronous": True})
-        finally:
-            scp.close()
-
-    job = run(scenario(), timeout=120)
+    job = run(orthanc.store_into_scp(pki, root, ids, links), timeout=120)
     assert (job["InstancesCount"], job["FailedInstancesCount"]) == (len(sent), 0), job
     orthanc_fingerprint = CertificateInfo.from_pem_file(orthanc.certificate).sha256_fingerprint
     assert links.events, "no TLS connection reached the server"
@@ -288,8 +294,7 @@ def test_echo_both_ways_over_tls(orthanc: Orthanc, pki: Pki) -> None:
                              called_ae_title=ORTHANC_AE) as assoc:
             ours = int(await assoc.echo())
         async with running_server(ae_title=SERVER_AE, tls=pki.server_tls()) as server:
-            orthanc.call("PUT", "/modalities/dicomnet-echo", {
-                "AET": SERVER_AE, "Host": LOOPBACK, "Port": server.port, "UseDicomTls": True})
+            orthanc.register("dicomnet-echo", server.port)
             theirs = await asyncio.to_thread(orthanc.call, "POST",
                                              "/modalities/dicomnet-echo/echo", {})
         return ours, theirs
@@ -299,37 +304,13 @@ def test_echo_both_ways_over_tls(orthanc: Orthanc, pki: Pki) -> None:
     assert theirs == {}  # Orthanc's answer when its C-ECHO succeeded (an error is HTTP 500)
 
 
-@contextlib.contextmanager
-def serve_command(pki: Pki, store: Path) -> Iterator[tuple[int, list[str]]]:
-    """`dicomnet serve --tls` as users run it, on a free port: (port, its stderr,
-    filled in once it has stopped)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
-         "--aet", SERVER_AE, "--output", str(store), "--tls", "--cert", str(pki.server_cert),
-         "--key", str(pki.server_key), "--ca", str(pki.ca_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-            assert sel.select(30), "dicomnet serve printed no start line"
-        started = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-        stderr: list[str] = []
-        yield int(started["port"]), stderr
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=20)
-    stderr.append(err)
-
-
 def test_orthanc_stores_into_the_dicomnet_serve_command(orthanc: Orthanc, pki: Pki,
                                                         tmp_path: Path) -> None:
     sent = sources(tmp_path / "sent", 640)
     ids = [orthanc.upload(path) for path in sent.values()]
     store = tmp_path / "store"
-    with serve_command(pki, store) as (port, stderr):
-        orthanc.call("PUT", "/modalities/dicomnet-serve", {
-            "AET": SERVER_AE, "Host": LOOPBACK, "Port": port, "UseDicomTls": True})
+    with dicomnet_serve(pki, store, "--aet", SERVER_AE) as (port, stderr):
+        orthanc.register("dicomnet-serve", port)
         job = orthanc.call("POST", "/modalities/dicomnet-serve/store",
                            {"Resources": ids, "Synchronous": True})
     log = "".join(stderr)
@@ -365,26 +346,9 @@ def test_an_orthanc_whose_certificate_we_do_not_trust_is_refused_both_ways(
 
         instance = impostor.upload(sent["implicit-le"])
         links = HookRecorder()
-
-        async def scenario() -> str:
-            scp = StorageSCP(root)
-            try:
-                async with running_server(ae_title=SERVER_AE, tls=pki.server_tls(),
-                                          providers=[VerificationSCP(), scp],
-                                          on_secure_link_ready=links) as server:
-                    impostor.call("PUT", "/modalities/dicomnet", {
-                        "AET": SERVER_AE, "Host": LOOPBACK, "Port": server.port,
-                        "UseDicomTls": True})
-                    with pytest.raises(AssertionError) as failed:
-                        await asyncio.to_thread(
-                            impostor.call, "POST", "/modalities/dicomnet/store",
-                            {"Resources": [instance], "Synchronous": True})
-                    return str(failed.value)
-            finally:
-                scp.close()
-
-        answer = run(scenario(), timeout=120)
-    assert "HTTP 500" in answer
+        with pytest.raises(AssertionError) as failed:
+            run(impostor.store_into_scp(pki, root, [instance], links), timeout=120)
+    assert "HTTP 500" in str(failed.value)
     assert links.events and all(e.info is None and e.error is not None for e in links.events)
     assert "certificate" in str(links.events[0].error)
     assert not list(root.rglob("*.dcm"))
