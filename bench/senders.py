@@ -11,7 +11,13 @@ to each server, in interleaved rounds, every run after ``os.sync()``, on
   object durable (fsync, name, folder fsync) before its answer, SQLite index;
 * ``orthanc``: Orthanc (Debian's package), its storage defaults: SQLite index,
   an fsync of each file (``SyncStorageArea``), no compression, no transcoding;
-* ``dcmtk`` / ``dcmtk+B``: DCMTK's ``storescp`` (no fsync, no index).
+* ``dcmtk`` / ``dcmtk+B``: DCMTK's ``storescp`` (no fsync, no index; with
+  ``--fork`` when there are several senders, its way to serve them at once).
+
+``--senders N`` runs N senders at once, each with its share of the files (a
+server receiving from several modalities): the time is then until the last
+one is done, and the server's CPU includes its reaped children (storescp's
+forks).
 
 Every DCMTK-based process (storescu, storescp, Orthanc) runs with
 ``TCP_NODELAY=1``: with Nagle on, Orthanc took 89.7 s instead of 3.7 s for
@@ -21,8 +27,8 @@ the time is the sender's process wall time (``--client dicomnet``: the time our
 SCU measures around its send, as in store_bench).
 
 Run: ``.venv/bin/python bench/senders.py {small,images,large} [--servers
-dicomnet,orthanc,dcmtk] [--client dcmtk|dicomnet] [--rounds N] [--plain]
-[--quick] [--no-wait]``.
+dicomnet,orthanc,dcmtk] [--client dcmtk|dicomnet] [--senders N] [--rounds N]
+[--plain] [--quick] [--no-wait]``.
 """
 
 from __future__ import annotations
@@ -91,48 +97,77 @@ def start_orthanc(pki: Path | None, out: Path, log: Path) -> Orthanc:
     return Orthanc(proc, dicom_port, log, http_port)
 
 
-def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case, folder: Path,
-             *, payload: int, work: Path, tag: str, timeout: float,
+def split(folder: Path, target: Path, parts: int) -> list[Path]:
+    """``folder``'s files dealt round-robin into ``parts`` folders (hard links)."""
+    if parts == 1:
+        return [folder]
+    shares = [target / str(n) for n in range(parts)]
+    for share in shares:
+        share.mkdir(parents=True, exist_ok=True)
+    for n, path in enumerate(sorted(folder.iterdir())):
+        os.link(path, shares[n % parts] / path.name)
+    return shares
+
+
+def cpu_with_children(pid: int) -> float:
+    """The process's CPU and its reaped children's (utime, stime, cutime, cstime)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case,
+             shares: list[Path], *, payload: int, work: Path, tag: str, timeout: float,
              m: sb.Measurement) -> None:
     out = work / "recv" / tag
     out.mkdir(parents=True)
     log = work / "logs" / f"{tag}.log"
     log.parent.mkdir(exist_ok=True)
     os.sync()  # nothing left to write back from the previous run (see store_bench)
+    fork = ["--fork"] if len(shares) > 1 else []
     try:
         server = (start_orthanc(pki, out, log) if server_name == "orthanc"
-                  else sb.start_server(server_name, pki, out, log))
+                  else sb.start_server(server_name, pki, out, log, storescp_options=fork))
     except RuntimeError as exc:
         m.errors.append(f"{tag}: {exc}")
         return
     try:
-        cmd = sb.client_command(client, pki, server.port, folder)
         start = time.perf_counter()
+        senders = [subprocess.Popen(sb.client_command(client, pki, server.port, share),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, env=sb._dcmtk_env())
+                   for share in shares]
+        outputs: list[bytes] = []
         try:
-            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=timeout, env=sb._dcmtk_env(), check=False)
+            for sender in senders:
+                left = max(0.1, timeout - (time.perf_counter() - start))
+                outputs.append(sender.communicate(timeout=left)[0])
         except subprocess.TimeoutExpired:
-            m.errors.append(f"{tag}: the sender timed out after {timeout:.0f}s")
+            for sender in senders:
+                sender.kill()
+                sender.communicate()
+            m.errors.append(f"{tag}: a sender timed out after {timeout:.0f}s")
             return
         wall = time.perf_counter() - start
         seconds = wall
-        if client == "dicomnet":
-            lines = done.stdout.decode(errors="replace").strip().splitlines()
+        if client == "dicomnet" and len(shares) == 1:
+            lines = outputs[0].decode(errors="replace").strip().splitlines()
             with contextlib.suppress(IndexError, ValueError, KeyError):
                 seconds = float(json.loads(lines[-1])["seconds"])
+        failed = [s.returncode for s in senders if s.returncode != 0]
         if isinstance(server, Orthanc):
             stats = server.statistics()
             files, size = int(str(stats["CountInstances"])), int(str(stats["TotalDiskSize"]))
         else:
             files, size = sb.received(out)
-        if done.returncode != 0 or files != m.count or size < payload:
+        if failed or files != m.count or size < payload:
             m.errors.append(
-                f"{tag}: sender exit {done.returncode}, {files}/{m.count} objects, {size} "
-                "bytes: " + (done.stdout + done.stderr).decode(errors="replace").strip()[-400:])
+                f"{tag}: sender exits {failed or 0}, {files}/{m.count} objects, {size} "
+                "bytes: " + b"".join(outputs).decode(errors="replace").strip()[-400:])
             return
         m.seconds.append(seconds)
         m.client_wall.append(wall)
-        m.server_cpu.append(server.cpu_seconds())
+        m.server_cpu.append(cpu_with_children(server.proc.pid))
     finally:
         server.stop()
         if case.name == "large":  # few inodes, much space (see store_bench.run_once)
@@ -150,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=["dcmtk", "dicomnet"], default="dcmtk",
                         help="the sender: DCMTK storescu (one C-STORE at a time) or "
                              "dicomnet's SCU (pipelined where the server allows)")
+    parser.add_argument("--senders", type=int, default=1,
+                        help="how many senders at once, each with its share of the files")
     parser.add_argument("--rounds", type=int, default=3)
     sb.add_round_options(parser)
     args = parser.parse_args(argv)
@@ -160,9 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     if "orthanc" in servers and not Path(ORTHANC).exists():
         parser.error("Orthanc is not installed (apt-get install orthanc)")
     case = {c.name: c for c in sb.cases(args.quick)}[args.case]
+    if not 1 <= args.senders <= case.count:
+        parser.error(f"--senders: 1 to {case.count}")
     sb.wait_for_freed_inodes(wait=not args.no_wait)
     with sb.workspace(None) as work:
         folder = sb.generate(work / "data", [case])[case.name]
+        shares = split(folder, work / "data" / "shares", args.senders)
         os.sync()
         pki = None if args.plain else make_dev_pki(work / "pki").directory
         files = list(folder.iterdir())
@@ -170,14 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         transport = "plain" if args.plain else "tls"
         results = {s: sb.Measurement(transport, s, case.name, len(files), payload)
                    for s in servers}
-        print(f"{case.label}, {transport}, sender: "
-              f"{'DCMTK storescu' if args.client == 'dcmtk' else 'dicomnet SCU'}", flush=True)
+        who = "DCMTK storescu" if args.client == "dcmtk" else "dicomnet SCU"
+        if args.senders > 1:
+            who = f"{args.senders} x {who} at once"
+        print(f"{case.label}, {transport}, sender: {who}", flush=True)
         for number in range(args.rounds):
             order = servers if number % 2 == 0 else servers[::-1]
             for name in order:
                 m = results[name]
                 before = len(m.seconds)
-                run_once(name, args.client, pki, case, folder, payload=payload, work=work,
+                run_once(name, args.client, pki, case, shares, payload=payload, work=work,
                          tag=f"{name}-{number}", timeout=args.timeout, m=m)
                 sb.print_round(number, name, case, m, before)
     sb.print_medians(case, results, servers)

@@ -299,7 +299,8 @@ def _read_port(proc: subprocess.Popen[bytes], timeout: float) -> int:
 
 
 def start_server(variant: str, pki: Path | None, out: Path, log: Path,
-                 profile: Path | None = None) -> Server:
+                 profile: Path | None = None, *,
+                 storescp_options: Sequence[str] = ()) -> Server:
     if variant in ("dicomnet", "dicomnet-nosync"):
         cmd = [PY, str(BENCH / "dicomnet_scp.py"), str(out)]
         if variant == "dicomnet-nosync":
@@ -319,7 +320,7 @@ def start_server(variant: str, pki: Path | None, out: Path, log: Path,
         proc = _spawn(cmd, log, stdout_pipe=True)
         return Server(proc, _read_port(proc, 60), log)
     port = _free_port()
-    cmd = [STORESCP, "-pdu", DCMTK_PDU, "-od", str(out)]
+    cmd = [STORESCP, "-pdu", DCMTK_PDU, "-od", str(out), *storescp_options]
     if variant == "dcmtk+B":
         cmd.append("+B")
     if pki is not None:

@@ -33,3 +33,21 @@ def test_senders_alternates_the_servers_under_one_sender(
     assert "FAILED" not in done.stdout
     assert "orthanc          median" in done.stdout
     assert "x of dicomnet" in done.stdout
+
+
+def test_senders_runs_several_senders_at_once(
+        dcmtk: Dcmtk, orthanc_binary: Path, tmp_path: Path) -> None:
+    """--senders 3: the files dealt between three storescu processes; every object
+    must arrive (each server's count is checked by the script), storescp with
+    --fork to serve them at once."""
+    done = subprocess.run(
+        [sys.executable, str(SENDERS), "small", "--quick", "--no-wait",
+         "--servers", "dicomnet,orthanc,dcmtk", "--rounds", "1", "--senders", "3"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "sender: 3 x DCMTK storescu at once" in done.stdout
+    rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    assert rounds == ["dicomnet", "orthanc", "dcmtk"]
+    assert "FAILED" not in done.stdout
