@@ -3,7 +3,9 @@ package; DICOM TLS since Orthanc 1.9.0), both ways.
 
 Orthanc runs as its own process, started here with a configuration of our own
 (DICOM TLS with a certificate from the test CA, REST API for local clients only,
-no plugins). What it received is read back through its REST API (the file it
+no plugins). Orthanc 1.10 has no option for the address it listens on: its two
+free ports are open on every interface while a test runs, and only 127.0.0.1
+is ever connected to. What it received is read back through its REST API (the file it
 keeps for an instance), and what it sends is asked of it the same way
 (``/modalities/{name}/store``), never by looking into its folders.
 
