@@ -25,7 +25,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,6 @@ class Orthanc:
     dicom_port: int
     http_port: int
     certificate: Path
-    uploaded: dict[str, str] = field(default_factory=dict)  # SOP Instance UID -> Orthanc ID
 
     def call(self, method: str, path: str, body: bytes | dict[str, Any] | None = None) -> Any:
         """One REST call; the decoded JSON answer (None when empty). An HTTP error
