@@ -12,7 +12,9 @@ to each server, in interleaved rounds, every run after ``os.sync()``, on
 * ``orthanc``: Orthanc (Debian's package), its storage defaults: SQLite index,
   an fsync of each file (``SyncStorageArea``), no compression, no transcoding;
 * ``dcmtk`` / ``dcmtk+B``: DCMTK's ``storescp`` (no fsync, no index; with
-  ``--fork`` when there are several senders, its way to serve them at once).
+  ``--fork`` when there are several senders, its way to serve them at once);
+* ``tree``: dicomnet's server from another checkout (``--tree DIR``), for A/B
+  comparisons of the one-at-a-time path.
 
 ``--senders N`` runs N senders at once, each with its share of the files (a
 server receiving from several modalities): the time is then until the last
@@ -28,7 +30,7 @@ SCU measures around its send, as in store_bench).
 
 Run: ``.venv/bin/python bench/senders.py {small,images,large} [--servers
 dicomnet,orthanc,dcmtk] [--client dcmtk|dicomnet] [--senders N] [--rounds N]
-[--plain] [--quick] [--no-wait]``.
+[--tree DIR] [--plain] [--quick] [--no-wait]``.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import store_bench as sb
 from dicomnet.security.certificates import make_dev_pki
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
-SERVERS = ("dicomnet", "orthanc", "dcmtk", "dcmtk+B", "dicomnet-nosync")
+SERVERS = ("dicomnet", "orthanc", "dcmtk", "dcmtk+B", "dicomnet-nosync", "tree")
 
 
 class Orthanc(sb.Server):
@@ -118,19 +120,32 @@ def cpu_with_children(pid: int) -> float:
 
 def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case,
              shares: list[Path], *, payload: int, work: Path, tag: str, timeout: float,
-             m: sb.Measurement) -> None:
+             m: sb.Measurement, tree: Path | None = None) -> None:
     out = work / "recv" / tag
     out.mkdir(parents=True)
     log = work / "logs" / f"{tag}.log"
     log.parent.mkdir(exist_ok=True)
     os.sync()  # nothing left to write back from the previous run (see store_bench)
     fork = ["--fork"] if len(shares) > 1 else []
+    base_path = os.environ.get("PYTHONPATH")
     try:
-        server = (start_orthanc(pki, out, log) if server_name == "orthanc"
-                  else sb.start_server(server_name, pki, out, log, storescp_options=fork))
+        if server_name == "orthanc":
+            server: sb.Server = start_orthanc(pki, out, log)
+        elif server_name == "tree":  # dicomnet's server from the other checkout
+            assert tree is not None
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(tree.resolve() / "src"), base_path) if p)
+            server = sb.start_server("dicomnet", pki, out, log)
+        else:
+            server = sb.start_server(server_name, pki, out, log, storescp_options=fork)
     except RuntimeError as exc:
         m.errors.append(f"{tag}: {exc}")
         return
+    finally:  # the sender runs from this checkout
+        if base_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = base_path
     try:
         start = time.perf_counter()
         senders = [subprocess.Popen(sb.client_command(client, pki, server.port, share),
@@ -185,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=["dcmtk", "dicomnet"], default="dcmtk",
                         help="the sender: DCMTK storescu (one C-STORE at a time) or "
                              "dicomnet's SCU (pipelined where the server allows)")
+    parser.add_argument("--tree", type=Path,
+                        help="another dicomnet checkout, whose server 'tree' runs (A/B)")
     parser.add_argument("--senders", type=int, default=1,
                         help="how many senders at once, each with its share of the files")
     parser.add_argument("--rounds", type=int, default=3)
@@ -194,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(servers) - set(SERVERS)
     if unknown or not servers:
         parser.error(f"--servers: one or more of {', '.join(SERVERS)}")
+    if "tree" in servers and (args.tree is None or not (args.tree / "src").is_dir()):
+        parser.error("'tree' needs --tree pointing at a checkout with a src/ folder")
     if "orthanc" in servers and not Path(ORTHANC).exists():
         parser.error("Orthanc is not installed (apt-get install orthanc)")
     case = {c.name: c for c in sb.cases(args.quick)}[args.case]
@@ -220,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 m = results[name]
                 before = len(m.seconds)
                 run_once(name, args.client, pki, case, shares, payload=payload, work=work,
-                         tag=f"{name}-{number}", timeout=args.timeout, m=m)
+                         tag=f"{name}-{number}", timeout=args.timeout, m=m, tree=args.tree)
                 sb.print_round(number, name, case, m, before)
     sb.print_medians(case, results, servers)
     return 0 if all(m.ok for m in results.values()) else 1
