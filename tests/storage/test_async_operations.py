@@ -61,3 +61,37 @@ def test_window_is_what_both_sides_allow(tmp_path: Path) -> None:
             return sync, windowed, status
 
     assert run(scenario()) == (1, 5, 0)
+
+
+def test_without_a_window_objects_go_one_at_a_time_in_order(tmp_path: Path) -> None:
+    """A peer that grants no window (most do not) gets each C-STORE after the last
+    one's response, in the files' order, each reported to on_progress once."""
+    files = [write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+             for n in range(6)]
+    stored_order: list[str] = []
+    progress: list[Path] = []
+
+    async def scenario() -> tuple[list[bool], int]:
+        running = 0
+        most = 0
+
+        async def hold(instance: StoredInstance) -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            stored_order.append(instance.sop_instance_uid)
+            await asyncio.sleep(0.01)  # a second request would arrive meanwhile
+            running -= 1
+
+        scp = StorageSCP(tmp_path / "out", on_c_store=hold)
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            results = await store_paths("127.0.0.1", server.port, files,
+                                        max_async_operations=1,
+                                        on_progress=lambda r: progress.append(r.path))
+        return [r.ok for r in results], most
+
+    oks, most = run(scenario())
+    assert oks == [True] * 6
+    assert most == 1
+    assert stored_order == [make_image(n).SOPInstanceUID for n in range(6)]
+    assert progress == files

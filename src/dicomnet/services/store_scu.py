@@ -308,8 +308,24 @@ async def _send_one(assoc: ClientAssociation, plan: _Plan,
 async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
                       on_progress: Callable[[StoreResult], None] | None) -> None:
     """Send the plans on one association, up to its asynchronous window at a time."""
-    slots = asyncio.Semaphore(max(1, assoc.async_window))
     buffers = PduBuffers()
+    if assoc.async_window <= 1:
+        # One at a time (most peers grant no window): in order, without a task per
+        # object, whose hand-offs through the event loop cost more than the
+        # request itself on small objects.
+        for plan in plans:
+            if assoc.failure is not None:
+                raise assoc.failure
+            try:
+                await _send_one(assoc, plan, buffers)
+            except StorageError as exc:
+                plan.result.error = str(exc)
+            if on_progress:
+                on_progress(plan.result)
+        if assoc.failure is not None:
+            raise assoc.failure
+        return
+    slots = asyncio.Semaphore(assoc.async_window)
 
     async def one(plan: _Plan) -> None:
         try:
