@@ -309,6 +309,16 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
                       on_progress: Callable[[StoreResult], None] | None) -> None:
     """Send the plans on one association, up to its asynchronous window at a time."""
     buffers = PduBuffers()
+
+    async def send(plan: _Plan) -> None:
+        """One object; a file-level failure is its result, not the batch's."""
+        try:
+            await _send_one(assoc, plan, buffers)
+        except StorageError as exc:
+            plan.result.error = str(exc)
+        if on_progress:
+            on_progress(plan.result)
+
     if assoc.async_window <= 1:
         # One at a time (most peers grant no window): in order, without a task per
         # object, whose hand-offs through the event loop cost more than the
@@ -316,12 +326,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         for plan in plans:
             if assoc.failure is not None:
                 raise assoc.failure
-            try:
-                await _send_one(assoc, plan, buffers)
-            except StorageError as exc:
-                plan.result.error = str(exc)
-            if on_progress:
-                on_progress(plan.result)
+            await send(plan)
         if assoc.failure is not None:
             raise assoc.failure
         return
@@ -329,13 +334,9 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
 
     async def one(plan: _Plan) -> None:
         try:
-            await _send_one(assoc, plan, buffers)
-        except StorageError as exc:
-            plan.result.error = str(exc)
+            await send(plan)
         finally:
             slots.release()
-        if on_progress:
-            on_progress(plan.result)
 
     tasks: list[asyncio.Task[None]] = []
     try:
