@@ -24,6 +24,7 @@ authentication unless ``--plain``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -32,8 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ssl_ceiling  # sibling scripts, not a package
 import store_bench as sb
-
-from dicomnet.security.certificates import make_dev_pki
 
 STACKS = ("dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B", "pynetdicom", "pynetdicom-nodelay",
           "tree", "python-ssl")
@@ -60,42 +59,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("'python-ssl' compares with large objects over TLS only")
     case = {c.name: c for c in sb.cases(args.quick)}[args.case]
     sb.wait_for_freed_inodes(wait=not args.no_wait)
-    base_path = os.environ.get("PYTHONPATH")
     with sb.workspace(None) as work:
-        folder = sb.generate(work / "data", [case])[case.name]
-        os.sync()  # as store_bench does: no write-back of the test files mid-run
-        pki = None if args.plain else make_dev_pki(work / "pki").directory
-        files = list(folder.iterdir())
-        payload = sum(p.stat().st_size for p in files)
-        transport = "plain" if args.plain else "tls"
-        results = {s: sb.Measurement(transport, s, case.name, len(files), payload)
-                   for s in stacks}
+        rounds = sb.prepare_rounds(work, case, stacks, plain=args.plain)
+        pki, payload, results = rounds.pki, rounds.payload, rounds.results
         for number in range(args.rounds):
             order = stacks if number % 2 == 0 else stacks[::-1]
             for stack in order:
-                variant = "dicomnet" if stack == "tree" else stack
-                if stack == "tree":
-                    assert args.tree is not None
-                    os.environ["PYTHONPATH"] = os.pathsep.join(
-                        p for p in (str(args.tree.resolve() / "src"), base_path) if p)
-                try:
-                    m = results[stack]
-                    before = len(m.seconds)
-                    if stack == "python-ssl":
-                        assert pki is not None
-                        os.sync()  # as before every run_once
-                        rate, _, server_cpu = ssl_ceiling.run_once(
-                            pki, files[0], None, 256 << 10, total=payload)
-                        m.seconds.append(payload / 1e6 / rate)
-                        m.server_cpu.append(server_cpu)
-                    else:
-                        sb.run_once(variant, pki, case, folder, payload=payload, work=work,
+                m = results[stack]
+                before = len(m.seconds)
+                if stack == "python-ssl":
+                    assert pki is not None
+                    os.sync()  # as before every run_once
+                    first = min(rounds.folder.iterdir())
+                    rate, _, server_cpu = ssl_ceiling.run_once(
+                        pki, first, None, 256 << 10, total=payload)
+                    m.seconds.append(payload / 1e6 / rate)
+                    m.server_cpu.append(server_cpu)
+                else:
+                    with (sb.checkout_first(args.tree) if stack == "tree" and args.tree
+                          else contextlib.nullcontext()):
+                        sb.run_once("dicomnet" if stack == "tree" else stack, pki, case,
+                                    rounds.folder, payload=payload, work=work,
                                     tag=f"{stack}-{number}", timeout=args.timeout, m=m)
-                finally:
-                    if base_path is None:
-                        os.environ.pop("PYTHONPATH", None)
-                    else:
-                        os.environ["PYTHONPATH"] = base_path
                 sb.print_round(number, stack, case, m, before)
     sb.print_medians(case, results, stacks)
     return 0 if all(m.ok for m in results.values()) else 1

@@ -48,8 +48,6 @@ from pathlib import Path
 
 import store_bench as sb
 
-from dicomnet.security.certificates import make_dev_pki
-
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 SERVERS = ("dicomnet", "orthanc", "dcmtk", "dcmtk+B", "dicomnet-nosync", "tree")
 
@@ -127,25 +125,18 @@ def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case,
     log.parent.mkdir(exist_ok=True)
     os.sync()  # nothing left to write back from the previous run (see store_bench)
     fork = ["--fork"] if len(shares) > 1 else []
-    base_path = os.environ.get("PYTHONPATH")
     try:
         if server_name == "orthanc":
             server: sb.Server = start_orthanc(pki, out, log)
         elif server_name == "tree":  # dicomnet's server from the other checkout
             assert tree is not None
-            os.environ["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(tree.resolve() / "src"), base_path) if p)
-            server = sb.start_server("dicomnet", pki, out, log)
+            with sb.checkout_first(tree):  # the sender runs from this one
+                server = sb.start_server("dicomnet", pki, out, log)
         else:
             server = sb.start_server(server_name, pki, out, log, storescp_options=fork)
     except RuntimeError as exc:
         m.errors.append(f"{tag}: {exc}")
         return
-    finally:  # the sender runs from this checkout
-        if base_path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = base_path
     try:
         start = time.perf_counter()
         senders = [subprocess.Popen(sb.client_command(client, pki, server.port, share),
@@ -220,15 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--senders: 1 to {case.count}")
     sb.wait_for_freed_inodes(wait=not args.no_wait)
     with sb.workspace(None) as work:
-        folder = sb.generate(work / "data", [case])[case.name]
-        shares = split(folder, work / "data" / "shares", args.senders)
-        os.sync()
-        pki = None if args.plain else make_dev_pki(work / "pki").directory
-        files = list(folder.iterdir())
-        payload = sum(p.stat().st_size for p in files)
-        transport = "plain" if args.plain else "tls"
-        results = {s: sb.Measurement(transport, s, case.name, len(files), payload)
-                   for s in servers}
+        rounds = sb.prepare_rounds(work, case, servers, plain=args.plain)
+        shares = split(rounds.folder, work / "data" / "shares", args.senders)
+        transport, results = rounds.transport, rounds.results
         who = "DCMTK storescu" if args.client == "dcmtk" else "dicomnet SCU"
         if args.senders > 1:
             who = f"{args.senders} x {who} at once"
@@ -238,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in order:
                 m = results[name]
                 before = len(m.seconds)
-                run_once(name, args.client, pki, case, shares, payload=payload, work=work,
-                         tag=f"{name}-{number}", timeout=args.timeout, m=m, tree=args.tree)
+                run_once(name, args.client, rounds.pki, case, shares, payload=rounds.payload,
+                         work=work, tag=f"{name}-{number}", timeout=args.timeout, m=m,
+                         tree=args.tree)
                 sb.print_round(number, name, case, m, before)
     sb.print_medians(case, results, servers)
     return 0 if all(m.ok for m in results.values()) else 1

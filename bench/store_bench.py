@@ -612,6 +612,47 @@ def add_round_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
 
 
+@contextlib.contextmanager
+def checkout_first(tree: Path) -> Iterator[None]:
+    """Processes started meanwhile import dicomnet from ``tree``'s ``src`` (the
+    'tree' stack of pairs.py and senders.py); PYTHONPATH is restored after."""
+    base_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(tree.resolve() / "src"), base_path) if p)
+    try:
+        yield
+    finally:
+        if base_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = base_path
+
+
+@dataclass(slots=True)
+class Rounds:
+    """What interleaved rounds of one case share: its files, the PKI (None over
+    plain TCP), and one Measurement per stack."""
+
+    folder: Path
+    pki: Path | None
+    payload: int
+    transport: str
+    results: dict[str, Measurement]
+
+
+def prepare_rounds(work: Path, case: Case, names: Sequence[str], *, plain: bool) -> Rounds:
+    """The case's files (synced to disk before anything is timed), a development
+    PKI unless ``plain``, and an empty Measurement for each of ``names``."""
+    folder = generate(work / "data", [case])[case.name]
+    os.sync()  # no write-back of the test files mid-run
+    pki = None if plain else make_dev_pki(work / "pki").directory
+    files = list(folder.iterdir())
+    payload = sum(p.stat().st_size for p in files)
+    transport = "plain" if plain else "tls"
+    return Rounds(folder, pki, payload, transport,
+                  {n: Measurement(transport, n, case.name, len(files), payload) for n in names})
+
+
 def case_rate(case: Case, m: Measurement, seconds: float) -> float:
     """The case's rate (objects/s or MB/s) for a run of ``seconds``."""
     return float((m.count if case.unit == "obj/s" else m.payload_bytes / 1e6) / seconds)
