@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..errors import ConfigurationError
+
 __all__ = [
     "CertificateAuthority",
     "CertificateInfo",
@@ -325,8 +327,6 @@ class CertificateAuthority:
         this CA gave before (RFC 5280 4.1.2.2).
 
         Raises ``ConfigurationError`` naming the file and what is wrong."""
-        from ..errors import ConfigurationError
-
         try:
             cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
             pem = Path(key_path).read_bytes()
