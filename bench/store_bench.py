@@ -14,6 +14,8 @@ Cases (full run; ``--quick`` uses smaller counts and sizes):
 
 Every (stack, transport, case, run) gets a fresh server process and a fresh
 output folder; a run only counts when every object arrived (files counted).
+Runs are interleaved: for each case, run 1 of every stack, then run 2 in the
+reverse order, and so on.
 The SCU time is measured inside the Python SCUs around the send (association
 to release, reading the files included; interpreter start-up excluded) and,
 for DCMTK's storescu, as the wall time of the process. MB are 10^6 bytes of
@@ -718,6 +720,21 @@ def workspace(given: Path | None) -> Iterator[Path]:
         DELETED_STAMP.touch()
 
 
+def _measurement(results: dict[tuple[str, str, str], Measurement], transport: str,
+                 v: Variant, case: Case, folder: Path, *, work: Path,
+                 pynetdicom_small: int) -> tuple[Measurement, Path]:
+    """A new Measurement of one stack for one case (in ``results``), and the folder
+    its SCU sends: pynetdicom's small-object runs send only the first
+    ``pynetdicom_small`` files (0: all)."""
+    if v.key == "pynetdicom" and case.name == "small" and 0 < pynetdicom_small < case.count:
+        folder = subset(folder, work / "data" / "small-pynetdicom", pynetdicom_small)
+    count = sum(1 for _ in folder.iterdir())
+    payload = sum(p.stat().st_size for p in folder.iterdir())
+    m = Measurement(transport, v.key, case.name, count, payload)
+    results[(transport, v.key, case.name)] = m
+    return m, folder
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     all_cases = cases(args.quick)
@@ -746,23 +763,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"generated test files in {time.perf_counter() - t:.1f}s under {work}",
                   flush=True)
             for transport in transports:
-                for v in variants:
-                    for case in selected:
-                        folder = folders[case.name]
-                        cap = args.pynetdicom_small
-                        if v.key == "pynetdicom" and case.name == "small" and 0 < cap < case.count:
-                            folder = subset(folder, work / "data" / "small-pynetdicom", cap)
-                        count = sum(1 for _ in folder.iterdir())
-                        payload = sum(p.stat().st_size for p in folder.iterdir())
-                        m = Measurement(transport, v.key, case.name, count, payload)
-                        results[(transport, v.key, case.name)] = m
-                        for run in range(args.runs):
-                            tag = f"{transport}-{v.key}-{case.name}-{run + 1}"
-                            run_once(v.key, pki if transport == "tls" else None, case, folder,
-                                     payload=payload, work=work, tag=tag, timeout=args.timeout,
-                                     m=m, profile_dir=args.profile_dir)
+                for case in selected:
+                    measured = [_measurement(results, transport, v, case, folders[case.name],
+                                             work=work, pynetdicom_small=args.pynetdicom_small)
+                                for v in variants]
+                    # Interleaved: run r of every stack, then run r + 1 in the
+                    # reverse order. A slow spell of this VM (it lasts minutes)
+                    # then falls on several stacks instead of on both runs of one,
+                    # and no stack always comes first after the test files are
+                    # written.
+                    for run in range(args.runs):
+                        order = measured if run % 2 == 0 else measured[::-1]
+                        for m, folder in order:
+                            tag = f"{transport}-{m.variant}-{case.name}-{run + 1}"
+                            run_once(m.variant, pki if transport == "tls" else None, case,
+                                     folder, payload=m.payload_bytes, work=work, tag=tag,
+                                     timeout=args.timeout, m=m,
+                                     profile_dir=args.profile_dir)
+                    for m, _ in measured:
                         rate = m.rate(case.unit)
-                        print(f"{transport:5} {v.key:10} {case.name:6} "
+                        print(f"{transport:5} {m.variant:10} {case.name:6} "
                               f"{_fmt(rate, case.unit):>6} {case.unit}"
                               + (f", SCP peak {m.peak_mb:.0f} MB" if m.peak_mb else "")
                               + (f"  ERRORS: {m.errors}" if m.errors else ""), flush=True)
