@@ -1,0 +1,157 @@
+"""A hand-driven SCP over a raw asyncio server, for the tests of the client's
+response path: the test chooses every byte it answers with (responses out of
+order, unsolicited, pending, cut across PDUs, malformed, or none at all).
+
+The association is accepted with dicomnet's own negotiation (``negotiate``); from
+there each request is read whole (command and data set) and handed to the
+test's ``answer`` coroutine, which writes what it likes through
+:meth:`RawPeer.send`. What the client sent at the end (A-RELEASE-RQ, A-ABORT or
+nothing) is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from dicomnet.dimse.messages import DimseMessage, decode_message, encode_message
+from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
+from dicomnet.ul.pdu import (
+    AAbort,
+    AssociateRQ,
+    PDataTF,
+    ReleaseRP,
+    ReleaseRQ,
+    decode_pdu,
+    encode_pdata,
+)
+
+__all__ = ["RawPeer", "Request", "raw_scp", "response_pdu"]
+
+LOOPBACK = "127.0.0.1"
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the client sent it."""
+
+    context_id: int
+    message: DimseMessage
+    dataset: bytes | None
+
+
+def response_pdu(context_id: int, message: DimseMessage) -> bytes:
+    """``message`` as one P-DATA-TF PDU (one command PDV, marked last)."""
+    return encode_pdata(context_id, True, True, encode_message(message))
+
+
+@dataclass
+class RawPeer:
+    """The server side of one connection (see the module docstring)."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    requests: list[Request] = field(default_factory=list)
+    #: How the client ended: "release", "abort", "closed", or "" while it lasts.
+    ending: str = ""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, *chunks: bytes) -> None:
+        """Write ``chunks`` (PDUs or any bytes), each written and drained on its own."""
+        for chunk in chunks:
+            self.writer.write(chunk)
+            await self.writer.drain()
+
+    async def read_pdu(self) -> bytes:
+        head = await self.reader.readexactly(6)
+        (length,) = struct.unpack(">I", head[2:])
+        return head + await self.reader.readexactly(length)
+
+    async def next_request(self) -> Request | None:
+        """The next whole request, or None once the client released, aborted or
+        closed (``ending`` says which; a release is answered)."""
+        command = bytearray()
+        dataset: bytearray | None = None
+        context_id = 0
+        message: DimseMessage | None = None
+        while True:
+            try:
+                pdu = decode_pdu(await self.read_pdu())
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.ending = "closed"
+                return None
+            if isinstance(pdu, ReleaseRQ):
+                self.ending = "release"
+                await self.send(ReleaseRP().encode())
+                return None
+            if isinstance(pdu, AAbort):
+                self.ending = "abort"
+                return None
+            assert isinstance(pdu, PDataTF), f"unexpected {pdu!r}"
+            for pdv in pdu.pdvs:
+                context_id = pdv.context_id
+                if pdv.is_command:
+                    command += pdv.data
+                    if pdv.is_last:
+                        message = decode_message(bytes(command))
+                        if not message.has_dataset:
+                            return Request(context_id, message, None)
+                        dataset = bytearray()
+                else:
+                    assert dataset is not None, "data set before its command"
+                    dataset += pdv.data
+                    if pdv.is_last:
+                        assert message is not None
+                        return Request(context_id, message, bytes(dataset))
+
+
+Answer = Callable[[RawPeer, Request], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_scp(answer: Answer, *, max_async_operations: int = 1,
+                  contexts: dict[str, list[str]] | None = None) -> AsyncIterator[
+                      tuple[int, list[RawPeer]]]:
+    """A server on 127.0.0.1 (port 0) accepting associations with ``negotiate``;
+    ``answer(peer, request)`` is awaited for each request, in order. Yields the
+    port and the list of peers (one per connection), and closes everything."""
+    policy = AcceptorPolicy(
+        contexts=contexts or {VERIFICATION: [EXPLICIT_LE, IMPLICIT_LE]},
+        max_async_operations=max_async_operations,
+    )
+    peers: list[RawPeer] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = RawPeer(reader, writer)
+        peers.append(peer)
+        try:
+            rq = decode_pdu(await peer.read_pdu())
+            assert isinstance(rq, AssociateRQ)
+            await peer.send(negotiate(rq, policy).encode())
+            while (request := await peer.next_request()) is not None:
+                peer.requests.append(request)
+                await answer(peer, request)
+            if not peer.ending:
+                peer.ending = "closed"
+        except (asyncio.IncompleteReadError, ConnectionError):
+            peer.ending = peer.ending or "closed"
+        finally:
+            peer.ended.set()
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    try:
+        yield server.sockets[0].getsockname()[1], peers
+    finally:
+        server.close()
+        for peer in peers:
+            peer.writer.close()
+        await server.wait_closed()

@@ -1,0 +1,187 @@
+"""The client's response path against a hand-driven SCP (tests/aio/rawscp.py):
+responses pending, cut across PDUs and reads, several in one read and out of
+order, unsolicited, malformed, late or missing, and a peer that hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from dicomnet.aio.client import ClientAssociation, associate
+from dicomnet.config import Timeouts
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP
+from dicomnet.errors import AssociationAborted, DimseTimeout
+from dicomnet.ul.pdu import encode_pdata
+from tests.aio.helpers import LOOPBACK, run, wait_until
+from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
+
+PENDING, SUCCESS = 0xFF00, 0x0000
+
+
+def _rsp(request: Request, status: int = SUCCESS, message_id: int | None = None) -> bytes:
+    responded = request.message.message_id if message_id is None else message_id  # type: ignore[union-attr]
+    return response_pdu(request.context_id, CEchoRSP(
+        message_id_being_responded_to=responded, status=status,
+        affected_sop_class_uid=VERIFICATION))
+
+
+def _echo_rq(assoc: ClientAssociation) -> tuple[CEchoRQ, int]:
+    ctx = assoc.context_for(VERIFICATION)
+    return CEchoRQ(message_id=assoc.dimse.next_message_id()), ctx.context_id
+
+
+async def _ended(peers: list[RawPeer]) -> str:
+    await wait_until(lambda: bool(peers) and peers[0].ended.is_set(), "the peer's end")
+    return peers[0].ending
+
+
+def test_pending_responses_come_first_then_the_final_one() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request, PENDING), _rsp(request, PENDING), _rsp(request))
+
+    async def main() -> list[int]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                rq, context_id = _echo_rq(assoc)
+                statuses = [rsp.status async for rsp, _ in assoc.request(rq, context_id)]  # type: ignore[union-attr]
+            assert await _ended(peers) == "release"
+            return statuses
+
+    assert run(main()) == [PENDING, PENDING, SUCCESS]
+
+
+def test_a_response_cut_across_pdus_and_reads() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        whole = _rsp(request)[12:]  # the command set: after the PDU and PDV headers
+        thirds = [whole[:10], whole[10:40], whole[40:]]
+        pdus = [encode_pdata(request.context_id, True, i == 2, part)
+                for i, part in enumerate(thirds)]
+        stream = b"".join(pdus)
+        for start in range(0, len(stream), 7):  # 7 bytes a write: many reads
+            await peer.send(stream[start:start + 7])
+
+    async def main() -> int:
+        async with raw_scp(answer) as (port, _), associate(LOOPBACK, port) as assoc:
+            return int(await assoc.echo())
+
+    assert run(main()) == SUCCESS
+
+
+def test_responses_in_one_read_and_out_of_order_reach_their_requests() -> None:
+    held: list[Request] = []
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        held.append(request)
+        if len(held) == 3:  # all three outstanding: answer in reverse, in one write
+            await peer.send(b"".join(_rsp(r, status=0xB000 + i) for i, r in
+                                     reversed(list(enumerate(held)))))
+
+    async def main() -> tuple[list[int], list[int]]:
+        async with (raw_scp(answer, max_async_operations=3) as (port, _),
+                    associate(LOOPBACK, port, max_async_operations=3) as assoc):
+            assert assoc.async_window == 3
+            requests = [_echo_rq(assoc) for _ in range(3)]
+            replies = await asyncio.gather(*(assoc.request_one(rq, cid)
+                                             for rq, cid in requests))
+        return ([rq.message_id for rq, _ in requests],
+                [rsp.message_id_being_responded_to for rsp, _ in replies])  # type: ignore[union-attr]
+
+    sent, answered = run(main())
+    assert answered == sent
+    assert [r.message.message_id for r in held] == sent  # type: ignore[union-attr]
+
+
+def test_an_unsolicited_response_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request, 0xC000, message_id=999), _rsp(request))
+
+    async def main() -> int:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                status = int(await assoc.echo())
+            assert await _ended(peers) == "release"
+            return status
+
+    with caplog.at_level(logging.WARNING, logger="dicomnet.aio"):
+        assert run(main()) == SUCCESS
+    assert any("unsolicited CEchoRSP" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("command", [
+    b"\x00\x00\x00\x00\x04\x00\x00\x00\xff\xff\xff\x7f",  # group length past the end
+    b"\x00\x00\x00\x01\x02\x00\x00\x00\x30\x80",  # no group length, no message ID
+    b"\x01\x02\x03",  # not even an element header
+], ids=["group-length", "missing-elements", "truncated"])
+def test_a_malformed_response_aborts_the_association(command: bytes) -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(encode_pdata(request.context_id, True, True, command))
+
+    async def main() -> tuple[str, str]:
+        async with raw_scp(answer) as (port, peers):
+            with pytest.raises(AssociationAborted) as caught:
+                async with associate(LOOPBACK, port) as assoc:
+                    try:
+                        await assoc.echo()
+                    finally:
+                        # The A-ABORT goes out at once, not when the block ends.
+                        ending = await _ended(peers)
+            return str(caught.value), ending
+
+    message, ending = run(main())
+    assert "invalid DIMSE data from peer" in message
+    assert ending == "abort"  # PS3.8 9.2: AA-8 on invalid data
+
+
+def test_no_response_is_a_dimse_timeout_and_the_association_is_aborted() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        return None  # never answers
+
+    async def main() -> str:
+        async with raw_scp(answer) as (port, peers):
+            with pytest.raises(DimseTimeout, match=r"no response to message 1 within 0\.3s"):
+                async with associate(LOOPBACK, port, timeouts=Timeouts(dimse=0.3)) as assoc:
+                    await assoc.echo()
+            return await _ended(peers)
+
+    assert run(main()) == "abort"
+
+
+def test_a_peer_that_hangs_up_fails_the_pending_request() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        peer.writer.close()
+
+    async def main() -> None:
+        async with raw_scp(answer) as (port, _):
+            with pytest.raises(AssociationAborted):
+                async with associate(LOOPBACK, port) as assoc:
+                    await assoc.echo()
+
+    run(main())
+
+
+def test_a_response_after_the_requests_timeout_is_ignored_and_the_next_one_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    late: list[Request] = []
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if not late:  # the first request: hold its answer until the second arrives
+            late.append(request)
+            return
+        await peer.send(_rsp(late[0]), _rsp(request))
+
+    async def main() -> tuple[bool, int]:
+        async with (raw_scp(answer) as (port, _),
+                    associate(LOOPBACK, port, timeouts=Timeouts(dimse=0.3)) as assoc):
+            timed_out = False
+            try:
+                await assoc.echo()
+            except DimseTimeout:
+                timed_out = True
+            return timed_out, int(await assoc.echo())
+
+    with caplog.at_level(logging.WARNING, logger="dicomnet.aio"):
+        assert run(main()) == (True, SUCCESS)
+    assert any("unsolicited CEchoRSP" in r.getMessage() for r in caplog.records)
