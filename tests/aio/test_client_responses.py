@@ -185,3 +185,41 @@ def test_a_response_after_the_requests_timeout_is_ignored_and_the_next_one_works
     with caplog.at_level(logging.WARNING, logger="dicomnet.aio"):
         assert run(main()) == (True, SUCCESS)
     assert any("unsolicited CEchoRSP" in r.getMessage() for r in caplog.records)
+
+
+def test_a_lone_request_is_written_at_once_and_concurrent_ones_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One request outstanding: nothing else can join its write, so it goes out
+    at once (a synchronous sender's next request is not held to the end of the
+    loop's round); with several outstanding, small messages still wait for the
+    round's end and leave together."""
+    deferred: list[int] = []
+    original = ClientAssociation._queue_out_soon
+
+    def spy(self: ClientAssociation) -> None:
+        deferred.append(len(self._replies))
+        original(self)
+
+    monkeypatch.setattr(ClientAssociation, "_queue_out_soon", spy)
+    held: list[Request] = []
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if request.message.message_id <= 3:  # type: ignore[union-attr]
+            await peer.send(_rsp(request))
+            return
+        held.append(request)
+        if len(held) == 3:
+            await peer.send(*(_rsp(r) for r in held))
+
+    async def main() -> list[int]:
+        async with (raw_scp(answer, max_async_operations=3) as (port, _),
+                    associate(LOOPBACK, port, max_async_operations=3) as assoc):
+            statuses = [int(await assoc.echo()) for _ in range(3)]
+            assert deferred == []
+            replies = await asyncio.gather(*(assoc.request_one(*_echo_rq(assoc))
+                                             for _ in range(3)))
+            return statuses + [rsp.status for rsp, _ in replies]  # type: ignore[union-attr]
+
+    assert run(main()) == [SUCCESS] * 6
+    assert deferred and all(outstanding > 1 for outstanding in deferred)

@@ -328,8 +328,7 @@ class Association:
         else:
             self.ul.receive_data(b"", self._loop.time())
         self._take_events()
-        if self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)  # even with no event: the stream is over
+        self._wake()  # even with no event: the stream is over
 
     def _take_events(self) -> None:
         drained = self._drain_events()
@@ -341,9 +340,9 @@ class Association:
             # completed, and the task is woken for those (not for every read).
             events = self._route_now(drained)
         else:
-            events = list(drained)
+            events = self._handle_now(drained) if not self._inbox else list(drained)
             self._inbox_bytes += sum(
-                len(pdv.data) for e in drained if isinstance(e, DataReceived)
+                len(pdv.data) for e in events if isinstance(e, DataReceived)
                 for pdv in e.pdu.pdvs)
         if not events:
             return
@@ -351,6 +350,15 @@ class Association:
         if self._inbox_bytes > _INBOX_LIMIT and not self._paused:
             self._paused = True  # the task is behind: stop reading until it catches up
             self.stream.receiver.pause()
+        self._wake()
+
+    def _handle_now(self, events: list[ULEvent]) -> list[ULEvent | MessagesRouted]:
+        """Called from the read callback with the events just received while the
+        inbox is empty: a subclass may handle some of them at once; the rest
+        (returned, in order) go to the inbox for the association's task."""
+        return list(events)
+
+    def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
@@ -482,7 +490,12 @@ class Association:
         elif pdus is not None:
             for data_pdu in pdus:
                 await self._send_pdu(data_pdu)
-        await self._flush_data(soon=self._pending_out < _COALESCE_BYTES)
+        await self._flush_data(soon=self._pending_out < _COALESCE_BYTES and self._may_coalesce())
+
+    def _may_coalesce(self) -> bool:
+        """Whether other messages may be queued in this round of the loop, so that
+        a small one is worth holding until its end (``_queue_out_soon``)."""
+        return True
 
     async def _send_chunks(
         self, context_id: int, chunks: AsyncIterator[bytes] | Iterable[bytes], max_pdu: int
