@@ -94,6 +94,11 @@ class ServerAssociation(Association):
         #: Operations being performed concurrently (only with a window above 1).
         self.running: set[asyncio.Task[None]] = set()
 
+    def _may_coalesce(self) -> bool:
+        # Another operation may answer in this round of the loop; a lone one (a
+        # synchronous peer: no window, or one request in flight) answers at once.
+        return len(self.running) > 1
+
     def operation_done(self, task: asyncio.Task[None]) -> None:
         """An asynchronous operation ended: free its slot; a failure aborts."""
         self.running.discard(task)
