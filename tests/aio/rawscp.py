@@ -58,8 +58,11 @@ class RawPeer:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     requests: list[Request] = field(default_factory=list)
-    #: How the client ended: "release", "abort", "closed", or "" while it lasts.
+    #: How the client ended: "release", "release-rp" (it answered our A-RELEASE-RQ),
+    #: "abort", "closed", or "" while it lasts.
     ending: str = ""
+    #: Whether an A-RELEASE-RQ is answered (with A-RELEASE-RP).
+    answer_release: bool = True
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def send(self, *chunks: bytes) -> None:
@@ -88,7 +91,12 @@ class RawPeer:
                 return None
             if isinstance(pdu, ReleaseRQ):
                 self.ending = "release"
-                await self.send(ReleaseRP().encode())
+                if self.answer_release:
+                    await self.send(ReleaseRP().encode())
+                    return None
+                continue  # silent: the client must give up on its own
+            if isinstance(pdu, ReleaseRP):
+                self.ending = "release-rp"
                 return None
             if isinstance(pdu, AAbort):
                 self.ending = "abort"
@@ -116,10 +124,12 @@ Answer = Callable[[RawPeer, Request], Awaitable[None]]
 
 @contextlib.asynccontextmanager
 async def raw_scp(answer: Answer, *, max_async_operations: int = 1,
-                  contexts: dict[str, list[str]] | None = None) -> AsyncIterator[
+                  contexts: dict[str, list[str]] | None = None,
+                  answer_release: bool = True) -> AsyncIterator[
                       tuple[int, list[RawPeer]]]:
     """A server on 127.0.0.1 (port 0) accepting associations with ``negotiate``;
-    ``answer(peer, request)`` is awaited for each request, in order. Yields the
+    ``answer(peer, request)`` is awaited for each request, in order; with
+    ``answer_release=False`` an A-RELEASE-RQ gets no answer. Yields the
     port and the list of peers (one per connection), and closes everything."""
     policy = AcceptorPolicy(
         contexts=contexts or {VERIFICATION: [EXPLICIT_LE, IMPLICIT_LE]},
@@ -128,7 +138,7 @@ async def raw_scp(answer: Answer, *, max_async_operations: int = 1,
     peers: list[RawPeer] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = RawPeer(reader, writer)
+        peer = RawPeer(reader, writer, answer_release=answer_release)
         peers.append(peer)
         try:
             rq = decode_pdu(await peer.read_pdu())

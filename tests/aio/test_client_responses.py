@@ -12,8 +12,8 @@ import pytest
 from dicomnet.aio.client import ClientAssociation, associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP
-from dicomnet.errors import AssociationAborted, DimseTimeout
-from dicomnet.ul.pdu import encode_pdata
+from dicomnet.errors import AssociationAborted, DimseTimeout, LocalProtocolError
+from dicomnet.ul.pdu import ReleaseRQ, encode_pdata
 from tests.aio.helpers import LOOPBACK, run, wait_until
 from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
 
@@ -223,3 +223,38 @@ def test_a_lone_request_is_written_at_once_and_concurrent_ones_together(
 
     assert run(main()) == [SUCCESS] * 6
     assert deferred and all(outstanding > 1 for outstanding in deferred)
+
+
+def test_a_release_left_unanswered_ends_in_an_abort() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request))
+
+    async def main() -> tuple[int, str]:
+        async with raw_scp(answer, answer_release=False) as (port, peers):
+            async with associate(LOOPBACK, port, timeouts=Timeouts(acse=0.3)) as assoc:
+                status = int(await assoc.echo())
+            # The block ended with release(): no A-RELEASE-RP came within the ACSE
+            # timeout, so the client aborted (PS3.8 7.2 leaves it no other way).
+            return status, await _ended(peers)
+
+    status, ending = run(main())
+    assert status == SUCCESS
+    assert ending == "abort"
+
+
+def test_a_release_requested_by_the_acceptor_is_answered_and_ends_the_association() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request), ReleaseRQ().encode())
+
+    async def main() -> tuple[int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                status = int(await assoc.echo())
+                ending = await _ended(peers)
+                with pytest.raises(LocalProtocolError, match="not established"):
+                    await assoc.echo()  # nothing is sent on a released association
+            return status, ending
+
+    status, ending = run(main())
+    assert status == SUCCESS
+    assert ending == "release-rp"  # PS3.8 9.2, AR-2/AR-4: the requestor answers
