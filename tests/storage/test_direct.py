@@ -122,6 +122,9 @@ class FakeKernel:
         self.real = real
         self.submit_error: int | None = None
         self.fallocate_error: int | None = None
+        #: A file system with this many bytes free: fallocate past it is ENOSPC.
+        self.free_bytes: int | None = None
+        self.fallocated: list[tuple[int, int]] = []
         #: (result, descriptor) -> the result the caller sees
         self.event_result: Callable[[int, int], int] | None = None
         self.submitted = 0
@@ -145,6 +148,9 @@ class FakeKernel:
     def fallocate(self, fd: int, offset: int, length: int) -> None:
         if self.fallocate_error is not None:
             raise OSError(self.fallocate_error, os.strerror(self.fallocate_error))
+        if self.free_bytes is not None and offset + length > self.free_bytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.fallocated.append((offset, length))
         type(self.real).fallocate(self.real, fd, offset, length)
 
 
@@ -191,6 +197,33 @@ def test_a_full_disk_when_reserving_is_out_of_resources(
     assert caught.value.out_of_resources
     writer.abort()
     assert list(folder.iterdir()) == []
+
+
+def test_a_nearly_full_disk_still_takes_an_object_that_fits(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fallocate reserves ahead in steps of 4 MiB and more, a guess at what is to
+    come; where the step does not fit, only what each write needs is reserved."""
+    kernel = FakeKernel(monkeypatch)
+    kernel.free_bytes = 3 * CHUNK
+    data = random.Random(9).randbytes(2 * CHUNK + CHUNK // 2)
+    with AtomicWriter(folder / "n.dcm", direct=True) as writer:
+        writer.write(data)
+        writer.commit()
+    assert (folder / "n.dcm").read_bytes() == data
+    assert kernel.fallocated == [(0, CHUNK), (CHUNK, CHUNK)]  # then the page cache's tail
+
+
+def test_an_object_larger_than_the_free_space_is_out_of_resources(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = FakeKernel(monkeypatch)
+    kernel.free_bytes = 2 * CHUNK
+    writer = AtomicWriter(folder / "o.dcm", direct=True)
+    with pytest.raises(StorageError) as caught:
+        writer.write(bytes(3 * CHUNK))
+    assert caught.value.out_of_resources
+    writer.abort()
+    assert list(folder.iterdir()) == []
+    assert kernel.fallocated == [(0, CHUNK), (CHUNK, CHUNK)]
 
 
 def test_a_failed_completion_reaches_the_commit(folder: Path,

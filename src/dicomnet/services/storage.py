@@ -176,7 +176,10 @@ class _StoreSink:
                 if self._unsynced >= SYNC_EVERY and self.durable and not self.writer.direct:
                     self._background_sync(self.writer)
         except StorageError as exc:
-            self.error = str(exc)
+            log.error("C-STORE %s: %s",  # with the paths: for the log only
+                      self.provisional[1].removesuffix(".dcm") if self.provisional else "data set",
+                      exc)
+            self.error = f"cannot store: {exc.reason}"
             self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
             self.abort()
 
@@ -348,7 +351,9 @@ class StorageSCP:
                         calling_ae=assoc.calling_ae_title, security=assoc.security))
         except StorageError as exc:
             log.error("C-STORE %s: %s", message.affected_sop_instance_uid, exc)
-            return (OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE), str(exc)
+            # The peer learns why, not where: no local path in the Error Comment.
+            return ((OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE),
+                    f"cannot store: {exc.reason}")
         except _Refused as exc:
             log.warning("C-STORE %s refused: %s", message.affected_sop_instance_uid, exc)
             return exc.status, str(exc)

@@ -392,14 +392,22 @@ class DirectSpool:
         # Doubling up to the step: an object just over the spill threshold does
         # not make the file system reserve (and then release) 64 MiB.
         step = min(ALLOCATE_STEP, max(4 * CHUNK, self._allocated))
-        try:
-            _kernel.fallocate(self._fd, self._allocated, step)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        needed = end - self._allocated
+        while True:
+            try:
+                _kernel.fallocate(self._fd, self._allocated, step)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    self._allocated = -1  # not supported: writes extend the file as they go
+                    return
+                if step > needed:
+                    # The step is a guess at what is still to come: a nearly full
+                    # disk may yet hold this object. Reserve what this write needs.
+                    step = needed
+                    continue
                 self._writes.errors.setdefault(self._fd, exc)
                 raise
-            self._allocated = -1  # not supported: writes extend the file as they go
-            return
         self._allocated += step
 
 

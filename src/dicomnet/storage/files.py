@@ -119,6 +119,14 @@ class StorageError(DicomNetError):
         """True when the cause was a lack of space, quota or descriptors."""
         return self.errno in _OUT_OF_RESOURCES
 
+    @property
+    def reason(self) -> str:
+        """The cause without local paths, fit to tell a peer (e.g. "No space left on
+        device"); the message itself names files and folders, for the server's log."""
+        if self.errno is not None:
+            return os.strerror(self.errno)
+        return "the object could not be stored"
+
     @classmethod
     def from_os_error(cls, action: str, path: Path, exc: OSError) -> StorageError:
         """Translate ``exc``; the message names what we were doing and where."""
@@ -460,7 +468,15 @@ class AtomicWriter:
                 view = view[written:]
                 self._size += written
         except OSError as exc:
-            raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
+            raise StorageError.from_os_error("cannot write", self._written_as, exc) from exc
+
+    @property
+    def _written_as(self) -> Path:
+        """What error messages name: the temporary file, or for an unnamed one the
+        object it will become (its /proc link would tell a reader nothing)."""
+        if self._temp is None:
+            return Path(f"{self._destination} (unnamed, being written)")
+        return Path(self._temp)
 
     def reserve(self, most: int) -> memoryview | None:
         """Memory to receive the next bytes in place (see DirectSpool.reserve)."""
@@ -498,7 +514,7 @@ class AtomicWriter:
             try:
                 spool.finish()
             except OSError as exc:
-                raise StorageError.from_os_error("cannot write", self.temp_path, exc) from exc
+                raise StorageError.from_os_error("cannot write", self._written_as, exc) from exc
 
     def start_sync(self) -> None:
         """Start writing what was written so far to disk, without waiting (Linux

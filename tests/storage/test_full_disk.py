@@ -1,0 +1,176 @@
+"""A storage server on a file system that really fills up (a small tmpfs mounted
+for the test): every path to disk answers 0xA700 "Refused: Out of Resources"
+(PS3.4 B.2.3) when there is no room, leaves no temporary file and no index row,
+and stores again once room is made; an object that fits is not refused for
+the space fallocate would have liked to reserve ahead.
+
+Mounting needs root (CAP_SYS_ADMIN); where the mount is refused the tests skip
+and say so. The unit tests of the same paths (tests/storage/test_direct.py,
+test_files.py) fake the errors instead and run everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.files import TEMP_SUFFIX
+from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.part10 import read_part10
+from tests.aio.helpers import run, running_server
+from tests.storage.dicomfiles import make_image, uid, write_part10
+
+OUT_OF_RESOURCES = 0xA700
+MIB = 1 << 20
+#: rows x columns of 8-bit images: one per path to disk (page cache below 64 KiB,
+#: one page-aligned direct write up to 1 MiB, a streamed direct file above).
+SHAPES = {"small": (50, 100), "image": (700, 700), "spilled": (1600, 1500)}
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MiB tmpfs, unmounted afterwards."""
+    mount_point = tmp_path / "fs"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs",
+                           str(mount_point)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
+
+
+def _sources(folder: Path) -> dict[str, Path]:
+    return {name: write_part10(folder / f"{name}.dcm", make_image(i, rows=rows, columns=cols),
+                               str(ExplicitVRLittleEndian))
+            for i, (name, (rows, cols)) in enumerate(SHAPES.items())}
+
+
+def _send(root: Path, *batches: list[Path],
+          between: Callable[[int], None] = lambda batch: None) -> list[list[StoreResult]]:
+    """Each batch on its own association to one server (StorageSCP(root));
+    ``between(n)`` runs before batch n, the server running."""
+    async def scenario() -> list[list[StoreResult]]:
+        scp = StorageSCP(root)
+        results = []
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                for n, paths in enumerate(batches):
+                    between(n)
+                    results.append(await store_paths("127.0.0.1", server.port, paths,
+                                                     called_ae_title="DICOMNET-SCP"))
+        finally:
+            scp.close()
+        return results
+
+    return run(scenario())
+
+
+def _fill(path: Path, leave: int = 0) -> None:
+    """Write ``path`` until the file system has at most ``leave`` bytes free."""
+    with open(path, "wb") as f:
+        while True:
+            stat = os.statvfs(path)
+            free = stat.f_bavail * stat.f_frsize - leave
+            if free <= 0:
+                break
+            try:
+                f.write(bytes(min(free, MIB)))
+                f.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+
+
+def _stored(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.dcm"))
+
+
+def _leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+
+
+def _instances(root: Path) -> int:
+    """Rows in the index, read without writing (the disk may be full)."""
+    db = sqlite3.connect(f"file:{root / INDEX_NAME}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM instance").fetchone()[0])
+    finally:
+        db.close()
+
+
+def _same_dataset(stored: Path, source: Path) -> bool:
+    return (stored.read_bytes()[read_part10(stored).dataset_offset:]
+            == source.read_bytes()[read_part10(source).dataset_offset:])
+
+
+def test_a_full_disk_refuses_every_path_then_stores_once_room_is_made(
+        tmp_path: Path, small_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sources = _sources(tmp_path / "in")
+    root = small_fs / "store"
+    filler = small_fs / "filler"
+
+    left: list[object] = []
+
+    def between(batch: int) -> None:
+        if batch == 0:
+            _fill(filler)  # the disk fills while the server runs
+            return
+        # What the refusals left: no file, no temporary one, no index row.
+        left.extend([_stored(root), _leftovers(root), _instances(root)])
+        filler.unlink()
+
+    refused, stored = _send(root, list(sources.values()), list(sources.values()),
+                            between=between)
+    assert [(r.path.stem, r.status) for r in refused] == [
+        (name, OUT_OF_RESOURCES) for name in sources]
+    # The peer is told why, not where; the log says where.
+    assert [r.error for r in refused] == ["cannot store: No space left on device"] * len(sources)
+    errors = [r.getMessage() for r in caplog.records if r.name == "dicomnet.services"
+              and r.levelno >= logging.ERROR]
+    assert len(errors) == len(sources), errors
+    for i in range(len(sources)):  # each names its object and where it was going
+        (message,) = [m for m in errors if m.startswith(f"C-STORE {uid(9, i)}: ")]
+        assert "No space left on device" in message and str(root) in message
+        assert "/proc/self" not in message
+    assert left == [[], [], 0]
+    assert all(r.ok for r in stored), [r.error for r in stored]
+    files = _stored(root)
+    assert len(files) == len(sources)
+    for i, (name, source) in enumerate(sources.items()):
+        path = root / uid(1, i) / uid(2, i) / f"{uid(9, i)}.dcm"
+        assert _same_dataset(path, source), name
+    assert _leftovers(root) == []
+    with StorageIndex(root / INDEX_NAME) as index:
+        assert index.count()["instances"] == len(sources)
+
+
+def test_a_streamed_object_that_fits_is_not_refused_for_the_reservation_ahead(
+        tmp_path: Path, small_fs: Path) -> None:
+    """2.4 MB arrives streamed to a direct file, which reserves the disk ahead
+    in steps of 4 MiB or more; with 3 MiB free the step cannot be had, the
+    object still fits, and it is stored."""
+    source = _sources(tmp_path / "in")["spilled"]
+    root = small_fs / "store"
+    ((result,),) = _send(root, [source],
+                         between=lambda _: _fill(small_fs / "filler", leave=3 * MIB))
+    assert result.ok, result.error
+    (path,) = _stored(root)
+    assert _same_dataset(path, source)
+    assert path.stat().st_size == source.stat().st_size - read_part10(source).dataset_offset \
+        + read_part10(path).dataset_offset
+    with contextlib.suppress(FileNotFoundError):
+        assert _leftovers(root) == []
