@@ -42,6 +42,9 @@ class BlockingAssociation:
         self._assoc = assoc
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():
+            coro.close()  # never started: no "never awaited" warning
+            raise LocalProtocolError("this association has ended (released or aborted)")
         return self._loop.run_until_complete(coro)
 
     @property
@@ -58,12 +61,16 @@ class BlockingAssociation:
         return self._run(self._assoc.echo())
 
     def release(self) -> None:
+        if self._loop.is_closed():
+            return  # released or aborted already
         try:
             self._run(self._assoc.release())
         finally:
             self._close_loop()
 
     def abort(self) -> None:
+        if self._loop.is_closed():
+            return
         try:
             self._run(self._assoc.abort())
         finally:
