@@ -109,6 +109,8 @@ StoreHook = Callable[[StoredInstance], int | None | Awaitable[int | None]]
 #: operations holds to 32 MiB (with 4 MiB, a server receiving 256 MB objects
 #: peaked 6 MiB higher, growing that buffer before spilling it).
 SPILL_THRESHOLD = 1 << 20
+#: The Error Comment of an object whose handler failed (its details go to the log).
+HOOK_FAILED = "the server's C-STORE handler failed"
 #: In-memory data sets larger than this are gathered in a page-aligned buffer,
 #: which the store thread writes with O_DIRECT; smaller ones go through the
 #: page cache, where the copy is cheap and the last, unaligned block is most of
@@ -222,10 +224,14 @@ class StorageSCP:
     answered), "overwrite", or "reject" (failure 0111H, Duplicate SOP
     Instance). ``layout``: hierarchical (study/series/instance.dcm) or flat.
     ``on_c_store`` runs after the file is durable; it may return a status to
-    answer instead of Success. ``durable=False`` skips the fsyncs (renames stay
-    atomic: never a partial file under a final name, even if the process is
-    killed; but a power cut may lose objects already acknowledged): for
-    benchmarks and scratch stores only. Stale temporary files are removed
+    answer instead of Success (None: Success). It runs on the event loop: an
+    async handler should await slow work, a sync one must be quick. A handler
+    that raises, or returns what is not a status, is logged and that object
+    answered with Processing Failure (0110H); the association goes on.
+    ``durable=False`` skips the fsyncs (renames stay atomic: never a partial
+    file under a final name, even if the process is killed; but a power cut
+    may lose objects already acknowledged): for benchmarks and scratch stores
+    only. Stale temporary files are removed
     when the SCP is created.
     """
 
@@ -359,14 +365,31 @@ class StorageSCP:
             return exc.status, str(exc)
         if instance.duplicate and self.duplicates is DuplicatePolicy.REJECT:
             return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
-        status = SUCCESS
-        if self.on_c_store is not None:
-            result = self.on_c_store(instance)
+        if self.on_c_store is None:
+            return SUCCESS, None
+        return await self._run_hook(self.on_c_store, instance)
+
+    @staticmethod
+    async def _run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str | None]:
+        """The user's handler; its status, or Success when it returns None. A handler
+        that raises, or returns what is not a status, costs this object a Processing
+        Failure (0110H), not the association: the file stays, it is durable."""
+        try:
+            result = hook(instance)
             if asyncio.iscoroutine(result):
                 result = await result
-            if isinstance(result, int):
-                status = result
-        return status, None
+        except Exception:
+            log.exception("C-STORE %s: the on_c_store handler failed", instance.sop_instance_uid)
+            return PROCESSING_FAILURE, HOOK_FAILED
+        if result is None:
+            return SUCCESS, None
+        if isinstance(result, int) and not isinstance(result, bool) and 0 <= result <= 0xFFFF:
+            return result, None
+        log.error("C-STORE %s: the on_c_store handler returned %r, not a status (0 to 0xFFFF)",
+                  instance.sop_instance_uid,
+                  hex(result) if isinstance(result, int) and not isinstance(result, bool)
+                  else result)
+        return PROCESSING_FAILURE, HOOK_FAILED
 
     def _place(self, buffer: bytearray | AlignedBuffer | None, writer: AtomicWriter | None,
                message: CStoreRQ, transfer_syntax: str) -> tuple[HeaderAttributes, Path]:
