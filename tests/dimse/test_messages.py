@@ -210,3 +210,51 @@ def test_encode_rejects_non_message() -> None:
 def test_status_info(msg: m.DimseResponse, service: str | None) -> None:
     assert msg.status_info == Status(0xA700, service)  # type: ignore[arg-type]
     assert msg.status_info.is_failure
+
+
+# -- refusal: the response that refuses a request -----------------------------------
+
+_UID_CLASS, _UID_INSTANCE = "1.2.840.10008.5.1.4.1.1.7", "1.2.3.4.5"
+_REQUESTS: list[Any] = [
+    m.CEchoRQ(message_id=3),
+    m.CStoreRQ(message_id=3, affected_sop_class_uid=_UID_CLASS,
+               affected_sop_instance_uid=_UID_INSTANCE),
+    m.CFindRQ(message_id=3, affected_sop_class_uid=_UID_CLASS),
+    m.CGetRQ(message_id=3, affected_sop_class_uid=_UID_CLASS),
+    m.CMoveRQ(message_id=3, affected_sop_class_uid=_UID_CLASS, move_destination="DEST"),
+    m.NEventReportRQ(message_id=3, affected_sop_class_uid=_UID_CLASS,
+                     affected_sop_instance_uid=_UID_INSTANCE, event_type_id=1),
+    m.NGetRQ(message_id=3, requested_sop_class_uid=_UID_CLASS,
+             requested_sop_instance_uid=_UID_INSTANCE),
+    m.NSetRQ(message_id=3, requested_sop_class_uid=_UID_CLASS,
+             requested_sop_instance_uid=_UID_INSTANCE),
+    m.NActionRQ(message_id=3, requested_sop_class_uid=_UID_CLASS,
+                requested_sop_instance_uid=_UID_INSTANCE, action_type_id=1),
+    m.NCreateRQ(message_id=3, affected_sop_class_uid=_UID_CLASS),
+    m.NDeleteRQ(message_id=3, requested_sop_class_uid=_UID_CLASS,
+                requested_sop_instance_uid=_UID_INSTANCE),
+]
+
+
+@pytest.mark.parametrize("request_", _REQUESTS, ids=lambda r: type(r).__name__)
+def test_every_request_has_its_refusal(request_: Any) -> None:
+    rsp = m.refusal(request_, 0x0211, "not performed here " * 5)
+    assert rsp is not None
+    assert rsp.command_field == request_.command_field | 0x8000
+    assert rsp.message_id_being_responded_to == 3 and rsp.status == 0x0211
+    assert not rsp.has_dataset
+    sop_class = getattr(request_, "affected_sop_class_uid", None) or getattr(
+        request_, "requested_sop_class_uid", None)
+    assert rsp.affected_sop_class_uid == sop_class
+    instance = getattr(request_, "affected_sop_instance_uid", None) or getattr(
+        request_, "requested_sop_instance_uid", None)
+    if hasattr(rsp, "affected_sop_instance_uid"):
+        assert rsp.affected_sop_instance_uid == instance
+    comment = getattr(rsp, "error_comment", None)
+    assert comment is None or (comment.startswith("not performed here") and len(comment) == 64)
+    assert m.decode_message(m.encode_message(rsp)) == rsp  # on the wire as it is
+
+
+def test_no_refusal_for_a_cancel_or_a_response() -> None:
+    assert m.refusal(m.CCancelRQ(message_id_being_responded_to=3), 0x0211) is None
+    assert m.refusal(m.CEchoRSP(message_id_being_responded_to=3, status=0), 0x0211) is None

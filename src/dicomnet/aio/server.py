@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
-from ..dimse.messages import DimseMessage
+from ..dimse.messages import DimseMessage, refusal
 from ..errors import DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
 from ..ul.connection import ULConnection
@@ -38,7 +39,16 @@ __all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", 
 
 log = logging.getLogger("dicomnet.aio")
 
+#: PS3.7 Annex C: the operation is not performed by this SCP for this SOP Class.
+UNRECOGNIZED_OPERATION = 0x0211
+
 Response = tuple[DimseMessage, bytes | None]
+
+
+def _operation(message: DimseMessage) -> str:
+    """``CFindRQ`` -> ``C-FIND``, ``NEventReportRQ`` -> ``N-EVENT-REPORT``."""
+    name = type(message).__name__.removesuffix("RQ").removesuffix("RSP")
+    return name[0] + "-" + re.sub(r"(?<!^)(?=[A-Z])", "-", name[1:]).upper()
 
 
 class ServiceProvider(Protocol):
@@ -323,8 +333,13 @@ class Server:
                 )
             provider = self._providers.get(message.command_field)
             if provider is None:
-                log.warning("%s:%s sent %s, which no service here handles", *assoc.peer,
-                            type(message).__name__)
+                # Answered, so that the peer does not wait for its DIMSE timeout.
+                rsp = refusal(message, UNRECOGNIZED_OPERATION,
+                              f"{_operation(message)} is not performed here")
+                log.warning("%s:%s sent %s, which no service here handles%s", *assoc.peer,
+                            type(message).__name__, ": refused (0211H)" if rsp else "")
+                if rsp is not None:
+                    await assoc.send_message(rsp, context_id)
                 continue
             if assoc.async_window <= 1:
                 await self._perform(assoc, provider, context_id, message, sink)

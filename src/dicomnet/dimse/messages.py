@@ -64,6 +64,7 @@ __all__ = [
     "NSetRSP",
     "decode_message",
     "encode_message",
+    "refusal",
 ]
 
 #: Command Data Set Type values (PS3.7 E.1); see the module docstring.
@@ -564,3 +565,33 @@ def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
     if priority is not None and priority not in (PRIORITY_MEDIUM, PRIORITY_HIGH, PRIORITY_LOW):
         raise _bad(f"{cls.__name__} has invalid Priority {priority!r}")
     return cls(**kwargs)
+
+
+def refusal(request: DimseMessage, status: int, comment: str | None = None
+            ) -> DimseResponse | None:
+    """The response refusing ``request`` with ``status`` (an SCP that does not
+    perform it answers 0211H, Unrecognized Operation: PS3.7 Annex C), naming
+    the same SOP Class and Instance; None when no response is due (``request``
+    is itself a response, or a C-CANCEL-RQ, which is never answered: PS3.7
+    9.3.2.3). ``comment`` goes in the Error Comment where the response has one."""
+    if not request.is_request:
+        return None
+    cls = MESSAGE_CLASSES.get(request.command_field | 0x8000)
+    if cls is None:
+        return None
+    names = {name for name, _, _ in _SPECS[cls]}
+    kwargs: dict[str, Any] = {
+        "message_id_being_responded_to": getattr(request, "message_id", 0), "status": status}
+    for field, sources in (
+        ("affected_sop_class_uid", ("affected_sop_class_uid", "requested_sop_class_uid")),
+        ("affected_sop_instance_uid", ("affected_sop_instance_uid",
+                                       "requested_sop_instance_uid")),
+    ):
+        value = next((getattr(request, s) for s in sources if getattr(request, s, None)), None)
+        if value and field in names:
+            kwargs[field] = value
+    if comment and "error_comment" in names:
+        kwargs["error_comment"] = comment[:64]
+    response = cls(**kwargs)
+    assert not response.is_request
+    return response  # type: ignore[return-value]
