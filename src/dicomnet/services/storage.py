@@ -70,6 +70,7 @@ DATASET_MISMATCH = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 DUPLICATE_INSTANCE = 0x0111
 PROCESSING_FAILURE = 0x0110
+SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 
 def _storage_sop_classes() -> list[str]:
@@ -130,14 +131,15 @@ class _StoreSink:
                  "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
-                 error: str | None = None, *, durable: bool = True) -> None:
+                 error: str | None = None, *, durable: bool = True,
+                 status: int = CANNOT_UNDERSTAND) -> None:
         self.durable = durable
         self.buffer: bytearray | AlignedBuffer | None = (
             bytearray(header) if error is None else None)
         self.provisional = provisional
         self.writer: AtomicWriter | None = None
         self.error = error
-        self.status = CANNOT_UNDERSTAND
+        self.status = status
         self._unsynced = 0
         self._syncing: asyncio.Future[None] | None = None
 
@@ -301,6 +303,11 @@ class StorageSCP:
         ctx = assoc.contexts.get(context_id)
         if ctx is None:
             return _StoreSink(error="presentation context not accepted")
+        if ctx.abstract_syntax != message.affected_sop_class_uid:
+            # PS3.7 9.1.1.1: the SOP Class is the presentation context's abstract
+            # syntax; a C-STORE on the Verification context, say, stores nothing.
+            return _StoreSink(error="SOP Class differs from the presentation context's",
+                              status=SOP_CLASS_NOT_SUPPORTED)
         try:
             header = part10_header(
                 sop_class_uid=message.affected_sop_class_uid,
@@ -411,6 +418,9 @@ class StorageSCP:
             if header.text("SOPInstanceUID") not in (None, message.affected_sop_instance_uid):
                 raise _Refused(DATASET_MISMATCH,
                                "SOP Instance UID in the data set differs from the command")
+            if header.text("SOPClassUID") not in (None, message.affected_sop_class_uid):
+                raise _Refused(DATASET_MISMATCH,
+                               "SOP Class UID in the data set differs from the command")
             destination = self.layout.destination(
                 self.root,
                 sop_instance_uid=message.affected_sop_instance_uid,

@@ -1,0 +1,70 @@
+"""The storage SCP stores only what is consistent: the command's SOP Class is the
+presentation context's abstract syntax (PS3.7 9.1.1.1: else 0122H, SOP Class
+not supported) and the data set is the instance the command names (else A900H,
+Data Set does not match SOP Class, PS3.4 B.2.3). Nothing is stored otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.aio.client import associate
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.part10 import read_part10
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import LOOPBACK, run, running_server
+from tests.storage.dicomfiles import CT_IMAGE_STORAGE, SECONDARY_CAPTURE, make_image, write_part10
+
+VERIFICATION = "1.2.840.10008.1.1"
+SOP_CLASS_NOT_SUPPORTED, DATASET_MISMATCH = 0x0122, 0xA900
+
+
+@pytest.mark.parametrize(("context", "command_class", "command_instance", "expected"), [
+    (VERIFICATION, SECONDARY_CAPTURE, None, (SOP_CLASS_NOT_SUPPORTED,
+                                             "SOP Class differs from the presentation context's")),
+    (SECONDARY_CAPTURE, CT_IMAGE_STORAGE, None, (SOP_CLASS_NOT_SUPPORTED,
+                                                 "SOP Class differs from the presentation "
+                                                 "context's")),
+    (CT_IMAGE_STORAGE, CT_IMAGE_STORAGE, None, (DATASET_MISMATCH,
+                                                "SOP Class UID in the data set differs from the "
+                                                "command")),
+    (SECONDARY_CAPTURE, SECONDARY_CAPTURE, "1.2.3.4", (DATASET_MISMATCH,
+                                                       "SOP Instance UID in the data set differs "
+                                                       "from the command")),
+    (SECONDARY_CAPTURE, SECONDARY_CAPTURE, None, (0, None)),
+], ids=["store-on-verification", "class-not-the-context", "data-set-of-another-class",
+        "data-set-of-another-instance", "consistent"])
+def test_only_a_consistent_c_store_is_stored(
+        tmp_path: Path, context: str, command_class: str, command_instance: str | None,
+        expected: tuple[int, str | None]) -> None:
+    image = make_image(1)  # a Secondary Capture data set
+    source = write_part10(tmp_path / "a.dcm", image, ExplicitVRLittleEndian)
+    data = source.read_bytes()[read_part10(source).dataset_offset:]
+    syntaxes = (str(ExplicitVRLittleEndian),)
+
+    async def main() -> CStoreRSP:
+        scp = StorageSCP(tmp_path / "out")
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server, associate(
+                    LOOPBACK, server.port, contexts=[
+                        ContextRequest(uid, syntaxes)
+                        for uid in (VERIFICATION, SECONDARY_CAPTURE, CT_IMAGE_STORAGE)]) as assoc:
+                rsp, _ = await assoc.request_one(CStoreRQ(
+                    message_id=1, affected_sop_class_uid=command_class,
+                    affected_sop_instance_uid=command_instance or image.SOPInstanceUID,
+                ), assoc.context_for(context).context_id, dataset=data)
+                assert int(await assoc.echo()) == 0  # the association goes on
+        finally:
+            scp.close()
+        assert isinstance(rsp, CStoreRSP)
+        return rsp
+
+    rsp = run(main())
+    assert (rsp.status, rsp.error_comment) == expected
+    stored = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert len(stored) == (1 if expected[0] == 0 else 0)
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".dicomnet-part")]
