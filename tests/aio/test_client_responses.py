@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import struct
 
 import pytest
 
 from dicomnet.aio.client import ClientAssociation, associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP
-from dicomnet.errors import AssociationAborted, DimseTimeout, LocalProtocolError
+from dicomnet.errors import AssociationAborted, DicomNetError, DimseTimeout, LocalProtocolError
 from dicomnet.ul.pdu import ReleaseRQ, encode_pdata
-from tests.aio.helpers import LOOPBACK, run, wait_until
+from tests.aio.helpers import LOOPBACK, other_tasks, run, wait_until
 from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
 
 PENDING, SUCCESS = 0xFF00, 0x0000
@@ -258,3 +260,53 @@ def test_a_release_requested_by_the_acceptor_is_answered_and_ends_the_associatio
     status, ending = run(main())
     assert status == SUCCESS
     assert ending == "release-rp"  # PS3.8 9.2, AR-2/AR-4: the requestor answers
+
+
+def _garbage(seed: int) -> bytes:
+    """Hostile answers to a C-ECHO: noise, PDUs of unknown types, a P-DATA-TF whose
+    PDV lengths lie, a PDU header promising more than comes, and valid framing
+    around random command bytes."""
+    rng = random.Random(seed)
+    kind = seed % 5
+    if kind == 0:
+        return rng.randbytes(rng.randint(1, 300))
+    if kind == 1:
+        body = rng.randbytes(rng.randint(0, 40))
+        return bytes([rng.choice([0x08, 0x09, 0x00, 0x42, 0xFF]), 0]) + \
+            struct.pack(">I", len(body)) + body
+    if kind == 2:
+        pdv = rng.randbytes(rng.randint(2, 30))
+        claimed = len(pdv) + rng.choice([-3, -1, 1, 5, 1 << 20])
+        body = struct.pack(">I", max(claimed, 0)) + pdv
+        return b"\x04\x00" + struct.pack(">I", len(body)) + body
+    if kind == 3:  # a well-formed start, then silence: the rest never comes
+        length = rng.randint(100, 1 << 16)
+        pdv_start = struct.pack(">IBB", length - 4, 1, 0x03) + rng.randbytes(14)
+        return b"\x04\x00" + struct.pack(">I", length) + pdv_start
+    command = rng.randbytes(rng.randint(0, 120))
+    return encode_pdata(1, True, True, command)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_hostile_answers_end_in_an_error_never_a_hang(seed: int) -> None:
+    """Whatever comes back, the echo ends within its bounds with one of our errors
+    (or, for kind 3, a PDU that never completes, the PDU deadline), and the
+    client leaves no task behind."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_garbage(seed))
+
+    async def main() -> tuple[type[BaseException] | None, set[asyncio.Task[object]]]:
+        raised: type[BaseException] | None = None
+        async with raw_scp(answer) as (port, _):
+            try:
+                async with associate(LOOPBACK, port, timeouts=Timeouts(dimse=1, pdu=1)) as assoc:
+                    await assoc.echo()
+            except DicomNetError as exc:
+                raised = type(exc)
+            left = other_tasks()
+        return raised, left
+
+    raised, left = run(main(), timeout=20)
+    assert raised is not None, "a hostile answer was taken for a response"
+    assert issubclass(raised, (AssociationAborted, DimseTimeout))
+    assert not left
