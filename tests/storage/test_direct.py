@@ -188,17 +188,6 @@ def test_a_short_completion_is_finished_in_place(folder: Path,
     assert (folder / "s.dcm").read_bytes() == data
 
 
-def test_a_full_disk_when_reserving_is_out_of_resources(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeKernel(monkeypatch).fallocate_error = errno.ENOSPC
-    writer = AtomicWriter(folder / "g.dcm", direct=True)
-    with pytest.raises(StorageError) as caught:
-        writer.write(bytes(2 * CHUNK))
-    assert caught.value.out_of_resources
-    writer.abort()
-    assert list(folder.iterdir()) == []
-
-
 def test_a_nearly_full_disk_still_takes_an_object_that_fits(
         folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """fallocate reserves ahead in steps of 4 MiB and more, a guess at what is to
@@ -213,17 +202,22 @@ def test_a_nearly_full_disk_still_takes_an_object_that_fits(
     assert kernel.fallocated == [(0, CHUNK), (CHUNK, CHUNK)]  # then the page cache's tail
 
 
+@pytest.mark.parametrize(("free", "reserved"), [
+    (0, []),  # a full disk: the first reservation fails
+    (2 * CHUNK, [(0, CHUNK), (CHUNK, CHUNK)]),  # room for two of the three chunks
+], ids=["full", "too-small"])
 def test_an_object_larger_than_the_free_space_is_out_of_resources(
-        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        folder: Path, monkeypatch: pytest.MonkeyPatch, free: int,
+        reserved: list[tuple[int, int]]) -> None:
     kernel = FakeKernel(monkeypatch)
-    kernel.free_bytes = 2 * CHUNK
+    kernel.free_bytes = free
     writer = AtomicWriter(folder / "o.dcm", direct=True)
     with pytest.raises(StorageError) as caught:
         writer.write(bytes(3 * CHUNK))
     assert caught.value.out_of_resources
     writer.abort()
     assert list(folder.iterdir()) == []
-    assert kernel.fallocated == [(0, CHUNK), (CHUNK, CHUNK)]
+    assert kernel.fallocated == reserved
 
 
 def test_a_failed_completion_reaches_the_commit(folder: Path,
