@@ -222,3 +222,41 @@ def test_each_size_takes_its_path_to_disk_and_arrives_whole(
     assert len(batched) == 3  # over-64k, images, near-1mib
     assert all(64 << 10 < size <= 1 << 20 for size in batched)
     assert len(spooled) == 1  # spills
+
+
+def test_more_than_128_contexts_take_as_many_associations_as_needed(
+        tmp_path: Path, root: Path) -> None:
+    """70 SOP Classes in Explicit VR Little Endian need 140 contexts (each file's
+    own, and one per class offering the syntaxes it could be converted to): two
+    associations of at most 128 (PS3.8 9.3.2.2, 7-bit odd context IDs), every
+    file on the one that proposed its class, every file stored whole."""
+    from dicomnet.aio.server import AssociationInfo
+    from dicomnet.services.storage import _storage_sop_classes
+
+    classes = _storage_sop_classes()[:70]
+    sources = [write_part10(tmp_path / "in" / f"{n:03d}.dcm",
+                            make_image(n, rows=4, columns=4, sop_class_uid=sop_class),
+                            str(ExplicitVRLittleEndian))
+               for n, sop_class in enumerate(classes)]
+    proposed: list[int] = []
+
+    def count(info: AssociationInfo) -> None:
+        proposed.append(len(info.rq.presentation_contexts))
+
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp],
+                                      on_association_request=count) as srv:
+                return await store_paths("127.0.0.1", srv.port, [tmp_path / "in"],
+                                         called_ae_title="DICOMNET-SCP")
+        finally:
+            scp.close()
+
+    results = run(scenario())
+    assert [r.ok for r in results] == [True] * 70, [r.error for r in results if not r.ok]
+    assert len(proposed) == 2 and all(n <= 128 for n in proposed) and sum(proposed) == 140
+    for n, source in enumerate(sources):
+        stored = stored_path(root, n)
+        assert stored.read_bytes()[-300:] == source.read_bytes()[-300:]
+        assert read_part10(stored).sop_class_uid == classes[n]
