@@ -15,7 +15,7 @@ from dicomnet.aio.client import ClientAssociation, associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP
 from dicomnet.errors import AssociationAborted, DicomNetError, DimseTimeout, LocalProtocolError
-from dicomnet.ul.pdu import ReleaseRQ, encode_pdata
+from dicomnet.ul.pdu import AAbort, ReleaseRQ, encode_pdata
 from tests.aio.helpers import LOOPBACK, other_tasks, run, wait_until
 from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
 
@@ -310,3 +310,28 @@ def test_hostile_answers_end_in_an_error_never_a_hang(seed: int) -> None:
     assert raised is not None, "a hostile answer was taken for a response"
     assert issubclass(raised, (AssociationAborted, DimseTimeout))
     assert not left
+
+
+def test_responses_read_with_an_a_abort_still_reach_their_requests() -> None:
+    """Two responses and an A-ABORT in one write (one read): the two requests
+    answered hear their Success, the third the abort (PS3.8: what came before
+    the A-ABORT was received)."""
+    held: list[Request] = []
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        held.append(request)
+        if len(held) == 3:
+            await peer.send(_rsp(held[0]) + _rsp(held[1]) + AAbort(source=2, reason=0).encode())
+
+    async def main() -> list[object]:
+        async with (raw_scp(answer, max_async_operations=3) as (port, _),
+                    associate(LOOPBACK, port, max_async_operations=3) as assoc):
+            outcomes = await asyncio.gather(
+                *(assoc.request_one(*_echo_rq(assoc)) for _ in range(3)),
+                return_exceptions=True)
+        return [o if isinstance(o, BaseException) else o[0].status for o in outcomes]  # type: ignore[union-attr]
+
+    first, second, third = run(main())
+    assert (first, second) == (SUCCESS, SUCCESS)
+    assert isinstance(third, AssociationAborted)
+    assert "aborted by service-provider" in str(third)

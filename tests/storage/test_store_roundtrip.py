@@ -16,6 +16,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from dicomnet.dimse.messages import CStoreRQ
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
@@ -260,3 +261,38 @@ def test_more_than_128_contexts_take_as_many_associations_as_needed(
         stored = stored_path(root, n)
         assert stored.read_bytes()[-300:] == source.read_bytes()[-300:]
         assert read_part10(stored).sop_class_uid == classes[n]
+
+
+@pytest.mark.parametrize("window", [1, 8], ids=["synchronous", "window-8"])
+def test_an_abort_mid_way_fails_the_rest_with_its_reason_and_keeps_what_was_answered(
+        tmp_path: Path, window: int) -> None:
+    """The peer answers two C-STOREs, then aborts: those two are reported stored,
+    every other file failed with the abort's reason; nothing hangs."""
+    from dicomnet.dimse.messages import CStoreRSP
+    from dicomnet.ul.pdu import AAbort
+    from tests.aio.rawscp import RawPeer, Request, raw_scp, response_pdu
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+
+    files = [write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n),
+                          str(ExplicitVRLittleEndian)) for n in range(6)]
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        message = request.message
+        assert isinstance(message, CStoreRQ)
+        if len(peer.requests) <= 2:
+            await peer.send(response_pdu(request.context_id, CStoreRSP(
+                message_id_being_responded_to=message.message_id, status=0,
+                affected_sop_class_uid=message.affected_sop_class_uid,
+                affected_sop_instance_uid=message.affected_sop_instance_uid)))
+        else:
+            await peer.send(AAbort(source=2, reason=0).encode())
+
+    async def scenario() -> list[StoreResult]:
+        async with raw_scp(answer, contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]},
+                           max_async_operations=window) as (port, _):
+            return await store_paths("127.0.0.1", port, files, max_async_operations=window)
+
+    results = run(scenario(), timeout=20)
+    assert [(r.path, r.ok) for r in results] == [(f, n < 2) for n, f in enumerate(files)]
+    assert all(r.status is None and "aborted by service-provider" in (r.error or "")
+               for r in results[2:])

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ..config import Limits, Timeouts, check_ae_title
+from ..dimse.connection import DatasetFragment, MessageReceived
 from ..dimse.messages import CEchoRQ, DimseMessage
 from ..dimse.status import Status
 from ..errors import (
@@ -47,7 +48,7 @@ from ..ul.negotiation import (
     async_window,
     build_associate_rq,
 )
-from .association import Association, MessagesRouted
+from .association import Association, DatasetSink, MessagesRouted
 from .transport import SecureLinkHook, open_stream
 
 __all__ = ["ClientAssociation", "associate"]
@@ -231,22 +232,38 @@ class ClientAssociation(Association):
         """Responses go to their requests from the read callback itself, not
         through the reader task: a synchronous sender's next request then leaves
         one turn of the event loop sooner. Only the data received before any
-        other event is taken here (the rest keeps its order in the inbox); an
-        invalid message aborts the association as the reader task would."""
+        other event is taken here (the rest keeps its order in the inbox), so
+        the responses that came before an A-ABORT still reach their requests;
+        an invalid message aborts the association as the reader task would."""
         for index, event in enumerate(events):
             if not isinstance(event, DataReceived):
+                if self.failure is not None:
+                    self._wake()  # the reader task ends the association
                 return list(events[index:])
             try:
                 self._on_data(event)
             except RemoteProtocolError as exc:
                 self._local_abort(f"invalid DIMSE data from peer: {exc}")
+                self._wake()
+                return []
             except Exception as exc:  # a bug must not hang the user's awaits
                 log.exception("reader of %s failed", self._name())
                 self._fail(AssociationAborted(None, None, f"internal error: {exc}"))
-            if self.failure is not None:
-                self._wake()  # the reader task ends the association
+                self._wake()
                 return []
+        if self.failure is not None:
+            self._wake()
         return []
+
+    def route(
+        self, item: MessageReceived | DatasetFragment
+    ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
+        if (self.failure is not None and isinstance(item, MessageReceived)
+                and not item.message.has_dataset):
+            # Read before the association failed (an A-ABORT in the same read, or
+            # behind it): the peer did answer, and the request hears so.
+            return (item.context_id, item.message, None)
+        return super().route(item)
 
     def _on_data(self, event: DataReceived) -> None:
         for item in self.dimse_events(event):
