@@ -233,8 +233,7 @@ class StorageSCP:
     ``durable=False`` skips the fsyncs (renames stay atomic: never a partial
     file under a final name, even if the process is killed; but a power cut
     may lose objects already acknowledged): for benchmarks and scratch stores
-    only. Stale temporary files are removed
-    when the SCP is created.
+    only. Stale temporary files are removed when the SCP is created.
     """
 
     command_fields = frozenset({CStoreRQ.command_field})
