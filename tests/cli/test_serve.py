@@ -104,3 +104,12 @@ def test_serve_port_in_use_exits_3(pki: DevPKI, tmp_path: Path) -> None:
         result = run_cli("serve", "--port", port, "--output", tmp_path / "store")
     assert result.exit_code == 3
     assert f"cannot listen on 127.0.0.1:{port}" in error_line(result)
+
+
+def test_an_output_folder_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -> None:
+    """Exit 2 with the reason, before listening: a file where the folder should be."""
+    (tmp_path / "file").write_text("not a folder")
+    result = run_cli("serve", "--port", "0", "--output", tmp_path / "file" / "store")
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        f"error: cannot store into --output {tmp_path / 'file' / 'store'}: Not a directory")

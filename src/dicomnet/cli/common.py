@@ -53,7 +53,8 @@ EXIT_CODES_EPILOG = (
     "\b\nExit codes:\n"
     "  0  success\n"
     "  1  the peer answered with a non-success DIMSE status (or some objects failed)\n"
-    "  2  usage or configuration error (bad option, missing file, wrong key password)\n"
+    "  2  usage or configuration error (bad option, missing file, wrong key password,\n"
+    "     an output folder that cannot be used)\n"
     "  3  association, TLS or network failure\n"
     "  130 interrupted (Ctrl-C)"
 )

@@ -22,7 +22,9 @@ from dicomnet.cli.common import (
     run_async,
 )
 from dicomnet.config import Limits
+from dicomnet.errors import ConfigurationError
 from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.files import StorageError
 
 __all__ = ["serve"]
 
@@ -34,7 +36,12 @@ def storage_scp(root: Path, *, duplicates: str = "keep",
         from dicomnet.services.storage import StorageSCP
     except ImportError:
         return None
-    provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable)
+    try:
+        provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable)
+    except (StorageError, OSError) as exc:
+        # A folder that cannot be used is the operator's to fix (exit 2), not the network's.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(f"cannot store into --output {root}: {reason}") from exc
     return provider
 
 
