@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from dicomnet.cli.certs import certs
 from dicomnet.cli.common import EXIT_CODES_EPILOG
-from dicomnet.cli.demo import demo
-from dicomnet.cli.echo import echo
-from dicomnet.cli.serve import serve
-from dicomnet.cli.store import store
 
 __all__ = ["main"]
 
+#: Command name -> the module defining it (as a function of the same name). Each is
+#: imported when it runs or is listed: ``dicomnet echo`` does not load the store's
+#: progress bars nor the server, and ``--help`` loads no command's dependencies.
+_COMMANDS = {name: f"dicomnet.cli.{name}" for name in ("certs", "echo", "store", "serve", "demo")}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(module), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
 
 @click.group(
+    cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="\b\nStart here:\n"
     "  dicomnet demo                        the whole secure round trip, in one command\n"
@@ -32,12 +48,6 @@ def main() -> None:
     client certificates unless told otherwise.
     """
 
-
-main.add_command(certs)
-main.add_command(echo)
-main.add_command(store)
-main.add_command(serve)
-main.add_command(demo)
 
 if __name__ == "__main__":
     main()
