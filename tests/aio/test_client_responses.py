@@ -14,6 +14,7 @@ import pytest
 from dicomnet.aio.client import ClientAssociation, associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP
+from dicomnet.dimse.status import Status
 from dicomnet.errors import AssociationAborted, DicomNetError, DimseTimeout, LocalProtocolError
 from dicomnet.ul.pdu import AAbort, ReleaseRQ, encode_pdata
 from tests.aio.helpers import LOOPBACK, other_tasks, run, wait_until
@@ -335,3 +336,34 @@ def test_responses_read_with_an_a_abort_still_reach_their_requests() -> None:
     assert (first, second) == (SUCCESS, SUCCESS)
     assert isinstance(third, AssociationAborted)
     assert "aborted by service-provider" in str(third)
+
+
+@pytest.mark.parametrize(("granted", "proposed"), [(1, 1), (1, 5), (2, 5)])
+def test_concurrent_callers_never_exceed_the_window_the_peer_granted(
+        monkeypatch: pytest.MonkeyPatch, granted: int, proposed: int) -> None:
+    """Five echoes at once from five tasks: at most ``granted`` requests are ever
+    outstanding (PS3.7 D.3.3.3.1), and every one is answered."""
+    outstanding: list[int] = []
+    original = ClientAssociation.send_message
+
+    async def spy(self: ClientAssociation, *args: object, **kwargs: object) -> None:
+        outstanding.append(len(self._replies))
+        await original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ClientAssociation, "send_message", spy)
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request))
+
+    async def main() -> tuple[int, list[Status]]:
+        async with (raw_scp(answer, max_async_operations=granted) as (port, _),
+                    associate(LOOPBACK, port, max_async_operations=proposed) as assoc):
+            return assoc.async_window, list(
+                await asyncio.gather(*(assoc.echo() for _ in range(5))))
+
+    window, statuses = run(main())
+    assert window == granted
+    assert [int(s) for s in statuses] == [SUCCESS] * 5
+    assert len(outstanding) == 5 and max(outstanding) <= granted
+    if granted > 1:
+        assert max(outstanding) == granted  # the window is used, not just respected

@@ -106,6 +106,9 @@ class ClientAssociation(Association):
         self._replies: dict[int, _Replies] = {}
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
+        #: Requests outstanding at once: the asynchronous window the peer granted
+        #: (PS3.7 D.3.3.3.1, 1 without one); made on the first request.
+        self._invoked: asyncio.Semaphore | None = None
 
     # -- contexts ---------------------------------------------------------------
 
@@ -133,8 +136,15 @@ class ClientAssociation(Association):
         pdus: Iterable[bytes | bytearray | memoryview] | None = None,
     ) -> AsyncIterator[Reply]:
         """Send a request and yield its responses (pending ones first) with their
-        data sets, ending after the final one (PS3.7 9.1 and 10.1)."""
+        data sets, ending after the final one (PS3.7 9.1 and 10.1). No more
+        requests are outstanding than the peer's window allows (PS3.7 D.3.3.3;
+        one without a window): callers beyond it wait their turn."""
         message_id = message.message_id  # type: ignore[union-attr]
+        window = self._invoked
+        if window is None:
+            window = self._invoked = asyncio.Semaphore(max(1, self.async_window))
+        # Concurrent callers beyond the window wait here, before anything is sent.
+        await window.acquire()
         queue = _Replies()
         self._replies[message_id] = queue
         try:
@@ -155,6 +165,7 @@ class ClientAssociation(Association):
                     return
         finally:
             self._replies.pop(message_id, None)
+            window.release()
 
     async def request_one(
         self,
