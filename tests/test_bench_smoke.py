@@ -19,6 +19,20 @@ def in_tmp(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def _pairs_small(tmp_path: Path, stacks: str, rounds: int
+                 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``pairs.py small --quick`` with these stacks, run to success; the stacks in
+    the order their rounds ran."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("pairs.py")), "small", "--quick", "--no-wait",
+         "--stacks", stacks, "--rounds", str(rounds)],
+        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    order = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    return done, order
+
+
 def test_store_bench_quick_dicomnet_only(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--only", "dicomnet"],
@@ -34,13 +48,7 @@ def test_store_bench_quick_dicomnet_only(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_pairs_alternates_its_stacks_and_prints_medians(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH.with_name("pairs.py")), "small", "--quick", "--no-wait",
-         "--stacks", "dicomnet,dicomnet-nosync", "--rounds", "2"],
-        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    done, rounds = _pairs_small(tmp_path, "dicomnet,dicomnet-nosync", 2)
     # Every stack once per round, in the other order in the second round.
     assert rounds == ["dicomnet", "dicomnet-nosync", "dicomnet-nosync", "dicomnet"]
     assert "FAILED" not in done.stdout
@@ -73,12 +81,6 @@ def test_pairs_measures_the_python_ssl_ceiling_beside_dicomnet(tmp_path: Path) -
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_pairs_runs_pynetdicom_with_tcp_nodelay(tmp_path: Path) -> None:
     """The tuned pynetdicom row (its peer script's --nodelay) runs to the end."""
-    done = subprocess.run(
-        [sys.executable, str(BENCH.with_name("pairs.py")), "small", "--quick", "--no-wait",
-         "--stacks", "dicomnet,pynetdicom-nodelay", "--rounds", "1"],
-        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    rounds = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("round")]
+    done, rounds = _pairs_small(tmp_path, "dicomnet,pynetdicom-nodelay", 1)
     assert rounds == ["dicomnet", "pynetdicom-nodelay"]
     assert "FAILED" not in done.stdout
