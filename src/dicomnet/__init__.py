@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     from .security.config import TLSConfig
     from .security.info import SecurityInfo
     from .security.profiles import PROFILES, SecurityWarning
-    from .services.storage import StorageSCP, StoredInstance, StoreResult, store_paths
+    from .services.storage import (
+        RetryEvent,
+        StorageSCP,
+        StoredInstance,
+        StoreResult,
+        store_paths,
+    )
     from .services.verification import VerificationSCP
     from .ul.negotiation import AcceptedContext, ContextRequest
 
@@ -64,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "PROFILES": ".security.profiles",
     "ProtocolError": ".errors",
     "RemoteProtocolError": ".errors",
+    "RetryEvent": ".services.storage",
     "SecureLinkEvent": ".aio.transport",
     "SecurityInfo": ".security.info",
     "SecurityWarning": ".security.profiles",
@@ -108,6 +115,7 @@ __all__ = [
     "NoAcceptedContext",
     "ProtocolError",
     "RemoteProtocolError",
+    "RetryEvent",
     "SecureLinkEvent",
     "SecurityInfo",
     "SecurityWarning",

@@ -164,12 +164,16 @@ class TLSError(TransportError):
     """The TLS handshake or the peer's certificate verification failed.
 
     ``reason`` names the check that failed in words a user can act on
-    ("certificate has expired", "host name mismatch"...).
+    ("certificate has expired", "host name mismatch"...). ``link_failed`` is
+    True when no check failed that we know of: the connection closed, was reset
+    or timed out during the handshake (a flaky link, or a peer refusing us
+    without saying so), where trying again may pass.
     """
 
-    def __init__(self, message: str, *, reason: str = "") -> None:
+    def __init__(self, message: str, *, reason: str = "", link_failed: bool = False) -> None:
         super().__init__(message)
         self.reason = reason or message
+        self.link_failed = link_failed
 
 
 class DimseError(DicomNetError):

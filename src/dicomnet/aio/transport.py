@@ -332,7 +332,7 @@ def _handshake_error(
     if isinstance(exc, builtins.TimeoutError):
         return TLSError(
             f"TLS handshake with {peer} did not finish within {timeout}s",
-            reason="handshake timed out",
+            reason="handshake timed out", link_failed=True,
         )
     return translate_ssl_error(
         exc, side=side, peer=peer, profile=profile, host=host,  # type: ignore[arg-type]
@@ -398,7 +398,7 @@ async def wrap_accepted(
         if context is not None:
             error = TLSError(
                 f"no TLS ClientHello from {peer[0]}:{peer[1]} within {wait}s",
-                reason="handshake timed out",
+                reason="handshake timed out", link_failed=True,
             )
             await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", None, error))
             raise error from exc

@@ -159,4 +159,5 @@ def translate_ssl_error(
         return exc
     reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host,
                          sent_certificate=sent_certificate)
-    return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason)
+    return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason,
+                    link_failed=reason == _EOF)

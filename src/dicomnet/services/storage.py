@@ -44,7 +44,7 @@ from ..storage.names import UnsafeNameError, safe_uid
 from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from .store_scu import StoreResult, collect_files, store_paths
+from .store_scu import RetryEvent, StoreResult, collect_files, store_paths
 from .workers import MAX_BATCH, Background, BatchWorker
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INDEX_NAME",
+    "RetryEvent",
     "StorageSCP",
     "StoreResult",
     "StoredInstance",

@@ -33,7 +33,17 @@ from pydicom.uid import (
 from ..config import Timeouts
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
-from ..errors import ConfigurationError, DicomNetError
+from ..errors import (
+    AssociationAborted,
+    AssociationRejected,
+    ConfigurationError,
+    DicomNetError,
+    DimseTimeout,
+    NoAcceptedContext,
+    ProtocolError,
+    TLSError,
+    TransportError,
+)
 from ..security.config import TLSConfig
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info, read_part10
@@ -45,7 +55,7 @@ if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
     from ..aio.transport import SecureLinkHook
 
-__all__ = ["StoreResult", "collect_files", "store_paths"]
+__all__ = ["RetryEvent", "StoreResult", "collect_files", "store_paths", "transient_failure"]
 
 IMPLICIT_LE = str(ImplicitVRLittleEndian)
 EXPLICIT_LE = str(ExplicitVRLittleEndian)
@@ -66,13 +76,62 @@ class StoreResult:
     size: int = 0
     transfer_syntax_uid: str | None = None
     converted_to: str | None = None
+    #: How many times it was sent (or tried): more than 1 after retries.
+    attempts: int = 1
+    #: A failure that may pass if sent again later: the link failed before the
+    #: answer (abort, drop, timeout, refused or transient rejection), or the peer
+    #: answered Refused: Out of Resources (A7xxH, PS3.4 B.2.3).
+    retryable: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "path": str(self.path), "sop_instance_uid": self.sop_instance_uid,
             "status": self.status, "ok": self.ok, "error": self.error, "size": self.size,
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
+            "attempts": self.attempts, "retryable": self.retryable,
         }
+
+    def _reset_for_retry(self) -> None:
+        self.status = None
+        self.ok = False
+        self.error = None
+        self.converted_to = None
+        self.retryable = False
+        self.attempts += 1
+
+
+@dataclass(frozen=True, slots=True)
+class RetryEvent:
+    """What ``store_paths``' ``on_retry`` receives before sending failed objects
+    again: which attempt comes next (2 for the first retry), of how many at
+    most, how many objects, after how long, and the last failure's words."""
+
+    attempt: int
+    max_attempts: int
+    count: int
+    delay: float
+    reason: str
+
+
+def transient_failure(exc: BaseException) -> bool:
+    """Whether an association-level failure may pass if tried again later: an
+    abort, a dropped or refused connection, a timeout (a TLS handshake's too, or
+    one cut short: ``TLSError.link_failed``), a transient rejection (PS3.8
+    9.3.4: result 2). Not a permanent rejection, a certificate or TLS check
+    that failed, a protocol error or a configuration error: those fail the same
+    way every time."""
+    if isinstance(exc, AssociationRejected):
+        return exc.result == 2
+    if isinstance(exc, TLSError):
+        return exc.link_failed
+    if isinstance(exc, ConfigurationError | ProtocolError | NoAcceptedContext):
+        return False
+    return isinstance(exc, AssociationAborted | TransportError | DimseTimeout)
+
+
+def _retryable_status(status: int) -> bool:
+    """Refused: Out of Resources (A7xxH, PS3.4 B.2.3): the peer may have room later."""
+    return (status & 0xFF00) == 0xA700
 
 
 def collect_files(paths: Iterable[Path | str]) -> list[Path]:
@@ -303,6 +362,7 @@ async def _send_one(assoc: ClientAssociation, plan: _Plan,
     result.ok = status == 0 or (status & 0xF000) == 0xB000
     if not result.ok:
         result.error = getattr(rsp, "error_comment", None) or f"status 0x{status:04X}"
+        result.retryable = _retryable_status(status)
 
 
 async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
@@ -356,6 +416,10 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         raise assoc.failure
 
 
+#: The longest wait between two attempts, however many retries were asked for.
+MAX_RETRY_DELAY = 60.0
+
+
 async def store_paths(
     host: str,
     port: int,
@@ -368,6 +432,9 @@ async def store_paths(
     on_progress: Callable[[StoreResult], None] | None = None,
     max_async_operations: int = 32,
     on_secure_link_ready: SecureLinkHook | None = None,
+    retries: int = 0,
+    retry_delay: float = 2.0,
+    on_retry: Callable[[RetryEvent], None] | None = None,
 ) -> list[StoreResult]:
     """C-STORE every file (folders recursively) to ``host:port``; one result per file.
 
@@ -379,8 +446,28 @@ async def store_paths(
     Files that are not DICOM Part 10 are reported, not sent. Association-level
     failures (TLS, rejection, abort) mark the remaining files of that
     association failed and are re-raised only if nothing could be sent at all.
+
+    With ``retries``, the objects whose failure may pass (``StoreResult.retryable``:
+    the link broke before their answer, or the peer was out of resources) are
+    sent again on a new association, up to ``retries`` more times, after
+    ``retry_delay`` seconds, doubled at each retry (at most ``MAX_RETRY_DELAY``).
+    ``on_retry`` hears of each retry before its wait; ``on_progress`` hears of
+    each object once, when its last attempt ended. An object whose answer was
+    lost with the link may reach a peer twice: a peer keeping the first copy
+    answers Success, one rejecting duplicates answers a failure (0111H).
     """
     from ..aio.client import associate
+
+    if retries < 0:
+        raise ConfigurationError("retries must be 0 or more")
+    if not 0 <= retry_delay <= MAX_RETRY_DELAY:
+        raise ConfigurationError(f"retry_delay must be within 0 and {MAX_RETRY_DELAY:g} seconds")
+    max_attempts = retries + 1
+
+    def report(result: StoreResult) -> None:
+        if on_progress is not None and not (result.retryable
+                                            and result.attempts < max_attempts):
+            on_progress(result)
 
     plans: list[_Plan] = []
     results: list[StoreResult] = []
@@ -391,29 +478,47 @@ async def store_paths(
             info = read_part10(path)
         except (StorageError, OSError) as exc:
             result.error = f"not a DICOM Part 10 file: {exc}"
-            if on_progress:
-                on_progress(result)
+            report(result)
             continue
         result.sop_instance_uid = info.sop_instance_uid
         result.size = info.dataset_length
         result.transfer_syntax_uid = info.transfer_syntax_uid
         plans.append(_Plan(info, result))
-    for batch in _batches(plans):
-        try:
-            async with associate(
-                host, port, contexts=_contexts_for(batch.keys), tls=tls,
-                calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
-                timeouts=timeouts, max_async_operations=max_async_operations,
-                on_secure_link_ready=on_secure_link_ready,
-            ) as assoc:
-                await _send_batch(assoc, batch.plans, on_progress)
-        except DicomNetError as exc:
-            pending = [p for p in batch.plans if p.result.status is None and not p.result.error]
-            for plan in pending:
-                plan.result.error = str(exc)
-                if on_progress:
-                    on_progress(plan.result)
-            if not any(r.ok for r in results):
-                raise
+    attempt = 1
+    while True:
+        failure: DicomNetError | None = None  # this attempt's last link failure
+        for batch in _batches(plans):
+            try:
+                async with associate(
+                    host, port, contexts=_contexts_for(batch.keys), tls=tls,
+                    calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
+                    timeouts=timeouts, max_async_operations=max_async_operations,
+                    on_secure_link_ready=on_secure_link_ready,
+                ) as assoc:
+                    await _send_batch(assoc, batch.plans, report)
+            except DicomNetError as exc:
+                failure = exc
+                transient = transient_failure(exc)
+                pending = [p for p in batch.plans
+                           if p.result.status is None and not p.result.error]
+                for plan in pending:
+                    plan.result.error = str(exc)
+                    plan.result.retryable = transient
+                    report(plan.result)
+                if not transient and not any(r.ok for r in results):
+                    raise
+        again = [p for p in plans if p.result.retryable]
+        if not again or attempt >= max_attempts:
+            break
+        attempt += 1
+        delay = min(retry_delay * 2 ** (attempt - 2), MAX_RETRY_DELAY)
+        if on_retry is not None:
+            on_retry(RetryEvent(attempt=attempt, max_attempts=max_attempts, count=len(again),
+                                delay=delay, reason=again[-1].result.error or "failed"))
+        await asyncio.sleep(delay)
+        for plan in again:
+            plan.result._reset_for_retry()
+        plans = again
+    if failure is not None and not any(r.ok for r in results):
+        raise failure
     return results
-
