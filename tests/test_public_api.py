@@ -5,8 +5,10 @@ command, does not import what that command does not use."""
 from __future__ import annotations
 
 import importlib
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import dicomnet
 
@@ -50,3 +52,23 @@ def test_the_echo_command_loads_neither_pydicom_nor_the_store_nor_rich() -> None
     assert {"asyncio", "ssl", "click"} <= loaded  # what echo needs
     assert not loaded & {"pydicom", "sqlite3", "rich", "dicomnet.services.storage",
                          "dicomnet.aio.server"}
+
+
+def test_the_store_command_with_json_loads_no_rich(tmp_path: Path) -> None:
+    """A script's run (``--json``) needs no progress bar or table: rich stays out."""
+    from dicomnet.cli.demo import write_synthetic_ct
+
+    write_synthetic_ct(tmp_path / "a.dcm", number=1, study_uid="1.2.3", series_uid="1.2.3.4",
+                       size=8)
+    with socket.socket() as sock:  # a port nobody listens on: the run fails at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    loaded = _modules_after(
+        "from dicomnet.cli.main import main\n"
+        "try:\n"
+        f"    main(['store', '127.0.0.1', '{port}', {str(tmp_path / 'a.dcm')!r}, '--json'],"
+        " standalone_mode=False)\n"
+        "except BaseException:\n"
+        "    pass")
+    assert {"dicomnet.cli.store", "dicomnet.services.store_scu", "asyncio"} <= loaded
+    assert "rich" not in loaded

@@ -103,3 +103,41 @@ def test_store_empty_folder_is_usage_error(tmp_path: Path) -> None:
     result = run_cli("store", "127.0.0.1", "104", tmp_path)
     assert result.exit_code == 2
     assert "no files found" in error_line(result)
+
+
+def test_store_retries_what_a_dropped_link_lost(start_server: StartServer, pki: DevPKI,
+                                                tmp_path: Path) -> None:
+    """The first connection is cut before the server hears a byte (over TLS, in the
+    handshake): ``--retries`` sends everything again on a new one; without it,
+    nothing could be sent and the exit code says so."""
+    from tests.relay import RelayThread
+
+    tls = TLSConfig(certfile=pki.server_cert, keyfile=pki.server_key, cafile=pki.ca_cert)
+    root = tmp_path / "store"
+    scp = storage.StorageSCP(root)
+    server = start_server(tls=tls, providers=[VerificationSCP(), scp])
+    sent = write_images(tmp_path / "in", 3)
+    args = ["--json", "--server-name", "localhost", *client_tls_args(pki)]
+    with RelayThread(server.port, {0: 0}) as relay:
+        result = run_cli("store", "127.0.0.1", relay.port, tmp_path / "in",
+                         "--retries", "2", "--retry-delay", "0", *args)
+        connections = relay.connections
+    with RelayThread(server.port, {0: 0}) as relay:
+        refused = run_cli("store", "127.0.0.1", relay.port, tmp_path / "in", *args)
+    scp.close()
+    assert result.exit_code == 0, result.output
+    assert connections == 2
+    doc = json_out(result)
+    assert (doc["stored"], doc["failed"], doc["retried"]) == (3, 0, 3)
+    assert [(r["attempts"], r["retryable"]) for r in doc["results"]] == [(2, False)] * 3
+    assert "retrying 3 object(s) in 0 s (attempt 2 of 3)" in result.stderr
+    assert set(received(root)) == set(sent)
+    assert refused.exit_code == 3
+    assert "during the TLS handshake" in error_line(refused)
+
+
+def test_store_help_teaches_retries() -> None:
+    result = run_cli("store", "--help")
+    assert result.exit_code == 0
+    assert "--retries" in result.stdout and "--retry-delay" in result.stdout
+    assert "Out of Resources (A7xxH)" in " ".join(result.stdout.split())

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
-from dicomnet.aio.transport import SecureLinkEvent
 from dicomnet.cli.common import (
     EXIT_CODES_EPILOG,
     EXIT_FAILURE_STATUS,
@@ -35,7 +25,10 @@ from dicomnet.dimse.status import Status
 from dicomnet.tuning import tune_malloc_for_streaming
 
 if TYPE_CHECKING:
-    from dicomnet.services.storage import StoreResult
+    from rich.progress import Progress, TaskID
+
+    from dicomnet.aio.transport import SecureLinkEvent
+    from dicomnet.services.storage import RetryEvent, StoreResult
 
 __all__ = ["store"]
 
@@ -50,37 +43,68 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int],
-               net: NetworkOptions, show_progress: bool,
-               links: list[SecureLinkEvent]) -> list[StoreResult]:
-    from dicomnet.services.storage import store_paths
+def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    tls = net.tls_config()
-    total = sum(sizes.values())
     progress = Progress(
         TextColumn("[bold]C-STORE"), BarColumn(),
         TextColumn("{task.fields[done]}/{task.fields[count]} objects"),
         DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not show_progress,
+        console=Console(stderr=True),
     )
     # One bar: bytes drive the bar and rate, the object count rides along.
-    task = progress.add_task("store", total=total or 1, done=0, count=len(files))
+    return progress, progress.add_task("store", total=total_bytes or 1, done=0, count=count)
+
+
+async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int],
+               net: NetworkOptions, show_progress: bool, links: list[SecureLinkEvent],
+               retries: int, retry_delay: float) -> list[StoreResult]:
+    from dicomnet.services.storage import store_paths
+
+    tls = net.tls_config()
+    # rich only for a terminal (and the summary): a --json run starts faster.
+    bar = _progress_bar(sum(sizes.values()), len(files)) if show_progress else None
     done = 0
 
     def on_progress(result: StoreResult) -> None:
         nonlocal done
         done += 1
-        progress.update(task, advance=sizes.get(result.path, result.size), done=done)
-        if not result.ok and show_progress:
-            progress.console.print(f"[red]failed[/red] {result.path}: {result.error}",
-                                   highlight=False, markup=True)
+        if bar is not None:
+            bar[0].update(bar[1], advance=sizes.get(result.path, result.size), done=done)
+            if not result.ok:
+                bar[0].console.print(f"[red]failed[/red] {result.path}: {result.error}",
+                                     highlight=False, markup=True)
 
-    with progress:
+    def on_retry(event: RetryEvent) -> None:
+        # Said even under --json (on stderr): a run that waits must say why.
+        line = (f"retrying {event.count} object(s) in {event.delay:g} s "
+                f"(attempt {event.attempt} of {event.max_attempts}): {event.reason}")
+        if bar is not None:
+            bar[0].console.print(f"[yellow]{line}[/yellow]", highlight=False, markup=True)
+        else:
+            click.echo(f"dicomnet store: {line}", err=True)
+
+    with bar[0] if bar is not None else contextlib.nullcontext():
         return await store_paths(
             host, port, files, tls=tls, calling_ae_title=net.aet,
             called_ae_title=net.called_aet, timeouts=net.timeouts(), on_progress=on_progress,
-            on_secure_link_ready=links.append,
+            on_secure_link_ready=links.append, retries=retries, retry_delay=retry_delay,
+            on_retry=on_retry,
         )
+
+
+def _stderr_is_terminal() -> bool:
+    from rich.console import Console  # rich's test: it honours FORCE_TERMINAL and the like
+
+    return Console(stderr=True).is_terminal
 
 
 def _status_text(result: StoreResult) -> str:
@@ -94,17 +118,31 @@ def _status_text(result: StoreResult) -> str:
 @click.argument("port", type=click.IntRange(1, 65535))
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
+@click.option("--retries", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Send again, on a new association, the objects whose failure may pass: "
+                   "the link dropped, timed out or was refused before their answer, the "
+                   "peer rejected the association as transient, or answered Out of "
+                   "Resources (A7xxH). Up to this many more times.")
+@click.option("--retry-delay", type=click.FloatRange(0, 60), default=2.0, show_default=True,
+              metavar="SECONDS",
+              help="Wait before the first retry; doubled at each next one (60 s at most).")
 @network_options("client")
-def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions) -> None:
+def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
+          retry_delay: float, net: NetworkOptions) -> None:
     """Send DICOM files to a Storage SCP with C-STORE; folders are searched recursively.
 
     Files go as they are on disk when the peer accepts their transfer syntax.
     A progress bar shows on a terminal; a summary follows. Exit status 1 if
     any object failed.
 
+    With --retries, objects lost to a dropped link or a busy peer are sent
+    again; failures that would repeat (a rejected certificate, a permanent
+    rejection, a data set the peer refuses) are not.
+
     \b
     Examples:
       dicomnet store pacs.example.org 11112 study/ --called-aet PACS
+      dicomnet store pacs.example.org 11112 study/ --retries 3
       dicomnet store localhost 2762 a.dcm b.dcm --tls --ca pki/ca.pem \\
           --cert pki/client.pem --key pki/client.key --json
     """
@@ -121,12 +159,13 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
         fail("no files found in " + ", ".join(map(str, paths)), EXIT_USAGE)
     sizes = {f: f.stat().st_size for f in files}
     tune_malloc_for_streaming()  # this process is ours: see dicomnet.tuning
-    show_progress = not net.json and Console(stderr=True).is_terminal
+    show_progress = not net.json and _stderr_is_terminal()
     started = time.perf_counter()
     links: list[SecureLinkEvent] = []
     with cli_session(net.verbose):
         results = run_async(_run(host, port, files=files, sizes=sizes, net=net,
-                                 show_progress=show_progress, links=links),
+                                 show_progress=show_progress, links=links,
+                                 retries=retries, retry_delay=retry_delay),
                             verbose=net.verbose, net=net)
     security = next((link.info for link in links if link.info is not None), None)
     seconds = time.perf_counter() - started
@@ -142,11 +181,15 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
             "total": len(results),
             "stored": len(ok),
             "failed": len(failed),
+            "retried": sum(1 for r in results if r.attempts > 1),
             "bytes": sent_bytes,
             "seconds": round(seconds, 3),
             "results": [r.to_dict() | {"status_text": _status_text(r)} for r in results],
         })
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         console = Console()
         rows = results if len(results) <= _TABLE_ROWS else failed
         if rows:
@@ -164,7 +207,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], net: NetworkOptions)
         console.print(
             f"[{colour}]Stored {len(ok)} of {len(results)} objects[/{colour}] "
             f"({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in {seconds:.2f} s "
-            f"({_human_bytes(rate)}/s)" + (", over TLS" if net.tls else ", not encrypted"),
+            f"({_human_bytes(rate)}/s)" + (", over TLS" if net.tls else ", not encrypted")
+            + (f"; {retried} sent more than once" if (retried := sum(
+                1 for r in results if r.attempts > 1)) else ""),
             highlight=False,
         )
         if security is not None:
