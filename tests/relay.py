@@ -16,11 +16,15 @@ LOOPBACK = "127.0.0.1"
 class CuttingRelay:
     """A TCP relay on loopback to ``target``. Connection ``n`` (counted from 0) is
     reset on both sides once ``cuts[n]`` bytes went from the client to the
-    server (0: at once, before anything reaches the server); others are relayed
-    whole."""
+    server (0: at once, before anything reaches the server), or, with
+    ``answer_cuts[n] = k``, as the server's ``k``-th PDU (counted from 1) begins:
+    with k = 2, the A-ASSOCIATE-AC goes through and the first answer after it
+    does not (plain DICOM only: the relay reads the PDU headers, PS3.8 9.3.1).
+    Others are relayed whole."""
 
-    def __init__(self, target: int, cuts: dict[int, int]) -> None:
-        self.target, self.cuts = target, cuts
+    def __init__(self, target: int, cuts: dict[int, int],
+                 answer_cuts: dict[int, int] | None = None) -> None:
+        self.target, self.cuts, self.answer_cuts = target, cuts, answer_cuts or {}
         self.connections = 0
         self.port = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -56,7 +60,24 @@ class CuttingRelay:
             if not dst.transport.is_closing():
                 dst.close()
 
-        await asyncio.gather(pump(reader, up_writer, limit), pump(up_reader, writer, None))
+        async def answers(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                          cut_at: int) -> None:
+            """Whole PDUs from the server, until the ``cut_at``-th begins."""
+            with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+                for _ in range(cut_at - 1):
+                    head = await src.readexactly(6)
+                    dst.write(head + await src.readexactly(int.from_bytes(head[2:], "big")))
+                    await dst.drain()
+                await src.readexactly(1)
+                cut()
+                return
+            if not dst.transport.is_closing():
+                dst.close()
+
+        cut_at = self.answer_cuts.get(index)
+        await asyncio.gather(
+            pump(reader, up_writer, limit),
+            answers(up_reader, writer, cut_at) if cut_at else pump(up_reader, writer, None))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[CuttingRelay]:

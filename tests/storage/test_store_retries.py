@@ -146,6 +146,46 @@ def test_a_tls_handshake_cut_short_is_retried_a_refused_certificate_is_not(
     assert (connections, retried) == (1, [])
 
 
+@pytest.mark.parametrize("policy", ["keep", "reject"])
+def test_objects_stored_whose_answers_were_lost_are_sent_again(tmp_path: Path,
+                                                               policy: str) -> None:
+    """The link drops as the first answer comes back: the server stored objects
+    the client never heard of. Sent again, a server keeping the first copy
+    answers Success; one rejecting duplicates answers 0111H, and the error says
+    that the earlier attempt most likely stored them. Either way each object is
+    on the server once, whole."""
+    files = _files(tmp_path / "in", 8)
+    heard: list[StoreResult] = []
+
+    async def scenario() -> tuple[list[StoreResult], int]:
+        scp = StorageSCP(tmp_path / "out", duplicates=policy)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server, \
+                    CuttingRelay(server.port, {}, answer_cuts={0: 2}).running() as relay:
+                results = await store_paths(LOOPBACK, relay.port, files, retries=1,
+                                            retry_delay=0, max_async_operations=8,
+                                            on_progress=heard.append)
+                return results, relay.connections
+        finally:
+            scp.close()
+
+    results, connections = run(scenario())
+    assert connections == 2
+    assert [r.attempts for r in results] == [2] * 8  # no answer came back on the first
+    stored = _stored(tmp_path / "out")
+    assert stored == {uid(9, n): pixel_bytes(dcmread(f)) for n, f in enumerate(files)}
+    duplicates = [r for r in results if r.status == 0x0111]
+    if policy == "keep":
+        assert duplicates == [] and all(r.ok for r in results)
+    else:
+        # At least the object whose answer was cut was stored by the first attempt.
+        assert duplicates
+        assert all("most likely stored by the earlier attempt" in (r.error or "")
+                   for r in duplicates)
+        assert all(r.ok for r in results if r not in duplicates)
+    assert len(heard) == 8
+
+
 def test_without_retries_the_lost_objects_are_reported_retryable(tmp_path: Path) -> None:
     files = _files(tmp_path / "in", 8)
     cut = sum(f.stat().st_size for f in files) // 2

@@ -129,6 +129,10 @@ def transient_failure(exc: BaseException) -> bool:
     return isinstance(exc, AssociationAborted | TransportError | DimseTimeout)
 
 
+#: PS3.7 C.5.x: a peer rejecting duplicates answers this to a retried object it kept.
+_DUPLICATE_SOP_INSTANCE = 0x0111
+
+
 def _retryable_status(status: int) -> bool:
     """Refused: Out of Resources (A7xxH, PS3.4 B.2.3): the peer may have room later."""
     return (status & 0xFF00) == 0xA700
@@ -363,6 +367,9 @@ async def _send_one(assoc: ClientAssociation, plan: _Plan,
     if not result.ok:
         result.error = getattr(rsp, "error_comment", None) or f"status 0x{status:04X}"
         result.retryable = _retryable_status(status)
+        if status == _DUPLICATE_SOP_INSTANCE and result.attempts > 1:
+            result.error += (" (sent again after a lost answer: most likely stored by the "
+                             "earlier attempt)")
 
 
 async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
