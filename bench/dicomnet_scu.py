@@ -1,5 +1,6 @@
 """The dicomnet C-STORE SCU of the benchmark: sends every file of a folder on one
-association and prints one JSON line: seconds (around ``store_paths``), sent, ok.
+association and prints one JSON line: seconds (around ``store_paths``), cpu (this
+process's CPU seconds over the same span, every thread), sent, ok.
 
 ``--pki DIR`` (a ``make_dev_pki`` folder) selects TLS with mutual
 authentication; ``--profile FILE`` writes a cProfile dump of the send.
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import cProfile
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,11 @@ from pathlib import Path
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StoreResult, store_paths
 from dicomnet.tuning import tune_malloc_for_streaming
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def tls_config(pki: Path) -> TLSConfig:
@@ -43,18 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tune_malloc_for_streaming()  # as ``dicomnet store`` does (see dicomnet.tuning)
     profiler = cProfile.Profile() if args.profile is not None else None
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     if profiler is not None:
         profiler.enable()
     results = asyncio.run(send(args.host, args.port, args.folder, args.pki))
     if profiler is not None:
         profiler.disable()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu
     if profiler is not None:
         profiler.dump_stats(args.profile)
     ok = sum(1 for r in results if r.ok)
     errors = sorted({r.error for r in results if r.error})[:3]
-    print(json.dumps({"seconds": seconds, "sent": len(results), "ok": ok, "errors": errors}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "sent": len(results), "ok": ok,
+                      "errors": errors}))
     return 0 if ok == len(results) else 1
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import signal
 import socket
 import ssl
@@ -110,6 +111,8 @@ def run_scu(host: str, port: int, folder: Path, pki: Path | None) -> int:
     _config.STORE_SEND_CHUNKED_DATASET = True
     paths = sorted(p for p in folder.rglob("*") if p.is_file())
     start = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_start = usage.ru_utime + usage.ru_stime
     ae = AE(ae_title="PYNETDICOM")
     ae.maximum_pdu_size = MAX_PDU
     wanted: dict[tuple[str, str], None] = {}
@@ -133,7 +136,10 @@ def run_scu(host: str, port: int, folder: Path, pki: Path | None) -> int:
     else:
         errors.append("association not established")
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "sent": len(paths), "ok": ok, "errors": errors}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_start
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "sent": len(paths), "ok": ok,
+                      "errors": errors}))
     return 0 if ok == len(paths) else 1
 
 

@@ -32,6 +32,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import select
 import shutil
 import signal
@@ -123,7 +124,11 @@ class Measurement:
     seconds: list[float] = field(default_factory=list)
     client_wall: list[float] = field(default_factory=list)
     server_peak_kib: list[int] = field(default_factory=list)
+    #: CPU seconds of each run, start-up excluded: the server's while the client ran,
+    #: the client's over the span its ``seconds`` cover (DCMTK's storescu: its whole
+    #: process, start-up of a few ms included).
     server_cpu: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -398,6 +403,8 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
         return
     try:
         cmd = client_command(variant, pki, server.port, folder, scu_profile)
+        server_cpu = server.cpu_seconds()  # its start-up is not the transfer's
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         try:
             done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
@@ -406,11 +413,17 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
             m.errors.append(f"{tag}: SCU timed out after {timeout:.0f}s")
             return
         wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        time.sleep(0.2)  # what a server does after its last answer (index rows) counts too
+        server_cpu = server.cpu_seconds() - server_cpu
         seconds = wall
+        client_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
         if variant in ("dicomnet", "dicomnet-nosync", "pynetdicom", "pynetdicom-nodelay"):
             lines = done.stdout.decode(errors="replace").strip().splitlines()
             with contextlib.suppress(IndexError, ValueError, KeyError):
-                seconds = float(json.loads(lines[-1])["seconds"])
+                report = json.loads(lines[-1])
+                seconds = float(report["seconds"])
+                client_cpu = float(report["cpu"])
         files, size = received(out)
         if done.returncode != 0 or files != m.count or size < payload:
             m.errors.append(
@@ -421,7 +434,8 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
         m.seconds.append(seconds)
         m.client_wall.append(wall)
         m.server_peak_kib.append(server.peak_kib())
-        m.server_cpu.append(server.cpu_seconds())
+        m.server_cpu.append(server_cpu)
+        m.client_cpu.append(client_cpu)
     finally:
         server.stop()
         # Received files are deleted at the end of the run, not here: ext4 without a
@@ -493,7 +507,29 @@ def table(results: dict[tuple[str, str, str], Measurement], transports: Sequence
                       f"{py_small.count} objects (one association), to bound the run time.", ""]
         if (transport, "dicomnet", images.name) in results:
             lines += targets(results, transport, all_cases)
+        lines += cpu_table(results, transport, variants, all_cases)
     return "\n".join(lines)
+
+
+def cpu_table(results: dict[tuple[str, str, str], Measurement], transport: str,
+              variants: Sequence[Variant], all_cases: Sequence[Case]) -> list[str]:
+    """CPU seconds per run (medians), server / client, start-up excluded: on this
+    2-core machine both processes share two CPUs, so their sum bounds the rate."""
+    head = " | ".join(f"{c.label}: server / client / sum" for c in all_cases)
+    out = [f"CPU seconds per run ({transport}, medians, start-up excluded):", "",
+           f"| stack | {head} |", "|---|" + "---:|" * len(all_cases)]
+    for v in variants:
+        cells = [v.label]
+        for case in all_cases:
+            m = results.get((transport, v.key, case.name))
+            if m is None or not m.ok or not m.client_cpu:
+                cells.append("n/a")
+                continue
+            server, client = statistics.median(m.server_cpu), statistics.median(m.client_cpu)
+            cells.append(f"{server:.2f} / {client:.2f} / {server + client:.2f}")
+        if any(cell != "n/a" for cell in cells[1:]):
+            out.append("| " + " | ".join(cells) + " |")
+    return [*out, ""]
 
 
 def targets(results: dict[tuple[str, str, str], Measurement], transport: str,
@@ -664,8 +700,9 @@ def print_round(number: int, name: str, case: Case, m: Measurement, before: int)
     """One line for a run of interleaved rounds (pairs.py, senders.py): its rate,
     or why it failed (``before``: how many runs ``m`` held before this one)."""
     if len(m.seconds) > before:
+        client = f", client {m.client_cpu[-1]:.2f} s" if m.client_cpu else ""
         print(f"round {number + 1}  {name:16} {case_rate(case, m, m.seconds[-1]):9.1f} "
-              f"{case.unit}  server CPU {m.server_cpu[-1]:.2f} s", flush=True)
+              f"{case.unit}  CPU: server {m.server_cpu[-1]:.2f} s{client}", flush=True)
     else:
         print(f"round {number + 1}  {name:16} FAILED: {m.errors[-1]}", flush=True)
 

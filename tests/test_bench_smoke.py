@@ -44,6 +44,15 @@ def test_store_bench_quick_dicomnet_only(tmp_path: Path) -> None:
     assert "### plain TCP" in out
     assert "| dicomnet |" in out
     assert "FAIL" not in out
+    # The CPU table: every dicomnet cell measured, server / client / their sum.
+    assert "CPU seconds per run (tls, medians, start-up excluded):" in out
+    row = next(line for line in out.split("CPU seconds per run (tls")[1].splitlines()
+               if line.startswith("| dicomnet |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+    assert len(cells) == 3
+    for cell in cells:
+        server, client, total = (float(x) for x in cell.split(" / "))
+        assert server > 0 and client > 0 and abs(server + client - total) < 0.011
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
