@@ -308,3 +308,35 @@ def test_bytes_beyond_ascii_without_a_character_set_read_as_pydicom_reads_them(
     buffer = received(ds, syntax)
     got = read_header(buffer, None, syntax)
     assert got.text("PatientName") == "Müller^Jürgen"
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+@pytest.mark.parametrize("charset", ["", "ISO_IR 192", "ISO_IR 144"],
+                         ids=["default", "utf8", "cyrillic"])
+def test_texts_is_text_of_each_keyword(syntax: str, charset: str) -> None:
+    """texts() (an index row's eighteen in one call) answers what text() answers,
+    for text, binary, multi-valued, padded, empty and absent attributes, on the
+    fast path and on both fallbacks (another character set, the full reader)."""
+    ds = make_image(6)
+    if charset:
+        ds.SpecificCharacterSet = charset
+        ds.PatientName = "\u0418\u0432\u0430\u043d\u043e\u0432^Zoe"
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.add(DataElement(0x00080050, "SH", b"A1    "))
+    keywords = ["SOPInstanceUID", "PatientName", "ImageType", "AccessionNumber",
+                "ReferringPhysicianName", "StudyDescription", *BINARY_KEYWORDS,
+                "InstanceNumber", "PatientID"]
+    got = read_header(received(ds, syntax), None, syntax)
+    expected = [got.text(keyword) for keyword in keywords]
+    assert got.texts(keywords) == expected
+    assert expected[keywords.index("StudyDescription")] is None  # absent
+    assert expected[keywords.index("ReferringPhysicianName")] is None  # empty
+    assert expected[keywords.index("AccessionNumber")] == "A1"
+    assert got.texts([]) == []
+    try:  # an unknown keyword: as text() does on the same path
+        alone = got.text("NoSuchKeyword")
+    except KeyError:
+        with pytest.raises(KeyError):
+            got.texts(["NoSuchKeyword"])
+    else:
+        assert got.texts(["NoSuchKeyword"]) == [alone]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Sequence
 
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -132,6 +133,26 @@ class HeaderAttributes:
         if isinstance(value, MultiValue | list | tuple):
             return "\\".join(str(v) for v in value) or None
         return str(value) or None
+
+    def texts(self, keywords: Sequence[str]) -> list[str | None]:
+        """:meth:`text` of each keyword, in order: one call for the eighteen of an
+        index row, which otherwise cost the index thread a call each."""
+        raw, encoding = self._raw, self._encoding
+        if raw is None or encoding is None or self._dataset is not None:
+            return [self.text(keyword) for keyword in keywords]
+        out: list[str | None] = []
+        for keyword in keywords:
+            tag, is_text = _TAGS.get(keyword) or _lookup(keyword)
+            element = raw.get(tag)
+            if element is None:
+                out.append(None)  # scanned: every element before group 0028 is in raw
+                continue
+            vr, value = element
+            if vr in _TEXT_VRS or (vr is None and is_text):
+                out.append(value.decode(encoding, "replace").strip(" \0") or None)
+            else:
+                out.append(self.text(keyword))
+        return out
 
     def __contains__(self, keyword: str) -> bool:
         if self._raw is not None:

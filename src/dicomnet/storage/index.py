@@ -569,33 +569,41 @@ class _RowValues:
     instance: tuple[object, ...]
 
 
+#: What an index row holds of a data set, in the order _row_values unpacks it.
+_ROW_KEYWORDS = (
+    "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID",
+    "InstanceNumber", "PatientID", "PatientName", "PatientBirthDate", "PatientSex",
+    "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "StudyDescription",
+    "ReferringPhysicianName", "Modality", "SeriesNumber", "SeriesDescription",
+)
+
+
 def _row_values(row: NewInstance) -> _RowValues:
     """Everything one instance writes, read and checked before any transaction."""
     safe_relative_path(row.relative_path)
     ds = row.ds
-    sop_uid = _text(ds, "SOPInstanceUID")
-    study_uid = _text(ds, "StudyInstanceUID")
-    series_uid = _text(ds, "SeriesInstanceUID")
+    values = (ds.texts(_ROW_KEYWORDS) if isinstance(ds, HeaderAttributes)
+              else [_text(ds, keyword) for keyword in _ROW_KEYWORDS])
+    (sop_uid, study_uid, series_uid, sop_class_uid, instance_number, patient_id,
+     patient_name, birth_date, sex, study_date, study_time, accession, study_id,
+     study_description, referring, modality, series_number, series_description) = values
     if sop_uid is None or study_uid is None or series_uid is None:
         missing = [name for name, value in (("SOPInstanceUID", sop_uid),
                                             ("StudyInstanceUID", study_uid),
                                             ("SeriesInstanceUID", series_uid)) if value is None]
         raise StorageError(f"cannot index a data set without {', '.join(missing)}")
-    patient_id = _text(ds, "PatientID") or ""
+    patient_id = patient_id or ""
     when = (row.received_at or datetime.now(UTC)).astimezone(UTC)
     return _RowValues(
         sop_uid=sop_uid, study_uid=study_uid, series_uid=series_uid,
-        patient=(patient_id, _text(ds, "PatientName"), _text(ds, "PatientBirthDate"),
-                 _text(ds, "PatientSex")),
-        study=(study_uid, patient_id, _text(ds, "StudyDate"), _text(ds, "StudyTime"),
-               _text(ds, "AccessionNumber"), _text(ds, "StudyID"),
-               _text(ds, "StudyDescription"), _text(ds, "ReferringPhysicianName")),
-        series=(series_uid, study_uid, _text(ds, "Modality"), _text(ds, "SeriesNumber"),
-                _text(ds, "SeriesDescription")),
-        instance=(sop_uid, series_uid, _text(ds, "SOPClassUID") or "",
-                  _text(ds, "InstanceNumber"), row.transfer_syntax_uid, row.relative_path,
-                  row.size, row.sha256, when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                  row.calling_ae, row.peer_fingerprint),
+        patient=(patient_id, patient_name, birth_date, sex),
+        study=(study_uid, patient_id, study_date, study_time, accession, study_id,
+               study_description, referring),
+        series=(series_uid, study_uid, modality, series_number, series_description),
+        instance=(sop_uid, series_uid, sop_class_uid or "", instance_number,
+                  row.transfer_syntax_uid, row.relative_path, row.size, row.sha256,
+                  when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.calling_ae,
+                  row.peer_fingerprint),
     )
 
 
