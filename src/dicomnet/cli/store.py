@@ -171,6 +171,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     seconds = time.perf_counter() - started
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
+    retried = sum(1 for r in results if r.attempts > 1)
     sent_bytes = sum(sizes.get(r.path, r.size) for r in ok)
     if net.json:
         print_json({
@@ -181,7 +182,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
             "total": len(results),
             "stored": len(ok),
             "failed": len(failed),
-            "retried": sum(1 for r in results if r.attempts > 1),
+            "retried": retried,
             "bytes": sent_bytes,
             "seconds": round(seconds, 3),
             "results": [r.to_dict() | {"status_text": _status_text(r)} for r in results],
@@ -208,8 +209,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
             f"[{colour}]Stored {len(ok)} of {len(results)} objects[/{colour}] "
             f"({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in {seconds:.2f} s "
             f"({_human_bytes(rate)}/s)" + (", over TLS" if net.tls else ", not encrypted")
-            + (f"; {retried} sent more than once" if (retried := sum(
-                1 for r in results if r.attempts > 1)) else ""),
+            + (f"; {retried} sent more than once" if retried else ""),
             highlight=False,
         )
         if security is not None:
