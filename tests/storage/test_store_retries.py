@@ -340,6 +340,52 @@ def test_out_of_resources_is_retried_and_other_refusals_are_not(tmp_path: Path) 
     assert calls == {uid(9, 0): 2, uid(9, 1): 1, uid(9, 2): 1, uid(9, 3): 3}
 
 
+def test_a_peer_that_stops_answering_is_left_and_the_objects_sent_to_another_association(
+        tmp_path: Path) -> None:
+    """A peer that takes a C-STORE and never answers: the DIMSE timeout ends that
+    association with an A-ABORT (PS3.7 10.1, 7.4.x), and the retry sends every
+    object again on a new one, where each is answered. The peer is hand-driven
+    (tests/aio/rawscp.py): it sees the very bytes of each data set."""
+    from dicomnet.config import Timeouts
+    from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+    from dicomnet.storage.part10 import read_part10
+    from tests.aio.rawscp import RawPeer, Request, raw_scp, response_pdu
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+
+    files = _files(tmp_path / "in", 3, rows=8)
+    connections: list[RawPeer] = []  # raw_scp's own list, one peer per connection
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if peer is connections[0]:
+            return  # the first association: silence
+        assert isinstance(request.message, CStoreRQ)
+        await peer.send(response_pdu(request.context_id, CStoreRSP(
+            message_id_being_responded_to=request.message.message_id, status=0,
+            affected_sop_class_uid=request.message.affected_sop_class_uid,
+            affected_sop_instance_uid=request.message.affected_sop_instance_uid)))
+
+    async def scenario() -> list[StoreResult]:
+        nonlocal connections
+        async with raw_scp(answer, contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]}
+                           ) as (port, peers):
+            connections = peers
+            results = await store_paths(LOOPBACK, port, files, retries=1, retry_delay=0,
+                                        timeouts=Timeouts(dimse=0.3))
+            await asyncio.wait_for(peers[-1].ended.wait(), 5)
+            return results
+
+    results = run(scenario())
+    assert [(r.ok, r.status, r.attempts) for r in results] == [(True, 0, 2)] * 3
+    first, second = connections
+    assert first.ending == "abort" and len(first.requests) == 1
+    assert second.ending == "release"
+    for request, path in zip(second.requests, files, strict=True):
+        info = read_part10(path)
+        with path.open("rb") as f:
+            f.seek(info.dataset_offset)
+            assert request.dataset == f.read()
+
+
 @pytest.mark.parametrize(("error", "transient"), [
     (AssociationAborted(2, 0, "connection reset"), True),
     (AssociationRejected(2, 3, 2), True),    # transient, local limit exceeded
