@@ -22,6 +22,12 @@ RawElements = dict[int, tuple[str | None, bytes]]
 #: Explicit VRs whose length field is 4 bytes after 2 reserved ones (PS3.5 7.1.2).
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
                        b"UR", b"UT", b"UV"})
+#: Every VR of PS3.5 Table 6.2-1, by its two bytes: one lookup per element where
+#: checking and decoding the bytes took three calls.
+_KNOWN_VRS = {vr.encode("ascii"): vr for vr in (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+    "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+    "UR", "US", "UT", "UV")}
 _UNDEFINED = 0xFFFFFFFF
 _TAG_LENGTH = struct.Struct("<HHL")  # implicit VR: group, element, 4-byte length
 _TAG_VR = struct.Struct("<HH2sH")  # explicit VR: group, element, VR, 2-byte length
@@ -55,9 +61,11 @@ def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit
                     return None
                 (length,) = _LONG_LENGTH.unpack_from(view, start)
                 start += 4
-            if not vr_bytes.isalpha() or not vr_bytes.isascii():
-                return None
-            vr = vr_bytes.decode("ascii")
+            vr = _KNOWN_VRS.get(vr_bytes)
+            if vr is None:
+                if not vr_bytes.isalpha() or not vr_bytes.isascii():
+                    return None
+                vr = vr_bytes.decode("ascii")
         tag = tag_group << 16 | element
         if tag >= end_tag or (group is not None and tag_group != group):
             return raw, offset, True
