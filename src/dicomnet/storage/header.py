@@ -115,10 +115,11 @@ class HeaderAttributes:
 
     def text(self, keyword: str) -> str | None:
         """The attribute as text (several values joined by ``\\``), or None when
-        absent or empty."""
+        absent or empty. Raises ``KeyError`` for a keyword the DICOM dictionary
+        does not know, whichever way the data set is read."""
         raw = self._raw
+        tag, is_text = _lookup(keyword)
         if raw is not None and self._encoding is not None:
-            tag, is_text = _lookup(keyword)
             element = raw.get(tag)
             if element is not None:
                 vr, value = element
