@@ -71,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
                     assert pki is not None
                     os.sync()  # as before every run_once
                     first = min(rounds.folder.iterdir())
-                    rate, _, server_cpu = ssl_ceiling.run_once(
+                    rate, client_cpu, server_cpu = ssl_ceiling.run_once(
                         pki, first, None, 256 << 10, total=payload)
                     m.seconds.append(payload / 1e6 / rate)
                     m.server_cpu.append(server_cpu)
+                    m.client_cpu.append(client_cpu)
                 else:
                     with (sb.checkout_first(args.tree) if stack == "tree" and args.tree
                           else contextlib.nullcontext()):
