@@ -8,6 +8,7 @@ wants grouped, so what lands in the next round is known exactly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import threading
@@ -128,6 +129,42 @@ def test_an_exception_answers_only_its_own_job(workers: list[BatchWorker[Any, An
     failures = results[1::2]
     assert [type(f) for f in failures] == [ValueError] * 3
     assert [str(f) for f in failures] == ["bad job 1", "bad job 3", "bad job 5"]
+
+
+def test_submit_call_hands_each_result_or_exception_to_its_callback_on_the_loop(
+        workers: list[BatchWorker[Any, Any]], caplog: pytest.LogCaptureFixture) -> None:
+    """Callbacks instead of futures: each gets its own job's outcome, on the loop's
+    thread, in one round; one that raises is logged and the others still run."""
+    gate = Gated(lambda j: ValueError(f"bad job {j}") if j == 3 else 10 * j)
+    worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
+    workers.append(worker)
+    got: list[tuple[int, object, bool]] = []
+
+    async def main() -> None:
+        loop_thread = threading.current_thread()
+        done = asyncio.Event()
+
+        def callback(job: int, outcome: object) -> None:
+            got.append((job, outcome, threading.current_thread() is loop_thread))
+            if len(got) == 5:
+                done.set()
+            if job == 2:
+                raise RuntimeError("a caller's own bug")
+
+        worker.submit_call(0, functools.partial(callback, 0))
+        await wait_event(gate.started)
+        for job in range(1, 5):
+            worker.submit_call(job, functools.partial(callback, job))
+        gate.release.set()
+        await done.wait()
+
+    with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
+        run(main())
+    assert gate.calls == [[0], [1, 2, 3, 4]]
+    assert [(job, on_loop) for job, _, on_loop in got] == [(j, True) for j in range(5)]
+    assert [outcome for job, outcome, _ in got if job != 3] == [0, 10, 20, 40]
+    assert [str(outcome) for job, outcome, _ in got if job == 3] == ["bad job 3"]
+    assert "a worker callback failed" in caplog.text
 
 
 def test_jobs_queued_during_a_round_are_run_together(

@@ -492,6 +492,20 @@ class Association:
                 await self._send_pdu(data_pdu)
         await self._flush_data(soon=self._pending_out < _COALESCE_BYTES and self._may_coalesce())
 
+    def send_now(self, message: DimseMessage, context_id: int) -> None:
+        """Queue a message without a data set (a response, say) at once, from a
+        callback rather than a task. The caller makes sure that no other message is
+        being sent (``send_message`` holds the wire until its last PDV is out:
+        PS3.8 9.3.5) and that the peer is reading (no write pressure to wait for)."""
+        if not self.ul.is_established and self.ul.state.name not in ("Sta8",):
+            raise self.failure or LocalProtocolError("the association is not established")
+        for pdu in command_pdus(context_id, encode_message(message), self.ul.peer_max_pdu_length):
+            self.ul.send_pdata(pdu)
+        if self._may_coalesce():
+            self._queue_out_soon()
+        else:
+            self._queue_out()
+
     def _may_coalesce(self) -> bool:
         """Whether other messages may be queued in this round of the loop, so that
         a small one is worth holding until its end (``_queue_out_soon``)."""

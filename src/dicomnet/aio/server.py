@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import socket
@@ -70,6 +71,17 @@ class ServiceProvider(Protocol):
         ...
 
 
+#: Hands an operation started by ``ServiceProvider.start`` its one response (or
+#: the exception that ends it, which aborts the association); call it on the loop.
+Answer = Callable[[DimseMessage | BaseException], None]
+
+# A provider may also offer, for requests answered by one response without a
+# data set (C-STORE), ``start(assoc, context_id, message, sink, answer) -> bool``:
+# True if it took the request and will call ``answer`` exactly once, later, from
+# the event loop; False to have ``handle`` run in a task as usual. No task, no
+# coroutine per request (2 KB objects: a tenth less CPU in the event loop).
+
+
 @dataclass(frozen=True, slots=True)
 class AssociationInfo:
     """What ``on_association_request`` sees to decide on an incoming association."""
@@ -103,11 +115,45 @@ class ServerAssociation(Association):
         self.operations = asyncio.Semaphore(1)
         #: Operations being performed concurrently (only with a window above 1).
         self.running: set[asyncio.Task[None]] = set()
+        #: Operations started without a task (``start``), their answer not yet given.
+        self.answering = 0
+        self._all_answered: asyncio.Future[None] | None = None
 
     def _may_coalesce(self) -> bool:
         # Another operation may answer in this round of the loop; a lone one (a
         # synchronous peer: no window, or one request in flight) answers at once.
-        return len(self.running) > 1
+        return len(self.running) + self.answering > 1
+
+    def answer_for(self, context_id: int) -> Answer:
+        """The ``answer`` given to ``ServiceProvider.start`` for one operation (its
+        window slot is already taken)."""
+        self.answering += 1
+        return functools.partial(self._answer, context_id)
+
+    def _answer(self, context_id: int, response: DimseMessage | BaseException) -> None:
+        """Send the final response of an operation started without a task, then free
+        its slot; a response that must wait for the wire (another message is being
+        sent, or the peer is not reading) is sent by a task instead."""
+        self.answering -= 1
+        try:
+            if isinstance(response, BaseException):
+                raise response
+            if self.failure is not None:
+                pass  # aborted meanwhile: nobody to answer
+            elif self._send_lock.locked() or self.stream.receiver.writing_paused:
+                task = self._loop.create_task(self.send_message(response, context_id))
+                self.running.add(task)
+                task.add_done_callback(self.operation_done)
+                return
+            else:
+                self.send_now(response, context_id)
+        except Exception as exc:
+            self._operation_failed(exc)
+        finally:
+            waiter = self._all_answered
+            if self.answering == 0 and waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        self.operations.release()
 
     def operation_done(self, task: asyncio.Task[None]) -> None:
         """An asynchronous operation ended: free its slot; a failure aborts."""
@@ -116,21 +162,33 @@ class ServerAssociation(Association):
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None and self.failure is None:
+        if exc is not None:
+            self._operation_failed(exc)
+
+    def _operation_failed(self, exc: BaseException) -> None:
+        if self.failure is None:
             log.error("%s:%s: operation failed: %s", *self.peer, exc)
             self._local_abort(f"an operation failed: {exc}")
             self._queue_out()
             self.stream.writer.close()
 
     async def finish_operations(self) -> None:
-        """Wait for the operations still running (or cancel them if the association
-        has failed): nothing may outlive the association."""
-        if not self.running:
-            return
-        if self.failure is not None:
-            for task in self.running:
-                task.cancel()
-        await asyncio.gather(*self.running, return_exceptions=True)
+        """Wait for the operations still running, their answers sent (or cancel
+        them if the association has failed): nothing may outlive the association.
+        Operations started without a task are not waited for once the association
+        failed: their answers are dropped when they come."""
+        while self.running or (self.answering and self.failure is None):
+            if self.running:
+                if self.failure is not None:
+                    for task in self.running:
+                        task.cancel()
+                await asyncio.gather(*self.running, return_exceptions=True)
+            elif self.answering:
+                self._all_answered = self._loop.create_future()
+                try:
+                    await self._all_answered
+                finally:
+                    self._all_answered = None
 
     def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
         provider = self.server._providers.get(message.command_field)
@@ -341,11 +399,27 @@ class Server:
                 if rsp is not None:
                     await assoc.send_message(rsp, context_id)
                 continue
+            # The window bounds how many operations run at once (PS3.7 D.3.3.3).
+            start = getattr(provider, "start", None)
+            if start is not None:
+                await assoc.operations.acquire()
+                answer = assoc.answer_for(context_id)
+                try:
+                    taken = start(assoc, context_id, message, sink, answer)
+                except BaseException:
+                    taken = False
+                    raise
+                finally:
+                    if not taken:
+                        assoc.answering -= 1
+                        assoc.operations.release()
+                if taken:
+                    continue
             if assoc.async_window <= 1:
                 await self._perform(assoc, provider, context_id, message, sink)
                 continue
-            # Asynchronous operations (PS3.7 D.3.3.3): go on reading the next request
-            # while this one is performed; the window bounds how many run at once.
+            # Asynchronous operations: go on reading the next request while this one
+            # is performed.
             await assoc.operations.acquire()
             task = asyncio.get_running_loop().create_task(
                 self._perform(assoc, provider, context_id, message, sink))

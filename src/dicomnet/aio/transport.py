@@ -89,9 +89,20 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         self.error: BaseException | None = None
         self.transport: asyncio.BaseTransport | None = None
         self._closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: The transport asked writers to wait (above its high-water mark: the peer
+        #: is not reading).
+        self.writing_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        super().resume_writing()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._lent is not None:  # lent for a read that brought nothing

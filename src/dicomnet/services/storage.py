@@ -48,7 +48,7 @@ from .store_scu import RetryEvent, StoreResult, collect_files, store_paths
 from .workers import MAX_BATCH, Background, BatchWorker
 
 if TYPE_CHECKING:
-    from ..aio.server import Response, ServerAssociation
+    from ..aio.server import Answer, Response, ServerAssociation
 
 __all__ = [
     "INDEX_NAME",
@@ -330,14 +330,33 @@ class StorageSCP:
                      sink: object) -> Sequence[Response]:
         assert isinstance(message, CStoreRQ)
         status, comment = await self._store(assoc, context_id, message, sink)
-        rsp = CStoreRSP(
-            message_id_being_responded_to=message.message_id,
-            status=status,
-            affected_sop_class_uid=_echoable_uid(message.affected_sop_class_uid),
-            affected_sop_instance_uid=_echoable_uid(message.affected_sop_instance_uid),
-            error_comment=_comment(comment),
-        )
-        return [(rsp, None)]
+        return [(_response(message, status, comment), None)]
+
+    def start(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
+              sink: object, answer: Answer) -> bool:
+        """Hand a data set received in memory to the store thread, which answers
+        through ``answer`` once it is durable: no task per object (see
+        ``ServiceProvider``). Anything else (a spilled or refused data set, an
+        ``on_c_store`` handler to run) goes through :meth:`handle`."""
+        if (self.on_c_store is not None or not isinstance(message, CStoreRQ)
+                or not isinstance(sink, _StoreSink) or sink.error is not None
+                or sink.writer is not None or sink.buffer is None):
+            return False
+        buffer, sink.buffer = sink.buffer, None
+        self._committer.submit_call(
+            _Job(buffer, message, assoc.contexts[context_id].transfer_syntax,
+                 assoc.calling_ae_title, assoc.security),
+            functools.partial(self._answer_stored, message, answer))
+        return True
+
+    def _answer_stored(self, message: CStoreRQ, answer: Answer,
+                       outcome: StoredInstance | BaseException) -> None:
+        try:
+            status, comment = self._status(message, outcome)
+        except BaseException as exc:  # not a storage failure: the association ends
+            answer(exc)
+            return
+        answer(_response(message, status, comment))
 
     async def _store(self, assoc: ServerAssociation, context_id: int, message: CStoreRQ,
                      sink: object) -> tuple[int, str | None]:
@@ -351,30 +370,43 @@ class StorageSCP:
         writer, buffer = sink.writer, sink.buffer
         sink.writer = sink.buffer = None
         transfer_syntax = assoc.contexts[context_id].transfer_syntax
+        outcome: StoredInstance | BaseException
         try:
             if writer is None:
                 # In memory: written, with others of its round, by the store thread.
                 assert buffer is not None
-                instance = await self._committer.submit(_Job(
+                outcome = await self._committer.submit(_Job(
                     buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security))
             else:
-                instance = await asyncio.get_running_loop().run_in_executor(
+                outcome = await asyncio.get_running_loop().run_in_executor(
                     None, functools.partial(
                         self._commit, writer, message, transfer_syntax=transfer_syntax,
                         calling_ae=assoc.calling_ae_title, security=assoc.security))
-        except StorageError as exc:
-            log.error("C-STORE %s: %s", message.affected_sop_instance_uid, exc)
+        except (StorageError, _Refused) as exc:
+            outcome = exc
+        status, comment = self._status(message, outcome)
+        if status != SUCCESS or self.on_c_store is None:
+            return status, comment
+        assert isinstance(outcome, StoredInstance)
+        return await self._run_hook(self.on_c_store, outcome)
+
+    def _status(self, message: CStoreRQ, outcome: StoredInstance | BaseException
+                ) -> tuple[int, str | None]:
+        """The status (and Error Comment) for a store's outcome; an exception that
+        is no storage failure or refusal is raised again."""
+        if isinstance(outcome, StorageError):
+            log.error("C-STORE %s: %s", message.affected_sop_instance_uid, outcome)
             # The peer learns why, not where: no local path in the Error Comment.
-            return ((OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE),
-                    f"cannot store: {exc.reason}")
-        except _Refused as exc:
-            log.warning("C-STORE %s refused: %s", message.affected_sop_instance_uid, exc)
-            return exc.status, str(exc)
-        if instance.duplicate and self.duplicates is DuplicatePolicy.REJECT:
+            return ((OUT_OF_RESOURCES if outcome.out_of_resources else PROCESSING_FAILURE),
+                    f"cannot store: {outcome.reason}")
+        if isinstance(outcome, _Refused):
+            log.warning("C-STORE %s refused: %s", message.affected_sop_instance_uid, outcome)
+            return outcome.status, str(outcome)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome.duplicate and self.duplicates is DuplicatePolicy.REJECT:
             return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
-        if self.on_c_store is None:
-            return SUCCESS, None
-        return await self._run_hook(self.on_c_store, instance)
+        return SUCCESS, None
 
     @staticmethod
     async def _run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str | None]:
@@ -621,6 +653,16 @@ class _Round:
 
 def _contents(buffer: bytearray | AlignedBuffer) -> bytearray | memoryview:
     return buffer.view() if isinstance(buffer, AlignedBuffer) else buffer
+
+
+def _response(message: CStoreRQ, status: int, comment: str | None) -> CStoreRSP:
+    return CStoreRSP(
+        message_id_being_responded_to=message.message_id,
+        status=status,
+        affected_sop_class_uid=_echoable_uid(message.affected_sop_class_uid),
+        affected_sop_instance_uid=_echoable_uid(message.affected_sop_instance_uid),
+        error_comment=_comment(comment),
+    )
 
 
 def _echoable_uid(value: str) -> str | None:
