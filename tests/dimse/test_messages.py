@@ -97,6 +97,60 @@ def test_every_message_round_trips(msg: m.DimseMessage) -> None:
     assert c.decode_command(wire)[c.COMMAND_FIELD] == type(msg).command_field
 
 
+def _elements(msg: m.DimseMessage) -> dict[int, object]:
+    """The elements of ``msg`` as encode_command takes them (the reference path)."""
+    out: dict[int, object] = {
+        c.COMMAND_FIELD: msg.command_field,
+        c.COMMAND_DATA_SET_TYPE: m.DATA_SET_PRESENT if msg.has_dataset else m.DATA_SET_ABSENT,
+    }
+    for f in dataclasses.fields(msg):
+        if f.name != "has_dataset":
+            out[m._FIELD_TAGS[f.name]] = getattr(msg, f.name)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages())
+def test_encode_message_writes_what_encode_command_writes(msg: m.DimseMessage) -> None:
+    """The per-message encoders (commands.element_encoder) are a faster route to
+    the very same bytes."""
+    assert m.encode_message(msg) == c.encode_command(_elements(msg))
+
+
+class _Code(int):
+    """An int subclass, as an IntEnum status would be: the general path."""
+
+
+@pytest.mark.parametrize("status", [0, 0xFFFF, _Code(0xB000)])
+def test_integer_subclasses_encode_as_their_value(status: int) -> None:
+    msg = m.CStoreRSP(message_id_being_responded_to=3, status=status,
+                      affected_sop_instance_uid="1.2.3")
+    assert m.encode_message(msg) == c.encode_command(_elements(msg))
+    decoded = m.decode_message(m.encode_message(msg))
+    assert isinstance(decoded, m.CStoreRSP) and decoded.status == int(status)
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("status", True, "needs an int"),
+    ("status", -1, "out of range"),
+    ("status", 0x10000, "out of range"),
+    ("status", "0", "needs an int"),
+    ("affected_sop_instance_uid", "1.2.\u00e9", "must be ASCII"),
+    ("affected_sop_instance_uid", "1." * 33, "longer than 64"),
+    ("affected_sop_instance_uid", 123, "needs a str"),
+    ("error_comment", "x" * 65, "longer than 64"),
+], ids=["bool", "negative", "too-large", "text-for-US", "non-ascii-UID", "long-UID",
+        "int-for-UI", "long-LO"])
+def test_the_fast_encoders_refuse_what_encode_command_refuses(field: str, value: object,
+                                                              why: str) -> None:
+    kwargs: dict[str, Any] = {"message_id_being_responded_to": 1, "status": 0, field: value}
+    msg = m.CStoreRSP(**kwargs)
+    with pytest.raises(LocalProtocolError, match=why):
+        m.encode_message(msg)
+    with pytest.raises(LocalProtocolError, match=why):
+        c.encode_command(_elements(msg))
+
+
 @pytest.mark.parametrize("cls", ALL)
 def test_minimal_message_of_each_class_round_trips(cls: type[m.DimseMessage]) -> None:
     kwargs: dict[str, Any] = {}

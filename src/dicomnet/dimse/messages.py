@@ -22,6 +22,8 @@ needs them; see :func:`~dicomnet.dimse.commands.decode_command`).
 from __future__ import annotations
 
 import dataclasses
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -511,22 +513,39 @@ _SPECS: Final[dict[type[DimseMessage], tuple[tuple[str, int, bool], ...]]] = {
 }
 
 
+def _data_set_type_encoder() -> Callable[[object], bytes]:
+    encode = c.element_encoder(c.COMMAND_DATA_SET_TYPE)
+    present, absent = encode(DATA_SET_PRESENT), encode(DATA_SET_ABSENT)
+    return lambda has_dataset: present if has_dataset else absent
+
+
+def _encoders(cls: type[DimseMessage]) -> tuple[tuple[str, Callable[[object], bytes]], ...]:
+    """(attribute, element encoder) of every command element of ``cls``, in tag
+    order (PS3.5 7.1): the Command Field, the Command Data Set Type (from
+    ``has_dataset``) and the fields."""
+    entries = [(c.COMMAND_FIELD, "command_field", c.element_encoder(c.COMMAND_FIELD)),
+               (c.COMMAND_DATA_SET_TYPE, "has_dataset", _data_set_type_encoder())]
+    entries += [(tag, name, c.element_encoder(tag)) for name, tag, _ in _SPECS[cls]]
+    return tuple((name, encode) for _, name, encode in sorted(entries, key=lambda e: e[0]))
+
+
+_ENCODERS: Final = {cls: _encoders(cls) for cls in _ALL}
+_GROUP_LENGTH = struct.Struct("<HHII")  # Command Group Length: tag, length 4, value
+
+
 def encode_message(msg: DimseMessage) -> bytes:
-    """Encode ``msg`` as its command set bytes (PS3.7 6.3.1, 9.3, 10.3).
+    """Encode ``msg`` as its command set bytes (PS3.7 6.3.1, 9.3, 10.3): the
+    bytes :func:`~dicomnet.dimse.commands.encode_command` makes of its elements.
 
     Raises :class:`~dicomnet.errors.LocalProtocolError` if a field cannot be
     encoded (wrong type, out of range).
     """
-    spec = _SPECS.get(type(msg))
-    if spec is None:
+    encoders = _ENCODERS.get(type(msg))
+    if encoders is None:
         raise LocalProtocolError(f"not a DIMSE message: {msg!r}")
-    elements: dict[int, object] = {
-        c.COMMAND_FIELD: msg.command_field,
-        c.COMMAND_DATA_SET_TYPE: DATA_SET_PRESENT if msg.has_dataset else DATA_SET_ABSENT,
-    }
-    for name, tag, _ in spec:
-        elements[tag] = getattr(msg, name)
-    return c.encode_command(elements)
+    body = b"".join([encode(value) for name, encode in encoders
+                     if (value := getattr(msg, name)) is not None])
+    return _GROUP_LENGTH.pack(0, 0, 4, len(body)) + body
 
 
 def _bad(message: str) -> RemoteProtocolError:
