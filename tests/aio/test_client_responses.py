@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from dicomnet.aio.client import ClientAssociation, associate
+from dicomnet.aio.client import ClientAssociation, associate, open_association
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP
 from dicomnet.dimse.status import Status
@@ -367,3 +367,83 @@ def test_concurrent_callers_never_exceed_the_window_the_peer_granted(
     assert len(outstanding) == 5 and max(outstanding) <= granted
     if granted > 1:
         assert max(outstanding) == granted  # the window is used, not just respected
+
+
+# -- send_request: one response, to a callback --------------------------------------
+
+
+def test_send_request_hands_the_response_to_its_callback_once() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request), _rsp(request))  # the second is unsolicited
+
+    async def main() -> tuple[list[object], int]:
+        got: list[object] = []
+        async with raw_scp(answer) as (port, _), associate(LOOPBACK, port) as assoc:
+            rq, ctx = _echo_rq(assoc)
+            await assoc.send_request(rq, ctx, got.append)
+            await wait_until(lambda: bool(got), "the response")
+            await asyncio.sleep(0.05)  # the duplicate, had it reached the callback
+            outstanding = len(assoc._replies)
+        return got, outstanding
+
+    got, outstanding = run(main())
+    assert len(got) == 1 and outstanding == 0
+    reply = got[0]
+    assert isinstance(reply, tuple) and isinstance(reply[0], CEchoRSP)
+    assert reply[0].status == SUCCESS and reply[1] is None
+
+
+def test_send_request_times_out_into_its_callback() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        return None  # never answers
+
+    async def main() -> list[object]:
+        got: list[object] = []
+        async with (raw_scp(answer) as (port, _),
+                    associate(LOOPBACK, port, timeouts=Timeouts(dimse=0.3)) as assoc):
+            rq, ctx = _echo_rq(assoc)
+            await assoc.send_request(rq, ctx, got.append)
+            await wait_until(lambda: bool(got), "the timeout")
+            assert not assoc._replies
+            await assoc.abort()
+        return got
+
+    got = run(main())
+    assert len(got) == 1 and isinstance(got[0], DimseTimeout)
+    assert "no response to message 1 within 0.3s" in str(got[0])
+
+
+def test_send_request_hears_of_a_peer_that_hangs_up() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        peer.writer.close()
+
+    async def main() -> list[object]:
+        got: list[object] = []
+        async with raw_scp(answer) as (port, _):
+            assoc = await open_association(LOOPBACK, port)
+            rq, ctx = _echo_rq(assoc)
+            await assoc.send_request(rq, ctx, got.append)
+            await wait_until(lambda: bool(got), "the end of the association")
+            await assoc.abort()
+        return got
+
+    got = run(main())
+    assert len(got) == 1 and isinstance(got[0], AssociationAborted)
+
+
+def test_send_request_refuses_a_message_id_already_outstanding() -> None:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        return None
+
+    async def main() -> None:
+        async with raw_scp(answer) as (port, _):
+            assoc = await open_association(LOOPBACK, port)
+            try:
+                rq, ctx = _echo_rq(assoc)
+                await assoc.send_request(rq, ctx, lambda reply: None)
+                with pytest.raises(LocalProtocolError, match="already outstanding"):
+                    await assoc.send_request(rq, ctx, lambda reply: None)
+            finally:
+                await assoc.abort()
+
+    run(main())

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from ..config import Limits, Timeouts, check_ae_title
 from ..dimse.connection import DatasetFragment, MessageReceived
@@ -22,6 +22,7 @@ from ..errors import (
     AssociationRejected,
     ConnectError,
     DimseTimeout,
+    LocalProtocolError,
     NoAcceptedContext,
     RemoteProtocolError,
     TLSError,
@@ -93,6 +94,35 @@ class _Replies:
         return self.items.popleft()
 
 
+class _OneReply:
+    """The single response a request started by ``send_request`` awaits, handed to
+    its callback when it comes (or the error that ends the wait), once."""
+
+    __slots__ = ("assoc", "callback", "message_id", "timer")
+
+    def __init__(self, assoc: ClientAssociation, message_id: int,
+                 callback: Callable[[Reply | BaseException], None]) -> None:
+        self.assoc = assoc
+        self.message_id = message_id
+        self.callback: Callable[[Reply | BaseException], None] | None = callback
+        self.timer: asyncio.TimerHandle | None = None
+
+    def put(self, item: Reply | BaseException) -> None:
+        callback = self.callback
+        if callback is None:
+            return
+        self.callback = None
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.assoc._replies.get(self.message_id) is self:
+            del self.assoc._replies[self.message_id]
+        callback(item)
+
+    def expire(self) -> None:
+        self.put(DimseTimeout(
+            f"no response to message {self.message_id} within {self.assoc.timeouts.dimse}s"))
+
+
 def _expire(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError())
@@ -103,7 +133,7 @@ class ClientAssociation(Association):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._replies: dict[int, _Replies] = {}
+        self._replies: dict[int, _Replies | _OneReply] = {}
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
         #: Requests outstanding at once: the asynchronous window the peer granted
@@ -166,6 +196,36 @@ class ClientAssociation(Association):
         finally:
             self._replies.pop(message_id, None)
             window.release()
+
+    async def send_request(
+        self,
+        message: DimseMessage,
+        context_id: int,
+        on_reply: Callable[[Reply | BaseException], None],
+        *,
+        dataset: bytes | memoryview | None = None,
+        pdus: Iterable[bytes | bytearray | memoryview] | None = None,
+    ) -> None:
+        """Send a request answered by one response (C-STORE, C-ECHO, the N-services)
+        and return once it is sent; ``on_reply`` gets that response with its data
+        set, or the error that ended the wait (the association failed, or no
+        response came within the DIMSE timeout), once, on the event loop. No task
+        waits for it: a sender keeping many requests in flight (PS3.7 D.3.3.3)
+        keeps within the peer's window itself (``async_window``)."""
+        message_id = message.message_id  # type: ignore[union-attr]
+        if message_id in self._replies:
+            raise LocalProtocolError(f"message ID {message_id} is already outstanding")
+        reply = _OneReply(self, message_id, on_reply)
+        self._replies[message_id] = reply
+        try:
+            await self.send_message(message, context_id, dataset=dataset, pdus=pdus)
+        except BaseException:
+            reply.callback = None  # the caller hears of it from this exception
+            if self._replies.get(message_id) is reply:
+                del self._replies[message_id]
+            raise
+        if reply.callback is not None and self.timeouts.dimse is not None:
+            reply.timer = self._loop.call_later(self.timeouts.dimse, reply.expire)
 
     async def request_one(
         self,

@@ -11,6 +11,8 @@ with its reason. ``dicomnet.services.storage`` re-exports what is public here.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import os
 import stat
 import sys
@@ -52,7 +54,7 @@ from ..ul.negotiation import ContextRequest
 from ..ul.pdu import pdata_header
 
 if TYPE_CHECKING:
-    from ..aio.client import ClientAssociation
+    from ..aio.client import ClientAssociation, Reply
     from ..aio.transport import SecureLinkHook
 
 __all__ = ["RetryEvent", "StoreResult", "collect_files", "store_paths", "transient_failure"]
@@ -303,6 +305,10 @@ def _file_pdus(info: Part10Info, context_id: int, max_pdu: int,
     remaining = info.dataset_length
     try:
         with open(info.path, "rb", buffering=0) as fp:
+            if os.fstat(fp.fileno()).st_size < info.dataset_offset + remaining:
+                # Found before anything is sent (the caller takes the first PDU
+                # first): the object fails alone, the association goes on.
+                raise StorageError(f"{info.path} is shorter than when it was read")
             fp.seek(info.dataset_offset)
             while True:
                 length = min(size, remaining)
@@ -328,39 +334,48 @@ def _file_pdus(info: Part10Info, context_id: int, max_pdu: int,
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
 
 
-async def _send_one(assoc: ClientAssociation, plan: _Plan,
-                    buffers: PduBuffers | None = None) -> None:
+#: What a C-STORE needs to go: its request, its context, and its data set (as
+#: PDUs read from the file, or converted bytes).
+_Prepared = tuple[CStoreRQ, int, "Iterable[bytearray | memoryview] | None", "bytes | None"]
+
+
+async def _prepare(assoc: ClientAssociation, plan: _Plan,
+                   buffers: PduBuffers | None) -> _Prepared | None:
+    """The C-STORE of ``plan``, or None when it cannot be sent (its result then
+    says why). The file is opened and its first PDU read here: a file gone or
+    shortened since its header was read fails alone (StorageError), before any
+    byte of its message is sent."""
     info, result = plan.info, plan.result
+    rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
+                  affected_sop_class_uid=info.sop_class_uid,
+                  affected_sop_instance_uid=info.sop_instance_uid)
     as_is = next((c for c in assoc.contexts.values()
                   if c.abstract_syntax == info.sop_class_uid
                   and c.transfer_syntax == info.transfer_syntax_uid), None)
-    rq_kwargs = {
-        "message_id": assoc.dimse.next_message_id(),
-        "affected_sop_class_uid": info.sop_class_uid,
-        "affected_sop_instance_uid": info.sop_instance_uid,
-    }
     if as_is is not None:
         pdus = _file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length, buffers)
-        rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), as_is.context_id,  # type: ignore[arg-type]
-                                         pdus=pdus)
-    else:
-        other = next((c for c in assoc.contexts.values()
-                      if c.abstract_syntax == info.sop_class_uid
-                      and c.transfer_syntax in UNCOMPRESSED), None)
-        if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
-            result.error = (f"the peer accepted no context for {info.sop_class_uid} in "
-                            f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in
-                            UNCOMPRESSED else " (compressed; not converted)"))
-            return
-        try:
-            data = await asyncio.get_running_loop().run_in_executor(
-                None, _convert, info, other.transfer_syntax)
-        except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
-            result.error = f"cannot convert to {other.transfer_syntax}: {exc}"
-            return
-        result.converted_to = other.transfer_syntax
-        rsp, _ = await assoc.request_one(CStoreRQ(**rq_kwargs), other.context_id,  # type: ignore[arg-type]
-                                         dataset=data)
+        first = next(pdus)
+        return rq, as_is.context_id, itertools.chain((first,), pdus), None
+    other = next((c for c in assoc.contexts.values()
+                  if c.abstract_syntax == info.sop_class_uid
+                  and c.transfer_syntax in UNCOMPRESSED), None)
+    if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
+        result.error = (f"the peer accepted no context for {info.sop_class_uid} in "
+                        f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in
+                        UNCOMPRESSED else " (compressed; not converted)"))
+        return None
+    try:
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, _convert, info, other.transfer_syntax)
+    except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
+        result.error = f"cannot convert to {other.transfer_syntax}: {exc}"
+        return None
+    result.converted_to = other.transfer_syntax
+    return rq, other.context_id, None, data
+
+
+def _record(result: StoreResult, rsp: object) -> None:
+    """The outcome of a C-STORE from its response (PS3.4 B.2.3)."""
     status = int(getattr(rsp, "status", 0xFFFF))
     result.status = status
     result.ok = status == 0 or (status & 0xF000) == 0xB000
@@ -372,53 +387,113 @@ async def _send_one(assoc: ClientAssociation, plan: _Plan,
                              "earlier attempt)")
 
 
+async def _cut_short(assoc: ClientAssociation, result: StoreResult,
+                     exc: StorageError) -> AssociationAborted:
+    """A file changed while its data set was being sent: the message cannot be
+    completed (its length was promised), so the association is aborted; the
+    other objects fail as on any abort (and may be retried)."""
+    result.error = str(exc)
+    await assoc.abort()
+    return AssociationAborted(0, 0, f"aborted locally, a file changed while it was sent: {exc}")
+
+
 async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
                       on_progress: Callable[[StoreResult], None] | None) -> None:
     """Send the plans on one association, up to its asynchronous window at a time."""
     buffers = PduBuffers()
 
-    async def send(plan: _Plan) -> None:
-        """One object; a file-level failure is its result, not the batch's."""
+    async def prepare(plan: _Plan) -> _Prepared | None:
         try:
-            await _send_one(assoc, plan, buffers)
+            prepared = await _prepare(assoc, plan, buffers)
         except StorageError as exc:
             plan.result.error = str(exc)
+            prepared = None
+        if prepared is None and on_progress:
+            on_progress(plan.result)
+        return prepared
+
+    async def cut_short(plan: _Plan, exc: StorageError) -> AssociationAborted:
+        aborted = await _cut_short(assoc, plan.result, exc)
         if on_progress:
             on_progress(plan.result)
+        return aborted
 
     if assoc.async_window <= 1:
-        # One at a time (most peers grant no window): in order, without a task per
-        # object, whose hand-offs through the event loop cost more than the
-        # request itself on small objects.
+        # One at a time (most peers grant no window): in order, each sent once
+        # the last one's response came.
         for plan in plans:
             if assoc.failure is not None:
                 raise assoc.failure
-            await send(plan)
+            prepared = await prepare(plan)
+            if prepared is None:
+                continue
+            rq, context_id, pdus, data = prepared
+            try:
+                rsp, _ = await assoc.request_one(rq, context_id, pdus=pdus, dataset=data)
+            except StorageError as exc:
+                raise await cut_short(plan, exc) from exc
+            _record(plan.result, rsp)
+            if on_progress:
+                on_progress(plan.result)
         if assoc.failure is not None:
             raise assoc.failure
         return
-    slots = asyncio.Semaphore(assoc.async_window)
 
-    async def one(plan: _Plan) -> None:
+    # Several in flight (PS3.7 D.3.3.3): each response is recorded by a callback
+    # as it comes; no task per object.
+    loop = asyncio.get_running_loop()
+    window = assoc.async_window
+    outstanding = 0
+    error: BaseException | None = None
+    room: asyncio.Future[None] | None = None
+
+    def answered(plan: _Plan, reply: Reply | BaseException) -> None:
+        nonlocal outstanding, error
+        outstanding -= 1
         try:
-            await send(plan)
-        finally:
-            slots.release()
+            if isinstance(reply, BaseException):
+                raise reply
+            _record(plan.result, reply[0])
+            if on_progress:
+                on_progress(plan.result)
+        except BaseException as exc:  # the batch ends with the first error
+            if error is None:
+                error = exc
+        if room is not None and not room.done():
+            room.set_result(None)
 
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        for plan in plans:
-            await slots.acquire()
-            if assoc.failure is not None:
-                raise assoc.failure
-            tasks.append(asyncio.get_running_loop().create_task(one(plan)))
-        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def wait_for_room(most: int) -> None:
+        nonlocal room
+        while outstanding > most and error is None and assoc.failure is None:
+            room = loop.create_future()
+            try:
+                await room
+            finally:
+                room = None
+
+    for plan in plans:
+        await wait_for_room(window - 1)
+        if error is not None:
+            raise error
+        if assoc.failure is not None:
+            raise assoc.failure
+        prepared = await prepare(plan)
+        if prepared is None:
+            continue
+        rq, context_id, pdus, data = prepared
+        outstanding += 1
+        try:
+            await assoc.send_request(rq, context_id, functools.partial(answered, plan),
+                                     pdus=pdus, dataset=data)
+        except StorageError as exc:
+            outstanding -= 1
+            raise await cut_short(plan, exc) from exc
+        except BaseException:
+            outstanding -= 1
+            raise
+    await wait_for_room(0)
+    if error is not None:
+        raise error
     if assoc.failure is not None:
         raise assoc.failure
 

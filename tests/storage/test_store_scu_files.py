@@ -1,0 +1,141 @@
+"""The C-STORE SCU and files that change under it: a file gone or shortened after
+its header was read fails alone, before any byte of its message is sent (a
+command without its data set would leave the peer waiting, then abort the
+association for everyone); one that shrinks while it is being sent aborts the
+association (its message cannot be completed), and the others may be retried.
+With a window the responses are recorded by callbacks (no task per object):
+their errors still end the batch."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.config import Limits
+from dicomnet.errors import AssociationAborted
+from dicomnet.services import store_scu
+from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
+from dicomnet.storage.part10 import Part10Info, read_part10
+from tests.aio.helpers import LOOPBACK, run, running_server
+from tests.storage.dicomfiles import make_image, write_part10
+
+WINDOWS = pytest.mark.parametrize("window", [1, 8], ids=["synchronous", "window-8"])
+
+
+def _files(folder: Path, count: int, **image: Any) -> list[Path]:
+    return [write_part10(folder / f"{n}.dcm", make_image(n, **image), ExplicitVRLittleEndian)
+            for n in range(count)]
+
+
+async def _store(root: Path, files: list[Path], window: int, **kwargs: Any
+                 ) -> list[StoreResult]:
+    scp = StorageSCP(root)
+    try:
+        async with running_server(providers=[scp], **kwargs) as server:
+            return await store_paths(LOOPBACK, server.port, files,
+                                     max_async_operations=window)
+    finally:
+        scp.close()
+
+
+def _stored(root: Path) -> set[str]:
+    return {p.name.removesuffix(".dcm") for p in root.rglob("*.dcm")}
+
+
+@WINDOWS
+def test_a_file_gone_or_shortened_after_planning_fails_alone(
+        tmp_path: Path, window: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _files(tmp_path / "in", 4)
+    read = read_part10
+
+    def then_change(path: Path) -> Part10Info:
+        info = read(path)
+        if path.name == "1.dcm":
+            path.unlink()
+        elif path.name == "2.dcm":
+            os.truncate(path, info.dataset_offset + 100)
+        return info
+
+    monkeypatch.setattr(store_scu, "read_part10", then_change)
+    results = run(_store(tmp_path / "out", files, window))
+    assert [r.ok for r in results] == [True, False, False, True]
+    assert "No such file" in (results[1].error or "")
+    assert "shorter than when it was read" in (results[2].error or "")
+    assert [r.retryable for r in results] == [False] * 4
+    assert _stored(tmp_path / "out") == {make_image(n).SOPInstanceUID for n in (0, 3)}
+
+
+@WINDOWS
+def test_a_file_shrinking_while_sent_aborts_the_association(
+        tmp_path: Path, window: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Multi-PDU objects (the server takes 16 KiB PDUs); the second file is cut
+    once its first PDU is out: its message cannot be finished."""
+    files = _files(tmp_path / "in", 4, rows=256, columns=256)
+    pdus = store_scu._file_pdus
+
+    def cut_after_first(info: Part10Info, *args: Any) -> Iterator[Any]:
+        produced = pdus(info, *args)
+        yield next(produced)
+        if info.path.name == "1.dcm":
+            os.truncate(info.path, info.dataset_offset + 20_000)
+        yield from produced
+
+    monkeypatch.setattr(store_scu, "_file_pdus", cut_after_first)
+    reported: dict[str, StoreResult] = {}
+
+    async def main() -> None:
+        scp = StorageSCP(tmp_path / "out")
+        try:
+            async with running_server(providers=[scp],
+                                      limits=Limits(max_pdu_length=16 << 10)) as server:
+                # With a window the first may not be answered yet when the abort
+                # comes: nothing succeeded then, and store_paths raises the abort.
+                with contextlib.suppress(AssociationAborted):
+                    await store_paths(LOOPBACK, server.port, files,
+                                      max_async_operations=window,
+                                      on_progress=lambda r: reported.update({r.path.name: r}))
+        finally:
+            scp.close()
+
+    run(main())
+    assert sorted(reported) == ["0.dcm", "1.dcm", "2.dcm", "3.dcm"]
+    first, cut = reported["0.dcm"], reported["1.dcm"]
+    assert first.ok or (first.retryable and window > 1)
+    assert not cut.ok and not cut.retryable
+    assert "shorter than when it was read" in (cut.error or "")
+    # The others hear of the abort; it was no fault of theirs: they may be retried.
+    for later in (reported["2.dcm"], reported["3.dcm"]):
+        assert not later.ok and later.retryable, later
+        assert "a file changed while it was sent" in (later.error or "")
+    assert make_image(1).SOPInstanceUID not in _stored(tmp_path / "out")
+
+
+def test_an_error_in_on_progress_ends_the_windowed_batch(tmp_path: Path) -> None:
+    """A callback records each response; what the caller's on_progress raises
+    still comes out of store_paths."""
+    files = _files(tmp_path / "in", 6)
+    seen: list[Path] = []
+
+    def progress(result: StoreResult) -> None:
+        seen.append(result.path)
+        if len(seen) == 2:
+            raise ValueError("the caller's own bug")
+
+    async def main() -> None:
+        scp = StorageSCP(tmp_path / "out")
+        try:
+            async with running_server(providers=[scp]) as server:
+                await store_paths(LOOPBACK, server.port, files, max_async_operations=8,
+                                  on_progress=progress)
+        finally:
+            scp.close()
+
+    with pytest.raises(ValueError, match="the caller's own bug"):
+        run(main())
+    assert len(seen) >= 2
