@@ -234,3 +234,68 @@ def test_a_write_that_raises_aborts_that_association_only(tmp_path: Path) -> Non
     assert run(scenario())
     assert_stored_whole(root, 0, source)
     assert [p.name for p in root.rglob("*") if p.is_file() and p.name.startswith(".")] == []
+
+
+def test_the_middle_of_a_long_pdv_goes_straight_to_the_sink(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads that fall inside a long data PDV, short of its end, skip the Upper
+    Layer's PDU views and events (``Association._take_in_place``); the data set
+    still arrives byte for byte, and the reads that end a PDV take the usual way."""
+    from dicomnet.aio.association import Association
+
+    outcomes: list[bool] = []
+    real = Association._take_in_place
+
+    def spy(self: Association, *args: Any) -> bool:
+        taken = real(self, *args)
+        outcomes.append(taken)
+        return taken
+
+    monkeypatch.setattr(Association, "_take_in_place", spy)
+    source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=3000, columns=1000),
+                          str(ExplicitVRLittleEndian))
+    root = tmp_path / "store"
+    assert send_with(StorageSCP(root), source)
+    assert_stored_whole(root, 0, source)
+    assert True in outcomes and False in outcomes
+
+
+def test_a_command_pdv_inside_a_data_set_aborts_and_stores_nothing(tmp_path: Path) -> None:
+    """A hostile peer: after the first megabyte of a data set, a long PDV marked
+    as a command, received in place like data. DIMSE refuses it (PS3.8 9.3.5: a
+    message's PDVs are consecutive), nothing reaches a file, and the server goes
+    on serving."""
+    from dicomnet.ul.negotiation import ContextRequest
+    from dicomnet.ul.pdu import encode_pdata
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+    from tests.storage.rawscu import RawAssociation, store_command
+
+    image = make_image(0, rows=3000, columns=1000)
+    source = write_part10(tmp_path / "in" / "0.dcm", image, str(ExplicitVRLittleEndian))
+    data = source.read_bytes()[read_part10(source).dataset_offset:]
+    root = tmp_path / "store"
+    scp = StorageSCP(root)
+
+    async def scenario() -> object:
+        try:
+            async with running_server(providers=[scp], ae_title="DICOMNET") as srv:
+                assoc = await RawAssociation.open(srv.port, [
+                    ContextRequest(SECONDARY_CAPTURE, (str(ExplicitVRLittleEndian),))])
+                ctx = assoc.context_id(SECONDARY_CAPTURE)
+                size = assoc.fragment_size
+                await assoc.send(
+                    encode_pdata(ctx, True, True, store_command(
+                        SECONDARY_CAPTURE.encode(), image.SOPInstanceUID.encode())),
+                    encode_pdata(ctx, False, False, data[:size]),
+                    encode_pdata(ctx, True, False, data[size:2 * size]))
+                outcome = await assoc.outcome()
+                await assoc.close()
+                assert await store(srv.port, source)  # the next association is served
+                return outcome
+        finally:
+            scp.close()
+
+    assert run(scenario()) in ("aborted", "closed")
+    stored = [p for p in root.rglob("*.dcm") if p.is_file()]
+    assert len(stored) == 1  # only the good association's
+    assert_stored_whole(root, 0, source)

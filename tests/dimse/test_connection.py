@@ -255,3 +255,15 @@ def test_with_the_ul_codec() -> None:
     events = [event for pdv in received for event in conn.receive_pdv(pdv)]
     assert events[0] == MessageReceived(7, STORE)
     assert b"".join(e.data for e in events[1:] if isinstance(e, DatasetFragment)) == dataset
+
+
+def test_takes_data_on_only_the_context_of_the_data_set_due() -> None:
+    conn = DimseConnection()
+    assert not conn.takes_data_on(1)  # no message yet
+    command = encode_message(STORE)
+    conn.receive_pdv(PDV(1, True, False, command[:10]))
+    assert not conn.takes_data_on(1)  # the command set is not complete
+    conn.receive_pdv(PDV(1, True, True, command[10:]))
+    assert conn.takes_data_on(1) and not conn.takes_data_on(3)
+    conn.receive_pdv(PDV(1, False, True, b"data"))
+    assert not conn.takes_data_on(1)  # the data set is complete

@@ -190,3 +190,65 @@ def test_the_hints_say_what_comes_next_at_every_byte() -> None:
         list(framer.receive(bytes([byte]), stream_pdata=True))
     assert seen == expected
     assert (framer.pdv_data_due, framer.header_bytes_due) == (0, 12)
+
+
+# -- take_pdv_data: the middle of a PDV consumed by the caller ----------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(pdus, st.lists(st.integers(min_value=1, max_value=700), max_size=40),
+       st.lists(st.booleans(), max_size=40))
+def test_taking_pdv_middles_leaves_the_rest_of_the_stream_as_it_was(
+        sent: list[PDU], sizes: list[int], takes: list[bool]) -> None:
+    """Chunks the caller takes (only ever strictly inside a PDV's data) vanish from
+    what receive() yields; everything else, "last" marks and the PDUs after them
+    included, comes exactly as without taking."""
+    wire = b"".join(p.encode() for p in sent)
+    framer = PDUFramer()
+    received: list[PDU] = []
+    taken: list[bytes] = []
+    for index, chunk in enumerate(cuts(wire, sizes)):
+        want = takes[index] if index < len(takes) else False
+        if want and framer.take_pdv_data(len(chunk)):
+            taken.append(chunk)
+            continue
+        received += framer.receive(chunk, stream_pdata=True)
+    reference = list(PDUFramer().receive(wire))
+    # Put the taken bytes back where they were: the stream is the reference's.
+    assert framer.completed == len(sent)
+    got = b"".join(pdv.data for p in received if isinstance(p, PDataTF) for pdv in p.pdvs)
+    expected = b"".join(pdv.data for p in reference if isinstance(p, PDataTF)
+                        for pdv in p.pdvs)
+    assert len(got) + sum(map(len, taken)) == len(expected)
+    marks = [(pdv.context_id, pdv.is_command, pdv.is_last) for p in received
+             if isinstance(p, PDataTF) for pdv in p.pdvs if pdv.is_last]
+    assert marks == [(pdv.context_id, pdv.is_command, True) for p in reference
+                     if isinstance(p, PDataTF) for pdv in p.pdvs if pdv.is_last]
+    assert [p for p in received if not isinstance(p, PDataTF)] == [
+        p for p in reference if not isinstance(p, PDataTF)]
+
+
+def test_take_pdv_data_only_inside_and_short_of_the_end() -> None:
+    data = bytes(range(200))
+    wire = pdata(pdv(3, 0b00, data), pdv(3, 0b10, b"tail"))
+    framer = PDUFramer()
+    assert not framer.take_pdv_data(10)  # nothing received yet
+    assert framer.current_pdv is None
+    first = list(framer.receive(wire[:6 + 6 + 50], stream_pdata=True))
+    assert [p.pdvs[0].data for p in first if isinstance(p, PDataTF)] == [data[:50]]
+    assert framer.current_pdv == (3, False)
+    assert framer.pdv_data_due == 150
+    assert not framer.take_pdv_data(150)  # would end the PDV: receive() marks it
+    assert not framer.take_pdv_data(0)
+    assert framer.take_pdv_data(100)
+    assert framer.pdv_data_due == 50
+    rest = list(framer.receive(wire[6 + 6 + 150:], stream_pdata=True))
+    values = [p.pdvs[0] for p in rest if isinstance(p, PDataTF)]
+    assert [(v.data, v.is_last) for v in values] == [(data[150:], False), (b"tail", True)]
+    assert framer.completed == 1 and framer.current_pdv is None
+
+
+def test_a_command_pdv_says_so() -> None:
+    framer = PDUFramer()
+    list(framer.receive(pdata(pdv(5, 0b01, b"x" * 40))[:20], stream_pdata=True))
+    assert framer.current_pdv == (5, True)

@@ -298,6 +298,9 @@ class Association:
         takes them now; its events wait in the inbox for the association's task."""
         now = self._loop.time()
         self._last_rx = now
+        sink = self._in_place_sink
+        if sink is not None and self._take_in_place(sink, data, now):
+            return
         self.ul.receive_data(data, now)
         completed = self.ul.pdus_received
         if not self.ul.has_partial_pdu:
@@ -310,6 +313,28 @@ class Association:
         self._take_events()
         self._queue_out()  # e.g. an A-ABORT answering an invalid PDU
         self._rearm()
+
+    def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:
+        """The middle of a long data PDV, received into ``sink``'s memory: it goes
+        to the sink at once, the Upper Layer and DIMSE only count it (no PDU
+        view, no event, no routing), after the checks DIMSE would make of it.
+        False when the bytes must take the usual way (they end the PDV, or are
+        not the data set's)."""
+        incoming = self._incoming
+        pdv = self.ul.current_pdv
+        if (incoming is None or incoming[2] is not sink or self.failure is not None
+                or pdv is None or pdv[1] or not self.dimse.takes_data_on(pdv[0])
+                or not self.ul.take_pdv_data(len(data), now)):
+            return False
+        self._routed_bytes += len(data)
+        try:
+            sink.write(data)
+        except Exception as exc:  # as in _route_now: raised in the association's task
+            self._inbox.append(MessagesRouted([], exc))
+            self._wake()
+        if self._timer_at is None:
+            self._rearm()
+        return True
 
     def _on_end(self, exc: BaseException | None) -> None:
         """The transport closed (Evt17), cleanly or with ``exc``."""

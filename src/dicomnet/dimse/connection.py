@@ -127,6 +127,12 @@ class DimseConnection:
         """True when no message is partly received (a clean point to release)."""
         return self._command_context is None and self._dataset_context is None
 
+    def takes_data_on(self, context_id: int) -> bool:
+        """Whether a data PDV on ``context_id`` would be taken as a fragment of the
+        data set due (the checks of :meth:`receive_pdv` for a non-last one), for a
+        driver that hands the middle of a long PDV to its sink directly."""
+        return self._command_context is None and self._dataset_context == context_id
+
     def receive_pdv(self, pdv: PDV) -> list[DimseEvent]:
         """Take one received PDV; return the events it completes (PS3.7 8, PS3.8 E.2).
 

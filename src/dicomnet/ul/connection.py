@@ -134,6 +134,23 @@ class ULConnection:
         return self._framer.header_bytes_due
 
     @property
+    def current_pdv(self) -> tuple[int, bool] | None:
+        """(context ID, is command) of the PDV whose data is arriving, or None."""
+        return self._framer.current_pdv
+
+    def take_pdv_data(self, count: int, now: float) -> bool:
+        """``count`` bytes from the transport that lie inside the data of the PDV
+        being received, short of its end, and that the driver consumed itself
+        (received in place): the Upper Layer only counts them (PS3.8 9.3.5: PDV
+        data carries nothing it reads), no event. False, changing nothing, when
+        they must go through :meth:`receive_data` (they end the PDV, or no
+        P-DATA is being streamed)."""
+        if self._machine.state is not State.Sta6 or not self._framer.take_pdv_data(count):
+            return False
+        self._now = now
+        return True
+
+    @property
     def has_partial_pdu(self) -> bool:
         """True while part of a PDU has arrived and the rest is awaited."""
         return self._framer.in_pdu

@@ -93,6 +93,30 @@ class PDUFramer:
         return self._pdv_left or 0
 
     @property
+    def current_pdv(self) -> tuple[int, bool] | None:
+        """(context ID, is command) of the streamed PDV whose data is being
+        received, or None outside PDV data."""
+        if self._pdv_left is None:
+            return None
+        context_id, control = self._pdv
+        return context_id, bool(control & 1)
+
+    def take_pdv_data(self, count: int) -> bool:
+        """Count ``count`` bytes of the streamed PDV's data as received when they
+        end before the PDV does: the caller has consumed them itself (a driver
+        that received them in place, straight into a data set's memory), and no
+        PDU is yielded for them. Returns False, changing nothing, when they would
+        complete the PDV (or no PDV data is due): give them to :meth:`receive`,
+        which marks the PDV's last stretch."""
+        left = self._pdv_left
+        if left is None or not 0 < count < left or self._error is not None:
+            return False
+        assert self._pdata_left is not None
+        self._pdv_left = left - count
+        self._pdata_left -= count
+        return True
+
+    @property
     def header_bytes_due(self) -> int:
         """Header bytes still due before the next PDV's data, if what comes next is
         a PDV of the P-DATA-TF being streamed or, between PDUs, the first PDV of
