@@ -403,6 +403,10 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
     buffers = PduBuffers()
 
     async def prepare(plan: _Plan) -> _Prepared | None:
+        """The plan's C-STORE, while the association stands; None (and reported)
+        when it cannot be sent."""
+        if assoc.failure is not None:
+            raise assoc.failure
         try:
             prepared = await _prepare(assoc, plan, buffers)
         except StorageError as exc:
@@ -422,10 +426,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         # One at a time (most peers grant no window): in order, each sent once
         # the last one's response came.
         for plan in plans:
-            if assoc.failure is not None:
-                raise assoc.failure
-            prepared = await prepare(plan)
-            if prepared is None:
+            if (prepared := await prepare(plan)) is None:
                 continue
             rq, context_id, pdus, data = prepared
             try:
@@ -475,10 +476,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         await wait_for_room(window - 1)
         if error is not None:
             raise error
-        if assoc.failure is not None:
-            raise assoc.failure
-        prepared = await prepare(plan)
-        if prepared is None:
+        if (prepared := await prepare(plan)) is None:
             continue
         rq, context_id, pdus, data = prepared
         outstanding += 1
