@@ -447,3 +447,30 @@ def test_send_request_refuses_a_message_id_already_outstanding() -> None:
                 await assoc.abort()
 
     run(main())
+
+
+def test_every_outstanding_send_request_hears_of_the_end_and_the_association_closes() -> None:
+    """Three requests in flight when the peer hangs up: each callback gets the
+    error once, and the association still winds down (its reader finishes)."""
+    answered: list[Request] = []
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        answered.append(request)
+        if len(answered) == 3:
+            peer.writer.close()
+
+    async def main() -> list[object]:
+        got: list[object] = []
+        async with raw_scp(answer) as (port, _):
+            assoc = await open_association(LOOPBACK, port)
+            for _ in range(3):
+                rq, ctx = _echo_rq(assoc)
+                await assoc.send_request(rq, ctx, got.append)
+            await wait_until(lambda: len(got) == 3, "every callback")
+            await asyncio.wait_for(assoc.wait_closed(), 5)
+            assert not assoc._replies
+            await assoc.abort()
+        return got
+
+    got = run(main())
+    assert len(got) == 3 and all(isinstance(item, AssociationAborted) for item in got)

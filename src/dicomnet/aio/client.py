@@ -286,7 +286,7 @@ class ClientAssociation(Association):
             error: BaseException = self.failure or AssociationAborted(
                 None, None, "the connection closed"
             )
-            for queue in self._replies.values():
+            for queue in list(self._replies.values()):
                 queue.put(error)
             if not self._released.done():
                 self._released.set_exception(error)

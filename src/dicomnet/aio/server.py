@@ -137,8 +137,8 @@ class ServerAssociation(Association):
         self.answering -= 1
         try:
             if isinstance(response, BaseException):
-                raise response
-            if self.failure is not None:
+                self._operation_failed(response)
+            elif self.failure is not None:
                 pass  # aborted meanwhile: nobody to answer
             elif self._send_lock.locked() or self.stream.receiver.writing_paused:
                 task = self._loop.create_task(self.send_message(response, context_id))
