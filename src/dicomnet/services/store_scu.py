@@ -387,16 +387,6 @@ def _record(result: StoreResult, rsp: object) -> None:
                              "earlier attempt)")
 
 
-async def _cut_short(assoc: ClientAssociation, result: StoreResult,
-                     exc: StorageError) -> AssociationAborted:
-    """A file changed while its data set was being sent: the message cannot be
-    completed (its length was promised), so the association is aborted; the
-    other objects fail as on any abort (and may be retried)."""
-    result.error = str(exc)
-    await assoc.abort()
-    return AssociationAborted(0, 0, f"aborted locally, a file changed while it was sent: {exc}")
-
-
 async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
                       on_progress: Callable[[StoreResult], None] | None) -> None:
     """Send the plans on one association, up to its asynchronous window at a time."""
@@ -417,10 +407,15 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         return prepared
 
     async def cut_short(plan: _Plan, exc: StorageError) -> AssociationAborted:
-        aborted = await _cut_short(assoc, plan.result, exc)
+        """A file changed while its data set was being sent: the message cannot
+        be completed (its length was promised), so the association is aborted;
+        the other objects fail as on any abort (and may be retried)."""
+        plan.result.error = str(exc)
+        await assoc.abort()
         if on_progress:
             on_progress(plan.result)
-        return aborted
+        return AssociationAborted(
+            0, 0, f"aborted locally, a file changed while it was sent: {exc}")
 
     if assoc.async_window <= 1:
         # One at a time (most peers grant no window): in order, each sent once
@@ -451,15 +446,18 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
     def answered(plan: _Plan, reply: Reply | BaseException) -> None:
         nonlocal outstanding, error
         outstanding -= 1
-        try:
-            if isinstance(reply, BaseException):
-                raise reply
+        failed: BaseException | None = None
+        if isinstance(reply, BaseException):
+            failed = reply
+        else:
             _record(plan.result, reply[0])
             if on_progress:
-                on_progress(plan.result)
-        except BaseException as exc:  # the batch ends with the first error
-            if error is None:
-                error = exc
+                try:
+                    on_progress(plan.result)
+                except Exception as exc:  # the caller's: it ends the batch
+                    failed = exc
+        if error is None:
+            error = failed  # the batch ends with the first error
         if room is not None and not room.done():
             room.set_result(None)
 
