@@ -236,7 +236,7 @@ def test_take_pdv_data_only_inside_and_short_of_the_end() -> None:
     assert framer.current_pdv is None
     first = list(framer.receive(wire[:6 + 6 + 50], stream_pdata=True))
     assert [p.pdvs[0].data for p in first if isinstance(p, PDataTF)] == [data[:50]]
-    assert framer.current_pdv == (3, False)
+    assert framer.current_pdv == (3, False, False)
     assert framer.pdv_data_due == 150
     assert not framer.take_pdv_data(150)  # would end the PDV: receive() marks it
     assert not framer.take_pdv_data(0)
@@ -251,4 +251,4 @@ def test_take_pdv_data_only_inside_and_short_of_the_end() -> None:
 def test_a_command_pdv_says_so() -> None:
     framer = PDUFramer()
     list(framer.receive(pdata(pdv(5, 0b01, b"x" * 40))[:20], stream_pdata=True))
-    assert framer.current_pdv == (5, True)
+    assert framer.current_pdv == (5, True, False)

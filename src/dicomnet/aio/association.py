@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -113,6 +114,9 @@ class Association:
         self._last_rx = self._loop.time()
         self._pdu_started: float | None = None
         self._pdus_seen = 0
+        # The nearest a read can put the idle or PDU deadline (see _on_bytes).
+        self._nearest_timeout = min(
+            (t for t in (timeouts.idle, timeouts.pdu) if t is not None), default=math.inf)
         self._closed = asyncio.Event()
         self._pending_out = 0
         self._write_soon: asyncio.Handle | None = None
@@ -222,7 +226,7 @@ class Association:
                 self._transport_broke(f"write failed: {describe_os_error(exc)}")
         if self.ul.should_close:
             await self.stream.close()
-        self._rearm()
+        self._rearm_for_artim()
 
     # -- timers ----------------------------------------------------------------
 
@@ -252,6 +256,16 @@ class Association:
         self._timer_at = deadline
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _rearm_for_artim(self) -> None:
+        """``_rearm`` for the task's rounds: each read leaves an armed timer at or
+        before the PDU deadline (``_on_bytes``), so only ARTIM and the idle
+        deadline (which starts once the association is established) can need it
+        earlier."""
+        timer_at = self._timer_at
+        if (timer_at is None or timer_at > self._last_rx + self._nearest_timeout
+                or self.ul.get_timer() is not None):
+            self._rearm()
 
     def stop_timers(self) -> None:
         """The association is over: drop its timer (it would keep it alive until
@@ -312,26 +326,50 @@ class Association:
         self._pdus_seen = completed
         self._take_events()
         self._queue_out()  # e.g. an A-ABORT answering an invalid PDU
-        self._rearm()
+        # A read only moves the idle and PDU deadlines to ``now`` plus their
+        # timeouts: an armed timer due before that stays right (it re-arms itself
+        # when it fires early), unless ARTIM started.
+        timer_at = self._timer_at
+        if (timer_at is None or timer_at > now + self._nearest_timeout
+                or self.ul.get_timer() is not None):
+            self._rearm()
 
     def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:
-        """The middle of a long data PDV, received into ``sink``'s memory: it goes
-        to the sink at once, the Upper Layer and DIMSE only count it (no PDU
-        view, no event, no routing), after the checks DIMSE would make of it.
-        False when the bytes must take the usual way (they end the PDV, or are
-        not the data set's)."""
+        """Data set bytes received into ``sink``'s memory, taken the short way: the
+        sink gets them at once; the Upper Layer and DIMSE only count them, after
+        the checks DIMSE would make (no PDU view, no event, no routing). Bytes in
+        the middle of a long data PDV; or those that end the data set's last PDV,
+        which completes the message as ``_route_now`` would. False when the bytes
+        must take the usual way (they end a PDV that is not the last, or are not
+        the data set's)."""
         incoming = self._incoming
         pdv = self.ul.current_pdv
         if (incoming is None or incoming[2] is not sink or self.failure is not None
-                or pdv is None or pdv[1] or not self.dimse.takes_data_on(pdv[0])
-                or not self.ul.take_pdv_data(len(data), now)):
+                or pdv is None or pdv[1] or not self.dimse.takes_data_on(pdv[0])):
+            return False
+        ul = self.ul
+        if ul.take_pdv_data(len(data), now):
+            ending = False
+        elif pdv[2] and ul.end_pdv_data(len(data), now):
+            # PS3.7 8.1: a data PDV marked last ends the data set, hence the message.
+            ending = self.dimse.take_last_data(pdv[0])
+            assert ending  # takes_data_on held just above
+            if not ul.has_partial_pdu:
+                self._pdu_started = None
+            self._pdus_seen = ul.pdus_received
+        else:
             return False
         self._routed_bytes += len(data)
         try:
             sink.write(data)
         except Exception as exc:  # as in _route_now: raised in the association's task
-            self._inbox.append(MessagesRouted([], exc))
-            self._wake()
+            self._deliver([MessagesRouted([], exc)])
+            return True
+        if ending:
+            self._incoming = self._in_place_sink = None
+            self._inbox_bytes += self._routed_bytes
+            self._routed_bytes = 0
+            self._deliver([MessagesRouted([incoming], None)])
         if self._timer_at is None:
             self._rearm()
         return True
@@ -369,8 +407,11 @@ class Association:
             self._inbox_bytes += sum(
                 len(pdv.data) for e in events if isinstance(e, DataReceived)
                 for pdv in e.pdu.pdvs)
-        if not events:
-            return
+        if events:
+            self._deliver(events)
+
+    def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
+        """Queue ``events`` for the association's task, and wake it."""
         self._inbox += events
         if self._inbox_bytes > _INBOX_LIMIT and not self._paused:
             self._paused = True  # the task is behind: stop reading until it catches up
@@ -403,7 +444,7 @@ class Association:
         self._queue_out()
         if self.ul.should_close:
             await self.stream.close()
-        self._rearm()
+        self._rearm_for_artim()
         return events
 
     def _route_now(self, events: list[ULEvent]) -> list[ULEvent | MessagesRouted]:
@@ -414,30 +455,38 @@ class Association:
         that kept one fails loudly instead of reading reused memory."""
         out: list[ULEvent | MessagesRouted] = []
         failed = False
+        receive_pdv, route = self.dimse.receive_pdv, self.route
         for event in events:
             if not isinstance(event, DataReceived):
                 out.append(event)
                 continue
             if failed:
                 continue
-            # The bytes of a message count against the inbox limit once it is
-            # complete and waits there for the task (before, its sink holds them).
-            self._routed_bytes += sum(len(pdv.data) for pdv in event.pdu.pdvs)
+            pdvs = event.pdu.pdvs
             done: list[tuple[int, DimseMessage, DatasetSink | None]] = []
             try:
-                for item in self.dimse_events(event):
-                    routed = self.route(item)
-                    if routed is not None:
-                        done.append(routed)
+                for pdv in pdvs:
+                    # The bytes of a message count against the inbox limit once it
+                    # is complete and waits there for the task (before, its sink
+                    # holds them).
+                    self._routed_bytes += len(pdv.data)
+                    for item in receive_pdv(pdv):
+                        routed = route(item)
+                        if routed is not None:
+                            done.append(routed)
             except Exception as exc:  # raised in the association's task, as it was
                 failed = True
                 out.append(MessagesRouted(done, exc))
                 continue
             finally:
-                for pdv in event.pdu.pdvs:
-                    if isinstance(pdv.data, memoryview):
-                        with contextlib.suppress(BufferError):  # a sink exported it
-                            pdv.data.release()
+                for pdv in pdvs:
+                    data = pdv.data
+                    if isinstance(data, memoryview):
+                        # Not contextlib.suppress: three calls per PDV on the hot path.
+                        try:  # noqa: SIM105
+                            data.release()
+                        except BufferError:  # a sink exported it
+                            pass
             if done:
                 out.append(MessagesRouted(done, None))
                 self._inbox_bytes += self._routed_bytes

@@ -284,12 +284,27 @@ def _decode_text(tag: int, vr: str, raw: bytes) -> str:
 
 
 #: How decode_command reads each known element, by tag (group 0000: the element number).
-_US_, _UL_, _TEXT, _AT_, _GROUP = range(5)
+_US_, _UL_, _TEXT, _AE_, _AT_, _GROUP = range(6)
 _KIND: Final[dict[int, int]] = {
     tag: (_GROUP if tag == COMMAND_GROUP_LENGTH else
-          {"US": _US_, "UL": _UL_, "AT": _AT_}.get(vr, _TEXT))
+          {"US": _US_, "UL": _UL_, "AT": _AT_, "AE": _AE_}.get(vr, _TEXT))
     for tag, vr in _VR.items()
 }
+
+
+def _header_error(buf: bytes, pos: int, end: int, previous: int) -> RemoteProtocolError:
+    """Why the element header at ``pos`` cannot be taken (decode_command's checks,
+    in their order)."""
+    if end - pos < 8:
+        return _bad(f"truncated element header at offset {pos}")
+    group, element, length = _HEADER.unpack_from(buf, pos)
+    if group != 0:
+        return _bad(f"tag ({group:04X},{element:04X}) in a command set is not in group 0000")
+    if element <= previous:
+        return _bad(f"command element ({group:04X},{element:04X}) out of order or repeated")
+    # Also the undefined length 0xFFFFFFFF: command sets hold no sequences.
+    return _bad(f"({group:04X},{element:04X}) length {length} exceeds the "
+                f"{end - pos - 8} bytes left in the command set")
 
 
 def decode_command(data: bytes | bytearray | memoryview) -> dict[int, CommandValue]:
@@ -307,39 +322,29 @@ def decode_command(data: bytes | bytearray | memoryview) -> dict[int, CommandVal
     previous = -1
     unpack_header = _HEADER.unpack_from
     kinds = _KIND
+    # Once per message per element: each test below is one that every element
+    # passes, the rare failures explained by _header_error.
     while pos < end:
         if end - pos < 8:
-            raise _bad(f"truncated element header at offset {pos}")
-        group, element, length = unpack_header(buf, pos)
-        if group != 0:
-            raise _bad(f"tag ({group:04X},{element:04X}) in a command set is not in group 0000")
-        tag = element  # group 0000
-        if tag <= previous:
-            raise _bad(f"command element ({group:04X},{element:04X}) out of order or repeated")
+            raise _header_error(buf, pos, end, previous)
+        group, tag, length = unpack_header(buf, pos)
+        if group or tag <= previous or length > end - pos - 8:
+            raise _header_error(buf, pos, end, previous)
         previous = tag
         pos += 8
-        if length > end - pos:
-            # Also catches the undefined length 0xFFFFFFFF: command sets hold no sequences.
-            raise _bad(
-                f"({group:04X},{element:04X}) length {length} exceeds the "
-                f"{end - pos} bytes left in the command set"
-            )
         kind = kinds.get(tag)
-        if kind == _TEXT:
-            raw = buf[pos:pos + length]
-            try:
-                # The common case of _decode_text (its VR drives the rest).
-                out[tag] = raw.decode("ascii").rstrip(" \x00") if _VR[tag] != "AE" else (
-                    _decode_text(tag, "AE", raw))
-            except UnicodeDecodeError:
-                out[tag] = _decode_text(tag, _VR[tag], raw)
-        elif kind == _US_:
+        if kind == _US_:
             if length != 2:
-                raise _bad(f"({group:04X},{element:04X}) US has length {length}, not 2")
+                raise _bad(f"(0000,{tag:04X}) US has length {length}, not 2")
             out[tag] = _US.unpack_from(buf, pos)[0]
+        elif kind == _TEXT:
+            try:
+                out[tag] = buf[pos:pos + length].decode("ascii").rstrip(" \x00")
+            except UnicodeDecodeError:
+                out[tag] = _decode_text(tag, _VR[tag], buf[pos:pos + length])
         elif kind == _UL_:
             if length != 4:
-                raise _bad(f"({group:04X},{element:04X}) UL has length {length}, not 4")
+                raise _bad(f"(0000,{tag:04X}) UL has length {length}, not 4")
             out[tag] = _UL.unpack_from(buf, pos)[0]
         elif kind == _GROUP:
             if length != 4:
@@ -349,9 +354,11 @@ def decode_command(data: bytes | bytearray | memoryview) -> dict[int, CommandVal
                 raise _bad(
                     f"Command Group Length says {said} bytes follow, but {end - pos - 4} do"
                 )
+        elif kind == _AE_:
+            out[tag] = _decode_text(tag, "AE", buf[pos:pos + length])
         elif kind == _AT_:
             if length % 4:
-                raise _bad(f"({group:04X},{element:04X}) AT length {length} is not a multiple of 4")
+                raise _bad(f"(0000,{tag:04X}) AT length {length} is not a multiple of 4")
             pairs = struct.unpack_from(f"<{length // 2}H", buf, pos)
             out[tag] = tuple((pairs[i] << 16) | pairs[i + 1] for i in range(0, len(pairs), 2))
         else:

@@ -133,6 +133,16 @@ class DimseConnection:
         driver that hands the middle of a long PDV to its sink directly."""
         return self._command_context is None and self._dataset_context == context_id
 
+    def take_last_data(self, context_id: int) -> bool:
+        """The last data PDV of the data set due on ``context_id`` was taken by the
+        driver itself (as :meth:`takes_data_on` allowed): the message is complete,
+        as :meth:`receive_pdv` would have found. False, changing nothing, when
+        that PDV would not be the data set's."""
+        if not self.takes_data_on(context_id):
+            return False
+        self._dataset_context = None
+        return True
+
     def receive_pdv(self, pdv: PDV) -> list[DimseEvent]:
         """Take one received PDV; return the events it completes (PS3.7 8, PS3.8 E.2).
 

@@ -134,8 +134,9 @@ class ULConnection:
         return self._framer.header_bytes_due
 
     @property
-    def current_pdv(self) -> tuple[int, bool] | None:
-        """(context ID, is command) of the PDV whose data is arriving, or None."""
+    def current_pdv(self) -> tuple[int, bool, bool] | None:
+        """(context ID, is command, is last) of the PDV whose data is arriving, or
+        None."""
         return self._framer.current_pdv
 
     def take_pdv_data(self, count: int, now: float) -> bool:
@@ -148,6 +149,18 @@ class ULConnection:
         if self._machine.state is not State.Sta6 or not self._framer.take_pdv_data(count):
             return False
         self._now = now
+        return True
+
+    def end_pdv_data(self, count: int, now: float) -> bool:
+        """Like :meth:`take_pdv_data`, for the bytes that complete the PDV's data:
+        the driver consumed them and acts on the PDV's end itself (no
+        ``DataReceived``). False, changing nothing, unless ``count`` is exactly
+        the data still due and the association is established."""
+        framer = self._framer
+        if self._machine.state is not State.Sta6 or not framer.end_pdv_data(count):
+            return False
+        self._now = now
+        self.pdus_received = framer.completed
         return True
 
     @property

@@ -30,17 +30,20 @@ from dicomnet.ul.pdu import (
     P_DATA_TF,
     PDU,
     PDU_TYPES,
-    PDataTF,
     PresentationDataValue,
     _unrecognized_pdu_type,
     borrowed_pdv,
     decode_pdu,
     describe_foreign_bytes,
+    received_pdata,
 )
 
 __all__ = ["PDUFramer", "describe_foreign_bytes"]
 
 _LENGTH = struct.Struct(">L")
+#: A P-DATA-TF's PDU header and its first PDV item header (PS3.8 9.3.5): type,
+#: reserved byte, PDU length, PDV item length, presentation context ID, control.
+_PDATA_HEADERS = struct.Struct(">BxLLBB")
 _ASSOCIATE_MIN_LENGTH = 68  # the fixed part of A-ASSOCIATE-RQ/AC (PS3.8 Table 9-11)
 _PDATA_MIN_LENGTH = 6  # one PDV item: 4-byte length, context ID, control header
 _COMPACT_MIN = 1 << 16  # below this many consumed bytes, moving them is not worth it
@@ -93,13 +96,14 @@ class PDUFramer:
         return self._pdv_left or 0
 
     @property
-    def current_pdv(self) -> tuple[int, bool] | None:
-        """(context ID, is command) of the streamed PDV whose data is being
-        received, or None outside PDV data."""
+    def current_pdv(self) -> tuple[int, bool, bool] | None:
+        """(context ID, is command, is last) of the streamed PDV whose data is being
+        received (its message control header, PS3.8 E.2), or None outside PDV
+        data."""
         if self._pdv_left is None:
             return None
         context_id, control = self._pdv
-        return context_id, bool(control & 1)
+        return context_id, bool(control & 1), bool(control & 2)
 
     def take_pdv_data(self, count: int) -> bool:
         """Count ``count`` bytes of the streamed PDV's data as received when they
@@ -114,6 +118,22 @@ class PDUFramer:
         assert self._pdata_left is not None
         self._pdv_left = left - count
         self._pdata_left -= count
+        return True
+
+    def end_pdv_data(self, count: int) -> bool:
+        """Like :meth:`take_pdv_data`, for the ``count`` bytes that complete the
+        streamed PDV's data (its P-DATA-TF too, if it is that PDU's last PDV):
+        consumed by the caller, who has acted on the PDV's end itself. Returns
+        False, changing nothing, unless ``count`` is exactly the data still due."""
+        left = self._pdv_left
+        if left is None or count != left or self._error is not None:
+            return False
+        assert self._pdata_left is not None
+        self._pdv_left = None
+        self._pdata_left -= count
+        if self._pdata_left == 0:
+            self._pdata_left = None
+            self.completed += 1
         return True
 
     @property
@@ -174,7 +194,7 @@ class PDUFramer:
                     pdv = PresentationDataValue(context_id, bool(control & 1),
                                                 bool(control & 2) and left == 0,
                                                 bytes(view[pos - take:pos]))
-                yield PDataTF((pdv,))
+                yield received_pdata(pdv)
                 if left:
                     self._pdv_left = left
                     return
@@ -187,13 +207,17 @@ class PDUFramer:
                 if self._pdata_left < 6:
                     self._fail(_invalid(f"P-DATA-TF: {self._pdata_left} trailing byte(s) are "
                                         "too short for a PDV item"))
-                take = min(6 - len(buffer), end - pos)
-                buffer += view[pos:pos + take]
-                pos += take
-                if len(buffer) < 6:
-                    return
-                length, context_id, control = _PDV_HEADER.unpack_from(buffer, 0)
-                buffer.clear()
+                if not buffer and end - pos >= 6:  # the header whole in the view
+                    length, context_id, control = _PDV_HEADER.unpack_from(view, pos)
+                    pos += 6
+                else:
+                    take = min(6 - len(buffer), end - pos)
+                    buffer += view[pos:pos + take]
+                    pos += take
+                    if len(buffer) < 6:
+                        return
+                    length, context_id, control = _PDV_HEADER.unpack_from(buffer, 0)
+                    buffer.clear()
                 if length < 2:
                     self._fail(_invalid(f"P-DATA-TF: PDV item length {length}, must be at "
                                         "least 2"))
@@ -206,6 +230,22 @@ class PDUFramer:
                 self._pdv_left = length - 2
                 continue
             # Between PDUs, or inside one held whole: first its 6-byte header.
+            if pos == end:
+                return  # nothing new to take (a PDU held whole completes on its own)
+            if stream_pdata and not buffer and end - pos >= 12 and view[pos] == P_DATA_TF:
+                # The usual case: a P-DATA-TF whose PDU and first PDV headers are both
+                # in the view, taken from it directly when they pass the checks below
+                # (otherwise the general path finds and reports what is wrong).
+                _, length, pdv_length, context_id, control = _PDATA_HEADERS.unpack_from(
+                    view, pos)
+                limit = self.max_pdata_length
+                if ((not limit or length <= limit) and length >= _PDATA_MIN_LENGTH
+                        and 2 <= pdv_length <= length - 4):
+                    pos += 12
+                    self._pdata_left = length - 6
+                    self._pdv = (context_id, control)
+                    self._pdv_left = pdv_length - 2
+                    continue
             if len(buffer) < 6:
                 take = min(6 - len(buffer), end - pos)
                 buffer += view[pos:pos + take]

@@ -542,6 +542,15 @@ class PDataTF:
         return _pdu(P_DATA_TF, b"".join(pdv.encode() for pdv in self.pdvs), "P-DATA-TF")
 
 
+def received_pdata(pdv: PresentationDataValue) -> PDataTF:
+    """A one-PDV P-DATA-TF built by the framer from a PDV it made itself (checked
+    already): the constructor's checks skipped, as :func:`borrowed_pdv` skips
+    the PDV's, once per received stretch of PDV data."""
+    pdu = object.__new__(PDataTF)
+    object.__setattr__(pdu, "pdvs", (pdv,))
+    return pdu
+
+
 def _decode_pdata(body: memoryview, pdu_type: int) -> PDataTF:
     pdvs: list[PresentationDataValue] = []
     offset = 0
