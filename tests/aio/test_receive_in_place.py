@@ -299,3 +299,41 @@ def test_a_command_pdv_inside_a_data_set_aborts_and_stores_nothing(tmp_path: Pat
     stored = [p for p in root.rglob("*.dcm") if p.is_file()]
     assert len(stored) == 1  # only the good association's
     assert_stored_whole(root, 0, source)
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["tls", "plain"])
+def test_the_read_that_ends_a_data_set_completes_it_the_short_way(
+        tmp_path: Path, pki: Pki, secure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images of 600 KB: the read that ends each data set in place completes its
+    message without the Upper Layer's PDU events (DimseConnection.take_last_data),
+    and every image is stored byte for byte and answered."""
+    from dicomnet.dimse.connection import DimseConnection
+
+    ended: list[int] = []
+    real = DimseConnection.take_last_data
+
+    def spy(self: DimseConnection, context_id: int) -> bool:
+        done = real(self, context_id)
+        ended.append(done)
+        return done
+
+    monkeypatch.setattr(DimseConnection, "take_last_data", spy)
+    for n in range(6):
+        write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n, rows=600, columns=500),
+                     str(ExplicitVRLittleEndian))
+    root = tmp_path / "store"
+
+    async def scenario() -> bool:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(tls=pki.server_tls() if secure else None,
+                                      providers=[scp]) as srv:
+                return await store(srv.port, tmp_path / "in",
+                                   pki.client_tls() if secure else None)
+        finally:
+            scp.close()
+
+    assert run(scenario())
+    for n in range(6):
+        assert_stored_whole(root, n, tmp_path / "in" / f"{n}.dcm")
+    assert ended and all(ended)

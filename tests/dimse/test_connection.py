@@ -267,3 +267,15 @@ def test_takes_data_on_only_the_context_of_the_data_set_due() -> None:
     assert conn.takes_data_on(1) and not conn.takes_data_on(3)
     conn.receive_pdv(PDV(1, False, True, b"data"))
     assert not conn.takes_data_on(1)  # the data set is complete
+
+
+def test_take_last_data_completes_the_data_set_due() -> None:
+    conn = DimseConnection()
+    assert not conn.take_last_data(1)  # no message yet
+    conn.receive_pdv(PDV(1, True, True, encode_message(STORE)))
+    assert not conn.take_last_data(3)  # not the data set's context
+    assert conn.takes_data_on(1) and conn.take_last_data(1)
+    assert conn.idle and not conn.takes_data_on(1)
+    # The next message is received as usual.
+    assert conn.receive_pdv(PDV(1, True, True, encode_message(STORE))) == [
+        MessageReceived(1, STORE)]

@@ -252,3 +252,65 @@ def test_a_command_pdv_says_so() -> None:
     framer = PDUFramer()
     list(framer.receive(pdata(pdv(5, 0b01, b"x" * 40))[:20], stream_pdata=True))
     assert framer.current_pdv == (5, True, False)
+
+
+# -- end_pdv_data: the end of a PDV consumed by the caller --------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(pdus, st.lists(st.integers(min_value=1, max_value=700), max_size=40),
+       st.lists(st.booleans(), max_size=40))
+def test_taking_pdv_ends_keeps_the_pdus_that_follow(
+        sent: list[PDU], sizes: list[int], takes: list[bool]) -> None:
+    """Chunks the caller takes whole, middle or end of a PDV's data (the end only
+    as exactly the bytes still due), vanish from what receive() yields, and every
+    PDU is still counted; what follows (PDV headers of the same PDU, other PDUs)
+    comes exactly as without taking."""
+    wire = b"".join(p.encode() for p in sent)
+    framer = PDUFramer()
+    received: list[PDU] = []
+    taken = ended = 0
+    for index, chunk in enumerate(cuts(wire, sizes)):
+        want = takes[index] if index < len(takes) else False
+        if want and framer.take_pdv_data(len(chunk)):
+            taken += len(chunk)
+            continue
+        if want and framer.end_pdv_data(len(chunk)):
+            taken += len(chunk)
+            ended += 1
+            continue
+        received += framer.receive(chunk, stream_pdata=True)
+    reference = list(PDUFramer().receive(wire))
+    assert framer.completed == len(sent)
+    assert (framer.pdv_data_due, framer.in_pdu) == (0, False)
+    got = sum(len(pdv.data) for p in received if isinstance(p, PDataTF) for pdv in p.pdvs)
+    expected = sum(len(pdv.data) for p in reference if isinstance(p, PDataTF)
+                   for pdv in p.pdvs)
+    assert got + taken == expected
+    marks = [pdv.is_last for p in received if isinstance(p, PDataTF) for pdv in p.pdvs
+             if pdv.is_last]
+    assert len(marks) + ended >= sum(1 for p in reference if isinstance(p, PDataTF)
+                                     for pdv in p.pdvs if pdv.is_last)
+    assert [p for p in received if not isinstance(p, PDataTF)] == [
+        p for p in reference if not isinstance(p, PDataTF)]
+
+
+def test_end_pdv_data_only_for_exactly_the_bytes_due() -> None:
+    data = bytes(range(200))
+    wire = pdata(pdv(3, 0b10, data), pdv(4, 0b11, b"next")) + pdata(pdv(5, 0b10, b"z"))
+    framer = PDUFramer()
+    assert not framer.end_pdv_data(10)  # nothing received yet
+    list(framer.receive(wire[:6 + 6 + 50], stream_pdata=True))
+    assert framer.current_pdv == (3, False, True)
+    assert not framer.end_pdv_data(149) and not framer.end_pdv_data(151)
+    assert framer.pdv_data_due == 150
+    assert framer.end_pdv_data(150)
+    assert framer.current_pdv is None and framer.completed == 0  # its PDU goes on
+    rest = list(framer.receive(wire[6 + 6 + 200:], stream_pdata=True))
+    assert [(p.pdvs[0].context_id, p.pdvs[0].data) for p in rest if isinstance(p, PDataTF)
+            ] == [(4, b"next"), (5, b"z")]
+    assert framer.completed == 2
+    # Ending the last PDV of a PDU completes that PDU.
+    framer = PDUFramer()
+    list(framer.receive(pdata(pdv(5, 0b10, b"abc"))[:13], stream_pdata=True))
+    assert framer.end_pdv_data(2) and framer.completed == 1 and not framer.in_pdu
