@@ -342,17 +342,53 @@ def test_a_batch_larger_than_its_limit_waits_and_goes_on(folder: Path) -> None:
     assert [p.read_bytes() for p in paths] == objects
 
 
-@pytest.mark.parametrize(("refusal", "code"), [
-    ("fallocate_error", errno.EOPNOTSUPP),  # no fallocate: nothing written
-    ("submit_error", errno.EINVAL),  # no AIO after fallocate: the file cut back to 0
-])
 def test_a_batch_that_cannot_leaves_the_file_to_the_caller(
-        folder: Path, monkeypatch: pytest.MonkeyPatch, refusal: str, code: int) -> None:
-    setattr(FakeKernel(monkeypatch), refusal, code)
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeKernel(monkeypatch).fallocate_error = errno.EOPNOTSUPP  # nothing written
     objects = [random.Random(10).randbytes(300_000)]
     paths, taken = write_batch(folder, objects)
     assert taken == [False]  # written through the page cache instead
     assert [p.read_bytes() for p in paths] == objects  # not padded, not doubled
+
+
+def test_writes_aio_refuses_are_done_in_place(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """io_submit refused (after fallocate and O_DIRECT): the batch writes those
+    objects itself, through the page cache, whole and not padded."""
+    FakeKernel(monkeypatch).submit_error = errno.EINVAL
+    objects = [random.Random(10 + k).randbytes(300_000 + k) for k in range(3)]
+    paths, taken = write_batch(folder, objects)
+    assert taken == [True] * 3
+    assert [p.read_bytes() for p in paths] == objects
+    assert [p.stat().st_size for p in paths] == [len(data) for data in objects]
+
+
+def test_a_round_is_submitted_with_one_system_call(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = FakeKernel(monkeypatch)
+    objects = [random.Random(k).randbytes(200_000 + k) for k in range(5)]
+    paths, taken = write_batch(folder, objects)
+    assert all(taken) and kernel.submitted == 1
+    assert [p.read_bytes() for p in paths] == objects
+
+
+def test_a_submission_the_kernel_takes_in_part_goes_on(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """io_submit may take fewer control blocks than given (io_submit(2)); the
+    rest are submitted again, and every object is written once, whole."""
+    kernel = FakeKernel(monkeypatch)
+    real_call = kernel.call
+
+    def call(number: int, *args: Any) -> int:
+        if number == kernel.real.io_submit and args[1].value > 1:
+            args = (args[0], ctypes.c_long(2), *args[2:])  # at most two at a time
+        return real_call(number, *args)
+
+    monkeypatch.setattr(kernel.real, "call", call, raising=False)
+    objects = [random.Random(k).randbytes(100_000 + k) for k in range(5)]
+    paths, taken = write_batch(folder, objects)
+    assert all(taken) and kernel.submitted == 3  # 2 + 2 + 1
+    assert [p.read_bytes() for p in paths] == objects
 
 
 def test_a_failed_write_in_a_batch_fails_that_object_only(

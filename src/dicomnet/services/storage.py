@@ -520,6 +520,9 @@ class StorageSCP:
                     if not isinstance(entry, BaseException):
                         entry[2].abort()
                 raise
+        # The round's direct writes go to the device together, while the previous
+        # round is finished.
+        batch.submit()
         return _Round(jobs, written, batch, together)
 
     @staticmethod

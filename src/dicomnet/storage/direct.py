@@ -162,8 +162,12 @@ def _release_context(context: int, *, reusable: bool) -> None:
 
 
 def _set_direct(fd: int, on: bool) -> None:
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _O_DIRECT) if on else (flags & ~_O_DIRECT))
+    """Turn ``O_DIRECT`` on or off for ``fd``, a descriptor of the store's own
+    files. F_SETFL changes only the status flags (O_APPEND, O_ASYNC, O_DIRECT,
+    O_NOATIME, O_NONBLOCK: fcntl(2)), none of which those files have otherwise:
+    one system call, not a read of the flags first (two per object saved, each a
+    hand-over of the GIL)."""
+    fcntl.fcntl(fd, fcntl.F_SETFL, _O_DIRECT if on else 0)
 
 
 def _write_at(fd: int, data: memoryview, offset: int) -> None:
@@ -512,28 +516,32 @@ class DirectBatch:
     whose every byte the caller is about to fsync: in the SCP's store thread the
     page-cache write had cost up to 0.19 s per 200 x 512 KB (against 0.07 s of
     fsync), and interleaved A/B runs on such images were faster with the batch
-    in 7 of 8 pairs (as bench/pairs.py runs them). One thread uses a batch: :meth:`add` each
-    object, then :meth:`finish` once; every descriptor given stays open until
-    then."""
+    in 7 of 8 pairs (as bench/pairs.py runs them). One thread uses a batch:
+    :meth:`add` each object, :meth:`submit` once they are all added (one
+    ``io_submit`` for the round), then :meth:`finish` once; every descriptor
+    given stays open until then."""
 
-    __slots__ = ("_context", "_events", "_failures", "_pending")
+    __slots__ = ("_context", "_events", "_failures", "_pending", "_queued")
 
     #: Objects submitted together at most; more wait for the previous to finish.
     MAX = 32
 
     def __init__(self) -> None:
         self._context = 0
-        self._pending: dict[int, tuple[_IOCB, AlignedBuffer]] = {}  # by fd
+        self._pending: dict[int, tuple[_IOCB, AlignedBuffer]] = {}  # by fd, in flight
+        self._queued: list[tuple[_IOCB, AlignedBuffer]] = []  # added, not yet submitted
         self._events = (_Event * self.MAX)()
         self._failures: dict[int, OSError] = {}
 
     def add(self, fd: int, buffer: AlignedBuffer) -> bool:
-        """Start writing ``buffer`` into the empty file ``fd``. False, having done
-        nothing, where ``O_DIRECT``, AIO or ``fallocate`` are not available here
-        (the caller writes it). ``buffer`` must not change until :meth:`finish`."""
+        """Take ``buffer`` to write into the empty file ``fd`` (from :meth:`submit`
+        on). False, having done nothing, where ``O_DIRECT``, AIO or ``fallocate``
+        are not available here (the caller writes it). ``buffer`` must not change
+        until :meth:`finish`."""
         size = len(buffer)
         aligned = size - size % _BLOCK
-        if _kernel is None or aligned == 0 or fd in self._pending:
+        if (_kernel is None or aligned == 0 or fd in self._pending
+                or any(queued[0].aio_fildes == fd for queued in self._queued)):
             return False
         if not self._context:
             self._context = _open_context() or 0
@@ -548,7 +556,7 @@ class DirectBatch:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
             return False
-        if len(self._pending) >= self.MAX:
+        if len(self._pending) + len(self._queued) >= self.MAX:
             self._collect()
         iocb = _IOCB()
         iocb.aio_data = fd
@@ -557,16 +565,38 @@ class DirectBatch:
         iocb.aio_buf = buffer.address
         iocb.aio_nbytes = aligned
         iocb.aio_offset = 0
-        try:
-            _kernel.call(_kernel.io_submit, ctypes.c_ulong(self._context), ctypes.c_long(1),
-                         (ctypes.POINTER(_IOCB) * 1)(ctypes.pointer(iocb)))
-        except OSError:
-            with contextlib.suppress(OSError):
-                _set_direct(fd, False)
-                os.ftruncate(fd, 0)
-            return False
-        self._pending[fd] = (iocb, buffer)  # the iocb: alive while in flight
+        self._queued.append((iocb, buffer))
         return True
+
+    def submit(self) -> None:
+        """Start the writes added since the last call, with one ``io_submit`` (each
+        system call of the store thread is a hand-over of the GIL). Writes AIO
+        refuses are done here, in place, through the page cache."""
+        queued, self._queued = self._queued, []
+        while queued:
+            assert _kernel is not None
+            pointers = (ctypes.POINTER(_IOCB) * len(queued))(
+                *[ctypes.pointer(iocb) for iocb, _ in queued])
+            try:
+                taken = _kernel.call(_kernel.io_submit, ctypes.c_ulong(self._context),
+                                     ctypes.c_long(len(queued)), pointers)
+            except OSError:
+                taken = 0
+            for iocb, buffer in queued[:taken]:
+                self._pending[int(iocb.aio_fildes)] = (iocb, buffer)  # alive while in flight
+            if taken == 0:
+                for iocb, buffer in queued:
+                    self._write_in_place(int(iocb.aio_fildes), buffer)
+                return
+            queued = queued[taken:]
+
+    def _write_in_place(self, fd: int, buffer: AlignedBuffer) -> None:
+        try:
+            _set_direct(fd, False)
+            with buffer.view() as view:
+                _write_at(fd, view, 0)
+        except OSError as exc:
+            self._failures.setdefault(fd, exc)
 
     def finish(self) -> dict[int, OSError]:
         """Wait for every write and write each object's tail; return the failures
@@ -581,8 +611,9 @@ class DirectBatch:
         return failures
 
     def _collect(self) -> None:
-        """Wait for every write in flight."""
+        """Submit what is queued, then wait for every write in flight."""
         assert _kernel is not None
+        self.submit()
         while self._pending:
             try:
                 count = _kernel.call(
