@@ -10,6 +10,7 @@ delays nobody. Services (Verification, Storage...) plug in as
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -30,6 +31,7 @@ from ..ul.events import (
     AssociateRequested,
     ReleaseConfirmed,
     ReleaseRequested,
+    ULEvent,
 )
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
@@ -100,6 +102,50 @@ AssociationRequestHook = Callable[
 ]
 
 
+class OperationsWindow:
+    """How many operations an association performs at once (PS3.7 D.3.3.3, the
+    asynchronous operations window the SCP granted): a semaphore that can also
+    be taken without waiting (:meth:`try_take`), from a read callback."""
+
+    __slots__ = ("_free", "_waiters")
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody waits for one; True if taken."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting (first come, first served) for one to be released."""
+        if self.try_take():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as it was cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first waiter, if any."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
 class ServerAssociation(Association):
     """An association on the acceptor side."""
 
@@ -113,12 +159,60 @@ class ServerAssociation(Association):
         self.called_ae_title = ""
         self.messages = 0
         #: Slots of the asynchronous operations window (resized once negotiated).
-        self.operations = asyncio.Semaphore(1)
+        self.operations = OperationsWindow(1)
         #: Operations being performed concurrently (only with a window above 1).
         self.running: set[asyncio.Task[None]] = set()
         #: Operations started without a task (``start``), their answer not yet given.
         self.answering = 0
         self._all_answered: asyncio.Future[None] | None = None
+
+    def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
+        """Messages completed while the association's task waits for events (its
+        inbox empty) are started here, from the read callback, when their
+        provider takes them without a task (``ServiceProvider.start``) and the
+        window has room: what the task would do, in the same order, without
+        waking it. The first message that needs more (no ``start``, a window
+        full, an unknown context, a refusal) goes to the task with all that
+        follow it."""
+        waiting = self._wakeup
+        if waiting is None or waiting.done() or self._inbox:
+            super()._deliver(events)
+            return
+        for index, event in enumerate(events):
+            if not isinstance(event, MessagesRouted):
+                super()._deliver(events[index:])
+                return
+            rest, error = self._start_now(event.messages)
+            if rest or error is not None or event.error is not None:
+                super()._deliver(
+                    [MessagesRouted(rest, error or event.error), *events[index + 1:]])
+                return
+        self._inbox_bytes = 0  # nothing waits in the inbox
+
+    def _start_now(self, messages: list[tuple[int, DimseMessage, DatasetSink | None]]
+                   ) -> tuple[list[tuple[int, DimseMessage, DatasetSink | None]],
+                              Exception | None]:
+        """Start what can be started at once (see ``_deliver``): the rest, in order,
+        and the error a ``start`` raised (the messages after it are then dropped,
+        as the task drops them: the association ends)."""
+        providers = self.server._providers
+        for index, (context_id, message, sink) in enumerate(messages):
+            start = getattr(providers.get(message.command_field), "start", None)
+            if (start is None or context_id not in self.contexts
+                    or not self.operations.try_take()):
+                return messages[index:], None
+            try:
+                taken = start(self, context_id, message, sink, self.answer_for(context_id))
+            except Exception as exc:
+                self.operations.release()
+                self.messages += 1
+                return [], exc
+            if not taken:  # the task asks again, and performs it otherwise
+                self.operations.release()
+                return messages[index:], None
+            self.messages += 1
+            self.answering += 1  # its answer comes later, never from start itself
+        return [], None
 
     def _may_coalesce(self) -> bool:
         # Another operation may answer in this round of the loop; a lone one (a
@@ -373,7 +467,7 @@ class Server:
         ul.accept(ac)
         assoc.contexts = accepted_contexts(rq, ac)
         assoc.async_window = async_window(rq, ac)
-        assoc.operations = asyncio.Semaphore(assoc.async_window)
+        assoc.operations = OperationsWindow(assoc.async_window)
         self._active += 1
         return True
 
@@ -402,7 +496,7 @@ class Server:
             # The window bounds how many operations run at once (PS3.7 D.3.3.3).
             start = getattr(provider, "start", None)
             if start is not None:
-                await assoc.operations.acquire()
+                await assoc.operations.take()
                 try:
                     taken = start(assoc, context_id, message, sink, assoc.answer_for(context_id))
                 except BaseException:
@@ -417,7 +511,7 @@ class Server:
                 continue
             # Asynchronous operations: go on reading the next request while this one
             # is performed.
-            await assoc.operations.acquire()
+            await assoc.operations.take()
             task = asyncio.get_running_loop().create_task(
                 self._perform(assoc, provider, context_id, message, sink))
             assoc.running.add(task)
