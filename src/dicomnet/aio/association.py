@@ -351,7 +351,7 @@ class Association:
         if ul.take_pdv_data(len(data), now):
             ending = False
         elif pdv[2] and ul.end_pdv_data(len(data), now):
-            # PS3.7 8.1: a data PDV marked last ends the data set, hence the message.
+            # PS3.8 E.2: a data PDV marked last ends the data set, hence the message.
             ending = self.dimse.take_last_data(pdv[0])
             assert ending  # takes_data_on held just above
             if not ul.has_partial_pdu:
