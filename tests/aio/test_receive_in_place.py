@@ -337,3 +337,59 @@ def test_the_read_that_ends_a_data_set_completes_it_the_short_way(
     for n in range(6):
         assert_stored_whole(root, n, tmp_path / "in" / f"{n}.dcm")
     assert ended and all(ended)
+
+
+def test_pdvs_that_end_in_place_are_taken_the_short_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer sending a 900 KB data set (held in memory) as two PDVs of 450 KB, one
+    PDU at a time: the reads that end each PDV in place (its first 256 KiB came
+    through the receive buffer), last or not, are taken without the Upper
+    Layer's events (ULConnection.end_pdv_data); the file holds exactly the data
+    set sent."""
+    from dicomnet.ul.connection import ULConnection
+    from dicomnet.ul.negotiation import ContextRequest
+    from dicomnet.ul.pdu import encode_pdata
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+    from tests.storage.rawscu import RawAssociation, store_command
+
+    ended: list[bool] = []  # the is-last flag of each PDV ended the short way
+    real_end = ULConnection.end_pdv_data
+
+    def end_spy(self: ULConnection, count: int, now: float) -> bool:
+        pdv = self.current_pdv
+        done = real_end(self, count, now)
+        if done and pdv is not None:
+            ended.append(pdv[2])
+        return done
+
+    monkeypatch.setattr(ULConnection, "end_pdv_data", end_spy)
+    image = make_image(0, rows=600, columns=750)
+    source = write_part10(tmp_path / "in" / "0.dcm", image, str(ExplicitVRLittleEndian))
+    data = source.read_bytes()[read_part10(source).dataset_offset:]
+    root = tmp_path / "store"
+    scp = StorageSCP(root)
+
+    async def scenario() -> object:
+        try:
+            async with running_server(providers=[scp], ae_title="DICOMNET") as srv:
+                assoc = await RawAssociation.open(srv.port, [
+                    ContextRequest(SECONDARY_CAPTURE, (str(ExplicitVRLittleEndian),))])
+                ctx = assoc.context_id(SECONDARY_CAPTURE)
+                half = -(-len(data) // 2)
+                pieces = [data[:half], data[half:]]
+                await assoc.send(encode_pdata(ctx, True, True, store_command(
+                    SECONDARY_CAPTURE.encode(), image.SOPInstanceUID.encode())))
+                for number, piece in enumerate(pieces):
+                    await assoc.send(encode_pdata(ctx, False, number == len(pieces) - 1,
+                                                  piece))
+                    await asyncio.sleep(0.05)  # pacing: one PDU on the wire at a time
+                outcome = await assoc.outcome()
+                await assoc.release()
+                return outcome
+        finally:
+            scp.close()
+
+    outcome = run(scenario())
+    assert getattr(outcome, "status", None) == 0
+    assert_stored_whole(root, 0, source)
+    assert ended == [False, True]

@@ -337,11 +337,11 @@ class Association:
     def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:
         """Data set bytes received into ``sink``'s memory, taken the short way: the
         sink gets them at once; the Upper Layer and DIMSE only count them, after
-        the checks DIMSE would make (no PDU view, no event, no routing). Bytes in
-        the middle of a long data PDV; or those that end the data set's last PDV,
-        which completes the message as ``_route_now`` would. False when the bytes
-        must take the usual way (they end a PDV that is not the last, or are not
-        the data set's)."""
+        the checks DIMSE would make (no PDU view, no event, no routing): bytes in
+        or at the end of a data PDV of the data set due; those that end its last
+        PDV complete the message, as ``_route_now`` would. False when the bytes
+        must take the usual way (they are not the data set's, or not all of one
+        PDV's data)."""
         incoming = self._incoming
         pdv = self.ul.current_pdv
         if (incoming is None or incoming[2] is not sink or self.failure is not None
@@ -350,10 +350,13 @@ class Association:
         ul = self.ul
         if ul.take_pdv_data(len(data), now):
             ending = False
-        elif pdv[2] and ul.end_pdv_data(len(data), now):
-            # PS3.8 E.2: a data PDV marked last ends the data set, hence the message.
-            ending = self.dimse.take_last_data(pdv[0])
-            assert ending  # takes_data_on held just above
+        elif ul.end_pdv_data(len(data), now):
+            # PS3.8 E.2: a data PDV marked last ends the data set, hence the message;
+            # another one only its stretch (the data set goes on in the next PDV).
+            ending = pdv[2]
+            if ending:
+                taken = self.dimse.take_last_data(pdv[0])
+                assert taken  # takes_data_on held just above
             if not ul.has_partial_pdu:
                 self._pdu_started = None
             self._pdus_seen = ul.pdus_received
