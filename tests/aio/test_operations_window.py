@@ -19,10 +19,9 @@ from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.errors import DicomNetError
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import LOOPBACK, run, running_server
-from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, store_payloads
 
 SYNTAX = str(ExplicitVRLittleEndian)
 
@@ -80,12 +79,7 @@ def test_a_cancelled_waiter_passes_its_slot_on() -> None:
 
 
 def _objects(tmp_path: Path, count: int) -> list[tuple[str, bytes]]:
-    out = []
-    for n in range(count):
-        path = write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
-        out.append((make_image(n).SOPInstanceUID,
-                    path.read_bytes()[read_part10(path).dataset_offset:]))
-    return out
+    return store_payloads(tmp_path / "in", count)
 
 
 async def _store_all(port: int, objects: list[tuple[str, bytes]], window: int) -> list[int]:

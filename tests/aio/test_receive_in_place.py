@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,22 @@ def send_with(scp: StorageSCP, path: Path) -> bool:
     return run(scenario())
 
 
+def store_folder(root: Path, folder: Path, pki: Pki, secure: bool) -> bool:
+    """One association storing ``folder`` into a fresh server writing under
+    ``root``, over TLS or plain TCP: True if every object went."""
+
+    async def scenario() -> bool:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(tls=pki.server_tls() if secure else None,
+                                      providers=[scp]) as srv:
+                return await store(srv.port, folder, pki.client_tls() if secure else None)
+        finally:
+            scp.close()
+
+    return run(scenario())
+
+
 def assert_stored_whole(root: Path, number: int, source: Path) -> None:
     stored = root / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm"
     sent, got = read_part10(source), read_part10(stored)
@@ -106,18 +123,7 @@ def test_large_data_sets_are_received_in_place_and_arrive_whole(
                             str(ExplicitVRLittleEndian))
                for n, (r, c) in enumerate([(600, 500), (1500, 1000)])]
     root = tmp_path / "store"
-
-    async def scenario() -> bool:
-        scp = StorageSCP(root)
-        try:
-            async with running_server(tls=pki.server_tls() if secure else None,
-                                      providers=[scp]) as srv:
-                return await store(srv.port, tmp_path / "in",
-                                   pki.client_tls() if secure else None)
-        finally:
-            scp.close()
-
-    assert run(scenario())
+    assert store_folder(root, tmp_path / "in", pki, secure)
     for n, source in enumerate(sources):
         assert_stored_whole(root, n, source)
     total = sum(read_part10(s).dataset_length for s in sources)
@@ -260,20 +266,20 @@ def test_the_middle_of_a_long_pdv_goes_straight_to_the_sink(
     assert True in outcomes and False in outcomes
 
 
-def test_a_command_pdv_inside_a_data_set_aborts_and_stores_nothing(tmp_path: Path) -> None:
-    """A hostile peer: after the first megabyte of a data set, a long PDV marked
-    as a command, received in place like data. DIMSE refuses it (PS3.8 9.3.5: a
-    message's PDVs are consecutive), nothing reaches a file, and the server goes
-    on serving."""
+def raw_session(root: Path, rows: int, columns: int,
+                session: Callable[[Any, int, int, bytes, bytes], Awaitable[object]],
+                tmp_path: Path) -> tuple[object, Path]:
+    """An image of ``rows`` x ``columns`` written under ``tmp_path/in``, and a fresh
+    server storing under ``root`` with a raw peer on its Secondary Capture
+    context: ``session(raw association, context ID, server port, SOP Instance
+    UID, data set bytes)``'s result, and the image's file."""
     from dicomnet.ul.negotiation import ContextRequest
-    from dicomnet.ul.pdu import encode_pdata
     from tests.storage.dicomfiles import SECONDARY_CAPTURE
-    from tests.storage.rawscu import RawAssociation, store_command
+    from tests.storage.rawscu import RawAssociation
 
-    image = make_image(0, rows=3000, columns=1000)
+    image = make_image(0, rows=rows, columns=columns)
     source = write_part10(tmp_path / "in" / "0.dcm", image, str(ExplicitVRLittleEndian))
     data = source.read_bytes()[read_part10(source).dataset_offset:]
-    root = tmp_path / "store"
     scp = StorageSCP(root)
 
     async def scenario() -> object:
@@ -281,21 +287,38 @@ def test_a_command_pdv_inside_a_data_set_aborts_and_stores_nothing(tmp_path: Pat
             async with running_server(providers=[scp], ae_title="DICOMNET") as srv:
                 assoc = await RawAssociation.open(srv.port, [
                     ContextRequest(SECONDARY_CAPTURE, (str(ExplicitVRLittleEndian),))])
-                ctx = assoc.context_id(SECONDARY_CAPTURE)
-                size = assoc.fragment_size
-                await assoc.send(
-                    encode_pdata(ctx, True, True, store_command(
-                        SECONDARY_CAPTURE.encode(), image.SOPInstanceUID.encode())),
-                    encode_pdata(ctx, False, False, data[:size]),
-                    encode_pdata(ctx, True, False, data[size:2 * size]))
-                outcome = await assoc.outcome()
-                await assoc.close()
-                assert await store(srv.port, source)  # the next association is served
-                return outcome
+                return await session(assoc, assoc.context_id(SECONDARY_CAPTURE), srv.port,
+                                     image.SOPInstanceUID.encode(), data)
         finally:
             scp.close()
 
-    assert run(scenario()) in ("aborted", "closed")
+    return run(scenario()), source
+
+
+def test_a_command_pdv_inside_a_data_set_aborts_and_stores_nothing(tmp_path: Path) -> None:
+    """A hostile peer: after the first megabyte of a data set, a long PDV marked
+    as a command, received in place like data. DIMSE refuses it (PS3.8 9.3.5: a
+    message's PDVs are consecutive), nothing reaches a file, and the server goes
+    on serving."""
+    from dicomnet.ul.pdu import encode_pdata
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+    from tests.storage.rawscu import store_command
+
+    root = tmp_path / "store"
+
+    async def session(assoc: Any, ctx: int, port: int, sop: bytes, data: bytes) -> object:
+        size = assoc.fragment_size
+        await assoc.send(
+            encode_pdata(ctx, True, True, store_command(SECONDARY_CAPTURE.encode(), sop)),
+            encode_pdata(ctx, False, False, data[:size]),
+            encode_pdata(ctx, True, False, data[size:2 * size]))
+        outcome = await assoc.outcome()
+        await assoc.close()
+        assert await store(port, tmp_path / "in" / "0.dcm")  # the next one is served
+        return outcome
+
+    outcome, source = raw_session(root, 3000, 1000, session, tmp_path)
+    assert outcome in ("aborted", "closed")
     stored = [p for p in root.rglob("*.dcm") if p.is_file()]
     assert len(stored) == 1  # only the good association's
     assert_stored_whole(root, 0, source)
@@ -322,18 +345,7 @@ def test_the_read_that_ends_a_data_set_completes_it_the_short_way(
         write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n, rows=600, columns=500),
                      str(ExplicitVRLittleEndian))
     root = tmp_path / "store"
-
-    async def scenario() -> bool:
-        scp = StorageSCP(root)
-        try:
-            async with running_server(tls=pki.server_tls() if secure else None,
-                                      providers=[scp]) as srv:
-                return await store(srv.port, tmp_path / "in",
-                                   pki.client_tls() if secure else None)
-        finally:
-            scp.close()
-
-    assert run(scenario())
+    assert store_folder(root, tmp_path / "in", pki, secure)
     for n in range(6):
         assert_stored_whole(root, n, tmp_path / "in" / f"{n}.dcm")
     assert ended and all(ended)
@@ -347,10 +359,9 @@ def test_pdvs_that_end_in_place_are_taken_the_short_way(
     Layer's events (ULConnection.end_pdv_data); the file holds exactly the data
     set sent."""
     from dicomnet.ul.connection import ULConnection
-    from dicomnet.ul.negotiation import ContextRequest
     from dicomnet.ul.pdu import encode_pdata
     from tests.storage.dicomfiles import SECONDARY_CAPTURE
-    from tests.storage.rawscu import RawAssociation, store_command
+    from tests.storage.rawscu import store_command
 
     ended: list[bool] = []  # the is-last flag of each PDV ended the short way
     real_end = ULConnection.end_pdv_data
@@ -363,33 +374,21 @@ def test_pdvs_that_end_in_place_are_taken_the_short_way(
         return done
 
     monkeypatch.setattr(ULConnection, "end_pdv_data", end_spy)
-    image = make_image(0, rows=600, columns=750)
-    source = write_part10(tmp_path / "in" / "0.dcm", image, str(ExplicitVRLittleEndian))
-    data = source.read_bytes()[read_part10(source).dataset_offset:]
     root = tmp_path / "store"
-    scp = StorageSCP(root)
 
-    async def scenario() -> object:
-        try:
-            async with running_server(providers=[scp], ae_title="DICOMNET") as srv:
-                assoc = await RawAssociation.open(srv.port, [
-                    ContextRequest(SECONDARY_CAPTURE, (str(ExplicitVRLittleEndian),))])
-                ctx = assoc.context_id(SECONDARY_CAPTURE)
-                half = -(-len(data) // 2)
-                pieces = [data[:half], data[half:]]
-                await assoc.send(encode_pdata(ctx, True, True, store_command(
-                    SECONDARY_CAPTURE.encode(), image.SOPInstanceUID.encode())))
-                for number, piece in enumerate(pieces):
-                    await assoc.send(encode_pdata(ctx, False, number == len(pieces) - 1,
-                                                  piece))
-                    await asyncio.sleep(0.05)  # pacing: one PDU on the wire at a time
-                outcome = await assoc.outcome()
-                await assoc.release()
-                return outcome
-        finally:
-            scp.close()
+    async def session(assoc: Any, ctx: int, port: int, sop: bytes, data: bytes) -> object:
+        half = -(-len(data) // 2)
+        pieces = [data[:half], data[half:]]
+        await assoc.send(encode_pdata(ctx, True, True, store_command(
+            SECONDARY_CAPTURE.encode(), sop)))
+        for number, piece in enumerate(pieces):
+            await assoc.send(encode_pdata(ctx, False, number == len(pieces) - 1, piece))
+            await asyncio.sleep(0.05)  # pacing: one PDU on the wire at a time
+        outcome = await assoc.outcome()
+        await assoc.release()
+        return outcome
 
-    outcome = run(scenario())
+    outcome, source = raw_session(root, 600, 750, session, tmp_path)
     assert getattr(outcome, "status", None) == 0
     assert_stored_whole(root, 0, source)
     assert ended == [False, True]

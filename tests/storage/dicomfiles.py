@@ -172,6 +172,20 @@ def write_part10(path: Path, ds: Dataset, transfer_syntax: str) -> Path:
     return path
 
 
+def store_payloads(folder: Path, count: int) -> list[tuple[str, bytes]]:
+    """``count`` images written as Explicit VR Little Endian files under
+    ``folder``: each one's SOP Instance UID and data set bytes (what a C-STORE
+    carries after its command)."""
+    from dicomnet.storage.part10 import read_part10
+
+    out = []
+    for n in range(count):
+        path = write_part10(folder / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+        out.append((make_image(n).SOPInstanceUID,
+                    path.read_bytes()[read_part10(path).dataset_offset:]))
+    return out
+
+
 def dataset_elements(ds: Dataset) -> Dataset:
     """The data set without its File Meta Information (group 0002)."""
     out = Dataset()

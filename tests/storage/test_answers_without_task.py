@@ -21,22 +21,16 @@ from dicomnet.dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
 from dicomnet.errors import DicomNetError
 from dicomnet.services.storage import StorageSCP, StoredInstance
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import LOOPBACK, run, running_server, wait_until
-from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, store_payloads
 
 SYNTAX = str(ExplicitVRLittleEndian)
 COUNT = 6
 
 
 def _objects(tmp_path: Path) -> list[tuple[str, bytes]]:
-    out = []
-    for n in range(COUNT):
-        path = write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
-        out.append((make_image(n).SOPInstanceUID,
-                    path.read_bytes()[read_part10(path).dataset_offset:]))
-    return out
+    return store_payloads(tmp_path / "in", COUNT)
 
 
 class SlowSCP(StorageSCP):
