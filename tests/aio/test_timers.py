@@ -1,8 +1,9 @@
-"""The association's deadlines once it is established (PS3.8 9.1.5 leaves them to
-the implementation): the idle timeout, and the whole-PDU deadline inside P-DATA.
+"""The association's own deadlines once it is established (beyond ARTIM, which
+PS3.8 defines, they are dicomnet's: ``Timeouts``): the idle timeout, and the
+whole-PDU deadline inside P-DATA.
 
 The driver re-arms its one timer only when a deadline can have moved earlier
-(``Association._on_bytes``, ``_rearm_for_artim``); these tests fail if a deadline
+(``Association._rearm_if_earlier``); these tests fail if a deadline
 that appears or moves earlier is missed, whatever the order of the timeouts."""
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ class Association:
         self._last_rx = self._loop.time()
         self._pdu_started: float | None = None
         self._pdus_seen = 0
-        # The nearest a read can put the idle or PDU deadline (see _on_bytes).
+        # The nearest a read can put the idle or PDU deadline (_rearm_if_earlier).
         self._nearest_timeout = min(
             (t for t in (timeouts.idle, timeouts.pdu) if t is not None), default=math.inf)
         self._closed = asyncio.Event()
@@ -226,7 +226,7 @@ class Association:
                 self._transport_broke(f"write failed: {describe_os_error(exc)}")
         if self.ul.should_close:
             await self.stream.close()
-        self._rearm_for_artim()
+        self._rearm_if_earlier()
 
     # -- timers ----------------------------------------------------------------
 
@@ -257,11 +257,13 @@ class Association:
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
 
-    def _rearm_for_artim(self) -> None:
-        """``_rearm`` for the task's rounds: each read leaves an armed timer at or
-        before the PDU deadline (``_on_bytes``), so only ARTIM and the idle
-        deadline (which starts once the association is established) can need it
-        earlier."""
+    def _rearm_if_earlier(self) -> None:
+        """``_rearm`` when a deadline may now be due before the armed timer. A read
+        only moves the idle and PDU deadlines to the time of the last read plus
+        their timeouts, and an armed timer due before that stays right (it
+        re-arms itself when it fires early): only a timer later than that (the
+        idle deadline just started, say, once established), or ARTIM running,
+        needs the full work."""
         timer_at = self._timer_at
         if (timer_at is None or timer_at > self._last_rx + self._nearest_timeout
                 or self.ul.get_timer() is not None):
@@ -326,13 +328,7 @@ class Association:
         self._pdus_seen = completed
         self._take_events()
         self._queue_out()  # e.g. an A-ABORT answering an invalid PDU
-        # A read only moves the idle and PDU deadlines to ``now`` plus their
-        # timeouts: an armed timer due before that stays right (it re-arms itself
-        # when it fires early), unless ARTIM started.
-        timer_at = self._timer_at
-        if (timer_at is None or timer_at > now + self._nearest_timeout
-                or self.ul.get_timer() is not None):
-            self._rearm()
+        self._rearm_if_earlier()
 
     def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:
         """Data set bytes received into ``sink``'s memory, taken the short way: the
@@ -447,7 +443,7 @@ class Association:
         self._queue_out()
         if self.ul.should_close:
             await self.stream.close()
-        self._rearm_for_artim()
+        self._rearm_if_earlier()
         return events
 
     def _route_now(self, events: list[ULEvent]) -> list[ULEvent | MessagesRouted]:
