@@ -33,6 +33,7 @@ from ..ul.events import (
     ReleaseRequested,
     ULEvent,
 )
+from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .association import Association, DatasetSink, MessagesRouted
@@ -403,8 +404,12 @@ class Server:
                     elif isinstance(event, ReleaseRequested):
                         # Every response goes out before the A-RELEASE-RP (PS3.7 D.3.3.3).
                         await assoc.finish_operations()
-                        ul.release_response(asyncio.get_running_loop().time())
-                        outcome = "released"
+                        # Unless the association ended meanwhile (an A-ABORT, a PDU
+                        # that Sta8 does not allow, a closed connection: PS3.8
+                        # Table 9-10): then there is no release to answer.
+                        if ul.state is State.Sta8:
+                            ul.release_response(asyncio.get_running_loop().time())
+                            outcome = "released"
                     elif isinstance(event, ReleaseConfirmed):
                         outcome = "released"
                     elif isinstance(event, Aborted):
@@ -458,6 +463,13 @@ class Server:
             if asyncio.iscoroutine(result):
                 result = await result
             rejection = result  # type: ignore[assignment]
+        if ul.state is not State.Sta3:
+            # Nothing left to answer: the bytes read with the request (or while the
+            # hook ran) ended the association, e.g. an A-ABORT (Evt16, AA-3) or a
+            # P-DATA-TF sent before our answer (Evt10 in Sta3, AA-8: A-ABORT sent).
+            log.info("association request from %s@%s:%s ended before it was answered",
+                     rq.calling_ae_title, *assoc.peer)
+            return False
         if rejection is not None:
             log.info("association from %s@%s:%s rejected %s", rq.calling_ae_title,
                      *assoc.peer, rejection)
