@@ -5,6 +5,7 @@ object's status, never the association."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -13,10 +14,15 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services.storage import StorageSCP, StoredInstance, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
-from tests.aio.helpers import Pki, PkiFactory, run, running_server
-from tests.storage.dicomfiles import make_image, uid, write_part10
+from dicomnet.storage.part10 import read_part10
+from dicomnet.ul.negotiation import ContextRequest
+from dicomnet.ul.pdu import AAbort, ReleaseRQ
+from tests.aio.helpers import Pki, PkiFactory, read_until_eof, run, running_server, wait_until
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, uid, write_part10
+from tests.storage.rawscu import RawAssociation, store_command
 
 PROCESSING_FAILURE, WARNING_COERCION = 0x0110, 0xB000
+CONTEXT = [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))]
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +98,54 @@ def test_a_failing_handler_costs_that_object_a_failure_status_not_the_associatio
     assert raised.exc_info is not None
     assert "the downstream queue is gone" in str(raised.exc_info[1])
     assert any("0x10000" in r.getMessage() for r in failed)
+
+
+@pytest.mark.parametrize("ending", ["abort", "release-then-abort"])
+def test_a_peer_gone_while_the_handler_runs_is_an_outcome_not_an_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, ending: str) -> None:
+    """The response has no one to go to: the association ends as aborted, the object
+    stays stored, and nothing is logged as an internal error. It was, both ways (found
+    by fuzzing): the failed send of the response reached the server's catch-all, and
+    an A-RELEASE-RQ waiting for the operation was answered after the A-ABORT."""
+    path, = _files(tmp_path / "in", 1)
+    info = read_part10(path)
+    data = path.read_bytes()[info.dataset_offset:]
+    root = tmp_path / "out"
+    running = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hook(instance: StoredInstance) -> None:
+        running.set()
+        await release.wait()
+
+    async def scenario() -> bytes:
+        scp = StorageSCP(root, on_c_store=hook)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await RawAssociation.open(server.port, CONTEXT)
+                await assoc.send_store(assoc.context_id(SECONDARY_CAPTURE),
+                                       store_command(info.sop_class_uid.encode(),
+                                                     info.sop_instance_uid.encode()), data)
+                await asyncio.wait_for(running.wait(), 20)
+                if ending == "release-then-abort":
+                    await assoc.send(ReleaseRQ().encode())  # answered once all are done
+                await assoc.send(AAbort(source=0, reason=0).encode())
+                # The server has read the A-ABORT once it closes (AA-3); then the
+                # handler returns, and the response finds the association gone.
+                rest = await read_until_eof(assoc.reader, 20)
+                release.set()
+                await assoc.close()
+                await wait_until(lambda: server.active_associations == 0 and not server._tasks,
+                                 "the server to end the association", timeout=20)
+                return rest
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        rest = run(scenario())
+    assert rest == b""  # no response went out
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("RAWSCU@" in r.getMessage() and ": aborted (" in r.getMessage()
+               for r in caplog.records)
+    (stored,) = root.rglob("*.dcm")
+    assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data

@@ -396,6 +396,12 @@ class Association:
         drained = self._drain_events()
         if not drained:
             return
+        if self.ul.should_close and self.failure is not None:
+            # The peer aborted (PS3.8 AA-3: close the transport connection). Now,
+            # not when the task is next free: it may be running an operation
+            # whose response no one will read (a user's handler, say).
+            self._write_queued()
+            self.stream.writer.close()
         events: list[ULEvent | MessagesRouted]
         if self.ul.borrow_pdata:
             # Data went to the sinks already: the inbox holds only the messages it

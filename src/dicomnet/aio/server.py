@@ -425,11 +425,16 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.shield(assoc.abort())
             raise
-        except Exception:
-            log.exception("association with %s:%s failed", *stream.peer)
-            outcome = "aborted (internal error)"
-            with contextlib.suppress(Exception):
-                await assoc.abort()
+        except Exception as exc:
+            if exc is assoc.failure:
+                # The association ended under an operation (the peer aborted or
+                # went away before its response): an outcome, not our fault.
+                outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
+            else:
+                log.exception("association with %s:%s failed", *stream.peer)
+                outcome = "aborted (internal error)"
+                with contextlib.suppress(Exception):
+                    await assoc.abort()
         finally:
             with contextlib.suppress(Exception):
                 await assoc.finish_operations()
