@@ -353,8 +353,21 @@ def _show_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
     file: Any = None,
     line: str | None = None,
 ) -> None:
+    if not issubclass(category, SecurityWarning) and _from_pydicom(filename):
+        # pydicom's remarks on the data sets it reads, received ones included (an
+        # invalid UID, a VR that is not what the syntax says): detail for debugging.
+        # A peer sending malformed objects must not fill the operator's console.
+        logging.getLogger("dicomnet.storage").debug("pydicom: %s", message)
+        return
     # Security warnings are meant for the operator: one loud line, no source location.
     click.echo(click.style("WARNING: ", fg="red", bold=True) + str(message), err=True)
+
+
+def _from_pydicom(filename: str) -> bool:
+    pydicom = sys.modules.get("pydicom")  # not imported: the warning is not its own
+    home = getattr(pydicom, "__file__", None)
+    return home is not None and Path(filename).resolve().is_relative_to(
+        Path(home).resolve().parent)
 
 
 @contextmanager

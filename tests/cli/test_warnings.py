@@ -1,0 +1,40 @@
+"""How a command shows warnings: a security warning as one loud line for the
+operator; pydicom's remarks on the data sets it reads (received ones included,
+which a peer chooses) only in the debug log, so that a peer sending malformed
+objects cannot fill the console of ``dicomnet serve``."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from dicomnet.cli.common import cli_session
+from dicomnet.security.profiles import SecurityWarning
+
+PYDICOM_FILE = str(Path(pydicom.__file__).parent / "valuerep.py")
+
+
+def _warn_both() -> None:
+    warnings.warn_explicit("Invalid value for VR UI: '1.2.x'", UserWarning, PYDICOM_FILE, 440)
+    warnings.warn("the 'aes' profile is retired and weak", SecurityWarning, stacklevel=2)
+    warnings.warn_explicit("something else", UserWarning, __file__, 1)
+
+
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_pydicom_remarks_go_to_the_debug_log_security_warnings_to_the_operator(
+        capsys: pytest.CaptureFixture[str], verbose: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as outside pytest (filterwarnings = error)
+        with cli_session(verbose):
+            _warn_both()
+    err = capsys.readouterr().err
+    assert "WARNING: the 'aes' profile is retired and weak" in err
+    assert "WARNING: something else" in err  # other warnings as before
+    assert "WARNING: Invalid value" not in err
+    if verbose >= 2:
+        assert "DEBUG dicomnet.storage: pydicom: Invalid value for VR UI: '1.2.x'" in err
+    else:
+        assert "Invalid value" not in err
