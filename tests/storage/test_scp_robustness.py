@@ -31,6 +31,7 @@ from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest
+from dicomnet.ul.pdu import ReleaseRP, ReleaseRQ
 from tests.aio.helpers import run, running_server, wait_until
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, uid, write_part10
 from tests.storage.rawscu import RawAssociation, store_command
@@ -214,7 +215,7 @@ STORE_CONTEXT = [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))]
 _TOTAL = -(-(BIG_ROWS * BIG_COLUMNS + 2048) // (SMALL_PDU - 6))  # about the PDU count
 #: After how many data PDUs to stop: none, one, random points, all but the last.
 ABORT_POINTS = [0, 1, *sorted(random.Random(20240115).sample(range(2, _TOTAL - 2), 3)), -1]
-ENDINGS = ["a-abort", "close", "reset", "cut-pdu"]
+ENDINGS = ["a-abort", "close", "reset", "cut-pdu", "release"]
 
 
 @pytest.mark.parametrize("ending", ENDINGS)
@@ -245,6 +246,14 @@ def test_aborted_transfer_leaves_no_file_no_part_and_no_index_row(
                         await assoc.close()
                     elif ending == "reset":
                         await assoc.reset()
+                    elif ending == "release":
+                        # A-RELEASE-RQ with the data set unfinished: released (the
+                        # A-RELEASE-RP), the half-received data set dropped. Its spill
+                        # file was left behind until the next start (found by fuzzing).
+                        await assoc.send(ReleaseRQ().encode())
+                        assert await asyncio.wait_for(assoc.reader.readexactly(10), 20) == \
+                            ReleaseRP().encode()
+                        await assoc.close()
                     else:  # half of the next PDU, then close
                         await assoc.send(pdus[len(sent)][: len(pdus[len(sent)]) // 2])
                         await assoc.close()

@@ -390,6 +390,9 @@ class Association:
         else:
             self.ul.receive_data(b"", self._loop.time())
         self._take_events()
+        # A data set still half received has no more bytes to come (the peer
+        # released, say, before its last PDV: no abort did it): its sink goes.
+        self._drop_incoming()
         self._wake()  # even with no event: the stream is over
 
     def _take_events(self) -> None:
@@ -514,6 +517,10 @@ class Association:
     def _fail(self, error: AssociationAborted) -> None:
         if self.failure is None:
             self.failure = error
+        self._drop_incoming()
+
+    def _drop_incoming(self) -> None:
+        """Abort the sink of a data set being received, if any: nothing completes it."""
         if self._incoming is not None:
             self._incoming[2].abort()
             self._incoming = self._in_place_sink = None
