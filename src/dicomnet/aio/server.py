@@ -166,6 +166,10 @@ class ServerAssociation(Association):
         #: Operations started without a task (``start``), their answer not yet given.
         self.answering = 0
         self._all_answered: asyncio.Future[None] | None = None
+        #: Sinks a provider opened whose data set it has not been handed yet (still
+        #: arriving, or received but not started): aborted when the association
+        #: ends, so that no temporary file outlives it (unclaimed_sinks_abort).
+        self.unclaimed_sinks: set[DatasetSink] = set()
 
     def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
         """Messages completed while the association's task waits for events (its
@@ -211,6 +215,7 @@ class ServerAssociation(Association):
             if not taken:  # the task asks again, and performs it otherwise
                 self.operations.release()
                 return messages[index:], None
+            self.unclaimed_sinks.discard(sink)
             self.messages += 1
             self.answering += 1  # its answer comes later, never from start itself
         return [], None
@@ -290,8 +295,22 @@ class ServerAssociation(Association):
         if provider is not None:
             sink = provider.open_sink(self, context_id, message)
             if sink is not None:
+                self.unclaimed_sinks.add(sink)
                 return sink
         return super().open_sink(context_id, message)
+
+    def abort_unclaimed_sinks(self) -> None:
+        """At the association's end: abort the data set still arriving and those
+        received but never handed to their provider (the association failed, or
+        was released, before their turn; found by fuzzing: a spilled one's
+        temporary file stayed until the next start)."""
+        self._drop_incoming()
+        sinks, self.unclaimed_sinks = self.unclaimed_sinks, set()
+        for sink in sinks:
+            try:
+                sink.abort()
+            except Exception:  # the others still go
+                log.exception("%s: a sink's abort() failed", self._name())
 
 
 @dataclass(eq=False)
@@ -438,6 +457,7 @@ class Server:
         finally:
             with contextlib.suppress(Exception):
                 await assoc.finish_operations()
+            assoc.abort_unclaimed_sinks()
             assoc.stop_timers()
             if counted:
                 self._active -= 1
@@ -520,6 +540,7 @@ class Server:
                     assoc.operations.release()
                     raise
                 if taken:
+                    assoc.unclaimed_sinks.discard(sink)
                     assoc.answering += 1  # its answer comes later, never from start itself
                     continue
                 assoc.operations.release()
@@ -538,6 +559,9 @@ class Server:
                        context_id: int, message: DimseMessage,
                        sink: DatasetSink | None) -> None:
         """Perform one request and send its responses."""
+        # The provider owns the data set from here (a task cancelled before this
+        # line leaves it to abort_unclaimed_sinks).
+        assoc.unclaimed_sinks.discard(sink)
         for response, dataset in await provider.handle(assoc, context_id, message, sink):
             await assoc.send_message(response, context_id, dataset=dataset)
 
