@@ -1,6 +1,7 @@
 """The storage SCP against mutated association streams (a seeded fuzz run).
 
-Each case takes a valid stream (A-ASSOCIATE-RQ, C-STORE-RQs with their data
+Each case takes a valid stream (A-ASSOCIATE-RQ proposing an asynchronous
+operations window of 8 or none, C-STORE-RQs with their data
 sets in P-DATA-TF PDUs of 4 KiB, 64 KiB or 1 MiB, A-RELEASE-RQ), damages it
 (flipped bits, any of a PDU's header bytes, length fields, command-set bytes,
 PDUs cut, repeated, swapped, dropped, bytes inserted) and sends it, half the
@@ -29,6 +30,7 @@ from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import PDataTF, ReleaseRQ, decode_pdu, encode_pdata
+from dicomnet.ul.user_information import AsynchronousOperationsWindowSubItem
 from tests.aio.helpers import LOOPBACK, run, running_server, wait_until
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 from tests.storage.rawscu import store_command
@@ -52,11 +54,16 @@ def objects(folder: Path) -> list[tuple[str, bytes]]:
     return found
 
 
-def clean_stream(items: list[tuple[str, bytes]], fragment: int) -> list[bytearray]:
+def clean_stream(items: list[tuple[str, bytes]], fragment: int,
+                 window: int = 1) -> list[bytearray]:
+    """The valid stream; with a ``window`` above 1 it is proposed (PS3.7 D.3.3.3),
+    so that the server performs its C-STOREs as concurrent operations."""
     rq = build_associate_rq(calling_ae_title="FUZZ", called_ae_title="DICOMNET-SCP",
                             contexts=[ContextRequest(SECONDARY_CAPTURE,
                                                      (ExplicitVRLittleEndian,))],
-                            max_pdu_length=1 << 20)
+                            max_pdu_length=1 << 20,
+                            async_ops=AsynchronousOperationsWindowSubItem(window, window)
+                            if window > 1 else None)
     pdus = [bytearray(rq.encode())]
     for message_id, (sop, data) in enumerate(items, 1):
         command = store_command(SECONDARY_CAPTURE.encode(), sop.encode(), message_id)
@@ -174,7 +181,8 @@ def test_damaged_streams_leave_the_server_consistent_and_serving(
             async with running_server(providers=[VerificationSCP(), scp],
                                       limits=Limits(max_pdu_length=1 << 20)) as server:
                 for case in range(CASES):
-                    clean = clean_stream(items, rng.choice([4090, 65530, 1 << 19]))
+                    clean = clean_stream(items, rng.choice([4090, 65530, 1 << 19]),
+                                         rng.choice([1, 8]))
                     request, release = bytes(clean[0]), bytes(clean[-1])
                     pdus = damage(rng, clean)
                     if rng.random() < 0.3:
