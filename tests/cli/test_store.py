@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,15 +14,19 @@ import pytest
 from pydicom.uid import generate_uid
 
 from dicomnet.cli.demo import write_synthetic_ct
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.security.certificates import DevPKI
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
+from tests.aio.helpers import run
+from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, response_pdu
 
 from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli
 
 storage = pytest.importorskip("dicomnet.services.storage")
 
 StartServer = Callable[..., ServerThread]
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 def write_images(folder: Path, count: int) -> dict[str, Path]:
@@ -141,3 +149,53 @@ def test_store_help_teaches_retries() -> None:
     assert result.exit_code == 0
     assert "--retries" in result.stdout and "--retry-delay" in result.stdout
     assert "Out of Resources (A7xxH)" in " ".join(result.stdout.split())
+
+
+def test_an_interrupted_store_says_what_was_stored_and_what_is_unconfirmed(
+        tmp_path: Path) -> None:
+    """Ctrl-C during a transfer: exit 130, the association aborted, and the summary
+    (here --json) still says which objects the peer confirmed, for a resume."""
+    sent = write_images(tmp_path / "in", 3)
+    stalled = asyncio.Event()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if len(peer.requests) == 1:
+            message = request.message
+            assert isinstance(message, CStoreRQ)
+            await peer.send(response_pdu(request.context_id, CStoreRSP(
+                message_id_being_responded_to=message.message_id, status=0,
+                affected_sop_class_uid=message.affected_sop_class_uid,
+                affected_sop_instance_uid=message.affected_sop_instance_uid)))
+        else:
+            stalled.set()  # the second gets no answer: the sender waits for it
+
+    async def main() -> tuple[int | None, bytes, bytes, str]:
+        async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
+                           ) as (port, peers):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "dicomnet.cli.main", "store", "127.0.0.1", str(port),
+                str(tmp_path / "in"), "--json", "--called-aet", "RAW",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            try:
+                await asyncio.wait_for(stalled.wait(), 30)
+                proc.send_signal(signal.SIGINT)
+                out, err = await asyncio.wait_for(proc.communicate(), 30)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            await asyncio.wait_for(peers[0].ended.wait(), 10)
+            return proc.returncode, out, err, peers[0].ending
+
+    code, out, err, ending = run(main(), timeout=90)
+    assert code == 130, err.decode()
+    assert "error: interrupted" in err.decode()
+    assert ending == "abort"  # the peer was told, not left hanging
+    doc = json.loads(out)
+    assert doc["interrupted"] is True
+    assert (doc["total"], doc["stored"], doc["failed"]) == (3, 1, 2)
+    first, *rest = doc["results"]
+    assert first["ok"] and first["status"] == 0 and first["sop_instance_uid"] in sent
+    assert {r["path"] for r in doc["results"]} == {str(p) for p in sent.values()}
+    assert all(r["status"] is None and not r["ok"]
+               and r["error"] == "interrupted before an answer" for r in rest)

@@ -410,12 +410,16 @@ def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
 
 
 def run_async(
-    coro: Coroutine[Any, Any, T], *, verbose: int, net: NetworkOptions | None = None
+    coro: Coroutine[Any, Any, T], *, verbose: int, net: NetworkOptions | None = None,
+    on_interrupt: Callable[[], None] | None = None,
 ) -> T:
-    """Run ``coro``; turn expected failures into one line on stderr and an exit code."""
+    """Run ``coro``; turn expected failures into one line on stderr and an exit code.
+    On Ctrl-C, ``on_interrupt`` (if given) reports what was done before the exit."""
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
+        if on_interrupt is not None:
+            on_interrupt()
         fail("interrupted", EXIT_INTERRUPTED)
     except click.ClickException:
         raise

@@ -66,7 +66,8 @@ def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
 
 async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int],
                net: NetworkOptions, show_progress: bool, links: list[SecureLinkEvent],
-               retries: int, retry_delay: float) -> list[StoreResult]:
+               retries: int, retry_delay: float,
+               finished: list[StoreResult]) -> list[StoreResult]:
     from dicomnet.services.storage import store_paths
 
     tls = net.tls_config()
@@ -77,6 +78,7 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
     def on_progress(result: StoreResult) -> None:
         nonlocal done
         done += 1
+        finished.append(result)
         if bar is not None:
             bar[0].update(bar[1], advance=sizes.get(result.path, result.size), done=done)
             if not result.ok:
@@ -139,6 +141,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     again; failures that would repeat (a rejected certificate, a permanent
     rejection, a data set the peer refuses) are not.
 
+    Ctrl-C aborts the association and still prints the summary (with --json,
+    "interrupted": true): the objects the peer confirmed, and the others as
+    unconfirmed. Exit status 130.
+
     \b
     Examples:
       dicomnet store pacs.example.org 11112 study/ --called-aet PACS
@@ -162,13 +168,40 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     show_progress = not net.json and _stderr_is_terminal()
     started = time.perf_counter()
     links: list[SecureLinkEvent] = []
+    finished: list[StoreResult] = []
+
+    def interrupted() -> None:
+        # Which objects are stored, for a script (or a person) to resume from.
+        _report(_interrupted_results(files, finished), host=host, port=port, net=net,
+                sizes=sizes, links=links, seconds=time.perf_counter() - started,
+                interrupted=True)
+
     with cli_session(net.verbose):
         results = run_async(_run(host, port, files=files, sizes=sizes, net=net,
                                  show_progress=show_progress, links=links,
-                                 retries=retries, retry_delay=retry_delay),
-                            verbose=net.verbose, net=net)
+                                 retries=retries, retry_delay=retry_delay, finished=finished),
+                            verbose=net.verbose, net=net, on_interrupt=interrupted)
+    _report(results, host=host, port=port, net=net, sizes=sizes, links=links,
+            seconds=time.perf_counter() - started)
+    if any(not r.ok for r in results):
+        raise SystemExit(EXIT_FAILURE_STATUS)
+
+
+def _interrupted_results(files: list[Path], finished: list[StoreResult]) -> list[StoreResult]:
+    """What a Ctrl-C leaves to report: the objects answered so far, then every
+    other file, unconfirmed (one being sent may or may not have been stored)."""
+    from dicomnet.services.storage import StoreResult
+
+    answered = {r.path for r in finished}
+    return [*finished, *(StoreResult(path=f, error="interrupted before an answer")
+                         for f in files if f not in answered)]
+
+
+def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOptions,
+            sizes: dict[Path, int], links: list[SecureLinkEvent], seconds: float,
+            interrupted: bool = False) -> None:
+    """The summary: a table and a line on a terminal, or the JSON document."""
     security = next((link.info for link in links if link.info is not None), None)
-    seconds = time.perf_counter() - started
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
     retried = sum(1 for r in results if r.attempts > 1)
@@ -185,6 +218,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
             "retried": retried,
             "bytes": sent_bytes,
             "seconds": round(seconds, 3),
+            "interrupted": interrupted,
             "results": [r.to_dict() | {"status_text": _status_text(r)} for r in results],
         })
     else:
@@ -192,9 +226,13 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         from rich.table import Table
 
         console = Console()
-        rows = results if len(results) <= _TABLE_ROWS else failed
+        # After a Ctrl-C, the files never answered are counted, not listed (there
+        # may be thousands); --json lists them all.
+        unconfirmed = [r for r in results if interrupted and r.status is None]
+        shown = [r for r in results if not interrupted or r.status is not None]
+        rows = shown if len(shown) <= _TABLE_ROWS else [r for r in shown if not r.ok]
         if rows:
-            table = Table(title=None if rows is results else "Failed objects")
+            table = Table(title=None if rows is shown else "Failed objects")
             table.add_column("file", overflow="fold")
             table.add_column("status", overflow="fold")
             table.add_column("size", justify="right", no_wrap=True)
@@ -206,14 +244,18 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         rate = sent_bytes / seconds if seconds > 0 else 0.0
         colour = "green" if not failed else "red"
         console.print(
-            f"[{colour}]Stored {len(ok)} of {len(results)} objects[/{colour}] "
+            ("[red]Interrupted.[/red] " if interrupted else "")
+            + f"[{colour}]Stored {len(ok)} of {len(results)} objects[/{colour}] "
             f"({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in {seconds:.2f} s "
             f"({_human_bytes(rate)}/s)" + (", over TLS" if net.tls else ", not encrypted")
             + (f"; {retried} sent more than once" if retried else ""),
             highlight=False,
         )
+        if unconfirmed:
+            console.print(f"{len(unconfirmed)} object(s) not confirmed: interrupted before "
+                          "their answer (the peer may have stored the one being sent)",
+                          highlight=False)
         if security is not None:
             console.print("\n".join(["Secure link", *describe_security(security)]),
                           highlight=False, markup=False)
-    if failed:
-        raise SystemExit(EXIT_FAILURE_STATUS)
+
