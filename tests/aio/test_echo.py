@@ -128,7 +128,8 @@ def test_max_associations_rejects_the_second(aio_log: pytest.LogCaptureFixture) 
     assert status == 0
     assert during == 1
     assert log_lines(aio_log, level=logging.INFO, contains="SECOND@127.0.0.1")
-    assert log_lines(aio_log, contains="rejected (2, 3, 2)")
+    assert log_lines(aio_log, contains="rejected (rejected-transient) by service-provider "
+                     "(presentation): local limit exceeded (2, 3, 2)")
 
 
 # -- a peer dripping its A-ASSOCIATE-RQ -----------------------------------------------------

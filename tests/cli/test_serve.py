@@ -113,3 +113,36 @@ def test_an_output_folder_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -
     assert result.exit_code == 2
     assert error_line(result) == (
         f"error: cannot store into --output {tmp_path / 'file' / 'store'}: Not a directory")
+
+
+def test_serve_admits_only_allowed_calling_aets_and_checks_the_called_one(
+        serve_process: Any) -> None:
+    """--allow-aet and --check-called-aet: the rejected learn why (PS3.8 Table 9-21),
+    the log says who was turned away, and the admitted are served."""
+    proc, started = serve_process("--allow-aet", "CT01", "--allow-aet", "MR02",
+                                  "--check-called-aet", "--aet", "ARCHIVE")
+    assert started["allowed_aets"] == ["CT01", "MR02"]
+    assert started["check_called_aet"] is True
+    port = started["port"]
+    admitted = run_cli("echo", "127.0.0.1", port, "--aet", "MR02", "--called-aet", "ARCHIVE")
+    stranger = run_cli("echo", "127.0.0.1", port, "--aet", "LAPTOP", "--called-aet", "ARCHIVE")
+    misdialled = run_cli("echo", "127.0.0.1", port, "--aet", "CT01", "--called-aet", "PACS")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert admitted.exit_code == 0, admitted.output
+    assert stranger.exit_code == 3
+    assert error_line(stranger) == (
+        "error: association rejected (rejected-permanent) by service-user: "
+        "calling AE title not recognized")
+    assert misdialled.exit_code == 3
+    assert error_line(misdialled).endswith("called AE title not recognized")
+    assert "association from LAPTOP@127.0.0.1:" in err
+    assert "calling AE title not recognized (1, 1, 3)" in err
+    assert "called AE title not recognized (1, 1, 7)" in err
+    assert "association MR02@127.0.0.1" in err and "released" in err
+
+
+def test_serve_refuses_an_allowed_aet_that_is_no_ae_title() -> None:
+    result = run_cli("serve", "--port", "0", "--allow-aet", "A\\B")
+    assert result.exit_code == 2
+    assert "--allow-aet" in result.output

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
 from ..dimse.messages import DimseMessage, refusal
-from ..errors import DicomNetError, RemoteProtocolError, TLSError
+from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
 from ..ul.connection import ULConnection
 from ..ul.events import (
@@ -496,8 +496,10 @@ class Server:
                      rq.calling_ae_title, *assoc.peer)
             return False
         if rejection is not None:
-            log.info("association from %s@%s:%s rejected %s", rq.calling_ae_title,
-                     *assoc.peer, rejection)
+            # In the words the peer will read (AssociationRejected), then the codes.
+            log.info("association from %s@%s:%s %s %s", rq.calling_ae_title, *assoc.peer,
+                     str(AssociationRejected(*rejection)).removeprefix("association "),
+                     rejection)
             ul.reject(AssociateRJ(*rejection), now)
             return False
         ac = negotiate(rq, self._policy())

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from dicomnet.aio.server import ServiceProvider
+from dicomnet.aio.server import AssociationInfo, AssociationRequestHook, ServiceProvider
 from dicomnet.aio.server import serve as start_server
 from dicomnet.cli.common import (
     EXIT_CODES_EPILOG,
@@ -21,7 +21,7 @@ from dicomnet.cli.common import (
     network_options,
     run_async,
 )
-from dicomnet.config import Limits
+from dicomnet.config import Limits, check_ae_title
 from dicomnet.errors import ConfigurationError
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import StorageError
@@ -55,8 +55,18 @@ def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
     sys.stdout.flush()  # a script waiting for the start line must see it now
 
 
+def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
+    """``on_association_request`` admitting only these calling AE titles; any other
+    gets A-ASSOCIATE-RJ permanent, service user, calling AE title not recognized
+    (PS3.8 Table 9-21: 1, 1, 3)."""
+    def check(info: AssociationInfo) -> tuple[int, int, int] | None:
+        return None if info.calling_ae_title in titles else (1, 1, 3)
+    return check
+
+
 async def _serve(host: str, port: int, output: Path, max_associations: int,
-                 net: NetworkOptions, *, duplicates: str = "keep", durable: bool = True) -> None:
+                 net: NetworkOptions, *, duplicates: str = "keep", durable: bool = True,
+                 allowed: frozenset[str] = frozenset(), check_called: bool = False) -> None:
     tls = net.tls_config()
     providers: list[ServiceProvider] = [VerificationSCP()]
     storage = storage_scp(output, duplicates=duplicates, durable=durable)
@@ -68,6 +78,8 @@ async def _serve(host: str, port: int, output: Path, max_associations: int,
     server = await start_server(
         ae_title=net.aet, host=host, port=port, tls=tls, providers=providers,
         timeouts=net.timeouts(), limits=Limits(max_associations=max_associations),
+        on_association_request=allow_only(allowed) if allowed else None,
+        require_called_ae_title=check_called,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -84,7 +96,8 @@ async def _serve(host: str, port: int, output: Path, max_associations: int,
           event="listening", host=host, port=server.port, ae_title=server.ae_title,
           tls=tls is not None, profile=tls.profile if tls else None,
           peer_cert=tls.peer_certificate if tls else None,
-          output=str(output) if storage is not None else None)
+          output=str(output) if storage is not None else None,
+          allowed_aets=sorted(allowed) or None, check_called_aet=check_called)
     try:
         await server.serve_forever()
     finally:
@@ -114,20 +127,36 @@ async def _serve(host: str, port: int, output: Path, max_associations: int,
               help="Do not fsync stored files before answering Success: renames stay "
                    "atomic, but a power cut may lose acknowledged objects. For tests and "
                    "benchmarks.")
+@click.option("--allow-aet", "allow_aets", multiple=True, metavar="AET",
+              help="Admit only associations from this calling AE title (repeat for more); "
+                   "others are rejected (A-ASSOCIATE-RJ: calling AE title not recognized). "
+                   "Default: any. With TLS, this is on top of the client certificate check.")
+@click.option("--check-called-aet", is_flag=True,
+              help="Reject associations that call another AE title than --aet "
+                   "(A-ASSOCIATE-RJ: called AE title not recognized). Default: answer "
+                   "whatever the caller calls us.")
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
-          duplicates: str, no_fsync: bool, net: NetworkOptions) -> None:
+          duplicates: str, no_fsync: bool, allow_aets: tuple[str, ...],
+          check_called_aet: bool, net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
-    Logs one line per association on stderr. Ctrl-C or SIGTERM stops it.
+    Logs one line per association on stderr, rejections included. Ctrl-C or
+    SIGTERM stops it.
 
     \b
     Examples:
       dicomnet serve                         plain DICOM on 127.0.0.1:11112
       dicomnet serve --tls --cert pki/server.pem --key pki/server.key --ca pki/ca.pem
       dicomnet serve --host 0.0.0.0 --port 0 --json    (first line says the port)
+      dicomnet serve --allow-aet CT01 --allow-aet MR02 --check-called-aet --aet ARCHIVE
     """
+    try:
+        allowed = frozenset(check_ae_title(t, "--allow-aet") for t in allow_aets)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from exc
     with cli_session(net.verbose, default_level=logging.INFO):
         run_async(_serve(host, net.default_port() if port is None else port, output,
-                         max_associations, net, duplicates=duplicates, durable=not no_fsync),
+                         max_associations, net, duplicates=duplicates, durable=not no_fsync,
+                         allowed=allowed, check_called=check_called_aet),
                   verbose=net.verbose)
