@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import PDataTF, ReleaseRQ, decode_pdu, encode_pdata
 from dicomnet.ul.user_information import AsynchronousOperationsWindowSubItem
-from tests.aio.helpers import LOOPBACK, run, running_server, wait_until
+from tests.aio.helpers import LOOPBACK, Pki, run, running_server, wait_until
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 from tests.storage.rawscu import store_command
 from tests.storage.test_scp_robustness import indexed_instances, wait_idle
@@ -122,19 +123,21 @@ def pdu_types(data: bytes) -> list[int]:
 
 
 async def send(port: int, pdus: list[bytearray], *, wait_for_answer: bool,
-               linger: bool) -> bytes:
+               linger: bool, tls: ssl.SSLContext | None = None) -> bytes:
     """Send the stream and return what the server sent until it closed. The
-    stream is then half-closed at once, or (``linger``) once the server answered
-    its last PDU, an A-RELEASE-RQ (or aborted)."""
-    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    stream then ends at once, or (``linger``) once the server answered its last
+    PDU, an A-RELEASE-RQ (or aborted): half-closed, or over TLS (which has no
+    half-close) closed."""
+    reader, writer = await asyncio.open_connection(
+        LOOPBACK, port, ssl=tls, server_hostname="localhost" if tls else None)
     received = bytearray()
 
     async def read_all() -> None:
         try:
             while chunk := await reader.read(65536):
                 received.extend(chunk)
-        except ConnectionError:
-            pass  # a reset after the server's abort: as good as the end
+        except OSError:  # a reset after the server's abort (TLS: its error): the end
+            pass
 
     def answered(*types: int) -> bool:
         return reading.done() or any(t in types for t in pdu_types(bytes(received)))
@@ -150,7 +153,10 @@ async def send(port: int, pdus: list[bytearray], *, wait_for_answer: bool,
                 await wait_until(lambda: answered(0x02, 0x03, 0x07), "the answer to the request")
         if linger:
             await wait_until(lambda: answered(0x06, 0x07), "the answer to the release", 30)
-        writer.write_eof()
+        if tls is None:
+            writer.write_eof()
+        else:
+            writer.close()
     except OSError:  # ConnectionError, ENOTCONN: the server aborted and closed meanwhile
         pass
     await asyncio.wait_for(reading, 20)  # every association ends on its own
@@ -158,9 +164,16 @@ async def send(port: int, pdus: list[bytearray], *, wait_for_answer: bool,
     return bytes(received)
 
 
+@pytest.mark.parametrize("transport", ["plain", "tls"])
 def test_damaged_streams_leave_the_server_consistent_and_serving(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, transport: str) -> None:
+    """Over TLS 1.3 with mutual authentication the data sets are received by
+    another transport (OpenSSL reading the socket into the sinks' memory)."""
     items = objects(tmp_path)
+    pki = Pki.create(tmp_path / "pki") if transport == "tls" else None
+    client_tls = ssl.create_default_context(cafile=pki.ca_file) if pki else None
+    if pki is not None and client_tls is not None:
+        client_tls.load_cert_chain(pki.client_cert, pki.client_key)
     root = tmp_path / "out"
     rng = random.Random(SEED)
     loop_errors: list[str] = []
@@ -179,7 +192,8 @@ def test_damaged_streams_leave_the_server_consistent_and_serving(
         scp = StorageSCP(root)
         try:
             async with running_server(providers=[VerificationSCP(), scp],
-                                      limits=Limits(max_pdu_length=1 << 20)) as server:
+                                      limits=Limits(max_pdu_length=1 << 20),
+                                      tls=pki.server_tls() if pki else None) as server:
                 for case in range(CASES):
                     clean = clean_stream(items, rng.choice([4090, 65530, 1 << 19]),
                                          rng.choice([1, 8]))
@@ -190,12 +204,13 @@ def test_damaged_streams_leave_the_server_consistent_and_serving(
                     # Waiting for the answer only makes sense to an intact request.
                     intact = pdus[0] == request
                     await send(server.port, pdus, wait_for_answer=intact and rng.random() < 0.5,
-                               linger=intact and pdus[-1] == release and rng.random() < 0.5)
+                               linger=intact and pdus[-1] == release and rng.random() < 0.5,
+                               tls=client_tls)
                     await wait_idle(server)
                     await wait_until(consistent, f"no temporary file and an index row per "
                                                  f"file after case {case}")
                 return await send(server.port, clean_stream(items, 65530),
-                                  wait_for_answer=True, linger=True)
+                                  wait_for_answer=True, linger=True, tls=client_tls)
         finally:
             scp.close()
 
