@@ -20,6 +20,7 @@ from dicomnet.dimse.messages import DimseMessage, decode_message
 from dicomnet.ul.items import MaximumLengthSubItem
 from dicomnet.ul.negotiation import AcceptedContext, ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import AAbort, AssociateAC, PDataTF, ReleaseRQ, decode_pdu, encode_pdata
+from dicomnet.ul.user_information import AsynchronousOperationsWindowSubItem
 
 __all__ = ["RawAssociation", "implicit_element", "store_command"]
 
@@ -57,6 +58,8 @@ class RawAssociation:
     writer: asyncio.StreamWriter
     contexts: dict[int, AcceptedContext]
     peer_max_pdu: int
+    #: The asynchronous operations window the peer granted (1: none).
+    window: int = 1
 
     @classmethod
     async def open(
@@ -66,13 +69,16 @@ class RawAssociation:
         *,
         calling_ae_title: bytes = b"RAWSCU",
         called_ae_title: str = "DICOMNET",
+        window: int = 1,
     ) -> RawAssociation:
         """Connect, send the A-ASSOCIATE-RQ (calling AE given as raw bytes) and read the AC.
 
         Raises AssertionError naming the PDU when the peer does not accept.
         """
-        rq = build_associate_rq(calling_ae_title="PLACEHOLDER", called_ae_title=called_ae_title,
-                                contexts=contexts, max_pdu_length=1 << 20)
+        rq = build_associate_rq(
+            calling_ae_title="PLACEHOLDER", called_ae_title=called_ae_title,
+            contexts=contexts, max_pdu_length=1 << 20,
+            async_ops=AsynchronousOperationsWindowSubItem(window, window) if window > 1 else None)
         raw = bytearray(rq.encode())
         raw[_CALLING_AE] = calling_ae_title.ljust(16, b" ")[:16]
         reader, writer = await asyncio.open_connection(LOOPBACK, port)
@@ -86,11 +92,11 @@ class RawAssociation:
             writer.close()
             await writer.wait_closed()
             raise
-        from dicomnet.ul.negotiation import accepted_contexts
+        from dicomnet.ul.negotiation import accepted_contexts, async_window
 
         peer_max = next((i.maximum_length for i in pdu.user_information.sub_items
                          if isinstance(i, MaximumLengthSubItem)), 0)
-        return cls(reader, writer, accepted_contexts(rq, pdu), peer_max)
+        return cls(reader, writer, accepted_contexts(rq, pdu), peer_max, async_window(rq, pdu))
 
     def context_id(self, abstract_syntax: str, transfer_syntax: str | None = None) -> int:
         for ctx in self.contexts.values():

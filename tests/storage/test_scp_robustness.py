@@ -14,7 +14,9 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmwrite
@@ -324,3 +326,52 @@ def encode_command(context_id: int, command: bytes) -> bytes:
     from dicomnet.ul.pdu import encode_pdata
 
     return encode_pdata(context_id, True, True, command)
+
+
+def test_a_commit_still_queued_when_its_association_aborts_runs_all_the_same(
+        root: Path, five_mib: tuple[str, bytes]) -> None:
+    """With an operations window, a spilled data set's commit (fsync, name) waits in
+    the loop's executor; an A-ABORT then cancels its operation. The commit must run
+    anyway: cancelled while queued, it never ran and its temporary file stayed with
+    no one to remove it (found by fuzzing). Here the executor's only worker is held
+    until the abort has been handled."""
+    sop, data = five_mib
+    submitted: list[object] = []
+
+    class Recording(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(Recording(max_workers=1))
+        gate = threading.Event()
+        held = loop.run_in_executor(None, gate.wait)
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp],
+                                      limits=Limits(max_pdu_length=SMALL_PDU)) as server:
+                assoc = await RawAssociation.open(server.port, STORE_CONTEXT, window=8)
+                assert assoc.window == 8
+                await assoc.send_store(assoc.context_id(SECONDARY_CAPTURE),
+                                       store_command(SECONDARY_CAPTURE.encode(), sop.encode()),
+                                       data)
+                await wait_until(lambda: len(submitted) >= 2, "the commit to be queued")
+                await assoc.abort()
+                await wait_idle(server)  # the operation was cancelled with its association
+                gate.set()
+                await held
+                await wait_until(lambda: not any(p.name.endswith(".dicomnet-part")
+                                                 for p in root.rglob("*")),
+                                 "the queued commit to run")
+        finally:
+            scp.close()
+
+    run(scenario(), timeout=60)
+    # Stored, though never answered: as the store thread's jobs are.
+    stored = root / uid(1, 5) / uid(2, 5) / f"{sop}.dcm"
+    assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data
+    assert leftovers(root) == {stored.relative_to(root).as_posix(),
+                               *(p.relative_to(root).as_posix() for p in stored.parents
+                                 if root in p.parents)}

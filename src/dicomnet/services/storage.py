@@ -19,7 +19,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -378,10 +378,20 @@ class StorageSCP:
                 outcome = await self._committer.submit(_Job(
                     buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security))
             else:
-                outcome = await asyncio.get_running_loop().run_in_executor(
+                commit = asyncio.get_running_loop().run_in_executor(
                     None, functools.partial(
                         self._commit, writer, message, transfer_syntax=transfer_syntax,
                         calling_ae=assoc.calling_ae_title, security=assoc.security))
+                try:
+                    # Shielded: an operation cancelled because its association ended
+                    # must not cancel a commit the executor has not started yet (its
+                    # temporary file would stay, with no one to remove it: found by
+                    # fuzzing). The commit goes on, as the store thread's do; only
+                    # its answer is dropped.
+                    outcome = await asyncio.shield(commit)
+                except asyncio.CancelledError:
+                    commit.add_done_callback(_retrieve)
+                    raise
         except (StorageError, _Refused) as exc:
             outcome = exc
         status, comment = self._status(message, outcome)
@@ -633,6 +643,14 @@ class _Job:
 
 #: Jobs per store round opened by a small data set (page cache, not O_DIRECT).
 SMALL_ROUND = 16
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Take the outcome of a commit no one waits for any more (not logged as an
+    exception never retrieved: its failure was the object's, and it has no
+    answer to give)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _round_size(job: _Job) -> int:
