@@ -1,16 +1,20 @@
 """The storage SCP against mutated association streams (a seeded fuzz run).
 
-Each case takes a valid stream (A-ASSOCIATE-RQ proposing an asynchronous
-operations window of 8 or none, C-STORE-RQs with their data
-sets in P-DATA-TF PDUs of 4 KiB, 64 KiB or 1 MiB, A-RELEASE-RQ), damages it
-(flipped bits, any of a PDU's header bytes, length fields, command-set bytes,
-PDUs cut, repeated, swapped, dropped, bytes inserted) and sends it, half the
-time all at once, half the time waiting for the A-ASSOCIATE-AC first, then
-half-closes. Whatever the damage: every association ends on its own, nothing is
-logged as an internal error, no temporary file is left, every stored file is a
-readable Part 10 file with its index row, and the server still stores a clean
-stream. The run that found the bugs this guards against (tests/aio/
-test_ended_before_answered.py) was this one with more cases and seeds.
+Each case takes a valid stream (an A-ASSOCIATE-RQ proposing an asynchronous
+operations window of 8, or none; three C-STORE-RQs with their data sets in
+P-DATA-TF PDUs of 4 KiB, 64 KiB or 512 KiB; a C-ECHO-RQ; a C-FIND-RQ that no
+service here performs; an A-RELEASE-RQ), damages it (flipped bits, any of a
+PDU's header bytes, length fields, command-set bytes, PDUs cut, repeated,
+swapped, dropped, bytes inserted) and sends it, over plain TCP or TLS 1.3: all
+at once, or (half the time, if the request is intact) after the
+A-ASSOCIATE-AC; it then ends its side at once, or (half the time, if the
+stream still ends with its A-RELEASE-RQ) once that is answered. Whatever the
+damage: every association ends on its own, nothing is logged as an internal
+error, no temporary file is left, every stored file is a readable Part 10 file
+with its index row, and the server still serves a clean stream. The bugs this
+guards against were found by this run with more seeds and cases (see
+tests/aio/test_ended_before_answered.py, tests/storage/test_store_hooks.py,
+the 'release' ending of test_scp_robustness).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import ssl
 from pathlib import Path
 
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.config import Limits
-from dicomnet.dimse.messages import CStoreRSP, decode_message
+from dicomnet.dimse.messages import CEchoRQ, CFindRQ, decode_message, encode_message
 from dicomnet.services.storage import INDEX_NAME, StorageSCP
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import read_part10
@@ -37,6 +41,9 @@ from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 from tests.storage.rawscu import store_command
 from tests.storage.test_scp_robustness import indexed_instances, wait_idle
 
+VERIFICATION = "1.2.840.10008.1.1"
+#: (0010,0020) Patient ID, empty: an identifier in Explicit VR Little Endian.
+FIND_IDENTIFIER = b"\x10\x00\x20\x00LO\x00\x00"
 SEED = 20261129
 CASES = 400
 MUTATIONS = ["flip", "header", "length", "command", "cut", "repeat", "swap", "drop", "insert"]
@@ -61,7 +68,8 @@ def clean_stream(items: list[tuple[str, bytes]], fragment: int,
     so that the server performs its C-STOREs as concurrent operations."""
     rq = build_associate_rq(calling_ae_title="FUZZ", called_ae_title="DICOMNET-SCP",
                             contexts=[ContextRequest(SECONDARY_CAPTURE,
-                                                     (ExplicitVRLittleEndian,))],
+                                                     (ExplicitVRLittleEndian,)),
+                                      ContextRequest(VERIFICATION, (ImplicitVRLittleEndian,))],
                             max_pdu_length=1 << 20,
                             async_ops=AsynchronousOperationsWindowSubItem(window, window)
                             if window > 1 else None)
@@ -72,6 +80,12 @@ def clean_stream(items: list[tuple[str, bytes]], fragment: int,
         pdus += [bytearray(encode_pdata(1, False, start + fragment >= len(data),
                                         data[start:start + fragment]))
                  for start in range(0, len(data), fragment)]
+    # A C-ECHO (answered), and a C-FIND with its identifier, which no service here
+    # performs (refused, 0211H): the other ways through the server.
+    pdus.append(bytearray(encode_pdata(3, True, True, encode_message(CEchoRQ(message_id=4)))))
+    pdus.append(bytearray(encode_pdata(1, True, True, encode_message(
+        CFindRQ(message_id=5, affected_sop_class_uid=SECONDARY_CAPTURE)))))
+    pdus.append(bytearray(encode_pdata(1, False, True, FIND_IDENTIFIER)))
     pdus.append(bytearray(ReleaseRQ().encode()))
     return pdus
 
@@ -228,8 +242,8 @@ def test_damaged_streams_leave_the_server_consistent_and_serving(
         rest = rest[6 + length:]
     responses = [decode_message(pdv.data) for pdu in pdus if isinstance(pdu, PDataTF)
                  for pdv in pdu.pdvs]
-    assert [type(p).__name__ for p in pdus] == ["AssociateAC", "PDataTF", "PDataTF",
-                                                "PDataTF", "ReleaseRP"]
-    assert all(isinstance(r, CStoreRSP) and r.status == 0 for r in responses)
-    assert len(responses) == 3
+    assert [type(p).__name__ for p in pdus] == ["AssociateAC", *["PDataTF"] * 5, "ReleaseRP"]
+    assert [(type(r).__name__, getattr(r, "status", None)) for r in responses] == [
+        ("CStoreRSP", 0), ("CStoreRSP", 0), ("CStoreRSP", 0), ("CEchoRSP", 0),
+        ("CFindRSP", 0x0211)]
     assert len(stored_files()) == 3
