@@ -30,9 +30,7 @@ from tests.aio.helpers import (
     running_server,
     wait_until,
 )
-
-VERIFICATION = "1.2.840.10008.1.1"
-IMPLICIT_LE = "1.2.840.10008.1.2"
+from tests.aio.rawscp import IMPLICIT_LE, VERIFICATION
 
 
 def request_bytes() -> bytes:
@@ -46,7 +44,12 @@ def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-async def echo_works(port: int) -> bool:
+async def ended_then_served(port: int, aio_log: pytest.LogCaptureFixture) -> bool:
+    """Once the server has logged how HASTY's association ended: whether it still
+    answers a C-ECHO on a new one."""
+    await wait_until(lambda: any(line.startswith("association HASTY@")
+                                 for line in association_lines(aio_log)),
+                     "the association's last log line")
     async with associate(LOOPBACK, port) as assoc:
         return int(await assoc.echo()) == 0
 
@@ -77,10 +80,7 @@ def test_a_request_ended_before_its_answer_is_not_answered(
                 # AA-3: the server closes without a word.
                 answer = await read_until_eof(reader, 10)
                 writer.close()
-            await wait_until(lambda: any(line.startswith("association HASTY@")
-                                         for line in association_lines(aio_log)),
-                             "the association's last log line")
-            return answer, await echo_works(server.port)
+            return answer, await ended_then_served(server.port, aio_log)
 
     answer, served = run(main())
     if follow_up == "p-data":
@@ -120,10 +120,7 @@ def test_a_release_request_ended_before_its_answer_is_not_answered(
                 # A P-DATA-TF in Sta8 is invalid (AA-8): an A-ABORT, no A-RELEASE-RP.
                 answer = await asyncio.wait_for(reader.readexactly(10), 10)
             writer.close()
-            await wait_until(lambda: any(line.startswith("association HASTY@")
-                                         for line in association_lines(aio_log)),
-                             "the association's last log line")
-            return answer, await echo_works(server.port)
+            return answer, await ended_then_served(server.port, aio_log)
 
     answer, served = run(main())
     assert answer == (b"" if follow_up == "a-abort" else AAbort(source=2, reason=2).encode())
