@@ -168,7 +168,7 @@ class ServerAssociation(Association):
         self._all_answered: asyncio.Future[None] | None = None
         #: Sinks a provider opened whose data set it has not been handed yet (still
         #: arriving, or received but not started): aborted when the association
-        #: ends, so that no temporary file outlives it (unclaimed_sinks_abort).
+        #: ends, so that no temporary file outlives it (abort_unclaimed_sinks).
         self.unclaimed_sinks: set[DatasetSink] = set()
 
     def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:

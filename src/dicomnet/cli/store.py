@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["store"]
 
 _TABLE_ROWS = 50  # beyond this the table lists failures only
+#: The error of a file a Ctrl-C left without an answer.
+_UNCONFIRMED = "interrupted before an answer"
 
 
 def _human_bytes(n: float) -> str:
@@ -193,7 +195,7 @@ def _interrupted_results(files: list[Path], finished: list[StoreResult]) -> list
     from dicomnet.services.storage import StoreResult
 
     answered = {r.path for r in finished}
-    return [*finished, *(StoreResult(path=f, error="interrupted before an answer")
+    return [*finished, *(StoreResult(path=f, error=_UNCONFIRMED)
                          for f in files if f not in answered)]
 
 
@@ -228,8 +230,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
         console = Console()
         # After a Ctrl-C, the files never answered are counted, not listed (there
         # may be thousands); --json lists them all.
-        unconfirmed = [r for r in results if interrupted and r.status is None]
-        shown = [r for r in results if not interrupted or r.status is not None]
+        unconfirmed = [r for r in results if interrupted and r.error == _UNCONFIRMED]
+        shown = [r for r in results if not interrupted or r.error != _UNCONFIRMED]
         rows = shown if len(shown) <= _TABLE_ROWS else [r for r in shown if not r.ok]
         if rows:
             table = Table(title=None if rows is shown else "Failed objects")
