@@ -7,6 +7,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -146,3 +147,55 @@ def test_serve_refuses_an_allowed_aet_that_is_no_ae_title() -> None:
     result = run_cli("serve", "--port", "0", "--allow-aet", "A\\B")
     assert result.exit_code == 2
     assert "--allow-aet" in result.output
+
+
+def test_running_out_of_descriptors_is_said_once_and_the_server_recovers(
+        tmp_path: Path) -> None:
+    """60 connections against a server allowed 40 descriptors: accept() fails with
+    EMFILE until they close. The server says so once per episode (it said so ten
+    times a second), then that it accepts again, and serves."""
+    import socket
+
+    # The limit set inside the child (preexec_fn is unsafe with threads around).
+    limited = ("import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40)); "
+               "sys.argv[0] = 'dicomnet'; from dicomnet.cli.main import main; main()")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", limited, "serve", "--port", "0", "--json",
+         "--output", str(tmp_path / "store")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    lines: list[str] = []
+    hit_limit = threading.Event()
+
+    def read_stderr() -> None:  # a thread: select() cannot see what readline buffered
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if "cannot accept connections" in line:
+                hit_limit.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    try:
+        port = json.loads(read_line(proc.stdout, 30))["port"]  # type: ignore[arg-type]
+        reader.start()
+        flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(60)]
+        try:
+            assert hit_limit.wait(30), "".join(lines)
+        finally:
+            for sock in flood:
+                sock.close()
+        echo = run_cli("echo", "127.0.0.1", port)
+        assert echo.exit_code == 0, echo.output
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        reader.join(timeout=20)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    err = "".join(lines)
+    assert proc.returncode == 0, err
+    assert "too many open files" in err
+    assert "accepting connections again, after" in err
+    # Once per episode (the flood's backlog may make a second one), never per retry.
+    assert 1 + err.count("cannot accept connections") <= 3, err
+    assert "Traceback" not in err

@@ -37,7 +37,7 @@ from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .association import Association, DatasetSink, MessagesRouted
-from .transport import PeerSilent, SecureLinkHook, Stream, wrap_accepted
+from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
 
 __all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", "serve"]
 
@@ -372,15 +372,25 @@ class Server:
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         assert self._sock is not None
+        failing_since: float | None = None  # accept() failing (e.g. EMFILE) since
         while True:
             try:
                 conn, _ = await loop.sock_accept(self._sock)
             except asyncio.CancelledError:
                 raise
             except OSError as exc:  # e.g. EMFILE: do not spin, do not die
-                log.warning("accept failed: %s", exc)
+                # Said once, not ten times a second: a flood of connections that
+                # exhausts the descriptors must not flood the log as well.
+                if failing_since is None:
+                    failing_since = loop.time()
+                    log.warning("cannot accept connections: %s (%d open); retrying every "
+                                "0.1 s", describe_os_error(exc), len(self._tasks))
                 await asyncio.sleep(0.1)
                 continue
+            if failing_since is not None:
+                log.warning("accepting connections again, after %.1f s",
+                            loop.time() - failing_since)
+                failing_since = None
             task = loop.create_task(self._serve_connection(conn))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
