@@ -51,12 +51,20 @@ class Limits:
     """Largest A-ASSOCIATE PDU accepted (real ones are well under 64 KiB)."""
     max_associations: int = 64
     """Server: associations at once; beyond it A-ASSOCIATE-RJ (transient, local limit)."""
+    max_pending_connections: int = 128
+    """Server: connections not yet associated (in the TLS handshake, or awaiting
+    their A-ASSOCIATE-RQ) at once. One more closes the oldest of them: a real
+    peer sends its request as soon as it connects, so the oldest is the likeliest
+    to be a connection left idle on purpose. Without it, silent connections
+    would each hold a descriptor until their timeout (ARTIM, the handshake's)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_pdu_length <= 0xFFFFFFFF:
             raise ConfigurationError("max_pdu_length must fit in 32 bits (0 = unlimited)")
         if self.max_associations < 1:
             raise ConfigurationError("max_associations must be at least 1")
+        if self.max_pending_connections < 1:
+            raise ConfigurationError("max_pending_connections must be at least 1")
 
 
 def check_ae_title(value: str, what: str = "AE title") -> str:

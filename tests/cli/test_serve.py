@@ -149,53 +149,102 @@ def test_serve_refuses_an_allowed_aet_that_is_no_ae_title() -> None:
     assert "--allow-aet" in result.output
 
 
+class _LimitedServer:
+    """``dicomnet serve`` allowed 40 file descriptors, its stderr read by a thread
+    (select() cannot see what readline buffered); ``seen`` is set once a line
+    holds ``watch``."""
+
+    def __init__(self, tmp_path: Path, *options: str, watch: str) -> None:
+        # The limit set inside the child (preexec_fn is unsafe with threads around).
+        limited = ("import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40));"
+                   " sys.argv[0] = 'dicomnet'; from dicomnet.cli.main import main; main()")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", limited, "serve", "--port", "0", "--json",
+             "--output", str(tmp_path / "store"), *options],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        self.lines: list[str] = []
+        self.seen = threading.Event()
+        self._watch = watch
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        try:
+            self.port = json.loads(read_line(self.proc.stdout, 30))["port"]  # type: ignore[arg-type]
+        except BaseException:
+            self.stop()
+            raise
+        self._reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if self._watch in line:
+                self.seen.set()
+
+    def stop(self) -> str:
+        """SIGTERM, then the whole of stderr; the exit status must be 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
+        if self._reader.is_alive() or self._reader.ident is not None:
+            self._reader.join(timeout=20)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return "".join(self.lines)
+
+
 def test_running_out_of_descriptors_is_said_once_and_the_server_recovers(
         tmp_path: Path) -> None:
-    """60 connections against a server allowed 40 descriptors: accept() fails with
-    EMFILE until they close. The server says so once per episode (it said so ten
-    times a second), then that it accepts again, and serves."""
+    """60 connections against a server allowed 40 descriptors and as many waiting
+    connections: accept() fails with EMFILE until they close. The server says so
+    once per episode (it said so ten times a second), then that it accepts
+    again, and serves."""
     import socket
 
-    # The limit set inside the child (preexec_fn is unsafe with threads around).
-    limited = ("import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40)); "
-               "sys.argv[0] = 'dicomnet'; from dicomnet.cli.main import main; main()")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", limited, "serve", "--port", "0", "--json",
-         "--output", str(tmp_path / "store")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    lines: list[str] = []
-    hit_limit = threading.Event()
-
-    def read_stderr() -> None:  # a thread: select() cannot see what readline buffered
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if "cannot accept connections" in line:
-                hit_limit.set()
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
+    server = _LimitedServer(tmp_path, "--max-pending", "1000", watch="cannot accept connections")
     try:
-        port = json.loads(read_line(proc.stdout, 30))["port"]  # type: ignore[arg-type]
-        reader.start()
-        flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(60)]
+        flood = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(60)]
         try:
-            assert hit_limit.wait(30), "".join(lines)
+            assert server.seen.wait(30), "".join(server.lines)
         finally:
             for sock in flood:
                 sock.close()
-        echo = run_cli("echo", "127.0.0.1", port)
+        echo = run_cli("echo", "127.0.0.1", server.port)
         assert echo.exit_code == 0, echo.output
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-        reader.join(timeout=20)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    err = "".join(lines)
-    assert proc.returncode == 0, err
+        err = server.stop()
+    assert server.proc.returncode == 0, err
     assert "too many open files" in err
     assert "accepting connections again, after" in err
     # Once per episode (the flood's backlog may make a second one), never per retry.
     assert 1 + err.count("cannot accept connections") <= 3, err
+    assert "Traceback" not in err
+
+
+def test_max_pending_keeps_serving_through_a_flood_of_idle_connections(
+        tmp_path: Path) -> None:
+    """The same flood against --max-pending 8: the oldest idle connections are
+    closed as new ones come, descriptors never run out, and a real peer is
+    served while the flood is still open."""
+    import socket
+
+    server = _LimitedServer(tmp_path, "--max-pending", "8",
+                            watch="connections are waiting to associate")
+    try:
+        flood = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(60)]
+        try:
+            assert server.seen.wait(30), "".join(server.lines)
+            echo = run_cli("echo", "127.0.0.1", server.port)
+            assert echo.exit_code == 0, echo.output
+            # The first 52 were closed by the server: each reads an end, not a timeout.
+            for sock in flood[:52]:
+                sock.settimeout(10)
+                assert sock.recv(1) == b""
+        finally:
+            for sock in flood:
+                sock.close()
+    finally:
+        err = server.stop()
+    assert server.proc.returncode == 0, err
+    assert "cannot accept connections" not in err
+    assert err.count("connections are waiting to associate") == 1, err
     assert "Traceback" not in err

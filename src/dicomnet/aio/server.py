@@ -332,12 +332,22 @@ class Server:
     _accept_task: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _active: int = 0
+    #: Connections not yet associated, oldest first, with their peer's address.
+    _pending: dict[asyncio.Task[None], str] = field(default_factory=dict)
+    _evicted: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Addresses of the connections closed since the limit was last reached.
+    _evictions: collections.Counter[str] = field(default_factory=collections.Counter)
     _providers: dict[int, ServiceProvider] = field(default_factory=dict)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def active_associations(self) -> int:
         return self._active
+
+    @property
+    def pending_connections(self) -> int:
+        """Connections in the TLS handshake or awaiting their A-ASSOCIATE-RQ."""
+        return len(self._pending)
 
     def _policy(self) -> AcceptorPolicy:
         contexts: dict[str, Sequence[str] | None] = {}
@@ -375,7 +385,7 @@ class Server:
         failing_since: float | None = None  # accept() failing (e.g. EMFILE) since
         while True:
             try:
-                conn, _ = await loop.sock_accept(self._sock)
+                conn, address = await loop.sock_accept(self._sock)
             except asyncio.CancelledError:
                 raise
             except OSError as exc:  # e.g. EMFILE: do not spin, do not die
@@ -391,9 +401,46 @@ class Server:
                 log.warning("accepting connections again, after %.1f s",
                             loop.time() - failing_since)
                 failing_since = None
+            limit = self.limits.max_pending_connections
+            if len(self._pending) >= limit:
+                # Its descriptor is free only once its task has run: a burst of
+                # connections is accepted without yielding to the loop otherwise.
+                await asyncio.wait({self._evict_oldest()}, timeout=1.0)
+            elif self._evictions and len(self._pending) < limit - limit // 4:
+                self._end_evictions()
             task = loop.create_task(self._serve_connection(conn))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._pending[task] = str(address[0])
+            task.add_done_callback(self._connection_done)
+
+    def _connection_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._pending.pop(task, None)
+        self._evicted.discard(task)
+
+    def _evict_oldest(self) -> asyncio.Task[None]:
+        """Close the oldest connection that has not associated yet, to make room
+        (``Limits.max_pending_connections``), and return its task. Logged once
+        per episode, not per connection: a flood must not flood the log as well."""
+        task, address = next(iter(self._pending.items()))
+        del self._pending[task]
+        self._evicted.add(task)
+        task.cancel()
+        if not self._evictions:
+            log.warning("%d connections are waiting to associate (the limit): closing the "
+                        "oldest (from %s), and the oldest again as new ones come",
+                        len(self._pending) + 1, address)
+        self._evictions[address] += 1
+        return task
+
+    def _end_evictions(self) -> None:
+        sources = ", ".join(f"{address}: {count}" for address, count
+                            in self._evictions.most_common(5))
+        more = len(self._evictions) - 5
+        log.warning("no longer closing waiting connections; closed %d (from %s%s)",
+                    self._evictions.total(), sources,
+                    f" and {more} other address(es)" if more > 0 else "")
+        self._evictions.clear()
 
     async def _serve_connection(self, sock: socket.socket) -> None:
         try:
@@ -412,6 +459,9 @@ class Server:
             log.info("connection failed before DICOM: %s", exc)
             sock.close()
             return
+        except BaseException:  # cancelled: evicted, or the server closing
+            sock.close()  # a no-op once the TLS layer took the socket (and closed it)
+            raise
         ul = ULConnection("acceptor", artim_timeout=self.timeouts.artim,
                           max_associate_length=self.limits.max_associate_length)
         assoc = ServerAssociation(self, stream, ul)
@@ -424,6 +474,7 @@ class Server:
             while ul.state.name != "Sta1" and not stream.writer.is_closing():
                 for event in await assoc._read_events():
                     if isinstance(event, AssociateRequested):
+                        self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
                         counted = await self._on_request(assoc, event.pdu)
                     elif isinstance(event, MessagesRouted):
                         # P-DATA was routed as it was read (borrow_pdata, above).
@@ -451,8 +502,9 @@ class Server:
                 await assoc._flush()
         except asyncio.CancelledError:
             outcome = "aborted (server closing)"
-            with contextlib.suppress(Exception):
-                await asyncio.shield(assoc.abort())
+            if asyncio.current_task() not in self._evicted:  # evicted: just closed
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(assoc.abort())
             raise
         except Exception as exc:
             if exc is assoc.failure:

@@ -64,7 +64,7 @@ def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
     return check
 
 
-async def _serve(host: str, port: int, output: Path, max_associations: int,
+async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, duplicates: str = "keep", durable: bool = True,
                  allowed: frozenset[str] = frozenset(), check_called: bool = False) -> None:
     tls = net.tls_config()
@@ -77,7 +77,7 @@ async def _serve(host: str, port: int, output: Path, max_associations: int,
             "storage service not available in this build: C-ECHO only")
     server = await start_server(
         ae_title=net.aet, host=host, port=port, tls=tls, providers=providers,
-        timeouts=net.timeouts(), limits=Limits(max_associations=max_associations),
+        timeouts=net.timeouts(), limits=limits,
         on_association_request=allow_only(allowed) if allowed else None,
         require_called_ae_title=check_called,
     )
@@ -117,8 +117,14 @@ async def _serve(host: str, port: int, output: Path, max_associations: int,
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
               default=Path("dicomnet-store"), show_default=True,
               help="Where received objects are stored (C-STORE).")
-@click.option("--max-associations", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--max-associations", type=click.IntRange(min=1),
+              default=Limits().max_associations, show_default=True,
               help="Associations at once; more are rejected (transient, local limit).")
+@click.option("--max-pending", type=click.IntRange(min=1),
+              default=Limits().max_pending_connections, show_default=True,
+              help="Connections not yet associated (in the TLS handshake, or awaiting their "
+                   "association request) at once; each one more closes the oldest, so "
+                   "that idle connections cannot use up the server's file descriptors.")
 @click.option("--duplicates", type=click.Choice(["keep", "overwrite", "reject"]),
               default="keep", show_default=True,
               help="A second object with the same SOP Instance UID: keep the first "
@@ -137,7 +143,7 @@ async def _serve(host: str, port: int, output: Path, max_associations: int,
                    "whatever the caller calls us.")
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
-          duplicates: str, no_fsync: bool, allow_aets: tuple[str, ...],
+          max_pending: int, duplicates: str, no_fsync: bool, allow_aets: tuple[str, ...],
           check_called_aet: bool, net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
@@ -157,6 +163,8 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
         raise click.UsageError(str(exc)) from exc
     with cli_session(net.verbose, default_level=logging.INFO):
         run_async(_serve(host, net.default_port() if port is None else port, output,
-                         max_associations, net, duplicates=duplicates, durable=not no_fsync,
+                         Limits(max_associations=max_associations,
+                                max_pending_connections=max_pending),
+                         net, duplicates=duplicates, durable=not no_fsync,
                          allowed=allowed, check_called=check_called_aet),
                   verbose=net.verbose)
