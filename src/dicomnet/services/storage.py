@@ -40,6 +40,7 @@ from ..storage.files import (
 )
 from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import NewInstance, StorageIndex
+from ..storage.instances import IndexRow, InstanceLocator
 from ..storage.names import UnsafeNameError, safe_uid
 from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
@@ -225,7 +226,10 @@ class StorageSCP:
 
     ``duplicates``: "keep" (default; the first copy stays, Success is
     answered), "overwrite", or "reject" (failure 0111H, Duplicate SOP
-    Instance). ``layout``: hierarchical (study/series/instance.dcm) or flat.
+    Instance), for a SOP Instance UID already stored wherever its file is (the
+    same instance under another study or series too; ``index=False`` sees only
+    a file at the same path). ``layout``: hierarchical
+    (study/series/instance.dcm) or flat.
     ``on_c_store`` runs after the file is durable; it may return a status to
     answer instead of Success (None: Success). It runs on the event loop: an
     async handler should await slow work, a sync one must be quick. A handler
@@ -266,9 +270,13 @@ class StorageSCP:
         if removed:
             log.warning("removed %d stale temporary file(s) under %s", removed, self.root)
         self.index = StorageIndex(self.root / INDEX_NAME) if index else None
+        # Duplicates found by SOP Instance UID wherever the file is; without an
+        # index, only at the same path.
+        self._locator = (InstanceLocator(self.root, self.index, self._relative)
+                         if self.index is not None else None)
         # Rows wait up to 50 ms for others, so that a series arriving is indexed
         # a few hundred rows per transaction (the files are already durable).
-        self._index_writer: Background[NewInstance] = Background(
+        self._index_writer: Background[IndexRow] = Background(
             "dicomnet-index", self._write_index_rows, linger=0.05)
         # Pipelined: the disk writes one round while the thread names the last.
         self._committer: BatchWorker[_Job, StoredInstance] = BatchWorker.pipelined(
@@ -490,9 +498,32 @@ class StorageSCP:
             writer.abort()
             raise
         header, destination = self._place(None, writer, message, transfer_syntax)
-        result = writer.commit(self.duplicates, destination=destination)
+        result, generation = self._name(writer, message, destination, synced=False)
+        if self.durable and result.stored:
+            try:
+                sync_folder(result.path.parent)
+            except StorageError:
+                self._forget(message, generation)
+                raise
         return self._stored(header, result, message, transfer_syntax=transfer_syntax,
-                            calling_ae=calling_ae, security=security)
+                            calling_ae=calling_ae, security=security, generation=generation)
+
+    def _name(self, writer: AtomicWriter, message: CStoreRQ, destination: Path, *,
+              synced: bool) -> tuple[CommitResult, int | None]:
+        """Give a written object its final name per the duplicate policy (the
+        folder's fsync is the caller's); with an index, wherever the instance
+        already is (storage.instances)."""
+        if self._locator is None:
+            return writer.commit(self.duplicates, destination=destination, sync_folder=False,
+                                 synced=synced), None
+        if not synced:
+            writer.make_durable()  # outside the locator's lock
+        return self._locator.commit(writer, message.affected_sop_instance_uid, destination,
+                                    self.duplicates)
+
+    def _forget(self, message: CStoreRQ, generation: int | None) -> None:
+        if self._locator is not None:
+            self._locator.forget(message.affected_sop_instance_uid, generation)
 
     def _start_round(self, jobs: list[_Job]) -> _Round:
         """The first half of a store-thread round: choose each in-memory data set's
@@ -553,11 +584,11 @@ class StorageSCP:
         job, in order."""
         jobs, written = started.jobs, started.written
         failed = self._finish_writes(jobs, started.batch)
-        done: list[tuple[HeaderAttributes, CommitResult] | BaseException] = []
+        done: list[tuple[HeaderAttributes, CommitResult, int | None] | BaseException] = []
         synced = started.together and sync_together([
             entry[2] for entry in written
             if not isinstance(entry, BaseException) and entry[2].fileno() not in failed])
-        for entry in written:
+        for job, entry in zip(jobs, written, strict=True):
             if isinstance(entry, BaseException):
                 done.append(entry)
                 continue
@@ -568,8 +599,8 @@ class StorageSCP:
                 writer.abort()
                 continue
             try:
-                done.append((header, writer.commit(self.duplicates, destination=destination,
-                                                   sync_folder=False, synced=synced)))
+                done.append((header, *self._name(writer, job.message, destination,
+                                                 synced=synced)))
             except Exception as exc:  # commit removed the temporary file
                 done.append(exc)
         unsynced: dict[Path, StorageError] = {}
@@ -587,15 +618,16 @@ class StorageSCP:
                 answers.append(outcome)
             elif outcome[1].path.parent in unsynced:
                 answers.append(unsynced[outcome[1].path.parent])
+                self._forget(job.message, outcome[2])
             else:
                 answers.append(self._stored(
                     outcome[0], outcome[1], job.message, transfer_syntax=job.transfer_syntax,
-                    calling_ae=job.calling_ae, security=job.security))
+                    calling_ae=job.calling_ae, security=job.security, generation=outcome[2]))
         return answers
 
     def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
-                transfer_syntax: str, calling_ae: str,
-                security: SecurityInfo | None) -> StoredInstance:
+                transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
+                generation: int | None = None) -> StoredInstance:
         duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
                                        CommitOutcome.DUPLICATE_REJECTED)
         if self.index is not None and not duplicate:
@@ -606,11 +638,11 @@ class StorageSCP:
             # index's rule is "no row without a durable file", and reindex
             # restores rows a crash lost). Off the critical path it costs
             # nothing to the sender.
-            self._index_writer.put(NewInstance(
+            self._index_writer.put((NewInstance(
                 header, relative_path=self._relative(result.path),
                 transfer_syntax_uid=transfer_syntax, size=result.size,
                 calling_ae=calling_ae, peer_fingerprint=fingerprint,
-            ))
+            ), message.affected_sop_instance_uid, generation))
         return StoredInstance(
             path=result.path, sop_class_uid=message.affected_sop_class_uid,
             sop_instance_uid=message.affected_sop_instance_uid,
@@ -625,9 +657,17 @@ class StorageSCP:
             return text[len(prefix):].replace(os.sep, "/")
         return path.relative_to(self.root).as_posix()
 
-    def _write_index_rows(self, rows: list[NewInstance]) -> None:
-        if self.index is not None:
-            self.index.add_instances(rows)
+    def _write_index_rows(self, rows: list[IndexRow]) -> None:
+        if self.index is None:
+            return
+        if self._locator is None:
+            self.index.add_instances(row for row, _, _ in rows)
+            return
+        try:
+            # Only each instance's latest name's row (storage.instances).
+            self.index.add_instances(self._locator.rows_to_write(rows))
+        finally:
+            self._locator.rows_written(rows)
 
 
 @dataclass(frozen=True, slots=True)

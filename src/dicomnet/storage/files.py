@@ -516,6 +516,22 @@ class AtomicWriter:
             except OSError as exc:
                 raise StorageError.from_os_error("cannot write", self._written_as, exc) from exc
 
+    def make_durable(self) -> None:
+        """Finish the writes and fsync the file now, so that a later
+        ``commit(synced=True, sync_folder=False)`` only names it: for a caller
+        that names under a lock and keeps the waits for the disk out of it.
+        Raises :class:`StorageError`, the temporary file then removed."""
+        try:
+            self.flush()
+            if self.durable:
+                os.fsync(self._fd)
+        except StorageError:
+            self.abort()
+            raise
+        except OSError as exc:
+            self.abort()
+            raise StorageError.from_os_error("cannot store", self._written_as, exc) from exc
+
     def start_sync(self) -> None:
         """Start writing what was written so far to disk, without waiting (Linux
         ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; nothing elsewhere). A batch of

@@ -252,6 +252,8 @@ class StorageIndex:
     def __init__(self, path: Path) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None  # for locate(), opened on first use
+        self._read_lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -290,6 +292,10 @@ class StorageIndex:
         """Close the connection."""
         with self._lock:
             self._db.close()
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def __enter__(self) -> Self:
         return self
@@ -395,6 +401,22 @@ class StorageIndex:
                 (sop_instance_uid,),
             )
         return None if row is None else IndexedInstance(*row)
+
+    def locate(self, sop_instance_uid: str) -> str | None:
+        """Where an instance's file is (relative to the root), or None. On a
+        connection of its own: a C-STORE SCP asks once per object, and must not
+        wait for a batch of rows being written (in WAL mode readers do not)."""
+        try:
+            with self._read_lock:
+                if self._reader is None:
+                    self._reader = sqlite3.connect(self._path, isolation_level=None,
+                                                   check_same_thread=False, timeout=30.0)
+                row = self._reader.execute(
+                    "SELECT relative_path FROM instance WHERE sop_instance_uid = ?",
+                    (sop_instance_uid,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(f"index {self._path}: {exc}") from exc
+        return None if row is None else str(row[0])
 
     def count(self) -> dict[str, int]:
         """Return the number of patients, studies, series and instances."""

@@ -1,0 +1,147 @@
+"""Where each SOP Instance is stored: duplicate policies that hold across folders,
+and index rows in the order of the names they record.
+
+A received object's path holds its study and series as well as its SOP Instance
+UID (``Layout.HIERARCHICAL``), so the same instance sent again under another
+study or series (after a study was corrected, split or merged) gets another
+path, and the link that fails when the name exists
+(:meth:`~dicomnet.storage.files.AtomicWriter.commit`) does not see the first
+copy. A duplicate policy is about the instance, not the path (PS3.4 B.2.3:
+0111H, Duplicate SOP Instance). :class:`InstanceLocator` finds where an
+instance already is, from the names this process gave that the index does not
+hold yet and otherwise from the index, and names new files under one lock.
+
+It also orders the index rows. Objects are named by several threads (the store
+thread, a worker per spilled object) and their rows queued after each one's
+folder is synced, so two associations storing the same instance at once could
+queue their rows in the other order than their names; the index would then
+point at the copy that was replaced. Each name gets a generation; only the row
+of an instance's latest name is written, the others are dropped (the latest
+one's row follows).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import AtomicWriter, CommitOutcome, CommitResult, DuplicatePolicy
+from .index import NewInstance, StorageIndex
+
+__all__ = ["IndexRow", "InstanceLocator"]
+
+#: An index row, the SOP Instance UID it is for, and its name's generation.
+IndexRow = tuple[NewInstance, str, int | None]
+
+logger = logging.getLogger("dicomnet.storage")
+
+
+@dataclass(slots=True)
+class _Named:
+    """An instance named by this process whose latest row the index does not hold yet."""
+
+    relative_path: str
+    generation: int
+    outstanding: int  # names given whose rows are neither written nor dropped
+
+
+class InstanceLocator:
+    """The names of the instances under ``root``, as ``index`` and this process know
+    them. Thread-safe; one per storage root and index."""
+
+    def __init__(self, root: Path, index: StorageIndex,
+                 relative: Callable[[Path], str]) -> None:
+        self._root = root
+        self._index = index
+        self._relative = relative
+        self._lock = threading.Lock()
+        self._named: dict[str, _Named] = {}
+        self._generation = 0
+
+    def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path,
+               policy: DuplicatePolicy) -> tuple[CommitResult, int | None]:
+        """Name ``writer``'s file (made durable already: ``make_durable``) at
+        ``destination`` per ``policy``, wherever the instance is now:
+
+        * not stored, or stored at ``destination``: as ``AtomicWriter.commit``;
+        * stored elsewhere: ``KEEP`` and ``REJECT`` discard the new file and
+          report the existing one as the duplicate's path; ``OVERWRITE`` names the
+          new file, then removes the old one.
+
+        Returns the result and, when a file was named, its generation, which
+        goes with its index row (:meth:`rows_to_write`). The caller syncs the
+        folder. Raises what the commit raises (the temporary file removed)."""
+        relative = self._relative(destination)
+        with self._lock:
+            elsewhere = self._elsewhere(sop_instance_uid, relative)
+            if elsewhere is not None and policy is not DuplicatePolicy.OVERWRITE:
+                size = writer.size
+                writer.abort()
+                outcome = (CommitOutcome.DUPLICATE_REJECTED if policy is DuplicatePolicy.REJECT
+                           else CommitOutcome.DUPLICATE_KEPT)
+                return CommitResult(outcome=outcome, path=elsewhere, size=size), None
+            result = writer.commit(policy, destination=destination, sync_folder=False,
+                                   synced=True)
+            if not result.stored:
+                return result, None
+            if elsewhere is not None:
+                # Now, under the lock: done later, it could remove a file another
+                # association has meanwhile stored under that name.
+                try:
+                    os.unlink(elsewhere)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    logger.warning("cannot remove %s, replaced by %s: %s", elsewhere,
+                                   destination, exc)
+            self._generation += 1
+            named = self._named.get(sop_instance_uid)
+            if named is None:
+                self._named[sop_instance_uid] = _Named(relative, self._generation, 1)
+            else:
+                named.relative_path, named.generation = relative, self._generation
+                named.outstanding += 1
+            return result, self._generation
+
+    def _elsewhere(self, sop_instance_uid: str, relative: str) -> Path | None:
+        """The instance's file if it is stored under another name than ``relative``."""
+        named = self._named.get(sop_instance_uid)
+        current = named.relative_path if named is not None else self._index.locate(
+            sop_instance_uid)
+        if current is None or current == relative:
+            return None
+        path = self._root / current
+        # A file removed behind the index's back (by hand, a retention job) is gone.
+        return path if os.path.lexists(path) else None
+
+    def rows_to_write(self, rows: Sequence[IndexRow]) -> list[NewInstance]:
+        """Of ``rows``, those of each instance's latest name; call
+        :meth:`rows_written` with all of them once the index holds those."""
+        with self._lock:
+            return [row for row, uid, generation in rows
+                    if generation is None or (named := self._named.get(uid)) is None
+                    or named.generation == generation]
+
+    def rows_written(self, rows: Sequence[IndexRow]) -> None:
+        """The index now holds what :meth:`rows_to_write` chose of ``rows``: their
+        instances are the index's to locate once no other name of theirs is on
+        its way."""
+        with self._lock:
+            for _, uid, generation in rows:
+                self._forget(uid, generation)
+
+    def forget(self, sop_instance_uid: str, generation: int | None) -> None:
+        """A name whose row will not come (its folder could not be synced)."""
+        with self._lock:
+            self._forget(sop_instance_uid, generation)
+
+    def _forget(self, sop_instance_uid: str, generation: int | None) -> None:
+        named = self._named.get(sop_instance_uid) if generation is not None else None
+        if named is not None:
+            named.outstanding -= 1
+            if named.outstanding <= 0:
+                del self._named[sop_instance_uid]
