@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from dicomnet.storage.files import AtomicWriter, CommitOutcome, DuplicatePolicy
+from dicomnet.storage.files import AtomicWriter, CommitOutcome, DuplicatePolicy, StorageError
 from dicomnet.storage.index import NewInstance, StorageIndex
 from dicomnet.storage.instances import InstanceLocator
 
@@ -77,3 +77,29 @@ def test_overwrite_elsewhere_removes_the_old_file(tmp_path: Path, locator: Any) 
     assert result.stored
     assert not (root / "a" / "x.dcm").exists()
     assert (root / "b" / "x.dcm").read_bytes() == b"two"
+
+
+def test_an_unreadable_index_does_not_stop_storing(
+    tmp_path: Path, locator: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The index cannot be read: the object is stored (duplicates then found at
+    the same path only), said once, and again once it can."""
+    root = tmp_path / "store"
+    real = locator._index.locate
+
+    def broken(uid: str) -> str | None:
+        raise StorageError("index: database disk image is malformed")
+
+    locator._index.locate = broken
+    result, _ = _name(locator, root / "a" / "x.dcm", b"one")
+    assert result.stored
+    locator._named.clear()
+    result, _ = _name(locator, root / "a" / "x.dcm", b"two", DuplicatePolicy.KEEP)
+    assert result.outcome is CommitOutcome.DUPLICATE_KEPT  # the same path still is
+    locator._index.locate = real
+    locator._named.clear()
+    _name(locator, root / "b" / "x.dcm", b"three", DuplicatePolicy.KEEP)
+    messages = [r.getMessage() for r in caplog.records if r.name == "dicomnet.storage"]
+    assert len([m for m in messages if "cannot look up stored instances" in m]) == 1
+    assert len([m for m in messages if "index readable again" in m]) == 1
+    assert not list((root / "a").glob(".*"))

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import AtomicWriter, CommitOutcome, CommitResult, DuplicatePolicy
+from .files import AtomicWriter, CommitOutcome, CommitResult, DuplicatePolicy, StorageError
 from .index import NewInstance, StorageIndex
 
 __all__ = ["IndexRow", "InstanceLocator"]
@@ -61,6 +61,7 @@ class InstanceLocator:
         self._lock = threading.Lock()
         self._named: dict[str, _Named] = {}
         self._generation = 0
+        self._index_failing = False
 
     def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path,
                policy: DuplicatePolicy) -> tuple[CommitResult, int | None]:
@@ -75,9 +76,13 @@ class InstanceLocator:
         Returns the result and, when a file was named, its generation, which
         goes with its index row (:meth:`rows_to_write`). The caller syncs the
         folder. Raises what the commit raises (the temporary file removed)."""
-        relative = self._relative(destination)
         with self._lock:
-            elsewhere = self._elsewhere(sop_instance_uid, relative)
+            try:
+                relative = self._relative(destination)
+                elsewhere = self._elsewhere(sop_instance_uid, relative)
+            except BaseException:
+                writer.abort()  # no temporary file outlives a failure
+                raise
             if elsewhere is not None and policy is not DuplicatePolicy.OVERWRITE:
                 size = writer.size
                 writer.abort()
@@ -108,10 +113,24 @@ class InstanceLocator:
             return result, self._generation
 
     def _elsewhere(self, sop_instance_uid: str, relative: str) -> Path | None:
-        """The instance's file if it is stored under another name than ``relative``."""
+        """The instance's file if it is stored under another name than ``relative``.
+        An index that cannot be read does not stop storing: only a file at the
+        same path is then found (logged once until the index answers again)."""
         named = self._named.get(sop_instance_uid)
-        current = named.relative_path if named is not None else self._index.locate(
-            sop_instance_uid)
+        if named is not None:
+            current: str | None = named.relative_path
+        else:
+            try:
+                current = self._index.locate(sop_instance_uid)
+            except StorageError as exc:
+                if not self._index_failing:
+                    logger.warning("cannot look up stored instances (%s): duplicates "
+                                   "are found at the same path only until it works", exc)
+                self._index_failing = True
+                return None
+            if self._index_failing:
+                logger.warning("index readable again: duplicates found wherever stored")
+                self._index_failing = False
         if current is None or current == relative:
             return None
         path = self._root / current
