@@ -56,7 +56,9 @@ class Limits:
     their A-ASSOCIATE-RQ) at once. One more closes the oldest of them: a real
     peer sends its request as soon as it connects, so the oldest is the likeliest
     to be a connection left idle on purpose. Without it, silent connections
-    would each hold a descriptor until their timeout (ARTIM, the handshake's)."""
+    would each hold a descriptor until their timeout (ARTIM, the handshake's).
+    A TLS handshake closed this way reports no ``on_secure_link_ready`` event:
+    the server logs the episode once instead."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_pdu_length <= 0xFFFFFFFF:
