@@ -97,7 +97,9 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
           tls=tls is not None, profile=tls.profile if tls else None,
           peer_cert=tls.peer_certificate if tls else None,
           output=str(output) if storage is not None else None,
-          allowed_aets=sorted(allowed) or None, check_called_aet=check_called)
+          allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
+          max_associations=limits.max_associations,
+          max_pending=limits.max_pending_connections)
     try:
         await server.serve_forever()
     finally:
