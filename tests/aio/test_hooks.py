@@ -22,7 +22,7 @@ import pytest
 from dicomnet.aio.client import associate
 from dicomnet.aio.server import AssociationInfo, Server
 from dicomnet.aio.transport import SecureLinkEvent
-from dicomnet.errors import AssociationRejected, ConfigurationError, TLSError
+from dicomnet.errors import AssociationRejected, ConfigurationError, DicomNetError, TLSError
 from dicomnet.security.config import TLSConfig
 from tests.aio.helpers import (
     LOOPBACK,
@@ -221,6 +221,32 @@ def test_async_hooks_are_awaited(pki: Pki) -> None:
 
     run(main())
     assert sorted(calls) == [("client", "TLSv1.3"), ("server", "TLSv1.3")]
+
+
+def test_a_server_hook_that_raises_costs_that_connection_only(
+    pki: Pki, aio_log: pytest.LogCaptureFixture,
+) -> None:
+    """The hook raises on its first call: that connection is closed (its transport,
+    not left to the garbage collector), the error logged with its traceback, and
+    the next connection served."""
+    calls: list[SecureLinkEvent] = []
+
+    def hook(event: SecureLinkEvent) -> None:
+        calls.append(event)
+        if len(calls) == 1:
+            raise RuntimeError("the hook's own bug")
+
+    async def main() -> int:
+        async with running_server(tls=pki.server_tls(), on_secure_link_ready=hook) as server:
+            with pytest.raises(DicomNetError):
+                async with associate(LOOPBACK, server.port, tls=pki.client_tls()) as assoc:
+                    await assoc.echo()
+            async with associate(LOOPBACK, server.port, tls=pki.client_tls()) as assoc:
+                return int(await assoc.echo())
+
+    assert run(main()) == 0
+    [record] = [r for r in aio_log.records if "failed before DICOM" in r.getMessage()]
+    assert record.exc_info is not None and "the hook's own bug" in str(record.exc_info[1])
 
 
 # -- failed handshakes --------------------------------------------------------------------

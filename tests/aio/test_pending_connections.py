@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import socket
+import struct
+import warnings
+from collections.abc import Iterator
 
 import pytest
 
 from dicomnet.aio.client import associate
 from dicomnet.aio.server import Server
+from dicomnet.aio.transport import SecureLinkEvent
 from dicomnet.config import Limits
+from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from tests.aio.helpers import LOOPBACK, Pki, log_lines, run, running_server, wait_until
 
 Peer = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -138,3 +145,112 @@ def test_the_limit_must_be_positive() -> None:
 
     with pytest.raises(ConfigurationError, match="max_pending_connections"):
         Limits(max_pending_connections=0)
+
+
+@contextlib.contextmanager
+def _no_resource_warnings() -> Iterator[None]:
+    """Fails if a socket or transport was left to the garbage collector to close."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield
+        gc.collect()
+    leaked = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaked == []
+
+
+def test_evicted_while_its_secure_link_hook_runs(pki: Pki) -> None:
+    """The TLS link is up and the async on_secure_link_ready hook is running when
+    the connection is evicted: its transport is closed then, not by the GC."""
+    events: list[SecureLinkEvent] = []
+
+    async def hook(event: SecureLinkEvent) -> None:
+        events.append(event)
+        await asyncio.sleep(30)
+
+    async def main() -> None:
+        async with running_server(tls=pki.server_tls(), on_secure_link_ready=hook,
+                                  limits=Limits(max_pending_connections=1)) as server:
+            context = await pki.client_tls().client_context()
+            with _no_resource_warnings():
+                first = await asyncio.open_connection(LOOPBACK, server.port, ssl=context,
+                                                      server_hostname="localhost")
+                await wait_until(lambda: len(events) == 1, "the hook called")
+                second = await _silent(server.port)
+                assert await _closed_by_server(first)
+                await _close_all([first, second])
+
+    run(main())
+    assert events[0].error is None  # it was the success event
+
+
+def test_a_burst_closes_connections_evicted_before_they_ran() -> None:
+    """Four connections queued at once at a limit of two: the accept loop takes
+    them without yielding, so the oldest tasks are cancelled before their first
+    step; their sockets are closed all the same."""
+
+    async def main() -> None:
+        async with running_server(limits=Limits(max_pending_connections=2)) as server:
+            with _no_resource_warnings():
+                clients = [socket.create_connection((LOOPBACK, server.port)) for _ in range(4)]
+                await wait_until(lambda: server.pending_connections == 2, "two waiting")
+                for client in clients[:2]:
+                    client.settimeout(10)
+                    assert client.recv(1) == b""
+                for client in clients:
+                    client.close()
+
+    run(main())
+
+
+def test_closing_the_server_while_it_evicts() -> None:
+    """close() while the accept loop waits for an evicted task: the connection just
+    accepted is closed too, not left open."""
+
+    async def main() -> socket.socket:
+        async with running_server(limits=Limits(max_pending_connections=1)) as server:
+            first = socket.create_connection((LOOPBACK, server.port))
+            await wait_until(lambda: server.pending_connections == 1, "one waiting")
+            second = socket.create_connection((LOOPBACK, server.port))
+            for _ in range(1000):  # until the accept loop evicts the first
+                if server._evicted:
+                    break
+                await asyncio.sleep(0)
+            assert server._evicted
+        first.close()
+        return second
+
+    second = run(main())
+    second.settimeout(10)
+    try:
+        assert second.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    finally:
+        second.close()
+
+
+def test_rejected_connections_count_until_they_close(aio_log: pytest.LogCaptureFixture) -> None:
+    """A peer that holds its connection open after an A-ASSOCIATE-RJ (the server
+    waits for it to close, up to ARTIM) still counts as not associated: five such
+    at a limit of two, and the oldest three are closed."""
+    rq = build_associate_rq(calling_ae_title="STRANGER", called_ae_title="DICOMNET-SCP",
+                            contexts=[ContextRequest("1.2.840.10008.1.1",
+                                                     ("1.2.840.10008.1.2",))]).encode()
+
+    async def main() -> None:
+        async with running_server(limits=Limits(max_pending_connections=2),
+                                  on_association_request=lambda info: (1, 1, 3)) as server:
+            peers = []
+            for _ in range(5):
+                peer = await _silent(server.port)
+                peer[1].write(rq)
+                header = await asyncio.wait_for(peer[0].readexactly(6), 10)
+                assert header[0] == 0x03  # A-ASSOCIATE-RJ
+                await peer[0].readexactly(struct.unpack(">L", header[2:])[0])
+                peers.append(peer)
+            await wait_until(lambda: server.pending_connections == 2, "two waiting")
+            assert all([await _closed_by_server(peer) for peer in peers[:3]])
+            assert all([await _still_open(peer) for peer in peers[3:]])
+            await _close_all(peers)
+
+    run(main())

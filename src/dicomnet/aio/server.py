@@ -43,6 +43,9 @@ __all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", 
 
 log = logging.getLogger("dicomnet.aio")
 
+#: Addresses counted one by one in an eviction episode's summary (the rest in sum).
+_EVICTION_ADDRESSES = 100
+
 #: PS3.7 Annex C: the operation is not performed by this SCP for this SOP Class.
 UNRECOGNIZED_OPERATION = 0x0211
 
@@ -332,11 +335,14 @@ class Server:
     _accept_task: asyncio.Task[None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _active: int = 0
-    #: Connections not yet associated, oldest first, with their peer's address.
-    _pending: dict[asyncio.Task[None], str] = field(default_factory=dict)
+    #: Connections not yet associated, oldest first, with their peer's address and
+    #: socket (closed here should the task be cancelled before it ever ran).
+    _pending: dict[asyncio.Task[None], tuple[str, socket.socket]] = field(default_factory=dict)
     _evicted: set[asyncio.Task[None]] = field(default_factory=set)
-    #: Addresses of the connections closed since the limit was last reached.
+    #: Connections closed since the limit was last reached, by address (the first
+    #: _EVICTION_ADDRESSES addresses; the others only counted).
     _evictions: collections.Counter[str] = field(default_factory=collections.Counter)
+    _evicted_total: int = 0
     _providers: dict[int, ServiceProvider] = field(default_factory=dict)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -402,15 +408,23 @@ class Server:
                             loop.time() - failing_since)
                 failing_since = None
             limit = self.limits.max_pending_connections
-            if len(self._pending) >= limit:
-                # Its descriptor is free only once its task has run: a burst of
-                # connections is accepted without yielding to the loop otherwise.
-                await asyncio.wait({self._evict_oldest()}, timeout=1.0)
-            elif self._evictions and len(self._pending) < limit - limit // 4:
-                self._end_evictions()
-            task = loop.create_task(self._serve_connection(conn))
+            try:
+                if len(self._pending) >= limit:
+                    # Its descriptor is free only once its task has run: a burst of
+                    # connections is accepted without yielding to the loop otherwise.
+                    evicted, evicted_sock = self._evict_oldest()
+                    await asyncio.wait({evicted}, timeout=1.0)
+                    if evicted.done():
+                        # Cancelled before its first step, it never ran its own close.
+                        evicted_sock.close()
+                elif self._evicted_total and len(self._pending) < limit - limit // 4:
+                    self._end_evictions()
+            except BaseException:  # the server closing meanwhile
+                conn.close()
+                raise
+            task = loop.create_task(self._serve_connection(conn, address))
             self._tasks.add(task)
-            self._pending[task] = str(address[0])
+            self._pending[task] = (str(address[0]), conn)
             task.add_done_callback(self._connection_done)
 
     def _connection_done(self, task: asyncio.Task[None]) -> None:
@@ -418,31 +432,34 @@ class Server:
         self._pending.pop(task, None)
         self._evicted.discard(task)
 
-    def _evict_oldest(self) -> asyncio.Task[None]:
+    def _evict_oldest(self) -> tuple[asyncio.Task[None], socket.socket]:
         """Close the oldest connection that has not associated yet, to make room
-        (``Limits.max_pending_connections``), and return its task. Logged once
-        per episode, not per connection: a flood must not flood the log as well."""
-        task, address = next(iter(self._pending.items()))
+        (``Limits.max_pending_connections``); return its task and socket. Logged
+        once per episode, not per connection: a flood must not flood the log."""
+        task, (address, sock) = next(iter(self._pending.items()))
         del self._pending[task]
         self._evicted.add(task)
         task.cancel()
-        if not self._evictions:
+        if not self._evicted_total:
             log.warning("%d connections are waiting to associate (the limit): closing the "
                         "oldest (from %s), and the oldest again as new ones come",
                         len(self._pending) + 1, address)
-        self._evictions[address] += 1
-        return task
+        self._evicted_total += 1
+        if address in self._evictions or len(self._evictions) < _EVICTION_ADDRESSES:
+            self._evictions[address] += 1
+        return task, sock
 
     def _end_evictions(self) -> None:
-        sources = ", ".join(f"{address}: {count}" for address, count
-                            in self._evictions.most_common(5))
-        more = len(self._evictions) - 5
+        shown = self._evictions.most_common(5)
+        sources = ", ".join(f"{address}: {count}" for address, count in shown)
+        others = self._evicted_total - sum(count for _, count in shown)
         log.warning("no longer closing waiting connections; closed %d (from %s%s)",
-                    self._evictions.total(), sources,
-                    f" and {more} other address(es)" if more > 0 else "")
+                    self._evicted_total, sources,
+                    f"; {others} from other addresses" if others else "")
         self._evictions.clear()
+        self._evicted_total = 0
 
-    async def _serve_connection(self, sock: socket.socket) -> None:
+    async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         try:
             stream = await wrap_accepted(
                 sock, tls=self.tls, context=self._context,
@@ -459,9 +476,13 @@ class Server:
             log.info("connection failed before DICOM: %s", exc)
             sock.close()
             return
-        except BaseException:  # cancelled: evicted, or the server closing
+        except asyncio.CancelledError:  # evicted, or the server closing
             sock.close()  # a no-op once the TLS layer took the socket (and closed it)
             raise
+        except Exception:  # e.g. raised by an on_secure_link_ready hook
+            log.exception("connection from %s:%s failed before DICOM", *address[:2])
+            sock.close()
+            return
         ul = ULConnection("acceptor", artim_timeout=self.timeouts.artim,
                           max_associate_length=self.limits.max_associate_length)
         assoc = ServerAssociation(self, stream, ul)
@@ -474,8 +495,9 @@ class Server:
             while ul.state.name != "Sta1" and not stream.writer.is_closing():
                 for event in await assoc._read_events():
                     if isinstance(event, AssociateRequested):
-                        self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
                         counted = await self._on_request(assoc, event.pdu)
+                        if counted:  # until accepted (rejected ones linger for ARTIM)
+                            self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
                     elif isinstance(event, MessagesRouted):
                         # P-DATA was routed as it was read (borrow_pdata, above).
                         await self._on_messages(assoc, event.messages)
@@ -631,6 +653,8 @@ class Server:
 
     def close(self) -> None:
         """Stop accepting and abort every open association."""
+        if self._evicted_total:
+            self._end_evictions()
         if self._accept_task is not None:
             self._accept_task.cancel()
         if self._sock is not None:

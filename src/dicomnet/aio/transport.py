@@ -333,7 +333,13 @@ async def _check_established(
         await stream.close()
         await call_hook(hook, SecureLinkEvent(stream.peer, side, None, exc))
         raise
-    await call_hook(hook, SecureLinkEvent(stream.peer, side, stream.security))
+    try:
+        await call_hook(hook, SecureLinkEvent(stream.peer, side, stream.security))
+    except BaseException:
+        # Cancelled in the hook (an evicted connection, a server closing) or the
+        # hook raised: the caller never gets the stream, so nobody else closes it.
+        stream.writer.transport.abort()
+        raise
 
 
 def _handshake_error(
