@@ -18,7 +18,9 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dicomnet.services import storage as storage_module
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
+from dicomnet.storage.files import StorageError, sync_folder
 from dicomnet.storage.index import StorageIndex
 from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import make_image, uid, write_part10
@@ -149,3 +151,58 @@ def test_same_instances_from_four_associations_at_once(tmp_path: Path, policy: s
                 assert statuses[aet] == 0
             else:
                 assert set(statuses.values()) == {0}, statuses
+
+
+def _failing_folder_sync(monkeypatch: pytest.MonkeyPatch, part: str) -> None:
+    """The C-STORE SCP's folder fsync fails (EIO) for folders whose path holds ``part``."""
+    real = sync_folder
+
+    def sync(folder: Path) -> None:
+        if part in str(folder):
+            raise StorageError(f"cannot sync folder {folder}: Input/output error")
+        real(folder)
+
+    monkeypatch.setattr(storage_module, "sync_folder", sync)
+
+
+def test_an_overwrite_that_fails_keeps_the_copy_it_would_replace(
+    tmp_path: Path, moved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The new study's folder cannot be synced: failure is answered, the copy in
+    the first study stays (and its row), the new file is taken back. Sent again
+    once the disk is well: stored in the new study, the old copy removed."""
+    root = tmp_path / "store"
+    first, second = moved
+    _send(root, {"FIRST": [first]}, "overwrite")
+    [old] = _stored(root)
+    with monkeypatch.context() as patched:
+        _failing_folder_sync(patched, uid(1, 777))
+        [failed] = _send(root, {"SECOND": [second]}, "overwrite")["SECOND"]
+    assert failed.status is not None and failed.status != 0
+    assert _stored(root) == [old]
+    with StorageIndex(root / INDEX_NAME) as index:
+        assert index.locate(SAME) == old.relative_to(root).as_posix()
+    [again] = _send(root, {"SECOND": [second]}, "overwrite")["SECOND"]
+    assert again.status == 0
+    [new] = _stored(root)
+    assert uid(1, 777) in str(new)
+    with StorageIndex(root / INDEX_NAME) as index:
+        assert index.locate(SAME) == new.relative_to(root).as_posix()
+
+
+def test_a_new_object_whose_folder_cannot_be_synced_is_taken_back(
+    tmp_path: Path, moved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Failure answered, so no file stays behind; the sender's retry is stored
+    and indexed (it was a 'duplicate' of the unanswered file, never indexed)."""
+    root = tmp_path / "store"
+    first, _ = moved
+    with monkeypatch.context() as patched:
+        _failing_folder_sync(patched, uid(2, 5))
+        [failed] = _send(root, {"FIRST": [first]}, "keep")["FIRST"]
+    assert failed.status is not None and failed.status != 0
+    assert _stored(root) == []
+    [again] = _send(root, {"FIRST": [first]}, "keep")["FIRST"]
+    assert again.status == 0
+    with StorageIndex(root / INDEX_NAME) as index:
+        assert index.locate(SAME) is not None

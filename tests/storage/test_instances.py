@@ -70,13 +70,34 @@ def test_another_path_is_found_until_the_index_knows(tmp_path: Path, locator: An
     assert sorted(p.name for p in (root / "b").iterdir()) == []  # no temporary file
 
 
-def test_overwrite_elsewhere_removes_the_old_file(tmp_path: Path, locator: Any) -> None:
+def test_overwrite_elsewhere_removes_the_old_file_once_settled(
+    tmp_path: Path, locator: Any,
+) -> None:
+    """The old copy goes only when the new name is durable (settled), and only by
+    the latest name: an older one settling late removes nothing."""
     root = tmp_path / "store"
-    _name(locator, root / "a" / "x.dcm", b"one")
-    result, _ = _name(locator, root / "b" / "x.dcm", b"two")
-    assert result.stored
-    assert not (root / "a" / "x.dcm").exists()
-    assert (root / "b" / "x.dcm").read_bytes() == b"two"
+    _, first = _name(locator, root / "a" / "x.dcm", b"one")
+    locator.settled(UID, first)
+    result, second = _name(locator, root / "b" / "x.dcm", b"two")
+    assert result.outcome is CommitOutcome.STORED  # a new name, not a replacement
+    assert (root / "a" / "x.dcm").exists()  # not before its replacement is durable
+    _, third = _name(locator, root / "c" / "x.dcm", b"three")
+    locator.settled(UID, second)  # no longer the latest: removes nothing
+    assert (root / "a" / "x.dcm").exists() and (root / "b" / "x.dcm").exists()
+    locator.settled(UID, third)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.dcm")) == ["c/x.dcm"]
+    # Named again where a replaced copy was: that path is not removed later.
+    _, fourth = _name(locator, root / "a" / "x.dcm", b"four")
+    locator.settled(UID, fourth)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.dcm")) == ["a/x.dcm"]
+
+
+def test_locate_after_close_is_an_error(tmp_path: Path) -> None:
+    index = StorageIndex(tmp_path / "index.sqlite")
+    assert index.locate(UID) is None
+    index.close()
+    with pytest.raises(StorageError, match="closed"):
+        index.locate(UID)
 
 
 def test_an_unreadable_index_does_not_stop_storing(
@@ -103,3 +124,16 @@ def test_an_unreadable_index_does_not_stop_storing(
     assert len([m for m in messages if "cannot look up stored instances" in m]) == 1
     assert len([m for m in messages if "index readable again" in m]) == 1
     assert not list((root / "a").glob(".*"))
+
+
+def test_rows_after_the_index_closed_are_reported(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A spilled object's commit may end after the SCP closed (it is shielded from
+    cancellation): its row is reported for reindex, not written to a closed
+    database (which raised inside the index thread)."""
+    from dicomnet.services.storage import StorageSCP
+
+    scp = StorageSCP(tmp_path / "store")
+    scp.close()
+    scp._write_index_rows([(_row("late"), UID, None)])
+    assert "1 index row(s) arrived after the index closed; run reindex" in caplog.text

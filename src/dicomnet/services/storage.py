@@ -13,6 +13,7 @@ The SCU (``store_paths``, ``StoreResult``, ``collect_files``) lives in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -36,6 +37,7 @@ from ..storage.files import (
     Layout,
     StorageError,
     cleanup_stale,
+    make_folder,
     sync_folder,
 )
 from ..storage.header import HeaderAttributes, read_header
@@ -272,7 +274,8 @@ class StorageSCP:
         self.index = StorageIndex(self.root / INDEX_NAME) if index else None
         # Duplicates found by SOP Instance UID wherever the file is; without an
         # index, only at the same path.
-        self._locator = (InstanceLocator(self.root, self.index, self._relative)
+        self._locator = (InstanceLocator(self.root, self.index, self._relative,
+                                         durable=durable)
                          if self.index is not None else None)
         # Rows wait up to 50 ms for others, so that a series arriving is indexed
         # a few hundred rows per transaction (the files are already durable).
@@ -503,8 +506,9 @@ class StorageSCP:
             try:
                 sync_folder(result.path.parent)
             except StorageError:
-                self._forget(message, generation)
+                self._unname(message, result, generation)
                 raise
+        self._settled(message, generation)
         return self._stored(header, result, message, transfer_syntax=transfer_syntax,
                             calling_ae=calling_ae, security=security, generation=generation)
 
@@ -516,12 +520,30 @@ class StorageSCP:
         if self._locator is None:
             return writer.commit(self.duplicates, destination=destination, sync_folder=False,
                                  synced=synced), None
+        # The waits for the disk outside the locator's lock: the file's fsync, and
+        # a new study or series folder (a spilled object's is not made yet).
         if not synced:
-            writer.make_durable()  # outside the locator's lock
+            writer.make_durable()
+        if destination.parent != writer.destination.parent:
+            try:
+                make_folder(destination.parent, durable=self.durable)
+            except StorageError:
+                writer.abort()
+                raise
         return self._locator.commit(writer, message.affected_sop_instance_uid, destination,
                                     self.duplicates)
 
-    def _forget(self, message: CStoreRQ, generation: int | None) -> None:
+    def _settled(self, message: CStoreRQ, generation: int | None) -> None:
+        if self._locator is not None:  # copies replaced elsewhere go now
+            self._locator.settled(message.affected_sop_instance_uid, generation)
+
+    def _unname(self, message: CStoreRQ, result: CommitResult, generation: int | None) -> None:
+        """Its folder could not be synced, so failure is answered: a new name is
+        taken back (best effort), so that the sender's retry is stored and indexed
+        afresh; a replaced file cannot be given back."""
+        if result.outcome is CommitOutcome.STORED:
+            with contextlib.suppress(OSError):
+                os.unlink(result.path)
         if self._locator is not None:
             self._locator.forget(message.affected_sop_instance_uid, generation)
 
@@ -618,8 +640,9 @@ class StorageSCP:
                 answers.append(outcome)
             elif outcome[1].path.parent in unsynced:
                 answers.append(unsynced[outcome[1].path.parent])
-                self._forget(job.message, outcome[2])
+                self._unname(job.message, outcome[1], outcome[2])
             else:
+                self._settled(job.message, outcome[2])
                 answers.append(self._stored(
                     outcome[0], outcome[1], job.message, transfer_syntax=job.transfer_syntax,
                     calling_ae=job.calling_ae, security=job.security, generation=outcome[2]))
@@ -660,14 +683,17 @@ class StorageSCP:
     def _write_index_rows(self, rows: list[IndexRow]) -> None:
         if self.index is None:
             return
-        if self._locator is None:
-            self.index.add_instances(row for row, _, _ in rows)
-            return
         try:
-            # Only each instance's latest name's row (storage.instances).
-            self.index.add_instances(self._locator.rows_to_write(rows))
+            if self.index.closed:  # a spilled commit that outlived close(): reindex repairs
+                log.warning("%d index row(s) arrived after the index closed; run reindex",
+                            len(rows))
+            elif self._locator is None:
+                self.index.add_instances(row for row, _, _ in rows)
+            else:  # only each instance's latest name's row (storage.instances)
+                self.index.add_instances(self._locator.rows_to_write(rows))
         finally:
-            self._locator.rows_written(rows)
+            if self._locator is not None:
+                self._locator.rows_written(rows)
 
 
 @dataclass(frozen=True, slots=True)

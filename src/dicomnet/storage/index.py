@@ -254,6 +254,7 @@ class StorageIndex:
         self._lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None  # for locate(), opened on first use
         self._read_lock = threading.Lock()
+        self.closed = False
         try:
             self._db = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -293,6 +294,7 @@ class StorageIndex:
         with self._lock:
             self._db.close()
         with self._read_lock:
+            self.closed = True
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
@@ -408,6 +410,8 @@ class StorageIndex:
         wait for a batch of rows being written (in WAL mode readers do not)."""
         try:
             with self._read_lock:
+                if self.closed:
+                    raise StorageError(f"index {self._path} is closed")
                 if self._reader is None:
                     self._reader = sqlite3.connect(self._path, isolation_level=None,
                                                    check_same_thread=False, timeout=30.0)

@@ -26,10 +26,17 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .files import AtomicWriter, CommitOutcome, CommitResult, DuplicatePolicy, StorageError
+from .files import (
+    AtomicWriter,
+    CommitOutcome,
+    CommitResult,
+    DuplicatePolicy,
+    StorageError,
+    sync_folder,
+)
 from .index import NewInstance, StorageIndex
 
 __all__ = ["IndexRow", "InstanceLocator"]
@@ -47,6 +54,8 @@ class _Named:
     relative_path: str
     generation: int
     outstanding: int  # names given whose rows are neither written nor dropped
+    #: Older copies under other paths, removed once the latest name is durable.
+    superseded: set[str] = field(default_factory=set)
 
 
 class InstanceLocator:
@@ -54,8 +63,9 @@ class InstanceLocator:
     them. Thread-safe; one per storage root and index."""
 
     def __init__(self, root: Path, index: StorageIndex,
-                 relative: Callable[[Path], str]) -> None:
+                 relative: Callable[[Path], str], *, durable: bool = True) -> None:
         self._root = root
+        self._durable = durable
         self._index = index
         self._relative = relative
         self._lock = threading.Lock()
@@ -71,11 +81,12 @@ class InstanceLocator:
         * not stored, or stored at ``destination``: as ``AtomicWriter.commit``;
         * stored elsewhere: ``KEEP`` and ``REJECT`` discard the new file and
           report the existing one as the duplicate's path; ``OVERWRITE`` names the
-          new file, then removes the old one.
+          new file, and the old one is removed by :meth:`settled`.
 
         Returns the result and, when a file was named, its generation, which
         goes with its index row (:meth:`rows_to_write`). The caller syncs the
-        folder. Raises what the commit raises (the temporary file removed)."""
+        folder, then calls :meth:`settled` (or :meth:`forget` if that failed).
+        Raises what the commit raises (the temporary file removed)."""
         with self._lock:
             try:
                 relative = self._relative(destination)
@@ -89,28 +100,54 @@ class InstanceLocator:
                 outcome = (CommitOutcome.DUPLICATE_REJECTED if policy is DuplicatePolicy.REJECT
                            else CommitOutcome.DUPLICATE_KEPT)
                 return CommitResult(outcome=outcome, path=elsewhere, size=size), None
+            existed = policy is DuplicatePolicy.OVERWRITE and os.path.lexists(destination)
             result = writer.commit(policy, destination=destination, sync_folder=False,
                                    synced=True)
             if not result.stored:
                 return result, None
-            if elsewhere is not None:
-                # Now, under the lock: done later, it could remove a file another
-                # association has meanwhile stored under that name.
-                try:
-                    os.unlink(elsewhere)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    logger.warning("cannot remove %s, replaced by %s: %s", elsewhere,
-                                   destination, exc)
+            if result.outcome is CommitOutcome.REPLACED and not existed:
+                result = replace(result, outcome=CommitOutcome.STORED)  # a new name
             self._generation += 1
             named = self._named.get(sop_instance_uid)
             if named is None:
-                self._named[sop_instance_uid] = _Named(relative, self._generation, 1)
+                named = self._named[sop_instance_uid] = _Named(relative, self._generation, 1)
             else:
                 named.relative_path, named.generation = relative, self._generation
                 named.outstanding += 1
+            if elsewhere is not None:
+                named.superseded.add(self._relative(elsewhere))
+            named.superseded.discard(relative)  # named again where it once was
             return result, self._generation
+
+    def settled(self, sop_instance_uid: str, generation: int | None) -> None:
+        """The name ``generation`` is durable (its folder synced). If it is still the
+        instance's latest, the copies it replaced elsewhere are removed now: not
+        before (a failed sync must not cost the copy that was there), and by the
+        latest name only (an older one could remove a copy stored after it)."""
+        if generation is None:
+            return
+        folders: set[Path] = set()
+        with self._lock:
+            named = self._named.get(sop_instance_uid)
+            if named is None or named.generation != generation:
+                return
+            for relative in named.superseded:
+                old = self._root / relative
+                try:
+                    os.unlink(old)
+                    folders.add(old.parent)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    logger.warning("cannot remove %s, replaced by %s: %s", old,
+                                   named.relative_path, exc)
+            named.superseded.clear()
+        if self._durable:
+            for folder in folders:  # else a crash could bring the old copy back
+                try:
+                    sync_folder(folder)
+                except StorageError as exc:
+                    logger.warning("%s", exc)
 
     def _elsewhere(self, sop_instance_uid: str, relative: str) -> Path | None:
         """The instance's file if it is stored under another name than ``relative``.
