@@ -412,11 +412,13 @@ class Server:
                 if len(self._pending) >= limit:
                     # Its descriptor is free only once its task has run: a burst of
                     # connections is accepted without yielding to the loop otherwise.
-                    evicted, evicted_sock = self._evict_oldest()
-                    await asyncio.wait({evicted}, timeout=1.0)
-                    if evicted.done():
-                        # Cancelled before its first step, it never ran its own close.
-                        evicted_sock.close()
+                    oldest = self._evict_oldest()
+                    if oldest is not None:
+                        evicted, evicted_sock = oldest
+                        await asyncio.wait({evicted}, timeout=1.0)
+                        if evicted.done():
+                            # Cancelled before its first step, it never ran its close.
+                            evicted_sock.close()
                 elif self._evicted_total and len(self._pending) < limit - limit // 4:
                     self._end_evictions()
             except BaseException:  # the server closing meanwhile
@@ -432,12 +434,15 @@ class Server:
         self._pending.pop(task, None)
         self._evicted.discard(task)
 
-    def _evict_oldest(self) -> tuple[asyncio.Task[None], socket.socket]:
+    def _evict_oldest(self) -> tuple[asyncio.Task[None], socket.socket] | None:
         """Close the oldest connection that has not associated yet, to make room
-        (``Limits.max_pending_connections``); return its task and socket. Logged
-        once per episode, not per connection: a flood must not flood the log."""
+        (``Limits.max_pending_connections``); return its task and socket (None if
+        it had just ended). Logged once per episode, not per connection: a flood
+        must not flood the log as well."""
         task, (address, sock) = next(iter(self._pending.items()))
         del self._pending[task]
+        if task.done():  # ended, its done-callback not run yet: room made, none closed
+            return None
         self._evicted.add(task)
         task.cancel()
         if not self._evicted_total:
