@@ -165,44 +165,58 @@ def _failing_folder_sync(monkeypatch: pytest.MonkeyPatch, part: str) -> None:
     monkeypatch.setattr(storage_module, "sync_folder", sync)
 
 
-def test_an_overwrite_that_fails_keeps_the_copy_it_would_replace(
+def test_an_overwrite_whose_folder_cannot_be_synced(
     tmp_path: Path, moved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The new study's folder cannot be synced: failure is answered, the copy in
-    the first study stays (and its row), the new file is taken back. Sent again
-    once the disk is well: stored in the new study, the old copy removed."""
+    the first study is not removed, and the index describes what is on disk (the
+    new name stands: taking it back could remove what another association relied
+    on meanwhile). Sent again once the disk is well: one file, in the new study."""
     root = tmp_path / "store"
     first, second = moved
     _send(root, {"FIRST": [first]}, "overwrite")
     [old] = _stored(root)
-    with monkeypatch.context() as patched:
-        _failing_folder_sync(patched, uid(1, 777))
-        [failed] = _send(root, {"SECOND": [second]}, "overwrite")["SECOND"]
+
+    async def main() -> tuple[StoreResult, list[Path], str | None, StoreResult]:
+        # One server throughout: what the failed name replaced is known to it.
+        scp = StorageSCP(root, duplicates="overwrite")
+        async with running_server(providers=[scp]) as server:
+            async def send() -> StoreResult:
+                [result] = await store_paths("127.0.0.1", server.port, [second],
+                                             called_ae_title="DICOMNET-SCP")
+                return result
+            with monkeypatch.context() as patched:
+                _failing_folder_sync(patched, uid(1, 777))
+                failed = await send()
+            scp.flush_index()
+            files, located = _stored(root), scp.index.locate(SAME) if scp.index else None
+            return failed, files, located, await send()
+
+    failed, files, located, again = run(main(), timeout=60)
     assert failed.status is not None and failed.status != 0
-    assert _stored(root) == [old]
-    with StorageIndex(root / INDEX_NAME) as index:
-        assert index.locate(SAME) == old.relative_to(root).as_posix()
-    [again] = _send(root, {"SECOND": [second]}, "overwrite")["SECOND"]
+    [new] = [path for path in files if path != old]
+    assert old in files  # not removed for a name that is not durable
+    assert located == new.relative_to(root).as_posix()  # the name stands, with its row
     assert again.status == 0
-    [new] = _stored(root)
-    assert uid(1, 777) in str(new)
+    assert _stored(root) == [new]  # settled now: the old copy removed
     with StorageIndex(root / INDEX_NAME) as index:
         assert index.locate(SAME) == new.relative_to(root).as_posix()
 
 
-def test_a_new_object_whose_folder_cannot_be_synced_is_taken_back(
+def test_a_new_object_whose_folder_cannot_be_synced_is_indexed_all_the_same(
     tmp_path: Path, moved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Failure answered, so no file stays behind; the sender's retry is stored
-    and indexed (it was a 'duplicate' of the unanswered file, never indexed)."""
+    """Failure answered, the file under its name: it has its row, so the sender's
+    retry meets an indexed duplicate (it met an unindexed one before)."""
     root = tmp_path / "store"
     first, _ = moved
     with monkeypatch.context() as patched:
         _failing_folder_sync(patched, uid(2, 5))
         [failed] = _send(root, {"FIRST": [first]}, "keep")["FIRST"]
     assert failed.status is not None and failed.status != 0
-    assert _stored(root) == []
+    [stored] = _stored(root)
+    with StorageIndex(root / INDEX_NAME) as index:
+        assert index.locate(SAME) == stored.relative_to(root).as_posix()
     [again] = _send(root, {"FIRST": [first]}, "keep")["FIRST"]
     assert again.status == 0
-    with StorageIndex(root / INDEX_NAME) as index:
-        assert index.locate(SAME) is not None
+    assert _stored(root) == [stored]

@@ -51,10 +51,19 @@ def test_a_late_row_of_an_older_name_is_dropped(tmp_path: Path, locator: Any) ->
     assert locator._named == {}  # nothing kept once every row came
 
 
-def test_a_name_whose_row_never_comes_is_forgotten(tmp_path: Path, locator: Any) -> None:
-    path = tmp_path / "store" / "a" / "x.dcm"
-    _, first = _name(locator, path, b"one")
-    locator.forget(UID, first)
+def test_copies_wait_for_a_name_that_settles(tmp_path: Path, locator: Any) -> None:
+    """A name elsewhere that never settles (its folder sync failed) keeps what it
+    replaced, after its row too; the instance's next name to settle removes it."""
+    root = tmp_path / "store"
+    _, first = _name(locator, root / "a" / "x.dcm", b"one")
+    locator.settled(UID, first)
+    _, second = _name(locator, root / "b" / "x.dcm", b"two")  # its sync fails
+    locator.rows_written([(_row("one"), UID, first), (_row("two"), UID, second)])
+    assert (root / "a" / "x.dcm").exists() and UID in locator._named
+    _, third = _name(locator, root / "b" / "x.dcm", b"two again")
+    locator.settled(UID, third)
+    locator.rows_written([(_row("two again"), UID, third)])
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.dcm")) == ["b/x.dcm"]
     assert locator._named == {}
 
 

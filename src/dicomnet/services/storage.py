@@ -13,7 +13,6 @@ The SCU (``store_paths``, ``StoreResult``, ``collect_files``) lives in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -37,7 +36,6 @@ from ..storage.files import (
     Layout,
     StorageError,
     cleanup_stale,
-    make_folder,
     sync_folder,
 )
 from ..storage.header import HeaderAttributes, read_header
@@ -506,7 +504,8 @@ class StorageSCP:
             try:
                 sync_folder(result.path.parent)
             except StorageError:
-                self._unname(message, result, generation)
+                self._index(header, result, message, transfer_syntax=transfer_syntax,
+                            calling_ae=calling_ae, security=security, generation=generation)
                 raise
         self._settled(message, generation)
         return self._stored(header, result, message, transfer_syntax=transfer_syntax,
@@ -520,32 +519,14 @@ class StorageSCP:
         if self._locator is None:
             return writer.commit(self.duplicates, destination=destination, sync_folder=False,
                                  synced=synced), None
-        # The waits for the disk outside the locator's lock: the file's fsync, and
-        # a new study or series folder (a spilled object's is not made yet).
         if not synced:
-            writer.make_durable()
-        if destination.parent != writer.destination.parent:
-            try:
-                make_folder(destination.parent, durable=self.durable)
-            except StorageError:
-                writer.abort()
-                raise
+            writer.make_durable()  # the file's fsync outside the locator's lock
         return self._locator.commit(writer, message.affected_sop_instance_uid, destination,
                                     self.duplicates)
 
     def _settled(self, message: CStoreRQ, generation: int | None) -> None:
         if self._locator is not None:  # copies replaced elsewhere go now
             self._locator.settled(message.affected_sop_instance_uid, generation)
-
-    def _unname(self, message: CStoreRQ, result: CommitResult, generation: int | None) -> None:
-        """Its folder could not be synced, so failure is answered: a new name is
-        taken back (best effort), so that the sender's retry is stored and indexed
-        afresh; a replaced file cannot be given back."""
-        if result.outcome is CommitOutcome.STORED:
-            with contextlib.suppress(OSError):
-                os.unlink(result.path)
-        if self._locator is not None:
-            self._locator.forget(message.affected_sop_instance_uid, generation)
 
     def _start_round(self, jobs: list[_Job]) -> _Round:
         """The first half of a store-thread round: choose each in-memory data set's
@@ -640,7 +621,9 @@ class StorageSCP:
                 answers.append(outcome)
             elif outcome[1].path.parent in unsynced:
                 answers.append(unsynced[outcome[1].path.parent])
-                self._unname(job.message, outcome[1], outcome[2])
+                self._index(outcome[0], outcome[1], job.message,
+                            transfer_syntax=job.transfer_syntax, calling_ae=job.calling_ae,
+                            security=job.security, generation=outcome[2])
             else:
                 self._settled(job.message, outcome[2])
                 answers.append(self._stored(
@@ -653,25 +636,37 @@ class StorageSCP:
                 generation: int | None = None) -> StoredInstance:
         duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
                                        CommitOutcome.DUPLICATE_REJECTED)
-        if self.index is not None and not duplicate:
-            fingerprint = None
-            if security is not None and security.peer_certificates:
-                fingerprint = security.peer_certificates[0].sha256_fingerprint
+        if not duplicate:
             # The file is durable: its row may follow after the answer (the
             # index's rule is "no row without a durable file", and reindex
             # restores rows a crash lost). Off the critical path it costs
             # nothing to the sender.
-            self._index_writer.put((NewInstance(
-                header, relative_path=self._relative(result.path),
-                transfer_syntax_uid=transfer_syntax, size=result.size,
-                calling_ae=calling_ae, peer_fingerprint=fingerprint,
-            ), message.affected_sop_instance_uid, generation))
+            self._index(header, result, message, transfer_syntax=transfer_syntax,
+                        calling_ae=calling_ae, security=security, generation=generation)
         return StoredInstance(
             path=result.path, sop_class_uid=message.affected_sop_class_uid,
             sop_instance_uid=message.affected_sop_instance_uid,
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate,
         )
+
+    def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
+               transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
+               generation: int | None) -> None:
+        """Queue the row of a file just named. Also when its folder could not be
+        synced and failure is answered: the name stands (taking it back could
+        remove what another association has meanwhile relied on or stored), so
+        the index describes what is on disk; the copies it replaced stay."""
+        if self.index is None:
+            return
+        fingerprint = None
+        if security is not None and security.peer_certificates:
+            fingerprint = security.peer_certificates[0].sha256_fingerprint
+        self._index_writer.put((NewInstance(
+            header, relative_path=self._relative(result.path),
+            transfer_syntax_uid=transfer_syntax, size=result.size,
+            calling_ae=calling_ae, peer_fingerprint=fingerprint,
+        ), message.affected_sop_instance_uid, generation))
 
     def _relative(self, path: Path) -> str:
         """``path`` below the root, ``/``-separated (as the index keeps it)."""

@@ -322,15 +322,6 @@ def _unnamed_files_supported() -> bool:
     return bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
 
 
-def make_folder(directory: Path, *, durable: bool = True) -> None:
-    """Create ``directory`` and its missing parents, each made durable (fsync of
-    its parent) unless ``durable`` is False. Raises :class:`StorageError`."""
-    try:
-        _make_dirs(directory, durable=durable)
-    except OSError as exc:
-        raise StorageError.from_os_error("cannot create folder", directory, exc) from exc
-
-
 def _make_dirs(directory: Path, *, durable: bool = True) -> None:
     if directory in _KNOWN_DIRS:
         return

@@ -84,8 +84,9 @@ class InstanceLocator:
           new file, and the old one is removed by :meth:`settled`.
 
         Returns the result and, when a file was named, its generation, which
-        goes with its index row (:meth:`rows_to_write`). The caller syncs the
-        folder, then calls :meth:`settled` (or :meth:`forget` if that failed).
+        goes with its index row (:meth:`rows_to_write`), queued whether or not
+        the folder sync that follows succeeds. The caller syncs the folder, then
+        calls :meth:`settled`.
         Raises what the commit raises (the temporary file removed)."""
         with self._lock:
             try:
@@ -190,14 +191,11 @@ class InstanceLocator:
             for _, uid, generation in rows:
                 self._forget(uid, generation)
 
-    def forget(self, sop_instance_uid: str, generation: int | None) -> None:
-        """A name whose row will not come (its folder could not be synced)."""
-        with self._lock:
-            self._forget(sop_instance_uid, generation)
-
     def _forget(self, sop_instance_uid: str, generation: int | None) -> None:
         named = self._named.get(sop_instance_uid) if generation is not None else None
         if named is not None:
             named.outstanding -= 1
-            if named.outstanding <= 0:
+            # Kept while copies wait for removal: a name that never settled (its
+            # folder sync failed) leaves them to the instance's next name.
+            if named.outstanding <= 0 and not named.superseded:
                 del self._named[sop_instance_uid]
