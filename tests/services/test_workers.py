@@ -740,6 +740,36 @@ def test_close_handles_what_is_queued_and_stops_the_thread() -> None:
     assert threads_named(name) == []
 
 
+def test_items_put_while_closing_are_all_handled() -> None:
+    """Items put from another thread while close() runs: each is handled once, by
+    the thread closing or by one started after it (an item queued behind the
+    stop mark was lost)."""
+    handled: list[int] = []
+    lock = threading.Lock()
+
+    def handle(items: Sequence[int]) -> None:
+        with lock:
+            handled.extend(items)
+
+    background: Background[int] = Background(unique_name("bg-race"), handle)
+    started = threading.Event()
+
+    def putter() -> None:
+        for number in range(20000):
+            background.put(number)
+            if number == 100:
+                started.set()
+
+    thread = threading.Thread(target=putter)
+    thread.start()
+    assert started.wait(PATIENCE)
+    for _ in range(50):
+        background.close()  # each close races the putter
+    thread.join(PATIENCE)
+    background.close()
+    assert sorted(handled) == list(range(20000))
+
+
 def test_items_keep_their_order_across_rounds(backgrounds: list[Background[Any]]) -> None:
     rounds: list[Sequence[int]] = []
     background: Background[int] = Background(unique_name("bg"), rounds.append)

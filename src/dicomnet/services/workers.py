@@ -235,7 +235,8 @@ class Background(Generic[J]):
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-        self._queue.put((item,))
+            # Under the lock: queued after close()'s stop mark, it would never be handled.
+            self._queue.put((item,))
         if crowded and self._linger > 0:
             self._hurry.set()
 
@@ -287,9 +288,12 @@ class Background(Generic[J]):
                 self._flushing -= 1
 
     def close(self) -> None:
-        """Handle what is queued, then stop the thread."""
+        """Handle what is queued, then stop the thread (an item put later starts
+        another: late work is still done)."""
         self.flush()
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+        with self._idle:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join()
