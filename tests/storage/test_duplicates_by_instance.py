@@ -220,3 +220,34 @@ def test_a_new_object_whose_folder_cannot_be_synced_is_indexed_all_the_same(
     [again] = _send(root, {"FIRST": [first]}, "keep")["FIRST"]
     assert again.status == 0
     assert _stored(root) == [stored]
+
+
+def test_a_duplicate_in_a_folder_that_cannot_be_synced_changes_no_row(
+    tmp_path: Path, moved: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A same-path duplicate ('keep') in a store round whose folder sync fails (for
+    a new object of the same series): its answer is that failure, and the first
+    copy's row stays as it was."""
+    root = tmp_path / "store"
+    first, _ = moved
+    neighbour = write_part10(tmp_path / "neighbour.dcm",
+                             make_image(6, study=uid(1, 5), series=uid(2, 5)),
+                             ExplicitVRLittleEndian)
+
+    async def main() -> StoreResult:
+        scp = StorageSCP(root, duplicates="keep")
+        async with running_server(providers=[scp]) as server:
+            await store_paths("127.0.0.1", server.port, [first], calling_ae_title="FIRST",
+                              called_ae_title="DICOMNET-SCP")
+            with monkeypatch.context() as patched:
+                _failing_folder_sync(patched, uid(2, 5))
+                results = await store_paths("127.0.0.1", server.port, [neighbour, first],
+                                            calling_ae_title="SECOND",
+                                            called_ae_title="DICOMNET-SCP")
+            return results[1]
+
+    duplicate = run(main(), timeout=60)
+    assert duplicate.status is not None and duplicate.status != 0  # the round's failure
+    with StorageIndex(root / INDEX_NAME) as index:
+        row = index.get_instance(SAME)
+        assert row is not None and row.calling_ae == "FIRST"

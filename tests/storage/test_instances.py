@@ -88,7 +88,7 @@ def test_overwrite_elsewhere_removes_the_old_file_once_settled(
     _, first = _name(locator, root / "a" / "x.dcm", b"one")
     locator.settled(UID, first)
     result, second = _name(locator, root / "b" / "x.dcm", b"two")
-    assert result.outcome is CommitOutcome.STORED  # a new name, not a replacement
+    assert result.stored
     assert (root / "a" / "x.dcm").exists()  # not before its replacement is durable
     _, third = _name(locator, root / "c" / "x.dcm", b"three")
     locator.settled(UID, second)  # no longer the latest: removes nothing

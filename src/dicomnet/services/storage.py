@@ -621,9 +621,10 @@ class StorageSCP:
                 answers.append(outcome)
             elif outcome[1].path.parent in unsynced:
                 answers.append(unsynced[outcome[1].path.parent])
-                self._index(outcome[0], outcome[1], job.message,
-                            transfer_syntax=job.transfer_syntax, calling_ae=job.calling_ae,
-                            security=job.security, generation=outcome[2])
+                if outcome[1].stored:  # not a duplicate kept in that folder
+                    self._index(outcome[0], outcome[1], job.message,
+                                transfer_syntax=job.transfer_syntax, calling_ae=job.calling_ae,
+                                security=job.security, generation=outcome[2])
             else:
                 self._settled(job.message, outcome[2])
                 answers.append(self._stored(

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .files import (
@@ -101,13 +101,10 @@ class InstanceLocator:
                 outcome = (CommitOutcome.DUPLICATE_REJECTED if policy is DuplicatePolicy.REJECT
                            else CommitOutcome.DUPLICATE_KEPT)
                 return CommitResult(outcome=outcome, path=elsewhere, size=size), None
-            existed = policy is DuplicatePolicy.OVERWRITE and os.path.lexists(destination)
             result = writer.commit(policy, destination=destination, sync_folder=False,
                                    synced=True)
             if not result.stored:
                 return result, None
-            if result.outcome is CommitOutcome.REPLACED and not existed:
-                result = replace(result, outcome=CommitOutcome.STORED)  # a new name
             self._generation += 1
             named = self._named.get(sop_instance_uid)
             if named is None:
