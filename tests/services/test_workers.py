@@ -743,7 +743,8 @@ def test_close_handles_what_is_queued_and_stops_the_thread() -> None:
 def test_items_put_while_closing_are_all_handled() -> None:
     """Items put from another thread while close() runs: each is handled once, by
     the thread closing or by one started after it (an item queued behind the
-    stop mark was lost)."""
+    stop mark was lost), and close() always returns (two threads on the queue
+    once made one of them take the other's stop mark)."""
     handled: list[int] = []
     lock = threading.Lock()
 
@@ -760,12 +761,18 @@ def test_items_put_while_closing_are_all_handled() -> None:
             if number == 100:
                 started.set()
 
+    def closer() -> None:
+        for _ in range(50):
+            background.close()  # each close races the putter
+
     thread = threading.Thread(target=putter)
     thread.start()
     assert started.wait(PATIENCE)
-    for _ in range(50):
-        background.close()  # each close races the putter
+    closing = threading.Thread(target=closer, daemon=True)
+    closing.start()
+    closing.join(PATIENCE)  # a close that never returns fails here, not by hanging
     thread.join(PATIENCE)
+    assert not closing.is_alive() and not thread.is_alive()
     background.close()
     assert sorted(handled) == list(range(20000))
 

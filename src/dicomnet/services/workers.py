@@ -288,12 +288,18 @@ class Background(Generic[J]):
                 self._flushing -= 1
 
     def close(self) -> None:
-        """Handle what is queued, then stop the thread (an item put later starts
-        another: late work is still done)."""
+        """Handle what is queued, then stop the thread. Items put meanwhile, behind
+        the stop mark, are handled by a thread started for them (late work is still
+        done); never two threads on the queue at once."""
         self.flush()
         with self._idle:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._queue.put(None)
-        if thread is not None:
-            thread.join()
+            thread = self._thread
+            if thread is None:
+                return
+            self._queue.put(None)
+        thread.join()
+        with self._idle:
+            self._thread = None
+            if self._pending:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
