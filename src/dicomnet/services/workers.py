@@ -235,7 +235,7 @@ class Background(Generic[J]):
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            # Under the lock: queued after close()'s stop mark, it would never be handled.
+            # With its count, under the lock: close() serves what came behind its stop mark.
             self._queue.put((item,))
         if crowded and self._linger > 0:
             self._hurry.set()
