@@ -634,7 +634,7 @@ class StorageSCP:
 
     def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
                 transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
-                generation: int | None = None) -> StoredInstance:
+                generation: int | None) -> StoredInstance:
         duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
                                        CommitOutcome.DUPLICATE_REJECTED)
         if not duplicate:

@@ -100,7 +100,8 @@ class InstanceLocator:
                 writer.abort()
                 outcome = (CommitOutcome.DUPLICATE_REJECTED if policy is DuplicatePolicy.REJECT
                            else CommitOutcome.DUPLICATE_KEPT)
-                return CommitResult(outcome=outcome, path=elsewhere, size=size), None
+                return CommitResult(outcome=outcome, path=self._root / elsewhere,
+                                    size=size), None
             result = writer.commit(policy, destination=destination, sync_folder=False,
                                    synced=True)
             if not result.stored:
@@ -113,7 +114,7 @@ class InstanceLocator:
                 named.relative_path, named.generation = relative, self._generation
                 named.outstanding += 1
             if elsewhere is not None:
-                named.superseded.add(self._relative(elsewhere))
+                named.superseded.add(elsewhere)
             named.superseded.discard(relative)  # named again where it once was
             return result, self._generation
 
@@ -147,8 +148,9 @@ class InstanceLocator:
                 except StorageError as exc:
                     logger.warning("%s", exc)
 
-    def _elsewhere(self, sop_instance_uid: str, relative: str) -> Path | None:
-        """The instance's file if it is stored under another name than ``relative``.
+    def _elsewhere(self, sop_instance_uid: str, relative: str) -> str | None:
+        """Where the instance's file is (relative to the root) if it is stored under
+        another name than ``relative``.
         An index that cannot be read does not stop storing: only a file at the
         same path is then found (logged once until the index answers again)."""
         named = self._named.get(sop_instance_uid)
@@ -168,9 +170,8 @@ class InstanceLocator:
                 self._index_failing = False
         if current is None or current == relative:
             return None
-        path = self._root / current
         # A file removed behind the index's back (by hand, a retention job) is gone.
-        return path if os.path.lexists(path) else None
+        return current if os.path.lexists(self._root / current) else None
 
     def rows_to_write(self, rows: Sequence[IndexRow]) -> list[NewInstance]:
         """Of ``rows``, those of each instance's latest name; call
