@@ -1,8 +1,7 @@
 """Opening connections, plain or TLS, with error translation (asyncio).
 
-Every socket gets TCP_NODELAY: DIMSE is request/response with small commands,
-and Nagle's algorithm delays them (DCMTK and pynetdicom leave it on, which
-costs them 3x to 30x on small objects).
+Every socket gets the TCP options of :mod:`dicomnet.aio.sockets` (TCP_NODELAY
+among them).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from ..security.config import TLSConfig
 from ..security.detect import explain_first_bytes
 from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
+from .sockets import tune_socket
 from .tls_socket import TLSSocketTransport, handshake
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "Stream",
     "open_stream",
     "peek",
-    "set_nodelay",
     "wrap_accepted",
 ]
 
@@ -217,12 +216,6 @@ def describe_os_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def set_nodelay(sock: socket.socket | None) -> None:
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 async def call_hook(hook: Callable[..., object] | None, *args: object) -> None:
     """Call a user hook that may be a plain function or a coroutine function."""
     if hook is None:
@@ -258,7 +251,7 @@ async def open_stream(
         except OSError as exc:
             raise ConnectError(
                 f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
-        set_nodelay(transport.get_extra_info("socket"))
+        tune_socket(transport.get_extra_info("socket"), tls=False)
         return Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
     sock = await _connect(host, port, connect_timeout)
     server_hostname = tls.server_hostname or host
@@ -296,7 +289,7 @@ async def _connect(host: str, port: int, timeout: float) -> socket.socket:
                 except BaseException:
                     sock.close()
                     raise
-                set_nodelay(sock)
+                tune_socket(sock, tls=True)  # only TLS connects here
                 return sock
             raise error or OSError(f"no address for {host}")
     except builtins.TimeoutError as exc:
@@ -401,7 +394,7 @@ async def wrap_accepted(
     own timeout, in the caller's task) and explaining a TLS/plain mismatch."""
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
-    set_nodelay(sock)
+    tune_socket(sock, tls=context is not None)
     peer_addr = sock.getpeername()
     peer = (str(peer_addr[0]), int(peer_addr[1]))
     expecting = "tls" if context is not None else "dicom"

@@ -1,0 +1,108 @@
+"""TCP options set on every DICOM connection, plain or TLS, either side.
+
+* ``TCP_NODELAY``: DIMSE is request/response with small commands, and Nagle's
+  algorithm delays them (DCMTK and pynetdicom leave it on, which costs them 3x
+  to 30x on small objects).
+* ``TCP_NOTSENT_LOWAT`` (Linux, macOS; TLS connections only, as the next,
+  see :func:`tune_socket`): at most :data:`UNSENT_MOST` bytes wait
+  in the kernel unsent; a sender with more to say is told to wait (the
+  transport keeps it). Without it a sender piles megabytes into its socket
+  whenever the receiver's window is shut, and each window update the receiver
+  sends then transmits that pile *from the receiver's own system call*: on
+  loopback, a receiving server spent a fifth of its CPU sending its client's
+  data (``perf``: ``tcp_write_xmit`` under its ``recv``). Bytes in flight are
+  not limited, only those not yet sent, so a long path loses nothing; a
+  command queued behind a large data set (an A-ABORT, a C-CANCEL) leaves
+  sooner too.
+* A fixed receive buffer of :data:`RECEIVE_BUFFER` where the round trip is
+  short (under :data:`SHORT_RTT_US`, measured by the kernel during the TCP
+  handshake: the same host or a LAN). Linux sizes receive buffers from the
+  bytes read per round trip, which on such a path stays a few hundred KB
+  (420 KB on loopback here), too little to absorb the moments one side is
+  not scheduled. On a longer path the kernel's own sizing is kept: it grows
+  with the bandwidth-delay product, which a fixed size could cap. Skipped
+  where ``net.core.rmem_max`` is lower (the kernel would cap the request and
+  still switch its own sizing off).
+
+The last two, measured with 4 x 256 MB over TLS on loopback (``bench/pairs.py
+large --stacks dicomnet,tree``, 6 interleaved rounds, see docs/benchmarks.md):
+the receiving server's CPU from 0.79-0.83 to 0.67-0.71 s per run, the
+sender's from 0.77-0.81 to 0.68-0.72 s, and the rate from 1,249 to 1,471 MB/s
+(faster in every round); 512 KB images 507 to 550 MB/s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import socket
+import struct
+import sys
+
+__all__ = ["RECEIVE_BUFFER", "SHORT_RTT_US", "UNSENT_MOST", "round_trip_us", "tune_socket"]
+
+#: Most bytes left unsent in the kernel per socket (TCP_NOTSENT_LOWAT). 32 KiB to
+#: 128 KiB measured alike; 64 KiB is four TLS records.
+UNSENT_MOST = 64 << 10
+#: Receive buffer asked for on short round trips (the kernel doubles it for its
+#: bookkeeping). 1 to 8 MiB measured alike on loopback.
+RECEIVE_BUFFER = 2 << 20
+#: Round trips shorter than this (microseconds) get the fixed receive buffer: at
+#: 10 Gbit/s, 1 ms holds 1.25 MB in flight, well within it.
+SHORT_RTT_US = 1000
+
+_TCP_INFO_RTT = struct.Struct("=I")  # struct tcp_info: tcpi_rtt, in microseconds
+_TCP_INFO_RTT_OFFSET = 68
+_RMEM_MAX = "/proc/sys/net/core/rmem_max"
+
+
+def tune_socket(sock: socket.socket | None, *, tls: bool) -> None:
+    """Set the options above on a connected TCP socket; anything the platform
+    refuses is left as it is (none of them changes what is sent).
+
+    The last two only for TLS (``tls``), where they were measured to help: the
+    receiver is the busy side there (it decrypts). Over plain TCP, asyncio's
+    transport (Python 3.11) moves its whole backlog down after each partial
+    send, so a small unsent limit cost the sender 0.45 to 0.66 s of CPU per GB,
+    and the kernel's own receive buffer sizing went faster than the fixed one
+    (1,708 against 1,492 MB/s, 6 interleaved rounds)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not tls:
+        return
+    unsent = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    if unsent is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, unsent, UNSENT_MOST)
+    rtt = round_trip_us(sock)
+    if rtt is not None and rtt < SHORT_RTT_US and _receive_buffer_allowed():
+        with contextlib.suppress(OSError):
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+
+def round_trip_us(sock: socket.socket) -> int | None:
+    """The kernel's smoothed round-trip time of ``sock`` in microseconds (Linux
+    ``TCP_INFO``); None where unknown (another system, or no sample yet)."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None or not sys.platform.startswith("linux"):  # the layout below is Linux's
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, 104)
+    except OSError:
+        return None
+    if len(info) < _TCP_INFO_RTT_OFFSET + _TCP_INFO_RTT.size:
+        return None
+    rtt: int = _TCP_INFO_RTT.unpack_from(info, _TCP_INFO_RTT_OFFSET)[0]
+    return rtt or None
+
+
+@functools.cache
+def _receive_buffer_allowed() -> bool:
+    try:
+        with open(_RMEM_MAX, encoding="ascii") as f:
+            return int(f.read().strip()) >= RECEIVE_BUFFER
+    except (OSError, ValueError):
+        return False
