@@ -1,4 +1,6 @@
-"""TCP options set on every DICOM connection, plain or TLS, either side.
+"""TCP options of DICOM connections, either side: Nagle off on all; on TLS
+ones, a limit on unsent bytes and, where the round trip is short, a fixed
+receive buffer.
 
 * ``TCP_NODELAY``: DIMSE is request/response with small commands, and Nagle's
   algorithm delays them (DCMTK and pynetdicom leave it on, which costs them 3x
@@ -11,18 +13,21 @@
   sends then transmits that pile *from the receiver's own system call*: on
   loopback, a receiving server spent a fifth of its CPU sending its client's
   data (``perf``: ``tcp_write_xmit`` under its ``recv``). Bytes in flight are
-  not limited, only those not yet sent, so a long path loses nothing; a
-  command queued behind a large data set (an A-ABORT, a C-CANCEL) leaves
-  sooner too.
+  not limited, only those not yet sent, so a long path loses nothing. A
+  closing transport lifts the limit (:func:`lift_unsent_limit`): what is left,
+  and close_notify, go to the kernel at once, as before.
 * A fixed receive buffer of :data:`RECEIVE_BUFFER` where the round trip is
   short (under :data:`SHORT_RTT_US`, measured by the kernel during the TCP
   handshake: the same host or a LAN). Linux sizes receive buffers from the
   bytes read per round trip, which on such a path stays a few hundred KB
   (420 KB on loopback here), too little to absorb the moments one side is
   not scheduled. On a longer path the kernel's own sizing is kept: it grows
-  with the bandwidth-delay product, which a fixed size could cap. Skipped
-  where ``net.core.rmem_max`` is lower (the kernel would cap the request and
-  still switch its own sizing off).
+  with the bandwidth-delay product, which a fixed size could cap (so could
+  this one, beyond 10 Gbit/s at 1 ms). Skipped where ``net.core.rmem_max`` is
+  lower (the kernel would cap the request and still switch its own sizing
+  off): many systems ship 208 KiB, and must raise it (``sysctl -w
+  net.core.rmem_max=4194304``) to have this. The window's ceiling
+  (TCP_WINDOW_CLAMP) is raised with it, as kernels before 6.11 do not.
 
 The last two, measured with 4 x 256 MB over TLS on loopback (``bench/pairs.py
 large --stacks dicomnet,tree``, 6 interleaved rounds, see docs/benchmarks.md):
@@ -39,7 +44,8 @@ import socket
 import struct
 import sys
 
-__all__ = ["RECEIVE_BUFFER", "SHORT_RTT_US", "UNSENT_MOST", "round_trip_us", "tune_socket"]
+__all__ = ["RECEIVE_BUFFER", "SHORT_RTT_US", "UNSENT_MOST", "lift_unsent_limit", "round_trip_us",
+           "tune_socket"]
 
 #: Most bytes left unsent in the kernel per socket (TCP_NOTSENT_LOWAT). 32 KiB to
 #: 128 KiB measured alike; 64 KiB is four TLS records.
@@ -51,8 +57,12 @@ RECEIVE_BUFFER = 2 << 20
 #: 10 Gbit/s, 1 ms holds 1.25 MB in flight, well within it.
 SHORT_RTT_US = 1000
 
-_TCP_INFO_RTT = struct.Struct("=I")  # struct tcp_info: tcpi_rtt, in microseconds
+#: struct tcp_info (linux/tcp.h): tcpi_rtt and tcpi_rttvar, in microseconds.
+_TCP_INFO_RTT = struct.Struct("=II")
 _TCP_INFO_RTT_OFFSET = 68
+#: tcpi_rttvar before the first sample is a quarter of the initial RTO (250 ms);
+#: after one it is about half the round trip.
+_NO_SAMPLE_RTTVAR = 100_000
 _RMEM_MAX = "/proc/sys/net/core/rmem_max"
 
 
@@ -81,11 +91,27 @@ def tune_socket(sock: socket.socket | None, *, tls: bool) -> None:
         with contextlib.suppress(OSError):
             if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+                # The window's ceiling was computed when the connection was set up
+                # (~64 KiB from the default buffer); kernels before 6.11 never raise
+                # it again once the buffer is set by hand, so the window would stay
+                # that small. Raised here to the buffer asked for.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, RECEIVE_BUFFER)
+
+
+def lift_unsent_limit(sock: socket.socket) -> None:
+    """Let the kernel take any amount unsent again (a closing connection: what
+    is left, and TLS's close_notify behind it, should not wait for the peer
+    to read first; an alert refused with EAGAIN would be lost)."""
+    unsent = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    if unsent is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, unsent, 0)  # 0: the system's default
 
 
 def round_trip_us(sock: socket.socket) -> int | None:
     """The kernel's smoothed round-trip time of ``sock`` in microseconds (Linux
-    ``TCP_INFO``); None where unknown (another system, or no sample yet)."""
+    ``TCP_INFO``; 0 on a fast loopback); None where unknown (another system, or
+    no sample yet)."""
     option = getattr(socket, "TCP_INFO", None)
     if option is None or not sys.platform.startswith("linux"):  # the layout below is Linux's
         return None
@@ -95,8 +121,10 @@ def round_trip_us(sock: socket.socket) -> int | None:
         return None
     if len(info) < _TCP_INFO_RTT_OFFSET + _TCP_INFO_RTT.size:
         return None
-    rtt: int = _TCP_INFO_RTT.unpack_from(info, _TCP_INFO_RTT_OFFSET)[0]
-    return rtt or None
+    rtt, rttvar = _TCP_INFO_RTT.unpack_from(info, _TCP_INFO_RTT_OFFSET)
+    if rtt == 0 and rttvar >= _NO_SAMPLE_RTTVAR:
+        return None  # no sample yet (0 with a small variance: under a microsecond)
+    return int(rtt)
 
 
 @functools.cache

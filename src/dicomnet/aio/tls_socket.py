@@ -28,6 +28,8 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from .sockets import lift_unsent_limit
+
 __all__ = ["TLSSocketTransport", "handshake"]
 
 log = logging.getLogger("dicomnet.aio")
@@ -205,6 +207,9 @@ class TLSSocketTransport(asyncio.Transport):
             return
         self._closing = True
         self._stop_reading()
+        # What is left goes to the kernel at its own pace again, and close_notify
+        # after it (sockets.py limits what waits unsent while streaming).
+        lift_unsent_limit(self._tls)
         if not self._backlog:
             self._loop.call_soon(self._finish, None)
         else:  # pending writes go first, but a peer that never reads cannot hold us

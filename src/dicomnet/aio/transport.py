@@ -1,7 +1,6 @@
 """Opening connections, plain or TLS, with error translation (asyncio).
 
-Every socket gets the TCP options of :mod:`dicomnet.aio.sockets` (TCP_NODELAY
-among them).
+Every socket gets TCP_NODELAY, and TLS ones more (see :mod:`dicomnet.aio.sockets`).
 """
 
 from __future__ import annotations
