@@ -172,14 +172,23 @@ def test_an_interrupted_store_says_what_was_stored_and_what_is_unconfirmed(
     async def main() -> tuple[int | None, bytes, bytes, str]:
         async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
                            ) as (port, peers):
+            # -X faulthandler: if it does not exit, SIGABRT makes it print where
+            # each of its threads is (it failed once in about 200 runs, with no clue).
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "dicomnet.cli.main", "store", "127.0.0.1", str(port),
-                str(tmp_path / "in"), "--json", "--called-aet", "RAW",
+                sys.executable, "-X", "faulthandler", "-m", "dicomnet.cli.main", "store",
+                "127.0.0.1", str(port), str(tmp_path / "in"), "--json", "--called-aet", "RAW",
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             try:
                 await asyncio.wait_for(stalled.wait(), 30)
                 proc.send_signal(signal.SIGINT)
-                out, err = await asyncio.wait_for(proc.communicate(), 30)
+                communicating = asyncio.ensure_future(proc.communicate())
+                try:
+                    out, err = await asyncio.wait_for(asyncio.shield(communicating), 30)
+                except TimeoutError:
+                    proc.send_signal(signal.SIGABRT)
+                    _, err = await asyncio.wait_for(communicating, 10)
+                    pytest.fail("dicomnet store did not exit within 30 s of SIGINT; "
+                                "its threads:\n" + err.decode(errors="replace"))
             finally:
                 if proc.returncode is None:
                     proc.kill()
