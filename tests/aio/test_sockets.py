@@ -213,7 +213,9 @@ def test_close_sends_close_notify_behind_a_backlog_the_peer_reads_late(
     payload = os.urandom((3 << 20) + extra)
 
     def read_all(listener: socket.socket, context: ssl.SSLContext) -> tuple[str, bool]:
+        listener.settimeout(20)  # a sender that fails must not leave this thread stuck
         raw, _ = listener.accept()
+        raw.settimeout(20)
         with context.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False) as tls:
             time.sleep(0.3)  # the sender's backlog builds up meanwhile
             digest = hashlib.sha256()

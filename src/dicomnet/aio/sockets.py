@@ -13,7 +13,9 @@ receive buffer.
   sends then transmits that pile *from the receiver's own system call*: on
   loopback, a receiving server spent a fifth of its CPU sending its client's
   data (``perf``: ``tcp_write_xmit`` under its ``recv``). Bytes in flight are
-  not limited, only those not yet sent, so a long path loses nothing. A
+  not limited, only those not yet sent; the sender is woken to refill once
+  fewer than half of them are left (on a fast long path it must do so within
+  the time 32 KiB takes to leave: measured on loopback only). A
   closing transport lifts the limit (:func:`lift_unsent_limit`): what is left,
   and close_notify, go to the kernel at once, as before.
 * A fixed receive buffer of :data:`RECEIVE_BUFFER` where the round trip is
@@ -30,10 +32,12 @@ receive buffer.
   (TCP_WINDOW_CLAMP) is raised with it, as kernels before 6.11 do not.
 
 The last two, measured with 4 x 256 MB over TLS on loopback (``bench/pairs.py
-large --stacks dicomnet,tree``, 6 interleaved rounds, see docs/benchmarks.md):
-the receiving server's CPU from 0.79-0.83 to 0.67-0.71 s per run, the
-sender's from 0.77-0.81 to 0.68-0.72 s, and the rate from 1,249 to 1,471 MB/s
-(faster in every round); 512 KB images 507 to 550 MB/s.
+large --stacks dicomnet,tree,dcmtk+B``, 6 interleaved rounds, see
+docs/benchmarks.md, item 43): the receiving server's CPU from 0.79-0.83 to
+0.67-0.71 s per run, the sender's from 0.77-0.81 to 0.68-0.72 s, and the rate
+from 1,249 to 1,471 MB/s (faster in every round); 512 KB images (``pairs.py
+images``) 507 to 550 MB/s. Only C-STORE from an SCU was measured; a server
+sending (C-GET, large responses) gets the same options.
 """
 
 from __future__ import annotations
@@ -73,9 +77,9 @@ def tune_socket(sock: socket.socket | None, *, tls: bool) -> None:
     The last two only for TLS (``tls``), where they were measured to help: the
     receiver is the busy side there (it decrypts). Over plain TCP, asyncio's
     transport (Python 3.11) moves its whole backlog down after each partial
-    send, so a small unsent limit cost the sender 0.45 to 0.66 s of CPU per GB,
-    and the kernel's own receive buffer sizing went faster than the fixed one
-    (1,708 against 1,492 MB/s, 6 interleaved rounds)."""
+    send, so a small unsent limit raised the sender's CPU from 0.45 to 0.66 s
+    per GB, and the kernel's own receive buffer sizing went faster than the
+    fixed one (1,708 against 1,492 MB/s, 6 interleaved rounds)."""
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
     with contextlib.suppress(OSError):
@@ -94,7 +98,8 @@ def tune_socket(sock: socket.socket | None, *, tls: bool) -> None:
                 # The window's ceiling was computed when the connection was set up
                 # (~64 KiB from the default buffer); kernels before 6.11 never raise
                 # it again once the buffer is set by hand, so the window would stay
-                # that small. Raised here to the buffer asked for.
+                # that small. Raised here to the buffer asked for (6.11 and later
+                # raise it themselves once data flows, to about twice that).
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, RECEIVE_BUFFER)
 
 
