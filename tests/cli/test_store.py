@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -185,7 +186,8 @@ def test_an_interrupted_store_says_what_was_stored_and_what_is_unconfirmed(
                 try:
                     out, err = await asyncio.wait_for(asyncio.shield(communicating), 30)
                 except TimeoutError:
-                    proc.send_signal(signal.SIGABRT)
+                    with contextlib.suppress(ProcessLookupError):  # it ended just now
+                        proc.send_signal(signal.SIGABRT)
                     _, err = await asyncio.wait_for(communicating, 10)
                     pytest.fail("dicomnet store did not exit within 30 s of SIGINT; "
                                 "its threads:\n" + err.decode(errors="replace"))
