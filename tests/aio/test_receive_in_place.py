@@ -16,6 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.aio.transport import READ_SIZE, Receiver
 from dicomnet.errors import AssociationAborted
 from dicomnet.security.config import TLSConfig
+from dicomnet.services import storage as storage_service
 from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.storage.direct import AlignedBuffer
 from dicomnet.storage.part10 import read_part10
@@ -166,6 +167,27 @@ def test_a_sink_that_keeps_what_it_was_lent_fails_loudly(tmp_path: Path) -> None
     """The server lends views of its receive buffer (and of sinks' memory) to
     ``write``; after the call they are released, so a sink that kept one gets a
     ValueError instead of bytes that have since been overwritten."""
+    source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=600, columns=500),
+                          str(ExplicitVRLittleEndian))
+    scp = KeepingSCP(tmp_path / "store")
+    assert send_with(scp, source)
+    views = [kept for kept in scp.kept if isinstance(kept, memoryview)]
+    assert views and len(views) == len(scp.kept)
+    for view in views:
+        with pytest.raises(ValueError):
+            bytes(view)
+
+
+def test_the_tail_of_a_pdv_read_through_the_transports_buffer_is_not_kept_either(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the sink lends at most 90 KiB at a time, a 600 KB PDV goes in place
+    in pieces until less than 64 KiB of it is left; that tail comes through the
+    transport's own buffer straight to the sink (``_take_in_place``). That view
+    too is released after the call: the buffer is read into again at once, so a
+    view kept past the call would show other bytes later."""
+    lend = storage_service._StoreSink.reserve
+    monkeypatch.setattr(storage_service._StoreSink, "reserve",
+                        lambda self, most: lend(self, min(most, 90 << 10)))
     source = write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=600, columns=500),
                           str(ExplicitVRLittleEndian))
     scp = KeepingSCP(tmp_path / "store")

@@ -118,18 +118,17 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         lent, self._lent = self._lent, None
-        if lent is None:
-            self._sink_data(self._view[:nbytes])
-            return
-        # Received in place: the sink gets a view of the very memory it lent, and
-        # no view of it outlives this call (the sink copies what it keeps).
-        data = lent[:nbytes]
+        # Either way no view of the received bytes outlives this call (the sink
+        # copies what it keeps): the transport's buffer is read into again next
+        # time, and lent memory goes on to disk.
+        data = self._view[:nbytes] if lent is None else lent[:nbytes]
         try:
             self._sink_data(data)
         finally:
             for view in (data, lent):
-                with contextlib.suppress(BufferError):  # exported: left to the GC
-                    view.release()
+                if view is not None:
+                    with contextlib.suppress(BufferError):  # exported: left to the GC
+                        view.release()
 
     def _sink_data(self, data: memoryview) -> None:
         if self._sink is None:
