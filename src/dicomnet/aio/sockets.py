@@ -68,6 +68,9 @@ _TCP_INFO_RTT_OFFSET = 68
 #: after one it is about half the round trip.
 _NO_SAMPLE_RTTVAR = 100_000
 _RMEM_MAX = "/proc/sys/net/core/rmem_max"
+#: TCP_NOTSENT_LOWAT where the platform has it.
+_UNSENT_OPTION: int | None = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
 def tune_socket(sock: socket.socket | None, *, tls: bool) -> None:
@@ -80,16 +83,15 @@ def tune_socket(sock: socket.socket | None, *, tls: bool) -> None:
     send, so a small unsent limit raised the sender's CPU from 0.45 to 0.66 s
     per GB, and the kernel's own receive buffer sizing went faster than the
     fixed one (1,708 against 1,492 MB/s, 6 interleaved rounds)."""
-    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+    if sock is None or sock.family not in _TCP_FAMILIES:
         return
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if not tls:
         return
-    unsent = getattr(socket, "TCP_NOTSENT_LOWAT", None)
-    if unsent is not None:
+    if _UNSENT_OPTION is not None:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, unsent, UNSENT_MOST)
+            sock.setsockopt(socket.IPPROTO_TCP, _UNSENT_OPTION, UNSENT_MOST)
     rtt = round_trip_us(sock)
     if rtt is not None and rtt < SHORT_RTT_US and _receive_buffer_allowed():
         with contextlib.suppress(OSError):
@@ -107,10 +109,9 @@ def lift_unsent_limit(sock: socket.socket) -> None:
     """Let the kernel take any amount unsent again (a closing connection: what
     is left, and TLS's close_notify behind it, should not wait for the peer
     to read first; an alert refused with EAGAIN would be lost)."""
-    unsent = getattr(socket, "TCP_NOTSENT_LOWAT", None)
-    if unsent is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+    if _UNSENT_OPTION is not None and sock.family in _TCP_FAMILIES:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, unsent, 0)  # 0: the system's default
+            sock.setsockopt(socket.IPPROTO_TCP, _UNSENT_OPTION, 0)  # 0: the system's default
 
 
 def round_trip_us(sock: socket.socket) -> int | None:
