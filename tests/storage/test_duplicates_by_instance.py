@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services import storage as storage_module
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
-from dicomnet.storage.files import StorageError, sync_folder
+from dicomnet.storage.files import StorageError, cleanup_stale, sync_folder
 from dicomnet.storage.index import StorageIndex
 from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import make_image, uid, write_part10
@@ -86,6 +86,17 @@ def test_the_same_instance_in_another_study(
         assert row.calling_ae == kept.upper()
         assert index.count()["instances"] == 1
     assert _leftovers(root) == []
+    if policy == "overwrite":  # the first study's folders went with its copy
+        assert _empty_folders(root) == []
+    else:  # the second study's folder, made for a file that was discarded...
+        assert len(_empty_folders(root)) == 1
+    cleanup_stale(root)  # ...goes when the server starts next
+    assert _empty_folders(root) == []
+
+
+def _empty_folders(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_dir() and not any(p.iterdir()))
 
 
 def test_a_file_removed_by_hand_is_no_duplicate(tmp_path: Path,

@@ -273,11 +273,16 @@ def test_cleanup_stale_removes_temps_and_nothing_else(tmp_path: Path, root: Path
     outside.mkdir()
     (outside / ".x.dicomnet-part").write_bytes(b"o")
     (root / "link").symlink_to(outside)
+    (root / "empty" / "series").mkdir(parents=True)  # a duplicate kept elsewhere
 
     assert cleanup_stale(root) == 4
     assert temps(root) == []
     for relative in keep:
         assert (root / relative).exists(), relative
+    # Folders left empty go (deep/er held only a temporary file), the root and
+    # the link to a folder stay.
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".hidden", "1.2", "dir.dicomnet-part", "link", "notes.dicomnet-part.txt"]
     assert (outside / ".x.dicomnet-part").read_bytes() == b"o"
     assert (root / "1.2" / "9.dcm").read_bytes() == b"complete"
     assert cleanup_stale(root) == 0

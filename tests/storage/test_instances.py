@@ -146,3 +146,84 @@ def test_rows_after_the_index_closed_are_reported(tmp_path: Path,
     scp.close()
     scp._write_index_rows([(_row("late"), UID, None)])
     assert "1 index row(s) arrived after the index closed; run reindex" in caplog.text
+
+
+def _tree(root: Path) -> list[str]:
+    """Everything below ``root`` but the index's own files."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if not p.name.startswith("index.sqlite"))
+
+
+def test_an_overwrite_elsewhere_removes_the_folders_it_empties(
+    tmp_path: Path, locator: Any,
+) -> None:
+    """The instance moves to another study: once the old copy is removed, its
+    series and study folders go too if nothing else is in them, never the root
+    nor a folder that still holds something."""
+    root = tmp_path / "store"
+    indexed: dict[str, str] = {}
+    locator._index.locate = indexed.get  # the rows written, as the index would hold them
+    _, first = _name(locator, root / "study1" / "series1" / "x.dcm", b"one")
+    locator.settled(UID, first)
+    locator.rows_written([(_row("one"), UID, first)])
+    indexed[UID] = "study1/series1/x.dcm"
+    (root / "study1" / "series2").mkdir()
+    (root / "study1" / "series2" / "other.dcm").write_bytes(b"other")
+    _, second = _name(locator, root / "study2" / "series1" / "x.dcm", b"two")
+    locator.settled(UID, second)
+    assert _tree(root) == ["study1", "study1/series2", "study1/series2/other.dcm",
+                           "study2", "study2/series1", "study2/series1/x.dcm"]
+    # Back to the first study: now the whole of study2 goes.
+    locator.rows_written([(_row("two"), UID, second)])
+    indexed[UID] = "study2/series1/x.dcm"
+    _, third = _name(locator, root / "study1" / "series1" / "x.dcm", b"three")
+    locator.settled(UID, third)
+    assert _tree(root) == ["study1", "study1/series1", "study1/series1/x.dcm",
+                           "study1/series2", "study1/series2/other.dcm"]
+    assert (root / "study1" / "series1" / "x.dcm").read_bytes() == b"three"
+
+
+def test_a_folder_whose_name_may_await_its_sync_is_kept(
+    tmp_path: Path, locator: Any,
+) -> None:
+    """Two associations: one names the instance in study1 (its folder sync still
+    to come), the other names it in study2 and settles first, removing the
+    study1 copy. study1's folder stays, so that the first one's folder sync
+    does not fail on a folder that is gone."""
+    root = tmp_path / "store"
+    _, first = _name(locator, root / "study1" / "x.dcm", b"one")  # not settled yet
+    _, second = _name(locator, root / "study2" / "x.dcm", b"two")
+    locator.settled(UID, second)
+    assert not (root / "study1" / "x.dcm").exists()
+    assert (root / "study1").is_dir()
+    locator.settled(UID, first)  # no longer the latest: nothing happens
+    locator.rows_written([(_row("one"), UID, first), (_row("two"), UID, second)])
+    assert (root / "study1").is_dir()  # left for good: nothing prunes it later
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named"])
+def test_a_writer_whose_folder_is_pruned_under_it_still_names_its_file(
+    tmp_path: Path, locator: Any, unnamed: bool,
+) -> None:
+    """A new object for the emptied folder was being received (an unnamed or a
+    named temporary file) while the folder went: it is named all the same, in
+    the folder made again."""
+    root = tmp_path / "store"
+    other = "1.2.826.0.1.3680043.8.498.9.6"
+    indexed: dict[str, str] = {}
+    locator._index.locate = indexed.get
+    _, first = _name(locator, root / "study1" / "x.dcm", b"one")
+    locator.settled(UID, first)
+    locator.rows_written([(_row("one"), UID, first)])
+    indexed[UID] = "study1/x.dcm"
+    late = AtomicWriter(root / "study1" / "y.dcm", unnamed=unnamed)  # before the prune
+    late.write(b"late")
+    _, second = _name(locator, root / "study2" / "x.dcm", b"two")
+    locator.settled(UID, second)
+    # An unnamed file leaves the folder empty, and it goes; a named one keeps it.
+    assert (root / "study1").exists() is (late._temp is not None)
+    late.make_durable()
+    result, _ = locator.commit(late, other, root / "study1" / "y.dcm",
+                               DuplicatePolicy.OVERWRITE)
+    assert result.stored
+    assert (root / "study1" / "y.dcm").read_bytes() == b"late"

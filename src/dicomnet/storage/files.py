@@ -322,6 +322,14 @@ def _unnamed_files_supported() -> bool:
     return bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
 
 
+def forget_folder(directory: Path) -> None:
+    """``directory`` was removed by this process: the next writer makes it again
+    (and proves it inside its root again) without first failing in it."""
+    _KNOWN_DIRS.discard(directory)
+    for key in [key for key, folder in _VERIFIED_FOLDERS.items() if folder == directory]:
+        _VERIFIED_FOLDERS.pop(key, None)
+
+
 def _make_dirs(directory: Path, *, durable: bool = True) -> None:
     if directory in _KNOWN_DIRS:
         return
@@ -745,23 +753,38 @@ class AtomicWriter:
 
 def cleanup_stale(root: Path) -> int:
     """Remove every ``*.dicomnet-part`` file below ``root``; return how many.
+    Folders below ``root`` left empty (by such a store, or by a duplicate kept
+    where the instance already was) are removed too.
 
     Run it at server start, before any association is accepted: a temporary
     file that exists then belongs to a store that was interrupted. Symbolic
     links to folders are not followed; nothing else is touched.
     """
-    removed = 0
-    for dirpath, _dirnames, filenames in os.walk(root, followlinks=False):
+    removed = folders = 0
+    emptied: set[str] = set()
+    top = os.fspath(root)
+    # Bottom-up, so that a folder whose subfolders all went can go too.
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
+        kept = 0
         for name in filenames:
-            if name.endswith(TEMP_SUFFIX):
-                path = Path(dirpath, name)
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    raise StorageError.from_os_error("cannot remove", path, exc) from exc
-                removed += 1
-    if removed:
-        logger.info("removed %d stale temporary file(s) under %s", removed, root)
+            if not name.endswith(TEMP_SUFFIX):
+                kept += 1
+                continue
+            path = Path(dirpath, name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageError.from_os_error("cannot remove", path, exc) from exc
+            removed += 1
+        if dirpath != top and not kept and all(
+                os.path.join(dirpath, name) in emptied for name in dirnames):
+            with contextlib.suppress(OSError):  # not empty after all, or not ours to remove
+                os.rmdir(dirpath)
+                emptied.add(dirpath)
+                folders += 1
+    if removed or folders:
+        logger.info("removed %d stale temporary file(s) and %d empty folder(s) under %s",
+                    removed, folders, root)
     return removed

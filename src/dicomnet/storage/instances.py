@@ -35,6 +35,7 @@ from .files import (
     CommitResult,
     DuplicatePolicy,
     StorageError,
+    forget_folder,
     sync_folder,
 )
 from .index import NewInstance, StorageIndex
@@ -72,6 +73,9 @@ class InstanceLocator:
         self._named: dict[str, _Named] = {}
         self._generation = 0
         self._index_failing = False
+        #: The folder of each name whose row is neither written nor dropped: its
+        #: folder sync may still be to come, so the folder must stay (_prune).
+        self._folders: dict[int, Path] = {}
 
     def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path,
                policy: DuplicatePolicy) -> tuple[CommitResult, int | None]:
@@ -107,6 +111,7 @@ class InstanceLocator:
             if not result.stored:
                 return result, None
             self._generation += 1
+            self._folders[self._generation] = destination.parent
             named = self._named.get(sop_instance_uid)
             if named is None:
                 named = self._named[sop_instance_uid] = _Named(relative, self._generation, 1)
@@ -134,19 +139,43 @@ class InstanceLocator:
                 old = self._root / relative
                 try:
                     os.unlink(old)
-                    folders.add(old.parent)
                 except FileNotFoundError:
-                    pass
+                    pass  # removed by hand: its folder may be empty all the same
                 except OSError as exc:
                     logger.warning("cannot remove %s, replaced by %s: %s", old,
                                    named.relative_path, exc)
+                    continue
+                folders.add(old.parent)
             named.superseded.clear()
-        if self._durable:
-            for folder in folders:  # else a crash could bring the old copy back
+        for folder in folders:
+            if self._durable:  # else a crash could bring the old copy back
                 try:
                     sync_folder(folder)
                 except StorageError as exc:
                     logger.warning("%s", exc)
+                    continue
+            self._prune(folder)
+
+    def _prune(self, folder: Path) -> None:
+        """Remove ``folder``, then each parent below the root, while they are empty:
+        an instance overwritten under another study or series leaves its old
+        folders behind otherwise. Writers make again a folder removed under them
+        (``AtomicWriter``, as after a retention job), and an unnamed temporary file
+        (``O_TMPFILE``) is linked into the new one. A folder where a name given
+        by this process may still await its folder sync is kept (the copy just
+        removed was named there by another association a moment ago). Not
+        synced: a crash can at worst bring back an empty folder."""
+        root = self._root
+        with self._lock:
+            if folder in self._folders.values():
+                return
+        while folder != root and root in folder.parents:
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty (a file, a named temporary file), or gone
+                return
+            forget_folder(folder)
+            folder = folder.parent
 
     def _elsewhere(self, sop_instance_uid: str, relative: str) -> str | None:
         """Where the instance's file is (relative to the root) if it is stored under
@@ -190,6 +219,8 @@ class InstanceLocator:
                 self._forget(uid, generation)
 
     def _forget(self, sop_instance_uid: str, generation: int | None) -> None:
+        if generation is not None:
+            self._folders.pop(generation, None)
         named = self._named.get(sop_instance_uid) if generation is not None else None
         if named is not None:
             named.outstanding -= 1
