@@ -79,25 +79,32 @@ def test_another_path_is_found_until_the_index_knows(tmp_path: Path, locator: An
     assert sorted(p.name for p in (root / "b").iterdir()) == []  # no temporary file
 
 
-def test_overwrite_elsewhere_removes_the_old_file_once_settled(
+def test_overwrite_elsewhere_removes_the_old_file_once_settled_and_indexed(
     tmp_path: Path, locator: Any,
 ) -> None:
-    """The old copy goes only when the new name is durable (settled), and only by
-    the latest name: an older one settling late removes nothing."""
+    """The old copy goes only when the new name is durable (settled) and the
+    index names it (its row written), in either order, and only by the latest
+    name: an older one settling late removes nothing."""
     root = tmp_path / "store"
     _, first = _name(locator, root / "a" / "x.dcm", b"one")
     locator.settled(UID, first)
     result, second = _name(locator, root / "b" / "x.dcm", b"two")
     assert result.stored
-    assert (root / "a" / "x.dcm").exists()  # not before its replacement is durable
+    locator.rows_written([(_row("one"), UID, first), (_row("two"), UID, second)])
+    assert (root / "a" / "x.dcm").exists()  # indexed, not durable yet
     _, third = _name(locator, root / "c" / "x.dcm", b"three")
     locator.settled(UID, second)  # no longer the latest: removes nothing
     assert (root / "a" / "x.dcm").exists() and (root / "b" / "x.dcm").exists()
     locator.settled(UID, third)
+    assert (root / "a" / "x.dcm").exists() and (root / "b" / "x.dcm").exists()  # durable,
+    locator.rows_written([(_row("three"), UID, third)])  # and now indexed
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.dcm")) == ["c/x.dcm"]
+    assert locator._named == {}
     # Named again where a replaced copy was: that path is not removed later.
+    locator._index.locate = {UID: "c/x.dcm"}.get  # as the index now holds it
     _, fourth = _name(locator, root / "a" / "x.dcm", b"four")
     locator.settled(UID, fourth)
+    locator.rows_written([(_row("four"), UID, fourth)])
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.dcm")) == ["a/x.dcm"]
 
 
@@ -171,13 +178,14 @@ def test_an_overwrite_elsewhere_removes_the_folders_it_empties(
     (root / "study1" / "series2" / "other.dcm").write_bytes(b"other")
     _, second = _name(locator, root / "study2" / "series1" / "x.dcm", b"two")
     locator.settled(UID, second)
+    locator.rows_written([(_row("two"), UID, second)])
     assert _tree(root) == ["study1", "study1/series2", "study1/series2/other.dcm",
                            "study2", "study2/series1", "study2/series1/x.dcm"]
     # Back to the first study: now the whole of study2 goes.
-    locator.rows_written([(_row("two"), UID, second)])
     indexed[UID] = "study2/series1/x.dcm"
     _, third = _name(locator, root / "study1" / "series1" / "x.dcm", b"three")
     locator.settled(UID, third)
+    locator.rows_written([(_row("three"), UID, third)])
     assert _tree(root) == ["study1", "study1/series1", "study1/series1/x.dcm",
                            "study1/series2", "study1/series2/other.dcm"]
     assert (root / "study1" / "series1" / "x.dcm").read_bytes() == b"three"
@@ -194,11 +202,12 @@ def test_a_folder_whose_name_may_await_its_sync_is_kept(
     _, first = _name(locator, root / "study1" / "x.dcm", b"one")  # not settled yet
     _, second = _name(locator, root / "study2" / "x.dcm", b"two")
     locator.settled(UID, second)
+    locator.rows_written([(_row("two"), UID, second)])
     assert not (root / "study1" / "x.dcm").exists()
     assert (root / "study1").is_dir()
     locator.settled(UID, first)  # no longer the latest: nothing happens
-    locator.rows_written([(_row("one"), UID, first), (_row("two"), UID, second)])
-    assert (root / "study1").is_dir()  # left for good: nothing prunes it later
+    locator.rows_written([(_row("one"), UID, first)])
+    assert (root / "study1").is_dir()  # left until the server starts next (cleanup_stale)
 
 
 @pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named"])
@@ -220,6 +229,7 @@ def test_a_writer_whose_folder_is_pruned_under_it_still_names_its_file(
     late.write(b"late")
     _, second = _name(locator, root / "study2" / "x.dcm", b"two")
     locator.settled(UID, second)
+    locator.rows_written([(_row("two"), UID, second)])
     # An unnamed file leaves the folder empty, and it goes; a named one keeps it.
     assert (root / "study1").exists() is (late._temp is not None)
     late.make_durable()

@@ -525,7 +525,7 @@ class StorageSCP:
                                     self.duplicates)
 
     def _settled(self, message: CStoreRQ, generation: int | None) -> None:
-        if self._locator is not None:  # copies replaced elsewhere go now
+        if self._locator is not None:  # copies replaced elsewhere go once indexed
             self._locator.settled(message.affected_sop_instance_uid, generation)
 
     def _start_round(self, jobs: list[_Job]) -> _Round:

@@ -55,8 +55,11 @@ class _Named:
     relative_path: str
     generation: int
     outstanding: int  # names given whose rows are neither written nor dropped
-    #: Older copies under other paths, removed once the latest name is durable.
+    #: Older copies under other paths, removed once the latest name is durable
+    #: and the index names it.
     superseded: set[str] = field(default_factory=set)
+    settled: bool = False  # the latest name is durable (its folder synced)
+    indexed: bool = False  # the latest name's row is written
 
 
 class InstanceLocator:
@@ -85,7 +88,8 @@ class InstanceLocator:
         * not stored, or stored at ``destination``: as ``AtomicWriter.commit``;
         * stored elsewhere: ``KEEP`` and ``REJECT`` discard the new file and
           report the existing one as the duplicate's path; ``OVERWRITE`` names the
-          new file, and the old one is removed by :meth:`settled`.
+          new file, and the old one is removed once the new name is durable
+          (:meth:`settled`) and indexed (:meth:`rows_written`).
 
         Returns the result and, when a file was named, its generation, which
         goes with its index row (:meth:`rows_to_write`), queued whether or not
@@ -118,6 +122,7 @@ class InstanceLocator:
             else:
                 named.relative_path, named.generation = relative, self._generation
                 named.outstanding += 1
+                named.settled = named.indexed = False
             if elsewhere is not None:
                 named.superseded.add(elsewhere)
             named.superseded.discard(relative)  # named again where it once was
@@ -125,28 +130,42 @@ class InstanceLocator:
 
     def settled(self, sop_instance_uid: str, generation: int | None) -> None:
         """The name ``generation`` is durable (its folder synced). If it is still the
-        instance's latest, the copies it replaced elsewhere are removed now: not
-        before (a failed sync must not cost the copy that was there), and by the
-        latest name only (an older one could remove a copy stored after it)."""
+        instance's latest, the copies it replaced elsewhere are removed once the
+        index names it too (:meth:`rows_written`): not before it is durable (a
+        failed sync must not cost the copy that was there), nor before the index
+        names it (a query would find a path that is gone), and by the latest
+        name only (an older one could remove a copy stored after it)."""
         if generation is None:
             return
-        folders: set[Path] = set()
         with self._lock:
             named = self._named.get(sop_instance_uid)
             if named is None or named.generation != generation:
                 return
-            for relative in named.superseded:
-                old = self._root / relative
-                try:
-                    os.unlink(old)
-                except FileNotFoundError:
-                    pass  # removed by hand: its folder may be empty all the same
-                except OSError as exc:
-                    logger.warning("cannot remove %s, replaced by %s: %s", old,
-                                   named.relative_path, exc)
-                    continue
-                folders.add(old.parent)
-            named.superseded.clear()
+            named.settled = True
+            folders = self._remove_superseded(named) if named.indexed else set()
+        self._tidy(folders)
+
+    def _remove_superseded(self, named: _Named) -> set[Path]:
+        """Remove the copies ``named``'s latest name replaced (under the lock: a
+        commit may name the instance again at one of their paths); return their
+        folders."""
+        folders: set[Path] = set()
+        for relative in named.superseded:
+            old = self._root / relative
+            try:
+                os.unlink(old)
+            except FileNotFoundError:
+                pass  # removed by hand: its folder may be empty all the same
+            except OSError as exc:
+                logger.warning("cannot remove %s, replaced by %s: %s", old,
+                               named.relative_path, exc)
+                continue
+            folders.add(old.parent)
+        named.superseded.clear()
+        return folders
+
+    def _tidy(self, folders: set[Path]) -> None:
+        """Make the removals in ``folders`` durable, then remove those left empty."""
         for folder in folders:
             if self._durable:  # else a crash could bring the old copy back
                 try:
@@ -213,10 +232,17 @@ class InstanceLocator:
     def rows_written(self, rows: Sequence[IndexRow]) -> None:
         """The index now holds what :meth:`rows_to_write` chose of ``rows``: their
         instances are the index's to locate once no other name of theirs is on
-        its way."""
+        its way, and the copies a durable latest name replaced are removed."""
+        folders: set[Path] = set()
         with self._lock:
             for _, uid, generation in rows:
+                named = self._named.get(uid) if generation is not None else None
+                if named is not None and named.generation == generation:
+                    named.indexed = True
+                    if named.settled:
+                        folders |= self._remove_superseded(named)
                 self._forget(uid, generation)
+        self._tidy(folders)
 
     def _forget(self, sop_instance_uid: str, generation: int | None) -> None:
         if generation is not None:
