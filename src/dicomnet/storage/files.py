@@ -326,8 +326,10 @@ def forget_folder(directory: Path) -> None:
     """``directory`` was removed by this process: the next writer makes it again
     (and proves it inside its root again) without first failing in it."""
     _KNOWN_DIRS.discard(directory)
-    for key in [key for key, folder in _VERIFIED_FOLDERS.items() if folder == directory]:
-        _VERIFIED_FOLDERS.pop(key, None)
+    # list() copies the items in one step: other threads add folders meanwhile.
+    for key, folder in list(_VERIFIED_FOLDERS.items()):
+        if folder == directory:
+            _VERIFIED_FOLDERS.pop(key, None)
 
 
 def _make_dirs(directory: Path, *, durable: bool = True) -> None:
