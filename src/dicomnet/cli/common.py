@@ -8,10 +8,13 @@ error; 3 association, TLS or network failure; 130 interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import os
+import signal
+import socket
 import sys
 import traceback
 import warnings
@@ -416,7 +419,7 @@ def run_async(
     """Run ``coro``; turn expected failures into one line on stderr and an exit code.
     On Ctrl-C, ``on_interrupt`` (if given) reports what was done before the exit."""
     try:
-        return asyncio.run(coro)
+        return asyncio.run(_woken_by_signals(coro))
     except KeyboardInterrupt:
         if on_interrupt is not None:
             on_interrupt()
@@ -433,6 +436,45 @@ def run_async(
         _trace(verbose)
         where = f" ({exc.filename})" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}", EXIT_NETWORK)
+
+
+async def _woken_by_signals(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` with the event loop woken by every signal Python handles.
+
+    ``asyncio.run`` takes Ctrl-C with a Python-level handler (``signal.signal``),
+    which runs when the main thread next executes Python code; the loop learns of
+    it only by the EINTR of its ``epoll_wait``. A SIGINT arriving just before the
+    loop enters ``epoll_wait`` interrupts nothing: the loop sleeps on until its
+    next timer or I/O event (``dicomnet store`` awaiting a C-STORE response: up to
+    the DIMSE timeout, 60 s). A wakeup fd (what ``loop.add_signal_handler`` sets)
+    makes the C-level handler also write to a socket the loop watches."""
+    loop = asyncio.get_running_loop()
+    wake, wakeup = socket.socketpair()
+    with wake, wakeup:
+        wake.setblocking(False)
+        wakeup.setblocking(False)
+        try:
+            loop.add_reader(wake.fileno(), _drain, wake)
+        except NotImplementedError:  # Windows' proactor loop sets a wakeup fd itself
+            return await coro
+        try:
+            try:
+                previous = signal.set_wakeup_fd(wakeup.fileno(), warn_on_full_buffer=False)
+            except ValueError:  # not the main thread: asyncio.run handles no Ctrl-C here
+                return await coro
+            try:
+                return await coro
+            finally:
+                signal.set_wakeup_fd(previous)
+        finally:
+            loop.remove_reader(wake.fileno())
+
+
+def _drain(sock: socket.socket) -> None:
+    """The signal numbers the wakeup fd got: the Python handlers do the work."""
+    with contextlib.suppress(OSError):
+        while sock.recv(4096):
+            pass
 
 
 def _trace(verbose: int) -> None:

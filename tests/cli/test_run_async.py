@@ -1,0 +1,72 @@
+"""run_async: Ctrl-C ends a command whose event loop is asleep."""
+
+from __future__ import annotations
+
+import asyncio
+import linecache
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from dicomnet.cli.common import EXIT_INTERRUPTED, run_async
+
+
+def _main_thread_in_poll(main: int) -> bool:
+    """Whether the main thread is inside the selector's system call (C code, the
+    GIL released: it runs no Python code before ``epoll_wait`` returns). Seen
+    from a thread holding the GIL, the frame's line is that of the call only once
+    an instruction of it ran, and no signal check comes before the call itself."""
+    frame = sys._current_frames().get(main)
+    if (frame is None or frame.f_code.co_name != "select"
+            or not frame.f_code.co_filename.endswith("selectors.py")):
+        return False
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    return "_selector.poll(" in line or "_selector.control(" in line  # epoll/poll, kqueue
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+def test_ctrl_c_handled_just_before_the_loop_sleeps_still_interrupts() -> None:
+    """A SIGINT whose C handler runs just before the loop enters ``epoll_wait``
+    (here: in another thread, while the main thread is in the poll call) must
+    still wake the loop. asyncio.run's handler alone runs only once the main
+    thread runs Python code again, after the next timer or I/O event: ``dicomnet
+    store`` awaiting a C-STORE response slept up to its DIMSE timeout (60 s)."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT has a handler of its own here: asyncio.run installs none")
+    main = threading.get_ident()
+    seen_in_poll = threading.Event()
+    woken = threading.Event()
+    slept_through: list[bool] = []
+
+    def interrupt(loop: asyncio.AbstractEventLoop) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _main_thread_in_poll(main):
+                seen_in_poll.set()
+                break
+            time.sleep(0.001)
+        # To this thread: the main thread's epoll_wait sees no EINTR, as when the
+        # signal arrives just before it is entered.
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        if not woken.wait(10):
+            slept_through.append(True)
+            loop.call_soon_threadsafe(lambda: None)  # the pending handler then runs
+
+    async def wait() -> None:
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=interrupt, args=(loop,), daemon=True).start()
+        try:
+            await loop.create_future()  # only the Ctrl-C ends this wait
+        finally:
+            woken.set()
+
+    reported: list[bool] = []
+    with pytest.raises(SystemExit) as exit_info:
+        run_async(wait(), verbose=0, on_interrupt=lambda: reported.append(True))
+    assert seen_in_poll.is_set(), "the main thread was never seen in the selector's poll"
+    assert not slept_through, "the event loop slept through the Ctrl-C"
+    assert exit_info.value.code == EXIT_INTERRUPTED
+    assert reported == [True]
