@@ -120,6 +120,9 @@ class RawPeer:
 
 
 Answer = Callable[[RawPeer, Request], Awaitable[None]]
+#: The name of the task serving each connection (it may still be closing when
+#: the client is done).
+PEER_TASK = "raw_scp peer"
 
 
 @contextlib.asynccontextmanager
@@ -138,6 +141,9 @@ async def raw_scp(answer: Answer, *, max_async_operations: int = 1,
     peers: list[RawPeer] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:  # the test's own peer: not a task the client left
+            task.set_name(PEER_TASK)
         peer = RawPeer(reader, writer, answer_release=answer_release)
         peers.append(peer)
         try:

@@ -677,7 +677,8 @@ class Association:
         self._fail(AssociationAborted(0, 0, "aborted locally"))
         with contextlib.suppress(DicomNetError, OSError):
             self._queue_out()
-            await asyncio.wait_for(self.stream.writer.drain(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.stream.writer.drain()
         await self.stream.close()
 
     async def wait_closed(self) -> None:

@@ -360,7 +360,8 @@ class ClientAssociation(Association):
         self.ul.release()
         await self._flush()
         try:
-            await asyncio.wait_for(asyncio.shield(self._released), self.timeouts.acse)
+            async with asyncio.timeout(self.timeouts.acse):
+                await asyncio.shield(self._released)
         except TimeoutError:
             log.info("%s: no A-RELEASE-RP within %ss; aborting", self._name(), self.timeouts.acse)
             await self.abort()
@@ -373,12 +374,20 @@ class ClientAssociation(Association):
     async def _stop_reader(self) -> None:
         task = self._reader
         if task is not None and not task.done():
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can drop a cancel of
+            # ours that comes as the reader ends (a Ctrl-C ignored).
             try:
-                await asyncio.wait_for(asyncio.shield(task), 1.0)
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(task)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # Our caller is being cancelled (before or while the reader was
+                    # stopped), not only the reader: the cancel goes on up.
+                    raise asyncio.CancelledError from None
 
     async def abort(self) -> None:
         await super().abort()
@@ -486,7 +495,8 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
                 None, None, f"no A-ASSOCIATE-AC/RJ within {assoc.timeouts.acse}s (ACSE timeout)"
             )
         try:
-            events = await asyncio.wait_for(assoc._read_events(), remaining)
+            async with asyncio.timeout(remaining):
+                events = await assoc._read_events()
         except TimeoutError:
             continue
         for event in events:

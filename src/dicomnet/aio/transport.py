@@ -198,7 +198,8 @@ class Stream:
             return
         writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 5.0)
+            async with asyncio.timeout(5.0):
+                await writer.wait_closed()
 
 
 def describe_os_error(exc: BaseException) -> str:
@@ -239,9 +240,8 @@ async def open_stream(
     receiver = Receiver()
     if context is None or tls is None:
         try:
-            transport, _ = await asyncio.wait_for(
-                loop.create_connection(lambda: receiver, host, port), connect_timeout
-            )
+            async with asyncio.timeout(connect_timeout):
+                transport, _ = await loop.create_connection(lambda: receiver, host, port)
         except builtins.TimeoutError as exc:
             raise TimeoutError(
                 f"connecting to {host}:{port} timed out after {connect_timeout}s"
@@ -366,7 +366,8 @@ async def peek(sock: socket.socket, size: int, timeout: float) -> bytes:
         ready: asyncio.Future[None] = loop.create_future()
         loop.add_reader(fd, _set_done, ready)
         try:
-            await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
+            async with asyncio.timeout_at(deadline):
+                await ready
         except builtins.TimeoutError as exc:
             raise TimeoutError(f"nothing received within {timeout}s") from exc
         finally:
