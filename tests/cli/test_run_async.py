@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,22 @@ def test_ctrl_c_handled_just_before_the_loop_sleeps_still_interrupts() -> None:
     assert not slept_through, "the event loop slept through the Ctrl-C"
     assert exit_info.value.code == EXIT_INTERRUPTED
     assert reported == [True]
+
+
+def test_ctrl_c_outside_the_network_work_exits_130(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """A Ctrl-C while a command does something else than its asyncio part (here
+    making certificates) exits 130 with "interrupted", not click's "Aborted!"
+    and 1 (which means a peer's failure status)."""
+    from click.testing import CliRunner
+
+    from dicomnet.cli import certs
+    from dicomnet.cli.main import main
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(certs, "make_dev_pki", interrupted)
+    result = CliRunner().invoke(main, ["certs", "init", str(tmp_path / "pki")])
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert "interrupted" in result.output and "Aborted" not in result.output

@@ -35,6 +35,7 @@ from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES, SecurityWarnin
 __all__ = [
     "EXIT_CODES_EPILOG",
     "EXIT_FAILURE_STATUS",
+    "EXIT_INTERRUPTED",
     "EXIT_NETWORK",
     "EXIT_OK",
     "EXIT_USAGE",

@@ -6,7 +6,7 @@ import importlib
 
 import click
 
-from dicomnet.cli.common import EXIT_CODES_EPILOG
+from dicomnet.cli.common import EXIT_CODES_EPILOG, EXIT_INTERRUPTED, fail
 
 __all__ = ["main"]
 
@@ -27,6 +27,15 @@ class _LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), cmd_name)
         assert isinstance(command, click.Command)
         return command
+
+    def invoke(self, ctx: click.Context) -> object:
+        """A Ctrl-C outside a command's network work (loading it, printing its
+        summary) exits 130 like one during it; click would say "Aborted!" and
+        exit 1, which here means a peer's failure status."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            fail("interrupted", EXIT_INTERRUPTED)
 
 
 @click.group(
