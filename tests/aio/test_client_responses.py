@@ -245,6 +245,29 @@ def test_a_release_left_unanswered_ends_in_an_abort() -> None:
     assert ending == "abort"
 
 
+def test_a_release_cancelled_while_unanswered_still_closes_the_connection() -> None:
+    """Ctrl-C (a cancel) while release() waits for an A-RELEASE-RP that never
+    comes: the cancel goes on up, and the connection is closed all the same."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request))
+
+    async def main() -> tuple[bool, bool, str]:
+        async with raw_scp(answer, answer_release=False) as (port, peers):
+            assoc = await open_association(LOOPBACK, port)
+            await assoc.echo()
+            releasing = asyncio.create_task(assoc.release())
+            await wait_until(lambda: bool(peers) and peers[0].ending == "release",
+                             "the peer to receive the A-RELEASE-RQ")
+            releasing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await releasing
+            return releasing.cancelled(), assoc.stream.writer.is_closing(), await _ended(peers)
+
+    cancelled, closing, ending = run(main())
+    assert cancelled and closing
+    assert ending == "closed"
+
+
 def test_a_release_requested_by_the_acceptor_is_answered_and_ends_the_association() -> None:
     async def answer(peer: RawPeer, request: Request) -> None:
         await peer.send(_rsp(request), ReleaseRQ().encode())

@@ -368,8 +368,10 @@ class ClientAssociation(Association):
         except AssociationAborted:
             pass
         finally:
-            await self._stop_reader()
-            await self.stream.close()
+            try:
+                await self._stop_reader()
+            finally:  # a cancel of ours goes on up from _stop_reader: close all the same
+                await self.stream.close()
 
     async def _stop_reader(self) -> None:
         task = self._reader
