@@ -20,7 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services import storage as storage_module
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
-from dicomnet.storage.files import StorageError, cleanup_stale, sync_folder
+from dicomnet.storage.cleanup import cleanup_stale
+from dicomnet.storage.files import StorageError, sync_folder
 from dicomnet.storage.index import StorageIndex
 from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import make_image, uid, write_part10

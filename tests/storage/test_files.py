@@ -250,7 +250,9 @@ def test_cannot_create_folder(root: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert info.value.errno == errno.EACCES
 
 
-def test_cleanup_stale_removes_temps_and_nothing_else(tmp_path: Path, root: Path) -> None:
+def test_cleanup_stale_removes_temps_and_empty_store_folders_and_nothing_else(
+    tmp_path: Path, root: Path,
+) -> None:
     # Interrupted stores: writers that were never committed nor aborted.
     crashed = [AtomicWriter(root / "1.2" / f"{n}.dcm") for n in range(3)]
     for writer in crashed:
@@ -273,21 +275,81 @@ def test_cleanup_stale_removes_temps_and_nothing_else(tmp_path: Path, root: Path
     outside.mkdir()
     (outside / ".x.dicomnet-part").write_bytes(b"o")
     (root / "link").symlink_to(outside)
-    (root / "empty" / "series").mkdir(parents=True)  # a duplicate kept elsewhere
+    (root / "1.3" / "1.3.1").mkdir(parents=True)  # a duplicate kept elsewhere
+    (root / "1.4" / "1.4.1").mkdir(parents=True)
+    (root / "1.4" / "1.4.1" / ".def.dicomnet-part").write_bytes(b"p")
+    (root / "incoming").mkdir()  # an operator's: not a name the store gives
 
-    assert cleanup_stale(root) == 4
+    assert cleanup_stale(root) == 5
     assert temps(root) == []
     for relative in keep:
         assert (root / relative).exists(), relative
-    # Folders left empty go (deep/er held only a temporary file), the root and
-    # the link to a folder stay.
+    # Empty study and series folders go (1.4/1.4.1 held only a temporary file);
+    # folders not named as the store names them stay (deep/er, emptied too), as
+    # do the root and the link to a folder.
     assert sorted(p.name for p in root.iterdir()) == [
-        ".hidden", "1.2", "dir.dicomnet-part", "link", "notes.dicomnet-part.txt"]
+        ".hidden", "1.2", "deep", "dir.dicomnet-part", "incoming", "link",
+        "notes.dicomnet-part.txt"]
+    assert (root / "deep" / "er").is_dir()
     assert (outside / ".x.dicomnet-part").read_bytes() == b"o"
     assert (root / "1.2" / "9.dcm").read_bytes() == b"complete"
     assert cleanup_stale(root) == 0
     for writer in crashed:
         writer.abort()  # the files are gone already; abort must not mind
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["O_TMPFILE", "named"])
+def test_a_folder_pruned_just_after_the_writer_made_it_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool,
+) -> None:
+    """The store prunes a folder an overwrite emptied (storage.instances) at the
+    moment another writer has made sure of it, before it opens its file there:
+    the writer makes it again (it used to fail when the folder had also left
+    the process's cache)."""
+    from dicomnet.storage import files
+
+    real = files._make_dirs
+    pruned: list[Path] = []
+
+    def make_then_prune(directory: Path, *, durable: bool = True) -> None:
+        real(directory, durable=durable)
+        if not pruned:  # the other thread's rmdir and forget_folder, once
+            os.rmdir(directory)
+            files.forget_folder(directory)
+            pruned.append(directory)
+
+    monkeypatch.setattr(files, "_make_dirs", make_then_prune)
+    folder = tmp_path / "study" / "series"
+    with AtomicWriter(folder / "a.dcm", unnamed=unnamed) as writer:
+        writer.write(b"data")
+        result = writer.commit(DuplicatePolicy.KEEP)
+    assert pruned == [folder]
+    assert result.stored and (folder / "a.dcm").read_bytes() == b"data"
+
+
+def test_a_parent_pruned_while_the_folder_is_made_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The study folder goes (pruned, emptied) between the walk that found it and
+    the mkdir of a new series in it: the walk is made again."""
+
+    study = tmp_path / "study"
+    study.mkdir()
+    real_mkdir = os.mkdir
+    calls: list[str] = []
+
+    def mkdir(path: str | os.PathLike[str], mode: int = 0o777) -> None:
+        if not calls and Path(path).parent == study:
+            os.rmdir(study)  # the other thread's prune, just before
+        calls.append(os.fspath(path))
+        real_mkdir(path, mode)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    with AtomicWriter(study / "series" / "a.dcm") as writer:
+        writer.write(b"data")
+        result = writer.commit(DuplicatePolicy.KEEP)
+    assert result.stored and (study / "series" / "a.dcm").read_bytes() == b"data"
+    assert calls == [str(study / "series"), str(study), str(study / "series")]
 
 
 def test_a_folder_removed_behind_our_back_is_made_again(tmp_path: Path) -> None:

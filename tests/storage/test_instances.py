@@ -237,3 +237,43 @@ def test_a_writer_whose_folder_is_pruned_under_it_still_names_its_file(
                                DuplicatePolicy.OVERWRITE)
     assert result.stored
     assert (root / "study1" / "y.dcm").read_bytes() == b"late"
+
+
+def test_rows_the_index_could_not_take_keep_the_copies_they_replace(
+    tmp_path: Path, locator: Any,
+) -> None:
+    """The index failed to write the new name's row (it still names the old
+    copy): the old copy stays, and the instance's next name removes it."""
+    root = tmp_path / "store"
+    indexed: dict[str, str] = {}
+    locator._index.locate = indexed.get
+    _, first = _name(locator, root / "a" / "x.dcm", b"one")
+    locator.settled(UID, first)
+    locator.rows_written([(_row("one"), UID, first)])
+    indexed[UID] = "a/x.dcm"
+    _, second = _name(locator, root / "b" / "x.dcm", b"two")
+    locator.settled(UID, second)
+    locator.rows_written([(_row("two"), UID, second)], written=False)
+    assert (root / "a" / "x.dcm").read_bytes() == b"one"  # what the index names
+    _, third = _name(locator, root / "b" / "x.dcm", b"three")
+    locator.settled(UID, third)
+    locator.rows_written([(_row("three"), UID, third)])
+    assert _tree(root) == ["b", "b/x.dcm"]
+
+
+def test_a_tampered_index_path_is_never_removed(
+    tmp_path: Path, locator: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An index row naming a path outside the root (``..``): the instance is
+    stored as new, and nothing outside the root is touched."""
+    root = tmp_path / "store"
+    outside = tmp_path / "outside" / "x.dcm"
+    outside.parent.mkdir()
+    outside.write_bytes(b"not ours")
+    locator._index.locate = {UID: "../outside/x.dcm"}.get
+    result, generation = _name(locator, root / "a" / "x.dcm", b"one")
+    locator.settled(UID, generation)
+    locator.rows_written([(_row("one"), UID, generation)])
+    assert result.stored and (root / "a" / "x.dcm").read_bytes() == b"one"
+    assert outside.read_bytes() == b"not ours"
+    assert "not a path below the root" in caplog.text

@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
 from ..errors import ConfigurationError, DicomNetError
 from ..security.info import SecurityInfo
+from ..storage.cleanup import cleanup_stale
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import (
     AtomicWriter,
@@ -35,7 +36,6 @@ from ..storage.files import (
     DuplicatePolicy,
     Layout,
     StorageError,
-    cleanup_stale,
     sync_folder,
 )
 from ..storage.header import HeaderAttributes, read_header
@@ -238,7 +238,8 @@ class StorageSCP:
     ``durable=False`` skips the fsyncs (renames stay atomic: never a partial
     file under a final name, even if the process is killed; but a power cut
     may lose objects already acknowledged): for benchmarks and scratch stores
-    only. Stale temporary files are removed when the SCP is created.
+    only. Stale temporary files, and the empty study and series folders
+    stores leave, are removed when the SCP is created (``cleanup_stale``).
     """
 
     command_fields = frozenset({CStoreRQ.command_field})
@@ -679,6 +680,7 @@ class StorageSCP:
     def _write_index_rows(self, rows: list[IndexRow]) -> None:
         if self.index is None:
             return
+        written = False
         try:
             if self.index.closed:  # a spilled commit that outlived close(): reindex repairs
                 log.warning("%d index row(s) arrived after the index closed; run reindex",
@@ -687,9 +689,10 @@ class StorageSCP:
                 self.index.add_instances(row for row, _, _ in rows)
             else:  # only each instance's latest name's row (storage.instances)
                 self.index.add_instances(self._locator.rows_to_write(rows))
+                written = True
         finally:
             if self._locator is not None:
-                self._locator.rows_written(rows)
+                self._locator.rows_written(rows, written=written)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from dicomnet.storage.cleanup import cleanup_stale
 from dicomnet.storage.files import (
     TEMP_SUFFIX,
     AtomicWriter,
@@ -21,7 +22,6 @@ from dicomnet.storage.files import (
     Layout,
     StorageError,
     StoragePolicy,
-    cleanup_stale,
     sync_folder,
 )
 from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header

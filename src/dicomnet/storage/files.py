@@ -45,7 +45,6 @@ __all__ = [
     "StorageError",
     "StoragePolicy",
     "TEMP_SUFFIX",
-    "cleanup_stale",
     "sync_folder",
 ]
 
@@ -347,22 +346,34 @@ def _make_dirs_uncached(directory: Path, *, durable: bool = True) -> None:
     ``os.makedirs`` applies ``mode`` to the leaf only; each parent here gets
     it too, and each parent is fsync-ed so the new entry survives a crash.
     """
-    missing: list[Path] = []
-    current = directory
-    while not current.is_dir():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for path in reversed(missing):
+    for attempt in range(_MAKE_ATTEMPTS):
+        missing: list[Path] = []
+        current = directory
+        while not current.is_dir():
+            missing.append(current)
+            if current.parent == current:
+                break
+            current = current.parent
         try:
-            os.mkdir(path, _DIR_MODE)
-        except FileExistsError:
-            if not path.is_dir():
+            for path in reversed(missing):
+                try:
+                    os.mkdir(path, _DIR_MODE)
+                except FileExistsError:
+                    if not path.is_dir():
+                        raise
+                    continue  # another writer made it first: fine
+                if durable:
+                    _fsync_dir(path.parent)
+            return
+        except FileNotFoundError:
+            # A parent went since we looked (the store prunes folders an
+            # overwrite emptied, storage.instances): walk again.
+            if attempt == _MAKE_ATTEMPTS - 1:
                 raise
-            continue  # another writer made it first: fine
-        if durable:
-            _fsync_dir(path.parent)
+
+
+#: Walks of a folder's path when its parents keep disappearing under it.
+_MAKE_ATTEMPTS = 3
 
 
 class AtomicWriter:
@@ -422,6 +433,7 @@ class AtomicWriter:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
         flags |= getattr(os, "O_BINARY", 0)
+        made_again = 0
         while True:
             # A str, not a Path: building Paths was a tenth of a small object's cost.
             temp = os.path.join(folder, f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
@@ -430,9 +442,12 @@ class AtomicWriter:
             except FileExistsError:
                 continue  # 64 random bits already taken: draw again
             except FileNotFoundError as exc:
-                if directory not in _KNOWN_DIRS:
+                # Removed since we made or saw it (a retention job; the store's own
+                # pruning, storage.instances): make it again, a few times at most.
+                made_again += 1
+                if made_again > _MAKE_ATTEMPTS:
                     raise StorageError.from_os_error("cannot create", Path(temp), exc) from exc
-                _KNOWN_DIRS.discard(directory)  # removed since we made it: again
+                _KNOWN_DIRS.discard(directory)
                 try:
                     _make_dirs(directory, durable=durable)
                 except OSError as exc:
@@ -751,42 +766,3 @@ class AtomicWriter:
         fd = getattr(self, "_fd", -1)
         if fd >= 0:
             os.close(fd)
-
-
-def cleanup_stale(root: Path) -> int:
-    """Remove every ``*.dicomnet-part`` file below ``root``; return how many.
-    Folders below ``root`` left empty (by such a store, or by a duplicate kept
-    where the instance already was) are removed too.
-
-    Run it at server start, before any association is accepted: a temporary
-    file that exists then belongs to a store that was interrupted. Symbolic
-    links to folders are not followed; nothing else is touched.
-    """
-    removed = folders = 0
-    emptied: set[str] = set()
-    top = os.fspath(root)
-    # Bottom-up, so that a folder whose subfolders all went can go too.
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
-        kept = 0
-        for name in filenames:
-            if not name.endswith(TEMP_SUFFIX):
-                kept += 1
-                continue
-            path = Path(dirpath, name)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise StorageError.from_os_error("cannot remove", path, exc) from exc
-            removed += 1
-        if dirpath != top and not kept and all(
-                os.path.join(dirpath, name) in emptied for name in dirnames):
-            with contextlib.suppress(OSError):  # not empty after all, or not ours to remove
-                os.rmdir(dirpath)
-                emptied.add(dirpath)
-                folders += 1
-    if removed or folders:
-        logger.info("removed %d stale temporary file(s) and %d empty folder(s) under %s",
-                    removed, folders, root)
-    return removed

@@ -39,6 +39,7 @@ from .files import (
     sync_folder,
 )
 from .index import NewInstance, StorageIndex
+from .names import UnsafeNameError, safe_relative_path
 
 __all__ = ["IndexRow", "InstanceLocator"]
 
@@ -171,7 +172,8 @@ class InstanceLocator:
                 try:
                     sync_folder(folder)
                 except StorageError as exc:
-                    logger.warning("%s", exc)
+                    if os.path.isdir(folder):  # else pruned by another thread: done
+                        logger.warning("%s", exc)
                     continue
             self._prune(folder)
 
@@ -218,6 +220,12 @@ class InstanceLocator:
                 self._index_failing = False
         if current is None or current == relative:
             return None
+        try:
+            safe_relative_path(current)
+        except UnsafeNameError:  # a tampered row: never a path to remove or report
+            logger.warning("the index names %r for %s: not a path below the root; "
+                           "ignored", current, sop_instance_uid)
+            return None
         # A file removed behind the index's back (by hand, a retention job) is gone.
         return current if os.path.lexists(self._root / current) else None
 
@@ -229,15 +237,18 @@ class InstanceLocator:
                     if generation is None or (named := self._named.get(uid)) is None
                     or named.generation == generation]
 
-    def rows_written(self, rows: Sequence[IndexRow]) -> None:
+    def rows_written(self, rows: Sequence[IndexRow], *, written: bool = True) -> None:
         """The index now holds what :meth:`rows_to_write` chose of ``rows``: their
         instances are the index's to locate once no other name of theirs is on
-        its way, and the copies a durable latest name replaced are removed."""
+        its way, and the copies a durable latest name replaced are removed.
+        Called with ``written=False`` when the index could not take them: the
+        copies replaced then stay (the index still names them), for the
+        instance's next name to remove."""
         folders: set[Path] = set()
-        with self._lock:
-            for _, uid, generation in rows:
+        for _, uid, generation in rows:
+            with self._lock:  # per row: the store thread names objects meanwhile
                 named = self._named.get(uid) if generation is not None else None
-                if named is not None and named.generation == generation:
+                if written and named is not None and named.generation == generation:
                     named.indexed = True
                     if named.settled:
                         folders |= self._remove_superseded(named)

@@ -1,0 +1,63 @@
+"""What a store's server clears when it starts: the temporary files of stores
+that were interrupted, and the empty folders they and other stores left."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from dicomnet.storage.names import UnsafeNameError, safe_uid
+
+__all__ = ["cleanup_stale"]
+
+logger = logging.getLogger("dicomnet.storage")
+
+
+def _is_uid(name: str) -> bool:
+    try:
+        return safe_uid(name) == name
+    except UnsafeNameError:
+        return False
+
+
+def cleanup_stale(root: Path) -> int:
+    """Remove every ``*.dicomnet-part`` file below ``root``; return how many.
+    Empty folders below ``root`` named as the store names its folders (a study
+    or series UID), left by such a store or by a duplicate kept where the
+    instance already was, are removed too; other folders are left alone.
+
+    Run it at server start, before any association is accepted: a temporary
+    file that exists then belongs to a store that was interrupted. Symbolic
+    links to folders are not followed; nothing else is touched.
+    """
+    removed = folders = 0
+    emptied: set[str] = set()
+    top = os.fspath(root)
+    # Bottom-up, so that a folder whose subfolders all went can go too.
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
+        kept = 0
+        for name in filenames:
+            if not name.endswith(TEMP_SUFFIX):
+                kept += 1
+                continue
+            path = Path(dirpath, name)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StorageError.from_os_error("cannot remove", path, exc) from exc
+            removed += 1
+        if dirpath != top and not kept and _is_uid(os.path.basename(dirpath)) and all(
+                os.path.join(dirpath, name) in emptied for name in dirnames):
+            with contextlib.suppress(OSError):  # not empty after all, or not ours to remove
+                os.rmdir(dirpath)
+                emptied.add(dirpath)
+                folders += 1
+    if removed or folders:
+        logger.info("removed %d stale temporary file(s) and %d empty folder(s) under %s",
+                    removed, folders, root)
+    return removed
