@@ -71,6 +71,7 @@ def test_ctrl_c_handled_just_before_the_loop_sleeps_still_interrupts() -> None:
     assert not slept_through, "the event loop slept through the Ctrl-C"
     assert exit_info.value.code == EXIT_INTERRUPTED
     assert reported == [True]
+    assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
 
 
 def test_ctrl_c_outside_the_network_work_exits_130(monkeypatch: pytest.MonkeyPatch,

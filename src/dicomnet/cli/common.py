@@ -450,7 +450,11 @@ async def _woken_by_signals(coro: Coroutine[Any, Any, T]) -> T:
     the DIMSE timeout, 60 s). A wakeup fd (what ``loop.add_signal_handler`` sets)
     makes the C-level handler also write to a socket the loop watches."""
     loop = asyncio.get_running_loop()
-    wake, wakeup = socket.socketpair()
+    try:
+        wake, wakeup = socket.socketpair()
+    except BaseException:  # no descriptors left, or a cancel: coro is never run
+        coro.close()
+        raise
     with wake, wakeup:
         wake.setblocking(False)
         wakeup.setblocking(False)
