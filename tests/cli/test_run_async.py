@@ -91,3 +91,37 @@ def test_ctrl_c_outside_the_network_work_exits_130(monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(main, ["certs", "init", str(tmp_path / "pki")])
     assert result.exit_code == EXIT_INTERRUPTED
     assert "interrupted" in result.output and "Aborted" not in result.output
+
+
+def test_a_second_ctrl_c_cancels_the_clean_up_instead_of_raising_in_it() -> None:
+    """The first Ctrl-C cancels the command; one during the clean-up that follows
+    (``dicomnet store`` aborting its association, closing its TLS connection) cancels
+    it again, cutting its waits short. asyncio.run raised KeyboardInterrupt wherever
+    the main thread then was (a transport callback, another task, a generator's
+    finalizer): tracebacks on stderr, the rest of the clean-up skipped."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT has a handler of its own here: asyncio.run installs none")
+    steps: list[str] = []
+
+    async def work() -> None:
+        loop = asyncio.get_running_loop()
+        signal.raise_signal(signal.SIGINT)  # its handler runs before this returns
+        try:
+            await loop.create_future()
+        finally:  # the clean-up
+            signal.raise_signal(signal.SIGINT)
+            steps.append("clean-up went on")
+            try:
+                await loop.create_future()  # a wait of the clean-up
+            except asyncio.CancelledError:
+                steps.append("clean-up wait cancelled")
+                raise
+
+    reported: list[bool] = []
+    with pytest.raises(SystemExit) as exit_info:
+        run_async(work(), verbose=0, on_interrupt=lambda: reported.append(True))
+    assert steps == ["clean-up went on", "clean-up wait cancelled"]
+    assert exit_info.value.code == EXIT_INTERRUPTED
+    assert reported == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"

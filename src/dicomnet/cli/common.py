@@ -421,7 +421,9 @@ def run_async(
     On Ctrl-C, ``on_interrupt`` (if given) reports what was done before the exit."""
     try:
         return asyncio.run(_woken_by_signals(coro))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # CancelledError: asyncio.run's task cancelled more than once (a Ctrl-C
+        # during the clean-up of the first, _repeated_ctrl_c_cancels).
         if on_interrupt is not None:
             on_interrupt()
         fail("interrupted", EXIT_INTERRUPTED)
@@ -468,11 +470,48 @@ async def _woken_by_signals(coro: Coroutine[Any, Any, T]) -> T:
             except ValueError:  # not the main thread: asyncio.run handles no Ctrl-C here
                 return await coro
             try:
-                return await coro
+                with _repeated_ctrl_c_cancels():
+                    return await coro
             finally:
                 signal.set_wakeup_fd(previous)
         finally:
             loop.remove_reader(wake.fileno())
+
+
+@contextmanager
+def _repeated_ctrl_c_cancels() -> Iterator[None]:
+    """A Ctrl-C after the first cancels the current (main) task again.
+
+    ``asyncio.run`` cancels its task at the first Ctrl-C, and raises
+    KeyboardInterrupt at the next one wherever the main thread then is: in a
+    transport's callback, another task, a generator's finalizer, in the middle of
+    the clean-up the first one started (``dicomnet store`` aborting its
+    association, closing its TLS connection). That printed tracebacks ("Task
+    exception was never retrieved", "aclose(): asynchronous generator is already
+    running") and skipped the rest. A cancel ends the clean-up's waits as promptly
+    and goes where the clean-up expects one; ``run_async`` reports it as the
+    first."""
+    task = asyncio.current_task()
+    first = signal.getsignal(signal.SIGINT)
+    if task is None or not callable(first) or first is signal.default_int_handler:
+        yield  # not asyncio.run's handler: leave it alone
+        return
+    interrupted = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:
+            task.cancel()  # the wakeup fd wakes the loop
+        else:
+            interrupted = True
+            first(signum, frame)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, first)  # for asyncio.run to find and remove
 
 
 def _drain(sock: socket.socket) -> None:
