@@ -125,3 +125,34 @@ def test_a_second_ctrl_c_cancels_the_clean_up_instead_of_raising_in_it() -> None
     assert reported == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
+
+
+def test_a_third_ctrl_c_is_a_keyboard_interrupt_again() -> None:
+    """Past the second, Ctrl-C raises KeyboardInterrupt as asyncio.run does: a way
+    out of a clean-up that ignores its cancel (the exit is still 130)."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT has a handler of its own here: asyncio.run installs none")
+    steps: list[str] = []
+
+    async def work() -> None:
+        loop = asyncio.get_running_loop()
+        signal.raise_signal(signal.SIGINT)
+        try:
+            await loop.create_future()
+        finally:
+            signal.raise_signal(signal.SIGINT)  # cancels the task again
+            try:
+                await loop.create_future()
+            except asyncio.CancelledError:
+                steps.append("second: cancelled")
+            try:  # a clean-up that swallows the cancel and waits on
+                signal.raise_signal(signal.SIGINT)
+                steps.append("third: not raised")
+            except KeyboardInterrupt:
+                steps.append("third: KeyboardInterrupt")
+                raise
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_async(work(), verbose=0)
+    assert steps == ["second: cancelled", "third: KeyboardInterrupt"]
+    assert exit_info.value.code == EXIT_INTERRUPTED

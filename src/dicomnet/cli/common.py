@@ -490,21 +490,22 @@ def _repeated_ctrl_c_cancels() -> Iterator[None]:
     exception was never retrieved", "aclose(): asynchronous generator is already
     running") and skipped the rest. A cancel ends the clean-up's waits as promptly
     and goes where the clean-up expects one; ``run_async`` reports it as the
-    first."""
+    first. A third Ctrl-C is asyncio.run's KeyboardInterrupt again: a way out of
+    a clean-up that would not end."""
     task = asyncio.current_task()
     first = signal.getsignal(signal.SIGINT)
     if task is None or not callable(first) or first is signal.default_int_handler:
         yield  # not asyncio.run's handler: leave it alone
         return
-    interrupted = False
+    count = 0
 
     def on_sigint(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        if interrupted:
+        nonlocal count
+        count += 1
+        if count == 2:
             task.cancel()  # the wakeup fd wakes the loop
-        else:
-            interrupted = True
-            first(signum, frame)
+        else:  # the first, and from the third on asyncio.run's KeyboardInterrupt:
+            first(signum, frame)  # a way out of a clean-up that does not end
 
     signal.signal(signal.SIGINT, on_sigint)
     try:
