@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import linecache
 import signal
 import sys
@@ -156,3 +157,24 @@ def test_a_third_ctrl_c_is_a_keyboard_interrupt_again() -> None:
         run_async(work(), verbose=0)
     assert steps == ["second: cancelled", "third: KeyboardInterrupt"]
     assert exit_info.value.code == EXIT_INTERRUPTED
+
+
+def test_a_ctrl_c_before_the_command_starts_leaves_no_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C as run_async is entered, before the command's coroutine ever ran:
+    130, and no "coroutine was never awaited" warning (an error under this
+    suite's filterwarnings)."""
+    def interrupted(main: object) -> None:
+        main.close()  # type: ignore[attr-defined]  # asyncio.run never got to it
+        raise KeyboardInterrupt
+
+    async def command() -> None:
+        raise AssertionError("not run")
+
+    monkeypatch.setattr(asyncio, "run", interrupted)
+    coro = command()
+    with pytest.raises(SystemExit) as exit_info:
+        run_async(coro, verbose=0)
+    assert exit_info.value.code == EXIT_INTERRUPTED
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED

@@ -424,6 +424,7 @@ def run_async(
     except (KeyboardInterrupt, asyncio.CancelledError):
         # CancelledError: asyncio.run's task cancelled more than once (a Ctrl-C
         # during the clean-up of the first, _repeated_ctrl_c_cancels).
+        coro.close()  # never started if the Ctrl-C came first: no "never awaited"
         if on_interrupt is not None:
             on_interrupt()
         fail("interrupted", EXIT_INTERRUPTED)
