@@ -155,6 +155,23 @@ def test_rows_after_the_index_closed_are_reported(tmp_path: Path,
     assert "1 index row(s) arrived after the index closed; run reindex" in caplog.text
 
 
+def _indexed(locator: Any) -> dict[str, str]:
+    """What the index names per instance, as the test sets it (rows_written does
+    not write rows: the locator never looks inside one)."""
+    indexed: dict[str, str] = {}
+    locator._index.locate = indexed.get
+    return indexed
+
+
+def _stored_and_indexed(locator: InstanceLocator, root: Path, relative: str, data: bytes,
+                        indexed: dict[str, str]) -> None:
+    """Named, durable, and its row written: as the SCP leaves an object."""
+    _, generation = _name(locator, root / relative, data)
+    locator.settled(UID, generation)
+    locator.rows_written([(_row(data.decode()), UID, generation)])
+    indexed[UID] = relative
+
+
 def _tree(root: Path) -> list[str]:
     """Everything below ``root`` but the index's own files."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
@@ -168,24 +185,15 @@ def test_an_overwrite_elsewhere_removes_the_folders_it_empties(
     series and study folders go too if nothing else is in them, never the root
     nor a folder that still holds something."""
     root = tmp_path / "store"
-    indexed: dict[str, str] = {}
-    locator._index.locate = indexed.get  # the rows written, as the index would hold them
-    _, first = _name(locator, root / "study1" / "series1" / "x.dcm", b"one")
-    locator.settled(UID, first)
-    locator.rows_written([(_row("one"), UID, first)])
-    indexed[UID] = "study1/series1/x.dcm"
+    indexed = _indexed(locator)
+    _stored_and_indexed(locator, root, "study1/series1/x.dcm", b"one", indexed)
     (root / "study1" / "series2").mkdir()
     (root / "study1" / "series2" / "other.dcm").write_bytes(b"other")
-    _, second = _name(locator, root / "study2" / "series1" / "x.dcm", b"two")
-    locator.settled(UID, second)
-    locator.rows_written([(_row("two"), UID, second)])
+    _stored_and_indexed(locator, root, "study2/series1/x.dcm", b"two", indexed)
     assert _tree(root) == ["study1", "study1/series2", "study1/series2/other.dcm",
                            "study2", "study2/series1", "study2/series1/x.dcm"]
     # Back to the first study: now the whole of study2 goes.
-    indexed[UID] = "study2/series1/x.dcm"
-    _, third = _name(locator, root / "study1" / "series1" / "x.dcm", b"three")
-    locator.settled(UID, third)
-    locator.rows_written([(_row("three"), UID, third)])
+    _stored_and_indexed(locator, root, "study1/series1/x.dcm", b"three", indexed)
     assert _tree(root) == ["study1", "study1/series1", "study1/series1/x.dcm",
                            "study1/series2", "study1/series2/other.dcm"]
     assert (root / "study1" / "series1" / "x.dcm").read_bytes() == b"three"
@@ -219,12 +227,7 @@ def test_a_writer_whose_folder_is_pruned_under_it_still_names_its_file(
     the folder made again."""
     root = tmp_path / "store"
     other = "1.2.826.0.1.3680043.8.498.9.6"
-    indexed: dict[str, str] = {}
-    locator._index.locate = indexed.get
-    _, first = _name(locator, root / "study1" / "x.dcm", b"one")
-    locator.settled(UID, first)
-    locator.rows_written([(_row("one"), UID, first)])
-    indexed[UID] = "study1/x.dcm"
+    _stored_and_indexed(locator, root, "study1/x.dcm", b"one", _indexed(locator))
     late = AtomicWriter(root / "study1" / "y.dcm", unnamed=unnamed)  # before the prune
     late.write(b"late")
     _, second = _name(locator, root / "study2" / "x.dcm", b"two")
@@ -245,12 +248,7 @@ def test_rows_the_index_could_not_take_keep_the_copies_they_replace(
     """The index failed to write the new name's row (it still names the old
     copy): the old copy stays, and the instance's next name removes it."""
     root = tmp_path / "store"
-    indexed: dict[str, str] = {}
-    locator._index.locate = indexed.get
-    _, first = _name(locator, root / "a" / "x.dcm", b"one")
-    locator.settled(UID, first)
-    locator.rows_written([(_row("one"), UID, first)])
-    indexed[UID] = "a/x.dcm"
+    _stored_and_indexed(locator, root, "a/x.dcm", b"one", _indexed(locator))
     _, second = _name(locator, root / "b" / "x.dcm", b"two")
     locator.settled(UID, second)
     locator.rows_written([(_row("two"), UID, second)], written=False)
