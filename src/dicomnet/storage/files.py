@@ -331,6 +331,10 @@ def forget_folder(directory: Path) -> None:
             _VERIFIED_FOLDERS.pop(key, None)
 
 
+#: Walks of a folder's path when its parents keep disappearing under it.
+_MAKE_ATTEMPTS = 3
+
+
 def _make_dirs(directory: Path, *, durable: bool = True) -> None:
     if directory in _KNOWN_DIRS:
         return
@@ -370,10 +374,6 @@ def _make_dirs_uncached(directory: Path, *, durable: bool = True) -> None:
             # overwrite emptied, storage.instances): walk again.
             if attempt == _MAKE_ATTEMPTS - 1:
                 raise
-
-
-#: Walks of a folder's path when its parents keep disappearing under it.
-_MAKE_ATTEMPTS = 3
 
 
 class AtomicWriter:
