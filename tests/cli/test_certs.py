@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from dicomnet.aio.client import associate
 from dicomnet.security.certificates import CertificateInfo, key_is_encrypted
@@ -190,3 +191,21 @@ def test_an_issued_certificate_serves_and_connects_over_mutual_tls(tmp_path: Pat
     assert run(echo(ours_server, peer)) == 0  # the peer as a client
     assert run(echo(TLSConfig(certfile=tmp_path / "peer.pem", keyfile=tmp_path / "peer.key",
                               cafile=tmp_path / "ca.pem"), ours_client)) == 0  # as a server
+
+
+def test_init_password_asked_twice_until_both_agree(tmp_path: Path) -> None:
+    # Empty answers and a mismatch ask again; the keys get the password typed twice.
+    result = run_cli("certs", "init", tmp_path, "--key-type", "ecdsa", "--password",
+                     input="\none\ntwo\nsecond\nsecond\n")
+    assert result.exit_code == 0, result.output
+    assert "the two passwords differ" in result.stderr
+    key = (tmp_path / "client.key").read_bytes()
+    assert key_is_encrypted(key)
+    serialization.load_pem_private_key(key, password=b"second")
+
+
+def test_init_password_prompt_at_end_of_input_is_usage_error(tmp_path: Path) -> None:
+    result = run_cli("certs", "init", tmp_path, "--password", input="only-once\n")
+    assert result.exit_code == 2
+    assert "no password given" in result.stderr
+    assert not (tmp_path / "ca.pem").exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dicomnet.cli.common import EXIT_USAGE, fail, print_json
+from dicomnet.cli.common import EXIT_USAGE, fail, print_json, prompt_password
 from dicomnet.cli.echo import describe_certificate
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import (
@@ -194,8 +194,7 @@ def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | No
             raise click.UsageError(f"--password-env {password_env}: that variable is not set")
         return password
     if ask:
-        return str(click.prompt("Password for the private keys", hide_input=True,
-                                confirmation_prompt=confirm, err=True))
+        return prompt_password("Password for the private keys", confirm=confirm)
     return None
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn, TypeVar
 
 import click
+import click.termui
 
 from dicomnet.config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Timeouts
 from dicomnet.errors import AssociationAborted, ConfigurationError, DicomNetError
@@ -186,14 +187,44 @@ class NetworkOptions:
                 "--key-password-file FILE (or run in a terminal to be asked)"
             )
 
-        def prompt() -> str:
-            return str(click.prompt(f"Password for {key}", hide_input=True, err=True))
-
-        return None, prompt
+        # Asked now, before the event loop runs: a prompt inside asyncio.run took
+        # three Ctrl-C to leave (its handler only cancels the main task, which the
+        # blocked prompt never sees) and then said "Aborted!", exit 1.
+        return prompt_password(f"Password for {key}"), None
 
 
 def _stdin_is_tty() -> bool:
     return sys.stdin.isatty()
+
+
+def prompt_password(text: str, *, confirm: bool = False) -> str:
+    """Ask for a password on the terminal, the prompt on stderr, the input hidden.
+
+    Ctrl-C raises KeyboardInterrupt, which the command group turns into
+    "interrupted" and exit 130; Ctrl-D (end of input) is a usage error (exit 2).
+    ``click.prompt`` turns both into "Aborted!" and exit 1, which here means a
+    peer's failure status. ``confirm`` asks twice, until both agree."""
+    # click's own hidden input (getpass on a terminal; what CliRunner feeds in tests)
+    read = click.termui.hidden_prompt_func
+    while True:
+        click.echo(f"{text}: ", nl=False, err=True)
+        try:
+            value = read("")
+            if not value:
+                continue  # as click.prompt: an empty answer asks again
+            if not confirm:
+                return value
+            click.echo("Repeat for confirmation: ", nl=False, err=True)
+            again = read("")
+        except EOFError:
+            click.echo(err=True)
+            raise click.UsageError("no password given (end of input)") from None
+        except KeyboardInterrupt:
+            click.echo(err=True)  # the shell's prompt on a line of its own
+            raise
+        if value == again:
+            return value
+        click.echo("the two passwords differ: again", err=True)
 
 
 def _split_ciphers(

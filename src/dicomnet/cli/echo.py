@@ -20,6 +20,7 @@ from dicomnet.cli.common import (
 )
 from dicomnet.dimse.status import Status
 from dicomnet.security.certificates import CertificateInfo
+from dicomnet.security.config import TLSConfig
 from dicomnet.security.info import SecurityInfo
 
 __all__ = ["describe_certificate", "describe_security", "echo"]
@@ -41,8 +42,8 @@ class EchoOutcome:
         return next((s for s in self.statuses if not s.is_success), self.statuses[-1])
 
 
-async def _run(host: str, port: int, count: int, net: NetworkOptions) -> EchoOutcome:
-    tls = net.tls_config()
+async def _run(host: str, port: int, count: int, net: NetworkOptions,
+               tls: TLSConfig | None) -> EchoOutcome:
     outcome = EchoOutcome(peer=f"{host}:{port}")
     start = time.perf_counter()
     async with associate(
@@ -129,7 +130,8 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
     """
     port = port or net.default_port()
     with cli_session(net.verbose):
-        outcome = run_async(_run(host, port, count, net), verbose=net.verbose, net=net)
+        tls = net.tls_config()  # before the loop: it may ask for the key's password
+        outcome = run_async(_run(host, port, count, net, tls), verbose=net.verbose, net=net)
     worst = outcome.worst
     rtt = sum(outcome.rtts_ms) / len(outcome.rtts_ms)
     if net.json:

@@ -23,6 +23,7 @@ from dicomnet.cli.common import (
 )
 from dicomnet.config import Limits, check_ae_title
 from dicomnet.errors import ConfigurationError
+from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import StorageError
 
@@ -65,9 +66,9 @@ def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
 
 
 async def _serve(host: str, port: int, output: Path, limits: Limits,
-                 net: NetworkOptions, *, duplicates: str = "keep", durable: bool = True,
-                 allowed: frozenset[str] = frozenset(), check_called: bool = False) -> None:
-    tls = net.tls_config()
+                 net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
+                 durable: bool = True, allowed: frozenset[str] = frozenset(),
+                 check_called: bool = False) -> None:
     providers: list[ServiceProvider] = [VerificationSCP()]
     storage = storage_scp(output, duplicates=duplicates, durable=durable)
     if storage is not None:
@@ -164,9 +165,10 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     with cli_session(net.verbose, default_level=logging.INFO):
+        tls = net.tls_config()  # before the loop: it may ask for the key's password
         run_async(_serve(host, net.default_port() if port is None else port, output,
                          Limits(max_associations=max_associations,
                                 max_pending_connections=max_pending),
-                         net, duplicates=duplicates, durable=not no_fsync,
+                         net, tls=tls, duplicates=duplicates, durable=not no_fsync,
                          allowed=allowed, check_called=check_called_aet),
                   verbose=net.verbose)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from dicomnet.aio.transport import SecureLinkEvent
+    from dicomnet.security.config import TLSConfig
     from dicomnet.services.storage import RetryEvent, StoreResult
 
 __all__ = ["store"]
@@ -67,12 +68,12 @@ def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
 
 
 async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int],
-               net: NetworkOptions, show_progress: bool, links: list[SecureLinkEvent],
+               net: NetworkOptions, tls: TLSConfig | None, show_progress: bool,
+               links: list[SecureLinkEvent],
                retries: int, retry_delay: float,
                finished: list[StoreResult]) -> list[StoreResult]:
     from dicomnet.services.storage import store_paths
 
-    tls = net.tls_config()
     # rich only for a terminal (and the summary): a --json run starts faster.
     bar = _progress_bar(sum(sizes.values()), len(files)) if show_progress else None
     done = 0
@@ -179,7 +180,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                 interrupted=True)
 
     with cli_session(net.verbose):
-        results = run_async(_run(host, port, files=files, sizes=sizes, net=net,
+        tls = net.tls_config()  # before the loop: it may ask for the key's password
+        results = run_async(_run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                  show_progress=show_progress, links=links,
                                  retries=retries, retry_delay=retry_delay, finished=finished),
                             verbose=net.verbose, net=net, on_interrupt=interrupted)
