@@ -235,3 +235,24 @@ def test_negotiated_suite_outside_profile_refused(rsa_pki: DevPKI) -> None:
     with pytest.raises(TLSError, match="TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, which "
                        "profile 'bcp195-rfc9325' does not allow"):
         client.check_established(result.client, side="client")
+
+
+def test_bcp195_rfc9325_refuses_small_rsa_server_key(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    """RFC 9325 4.5 (BCP 195, PS3.15 B.12): "When using RSA, servers MUST authenticate
+    using certificates with at least a 2048-bit modulus". Checked even with verification off,
+    as B.11 and B.13 already are."""
+    cert_path, key_path = ca.issue("localhost", sans=("localhost",), rsa_bits=1024).write(
+        tmp_path, "weak")
+    weak_server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    weak_server.set_ciphers("DEFAULT:@SECLEVEL=0")  # an old peer's own setting
+    weak_server.load_cert_chain(cert_path, key_path)
+    client = TLSConfig(verify_peer=False)
+    with pytest.warns(SecurityWarning, match="verification is OFF"):
+        ctx = client.client_context_sync()
+    result = handshake(ctx, weak_server)
+    assert result.ok, result.errors
+    with pytest.raises(TLSError, match=r"RSA key of 1024 bits.*requires at least 2048"):
+        client.check_established(result.client, side="client")
+

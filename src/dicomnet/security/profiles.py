@@ -11,7 +11,8 @@ Profiles, newest first:
 
 - ``bcp195-rfc9325`` (PS3.15 B.12, the default): BCP 195 = RFC 8996 + RFC 9325.
   TLS 1.2 required, 1.3 preferred; TLS 1.2 limited to the four ECDHE AES-GCM
-  suites that RFC 9325 section 4.2 recommends.
+  suites that RFC 9325 section 4.2 recommends; RSA certificate keys of 2048 bits
+  or more (RFC 9325 4.5).
 - ``bcp195-rfc9325-modified`` (PS3.15 B.13): only ECDHE with AEAD ciphers,
   RSA keys of 2048 bits or more, EC keys of 256 bits or more, DHE groups of
   2048 bits or more; no extra suites may be added.
@@ -318,6 +319,9 @@ PROFILES: dict[str, Profile] = {
             maximum_version=_V.TLSv1_3,
             tls12_suites=_RFC9325_TLS12,
             tls13_ciphersuites=None,
+            # RFC 9325 4.5: "When using RSA, servers MUST authenticate using certificates
+            # with at least a 2048-bit modulus" (also checked with verification off).
+            min_rsa_bits=2048,
         ),
         Profile(
             name="bcp195-rfc9325-modified",
