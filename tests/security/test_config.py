@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import warnings
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,21 @@ def test_bcp195_rfc9325_refuses_small_rsa_server_key(
     with pytest.raises(TLSError, match=r"RSA key of 1024 bits.*requires at least 2048"):
         client.check_established(result.client, side="client")
 
+
+@pytest.mark.parametrize("profile", ["bcp195-rfc9325", "bcp195-rfc9325-modified", "bcp195",
+                                     "bcp195-non-downgrading", "bcp195-extended"])
+def test_client_proposes_ecdhe_rsa_aes128_gcm_first(rsa_pki: DevPKI, profile: str) -> None:
+    """RFC 9325 4.2.1 and RFC 7525 4.2.1: "Clients SHOULD include
+    TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 as the first proposal to any server"; the server
+    keeps the profile's strongest-first order (server preference)."""
+    server, client = dev_pki_configs(rsa_pki, profile=profile)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)  # the retired bcp195 profile warns
+        c_ctx, s_ctx = client.client_context_sync(), server.server_context_sync()
+
+    def tls12(ctx: ssl.SSLContext) -> list[str]:
+        return [c["name"] for c in ctx.get_ciphers() if c["protocol"] != "TLSv1.3"]
+
+    assert tls12(c_ctx)[0] == "ECDHE-RSA-AES128-GCM-SHA256"
+    assert sorted(tls12(c_ctx)) == sorted(tls12(s_ctx))
+    assert tls12(s_ctx)[0].endswith("AES256-GCM-SHA384")

@@ -283,6 +283,8 @@ class TLSConfig:
             ctx.minimum_version = profile.minimum_version
             ctx.maximum_version = profile.maximum_version
         names = to_openssl_names(self.ciphers or profile.tls12_suites)
+        if side == "client" and self.ciphers is None:
+            names = _client_first(names)
         try:
             ctx.set_ciphers(cipher_string(names, profile.security_level))
         except ssl.SSLError:
@@ -381,6 +383,18 @@ class TLSConfig:
                 raise ConfigurationError(f"cannot load CRL {crl}: {exc}") from exc
         if self.crlfiles:
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+
+
+# RFC 9325 4.2.1 (as RFC 7525 4.2.1 before it): "Clients SHOULD include
+# TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 as the first proposal to any server." Servers
+# keep the profile's strongest-first order, which decides under server preference.
+_CLIENT_FIRST_SUITE = "ECDHE-RSA-AES128-GCM-SHA256"
+
+
+def _client_first(names: list[str]) -> list[str]:
+    if _CLIENT_FIRST_SUITE not in names:
+        return names
+    return [_CLIENT_FIRST_SUITE, *(n for n in names if n != _CLIENT_FIRST_SUITE)]
 
 
 def _record_sni_callback(
