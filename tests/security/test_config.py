@@ -238,23 +238,27 @@ def test_negotiated_suite_outside_profile_refused(rsa_pki: DevPKI) -> None:
         client.check_established(result.client, side="client")
 
 
-def test_bcp195_rfc9325_refuses_small_rsa_server_key(
-    tmp_path: Path, ca: CertificateAuthority
+@pytest.mark.parametrize(("profile", "bits", "least"), [
+    ("bcp195-rfc9325", 1024, 2048), ("bcp195", 1024, 2048)])
+def test_small_rsa_server_key_refused(
+    tmp_path: Path, ca: CertificateAuthority, profile: str, bits: int, least: int
 ) -> None:
     """RFC 9325 4.5 (BCP 195, PS3.15 B.12): "When using RSA, servers MUST authenticate
-    using certificates with at least a 2048-bit modulus". Checked even with verification off,
-    as B.11 and B.13 already are."""
-    cert_path, key_path = ca.issue("localhost", sans=("localhost",), rsa_bits=1024).write(
+    using certificates with at least a 2048-bit modulus" (RFC 7525 4.3, B.9: SHOULD).
+    Checked even with verification off, as B.11 and B.13 already are, and under the
+    retired B.9, whose OpenSSL security level 0 checks no key size at all."""
+    cert_path, key_path = ca.issue("localhost", sans=("localhost",), rsa_bits=bits).write(
         tmp_path, "weak")
     weak_server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    weak_server.set_ciphers("DEFAULT:@SECLEVEL=0")  # an old peer's own setting
+    weak_server.set_ciphers("DEFAULT:AES128-SHA:@SECLEVEL=0")  # an old peer's own setting
     weak_server.load_cert_chain(cert_path, key_path)
-    client = TLSConfig(verify_peer=False)
-    with pytest.warns(SecurityWarning, match="verification is OFF"):
+    client = TLSConfig(verify_peer=False, profile=profile)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)  # verification off; retired profiles
         ctx = client.client_context_sync()
     result = handshake(ctx, weak_server)
     assert result.ok, result.errors
-    with pytest.raises(TLSError, match=r"RSA key of 1024 bits.*requires at least 2048"):
+    with pytest.raises(TLSError, match=rf"RSA key of {bits} bits.*requires at least {least}"):
         client.check_established(result.client, side="client")
 
 

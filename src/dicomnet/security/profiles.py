@@ -271,7 +271,11 @@ class Profile:
     min_ec_bits: int = 0
     """Smallest EC key accepted in certificates; 0: OpenSSL decides."""
     min_dh_bits: int = 0
-    """Smallest finite-field DHE group; OpenSSL's security level enforces it."""
+    """Smallest finite-field DHE group the profile asks for. Enforced by OpenSSL's
+    security level (2, the default, refuses groups under 2048 bits), not by
+    dicomnet: Python's ``ssl`` does not say which group a handshake used. Profiles
+    at security level 0 (those reaching TLS 1.0) therefore do not enforce it; a
+    dicomnet server never selects DHE (no groups are loaded)."""
     allows_extra_suites: bool = True
     """False when the standard forbids suites beyond ``tls12_suites`` (B.11, B.13)."""
     requires: tuple[str, ...] = field(default=())
@@ -368,8 +372,11 @@ PROFILES: dict[str, Profile] = {
             ),
             legacy=True,
             retired=True,
-            # OpenSSL 3 refuses TLS 1.0/1.1 above security level 0.
+            # OpenSSL 3 refuses TLS 1.0/1.1 above security level 0, which checks no
+            # key size: the certificate's is checked after the handshake instead
+            # (RFC 7525 4.3: "at least a 2048-bit modulus").
             security_level=0,
+            min_rsa_bits=2048,
             min_dh_bits=2048,
         ),
         Profile(
