@@ -29,7 +29,11 @@ Python's ``ssl`` module (3.11) cannot choose TLS 1.3 suites
 ``TLS_AES_256_GCM_SHA384``, ``TLS_CHACHA20_POLY1305_SHA256`` and
 ``TLS_AES_128_GCM_SHA256``, all of which every profile here allows.
 ``Profile.tls13_ciphersuites`` lists what the profile permits; the negotiated
-suite is checked against it after the handshake.
+suite is checked against it after the handshake. One shortfall follows: B.13
+says servers shall support all of its TLS 1.3 suites, among them
+``TLS_AES_128_CCM_SHA256`` and ``TLS_AES_128_CCM_8_SHA256``, which OpenSSL has
+but does not enable by default and Python cannot turn on; a B.13 client that
+offers only those meets no shared suite here.
 """
 
 from __future__ import annotations
