@@ -28,6 +28,7 @@ from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
 from ..errors import ConfigurationError, DicomNetError
 from ..security.info import SecurityInfo
 from ..storage.cleanup import cleanup_stale
+from ..storage.completeness import walker_for
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import (
     AtomicWriter,
@@ -129,13 +130,17 @@ class _StoreSink:
     """Receives one C-STORE data set after its Part 10 header: in memory while
     small, then into an AtomicWriter's temporary file."""
 
-    __slots__ = ("_syncing", "_unsynced", "buffer", "durable", "error", "provisional", "status",
-                 "writer")
+    __slots__ = ("_syncing", "_unsynced", "_walker", "buffer", "durable", "error", "provisional",
+                 "status", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
-                 status: int = CANNOT_UNDERSTAND) -> None:
+                 status: int = CANNOT_UNDERSTAND, transfer_syntax: str | None = None) -> None:
         self.durable = durable
+        # Follows the data set's elements as they arrive (storage.completeness), so
+        # that one cut short is refused rather than stored as if whole.
+        self._walker = None if transfer_syntax is None or error is not None else (
+            walker_for(transfer_syntax))
         self.buffer: bytearray | AlignedBuffer | None = (
             bytearray(header) if error is None else None)
         self.provisional = provisional
@@ -148,6 +153,8 @@ class _StoreSink:
     def write(self, data: bytes | memoryview) -> None:
         if self.error is not None:
             return
+        if self._walker is not None:
+            self._walker.feed(data)
         try:
             if self.writer is None:
                 buffer = self.buffer
@@ -205,6 +212,23 @@ class _StoreSink:
             # Up to its capacity (the spill threshold): what comes after spills.
             return self.buffer.tail(most)
         return None
+
+    def check_complete(self, uid: str) -> bool:
+        """After the last fragment: whether the data set ended where its elements
+        say. If not, the sink is refused (Cannot Understand, PS3.4 B.2.3) and what
+        it held is dropped."""
+        walker = self._walker
+        if walker is None or self.error is not None:
+            return self.error is None
+        problem = walker.problem()
+        self._walker = None
+        if problem is None:
+            return True
+        log.warning("C-STORE %s: %s", uid, problem)
+        self.error = f"incomplete data set: {problem}"
+        self.status = CANNOT_UNDERSTAND
+        self.abort()
+        return False
 
     def _background_sync(self, writer: AtomicWriter) -> None:
         if self._syncing is not None and not self._syncing.done():
@@ -334,7 +358,8 @@ class StorageSCP:
             return _StoreSink(error=f"refused unsafe UID: {exc}")
         except ConfigurationError as exc:
             return _StoreSink(error=str(exc))
-        return _StoreSink(header, provisional, durable=self.durable)
+        return _StoreSink(header, provisional, durable=self.durable,
+                          transfer_syntax=ctx.transfer_syntax)
 
     async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
                      sink: object) -> Sequence[Response]:
@@ -349,7 +374,8 @@ class StorageSCP:
         ``ServiceProvider``). Anything else (a spilled or refused data set, an
         ``on_c_store`` handler to run) goes through :meth:`handle`."""
         if (self.on_c_store is not None or not isinstance(message, CStoreRQ)
-                or not isinstance(sink, _StoreSink) or sink.error is not None
+                or not isinstance(sink, _StoreSink)
+                or not sink.check_complete(message.affected_sop_instance_uid)
                 or sink.writer is not None or sink.buffer is None):
             return False
         buffer, sink.buffer = sink.buffer, None
@@ -370,7 +396,8 @@ class StorageSCP:
 
     async def _store(self, assoc: ServerAssociation, context_id: int, message: CStoreRQ,
                      sink: object) -> tuple[int, str | None]:
-        if not isinstance(sink, _StoreSink) or sink.error is not None or (
+        if not isinstance(sink, _StoreSink) or not sink.check_complete(
+                message.affected_sop_instance_uid) or (
             sink.writer is None and sink.buffer is None
         ):
             error = getattr(sink, "error", None) or "no data set received"

@@ -47,6 +47,7 @@ from ..errors import (
     TransportError,
 )
 from ..security.config import TLSConfig
+from ..storage.completeness import file_dataset_problem
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info, read_part10
 from ..ul.connection import JOIN_LIMIT
@@ -346,6 +347,18 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
     shortened since its header was read fails alone (StorageError), before any
     byte of its message is sent."""
     info, result = plan.info, plan.result
+    try:
+        if os.stat(info.path).st_size < info.size:
+            raise StorageError(f"{info.path} is shorter than when it was read")
+        # A file cut short would otherwise go out whole as far as the peer can
+        # tell, and be stored so (storage.completeness): a few reads per file.
+        problem = file_dataset_problem(str(info.path), info.dataset_offset,
+                                       info.transfer_syntax_uid)
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+    if problem is not None:
+        result.error = f"not sent: {problem}"
+        return None
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
                   affected_sop_class_uid=info.sop_class_uid,
                   affected_sop_instance_uid=info.sop_instance_uid)

@@ -1,0 +1,182 @@
+"""storage.completeness: a data set cut anywhere but between two top-level elements
+is found incomplete, in every transfer syntax, however its bytes are split."""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from dicomnet.storage.completeness import (
+    DatasetWalker,
+    dataset_problem,
+    file_dataset_problem,
+    walker_for,
+)
+from dicomnet.storage.part10 import read_part10
+
+from .dicomfiles import ALL_SYNTAXES, SYNTAX_NAMES, make_image, write_part10
+from .helpers import data_set_bytes
+
+EXPLICIT_LE = SYNTAX_NAMES["explicit-le"]
+IMPLICIT_LE = SYNTAX_NAMES["implicit-le"]
+
+
+def _file(tmp_path: Path, syntax: str, *, rows: int = 32,
+          columns: int = 24) -> tuple[Path, int, bytes]:
+    path = write_part10(tmp_path / "x.dcm", make_image(3, rows=rows, columns=columns), syntax)
+    info = read_part10(path)
+    data = path.read_bytes()[info.dataset_offset:]
+    return path, info.dataset_offset, data
+
+
+def _fed_in_pieces(data: bytes, syntax: str, rng: random.Random) -> str | None:
+    walker = walker_for(syntax)
+    pos = 0
+    while pos < len(data):
+        step = rng.randint(1, 40)
+        walker.feed(memoryview(data)[pos:pos + step])
+        pos += step
+    return walker.problem()
+
+
+def _top_level_ends(syntax: str) -> set[int]:
+    """Where each top-level element ends, from pydicom's own encoding of the
+    data set's first elements (not from the walker under test)."""
+    full = make_image(3)
+    ends = {0}
+    partial = Dataset()
+    for element in full:
+        partial.add(element)
+        ends.add(len(data_set_bytes(partial, syntax)))
+    return ends
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=list(SYNTAX_NAMES))
+def test_a_whole_data_set_has_no_problem_however_it_is_split(tmp_path: Path,
+                                                             syntax: str) -> None:
+    path, offset, data = _file(tmp_path, syntax)
+    assert dataset_problem(data, syntax) is None
+    rng = random.Random(7)
+    for _ in range(20):
+        assert _fed_in_pieces(data, syntax, rng) is None
+    assert file_dataset_problem(str(path), offset, syntax) is None
+
+
+@pytest.mark.parametrize("syntax", [s for s in ALL_SYNTAXES
+                                    if s != DeflatedExplicitVRLittleEndian],
+                         ids=[n for n, s in SYNTAX_NAMES.items()
+                              if s != DeflatedExplicitVRLittleEndian])
+def test_every_cut_but_between_top_level_elements_is_found(syntax: str) -> None:
+    data = data_set_bytes(make_image(3), syntax) if syntax != SYNTAX_NAMES["rle"] else None
+    if data is None:  # RLE: pixel data encapsulated; use the file's own bytes
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            _, _, data = _file(Path(folder), syntax)
+        boundaries = None
+    else:
+        boundaries = _top_level_ends(syntax)
+    rng = random.Random(11)
+    missed = []
+    for cut in range(len(data)):
+        problem = dataset_problem(data[:cut], syntax)
+        split = _fed_in_pieces(data[:cut], syntax, rng)
+        assert (problem is None) == (split is None), cut
+        if boundaries is not None:
+            if (problem is None) != (cut in boundaries):
+                missed.append(cut)
+        elif problem is None:
+            missed.append(cut)
+    if boundaries is None:
+        # Encapsulated: the boundaries are before the Pixel Data element only.
+        assert missed and max(missed) < len(data) - 200
+    assert boundaries is None or not missed, missed
+
+
+def test_a_cut_deflated_stream_is_found(tmp_path: Path) -> None:
+    _, _, data = _file(tmp_path, DeflatedExplicitVRLittleEndian)
+    for cut in range(0, len(data) - 1, 7):
+        problem = dataset_problem(data[:cut], DeflatedExplicitVRLittleEndian)
+        assert problem is not None, cut
+    corrupt = b"\xff" + data[1:]  # block type 3: reserved (RFC 1951 3.2.3)
+    problem = dataset_problem(corrupt, DeflatedExplicitVRLittleEndian)
+    assert problem is not None
+    assert problem.startswith("malformed data set: its deflated stream is corrupt")
+
+
+def test_the_message_names_the_element_and_what_is_missing(tmp_path: Path) -> None:
+    path, offset, data = _file(tmp_path, EXPLICIT_LE, rows=512, columns=512)
+    cut = len(data) - 1000
+    assert dataset_problem(data[:cut], EXPLICIT_LE) == (
+        "the data set ends inside element (7FE0,0010): 1000 byte(s) of its value missing")
+    # The file walk passes over the 256 KB value by seeking, and still finds it short.
+    with open(path, "r+b") as fp:
+        fp.truncate(offset + cut)
+    assert file_dataset_problem(str(path), offset, EXPLICIT_LE) == (
+        "the data set ends inside element (7FE0,0010): 1000 byte(s) of its value missing")
+
+
+def _implicit(tag: int, value: bytes) -> bytes:
+    return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
+
+
+def _delimiter(element: int, length: int = 0) -> bytes:
+    return struct.pack("<HHL", 0xFFFE, element, length)
+
+
+def test_un_of_undefined_length_is_walked_as_implicit_little_endian() -> None:
+    # PS3.5 6.2.2: a sequence whose VR is unknown keeps an undefined length and
+    # its items are in Implicit VR Little Endian, whatever the syntax around it.
+    un = (struct.pack("<HH2sHL", 0x0009, 0x1010, b"UN", 0, 0xFFFFFFFF)
+          + _delimiter(0xE000, 0xFFFFFFFF) + _implicit(0x00100010, b"ABCD")
+          + _delimiter(0xE00D) + _delimiter(0xE0DD))
+    after = struct.pack("<HH2sH", 0x0010, 0x0020, b"LO", 2) + b"ID"
+    assert dataset_problem(un + after, EXPLICIT_LE) is None
+    assert dataset_problem(un[:-8], EXPLICIT_LE) == (
+        "the data set ends inside (0009,1010), whose undefined length was never delimited")
+
+
+def test_malformed_undefined_lengths_are_named() -> None:
+    us = struct.pack("<HH2sH", 0x0028, 0x0010, b"US", 0xFFFF) + b"\xff\xff"
+    # A 2-byte length cannot be undefined: FFFF is a length, running past the end.
+    assert dataset_problem(us, EXPLICIT_LE) is not None
+    pixel = (struct.pack("<HH2sHL", 0x7FE0, 0x0010, b"OB", 0, 0xFFFFFFFF)
+             + _delimiter(0xE000, 0) + _delimiter(0xE000, 0xFFFFFFFF))
+    assert dataset_problem(pixel, EXPLICIT_LE) == (
+        "malformed data set: a fragment of undefined length in (7FE0,0010)")
+    ut = struct.pack("<HH2sHL", 0x0008, 0x0119, b"UC", 0, 0xFFFFFFFF)
+    assert dataset_problem(ut, EXPLICIT_LE) == (
+        "malformed data set: (0008,0119) UC has an undefined length")
+    stray = _delimiter(0xE000, 0xFFFFFFFF)
+    assert dataset_problem(stray, IMPLICIT_LE) == (
+        "malformed data set: (FFFE,E000) of undefined length outside a sequence")
+
+
+def test_bytes_after_the_last_element_are_an_element_cut_short() -> None:
+    # Every element has an even length (PS3.5 7.1.1): a data set of conformant
+    # elements never ends with a few stray bytes, zeros included (a cut one byte
+    # into a Big Endian header is exactly that).
+    data = data_set_bytes(make_image(3), EXPLICIT_LE)
+    for tail in (b"\x00", b"\x00\x00\x00", b"\x08\x00\x16"):
+        assert dataset_problem(data + tail, EXPLICIT_LE) == (
+            "the data set ends inside an element header")
+
+
+def test_skipping_values_unread_is_the_same_as_reading_them() -> None:
+    data = data_set_bytes(make_image(3, rows=300, columns=300), EXPLICIT_LE)
+    walker = DatasetWalker(implicit=False)
+    pos = 0
+    while pos < len(data):
+        if walker.skippable:
+            step = walker.skippable
+            walker.skip(step)
+        else:
+            step = 5
+            walker.feed(data[pos:pos + step])
+        pos += step
+    assert walker.problem() is None

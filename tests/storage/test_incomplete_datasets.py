@@ -1,0 +1,117 @@
+"""A data set cut short is never stored as if whole, nor sent as if whole.
+
+The SCP follows each incoming data set's elements (storage.completeness) and
+answers C000 (Cannot Understand, PS3.4 B.2.3) to one that ends inside a value,
+an element header or an undefined-length sequence, in memory or spilled to a
+temporary file; nothing is left on disk or in the index. The SCU checks each
+file before sending it: a truncated file fails alone, unsent, and the
+association goes on with the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.aio.client import open_association
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.part10 import read_part10
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server
+
+from .dicomfiles import ALL_SYNTAXES, SECONDARY_CAPTURE, SYNTAX_NAMES, make_image, write_part10
+
+INDEX_FILES = {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm"}
+
+
+def _leftovers(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")} - INDEX_FILES
+
+
+def _indexed(root: Path) -> int:
+    with StorageIndex(root / INDEX_NAME) as index:
+        return index.count()["instances"]
+
+
+def _data_set(folder: Path, number: int, syntax: str, rows: int) -> tuple[str, bytes]:
+    ds = make_image(number, rows=rows, columns=rows)
+    path = write_part10(folder / f"{number}.dcm", ds, syntax)
+    return str(ds.SOPInstanceUID), path.read_bytes()[read_part10(path).dataset_offset:]
+
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=list(SYNTAX_NAMES))
+@pytest.mark.parametrize("rows", [40, 1100], ids=["in-memory", "spilled"])
+def test_a_cut_data_set_is_refused_and_leaves_nothing(
+    tmp_path: Path, root: Path, syntax: str, rows: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole_uid, whole = _data_set(tmp_path, 1, syntax, rows)
+    cut_uid, cut = _data_set(tmp_path, 2, syntax, rows)
+    cut = cut[:len(cut) - 301]  # inside Pixel Data (or the deflated stream)
+
+    async def scenario() -> list[CStoreRSP]:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await open_association(
+                    "127.0.0.1", server.port,
+                    contexts=[ContextRequest(SECONDARY_CAPTURE, (syntax,))])
+                ctx = assoc.context_for(SECONDARY_CAPTURE).context_id
+                answers: list[CStoreRSP] = []
+                for uid, data in ((cut_uid, cut), (whole_uid, whole)):
+                    rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
+                                  affected_sop_class_uid=SECONDARY_CAPTURE,
+                                  affected_sop_instance_uid=uid)
+                    rsp, _ = await assoc.request_one(rq, ctx, dataset=data)
+                    assert isinstance(rsp, CStoreRSP)
+                    answers.append(rsp)
+                await assoc.release()
+                return answers
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.WARNING, logger="dicomnet"):
+        refused, stored = run(scenario(), timeout=60)
+    assert refused.status == 0xC000
+    assert refused.error_comment is not None
+    assert refused.error_comment.startswith("incomplete data set: the data set ends inside")
+    assert stored.status == 0x0000
+    # Only the whole object is on disk and in the index; no temporary file remains.
+    assert {Path(p).name for p in _leftovers(root) if p.endswith(".dcm")} == {f"{whole_uid}.dcm"}
+    assert not any(p.endswith(".dicomnet-part") for p in _leftovers(root))
+    assert _indexed(root) == 1
+    assert any(cut_uid in r.getMessage() and "ends inside" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_the_scu_does_not_send_a_truncated_file(tmp_path: Path, root: Path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    good = write_part10(files / "good.dcm", make_image(1, rows=64, columns=64),
+                        ExplicitVRLittleEndian)
+    bad = write_part10(files / "bad.dcm", make_image(2, rows=64, columns=64),
+                       ExplicitVRLittleEndian)
+    with open(bad, "r+b") as fp:
+        fp.truncate(bad.stat().st_size - 100)
+
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return list(await store_paths("127.0.0.1", server.port, [good, bad]))
+        finally:
+            scp.close()
+
+    results = {r.path.name: r for r in run(scenario(), timeout=60)}
+    assert results["good.dcm"].ok and results["good.dcm"].status == 0
+    assert not results["bad.dcm"].ok
+    assert results["bad.dcm"].status is None  # never sent
+    assert results["bad.dcm"].error == (
+        "not sent: the data set ends inside element (7FE0,0010): 100 byte(s) of its value "
+        "missing")
+    assert _indexed(root) == 1
