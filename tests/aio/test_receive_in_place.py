@@ -16,7 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.aio.transport import READ_SIZE, Receiver
 from dicomnet.errors import AssociationAborted
 from dicomnet.security.config import TLSConfig
-from dicomnet.services import storage as storage_service
+from dicomnet.services import store_sink
 from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.storage.direct import AlignedBuffer
 from dicomnet.storage.part10 import read_part10
@@ -191,8 +191,8 @@ def test_the_tail_of_a_pdv_read_through_the_transports_buffer_is_not_kept_either
     transport's own buffer straight to the sink (``_take_in_place``). That view
     too is released after the call: the buffer is read into again at once, so a
     view kept past the call would show other bytes later."""
-    lend = storage_service._StoreSink.reserve
-    monkeypatch.setattr(storage_service._StoreSink, "reserve",
+    lend = store_sink.StoreSink.reserve
+    monkeypatch.setattr(store_sink.StoreSink, "reserve",
                         lambda self, most: lend(self, min(most, 90 << 10)))
     assert_kept_views_fail(tmp_path)
 

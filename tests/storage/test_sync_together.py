@@ -17,7 +17,8 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.dimse.messages import CStoreRQ
-from dicomnet.services.storage import SPILL_THRESHOLD, StorageSCP, _Job
+from dicomnet.services.storage import StorageSCP, _Job
+from dicomnet.services.store_sink import SPILL_THRESHOLD
 from dicomnet.storage import AtomicWriter, StorageError, sync_together
 from dicomnet.storage import syncfs as syncfs_module
 from dicomnet.storage.direct import AlignedBuffer

@@ -28,7 +28,6 @@ from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
 from ..errors import ConfigurationError, DicomNetError
 from ..security.info import SecurityInfo
 from ..storage.cleanup import cleanup_stale
-from ..storage.completeness import walker_for
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import (
     AtomicWriter,
@@ -47,6 +46,17 @@ from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .store_scu import RetryEvent, StoreResult, collect_files, store_paths
+from .store_sink import (
+    CANNOT_UNDERSTAND,
+    DATASET_MISMATCH,
+    DUPLICATE_INSTANCE,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+    StoreSink,
+    contents,
+)
 from .workers import MAX_BATCH, Background, BatchWorker
 
 if TYPE_CHECKING:
@@ -66,14 +76,6 @@ log = logging.getLogger("dicomnet.services")
 
 INDEX_NAME = "index.sqlite"
 
-# C-STORE statuses (PS3.4 B.2.3, PS3.7 C).
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_MISMATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-DUPLICATE_INSTANCE = 0x0111
-PROCESSING_FAILURE = 0x0110
-SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 
 def _storage_sop_classes() -> list[str]:
@@ -106,143 +108,8 @@ class StoredInstance:
 StoreHook = Callable[[StoredInstance], int | None | Awaitable[int | None]]
 
 
-#: Data sets up to this size are received in memory and written in one go by a
-#: worker thread, so no file-system call blocks the event loop for them; larger
-#: ones spill to a temporary file as they arrive: memory stays bounded. 1 MiB
-#: keeps a 512x512 16-bit image in memory, and bounds what a window of 32
-#: operations holds to 32 MiB (with 4 MiB, a server receiving 256 MB objects
-#: peaked 6 MiB higher, growing that buffer before spilling it).
-SPILL_THRESHOLD = 1 << 20
 #: The Error Comment of an object whose handler failed (its details go to the log).
 HOOK_FAILED = "the server's C-STORE handler failed"
-#: In-memory data sets larger than this are gathered in a page-aligned buffer,
-#: which the store thread writes with O_DIRECT; smaller ones go through the
-#: page cache, where the copy is cheap and the last, unaligned block is most of
-#: the object.
-ALIGNED_FROM = 64 << 10
-#: Once spilled, where the file system has no O_DIRECT (see AtomicWriter's
-#: ``direct``), bytes are pushed to disk every this many in a worker thread, so
-#: the fsync before the answer has little left to wait for.
-SYNC_EVERY = 32 << 20
-
-
-class _StoreSink:
-    """Receives one C-STORE data set after its Part 10 header: in memory while
-    small, then into an AtomicWriter's temporary file."""
-
-    __slots__ = ("_syncing", "_unsynced", "_walker", "buffer", "durable", "error", "provisional",
-                 "status", "writer")
-
-    def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
-                 error: str | None = None, *, durable: bool = True,
-                 status: int = CANNOT_UNDERSTAND, transfer_syntax: str | None = None) -> None:
-        self.durable = durable
-        # Follows the data set's elements as they arrive (storage.completeness), so
-        # that one cut short is refused rather than stored as if whole.
-        self._walker = None if transfer_syntax is None or error is not None else (
-            walker_for(transfer_syntax))
-        self.buffer: bytearray | AlignedBuffer | None = (
-            bytearray(header) if error is None else None)
-        self.provisional = provisional
-        self.writer: AtomicWriter | None = None
-        self.error = error
-        self.status = status
-        self._unsynced = 0
-        self._syncing: asyncio.Future[None] | None = None
-
-    def write(self, data: bytes | memoryview) -> None:
-        if self.error is not None:
-            return
-        if self._walker is not None:
-            self._walker.feed(data)
-        try:
-            if self.writer is None:
-                buffer = self.buffer
-                assert buffer is not None
-                size = len(buffer) + len(data)
-                if size > SPILL_THRESHOLD and self.provisional is not None:
-                    # Built only now: most data sets never spill, and a Path per
-                    # object was a measurable part of receiving a small one.
-                    folder, name = self.provisional
-                    # Durable: straight to disk, as the answer waits for it anyway.
-                    self.writer = AtomicWriter(folder / name, durable=self.durable,
-                                               direct=self.durable)
-                    self.writer.write(_contents(buffer))
-                    self.buffer = None
-                    if isinstance(buffer, AlignedBuffer):
-                        buffer.release()
-                    self.writer.write(data)
-                elif isinstance(buffer, AlignedBuffer):
-                    buffer.append(data)
-                elif size > ALIGNED_FROM and self.durable and self.provisional is not None:
-                    # Page-aligned from here: the store thread writes it to disk as it
-                    # is, with O_DIRECT (storage.direct.DirectBatch).
-                    aligned = AlignedBuffer.take(SPILL_THRESHOLD)
-                    aligned.append(buffer)
-                    aligned.append(data)
-                    self.buffer = aligned
-                else:
-                    buffer += data
-            else:
-                self.writer.write(data)
-                self._unsynced += len(data)
-                if self._unsynced >= SYNC_EVERY and self.durable and not self.writer.direct:
-                    self._background_sync(self.writer)
-        except StorageError as exc:
-            log.error("C-STORE %s: %s",  # with the paths: for the log only
-                      self.provisional[1].removesuffix(".dcm") if self.provisional else "data set",
-                      exc)
-            self.error = f"cannot store: {exc.reason}"
-            self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
-            self.abort()
-
-    def reserve(self, most: int) -> memoryview | None:
-        """Memory to receive the next bytes of the data set in place (see
-        ``DatasetSink``): the free end of the page-aligned buffer or of the direct
-        writer's current chunk, so that TLS decrypts straight into what goes to
-        disk. None when the data set is held otherwise."""
-        if self.error is not None:
-            return None
-        if self.writer is not None:
-            try:
-                return self.writer.reserve(most)
-            except (OSError, StorageError):
-                return None  # the next write meets the same error and reports it
-        if isinstance(self.buffer, AlignedBuffer):
-            # Up to its capacity (the spill threshold): what comes after spills.
-            return self.buffer.tail(most)
-        return None
-
-    def check_complete(self, uid: str) -> bool:
-        """After the last fragment: whether the data set ended where its elements
-        say. If not, the sink is refused (Cannot Understand, PS3.4 B.2.3) and what
-        it held is dropped."""
-        walker = self._walker
-        if walker is None or self.error is not None:
-            return self.error is None
-        problem = walker.problem()
-        self._walker = None
-        if problem is None:
-            return True
-        log.warning("C-STORE %s: %s", uid, problem)
-        self.error = f"incomplete data set: {problem}"
-        self.status = CANNOT_UNDERSTAND
-        self.abort()
-        return False
-
-    def _background_sync(self, writer: AtomicWriter) -> None:
-        if self._syncing is not None and not self._syncing.done():
-            return
-        self._unsynced = 0
-        self._syncing = asyncio.get_running_loop().run_in_executor(None, writer.sync_data)
-
-    def abort(self) -> None:
-        buffer, self.buffer = self.buffer, None
-        if isinstance(buffer, AlignedBuffer):
-            buffer.release()
-        if self.writer is not None:
-            self.writer.abort()
-            self.writer = None
 
 
 class StorageSCP:
@@ -327,20 +194,20 @@ class StorageSCP:
         self._closed = True
 
     def open_sink(self, assoc: ServerAssociation, context_id: int,
-                  message: DimseMessage) -> _StoreSink:
+                  message: DimseMessage) -> StoreSink:
         assert isinstance(message, CStoreRQ)
         if assoc.failure is not None:
             # The command arrived in the same read as the A-ABORT (or the transport
             # closing): the association already failed, and nobody would ever abort a
             # sink opened now, so its temporary file would stay behind.
-            return _StoreSink(error=f"association aborted: {assoc.failure}")
+            return StoreSink(error=f"association aborted: {assoc.failure}")
         ctx = assoc.contexts.get(context_id)
         if ctx is None:
-            return _StoreSink(error="presentation context not accepted")
+            return StoreSink(error="presentation context not accepted")
         if ctx.abstract_syntax != message.affected_sop_class_uid:
             # PS3.7 9.1.1.1: the SOP Class is the presentation context's abstract
             # syntax; a C-STORE on the Verification context, say, stores nothing.
-            return _StoreSink(error="SOP Class differs from the presentation context's",
+            return StoreSink(error="SOP Class differs from the presentation context's",
                               status=SOP_CLASS_NOT_SUPPORTED)
         try:
             header = part10_header(
@@ -355,10 +222,10 @@ class StorageSCP:
             # is known once the data set (study, series) has arrived.
             provisional = (self.root, safe_uid(message.affected_sop_instance_uid) + ".dcm")
         except UnsafeNameError as exc:
-            return _StoreSink(error=f"refused unsafe UID: {exc}")
+            return StoreSink(error=f"refused unsafe UID: {exc}")
         except ConfigurationError as exc:
-            return _StoreSink(error=str(exc))
-        return _StoreSink(header, provisional, durable=self.durable,
+            return StoreSink(error=str(exc))
+        return StoreSink(header, provisional, durable=self.durable,
                           transfer_syntax=ctx.transfer_syntax)
 
     async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
@@ -374,7 +241,7 @@ class StorageSCP:
         ``ServiceProvider``). Anything else (a spilled or refused data set, an
         ``on_c_store`` handler to run) goes through :meth:`handle`."""
         if (self.on_c_store is not None or not isinstance(message, CStoreRQ)
-                or not isinstance(sink, _StoreSink)
+                or not isinstance(sink, StoreSink)
                 or not sink.check_complete(message.affected_sop_instance_uid)
                 or sink.writer is not None or sink.buffer is None):
             return False
@@ -396,7 +263,7 @@ class StorageSCP:
 
     async def _store(self, assoc: ServerAssociation, context_id: int, message: CStoreRQ,
                      sink: object) -> tuple[int, str | None]:
-        if not isinstance(sink, _StoreSink) or not sink.check_complete(
+        if not isinstance(sink, StoreSink) or not sink.check_complete(
                 message.affected_sop_instance_uid) or (
             sink.writer is None and sink.buffer is None
         ):
@@ -488,7 +355,7 @@ class StorageSCP:
             return _Refused(status, text)
 
         try:
-            header = read_header(None if buffer is None else _contents(buffer),
+            header = read_header(None if buffer is None else contents(buffer),
                                  None if writer is None else str(writer.temp_path),
                                  transfer_syntax)
         except Exception as exc:
@@ -577,7 +444,7 @@ class StorageSCP:
                 try:
                     if not (isinstance(job.buffer, AlignedBuffer)
                             and writer.write_in(batch, job.buffer)):
-                        writer.write(_contents(job.buffer))
+                        writer.write(contents(job.buffer))
                         if not together:
                             writer.start_sync()
                 except BaseException:
@@ -762,10 +629,6 @@ class _Round:
     written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException]
     batch: DirectBatch
     together: bool  # one syncfs for the round, rather than an fsync per file
-
-
-def _contents(buffer: bytearray | AlignedBuffer) -> bytearray | memoryview:
-    return buffer.view() if isinstance(buffer, AlignedBuffer) else buffer
 
 
 def _response(message: CStoreRQ, status: int, comment: str | None) -> CStoreRSP:
