@@ -17,6 +17,7 @@ applies the profile's key-size rules to the peer's certificate and runs the
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import logging
@@ -79,7 +80,9 @@ class TLSConfig:
     cafile: str | Path | None = None
     """PEM file of the CA certificates we trust to sign the peer's certificate."""
     capath: str | Path | None = None
-    """Directory of hashed CA certificates (``openssl rehash``), as an alternative to cafile."""
+    """Directory of hashed CA certificates (``openssl rehash``), as an alternative to cafile.
+    A directory with no hashed names is read whole: its PEM files (``*.pem``, ``*.crt``,
+    ``*.cer``) are loaded as if they were one cafile."""
     peer_certificate: PeerCertificatePolicy = "required"
     """Server side: must the client present a certificate (``required``), may it
     (``optional``, verified when sent), or is none asked (``none``)."""
@@ -109,6 +112,14 @@ class TLSConfig:
     keylog_file: str | Path | None = None
     """Append TLS secrets here (NSS key log format) so Wireshark can decrypt a capture.
     None honours the SSLKEYLOGFILE environment variable. Debugging only."""
+    check_own_certificate: bool = True
+    """Refuse to build a context around our own certificate (the first in ``certfile``)
+    when it has expired, is not yet valid, or has an extended key usage without our
+    role's purpose (serverAuth for a server, clientAuth for a client, RFC 5280
+    4.2.1.12): every peer that checks it would refuse it. False only to see how
+    peers react to such a certificate (tests); the problem then warns
+    (SecurityWarning). Either way a certificate that expires within 14 days is
+    logged as a warning."""
     verify_callback: VerifyCallback | None = None
     """Extra check of the peer's certificate: called as ``(info, depth)`` after OpenSSL
     verified the chain, and may refuse it by returning False (TLSError). Python's ssl
@@ -297,7 +308,7 @@ class TLSConfig:
         ctx.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
 
         if self.certfile is not None:
-            self._load_own_certificate(ctx, password, profile)
+            self._load_own_certificate(ctx, password, profile, side)
         self._load_trust(ctx)
 
         if side == "client":
@@ -334,7 +345,7 @@ class TLSConfig:
         return ctx
 
     def _load_own_certificate(
-        self, ctx: ssl.SSLContext, password: bytes | None, profile: Profile
+        self, ctx: ssl.SSLContext, password: bytes | None, profile: Profile, side: Side
     ) -> None:
         assert self.certfile is not None
         certfile = Path(self.certfile)
@@ -360,6 +371,29 @@ class TLSConfig:
         problem = _key_size_problem(info, profile) if info else None
         if problem:
             raise ConfigurationError(f"our certificate {certfile} {problem}")
+        if info is not None:
+            self._check_own_certificate(info, certfile, side)
+
+    def _check_own_certificate(self, cert: CertificateInfo, certfile: Path, side: Side) -> None:
+        now = dt.datetime.now(dt.UTC)
+        problem = _own_certificate_problem(cert, side, now)
+        if problem is not None:
+            what, advice = problem
+            if self.check_own_certificate:
+                raise ConfigurationError(f"our certificate {certfile} {what}; {advice}")
+            warnings.warn(
+                f"our certificate {certfile} {what} (check_own_certificate=False: used all "
+                "the same)",
+                SecurityWarning,
+                stacklevel=5,
+            )
+        elif cert.not_after - now < _EXPIRY_WARNING:
+            left = cert.not_after - now
+            logger.warning(
+                "our certificate %s expires on %s, in %s: renew it before then",
+                certfile, _utc(cert.not_after),
+                f"{left.days} days" if left.days >= 2 else f"{left // dt.timedelta(hours=1)} hours",
+            )
 
     def _load_trust(self, ctx: ssl.SSLContext) -> None:
         for label, path in (("cafile", self.cafile), ("capath", self.capath)):
@@ -402,6 +436,38 @@ def _record_sni_callback(
 ) -> None:
     # Only records the name for SecurityInfo; returning None accepts the handshake.
     record_sni(obj, server_name)
+
+
+_EXPIRY_WARNING = dt.timedelta(days=14)
+_PURPOSE: dict[Side, str] = {"server": "serverAuth", "client": "clientAuth"}
+_ANY_EXTENDED_KEY_USAGE = "2.5.29.37.0"  # RFC 5280 4.2.1.12 anyExtendedKeyUsage
+
+
+def _utc(when: dt.datetime) -> str:
+    return f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def _own_certificate_problem(
+    cert: CertificateInfo, side: Side, now: dt.datetime
+) -> tuple[str, str] | None:
+    """(what is wrong, what to do) when every peer that checks our certificate would
+    refuse it, or None."""
+    if now > cert.not_after:
+        return (f"expired on {_utc(cert.not_after)}",
+                "renew it (for a development PKI: 'dicomnet certs issue')")
+    if now < cert.not_before:
+        return (f"is not valid before {_utc(cert.not_before)} (it is now {_utc(now)})",
+                "check this machine's clock, or use a certificate valid now")
+    purpose = _PURPOSE[side]
+    usages = cert.extended_key_usage
+    if usages and purpose not in usages and _ANY_EXTENDED_KEY_USAGE not in usages:
+        peers = "clients refuse it" if side == "server" else (
+            "servers that ask for a client certificate refuse it")
+        return (f"is not meant for a {side}: its extended key usage is {', '.join(usages)}, "
+                f"without {purpose} (RFC 5280 4.2.1.12), so {peers}",
+                f"use a {side} certificate ({side}.pem of 'dicomnet certs init', or "
+                f"'dicomnet certs issue DIR NAME --role {side}')")
+    return None
 
 
 def _key_size_problem(cert: CertificateInfo, profile: Profile) -> str | None:
