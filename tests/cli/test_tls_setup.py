@@ -1,20 +1,24 @@
 """A TLS set-up that cannot work is an `error:` line and exit 2 before any connection:
-our own certificate out of its dates or not meant for our role."""
+our own certificate out of its dates or not meant for our role. A --ca folder that
+`openssl rehash` never saw works all the same."""
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pydicom.uid import generate_uid
 
 from dicomnet.cli.demo import write_synthetic_ct
 from dicomnet.security.certificates import CertificateAuthority, DevPKI
+from dicomnet.security.config import TLSConfig
 
-from .helpers import error_line, run_cli
+from .helpers import ServerThread, error_line, json_out, run_cli
 
 PAST = dt.datetime(2020, 1, 2, 3, 4, tzinfo=dt.UTC)
 
@@ -89,3 +93,18 @@ def test_echo_warns_of_a_certificate_about_to_expire(pki: DevPKI, tmp_path: Path
     assert [line.split(" ", 1)[1] for line in warning] == [
         f"our certificate {cert} expires on {not_after:%Y-%m-%d %H:%M} UTC, in 3 days: "
         "renew it before then"]
+
+
+def test_echo_and_server_trust_an_unhashed_ca_folder(
+        pki: DevPKI, tmp_path: Path, start_server: Callable[..., ServerThread]) -> None:
+    """`cp pki/ca.pem cadir/` and `--ca cadir`, no `openssl rehash`: every peer was an
+    "unknown CA" to both sides."""
+    cadir = tmp_path / "cadir"
+    cadir.mkdir()
+    shutil.copy(pki.ca_cert, cadir / "ca.pem")
+    server = start_server(tls=TLSConfig(certfile=pki.server_cert, keyfile=pki.server_key,
+                                        capath=cadir))
+    result = run_cli("echo", "127.0.0.1", server.port, "--json", "--cert", pki.client_cert,
+                     "--key", pki.client_key, "--ca", cadir)
+    assert result.exit_code == 0, result.output
+    assert json_out(result)["status"] == 0

@@ -307,7 +307,8 @@ def network_options(role: Role) -> Callable[[F], F]:
                          help="Private key of --cert (PEM, may be encrypted). Default: in --cert."),
             click.option("--ca", type=click.Path(exists=True, path_type=Path),
                          help="CA certificates we trust to sign the peer's certificate: a PEM "
-                              "file, or a folder of hashed certificates (openssl rehash)."
+                              "file, or a folder of them (hashed by openssl rehash; else its "
+                              ".pem/.crt/.cer files are read)."
                               + ("" if role == "server" else
                                  " Default: the system trust store.")),
             click.option("--profile", type=click.Choice(list(PROFILES)), metavar="NAME",

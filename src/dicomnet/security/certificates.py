@@ -39,6 +39,7 @@ __all__ = [
     "issue_dev_certificate",
     "key_is_encrypted",
     "make_dev_pki",
+    "pem_certificates",
     "self_signed",
 ]
 
@@ -171,6 +172,16 @@ def first_certificate_der(path: str | Path) -> bytes:
     """DER of the first certificate in a PEM file (the leaf of a chain file)."""
     certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
     return certs[0].public_bytes(serialization.Encoding.DER)
+
+
+def pem_certificates(path: str | Path) -> str:
+    """The certificates of a PEM file, PEM again, anything else it holds (keys, text)
+    left out; "" when it holds none. ValueError when one of them is malformed."""
+    data = Path(path).read_bytes()
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        return ""
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii")
+                   for c in x509.load_pem_x509_certificates(data))
 
 
 def key_is_encrypted(pem: bytes) -> bool:
