@@ -129,6 +129,26 @@ def test_key_in_certfile(tmp_path: Path, ca: CertificateAuthority) -> None:
     assert ask.calls == 1
 
 
+def test_certfile_without_its_key_says_so(rsa_pki: DevPKI) -> None:
+    """Was "cannot load certificate X / key X: [SSL] PEM lib (_ssl.c:3926)"."""
+    with pytest.raises(ConfigurationError) as caught:
+        TLSConfig(certfile=rsa_pki.client_cert, cafile=rsa_pki.ca_cert).client_context_sync()
+    assert str(caught.value) == (
+        f"certificate file {rsa_pki.client_cert} holds no private key: set keyfile (its key "
+        "is in another file)")
+
+
+def test_files_swapped_or_mistaken_say_so(rsa_pki: DevPKI) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        TLSConfig(certfile=rsa_pki.client_cert, keyfile=rsa_pki.client_cert,
+                  cafile=rsa_pki.ca_cert).client_context_sync()
+    assert str(caught.value) == f"key file {rsa_pki.client_cert} holds no PEM private key"
+    with pytest.raises(ConfigurationError) as caught:
+        TLSConfig(certfile=rsa_pki.client_key, keyfile=rsa_pki.client_cert,
+                  cafile=rsa_pki.ca_cert).client_context_sync()
+    assert str(caught.value) == f"certificate file {rsa_pki.client_key} holds no PEM certificate"
+
+
 def test_server_needs_certificate() -> None:
     with pytest.raises(ConfigurationError, match="a TLS server must have a certificate"):
         TLSConfig(peer_certificate="none").server_context_sync()

@@ -370,6 +370,13 @@ class TLSConfig:
             elif (exc.reason or "") in ("EE_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"):
                 reason = (f"certificate {certfile} is too weak for OpenSSL's security level "
                           f"({exc.reason})")
+            elif not _holds(certfile, b"-----BEGIN CERTIFICATE-----"):
+                reason = f"certificate file {certfile} holds no PEM certificate"
+            elif keyfile is None and not _holds(certfile, b"PRIVATE KEY-----"):
+                reason = (f"certificate file {certfile} holds no private key: set keyfile (its "
+                          "key is in another file)")
+            elif keyfile is not None and not _holds(keyfile, b"PRIVATE KEY-----"):
+                reason = f"key file {keyfile} holds no PEM private key"
             else:
                 reason = f"cannot load certificate {certfile} / key {key}: {exc.reason or exc}"
             raise ConfigurationError(reason) from exc
@@ -436,6 +443,15 @@ class TLSConfig:
 # (CRLs are .r0, .r1...).
 _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 _PEM_SUFFIXES = (".pem", ".crt", ".cer")
+
+
+def _holds(path: Path, marker: bytes) -> bool:
+    """Whether a PEM file holds a block of this kind (``PRIVATE KEY-----`` matches every
+    private key label: PKCS#8, encrypted or not, and OpenSSL's RSA/EC ones)."""
+    try:
+        return marker in path.read_bytes()
+    except OSError:
+        return True  # unreadable: say what OpenSSL said
 
 
 def _has_hashed_names(capath: Path) -> bool:
