@@ -113,7 +113,20 @@ def test_missing_client_certificate_hints_at_cert(start_server: StartServer, pki
     server = tls_server(start_server, pki)
     result = run_cli("echo", "127.0.0.1", server.port, "--tls", "--ca", pki.ca_cert)
     assert result.exit_code == 3
-    assert "client certificate" in error_line(result)
+    # The library says "(set certfile/keyfile)": the CLI names its own flags.
+    assert error_line(result) == (
+        f"error: TLS handshake with 127.0.0.1:{server.port} failed: the server requires a "
+        "client certificate (give --cert and --key)")
+
+
+def test_cert_without_its_key_says_to_give_key(pki: DevPKI) -> None:
+    """Was "cannot load certificate pki/client.pem / key pki/client.pem: [SSL] PEM lib"."""
+    result = run_cli("echo", "127.0.0.1", "104", "--tls", "--ca", pki.ca_cert,
+                     "--cert", pki.client_cert)
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        f"error: certificate file {pki.client_cert} holds no private key: give --key (its "
+        "key is in another file)")
 
 
 def test_no_verify_works_and_warns_loudly(start_server: StartServer, pki: DevPKI) -> None:

@@ -430,6 +430,19 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterat
             logger.propagate = old_propagate
 
 
+# The library's messages name TLSConfig's fields; the CLI's user knows its flags.
+_CLI_WORDS = (
+    ("(set certfile/keyfile)", "(give --cert and --key)"),
+    ("set keyfile (", "give --key ("),
+)
+
+
+def _in_cli_words(message: str) -> str:
+    for library, cli in _CLI_WORDS:
+        message = message.replace(library, cli)
+    return message
+
+
 def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
     # A TLS 1.3 server refuses a missing client certificate after the handshake, so the
     # client only sees the connection close: say what most likely happened.
@@ -464,10 +477,10 @@ def run_async(
         raise
     except ConfigurationError as exc:
         _trace(verbose)
-        fail(str(exc), EXIT_USAGE)
+        fail(_in_cli_words(str(exc)), EXIT_USAGE)
     except DicomNetError as exc:
         _trace(verbose)
-        fail(str(exc) + _hint(exc, net), EXIT_NETWORK)
+        fail(_in_cli_words(str(exc)) + _hint(exc, net), EXIT_NETWORK)
     except OSError as exc:
         _trace(verbose)
         where = f" ({exc.filename})" if exc.filename else ""
