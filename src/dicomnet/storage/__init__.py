@@ -5,6 +5,7 @@
   statuses for failures).
 * :mod:`~dicomnet.storage.part10`: the DICOM file framing of PS3.10 7.1.
 * :mod:`~dicomnet.storage.index`: an SQLite index for Query/Retrieve (PS3.4 C.6).
+* :mod:`~dicomnet.storage.rows`: what an index row holds, read back from a file.
 * :mod:`~dicomnet.storage.header`: the attributes a received data set is placed
   and indexed by, read raw.
 * :mod:`~dicomnet.storage.syncfs`: many new files made durable with one syncfs.

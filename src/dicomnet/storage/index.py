@@ -36,7 +36,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -44,7 +43,9 @@ from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
 from dicomnet.storage.header import PLAIN_CHARSETS, HeaderAttributes
 from dicomnet.storage.names import UnsafeNameError, safe_relative_path
-from dicomnet.storage.part10 import NotPart10Error, read_part10
+from dicomnet.storage.part10 import NotPart10Error
+from dicomnet.storage.rows import ROW_KEYWORDS as _ROW_KEYWORDS
+from dicomnet.storage.rows import NewInstance, row_from_file
 
 __all__ = [
     "IndexedInstance",
@@ -147,10 +148,6 @@ _INSTANCE_COLUMNS = (
     "i.received_at, i.calling_ae, i.peer_fingerprint"
 )
 _INSTANCE_FROM = _FROM[3]
-
-# Tags reindex() reads from each file (keywords of _KEYS, minus derived ones).
-_REINDEX_TAGS = [k for k in _KEYS if k != "ModalitiesInStudy"]
-
 
 @dataclass(frozen=True, slots=True)
 class IndexedInstance:
@@ -334,10 +331,12 @@ class StorageIndex:
         Instance UID replaces the row (``OVERWRITE``), and parents left
         empty by the move are removed.
         """
-        row = NewInstance(ds, relative_path=relative_path,
-                          transfer_syntax_uid=transfer_syntax_uid, size=size,
-                          calling_ae=calling_ae, peer_fingerprint=peer_fingerprint,
-                          sha256=sha256, received_at=received_at)
+        self._add(NewInstance(ds, relative_path=relative_path,
+                              transfer_syntax_uid=transfer_syntax_uid, size=size,
+                              calling_ae=calling_ae, peer_fingerprint=peer_fingerprint,
+                              sha256=sha256, received_at=received_at))
+
+    def _add(self, row: NewInstance) -> None:
         values = _row_values(row)
         with self._lock, self._transaction() as db:
             _insert(db, values)
@@ -532,22 +531,11 @@ class StorageIndex:
             if relative in known:
                 continue
             try:
-                safe_relative_path(relative)
-                info = read_part10(path)
-                ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_REINDEX_TAGS)
-                if self.get_instance(str(ds.get("SOPInstanceUID", ""))) is not None:
+                new = row_from_file(root, relative)
+                if self.get_instance(_text(new.ds, "SOPInstanceUID") or "") is not None:
                     skipped += 1
                     continue
-                stat = path.stat()
-                self.add_instance(
-                    ds,
-                    relative_path=relative,
-                    transfer_syntax_uid=info.transfer_syntax_uid,
-                    size=stat.st_size,
-                    calling_ae="",
-                    peer_fingerprint=None,
-                    received_at=datetime.fromtimestamp(stat.st_mtime, UTC),
-                )
+                self._add(new)
             except (UnsafeNameError, NotPart10Error, StorageError) as exc:
                 logger.info("reindex: skipping %s: %s", path, exc)
                 skipped += 1
@@ -570,20 +558,6 @@ class StorageIndex:
 
 
 @dataclass(frozen=True, slots=True)
-class NewInstance:
-    """An instance to record with :meth:`StorageIndex.add_instances`."""
-
-    ds: Dataset | HeaderAttributes
-    relative_path: str
-    transfer_syntax_uid: str
-    size: int
-    calling_ae: str
-    peer_fingerprint: str | None
-    sha256: str | None = None
-    received_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class _RowValues:
     sop_uid: str
     study_uid: str
@@ -593,15 +567,6 @@ class _RowValues:
                  str | None]
     series: tuple[str, str, str | None, str | None, str | None]
     instance: tuple[object, ...]
-
-
-#: What an index row holds of a data set, in the order _row_values unpacks it.
-_ROW_KEYWORDS = (
-    "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID",
-    "InstanceNumber", "PatientID", "PatientName", "PatientBirthDate", "PatientSex",
-    "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "StudyDescription",
-    "ReferringPhysicianName", "Modality", "SeriesNumber", "SeriesDescription",
-)
 
 
 def _row_values(row: NewInstance) -> _RowValues:
