@@ -21,6 +21,13 @@ process, but the last rows may be lost on a power cut (one fsync less per
 stored object). The files themselves are fsynced before their rows are
 written, so what a power cut can lose is only rows, and ``reindex`` restores
 them from the files.
+
+Modes: the index holds patient names and IDs, so it is its owner's only, as
+the stored files are (``0600``): created so before SQLite opens it (which gives
+its ``-wal``, ``-shm`` and ``-journal`` files the same mode). An existing one
+that others may read (from an older version) is restricted when opened, said at
+INFO, as nothing in a store is meant for other accounts; if it cannot be, a
+warning says so.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -62,6 +70,10 @@ QueryLevel = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 _LEVELS: dict[str, int] = {"PATIENT": 0, "STUDY": 1, "SERIES": 2, "IMAGE": 3}
 
 SCHEMA_VERSION = 1
+
+_DB_MODE = 0o600  # patient names and IDs: readable by the service account only
+#: What SQLite puts beside the database file, with the database file's mode.
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -252,6 +264,7 @@ class StorageIndex:
         self._reader: sqlite3.Connection | None = None  # for locate(), opened on first use
         self._read_lock = threading.Lock()
         self.closed = False
+        _owner_only(self._path)
         try:
             self._db = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -740,6 +753,26 @@ def _prune_patient(db: sqlite3.Connection, patient_id: str) -> None:
         "(SELECT 1 FROM study WHERE patient_id = ?)",
         (patient_id, patient_id),
     )
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file owner-only, or restrict it and its companions."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, _DB_MODE))
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot open index", path, exc) from exc
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in _COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(os.stat(file).st_mode)
+            if mode & 0o077:
+                os.chmod(file, mode & ~0o077)
+                logger.info("index file %s was readable by other accounts (mode %04o): "
+                            "now %04o, as the stored files", file, mode, mode & ~0o077)
+        except FileNotFoundError:  # no such companion, the usual case
+            pass
+        except OSError as exc:
+            logger.warning("cannot make index file %s its owner's only: %s", file,
+                           exc.strerror or exc)
 
 
 def _walk(root: Path) -> Iterator[Path]:
