@@ -539,12 +539,22 @@ class StorageSCP:
             # nothing to the sender.
             self._index(header, result, message, transfer_syntax=transfer_syntax,
                         calling_ae=calling_ae, security=security, generation=generation)
+        else:
+            self._kept(result, message, calling_ae)
         return StoredInstance(
             path=result.path, sop_class_uid=message.affected_sop_class_uid,
             sop_instance_uid=message.affected_sop_instance_uid,
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate,
         )
+
+    def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str) -> None:
+        """A duplicate discarded for the copy at ``result.path``: said at INFO, as
+        with keep the sender hears Success and a corrected resend shows only here."""
+        log.info("C-STORE %s from %s: already stored at %s, %s (duplicates policy %s)",
+                 message.affected_sop_instance_uid, calling_ae, self._relative(result.path),
+                 "kept" if self.duplicates is DuplicatePolicy.KEEP else "rejected",
+                 self.duplicates.value)
 
     def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
                transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
