@@ -550,11 +550,16 @@ class StorageSCP:
 
     def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str) -> None:
         """A duplicate discarded for the copy at ``result.path``: said at INFO, as
-        with keep the sender hears Success and a corrected resend shows only here."""
-        log.info("C-STORE %s from %s: already stored at %s, %s (duplicates policy %s)",
-                 message.affected_sop_instance_uid, calling_ae, self._relative(result.path),
+        with keep the sender hears Success and a corrected resend shows only here;
+        a row the index lost for that copy is read back from it and queued."""
+        uid, relative = message.affected_sop_instance_uid, self._relative(result.path)
+        row = self._locator.lost_row(uid, relative) if self._locator is not None else None
+        if row is not None:
+            self._index_writer.put((row, uid, None))
+        log.info("C-STORE %s from %s: already stored at %s, %s (duplicates policy %s)%s", uid,
+                 calling_ae, relative,
                  "kept" if self.duplicates is DuplicatePolicy.KEEP else "rejected",
-                 self.duplicates.value)
+                 self.duplicates.value, "; its lost index row restored" if row else "")
 
     def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
                transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,

@@ -40,6 +40,7 @@ from .files import (
 )
 from .index import NewInstance, StorageIndex
 from .names import UnsafeNameError, safe_relative_path
+from .rows import row_from_file
 
 __all__ = ["IndexRow", "InstanceLocator"]
 
@@ -228,6 +229,31 @@ class InstanceLocator:
             return None
         # A file removed behind the index's back (by hand, a retention job) is gone.
         return current if os.path.lexists(self._root / current) else None
+
+    def lost_row(self, sop_instance_uid: str, relative: str) -> NewInstance | None:
+        """For a duplicate discarded for the file at ``relative``: that file's row,
+        read back from it (as reindex does), if the index names no file of the
+        instance and no row of this process's is on its way to it. So a resend
+        restores the rows a crash between names and rows lost, or a deleted
+        index. The file was there before this commit and is not this process's
+        to index, so it is durable: the row may follow it. One index query, for
+        duplicates only (the others' rows come from what they received)."""
+        with self._lock:
+            if sop_instance_uid in self._named:  # its row is written, or on its way
+                return None
+            try:
+                located = self._index.locate(sop_instance_uid)
+            except StorageError as exc:
+                logger.warning("cannot check the index row of %s: %s", sop_instance_uid, exc)
+                return None
+        if located is not None and (located == relative
+                                    or os.path.lexists(self._root / located)):
+            return None  # indexed, here or (left as it is) at another copy
+        try:
+            return row_from_file(self._root, relative)
+        except Exception as exc:  # pydicom raises many kinds on damaged files
+            logger.warning("cannot read %s back for its missing index row: %s", relative, exc)
+            return None
 
     def rows_to_write(self, rows: Sequence[IndexRow]) -> list[NewInstance]:
         """Of ``rows``, those of each instance's latest name; call
