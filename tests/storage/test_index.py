@@ -365,6 +365,15 @@ def test_reindex_adds_missing_rows_and_prunes(root: Path, index: StorageIndex) -
     assert (again.added, again.removed, again.skipped) == (0, 0, 1)
 
 
+def test_reindex_does_not_count_the_index_itself(root: Path) -> None:
+    """A C-STORE SCP keeps its index in its root: not a file that was skipped."""
+    _store(root, 1)
+    with StorageIndex(root / "index.sqlite") as index:
+        assert (root / "index.sqlite-wal").exists()
+        result = index.reindex(root)
+        assert (result.added, result.removed, result.skipped) == (1, 0, 0)
+
+
 def test_find_time_range_bounds_include_the_bound_itself(populated: StorageIndex) -> None:
     def times(value: str) -> int:
         return len(populated.find("STUDY", {"StudyTime": value}))

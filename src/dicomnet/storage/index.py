@@ -528,7 +528,8 @@ class StorageIndex:
         links are not visited; files that are not Part 10, lack the UIDs, or
         whose names fail :func:`~dicomnet.storage.names.safe_relative_path`
         are counted as skipped. A file whose SOP Instance UID is already
-        indexed under another path is skipped too: the indexed one wins.
+        indexed under another path is skipped too: the indexed one wins. The
+        index's own files are not visited.
         """
         root = Path(root)
         with self._lock:
@@ -538,7 +539,10 @@ class StorageIndex:
             }
         added = skipped = removed = 0
         seen: set[str] = set()
+        own = {self._path.name + suffix for suffix in ("", *_COMPANIONS)}
         for path in _walk(root):
+            if path.name in own and path.parent.resolve() == self._path.parent.resolve():
+                continue  # the index itself, in a C-STORE SCP's root
             relative = path.relative_to(root).as_posix()
             seen.add(relative)
             if relative in known:
