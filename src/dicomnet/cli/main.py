@@ -13,7 +13,8 @@ __all__ = ["main"]
 #: Command name -> the module defining it (as a function of the same name). Each is
 #: imported when it runs or is listed: ``dicomnet echo`` does not load the store's
 #: progress bars nor the server, and ``--help`` loads no command's dependencies.
-_COMMANDS = {name: f"dicomnet.cli.{name}" for name in ("certs", "echo", "store", "serve", "demo")}
+_COMMANDS = {name: f"dicomnet.cli.{name}"
+             for name in ("certs", "echo", "store", "serve", "reindex", "demo")}
 
 
 class _LazyGroup(click.Group):

@@ -153,6 +153,11 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     Logs one line per association on stderr, rejections included. Ctrl-C or
     SIGTERM stops it.
 
+    Stored objects are indexed in index.sqlite in --output. Should the index
+    miss some (a server killed while storing, the file deleted), stop the
+    server and run dicomnet reindex on --output (it does not detect a running
+    server); sending the objects again restores their rows too.
+
     \b
     Examples:
       dicomnet serve                         plain DICOM on 127.0.0.1:11112

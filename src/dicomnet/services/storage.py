@@ -592,8 +592,8 @@ class StorageSCP:
         written = False
         try:
             if self.index.closed:  # a spilled commit that outlived close(): reindex repairs
-                log.warning("%d index row(s) arrived after the index closed; run reindex",
-                            len(rows))
+                log.warning("%d index row(s) arrived after the index closed; with the server "
+                            "stopped, 'dicomnet reindex %s' restores them", len(rows), self.root)
             elif self._locator is None:
                 self.index.add_instances(row for row, _, _ in rows)
             else:  # only each instance's latest name's row (storage.instances)

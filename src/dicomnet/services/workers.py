@@ -265,8 +265,8 @@ class Background(Generic[J]):
             try:
                 self._handle(items)
             except BaseException:  # even SystemExit: the thread must go on serving put()
-                log.exception("%s: background work failed (run reindex to repair the index)",
-                              self._name)
+                log.exception("%s: background work failed (if it was the index's: with the "
+                              "server stopped, 'dicomnet reindex FOLDER' repairs it)", self._name)
             finally:
                 with self._idle:
                     self._pending -= len(items)

@@ -1,0 +1,62 @@
+"""``dicomnet reindex``: make a store's index agree with its files again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dicomnet.cli.common import EXIT_CODES_EPILOG, EXIT_USAGE, cli_session, fail, print_json
+from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage.files import StorageError
+from dicomnet.storage.index import StorageIndex
+
+__all__ = ["reindex"]
+
+
+@click.command(epilog=EXIT_CODES_EPILOG)
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--no-prune", is_flag=True,
+              help="Keep the rows of files that are gone (default: drop them).")
+@click.option("--create", is_flag=True,
+              help=f"Build a new index when FOLDER has no {INDEX_NAME} (lost or deleted).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON: folder, added, removed, skipped, instances.")
+@click.option("-v", "--verbose", count=True,
+              help="-v: say which files were skipped and why; -vv: debug.")
+def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbose: int) -> None:
+    """Make the index of a store (the --output folder of dicomnet serve) agree
+    with its files.
+
+    Adds a row, read from the file, for each stored object that has none (lost
+    when a server was killed between storing an object and indexing it, or with
+    a deleted index); drops the rows of files that are gone, unless --no-prune.
+    Files that are not DICOM Part 10, or cannot be read, are counted as skipped.
+
+    Run it with the server stopped: a server using FOLDER is not detected
+    (it holds no lock on it), and both would change the index at once.
+
+    \b
+    Examples:
+      dicomnet reindex dicomnet-store
+      dicomnet reindex dicomnet-store --create --json    (after index.sqlite was deleted)
+    """
+    if not folder.is_dir():
+        fail(f"{folder} is not a folder", EXIT_USAGE)
+    path = folder / INDEX_NAME
+    if not path.is_file() and not create:
+        fail(f"{folder} holds no {INDEX_NAME}: not a dicomnet store "
+             "(--create builds a new index from its files)", EXIT_USAGE)
+    with cli_session(verbose):
+        try:
+            with StorageIndex(path) as index:
+                result = index.reindex(folder, prune=not no_prune)
+                instances = index.count()["instances"]
+        except StorageError as exc:
+            fail(f"cannot reindex {folder}: {exc}", EXIT_USAGE)
+    if as_json:
+        print_json({"folder": str(folder), "added": result.added, "removed": result.removed,
+                    "skipped": result.skipped, "instances": instances})
+        return
+    click.echo(f"{folder}: {result.added} row(s) added, {result.removed} removed, "
+               f"{result.skipped} file(s) skipped; {instances} instance(s) indexed")

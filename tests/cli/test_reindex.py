@@ -1,0 +1,105 @@
+"""``dicomnet reindex``: the index of a store made to agree with its files again."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage.files import Layout
+from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.rows import row_from_file
+from tests.storage.dicomfiles import make_image, uid, write_part10
+
+from .helpers import error_line, json_out, run_cli
+
+
+def _store(root: Path, *numbers: int) -> dict[int, str]:
+    """Stored objects as a C-STORE SCP lays them out, without rows; their paths."""
+    relative = {}
+    for n in numbers:
+        ds = make_image(n)
+        path = Layout.HIERARCHICAL.destination(
+            root, sop_instance_uid=ds.SOPInstanceUID, study_instance_uid=ds.StudyInstanceUID,
+            series_instance_uid=ds.SeriesInstanceUID)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_part10(path, ds, ExplicitVRLittleEndian)
+        relative[n] = path.relative_to(root).as_posix()
+    return relative
+
+
+def _damaged_store(tmp_path: Path) -> tuple[Path, dict[int, str]]:
+    """Objects 1 to 3 stored; only 1 indexed, plus the row of 4, whose file is gone;
+    and a file that is not DICOM."""
+    root = tmp_path / "store"
+    paths = _store(root, 1, 2, 3, 4)
+    with StorageIndex(root / INDEX_NAME) as index:
+        index.add_instances([row_from_file(root, paths[1]), row_from_file(root, paths[4])])
+    (root / paths[4]).unlink()
+    (root / "notes.txt").write_text("not DICOM")
+    return root, paths
+
+
+def _indexed(root: Path) -> dict[str, str | None]:
+    with StorageIndex(root / INDEX_NAME) as index:
+        return {uid(9, n): index.locate(uid(9, n)) for n in (1, 2, 3, 4)}
+
+
+def test_reindex_adds_the_missing_rows_and_drops_those_of_files_gone(tmp_path: Path) -> None:
+    root, paths = _damaged_store(tmp_path)
+    result = run_cli("reindex", root, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_out(result) == {"folder": str(root), "added": 2, "removed": 1, "skipped": 1,
+                                "instances": 3}
+    assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): paths[3],
+                              uid(9, 4): None}
+    again = run_cli("reindex", root)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == (f"{root}: 0 row(s) added, 0 removed, 1 file(s) skipped; "
+                            "3 instance(s) indexed\n")
+
+
+def test_no_prune_keeps_the_rows_of_files_gone(tmp_path: Path) -> None:
+    root, paths = _damaged_store(tmp_path)
+    result = run_cli("reindex", root, "--no-prune", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_out(result)["removed"] == 0
+    assert _indexed(root)[uid(9, 4)] == paths[4]
+
+
+def test_a_deleted_index_is_rebuilt_with_create_only(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    paths = _store(root, 1, 2)
+    refused = run_cli("reindex", root, "--json")
+    assert refused.exit_code == 2
+    assert error_line(refused) == (f"error: {root} holds no {INDEX_NAME}: not a dicomnet store "
+                                   "(--create builds a new index from its files)")
+    assert not (root / INDEX_NAME).exists()
+    result = run_cli("reindex", root, "--create", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
+                                "instances": 2}
+    assert stat.S_IMODE(os.stat(root / INDEX_NAME).st_mode) == 0o600
+    assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
+                              uid(9, 4): None}
+
+
+def test_what_is_not_a_store_exits_2(tmp_path: Path) -> None:
+    missing = run_cli("reindex", tmp_path / "nowhere")
+    assert missing.exit_code == 2
+    assert error_line(missing) == f"error: {tmp_path / 'nowhere'} is not a folder"
+    (tmp_path / INDEX_NAME).write_bytes(b"not a database, but as long as its header" * 4)
+    damaged = run_cli("reindex", tmp_path)
+    assert damaged.exit_code == 2
+    assert error_line(damaged).startswith(f"error: cannot reindex {tmp_path}: ")
+
+
+def test_help_says_to_stop_the_server_first() -> None:
+    reindex = run_cli("reindex", "--help").stdout
+    for text in ("--no-prune", "--create", "--json", "with the server stopped", "Exit codes"):
+        assert text in reindex, text
+    assert "dicomnet reindex" in " ".join(run_cli("serve", "--help").stdout.split())
+    assert "reindex" in run_cli("--help").stdout
