@@ -233,3 +233,45 @@ def test_store_paths_converts_or_skips_for_a_restricted_pynetdicom_scp(
         index = received[uid(9, 500 + i)]
         assert pynetdicom_scp.received[index].transfer_syntax == ExplicitVRLittleEndian
         assert_same_dataset(sources[name], pynetdicom_scp.dataset(index))
+
+
+def test_pynetdicom_sends_a_private_sop_class_to_a_server_accepting_unknown_ones(
+    tmp_path: Path, pynetdicom: ModuleType, pki: Pki
+) -> None:
+    """A vendor's private SOP class (here under pydicom's test root), which only a
+    StorageSCP with accept_unknown_sop_classes takes (serve --accept-unknown-sop-classes)."""
+    private = "1.2.826.0.1.3680043.8.498.999.2"
+    path = write_part10(tmp_path / "private.dcm", make_image(620, sop_class_uid=private),
+                        ExplicitVRLittleEndian)
+    root = tmp_path / "root"
+
+    def send(port: int) -> tuple[bool, int]:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki.ca_file))
+        context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+        ae = pynetdicom.AE(ae_title="PYNETDICOM-SCU")
+        ae.add_requested_context(private, [ExplicitVRLittleEndian])
+        assoc = ae.associate(LOOPBACK, port, ae_title=SERVER_AE, tls_args=(context, LOOPBACK))
+        try:
+            if not assoc.is_established:
+                return False, -1
+            accepted = bool(assoc.accepted_contexts)
+            status = assoc.send_c_store(path) if accepted else None
+            return accepted, int(status.Status) if status and "Status" in status else -1
+        finally:
+            if assoc.is_established:
+                assoc.release()
+            ae.shutdown()
+
+    async def scenario(unknown: bool) -> tuple[bool, int]:
+        scp = StorageSCP(root, accept_unknown_sop_classes=unknown)
+        try:
+            async with running_server(ae_title=SERVER_AE, tls=pki.server_tls(),
+                                      providers=[VerificationSCP(), scp]) as server:
+                return await asyncio.to_thread(send, server.port)
+        finally:
+            scp.close()
+
+    assert run(scenario(False), timeout=60) == (False, -1)
+    assert run(scenario(True), timeout=60) == (True, 0)
+    stored = root / uid(1, 620) / uid(2, 620) / f"{uid(9, 620)}.dcm"
+    assert_same_dataset(path, stored)

@@ -17,7 +17,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -316,6 +316,28 @@ class ServerAssociation(Association):
                 log.exception("%s: a sink's abort() failed", self._name())
 
 
+class _Merged(Mapping[str, "Sequence[str] | None"]):
+    """Several providers' contexts as one mapping, the first that has a key answering."""
+
+    def __init__(self, maps: list[Mapping[str, Sequence[str] | None]]) -> None:
+        self._maps = maps
+
+    def __getitem__(self, key: str) -> Sequence[str] | None:
+        for contexts in self._maps:
+            if key in contexts:
+                return contexts[key]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in contexts for contexts in self._maps)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(key for contexts in self._maps for key in contexts))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 @dataclass(eq=False)
 class Server:
     """A running DICOM server. ``close()`` stops accepting and aborts open associations."""
@@ -356,9 +378,10 @@ class Server:
         return len(self._pending)
 
     def _policy(self) -> AcceptorPolicy:
-        contexts: dict[str, Sequence[str] | None] = {}
-        for provider in self.providers:
-            contexts.update(provider.contexts)
+        # A view, not a copy: a provider's contexts may answer for abstract syntaxes
+        # it does not list (a storage SCP taking unknown SOP classes). The last
+        # provider naming a syntax decides, as when the mappings were merged.
+        contexts = _Merged([p.contexts for p in reversed(self.providers)])
         return AcceptorPolicy(contexts=contexts, max_pdu_length=self.limits.max_pdu_length)
 
     async def _start(self) -> None:

@@ -30,15 +30,16 @@ from dicomnet.storage.files import StorageError
 __all__ = ["serve"]
 
 
-def storage_scp(root: Path, *, duplicates: str = "keep",
-                durable: bool = True) -> ServiceProvider | None:
+def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
+                unknown_sop_classes: bool = False) -> ServiceProvider | None:
     """A StorageSCP writing under ``root``, or None if the storage service is missing."""
     try:
         from dicomnet.services.storage import StorageSCP
     except ImportError:
         return None
     try:
-        provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable)
+        provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable,
+                                               accept_unknown_sop_classes=unknown_sop_classes)
     except (StorageError, OSError) as exc:
         # A folder that cannot be used is the operator's to fix (exit 2), not the network's.
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -68,9 +69,10 @@ def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
 async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
-                 check_called: bool = False) -> None:
+                 check_called: bool = False, unknown_sop_classes: bool = False) -> None:
     providers: list[ServiceProvider] = [VerificationSCP()]
-    storage = storage_scp(output, duplicates=duplicates, durable=durable)
+    storage = storage_scp(output, duplicates=duplicates, durable=durable,
+                          unknown_sop_classes=unknown_sop_classes)
     if storage is not None:
         providers.append(storage)
     else:
@@ -136,6 +138,12 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               help="Do not fsync stored files before answering Success: renames stay "
                    "atomic, but a power cut may lose acknowledged objects. For tests and "
                    "benchmarks.")
+@click.option("--accept-unknown-sop-classes", is_flag=True,
+              help="Also store objects of SOP classes this server does not know (private "
+                   "or newer ones: a vendor's non-image objects, say), when proposed as a "
+                   "valid UID; known SOP classes of other services (Query/Retrieve, "
+                   "Worklist) stay refused. Default: only the Storage SOP classes of the "
+                   "standard.")
 @click.option("--allow-aet", "allow_aets", multiple=True, metavar="AET",
               help="Admit only associations from this calling AE title (repeat for more); "
                    "others are rejected (A-ASSOCIATE-RJ: calling AE title not recognized). "
@@ -147,7 +155,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
           max_pending: int, duplicates: str, no_fsync: bool, allow_aets: tuple[str, ...],
-          check_called_aet: bool, net: NetworkOptions) -> None:
+          check_called_aet: bool, accept_unknown_sop_classes: bool,
+          net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
     Logs one line per association on stderr, rejections included. Ctrl-C or
@@ -175,5 +184,6 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                          Limits(max_associations=max_associations,
                                 max_pending_connections=max_pending),
                          net, tls=tls, duplicates=duplicates, durable=not no_fsync,
-                         allowed=allowed, check_called=check_called_aet),
+                         allowed=allowed, check_called=check_called_aet,
+                         unknown_sop_classes=accept_unknown_sop_classes),
                   verbose=net.verbose)

@@ -16,7 +16,8 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,47 @@ def _storage_sop_classes() -> list[str]:
     )
 
 
+#: A UID's form (PS3.5 9.1): numeric components without leading zeros, dot-separated.
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+
+class _StorageContexts(Mapping[str, "Sequence[str] | None"]):
+    """The Storage SOP Classes the SCP accepts, and, when ``unknown`` is set, any
+    other abstract syntax that is a well-formed UID pydicom does not know: a
+    private or newer SOP class (a vendor's non-image object, say), which a store
+    keeps as it keeps any other. Known SOP classes of other services (Query/
+    Retrieve, Worklist) stay refused: this SCP cannot serve them. Iterating
+    gives the known ones only."""
+
+    def __init__(self, accepted: Sequence[str] | None, *, unknown: bool) -> None:
+        self._known = dict.fromkeys(_storage_sop_classes(), accepted)
+        self._accepted = accepted
+        self._unknown = unknown
+
+    def _takes(self, uid: object) -> bool:
+        if not self._unknown or not isinstance(uid, str):
+            return False
+        from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
+
+        return uid not in UID_dictionary and len(uid) <= 64 and _UID.fullmatch(uid) is not None
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._known or self._takes(uid)
+
+    def __getitem__(self, uid: str) -> Sequence[str] | None:
+        if uid in self._known:
+            return self._known[uid]
+        if self._takes(uid):
+            return self._accepted
+        raise KeyError(uid)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._known)
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredInstance:
     """What ``on_c_store`` receives once an object is durable on disk."""
@@ -131,6 +173,9 @@ class StorageSCP:
     may lose objects already acknowledged): for benchmarks and scratch stores
     only. Stale temporary files, and the empty study and series folders
     stores leave, are removed when the SCP is created (``cleanup_stale``).
+    ``accept_unknown_sop_classes`` also accepts presentation contexts for SOP
+    classes pydicom does not know (private or newer ones), as DCMTK's
+    ``storescp --promiscuous`` and Orthanc's ``UnknownSopClassAccepted`` do.
     """
 
     command_fields = frozenset({CStoreRQ.command_field})
@@ -145,6 +190,7 @@ class StorageSCP:
         on_c_store: StoreHook | None = None,
         transfer_syntaxes: Sequence[str] | None = None,
         durable: bool = True,
+        accept_unknown_sop_classes: bool = False,
     ) -> None:
         self.root = Path(root)
         self._root_prefix = os.path.join(os.fspath(self.root), "")
@@ -176,9 +222,8 @@ class StorageSCP:
             "dicomnet-store", self._start_round, self._finish_round, round_size=_round_size)
         self._closed = False
         accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
-        self.contexts: Mapping[str, Sequence[str] | None] = dict.fromkeys(
-            _storage_sop_classes(), accepted
-        )
+        self.contexts: Mapping[str, Sequence[str] | None] = _StorageContexts(
+            accepted, unknown=accept_unknown_sop_classes)
 
     def flush_index(self) -> None:
         """Wait until every stored object's index row is written."""

@@ -1,0 +1,78 @@
+"""A storage SCP told to accept unknown SOP classes stores a private one, and still
+refuses known SOP classes of other services and abstract syntaxes that are no UID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.aio.client import open_association
+from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.index import StorageIndex
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server
+
+from .dicomfiles import make_image, uid, write_part10
+
+#: Under pydicom's test root: no standard SOP class.
+PRIVATE = "1.2.826.0.1.3680043.8.498.999.1"
+WORKLIST_FIND = "1.2.840.10008.5.1.4.31"  # known, but another service's
+
+
+def _send(root: Path, files: list[Path], *, unknown: bool) -> list[StoreResult]:
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(root, accept_unknown_sop_classes=unknown)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return list(await store_paths("127.0.0.1", server.port, files))
+        finally:
+            scp.close()
+
+    return run(scenario(), timeout=60)
+
+
+@pytest.fixture
+def private_file(tmp_path: Path) -> Path:
+    return write_part10(tmp_path / "private.dcm", make_image(7, sop_class_uid=PRIVATE),
+                        ExplicitVRLittleEndian)
+
+
+def test_a_private_sop_class_is_stored_when_unknown_ones_are_accepted(
+        tmp_path: Path, private_file: Path) -> None:
+    root = tmp_path / "root"
+    [result] = _send(root, [private_file], unknown=True)
+    assert result.ok and result.status == 0
+    stored = root / uid(1, 7) / uid(2, 7) / f"{uid(9, 7)}.dcm"
+    assert stored.read_bytes()[-64:] == private_file.read_bytes()[-64:]
+    with StorageIndex(root / INDEX_NAME) as index:
+        row = index.get_instance(uid(9, 7))
+        assert row is not None and row.sop_class_uid == PRIVATE
+
+
+def test_a_private_sop_class_is_refused_by_default(tmp_path: Path, private_file: Path) -> None:
+    [result] = _send(tmp_path / "root", [private_file], unknown=False)
+    assert not result.ok and result.status is None
+    assert result.error == f"the peer accepted no context for {PRIVATE} in {ExplicitVRLittleEndian}"
+
+
+def test_other_services_and_malformed_uids_stay_refused(tmp_path: Path) -> None:
+    proposed = [PRIVATE, WORKLIST_FIND, "1.2.abc", "1." + "2" * 70]
+
+    async def scenario() -> dict[str, bool]:
+        scp = StorageSCP(tmp_path / "root", accept_unknown_sop_classes=True)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await open_association(
+                    "127.0.0.1", server.port,
+                    contexts=[ContextRequest(a, (ExplicitVRLittleEndian,)) for a in proposed])
+                accepted = {c.abstract_syntax: True for c in assoc.contexts.values()}
+                await assoc.release()
+                return {a: accepted.get(a, False) for a in proposed}
+        finally:
+            scp.close()
+
+    assert run(scenario(), timeout=60) == {PRIVATE: True, WORKLIST_FIND: False,
+                                           "1.2.abc": False, "1." + "2" * 70: False}
