@@ -25,6 +25,7 @@ from dicomnet.dimse.status import Status
 from dicomnet.tuning import tune_malloc_for_streaming
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from dicomnet.aio.transport import SecureLinkEvent
@@ -46,8 +47,26 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
+#: Off a terminal, wide enough that rich wraps no line: a path or a fingerprint
+#: split in two is no longer what a script (or a person's search) looks for.
+_UNWRAPPED_WIDTH = 1_000_000
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A rich console for text that is not ours (paths, a peer's Error Comment, AE
+    titles, host names, certificate fields, exception text): print it as a
+    ``Text``, never inside markup (``[/var/pacs]`` raised MarkupError,
+    ``[link=...]`` hid a hyperlink), and with emoji codes off (a fingerprint's
+    ``:CD:`` printed as an emoji)."""
     from rich.console import Console
+
+    console = Console(stderr=stderr, emoji=False, highlight=False)
+    if not console.is_terminal:
+        console.width = _UNWRAPPED_WIDTH
+    return console
+
+
+def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -61,7 +80,7 @@ def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
         TextColumn("[bold]C-STORE"), BarColumn(),
         TextColumn("{task.fields[done]}/{task.fields[count]} objects"),
         DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=_console(stderr=True),
     )
     # One bar: bytes drive the bar and rate, the object count rides along.
     return progress, progress.add_task("store", total=total_bytes or 1, done=0, count=count)
@@ -72,6 +91,8 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
                links: list[SecureLinkEvent],
                retries: int, retry_delay: float,
                finished: list[StoreResult]) -> list[StoreResult]:
+    from rich.text import Text
+
     from dicomnet.services.storage import store_paths
 
     # rich only for a terminal (and the summary): a --json run starts faster.
@@ -85,15 +106,16 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
         if bar is not None:
             bar[0].update(bar[1], advance=sizes.get(result.path, result.size), done=done)
             if not result.ok:
-                bar[0].console.print(f"[red]failed[/red] {result.path}: {result.error}",
-                                     highlight=False, markup=True)
+                bar[0].console.print(Text.assemble(("failed", "red"),
+                                                   f" {result.path}: {result.error}"),
+                                     soft_wrap=True)
 
     def on_retry(event: RetryEvent) -> None:
         # Said even under --json (on stderr): a run that waits must say why.
         line = (f"retrying {event.count} object(s) in {event.delay:g} s "
                 f"(attempt {event.attempt} of {event.max_attempts}): {event.reason}")
         if bar is not None:
-            bar[0].console.print(f"[yellow]{line}[/yellow]", highlight=False, markup=True)
+            bar[0].console.print(Text(line, style="yellow"), soft_wrap=True)
         else:
             click.echo(f"dicomnet store: {line}", err=True)
 
@@ -226,10 +248,10 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "results": [r.to_dict() | {"status_text": _status_text(r)} for r in results],
         })
     else:
-        from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        console = Console()
+        console = _console()
         # After a Ctrl-C, the files never answered are counted, not listed (there
         # may be thousands); --json lists them all.
         unconfirmed = [r for r in results if interrupted and r.error == _UNCONFIRMED]
@@ -241,25 +263,26 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             table.add_column("status", overflow="fold")
             table.add_column("size", justify="right", no_wrap=True)
             for r in rows:
-                status = _status_text(r) if r.ok else f"[red]{r.error or _status_text(r)}[/red]"
-                table.add_row(str(r.path), status,
+                status = (Text(_status_text(r)) if r.ok
+                          else Text(r.error or _status_text(r), style="red"))
+                table.add_row(Text(str(r.path)), status,
                               _human_bytes(sizes.get(r.path, r.size)))
             console.print(table)
         rate = sent_bytes / seconds if seconds > 0 else 0.0
         colour = "green" if not failed else "red"
-        console.print(
-            ("[red]Interrupted.[/red] " if interrupted else "")
-            + f"[{colour}]Stored {len(ok)} of {len(results)} objects[/{colour}] "
-            f"({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in {seconds:.2f} s "
-            f"({_human_bytes(rate)}/s)" + (", over TLS" if net.tls else ", not encrypted")
+        console.print(Text.assemble(
+            ("Interrupted. ", "red") if interrupted else "",
+            (f"Stored {len(ok)} of {len(results)} objects", colour),
+            f" ({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in "
+            f"{seconds:.2f} s ({_human_bytes(rate)}/s)"
+            + (", over TLS" if net.tls else ", not encrypted")
             + (f"; {retried} sent more than once" if retried else ""),
-            highlight=False,
-        )
+        ), soft_wrap=True)
         if unconfirmed:
-            console.print(f"{len(unconfirmed)} object(s) not confirmed: interrupted before "
-                          "their answer (the peer may have stored the one being sent)",
-                          highlight=False)
+            console.print(Text(f"{len(unconfirmed)} object(s) not confirmed: interrupted "
+                               "before their answer (the peer may have stored the one "
+                               "being sent)"), soft_wrap=True)
         if security is not None:
-            console.print("\n".join(["Secure link", *describe_security(security)]),
-                          highlight=False, markup=False)
+            console.print(Text("\n".join(["Secure link", *describe_security(security)])),
+                          soft_wrap=True)
 

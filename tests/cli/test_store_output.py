@@ -1,0 +1,110 @@
+"""dicomnet store's human output: text that is not ours is printed as it is."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from pydicom.uid import generate_uid
+
+from dicomnet.aio.transport import SecureLinkEvent
+from dicomnet.cli.common import NetworkOptions
+from dicomnet.cli.demo import write_synthetic_ct
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+from dicomnet.security.certificates import CertificateInfo, DevPKI
+from dicomnet.security.info import SecurityInfo
+from tests.aio.helpers import run
+from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, response_pdu
+
+from .helpers import run_cli
+
+storage = pytest.importorskip("dicomnet.services.storage")
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+#: An Error Comment as a PACS may word it: rich read "[/var/...]" as a closing tag.
+COMMENT = "write failed [/var/pacs/incoming]"
+
+
+def _store_to_a_failing_peer(*args: str | Path) -> Result:
+    """``dicomnet store ARGS`` (in a thread) against a peer that answers every
+    C-STORE with 0xC000 and ``COMMENT``."""
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        message = request.message
+        assert isinstance(message, CStoreRQ)
+        await peer.send(response_pdu(request.context_id, CStoreRSP(
+            message_id_being_responded_to=message.message_id, status=0xC000,
+            affected_sop_class_uid=message.affected_sop_class_uid,
+            affected_sop_instance_uid=message.affected_sop_instance_uid,
+            error_comment=COMMENT)))
+
+    async def main() -> Result:
+        async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
+                           ) as (port, _):
+            return await asyncio.to_thread(run_cli, "store", "127.0.0.1", port, *args,
+                                           "--called-aet", "RAW")
+
+    return run(main(), timeout=60)
+
+
+def test_a_peer_comment_and_a_path_with_brackets_are_printed_as_they_are(
+        tmp_path: Path) -> None:
+    """A peer's Error Comment with ``[/...]`` raised rich's MarkupError (a traceback,
+    no summary); a path's ``[link=...]`` became a hidden hyperlink, ``[x]`` vanished.
+    Off a terminal nothing wraps at 80 columns: the path stays on one line."""
+    folder = tmp_path / ("in [x] " + "long-folder-name-" * 4)
+    image = folder / "[link=https:evil.example]ct[bold].dcm"
+    write_synthetic_ct(image, number=1, study_uid=generate_uid(),
+                       series_uid=generate_uid(), size=16)
+    result = _store_to_a_failing_peer(image)
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    row = next(line for line in lines if str(image) in line)
+    assert re.fullmatch(rf"│ {re.escape(str(image))} │ {re.escape(COMMENT)} │ +[\d.]+ kB │", row)
+    summary = lines[-1]
+    assert re.fullmatch(r"Stored 0 of 1 objects \(0 B\) to RAW@127\.0\.0\.1:\d+ in \d+\.\d\d s "
+                        r"\(0 B/s\), not encrypted", summary), summary
+    assert "Traceback" not in result.stderr
+
+
+def _network_options(*, called_aet: str, tls: bool) -> NetworkOptions:
+    return NetworkOptions(
+        role="client", aet="DICOMNET", called_aet=called_aet, tls=tls, cert=None, key=None,
+        ca=None, profile="bcp195-rfc9325", peer_cert="required", no_verify=False,
+        server_name=None, ciphers=None, key_password_env=None, key_password_file=None,
+        json=False, verbose=0, timeout=None)
+
+
+def test_a_fingerprint_is_not_read_as_emoji_codes(pki: DevPKI, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``:CD:`` in a SHA-256 fingerprint printed as an emoji (and ``:AB:`` as
+    another); off a terminal the line also wrapped at 80 columns."""
+    from dicomnet.cli.store import _report
+    from dicomnet.services.storage import StoreResult
+
+    fingerprint = ":".join(["AB", "CD", "0B", "CD", "D7"] * 6 + ["EE", "FF"])
+    cert = dataclasses.replace(CertificateInfo.from_pem_file(pki.server_cert),
+                               sha256_fingerprint=fingerprint,
+                               subject="CN=[link=https:evil.example]pacs [bold]:CD:")
+    info = SecurityInfo(
+        side="client", protocol="TLSv1.3", cipher_suite="TLS_AES_256_GCM_SHA384",
+        openssl_cipher_name="TLS_AES_256_GCM_SHA384", key_exchange=None,
+        authentication="ECDSA", authentication_key_bits=256, encryption="AES-256-GCM",
+        encryption_key_bits=256, integrity="AEAD (GCM)", peer_certificates=(cert,),
+        local_certificate=None, alpn="dicom", sni="[red]pacs:AB:", session_resumed=False)
+    path = tmp_path / "a.dcm"
+    _report([StoreResult(path=path, status=0, ok=True, size=1000)], host="pacs[x]",
+            port=2762, net=_network_options(tls=True, called_aet="PACS:CD:"),
+            sizes={path: 1000},
+            links=[SecureLinkEvent(peer=("127.0.0.1", 2762), side="client", info=info)],
+            seconds=1.0)
+    out = capsys.readouterr().out
+    assert "Stored 1 of 1 objects (1.0 kB) to PACS:CD:@pacs[x]:2762 in 1.00 s (1.0 kB/s), " \
+           "over TLS\n" in out
+    assert f"\n    SHA-256     {fingerprint}\n" in out
+    assert "\n    subject     CN=[link=https:evil.example]pacs [bold]:CD:\n" in out
+    assert "\n  SNI             [red]pacs:AB:\n" in out
