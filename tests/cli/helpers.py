@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
 from dicomnet.aio.server import Server, serve
@@ -82,3 +86,31 @@ def error_line(result: Result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+async def signalled(ready: asyncio.Event, signum: signal.Signals,
+                    *args: str | Path | int) -> tuple[int | None, bytes, bytes]:
+    """Run ``dicomnet ARGS`` in a child process, send it ``signum`` once ``ready``
+    is set; its exit code, stdout and stderr."""
+    # -X faulthandler: if it does not exit, SIGABRT makes it print where each of
+    # its threads is (a Ctrl-C test failed once in about 200 runs, with no clue).
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "faulthandler", "-m", "dicomnet.cli.main", *map(str, args),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        proc.send_signal(signum)
+        communicating = asyncio.ensure_future(proc.communicate())
+        try:
+            out, err = await asyncio.wait_for(asyncio.shield(communicating), 30)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):  # it ended just now
+                proc.send_signal(signal.SIGABRT)
+            _, err = await asyncio.wait_for(communicating, 10)
+            pytest.fail(f"dicomnet did not exit within 30 s of {signum.name}; "
+                        "its threads:\n" + err.decode(errors="replace"))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out, err

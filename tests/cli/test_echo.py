@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -11,8 +13,10 @@ import pytest
 from dicomnet.security.certificates import DevPKI
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
+from tests.aio.helpers import run
+from tests.aio.rawscp import RawPeer, Request, raw_scp
 
-from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli
+from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli, signalled
 
 StartServer = Callable[..., ServerThread]
 
@@ -155,6 +159,28 @@ def test_connection_refused_exits_3() -> None:
     result = run_cli("echo", "127.0.0.1", port, "--timeout", "5")
     assert result.exit_code == 3
     assert error_line(result).startswith("error: cannot connect to 127.0.0.1:")
+
+
+def test_sigterm_aborts_the_association_and_exits_143() -> None:
+    """SIGTERM (timeout(1), systemd, CI) is handled as Ctrl-C: the association is
+    aborted, exit 143. Its default action killed the client at once (-15), the
+    peer left waiting."""
+    asked = asyncio.Event()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        asked.set()  # no answer: the client waits for it
+
+    async def main() -> tuple[int | None, bytes, bytes, str]:
+        async with raw_scp(answer) as (port, peers):
+            code, out, err = await signalled(asked, signal.SIGTERM, "echo", "127.0.0.1", port)
+            await asyncio.wait_for(peers[0].ended.wait(), 10)
+            return code, out, err, peers[0].ending
+
+    code, out, err, ending = run(main(), timeout=90)
+    assert code == 143, err.decode()
+    assert err.decode().splitlines()[-1] == "error: terminated (SIGTERM)"
+    assert out == b""
+    assert ending == "abort"
 
 
 @pytest.mark.parametrize("args", [

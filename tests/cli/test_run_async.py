@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomnet.cli.common import EXIT_INTERRUPTED, run_async
+from dicomnet.cli.common import EXIT_INTERRUPTED, EXIT_TERMINATED, run_async
 
 
 def _main_thread_in_poll(main: int) -> bool:
@@ -178,3 +178,56 @@ def test_a_ctrl_c_before_the_command_starts_leaves_no_warning(
         run_async(coro, verbose=0)
     assert exit_info.value.code == EXIT_INTERRUPTED
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
+
+
+def test_sigterm_is_handled_as_ctrl_c_but_exits_143() -> None:
+    """With ``sigterm_interrupts`` (store, echo), SIGTERM cancels the command as
+    Ctrl-C does (its clean-up runs, ``on_interrupt`` reports) and exits 143; a
+    second cancels the clean-up's wait. Its handler is removed afterwards."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM has a handler of its own here")
+    steps: list[str] = []
+
+    async def work() -> None:
+        loop = asyncio.get_running_loop()
+        signal.raise_signal(signal.SIGTERM)  # its handler runs before this returns
+        try:
+            await loop.create_future()
+        except asyncio.CancelledError:
+            steps.append("cancelled")
+            signal.raise_signal(signal.SIGTERM)
+            try:
+                await loop.create_future()  # a wait of the clean-up
+            except asyncio.CancelledError:
+                steps.append("clean-up wait cancelled")
+            raise
+
+    reported: list[bool] = []
+    with pytest.raises(SystemExit) as exit_info:
+        run_async(work(), verbose=0, on_interrupt=lambda: reported.append(True),
+                  sigterm_interrupts=True)
+    assert exit_info.value.code == EXIT_TERMINATED == 143
+    assert steps == ["cancelled", "clean-up wait cancelled"]
+    assert reported == [True]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
+
+
+@pytest.mark.parametrize("opted_in", [False, True])
+def test_sigterm_handler_only_when_asked_and_never_over_another(opted_in: bool) -> None:
+    """``serve`` (not opted in) keeps SIGTERM as it was; a handler someone else set
+    (here SIG_IGN) is left alone."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM has a handler of its own here")
+    seen: list[object] = []
+
+    async def work() -> None:
+        seen.append(signal.getsignal(signal.SIGTERM))
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if opted_in else None
+    try:
+        run_async(work(), verbose=0, sigterm_interrupts=opted_in)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    assert seen == [signal.SIG_IGN if opted_in else signal.SIG_DFL]

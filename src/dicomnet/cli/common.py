@@ -2,7 +2,8 @@
 
 Exit codes (documented in every command's epilog):
 0 success; 1 the peer answered with a failure status; 2 usage or configuration
-error; 3 association, TLS or network failure; 130 interrupted.
+error; 3 association, TLS or network failure; 130 interrupted; 143 terminated
+(SIGTERM, for the client commands).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_NETWORK",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "NetworkOptions",
     "cli_session",
@@ -53,6 +55,8 @@ EXIT_FAILURE_STATUS = 1
 EXIT_USAGE = 2
 EXIT_NETWORK = 3
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, what a shell reports for a process the signal ended.
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 EXIT_CODES_EPILOG = (
     "\b\nExit codes:\n"
@@ -61,7 +65,9 @@ EXIT_CODES_EPILOG = (
     "  2  usage or configuration error (bad option, missing file, wrong key password,\n"
     "     an output folder that cannot be used)\n"
     "  3  association, TLS or network failure\n"
-    "  130 interrupted (Ctrl-C)"
+    "  130 interrupted (Ctrl-C)\n"
+    "  143 terminated (SIGTERM: timeout(1), systemd, a cancelled CI job); store and\n"
+    "      echo then do what they do for Ctrl-C (abort the association, report)"
 )
 
 Role = Literal["client", "server"]
@@ -460,18 +466,24 @@ def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
 
 def run_async(
     coro: Coroutine[Any, Any, T], *, verbose: int, net: NetworkOptions | None = None,
-    on_interrupt: Callable[[], None] | None = None,
+    on_interrupt: Callable[[], None] | None = None, sigterm_interrupts: bool = False,
 ) -> T:
     """Run ``coro``; turn expected failures into one line on stderr and an exit code.
-    On Ctrl-C, ``on_interrupt`` (if given) reports what was done before the exit."""
+    On Ctrl-C, ``on_interrupt`` (if given) reports what was done before the exit.
+    With ``sigterm_interrupts``, SIGTERM is handled as Ctrl-C, but exits 143."""
+    terminated: list[int] = []
     try:
-        return asyncio.run(_woken_by_signals(coro))
+        return asyncio.run(_woken_by_signals(
+            coro, terminated=terminated if sigterm_interrupts else None))
     except (KeyboardInterrupt, asyncio.CancelledError):
         # CancelledError: asyncio.run's task cancelled more than once (a Ctrl-C
-        # during the clean-up of the first, _repeated_ctrl_c_cancels).
+        # during the clean-up of the first, _repeated_ctrl_c_cancels), or by
+        # SIGTERM (_sigterm_cancels).
         coro.close()  # never started if the Ctrl-C came first: no "never awaited"
         if on_interrupt is not None:
             on_interrupt()
+        if terminated:
+            fail("terminated (SIGTERM)", EXIT_TERMINATED)
         fail("interrupted", EXIT_INTERRUPTED)
     except click.ClickException:
         raise
@@ -487,8 +499,10 @@ def run_async(
         fail(f"{exc.strerror or exc}{where}", EXIT_NETWORK)
 
 
-async def _woken_by_signals(coro: Coroutine[Any, Any, T]) -> T:
-    """Await ``coro`` with the event loop woken by every signal Python handles.
+async def _woken_by_signals(coro: Coroutine[Any, Any, T], *,
+                            terminated: list[int] | None = None) -> T:
+    """Await ``coro`` with the event loop woken by every signal Python handles;
+    with ``terminated``, SIGTERM cancels it too (see ``_sigterm_cancels``).
 
     ``asyncio.run`` takes Ctrl-C with a Python-level handler (``signal.signal``),
     which runs when the main thread next executes Python code; the loop learns of
@@ -516,7 +530,7 @@ async def _woken_by_signals(coro: Coroutine[Any, Any, T]) -> T:
             except ValueError:  # not the main thread: asyncio.run handles no Ctrl-C here
                 return await coro
             try:
-                with _repeated_ctrl_c_cancels():
+                with _repeated_ctrl_c_cancels(), _sigterm_cancels(terminated):
                     return await coro
             finally:
                 signal.set_wakeup_fd(previous)
@@ -559,6 +573,33 @@ def _repeated_ctrl_c_cancels() -> Iterator[None]:
     finally:
         if signal.getsignal(signal.SIGINT) is on_sigint:
             signal.signal(signal.SIGINT, first)  # for asyncio.run to find and remove
+
+
+@contextmanager
+def _sigterm_cancels(terminated: list[int] | None) -> Iterator[None]:
+    """SIGTERM cancels the current (main) task, as asyncio.run's first Ctrl-C
+    does, and is noted in ``terminated``; each one more cancels it again.
+
+    timeout(1), systemd and a cancelled CI job stop a command with SIGTERM,
+    whose default action ended ``dicomnet store`` at once: no summary, no JSON,
+    the peer sent no A-ABORT. The wakeup fd wakes the loop for it as for SIGINT.
+    A SIGTERM handler someone else set (or SIG_IGN) is left alone."""
+    task = asyncio.current_task()
+    if (terminated is None or task is None
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        task.cancel()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is on_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _drain(sock: socket.socket) -> None:

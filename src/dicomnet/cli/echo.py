@@ -131,7 +131,8 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
     port = port or net.default_port()
     with cli_session(net.verbose):
         tls = net.tls_config()  # before the loop: it may ask for the key's password
-        outcome = run_async(_run(host, port, count, net, tls), verbose=net.verbose, net=net)
+        outcome = run_async(_run(host, port, count, net, tls), verbose=net.verbose, net=net,
+                            sigterm_interrupts=True)
     worst = outcome.worst
     rtt = sum(outcome.rtts_ms) / len(outcome.rtts_ms)
     if net.json:

@@ -168,7 +168,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
     Ctrl-C aborts the association and still prints the summary (with --json,
     "interrupted": true): the objects the peer confirmed, and the others as
-    unconfirmed. Exit status 130.
+    unconfirmed. Exit status 130. SIGTERM (timeout(1), systemd) does the same,
+    with exit status 143.
 
     \b
     Examples:
@@ -206,7 +207,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         results = run_async(_run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                  show_progress=show_progress, links=links,
                                  retries=retries, retry_delay=retry_delay, finished=finished),
-                            verbose=net.verbose, net=net, on_interrupt=interrupted)
+                            verbose=net.verbose, net=net, on_interrupt=interrupted,
+                            sigterm_interrupts=True)
     _report(results, host=host, port=port, net=net, sizes=sizes, links=links,
             seconds=time.perf_counter() - started)
     if any(not r.ok for r in results):
