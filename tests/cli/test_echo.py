@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 from collections.abc import Callable
@@ -163,8 +164,8 @@ def test_connection_refused_exits_3() -> None:
 
 def test_sigterm_aborts_the_association_and_exits_143() -> None:
     """SIGTERM (timeout(1), systemd, CI) is handled as Ctrl-C: the association is
-    aborted, exit 143. Its default action killed the client at once (-15), the
-    peer left waiting."""
+    aborted, exit 143, and --json still prints its document. Its default action
+    killed the client at once (-15), the peer left waiting."""
     asked = asyncio.Event()
 
     async def answer(peer: RawPeer, request: Request) -> None:
@@ -172,15 +173,20 @@ def test_sigterm_aborts_the_association_and_exits_143() -> None:
 
     async def main() -> tuple[int | None, bytes, bytes, str]:
         async with raw_scp(answer) as (port, peers):
-            code, out, err = await signalled(asked, signal.SIGTERM, "echo", "127.0.0.1", port)
+            code, out, err = await signalled(asked, signal.SIGTERM, "echo", "127.0.0.1", port,
+                                             "--json", "--count", "2")
             await asyncio.wait_for(peers[0].ended.wait(), 10)
             return code, out, err, peers[0].ending
 
     code, out, err, ending = run(main(), timeout=90)
     assert code == 143, err.decode()
     assert err.decode().splitlines()[-1] == "error: terminated (SIGTERM)"
-    assert out == b""
     assert ending == "abort"
+    doc = json.loads(out)
+    assert (doc["status"], doc["rtts_ms"], doc["count"], doc["associate_ms"] is None) == (
+        None, [], 2, False)
+    assert (doc["interrupted"], doc["error"], doc["exit_code"]) == (
+        True, "terminated (SIGTERM)", 143)
 
 
 @pytest.mark.parametrize("args", [

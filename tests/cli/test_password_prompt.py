@@ -7,6 +7,7 @@ connection, so no server is needed.
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -127,6 +128,26 @@ def test_ctrl_c_at_the_password_prompt_exits_130_at_once(terminal: Callable[...,
     assert b"interrupted" in term.output
     assert b"Aborted!" not in term.output
     assert b"Traceback" not in term.output
+
+
+def test_ctrl_c_at_the_prompt_of_store_json_still_prints_the_document(
+        terminal: Callable[..., Terminal], encrypted_pki: DevPKI, tmp_path: Path) -> None:
+    """``store --help`` promises the summary on Ctrl-C (with --json, "interrupted":
+    true): at the password prompt it printed none, exit 130. Nothing was sent."""
+    (tmp_path / "a.dcm").write_bytes(b"not even DICOM")
+    (tmp_path / "b.dcm").write_bytes(b"nor this")
+    term = terminal("store", *_echo_args(encrypted_pki)[1:], tmp_path, "--json")
+    term.wait_for_prompt()
+    term.type(b"\x03")
+    assert term.exit_code() == 130
+    text = term.output.decode()
+    doc = json.loads(text[text.index("{"):text.rindex("}") + 1])
+    assert (doc["interrupted"], doc["error"], doc["exit_code"]) == (True, "interrupted", 130)
+    assert (doc["total"], doc["stored"], doc["failed"]) == (2, 0, 2)
+    assert {(Path(r["path"]).name, r["error"]) for r in doc["results"]} == {
+        ("a.dcm", "interrupted before an answer"), ("b.dcm", "interrupted before an answer")}
+    # then the error line, in red on a terminal
+    assert text.endswith("}\r\n\x1b[31m\x1b[1merror: \x1b[0minterrupted\r\n")
 
 
 def test_ctrl_c_signal_at_the_prompt_of_serve(terminal: Callable[..., Terminal],

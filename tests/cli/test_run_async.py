@@ -65,13 +65,13 @@ def test_ctrl_c_handled_just_before_the_loop_sleeps_still_interrupts() -> None:
         finally:
             woken.set()
 
-    reported: list[bool] = []
+    reported: list[tuple[str, int]] = []
     with pytest.raises(SystemExit) as exit_info:
-        run_async(wait(), verbose=0, on_interrupt=lambda: reported.append(True))
+        run_async(wait(), verbose=0, on_exit=lambda *ended: reported.append(ended))
     assert seen_in_poll.is_set(), "the main thread was never seen in the selector's poll"
     assert not slept_through, "the event loop slept through the Ctrl-C"
     assert exit_info.value.code == EXIT_INTERRUPTED
-    assert reported == [True]
+    assert reported == [("interrupted", 130)]
     assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
 
 
@@ -118,12 +118,12 @@ def test_a_second_ctrl_c_cancels_the_clean_up_instead_of_raising_in_it() -> None
                 steps.append("clean-up wait cancelled")
                 raise
 
-    reported: list[bool] = []
+    reported: list[tuple[str, int]] = []
     with pytest.raises(SystemExit) as exit_info:
-        run_async(work(), verbose=0, on_interrupt=lambda: reported.append(True))
+        run_async(work(), verbose=0, on_exit=lambda *ended: reported.append(ended))
     assert steps == ["clean-up went on", "clean-up wait cancelled"]
     assert exit_info.value.code == EXIT_INTERRUPTED
-    assert reported == [True]
+    assert reported == [("interrupted", 130)]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
 
@@ -182,7 +182,7 @@ def test_a_ctrl_c_before_the_command_starts_leaves_no_warning(
 
 def test_sigterm_is_handled_as_ctrl_c_but_exits_143() -> None:
     """With ``sigterm_interrupts`` (store, echo), SIGTERM cancels the command as
-    Ctrl-C does (its clean-up runs, ``on_interrupt`` reports) and exits 143; a
+    Ctrl-C does (its clean-up runs, ``on_exit`` reports) and exits 143; a
     second cancels the clean-up's wait. Its handler is removed afterwards."""
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         pytest.skip("SIGTERM has a handler of its own here")
@@ -202,13 +202,13 @@ def test_sigterm_is_handled_as_ctrl_c_but_exits_143() -> None:
                 steps.append("clean-up wait cancelled")
             raise
 
-    reported: list[bool] = []
+    reported: list[tuple[str, int]] = []
     with pytest.raises(SystemExit) as exit_info:
-        run_async(work(), verbose=0, on_interrupt=lambda: reported.append(True),
+        run_async(work(), verbose=0, on_exit=lambda *ended: reported.append(ended),
                   sigterm_interrupts=True)
     assert exit_info.value.code == EXIT_TERMINATED == 143
     assert steps == ["cancelled", "clean-up wait cancelled"]
-    assert reported == [True]
+    assert reported == [("terminated (SIGTERM)", 143)]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
 

@@ -188,6 +188,7 @@ def test_an_interrupted_store_says_what_was_stored_and_what_is_unconfirmed(
     assert ending == "abort"  # the peer was told, not left hanging
     doc = json.loads(out)
     assert doc["interrupted"] is True
+    assert (doc["error"], doc["exit_code"]) == (error.removeprefix("error: "), exit_code)
     assert (doc["total"], doc["stored"], doc["failed"]) == (3, 1, 2)
     first, *rest = doc["results"]
     assert first["ok"] and first["status"] == 0 and first["sop_instance_uid"] in sent

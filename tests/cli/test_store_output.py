@@ -101,7 +101,7 @@ def test_a_fingerprint_is_not_read_as_emoji_codes(pki: DevPKI, tmp_path: Path,
             port=2762, net=_network_options(tls=True, called_aet="PACS:CD:"),
             sizes={path: 1000},
             links=[SecureLinkEvent(peer=("127.0.0.1", 2762), side="client", info=info)],
-            seconds=1.0)
+            seconds=1.0, exit_code=0)
     out = capsys.readouterr().out
     assert "Stored 1 of 1 objects (1.0 kB) to PACS:CD:@pacs[x]:2762 in 1.00 s (1.0 kB/s), " \
            "over TLS\n" in out

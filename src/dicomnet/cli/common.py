@@ -43,8 +43,11 @@ __all__ = [
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "NetworkOptions",
+    "OnExit",
     "cli_session",
+    "client_tls_config",
     "fail",
+    "is_interruption",
     "network_options",
     "print_json",
     "run_async",
@@ -352,7 +355,11 @@ def network_options(role: Role) -> Callable[[F], F]:
                          help="Bound on each network wait (connect, TLS handshake, "
                               "association, DIMSE response)."),
             click.option("--json", "json", is_flag=True,
-                         help="Machine-readable JSON on stdout."),
+                         help="Machine-readable JSON on stdout." + (
+                             "" if role == "server" else
+                             " One document, also when the run fails or is interrupted "
+                             "(its \"error\" and \"exit_code\" say so); a usage error "
+                             "found before the run prints only the error: line.")),
             click.option("-v", "--verbose", count=True,
                          help="-v: INFO logs on stderr; -vv: DEBUG and tracebacks."),
         ]
@@ -464,14 +471,30 @@ def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
     return ""
 
 
+#: What a command reports before a failed or interrupted run exits: it gets the
+#: ``error:`` line's message and the exit code (``--json`` prints its document).
+OnExit = Callable[[str, int], None]
+
+
+def is_interruption(code: int) -> bool:
+    """Whether the exit code is that of a Ctrl-C or a SIGTERM."""
+    return code in (EXIT_INTERRUPTED, EXIT_TERMINATED)
+
+
 def run_async(
     coro: Coroutine[Any, Any, T], *, verbose: int, net: NetworkOptions | None = None,
-    on_interrupt: Callable[[], None] | None = None, sigterm_interrupts: bool = False,
+    on_exit: OnExit | None = None, sigterm_interrupts: bool = False,
 ) -> T:
     """Run ``coro``; turn expected failures into one line on stderr and an exit code.
-    On Ctrl-C, ``on_interrupt`` (if given) reports what was done before the exit.
-    With ``sigterm_interrupts``, SIGTERM is handled as Ctrl-C, but exits 143."""
+    Before that exit (Ctrl-C included), ``on_exit`` (if given) reports what was
+    done. With ``sigterm_interrupts``, SIGTERM is handled as Ctrl-C, but exits 143."""
     terminated: list[int] = []
+
+    def exit_with(message: str, code: int) -> NoReturn:
+        if on_exit is not None:
+            on_exit(message, code)
+        fail(message, code)
+
     try:
         return asyncio.run(_woken_by_signals(
             coro, terminated=terminated if sigterm_interrupts else None))
@@ -480,23 +503,32 @@ def run_async(
         # during the clean-up of the first, _repeated_ctrl_c_cancels), or by
         # SIGTERM (_sigterm_cancels).
         coro.close()  # never started if the Ctrl-C came first: no "never awaited"
-        if on_interrupt is not None:
-            on_interrupt()
         if terminated:
-            fail("terminated (SIGTERM)", EXIT_TERMINATED)
-        fail("interrupted", EXIT_INTERRUPTED)
+            exit_with("terminated (SIGTERM)", EXIT_TERMINATED)
+        exit_with("interrupted", EXIT_INTERRUPTED)
     except click.ClickException:
         raise
     except ConfigurationError as exc:
         _trace(verbose)
-        fail(_in_cli_words(str(exc)), EXIT_USAGE)
+        exit_with(_in_cli_words(str(exc)), EXIT_USAGE)
     except DicomNetError as exc:
         _trace(verbose)
-        fail(_in_cli_words(str(exc)) + _hint(exc, net), EXIT_NETWORK)
+        exit_with(_in_cli_words(str(exc)) + _hint(exc, net), EXIT_NETWORK)
     except OSError as exc:
         _trace(verbose)
         where = f" ({exc.filename})" if exc.filename else ""
-        fail(f"{exc.strerror or exc}{where}", EXIT_NETWORK)
+        exit_with(f"{exc.strerror or exc}{where}", EXIT_NETWORK)
+
+
+def client_tls_config(net: NetworkOptions, on_exit: OnExit) -> TLSConfig | None:
+    """``net.tls_config()``, whose password prompt a Ctrl-C leaves: reported through
+    ``on_exit`` as one during the network work (``--json`` promises its document
+    then too), exit 130."""
+    try:
+        return net.tls_config()
+    except KeyboardInterrupt:
+        on_exit("interrupted", EXIT_INTERRUPTED)
+        fail("interrupted", EXIT_INTERRUPTED)
 
 
 async def _woken_by_signals(coro: Coroutine[Any, Any, T], *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,8 +13,11 @@ from dicomnet.aio.client import associate
 from dicomnet.cli.common import (
     EXIT_CODES_EPILOG,
     EXIT_FAILURE_STATUS,
+    EXIT_OK,
     NetworkOptions,
     cli_session,
+    client_tls_config,
+    is_interruption,
     network_options,
     print_json,
     run_async,
@@ -23,32 +27,67 @@ from dicomnet.security.certificates import CertificateInfo
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.info import SecurityInfo
 
+if TYPE_CHECKING:
+    from dicomnet.aio.transport import SecureLinkEvent
+
 __all__ = ["describe_certificate", "describe_security", "echo"]
 
 
 @dataclass
 class EchoOutcome:
-    """What one run of C-ECHOs found."""
+    """What one run of C-ECHOs found (so far, if it did not end)."""
 
     peer: str
     statuses: list[Status] = field(default_factory=list)
     rtts_ms: list[float] = field(default_factory=list)
-    associate_ms: float = 0.0
+    #: None until the association is accepted.
+    associate_ms: float | None = None
     security: SecurityInfo | None = None
 
     @property
-    def worst(self) -> Status:
-        """The first non-success status, else the last one."""
-        return next((s for s in self.statuses if not s.is_success), self.statuses[-1])
+    def worst(self) -> Status | None:
+        """The first non-success status, else the last one; None before any answer."""
+        return next((s for s in self.statuses if not s.is_success),
+                    self.statuses[-1] if self.statuses else None)
+
+    def on_secure_link(self, event: SecureLinkEvent) -> None:
+        """What TLS negotiated, known before the association (if it fails)."""
+        if event.info is not None:
+            self.security = event.info
+
+    def to_json(self, net: NetworkOptions, count: int, *, exit_code: int,
+                error: str | None = None) -> dict[str, Any]:
+        """The ``--json`` document: the same keys whether the run ended, failed
+        (``error``) or was interrupted, null for what was not reached."""
+        worst = self.worst
+        return {
+            "status": int(worst) if worst is not None else None,
+            "status_text": worst.description if worst is not None else None,
+            "status_category": worst.category if worst is not None else None,
+            "peer": self.peer,
+            "calling_aet": net.aet,
+            "called_aet": net.called_aet,
+            "tls": self.security.to_dict() if self.security else None,
+            "associate_ms": (round(self.associate_ms, 3) if self.associate_ms is not None
+                             else None),
+            "rtt_ms": (round(sum(self.rtts_ms) / len(self.rtts_ms), 3) if self.rtts_ms
+                       else None),
+            "rtts_ms": [round(r, 3) for r in self.rtts_ms],
+            "count": count,
+            "interrupted": is_interruption(exit_code),
+            "error": error,
+            "exit_code": exit_code,
+        }
 
 
 async def _run(host: str, port: int, count: int, net: NetworkOptions,
-               tls: TLSConfig | None) -> EchoOutcome:
-    outcome = EchoOutcome(peer=f"{host}:{port}")
+               tls: TLSConfig | None, *, outcome: EchoOutcome) -> None:
+    """The C-ECHOs, each answer noted in ``outcome`` as it comes (a failure
+    or a Ctrl-C later leaves what was done to report)."""
     start = time.perf_counter()
     async with associate(
         host, port, calling_ae_title=net.aet, called_ae_title=net.called_aet, tls=tls,
-        timeouts=net.timeouts(),
+        timeouts=net.timeouts(), on_secure_link_ready=outcome.on_secure_link,
     ) as assoc:
         outcome.associate_ms = (time.perf_counter() - start) * 1000
         outcome.security = assoc.security
@@ -57,7 +96,6 @@ async def _run(host: str, port: int, count: int, net: NetworkOptions,
             status = await assoc.echo()
             outcome.rtts_ms.append((time.perf_counter() - sent) * 1000)
             outcome.statuses.append(status)
-    return outcome
 
 
 def _bits(name: str | None, bits: int | None) -> str:
@@ -122,6 +160,10 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
 
     PORT defaults to 2762 with --tls, else 11112.
 
+    With --json, one document on stdout also when the connection, TLS or the
+    association fails, or on Ctrl-C: "error" and "exit_code" say why, and
+    what was not reached is null.
+
     \b
     Examples:
       dicomnet echo pacs.example.org 11112 --called-aet PACS
@@ -129,26 +171,21 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
       dicomnet echo localhost 2762 --tls --ca pki/ca.pem --json
     """
     port = port or net.default_port()
+    outcome = EchoOutcome(peer=f"{host}:{port}")
+
+    def on_exit(message: str, code: int) -> None:
+        if net.json:  # a script reads one document, whatever happened
+            print_json(outcome.to_json(net, count, exit_code=code, error=message))
+
     with cli_session(net.verbose):
-        tls = net.tls_config()  # before the loop: it may ask for the key's password
-        outcome = run_async(_run(host, port, count, net, tls), verbose=net.verbose, net=net,
-                            sigterm_interrupts=True)
+        tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
+        run_async(_run(host, port, count, net, tls, outcome=outcome), verbose=net.verbose,
+                  net=net, on_exit=on_exit, sigterm_interrupts=True)
     worst = outcome.worst
-    rtt = sum(outcome.rtts_ms) / len(outcome.rtts_ms)
+    assert worst is not None  # the run ended: every C-ECHO was answered
+    code = EXIT_OK if worst.is_success else EXIT_FAILURE_STATUS
     if net.json:
-        print_json({
-            "status": int(worst),
-            "status_text": worst.description,
-            "status_category": worst.category,
-            "peer": outcome.peer,
-            "calling_aet": net.aet,
-            "called_aet": net.called_aet,
-            "tls": outcome.security.to_dict() if outcome.security else None,
-            "associate_ms": round(outcome.associate_ms, 3),
-            "rtt_ms": round(rtt, 3),
-            "rtts_ms": [round(r, 3) for r in outcome.rtts_ms],
-            "count": count,
-        })
+        print_json(outcome.to_json(net, count, exit_code=code))
     else:
         for i, (status, ms) in enumerate(zip(outcome.statuses, outcome.rtts_ms, strict=True)):
             colour = "green" if status.is_success else "red"
@@ -160,9 +197,9 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
             )
         security = (f"TLS ({outcome.security.protocol})" if outcome.security
                     else "plain DICOM, not encrypted")
-        click.echo(f"association set up in {outcome.associate_ms:.1f} ms over {security}")
+        click.echo(f"association set up in {outcome.associate_ms or 0:.1f} ms over {security}")
         if outcome.security is not None:
             click.echo("TLS")
             click.echo("\n".join(describe_security(outcome.security)))
-    if not worst.is_success:
-        raise SystemExit(EXIT_FAILURE_STATUS)
+    if code != EXIT_OK:
+        raise SystemExit(code)

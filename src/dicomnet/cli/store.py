@@ -12,10 +12,13 @@ import click
 from dicomnet.cli.common import (
     EXIT_CODES_EPILOG,
     EXIT_FAILURE_STATUS,
+    EXIT_OK,
     EXIT_USAGE,
     NetworkOptions,
     cli_session,
+    client_tls_config,
     fail,
+    is_interruption,
     network_options,
     print_json,
     run_async,
@@ -168,8 +171,12 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
     Ctrl-C aborts the association and still prints the summary (with --json,
     "interrupted": true): the objects the peer confirmed, and the others as
-    unconfirmed. Exit status 130. SIGTERM (timeout(1), systemd) does the same,
-    with exit status 143.
+    unconfirmed (at a key's password prompt: all of them). Exit status 130.
+    SIGTERM (timeout(1), systemd) does the same, with exit status 143.
+
+    With --json, one document on stdout also when the connection, TLS or the
+    association fails (exit 3): every object with why it was not sent, and
+    "error" and "exit_code" as on stderr.
 
     \b
     Examples:
@@ -196,39 +203,46 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     links: list[SecureLinkEvent] = []
     finished: list[StoreResult] = []
 
-    def interrupted() -> None:
-        # Which objects are stored, for a script (or a person) to resume from.
-        _report(_interrupted_results(files, finished), host=host, port=port, net=net,
-                sizes=sizes, links=links, seconds=time.perf_counter() - started,
-                interrupted=True)
+    def on_exit(message: str, code: int) -> None:
+        # Which objects are stored, for a script (or a person) to resume from;
+        # a failure is said on stderr, and --json promises one document.
+        if is_interruption(code) or net.json:
+            _report(_unfinished_results(files, finished, message, code), host=host,
+                    port=port, net=net, sizes=sizes, links=links,
+                    seconds=time.perf_counter() - started, interrupted=is_interruption(code),
+                    error=message, exit_code=code)
 
     with cli_session(net.verbose):
-        tls = net.tls_config()  # before the loop: it may ask for the key's password
+        tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
         results = run_async(_run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                  show_progress=show_progress, links=links,
                                  retries=retries, retry_delay=retry_delay, finished=finished),
-                            verbose=net.verbose, net=net, on_interrupt=interrupted,
+                            verbose=net.verbose, net=net, on_exit=on_exit,
                             sigterm_interrupts=True)
+    code = EXIT_FAILURE_STATUS if any(not r.ok for r in results) else EXIT_OK
     _report(results, host=host, port=port, net=net, sizes=sizes, links=links,
-            seconds=time.perf_counter() - started)
-    if any(not r.ok for r in results):
-        raise SystemExit(EXIT_FAILURE_STATUS)
+            seconds=time.perf_counter() - started, exit_code=code)
+    if code != EXIT_OK:
+        raise SystemExit(code)
 
 
-def _interrupted_results(files: list[Path], finished: list[StoreResult]) -> list[StoreResult]:
-    """What a Ctrl-C leaves to report: the objects answered so far, then every
-    other file, unconfirmed (one being sent may or may not have been stored)."""
+def _unfinished_results(files: list[Path], finished: list[StoreResult], error: str,
+                        code: int) -> list[StoreResult]:
+    """What a run that did not end leaves to report: the objects answered (or
+    failed) so far, then every other file, unconfirmed after a Ctrl-C (one being
+    sent may or may not have been stored), else not sent, with ``error``."""
     from dicomnet.services.storage import StoreResult
 
     answered = {r.path for r in finished}
-    return [*finished, *(StoreResult(path=f, error=_UNCONFIRMED)
-                         for f in files if f not in answered)]
+    why = _UNCONFIRMED if is_interruption(code) else error
+    return [*finished, *(StoreResult(path=f, error=why) for f in files if f not in answered)]
 
 
 def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOptions,
             sizes: dict[Path, int], links: list[SecureLinkEvent], seconds: float,
-            interrupted: bool = False) -> None:
-    """The summary: a table and a line on a terminal, or the JSON document."""
+            exit_code: int, interrupted: bool = False, error: str | None = None) -> None:
+    """The summary: a table and a line on a terminal, or the JSON document (the
+    same keys whether the run ended, failed or was interrupted)."""
     security = next((link.info for link in links if link.info is not None), None)
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
@@ -247,6 +261,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "bytes": sent_bytes,
             "seconds": round(seconds, 3),
             "interrupted": interrupted,
+            "error": error,
+            "exit_code": exit_code,
             "results": [r.to_dict() | {"status_text": _status_text(r)} for r in results],
         })
     else:
