@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .helpers import run_cli
@@ -30,3 +32,58 @@ def test_help_mentions_key_flags(command: list[str], flags: list[str]) -> None:
 def test_server_only_and_client_only_flags_are_separate() -> None:
     assert "--peer-cert" not in run_cli("echo", "--help").stdout
     assert "--no-verify" not in run_cli("serve", "--help").stdout
+
+
+def _help(*command: str) -> str:
+    """The --help text with its line breaks and indents as single spaces (none
+    where click broke a line after a hyphen)."""
+    result = run_cli(*command, "--help")
+    assert result.exit_code == 0
+    return " ".join(re.sub(r"-\n\s+", "-", result.stdout).split())
+
+
+def test_exit_codes_say_what_1_and_3_mean_for_store() -> None:
+    text = _help("store")
+    assert ("1 echo: the peer answered with a non-success status; store: one or more objects "
+            "were not stored (a failure status from the peer, a file that is not DICOM or in "
+            "a transfer syntax the peer refused, the link lost once some were stored)") in text
+    assert "3 association, TLS or network failure (store: before any object was stored)" in text
+
+
+def test_serve_says_ctrl_c_and_sigterm_are_a_clean_stop() -> None:
+    """serve exits 0 when stopped; the clients' "130 interrupted" did not apply."""
+    text = _help("serve")
+    assert "Ctrl-C or SIGTERM stops it: the server closes and exits 0 (success)." in text
+    assert "Exit codes: 0 stopped by Ctrl-C or SIGTERM" in text
+    assert "130 interrupted before it listened (Ctrl-C at the key's password prompt)" in text
+    assert "130 interrupted (Ctrl-C)" not in text and "143" not in text
+    assert "serve exits 0 when Ctrl-C or SIGTERM stops it" in _help()
+
+
+@pytest.mark.parametrize(("command", "text"), [
+    ("store", "DICOM over TLS is registered on port 2762."),  # PORT is required
+    ("echo", "Default port becomes 2762."),
+    ("serve", "Default port becomes 2762."),
+])
+def test_tls_help_says_no_default_port_where_port_is_required(command: str,
+                                                               text: str) -> None:
+    assert text in _help(command)
+
+
+def test_timeout_help_states_the_defaults() -> None:
+    assert ("Default: 30 s to connect, 30 s for the TLS handshake, 30 s for the association, "
+            "60 s for each DIMSE response.") in _help("echo")
+    assert ("Default: 30 s for the TLS handshake, 30 s for the association, 60 s for a DIMSE "
+            "response.") in _help("serve")
+
+
+def test_profile_help_explains_each_name() -> None:
+    from dicomnet.security.profiles import PROFILES
+
+    text = _help("store")
+    assert ("bcp195-rfc9325 (PS3.15 B.12): TLS 1.3 preferred, TLS 1.2 with ECDHE AES-GCM "
+            "only;") in text
+    assert "bcp195-extended (PS3.15 B.11, retired): TLS 1.2 only, AEAD suites only;" in text
+    for name, profile in PROFILES.items():
+        section = profile.section.replace(" (retired)", ", retired")
+        assert f"{name} ({section}): " in text, name

@@ -3,6 +3,7 @@ when the connection, TLS or the association fails (exit 3) as on success."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +12,12 @@ from typing import Any
 import pytest
 
 from dicomnet.cli.serve import allow_only
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.security.certificates import DevPKI
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
+from tests.aio.helpers import run
+from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, response_pdu
 
 from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli
 from .test_store import write_images
@@ -21,6 +25,7 @@ from .test_store import write_images
 storage = pytest.importorskip("dicomnet.services.storage")
 
 StartServer = Callable[..., ServerThread]
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 STORE_KEYS = {"peer", "calling_aet", "called_aet", "tls", "total", "stored", "failed",
               "retried", "bytes", "seconds", "interrupted", "error", "exit_code", "results"}
@@ -131,3 +136,39 @@ def test_echo_json_on_success_has_the_same_keys(start_server: StartServer,
     assert (doc["status"], doc["error"], doc["exit_code"], doc["interrupted"]) == (
         0, None, 0, False)
     assert doc["tls"]["alpn"] == "dicom"
+
+
+@pytest.mark.parametrize(("answered", "exit_code"), [(1, 1), (0, 3)])
+def test_store_link_lost_mid_transfer_exits_1_once_an_object_was_stored(
+        answered: int, exit_code: int, tmp_path: Path) -> None:
+    """What the exit codes epilog says: the link lost once some objects were
+    stored is 1 (objects not stored); lost before any was, 3."""
+    write_images(tmp_path / "in", 3)
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        message = request.message
+        assert isinstance(message, CStoreRQ)
+        if len(peer.requests) > answered:
+            peer.writer.close()  # the link drops before this object's answer
+            return
+        await peer.send(response_pdu(request.context_id, CStoreRSP(
+            message_id_being_responded_to=message.message_id, status=0,
+            affected_sop_class_uid=message.affected_sop_class_uid,
+            affected_sop_instance_uid=message.affected_sop_instance_uid)))
+
+    async def main() -> Any:
+        async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
+                           ) as (port, _):
+            return await asyncio.to_thread(run_cli, "store", "127.0.0.1", port,
+                                           tmp_path / "in", "--json")
+
+    result = run(main(), timeout=60)
+    assert result.exit_code == exit_code, result.output
+    doc = json_out(result)
+    assert (doc["stored"], doc["failed"], doc["exit_code"]) == (answered, 3 - answered,
+                                                                exit_code)
+    if exit_code == 1:
+        assert doc["error"] is None and "error:" not in result.stderr
+    else:
+        assert doc["error"] == error_line(result).removeprefix("error: ")
+    assert all(r["error"] for r in doc["results"] if not r["ok"])

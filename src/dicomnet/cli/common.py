@@ -1,9 +1,10 @@
 """What every dicomnet command shares: network/TLS options, logging, JSON, exit codes.
 
 Exit codes (documented in every command's epilog):
-0 success; 1 the peer answered with a failure status; 2 usage or configuration
-error; 3 association, TLS or network failure; 130 interrupted; 143 terminated
-(SIGTERM, for the client commands).
+0 success; 1 the peer answered with a failure status, or objects were not
+stored; 2 usage or configuration error; 3 association, TLS or network failure;
+130 interrupted; 143 terminated (SIGTERM, for the client commands). ``serve``
+exits 0 when Ctrl-C or SIGTERM stops it (SERVE_EXIT_CODES_EPILOG).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "SERVE_EXIT_CODES_EPILOG",
     "NetworkOptions",
     "OnExit",
     "cli_session",
@@ -61,16 +63,34 @@ EXIT_INTERRUPTED = 130
 #: 128 + SIGTERM, what a shell reports for a process the signal ended.
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
+_EXIT_USAGE_LINES = (
+    "  2  usage or configuration error (bad option, missing file, wrong key password,\n"
+    "     an output folder that cannot be used)\n"
+)
+
 EXIT_CODES_EPILOG = (
     "\b\nExit codes:\n"
     "  0  success\n"
-    "  1  the peer answered with a non-success DIMSE status (or some objects failed)\n"
-    "  2  usage or configuration error (bad option, missing file, wrong key password,\n"
-    "     an output folder that cannot be used)\n"
-    "  3  association, TLS or network failure\n"
+    # store: store_paths re-raises an association failure only when no object
+    # was stored; once one was, the others are failed results (exit 1).
+    "  1  echo: the peer answered with a non-success status; store: one or more\n"
+    "     objects were not stored (a failure status from the peer, a file that is\n"
+    "     not DICOM or in a transfer syntax the peer refused, the link lost once\n"
+    "     some were stored); demo: a step failed\n"
+    + _EXIT_USAGE_LINES +
+    "  3  association, TLS or network failure (store: before any object was stored)\n"
     "  130 interrupted (Ctrl-C)\n"
     "  143 terminated (SIGTERM: timeout(1), systemd, a cancelled CI job); store and\n"
     "      echo then do what they do for Ctrl-C (abort the association, report)"
+)
+
+#: A server is meant to be stopped: Ctrl-C and SIGTERM close it, and that is success.
+SERVE_EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  stopped by Ctrl-C or SIGTERM (the server closed, \"stopped\" printed)\n"
+    + _EXIT_USAGE_LINES +
+    "  3  cannot listen (address in use, no permission) or another network failure\n"
+    "  130 interrupted before it listened (Ctrl-C at the key's password prompt)"
 )
 
 Role = Literal["client", "server"]
@@ -247,8 +267,9 @@ def _split_ciphers(
     return names
 
 
-def network_options(role: Role) -> Callable[[F], F]:
-    """Add the common network and TLS flags; the command receives ``net: NetworkOptions``."""
+def network_options(role: Role, *, port_required: bool = False) -> Callable[[F], F]:
+    """Add the common network and TLS flags; the command receives ``net: NetworkOptions``.
+    ``port_required``: the command has no default port (its help says so)."""
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
@@ -307,7 +328,10 @@ def network_options(role: Role) -> Callable[[F], F]:
         options += [
             click.option("--tls/--no-tls", default=None,
                          help="Secure transport (PS3.15 B.1). Default: plain DICOM, unless a "
-                              "TLS option below is given. Default port becomes 2762."),
+                              "TLS option below is given. " + (
+                                  f"DICOM over TLS is registered on port {DEFAULT_TLS_PORT}."
+                                  if port_required else
+                                  f"Default port becomes {DEFAULT_TLS_PORT}.")),
             click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                          help="Our certificate (PEM, chain after the leaf)."
                               + (" Required with --tls." if role == "server" else
@@ -322,8 +346,8 @@ def network_options(role: Role) -> Callable[[F], F]:
                                  " Default: the system trust store.")),
             click.option("--profile", type=click.Choice(list(PROFILES)), metavar="NAME",
                          default=DEFAULT_PROFILE, show_default=True,
-                         help="TLS profile of PS3.15 Annex B (protocol versions, suites): "
-                              + ", ".join(PROFILES) + "."),
+                         help="TLS profile of PS3.15 Annex B (protocol versions, suites, "
+                              "key sizes): " + _profiles_help() + "."),
         ]
         if role == "server":
             options.append(click.option(
@@ -351,9 +375,7 @@ def network_options(role: Role) -> Callable[[F], F]:
                          type=click.Path(exists=True, dir_okay=False, path_type=Path),
                          help="Read the private key's password from this file (first line)."),
             click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
-                         metavar="SECONDS",
-                         help="Bound on each network wait (connect, TLS handshake, "
-                              "association, DIMSE response)."),
+                         metavar="SECONDS", help=_timeout_help(role)),
             click.option("--json", "json", is_flag=True,
                          help="Machine-readable JSON on stdout." + (
                              "" if role == "server" else
@@ -368,6 +390,38 @@ def network_options(role: Role) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+#: One phrase per profile for --help (PS3.15 Annex B; security/profiles.py says more).
+_PROFILE_PHRASES = {
+    "bcp195-rfc9325": "TLS 1.3 preferred, TLS 1.2 with ECDHE AES-GCM only",
+    "bcp195-rfc9325-modified": "TLS 1.2 or 1.3, ECDHE with AEAD ciphers only, no suite added",
+    "bcp195": "RFC 7525, falling back to TLS 1.0 and AES-CBC for old peers",
+    "bcp195-non-downgrading": "RFC 7525 without that fallback",
+    "bcp195-extended": "TLS 1.2 only, AEAD suites only",
+    "aes": "TLS_RSA_WITH_AES_128_CBC_SHA, no forward secrecy",
+    "basic": "TLS_RSA_WITH_3DES_EDE_CBC_SHA only",
+}
+
+
+def _profiles_help() -> str:
+    return "; ".join(
+        f"{p.name} ({p.section.replace(' (retired)', ', retired')}): "
+        + _PROFILE_PHRASES.get(p.name, p.description)
+        for p in PROFILES.values())
+
+
+def _timeout_help(role: Role) -> str:
+    """The --timeout help, with the defaults of config.Timeouts."""
+    t = Timeouts()
+    if role == "server":
+        return ("Bound on each network wait (TLS handshake, association, DIMSE response). "
+                f"Default: {t.tls_handshake:g} s for the TLS handshake, {t.acse:g} s for "
+                f"the association, {t.dimse:g} s for a DIMSE response.")
+    return ("Bound on each network wait (connect, TLS handshake, association, DIMSE "
+            f"response). Default: {t.connect:g} s to connect, {t.tls_handshake:g} s for the "
+            f"TLS handshake, {t.acse:g} s for the association, {t.dimse:g} s for each DIMSE "
+            "response.")
 
 
 # -- output -------------------------------------------------------------------------

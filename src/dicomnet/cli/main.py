@@ -47,7 +47,8 @@ class _LazyGroup(click.Group):
     "  dicomnet certs init pki              a development CA, server and client certificate\n"
     "  dicomnet serve --tls --cert pki/server.pem --key pki/server.key --ca pki/ca.pem\n"
     "  dicomnet echo localhost 2762 --tls --cert pki/client.pem --key pki/client.key "
-    "--ca pki/ca.pem\n\n" + EXIT_CODES_EPILOG,
+    "--ca pki/ca.pem\n\n" + EXIT_CODES_EPILOG
+    + "\n  serve exits 0 when Ctrl-C or SIGTERM stops it (dicomnet serve --help)",
 )
 @click.version_option(package_name="dicomnet")
 def main() -> None:

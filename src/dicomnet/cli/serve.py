@@ -15,7 +15,7 @@ import click
 from dicomnet.aio.server import AssociationInfo, AssociationRequestHook, ServiceProvider
 from dicomnet.aio.server import serve as start_server
 from dicomnet.cli.common import (
-    EXIT_CODES_EPILOG,
+    SERVE_EXIT_CODES_EPILOG,
     NetworkOptions,
     cli_session,
     network_options,
@@ -114,7 +114,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     _emit(net, "stopped", event="stopped")
 
 
-@click.command(epilog=EXIT_CODES_EPILOG)
+@click.command(epilog=SERVE_EXIT_CODES_EPILOG)
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 for every interface.")
 @click.option("--port", type=click.IntRange(0, 65535),
@@ -160,7 +160,7 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
     Logs one line per association on stderr, rejections included. Ctrl-C or
-    SIGTERM stops it.
+    SIGTERM stops it: the server closes and exits 0 (success).
 
     Stored objects are indexed in index.sqlite in --output. Should the index
     miss some (a server killed while storing, the file deleted), stop the

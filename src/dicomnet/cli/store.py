@@ -156,14 +156,14 @@ def _status_text(result: StoreResult) -> str:
 @click.option("--retry-delay", type=click.FloatRange(0, 60), default=2.0, show_default=True,
               metavar="SECONDS",
               help="Wait before the first retry; doubled at each next one (60 s at most).")
-@network_options("client")
+@network_options("client", port_required=True)
 def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
           retry_delay: float, net: NetworkOptions) -> None:
     """Send DICOM files to a Storage SCP with C-STORE; folders are searched recursively.
 
     Files go as they are on disk when the peer accepts their transfer syntax.
     A progress bar shows on a terminal; a summary follows. Exit status 1 if
-    any object failed.
+    any object was not stored, 3 if the association failed before any was.
 
     With --retries, objects lost to a dropped link or a busy peer are sent
     again; failures that would repeat (a rejected certificate, a permanent
