@@ -133,7 +133,7 @@ def test_ctrl_c_at_the_password_prompt_exits_130_at_once(terminal: Callable[...,
 def test_ctrl_c_at_the_prompt_of_store_json_still_prints_the_document(
         terminal: Callable[..., Terminal], encrypted_pki: DevPKI, tmp_path: Path) -> None:
     """``store --help`` promises the summary on Ctrl-C (with --json, "interrupted":
-    true): at the password prompt it printed none, exit 130. Nothing was sent."""
+    true): at the password prompt --json printed none, exit 130. Nothing was sent."""
     (tmp_path / "a.dcm").write_bytes(b"not even DICOM")
     (tmp_path / "b.dcm").write_bytes(b"nor this")
     term = terminal("store", *_echo_args(encrypted_pki)[1:], tmp_path, "--json")
@@ -145,9 +145,20 @@ def test_ctrl_c_at_the_prompt_of_store_json_still_prints_the_document(
     assert (doc["interrupted"], doc["error"], doc["exit_code"]) == (True, "interrupted", 130)
     assert (doc["total"], doc["stored"], doc["failed"]) == (2, 0, 2)
     assert {(Path(r["path"]).name, r["error"]) for r in doc["results"]} == {
-        ("a.dcm", "interrupted before an answer"), ("b.dcm", "interrupted before an answer")}
+        ("a.dcm", "interrupted before it was sent"), ("b.dcm", "interrupted before it was sent")}
     # then the error line, in red on a terminal
     assert text.endswith("}\r\n\x1b[31m\x1b[1merror: \x1b[0minterrupted\r\n")
+
+
+def test_ctrl_c_at_the_prompt_of_store_without_json_prints_no_summary(
+        terminal: Callable[..., Terminal], encrypted_pki: DevPKI, tmp_path: Path) -> None:
+    """Nothing was sent: a summary of objects "not confirmed" would mislead."""
+    (tmp_path / "a.dcm").write_bytes(b"not even DICOM")
+    term = terminal("store", *_echo_args(encrypted_pki)[1:], tmp_path)
+    term.wait_for_prompt()
+    term.type(b"\x03")
+    assert term.exit_code() == 130
+    assert term.output.endswith(b": \r\n\x1b[31m\x1b[1merror: \x1b[0minterrupted\r\n")
 
 
 def test_ctrl_c_signal_at_the_prompt_of_serve(terminal: Callable[..., Terminal],

@@ -40,6 +40,8 @@ __all__ = ["store"]
 _TABLE_ROWS = 50  # beyond this the table lists failures only
 #: The error of a file a Ctrl-C left without an answer.
 _UNCONFIRMED = "interrupted before an answer"
+#: The error of every file after a Ctrl-C at the key's password prompt.
+_NOT_SENT = "interrupted before it was sent"
 
 
 def _human_bytes(n: float) -> str:
@@ -171,8 +173,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
     Ctrl-C aborts the association and still prints the summary (with --json,
     "interrupted": true): the objects the peer confirmed, and the others as
-    unconfirmed (at a key's password prompt: all of them). Exit status 130.
-    SIGTERM (timeout(1), systemd) does the same, with exit status 143.
+    unconfirmed. Exit status 130. SIGTERM (timeout(1), systemd) does the same,
+    with exit status 143. At a key's password prompt nothing was sent: Ctrl-C
+    prints only --json's document, every object not sent.
 
     With --json, one document on stdout also when the connection, TLS or the
     association fails (exit 3): every object with why it was not sent, and
@@ -203,17 +206,20 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     links: list[SecureLinkEvent] = []
     finished: list[StoreResult] = []
 
+    sending = False  # False while at the key's password prompt
+
     def on_exit(message: str, code: int) -> None:
         # Which objects are stored, for a script (or a person) to resume from;
         # a failure is said on stderr, and --json promises one document.
-        if is_interruption(code) or net.json:
-            _report(_unfinished_results(files, finished, message, code), host=host,
-                    port=port, net=net, sizes=sizes, links=links,
+        if net.json or (is_interruption(code) and sending):
+            _report(_unfinished_results(files, finished, message, code, sending=sending),
+                    host=host, port=port, net=net, sizes=sizes, links=links,
                     seconds=time.perf_counter() - started, interrupted=is_interruption(code),
                     error=message, exit_code=code)
 
     with cli_session(net.verbose):
         tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
+        sending = True
         results = run_async(_run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                  show_progress=show_progress, links=links,
                                  retries=retries, retry_delay=retry_delay, finished=finished),
@@ -227,14 +233,15 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
 
 def _unfinished_results(files: list[Path], finished: list[StoreResult], error: str,
-                        code: int) -> list[StoreResult]:
+                        code: int, *, sending: bool) -> list[StoreResult]:
     """What a run that did not end leaves to report: the objects answered (or
-    failed) so far, then every other file, unconfirmed after a Ctrl-C (one being
-    sent may or may not have been stored), else not sent, with ``error``."""
+    failed) so far, then every other file, unconfirmed after a Ctrl-C while
+    ``sending`` (one being sent may or may not have been stored), else not
+    sent, with ``error``."""
     from dicomnet.services.storage import StoreResult
 
     answered = {r.path for r in finished}
-    why = _UNCONFIRMED if is_interruption(code) else error
+    why = (_UNCONFIRMED if sending else _NOT_SENT) if is_interruption(code) else error
     return [*finished, *(StoreResult(path=f, error=why) for f in files if f not in answered)]
 
 
