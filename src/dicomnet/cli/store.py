@@ -96,12 +96,12 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
                links: list[SecureLinkEvent],
                retries: int, retry_delay: float,
                finished: list[StoreResult]) -> list[StoreResult]:
-    from rich.text import Text
-
     from dicomnet.services.storage import store_paths
 
     # rich only for a terminal (and the summary): a --json run starts faster.
     bar = _progress_bar(sum(sizes.values()), len(files)) if show_progress else None
+    if bar is not None:
+        from rich.text import Text
     done = 0
 
     def on_progress(result: StoreResult) -> None:
