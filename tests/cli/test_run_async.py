@@ -231,3 +231,27 @@ def test_sigterm_handler_only_when_asked_and_never_over_another(opted_in: bool) 
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     assert seen == [signal.SIG_IGN if opted_in else signal.SIG_DFL]
+
+
+def test_error_lines_and_log_lines_show_control_characters_as_escapes(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """What the network names (an AE title, a server name) reaches the terminal as
+    text: no escape sequence, no forged line; a traceback keeps its lines."""
+    import logging
+
+    from dicomnet.cli.common import cli_session, fail
+
+    with cli_session(0):
+        logging.getLogger("dicomnet.aio").warning("association from %s refused",
+                                                  "CT\x1b[2J\nforged line")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("dicomnet.aio").exception("with a traceback")
+    with pytest.raises(SystemExit):
+        fail("peer said \x1b]0;title\x07")
+    err = capsys.readouterr().err
+    assert "\x1b[2J" not in err and "\x07" not in err
+    assert r"association from CT\x1b[2J\x0aforged line refused" in err
+    assert r"error: peer said \x1b]0;title\x07" in err
+    assert "Traceback (most recent call last):\n" in err

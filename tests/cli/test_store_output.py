@@ -29,9 +29,9 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 COMMENT = "write failed [/var/pacs/incoming]"
 
 
-def _store_to_a_failing_peer(*args: str | Path) -> Result:
+def _store_to_a_failing_peer(*args: str | Path, comment: str = COMMENT) -> Result:
     """``dicomnet store ARGS`` (in a thread) against a peer that answers every
-    C-STORE with 0xC000 and ``COMMENT``."""
+    C-STORE with 0xC000 and ``comment``."""
 
     async def answer(peer: RawPeer, request: Request) -> None:
         message = request.message
@@ -40,7 +40,7 @@ def _store_to_a_failing_peer(*args: str | Path) -> Result:
             message_id_being_responded_to=message.message_id, status=0xC000,
             affected_sop_class_uid=message.affected_sop_class_uid,
             affected_sop_instance_uid=message.affected_sop_instance_uid,
-            error_comment=COMMENT)))
+            error_comment=comment)))
 
     async def main() -> Result:
         async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
@@ -108,3 +108,21 @@ def test_a_fingerprint_is_not_read_as_emoji_codes(pki: DevPKI, tmp_path: Path,
     assert f"\n    SHA-256     {fingerprint}\n" in out
     assert "\n    subject     CN=[link=https:evil.example]pacs [bold]:CD:\n" in out
     assert "\n  SNI             [red]pacs:AB:\n" in out
+
+
+def test_a_peer_comment_cannot_send_the_terminal_escape_sequences_or_lines(
+        tmp_path: Path) -> None:
+    """ESC ] 52 writes the clipboard of many terminals, ESC [ 2J clears the screen, a
+    newline forges a line of output: a peer's Error Comment is printed with its
+    control characters as escapes, on its own row."""
+    image = tmp_path / "ct.dcm"
+    write_synthetic_ct(image, number=1, study_uid=generate_uid(),
+                       series_uid=generate_uid(), size=16)
+    hostile = "\x1b]52;c;cGF5bG9hZA==\x07\x1b[2J\nStored 1 of 1 objects"
+    result = _store_to_a_failing_peer(image, comment=hostile)
+    assert result.exit_code == 1, result.output
+    for control in ("\x1b", "\x07"):
+        assert control not in result.stdout and control not in result.stderr
+    row = next(line for line in result.stdout.splitlines() if str(image) in line)
+    assert r"\x1b]52;c;cGF5bG9hZA==\x07\x1b[2J\x0aStored 1 of 1 objects" in row
+    assert not any(line.startswith("Stored 1 of 1") for line in result.stdout.splitlines())

@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -36,6 +37,7 @@ from dicomnet.security.config import TLSConfig
 from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES, SecurityWarning
 
 __all__ = [
+    "printable",
     "EXIT_CODES_EPILOG",
     "EXIT_FAILURE_STATUS",
     "EXIT_INTERRUPTED",
@@ -427,6 +429,22 @@ def _timeout_help(role: Role) -> str:
 # -- output -------------------------------------------------------------------------
 
 
+#: What a terminal obeys rather than shows: the C0 controls, DEL and the C1 ones
+#: (ESC starts the escape sequences that set a window title, write the clipboard
+#: or move the cursor; a newline would forge a line of output).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` with its control characters written as escapes (``\\x1b``):
+    what a peer sends (an Error Comment, an AE title, a certificate's subject)
+    reaches the terminal as text, never as a command. ``lines`` keeps newlines
+    and tabs (text of several lines that is ours, a traceback say)."""
+    pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def print_json(obj: object) -> None:
     """One JSON document on stdout."""
     click.echo(json.dumps(obj, indent=2, default=str))
@@ -434,8 +452,22 @@ def print_json(obj: object) -> None:
 
 def fail(message: str, code: int = EXIT_NETWORK) -> NoReturn:
     """One ``error:`` line on stderr, then exit with ``code``."""
-    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    click.echo(click.style("error: ", fg="red", bold=True) + printable(message), err=True)
     sys.exit(code)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines whose message is printable (see :func:`printable`): a calling AE
+    title or a server name from the network can neither forge a line nor send the
+    terminal an escape sequence. A traceback after it keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        message = record.message
+        record.message = printable(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
 
 
 class _ClickHandler(logging.Handler):
@@ -463,7 +495,8 @@ def _show_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
         logging.getLogger("dicomnet.storage").debug("pydicom: %s", message)
         return
     # Security warnings are meant for the operator: one loud line, no source location.
-    click.echo(click.style("WARNING: ", fg="red", bold=True) + str(message), err=True)
+    click.echo(click.style("WARNING: ", fg="red", bold=True) + printable(str(message)),
+               err=True)
 
 
 def _from_pydicom(filename: str) -> bool:
@@ -480,7 +513,7 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterat
     handler = _ClickHandler()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose >= 2 else (
         "%(asctime)s %(message)s")
-    handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
+    handler.setFormatter(_PrintableFormatter(fmt, datefmt="%H:%M:%S"))
     logger = logging.getLogger("dicomnet")
     old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)

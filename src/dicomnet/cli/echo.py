@@ -20,6 +20,7 @@ from dicomnet.cli.common import (
     is_interruption,
     network_options,
     print_json,
+    printable,
     run_async,
 )
 from dicomnet.dimse.status import Status
@@ -200,6 +201,6 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
         click.echo(f"association set up in {outcome.associate_ms or 0:.1f} ms over {security}")
         if outcome.security is not None:
             click.echo("TLS")
-            click.echo("\n".join(describe_security(outcome.security)))
+            click.echo("\n".join(map(printable, describe_security(outcome.security))))
     if code != EXIT_OK:
         raise SystemExit(code)

@@ -21,6 +21,7 @@ from dicomnet.cli.common import (
     is_interruption,
     network_options,
     print_json,
+    printable,
     run_async,
 )
 from dicomnet.cli.echo import describe_security
@@ -111,14 +112,14 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
         if bar is not None:
             bar[0].update(bar[1], advance=sizes.get(result.path, result.size), done=done)
             if not result.ok:
-                bar[0].console.print(Text.assemble(("failed", "red"),
-                                                   f" {result.path}: {result.error}"),
+                bar[0].console.print(Text.assemble(
+                    ("failed", "red"), printable(f" {result.path}: {result.error}")),
                                      soft_wrap=True)
 
     def on_retry(event: RetryEvent) -> None:
         # Said even under --json (on stderr): a run that waits must say why.
-        line = (f"retrying {event.count} object(s) in {event.delay:g} s "
-                f"(attempt {event.attempt} of {event.max_attempts}): {event.reason}")
+        line = printable(f"retrying {event.count} object(s) in {event.delay:g} s "
+                         f"(attempt {event.attempt} of {event.max_attempts}): {event.reason}")
         if bar is not None:
             bar[0].console.print(Text(line, style="yellow"), soft_wrap=True)
         else:
@@ -289,8 +290,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             table.add_column("size", justify="right", no_wrap=True)
             for r in rows:
                 status = (Text(_status_text(r)) if r.ok
-                          else Text(r.error or _status_text(r), style="red"))
-                table.add_row(Text(str(r.path)), status,
+                          else Text(printable(r.error or _status_text(r)), style="red"))
+                table.add_row(Text(printable(str(r.path))), status,
                               _human_bytes(sizes.get(r.path, r.size)))
             console.print(table)
         rate = sent_bytes / seconds if seconds > 0 else 0.0
@@ -298,8 +299,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
         console.print(Text.assemble(
             ("Interrupted. ", "red") if interrupted else "",
             (f"Stored {len(ok)} of {len(results)} objects", colour),
-            f" ({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in "
-            f"{seconds:.2f} s ({_human_bytes(rate)}/s)"
+            printable(f" ({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in ")
+            + f"{seconds:.2f} s ({_human_bytes(rate)}/s)"
             + (", over TLS" if net.tls else ", not encrypted")
             + (f"; {retried} sent more than once" if retried else ""),
         ), soft_wrap=True)
@@ -308,6 +309,7 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
                                "before their answer (the peer may have stored the one "
                                "being sent)"), soft_wrap=True)
         if security is not None:
-            console.print(Text("\n".join(["Secure link", *describe_security(security)])),
+            console.print(Text("\n".join(["Secure link", *map(
+                printable, describe_security(security))])),
                           soft_wrap=True)
 
