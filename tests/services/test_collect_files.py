@@ -73,3 +73,12 @@ def test_an_unreadable_folder_is_a_clear_error(tmp_path: Path,
     monkeypatch.setattr(os, "scandir", refuse)
     with pytest.raises(ConfigurationError, match=r"cannot read folder .*locked: Permission denied"):
         collect_files([folder])
+
+
+def test_a_file_reached_twice_is_listed_once_where_first_reached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    # A folder and a file in it, the same file spelled two ways, the folder twice.
+    got = collect_files(["a", "a/x", "./a/x", "b", "d/../b", "a"])
+    assert [p.as_posix() for p in got] == ["a/x", "b"]

@@ -148,6 +148,8 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
     Hidden files and DICOMDIRs in folders are left out; links to files are
     followed, links to folders are not (no cycles). One ``scandir`` per folder:
     an SCU reads this list before it can propose anything, so it is on the clock.
+    A file reached twice (named and in a folder named, or as ``a/x`` and
+    ``./a/x``) is listed once, where first reached.
     """
     found: list[Path] = []
     for p in map(Path, paths):
@@ -166,7 +168,15 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
             raise ConfigurationError(f"not a file or folder: {p}")
         else:
             raise ConfigurationError(f"no such file or folder: {p}")
-    return found
+    here = os.getcwd()
+    seen: set[str] = set()
+    unique = []
+    for path in found:
+        key = os.path.normpath(os.path.join(here, path))  # without touching the disk
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
 
 
 def _files_below(folder: str) -> Iterator[str]:
