@@ -43,6 +43,9 @@ class NewInstance:
     size: int
     calling_ae: str
     peer_fingerprint: str | None
+    #: The file's digest, when the caller has one (``StorageIndex.add_instance``).
+    #: The C-STORE SCP leaves it empty: hashing every byte it receives would cost
+    #: about as much CPU as receiving them over TLS (SHA-256 here: 1.4 GB/s).
     sha256: str | None = None
     received_at: datetime | None = None
 
