@@ -200,6 +200,22 @@ def test_an_overwrite_elsewhere_removes_the_folders_it_empties(
     assert (root / "study1" / "series1" / "x.dcm").read_bytes() == b"three"
 
 
+def test_folders_reached_through_a_link_are_not_pruned(tmp_path: Path, locator: Any) -> None:
+    """An operator moved a study elsewhere and linked it back: the old copy inside
+    is removed when the instance moves, but no folder at the link's target is,
+    since it is not the store's own folder (nor is the link)."""
+    root = tmp_path / "store"
+    elsewhere = tmp_path / "other-disk" / "study1"
+    (elsewhere / "series1").mkdir(parents=True)
+    (root / "study1").symlink_to(elsewhere, target_is_directory=True)
+    indexed = _indexed(locator)
+    _stored_and_indexed(locator, root, "study1/series1/x.dcm", b"one", indexed)
+    _stored_and_indexed(locator, root, "study2/series1/x.dcm", b"two", indexed)
+    assert not (elsewhere / "series1" / "x.dcm").exists()
+    assert (elsewhere / "series1").is_dir()
+    assert (root / "study1").is_symlink()
+
+
 def test_a_folder_whose_name_may_await_its_sync_is_kept(
     tmp_path: Path, locator: Any,
 ) -> None:

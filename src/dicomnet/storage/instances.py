@@ -191,6 +191,11 @@ class InstanceLocator:
         with self._lock:
             if folder in self._folders.values():
                 return
+        # Only the store's own folders: one reached through a link (a study moved to
+        # another disk and linked back) is the operator's, as is where it points.
+        real_root = os.path.realpath(root)
+        if os.path.realpath(folder) != os.path.join(real_root, os.path.relpath(folder, root)):
+            return
         while folder != root and root in folder.parents:
             try:
                 os.rmdir(folder)
