@@ -17,6 +17,7 @@ import pytest
 
 from dicomnet.aio.client import associate
 from dicomnet.config import Timeouts
+from dicomnet.security.certificates import CertificateInfo
 from dicomnet.security.info import SecurityInfo
 from tests.aio.helpers import (
     LOOPBACK,
@@ -94,3 +95,24 @@ def test_stalled_handshakes_do_not_block_a_real_client(
         log_lines(aio_log, level=logging.WARNING, contains="connection refused"))
     assert all(e.error is not None and e.info is None for e in hook.events[1:])
     assert not [m for m in dropped if "timed out" in m], "isolation, not timeouts"
+
+
+def test_the_association_line_says_whose_certificate_the_client_showed(
+        pki: Pki, aio_log: pytest.LogCaptureFixture) -> None:
+    """With peer certificates optional, the audit trail must say which clients showed
+    one, and whose: its name and SHA-256 fingerprint, as the index records it."""
+    fingerprint = CertificateInfo.from_pem_file(pki.client_cert).sha256_fingerprint
+
+    async def main() -> None:
+        async with running_server(tls=pki.server_tls(peer_certificate="optional")) as server:
+            for tls in (pki.client_tls(), pki.client_tls(certfile=None, keyfile=None)):
+                async with associate(LOOPBACK, server.port, tls=tls) as assoc:
+                    await assoc.echo()
+            await wait_until(lambda: len(association_lines(aio_log)) == 2,
+                             "the server to log both associations")
+
+    run(main(), timeout=30)
+    with_cert, without = association_lines(aio_log)
+    assert with_cert.endswith(
+        f", client certificate dicomnet test client (SHA-256 {fingerprint})")
+    assert without.endswith(", no client certificate")

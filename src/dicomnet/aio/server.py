@@ -25,6 +25,7 @@ from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, che
 from ..dimse.messages import DimseMessage, refusal
 from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
+from ..security.info import SecurityInfo
 from ..ul.connection import ULConnection
 from ..ul.events import (
     Aborted,
@@ -316,6 +317,20 @@ class ServerAssociation(Association):
                 log.exception("%s: a sink's abort() failed", self._name())
 
 
+def _link_words(security: SecurityInfo | None) -> str:
+    """The TLS part of an association's log line: protocol, suite, and whose
+    certificate the client showed (with ``peer_certificate="optional"``, whether
+    it showed one), as an audit trail wants it."""
+    if security is None:
+        return ""
+    words = f", {security.protocol} {security.cipher_suite}"
+    cert = security.peer_certificate
+    if cert is None:
+        return words + ", no client certificate"
+    name = cert.common_name or cert.subject
+    return words + f", client certificate {name} (SHA-256 {cert.sha256_fingerprint})"
+
+
 class _Merged(Mapping[str, "Sequence[str] | None"]):
     """Several providers' contexts as one mapping, the first that has a key answering."""
 
@@ -579,9 +594,7 @@ class Server:
             if assoc.calling_ae_title:
                 log.info("association %s@%s:%s -> %s: %s, %d message(s)%s",
                          assoc.calling_ae_title, *stream.peer, assoc.called_ae_title, outcome,
-                         assoc.messages,
-                         f", {stream.security.protocol} {stream.security.cipher_suite}"
-                         if stream.security else "")
+                         assoc.messages, _link_words(stream.security))
 
     async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ) -> bool:
         ul = assoc.ul
