@@ -73,7 +73,8 @@ def test_tls_echo(pkis: PkiFactory, aio_log: pytest.LogCaptureFixture, key_type:
     lines = association_lines(aio_log)
     assert len(lines) == 1
     assert re.fullmatch(rf"association DICOMNET@127\.0\.0\.1:\d+ -> ANY-SCP: released, "
-                        rf"3 message\(s\), TLSv1\.3 {security.cipher_suite}", lines[0]), lines[0]
+                        rf"3 message\(s\), TLSv1\.3 {security.cipher_suite}, client certificate "
+                        r"dicomnet test client \(SHA-256 [0-9A-F:]{95}\)", lines[0]), lines[0]
 
 
 # -- ARTIM ------------------------------------------------------------------------------
