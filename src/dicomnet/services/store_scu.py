@@ -76,6 +76,9 @@ class StoreResult:
     status: int | None = None
     ok: bool = False
     error: str | None = None
+    #: The data set's bytes in the file, without its preamble and File Meta
+    #: Information (what goes on the wire when sent as is). ``dicomnet store``'s
+    #: totals count whole files.
     size: int = 0
     transfer_syntax_uid: str | None = None
     converted_to: str | None = None
