@@ -94,23 +94,31 @@ def test_ctrl_c_outside_the_network_work_exits_130(monkeypatch: pytest.MonkeyPat
     assert "interrupted" in result.output and "Aborted" not in result.output
 
 
-def test_a_second_ctrl_c_cancels_the_clean_up_instead_of_raising_in_it() -> None:
+@pytest.mark.parametrize(("signum", "code", "message"), [
+    (signal.SIGINT, EXIT_INTERRUPTED, "interrupted"),
+    (signal.SIGTERM, EXIT_TERMINATED, "terminated (SIGTERM)"),
+], ids=["ctrl-c", "sigterm"])
+def test_a_second_signal_cancels_the_clean_up_instead_of_raising_in_it(
+        signum: int, code: int, message: str) -> None:
     """The first Ctrl-C cancels the command; one during the clean-up that follows
     (``dicomnet store`` aborting its association, closing its TLS connection) cancels
     it again, cutting its waits short. asyncio.run raised KeyboardInterrupt wherever
     the main thread then was (a transport callback, another task, a generator's
-    finalizer): tracebacks on stderr, the rest of the clean-up skipped."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT has a handler of its own here: asyncio.run installs none")
+    finalizer): tracebacks on stderr, the rest of the clean-up skipped. With
+    ``sigterm_interrupts`` (store, echo), SIGTERM does the same but exits 143, and
+    its handler is removed afterwards."""
+    default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    if signal.getsignal(signum) is not default:
+        pytest.skip("the signal has a handler of its own here")
     steps: list[str] = []
 
     async def work() -> None:
         loop = asyncio.get_running_loop()
-        signal.raise_signal(signal.SIGINT)  # its handler runs before this returns
+        signal.raise_signal(signum)  # its handler runs before this returns
         try:
             await loop.create_future()
         finally:  # the clean-up
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signum)
             steps.append("clean-up went on")
             try:
                 await loop.create_future()  # a wait of the clean-up
@@ -120,11 +128,12 @@ def test_a_second_ctrl_c_cancels_the_clean_up_instead_of_raising_in_it() -> None
 
     reported: list[tuple[str, int]] = []
     with pytest.raises(SystemExit) as exit_info:
-        run_async(work(), verbose=0, on_exit=lambda *ended: reported.append(ended))
+        run_async(work(), verbose=0, on_exit=lambda *ended: reported.append(ended),
+                  sigterm_interrupts=signum == signal.SIGTERM)
     assert steps == ["clean-up went on", "clean-up wait cancelled"]
-    assert exit_info.value.code == EXIT_INTERRUPTED
-    assert reported == [("interrupted", 130)]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert exit_info.value.code == code
+    assert reported == [(message, code)]
+    assert signal.getsignal(signum) is default
     assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
 
 
@@ -178,39 +187,6 @@ def test_a_ctrl_c_before_the_command_starts_leaves_no_warning(
         run_async(coro, verbose=0)
     assert exit_info.value.code == EXIT_INTERRUPTED
     assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED
-
-
-def test_sigterm_is_handled_as_ctrl_c_but_exits_143() -> None:
-    """With ``sigterm_interrupts`` (store, echo), SIGTERM cancels the command as
-    Ctrl-C does (its clean-up runs, ``on_exit`` reports) and exits 143; a
-    second cancels the clean-up's wait. Its handler is removed afterwards."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        pytest.skip("SIGTERM has a handler of its own here")
-    steps: list[str] = []
-
-    async def work() -> None:
-        loop = asyncio.get_running_loop()
-        signal.raise_signal(signal.SIGTERM)  # its handler runs before this returns
-        try:
-            await loop.create_future()
-        except asyncio.CancelledError:
-            steps.append("cancelled")
-            signal.raise_signal(signal.SIGTERM)
-            try:
-                await loop.create_future()  # a wait of the clean-up
-            except asyncio.CancelledError:
-                steps.append("clean-up wait cancelled")
-            raise
-
-    reported: list[tuple[str, int]] = []
-    with pytest.raises(SystemExit) as exit_info:
-        run_async(work(), verbose=0, on_exit=lambda *ended: reported.append(ended),
-                  sigterm_interrupts=True)
-    assert exit_info.value.code == EXIT_TERMINATED == 143
-    assert steps == ["cancelled", "clean-up wait cancelled"]
-    assert reported == [("terminated (SIGTERM)", 143)]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
 
 
 @pytest.mark.parametrize("opted_in", [False, True])

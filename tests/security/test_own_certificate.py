@@ -71,33 +71,28 @@ def test_not_yet_valid_own_certificate_refused(
         str(caught.value)), str(caught.value)
 
 
-def test_client_certificate_refused_as_a_server_certificate(
-    ca: CertificateAuthority, ca_file: Path, tmp_path: Path
+@pytest.mark.parametrize(("made_for", "used_as", "peers"), [
+    ("client", "server", "clients refuse it"),
+    ("server", "client", "servers that ask for a client certificate refuse it"),
+])
+def test_a_certificate_is_refused_in_the_other_role(
+    ca: CertificateAuthority, ca_file: Path, tmp_path: Path, made_for: str, used_as: str,
+    *, peers: str,
 ) -> None:
-    """What `dicomnet serve --cert pki/client.pem --key pki/client.key` gave."""
-    paths = _write(ca, tmp_path, "client", server=False)
+    """What `dicomnet serve --cert pki/client.pem --key pki/client.key` gave (and the
+    reverse): every peer that checks the extended key usage refuses it."""
+    paths = _write(ca, tmp_path, made_for, server=made_for == "server",
+                   client=made_for == "client")
+    build = {"server": TLSConfig.server_context_sync, "client": TLSConfig.client_context_sync}
     with pytest.raises(ConfigurationError) as caught:
-        _config(paths, ca_file).server_context_sync()
+        build[used_as](_config(paths, ca_file))
+    purpose = {"server": "serverAuth", "client": "clientAuth"}
     assert str(caught.value) == (
-        f"our certificate {paths[0]} is not meant for a server: its extended key usage is "
-        "clientAuth, without serverAuth (RFC 5280 4.2.1.12), so clients refuse it; use a "
-        "server certificate (server.pem of 'dicomnet certs init', or 'dicomnet certs issue "
-        "DIR NAME --role server')")
-    _config(paths, ca_file).client_context_sync()  # what it is meant for
-
-
-def test_server_certificate_refused_as_a_client_certificate(
-    ca: CertificateAuthority, ca_file: Path, tmp_path: Path
-) -> None:
-    paths = _write(ca, tmp_path, "server", client=False)
-    with pytest.raises(ConfigurationError) as caught:
-        _config(paths, ca_file).client_context_sync()
-    assert str(caught.value) == (
-        f"our certificate {paths[0]} is not meant for a client: its extended key usage is "
-        "serverAuth, without clientAuth (RFC 5280 4.2.1.12), so servers that ask for a "
-        "client certificate refuse it; use a client certificate (client.pem of 'dicomnet "
-        "certs init', or 'dicomnet certs issue DIR NAME --role client')")
-    _config(paths, ca_file).server_context_sync()
+        f"our certificate {paths[0]} is not meant for a {used_as}: its extended key usage is "
+        f"{purpose[made_for]}, without {purpose[used_as]} (RFC 5280 4.2.1.12), so {peers}; "
+        f"use a {used_as} certificate ({used_as}.pem of 'dicomnet certs init', or 'dicomnet "
+        f"certs issue DIR NAME --role {used_as}')")
+    build[made_for](_config(paths, ca_file))  # what it is meant for
 
 
 def test_certificate_without_extended_key_usage_serves_both_roles(
