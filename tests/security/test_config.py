@@ -86,6 +86,22 @@ def test_wrong_password(encrypted_pki: DevPKI) -> None:
     assert str(info.value) == f"wrong password for private key {encrypted_pki.server_key}"
 
 
+@pytest.mark.parametrize(("answer", "message"), [
+    (None, "got NoneType (on_private_key_password gave no password)"), (1234, "got int")])
+def test_a_callback_that_gives_no_password_is_a_configuration_error(
+        encrypted_pki: DevPKI, answer: object, message: str) -> None:
+    """None made OpenSSL ask on the terminal itself ("Enter PEM pass phrase:"),
+    blocking the event loop; an int raised a bare TypeError."""
+    cfg = TLSConfig(certfile=encrypted_pki.server_cert, keyfile=encrypted_pki.server_key,
+                    cafile=encrypted_pki.ca_cert,
+                    on_private_key_password=lambda: answer)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ConfigurationError) as info:
+        cfg.server_context_sync()
+    assert str(info.value) == f"the private key's password must be a str or bytes, {message}"
+    with pytest.raises(ConfigurationError):
+        asyncio.run(cfg.server_context())
+
+
 def test_encrypted_key_without_password(encrypted_pki: DevPKI) -> None:
     cfg = TLSConfig(certfile=encrypted_pki.server_cert, keyfile=encrypted_pki.server_key,
                     cafile=encrypted_pki.ca_cert)

@@ -71,8 +71,16 @@ _POLICIES: dict[str, ssl.VerifyMode] = {
 }
 
 
-def _as_bytes(password: str | bytes) -> bytes:
-    return password.encode("utf-8") if isinstance(password, str) else password
+def _as_bytes(password: object) -> bytes:
+    if isinstance(password, str):
+        return password.encode("utf-8")
+    if isinstance(password, bytes | bytearray):
+        return bytes(password)
+    # None (a vault lookup that found nothing, say) would make OpenSSL ask on the
+    # terminal itself, blocking the event loop until someone typed an answer.
+    raise ConfigurationError(
+        f"the private key's password must be a str or bytes, got {type(password).__name__}"
+        + (" (on_private_key_password gave no password)" if password is None else ""))
 
 
 @dataclass(frozen=True, slots=True)
