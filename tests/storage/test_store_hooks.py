@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.services.storage import StorageSCP, StoredInstance, StoreResult, store_paths
+from dicomnet.dimse.status import Status
+from dicomnet.services.storage import (
+    HookAnswer,
+    StorageSCP,
+    StoredInstance,
+    StoreResult,
+    store_paths,
+)
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest
@@ -70,6 +77,26 @@ def test_a_sync_handler_sees_the_durable_file_the_data_set_and_the_secure_link(
                                                    (True, 0)]
     assert seen == [(uid(9, n), "MODALITY-7", "TLSv1.3", False, f"PID{n:04d}")
                     for n in range(3)]
+
+
+def test_a_handler_may_answer_a_status_object_and_an_error_comment(tmp_path: Path) -> None:
+    """The library's own Status is a status (it was refused as "not a status"), and
+    (status, comment) gives the sender the reason, cut to LO's 64 characters."""
+    files = _files(tmp_path / "in", 3)
+
+    def hook(instance: StoredInstance) -> HookAnswer:
+        number = int(instance.dataset(stop_before_pixels=True).InstanceNumber)
+        if number == 0:
+            return Status(WARNING_COERCION)
+        if number == 1:
+            return 0xC001, "not a CT: this node analyses CT only"
+        return Status(0xC002), "x" * 70
+
+    results = _send(tmp_path / "out", files, hook)
+    assert [(r.ok, r.status, r.error) for r in results] == [
+        (True, WARNING_COERCION, None),
+        (False, 0xC001, "not a CT: this node analyses CT only"),
+        (False, 0xC002, "x" * 64)]
 
 
 @pytest.mark.parametrize("window", [1, 8], ids=["synchronous", "window-8"])

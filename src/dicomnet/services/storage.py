@@ -26,6 +26,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
+from ..dimse.status import Status
 from ..errors import ConfigurationError, DicomNetError
 from ..security.info import SecurityInfo
 from ..storage.cleanup import cleanup_stale
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INDEX_NAME",
+    "HookAnswer",
     "RetryEvent",
     "StorageSCP",
     "StoreResult",
@@ -147,7 +149,11 @@ class StoredInstance:
         return pydicom.dcmread(self.path, stop_before_pixels=stop_before_pixels)
 
 
-StoreHook = Callable[[StoredInstance], int | None | Awaitable[int | None]]
+#: What an ``on_c_store`` handler may answer: None (Success), a status (an int or a
+#: ``Status``), or a status with its Error Comment (0000,0902), e.g.
+#: ``(0xC001, "not a CT")``.
+HookAnswer = int | Status | tuple[int | Status, str] | None
+StoreHook = Callable[[StoredInstance], HookAnswer | Awaitable[HookAnswer]]
 
 
 #: The Error Comment of an object whose handler failed (its details go to the log).
@@ -163,9 +169,14 @@ class StorageSCP:
     same instance under another study or series too; ``index=False`` sees only
     a file at the same path). ``layout``: hierarchical
     (study/series/instance.dcm) or flat.
-    ``on_c_store`` runs after the file is durable; it may return a status to
-    answer instead of Success (None: Success). It runs on the event loop: an
-    async handler should await slow work, a sync one must be quick. A handler
+    ``on_c_store`` runs after the file is durable and its index row queued; it
+    may return a status to answer instead of Success (None: Success), with an
+    Error Comment if it returns ``(status, comment)``. The object stays stored
+    whatever it answers: the handler decides what the sender hears, not what the
+    store keeps. It runs on the event loop, within the sender's wait for the
+    response (its DIMSE timeout): an async handler should await slow work or
+    hand it to a queue, a sync one must be quick; it is cancelled when the
+    association ends (an abort, the server closing) before it returns. A handler
     that raises, or returns what is not a status, is logged and that object
     answered with Processing Failure (0110H); the association goes on.
     ``durable=False`` skips the fsyncs (renames stay atomic: never a partial
@@ -381,10 +392,16 @@ class StorageSCP:
             return PROCESSING_FAILURE, HOOK_FAILED
         if result is None:
             return SUCCESS, None
-        if isinstance(result, int) and not isinstance(result, bool) and 0 <= result <= 0xFFFF:
-            return result, None
-        log.error("C-STORE %s: the on_c_store handler returned %r, not a status (0 to 0xFFFF)",
-                  instance.sop_instance_uid,
+        status, comment = result if isinstance(result, tuple) and len(result) == 2 else (
+            result, None)
+        if isinstance(status, Status):
+            status = status.code
+        if (isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF
+                and (comment is None or isinstance(comment, str))):
+            # An Error Comment is LO (PS3.7 C.4): 64 characters at most.
+            return status, None if comment is None else comment[:64]
+        log.error("C-STORE %s: the on_c_store handler returned %r, not a status (0 to 0xFFFF), "
+                  "optionally with its comment", instance.sop_instance_uid,
                   hex(result) if isinstance(result, int) and not isinstance(result, bool)
                   else result)
         return PROCESSING_FAILURE, HOOK_FAILED
