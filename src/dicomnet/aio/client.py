@@ -20,6 +20,7 @@ from ..dimse.status import Status
 from ..errors import (
     AssociationAborted,
     AssociationRejected,
+    ConfigurationError,
     ConnectError,
     DimseTimeout,
     LocalProtocolError,
@@ -453,6 +454,8 @@ async def open_association(
     max_async_operations: int = 1,
 ) -> ClientAssociation:
     """Like ``associate`` but returns the open association; the caller releases it."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigurationError(f"port must be 1 to 65535, got {port!r}")
     timeouts = timeouts or Timeouts()
     limits = limits or Limits()
     calling = check_ae_title(calling_ae_title, "calling AE title")

@@ -317,6 +317,22 @@ class ServerAssociation(Association):
                 log.exception("%s: a sink's abort() failed", self._name())
 
 
+def _checked_rejection(result: object) -> tuple[int, int, int] | None:
+    """What an ``on_association_request`` hook answered, as A-ASSOCIATE-RJ fields
+    (PS3.8 9.3.4: result 1 or 2, source 1 to 3, a reason byte), or None to accept.
+    Anything else is the hook's bug: logged, and the request rejected without a
+    reason (1, 1, 1) rather than sent to the peer as it is."""
+    if result is None:
+        return None
+    if (isinstance(result, tuple) and len(result) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in result)
+            and result[0] in (1, 2) and result[1] in (1, 2, 3) and 0 <= result[2] <= 255):
+        return (result[0], result[1], result[2])
+    log.error("the association request hook answered %r, not None nor (result 1-2, "
+              "source 1-3, reason): rejected without a reason", result)
+    return (1, 1, 1)
+
+
 def _link_words(security: SecurityInfo | None) -> str:
     """The TLS part of an association's log line: protocol, suite, and whose
     certificate the client showed (with ``peer_certificate="optional"``, whether
@@ -612,7 +628,7 @@ class Server:
             result = self.on_association_request(info)
             if asyncio.iscoroutine(result):
                 result = await result
-            rejection = result  # type: ignore[assignment]
+            rejection = _checked_rejection(result)
         if ul.state is not State.Sta3:
             # Nothing left to answer: the bytes read with the request (or while the
             # hook ran) ended the association, e.g. an A-ABORT (Evt16, AA-3) or a

@@ -355,7 +355,11 @@ class TLSConfig:
         keylog = self.keylog_file or os.environ.get("SSLKEYLOGFILE")
         if keylog:
             logger.warning("TLS key log enabled: secrets are written to %s", keylog)
-            ctx.keylog_filename = str(keylog)
+            try:
+                ctx.keylog_filename = str(keylog)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot open the TLS key log {keylog}: {exc.strerror or exc}") from exc
         return ctx
 
     def _load_own_certificate(

@@ -214,7 +214,11 @@ class StorageSCP:
             ) from exc
         self.layout = layout
         self.on_c_store = on_c_store
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, a read-only or missing parent
+            raise StorageError.from_os_error("cannot make the store's folder", self.root,
+                                             exc) from exc
         removed = cleanup_stale(self.root)
         if removed:
             log.warning("removed %d stale temporary file(s) under %s", removed, self.root)

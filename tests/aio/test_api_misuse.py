@@ -1,0 +1,61 @@
+"""A library user's mistakes end in the one exception tree (dicomnet.errors), with
+words that say what to fix: never a bare OverflowError, FileNotFoundError or
+FileExistsError, and a hook's bad answer is not sent to the peer as it is."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from dicomnet.aio.client import associate, open_association
+from dicomnet.aio.server import AssociationInfo
+from dicomnet.errors import AssociationRejected, ConfigurationError
+from dicomnet.security.config import TLSConfig
+from dicomnet.services.storage import StorageSCP
+from dicomnet.storage.files import StorageError
+from tests.aio.helpers import LOOPBACK, run, running_server
+
+
+@pytest.mark.parametrize("port", [0, 70000, -1, "104"])
+def test_a_port_out_of_range_is_a_configuration_error(port: object) -> None:
+    async def main() -> None:
+        await open_association(LOOPBACK, port)  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigurationError, match=r"port must be 1 to 65535, got"):
+        run(main())
+
+
+def test_a_key_log_in_a_missing_folder_is_a_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "keys.log"
+    with pytest.raises(ConfigurationError) as caught:
+        TLSConfig(keylog_file=missing).client_context_sync()
+    assert str(caught.value) == (
+        f"cannot open the TLS key log {missing}: No such file or directory")
+
+
+def test_a_store_root_that_cannot_be_made_is_a_storage_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_bytes(b"")
+    for root in (a_file, a_file / "below"):
+        with pytest.raises(StorageError, match="cannot make the store's folder"):
+            StorageSCP(root)
+
+
+def test_a_hook_answer_that_is_no_rejection_rejects_without_a_reason(
+        caplog: pytest.LogCaptureFixture) -> None:
+    def hook(info: AssociationInfo) -> tuple[int, int, int]:
+        return (9, 9, 9)  # sent as it was: "association rejected (result 9) by source 9"
+
+    async def main() -> AssociationRejected:
+        async with running_server(on_association_request=hook) as server:
+            with pytest.raises(AssociationRejected) as caught:
+                async with associate(LOOPBACK, server.port):
+                    pass
+            return caught.value
+
+    with caplog.at_level(logging.ERROR, logger="dicomnet.aio"):
+        rejected = run(main())
+    assert (rejected.result, rejected.source, rejected.reason) == (1, 1, 1)
+    assert any("answered (9, 9, 9)" in r.getMessage() for r in caplog.records)
