@@ -15,6 +15,7 @@ from dicomnet.errors import AssociationRejected, ConfigurationError
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StorageSCP
 from dicomnet.storage.files import StorageError
+from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import LOOPBACK, run, running_server
 
 
@@ -59,3 +60,14 @@ def test_a_hook_answer_that_is_no_rejection_rejects_without_a_reason(
         rejected = run(main())
     assert (rejected.result, rejected.source, rejected.reason) == (1, 1, 1)
     assert any("answered (9, 9, 9)" in r.getMessage() for r in caplog.records)
+
+
+def test_one_string_where_a_sequence_of_names_is_expected_is_refused() -> None:
+    """Each letter of a lone string was proposed as a transfer syntax (ending in
+    NoAcceptedContext), or taken for a cipher suite ("unknown TLS cipher suite 'T'")."""
+    with pytest.raises(ConfigurationError, match=r"not one string: \('1\.2\.840\.10008\.1\.2',\)"):
+        ContextRequest("1.2.840.10008.1.1", "1.2.840.10008.1.2")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not one string"):
+        TLSConfig(ciphers="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")  # type: ignore[arg-type]
+    listed = ContextRequest("1.2.840.10008.1.1", ["1.2.840.10008.1.2"])  # type: ignore[arg-type]
+    assert listed.transfer_syntaxes == ("1.2.840.10008.1.2",)

@@ -147,6 +147,10 @@ class TLSConfig:
                 f"peer_certificate must be 'required', 'optional' or 'none', "
                 f"not {self.peer_certificate!r}"
             )
+        if isinstance(self.ciphers, str):
+            # A string is a sequence too: each letter would be taken for a suite name.
+            raise ConfigurationError(
+                f"ciphers must be a sequence of suite names, not one string: ({self.ciphers!r},)")
         if self.ciphers is not None:
             if not self.ciphers:
                 raise ConfigurationError("ciphers is empty: give at least one suite, or None")

@@ -77,6 +77,15 @@ class ContextRequest:
     scu_role: bool | None = None
     scp_role: bool | None = None
 
+    def __post_init__(self) -> None:
+        syntaxes = self.transfer_syntaxes
+        if isinstance(syntaxes, str):
+            # A string is a sequence too: each character would be proposed as a UID.
+            raise ConfigurationError(
+                f"transfer_syntaxes must be a sequence of UIDs, not one string: ({syntaxes!r},)")
+        if not isinstance(syntaxes, tuple):  # a list, say: hashable and fixed, as typed
+            object.__setattr__(self, "transfer_syntaxes", tuple(syntaxes))
+
 
 @dataclass(frozen=True, slots=True)
 class AcceptedContext:
