@@ -72,3 +72,14 @@ def test_the_store_command_with_json_loads_no_rich(tmp_path: Path) -> None:
         "    pass")
     assert {"dicomnet.cli.store", "dicomnet.services.store_scu", "asyncio"} <= loaded
     assert "rich" not in loaded
+
+
+def test_an_application_that_configured_no_logging_hears_nothing_from_the_library() -> None:
+    """Python's last-resort handler printed dicomnet's warnings on stderr for an
+    application that never asked (the logging HOWTO: libraries add a NullHandler);
+    one that configures logging still gets them."""
+    code = ("import logging, dicomnet; logging.getLogger('dicomnet.aio').warning('quiet')\n"
+            "logging.basicConfig(); logging.getLogger('dicomnet.aio').warning('heard')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stderr == "WARNING:dicomnet.aio:heard\n"

@@ -6,7 +6,13 @@ The public API; everything else is reachable from its subpackages.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# A library says what it does through logging and leaves where it goes to the
+# application: without this, Python prints WARNING and above to stderr for an
+# application that configured no logging (the logging HOWTO's advice).
+logging.getLogger("dicomnet").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .aio.client import ClientAssociation, associate
