@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..config import Limits, Timeouts, check_ae_title
 from ..dimse.connection import DatasetFragment, MessageReceived
@@ -51,7 +52,10 @@ from ..ul.negotiation import (
 from .association import Association, DatasetSink, MessagesRouted
 from .transport import SecureLinkHook, open_stream
 
-__all__ = ["ClientAssociation", "associate"]
+__all__ = ["ClientAssociation", "associate", "open_association"]
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -252,6 +256,17 @@ class ClientAssociation(Association):
         rq = CEchoRQ(message_id=self.dimse.next_message_id())
         rsp, _ = await self.request_one(rq, ctx.context_id)
         return Status(getattr(rsp, "status", 0))
+
+    async def store(self, dataset: Dataset) -> Status:
+        """C-STORE (PS3.4 B.2.2) of a pydicom ``Dataset`` held in memory, encoded in
+        a transfer syntax the peer accepted for its SOP Class (its own when it has
+        one, which compressed Pixel Data needs); the response's status, warnings
+        included. Propose a context for the SOP Class when associating. Files go
+        with ``dicomnet.store_paths``, which sends them as they are on disk. See
+        ``dicomnet.services.store_dataset``."""
+        from ..services.store_dataset import store_dataset  # pydicom only when used
+
+        return await store_dataset(self, dataset)
 
     # -- the reader task ----------------------------------------------------------
 

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..aio.client import ClientAssociation, open_association
 from ..dimse.status import Status
@@ -19,6 +19,9 @@ from ..errors import LocalProtocolError
 from ..security.info import SecurityInfo
 from ..services.storage import StoreResult, store_paths
 from ..ul.negotiation import AcceptedContext
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 __all__ = ["BlockingAssociation", "associate", "echo", "store"]
 
@@ -59,6 +62,11 @@ class BlockingAssociation:
     def echo(self) -> Status:
         """C-ECHO (PS3.7 9.1.5)."""
         return self._run(self._assoc.echo())
+
+    def store(self, dataset: Dataset) -> Status:
+        """C-STORE a pydicom ``Dataset`` held in memory; its status (see
+        ``ClientAssociation.store``)."""
+        return self._run(self._assoc.store(dataset))
 
     def release(self) -> None:
         if self._loop.is_closed():

@@ -42,7 +42,10 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
                                                accept_unknown_sop_classes=unknown_sop_classes)
     except (StorageError, OSError) as exc:
         # A folder that cannot be used is the operator's to fix (exit 2), not the network's.
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, StorageError) and exc.errno is not None:
+            reason = exc.reason  # the cause; the message names the folder --output gave
+        else:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigurationError(f"cannot store into --output {root}: {reason}") from exc
     return provider
 

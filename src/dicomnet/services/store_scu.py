@@ -16,21 +16,12 @@ import itertools
 import os
 import stat
 import sys
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pydicom
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
 
 from ..config import Timeouts
 from ..dimse.fragments import max_pdv_data_length
@@ -53,6 +44,7 @@ from ..storage.part10 import Part10Info, read_part10
 from ..ul.connection import JOIN_LIMIT
 from ..ul.negotiation import ContextRequest
 from ..ul.pdu import pdata_header
+from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED, encode_dataset
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
@@ -60,11 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RetryEvent", "StoreResult", "collect_files", "store_paths", "transient_failure"]
 
-IMPLICIT_LE = str(ImplicitVRLittleEndian)
-EXPLICIT_LE = str(ExplicitVRLittleEndian)
-DEFLATED_LE = str(DeflatedExplicitVRLittleEndian)
-EXPLICIT_BE = str(ExplicitVRBigEndian)
-UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
 
 
 @dataclass(slots=True)
@@ -244,18 +231,7 @@ def _convert(info: Part10Info, target: str) -> bytes:
     sensitive VRs are decoded and re-encoded by pydicom; OW/OL/OF/OD values are
     not swapped by pydicom, so a big endian source with such values is not exact.
     """
-    ds = pydicom.dcmread(info.path)
-    buffer = DicomBytesIO()
-    buffer.is_little_endian = target != EXPLICIT_BE
-    buffer.is_implicit_VR = target == IMPLICIT_LE
-    write_dataset(buffer, ds)
-    raw = bytes(buffer.getvalue())
-    if target == DEFLATED_LE:  # PS3.5 A.5: raw deflate, padded to an even length
-        compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        raw = compressor.compress(raw) + compressor.flush()
-        if len(raw) % 2:
-            raw += b"\x00"
-    return raw
+    return encode_dataset(pydicom.dcmread(info.path), target)
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
