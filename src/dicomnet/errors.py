@@ -157,7 +157,12 @@ class ConnectError(TransportError):
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):
-    """A network deadline (connect, TLS handshake, ARTIM, ACSE, idle, PDU) passed."""
+    """The TCP connection (or a raw read) did not complete within its deadline.
+
+    The deadlines of the later steps say so in the error of that step: the TLS
+    handshake's in a :class:`TLSError` (``link_failed``), ACSE's, ARTIM's and the
+    idle timeout's in an :class:`AssociationAborted`, a DIMSE response's in a
+    :class:`DimseTimeout`; each message names the deadline."""
 
 
 class TLSError(TransportError):
