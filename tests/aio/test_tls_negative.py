@@ -256,7 +256,7 @@ def test_client_key_password_problem_fails_before_connecting(
 def test_plain_client_to_tls_server(pki: Pki, aio_log: pytest.LogCaptureFixture) -> None:
     outcome = run(attempt(aio_log, server_tls=pki.server_tls(), client_tls=None))
     assert isinstance(outcome.error, AssociationAborted)
-    assert "the peer may expect TLS" in str(outcome.error)
+    assert str(outcome.error).endswith("the peer may expect TLS (use TLS, port 2762)")
     reason = "received a plain DICOM A-ASSOCIATE-RQ on a TLS port: the peer is not using TLS"
     assert_refused(outcome, aio_log, reason)
     assert_server_hook_failed(outcome, reason)

@@ -91,7 +91,8 @@ def test_plain_client_on_tls_server_exits_3_mentioning_tls(
     server = tls_server(start_server, pki)
     result = run_cli("echo", "127.0.0.1", server.port)
     assert result.exit_code == 3
-    assert "TLS" in error_line(result)
+    # The library's "(use TLS, port 2762)" in the flag the CLI's user knows.
+    assert error_line(result).endswith("the peer may expect TLS (try --tls / port 2762)")
     assert "Traceback" not in result.output
 
 

@@ -60,7 +60,7 @@ def test_explain_first_bytes() -> None:
     )
     assert explain_first_bytes(CLIENT_HELLO_HEAD, expecting="dicom") == (
         "received a TLS ClientHello on a plain DICOM port: the peer expects TLS "
-        "(try --tls / port 2762)"
+        "(use TLS, port 2762)"
     )
     assert explain_first_bytes(ASSOCIATE_RQ_HEAD, expecting="dicom") is None
     assert explain_first_bytes(CLIENT_HELLO_HEAD, expecting="tls") is None

@@ -548,7 +548,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
                     )
                 if event.source is None and not tls_used:
                     detail += (" before answering the A-ASSOCIATE-RQ: the peer may expect TLS"
-                               " (try --tls / port 2762)")
+                               " (use TLS, port 2762)")
                 elif event.source is None:
                     detail += " before answering the A-ASSOCIATE-RQ"
                 raise AssociationAborted(event.source, event.reason, detail)

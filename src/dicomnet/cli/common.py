@@ -532,6 +532,7 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterat
 
 # The library's messages name TLSConfig's fields; the CLI's user knows its flags.
 _CLI_WORDS = (
+    ("(use TLS, port 2762)", "(try --tls / port 2762)"),
     ("(set certfile/keyfile)", "(give --cert and --key)"),
     ("set keyfile (", "give --key ("),
 )

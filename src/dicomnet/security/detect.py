@@ -57,6 +57,6 @@ def explain_first_bytes(head: bytes, *, expecting: Literal["tls", "dicom"]) -> s
     if expecting == "dicom" and looks_like_tls(head):
         return (
             "received a TLS ClientHello on a plain DICOM port: the peer expects TLS "
-            "(try --tls / port 2762)"
+            "(use TLS, port 2762)"
         )
     return None
