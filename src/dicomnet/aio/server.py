@@ -40,7 +40,8 @@ from ..ul.pdu import AssociateRJ, AssociateRQ
 from .association import Association, DatasetSink, MessagesRouted
 from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
 
-__all__ = ["AssociationInfo", "Server", "ServerAssociation", "ServiceProvider", "serve"]
+__all__ = ["AssociationInfo", "AssociationRequestHook", "Server", "ServerAssociation",
+           "ServiceProvider", "serve"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -98,7 +99,7 @@ class AssociationInfo:
     called_ae_title: str
     peer: tuple[str, int]
     rq: AssociateRQ
-    security: object | None
+    security: SecurityInfo | None
 
 
 #: Returns None to go on, or (result, source, reason) of the A-ASSOCIATE-RJ to send.

@@ -13,6 +13,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import ConnectError, TimeoutError, TLSError
 from ..security.config import TLSConfig
@@ -56,7 +57,7 @@ class SecureLinkEvent:
     """
 
     peer: tuple[str, int]
-    side: str
+    side: Literal["client", "server"]
     info: SecurityInfo | None
     error: TLSError | None = None
 
@@ -299,7 +300,8 @@ async def _connect(host: str, port: int, timeout: float) -> socket.socket:
 
 
 async def _check_established(
-    tls: TLSConfig, stream: Stream, side: str, hook: SecureLinkHook | None
+    tls: TLSConfig, stream: Stream, side: Literal["client", "server"],
+    hook: SecureLinkHook | None,
 ) -> None:
     """Describe the finished handshake, apply the checks ssl cannot (profile key sizes,
     verify callback), then fire ``on_secure_link_ready``: before any DICOM byte."""
@@ -307,7 +309,7 @@ async def _check_established(
     assert isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket)
     try:
         stream.security = tls.check_established(
-            ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}"  # type: ignore[arg-type]
+            ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}"
         )
     except ValueError as exc:
         # ssl: "handshake not done yet" when a TLS 1.3 server refused our certificate
