@@ -10,13 +10,15 @@ the wire, without File Meta Information (PS3.7 9.3.1.1).
 
 from __future__ import annotations
 
+import array
 import asyncio
+import functools
 import zlib
 from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import correct_ambiguous_vr, write_dataset
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -37,20 +39,53 @@ IMPLICIT_LE = str(ImplicitVRLittleEndian)
 EXPLICIT_LE = str(ExplicitVRLittleEndian)
 DEFLATED_LE = str(DeflatedExplicitVRLittleEndian)
 EXPLICIT_BE = str(ExplicitVRBigEndian)
-#: The syntaxes pydicom encodes by itself, in the order a data set without one of
-#: its own is sent: Little Endian first (values in memory are in the machine's
-#: order; OW and OF are not swapped for Big Endian, PS3.5 A.3).
+#: The syntaxes pydicom encodes by itself, in the order a data set is converted
+#: to one: Little Endian first (Explicit VR Big Endian is retired, PS3.5 A.3).
 UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
 
 
-def encode_dataset(ds: Dataset, transfer_syntax: str) -> bytes:
+#: Bytes per value of the VRs pydicom keeps as bytes, in the byte order they were
+#: read in (PS3.5 7.3): a change of byte order must swap each value, which
+#: pydicom's writer does not do (16-bit Pixel Data came out scrambled).
+_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+_ARRAY_CODES = {size: next(code for code in "HILQ" if array.array(code).itemsize == size)
+                for size in (2, 4, 8)}
+
+
+def _swap_words(ds: Dataset) -> None:
+    """Reverse the bytes of each value of every OW, OF, OL, OD and OV element of
+    ``ds``, in its sequences too (swapping twice gives the data set back)."""
+    for element in ds.iterall():
+        size = _WORD_SIZES.get(str(element.VR))
+        value = element.value
+        if size and isinstance(value, bytes | bytearray) and len(value) % size == 0:
+            words = array.array(_ARRAY_CODES[size])
+            words.frombytes(value)
+            words.byteswap()
+            element.value = words.tobytes()
+
+
+def encode_dataset(ds: Dataset, transfer_syntax: str, *, source: str | None = None) -> bytes:
     """``ds`` as the bytes of a C-STORE data set in ``transfer_syntax``: an
     uncompressed one, or the data set's own (its Pixel Data then stays as it is,
-    encapsulated). No preamble and no File Meta Information."""
+    encapsulated). No preamble and no File Meta Information. ``source`` is the
+    syntax ``ds`` was read in (its values' byte order; None: Little Endian); when
+    the byte order changes, the OW/OF/OL/OD/OV values are swapped for the
+    encoding and back afterwards, so ``ds`` is left as it was."""
+    swap = (source == EXPLICIT_BE) != (transfer_syntax == EXPLICIT_BE)
     buffer = DicomBytesIO()
     buffer.is_little_endian = transfer_syntax != EXPLICIT_BE
     buffer.is_implicit_VR = transfer_syntax == IMPLICIT_LE
-    write_dataset(buffer, ds)
+    if swap:
+        # Implicit VR leaves Pixel Data "OB or OW" until written: decide it first
+        # (as the writer would, from Bits Allocated) so that OW is seen as OW.
+        correct_ambiguous_vr(ds, buffer.is_little_endian)
+        _swap_words(ds)
+    try:
+        write_dataset(buffer, ds)
+    finally:
+        if swap:
+            _swap_words(ds)
     raw = bytes(buffer.getvalue())
     if transfer_syntax == DEFLATED_LE:  # PS3.5 A.5: raw deflate, padded to an even length
         compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
@@ -96,9 +131,11 @@ async def store_dataset(assoc: ClientAssociation, ds: Dataset) -> Status:
     if not sop_class or not sop_instance:
         raise ConfigurationError("the data set has no SOP Class UID (0008,0016) or SOP "
                                  "Instance UID (0008,0018): it cannot be stored")
-    context_id, syntax = _choose(assoc, sop_class, _own_syntax(ds))
+    own = _own_syntax(ds)
+    context_id, syntax = _choose(assoc, sop_class, own)
     # Off the event loop: encoding a large data set takes a while.
-    data = await asyncio.get_running_loop().run_in_executor(None, encode_dataset, ds, syntax)
+    data = await asyncio.get_running_loop().run_in_executor(
+        None, functools.partial(encode_dataset, ds, syntax, source=own))
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(), affected_sop_class_uid=sop_class,
                   affected_sop_instance_uid=sop_instance)
     rsp, _ = await assoc.request_one(rq, context_id, dataset=data)

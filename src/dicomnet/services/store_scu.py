@@ -227,11 +227,11 @@ def _convert(info: Part10Info, target: str) -> bytes:
     """Re-encode an uncompressed data set in another uncompressed syntax (pydicom).
 
     Only the data set is written: no preamble and no File Meta Information (a
-    C-STORE carries the data set alone, PS3.7 9.3.1.1). Elements with byte-order
-    sensitive VRs are decoded and re-encoded by pydicom; OW/OL/OF/OD values are
-    not swapped by pydicom, so a big endian source with such values is not exact.
+    C-STORE carries the data set alone, PS3.7 9.3.1.1). Values pydicom decodes
+    it re-encodes in the target's byte order; those it keeps as bytes (OW, OF,
+    OL, OD, OV) are swapped by ``encode_dataset`` when the byte order changes.
     """
-    return encode_dataset(pydicom.dcmread(info.path), target)
+    return encode_dataset(pydicom.dcmread(info.path), target, source=info.transfer_syntax_uid)
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
@@ -358,9 +358,11 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
         pdus = _file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length, buffers)
         first = next(pdus)
         return rq, as_is.context_id, itertools.chain((first,), pdus), None
-    other = next((c for c in assoc.contexts.values()
-                  if c.abstract_syntax == info.sop_class_uid
-                  and c.transfer_syntax in UNCOMPRESSED), None)
+    # Little Endian first (UNCOMPRESSED's order), whatever order the contexts were
+    # accepted in: a file went to Big Endian when the batch also held one in it.
+    accepted = {c.transfer_syntax: c for c in assoc.contexts.values()
+                if c.abstract_syntax == info.sop_class_uid}
+    other = next((accepted[s] for s in UNCOMPRESSED if s in accepted), None)
     if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
         result.error = (f"the peer accepted no context for {info.sop_class_uid} in "
                         f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in

@@ -1,0 +1,126 @@
+"""Converting a data set between Little and Big Endian keeps the values of OW (and
+OF, OL, OD, OV) elements, which pydicom holds as bytes: 16-bit Pixel Data came out
+scrambled, answered Success (found by an interop review against DCMTK and
+Orthanc). And a file is converted to Little Endian when the peer takes it, never
+to Big Endian because the batch held a Big Endian file too."""
+
+from __future__ import annotations
+
+import array
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+)
+
+from dicomnet.aio.client import open_association
+from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server
+
+from .dicomfiles import SECONDARY_CAPTURE, make_image, uid, write_part10
+
+VALUES = list(range(0, 65536, 97))[:256]  # 16 x 16, high and low bytes all different
+
+
+def _sixteen_bit(number: int, *, big_endian: bool = False) -> Dataset:
+    """A 16-bit image whose OW values are in the byte order of the syntax it will be
+    written in (pydicom writes OW bytes as they are, in either order)."""
+    ds = make_image(number, rows=16, columns=16)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    words = array.array("H", VALUES)
+    if big_endian:
+        words.byteswap()
+    ds.PixelData = words.tobytes()
+    ds["PixelData"].VR = "OW"
+    # An OW value inside a sequence item must be swapped too.
+    item = ds.ReferencedImageSequence[0]
+    item.add(DataElement(0x00090010, "LO", "DICOMNET TEST"))
+    item.add(DataElement(0x00091001, "OW", b"\x02\x01\x04\x03" if big_endian
+                         else b"\x01\x02\x03\x04"))
+    return ds
+
+
+def _words(data: bytes, *, big_endian: bool) -> list[int]:
+    words = array.array("H")
+    words.frombytes(data)
+    if big_endian:
+        words.byteswap()
+    return list(words)
+
+
+def _stored(root: Path, number: int) -> Dataset:
+    return dcmread(root / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm")
+
+
+def _send(root: Path, files: list[Path], accepted: list[str]) -> list[StoreResult]:
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(root, transfer_syntaxes=accepted)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths("127.0.0.1", server.port, files)
+        finally:
+            scp.close()
+
+    return run(scenario(), timeout=60)
+
+
+def test_a_big_endian_file_converted_to_little_endian_keeps_its_values(tmp_path: Path) -> None:
+    big = write_part10(tmp_path / "be.dcm", _sixteen_bit(1, big_endian=True),
+                       ExplicitVRBigEndian)
+    [result] = _send(tmp_path / "root", [big], [ExplicitVRLittleEndian])
+    assert (result.ok, result.converted_to) == (True, ExplicitVRLittleEndian)
+    stored = _stored(tmp_path / "root", 1)
+    assert _words(stored.PixelData, big_endian=False) == VALUES
+    assert stored.ReferencedImageSequence[0][0x00091001].value == b"\x01\x02\x03\x04"
+    assert stored.PatientID == "PID0001"  # what pydicom decodes comes across as before
+
+
+def test_a_file_is_converted_to_little_endian_when_both_orders_are_accepted(
+        tmp_path: Path) -> None:
+    files = [write_part10(tmp_path / "be.dcm", _sixteen_bit(3, big_endian=True),
+                          ExplicitVRBigEndian),
+             write_part10(tmp_path / "deflated.dcm", _sixteen_bit(4),
+                          DeflatedExplicitVRLittleEndian)]
+    results = _send(tmp_path / "root", files, [ExplicitVRBigEndian, ExplicitVRLittleEndian])
+    assert [(r.ok, r.converted_to) for r in results] == [
+        (True, None), (True, ExplicitVRLittleEndian)]
+    assert _words(_stored(tmp_path / "root", 4).PixelData, big_endian=False) == VALUES
+
+
+def _store_in(root: Path, ds: Dataset, syntax: str) -> int:
+    async def scenario() -> int:
+        scp = StorageSCP(root, transfer_syntaxes=[syntax])
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await open_association(
+                    "127.0.0.1", server.port,
+                    contexts=[ContextRequest(SECONDARY_CAPTURE, (syntax,))])
+                try:
+                    return int(await assoc.store(ds))
+                finally:
+                    await assoc.release()
+        finally:
+            scp.close()
+
+    return run(scenario(), timeout=60)
+
+
+def test_data_sets_in_memory_change_byte_order_with_their_values_kept(tmp_path: Path) -> None:
+    read_in_be = dcmread(write_part10(tmp_path / "be.dcm", _sixteen_bit(5, big_endian=True),
+                                      ExplicitVRBigEndian))
+    before = bytes(read_in_be.PixelData)
+    assert _store_in(tmp_path / "le", read_in_be, ExplicitVRLittleEndian) == 0
+    assert _words(_stored(tmp_path / "le", 5).PixelData, big_endian=False) == VALUES
+    assert read_in_be.PixelData == before  # swapped for the encoding, and back
+    made = _sixteen_bit(6)  # no File Meta: in memory, Little Endian
+    assert _store_in(tmp_path / "be", made, ExplicitVRBigEndian) == 0
+    stored = _stored(tmp_path / "be", 6)
+    assert _words(stored.PixelData, big_endian=True) == VALUES
+    assert stored.ReferencedImageSequence[0][0x00091001].value == b"\x02\x01\x04\x03"
