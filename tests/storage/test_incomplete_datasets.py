@@ -115,3 +115,33 @@ def test_the_scu_does_not_send_a_truncated_file(tmp_path: Path, root: Path) -> N
         "not sent: the data set ends inside element (7FE0,0010): 100 byte(s) of its value "
         "missing")
     assert _indexed(root) == 1
+
+
+def test_the_scu_does_not_send_a_data_set_of_odd_length(tmp_path: Path, root: Path) -> None:
+    """pydicom writes a 5-byte UN value as it is: DCMTK's storescp and Orthanc abort
+    the association on the odd last fragment, and the files after it were lost
+    with it (found by an interop review). It fails alone, unsent."""
+    from pydicom.dataelem import DataElement
+
+    ds = make_image(2, rows=16, columns=16)
+    ds.add(DataElement(0x00090010, "LO", "DICOMNET TEST"))
+    ds.add(DataElement(0x00091001, "UN", b"12345"))
+    odd = write_part10(tmp_path / "odd.dcm", ds, ExplicitVRLittleEndian)
+    good = write_part10(tmp_path / "good.dcm", make_image(3, rows=16, columns=16),
+                        ExplicitVRLittleEndian)
+    length = read_part10(odd).dataset_length
+    assert length % 2 == 1
+
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return list(await store_paths("127.0.0.1", server.port, [odd, good]))
+        finally:
+            scp.close()
+
+    bad, fine = run(scenario(), timeout=60)
+    assert (bad.ok, bad.status) == (False, None)
+    assert bad.error == (f"not sent: the data set has an odd length ({length} bytes), which "
+                         "no DICOM encoding gives (PS3.5 7.1.1)")
+    assert (fine.ok, fine.status) == (True, 0)

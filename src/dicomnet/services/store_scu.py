@@ -345,6 +345,12 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
                                        info.transfer_syntax_uid)
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+    if problem is None and info.dataset_length % 2:
+        # Every value has an even length (PS3.5 7.1.1), so a data set does too: DCMTK
+        # and Orthanc abort the association on its odd last fragment, taking the
+        # objects after it down as well.
+        problem = (f"the data set has an odd length ({info.dataset_length} bytes), which no "
+                   "DICOM encoding gives (PS3.5 7.1.1)")
     if problem is not None:
         result.error = f"not sent: {problem}"
         return None
