@@ -379,7 +379,9 @@ def test_a_peer_that_stops_answering_is_left_and_the_objects_sent_to_another_ass
     first, second = connections
     assert first.ending == "abort" and len(first.requests) == 1
     assert second.ending == "release"
-    for request, path in zip(second.requests, files, strict=True):
+    # The one out when the link failed goes last: were it what the peer cannot
+    # take, the others would get through before it.
+    for request, path in zip(second.requests, [*files[1:], files[0]], strict=True):
         info = read_part10(path)
         with path.open("rb") as f:
             f.seek(info.dataset_offset)
@@ -410,3 +412,50 @@ def test_bad_retry_options_are_refused(tmp_path: Path, options: dict[str, object
     files = _files(tmp_path / "in", 1, rows=8)
     with pytest.raises(ConfigurationError):
         run(store_paths(LOOPBACK, 9, files, **options))  # type: ignore[arg-type]
+
+
+def test_an_object_the_peer_aborts_on_does_not_take_the_others_down_at_every_retry(
+        tmp_path: Path) -> None:
+    """A peer that aborts on one object (as DCMTK does on a data set it cannot
+    take): on the retry the objects never sent go first and are stored; only that
+    one fails. They say "not sent" until then, not "the peer aborted"."""
+    from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+    from dicomnet.ul.pdu import AAbort
+    from tests.aio.rawscp import RawPeer, Request, raw_scp, response_pdu
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+
+    files = _files(tmp_path / "in", 4, rows=8)
+    poison = uid(9, 1)
+    stored: list[str] = []
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        assert isinstance(request.message, CStoreRQ)
+        uid_sent = request.message.affected_sop_instance_uid
+        if uid_sent == poison:
+            await peer.send(AAbort(source=0, reason=0).encode())
+            peer.writer.close()
+            return
+        stored.append(uid_sent)
+        await peer.send(response_pdu(request.context_id, CStoreRSP(
+            message_id_being_responded_to=request.message.message_id, status=0,
+            affected_sop_class_uid=request.message.affected_sop_class_uid,
+            affected_sop_instance_uid=uid_sent)))
+
+    async def scenario(retries: int) -> list[StoreResult]:
+        async with raw_scp(answer, contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]}
+                           ) as (port, _):
+            return await store_paths(LOOPBACK, port, files, retries=retries, retry_delay=0)
+
+    once = run(scenario(0))
+    assert [(r.ok, r.retryable) for r in once] == [(True, False)] + [(False, True)] * 3
+    errors = [r.error or "" for r in once[1:]]
+    assert "abort" in errors[0] and not errors[0].startswith("not sent")
+    assert all(e.startswith("not sent: ") for e in errors[1:]), errors
+    assert stored == [uid(9, 0)]
+    stored.clear()
+    results = run(scenario(2))
+    assert [(r.ok, r.status) for r in results] == [
+        (True, 0), (False, None), (True, 0), (True, 0)]
+    assert stored == [uid(9, 0), uid(9, 2), uid(9, 3)]
+    assert "abort" in (results[1].error or "")
+    assert results[1].attempts == 3

@@ -307,7 +307,7 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             printable(f" ({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in ")
             + f"{seconds:.2f} s ({_human_bytes(rate)}/s)"
             + (", over TLS" if net.tls else ", not encrypted")
-            + (f"; {retried} sent more than once" if retried else ""),
+            + (f"; {retried} tried more than once" if retried else ""),
         ), soft_wrap=True)
         if unconfirmed:
             console.print(Text(f"{len(unconfirmed)} object(s) not confirmed: interrupted "

@@ -187,6 +187,8 @@ def _files_below(folder: str) -> Iterator[str]:
 class _Plan:
     info: Part10Info
     result: StoreResult
+    #: Its C-STORE went out in this attempt (else the association ended before it).
+    started: bool = False
 
 
 @dataclass(slots=True)
@@ -414,6 +416,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             prepared = None
         if prepared is None and on_progress:
             on_progress(plan.result)
+        plan.started = prepared is not None
         return prepared
 
     async def cut_short(plan: _Plan, exc: StorageError) -> AssociationAborted:
@@ -590,12 +593,16 @@ async def store_paths(
                 pending = [p for p in batch.plans
                            if p.result.status is None and not p.result.error]
                 for plan in pending:
-                    plan.result.error = str(exc)
+                    # One never sent says so: "the peer aborted" read as if it had been.
+                    plan.result.error = str(exc) if plan.started else f"not sent: {exc}"
                     plan.result.retryable = transient
                     report(plan.result)
                 if not transient and not any(r.ok for r in results):
                     raise
-        again = [p for p in plans if p.result.retryable]
+        # Those whose message was out when the link failed go last: one that makes
+        # the peer abort (a data set it cannot take) must not take the others down
+        # at every attempt.
+        again = sorted((p for p in plans if p.result.retryable), key=lambda p: p.started)
         if not again or attempt >= max_attempts:
             break
         attempt += 1
@@ -606,6 +613,7 @@ async def store_paths(
         await asyncio.sleep(delay)
         for plan in again:
             plan.result._reset_for_retry()
+            plan.started = False
         plans = again
     if failure is not None and not any(r.ok for r in results):
         raise failure
