@@ -139,3 +139,15 @@ def test_an_error_in_on_progress_ends_the_windowed_batch(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="the caller's own bug"):
         run(main())
     assert len(seen) >= 2
+
+
+def test_a_failure_without_a_comment_says_what_the_status_means() -> None:
+    from dicomnet.dimse.messages import CStoreRSP
+    from dicomnet.services.store_scu import _record
+
+    result = StoreResult(path=Path("x.dcm"))
+    _record(result, CStoreRSP(message_id_being_responded_to=1, status=0xA900))
+    assert result.error == "0xA900 (failure: Error: data set does not match SOP Class)"
+    _record(result, CStoreRSP(message_id_being_responded_to=1, status=0xC000,
+                              error_comment="not a CT"))
+    assert result.error == "not a CT"  # the peer's own words first

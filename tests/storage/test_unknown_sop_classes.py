@@ -76,3 +76,16 @@ def test_other_services_and_malformed_uids_stay_refused(tmp_path: Path) -> None:
 
     assert run(scenario(), timeout=60) == {PRIVATE: True, WORKLIST_FIND: False,
                                            "1.2.abc": False, "1." + "2" * 70: False}
+
+
+def test_a_dicomdir_is_no_object_to_store(tmp_path: Path) -> None:
+    """Media Storage Directory Storage (a DICOMDIR, PS3.10 8.6) has "Storage" in its
+    name but no study nor series: it was accepted, then refused with C000 and a
+    comment cut at 64 characters; storescp refuses its context, as now we do."""
+    for unknown in (False, True):
+        scp = StorageSCP(tmp_path / f"root-{unknown}", accept_unknown_sop_classes=unknown)
+        try:
+            assert "1.2.840.10008.1.3.10" not in scp.contexts
+            assert "1.2.840.10008.5.1.4.1.1.7" in scp.contexts  # Secondary Capture
+        finally:
+            scp.close()

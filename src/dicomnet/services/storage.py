@@ -81,6 +81,11 @@ INDEX_NAME = "index.sqlite"
 
 
 
+#: A DICOMDIR's SOP Class (PS3.10 8.6, PS3.3 F): the index of a medium, no object to
+#: store (it has no study nor series), as storescp refuses it too.
+_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
 def _storage_sop_classes() -> list[str]:
     """Every Storage SOP Class pydicom knows (PS3.4 B.5), for the SCP's contexts."""
     from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
@@ -88,6 +93,7 @@ def _storage_sop_classes() -> list[str]:
     return sorted(
         uid for uid, entry in UID_dictionary.items()
         if entry[1] == "SOP Class" and "Storage" in entry[0] and "Commitment" not in entry[0]
+        and uid != _MEDIA_STORAGE_DIRECTORY
     )
 
 

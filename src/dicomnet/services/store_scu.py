@@ -26,6 +26,7 @@ import pydicom
 from ..config import Timeouts
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
+from ..dimse.status import Status
 from ..errors import (
     AssociationAborted,
     AssociationRejected,
@@ -392,7 +393,7 @@ def _record(result: StoreResult, rsp: object) -> None:
     result.status = status
     result.ok = status == 0 or (status & 0xF000) == 0xB000
     if not result.ok:
-        result.error = getattr(rsp, "error_comment", None) or f"status 0x{status:04X}"
+        result.error = getattr(rsp, "error_comment", None) or str(Status(status, "storage"))
         result.retryable = _retryable_status(status)
         if status == _DUPLICATE_SOP_INSTANCE and result.attempts > 1:
             result.error += (" (sent again after a lost answer: most likely stored by the "
