@@ -231,3 +231,17 @@ def test_error_lines_and_log_lines_show_control_characters_as_escapes(
     assert r"association from CT\x1b[2J\x0aforged line refused" in err
     assert r"error: peer said \x1b]0;title\x07" in err
     assert "Traceback (most recent call last):\n" in err
+
+
+def test_log_lines_name_the_flags_not_the_library_settings(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from dicomnet.cli.common import cli_session
+
+    with cli_session(0):
+        logging.getLogger("dicomnet.aio").warning(
+            "refused presentation context(s) for 1.2.3 (no service here takes this SOP Class "
+            "(a storage server takes unknown ones with accept_unknown_sop_classes))")
+    assert capsys.readouterr().err.endswith(
+        "takes unknown ones with --accept-unknown-sop-classes))\n")

@@ -3,6 +3,7 @@ refuses known SOP classes of other services and abstract syntaxes that are no UI
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,10 @@ def test_a_private_sop_class_is_refused_by_default(tmp_path: Path, private_file:
     assert result.error == f"the peer accepted no context for {PRIVATE} in {ExplicitVRLittleEndian}"
 
 
-def test_other_services_and_malformed_uids_stay_refused(tmp_path: Path) -> None:
+def test_other_services_and_malformed_uids_stay_refused(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """And the server's log says which contexts it refused and why (the operator
+    heard nothing, while the peer said "no acceptable presentation context")."""
     proposed = [PRIVATE, WORKLIST_FIND, "1.2.abc", "1." + "2" * 70]
 
     async def scenario() -> dict[str, bool]:
@@ -74,8 +78,16 @@ def test_other_services_and_malformed_uids_stay_refused(tmp_path: Path) -> None:
         finally:
             scp.close()
 
-    assert run(scenario(), timeout=60) == {PRIVATE: True, WORKLIST_FIND: False,
-                                           "1.2.abc": False, "1." + "2" * 70: False}
+    with caplog.at_level(logging.INFO, logger="dicomnet.aio"):
+        accepted = run(scenario(), timeout=60)
+    assert accepted == {PRIVATE: True, WORKLIST_FIND: False,
+                        "1.2.abc": False, "1." + "2" * 70: False}
+    why = "no service here takes this SOP Class (a storage server takes unknown ones " \
+          "with accept_unknown_sop_classes)"
+    [line] = [r.getMessage() for r in caplog.records if "refused presentation" in r.getMessage()]
+    assert line.endswith(
+        f"refused presentation context(s) for {WORKLIST_FIND} ({why}); 1.2.abc ({why}); "
+        f"{'1.' + '2' * 70} ({why})")
 
 
 def test_a_dicomdir_is_no_object_to_store(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import logging
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,6 +37,7 @@ from ..ul.events import (
 from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
+from .acceptor import MergedContexts, checked_rejection, link_words, refused_contexts
 from .association import Association, DatasetSink, MessagesRouted
 from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
 
@@ -318,58 +319,6 @@ class ServerAssociation(Association):
                 log.exception("%s: a sink's abort() failed", self._name())
 
 
-def _checked_rejection(result: object) -> tuple[int, int, int] | None:
-    """What an ``on_association_request`` hook answered, as A-ASSOCIATE-RJ fields
-    (PS3.8 9.3.4: result 1 or 2, source 1 to 3, a reason byte), or None to accept.
-    Anything else is the hook's bug: logged, and the request rejected without a
-    reason (1, 1, 1) rather than sent to the peer as it is."""
-    if result is None:
-        return None
-    if (isinstance(result, tuple) and len(result) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in result)
-            and result[0] in (1, 2) and result[1] in (1, 2, 3) and 0 <= result[2] <= 255):
-        return (result[0], result[1], result[2])
-    log.error("the association request hook answered %r, not None nor (result 1-2, "
-              "source 1-3, reason): rejected without a reason", result)
-    return (1, 1, 1)
-
-
-def _link_words(security: SecurityInfo | None) -> str:
-    """The TLS part of an association's log line: protocol, suite, and whose
-    certificate the client showed (with ``peer_certificate="optional"``, whether
-    it showed one), as an audit trail wants it."""
-    if security is None:
-        return ""
-    words = f", {security.protocol} {security.cipher_suite}"
-    cert = security.peer_certificate
-    if cert is None:
-        return words + ", no client certificate"
-    name = cert.common_name or cert.subject
-    return words + f", client certificate {name} (SHA-256 {cert.sha256_fingerprint})"
-
-
-class _Merged(Mapping[str, "Sequence[str] | None"]):
-    """Several providers' contexts as one mapping, the first that has a key answering."""
-
-    def __init__(self, maps: list[Mapping[str, Sequence[str] | None]]) -> None:
-        self._maps = maps
-
-    def __getitem__(self, key: str) -> Sequence[str] | None:
-        for contexts in self._maps:
-            if key in contexts:
-                return contexts[key]
-        raise KeyError(key)
-
-    def __contains__(self, key: object) -> bool:
-        return any(key in contexts for contexts in self._maps)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(key for contexts in self._maps for key in contexts))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
 @dataclass(eq=False)
 class Server:
     """A running DICOM server. ``close()`` stops accepting and aborts open associations."""
@@ -413,7 +362,7 @@ class Server:
         # A view, not a copy: a provider's contexts may answer for abstract syntaxes
         # it does not list (a storage SCP taking unknown SOP classes). The last
         # provider naming a syntax decides, as when the mappings were merged.
-        contexts = _Merged([p.contexts for p in reversed(self.providers)])
+        contexts = MergedContexts([p.contexts for p in reversed(self.providers)])
         return AcceptorPolicy(contexts=contexts, max_pdu_length=self.limits.max_pdu_length)
 
     async def _start(self) -> None:
@@ -611,7 +560,7 @@ class Server:
             if assoc.calling_ae_title:
                 log.info("association %s@%s:%s -> %s: %s, %d message(s)%s",
                          assoc.calling_ae_title, *stream.peer, assoc.called_ae_title, outcome,
-                         assoc.messages, _link_words(stream.security))
+                         assoc.messages, link_words(stream.security))
 
     async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ) -> bool:
         ul = assoc.ul
@@ -629,7 +578,7 @@ class Server:
             result = self.on_association_request(info)
             if asyncio.iscoroutine(result):
                 result = await result
-            rejection = _checked_rejection(result)
+            rejection = checked_rejection(result)
         if ul.state is not State.Sta3:
             # Nothing left to answer: the bytes read with the request (or while the
             # hook ran) ended the association, e.g. an A-ABORT (Evt16, AA-3) or a
@@ -645,6 +594,9 @@ class Server:
             ul.reject(AssociateRJ(*rejection), now)
             return False
         ac = negotiate(rq, self._policy())
+        refused = refused_contexts(rq, ac)
+        if refused:
+            log.info("association from %s@%s:%s: %s", rq.calling_ae_title, *assoc.peer, refused)
         ul.accept(ac)
         assoc.contexts = accepted_contexts(rq, ac)
         assoc.async_window = async_window(rq, ac)

@@ -459,11 +459,12 @@ def fail(message: str, code: int = EXIT_NETWORK) -> NoReturn:
 class _PrintableFormatter(logging.Formatter):
     """Log lines whose message is printable (see :func:`printable`): a calling AE
     title or a server name from the network can neither forge a line nor send the
-    terminal an escape sequence. A traceback after it keeps its lines."""
+    terminal an escape sequence. A traceback after it keeps its lines. The
+    library's words for its settings become the flags the operator knows."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         message = record.message
-        record.message = printable(message)
+        record.message = printable(_in_cli_words(message))
         try:
             return super().formatMessage(record)
         finally:
@@ -533,6 +534,8 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterat
 # The library's messages name TLSConfig's fields; the CLI's user knows its flags.
 _CLI_WORDS = (
     ("(use TLS, port 2762)", "(try --tls / port 2762)"),
+    ("with accept_unknown_sop_classes)", "with --accept-unknown-sop-classes)"),
+    ("(peer_certificate='required')", "(--peer-cert required)"),
     ("(set certfile/keyfile)", "(give --cert and --key)"),
     ("set keyfile (", "give --key ("),
 )

@@ -1,0 +1,100 @@
+"""What an acceptor decides and says about an association request, apart from the
+server's loop: its providers' contexts as one policy, an association hook's
+answer checked, and the words its log uses for refused contexts and TLS links."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+
+from ..security.info import SecurityInfo
+from ..ul.negotiation import (
+    ABSTRACT_SYNTAX_NOT_SUPPORTED,
+    ACCEPTANCE,
+    TRANSFER_SYNTAXES_NOT_SUPPORTED,
+)
+from ..ul.pdu import AssociateAC, AssociateRQ
+
+__all__ = ["MergedContexts", "checked_rejection", "link_words", "refused_contexts"]
+
+log = logging.getLogger("dicomnet.aio")
+
+
+#: Why a proposed presentation context was refused (PS3.8 Table 9-18), for the log.
+_REFUSALS = {
+    ABSTRACT_SYNTAX_NOT_SUPPORTED: "no service here takes this SOP Class (a storage server "
+    "takes unknown ones with accept_unknown_sop_classes)",
+    TRANSFER_SYNTAXES_NOT_SUPPORTED: "none of its transfer syntaxes is taken here",
+}
+
+
+def refused_contexts(rq: AssociateRQ, ac: AssociateAC) -> str:
+    """The presentation contexts ``ac`` refuses, with why, in a line (the operator
+    of an acceptor otherwise never learns why a peer says "no acceptable
+    presentation context"); "" when all were accepted."""
+    proposed = {pc.context_id: pc for pc in rq.presentation_contexts}
+    refused: dict[str, list[str]] = {}
+    for answer in ac.presentation_contexts:
+        pc = proposed.get(answer.context_id)
+        if pc is None or answer.result == ACCEPTANCE:
+            continue
+        why = _REFUSALS.get(answer.result, "refused")
+        if answer.result == TRANSFER_SYNTAXES_NOT_SUPPORTED:
+            why += f": {', '.join(pc.transfer_syntaxes)}"
+        refused.setdefault(pc.abstract_syntax, []).append(why)
+    if not refused:
+        return ""
+    return "refused presentation context(s) for " + "; ".join(
+        f"{uid} ({', '.join(dict.fromkeys(whys))})" for uid, whys in refused.items())
+
+
+def checked_rejection(result: object) -> tuple[int, int, int] | None:
+    """What an ``on_association_request`` hook answered, as A-ASSOCIATE-RJ fields
+    (PS3.8 9.3.4: result 1 or 2, source 1 to 3, a reason byte), or None to accept.
+    Anything else is the hook's bug: logged, and the request rejected without a
+    reason (1, 1, 1) rather than sent to the peer as it is."""
+    if result is None:
+        return None
+    if (isinstance(result, tuple) and len(result) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in result)
+            and result[0] in (1, 2) and result[1] in (1, 2, 3) and 0 <= result[2] <= 255):
+        return (result[0], result[1], result[2])
+    log.error("the association request hook answered %r, not None nor (result 1-2, "
+              "source 1-3, reason): rejected without a reason", result)
+    return (1, 1, 1)
+
+
+def link_words(security: SecurityInfo | None) -> str:
+    """The TLS part of an association's log line: protocol, suite, and whose
+    certificate the client showed (with ``peer_certificate="optional"``, whether
+    it showed one), as an audit trail wants it."""
+    if security is None:
+        return ""
+    words = f", {security.protocol} {security.cipher_suite}"
+    cert = security.peer_certificate
+    if cert is None:
+        return words + ", no client certificate"
+    name = cert.common_name or cert.subject
+    return words + f", client certificate {name} (SHA-256 {cert.sha256_fingerprint})"
+
+
+class MergedContexts(Mapping[str, "Sequence[str] | None"]):
+    """Several providers' contexts as one mapping, the first that has a key answering."""
+
+    def __init__(self, maps: list[Mapping[str, Sequence[str] | None]]) -> None:
+        self._maps = maps
+
+    def __getitem__(self, key: str) -> Sequence[str] | None:
+        for contexts in self._maps:
+            if key in contexts:
+                return contexts[key]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in contexts for contexts in self._maps)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(key for contexts in self._maps for key in contexts))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
