@@ -151,3 +151,27 @@ def test_a_failure_without_a_comment_says_what_the_status_means() -> None:
     _record(result, CStoreRSP(message_id_being_responded_to=1, status=0xC000,
                               error_comment="not a CT"))
     assert result.error == "not a CT"  # the peer's own words first
+
+
+def test_a_file_whose_meta_names_another_instance_is_sent_as_its_data_set_says(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """PS3.10 7.1 makes them equal; a file where they differ went with the File
+    Meta Information's UID and the SCP refused it (A900: the data set differs from
+    the command), where DCMTK's storescu sends what the data set says."""
+    import logging
+
+
+    path = _files(tmp_path / "in", 1)[0]
+    data = bytearray(path.read_bytes())
+    right = make_image(0).SOPInstanceUID.encode()
+    wrong = right[:-1] + (b"1" if right[-1:] != b"1" else b"2")
+    meta_end = read_part10(path).dataset_offset
+    at = data.index(right, 0, meta_end)  # in the File Meta Information only
+    data[at:at + len(right)] = wrong
+    path.write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="dicomnet.storage"):
+        [result] = run(_store(tmp_path / "out", [path], 1))
+    assert (result.ok, result.status, result.sop_instance_uid) == (True, 0, right.decode())
+    assert _stored(tmp_path / "out") == {right.decode()}
+    assert any(f"names SOP Instance UID {wrong.decode()}, its data set {right.decode()}"
+               in r.getMessage() for r in caplog.records)

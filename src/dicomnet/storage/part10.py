@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 import re
 import struct
@@ -40,9 +41,13 @@ __all__ = [
     "read_part10",
 ]
 
+logger = logging.getLogger("dicomnet.storage")
+
 #: 128-byte preamble + 4-byte "DICM" prefix (PS3.10 7.1).
 PREAMBLE_LENGTH = 132
 _GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, length 4
+_IMPLICIT = "1.2.840.10008.1.2"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"  # PS3.5 A.5, and its zlib variant below
 _DEFLATED_ZLIB = "1.2.840.10008.1.2.8.1"
 # SH and AE (PS3.5 Table 6.2-1): at most 16 characters of the default
@@ -331,14 +336,46 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
     if len(values) != 3 or not all(values.values()) or values["TransferSyntaxUID"] in (
             _DEFLATED, _DEFLATED_ZLIB):
         return None
+    sop_class, sop_instance = _dataset_uids(
+        head, offset, values["TransferSyntaxUID"], path,
+        meta_class=values["MediaStorageSOPClassUID"],
+        meta_instance=values["MediaStorageSOPInstanceUID"])
     return Part10Info(
         path=path,
         transfer_syntax_uid=values["TransferSyntaxUID"],
-        sop_class_uid=values["MediaStorageSOPClassUID"],
-        sop_instance_uid=values["MediaStorageSOPInstanceUID"],
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_instance,
         dataset_offset=offset,
         size=size,
     )
+
+
+#: The data set's SOP Class and Instance UIDs (PS3.3 C.12.1).
+_SOP_TAGS = {0x00080016: "SOP Class", 0x00080018: "SOP Instance"}
+
+
+def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
+                  meta_class: str, meta_instance: str) -> tuple[str, str]:
+    """The SOP Class and Instance UIDs a C-STORE of this file must name: the data
+    set's own (the SCP checks the command against them, PS3.4 B.2.3 A900), where
+    they can be read from the first bytes of a Little Endian data set; else those
+    of the File Meta Information, which PS3.10 7.1 makes the same. A file whose
+    two differ is sent as its data set says, as DCMTK's storescu does, and said
+    in the log."""
+    if transfer_syntax == _BIG_ENDIAN:
+        return meta_class, meta_instance
+    scanned = scan_elements(head, offset,
+                            implicit=transfer_syntax == _IMPLICIT, end_tag=0x00080019)
+    found = scanned[0] if scanned is not None else {}
+    own = [found[tag][1].decode("ascii", "replace").strip("\0 ") if tag in found else ""
+           for tag in _SOP_TAGS]
+    uids = [mine or meta for mine, meta in zip(own, (meta_class, meta_instance), strict=True)]
+    for (what, mine), meta in zip(zip(_SOP_TAGS.values(), own, strict=True),
+                                  (meta_class, meta_instance), strict=True):
+        if mine and mine != meta:
+            logger.warning("%s: its File Meta Information names %s UID %s, its data set %s: "
+                           "sent as its data set says", path, what, meta, mine)
+    return uids[0], uids[1]
 
 
 def _uid_text(meta: FileMetaDataset, keyword: str) -> str:
