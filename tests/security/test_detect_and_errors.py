@@ -104,6 +104,11 @@ def test_eof_during_handshake(rsa_pki: DevPKI) -> None:
     assert translate_ssl_error(ConnectionResetError(), side="client", peer="p").reason == (
         err.reason
     )
+    # A client that sent no certificate: a server requiring one (DCMTK, Orthanc)
+    # just closes, in TLS 1.3 too, and "refused our certificate" misled.
+    assert translate_ssl_error(exc, side="client", peer="p", sent_certificate=False).reason == (
+        "peer closed the connection during the TLS handshake (we sent no certificate: the "
+        "server most likely requires one; or it does not speak TLS)")
 
 
 def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:

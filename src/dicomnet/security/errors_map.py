@@ -92,6 +92,15 @@ _EOF = (
 )
 
 
+def _eof(side: Side, sent_certificate: bool | None) -> str:
+    """The peer hung up mid-handshake. A client that sent no certificate says so:
+    a server requiring one (DCMTK, Orthanc) then simply closes, in TLS 1.3 too."""
+    if side == "client" and sent_certificate is False:
+        return ("peer closed the connection during the TLS handshake (we sent no "
+                "certificate: the server most likely requires one; or it does not speak TLS)")
+    return _EOF
+
+
 def _reason_for(
     exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None,
     sent_certificate: bool | None = None,
@@ -103,10 +112,9 @@ def _reason_for(
             usage = "serverAuth" if side == "client" else "clientAuth"
             return template.format(who=who, host=repr(host or peer), usage=usage)
         return f"certificate verify failed: {exc.verify_message}"
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError):
-        return _EOF
-    if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return _EOF
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError
+                  | ConnectionResetError | BrokenPipeError):
+        return _eof(side, sent_certificate)
     if isinstance(exc, ssl.SSLError):
         reason_code = (exc.reason or "").upper()
         text = str(exc).lower()
@@ -131,7 +139,7 @@ def _reason_for(
         if reason_code in _NO_VERSION_CODES:
             return f"peer offers no protocol version allowed by {by}"
         if "eof" in text and "violation of protocol" in text:
-            return _EOF
+            return _eof(side, sent_certificate)
         return f"TLS error: {exc.reason or exc}"
     if isinstance(exc, TLSError):
         return exc.reason
