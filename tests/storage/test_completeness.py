@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,10 @@ def _delimiter(element: int, length: int = 0) -> bytes:
     return struct.pack("<HHL", 0xFFFE, element, length)
 
 
+def _implicit_undefined(tag: int) -> bytes:
+    return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, 0xFFFFFFFF)
+
+
 def test_un_of_undefined_length_is_walked_as_implicit_little_endian() -> None:
     # PS3.5 6.2.2: a sequence whose VR is unknown keeps an undefined length and
     # its items are in Implicit VR Little Endian, whatever the syntax around it.
@@ -157,14 +162,44 @@ def test_malformed_undefined_lengths_are_named() -> None:
         "malformed data set: (FFFE,E000) of undefined length outside a sequence")
 
 
-def test_bytes_after_the_last_element_are_an_element_cut_short() -> None:
-    # Every element has an even length (PS3.5 7.1.1): a data set of conformant
-    # elements never ends with a few stray bytes, zeros included (a cut one byte
-    # into a Big Endian header is exactly that).
+def test_zero_padding_after_the_last_element_only_in_little_endian() -> None:
+    """A few zero bytes after the last element are padding some writers leave
+    (pydicom reads past them): tolerated in Little Endian, where a header cut
+    there would start with a group whose low byte is 0. Not in Big Endian, where
+    (0008,xxxx) starts with a zero byte; and other stray bytes never."""
     data = data_set_bytes(make_image(3), EXPLICIT_LE)
-    for tail in (b"\x00", b"\x00\x00\x00", b"\x08\x00\x16"):
-        assert dataset_problem(data + tail, EXPLICIT_LE) == (
-            "the data set ends inside an element header")
+    for tail in (b"\x00", b"\x00\x00\x00\x00\x00\x00\x00"):
+        assert dataset_problem(data + tail, EXPLICIT_LE) is None
+    assert dataset_problem(data + b"\x08\x00\x16", EXPLICIT_LE) == (
+        "the data set ends inside an element header")
+    big = data_set_bytes(make_image(3), SYNTAX_NAMES["explicit-be"])
+    assert dataset_problem(big + b"\x00", SYNTAX_NAMES["explicit-be"]) == (
+        "the data set ends inside an element header")
+
+
+def test_a_hostile_stream_meets_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server walks what a peer sends on its event loop: nesting, element
+    count and inflated size are bounded (a frame per level, ~100 bytes of memory
+    per 16 bytes received, without the first)."""
+    from dicomnet.storage import completeness
+
+    level = _implicit_undefined(0x00091001) + _delimiter(0xE000, 0xFFFFFFFF)
+    deep = level * (completeness.MAX_DEPTH + 1)
+    assert dataset_problem(deep, IMPLICIT_LE) == (
+        f"malformed data set: sequences and items nested deeper than {completeness.MAX_DEPTH}")
+    monkeypatch.setattr(completeness, "MAX_INFLATED", 1 << 20)
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    value = bytes(4 << 20)
+    inflating = bomb.compress(struct.pack("<HH2sHL", 0x0009, 0x1001, b"OB", 0, len(value))
+                              + value) + bomb.flush()
+    assert len(inflating) < 10_000
+    assert dataset_problem(inflating, SYNTAX_NAMES["deflated"]) == (
+        f"malformed data set: it inflates past {1 << 20} bytes")
+    monkeypatch.setattr(completeness, "MAX_ELEMENTS", 1000)
+    many = _implicit(0x00100010, b"") * 2000
+    assert dataset_problem(many, IMPLICIT_LE) == "malformed data set: more than 1000 elements"
+    # A long value counts as one element, whatever its size.
+    assert dataset_problem(_implicit(0x7FE00010, bytes(1 << 20)), IMPLICIT_LE) is None
 
 
 def test_skipping_values_unread_is_the_same_as_reading_them() -> None:

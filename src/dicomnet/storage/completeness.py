@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from dicomnet.storage.part10 import DEFLATED_DATA_SETS
 from dicomnet.storage.scan import LONG_VRS
 
 __all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem", "walker_for"]
@@ -40,11 +41,17 @@ _ITEMS = 1  # an undefined-length sequence: items, then its delimiter
 _NESTED = 2  # an undefined-length item: elements, then its delimiter
 _FRAGMENTS = 3  # encapsulated Pixel Data: defined-length items, then its delimiter
 
-_DEFLATED = "1.2.840.10008.1.2.1.99"
 _IMPLICIT = "1.2.840.10008.1.2"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: Bytes a caller reads at a time when it walks a file (values beyond are skipped).
 _READ = 64 << 10
+#: Limits on what one data set may make the walker do (a hostile peer's stream is
+#: walked on the server's event loop): sequences and items nested deeper than any
+#: real object (a deep SR content tree stays far below), elements past any real
+#: object's count, and a deflated data set inflating past any real one.
+MAX_DEPTH = 256
+MAX_ELEMENTS = 1 << 24
+MAX_INFLATED = 1 << 30
 
 
 def _tag(tag: int) -> str:
@@ -61,9 +68,11 @@ class DatasetWalker:
     :meth:`skip`, instead of reading them.
     """
 
-    __slots__ = ("_error", "_head", "_last", "_skip", "_stack")
+    __slots__ = ("_big_endian", "_elements", "_error", "_head", "_last", "_skip", "_stack")
 
     def __init__(self, *, implicit: bool, big_endian: bool = False) -> None:
+        self._big_endian = big_endian
+        self._elements = 0
         # Frames: (what, implicit, structs, the tag that opened it).
         self._stack: list[tuple[int, bool, tuple[struct.Struct, ...], int]] = [
             (_TOP, implicit, _BE if big_endian else _LE, 0)]
@@ -129,7 +138,9 @@ class DatasetWalker:
         start), or at a header cut by ``size``."""
         stack = self._stack
         what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
+        count = 0
         while pos + 8 <= size:
+            count += 1
             group, element, length = tag_length.unpack_from(data, pos)
             tag = group << 16 | element
             if group == 0xFFFE:  # an item or a delimiter: no VR, in any syntax
@@ -182,10 +193,17 @@ class DatasetWalker:
             if self._skip:
                 if pos + self._skip > size:
                     self._skip -= size - pos
-                    return size
+                    pos = size
+                    break
                 pos += self._skip
                 self._skip = 0
             what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
+            if len(stack) > MAX_DEPTH:
+                self._error = f"sequences and items nested deeper than {MAX_DEPTH}"
+                return pos
+        self._elements += count
+        if self._elements > MAX_ELEMENTS:
+            self._error = f"more than {MAX_ELEMENTS} elements"
         return pos
 
     def problem(self) -> str | None:
@@ -200,7 +218,10 @@ class DatasetWalker:
             opener = self._stack[1][3]
             return (f"the data set ends inside {_tag(opener)}, whose undefined length "
                     "was never delimited")
-        if self._head:
+        if self._head and (self._big_endian or self._head.strip(b"\x00")):
+            # Little Endian: a few zero bytes after the last element are padding
+            # some writers leave (pydicom reads past them); a header cut there
+            # would start with a group whose low byte is 0, which no common one has.
             return "the data set ends inside an element header"
         return None
 
@@ -208,11 +229,12 @@ class DatasetWalker:
 class _Inflating:
     """A walker behind a raw inflate (Deflated Explicit VR Little Endian, PS3.5 A.5)."""
 
-    __slots__ = ("_inflate", "_walker")
+    __slots__ = ("_inflate", "_inflated", "_walker")
 
     def __init__(self) -> None:
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
         self._walker = DatasetWalker(implicit=False)
+        self._inflated = 0
 
     skippable = 0
 
@@ -221,12 +243,17 @@ class _Inflating:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         inflate = self._inflate
-        if inflate.eof:
+        if inflate.eof or self._inflated > MAX_INFLATED:
             return  # what follows the stream (a byte of padding) is not the data set
         try:
             pending = bytes(data)
             while pending and not inflate.eof:
-                self._walker.feed(inflate.decompress(pending, _READ))
+                out = inflate.decompress(pending, _READ)
+                self._inflated += len(out)
+                if self._inflated > MAX_INFLATED:
+                    self._walker.fail(f"it inflates past {MAX_INFLATED} bytes")
+                    return
+                self._walker.feed(out)
                 pending = inflate.unconsumed_tail
         except zlib.error as exc:
             self._walker.fail(f"its deflated stream is corrupt ({exc})")
@@ -241,7 +268,7 @@ class _Inflating:
 def walker_for(transfer_syntax: str) -> DatasetWalker | _Inflating:
     """A walker for data sets encoded in ``transfer_syntax`` (every syntax other
     than the three below is Explicit VR Little Endian, encapsulated or not)."""
-    if transfer_syntax == _DEFLATED:
+    if transfer_syntax in DEFLATED_DATA_SETS:
         return _Inflating()
     return DatasetWalker(implicit=transfer_syntax == _IMPLICIT,
                          big_endian=transfer_syntax == _BIG_ENDIAN)

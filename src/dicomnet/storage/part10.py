@@ -34,6 +34,7 @@ from dicomnet.storage.names import safe_uid
 from dicomnet.storage.scan import LONG_VRS, scan_elements
 
 __all__ = [
+    "DEFLATED_DATA_SETS",
     "NotPart10Error",
     "PREAMBLE_LENGTH",
     "Part10Info",
@@ -48,8 +49,12 @@ PREAMBLE_LENGTH = 132
 _GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, length 4
 _IMPLICIT = "1.2.840.10008.1.2"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
-_DEFLATED = "1.2.840.10008.1.2.1.99"  # PS3.5 A.5, and its zlib variant below
-_DEFLATED_ZLIB = "1.2.840.10008.1.2.8.1"
+#: Syntaxes whose data set, after the File Meta Information, is deflated as a whole:
+#: Deflated Explicit VR Little Endian (PS3.5 A.5) and the two JPIP Referenced
+#: Deflate ones (A.7, A.12). Not Deflated Image Frame Compression
+#: (1.2.840.10008.1.2.8.1, A.4.13), which deflates frames, encapsulated.
+DEFLATED_DATA_SETS = frozenset({
+    "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"})
 # SH and AE (PS3.5 Table 6.2-1): at most 16 characters of the default
 # repertoire without backslash or control characters.
 _SHORT_TEXT = re.compile(r"[\x20-\x5b\x5d-\x7e]{1,16}", re.ASCII)
@@ -241,7 +246,7 @@ def _meta_by_group_length(fp: BinaryIO) -> tuple[FileMetaDataset, int] | None:
 
 
 def _is_deflated(meta: FileMetaDataset) -> bool:
-    return _uid_text(meta, "TransferSyntaxUID") in (_DEFLATED, _DEFLATED_ZLIB)
+    return _uid_text(meta, "TransferSyntaxUID") in DEFLATED_DATA_SETS
 
 
 def _read_meta(fp: BinaryIO, path: Path) -> tuple[FileMetaDataset, int]:
@@ -333,8 +338,8 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
         return None  # the meta group may go on past what was read
     values = {keyword: elements[tag][1].decode("ascii", "replace").strip("\0 ")
               for tag, keyword in _META_TAGS.items() if tag in elements}
-    if len(values) != 3 or not all(values.values()) or values["TransferSyntaxUID"] in (
-            _DEFLATED, _DEFLATED_ZLIB):
+    if (len(values) != 3 or not all(values.values())
+            or values["TransferSyntaxUID"] in DEFLATED_DATA_SETS):
         return None
     sop_class, sop_instance = _dataset_uids(
         head, offset, values["TransferSyntaxUID"], path,
