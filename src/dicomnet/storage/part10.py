@@ -34,7 +34,6 @@ from dicomnet.storage.names import safe_uid
 from dicomnet.storage.scan import LONG_VRS, scan_elements
 
 __all__ = [
-    "DEFLATED_DATA_SETS",
     "NotPart10Error",
     "PREAMBLE_LENGTH",
     "Part10Info",
