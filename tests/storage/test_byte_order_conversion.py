@@ -9,6 +9,7 @@ from __future__ import annotations
 import array
 from pathlib import Path
 
+import pytest
 from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -124,3 +125,28 @@ def test_data_sets_in_memory_change_byte_order_with_their_values_kept(tmp_path: 
     stored = _stored(tmp_path / "be", 6)
     assert _words(stored.PixelData, big_endian=True) == VALUES
     assert stored.ReferencedImageSequence[0][0x00091001].value == b"\x02\x01\x04\x03"
+
+
+def test_the_data_set_given_is_never_changed_not_even_while_it_is_encoded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sends of one data set at once (to two peers, each in a worker thread)
+    saw each other's swapping: one peer got scrambled words (a code review found
+    it). The swapped values now live in a copy."""
+    from dicomnet.services import store_dataset
+
+    ds = _sixteen_bit(7)
+    before = bytes(ds.PixelData)
+    seen: list[bytes] = []
+    from pydicom.filewriter import write_dataset as write
+
+    def watching(buffer: object, encoded: Dataset) -> None:
+        seen.append(bytes(ds.PixelData))  # the caller's, mid-encoding
+        write(buffer, encoded)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_dataset, "write_dataset", watching)
+    raw = store_dataset.encode_dataset(ds, ExplicitVRBigEndian)
+    assert seen == [before]
+    assert ds.PixelData == before
+    swapped = array.array("H", VALUES)  # written in Big Endian
+    swapped.byteswap()
+    assert swapped.tobytes() in raw

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import array
 import asyncio
+import copy
 import functools
 import zlib
 from typing import TYPE_CHECKING
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import correct_ambiguous_vr, write_dataset
+from pydicom.filewriter import correct_ambiguous_vr_element, write_dataset
+from pydicom.sequence import Sequence
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -50,19 +53,37 @@ UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
 _WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 _ARRAY_CODES = {size: next(code for code in "HILQ" if array.array(code).itemsize == size)
                 for size in (2, 4, 8)}
+#: VRs pydicom leaves open until it writes (PS3.5 Table 6.2-1 note: "US or SS" ...).
+_AMBIGUOUS = frozenset({"OB or OW", "US or OW", "US or SS", "US or SS or OW"})
 
 
-def _swap_words(ds: Dataset) -> None:
-    """Reverse the bytes of each value of every OW, OF, OL, OD and OV element of
-    ``ds``, in its sequences too (swapping twice gives the data set back)."""
-    for element in ds.iterall():
-        size = _WORD_SIZES.get(str(element.VR))
-        value = element.value
-        if size and isinstance(value, bytes | bytearray) and len(value) % size == 0:
+def _swapped(ds: Dataset, little_endian: bool) -> Dataset:
+    """A copy of ``ds`` for the other byte order: each OW, OF, OL, OD and OV value
+    with the bytes of its words reversed, in sequences too; every other element
+    shared, not copied. ``ds`` itself is not changed (another thread may be
+    encoding it at the same time)."""
+    out = Dataset()
+    for original in ds:
+        element = original
+        if str(element.VR) in _AMBIGUOUS:
+            # Implicit VR leaves Pixel Data "OB or OW" until written: decided on a
+            # copy (as the writer would, from Bits Allocated), so OW is seen as OW.
+            decided = correct_ambiguous_vr_element(copy.copy(original), ds, little_endian)
+            assert isinstance(decided, DataElement)
+            element = decided
+        vr, value = str(element.VR), element.value
+        if vr == "SQ" and value is not None:
+            out.add(DataElement(element.tag, vr, Sequence(
+                [_swapped(item, little_endian) for item in value])))
+        elif (size := _WORD_SIZES.get(vr)) and isinstance(value, bytes | bytearray) and (
+                len(value) % size == 0):
             words = array.array(_ARRAY_CODES[size])
             words.frombytes(value)
             words.byteswap()
-            element.value = words.tobytes()
+            out.add(DataElement(element.tag, vr, words.tobytes()))
+        else:
+            out.add(element)
+    return out
 
 
 def encode_dataset(ds: Dataset, transfer_syntax: str, *, source: str | None = None) -> bytes:
@@ -70,22 +91,14 @@ def encode_dataset(ds: Dataset, transfer_syntax: str, *, source: str | None = No
     uncompressed one, or the data set's own (its Pixel Data then stays as it is,
     encapsulated). No preamble and no File Meta Information. ``source`` is the
     syntax ``ds`` was read in (its values' byte order; None: Little Endian); when
-    the byte order changes, the OW/OF/OL/OD/OV values are swapped for the
-    encoding and back afterwards, so ``ds`` is left as it was."""
-    swap = (source == EXPLICIT_BE) != (transfer_syntax == EXPLICIT_BE)
+    the byte order changes, a copy with the OW/OF/OL/OD/OV values swapped is
+    encoded: ``ds`` is never changed."""
     buffer = DicomBytesIO()
     buffer.is_little_endian = transfer_syntax != EXPLICIT_BE
     buffer.is_implicit_VR = transfer_syntax == IMPLICIT_LE
-    if swap:
-        # Implicit VR leaves Pixel Data "OB or OW" until written: decide it first
-        # (as the writer would, from Bits Allocated) so that OW is seen as OW.
-        correct_ambiguous_vr(ds, buffer.is_little_endian)
-        _swap_words(ds)
-    try:
-        write_dataset(buffer, ds)
-    finally:
-        if swap:
-            _swap_words(ds)
+    if (source == EXPLICIT_BE) != (transfer_syntax == EXPLICIT_BE):
+        ds = _swapped(ds, buffer.is_little_endian)
+    write_dataset(buffer, ds)
     raw = bytes(buffer.getvalue())
     if transfer_syntax == DEFLATED_LE:  # PS3.5 A.5: raw deflate, padded to an even length
         compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
