@@ -80,5 +80,8 @@ def test_a_file_reached_twice_is_listed_once_where_first_reached(
     make_tree(tmp_path)
     monkeypatch.chdir(tmp_path)
     # A folder and a file in it, the same file spelled two ways, the folder twice.
-    got = collect_files(["a", "a/x", "./a/x", "b", "d/../b", "a"])
+    got = collect_files(["a", "a/x", "./a/x", ".//a/./x", "b", "a"])
     assert [p.as_posix() for p in got] == ["a/x", "b"]
+    # Through a link, "link-to-folder/../b" is another file than "b" could be: kept.
+    assert [p.as_posix() for p in collect_files(["b", "link-to-folder/../b"])] == [
+        "b", "link-to-folder/../b"]

@@ -163,7 +163,10 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
     seen: set[str] = set()
     unique = []
     for path in found:
-        key = os.path.normpath(os.path.join(here, path))  # without touching the disk
+        # Spelled alike without touching the disk: "." and repeated slashes go, ".."
+        # stays (through a link, "l/../x" is another file than "x").
+        key = "/".join(part for part in os.path.join(here, path).split("/")
+                       if part not in ("", "."))
         if key not in seen:
             seen.add(key)
             unique.append(path)
