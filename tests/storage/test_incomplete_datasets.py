@@ -96,14 +96,18 @@ def test_the_scu_does_not_send_a_truncated_file(tmp_path: Path, root: Path) -> N
                         ExplicitVRLittleEndian)
     bad = write_part10(files / "bad.dcm", make_image(2, rows=64, columns=64),
                        ExplicitVRLittleEndian)
-    with open(bad, "r+b") as fp:
-        fp.truncate(bad.stat().st_size - 100)
+    # One longer than a PDU: walked in the file rather than in its first PDU.
+    big = write_part10(files / "big.dcm", make_image(4, rows=1200, columns=1200),
+                       ExplicitVRLittleEndian)
+    for cut in (bad, big):
+        with open(cut, "r+b") as fp:
+            fp.truncate(cut.stat().st_size - 100)
 
     async def scenario() -> list[StoreResult]:
         scp = StorageSCP(root)
         try:
             async with running_server(providers=[VerificationSCP(), scp]) as server:
-                return list(await store_paths("127.0.0.1", server.port, [good, bad]))
+                return list(await store_paths("127.0.0.1", server.port, [good, bad, big]))
         finally:
             scp.close()
 
@@ -111,9 +115,11 @@ def test_the_scu_does_not_send_a_truncated_file(tmp_path: Path, root: Path) -> N
     assert results["good.dcm"].ok and results["good.dcm"].status == 0
     assert not results["bad.dcm"].ok
     assert results["bad.dcm"].status is None  # never sent
-    assert results["bad.dcm"].error == (
-        "not sent: the data set ends inside element (7FE0,0010): 100 byte(s) of its value "
-        "missing")
+    for name in ("bad.dcm", "big.dcm"):
+        assert (results[name].ok, results[name].status) == (False, None)
+        assert results[name].error == (
+            "not sent: the data set ends inside element (7FE0,0010): 100 byte(s) of its "
+            "value missing")
     assert _indexed(root) == 1
 
 

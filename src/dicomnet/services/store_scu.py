@@ -16,7 +16,7 @@ import itertools
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,7 +39,7 @@ from ..errors import (
     TransportError,
 )
 from ..security.config import TLSConfig
-from ..storage.completeness import file_dataset_problem
+from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info, read_part10
 from ..ul.connection import JOIN_LIMIT
@@ -291,7 +291,8 @@ _POOLED_FROM = JOIN_LIMIT
 
 
 def _file_pdus(info: Part10Info, context_id: int, max_pdu: int,
-               buffers: PduBuffers | None = None) -> Iterator[bytearray | memoryview]:
+               buffers: PduBuffers | None = None
+               ) -> Generator[bytearray | memoryview, None, None]:
     """The data set of ``info``'s file as P-DATA-TF PDUs (PS3.7 8.2, PS3.8 9.3.5),
     each read from disk straight into its PDU after the 12-byte header: no other
     copy of the bytes is made on their way to the transport. Long PDUs are built
@@ -342,24 +343,6 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
     shortened since its header was read fails alone (StorageError), before any
     byte of its message is sent."""
     info, result = plan.info, plan.result
-    try:
-        if os.stat(info.path).st_size < info.size:
-            raise StorageError(f"{info.path} is shorter than when it was read")
-        # A file cut short would otherwise go out whole as far as the peer can
-        # tell, and be stored so (storage.completeness): a few reads per file.
-        problem = file_dataset_problem(str(info.path), info.dataset_offset,
-                                       info.transfer_syntax_uid)
-    except OSError as exc:
-        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
-    if problem is None and info.dataset_length % 2:
-        # Every value has an even length (PS3.5 7.1.1), so a data set does too: DCMTK
-        # and Orthanc abort the association on its odd last fragment, taking the
-        # objects after it down as well.
-        problem = (f"the data set has an odd length ({info.dataset_length} bytes), which no "
-                   "DICOM encoding gives (PS3.5 7.1.1)")
-    if problem is not None:
-        result.error = f"not sent: {problem}"
-        return None
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
                   affected_sop_class_uid=info.sop_class_uid,
                   affected_sop_instance_uid=info.sop_instance_uid)
@@ -369,6 +352,23 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
     if as_is is not None:
         pdus = _file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length, buffers)
         first = next(pdus)
+        # The bytes go as they are: a file cut short would go out whole as far as the
+        # peer can tell, and be stored so (storage.completeness). Walked in its one
+        # PDU, or, for a longer data set, in the file (seeking over long values).
+        if len(first) - 12 >= info.dataset_length:
+            problem = dataset_problem(memoryview(first)[12:], info.transfer_syntax_uid)
+        else:
+            problem = await _file_problem(info)
+        if problem is None and info.dataset_length % 2:
+            # Every value has an even length (PS3.5 7.1.1), so a data set does too:
+            # DCMTK and Orthanc abort the association on its odd last fragment,
+            # taking the objects after it down as well.
+            problem = (f"the data set has an odd length ({info.dataset_length} bytes), "
+                       "which no DICOM encoding gives (PS3.5 7.1.1)")
+        if problem is not None:
+            pdus.close()
+            result.error = f"not sent: {problem}"
+            return None
         return rq, as_is.context_id, itertools.chain((first,), pdus), None
     # Little Endian first (UNCOMPRESSED's order), whatever order the contexts were
     # accepted in: a file went to Big Endian when the batch also held one in it.
@@ -380,6 +380,11 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
                         f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in
                         UNCOMPRESSED else " (compressed; not converted)"))
         return None
+    # pydicom re-encodes what it reads (even lengths), but reads a cut file as if
+    # whole (a short Pixel Data): walked first.
+    if (problem := await _file_problem(info)) is not None:
+        result.error = f"not sent: {problem}"
+        return None
     try:
         data = await asyncio.get_running_loop().run_in_executor(
             None, _convert, info, other.transfer_syntax)
@@ -388,6 +393,17 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
         return None
     result.converted_to = other.transfer_syntax
     return rq, other.context_id, None, data
+
+
+async def _file_problem(info: Part10Info) -> str | None:
+    """Why the file's data set is not whole (storage.completeness), or None; off the
+    event loop (a file of small fragments is read whole). Raises StorageError."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, file_dataset_problem, str(info.path), info.dataset_offset,
+            info.transfer_syntax_uid)
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
 
 
 def _record(result: StoreResult, rsp: object) -> None:
