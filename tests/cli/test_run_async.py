@@ -233,6 +233,14 @@ def test_error_lines_and_log_lines_show_control_characters_as_escapes(
     assert "Traceback (most recent call last):\n" in err
 
 
+def test_bidirectional_controls_are_shown_as_escapes() -> None:
+    """U+202E turns what follows around on the line: "evil\u202egpj.dcm" would show
+    as "evilmcd.jpg"."""
+    from dicomnet.cli.common import printable
+
+    assert printable("evil\u202egpj.dcm \u2066x\u2069") == r"evil\u202egpj.dcm \u2066x\u2069"
+
+
 def test_log_lines_name_the_flags_not_the_library_settings(
         capsys: pytest.CaptureFixture[str]) -> None:
     import logging

@@ -175,3 +175,16 @@ def test_a_file_whose_meta_names_another_instance_is_sent_as_its_data_set_says(
     assert _stored(tmp_path / "out") == {right.decode()}
     assert any(f"names SOP Instance UID {wrong.decode()}, its data set {right.decode()}"
                in r.getMessage() for r in caplog.records)
+
+
+def test_a_data_set_uid_that_is_no_uid_leaves_the_meta_one(tmp_path: Path) -> None:
+    """The data set's own UID replaces the File Meta Information's only when it is
+    a UID (PS3.5 9.1): a malformed one does not override a good one."""
+    path = _files(tmp_path / "in", 1)[0]
+    data = bytearray(path.read_bytes())
+    right = make_image(0).SOPInstanceUID.encode()
+    meta_end = read_part10(path).dataset_offset
+    at = data.index(right, meta_end)  # in the data set only
+    data[at:at + 3] = b"1.."
+    path.write_bytes(data)
+    assert read_part10(path).sop_instance_uid == right.decode()

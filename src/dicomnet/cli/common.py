@@ -432,8 +432,11 @@ def _timeout_help(role: Role) -> str:
 #: What a terminal obeys rather than shows: the C0 controls, DEL and the C1 ones
 #: (ESC starts the escape sequences that set a window title, write the clipboard
 #: or move the cursor; a newline would forge a line of output).
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROLS_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: Unicode's bidirectional controls reorder what follows them on the line: a file
+#: name or a comment could show another text than it holds.
+_BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROLS = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}]")
+_CONTROLS_BUT_LINES = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
 
 
 def printable(text: str, *, lines: bool = False) -> str:
@@ -442,7 +445,8 @@ def printable(text: str, *, lines: bool = False) -> str:
     reaches the terminal as text, never as a command. ``lines`` keeps newlines
     and tabs (text of several lines that is ours, a traceback say)."""
     pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                       else f"\\u{ord(m.group()):04x}", text)
 
 
 def print_json(obj: object) -> None:

@@ -142,8 +142,7 @@ class StoreSink:
         self._walker = None
         if problem is None:
             return True
-        log.warning("C-STORE %s: %s", uid, problem)
-        self.error = f"incomplete data set: {problem}"
+        self.error = f"incomplete data set: {problem}"  # logged with the refusal
         self.status = CANNOT_UNDERSTAND
         self.abort()
         return False

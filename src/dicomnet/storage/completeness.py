@@ -126,11 +126,10 @@ class DatasetWalker:
                     return
                 pos += self._skip
                 self._skip = 0
-        view = memoryview(data)
-        end = self._walk(view, pos, size)
-        if self._error is None and not self._skip and end < size:
-            self._head = bytes(view[end:size])
-        view.release()
+        with memoryview(data) as view:
+            end = self._walk(view, pos, size)
+            if self._error is None and not self._skip and end < size:
+                self._head = bytes(view[end:size])
 
     def _walk(self, data: bytes | memoryview, pos: int, size: int) -> int:
         """Walk whole headers from ``pos``; return where the walk stopped: at

@@ -354,6 +354,7 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
     )
 
 
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 #: The data set's SOP Class and Instance UIDs (PS3.3 C.12.1).
 _SOP_TAGS = {0x00080016: "SOP Class", 0x00080018: "SOP Instance"}
 
@@ -373,6 +374,8 @@ def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
     found = scanned[0] if scanned is not None else {}
     own = [found[tag][1].decode("ascii", "replace").strip("\0 ") if tag in found else ""
            for tag in _SOP_TAGS]
+    # Only a UID (PS3.5 9.1) replaces the File Meta Information's.
+    own = [uid if len(uid) <= 64 and _UID.fullmatch(uid) else "" for uid in own]
     uids = [mine or meta for mine, meta in zip(own, (meta_class, meta_instance), strict=True)]
     for (what, mine), meta in zip(zip(_SOP_TAGS.values(), own, strict=True),
                                   (meta_class, meta_instance), strict=True):
