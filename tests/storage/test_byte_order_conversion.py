@@ -19,13 +19,12 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
 )
 
-from dicomnet.aio.client import open_association
 from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
 
-from .dicomfiles import SECONDARY_CAPTURE, make_image, uid, write_part10
+from .dicomfiles import make_image, uid, write_part10
+from .test_store_dataset import store_in_memory
 
 VALUES = list(range(0, 65536, 97))[:256]  # 16 x 16, high and low bytes all different
 
@@ -96,21 +95,7 @@ def test_a_file_is_converted_to_little_endian_when_both_orders_are_accepted(
 
 
 def _store_in(root: Path, ds: Dataset, syntax: str) -> int:
-    async def scenario() -> int:
-        scp = StorageSCP(root, transfer_syntaxes=[syntax])
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                assoc = await open_association(
-                    "127.0.0.1", server.port,
-                    contexts=[ContextRequest(SECONDARY_CAPTURE, (syntax,))])
-                try:
-                    return int(await assoc.store(ds))
-                finally:
-                    await assoc.release()
-        finally:
-            scp.close()
-
-    return run(scenario(), timeout=60)
+    return int(store_in_memory(root, (syntax,), [ds])[0])
 
 
 def test_data_sets_in_memory_change_byte_order_with_their_values_kept(tmp_path: Path) -> None:

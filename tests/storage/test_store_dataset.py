@@ -30,7 +30,10 @@ def _stored(root: Path, number: int) -> Path:
     return root / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm"
 
 
-def _store(root: Path, syntaxes: tuple[str, ...], datasets: list[Dataset]) -> list[Status]:
+def store_in_memory(root: Path, syntaxes: tuple[str, ...], datasets: list[Dataset]
+                    ) -> list[Status]:
+    """``assoc.store`` of each data set to a StorageSCP under ``root``, on one
+    association proposing ``syntaxes`` for Secondary Capture."""
     async def scenario() -> list[Status]:
         scp = StorageSCP(root)
         try:
@@ -50,7 +53,8 @@ def _store(root: Path, syntaxes: tuple[str, ...], datasets: list[Dataset]) -> li
 
 def test_a_data_set_made_in_memory_is_stored_as_it_was(tmp_path: Path) -> None:
     made = [make_image(n) for n in range(2)]  # no File Meta Information at all
-    statuses = _store(tmp_path / "root", (ImplicitVRLittleEndian, ExplicitVRLittleEndian), made)
+    statuses = store_in_memory(tmp_path / "root",
+                               (ImplicitVRLittleEndian, ExplicitVRLittleEndian), made)
     assert [int(s) for s in statuses] == [0, 0]
     for n, ds in enumerate(made):
         stored = _stored(tmp_path / "root", n)
@@ -61,20 +65,20 @@ def test_a_data_set_made_in_memory_is_stored_as_it_was(tmp_path: Path) -> None:
 
 def test_a_compressed_data_set_goes_in_its_own_syntax_or_not_at_all(tmp_path: Path) -> None:
     rle = dcmread(write_part10(tmp_path / "rle.dcm", make_image(5), RLELossless))
-    [status] = _store(tmp_path / "root", (ExplicitVRLittleEndian, RLELossless), [rle])
+    [status] = store_in_memory(tmp_path / "root", (ExplicitVRLittleEndian, RLELossless), [rle])
     assert int(status) == 0
     stored = dcmread(_stored(tmp_path / "root", 5))
     assert stored.file_meta.TransferSyntaxUID == RLELossless
     assert stored.PixelData == rle.PixelData  # the fragments as they were
     with pytest.raises(NoAcceptedContext, match="the data set's compressed syntax"):
-        _store(tmp_path / "other", (ExplicitVRLittleEndian,), [rle])
+        store_in_memory(tmp_path / "other", (ExplicitVRLittleEndian,), [rle])
 
 
 def test_a_data_set_without_its_uids_is_a_configuration_error(tmp_path: Path) -> None:
     ds = make_image(1)
     del ds.SOPInstanceUID
     with pytest.raises(ConfigurationError, match=r"no SOP Class UID \(0008,0016\) or SOP "):
-        _store(tmp_path / "root", (ExplicitVRLittleEndian,), [ds])
+        store_in_memory(tmp_path / "root", (ExplicitVRLittleEndian,), [ds])
 
 
 def test_the_blocking_facade_stores_a_data_set(tmp_path: Path) -> None:
