@@ -56,7 +56,8 @@ def test_a_private_sop_class_is_stored_when_unknown_ones_are_accepted(
 def test_a_private_sop_class_is_refused_by_default(tmp_path: Path, private_file: Path) -> None:
     [result] = _send(tmp_path / "root", [private_file], unknown=False)
     assert not result.ok and result.status is None
-    assert result.error == f"the peer accepted no context for {PRIVATE} in {ExplicitVRLittleEndian}"
+    assert result.error == (f"the peer accepted no context for {PRIVATE}: it does not take "
+                            "that SOP Class (abstract syntax not supported)")
 
 
 def test_other_services_and_malformed_uids_stay_refused(
@@ -101,3 +102,23 @@ def test_a_dicomdir_is_no_object_to_store(tmp_path: Path) -> None:
             assert "1.2.840.10008.5.1.4.1.1.7" in scp.contexts  # Secondary Capture
         finally:
             scp.close()
+
+
+def test_a_sop_class_taken_in_no_syntax_proposed_is_told_apart(tmp_path: Path) -> None:
+    """The peer takes the SOP Class, in Big Endian only: the failure says so rather
+    than "the peer accepted no context", as when the class itself is refused."""
+    from pydicom.uid import ExplicitVRBigEndian
+
+    path = write_part10(tmp_path / "le.dcm", make_image(8), ExplicitVRLittleEndian)
+
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(tmp_path / "root", transfer_syntaxes=[ExplicitVRBigEndian])
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return list(await store_paths("127.0.0.1", server.port, [path]))
+        finally:
+            scp.close()
+
+    [result] = run(scenario(), timeout=60)
+    assert result.error == (f"the peer accepted no context for {make_image(8).SOPClassUID}: "
+                            "it takes that SOP Class in none of the transfer syntaxes proposed")

@@ -24,6 +24,7 @@ from dicomnet.ul.negotiation import (
     negotiate,
     negotiate_contexts,
     negotiate_roles,
+    refused_abstract_syntaxes,
 )
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -134,6 +135,18 @@ def test_accepted_contexts_and_roles_seen_by_both_sides() -> None:
     assert got[1].transfer_syntax == EXPLICIT
     assert (got[1].requestor_is_scu, got[1].requestor_is_scp) == (False, True)
     assert (got[5].requestor_is_scu, got[5].requestor_is_scp) == (True, False)
+
+
+def test_refused_abstract_syntaxes_with_the_most_telling_reason() -> None:
+    """MR refused outright (3), CT taken in none of the syntaxes of one context (4)
+    and not at all in the other (3: the 4 tells more), Verification accepted."""
+    rq = build_associate_rq(
+        calling_ae_title="SCU", called_ae_title="SCP",
+        contexts=[ContextRequest(MR, (EXPLICIT,)), ContextRequest(CT, (RLE,)),
+                  ContextRequest(CT, (IMPLICIT,)), ContextRequest(VERIFICATION, (IMPLICIT,))],
+    )
+    ac = negotiate(rq, AcceptorPolicy(contexts={CT: (EXPLICIT,), VERIFICATION: None}))
+    assert refused_abstract_syntaxes(rq, ac) == {MR: 3, CT: 4}
 
 
 def test_async_window_defaults_to_synchronous_and_honours_limits() -> None:

@@ -48,6 +48,7 @@ from ..ul.negotiation import (
     accepted_contexts,
     async_window,
     build_associate_rq,
+    refused_abstract_syntaxes,
 )
 from .association import Association, DatasetSink, MessagesRouted
 from .transport import SecureLinkHook, open_stream
@@ -144,6 +145,9 @@ class ClientAssociation(Association):
         #: Requests outstanding at once: the asynchronous window the peer granted
         #: (PS3.7 D.3.3.3.1, 1 without one); made on the first request.
         self._invoked: asyncio.Semaphore | None = None
+        #: Abstract syntaxes none of whose proposed contexts the peer accepted, with
+        #: its reason (PS3.8 Table 9-18, see ``refused_abstract_syntaxes``).
+        self.refused: dict[str, int] = {}
 
     # -- contexts ---------------------------------------------------------------
 
@@ -523,6 +527,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
             if isinstance(event, AssociateAccepted):
                 assert ul.associate_rq is not None
                 assoc.contexts = accepted_contexts(ul.associate_rq, event.pdu)
+                assoc.refused = refused_abstract_syntaxes(ul.associate_rq, event.pdu)
                 assoc.async_window = async_window(ul.associate_rq, event.pdu)
                 log.info(
                     "associated with %s:%s (%d of %d contexts accepted%s)",

@@ -43,7 +43,11 @@ from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info, read_part10
 from ..ul.connection import JOIN_LIMIT
-from ..ul.negotiation import ContextRequest
+from ..ul.negotiation import (
+    ABSTRACT_SYNTAX_NOT_SUPPORTED,
+    TRANSFER_SYNTAXES_NOT_SUPPORTED,
+    ContextRequest,
+)
 from ..ul.pdu import pdata_header
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED, encode_dataset
 
@@ -376,9 +380,7 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
                 if c.abstract_syntax == info.sop_class_uid}
     other = next((accepted[s] for s in UNCOMPRESSED if s in accepted), None)
     if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
-        result.error = (f"the peer accepted no context for {info.sop_class_uid} in "
-                        f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in
-                        UNCOMPRESSED else " (compressed; not converted)"))
+        result.error = _no_context(assoc, info)
         return None
     # pydicom re-encodes what it reads (even lengths), but reads a cut file as if
     # whole (a short Pixel Data): walked first.
@@ -393,6 +395,26 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
         return None
     result.converted_to = other.transfer_syntax
     return rq, other.context_id, None, data
+
+
+#: Why the peer refused every context of a SOP Class (PS3.8 Table 9-18).
+_REFUSALS = {
+    ABSTRACT_SYNTAX_NOT_SUPPORTED: "it does not take that SOP Class (abstract syntax not "
+    "supported)",
+    TRANSFER_SYNTAXES_NOT_SUPPORTED: "it takes that SOP Class in none of the transfer syntaxes "
+    "proposed",
+}
+
+
+def _no_context(assoc: ClientAssociation, info: Part10Info) -> str:
+    """Why ``info``'s file cannot go: the SOP Class refused, or the syntax."""
+    why = assoc.refused.get(info.sop_class_uid)
+    if why is not None:
+        return (f"the peer accepted no context for {info.sop_class_uid}: "
+                + _REFUSALS.get(why, "it refused them without a reason"))
+    return (f"the peer accepted no context for {info.sop_class_uid} in "
+            f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in UNCOMPRESSED
+                                             else " (compressed; not converted)"))
 
 
 async def _file_problem(info: Part10Info) -> str | None:

@@ -308,6 +308,26 @@ def async_window(rq: AssociateRQ, ac: AssociateAC) -> int:
     return min(limits) if limits else 0xFFFF
 
 
+def refused_abstract_syntaxes(rq: AssociateRQ, ac: AssociateAC) -> dict[str, int]:
+    """The abstract syntaxes for which no proposed context was accepted, each with
+    the acceptor's reason (PS3.8 Table 9-18: 1 user rejection, 2 no reason, 3
+    abstract syntax not supported, 4 transfer syntaxes not supported); when its
+    contexts were refused for different reasons, the most telling one (4 before
+    3: the SOP Class itself is taken)."""
+    proposed = {pc.context_id: pc.abstract_syntax for pc in rq.presentation_contexts}
+    accepted: set[str] = set()
+    refused: dict[str, int] = {}
+    for pc in ac.presentation_contexts:
+        abstract = proposed.get(pc.context_id)
+        if abstract is None:
+            continue
+        if pc.result == ACCEPTANCE:
+            accepted.add(abstract)
+        elif pc.result == TRANSFER_SYNTAXES_NOT_SUPPORTED or abstract not in refused:
+            refused[abstract] = pc.result
+    return {abstract: why for abstract, why in refused.items() if abstract not in accepted}
+
+
 def accepted_contexts(rq: AssociateRQ, ac: AssociateAC) -> dict[int, AcceptedContext]:
     """The usable presentation contexts of an established association, by ID.
 
