@@ -16,7 +16,6 @@ import asyncio
 import functools
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from ..storage.files import (
 from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import NewInstance, StorageIndex
 from ..storage.instances import IndexRow, InstanceLocator
-from ..storage.names import UnsafeNameError, safe_uid
+from ..storage.names import UnsafeNameError, is_uid, safe_uid
 from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -97,10 +96,6 @@ def _storage_sop_classes() -> list[str]:
     )
 
 
-#: A UID's form (PS3.5 9.1): numeric components without leading zeros, dot-separated.
-_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
-
-
 class _StorageContexts(Mapping[str, "Sequence[str] | None"]):
     """The Storage SOP Classes the SCP accepts, and, when ``unknown`` is set, any
     other abstract syntax that is a well-formed UID pydicom does not know: a
@@ -119,7 +114,7 @@ class _StorageContexts(Mapping[str, "Sequence[str] | None"]):
             return False
         from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
 
-        return uid not in UID_dictionary and len(uid) <= 64 and _UID.fullmatch(uid) is not None
+        return uid not in UID_dictionary and is_uid(uid)
 
     def __contains__(self, uid: object) -> bool:
         return uid in self._known or self._takes(uid)

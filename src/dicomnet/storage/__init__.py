@@ -36,6 +36,7 @@ from dicomnet.storage.index import (
 )
 from dicomnet.storage.names import (
     UnsafeNameError,
+    is_uid,
     join_relative,
     join_under,
     safe_label,
@@ -82,6 +83,7 @@ __all__ = [
     "read_part10",
     "safe_label",
     "safe_relative_path",
+    "is_uid",
     "safe_uid",
     "sync_folder",
     "sync_together",

@@ -24,6 +24,7 @@ from dicomnet.errors import ConfigurationError
 
 __all__ = [
     "UnsafeNameError",
+    "is_uid",
     "join_relative",
     "join_under",
     "safe_label",
@@ -58,6 +59,11 @@ def _show(value: str) -> str:
     """Render a hostile value for an error message: escaped and bounded."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def is_uid(value: str) -> bool:
+    """Whether ``value`` is a UID as it stands (PS3.5 9.1; no padding removed)."""
+    return len(value) <= _UID_MAX_LENGTH and _UID_RE.fullmatch(value) is not None
 
 
 def safe_uid(value: str) -> str:

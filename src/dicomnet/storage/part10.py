@@ -30,7 +30,7 @@ from pydicom.filereader import read_dataset, read_preamble
 
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
-from dicomnet.storage.names import safe_uid
+from dicomnet.storage.names import is_uid, safe_uid
 from dicomnet.storage.scan import LONG_VRS, scan_elements
 
 __all__ = [
@@ -354,7 +354,6 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
     )
 
 
-_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 #: The data set's SOP Class and Instance UIDs (PS3.3 C.12.1).
 _SOP_TAGS = {0x00080016: "SOP Class", 0x00080018: "SOP Instance"}
 
@@ -375,7 +374,7 @@ def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
     own = [found[tag][1].decode("ascii", "replace").strip("\0 ") if tag in found else ""
            for tag in _SOP_TAGS]
     # Only a UID (PS3.5 9.1) replaces the File Meta Information's.
-    own = [uid if len(uid) <= 64 and _UID.fullmatch(uid) else "" for uid in own]
+    own = [uid if is_uid(uid) else "" for uid in own]
     uids = [mine or meta for mine, meta in zip(own, (meta_class, meta_instance), strict=True)]
     for (what, mine), meta in zip(zip(_SOP_TAGS.values(), own, strict=True),
                                   (meta_class, meta_instance), strict=True):
