@@ -28,6 +28,8 @@ dicomnet limited to TLS 1.2            ok, TLS 1.2            FAILS: no shared c
 -> storescp +py                        DHE-RSA-AES256-GCM     suite (see below)
 dicomnet TLS 1.2 -> storescp +py +cs                          ok, TLS 1.2
 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256                       ECDHE-ECDSA-AES128-GCM
+echoscu +py -> dicomnet limited to     ok, TLS 1.2
+DHE suites (bcp195-extended, ciphers)  DHE-RSA-AES128/256-GCM
 =====================================  =====================  ============================
 
 Why ECDSA + TLS 1.2 fails with DCMTK's default profiles: DCMTK 3.6.7's ``+py`` and
@@ -95,13 +97,13 @@ def echoscu_cmd(dcmtk: Dcmtk, pki: Pki, port: int, *flags: str | Path,
 async def echoscu_against_server(
     dcmtk: Dcmtk, pki: Pki, flags: list[str], caplog: pytest.LogCaptureFixture, *,
     profile: str = "bcp195-rfc9325", cert: tuple[Path, Path] | None = None,
-    ca: Path | None = None,
+    ca: Path | None = None, ciphers: tuple[str, ...] | None = None,
 ) -> tuple[int, str, HookRecorder, int]:
     """Run echoscu against a dicomnet TLS server; wait until the server has reported the
     connection (association line or refusal). Returns (rc, output, hook, associations)."""
     hook = HookRecorder()
-    async with running_server(ae_title=SCP_TITLE, tls=pki.server_tls(profile=profile),
-                              on_secure_link_ready=hook) as server:
+    tls = pki.server_tls(profile=profile, ciphers=ciphers)
+    async with running_server(ae_title=SCP_TITLE, tls=tls, on_secure_link_ready=hook) as server:
         rc, out = await run_process(*echoscu_cmd(dcmtk, pki, server.port, *flags,
                                                  cert=cert, ca=ca))
         await wait_until(
@@ -205,6 +207,24 @@ def test_echoscu_to_dicomnet_limited_to_tls12(
     assert "peer offers no cipher suite" in refused[0]
     assert association_lines(aio_log) == []
     assert active == 0
+
+
+@pytest.mark.parametrize("suite", ["TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+                                   "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"])
+def test_echoscu_to_dicomnet_server_choosing_dhe(
+    *, dcmtk: Dcmtk, pkis: PkiFactory, aio_log: pytest.LogCaptureFixture, suite: str,
+) -> None:
+    """A dicomnet server limited to a DHE suite of PS3.15 B.11 negotiates it with DCMTK's
+    +py profile (which lists it): the server holds RFC 7919's ffdhe2048 group. Before,
+    it had no DH parameters and answered "no shared cipher"."""
+    pki = pkis("rsa")
+    rc, out, hook, _ = run(echoscu_against_server(dcmtk, pki, [], aio_log,
+                                                  profile="bcp195-extended", ciphers=(suite,)))
+    assert rc == 0, out
+    info = assert_server_side(hook, pki, "rsa", "TLSv1.2")
+    assert info.cipher_suite == suite
+    assert info.key_exchange == "DHE"
+    assert_one_released_association(aio_log, "TLSv1.2", suite)
 
 
 def test_echoscu_without_a_trusted_certificate_is_refused(

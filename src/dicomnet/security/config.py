@@ -37,6 +37,7 @@ from dicomnet.security.certificates import (
     key_is_encrypted,
     pem_certificates,
 )
+from dicomnet.security.dhgroups import load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
 from dicomnet.security.profiles import (
     DEFAULT_PROFILE,
@@ -353,6 +354,8 @@ class TLSConfig:
                 )
             ctx.verify_mode = mode
             ctx.sni_callback = _record_sni_callback
+            if offers_dhe(names):
+                load_dhe_group(ctx)
 
         if self.alpn:
             ctx.set_alpn_protocols(list(self.alpn))
