@@ -54,6 +54,12 @@ class SecureLinkEvent:
     On success ``info`` holds what was negotiated and ``error`` is None; on a
     failed handshake ``info`` is None and ``error`` says why. Either way it comes
     before any DICOM byte is exchanged.
+
+    One limit of TLS 1.3 (RFC 8446 2, 4.4): a client's handshake is complete as
+    soon as it has sent its certificate and Finished, and the server checks them
+    after that. A client's event can therefore report success for a server that
+    then refuses its certificate (or its ``verify_callback`` refuses it); the
+    association attempt fails right after with a TLSError naming that cause.
     """
 
     peer: tuple[str, int]
