@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 # A library says what it does through logging and leaves where it goes to the
 # application: without this, Python prints WARNING and above to stderr for an
@@ -145,13 +145,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # once: later lookups do not come here
-    return value
+# Hidden from type checkers: they read the names from the imports above, typed,
+# and a module-level __getattr__ would make every other name (a misspelt
+# ``dicomnet.asociate``) pass as Any.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
 
 
 def __dir__() -> list[str]:

@@ -50,13 +50,13 @@ def server_thread(tls: TLSConfig, providers: list[ServiceProvider] | None = None
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[int, object]]:
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, TLSConfig]]:
     server_cfg, client_cfg = dev_pki_configs(make_dev_pki(tmp_path / "pki"))
     with server_thread(server_cfg) as server:
         yield server.port, client_cfg
 
 
-def test_blocking_echo_over_tls(tls_server: tuple[int, object]) -> None:
+def test_blocking_echo_over_tls(tls_server: tuple[int, TLSConfig]) -> None:
     port, client_cfg = tls_server
     with blocking.associate("localhost", port, tls=client_cfg) as assoc:
         status = assoc.echo()
@@ -65,7 +65,7 @@ def test_blocking_echo_over_tls(tls_server: tuple[int, object]) -> None:
         assert int(assoc.echo()) == 0  # the association stays usable between calls
 
 
-def test_blocking_echo_helper(tls_server: tuple[int, object]) -> None:
+def test_blocking_echo_helper(tls_server: tuple[int, TLSConfig]) -> None:
     port, client_cfg = tls_server
     assert blocking.echo("localhost", port, tls=client_cfg).is_success
 
@@ -96,7 +96,7 @@ def test_blocking_store_sends_files_and_folders(tmp_path: Path) -> None:
 
 
 def test_leaving_the_block_on_an_exception_aborts(
-        tls_server: tuple[int, object], caplog: pytest.LogCaptureFixture) -> None:
+        tls_server: tuple[int, TLSConfig], caplog: pytest.LogCaptureFixture) -> None:
     port, client_cfg = tls_server
     caplog.set_level(logging.INFO, logger="dicomnet.aio")
     with (pytest.raises(RuntimeError),

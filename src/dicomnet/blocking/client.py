@@ -8,17 +8,21 @@ Do not use it from inside a running event loop (use ``dicomnet.aio``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..aio.client import ClientAssociation, open_association
+from ..aio.transport import SecureLinkHook
+from ..config import Limits, Timeouts
 from ..dimse.status import Status
 from ..errors import LocalProtocolError
+from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
-from ..services.storage import StoreResult, store_paths
-from ..ul.negotiation import AcceptedContext
+from ..services.storage import RetryEvent, StoreResult, store_paths
+from ..ul.items import UserIdentityRQSubItem
+from ..ul.negotiation import AcceptedContext, ContextRequest
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -102,27 +106,87 @@ class BlockingAssociation:
             self.abort()
 
 
-def associate(host: str, port: int, **kwargs: Any) -> BlockingAssociation:
-    """Open an association; the arguments are those of ``dicomnet.aio.client.associate``."""
+def associate(
+    host: str,
+    port: int,
+    *,
+    contexts: Sequence[ContextRequest] | None = None,
+    calling_ae_title: str = "DICOMNET",
+    called_ae_title: str = "ANY-SCP",
+    tls: TLSConfig | None = None,
+    timeouts: Timeouts | None = None,
+    limits: Limits | None = None,
+    user_identity: UserIdentityRQSubItem | None = None,
+    on_secure_link_ready: SecureLinkHook | None = None,
+    max_async_operations: int = 1,
+) -> BlockingAssociation:
+    """Open an association; the arguments are those of ``dicomnet.aio.client.associate``
+    (spelt out, so that a type checker catches a misspelt one)."""
     loop = _new_loop()
     try:
-        assoc = loop.run_until_complete(open_association(host, port, **kwargs))
+        assoc = loop.run_until_complete(open_association(
+            host, port, contexts=contexts, calling_ae_title=calling_ae_title,
+            called_ae_title=called_ae_title, tls=tls, timeouts=timeouts, limits=limits,
+            user_identity=user_identity, on_secure_link_ready=on_secure_link_ready,
+            max_async_operations=max_async_operations,
+        ))
     except BaseException:
         loop.close()
         raise
     return BlockingAssociation(loop, assoc)
 
 
-def echo(host: str, port: int, **kwargs: Any) -> Status:
-    """Associate, C-ECHO, release: the Verification service in one call."""
-    with associate(host, port, **kwargs) as assoc:
+def echo(
+    host: str,
+    port: int,
+    *,
+    contexts: Sequence[ContextRequest] | None = None,
+    calling_ae_title: str = "DICOMNET",
+    called_ae_title: str = "ANY-SCP",
+    tls: TLSConfig | None = None,
+    timeouts: Timeouts | None = None,
+    limits: Limits | None = None,
+    user_identity: UserIdentityRQSubItem | None = None,
+    on_secure_link_ready: SecureLinkHook | None = None,
+    max_async_operations: int = 1,
+) -> Status:
+    """Associate, C-ECHO, release: the Verification service in one call (PS3.7
+    9.1.5); the arguments are those of ``associate``."""
+    with associate(
+        host, port, contexts=contexts, calling_ae_title=calling_ae_title,
+        called_ae_title=called_ae_title, tls=tls, timeouts=timeouts, limits=limits,
+        user_identity=user_identity, on_secure_link_ready=on_secure_link_ready,
+        max_async_operations=max_async_operations,
+    ) as assoc:
         return assoc.echo()
 
 
-def store(host: str, port: int, paths: Sequence[Path | str], **kwargs: Any) -> list[StoreResult]:
-    """C-STORE files and folders; the arguments are those of ``store_paths``."""
+def store(
+    host: str,
+    port: int,
+    paths: Sequence[Path | str],
+    *,
+    tls: TLSConfig | None = None,
+    calling_ae_title: str = "DICOMNET",
+    called_ae_title: str = "ANY-SCP",
+    timeouts: Timeouts | None = None,
+    on_progress: Callable[[StoreResult], None] | None = None,
+    max_async_operations: int = 32,
+    on_secure_link_ready: SecureLinkHook | None = None,
+    retries: int = 0,
+    retry_delay: float = 2.0,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+) -> list[StoreResult]:
+    """C-STORE files and folders; the arguments, results and errors are those of
+    ``dicomnet.services.storage.store_paths``."""
     loop = _new_loop()
     try:
-        return loop.run_until_complete(store_paths(host, port, paths, **kwargs))
+        return loop.run_until_complete(store_paths(
+            host, port, paths, tls=tls, calling_ae_title=calling_ae_title,
+            called_ae_title=called_ae_title, timeouts=timeouts, on_progress=on_progress,
+            max_async_operations=max_async_operations,
+            on_secure_link_ready=on_secure_link_ready, retries=retries,
+            retry_delay=retry_delay, on_retry=on_retry,
+        ))
     finally:
         loop.close()

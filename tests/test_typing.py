@@ -1,0 +1,133 @@
+"""What a user's type checker sees of the public API, checked by mypy itself.
+
+One mypy run (the project's own configuration, strict) over small files a test
+writes: every name ``dicomnet`` exports lazily is typed (none is ``Any``) and a
+misspelt one is an error; and the blocking functions take their keywords by
+name, so a misspelt keyword is an error. A line that must fail carries
+``# E: <error code>``; the errors found must be exactly those.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import dicomnet
+from dicomnet import blocking
+from dicomnet.aio.client import open_association
+from dicomnet.services.storage import store_paths
+
+ROOT = Path(dicomnet.__file__).resolve().parents[2]
+
+#: mypy's lines: "file.py:12: error: Module has no attribute "x"  [attr-defined]".
+_LINE = re.compile(r"^(?P<file>[^:]+\.py):(?P<line>\d+): (?P<kind>error|note): "
+                   r"(?P<text>.*?)(?:  \[(?P<code>[a-z-]+)\])?$")
+_EXPECTED = re.compile(r"#\s*E:\s*(?P<code>[a-z-]+)")
+
+BLOCKING_CALLS = '''\
+from pathlib import Path
+
+from dicomnet import blocking
+from dicomnet.services.storage import StoreResult
+
+def heard(result: StoreResult) -> None:
+    print(result.path, result.ok)
+
+status = blocking.echo("127.0.0.1", 104, called_ae_title="PACS", max_async_operations=1)
+print(int(status))
+results = blocking.store("127.0.0.1", 104, [Path("a.dcm")], on_progress=heard, retries=2)
+print(results[0].error)
+with blocking.associate("127.0.0.1", 104, calling_ae_title="ME") as assoc:
+    print(assoc.echo())
+blocking.echo("127.0.0.1", 104, called_ae="PACS")  # E: call-arg
+blocking.store("127.0.0.1", 104, ["a.dcm"], retry=2)  # E: call-arg
+blocking.associate("127.0.0.1", 104, calling_ae_title=b"ME")  # E: arg-type
+blocking.store("127.0.0.1", 104, ["a.dcm"], on_progress=print, retries="2")  # E: arg-type
+'''
+
+
+@dataclass(frozen=True)
+class Message:
+    file: str
+    line: int
+    kind: str
+    text: str
+    code: str | None
+
+
+@dataclass
+class MypyRun:
+    folder: Path
+    messages: list[Message]
+    output: str
+
+    def errors(self, name: str) -> set[tuple[int, str | None]]:
+        return {(m.line, m.code) for m in self.messages
+                if m.kind == "error" and Path(m.file).name == name}
+
+    def expected(self, name: str) -> set[tuple[int, str | None]]:
+        lines = (self.folder / name).read_text().splitlines()
+        return {(number, found["code"]) for number, text in enumerate(lines, 1)
+                if (found := _EXPECTED.search(text))}
+
+
+def exports_snippet() -> str:
+    lines = ["import dicomnet", ""]
+    lines += [f"reveal_type(dicomnet.{name})" for name in sorted(dicomnet.__all__)]
+    lines.append("dicomnet.asociate  # E: attr-defined")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def mypy_run(tmp_path_factory: pytest.TempPathFactory) -> MypyRun:
+    folder = tmp_path_factory.mktemp("typing")
+    files = {"exports.py": exports_snippet(), "blocking_calls.py": BLOCKING_CALLS}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
+         "--cache-dir", str(folder / ".mypy_cache"), "--no-error-summary",
+         "--hide-error-context", *(str(folder / name) for name in files)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    messages = [Message(m["file"], int(m["line"]), m["kind"], m["text"], m["code"])
+                for m in map(_LINE.match, done.stdout.splitlines()) if m]
+    assert done.returncode in (0, 1), done.stdout + done.stderr  # 2: mypy itself failed
+    return MypyRun(folder, messages, done.stdout)
+
+
+def test_every_public_name_is_typed_and_a_misspelt_one_is_an_error(mypy_run: MypyRun) -> None:
+    """``dicomnet.__getattr__`` (the lazy import) returned Any: every exported name
+    was untyped for users, and ``dicomnet.asociate`` passed as well."""
+    revealed = {m.line: m.text for m in mypy_run.messages
+                if Path(m.file).name == "exports.py" and m.text.startswith("Revealed type")}
+    assert len(revealed) == len(dicomnet.__all__), mypy_run.output
+    untyped = [text for text in revealed.values() if text == 'Revealed type is "Any"']
+    assert untyped == []
+    assert mypy_run.errors("exports.py") == mypy_run.expected("exports.py"), mypy_run.output
+
+
+def test_a_misspelt_keyword_of_the_blocking_api_is_a_type_error(mypy_run: MypyRun) -> None:
+    """They took ``**kwargs: Any``: ``echo(host, port, called_ae="PACS")`` passed
+    mypy and failed only when run."""
+    assert mypy_run.errors("blocking_calls.py") == mypy_run.expected("blocking_calls.py"), (
+        mypy_run.output)
+
+
+@pytest.mark.parametrize(("facade", "engine"), [
+    (blocking.associate, open_association), (blocking.echo, open_association),
+    (blocking.store, store_paths)], ids=["associate", "echo", "store"])
+def test_the_blocking_functions_take_what_the_async_ones_take(
+        facade: object, engine: object) -> None:
+    """Spelt out, the blocking signatures must not drift from the engine's: same
+    names, kinds and defaults (the annotations are checked by mypy above)."""
+    def shape(function: object) -> list[tuple[str, object, object]]:
+        params = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+        return [(p.name, p.kind, p.default) for p in params]
+
+    assert shape(facade) == shape(engine)
