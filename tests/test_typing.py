@@ -2,8 +2,9 @@
 
 One mypy run (the project's own configuration, strict) over small files a test
 writes: every name ``dicomnet`` exports lazily is typed (none is ``Any``) and a
-misspelt one is an error; and the blocking functions take their keywords by
-name, so a misspelt keyword is an error. A line that must fail carries
+misspelt one is an error; the blocking functions take their keywords by name,
+so a misspelt keyword is an error; and the Python code blocks of the README and
+of ``docs/*.md`` type-check as they are printed. A line that must fail carries
 ``# E: <error code>``; the errors found must be exactly those.
 """
 
@@ -29,6 +30,7 @@ ROOT = Path(dicomnet.__file__).resolve().parents[2]
 _LINE = re.compile(r"^(?P<file>[^:]+\.py):(?P<line>\d+): (?P<kind>error|note): "
                    r"(?P<text>.*?)(?:  \[(?P<code>[a-z-]+)\])?$")
 _EXPECTED = re.compile(r"#\s*E:\s*(?P<code>[a-z-]+)")
+_PYTHON_BLOCK = re.compile(r"^```(?:python|py)[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 BLOCKING_CALLS = '''\
 from pathlib import Path
@@ -77,6 +79,16 @@ class MypyRun:
                 if (found := _EXPECTED.search(text))}
 
 
+def doc_blocks() -> dict[str, str]:
+    """The Python code blocks of README.md and docs/*.md, by the file name each gets."""
+    blocks: dict[str, str] = {}
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        stem = re.sub(r"\W", "_", doc.stem)
+        for number, code in enumerate(_PYTHON_BLOCK.findall(doc.read_text()), 1):
+            blocks[f"doc_{stem}_{number}.py"] = code
+    return blocks
+
+
 def exports_snippet() -> str:
     lines = ["import dicomnet", ""]
     lines += [f"reveal_type(dicomnet.{name})" for name in sorted(dicomnet.__all__)]
@@ -87,7 +99,8 @@ def exports_snippet() -> str:
 @pytest.fixture(scope="module")
 def mypy_run(tmp_path_factory: pytest.TempPathFactory) -> MypyRun:
     folder = tmp_path_factory.mktemp("typing")
-    files = {"exports.py": exports_snippet(), "blocking_calls.py": BLOCKING_CALLS}
+    files = {"exports.py": exports_snippet(), "blocking_calls.py": BLOCKING_CALLS,
+             **doc_blocks()}
     for name, text in files.items():
         (folder / name).write_text(text)
     done = subprocess.run(
@@ -117,6 +130,14 @@ def test_a_misspelt_keyword_of_the_blocking_api_is_a_type_error(mypy_run: MypyRu
     mypy and failed only when run."""
     assert mypy_run.errors("blocking_calls.py") == mypy_run.expected("blocking_calls.py"), (
         mypy_run.output)
+
+
+def test_the_documentation_code_type_checks(mypy_run: MypyRun) -> None:
+    blocks = doc_blocks()
+    assert "doc_leadtools_mapping_1.py" in blocks
+    assert "doc_README_1.py" in blocks
+    found = {m for m in mypy_run.messages if m.kind == "error" and Path(m.file).name in blocks}
+    assert found == set(), mypy_run.output
 
 
 @pytest.mark.parametrize(("facade", "engine"), [
