@@ -22,7 +22,7 @@ import pytest
 from dicomnet.aio.client import associate
 from dicomnet.aio.server import AssociationInfo, Server
 from dicomnet.aio.transport import SecureLinkEvent
-from dicomnet.errors import AssociationRejected, ConfigurationError, DicomNetError, TLSError
+from dicomnet.errors import AssociationRejected, ConfigurationError, TLSError
 from dicomnet.security.config import TLSConfig
 from tests.aio.helpers import (
     LOOPBACK,
@@ -223,12 +223,13 @@ def test_async_hooks_are_awaited(pki: Pki) -> None:
     assert sorted(calls) == [("client", "TLSv1.3"), ("server", "TLSv1.3")]
 
 
-def test_a_server_hook_that_raises_costs_that_connection_only(
+def test_a_server_hook_that_raises_costs_that_association_only(
     pki: Pki, aio_log: pytest.LogCaptureFixture,
 ) -> None:
-    """The hook raises on its first call: that connection is closed (its transport,
-    not left to the garbage collector), the error logged with its traceback, and
-    the next connection served."""
+    """The hook raises on its first call: that connection's association request is
+    rejected (transient, no reason given: PS3.8 9.3.4), the error logged with its
+    traceback, and the next connection served. (The transport was aborted, which
+    the client read as "the server most likely refused our client certificate".)"""
     calls: list[SecureLinkEvent] = []
 
     def hook(event: SecureLinkEvent) -> None:
@@ -236,17 +237,56 @@ def test_a_server_hook_that_raises_costs_that_connection_only(
         if len(calls) == 1:
             raise RuntimeError("the hook's own bug")
 
-    async def main() -> int:
+    async def main() -> tuple[AssociationRejected, int]:
         async with running_server(tls=pki.server_tls(), on_secure_link_ready=hook) as server:
-            with pytest.raises(DicomNetError):
+            with pytest.raises(AssociationRejected) as caught:
                 async with associate(LOOPBACK, server.port, tls=pki.client_tls()) as assoc:
                     await assoc.echo()
             async with associate(LOOPBACK, server.port, tls=pki.client_tls()) as assoc:
-                return int(await assoc.echo())
+                return caught.value, int(await assoc.echo())
 
-    assert run(main()) == 0
-    [record] = [r for r in aio_log.records if "failed before DICOM" in r.getMessage()]
+    rejected, status = run(main())
+    assert (rejected.result, rejected.source, rejected.reason) == (2, 1, 1)
+    assert status == 0
+    [record] = [r for r in aio_log.records if "on_secure_link_ready hook raised" in r.getMessage()]
     assert record.exc_info is not None and "the hook's own bug" in str(record.exc_info[1])
+    assert "will be rejected (transient)" in record.getMessage()
+    assert not [r for r in aio_log.records if "failed before DICOM" in r.getMessage()]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_an_association_request_hook_that_raises_rejects_that_association_only(
+    aio_log: pytest.LogCaptureFixture, asynchronous: bool,
+) -> None:
+    """It aborted the association (A-ABORT, logged as the server's internal error);
+    now the peer gets A-ASSOCIATE-RJ rejected-transient, service-user, no reason
+    given, the traceback is logged, and other peers are served."""
+
+    def decide(info: AssociationInfo) -> None:
+        if info.calling_ae_title == "BUGGY":
+            raise KeyError("no such row")
+
+    async def decide_later(info: AssociationInfo) -> None:
+        await asyncio.sleep(0)
+        decide(info)
+
+    async def main() -> tuple[AssociationRejected, int]:
+        async with running_server(
+                on_association_request=decide_later if asynchronous else decide) as server:
+            with pytest.raises(AssociationRejected) as caught:
+                async with associate(LOOPBACK, server.port, calling_ae_title="BUGGY"):
+                    pass
+            async with associate(LOOPBACK, server.port, calling_ae_title="FINE") as assoc:
+                return caught.value, int(await assoc.echo())
+
+    rejected, status = run(main())
+    assert (rejected.result, rejected.source, rejected.reason) == (2, 1, 1)
+    assert status == 0
+    [record] = [r for r in aio_log.records
+                if "on_association_request hook raised" in r.getMessage()]
+    assert "BUGGY@127.0.0.1" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
+    assert not [r for r in aio_log.records if "internal error" in r.getMessage()]
 
 
 # -- failed handshakes --------------------------------------------------------------------

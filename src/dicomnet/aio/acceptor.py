@@ -15,7 +15,8 @@ from ..ul.negotiation import (
 )
 from ..ul.pdu import AssociateAC, AssociateRQ
 
-__all__ = ["MergedContexts", "checked_rejection", "link_words", "refused_contexts"]
+__all__ = ["HOOK_FAILED", "MergedContexts", "checked_rejection", "link_words",
+           "refused_contexts"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -48,11 +49,18 @@ def refused_contexts(rq: AssociateRQ, ac: AssociateAC) -> str:
         f"{uid} ({', '.join(dict.fromkeys(whys))})" for uid, whys in refused.items())
 
 
+#: The A-ASSOCIATE-RJ answering a request when a user hook raised (PS3.8 9.3.4,
+#: Table 9-21): rejected-transient (the hook may work next time: its database
+#: back up), service-user, no reason given.
+HOOK_FAILED = (2, 1, 1)
+
+
 def checked_rejection(result: object) -> tuple[int, int, int] | None:
     """What an ``on_association_request`` hook answered, as A-ASSOCIATE-RJ fields
     (PS3.8 9.3.4: result 1 or 2, source 1 to 3, a reason byte), or None to accept.
     Anything else is the hook's bug: logged, and the request rejected without a
-    reason (1, 1, 1) rather than sent to the peer as it is."""
+    reason (1, 1, 1) rather than sent to the peer as it is (permanent: the same
+    code answers the same way next time, unlike a hook that raised)."""
     if result is None:
         return None
     if (isinstance(result, tuple) and len(result) == 3

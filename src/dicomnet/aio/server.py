@@ -37,12 +37,20 @@ from ..ul.events import (
 from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
-from .acceptor import MergedContexts, checked_rejection, link_words, refused_contexts
+from .acceptor import HOOK_FAILED, MergedContexts, checked_rejection, link_words, refused_contexts
 from .association import Association, DatasetSink, MessagesRouted
-from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
+from .transport import (
+    PeerSilent,
+    SecureLinkEvent,
+    SecureLinkHook,
+    Stream,
+    call_hook,
+    describe_os_error,
+    wrap_accepted,
+)
 
-__all__ = ["AssociationInfo", "AssociationRequestHook", "Server", "ServerAssociation",
-           "ServiceProvider", "serve"]
+__all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "Server",
+           "ServerAssociation", "ServiceProvider", "serve"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -104,6 +112,7 @@ class AssociationInfo:
 
 
 #: Returns None to go on, or (result, source, reason) of the A-ASSOCIATE-RJ to send.
+#: One that raises rejects the association with ``HOOK_FAILED`` (and is logged).
 AssociationRequestHook = Callable[
     [AssociationInfo], tuple[int, int, int] | None | Awaitable[tuple[int, int, int] | None]
 ]
@@ -469,11 +478,27 @@ class Server:
         self._evicted_total = 0
 
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        hook_failed = False
+
+        async def link_ready(event: SecureLinkEvent) -> None:
+            # The hook's bug costs this association only, and says so: its request
+            # is rejected (_on_request), where an aborted transport read to the
+            # client as "the server refused our certificate".
+            nonlocal hook_failed
+            try:
+                await call_hook(self.on_secure_link_ready, event)
+            except Exception:
+                hook_failed = event.info is not None
+                log.exception("the on_secure_link_ready hook raised for the connection from "
+                              "%s:%s%s", *event.peer,
+                              ": its association request will be rejected (transient)"
+                              if hook_failed else "")
+
         try:
             stream = await wrap_accepted(
                 sock, tls=self.tls, context=self._context,
                 handshake_timeout=self.timeouts.tls_handshake, artim_timeout=self.timeouts.artim,
-                on_secure_link_ready=self.on_secure_link_ready,
+                on_secure_link_ready=link_ready if self.on_secure_link_ready else None,
             )
         except PeerSilent as exc:
             log.info("%s", exc)
@@ -488,7 +513,7 @@ class Server:
         except asyncio.CancelledError:  # evicted, or the server closing
             sock.close()  # a no-op once the TLS layer took the socket (and closed it)
             raise
-        except Exception:  # e.g. raised by an on_secure_link_ready hook
+        except Exception:  # our bug: this connection only
             log.exception("connection from %s:%s failed before DICOM", *address[:2])
             sock.close()
             return
@@ -504,7 +529,8 @@ class Server:
             while ul.state.name != "Sta1" and not stream.writer.is_closing():
                 for event in await assoc._read_events():
                     if isinstance(event, AssociateRequested):
-                        counted = await self._on_request(assoc, event.pdu)
+                        counted = await self._on_request(assoc, event.pdu,
+                                                         link_hook_failed=hook_failed)
                         if counted:  # until accepted (rejected ones linger for ARTIM)
                             self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
                     elif isinstance(event, MessagesRouted):
@@ -562,23 +588,37 @@ class Server:
                          assoc.calling_ae_title, *stream.peer, assoc.called_ae_title, outcome,
                          assoc.messages, link_words(stream.security))
 
-    async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ) -> bool:
+    async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ, *,
+                          link_hook_failed: bool = False) -> bool:
+        """Answer an A-ASSOCIATE-RQ (PS3.8 9.3.2): accepted (True), or rejected
+        (9.3.4). A user hook that raised (``on_secure_link_ready`` on this
+        connection, or ``on_association_request`` now) rejects it as transient
+        with no reason given (2, 1, 1), logged with its traceback; a hook's bug
+        must neither admit a peer it did not check nor abort the association."""
         ul = assoc.ul
         now = asyncio.get_running_loop().time()
         assoc.calling_ae_title = rq.calling_ae_title
         assoc.called_ae_title = rq.called_ae_title
         rejection: tuple[int, int, int] | None = None
-        if self._active >= self.limits.max_associations:
+        if link_hook_failed:
+            rejection = HOOK_FAILED
+        elif self._active >= self.limits.max_associations:
             rejection = (2, 3, 2)  # transient, provider (presentation), local limit exceeded
         elif self.require_called_ae_title and rq.called_ae_title != self.ae_title:
             rejection = (1, 1, 7)  # permanent, user, called AE title not recognized
         elif self.on_association_request is not None:
             info = AssociationInfo(rq.calling_ae_title, rq.called_ae_title, assoc.peer, rq,
                                    assoc.security)
-            result = self.on_association_request(info)
-            if asyncio.iscoroutine(result):
-                result = await result
-            rejection = checked_rejection(result)
+            try:
+                result = self.on_association_request(info)
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except Exception:
+                log.exception("the on_association_request hook raised for %s@%s:%s: "
+                              "rejected (transient)", rq.calling_ae_title, *assoc.peer)
+                rejection = HOOK_FAILED
+            else:
+                rejection = checked_rejection(result)
         if ul.state is not State.Sta3:
             # Nothing left to answer: the bytes read with the request (or while the
             # hook ran) ended the association, e.g. an A-ABORT (Evt16, AA-3) or a
@@ -716,6 +756,13 @@ async def serve(
     ``providers`` defaults to Verification only. ``tls`` selects the security
     mode: None is plain DICOM, a ``TLSConfig`` (which must hold the server's
     certificate) makes every connection TLS (PS3.15 B.1).
+
+    ``on_association_request`` may reject an association (see
+    ``AssociationRequestHook``). A hook that raises, that one or
+    ``on_secure_link_ready`` after a handshake, costs only that association:
+    the exception is logged with its traceback and the request answered with
+    A-ASSOCIATE-RJ rejected-transient, no reason given (``HOOK_FAILED``,
+    PS3.8 9.3.4); the server goes on serving.
     """
     from ..services.verification import VerificationSCP
 
