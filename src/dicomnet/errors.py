@@ -27,6 +27,10 @@ Users only ever see these types: backend exceptions (``ssl.SSLError``,
 from __future__ import annotations
 
 import builtins
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .services.store_scu import StoreResult
 
 __all__ = [
     "AssociationAborted",
@@ -49,7 +53,14 @@ __all__ = [
 
 
 class DicomNetError(Exception):
-    """Base of every error dicomnet raises."""
+    """Base of every error dicomnet raises.
+
+    ``results`` is set when ``store_paths`` (or ``blocking.store``) raises: the
+    result of every file all the same (those not DICOM, those not sent and
+    why), which the caller would otherwise lose; None elsewhere.
+    """
+
+    results: list[StoreResult] | None = None
 
 
 class ProtocolError(DicomNetError):

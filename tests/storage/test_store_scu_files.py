@@ -3,12 +3,14 @@ its header was read fails alone, before any byte of its message is sent (a
 command without its data set would leave the peer waiting, then abort the
 association for everyone); one that shrinks while it is being sent aborts the
 association (its message cannot be completed), and the others may be retried.
-With a window the responses are recorded by callbacks (no task per object):
-their errors still end the batch."""
+With a window the responses are recorded by callbacks (no task per object).
+The caller's callbacks raising stop nothing; a run that stores nothing raises
+its association's error with every file's result."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,13 +19,14 @@ from typing import Any
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dicomnet.aio.server import AssociationInfo
 from dicomnet.config import Limits
-from dicomnet.errors import AssociationAborted
+from dicomnet.errors import AssociationAborted, AssociationRejected
 from dicomnet.services import store_scu
-from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
+from dicomnet.services.storage import RetryEvent, StorageSCP, StoreResult, store_paths
 from dicomnet.storage.part10 import Part10Info, read_part10
 from tests.aio.helpers import LOOPBACK, run, running_server
-from tests.storage.dicomfiles import make_image, write_part10
+from tests.storage.dicomfiles import make_image, uid, write_part10
 
 WINDOWS = pytest.mark.parametrize("window", [1, 8], ids=["synchronous", "window-8"])
 
@@ -116,29 +119,101 @@ def test_a_file_shrinking_while_sent_aborts_the_association(
     assert make_image(1).SOPInstanceUID not in _stored(tmp_path / "out")
 
 
-def test_an_error_in_on_progress_ends_the_windowed_batch(tmp_path: Path) -> None:
-    """A callback records each response; what the caller's on_progress raises
-    still comes out of store_paths."""
+@WINDOWS
+def test_a_raising_on_progress_is_logged_and_the_transfer_goes_on(
+        tmp_path: Path, window: int, caplog: pytest.LogCaptureFixture) -> None:
+    """The caller's on_progress raising at every object: each is stored all the
+    same and every result returned; the first exception is logged with its
+    traceback, the others counted. (It ended the batch, and store_paths raised
+    it: the results of the objects already sent were lost.)"""
     files = _files(tmp_path / "in", 6)
     seen: list[Path] = []
 
     def progress(result: StoreResult) -> None:
         seen.append(result.path)
-        if len(seen) == 2:
-            raise ValueError("the caller's own bug")
+        raise ValueError("the caller's own bug")
 
-    async def main() -> None:
+    async def main() -> list[StoreResult]:
         scp = StorageSCP(tmp_path / "out")
         try:
             async with running_server(providers=[scp]) as server:
-                await store_paths(LOOPBACK, server.port, files, max_async_operations=8,
-                                  on_progress=progress)
+                return await store_paths(LOOPBACK, server.port, files,
+                                         max_async_operations=window, on_progress=progress)
         finally:
             scp.close()
 
-    with pytest.raises(ValueError, match="the caller's own bug"):
-        run(main())
-    assert len(seen) >= 2
+    with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
+        results = run(main())
+    assert [(r.path, r.ok) for r in results] == [(f, True) for f in files]
+    assert sorted(seen) == files
+    assert _stored(tmp_path / "out") == {make_image(n).SOPInstanceUID for n in range(6)}
+    tracebacks = [r for r in caplog.records if r.exc_info is not None]
+    assert [str(r.exc_info[1]) for r in tracebacks if r.exc_info] == ["the caller's own bug"]
+    assert "the on_progress callback raised" in tracebacks[0].getMessage()
+    assert any("raised 6 times in all" in r.getMessage() for r in caplog.records)
+
+
+def test_a_raising_on_retry_is_logged_and_the_retry_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The first association is rejected as transient; on_retry raises: the retry
+    happens all the same (the exception came out of store_paths, results lost)."""
+    files = _files(tmp_path / "in", 2)
+    requests: list[str] = []
+
+    def busy_once(info: AssociationInfo) -> tuple[int, int, int] | None:
+        requests.append(info.calling_ae_title)
+        return (2, 3, 1) if len(requests) == 1 else None  # transient, congestion
+
+    def on_retry(event: RetryEvent) -> None:
+        raise RuntimeError("the caller's retry display")
+
+    async def main() -> list[StoreResult]:
+        scp = StorageSCP(tmp_path / "out")
+        try:
+            async with running_server(providers=[scp],
+                                      on_association_request=busy_once) as server:
+                return await store_paths(LOOPBACK, server.port, files, retries=1,
+                                         retry_delay=0, on_retry=on_retry)
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
+        results = run(main())
+    assert [(r.ok, r.attempts) for r in results] == [(True, 2), (True, 2)]
+    assert len(requests) == 2
+    [record] = [r for r in caplog.records if r.exc_info is not None]
+    assert "the on_retry callback raised" in record.getMessage()
+
+
+def test_when_nothing_was_stored_the_error_carries_every_result(tmp_path: Path) -> None:
+    """A permanent rejection: store_paths raises it, and ``.results`` says of each
+    file what happened (it had no results: which files were not DICOM was lost).
+    65 SOP Classes need two associations (130 contexts, PS3.8 9.3.2.2); the
+    second is never tried, and its files say "not sent" too (they said nothing)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not DICOM")
+    files = [folder / "notes.txt"] + [
+        write_part10(folder / f"{n:02d}.dcm", make_image(n, sop_class_uid=uid(7, n)),
+                     ExplicitVRLittleEndian) for n in range(65)]
+    heard: list[StoreResult] = []
+
+    async def main() -> AssociationRejected:
+        async with running_server(on_association_request=lambda info: (1, 1, 3)) as server:
+            with pytest.raises(AssociationRejected) as caught:
+                await store_paths(LOOPBACK, server.port, files, on_progress=heard.append)
+            return caught.value
+
+    rejected = run(main())
+    assert rejected.results is not None
+    assert [r.path for r in rejected.results] == files
+    first, *others = rejected.results
+    assert (first.error or "").startswith("not a DICOM Part 10 file: ")
+    assert [r.error for r in others] == [
+        "not sent: association rejected (rejected-permanent) by service-user: calling AE "
+        "title not recognized"] * 65
+    assert not any(r.ok or r.retryable for r in rejected.results)
+    assert sorted(r.path for r in heard) == sorted(files)  # each heard of once
 
 
 def test_a_failure_without_a_comment_says_what_the_status_means() -> None:
@@ -158,9 +233,6 @@ def test_a_file_whose_meta_names_another_instance_is_sent_as_its_data_set_says(
     """PS3.10 7.1 makes them equal; a file where they differ went with the File
     Meta Information's UID and the SCP refused it (A900: the data set differs from
     the command), where DCMTK's storescu sends what the data set says."""
-    import logging
-
-
     path = _files(tmp_path / "in", 1)[0]
     data = bytearray(path.read_bytes())
     right = make_image(0).SOPInstanceUID.encode()

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
 import os
 import stat
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import pydicom
 
@@ -57,16 +58,27 @@ if TYPE_CHECKING:
 
 __all__ = ["RetryEvent", "StoreResult", "collect_files", "store_paths", "transient_failure"]
 
+log = logging.getLogger("dicomnet.services")
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class StoreResult:
-    """The outcome of sending one file."""
+    """The outcome of sending one file (``store_paths``); ``to_dict()`` for JSON."""
 
+    #: The file, as listed by ``collect_files``.
     path: Path
+    #: Its SOP Instance UID; None when the file could not be read as DICOM Part 10.
     sop_instance_uid: str | None = None
+    #: The status of the peer's C-STORE response (PS3.4 B.2.3); None when none came
+    #: (not sent, or the association ended before its answer).
     status: int | None = None
+    #: Stored: status Success (0000H) or a Warning (Bxxx).
     ok: bool = False
+    #: Why it was not stored, in words: the peer's Error Comment or its status's
+    #: meaning, "not a DICOM Part 10 file: ...", "not sent: ...", or the failure
+    #: of the association it was on. None when stored.
     error: str | None = None
     #: The data set's bytes in the file, without its preamble and File Meta
     #: Information (what goes on the wire when sent as is). ``dicomnet store``'s
@@ -443,7 +455,8 @@ def _record(result: StoreResult, rsp: object) -> None:
 
 async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
                       on_progress: Callable[[StoreResult], None] | None) -> None:
-    """Send the plans on one association, up to its asynchronous window at a time."""
+    """Send the plans on one association, up to its asynchronous window at a time.
+    ``on_progress`` must not raise (``store_paths`` guards the caller's)."""
     buffers = PduBuffers()
 
     async def prepare(plan: _Plan) -> _Prepared | None:
@@ -501,18 +514,13 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
     def answered(plan: _Plan, reply: Reply | BaseException) -> None:
         nonlocal outstanding, error
         outstanding -= 1
-        failed: BaseException | None = None
         if isinstance(reply, BaseException):
-            failed = reply
+            if error is None:
+                error = reply  # the batch ends with the first error
         else:
             _record(plan.result, reply[0])
             if on_progress:
-                try:
-                    on_progress(plan.result)
-                except Exception as exc:  # the caller's: it ends the batch
-                    failed = exc
-        if error is None:
-            error = failed  # the batch ends with the first error
+                on_progress(plan.result)
         if room is not None and not room.done():
             room.set_result(None)
 
@@ -553,6 +561,34 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
 MAX_RETRY_DELAY = 60.0
 
 
+class _Guarded(Generic[T]):
+    """A caller's callback whose exceptions are logged, not raised: a bug in a
+    progress display must not drop a transfer, nor the results of the objects
+    sent so far. The first exception is logged with its traceback, the others
+    counted (``summary``): one per object could be thousands."""
+
+    def __init__(self, name: str, callback: Callable[[T], None] | None) -> None:
+        self.name = name
+        self.callback = callback
+        self.failures = 0
+
+    def __call__(self, arg: T) -> None:
+        if self.callback is None:
+            return
+        try:
+            self.callback(arg)
+        except Exception:
+            self.failures += 1
+            if self.failures == 1:
+                log.exception("store_paths: the %s callback raised; the transfer goes on "
+                              "(later exceptions of it are counted, not logged)", self.name)
+
+    def summary(self) -> None:
+        if self.failures > 1:
+            log.error("store_paths: the %s callback raised %d times in all (the first "
+                      "logged above)", self.name, self.failures)
+
+
 async def store_paths(
     host: str,
     port: int,
@@ -588,6 +624,18 @@ async def store_paths(
     each object once, when its last attempt ended. An object whose answer was
     lost with the link may reach a peer twice: a peer keeping the first copy
     answers Success, one rejecting duplicates answers a failure (0111H).
+
+    When no object was stored and the association failed (a refused TLS
+    handshake, a rejection, an abort...), that error is raised, and its
+    ``results`` holds every file's result all the same: the files that are not
+    DICOM, and the others "not sent" with why. A permanent failure (see
+    ``transient_failure``) with nothing stored ends the run at once: the
+    batches not yet tried are "not sent" with that error too.
+
+    ``on_progress`` and ``on_retry`` are the caller's code: an exception they
+    raise does not stop the transfer nor lose its results; it is logged on the
+    ``dicomnet.services`` logger with its traceback (the first; later ones are
+    counted). To stop a transfer, cancel the task running it.
     """
     from ..aio.client import associate
 
@@ -596,11 +644,22 @@ async def store_paths(
     if not 0 <= retry_delay <= MAX_RETRY_DELAY:
         raise ConfigurationError(f"retry_delay must be within 0 and {MAX_RETRY_DELAY:g} seconds")
     max_attempts = retries + 1
+    progress = _Guarded("on_progress", on_progress)
+    retry_heard = _Guarded("on_retry", on_retry)
 
     def report(result: StoreResult) -> None:
-        if on_progress is not None and not (result.retryable
-                                            and result.attempts < max_attempts):
-            on_progress(result)
+        if not (result.retryable and result.attempts < max_attempts):
+            progress(result)
+
+    def failed(exc: DicomNetError) -> DicomNetError:
+        """``exc``, to raise, with every file's result; the files never tried say why."""
+        for plan in plans:
+            if plan.result.status is None and not plan.result.error:
+                plan.result.error = f"not sent: {exc}"
+                plan.result.retryable = False
+                report(plan.result)
+        exc.results = results
+        return exc
 
     plans: list[_Plan] = []
     results: list[StoreResult] = []
@@ -618,45 +677,50 @@ async def store_paths(
         result.transfer_syntax_uid = info.transfer_syntax_uid
         plans.append(_Plan(info, result))
     attempt = 1
-    while True:
-        failure: DicomNetError | None = None  # this attempt's last link failure
-        for batch in _batches(plans):
-            try:
-                async with associate(
-                    host, port, contexts=_contexts_for(batch.keys), tls=tls,
-                    calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
-                    timeouts=timeouts, max_async_operations=max_async_operations,
-                    on_secure_link_ready=on_secure_link_ready,
-                ) as assoc:
-                    await _send_batch(assoc, batch.plans, report)
-            except DicomNetError as exc:
-                failure = exc
-                transient = transient_failure(exc)
-                pending = [p for p in batch.plans
-                           if p.result.status is None and not p.result.error]
-                for plan in pending:
-                    # One never sent says so: "the peer aborted" read as if it had been.
-                    plan.result.error = str(exc) if plan.started else f"not sent: {exc}"
-                    plan.result.retryable = transient
-                    report(plan.result)
-                if not transient and not any(r.ok for r in results):
-                    raise
-        # Those whose message was out when the link failed go last: one that makes
-        # the peer abort (a data set it cannot take) must not take the others down
-        # at every attempt.
-        again = sorted((p for p in plans if p.result.retryable), key=lambda p: p.started)
-        if not again or attempt >= max_attempts:
-            break
-        attempt += 1
-        delay = min(retry_delay * 2 ** (attempt - 2), MAX_RETRY_DELAY)
-        if on_retry is not None:
-            on_retry(RetryEvent(attempt=attempt, max_attempts=max_attempts, count=len(again),
-                                delay=delay, reason=again[-1].result.error or "failed"))
-        await asyncio.sleep(delay)
-        for plan in again:
-            plan.result._reset_for_retry()
-            plan.started = False
-        plans = again
-    if failure is not None and not any(r.ok for r in results):
-        raise failure
-    return results
+    try:
+        while True:
+            failure: DicomNetError | None = None  # this attempt's last link failure
+            for batch in _batches(plans):
+                try:
+                    async with associate(
+                        host, port, contexts=_contexts_for(batch.keys), tls=tls,
+                        calling_ae_title=calling_ae_title, called_ae_title=called_ae_title,
+                        timeouts=timeouts, max_async_operations=max_async_operations,
+                        on_secure_link_ready=on_secure_link_ready,
+                    ) as assoc:
+                        await _send_batch(assoc, batch.plans, report)
+                except DicomNetError as exc:
+                    failure = exc
+                    transient = transient_failure(exc)
+                    pending = [p for p in batch.plans
+                               if p.result.status is None and not p.result.error]
+                    for plan in pending:
+                        # One never sent says so: "the peer aborted" read as if it had been.
+                        plan.result.error = str(exc) if plan.started else f"not sent: {exc}"
+                        plan.result.retryable = transient
+                        report(plan.result)
+                    if not transient and not any(r.ok for r in results):
+                        failed(exc)
+                        raise
+            # Those whose message was out when the link failed go last: one that makes
+            # the peer abort (a data set it cannot take) must not take the others down
+            # at every attempt.
+            again = sorted((p for p in plans if p.result.retryable), key=lambda p: p.started)
+            if not again or attempt >= max_attempts:
+                break
+            attempt += 1
+            delay = min(retry_delay * 2 ** (attempt - 2), MAX_RETRY_DELAY)
+            retry_heard(RetryEvent(attempt=attempt, max_attempts=max_attempts,
+                                   count=len(again), delay=delay,
+                                   reason=again[-1].result.error or "failed"))
+            await asyncio.sleep(delay)
+            for plan in again:
+                plan.result._reset_for_retry()
+                plan.started = False
+            plans = again
+        if failure is not None and not any(r.ok for r in results):
+            raise failed(failure)
+        return results
+    finally:
+        progress.summary()
+        retry_heard.summary()
