@@ -5,9 +5,11 @@ command, does not import what that command does not use."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dicomnet
@@ -83,3 +85,46 @@ def test_an_application_that_configured_no_logging_hears_nothing_from_the_librar
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     assert done.stderr == "WARNING:dicomnet.aio:heard\n"
+
+
+def _undocumented_members(cls: type) -> Iterator[str]:
+    """Public methods and properties without a docstring (an override may say
+    nothing the base class's docstring says already)."""
+    for name, value in vars(cls).items():
+        function = value.fget if isinstance(value, property) else value
+        if (not name.startswith("_") and inspect.isfunction(function)
+                and not inspect.getdoc(getattr(cls, name))):
+            yield name
+
+
+def test_every_public_class_and_its_methods_say_what_they_are() -> None:
+    """A user reads ``help(dicomnet.Server)``: every class and function of the
+    public API, and each public method and property of its classes, has a
+    docstring (a dataclass without one shows its generated signature)."""
+    missing = []
+    for name in dicomnet.__all__:
+        value = getattr(dicomnet, name)
+        if inspect.isclass(value):
+            doc = value.__dict__.get("__doc__") or ""
+            if not doc or doc.startswith(f"{value.__name__}("):
+                missing.append(name)
+            missing += [f"{name}.{member}" for member in _undocumented_members(value)]
+        elif inspect.isfunction(value) and not value.__doc__:
+            missing.append(name)
+    assert missing == []
+
+
+def test_no_public_constructor_or_function_takes_private_or_untyped_arguments() -> None:
+    """``Server(...)`` took its private state (``_sock``, ``_tasks``...) as arguments,
+    ``ClientAssociation(*args: object, **kwargs: object)`` anything at all."""
+    leaks = []
+    for name in dicomnet.__all__:
+        value = getattr(dicomnet, name)
+        if not callable(value) or (isinstance(value, type)
+                                   and issubclass(value, Exception | Warning)):
+            continue  # exceptions take (*args) as Exception does
+        for param in inspect.signature(value).parameters.values():
+            if param.name.startswith("_") or param.kind in (
+                    param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                leaks.append(f"{name}: {param}")
+    assert leaks == []

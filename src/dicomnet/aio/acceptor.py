@@ -1,6 +1,7 @@
 """What an acceptor decides and says about an association request, apart from the
 server's loop: its providers' contexts as one policy, an association hook's
-answer checked, and the words its log uses for refused contexts and TLS links."""
+answer checked, a link hook's bug kept to its connection, and the words its
+log uses for refused contexts and TLS links."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from ..ul.negotiation import (
     TRANSFER_SYNTAXES_NOT_SUPPORTED,
 )
 from ..ul.pdu import AssociateAC, AssociateRQ
+from .transport import SecureLinkEvent, SecureLinkHook, call_hook
 
-__all__ = ["HOOK_FAILED", "MergedContexts", "checked_rejection", "link_words",
-           "refused_contexts"]
+__all__ = ["HOOK_FAILED", "GuardedLinkHook", "MergedContexts", "checked_rejection",
+           "link_words", "refused_contexts"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -53,6 +55,28 @@ def refused_contexts(rq: AssociateRQ, ac: AssociateAC) -> str:
 #: Table 9-21): rejected-transient (the hook may work next time: its database
 #: back up), service-user, no reason given.
 HOOK_FAILED = (2, 1, 1)
+
+
+class GuardedLinkHook:
+    """The server's ``on_secure_link_ready`` for one connection. Its exception is
+    logged with its traceback, not raised: ``failed`` (after a handshake that
+    succeeded) makes the server reject the association request with
+    ``HOOK_FAILED``. Raised, it aborted the transport, which the client read as
+    "the server most likely refused our client certificate"."""
+
+    def __init__(self, hook: SecureLinkHook | None) -> None:
+        self.hook = hook
+        self.failed = False
+
+    async def __call__(self, event: SecureLinkEvent) -> None:
+        try:
+            await call_hook(self.hook, event)
+        except Exception:
+            self.failed = event.info is not None
+            log.exception("the on_secure_link_ready hook raised for the connection from "
+                          "%s:%s%s", *event.peer,
+                          ": its association request will be rejected (transient)"
+                          if self.failed else "")
 
 
 def checked_rejection(result: object) -> tuple[int, int, int] | None:

@@ -51,7 +51,7 @@ from ..ul.negotiation import (
     refused_abstract_syntaxes,
 )
 from .association import Association, DatasetSink, MessagesRouted
-from .transport import SecureLinkHook, open_stream
+from .transport import SecureLinkHook, Stream, open_stream
 
 __all__ = ["ClientAssociation", "associate", "open_association"]
 
@@ -137,8 +137,8 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 class ClientAssociation(Association):
     """An established association, requestor side."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts) -> None:
+        super().__init__(stream, ul, timeouts)
         self._replies: dict[int, _Replies | _OneReply] = {}
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None

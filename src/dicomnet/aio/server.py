@@ -18,7 +18,7 @@ import re
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
@@ -37,17 +37,16 @@ from ..ul.events import (
 from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
-from .acceptor import HOOK_FAILED, MergedContexts, checked_rejection, link_words, refused_contexts
-from .association import Association, DatasetSink, MessagesRouted
-from .transport import (
-    PeerSilent,
-    SecureLinkEvent,
-    SecureLinkHook,
-    Stream,
-    call_hook,
-    describe_os_error,
-    wrap_accepted,
+from .acceptor import (
+    HOOK_FAILED,
+    GuardedLinkHook,
+    MergedContexts,
+    checked_rejection,
+    link_words,
+    refused_contexts,
 )
+from .association import Association, DatasetSink, MessagesRouted
+from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
 
 __all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "Server",
            "ServerAssociation", "ServiceProvider", "serve"]
@@ -330,7 +329,9 @@ class ServerAssociation(Association):
 
 @dataclass(eq=False)
 class Server:
-    """A running DICOM server. ``close()`` stops accepting and aborts open associations."""
+    """A running DICOM server, as ``serve()`` returns it (started; use it rather
+    than this constructor). ``close()`` stops accepting and aborts open
+    associations; ``async with`` closes it at the end of the block."""
 
     ae_title: str
     host: str
@@ -342,24 +343,28 @@ class Server:
     on_secure_link_ready: SecureLinkHook | None = None
     on_association_request: AssociationRequestHook | None = None
     require_called_ae_title: bool = False
-    _sock: socket.socket | None = None
-    _context: ssl.SSLContext | None = None
-    _accept_task: asyncio.Task[None] | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _active: int = 0
-    #: Connections not yet associated, oldest first, with their peer's address and
-    #: socket (closed here should the task be cancelled before it ever ran).
-    _pending: dict[asyncio.Task[None], tuple[str, socket.socket]] = field(default_factory=dict)
-    _evicted: set[asyncio.Task[None]] = field(default_factory=set)
-    #: Connections closed since the limit was last reached, by address (the first
-    #: _EVICTION_ADDRESSES addresses; the others only counted).
-    _evictions: collections.Counter[str] = field(default_factory=collections.Counter)
-    _evicted_total: int = 0
-    _providers: dict[int, ServiceProvider] = field(default_factory=dict)
-    _closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        # The server's own state: no constructor arguments (they were), not in repr.
+        self._sock: socket.socket | None = None
+        self._context: ssl.SSLContext | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active = 0
+        #: Connections not yet associated, oldest first, with their peer's address
+        #: and socket (closed here should the task be cancelled before it ever ran).
+        self._pending: dict[asyncio.Task[None], tuple[str, socket.socket]] = {}
+        self._evicted: set[asyncio.Task[None]] = set()
+        #: Connections closed since the limit was last reached, by address (the
+        #: first _EVICTION_ADDRESSES addresses; the others only counted).
+        self._evictions: collections.Counter[str] = collections.Counter()
+        self._evicted_total = 0
+        self._providers: dict[int, ServiceProvider] = {}
+        self._closed = asyncio.Event()
 
     @property
     def active_associations(self) -> int:
+        """Associations accepted and not ended yet."""
         return self._active
 
     @property
@@ -478,27 +483,12 @@ class Server:
         self._evicted_total = 0
 
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        hook_failed = False
-
-        async def link_ready(event: SecureLinkEvent) -> None:
-            # The hook's bug costs this association only, and says so: its request
-            # is rejected (_on_request), where an aborted transport read to the
-            # client as "the server refused our certificate".
-            nonlocal hook_failed
-            try:
-                await call_hook(self.on_secure_link_ready, event)
-            except Exception:
-                hook_failed = event.info is not None
-                log.exception("the on_secure_link_ready hook raised for the connection from "
-                              "%s:%s%s", *event.peer,
-                              ": its association request will be rejected (transient)"
-                              if hook_failed else "")
-
+        link_hook = GuardedLinkHook(self.on_secure_link_ready)
         try:
             stream = await wrap_accepted(
                 sock, tls=self.tls, context=self._context,
                 handshake_timeout=self.timeouts.tls_handshake, artim_timeout=self.timeouts.artim,
-                on_secure_link_ready=link_ready if self.on_secure_link_ready else None,
+                on_secure_link_ready=link_hook if self.on_secure_link_ready else None,
             )
         except PeerSilent as exc:
             log.info("%s", exc)
@@ -530,7 +520,7 @@ class Server:
                 for event in await assoc._read_events():
                     if isinstance(event, AssociateRequested):
                         counted = await self._on_request(assoc, event.pdu,
-                                                         link_hook_failed=hook_failed)
+                                                         link_hook_failed=link_hook.failed)
                         if counted:  # until accepted (rejected ones linger for ARTIM)
                             self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
                     elif isinstance(event, MessagesRouted):
@@ -715,6 +705,8 @@ class Server:
         self._closed.set()
 
     async def wait_closed(self) -> None:
+        """Wait until ``close()`` was called and every association and provider
+        (e.g. a storage SCP's last index rows) has finished."""
         await self._closed.wait()
         tasks = [t for t in self._tasks if not t.done()]
         if self._accept_task is not None:
@@ -728,6 +720,7 @@ class Server:
                 await asyncio.get_running_loop().run_in_executor(None, close)
 
     async def serve_forever(self) -> None:
+        """Serve until ``close()`` (from a signal handler, another task)."""
         await self.wait_closed()
 
     async def __aenter__(self) -> Server:

@@ -61,6 +61,7 @@ class BlockingAssociation:
 
     @property
     def contexts(self) -> dict[int, AcceptedContext]:
+        """The presentation contexts the peer accepted, by context ID (PS3.8 9.3.3.2)."""
         return self._assoc.contexts
 
     def echo(self) -> Status:
@@ -73,6 +74,7 @@ class BlockingAssociation:
         return self._run(self._assoc.store(dataset))
 
     def release(self) -> None:
+        """A-RELEASE (PS3.8 7.2); nothing if the association has ended already."""
         if self._loop.is_closed():
             return  # released or aborted already
         try:
@@ -81,6 +83,7 @@ class BlockingAssociation:
             self._close_loop()
 
     def abort(self) -> None:
+        """A-ABORT (PS3.8 7.3); nothing if the association has ended already."""
         if self._loop.is_closed():
             return
         try:

@@ -184,22 +184,27 @@ class Status:
 
     @property
     def is_success(self) -> bool:
+        """Success: 0000H (PS3.7 Annex C)."""
         return self.code == 0x0000
 
     @property
     def is_warning(self) -> bool:
+        """A Warning (0001H, Bxxx, 0107H, 0116H): performed, with a remark (PS3.7 Annex C)."""
         return self.category == "warning"
 
     @property
     def is_failure(self) -> bool:
+        """A Failure, or a code of no class (see ``category_of``; PS3.7 Annex C)."""
         return self.category == "failure"
 
     @property
     def is_cancel(self) -> bool:
+        """Cancel: FE00H, the operation ended by a C-CANCEL (PS3.7 Annex C)."""
         return self.code == 0xFE00
 
     @property
     def is_pending(self) -> bool:
+        """Pending: FF00H or FF01H, more responses follow (PS3.7 Annex C)."""
         return self.code in (0xFF00, 0xFF01)
 
     @property

@@ -256,6 +256,8 @@ class StorageSCP:
 
     def open_sink(self, assoc: ServerAssociation, context_id: int,
                   message: DimseMessage) -> StoreSink:
+        """Where a C-STORE's data set streams as it arrives: a temporary file
+        after its Part 10 header, or a sink that keeps the refusal to answer."""
         assert isinstance(message, CStoreRQ)
         if assoc.failure is not None:
             # The command arrived in the same read as the A-ABORT (or the transport
@@ -291,6 +293,7 @@ class StorageSCP:
 
     async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
                      sink: object) -> Sequence[Response]:
+        """Store a received C-STORE (PS3.4 B.2.2) and answer its C-STORE-RSP."""
         assert isinstance(message, CStoreRQ)
         status, comment = await self._store(assoc, context_id, message, sink)
         return [(_response(message, status, comment), None)]

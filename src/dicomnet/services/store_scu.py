@@ -94,6 +94,7 @@ class StoreResult:
     retryable: bool = False
 
     def to_dict(self) -> dict[str, object]:
+        """Every field, JSON-ready (the path as a string)."""
         return {
             "path": str(self.path), "sop_instance_uid": self.sop_instance_uid,
             "status": self.status, "ok": self.ok, "error": self.error, "size": self.size,

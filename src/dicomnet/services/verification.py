@@ -33,10 +33,13 @@ class VerificationSCP:
 
     def open_sink(self, assoc: ServerAssociation, context_id: int,
                   message: DimseMessage) -> DatasetSink | None:
+        """None: a C-ECHO has no data set."""
         return None
 
     async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
                      sink: DatasetSink | None) -> Sequence[Response]:
+        """Answer a C-ECHO-RQ (PS3.7 9.1.5): Success, or the status ``on_c_echo``
+        returned."""
         assert isinstance(message, CEchoRQ)
         status = 0x0000
         if self.on_c_echo is not None:
