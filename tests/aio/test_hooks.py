@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from dicomnet.aio.client import associate
-from dicomnet.aio.server import AssociationInfo, Server
+from dicomnet.aio.server import AssociationInfo, Server, ServerAssociation
 from dicomnet.aio.transport import SecureLinkEvent
 from dicomnet.errors import AssociationRejected, ConfigurationError, TLSError
 from dicomnet.security.config import TLSConfig
+from dicomnet.services.verification import VerificationSCP
 from tests.aio.helpers import (
     LOOPBACK,
     HookRecorder,
@@ -287,6 +288,31 @@ def test_an_association_request_hook_that_raises_rejects_that_association_only(
     assert "BUGGY@127.0.0.1" in record.getMessage()
     assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)
     assert not [r for r in aio_log.records if "internal error" in r.getMessage()]
+
+
+def test_an_echo_hook_that_raises_answers_processing_failure(
+    aio_log: pytest.LogCaptureFixture,
+) -> None:
+    """``on_c_echo`` raising aborted the association (the server's internal error);
+    its C-ECHO is now answered 0110H, logged with the traceback, and the
+    association goes on."""
+    calls: list[int] = []
+
+    def on_c_echo(assoc: ServerAssociation) -> int | None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise LookupError("the echo hook's own bug")
+        return None
+
+    async def main() -> list[int]:
+        async with running_server(providers=[VerificationSCP(on_c_echo=on_c_echo)]) as server, \
+                associate(LOOPBACK, server.port) as assoc:
+            return [int(await assoc.echo()), int(await assoc.echo())]
+
+    assert run(main()) == [0x0110, 0x0000]
+    [record] = [r for r in aio_log.records if r.exc_info is not None]
+    assert "on_c_echo handler failed" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], LookupError)
 
 
 # -- failed handshakes --------------------------------------------------------------------

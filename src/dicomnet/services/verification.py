@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -14,14 +15,22 @@ if TYPE_CHECKING:
 
 __all__ = ["VERIFICATION_SOP_CLASS", "VerificationSCP"]
 
+log = logging.getLogger("dicomnet.services")
+
 VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 _UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
+#: Processing failure (PS3.7 C.5): what a C-ECHO gets when ``on_c_echo`` raised.
+PROCESSING_FAILURE = 0x0110
 
 EchoHook = Callable[["ServerAssociation"], int | None | Awaitable[int | None]]
 
 
 class VerificationSCP:
-    """Answers C-ECHO-RQ with Success, or with what ``on_c_echo`` returns (PS3.7 9.1.5)."""
+    """Answers C-ECHO-RQ with Success, or with what ``on_c_echo`` returns (PS3.7 9.1.5).
+
+    An ``on_c_echo`` that raises is logged with its traceback and the C-ECHO
+    answered 0110H (Processing failure); the association goes on (it was
+    aborted)."""
 
     command_fields = frozenset({CEchoRQ.command_field})
 
@@ -43,9 +52,13 @@ class VerificationSCP:
         assert isinstance(message, CEchoRQ)
         status = 0x0000
         if self.on_c_echo is not None:
-            result = self.on_c_echo(assoc)
-            if asyncio.iscoroutine(result):
-                result = await result
+            try:
+                result = self.on_c_echo(assoc)
+                if asyncio.iscoroutine(result):
+                    result = await result
+            except Exception:
+                log.exception("C-ECHO: the on_c_echo handler failed")
+                result = PROCESSING_FAILURE
             if isinstance(result, int):
                 status = result
         rsp = CEchoRSP(message_id_being_responded_to=message.message_id, status=status,
