@@ -158,5 +158,6 @@ def test_public_names() -> None:
     for name in security.__all__:
         assert hasattr(security, name), name
     public = {n for n in vars(security) if not n.startswith("_")}
-    modules = {"certificates", "config", "detect", "dhgroups", "errors_map", "info", "profiles"}
+    modules = {"certificates", "config", "detect", "dhgroups", "errors_map", "info",
+               "profiles", "sessions"}
     assert public - modules == set(security.__all__)

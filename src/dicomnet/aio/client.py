@@ -487,7 +487,9 @@ async def open_association(
         async_ops=AsynchronousOperationsWindowSubItem(max_async_operations, 1)
         if max_async_operations != 1 else None,
     )
-    context = await tls.client_context() if tls is not None else None
+    # One context per TLSConfig: its files read (and the key's password asked) once,
+    # and its sessions resumable by the next association.
+    context = await tls.shared_client_context() if tls is not None else None
     stream = await open_stream(
         host, port, tls=tls, context=context, connect_timeout=timeouts.connect,
         handshake_timeout=timeouts.tls_handshake, on_secure_link_ready=on_secure_link_ready,

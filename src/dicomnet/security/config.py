@@ -9,7 +9,10 @@ servers (mutual authentication). Turning a check off warns (SecurityWarning).
 Building a context is ``await config.server_context()`` or
 ``await config.client_context()`` (async because the private-key password
 callback may be async); ``server_context_sync()``/``client_context_sync()``
-do the same for synchronous callers. After each handshake, the driver calls
+do the same for synchronous callers. A server builds its context once, when
+it starts; a client's associations share one per configuration object
+(``await config.shared_client_context()``, rebuilt when a file changes, see
+:mod:`dicomnet.security.sessions`). After each handshake, the driver calls
 :meth:`TLSConfig.check_established`, which builds the :class:`SecurityInfo`,
 applies the profile's key-size rules to the peer's certificate and runs the
 ``verify_callback``.
@@ -26,7 +29,7 @@ import re
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +52,7 @@ from dicomnet.security.profiles import (
     suite_by_openssl,
     to_openssl_names,
 )
+from dicomnet.security.sessions import ClientCache
 
 __all__ = [
     "PasswordCallback",
@@ -121,7 +125,12 @@ class TLSConfig:
     issues peer certificates then needs a current CRL here."""
     on_private_key_password: PasswordCallback | None = None
     """Asked for the private key's password, once per context build, only when the key
-    is encrypted and ``key_password`` is not set. May be sync or async."""
+    is encrypted and ``key_password`` is not set. May be sync or async. A server
+    builds its context once, at start. A client builds one per TLSConfig object, at
+    its first association, and again only when the certificate, key, CA or CRL files
+    change (a rotated certificate) or our certificate has expired: keep one
+    TLSConfig for many associations and the password is asked once, not at each
+    association, retry or batch."""
     key_password: str | bytes | None = None
     """The private key's password, when known in advance."""
     keylog_file: str | Path | None = None
@@ -140,8 +149,11 @@ class TLSConfig:
     verified the chain, and may refuse it by returning False (TLSError). Python's ssl
     cannot hook OpenSSL's per-certificate verify callback: it runs once, after the
     handshake, on the leaf (depth 0), the only certificate Python 3.11 exposes."""
+    _client_cache: ClientCache = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        # Per object, not per value: two equal configurations share no context.
+        object.__setattr__(self, "_client_cache", ClientCache())
         profile = get_profile(self.profile)
         if self.peer_certificate not in _POLICIES:
             raise ConfigurationError(
@@ -180,8 +192,21 @@ class TLSConfig:
         return self._build("server", await self._password_async())
 
     async def client_context(self) -> ssl.SSLContext:
-        """Build the client-side context (awaits an async password callback)."""
+        """Build a client-side context, a new one at each call (awaits an async password
+        callback); associations use :meth:`shared_client_context`."""
         return self._build("client", await self._password_async())
+
+    async def shared_client_context(self) -> ssl.SSLContext:
+        """The client context shared by the associations made with this object: built
+        (and the password asked) on first use, built again when a certificate, key,
+        CA or CRL file changes or our certificate expires. Not to be modified: use
+        :meth:`client_context` for a context of one's own."""
+        return await self._client_cache.context(self)
+
+    @property
+    def client_cache(self) -> ClientCache:
+        """The shared client context."""
+        return self._client_cache
 
     def server_context_sync(self) -> ssl.SSLContext:
         """Build the server-side context; ConfigurationError if the callback is async."""
