@@ -80,7 +80,8 @@ def test_a_wrong_password_fails_every_waiting_association_with_one_prompt(pki: P
 
 def test_a_rotated_client_certificate_is_picked_up(pki: Pki, tmp_path: Path) -> None:
     """Replacing the certificate and key files (as a renewal does) makes the next
-    association build a new context: the server sees the new certificate."""
+    association build a new context: the server sees the new certificate, in a full
+    handshake (the old session belonged to the old certificate)."""
     cert, key = tmp_path / "client.pem", tmp_path / "client.key"
     for source, target in zip(pki.issue("client before"), (cert, key), strict=True):
         os.replace(source, target)
@@ -104,15 +105,16 @@ def test_a_rotated_client_certificate_is_picked_up(pki: Pki, tmp_path: Path) -> 
             await echo_through(server.port, tls)
 
     run(main())
-    seen = [e.info.peer_certificate.common_name
+    seen = [(e.info.peer_certificate.common_name, e.info.session_resumed)
             for e in hook.events if e.info is not None and e.info.peer_certificate is not None]
-    assert seen == ["client before"] * 2 + ["client after, renewed"] * 2
+    assert seen == [("client before", False), ("client before", True),
+                    ("client after, renewed", False), ("client after, renewed", True)]
     assert len(asked) == 1  # the first key was not encrypted; the renewed one asked once
 
 
 def test_a_changed_ca_file_is_picked_up(pki: Pki, tmp_path: Path) -> None:
     """Trust comes from the files too: a CA file that stops trusting the server's CA
-    makes the next association fail verification."""
+    makes the next association fail verification (no session resumes around it)."""
     cafile = tmp_path / "ca.pem"
     cafile.write_bytes(pki.ca_file.read_bytes())
     tls = pki.client_tls(cafile=cafile)

@@ -97,12 +97,15 @@ def checked_rejection(result: object) -> tuple[int, int, int] | None:
 
 
 def link_words(security: SecurityInfo | None) -> str:
-    """The TLS part of an association's log line: protocol, suite, and whose
-    certificate the client showed (with ``peer_certificate="optional"``, whether
-    it showed one), as an audit trail wants it."""
+    """The TLS part of an association's log line: protocol, suite, whether the
+    client resumed a TLS session, and whose certificate it showed (with
+    ``peer_certificate="optional"``, whether it showed one), as an audit trail
+    wants it."""
     if security is None:
         return ""
     words = f", {security.protocol} {security.cipher_suite}"
+    if security.session_resumed:
+        words += ", TLS session resumed"
     cert = security.peer_certificate
     if cert is None:
         return words + ", no client certificate"

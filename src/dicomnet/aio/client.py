@@ -387,6 +387,9 @@ class ClientAssociation(Association):
             await self.abort()
         except AssociationAborted:
             pass
+        else:
+            # Released in order: its TLS session may be resumed by the next association.
+            self.stream.keep_session()
         finally:
             try:
                 await self._stop_reader()
@@ -535,6 +538,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
                     "associated with %s:%s (%d of %d contexts accepted%s)",
                     *assoc.peer, len(assoc.contexts), len(ul.associate_rq.presentation_contexts),
                     f", {assoc.security.protocol} {assoc.security.cipher_suite}"
+                    + (", TLS session resumed" if assoc.security.session_resumed else "")
                     if assoc.security else "",
                 )
                 return

@@ -14,7 +14,8 @@ Only what dicomnet uses of the transport interface is provided: buffered
 reading with pause/resume, writing with flow control (pause_writing /
 resume_writing around the high and low water marks), close (after pending
 writes, with a close_notify alert), abort, and the ``ssl_object``, ``socket``,
-``peername``, ``sockname``, ``peercert`` and ``cipher`` extras.
+``peername``, ``sockname``, ``peercert`` and ``cipher`` extras, plus
+``ssl_session``: the connection's TLS session, still there after it closed.
 """
 
 from __future__ import annotations
@@ -43,14 +44,16 @@ _CLOSE_GRACE = 10.0
 
 
 async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side: bool,
-                    server_hostname: str | None, timeout: float) -> ssl.SSLSocket:
+                    server_hostname: str | None, timeout: float,
+                    session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
     """Wrap ``sock`` (connected) and complete the TLS handshake without blocking the
-    loop. Raises ``ssl.SSLError``/``OSError`` as ``ssl`` reports them, and
+    loop; a client may offer a ``session`` of ``context`` to resume (RFC 8446 2.2).
+    Raises ``ssl.SSLError``/``OSError`` as ``ssl`` reports them, and
     ``TimeoutError`` after ``timeout`` seconds; the socket is closed on failure."""
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     tls = context.wrap_socket(sock, server_side=server_side, server_hostname=server_hostname,
-                              do_handshake_on_connect=False)
+                              do_handshake_on_connect=False, session=session)
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -141,6 +144,9 @@ class TLSSocketTransport(asyncio.Transport):
     # -- transport interface -----------------------------------------------------------
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_session" and not self._lost:
+            # The latest: TLS 1.3 tickets arrive after the handshake (RFC 8446 4.6.1).
+            return self._tls.session
         return self._extra.get(name, default)
 
     def is_closing(self) -> bool:
@@ -347,6 +353,10 @@ class TLSSocketTransport(asyncio.Transport):
             self._loop.remove_writer(self._fd)
             self._writing = False
         self._stop_reading()
+        # unwrap() and close() let go of the SSL object: its session is kept for
+        # whoever resumes it once the association is over (a peer that closes right
+        # after its A-RELEASE-RP ends the connection before the requestor looks).
+        self._extra["ssl_session"] = self._tls.session
         if notify and exc is None:
             # close_notify (RFC 8446 6.1); the peer's own is not awaited.
             with contextlib.suppress(ssl.SSLError, OSError, ValueError):

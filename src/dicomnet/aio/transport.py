@@ -20,6 +20,7 @@ from ..security.config import TLSConfig
 from ..security.detect import explain_first_bytes
 from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
+from ..security.sessions import SessionSlot
 from .sockets import tune_socket
 from .tls_socket import TLSSocketTransport, handshake
 
@@ -198,6 +199,17 @@ class Stream:
     writer: asyncio.StreamWriter
     peer: tuple[str, int]
     security: SecurityInfo | None = None
+    #: A client's link to the TLS sessions of its configuration (None: no resumption).
+    session_slot: SessionSlot | None = None
+
+    def keep_session(self) -> None:
+        """Keep this client connection's TLS session, to resume it on the next
+        association to the same destination: call at the association's clean end
+        (A-RELEASE done, before closing), when a TLS 1.3 ticket has been read."""
+        session = self.writer.get_extra_info("ssl_session")
+        if (self.session_slot is not None and isinstance(session, ssl.SSLSession)
+                and self.security is not None):
+            self.session_slot.keep(session, self.security.protocol)
 
     async def close(self) -> None:
         writer = self.writer
@@ -241,7 +253,12 @@ async def open_stream(
     handshake_timeout: float,
     on_secure_link_ready: SecureLinkHook | None = None,
 ) -> Stream:
-    """Open a client connection; TLS when ``context`` is given (built from ``tls``)."""
+    """Open a client connection; TLS when ``context`` is given (built from ``tls``).
+
+    With ``tls.session_resumption`` and the configuration's shared context, a session
+    kept for this destination is offered (RFC 8446 2.2). Should that handshake fail,
+    the session is dropped and the connection made once more with a full handshake
+    (and no session offered there again): resumption never costs an association."""
     peer = (host, port)
     loop = asyncio.get_running_loop()
     receiver = Receiver()
@@ -258,20 +275,44 @@ async def open_stream(
                 f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
         tune_socket(transport.get_extra_info("socket"), tls=False)
         return Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
-    sock = await _connect(host, port, connect_timeout)
     server_hostname = tls.server_hostname or host
-    try:
-        secured = await handshake(sock, context, server_side=False,
-                                  server_hostname=server_hostname, timeout=handshake_timeout)
-    except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
-        error = _handshake_error(exc, side="client", peer=f"{host}:{port}",
-                                 timeout=handshake_timeout, profile=tls.profile,
-                                 host=server_hostname, sent_certificate=tls.certfile is not None)
-        await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", None, error))
-        raise error from exc
+    slot = (tls.client_cache.slot(context, (host, port, server_hostname))
+            if tls.session_resumption else None)
+    while True:
+        sock = await _connect(host, port, connect_timeout)
+        session = slot.offer() if slot is not None else None
+        try:
+            secured = await handshake(sock, context, server_side=False,
+                                      server_hostname=server_hostname,
+                                      timeout=handshake_timeout, session=session)
+            break
+        except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
+            error = _handshake_error(exc, side="client", peer=f"{host}:{port}",
+                                     timeout=handshake_timeout, profile=tls.profile,
+                                     host=server_hostname,
+                                     sent_certificate=tls.certfile is not None)
+            if slot is not None and session is not None:
+                if not isinstance(exc, builtins.TimeoutError):
+                    # Some servers fail a resumption outright (OpenSSL, verifying
+                    # clients without a session ID context, SSL_R_SESSION_ID_CONTEXT_
+                    # UNINITIALIZED): offering sessions would fail every other association.
+                    slot.failed()
+                    log.info("TLS handshake with %s:%s offering a session to resume failed "
+                             "(%s): connecting again for a full handshake, and offering no "
+                             "session there any more", host, port, error.reason)
+                    continue
+                slot.drop()
+            await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "client", None, error))
+            raise error from exc
     transport = TLSSocketTransport(loop, secured, receiver)
-    stream = Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
-    await _check_established(tls, stream, "client", on_secure_link_ready)
+    stream = Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer,
+                    session_slot=slot)
+    try:
+        await _check_established(tls, stream, "client", on_secure_link_ready)
+    except BaseException:
+        if slot is not None and session is not None:
+            slot.drop()  # refused after offering it (verify_callback...): not offered again
+        raise
     return stream
 
 

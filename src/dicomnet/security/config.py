@@ -11,11 +11,11 @@ Building a context is ``await config.server_context()`` or
 callback may be async); ``server_context_sync()``/``client_context_sync()``
 do the same for synchronous callers. A server builds its context once, when
 it starts; a client's associations share one per configuration object
-(``await config.shared_client_context()``, rebuilt when a file changes, see
-:mod:`dicomnet.security.sessions`). After each handshake, the driver calls
-:meth:`TLSConfig.check_established`, which builds the :class:`SecurityInfo`,
-applies the profile's key-size rules to the peer's certificate and runs the
-``verify_callback``.
+(``await config.shared_client_context()``, rebuilt when a file changes), with
+the TLS sessions they resume (:mod:`dicomnet.security.sessions`). After each
+handshake, the driver calls :meth:`TLSConfig.check_established`, which builds
+the :class:`SecurityInfo`, applies the profile's key-size rules to the peer's
+certificate and runs the ``verify_callback``.
 """
 
 from __future__ import annotations
@@ -148,11 +148,25 @@ class TLSConfig:
     """Extra check of the peer's certificate: called as ``(info, depth)`` after OpenSSL
     verified the chain, and may refuse it by returning False (TLSError). Python's ssl
     cannot hook OpenSSL's per-certificate verify callback: it runs once, after the
-    handshake, on the leaf (depth 0), the only certificate Python 3.11 exposes."""
+    handshake, on the leaf (depth 0), the only certificate Python 3.11 exposes. It runs
+    on resumed sessions too (their peer certificate is kept in the session)."""
+    session_resumption: bool = True
+    """Resume TLS sessions (RFC 8446 2.2, RFC 5077) so that re-associating skips the
+    certificate exchange. Client side: the session of an association that ended
+    with A-RELEASE is offered on the next one made with this same TLSConfig object
+    to the same host, port and server name, only when ``verify_peer`` is on
+    (:mod:`dicomnet.security.sessions`). Server side: False issues no session
+    tickets, so no TLS 1.3 client resumes; under TLS 1.2 OpenSSL's session-ID cache,
+    which Python cannot turn off, still resumes a client offering its session ID.
+    A resumed session is not verified again: the peer's certificate (kept in the
+    session) is still reported and given to ``verify_callback``, but a CRL or CA
+    change reaches it only when it ends (the server's ticket lifetime, 2 hours by
+    OpenSSL's default, or a client's rebuilt context). ``SecurityInfo.session_resumed``
+    tells whether an association resumed one."""
     _client_cache: ClientCache = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        # Per object, not per value: two equal configurations share no context.
+        # Per object, not per value: two equal configurations share no session or password.
         object.__setattr__(self, "_client_cache", ClientCache())
         profile = get_profile(self.profile)
         if self.peer_certificate not in _POLICIES:
@@ -205,7 +219,7 @@ class TLSConfig:
 
     @property
     def client_cache(self) -> ClientCache:
-        """The shared client context."""
+        """The shared client context and the TLS sessions kept for resumption."""
         return self._client_cache
 
     def server_context_sync(self) -> ssl.SSLContext:
@@ -381,6 +395,11 @@ class TLSConfig:
             ctx.sni_callback = _record_sni_callback
             if offers_dhe(names):
                 load_dhe_group(ctx)
+            if not self.session_resumption:
+                # No tickets: TLS 1.3 then has nothing to resume (RFC 8446 4.6.1), and
+                # TLS 1.2 only OpenSSL's session-ID cache (Python cannot turn it off).
+                ctx.num_tickets = 0
+                ctx.options |= ssl.OP_NO_TICKET
 
         if self.alpn:
             ctx.set_alpn_protocols(list(self.alpn))

@@ -1,4 +1,4 @@
-"""What a TLS client keeps between associations: its context.
+"""What a TLS client keeps between associations: its context, and sessions to resume.
 
 Every :class:`~dicomnet.security.config.TLSConfig` owns one :class:`ClientCache`.
 The first association made with the configuration builds the client
@@ -7,6 +7,29 @@ The first association made with the configuration builds the client
 when one of those files changes (its inode, size or modification time: a
 rotated certificate is picked up), when ``SSLKEYLOGFILE`` changes, or once our
 own certificate has expired (so that the build refuses it, as it would have).
+
+Session resumption (RFC 8446 2.2, RFC 5077): when an association ends with a
+clean A-RELEASE, the connection's ``ssl.SSLSession`` is kept for its
+destination (host, port and the name sent as SNI and verified in the server's
+certificate) and offered on the next connection there, which then skips the
+certificate exchange and its public-key operations. Under TLS 1.3 the ticket
+comes after the handshake (NewSessionTicket, RFC 8446 4.6.1), read with the
+first application data, which is why the session is taken at the end of the
+association and not right after the handshake. Sessions are kept only:
+
+- for a context that verifies the server (``verify_peer``): resuming skips
+  verification, so a session must come from a handshake that did it;
+- for the same destination: never offered to another host, port or server name;
+- for the current context: a rebuilt context (new certificate, new trust) drops
+  them all, and one the server refused to resume is replaced by the new one;
+- while the server said it would take them (the session's lifetime).
+
+A peer whose handshake fails while a session is offered gets no more offers
+from this configuration (:meth:`SessionSlot.failed`).
+
+A resumed session still names the peer's certificate (OpenSSL keeps it in the
+session, and a TLS 1.3 server in its ticket), so ``SecurityInfo``, the
+profile's key-size checks and ``verify_callback`` see it on every association.
 """
 
 from __future__ import annotations
@@ -15,6 +38,8 @@ import datetime as dt
 import os
 import ssl
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +49,13 @@ if TYPE_CHECKING:
 
     from dicomnet.security.config import TLSConfig
 
-__all__ = ["ClientCache", "files_fingerprint"]
+__all__ = ["ClientCache", "Destination", "SessionSlot", "files_fingerprint"]
+
+#: (host connected to, port, server name sent as SNI and checked in the certificate).
+Destination = tuple[str, int, str | None]
+
+#: Destinations whose session is kept (the least recently used go first).
+MAX_SESSIONS = 64
 
 FileState = tuple[int, int, int, int] | None
 
@@ -67,20 +98,36 @@ class _Built:
     valid_until: dt.datetime | None
 
 
+def _resumable(session: ssl.SSLSession, protocol: str | None) -> bool:
+    """Whether offering ``session`` can resume it: TLS 1.3 needs a ticket (RFC 8446
+    4.6.1); TLS 1.2 a ticket (RFC 5077) or a session ID the server may cache."""
+    if protocol == "TLSv1.3":
+        return session.has_ticket
+    return session.has_ticket or bool(session.id)
+
+
+def _expired(session: ssl.SSLSession) -> bool:
+    # ``time`` is when it was made; ``timeout`` the lifetime the server gave its ticket.
+    return time.time() >= session.time + session.timeout
+
+
 class ClientCache:
-    """One TLSConfig's client context, shared by every association made with that
-    configuration, in any thread or event loop."""
+    """One TLSConfig's client context and the sessions to resume, shared by every
+    association made with that configuration, in any thread or event loop."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._built: _Built | None = None
+        self._sessions: OrderedDict[Destination, ssl.SSLSession] = OrderedDict()
+        #: Destinations whose handshake failed with a session offered: no more offers.
+        self._no_offer: set[Destination] = set()
         #: A build in progress, per event loop: concurrent first associations wait
         #: for it instead of asking for the password again.
         self._building: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
 
     async def context(self, config: TLSConfig) -> ssl.SSLContext:
         """The client context for ``config``: the one built before when its files
-        have not changed, else a new one."""
+        have not changed, else a new one (and no session of the old one is kept)."""
         import asyncio  # here: importing dicomnet.security loads no asyncio
 
         loop = asyncio.get_running_loop()
@@ -119,6 +166,8 @@ class ClientCache:
         valid_until = own.not_after if own is not None and own.not_after > now else None
         with self._lock:
             self._built = _Built(context, fingerprint, valid_until)
+            self._sessions.clear()
+            self._no_offer.clear()
         building.set_result(None)
         return context
 
@@ -130,3 +179,80 @@ class ClientCache:
         if built.valid_until is not None and dt.datetime.now(dt.UTC) >= built.valid_until:
             return None
         return built.context
+
+    def slot(self, context: ssl.SSLContext, destination: Destination) -> SessionSlot:
+        """Where the session of a connection to ``destination`` comes from and goes."""
+        return SessionSlot(self, context, destination)
+
+    # -- sessions (through SessionSlot) ------------------------------------------------
+
+    def _is_current(self, context: ssl.SSLContext) -> bool:
+        return self._built is not None and self._built.context is context
+
+    def _session_for(self, context: ssl.SSLContext,
+                     destination: Destination) -> ssl.SSLSession | None:
+        with self._lock:
+            if not self._is_current(context) or destination in self._no_offer:
+                return None
+            session = self._sessions.get(destination)
+            if session is not None and _expired(session):
+                del self._sessions[destination]
+                return None
+            return session
+
+    def _keep(self, context: ssl.SSLContext, destination: Destination,
+              session: ssl.SSLSession) -> None:
+        with self._lock:
+            if not self._is_current(context) or destination in self._no_offer:
+                return  # rebuilt meanwhile: the session belongs to the old context
+            self._sessions[destination] = session
+            self._sessions.move_to_end(destination)
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+
+    def _forget(self, context: ssl.SSLContext, destination: Destination, *,
+                no_more_offers: bool) -> None:
+        with self._lock:
+            if not self._is_current(context):
+                return  # rebuilt meanwhile: the new context's sessions are not concerned
+            self._sessions.pop(destination, None)
+            if no_more_offers:
+                self._no_offer.add(destination)
+
+
+@dataclass(slots=True)
+class SessionSlot:
+    """One client connection's link to its configuration's sessions."""
+
+    cache: ClientCache
+    context: ssl.SSLContext
+    destination: Destination
+    #: The session offered in the handshake, if one was.
+    offered: ssl.SSLSession | None = None
+
+    def offer(self) -> ssl.SSLSession | None:
+        """The session to offer in the next handshake to this destination, if any."""
+        self.offered = self.cache._session_for(self.context, self.destination)
+        return self.offered
+
+    def keep(self, session: ssl.SSLSession, protocol: str | None) -> None:
+        """Remember the connection's ``session`` (negotiated with ``protocol``) for the
+        next association, at the clean end of this one (a TLS 1.3 ticket has been
+        read by then). Only sessions of a verified server (``CERT_REQUIRED``) that
+        can be resumed are kept."""
+        if self.context.verify_mode != ssl.CERT_REQUIRED:
+            return
+        if _resumable(session, protocol) and not _expired(session):
+            self.cache._keep(self.context, self.destination, session)
+
+    def failed(self) -> None:
+        """The handshake offering :attr:`offered` failed: drop the session, and offer
+        this destination none again (a peer that cannot resume would fail every
+        other association)."""
+        self.cache._forget(self.context, self.destination, no_more_offers=True)
+        self.offered = None
+
+    def drop(self) -> None:
+        """Forget this destination's session (the resumed link was refused after
+        the handshake); a later association makes a new one."""
+        self.cache._forget(self.context, self.destination, no_more_offers=False)
