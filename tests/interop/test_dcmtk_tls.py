@@ -41,6 +41,11 @@ so with an ECDSA certificate there is no TLS 1.2 suite in common; TLS 1.3 is una
 the failure and how each side reports it (not xfails: it is the peer's documented
 behaviour, not a dicomnet bug).
 
+Session resumption: storescp resumes the session of our previous association (TLS 1.3
+tickets and TLS 1.2 alike, ``test_dicomnet_resumes_its_tls_session_with_storescp``).
+echoscu and storescu never offer one (a new process per run, no session kept), so
+each of their connections is a full handshake, as the tests above show.
+
 Not covered: DCMTK's ``+pa`` (AES, retired) and ``+pn`` (NULL) profiles against dicomnet's
 default profile, which rightly refuses them ("peer offers no cipher suite"); DCMTK does
 not do ALPN, so ``SecurityInfo.alpn`` is None with it.
@@ -324,6 +329,44 @@ def test_dicomnet_to_storescp(*, dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path,
         assert info.cipher_suite.endswith("_GCM_SHA256") or info.cipher_suite.endswith(
             "_GCM_SHA384")
     assert "Association Received" in out
+
+
+@pytest.mark.parametrize(
+    ("protocol", "flags"),
+    [pytest.param("TLSv1.3", [], id="tls13-default-profile"),
+     pytest.param("TLSv1.2", ["+pz"], id="tls12-extended-profile")],
+)
+def test_dicomnet_resumes_its_tls_session_with_storescp(
+    *, dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path, protocol: str, flags: list[str]
+) -> None:
+    """storescp's OpenSSL issues session tickets (TLS 1.3 and 1.2) and takes them back:
+    the associations after the first, made with the same TLSConfig, resume the
+    session (RFC 8446 2.2, RFC 5077) and still see storescp's certificate."""
+    pki = pkis("rsa")
+    port = free_port()
+    tls = pki.client_tls()
+
+    async def echoes() -> list[SecurityInfo]:
+        infos = []
+        for _ in range(3):
+            async with associate(LOOPBACK, port, calling_ae_title="DICOMNET",
+                                 called_ae_title="STORESCP", tls=tls) as assoc:
+                assert int(await assoc.echo()) == 0
+                assert assoc.security is not None
+                infos.append(assoc.security)
+        return infos
+
+    with background_process(
+        dcmtk.storescp, "-v", "-aet", "STORESCP", "+tls", pki.server_key, pki.server_cert,
+        "+cf", pki.ca_file, *flags, "-od", tmp_path, str(port),
+        log_path=tmp_path / "storescp.log", port=port,
+    ) as peer:
+        infos = run(echoes())
+        out = wait_output(peer, "Received Echo Request")
+    assert out.count("Association Received") == 3, out
+    assert [i.session_resumed for i in infos] == [False, True, True]
+    for info in infos:
+        assert_client_side(info, pki, "rsa", protocol)
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from pydicom import dcmread
 from dicomnet.aio.client import associate
 from dicomnet.errors import TLSError
 from dicomnet.security.certificates import CertificateInfo
+from dicomnet.security.info import SecurityInfo
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
@@ -353,3 +354,36 @@ def test_an_orthanc_whose_certificate_we_do_not_trust_is_refused_both_ways(
     assert links.events and all(e.info is None and e.error is not None for e in links.events)
     assert "certificate" in str(links.events[0].error)
     assert not list(root.rglob("*.dcm"))
+
+
+
+def test_tls_session_resumption_with_orthanc(orthanc: Orthanc, pki: Pki) -> None:
+    """Orthanc's SCP (DCMTK's TLS layer) resumes our sessions: the associations after
+    the first made with one TLSConfig resume it. Orthanc as a requestor never offers
+    one, so each of its associations with our server is a full handshake."""
+    hook = HookRecorder()
+    tls = pki.client_tls()
+
+    async def scenario() -> list[SecurityInfo]:
+        ours = []
+        for _ in range(3):
+            async with associate(LOOPBACK, orthanc.dicom_port, tls=tls,
+                                 calling_ae_title=CALLING_AE,
+                                 called_ae_title=ORTHANC_AE) as assoc:
+                assert int(await assoc.echo()) == 0
+                assert assoc.security is not None
+                ours.append(assoc.security)
+        async with running_server(ae_title=SERVER_AE, tls=pki.server_tls(),
+                                  on_secure_link_ready=hook) as server:
+            orthanc.register("dicomnet-resume", server.port)
+            for _ in range(2):
+                assert await asyncio.to_thread(
+                    orthanc.call, "POST", "/modalities/dicomnet-resume/echo", {}) == {}
+        return ours
+
+    ours = run(scenario(), timeout=60)
+    assert [info.session_resumed for info in ours] == [False, True, True]
+    fingerprint = CertificateInfo.from_pem_file(orthanc.certificate).sha256_fingerprint
+    assert {info.peer_certificates[0].sha256_fingerprint for info in ours} == {fingerprint}
+    theirs = [event.info for event in hook.events]
+    assert [info.session_resumed if info else None for info in theirs] == [False, False]

@@ -217,3 +217,38 @@ def test_dicomnet_to_pynetdicom(pynetdicom: ModuleType, pkis: PkiFactory, key_ty
     assert seen.calling_ae_titles == ["DICOMNET"]
     assert seen.tls_versions == [protocol]
     assert seen.peer_subjects == ["commonName=dicomnet test client,organizationName=dicomnet"]
+
+
+def test_dicomnet_resumes_its_tls_session_with_pynetdicom(pynetdicom: ModuleType,
+                                                          pkis: PkiFactory) -> None:
+    """pynetdicom's acceptor is Python's ssl with its defaults (two TLS 1.3 tickets per
+    handshake): the associations after the first made with one TLSConfig resume, and
+    pynetdicom still sees our certificate on them."""
+    pki = pkis("ecdsa")
+    seen = SeenByPynetdicom()
+    ae = pynetdicom.AE(ae_title="PYNETDICOM-SCP")
+    ae.add_supported_context(verification(pynetdicom))
+    server = ae.start_server(
+        (LOOPBACK, 0), block=False, ssl_context=pynetdicom_server_context(pki, "TLSv1.3"),
+        evt_handlers=[(pynetdicom.evt.EVT_C_ECHO, seen.on_echo)],
+    )
+    tls = pki.client_tls()
+
+    async def main() -> list[bool]:
+        flags = []
+        for _ in range(3):
+            async with associate(LOOPBACK, server.server_address[1], calling_ae_title="DICOMNET",
+                                 called_ae_title="PYNETDICOM-SCP", tls=tls) as assoc:
+                assert int(await assoc.echo()) == 0
+                assert assoc.security is not None
+                flags.append(assoc.security.session_resumed)
+        return flags
+
+    try:
+        resumed = run(main())
+    finally:
+        server.shutdown()
+        ae.shutdown()
+    assert resumed == [False, True, True]
+    assert seen.peer_subjects == [
+        "commonName=dicomnet test client,organizationName=dicomnet"] * 3
