@@ -158,11 +158,12 @@ class TLSConfig:
     (:mod:`dicomnet.security.sessions`). Server side: False issues no session
     tickets, so no TLS 1.3 client resumes; under TLS 1.2 OpenSSL's session-ID cache,
     which Python cannot turn off, still resumes a client offering its session ID.
-    A resumed session is not verified again: the peer's certificate (kept in the
-    session) is still reported and given to ``verify_callback``, but a CRL or CA
-    change reaches it only when it ends (the server's ticket lifetime, 2 hours by
-    OpenSSL's default, or a client's rebuilt context). ``SecurityInfo.session_resumed``
-    tells whether an association resumed one."""
+    A resumed session's chain is not verified again: the peer's certificate (kept in
+    the session) is still reported and given to ``verify_callback``, a client's new CA
+    or CRL file drops its sessions, and a server reads its own at start; only the
+    peer certificate expiring meanwhile goes unnoticed, for at most the ticket's
+    lifetime (2 hours by OpenSSL's default). ``SecurityInfo.session_resumed`` tells
+    whether an association resumed one."""
     _client_cache: ClientCache = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
