@@ -48,16 +48,19 @@ from typing import Any
 __all__ = ["CHUNK", "IN_FLIGHT", "AlignedBuffer", "DirectBatch", "DirectSpool"]
 
 #: Bytes per direct write: a multiple of every logical block size (512, 4096).
-CHUNK = 1 << 20
+#: Each ``io_submit`` ends in one notification of the (virtual) disk, which on
+#: the benchmark machine, a VM, is an exit to the host: with 1 MiB chunks,
+#: ``iowrite16`` under ``io_submit`` was 5.4% of the server's CPU receiving
+#: 256 MB objects (``perf``), 2.1% with 2 MiB; the server's CPU per GB went
+#: from 0.79 to 0.745 s (medians of 8 interleaved rounds, bench/pairs.py).
+CHUNK = 2 << 20
 #: Chunks of one file with the disk at once; the one being filled is extra.
 #: What matters is the bytes in flight: with 2 MiB the event loop waited for the
-#: disk 0.4 s per GB on the benchmark machine, with 4 MiB 0.01 s; 3 MiB went as
-#: fast and kept the server receiving 256 MB objects 1.5 MiB smaller
-#: (bench/store_bench.py, peak memory). Since data sets are received in place
-#: (the chunk is where TLS decrypts), 3 x 1 MiB beat 6 x 512 KiB: half the
-#: io_submit calls and reads of up to 1 MiB, 817 against 711 MB/s in
-#: interleaved rounds, at the same peak.
-IN_FLIGHT = 3
+#: disk 0.4 s per GB on the benchmark machine, with 4 MiB 0.01 s. Since data
+#: sets are received in place (the chunk is where TLS decrypts), larger chunks
+#: also mean fewer, longer reads. One 4 MiB chunk in flight (a wait for the
+#: disk before each submit) was slower than two of 2 MiB.
+IN_FLIGHT = 2
 #: Most space reserved ahead of the writes by one fallocate call.
 ALLOCATE_STEP = 64 << 20
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
