@@ -15,6 +15,45 @@ over whole), and enters only what has an undefined length. No value is decoded.
 It needs a few CPU microseconds per element and nothing per byte of value, so
 a 256 MB object costs what its header does.
 
+It must never refuse what real peers read, so where data sets in the field break
+the encoding rules it reads them as pydicom or DCMTK does (both checked with
+pydicom 3.0 and dcmdump 3.6.7):
+
+- an item of undefined length is in Explicit or Implicit VR as its first
+  element's header says (two upper-case letters where an explicit VR goes), as
+  pydicom decides; so the items of a UN of undefined length are read in
+  Explicit VR when they were written so, though PS3.5 6.2.2 says Implicit VR
+  Little Endian (DCMTK: ``-ui``), and so are those of an Explicit VR sequence
+  written in Implicit VR. An Explicit VR data set is decided so too. Like
+  pydicom, it takes an implicit first element of 16705 bytes or more whose
+  length bytes are letters for an explicit one;
+- an element whose VR bytes are no letters is an Implicit VR element inside
+  Explicit VR (a private tag written so; pydicom; DCMTK: ``-vr``);
+- a VR of two letters that PS3.5 Table 6.2-1 does not list has a 2-byte length
+  for pydicom and a 4-byte one for DCMTK: both readings are followed (where the
+  two bytes after it are zero, as the 4-byte form's reserved ones are);
+- an OB or OW of undefined length whose items have undefined lengths is a
+  sequence mislabelled (DCMTK: ``+oi``), except Pixel Data (PS3.5 A.4);
+- any other VR of undefined length, or an item of undefined length outside a
+  sequence, ends at the next Sequence Delimitation Item's bytes, found by a
+  search as pydicom finds it;
+- a Sequence Delimitation Item where an item's delimiter belongs ends the item
+  (DCMTK: ``+rd``); a delimiter out of any sequence has its length passed over.
+
+Trailing padding (FFFC,FFFC), group lengths and odd value lengths are elements
+like any other.
+
+Where the encoding is ambiguous (the unlisted VR above), the walk follows every
+reading, up to :data:`MAX_READINGS` at once, and the data set is whole when one
+of them ends it. The cost: such a data set cut short is caught only when it is
+short in every reading, and a reading that lost its place may end it by chance
+(one that walks into zero bytes, which read as empty elements of group 0000,
+gives up, being one of several). Past :data:`MAX_READINGS` the walk cannot tell,
+and accepts bytes that end (with the last fragment of a C-STORE, or the file)
+outside an element header in some reading. Refusing a whole object that a peer
+reads loses it for good; storing a rare cut one this ambiguous stores what the
+sender sent, as DCMTK and pydicom would.
+
 What it cannot see: a data set cut exactly between two top-level elements (the
 last ones are then missing, but what is there is well formed). Its limits are
 those of the encoding, not of this walk.
@@ -24,6 +63,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 
 from dicomnet.storage.part10 import DEFLATED_DATA_SETS
 from dicomnet.storage.scan import LONG_VRS
@@ -32,14 +72,20 @@ __all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem", "walker_f
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xE000, 0xE00D, 0xE0DD
+_PIXEL_DATA = 0x7FE00010
 _LE = (struct.Struct("<HHL"), struct.Struct("<HH2sH"), struct.Struct("<L"))
 _BE = (struct.Struct(">HHL"), struct.Struct(">HH2sH"), struct.Struct(">L"))
+#: Explicit VRs with a 2-byte length (PS3.5 7.1.2); LONG_VRS have a 4-byte one.
+_SHORT_VRS = frozenset((b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS",
+                        b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL",
+                        b"US"))
 
 # What the walker is inside of (one frame each).
 _TOP = 0  # the data set: elements, to its end
 _ITEMS = 1  # an undefined-length sequence: items, then its delimiter
 _NESTED = 2  # an undefined-length item: elements, then its delimiter
 _FRAGMENTS = 3  # encapsulated Pixel Data: defined-length items, then its delimiter
+_SCAN = 4  # a value of undefined length that is no sequence: up to the delimiter's bytes
 
 _IMPLICIT = "1.2.840.10008.1.2"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
@@ -48,38 +94,64 @@ _READ = 64 << 10
 #: Limits on what one data set may make the walker do (a hostile peer's stream is
 #: walked on the server's event loop): sequences and items nested deeper than any
 #: real object (a deep SR content tree stays far below), elements past any real
-#: object's count, and a deflated data set inflating past any real one.
+#: object's count (all readings together), and a deflated data set inflating past
+#: any real one.
 MAX_DEPTH = 256
 MAX_ELEMENTS = 1 << 24
 MAX_INFLATED = 1 << 30
+#: Readings of an ambiguous encoding followed at once (each is walked in full).
+MAX_READINGS = 8
 
 
 def _tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
+def _implicit_at(data: bytes | memoryview, pos: int) -> bool:
+    """Whether the element header at ``pos``, the first of an Explicit VR data
+    set or item, is in Implicit VR: no upper-case letters where an Explicit VR
+    header has its VR (PS3.5 7.1.2, 7.1.3), pydicom's test. An implicit length
+    would need 16705 bytes or more to pass for one. An item or a delimiter
+    (group FFFE, no VR in any syntax) says nothing: explicit, as the syntax."""
+    first, second = data[pos + 4], data[pos + 5]
+    if 0x41 <= first <= 0x5A and 0x41 <= second <= 0x5A:
+        return False
+    return bytes(data[pos:pos + 2]) not in (b"\xfe\xff", b"\xff\xfe")
+
+
 class DatasetWalker:
     """Feed a data set's bytes in order (:meth:`feed`), then ask :meth:`problem`.
 
-    ``implicit`` and ``big_endian`` are the transfer syntax's (PS3.5 10); a
-    sequence of VR UN with an undefined length is walked in Implicit VR Little
-    Endian, as PS3.5 6.2.2 encodes it. A caller reading a file may pass over
-    the next :attr:`skippable` bytes itself (a seek) and say so with
-    :meth:`skip`, instead of reading them.
+    ``implicit`` and ``big_endian`` are the transfer syntax's (PS3.5 10); where
+    an Explicit VR data set or an item of undefined length is in Implicit VR,
+    its first element's header tells (see the module). A caller
+    reading a file may pass over the next :attr:`skippable` bytes itself (a
+    seek) and say so with :meth:`skip`, instead of reading them.
     """
 
-    __slots__ = ("_big_endian", "_elements", "_error", "_head", "_last", "_skip", "_stack")
+    __slots__ = ("_big_endian", "_error", "_forced", "_forks", "_head", "_last", "_others",
+                 "_shared", "_skip", "_stack", "_why")
 
     def __init__(self, *, implicit: bool, big_endian: bool = False) -> None:
         self._big_endian = big_endian
-        self._elements = 0
-        # Frames: (what, implicit, structs, the tag that opened it).
-        self._stack: list[tuple[int, bool, tuple[struct.Struct, ...], int]] = [
-            (_TOP, implicit, _BE if big_endian else _LE, 0)]
+        # Frames: (what, implicit, structs, the tag that opened it). ``implicit`` is
+        # None until the frame's first element header says (PS3.5 7.1); for a
+        # sequence, True when its items are in Implicit VR, False when each says.
+        # An Implicit VR syntax is trusted: an explicit data set sent so is rare,
+        # and the length of an implicit first element could pass for a VR.
+        self._stack: list[tuple[int, bool | None, tuple[struct.Struct, ...], int]] = [
+            (_TOP, True if implicit else None, _BE if big_endian else _LE, 0)]
         self._skip = 0  # bytes of the current value still to pass over
         self._head = b""  # the start of an element header cut by the end of a piece
         self._last = 0  # the latest element's tag
         self._error: str | None = None
+        self._why = ""  # what a search for the delimiter (_SCAN) stands for
+        # Shared by every reading of this data set: [elements walked, readings,
+        # whether a reading was left unfollowed (MAX_READINGS)].
+        self._shared: list[int] = [0, 1, 0]
+        self._others: tuple[DatasetWalker, ...] = ()  # other readings, forked from this one
+        self._forks: list[tuple[DatasetWalker, int]] | None = None  # forked in this feed
+        self._forced = False  # this reading takes the 4-byte length at its next unlisted VR
 
     @property
     def skippable(self) -> int:
@@ -93,8 +165,9 @@ class DatasetWalker:
 
     def fail(self, reason: str) -> None:
         """Record why the data cannot be a data set (found by whoever feeds it)."""
-        if self._error is None:
-            self._error = reason
+        for reading in self._readings():
+            if reading._error is None:
+                reading._error = reason
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """The next bytes of the data set."""
@@ -113,8 +186,11 @@ class DatasetWalker:
             take = min(12 - len(self._head), size - pos)
             joined = self._head + bytes(data[pos:pos + take])
             used = self._walk(joined, 0, len(joined))
-            if used < len(self._head):  # still not a whole header
-                self._head = joined
+            if self._forks is not None:
+                with memoryview(data) as view:
+                    self._start_forks(joined, view[pos + take:])
+            if used < len(self._head):  # still not a whole header (or delimiter)
+                self._head = joined[used:]
                 return
             pos += used - len(self._head)
             self._head = b""
@@ -128,6 +204,8 @@ class DatasetWalker:
                 self._skip = 0
         with memoryview(data) as view:
             end = self._walk(view, pos, size)
+            if self._forks is not None:
+                self._start_forks(view, None)
             if self._error is None and not self._skip and end < size:
                 self._head = bytes(view[end:size])
 
@@ -137,73 +215,198 @@ class DatasetWalker:
         start), or at a header cut by ``size``."""
         stack = self._stack
         what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
-        count = 0
-        while pos + 8 <= size:
-            count += 1
-            group, element, length = tag_length.unpack_from(data, pos)
-            tag = group << 16 | element
-            if group == 0xFFFE:  # an item or a delimiter: no VR, in any syntax
-                pos += 8
-                if what in (_ITEMS, _FRAGMENTS):
-                    if element == _SEQUENCE_END:
-                        stack.pop()
-                    elif element != _ITEM:
-                        self._error = f"{_tag(tag)} inside the sequence {_tag(stack[-1][3])}"
-                        return pos
-                    elif length != _UNDEFINED:
-                        self._skip = length
-                    elif what == _ITEMS:
-                        stack.append((_NESTED, implicit, stack[-1][2], stack[-1][3]))
-                    else:
-                        self._error = (f"a fragment of undefined length in {_tag(stack[-1][3])}")
-                        return pos
-                elif what == _NESTED and element == _ITEM_END:
-                    stack.pop()
-                elif length == _UNDEFINED:  # an item out of place: cannot be passed over
-                    self._error = f"{_tag(tag)} of undefined length outside a sequence"
-                    return pos
-                else:
-                    self._skip = length  # tolerated, as readers do
-            else:
-                if implicit:
-                    pos += 8
-                    vr = b""
-                else:
-                    _, _, vr, length = tag_vr.unpack_from(data, pos)
-                    if vr in LONG_VRS:
-                        if pos + 12 > size:
-                            return pos  # the 4-byte length is in the next piece
-                        (length,) = long_length.unpack_from(data, pos + 8)
-                        pos += 12
-                    else:
-                        pos += 8
-                self._last = tag
-                if length != _UNDEFINED:
-                    self._skip = length
-                elif implicit or vr == b"SQ":
-                    stack.append((_ITEMS, implicit, stack[-1][2], tag))
-                elif vr == b"UN":  # PS3.5 6.2.2: a sequence, in Implicit VR Little Endian
-                    stack.append((_ITEMS, True, _LE, tag))
-                elif vr in (b"OB", b"OW"):  # encapsulated (PS3.5 A.4)
-                    stack.append((_FRAGMENTS, implicit, stack[-1][2], tag))
-                else:
-                    self._error = f"{_tag(tag)} {vr.decode('latin-1')} has an undefined length"
-                    return pos
-            if self._skip:
-                if pos + self._skip > size:
-                    self._skip -= size - pos
-                    pos = size
-                    break
-                pos += self._skip
-                self._skip = 0
+        if what == _SCAN or implicit is None:
+            pos = self._resume(data, pos, size)
             what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
-            if len(stack) > MAX_DEPTH:
-                self._error = f"sequences and items nested deeper than {MAX_DEPTH}"
+            if what == _SCAN or implicit is None:
                 return pos
-        self._elements += count
-        if self._elements > MAX_ELEMENTS:
-            self._error = f"more than {MAX_ELEMENTS} elements"
+        count = 0
+        try:
+            while pos + 8 <= size:
+                count += 1
+                group, element, length = tag_length.unpack_from(data, pos)
+                tag = group << 16 | element
+                if group == 0xFFFE:  # an item or a delimiter: no VR, in any syntax
+                    pos += 8
+                    if what in (_ITEMS, _FRAGMENTS):
+                        if element == _SEQUENCE_END:
+                            stack.pop()
+                        elif element != _ITEM:
+                            self._error = f"{_tag(tag)} inside the sequence {_tag(stack[-1][3])}"
+                            return pos
+                        elif length != _UNDEFINED:
+                            self._skip = length
+                        elif what == _ITEMS or stack[-1][3] != _PIXEL_DATA:
+                            if what == _FRAGMENTS:  # an OB or OW that holds data sets: a sequence
+                                stack[-1] = (_ITEMS, implicit, stack[-1][2], stack[-1][3])
+                            stack.append((_NESTED, True if implicit else (
+                                None if pos + 8 > size else _implicit_at(data, pos)),
+                                stack[-1][2], stack[-1][3]))
+                        else:
+                            self._error = f"a fragment of undefined length in {_tag(stack[-1][3])}"
+                            return pos
+                    elif what == _NESTED and element in (_ITEM_END, _SEQUENCE_END):
+                        stack.pop()  # a Sequence Delimitation Item ending an item: as DCMTK
+                    elif length == _UNDEFINED:  # an item out of place: to the delimiter
+                        pos = self._search(data, pos, size,
+                                           f"{_tag(tag)} of undefined length outside a sequence")
+                        if stack[-1][0] == _SCAN:
+                            return pos
+                    else:
+                        self._skip = length  # tolerated, as readers do
+                else:
+                    if implicit:
+                        pos += 8
+                        vr: bytes | None = None
+                    else:
+                        _, _, vr, length = tag_vr.unpack_from(data, pos)
+                        if vr in _SHORT_VRS:
+                            pos += 8
+                        elif vr in LONG_VRS:
+                            if pos + 12 > size:
+                                return pos  # the 4-byte length is in the next piece
+                            (length,) = long_length.unpack_from(data, pos + 8)
+                            pos += 12
+                        else:
+                            read = self._unlisted(data, pos, size)
+                            if read is None:
+                                return pos
+                            pos, length, vr = read
+                    self._last = tag
+                    if length != _UNDEFINED:
+                        self._skip = length
+                    elif implicit:
+                        stack.append((_ITEMS, True, stack[-1][2], tag))
+                    elif vr == b"SQ" or vr is None:  # None: an Implicit VR element
+                        stack.append((_ITEMS, False, stack[-1][2], tag))
+                    elif vr == b"UN":  # PS3.5 6.2.2: a sequence, in Implicit VR Little Endian
+                        stack.append((_ITEMS, False, _LE, tag))
+                    elif vr in {b"OB", b"OW"}:  # encapsulated (PS3.5 A.4)
+                        stack.append((_FRAGMENTS, False, stack[-1][2], tag))
+                    else:
+                        pos = self._search(data, pos, size, f"{_tag(tag)} "
+                                           f"{vr.decode('latin-1')} has an undefined length")
+                        if stack[-1][0] == _SCAN:
+                            return pos
+                if self._skip:
+                    if pos + self._skip > size:
+                        self._skip -= size - pos
+                        pos = size
+                        break
+                    pos += self._skip
+                    self._skip = 0
+                what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
+                if len(stack) > MAX_DEPTH:
+                    self._error = f"sequences and items nested deeper than {MAX_DEPTH}"
+                    return pos
+            return pos
+        finally:
+            shared = self._shared
+            shared[0] += count
+            if shared[0] > MAX_ELEMENTS and self._error is None:
+                self._error = f"more than {MAX_ELEMENTS} elements"
+
+    def _resume(self, data: bytes | memoryview, pos: int, size: int) -> int:
+        """Go on with a search for a delimiter, or decide a frame's VR encoding
+        from its first element header, once enough bytes are there."""
+        what, _, structs, opener = self._stack[-1]
+        if what == _SCAN:
+            return self._scan(data, pos, size)
+        if pos + 8 <= size:
+            self._stack[-1] = (what, _implicit_at(data, pos), structs, opener)
         return pos
+
+    def _unlisted(self, data: bytes | memoryview, pos: int,
+                  size: int) -> tuple[int, int, bytes | None] | None:
+        """Where the value of an element whose VR PS3.5 Table 6.2-1 does not list
+        starts, its length and VR (None: in Implicit VR); None when its header
+        is cut by ``size``."""
+        tag_length, tag_vr, long_length = self._stack[-1][2]
+        _, _, vr, short = tag_vr.unpack_from(data, pos)
+        if 0x41 <= vr[0] <= 0x5A and 0x41 <= vr[1] <= 0x5A:
+            # A VR newer than this code, or a writer's own: pydicom reads a 2-byte
+            # length, DCMTK a 4-byte one (as for UN). Both readings are followed
+            # where both can be: the 4-byte form has 2 reserved zero bytes first.
+            if self._forced:
+                if pos + 12 > size:
+                    return None
+                self._forced = False
+                (length,) = long_length.unpack_from(data, pos + 8)
+                return pos + 12, length, b"UN"
+            if short == 0:
+                self._fork(pos)
+            return pos + 8, short, vr
+        if b"AA" <= vr <= b"ZZ":  # both read a 2-byte length
+            return pos + 8, short, vr
+        # No VR at all: an element in Implicit VR (pydicom; DCMTK with -vr).
+        group, element, length = tag_length.unpack_from(data, pos)
+        if group == 0 and self._shared[1] > 1:
+            # Group 0000 (command elements, PS3.7 E) and no VR: zero bytes, as a
+            # reading that lost its place in Pixel Data reads them, where they
+            # would pass for empty elements to its end. One of several gives up.
+            self._error = f"({group:04X},{element:04X}) without a VR"
+            return None
+        return pos + 8, length, None
+
+    def _search(self, data: bytes | memoryview, pos: int, size: int, why: str) -> int:
+        """Pass over a value of undefined length that is no sequence, up to the
+        Sequence Delimitation Item's bytes (as pydicom reads it)."""
+        self._stack.append((_SCAN, False, self._stack[-1][2], self._last))
+        self._why = why
+        return self._scan(data, pos, size)
+
+    def _scan(self, data: bytes | memoryview, pos: int, size: int) -> int:
+        # (FFFE,E0DD) in the frame's byte order.
+        delimiter = b"\xff\xfe\xe0\xdd" if self._stack[-1][2] is _BE else b"\xfe\xff\xdd\xe0"
+        found = bytes(data[pos:size]).find(delimiter)
+        if found < 0:
+            return max(pos, size - 3)  # the last bytes may start the delimiter
+        if pos + found + 8 > size:
+            return pos + found  # its length is in the next piece
+        self._stack.pop()
+        return pos + found + 8
+
+    def _fork(self, pos: int) -> None:
+        """Follow the other reading of the element at ``pos`` too, from there."""
+        shared = self._shared
+        if shared[1] >= MAX_READINGS:
+            shared[2] = 1
+            return
+        shared[1] += 1
+        other = DatasetWalker.__new__(DatasetWalker)
+        other._big_endian = self._big_endian
+        other._stack = list(self._stack)
+        other._skip = 0
+        other._head = b""
+        other._last = self._last
+        other._error = None
+        other._why = ""
+        other._shared = shared
+        other._others = ()
+        other._forks = None
+        other._forced = True
+        if self._forks is None:
+            self._forks = []
+        self._forks.append((other, pos))
+        # From the next piece on, this reading feeds the others too (a class of
+        # its own keeps that check off the path of every piece of every data set).
+        self.__class__ = _Readings
+
+    def _start_forks(self, data: bytes | memoryview, rest: memoryview | None) -> None:
+        """Feed the readings forked in this piece the bytes from their element on."""
+        forks, self._forks = self._forks or [], None
+        others = list(self._others)
+        for other, pos in forks:
+            other.feed(data[pos:])
+            if rest is not None:
+                other.feed(rest)
+            others.append(other)
+        self._others = tuple(others)
+
+    def _readings(self) -> Iterator[DatasetWalker]:
+        yield self
+        for other in self._others:
+            yield from other._readings()
 
     def problem(self) -> str | None:
         """None when the bytes fed so far end a data set (every value whole,
@@ -214,15 +417,59 @@ class DatasetWalker:
             return (f"the data set ends inside element {_tag(self._last)}: {self._skip} "
                     f"byte(s) of its value missing")
         if len(self._stack) > 1:
+            if self._stack[-1][0] == _SCAN:
+                return f"malformed data set: {self._why}"
             opener = self._stack[1][3]
             return (f"the data set ends inside {_tag(opener)}, whose undefined length "
                     "was never delimited")
-        if self._head and (self._big_endian or self._head.strip(b"\x00")):
-            # Little Endian: a few zero bytes after the last element are padding
-            # some writers leave (pydicom reads past them); a header cut there
-            # would start with a group whose low byte is 0, which no common one has.
+        if self._in_header():
             return "the data set ends inside an element header"
         return None
+
+    def _in_header(self) -> bool:
+        # Little Endian: a few zero bytes after the last element are padding
+        # some writers leave (pydicom reads past them); a header cut there
+        # would start with a group whose low byte is 0, which no common one has.
+        return bool(self._head) and (self._big_endian or bool(self._head.strip(b"\x00")))
+
+
+class _Readings(DatasetWalker):
+    """A walker that follows other readings of the data set too (forked from it
+    at an ambiguous element): each is fed every piece, and may be passed over
+    only where all are inside a value."""
+
+    __slots__ = ()
+
+    @property
+    def skippable(self) -> int:
+        return min((r._skip for r in self._readings() if r._error is None), default=0)
+
+    def skip(self, count: int) -> None:
+        for reading in self._readings():
+            reading._skip -= min(count, reading._skip)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        others = self._others
+        for other in others:
+            other.feed(data)
+        live = tuple(o for o in others if o._error is None or o._others)
+        if len(live) < len(others):  # a reading that met an error is dropped
+            self._shared[1] -= len(others) - len(live)
+            self._others = live
+        super().feed(data)
+
+    def problem(self) -> str | None:
+        """None when one of the readings ends the data set; otherwise why the one
+        nearest to an end does not (the fewest bytes missing, malformed last)."""
+        if self._shared[0] > MAX_ELEMENTS:  # all readings together
+            return f"malformed data set: more than {MAX_ELEMENTS} elements"
+        readings = list(self._readings())
+        if any(DatasetWalker.problem(r) is None for r in readings):
+            return None
+        if self._shared[2] and any(r._error is None and not r._in_header() for r in readings):
+            return None  # more readings than followed: see the module
+        nearest = min(readings, key=lambda r: (r._error is not None, r._skip, len(r._stack)))
+        return DatasetWalker.problem(nearest)
 
 
 class _Inflating:
