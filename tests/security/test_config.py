@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import ssl
 import warnings
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dicomnet.errors import ConfigurationError, TLSError
+from dicomnet.security import config as config_module
 from dicomnet.security.certificates import (
     CertificateAuthority,
     DevPKI,
@@ -315,3 +317,28 @@ def test_client_proposes_ecdhe_rsa_aes128_gcm_first(rsa_pki: DevPKI, profile: st
     assert tls12(c_ctx)[0] == "ECDHE-RSA-AES128-GCM-SHA256"
     assert sorted(tls12(c_ctx)) == sorted(tls12(s_ctx))
     assert tls12(s_ctx)[0].endswith("AES256-GCM-SHA384")
+
+
+def test_ciphers_with_tls13_allowed_warn_once(
+        rsa_pki: DevPKI, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ciphers cannot restrict TLS 1.3 (Python 3.11): said once per list and profile."""
+    monkeypatch.setattr(config_module, "_TLS13_WARNED", set())
+    suites = ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",)
+    server, client = dev_pki_configs(rsa_pki, ciphers=suites)
+    with caplog.at_level(logging.WARNING, logger="dicomnet.security"):
+        server.server_context_sync()
+        client.client_context_sync()
+        server.server_context_sync()
+    warned = [r.getMessage() for r in caplog.records if "TLS 1.2 suites only" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "profile 'bcp195-rfc9325' allows TLS 1.3" in warned[0]
+    assert "TLS_AES_256_GCM_SHA384" in warned[0]
+
+
+def test_ciphers_on_a_tls12_only_profile_do_not_warn(
+        rsa_pki: DevPKI, caplog: pytest.LogCaptureFixture) -> None:
+    server, _ = dev_pki_configs(rsa_pki, profile="bcp195-extended",
+                                ciphers=("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",))
+    with caplog.at_level(logging.WARNING, logger="dicomnet.security"):
+        server.server_context_sync()
+    assert not [r for r in caplog.records if "TLS 1.2 suites only" in r.getMessage()]

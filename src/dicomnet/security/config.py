@@ -353,6 +353,8 @@ class TLSConfig:
             ctx.minimum_version = profile.minimum_version
             ctx.maximum_version = profile.maximum_version
         names = to_openssl_names(self.ciphers or profile.tls12_suites)
+        if self.ciphers is not None and profile.maximum_version >= ssl.TLSVersion.TLSv1_3:
+            _warn_tls13_suites(self.ciphers, profile)
         if side == "client" and self.ciphers is None:
             names = _client_first(names)
         try:
@@ -507,6 +509,30 @@ class TLSConfig:
 # (CRLs are .r0, .r1...).
 _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 _PEM_SUFFIXES = (".pem", ".crt", ".cer")
+
+
+#: Cipher lists already warned about (one warning per list and profile, not per build).
+_TLS13_WARNED: set[tuple[tuple[str, ...], str]] = set()
+
+
+def _warn_tls13_suites(ciphers: tuple[str, ...], profile: Profile) -> None:
+    """Say once that ``ciphers`` cannot restrict TLS 1.3: Python 3.11 has no way to
+    choose TLS 1.3 suites (SSL_CTX_set_ciphersuites), so a user who listed suites
+    to allow only those would otherwise believe TLS 1.3 links use them too."""
+    key = (tuple(ciphers), profile.name)
+    if key in _TLS13_WARNED:
+        return
+    _TLS13_WARNED.add(key)
+    logger.warning(
+        "ciphers choose TLS 1.2 suites only: TLS 1.3 links (profile %r allows TLS 1.3) "
+        "use OpenSSL's TLS 1.3 suites (%s), which Python cannot restrict; for these "
+        "suites alone, use a TLS 1.2-only profile (bcp195-extended)", profile.name,
+        ", ".join(_OPENSSL_TLS13_DEFAULTS))
+
+
+#: The TLS 1.3 suites OpenSSL enables by default (what Python 3.11 negotiates).
+_OPENSSL_TLS13_DEFAULTS = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                           "TLS_AES_128_GCM_SHA256")
 
 
 def _holds(path: Path, marker: bytes) -> bool:
