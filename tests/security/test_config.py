@@ -193,6 +193,35 @@ def test_key_mismatch(rsa_pki: DevPKI) -> None:
         cfg.server_context_sync()
 
 
+def test_an_encrypted_key_that_does_not_fit_is_no_wrong_password(
+        encrypted_pki: DevPKI, tmp_path: Path) -> None:
+    """With an encrypted key, every failure to load read "wrong password" (OpenSSL says
+    "PEM lib" for a wrong password and for a file cut short alike): a key of another
+    certificate, or a file half copied (as a certificate rotation can meet), cannot
+    be fixed by a password."""
+    def load(cert: Path, key: Path) -> str:
+        with pytest.raises(ConfigurationError) as caught:
+            TLSConfig(certfile=cert, keyfile=key, peer_certificate="none",
+                      key_password=PASSWORD).server_context_sync()
+        return str(caught.value)
+
+    server_cert, server_key = encrypted_pki.server_cert, encrypted_pki.server_key
+    assert load(encrypted_pki.client_cert, server_key) == (
+        f"private key {server_key} does not match certificate {encrypted_pki.client_cert}")
+    half_cert = tmp_path / "half.pem"
+    pem = server_cert.read_bytes()
+    half_cert.write_bytes(pem[:len(pem) // 2])
+    assert load(half_cert, server_key) == (
+        f"certificate file {half_cert} holds an incomplete or malformed PEM certificate (a "
+        "copy still in progress?)")
+    half_key = tmp_path / "half.key"
+    pem = server_key.read_bytes()
+    half_key.write_bytes(pem[:len(pem) // 2])
+    assert load(server_cert, half_key) == (
+        f"key file {half_key} holds an incomplete PEM private key (no END line: a copy "
+        "still in progress?)")
+
+
 def test_weak_own_key_refused(tmp_path: Path, ca: CertificateAuthority) -> None:
     cert_path, key_path = ca.issue("localhost", key_type="rsa", rsa_bits=1024).write(
         tmp_path, "weak")

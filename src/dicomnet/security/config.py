@@ -429,20 +429,29 @@ class TLSConfig:
             ctx.load_cert_chain(certfile, keyfile, password=password)
         except ssl.SSLError as exc:
             key = keyfile or certfile
-            if password is not None and self._key_is_encrypted():
-                reason = f"wrong password for private key {key}"
-            elif (exc.reason or "") == "KEY_VALUES_MISMATCH":
+            # The file checks come before the password: OpenSSL says "PEM lib" for a
+            # wrong password and for a file cut short alike (a copy still in
+            # progress, as a rotation can meet), which a password cannot fix.
+            if (exc.reason or "") == "KEY_VALUES_MISMATCH":
                 reason = f"private key {key} does not match certificate {certfile}"
             elif (exc.reason or "") in ("EE_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"):
                 reason = (f"certificate {certfile} is too weak for OpenSSL's security level "
                           f"({exc.reason})")
             elif not _holds(certfile, b"-----BEGIN CERTIFICATE-----"):
                 reason = f"certificate file {certfile} holds no PEM certificate"
+            elif not _certificates_parse(certfile):
+                reason = (f"certificate file {certfile} holds an incomplete or malformed PEM "
+                          "certificate (a copy still in progress?)")
             elif keyfile is None and not _holds(certfile, b"PRIVATE KEY-----"):
                 reason = (f"certificate file {certfile} holds no private key: set keyfile (its "
                           "key is in another file)")
             elif keyfile is not None and not _holds(keyfile, b"PRIVATE KEY-----"):
                 reason = f"key file {keyfile} holds no PEM private key"
+            elif not _key_block_ends(key):
+                reason = (f"key file {key} holds an incomplete PEM private key (no END line: "
+                          "a copy still in progress?)")
+            elif password is not None and self._key_is_encrypted():
+                reason = f"wrong password for private key {key}"
             else:
                 reason = f"cannot load certificate {certfile} / key {key}: {exc.reason or exc}"
             raise ConfigurationError(reason) from exc
@@ -542,6 +551,26 @@ def _holds(path: Path, marker: bytes) -> bool:
         return marker in path.read_bytes()
     except OSError:
         return True  # unreadable: say what OpenSSL said
+
+
+def _certificates_parse(path: Path) -> bool:
+    """Whether every PEM certificate in the file is whole and well-formed."""
+    try:
+        pem_certificates(path)
+    except ValueError:
+        return False
+    except OSError:
+        return True  # unreadable: say what OpenSSL said
+    return True
+
+
+def _key_block_ends(path: Path) -> bool:
+    """Whether the file's PEM private key has its END line (RFC 7468 2: a BEGIN and
+    an END line, both ending in ``PRIVATE KEY-----``)."""
+    try:
+        return path.read_bytes().count(b"PRIVATE KEY-----") >= 2
+    except OSError:
+        return True
 
 
 def _has_hashed_names(capath: Path) -> bool:
