@@ -54,6 +54,7 @@ not do ALPN, so ``SecurityInfo.alpn`` is None with it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -62,6 +63,7 @@ import pytest
 from dicomnet.aio.client import associate
 from dicomnet.dimse.status import Status
 from dicomnet.errors import TLSError
+from dicomnet.security.certificates import CertificateInfo
 from dicomnet.security.info import SecurityInfo
 from dicomnet.security.profiles import get_profile
 from tests.aio.helpers import (
@@ -266,6 +268,40 @@ def test_echoscu_refusing_our_certificate_is_explained(
     assert len(refused) == 1
     assert "does not trust our CA" in refused[0]
     assert active == 0
+
+
+def test_echoscu_sees_the_certificate_the_server_was_renewed_with(
+    dcmtk: Dcmtk, tmp_path: Path, aio_log: pytest.LogCaptureFixture
+) -> None:
+    """Certificate rotation without restart: the certificate and key files replaced
+    under a running server, the next echoscu gets the new certificate (its debug
+    output prints the peer's subject and serial number)."""
+    aio_log.set_level(logging.INFO, logger="dicomnet.security")
+    pki = Pki.create(tmp_path / "pki")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    for source, target in zip(pki.issue("first server", client=False), (cert, key),
+                              strict=True):
+        os.replace(source, target)
+    tls = pki.server_tls(certfile=cert, keyfile=key, files_check_interval=0)
+
+    async def main() -> tuple[tuple[int, str], tuple[int, str], int]:
+        async with running_server(ae_title=SCP_TITLE, tls=tls) as server:
+            before = await run_process(*echoscu_cmd(dcmtk, pki, server.port, "-d"))
+            renewed = pki.issue("renewed server", client=False)
+            for source, target in zip(renewed, (cert, key), strict=True):
+                os.replace(source, target)
+            after = await run_process(*echoscu_cmd(dcmtk, pki, server.port, "-d"))
+            serial = CertificateInfo.from_pem_file(cert).serial
+        return before, after, serial
+
+    (rc_before, before), (rc_after, after), serial = run(main())
+    assert rc_before == 0 and rc_after == 0, before + after
+    assert "Subject     : /CN=first server/O=dicomnet" in before
+    assert "Subject     : /CN=renewed server/O=dicomnet" in after
+    assert f"Serial no.  : {serial}\n" in after
+    assert [": released, " in line for line in association_lines(aio_log)] == [True, True]
+    [said] = log_lines(aio_log, logger="dicomnet.security", contains="TLS files changed")
+    assert "new connections now get certificate O=dicomnet,CN=renewed server" in said
 
 
 # -- dicomnet client -> storescp ---------------------------------------------------------

@@ -16,7 +16,6 @@ import functools
 import logging
 import re
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +25,7 @@ from ..dimse.messages import DimseMessage, refusal
 from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
+from ..security.rotation import ServerContext
 from ..ul.connection import ULConnection
 from ..ul.events import (
     Aborted,
@@ -347,7 +347,7 @@ class Server:
     def __post_init__(self) -> None:
         # The server's own state: no constructor arguments (they were), not in repr.
         self._sock: socket.socket | None = None
-        self._context: ssl.SSLContext | None = None
+        self._tls_context: ServerContext | None = None  # rebuilt as its files change
         self._accept_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
@@ -384,7 +384,8 @@ class Server:
             for command in provider.command_fields:
                 self._providers[command] = provider
         if self.tls is not None:
-            self._context = await self.tls.server_context()
+            self._tls_context = ServerContext(self.tls)
+            await self._tls_context.start()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -485,10 +486,12 @@ class Server:
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         link_hook = GuardedLinkHook(self.on_secure_link_ready)
         try:
+            built = await self._tls_context.current() if self._tls_context else None
             stream = await wrap_accepted(
-                sock, tls=self.tls, context=self._context,
+                sock, tls=self.tls, context=built.context if built else None,
                 handshake_timeout=self.timeouts.tls_handshake, artim_timeout=self.timeouts.artim,
                 on_secure_link_ready=link_hook if self.on_secure_link_ready else None,
+                local_certificate=built.certificate if built else None,
             )
         except PeerSilent as exc:
             log.info("%s", exc)
@@ -691,8 +694,18 @@ class Server:
         for response, dataset in await provider.handle(assoc, context_id, message, sink):
             await assoc.send_message(response, context_id, dataset=dataset)
 
+    async def reload_tls(self) -> bool:
+        """Build the TLS context again from the configuration's files now, changed or
+        not (``dicomnet serve`` does on SIGHUP), for the connections that follow;
+        open ones keep theirs. False when it cannot be built (logged; the previous
+        one stays in use) or the server has no TLS. Changed files are otherwise
+        picked up by themselves (``TLSConfig.files_check_interval``)."""
+        return self._tls_context is not None and await self._tls_context.reload()
+
     def close(self) -> None:
         """Stop accepting and abort every open association."""
+        if self._tls_context is not None:
+            self._tls_context.close()
         if self._evicted_total:
             self._end_evictions()
         if self._accept_task is not None:
@@ -748,7 +761,9 @@ async def serve(
 
     ``providers`` defaults to Verification only. ``tls`` selects the security
     mode: None is plain DICOM, a ``TLSConfig`` (which must hold the server's
-    certificate) makes every connection TLS (PS3.15 B.1).
+    certificate) makes every connection TLS (PS3.15 B.1). Its certificate, key, CA
+    and CRL files are watched: new connections get a context built from them once
+    they change, open ones keep theirs (``dicomnet.security.rotation``).
 
     ``on_association_request`` may reject an association (see
     ``AssociationRequestHook``). A hook that raises, that one or

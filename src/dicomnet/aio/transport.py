@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import ConnectError, TimeoutError, TLSError
+from ..security.certificates import CertificateInfo
 from ..security.config import TLSConfig
 from ..security.detect import explain_first_bytes
 from ..security.errors_map import translate_ssl_error
@@ -348,7 +349,7 @@ async def _connect(host: str, port: int, timeout: float) -> socket.socket:
 
 async def _check_established(
     tls: TLSConfig, stream: Stream, side: Literal["client", "server"],
-    hook: SecureLinkHook | None,
+    hook: SecureLinkHook | None, local_certificate: CertificateInfo | None = None,
 ) -> None:
     """Describe the finished handshake, apply the checks ssl cannot (profile key sizes,
     verify callback), then fire ``on_secure_link_ready``: before any DICOM byte."""
@@ -356,7 +357,8 @@ async def _check_established(
     assert isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket)
     try:
         stream.security = tls.check_established(
-            ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}"
+            ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}",
+            local_certificate=local_certificate,
         )
     except ValueError as exc:
         # ssl: "handshake not done yet" when a TLS 1.3 server refused our certificate
@@ -437,9 +439,11 @@ async def wrap_accepted(
     handshake_timeout: float,
     artim_timeout: float,
     on_secure_link_ready: SecureLinkHook | None,
+    local_certificate: CertificateInfo | None = None,
 ) -> Stream:
     """Turn an accepted socket into a Stream, doing the server TLS handshake (with its
-    own timeout, in the caller's task) and explaining a TLS/plain mismatch."""
+    own timeout, in the caller's task) and explaining a TLS/plain mismatch.
+    ``local_certificate`` is the one ``context`` holds (for ``SecurityInfo``)."""
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     tune_socket(sock, tls=context is not None)
@@ -490,5 +494,6 @@ async def wrap_accepted(
         raise error from exc
     stream = Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
     if context is not None and tls is not None:
-        await _check_established(tls, stream, "server", on_secure_link_ready)
+        await _check_established(tls, stream, "server", on_secure_link_ready,
+                                 local_certificate)
     return stream

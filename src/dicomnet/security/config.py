@@ -9,10 +9,12 @@ servers (mutual authentication). Turning a check off warns (SecurityWarning).
 Building a context is ``await config.server_context()`` or
 ``await config.client_context()`` (async because the private-key password
 callback may be async); ``server_context_sync()``/``client_context_sync()``
-do the same for synchronous callers. A server builds its context once, when
-it starts; a client's associations share one per configuration object
-(``await config.shared_client_context()``, rebuilt when a file changes), with
-the TLS sessions they resume (:mod:`dicomnet.security.sessions`). After each
+do the same for synchronous callers. A server builds its context when it
+starts and again, for the connections that follow, when its files change
+(:mod:`dicomnet.security.rotation`); a client's associations share one per
+configuration object (``await config.shared_client_context()``, rebuilt when a
+file changes), with the TLS sessions they resume
+(:mod:`dicomnet.security.sessions`). After each
 handshake, the driver calls :meth:`TLSConfig.check_established`, which builds
 the :class:`SecurityInfo`, applies the profile's key-size rules to the peer's
 certificate and runs the ``verify_callback``.
@@ -125,8 +127,12 @@ class TLSConfig:
     issues peer certificates then needs a current CRL here."""
     on_private_key_password: PasswordCallback | None = None
     """Asked for the private key's password, once per context build, only when the key
-    is encrypted and ``key_password`` is not set. May be sync or async. A server
-    builds its context once, at start. A client builds one per TLSConfig object, at
+    is encrypted and ``key_password`` is not set. May be sync or async; it runs on
+    the event loop. A server builds its context at start, and again when its
+    certificate, key, CA or CRL files change (a rotated key is opened with the
+    password this gives then: on a server it must answer without anyone at a
+    terminal; when it raises or its password does not fit, the server keeps its
+    previous context and logs why). A client builds one per TLSConfig object, at
     its first association, and again only when the certificate, key, CA or CRL files
     change (a rotated certificate) or our certificate has expired: keep one
     TLSConfig for many associations and the password is asked once, not at each
@@ -160,10 +166,19 @@ class TLSConfig:
     which Python cannot turn off, still resumes a client offering its session ID.
     A resumed session's chain is not verified again: the peer's certificate (kept in
     the session) is still reported and given to ``verify_callback``, a client's new CA
-    or CRL file drops its sessions, and a server reads its own at start; only the
-    peer certificate expiring meanwhile goes unnoticed, for at most the ticket's
+    or CRL file drops its sessions, and a server's rebuilt context (new CA, CRL or
+    certificate) resumes no session of the previous one (new ticket keys, an empty
+    session-ID cache: a full handshake, the client's certificate checked again); only
+    the peer certificate expiring meanwhile goes unnoticed, for at most the ticket's
     lifetime (2 hours by OpenSSL's default). ``SecurityInfo.session_resumed`` tells
     whether an association resumed one."""
+    files_check_interval: float | None = 1.0
+    """Server side: seconds between two looks at the certificate, key, CA and CRL files
+    (inode, size and modification time), made before a TLS handshake; when they
+    changed, a new context is built for the connections that follow, open ones keep
+    theirs (:mod:`dicomnet.security.rotation`). 0 looks before every handshake;
+    None never (``Server.reload_tls()`` alone rebuilds). A look costs a few stat
+    calls (microseconds; a ``capath`` directory of hundreds of files, milliseconds)."""
     _client_cache: ClientCache = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -192,6 +207,10 @@ class TLSConfig:
                         f"profile {profile.name!r} ({profile.section}) permits no cipher suite "
                         f"beyond its own; {suite.iana if suite else extra[0]} is not one of them"
                     )
+        if self.files_check_interval is not None and not self.files_check_interval >= 0:
+            raise ConfigurationError(
+                f"files_check_interval must be 0 or more seconds, or None; got "
+                f"{self.files_check_interval!r}")
         if self.alpn and any(not p or len(p.encode()) > 255 for p in self.alpn):
             raise ConfigurationError("ALPN protocol names must be 1 to 255 bytes (RFC 7301 3.1)")
 
@@ -202,9 +221,17 @@ class TLSConfig:
         """The :class:`Profile` named by ``profile``."""
         return get_profile(self.profile)
 
-    async def server_context(self) -> ssl.SSLContext:
-        """Build the server-side context (awaits an async password callback)."""
-        return self._build("server", await self._password_async())
+    async def server_context(self, *, off_loop: bool = False) -> ssl.SSLContext:
+        """Build the server-side context (awaits an async password callback). With
+        ``off_loop``, the files are loaded in a worker thread, the password still
+        asked on the loop: a CA bundle or a CRL of thousands of entries takes tens
+        of milliseconds to load, which a running server's loop must not wait."""
+        password = await self._password_async()
+        if not off_loop:
+            return self._build("server", password)
+        import asyncio  # here: importing dicomnet.security loads no asyncio
+
+        return await asyncio.to_thread(self._build, "server", password)
 
     async def client_context(self) -> ssl.SSLContext:
         """Build a client-side context, a new one at each call (awaits an async password
@@ -246,9 +273,14 @@ class TLSConfig:
             raise ConfigurationError(f"cannot read certificate {self.certfile}: {exc}") from exc
 
     def check_established(
-        self, obj: ssl.SSLObject | ssl.SSLSocket, *, side: Side, peer: str = "peer"
+        self, obj: ssl.SSLObject | ssl.SSLSocket, *, side: Side, peer: str = "peer",
+        local_certificate: CertificateInfo | None = None,
     ) -> SecurityInfo:
         """Describe a finished handshake and apply the checks ``ssl`` cannot do itself.
+
+        ``local_certificate`` is the certificate the connection's context was built
+        with (None: read ``certfile``); a server whose files changed since its
+        context was built says the one it showed, not the one now on disk.
 
         Raises TLSError when the peer's certificate key is smaller than the
         profile allows (PS3.15 B.11, B.13), when a TLS 1.3 suite outside the
@@ -256,7 +288,8 @@ class TLSConfig:
         Returns the :class:`SecurityInfo` for ``on_secure_link_ready``.
         """
         profile = self.profile_object
-        info = security_info_from_ssl(obj, side=side, local_cert=self.local_certificate_info())
+        info = security_info_from_ssl(
+            obj, side=side, local_cert=local_certificate or self.local_certificate_info())
 
         def refuse(reason: str) -> TLSError:
             return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason)
