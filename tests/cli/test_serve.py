@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from typing import IO, Any
 
 import pytest
 
-from dicomnet.security.certificates import DevPKI
+from dicomnet.security.certificates import CertificateAuthority, DevPKI
 
 from .helpers import client_tls_args, error_line, json_out, run_cli
 
@@ -249,3 +251,115 @@ def test_max_pending_keeps_serving_through_a_flood_of_idle_connections(
     assert "cannot accept connections" not in err
     assert err.count("connections are waiting to associate") == 1, err
     assert "Traceback" not in err
+
+
+class _WatchedServer:
+    """``dicomnet serve`` whose stderr lines a thread collects, to be waited for."""
+
+    def __init__(self, tmp_path: Path, *options: str | Path,
+                 env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
+             "--output", str(tmp_path / "store"), *map(str, options)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+            env={**os.environ, **(env or {})})
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        try:
+            self.port = json.loads(read_line(self.proc.stdout, 30))["port"]  # type: ignore[arg-type]
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 20) -> list[str]:
+        """The stderr lines holding ``text``, once there are ``count`` of them."""
+        def found() -> list[str]:
+            return [line for line in self.lines if text in line]
+
+        with self._changed:
+            ok = self._changed.wait_for(lambda: len(found()) >= count, timeout)
+            assert ok, f"no {count} line(s) with {text!r} in:\n{''.join(self.lines)}"
+            return found()
+
+    def stop(self) -> str:
+        """SIGTERM, then the whole of stderr; the exit status must be 0."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
+        self._reader.join(timeout=20)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        assert self.proc.returncode == 0, "".join(self.lines)
+        return "".join(self.lines)
+
+
+def test_sighup_loads_the_tls_files_again_and_the_password_file_is_read_again(
+        encrypted_pki: DevPKI, tmp_path: Path) -> None:
+    """The renewed key has another password: SIGHUP before the password file says so
+    keeps the old certificate (logged); once it does, SIGHUP loads the new one."""
+    live = tmp_path / "live"
+    live.mkdir()
+    for source in (encrypted_pki.ca_cert, encrypted_pki.ca_key, encrypted_pki.server_cert,
+                   encrypted_pki.server_key):
+        shutil.copy(source, live / source.name)
+    password_file = tmp_path / "password"
+    password_file.write_text("s3cret\n")
+    cert, key = live / "server.pem", live / "server.key"
+    server = _WatchedServer(tmp_path, "--tls", "--cert", cert, "--key", key, "--ca",
+                            live / "ca.pem", "--key-password-file", password_file)
+    client: list[str | Path] = [
+        "--tls", "--ca", encrypted_pki.ca_cert, "--cert", encrypted_pki.client_cert,
+        "--key", encrypted_pki.client_key, "--key-password-env", "CLIENT_PASSWORD"]
+
+    def server_name() -> str:
+        echo = run_cli("echo", "127.0.0.1", server.port, "--json", *client,
+                       env={"CLIENT_PASSWORD": "s3cret"})
+        assert echo.exit_code == 0, echo.output
+        name: str = json_out(echo)["tls"]["peer_certificates"][0]["common_name"]
+        return name
+
+    try:
+        assert server_name() == "localhost"
+        ca = CertificateAuthority.load(live / "ca.pem", live / "ca.key", password="s3cret")
+        renewed = ca.issue("renewed", sans=("localhost", "127.0.0.1"), client=False,
+                           key_type="ecdsa")
+        for source, target in zip(renewed.write(tmp_path, "renewed", password="n3w"),
+                                  (cert, key), strict=True):
+            os.replace(source, target)
+        server.proc.send_signal(signal.SIGHUP)
+        [failed] = server.wait_for("TLS reload asked")
+        assert (f"TLS reload asked (changed: certificate {cert}, key {key}): cannot use them: "
+                f"wrong password for private key {key}; still serving with the certificate "
+                "loaded before, O=dicomnet,CN=localhost (serial ") in failed
+        assert server_name() == "localhost"
+        password_file.write_text("n3w\n")
+        server.proc.send_signal(signal.SIGHUP)
+        said = server.wait_for("TLS reload asked", count=2)[1]
+        # Changed since the context in use was built.
+        assert (f"TLS reload asked (changed: certificate {cert}, key {key}): new connections "
+                "now get certificate O=dicomnet,CN=renewed (serial ") in said
+        assert server_name() == "renewed"
+        assert len(server.wait_for("SIGHUP: loading the TLS files again", count=2)) == 2
+    finally:
+        err = server.stop()
+    assert "Traceback" not in err
+
+
+def test_sighup_on_a_plain_server_is_no_stop(tmp_path: Path) -> None:
+    server = _WatchedServer(tmp_path)
+    try:
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for("SIGHUP: plain DICOM, no TLS files to load")
+        assert run_cli("echo", "127.0.0.1", server.port).exit_code == 0
+    finally:
+        server.stop()

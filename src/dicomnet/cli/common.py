@@ -193,16 +193,14 @@ class NetworkOptions:
                 )
             return value, None
         if self.key_password_file is not None:
+            path = self.key_password_file
             try:
-                text = self.key_password_file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise click.UsageError(
-                    f"cannot read --key-password-file {self.key_password_file}: "
-                    f"{exc.strerror or exc}"
-                ) from None
-            # Only the first line: editors and `echo` add a newline that is not the password.
-            lines = text.splitlines()
-            return (lines[0] if lines else ""), None
+                _first_line(path)  # a file that cannot be read: said now, as a usage error
+            except ConfigurationError as exc:
+                raise click.UsageError(str(exc)) from None
+            # Read again at each context build: a server whose key is rotated opens
+            # the new one with what the file says then.
+            return None, lambda: _first_line(path)
         key = self.key or self.cert  # a key may sit in the certificate's PEM file
         if key is None or not key.is_file():
             return None, None  # the library reports the missing file itself
@@ -222,6 +220,17 @@ class NetworkOptions:
         # three Ctrl-C to leave (its handler only cancels the main task, which the
         # blocked prompt never sees) and then said "Aborted!", exit 1.
         return prompt_password(f"Password for {key}"), None
+
+
+def _first_line(path: Path) -> str:
+    """The password in a --key-password-file: its first line (editors and ``echo``
+    add a newline that is not the password)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read --key-password-file {path}: {exc.strerror or exc}") from None
+    return lines[0] if lines else ""
 
 
 def _stdin_is_tty() -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from dicomnet.aio.server import AssociationInfo, AssociationRequestHook, ServiceProvider
+from dicomnet.aio.server import AssociationInfo, AssociationRequestHook, Server, ServiceProvider
 from dicomnet.aio.server import serve as start_server
 from dicomnet.cli.common import (
     SERVE_EXIT_CODES_EPILOG,
@@ -69,6 +69,20 @@ def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
     return check
 
 
+def _reload_on_hangup(server: Server, reloads: set[asyncio.Task[bool]]) -> None:
+    """SIGHUP, the daemons' "read your configuration again": the TLS files now,
+    without waiting for the next look at them. The outcome is logged by the reload
+    (what changed and the certificate in use, or why the files cannot be used)."""
+    log = logging.getLogger("dicomnet.security")
+    if server.tls is None:
+        log.info("SIGHUP: plain DICOM, no TLS files to load")
+        return
+    log.info("SIGHUP: loading the TLS files again")
+    task = asyncio.get_running_loop().create_task(server.reload_tls())
+    reloads.add(task)  # held until done (the loop keeps only weak references)
+    task.add_done_callback(reloads.discard)
+
+
 async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
@@ -92,6 +106,11 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         # Not possible outside the main thread (tests) or on Windows: Ctrl-C still works.
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(sig, server.close)
+    reloads: set[asyncio.Task[bool]] = set()
+    hangup = getattr(signal, "SIGHUP", None)  # none on Windows
+    if hangup is not None:
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(hangup, _reload_on_hangup, server, reloads)
     if tls is not None:
         mode = f"TLS, profile {tls.profile}, client certificates {tls.peer_certificate}"
     else:
@@ -111,9 +130,10 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     finally:
         server.close()
         await server.wait_closed()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for handled in (signal.SIGINT, signal.SIGTERM, hangup):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.remove_signal_handler(sig)
+                if handled is not None:
+                    loop.remove_signal_handler(handled)
     _emit(net, "stopped", event="stopped")
 
 
@@ -164,6 +184,14 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
 
     Logs one line per association on stderr, rejections included. Ctrl-C or
     SIGTERM stops it: the server closes and exits 0 (success).
+
+    With --tls, the --cert, --key and --ca files are watched (once a second, before
+    a handshake): when they change, new connections get the new certificate or
+    trust, and open associations go on. SIGHUP loads them at once. Files that cannot
+    be used (half copied, a key that does not match the certificate, an expired
+    certificate) are logged, and the previous certificate stays in use. An
+    encrypted key is opened with --key-password-file read again, else with the
+    password given at start (--key-password-env, or the prompt, never asked again).
 
     Stored objects are indexed in index.sqlite in --output. Should the index
     miss some (a server killed while storing, the file deleted), stop the
