@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dicomnet.aio.client import associate
-from dicomnet.errors import TLSError
+from dicomnet.errors import ConfigurationError, TLSError
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.info import SecurityInfo
 from tests.aio.helpers import LOOPBACK, HookRecorder, Pki, run, running_server
@@ -131,3 +131,22 @@ def test_a_changed_ca_file_is_picked_up(pki: Pki, tmp_path: Path) -> None:
 
     error = run(main())
     assert error.reason.startswith("the certificate of the server is signed by an unknown CA")
+
+
+def test_our_certificate_file_gone_after_the_build_is_no_peer_refusal(
+        pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our own file unreadable when the finished handshake is described: said as
+    such (ConfigurationError), not as "the peer most likely refused our certificate"."""
+    tls = pki.client_tls()
+
+    def unreadable(self: TLSConfig) -> None:
+        raise ConfigurationError(f"cannot read certificate {self.certfile}: gone")
+
+    async def main() -> None:
+        async with running_server(tls=pki.server_tls()) as server:
+            await tls.shared_client_context()
+            monkeypatch.setattr(TLSConfig, "local_certificate_info", unreadable)
+            await echo_through(server.port, tls)
+
+    with pytest.raises(ConfigurationError, match=r"cannot read certificate .*: gone"):
+        run(main())

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import ConnectError, TimeoutError, TLSError
+from ..errors import ConfigurationError, ConnectError, TimeoutError, TLSError
 from ..security.certificates import CertificateInfo
 from ..security.config import TLSConfig
 from ..security.detect import explain_first_bytes
@@ -360,6 +360,11 @@ async def _check_established(
             ssl_object, side=side, peer=f"{stream.peer[0]}:{stream.peer[1]}",
             local_certificate=local_certificate,
         )
+    except ConfigurationError:
+        # Ours (our certificate file unreadable since the context was built): a
+        # ValueError too, but no sign of what the peer did.
+        await stream.close()
+        raise
     except ValueError as exc:
         # ssl: "handshake not done yet" when a TLS 1.3 server refused our certificate
         # between its Finished and our first read.
