@@ -8,6 +8,7 @@ server look at its files before every handshake, so that no test waits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from dicomnet.errors import TLSError
 from dicomnet.security.certificates import CertificateInfo
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.info import SecurityInfo
+from dicomnet.security.profiles import SecurityWarning
 from tests.aio.helpers import (
     LOOPBACK,
     HookRecorder,
@@ -359,3 +361,26 @@ def test_the_check_interval_is_validated() -> None:
 
     with pytest.raises(ConfigurationError, match="files_check_interval must be 0 or more"):
         TLSConfig(files_check_interval=-1)
+
+
+def test_our_certificate_expiring_while_serving_is_an_error_said_once(
+        pki: Pki, aio_log: pytest.LogCaptureFixture) -> None:
+    """A server started with a certificate that is past its end (allowed here with
+    check_own_certificate=False, as it would be once the server ran long enough):
+    an ERROR at the next connection, and only once."""
+    live = pki.issue("short-lived", client=False, valid_from_days=-30, valid_to_days=-1)
+    tls = pki.server_tls(certfile=live[0], keyfile=live[1], check_own_certificate=False,
+                         files_check_interval=None)
+
+    async def main() -> None:
+        client = pki.client_tls(verify_peer=False)
+        async with running_server(tls=tls) as server:
+            for _ in range(2):
+                with contextlib.suppress(Exception):
+                    await echo_through(server.port, client)
+
+    with pytest.warns(SecurityWarning):
+        run(main())
+    said = [line for line in errors(aio_log) if "has expired" in line]
+    assert len(said) == 1, said
+    assert "short-lived" in said[0] and str(live[0]) in said[0]

@@ -100,6 +100,8 @@ class ServerContext:
         self._failed: tuple[object, ...] | None = None
         self._next_check = 0.0
         self._building: asyncio.Task[bool] | None = None
+        #: The certificate whose expiry was already logged (once, not per connection).
+        self._expiry_logged: CertificateInfo | None = None
 
     async def start(self) -> BuiltContext:
         """Build the first context, on the loop as before the server listens; raises
@@ -123,6 +125,7 @@ class ServerContext:
         for a failed build (logged); only cancellation."""
         import asyncio  # here: importing dicomnet.security loads no asyncio
 
+        self._check_expiry()
         building = self._building
         if building is None:
             now = time.monotonic()
@@ -153,6 +156,19 @@ class ServerContext:
         """Cancel a build in progress (the server is closing)."""
         if self._building is not None:
             self._building.cancel()
+
+    def _check_expiry(self) -> None:
+        """Our certificate expired while the server runs: every client that verifies
+        it refuses the handshake from then on. Said once per certificate, as an
+        ERROR naming the file to renew (picked up without a restart)."""
+        cert = self.built.certificate
+        if (cert is None or cert is self._expiry_logged
+                or dt.datetime.now(dt.UTC) < cert.not_after):
+            return
+        self._expiry_logged = cert
+        logger.error("our certificate %s has expired: clients that verify it refuse every "
+                     "connection from now on; renew %s (new connections get the new one "
+                     "without a restart)", describe(cert), self.config.certfile)
 
     def _schedule_check(self, now: float | None = None) -> None:
         interval = self.config.files_check_interval
