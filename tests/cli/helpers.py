@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dicomnet.aio.server import Server, serve
-from dicomnet.cli.main import main
+from dicomnet.cli.group import cli
 from dicomnet.security.certificates import DevPKI
 
 
@@ -64,7 +65,7 @@ class ServerThread:
 def run_cli(*args: str | Path | int, env: dict[str, str] | None = None,
             input: str | None = None) -> Result:
     """Invoke ``dicomnet ARGS`` in-process; never raises, returns the result."""
-    return CliRunner().invoke(main, [str(a) for a in args], env=env, input=input,
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env, input=input,
                               catch_exceptions=False)
 
 
@@ -114,3 +115,38 @@ async def signalled(ready: asyncio.Event, signum: signal.Signals,
             proc.kill()
             await proc.wait()
     return proc.returncode, out, err
+
+
+# -- signals, in a child process ----------------------------------------------------
+
+#: The repository's root: the child processes run there, to import tests.cli.interrupt_at.
+ROOT = Path(__file__).resolve().parents[2]
+#: The end each signal promises: the error line's message and the exit code.
+ENDS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated (SIGTERM)", 143)}
+
+
+def interrupted_at(signum: signal.Signals, where: str,
+                   *args: str | Path | int) -> subprocess.CompletedProcess[str]:
+    """``dicomnet ARGS`` in a child process, sent ``signum`` at ``where``
+    (see tests/cli/interrupt_at.py)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.cli.interrupt_at", signum.name, where, *map(str, args)],
+        check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def assert_ended(done: subprocess.CompletedProcess[str], signum: signal.Signals) -> None:
+    """Exit 130 (143) with one ``error:`` line, the last one, and no traceback."""
+    message, code = ENDS[signum]
+    assert done.returncode == code, done.stderr
+    for noise in ("Traceback", "Exception ignored", "never awaited", "Task was destroyed"):
+        assert noise not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {message}"], done.stderr
+    assert done.stderr.rstrip().endswith(errors[0])
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files and an index left open (SQLite's -wal and -shm go when
+    the last connection closes)."""
+    return sorted(p.name for p in folder.rglob("*")
+                  if p.name.endswith((".dicomnet-part", "-wal", "-shm", "-journal")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import linecache
 import signal
 import sys
@@ -83,13 +84,13 @@ def test_ctrl_c_outside_the_network_work_exits_130(monkeypatch: pytest.MonkeyPat
     from click.testing import CliRunner
 
     from dicomnet.cli import certs
-    from dicomnet.cli.main import main
+    from dicomnet.cli.group import cli
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(certs, "make_dev_pki", interrupted)
-    result = CliRunner().invoke(main, ["certs", "init", str(tmp_path / "pki")])
+    result = CliRunner().invoke(cli, ["certs", "init", str(tmp_path / "pki")])
     assert result.exit_code == EXIT_INTERRUPTED
     assert "interrupted" in result.output and "Aborted" not in result.output
 
@@ -137,35 +138,52 @@ def test_a_second_signal_cancels_the_clean_up_instead_of_raising_in_it(
     assert signal.set_wakeup_fd(-1) == -1, "the wakeup fd was left set"
 
 
-def test_a_third_ctrl_c_is_a_keyboard_interrupt_again() -> None:
-    """Past the second, Ctrl-C raises KeyboardInterrupt as asyncio.run does: a way
-    out of a clean-up that ignores its cancel (the exit is still 130)."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT has a handler of its own here: asyncio.run installs none")
-    steps: list[str] = []
+#: A command whose clean-up ignores its cancels, run by run_async in a child
+#: process, which sends itself SIGINT at each step (the third one must end it).
+_STUBBORN = """
+import asyncio, signal, sys
+from dicomnet.cli.common import run_async
+from dicomnet.cli.exits import promise_json
 
-    async def work() -> None:
-        loop = asyncio.get_running_loop()
-        signal.raise_signal(signal.SIGINT)
+promise_json(sys.argv[1:])
+
+async def stubborn():
+    loop = asyncio.get_running_loop()
+    signal.raise_signal(signal.SIGINT)
+    try:
+        await loop.create_future()
+    finally:
+        signal.raise_signal(signal.SIGINT)  # cancels it again
         try:
             await loop.create_future()
-        finally:
-            signal.raise_signal(signal.SIGINT)  # cancels the task again
-            try:
-                await loop.create_future()
-            except asyncio.CancelledError:
-                steps.append("second: cancelled")
-            try:  # a clean-up that swallows the cancel and waits on
-                signal.raise_signal(signal.SIGINT)
-                steps.append("third: not raised")
-            except KeyboardInterrupt:
-                steps.append("third: KeyboardInterrupt")
-                raise
+        except asyncio.CancelledError:
+            print("second: cancelled", file=sys.stderr, flush=True)
+        signal.raise_signal(signal.SIGINT)
+        print("third: not the end", file=sys.stderr, flush=True)
+        await loop.create_future()
 
-    with pytest.raises(SystemExit) as exit_info:
-        run_async(work(), verbose=0)
-    assert steps == ["second: cancelled", "third: KeyboardInterrupt"]
-    assert exit_info.value.code == EXIT_INTERRUPTED
+run_async(stubborn, verbose=0)
+"""
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["text", "json"])
+def test_a_third_ctrl_c_quits_at_once(json_flag: list[str]) -> None:
+    """Past the second, Ctrl-C quits at once: a way out of a clean-up that ignores
+    its cancel (or waits for a thread stuck in a DNS lookup). It raised
+    KeyboardInterrupt wherever the main thread was, which printed tracebacks and
+    still waited for the loop's threads. Exit 130, one line, and with --json its
+    document."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _STUBBORN, *json_flag],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == EXIT_INTERRUPTED, done.stderr
+    assert done.stderr.splitlines() == ["second: cancelled", "error: interrupted"]
+    if json_flag:
+        assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130,
+                                           "interrupted": True}
+    else:
+        assert done.stdout == ""
 
 
 def test_a_ctrl_c_before_the_command_starts_leaves_no_warning(
@@ -173,15 +191,14 @@ def test_a_ctrl_c_before_the_command_starts_leaves_no_warning(
 ) -> None:
     """Ctrl-C as run_async is entered, before the command's coroutine ever ran:
     130, and no "coroutine was never awaited" warning (an error under this
-    suite's filterwarnings)."""
-    def interrupted(main: object) -> None:
-        main.close()  # type: ignore[attr-defined]  # asyncio.run never got to it
-        raise KeyboardInterrupt
+    suite's filterwarnings): neither the command's nor run_async's own."""
+    def interrupted(runner: asyncio.Runner, main: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # before the loop ran anything
 
     async def command() -> None:
         raise AssertionError("not run")
 
-    monkeypatch.setattr(asyncio, "run", interrupted)
+    monkeypatch.setattr(asyncio.Runner, "run", interrupted)
     coro = command()
     with pytest.raises(SystemExit) as exit_info:
         run_async(coro, verbose=0)
@@ -191,7 +208,7 @@ def test_a_ctrl_c_before_the_command_starts_leaves_no_warning(
 
 @pytest.mark.parametrize("opted_in", [False, True])
 def test_sigterm_handler_only_when_asked_and_never_over_another(opted_in: bool) -> None:
-    """``serve`` (not opted in) keeps SIGTERM as it was; a handler someone else set
+    """Not opted in, SIGTERM stays as it was; a handler someone else set
     (here SIG_IGN) is left alone."""
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         pytest.skip("SIGTERM has a handler of its own here")

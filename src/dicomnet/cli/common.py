@@ -3,8 +3,9 @@
 Exit codes (documented in every command's epilog):
 0 success; 1 the peer answered with a failure status, or objects were not
 stored; 2 usage or configuration error; 3 association, TLS or network failure;
-130 interrupted; 143 terminated (SIGTERM, for the client commands). ``serve``
-exits 0 when Ctrl-C or SIGTERM stops it (SERVE_EXIT_CODES_EPILOG).
+130 interrupted (Ctrl-C); 143 terminated (SIGTERM). ``serve`` exits 0 when
+Ctrl-C or SIGTERM stops it (SERVE_EXIT_CODES_EPILOG). They live in
+:mod:`dicomnet.cli.exits`, with what a signal does to a run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,17 @@ from typing import Any, Literal, NoReturn, TypeVar
 import click
 import click.termui
 
+from dicomnet.cli import exits
+from dicomnet.cli.exits import (
+    EXIT_FAILURE_STATUS,
+    EXIT_INTERRUPTED,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    interruption,
+    json_promise,
+)
 from dicomnet.config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Timeouts
 from dicomnet.errors import AssociationAborted, ConfigurationError, DicomNetError
 from dicomnet.security.certificates import key_is_encrypted
@@ -55,15 +67,8 @@ __all__ = [
     "network_options",
     "print_json",
     "run_async",
+    "say_error",
 ]
-
-EXIT_OK = 0
-EXIT_FAILURE_STATUS = 1
-EXIT_USAGE = 2
-EXIT_NETWORK = 3
-EXIT_INTERRUPTED = 130
-#: 128 + SIGTERM, what a shell reports for a process the signal ended.
-EXIT_TERMINATED = 128 + signal.SIGTERM
 
 _EXIT_USAGE_LINES = (
     "  2  usage or configuration error (bad option, missing file, wrong key password,\n"
@@ -82,8 +87,8 @@ EXIT_CODES_EPILOG = (
     + _EXIT_USAGE_LINES +
     "  3  association, TLS or network failure (store: before any object was stored)\n"
     "  130 interrupted (Ctrl-C)\n"
-    "  143 terminated (SIGTERM: timeout(1), systemd, a cancelled CI job); store and\n"
-    "      echo then do what they do for Ctrl-C (abort the association, report)"
+    "  143 terminated (SIGTERM: timeout(1), systemd, a cancelled CI job), handled as\n"
+    "      Ctrl-C is (store and echo abort the association and report)"
 )
 
 #: A server is meant to be stopped: Ctrl-C and SIGTERM close it, and that is success.
@@ -92,7 +97,9 @@ SERVE_EXIT_CODES_EPILOG = (
     "  0  stopped by Ctrl-C or SIGTERM (the server closed, \"stopped\" printed)\n"
     + _EXIT_USAGE_LINES +
     "  3  cannot listen (address in use, no permission) or another network failure\n"
-    "  130 interrupted before it listened (Ctrl-C at the key's password prompt)"
+    "  130 interrupted before it listened (Ctrl-C at the key's password prompt, or\n"
+    "      while it loaded its certificates)\n"
+    "  143 terminated (SIGTERM) before it listened"
 )
 
 Role = Literal["client", "server"]
@@ -388,11 +395,13 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
             click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
                          metavar="SECONDS", help=_timeout_help(role)),
             click.option("--json", "json", is_flag=True,
-                         help="Machine-readable JSON on stdout." + (
-                             "" if role == "server" else
-                             " One document, also when the run fails or is interrupted "
-                             "(its \"error\" and \"exit_code\" say so); a usage error "
-                             "found before the run prints only the error: line.")),
+                         help="Machine-readable JSON on stdout. " + (
+                             "One line per event; the last is \"stopped\", or an "
+                             "\"error\" event with \"error\" and \"exit_code\"."
+                             if role == "server" else
+                             "One document whatever happens (a usage error, a failure, "
+                             "Ctrl-C): its \"error\" and \"exit_code\" say how the "
+                             "run ended.")),
             click.option("-v", "--verbose", count=True,
                          help="-v: INFO logs on stderr; -vv: DEBUG and tracebacks."),
         ]
@@ -458,14 +467,26 @@ def printable(text: str, *, lines: bool = False) -> str:
                        else f"\\u{ord(m.group()):04x}", text)
 
 
-def print_json(obj: object) -> None:
-    """One JSON document on stdout."""
-    click.echo(json.dumps(obj, indent=2, default=str))
+def print_json(obj: object, *, line: bool = False, last: bool = True) -> None:
+    """One JSON document on stdout; ``line``: on one line (serve's events).
+    ``last``: the document --json promises, after which none is added (see
+    :class:`~dicomnet.cli.exits.JsonPromise`)."""
+    click.echo(json.dumps(obj, indent=None if line else 2, default=str))
+    if last:
+        with json_promise() as promise:
+            promise.printed = True
+
+
+def say_error(message: str) -> None:
+    """One ``error:`` line on stderr (the message noted for --json's document)."""
+    with json_promise() as promise:
+        promise.error = message
+    click.echo(click.style("error: ", fg="red", bold=True) + printable(message), err=True)
 
 
 def fail(message: str, code: int = EXIT_NETWORK) -> NoReturn:
     """One ``error:`` line on stderr, then exit with ``code``."""
-    click.echo(click.style("error: ", fg="red", bold=True) + printable(message), err=True)
+    say_error(message)
     sys.exit(code)
 
 
@@ -586,13 +607,18 @@ def is_interruption(code: int) -> bool:
 
 
 def run_async(
-    coro: Coroutine[Any, Any, T], *, verbose: int, net: NetworkOptions | None = None,
-    on_exit: OnExit | None = None, sigterm_interrupts: bool = False,
+    main: Coroutine[Any, Any, T] | Callable[[], Coroutine[Any, Any, T]], *, verbose: int,
+    net: NetworkOptions | None = None, on_exit: OnExit | None = None,
+    sigterm_interrupts: bool = False,
 ) -> T:
-    """Run ``coro``; turn expected failures into one line on stderr and an exit code.
-    Before that exit (Ctrl-C included), ``on_exit`` (if given) reports what was
-    done. With ``sigterm_interrupts``, SIGTERM is handled as Ctrl-C, but exits 143."""
-    terminated: list[int] = []
+    """Run ``main`` (a coroutine, or a function making it: then made here, where
+    a Ctrl-C cannot come between its making and its closing); turn expected
+    failures into one line on stderr and an exit code. Before that exit (Ctrl-C
+    included), ``on_exit`` (if given) reports what was done. With
+    ``sigterm_interrupts``, SIGTERM is handled as Ctrl-C, but exits 143 (what
+    each signal does: :class:`_Interrupts`)."""
+    interrupts: _Interrupts | None = None
+    coro: Coroutine[Any, Any, T] | None = None
 
     def exit_with(message: str, code: int) -> NoReturn:
         if on_exit is not None:
@@ -600,16 +626,19 @@ def run_async(
         fail(message, code)
 
     try:
-        return asyncio.run(_woken_by_signals(
-            coro, terminated=terminated if sigterm_interrupts else None))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        # CancelledError: asyncio.run's task cancelled more than once (a Ctrl-C
-        # during the clean-up of the first, _repeated_ctrl_c_cancels), or by
-        # SIGTERM (_sigterm_cancels).
-        coro.close()  # never started if the Ctrl-C came first: no "never awaited"
-        if terminated:
-            exit_with("terminated (SIGTERM)", EXIT_TERMINATED)
-        exit_with("interrupted", EXIT_INTERRUPTED)
+        coro = main if isinstance(main, Coroutine) else main()
+        interrupts = _Interrupts(sigterm=sigterm_interrupts)
+        with interrupts.handled():
+            return _run(coro, interrupts)
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        # CancelledError: the command's task, cancelled by a signal (_Interrupts).
+        # Never started if the Ctrl-C came first: closed, no "never awaited".
+        if coro is not None:
+            coro.close()
+        elif isinstance(main, Coroutine):
+            main.close()
+        exit_with(*interruption(exc, terminated=interrupts is not None
+                                and interrupts.terminated))
     except click.ClickException:
         raise
     except ConfigurationError as exc:
@@ -624,29 +653,115 @@ def run_async(
         exit_with(f"{exc.strerror or exc}{where}", EXIT_NETWORK)
 
 
+def _run(coro: Coroutine[Any, Any, T], interrupts: _Interrupts) -> T:
+    """asyncio.run, whose loop closing (its async generators, its executor's
+    threads) a signal no longer interrupts: a Ctrl-C then raised
+    KeyboardInterrupt inside the loop's own clean-up, and its tracebacks
+    ("Exception ignored in: BaseEventLoop.__del__") followed. One is noted
+    instead, and the run reported as interrupted once the loop is closed."""
+    main = _woken_by_signals(coro, interrupts)
+    try:
+        with asyncio.Runner() as runner:
+            result = runner.run(main)
+    finally:
+        main.close()  # never started if interrupted before: no "never awaited"
+    if interrupts.late:
+        raise KeyboardInterrupt
+    return result
+
+
+class _Interrupts:
+    """What Ctrl-C (and SIGTERM, with ``sigterm``) does while run_async runs a
+    command; it is their handler from before the loop starts until it is closed.
+
+    The first cancels the command's task, as asyncio.run's own handler does: the
+    command cleans up (store aborts its association and reports) where it
+    expects a cancel. The second cancels it again: asyncio.run raised
+    KeyboardInterrupt wherever the main thread then was (a transport's callback,
+    another task, a generator's finalizer, in the middle of the clean-up the
+    first one started), which printed tracebacks ("Task exception was never
+    retrieved", "aclose(): asynchronous generator is already running") and
+    skipped the rest. A cancel ends the clean-up's waits as promptly and goes
+    where the clean-up expects one. The third quits at once
+    (:func:`~dicomnet.cli.exits.quit_now`): a way out of a clean-up that would
+    not end. One that comes before the task runs cancels it as it starts; one
+    that comes after it ended (the loop closing) is noted, and the run exits as
+    interrupted."""
+
+    def __init__(self, *, sigterm: bool) -> None:
+        self.sigterm = sigterm
+        self.count = 0
+        self.terminated = False
+        #: The command's task, once it runs (set by _woken_by_signals).
+        self.task: asyncio.Task[Any] | None = None
+        #: The first signal came once the task had ended.
+        self.late = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.terminated = self.terminated or signum == signal.SIGTERM
+        if self.count >= 3:
+            exits.quit_now(*interruption(terminated=self.terminated))
+        if self.task is None:
+            return  # not running yet: _woken_by_signals cancels it as it starts
+        if not self.task.done():
+            self.task.cancel()  # the wakeup fd wakes the loop
+        elif self.count == 1:
+            # The first, once the command ended: it did not see it. (One that took
+            # the cancel as its normal end, serve, ended as the signal asked.)
+            self.late = True
+
+    @contextmanager
+    def handled(self) -> Iterator[None]:
+        """This object as the handler of SIGINT, and of SIGTERM with ``sigterm``,
+        then the previous ones again. A handler someone else set (or SIG_IGN) is
+        left alone: only Python's Ctrl-C handler, SIGTERM's default action and
+        the dicomnet program's SIGTERM handler are replaced."""
+        replaced: list[tuple[int, Any]] = []
+        ours: list[tuple[int, tuple[Any, ...]]] = [(signal.SIGINT, (signal.default_int_handler,))]
+        if self.sigterm:
+            ours.append((signal.SIGTERM, (signal.SIG_DFL, exits.raise_terminated)))
+        try:
+            for signum, replaceable in ours:
+                previous = signal.getsignal(signum)
+                if any(previous is handler for handler in replaceable):
+                    with contextlib.suppress(ValueError):  # not the main thread
+                        signal.signal(signum, self)
+                        replaced.append((signum, previous))
+            yield
+        finally:
+            for signum, previous in replaced:
+                if signal.getsignal(signum) is self:
+                    signal.signal(signum, previous)
+
+
 def client_tls_config(net: NetworkOptions, on_exit: OnExit) -> TLSConfig | None:
-    """``net.tls_config()``, whose password prompt a Ctrl-C leaves: reported through
-    ``on_exit`` as one during the network work (``--json`` promises its document
-    then too), exit 130."""
+    """``net.tls_config()``, whose password prompt a Ctrl-C (or SIGTERM) leaves:
+    reported through ``on_exit`` as one during the network work (``--json``
+    promises its document then too), exit 130 (143)."""
     try:
         return net.tls_config()
-    except KeyboardInterrupt:
-        on_exit("interrupted", EXIT_INTERRUPTED)
-        fail("interrupted", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        message, code = interruption(exc)
+        on_exit(message, code)
+        fail(message, code)
 
 
-async def _woken_by_signals(coro: Coroutine[Any, Any, T], *,
-                            terminated: list[int] | None = None) -> T:
-    """Await ``coro`` with the event loop woken by every signal Python handles;
-    with ``terminated``, SIGTERM cancels it too (see ``_sigterm_cancels``).
+async def _woken_by_signals(coro: Coroutine[Any, Any, T], interrupts: _Interrupts) -> T:
+    """Await ``coro`` as ``interrupts``' task, with the event loop woken by every
+    signal Python handles.
 
-    ``asyncio.run`` takes Ctrl-C with a Python-level handler (``signal.signal``),
-    which runs when the main thread next executes Python code; the loop learns of
-    it only by the EINTR of its ``epoll_wait``. A SIGINT arriving just before the
-    loop enters ``epoll_wait`` interrupts nothing: the loop sleeps on until its
-    next timer or I/O event (``dicomnet store`` awaiting a C-STORE response: up to
-    the DIMSE timeout, 60 s). A wakeup fd (what ``loop.add_signal_handler`` sets)
-    makes the C-level handler also write to a socket the loop watches."""
+    A Python-level signal handler (``signal.signal``) runs when the main thread
+    next executes Python code; the loop learns of it only by the EINTR of its
+    ``epoll_wait``. A SIGINT arriving just before the loop enters ``epoll_wait``
+    interrupts nothing: the loop sleeps on until its next timer or I/O event
+    (``dicomnet store`` awaiting a C-STORE response: up to the DIMSE timeout,
+    60 s). A wakeup fd (what ``loop.add_signal_handler`` sets) makes the C-level
+    handler also write to a socket the loop watches."""
+    interrupts.task = asyncio.current_task()
+    if interrupts.count:  # a signal before the task ran
+        coro.close()
+        raise asyncio.CancelledError
     loop = asyncio.get_running_loop()
     try:
         wake, wakeup = socket.socketpair()
@@ -663,79 +778,14 @@ async def _woken_by_signals(coro: Coroutine[Any, Any, T], *,
         try:
             try:
                 previous = signal.set_wakeup_fd(wakeup.fileno(), warn_on_full_buffer=False)
-            except ValueError:  # not the main thread: asyncio.run handles no Ctrl-C here
+            except ValueError:  # not the main thread: no signal handlers here
                 return await coro
             try:
-                with _repeated_ctrl_c_cancels(), _sigterm_cancels(terminated):
-                    return await coro
+                return await coro
             finally:
                 signal.set_wakeup_fd(previous)
         finally:
             loop.remove_reader(wake.fileno())
-
-
-@contextmanager
-def _repeated_ctrl_c_cancels() -> Iterator[None]:
-    """A Ctrl-C after the first cancels the current (main) task again.
-
-    ``asyncio.run`` cancels its task at the first Ctrl-C, and raises
-    KeyboardInterrupt at the next one wherever the main thread then is: in a
-    transport's callback, another task, a generator's finalizer, in the middle of
-    the clean-up the first one started (``dicomnet store`` aborting its
-    association, closing its TLS connection). That printed tracebacks ("Task
-    exception was never retrieved", "aclose(): asynchronous generator is already
-    running") and skipped the rest. A cancel ends the clean-up's waits as promptly
-    and goes where the clean-up expects one; ``run_async`` reports it as the
-    first. A third Ctrl-C is asyncio.run's KeyboardInterrupt again: a way out of
-    a clean-up that would not end."""
-    task = asyncio.current_task()
-    first = signal.getsignal(signal.SIGINT)
-    if task is None or not callable(first) or first is signal.default_int_handler:
-        yield  # not asyncio.run's handler: leave it alone
-        return
-    count = 0
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        nonlocal count
-        count += 1
-        if count == 2:
-            task.cancel()  # the wakeup fd wakes the loop
-        else:  # the first, and from the third on asyncio.run's KeyboardInterrupt:
-            first(signum, frame)  # a way out of a clean-up that does not end
-
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGINT) is on_sigint:
-            signal.signal(signal.SIGINT, first)  # for asyncio.run to find and remove
-
-
-@contextmanager
-def _sigterm_cancels(terminated: list[int] | None) -> Iterator[None]:
-    """SIGTERM cancels the current (main) task, as asyncio.run's first Ctrl-C
-    does, and is noted in ``terminated``; each one more cancels it again.
-
-    timeout(1), systemd and a cancelled CI job stop a command with SIGTERM,
-    whose default action ended ``dicomnet store`` at once: no summary, no JSON,
-    the peer sent no A-ABORT. The wakeup fd wakes the loop for it as for SIGINT.
-    A SIGTERM handler someone else set (or SIG_IGN) is left alone."""
-    task = asyncio.current_task()
-    if (terminated is None or task is None
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
-        yield
-        return
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        terminated.append(signum)
-        task.cancel()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGTERM) is on_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _drain(sock: socket.socket) -> None:

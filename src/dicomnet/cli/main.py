@@ -1,63 +1,51 @@
-"""The ``dicomnet`` command group."""
+"""The ``dicomnet`` program (``dicomnet.cli.main:main``, ``python -m dicomnet``).
+
+It loads the commands (:mod:`dicomnet.cli.group`) only once it can tell how the
+run ended, whatever interrupts it: a Ctrl-C or SIGTERM while Python loads
+click, asyncio and cryptography (0.1 to 0.2 s of every run) printed a
+traceback, or killed the process (exit -2, -15) with no word.
+"""
 
 from __future__ import annotations
 
-import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
 
-import click
-
-from dicomnet.cli.common import EXIT_CODES_EPILOG, EXIT_INTERRUPTED, fail
+from dicomnet.cli import exits
 
 __all__ = ["main"]
 
-#: Command name -> the module defining it (as a function of the same name). Each is
-#: imported when it runs or is listed: ``dicomnet echo`` does not load the store's
-#: progress bars nor the server, and ``--help`` loads no command's dependencies.
-_COMMANDS = {name: f"dicomnet.cli.{name}"
-             for name in ("certs", "echo", "store", "serve", "reindex", "demo")}
 
+def main(args: Sequence[str] | None = None, **extra: Any) -> Any:
+    """Run ``dicomnet ARGS`` (``sys.argv[1:]`` by default) and exit with its code.
 
-class _LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(_COMMANDS)
+    SIGTERM is handled as Ctrl-C is, with exit 143. ``standalone_mode=False``
+    (click's option) returns what the command returned and raises what it
+    raised, as click does, without this process-wide handling."""
+    if extra.get("standalone_mode", True) is False:
+        from dicomnet.cli.group import cli
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = _COMMANDS.get(cmd_name)
-        if module is None:
-            return None
-        command = getattr(importlib.import_module(module), cmd_name)
-        assert isinstance(command, click.Command)
-        return command
+        return cli.main(args, **extra)
+    code: int | str | None = exits.EXIT_OK
+    try:
+        argv = list(sys.argv[1:] if args is None else args)
+        exits.promise_json(argv)
+        exits.handle_signals()
+        from dicomnet.cli.group import cli
 
-    def invoke(self, ctx: click.Context) -> object:
-        """A Ctrl-C outside a command's network work (loading it, printing its
-        summary) exits 130 like one during it; click would say "Aborted!" and
-        exit 1, which here means a peer's failure status."""
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            fail("interrupted", EXIT_INTERRUPTED)
-
-
-@click.group(
-    cls=_LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="\b\nStart here:\n"
-    "  dicomnet demo                        the whole secure round trip, in one command\n"
-    "  dicomnet certs init pki              a development CA, server and client certificate\n"
-    "  dicomnet serve --tls --cert pki/server.pem --key pki/server.key --ca pki/ca.pem\n"
-    "  dicomnet echo localhost 2762 --tls --cert pki/client.pem --key pki/client.key "
-    "--ca pki/ca.pem\n\n" + EXIT_CODES_EPILOG
-    + "\n  serve exits 0 when Ctrl-C or SIGTERM stops it (dicomnet serve --help)",
-)
-@click.version_option(package_name="dicomnet")
-def main() -> None:
-    """Secure DICOM networking: C-ECHO, C-STORE and a server, over TLS (PS3.15 Annex B).
-
-    Every network command speaks plain DICOM by default and TLS with --tls
-    (port 2762). With TLS, certificates are verified and servers require
-    client certificates unless told otherwise.
-    """
+        cli.main(argv, **extra)  # click's standalone mode: always a SystemExit
+    except SystemExit as exc:
+        code = exc.code
+    except KeyboardInterrupt as exc:  # while loading, before the group's own handling
+        message, code = exits.interruption(exc)
+        exits.write_error(message)
+        with exits.json_promise() as promise:
+            promise.keep(code, message)
+    try:
+        exits.leave(code)
+    except KeyboardInterrupt:  # one that came as the run ended: the outcome stands
+        exits.leave(code)
 
 
 if __name__ == "__main__":

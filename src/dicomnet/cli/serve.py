@@ -19,6 +19,7 @@ from dicomnet.cli.common import (
     NetworkOptions,
     cli_session,
     network_options,
+    print_json,
     run_async,
 )
 from dicomnet.config import Limits, check_ae_title
@@ -51,10 +52,10 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
 
 
 def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
+    """A line on stdout, or with --json one JSON line (the last one, "stopped"
+    or the "error" the run's end adds, is the document --json promises)."""
     if net.json:
-        import json
-
-        click.echo(json.dumps(fields))
+        print_json(fields, line=True, last=fields.get("event") == "stopped")
     else:
         click.echo(text)
     sys.stdout.flush()  # a script waiting for the start line must see it now
@@ -87,6 +88,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
                  check_called: bool = False, unknown_sop_classes: bool = False) -> None:
+    """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then stop:
+    that is success. Before it listens, they interrupt it (exit 130, 143)."""
     providers: list[ServiceProvider] = [VerificationSCP()]
     storage = storage_scp(output, duplicates=duplicates, durable=durable,
                           unknown_sop_classes=unknown_sop_classes)
@@ -95,20 +98,33 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     else:
         logging.getLogger("dicomnet.aio").warning(
             "storage service not available in this build: C-ECHO only")
-    server = await start_server(
-        ae_title=net.aet, host=host, port=port, tls=tls, providers=providers,
-        timeouts=net.timeouts(), limits=limits,
-        on_association_request=allow_only(allowed) if allowed else None,
-        require_called_ae_title=check_called,
-    )
+    try:
+        server = await start_server(
+            ae_title=net.aet, host=host, port=port, tls=tls, providers=providers,
+            timeouts=net.timeouts(), limits=limits,
+            on_association_request=allow_only(allowed) if allowed else None,
+            require_called_ae_title=check_called,
+        )
+    except BaseException:
+        # Not listening (an address in use, a Ctrl-C): the index is closed all the same.
+        close = getattr(storage, "close", None)
+        if callable(close):
+            close()
+        raise
+    try:
+        # Nothing in start_server had to wait: a Ctrl-C or SIGTERM that came
+        # while it loaded the certificates or bound the port is delivered here,
+        # before the server says it listens. It interrupted the start (130, 143).
+        await asyncio.sleep(0)
+    except asyncio.CancelledError:
+        server.close()
+        await server.wait_closed()
+        raise
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        # Not possible outside the main thread (tests) or on Windows: Ctrl-C still works.
-        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(sig, server.close)
     reloads: set[asyncio.Task[bool]] = set()
     hangup = getattr(signal, "SIGHUP", None)  # none on Windows
     if hangup is not None:
+        # Not possible outside the main thread (tests) or on Windows.
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
             loop.add_signal_handler(hangup, _reload_on_hangup, server, reloads)
     if tls is not None:
@@ -116,25 +132,32 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     else:
         mode = "plain DICOM, not encrypted"
     services = "C-ECHO" + (f", C-STORE into {output}" if storage is not None else "")
-    _emit(net, f"listening on {host}:{server.port} as {server.ae_title} ({mode}); {services}. "
-               "Ctrl-C stops.",
-          event="listening", host=host, port=server.port, ae_title=server.ae_title,
-          tls=tls is not None, profile=tls.profile if tls else None,
-          peer_cert=tls.peer_certificate if tls else None,
-          output=str(output) if storage is not None else None,
-          allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
-          max_associations=limits.max_associations,
-          max_pending=limits.max_pending_connections)
     try:
+        _emit(net, f"listening on {host}:{server.port} as {server.ae_title} ({mode}); "
+                   f"{services}. Ctrl-C stops.",
+              event="listening", host=host, port=server.port, ae_title=server.ae_title,
+              tls=tls is not None, profile=tls.profile if tls else None,
+              peer_cert=tls.peer_certificate if tls else None,
+              output=str(output) if storage is not None else None,
+              allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
+              max_associations=limits.max_associations,
+              max_pending=limits.max_pending_connections)
         await server.serve_forever()
+    except asyncio.CancelledError:
+        _uncancel()  # the stop asked for: what follows is no longer cancelled
     finally:
-        server.close()
-        await server.wait_closed()
-        for handled in (signal.SIGINT, signal.SIGTERM, hangup):
+        if hangup is not None:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                if handled is not None:
-                    loop.remove_signal_handler(handled)
+                loop.remove_signal_handler(hangup)
+    server.close()
+    await server.wait_closed()
     _emit(net, "stopped", event="stopped")
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 @click.command(epilog=SERVE_EXIT_CODES_EPILOG)
@@ -211,10 +234,10 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
         raise click.UsageError(str(exc)) from exc
     with cli_session(net.verbose, default_level=logging.INFO):
         tls = net.tls_config()  # before the loop: it may ask for the key's password
-        run_async(_serve(host, net.default_port() if port is None else port, output,
-                         Limits(max_associations=max_associations,
-                                max_pending_connections=max_pending),
-                         net, tls=tls, duplicates=duplicates, durable=not no_fsync,
-                         allowed=allowed, check_called=check_called_aet,
-                         unknown_sop_classes=accept_unknown_sop_classes),
-                  verbose=net.verbose)
+        run_async(lambda: _serve(host, net.default_port() if port is None else port, output,
+                                 Limits(max_associations=max_associations,
+                                        max_pending_connections=max_pending),
+                                 net, tls=tls, duplicates=duplicates, durable=not no_fsync,
+                                 allowed=allowed, check_called=check_called_aet,
+                                 unknown_sop_classes=accept_unknown_sop_classes),
+                  verbose=net.verbose, sigterm_interrupts=True)

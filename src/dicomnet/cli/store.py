@@ -226,9 +226,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     with cli_session(net.verbose):
         tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
         sending = True
-        results = run_async(_run(host, port, files=files, sizes=sizes, net=net, tls=tls,
-                                 show_progress=show_progress, links=links,
-                                 retries=retries, retry_delay=retry_delay, finished=finished),
+        results = run_async(lambda: _run(host, port, files=files, sizes=sizes, net=net, tls=tls,
+                                         show_progress=show_progress, links=links,
+                                         retries=retries, retry_delay=retry_delay,
+                                         finished=finished),
                             verbose=net.verbose, net=net, on_exit=on_exit,
                             sigterm_interrupts=True)
     code = EXIT_FAILURE_STATUS if any(not r.ok for r in results) else EXIT_OK

@@ -1,0 +1,210 @@
+"""How a ``dicomnet`` run ends: its exit codes, what Ctrl-C and SIGTERM do to it,
+and the JSON document ``--json`` promises whatever happens.
+
+Standard library only: the entry point (:mod:`dicomnet.cli.main`) uses it before
+click, asyncio or cryptography are loaded, which takes a tenth of a second or more
+of each run, and a Ctrl-C may land in it.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import contextvars
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn
+
+__all__ = [
+    "EXIT_FAILURE_STATUS",
+    "EXIT_INTERRUPTED",
+    "EXIT_NETWORK",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "JsonPromise",
+    "Terminated",
+    "interruption",
+    "handle_signals",
+    "json_promise",
+    "leave",
+    "promise_json",
+    "quit_now",
+    "raise_terminated",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE_STATUS = 1
+EXIT_USAGE = 2
+EXIT_NETWORK = 3
+EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, what a shell reports for a process the signal ended.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+INTERRUPTED = "interrupted"
+TERMINATED = "terminated (SIGTERM)"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Python raises KeyboardInterrupt
+    for Ctrl-C: whatever handles a Ctrl-C handles it too (a password prompt
+    restores the terminal, a command reports what it did), and it exits 143."""
+
+
+def raise_terminated(signum: int, frame: Any) -> NoReturn:
+    """The entry point's SIGTERM handler (SIGINT's is Python's own)."""
+    raise Terminated
+
+
+def handle_signals() -> None:
+    """The program's handling of SIGTERM (raise :class:`Terminated`) and of a
+    Ctrl-C or SIGTERM that lands in a finalizer, for the rest of the process.
+
+    A handler someone else set for SIGTERM (or SIG_IGN) is left alone."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, raise_terminated)
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        # Python runs a signal's handler wherever the main thread is, a
+        # generator's finalizer, an object's __del__ or a weakref callback
+        # included, and there can only print the KeyboardInterrupt ("Exception
+        # ignored in: ...", a traceback) and go on as if none had come. It is
+        # sent again a moment later, when the main thread has left the hook.
+        exc = getattr(unraisable, "exc_value", None)
+        if not isinstance(exc, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        again = threading.Timer(0.001, _thread.interrupt_main, (signum,))
+        again.daemon = True
+        again.start()
+
+    sys.unraisablehook = hook
+
+
+def interruption(exc: BaseException | None = None, *,
+                 terminated: bool = False) -> tuple[str, int]:
+    """The ``error:`` line's message and the exit code of a run that a Ctrl-C
+    (or, with ``terminated`` or a :class:`Terminated`, a SIGTERM) ended."""
+    if terminated or isinstance(exc, Terminated):
+        return TERMINATED, EXIT_TERMINATED
+    return INTERRUPTED, EXIT_INTERRUPTED
+
+
+class JsonPromise:
+    """``--json`` on the command line: stdout ends with one JSON document, the
+    command's own or, when it printed none (a usage error, a Ctrl-C while it
+    loaded), ``{"error": ..., "exit_code": ..., "interrupted": ...}`` (and
+    ``"event": "error"`` for serve, whose lines are events)."""
+
+    __slots__ = ("error", "printed", "serve", "wanted")
+
+    def __init__(self, *, wanted: bool, serve: bool = False) -> None:
+        self.wanted = wanted
+        self.serve = serve
+        self.printed = False
+        #: The ``error:`` line's message, once one is written.
+        self.error: str | None = None
+
+    def keep(self, code: int, message: str | None = None) -> None:
+        """Print the fallback document for a run that exits ``code`` (none for
+        success, which prints its own, nor for --help)."""
+        if not self.wanted or self.printed or not code:
+            return
+        import json  # here: the entry point loads what it needs first
+
+        self.printed = True
+        doc: dict[str, Any] = {"event": "error"} if self.serve else {}
+        doc |= {"error": message if message is not None else self.error,
+                "exit_code": code,
+                "interrupted": code in (EXIT_INTERRUPTED, EXIT_TERMINATED)}
+        with contextlib.suppress(OSError, ValueError):  # stdout closed: nothing to keep
+            print(json.dumps(doc, indent=None if self.serve else 2), flush=True)
+
+
+_PROMISE: contextvars.ContextVar[JsonPromise] = contextvars.ContextVar("dicomnet_json")
+
+
+@contextlib.contextmanager
+def json_promise(argv: Sequence[str] | None = None) -> Iterator[JsonPromise]:
+    """The run's promise, made from its command line (``--json`` before any
+    ``--``) when no outer one was (the entry point's, seen by the command group).
+    Without ``argv``: the current one, or one that promises nothing."""
+    current = _PROMISE.get(None)
+    if current is not None or argv is None:
+        yield current if current is not None else JsonPromise(wanted=False)
+        return
+    token = _PROMISE.set(promise := _promised(argv))
+    try:
+        yield promise
+    finally:
+        _PROMISE.reset(token)
+
+
+def promise_json(argv: Sequence[str]) -> JsonPromise:
+    """The program's promise, for the rest of the process (the entry point's:
+    no clean-up to run, nor to be interrupted, as it exits)."""
+    promise = _promised(argv)
+    _PROMISE.set(promise)
+    return promise
+
+
+def _promised(argv: Sequence[str]) -> JsonPromise:
+    words = list(argv)
+    options = words[:words.index("--")] if "--" in words else words
+    command = next((w for w in options if not w.startswith("-")), None)
+    return JsonPromise(wanted="--json" in options, serve=command == "serve")
+
+
+def write_error(message: str) -> None:
+    """The ``error:`` line on stderr, plain (click may not be loaded), and noted
+    for the JSON document."""
+    with json_promise() as promise:
+        promise.error = message
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.flush()
+
+
+def quit_now(message: str, code: int) -> NoReturn:
+    """Exit at once, with no clean-up: for a third Ctrl-C, when the clean-up the
+    first two asked for does not end (a thread blocked in a DNS lookup or an
+    fsync holds asyncio's shutdown; raising KeyboardInterrupt there printed
+    tracebacks and still waited for it)."""
+    write_error(message)
+    with json_promise() as promise:
+        promise.keep(code, message)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    os._exit(code)
+
+
+def leave(code: int | str | None) -> NoReturn:
+    """Exit with ``code``, the run's outcome, which a signal now changes no more.
+
+    Python restores SIGINT's default action while it finalizes, so a Ctrl-C
+    then killed the process (exit -2 for a script, no message); ignored signals
+    stay ignored. And a KeyboardInterrupt that left code compiled from a string
+    (dataclasses and namedtuple make their methods so, while a command loads)
+    leaves a flag behind, caught or not, that makes ``python -m`` kill itself
+    with SIGINT on the way out, whatever the exit code: the next such
+    compilation clears it."""
+    try:
+        _ignore_signals()
+    except KeyboardInterrupt:  # one that came before they were ignored
+        _ignore_signals()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    eval("0", {})  # a constant: clears that flag
+    sys.exit(code)
+
+
+def _ignore_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            signal.signal(signum, signal.SIG_IGN)
