@@ -7,12 +7,18 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dicomnet.aio.server import AssociationInfo, AssociationRequestHook, Server, ServiceProvider
+from dicomnet.aio.server import (
+    AssociationInfo,
+    AssociationRequestHook,
+    Server,
+    ServiceProvider,
+)
 from dicomnet.aio.server import serve as start_server
 from dicomnet.cli.common import (
     SERVE_EXIT_CODES_EPILOG,
@@ -28,7 +34,9 @@ from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import StorageError
 
-__all__ = ["serve"]
+__all__ = ["allow_only", "serve", "stop_server", "storage_scp"]
+
+log = logging.getLogger("dicomnet.cli")
 
 
 def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
@@ -117,8 +125,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         # before the server says it listens. It interrupted the start (130, 143).
         await asyncio.sleep(0)
     except asyncio.CancelledError:
-        server.close()
-        await server.wait_closed()
+        await stop_server(server)
         raise
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[bool]] = set()
@@ -149,9 +156,39 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         if hangup is not None:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(hangup)
-    server.close()
-    await server.wait_closed()
+    await stop_server(server, on_signal=_stopping)
     _emit(net, "stopped", event="stopped")
+
+
+async def stop_server(server: Server, *,
+                      on_signal: Callable[[], None] | None = None) -> bool:
+    """Close ``server``: it stops accepting, aborts every association (each
+    abort and close bounded by a timeout), lets the stores under way finish or
+    removes their temporary files, then writes the last index rows and closes
+    the index. A cancel of the calling task (a Ctrl-C, SIGTERM: run_async)
+    interrupts none of it, which would leave the index without the last rows
+    and temporary files behind: ``on_signal`` is called, and the stop goes on
+    (the third signal quits at once: run_async). Returns whether one came."""
+    server.close()
+    closing = asyncio.ensure_future(server.wait_closed())
+    signalled = False
+    while True:
+        try:
+            await asyncio.shield(closing)
+            return signalled
+        except asyncio.CancelledError:
+            if closing.cancelled():
+                raise
+            _uncancel()
+            signalled = True
+            if on_signal is not None:
+                on_signal()
+
+
+def _stopping() -> None:
+    log.warning("stopping: the associations are being aborted and the store's index "
+                "written; once more quits at once (the index may then miss the last "
+                "objects: dicomnet reindex)")
 
 
 def _uncancel() -> None:
@@ -206,7 +243,10 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
     Logs one line per association on stderr, rejections included. Ctrl-C or
-    SIGTERM stops it: the server closes and exits 0 (success).
+    SIGTERM stops it: the server closes and exits 0 (success). It stops
+    accepting, aborts the associations under way (their partial objects
+    removed) and writes its index; a second Ctrl-C says so, a third quits at
+    once.
 
     With --tls, the --cert, --key and --ca files are watched (once a second, before
     a handshake): when they change, new connections get the new certificate or
