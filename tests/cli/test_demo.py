@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import json_out, run_cli
+from .helpers import ENDS, assert_ended, interrupted_at, json_out, leftovers, run_cli
 
 pytest.importorskip("dicomnet.services.storage")
 
@@ -41,3 +45,48 @@ def test_demo_human_summary(tmp_path: Path) -> None:
     for text in ("cipher suite", "encryption", "integrity", "as the server saw it",
                  "identical", "Demo passed"):
         assert text in result.stdout, text
+
+
+def _demo_in_child(directory: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dicomnet.cli.main", "demo", "--dir", str(directory)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_demo_sigterm_stops_it_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (timeout(1), a CI job cancelled) killed the demo at once: exit -15,
+    no word, its store's index left open (index.sqlite-wal). Now its server
+    closes, the index with it, and it exits 143 with one line."""
+    proc = _demo_in_child(tmp_path)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # bounded by the demo itself, which never waits
+        while line and not line.startswith("C-ECHO"):  # the server up, the echo done
+            line = proc.stdout.readline()
+        assert line, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert err.splitlines()[-1] == "error: terminated (SIGTERM)"
+    assert "Traceback" not in err
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_demo_interrupted_while_it_checks_what_was_stored(signum: signal.Signals,
+                                                          tmp_path: Path) -> None:
+    """The signal's cancel reached the demo only as its server closed, and cut
+    that short: the index stayed open. And --json printed nothing."""
+    done = interrupted_at(signum, "dicomnet.cli.demo:_pixels_by_uid", "demo", "--dir",
+                          tmp_path, "--count", "2", "--json")
+    assert_ended(done, signum)
+    message, code = ENDS[signum]
+    doc = json.loads(done.stdout)
+    assert (doc["ok"], doc["interrupted"], doc["error"], doc["exit_code"]) == (
+        False, True, message, code)
+    assert doc["echo_status"] == 0 and doc["tls_client_view"] is not None
+    assert leftovers(tmp_path) == []

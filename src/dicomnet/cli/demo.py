@@ -6,6 +6,7 @@ images -> C-STORE -> received pixel data compared byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import time
@@ -22,12 +23,14 @@ from dicomnet.aio.transport import SecureLinkEvent
 from dicomnet.cli.common import (
     EXIT_CODES_EPILOG,
     EXIT_FAILURE_STATUS,
+    EXIT_OK,
     cli_session,
+    is_interruption,
     print_json,
     run_async,
 )
 from dicomnet.cli.echo import describe_security
-from dicomnet.cli.serve import storage_scp
+from dicomnet.cli.serve import stop_server, storage_scp
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import DevPKI, key_is_encrypted, make_dev_pki
 from dicomnet.security.config import TLSConfig
@@ -60,6 +63,26 @@ class DemoReport:
     @property
     def ok(self) -> bool:
         return not self.problems and self.echo_status == 0
+
+    def to_json(self, *, exit_code: int, error: str | None = None) -> dict[str, Any]:
+        """The ``--json`` document: the same keys whether the demo ended, failed
+        (``error``) or was interrupted."""
+        return {
+            "ok": self.ok and error is None,
+            "directory": str(self.directory),
+            "pki_reused": self.pki_reused,
+            "port": self.port,
+            "echo_status": self.echo_status,
+            "echo_ms": round(self.echo_ms, 3),
+            "tls_client_view": self.client_view.to_dict() if self.client_view else None,
+            "tls_server_views": [s.to_dict() for s in self.server_views],
+            "handshake_errors": self.handshake_errors,
+            "stored": self.stored,
+            "problems": self.problems,
+            "interrupted": is_interruption(exit_code),
+            "error": error,
+            "exit_code": exit_code,
+        }
 
 
 def _pki(directory: Path) -> tuple[DevPKI, bool]:
@@ -143,8 +166,10 @@ def _pixels_by_uid(files: list[Path]) -> dict[str, bytes]:
     return found
 
 
-async def _demo(directory: Path, count: int, say: Any) -> DemoReport:
-    report = DemoReport(directory=directory)
+async def _demo(report: DemoReport, count: int, say: Any) -> None:
+    """The round trip, noting in ``report`` what it did and saw as it goes (a
+    failure or a Ctrl-C later leaves what was done to report)."""
+    directory = report.directory
     pki, report.pki_reused = _pki(directory / "pki")
     say("PKI", f"{'reused' if report.pki_reused else 'made'} {pki.directory} "
                "(development CA, server and client certificates)")
@@ -165,8 +190,13 @@ async def _demo(directory: Path, count: int, say: Any) -> DemoReport:
     report.storage_available = storage is not None
     if storage is not None:
         providers.append(storage)
-    server = await start_server(ae_title="DEMO-SCP", host="127.0.0.1", port=0, tls=server_tls,
-                                providers=providers, on_secure_link_ready=on_link)
+    try:
+        server = await start_server(ae_title="DEMO-SCP", host="127.0.0.1", port=0,
+                                    tls=server_tls, providers=providers,
+                                    on_secure_link_ready=on_link)
+    except BaseException:
+        _close(storage)  # the index, had the server not started (a Ctrl-C, SIGTERM)
+        raise
     report.port = server.port
     try:
         say("server", f"listening on 127.0.0.1:{server.port} (TLS, profile {server_tls.profile}, "
@@ -184,15 +214,20 @@ async def _demo(directory: Path, count: int, say: Any) -> DemoReport:
             report.problems.append(f"C-ECHO answered {status}")
         if storage is None:
             report.problems.append("storage service not available: C-STORE skipped")
-            return report
+            return
         await _store_and_verify(report, client_tls, server.port, count, say)
     finally:
-        server.close()
-        await server.wait_closed()
-        close = getattr(storage, "close", None)
-        if callable(close):
-            close()
-    return report
+        # Also after a Ctrl-C or SIGTERM, and whole even if one comes meanwhile:
+        # the server's associations aborted, its temporary files removed, its
+        # index closed (the server closes the storage SCP).
+        if await stop_server(server):
+            raise asyncio.CancelledError  # the signal that came during the stop
+
+
+def _close(provider: ServiceProvider | None) -> None:
+    close = getattr(provider, "close", None)
+    if callable(close):
+        close()
 
 
 async def _store_and_verify(report: DemoReport, tls: TLSConfig, port: int, count: int,
@@ -301,23 +336,19 @@ def demo(*, directory: Path, count: int, as_json: bool, verbose: int) -> None:
         if not as_json:
             click.echo(f"{click.style(f'{step:<8}', fg='cyan', bold=True)} {text}")
 
+    report = DemoReport(directory=directory)
+
+    def on_exit(message: str, code: int) -> None:
+        if as_json:  # a script reads one document, whatever happened
+            print_json(report.to_json(exit_code=code, error=message))
+
     with cli_session(verbose):
-        report = run_async(_demo(directory, count, say), verbose=verbose)
+        run_async(lambda: _demo(report, count, say), verbose=verbose, on_exit=on_exit,
+                  sigterm_interrupts=True)
+    code = EXIT_OK if report.ok else EXIT_FAILURE_STATUS
     if as_json:
-        print_json({
-            "ok": report.ok,
-            "directory": str(report.directory),
-            "pki_reused": report.pki_reused,
-            "port": report.port,
-            "echo_status": report.echo_status,
-            "echo_ms": round(report.echo_ms, 3),
-            "tls_client_view": report.client_view.to_dict() if report.client_view else None,
-            "tls_server_views": [s.to_dict() for s in report.server_views],
-            "handshake_errors": report.handshake_errors,
-            "stored": report.stored,
-            "problems": report.problems,
-        })
+        print_json(report.to_json(exit_code=code))
     else:
         _print_report(report)
-    if not report.ok:
-        raise SystemExit(EXIT_FAILURE_STATUS)
+    if code != EXIT_OK:
+        raise SystemExit(code)
