@@ -53,7 +53,8 @@ def test_exit_codes_say_what_1_and_3_mean_for_store() -> None:
 def test_serve_says_ctrl_c_and_sigterm_are_a_clean_stop() -> None:
     """serve exits 0 when stopped; the clients' "130 interrupted" did not apply."""
     text = _help("serve")
-    assert "Ctrl-C or SIGTERM stops it: the server closes and exits 0 (success)." in text
+    assert ("Ctrl-C or SIGTERM stops it: it stops accepting, aborts the associations under "
+            "way (their partial objects removed), writes its index and exits 0 (success).") in text
     assert "Exit codes: 0 stopped by Ctrl-C or SIGTERM" in text
     assert ("130 interrupted before it listened (Ctrl-C at the key's password prompt, or "
             "while it loaded its certificates) 143 terminated (SIGTERM) before it "
@@ -89,3 +90,36 @@ def test_profile_help_explains_each_name() -> None:
     for name, profile in PROFILES.items():
         section = profile.section.replace(" (retired)", ", retired")
         assert f"{name} ({section}): " in text, name
+
+
+@pytest.mark.parametrize("group", [[], ["certs"]], ids=["dicomnet", "certs"])
+def test_command_lists_are_not_cut_short(group: list[str]) -> None:
+    """Each command's line in the list is whole: reindex, certs issue and certs
+    show ended in "..."."""
+    text = run_cli(*group, "--help").stdout
+    listed = text[text.index("Commands:"):].split("\n\n")[0]
+    assert "..." not in listed, listed
+
+
+@pytest.mark.parametrize("command", [
+    ["echo"], ["store"], ["serve"], ["reindex"], ["demo"], ["certs"], ["certs", "init"],
+    ["certs", "issue"], ["certs", "show"],
+])
+def test_every_command_shows_an_example(command: list[str]) -> None:
+    assert "Example" in run_cli(*command, "--help").stdout
+
+
+def test_json_help_promises_a_document_whatever_happens() -> None:
+    for command in ("echo", "store"):
+        assert ("One document whatever happens (a usage error, a failure, Ctrl-C): its "
+                "\"error\" and \"exit_code\" say how the run ended.") in _help(command)
+    assert ("One line per event; the last is \"stopped\", or an \"error\" event with "
+            "\"error\" and \"exit_code\".") in _help("serve")
+    assert "one document whatever happens" in _help("demo")
+
+
+def test_serve_help_says_what_a_tls_server_needs_and_how_it_stops() -> None:
+    text = _help("serve")
+    assert "Required with --tls, unless --peer-cert none." in text  # --ca
+    assert ("A second Ctrl-C says what the stop waits for; a third quits at once.") in text
+    assert "Ctrl-C or SIGTERM stops it, its server closed (exit 130, 143)." in _help("demo")

@@ -24,13 +24,18 @@ __all__ = ["PKI_FILES", "certs"]
 PKI_FILES = ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             short_help="Development certificates: make, issue, inspect.",
+             epilog="\b\nExamples:\n"
+             "  dicomnet certs init pki\n"
+             "  dicomnet certs issue pki orthanc --host-name orthanc.local\n"
+             "  dicomnet certs show pki/server.pem")
 def certs() -> None:
     """Development certificates: make a small PKI, issue more from it, inspect
     certificates."""
 
 
-@certs.command("init")
+@certs.command("init", short_help="Make a development CA, server and client certificate.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--key-type", type=click.Choice(["rsa", "ecdsa"]), default="rsa", show_default=True,
               help="rsa: RSA 2048; ecdsa: ECDSA P-256 (faster, smaller).")
@@ -106,7 +111,7 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-@certs.command("issue")
+@certs.command("issue", short_help="Issue one more certificate from its CA, for a peer.")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("name")
 @click.option("--role", type=click.Choice(["both", "server", "client"]), default="both",
@@ -198,11 +203,16 @@ def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | No
     return None
 
 
-@certs.command("show")
+@certs.command("show", short_help="Show a certificate: subject, names, validity, fingerprint.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
 def show(*, file: Path, as_json: bool) -> None:
-    """Show the first certificate of a PEM FILE: subject, issuer, names, validity, fingerprint."""
+    """Show the first certificate of a PEM FILE: subject, issuer, names, validity, fingerprint.
+
+    \b
+    Example:
+      dicomnet certs show pki/server.pem --json
+    """
     try:
         info = CertificateInfo.from_pem_file(file)
     except (ValueError, IndexError):

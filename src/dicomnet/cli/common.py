@@ -360,7 +360,8 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                          help="CA certificates we trust to sign the peer's certificate: a PEM "
                               "file, or a folder of them (hashed by openssl rehash; else its "
                               ".pem/.crt/.cer files are read)."
-                              + ("" if role == "server" else
+                              + (" Required with --tls, unless --peer-cert none."
+                                 if role == "server" else
                                  " Default: the system trust store.")),
             click.option("--profile", type=click.Choice(list(PROFILES)), metavar="NAME",
                          default=DEFAULT_PROFILE, show_default=True,

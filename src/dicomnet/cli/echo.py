@@ -150,7 +150,8 @@ def describe_security(info: SecurityInfo, indent: str = "  ") -> list[str]:
     return lines
 
 
-@click.command(epilog=EXIT_CODES_EPILOG)
+@click.command(epilog=EXIT_CODES_EPILOG,
+               short_help="Verify a peer with C-ECHO; show what TLS negotiated.")
 @click.argument("host")
 @click.argument("port", type=click.IntRange(1, 65535), required=False)
 @click.option("--count", "-c", type=click.IntRange(min=1), default=1, show_default=True,
@@ -161,15 +162,16 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
 
     PORT defaults to 2762 with --tls, else 11112.
 
-    With --json, one document on stdout also when the connection, TLS or the
-    association fails, or on Ctrl-C: "error" and "exit_code" say why, and
-    what was not reached is null.
+    With --json, one document on stdout whatever happens (a usage error, a
+    failed connection, TLS handshake or association, Ctrl-C): "error" and
+    "exit_code" say how the run ended, and what was not reached is null.
 
     \b
     Examples:
       dicomnet echo pacs.example.org 11112 --called-aet PACS
       dicomnet echo localhost --tls --ca pki/ca.pem --cert pki/client.pem --key pki/client.key
-      dicomnet echo localhost 2762 --tls --ca pki/ca.pem --json
+      dicomnet echo pacs.example.org --tls --ca site-ca.pem --count 5 --json
+          (a server that asks for no client certificate)
     """
     port = port or net.default_port()
     outcome = EchoOutcome(peer=f"{host}:{port}")

@@ -14,7 +14,8 @@ from dicomnet.storage.index import StorageIndex
 __all__ = ["reindex"]
 
 
-@click.command(epilog=EXIT_CODES_EPILOG)
+@click.command(epilog=EXIT_CODES_EPILOG,
+               short_help="Make a store's index agree with its files.")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--no-prune", is_flag=True,
               help="Keep the rows of files that are gone (default: drop them).")

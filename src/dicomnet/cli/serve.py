@@ -198,7 +198,7 @@ def _uncancel() -> None:
 
 
 @click.command(epilog=SERVE_EXIT_CODES_EPILOG)
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Address to listen on; 0.0.0.0 for every interface.")
 @click.option("--port", type=click.IntRange(0, 65535),
               help="Port; 0 picks a free one. Default: 2762 with --tls, else 11112.")
@@ -243,10 +243,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
     Logs one line per association on stderr, rejections included. Ctrl-C or
-    SIGTERM stops it: the server closes and exits 0 (success). It stops
-    accepting, aborts the associations under way (their partial objects
-    removed) and writes its index; a second Ctrl-C says so, a third quits at
-    once.
+    SIGTERM stops it: it stops accepting, aborts the associations under way
+    (their partial objects removed), writes its index and exits 0 (success).
+    A second Ctrl-C says what the stop waits for; a third quits at once.
 
     With --tls, the --cert, --key and --ca files are watched (once a second, before
     a handshake): when they change, new connections get the new certificate or

@@ -146,7 +146,8 @@ def _status_text(result: StoreResult) -> str:
     return f"0x{result.status:04X} {Status(result.status, 'storage').description}"
 
 
-@click.command(epilog=EXIT_CODES_EPILOG)
+@click.command(epilog=EXIT_CODES_EPILOG,
+               short_help="Send DICOM files and folders with C-STORE.")
 @click.argument("host")
 @click.argument("port", type=click.IntRange(1, 65535))
 @click.argument("paths", nargs=-1, required=True,
@@ -183,9 +184,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     with exit status 143. At a key's password prompt nothing was sent: Ctrl-C
     prints only --json's document, every object not sent.
 
-    With --json, one document on stdout also when the connection, TLS or the
-    association fails (exit 3): every object with why it was not sent, and
-    "error" and "exit_code" as on stderr.
+    With --json, one document on stdout whatever happens: every object with
+    its status or why it was not sent, and "error" and "exit_code" as on
+    stderr (a usage error, exit 2, has only "error", "exit_code" and
+    "interrupted").
 
     \b
     Examples:
