@@ -91,8 +91,8 @@ def test_echo_warns_of_a_certificate_about_to_expire(pki: DevPKI, tmp_path: Path
     assert result.exit_code == 3, result.output  # nobody listens: the warning came first
     warning = [line for line in result.stderr.splitlines() if "expires on" in line]
     assert [line.split(" ", 1)[1] for line in warning] == [
-        f"our certificate {cert} expires on {not_after:%Y-%m-%d %H:%M} UTC, in 3 days: "
-        "renew it before then"]
+        f"WARNING: our certificate {cert} expires on {not_after:%Y-%m-%d %H:%M} UTC, "
+        "in 3 days: renew it before then"]  # labelled: it must not read like INFO lines
 
 
 def test_echo_and_server_trust_an_unhashed_ca_folder(

@@ -497,9 +497,17 @@ class _PrintableFormatter(logging.Formatter):
     terminal an escape sequence. A traceback after it keeps its lines. The
     library's words for its settings become the flags the operator knows."""
 
+    def __init__(self, fmt: str, *, label_problems: bool) -> None:
+        super().__init__(fmt, datefmt="%H:%M:%S")
+        #: Without a level in the format: WARNING and ERROR lines say it before the
+        #: message, so a problem does not read like the INFO lines around it.
+        self.label_problems = label_problems
+
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         message = record.message
         record.message = printable(_in_cli_words(message))
+        if self.label_problems and record.levelno >= logging.WARNING:
+            record.message = f"{record.levelname}: {record.message}"
         try:
             return super().formatMessage(record)
         finally:
@@ -549,7 +557,7 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterat
     handler = _ClickHandler()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose >= 2 else (
         "%(asctime)s %(message)s")
-    handler.setFormatter(_PrintableFormatter(fmt, datefmt="%H:%M:%S"))
+    handler.setFormatter(_PrintableFormatter(fmt, label_problems=verbose < 2))
     logger = logging.getLogger("dicomnet")
     old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)
