@@ -63,6 +63,8 @@ class RawPeer:
     ending: str = ""
     #: Whether an A-RELEASE-RQ is answered (with A-RELEASE-RP).
     answer_release: bool = True
+    #: Whether an A-RELEASE-RQ makes the peer close the connection at once instead.
+    close_on_release: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def send(self, *chunks: bytes) -> None:
@@ -91,6 +93,8 @@ class RawPeer:
                 return None
             if isinstance(pdu, ReleaseRQ):
                 self.ending = "release"
+                if self.close_on_release:
+                    return None  # closed by raw_scp's handler, unanswered
                 if self.answer_release:
                     await self.send(ReleaseRP().encode())
                     return None
@@ -128,11 +132,13 @@ PEER_TASK = "raw_scp peer"
 @contextlib.asynccontextmanager
 async def raw_scp(answer: Answer, *, max_async_operations: int = 1,
                   contexts: dict[str, list[str]] | None = None,
-                  answer_release: bool = True) -> AsyncIterator[
+                  answer_release: bool = True,
+                  close_on_release: bool = False) -> AsyncIterator[
                       tuple[int, list[RawPeer]]]:
     """A server on 127.0.0.1 (port 0) accepting associations with ``negotiate``;
     ``answer(peer, request)`` is awaited for each request, in order; with
-    ``answer_release=False`` an A-RELEASE-RQ gets no answer. Yields the
+    ``answer_release=False`` an A-RELEASE-RQ gets no answer, and with
+    ``close_on_release`` the connection is closed on it. Yields the
     port and the list of peers (one per connection), and closes everything."""
     policy = AcceptorPolicy(
         contexts=contexts or {VERIFICATION: [EXPLICIT_LE, IMPLICIT_LE]},
@@ -144,7 +150,8 @@ async def raw_scp(answer: Answer, *, max_async_operations: int = 1,
         task = asyncio.current_task()
         if task is not None:  # the test's own peer: not a task the client left
             task.set_name(PEER_TASK)
-        peer = RawPeer(reader, writer, answer_release=answer_release)
+        peer = RawPeer(reader, writer, answer_release=answer_release,
+                       close_on_release=close_on_release)
         peers.append(peer)
         try:
             rq = decode_pdu(await peer.read_pdu())

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import random
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -497,3 +498,41 @@ def test_every_outstanding_send_request_hears_of_the_end_and_the_association_clo
 
     got = run(main())
     assert len(got) == 3 and all(isinstance(item, AssociationAborted) for item in got)
+
+
+def test_a_peer_that_closes_instead_of_answering_the_release_costs_no_result(
+        caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """An SCP that closes the connection on our A-RELEASE-RQ, no A-RELEASE-RP
+    (PS3.8 Table 9-10: Evt17 in Sta7 is AA-4, an A-P-ABORT): every object it
+    answered is still stored as it answered, and the log says how the
+    association ended (it said nothing)."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+    from dicomnet.services.storage import store_paths
+    from tests.aio.rawscp import EXPLICIT_LE
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        message = request.message
+        assert isinstance(message, CStoreRQ)
+        await peer.send(response_pdu(request.context_id, CStoreRSP(
+            message_id_being_responded_to=message.message_id,
+            affected_sop_class_uid=SECONDARY_CAPTURE,
+            affected_sop_instance_uid=message.affected_sop_instance_uid, status=SUCCESS)))
+
+    async def main(paths: list[Path]) -> tuple[list[tuple[bool, int | None, str | None]], str]:
+        async with raw_scp(answer, contexts={SECONDARY_CAPTURE: [EXPLICIT_LE]},
+                           close_on_release=True) as (port, peers):
+            results = await store_paths(LOOPBACK, port, paths)
+            return [(r.ok, r.status, r.error) for r in results], await _ended(peers)
+
+    paths = [write_part10(tmp_path / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+             for n in (1, 2)]
+    with caplog.at_level(logging.INFO, logger="dicomnet.aio"):
+        results, ending = run(main(paths))
+    assert results == [(True, SUCCESS, None)] * 2
+    assert ending == "release"
+    assert any(r.getMessage().endswith(
+        ": no A-RELEASE-RP, association aborted - the transport connection closed")
+        for r in caplog.records), [r.getMessage() for r in caplog.records]

@@ -1,5 +1,6 @@
 """Requests the server must answer (an A-ASSOCIATE-RQ, an A-RELEASE-RQ) whose
-association ends before the answer.
+association ends before the answer, and an A-RELEASE-RQ whose sender shuts its
+side of the connection before reading the answer (answered all the same).
 
 The server reads the peer's bytes as they come, so what follows a request may
 end the association while its answer is still being decided (PS3.8 Table 9-10):
@@ -19,9 +20,11 @@ import logging
 import pytest
 
 from dicomnet.aio.client import associate
-from dicomnet.aio.server import AssociationInfo
+from dicomnet.aio.server import AssociationInfo, ServerAssociation
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, decode_message, encode_message
+from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
-from dicomnet.ul.pdu import AAbort, ReleaseRQ, encode_pdata
+from dicomnet.ul.pdu import AAbort, PDataTF, ReleaseRP, ReleaseRQ, decode_pdu, encode_pdata
 from tests.aio.helpers import (
     LOOPBACK,
     association_lines,
@@ -129,3 +132,49 @@ def test_a_release_request_ended_before_its_answer_is_not_answered(
     lines = association_lines(aio_log)
     assert any(line.startswith("association HASTY@") and ": aborted" in line
                for line in lines), lines
+
+
+def test_a_release_request_then_a_half_close_is_answered_and_released(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    """A peer sends a C-ECHO-RQ and an A-RELEASE-RQ, then shuts its write side (a
+    TCP FIN) before our answers: it has nothing more to say (PS3.8 7.2.2), and
+    reads on. The C-ECHO-RSP and the A-RELEASE-RP still reach it, then the
+    server closes, and the association is logged as released. The echo waits
+    until the server has read the FIN, so that the FIN comes in Sta8; it was
+    taken as a closed transport there (Evt17, AA-4): no answer, 'aborted'."""
+    seen_fin: list[str] = []
+
+    async def slow_echo(assoc: ServerAssociation) -> None:
+        await wait_until(lambda: assoc.stream.receiver._ended, "the server to read the FIN")
+        seen_fin.append(assoc.ul.state.name)
+
+    async def main() -> bytes:
+        async with running_server(providers=[VerificationSCP(on_c_echo=slow_echo)]) as server:
+            reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+            writer.write(request_bytes())
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readexactly(6), 10)
+            assert head[0] == 0x02  # A-ASSOCIATE-AC
+            await reader.readexactly(int.from_bytes(head[2:], "big"))
+            echo = encode_pdata(1, True, True, encode_message(CEchoRQ(message_id=7)))
+            writer.write(echo + ReleaseRQ().encode())
+            writer.write_eof()
+            answer = await read_until_eof(reader, 10)
+            writer.close()
+            await wait_until(lambda: any(line.startswith("association HASTY@")
+                                         for line in association_lines(aio_log)),
+                             "the association's last log line")
+            return answer
+
+    answer = run(main())
+    assert seen_fin == ["Sta8"]  # still owing the A-RELEASE-RP (it was Sta1: AA-4)
+    rsp_length = 6 + int.from_bytes(answer[2:6], "big")
+    rsp = decode_pdu(answer[:rsp_length])
+    assert isinstance(rsp, PDataTF)
+    message = decode_message(bytes(rsp.pdvs[0].data))
+    assert isinstance(message, CEchoRSP)
+    assert (message.message_id_being_responded_to, message.status) == (7, 0)
+    assert answer[rsp_length:] == ReleaseRP().encode()
+    assert problems(aio_log) == []
+    lines = [line for line in association_lines(aio_log) if line.startswith("association HASTY@")]
+    assert len(lines) == 1 and ": released, 1 message(s)" in lines[0], lines

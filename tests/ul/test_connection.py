@@ -241,3 +241,89 @@ def test_any_bytes_to_an_established_association_never_raise(data: bytes) -> Non
     pair.requestor.receive_data(data, 0)
     while pair.requestor.next_event() is not None:
         pass
+
+
+def test_a_half_close_after_the_release_request_waits_for_the_release_response() -> None:
+    """PS3.8 7.2.2: after its A-RELEASE-RQ a requestor sends nothing but, at most, an
+    A-ABORT. One that shuts its side (TCP FIN) before reading our answer has
+    released in order: the end of its stream is held in Sta8 (no A-P-ABORT), our
+    last P-DATA and the A-RELEASE-RP still go out, then Evt17 ends the
+    association (AR-4, Sta13, AR-5). Before, Evt17 came at once (AA-4)."""
+    pair = associated_pair()
+    acceptor = pair.acceptor
+    pair.requestor.release()
+    acceptor.receive_data(pair.requestor.data_to_send(), 0)
+    acceptor.receive_data(b"", 0)  # the requestor's FIN
+    assert acceptor.next_event() == ReleaseRequested(collision=False)
+    assert acceptor.next_event() is None  # no Aborted
+    assert state(acceptor) is State.Sta8
+    assert acceptor.half_closed and not acceptor.should_close
+    acceptor.send_pdata(PDataTF((PresentationDataValue(1, True, True, b"rsp"),)))  # AR-7
+    acceptor.release_response(0)
+    # PDV: item length 5, context 1, command + last (0x03), "rsp"; then A-RELEASE-RP.
+    assert bytes(acceptor.data_to_send()) == (
+        bytes.fromhex("04 00 00000009 00000005 01 03") + b"rsp"
+        + bytes.fromhex("06 00 00000004 00000000"))
+    assert state(acceptor) is State.Sta1
+    assert acceptor.should_close and not acceptor.half_closed
+    assert acceptor.get_timer() is None  # AR-5 stopped the ARTIM that AR-4 started
+    assert acceptor.next_event() is None
+
+
+def test_a_half_close_in_a_release_collision_waits_for_the_release_response() -> None:
+    """Sta12 (collision, acceptor side): the requestor's A-RELEASE-RP is in, ours
+    is due; its FIN there is held as in Sta8."""
+    pair = associated_pair()
+    pair.requestor.release()
+    pair.acceptor.release()
+    req_rq, acc_rq = pair.requestor.data_to_send(), pair.acceptor.data_to_send()
+    pair.requestor.receive_data(acc_rq, 0)
+    pair.acceptor.receive_data(req_rq, 0)
+    pair.requestor.release_response(0)  # AR-9 -> Sta11
+    pair.acceptor.receive_data(pair.requestor.data_to_send(), 0)  # AR-10 -> Sta12
+    pair.acceptor.receive_data(b"", 0)
+    assert state(pair.acceptor) is State.Sta12 and pair.acceptor.half_closed
+    assert pair.acceptor.next_event() == ReleaseRequested(collision=True)
+    assert pair.acceptor.next_event() == ReleaseConfirmed()
+    assert pair.acceptor.next_event() is None
+    pair.acceptor.release_response(0)
+    assert bytes(pair.acceptor.data_to_send()) == bytes.fromhex("06 00 00000004 00000000")
+    assert state(pair.acceptor) is State.Sta1 and pair.acceptor.should_close
+
+
+def test_a_held_half_close_ends_with_an_abort_instead() -> None:
+    """Our user may abort rather than answer (AA-1: A-ABORT, Sta13): the held end
+    of the stream then closes it (AR-5), no A-RELEASE-RP."""
+    pair = associated_pair()
+    pair.requestor.release()
+    pair.acceptor.receive_data(pair.requestor.data_to_send(), 0)
+    pair.acceptor.receive_data(b"", 0)
+    pair.acceptor.abort(0)
+    assert bytes(pair.acceptor.data_to_send()) == AAbort(source=0, reason=0).encode()
+    assert state(pair.acceptor) is State.Sta1 and pair.acceptor.should_close
+    assert not pair.acceptor.half_closed
+
+
+def test_a_broken_transport_or_a_cut_pdu_after_the_release_request_still_aborts() -> None:
+    """Only a clean end of stream between PDUs is held: a transport error in Sta8
+    is Evt17 at once (AA-4), as is an end inside a PDU; so is a FIN in Sta6 or
+    Sta7 (the peer still had to send: data, or its A-RELEASE-RP)."""
+    for ending in ("error", "cut"):
+        pair = associated_pair()
+        pair.requestor.release()
+        pair.acceptor.receive_data(pair.requestor.data_to_send(), 0)
+        if ending == "error":
+            pair.acceptor.transport_failed(0, "the peer reset the connection")
+        else:
+            pair.acceptor.receive_data(AAbort(source=0, reason=0).encode()[:4], 0)
+            pair.acceptor.receive_data(b"", 0)
+        assert pair.acceptor.next_event() == ReleaseRequested(collision=False)
+        event = pair.acceptor.next_event()
+        assert isinstance(event, Aborted) and event.by_provider, ending
+        assert state(pair.acceptor) is State.Sta1 and not pair.acceptor.half_closed
+    pair = associated_pair()
+    pair.requestor.release()  # Sta7: the acceptor closes instead of answering
+    pair.requestor.receive_data(b"", 0)
+    event = pair.requestor.next_event()
+    assert isinstance(event, Aborted) and event.detail == "the transport connection closed"
+    assert state(pair.requestor) is State.Sta1

@@ -373,8 +373,10 @@ class Association:
             self._rearm()
         return True
 
-    def _on_end(self, exc: BaseException | None) -> None:
-        """The transport closed (Evt17), cleanly or with ``exc``."""
+    def _on_end(self, exc: BaseException | None) -> bool:
+        """The transport closed (Evt17), cleanly or with ``exc``. True when only the
+        peer's side did, and ours stays open: the Upper Layer holds that end
+        until our A-RELEASE-RP is written (``ULConnection.half_closed``)."""
         log.debug("%s: connection ended%s", self._name(), f": {exc!r}" if exc else "")
         self._ended = True
         if isinstance(exc, ssl.SSLError):
@@ -394,6 +396,7 @@ class Association:
         # released, say, before its last PDV: no abort did it): its sink goes.
         self._drop_incoming()
         self._wake()  # even with no event: the stream is over
+        return self.ul.half_closed
 
     def _take_events(self) -> None:
         drained = self._drain_events()

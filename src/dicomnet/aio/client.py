@@ -385,8 +385,10 @@ class ClientAssociation(Association):
         except TimeoutError:
             log.info("%s: no A-RELEASE-RP within %ss; aborting", self._name(), self.timeouts.acse)
             await self.abort()
-        except AssociationAborted:
-            pass
+        except AssociationAborted as exc:
+            # The peer ended it instead of answering (a closed connection is Evt17
+            # in Sta7, AA-4; or an A-ABORT): what it answered before stands.
+            log.info("%s: no A-RELEASE-RP, %s", self._name(), exc)
         else:
             # Released in order: its TLS session may be resumed by the next association.
             self.stream.keep_session()

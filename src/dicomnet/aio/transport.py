@@ -91,7 +91,7 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         self._target: Callable[[], memoryview | int | None] | None = None
         self._early: list[bytes] = []
         self._sink: Callable[[memoryview], None] | None = None
-        self._on_end: Callable[[BaseException | None], None] | None = None
+        self._on_end: Callable[[BaseException | None], bool | None] | None = None
         self._ended = False
         self.error: BaseException | None = None
         self.transport: asyncio.BaseTransport | None = None
@@ -146,8 +146,9 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
             self._sink(data)
 
     def eof_received(self) -> bool:
-        self._end(None)
-        return False  # close our side too
+        # Our side stays open only when the receiver of the end asks for it (a
+        # half-close whose answer is still to be written, see ULConnection).
+        return self._end(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -155,19 +156,21 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         if not self._closed.done():
             self._closed.set_result(None)
 
-    def _end(self, exc: BaseException | None) -> None:
+    def _end(self, exc: BaseException | None) -> bool:
         if self._ended:
-            return
+            return False
         self._ended = True
         self.error = exc
-        if self._on_end is not None:
-            self._on_end(exc)
+        return self._on_end is not None and bool(self._on_end(exc))
 
     def attach(self, sink: Callable[[memoryview], None],
-               on_end: Callable[[BaseException | None], None],
+               on_end: Callable[[BaseException | None], bool | None],
                target: Callable[[], memoryview | int | None] | None = None) -> None:
         """Deliver received bytes to ``sink`` and the end of the stream (with its
-        error, if any) to ``on_end``, starting with what already arrived.
+        error, if any) to ``on_end``, starting with what already arrived. A clean
+        end (no error) for which ``on_end`` returns True leaves our side of the
+        connection open for writing (the peer half-closed it); otherwise the
+        transport closes.
 
         ``target``, if given, is asked before each read where the next bytes go:
         a writable view (they are received into it, and ``sink`` then gets a view

@@ -8,6 +8,17 @@ flags: ``wants_transport`` (AE-1 asked for a TRANSPORT CONNECT) and
 ``should_close`` (an action closed the transport: flush ``data_to_send()``,
 then close).
 
+The end of the peer's byte stream is the transport-closed indication (Evt17),
+except where the peer has nothing left to send but we still owe it our
+A-RELEASE-RP (Sta8, Sta12; PS3.8 7.2.2: after its A-RELEASE-RQ a requestor
+issues no primitive but A-ABORT). A TCP half-close there (a peer that shut its
+write side once its request was out, and reads on) only says that no more
+bytes come: it is held (``half_closed``) until our A-RELEASE response is sent
+(AR-4, Sta13), and then taken as Evt17 (AR-5). Taken at once it was Evt17 in
+Sta8 (AA-4, an A-P-ABORT): an association its requestor released in order was
+reported as aborted, and the responses still due (PS3.7 D.3.3.3) and the
+A-RELEASE-RP were never sent. Table 9-10 itself is unchanged.
+
 User primitives (``associate``, ``accept``, ``reject``, ``send_pdata``,
 ``release``, ``release_response``, ``abort``) raise ``LocalProtocolError`` when
 PS3.8 Table 9-10 does not allow them in the current state.
@@ -51,6 +62,10 @@ DEFAULT_ARTIM_TIMEOUT = 30.0
 #: PDUs this long or longer are handed to the transport as they are, not joined
 #: with their neighbours (``chunks_to_send``): joining copies every byte.
 JOIN_LIMIT = 1 << 16
+
+#: States in which the peer sends nothing more but its user still owes it an
+#: A-RELEASE response (PS3.8 Table 9-1, 7.2.2).
+_OWING_RELEASE_RP = (State.Sta8, State.Sta12)
 
 _PDU_EVENTS: dict[type, Event] = {
     AssociateAC: Event.Evt3,
@@ -100,6 +115,7 @@ class ULConnection:
         #: The A-ASSOCIATE-RQ and -AC of this association, once known.
         self.associate_rq: AssociateRQ | None = None
         self.associate_ac: AssociateAC | None = None
+        self._half_closed = False
 
     # -- state ---------------------------------------------------------------
 
@@ -162,6 +178,14 @@ class ULConnection:
         self._now = now
         self.pdus_received = framer.completed
         return True
+
+    @property
+    def half_closed(self) -> bool:
+        """True while the peer's stream has ended (``receive_data(b"")``) in Sta8 or
+        Sta12, its A-RELEASE-RP not yet sent: the driver keeps its own side of
+        the transport open to write what is still due, and Evt17 follows the
+        A-RELEASE response (see the module docstring)."""
+        return self._half_closed
 
     @property
     def has_partial_pdu(self) -> bool:
@@ -239,9 +263,16 @@ class ULConnection:
         """Bytes from the transport; ``b""`` is the transport-closed indication (Evt17)."""
         self._now = now
         if not data:
-            if self._machine.state is not State.Sta1:
+            state = self._machine.state
+            if state in _OWING_RELEASE_RP and not self._framer.in_pdu:
+                self._half_closed = True
+                log.debug("the peer closed its side in %s: Evt17 waits for our A-RELEASE-RP",
+                          state.name)
+            elif state is not State.Sta1:
                 self._fire(Event.Evt17)
             return
+        if self._half_closed:
+            return  # nothing comes after the end of the stream
         if self._machine.state in (State.Sta1, State.Sta4):
             return  # no association on this transport any more: drop late bytes
         framer = self._framer
@@ -351,6 +382,12 @@ class ULConnection:
             elif isinstance(effect, CloseTransport):
                 self.should_close = True
                 self._artim_deadline = None
+        if self._half_closed and machine.state not in _OWING_RELEASE_RP:
+            # The held end of the peer's stream, now that our answer is out (AR-4:
+            # Sta13, then AR-5) or the association ended otherwise (an abort).
+            self._half_closed = False
+            if machine.state is not State.Sta1:
+                self._fire(Event.Evt17)
 
 
 def _max_length(pdu: AssociateRQ | AssociateAC | None) -> int:
