@@ -10,6 +10,7 @@ association goes on with the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -23,9 +24,11 @@ from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest
-from tests.aio.helpers import run, running_server
+from dicomnet.ul.pdu import ReleaseRP, ReleaseRQ, encode_pdata
+from tests.aio.helpers import read_until_eof, run, running_server, wait_until
 
 from .dicomfiles import ALL_SYNTAXES, SECONDARY_CAPTURE, SYNTAX_NAMES, make_image, write_part10
+from .rawscu import RawAssociation, store_command
 
 INDEX_FILES = {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm"}
 
@@ -151,3 +154,57 @@ def test_the_scu_does_not_send_a_data_set_of_odd_length(tmp_path: Path, root: Pa
     assert bad.error == (f"not sent: the data set has an odd length ({length} bytes), which "
                          "no DICOM encoding gives (PS3.5 7.1.1)")
     assert (fine.ok, fine.status) == (True, 0)
+
+
+@pytest.mark.parametrize("rows", [40, 1100], ids=["in-memory", "spilled"])
+@pytest.mark.parametrize("half_close", [False, True], ids=["then-close", "fin-first"])
+def test_a_release_before_the_last_fragment_is_answered_and_stores_nothing(
+    tmp_path: Path, root: Path, rows: int, half_close: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An A-RELEASE-RQ while a C-STORE's data set is half received (data PDVs, none
+    marked last): PS3.8 7.2.2 has the acceptor always accept a release, so it is
+    answered (A-RELEASE-RP), as DCMTK's storescp answers it (tests/interop/
+    test_dcmtk_release.py); the request can neither be completed nor answered
+    after it, so nothing of it is stored: no file, no temporary file, no index
+    row. The log says so, in a warning and in the association's line (it said
+    'released' only). ``fin-first``: the peer also shut its side at once."""
+    uid, data = _data_set(tmp_path, 3, ExplicitVRLittleEndian, rows)
+    command = store_command(SECONDARY_CAPTURE.encode(), uid.encode())
+
+    async def scenario() -> bytes:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                raw = await RawAssociation.open(
+                    server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))])
+                ctx = raw.context_id(SECONDARY_CAPTURE)
+                size = raw.fragment_size
+                half = data[:len(data) // 2 & ~1]
+                await raw.send(encode_pdata(ctx, True, True, command), *(
+                    encode_pdata(ctx, False, False, half[start:start + size])
+                    for start in range(0, len(half), size)))
+                raw.writer.write(ReleaseRQ().encode())
+                if half_close:
+                    raw.writer.write_eof()
+                    answer = await read_until_eof(raw.reader, 20)  # then the server closes
+                else:  # the server awaits our close (Sta13), as PS3.8 9.1.4 has it
+                    answer = await asyncio.wait_for(raw.reader.readexactly(10), 20)
+                await raw.close()
+                await wait_until(lambda: not server._tasks, "the association's end")
+                return answer
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        answer = run(scenario(), timeout=60)
+    assert answer == ReleaseRP().encode()
+    assert _leftovers(root) == set()
+    assert _indexed(root) == 0
+    messages = [r.getMessage() for r in caplog.records]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("RAWSCU@127.0.0.1:") and m.endswith(
+        f"asked to release before the data set of a C-STORE-RQ for {uid} had arrived whole: "
+        "not performed, nothing stored") for m in warnings), messages
+    assert any(m.startswith("association RAWSCU@") and m.endswith(
+        f": released (the data set of a C-STORE-RQ for {uid} left unfinished), 0 message(s)")
+        for m in messages), messages

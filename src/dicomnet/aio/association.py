@@ -21,7 +21,7 @@ from typing import Protocol
 from ..config import Timeouts
 from ..dimse.connection import DatasetFragment, DimseConnection, MessageReceived
 from ..dimse.fragments import command_pdus, dataset_pdus
-from ..dimse.messages import DimseMessage, encode_message
+from ..dimse.messages import DimseMessage, encode_message, operation_name
 from ..errors import (
     AssociationAborted,
     DicomNetError,
@@ -392,9 +392,11 @@ class Association:
         else:
             self.ul.receive_data(b"", self._loop.time())
         self._take_events()
-        # A data set still half received has no more bytes to come (the peer
-        # released, say, before its last PDV: no abort did it): its sink goes.
-        self._drop_incoming()
+        if not self.ul.half_closed:
+            # A data set still half received has no more bytes to come (the peer
+            # released, say, before its last PDV: no abort did it): its sink goes.
+            # Half closed, the release it asked for drops it (drop_unfinished).
+            self._drop_incoming()
         self._wake()  # even with no event: the stream is over
         return self.ul.half_closed
 
@@ -521,6 +523,21 @@ class Association:
         if self.failure is None:
             self.failure = error
         self._drop_incoming()
+
+    def drop_unfinished(self) -> str | None:
+        """At an A-RELEASE-RQ: the message still partly received, if any, in words,
+        its data set's sink aborted (nothing of it stays on disk). It cannot be
+        completed, nor answered once released (PS3.8 7.2.2), so it is not
+        performed; the release is answered all the same, as the acceptor must
+        (7.2.2), and as DCMTK's storescp does."""
+        if self.dimse.idle:
+            return None
+        if self._incoming is None:
+            return "a command set"
+        message = self._incoming[1]
+        uid = getattr(message, "affected_sop_instance_uid", None)
+        self._drop_incoming()
+        return f"the data set of a {operation_name(message)}-RQ" + (f" for {uid}" if uid else "")
 
     def _drop_incoming(self) -> None:
         """Abort the sink of a data set being received, if any: nothing completes it."""

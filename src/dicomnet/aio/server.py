@@ -14,14 +14,13 @@ import collections
 import contextlib
 import functools
 import logging
-import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
-from ..dimse.messages import DimseMessage, refusal
+from ..dimse.messages import DimseMessage, operation_name, refusal
 from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
@@ -60,12 +59,6 @@ _EVICTION_ADDRESSES = 100
 UNRECOGNIZED_OPERATION = 0x0211
 
 Response = tuple[DimseMessage, bytes | None]
-
-
-def _operation(message: DimseMessage) -> str:
-    """``CFindRQ`` -> ``C-FIND``, ``NEventReportRQ`` -> ``N-EVENT-REPORT``."""
-    name = type(message).__name__.removesuffix("RQ").removesuffix("RSP")
-    return name[0] + "-" + re.sub(r"(?<!^)(?=[A-Z])", "-", name[1:]).upper()
 
 
 class ServiceProvider(Protocol):
@@ -532,6 +525,11 @@ class Server:
                         if event.error is not None:
                             raise event.error
                     elif isinstance(event, ReleaseRequested):
+                        unfinished = assoc.drop_unfinished()
+                        if unfinished is not None:
+                            log.warning("%s@%s:%s asked to release before %s had arrived "
+                                        "whole: not performed, nothing stored",
+                                        assoc.calling_ae_title, *stream.peer, unfinished)
                         # Every response goes out before the A-RELEASE-RP (PS3.7 D.3.3.3).
                         await assoc.finish_operations()
                         # Unless the association ended meanwhile (an A-ABORT, a PDU
@@ -539,7 +537,8 @@ class Server:
                         # Table 9-10): then there is no release to answer.
                         if ul.state is State.Sta8:
                             ul.release_response(asyncio.get_running_loop().time())
-                            outcome = "released"
+                            outcome = "released" + (
+                                f" ({unfinished} left unfinished)" if unfinished else "")
                     elif isinstance(event, ReleaseConfirmed):
                         outcome = "released"
                     elif isinstance(event, Aborted):
@@ -573,7 +572,7 @@ class Server:
             assoc.stop_timers()
             if counted:
                 self._active -= 1
-            if assoc.failure is not None and outcome in ("closed", "released"):
+            if assoc.failure is not None and outcome.startswith(("closed", "released")):
                 outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
             await stream.close()
             if assoc.calling_ae_title:
@@ -653,7 +652,7 @@ class Server:
             if provider is None:
                 # Answered, so that the peer does not wait for its DIMSE timeout.
                 rsp = refusal(message, UNRECOGNIZED_OPERATION,
-                              f"{_operation(message)} is not performed here")
+                              f"{operation_name(message)} is not performed here")
                 log.warning("%s:%s sent %s, which no service here handles%s", *assoc.peer,
                             type(message).__name__, ": refused (0211H)" if rsp else "")
                 if rsp is not None:

@@ -22,6 +22,7 @@ needs them; see :func:`~dicomnet.dimse.commands.decode_command`).
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ __all__ = [
     "NSetRSP",
     "decode_message",
     "encode_message",
+    "operation_name",
     "refusal",
 ]
 
@@ -584,6 +586,13 @@ def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
     if priority is not None and priority not in (PRIORITY_MEDIUM, PRIORITY_HIGH, PRIORITY_LOW):
         raise _bad(f"{cls.__name__} has invalid Priority {priority!r}")
     return cls(**kwargs)
+
+
+def operation_name(message: DimseMessage) -> str:
+    """The operation ``message`` belongs to, as PS3.7 writes it: ``CFindRQ`` ->
+    ``C-FIND``, ``NEventReportRSP`` -> ``N-EVENT-REPORT``."""
+    name = type(message).__name__.removesuffix("RQ").removesuffix("RSP")
+    return name[0] + "-" + re.sub(r"(?<!^)(?=[A-Z])", "-", name[1:]).upper()
 
 
 def refusal(request: DimseMessage, status: int, comment: str | None = None
