@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import socket
 import ssl
@@ -33,9 +34,9 @@ def rmem_max(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     path = tmp_path / "rmem_max"
     path.write_text(f"{sockets.RECEIVE_BUFFER * 4}\n")
     monkeypatch.setattr(sockets, "_RMEM_MAX", str(path))
-    sockets._receive_buffer_allowed.cache_clear()
+    sockets._rmem_max.cache_clear()
     yield path
-    sockets._receive_buffer_allowed.cache_clear()
+    sockets._rmem_max.cache_clear()
 
 
 def _granted() -> int:
@@ -125,7 +126,45 @@ def test_a_low_or_unreadable_rmem_max_keeps_the_kernels_buffer_sizing(
 def test_a_missing_rmem_max_keeps_the_kernels_buffer_sizing(
         rmem_max: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sockets, "_RMEM_MAX", str(rmem_max.parent / "absent"))
-    assert sockets._receive_buffer_allowed() is False
+    assert sockets._rmem_max() is None
+    assert sockets.receive_buffer_for(0, sockets._rmem_max(), 131072) is None
+
+
+_WANTED = sockets.RECEIVE_BUFFER
+
+
+_Case = tuple[int | None, int | None, int, int | None, str | None]
+
+
+@pytest.mark.parametrize("case", [
+    # A short round trip, a cap that allows the request, a buffer the kernel sized.
+    (0, _WANTED, 131072, _WANTED, None),
+    (999, 4 * _WANTED, 131072, _WANTED, None),
+    # Already as large as the request would make it (the kernel doubles it).
+    (0, 4 * _WANTED, 2 * _WANTED - 1, _WANTED, None),
+    (0, 4 * _WANTED, 2 * _WANTED, None, "already"),
+    # The cap below what we want: a capped request would be a smaller buffer,
+    # with the kernel's sizing off (208 KiB is a common default).
+    (0, _WANTED - 1, 131072, None, "net.core.rmem_max (2097151) is below"),
+    (0, 212992, 131072, None, "net.core.rmem_max (212992) is below"),
+    (0, None, 131072, None, "net.core.rmem_max (unknown) is below"),
+    # A long or unknown round trip: the kernel's sizing may grow past the request.
+    (1000, 4 * _WANTED, 131072, None, "round trip of 1000 us"),
+    (None, 4 * _WANTED, 131072, None, "round trip unknown"),
+])
+def test_the_receive_buffer_decision_with_the_cap_given(
+        caplog: pytest.LogCaptureFixture, case: _Case) -> None:
+    """receive_buffer_for (round trip, rmem_max, current buffer) never trades the
+    kernel's sizing for a smaller buffer than the one wanted, and says at DEBUG
+    why it leaves the buffer alone."""
+    rtt, cap, current, expected, why = case
+    with caplog.at_level(logging.DEBUG, logger="dicomnet.aio"):
+        assert sockets.receive_buffer_for(rtt, cap, current) == expected
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    if why is None:
+        assert logged == []
+    else:
+        assert len(logged) == 1 and why in logged[0], logged
 
 
 @linux_only

@@ -27,9 +27,12 @@ receive buffer.
   with the bandwidth-delay product, which a fixed size could cap (so could
   this one, beyond 10 Gbit/s at 1 ms). Skipped where ``net.core.rmem_max`` is
   lower (the kernel would cap the request and still switch its own sizing
-  off): many systems ship 208 KiB, and must raise it (``sysctl -w
-  net.core.rmem_max=4194304``) to have this. The window's ceiling
-  (TCP_WINDOW_CLAMP) is raised with it, as kernels before 6.11 do not.
+  off, leaving less than it might have grown to): many systems ship 208 KiB,
+  and must raise it (``sysctl -w net.core.rmem_max=4194304``) to have this;
+  skipped too where the buffer is already as large as the one set would be.
+  :func:`receive_buffer_for` decides, and says why it skips in the debug log.
+  The window's ceiling (TCP_WINDOW_CLAMP) is raised with it, as kernels
+  before 6.11 do not.
 
 The last two, measured with 4 x 256 MB over TLS on loopback (``bench/pairs.py
 large --stacks dicomnet,tree,dcmtk+B``, 6 interleaved rounds, see
@@ -44,12 +47,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import socket
 import struct
 import sys
 
-__all__ = ["RECEIVE_BUFFER", "SHORT_RTT_US", "UNSENT_MOST", "lift_unsent_limit", "round_trip_us",
-           "tune_socket"]
+__all__ = ["RECEIVE_BUFFER", "SHORT_RTT_US", "UNSENT_MOST", "lift_unsent_limit",
+           "receive_buffer_for", "round_trip_us", "tune_socket"]
+
+log = logging.getLogger("dicomnet.aio")
 
 #: Most bytes left unsent in the kernel per socket (TCP_NOTSENT_LOWAT). 32 KiB to
 #: 128 KiB measured alike; 64 KiB is four TLS records.
@@ -92,17 +98,47 @@ def tune_socket(sock: socket.socket | None, *, tls: bool) -> None:
     if _UNSENT_OPTION is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, _UNSENT_OPTION, UNSENT_MOST)
-    rtt = round_trip_us(sock)
-    if rtt is not None and rtt < SHORT_RTT_US and _receive_buffer_allowed():
-        with contextlib.suppress(OSError):
-            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-                # The window's ceiling was computed when the connection was set up
-                # (~64 KiB from the default buffer); kernels before 6.11 never raise
-                # it again once the buffer is set by hand, so the window would stay
-                # that small. Raised here to the buffer asked for (6.11 and later
-                # raise it themselves once data flows, to about twice that).
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, RECEIVE_BUFFER)
+    with contextlib.suppress(OSError):
+        size = receive_buffer_for(round_trip_us(sock), _rmem_max(),
+                                  sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+        if size is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            # The window's ceiling was computed when the connection was set up
+            # (~64 KiB from the default buffer); kernels before 6.11 never raise
+            # it again once the buffer is set by hand, so the window would stay
+            # that small. Raised here to the buffer asked for (6.11 and later
+            # raise it themselves once data flows, to about twice that).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, size)
+
+
+def receive_buffer_for(rtt_us: int | None, rmem_max: int | None, current: int) -> int | None:
+    """The receive buffer (SO_RCVBUF) to set on a TLS connection whose round trip
+    is ``rtt_us``, where ``net.core.rmem_max`` is ``rmem_max`` (None: unknown)
+    and the socket's buffer is ``current`` bytes (as ``getsockopt`` reports it);
+    None to leave the kernel's own sizing, which a buffer set by hand switches
+    off for good, so that it is never traded for a smaller one:
+
+    * a round trip unknown or of :data:`SHORT_RTT_US` or more: the kernel grows
+      the buffer with the bandwidth-delay product, past what is set here;
+    * ``rmem_max`` below :data:`RECEIVE_BUFFER`, or unknown: the kernel would
+      cap the request there (Linux ``sock_setsockopt``), a buffer smaller than
+      the one wanted, with its sizing off all the same;
+    * ``current`` already at least what the request gives (the kernel doubles
+      it for its bookkeeping, and reports the doubled size).
+    """
+    if rtt_us is None or rtt_us >= SHORT_RTT_US:
+        log.debug("receive buffer left to the kernel: round trip %s",
+                  "unknown" if rtt_us is None else f"of {rtt_us} us")
+        return None
+    if rmem_max is None or rmem_max < RECEIVE_BUFFER:
+        log.debug("receive buffer left to the kernel: net.core.rmem_max (%s) is below the "
+                  "%d bytes wanted, and the kernel would cap the request there",
+                  "unknown" if rmem_max is None else rmem_max, RECEIVE_BUFFER)
+        return None
+    if current >= 2 * RECEIVE_BUFFER:
+        log.debug("receive buffer left as it is: %d bytes already", current)
+        return None
+    return RECEIVE_BUFFER
 
 
 def lift_unsent_limit(sock: socket.socket) -> None:
@@ -134,9 +170,10 @@ def round_trip_us(sock: socket.socket) -> int | None:
 
 
 @functools.cache
-def _receive_buffer_allowed() -> bool:
+def _rmem_max() -> int | None:
+    """``net.core.rmem_max`` (read once), or None where it cannot be read."""
     try:
         with open(_RMEM_MAX, encoding="ascii") as f:
-            return int(f.read().strip()) >= RECEIVE_BUFFER
+            return int(f.read().strip())
     except (OSError, ValueError):
-        return False
+        return None
