@@ -274,7 +274,9 @@ def test_cleanup_stale_removes_temps_and_empty_store_folders_and_nothing_else(
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / ".x.dicomnet-part").write_bytes(b"o")
+    (outside / "1.5" / "1.5.1").mkdir(parents=True)  # empty, named as the store names
     (root / "link").symlink_to(outside)
+    (root / "1.6").symlink_to(outside / "1.5")  # a linked study: named as the store names
     (root / "1.3" / "1.3.1").mkdir(parents=True)  # a duplicate kept elsewhere
     (root / "1.4" / "1.4.1").mkdir(parents=True)
     (root / "1.4" / "1.4.1" / ".def.dicomnet-part").write_bytes(b"p")
@@ -288,10 +290,11 @@ def test_cleanup_stale_removes_temps_and_empty_store_folders_and_nothing_else(
     # folders not named as the store names them stay (deep/er, emptied too), as
     # do the root and the link to a folder.
     assert sorted(p.name for p in root.iterdir()) == [
-        ".hidden", "1.2", "deep", "dir.dicomnet-part", "incoming", "link",
+        ".hidden", "1.2", "1.6", "deep", "dir.dicomnet-part", "incoming", "link",
         "notes.dicomnet-part.txt"]
     assert (root / "deep" / "er").is_dir()
     assert (outside / ".x.dicomnet-part").read_bytes() == b"o"
+    assert (outside / "1.5" / "1.5.1").is_dir() and (root / "1.6").is_symlink()
     assert (root / "1.2" / "9.dcm").read_bytes() == b"complete"
     assert cleanup_stale(root) == 0
     for writer in crashed:

@@ -3,11 +3,13 @@ rows are written when names and rows come in different orders."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+from dicomnet.storage import instances
 from dicomnet.storage.files import AtomicWriter, CommitOutcome, DuplicatePolicy, StorageError
 from dicomnet.storage.index import NewInstance, StorageIndex
 from dicomnet.storage.instances import InstanceLocator
@@ -200,20 +202,73 @@ def test_an_overwrite_elsewhere_removes_the_folders_it_empties(
     assert (root / "study1" / "series1" / "x.dcm").read_bytes() == b"three"
 
 
-def test_folders_reached_through_a_link_are_not_pruned(tmp_path: Path, locator: Any) -> None:
-    """An operator moved a study elsewhere and linked it back: the old copy inside
-    is removed when the instance moves, but no folder at the link's target is,
-    since it is not the store's own folder (nor is the link)."""
+def _outside(tmp_path: Path) -> list[str]:
+    """Everything outside the store, with each file's bytes."""
+    other = tmp_path / "other-disk"
+    return sorted(p.relative_to(other).as_posix() + (f" {p.read_bytes()!r}" if p.is_file() else "")
+                  for p in other.rglob("*"))
+
+
+@pytest.mark.parametrize("linked", ["study", "series", "file"])
+def test_nothing_reached_through_a_link_is_removed(tmp_path: Path, locator: Any, linked: str,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """An operator moved a study (a series, a file) elsewhere and linked it back;
+    the instance is then stored again under another study. Its old copy and the
+    folders it leaves empty are removed only where they are the store's own:
+    nothing at a link's target, nor the link (rmdir and unlink followed a linked
+    study folder, and the old copy outside went; found by a review)."""
     root = tmp_path / "store"
-    elsewhere = tmp_path / "other-disk" / "study1"
-    (elsewhere / "series1").mkdir(parents=True)
-    (root / "study1").symlink_to(elsewhere, target_is_directory=True)
     indexed = _indexed(locator)
     _stored_and_indexed(locator, root, "study1/series1/x.dcm", b"one", indexed)
+    moved = {"study": root / "study1", "series": root / "study1" / "series1",
+             "file": root / "study1" / "series1" / "x.dcm"}[linked]
+    target = tmp_path / "other-disk" / moved.name
+    target.parent.mkdir()
+    moved.rename(target)
+    moved.symlink_to(target, target_is_directory=linked != "file")
+    before = _outside(tmp_path)
+    assert any(line.endswith("x.dcm b'one'") or line == "x.dcm b'one'" for line in before)
     _stored_and_indexed(locator, root, "study2/series1/x.dcm", b"two", indexed)
-    assert not (elsewhere / "series1" / "x.dcm").exists()
-    assert (elsewhere / "series1").is_dir()
-    assert (root / "study1").is_symlink()
+    assert _outside(tmp_path) == before
+    assert (root / "study2" / "series1" / "x.dcm").read_bytes() == b"two"
+    if linked == "file":  # the link itself is the store's: it goes, with its folders
+        assert _tree(root) == ["study2", "study2/series1", "study2/series1/x.dcm"]
+    else:
+        assert moved.is_symlink()
+        assert (f"cannot remove {root / 'study1' / 'series1' / 'x.dcm'}, replaced by "
+                "study2/series1/x.dcm: reached through a symbolic link (not the store's own "
+                "folder): kept") in caplog.messages
+
+
+@pytest.mark.parametrize("by_descriptor", [True, False])
+def test_remove_below_follows_no_link(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      by_descriptor: bool) -> None:
+    """The removal itself, by descriptors (O_NOFOLLOW, dir_fd) and, where the
+    system has none, by a check of the resolved path: a link on the way fails
+    with ELOOP and removes nothing; a link named last is removed itself."""
+    monkeypatch.setattr(instances, "_BY_DESCRIPTOR", by_descriptor and instances._BY_DESCRIPTOR)
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (outside / "empty").mkdir(parents=True)
+    (outside / "x.dcm").write_bytes(b"x")
+    root.mkdir()
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    (root / "file-link").symlink_to(outside / "x.dcm")
+    for parts, folder in ((["link", "x.dcm"], False), (["link", "empty"], True)):
+        with pytest.raises(OSError) as caught:
+            instances.remove_below(root, parts, folder=folder)
+        assert caught.value.errno == errno.ELOOP
+    with pytest.raises(OSError):  # rmdir of a link names no folder (ENOTDIR)
+        instances.remove_below(root, ["link"], folder=True)
+    assert sorted(p.name for p in outside.iterdir()) == ["empty", "x.dcm"]
+    instances.remove_below(root, ["file-link"])
+    assert sorted(p.name for p in root.iterdir()) == ["link"]
+    assert (outside / "x.dcm").read_bytes() == b"x"
+    (root / "real" / "empty").mkdir(parents=True)
+    instances.remove_below(root, ["real", "empty"], folder=True)
+    instances.remove_below(root, ["real"], folder=True)
+    assert sorted(p.name for p in root.iterdir()) == ["link"]
+    with pytest.raises(FileNotFoundError):
+        instances.remove_below(root, ["gone", "x.dcm"])
 
 
 def test_a_folder_whose_name_may_await_its_sync_is_kept(

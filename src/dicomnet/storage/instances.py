@@ -22,6 +22,7 @@ one's row follows).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -42,7 +43,7 @@ from .index import NewInstance, StorageIndex
 from .names import UnsafeNameError, safe_relative_path
 from .rows import row_from_file
 
-__all__ = ["IndexRow", "InstanceLocator"]
+__all__ = ["IndexRow", "InstanceLocator", "remove_below"]
 
 #: An index row, the SOP Instance UID it is for, and its name's generation.
 IndexRow = tuple[NewInstance, str, int | None]
@@ -62,6 +63,56 @@ class _Named:
     superseded: set[str] = field(default_factory=set)
     settled: bool = False  # the latest name is durable (its folder synced)
     indexed: bool = False  # the latest name's row is written
+
+
+#: Opens a folder without following a symbolic link where the system can
+#: (O_NOFOLLOW): a link there fails with ELOOP.
+_FOLDER_FLAGS = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+                 | getattr(os, "O_NOFOLLOW", 0))
+#: Whether removals can go folder by folder from the root, by descriptor.
+_BY_DESCRIPTOR = (hasattr(os, "O_NOFOLLOW") and os.open in os.supports_dir_fd
+                  and os.unlink in os.supports_dir_fd and os.rmdir in os.supports_dir_fd)
+
+
+def remove_below(root: Path, parts: Sequence[str], *, folder: bool = False) -> None:
+    """Remove the file (or, with ``folder``, the empty folder) ``root/parts...``,
+    following no symbolic link below ``root``: each folder on the way is opened
+    from the one before with O_NOFOLLOW, and the last name is removed from its
+    folder's descriptor, so that a folder replaced by a link meanwhile is not
+    followed either (no check-then-use gap). A link on the way fails with
+    OSError (ELOOP); a link named last is itself removed, not where it points.
+    Where the system cannot do that (no O_NOFOLLOW or ``dir_fd``), the path is
+    resolved first and must lie inside ``root`` resolved, link free.
+    Raises OSError (FileNotFoundError when something on the way is gone)."""
+    path = root.joinpath(*parts)
+    if not _BY_DESCRIPTOR:
+        real_root = os.path.realpath(root)
+        if os.path.realpath(path.parent) != os.path.join(real_root, *parts[:-1]):
+            raise OSError(errno.ELOOP, "reached through a symbolic link", str(path))
+        (os.rmdir if folder else os.unlink)(path)
+        return
+    fds = [os.open(root, _FOLDER_FLAGS & ~getattr(os, "O_NOFOLLOW", 0))]  # the root may be one
+    try:
+        for depth, part in enumerate(parts[:-1], start=1):
+            try:
+                fds.append(os.open(part, _FOLDER_FLAGS, dir_fd=fds[-1]))
+            except OSError as exc:
+                # O_NOFOLLOW with O_DIRECTORY fails a link with ENOTDIR or ELOOP.
+                if exc.errno in (errno.ENOTDIR, errno.ELOOP) and os.path.islink(
+                        root.joinpath(*parts[:depth])):
+                    raise OSError(errno.ELOOP, "reached through a symbolic link",
+                                  str(path)) from exc
+                raise
+        (os.rmdir if folder else os.unlink)(parts[-1], dir_fd=fds[-1])
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "reached through a symbolic link (not the store's own folder): kept"
+    return str(exc)
 
 
 class InstanceLocator:
@@ -150,17 +201,19 @@ class InstanceLocator:
     def _remove_superseded(self, named: _Named) -> set[Path]:
         """Remove the copies ``named``'s latest name replaced (under the lock: a
         commit may name the instance again at one of their paths); return their
-        folders."""
+        folders. A copy reached through a symbolic link (a study moved to
+        another disk and linked back) is the operator's, and stays: nothing
+        outside the store's own folders is removed."""
         folders: set[Path] = set()
         for relative in named.superseded:
             old = self._root / relative
             try:
-                os.unlink(old)
+                remove_below(self._root, relative.split("/"))
             except FileNotFoundError:
                 pass  # removed by hand: its folder may be empty all the same
             except OSError as exc:
                 logger.warning("cannot remove %s, replaced by %s: %s", old,
-                               named.relative_path, exc)
+                               named.relative_path, _why(exc))
                 continue
             folders.add(old.parent)
         named.superseded.clear()
@@ -191,18 +244,18 @@ class InstanceLocator:
         with self._lock:
             if folder in self._folders.values():
                 return
-        # Only the store's own folders: one reached through a link (a study moved to
-        # another disk and linked back) is the operator's, as is where it points.
-        real_root = os.path.realpath(root)
-        if os.path.realpath(folder) != os.path.join(real_root, os.path.relpath(folder, root)):
+        if root not in folder.parents:
             return
-        while folder != root and root in folder.parents:
+        parts = folder.relative_to(root).parts
+        for depth in range(len(parts), 0, -1):
             try:
-                os.rmdir(folder)
-            except OSError:  # not empty (a file, a named temporary file), or gone
+                # Only the store's own folders: one reached through a link (a study
+                # moved to another disk and linked back) is the operator's, as is
+                # where it points.
+                remove_below(root, parts[:depth], folder=True)
+            except OSError:  # not empty (a file, a named temporary file), gone, a link
                 return
-            forget_folder(folder)
-            folder = folder.parent
+            forget_folder(root.joinpath(*parts[:depth]))
 
     def _elsewhere(self, sop_instance_uid: str, relative: str) -> str | None:
         """Where the instance's file is (relative to the root) if it is stored under
