@@ -2,7 +2,9 @@
 oddities.py) travel whole: DCMTK reads them (dcmdump, with the option each needs),
 storescu sends those it reads by default into a dicomnet StorageSCP, and
 `dicomnet store` sends all of them, each stored byte for byte (storage.completeness
-refused several: the SCU said "not sent", the SCP answered C000)."""
+refused several: the SCU said "not sent", the SCP answered C000; then the SCP
+could not place the two only DCMTK reads, whose attributes pydicom misreads:
+storage.toplevel reads them as DCMTK does)."""
 
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ SERVER_AE = "DICOMNET-SCP"
 #: What DCMTK reads without any option: storescu has no parser options, so it
 #: sends only these.
 DCMTK_BY_DEFAULT = [o for o in ODDITIES if o.dcmdump == ()]
-#: The SCP reads the attributes it places an object by with pydicom where its own
-#: scan gives up (storage.header): it cannot place the two only DCMTK reads.
-PLACED = [o for o in ODDITIES if o.pydicom]
+#: The SCP places every one by the attributes it reads raw (storage.toplevel),
+#: the two only DCMTK reads included.
+PLACED = list(ODDITIES)
 
 
 def _data_set(path: Path) -> bytes:

@@ -16,7 +16,7 @@ from pydicom import dcmread
 
 from dicomnet.aio.client import open_association
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
-from dicomnet.services.storage import StorageSCP
+from dicomnet.services.storage import INDEX_NAME, StorageSCP
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage import completeness
 from dicomnet.storage.completeness import (
@@ -25,11 +25,12 @@ from dicomnet.storage.completeness import (
     file_dataset_problem,
     walker_for,
 )
+from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
 
-from .dicomfiles import SECONDARY_CAPTURE
+from .dicomfiles import SECONDARY_CAPTURE, uid
 from .oddities import (
     AFTER,
     EXPLICIT_LE,
@@ -199,11 +200,17 @@ def test_readings_share_the_element_limit(monkeypatch: pytest.MonkeyPatch) -> No
         "malformed data set: more than 1000 elements")
 
 
-def test_the_scp_stores_each_oddity_as_it_came(tmp_path: Path) -> None:
-    """Sent as they are in one association, each answered 0000 and stored byte for
-    byte (those pydicom reads: the SCP places an object by attributes it reads
-    with pydicom where its own scan gives up, storage.header)."""
-    placed = [o for o in ODDITIES if o.pydicom]
+@pytest.mark.parametrize("size", ["in-memory", "spilled"])
+def test_the_scp_stores_each_oddity_as_it_came(tmp_path: Path, size: str) -> None:
+    """Sent as they are in one association, each answered 0000, stored byte for
+    byte and indexed by the attributes the SCP reads raw (storage.toplevel walks
+    them as DCMTK and pydicom do), those only DCMTK reads too: an unlisted VR
+    with a 4-byte length, an item ended by a Sequence Delimitation Item. Those
+    two were refused (C000, 'cannot place the object': the walk gave up and
+    pydicom lost its place). ``spilled``: a Pixel Data of 2 MiB makes each
+    spill to a temporary file, whose header is read from the file."""
+    oddities = {o.sop_instance_uid: _spilled(o) if size == "spilled" else o.data
+                for o in ODDITIES}
     root = tmp_path / "root"
 
     async def scenario() -> list[CStoreRSP]:
@@ -215,11 +222,11 @@ def test_the_scp_stores_each_oddity_as_it_came(tmp_path: Path) -> None:
                     contexts=[ContextRequest(SECONDARY_CAPTURE, (EXPLICIT_LE,))])
                 ctx = assoc.context_for(SECONDARY_CAPTURE).context_id
                 answers = []
-                for oddity in placed:
+                for uid, data in oddities.items():
                     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
                                   affected_sop_class_uid=SECONDARY_CAPTURE,
-                                  affected_sop_instance_uid=oddity.sop_instance_uid)
-                    rsp, _ = await assoc.request_one(rq, ctx, dataset=oddity.data)
+                                  affected_sop_instance_uid=uid)
+                    rsp, _ = await assoc.request_one(rq, ctx, dataset=data)
                     assert isinstance(rsp, CStoreRSP)
                     answers.append(rsp)
                 await assoc.release()
@@ -228,7 +235,26 @@ def test_the_scp_stores_each_oddity_as_it_came(tmp_path: Path) -> None:
             scp.close()
 
     answers = run(scenario(), timeout=60)
-    assert [(a.status, a.error_comment) for a in answers] == [(0, None)] * len(placed)
-    for oddity in placed:
-        (stored,) = root.rglob(f"{oddity.sop_instance_uid}.dcm")
-        assert stored.read_bytes()[read_part10(stored).dataset_offset:] == oddity.data
+    assert [(a.status, a.error_comment) for a in answers] == [(0, None)] * len(ODDITIES)
+    with StorageIndex(root / INDEX_NAME) as index:
+        for oddity in ODDITIES:
+            (stored,) = root.rglob(f"{oddity.sop_instance_uid}.dcm")
+            assert stored.read_bytes()[read_part10(stored).dataset_offset:] == (
+                oddities[oddity.sop_instance_uid]), oddity.name
+            # Placed by its study and series, and indexed with its patient.
+            assert stored.relative_to(root).parts[:2] == (uid(1, oddity.number),
+                                                          uid(2, oddity.number)), oddity.name
+            row = index.get_instance(oddity.sop_instance_uid)
+            assert row is not None, oddity.name
+            assert (row.patient_id, row.instance_number) == (
+                f"ODD{oddity.number:03d}", str(oddity.number)), oddity.name
+
+
+def _spilled(oddity: Oddity) -> bytes:
+    """The oddity with 2 MiB of Pixel Data (its last element) instead of 8 bytes."""
+    *before, pixels = oddity.elements
+    if pixels.startswith(struct.pack("<HH", 0x7FE0, 0x0010)):
+        return b"".join(before) + explicit(0x7FE00010, b"OB", bytes(2 << 20))
+    # An element after the Pixel Data (padding, a stray delimiter): keep it last.
+    *before, pixels = before
+    return b"".join(before) + explicit(0x7FE00010, b"OB", bytes(2 << 20)) + oddity.elements[-1]

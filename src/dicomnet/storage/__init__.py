@@ -7,7 +7,8 @@
 * :mod:`~dicomnet.storage.index`: an SQLite index for Query/Retrieve (PS3.4 C.6).
 * :mod:`~dicomnet.storage.rows`: what an index row holds, read back from a file.
 * :mod:`~dicomnet.storage.header`: the attributes a received data set is placed
-  and indexed by, read raw.
+  and indexed by, read raw (:mod:`~dicomnet.storage.toplevel` walks the
+  elements as DCMTK and pydicom read them).
 * :mod:`~dicomnet.storage.syncfs`: many new files made durable with one syncfs.
 """
 

@@ -2,36 +2,46 @@
 
 Placing a received object (study and series folders) and indexing it (patient,
 study, series and instance keys, PS3.4 C.6.1.1) needs a score of text
-attributes, all before group 0028. pydicom's element generator reads them as
-raw elements from the data set's first kilobytes, without converting values;
-:class:`HeaderAttributes` then decodes the text straight from their bytes when
-the character set is a plain one (PS3.5 6.1.2.5.3). Going through a
-``Dataset`` and its keyword lookups cost several times as much per object,
-which showed in the small-object rate. Anything unusual (a deflated data set,
-another character set, a prefix that ends mid-element) falls back to pydicom.
+attributes, all before group 0028. They are read as raw elements, without
+converting values: in memory in (Explicit or Implicit VR) Little Endian by
+:func:`~dicomnet.storage.scan.scan_elements`, a tight loop that gives up on
+anything unusual; otherwise, and where it gives up, by
+:func:`~dicomnet.storage.toplevel.top_level_elements`, which reads what DCMTK
+and pydicom read (an unlisted VR, Implicit VR elements and items in Explicit
+VR, undefined lengths...), from a file by windows and seeks, and a deflated
+data set by inflating as far as needed. pydicom reads the data set only where
+that walk loses its place. :class:`HeaderAttributes` then decodes the text
+straight from the bytes when the character set is a plain one (PS3.5
+6.1.2.5.3); anything else goes through pydicom's ``Dataset``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
 
 import pydicom
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.filereader import data_element_generator
+from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from dicomnet.storage.part10 import DEFLATED_DATA_SETS
 from dicomnet.storage.scan import RawElements, scan_elements
+from dicomnet.storage.toplevel import (
+    BufferSource,
+    FileSource,
+    InflatingSource,
+    Source,
+    top_level_elements,
+)
 
 # Plain int keys and tuples (RawElements): a dict lookup by int against BaseTag
 # keys goes through BaseTag.__eq__, in Python, and a RawDataElement per element
@@ -40,14 +50,15 @@ _Elements = RawElements
 
 __all__ = ["HEADER_PREFIX", "HeaderAttributes", "read_header"]
 
+logger = logging.getLogger("dicomnet.storage")
+
 #: Attributes the index and the file's placement need all sit before group 0028.
 _HEADER_END = 0x00280000
-#: Bytes of an in-memory data set parsed first; the whole one only if needed.
+#: Bytes of compressed data read at a time for a deflated data set in a file.
 HEADER_PREFIX = 64 << 10
-_RAW_SYNTAXES = {str(ImplicitVRLittleEndian): (True, True),
-                 str(ExplicitVRBigEndian): (False, False)}
 _IMPLICIT_LE = str(ImplicitVRLittleEndian)
-#: Syntaxes whose in-memory data sets are scanned (storage.scan) rather than read by pydicom.
+_BIG_ENDIAN = str(ExplicitVRBigEndian)
+#: Syntaxes whose in-memory data sets are scanned (storage.scan) first.
 _SCANNED = frozenset({_IMPLICIT_LE, str(ExplicitVRLittleEndian)})
 _REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 # Character sets whose bytes decode without pydicom's machinery (PS3.5 6.1.2.5.3).
@@ -127,7 +138,8 @@ class HeaderAttributes:
                 if vr in _TEXT_VRS or (vr is None and is_text):
                     return value.decode(self._encoding, "replace").strip(" \0") or None
             elif self._dataset is None:
-                return None  # scanned: every element before group 0028 is in raw
+                # Read raw: absent (or of an undefined length, or over 1 MiB: not kept).
+                return None
         value = self.dataset.get(keyword)
         if value is None:
             return None
@@ -167,51 +179,65 @@ def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
     header (:func:`~dicomnet.storage.part10.part10_header`) followed by the data
     set, held in ``buffer`` or in the file at ``path``.
 
-    Raises what pydicom raises for a data set it cannot read.
+    Raises ``InvalidDicomError`` without that header, and what pydicom raises
+    for a data set no walk reads.
     """
+    implicit = transfer_syntax == _IMPLICIT_LE
     if buffer is not None and transfer_syntax in _SCANNED:
-        # Preamble, DICM, then (0002,0000) UL: the length of the rest of the group.
         with memoryview(buffer) as view:
-            if len(view) >= 144 and bytes(view[128:138]) == b"DICM\x02\x00\x00\x00UL":
-                start = 144 + struct.unpack_from("<L", view, 140)[0]
-                implicit = transfer_syntax == _IMPLICIT_LE
-                scanned = scan_elements(view, start, implicit=implicit, end_tag=_HEADER_END)
-                if scanned is not None and all(_tag(k) in scanned[0] for k in _REQUIRED):
-                    return HeaderAttributes(scanned[0], implicit=implicit, little=True)
-    if transfer_syntax != str(DeflatedExplicitVRLittleEndian):
-        implicit, little = _RAW_SYNTAXES.get(transfer_syntax, (False, True))
-        try:
-            # The attributes sit in the first kilobytes: parse a prefix rather than
-            # copying a whole in-memory data set (BytesIO copies what it is given).
-            whole = buffer if buffer is not None else b""
-            prefix = memoryview(whole)[:HEADER_PREFIX]
-            with (open(path, "rb") if path is not None else io.BytesIO(prefix)) as fp:
-                # Preamble, DICM, then (0002,0000) UL: the length of the rest of the group.
-                head = fp.read(144)
-                if head[128:136] != b"DICM\x02\x00\x00\x00" or head[136:138] != b"UL":
-                    raise ValueError("not our Part 10 header")
-                fp.seek(144 + struct.unpack_from("<I", head, 140)[0])
-                reached_end = False
+            start = _data_set_offset(bytes(view[:144]))
+            scanned = scan_elements(view, start, implicit=implicit, end_tag=_HEADER_END)
+            if scanned is not None and all(_tag(k) in scanned[0] for k in _REQUIRED):
+                return HeaderAttributes(scanned[0], implicit=implicit, little=True)
+    with _source(buffer, path, transfer_syntax) as source:
+        walked = _walked(source, transfer_syntax)
+    if walked is not None:
+        return walked
+    return _read_by_pydicom(path if path is not None else io.BytesIO(buffer or b""))
 
-                def stop(tag: int, vr: str | None, length: int) -> bool:
-                    nonlocal reached_end
-                    reached_end = tag >= _HEADER_END
-                    return reached_end
 
-                elements = {element.tag: element for element in
-                            data_element_generator(fp, implicit, little, stop_when=stop)}
-            complete = path is not None or len(prefix) == len(whole)
-            # A prefix that ended before group 0028 may have cut an element short:
-            # only a parse that reached group 0028 (or the data set's end) is trusted.
-            raw: _Elements = {int(tag): (element.VR, element.value)
-                              for tag, element in elements.items()
-                              if isinstance(element.value, bytes)}
-            if (reached_end or complete) and all(_tag(k) in elements for k in _REQUIRED):
-                # The Dataset keeps what the tuples cannot: a sequence's items.
-                dataset = Dataset(elements)
-                dataset.set_original_encoding(implicit, little)
-                return HeaderAttributes(raw, implicit=implicit, little=little, dataset=dataset)
-        except Exception:
-            pass  # fall through to the full reader, which explains what is wrong
-    source = path if path is not None else io.BytesIO(buffer or b"")
+def _walked(source: Source, transfer_syntax: str) -> HeaderAttributes | None:
+    implicit, big_endian = transfer_syntax == _IMPLICIT_LE, transfer_syntax == _BIG_ENDIAN
+    raw = top_level_elements(source, implicit=implicit, big_endian=big_endian,
+                             end_tag=_HEADER_END)
+    return None if raw is None else HeaderAttributes(raw, implicit=implicit,
+                                                      little=not big_endian)
+
+
+def _read_by_pydicom(source: str | io.BytesIO) -> HeaderAttributes:
+    """pydicom's reader, where the walk lost its place."""
+    logger.debug("data set not walked to group 0028: read by pydicom")
     return HeaderAttributes.from_dataset(pydicom.dcmread(source, stop_before_pixels=True))
+
+
+def _data_set_offset(head: bytes) -> int:
+    """Where the data set starts after our Part 10 header: preamble, DICM, then
+    (0002,0000) UL, the length of the rest of the group (PS3.10 7.1)."""
+    if len(head) < 144 or head[128:136] != b"DICM\x02\x00\x00\x00" or head[136:138] != b"UL":
+        raise InvalidDicomError("not a received object: no Part 10 header of ours")
+    offset: int = 144 + struct.unpack_from("<L", head, 140)[0]
+    return offset
+
+
+@contextlib.contextmanager
+def _source(buffer: bytes | bytearray | memoryview | None, path: str | None,
+            transfer_syntax: str) -> Iterator[Source]:
+    deflated = transfer_syntax in DEFLATED_DATA_SETS
+    if path is None:
+        with memoryview(buffer or b"") as view:
+            start = _data_set_offset(bytes(view[:144]))
+            yield (InflatingSource(iter((view[start:],))) if deflated
+                   else BufferSource(view[start:]))
+        return
+    with open(path, "rb") as fp:
+        start = _data_set_offset(fp.read(144))
+        if deflated:
+            fp.seek(start)
+            yield InflatingSource(_pieces(fp))
+        else:
+            yield FileSource(fp, start)
+
+
+def _pieces(fp: BinaryIO) -> Iterator[bytes | memoryview]:
+    while piece := fp.read(HEADER_PREFIX):
+        yield piece

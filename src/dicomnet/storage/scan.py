@@ -6,7 +6,8 @@ was the largest cost per small object on both sides. Neither needs a value
 decoded: only where each element starts and ends (PS3.5 7.1), and the bytes of
 a few. :func:`scan_elements` walks exactly that and gives up (returns None) on
 anything out of the ordinary, an undefined length or an element cut short, so
-the caller can hand those to pydicom. It is no codec: no value is interpreted,
+the caller can hand those to a slower reader (the SCP's header:
+:mod:`~dicomnet.storage.toplevel`). It is no codec: no value is interpreted,
 no sequence entered.
 """
 
