@@ -2,8 +2,8 @@
 
 Each check compares with what pydicom's full reader makes of the same bytes, in
 each transfer syntax: the values are read raw (scanned, walked, or inflated and
-walked for Deflated Explicit VR Little Endian), decoded straight from their
-bytes in plain character sets, through pydicom's Dataset otherwise.
+walked for Deflated Explicit VR Little Endian) and decoded without pydicom, in
+plain character sets and others (code extensions too), text and binary.
 """
 
 from __future__ import annotations
@@ -339,3 +339,65 @@ def test_texts_is_text_of_each_keyword(syntax: str, charset: str) -> None:
     with pytest.raises(KeyError, match="NoSuchKeyword"):
         got.texts(["SOPInstanceUID", "NoSuchKeyword"])
 
+
+@pytest.mark.parametrize("syntax", ALL_SYNTAXES, ids=SYNTAX_IDS.get)
+@pytest.mark.parametrize(("charset", "name", "description"), [
+    # PS3.5 H.3.1 and I.2: code extensions (ISO 2022), escape sequences in the values.
+    (["", "ISO 2022 IR 87"],
+     "Yamada^Tarou=\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046",
+     "\u80f8\u90e8 CT"),
+    (["", "ISO 2022 IR 149"], "Hong^Gildong=\u6d2a^\u5409\u6d1e=\ud64d^\uae38\ub3d9",
+     "\ud749\ubd80"),
+    # Standalone multi-byte character sets: no escapes.
+    ("GB18030", "Wang^XiaoDong=\u738b^\u5c0f\u6771", "\u80f8\u90e8"),
+    ("GBK", "Wang^XiaoDong=\u738b^\u5c0f\u4e1c", "\u80f8\u90e8"),
+], ids=["japanese", "korean", "gb18030", "gbk"])
+def test_code_extensions_decode_as_pydicom_decodes_them(
+        syntax: str, charset: str | list[str], name: str, description: str) -> None:
+    """Character sets other than the plain ones are decoded here too, not by
+    pydicom's value conversion (see storage.header): as pydicom decodes them."""
+    ds = make_image(18)
+    ds.SpecificCharacterSet = charset
+    ds.PatientName = name
+    ds.StudyDescription = description
+    buffer = received(ds, syntax)
+    got = read_header(buffer, None, syntax)
+    reference = pydicom_reads(buffer)
+    assert is_raw(got)
+    assert got.text("PatientName") == str(reference.PatientName) == name
+    assert got.text("StudyDescription") == reference.StudyDescription == description
+    assert got.texts(["PatientName", "StudyDescription"]) == [name, description]
+
+
+@pytest.mark.parametrize("value", [
+    b"\x1b$B\xff\xfe\x1b(B^Tar",  # JIS X 0208 (listed), bytes it has no character for
+    b"\x1b$)C\xb0\xa1^Tarou",  # KS X 1001 (ISO 2022 IR 149): not listed
+], ids=["undecodable", "unlisted-escape"])
+def test_what_no_character_set_decodes_reads_as_pydicom_reads_it_without_a_warning(
+        value: bytes) -> None:
+    """Bytes the character set they are in cannot decode, or an escape sequence
+    to a character set Specific Character Set does not list: what pydicom gives
+    after its warning (replacement characters; value 1's character set), and no
+    warning (they are errors here, as under python -W error)."""
+    ds = make_image(19)
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "Yamada^Tarou"
+    assert len(value) == len("Yamada^Tarou")  # the element's length stays right
+    buffer = bytearray(bytes(received(ds, ExplicitVRLittleEndian)).replace(
+        b"Yamada^Tarou", value))
+    got = read_header(buffer, None, ExplicitVRLittleEndian).text("PatientName")
+    with pytest.warns(UserWarning):  # pydicom's own reading warns
+        expected = str(pydicom_reads(buffer).PatientName)
+    assert got == expected
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ExplicitVRBigEndian],
+                         ids=["explicit-le", "explicit-be"])
+def test_a_text_attribute_labelled_un_is_read_by_its_dictionary_vr(syntax: str) -> None:
+    """A writer that did not know an attribute labels it UN (PS3.5 6.2.2): its
+    value is still the text the dictionary says, as pydicom reads it."""
+    ds = make_image(20)
+    ds.add(DataElement(0x00081030, "UN", b"Head CT "))  # Study Description, LO
+    buffer = received(ds, syntax)
+    got = read_header(buffer, None, syntax)
+    assert got.text("StudyDescription") == "Head CT" == pydicom_reads(buffer).StudyDescription

@@ -26,7 +26,12 @@ from dicomnet.storage.files import (
     StoragePolicy,
     sync_folder,
 )
-from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header
+from dicomnet.storage.header import (
+    HEADER_PREFIX,
+    HeaderAttributes,
+    read_file_header,
+    read_header,
+)
 from dicomnet.storage.index import (
     SCHEMA_VERSION,
     IndexedInstance,
@@ -80,6 +85,7 @@ __all__ = [
     "join_relative",
     "join_under",
     "part10_header",
+    "read_file_header",
     "read_header",
     "read_part10",
     "safe_label",

@@ -10,9 +10,22 @@ anything unusual; otherwise, and where it gives up, by
 and pydicom read (an unlisted VR, Implicit VR elements and items in Explicit
 VR, undefined lengths...), from a file by windows and seeks, and a deflated
 data set by inflating as far as needed. pydicom reads the data set only where
-that walk loses its place. :class:`HeaderAttributes` then decodes the text
-straight from the bytes when the character set is a plain one (PS3.5
-6.1.2.5.3); anything else goes through pydicom's ``Dataset``.
+that walk loses its place.
+
+:class:`HeaderAttributes` then decodes each value itself: text in its
+character set (PS3.5 6.1.2.5, code extensions included) and binary numbers
+(PS3.5 6.2) as pydicom shows them. pydicom's value conversion is never
+involved: it validates values as it converts them (an invalid date, an IS
+with letters) and says so with ``warnings.warn``, which an application that
+turns warnings into errors (``python -W error``, pytest's filterwarnings) made
+an exception, and the object was refused (C000). That cannot be caught here
+thread-safely (``warnings.catch_warnings`` swaps process-wide state, and the
+store thread, the event loop and the application's own threads may all be in
+pydicom at once), and pydicom's switch (``config.settings.
+reading_validation_mode``) is process-wide too, and does not cover its
+character set warnings: so no value is converted by pydicom at all. A value
+that cannot be decoded is decoded with replacement characters, as pydicom
+would after its warning.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 import pydicom
+from pydicom.charset import CODES_TO_ENCODINGS, default_encoding, handled_encodings, python_encoding
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
@@ -48,7 +62,7 @@ from dicomnet.storage.toplevel import (
 # cost as much as the rest of the scan.
 _Elements = RawElements
 
-__all__ = ["HEADER_PREFIX", "HeaderAttributes", "read_header"]
+__all__ = ["HEADER_PREFIX", "HeaderAttributes", "read_file_header", "read_header"]
 
 logger = logging.getLogger("dicomnet.storage")
 
@@ -61,7 +75,7 @@ _BIG_ENDIAN = str(ExplicitVRBigEndian)
 #: Syntaxes whose in-memory data sets are scanned (storage.scan) first.
 _SCANNED = frozenset({_IMPLICIT_LE, str(ExplicitVRLittleEndian)})
 _REQUIRED = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
-# Character sets whose bytes decode without pydicom's machinery (PS3.5 6.1.2.5.3).
+# Character sets whose bytes decode without code extensions (PS3.5 6.1.2.5.3).
 # The default repertoire is ASCII; bytes beyond it are decoded as Latin-1, as
 # pydicom does, rather than replaced.
 PLAIN_CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
@@ -70,17 +84,29 @@ _CHARSET_TAG = 0x00080005
 #: Value representations held as character strings (PS3.5 6.2).
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
                        "TM", "UC", "UI", "UR", "UT"})
-_TAGS: dict[str, tuple[int, bool]] = {}
+#: Those whose characters Specific Character Set (0008,0005) may extend
+#: (PS3.5 6.1.2.3); the others hold the default repertoire only.
+_EXTENSIBLE_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
+#: Binary numbers (PS3.5 6.2), by their struct format.
+_NUMBERS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d", "SV": "q",
+            "UV": "Q"}
+#: Where a code extension ends and value 1 of the character set is active again
+#: (PS3.5 6.1.2.5.3): control characters (CR, LF, FF, TAB), the value delimiter
+#: '\', and in a person name '^' and '='.
+_RESETS = frozenset(b"\r\n\f\t\\")
+_PN_RESETS = _RESETS | frozenset(b"^=")
+_ESC = 0x1B
+_TAGS: dict[str, tuple[int, str]] = {}
 
 
-def _lookup(keyword: str) -> tuple[int, bool]:
-    """The tag of ``keyword`` and whether its dictionary VR is a text one."""
+def _lookup(keyword: str) -> tuple[int, str]:
+    """The tag of ``keyword`` and its dictionary VR."""
     known = _TAGS.get(keyword)
     if known is None:
         found = tag_for_keyword(keyword)
         if found is None:
             raise KeyError(f"unknown DICOM keyword {keyword!r}")
-        known = _TAGS[keyword] = (int(found), dictionary_VR(found) in _TEXT_VRS)
+        known = _TAGS[keyword] = (int(found), dictionary_VR(found))
     return known
 
 
@@ -91,7 +117,7 @@ def _tag(keyword: str) -> int:
 class HeaderAttributes:
     """Text attributes of a data set: from raw elements, or from a ``Dataset``."""
 
-    __slots__ = ("_dataset", "_encoding", "_implicit", "_little", "_raw")
+    __slots__ = ("_codecs", "_dataset", "_encoding", "_implicit", "_little", "_raw")
 
     def __init__(self, raw: _Elements | None = None, *, implicit: bool = False,
                  little: bool = True, dataset: Dataset | None = None) -> None:
@@ -100,19 +126,36 @@ class HeaderAttributes:
         self._little = little
         self._dataset = dataset
         self._encoding: str | None = None
+        self._codecs: tuple[str, ...] = ()
         if raw is not None:
             charset = raw.get(_CHARSET_TAG)
-            name = charset[1].decode("ascii", "replace") if charset is not None else ""
-            self._encoding = PLAIN_CHARSETS.get(name.strip(" \0"))
+            terms = (charset[1].decode("ascii", "replace") if charset is not None else "")
+            name = terms.strip(" \0")
+            self._encoding = PLAIN_CHARSETS.get(name)
+            if self._encoding is None:
+                self._codecs = _codecs(name.split("\\"))
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> HeaderAttributes:
-        """Wrap a data set pydicom has read (the slow path, and reindexing)."""
-        return cls(dataset=dataset)
+        """Wrap a data set pydicom has read (the slow path, and reindexing): its
+        values not yet converted are decoded as raw ones are."""
+        raw: _Elements = {}
+        little = True
+        for tag in dataset.keys():  # noqa: SIM118 (iterating a Dataset converts each value)
+            element = dataset.get_item(tag)
+            if isinstance(element, RawDataElement) and isinstance(element.value, bytes):
+                raw[int(tag)] = (element.VR, element.value)
+                little = element.is_little_endian
+            elif tag == _CHARSET_TAG and element is not None:  # converted already
+                terms = element.value
+                joined = "\\".join(terms) if isinstance(terms, MultiValue | list) else terms
+                raw[_CHARSET_TAG] = ("CS", str(joined or "").encode("ascii", "replace"))
+        return cls(raw, little=little, dataset=dataset)
 
     @property
     def dataset(self) -> Dataset:
-        """The same attributes as a pydicom ``Dataset`` (made on first use)."""
+        """The same attributes as a pydicom ``Dataset`` (made on first use; its
+        values are pydicom's to convert, with pydicom's checks)."""
         if self._dataset is None:
             implicit, little = self._implicit, self._little
             ds = Dataset({
@@ -128,15 +171,17 @@ class HeaderAttributes:
         """The attribute as text (several values joined by ``\\``), or None when
         absent or empty. Raises ``KeyError`` for a keyword the DICOM dictionary
         does not know, whichever way the data set is read."""
+        tag, dictionary_vr = _lookup(keyword)
         raw = self._raw
-        tag, is_text = _lookup(keyword)
-        if raw is not None and self._encoding is not None:
+        if raw is not None:
             element = raw.get(tag)
             if element is not None:
-                vr, value = element
-                # Implicit VR: the dictionary says whether the bytes are text.
-                if vr in _TEXT_VRS or (vr is None and is_text):
-                    return value.decode(self._encoding, "replace").strip(" \0") or None
+                vr = element[0]
+                if vr is None or (vr == "UN" and dictionary_vr in _TEXT_VRS):
+                    vr = dictionary_vr  # Implicit VR, or a writer that did not know it
+                decoded = self._decoded(vr, element[1])
+                if not isinstance(decoded, _Other):
+                    return decoded
             elif self._dataset is None:
                 # Read raw: absent (or of an undefined length, or over 1 MiB: not kept).
                 return None
@@ -155,22 +200,103 @@ class HeaderAttributes:
             return [self.text(keyword) for keyword in keywords]
         out: list[str | None] = []
         for keyword in keywords:
-            tag, is_text = _TAGS.get(keyword) or _lookup(keyword)
+            tag, dictionary_vr = _TAGS.get(keyword) or _lookup(keyword)
             element = raw.get(tag)
             if element is None:
-                out.append(None)  # scanned: every element before group 0028 is in raw
+                out.append(None)  # read raw: every element before group 0028 is in raw
                 continue
             vr, value = element
-            if vr in _TEXT_VRS or (vr is None and is_text):
+            if vr in _TEXT_VRS or (vr is None and dictionary_vr in _TEXT_VRS):
                 out.append(value.decode(encoding, "replace").strip(" \0") or None)
             else:
                 out.append(self.text(keyword))
         return out
 
+    def _decoded(self, vr: str, value: bytes) -> str | None | _Other:
+        """``value`` as text, or _OTHER for a VR not decoded here (a sequence, OB...)."""
+        if vr in _TEXT_VRS:
+            if self._encoding is not None:
+                text = value.decode(self._encoding, "replace")
+            elif vr in _EXTENSIBLE_VRS:
+                text = _decode_extended(value, self._codecs, _PN_RESETS if vr == "PN" else _RESETS)
+            else:
+                text = value.decode(default_encoding, "replace")
+            return text.strip(" \0") or None
+        fmt = _NUMBERS.get(vr)
+        if fmt is None:
+            return _OTHER
+        size = struct.calcsize("<" + fmt)
+        count = len(value) // size  # a partial last value (an odd length) is dropped
+        numbers = struct.unpack_from(("<" if self._little else ">") + fmt * count, value)
+        return "\\".join(str(n) for n in numbers) or None
+
     def __contains__(self, keyword: str) -> bool:
-        if self._raw is not None:
+        if self._raw is not None and self._dataset is None:
             return _tag(keyword) in self._raw
         return keyword in self.dataset
+
+
+class _Other:
+    """What :meth:`HeaderAttributes._decoded` does not decode (pydicom's Dataset does)."""
+
+
+_OTHER = _Other()
+
+
+def _codecs(terms: Sequence[str]) -> tuple[str, ...]:
+    """The Python codecs of Specific Character Set's values (PS3.5 Table C.12-2,
+    C.12-3), pydicom's table; an unknown one is the default repertoire's (logged
+    at DEBUG, as pydicom warns of it)."""
+    out = []
+    for index, value in enumerate(terms):
+        term = value.strip(" \0") or ("ISO_IR 6" if index == 0 else "")
+        codec = python_encoding.get(term)
+        if codec is None:
+            logger.debug("unknown Specific Character Set %r: read as the default repertoire",
+                         term)
+            codec = default_encoding
+        out.append(codec)
+    return tuple(out) or (default_encoding,)
+
+
+def _decode_extended(value: bytes, codecs: Sequence[str], resets: frozenset[int]) -> str:
+    """Text in a character set with code extensions (PS3.5 6.1.2.5): from each
+    escape sequence on, the character set it designates (one Specific Character
+    Set lists), back to value 1's at the next of ``resets``. What cannot be
+    decoded so (bytes the character set has no character for, an escape to one
+    not listed) is read in value 1's, bytes it lacks replaced: pydicom's reading,
+    after its warning."""
+    first = codecs[0]
+    pieces = value.split(bytes((_ESC,)))
+    out = [_decoded_or_replaced(pieces[0], first)]
+    for piece in pieces[1:]:
+        fragment = bytes((_ESC,)) + piece
+        length = 4 if fragment[1:3] in (b"$(", b"$)") else 3
+        codec = CODES_TO_ENCODINGS.get(fragment[:length])
+        if codec is None or (codec not in codecs and codec != default_encoding):
+            logger.debug("escape sequence %r of no listed character set: read as value 1's",
+                         fragment[:length])
+            out.append(fragment.decode(first, "replace"))
+            continue
+        try:
+            if codec in handled_encodings:  # a codec that reads ISO 2022 escapes itself
+                out.append(fragment.decode(codec))
+                continue
+            body = fragment[length:]
+            cut = next((i for i, byte in enumerate(body) if byte in resets), len(body))
+            out.append(body[:cut].decode(codec) + body[cut:].decode(first))
+        except UnicodeDecodeError:
+            logger.debug("bytes %r not in %s: read as value 1's", fragment, codec)
+            out.append(fragment.decode(first, "replace"))
+    return "".join(out)
+
+
+def _decoded_or_replaced(data: bytes, codec: str) -> str:
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        logger.debug("bytes %r not in %s: read with replacements", data, codec)
+        return data.decode(codec, "replace")
 
 
 def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
@@ -196,6 +322,17 @@ def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
     return _read_by_pydicom(path if path is not None else io.BytesIO(buffer or b""))
 
 
+def read_file_header(path: str, offset: int, transfer_syntax: str) -> HeaderAttributes:
+    """The attributes before group 0028 of the data set at byte ``offset`` of the
+    Part 10 file at ``path`` (any writer's: ``read_part10`` says where), read as
+    :func:`read_header` reads a received one."""
+    with open(path, "rb") as fp:
+        fp.seek(offset)
+        walked = _walked(InflatingSource(_pieces(fp)) if transfer_syntax in DEFLATED_DATA_SETS
+                         else FileSource(fp, offset), transfer_syntax)
+    return walked if walked is not None else _read_by_pydicom(path)
+
+
 def _walked(source: Source, transfer_syntax: str) -> HeaderAttributes | None:
     implicit, big_endian = transfer_syntax == _IMPLICIT_LE, transfer_syntax == _BIG_ENDIAN
     raw = top_level_elements(source, implicit=implicit, big_endian=big_endian,
@@ -205,7 +342,8 @@ def _walked(source: Source, transfer_syntax: str) -> HeaderAttributes | None:
 
 
 def _read_by_pydicom(source: str | io.BytesIO) -> HeaderAttributes:
-    """pydicom's reader, where the walk lost its place."""
+    """pydicom's reader, where the walk lost its place (its own reading may warn;
+    its values are still decoded here: ``from_dataset``)."""
     logger.debug("data set not walked to group 0028: read by pydicom")
     return HeaderAttributes.from_dataset(pydicom.dcmread(source, stop_before_pixels=True))
 

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pydicom
 from pydicom.dataset import Dataset
 
-from dicomnet.storage.header import HeaderAttributes
+from dicomnet.storage.header import HeaderAttributes, read_file_header
 from dicomnet.storage.names import safe_relative_path
 from dicomnet.storage.part10 import read_part10
 
@@ -58,13 +57,15 @@ def row_from_file(root: Path, relative: str) -> NewInstance:
 
     Raises :class:`~dicomnet.storage.names.UnsafeNameError` for a name no
     received object gets, :class:`~dicomnet.storage.part10.NotPart10Error` for
-    a file that is not Part 10, and whatever pydicom raises for a damaged one."""
+    a file that is not Part 10, and whatever pydicom raises for a damaged one.
+    Values are decoded as the SCP decodes a received object's (storage.header),
+    not converted by pydicom."""
     safe_relative_path(relative)
     path = root / relative
     info = read_part10(path)
-    ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(ROW_KEYWORDS))
+    header = read_file_header(str(path), info.dataset_offset, info.transfer_syntax_uid)
     stat = path.stat()
-    return NewInstance(ds, relative_path=relative,
+    return NewInstance(header, relative_path=relative,
                        transfer_syntax_uid=info.transfer_syntax_uid, size=stat.st_size,
                        calling_ae="", peer_fingerprint=None,
                        received_at=datetime.fromtimestamp(stat.st_mtime, UTC))
