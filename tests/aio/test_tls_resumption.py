@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -136,7 +136,7 @@ async def echo_through(port: int, tls: TLSConfig, host: str = LOOPBACK) -> Secur
         return assoc.security
 
 
-def resumed(infos: list[SecurityInfo | None]) -> list[bool]:
+def resumed(infos: Sequence[SecurityInfo | None]) -> list[bool]:
     flags: list[bool] = []
     for info in infos:
         assert info is not None
@@ -218,50 +218,40 @@ def test_only_a_released_association_leaves_a_session_for_its_own_config(pki: Pk
     assert run(main()) == [False, False, True, False]
 
 
-def test_no_session_is_kept_from_an_unverified_server(pki: Pki) -> None:
-    """verify_peer=False: resuming would carry on a link nobody verified."""
-    with pytest.warns(SecurityWarning, match="verification is OFF"):
-        tls = pki.client_tls(verify_peer=False)
-
-        async def main() -> tuple[list[SecurityInfo], list[bool]]:
-            async with running_server(tls=pki.server_tls()) as server, \
-                    HelloRelay(server.port).running() as relay:
-                infos = [await echo_through(relay.port, tls) for _ in range(2)]
-                return infos, relay.offered
-
-        infos, offered = run(main())
-    assert offered == [False, False]
-    assert resumed(list(infos)) == [False, False]
-
-
-def test_resumption_off_on_the_client(pki: Pki) -> None:
-    tls = pki.client_tls(session_resumption=False)
-
+def two_associations(pki: Pki, tls: TLSConfig, server_tls: TLSConfig | None = None
+                     ) -> tuple[list[SecurityInfo], list[bool]]:
+    """Two associations made with ``tls`` through a HelloRelay: what each negotiated,
+    and whether each ClientHello offered a session."""
     async def main() -> tuple[list[SecurityInfo], list[bool]]:
-        async with running_server(tls=pki.server_tls()) as server, \
+        async with running_server(tls=server_tls or pki.server_tls()) as server, \
                 HelloRelay(server.port).running() as relay:
             infos = [await echo_through(relay.port, tls) for _ in range(2)]
             return infos, relay.offered
 
-    infos, offered = run(main())
+    return run(main())
+
+
+def test_no_session_is_kept_from_an_unverified_server(pki: Pki) -> None:
+    """verify_peer=False: resuming would carry on a link nobody verified."""
+    with pytest.warns(SecurityWarning, match="verification is OFF"):
+        infos, offered = two_associations(pki, pki.client_tls(verify_peer=False))
     assert offered == [False, False]
-    assert resumed(list(infos)) == [False, False]
+    assert resumed(infos) == [False, False]
+
+
+def test_resumption_off_on_the_client(pki: Pki) -> None:
+    infos, offered = two_associations(pki, pki.client_tls(session_resumption=False))
+    assert offered == [False, False]
+    assert resumed(infos) == [False, False]
 
 
 def test_resumption_off_on_a_tls13_server(pki: Pki) -> None:
     """A server with session_resumption=False sends no ticket: a TLS 1.3 client has
     nothing to offer."""
-    tls = pki.client_tls()
-
-    async def main() -> tuple[list[SecurityInfo], list[bool]]:
-        async with running_server(tls=pki.server_tls(session_resumption=False)) as server, \
-                HelloRelay(server.port).running() as relay:
-            infos = [await echo_through(relay.port, tls) for _ in range(2)]
-            return infos, relay.offered
-
-    infos, offered = run(main())
+    infos, offered = two_associations(pki, pki.client_tls(),
+                                      pki.server_tls(session_resumption=False))
     assert offered == [False, False]
-    assert resumed(list(infos)) == [False, False]
+    assert resumed(infos) == [False, False]
     assert infos[1].protocol == "TLSv1.3"
 
 
