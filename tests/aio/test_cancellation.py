@@ -44,3 +44,43 @@ def test_a_reader_cancelled_by_an_abort_ends_the_wait_quietly() -> None:
         return reader.cancelled()
 
     assert asyncio.run(main())
+
+
+def test_a_cancelled_wait_closed_still_closes_the_providers_once() -> None:
+    """A waiter cancelled while the server's tasks end (an application shutting
+    down) must not skip the providers' close(): a storage SCP writes its last
+    index rows there. Two waiters close them once."""
+    from dicomnet.aio.server import serve
+    from dicomnet.services.verification import VerificationSCP
+
+    closed: list[str] = []
+
+    class Closing(VerificationSCP):
+        def close(self) -> None:
+            closed.append("closed")
+
+    async def main() -> None:
+        server = await serve(ae_title="SCP", host="127.0.0.1", port=0, providers=[Closing()])
+
+        async def slow_to_end() -> None:  # an association finishing its clean-up
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.05)
+
+        lingering = asyncio.create_task(slow_to_end())
+        await asyncio.sleep(0)
+        server._tasks.add(lingering)
+        server.close()
+        waiter = asyncio.create_task(server.wait_closed())
+        for _ in range(5):
+            await asyncio.sleep(0)  # the waiter is in its gather now
+        assert not waiter.done()
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert closed == ["closed"]
+        await server.wait_closed()
+        assert closed == ["closed"]
+
+    asyncio.run(main())

@@ -354,6 +354,8 @@ class Server:
         self._evicted_total = 0
         self._providers: dict[int, ServiceProvider] = {}
         self._closed = asyncio.Event()
+        #: The providers' close(), run once in a thread for every wait_closed().
+        self._providers_closing: asyncio.Future[object] | None = None
 
     @property
     def active_associations(self) -> int:
@@ -720,16 +722,27 @@ class Server:
         """Wait until ``close()`` was called and every association and provider
         (e.g. a storage SCP's last index rows) has finished."""
         await self._closed.wait()
-        tasks = [t for t in self._tasks if not t.done()]
-        if self._accept_task is not None:
-            tasks.append(self._accept_task)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for provider in self.providers:
-            close = getattr(provider, "close", None)
-            if close is not None:
-                # e.g. the storage SCP writing its last index rows: off the loop.
-                await asyncio.get_running_loop().run_in_executor(None, close)
+        try:
+            tasks = [t for t in self._tasks if not t.done()]
+            if self._accept_task is not None:
+                tasks.append(self._accept_task)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await self._close_providers()  # also when this wait is cancelled
+
+    async def _close_providers(self) -> None:
+        """Each provider's ``close()`` (e.g. the storage SCP writing its last index
+        rows), once, in one thread off the loop; shielded, so that cancelling a
+        waiter never leaves a provider half closed."""
+        if self._providers_closing is None:
+            closers = [close for provider in self.providers
+                       if (close := getattr(provider, "close", None)) is not None]
+            if not closers:
+                return
+            self._providers_closing = asyncio.get_running_loop().run_in_executor(
+                None, lambda: [close() for close in closers])
+        await asyncio.shield(self._providers_closing)
 
     async def serve_forever(self) -> None:
         """Serve until ``close()`` (from a signal handler, another task)."""
