@@ -18,6 +18,7 @@ import pytest
 from cryptography import x509
 
 from dicomnet.aio.client import associate
+from dicomnet.config import Timeouts
 from dicomnet.errors import TLSError
 from dicomnet.security.certificates import CertificateInfo
 from dicomnet.security.config import TLSConfig
@@ -31,6 +32,7 @@ from tests.aio.helpers import (
     log_lines,
     run,
     running_server,
+    wait_until,
 )
 from tests.aio.test_tls_resumption import HelloRelay, echo_through, profiles, resumed
 
@@ -384,3 +386,41 @@ def test_our_certificate_expiring_while_serving_is_an_error_said_once(
     said = [line for line in errors(aio_log) if "has expired" in line]
     assert len(said) == 1, said
     assert "short-lived" in said[0] and str(live[0]) in said[0]
+
+
+def test_a_build_that_does_not_end_holds_one_connection_for_the_handshake_timeout_only(
+    tmp_path: Path, aio_log: pytest.LogCaptureFixture,
+) -> None:
+    """A password callback that does not answer at a rebuild: the first connection
+    waits the handshake timeout and gets the certificate in use, the next ones do
+    not wait; once the callback answers, new connections get the new certificate."""
+    pki = Pki.create(tmp_path / "pki")
+    live = live_files(pki, tmp_path / "live")
+    calls: list[int] = []
+    answer = asyncio.Event()
+
+    async def password() -> str:
+        calls.append(1)
+        if len(calls) > 1:  # the rebuild's: held until the test lets it go
+            await answer.wait()
+        return PASSWORD
+
+    client = pki.client_tls()
+
+    async def main() -> list[str | None]:
+        server_tls = pki.server_tls(certfile=live[0], keyfile=live[1], files_check_interval=0,
+                                    on_private_key_password=password)
+        async with running_server(tls=server_tls,
+                                  timeouts=Timeouts(tls_handshake=0.3)) as server:
+            put(pki.issue("renewed server", client=False, password=PASSWORD), live)
+            names = [common_name(await echo_through(server.port, client)) for _ in range(3)]
+            answer.set()
+            await wait_until(lambda: len(reloads(aio_log)) == 1, "the rebuild to end")
+            names.append(common_name(await echo_through(server.port, client)))
+            return names
+
+    assert run(main()) == ["first server"] * 3 + ["renewed server"]
+    slow = [line for line in log_lines(aio_log, logger=SECURITY, level=logging.WARNING)
+            if "still being built" in line]
+    assert len(slow) == 1, slow
+    assert len(calls) == 2

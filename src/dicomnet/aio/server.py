@@ -481,7 +481,8 @@ class Server:
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         link_hook = GuardedLinkHook(self.on_secure_link_ready)
         try:
-            built = await self._tls_context.current() if self._tls_context else None
+            built = (await self._tls_context.current(self.timeouts.tls_handshake)
+                     if self._tls_context else None)
             stream = await wrap_accepted(
                 sock, tls=self.tls, context=built.context if built else None,
                 handshake_timeout=self.timeouts.tls_handshake, artim_timeout=self.timeouts.artim,

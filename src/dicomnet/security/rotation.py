@@ -102,6 +102,8 @@ class ServerContext:
         self._building: asyncio.Task[bool] | None = None
         #: The certificate whose expiry was already logged (once, not per connection).
         self._expiry_logged: CertificateInfo | None = None
+        #: A build that outlasted a connection's wait: the others do not wait for it.
+        self._slow: asyncio.Task[bool] | None = None
 
     async def start(self) -> BuiltContext:
         """Build the first context, on the loop as before the server listens; raises
@@ -118,11 +120,15 @@ class ServerContext:
         assert self._built is not None, "start() first"
         return self._built
 
-    async def current(self) -> BuiltContext:
+    async def current(self, wait_at_most: float | None = None) -> BuiltContext:
         """The context for a new connection: the one in use, unless the files changed
         since it was built (looked at no more than once per ``files_check_interval``),
         in which case a new one is built and, if that works, returned. Never raises
-        for a failed build (logged); only cancellation."""
+        for a failed build (logged); only cancellation.
+
+        A build still going after ``wait_at_most`` seconds (a password callback that
+        does not answer) leaves this connection on the context in use; the build
+        goes on for the next ones, and its outcome is logged when it ends."""
         import asyncio  # here: importing dicomnet.security loads no asyncio
 
         self._check_expiry()
@@ -136,8 +142,18 @@ class ServerContext:
             if fingerprint in (self.built.fingerprint, self._failed):
                 return self.built
             building = self._start_build(fingerprint, forced=False)
-        # Shielded: a waiting connection that is cancelled (evicted) leaves the build on.
-        await asyncio.shield(building)
+        if building is self._slow:
+            return self.built  # known to be slow: waited for once, not by every connection
+        # Shielded: a waiting connection that is cancelled (evicted) or gives up
+        # leaves the build on.
+        try:
+            async with asyncio.timeout(wait_at_most):
+                await asyncio.shield(building)
+        except TimeoutError:
+            self._slow = building
+            logger.warning("TLS files changed, and the new context is still being built "
+                           "after %gs: new connections get the certificate in use, %s, "
+                           "until it is done", wait_at_most, describe(self.built.certificate))
         return self.built
 
     async def reload(self) -> bool:
