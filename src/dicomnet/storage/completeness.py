@@ -66,19 +66,14 @@ import zlib
 from collections.abc import Iterator
 
 from dicomnet.storage.part10 import DEFLATED_DATA_SETS
-from dicomnet.storage.scan import LONG_VRS
+from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, SHORT_VRS, implicit_vr_at
 
 __all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem", "walker_for"]
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xE000, 0xE00D, 0xE0DD
 _PIXEL_DATA = 0x7FE00010
-_LE = (struct.Struct("<HHL"), struct.Struct("<HH2sH"), struct.Struct("<L"))
-_BE = (struct.Struct(">HHL"), struct.Struct(">HH2sH"), struct.Struct(">L"))
-#: Explicit VRs with a 2-byte length (PS3.5 7.1.2); LONG_VRS have a 4-byte one.
-_SHORT_VRS = frozenset((b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS",
-                        b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL",
-                        b"US"))
+_LE, _BE = HEADER_STRUCTS[False], HEADER_STRUCTS[True]
 
 # What the walker is inside of (one frame each).
 _TOP = 0  # the data set: elements, to its end
@@ -105,18 +100,6 @@ MAX_READINGS = 8
 
 def _tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
-
-
-def _implicit_at(data: bytes | memoryview, pos: int) -> bool:
-    """Whether the element header at ``pos``, the first of an Explicit VR data
-    set or item, is in Implicit VR: no upper-case letters where an Explicit VR
-    header has its VR (PS3.5 7.1.2, 7.1.3), pydicom's test. An implicit length
-    would need 16705 bytes or more to pass for one. An item or a delimiter
-    (group FFFE, no VR in any syntax) says nothing: explicit, as the syntax."""
-    first, second = data[pos + 4], data[pos + 5]
-    if 0x41 <= first <= 0x5A and 0x41 <= second <= 0x5A:
-        return False
-    return bytes(data[pos:pos + 2]) not in (b"\xfe\xff", b"\xff\xfe")
 
 
 class DatasetWalker:
@@ -240,7 +223,7 @@ class DatasetWalker:
                             if what == _FRAGMENTS:  # an OB or OW that holds data sets: a sequence
                                 stack[-1] = (_ITEMS, implicit, stack[-1][2], stack[-1][3])
                             stack.append((_NESTED, True if implicit else (
-                                None if pos + 8 > size else _implicit_at(data, pos)),
+                                None if pos + 8 > size else implicit_vr_at(data, pos)),
                                 stack[-1][2], stack[-1][3]))
                         else:
                             self._error = f"a fragment of undefined length in {_tag(stack[-1][3])}"
@@ -260,7 +243,7 @@ class DatasetWalker:
                         vr: bytes | None = None
                     else:
                         _, _, vr, length = tag_vr.unpack_from(data, pos)
-                        if vr in _SHORT_VRS:
+                        if vr in SHORT_VRS:
                             pos += 8
                         elif vr in LONG_VRS:
                             if pos + 12 > size:
@@ -313,7 +296,7 @@ class DatasetWalker:
         if what == _SCAN:
             return self._scan(data, pos, size)
         if pos + 8 <= size:
-            self._stack[-1] = (what, _implicit_at(data, pos), structs, opener)
+            self._stack[-1] = (what, implicit_vr_at(data, pos), structs, opener)
         return pos
 
     def _unlisted(self, data: bytes | memoryview, pos: int,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["LONG_VRS", "RawElements", "scan_elements"]
+__all__ = ["HEADER_STRUCTS", "LONG_VRS", "SHORT_VRS", "RawElements", "implicit_vr_at",
+           "scan_elements"]
 
 #: Tag -> (VR, or None in Implicit VR; the value's bytes as they are).
 RawElements = dict[int, tuple[str | None, bytes]]
@@ -29,6 +30,15 @@ _KNOWN_VRS = {vr.encode("ascii"): vr for vr in (
     "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
     "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
     "UR", "US", "UT", "UV")}
+#: Explicit VRs with a 2-byte length (PS3.5 7.1.2): the others of Table 6.2-1.
+SHORT_VRS = frozenset(_KNOWN_VRS) - LONG_VRS
+#: An element header's three layouts, by byte order (big_endian): (group, element,
+#: 4-byte length), (group, element, VR, 2-byte length), and the 4-byte length
+#: after a long VR's reserved bytes.
+HEADER_STRUCTS = {
+    big: (struct.Struct(f"{order}HHL"), struct.Struct(f"{order}HH2sH"), struct.Struct(f"{order}L"))
+    for big, order in ((False, "<"), (True, ">"))
+}
 _UNDEFINED = 0xFFFFFFFF
 _TAG_LENGTH = struct.Struct("<HHL")  # implicit VR: group, element, 4-byte length
 _TAG_VR = struct.Struct("<HH2sH")  # explicit VR: group, element, VR, 2-byte length
@@ -77,3 +87,14 @@ def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit
     if offset != end:
         return None  # a few bytes left: an element header cut short
     return raw, offset, False
+
+
+def implicit_vr_at(data: bytes | bytearray | memoryview, pos: int = 0) -> bool:
+    """Whether the element header at ``pos``, the first of an Explicit VR data set
+    or item, is in Implicit VR: no upper-case letters where an Explicit VR header
+    has its VR (PS3.5 7.1.2, 7.1.3), pydicom's test. An implicit length would need
+    16705 bytes or more to pass for one. An item or a delimiter (group FFFE, no VR
+    in any syntax), or a header cut short, says nothing: explicit, as the syntax."""
+    if len(data) < pos + 6 or (0x41 <= data[pos + 4] <= 0x5A and 0x41 <= data[pos + 5] <= 0x5A):
+        return False
+    return bytes(data[pos:pos + 2]) not in (b"\xfe\xff", b"\xff\xfe")

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from dicomnet.storage.completeness import MAX_DEPTH
-from dicomnet.storage.scan import LONG_VRS, RawElements
+from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, SHORT_VRS, RawElements, implicit_vr_at
 
 __all__ = ["BufferSource", "FileSource", "InflatingSource", "Source", "top_level_elements"]
 
@@ -45,14 +45,9 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xE000, 0xE00D, 0xE0DD
 #: Bytes read at once from a file, inflated at once, or searched at once.
 _WINDOW = 64 << 10
-#: Explicit VRs with a 2-byte length (PS3.5 7.1.2).
-_SHORT_VRS = frozenset((b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS",
-                        b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL",
-                        b"US"))
 #: VRs of undefined length whose value is items (a sequence, or encapsulated data).
 _ITEMS_VRS = frozenset((None, "SQ", "UN", "OB", "OW"))
-_LE = (struct.Struct("<HHL"), struct.Struct("<HH2sH"), struct.Struct("<L"))
-_BE = (struct.Struct(">HHL"), struct.Struct(">HH2sH"), struct.Struct(">L"))
+_LE, _BE = HEADER_STRUCTS[False], HEADER_STRUCTS[True]
 
 
 class Source(Protocol):
@@ -156,15 +151,6 @@ class InflatingSource:
         return False
 
 
-def _implicit_at(head: bytes) -> bool:
-    """Whether the element header ``head`` (the first of a data set or an item) is
-    in Implicit VR: no upper-case letters where an explicit VR goes (pydicom's
-    test, and storage.completeness's). An item or a delimiter says nothing."""
-    if len(head) < 6 or (0x41 <= head[4] <= 0x5A and 0x41 <= head[5] <= 0x5A):
-        return False
-    return head[:2] not in (b"\xfe\xff", b"\xff\xfe")
-
-
 class _Walk:
     __slots__ = ("_get", "_release", "_structs")
 
@@ -186,7 +172,7 @@ class _Walk:
             return group << 16 | element, None, pos + 8, length
         group, element, vr, short = tag_vr.unpack_from(head)
         tag = group << 16 | element
-        if vr in _SHORT_VRS:
+        if vr in SHORT_VRS:
             return tag, vr.decode("ascii"), pos + 8, short
         if vr in LONG_VRS:
             if len(head) < 12:
@@ -249,7 +235,7 @@ class _Walk:
 
     def _skip_item(self, pos: int, structs: tuple[struct.Struct, ...], depth: int) -> int | None:
         """Where an item of undefined length whose elements start at ``pos`` ends."""
-        implicit = _implicit_at(self._get(pos, 8))
+        implicit = implicit_vr_at(self._get(pos, 8))
         while True:
             head = self._get(pos, 8)
             if len(head) < 8:
@@ -304,7 +290,7 @@ class _Walk:
                 pos += 8 + length
                 continue
             if implicit is None:
-                implicit = _implicit_at(head)  # an Explicit VR data set decides (pydicom)
+                implicit = implicit_vr_at(head)  # an Explicit VR data set decides (pydicom)
             found = self.element(pos, implicit, structs)
             if found is None or found[0] <= last:
                 return None  # a header cut, or the walk lost its place
