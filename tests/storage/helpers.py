@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pydicom import dcmwrite
@@ -18,7 +18,12 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from dicomnet.aio.client import open_association
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import part10_header
+from dicomnet.ul.negotiation import ContextRequest
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -111,3 +116,29 @@ def received(ds: Dataset, syntax: str) -> bytearray:
                            transfer_syntax_uid=syntax, implementation_class_uid="1.2.3",
                            implementation_version_name="T", source_ae_title="A")
     return bytearray(header + data_set_bytes(ds, syntax))
+
+
+async def store_data_sets(scp: StorageSCP, syntax: str,
+                          data_sets: Iterable[tuple[str, bytes]]) -> list[CStoreRSP]:
+    """C-STORE each (SOP Instance UID, data set bytes) as it is, as Secondary
+    Capture in ``syntax``, on one association to a server running ``scp``
+    (closed at the end); the answers in order."""
+    from tests.aio.helpers import running_server  # the aio tests' helpers, loaded on use
+
+    try:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            assoc = await open_association(
+                "127.0.0.1", server.port, contexts=[ContextRequest(SECONDARY_CAPTURE, (syntax,))])
+            ctx = assoc.context_for(SECONDARY_CAPTURE).context_id
+            answers: list[CStoreRSP] = []
+            for uid, data in data_sets:
+                rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
+                              affected_sop_class_uid=SECONDARY_CAPTURE,
+                              affected_sop_instance_uid=uid)
+                rsp, _ = await assoc.request_one(rq, ctx, dataset=data)
+                assert isinstance(rsp, CStoreRSP)
+                answers.append(rsp)
+            await assoc.release()
+            return answers
+    finally:
+        scp.close()

@@ -14,10 +14,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
-from dicomnet.aio.client import open_association
-from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import INDEX_NAME, StorageSCP
-from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage import completeness
 from dicomnet.storage.completeness import (
     DatasetWalker,
@@ -27,10 +24,10 @@ from dicomnet.storage.completeness import (
 )
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
-from dicomnet.ul.negotiation import ContextRequest
-from tests.aio.helpers import run, running_server
+from tests.aio.helpers import run
 
-from .dicomfiles import SECONDARY_CAPTURE, uid
+from .dicomfiles import uid
+from .helpers import store_data_sets
 from .oddities import (
     AFTER,
     EXPLICIT_LE,
@@ -213,28 +210,8 @@ def test_the_scp_stores_each_oddity_as_it_came(tmp_path: Path, size: str) -> Non
                 for o in ODDITIES}
     root = tmp_path / "root"
 
-    async def scenario() -> list[CStoreRSP]:
-        scp = StorageSCP(root)
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                assoc = await open_association(
-                    "127.0.0.1", server.port,
-                    contexts=[ContextRequest(SECONDARY_CAPTURE, (EXPLICIT_LE,))])
-                ctx = assoc.context_for(SECONDARY_CAPTURE).context_id
-                answers = []
-                for uid, data in oddities.items():
-                    rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
-                                  affected_sop_class_uid=SECONDARY_CAPTURE,
-                                  affected_sop_instance_uid=uid)
-                    rsp, _ = await assoc.request_one(rq, ctx, dataset=data)
-                    assert isinstance(rsp, CStoreRSP)
-                    answers.append(rsp)
-                await assoc.release()
-                return answers
-        finally:
-            scp.close()
-
-    answers = run(scenario(), timeout=60)
+    answers = run(store_data_sets(StorageSCP(root), EXPLICIT_LE, oddities.items()),
+                  timeout=60)
     assert [(a.status, a.error_comment) for a in answers] == [(0, None)] * len(ODDITIES)
     with StorageIndex(root / INDEX_NAME) as index:
         for oddity in ODDITIES:

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.aio.client import open_association
-from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
@@ -28,6 +26,7 @@ from dicomnet.ul.pdu import ReleaseRP, ReleaseRQ, encode_pdata
 from tests.aio.helpers import read_until_eof, run, running_server, wait_until
 
 from .dicomfiles import ALL_SYNTAXES, SECONDARY_CAPTURE, SYNTAX_NAMES, make_image, write_part10
+from .helpers import store_data_sets
 from .rawscu import RawAssociation, store_command
 
 INDEX_FILES = {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm"}
@@ -57,29 +56,9 @@ def test_a_cut_data_set_is_refused_and_leaves_nothing(
     cut_uid, cut = _data_set(tmp_path, 2, syntax, rows)
     cut = cut[:len(cut) - 301]  # inside Pixel Data (or the deflated stream)
 
-    async def scenario() -> list[CStoreRSP]:
-        scp = StorageSCP(root)
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                assoc = await open_association(
-                    "127.0.0.1", server.port,
-                    contexts=[ContextRequest(SECONDARY_CAPTURE, (syntax,))])
-                ctx = assoc.context_for(SECONDARY_CAPTURE).context_id
-                answers: list[CStoreRSP] = []
-                for uid, data in ((cut_uid, cut), (whole_uid, whole)):
-                    rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
-                                  affected_sop_class_uid=SECONDARY_CAPTURE,
-                                  affected_sop_instance_uid=uid)
-                    rsp, _ = await assoc.request_one(rq, ctx, dataset=data)
-                    assert isinstance(rsp, CStoreRSP)
-                    answers.append(rsp)
-                await assoc.release()
-                return answers
-        finally:
-            scp.close()
-
     with caplog.at_level(logging.WARNING, logger="dicomnet"):
-        refused, stored = run(scenario(), timeout=60)
+        refused, stored = run(store_data_sets(
+            StorageSCP(root), syntax, ((cut_uid, cut), (whole_uid, whole))), timeout=60)
     assert refused.status == 0xC000
     assert refused.error_comment is not None
     assert refused.error_comment.startswith("incomplete data set: the data set ends inside")
