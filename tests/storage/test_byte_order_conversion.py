@@ -7,6 +7,7 @@ to Big Endian because the batch held a Big Endian file too."""
 from __future__ import annotations
 
 import array
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
 )
 
 from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
@@ -135,3 +137,25 @@ def test_the_data_set_given_is_never_changed_not_even_while_it_is_encoded(
     swapped = array.array("H", VALUES)  # written in Big Endian
     swapped.byteswap()
     assert swapped.tobytes() in raw
+
+
+def test_a_conversion_pydicom_refuses_fails_alone_with_a_one_line_reason(
+        tmp_path: Path) -> None:
+    """Under pytest's filterwarnings = error pydicom's warning about a value too
+    long for its VR is an exception inside its writer, which wraps it with the
+    whole traceback: the result says which element, in one line."""
+    ds = make_image(3, rows=4, columns=4)
+    with warnings.catch_warnings():  # the file as a device wrote it
+        warnings.simplefilter("ignore")
+        ds.add(DataElement(0x00181020, "LO", "x" * 80))  # Software Versions: LO is 64 at most
+        bad = write_part10(tmp_path / "long.dcm", ds, ExplicitVRLittleEndian)
+    good = write_part10(tmp_path / "ok.dcm", make_image(4, rows=4, columns=4),
+                        ExplicitVRLittleEndian)
+    results = _send(tmp_path / "root", [bad, good], [ImplicitVRLittleEndian])
+    by_name = {Path(r.path).name: r for r in results}
+    failed, sent = by_name["long.dcm"], by_name["ok.dcm"]
+    assert (failed.ok, failed.status) == (False, None)
+    assert failed.error is not None and "\n" not in failed.error
+    assert failed.error.startswith(f"cannot convert to {ImplicitVRLittleEndian}: (0018,1020): ")
+    assert "exceeds the maximum length of 64" in failed.error
+    assert (sent.ok, sent.converted_to) == (True, ImplicitVRLittleEndian)

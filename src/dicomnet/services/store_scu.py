@@ -404,10 +404,22 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
         data = await asyncio.get_running_loop().run_in_executor(
             None, _convert, info, other.transfer_syntax)
     except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
-        result.error = f"cannot convert to {other.transfer_syntax}: {exc}"
+        result.error = f"cannot convert to {other.transfer_syntax}: {_conversion_error(exc)}"
         return None
     result.converted_to = other.transfer_syntax
     return rq, other.context_id, None, data
+
+
+def _conversion_error(exc: Exception) -> str:
+    """pydicom's reason in one line. Its writer wraps what an element raised in
+    "With tag (gggg,eeee) got exception: ..." followed by the whole traceback (a
+    value pydicom warns about fails so where warnings are errors: ``-W error``,
+    pytest's filterwarnings); the result's error is read in a table or a log."""
+    text = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
+    prefix, found, reason = text.partition(" got exception: ")
+    if found and prefix.startswith("With tag "):
+        text = f"{prefix.removeprefix('With tag ')}: {reason}"
+    return text
 
 
 #: Why the peer refused every context of a SOP Class (PS3.8 Table 9-18).
