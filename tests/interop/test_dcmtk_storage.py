@@ -22,6 +22,7 @@ from pydicom.uid import (
 )
 
 from dicomnet.errors import TLSError
+from dicomnet.services import store_convert
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
@@ -206,6 +207,28 @@ def test_store_paths_converts_or_skips_for_an_implicit_only_storescp(
         assert dcmread(path).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
         assert_same_dataset(source, path)
     assert not (out / f"SC.{uid(9, 302)}").exists()
+
+
+@pytest.mark.parametrize("storescp", [["+xi"]], indirect=True, ids=["implicit-only"])
+def test_a_large_file_is_converted_through_a_temporary_file_for_storescp(
+    tmp_path: Path, pki: Pki, storescp: tuple[BackgroundProcess, int, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past ``store_convert.IN_MEMORY_MOST`` (lowered here) the converted data set is
+    written to a temporary file, its Pixel Data copied in pieces: DCMTK stores
+    the same data set, Pixel Data byte for byte."""
+    _, port, out = storescp
+    monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", 64 << 10)
+    source = write_part10(tmp_path / "in" / "big.dcm",
+                          make_image(310, rows=256, columns=256, frames=4),
+                          ExplicitVRLittleEndian)
+    [result] = send_to(port, pki, [source])
+    assert (result.ok, result.status, result.converted_to) == (
+        True, 0, ImplicitVRLittleEndian), result
+    received = out / f"SC.{uid(9, 310)}"
+    wait_files([received])
+    assert dcmread(received).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert_same_dataset(source, received)
 
 
 def test_storescp_refuses_a_client_certificate_from_another_ca(

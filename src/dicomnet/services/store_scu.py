@@ -4,7 +4,8 @@ without decoding them.
 Presentation contexts are proposed from the files' own SOP classes and
 transfer syntaxes; a file whose syntax was accepted as is goes from disk to the
 wire untouched; an uncompressed file is converted by pydicom when only another
-uncompressed syntax was accepted; a compressed file nobody accepted is skipped
+uncompressed syntax was accepted (``store_convert``: a large one through a
+temporary file); a compressed file nobody accepted is skipped
 with its reason. ``dicomnet.services.storage`` re-exports what is public here.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import itertools
 import logging
 import os
@@ -21,8 +23,6 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
-
-import pydicom
 
 from ..config import Timeouts
 from ..dimse.fragments import max_pdv_data_length
@@ -50,7 +50,13 @@ from ..ul.negotiation import (
     ContextRequest,
 )
 from ..ul.pdu import pdata_header
-from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED, encode_dataset
+from .store_convert import (
+    conversion_error,
+    convert_in_memory,
+    convert_to_file,
+    converts_through_file,
+)
+from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
@@ -246,17 +252,6 @@ def _batches(plans: list[_Plan]) -> Iterator[_Batch]:
         yield batch
 
 
-def _convert(info: Part10Info, target: str) -> bytes:
-    """Re-encode an uncompressed data set in another uncompressed syntax (pydicom).
-
-    Only the data set is written: no preamble and no File Meta Information (a
-    C-STORE carries the data set alone, PS3.7 9.3.1.1). Values pydicom decodes
-    it re-encodes in the target's byte order; those it keeps as bytes (OW, OF,
-    OL, OD, OV) are swapped by ``encode_dataset`` when the byte order changes.
-    """
-    return encode_dataset(pydicom.dcmread(info.path), target, source=info.transfer_syntax_uid)
-
-
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
 _UNLIMITED_PDV = (1 << 20) - 6
 
@@ -315,37 +310,63 @@ def _file_pdus(info: Part10Info, context_id: int, max_pdu: int,
     copy of the bytes is made on their way to the transport. Long PDUs are built
     in ``buffers``' memory. Raises :class:`StorageError` if the file shrank
     since it was read."""
-    size = max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV
-    remaining = info.dataset_length
     try:
         with open(info.path, "rb", buffering=0) as fp:
-            if os.fstat(fp.fileno()).st_size < info.dataset_offset + remaining:
+            if os.fstat(fp.fileno()).st_size < info.dataset_offset + info.dataset_length:
                 # Found before anything is sent (the caller takes the first PDU
                 # first): the object fails alone, the association goes on.
                 raise StorageError(f"{info.path} is shorter than when it was read")
-            fp.seek(info.dataset_offset)
-            while True:
-                length = min(size, remaining)
-                pdu: bytearray | memoryview
-                if buffers is not None and 12 + length >= _POOLED_FROM:
-                    pdu = memoryview(buffers.get(12 + size))[:12 + length]
-                else:
-                    pdu = bytearray(12 + length)
-                view = memoryview(pdu)
-                filled = 12
-                while filled < len(pdu):
-                    got = fp.readinto(view[filled:])
-                    if not got:
-                        raise StorageError(f"{info.path} is shorter than when it was read")
-                    filled += got
-                view.release()
-                remaining -= length
-                pdu[:12] = pdata_header(context_id, False, remaining == 0, length)
-                yield pdu
-                if remaining == 0:
-                    return
+            yield from _pdus_from(fp, info.dataset_offset, info.dataset_length,
+                                  name=str(info.path), context_id=context_id,
+                                  max_pdu=max_pdu, buffers=buffers)
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+
+
+def _converted_pdus(fp: io.BufferedRandom, length: int, *, info: Part10Info,
+                    context_id: int, max_pdu: int, buffers: PduBuffers | None
+                    ) -> Generator[bytearray | memoryview, None, None]:
+    """The PDUs of ``info``'s data set converted into the temporary file ``fp``
+    (``store_convert``), which is closed at the end (or when the generator is
+    closed or collected)."""
+    with fp:
+        try:
+            yield from _pdus_from(fp, 0, length, name=f"the conversion of {info.path}",
+                                  context_id=context_id, max_pdu=max_pdu, buffers=buffers)
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot read the conversion of", info.path,
+                                             exc) from exc
+
+
+def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, name: str,
+               context_id: int, max_pdu: int, buffers: PduBuffers | None
+               ) -> Generator[bytearray | memoryview, None, None]:
+    """``total`` bytes of ``fp`` from ``offset`` as P-DATA-TF PDUs (see
+    ``_file_pdus``). Raises StorageError if the file ends before them, and
+    OSError as reading raises it."""
+    size = max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV
+    remaining = total
+    fp.seek(offset)
+    while True:
+        length = min(size, remaining)
+        pdu: bytearray | memoryview
+        if buffers is not None and 12 + length >= _POOLED_FROM:
+            pdu = memoryview(buffers.get(12 + size))[:12 + length]
+        else:
+            pdu = bytearray(12 + length)
+        view = memoryview(pdu)
+        filled = 12
+        while filled < len(pdu):
+            got = fp.readinto(view[filled:])
+            if not got:
+                raise StorageError(f"{name} is shorter than when it was read")
+            filled += got
+        view.release()
+        remaining -= length
+        pdu[:12] = pdata_header(context_id, False, remaining == 0, length)
+        yield pdu
+        if remaining == 0:
+            return
 
 
 #: What a C-STORE needs to go: its request, its context, and its data set (as
@@ -400,26 +421,21 @@ async def _prepare(assoc: ClientAssociation, plan: _Plan,
     if (problem := await _file_problem(info)) is not None:
         result.error = f"not sent: {problem}"
         return None
+    loop = asyncio.get_running_loop()
+    target = other.transfer_syntax
     try:
-        data = await asyncio.get_running_loop().run_in_executor(
-            None, _convert, info, other.transfer_syntax)
+        if converts_through_file(info, target):
+            converted, length = await loop.run_in_executor(None, convert_to_file, info, target)
+            result.converted_to = target
+            return rq, other.context_id, _converted_pdus(
+                converted, length, info=info, context_id=other.context_id,
+                max_pdu=assoc.ul.peer_max_pdu_length, buffers=buffers), None
+        data = await loop.run_in_executor(None, convert_in_memory, info, target)
     except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
-        result.error = f"cannot convert to {other.transfer_syntax}: {_conversion_error(exc)}"
+        result.error = f"cannot convert to {target}: {conversion_error(exc)}"
         return None
-    result.converted_to = other.transfer_syntax
+    result.converted_to = target
     return rq, other.context_id, None, data
-
-
-def _conversion_error(exc: Exception) -> str:
-    """pydicom's reason in one line. Its writer wraps what an element raised in
-    "With tag (gggg,eeee) got exception: ..." followed by the whole traceback (a
-    value pydicom warns about fails so where warnings are errors: ``-W error``,
-    pytest's filterwarnings); the result's error is read in a table or a log."""
-    text = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
-    prefix, found, reason = text.partition(" got exception: ")
-    if found and prefix.startswith("With tag "):
-        text = f"{prefix.removeprefix('With tag ')}: {reason}"
-    return text
 
 
 #: Why the peer refused every context of a SOP Class (PS3.8 Table 9-18).

@@ -1,0 +1,166 @@
+"""A large data set converted for a peer that did not take its syntax goes
+through a temporary file, its bulk values copied from the source file in pieces,
+never whole in memory (services/store_convert.py): the same bytes as the
+in-memory conversion, the same data set stored, a cut source refused."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydicom.dataelem import DataElement
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dicomnet.services import store_convert
+from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
+from dicomnet.services.store_convert import (
+    FileSlice,
+    convert_in_memory,
+    convert_to_file,
+    converts_through_file,
+)
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.files import StorageError
+from dicomnet.storage.part10 import read_part10
+from tests.aio.helpers import run, running_server
+
+from .dicomfiles import assert_same_dataset, make_image, uid, write_part10
+
+
+def _large(path: Path, number: int, syntax: str, *, rows: int = 512, frames: int = 1,
+           private: bool = True) -> Path:
+    """An image with 16-bit pixels past pydicom's deferring size, and (``private``)
+    a private OW value past it too and a small OB one."""
+    ds = make_image(number, rows=rows, columns=512, frames=frames)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelData = os.urandom(rows * 512 * 2 * frames)
+    ds["PixelData"].VR = "OW"
+    if private:
+        ds.add(DataElement(0x00090010, "LO", "DICOMNET TEST"))
+        ds.add(DataElement(0x00091001, "OW", os.urandom(200_000)))
+        ds.add(DataElement(0x00091002, "OB", b"\x01\x02\x03\x04"))
+    return write_part10(path, ds, syntax)
+
+
+@pytest.mark.parametrize(("source", "target"), [
+    (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
+    (ImplicitVRLittleEndian, ExplicitVRLittleEndian),
+], ids=["explicit-to-implicit", "implicit-to-explicit"])
+def test_the_file_holds_what_the_conversion_in_memory_gives(
+        tmp_path: Path, source: str, target: str) -> None:
+    info = read_part10(_large(tmp_path / "in.dcm", 1, source))
+    expected = convert_in_memory(info, target)
+    converted, length = convert_to_file(info, target)
+    with converted:
+        assert converted.tell() == 0
+        data = converted.read()
+    assert (length, data) == (len(expected), expected)
+
+
+def test_a_source_cut_inside_a_bulk_value_is_refused(tmp_path: Path) -> None:
+    """Checked whole before (storage.completeness), then cut: the length of the
+    value is written by then, so the short read must raise, not pass."""
+    path = _large(tmp_path / "in.dcm", 2, ExplicitVRLittleEndian)
+    info = read_part10(path)
+    os.truncate(path, path.stat().st_size - 1000)
+    with pytest.raises(StorageError, match="shorter than when it was read"):
+        convert_to_file(info, ImplicitVRLittleEndian)
+
+
+def test_which_conversions_go_through_a_file(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    info = read_part10(_large(tmp_path / "in.dcm", 3, ExplicitVRLittleEndian, rows=64))
+    monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", info.dataset_length - 1)
+    assert converts_through_file(info, ImplicitVRLittleEndian)
+    assert not converts_through_file(info, "1.2.840.10008.1.2.2")  # Big Endian: in memory
+    assert not converts_through_file(info, "1.2.840.10008.1.2.1.99")  # Deflated: in memory
+    monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", info.dataset_length)
+    assert not converts_through_file(info, ImplicitVRLittleEndian)
+
+
+def test_a_file_slice_reads_seeks_and_tells_as_a_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(100)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        piece = FileSlice(fd, 10, 20, "f")
+        assert (piece.readable(), piece.seekable(), piece.tell()) == (True, True, 0)
+        assert piece.read(5) == bytes(range(10, 15))
+        assert piece.seek(0, io.SEEK_END) == 20
+        assert piece.read() == b""
+        piece.seek(-3, io.SEEK_CUR)
+        target = bytearray(10)
+        assert piece.readinto(target) == 3
+        assert target[:3] == bytes(range(27, 30))
+        piece.seek(0)
+        assert piece.read(-1) == bytes(range(10, 30))
+        with pytest.raises(ValueError, match="negative"):
+            piece.seek(-1)
+        beyond = FileSlice(fd, 90, 20, "f")
+        with pytest.raises(StorageError, match="f is shorter than when it was read"):
+            beyond.read()
+    finally:
+        os.close(fd)
+
+
+def _send(root: Path, files: list[Path], accepted: list[str]) -> list[StoreResult]:
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(root, transfer_syntaxes=accepted)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths("127.0.0.1", server.port, files)
+        finally:
+            scp.close()
+
+    return run(scenario(), timeout=60)
+
+
+@pytest.mark.parametrize(("source", "target"), [
+    (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
+    (ImplicitVRLittleEndian, ExplicitVRLittleEndian),
+], ids=["explicit-to-implicit", "implicit-to-explicit"])
+def test_a_large_data_set_is_stored_converted_element_by_element(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, target: str) -> None:
+    # Private values would be read back as UN from Implicit VR: compared above.
+    path = _large(tmp_path / "in" / "big.dcm", 4, source, private=False)
+    small = write_part10(tmp_path / "in" / "small.dcm", make_image(5), source)
+    monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", 64 << 10)
+    assert converts_through_file(read_part10(path), target)
+    results = {r.path.name: r for r in _send(tmp_path / "root", [path, small], [target])}
+    for name, number, original in (("big.dcm", 4, path), ("small.dcm", 5, small)):
+        result = results[name]
+        assert (result.ok, result.status, result.converted_to) == (True, 0, target), result
+        stored = tmp_path / "root" / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm"
+        assert read_part10(stored).transfer_syntax_uid == target
+        assert_same_dataset(original, stored)
+
+
+def test_converting_a_large_file_takes_less_memory_than_the_file(tmp_path: Path) -> None:
+    """In a process of its own, the peak resident memory (VmHWM) of converting a
+    96 MiB data set: below its size, where the in-memory conversion needs about
+    three times it."""
+    path = _large(tmp_path / "big.dcm", 6, ExplicitVRLittleEndian, rows=1024,
+                  frames=96)
+    script = textwrap.dedent(f"""
+        import re, sys
+        from dicomnet.services.store_convert import convert_to_file
+        from dicomnet.storage.part10 import read_part10
+        def peak():
+            text = open("/proc/self/status").read()
+            return int(re.search(r"VmHWM:\\s+(\\d+) kB", text).group(1)) // 1024
+        info = read_part10({str(path)!r})
+        before = peak()
+        converted, length = convert_to_file(info, {str(ImplicitVRLittleEndian)!r})
+        converted.close()
+        print(before, peak(), length)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120)
+    before, after, length = map(int, out.stdout.split())
+    assert length > 96 << 20
+    assert after - before < 32, (before, after)
