@@ -371,3 +371,22 @@ def test_ciphers_on_a_tls12_only_profile_do_not_warn(
     with caplog.at_level(logging.WARNING, logger="dicomnet.security"):
         server.server_context_sync()
     assert not [r for r in caplog.records if "TLS 1.2 suites only" in r.getMessage()]
+
+
+def test_a_modern_context_is_built_without_touching_the_warning_filters(
+        rsa_pki: DevPKI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``warnings.catch_warnings`` swaps process-wide state, and a server rebuilds
+    its context in a thread (certificate rotation) while its event loop runs:
+    only the retired profiles, which need it, may use it."""
+    entered: list[int] = []
+    real = warnings.catch_warnings
+
+    def spy() -> warnings.catch_warnings[None]:
+        entered.append(1)
+        return real()
+
+    monkeypatch.setattr(warnings, "catch_warnings", spy)
+    server, client = dev_pki_configs(rsa_pki)
+    server.server_context_sync()
+    client.client_context_sync()
+    assert entered == []

@@ -379,12 +379,17 @@ class TLSConfig:
 
         protocol = ssl.PROTOCOL_TLS_SERVER if side == "server" else ssl.PROTOCOL_TLS_CLIENT
         ctx = ssl.SSLContext(protocol)
-        with warnings.catch_warnings():
-            # Python deprecates TLS 1.0/1.1; the retired profiles ask for them on purpose
-            # (and have already warned with SecurityWarning).
-            warnings.simplefilter("ignore", DeprecationWarning)
+        if profile.minimum_version >= ssl.TLSVersion.TLSv1_2:
             ctx.minimum_version = profile.minimum_version
             ctx.maximum_version = profile.maximum_version
+        else:
+            # Python deprecates TLS 1.0/1.1; the retired profiles ask for them on purpose
+            # (and have already warned with SecurityWarning). Only here: catch_warnings
+            # swaps process-wide state, and a server rebuilds its context in a thread.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.minimum_version = profile.minimum_version
+                ctx.maximum_version = profile.maximum_version
         names = to_openssl_names(self.ciphers or profile.tls12_suites)
         if self.ciphers is not None and profile.maximum_version >= ssl.TLSVersion.TLSv1_3:
             _warn_tls13_suites(self.ciphers, profile)
