@@ -80,7 +80,8 @@ class StoreResult:
     #: The status of the peer's C-STORE response (PS3.4 B.2.3); None when none came
     #: (not sent, or the association ended before its answer).
     status: int | None = None
-    #: Stored: status Success (0000H) or a Warning (Bxxx).
+    #: Stored: status Success (0000H) or a Warning (Bxxx, 0001H, 0107H, 0116H:
+    #: PS3.7 Annex C).
     ok: bool = False
     #: Why it was not stored, in words: the peer's Error Comment or its status's
     #: meaning, "not a DICOM Part 10 file: ...", "not sent: ...", or the failure
@@ -470,10 +471,12 @@ async def _file_problem(info: Part10Info) -> str | None:
 
 
 def _record(result: StoreResult, rsp: object) -> None:
-    """The outcome of a C-STORE from its response (PS3.4 B.2.3)."""
+    """The outcome of a C-STORE from its response (PS3.4 B.2.3): a Warning of any
+    kind PS3.7 Annex C names (0107H and 0116H too, as DCMTK and pynetdicom read
+    them) means stored."""
     status = int(getattr(rsp, "status", 0xFFFF))
     result.status = status
-    result.ok = status == 0 or (status & 0xF000) == 0xB000
+    result.ok = Status(status).category in ("success", "warning")
     if not result.ok:
         result.error = getattr(rsp, "error_comment", None) or str(Status(status, "storage"))
         result.retryable = _retryable_status(status)
