@@ -64,7 +64,8 @@ def test_a_peer_comment_and_a_path_with_brackets_are_printed_as_they_are(
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
     row = next(line for line in lines if str(image) in line)
-    assert re.fullmatch(rf"│ {re.escape(str(image))} │ {re.escape(COMMENT)} │ +[\d.]+ kB │", row)
+    status = f"0xC000 Error: cannot understand ({COMMENT})"
+    assert re.fullmatch(rf"│ {re.escape(str(image))} │ {re.escape(status)} │ +[\d.]+ kB │", row)
     summary = lines[-1]
     assert re.fullmatch(r"Stored 0 of 1 objects \(0 B\) to RAW@127\.0\.0\.1:\d+ in \d+\.\d\d s "
                         r"\(0 B/s\), not encrypted", summary), summary
@@ -126,3 +127,25 @@ def test_a_peer_comment_cannot_send_the_terminal_escape_sequences_or_lines(
     row = next(line for line in result.stdout.splitlines() if str(image) in line)
     assert r"\x1b]52;c;cGF5bG9hZA==\x07\x1b[2J\x0aStored 1 of 1 objects" in row
     assert not any(line.startswith("Stored 1 of 1") for line in result.stdout.splitlines())
+
+
+def test_a_failed_row_says_the_status_its_comment_and_a_retrys_remark() -> None:
+    from dicomnet.cli.store import _failure_text
+    from dicomnet.dimse.messages import CStoreRSP
+    from dicomnet.services.storage import StoreResult
+    from dicomnet.services.store_scu import _record
+
+    def failed(status: int, comment: str | None, attempts: int = 1) -> str:
+        result = StoreResult(path=Path("x.dcm"), attempts=attempts)
+        _record(result, CStoreRSP(message_id_being_responded_to=1, status=status,
+                                  error_comment=comment))
+        return _failure_text(result)
+
+    assert failed(0xA700, "disk full") == "0xA700 Refused: out of resources (disk full)"
+    assert failed(0xA900, None) == "0xA900 Error: data set does not match SOP Class"
+    remark = (" (sent again after a lost answer: most likely stored by the earlier "
+              "attempt)")
+    assert failed(0x0111, None, 2) == "0x0111 Duplicate SOP Instance" + remark
+    assert failed(0x0111, "have it", 2) == "0x0111 Duplicate SOP Instance (have it)" + remark
+    assert _failure_text(StoreResult(path=Path("x.dcm"), error="not sent: refused")) == (
+        "not sent: refused")

@@ -124,3 +124,34 @@ def test_each_status_is_reported_per_object(tmp_path: Path,
     assert sorted(scp.received) == sorted(uid(9, n) for n in ANSWERS)
     for n, source in sources.items():
         assert_same_dataset(source, dcmread(io.BytesIO(scp.received[uid(9, n)])))
+
+
+def test_the_table_shows_each_status_code_with_the_peers_comment(
+        tmp_path: Path, status_scp: tuple[StatusSCP, Pki]) -> None:
+    """A failure's row showed only the peer's Error Comment ("disk full"), not which
+    status it came with; a warning's comment was not shown at all."""
+    scp, pki = status_scp
+    for n in (701, 704, 706, 707):
+        write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+    done = _store(scp, pki, tmp_path / "in")
+    assert done.returncode == 1, done.stdout + done.stderr
+    cells = [[cell.strip() for cell in line.split("\N{BOX DRAWINGS LIGHT VERTICAL}")[1:-1]]
+             for line in done.stdout.splitlines() if ".dcm" in line]
+    rows = {file: status for file, status, _ in cells}
+    assert rows == {
+        f"{tmp_path}/in/701.dcm": "0xB000 Warning: coercion of data elements "
+                                  "(PatientName coerced)",
+        f"{tmp_path}/in/704.dcm": "0x0116 Attribute value out of range (Rows out of range)",
+        f"{tmp_path}/in/706.dcm": "0xA700 Refused: out of resources (disk full)",
+        f"{tmp_path}/in/707.dcm": "0xC000 Error: cannot understand",
+    }
+    done = _store(scp, pki, tmp_path / "in", "--json")
+    comments = {int(Path(r["path"]).stem): (r["error_comment"], r["status_text"])
+                for r in json.loads(done.stdout)["results"]}
+    assert comments == {
+        701: ("PatientName coerced",
+              "0xB000 Warning: coercion of data elements (PatientName coerced)"),
+        704: ("Rows out of range", "0x0116 Attribute value out of range (Rows out of range)"),
+        706: ("disk full", "0xA700 Refused: out of resources (disk full)"),
+        707: (None, "0xC000 Error: cannot understand"),
+    }

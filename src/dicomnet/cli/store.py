@@ -141,9 +141,24 @@ def _stderr_is_terminal() -> bool:
 
 
 def _status_text(result: StoreResult) -> str:
+    """The status code, its meaning, and the peer's Error Comment if it sent one."""
     if result.status is None:
         return "not sent"
-    return f"0x{result.status:04X} {Status(result.status, 'storage').description}"
+    text = f"0x{result.status:04X} {Status(result.status, 'storage').description}"
+    return text + (f" ({result.error_comment})" if result.error_comment else "")
+
+
+def _failure_text(result: StoreResult) -> str:
+    """A failed row: the status with the peer's comment when one came (not the
+    comment alone), and what ``error`` adds to them (a retry's remark)."""
+    if result.status is None:
+        return result.error or "not sent"
+    extra = result.error or ""
+    for said in (result.error_comment, str(Status(result.status, "storage"))):
+        if said and extra.startswith(said):
+            extra = extra[len(said):]
+            break
+    return _status_text(result) + extra
 
 
 @click.command(epilog=EXIT_CODES_EPILOG,
@@ -297,8 +312,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             table.add_column("status", overflow="fold")
             table.add_column("size", justify="right", no_wrap=True)
             for r in rows:
-                status = (Text(_status_text(r)) if r.ok
-                          else Text(printable(r.error or _status_text(r)), style="red"))
+                status = (Text(printable(_status_text(r))) if r.ok
+                          else Text(printable(_failure_text(r)), style="red"))
                 table.add_row(Text(printable(str(r.path))), status,
                               _human_bytes(sizes.get(r.path, r.size)))
             console.print(table)

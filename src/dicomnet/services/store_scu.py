@@ -87,6 +87,9 @@ class StoreResult:
     #: meaning, "not a DICOM Part 10 file: ...", "not sent: ...", or the failure
     #: of the association it was on. None when stored.
     error: str | None = None
+    #: The peer's Error Comment (0000,0902) with its status, a Warning's too
+    #: (PS3.7 9.3.1.2, C.1.2); None when it sent none.
+    error_comment: str | None = None
     #: The data set's bytes in the file, without its preamble and File Meta
     #: Information (what goes on the wire when sent as is). ``dicomnet store``'s
     #: totals count whole files.
@@ -104,7 +107,8 @@ class StoreResult:
         """Every field, JSON-ready (the path as a string)."""
         return {
             "path": str(self.path), "sop_instance_uid": self.sop_instance_uid,
-            "status": self.status, "ok": self.ok, "error": self.error, "size": self.size,
+            "status": self.status, "ok": self.ok, "error": self.error,
+            "error_comment": self.error_comment, "size": self.size,
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
             "attempts": self.attempts, "retryable": self.retryable,
         }
@@ -113,6 +117,7 @@ class StoreResult:
         self.status = None
         self.ok = False
         self.error = None
+        self.error_comment = None
         self.converted_to = None
         self.retryable = False
         self.attempts += 1
@@ -477,8 +482,9 @@ def _record(result: StoreResult, rsp: object) -> None:
     status = int(getattr(rsp, "status", 0xFFFF))
     result.status = status
     result.ok = Status(status).category in ("success", "warning")
+    result.error_comment = getattr(rsp, "error_comment", None) or None
     if not result.ok:
-        result.error = getattr(rsp, "error_comment", None) or str(Status(status, "storage"))
+        result.error = result.error_comment or str(Status(status, "storage"))
         result.retryable = _retryable_status(status)
         if status == _DUPLICATE_SOP_INSTANCE and result.attempts > 1:
             result.error += (" (sent again after a lost answer: most likely stored by the "
