@@ -54,3 +54,39 @@ def test_storescu_tls_into_dicomnet_serve(dcmtk: Dcmtk, served: tuple[int, Path,
     stored = list(store.rglob("*.dcm"))
     assert len(stored) == 1
     assert_same_dataset(source, stored[0])
+
+
+def test_storescu_with_a_user_identity_into_dicomnet_serve(
+        dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path) -> None:
+    """User Identity Negotiation (PS3.7 D.3.3.7) toward a server that verifies none:
+    the sub-item is ignored, as D.3.3.7.2 says, and the objects are stored. When
+    the requestor asked for a positive response, storescu closes the association
+    on not getting one (its choice): serve's log says why the peer left, where it
+    said only "the transport connection closed"."""
+    storescu = shutil.which("storescu")
+    if storescu is None:
+        _missing("DCMTK storescu")
+    pki = pkis("rsa")
+    sources = [write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n, rows=300, columns=200),
+                            ExplicitVRLittleEndian) for n in (80, 81)]
+    store = tmp_path / "store"
+    with dicomnet_serve(pki, store) as (port, stderr):
+        for source, identity in zip(sources, (["-usr", "alice", "-pwd", "s3cret"],
+                                              ["-usr", "alice", "-pwd", "s3cret", "-rsp"]),
+                                    strict=True):
+            done = subprocess.run(
+                [str(storescu), *_tls_args(pki.directory), *identity, "127.0.0.1", str(port),
+                 str(source)], capture_output=True, text=True, timeout=30, env=peer_env(),
+                check=False)
+            if "-rsp" in identity:
+                assert "Positive response requested but none received" in done.stdout + \
+                    done.stderr
+            else:
+                assert done.returncode == 0, done.stdout + done.stderr
+    stored = list(store.rglob("*.dcm"))
+    assert len(stored) == 1
+    assert_same_dataset(sources[0], stored[0])
+    log = stderr[0]
+    assert log.count("STORESCU@127.0.0.1") == 3, log  # two associations, one remark
+    assert ("asked for a positive User Identity response (username and passcode), "
+            "which this server gives to none") in log, log

@@ -18,7 +18,7 @@ from ..ul.pdu import AssociateAC, AssociateRQ
 from .transport import SecureLinkEvent, SecureLinkHook, call_hook
 
 __all__ = ["HOOK_FAILED", "GuardedLinkHook", "MergedContexts", "checked_rejection",
-           "link_words", "refused_contexts"]
+           "link_words", "refused_contexts", "unanswered_identity"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -49,6 +49,26 @@ def refused_contexts(rq: AssociateRQ, ac: AssociateAC) -> str:
         return ""
     return "refused presentation context(s) for " + "; ".join(
         f"{uid} ({', '.join(dict.fromkeys(whys))})" for uid, whys in refused.items())
+
+
+#: User Identity types (PS3.7 Table D.3-14), in the log's words.
+_IDENTITY_TYPES = {1: "username", 2: "username and passcode", 3: "Kerberos ticket",
+                   4: "SAML assertion", 5: "JSON Web Token"}
+
+
+def unanswered_identity(rq: AssociateRQ, ac: AssociateAC) -> str:
+    """Words for the log when the requestor asked for a positive User Identity
+    response and ``ac`` has none (PS3.7 D.3.3.7.2: an acceptor that verifies no
+    identity ignores the sub-item). DCMTK's tools then close the association at
+    once, which the log otherwise calls only "the transport connection closed";
+    "" otherwise."""
+    identity = rq.user_information.user_identity_rq
+    if (identity is None or not identity.positive_response_requested
+            or ac.user_information.user_identity_ac is not None):
+        return ""
+    kind = _IDENTITY_TYPES.get(identity.identity_type, f"type {identity.identity_type}")
+    return (f"asked for a positive User Identity response ({kind}), which this server "
+            "gives to none (it verifies no identity): the peer may close the association")
 
 
 #: The A-ASSOCIATE-RJ answering a request when a user hook raised (PS3.8 9.3.4,

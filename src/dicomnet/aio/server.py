@@ -43,6 +43,7 @@ from .acceptor import (
     checked_rejection,
     link_words,
     refused_contexts,
+    unanswered_identity,
 )
 from .association import Association, DatasetSink, MessagesRouted
 from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
@@ -629,9 +630,8 @@ class Server:
             ul.reject(AssociateRJ(*rejection), now)
             return False
         ac = negotiate(rq, self._policy())
-        refused = refused_contexts(rq, ac)
-        if refused:
-            log.info("association from %s@%s:%s: %s", rq.calling_ae_title, *assoc.peer, refused)
+        for remark in filter(None, (refused_contexts(rq, ac), unanswered_identity(rq, ac))):
+            log.info("association from %s@%s:%s: %s", rq.calling_ae_title, *assoc.peer, remark)
         ul.accept(ac)
         assoc.contexts = accepted_contexts(rq, ac)
         assoc.async_window = async_window(rq, ac)
