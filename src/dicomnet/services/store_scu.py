@@ -96,6 +96,9 @@ class StoreResult:
     size: int = 0
     transfer_syntax_uid: str | None = None
     converted_to: str | None = None
+    #: Its C-STORE went out (in part at least) on the last attempt: without a
+    #: status, the peer may hold the object all the same.
+    sent: bool = False
     #: How many times it was sent (or tried): more than 1 after retries.
     attempts: int = 1
     #: A failure that may pass if sent again later: the link failed before the
@@ -110,7 +113,7 @@ class StoreResult:
             "status": self.status, "ok": self.ok, "error": self.error,
             "error_comment": self.error_comment, "size": self.size,
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
-            "attempts": self.attempts, "retryable": self.retryable,
+            "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
         }
 
     def _reset_for_retry(self) -> None:
@@ -119,6 +122,7 @@ class StoreResult:
         self.error = None
         self.error_comment = None
         self.converted_to = None
+        self.sent = False
         self.retryable = False
         self.attempts += 1
 
@@ -509,7 +513,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             prepared = None
         if prepared is None and on_progress:
             on_progress(plan.result)
-        plan.started = prepared is not None
+        plan.started = plan.result.sent = prepared is not None
         return prepared
 
     async def cut_short(plan: _Plan, exc: StorageError) -> AssociationAborted:
