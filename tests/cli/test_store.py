@@ -193,5 +193,5 @@ def test_an_interrupted_store_says_what_was_stored_and_what_is_unconfirmed(
     first, *rest = doc["results"]
     assert first["ok"] and first["status"] == 0 and first["sop_instance_uid"] in sent
     assert {r["path"] for r in doc["results"]} == {str(p) for p in sent.values()}
-    assert all(r["status"] is None and not r["ok"]
+    assert all(r["status"] is None and not r["ok"] and r["status_text"] == "unconfirmed"
                and r["error"] == "interrupted before an answer" for r in rest)

@@ -143,6 +143,8 @@ def _stderr_is_terminal() -> bool:
 def _status_text(result: StoreResult) -> str:
     """The status code, its meaning, and the peer's Error Comment if it sent one."""
     if result.status is None:
+        if result.error == _UNCONFIRMED:
+            return "unconfirmed"  # a Ctrl-C: whether it was on the wire is not known
         return "no answer" if result.sent else "not sent"
     text = f"0x{result.status:04X} {Status(result.status, 'storage').description}"
     return text + (f" ({result.error_comment})" if result.error_comment else "")
