@@ -10,6 +10,7 @@ from dicomnet.cli.common import EXIT_CODES_EPILOG, EXIT_USAGE, cli_session, fail
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.lock import StoreLock
 
 __all__ = ["reindex"]
 
@@ -34,8 +35,8 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
     a deleted index); drops the rows of files that are gone, unless --no-prune.
     Files that are not DICOM Part 10, or cannot be read, are counted as skipped.
 
-    Run it with the server stopped: a server using FOLDER is not detected
-    (it holds no lock on it), and both would change the index at once.
+    Run it with the server stopped: while a server uses FOLDER (it holds a
+    lock on it), reindex refuses (exit 2).
 
     \b
     Examples:
@@ -50,9 +51,13 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
              "(--create builds a new index from its files)", EXIT_USAGE)
     with cli_session(verbose):
         try:
-            with StorageIndex(path) as index:
-                result = index.reindex(folder, prune=not no_prune)
-                instances = index.count()["instances"]
+            lock = StoreLock(folder)  # a server using the folder holds it
+            try:
+                with StorageIndex(path) as index:
+                    result = index.reindex(folder, prune=not no_prune)
+                    instances = index.count()["instances"]
+            finally:
+                lock.release()
         except StorageError as exc:
             fail(f"cannot reindex {folder}: {exc}", EXIT_USAGE)
     if as_json:

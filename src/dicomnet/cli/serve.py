@@ -257,8 +257,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
 
     Stored objects are indexed in index.sqlite in --output. Should the index
     miss some (a server killed while storing, the file deleted), stop the
-    server and run dicomnet reindex on --output (it does not detect a running
-    server); sending the objects again restores their rows too.
+    server and run dicomnet reindex on --output; sending the objects again
+    restores their rows too. One server per --output: a second one (or
+    reindex) on a folder in use exits 2 (it holds a lock on the folder).
 
     \b
     Examples:

@@ -42,6 +42,7 @@ from ..storage.files import (
 from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import NewInstance, StorageIndex
 from ..storage.instances import IndexRow, InstanceLocator
+from ..storage.lock import StoreLock
 from ..storage.names import UnsafeNameError, is_uid, safe_uid
 from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
@@ -220,10 +221,17 @@ class StorageSCP:
         except OSError as exc:  # a file in the way, a read-only or missing parent
             raise StorageError.from_os_error("cannot make the store's folder", self.root,
                                              exc) from exc
-        removed = cleanup_stale(self.root)
-        if removed:
-            log.warning("removed %d stale temporary file(s) under %s", removed, self.root)
-        self.index = StorageIndex(self.root / INDEX_NAME) if index else None
+        # Before anything is removed: the temporary files of a second server's
+        # transfers under way are not stale (one server per folder).
+        self._lock = StoreLock(self.root)
+        try:
+            removed = cleanup_stale(self.root)
+            if removed:
+                log.warning("removed %d stale temporary file(s) under %s", removed, self.root)
+            self.index = StorageIndex(self.root / INDEX_NAME) if index else None
+        except BaseException:
+            self._lock.release()
+            raise
         # Duplicates found by SOP Instance UID wherever the file is; without an
         # index, only at the same path.
         self._locator = (InstanceLocator(self.root, self.index, self._relative,
@@ -252,6 +260,7 @@ class StorageSCP:
         self._index_writer.close()
         if self.index is not None and not self._closed:
             self.index.close()
+        self._lock.release()
         self._closed = True
 
     def open_sink(self, assoc: ServerAssociation, context_id: int,

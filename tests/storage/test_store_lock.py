@@ -1,0 +1,75 @@
+"""One server per store: a second StorageSCP (or ``dicomnet serve``, or
+``dicomnet reindex``) on a folder a StorageSCP holds is refused, before it
+touches anything there. Without the lock, the second server's start-up cleanup
+removed the first one's temporary file in the middle of a transfer, and the
+sender got 0xC000 "No such file or directory"."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from dicomnet.services.storage import StorageSCP
+from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from tests.cli.helpers import error_line, run_cli
+
+
+def _in_flight(root: Path) -> Path:
+    """A temporary file as a transfer under way leaves it."""
+    part = root / f".0123456789abcdef{TEMP_SUFFIX}"
+    part.write_bytes(b"half a data set")
+    return part
+
+
+def test_a_second_scp_on_a_held_folder_is_refused_and_removes_nothing(root: Path) -> None:
+    first = StorageSCP(root)
+    try:
+        part = _in_flight(root)
+        with pytest.raises(StorageError) as caught:
+            StorageSCP(root)
+        assert f"process {os.getpid()}" in str(caught.value)
+        assert "one server per folder" in str(caught.value)
+        assert part.read_bytes() == b"half a data set"
+    finally:
+        first.close()
+    # Once the first one is closed, its folder is free; what it left is stale.
+    second = StorageSCP(root)
+    try:
+        assert not part.exists()
+    finally:
+        second.close()
+
+
+def test_the_lock_adds_no_file_and_a_closed_scp_frees_the_folder(root: Path) -> None:
+    scp = StorageSCP(root)
+    scp.close()
+    assert sorted(p.name for p in root.iterdir()) == ["index.sqlite"]
+    StorageSCP(root).close()
+
+
+def test_serve_on_a_held_folder_exits_2_with_one_line(root: Path) -> None:
+    held = StorageSCP(root)
+    try:
+        part = _in_flight(root)
+        result = run_cli("serve", "--port", 0, "--output", root, "--json")
+        assert result.exit_code == 2, result.output
+        assert error_line(result) == (
+            f"error: cannot store into --output {root}: in use by another dicomnet "
+            f"process (process {os.getpid()}): one server per folder")
+        assert "Traceback" not in result.stderr
+        assert part.exists()
+    finally:
+        held.close()
+
+
+def test_reindex_refuses_a_folder_a_server_holds(root: Path) -> None:
+    held = StorageSCP(root)
+    try:
+        result = run_cli("reindex", root)
+        assert result.exit_code == 2, result.output
+        assert error_line(result).startswith(f"error: cannot reindex {root}: in use by another")
+    finally:
+        held.close()
+    assert run_cli("reindex", root).exit_code == 0
