@@ -118,7 +118,8 @@ def test_a_changed_ca_file_is_picked_up(pki: Pki, tmp_path: Path) -> None:
     cafile = tmp_path / "ca.pem"
     cafile.write_bytes(pki.ca_file.read_bytes())
     tls = pki.client_tls(cafile=cafile)
-    other_ca = pki.foreign("unrelated")[0]
+    # Another trust anchor (a leaf another CA issued is refused as a cafile).
+    other_ca = pki.self_signed("unrelated")[0]
 
     async def main() -> TLSError:
         async with running_server(tls=pki.server_tls()) as server:

@@ -41,6 +41,7 @@ __all__ = [
     "make_dev_pki",
     "pem_certificates",
     "self_signed",
+    "trust_file_problem",
 ]
 
 KeyType = Literal["rsa", "ecdsa", "ecdsa-p384"]
@@ -182,6 +183,36 @@ def pem_certificates(path: str | Path) -> str:
         return ""
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii")
                    for c in x509.load_pem_x509_certificates(data))
+
+
+def trust_file_problem(path: str | Path) -> str | None:
+    """Why a file of trusted certificates (a cafile) can vouch for no peer, or None.
+
+    It can when one of its certificates is a CA (basicConstraints CA:TRUE, RFC 5280
+    4.2.1.9) or self-signed (a trust anchor of its own, pinning that one peer).
+    When every one is an end-entity certificate (CA:FALSE) issued by someone else
+    (a peer's certificate given as the CA, a common slip), OpenSSL loads the file,
+    then builds no chain from it and refuses every peer as "unknown CA". Files
+    that do not parse, and certificates without basicConstraints, are left to
+    OpenSSL, whose own rules decide."""
+    try:
+        certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    for cert in certs:
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (x509.ExtensionNotFound, ValueError):
+            return None
+        if is_ca or cert.issuer == cert.subject:
+            return None
+    if not certs:
+        return None
+    leaf = certs[0]
+    return (f"holds no CA certificate: {leaf.subject.rfc4514_string()} is an end-entity "
+            f"certificate (CA:FALSE) issued by {leaf.issuer.rfc4514_string()}, so it can "
+            "vouch for no peer; give the certificate of the CA that issued the peers' "
+            "certificates")
 
 
 def key_is_encrypted(pem: bytes) -> bool:

@@ -41,6 +41,7 @@ from dicomnet.security.certificates import (
     DevPKI,
     key_is_encrypted,
     pem_certificates,
+    trust_file_problem,
 )
 from dicomnet.security.dhgroups import load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
@@ -525,6 +526,9 @@ class TLSConfig:
         for label, path in (("cafile", self.cafile), ("capath", self.capath)):
             if path is not None and not Path(path).exists():
                 raise ConfigurationError(f"{label} not found: {path}")
+        problem = None if self.cafile is None else trust_file_problem(Path(self.cafile))
+        if problem is not None:
+            raise ConfigurationError(f"cafile {self.cafile} {problem}")
         capath = None if self.capath is None else Path(self.capath)
         cadata = None
         if capath is not None and capath.is_dir() and not _has_hashed_names(capath):

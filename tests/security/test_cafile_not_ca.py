@@ -1,0 +1,85 @@
+"""A cafile that holds no CA certificate (a peer's or our own leaf certificate
+given as --ca, a common slip) is refused when the context is built, naming the
+certificate: it loaded silently, then every peer was refused "unknown CA".
+A self-signed end-entity certificate stays accepted: OpenSSL takes it as a
+trust anchor that pins that one peer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from dicomnet.errors import ConfigurationError
+from dicomnet.security.certificates import DevPKI
+from dicomnet.security.config import TLSConfig
+from tests.security.tlspair import handshake
+
+
+def _refusal(cafile: Path) -> str:
+    return re.escape(
+        f"cafile {cafile} holds no CA certificate: O=dicomnet,CN=localhost is an "
+        "end-entity certificate (CA:FALSE) issued by O=dicomnet,CN=dicomnet development CA, "
+        "so it can vouch for no peer; give the certificate of the CA that issued the "
+        "peers' certificates")
+
+
+def test_a_leaf_as_cafile_is_refused_on_both_sides(rsa_pki: DevPKI) -> None:
+    with pytest.raises(ConfigurationError, match=_refusal(rsa_pki.server_cert)):
+        TLSConfig(certfile=rsa_pki.server_cert, keyfile=rsa_pki.server_key,
+                  cafile=rsa_pki.server_cert).server_context_sync()
+    with pytest.raises(ConfigurationError, match=_refusal(rsa_pki.server_cert)):
+        TLSConfig(cafile=rsa_pki.server_cert).client_context_sync()
+
+
+def test_a_leaf_beside_its_ca_is_fine(rsa_pki: DevPKI, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(rsa_pki.server_cert.read_bytes() + rsa_pki.ca_cert.read_bytes())
+    server = TLSConfig(certfile=rsa_pki.server_cert, keyfile=rsa_pki.server_key,
+                       peer_certificate="none").server_context_sync()
+    result = handshake(TLSConfig(cafile=bundle).client_context_sync(), server)
+    assert result.echoed == b"ping/pong"
+
+
+def test_a_self_signed_end_entity_certificate_still_pins_its_peer(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pinned")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    pem, key_file = tmp_path / "pinned.pem", tmp_path / "pinned.key"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server = TLSConfig(certfile=pem, keyfile=key_file,
+                       peer_certificate="none").server_context_sync()
+    result = handshake(TLSConfig(cafile=pem).client_context_sync(), server)
+    assert result.echoed == b"ping/pong"
+
+
+def test_serve_with_a_leaf_as_ca_exits_2_before_listening(
+        rsa_pki: DevPKI, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--output",
+         str(tmp_path / "store"), "--cert", str(rsa_pki.server_cert), "--key",
+         str(rsa_pki.server_key), "--ca", str(rsa_pki.server_cert)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert re.fullmatch("error: " + _refusal(rsa_pki.server_cert), proc.stderr.strip())
