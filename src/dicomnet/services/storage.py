@@ -322,13 +322,13 @@ class StorageSCP:
         self._committer.submit_call(
             _Job(buffer, message, assoc.contexts[context_id].transfer_syntax,
                  assoc.calling_ae_title, assoc.security),
-            functools.partial(self._answer_stored, message, answer))
+            functools.partial(self._answer_stored, assoc, message, answer))
         return True
 
-    def _answer_stored(self, message: CStoreRQ, answer: Answer,
+    def _answer_stored(self, assoc: ServerAssociation, message: CStoreRQ, answer: Answer,
                        outcome: StoredInstance | BaseException) -> None:
         try:
-            status, comment = self._status(message, outcome)
+            status, comment = self._status(assoc, message, outcome)
         except BaseException as exc:  # not a storage failure: the association ends
             answer(exc)
             return
@@ -341,9 +341,11 @@ class StorageSCP:
             sink.writer is None and sink.buffer is None
         ):
             error = getattr(sink, "error", None) or "no data set received"
-            log.warning("C-STORE %s from %s refused: %s", message.affected_sop_instance_uid,
-                        assoc.calling_ae_title, error)
-            return getattr(sink, "status", CANNOT_UNDERSTAND), error
+            status = getattr(sink, "status", CANNOT_UNDERSTAND)
+            detail = getattr(sink, "detail", None)
+            _log_refusal(logging.ERROR if detail else logging.WARNING, assoc, message,
+                         status, detail or error)
+            return status, error
         writer, buffer = sink.writer, sink.buffer
         sink.writer = sink.buffer = None
         transfer_syntax = assoc.contexts[context_id].transfer_syntax
@@ -371,23 +373,23 @@ class StorageSCP:
                     raise
         except (StorageError, _Refused) as exc:
             outcome = exc
-        status, comment = self._status(message, outcome)
+        status, comment = self._status(assoc, message, outcome)
         if status != SUCCESS or self.on_c_store is None:
             return status, comment
         assert isinstance(outcome, StoredInstance)
         return await self._run_hook(self.on_c_store, outcome)
 
-    def _status(self, message: CStoreRQ, outcome: StoredInstance | BaseException
-                ) -> tuple[int, str | None]:
-        """The status (and Error Comment) for a store's outcome; an exception that
-        is no storage failure or refusal is raised again."""
+    def _status(self, assoc: ServerAssociation, message: CStoreRQ,
+                outcome: StoredInstance | BaseException) -> tuple[int, str | None]:
+        """The status (and Error Comment) for a store's outcome, a refusal logged
+        once; an exception that is no storage failure or refusal is raised again."""
         if isinstance(outcome, StorageError):
-            log.error("C-STORE %s: %s", message.affected_sop_instance_uid, outcome)
+            status = OUT_OF_RESOURCES if outcome.out_of_resources else PROCESSING_FAILURE
+            _log_refusal(logging.ERROR, assoc, message, status, str(outcome))
             # The peer learns why, not where: no local path in the Error Comment.
-            return ((OUT_OF_RESOURCES if outcome.out_of_resources else PROCESSING_FAILURE),
-                    f"cannot store: {outcome.reason}")
+            return status, f"cannot store: {outcome.reason}"
         if isinstance(outcome, _Refused):
-            log.warning("C-STORE %s refused: %s", message.affected_sop_instance_uid, outcome)
+            _log_refusal(logging.WARNING, assoc, message, outcome.status, str(outcome))
             return outcome.status, str(outcome)
         if isinstance(outcome, BaseException):
             raise outcome
@@ -751,6 +753,16 @@ def _comment(comment: str | None) -> str | None:
     if not comment:
         return None
     return comment.encode("ascii", "replace").decode("ascii")[:64]
+
+
+def _log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status: int,
+                 why: str) -> None:
+    """The one line a C-STORE that was not stored leaves in the log: the object,
+    who sent it, the status it was answered (PS3.4 B.2.3) and why, paths included
+    (ERROR when the server could not store, WARNING when it refused the data)."""
+    log.log(level, "C-STORE %s from %s@%s:%s refused, status 0x%04X: %s",
+            message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
+            status, why)
 
 
 class _Refused(DicomNetError):

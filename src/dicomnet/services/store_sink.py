@@ -6,7 +6,6 @@ Also the C-STORE statuses the SCP answers with."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 from ..storage.completeness import walker_for
@@ -14,8 +13,6 @@ from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
 
 __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "contents"]
-
-log = logging.getLogger("dicomnet.services")
 
 # C-STORE statuses (PS3.4 B.2.3, PS3.7 C).
 SUCCESS = 0x0000
@@ -48,8 +45,8 @@ class StoreSink:
     """Receives one C-STORE data set after its Part 10 header: in memory while
     small, then into an AtomicWriter's temporary file."""
 
-    __slots__ = ("_syncing", "_unsynced", "_walker", "buffer", "durable", "error", "provisional",
-                 "status", "writer")
+    __slots__ = ("_syncing", "_unsynced", "_walker", "buffer", "detail", "durable", "error",
+                 "provisional", "status", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -64,6 +61,9 @@ class StoreSink:
         self.provisional = provisional
         self.writer: AtomicWriter | None = None
         self.error = error
+        #: For the server's log, logged once with the refusal: the storage error
+        #: with its paths (``error`` is what the peer is told: no local path).
+        self.detail: str | None = None
         self.status = status
         self._unsynced = 0
         self._syncing: asyncio.Future[None] | None = None
@@ -107,9 +107,7 @@ class StoreSink:
                 if self._unsynced >= SYNC_EVERY and self.durable and not self.writer.direct:
                     self._background_sync(self.writer)
         except StorageError as exc:
-            log.error("C-STORE %s: %s",  # with the paths: for the log only
-                      self.provisional[1].removesuffix(".dcm") if self.provisional else "data set",
-                      exc)
+            self.detail = str(exc)
             self.error = f"cannot store: {exc.reason}"
             self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
             self.abort()
