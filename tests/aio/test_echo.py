@@ -50,7 +50,7 @@ def test_plain_echo(aio_log: pytest.LogCaptureFixture) -> None:
     lines = association_lines(aio_log)
     assert len(lines) == 1
     assert re.fullmatch(r"association ECHO-SCU@127\.0\.0\.1:\d+ -> ECHO-SCP: released, "
-                        r"1 message\(s\)", lines[0]), lines[0]
+                        r"1 message\(s\) \(1 success\), \d+\.\d\d s", lines[0]), lines[0]
 
 
 @pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])
@@ -73,7 +73,8 @@ def test_tls_echo(pkis: PkiFactory, aio_log: pytest.LogCaptureFixture, key_type:
     lines = association_lines(aio_log)
     assert len(lines) == 1
     assert re.fullmatch(rf"association DICOMNET@127\.0\.0\.1:\d+ -> ANY-SCP: released, "
-                        rf"3 message\(s\), TLSv1\.3 {security.cipher_suite}, client certificate "
+                        r"3 message\(s\) \(3 success\), \d+\.\d\d s, "
+                        rf"TLSv1\.3 {security.cipher_suite}, client certificate "
                         r"dicomnet test client \(SHA-256 [0-9A-F:]{95}\)", lines[0]), lines[0]
 
 

@@ -142,7 +142,8 @@ def assert_one_released_association(caplog: pytest.LogCaptureFixture, protocol: 
     lines = association_lines(caplog)
     assert len(lines) == 1, lines
     pattern = (rf"association ECHOSCU@127\.0\.0\.1:\d+ -> {SCP_TITLE}: released, "
-               rf"1 message\(s\), {re.escape(protocol)} {re.escape(suite)}, "
+               rf"1 message\(s\) \(1 success\), \d+\.\d\d s, {re.escape(protocol)} "
+               rf"{re.escape(suite)}, "
                r"(client certificate .+ \(SHA-256 [0-9A-F:]{95}\)|no client certificate)")
     assert re.fullmatch(pattern, lines[0]), lines[0]
 

@@ -1,13 +1,16 @@
 """What an acceptor decides and says about an association request, apart from the
 server's loop: its providers' contexts as one policy, an association hook's
 answer checked, a link hook's bug kept to its connection, and the words its
-log uses for refused contexts and TLS links."""
+log uses for refused contexts, TLS links and the answers an association got."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 
+from ..dimse.messages import DimseMessage
+from ..dimse.status import PENDING, PENDING_WARNING, category_of
 from ..security.info import SecurityInfo
 from ..ul.negotiation import (
     ABSTRACT_SYNTAX_NOT_SUPPORTED,
@@ -17,8 +20,8 @@ from ..ul.negotiation import (
 from ..ul.pdu import AssociateAC, AssociateRQ
 from .transport import SecureLinkEvent, SecureLinkHook, call_hook
 
-__all__ = ["HOOK_FAILED", "GuardedLinkHook", "MergedContexts", "checked_rejection",
-           "link_words", "refused_contexts", "unanswered_identity"]
+__all__ = ["HOOK_FAILED", "AnswerTally", "GuardedLinkHook", "MergedContexts",
+           "checked_rejection", "link_words", "refused_contexts", "unanswered_identity"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -131,6 +134,39 @@ def link_words(security: SecurityInfo | None) -> str:
         return words + ", no client certificate"
     name = cert.common_name or cert.subject
     return words + f", client certificate {name} (SHA-256 {cert.sha256_fingerprint})"
+
+
+class AnswerTally:
+    """The final statuses an association's requests were answered with (PS3.7
+    Annex C), for the line logged when it ends: whether everything the peer
+    sent was stored, and what was not, by status."""
+
+    __slots__ = ("_codes",)
+
+    def __init__(self) -> None:
+        self._codes: Counter[int] = Counter()
+
+    def count(self, response: DimseMessage) -> None:
+        """Count a response about to be sent; pending ones (C-FIND's matches) are
+        not answers yet."""
+        status = getattr(response, "status", None)
+        if isinstance(status, int) and status not in (PENDING, PENDING_WARNING):
+            self._codes[status] += 1
+
+    def words(self, messages: int) -> str:
+        """" (9 success, 1 failure 0xA700)" for ``messages`` requests; those
+        never answered (the association ended first) are said too."""
+        parts = []
+        successes = self._codes.get(0, 0)
+        if successes:
+            parts.append(f"{successes} success")
+        for code in sorted(self._codes):
+            if code:
+                parts.append(f"{self._codes[code]} {category_of(code)} 0x{code:04X}")
+        unanswered = messages - sum(self._codes.values())
+        if unanswered > 0:
+            parts.append(f"{unanswered} unanswered")
+        return f" ({', '.join(parts)})" if parts else ""
 
 
 class MergedContexts(Mapping[str, "Sequence[str] | None"]):

@@ -38,6 +38,7 @@ from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, ne
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .acceptor import (
     HOOK_FAILED,
+    AnswerTally,
     GuardedLinkHook,
     MergedContexts,
     checked_rejection,
@@ -167,6 +168,7 @@ class ServerAssociation(Association):
         self.calling_ae_title = ""
         self.called_ae_title = ""
         self.messages = 0
+        self.answers = AnswerTally()
         #: Slots of the asynchronous operations window (resized once negotiated).
         self.operations = OperationsWindow(1)
         #: Operations being performed concurrently (only with a window above 1).
@@ -249,11 +251,13 @@ class ServerAssociation(Association):
             elif self.failure is not None:
                 pass  # aborted meanwhile: nobody to answer
             elif self._send_lock.locked() or self.stream.receiver.writing_paused:
+                self.answers.count(response)
                 task = self._loop.create_task(self.send_message(response, context_id))
                 self.running.add(task)
                 task.add_done_callback(self.operation_done)
                 return
             else:
+                self.answers.count(response)
                 self.send_now(response, context_id)
         except Exception as exc:
             self._operation_failed(exc)
@@ -480,6 +484,7 @@ class Server:
         self._evicted_total = 0
 
     async def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        started = asyncio.get_running_loop().time()
         link_hook = GuardedLinkHook(self.on_secure_link_ready)
         try:
             built = (await self._tls_context.current(self.timeouts.tls_handshake)
@@ -580,9 +585,11 @@ class Server:
                 outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
             await stream.close()
             if assoc.calling_ae_title:
-                log.info("association %s@%s:%s -> %s: %s, %d message(s)%s",
+                log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",
                          assoc.calling_ae_title, *stream.peer, assoc.called_ae_title, outcome,
-                         assoc.messages, link_words(stream.security))
+                         assoc.messages, assoc.answers.words(assoc.messages),
+                         asyncio.get_running_loop().time() - started,
+                         link_words(stream.security))
 
     async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ, *,
                           link_hook_failed: bool = False) -> bool:
@@ -659,6 +666,7 @@ class Server:
                 log.warning("%s:%s sent %s, which no service here handles%s", *assoc.peer,
                             type(message).__name__, ": refused (0211H)" if rsp else "")
                 if rsp is not None:
+                    assoc.answers.count(rsp)
                     await assoc.send_message(rsp, context_id)
                 continue
             # The window bounds how many operations run at once (PS3.7 D.3.3.3).
@@ -694,6 +702,7 @@ class Server:
         # line leaves it to abort_unclaimed_sinks).
         assoc.unclaimed_sinks.discard(sink)
         for response, dataset in await provider.handle(assoc, context_id, message, sink):
+            assoc.answers.count(response)
             await assoc.send_message(response, context_id, dataset=dataset)
 
     async def reload_tls(self) -> bool:

@@ -242,7 +242,10 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
           net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
-    Logs one line per association on stderr, rejections included. Ctrl-C or
+    Logs one line per association on stderr, rejections included: who, how it
+    ended, its requests answered by status ("3 message(s) (2 success, 1 failure
+    0xA700)"), how long it lasted and its TLS link; and one line per object not
+    stored, with its status and why. Ctrl-C or
     SIGTERM stops it: it stops accepting, aborts the associations under way
     (their partial objects removed), writes its index and exits 0 (success).
     A second Ctrl-C says what the stop waits for; a third quits at once.
