@@ -6,6 +6,7 @@ sender got 0xC000 "No such file or directory"."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -73,3 +74,14 @@ def test_reindex_refuses_a_folder_a_server_holds(root: Path) -> None:
     finally:
         held.close()
     assert run_cli("reindex", root).exit_code == 0
+
+
+def test_stale_temporary_files_are_reported_once(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A restart after kill -9 said it twice, in two wordings (INFO and WARNING)."""
+    _in_flight(root)
+    with caplog.at_level(logging.DEBUG, logger="dicomnet"):
+        StorageSCP(root).close()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "stale" in r.getMessage()]
+    assert said == [(logging.WARNING, f"removed 1 stale temporary file(s) and 0 empty "
+                                      f"folder(s) under {root}")]

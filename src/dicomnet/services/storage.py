@@ -225,9 +225,7 @@ class StorageSCP:
         # transfers under way are not stale (one server per folder).
         self._lock = StoreLock(self.root)
         try:
-            removed = cleanup_stale(self.root)
-            if removed:
-                log.warning("removed %d stale temporary file(s) under %s", removed, self.root)
+            cleanup_stale(self.root)  # logs what it removed
             self.index = StorageIndex(self.root / INDEX_NAME) if index else None
         except BaseException:
             self._lock.release()

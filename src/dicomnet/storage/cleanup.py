@@ -58,6 +58,8 @@ def cleanup_stale(root: Path) -> int:
                 emptied.add(dirpath)
                 folders += 1
     if removed or folders:
-        logger.info("removed %d stale temporary file(s) and %d empty folder(s) under %s",
-                    removed, folders, root)
+        # Temporary files left mean stores were interrupted (a crash, kill -9).
+        logger.log(logging.WARNING if removed else logging.INFO,
+                   "removed %d stale temporary file(s) and %d empty folder(s) under %s",
+                   removed, folders, root)
     return removed
