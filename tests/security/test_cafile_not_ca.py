@@ -83,3 +83,17 @@ def test_serve_with_a_leaf_as_ca_exits_2_before_listening(
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert re.fullmatch("error: " + _refusal(rsa_pki.server_cert), proc.stderr.strip())
+
+
+def test_a_cafile_without_certificates_says_so_naming_it(
+        rsa_pki: DevPKI, tmp_path: Path) -> None:
+    """Was "cannot load CA certificates: [X509: NO_CERTIFICATE_OR_CRL_FOUND] no
+    certificate or crl found (_ssl.c:4154)", the file not named (a key given as
+    --ca, a file half copied during a rotation)."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("garbage\n")
+    for cafile in (rsa_pki.server_key, garbage):
+        with pytest.raises(ConfigurationError) as caught:
+            TLSConfig(cafile=cafile).client_context_sync()
+        assert str(caught.value) == (f"cafile {cafile} holds no PEM certificate (BEGIN "
+                                     "CERTIFICATE): give the CA's certificate in PEM")

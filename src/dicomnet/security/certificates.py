@@ -194,10 +194,18 @@ def trust_file_problem(path: str | Path) -> str | None:
     (a peer's certificate given as the CA, a common slip), OpenSSL loads the file,
     then builds no chain from it and refuses every peer as "unknown CA". Files
     that do not parse, and certificates without basicConstraints, are left to
-    OpenSSL, whose own rules decide."""
+    OpenSSL, whose own rules decide. A file with no PEM certificate at all (a key
+    given for the CA, a copy not yet written) is said as such, OpenSSL's words for
+    it being "NO_CERTIFICATE_OR_CRL_FOUND"."""
     try:
-        certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
-    except (OSError, ValueError):
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if b"-----BEGIN CERTIFICATE-----" not in data and b"-----BEGIN X509 CRL-----" not in data:
+        return "holds no PEM certificate (BEGIN CERTIFICATE): give the CA's certificate in PEM"
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
         return None
     for cert in certs:
         try:
