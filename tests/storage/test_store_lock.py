@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,26 @@ def test_stale_temporary_files_are_reported_once(
     said = [(r.levelno, r.getMessage()) for r in caplog.records if "stale" in r.getMessage()]
     assert said == [(logging.WARNING, f"removed 1 stale temporary file(s) and 0 empty "
                                       f"folder(s) under {root}")]
+
+
+def test_the_store_folder_is_never_made_writable_by_others(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With umask 000 (a service manager's UMask=0000), the root was made 0777:
+    any local account could rename or delete the index and the studies' folders
+    (the study and series folders were 0755 already)."""
+    root = tmp_path / "store"
+    previous = os.umask(0)
+    try:
+        StorageSCP(root).close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(root.stat().st_mode) == 0o755
+    # One an operator made so is used, and said to be open to every account.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with caplog.at_level(logging.WARNING, logger="dicomnet"):
+        StorageSCP(shared).close()
+    assert [r.getMessage() for r in caplog.records if "every account" in r.getMessage()] == [
+        f"the store's folder {shared} is writable by every account (mode 0777): they can "
+        "rename or remove what it holds; chmod o-w it"]

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 import os
+import stat
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,10 +218,16 @@ class StorageSCP:
         self.layout = layout
         self.on_c_store = on_c_store
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            # 0755 as the study folders, whatever the umask (000 made it 0777).
+            self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+            mode = stat.S_IMODE(self.root.stat().st_mode)
         except OSError as exc:  # a file in the way, a read-only or missing parent
             raise StorageError.from_os_error("cannot make the store's folder", self.root,
                                              exc) from exc
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            log.warning("the store's folder %s is writable by every account (mode %04o): "
+                        "they can rename or remove what it holds; chmod o-w it",
+                        self.root, mode)
         # Before anything is removed: the temporary files of a second server's
         # transfers under way are not stale (one server per folder).
         self._lock = StoreLock(self.root)
