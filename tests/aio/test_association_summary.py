@@ -10,13 +10,17 @@ import re
 from pathlib import Path
 
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.aio.client import associate
 from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.services.verification import VerificationSCP
-from tests.aio.helpers import run, running_server
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server, wait_until
 from tests.storage.dicomfiles import make_image, write_part10
+from tests.storage.rawscu import RawAssociation
+
+VERIFICATION = ContextRequest("1.2.840.10008.1.1", (ImplicitVRLittleEndian,))
 
 
 def _summaries(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -60,3 +64,26 @@ def test_an_echo_says_its_success(caplog: pytest.LogCaptureFixture) -> None:
     (line,) = _summaries(caplog)
     assert re.fullmatch(r"association MR02@127\.0\.0\.1:\d+ -> [A-Z-]+: released, "
                         r"1 message\(s\) \(1 success\), \d+\.\d\d s", line), line
+
+
+def test_a_connection_aborted_before_it_associated_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An A-ASSOCIATE-RQ the server cannot take (here a calling AE title with a line
+    feed in it, PS3.5 6.2) was aborted without a word in the log: the operator of
+    a modality misconfigured so saw nothing at all."""
+    async def scenario() -> None:
+        async with running_server(providers=[VerificationSCP()]) as server:
+            with pytest.raises(AssertionError, match="association not accepted"):
+                await RawAssociation.open(server.port, [VERIFICATION],
+                                          calling_ae_title=b"CT\nFAKE")
+            await wait_until(lambda: not server._tasks, "the connection's end")
+
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        run(scenario())
+    lines = [r for r in caplog.records if r.name == "dicomnet.aio"
+             and r.getMessage().startswith("connection from 127.0.0.1:")]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    assert lines[0].levelno == logging.WARNING
+    assert re.fullmatch(r"connection from 127\.0\.0\.1:\d+ aborted before it associated: .+, "
+                        r"\d+\.\d\d s", lines[0].getMessage()), lines[0].getMessage()
+    assert "\n" not in lines[0].getMessage()

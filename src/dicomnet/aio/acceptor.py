@@ -8,20 +8,23 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Protocol
 
 from ..dimse.messages import DimseMessage
 from ..dimse.status import PENDING, PENDING_WARNING, category_of
 from ..security.info import SecurityInfo
+from ..ul.connection import ULConnection
 from ..ul.negotiation import (
     ABSTRACT_SYNTAX_NOT_SUPPORTED,
     ACCEPTANCE,
     TRANSFER_SYNTAXES_NOT_SUPPORTED,
 )
 from ..ul.pdu import AssociateAC, AssociateRQ
-from .transport import SecureLinkEvent, SecureLinkHook, call_hook
+from .transport import SecureLinkEvent, SecureLinkHook, Stream, call_hook
 
 __all__ = ["HOOK_FAILED", "AnswerTally", "GuardedLinkHook", "MergedContexts",
-           "checked_rejection", "link_words", "refused_contexts", "unanswered_identity"]
+           "checked_rejection", "link_words", "log_end", "refused_contexts",
+           "unanswered_identity"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -134,6 +137,38 @@ def link_words(security: SecurityInfo | None) -> str:
         return words + ", no client certificate"
     name = cert.common_name or cert.subject
     return words + f", client certificate {name} (SHA-256 {cert.sha256_fingerprint})"
+
+
+class _Ended(Protocol):
+    """What ``log_end`` reads of a server's association (aio.server)."""
+
+    calling_ae_title: str
+    called_ae_title: str
+    messages: int
+    answers: AnswerTally
+    stream: Stream
+    ul: ULConnection
+
+
+def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = False) -> None:
+    """The line a connection's end logs: an association's (INFO: who, how it ended,
+    its answers by status, how long, its TLS link), or, for a connection aborted
+    before it associated (an A-ASSOCIATE-RQ the server could not read, a PDU
+    out of turn), why, as a WARNING. A connection closed before it asked, one
+    evicted (logged per flood) or closed with the server says nothing."""
+    peer = assoc.stream.peer
+    if not assoc.calling_ae_title and outcome == "closed" and assoc.ul.protocol_error:
+        outcome = f"aborted (invalid PDU: {assoc.ul.protocol_error})"
+    link = link_words(assoc.stream.security)
+    if assoc.calling_ae_title:
+        log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",
+                 assoc.calling_ae_title, *peer[:2], assoc.called_ae_title, outcome,
+                 assoc.messages, assoc.answers.words(assoc.messages), seconds, link)
+    elif (outcome.startswith("aborted (") and not evicted
+          and outcome != "aborted (server closing)"):
+        log.warning("connection from %s:%s aborted before it associated: %s, %.2f s%s",
+                    *peer[:2], outcome.removeprefix("aborted (").removesuffix(")"), seconds,
+                    link)
 
 
 class AnswerTally:

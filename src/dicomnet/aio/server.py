@@ -42,7 +42,7 @@ from .acceptor import (
     GuardedLinkHook,
     MergedContexts,
     checked_rejection,
-    link_words,
+    log_end,
     refused_contexts,
     unanswered_identity,
 )
@@ -584,12 +584,8 @@ class Server:
             if assoc.failure is not None and outcome.startswith(("closed", "released")):
                 outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
             await stream.close()
-            if assoc.calling_ae_title:
-                log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",
-                         assoc.calling_ae_title, *stream.peer, assoc.called_ae_title, outcome,
-                         assoc.messages, assoc.answers.words(assoc.messages),
-                         asyncio.get_running_loop().time() - started,
-                         link_words(stream.security))
+            log_end(assoc, outcome, asyncio.get_running_loop().time() - started,
+                    evicted=asyncio.current_task() in self._evicted)
 
     async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ, *,
                           link_hook_failed: bool = False) -> bool:

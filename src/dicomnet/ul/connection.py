@@ -108,6 +108,9 @@ class ULConnection:
         self.should_close = False
         #: Complete PDUs received so far (lets a driver time each PDU's arrival).
         self.pdus_received = 0
+        #: The last invalid PDU the peer sent (Evt19). Before an association exists
+        #: (Sta2, AA-1: PS3.8 Table 9-10) no indication says it: a driver's log can.
+        self.protocol_error: RemoteProtocolError | None = None
         #: Maximum P-DATA-TF PDU length the peer accepts from us (0: no limit).
         self.peer_max_pdu_length = 0
         #: Maximum P-DATA-TF PDU length we announced (0: no limit).
@@ -290,6 +293,7 @@ class ULConnection:
                 # Already aborting: AA-7 would send yet another A-ABORT; one is enough.
                 return
             log.debug("invalid PDU from peer: %s", exc)
+            self.protocol_error = exc
             self._fire(Event.Evt19, exc)
 
     def _on_pdu(self, pdu: object) -> None:
