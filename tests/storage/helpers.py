@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -142,3 +144,19 @@ async def store_data_sets(scp: StorageSCP, syntax: str,
             return answers
     finally:
         scp.close()
+
+
+def fill_disk(path: Path, leave: int = 0) -> None:
+    """Write ``path`` until its file system has at most ``leave`` bytes free."""
+    with open(path, "wb") as f:
+        while True:
+            stat = os.statvfs(path)
+            free = stat.f_bavail * stat.f_frsize - leave
+            if free <= 0:
+                break
+            try:
+                f.write(bytes(min(free, 1 << 20)))
+                f.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break

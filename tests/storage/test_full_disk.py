@@ -12,13 +12,10 @@ test_files.py) fake the errors instead and run everywhere.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import re
 import sqlite3
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,27 +28,13 @@ from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
 from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import make_image, uid, write_part10
+from tests.storage.helpers import fill_disk
 
 OUT_OF_RESOURCES = 0xA700
 MIB = 1 << 20
 #: rows x columns of 8-bit images: one per path to disk (page cache below 64 KiB,
 #: one page-aligned direct write up to 1 MiB, a streamed direct file above).
 SHAPES = {"small": (50, 100), "image": (700, 700), "spilled": (1600, 1500)}
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 6 MiB tmpfs, unmounted afterwards."""
-    mount_point = tmp_path / "fs"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs",
-                           str(mount_point)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)
 
 
 def _sources(folder: Path) -> dict[str, Path]:
@@ -78,22 +61,6 @@ def _send(root: Path, *batches: list[Path],
         return results
 
     return run(scenario())
-
-
-def _fill(path: Path, leave: int = 0) -> None:
-    """Write ``path`` until the file system has at most ``leave`` bytes free."""
-    with open(path, "wb") as f:
-        while True:
-            stat = os.statvfs(path)
-            free = stat.f_bavail * stat.f_frsize - leave
-            if free <= 0:
-                break
-            try:
-                f.write(bytes(min(free, MIB)))
-                f.flush()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                break
 
 
 def _stored(root: Path) -> list[Path]:
@@ -128,7 +95,7 @@ def test_a_full_disk_refuses_every_path_then_stores_once_room_is_made(
 
     def between(batch: int) -> None:
         if batch == 0:
-            _fill(filler)  # the disk fills while the server runs
+            fill_disk(filler)  # the disk fills while the server runs
             return
         # What the refusals left: no file, no temporary one, no index row.
         left.extend([_stored(root), _leftovers(root), _instances(root)])
@@ -173,7 +140,7 @@ def test_a_streamed_object_that_fits_is_not_refused_for_the_reservation_ahead(
     source = _sources(tmp_path / "in")["spilled"]
     root = small_fs / "store"
     ((result,),) = _send(root, [source],
-                         between=lambda _: _fill(small_fs / "filler", leave=3 * MIB))
+                         between=lambda _: fill_disk(small_fs / "filler", leave=3 * MIB))
     assert result.ok, result.error
     (path,) = _stored(root)
     assert _same_dataset(path, source)

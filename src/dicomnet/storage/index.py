@@ -54,6 +54,7 @@ from dicomnet.storage.names import UnsafeNameError, safe_relative_path
 from dicomnet.storage.part10 import NotPart10Error
 from dicomnet.storage.rows import ROW_KEYWORDS as _ROW_KEYWORDS
 from dicomnet.storage.rows import NewInstance, row_from_file
+from dicomnet.storage.transaction import Transaction, fails_every_row
 
 __all__ = [
     "IndexedInstance",
@@ -320,8 +321,8 @@ class StorageIndex:
     ) -> None:
         self.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)
 
     def add_instance(
         self,
@@ -379,17 +380,28 @@ class StorageIndex:
                     previous = values
             return len(prepared)
         except StorageError as exc:
+            if fails_every_row(exc):
+                self._lost(len(prepared), exc)
+                return 0
             logger.warning("index batch of %d rows failed (%s); writing them one by one",
                            len(prepared), exc)
         written = 0
-        for values in prepared:
+        for done, values in enumerate(prepared):
             try:
                 with self._lock, self._transaction() as db:
                     _insert(db, values)
                 written += 1
             except StorageError as exc:
+                if fails_every_row(exc):  # the disk's, not the row's: one line for all
+                    self._lost(len(prepared) - done, exc)
+                    return written
                 logger.warning("not indexed: %s: %s", values.instance[5], exc)
         return written
+
+    def _lost(self, rows: int, exc: StorageError) -> None:
+        logger.error("%d index row(s) not written (%s): the objects are stored; with the "
+                     "server stopped, 'dicomnet reindex %s' restores them", rows, exc,
+                     self._path.parent)
 
     def remove_instance(self, sop_instance_uid: str) -> bool:
         """Delete an instance row (and parents left empty); True if it existed.
@@ -689,37 +701,6 @@ def _upsert_instance(db: sqlite3.Connection, values: _RowValues) -> None:
         "calling_ae = excluded.calling_ae, peer_fingerprint = excluded.peer_fingerprint",
         values.instance,
     )
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StorageError(f"index transaction failed: {exc}") from exc
-        return self._db
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as error:
-                self._db.execute("ROLLBACK")
-                raise StorageError(f"index commit failed: {error}") from error
-            return
-        self._db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise StorageError(f"index update failed: {exc}") from exc
 
 
 def _prune_series(db: sqlite3.Connection, series_uid: str) -> None:

@@ -1,0 +1,72 @@
+"""The index's write transactions, and which of their failures are the disk's
+(every row fails alike) rather than one row's."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from types import TracebackType
+
+from dicomnet.storage.files import StorageError
+
+__all__ = ["Transaction", "fails_every_row"]
+
+#: SQLite primary result codes (sqlite.org/rescode.html) that say nothing about a
+#: row: the disk or quota is full, I/O failed, the file is read-only, damaged,
+#: gone, or memory ran out. Trying each row again in its own transaction fails
+#: the same way, once per row.
+_NOT_THE_ROW = frozenset({
+    7,   # SQLITE_NOMEM
+    8,   # SQLITE_READONLY
+    10,  # SQLITE_IOERR
+    11,  # SQLITE_CORRUPT
+    13,  # SQLITE_FULL
+    14,  # SQLITE_CANTOPEN
+    26,  # SQLITE_NOTADB
+})
+
+
+def fails_every_row(error: StorageError) -> bool:
+    """Whether an index write failed for a reason no other row escapes."""
+    cause = error.__cause__
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _NOT_THE_ROW
+
+
+class Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception.
+    SQLite ends the transaction itself on some errors (SQLITE_FULL, IOERR: its
+    "automatic rollback"); no ROLLBACK is sent then, whose own error ("no
+    transaction is active") would hide the cause."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"index transaction failed: {exc}") from exc
+        return self._db
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as error:
+                self._rollback()
+                raise StorageError(f"index commit failed: {error}") from error
+            return
+        self._rollback()
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"index update failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                self._db.execute("ROLLBACK")

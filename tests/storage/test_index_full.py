@@ -1,0 +1,84 @@
+"""An index that cannot be written (its disk full) while the objects can: they are
+stored and answered Success, and the log says once, without a traceback, how many
+rows were lost and how to restore them. It logged a traceback whose last error
+("cannot rollback - no transaction is active") hid the cause: SQLite had rolled
+the transaction back itself when the disk filled (SQLITE_FULL)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.services.storage import INDEX_NAME, StorageSCP
+from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.rows import row_from_file
+from tests.aio.helpers import run
+from tests.storage.dicomfiles import make_image, write_part10
+from tests.storage.helpers import data_set_bytes, fill_disk, make_dataset, store_data_sets
+
+#: More rows than the index's pages have room for.
+UIDS = [f"1.2.826.0.1.3680043.8.498.{n}" for n in range(1, 61)]
+
+
+def test_a_full_index_loses_its_rows_with_one_line_and_reindex_restores_them(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scp = StorageSCP(root)
+    assert scp.index is not None
+    # The index's file may not grow by a page: SQLite answers SQLITE_FULL, as on
+    # a full disk ("database or disk is full").
+    db = scp.index._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    data_sets = [
+        (uid, data_set_bytes(make_dataset(sop_instance_uid=uid), str(ExplicitVRLittleEndian)))
+        for uid in UIDS]
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        answers = run(store_data_sets(scp, str(ExplicitVRLittleEndian), data_sets))
+    assert [a.status for a in answers] == [0] * len(UIDS)
+    assert len(list(root.rglob("*.dcm"))) == len(UIDS)
+    # One line per batch of rows lost, not one per row (a disk full for an hour).
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert failures, caplog.text
+    lost = 0
+    for record in failures:
+        assert record.levelno == logging.ERROR and record.exc_info is None, caplog.text
+        message = record.getMessage()
+        found = re.match(r"(\d+) index row\(s\) not written \(index \w+ failed: database "
+                         r"or disk is full\): the objects are stored; with the server stopped, "
+                         rf"'dicomnet reindex {re.escape(str(root))}' restores them", message)
+        assert found, message
+        lost += int(found[1])
+    assert 0 < lost <= len(UIDS)
+    with StorageIndex(root / INDEX_NAME) as index:
+        assert index.reindex(root).added == lost
+        assert index.count()["instances"] == len(UIDS)
+
+
+def test_a_commit_on_a_full_disk_says_the_disk_not_the_rollback(
+        tmp_path: Path, small_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """On a real full disk the COMMIT fails (SQLite writes its WAL then) and SQLite
+    rolls back by itself; the ROLLBACK sent after it failed in turn, and that
+    error ("cannot rollback - no transaction is active"), raised out of the
+    index, reached the log as a traceback."""
+    files = tmp_path / "files"
+    rows = []
+    for n in range(1, 4):
+        ds = make_image(n)
+        relative = f"{n}.dcm"
+        files.mkdir(exist_ok=True)
+        write_part10(files / relative, ds, str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(files, relative))
+    with StorageIndex(small_fs / INDEX_NAME) as index:
+        fill_disk(small_fs / "filler")
+        with caplog.at_level(logging.INFO, logger="dicomnet"):
+            assert index.add_instances(rows) == 0
+        (small_fs / "filler").unlink()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert len(said) == 1, said
+    level, message = said[0]
+    assert level == logging.ERROR and message.startswith("3 index row(s) not written ("), said
+    assert "database or disk is full" in message and "rollback" not in message
