@@ -16,9 +16,11 @@ from dicomnet.aio.client import associate
 from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest
+from dicomnet.ul.pdu import encode_pdata
 from tests.aio.helpers import run, running_server, wait_until
-from tests.storage.dicomfiles import make_image, write_part10
-from tests.storage.rawscu import RawAssociation
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+from tests.storage.helpers import data_set_bytes, make_dataset
+from tests.storage.rawscu import RawAssociation, store_command
 
 VERIFICATION = ContextRequest("1.2.840.10008.1.1", (ImplicitVRLittleEndian,))
 
@@ -87,3 +89,43 @@ def test_a_connection_aborted_before_it_associated_is_logged(
     assert re.fullmatch(r"connection from 127\.0\.0\.1:\d+ aborted before it associated: .+, "
                         r"\d+\.\d\d s", lines[0].getMessage()), lines[0].getMessage()
     assert "\n" not in lines[0].getMessage()
+
+
+def test_an_abort_says_which_object_it_left_unfinished(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A sender that aborts (or a server stopped) in the middle of a data set: the
+    line said "aborted (...), 1 message(s) (1 success)", not that a second
+    object had been arriving and was dropped."""
+    uid = "1.2.826.0.1.3680043.8.498.7"
+    big = make_dataset(sop_instance_uid=uid)
+    big.PixelData = bytes(3 << 20)
+    data = data_set_bytes(big, str(ExplicitVRLittleEndian))
+    store = tmp_path / "store"
+    first = data_set_bytes(make_dataset(), str(ExplicitVRLittleEndian))
+
+    async def scenario() -> None:
+        scp = StorageSCP(store)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                raw = await RawAssociation.open(
+                    server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))])
+                await raw.send_store(1, store_command(SECONDARY_CAPTURE.encode(),
+                                                      b"1.2.826.0.1.3680043.8.498.1"), first)
+                await raw.read_message()
+                await raw.send(encode_pdata(1, True, True, store_command(
+                    SECONDARY_CAPTURE.encode(), uid.encode(), 2)))
+                # Past the spill threshold: the server has it under way once a
+                # temporary file shows.
+                await raw.send(*raw.data_pdus(1, data[:2 << 20])[:-1])
+                await wait_until(lambda: any(store.glob(".*.dicomnet-part")), "the spill")
+                await raw.abort()
+                await wait_until(lambda: not server._tasks, "the association's end")
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        run(scenario())
+    (line,) = _summaries(caplog)
+    assert re.fullmatch(rf"association RAWSCU@127\.0\.0\.1:\d+ -> DICOMNET: aborted \(.+; "
+                        rf"the data set of a C-STORE-RQ for {re.escape(uid)} left unfinished, "
+                        r"not stored\), 1 message\(s\) \(1 success\), \d+\.\d\d s", line), line

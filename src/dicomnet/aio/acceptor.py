@@ -148,6 +148,7 @@ class _Ended(Protocol):
     answers: AnswerTally
     stream: Stream
     ul: ULConnection
+    dropped: str | None
 
 
 def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = False) -> None:
@@ -159,6 +160,8 @@ def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = Fals
     peer = assoc.stream.peer
     if not assoc.calling_ae_title and outcome == "closed" and assoc.ul.protocol_error:
         outcome = f"aborted (invalid PDU: {assoc.ul.protocol_error})"
+    elif assoc.dropped and outcome.startswith("aborted (") and outcome.endswith(")"):
+        outcome = f"{outcome[:-1]}; {assoc.dropped} left unfinished, not stored)"
     link = link_words(assoc.stream.security)
     if assoc.calling_ae_title:
         log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",

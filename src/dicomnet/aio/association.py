@@ -127,6 +127,9 @@ class Association:
         self.tls_error: TLSError | None = None
         # Incoming message whose data set is still arriving.
         self._incoming: tuple[int, DimseMessage, DatasetSink] | None = None
+        #: The message whose data set was dropped half received (its sink aborted),
+        #: in words, for the log line of the association's end.
+        self.dropped: str | None = None
         # The sink that last took bytes in place (see _receive_target).
         self._in_place_sink: DatasetSink | None = None
         self._send_lock = asyncio.Lock()
@@ -534,14 +537,16 @@ class Association:
             return None
         if self._incoming is None:
             return "a command set"
-        message = self._incoming[1]
-        uid = getattr(message, "affected_sop_instance_uid", None)
         self._drop_incoming()
-        return f"the data set of a {operation_name(message)}-RQ" + (f" for {uid}" if uid else "")
+        return self.dropped
 
     def _drop_incoming(self) -> None:
         """Abort the sink of a data set being received, if any: nothing completes it."""
         if self._incoming is not None:
+            message = self._incoming[1]
+            uid = getattr(message, "affected_sop_instance_uid", None)
+            self.dropped = (f"the data set of a {operation_name(message)}-RQ"
+                            + (f" for {uid}" if uid else ""))
             self._incoming[2].abort()
             self._incoming = self._in_place_sink = None
 
