@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -363,3 +364,18 @@ def test_sighup_on_a_plain_server_is_no_stop(tmp_path: Path) -> None:
         assert run_cli("echo", "127.0.0.1", server.port).exit_code == 0
     finally:
         server.stop()
+
+
+def test_serve_log_lines_carry_the_date_and_utc_offset(serve_process: Any) -> None:
+    """A server runs for months, its stderr often a file: "10:53:15" alone did not
+    say which day a study arrived (or failed to). The short-lived commands keep
+    the time alone."""
+    proc, started = serve_process()
+    echo = run_cli("echo", "127.0.0.1", started["port"], "--json")
+    assert echo.exit_code == 0, echo.output
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    lines = err.splitlines()
+    assert any("association " in line for line in lines), err
+    for line in lines:
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} \S", line), line

@@ -497,8 +497,8 @@ class _PrintableFormatter(logging.Formatter):
     terminal an escape sequence. A traceback after it keeps its lines. The
     library's words for its settings become the flags the operator knows."""
 
-    def __init__(self, fmt: str, *, label_problems: bool) -> None:
-        super().__init__(fmt, datefmt="%H:%M:%S")
+    def __init__(self, fmt: str, *, label_problems: bool, dated: bool = False) -> None:
+        super().__init__(fmt, datefmt="%Y-%m-%d %H:%M:%S%z" if dated else "%H:%M:%S")
         #: Without a level in the format: WARNING and ERROR lines say it before the
         #: message, so a problem does not read like the INFO lines around it.
         self.label_problems = label_problems
@@ -551,13 +551,16 @@ def _from_pydicom(filename: str) -> bool:
 
 
 @contextmanager
-def cli_session(verbose: int, *, default_level: int = logging.WARNING) -> Iterator[None]:
-    """Logging to stderr and warnings as one-liners for the duration of a command."""
+def cli_session(verbose: int, *, default_level: int = logging.WARNING,
+                dated: bool = False) -> Iterator[None]:
+    """Logging to stderr and warnings as one-liners for the duration of a command;
+    ``dated``: each line's time with its date and UTC offset (a server's log, read
+    days later), else the time of day alone."""
     level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else default_level
     handler = _ClickHandler()
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose >= 2 else (
         "%(asctime)s %(message)s")
-    handler.setFormatter(_PrintableFormatter(fmt, label_problems=verbose < 2))
+    handler.setFormatter(_PrintableFormatter(fmt, label_problems=verbose < 2, dated=dated))
     logger = logging.getLogger("dicomnet")
     old_level, old_propagate = logger.level, logger.propagate
     logger.addHandler(handler)

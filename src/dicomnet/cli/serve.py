@@ -275,7 +275,7 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
         allowed = frozenset(check_ae_title(t, "--allow-aet") for t in allow_aets)
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
-    with cli_session(net.verbose, default_level=logging.INFO):
+    with cli_session(net.verbose, default_level=logging.INFO, dated=True):
         tls = net.tls_config()  # before the loop: it may ask for the key's password
         run_async(lambda: _serve(host, net.default_port() if port is None else port, output,
                                  Limits(max_associations=max_associations,
