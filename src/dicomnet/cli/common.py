@@ -13,15 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
-import logging
 import os
-import re
 import signal
 import socket
 import sys
 import traceback
-import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,13 +36,20 @@ from dicomnet.cli.exits import (
     EXIT_TERMINATED,
     EXIT_USAGE,
     interruption,
-    json_promise,
+)
+from dicomnet.cli.output import (
+    cli_session,
+    fail,
+    in_cli_words,
+    print_json,
+    printable,
+    say_error,
 )
 from dicomnet.config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Timeouts
 from dicomnet.errors import AssociationAborted, ConfigurationError, DicomNetError
 from dicomnet.security.certificates import key_is_encrypted
 from dicomnet.security.config import TLSConfig
-from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES, SecurityWarning
+from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES
 
 __all__ = [
     "printable",
@@ -445,154 +448,6 @@ def _timeout_help(role: Role) -> str:
             "response.")
 
 
-# -- output -------------------------------------------------------------------------
-
-
-#: What a terminal obeys rather than shows: the C0 controls, DEL and the C1 ones
-#: (ESC starts the escape sequences that set a window title, write the clipboard
-#: or move the cursor; a newline would forge a line of output).
-#: Unicode's bidirectional controls reorder what follows them on the line: a file
-#: name or a comment could show another text than it holds.
-_BIDI = "\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROLS = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}]")
-_CONTROLS_BUT_LINES = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
-
-
-def printable(text: str, *, lines: bool = False) -> str:
-    """``text`` with its control characters written as escapes (``\\x1b``):
-    what a peer sends (an Error Comment, an AE title, a certificate's subject)
-    reaches the terminal as text, never as a command. ``lines`` keeps newlines
-    and tabs (text of several lines that is ours, a traceback say)."""
-    pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                       else f"\\u{ord(m.group()):04x}", text)
-
-
-def print_json(obj: object, *, line: bool = False, last: bool = True) -> None:
-    """One JSON document on stdout; ``line``: on one line (serve's events).
-    ``last``: the document --json promises, after which none is added (see
-    :class:`~dicomnet.cli.exits.JsonPromise`)."""
-    click.echo(json.dumps(obj, indent=None if line else 2, default=str))
-    if last:
-        with json_promise() as promise:
-            promise.printed = True
-
-
-def say_error(message: str) -> None:
-    """One ``error:`` line on stderr (the message noted for --json's document)."""
-    with json_promise() as promise:
-        promise.error = message
-    click.echo(click.style("error: ", fg="red", bold=True) + printable(message), err=True)
-
-
-def fail(message: str, code: int = EXIT_NETWORK) -> NoReturn:
-    """One ``error:`` line on stderr, then exit with ``code``."""
-    say_error(message)
-    sys.exit(code)
-
-
-class _PrintableFormatter(logging.Formatter):
-    """Log lines whose message is printable (see :func:`printable`): a calling AE
-    title or a server name from the network can neither forge a line nor send the
-    terminal an escape sequence. A traceback after it keeps its lines. The
-    library's words for its settings become the flags the operator knows."""
-
-    def __init__(self, fmt: str, *, label_problems: bool, dated: bool = False) -> None:
-        super().__init__(fmt, datefmt="%Y-%m-%d %H:%M:%S%z" if dated else "%H:%M:%S")
-        #: Without a level in the format: WARNING and ERROR lines say it before the
-        #: message, so a problem does not read like the INFO lines around it.
-        self.label_problems = label_problems
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        message = record.message
-        record.message = printable(_in_cli_words(message))
-        if self.label_problems and record.levelno >= logging.WARNING:
-            record.message = f"{record.levelname}: {record.message}"
-        try:
-            return super().formatMessage(record)
-        finally:
-            record.message = message
-
-
-class _ClickHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at emit time (CliRunner swaps it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            click.echo(self.format(record), err=True)
-        except Exception:
-            self.handleError(record)
-
-
-def _show_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    if not issubclass(category, SecurityWarning) and _from_pydicom(filename):
-        # pydicom's remarks on the data sets it reads, received ones included (an
-        # invalid UID, a VR that is not what the syntax says): detail for debugging.
-        # A peer sending malformed objects must not fill the operator's console.
-        logging.getLogger("dicomnet.storage").debug("pydicom: %s", message)
-        return
-    # Security warnings are meant for the operator: one loud line, no source location.
-    click.echo(click.style("WARNING: ", fg="red", bold=True) + printable(str(message)),
-               err=True)
-
-
-def _from_pydicom(filename: str) -> bool:
-    pydicom = sys.modules.get("pydicom")  # not imported: the warning is not its own
-    home = getattr(pydicom, "__file__", None)
-    return home is not None and Path(filename).resolve().is_relative_to(
-        Path(home).resolve().parent)
-
-
-@contextmanager
-def cli_session(verbose: int, *, default_level: int = logging.WARNING,
-                dated: bool = False) -> Iterator[None]:
-    """Logging to stderr and warnings as one-liners for the duration of a command;
-    ``dated``: each line's time with its date and UTC offset (a server's log, read
-    days later), else the time of day alone."""
-    level = logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else default_level
-    handler = _ClickHandler()
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose >= 2 else (
-        "%(asctime)s %(message)s")
-    handler.setFormatter(_PrintableFormatter(fmt, label_problems=verbose < 2, dated=dated))
-    logger = logging.getLogger("dicomnet")
-    old_level, old_propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", SecurityWarning)
-        warnings.showwarning = _show_warning
-        try:
-            yield
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(old_level)
-            logger.propagate = old_propagate
-
-
-# The library's messages name TLSConfig's fields; the CLI's user knows its flags.
-_CLI_WORDS = (
-    ("(use TLS, port 2762)", "(try --tls / port 2762)"),
-    ("with accept_unknown_sop_classes)", "with --accept-unknown-sop-classes)"),
-    ("(peer_certificate='required')", "(--peer-cert required)"),
-    ("(set certfile/keyfile)", "(give --cert and --key)"),
-    ("set keyfile (", "give --key ("),
-)
-
-
-def _in_cli_words(message: str) -> str:
-    for library, cli in _CLI_WORDS:
-        message = message.replace(library, cli)
-    return message
-
-
 def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
     # A TLS 1.3 server refuses a missing client certificate after the handshake, so the
     # client only sees the connection close: say what most likely happened.
@@ -655,10 +510,10 @@ def run_async(
         raise
     except ConfigurationError as exc:
         _trace(verbose)
-        exit_with(_in_cli_words(str(exc)), EXIT_USAGE)
+        exit_with(in_cli_words(str(exc)), EXIT_USAGE)
     except DicomNetError as exc:
         _trace(verbose)
-        exit_with(_in_cli_words(str(exc)) + _hint(exc, net), EXIT_NETWORK)
+        exit_with(in_cli_words(str(exc)) + _hint(exc, net), EXIT_NETWORK)
     except OSError as exc:
         _trace(verbose)
         where = f" ({exc.filename})" if exc.filename else ""
