@@ -301,7 +301,7 @@ class Association:
             self._rearm()
             return
         self._queue_out()
-        self.stream.writer.close()
+        self.stream.close_soon()
         self._closed.set()
 
     def _local_abort(self, detail: str) -> None:
@@ -412,7 +412,7 @@ class Association:
             # not when the task is next free: it may be running an operation
             # whose response no one will read (a user's handler, say).
             self._write_queued()
-            self.stream.writer.close()
+            self.stream.close_soon()
         events: list[ULEvent | MessagesRouted]
         if self.ul.borrow_pdata:
             # Data went to the sinks already: the inbox holds only the messages it

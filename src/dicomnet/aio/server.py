@@ -282,7 +282,7 @@ class ServerAssociation(Association):
             log.error("%s:%s: operation failed: %s", *self.peer, exc)
             self._local_abort(f"an operation failed: {exc}")
             self._queue_out()
-            self.stream.writer.close()
+            self.stream.close_soon()
 
     async def finish_operations(self) -> None:
         """Wait for the operations still running, their answers sent (or cancel

@@ -43,6 +43,9 @@ log = logging.getLogger("dicomnet.aio")
 #: reading past twice this). 256 KiB measured as fast as 1 MiB on loopback TLS and
 #: keeps a receiving server a few MB smaller.
 READ_SIZE = 1 << 18
+#: How long a closing connection may take to hand its last bytes to a peer that
+#: does not read them before it is cut (as the TLS transport's own grace).
+CLOSE_GRACE = 10.0
 
 
 class PeerSilent(ConnectError):
@@ -215,11 +218,23 @@ class Stream:
                 and self.security is not None):
             self.session_slot.keep(session, self.security.protocol)
 
+    def close_soon(self) -> None:
+        """Start closing: what is queued goes first, but a peer whose receive
+        window stays shut cannot hold the connection, its descriptor and its
+        association slot: after ``CLOSE_GRACE`` seconds with bytes still unsent it
+        is cut (a plain asyncio transport would wait for it forever)."""
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
+
     async def close(self) -> None:
         writer = self.writer
         if writer.is_closing():
             return
-        writer.close()
+        self.close_soon()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(5.0):
                 await writer.wait_closed()

@@ -1,0 +1,88 @@
+"""Peers that stop reading what the server sends them.
+
+A peer whose receive window stays shut leaves the server's answers in its
+socket buffer: the server stops reading in turn, its idle or PDU deadline
+ends the association, and then the connection must close for good, its
+descriptor and association slot freed, although the A-ABORT can never be
+delivered (closing a transport with unsent data waits for the peer to read
+it, which this one never does)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+
+import pytest
+
+from dicomnet.config import Timeouts
+from dicomnet.dimse.messages import CEchoRQ, encode_message
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.pdu import encode_pdata
+from tests.aio.helpers import (
+    LOOPBACK,
+    Pki,
+    association_lines,
+    run,
+    running_server,
+    wait_until,
+)
+
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+A_ASSOCIATE_AC = 0x02
+#: What the flooding peer leaves unsent in its own buffer before it stops
+#: (its kernel's buffers and the server's are full long before).
+STUCK = 4 << 20
+
+
+async def flood_without_reading(port: int, tls: ssl.SSLContext | None) -> asyncio.StreamWriter:
+    """Associate, then send C-ECHO-RQs and never read their answers, until the
+    server stops taking them (``STUCK`` bytes wait in this side's buffer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (LOOPBACK, port))
+    reader, writer = await asyncio.open_connection(
+        sock=sock, ssl=tls, server_hostname="localhost" if tls else None)
+    writer.write(build_associate_rq(
+        calling_ae_title="DEAF", called_ae_title="DICOMNET-SCP",
+        contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))], max_pdu_length=16384,
+    ).encode())
+    header = await asyncio.wait_for(reader.readexactly(6), 10)
+    assert header[0] == A_ASSOCIATE_AC
+    await asyncio.wait_for(reader.readexactly(int.from_bytes(header[2:], "big")), 10)
+    echoes = encode_pdata(1, True, True, encode_message(CEchoRQ(message_id=1))) * 1000
+    # (Or until the server ended the connection: over TLS, it may well do so first.)
+    while writer.transport.get_write_buffer_size() < STUCK and not writer.transport.is_closing():
+        writer.write(echoes)
+        await asyncio.sleep(0.01)
+    return writer
+
+
+@pytest.mark.parametrize("transport", ["plain", "tls"])
+def test_a_peer_that_stops_reading_is_disconnected(
+        pki: Pki, aio_log: pytest.LogCaptureFixture, transport: str) -> None:
+    """Its association ends (logged) and no task or slot of it is left: over TLS
+    the transport cut such a peer already; a plain one waited for it forever."""
+    client_tls = None
+    if transport == "tls":
+        client_tls = ssl.create_default_context(cafile=pki.ca_file)
+        client_tls.load_cert_chain(pki.client_cert, pki.client_key)
+
+    async def main() -> None:
+        async with running_server(providers=[VerificationSCP()],
+                                  timeouts=Timeouts(idle=0.5, pdu=0.5),
+                                  tls=pki.server_tls() if client_tls else None) as server:
+            writer = await flood_without_reading(server.port, client_tls)
+            try:
+                await wait_until(lambda: server.active_associations == 0 and not server._tasks,
+                                 "the server to end the association", timeout=20.0)
+            finally:
+                writer.transport.abort()
+
+    run(main())
+    [line] = association_lines(aio_log)
+    assert line.startswith("association DEAF@127.0.0.1:")
+    assert ": aborted (" in line
