@@ -1,4 +1,4 @@
-"""Peers that stop reading what the server sends them.
+"""Peers that stop reading what the server sends them, or stay after the end.
 
 A peer whose receive window stays shut leaves the server's answers in its
 socket buffer: the server stops reading in turn, its idle or PDU deadline
@@ -19,11 +19,12 @@ from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, encode_message
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
-from dicomnet.ul.pdu import encode_pdata
+from dicomnet.ul.pdu import ReleaseRP, ReleaseRQ, encode_pdata
 from tests.aio.helpers import (
     LOOPBACK,
     Pki,
     association_lines,
+    log_lines,
     run,
     running_server,
     wait_until,
@@ -37,9 +38,10 @@ A_ASSOCIATE_AC = 0x02
 STUCK = 4 << 20
 
 
-async def flood_without_reading(port: int, tls: ssl.SSLContext | None) -> asyncio.StreamWriter:
-    """Associate, then send C-ECHO-RQs and never read their answers, until the
-    server stops taking them (``STUCK`` bytes wait in this side's buffer)."""
+async def associate(port: int, tls: ssl.SSLContext | None = None
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw peer (calling AE title DEAF, a 4 KiB receive buffer) that opened an
+    association on ``port``: its A-ASSOCIATE-AC was read."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
@@ -50,9 +52,20 @@ async def flood_without_reading(port: int, tls: ssl.SSLContext | None) -> asynci
         calling_ae_title="DEAF", called_ae_title="DICOMNET-SCP",
         contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))], max_pdu_length=16384,
     ).encode())
+    assert (await read_pdu(reader))[0] == A_ASSOCIATE_AC
+    return reader, writer
+
+
+async def read_pdu(reader: asyncio.StreamReader) -> bytes:
     header = await asyncio.wait_for(reader.readexactly(6), 10)
-    assert header[0] == A_ASSOCIATE_AC
-    await asyncio.wait_for(reader.readexactly(int.from_bytes(header[2:], "big")), 10)
+    return header + await asyncio.wait_for(
+        reader.readexactly(int.from_bytes(header[2:], "big")), 10)
+
+
+async def flood_without_reading(port: int, tls: ssl.SSLContext | None) -> asyncio.StreamWriter:
+    """Associate, then send C-ECHO-RQs and never read their answers, until the
+    server stops taking them (``STUCK`` bytes wait in this side's buffer)."""
+    _, writer = await associate(port, tls)
     echoes = encode_pdata(1, True, True, encode_message(CEchoRQ(message_id=1))) * 1000
     # (Or until the server ended the connection: over TLS, it may well do so first.)
     while writer.transport.get_write_buffer_size() < STUCK and not writer.transport.is_closing():
@@ -86,3 +99,29 @@ def test_a_peer_that_stops_reading_is_disconnected(
     [line] = association_lines(aio_log)
     assert line.startswith("association DEAF@127.0.0.1:")
     assert ": aborted (" in line
+
+
+def test_a_peer_that_stays_after_its_release_was_answered(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    """PS3.8 has the requestor close once it has the A-RELEASE-RP; when it does
+    not, ARTIM closes the connection (AA-2), and the association was released
+    all the same: it is logged so, not as aborted."""
+
+    async def main() -> bytes:
+        async with running_server(providers=[VerificationSCP()],
+                                  timeouts=Timeouts(artim=0.5)) as server:
+            reader, writer = await associate(server.port)
+            try:
+                writer.write(ReleaseRQ().encode())
+                answer = await read_pdu(reader)
+                await wait_until(lambda: server.active_associations == 0 and not server._tasks,
+                                 "the server to close the connection", timeout=20.0)
+                return answer
+            finally:
+                writer.close()
+
+    assert run(main()) == ReleaseRP().encode()
+    assert log_lines(aio_log, contains="ARTIM expired in Sta13")
+    [line] = association_lines(aio_log)
+    assert line.startswith("association DEAF@127.0.0.1:")
+    assert line.endswith("-> DICOMNET-SCP: released, 0 message(s)")

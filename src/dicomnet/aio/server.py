@@ -581,7 +581,8 @@ class Server:
             assoc.stop_timers()
             if counted:
                 self._active -= 1
-            if assoc.failure is not None and outcome.startswith(("closed", "released")):
+            # Released, then ARTIM closed a connection the peer kept (PS3.8 AA-2): released.
+            if assoc.failure is not None and outcome == "closed":
                 outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
             await stream.close()
             log_end(assoc, outcome, asyncio.get_running_loop().time() - started,
