@@ -83,10 +83,10 @@ def test_a_connection_aborted_before_it_associated_is_logged(
     with caplog.at_level(logging.INFO, logger="dicomnet"):
         run(scenario())
     lines = [r for r in caplog.records if r.name == "dicomnet.aio"
-             and r.getMessage().startswith("connection from 127.0.0.1:")]
+             and r.getMessage().startswith("connection refused: 127.0.0.1:")]
     assert len(lines) == 1, [r.getMessage() for r in caplog.records]
     assert lines[0].levelno == logging.WARNING
-    assert re.fullmatch(r"connection from 127\.0\.0\.1:\d+ aborted before it associated: .+, "
+    assert re.fullmatch(r"connection refused: 127\.0\.0\.1:\d+: .+; A-ABORT sent, "
                         r"\d+\.\d\d s", lines[0].getMessage()), lines[0].getMessage()
     assert "\n" not in lines[0].getMessage()
 

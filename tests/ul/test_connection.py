@@ -160,6 +160,35 @@ def test_protocol_version_without_bit_0_is_rejected_by_the_provider() -> None:
     assert acceptor.next_event() is None
     sent = acceptor.data_to_send()
     assert sent == AssociateRJ(result=1, source=2, reason=2).encode()
+    assert acceptor.refusal == (
+        "protocol version 0x0002 not supported (PS3.8 9.3.2); A-ASSOCIATE-RJ sent")
+
+
+def test_a_refused_connection_says_why() -> None:
+    """AA-1 in Sta2 indicates nothing to the user (PS3.8 Table 9-10): ``refusal``
+    says why the A-ABORT went, for the server's log; an association that exists
+    has none."""
+    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))]).encode()
+    cases = {
+        # The A-ASSOCIATE-RQ cut before its user information item (its length fixed).
+        b"\x01\x00" + (len(rq) - 6 - (len(rq) - rq.index(b"\x50\x00"))).to_bytes(4, "big")
+        + rq[6:rq.index(b"\x50\x00")]:
+            "A-ASSOCIATE-RQ has no user information item (PS3.8 9.3.2); A-ABORT sent",
+        encode_pdata(1, True, True, b"\x00\x00"):
+            "P-DATA-TF PDU before any A-ASSOCIATE-RQ; A-ABORT sent",
+    }
+    for data, refusal in cases.items():
+        acceptor = ULConnection("acceptor")
+        acceptor.transport_connected(0)
+        acceptor.receive_data(data, 0)
+        assert state(acceptor) is State.Sta13
+        assert acceptor.next_event() is None
+        assert acceptor.data_to_send() == AAbort(source=0, reason=0).encode()
+        assert acceptor.refusal == refusal
+    pair = associated_pair()
+    pair.acceptor.receive_data(b"\xff" * 10, pair.now)
+    assert pair.acceptor.refusal is None and pair.requestor.refusal is None
 
 
 def test_user_abort_reaches_the_peer_as_user_abort() -> None:

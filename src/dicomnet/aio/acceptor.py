@@ -153,16 +153,20 @@ class _Ended(Protocol):
 
 def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = False) -> None:
     """The line a connection's end logs: an association's (INFO: who, how it ended,
-    its answers by status, how long, its TLS link), or, for a connection aborted
-    before it associated (an A-ASSOCIATE-RQ the server could not read, a PDU
-    out of turn), why, as a WARNING. A connection closed before it asked, one
-    evicted (logged per flood) or closed with the server says nothing."""
+    its answers by status, how long, its TLS link), or, for a connection refused
+    or aborted before it associated (an A-ASSOCIATE-RQ the server could not read,
+    a PDU out of turn, a timeout), why, as a WARNING. A connection closed before
+    it asked, one evicted (logged per flood) or closed with the server says
+    nothing."""
     peer = assoc.stream.peer
-    if not assoc.calling_ae_title and outcome == "closed" and assoc.ul.protocol_error:
-        outcome = f"aborted (invalid PDU: {assoc.ul.protocol_error})"
-    elif assoc.dropped and outcome.startswith("aborted (") and outcome.endswith(")"):
-        outcome = f"{outcome[:-1]}; {assoc.dropped} left unfinished, not stored)"
     link = link_words(assoc.stream.security)
+    if not assoc.calling_ae_title and assoc.ul.refusal is not None:
+        # Refused before an association existed (PS3.8 AA-1, AE-6: no indication).
+        log.warning("connection refused: %s:%s: %s, %.2f s%s", *peer[:2], assoc.ul.refusal,
+                    seconds, link)
+        return
+    if assoc.dropped and outcome.startswith("aborted (") and outcome.endswith(")"):
+        outcome = f"{outcome[:-1]}; {assoc.dropped} left unfinished, not stored)"
     if assoc.calling_ae_title:
         log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",
                  assoc.calling_ae_title, *peer[:2], assoc.called_ae_title, outcome,

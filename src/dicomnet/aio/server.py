@@ -26,13 +26,7 @@ from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
 from ..security.rotation import ServerContext
 from ..ul.connection import ULConnection
-from ..ul.events import (
-    Aborted,
-    AssociateRequested,
-    ReleaseConfirmed,
-    ReleaseRequested,
-    ULEvent,
-)
+from ..ul.events import Aborted, AssociateRequested, ReleaseConfirmed, ReleaseRequested, ULEvent
 from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ

@@ -45,6 +45,8 @@ from .fsm import (
     StopArtim,
 )
 from .pdu import (
+    PDU,
+    PDU_TYPES,
     AAbort,
     AssociateAC,
     AssociateRJ,
@@ -108,9 +110,6 @@ class ULConnection:
         self.should_close = False
         #: Complete PDUs received so far (lets a driver time each PDU's arrival).
         self.pdus_received = 0
-        #: The last invalid PDU the peer sent (Evt19). Before an association exists
-        #: (Sta2, AA-1: PS3.8 Table 9-10) no indication says it: a driver's log can.
-        self.protocol_error: RemoteProtocolError | None = None
         #: Maximum P-DATA-TF PDU length the peer accepts from us (0: no limit).
         self.peer_max_pdu_length = 0
         #: Maximum P-DATA-TF PDU length we announced (0: no limit).
@@ -118,6 +117,11 @@ class ULConnection:
         #: The A-ASSOCIATE-RQ and -AC of this association, once known.
         self.associate_rq: AssociateRQ | None = None
         self.associate_ac: AssociateAC | None = None
+        #: Acceptor: why the connection was refused before an association existed,
+        #: in words (an invalid first PDU, answered with A-ABORT, AA-1; a protocol
+        #: version we do not support, A-ASSOCIATE-RJ, AE-6). PS3.8 indicates
+        #: neither to the user; a server logs this instead.
+        self.refusal: str | None = None
         self._half_closed = False
 
     # -- state ---------------------------------------------------------------
@@ -293,10 +297,11 @@ class ULConnection:
                 # Already aborting: AA-7 would send yet another A-ABORT; one is enough.
                 return
             log.debug("invalid PDU from peer: %s", exc)
-            self.protocol_error = exc
+            if self._machine.state is State.Sta2:
+                self.refusal = f"{exc}; A-ABORT sent"
             self._fire(Event.Evt19, exc)
 
-    def _on_pdu(self, pdu: object) -> None:
+    def _on_pdu(self, pdu: PDU) -> None:
         if type(pdu) is PDataTF and self._machine.state is State.Sta6:
             # DT-2 without the table walk: the bulk-data hot path.
             self._events.append(DataReceived(pdu))
@@ -308,7 +313,13 @@ class ULConnection:
             self._set_local_max(_max_length(self.associate_rq))
         elif event is Event.Evt6 and isinstance(pdu, AssociateRQ):
             self.associate_rq = pdu
+        before = self._machine.state
         self._fire(event, pdu)
+        if before is State.Sta2 and self._machine.state is State.Sta13:
+            self.refusal = (
+                f"protocol version {pdu.protocol_version:#06x} not supported "
+                f"(PS3.8 9.3.2); A-ASSOCIATE-RJ sent" if isinstance(pdu, AssociateRQ)
+                else f"{PDU_TYPES[pdu.pdu_type]} PDU before any A-ASSOCIATE-RQ; A-ABORT sent")
 
     def transport_failed(self, now: float, detail: str) -> None:
         """The transport could not be opened, or broke (Evt17 with a reason)."""
