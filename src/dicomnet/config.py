@@ -59,6 +59,11 @@ class Limits:
     would each hold a descriptor until their timeout (ARTIM, the handshake's).
     A TLS handshake closed this way reports no ``on_secure_link_ready`` event:
     the server logs the episode once instead."""
+    max_dataset_in_memory: int = 16 << 20
+    """Largest data set kept in memory: one no service streams to disk (a C-FIND
+    identifier, an N-ACTION's attribute list, the data set of a request no
+    service here performs; a client's C-FIND-RSP match). A peer that sends a
+    larger one is aborted. Received C-STOREs go to disk and are not limited."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_pdu_length <= 0xFFFFFFFF:
@@ -67,6 +72,8 @@ class Limits:
             raise ConfigurationError("max_associations must be at least 1")
         if self.max_pending_connections < 1:
             raise ConfigurationError("max_pending_connections must be at least 1")
+        if self.max_dataset_in_memory < 1:
+            raise ConfigurationError("max_dataset_in_memory must be at least 1")
 
 
 def check_ae_title(value: str, what: str = "AE title") -> str:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config import Timeouts
+from ..config import Limits, Timeouts
 from ..dimse.connection import DatasetFragment, DimseConnection, MessageReceived
 from ..dimse.fragments import command_pdus, dataset_pdus
 from ..dimse.messages import DimseMessage, encode_message, operation_name
@@ -85,14 +85,25 @@ class MessagesRouted:
 
 
 class BufferSink:
-    """Keeps a (small) data set in memory: identifiers, N-service attribute lists."""
+    """Keeps a (small) data set in memory: identifiers, N-service attribute lists.
 
-    __slots__ = ("data",)
+    PS3.7 bounds no data set: beyond ``limit`` bytes, ``write`` raises
+    RemoteProtocolError (naming the data set as ``what`` says), which aborts the
+    association, and what was kept is let go."""
 
-    def __init__(self) -> None:
+    __slots__ = ("data", "limit", "what")
+
+    def __init__(self, limit: int, what: str) -> None:
         self.data = bytearray()
+        self.limit = limit
+        self.what = what
 
     def write(self, data: bytes | memoryview) -> None:
+        if len(self.data) + len(data) > self.limit:
+            self.data = bytearray()
+            raise RemoteProtocolError(
+                f"{self.what} is larger than {self.limit} bytes, the most kept in memory "
+                f"(Limits.max_dataset_in_memory)")
         self.data += data
 
     def abort(self) -> None:
@@ -102,10 +113,13 @@ class BufferSink:
 class Association:
     """One association over one Stream, as requestor or acceptor."""
 
-    def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts) -> None:
+    def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts,
+                 limits: Limits | None = None) -> None:
         self.stream = stream
         self.ul = ul
         self.timeouts = timeouts
+        #: The largest data set a ``BufferSink`` keeps (Limits.max_dataset_in_memory).
+        self.max_dataset_in_memory = (limits or Limits()).max_dataset_in_memory
         self.dimse = DimseConnection()
         self.contexts: dict[int, AcceptedContext] = {}
         self._loop = asyncio.get_running_loop()
@@ -663,7 +677,9 @@ class Association:
 
     def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
         """The sink for an incoming data set; subclasses route C-STORE data to disk."""
-        return BufferSink()
+        kind = "RSP" if type(message).__name__.endswith("RSP") else "RQ"
+        return BufferSink(self.max_dataset_in_memory,
+                          f"the data set of a {operation_name(message)}-{kind}")
 
     def route(
         self, item: MessageReceived | DatasetFragment

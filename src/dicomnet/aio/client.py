@@ -137,8 +137,9 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 class ClientAssociation(Association):
     """An established association, requestor side."""
 
-    def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts) -> None:
-        super().__init__(stream, ul, timeouts)
+    def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts,
+                 limits: Limits | None = None) -> None:
+        super().__init__(stream, ul, timeouts, limits)
         self._replies: dict[int, _Replies | _OneReply] = {}
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
@@ -501,7 +502,7 @@ async def open_association(
     )
     ul = ULConnection("requestor", artim_timeout=timeouts.artim,
                       max_associate_length=limits.max_associate_length)
-    assoc = ClientAssociation(stream, ul, timeouts)
+    assoc = ClientAssociation(stream, ul, timeouts, limits)
     try:
         await _establish(assoc, rq, tls_used=tls is not None)
     except BaseException:

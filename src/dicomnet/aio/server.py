@@ -154,7 +154,7 @@ class ServerAssociation(Association):
     """An association on the acceptor side."""
 
     def __init__(self, server: Server, stream: Stream, ul: ULConnection) -> None:
-        super().__init__(stream, ul, server.timeouts)
+        super().__init__(stream, ul, server.timeouts, server.limits)
         # P-DATA is routed to the sinks as it is read, straight from the receive
         # buffer (Association._route_now): no copy of each byte on the way.
         ul.borrow_pdata = True
