@@ -14,12 +14,15 @@ import socket
 import ssl
 
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian
 
+from dicomnet.aio.client import associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, encode_message
+from dicomnet.errors import DicomNetError
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
-from dicomnet.ul.pdu import ReleaseRP, ReleaseRQ, encode_pdata
+from dicomnet.ul.negotiation import AcceptorPolicy, ContextRequest, build_associate_rq, negotiate
+from dicomnet.ul.pdu import ReleaseRP, ReleaseRQ, decode_pdu, encode_pdata
 from tests.aio.helpers import (
     LOOPBACK,
     Pki,
@@ -29,6 +32,7 @@ from tests.aio.helpers import (
     running_server,
     wait_until,
 )
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image
 
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -38,7 +42,7 @@ A_ASSOCIATE_AC = 0x02
 STUCK = 4 << 20
 
 
-async def associate(port: int, tls: ssl.SSLContext | None = None
+async def raw_associate(port: int, tls: ssl.SSLContext | None = None
                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A raw peer (calling AE title DEAF, a 4 KiB receive buffer) that opened an
     association on ``port``: its A-ASSOCIATE-AC was read."""
@@ -65,7 +69,7 @@ async def read_pdu(reader: asyncio.StreamReader) -> bytes:
 async def flood_without_reading(port: int, tls: ssl.SSLContext | None) -> asyncio.StreamWriter:
     """Associate, then send C-ECHO-RQs and never read their answers, until the
     server stops taking them (``STUCK`` bytes wait in this side's buffer)."""
-    _, writer = await associate(port, tls)
+    _, writer = await raw_associate(port, tls)
     echoes = encode_pdata(1, True, True, encode_message(CEchoRQ(message_id=1))) * 1000
     # (Or until the server ended the connection: over TLS, it may well do so first.)
     while writer.transport.get_write_buffer_size() < STUCK and not writer.transport.is_closing():
@@ -110,7 +114,7 @@ def test_a_peer_that_stays_after_its_release_was_answered(
     async def main() -> bytes:
         async with running_server(providers=[VerificationSCP()],
                                   timeouts=Timeouts(artim=0.5)) as server:
-            reader, writer = await associate(server.port)
+            reader, writer = await raw_associate(server.port)
             try:
                 writer.write(ReleaseRQ().encode())
                 answer = await read_pdu(reader)
@@ -125,3 +129,39 @@ def test_a_peer_that_stays_after_its_release_was_answered(
     [line] = association_lines(aio_log)
     assert line.startswith("association DEAF@127.0.0.1:")
     assert line.endswith("-> DICOMNET-SCP: released, 0 message(s)")
+
+
+def test_a_client_whose_peer_stops_reading_ends_in_its_abort() -> None:
+    """The client's side: a C-STORE of 8 MiB to a peer that accepted the
+    association and then reads nothing. Its idle deadline aborts the association
+    and the transport is cut under the blocked write: the store fails with that
+    abort, not with the Upper Layer refusing the next PDU in Sta1."""
+    dataset = make_image(1, rows=4096, columns=2048)
+
+    async def main() -> str:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            accepted.append(writer)
+            writer.write(negotiate(decode_pdu(await read_pdu(reader)),  # type: ignore[arg-type]
+                                   AcceptorPolicy(contexts={SECONDARY_CAPTURE: None})).encode())
+
+        server = await asyncio.start_server(deaf, LOOPBACK, 0)
+        try:
+            async with associate(LOOPBACK, server.sockets[0].getsockname()[1],
+                                 contexts=[ContextRequest(SECONDARY_CAPTURE,
+                                                          (ExplicitVRLittleEndian,))],
+                                 timeouts=Timeouts(idle=0.5)) as assoc:
+                with pytest.raises(DicomNetError) as caught:
+                    await assoc.store(dataset)
+            return f"{type(caught.value).__name__}: {caught.value}"
+        finally:
+            for writer in accepted:
+                writer.transport.abort()
+            server.close()
+            await server.wait_closed()
+
+    assert run(main()) == ("AssociationAborted: association aborted by service-user - "
+                           "nothing received for 0.5s (idle timeout)")

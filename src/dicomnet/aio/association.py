@@ -674,6 +674,10 @@ class Association:
             self._transport_broke(f"write failed: {describe_os_error(exc)}")
             self._drain_events()
             raise self.failure or AssociationAborted(None, None, str(exc)) from exc
+        if self.failure is not None:
+            # Aborted while the write waited (a timer, the transport then cut under
+            # it): the next PDU would meet the Upper Layer in Sta1.
+            raise self.failure
 
     def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
         """The sink for an incoming data set; subclasses route C-STORE data to disk."""
