@@ -98,7 +98,7 @@ def test_a_data_set_beyond_the_limit_aborts_the_association(
     line = association_lines(aio_log)[0]
     assert line.startswith("association GREEDY@127.0.0.1:")
     assert (f"aborted (invalid DIMSE data: the data set of a C-FIND-RQ is larger than "
-            f"{LIMIT} bytes, the most kept in memory (Limits.max_dataset_in_memory))") in line
+            f"{LIMIT} bytes, the most kept in memory (Limits.max_dataset_in_memory)") in line
 
 
 def test_buffer_sink_keeps_up_to_its_limit() -> None:
