@@ -29,7 +29,9 @@ class Timeouts:
     dimse: float | None = 60.0
     """Awaiting a DIMSE response (each one, pending responses included)."""
     idle: float | None = 300.0
-    """An established association with nothing received for this long is aborted."""
+    """An established association with nothing received, and nothing of what it
+    sends taken by the peer, for this long is aborted (a data set being sent to a
+    peer that reads it is no idleness, however long it takes)."""
     pdu: float | None = 120.0
     """Deadline to receive the rest of a PDU once it has started: a peer that
     drips one byte a second cannot hold a connection slot forever."""

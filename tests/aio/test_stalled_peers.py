@@ -165,4 +165,4 @@ def test_a_client_whose_peer_stops_reading_ends_in_its_abort() -> None:
             await server.wait_closed()
 
     assert run(main()) == ("AssociationAborted: association aborted by service-user - "
-                           "nothing received for 0.5s (idle timeout)")
+                           "nothing received or sent for 0.5s (idle timeout)")

@@ -9,18 +9,27 @@ that appears or moves earlier is missed, whatever the order of the timeouts."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
+from pathlib import Path
 
 import pytest
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import UID
 
+from dicomnet.aio.client import associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, encode_message
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import PDataTF, PresentationDataValue
-from tests.aio.helpers import LOOPBACK, log_lines, read_until_eof, run, running_server
+from tests.aio.helpers import LOOPBACK, Pki, log_lines, read_until_eof, run, running_server
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image
 
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
 A_ASSOCIATE_AC = 0x02
 A_ABORT = 0x07
 
@@ -59,7 +68,7 @@ def test_idle_timeout_shorter_than_the_pdu_deadline(
     received, waited = run(main())
     assert received[:1] == bytes([A_ABORT])
     assert waited < 15.0  # read_until_eof's own limit: the 30 s deadlines did not do it
-    assert log_lines(aio_log, contains="nothing received for 0.5s (idle timeout)")
+    assert log_lines(aio_log, contains="nothing received or sent for 0.5s (idle timeout)")
 
 
 def test_pdu_deadline_inside_p_data(aio_log: pytest.LogCaptureFixture) -> None:
@@ -109,4 +118,71 @@ def test_reads_push_the_idle_deadline_later(aio_log: pytest.LogCaptureFixture) -
     answered, received = run(main())
     assert answered == 6
     assert received[:1] == bytes([A_ABORT])
-    assert log_lines(aio_log, contains="nothing received for 0.6s (idle timeout)")
+    assert log_lines(aio_log, contains="nothing received or sent for 0.6s (idle timeout)")
+
+
+def test_a_long_send_to_a_peer_that_reads_it_is_no_idleness(tmp_path: Path, pki: Pki) -> None:
+    """A requestor receives nothing while it sends a data set: one that took longer
+    than the idle timeout to a peer reading it steadily (through a relay passing
+    64 KiB every 20 ms, ~3 MB/s) was aborted as idle mid-send ("nothing received
+    for 0.8s"); a long transfer over a slow link failed the same way at 300 s."""
+    dataset = make_image(1, rows=1024, columns=1024, frames=6)  # 6 MiB of pixels
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = UID(EXPLICIT_LE)
+    scp = StorageSCP(tmp_path / "store")
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(64 << 10):
+            writer.write(chunk)
+            await writer.drain()
+            await asyncio.sleep(0.02)
+        writer.close()
+
+    async def fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(64 << 10):
+            writer.write(chunk)
+            await writer.drain()
+        writer.close()
+
+    async def main() -> tuple[int, float]:
+        async with running_server(providers=[VerificationSCP(), scp],
+                                  tls=pki.server_tls()) as server:
+            relayed: list[asyncio.Future[tuple[object, object]]] = []
+
+            async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                up_reader, up_writer = await asyncio.open_connection(LOOPBACK, server.port)
+                both = asyncio.gather(slow(reader, up_writer), fast(up_reader, writer),
+                                      return_exceptions=True)
+                relayed.append(both)
+                try:
+                    await both
+                finally:
+                    for end in (writer, up_writer):
+                        end.transport.abort()
+
+            listener = socket.socket()
+            # A small window: the sender's kernel cannot take the data set at once.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            listener.bind((LOOPBACK, 0))
+            relay_server = await asyncio.start_server(relay, sock=listener)
+            try:
+                async with associate(
+                        LOOPBACK, listener.getsockname()[1], tls=pki.client_tls(),
+                        contexts=[ContextRequest(SECONDARY_CAPTURE, (EXPLICIT_LE,))],
+                        timeouts=Timeouts(idle=0.8)) as assoc:
+                    started = asyncio.get_running_loop().time()
+                    status = await assoc.store(dataset)
+                    return status.code, asyncio.get_running_loop().time() - started
+            finally:
+                await asyncio.wait_for(asyncio.gather(*relayed), 10)
+                relay_server.close()
+                await relay_server.wait_closed()
+
+    try:
+        code, took = run(main(), timeout=60)
+    finally:
+        scp.close()
+    assert code == 0
+    assert took > 0.8  # the scenario's premise: the send outlasted the idle timeout
+    [stored] = (tmp_path / "store").rglob("*.dcm")
+    assert stored.stat().st_size > 6 << 20

@@ -126,6 +126,11 @@ class Association:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._last_rx = self._loop.time()
+        #: When the transport last took what we wrote down to its low-water mark:
+        #: the peer reads. A long data set sent counts as activity for the idle
+        #: deadline as much as bytes received (a requestor receives nothing while
+        #: it sends one).
+        self._last_tx = self._last_rx
         self._pdu_started: float | None = None
         self._pdus_seen = 0
         # The nearest a read can put the idle or PDU deadline (_rearm_if_earlier).
@@ -253,7 +258,7 @@ class Association:
         if artim is not None:
             candidates.append(artim)
         if self.ul.is_established and self.timeouts.idle is not None:
-            candidates.append(self._last_rx + self.timeouts.idle)
+            candidates.append(max(self._last_rx, self._last_tx) + self.timeouts.idle)
         if self._pdu_started is not None and self.timeouts.pdu is not None:
             candidates.append(self._pdu_started + self.timeouts.pdu)
         return min(candidates) if candidates else None
@@ -308,9 +313,10 @@ class Association:
         ):
             self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
         elif self.ul.is_established and self.timeouts.idle is not None and (
-            now >= self._last_rx + self.timeouts.idle
+            now >= max(self._last_rx, self._last_tx) + self.timeouts.idle
         ):
-            self._local_abort(f"nothing received for {self.timeouts.idle}s (idle timeout)")
+            self._local_abort(f"nothing received or sent for {self.timeouts.idle}s "
+                              "(idle timeout)")
         else:
             self._rearm()
             return
@@ -674,6 +680,7 @@ class Association:
             self._transport_broke(f"write failed: {describe_os_error(exc)}")
             self._drain_events()
             raise self.failure or AssociationAborted(None, None, str(exc)) from exc
+        self._last_tx = self._loop.time()
         if self.failure is not None:
             # Aborted while the write waited (a timer, the transport then cut under
             # it): the next PDU would meet the Upper Layer in Sta1.
