@@ -147,7 +147,7 @@ def test_a_long_send_to_a_peer_that_reads_it_is_no_idleness(tmp_path: Path, pki:
     async def main() -> tuple[int, float]:
         async with running_server(providers=[VerificationSCP(), scp],
                                   tls=pki.server_tls()) as server:
-            relayed: list[asyncio.Future[tuple[object, object]]] = []
+            relayed: list[asyncio.Future[tuple[BaseException | None, BaseException | None]]] = []
 
             async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 up_reader, up_writer = await asyncio.open_connection(LOOPBACK, server.port)
