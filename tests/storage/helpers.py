@@ -22,7 +22,7 @@ from pydicom.uid import (
 
 from dicomnet.aio.client import open_association
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
-from dicomnet.services.storage import StorageSCP
+from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import part10_header
 from dicomnet.ul.negotiation import ContextRequest
@@ -160,3 +160,19 @@ def fill_disk(path: Path, leave: int = 0) -> None:
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
                 break
+
+
+def send_files(root: Path, files: list[Path], accepted: list[str]) -> list[StoreResult]:
+    """``store_paths`` of ``files`` to a StorageSCP under ``root`` that accepts only
+    the transfer syntaxes ``accepted`` (so that the SCU converts), on loopback."""
+    from tests.aio.helpers import run, running_server
+
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(root, transfer_syntaxes=accepted)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths("127.0.0.1", server.port, files)
+        finally:
+            scp.close()
+
+    return run(scenario(), timeout=60)

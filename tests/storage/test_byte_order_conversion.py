@@ -21,11 +21,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
-from dicomnet.services.verification import VerificationSCP
-from tests.aio.helpers import run, running_server
-
 from .dicomfiles import make_image, uid, write_part10
+from .helpers import send_files
 from .test_store_dataset import store_in_memory
 
 VALUES = list(range(0, 65536, 97))[:256]  # 16 x 16, high and low bytes all different
@@ -61,22 +58,11 @@ def _stored(root: Path, number: int) -> Dataset:
     return dcmread(root / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm")
 
 
-def _send(root: Path, files: list[Path], accepted: list[str]) -> list[StoreResult]:
-    async def scenario() -> list[StoreResult]:
-        scp = StorageSCP(root, transfer_syntaxes=accepted)
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                return await store_paths("127.0.0.1", server.port, files)
-        finally:
-            scp.close()
-
-    return run(scenario(), timeout=60)
-
 
 def test_a_big_endian_file_converted_to_little_endian_keeps_its_values(tmp_path: Path) -> None:
     big = write_part10(tmp_path / "be.dcm", _sixteen_bit(1, big_endian=True),
                        ExplicitVRBigEndian)
-    [result] = _send(tmp_path / "root", [big], [ExplicitVRLittleEndian])
+    [result] = send_files(tmp_path / "root", [big], [ExplicitVRLittleEndian])
     assert (result.ok, result.converted_to) == (True, ExplicitVRLittleEndian)
     stored = _stored(tmp_path / "root", 1)
     assert _words(stored.PixelData, big_endian=False) == VALUES
@@ -90,7 +76,7 @@ def test_a_file_is_converted_to_little_endian_when_both_orders_are_accepted(
                           ExplicitVRBigEndian),
              write_part10(tmp_path / "deflated.dcm", _sixteen_bit(4),
                           DeflatedExplicitVRLittleEndian)]
-    results = _send(tmp_path / "root", files, [ExplicitVRBigEndian, ExplicitVRLittleEndian])
+    results = send_files(tmp_path / "root", files, [ExplicitVRBigEndian, ExplicitVRLittleEndian])
     assert [(r.ok, r.converted_to) for r in results] == [
         (True, None), (True, ExplicitVRLittleEndian)]
     assert _words(_stored(tmp_path / "root", 4).PixelData, big_endian=False) == VALUES
@@ -151,7 +137,7 @@ def test_a_conversion_pydicom_refuses_fails_alone_with_a_one_line_reason(
         bad = write_part10(tmp_path / "long.dcm", ds, ExplicitVRLittleEndian)
     good = write_part10(tmp_path / "ok.dcm", make_image(4, rows=4, columns=4),
                         ExplicitVRLittleEndian)
-    results = _send(tmp_path / "root", [bad, good], [ImplicitVRLittleEndian])
+    results = send_files(tmp_path / "root", [bad, good], [ImplicitVRLittleEndian])
     by_name = {Path(r.path).name: r for r in results}
     failed, sent = by_name["long.dcm"], by_name["ok.dcm"]
     assert (failed.ok, failed.status) == (False, None)

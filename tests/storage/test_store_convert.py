@@ -17,19 +17,17 @@ from pydicom.dataelem import DataElement
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.services import store_convert
-from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.services.store_convert import (
     FileSlice,
     convert_in_memory,
     convert_to_file,
     converts_through_file,
 )
-from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.part10 import read_part10
-from tests.aio.helpers import run, running_server
 
 from .dicomfiles import assert_same_dataset, make_image, uid, write_part10
+from .helpers import send_files
 
 
 def _large(path: Path, number: int, syntax: str, *, rows: int = 512, frames: int = 1,
@@ -108,17 +106,6 @@ def test_a_file_slice_reads_seeks_and_tells_as_a_buffer(tmp_path: Path) -> None:
         os.close(fd)
 
 
-def _send(root: Path, files: list[Path], accepted: list[str]) -> list[StoreResult]:
-    async def scenario() -> list[StoreResult]:
-        scp = StorageSCP(root, transfer_syntaxes=accepted)
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                return await store_paths("127.0.0.1", server.port, files)
-        finally:
-            scp.close()
-
-    return run(scenario(), timeout=60)
-
 
 @pytest.mark.parametrize(("source", "target"), [
     (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
@@ -131,7 +118,7 @@ def test_a_large_data_set_is_stored_converted_element_by_element(
     small = write_part10(tmp_path / "in" / "small.dcm", make_image(5), source)
     monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", 64 << 10)
     assert converts_through_file(read_part10(path), target)
-    results = {r.path.name: r for r in _send(tmp_path / "root", [path, small], [target])}
+    results = {r.path.name: r for r in send_files(tmp_path / "root", [path, small], [target])}
     for name, number, original in (("big.dcm", 4, path), ("small.dcm", 5, small)):
         result = results[name]
         assert (result.ok, result.status, result.converted_to) == (True, 0, target), result
