@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from dicomnet.errors import ConfigurationError
-from dicomnet.security.certificates import DevPKI
+from dicomnet.security.certificates import DevPKI, trust_file_problem
 from dicomnet.security.config import TLSConfig
 from tests.security.tlspair import handshake
 
@@ -97,3 +97,16 @@ def test_a_cafile_without_certificates_says_so_naming_it(
             TLSConfig(cafile=cafile).client_context_sync()
         assert str(caught.value) == (f"cafile {cafile} holds no PEM certificate (BEGIN "
                                      "CERTIFICATE): give the CA's certificate in PEM")
+
+
+def test_a_cafile_in_openssls_trusted_form_is_left_to_openssl(
+        rsa_pki: DevPKI, tmp_path: Path) -> None:
+    """OpenSSL also reads "BEGIN TRUSTED CERTIFICATE" (a certificate with its
+    trust settings, ``openssl x509 -trustout``): no "holds no PEM certificate"."""
+    trusted = subprocess.run(
+        ["openssl", "x509", "-in", str(rsa_pki.ca_cert), "-trustout", "-addtrust", "clientAuth",
+         "-addtrust", "serverAuth"], capture_output=True, check=True, timeout=30).stdout
+    assert b"BEGIN TRUSTED CERTIFICATE" in trusted
+    path = tmp_path / "trusted.pem"
+    path.write_bytes(trusted)
+    assert trust_file_problem(path) is None

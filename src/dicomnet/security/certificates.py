@@ -201,7 +201,8 @@ def trust_file_problem(path: str | Path) -> str | None:
         data = Path(path).read_bytes()
     except OSError:
         return None
-    if b"-----BEGIN CERTIFICATE-----" not in data and b"-----BEGIN X509 CRL-----" not in data:
+    if b"CERTIFICATE-----" not in data and b"-----BEGIN X509 CRL-----" not in data:
+        # (OpenSSL also reads its own "BEGIN TRUSTED CERTIFICATE" form.)
         return "holds no PEM certificate (BEGIN CERTIFICATE): give the CA's certificate in PEM"
     try:
         certs = x509.load_pem_x509_certificates(data)
