@@ -18,6 +18,7 @@ from typing import IO, Any
 import pytest
 
 from dicomnet.security.certificates import CertificateAuthority, DevPKI
+from tests.storage.helpers import make_dataset, write_part10_file
 
 from .helpers import client_tls_args, error_line, json_out, run_cli
 
@@ -379,3 +380,30 @@ def test_serve_log_lines_carry_the_date_and_utc_offset(serve_process: Any) -> No
     assert any("association " in line for line in lines), err
     for line in lines:
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} \S", line), line
+
+
+def test_serve_json_says_each_object_stored(serve_process: Any, tmp_path: Path) -> None:
+    """--json: a "stored" line per object once it is durable, between "listening"
+    and "stopped", for scripts that act on arrivals."""
+    (tmp_path / "in").mkdir()
+    for n in (1, 2):
+        write_part10_file(tmp_path / "in" / f"{n}.dcm",
+                          make_dataset(sop_instance_uid=f"1.2.826.0.1.3680043.8.498.{n}"))
+    proc, started = serve_process("--aet", "TESTSCP")
+    stored = run_cli("store", "127.0.0.1", started["port"], tmp_path / "in",
+                     "--called-aet", "TESTSCP", "--aet", "SENDER")
+    assert stored.exit_code == 0, stored.output
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event"] for e in events] == ["stored", "stored", "stopped"]
+    by_uid = {e["sop_instance_uid"]: e for e in events[:2]}
+    assert sorted(by_uid) == [f"1.2.826.0.1.3680043.8.498.{n}" for n in (1, 2)]
+    for event in by_uid.values():
+        path = Path(event["path"])
+        assert path.is_file() and path.is_relative_to(tmp_path / "store")
+        assert (event["calling_aet"], event["duplicate"], event["tls"]) == ("SENDER", False, None)
+        assert event["transfer_syntax_uid"] == "1.2.840.10008.1.2.1"  # as the files
+    assert {p.name for p in (tmp_path / "store").rglob("*.dcm")} == {
+        Path(e["path"]).name for e in by_uid.values()}

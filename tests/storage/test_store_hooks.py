@@ -176,3 +176,35 @@ def test_a_peer_gone_while_the_handler_runs_is_an_outcome_not_an_error(
                for r in caplog.records)
     (stored,) = root.rglob("*.dcm")
     assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data
+
+
+def test_an_observer_is_told_of_each_object_stored_on_the_fast_path_too(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``on_stored`` sees each durable file, with a window of 8 (the store thread
+    answers, no task per object) and one at a time alike; one that raises is
+    logged and the object is still answered Success."""
+    files = _files(tmp_path / "in", 4)
+    seen: list[tuple[str, bool, bool]] = []
+
+    def observe(instance: StoredInstance) -> None:
+        seen.append((instance.sop_instance_uid, instance.path.is_file(), instance.duplicate))
+        if instance.sop_instance_uid == uid(9, 2):
+            raise RuntimeError("the observer's own bug")
+
+    async def scenario(root: Path, window: int) -> list[StoreResult]:
+        scp = StorageSCP(root, on_stored=observe)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths("127.0.0.1", server.port, files,
+                                         max_async_operations=window)
+        finally:
+            scp.close()
+
+    for window, root in ((8, tmp_path / "a"), (1, tmp_path / "b")):
+        seen.clear()
+        with caplog.at_level(logging.ERROR, logger="dicomnet"):
+            results = run(scenario(root, window))
+        assert [(r.ok, r.status) for r in results] == [(True, 0)] * 4
+        assert sorted(seen) == sorted((uid(9, n), True, False) for n in range(4))
+        assert any("on_stored observer failed" in r.getMessage() for r in caplog.records)
+        caplog.clear()

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,13 +34,18 @@ from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import StorageError
 
+if TYPE_CHECKING:
+    from dicomnet.services.storage import StoredInstance
+
 __all__ = ["allow_only", "serve", "stop_server", "storage_scp"]
 
 log = logging.getLogger("dicomnet.cli")
 
 
 def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
-                unknown_sop_classes: bool = False) -> ServiceProvider | None:
+                unknown_sop_classes: bool = False,
+                on_stored: Callable[[StoredInstance], object] | None = None,
+                ) -> ServiceProvider | None:
     """A StorageSCP writing under ``root``, or None if the storage service is missing."""
     try:
         from dicomnet.services.storage import StorageSCP
@@ -48,7 +53,8 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
         return None
     try:
         provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable,
-                                               accept_unknown_sop_classes=unknown_sop_classes)
+                                               accept_unknown_sop_classes=unknown_sop_classes,
+                                               on_stored=on_stored)
     except (StorageError, OSError) as exc:
         # A folder that cannot be used is the operator's to fix (exit 2), not the network's.
         if isinstance(exc, StorageError) and exc.errno is not None:
@@ -67,6 +73,18 @@ def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
     else:
         click.echo(text)
     sys.stdout.flush()  # a script waiting for the start line must see it now
+
+
+def _stored_event(stored: StoredInstance) -> None:
+    """--json: one line per object stored, for scripts that act on arrivals."""
+    print_json({"event": "stored", "path": str(stored.path),
+                "sop_class_uid": stored.sop_class_uid,
+                "sop_instance_uid": stored.sop_instance_uid,
+                "transfer_syntax_uid": stored.transfer_syntax_uid,
+                "calling_aet": stored.calling_ae_title, "duplicate": stored.duplicate,
+                "tls": stored.security.protocol if stored.security is not None else None},
+               line=True, last=False)
+    sys.stdout.flush()
 
 
 def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
@@ -100,7 +118,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     that is success. Before it listens, they interrupt it (exit 130, 143)."""
     providers: list[ServiceProvider] = [VerificationSCP()]
     storage = storage_scp(output, duplicates=duplicates, durable=durable,
-                          unknown_sop_classes=unknown_sop_classes)
+                          unknown_sop_classes=unknown_sop_classes,
+                          on_stored=_stored_event if net.json else None)
     if storage is not None:
         providers.append(storage)
     else:
@@ -263,6 +282,12 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     server and run dicomnet reindex on --output; sending the objects again
     restores their rows too. One server per --output: a second one (or
     reindex) on a folder in use exits 2 (it holds a lock on the folder).
+
+    With --json, stdout carries one JSON object per line: "listening" (its
+    port, TLS mode, limits), then a "stored" line for each object once it is
+    durable (path, SOP Class and Instance UIDs, transfer syntax, calling AE
+    title, duplicate, TLS version), and "stopped" (or the "error" that ended
+    it) last. The log stays on stderr.
 
     \b
     Examples:
