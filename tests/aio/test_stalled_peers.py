@@ -13,6 +13,8 @@ import asyncio
 import re
 import socket
 import ssl
+import sys
+from pathlib import Path
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
@@ -33,7 +35,7 @@ from tests.aio.helpers import (
     running_server,
     wait_until,
 )
-from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -166,3 +168,39 @@ def test_a_client_whose_peer_stops_reading_ends_in_its_abort() -> None:
 
     assert run(main()) == ("AssociationAborted: association aborted by service-user - "
                            "nothing received or sent for 0.5s (idle timeout)")
+
+
+def test_store_timeout_bounds_a_send_the_peer_stopped_reading(tmp_path: Path) -> None:
+    """``dicomnet store --timeout 1`` to a peer that accepted the association and
+    then reads nothing: the send blocked until the idle deadline's default (300
+    s); --timeout bounds it too (exit 3, the reason in the error line)."""
+    source = write_part10(tmp_path / "big.dcm", make_image(1, rows=4096, columns=2048),
+                          ExplicitVRLittleEndian)
+
+    async def main() -> tuple[int | None, str]:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            accepted.append(writer)
+            writer.write(negotiate(decode_pdu(await read_pdu(reader)),  # type: ignore[arg-type]
+                                   AcceptorPolicy(contexts={SECONDARY_CAPTURE: None})).encode())
+
+        server = await asyncio.start_server(deaf, LOOPBACK, 0)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "dicomnet.cli.main", "store", "--timeout", "1",
+                LOOPBACK, str(server.sockets[0].getsockname()[1]), str(source),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            _, err = await asyncio.wait_for(proc.communicate(), 60)
+            return proc.returncode, err.decode()
+        finally:
+            for writer in accepted:
+                writer.transport.abort()
+            server.close()
+            await server.wait_closed()
+
+    code, err = run(main(), timeout=90)
+    assert code == 3, err
+    assert "nothing received or sent for 1.0s (idle timeout)" in err, err

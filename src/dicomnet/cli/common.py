@@ -139,10 +139,14 @@ class NetworkOptions:
         return DEFAULT_TLS_PORT if self.tls else DEFAULT_PLAIN_PORT
 
     def timeouts(self) -> Timeouts | None:
-        """One --timeout bounds every network wait (connect, handshake, ACSE, DIMSE)."""
+        """One --timeout bounds every network wait (connect, handshake, ACSE, DIMSE);
+        a client's, a send the peer stops reading too (the idle deadline: nothing
+        received or sent, which a server's associations keep at its default)."""
         if self.timeout is None:
             return None
         t = self.timeout
+        if self.role == "client":
+            return Timeouts(connect=t, tls_handshake=t, acse=t, dimse=t, idle=t)
         return Timeouts(connect=t, tls_handshake=t, acse=t, dimse=t)
 
     def tls_config(self) -> TLSConfig | None:
@@ -443,9 +447,10 @@ def _timeout_help(role: Role) -> str:
                 f"Default: {t.tls_handshake:g} s for the TLS handshake, {t.acse:g} s for "
                 f"the association, {t.dimse:g} s for a DIMSE response.")
     return ("Bound on each network wait (connect, TLS handshake, association, DIMSE "
-            f"response). Default: {t.connect:g} s to connect, {t.tls_handshake:g} s for the "
-            f"TLS handshake, {t.acse:g} s for the association, {t.dimse:g} s for each DIMSE "
-            "response.")
+            "response, a send the peer has stopped reading). Default: "
+            f"{t.connect:g} s to connect, {t.tls_handshake:g} s for the TLS handshake, "
+            f"{t.acse:g} s for the association, {t.dimse:g} s for each DIMSE response, "
+            f"{t.idle:g} s for a send.")
 
 
 def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
