@@ -321,7 +321,10 @@ class Association:
             self._rearm()
             return
         self._queue_out()
-        self.stream.close_soon()
+        # Unsent bytes left when a deadline fired: the peer reads nothing (the
+        # idle one: it took nothing for that long), so the A-ABORT cannot reach
+        # it behind them; waiting out the close's grace would only hold a caller.
+        self.stream.close_soon(grace=0)
         self._closed.set()
 
     def _local_abort(self, detail: str) -> None:

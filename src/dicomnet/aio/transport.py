@@ -218,17 +218,22 @@ class Stream:
                 and self.security is not None):
             self.session_slot.keep(session, self.security.protocol)
 
-    def close_soon(self) -> None:
+    def close_soon(self, *, grace: float = CLOSE_GRACE) -> None:
         """Start closing: what is queued goes first, but a peer whose receive
         window stays shut cannot hold the connection, its descriptor and its
-        association slot: after ``CLOSE_GRACE`` seconds with bytes still unsent it
-        is cut (a plain asyncio transport would wait for it forever)."""
+        association slot: after ``grace`` seconds with bytes still unsent it is
+        cut (a plain asyncio transport would wait for it forever); at once with
+        ``grace`` 0, when the peer is known to read nothing (a timeout fired)."""
         transport = self.writer.transport
         if transport.is_closing():
             return
-        transport.close()
-        if transport.get_write_buffer_size():
-            asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
+        if not transport.get_write_buffer_size():
+            transport.close()
+        elif grace <= 0:
+            transport.abort()
+        else:
+            transport.close()
+            asyncio.get_running_loop().call_later(grace, transport.abort)
 
     async def close(self) -> None:
         writer = self.writer
