@@ -27,7 +27,9 @@ class Timeouts:
     acse: float = 30.0
     """Awaiting the A-ASSOCIATE-AC/RJ or the A-RELEASE-RP."""
     dimse: float | None = 60.0
-    """Awaiting a DIMSE response (each one, pending responses included)."""
+    """Awaiting a DIMSE response (each one, pending responses included), and,
+    while a message is being sent, the peer taking none of it (its receive
+    window shut: it stopped reading)."""
     idle: float | None = 300.0
     """An established association with nothing received, and nothing of what it
     sends taken by the peer, for this long is aborted (a data set being sent to a

@@ -125,7 +125,9 @@ def test_a_long_send_to_a_peer_that_reads_it_is_no_idleness(tmp_path: Path, pki:
     """A requestor receives nothing while it sends a data set: one that took longer
     than the idle timeout to a peer reading it steadily (through a relay passing
     64 KiB every 20 ms, ~3 MB/s) was aborted as idle mid-send ("nothing received
-    for 0.8s"); a long transfer over a slow link failed the same way at 300 s."""
+    for 0.8s"); a long transfer over a slow link failed the same way at 300 s.
+    The DIMSE timeout, which now also bounds a send the peer stops reading, lets
+    it go on too."""
     dataset = make_image(1, rows=1024, columns=1024, frames=6)  # 6 MiB of pixels
     dataset.file_meta = FileMetaDataset()
     dataset.file_meta.TransferSyntaxUID = UID(EXPLICIT_LE)
@@ -169,7 +171,7 @@ def test_a_long_send_to_a_peer_that_reads_it_is_no_idleness(tmp_path: Path, pki:
                 async with associate(
                         LOOPBACK, listener.getsockname()[1], tls=pki.client_tls(),
                         contexts=[ContextRequest(SECONDARY_CAPTURE, (EXPLICIT_LE,))],
-                        timeouts=Timeouts(idle=0.8)) as assoc:
+                        timeouts=Timeouts(idle=0.8, dimse=0.8)) as assoc:
                     started = asyncio.get_running_loop().time()
                     status = await assoc.store(dataset)
                     return status.code, asyncio.get_running_loop().time() - started

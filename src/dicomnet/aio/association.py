@@ -131,6 +131,12 @@ class Association:
         #: deadline as much as bytes received (a requestor receives nothing while
         #: it sends one).
         self._last_tx = self._last_rx
+        #: The transport's unsent bytes when last looked at (by a timer firing, or a
+        #: write done): fewer since is the peer reading too.
+        self._tx_backlog = 0
+        #: A message's bytes wait for the peer to read some (the transport paused
+        #: writing): ``Timeouts.dimse`` bounds that wait.
+        self._send_waiting = False
         self._pdu_started: float | None = None
         self._pdus_seen = 0
         # The nearest a read can put the idle or PDU deadline (_rearm_if_earlier).
@@ -259,6 +265,8 @@ class Association:
             candidates.append(artim)
         if self.ul.is_established and self.timeouts.idle is not None:
             candidates.append(max(self._last_rx, self._last_tx) + self.timeouts.idle)
+        if self._send_waiting and self.timeouts.dimse is not None:
+            candidates.append(self._last_tx + self.timeouts.dimse)
         if self._pdu_started is not None and self.timeouts.pdu is not None:
             candidates.append(self._pdu_started + self.timeouts.pdu)
         return min(candidates) if candidates else None
@@ -303,6 +311,10 @@ class Association:
         self._timer = None
         self._timer_at = None
         now = self._loop.time()
+        backlog = self.stream.writer.transport.get_write_buffer_size()
+        if backlog < self._tx_backlog:
+            self._last_tx = now  # the peer read some of what waits: not stalled
+        self._tx_backlog = backlog
         artim = self.ul.get_timer()
         if artim is not None and now >= artim:
             log.info("%s: ARTIM expired in %s", self._name(), self.ul.state.name)
@@ -312,6 +324,11 @@ class Association:
             now >= self._pdu_started + self.timeouts.pdu
         ):
             self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
+        elif self._send_waiting and self.timeouts.dimse is not None and (
+            now >= self._last_tx + self.timeouts.dimse
+        ):
+            self._local_abort(f"the peer read nothing of what was sent for "
+                              f"{self.timeouts.dimse}s")
         elif self.ul.is_established and self.timeouts.idle is not None and (
             now >= max(self._last_rx, self._last_tx) + self.timeouts.idle
         ):
@@ -677,8 +694,19 @@ class Association:
             self._queue_out_soon()
         else:
             self._queue_out()
+        writer = self.stream.writer
         try:
-            await self.stream.writer.drain()
+            if self.stream.receiver.writing_paused and self.timeouts.dimse is not None:
+                # The peer must take some of it within the DIMSE timeout.
+                self._send_waiting = True
+                self._tx_backlog = writer.transport.get_write_buffer_size()
+                self._rearm()
+                try:
+                    await writer.drain()
+                finally:
+                    self._send_waiting = False
+            else:
+                await writer.drain()
         except (ConnectionError, OSError) as exc:
             self._transport_broke(f"write failed: {describe_os_error(exc)}")
             self._drain_events()

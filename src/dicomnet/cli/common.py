@@ -139,14 +139,11 @@ class NetworkOptions:
         return DEFAULT_TLS_PORT if self.tls else DEFAULT_PLAIN_PORT
 
     def timeouts(self) -> Timeouts | None:
-        """One --timeout bounds every network wait (connect, handshake, ACSE, DIMSE);
-        a client's, a send the peer stops reading too (the idle deadline: nothing
-        received or sent, which a server's associations keep at its default)."""
+        """One --timeout bounds every network wait (connect, handshake, ACSE, DIMSE:
+        a response, or the peer taking what we send)."""
         if self.timeout is None:
             return None
         t = self.timeout
-        if self.role == "client":
-            return Timeouts(connect=t, tls_handshake=t, acse=t, dimse=t, idle=t)
         return Timeouts(connect=t, tls_handshake=t, acse=t, dimse=t)
 
     def tls_config(self) -> TLSConfig | None:
@@ -449,8 +446,8 @@ def _timeout_help(role: Role) -> str:
     return ("Bound on each network wait (connect, TLS handshake, association, DIMSE "
             "response, a send the peer has stopped reading). Default: "
             f"{t.connect:g} s to connect, {t.tls_handshake:g} s for the TLS handshake, "
-            f"{t.acse:g} s for the association, {t.dimse:g} s for each DIMSE response, "
-            f"{t.idle:g} s for a send.")
+            f"{t.acse:g} s for the association, {t.dimse:g} s for each DIMSE response "
+            "or for the peer to read some of what is sent.")
 
 
 def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
