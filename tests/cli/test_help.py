@@ -75,7 +75,8 @@ def test_tls_help_says_no_default_port_where_port_is_required(command: str,
 
 def test_timeout_help_states_the_defaults() -> None:
     assert ("Default: 30 s to connect, 30 s for the TLS handshake, 30 s for the association, "
-            "60 s for each DIMSE response.") in _help("echo")
+            "60 s for each DIMSE response or for the peer to read some of what is sent."
+            ) in _help("echo")
     assert ("Default: 30 s for the TLS handshake, 30 s for the association, 60 s for a DIMSE "
             "response.") in _help("serve")
 
