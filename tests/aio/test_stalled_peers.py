@@ -10,10 +10,12 @@ it, which this one never does)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import ssl
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -134,6 +136,28 @@ def test_a_peer_that_stays_after_its_release_was_answered(
     assert re.search(r"-> DICOMNET-SCP: released, 0 message\(s\), \d+\.\d\d s$", line), line
 
 
+@contextlib.asynccontextmanager
+async def _deaf_peer() -> AsyncIterator[int]:
+    """A peer on loopback (its port) that accepts the association, then reads
+    nothing, with a receive buffer of 4 KiB: a sender's writes soon block."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        accepted.append(writer)
+        writer.write(negotiate(decode_pdu(await read_pdu(reader)),  # type: ignore[arg-type]
+                               AcceptorPolicy(contexts={SECONDARY_CAPTURE: None})).encode())
+
+    server = await asyncio.start_server(deaf, LOOPBACK, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in accepted:
+            writer.transport.abort()
+        server.close()
+        await server.wait_closed()
+
+
 def test_a_client_whose_peer_stops_reading_ends_in_its_abort() -> None:
     """The client's side: a C-STORE of 8 MiB to a peer that accepted the
     association and then reads nothing. Its idle deadline aborts the association
@@ -142,29 +166,13 @@ def test_a_client_whose_peer_stops_reading_ends_in_its_abort() -> None:
     dataset = make_image(1, rows=4096, columns=2048)
 
     async def main() -> str:
-        accepted: list[asyncio.StreamWriter] = []
-
-        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            accepted.append(writer)
-            writer.write(negotiate(decode_pdu(await read_pdu(reader)),  # type: ignore[arg-type]
-                                   AcceptorPolicy(contexts={SECONDARY_CAPTURE: None})).encode())
-
-        server = await asyncio.start_server(deaf, LOOPBACK, 0)
-        try:
-            async with associate(LOOPBACK, server.sockets[0].getsockname()[1],
-                                 contexts=[ContextRequest(SECONDARY_CAPTURE,
-                                                          (ExplicitVRLittleEndian,))],
-                                 timeouts=Timeouts(idle=0.5)) as assoc:
-                with pytest.raises(DicomNetError) as caught:
-                    await assoc.store(dataset)
-            return f"{type(caught.value).__name__}: {caught.value}"
-        finally:
-            for writer in accepted:
-                writer.transport.abort()
-            server.close()
-            await server.wait_closed()
+        async with _deaf_peer() as port, associate(
+                LOOPBACK, port, contexts=[ContextRequest(SECONDARY_CAPTURE,
+                                                         (ExplicitVRLittleEndian,))],
+                timeouts=Timeouts(idle=0.5)) as assoc:
+            with pytest.raises(DicomNetError) as caught:
+                await assoc.store(dataset)
+        return f"{type(caught.value).__name__}: {caught.value}"
 
     assert run(main()) == ("AssociationAborted: association aborted by service-user - "
                            "nothing received or sent for 0.5s (idle timeout)")
@@ -179,28 +187,13 @@ def test_store_timeout_bounds_a_send_the_peer_stopped_reading(tmp_path: Path) ->
                           ExplicitVRLittleEndian)
 
     async def main() -> tuple[int | None, str]:
-        accepted: list[asyncio.StreamWriter] = []
-
-        async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.get_extra_info("socket").setsockopt(
-                socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            accepted.append(writer)
-            writer.write(negotiate(decode_pdu(await read_pdu(reader)),  # type: ignore[arg-type]
-                                   AcceptorPolicy(contexts={SECONDARY_CAPTURE: None})).encode())
-
-        server = await asyncio.start_server(deaf, LOOPBACK, 0)
-        try:
+        async with _deaf_peer() as port:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "dicomnet.cli.main", "store", "--timeout", "1",
-                LOOPBACK, str(server.sockets[0].getsockname()[1]), str(source),
+                LOOPBACK, str(port), str(source),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             _, err = await asyncio.wait_for(proc.communicate(), 60)
             return proc.returncode, err.decode()
-        finally:
-            for writer in accepted:
-                writer.transport.abort()
-            server.close()
-            await server.wait_closed()
 
     code, err = run(main(), timeout=90)
     assert code == 3, err
