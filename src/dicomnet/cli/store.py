@@ -152,15 +152,12 @@ def _status_text(result: StoreResult) -> str:
 
 def _failure_text(result: StoreResult) -> str:
     """A failed row: the status with the peer's comment when one came (not the
-    comment alone), and what ``error`` adds to them (a retry's remark)."""
+    comment alone), and what ``error`` adds after them (a retry's remark:
+    ``error`` is the comment, or the status's words, then that remark)."""
     if result.status is None:
         return result.error or "not sent"
-    extra = result.error or ""
-    for said in (result.error_comment, str(Status(result.status, "storage"))):
-        if said and extra.startswith(said):
-            extra = extra[len(said):]
-            break
-    return _status_text(result) + extra
+    said = result.error_comment or str(Status(result.status, "storage"))
+    return _status_text(result) + (result.error or "").removeprefix(said)
 
 
 @click.command(epilog=EXIT_CODES_EPILOG,
