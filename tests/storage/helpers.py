@@ -26,6 +26,7 @@ from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import part10_header
 from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -165,8 +166,6 @@ def fill_disk(path: Path, leave: int = 0) -> None:
 def send_files(root: Path, files: list[Path], accepted: list[str]) -> list[StoreResult]:
     """``store_paths`` of ``files`` to a StorageSCP under ``root`` that accepts only
     the transfer syntaxes ``accepted`` (so that the SCU converts), on loopback."""
-    from tests.aio.helpers import run, running_server
-
     async def scenario() -> list[StoreResult]:
         scp = StorageSCP(root, transfer_syntaxes=accepted)
         try:
