@@ -55,6 +55,11 @@ class Limits:
     """Largest A-ASSOCIATE PDU accepted (real ones are well under 64 KiB)."""
     max_associations: int = 64
     """Server: associations at once; beyond it A-ASSOCIATE-RJ (transient, local limit)."""
+    max_associations_per_host: int = 32
+    """Server: associations at once from one peer address; beyond it A-ASSOCIATE-RJ
+    (transient, local limit), so that one host (a misconfigured sender opening
+    association after association, or a peer holding slots with a trickle of
+    data) cannot take every one of ``max_associations``."""
     max_pending_connections: int = 128
     """Server: connections not yet associated (in the TLS handshake, or awaiting
     their A-ASSOCIATE-RQ) at once. One more closes the oldest of them: a real
@@ -74,6 +79,8 @@ class Limits:
             raise ConfigurationError("max_pdu_length must fit in 32 bits (0 = unlimited)")
         if self.max_associations < 1:
             raise ConfigurationError("max_associations must be at least 1")
+        if self.max_associations_per_host < 1:
+            raise ConfigurationError("max_associations_per_host must be at least 1")
         if self.max_pending_connections < 1:
             raise ConfigurationError("max_pending_connections must be at least 1")
         if self.max_dataset_in_memory < 1:

@@ -12,9 +12,10 @@ import pytest
 
 from dicomnet.aio.client import associate
 from dicomnet.config import Limits, Timeouts
-from dicomnet.errors import AssociationRejected
+from dicomnet.errors import AssociationRejected, ConfigurationError
 from dicomnet.security.info import SecurityInfo
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.pdu import AssociateRJ, decode_pdu
 from tests.aio.helpers import (
     LOOPBACK,
     Pki,
@@ -26,6 +27,7 @@ from tests.aio.helpers import (
     running_server,
     wait_until,
 )
+from tests.storage.rawscu import read_pdu
 
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -132,6 +134,58 @@ def test_max_associations_rejects_the_second(aio_log: pytest.LogCaptureFixture) 
     assert log_lines(aio_log, level=logging.INFO, contains="SECOND@127.0.0.1")
     assert log_lines(aio_log, contains="rejected (rejected-transient) by service-provider "
                      "(presentation): local limit exceeded (2, 3, 2)")
+
+
+async def _answer_from(port: int, source: str) -> tuple[object, asyncio.StreamWriter]:
+    """The server's answer to a Verification A-ASSOCIATE-RQ sent from ``source`` (a
+    loopback address: Linux routes all of 127/8 to lo), and the connection, left
+    open: an association held."""
+    rq = build_associate_rq(calling_ae_title=source.replace(".", "-"),
+                            called_ae_title="DICOMNET-SCP",
+                            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))],
+                            max_pdu_length=16384)
+    reader, writer = await asyncio.open_connection(LOOPBACK, port, local_addr=(source, 0))
+    writer.write(rq.encode())
+    await writer.drain()
+    return decode_pdu(await read_pdu(reader)), writer
+
+
+def test_max_associations_per_host(aio_log: pytest.LogCaptureFixture) -> None:
+    """Limits.max_associations_per_host: a third association from 127.0.0.1 is
+    rejected (transient, local limit), one from 127.0.0.2 is not, and a slot freed
+    on 127.0.0.1 is counted back."""
+    async def main() -> list[object]:
+        answers, held = [], []
+        async with running_server(limits=Limits(max_associations=8,
+                                                max_associations_per_host=2)) as server:
+            try:
+                for source in ("127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.2"):
+                    answer, writer = await _answer_from(server.port, source)
+                    answers.append(answer)
+                    held.append(writer)
+                held[0].close()  # no release: the server sees the connection end
+                await wait_until(lambda: server.active_associations == 2, "the slot freed")
+                answer, writer = await _answer_from(server.port, "127.0.0.1")
+                answers.append(answer)
+                held.append(writer)
+            finally:
+                for writer in held:
+                    writer.close()
+        return answers
+
+    answers = run(main())
+    assert [type(a).__name__ for a in answers] == [
+        "AssociateAC", "AssociateAC", "AssociateRJ", "AssociateAC", "AssociateAC"]
+    rj = answers[2]
+    assert isinstance(rj, AssociateRJ)
+    assert (rj.result, rj.source, rj.reason) == (2, 3, 2)
+    assert log_lines(aio_log, contains="local limit exceeded (2, 3, 2): 2 associations at "
+                     "once from 127.0.0.1 (max_associations_per_host)")
+
+
+def test_max_associations_per_host_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match="max_associations_per_host"):
+        Limits(max_associations_per_host=0)
 
 
 # -- a peer dripping its A-ASSOCIATE-RQ -----------------------------------------------------

@@ -61,7 +61,8 @@ def test_serve_tls_echo_then_sigterm_stops_cleanly(serve_process: Any, pki: DevP
     assert started["tls"] is True
     assert started["profile"] == "bcp195-rfc9325"
     assert started["peer_cert"] == "required"
-    assert (started["max_associations"], started["max_pending"]) == (64, 128)
+    assert (started["max_associations"], started["max_per_host"], started["max_pending"]) == (
+        64, 32, 128)
     echo = run_cli("echo", "127.0.0.1", started["port"], "--called-aet", "TESTSCP", "--json",
                    *client_tls_args(pki))
     assert echo.exit_code == 0, echo.output

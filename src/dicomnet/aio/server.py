@@ -343,6 +343,8 @@ class Server:
         self._accept_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
+        #: Accepted associations by peer address (Limits.max_associations_per_host).
+        self._per_host: collections.Counter[str] = collections.Counter()
         #: Connections not yet associated, oldest first, with their peer's address
         #: and socket (closed here should the task be cancelled before it ever ran).
         self._pending: dict[asyncio.Task[None], tuple[str, socket.socket]] = {}
@@ -575,6 +577,9 @@ class Server:
             assoc.stop_timers()
             if counted:
                 self._active -= 1
+                self._per_host[assoc.peer[0]] -= 1
+                if not self._per_host[assoc.peer[0]]:
+                    del self._per_host[assoc.peer[0]]
             # Released, then ARTIM closed a connection the peer kept (PS3.8 AA-2): released.
             if assoc.failure is not None and outcome == "closed":
                 outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
@@ -594,10 +599,16 @@ class Server:
         assoc.calling_ae_title = rq.calling_ae_title
         assoc.called_ae_title = rq.called_ae_title
         rejection: tuple[int, int, int] | None = None
+        limit = ""  # which local limit, for the log
         if link_hook_failed:
             rejection = HOOK_FAILED
         elif self._active >= self.limits.max_associations:
             rejection = (2, 3, 2)  # transient, provider (presentation), local limit exceeded
+            limit = f": {self._active} associations at once (max_associations)"
+        elif self._per_host[assoc.peer[0]] >= self.limits.max_associations_per_host:
+            rejection = (2, 3, 2)
+            limit = (f": {self._per_host[assoc.peer[0]]} associations at once from "
+                     f"{assoc.peer[0]} (max_associations_per_host)")
         elif self.require_called_ae_title and rq.called_ae_title != self.ae_title:
             rejection = (1, 1, 7)  # permanent, user, called AE title not recognized
         elif self.on_association_request is not None:
@@ -622,9 +633,9 @@ class Server:
             return False
         if rejection is not None:
             # In the words the peer will read (AssociationRejected), then the codes.
-            log.info("association from %s@%s:%s %s %s", rq.calling_ae_title, *assoc.peer,
+            log.info("association from %s@%s:%s %s %s%s", rq.calling_ae_title, *assoc.peer,
                      str(AssociationRejected(*rejection)).removeprefix("association "),
-                     rejection)
+                     rejection, limit)
             ul.reject(AssociateRJ(*rejection), now)
             return False
         ac = negotiate(rq, self._policy())
@@ -635,6 +646,7 @@ class Server:
         assoc.async_window = async_window(rq, ac)
         assoc.operations = OperationsWindow(assoc.async_window)
         self._active += 1
+        self._per_host[assoc.peer[0]] += 1
         return True
 
     async def _on_messages(

@@ -167,6 +167,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               output=str(output) if storage is not None else None,
               allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
               max_associations=limits.max_associations,
+              max_per_host=limits.max_associations_per_host,
               max_pending=limits.max_pending_connections)
         await server.serve_forever()
     except asyncio.CancelledError:
@@ -227,6 +228,10 @@ def _uncancel() -> None:
 @click.option("--max-associations", type=click.IntRange(min=1),
               default=Limits().max_associations, show_default=True,
               help="Associations at once; more are rejected (transient, local limit).")
+@click.option("--max-per-host", type=click.IntRange(min=1),
+              default=Limits().max_associations_per_host, show_default=True,
+              help="Associations at once from one peer address; more are rejected "
+                   "(transient, local limit), so one host cannot take every slot.")
 @click.option("--max-pending", type=click.IntRange(min=1),
               default=Limits().max_pending_connections, show_default=True,
               help="Connections not yet associated (in the TLS handshake, or awaiting their "
@@ -256,8 +261,8 @@ def _uncancel() -> None:
                    "whatever the caller calls us.")
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
-          max_pending: int, duplicates: str, no_fsync: bool, allow_aets: tuple[str, ...],
-          check_called_aet: bool, accept_unknown_sop_classes: bool,
+          max_per_host: int, max_pending: int, duplicates: str, no_fsync: bool,
+          allow_aets: tuple[str, ...], check_called_aet: bool, accept_unknown_sop_classes: bool,
           net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
@@ -304,6 +309,7 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
         tls = net.tls_config()  # before the loop: it may ask for the key's password
         run_async(lambda: _serve(host, net.default_port() if port is None else port, output,
                                  Limits(max_associations=max_associations,
+                                        max_associations_per_host=max_per_host,
                                         max_pending_connections=max_pending),
                                  net, tls=tls, duplicates=duplicates, durable=not no_fsync,
                                  allowed=allowed, check_called=check_called_aet,
