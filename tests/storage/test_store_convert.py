@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -58,6 +59,32 @@ def test_the_file_holds_what_the_conversion_in_memory_gives(
         assert converted.tell() == 0
         data = converted.read()
     assert (length, data) == (len(expected), expected)
+
+
+def _folder_of(fd: int) -> str:
+    """The folder of an open file, anonymous (O_TMPFILE) or not."""
+    return os.path.dirname(os.readlink(f"/proc/self/fd/{fd}"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd") or not os.path.isdir("/var/tmp"),
+                    reason="Linux with /var/tmp")
+def test_the_temporary_file_is_in_var_tmp_unless_the_user_names_a_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/tmp is a tmpfs on many systems: a converted gigabyte would sit in RAM."""
+    info = read_part10(_large(tmp_path / "in.dcm", 4, ExplicitVRLittleEndian, rows=64))
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    converted, _ = convert_to_file(info, ImplicitVRLittleEndian)
+    with converted:
+        assert _folder_of(converted.fileno()) == "/var/tmp"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    monkeypatch.setenv("TMPDIR", str(mine))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # tempfile caches its choice
+    converted, _ = convert_to_file(info, ImplicitVRLittleEndian)
+    with converted:
+        assert _folder_of(converted.fileno()) == str(mine)
+    assert list(mine.iterdir()) == []  # anonymous: nothing to clean up
 
 
 def test_a_source_cut_inside_a_bulk_value_is_refused(tmp_path: Path) -> None:

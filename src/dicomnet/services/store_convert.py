@@ -3,11 +3,11 @@ for a peer that did not accept the file's own (PS3.5 A.1-A.3, A.5), with pydicom
 
 A small data set is re-encoded in memory. A large one whose byte order stays
 (Explicit and Implicit VR Little Endian, either way) is written by pydicom to an
-anonymous temporary file, in the system's temporary folder (``TMPDIR``), and
-sent from there as a file is: its bulk values (Pixel Data and the other OB, OW,
-OF, OL, OD, OV values of defined length at the top level) are never held in
-memory whole, pydicom copies them from the source file piece by piece
-(:class:`FileSlice`, a "buffered" value to pydicom). Converting a 268 MB file
+anonymous temporary file (in :func:`temporary_folder`), and sent from there as a
+file is: its bulk values (Pixel Data and the other OB, OW, OF, OL, OD, OV values
+of defined length at the top level) are never held in memory whole, pydicom
+copies them from the source file piece by piece (:class:`FileSlice`, a
+"buffered" value to pydicom). Converting a 268 MB file
 to Implicit VR in memory peaked at 812 MB (the data set read, its encoding, the
 bytes of it); this way the process peaked at 34 MB in all. A change of byte order
 (Big Endian is retired, PS3.5 A.3) and Deflated Explicit VR Little Endian
@@ -32,7 +32,7 @@ from ..storage.part10 import Part10Info
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, encode_dataset
 
 __all__ = ["IN_MEMORY_MOST", "FileSlice", "conversion_error", "convert_in_memory",
-           "convert_to_file", "converts_through_file"]
+           "convert_to_file", "converts_through_file", "temporary_folder"]
 
 #: Data sets up to this long are converted in memory (about three times their
 #: size at the peak); longer ones through a temporary file when they can be.
@@ -42,6 +42,23 @@ IN_MEMORY_MOST = 16 << 20
 _DEFER = 64 << 10
 _LITTLE_ENDIAN = frozenset({EXPLICIT_LE, IMPLICIT_LE})
 _UNDEFINED = 0xFFFFFFFF
+#: On disk where /tmp often is not (FHS 3.0 5.15: kept across reboots, so never
+#: a RAM file system).
+_VAR_TMP = "/var/tmp"
+
+
+def temporary_folder() -> str | None:
+    """The folder of the conversions' temporary files: the one the user named
+    (``TMPDIR``, ``TEMP`` or ``TMP``, as :mod:`tempfile` reads them), else
+    /var/tmp where there is one, else :mod:`tempfile`'s choice (None).
+    /tmp is a tmpfs on many systems (Debian 13, Fedora, Arch): a converted
+    gigabyte would sit in memory there, or fail with the file system full at
+    half the RAM. The files are anonymous (``O_TMPFILE``): none outlives us."""
+    if any(os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")):
+        return None
+    if os.path.isdir(_VAR_TMP) and os.access(_VAR_TMP, os.W_OK | os.X_OK):
+        return _VAR_TMP
+    return None
 
 
 def converts_through_file(info: Part10Info, target: str) -> bool:
@@ -87,7 +104,7 @@ def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, i
             # it writes, as for the rest of the data set (OW, PS3.5 A.1).
             ds[tag] = DataElement(tag, vr, FileSlice(source.fileno(), raw.value_tell,
                                                      raw.length, str(info.path)))
-        out = tempfile.TemporaryFile()  # noqa: SIM115 (returned open, to be sent)
+        out = tempfile.TemporaryFile(dir=temporary_folder())  # noqa: SIM115 (sent, then closed)
         try:
             writer = DicomFileLike(out)
             writer.is_little_endian = True
