@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 if stack == "python-ssl":
                     assert pki is not None
                     os.sync()  # as before every run_once
+                    sb.warm(rounds.folder)
                     first = min(rounds.folder.iterdir())
                     rate, client_cpu, server_cpu = ssl_ceiling.run_once(
                         pki, first, None, 256 << 10, total=payload)
