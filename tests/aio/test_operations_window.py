@@ -14,7 +14,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.aio.association import Association
 from dicomnet.aio.client import associate
-from dicomnet.aio.server import OperationsWindow, ServerAssociation
+from dicomnet.aio.operations import OperationsWindow
+from dicomnet.aio.server import ServerAssociation
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.errors import DicomNetError
 from dicomnet.services.storage import StorageSCP

@@ -41,6 +41,7 @@ from .acceptor import (
     unanswered_identity,
 )
 from .association import Association, DatasetSink, MessagesRouted
+from .operations import OperationsWindow
 from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
 
 __all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "Server",
@@ -104,50 +105,6 @@ class AssociationInfo:
 AssociationRequestHook = Callable[
     [AssociationInfo], tuple[int, int, int] | None | Awaitable[tuple[int, int, int] | None]
 ]
-
-
-class OperationsWindow:
-    """How many operations an association performs at once (PS3.7 D.3.3.3, the
-    asynchronous operations window the SCP granted): a semaphore that can also
-    be taken without waiting (:meth:`try_take`), from a read callback."""
-
-    __slots__ = ("_free", "_waiters")
-
-    def __init__(self, size: int) -> None:
-        self._free = size
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    def try_take(self) -> bool:
-        """Take a slot if one is free and nobody waits for one; True if taken."""
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def take(self) -> None:
-        """Take a slot, waiting (first come, first served) for one to be released."""
-        if self.try_take():
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a slot just as it was cancelled: pass it on
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-            raise
-
-    def release(self) -> None:
-        """Give a slot back: to the first waiter, if any."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
 
 
 class ServerAssociation(Association):
