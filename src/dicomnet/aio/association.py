@@ -735,11 +735,7 @@ class Association:
         if self.failure is not None:
             return None
         if isinstance(item, MessageReceived):
-            if item.message.has_dataset:
-                self._incoming = (item.context_id, item.message,
-                                  self.open_sink(item.context_id, item.message))
-                return None
-            return (item.context_id, item.message, None)
+            return self._route_message(item, None)
         incoming = self._incoming
         if incoming is None:  # DimseConnection already refuses this; belt and braces
             raise RemoteProtocolError("data set fragment without a command", abort_reason=2)
@@ -748,6 +744,16 @@ class Association:
             self._incoming = self._in_place_sink = None
             return incoming
         return None
+
+    def _route_message(self, item: MessageReceived, sink: DatasetSink | None
+                       ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
+        """A command set received whole: the message, when it has no data set;
+        otherwise None, its data set due into ``sink`` (None: ``open_sink``'s)."""
+        if item.message.has_dataset:
+            self._incoming = (item.context_id, item.message,
+                              sink or self.open_sink(item.context_id, item.message))
+            return None
+        return (item.context_id, item.message, sink)
 
     # -- release and abort ---------------------------------------------------------
 

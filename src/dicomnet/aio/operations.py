@@ -1,5 +1,6 @@
-"""The operations an acceptor performs for one association (PS3.7 D.3.3.3): how
-many at once (the asynchronous operations window it granted)."""
+"""The operations an acceptor performs for one association: how many at once (the
+asynchronous operations window it granted, PS3.7 D.3.3.3), and the Message IDs
+they hold (PS3.7 9.1.1.1.1)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import asyncio
 import collections
 import contextlib
 
-__all__ = ["OperationsWindow"]
+from ..dimse.messages import DimseMessage
+
+__all__ = ["DUPLICATE_INVOCATION", "DuplicateInvocation", "MessageIds", "OperationsWindow"]
+
+#: PS3.7 Annex C: the Message ID is allocated to another operation.
+DUPLICATE_INVOCATION = 0x0210
 
 
 class OperationsWindow:
@@ -52,3 +58,48 @@ class OperationsWindow:
                 waiter.set_result(None)
                 return
         self._free += 1
+
+
+class DuplicateInvocation:
+    """The sink of a request whose Message ID an operation still outstanding on the
+    association holds (PS3.7 9.1.1.1.1, 10.1.1.1.1: no two identical values for
+    outstanding operations): its data set is let go as it arrives (no temporary
+    file), it is not performed, and it is answered 0210H, Duplicate invocation
+    (PS3.7 Annex C)."""
+
+    __slots__ = ()
+
+    def write(self, data: bytes | memoryview) -> None:
+        return None
+
+    def abort(self) -> None:
+        return None
+
+
+class MessageIds:
+    """The Message IDs of the requests an association received and has not answered
+    yet (PS3.7 9.1.1.1.1): an ID is held from the request's command set until its
+    operation's final response, then free for the next request."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: set[int] = set()
+
+    def claim(self, message: DimseMessage) -> bool:
+        """Hold the Message ID of request ``message``; False when it is held already
+        (a duplicate invocation). True, holding nothing, for a message with no
+        Message ID of its own (a response, a C-CANCEL-RQ)."""
+        message_id = getattr(message, "message_id", None)
+        if message_id is None or not message.is_request:
+            return True
+        if message_id in self._held:
+            return False
+        self._held.add(message_id)
+        return True
+
+    def release(self, message: DimseMessage) -> None:
+        """``message``'s operation is answered: its Message ID is free again."""
+        message_id = getattr(message, "message_id", None)
+        if message_id is not None:
+            self._held.discard(message_id)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
+from ..dimse.connection import MessageReceived
 from ..dimse.messages import DimseMessage, operation_name, refusal
 from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
@@ -41,7 +42,7 @@ from .acceptor import (
     unanswered_identity,
 )
 from .association import Association, DatasetSink, MessagesRouted
-from .operations import OperationsWindow
+from .operations import DUPLICATE_INVOCATION, DuplicateInvocation, MessageIds, OperationsWindow
 from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
 
 __all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "Server",
@@ -122,6 +123,8 @@ class ServerAssociation(Association):
         self.answers = AnswerTally()
         #: Slots of the asynchronous operations window (resized once negotiated).
         self.operations = OperationsWindow(1)
+        #: Message IDs of the requests received and not answered yet.
+        self.message_ids = MessageIds()
         #: Operations being performed concurrently (only with a window above 1).
         self.running: set[asyncio.Task[None]] = set()
         #: Operations started without a task (``start``), their answer not yet given.
@@ -165,10 +168,12 @@ class ServerAssociation(Association):
         for index, (context_id, message, sink) in enumerate(messages):
             start = getattr(providers.get(message.command_field), "start", None)
             if (start is None or context_id not in self.contexts
+                    or isinstance(sink, DuplicateInvocation)
                     or not self.operations.try_take()):
                 return messages[index:], None
             try:
-                taken = start(self, context_id, message, sink, self.answer_for(context_id))
+                taken = start(self, context_id, message, sink,
+                              self.answer_for(context_id, message))
             except Exception as exc:
                 self.operations.release()
                 self.messages += 1
@@ -186,16 +191,19 @@ class ServerAssociation(Association):
         # synchronous peer: no window, or one request in flight) answers at once.
         return len(self.running) + self.answering > 1
 
-    def answer_for(self, context_id: int) -> Answer:
-        """The ``answer`` given to ``ServiceProvider.start`` for one operation (its
+    def answer_for(self, context_id: int, request: DimseMessage) -> Answer:
+        """The ``answer`` given to ``ServiceProvider.start`` for ``request`` (its
         window slot is already taken; ``answering`` counts it once taken)."""
-        return functools.partial(self._answer, context_id)
+        return functools.partial(self._answer, context_id, request)
 
-    def _answer(self, context_id: int, response: DimseMessage | BaseException) -> None:
+    def _answer(self, context_id: int, request: DimseMessage,
+                response: DimseMessage | BaseException) -> None:
         """Send the final response of an operation started without a task, then free
-        its slot; a response that must wait for the wire (another message is being
-        sent, or the peer is not reading) is sent by a task instead."""
+        its slot and its Message ID; a response that must wait for the wire
+        (another message is being sent, or the peer is not reading) is sent by a
+        task instead."""
         self.answering -= 1
+        self.message_ids.release(request)
         try:
             if isinstance(response, BaseException):
                 self._operation_failed(response)
@@ -252,6 +260,12 @@ class ServerAssociation(Association):
                     await self._all_answered
                 finally:
                     self._all_answered = None
+
+    def _route_message(self, item: MessageReceived, sink: DatasetSink | None
+                       ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
+        if not self.message_ids.claim(item.message):
+            sink = DuplicateInvocation()  # never performed: see _on_messages
+        return super()._route_message(item, sink)
 
     def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
         provider = self.server._providers.get(message.command_field)
@@ -618,23 +632,33 @@ class Server:
                     f"message on presentation context {context_id}, which was not accepted",
                     abort_reason=6,
                 )
+            if isinstance(sink, DuplicateInvocation):
+                # PS3.7 9.1.1.1.1: the ID of an operation still outstanding; not
+                # performed (the first one is), answered so that the peer learns why.
+                message_id = getattr(message, "message_id", 0)
+                log.warning("%s@%s:%s sent %s with Message ID %d, which an operation in "
+                            "progress holds: not performed, refused (0210H)",
+                            assoc.calling_ae_title, *assoc.peer, type(message).__name__,
+                            message_id)
+                await self._refuse(assoc, context_id, message, DUPLICATE_INVOCATION,
+                                   f"Message ID {message_id} is in use")
+                continue
             provider = self._providers.get(message.command_field)
             if provider is None:
                 # Answered, so that the peer does not wait for its DIMSE timeout.
-                rsp = refusal(message, UNRECOGNIZED_OPERATION,
-                              f"{operation_name(message)} is not performed here")
+                answered = await self._refuse(assoc, context_id, message, UNRECOGNIZED_OPERATION,
+                                              f"{operation_name(message)} is not performed here")
                 log.warning("%s:%s sent %s, which no service here handles%s", *assoc.peer,
-                            type(message).__name__, ": refused (0211H)" if rsp else "")
-                if rsp is not None:
-                    assoc.answers.count(rsp)
-                    await assoc.send_message(rsp, context_id)
+                            type(message).__name__, ": refused (0211H)" if answered else "")
+                assoc.message_ids.release(message)
                 continue
             # The window bounds how many operations run at once (PS3.7 D.3.3.3).
             start = getattr(provider, "start", None)
             if start is not None:
                 await assoc.operations.take()
                 try:
-                    taken = start(assoc, context_id, message, sink, assoc.answer_for(context_id))
+                    taken = start(assoc, context_id, message, sink,
+                                  assoc.answer_for(context_id, message))
                 except BaseException:
                     assoc.operations.release()
                     raise
@@ -661,9 +685,24 @@ class Server:
         # The provider owns the data set from here (a task cancelled before this
         # line leaves it to abort_unclaimed_sinks).
         assoc.unclaimed_sinks.discard(sink)
-        for response, dataset in await provider.handle(assoc, context_id, message, sink):
-            assoc.answers.count(response)
-            await assoc.send_message(response, context_id, dataset=dataset)
+        try:
+            for response, dataset in await provider.handle(assoc, context_id, message, sink):
+                assoc.answers.count(response)
+                await assoc.send_message(response, context_id, dataset=dataset)
+        finally:
+            assoc.message_ids.release(message)
+
+    @staticmethod
+    async def _refuse(assoc: ServerAssociation, context_id: int, message: DimseMessage,
+                      status: int, comment: str) -> bool:
+        """Answer a request that is not performed with ``status`` (PS3.7 Annex C);
+        False, answering nothing, for a message that is no request or a
+        C-CANCEL-RQ (never answered)."""
+        rsp = refusal(message, status, comment)
+        if rsp is not None:
+            assoc.answers.count(rsp)
+            await assoc.send_message(rsp, context_id)
+        return rsp is not None
 
     async def reload_tls(self) -> bool:
         """Build the TLS context again from the configuration's files now, changed or

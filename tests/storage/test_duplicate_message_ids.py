@@ -1,0 +1,136 @@
+"""A request whose Message ID is that of an operation still in flight on the same
+association (PS3.7 9.1.1.1.1, 10.1.1.1.1: no two outstanding operations share one)
+is not performed: it is answered 0210H, Duplicate invocation (PS3.7 Annex C), its
+data set dropped; the first operation is performed and answered as usual."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CStoreRSP, encode_message
+from dicomnet.services.storage import StorageSCP, StoredInstance
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.part10 import read_part10
+from dicomnet.ul.negotiation import ContextRequest
+from dicomnet.ul.pdu import encode_pdata
+from tests.aio.helpers import run, running_server
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+from tests.storage.rawscu import RawAssociation, store_command
+from tests.storage.test_scp_robustness import leftovers, wait_idle
+
+VERIFICATION = "1.2.840.10008.1.1"
+DUPLICATE_INVOCATION = 0x0210
+
+
+def dataset(folder: Path, number: int, rows: int, columns: int) -> tuple[str, bytes]:
+    """(SOP Instance UID, data set bytes) of an image of rows x columns."""
+    path = write_part10(folder / f"{number}.dcm",
+                        make_image(number, rows=rows, columns=columns), ExplicitVRLittleEndian)
+    info = read_part10(path)
+    return info.sop_instance_uid, path.read_bytes()[info.dataset_offset:]
+
+
+@pytest.mark.parametrize("window", [2, 1])
+def test_a_store_reusing_an_outstanding_message_id_is_refused_not_performed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, window: int) -> None:
+    """The first C-STORE is held in its on_c_store hook until the second (same
+    Message ID 7, sent before the first was answered; large enough to spill to a
+    temporary file) has been answered. Without a window (1) the peer breaks the
+    window too: the second still arrives while the first is outstanding."""
+    first = dataset(tmp_path / "in", 1, 24, 24)
+    second = dataset(tmp_path / "in", 2, 1024, 1280)
+    root = tmp_path / "out"
+    hooked: list[str] = []
+
+    async def scenario() -> list[object]:
+        release = asyncio.Event()
+
+        async def hold(instance: StoredInstance) -> None:
+            hooked.append(instance.sop_instance_uid)
+            if instance.sop_instance_uid == first[0]:
+                await asyncio.wait_for(release.wait(), 10)
+
+        scp = StorageSCP(root, on_c_store=hold)
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            peer = await RawAssociation.open(
+                server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))],
+                window=window)
+            ctx = peer.context_id(SECONDARY_CAPTURE)
+            for sop, data in (first, second):
+                await peer.send_store(ctx, store_command(SECONDARY_CAPTURE.encode(),
+                                                         sop.encode(), message_id=7), data)
+            answers: list[object] = []
+            if window > 1:
+                answers.append(await peer.outcome())  # the duplicate's, while the first waits
+                release.set()
+                answers.append(await peer.outcome())
+            else:
+                # One operation at a time: the first is answered first; the
+                # duplicate was refused when it arrived, answered after it.
+                release.set()
+                answers += [await peer.outcome(), await peer.outcome()]
+            await peer.release()
+            await wait_idle(server)
+        return answers
+
+    with caplog.at_level(logging.WARNING):
+        answers = run(scenario())
+    by_status = {a.status: a for a in answers if isinstance(a, CStoreRSP)}
+    assert sorted(by_status) == [0x0000, DUPLICATE_INVOCATION], answers
+    assert by_status[0].affected_sop_instance_uid == first[0]
+    refused = by_status[DUPLICATE_INVOCATION]
+    assert refused.message_id_being_responded_to == 7
+    assert refused.affected_sop_instance_uid == second[0]
+    assert hooked == [first[0]]  # the duplicate was never performed
+    stored = sorted(root.rglob("*.dcm"))
+    assert [read_part10(p).sop_instance_uid for p in stored] == [first[0]]
+    assert {p for p in leftovers(root) if p.endswith(".dcm") or "tmp" in p} == {
+        stored[0].relative_to(root).as_posix()}
+    assert any("Message ID 7" in r.getMessage() and "0210H" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_an_echo_reusing_the_id_of_an_outstanding_store_is_refused(tmp_path: Path) -> None:
+    """Message IDs are unique across operations of every kind (PS3.7 9.1.5.1.1)."""
+    first = dataset(tmp_path / "in", 1, 24, 24)
+    root = tmp_path / "out"
+
+    async def scenario() -> list[object]:
+        release = asyncio.Event()
+
+        async def hold(instance: StoredInstance) -> None:
+            await asyncio.wait_for(release.wait(), 10)
+
+        scp = StorageSCP(root, on_c_store=hold)
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            peer = await RawAssociation.open(
+                server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,)),
+                              ContextRequest(VERIFICATION, (ImplicitVRLittleEndian,))],
+                window=2)
+            await peer.send_store(peer.context_id(SECONDARY_CAPTURE),
+                                  store_command(SECONDARY_CAPTURE.encode(), first[0].encode(),
+                                                message_id=3), first[1])
+            await peer.send(encode_pdata(peer.context_id(VERIFICATION), True, True,
+                                         encode_message(CEchoRQ(message_id=3))))
+            echo = await peer.outcome()
+            release.set()
+            store = await peer.outcome()
+            # Once answered, the ID is free again.
+            await peer.send(encode_pdata(peer.context_id(VERIFICATION), True, True,
+                                         encode_message(CEchoRQ(message_id=3))))
+            again = await peer.outcome()
+            await peer.release()
+            await wait_idle(server)
+        return [echo, store, again]
+
+    echo, store, again = run(scenario())
+    assert isinstance(echo, CEchoRSP) and echo.status == DUPLICATE_INVOCATION
+    assert echo.message_id_being_responded_to == 3
+    assert isinstance(store, CStoreRSP) and store.status == 0
+    assert isinstance(again, CEchoRSP) and again.status == 0
+    assert len(list(root.rglob("*.dcm"))) == 1
