@@ -99,19 +99,24 @@ sub_items: st.SearchStrategy[SubItem] = st.one_of(
     ),
 )
 user_information = st.builds(UserInformationItem, st.lists(sub_items, max_size=8).map(tuple))
-pc_rq = st.builds(
-    PresentationContextRQItem, byte, uids, st.lists(uids, min_size=1, max_size=4).map(tuple)
-)
+#: A presentation context ID as an A-ASSOCIATE-RQ/AC allows it: odd (PS3.8 9.3.2.2).
+odd_id = st.integers(0, 127).map(lambda n: 2 * n + 1)
+
+
+def pc_rq(ids: st.SearchStrategy[int] = byte) -> st.SearchStrategy[PresentationContextRQItem]:
+    return st.builds(
+        PresentationContextRQItem, ids, uids, st.lists(uids, min_size=1, max_size=4).map(tuple)
+    )
 
 
 @st.composite
-def pc_ac(draw: st.DrawFn) -> PresentationContextACItem:
+def pc_ac(draw: st.DrawFn, ids: st.SearchStrategy[int] = byte) -> PresentationContextACItem:
     result = draw(st.integers(0, 4))
     if result == PC_ACCEPTANCE:
         transfer: str | None = draw(uids)
     else:
         transfer = draw(st.none() | uids)
-    return PresentationContextACItem(draw(byte), result, transfer)
+    return PresentationContextACItem(draw(ids), result, transfer)
 
 
 # On its own an item is read by its type, so a "sub-item" of type 0x10 would read
@@ -125,7 +130,7 @@ items: st.SearchStrategy[Item] = st.one_of(
     st.builds(ApplicationContextItem, uids),
     st.builds(AbstractSyntaxSubItem, uids),
     st.builds(TransferSyntaxSubItem, uids),
-    pc_rq,
+    pc_rq(),
     pc_ac(),
     user_information,
     sub_items.filter(lambda sub: not isinstance(sub, UnknownSubItem)),
@@ -139,7 +144,9 @@ pdus: st.SearchStrategy[PDU] = st.one_of(
         ae_titles,
         ae_titles,
         uids,
-        st.lists(pc_rq, min_size=1, max_size=4).map(tuple),
+        # Each context its own odd ID (PS3.8 9.3.2.2, 7.1.1.13).
+        st.lists(pc_rq(odd_id), min_size=1, max_size=4,
+                 unique_by=lambda pc: pc.context_id).map(tuple),
         user_information,
         u16,
     ),
@@ -148,7 +155,8 @@ pdus: st.SearchStrategy[PDU] = st.one_of(
         ac_ae_titles,
         ac_ae_titles,
         uids,
-        st.lists(pc_ac(), min_size=1, max_size=4).map(tuple),
+        st.lists(pc_ac(odd_id), min_size=1, max_size=4,
+                 unique_by=lambda pc: pc.context_id).map(tuple),
         user_information,
         u16,
     ),

@@ -308,6 +308,7 @@ class ULConnection:
             return
         event = _PDU_EVENTS[type(pdu)]
         if event is Event.Evt3 and isinstance(pdu, AssociateAC):
+            _check_answers(self.associate_rq, pdu)
             self.associate_ac = pdu
             self.peer_max_pdu_length = _max_length(pdu)
             self._set_local_max(_max_length(self.associate_rq))
@@ -410,3 +411,17 @@ def _max_length(pdu: AssociateRQ | AssociateAC | None) -> int:
         return 0
     value = pdu.user_information.maximum_length
     return value or 0
+
+
+def _check_answers(rq: AssociateRQ | None, ac: AssociateAC) -> None:
+    """An A-ASSOCIATE-AC answers only the presentation contexts proposed (PS3.8
+    7.1.1.14: one result per proposed context); an answer to another ID is an
+    invalid PDU parameter value (Evt19: A-ABORT reason 6, PS3.8 Table 9-26)."""
+    if rq is None:
+        return
+    proposed = {pc.context_id for pc in rq.presentation_contexts}
+    for pc in ac.presentation_contexts:
+        if pc.context_id not in proposed:
+            raise RemoteProtocolError(
+                f"A-ASSOCIATE-AC answers presentation context {pc.context_id}, which was not "
+                "proposed (PS3.8 7.1.1.14)", abort_source=2, abort_reason=6)

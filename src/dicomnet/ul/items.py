@@ -217,8 +217,7 @@ class PresentationContextRQItem:
 
     One abstract syntax and one or more transfer syntaxes, as plain strings. The
     context ID is any byte value here; that it is odd (PS3.8 9.3.2.2) and unique
-    is checked by the negotiation layer, which answers per context instead of
-    aborting the whole association.
+    in its request is checked by ``AssociateRQ``.
     """
 
     context_id: int

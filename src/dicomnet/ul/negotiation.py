@@ -200,8 +200,9 @@ def negotiate_contexts(
 
     The transfer syntax chosen is the first one the requestor proposed that the
     acceptor supports, honouring the requestor's order of preference. A context
-    with an even or repeated ID breaks PS3.8 9.3.2.2 and is refused with
-    result 2 (no reason) rather than aborting the whole association.
+    with an even or repeated ID (PS3.8 9.3.2.2, 7.1.1.13), which no decoded
+    ``AssociateRQ`` holds (the whole request is invalid), is answered result 2
+    (no reason) when ``proposed`` was built by hand.
     """
     answers: list[PresentationContextACItem] = []
     seen: set[int] = set()
@@ -331,8 +332,9 @@ def refused_abstract_syntaxes(rq: AssociateRQ, ac: AssociateAC) -> dict[str, int
 def accepted_contexts(rq: AssociateRQ, ac: AssociateAC) -> dict[int, AcceptedContext]:
     """The usable presentation contexts of an established association, by ID.
 
-    An AC context whose ID the RQ did not propose is ignored (PS3.8 9.3.3.2
-    says the acceptor answers only proposed IDs).
+    An AC context whose ID the RQ did not propose is ignored (PS3.8 7.1.1.14
+    says the acceptor answers only proposed IDs; ``ULConnection`` aborts an
+    association on such an AC before it gets here).
     """
     proposed = {pc.context_id: pc for pc in rq.presentation_contexts}
     roles = {r.sop_class_uid: r for r in ac.user_information.role_selections}

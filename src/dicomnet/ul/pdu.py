@@ -27,13 +27,16 @@ abort source 2 and the reason of PS3.8 Table 9-26):
 * the called and calling AE titles of a request are 1 to 16 printable ASCII
   characters once their spaces are stripped (a title of 16 spaces "shall not
   be used", PS3.8 9.3.2); the same fields of an A-ASSOCIATE-AC are not tested
-  (PS3.8 9.3.3): undecodable bytes there read as ``?``.
+  (PS3.8 9.3.3): undecodable bytes there read as ``?``;
+* presentation context IDs are odd and each used once in an A-ASSOCIATE-RQ
+  or -AC (PS3.8 9.3.2.2, 9.3.3.2, 7.1.1.13): a request that breaks this has no
+  valid answer (reason 6; see ``_check_context_ids``).
 
-Values are decoded, not judged: the protocol version, presentation context
-IDs (odd? unique?), A-ASSOCIATE-RJ and A-ABORT codes and user identity types are
-kept as received, for the state machine and negotiation layer to answer (an
-unsupported protocol version, for one, is answered with an A-ASSOCIATE-RJ, not
-an abort). Reserved fields are written as zero and never tested (PS3.8 9.3.1).
+Other values are decoded, not judged: the protocol version, A-ASSOCIATE-RJ and
+A-ABORT codes and user identity types are kept as received, for the state
+machine and negotiation layer to answer (an unsupported protocol version, for
+one, is answered with an A-ASSOCIATE-RJ, not an abort). Reserved fields are
+written as zero and never tested (PS3.8 9.3.1).
 """
 
 from __future__ import annotations
@@ -244,9 +247,31 @@ def _check_associate(
     for pc in contexts:
         if not isinstance(pc, item_class):
             raise ConfigurationError(f"not a {item_class.__name__}: {pc!r}")
+    _check_context_ids(contexts)  # type: ignore[arg-type]  # items checked just above
     if not isinstance(pdu.user_information, UserInformationItem):
         raise ConfigurationError(f"not a UserInformationItem: {pdu.user_information!r}")
     _check_int(pdu.protocol_version, "protocol version", 0xFFFF)
+
+
+def _check_context_ids(
+        contexts: tuple[PresentationContextRQItem | PresentationContextACItem, ...]) -> None:
+    """Presentation context IDs are odd integers from 1 to 255 (PS3.8 9.3.2.2,
+    9.3.3.2), each used once: a request gives every context its own (7.1.1.13),
+    and an AC answers each proposed one once (7.1.1.14). A request that breaks
+    this has no valid answer (which proposal would an AC item answer? an even ID
+    is not allowed in an AC either), and A-ASSOCIATE-RJ has no reason for it
+    (9.3.4): decoded, it is an invalid PDU parameter value (A-ABORT reason 6)."""
+    seen: set[int] = set()
+    for pc in contexts:
+        cid = pc.context_id
+        if cid % 2 == 0:
+            raise ConfigurationError(
+                f"presentation context ID {cid} is not an odd number from 1 to 255 "
+                "(PS3.8 9.3.2.2)")
+        if cid in seen:
+            raise ConfigurationError(
+                f"presentation context ID {cid} is used twice (PS3.8 7.1.1.13)")
+        seen.add(cid)
 
 
 def _encode_associate(pdu: AssociateRQ | AssociateAC) -> bytes:
