@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..dimse.messages import CEchoRQ, CEchoRSP, DimseMessage
+from ..dimse.messages import CEchoRQ, CEchoRSP, DimseMessage, refusal
 
 if TYPE_CHECKING:
     from ..aio.association import DatasetSink
@@ -21,6 +21,8 @@ VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
 _UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
 #: Processing failure (PS3.7 C.5): what a C-ECHO gets when ``on_c_echo`` raised.
 PROCESSING_FAILURE = 0x0110
+#: Refused: SOP Class not supported (PS3.7 9.1.5.1.4): a C-ECHO that is no verification.
+SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 EchoHook = Callable[["ServerAssociation"], int | None | Awaitable[int | None]]
 
@@ -30,7 +32,9 @@ class VerificationSCP:
 
     An ``on_c_echo`` that raises is logged with its traceback and the C-ECHO
     answered 0110H (Processing failure); the association goes on (it was
-    aborted)."""
+    aborted). A C-ECHO-RQ that is no verification (sent on a context negotiated
+    for another SOP Class, or naming one) is answered 0122H and logged: see
+    :meth:`handle`."""
 
     command_fields = frozenset({CEchoRQ.command_field})
 
@@ -48,8 +52,24 @@ class VerificationSCP:
     async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
                      sink: DatasetSink | None) -> Sequence[Response]:
         """Answer a C-ECHO-RQ (PS3.7 9.1.5): Success, or the status ``on_c_echo``
-        returned."""
+        returned. The Verification SOP Class is negotiated on a presentation
+        context of its own (PS3.4 A.4, A.5) and a C-ECHO-RQ names it (PS3.7
+        9.1.5.1.2): one that names another, or comes on another SOP Class's
+        context, verifies nothing and is refused 0122H, SOP Class not supported
+        (PS3.7 9.1.5.1.4), ``on_c_echo`` not called."""
         assert isinstance(message, CEchoRQ)
+        ctx = assoc.contexts.get(context_id)
+        context_syntax = ctx.abstract_syntax if ctx is not None else "?"
+        if (message.affected_sop_class_uid != VERIFICATION_SOP_CLASS
+                or context_syntax != VERIFICATION_SOP_CLASS):
+            log.warning("C-ECHO from %s@%s:%s for SOP Class %s on presentation context %d "
+                        "(%s): refused (0122H), not a verification", assoc.calling_ae_title,
+                        *assoc.peer[:2], message.affected_sop_class_uid, context_id,
+                        context_syntax)
+            rsp = refusal(message, SOP_CLASS_NOT_SUPPORTED,
+                          "C-ECHO is for the Verification SOP Class on its own context")
+            assert rsp is not None
+            return [(rsp, None)]
         status = 0x0000
         if self.on_c_echo is not None:
             try:
