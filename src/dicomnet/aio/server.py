@@ -526,7 +526,10 @@ class Server:
             with contextlib.suppress(Exception):
                 await assoc._flush()
         except asyncio.CancelledError:
-            outcome = "aborted (server closing)"
+            if not outcome.startswith("released"):
+                # Released already, the server stopped in Sta13 (PS3.8 AR-4: waiting
+                # for the peer to close): nothing of the association was cut.
+                outcome = "aborted (server closing)"
             if asyncio.current_task() not in self._evicted:  # evicted: just closed
                 with contextlib.suppress(Exception):
                     await asyncio.shield(assoc.abort())
