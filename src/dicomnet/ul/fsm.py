@@ -356,10 +356,20 @@ def AA_2(m: Machine, arg: object) -> State:
 
 def AA_3(m: Machine, arg: object) -> State:
     """Issue A-ABORT (service-user initiated) or A-P-ABORT (service-provider initiated)
-    indication and close transport; next Sta1."""
+    indication and close transport; next Sta1.
+
+    PS3.8 Table 9-26 defines source 0 (service-user) and 2 (service-provider); an
+    A-ABORT with another (1 is reserved) still ends the association, as an A-ABORT
+    of the peer, with the source named in its detail."""
     assert isinstance(arg, AAbort)
-    by_provider = arg.source != 0
-    detail = "the peer's service provider aborted" if by_provider else "the peer aborted"
+    by_provider = arg.source == 2
+    if by_provider:
+        detail = "the peer's service provider aborted"
+    elif arg.source == 0:
+        detail = "the peer aborted"
+    else:
+        detail = (f"the peer aborted, with A-ABORT source {arg.source}, which PS3.8 "
+                  "Table 9-26 does not define")
     m.effects += [
         Indicate(Aborted(source=arg.source, reason=arg.reason, by_provider=by_provider,
                          detail=detail)),
