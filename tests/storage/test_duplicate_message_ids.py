@@ -91,7 +91,7 @@ def test_a_store_reusing_an_outstanding_message_id_is_refused_not_performed(
     assert [read_part10(p).sop_instance_uid for p in stored] == [first[0]]
     assert {p for p in leftovers(root) if p.endswith(".dcm") or "tmp" in p} == {
         stored[0].relative_to(root).as_posix()}
-    assert any("Message ID 7" in r.getMessage() and "0210H" in r.getMessage()
+    assert any("C-STORE-RQ with Message ID 7" in r.getMessage() and "0210H" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 

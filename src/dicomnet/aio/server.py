@@ -639,9 +639,9 @@ class Server:
                 # PS3.7 9.1.1.1.1: the ID of an operation still outstanding; not
                 # performed (the first one is), answered so that the peer learns why.
                 message_id = getattr(message, "message_id", 0)
-                log.warning("%s@%s:%s sent %s with Message ID %d, which an operation in "
-                            "progress holds: not performed, refused (0210H)",
-                            assoc.calling_ae_title, *assoc.peer, type(message).__name__,
+                log.warning("%s@%s:%s sent a %s-RQ with Message ID %d, which an operation "
+                            "in progress holds: not performed, refused (0210H)",
+                            assoc.calling_ae_title, *assoc.peer, operation_name(message),
                             message_id)
                 await self._refuse(assoc, context_id, message, DUPLICATE_INVOCATION,
                                    f"Message ID {message_id} is in use")
