@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CStoreRSP, encode_message
+from dicomnet.aio.server import ServerAssociation
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CStoreRSP, decode_message, encode_message
 from dicomnet.services.storage import StorageSCP, StoredInstance
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import read_part10
-from dicomnet.ul.negotiation import ContextRequest
-from dicomnet.ul.pdu import encode_pdata
-from tests.aio.helpers import run, running_server
+from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.pdu import AssociateAC, PDataTF, ReleaseRQ, decode_pdu, encode_pdata
+from tests.aio.helpers import LOOPBACK, run, running_server
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 from tests.storage.rawscu import RawAssociation, store_command
 from tests.storage.test_scp_robustness import leftovers, wait_idle
@@ -134,3 +138,57 @@ def test_an_echo_reusing_the_id_of_an_outstanding_store_is_refused(tmp_path: Pat
     assert isinstance(store, CStoreRSP) and store.status == 0
     assert isinstance(again, CEchoRSP) and again.status == 0
     assert len(list(root.rglob("*.dcm"))) == 1
+
+
+def test_a_synchronous_peer_may_use_one_message_id_for_every_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer that waits for each answer may send its next request with the same ID
+    (the operation is over: PS3.7 9.1.1.1.1 forbids only outstanding ones) the
+    moment it reads the answer. The ID is free before that answer leaves: freed
+    after it, a request read while the sender waited (here made to wait 5 ms
+    after each message, as it does when the peer reads slowly) was refused
+    0210H. The peer runs in a thread with a blocking socket."""
+    send = ServerAssociation.send_message
+
+    async def send_then_wait(self: ServerAssociation, *args: Any, **kwargs: Any) -> None:
+        await send(self, *args, **kwargs)
+        await asyncio.sleep(0.005)
+
+    monkeypatch.setattr(ServerAssociation, "send_message", send_then_wait)
+    rq = build_associate_rq(calling_ae_title="SAMEID", called_ae_title="DICOMNET-SCP",
+                            contexts=[ContextRequest(VERIFICATION, (ImplicitVRLittleEndian,))],
+                            max_pdu_length=16384)
+    echo = encode_pdata(1, True, True, encode_message(CEchoRQ(message_id=1)))
+
+    def peer(port: int) -> list[int]:
+        statuses = []
+        with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(rq.encode())
+            assert isinstance(decode_pdu(_read_pdu(sock)), AssociateAC)
+            for _ in range(40):
+                sock.sendall(echo)
+                pdu = decode_pdu(_read_pdu(sock))
+                assert isinstance(pdu, PDataTF)
+                rsp = decode_message(b"".join(bytes(pdv.data) for pdv in pdu.pdvs))
+                assert isinstance(rsp, CEchoRSP)
+                statuses.append(rsp.status)
+            sock.sendall(ReleaseRQ().encode())
+            decode_pdu(_read_pdu(sock))
+        return statuses
+
+    async def scenario() -> list[int]:
+        async with running_server(providers=[VerificationSCP()]) as server:
+            return await asyncio.to_thread(peer, server.port)
+
+    statuses = run(scenario())
+    assert statuses == [0x0000] * 40
+
+
+def _read_pdu(sock: socket.socket) -> bytes:
+    data = b""
+    while len(data) < 6 or len(data) < 6 + struct.unpack(">I", data[2:6])[0]:
+        more = sock.recv(65536)
+        assert more, "connection closed"
+        data += more
+    return data

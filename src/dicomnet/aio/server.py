@@ -649,11 +649,11 @@ class Server:
             provider = self._providers.get(message.command_field)
             if provider is None:
                 # Answered, so that the peer does not wait for its DIMSE timeout.
+                assoc.message_ids.release(message)  # before the answer, as in _perform
                 answered = await self._refuse(assoc, context_id, message, UNRECOGNIZED_OPERATION,
                                               f"{operation_name(message)} is not performed here")
                 log.warning("%s:%s sent %s, which no service here handles%s", *assoc.peer,
                             type(message).__name__, ": refused (0211H)" if answered else "")
-                assoc.message_ids.release(message)
                 continue
             # The window bounds how many operations run at once (PS3.7 D.3.3.3).
             start = getattr(provider, "start", None)
@@ -689,7 +689,14 @@ class Server:
         # line leaves it to abort_unclaimed_sinks).
         assoc.unclaimed_sinks.discard(sink)
         try:
-            for response, dataset in await provider.handle(assoc, context_id, message, sink):
+            responses = await provider.handle(assoc, context_id, message, sink)
+            last = len(responses) - 1
+            for index, (response, dataset) in enumerate(responses):
+                if index == last:
+                    # Free before the final response goes: a peer sending one request
+                    # at a time may reuse the ID as soon as it reads it, while this
+                    # task still waits for the wire (PS3.7 9.1.1.1.1).
+                    assoc.message_ids.release(message)
                 assoc.answers.count(response)
                 await assoc.send_message(response, context_id, dataset=dataset)
         finally:
