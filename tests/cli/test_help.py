@@ -124,3 +124,14 @@ def test_serve_help_says_what_a_tls_server_needs_and_how_it_stops() -> None:
     assert "Required with --tls, unless --peer-cert none." in text  # --ca
     assert ("A second Ctrl-C says what the stop waits for; a third quits at once.") in text
     assert "Ctrl-C or SIGTERM stops it, its server closed (exit 130, 143)." in _help("demo")
+
+
+def test_serve_help_documents_each_json_line() -> None:
+    """--json's lines are a schema for scripts: each event and its keys are named."""
+    text = " ".join(_help("serve").split())
+    for event in ("listening", "association_accepted", "stored", "association_ended",
+                  "connection_refused", "stopped"):
+        assert f" {event} " in text, event
+    for key in ("contexts", "how (released or aborted)", "bytes_received", "answers",
+                "unanswered", "stage (tls,", "cipher_suite", "client_cert"):
+        assert key in text, key

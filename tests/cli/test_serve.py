@@ -398,7 +398,9 @@ def test_serve_json_says_each_object_stored(serve_process: Any, tmp_path: Path) 
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
-    assert [e["event"] for e in events] == ["stored", "stored", "stopped"]
+    assert [e["event"] for e in events] == ["association_accepted", "stored", "stored",
+                                            "association_ended", "stopped"]
+    events = events[1:3]
     by_uid = {e["sop_instance_uid"]: e for e in events[:2]}
     assert sorted(by_uid) == [f"1.2.826.0.1.3680043.8.498.{n}" for n in (1, 2)]
     for event in by_uid.values():

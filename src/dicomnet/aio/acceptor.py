@@ -195,6 +195,10 @@ class AnswerTally:
         if isinstance(status, int) and status not in (PENDING, PENDING_WARNING):
             self._codes[status] += 1
 
+    def by_status(self) -> dict[int, int]:
+        """The final statuses sent, by code."""
+        return dict(self._codes)
+
     def words(self, messages: int) -> str:
         """" (9 success, 1 failure 0xA700)" for ``messages`` requests; those
         never answered (the association ended first) are said too."""

@@ -126,6 +126,8 @@ class Association:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._last_rx = self._loop.time()
+        #: Bytes read from the connection (after TLS), for the end's report.
+        self.bytes_received = 0
         #: When the transport last took what we wrote down to its low-water mark:
         #: the peer reads. A long data set sent counts as activity for the idle
         #: deadline as much as bytes received (a requestor receives nothing while
@@ -357,6 +359,7 @@ class Association:
         takes them now; its events wait in the inbox for the association's task."""
         now = self._loop.time()
         self._last_rx = now
+        self.bytes_received += len(data)
         sink = self._in_place_sink
         if sink is not None and self._take_in_place(sink, data, now):
             return

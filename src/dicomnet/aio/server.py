@@ -21,7 +21,7 @@ from typing import Protocol
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
 from ..dimse.connection import MessageReceived
-from ..dimse.messages import DimseMessage, operation_name, refusal
+from ..dimse.messages import CStoreRQ, DimseMessage, operation_name, refusal
 from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
@@ -43,6 +43,13 @@ from .acceptor import (
 )
 from .association import Association, DatasetSink, MessagesRouted
 from .operations import DUPLICATE_INVOCATION, DuplicateInvocation, MessageIds, OperationsWindow
+from .server_events import (
+    AssociationAccepted,
+    ConnectionObserver,
+    ConnectionRefused,
+    ending_event,
+    tell,
+)
 from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
 
 __all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "Server",
@@ -117,9 +124,13 @@ class ServerAssociation(Association):
         # buffer (Association._route_now): no copy of each byte on the way.
         ul.borrow_pdata = True
         self.server = server
+        #: When its connection was accepted (the loop's clock).
+        self.connected_at = self._loop.time()
         self.calling_ae_title = ""
         self.called_ae_title = ""
         self.messages = 0
+        #: C-STORE requests among ``messages`` (for the end's report).
+        self.objects = 0
         self.answers = AnswerTally()
         #: Slots of the asynchronous operations window (resized once negotiated).
         self.operations = OperationsWindow(1)
@@ -177,12 +188,14 @@ class ServerAssociation(Association):
             except Exception as exc:
                 self.operations.release()
                 self.messages += 1
+                self.objects += isinstance(message, CStoreRQ)
                 return [], exc
             if not taken:  # the task asks again, and performs it otherwise
                 self.operations.release()
                 return messages[index:], None
             self.unclaimed_sinks.discard(sink)
             self.messages += 1
+            self.objects += isinstance(message, CStoreRQ)
             self.answering += 1  # its answer comes later, never from start itself
         return [], None
 
@@ -306,6 +319,7 @@ class Server:
     on_secure_link_ready: SecureLinkHook | None = None
     on_association_request: AssociationRequestHook | None = None
     require_called_ae_title: bool = False
+    on_connection_event: ConnectionObserver | None = None
 
     def __post_init__(self) -> None:
         # The server's own state: no constructor arguments (they were), not in repr.
@@ -467,6 +481,9 @@ class Server:
             return
         except TLSError as exc:
             log.warning("connection refused: %s", exc)
+            tell(self.on_connection_event, ConnectionRefused(
+                (str(address[0]), int(address[1])), "tls", exc.reason or str(exc),
+                asyncio.get_running_loop().time() - started))
             return
         except (OSError, DicomNetError) as exc:
             log.info("connection failed before DICOM: %s", exc)
@@ -474,6 +491,11 @@ class Server:
             return
         except asyncio.CancelledError:  # evicted, or the server closing
             sock.close()  # a no-op once the TLS layer took the socket (and closed it)
+            if asyncio.current_task() in self._evicted:
+                tell(self.on_connection_event, ConnectionRefused(
+                    (str(address[0]), int(address[1])), "limit", "too many connections "
+                    "waiting to associate: the oldest closed",
+                    asyncio.get_running_loop().time() - started))
             raise
         except Exception:  # our bug: this connection only
             log.exception("connection from %s:%s failed before DICOM", *address[:2])
@@ -482,6 +504,7 @@ class Server:
         ul = ULConnection("acceptor", artim_timeout=self.timeouts.artim,
                           max_associate_length=self.limits.max_associate_length)
         assoc = ServerAssociation(self, stream, ul)
+        assoc.connected_at = started
         ul.transport_connected(asyncio.get_running_loop().time())
         assoc.start_receiving()
         assoc._rearm()
@@ -558,8 +581,11 @@ class Server:
             if assoc.failure is not None and outcome == "closed":
                 outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
             await stream.close()
-            log_end(assoc, outcome, asyncio.get_running_loop().time() - started,
-                    evicted=asyncio.current_task() in self._evicted)
+            seconds = asyncio.get_running_loop().time() - started
+            evicted = asyncio.current_task() in self._evicted
+            log_end(assoc, outcome, seconds, evicted=evicted)
+            tell(self.on_connection_event, ending_event(assoc, outcome, seconds,
+                                                        accepted=counted, evicted=evicted))
 
     async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ, *,
                           link_hook_failed: bool = False) -> bool:
@@ -611,6 +637,10 @@ class Server:
                      str(AssociationRejected(*rejection)).removeprefix("association "),
                      rejection, limit)
             ul.reject(AssociateRJ(*rejection), now)
+            tell(self.on_connection_event, ConnectionRefused(
+                assoc.peer, "association", str(AssociationRejected(*rejection)),
+                now - assoc.connected_at, rq.calling_ae_title, rq.called_ae_title,
+                assoc.security))
             return False
         ac = negotiate(rq, self._policy())
         for remark in filter(None, (refused_contexts(rq, ac), unanswered_identity(rq, ac))):
@@ -621,6 +651,9 @@ class Server:
         assoc.operations = OperationsWindow(assoc.async_window)
         self._active += 1
         self._per_host[assoc.peer[0]] += 1
+        tell(self.on_connection_event, AssociationAccepted(
+            assoc.peer, rq.calling_ae_title, rq.called_ae_title, len(assoc.contexts),
+            assoc.security))
         return True
 
     async def _on_messages(
@@ -630,6 +663,7 @@ class Server:
         """Perform the messages received whole (command and data set), in order."""
         for context_id, message, sink in messages:
             assoc.messages += 1
+            assoc.objects += isinstance(message, CStoreRQ)
             if context_id not in assoc.contexts:
                 raise RemoteProtocolError(
                     f"message on presentation context {context_id}, which was not accepted",
@@ -787,6 +821,7 @@ async def serve(
     on_secure_link_ready: SecureLinkHook | None = None,
     on_association_request: AssociationRequestHook | None = None,
     require_called_ae_title: bool = False,
+    on_connection_event: ConnectionObserver | None = None,
 ) -> Server:
     """Start a server. ``port=None`` picks 2762 with TLS, 11112 without; 0 any free port.
 
@@ -802,6 +837,10 @@ async def serve(
     the exception is logged with its traceback and the request answered with
     A-ASSOCIATE-RJ rejected-transient, no reason given (``HOOK_FAILED``,
     PS3.8 9.3.4); the server goes on serving.
+
+    ``on_connection_event`` observes connections (``aio.server_events``): each
+    association accepted and ended (with its answers by status), and each
+    connection refused before it associated, with why.
     """
     from ..services.verification import VerificationSCP
 
@@ -814,6 +853,7 @@ async def serve(
         on_secure_link_ready=on_secure_link_ready,
         on_association_request=on_association_request,
         require_called_ae_title=require_called_ae_title,
+        on_connection_event=on_connection_event,
     )
     await server._start()
     return server

@@ -20,6 +20,12 @@ from dicomnet.aio.server import (
     ServiceProvider,
 )
 from dicomnet.aio.server import serve as start_server
+from dicomnet.aio.server_events import (
+    AssociationAccepted,
+    AssociationEnded,
+    ConnectionEvent,
+    ConnectionRefused,
+)
 from dicomnet.cli.common import (
     SERVE_EXIT_CODES_EPILOG,
     NetworkOptions,
@@ -87,6 +93,19 @@ def _stored_event(stored: StoredInstance) -> None:
     sys.stdout.flush()
 
 
+#: The "event" of each connection event's --json line (aio.server_events).
+_EVENT_NAMES = {AssociationAccepted: "association_accepted",
+                AssociationEnded: "association_ended",
+                ConnectionRefused: "connection_refused"}
+
+
+def _connection_event(event: ConnectionEvent) -> None:
+    """--json: one line per association accepted and ended, and per connection
+    refused before it associated, for scripts that watch the server."""
+    print_json({"event": _EVENT_NAMES[type(event)], **event.to_dict()}, line=True, last=False)
+    sys.stdout.flush()
+
+
 def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
     """``on_association_request`` admitting only these calling AE titles; any other
     gets A-ASSOCIATE-RJ permanent, service user, calling AE title not recognized
@@ -131,6 +150,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
             timeouts=net.timeouts(), limits=limits,
             on_association_request=allow_only(allowed) if allowed else None,
             require_called_ae_title=check_called,
+            on_connection_event=_connection_event if net.json else None,
         )
     except BaseException:
         # Not listening (an address in use, a Ctrl-C): the index is closed all the same.
@@ -288,11 +308,31 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     restores their rows too. One server per --output: a second one (or
     reindex) on a folder in use exits 2 (it holds a lock on the folder).
 
-    With --json, stdout carries one JSON object per line: "listening" (its
-    port, TLS mode, limits), then a "stored" line for each object once it is
-    durable (path, SOP Class and Instance UIDs, transfer syntax, calling AE
-    title, duplicate, TLS version), and "stopped" (or the "error" that ended
-    it) last. The log stays on stderr.
+    With --json, stdout carries one JSON object per line, its "event" saying
+    which (the log stays on stderr):
+
+    \b
+      listening             port, TLS mode, limits (first)
+      association_accepted  peer, calling_aet, called_aet, contexts (accepted)
+      stored                an object durable: path, sop_class_uid,
+                            sop_instance_uid, transfer_syntax_uid,
+                            calling_aet, duplicate, tls
+      association_ended     peer, calling_aet, called_aet, how (released or
+                            aborted), reason, seconds, messages, objects
+                            (C-STORE requests), bytes_received, answers
+                            (status code -> count, e.g. {"0x0000": 9}),
+                            unanswered
+      connection_refused    before any association: peer, stage (tls,
+                            association: A-ASSOCIATE-RJ sent, protocol: a
+                            request not read or out of turn, limit: too many
+                            connections waiting), reason, seconds,
+                            calling_aet and called_aet (or null)
+      stopped               last (or the "error" that ended the run)
+
+    The association and connection lines also carry tls (TLS version, or null
+    for plain DICOM), cipher_suite and client_cert (the client certificate's
+    subject, or null). A connection closed before it sent anything (a health
+    check) has no line.
 
     \b
     Examples:

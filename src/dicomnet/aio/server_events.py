@@ -1,0 +1,156 @@
+"""What a server tells an observer of its connections (``serve(on_connection_event=...)``):
+an association accepted (PS3.8 9.3.3), an association ended (released, 9.3.6;
+or aborted, 9.3.8), and a connection refused before an association existed
+(a failed TLS handshake, an A-ASSOCIATE-RJ, 9.3.4, a request the server could
+not read, a limit reached). The log says the same in words (``aio.acceptor``);
+these are for programs: ``dicomnet serve --json`` prints each as a line.
+
+An observer cannot change what the server does; one that raises is logged,
+and the server goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..security.info import SecurityInfo
+
+if TYPE_CHECKING:
+    from .server import ServerAssociation
+
+__all__ = ["AssociationAccepted", "AssociationEnded", "ConnectionEvent",
+           "ConnectionObserver", "ConnectionRefused", "ending_event", "tell"]
+
+log = logging.getLogger("dicomnet.aio")
+
+
+def _link(security: SecurityInfo | None) -> dict[str, Any]:
+    """The TLS fields every event has: null for plain DICOM."""
+    cert = security.peer_certificate if security is not None else None
+    return {"tls": security.protocol if security is not None else None,
+            "cipher_suite": security.cipher_suite if security is not None else None,
+            "client_cert": cert.subject if cert is not None else None}
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationAccepted:
+    """An A-ASSOCIATE-AC was sent (PS3.8 9.3.3)."""
+
+    peer: tuple[str, int]
+    calling_ae_title: str
+    called_ae_title: str
+    #: Presentation contexts accepted (PS3.8 9.3.3.2, result 0).
+    contexts: int
+    security: SecurityInfo | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peer": f"{self.peer[0]}:{self.peer[1]}", "calling_aet": self.calling_ae_title,
+                "called_aet": self.called_ae_title, **_link(self.security),
+                "contexts": self.contexts}
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationEnded:
+    """An accepted association is over: ``how`` is "released" (PS3.8 9.3.6) or
+    "aborted" (9.3.8, or the connection lost), with ``reason``."""
+
+    peer: tuple[str, int]
+    calling_ae_title: str
+    called_ae_title: str
+    how: str
+    reason: str | None
+    seconds: float
+    #: DIMSE requests received whole; C-STORE requests among them.
+    messages: int
+    objects: int
+    #: Bytes read from the connection (after TLS), PDU headers included.
+    bytes_received: int
+    #: Final statuses sent (PS3.7 Annex C), by code, and requests never answered.
+    answers: Mapping[int, int] = field(default_factory=dict)
+    unanswered: int = 0
+    security: SecurityInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peer": f"{self.peer[0]}:{self.peer[1]}", "calling_aet": self.calling_ae_title,
+                "called_aet": self.called_ae_title, **_link(self.security), "how": self.how,
+                "reason": self.reason, "seconds": round(self.seconds, 3),
+                "messages": self.messages, "objects": self.objects,
+                "bytes_received": self.bytes_received,
+                "answers": {f"0x{code:04X}": n for code, n in sorted(self.answers.items())},
+                "unanswered": self.unanswered}
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRefused:
+    """A connection closed before any association existed, and why. ``stage``:
+    "tls" (the handshake failed, or plain DICOM reached a TLS port and the
+    reverse), "association" (A-ASSOCIATE-RJ sent: the AE titles say who asked),
+    "protocol" (a request the server could not read, another PDU first, a
+    timeout: A-ABORT sent) or "limit" (too many connections waiting to
+    associate: the oldest closed)."""
+
+    peer: tuple[str, int]
+    stage: str
+    reason: str
+    seconds: float
+    calling_ae_title: str | None = None
+    called_ae_title: str | None = None
+    security: SecurityInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peer": f"{self.peer[0]}:{self.peer[1]}", "stage": self.stage,
+                "reason": self.reason, "seconds": round(self.seconds, 3),
+                "calling_aet": self.calling_ae_title, "called_aet": self.called_ae_title,
+                **_link(self.security)}
+
+
+ConnectionEvent = AssociationAccepted | AssociationEnded | ConnectionRefused
+#: Told of each ConnectionEvent, on the server's loop; what it returns is ignored.
+ConnectionObserver = Callable[[ConnectionEvent], object]
+
+
+def tell(observer: ConnectionObserver | None, event: ConnectionEvent | None) -> None:
+    """Hand ``event`` to ``observer``; its exception is logged, not raised (an
+    observer's bug must not cost the association, nor the line logged for it);
+    None tells nothing."""
+    if observer is None or event is None:
+        return
+    try:
+        observer(event)
+    except Exception:
+        log.exception("the on_connection_event observer failed on %s", type(event).__name__)
+
+
+def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, accepted: bool,
+                 evicted: bool) -> ConnectionEvent | None:
+    """The event a server connection's end tells, from what ``aio.server`` knows of
+    it (a ``ServerAssociation``; ``outcome`` as the log words it: "released",
+    "aborted (why)", "closed"): an association accepted ended, or a connection
+    refused before it associated. None when there is nothing to tell: a
+    rejected request (told when rejected), a connection closed before it asked,
+    or with the server."""
+    security = assoc.stream.security
+    how, _, why = outcome.partition(" (")
+    reason = why.removesuffix(")") or None
+    if accepted:
+        if how == "closed":
+            how, reason = "aborted", reason or "the connection closed"
+        tally = assoc.answers.by_status()
+        return AssociationEnded(
+            assoc.stream.peer, assoc.calling_ae_title, assoc.called_ae_title, how, reason,
+            seconds, assoc.messages, assoc.objects, assoc.bytes_received, tally,
+            max(0, assoc.messages - sum(tally.values())), security)
+    if evicted:
+        return ConnectionRefused(assoc.stream.peer, "limit", "too many connections waiting "
+                                 "to associate: the oldest closed", seconds, security=security)
+    if assoc.calling_ae_title:
+        return None
+    if assoc.ul.refusal is not None:
+        reason = assoc.ul.refusal
+    elif how != "aborted" or reason == "server closing":
+        return None
+    return ConnectionRefused(assoc.stream.peer, "protocol", reason or "aborted", seconds,
+                             security=security)

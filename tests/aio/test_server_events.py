@@ -1,0 +1,85 @@
+"""serve(on_connection_event=...): the events a server tells of its connections
+(aio.server_events), as a program watching it sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from dicomnet.aio.client import associate
+from dicomnet.aio.server_events import (
+    AssociationAccepted,
+    AssociationEnded,
+    ConnectionEvent,
+    ConnectionRefused,
+)
+from dicomnet.config import Limits
+
+from .helpers import LOOPBACK, log_lines, run, running_server
+
+
+def test_an_association_accepted_then_aborted_is_told_with_its_answers() -> None:
+    events: list[ConnectionEvent] = []
+
+    async def main() -> None:
+        async with running_server(on_connection_event=events.append) as server:
+            async with associate(LOOPBACK, server.port, called_ae_title="DICOMNET-SCP",
+                                 calling_ae_title="WATCHED") as assoc:
+                assert (await assoc.echo()).code == 0
+                assert (await assoc.echo()).code == 0
+                await assoc.abort()
+            while len(events) < 2:
+                await asyncio.sleep(0.01)
+
+    run(main())
+    accepted, ended = events
+    assert isinstance(accepted, AssociationAccepted)
+    assert (accepted.calling_ae_title, accepted.called_ae_title, accepted.contexts,
+            accepted.security) == ("WATCHED", "DICOMNET-SCP", 1, None)
+    assert isinstance(ended, AssociationEnded)
+    assert (ended.peer, ended.how, ended.reason) == (accepted.peer, "aborted", "the peer aborted")
+    assert (ended.messages, ended.objects, dict(ended.answers), ended.unanswered) == (
+        2, 0, {0: 2}, 0)
+    assert ended.bytes_received > 0
+    assert ended.to_dict()["answers"] == {"0x0000": 2}
+    assert ended.to_dict()["tls"] is None
+
+
+def test_an_observer_that_raises_is_logged_and_costs_nothing(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    def broken(event: ConnectionEvent) -> None:
+        raise RuntimeError("observer bug")
+
+    async def main() -> int:
+        async with running_server(on_connection_event=broken) as server, associate(
+                LOOPBACK, server.port, called_ae_title="DICOMNET-SCP") as assoc:
+            return (await assoc.echo()).code
+
+    assert run(main()) == 0
+    failed = log_lines(aio_log, level=logging.ERROR,
+                       contains="the on_connection_event observer failed")
+    assert failed == [f"the on_connection_event observer failed on {name}"
+                      for name in ("AssociationAccepted", "AssociationEnded")]
+
+
+def test_a_connection_closed_to_make_room_is_told_as_refused_by_the_limit() -> None:
+    events: list[ConnectionEvent] = []
+
+    async def main() -> None:
+        async with running_server(on_connection_event=events.append,
+                                  limits=Limits(max_pending_connections=1)) as server:
+            first = await asyncio.open_connection(LOOPBACK, server.port)
+            await asyncio.sleep(0.2)  # accepted, waiting for its first byte
+            second = await asyncio.open_connection(LOOPBACK, server.port)
+            try:
+                assert await asyncio.wait_for(first[0].read(), 10) == b""  # closed
+            finally:
+                for _, writer in (first, second):
+                    writer.close()
+
+    run(main())
+    refused = [e for e in events if isinstance(e, ConnectionRefused)]
+    assert [(e.stage, e.reason) for e in refused] == [
+        ("limit", "too many connections waiting to associate: the oldest closed")]
