@@ -155,9 +155,9 @@ def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = Fals
     """The line a connection's end logs: an association's (INFO: who, how it ended,
     its answers by status, how long, its TLS link), or, for a connection refused
     or aborted before it associated (an A-ASSOCIATE-RQ the server could not read,
-    a PDU out of turn, a timeout), why, as a WARNING. A connection closed before
-    it asked, one evicted (logged per flood) or closed with the server says
-    nothing."""
+    a PDU out of turn, a timeout), why, as a WARNING; one closed by its peer
+    before it asked (after a TLS handshake), at INFO. One evicted (logged per
+    flood) or closed with the server says nothing."""
     peer = assoc.stream.peer
     link = link_words(assoc.stream.security)
     if not assoc.calling_ae_title and assoc.ul.refusal is not None:
@@ -176,6 +176,12 @@ def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = Fals
         log.warning("connection from %s:%s aborted before it associated: %s, %.2f s%s",
                     *peer[:2], outcome.removeprefix("aborted (").removesuffix(")"), seconds,
                     link)
+    elif outcome == "closed":
+        # The peer closed before its A-ASSOCIATE-RQ, after the TLS handshake (a
+        # plain one that sent nothing is said by wrap_accepted): a probe or a
+        # health check, no fault; INFO, as the line of one that sent nothing.
+        log.info("connection from %s:%s closed before it associated, %.2f s%s",
+                 *peer[:2], seconds, link)
 
 
 class AnswerTally:
