@@ -188,3 +188,59 @@ def test_a_long_send_to_a_peer_that_reads_it_is_no_idleness(tmp_path: Path, pki:
     assert took > 0.8  # the scenario's premise: the send outlasted the idle timeout
     [stored] = (tmp_path / "store").rglob("*.dcm")
     assert stored.stat().st_size > 6 << 20
+
+
+@pytest.mark.parametrize("trailing", [True, False], ids=["pdu-deadline", "idle-deadline"])
+def test_a_deadline_met_while_our_reading_was_paused_says_so(
+    aio_log: pytest.LogCaptureFixture, trailing: bool,
+) -> None:
+    """The server's task busy (a C-ECHO hook that does not return), a peer's next
+    messages pile up until reading pauses: the deadline that then fires is not the
+    peer's slowness. Its abort said "a PDU took longer than 0.5s to arrive" (or
+    "nothing received or sent"), as if the peer had stalled; it says reading was
+    paused, waiting for this side."""
+    from dicomnet.dimse.messages import CStoreRQ
+
+    stuck = None
+
+    async def hook(assoc: object) -> int:
+        nonlocal stuck
+        stuck = asyncio.Event()
+        await stuck.wait()  # cancelled with the server
+        return 0
+
+    echo = PDataTF((PresentationDataValue(1, True, True, encode_message(
+        CEchoRQ(message_id=1, affected_sop_class_uid=VERIFICATION))),)).encode()
+    command = encode_message(CStoreRQ(message_id=2, affected_sop_class_uid=VERIFICATION,
+                                      affected_sop_instance_uid="1.2.3"))
+    chunk = 60_000  # data PDVs in PDUs well under the server's 1 MiB
+    # 3 MB of data set received whole, then waiting for the busy task: beyond the
+    # inbox's limit (2 MiB), so reading pauses; then the next PDU's first bytes.
+    data = [PDataTF((PresentationDataValue(1, False, i == 49, bytes(chunk)),)).encode()
+            for i in range(50)]
+    store = PDataTF((PresentationDataValue(1, True, True, command),)).encode()
+    # The next PDU's first bytes: a command PDV of which 10 of 94 bytes came.
+    after = struct.pack(">BxLLBB", 0x04, 100, 96, 1, 0x03) + bytes(10)
+
+    async def main() -> bytes:
+        async with running_server(providers=[VerificationSCP(on_c_echo=hook)],
+                                  timeouts=Timeouts(idle=0.5, pdu=0.5)) as server:
+            reader, writer = await _associated(server.port)
+            writer.write(echo)
+            await writer.drain()
+            while stuck is None:  # the task is in the hook
+                await asyncio.sleep(0.01)
+            writer.write(store + b"".join(data) + (after if trailing else b""))
+            try:
+                await writer.drain()
+                return await read_until_eof(reader, 15.0)
+            finally:
+                writer.close()
+
+    received = run(main())
+    assert received[:1] == bytes([A_ABORT])
+    aborts = log_lines(aio_log, contains="aborting: ")
+    assert len(aborts) == 1, aio_log.text
+    assert "while reading was paused" in aborts[0], aborts
+    assert "waiting for this side" in aborts[0], aborts
+    assert "took longer" not in aborts[0]

@@ -164,6 +164,7 @@ class Association:
         self._inbox_bytes = 0
         self._routed_bytes = 0  # routed to a sink, its message not yet complete
         self._paused = False
+        self._paused_at = 0.0
         self._ended = False
         self._wakeup: asyncio.Future[None] | None = None
         #: Operations the requestor may have outstanding at once (PS3.7 D.3.3.3);
@@ -317,6 +318,10 @@ class Association:
         if backlog < self._tx_backlog:
             self._last_tx = now  # the peer read some of what waits: not stalled
         self._tx_backlog = backlog
+        # A deadline met while we paused reading is not the peer's doing: say so.
+        paused = (f" while reading was paused for {now - self._paused_at:.1f}s, waiting for "
+                  "this side to take what had arrived (a slow handler or disk), not for the "
+                  "peer" if self._paused else "")
         artim = self.ul.get_timer()
         if artim is not None and now >= artim:
             log.info("%s: ARTIM expired in %s", self._name(), self.ul.state.name)
@@ -325,7 +330,9 @@ class Association:
         elif self._pdu_started is not None and self.timeouts.pdu is not None and (
             now >= self._pdu_started + self.timeouts.pdu
         ):
-            self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
+            self._local_abort(f"a PDU was not read whole within {self.timeouts.pdu}s{paused}"
+                              if paused else
+                              f"a PDU took longer than {self.timeouts.pdu}s to arrive")
         elif self._send_waiting and self.timeouts.dimse is not None and (
             now >= self._last_tx + self.timeouts.dimse
         ):
@@ -335,7 +342,7 @@ class Association:
             now >= max(self._last_rx, self._last_tx) + self.timeouts.idle
         ):
             self._local_abort(f"nothing received or sent for {self.timeouts.idle}s "
-                              "(idle timeout)")
+                              f"(idle timeout){paused}")
         else:
             self._rearm()
             return
@@ -474,6 +481,7 @@ class Association:
         self._inbox += events
         if self._inbox_bytes > _INBOX_LIMIT and not self._paused:
             self._paused = True  # the task is behind: stop reading until it catches up
+            self._paused_at = self._loop.time()
             self.stream.receiver.pause()
         self._wake()
 
