@@ -1,0 +1,68 @@
+"""Ctrl-C in a script using the blocking facade: the association is aborted
+(the peer reads an A-ABORT), KeyboardInterrupt reaches the script, and nothing
+else is printed; the objects answered before it were told to on_progress."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicomnet.services.storage import StorageSCP
+from tests.cli.helpers import ServerThread
+from tests.cli.test_store import write_images
+
+from .helpers import log_lines
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+SCRIPT = """
+import sys
+from dicomnet import blocking
+def told(result):
+    print("answered", result.status, flush=True)
+try:
+    blocking.store("127.0.0.1", int(sys.argv[1]), [sys.argv[2]], on_progress=told)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_in_blocking_store_aborts_the_association(
+        tmp_path: Path, aio_log: pytest.LogCaptureFixture) -> None:
+    one_at_a_time = asyncio.Lock()
+
+    async def slow(stored: object) -> int:
+        async with one_at_a_time:  # an answer every 0.2 s: the send is under way
+            await asyncio.sleep(0.2)
+        return 0
+
+    write_images(tmp_path / "in", 30)
+    scp = StorageSCP(tmp_path / "store", on_c_store=slow)
+    server = ServerThread({"providers": [scp]}).start()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-X", "dev", "-c", SCRIPT, str(server.port), str(tmp_path / "in")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            for _ in range(3):
+                assert child.stdout.readline().startswith("answered 0")
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    finally:
+        server.stop()
+        scp.close()
+    assert child.returncode == 0, err
+    assert out.splitlines()[-1] == "interrupted"
+    assert err == ""  # was: "Event loop is closed", "Task was destroyed but it is pending!"
+    ended = log_lines(aio_log, contains="association DICOMNET@")
+    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
