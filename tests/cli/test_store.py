@@ -195,3 +195,52 @@ def test_an_interrupted_store_says_what_was_stored_and_what_is_unconfirmed(
     assert {r["path"] for r in doc["results"]} == {str(p) for p in sent.values()}
     assert all(r["status"] is None and not r["ok"] and r["status_text"] == "unconfirmed"
                and r["error"] == "interrupted before an answer" for r in rest)
+
+
+def test_a_store_interrupted_while_waiting_to_retry_says_each_last_answer(
+        tmp_path: Path) -> None:
+    """Ctrl-C during --retries' wait: every object was answered Out of Resources
+    and nothing is on the wire. The summary said "not confirmed: interrupted
+    before their answer (the peer may have stored the one being sent)"; it
+    says each one's answer, and that it was not sent again."""
+    sent = write_images(tmp_path / "in", 3)
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        message = request.message
+        assert isinstance(message, CStoreRQ)
+        await peer.send(response_pdu(request.context_id, CStoreRSP(
+            message_id_being_responded_to=message.message_id, status=0xA700,
+            affected_sop_class_uid=message.affected_sop_class_uid,
+            affected_sop_instance_uid=message.affected_sop_instance_uid)))
+
+    async def main() -> tuple[int | None, bytes, bytes, str]:
+        async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
+                           ) as (port, peers):
+            waiting = asyncio.Event()
+
+            async def released() -> None:
+                while not peers:
+                    await asyncio.sleep(0.01)
+                await peers[0].ended.wait()
+                # The sender released its association, then waits 60 s to retry:
+                # a second puts the Ctrl-C well inside that wait.
+                await asyncio.sleep(1)
+                waiting.set()
+
+            watch = asyncio.ensure_future(released())
+            code, out, err = await signalled(waiting, signal.SIGINT, "store", "127.0.0.1",
+                                             port, tmp_path / "in", "--json", "--called-aet",
+                                             "RAW", "--retries", "2", "--retry-delay", "60")
+            await watch
+            return code, out, err, peers[0].ending
+
+    code, out, err, ending = run(main(), timeout=90)
+    assert code == 130, err.decode()
+    assert ending == "release"  # the association was over before the Ctrl-C
+    doc = json.loads(out)
+    assert (doc["interrupted"], doc["total"], doc["stored"], doc["failed"]) == (True, 3, 0, 3)
+    assert {r["path"] for r in doc["results"]} == {str(p) for p in sent.values()}
+    for r in doc["results"]:
+        assert (r["status"], r["ok"], r["sent"], r["retryable"]) == (0xA700, False, True, False)
+        assert r["status_text"] == "0xA700 Refused: out of resources"
+        assert r["error"].endswith("; interrupted before it was sent again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,27 @@ _TABLE_ROWS = 50  # beyond this the table lists failures only
 _UNCONFIRMED = "interrupted before an answer"
 #: The error of every file after a Ctrl-C at the key's password prompt.
 _NOT_SENT = "interrupted before it was sent"
+#: What follows the last answer of a file a Ctrl-C stopped from being sent again.
+_NOT_RESENT = "interrupted before it was sent again"
+
+
+class _RetryWait:
+    """The objects waiting to be sent again (--retries), as last answered, and
+    until when: a Ctrl-C during the wait reports each one's last answer, not
+    "unconfirmed" (nothing of them is on the wire; the peer refused them)."""
+
+    def __init__(self) -> None:
+        self.results: dict[Path, StoreResult] = {}
+        self.until = 0.0
+
+    def heard(self, event: RetryEvent) -> None:
+        self.results = {r.path: r for r in event.results}
+        self.until = time.monotonic() + event.delay
+
+    def waiting(self) -> dict[Path, StoreResult]:
+        """Those still waiting now; none once the wait may have ended (the retry
+        may then have sent them: unconfirmed)."""
+        return self.results if time.monotonic() < self.until else {}
 
 
 def _human_bytes(n: float) -> str:
@@ -96,7 +118,7 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
                net: NetworkOptions, tls: TLSConfig | None, show_progress: bool,
                links: list[SecureLinkEvent],
                retries: int, retry_delay: float,
-               finished: list[StoreResult]) -> list[StoreResult]:
+               finished: list[StoreResult], retry_wait: _RetryWait) -> list[StoreResult]:
     from dicomnet.services.storage import store_paths
 
     # rich only for a terminal (and the summary): a --json run starts faster.
@@ -117,6 +139,7 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
                                      soft_wrap=True)
 
     def on_retry(event: RetryEvent) -> None:
+        retry_wait.heard(event)
         # Said even under --json (on stderr): a run that waits must say why.
         line = printable(f"retrying {event.count} object(s) in {event.delay:g} s "
                          f"(attempt {event.attempt} of {event.max_attempts}): {event.reason}")
@@ -193,8 +216,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     rejection, a data set the peer refuses) are not.
 
     Ctrl-C aborts the association and still prints the summary (with --json,
-    "interrupted": true): the objects the peer confirmed, and the others as
-    unconfirmed. Exit status 130. SIGTERM (timeout(1), systemd) does the same,
+    "interrupted": true): the objects the peer confirmed, those waiting for
+    --retries with their last answer, and the others as unconfirmed. Exit
+    status 130. SIGTERM (timeout(1), systemd) does the same,
     with exit status 143. At a key's password prompt nothing was sent: Ctrl-C
     prints only --json's document, every object not sent.
 
@@ -227,6 +251,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     started = time.perf_counter()
     links: list[SecureLinkEvent] = []
     finished: list[StoreResult] = []
+    retry_wait = _RetryWait()
 
     sending = False  # False while at the key's password prompt
 
@@ -234,7 +259,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         # Which objects are stored, for a script (or a person) to resume from;
         # a failure is said on stderr, and --json promises one document.
         if net.json or (is_interruption(code) and sending):
-            _report(_unfinished_results(files, finished, message, code, sending=sending),
+            _report(_unfinished_results(files, finished, message, code, sending=sending,
+                                        waiting=retry_wait.waiting()),
                     host=host, port=port, net=net, sizes=sizes, links=links,
                     seconds=time.perf_counter() - started, interrupted=is_interruption(code),
                     error=message, exit_code=code)
@@ -245,7 +271,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         results = run_async(lambda: _run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                          show_progress=show_progress, links=links,
                                          retries=retries, retry_delay=retry_delay,
-                                         finished=finished),
+                                         finished=finished, retry_wait=retry_wait),
                             verbose=net.verbose, net=net, on_exit=on_exit,
                             sigterm_interrupts=True)
     code = EXIT_FAILURE_STATUS if any(not r.ok for r in results) else EXIT_OK
@@ -256,16 +282,22 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
 
 def _unfinished_results(files: list[Path], finished: list[StoreResult], error: str,
-                        code: int, *, sending: bool) -> list[StoreResult]:
+                        code: int, *, sending: bool,
+                        waiting: dict[Path, StoreResult] | None = None) -> list[StoreResult]:
     """What a run that did not end leaves to report: the objects answered (or
-    failed) so far, then every other file, unconfirmed after a Ctrl-C while
+    failed) so far; those ``waiting`` to be sent again (--retries) with their
+    last answer; then every other file, unconfirmed after a Ctrl-C while
     ``sending`` (one being sent may or may not have been stored), else not
     sent, with ``error``."""
     from dicomnet.services.storage import StoreResult
 
     answered = {r.path for r in finished}
     why = (_UNCONFIRMED if sending else _NOT_SENT) if is_interruption(code) else error
-    return [*finished, *(StoreResult(path=f, error=why) for f in files if f not in answered)]
+    waiting = waiting or {}
+    return [*finished, *(
+        replace(waiting[f], retryable=False,
+                error=f"{waiting[f].error or 'failed'}; {_NOT_RESENT}") if f in waiting
+        else StoreResult(path=f, error=why) for f in files if f not in answered)]
 
 
 def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOptions,

@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -131,13 +131,17 @@ class StoreResult:
 class RetryEvent:
     """What ``store_paths``' ``on_retry`` receives before sending failed objects
     again: which attempt comes next (2 for the first retry), of how many at
-    most, how many objects, after how long, and the last failure's words."""
+    most, how many objects, after how long, and the last failure's words;
+    ``results``: those objects as their last attempt ended (copies: what the
+    retry changes is not in them), for a caller stopped during the wait to say
+    what each was answered."""
 
     attempt: int
     max_attempts: int
     count: int
     delay: float
     reason: str
+    results: tuple[StoreResult, ...] = ()
 
 
 def transient_failure(exc: BaseException) -> bool:
@@ -754,7 +758,8 @@ async def store_paths(
             delay = min(retry_delay * 2 ** (attempt - 2), MAX_RETRY_DELAY)
             retry_heard(RetryEvent(attempt=attempt, max_attempts=max_attempts,
                                    count=len(again), delay=delay,
-                                   reason=again[-1].result.error or "failed"))
+                                   reason=again[-1].result.error or "failed",
+                                   results=tuple(replace(p.result) for p in again)))
             await asyncio.sleep(delay)
             for plan in again:
                 plan.result._reset_for_retry()
