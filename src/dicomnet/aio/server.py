@@ -12,28 +12,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
-from ..dimse.connection import MessageReceived
 from ..dimse.messages import CStoreRQ, DimseMessage, operation_name, refusal
 from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
 from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
 from ..security.rotation import ServerContext
 from ..ul.connection import ULConnection
-from ..ul.events import Aborted, AssociateRequested, ReleaseConfirmed, ReleaseRequested, ULEvent
+from ..ul.events import Aborted, AssociateRequested, ReleaseConfirmed, ReleaseRequested
 from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
 from ..ul.pdu import AssociateRJ, AssociateRQ
 from .acceptor import (
     HOOK_FAILED,
-    AnswerTally,
     GuardedLinkHook,
     MergedContexts,
     checked_rejection,
@@ -41,8 +37,9 @@ from .acceptor import (
     refused_contexts,
     unanswered_identity,
 )
-from .association import Association, DatasetSink, MessagesRouted
-from .operations import DUPLICATE_INVOCATION, DuplicateInvocation, MessageIds, OperationsWindow
+from .association import DatasetSink, MessagesRouted
+from .operations import DUPLICATE_INVOCATION, DuplicateInvocation, OperationsWindow
+from .server_association import ServerAssociation, ServiceProvider
 from .server_events import (
     AssociationAccepted,
     ConnectionObserver,
@@ -50,7 +47,7 @@ from .server_events import (
     ending_event,
     tell,
 )
-from .transport import PeerSilent, SecureLinkHook, Stream, describe_os_error, wrap_accepted
+from .transport import PeerSilent, SecureLinkHook, describe_os_error, wrap_accepted
 
 __all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "Server",
            "ServerAssociation", "ServiceProvider", "serve"]
@@ -62,40 +59,6 @@ _EVICTION_ADDRESSES = 100
 
 #: PS3.7 Annex C: the operation is not performed by this SCP for this SOP Class.
 UNRECOGNIZED_OPERATION = 0x0211
-
-Response = tuple[DimseMessage, bytes | None]
-
-
-class ServiceProvider(Protocol):
-    """A DIMSE service on the server side (an SCP)."""
-
-    #: abstract syntax -> accepted transfer syntaxes (None: any proposed).
-    contexts: Mapping[str, Sequence[str] | None]
-    #: DIMSE Command Field values of the requests it handles.
-    command_fields: frozenset[int]
-
-    def open_sink(self, assoc: ServerAssociation, context_id: int,
-                  message: DimseMessage) -> DatasetSink | None:
-        """Where the request's data set goes (None: keep it in memory)."""
-        ...
-
-    async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
-                     sink: DatasetSink | None) -> Sequence[Response]:
-        """Answer a request: the responses to send, final one last."""
-        ...
-
-
-#: Hands an operation started by ``ServiceProvider.start`` its one response (or
-#: the exception that ends it, which aborts the association); call it on the loop.
-Answer = Callable[[DimseMessage | BaseException], None]
-
-# A provider may also offer, for requests answered by one response without a
-# data set (C-STORE), ``start(assoc, context_id, message, sink, answer) -> bool``:
-# True if it took the request and will call ``answer`` exactly once, later (never
-# from within ``start``), from the event loop; False to have ``handle`` run in a
-# task as usual. No task, no coroutine per request (2 KB objects: a tenth less
-# CPU in the event loop).
-
 
 @dataclass(frozen=True, slots=True)
 class AssociationInfo:
@@ -113,194 +76,6 @@ class AssociationInfo:
 AssociationRequestHook = Callable[
     [AssociationInfo], tuple[int, int, int] | None | Awaitable[tuple[int, int, int] | None]
 ]
-
-
-class ServerAssociation(Association):
-    """An association on the acceptor side."""
-
-    def __init__(self, server: Server, stream: Stream, ul: ULConnection) -> None:
-        super().__init__(stream, ul, server.timeouts, server.limits)
-        # P-DATA is routed to the sinks as it is read, straight from the receive
-        # buffer (Association._route_now): no copy of each byte on the way.
-        ul.borrow_pdata = True
-        self.server = server
-        #: When its connection was accepted (the loop's clock).
-        self.connected_at = self._loop.time()
-        self.calling_ae_title = ""
-        self.called_ae_title = ""
-        self.messages = 0
-        #: C-STORE requests among ``messages`` (for the end's report).
-        self.objects = 0
-        self.answers = AnswerTally()
-        #: Slots of the asynchronous operations window (resized once negotiated).
-        self.operations = OperationsWindow(1)
-        #: Message IDs of the requests received and not answered yet.
-        self.message_ids = MessageIds()
-        #: Operations being performed concurrently (only with a window above 1).
-        self.running: set[asyncio.Task[None]] = set()
-        #: Operations started without a task (``start``), their answer not yet given.
-        self.answering = 0
-        self._all_answered: asyncio.Future[None] | None = None
-        #: Sinks a provider opened whose data set it has not been handed yet (still
-        #: arriving, or received but not started): aborted when the association
-        #: ends, so that no temporary file outlives it (abort_unclaimed_sinks).
-        self.unclaimed_sinks: set[DatasetSink] = set()
-
-    def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
-        """Messages completed while the association's task waits for events (its
-        inbox empty) are started here, from the read callback, when their
-        provider takes them without a task (``ServiceProvider.start``) and the
-        window has room: what the task would do, in the same order, without
-        waking it. The first message that needs more (no ``start``, a window
-        full, an unknown context, a refusal) goes to the task with all that
-        follow it."""
-        waiting = self._wakeup
-        if waiting is None or waiting.done() or self._inbox:
-            super()._deliver(events)
-            return
-        for index, event in enumerate(events):
-            if not isinstance(event, MessagesRouted):
-                super()._deliver(events[index:])
-                return
-            rest, error = self._start_now(event.messages)
-            if rest or error is not None or event.error is not None:
-                super()._deliver(
-                    [MessagesRouted(rest, error or event.error), *events[index + 1:]])
-                return
-        self._inbox_bytes = 0  # nothing waits in the inbox
-
-    def _start_now(self, messages: list[tuple[int, DimseMessage, DatasetSink | None]]
-                   ) -> tuple[list[tuple[int, DimseMessage, DatasetSink | None]],
-                              Exception | None]:
-        """Start what can be started at once (see ``_deliver``): the rest, in order,
-        and the error a ``start`` raised (the messages after it are then dropped,
-        as the task drops them: the association ends)."""
-        providers = self.server._providers
-        for index, (context_id, message, sink) in enumerate(messages):
-            start = getattr(providers.get(message.command_field), "start", None)
-            if (start is None or context_id not in self.contexts
-                    or isinstance(sink, DuplicateInvocation)
-                    or not self.operations.try_take()):
-                return messages[index:], None
-            try:
-                taken = start(self, context_id, message, sink,
-                              self.answer_for(context_id, message))
-            except Exception as exc:
-                self.operations.release()
-                self.messages += 1
-                self.objects += isinstance(message, CStoreRQ)
-                return [], exc
-            if not taken:  # the task asks again, and performs it otherwise
-                self.operations.release()
-                return messages[index:], None
-            self.unclaimed_sinks.discard(sink)
-            self.messages += 1
-            self.objects += isinstance(message, CStoreRQ)
-            self.answering += 1  # its answer comes later, never from start itself
-        return [], None
-
-    def _may_coalesce(self) -> bool:
-        # Another operation may answer in this round of the loop; a lone one (a
-        # synchronous peer: no window, or one request in flight) answers at once.
-        return len(self.running) + self.answering > 1
-
-    def answer_for(self, context_id: int, request: DimseMessage) -> Answer:
-        """The ``answer`` given to ``ServiceProvider.start`` for ``request`` (its
-        window slot is already taken; ``answering`` counts it once taken)."""
-        return functools.partial(self._answer, context_id, request)
-
-    def _answer(self, context_id: int, request: DimseMessage,
-                response: DimseMessage | BaseException) -> None:
-        """Send the final response of an operation started without a task, then free
-        its slot and its Message ID; a response that must wait for the wire
-        (another message is being sent, or the peer is not reading) is sent by a
-        task instead."""
-        self.answering -= 1
-        self.message_ids.release(request)
-        try:
-            if isinstance(response, BaseException):
-                self._operation_failed(response)
-            elif self.failure is not None:
-                pass  # aborted meanwhile: nobody to answer
-            elif self._send_lock.locked() or self.stream.receiver.writing_paused:
-                self.answers.count(response)
-                task = self._loop.create_task(self.send_message(response, context_id))
-                self.running.add(task)
-                task.add_done_callback(self.operation_done)
-                return
-            else:
-                self.answers.count(response)
-                self.send_now(response, context_id)
-        except Exception as exc:
-            self._operation_failed(exc)
-        finally:
-            waiter = self._all_answered
-            if self.answering == 0 and waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        self.operations.release()
-
-    def operation_done(self, task: asyncio.Task[None]) -> None:
-        """An asynchronous operation ended: free its slot; a failure aborts."""
-        self.running.discard(task)
-        self.operations.release()
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self._operation_failed(exc)
-
-    def _operation_failed(self, exc: BaseException) -> None:
-        if self.failure is None:
-            log.error("%s:%s: operation failed: %s", *self.peer, exc)
-            self._local_abort(f"an operation failed: {exc}")
-            self._queue_out()
-            self.stream.close_soon()
-
-    async def finish_operations(self) -> None:
-        """Wait for the operations still running, their answers sent (or cancel
-        them if the association has failed): nothing may outlive the association.
-        Operations started without a task are not waited for once the association
-        failed: their answers are dropped when they come."""
-        while self.running or (self.answering and self.failure is None):
-            if self.running:
-                if self.failure is not None:
-                    for task in self.running:
-                        task.cancel()
-                await asyncio.gather(*self.running, return_exceptions=True)
-            elif self.answering:
-                self._all_answered = self._loop.create_future()
-                try:
-                    await self._all_answered
-                finally:
-                    self._all_answered = None
-
-    def _route_message(self, item: MessageReceived, sink: DatasetSink | None
-                       ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
-        if not self.message_ids.claim(item.message):
-            sink = DuplicateInvocation()  # never performed: see _on_messages
-        return super()._route_message(item, sink)
-
-    def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
-        provider = self.server._providers.get(message.command_field)
-        if provider is not None:
-            sink = provider.open_sink(self, context_id, message)
-            if sink is not None:
-                self.unclaimed_sinks.add(sink)
-                return sink
-        return super().open_sink(context_id, message)
-
-    def abort_unclaimed_sinks(self) -> None:
-        """At the association's end: abort the data set still arriving and those
-        received but never handed to their provider (the association failed, or
-        was released, before their turn; found by fuzzing: a spilled one's
-        temporary file stayed until the next start)."""
-        self._drop_incoming()
-        sinks, self.unclaimed_sinks = self.unclaimed_sinks, set()
-        for sink in sinks:
-            try:
-                sink.abort()
-            except Exception:  # the others still go
-                log.exception("%s: a sink's abort() failed", self._name())
 
 
 @dataclass(eq=False)

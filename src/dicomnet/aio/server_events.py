@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..security.info import SecurityInfo
 
 if TYPE_CHECKING:
-    from .server import ServerAssociation
+    from .server_association import ServerAssociation
 
 __all__ = ["AssociationAccepted", "AssociationEnded", "ConnectionEvent",
            "ConnectionObserver", "ConnectionRefused", "ending_event", "tell"]

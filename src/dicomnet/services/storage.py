@@ -63,7 +63,7 @@ from .store_sink import (
 from .workers import MAX_BATCH, Background, BatchWorker
 
 if TYPE_CHECKING:
-    from ..aio.server import Answer, Response, ServerAssociation
+    from ..aio.server_association import Answer, Response, ServerAssociation
 
 __all__ = [
     "INDEX_NAME",

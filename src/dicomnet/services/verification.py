@@ -11,7 +11,7 @@ from ..dimse.messages import CEchoRQ, CEchoRSP, DimseMessage, refusal
 
 if TYPE_CHECKING:
     from ..aio.association import DatasetSink
-    from ..aio.server import Response, ServerAssociation
+    from ..aio.server_association import Response, ServerAssociation
 
 __all__ = ["VERIFICATION_SOP_CLASS", "VerificationSCP"]
 
