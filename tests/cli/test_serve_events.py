@@ -77,6 +77,7 @@ def test_serve_json_says_each_association_and_each_refusal(pki: DevPKI,
     assert rejected["tls"] == accepted["tls"]  # rejected after the handshake
     assert tls_refused["stage"] == "tls"
     assert "no certificate" in tls_refused["reason"]
+    assert tls_refused["reason"].endswith("(--peer-cert required)")  # the CLI's words, as its log
     assert (tls_refused["tls"], tls_refused["calling_aet"]) == (None, None)
     assert plain_refused["stage"] == "tls"
     assert "not using TLS" in plain_refused["reason"]

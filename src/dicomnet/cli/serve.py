@@ -34,6 +34,7 @@ from dicomnet.cli.common import (
     print_json,
     run_async,
 )
+from dicomnet.cli.output import in_cli_words
 from dicomnet.config import Limits, check_ae_title
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.config import TLSConfig
@@ -102,7 +103,10 @@ _EVENT_NAMES = {AssociationAccepted: "association_accepted",
 def _connection_event(event: ConnectionEvent) -> None:
     """--json: one line per association accepted and ended, and per connection
     refused before it associated, for scripts that watch the server."""
-    print_json({"event": _EVENT_NAMES[type(event)], **event.to_dict()}, line=True, last=False)
+    fields = event.to_dict()
+    if isinstance(fields.get("reason"), str):  # the log's words: this CLI's flags
+        fields["reason"] = in_cli_words(fields["reason"])
+    print_json({"event": _EVENT_NAMES[type(event)], **fields}, line=True, last=False)
     sys.stdout.flush()
 
 
