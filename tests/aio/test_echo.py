@@ -134,6 +134,9 @@ def test_max_associations_rejects_the_second(aio_log: pytest.LogCaptureFixture) 
     assert log_lines(aio_log, level=logging.INFO, contains="SECOND@127.0.0.1")
     assert log_lines(aio_log, contains="rejected (rejected-transient) by service-provider "
                      "(presentation): local limit exceeded (2, 3, 2)")
+    # One line for the rejected one: no "association SECOND@... -> ...: closed" after it.
+    assert [line for line in association_lines(aio_log) if "SECOND@" in line] == [
+        line for line in association_lines(aio_log) if "SECOND@" in line and "rejected" in line]
 
 
 async def _answer_from(port: int, source: str) -> tuple[object, asyncio.StreamWriter]:

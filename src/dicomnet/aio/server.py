@@ -358,7 +358,7 @@ class Server:
             await stream.close()
             seconds = asyncio.get_running_loop().time() - started
             evicted = asyncio.current_task() in self._evicted
-            log_end(assoc, outcome, seconds, evicted=evicted)
+            log_end(assoc, outcome, seconds, evicted=evicted, accepted=counted)
             tell(self.on_connection_event, ending_event(assoc, outcome, seconds,
                                                         accepted=counted, evicted=evicted))
 
