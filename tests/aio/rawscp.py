@@ -17,7 +17,13 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from dicomnet.dimse.messages import DimseMessage, decode_message, encode_message
+from dicomnet.dimse.messages import (
+    CStoreRQ,
+    CStoreRSP,
+    DimseMessage,
+    decode_message,
+    encode_message,
+)
 from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
 from dicomnet.ul.pdu import (
     AAbort,
@@ -49,6 +55,17 @@ class Request:
 def response_pdu(context_id: int, message: DimseMessage) -> bytes:
     """``message`` as one P-DATA-TF PDU (one command PDV, marked last)."""
     return encode_pdata(context_id, True, True, encode_message(message))
+
+
+def store_response(request: Request, status: int, error_comment: str | None = None) -> bytes:
+    """The C-STORE-RSP PDU answering ``request``, a C-STORE-RQ, with ``status``."""
+    message = request.message
+    assert isinstance(message, CStoreRQ)
+    return response_pdu(request.context_id, CStoreRSP(
+        message_id_being_responded_to=message.message_id, status=status,
+        affected_sop_class_uid=message.affected_sop_class_uid,
+        affected_sop_instance_uid=message.affected_sop_instance_uid,
+        error_comment=error_comment))
 
 
 @dataclass

@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 
 from dicomnet.cli.serve import allow_only
-from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.security.certificates import DevPKI
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
 from tests.aio.helpers import run
-from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, response_pdu
+from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, store_response
 
 from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli
 from .test_store import write_images
@@ -146,15 +145,10 @@ def test_store_link_lost_mid_transfer_exits_1_once_an_object_was_stored(
     write_images(tmp_path / "in", 3)
 
     async def answer(peer: RawPeer, request: Request) -> None:
-        message = request.message
-        assert isinstance(message, CStoreRQ)
         if len(peer.requests) > answered:
             peer.writer.close()  # the link drops before this object's answer
             return
-        await peer.send(response_pdu(request.context_id, CStoreRSP(
-            message_id_being_responded_to=message.message_id, status=0,
-            affected_sop_class_uid=message.affected_sop_class_uid,
-            affected_sop_instance_uid=message.affected_sop_instance_uid)))
+        await peer.send(store_response(request, 0))
 
     async def main() -> Any:
         async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}

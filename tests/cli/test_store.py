@@ -13,12 +13,11 @@ import pytest
 from pydicom.uid import generate_uid
 
 from dicomnet.cli.demo import write_synthetic_ct
-from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.security.certificates import DevPKI
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
 from tests.aio.helpers import run
-from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, response_pdu
+from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, store_response
 
 from .helpers import ServerThread, client_tls_args, error_line, json_out, run_cli, signalled
 
@@ -165,12 +164,7 @@ def test_an_interrupted_store_says_what_was_stored_and_what_is_unconfirmed(
 
     async def answer(peer: RawPeer, request: Request) -> None:
         if len(peer.requests) == 1:
-            message = request.message
-            assert isinstance(message, CStoreRQ)
-            await peer.send(response_pdu(request.context_id, CStoreRSP(
-                message_id_being_responded_to=message.message_id, status=0,
-                affected_sop_class_uid=message.affected_sop_class_uid,
-                affected_sop_instance_uid=message.affected_sop_instance_uid)))
+            await peer.send(store_response(request, 0))
         else:
             stalled.set()  # the second gets no answer: the sender waits for it
 
@@ -206,12 +200,7 @@ def test_a_store_interrupted_while_waiting_to_retry_says_each_last_answer(
     sent = write_images(tmp_path / "in", 3)
 
     async def answer(peer: RawPeer, request: Request) -> None:
-        message = request.message
-        assert isinstance(message, CStoreRQ)
-        await peer.send(response_pdu(request.context_id, CStoreRSP(
-            message_id_being_responded_to=message.message_id, status=0xA700,
-            affected_sop_class_uid=message.affected_sop_class_uid,
-            affected_sop_instance_uid=message.affected_sop_instance_uid)))
+        await peer.send(store_response(request, 0xA700))
 
     async def main() -> tuple[int | None, bytes, bytes, str]:
         async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}

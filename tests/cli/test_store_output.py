@@ -14,11 +14,11 @@ from pydicom.uid import generate_uid
 from dicomnet.aio.transport import SecureLinkEvent
 from dicomnet.cli.common import NetworkOptions
 from dicomnet.cli.demo import write_synthetic_ct
-from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
+from dicomnet.dimse.messages import CStoreRSP
 from dicomnet.security.certificates import CertificateInfo, DevPKI
 from dicomnet.security.info import SecurityInfo
 from tests.aio.helpers import run
-from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, response_pdu
+from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, store_response
 
 from .helpers import run_cli
 
@@ -34,13 +34,7 @@ def _store_to_a_failing_peer(*args: str | Path, comment: str = COMMENT) -> Resul
     C-STORE with 0xC000 and ``comment``."""
 
     async def answer(peer: RawPeer, request: Request) -> None:
-        message = request.message
-        assert isinstance(message, CStoreRQ)
-        await peer.send(response_pdu(request.context_id, CStoreRSP(
-            message_id_being_responded_to=message.message_id, status=0xC000,
-            affected_sop_class_uid=message.affected_sop_class_uid,
-            affected_sop_instance_uid=message.affected_sop_instance_uid,
-            error_comment=comment)))
+        await peer.send(store_response(request, 0xC000, comment))
 
     async def main() -> Result:
         async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
@@ -131,7 +125,6 @@ def test_a_peer_comment_cannot_send_the_terminal_escape_sequences_or_lines(
 
 def test_a_failed_row_says_the_status_its_comment_and_a_retrys_remark() -> None:
     from dicomnet.cli.store import _failure_text
-    from dicomnet.dimse.messages import CStoreRSP
     from dicomnet.services.storage import StoreResult
     from dicomnet.services.store_scu import _record
 

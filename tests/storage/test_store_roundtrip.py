@@ -16,7 +16,6 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicomnet.dimse.messages import CStoreRQ
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
@@ -268,22 +267,16 @@ def test_an_abort_mid_way_fails_the_rest_with_its_reason_and_keeps_what_was_answ
         tmp_path: Path, window: int) -> None:
     """The peer answers two C-STOREs, then aborts: those two are reported stored,
     every other file failed with the abort's reason; nothing hangs."""
-    from dicomnet.dimse.messages import CStoreRSP
     from dicomnet.ul.pdu import AAbort
-    from tests.aio.rawscp import RawPeer, Request, raw_scp, response_pdu
+    from tests.aio.rawscp import RawPeer, Request, raw_scp, store_response
     from tests.storage.dicomfiles import SECONDARY_CAPTURE
 
     files = [write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n),
                           str(ExplicitVRLittleEndian)) for n in range(6)]
 
     async def answer(peer: RawPeer, request: Request) -> None:
-        message = request.message
-        assert isinstance(message, CStoreRQ)
         if len(peer.requests) <= 2:
-            await peer.send(response_pdu(request.context_id, CStoreRSP(
-                message_id_being_responded_to=message.message_id, status=0,
-                affected_sop_class_uid=message.affected_sop_class_uid,
-                affected_sop_instance_uid=message.affected_sop_instance_uid)))
+            await peer.send(store_response(request, 0))
         else:
             await peer.send(AAbort(source=2, reason=0).encode())
 
