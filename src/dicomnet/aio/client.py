@@ -504,7 +504,8 @@ async def open_association(
                       max_associate_length=limits.max_associate_length)
     assoc = ClientAssociation(stream, ul, timeouts, limits)
     try:
-        await _establish(assoc, rq, tls_used=tls is not None)
+        await _establish(assoc, rq, tls_used=tls is not None,
+                         sent_certificate=tls is not None and tls.certfile is not None)
     except BaseException:
         await stream.close()
         raise
@@ -512,7 +513,8 @@ async def open_association(
     return assoc
 
 
-async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) -> None:
+async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
+                     sent_certificate: bool = False) -> None:
     loop = asyncio.get_running_loop()
     ul = assoc.ul
     ul.associate(rq)  # type: ignore[arg-type]
@@ -548,18 +550,12 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
             if isinstance(event, AssociateRejected):
                 raise AssociationRejected(event.pdu.result, event.pdu.source, event.pdu.reason)
             if isinstance(event, Aborted):
+                refused = _refused_after_tls13_handshake(assoc, event, sent_certificate)
+                if refused is not None:
+                    raise refused
                 if assoc.tls_error is not None:
                     raise assoc.tls_error
                 detail = event.detail
-                if event.source is None and tls_used and ul.pdus_received == 0:
-                    # TLS 1.3: the server checks our certificate after its handshake
-                    # messages, so its refusal arrives as a close on our first read.
-                    raise TLSError(
-                        f"TLS with {assoc.peer[0]}:{assoc.peer[1]}: the server closed the "
-                        "connection right after the handshake: it most likely refused our "
-                        "client certificate, or requires one",
-                        reason="client certificate refused or required by the server",
-                    )
                 if event.source is None and not tls_used:
                     detail += (" before answering the A-ASSOCIATE-RQ: the peer may expect TLS"
                                " (use TLS, port 2762)")
@@ -568,3 +564,33 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool) ->
                 raise AssociationAborted(event.source, event.reason, detail)
         if ul.state.name == "Sta1":
             raise ConnectError("the connection closed during association set-up")
+
+
+def _refused_after_tls13_handshake(
+    assoc: ClientAssociation, event: Aborted, sent_certificate: bool
+) -> TLSError | None:
+    """The TLS 1.3 server's refusal of our certificate, or of our lack of one, when the
+    connection closed before any PDU came back.
+
+    RFC 8446 4.4.2 and 2: the client's certificate follows the server's Finished, so
+    our handshake is over before the server checks it; a server that refuses then
+    (DCMTK, Orthanc: a missing certificate as much as an untrusted one) sends an
+    alert and closes, and which of the two our first read meets is a race. Either
+    way, before our A-ASSOCIATE-RQ was answered, the reason is most likely that.
+    """
+    security = assoc.security
+    if (event.source is not None or assoc.ul.pdus_received or security is None
+            or security.protocol != "TLSv1.3"):
+        return None
+    if assoc.tls_error is not None and not assoc.tls_error.link_failed:
+        return None  # the alert was read: its own reason says more
+    if sent_certificate:
+        reason = ("the server closed the connection right after the TLS 1.3 handshake: it "
+                  "most likely refused our certificate (its CA untrusted by the server, "
+                  "expired or revoked)")
+    else:
+        reason = ("the server closed the connection right after the TLS 1.3 handshake: we "
+                  "sent no certificate, and it most likely requires one (set "
+                  "certfile/keyfile)")
+    return TLSError(f"TLS handshake with {assoc.peer[0]}:{assoc.peer[1]} failed: {reason}",
+                    reason=reason)
