@@ -114,3 +114,48 @@ def test_tls13_client_vs_extended_server(rsa_pki: DevPKI) -> None:
     err = translate_ssl_error(result.server_error, side="server", peer="x",
                               profile="bcp195-extended")
     assert err.reason == "peer offers no protocol version allowed by profile 'bcp195-extended'"
+
+
+def test_aes_server_with_an_ec_certificate_is_refused(ec_pki: DevPKI) -> None:
+    """The AES profile's suites (PS3.15 B.3) all need an RSA certificate and it has no
+    TLS 1.3: a server with an EC key could serve no client. Before, it started and
+    refused every client with "peer offers no cipher suite allowed by profile 'aes'",
+    blaming peers (found with storescu +pa and +px against dicomnet serve)."""
+    server, client = dev_pki_configs(ec_pki, profile="aes")
+    with pytest.warns(SecurityWarning), pytest.raises(ConfigurationError) as caught:
+        server.server_context_sync()
+    assert str(caught.value) == (
+        f"our certificate {ec_pki.server_cert} has an EC key, and every TLS 1.2 cipher "
+        "suite of profile 'aes' (PS3.15 B.3 (retired)), TLS_RSA_WITH_AES_128_CBC_SHA and "
+        "TLS_RSA_WITH_3DES_EDE_CBC_SHA, needs an RSA one: no client could connect; use an "
+        "RSA certificate (dicomnet certs init --key-type rsa)")
+    # A client's certificate signs for itself (RFC 5246 7.4.8), whatever the suite.
+    _build_legacy(client, "client")
+
+
+def test_extended_server_with_an_ec_certificate_and_only_dhe_suites_is_refused(
+    ec_pki: DevPKI,
+) -> None:
+    server, _ = dev_pki_configs(ec_pki, profile="bcp195-extended",
+                                ciphers=("TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",))
+    with pytest.raises(ConfigurationError, match=(
+            r"has an EC key, and every TLS 1.2 cipher suite of the ciphers chosen, "
+            r"TLS_DHE_RSA_WITH_AES_256_GCM_SHA384, needs an RSA one: no client could connect")):
+        server.server_context_sync()
+
+
+def test_server_whose_certificate_serves_only_tls13_says_so(
+    ec_pki: DevPKI, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """B.10's TLS 1.2 suites are all RSA ones: with an EC key, TLS 1.3 clients connect
+    and TLS 1.2 ones cannot, which the server logs once at each build."""
+    server, client = dev_pki_configs(ec_pki, profile="bcp195-non-downgrading")
+    with caplog.at_level("WARNING", logger="dicomnet.security"):
+        s_ctx = server.server_context_sync()
+    said = [r.getMessage() for r in caplog.records if "TLS 1.2" in r.getMessage()]
+    assert said == [
+        f"our certificate {ec_pki.server_cert} has an EC key, and every TLS 1.2 cipher "
+        "suite of profile 'bcp195-non-downgrading' (PS3.15 B.10 (retired)) needs an RSA "
+        "one: only TLS 1.3 clients can connect"]
+    result = handshake(client.client_context_sync(), s_ctx)
+    assert result.ok, result.errors

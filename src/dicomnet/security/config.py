@@ -409,6 +409,10 @@ class TLSConfig:
 
         if self.certfile is not None:
             self._load_own_certificate(ctx, password, profile, side)
+            info = self.local_certificate_info()
+            if side == "server" and info is not None:
+                _check_suites_fit(info, Path(self.certfile), names, profile,
+                                  chosen=self.ciphers is not None)
         self._load_trust(ctx)
 
         if side == "client":
@@ -708,6 +712,34 @@ def _key_size_problem(cert: CertificateInfo, profile: Profile) -> str | None:
         return (f"has an EC key of {cert.public_key_bits} bits; profile {profile.name!r} "
                 f"({profile.section}) requires at least {profile.min_ec_bits}")
     return None
+
+
+# Key type -> (what our certificate has, the --key-type of `dicomnet certs init`).
+_KEY_WORDS = {"RSA": ("an RSA", "rsa"), "ECDSA": ("an EC", "ecdsa")}
+
+
+def _check_suites_fit(cert: CertificateInfo, certfile: Path, names: list[str], profile: Profile,
+                      *, chosen: bool) -> None:
+    """A server's certificate must suit the TLS 1.2 suite it negotiates (RFC 5246 7.4.2:
+    an ECDHE_ECDSA suite needs an EC key, the others here an RSA one). When it suits
+    none of ours, no TLS 1.2 client can connect: with no TLS 1.3 either, the server
+    would refuse every client while blaming them ("peer offers no cipher suite")."""
+    if cert.public_key_type not in _KEY_WORDS:
+        return
+    suites = [s for n in names if (s := suite_by_openssl(n)) is not None and not s.tls13]
+    if not suites or any(s.authentication == cert.public_key_type for s in suites):
+        return
+    ours = _KEY_WORDS[cert.public_key_type][0]
+    other, flag = next(w for key, w in _KEY_WORDS.items() if key != cert.public_key_type)
+    of = "the ciphers chosen" if chosen else f"profile {profile.name!r} ({profile.section})"
+    head = f"our certificate {certfile} has {ours} key, and every TLS 1.2 cipher suite of {of}"
+    if profile.maximum_version < ssl.TLSVersion.TLSv1_3:
+        listed = [s.iana for s in suites]
+        named = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+        raise ConfigurationError(
+            f"{head}, {named}, needs {other} one: no client could connect; use {other} "
+            f"certificate (dicomnet certs init --key-type {flag})")
+    logger.warning("%s needs %s one: only TLS 1.3 clients can connect", head, other)
 
 
 @functools.lru_cache(maxsize=16)
