@@ -46,9 +46,9 @@ tickets and TLS 1.2 alike, ``test_dicomnet_resumes_its_tls_session_with_storescp
 echoscu and storescu never offer one (a new process per run, no session kept), so
 each of their connections is a full handshake, as the tests above show.
 
-Not covered: DCMTK's ``+pa`` (AES, retired) and ``+pn`` (NULL) profiles against dicomnet's
-default profile, which rightly refuses them ("peer offers no cipher suite"); DCMTK does
-not do ALPN, so ``SecurityInfo.alpn`` is None with it.
+Every DCMTK profile (``+pa`` AES and ``+pn`` NULL among them) against every dicomnet
+profile, both ways: test_dcmtk_tls_profiles.py. DCMTK does not do ALPN, so
+``SecurityInfo.alpn`` is None with it.
 """
 
 from __future__ import annotations
