@@ -102,10 +102,19 @@ def aio_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 def dicomnet_serve(pki: Pki, store: Path, *options: str) -> Iterator[tuple[int, list[str]]]:
     """`dicomnet serve --tls` as users run it (a subprocess), on a free port, storing
     into ``store``: yields (port, its stderr, filled in once it has stopped)."""
+    with dicomnet_serve_with(pki.server_cert, pki.server_key, pki.ca_file, store,
+                             *options) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def dicomnet_serve_with(cert: Path, key: Path, ca: Path, store: Path,
+                        *options: str) -> Iterator[tuple[int, list[str]]]:
+    """:func:`dicomnet_serve` with these certificate, key and CA files."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
-         "--output", str(store), "--tls", "--cert", str(pki.server_cert),
-         "--key", str(pki.server_key), "--ca", str(pki.ca_file), *options],
+         "--output", str(store), "--tls", "--cert", str(cert),
+         "--key", str(key), "--ca", str(ca), *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     stderr: list[str] = []
