@@ -6,17 +6,21 @@ pynetdicom takes a plain ``ssl.SSLContext``: as a requestor through
 ``AE.start_server(..., ssl_context=context, block=False)``. The TLS version is pinned on
 pynetdicom's context (minimum = maximum), while dicomnet keeps its default profile
 (TLS 1.2 and 1.3), so each case also shows that dicomnet follows the peer's choice.
-All four combinations work both ways.
+All four combinations work both ways. Below them: pynetdicom into ``dicomnet serve
+--peer-cert optional`` with and without a client certificate and with each
+``server_hostname``, and pynetdicom capped at TLS 1.2 against each TLS 1.2 profile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import re
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +28,7 @@ import pytest
 
 from dicomnet.aio.client import associate
 from dicomnet.security.info import SecurityInfo
+from dicomnet.security.profiles import get_profile
 from tests.aio.helpers import (
     LOOPBACK,
     HookRecorder,
@@ -35,6 +40,7 @@ from tests.aio.helpers import (
     running_server,
     wait_until,
 )
+from tests.interop.conftest import dicomnet_serve
 
 pytestmark = pytest.mark.interop
 
@@ -254,3 +260,117 @@ def test_dicomnet_resumes_its_tls_session_with_pynetdicom(pynetdicom: ModuleType
     assert resumed == [False, True, True]
     assert seen.peer_subjects == [
         "commonName=dicomnet test client,organizationName=dicomnet"] * 3
+
+
+# -- pynetdicom into dicomnet serve (the CLI) ------------------------------------------------
+
+
+def pynetdicom_echo_as(pynetdicom: ModuleType, port: int, context: ssl.SSLContext,
+                       server_hostname: str) -> PynetdicomEcho:
+    """pynetdicom_echo with this server_hostname (what pynetdicom checks our certificate
+    against, and sends as SNI unless it is an address)."""
+    ae = pynetdicom.AE(ae_title="PYNETDICOM")
+    ae.add_requested_context(verification(pynetdicom))
+    try:
+        assoc = ae.associate(LOOPBACK, port, ae_title="DICOMNET",
+                             tls_args=(context, server_hostname))
+        if not assoc.is_established:
+            return PynetdicomEcho(False, aborted=bool(assoc.is_aborted))
+        status = assoc.send_c_echo()
+        assoc.release()
+        return PynetdicomEcho(True, int(status.Status) if status else None)
+    finally:
+        ae.shutdown()
+
+
+def serve_lines(stderr: str) -> list[str]:
+    return [line.split("+0000 ", 1)[1] for line in stderr.splitlines()
+            if " association " in line or "connection refused" in line]
+
+
+# pynetdicom 3.0 leaks its SSLSocket when the handshake fails (see above).
+@pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+@protocols
+def test_pynetdicom_into_dicomnet_serve_with_optional_client_certificates(
+    pynetdicom: ModuleType, pkis: PkiFactory, tmp_path: Path, protocol: str
+) -> None:
+    """dicomnet serve --peer-cert optional: pynetdicom with a certificate (verified and
+    named in the log), without one (admitted, "no client certificate"), with one from a
+    CA the server does not trust (refused: optional is not unverified), and expecting a
+    host name our certificate does not hold (pynetdicom refuses us; we log why)."""
+    pki = pkis("rsa")
+    foreign_cert, foreign_key = pki.foreign("pynetdicom foreign", server=False)
+    with_cert = pynetdicom_client_context(pki, protocol)
+    without = pynetdicom_client_context(pki, protocol, with_cert=False)
+    foreign = pynetdicom_client_context(pki, protocol, with_cert=False)
+    foreign.load_cert_chain(foreign_cert, foreign_key)
+    with dicomnet_serve(pki, tmp_path, "--peer-cert", "optional",
+                        "--aet", "DICOMNET") as (port, stderr):
+        results = [
+            pynetdicom_echo_as(pynetdicom, port, with_cert, "localhost"),
+            pynetdicom_echo_as(pynetdicom, port, with_cert, LOOPBACK),
+            pynetdicom_echo_as(pynetdicom, port, without, "localhost"),
+            pynetdicom_echo_as(pynetdicom, port, without, LOOPBACK),
+            pynetdicom_echo_as(pynetdicom, port, foreign, "localhost"),
+            pynetdicom_echo_as(pynetdicom, port, with_cert, "pacs.example.org"),
+            pynetdicom_echo_as(pynetdicom, port, without, "localhost"),
+        ]
+    gc.collect()  # pynetdicom's leaked sockets go now, while their warning is ignored
+    assert [(r.established, r.status) for r in results] == [
+        (True, 0), (True, 0), (True, 0), (True, 0), (False, None), (False, None), (True, 0)]
+    lines = serve_lines(stderr[0])
+    assert "Traceback" not in stderr[0]
+    assert len(lines) == 7, lines
+    admitted = (r"association PYNETDICOM@127\.0\.0\.1:\d+ -> DICOMNET: released, 1 message\(s\) "
+                rf"\(1 success\), \d+\.\d\d s, {protocol} \S+, ")
+    client = pki.client_subject.split("CN=")[1]
+    for line in lines[:2]:
+        assert re.fullmatch(admitted + rf"client certificate {client} \(SHA-256 [0-9A-F:]{{95}}\)",
+                            line), line
+    for line in (*lines[2:4], lines[6]):
+        assert re.fullmatch(admitted + "no client certificate", line), line
+    refused = r"WARNING: connection refused: TLS handshake with 127\.0\.0\.1:\d+ failed: "
+    assert re.fullmatch(refused + r"the certificate of the client is signed by an unknown CA "
+                        r"\(its issuer is not in our cafile/capath\)", lines[4]), lines[4]
+    assert re.fullmatch(refused + r"the client refused our certificate \(bad certificate\)",
+                        lines[5]), lines[5]
+
+
+@pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+@pytest.mark.parametrize("key_type", ["rsa", "ecdsa"])
+@pytest.mark.parametrize("profile", ["bcp195-rfc9325", "bcp195-rfc9325-modified",
+                                     "bcp195-non-downgrading", "bcp195-extended"])
+def test_pynetdicom_limited_to_tls12_into_each_profile(
+    pynetdicom: ModuleType, pkis: PkiFactory, aio_log: pytest.LogCaptureFixture,
+    profile: str, key_type: str,
+) -> None:
+    """pynetdicom capped at TLS 1.2 (OpenSSL's default TLS 1.2 list) against our TLS 1.2
+    profiles: the suite negotiated is one of the profile's (PS3.15 B.10 to B.13), our
+    strongest that fits the certificate; B.10 lists only RSA suites, so an EC key meets
+    none (the server said so at start)."""
+    pki = pkis(key_type)  # type: ignore[arg-type]
+    context = pynetdicom_client_context(pki, "TLSv1.2")
+    hook = HookRecorder()
+
+    async def main() -> PynetdicomEcho:
+        async with running_server(ae_title=SCP_TITLE, tls=pki.server_tls(profile=profile),
+                                  on_secure_link_ready=hook) as server:
+            result = await asyncio.to_thread(pynetdicom_echo, pynetdicom, server.port, context)
+            await wait_until(lambda: bool(hook.events), "the handshake's outcome")
+            return result
+
+    result = run(main())
+    gc.collect()  # as above
+    [event] = hook.events
+    if key_type == "ecdsa" and profile == "bcp195-non-downgrading":
+        assert not result.established
+        assert event.error is not None
+        assert event.error.reason == (
+            "peer offers no cipher suite allowed by profile 'bcp195-non-downgrading'")
+        return
+    assert result.established and result.status == 0
+    info = event.info
+    assert info is not None
+    assert info.protocol == "TLSv1.2"
+    assert info.cipher_suite == f"TLS_ECDHE_{AUTH[key_type]}_WITH_AES_256_GCM_SHA384"
+    assert get_profile(profile).allows_suite(info.cipher_suite)
