@@ -278,8 +278,9 @@ class Profile:
     """Smallest finite-field DHE group the profile asks for. Enforced by OpenSSL's
     security level (2, the default, refuses groups under 2048 bits), not by
     dicomnet: Python's ``ssl`` does not say which group a handshake used. Profiles
-    at security level 0 (those reaching TLS 1.0) therefore do not enforce it; a
-    dicomnet server never selects DHE (no groups are loaded)."""
+    at security level 0 (those reaching TLS 1.0) therefore do not enforce it as
+    clients; a dicomnet server offers RFC 7919's ffdhe2048 only
+    (:mod:`dicomnet.security.dhgroups`)."""
     allows_extra_suites: bool = True
     """False when the standard forbids suites beyond ``tls12_suites`` (B.11, B.13)."""
     requires: tuple[str, ...] = field(default=())
