@@ -6,12 +6,16 @@ from __future__ import annotations
 import base64
 import ssl
 import warnings
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dh
 
 from dicomnet.security.certificates import DevPKI
 from dicomnet.security.config import dev_pki_configs
 from dicomnet.security.dhgroups import FFDHE2048_PEM, offers_dhe
+from dicomnet.security.errors_map import translate_ssl_error
 from tests.security.tlspair import handshake
 
 DHE_ONLY = ("TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384")
@@ -104,3 +108,26 @@ def test_default_profile_loads_no_group(rsa_pki: DevPKI) -> None:
                        server_hostname="localhost")
     assert result.server_error is not None
     assert "NO_SHARED_CIPHER" in str(result.server_error)
+
+
+def test_a_server_dhe_group_too_small_is_named(rsa_pki: DevPKI, tmp_path: Path) -> None:
+    """A peer server offering a 1024-bit DHE group (a pynetdicom or other Python/OpenSSL
+    acceptor with load_dh_params): our client at OpenSSL's default security level
+    refuses it (RFC 9325 4.1, PS3.15 B.10-B.13: 2048 bits at least), and says so. It
+    said "TLS error: DH_KEY_TOO_SMALL"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cryptography deprecates finite-field DH
+        group = dh.generate_parameters(2, 1024).parameter_bytes(
+            serialization.Encoding.PEM, serialization.ParameterFormat.PKCS3)
+    (tmp_path / "dh1024.pem").write_bytes(group)
+    server, client = dev_pki_configs(rsa_pki, profile="bcp195-extended", ciphers=DHE_ONLY)
+    weak = server.server_context_sync()
+    weak.set_ciphers("DHE-RSA-AES256-GCM-SHA384:@SECLEVEL=0")
+    weak.load_dh_params(str(tmp_path / "dh1024.pem"))
+    result = handshake(client.client_context_sync(), weak)
+    assert result.client_error is not None
+    error = translate_ssl_error(result.client_error, side="client", peer="pacs:2762",
+                                profile="bcp195-extended")
+    assert error.reason == (
+        "the server's Diffie-Hellman group (DHE) is smaller than profile 'bcp195-extended' "
+        "allows (2048 bits at least, RFC 9325 4.1)")

@@ -136,6 +136,11 @@ def _reason_for(
                     "sent no certificate) the server requires a client certificate")
         if reason_code in _NO_CIPHER_CODES:
             return f"peer offers no cipher suite allowed by {by}"
+        if reason_code == "DH_KEY_TOO_SMALL":
+            # OpenSSL's security level 2 (every profile but those reaching TLS 1.0)
+            # refuses finite-field groups under 2048 bits.
+            return (f"{who}'s Diffie-Hellman group (DHE) is smaller than {by} allows "
+                    "(2048 bits at least, RFC 9325 4.1)")
         if reason_code in _NO_VERSION_CODES:
             return f"peer offers no protocol version allowed by {by}"
         if "eof" in text and "violation of protocol" in text:
