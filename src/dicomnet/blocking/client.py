@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -42,20 +44,45 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def _run_through(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
-    """``loop.run_until_complete(coro)``, but a Ctrl-C (KeyboardInterrupt) that
-    stops the loop cancels the coroutine and lets it end (an open association
-    aborted: A-ABORT sent, PS3.8 7.3) before it propagates. The loop was closed
-    under the pending task: no A-ABORT, "Event loop is closed" and "Task was
-    destroyed but it is pending" on stderr. A second Ctrl-C stops that wait."""
+    """``loop.run_until_complete(coro)``, but a Ctrl-C cancels the coroutine and lets
+    it end (an open association aborted: A-ABORT sent, PS3.8 7.3), then raises
+    KeyboardInterrupt; a second Ctrl-C raises it at once. As ``asyncio.run`` does:
+    Python's own handler raised KeyboardInterrupt wherever the loop happened to
+    be, in a task's step (the task died with it, "Task exception was never
+    retrieved", no A-ABORT) or in a callback (the loop left in a state the
+    cancelled task could wait in for ever). Only from the main thread, and
+    only over Python's default handler: a script's own handler is left alone."""
     task = loop.create_task(coro)
+    interrupts = 0
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1 and not task.done():
+            task.cancel()
+            loop.call_soon_threadsafe(lambda: None)  # wake a select() waiting long
+            return
+        raise KeyboardInterrupt
+
+    replaced = (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if replaced:
+        signal.signal(signal.SIGINT, on_sigint)
     try:
         return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if interrupts and task.uncancel() == 0:
+            raise KeyboardInterrupt from None
+        raise
     except BaseException:
-        if not task.done():
+        if not task.done():  # a second Ctrl-C, or another handler's exception
             task.cancel()
             with contextlib.suppress(BaseException):
                 loop.run_until_complete(task)
         raise
+    finally:
+        if replaced:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class BlockingAssociation:
