@@ -69,7 +69,7 @@ def test_a_peer_comment_and_a_path_with_brackets_are_printed_as_they_are(
 def _network_options(*, called_aet: str, tls: bool) -> NetworkOptions:
     return NetworkOptions(
         role="client", aet="DICOMNET", called_aet=called_aet, tls=tls, cert=None, key=None,
-        ca=None, profile="bcp195-rfc9325", peer_cert="required", no_verify=False,
+        ca=None, crl=(), profile="bcp195-rfc9325", peer_cert="required", no_verify=False,
         server_name=None, ciphers=None, key_password_env=None, key_password_file=None,
         json=False, verbose=0, timeout=None)
 

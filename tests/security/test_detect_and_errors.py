@@ -159,5 +159,5 @@ def test_public_names() -> None:
         assert hasattr(security, name), name
     public = {n for n in vars(security) if not n.startswith("_")}
     modules = {"certificates", "config", "detect", "dhgroups", "errors_map", "info",
-               "profiles", "rotation", "sessions"}
+               "profiles", "revocation", "rotation", "sessions"}
     assert public - modules == set(security.__all__)

@@ -17,6 +17,7 @@ from dicomnet.security.certificates import (
     key_is_encrypted,
     make_dev_pki,
 )
+from dicomnet.security.revocation import revoke_dev_certificates
 
 __all__ = ["PKI_FILES", "certs"]
 
@@ -29,6 +30,7 @@ PKI_FILES = ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "clie
              epilog="\b\nExamples:\n"
              "  dicomnet certs init pki\n"
              "  dicomnet certs issue pki orthanc --host-name orthanc.local\n"
+             "  dicomnet certs revoke pki orthanc\n"
              "  dicomnet certs show pki/server.pem")
 def certs() -> None:
     """Development certificates: make a small PKI, issue more from it, inspect
@@ -187,6 +189,64 @@ def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...],
                f"{info.subject}; names: {', '.join(info.sans) or '-'}), signed by "
                f"{directory / 'ca.pem'}.")
     click.echo("The peer also needs ca.pem to trust dicomnet's side (its CA file).")
+
+
+@certs.command("revoke", short_help="Revoke certificates of the PKI: write its CRL, ca.crl.")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("certificates", nargs=-1, metavar="NAME|FILE...")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="Validity of the CRL (its nextUpdate): peers refuse it afterwards, so "
+                   "run this again, with no certificate, to renew it.")
+@click.option("--password-env", metavar="VAR",
+              help="The password of ca.key (as `certs init` set it) in this environment "
+                   "variable.")
+@click.option("--password", "ask_password", is_flag=True,
+              help="Ask for the password of ca.key.")
+@click.option("--json", "as_json", is_flag=True, help="Print the CRL's path and serials as JSON.")
+def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
+           password_env: str | None, ask_password: bool, as_json: bool) -> None:
+    """Revoke certificates issued by the CA that `certs init` made in DIRECTORY:
+    adds them to DIRECTORY/ca.crl (RFC 5280 certificate revocation list, signed by
+    the CA; earlier entries stay) and signs it again. Each is NAME (DIRECTORY/NAME.pem,
+    as `certs issue` wrote it) or a PEM FILE. With none, the CRL is renewed.
+
+    Give the CRL to the side that checks: `--crl DIRECTORY/ca.crl` to `dicomnet serve`
+    (revoked clients are refused) or to `dicomnet echo`/`store` (a revoked server
+    is refused). A running server reads the new CRL within seconds, or at SIGHUP.
+
+    \b
+    Example:
+      dicomnet certs revoke pki client
+      dicomnet serve --tls --cert pki/server.pem --key pki/server.key --ca pki/ca.pem \\
+          --crl pki/ca.crl
+    """
+    paths = [directory / f"{c}.pem" if (directory / f"{c}.pem").is_file() else Path(c)
+             for c in certificates]
+    for path in paths:
+        if path.name == "ca.pem" and path.parent == directory:
+            fail("ca.pem is the CA itself: revoke what it issued", EXIT_USAGE)
+        if not path.is_file():
+            fail(f"no certificate {path}", EXIT_USAGE)
+    if not (directory / "ca.key").is_file():
+        fail(f"{directory} has no ca.key: make the PKI first (dicomnet certs init "
+             f"{directory})", EXIT_USAGE)
+    password = _password(password_env, ask_password, confirm=False)
+    if key_is_encrypted((directory / "ca.key").read_bytes()) and password is None:
+        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR or --password",
+             EXIT_USAGE)
+    try:
+        crl = revoke_dev_certificates(directory, paths, password=password, days=days)
+    except ConfigurationError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if as_json:
+        print_json({"crl": str(crl.path), "revoked": [f"{s:X}" for s in crl.serials],
+                    "added": [f"{s:X}" for s in crl.added],
+                    "next_update": crl.next_update.isoformat(timespec="seconds")})
+        return
+    added = ", ".join(f"{s:X}" for s in crl.added) or "none"
+    click.echo(f"Wrote {crl.path}: {len(crl.serials)} certificate(s) revoked (added now: "
+               f"{added}), valid until {crl.next_update:%Y-%m-%d %H:%M} UTC.")
+    click.echo(f"Give it to the side that checks: --crl {crl.path}")
 
 
 def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | None:

@@ -109,7 +109,8 @@ Role = Literal["client", "server"]
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-_TLS_ONLY_OPTIONS = ("cert", "key", "ca", "profile", "ciphers", "server_name", "no_verify")
+_TLS_ONLY_OPTIONS = ("cert", "key", "ca", "crl", "profile", "ciphers", "server_name",
+                     "no_verify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,7 @@ class NetworkOptions:
     cert: Path | None
     key: Path | None
     ca: Path | None
+    crl: tuple[Path, ...]
     profile: str
     peer_cert: Literal["required", "optional", "none"]
     no_verify: bool
@@ -182,6 +184,7 @@ class NetworkOptions:
                 keyfile=self.key,
                 cafile=cafile,
                 capath=capath,
+                crlfiles=self.crl,
                 peer_certificate=self.peer_cert,
                 verify_peer=not self.no_verify,
                 check_hostname=not self.no_verify,
@@ -299,7 +302,8 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
             ctx = click.get_current_context()
             tls_flag: bool | None = kwargs.pop("tls")
             values = {name: kwargs.pop(name, None) for name in (
-                "aet", "called_aet", "cert", "key", "ca", "profile", "peer_cert", "no_verify",
+                "aet", "called_aet", "cert", "key", "ca", "crl", "profile", "peer_cert",
+                "no_verify",
                 "server_name", "ciphers", "key_password_env", "key_password_file", "json",
                 "verbose", "timeout",
             )}
@@ -325,6 +329,7 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                 cert=values["cert"],
                 key=values["key"],
                 ca=values["ca"],
+                crl=tuple(values["crl"] or ()),
                 profile=values["profile"],
                 peer_cert=values["peer_cert"] or "required",
                 no_verify=bool(values["no_verify"]),
@@ -367,6 +372,14 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                               + (" Required with --tls, unless --peer-cert none."
                                  if role == "server" else
                                  " Default: the system trust store.")),
+            click.option("--crl", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         multiple=True, metavar="FILE",
+                         help="Certificate revocation list (PEM) to check the peer's "
+                              "certificate against (repeat for more); each CA that issues "
+                              "peer certificates then needs a current one. "
+                              + ("Re-read when it changes (or at SIGHUP). "
+                                 if role == "server" else "")
+                              + "dicomnet certs revoke writes one for its PKI."),
             click.option("--profile", type=click.Choice(list(PROFILES)), metavar="NAME",
                          default=DEFAULT_PROFILE, show_default=True,
                          help="TLS profile of PS3.15 Annex B (protocol versions, suites, "

@@ -1,0 +1,101 @@
+"""dicomnet certs revoke, and --crl on both sides: a revoked client is refused by
+`dicomnet serve --crl`, a revoked server by `dicomnet echo --crl` (RFC 5280 5;
+OpenSSL's X509_V_FLAG_CRL_CHECK on the peer's certificate)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from dicomnet.security.config import TLSConfig
+
+from .helpers import ServerThread, error_line, json_out, run_cli
+from .test_serve import serve_process  # noqa: F401  (a fixture)
+
+
+def _serial(path: Path) -> str:
+    return f"{x509.load_pem_x509_certificate(path.read_bytes()).serial_number:X}"
+
+
+def _revoked(crl: Path) -> set[str]:
+    return {f"{entry.serial_number:X}" for entry in x509.load_pem_x509_crl(crl.read_bytes())}
+
+
+def test_revoke_adds_to_the_crl_and_keeps_what_it_held(tmp_path: Path) -> None:
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    assert run_cli("certs", "issue", tmp_path, "peer.local").exit_code == 0
+    first = run_cli("certs", "revoke", tmp_path, "client", "--json")
+    assert first.exit_code == 0, first.output
+    client = _serial(tmp_path / "client.pem")
+    assert json_out(first)["added"] == [client]
+    assert _revoked(tmp_path / "ca.crl") == {client}
+    # A name with a dot is still a name in the folder; the earlier entry stays.
+    second = run_cli("certs", "revoke", tmp_path, "peer.local", "--json")
+    assert second.exit_code == 0, second.output
+    peer = _serial(tmp_path / "peer.local.pem")
+    assert (json_out(second)["added"], sorted(json_out(second)["revoked"])) == (
+        [peer], sorted([client, peer]))
+    assert _revoked(tmp_path / "ca.crl") == {client, peer}
+    renewed = run_cli("certs", "revoke", tmp_path, str(tmp_path / "client.pem"))
+    assert renewed.exit_code == 0, renewed.output
+    assert "added now: none" in renewed.output
+    assert _revoked(tmp_path / "ca.crl") == {client, peer}
+
+
+def test_revoke_refuses_what_its_ca_did_not_issue(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    assert run_cli("certs", "init", ours).exit_code == 0
+    assert run_cli("certs", "init", theirs).exit_code == 0
+    foreign = run_cli("certs", "revoke", ours, str(theirs / "client.pem"))
+    assert foreign.exit_code == 2
+    assert "not by this folder's CA" in error_line(foreign)
+    assert run_cli("certs", "revoke", ours, "ca").exit_code == 2
+    missing = run_cli("certs", "revoke", ours, "nobody")
+    assert (missing.exit_code, error_line(missing)) == (2, "error: no certificate nobody")
+    assert not (ours / "ca.crl").exists()
+
+
+def test_serve_with_crl_refuses_a_revoked_client_and_admits_the_others(
+        tmp_path: Path, serve_process: Any) -> None:  # noqa: F811
+    pki = tmp_path / "pki"
+    assert run_cli("certs", "init", pki).exit_code == 0
+    assert run_cli("certs", "issue", pki, "other", "--role", "client").exit_code == 0
+    assert run_cli("certs", "revoke", pki, "client").exit_code == 0
+    proc, started = serve_process("--cert", pki / "server.pem", "--key", pki / "server.key",
+                                  "--ca", pki / "ca.pem", "--crl", pki / "ca.crl")
+    assert started["tls"] is True  # --crl implies --tls, as the other TLS options
+
+    def echo(name: str) -> Any:
+        return run_cli("echo", "localhost", started["port"], "--ca", pki / "ca.pem",
+                       "--cert", pki / f"{name}.pem", "--key", pki / f"{name}.key", "--json")
+
+    refused = echo("client")
+    assert refused.exit_code == 3, refused.output
+    assert "revoked" in json_out(refused)["error"]
+    admitted = echo("other")
+    assert admitted.exit_code == 0, admitted.output
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert "the certificate of the client has been revoked" in err, err
+
+
+def test_echo_with_crl_refuses_a_revoked_server(tmp_path: Path) -> None:
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    server = ServerThread({"tls": TLSConfig(
+        certfile=tmp_path / "server.pem", keyfile=tmp_path / "server.key",
+        cafile=tmp_path / "ca.pem")}).start()
+    try:
+        flags: list[str | Path] = ["--ca", tmp_path / "ca.pem", "--cert",
+                                   tmp_path / "client.pem", "--key", tmp_path / "client.key"]
+        assert run_cli("echo", "localhost", server.port, *flags).exit_code == 0
+        assert run_cli("certs", "revoke", tmp_path, "server").exit_code == 0
+        assert run_cli("echo", "localhost", server.port, *flags).exit_code == 0  # no --crl
+        refused = run_cli("echo", "localhost", server.port, *flags,
+                          "--crl", tmp_path / "ca.crl")
+    finally:
+        server.stop()
+    assert refused.exit_code == 3, refused.output
+    assert "revoked" in error_line(refused), refused.output
