@@ -99,3 +99,27 @@ def test_echo_with_crl_refuses_a_revoked_server(tmp_path: Path) -> None:
         server.stop()
     assert refused.exit_code == 3, refused.output
     assert "revoked" in error_line(refused), refused.output
+
+
+def test_a_connection_cut_after_associating_is_not_blamed_on_a_missing_certificate(
+        tmp_path: Path) -> None:
+    """A TLS client without a certificate whose association the server cuts (no
+    A-ABORT) once established: the error said "(the server may require a client
+    certificate: give --cert and --key)", which cannot be, the server having
+    accepted it. A server refusing a missing certificate fails the handshake
+    (TLS 1.2) or closes before any PDU (TLS 1.3), each said by its own error."""
+    from dicomnet.services.verification import VerificationSCP
+
+    def cut(assoc: Any) -> None:
+        assoc.stream.writer.transport.abort()
+
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    server = ServerThread({"tls": TLSConfig(
+        certfile=tmp_path / "server.pem", keyfile=tmp_path / "server.key",
+        peer_certificate="none"), "providers": [VerificationSCP(on_c_echo=cut)]}).start()
+    try:
+        result = run_cli("echo", "localhost", server.port, "--ca", tmp_path / "ca.pem")
+    finally:
+        server.stop()
+    assert result.exit_code == 3, result.output
+    assert "client certificate" not in error_line(result), error_line(result)

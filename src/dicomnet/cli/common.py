@@ -46,7 +46,7 @@ from dicomnet.cli.output import (
     say_error,
 )
 from dicomnet.config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Timeouts
-from dicomnet.errors import AssociationAborted, ConfigurationError, DicomNetError
+from dicomnet.errors import ConfigurationError, DicomNetError
 from dicomnet.security.certificates import key_is_encrypted
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES
@@ -463,21 +463,6 @@ def _timeout_help(role: Role) -> str:
             "or for the peer to read some of what is sent.")
 
 
-def _hint(exc: DicomNetError, net: NetworkOptions | None) -> str:
-    # A TLS 1.3 server refuses a missing client certificate after the handshake, so the
-    # client only sees the connection close: say what most likely happened.
-    if (
-        net is not None
-        and net.tls
-        and net.role == "client"
-        and net.cert is None
-        and isinstance(exc, AssociationAborted)
-        and exc.source is None
-    ):
-        return " (the server may require a client certificate: give --cert and --key)"
-    return ""
-
-
 #: What a command reports before a failed or interrupted run exits: it gets the
 #: ``error:`` line's message and the exit code (``--json`` prints its document).
 OnExit = Callable[[str, int], None]
@@ -490,8 +475,7 @@ def is_interruption(code: int) -> bool:
 
 def run_async(
     main: Coroutine[Any, Any, T] | Callable[[], Coroutine[Any, Any, T]], *, verbose: int,
-    net: NetworkOptions | None = None, on_exit: OnExit | None = None,
-    sigterm_interrupts: bool = False,
+    on_exit: OnExit | None = None, sigterm_interrupts: bool = False,
 ) -> T:
     """Run ``main`` (a coroutine, or a function making it: then made here, where
     a Ctrl-C cannot come between its making and its closing); turn expected
@@ -528,7 +512,7 @@ def run_async(
         exit_with(in_cli_words(str(exc)), EXIT_USAGE)
     except DicomNetError as exc:
         _trace(verbose)
-        exit_with(in_cli_words(str(exc)) + _hint(exc, net), EXIT_NETWORK)
+        exit_with(in_cli_words(str(exc)), EXIT_NETWORK)
     except OSError as exc:
         _trace(verbose)
         where = f" ({exc.filename})" if exc.filename else ""

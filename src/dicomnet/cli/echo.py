@@ -183,7 +183,7 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
     with cli_session(net.verbose):
         tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
         run_async(lambda: _run(host, port, count, net, tls, outcome=outcome), verbose=net.verbose,
-                  net=net, on_exit=on_exit, sigterm_interrupts=True)
+                  on_exit=on_exit, sigterm_interrupts=True)
     worst = outcome.worst
     assert worst is not None  # the run ended: every C-ECHO was answered
     code = EXIT_OK if worst.is_success else EXIT_FAILURE_STATUS

@@ -272,7 +272,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                          show_progress=show_progress, links=links,
                                          retries=retries, retry_delay=retry_delay,
                                          finished=finished, retry_wait=retry_wait),
-                            verbose=net.verbose, net=net, on_exit=on_exit,
+                            verbose=net.verbose, on_exit=on_exit,
                             sigterm_interrupts=True)
     code = EXIT_FAILURE_STATUS if any(not r.ok for r in results) else EXIT_OK
     _report(results, host=host, port=port, net=net, sizes=sizes, links=links,
