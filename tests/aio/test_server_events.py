@@ -16,6 +16,8 @@ from dicomnet.aio.server_events import (
     ConnectionRefused,
 )
 from dicomnet.config import Limits
+from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from tests.storage.rawscu import read_pdu
 
 from .helpers import LOOPBACK, log_lines, run, running_server
 
@@ -83,3 +85,38 @@ def test_a_connection_closed_to_make_room_is_told_as_refused_by_the_limit() -> N
     refused = [e for e in events if isinstance(e, ConnectionRefused)]
     assert [(e.stage, e.reason) for e in refused] == [
         ("limit", "too many connections waiting to associate: the oldest closed")]
+
+
+def _associate_rq(called_ae_title: str) -> bytes:
+    return build_associate_rq(
+        calling_ae_title="RAW", called_ae_title=called_ae_title,
+        contexts=[ContextRequest("1.2.840.10008.1.1", ("1.2.840.10008.1.2",))]).encode()
+
+
+def test_a_rejected_connection_then_closed_to_make_room_is_told_and_logged_once(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    """Rejected (A-ASSOCIATE-RJ), the peer keeps the connection (it lingers for
+    ARTIM among those waiting to associate); a new one closes it to make room.
+    Its rejection was its event and its line: not a second event ('limit'), nor
+    a line saying the association was aborted with the server closing."""
+    events: list[ConnectionEvent] = []
+
+    async def main() -> None:
+        async with running_server(on_connection_event=events.append,
+                                  require_called_ae_title=True,
+                                  limits=Limits(max_pending_connections=1)) as server:
+            reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+            writer.write(_associate_rq("ELSEWHERE"))
+            assert (await asyncio.wait_for(read_pdu(reader), 10))[0] == 0x03  # A-ASSOCIATE-RJ
+            second = await asyncio.open_connection(LOOPBACK, server.port)
+            try:
+                assert await asyncio.wait_for(reader.read(), 10) == b""  # closed
+            finally:
+                writer.close()
+                second[1].close()
+
+    run(main())
+    assert [(type(e).__name__, getattr(e, "stage", None)) for e in events] == [
+        ("ConnectionRefused", "association")]
+    assert log_lines(aio_log, contains="server closing") == []
+

@@ -152,15 +152,15 @@ class _Ended(Protocol):
 
 
 def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = False,
-            accepted: bool = True) -> None:
+            accepted: bool = True, rejected: bool = False) -> None:
     """The line a connection's end logs: an association's (INFO: who, how it ended,
     its answers by status, how long, its TLS link), or, for a connection refused
     or aborted before it associated (an A-ASSOCIATE-RQ the server could not read,
     a PDU out of turn, a timeout), why, as a WARNING; one closed by its peer
     before it asked (after a TLS handshake), at INFO. One evicted (logged per
     flood) or closed with the server says nothing, and so does one whose
-    request was rejected (not ``accepted``) and that then closed: the
-    rejection was its line."""
+    request was rejected (not ``accepted``) and that then closed, or that
+    lingered and was evicted (``rejected``): the rejection was its line."""
     peer = assoc.stream.peer
     link = link_words(assoc.stream.security)
     if not assoc.calling_ae_title and assoc.ul.refusal is not None:
@@ -170,8 +170,8 @@ def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = Fals
         return
     if assoc.dropped and outcome.startswith("aborted (") and outcome.endswith(")"):
         outcome = f"{outcome[:-1]}; {assoc.dropped} left unfinished, not stored)"
-    if assoc.calling_ae_title and not accepted and outcome == "closed":
-        return  # rejected, then closed as it should: the rejection's line said it
+    if assoc.calling_ae_title and not accepted and (outcome == "closed" or rejected):
+        return  # rejected, then closed (or evicted): the rejection's line said it
     if assoc.calling_ae_title:
         log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",
                  assoc.calling_ae_title, *peer[:2], assoc.called_ae_title, outcome,

@@ -358,7 +358,8 @@ class Server:
             await stream.close()
             seconds = asyncio.get_running_loop().time() - started
             evicted = asyncio.current_task() in self._evicted
-            log_end(assoc, outcome, seconds, evicted=evicted, accepted=counted)
+            log_end(assoc, outcome, seconds, evicted=evicted, accepted=counted,
+                    rejected=assoc.rejected)
             tell(self.on_connection_event, ending_event(assoc, outcome, seconds,
                                                         accepted=counted, evicted=evicted))
 
@@ -412,6 +413,7 @@ class Server:
                      str(AssociationRejected(*rejection)).removeprefix("association "),
                      rejection, limit)
             ul.reject(AssociateRJ(*rejection), now)
+            assoc.rejected = True
             tell(self.on_connection_event, ConnectionRefused(
                 assoc.peer, "association", str(AssociationRejected(*rejection)),
                 now - assoc.connected_at, rq.calling_ae_title, rq.called_ae_title,

@@ -76,6 +76,8 @@ class ServerAssociation(Association):
         self.connected_at = self._loop.time()
         self.calling_ae_title = ""
         self.called_ae_title = ""
+        #: Its A-ASSOCIATE-RQ was answered A-ASSOCIATE-RJ (logged and told then).
+        self.rejected = False
         self.messages = 0
         #: C-STORE requests among ``messages`` (for the end's report).
         self.objects = 0

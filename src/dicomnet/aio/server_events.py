@@ -143,6 +143,8 @@ def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, acce
             assoc.stream.peer, assoc.calling_ae_title, assoc.called_ae_title, how, reason,
             seconds, assoc.messages, assoc.objects, assoc.bytes_received, tally,
             max(0, assoc.messages - sum(tally.values())), security)
+    if assoc.rejected:
+        return None  # told when rejected, even if it then lingered and was evicted
     if evicted:
         return ConnectionRefused(assoc.stream.peer, "limit", "too many connections waiting "
                                  "to associate: the oldest closed", seconds, security=security)
