@@ -17,6 +17,7 @@ from dicomnet.aio.server_events import (
 )
 from dicomnet.config import Limits
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.pdu import encode_pdata
 from tests.storage.rawscu import read_pdu
 
 from .helpers import LOOPBACK, log_lines, run, running_server
@@ -120,3 +121,29 @@ def test_a_rejected_connection_then_closed_to_make_room_is_told_and_logged_once(
         ("ConnectionRefused", "association")]
     assert log_lines(aio_log, contains="server closing") == []
 
+
+def test_a_request_aborted_before_it_was_answered_is_told_as_refused(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    """An A-ASSOCIATE-RQ followed at once by a P-DATA-TF (out of turn in Sta3:
+    PS3.8 AA-8, A-ABORT sent): the log has its line, and the observer a
+    connection_refused, stage "protocol", with the AE titles that asked."""
+    events: list[ConnectionEvent] = []
+
+    async def main() -> None:
+        async with running_server(on_connection_event=events.append) as server:
+            reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+            writer.write(_associate_rq("DICOMNET-SCP") + encode_pdata(1, True, True, b"\0" * 8))
+            try:
+                assert (await asyncio.wait_for(read_pdu(reader), 10))[0] == 0x07  # A-ABORT
+            finally:
+                writer.close()
+            while not log_lines(aio_log, contains="-> DICOMNET-SCP: aborted"):  # then told
+                await asyncio.sleep(0.01)
+
+    run(main())
+    assert len(events) == 1
+    refused = events[0]
+    assert isinstance(refused, ConnectionRefused)
+    assert (refused.stage, refused.reason, refused.calling_ae_title,
+            refused.called_ae_title) == ("protocol", "unexpected PDataTF PDU", "RAW",
+                                         "DICOMNET-SCP")

@@ -129,9 +129,10 @@ def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, acce
     """The event a server connection's end tells, from what ``aio.server`` knows of
     it (a ``ServerAssociation``; ``outcome`` as the log words it: "released",
     "aborted (why)", "closed"): an association accepted ended, or a connection
-    refused before it associated. None when there is nothing to tell: a
-    rejected request (told when rejected), a connection closed before it asked,
-    or with the server."""
+    refused before it associated (a request then aborted before its answer
+    among them). None when there is nothing to tell: a rejected request (told
+    when rejected), a connection closed by its peer before it was answered, or
+    with the server."""
     security = assoc.stream.security
     how, _, why = outcome.partition(" (")
     reason = why.removesuffix(")") or None
@@ -148,11 +149,13 @@ def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, acce
     if evicted:
         return ConnectionRefused(assoc.stream.peer, "limit", "too many connections waiting "
                                  "to associate: the oldest closed", seconds, security=security)
-    if assoc.calling_ae_title:
-        return None
     if assoc.ul.refusal is not None:
         reason = assoc.ul.refusal
     elif how != "aborted" or reason == "server closing":
         return None
+    # A request that asked (its AE titles known) but ended before its answer, the
+    # peer's next PDU out of turn or its A-ABORT (PS3.8 AA-8, AA-3 in Sta3), is
+    # refused as much as one that could not be read.
     return ConnectionRefused(assoc.stream.peer, "protocol", reason or "aborted", seconds,
-                             security=security)
+                             assoc.calling_ae_title or None, assoc.called_ae_title or None,
+                             security)
