@@ -254,3 +254,29 @@ def test_tls_server_echo_with_stalled_plain_neighbour(pki: Pki) -> None:
                     await idle_writer.wait_closed()
 
     assert run(main()) == 0
+
+
+@pytest.mark.parametrize("limits", [Limits(max_associations=2),
+                                    Limits(max_associations_per_host=2)],
+                         ids=["max_associations", "max_associations_per_host"])
+def test_limits_hold_while_an_async_request_hook_waits(limits: Limits) -> None:
+    """Four requests at once, each held by an async on_association_request (a
+    database asked, say): the limit is checked once the hook has answered too,
+    so the two beyond it are rejected (transient, local limit); it was checked
+    before the hook only, and all four were accepted."""
+    async def hook(info: object) -> None:
+        await asyncio.sleep(0.2)  # all four reach the hook before any is accepted
+
+    async def main() -> list[object]:
+        async with running_server(limits=limits, on_association_request=hook) as server:
+            tried = await asyncio.gather(*(_answer_from(server.port, "127.0.0.1")
+                                           for _ in range(4)))
+            for _, writer in tried:
+                writer.close()
+            return [answer for answer, _ in tried]
+
+    answers = run(main())
+    assert sorted(type(a).__name__ for a in answers) == [
+        "AssociateAC", "AssociateAC", "AssociateRJ", "AssociateRJ"]
+    assert {(a.result, a.source, a.reason) for a in answers
+            if isinstance(a, AssociateRJ)} == {(2, 3, 2)}

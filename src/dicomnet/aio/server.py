@@ -378,13 +378,8 @@ class Server:
         limit = ""  # which local limit, for the log
         if link_hook_failed:
             rejection = HOOK_FAILED
-        elif self._active >= self.limits.max_associations:
+        elif limit := self._limit_reached(assoc.peer[0]):
             rejection = (2, 3, 2)  # transient, provider (presentation), local limit exceeded
-            limit = f": {self._active} associations at once (max_associations)"
-        elif self._per_host[assoc.peer[0]] >= self.limits.max_associations_per_host:
-            rejection = (2, 3, 2)
-            limit = (f": {self._per_host[assoc.peer[0]]} associations at once from "
-                     f"{assoc.peer[0]} (max_associations_per_host)")
         elif self.require_called_ae_title and rq.called_ae_title != self.ae_title:
             rejection = (1, 1, 7)  # permanent, user, called AE title not recognized
         elif self.on_association_request is not None:
@@ -400,6 +395,9 @@ class Server:
                 rejection = HOOK_FAILED
             else:
                 rejection = checked_rejection(result)
+                # Others may have been accepted while an async hook waited.
+                if rejection is None and (limit := self._limit_reached(assoc.peer[0])):
+                    rejection = (2, 3, 2)
         if ul.state is not State.Sta3:
             # Nothing left to answer: the bytes read with the request (or while the
             # hook ran) ended the association, e.g. an A-ABORT (Evt16, AA-3) or a
@@ -432,6 +430,17 @@ class Server:
             assoc.peer, rq.calling_ae_title, rq.called_ae_title, len(assoc.contexts),
             assoc.security))
         return True
+
+    def _limit_reached(self, host: str) -> str:
+        """Which association limit one more from ``host`` would pass, in words for
+        the log ("" for none): ``Limits.max_associations``, then
+        ``max_associations_per_host``."""
+        if self._active >= self.limits.max_associations:
+            return f": {self._active} associations at once (max_associations)"
+        if self._per_host[host] >= self.limits.max_associations_per_host:
+            return (f": {self._per_host[host]} associations at once from {host} "
+                    "(max_associations_per_host)")
+        return ""
 
     async def _on_messages(
         self, assoc: ServerAssociation,
