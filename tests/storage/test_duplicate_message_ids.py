@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.aio.server import ServerAssociation
+from dicomnet.aio.acceptor import AnswerTally
+from dicomnet.aio.operations import MessageIds
+from dicomnet.aio.server import Server, ServerAssociation
+from dicomnet.config import Limits, Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CStoreRSP, decode_message, encode_message
 from dicomnet.services.storage import StorageSCP, StoredInstance
 from dicomnet.services.verification import VerificationSCP
@@ -192,3 +195,39 @@ def _read_pdu(sock: socket.socket) -> bytes:
         assert more, "connection closed"
         data += more
     return data
+
+
+def test_a_message_id_reused_while_its_first_answer_is_sent_stays_held() -> None:
+    """Server._perform frees a request's Message ID before its final response goes
+    (the peer may reuse it once it reads that answer). A request reusing it that
+    arrives while the answer still waits for the wire holds the ID from then on:
+    the first operation's end must not free it again, or a third request with
+    that ID, sent while the second is outstanding, would be performed instead of
+    refused 0210H."""
+    first, second, third = (CEchoRQ(message_id=5) for _ in range(3))
+
+    class Stub:
+        """What _perform uses of a ServerAssociation."""
+
+        def __init__(self) -> None:
+            self.unclaimed_sinks: set[object] = set()
+            self.message_ids = MessageIds()
+            self.answers = AnswerTally()
+            self.claimed_meanwhile: bool | None = None
+
+        async def send_message(self, response: object, context_id: int,
+                               dataset: bytes | None = None) -> None:
+            # The answer waits for the wire; the peer's next request is read.
+            self.claimed_meanwhile = self.message_ids.claim(second)
+
+    class Echoes:
+        async def handle(self, assoc: object, context_id: int, message: CEchoRQ,
+                         sink: None) -> list[tuple[CEchoRSP, None]]:
+            return [(CEchoRSP(message_id_being_responded_to=message.message_id, status=0), None)]
+
+    assoc = Stub()
+    assert assoc.message_ids.claim(first)
+    server = Server("DICOMNET", LOOPBACK, 0, None, Timeouts(), Limits(), [VerificationSCP()])
+    run(server._perform(assoc, Echoes(), 1, first, None))  # type: ignore[arg-type]
+    assert assoc.claimed_meanwhile is True
+    assert assoc.message_ids.claim(third) is False  # the second still holds ID 5

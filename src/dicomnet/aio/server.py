@@ -508,6 +508,7 @@ class Server:
         # The provider owns the data set from here (a task cancelled before this
         # line leaves it to abort_unclaimed_sinks).
         assoc.unclaimed_sinks.discard(sink)
+        held = True
         try:
             responses = await provider.handle(assoc, context_id, message, sink)
             last = len(responses) - 1
@@ -515,12 +516,15 @@ class Server:
                 if index == last:
                     # Free before the final response goes: a peer sending one request
                     # at a time may reuse the ID as soon as it reads it, while this
-                    # task still waits for the wire (PS3.7 9.1.1.1.1).
+                    # task still waits for the wire (PS3.7 9.1.1.1.1); the ID is
+                    # then that request's, not to be freed again below.
                     assoc.message_ids.release(message)
+                    held = False
                 assoc.answers.count(response)
                 await assoc.send_message(response, context_id, dataset=dataset)
         finally:
-            assoc.message_ids.release(message)
+            if held:
+                assoc.message_ids.release(message)
 
     @staticmethod
     async def _refuse(assoc: ServerAssociation, context_id: int, message: DimseMessage,
