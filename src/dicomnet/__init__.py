@@ -17,6 +17,7 @@ logging.getLogger("dicomnet").addHandler(logging.NullHandler())
 if TYPE_CHECKING:
     from .aio.client import ClientAssociation, associate
     from .aio.server import Server, serve
+    from .aio.server_events import AssociationAccepted, AssociationEnded, ConnectionRefused
     from .aio.transport import SecureLinkEvent
     from .config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts
     from .dimse.status import Status
@@ -57,12 +58,15 @@ if TYPE_CHECKING:
 #: uses: the whole API at once cost each command ~0.2 s of start-up.
 _EXPORTS: dict[str, str] = {
     "AcceptedContext": ".ul.negotiation",
+    "AssociationAccepted": ".aio.server_events",
+    "AssociationEnded": ".aio.server_events",
     "AssociationAborted": ".errors",
     "AssociationError": ".errors",
     "AssociationRejected": ".errors",
     "CertificateInfo": ".security.certificates",
     "ClientAssociation": ".aio.client",
     "ConfigurationError": ".errors",
+    "ConnectionRefused": ".aio.server_events",
     "ConnectError": ".errors",
     "ContextRequest": ".ul.negotiation",
     "DEFAULT_PLAIN_PORT": ".config",
@@ -106,12 +110,15 @@ __all__ = [
     "PROFILES",
     "AcceptedContext",
     "AssociationAborted",
+    "AssociationAccepted",
+    "AssociationEnded",
     "AssociationError",
     "AssociationRejected",
     "CertificateInfo",
     "ClientAssociation",
     "ConfigurationError",
     "ConnectError",
+    "ConnectionRefused",
     "ContextRequest",
     "DicomNetError",
     "DimseError",

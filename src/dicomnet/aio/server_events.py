@@ -47,6 +47,7 @@ class AssociationAccepted:
     security: SecurityInfo | None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields of ``dicomnet serve --json``'s line (JSON types)."""
         return {"peer": f"{self.peer[0]}:{self.peer[1]}", "calling_aet": self.calling_ae_title,
                 "called_aet": self.called_ae_title, **_link(self.security),
                 "contexts": self.contexts}
@@ -74,6 +75,7 @@ class AssociationEnded:
     security: SecurityInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields of ``dicomnet serve --json``'s line (JSON types)."""
         return {"peer": f"{self.peer[0]}:{self.peer[1]}", "calling_aet": self.calling_ae_title,
                 "called_aet": self.called_ae_title, **_link(self.security), "how": self.how,
                 "reason": self.reason, "seconds": round(self.seconds, 3),
@@ -101,6 +103,7 @@ class ConnectionRefused:
     security: SecurityInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields of ``dicomnet serve --json``'s line (JSON types)."""
         return {"peer": f"{self.peer[0]}:{self.peer[1]}", "stage": self.stage,
                 "reason": self.reason, "seconds": round(self.seconds, 3),
                 "calling_aet": self.calling_ae_title, "called_aet": self.called_ae_title,
