@@ -66,3 +66,28 @@ def test_ctrl_c_in_blocking_store_aborts_the_association(
     assert err == ""  # was: "Event loop is closed", "Task was destroyed but it is pending!"
     ended = log_lines(aio_log, contains="association DICOMNET@")
     assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+
+
+def test_a_sigint_handler_installed_during_a_blocking_call_stays(tmp_path: Path) -> None:
+    """The blocking API handles Ctrl-C with a handler of its own while a call runs,
+    and puts Python's back after it: not over one the script installed meanwhile
+    (here from on_progress), which it used to overwrite."""
+    from dicomnet import blocking
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    def install(result: object) -> None:
+        signal.signal(signal.SIGINT, mine)
+
+    write_images(tmp_path / "in", 1)
+    scp = StorageSCP(tmp_path / "store")
+    server = ServerThread({"providers": [scp]}).start()
+    try:
+        results = blocking.store("127.0.0.1", server.port, [tmp_path / "in"], on_progress=install)
+        assert [r.ok for r in results] == [True]
+        assert signal.getsignal(signal.SIGINT) is mine
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        server.stop()
+        scp.close()

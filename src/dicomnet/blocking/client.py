@@ -81,7 +81,8 @@ def _run_through(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
                 loop.run_until_complete(task)
         raise
     finally:
-        if replaced:
+        # Python's again, unless the script installed its own meanwhile (a callback).
+        if replaced and signal.getsignal(signal.SIGINT) is on_sigint:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
