@@ -84,12 +84,17 @@ class PynetdicomEcho:
     aborted: bool = False
 
 
-def pynetdicom_echo(pynetdicom: ModuleType, port: int, context: ssl.SSLContext) -> PynetdicomEcho:
-    """Blocking: associate with our server over TLS and send a C-ECHO."""
+def pynetdicom_echo(pynetdicom: ModuleType, port: int, context: ssl.SSLContext, *,
+                    server_hostname: str = "localhost",
+                    called_ae_title: str = SCP_TITLE) -> PynetdicomEcho:
+    """Blocking: associate with our server over TLS and send a C-ECHO;
+    ``server_hostname`` is what pynetdicom checks our certificate against (and
+    sends as SNI unless it is an address)."""
     ae = pynetdicom.AE(ae_title="PYNETDICOM")
     ae.add_requested_context(verification(pynetdicom))
     try:
-        assoc = ae.associate(LOOPBACK, port, ae_title=SCP_TITLE, tls_args=(context, "localhost"))
+        assoc = ae.associate(LOOPBACK, port, ae_title=called_ae_title,
+                             tls_args=(context, server_hostname))
         if not assoc.is_established:
             return PynetdicomEcho(False, aborted=bool(assoc.is_aborted))
         status = assoc.send_c_echo()
@@ -267,20 +272,10 @@ def test_dicomnet_resumes_its_tls_session_with_pynetdicom(pynetdicom: ModuleType
 
 def pynetdicom_echo_as(pynetdicom: ModuleType, port: int, context: ssl.SSLContext,
                        server_hostname: str) -> PynetdicomEcho:
-    """pynetdicom_echo with this server_hostname (what pynetdicom checks our certificate
-    against, and sends as SNI unless it is an address)."""
-    ae = pynetdicom.AE(ae_title="PYNETDICOM")
-    ae.add_requested_context(verification(pynetdicom))
-    try:
-        assoc = ae.associate(LOOPBACK, port, ae_title="DICOMNET",
-                             tls_args=(context, server_hostname))
-        if not assoc.is_established:
-            return PynetdicomEcho(False, aborted=bool(assoc.is_aborted))
-        status = assoc.send_c_echo()
-        assoc.release()
-        return PynetdicomEcho(True, int(status.Status) if status else None)
-    finally:
-        ae.shutdown()
+    """pynetdicom_echo to ``dicomnet serve`` (AE title DICOMNET), expecting
+    ``server_hostname`` in its certificate."""
+    return pynetdicom_echo(pynetdicom, port, context, server_hostname=server_hostname,
+                           called_ae_title="DICOMNET")
 
 
 def serve_lines(stderr: str) -> list[str]:
