@@ -103,12 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", default="dicomnet,dcmtk",
                         help="comma-separated (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="default: %(default)s")
+    parser.add_argument("--quick", action="store_true",
+                        help="store_bench's --quick sizes (a smoke run)")
     args = parser.parse_args(argv)
     stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
     unknown = set(stacks) - {"dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B"}
     if unknown:
         parser.error(f"--stacks: dicomnet, dicomnet-nosync, dcmtk or dcmtk+B, not {unknown}")
-    case = {c.name: c for c in sb.cases(False)}[args.case]
+    case = {c.name: c for c in sb.cases(args.quick)}[args.case]
     with sb.workspace(None) as work:
         folder = sb.generate(work / "data", [case])[case.name]
         pki = sb.make_dev_pki(work / "pki").directory

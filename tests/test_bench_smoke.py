@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,19 @@ def test_pairs_runs_pynetdicom_with_tcp_nodelay(tmp_path: Path) -> None:
     done, rounds = _pairs_small(tmp_path, "dicomnet,pynetdicom-nodelay", 1)
     assert rounds == ["dicomnet", "pynetdicom-nodelay"]
     assert "FAILED" not in done.stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_sched_wait_prints_run_and_wait_per_process(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("sched_wait.py")), "large", "--quick",
+         "--stacks", "dicomnet", "--rounds", "1"],
+        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("round 1"))
+    # The server was seen busy (a transfer of 64 MB), its figures in CPUs.
+    figures = re.findall(r"\b(run|wait|idle) (\d+\.\d\d)", line)
+    assert [name for name, _ in figures] == ["run", "wait", "run", "wait", "idle"], line
+    assert float(figures[0][1]) > 0.2, line  # the server's run: the busy interval
+    assert all(0 <= float(value) <= 2.5 for _, value in figures), line
