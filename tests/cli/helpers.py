@@ -150,3 +150,12 @@ def leftovers(folder: Path) -> list[str]:
     the last connection closes)."""
     return sorted(p.name for p in folder.rglob("*")
                   if p.name.endswith((".dicomnet-part", "-wal", "-shm", "-journal")))
+
+
+def serve_that_must_refuse(tmp_path: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``dicomnet serve --port 0 --output TMP/store ARGS`` in a subprocess (a server
+    that did start would never return: its timeout ends the test), run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--output",
+         str(tmp_path / "store"), *map(str, args)],
+        capture_output=True, text=True, timeout=60, check=False)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from dicomnet.cli.demo import write_synthetic_ct
 from dicomnet.security.certificates import CertificateAuthority, DevPKI
 from dicomnet.security.config import TLSConfig
 
-from .helpers import ServerThread, error_line, json_out, run_cli
+from .helpers import ServerThread, error_line, json_out, run_cli, serve_that_must_refuse
 
 PAST = dt.datetime(2020, 1, 2, 3, 4, tzinfo=dt.UTC)
 
@@ -43,12 +41,8 @@ def _issue(pki: DevPKI, tmp_path: Path, name: str, *, not_after: dt.datetime) ->
 def test_serve_with_a_client_certificate_exits_2_before_listening(
         pki: DevPKI, tmp_path: Path) -> None:
     """`dicomnet serve --cert pki/client.pem` started, then every client refused it."""
-    # A subprocess: a server that did start would otherwise never return.
-    proc = subprocess.run(
-        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--output",
-         str(tmp_path / "store"), "--cert", str(pki.client_cert), "--key",
-         str(pki.client_key), "--ca", str(pki.ca_cert)],
-        capture_output=True, text=True, timeout=60, check=False)
+    proc = serve_that_must_refuse(tmp_path, "--cert", pki.client_cert, "--key",
+                                  pki.client_key, "--ca", pki.ca_cert)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [

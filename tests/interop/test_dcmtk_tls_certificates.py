@@ -24,6 +24,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -303,22 +304,31 @@ def test_out_of_date_client_certificates_are_refused_by_dicomnet_serve(
     assert "Traceback" not in stderr[0]
 
 
+def echo_storescp(dcmtk: Dcmtk, pki: Pki, cert: Path, key: Path, tmp_path: Path, *,
+                  host: str = LOOPBACK, extra: Sequence[str] = ()
+                  ) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``dicomnet echo HOST`` with the PKI's client certificate, to a storescp serving
+    ``cert``/``key`` over TLS: the finished process and storescp's port."""
+    port = free_port()
+    with background_process(dcmtk.storescp, "+tls", key, cert, "+cf", pki.ca_file, "-od",
+                            tmp_path, str(port), log_path=tmp_path / "storescp.log",
+                            port=port):
+        result = subprocess.run(
+            [sys.executable, "-m", "dicomnet.cli.main", "echo", host, str(port), "--tls",
+             "--cert", str(pki.client_cert), "--key", str(pki.client_key), "--ca",
+             str(pki.ca_file), *extra],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    return result, port
+
+
 def test_storescp_with_an_expired_certificate_is_refused_by_dicomnet_echo(
     dcmtk: Dcmtk, pkis: PkiFactory, tmp_path: Path
 ) -> None:
     pki = pkis("rsa")
     cert, key = pki.issue("expired server", client=False, valid_from_days=-30,
                           valid_to_days=-1)
-    port = free_port()
-    with background_process(dcmtk.storescp, "+tls", key, cert, "+cf", pki.ca_file, "-od",
-                            tmp_path, str(port), log_path=tmp_path / "storescp.log",
-                            port=port):
-        result = subprocess.run(
-            [sys.executable, "-m", "dicomnet.cli.main", "echo", LOOPBACK, str(port), "--tls",
-             "--cert", str(pki.client_cert), "--key", str(pki.client_key), "--ca",
-             str(pki.ca_file)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
+    result, port = echo_storescp(dcmtk, pki, cert, key, tmp_path)
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
         f"error: TLS handshake with {LOOPBACK}:{port} failed: the certificate of the server "
@@ -349,17 +359,8 @@ def test_host_name_verification_of_storescp(
     against --server-name."""
     pki = pkis("rsa")
     cert, key = pki.issue("storescp " + "-".join(sans), sans=sans, client=False)
-    port = free_port()
     named = ["--server-name", server_name] if server_name else []
-    with background_process(dcmtk.storescp, "+tls", key, cert, "+cf", pki.ca_file, "-od",
-                            tmp_path, str(port), log_path=tmp_path / "storescp.log",
-                            port=port):
-        result = subprocess.run(
-            [sys.executable, "-m", "dicomnet.cli.main", "echo", host, str(port), "--tls",
-             "--cert", str(pki.client_cert), "--key", str(pki.client_key), "--ca",
-             str(pki.ca_file), *named],
-            capture_output=True, text=True, timeout=60, check=False,
-        )
+    result, port = echo_storescp(dcmtk, pki, cert, key, tmp_path, host=host, extra=named)
     if refusal is None:
         assert result.returncode == 0, result.stderr
         return

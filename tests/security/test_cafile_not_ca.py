@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import DevPKI, trust_file_problem
 from dicomnet.security.config import TLSConfig
+from tests.cli.helpers import serve_that_must_refuse
 from tests.security.tlspair import handshake
 
 
@@ -74,11 +74,8 @@ def test_a_self_signed_end_entity_certificate_still_pins_its_peer(tmp_path: Path
 
 def test_serve_with_a_leaf_as_ca_exits_2_before_listening(
         rsa_pki: DevPKI, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--output",
-         str(tmp_path / "store"), "--cert", str(rsa_pki.server_cert), "--key",
-         str(rsa_pki.server_key), "--ca", str(rsa_pki.server_cert)],
-        capture_output=True, text=True, timeout=60, check=False)
+    proc = serve_that_must_refuse(tmp_path, "--cert", rsa_pki.server_cert, "--key",
+                                  rsa_pki.server_key, "--ca", rsa_pki.server_cert)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
