@@ -7,6 +7,7 @@ bytes included, and RLE arrives compressed (passed through, not converted).
 
 from __future__ import annotations
 
+import array
 import os
 import shutil
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -26,6 +28,7 @@ from dicomnet.services import store_convert
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.part10 import read_part10
 from tests.aio.helpers import (
     LOOPBACK,
     BackgroundProcess,
@@ -209,26 +212,41 @@ def test_store_paths_converts_or_skips_for_an_implicit_only_storescp(
     assert not (out / f"SC.{uid(9, 302)}").exists()
 
 
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ExplicitVRBigEndian,
+                                    DeflatedExplicitVRLittleEndian],
+                         ids=["explicit-le", "explicit-be", "deflated"])
 @pytest.mark.parametrize("storescp", [["+xi"]], indirect=True, ids=["implicit-only"])
 def test_a_large_file_is_converted_through_a_temporary_file_for_storescp(
     tmp_path: Path, pki: Pki, storescp: tuple[BackgroundProcess, int, Path],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, syntax: str,
 ) -> None:
     """Past ``store_convert.IN_MEMORY_MOST`` (lowered here) the converted data set is
-    written to a temporary file, its Pixel Data copied in pieces: DCMTK stores
-    the same data set, Pixel Data byte for byte."""
+    written to a temporary file, its Pixel Data copied in pieces (its 16-bit
+    words swapped from Big Endian; inflated from Deflated): DCMTK stores the
+    same data set, and the same pixel values."""
     _, port, out = storescp
     monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", 64 << 10)
-    source = write_part10(tmp_path / "in" / "big.dcm",
-                          make_image(310, rows=256, columns=256, frames=4),
-                          ExplicitVRLittleEndian)
+    image = make_image(310, rows=256, columns=256, frames=4)
+    image.BitsAllocated, image.BitsStored, image.HighBit = 16, 16, 15
+    words = array.array("H", os.urandom(256 * 256 * 4 * 2))
+    stored_words = array.array("H", words)
+    if syntax == ExplicitVRBigEndian:
+        words.byteswap()  # pydicom writes OW bytes as given: Big Endian words
+    image.PixelData = words.tobytes()
+    image["PixelData"].VR = "OW"
+    source = write_part10(tmp_path / "in" / "big.dcm", image, syntax)
+    assert store_convert.converts_through_file(read_part10(source), ImplicitVRLittleEndian)
     [result] = send_to(port, pki, [source])
     assert (result.ok, result.status, result.converted_to) == (
         True, 0, ImplicitVRLittleEndian), result
     received = out / f"SC.{uid(9, 310)}"
     wait_files([received])
-    assert dcmread(received).file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
-    assert_same_dataset(source, received)
+    stored = dcmread(received)
+    assert stored.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert stored.PixelData == stored_words.tobytes()
+    sent = dcmread(source)
+    del sent.PixelData, stored.PixelData
+    assert_same_dataset(sent, stored)
 
 
 def test_storescp_refuses_a_client_certificate_from_another_ca(

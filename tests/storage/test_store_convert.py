@@ -5,17 +5,25 @@ in-memory conversion, the same data set stored, a cut source refused."""
 
 from __future__ import annotations
 
+import array
 import io
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
+import zlib
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 from pydicom.dataelem import DataElement
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from dicomnet.services import store_convert
 from dicomnet.services.store_convert import (
@@ -27,7 +35,7 @@ from dicomnet.services.store_convert import (
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.part10 import read_part10
 
-from .dicomfiles import assert_same_dataset, make_image, uid, write_part10
+from .dicomfiles import assert_same_dataset, make_image, pixel_bytes, uid, write_part10
 from .helpers import send_files
 
 
@@ -46,19 +54,32 @@ def _large(path: Path, number: int, syntax: str, *, rows: int = 512, frames: int
     return write_part10(path, ds, syntax)
 
 
-@pytest.mark.parametrize(("source", "target"), [
-    (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
-    (ImplicitVRLittleEndian, ExplicitVRLittleEndian),
-], ids=["explicit-to-implicit", "implicit-to-explicit"])
+SYNTAXES = {"explicit": ExplicitVRLittleEndian, "implicit": ImplicitVRLittleEndian,
+            "big": ExplicitVRBigEndian, "deflated": DeflatedExplicitVRLittleEndian}
+PAIRS = [(a, b) for a in SYNTAXES for b in SYNTAXES if a != b]
+
+
+def _plain(data: bytes, syntax: str) -> bytes:
+    """A converted data set's bytes, inflated when deflated (PS3.5 A.5): the
+    compressed bytes may differ with how the input was fed to zlib."""
+    if syntax == DeflatedExplicitVRLittleEndian:
+        return zlib.decompress(data, wbits=-zlib.MAX_WBITS)
+    return data
+
+
+@pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
 def test_the_file_holds_what_the_conversion_in_memory_gives(
         tmp_path: Path, source: str, target: str) -> None:
-    info = read_part10(_large(tmp_path / "in.dcm", 1, source))
-    expected = convert_in_memory(info, target)
-    converted, length = convert_to_file(info, target)
+    """Every pair of uncompressed syntaxes: Big Endian's words swapped as they are
+    copied, Deflated inflated and compressed in pieces."""
+    info = read_part10(_large(tmp_path / "in.dcm", 1, SYNTAXES[source]))
+    target_uid = SYNTAXES[target]
+    expected = convert_in_memory(info, target_uid)
+    converted, length = convert_to_file(info, target_uid)
     with converted:
-        assert converted.tell() == 0
         data = converted.read()
-    assert (length, data) == (len(expected), expected)
+    assert length == len(data)
+    assert _plain(data, target_uid) == _plain(expected, target_uid)
 
 
 def _folder_of(fd: int) -> str:
@@ -101,11 +122,14 @@ def test_which_conversions_go_through_a_file(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     info = read_part10(_large(tmp_path / "in.dcm", 3, ExplicitVRLittleEndian, rows=64))
     monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", info.dataset_length - 1)
-    assert converts_through_file(info, ImplicitVRLittleEndian)
-    assert not converts_through_file(info, "1.2.840.10008.1.2.2")  # Big Endian: in memory
-    assert not converts_through_file(info, "1.2.840.10008.1.2.1.99")  # Deflated: in memory
+    for target in (ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
+        assert converts_through_file(info, target)
+    assert not converts_through_file(info, "1.2.840.10008.1.2.4.50")  # JPEG: not converted
     monkeypatch.setattr(store_convert, "IN_MEMORY_MOST", info.dataset_length)
     assert not converts_through_file(info, ImplicitVRLittleEndian)
+    # How large a deflated data set inflates is known only once inflated.
+    deflated = read_part10(_large(tmp_path / "d.dcm", 3, DeflatedExplicitVRLittleEndian, rows=64))
+    assert converts_through_file(deflated, ImplicitVRLittleEndian)
 
 
 def test_a_file_slice_reads_seeks_and_tells_as_a_buffer(tmp_path: Path) -> None:
@@ -137,7 +161,10 @@ def test_a_file_slice_reads_seeks_and_tells_as_a_buffer(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("source", "target"), [
     (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
     (ImplicitVRLittleEndian, ExplicitVRLittleEndian),
-], ids=["explicit-to-implicit", "implicit-to-explicit"])
+    (ExplicitVRBigEndian, ExplicitVRLittleEndian),
+    (DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian),
+], ids=["explicit-to-implicit", "implicit-to-explicit", "big-to-explicit",
+        "deflated-to-implicit"])
 def test_a_large_data_set_is_stored_converted_element_by_element(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, target: str) -> None:
     # Private values would be read back as UN from Implicit VR: compared above.
@@ -151,15 +178,35 @@ def test_a_large_data_set_is_stored_converted_element_by_element(
         assert (result.ok, result.status, result.converted_to) == (True, 0, target), result
         stored = tmp_path / "root" / uid(1, number) / uid(2, number) / f"{uid(9, number)}.dcm"
         assert read_part10(stored).transfer_syntax_uid == target
-        assert_same_dataset(original, stored)
+        if (source == ExplicitVRBigEndian) == (target == ExplicitVRBigEndian):
+            assert_same_dataset(original, stored)
+            continue
+        # pydicom holds OW as bytes in the file's order: the same 16-bit pixels
+        # are the words of one swapped (8-bit ones, OB, are the same bytes).
+        sent, received = dcmread(original), dcmread(stored)
+        words = array.array("H", pixel_bytes(sent))
+        if sent["PixelData"].VR == "OW":
+            words.byteswap()
+        assert words.tobytes() == pixel_bytes(received)
+        del sent.PixelData, received.PixelData
+        assert_same_dataset(sent, received)
 
 
-def test_converting_a_large_file_takes_less_memory_than_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("source", "target"), [
+    (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
+    (ExplicitVRBigEndian, ImplicitVRLittleEndian),
+    (DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian),
+    (ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian),
+], ids=["explicit-to-implicit", "big-to-implicit", "deflated-to-implicit",
+        "explicit-to-deflated"])
+def test_converting_a_large_file_takes_less_memory_than_the_file(
+        tmp_path: Path, source: str, target: str) -> None:
     """In a process of its own, the peak resident memory (VmHWM) of converting a
     96 MiB data set: below its size, where the in-memory conversion needs about
-    three times it."""
-    path = _large(tmp_path / "big.dcm", 6, ExplicitVRLittleEndian, rows=1024,
-                  frames=96)
+    three times it. Big Endian (words swapped) and Deflated (inflated or
+    compressed) too: they were converted in memory whatever their size."""
+    path = _large(tmp_path / "big.dcm", 6, source, rows=1024, frames=96)
+    assert converts_through_file(read_part10(path), target)
     script = textwrap.dedent(f"""
         import re, sys
         from dicomnet.services.store_convert import convert_to_file
@@ -169,12 +216,54 @@ def test_converting_a_large_file_takes_less_memory_than_the_file(tmp_path: Path)
             return int(re.search(r"VmHWM:\\s+(\\d+) kB", text).group(1)) // 1024
         info = read_part10({str(path)!r})
         before = peak()
-        converted, length = convert_to_file(info, {str(ImplicitVRLittleEndian)!r})
+        converted, length = convert_to_file(info, {str(target)!r})
         converted.close()
         print(before, peak(), length)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True, timeout=120)
     before, after, length = map(int, out.stdout.split())
+    # Random pixels do not compress: the deflated data set is as long.
     assert length > 96 << 20
     assert after - before < 32, (before, after)
+
+
+def test_a_file_slice_swaps_words_whatever_the_reads(tmp_path: Path) -> None:
+    """pydicom reads a buffered value in pieces of its own size: a read that starts
+    or ends inside a word still gives the swapped bytes at its place."""
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(64)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for width in (2, 4, 8):
+            whole = b"".join(bytes(range(64))[i:i + width][::-1] for i in range(8, 56, width))
+            piece = FileSlice(fd, 8, 48, "f", swap=width)
+            assert piece.read() == whole
+            piece.seek(0)
+            parts = [piece.read(size) for size in (3, 1, 5, 7, 32, 10)]
+            assert b"".join(parts) == whole, width
+            piece.seek(5)
+            target = bytearray(6)
+            assert piece.readinto(target) == 6 and bytes(target) == whole[5:11]
+        with pytest.raises(StorageError, match="shorter"):
+            FileSlice(fd, 60, 8, "f", swap=2).read()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbled"])
+def test_a_damaged_deflated_data_set_is_refused(tmp_path: Path, damage: str) -> None:
+    """A deflate stream that ends early or does not decode: refused with the
+    file's name, never sent as a shorter data set."""
+    path = _large(tmp_path / "in.dcm", 7, DeflatedExplicitVRLittleEndian, rows=64)
+    info = read_part10(path)
+    data = bytearray(path.read_bytes())
+    if damage == "cut":
+        del data[info.dataset_offset + info.dataset_length // 2:]
+        path.write_bytes(bytes(data))
+        info = read_part10(path)
+    else:
+        data[info.dataset_offset:info.dataset_offset + 64] = b"\xff" * 64
+        path.write_bytes(bytes(data))
+    with pytest.raises(StorageError, match=f"{path.name}.*(cut short|damaged)"):
+        convert_to_file(info, ExplicitVRLittleEndian)

@@ -1,46 +1,67 @@
 """Re-encoding a Part 10 file's data set in another uncompressed transfer syntax,
-for a peer that did not accept the file's own (PS3.5 A.1-A.3, A.5), with pydicom.
+for a peer that did not accept the file's own (PS3.5 A.1-A.5), with pydicom.
 
-A small data set is re-encoded in memory. A large one whose byte order stays
-(Explicit and Implicit VR Little Endian, either way) is written by pydicom to an
-anonymous temporary file (in :func:`temporary_folder`), and sent from there as a
-file is: its bulk values (Pixel Data and the other OB, OW, OF, OL, OD, OV values
-of defined length at the top level) are never held in memory whole, pydicom
-copies them from the source file piece by piece (:class:`FileSlice`, a
-"buffered" value to pydicom). Converting a 268 MB file
-to Implicit VR in memory peaked at 812 MB (the data set read, its encoding, the
-bytes of it); this way the process peaked at 34 MB in all. A change of byte order
-(Big Endian is retired, PS3.5 A.3) and Deflated Explicit VR Little Endian
-(compressed whole, PS3.5 A.5) stay in memory.
+A small data set is re-encoded in memory. A large one is written by pydicom to
+an anonymous temporary file (in :func:`temporary_folder`), and sent from there
+as a file is: its bulk values (Pixel Data and the other OB, OW, OF, OL, OD, OV
+values of defined length at the top level) are never held in memory whole,
+pydicom copies them from the source file piece by piece (:class:`FileSlice`, a
+"buffered" value to pydicom), their words swapped on the way when the byte order
+changes (Explicit VR Big Endian, PS3.5 A.3; PS3.5 7.3). Converting a 268 MB
+file to Implicit VR in memory peaked at 812 MB (the data set read, its
+encoding, the bytes of it); this way the process peaked at 34 MB in all.
+
+Deflated Explicit VR Little Endian (PS3.5 A.5) is the Explicit VR Little Endian
+data set compressed whole with raw deflate (RFC 1951): a deflated source is
+inflated in pieces into a temporary Part 10 file first, whatever its size (how
+large it inflates is known only then), and a deflated target is compressed in
+pieces from the Explicit VR Little Endian data set.
 """
 
 from __future__ import annotations
 
+import array
 import io
 import os
 import tempfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
 from pydicom.filebase import DicomFileLike
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import correct_ambiguous_vr_element, write_dataset, write_file_meta_info
+from pydicom.uid import UID
 from pydicom.valuerep import BUFFERABLE_VRS
 
 from ..storage.files import StorageError
-from ..storage.part10 import Part10Info
-from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, encode_dataset
+from ..storage.part10 import PREAMBLE_LENGTH, Part10Info
+from .store_dataset import (
+    DEFLATED_LE,
+    EXPLICIT_BE,
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    UNCOMPRESSED,
+    WORD_SIZES,
+    array_code,
+    encode_dataset,
+    swapped_copy,
+)
 
 __all__ = ["IN_MEMORY_MOST", "FileSlice", "conversion_error", "convert_in_memory",
            "convert_to_file", "converts_through_file", "temporary_folder"]
 
 #: Data sets up to this long are converted in memory (about three times their
-#: size at the peak); longer ones through a temporary file when they can be.
+#: size at the peak); longer ones through a temporary file.
 IN_MEMORY_MOST = 16 << 20
 #: Values from this long are left unread by pydicom (``defer_size``), to be
 #: copied from the source file when written.
 _DEFER = 64 << 10
-_LITTLE_ENDIAN = frozenset({EXPLICIT_LE, IMPLICIT_LE})
+#: Bytes read (and compressed or inflated) at a time.
+_PIECE = 1 << 20
 _UNDEFINED = 0xFFFFFFFF
 #: On disk where /tmp often is not (FHS 3.0 5.15: kept across reboots, so never
 #: a RAM file system).
@@ -62,9 +83,12 @@ def temporary_folder() -> str | None:
 
 
 def converts_through_file(info: Part10Info, target: str) -> bool:
-    """Whether ``info``'s data set goes to ``target`` through a temporary file."""
-    return (info.dataset_length > IN_MEMORY_MOST and target in _LITTLE_ENDIAN
-            and info.transfer_syntax_uid in _LITTLE_ENDIAN)
+    """Whether ``info``'s data set goes to ``target`` (an uncompressed syntax)
+    through a temporary file: when it is large, or deflated (its size once
+    inflated is not known before)."""
+    if info.transfer_syntax_uid not in UNCOMPRESSED or target not in UNCOMPRESSED:
+        return False
+    return info.transfer_syntax_uid == DEFLATED_LE or info.dataset_length > IN_MEMORY_MOST
 
 
 def convert_in_memory(info: Part10Info, target: str) -> bytes:
@@ -78,14 +102,53 @@ def convert_in_memory(info: Part10Info, target: str) -> bytes:
 
 
 def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, int]:
-    """The data set of ``info``'s file, in the Little Endian syntax ``target``
-    (its own being Little Endian too: :func:`converts_through_file`), written to
-    an anonymous temporary file: (the file, at its start; its length). The caller
-    closes the file. Raises what pydicom raises, ``OSError``, and
-    :class:`StorageError` when the source file is shorter than its elements say."""
-    ds = pydicom.dcmread(info.path, defer_size=_DEFER)
-    implicit = info.transfer_syntax_uid == IMPLICIT_LE
-    with open(info.path, "rb", buffering=0) as source:
+    """The data set of ``info``'s file in the uncompressed syntax ``target``
+    (its own being another uncompressed one), written to an anonymous temporary
+    file: (the file, at the data set's first byte; the data set's length). The
+    caller closes the file. Raises what pydicom raises, ``OSError``, and
+    :class:`StorageError` when the source file is shorter than its elements say
+    or its deflated data set is cut or damaged."""
+    source = info.transfer_syntax_uid
+    name = str(info.path)
+    if source == DEFLATED_LE:
+        inflated, offset = _inflated(info)
+        try:
+            if target == EXPLICIT_LE:  # the inflated data set is the answer
+                inflated.seek(0, io.SEEK_END)
+                length = inflated.tell() - offset
+                inflated.seek(offset)
+                return inflated, length
+            with inflated:
+                return _reencoded(inflated, EXPLICIT_LE, target, f"the inflated {name}")
+        except BaseException:
+            inflated.close()
+            raise
+    if target == DEFLATED_LE:
+        if source == EXPLICIT_LE:
+            with open(info.path, "rb", buffering=0) as fp:
+                return _deflated(fp, info.dataset_offset, info.dataset_length, name)
+        plain, length = _reencoded(info.path, source, EXPLICIT_LE, name)
+        with plain:
+            return _deflated(plain, 0, length, name)
+    return _reencoded(info.path, source, target, name)
+
+
+def _temporary() -> io.BufferedRandom:
+    return tempfile.TemporaryFile(dir=temporary_folder())
+
+
+def _reencoded(source_file: Path | io.BufferedRandom, source: str, target: str,
+               name: str) -> tuple[io.BufferedRandom, int]:
+    """A Part 10 file (a path, or an open temporary file) in the syntax
+    ``source`` (not deflated) re-encoded as a data set in ``target`` (not
+    deflated) into a new temporary file, its deferred bulk values copied in
+    pieces (swapped when the byte order changes)."""
+    ds: Dataset = pydicom.dcmread(source_file, defer_size=_DEFER)
+    implicit = source == IMPLICIT_LE
+    little_endian = target != EXPLICIT_BE
+    swap = (source == EXPLICIT_BE) != (target == EXPLICIT_BE)
+    with open(source_file, "rb", buffering=0) if isinstance(source_file, Path) else (
+            open(os.dup(source_file.fileno()), "rb", buffering=0)) as fp:
         for tag in list(ds.keys()):
             raw = ds.get_item(tag, keep_deferred=True)
             if not isinstance(raw, RawDataElement) or raw.value is not None:
@@ -100,14 +163,24 @@ def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, i
                     continue
             if vr not in BUFFERABLE_VRS:
                 continue
-            # "OB or OW" (Pixel Data read in Implicit VR) is decided by pydicom as
-            # it writes, as for the rest of the data set (OW, PS3.5 A.1).
-            ds[tag] = DataElement(tag, vr, FileSlice(source.fileno(), raw.value_tell,
-                                                     raw.length, str(info.path)))
-        out = tempfile.TemporaryFile(dir=temporary_folder())  # noqa: SIM115 (sent, then closed)
+            width = 0
+            if swap:
+                if vr == "OB or OW":  # Pixel Data read in Implicit VR: OW or OB, as written
+                    vr = str(correct_ambiguous_vr_element(
+                        DataElement(tag, vr, b""), ds, little_endian).VR)
+                width = WORD_SIZES.get(vr, 0)
+                if width and raw.length % width:
+                    continue  # not whole words: read and left as they are, as in memory
+            # Otherwise "OB or OW" is decided by pydicom as it writes, as for the rest
+            # of the data set (OW, PS3.5 A.1).
+            ds[tag] = DataElement(tag, vr, FileSlice(fp.fileno(), raw.value_tell, raw.length,
+                                                     name, swap=width))
+        if swap:  # the values pydicom holds as bytes, in sequences too (PS3.5 7.3)
+            ds = swapped_copy(ds, little_endian)
+        out = _temporary()
         try:
             writer = DicomFileLike(out)
-            writer.is_little_endian = True
+            writer.is_little_endian = little_endian
             writer.is_implicit_VR = target == IMPLICIT_LE
             write_dataset(writer, ds)
             out.flush()
@@ -117,6 +190,72 @@ def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, i
             out.close()
             raise
     return out, length
+
+
+def _inflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
+    """``info``'s deflated data set inflated, in pieces, into a temporary Part 10
+    file in Explicit VR Little Endian (PS3.5 A.5): (the file; its data set's
+    offset)."""
+    meta = info.meta
+    meta.TransferSyntaxUID = UID(EXPLICIT_LE)
+    out = _temporary()
+    try:
+        out.write(bytes(PREAMBLE_LENGTH - 4) + b"DICM")
+        writer = DicomFileLike(out)
+        writer.is_little_endian, writer.is_implicit_VR = True, False
+        write_file_meta_info(writer, meta, enforce_standard=False)
+        offset = out.tell()
+        inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
+        with open(info.path, "rb", buffering=0) as fp:
+            fp.seek(info.dataset_offset)
+            remaining = info.dataset_length
+            while remaining > 0 and not inflater.eof:
+                piece = fp.read(min(_PIECE, remaining))
+                if not piece:
+                    raise StorageError(f"{info.path} is shorter than when it was read")
+                remaining -= len(piece)
+                out.write(inflater.decompress(piece))
+            out.write(inflater.flush())
+        # The stream may be followed by one byte of padding (PS3.5 A.5: even length).
+        if not inflater.eof:
+            raise StorageError(f"{info.path}: its deflated data set is cut short")
+        out.flush()
+        out.seek(0)
+    except zlib.error as exc:
+        out.close()
+        raise StorageError(f"{info.path}: its deflated data set is damaged ({exc})") from exc
+    except BaseException:
+        out.close()
+        raise
+    return out, offset
+
+
+def _deflated(fp: BinaryIO, offset: int, length: int, name: str
+              ) -> tuple[io.BufferedRandom, int]:
+    """``length`` bytes of ``fp`` from ``offset`` (an Explicit VR Little Endian
+    data set) compressed with raw deflate into a temporary file, padded to an
+    even length (PS3.5 A.5): (the file, at its start; its length)."""
+    out = _temporary()
+    try:
+        deflater = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        fp.seek(offset)
+        remaining = length
+        while remaining > 0:
+            piece = fp.read(min(_PIECE, remaining))
+            if not piece:
+                raise StorageError(f"{name} is shorter than when it was read")
+            remaining -= len(piece)
+            out.write(deflater.compress(piece))
+        out.write(deflater.flush())
+        if out.tell() % 2:
+            out.write(b"\x00")
+        out.flush()
+        size = out.tell()
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out, size
 
 
 def conversion_error(exc: Exception) -> str:
@@ -137,12 +276,15 @@ class FileSlice(io.BufferedIOBase):
     buffered values). Read with ``pread``, so that slices of one descriptor do
     not move each other's position. A file that holds fewer bytes than the
     slice raises :class:`StorageError` on the read that finds it: pydicom has
-    written the value's length by then, so a short value must not pass."""
+    written the value's length by then, so a short value must not pass.
+    ``swap`` (2, 4 or 8; ``length`` a multiple of it) reverses the bytes of
+    each word of that size as they are read: the value in the other byte order."""
 
-    def __init__(self, fd: int, start: int, length: int, name: str) -> None:
+    def __init__(self, fd: int, start: int, length: int, name: str, *, swap: int = 0) -> None:
         super().__init__()
         self._fd, self._start, self._length, self._name = fd, start, length, name
         self._position = 0
+        self._swap = swap
 
     def readable(self) -> bool:
         return True
@@ -168,11 +310,30 @@ class FileSlice(io.BufferedIOBase):
         wanted = left if size is None or size < 0 else min(size, left)
         if wanted == 0:
             return b""
+        if self._swap:
+            return self._read_swapped(wanted)
         data = os.pread(self._fd, wanted, self._start + self._position)
         if len(data) < wanted:
             raise StorageError(f"{self._name} is shorter than when it was read")
         self._position += wanted
         return data
+
+    def _read_swapped(self, wanted: int) -> bytes:
+        """``wanted`` bytes from the position, of the whole words around them read
+        and swapped (a read need not start or end on a word)."""
+        width = self._swap
+        first = self._position - self._position % width
+        end = self._position + wanted
+        end += -end % width
+        data = os.pread(self._fd, end - first, self._start + first)
+        if len(data) < end - first:
+            raise StorageError(f"{self._name} is shorter than when it was read")
+        words = array.array(array_code(width))
+        words.frombytes(data)
+        words.byteswap()
+        skip = self._position - first
+        self._position += wanted
+        return words.tobytes()[skip:skip + wanted]
 
     def read1(self, size: int = -1) -> bytes:
         return self.read(size)

@@ -36,7 +36,8 @@ from ..errors import ConfigurationError, NoAcceptedContext, RemoteProtocolError
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
 
-__all__ = ["UNCOMPRESSED", "encode_dataset", "store_dataset"]
+__all__ = ["UNCOMPRESSED", "WORD_SIZES", "array_code", "encode_dataset",
+           "store_dataset", "swapped_copy"]
 
 IMPLICIT_LE = str(ImplicitVRLittleEndian)
 EXPLICIT_LE = str(ExplicitVRLittleEndian)
@@ -50,14 +51,19 @@ UNCOMPRESSED = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED_LE, EXPLICIT_BE)
 #: Bytes per value of the VRs pydicom keeps as bytes, in the byte order they were
 #: read in (PS3.5 7.3): a change of byte order must swap each value, which
 #: pydicom's writer does not do (16-bit Pixel Data came out scrambled).
-_WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+WORD_SIZES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 _ARRAY_CODES = {size: next(code for code in "HILQ" if array.array(code).itemsize == size)
                 for size in (2, 4, 8)}
 #: VRs pydicom leaves open until it writes (PS3.5 Table 6.2-1 note: "US or SS" ...).
 _AMBIGUOUS = frozenset({"OB or OW", "US or OW", "US or SS", "US or SS or OW"})
 
 
-def _swapped(ds: Dataset, little_endian: bool) -> Dataset:
+def array_code(size: int) -> str:
+    """The :mod:`array` type code of unsigned words of ``size`` bytes (2, 4, 8)."""
+    return _ARRAY_CODES[size]
+
+
+def swapped_copy(ds: Dataset, little_endian: bool) -> Dataset:
     """A copy of ``ds`` for the other byte order: each OW, OF, OL, OD and OV value
     with the bytes of its words reversed, in sequences too; every other element
     shared, not copied. ``ds`` itself is not changed (another thread may be
@@ -74,8 +80,8 @@ def _swapped(ds: Dataset, little_endian: bool) -> Dataset:
         vr, value = str(element.VR), element.value
         if vr == "SQ" and value is not None:
             out.add(DataElement(element.tag, vr, Sequence(
-                [_swapped(item, little_endian) for item in value])))
-        elif (size := _WORD_SIZES.get(vr)) and isinstance(value, bytes | bytearray) and (
+                [swapped_copy(item, little_endian) for item in value])))
+        elif (size := WORD_SIZES.get(vr)) and isinstance(value, bytes | bytearray) and (
                 len(value) % size == 0):
             words = array.array(_ARRAY_CODES[size])
             words.frombytes(value)
@@ -97,7 +103,7 @@ def encode_dataset(ds: Dataset, transfer_syntax: str, *, source: str | None = No
     buffer.is_little_endian = transfer_syntax != EXPLICIT_BE
     buffer.is_implicit_VR = transfer_syntax == IMPLICIT_LE
     if (source == EXPLICIT_BE) != (transfer_syntax == EXPLICIT_BE):
-        ds = _swapped(ds, buffer.is_little_endian)
+        ds = swapped_copy(ds, buffer.is_little_endian)
     write_dataset(buffer, ds)
     raw = bytes(buffer.getvalue())
     if transfer_syntax == DEFLATED_LE:  # PS3.5 A.5: raw deflate, padded to an even length

@@ -341,11 +341,11 @@ def _converted_pdus(fp: io.BufferedRandom, length: int, *, info: Part10Info,
                     context_id: int, max_pdu: int, buffers: PduBuffers | None
                     ) -> Generator[bytearray | memoryview, None, None]:
     """The PDUs of ``info``'s data set converted into the temporary file ``fp``
-    (``store_convert``), which is closed at the end (or when the generator is
-    closed or collected)."""
+    (``store_convert``), from its position, which is closed at the end (or when
+    the generator is closed or collected)."""
     with fp:
         try:
-            yield from _pdus_from(fp, 0, length, name=f"the conversion of {info.path}",
+            yield from _pdus_from(fp, fp.tell(), length, name=f"the conversion of {info.path}",
                                   context_id=context_id, max_pdu=max_pdu, buffers=buffers)
         except OSError as exc:
             raise StorageError.from_os_error("cannot read the conversion of", info.path,
