@@ -491,7 +491,10 @@ class Server:
                     continue
                 assoc.operations.release()
             if assoc.async_window <= 1:
-                await self._perform(assoc, provider, context_id, message, sink)
+                # Performed before the next request is read, cancelled should the
+                # association end meanwhile (a slow handler must not hold its slot).
+                await assoc.perform_inline(
+                    self._perform(assoc, provider, context_id, message, sink))
                 continue
             # Asynchronous operations: go on reading the next request while this one
             # is performed.

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..dimse.connection import MessageReceived
 from ..dimse.messages import CStoreRQ, DimseMessage
+from ..errors import AssociationAborted
 from ..ul.connection import ULConnection
 from ..ul.events import ULEvent
 from .acceptor import AnswerTally
@@ -95,6 +96,8 @@ class ServerAssociation(Association):
         #: arriving, or received but not started): aborted when the association
         #: ends, so that no temporary file outlives it (abort_unclaimed_sinks).
         self.unclaimed_sinks: set[DatasetSink] = set()
+        #: The operation performed before the next request is read (perform_inline).
+        self._inline: asyncio.Task[None] | None = None
 
     def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
         """Messages completed while the association's task waits for events (its
@@ -188,6 +191,38 @@ class ServerAssociation(Association):
             if self.answering == 0 and waiter is not None and not waiter.done():
                 waiter.set_result(None)
         self.operations.release()
+
+    async def perform_inline(self, operation: Coroutine[Any, Any, None]) -> None:
+        """Perform one operation before the next request is read (no asynchronous
+        operations window: PS3.7 D.3.3.3), in a task of its own, so that the
+        association's end (the peer's A-ABORT, PS3.8 7.3; its connection lost; a
+        timer) cancels it then (``_fail``) rather than when a slow handler
+        returns: until then the association held its slot. An operation whose
+        association has ended already is not performed (nobody to answer; its
+        data set's sink is aborted with the association's). What it raises is
+        raised here; cancelled with the association, it returns."""
+        if self.failure is not None:
+            operation.close()
+            return
+        task = self._loop.create_task(operation)
+        self._inline = task
+        try:
+            await asyncio.wait((task,))
+        finally:
+            self._inline = None
+            if not task.done():  # the association's task cancelled (the server closing)
+                task.cancel()
+                self.running.add(task)  # finish_operations waits for it
+                task.add_done_callback(self.running.discard)
+        if not task.cancelled():
+            task.result()
+
+    def _fail(self, error: AssociationAborted) -> None:
+        super()._fail(error)
+        inline = self._inline
+        # Not from within the operation itself (its write failed): it raises the failure.
+        if inline is not None and inline is not asyncio.current_task():
+            inline.cancel()
 
     def operation_done(self, task: asyncio.Task[None]) -> None:
         """An asynchronous operation ended: free its slot; a failure aborts."""
