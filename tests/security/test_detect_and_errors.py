@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ssl
 
 import pytest
@@ -109,6 +110,27 @@ def test_eof_during_handshake(rsa_pki: DevPKI) -> None:
     assert translate_ssl_error(exc, side="client", peer="p", sent_certificate=False).reason == (
         "peer closed the connection during the TLS handshake (we sent no certificate: the "
         "server most likely requires one; or it does not speak TLS)")
+
+
+def test_a_reset_during_the_handshake() -> None:
+    """A reset (TCP RST) is said as one, and is transient (``link_failed``): met in
+    the handshake by a server, or by Python's ssl before it began, on either side
+    (the socket no longer connected, the peer's bytes unread). A client keeps the
+    hint of a close: a server requiring a certificate resets as it closes."""
+    for side, who in (("server", "the client"), ("client", "the server")):
+        before = ssl.SSLError(errno.ENOTCONN, "Closed before TLS handshake with data in "
+                              "recv buffer.")
+        err = translate_ssl_error(before, side=side, peer="p")  # type: ignore[arg-type]
+        assert (err.reason, err.link_failed) == (
+            f"{who} reset the connection during the TLS handshake", True)
+    err = translate_ssl_error(ConnectionResetError(errno.ECONNRESET, "Connection reset by "
+                                                   "peer"), side="server", peer="10.0.0.5:2762")
+    assert (str(err), err.link_failed) == (
+        "TLS handshake with 10.0.0.5:2762 failed: the client reset the connection during the "
+        "TLS handshake", True)
+    other = OSError(errno.EHOSTUNREACH, "No route to host")
+    assert translate_ssl_error(other, side="server", peer="p").reason == (
+        "no route to host during the TLS handshake")
 
 
 def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:

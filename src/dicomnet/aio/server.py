@@ -250,6 +250,7 @@ class Server:
                 handshake_timeout=self.timeouts.tls_handshake, artim_timeout=self.timeouts.artim,
                 on_secure_link_ready=link_hook if self.on_secure_link_ready else None,
                 local_certificate=built.certificate if built else None,
+                peer=(str(address[0]), int(address[1])),
             )
         except PeerSilent as exc:
             log.info("%s", exc)
@@ -261,7 +262,8 @@ class Server:
                 asyncio.get_running_loop().time() - started))
             return
         except (OSError, DicomNetError) as exc:
-            log.info("connection failed before DICOM: %s", exc)
+            log.info("connection from %s:%s failed before DICOM: %s", *address[:2],
+                     describe_os_error(exc))
             sock.close()
             return
         except asyncio.CancelledError:  # evicted, or the server closing

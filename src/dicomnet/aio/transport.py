@@ -468,15 +468,20 @@ async def wrap_accepted(
     artim_timeout: float,
     on_secure_link_ready: SecureLinkHook | None,
     local_certificate: CertificateInfo | None = None,
+    peer: tuple[str, int] | None = None,
 ) -> Stream:
     """Turn an accepted socket into a Stream, doing the server TLS handshake (with its
     own timeout, in the caller's task) and explaining a TLS/plain mismatch.
-    ``local_certificate`` is the one ``context`` holds (for ``SecurityInfo``)."""
+    ``local_certificate`` is the one ``context`` holds (for ``SecurityInfo``);
+    ``peer`` the address ``accept()`` gave (asked of the socket otherwise: a
+    connection reset before this runs no longer has one, and its reset is told
+    as the handshake's or as a connection that sent nothing)."""
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     tune_socket(sock, tls=context is not None)
-    peer_addr = sock.getpeername()
-    peer = (str(peer_addr[0]), int(peer_addr[1]))
+    if peer is None:
+        peer_addr = sock.getpeername()
+        peer = (str(peer_addr[0]), int(peer_addr[1]))
     expecting = "tls" if context is not None else "dicom"
     # A plain server waits for the first byte no longer than ARTIM would wait for
     # the A-ASSOCIATE-RQ (PS3.8 AE-5 starts ARTIM when the connection opens).

@@ -14,6 +14,7 @@ to know which check failed, on which side, and what to change. Two sources:
 
 from __future__ import annotations
 
+import errno
 import ssl
 from typing import Literal
 
@@ -92,6 +93,9 @@ _EOF = (
 )
 
 
+_RESET = "reset the connection during the TLS handshake"
+
+
 def _eof(side: Side, sent_certificate: bool | None) -> str:
     """The peer hung up mid-handshake. A client that sent no certificate says so:
     a server requiring one (DCMTK, Orthanc) then simply closes, in TLS 1.3 too."""
@@ -112,6 +116,8 @@ def _reason_for(
             usage = "serverAuth" if side == "client" else "clientAuth"
             return template.format(who=who, host=repr(host or peer), usage=usage)
         return f"certificate verify failed: {exc.verify_message}"
+    if _was_reset(exc, side):
+        return f"{who} {_RESET}"
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError
                   | ConnectionResetError | BrokenPipeError):
         return _eof(side, sent_certificate)
@@ -148,7 +154,21 @@ def _reason_for(
         return f"TLS error: {exc.reason or exc}"
     if isinstance(exc, TLSError):
         return exc.reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror.lower()} during the TLS handshake"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _was_reset(exc: BaseException, side: Side) -> bool:
+    """The peer reset the connection (TCP RST): met in the handshake, or by ``ssl``
+    before it began (the socket no longer connected, the peer's bytes left unread:
+    Python's "Closed before TLS handshake with data in recv buffer."). A client
+    reads a reset in the handshake as a close (a server refusing to go on without
+    the certificate it requires closes with our bytes unread: a reset): its hint
+    then says more (``_eof``)."""
+    if isinstance(exc, ssl.SSLError):
+        return exc.errno == errno.ENOTCONN
+    return side == "server" and isinstance(exc, ConnectionResetError)
 
 
 def translate_ssl_error(
@@ -172,5 +192,6 @@ def translate_ssl_error(
         return exc
     reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host,
                          sent_certificate=sent_certificate)
+    # Transient: the link failed, not a check (a caller may try again).
     return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason,
-                    link_failed=reason == _EOF)
+                    link_failed=reason == _EOF or reason.endswith(_RESET))
