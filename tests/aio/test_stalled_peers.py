@@ -87,7 +87,10 @@ async def flood_without_reading(port: int, tls: ssl.SSLContext | None) -> asynci
 def test_a_peer_that_stops_reading_is_disconnected(
         pki: Pki, aio_log: pytest.LogCaptureFixture, transport: str) -> None:
     """Its association ends (logged) and no task or slot of it is left: over TLS
-    the transport cut such a peer already; a plain one waited for it forever."""
+    the transport cut such a peer already; a plain one waited for it forever. The
+    DIMSE deadline ends it (the peer reads nothing of our answers); the idle and
+    PDU ones wait while our reading is paused (test_timers: we are behind then,
+    here because the peer does not read)."""
     client_tls = None
     if transport == "tls":
         client_tls = ssl.create_default_context(cafile=pki.ca_file)
@@ -95,7 +98,7 @@ def test_a_peer_that_stops_reading_is_disconnected(
 
     async def main() -> None:
         async with running_server(providers=[VerificationSCP()],
-                                  timeouts=Timeouts(idle=0.5, pdu=0.5),
+                                  timeouts=Timeouts(idle=0.5, pdu=0.5, dimse=0.5),
                                   tls=pki.server_tls() if client_tls else None) as server:
             writer = await flood_without_reading(server.port, client_tls)
             try:

@@ -18,19 +18,29 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
 
 from dicomnet.aio.client import associate
+from dicomnet.aio.server_association import ServerAssociation
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, encode_message
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import PDataTF, PresentationDataValue
-from tests.aio.helpers import LOOPBACK, Pki, log_lines, read_until_eof, run, running_server
+from tests.aio.helpers import (
+    LOOPBACK,
+    Pki,
+    log_lines,
+    read_until_eof,
+    run,
+    running_server,
+    wait_until,
+)
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image
 
 VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 A_ASSOCIATE_AC = 0x02
+P_DATA_TF = 0x04
 A_ABORT = 0x07
 
 
@@ -191,22 +201,25 @@ def test_a_long_send_to_a_peer_that_reads_it_is_no_idleness(tmp_path: Path, pki:
 
 
 @pytest.mark.parametrize("trailing", [True, False], ids=["pdu-deadline", "idle-deadline"])
-def test_a_deadline_met_while_our_reading_was_paused_says_so(
+def test_deadlines_wait_while_our_reading_is_paused_and_start_again_with_it(
     aio_log: pytest.LogCaptureFixture, trailing: bool,
 ) -> None:
-    """The server's task busy (a C-ECHO hook that does not return), a peer's next
-    messages pile up until reading pauses: the deadline that then fires is not the
-    peer's slowness. Its abort said "a PDU took longer than 0.5s to arrive" (or
-    "nothing received or sent"), as if the peer had stalled; it says reading was
-    paused, waiting for this side."""
+    """The server's task busy (a C-ECHO hook that waits for the test), a peer's next
+    messages pile up until reading pauses (our back-pressure): the peer is not slow,
+    we are not reading, so neither the PDU deadline nor the idle one runs then (they
+    fired, aborting with "while reading was paused ..., not for the peer"). Once the
+    hook returns, reading resumes and they start again from then: the PDU whose
+    first bytes came and no more (the peer's fault now) ends the association as
+    "a PDU took longer than 0.5s to arrive", or, without it, the silence that
+    follows as an idle timeout."""
     from dicomnet.dimse.messages import CStoreRQ
 
-    stuck = None
+    go_on = asyncio.Event()
+    held: list[ServerAssociation] = []
 
-    async def hook(assoc: object) -> int:
-        nonlocal stuck
-        stuck = asyncio.Event()
-        await stuck.wait()  # cancelled with the server
+    async def hook(assoc: ServerAssociation) -> int:
+        held.append(assoc)
+        await go_on.wait()
         return 0
 
     echo = PDataTF((PresentationDataValue(1, True, True, encode_message(
@@ -222,25 +235,35 @@ def test_a_deadline_met_while_our_reading_was_paused_says_so(
     # The next PDU's first bytes: a command PDV of which 10 of 94 bytes came.
     after = struct.pack(">BxLLBB", 0x04, 100, 96, 1, 0x03) + bytes(10)
 
-    async def main() -> bytes:
+    async def main() -> tuple[bytes, bool]:
+        loop = asyncio.get_running_loop()
         async with running_server(providers=[VerificationSCP(on_c_echo=hook)],
                                   timeouts=Timeouts(idle=0.5, pdu=0.5)) as server:
             reader, writer = await _associated(server.port)
             writer.write(echo)
             await writer.drain()
-            while stuck is None:  # the task is in the hook
-                await asyncio.sleep(0.01)
+            await wait_until(lambda: bool(held), "the task to be in the hook")
+            (assoc,) = held
             writer.write(store + b"".join(data) + (after if trailing else b""))
             try:
+                await wait_until(lambda: assoc._paused, "the server to pause reading")
+                # Three times past both deadlines, reading still paused.
+                paused_until = loop.time() + 1.5
+                await wait_until(lambda: loop.time() > paused_until or not assoc._paused,
+                                 "time to pass")
+                alive = assoc._paused and assoc.failure is None
+                go_on.set()
                 await writer.drain()
-                return await read_until_eof(reader, 15.0)
+                return await read_until_eof(reader, 15.0), alive
             finally:
                 writer.close()
 
-    received = run(main())
-    assert received[:1] == bytes([A_ABORT])
+    received, alive = run(main())
+    assert alive, aio_log.text
+    # The C-ECHO's response, the C-STORE's refusal (not on its SOP Class's context),
+    # then the A-ABORT.
+    assert received[:1] == bytes([P_DATA_TF]) and received[-10:-9] == bytes([A_ABORT])
     aborts = log_lines(aio_log, contains="aborting: ")
-    assert len(aborts) == 1, aio_log.text
-    assert "while reading was paused" in aborts[0], aborts
-    assert "waiting for this side" in aborts[0], aborts
-    assert "took longer" not in aborts[0]
+    assert aborts == [f"{LOOPBACK}:{aborts[0].split(':')[1]}: aborting: " + (
+        "a PDU took longer than 0.5s to arrive" if trailing else
+        "nothing received or sent for 0.5s (idle timeout)")], aio_log.text

@@ -164,7 +164,6 @@ class Association:
         self._inbox_bytes = 0
         self._routed_bytes = 0  # routed to a sink, its message not yet complete
         self._paused = False
-        self._paused_at = 0.0
         self._ended = False
         self._wakeup: asyncio.Future[None] | None = None
         #: Operations the requestor may have outstanding at once (PS3.7 D.3.3.3);
@@ -266,10 +265,14 @@ class Association:
         artim = self.ul.get_timer()
         if artim is not None:
             candidates.append(artim)
-        if self.ul.is_established and self.timeouts.idle is not None:
-            candidates.append(max(self._last_rx, self._last_tx) + self.timeouts.idle)
         if self._send_waiting and self.timeouts.dimse is not None:
             candidates.append(self._last_tx + self.timeouts.dimse)
+        if self._paused:
+            # We stopped reading (our task behind): the peer cannot be slow or idle
+            # then. Its deadlines start again when we read again (_read_events).
+            return min(candidates) if candidates else None
+        if self.ul.is_established and self.timeouts.idle is not None:
+            candidates.append(max(self._last_rx, self._last_tx) + self.timeouts.idle)
         if self._pdu_started is not None and self.timeouts.pdu is not None:
             candidates.append(self._pdu_started + self.timeouts.pdu)
         return min(candidates) if candidates else None
@@ -318,31 +321,26 @@ class Association:
         if backlog < self._tx_backlog:
             self._last_tx = now  # the peer read some of what waits: not stalled
         self._tx_backlog = backlog
-        # A deadline met while we paused reading is not the peer's doing: say so.
-        paused = (f" while reading was paused for {now - self._paused_at:.1f}s, waiting for "
-                  "this side to take what had arrived (a slow handler or disk), not for the "
-                  "peer" if self._paused else "")
+        reading = not self._paused  # paused by us: no PDU or idle deadline (_next_deadline)
         artim = self.ul.get_timer()
         if artim is not None and now >= artim:
             log.info("%s: ARTIM expired in %s", self._name(), self.ul.state.name)
             self.ul.handle_timer(now)
             self._fail(AssociationAborted(None, None, "ARTIM timer expired"))
-        elif self._pdu_started is not None and self.timeouts.pdu is not None and (
+        elif reading and self._pdu_started is not None and self.timeouts.pdu is not None and (
             now >= self._pdu_started + self.timeouts.pdu
         ):
-            self._local_abort(f"a PDU was not read whole within {self.timeouts.pdu}s{paused}"
-                              if paused else
-                              f"a PDU took longer than {self.timeouts.pdu}s to arrive")
+            self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
         elif self._send_waiting and self.timeouts.dimse is not None and (
             now >= self._last_tx + self.timeouts.dimse
         ):
             self._local_abort(f"the peer read nothing of what was sent for "
                               f"{self.timeouts.dimse}s")
-        elif self.ul.is_established and self.timeouts.idle is not None and (
+        elif reading and self.ul.is_established and self.timeouts.idle is not None and (
             now >= max(self._last_rx, self._last_tx) + self.timeouts.idle
         ):
             self._local_abort(f"nothing received or sent for {self.timeouts.idle}s "
-                              f"(idle timeout){paused}")
+                              "(idle timeout)")
         else:
             self._rearm()
             return
@@ -481,7 +479,6 @@ class Association:
         self._inbox += events
         if self._inbox_bytes > _INBOX_LIMIT and not self._paused:
             self._paused = True  # the task is behind: stop reading until it catches up
-            self._paused_at = self._loop.time()
             self.stream.receiver.pause()
         self._wake()
 
@@ -507,6 +504,10 @@ class Association:
         events, self._inbox, self._inbox_bytes = self._inbox, [], 0
         if self._paused:
             self._paused = False
+            # The peer's deadlines start again now: none ran while we did not read.
+            self._last_rx = self._loop.time()
+            if self._pdu_started is not None:
+                self._pdu_started = self._last_rx
             self.stream.receiver.resume()
         self._queue_out()
         if self.ul.should_close:
