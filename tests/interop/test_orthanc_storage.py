@@ -306,6 +306,29 @@ def test_echo_both_ways_over_tls(orthanc: Orthanc, pki: Pki) -> None:
     assert theirs == {}  # Orthanc's answer when its C-ECHO succeeded (an error is HTTP 500)
 
 
+def test_orthanc_refusing_our_certificate_says_why(orthanc: Orthanc, pki: Pki) -> None:
+    """Orthanc (DicomTlsRemoteCertificateRequired, TLS 1.3) refuses a client with no
+    certificate, or one from a CA it does not trust, after our handshake ended: its
+    alert is read (behind the reset that fails our A-ASSOCIATE-RQ), not guessed at."""
+    cert, key = pki.foreign("foreign client", server=False)
+
+    async def refusals() -> list[tuple[str, bool]]:
+        seen = []
+        for tls in [pki.client_tls(certfile=None, keyfile=None),
+                    pki.client_tls(certfile=cert, keyfile=key)]:
+            with pytest.raises(TLSError) as caught:
+                async with associate(LOOPBACK, orthanc.dicom_port, tls=tls,
+                                     calling_ae_title=CALLING_AE, called_ae_title=ORTHANC_AE):
+                    pass
+            seen.append((caught.value.reason, caught.value.link_failed))
+        return seen
+
+    assert run(refusals(), timeout=60) == [
+        ("the server requires a client certificate (set certfile/keyfile)", False),
+        ("the server refused our certificate: it does not trust our CA", False),
+    ]
+
+
 def test_orthanc_stores_into_the_dicomnet_serve_command(orthanc: Orthanc, pki: Pki,
                                                         tmp_path: Path) -> None:
     sent = sources(tmp_path / "sent", 640)

@@ -39,6 +39,8 @@ _HIGH_WATER = 1 << 20
 _LOW_WATER = 256 << 10
 #: Records decrypted per readable event before the protocol hears of them.
 _READ_CALLS = 64
+#: Bytes read per call when looking for an alert behind a failed write.
+_ALERT_READ = 16384
 #: Seconds a closing transport waits for its pending writes before aborting.
 _CLOSE_GRACE = 10.0
 
@@ -318,7 +320,7 @@ class TLSSocketTransport(asyncio.Transport):
                 backlog.popleft()
                 self._backlog_size -= len(data)
         except (ssl.SSLError, OSError) as exc:
-            self._fatal(exc)
+            self._fatal(self._alert_behind(exc))
             return
         if self._writing:
             self._loop.remove_writer(self._fd)
@@ -326,6 +328,28 @@ class TLSSocketTransport(asyncio.Transport):
         self._check_write_pressure()
         if self._closing:
             self._finish(None)
+
+    def _alert_behind(self, exc: Exception) -> Exception:
+        """The peer's alert waiting unread behind a write that failed as the peer
+        reset the connection, else ``exc``.
+
+        A TLS 1.3 server refusing our certificate (RFC 8446 4.4.2) sends its alert
+        and closes with our Finished unread (DCMTK, pynetdicom): the reset that
+        follows fails our first write, the A-ASSOCIATE-RQ, while the alert that
+        says why is still in our receive buffer. What else is read here is lost
+        with the connection, as it was before."""
+        if not isinstance(exc, ssl.SSLEOFError | ConnectionError):
+            return exc
+        try:
+            for _ in range(_READ_CALLS):
+                if not self._tls.recv(_ALERT_READ):
+                    break
+        except ssl.SSLError as alert:
+            if type(alert) is ssl.SSLError and alert.reason:
+                return alert
+        except OSError:  # the reset itself: no alert came before it
+            pass
+        return exc
 
     def _check_write_pressure(self) -> None:
         size = self._backlog_size
