@@ -550,7 +550,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
             if isinstance(event, AssociateRejected):
                 raise AssociationRejected(event.pdu.result, event.pdu.source, event.pdu.reason)
             if isinstance(event, Aborted):
-                refused = _refused_after_tls13_handshake(assoc, event, sent_certificate)
+                refused = _closed_after_tls13_handshake(assoc, event, sent_certificate)
                 if refused is not None:
                     raise refused
                 if assoc.tls_error is not None:
@@ -566,17 +566,19 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
             raise ConnectError("the connection closed during association set-up")
 
 
-def _refused_after_tls13_handshake(
+def _closed_after_tls13_handshake(
     assoc: ClientAssociation, event: Aborted, sent_certificate: bool
 ) -> TLSError | None:
-    """The TLS 1.3 server's refusal of our certificate, or of our lack of one, when the
-    connection closed before any PDU came back.
+    """The TLS 1.3 server closed the connection, without an alert, before any PDU
+    came back.
 
-    RFC 8446 4.4.2 and 2: the client's certificate follows the server's Finished, so
-    our handshake is over before the server checks it; a server that refuses then
-    (DCMTK, Orthanc: a missing certificate as much as an untrusted one) sends an
-    alert and closes, and which of the two our first read meets is a race. Either
-    way, before our A-ASSOCIATE-RQ was answered, the reason is most likely that.
+    RFC 8446 4.4.2: our certificate follows the server's Finished, so a server
+    that refuses it does so after our handshake ended. The servers we know (DCMTK
+    and Orthanc, pynetdicom, dicomnet) say why in an alert (RFC 8446 6.2), read as
+    such even behind the reset that fails our first write (``tls_socket``), and
+    raised as it is. A close without one says nothing more: the server may refuse
+    our certificate, or be busy or shutting down (at its connection limit, say).
+    So it is ``link_failed``: trying again later may pass.
     """
     security = assoc.security
     if (event.source is not None or assoc.ul.pdus_received or security is None
@@ -584,13 +586,9 @@ def _refused_after_tls13_handshake(
         return None
     if assoc.tls_error is not None and not assoc.tls_error.link_failed:
         return None  # the alert was read: its own reason says more
-    if sent_certificate:
-        reason = ("the server closed the connection right after the TLS 1.3 handshake: it "
-                  "most likely refused our certificate (its CA untrusted by the server, "
-                  "expired or revoked)")
-    else:
-        reason = ("the server closed the connection right after the TLS 1.3 handshake: we "
-                  "sent no certificate, and it most likely requires one (set "
-                  "certfile/keyfile)")
+    refusal = ("refuse our certificate" if sent_certificate
+               else "require a client certificate (we sent none: set certfile/keyfile)")
+    reason = ("the server closed the connection right after the TLS handshake, before "
+              f"associating: it may {refusal}, or be busy or shutting down")
     return TLSError(f"TLS handshake with {assoc.peer[0]}:{assoc.peer[1]} failed: {reason}",
-                    reason=reason)
+                    reason=reason, link_failed=True)
