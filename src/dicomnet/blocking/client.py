@@ -225,11 +225,13 @@ def store(
     retries: int = 0,
     retry_delay: float = 2.0,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    results: list[StoreResult] | None = None,
 ) -> list[StoreResult]:
     """C-STORE files and folders; the arguments, results and errors are those of
     ``dicomnet.services.storage.store_paths``. A Ctrl-C aborts the association
     and raises KeyboardInterrupt: the objects answered before it were given
-    to ``on_progress``."""
+    to ``on_progress``, and ``results`` (an empty list, if given) says what
+    became of every file, as after a cancel of ``store_paths``."""
     loop = _new_loop()
     try:
         return _run_through(loop, store_paths(
@@ -237,7 +239,7 @@ def store(
             called_ae_title=called_ae_title, timeouts=timeouts, on_progress=on_progress,
             max_async_operations=max_async_operations,
             on_secure_link_ready=on_secure_link_ready, retries=retries,
-            retry_delay=retry_delay, on_retry=on_retry,
+            retry_delay=retry_delay, on_retry=on_retry, results=results,
         ))
     finally:
         loop.close()

@@ -635,6 +635,18 @@ class _Guarded(Generic[T]):
                       "logged above)", self.name, self.failures)
 
 
+def _cancelled(plans: list[_Plan], max_attempts: int) -> None:
+    """Say what a cancel left of the attempt's objects not answered for good."""
+    for plan in plans:
+        result = plan.result
+        if result.retryable and result.attempts < max_attempts:  # its retry will not come
+            result.error = f"{result.error or 'failed'}; cancelled before it was sent again"
+            result.retryable = False
+        elif result.status is None and not result.error:
+            result.error = ("cancelled before an answer" if plan.started
+                            else "not sent: cancelled")
+
+
 async def store_paths(
     host: str,
     port: int,
@@ -650,6 +662,7 @@ async def store_paths(
     retries: int = 0,
     retry_delay: float = 2.0,
     on_retry: Callable[[RetryEvent], None] | None = None,
+    results: list[StoreResult] | None = None,
 ) -> list[StoreResult]:
     """C-STORE every file (folders recursively) to ``host:port``; one result per file.
 
@@ -682,6 +695,15 @@ async def store_paths(
     raise does not stop the transfer nor lose its results; it is logged on the
     ``dicomnet.services`` logger with its traceback (the first; later ones are
     counted). To stop a transfer, cancel the task running it.
+
+    ``results``, an empty list of the caller's, is filled with the results (one
+    per file, as soon as the files are listed, updated as they go) and returned:
+    what survives a cancellation, which raises ``CancelledError`` as asyncio
+    requires. Each says then what became of its file, as ``dicomnet store``
+    does after a Ctrl-C: stored or failed; "cancelled before an answer" (its
+    C-STORE was out: the peer may hold it; ``sent``); "not sent: cancelled";
+    or, waiting for a retry, its last answer then "; cancelled before it was
+    sent again". ``on_progress`` does not hear of those the cancel ended.
     """
     from ..aio.client import associate
 
@@ -689,6 +711,10 @@ async def store_paths(
         raise ConfigurationError("retries must be 0 or more")
     if not 0 <= retry_delay <= MAX_RETRY_DELAY:
         raise ConfigurationError(f"retry_delay must be within 0 and {MAX_RETRY_DELAY:g} seconds")
+    if results is None:
+        results = []
+    elif results:
+        raise ConfigurationError("results must be an empty list: store_paths fills it")
     max_attempts = retries + 1
     progress = _Guarded("on_progress", on_progress)
     retry_heard = _Guarded("on_retry", on_retry)
@@ -708,7 +734,6 @@ async def store_paths(
         return exc
 
     plans: list[_Plan] = []
-    results: list[StoreResult] = []
     for path in collect_files(paths):
         result = StoreResult(path=path)
         results.append(result)
@@ -768,6 +793,9 @@ async def store_paths(
         if failure is not None and not any(r.ok for r in results):
             raise failed(failure)
         return results
+    except asyncio.CancelledError:
+        _cancelled(plans, max_attempts)
+        raise
     finally:
         progress.summary()
         retry_heard.summary()
