@@ -157,3 +157,34 @@ def test_the_client_aborts_an_ac_with_invalid_context_ids(case: str) -> None:
     assert reason in str(error), error
     # PS3.8 AA-8: A-ABORT, service-provider source, invalid PDU parameter value.
     assert received == [AAbort(source=2, reason=6).encode()]
+
+
+def test_the_client_warns_of_an_ac_that_leaves_a_context_unanswered(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """PS3.8 7.1.1.14 wants one result per proposed context; an AC answering only the
+    Verification context is taken all the same (peers do this), the CT context as
+    not accepted, and said once, at WARNING, with its ID and abstract syntax.
+    Before, only "1 of 2 contexts accepted" at INFO, and no refusal to explain it."""
+    caplog.set_level(logging.INFO, logger="dicomnet.aio")
+
+    def answer(rq: AssociateRQ) -> bytes:
+        ac = ac_for(rq)
+        return AssociateAC("DICOMNET-SCP", "ODD", ac.application_context_name,
+                           ac.presentation_contexts[:1], ac.user_information).encode()
+
+    async def main() -> tuple[list[int], dict[str, int], int]:
+        async with acceptor(answer) as (port, _), associate(
+                LOOPBACK, port, contexts=CONTEXTS, calling_ae_title="ODD",
+                called_ae_title="DICOMNET-SCP") as assoc:
+            await assoc.abort()  # this acceptor answers no A-RELEASE-RQ
+            return sorted(assoc.contexts), assoc.refused, port
+
+    contexts, refused, port = run(main())
+    assert contexts == [1]
+    assert refused == {}
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.levelno, r.getMessage()) for r in warnings] == [(
+        "dicomnet.aio", logging.WARNING,
+        f"{LOOPBACK}:{port}: the A-ASSOCIATE-AC leaves presentation context 3 ({CT}) "
+        "unanswered (PS3.8 7.1.1.14 wants a result for each proposed): taken as not "
+        "accepted")]

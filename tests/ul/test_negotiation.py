@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dicomnet.errors import ConfigurationError
@@ -25,6 +27,7 @@ from dicomnet.ul.negotiation import (
     negotiate_contexts,
     negotiate_roles,
     refused_abstract_syntaxes,
+    unanswered_contexts,
 )
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -147,6 +150,25 @@ def test_refused_abstract_syntaxes_with_the_most_telling_reason() -> None:
     )
     ac = negotiate(rq, AcceptorPolicy(contexts={CT: (EXPLICIT,), VERIFICATION: None}))
     assert refused_abstract_syntaxes(rq, ac) == {MR: 3, CT: 4}
+
+
+def test_unanswered_contexts_are_the_proposed_ones_the_ac_left_out() -> None:
+    """PS3.8 7.1.1.14: one result per proposed context. An AC answering 1 and 5
+    only (refusing 5) leaves 3 unanswered, in the order proposed; a complete AC
+    leaves none."""
+    rq = build_associate_rq(
+        calling_ae_title="SCU", called_ae_title="SCP",
+        contexts=[ContextRequest(VERIFICATION, (IMPLICIT,)), ContextRequest(CT, (EXPLICIT,)),
+                  ContextRequest(MR, (EXPLICIT,))],
+    )
+    ac = negotiate(rq, AcceptorPolicy(contexts={VERIFICATION: None, CT: None}))
+    assert unanswered_contexts(rq, ac) == ()
+    partial = replace(ac, presentation_contexts=tuple(
+        pc for pc in ac.presentation_contexts if pc.context_id != 3))
+    assert [pc.context_id for pc in partial.presentation_contexts] == [1, 5]
+    assert unanswered_contexts(rq, partial) == (rq.presentation_contexts[1],)
+    assert (rq.presentation_contexts[1].context_id,
+            rq.presentation_contexts[1].abstract_syntax) == (3, CT)
 
 
 def test_async_window_defaults_to_synchronous_and_honours_limits() -> None:

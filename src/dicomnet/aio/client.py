@@ -41,7 +41,11 @@ from ..ul.events import (
     ReleaseRequested,
     ULEvent,
 )
-from ..ul.items import AsynchronousOperationsWindowSubItem, UserIdentityRQSubItem
+from ..ul.items import (
+    AsynchronousOperationsWindowSubItem,
+    PresentationContextRQItem,
+    UserIdentityRQSubItem,
+)
 from ..ul.negotiation import (
     AcceptedContext,
     ContextRequest,
@@ -49,6 +53,7 @@ from ..ul.negotiation import (
     async_window,
     build_associate_rq,
     refused_abstract_syntaxes,
+    unanswered_contexts,
 )
 from .association import Association, DatasetSink, MessagesRouted
 from .transport import SecureLinkHook, Stream, open_stream
@@ -539,6 +544,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
                 assoc.contexts = accepted_contexts(ul.associate_rq, event.pdu)
                 assoc.refused = refused_abstract_syntaxes(ul.associate_rq, event.pdu)
                 assoc.async_window = async_window(ul.associate_rq, event.pdu)
+                _warn_unanswered(assoc, unanswered_contexts(ul.associate_rq, event.pdu))
                 log.info(
                     "associated with %s:%s (%d of %d contexts accepted%s)",
                     *assoc.peer, len(assoc.contexts), len(ul.associate_rq.presentation_contexts),
@@ -564,6 +570,17 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
                 raise AssociationAborted(event.source, event.reason, detail)
         if ul.state.name == "Sta1":
             raise ConnectError("the connection closed during association set-up")
+
+
+def _warn_unanswered(assoc: ClientAssociation, unanswered: Sequence[PresentationContextRQItem]
+                     ) -> None:
+    """One WARNING for the proposed contexts an A-ASSOCIATE-AC left unanswered."""
+    if unanswered:
+        log.warning(
+            "%s: the A-ASSOCIATE-AC leaves presentation context%s %s unanswered (PS3.8 "
+            "7.1.1.14 wants a result for each proposed): taken as not accepted",
+            assoc._name(), "s" if len(unanswered) > 1 else "",
+            ", ".join(f"{pc.context_id} ({pc.abstract_syntax})" for pc in unanswered))
 
 
 def _closed_after_tls13_handshake(

@@ -48,6 +48,7 @@ __all__ = [
     "negotiate",
     "negotiate_contexts",
     "negotiate_roles",
+    "unanswered_contexts",
 ]
 
 #: The DICOM Application Context Name (PS3.7 A.2.1).
@@ -327,6 +328,15 @@ def refused_abstract_syntaxes(rq: AssociateRQ, ac: AssociateAC) -> dict[str, int
         elif pc.result == TRANSFER_SYNTAXES_NOT_SUPPORTED or abstract not in refused:
             refused[abstract] = pc.result
     return {abstract: why for abstract, why in refused.items() if abstract not in accepted}
+
+
+def unanswered_contexts(rq: AssociateRQ, ac: AssociateAC) -> tuple[PresentationContextRQItem, ...]:
+    """The proposed presentation contexts the A-ASSOCIATE-AC gives no result for, in
+    the order proposed. PS3.8 7.1.1.14 wants one result per proposed context; a peer
+    that leaves some out is taken all the same (they are not accepted), but the
+    requestor should say so: nothing else tells why they are missing."""
+    answered = {pc.context_id for pc in ac.presentation_contexts}
+    return tuple(pc for pc in rq.presentation_contexts if pc.context_id not in answered)
 
 
 def accepted_contexts(rq: AssociateRQ, ac: AssociateAC) -> dict[int, AcceptedContext]:
