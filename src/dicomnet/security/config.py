@@ -43,7 +43,7 @@ from dicomnet.security.certificates import (
     pem_certificates,
     trust_file_problem,
 )
-from dicomnet.security.dhgroups import load_dhe_group, offers_dhe
+from dicomnet.security.dhgroups import client_suites, load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
 from dicomnet.security.profiles import (
     DEFAULT_PROFILE,
@@ -394,6 +394,8 @@ class TLSConfig:
         names = to_openssl_names(self.ciphers or profile.tls12_suites)
         if self.ciphers is not None and profile.maximum_version >= ssl.TLSVersion.TLSv1_3:
             _warn_tls13_suites(self.ciphers, profile)
+        if side == "client":
+            names = client_suites(names, profile, chosen=self.ciphers is not None)
         if side == "client" and self.ciphers is None:
             names = _client_first(names)
         try:

@@ -18,9 +18,10 @@ import os
 import ssl
 import tempfile
 
-from dicomnet.security.profiles import suite_by_openssl
+from dicomnet.errors import ConfigurationError
+from dicomnet.security.profiles import Profile, suite_by_openssl
 
-__all__ = ["FFDHE2048_PEM", "load_dhe_group", "offers_dhe"]
+__all__ = ["FFDHE2048_PEM", "client_suites", "load_dhe_group", "offers_dhe"]
 
 FFDHE2048_PEM = """\
 -----BEGIN DH PARAMETERS-----
@@ -42,6 +43,27 @@ def offers_dhe(openssl_names: list[str]) -> bool:
         if suite is not None and suite.key_exchange == "DHE":
             return True
     return False
+
+
+def client_suites(openssl_names: list[str], profile: Profile, *, chosen: bool) -> list[str]:
+    """A client's TLS 1.2 suites, without DHE when its profile runs at OpenSSL
+    security level 0 (to reach TLS 1.0: B.9), which checks no group size, while
+    asking for ``min_dh_bits``: Python's ``ssl`` (3.11) does not say which group a
+    handshake used, so a server's 1024-bit group would pass unseen (RFC 7525 4.3,
+    RFC 9325 4.1: none under 2048 bits). ECDHE and TLS 1.3 remain. Suites the
+    user ``chosen`` are not dropped in silence: ConfigurationError."""
+    if profile.security_level != 0 or not profile.min_dh_bits:
+        return openssl_names
+    dhe = [suite for name in openssl_names
+           if (suite := suite_by_openssl(name)) is not None and suite.key_exchange == "DHE"]
+    if dhe and chosen:
+        raise ConfigurationError(
+            f"profile {profile.name!r} runs at OpenSSL security level 0 (to reach TLS 1.0), "
+            "which checks no Diffie-Hellman group size: a client cannot offer "
+            f"{', '.join(s.iana for s in dhe)} (a server's group may be under the "
+            f"{profile.min_dh_bits} bits of RFC 9325 4.1); use bcp195-non-downgrading or "
+            "ECDHE suites")
+    return [name for name in openssl_names if name not in {s.openssl for s in dhe}]
 
 
 def load_dhe_group(ctx: ssl.SSLContext) -> None:

@@ -277,10 +277,10 @@ class Profile:
     min_dh_bits: int = 0
     """Smallest finite-field DHE group the profile asks for. Enforced by OpenSSL's
     security level (2, the default, refuses groups under 2048 bits), not by
-    dicomnet: Python's ``ssl`` does not say which group a handshake used. Profiles
-    at security level 0 (those reaching TLS 1.0) therefore do not enforce it as
-    clients; a dicomnet server offers RFC 7919's ffdhe2048 only
-    (:mod:`dicomnet.security.dhgroups`)."""
+    dicomnet: Python's ``ssl`` does not say which group a handshake used. A
+    client at security level 0 (B.9, reaching TLS 1.0) cannot enforce it, so it
+    offers no DHE suite (``dhgroups.client_suites``); a dicomnet server offers
+    RFC 7919's ffdhe2048 only (:mod:`dicomnet.security.dhgroups`)."""
     allows_extra_suites: bool = True
     """False when the standard forbids suites beyond ``tls12_suites`` (B.11, B.13)."""
     requires: tuple[str, ...] = field(default=())
