@@ -60,7 +60,7 @@ from .store_sink import (
     StoreSink,
     contents,
 )
-from .workers import MAX_BATCH, Background, BatchWorker
+from .workers import MAX_BATCH, Background, BatchWorker, call_handler
 
 if TYPE_CHECKING:
     from ..aio.server_association import Answer, Response, ServerAssociation
@@ -179,10 +179,13 @@ class StorageSCP:
     may return a status to answer instead of Success (None: Success), with an
     Error Comment if it returns ``(status, comment)``. The object stays stored
     whatever it answers: the handler decides what the sender hears, not what the
-    store keeps. It runs on the event loop, within the sender's wait for the
-    response (its DIMSE timeout): an async handler should await slow work or
-    hand it to a queue, a sync one must be quick; it is cancelled when the
-    association ends (an abort, the server closing) before it returns. A handler
+    store keeps. It runs within the sender's wait for the response (its DIMSE
+    timeout): an async handler on the event loop (it must await slow work, never
+    block), a plain function in a worker thread (it may block: a database, a
+    request to another node, reading the data set), holding its own association
+    only. It is cancelled when the association ends (an abort, the server
+    closing) before it returns; a thread cannot be stopped, its answer is then
+    dropped. A handler
     that raises, or returns what is not a status, is logged and that object
     answered with Processing Failure (0110H); the association goes on.
     ``on_stored`` is told of each object stored, once it is durable (a
@@ -424,9 +427,7 @@ class StorageSCP:
         that raises, or returns what is not a status, costs this object a Processing
         Failure (0110H), not the association: the file stays, it is durable."""
         try:
-            result = hook(instance)
-            if asyncio.iscoroutine(result):
-                result = await result
+            result = await call_handler(hook, instance)
         except Exception:
             log.exception("C-STORE %s: the on_c_store handler failed", instance.sop_instance_uid)
             return PROCESSING_FAILURE, HOOK_FAILED

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..dimse.messages import CEchoRQ, CEchoRSP, DimseMessage, refusal
+from .workers import call_handler
 
 if TYPE_CHECKING:
     from ..aio.association import DatasetSink
@@ -30,11 +30,13 @@ EchoHook = Callable[["ServerAssociation"], int | None | Awaitable[int | None]]
 class VerificationSCP:
     """Answers C-ECHO-RQ with Success, or with what ``on_c_echo`` returns (PS3.7 9.1.5).
 
-    An ``on_c_echo`` that raises is logged with its traceback and the C-ECHO
-    answered 0110H (Processing failure); the association goes on (it was
-    aborted). A C-ECHO-RQ that is no verification (sent on a context negotiated
-    for another SOP Class, or naming one) is answered 0122H and logged: see
-    :meth:`handle`."""
+    ``on_c_echo`` may be a coroutine function (run on the event loop: it must
+    not block) or a plain one (run in a worker thread: it may block, holding its
+    own association only). An ``on_c_echo`` that raises is logged with its
+    traceback and the C-ECHO answered 0110H (Processing failure); the
+    association goes on (it was aborted). A C-ECHO-RQ that is no verification
+    (sent on a context negotiated for another SOP Class, or naming one) is
+    answered 0122H and logged: see :meth:`handle`."""
 
     command_fields = frozenset({CEchoRQ.command_field})
 
@@ -73,9 +75,7 @@ class VerificationSCP:
         status = 0x0000
         if self.on_c_echo is not None:
             try:
-                result = self.on_c_echo(assoc)
-                if asyncio.iscoroutine(result):
-                    result = await result
+                result = await call_handler(self.on_c_echo, assoc)
             except Exception:
                 log.exception("C-ECHO: the on_c_echo handler failed")
                 result = PROCESSING_FAILURE

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Background", "BatchWorker"]
+__all__ = ["Background", "BatchWorker", "call_handler"]
 
 log = logging.getLogger("dicomnet.services")
 
@@ -303,3 +304,21 @@ class Background(Generic[J]):
             if self._pending:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
+
+
+async def call_handler(handler: Callable[..., Any], *args: object) -> Any:
+    """Call a user's handler (``on_c_store``, ``on_c_echo``): a coroutine function
+    on the event loop, where it must not block; any other callable in a worker
+    thread (:func:`asyncio.to_thread`), where it may (a database, a request to
+    another node, reading the data set), holding its own association only, never
+    the server's other ones. An awaitable it returns is awaited on the loop.
+    Cancelled (its association ended), an async handler is cancelled; a thread
+    cannot be stopped: what it returns is dropped."""
+    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)):  # noqa: B004 (an object with async __call__)
+        result = handler(*args)
+    else:
+        result = await asyncio.to_thread(handler, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
