@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,41 @@ def test_a_duplicate_in_a_folder_that_cannot_be_synced_changes_no_row(
     with StorageIndex(root / INDEX_NAME) as index:
         row = index.get_instance(SAME)
         assert row is not None and row.calling_ae == "FIRST"
+
+
+def test_an_overwrite_the_index_cannot_record_keeps_the_copy_the_index_names(
+    tmp_path: Path, moved: tuple[Path, Path],
+) -> None:
+    """The same instance in another study ("overwrite") while another process holds
+    the index's write lock: its row cannot be written, so the index still names
+    the first copy, which must stay (no index row without its file). It was
+    removed all the same: the index's failure, logged and not raised, counted
+    as written."""
+    root = tmp_path / "store"
+    first, second = moved
+    _send(root, {"FIRST": [first]}, "overwrite")
+    [old] = _stored(root)
+
+    async def main() -> StoreResult:
+        scp = StorageSCP(root, duplicates="overwrite")
+        assert scp.index is not None
+        scp.index._db.execute("PRAGMA busy_timeout = 0")  # fail at once, not in 30 s
+        other = sqlite3.connect(root / INDEX_NAME, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            async with running_server(providers=[scp]) as server:
+                [result] = await store_paths("127.0.0.1", server.port, [second],
+                                             called_ae_title="DICOMNET-SCP")
+                scp.flush_index()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        return result
+
+    result = run(main(), timeout=60)
+    assert result.status == 0
+    with StorageIndex(root / INDEX_NAME) as index:
+        located = index.locate(SAME)
+    assert located == old.relative_to(root).as_posix()
+    assert old.is_file()
+    assert len(_stored(root)) == 2  # the new copy too: reindex or a resend settles it

@@ -700,8 +700,9 @@ class StorageSCP:
             elif self._locator is None:
                 self.index.add_instances(row for row, _, _ in rows)
             else:  # only each instance's latest name's row (storage.instances)
-                self.index.add_instances(self._locator.rows_to_write(rows))
-                written = True
+                chosen = self._locator.rows_to_write(rows)
+                # Fewer: the index logged those it could not take (locked, full).
+                written = self.index.add_instances(chosen) == len(chosen)
         finally:
             if self._locator is not None:
                 self._locator.rows_written(rows, written=written)

@@ -325,19 +325,28 @@ class InstanceLocator:
         """The index now holds what :meth:`rows_to_write` chose of ``rows``: their
         instances are the index's to locate once no other name of theirs is on
         its way, and the copies a durable latest name replaced are removed.
-        Called with ``written=False`` when the index could not take them: the
-        copies replaced then stay (the index still names them), for the
-        instance's next name to remove."""
+        Called with ``written=False`` when the index could not take them all: the
+        copies a row not written replaced then stay (the index still names them),
+        for the instance's next name to remove; a row the index holds all the same
+        (a batch written in part) counts as written."""
         folders: set[Path] = set()
         for _, uid, generation in rows:
             with self._lock:  # per row: the store thread names objects meanwhile
                 named = self._named.get(uid) if generation is not None else None
-                if written and named is not None and named.generation == generation:
+                if named is not None and named.generation == generation and (
+                        written or self._indexed(uid, named.relative_path)):
                     named.indexed = True
                     if named.settled:
                         folders |= self._remove_superseded(named)
                 self._forget(uid, generation)
         self._tidy(folders)
+
+    def _indexed(self, sop_instance_uid: str, relative: str) -> bool:
+        """Whether the index names ``relative`` for the instance (one query)."""
+        try:
+            return self._index.locate(sop_instance_uid) == relative
+        except StorageError:  # closed, or unreadable: taken as not written
+            return False
 
     def _forget(self, sop_instance_uid: str, generation: int | None) -> None:
         if generation is not None:
