@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,33 @@ def test_a_commit_on_a_full_disk_says_the_disk_not_the_rollback(
     level, message = said[0]
     assert level == logging.ERROR and message.startswith("3 index row(s) not written ("), said
     assert "database or disk is full" in message and "rollback" not in message
+
+
+def test_an_index_locked_by_another_process_loses_the_batch_with_one_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Another process holds the index's write lock (sqlite3's BEGIN EXCLUSIVE, a
+    backup) past the wait: every row fails alike, so the batch is lost with one
+    line. Each row was tried again on its own, each waiting out the lock (30 s):
+    a server stopping with 1,000 rows queued waited for hours."""
+    files = tmp_path / "files"
+    rows = []
+    for n in range(1, 4):
+        write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(files, f"{n}.dcm"))
+    with StorageIndex(tmp_path / INDEX_NAME) as index:
+        index._db.execute("PRAGMA busy_timeout = 0")  # the wait, cut short for the test
+        other = sqlite3.connect(tmp_path / INDEX_NAME, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            with caplog.at_level(logging.INFO, logger="dicomnet"):
+                assert index.add_instances(rows) == 0
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert index.add_instances(rows) == 3  # the lock gone, rows are written again
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert len(said) == 1, said
+    level, message = said[0]
+    assert level == logging.ERROR, said
+    assert message.startswith("3 index row(s) not written (index transaction failed: "
+                              "database is locked)"), said

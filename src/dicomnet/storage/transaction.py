@@ -13,9 +13,12 @@ __all__ = ["Transaction", "fails_every_row"]
 
 #: SQLite primary result codes (sqlite.org/rescode.html) that say nothing about a
 #: row: the disk or quota is full, I/O failed, the file is read-only, damaged,
-#: gone, or memory ran out. Trying each row again in its own transaction fails
-#: the same way, once per row.
+#: gone, locked by another process past the busy timeout, or memory ran out.
+#: Trying each row again in its own transaction fails the same way, once per row
+#: (locked: after waiting out the timeout again, for each row).
 _NOT_THE_ROW = frozenset({
+    5,   # SQLITE_BUSY
+    6,   # SQLITE_LOCKED
     7,   # SQLITE_NOMEM
     8,   # SQLITE_READONLY
     10,  # SQLITE_IOERR
