@@ -113,3 +113,27 @@ def test_an_index_locked_by_another_process_loses_the_batch_with_one_line(
     assert level == logging.ERROR, said
     assert message.startswith("3 index row(s) not written (index transaction failed: "
                               "database is locked)"), said
+
+
+def test_an_index_removed_while_in_use_is_said_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """index.sqlite deleted under a running server (an operator's rm): its rows went
+    on, without a word, into the file its connection still held, which nobody
+    would read again (once the server stopped, the store had no index)."""
+    files = tmp_path / "files"
+    rows = []
+    for n in range(1, 4):
+        write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(files, f"{n}.dcm"))
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[:1]) == 1
+        assert caplog.records == []
+        path.unlink()
+        index.add_instances(rows[1:2])
+        index.add_instances(rows[2:])
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [(logging.ERROR,
+                     f"index {path} was removed while in use: the rows of the objects stored "
+                     "since are not in it; with the server stopped, 'dicomnet reindex "
+                     f"--create {tmp_path}' restores them")], said

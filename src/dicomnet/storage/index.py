@@ -276,6 +276,7 @@ class StorageIndex:
             self._ensure_schema()
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open index {self._path}: {exc}") from exc
+        self._file: tuple[int, int] | None = _file_id(self._path)
 
     def _ensure_schema(self) -> None:
         row = self._db.execute(
@@ -372,6 +373,7 @@ class StorageIndex:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
         if not prepared:
             return 0
+        self._check_file()
         try:
             with self._lock, self._transaction() as db:
                 previous = None
@@ -397,6 +399,19 @@ class StorageIndex:
                     return written
                 logger.warning("not indexed: %s: %s", values.instance[5], exc)
         return written
+
+    def _check_file(self) -> None:
+        """Say once if the file was removed or replaced since it was opened (an
+        operator's rm): the connection writes on into the file it holds, which
+        nothing reads again. One stat per batch of rows."""
+        now = _file_id(self._path)
+        if self._file is None or now == self._file:
+            return
+        self._file = None
+        logger.error("index %s was %s while in use: the rows of the objects stored since "
+                     "are not in it; with the server stopped, 'dicomnet reindex %s%s' restores "
+                     "them", self._path, "removed" if now is None else "replaced",
+                     "--create " if now is None else "", self._path.parent)
 
     def _lost(self, rows: int, exc: StorageError) -> None:
         logger.error("%d index row(s) not written (%s): the objects are stored; with the "
@@ -738,6 +753,15 @@ def _prune_patient(db: sqlite3.Connection, patient_id: str) -> None:
         "(SELECT 1 FROM study WHERE patient_id = ?)",
         (patient_id, patient_id),
     )
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The device and inode of ``path``, or None if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _owner_only(path: Path) -> None:
