@@ -135,3 +135,24 @@ def test_rows_lost_in_a_crash_come_back_from_the_kept_copies_on_a_corrected_rese
     restored = sorted(r.getMessage().split()[1] for r in caplog.records
                       if r.getMessage().endswith("; its lost index row restored"))
     assert restored == sorted(lost)
+
+
+def test_a_server_started_without_the_index_of_its_objects_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The index deleted (or moved aside when damaged) and the server started again:
+    it made a new, empty one without a word, and the objects already stored were
+    not found by any query. A new store, and a store with its index, say nothing."""
+    root = tmp_path / "store"
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert [r.status for r in _send(root, _originals(tmp_path))] == [0] * N
+        assert [r.status for r in _send(root, _originals(tmp_path))] == [0] * N
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    for path in root.glob(INDEX_NAME + "*"):
+        path.unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        StorageSCP(root).close()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == [(logging.WARNING,
+                     f"{root} had no index: the objects already stored there have no rows "
+                     f"until, with the server stopped, 'dicomnet reindex {root}' restores them")]

@@ -29,7 +29,7 @@ from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
 from ..dimse.status import Status
 from ..errors import ConfigurationError, DicomNetError
 from ..security.info import SecurityInfo
-from ..storage.cleanup import cleanup_stale
+from ..storage.cleanup import cleanup_stale, open_index
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import (
     AtomicWriter,
@@ -41,7 +41,7 @@ from ..storage.files import (
     sync_folder,
 )
 from ..storage.header import HeaderAttributes, read_header
-from ..storage.index import NewInstance, StorageIndex
+from ..storage.index import NewInstance
 from ..storage.instances import IndexRow, InstanceLocator
 from ..storage.lock import StoreLock
 from ..storage.names import UnsafeNameError, is_uid, safe_uid
@@ -246,7 +246,7 @@ class StorageSCP:
         self._lock = StoreLock(self.root)
         try:
             cleanup_stale(self.root)  # logs what it removed
-            self.index = StorageIndex(self.root / INDEX_NAME) if index else None
+            self.index = open_index(self.root / INDEX_NAME) if index else None
         except BaseException:
             self._lock.release()
             raise

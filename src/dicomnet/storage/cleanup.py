@@ -1,5 +1,6 @@
 """What a store's server clears when it starts: the temporary files of stores
-that were interrupted, and the empty folders they and other stores left."""
+that were interrupted, and the empty folders they and other stores left; and
+the index it opens, said when new in a folder that already holds objects."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import os
 from pathlib import Path
 
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.names import UnsafeNameError, safe_uid
 
-__all__ = ["cleanup_stale"]
+__all__ = ["cleanup_stale", "open_index"]
 
 logger = logging.getLogger("dicomnet.storage")
 
@@ -63,3 +65,37 @@ def cleanup_stale(root: Path) -> int:
                    "removed %d stale temporary file(s) and %d empty folder(s) under %s",
                    removed, folders, root)
     return removed
+
+
+def open_index(path: Path) -> StorageIndex:
+    """The store's index at ``path``, made if there is none. Made in a folder that
+    holds stored objects already (``.dcm`` files, in study and series folders or
+    not: the index was deleted, or moved aside when damaged), it is said at
+    WARNING: those objects have no rows (a query does not find them, a duplicate
+    is found at its own path only) until reindex. Run after :func:`cleanup_stale` (which removes the
+    empty study folders)."""
+    new = not path.exists()
+    index = StorageIndex(path)
+    if new and _holds_objects(path.parent):
+        logger.warning("%s had no index: the objects already stored there have no rows "
+                       "until, with the server stopped, 'dicomnet reindex %s' restores them",
+                       path.parent, path.parent)
+    return index
+
+
+def _holds_objects(folder: Path | str) -> bool:
+    """Whether a file the store names (not hidden) is in ``folder`` or in a study or
+    series folder below it; stops at the first one found."""
+    try:
+        with os.scandir(folder) as entries:
+            below = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.name.endswith(".dcm") and entry.is_file(follow_symlinks=False):
+                    return True
+                if _is_uid(entry.name) and entry.is_dir(follow_symlinks=False):
+                    below.append(entry.path)
+    except OSError:
+        return False
+    return any(_holds_objects(path) for path in below)
