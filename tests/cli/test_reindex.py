@@ -103,3 +103,23 @@ def test_help_says_to_stop_the_server_first() -> None:
         assert text in reindex, text
     assert "dicomnet reindex" in " ".join(run_cli("serve", "--help").stdout.split())
     assert "reindex" in run_cli("--help").stdout
+
+
+def test_a_damaged_index_says_how_to_rebuild_it(tmp_path: Path) -> None:
+    """An index.sqlite that is no database (or damaged) stopped serve and reindex with
+    SQLite's words alone ('file is not a database'); it now says the way out, and
+    that way works."""
+    root = tmp_path / "store"
+    paths = _store(root, 1, 2)
+    (root / INDEX_NAME).write_bytes(b"not a database, but as long as its header" * 4)
+    damaged = run_cli("reindex", root)
+    assert damaged.exit_code == 2
+    assert error_line(damaged) == (
+        f"error: cannot reindex {root}: cannot open index {root / INDEX_NAME}: file is not a "
+        f"database (damaged: move it aside, then 'dicomnet reindex --create {root}' builds "
+        "a new one from the files)")
+    (root / INDEX_NAME).rename(tmp_path / "damaged.sqlite")
+    result = run_cli("reindex", root, "--create", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json_out(result)["added"] == 2
+    assert _indexed(root)[uid(9, 2)] == paths[2]

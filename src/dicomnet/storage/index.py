@@ -54,7 +54,7 @@ from dicomnet.storage.names import UnsafeNameError, safe_relative_path
 from dicomnet.storage.part10 import NotPart10Error
 from dicomnet.storage.rows import ROW_KEYWORDS as _ROW_KEYWORDS
 from dicomnet.storage.rows import NewInstance, row_from_file
-from dicomnet.storage.transaction import Transaction, fails_every_row
+from dicomnet.storage.transaction import Transaction, damaged_hint, fails_every_row
 
 __all__ = [
     "IndexedInstance",
@@ -275,7 +275,8 @@ class StorageIndex:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._ensure_schema()
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open index {self._path}: {exc}") from exc
+            raise StorageError(f"cannot open index {self._path}: {exc}"
+                               f"{damaged_hint(exc, self._path.parent)}") from exc
         self._file: tuple[int, int] | None = _file_id(self._path)
 
     def _ensure_schema(self) -> None:

@@ -9,7 +9,7 @@ from types import TracebackType
 
 from dicomnet.storage.files import StorageError
 
-__all__ = ["Transaction", "fails_every_row"]
+__all__ = ["Transaction", "damaged_hint", "fails_every_row"]
 
 #: SQLite primary result codes (sqlite.org/rescode.html) that say nothing about a
 #: row: the disk or quota is full, I/O failed, the file is read-only, damaged,
@@ -27,6 +27,15 @@ _NOT_THE_ROW = frozenset({
     14,  # SQLITE_CANTOPEN
     26,  # SQLITE_NOTADB
 })
+
+
+def damaged_hint(error: sqlite3.Error, folder: object) -> str:
+    """What to do about an index SQLite finds damaged or not a database (said when
+    it cannot be opened: the server and reindex stop there); else nothing."""
+    if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (11, 26):  # CORRUPT, NOTADB
+        return ""
+    return (f" (damaged: move it aside, then 'dicomnet reindex --create {folder}' builds "
+            "a new one from the files)")
 
 
 def fails_every_row(error: StorageError) -> bool:
