@@ -44,6 +44,26 @@ def test_a_second_scp_on_a_held_folder_is_refused_and_removes_nothing(root: Path
         second.close()
 
 
+def test_a_store_inside_another_keeps_its_transfers_when_the_other_starts(
+        tmp_path: Path) -> None:
+    """Two servers on nested folders (one per modality inside an archive served as a
+    whole, say): the outer one, starting, removed as stale the temporary files
+    of the inner one's transfers under way, which then failed ("No such file
+    or directory"). A store another process holds is left to it; once nobody
+    holds it, it is cleaned as any folder."""
+    outer, inner = tmp_path / "archive", tmp_path / "archive" / "ct"
+    inner.mkdir(parents=True)
+    running = StorageSCP(inner)
+    try:
+        part = _in_flight(inner)
+        StorageSCP(outer).close()
+        assert part.read_bytes() == b"half a data set"
+    finally:
+        running.close()
+    StorageSCP(outer).close()
+    assert not part.exists()
+
+
 def test_the_lock_adds_no_file_and_a_closed_scp_frees_the_folder(root: Path) -> None:
     scp = StorageSCP(root)
     scp.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
 from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.lock import locked_elsewhere
 from dicomnet.storage.names import UnsafeNameError, safe_uid
 
 __all__ = ["cleanup_stale", "open_index"]
@@ -33,13 +34,21 @@ def cleanup_stale(root: Path) -> int:
 
     Run it at server start, before any association is accepted: a temporary
     file that exists then belongs to a store that was interrupted. Symbolic
-    links to folders are not followed; nothing else is touched.
+    links to folders are not followed, nor folders that are stores another
+    server holds (nested in this one: their temporary files are transfers under
+    way); nothing else is touched.
     """
     removed = folders = 0
     emptied: set[str] = set()
     top = os.fspath(root)
-    # Bottom-up, so that a folder whose subfolders all went can go too.
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False, followlinks=False):
+    in_use = locked_elsewhere(root)
+    walked = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [name for name in dirnames if not in_use(os.path.join(dirpath, name))]
+        walked.append((dirpath, dirnames, filenames))
+    # Bottom-up (each folder after all below it), so that a folder whose
+    # subfolders all went can go too.
+    for dirpath, dirnames, filenames in reversed(walked):
         kept = 0
         for name in filenames:
             if not name.endswith(TEMP_SUFFIX):

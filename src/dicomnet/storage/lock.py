@@ -11,7 +11,9 @@ is missing (Windows), nothing is locked.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from dicomnet.storage.files import StorageError
@@ -21,7 +23,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["StoreLock"]
+__all__ = ["StoreLock", "locked_elsewhere"]
 
 
 class StoreLock:
@@ -63,16 +65,47 @@ class StoreLock:
         return self._fd is not None
 
 
-def _holder(st: os.stat_result) -> str:
-    """"process PID" from /proc/locks (proc(5): id, FLOCK, mode, type, pid,
-    major:minor:inode, ...), or a vaguer phrase where it cannot tell."""
-    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+def _flocks() -> dict[str, str]:
+    """The files flock(2)-locked now, from /proc/locks (proc(5): id, FLOCK, mode,
+    type, pid, major:minor:inode, ...): "major:minor:inode" -> the holder's pid.
+    Empty where the system does not say (not Linux)."""
+    held: dict[str, str] = {}
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
             for line in locks:
                 fields = line.split()
-                if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
-                    return f"process {fields[4]}"
+                if len(fields) > 5 and fields[1] == "FLOCK":
+                    held[fields[5]] = fields[4]
     except OSError:
         pass
-    return "a process that holds the folder's lock"
+    return held
+
+
+def _key(st: os.stat_result) -> str:
+    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+
+
+def _holder(st: os.stat_result) -> str:
+    """"process PID" from /proc/locks, or a vaguer phrase where it cannot tell."""
+    pid = _flocks().get(_key(st))
+    return f"process {pid}" if pid is not None else "a process that holds the folder's lock"
+
+
+def locked_elsewhere(root: Path | str) -> Callable[[str], bool]:
+    """For a server starting on ``root``: a test of whether a folder below it is
+    another store in use (its server holds its lock, from /proc/locks read once
+    now), whose temporary files are transfers under way. Always False where the
+    system does not say which files are locked (not Linux)."""
+    held = _flocks()
+    with contextlib.suppress(OSError):
+        held.pop(_key(os.stat(root)), None)  # this server's own
+    if not held:  # the usual case: no other store, no stat per folder
+        return lambda folder: False
+
+    def test(folder: str) -> bool:
+        try:
+            return _key(os.stat(folder, follow_symlinks=False)) in held
+        except OSError:
+            return False
+
+    return test
