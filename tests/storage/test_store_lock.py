@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,32 @@ def test_the_store_folder_is_never_made_writable_by_others(
     assert [r.getMessage() for r in caplog.records if "every account" in r.getMessage()] == [
         f"the store's folder {shared} is writable by every account (mode 0777): they can "
         "rename or remove what it holds; chmod o-w it"]
+
+
+def test_a_stale_temporary_file_that_cannot_be_removed_does_not_stop_the_server(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A study folder read-only (a bind mount, a file system remounted so) with a
+    stale temporary file in it: the server refused to start, and serve said
+    'cannot store into --output ROOT: Read-only file system' of a root that was
+    not. The file is harmless (hidden, never read): it is said, and left."""
+    study = root / "1.2.3"
+    (study / "1.2.3.4").mkdir(parents=True)
+    part = _in_flight(study / "1.2.3.4")
+    stale = _in_flight(root)
+    done = subprocess.run(["mount", "--bind", str(study), str(study)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(study)], check=True)
+        with caplog.at_level(logging.INFO, logger="dicomnet"):
+            StorageSCP(root).close()
+    finally:
+        subprocess.run(["umount", "-l", str(study)], capture_output=True, check=False)
+    assert part.exists() and not stale.exists()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == [
+        (logging.WARNING, f"cannot remove the stale temporary file {part}: Read-only file "
+                          "system"),
+        (logging.WARNING, f"removed 1 stale temporary file(s) and 0 empty folder(s) under {root}"),
+    ], said

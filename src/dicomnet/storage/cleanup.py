@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from dicomnet.storage.files import TEMP_SUFFIX
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.lock import locked_elsewhere
 from dicomnet.storage.names import UnsafeNameError, safe_uid
@@ -27,7 +27,8 @@ def _is_uid(name: str) -> bool:
 
 
 def cleanup_stale(root: Path) -> int:
-    """Remove every ``*.dicomnet-part`` file below ``root``; return how many.
+    """Remove every ``*.dicomnet-part`` file below ``root``; return how many (one
+    that cannot be removed, in a read-only folder say, is said and left).
     Empty folders below ``root`` named as the store names its folders (a study
     or series UID), left by such a store or by a duplicate kept where the
     instance already was, are removed too; other folders are left alone.
@@ -60,7 +61,11 @@ def cleanup_stale(root: Path) -> int:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise StorageError.from_os_error("cannot remove", path, exc) from exc
+                # Harmless where it is (hidden, never read): no reason not to serve.
+                logger.warning("cannot remove the stale temporary file %s: %s", path,
+                               exc.strerror or exc)
+                kept += 1
+                continue
             removed += 1
         if dirpath != top and not kept and _is_uid(os.path.basename(dirpath)) and all(
                 os.path.join(dirpath, name) in emptied for name in dirnames):
