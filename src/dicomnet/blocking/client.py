@@ -88,17 +88,22 @@ def _run_through(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
 
 class BlockingAssociation:
     """An open association driven synchronously. Use as a context manager: it
-    releases on a normal exit and aborts on an exception."""
+    releases on a normal exit and aborts on an exception. Threads may share it:
+    their calls take turns, each one's request and responses whole."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, assoc: ClientAssociation) -> None:
         self._loop = loop
         self._assoc = assoc
+        # One call at a time: the loop, and the PDU stream it drives, are one
+        # thread's for the length of a call; another thread waits for its turn.
+        self._turn = threading.Lock()
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop.is_closed():
-            coro.close()  # never started: no "never awaited" warning
-            raise LocalProtocolError("this association has ended (released or aborted)")
-        return _run_through(self._loop, coro)
+        with self._turn:
+            if self._loop.is_closed():
+                coro.close()  # never started: no "never awaited" warning
+                raise LocalProtocolError("this association has ended (released or aborted)")
+            return _run_through(self._loop, coro)
 
     @property
     def security(self) -> SecurityInfo | None:
@@ -121,21 +126,20 @@ class BlockingAssociation:
 
     def release(self) -> None:
         """A-RELEASE (PS3.8 7.2); nothing if the association has ended already."""
-        if self._loop.is_closed():
-            return  # released or aborted already
-        try:
-            self._run(self._assoc.release())
-        finally:
-            self._close_loop()
+        self._end(self._assoc.release)
 
     def abort(self) -> None:
         """A-ABORT (PS3.8 7.3); nothing if the association has ended already."""
-        if self._loop.is_closed():
-            return
-        try:
-            self._run(self._assoc.abort())
-        finally:
-            self._close_loop()
+        self._end(self._assoc.abort)
+
+    def _end(self, how: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        with self._turn:
+            if self._loop.is_closed():
+                return  # released or aborted already
+            try:
+                _run_through(self._loop, how())
+            finally:
+                self._close_loop()
 
     def _close_loop(self) -> None:
         if not self._loop.is_closed():
