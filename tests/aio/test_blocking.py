@@ -70,14 +70,6 @@ def test_blocking_echo_helper(tls_server: tuple[int, TLSConfig]) -> None:
     assert blocking.echo("localhost", port, tls=client_cfg).is_success
 
 
-def test_blocking_refuses_a_running_loop() -> None:
-    async def inside() -> None:
-        with pytest.raises(LocalProtocolError):
-            blocking.associate("127.0.0.1", 1)
-
-    asyncio.run(inside())
-
-
 def test_blocking_store_sends_files_and_folders(tmp_path: Path) -> None:
     server_cfg, client_cfg = dev_pki_configs(make_dev_pki(tmp_path / "pki"))
     sources = [write_part10(tmp_path / "in" / f"{i}.dcm", make_image(i),

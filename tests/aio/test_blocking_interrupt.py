@@ -32,8 +32,31 @@ except KeyboardInterrupt:
 """
 
 
+#: The same from a notebook cell: the caller's thread runs an event loop (here
+#: without asyncio.run's SIGINT handler, as IPython's kernel runs a cell: the
+#: interrupt is a KeyboardInterrupt in the main thread).
+NOTEBOOK_SCRIPT = """
+import asyncio, sys
+from dicomnet import blocking
+def told(result):
+    print("answered", result.status, flush=True)
+async def cell():
+    blocking.store("127.0.0.1", int(sys.argv[1]), [sys.argv[2]], on_progress=told)
+loop = asyncio.new_event_loop()
+task = loop.create_task(cell())
+try:
+    loop.run_until_complete(task)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    task.exception()  # retrieved: the cell failed with it
+finally:
+    loop.close()
+"""
+
+
+@pytest.mark.parametrize("script", [SCRIPT, NOTEBOOK_SCRIPT], ids=["script", "notebook"])
 def test_ctrl_c_in_blocking_store_aborts_the_association(
-        tmp_path: Path, aio_log: pytest.LogCaptureFixture) -> None:
+        script: str, tmp_path: Path, aio_log: pytest.LogCaptureFixture) -> None:
     one_at_a_time = asyncio.Lock()
 
     async def slow(stored: object) -> int:
@@ -46,7 +69,7 @@ def test_ctrl_c_in_blocking_store_aborts_the_association(
     server = ServerThread({"providers": [scp]}).start()
     try:
         child = subprocess.Popen(
-            [sys.executable, "-X", "dev", "-c", SCRIPT, str(server.port), str(tmp_path / "in")],
+            [sys.executable, "-X", "dev", "-c", script, str(server.port), str(tmp_path / "in")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert child.stdout is not None

@@ -1,14 +1,21 @@
-"""The blocking facade used from threads: one association shared by several
-threads takes their calls in turn."""
+"""The blocking facade where scripts and notebooks call it: from several threads
+sharing one association (their calls take turns), and from a thread whose event
+loop is running (a Jupyter notebook, an ``async def``), where it runs its own
+loop in a helper thread while the caller waits."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
 from dicomnet import blocking
+from dicomnet.services.storage import StorageSCP, StoreResult
+from dicomnet.services.verification import VerificationSCP
 from tests.cli.helpers import ServerThread
+from tests.cli.test_store import write_images
 
 from .helpers import Pki, association_lines
 
@@ -43,3 +50,46 @@ def test_threads_sharing_one_association_take_turns(
     assert statuses == [0] * 75
     ended = association_lines(aio_log)
     assert len(ended) == 1 and "released, 75 message(s) (75 success)" in ended[0], ended
+
+
+def test_blocking_calls_from_a_running_event_loop(
+        pki: Pki, tmp_path: Path, aio_log: pytest.LogCaptureFixture) -> None:
+    """A notebook cell (its kernel's loop running) or an ``async def`` calling the
+    blocking API: it raised LocalProtocolError ('cannot run inside an event loop');
+    each call now runs on the association's loop in a helper thread, the caller's
+    thread (and its loop) waiting for it as a blocking call does."""
+    sources = write_images(tmp_path / "in", 2)
+    scp = StorageSCP(tmp_path / "store")
+    server = ServerThread({"tls": pki.server_tls(),
+                           "providers": [VerificationSCP(), scp]}).start()
+    heard: list[tuple[str, int | None]] = []
+
+    def told(result: StoreResult) -> None:
+        heard.append((result.path.name, result.status))
+
+    async def notebook_cell() -> tuple[int, int, list[StoreResult]]:
+        port, tls = server.port, pki.client_tls()
+        first = blocking.echo("localhost", port, tls=tls)
+        with blocking.associate("localhost", port, tls=tls) as assoc:
+            second = assoc.echo()
+        results = blocking.store("localhost", port, [tmp_path / "in"], tls=tls,
+                                 called_ae_title="DICOMNET", on_progress=told)
+        await asyncio.sleep(0)  # the caller's loop still runs
+        return int(first), int(second), results
+
+    try:
+        first, second, results = asyncio.run(notebook_cell())
+    finally:
+        server.stop()
+        scp.close()
+    assert (first, second) == (0, 0)
+    assert sorted((r.path, r.ok, r.status) for r in results) == sorted(
+        (path, True, 0) for path in sources.values())
+    assert sorted(heard) == sorted((path.name, 0) for path in sources.values())
+    assert sorted(p.name for p in (tmp_path / "store").rglob("*.dcm")) == sorted(
+        f"{uid}.dcm" for uid in sources)
+    ended = association_lines(aio_log)
+    assert len(ended) == 3 and all(": released, " in line for line in ended), ended
+    for helper in [t for t in threading.enumerate() if t.name == "dicomnet-blocking"]:
+        helper.join(10)  # each ends as its call returns
+        assert not helper.is_alive()

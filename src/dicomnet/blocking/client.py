@@ -2,7 +2,10 @@
 
 Each ``BlockingAssociation`` owns a private event loop and runs the async
 association on it for the duration of each call; it holds no protocol logic.
-Do not use it from inside a running event loop (use ``dicomnet.aio``).
+Called from a thread whose own event loop is running (a Jupyter notebook, an
+``async def``), a call runs that private loop in a helper thread while the
+caller's thread waits: it blocks, that loop too (``dicomnet.aio`` does not),
+and its callbacks (``on_progress``, ``on_secure_link_ready``) run in the helper.
 """
 
 from __future__ import annotations
@@ -35,12 +38,53 @@ __all__ = ["BlockingAssociation", "associate", "echo", "store"]
 T = TypeVar("T")
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
+def _call(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on ``loop`` to its end: in this thread, or in a helper thread
+    when this one runs an event loop already (a second one cannot run here)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.new_event_loop()
-    raise LocalProtocolError("the blocking API cannot run inside an event loop; use dicomnet.aio")
+        return _run_through(loop, coro)
+    return _run_in_helper(loop, coro)
+
+
+def _run_in_helper(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """``loop.run_until_complete(coro)`` in a thread of its own while this one
+    waits. A KeyboardInterrupt meanwhile (a notebook's interrupt reaches the main
+    thread) cancels the call, which aborts an association under way (PS3.8
+    7.3), and is raised once the call has ended (in seconds: the abort's own
+    deadlines bound it); another one meanwhile waits for that end too, as the
+    loop must not be closed, or driven by a next call, while it runs."""
+    task = loop.create_task(coro)  # here: the caller may cancel it
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    ended = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(loop.run_until_complete(task))
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            ended.set()
+
+    threading.Thread(target=run, name="dicomnet-blocking", daemon=True).start()
+    # An Event, not Thread.join: in Python 3.11 a join interrupted by Ctrl-C
+    # takes the thread for ended, and a second join returns at once.
+    try:
+        ended.wait()
+    except KeyboardInterrupt:
+        loop.call_soon_threadsafe(task.cancel)
+        while True:
+            try:
+                ended.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+        raise
+    if failure:
+        raise failure.pop()
+    return outcome[0]
 
 
 def _run_through(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
@@ -103,7 +147,7 @@ class BlockingAssociation:
             if self._loop.is_closed():
                 coro.close()  # never started: no "never awaited" warning
                 raise LocalProtocolError("this association has ended (released or aborted)")
-            return _run_through(self._loop, coro)
+            return _call(self._loop, coro)
 
     @property
     def security(self) -> SecurityInfo | None:
@@ -137,13 +181,13 @@ class BlockingAssociation:
             if self._loop.is_closed():
                 return  # released or aborted already
             try:
-                _run_through(self._loop, how())
+                _call(self._loop, how())
             finally:
                 self._close_loop()
 
     def _close_loop(self) -> None:
         if not self._loop.is_closed():
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            _call(self._loop, self._loop.shutdown_asyncgens())
             self._loop.close()
 
     def __enter__(self) -> BlockingAssociation:
@@ -175,9 +219,9 @@ def associate(
 ) -> BlockingAssociation:
     """Open an association; the arguments are those of ``dicomnet.aio.client.associate``
     (spelt out, so that a type checker catches a misspelt one)."""
-    loop = _new_loop()
+    loop = asyncio.new_event_loop()
     try:
-        assoc = _run_through(loop, open_association(
+        assoc = _call(loop, open_association(
             host, port, contexts=contexts, calling_ae_title=calling_ae_title,
             called_ae_title=called_ae_title, tls=tls, timeouts=timeouts, limits=limits,
             user_identity=user_identity, on_secure_link_ready=on_secure_link_ready,
@@ -236,9 +280,9 @@ def store(
     and raises KeyboardInterrupt: the objects answered before it were given
     to ``on_progress``, and ``results`` (an empty list, if given) says what
     became of every file, as after a cancel of ``store_paths``."""
-    loop = _new_loop()
+    loop = asyncio.new_event_loop()
     try:
-        return _run_through(loop, store_paths(
+        return _call(loop, store_paths(
             host, port, paths, tls=tls, calling_ae_title=calling_ae_title,
             called_ae_title=called_ae_title, timeouts=timeouts, on_progress=on_progress,
             max_async_operations=max_async_operations,
