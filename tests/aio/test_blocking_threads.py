@@ -6,6 +6,9 @@ loop in a helper thread while the caller waits."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -93,3 +96,44 @@ def test_blocking_calls_from_a_running_event_loop(
     for helper in [t for t in threading.enumerate() if t.name == "dicomnet-blocking"]:
         helper.join(10)  # each ends as its call returns
         assert not helper.is_alive()
+
+
+LEFT_OPEN = """
+import sys
+from dicomnet import blocking
+assoc = blocking.associate("127.0.0.1", int(sys.argv[1]))
+print(int(assoc.echo()), flush=True)
+"""
+
+
+def test_an_association_open_at_exit_is_aborted(aio_log: pytest.LogCaptureFixture) -> None:
+    """A script ending with its association open: the peer saw the connection
+    close (no A-ABORT) and the script printed 'Task was destroyed but it is
+    pending!' at exit; the association is now aborted (PS3.8 7.3), quietly."""
+    server = ServerThread({}).start()
+    try:
+        child = subprocess.run([sys.executable, "-c", LEFT_OPEN, str(server.port)],
+                               check=False, capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    assert (child.returncode, child.stdout, child.stderr) == (0, "0\n", "")
+    ended = association_lines(aio_log)
+    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+
+
+def test_an_association_dropped_unreleased_is_aborted(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    """One garbage-collected while open (a worker that forgot ``release``): it
+    left its loop, socket and reader task to the garbage collector; it is
+    aborted, with a ResourceWarning as an unclosed file has."""
+    server = ServerThread({}).start()
+    try:
+        assoc = blocking.associate("127.0.0.1", server.port)
+        assert int(assoc.echo()) == 0
+        with pytest.warns(ResourceWarning, match="association .* was not released"):
+            del assoc
+            gc.collect()
+    finally:
+        server.stop()
+    ended = association_lines(aio_log)
+    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import signal
 import threading
+import warnings
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -130,10 +132,30 @@ def _run_through(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _abandoned(loop: asyncio.AbstractEventLoop, assoc: ClientAssociation) -> None:
+    """A ``BlockingAssociation`` garbage-collected, or still open as the interpreter
+    exits, unreleased: A-ABORT it (PS3.8 7.3) so that the peer hears it ended,
+    and close its loop (its reader task pending, the loop printed "Task was
+    destroyed but it is pending!"). Not while a call runs it (a daemon thread's
+    at exit): that thread owns it."""
+    if loop.is_closed() or loop.is_running():
+        return
+    try:
+        with contextlib.suppress(Exception):
+            _call(loop, assoc.abort())
+            _call(loop, loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+    host, port = assoc.peer[:2]
+    warnings.warn(f"association with {host}:{port} was not released: aborted",
+                  ResourceWarning, stacklevel=1)
+
+
 class BlockingAssociation:
     """An open association driven synchronously. Use as a context manager: it
     releases on a normal exit and aborts on an exception. Threads may share it:
-    their calls take turns, each one's request and responses whole."""
+    their calls take turns, each one's request and responses whole. One left
+    open is aborted when it is garbage-collected or the interpreter exits."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, assoc: ClientAssociation) -> None:
         self._loop = loop
@@ -141,6 +163,9 @@ class BlockingAssociation:
         # One call at a time: the loop, and the PDU stream it drives, are one
         # thread's for the length of a call; another thread waits for its turn.
         self._turn = threading.Lock()
+        # Holds the loop and association, not self: called when self is collected,
+        # or at exit (weakref.finalize's atexit hook) if it is still alive then.
+        self._finalizer = weakref.finalize(self, _abandoned, loop, assoc)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._turn:
@@ -186,6 +211,7 @@ class BlockingAssociation:
                 self._close_loop()
 
     def _close_loop(self) -> None:
+        self._finalizer.detach()
         if not self._loop.is_closed():
             _call(self._loop, self._loop.shutdown_asyncgens())
             self._loop.close()
