@@ -4,11 +4,14 @@ goes on up through the client's clean-up, and is not taken for the reader's own.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from dicomnet.aio.client import ClientAssociation
+from dicomnet.errors import AssociationAborted
 
 
 def test_a_cancel_while_the_reader_is_stopped_goes_on_up() -> None:
@@ -84,3 +87,58 @@ def test_a_cancelled_wait_closed_still_closes_the_providers_once() -> None:
         assert closed == ["closed"]
 
     asyncio.run(main())
+
+
+def test_a_request_cancelled_while_its_data_set_is_sent_aborts_the_association(
+        tmp_path: Path, aio_log: pytest.LogCaptureFixture) -> None:
+    """``asyncio.wait_for(assoc.store(ds), ...)`` timing out part-way through the
+    data set: the association went on with half a message on the wire, and the
+    next request's command broke it (the peer aborted: 'command PDV on context 1
+    while the data set of the message on context 1 is still due', PS3.8 9.3.5).
+    It is now aborted at once, and the next request says why."""
+    from dicomnet.aio.client import associate
+    from dicomnet.dimse.messages import CStoreRQ
+    from dicomnet.services.storage import StorageSCP
+    from dicomnet.services.verification import VerificationSCP
+    from dicomnet.ul.negotiation import ContextRequest
+
+    from .helpers import association_lines, run, running_server, wait_until
+
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+    contexts = [ContextRequest(ct, ("1.2.840.10008.1.2.1",)),
+                ContextRequest("1.2.840.10008.1.1", ("1.2.840.10008.1.2.1",))]
+    scp = StorageSCP(tmp_path / "store")
+
+    async def main() -> str:
+        halfway = asyncio.Event()
+
+        async def data_set() -> AsyncIterator[bytes]:
+            yield b"\x08\x00\x16\x00UI\x1a\x00" + ct.encode() + b"\x00" * 1
+            yield b"\x10\x00\x10\x00PN\x04\x00ABCD"
+            halfway.set()  # the first part is queued, the rest never comes
+            await asyncio.Event().wait()
+            yield b""
+
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            try:
+                async with associate("127.0.0.1", server.port, contexts=contexts) as assoc:
+                    rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
+                                  affected_sop_class_uid=ct, affected_sop_instance_uid="1.2.3")
+                    sending = asyncio.create_task(
+                        assoc.request_one(rq, assoc.context_for(ct).context_id,
+                                          chunks=data_set()))
+                    await halfway.wait()
+                    sending.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await sending
+                    with pytest.raises(AssociationAborted) as aborted:
+                        await assoc.echo()
+            finally:
+                scp.close()
+            await wait_until(lambda: bool(association_lines(aio_log)), "the server's line")
+        return str(aborted.value)
+
+    error = run(main())
+    assert "a C-STORE message cut short in its data set (CancelledError)" in error, error
+    ended = association_lines(aio_log)
+    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended

@@ -32,11 +32,7 @@ from ..errors import (
 from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
 from ..ul.connection import ULConnection
-from ..ul.events import (
-    Aborted,
-    DataReceived,
-    ULEvent,
-)
+from ..ul.events import Aborted, DataReceived, ULEvent
 from ..ul.negotiation import AcceptedContext
 from .transport import Stream, describe_os_error
 
@@ -646,13 +642,23 @@ class Association:
         max_pdu = self.ul.peer_max_pdu_length
         for pdu in command_pdus(context_id, encode_message(message), max_pdu):
             self.ul.send_pdata(pdu)
-        if dataset is not None:
-            await self._send_data(context_id, dataset, max_pdu, last=True)
-        elif chunks is not None:
-            await self._send_chunks(context_id, chunks, max_pdu)
-        elif pdus is not None:
-            for data_pdu in pdus:
-                await self._send_pdu(data_pdu)
+        try:
+            if dataset is not None:
+                await self._send_data(context_id, dataset, max_pdu, last=True)
+            elif chunks is not None:
+                await self._send_chunks(context_id, chunks, max_pdu)
+            elif pdus is not None:
+                for data_pdu in pdus:
+                    await self._send_pdu(data_pdu)
+        except BaseException as exc:
+            if self.failure is None:  # a cancel, say: the rest cannot follow, nor
+                # another message come in between (PS3.8 9.3.5): A-ABORT (7.3).
+                self._local_abort(f"a {operation_name(message)} message cut short "
+                                  f"in its data set ({type(exc).__name__})")
+                with contextlib.suppress(Exception):
+                    self._queue_out()
+                self._wake()
+            raise
         await self._flush_data(soon=self._pending_out < _COALESCE_BYTES and self._may_coalesce())
 
     def send_now(self, message: DimseMessage, context_id: int) -> None:
