@@ -14,7 +14,7 @@ import contextvars
 import os
 import signal
 import sys
-import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -34,6 +34,7 @@ __all__ = [
     "promise_json",
     "quit_now",
     "raise_terminated",
+    "send_again",
 ]
 
 EXIT_OK = 0
@@ -78,12 +79,28 @@ def handle_signals() -> None:
         if not isinstance(exc, KeyboardInterrupt):
             previous(unraisable)
             return
-        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-        again = threading.Timer(0.001, _thread.interrupt_main, (signum,))
-        again.daemon = True
-        again.start()
+        send_again(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
     sys.unraisablehook = hook
+
+
+def send_again(signum: int) -> None:
+    """Have ``signum`` handled in the main thread again in a moment, once it has left
+    the finalizer (and this hook) where the first one was lost. Should that
+    moment come while we are still here (a loaded machine: it came within
+    ``Thread.start``, raised out of the hook, and was lost with it), it is sent
+    once more: exactly one is ever pending."""
+    while True:
+        try:
+            _thread.start_new_thread(_interrupt_soon, (signum,))  # no wait for the thread
+            return
+        except KeyboardInterrupt as landed:  # the one sent came before we returned
+            signum = signal.SIGTERM if isinstance(landed, Terminated) else signal.SIGINT
+
+
+def _interrupt_soon(signum: int) -> None:
+    time.sleep(0.001)
+    _thread.interrupt_main(signum)
 
 
 def interruption(exc: BaseException | None = None, *,
