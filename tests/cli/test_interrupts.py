@@ -147,6 +147,8 @@ def test_a_signal_sent_again_that_lands_before_the_hook_returns_is_sent_once_mor
     sys.unraisablehook") and lost, and the run went on as if never interrupted
     (test_store_interrupted_before_it_connects failed so 3 times in 10 with two
     busy loops beside it). Now it is sent once more."""
+    import _thread
+
     from dicomnet.cli import exits
 
     started: list[tuple[object, tuple[int, ...]]] = []
@@ -157,6 +159,6 @@ def test_a_signal_sent_again_that_lands_before_the_hook_returns_is_sent_once_mor
             raise exits.Terminated  # the one just sent, landing here
         return 0
 
-    monkeypatch.setattr(exits._thread, "start_new_thread", start)
+    monkeypatch.setattr(_thread, "start_new_thread", start)
     exits.send_again(SIGINT)
     assert [args for _, args in started] == [(SIGINT,), (SIGTERM,)]

@@ -84,7 +84,7 @@ def handle_signals() -> None:
     sys.unraisablehook = hook
 
 
-def send_again(signum: int) -> None:
+def send_again(signum: signal.Signals) -> None:
     """Have ``signum`` handled in the main thread again in a moment, once it has left
     the finalizer (and this hook) where the first one was lost. Should that
     moment come while we are still here (a loaded machine: it came within
@@ -98,7 +98,7 @@ def send_again(signum: int) -> None:
             signum = signal.SIGTERM if isinstance(landed, Terminated) else signal.SIGINT
 
 
-def _interrupt_soon(signum: int) -> None:
+def _interrupt_soon(signum: signal.Signals) -> None:
     time.sleep(0.001)
     _thread.interrupt_main(signum)
 
