@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
 
+from dicomnet.aio.client import open_association
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import StorageSCP
+from dicomnet.services.store_sink import SPILL_THRESHOLD
+from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server
 from tests.cli.helpers import error_line, run_cli
+from tests.storage.helpers import SECONDARY_CAPTURE, data_set_bytes, make_dataset
 
 
 def _in_flight(root: Path) -> Path:
@@ -159,3 +170,112 @@ def test_a_stale_temporary_file_that_cannot_be_removed_does_not_stop_the_server(
                           "system"),
         (logging.WARNING, f"removed 1 stale temporary file(s) and 0 empty folder(s) under {root}"),
     ], said
+
+
+async def _store(port: int, data_sets: list[Dataset]) -> list[int]:
+    """C-STORE each data set (Explicit VR Little Endian) on one association; the
+    statuses in order."""
+    syntax = ExplicitVRLittleEndian
+    assoc = await open_association(
+        "127.0.0.1", port, contexts=[ContextRequest(SECONDARY_CAPTURE, (syntax,))])
+    ctx = assoc.context_for(SECONDARY_CAPTURE).context_id
+    statuses = []
+    for ds in data_sets:
+        rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
+                      affected_sop_class_uid=SECONDARY_CAPTURE,
+                      affected_sop_instance_uid=ds.SOPInstanceUID)
+        rsp, _ = await assoc.request_one(rq, ctx, dataset=data_set_bytes(ds, syntax))
+        assert isinstance(rsp, CStoreRSP)
+        statuses.append(rsp.status)
+    await assoc.release()
+    return statuses
+
+
+def _objects(n: int, *, large: bool = False) -> list[Dataset]:
+    """``n`` data sets of one series; ``large`` ones spill to a temporary file."""
+    pixels = bytes(range(256)) * (SPILL_THRESHOLD // 128) if large else b"\x01\x02\x03\x04"
+    return [make_dataset(sop_instance_uid=f"1.2.826.0.1.3680043.8.498.{n}{k}",
+                         PixelData=pixels) for k in range(n)]  # type: ignore[arg-type]
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("*.dcm"))
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["in-memory", "spilled"])
+def test_a_store_folder_removed_while_serving_is_locked_again_when_made_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, large: bool) -> None:
+    """rm -rf of the --output folder under a running server: the store made it again
+    and went on storing, but its lock stayed on the removed folder, so a second
+    server started on the new one and both wrote into one store (each one's
+    start-up cleanup removing the other's transfers under way). The server now
+    takes the lock on the folder it makes again, and says once what happened."""
+    root = tmp_path / "store"
+    scp = StorageSCP(root)
+    first, second, third = _objects(3, large=large)
+
+    async def scenario() -> None:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            assert await _store(server.port, [first]) == [0]
+            shutil.rmtree(root)
+            with caplog.at_level(logging.WARNING, logger="dicomnet"):
+                assert await _store(server.port, [second]) == [0]
+                with pytest.raises(StorageError) as caught:
+                    StorageSCP(root)
+                assert f"process {os.getpid()}" in str(caught.value)
+                assert await _store(server.port, [third]) == [0]
+
+    try:
+        run(scenario(), timeout=60)
+    finally:
+        scp.close()
+    assert _files(root) == sorted(f"{ds.SOPInstanceUID}.dcm" for ds in (second, third))
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (logging.WARNING, f"the store's folder {root} was removed while in use, with the "
+                          "objects and the index it held; made again, it holds the objects "
+                          "stored since, and this server keeps it (one server per folder)"),
+        (logging.ERROR, f"index {root / 'index.sqlite'} was removed while in use: the rows "
+                        "of the objects stored since are not in it; with the server stopped, "
+                        f"'dicomnet reindex --create {root}' restores them"),
+    ], said
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["in-memory", "spilled"])
+def test_a_store_folder_removed_and_taken_by_another_server_is_not_stored_into(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, large: bool) -> None:
+    """The folder removed, and a second server started on the new one before the first
+    stored again: the first wrote into the second's store all the same. It now
+    refuses (Processing Failure, an ERROR line naming the holder) and writes
+    nothing there; once the other server has stopped, it takes the folder."""
+    root = tmp_path / "store"
+    scp = StorageSCP(root)
+    first, refused, later = _objects(3, large=large)
+
+    async def scenario() -> None:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            assert await _store(server.port, [first]) == [0]
+            shutil.rmtree(root)
+            other = StorageSCP(root)
+            try:
+                with caplog.at_level(logging.WARNING, logger="dicomnet"):
+                    assert await _store(server.port, [refused]) == [0x0110]
+                # Nothing of the first server's: no object, no folder, no temporary file.
+                assert [p.name for p in root.rglob("*")
+                        if not p.name.startswith("index.sqlite")] == []
+            finally:
+                other.close()
+            assert await _store(server.port, [later]) == [0]
+
+    try:
+        run(scenario(), timeout=60)
+    finally:
+        scp.close()
+    assert _files(root) == [f"{later.SOPInstanceUID}.dcm"]
+    # (The index's own line, on the row of the first object, may come before.)
+    errors = [r.getMessage() for r in caplog.records if r.getMessage().startswith("C-STORE")]
+    assert [re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", e) for e in errors] == [
+        f"C-STORE {refused.SOPInstanceUID} from DICOMNET@127.0.0.1:PORT refused, status "
+        f"0x0110: the store's folder {root} was removed while in use, and the one made again "
+        f"is another server's (process {os.getpid()}): not storing there"
+    ], errors

@@ -492,6 +492,7 @@ class StorageSCP:
         """Runs in a worker thread for a data set that spilled to a temporary file:
         parse its header, fsync, rename, then queue its index row."""
         try:
+            self._follow_root()
             writer.flush()  # the header is read back from the file
         except StorageError:
             writer.abort()
@@ -508,6 +509,17 @@ class StorageSCP:
         self._settled(message, generation)
         return self._stored(header, result, message, transfer_syntax=transfer_syntax,
                             calling_ae=calling_ae, security=security, generation=generation)
+
+    def _follow_root(self) -> None:
+        """Store only into the folder this server holds: one removed under it (rm -rf
+        of the store) and made again is locked again first (storage.lock), so
+        that a second server cannot start on it, or refused if one already has."""
+        if self._lock.follow():
+            log.warning("the store's folder %s was removed while in use, with the objects and "
+                        "the index it held; made again, it holds the objects stored since, "
+                        "and this server keeps it (one server per folder)", self.root)
+            if self.index is not None:
+                self.index.check_file()  # the index went with it: said now, once
 
     def _name(self, writer: AtomicWriter, message: CStoreRQ, destination: Path, *,
               synced: bool) -> tuple[CommitResult, int | None]:
@@ -539,6 +551,10 @@ class StorageSCP:
         together = self.durable and len(jobs) > 1 and can_sync_together()
         written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException] = []
         batch = DirectBatch()
+        try:
+            self._follow_root()
+        except StorageError as exc:
+            return _Round(jobs, [exc] * len(jobs), batch, together)
         for job in jobs:
             try:
                 header, destination = self._place(job.buffer, None, job.message,

@@ -374,7 +374,7 @@ class StorageIndex:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
         if not prepared:
             return 0
-        self._check_file()
+        self.check_file()
         try:
             with self._lock, self._transaction() as db:
                 previous = None
@@ -401,7 +401,7 @@ class StorageIndex:
                 logger.warning("not indexed: %s: %s", values.instance[5], exc)
         return written
 
-    def _check_file(self) -> None:
+    def check_file(self) -> None:
         """Say once if the file was removed or replaced since it was opened (an
         operator's rm): the connection writes on into the file it holds, which
         nothing reads again. One stat per batch of rows."""

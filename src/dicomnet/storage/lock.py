@@ -7,12 +7,17 @@ The lock is ``flock(2)`` on the folder itself, so that no file is added to the
 store: the kernel drops it when its holder exits, however it exits (``kill -9``
 included), and nothing stale can keep a restarted server out. Where ``fcntl``
 is missing (Windows), nothing is locked.
+
+The lock is on the folder, not on its name: a folder removed under its server
+(``rm -rf`` of the store) and made again is another folder, free for a second
+server. :meth:`StoreLock.follow` takes the new one before it is stored into.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,35 +39,83 @@ class StoreLock:
         names the process holding it (when the system says: Linux's /proc/locks)."""
         self.path = Path(root)
         self._fd: int | None = None
+        self._held: tuple[int, int] | None = None  # the locked folder's device, inode
+        self._following = threading.Lock()
         if fcntl is None:  # pragma: no cover - not POSIX
             return
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as exc:
-            raise StorageError.from_os_error("cannot open the folder", self.path,
-                                             exc) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(os.fstat(fd))
-            os.close(fd)
-            raise StorageError(f"in use by another dicomnet process ({holder}): "
-                               "one server per folder") from None
-        except OSError as exc:
-            os.close(fd)
-            raise StorageError.from_os_error("cannot lock", self.path, exc) from exc
-        self._fd = fd
+        self._fd, self._held = _lock(self.path)
 
     def release(self) -> None:
         """Let another process have the folder (closing it drops the lock)."""
-        fd, self._fd = self._fd, None
+        with self._following:
+            fd, self._fd, self._held = self._fd, None, None
         if fd is not None:
             os.close(fd)
+
+    def follow(self) -> bool:
+        """Make sure the folder now at :attr:`path` is the one held: one stat, the
+        usual case. If it was removed since it was locked, make it again (mode
+        0755) and lock it, or, made again by another process already, lock it
+        unless another server holds it. True when the lock moved to a new
+        folder (the caller says so); raises ``StorageError`` when it could not
+        (the old folder's lock is kept: nothing is stored meanwhile)."""
+        held = self._held
+        if held is None:  # released, or not POSIX
+            return False
+        try:
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == held:
+                return False
+        except OSError:
+            pass
+        with self._following:
+            if self._held != held:  # another thread followed meanwhile
+                return False
+            try:
+                self.path.mkdir(mode=0o755, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError.from_os_error("cannot make the store's folder again",
+                                                 self.path, exc) from exc
+            try:
+                fd, now = _lock(self.path)
+            except _InUse as exc:
+                raise StorageError(f"the store's folder {self.path} was removed while in use, "
+                                   f"and the one made again is another server's "
+                                   f"({exc.holder}): not storing there") from None
+            old, self._fd, self._held = self._fd, fd, now
+            if old is not None:
+                os.close(old)
+            return True
 
     @property
     def held(self) -> bool:
         """Whether this object holds the lock (never on a system without flock)."""
         return self._fd is not None
+
+
+class _InUse(StorageError):
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"in use by another dicomnet process ({holder}): one server per folder")
+        self.holder = holder
+
+
+def _lock(path: Path) -> tuple[int, tuple[int, int]]:
+    """An open descriptor of folder ``path``, flock-ed, and its device and inode."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot open the folder", path, exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(os.fstat(fd))
+        os.close(fd)
+        raise _InUse(holder) from None
+    except OSError as exc:
+        os.close(fd)
+        raise StorageError.from_os_error("cannot lock", path, exc) from exc
+    st = os.fstat(fd)
+    return fd, (st.st_dev, st.st_ino)
 
 
 def _flocks() -> dict[str, str]:
