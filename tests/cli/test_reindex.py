@@ -11,6 +11,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.files import Layout
 from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.lock import StoreLock
 from dicomnet.storage.rows import row_from_file
 from tests.storage.dicomfiles import make_image, uid, write_part10
 
@@ -53,7 +54,7 @@ def test_reindex_adds_the_missing_rows_and_drops_those_of_files_gone(tmp_path: P
     result = run_cli("reindex", root, "--json")
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 1, "skipped": 1,
-                                "instances": 3}
+                                "instances": 3, "stores_skipped": []}
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): paths[3],
                               uid(9, 4): None}
     again = run_cli("reindex", root)
@@ -81,7 +82,7 @@ def test_a_deleted_index_is_rebuilt_with_create_only(tmp_path: Path) -> None:
     result = run_cli("reindex", root, "--create", "--json")
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
-                                "instances": 2}
+                                "instances": 2, "stores_skipped": []}
     assert stat.S_IMODE(os.stat(root / INDEX_NAME).st_mode) == 0o600
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
                               uid(9, 4): None}
@@ -123,3 +124,37 @@ def test_a_damaged_index_says_how_to_rebuild_it(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert json_out(result)["added"] == 2
     assert _indexed(root)[uid(9, 2)] == paths[2]
+
+
+def test_stores_nested_in_the_folder_are_skipped_and_said(tmp_path: Path) -> None:
+    """reindex of an archive holding a store per modality: the files of the nested
+    stores (another server's, with an index and lock of their own) were indexed
+    into the outer one's. A folder holding its own index, or held by another
+    server (one without an index), is now skipped, and said, one line each."""
+    root = tmp_path / "archive"
+    paths = _store(root, 1, 2)
+    ct, mr = root / "ct", root / "mr"
+    inner = _store(ct, 3)
+    with StorageIndex(ct / INDEX_NAME) as index:
+        index.add_instances([row_from_file(ct, inner[3])])
+    _store(mr, 4)
+    held = StoreLock(mr)  # a server storing into it, without an index
+    try:
+        result = run_cli("reindex", root, "--create", "--json")
+        again = run_cli("reindex", root)
+    finally:
+        held.release()
+    assert result.exit_code == 0, result.stderr
+    assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
+                                "instances": 2, "stores_skipped": ["ct", "mr"]}
+    assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
+                              uid(9, 4): None}
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == (
+        f"{ct}: skipped, a store of its own (its own {INDEX_NAME}, or in use by another "
+        "server): reindex it on its own\n"
+        f"{mr}: skipped, a store of its own (its own {INDEX_NAME}, or in use by another "
+        "server): reindex it on its own\n"
+        f"{root}: 0 row(s) added, 0 removed, 0 file(s) skipped; 2 instance(s) indexed\n")
+    with StorageIndex(ct / INDEX_NAME) as index:  # the nested store's own index, untouched
+        assert index.count()["instances"] == 1

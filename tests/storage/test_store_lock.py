@@ -61,8 +61,10 @@ def test_a_store_inside_another_keeps_its_transfers_when_the_other_starts(
     """Two servers on nested folders (one per modality inside an archive served as a
     whole, say): the outer one, starting, removed as stale the temporary files
     of the inner one's transfers under way, which then failed ("No such file
-    or directory"). A store another process holds is left to it; once nobody
-    holds it, it is cleaned as any folder."""
+    or directory"). A store another process holds is left to it; and, as reindex
+    skips it, so is a store of its own (its own index) that nobody holds: its
+    leftovers are its own server's to clear when it starts (the outer one's walk
+    of a large archive, racing that start, removed its first transfers)."""
     outer, inner = tmp_path / "archive", tmp_path / "archive" / "ct"
     inner.mkdir(parents=True)
     running = StorageSCP(inner)
@@ -72,8 +74,12 @@ def test_a_store_inside_another_keeps_its_transfers_when_the_other_starts(
         assert part.read_bytes() == b"half a data set"
     finally:
         running.close()
+    empty = inner / "1.2.3"  # a study folder emptied
+    empty.mkdir()
     StorageSCP(outer).close()
-    assert not part.exists()
+    assert part.exists() and empty.is_dir()
+    StorageSCP(inner).close()
+    assert not part.exists() and not empty.exists()
 
 
 def test_the_lock_adds_no_file_and_a_closed_scp_frees_the_folder(root: Path) -> None:

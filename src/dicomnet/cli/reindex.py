@@ -23,7 +23,8 @@ __all__ = ["reindex"]
 @click.option("--create", is_flag=True,
               help=f"Build a new index when FOLDER has no {INDEX_NAME} (lost or deleted).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print the summary as JSON: folder, added, removed, skipped, instances.")
+              help="Print the summary as JSON: folder, added, removed, skipped, instances, "
+                   "stores_skipped (nested stores, relative to FOLDER).")
 @click.option("-v", "--verbose", count=True,
               help="-v: say which files were skipped and why; -vv: debug.")
 def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbose: int) -> None:
@@ -34,6 +35,8 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
     when a server was killed between storing an object and indexing it, or with
     a deleted index); drops the rows of files that are gone, unless --no-prune.
     Files that are not DICOM Part 10, or cannot be read, are counted as skipped.
+    A folder below FOLDER that is a store of its own (it holds its own
+    index.sqlite, or another server uses it) is not entered, and said.
 
     Run it with the server stopped: while a server uses FOLDER (it holds a
     lock on it), reindex refuses (exit 2).
@@ -62,7 +65,11 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
             fail(f"cannot reindex {folder}: {exc}", EXIT_USAGE)
     if as_json:
         print_json({"folder": str(folder), "added": result.added, "removed": result.removed,
-                    "skipped": result.skipped, "instances": instances})
+                    "skipped": result.skipped, "instances": instances,
+                    "stores_skipped": list(result.nested)})
         return
+    for nested in result.nested:
+        click.echo(f"{folder / nested}: skipped, a store of its own (its own {INDEX_NAME}, "
+                   "or in use by another server): reindex it on its own")
     click.echo(f"{folder}: {result.added} row(s) added, {result.removed} removed, "
                f"{result.skipped} file(s) skipped; {instances} instance(s) indexed")

@@ -41,7 +41,7 @@ from ..storage.files import (
     sync_folder,
 )
 from ..storage.header import HeaderAttributes, read_header
-from ..storage.index import NewInstance
+from ..storage.index import INDEX_NAME, NewInstance
 from ..storage.instances import IndexRow, InstanceLocator
 from ..storage.lock import StoreLock
 from ..storage.names import UnsafeNameError, is_uid, safe_uid
@@ -79,7 +79,6 @@ __all__ = [
 
 log = logging.getLogger("dicomnet.services")
 
-INDEX_NAME = "index.sqlite"
 
 
 

@@ -33,6 +33,7 @@ from dicomnet.storage.header import (
     read_header,
 )
 from dicomnet.storage.index import (
+    INDEX_NAME,
     SCHEMA_VERSION,
     IndexedInstance,
     NewInstance,
@@ -60,6 +61,7 @@ from dicomnet.storage.syncfs import SYNCFS_DIRTY_LIMIT, can_sync_together, sync_
 
 __all__ = [
     "HEADER_PREFIX",
+    "INDEX_NAME",
     "PREAMBLE_LENGTH",
     "SCHEMA_VERSION",
     "TEMP_SUFFIX",

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 
 from dicomnet.storage.files import TEMP_SUFFIX
-from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.lock import locked_elsewhere
+from dicomnet.storage.index import INDEX_NAME, StorageIndex
+from dicomnet.storage.lock import walk_store
 from dicomnet.storage.names import UnsafeNameError, safe_uid
 
 __all__ = ["cleanup_stale", "open_index"]
@@ -35,18 +35,19 @@ def cleanup_stale(root: Path) -> int:
 
     Run it at server start, before any association is accepted: a temporary
     file that exists then belongs to a store that was interrupted. Symbolic
-    links to folders are not followed, nor folders that are stores another
-    server holds (nested in this one: their temporary files are transfers under
-    way); nothing else is touched.
+    links to folders are not followed, nor folders that are stores of their
+    own, nested in this one (holding their own index, or held by another
+    server: their temporary files may be transfers under way), as
+    :meth:`~dicomnet.storage.index.StorageIndex.reindex` does not; nothing
+    else is touched.
     """
     removed = folders = 0
     emptied: set[str] = set()
     top = os.fspath(root)
-    in_use = locked_elsewhere(root)
-    walked = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [name for name in dirnames if not in_use(os.path.join(dirpath, name))]
-        walked.append((dirpath, dirnames, filenames))
+    # Not the stores nested in this one: a folder with its own index, or one another
+    # server holds (their temporary files are transfers under way, or their own
+    # server's to remove when it starts).
+    walked = list(walk_store(root, INDEX_NAME))
     # Bottom-up (each folder after all below it), so that a folder whose
     # subfolders all went can go too.
     for dirpath, dirnames, filenames in reversed(walked):

@@ -50,6 +50,7 @@ from pydicom.multival import MultiValue
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
 from dicomnet.storage.header import PLAIN_CHARSETS, HeaderAttributes
+from dicomnet.storage.lock import walk_store
 from dicomnet.storage.names import UnsafeNameError, safe_relative_path
 from dicomnet.storage.part10 import NotPart10Error
 from dicomnet.storage.rows import ROW_KEYWORDS as _ROW_KEYWORDS
@@ -57,6 +58,7 @@ from dicomnet.storage.rows import NewInstance, row_from_file
 from dicomnet.storage.transaction import Transaction, damaged_hint, fails_every_row
 
 __all__ = [
+    "INDEX_NAME",
     "IndexedInstance",
     "NewInstance",
     "QueryLevel",
@@ -71,6 +73,9 @@ QueryLevel = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 _LEVELS: dict[str, int] = {"PATIENT": 0, "STUDY": 1, "SERIES": 2, "IMAGE": 3}
 
 SCHEMA_VERSION = 1
+
+#: The index's file name in a store's folder (a C-STORE SCP's root).
+INDEX_NAME = "index.sqlite"
 
 _DB_MODE = 0o600  # patient names and IDs: readable by the service account only
 #: What SQLite puts beside the database file, with the database file's mode.
@@ -188,6 +193,9 @@ class ReindexResult:
     added: int
     removed: int
     skipped: int
+    #: Folders below the root skipped as stores of their own (their own index, or
+    #: held by another server), relative to it, ``/``-separated.
+    nested: tuple[str, ...] = ()
 
 
 def _text(ds: Dataset | HeaderAttributes, keyword: str) -> str | None:
@@ -557,7 +565,9 @@ class StorageIndex:
         whose names fail :func:`~dicomnet.storage.names.safe_relative_path`
         are counted as skipped. A file whose SOP Instance UID is already
         indexed under another path is skipped too: the indexed one wins. The
-        index's own files are not visited.
+        index's own files are not visited, nor the stores nested in ``root``
+        (a folder holding its own index file, or held by another server:
+        ``nested`` in the result), whose files their own index keeps.
         """
         root = Path(root)
         with self._lock:
@@ -568,7 +578,8 @@ class StorageIndex:
         added = skipped = removed = 0
         seen: set[str] = set()
         own = {self._path.name + suffix for suffix in ("", *_COMPANIONS)}
-        for path in _walk(root):
+        nested: list[str] = []
+        for path in _walk(root, self._path.name, nested):
             if path.name in own and path.parent.resolve() == self._path.parent.resolve():
                 continue  # the index itself, in a C-STORE SCP's root
             relative = path.relative_to(root).as_posix()
@@ -599,7 +610,10 @@ class StorageIndex:
                     )
                 if row is not None and self.remove_instance(row[0]):
                     removed += 1
-        return ReindexResult(added=added, removed=removed, skipped=skipped)
+        for folder in nested:
+            logger.info("reindex: skipping %s, a store of its own", root / folder)
+        return ReindexResult(added=added, removed=removed, skipped=skipped,
+                             nested=tuple(nested))
 
 
 @dataclass(frozen=True, slots=True)
@@ -785,9 +799,10 @@ def _owner_only(path: Path) -> None:
                            exc.strerror or exc)
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Regular, non-hidden files under ``root``, not following links to folders."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+def _walk(root: Path, index_name: str, nested: list[str]) -> Iterator[Path]:
+    """Regular, non-hidden files under ``root``, not following links to folders, nor
+    entering stores nested in it (appended to ``nested``: storage.lock.walk_store)."""
+    for dirpath, dirnames, filenames in walk_store(root, index_name, nested):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith(".") or name.endswith(TEMP_SUFFIX):

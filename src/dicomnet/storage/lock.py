@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dicomnet.storage.files import StorageError
@@ -28,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["StoreLock", "locked_elsewhere"]
+__all__ = ["StoreLock", "locked_elsewhere", "walk_store"]
 
 
 class StoreLock:
@@ -162,3 +162,22 @@ def locked_elsewhere(root: Path | str) -> Callable[[str], bool]:
             return False
 
     return test
+
+
+def walk_store(root: Path | str, index_name: str,
+               nested: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` of a store's folder (top-down, links to folders not followed;
+    the caller may prune the folder lists) that does not enter the stores nested
+    in it: a folder holding its own index file ``index_name``, or held by
+    another server (one without an index). Their paths, relative to ``root``,
+    are appended to ``nested``. Start-up cleanup and reindex both walk so: a
+    nested store is its own server's and its own reindex's."""
+    top = os.fspath(root)
+    in_use = locked_elsewhere(root)
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        if dirpath != top and (index_name in filenames or in_use(dirpath)):
+            dirnames[:] = []
+            if nested is not None:
+                nested.append(os.path.relpath(dirpath, top).replace(os.sep, "/"))
+            continue
+        yield dirpath, dirnames, filenames
