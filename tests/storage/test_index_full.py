@@ -7,7 +7,9 @@ the transaction back itself when the disk filled (SQLITE_FULL)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -137,3 +139,57 @@ def test_an_index_removed_while_in_use_is_said_once(
                      f"index {path} was removed while in use: the rows of the objects stored "
                      "since are not in it; with the server stopped, 'dicomnet reindex "
                      f"--create {tmp_path}' restores them")], said
+
+
+def _instances(path: Path) -> list[str]:
+    """The SOP Instance UIDs an index file holds, read by a connection of its own
+    (as another process, or the server's next start, reads it); its integrity
+    checked first."""
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return [uid for (uid,) in db.execute(
+            "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("removed_first", [False, True], ids=["replaced", "removed-then-copied"])
+def test_an_index_replaced_while_in_use_is_not_written_into_the_new_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, removed_first: bool) -> None:
+    """An operator restores a backup of index.sqlite under a running server. The
+    server's connection wrote on into the old file, but the write-ahead log it
+    shares by name (index.sqlite-wal) is read with the new one: a reader saw
+    the old index's rows instead of the restored ones ("no such table" once
+    part of it was checkpointed), and the first checkpoint by a connection on
+    the new file copied the old file's pages into it, losing the restored rows.
+    Once the swap is seen, the server's log is emptied into its own file and
+    nothing more is written."""
+    files = tmp_path / "files"
+    rows = []
+    for n in range(1, 9):
+        write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(files, f"{n}.dcm"))
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(backup) as restored:  # closed: its log is in it
+        assert restored.add_instances(rows[:2]) == 2
+    wanted = _instances(backup)
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[2:5]) == 3
+        if removed_first:
+            path.unlink()
+            assert index.add_instances(rows[5:6]) == 0
+            shutil.copyfile(backup, path)
+        else:
+            os.replace(backup, path)
+        assert index.add_instances(rows[6:7]) == 0
+        assert _instances(path) == wanted  # while the server runs
+        assert index.add_instances(rows[7:]) == 0
+    assert _instances(path) == wanted  # once it has stopped
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [(logging.ERROR,
+                     f"index {path} was {'removed' if removed_first else 'replaced'} while in "
+                     "use: the rows of the objects stored since are not in it; with the server "
+                     f"stopped, 'dicomnet reindex {'--create ' if removed_first else ''}"
+                     f"{tmp_path}' restores them")], said

@@ -286,6 +286,7 @@ class StorageIndex:
             raise StorageError(f"cannot open index {self._path}: {exc}"
                                f"{damaged_hint(exc, self._path.parent)}") from exc
         self._file: tuple[int, int] | None = _file_id(self._path)
+        self._gone = False  # the file removed or replaced since: no more writes
 
     def _ensure_schema(self) -> None:
         row = self._db.execute(
@@ -380,9 +381,8 @@ class StorageIndex:
                 prepared.append(_row_values(row))
             except (StorageError, ConfigurationError) as exc:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
-        if not prepared:
+        if not prepared or not self.check_file():
             return 0
-        self.check_file()
         try:
             with self._lock, self._transaction() as db:
                 previous = None
@@ -409,18 +409,34 @@ class StorageIndex:
                 logger.warning("not indexed: %s: %s", values.instance[5], exc)
         return written
 
-    def check_file(self) -> None:
-        """Say once if the file was removed or replaced since it was opened (an
-        operator's rm): the connection writes on into the file it holds, which
-        nothing reads again. One stat per batch of rows."""
+    def check_file(self) -> bool:
+        """Whether rows may still be written: False once the file was removed or
+        replaced since it was opened (an operator's rm, a backup restored), said
+        once. One stat per batch of rows.
+
+        The connection holds the old file, which nothing reads again, but shares
+        the write-ahead log with whatever file now has the name (SQLite finds it
+        by name, ``-wal``): its frames, read or checkpointed with the new file,
+        would show or write the old file's pages in it. So the log is emptied
+        into the old file (``wal_checkpoint(TRUNCATE)``) and nothing more is
+        written; the rows lost are said, and reindex restores them."""
+        if self._gone:
+            return False
         now = _file_id(self._path)
         if self._file is None or now == self._file:
-            return
-        self._file = None
+            return True
+        self._gone = True
+        with self._lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                logger.warning("cannot empty the write-ahead log of index %s: %s", self._path,
+                               exc)
         logger.error("index %s was %s while in use: the rows of the objects stored since "
                      "are not in it; with the server stopped, 'dicomnet reindex %s%s' restores "
                      "them", self._path, "removed" if now is None else "replaced",
                      "--create " if now is None else "", self._path.parent)
+        return False
 
     def _lost(self, rows: int, exc: StorageError) -> None:
         logger.error("%d index row(s) not written (%s): the objects are stored; with the "
