@@ -2,7 +2,8 @@
 
 Four tables follow the Patient Root information model (PS3.4 C.6.1): patient,
 study, series, instance, holding the keys a C-FIND SCP matches on (PS3.4
-C.6.1.1.2 to C.6.1.1.5) and where each instance's file is.
+C.6.1.1.2 to C.6.1.1.5) and where each instance's file is (their SQL, and how
+a row is written into them: :mod:`~dicomnet.storage.index_tables`).
 
 Ordering rule: **no index row without a durable file.** Call
 :meth:`StorageIndex.add_instance` only after
@@ -39,21 +40,26 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
-from dicomnet.storage.header import PLAIN_CHARSETS, HeaderAttributes
+from dicomnet.storage.header import HeaderAttributes
+from dicomnet.storage.index_tables import (
+    SCHEMA,
+    attribute_text,
+    insert_row,
+    prune_series,
+    row_values,
+)
 from dicomnet.storage.lock import walk_store
-from dicomnet.storage.names import UnsafeNameError, safe_relative_path
+from dicomnet.storage.names import UnsafeNameError
 from dicomnet.storage.part10 import NotPart10Error
-from dicomnet.storage.rows import ROW_KEYWORDS as _ROW_KEYWORDS
 from dicomnet.storage.rows import NewInstance, row_from_file
 from dicomnet.storage.transaction import Transaction, damaged_hint, fails_every_row
 
@@ -81,50 +87,6 @@ _DB_MODE = 0o600  # patient names and IDs: readable by the service account only
 #: What SQLite puts beside the database file, with the database file's mode.
 _COMPANIONS = ("-wal", "-shm", "-journal")
 
-_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE patient (
-    patient_id TEXT PRIMARY KEY,
-    patient_name TEXT,
-    patient_birth_date TEXT,
-    patient_sex TEXT
-);
-CREATE TABLE study (
-    study_uid TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL REFERENCES patient(patient_id),
-    study_date TEXT,
-    study_time TEXT,
-    accession_number TEXT,
-    study_id TEXT,
-    study_description TEXT,
-    referring_physician_name TEXT
-);
-CREATE INDEX study_patient ON study(patient_id);
-CREATE INDEX study_date ON study(study_date);
-CREATE INDEX study_accession ON study(accession_number);
-CREATE TABLE series (
-    series_uid TEXT PRIMARY KEY,
-    study_uid TEXT NOT NULL REFERENCES study(study_uid),
-    modality TEXT,
-    series_number TEXT,
-    series_description TEXT
-);
-CREATE INDEX series_study ON series(study_uid);
-CREATE TABLE instance (
-    sop_instance_uid TEXT PRIMARY KEY,
-    series_uid TEXT NOT NULL REFERENCES series(series_uid),
-    sop_class_uid TEXT NOT NULL,
-    instance_number TEXT,
-    transfer_syntax_uid TEXT NOT NULL,
-    relative_path TEXT NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    sha256 TEXT,
-    received_at TEXT NOT NULL,
-    calling_ae TEXT NOT NULL,
-    peer_fingerprint TEXT
-);
-CREATE INDEX instance_series ON instance(series_uid);
-"""
 
 # keyword -> (level, SQL column, VR); the VR decides how a value matches.
 _KEYS: dict[str, tuple[int, str, str]] = {
@@ -198,39 +160,6 @@ class ReindexResult:
     nested: tuple[str, ...] = ()
 
 
-def _text(ds: Dataset | HeaderAttributes, keyword: str) -> str | None:
-    """Return an attribute as text (multiple values joined by ``\\``), or None.
-
-    Raw (not yet decoded) values in a single-byte or UTF-8 character set are
-    decoded straight from their bytes: for the few text attributes an index
-    row needs this is the same text, at a fraction of the cost of pydicom's
-    value conversion (about a millisecond per stored object).
-    """
-    if isinstance(ds, HeaderAttributes):
-        return ds.text(keyword)
-    element = ds.get_item(keyword)
-    if element is None:
-        return None
-    raw = getattr(element, "value", None)
-    if isinstance(raw, bytes) and getattr(element, "VR", None) not in (None, "SQ"):
-        charsets = ds.get_item("SpecificCharacterSet")
-        charset_raw = getattr(charsets, "value", b"") if charsets is not None else b""
-        charset = (charset_raw.decode("ascii", "replace") if isinstance(charset_raw, bytes)
-                   else str(charset_raw or "")).strip(" \0")
-        encoding = PLAIN_CHARSETS.get(charset)
-        if encoding is not None:
-            text = raw.decode(encoding, "replace").strip(" \0")
-            return text or None
-    value = ds.get(keyword)
-    if value is None:
-        return None
-    if isinstance(value, MultiValue | list | tuple):
-        text = "\\".join(str(v) for v in value)
-    else:
-        text = str(value)
-    return text or None
-
-
 def _glob_escape(value: str) -> str:
     # GLOB's only special characters besides * and ? are [ and ]; DICOM has
     # no escape for * and ?, so those keep their wildcard meaning (C.2.2.2.4).
@@ -295,7 +224,7 @@ class StorageIndex:
         if row is None:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
@@ -362,9 +291,9 @@ class StorageIndex:
                               sha256=sha256, received_at=received_at))
 
     def _add(self, row: NewInstance) -> None:
-        values = _row_values(row)
+        values = row_values(row)
         with self._lock, self._transaction() as db:
-            _insert(db, values)
+            insert_row(db, values)
 
     def add_instances(self, rows: Iterable[NewInstance]) -> int:
         """Record many stored instances in one transaction (a C-STORE SCP's batch);
@@ -378,7 +307,7 @@ class StorageIndex:
         prepared = []
         for row in rows:
             try:
-                prepared.append(_row_values(row))
+                prepared.append(row_values(row))
             except (StorageError, ConfigurationError) as exc:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
         if not prepared or not self.check_file():
@@ -387,7 +316,7 @@ class StorageIndex:
             with self._lock, self._transaction() as db:
                 previous = None
                 for values in prepared:
-                    _insert(db, values, previous)
+                    insert_row(db, values, previous)
                     previous = values
             return len(prepared)
         except StorageError as exc:
@@ -400,7 +329,7 @@ class StorageIndex:
         for done, values in enumerate(prepared):
             try:
                 with self._lock, self._transaction() as db:
-                    _insert(db, values)
+                    insert_row(db, values)
                 written += 1
             except StorageError as exc:
                 if fails_every_row(exc):  # the disk's, not the row's: one line for all
@@ -456,7 +385,7 @@ class StorageIndex:
             if row is None:
                 return False
             db.execute("DELETE FROM instance WHERE sop_instance_uid = ?", (sop_instance_uid,))
-            _prune_series(db, row[0])
+            prune_series(db, row[0])
             return True
 
     def get_instance(self, sop_instance_uid: str) -> IndexedInstance | None:
@@ -604,7 +533,7 @@ class StorageIndex:
                 continue
             try:
                 new = row_from_file(root, relative)
-                if self.get_instance(_text(new.ds, "SOPInstanceUID") or "") is not None:
+                if self.get_instance(attribute_text(new.ds, "SOPInstanceUID") or "") is not None:
                     skipped += 1
                     continue
                 self._add(new)
@@ -630,160 +559,6 @@ class StorageIndex:
             logger.info("reindex: skipping %s, a store of its own", root / folder)
         return ReindexResult(added=added, removed=removed, skipped=skipped,
                              nested=tuple(nested))
-
-
-@dataclass(frozen=True, slots=True)
-class _RowValues:
-    sop_uid: str
-    study_uid: str
-    series_uid: str
-    patient: tuple[str, str | None, str | None, str | None]
-    study: tuple[str, str, str | None, str | None, str | None, str | None, str | None,
-                 str | None]
-    series: tuple[str, str, str | None, str | None, str | None]
-    instance: tuple[object, ...]
-
-
-def _row_values(row: NewInstance) -> _RowValues:
-    """Everything one instance writes, read and checked before any transaction."""
-    safe_relative_path(row.relative_path)
-    ds = row.ds
-    values = (ds.texts(_ROW_KEYWORDS) if isinstance(ds, HeaderAttributes)
-              else [_text(ds, keyword) for keyword in _ROW_KEYWORDS])
-    (sop_uid, study_uid, series_uid, sop_class_uid, instance_number, patient_id,
-     patient_name, birth_date, sex, study_date, study_time, accession, study_id,
-     study_description, referring, modality, series_number, series_description) = values
-    if sop_uid is None or study_uid is None or series_uid is None:
-        missing = [name for name, value in (("SOPInstanceUID", sop_uid),
-                                            ("StudyInstanceUID", study_uid),
-                                            ("SeriesInstanceUID", series_uid)) if value is None]
-        raise StorageError(f"cannot index a data set without {', '.join(missing)}")
-    patient_id = patient_id or ""
-    when = (row.received_at or datetime.now(UTC)).astimezone(UTC)
-    return _RowValues(
-        sop_uid=sop_uid, study_uid=study_uid, series_uid=series_uid,
-        patient=(patient_id, patient_name, birth_date, sex),
-        study=(study_uid, patient_id, study_date, study_time, accession, study_id,
-               study_description, referring),
-        series=(series_uid, study_uid, modality, series_number, series_description),
-        instance=(sop_uid, series_uid, sop_class_uid or "", instance_number,
-                  row.transfer_syntax_uid, row.relative_path, row.size, row.sha256,
-                  when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row.calling_ae,
-                  row.peer_fingerprint),
-    )
-
-
-def _insert(db: sqlite3.Connection, values: _RowValues,
-            previous: _RowValues | None = None) -> None:
-    """Upsert one instance and its parents, inside the caller's transaction.
-
-    ``previous``: the row inserted just before in the same transaction. When its
-    patient, study and series values are the same (a series arriving), those
-    parents are already exactly as this row would leave them, and only the
-    instance is written: a third of the statements.
-    """
-    sop_uid, study_uid, series_uid = values.sop_uid, values.study_uid, values.series_uid
-    patient_id = values.patient[0]
-    # Where the rows hang now: an upsert may move them (a re-sent
-    # instance with other parent UIDs), leaving old parents empty.
-    old_series = db.execute(
-        "SELECT series_uid FROM instance WHERE sop_instance_uid = ?", (sop_uid,)
-    ).fetchone()
-    if (previous is not None and previous.series == values.series
-            and previous.study == values.study and previous.patient == values.patient):
-        _upsert_instance(db, values)
-        if old_series is not None and old_series[0] != series_uid:
-            _prune_series(db, old_series[0])
-        return
-    old_study = db.execute(
-        "SELECT study_uid FROM series WHERE series_uid = ?", (series_uid,)
-    ).fetchone()
-    old_patient = db.execute(
-        "SELECT patient_id FROM study WHERE study_uid = ?", (study_uid,)
-    ).fetchone()
-    db.execute(
-        "INSERT INTO patient VALUES (?, ?, ?, ?) ON CONFLICT(patient_id) DO UPDATE SET "
-        "patient_name = excluded.patient_name, "
-        "patient_birth_date = excluded.patient_birth_date, "
-        "patient_sex = excluded.patient_sex",
-        values.patient,
-    )
-    db.execute(
-        "INSERT INTO study VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(study_uid) DO UPDATE SET patient_id = excluded.patient_id, "
-        "study_date = excluded.study_date, study_time = excluded.study_time, "
-        "accession_number = excluded.accession_number, "
-        "study_id = excluded.study_id, "
-        "study_description = excluded.study_description, "
-        "referring_physician_name = excluded.referring_physician_name",
-        values.study,
-    )
-    db.execute(
-        "INSERT INTO series VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT(series_uid) DO UPDATE SET study_uid = excluded.study_uid, "
-        "modality = excluded.modality, series_number = excluded.series_number, "
-        "series_description = excluded.series_description",
-        values.series,
-    )
-    _upsert_instance(db, values)
-    # Drop parents that became empty so counts and C-FIND stay truthful.
-    if old_series is not None and old_series[0] != series_uid:
-        _prune_series(db, old_series[0])
-    if old_study is not None and old_study[0] != study_uid:
-        _prune_study(db, old_study[0])
-    if old_patient is not None and old_patient[0] != patient_id:
-        _prune_patient(db, old_patient[0])
-
-
-def _upsert_instance(db: sqlite3.Connection, values: _RowValues) -> None:
-    db.execute(
-        "INSERT INTO instance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(sop_instance_uid) DO UPDATE SET series_uid = excluded.series_uid, "
-        "sop_class_uid = excluded.sop_class_uid, "
-        "instance_number = excluded.instance_number, "
-        "transfer_syntax_uid = excluded.transfer_syntax_uid, "
-        "relative_path = excluded.relative_path, size = excluded.size, "
-        "sha256 = excluded.sha256, received_at = excluded.received_at, "
-        "calling_ae = excluded.calling_ae, peer_fingerprint = excluded.peer_fingerprint",
-        values.instance,
-    )
-
-
-def _prune_series(db: sqlite3.Connection, series_uid: str) -> None:
-    """Remove ``series_uid`` if it has no instances, then its parents if empty."""
-    row = db.execute("SELECT study_uid FROM series WHERE series_uid = ?", (series_uid,)).fetchone()
-    if row is None:
-        return
-    gone = db.execute(
-        "DELETE FROM series WHERE series_uid = ? AND NOT EXISTS "
-        "(SELECT 1 FROM instance WHERE series_uid = ?)",
-        (series_uid, series_uid),
-    ).rowcount
-    if gone:
-        _prune_study(db, row[0])
-
-
-def _prune_study(db: sqlite3.Connection, study_uid: str) -> None:
-    """Remove ``study_uid`` if it has no series, then its patient if empty."""
-    row = db.execute("SELECT patient_id FROM study WHERE study_uid = ?", (study_uid,)).fetchone()
-    if row is None:
-        return
-    gone = db.execute(
-        "DELETE FROM study WHERE study_uid = ? AND NOT EXISTS "
-        "(SELECT 1 FROM series WHERE study_uid = ?)",
-        (study_uid, study_uid),
-    ).rowcount
-    if gone:
-        _prune_patient(db, row[0])
-
-
-def _prune_patient(db: sqlite3.Connection, patient_id: str) -> None:
-    """Remove ``patient_id`` if it has no studies."""
-    db.execute(
-        "DELETE FROM patient WHERE patient_id = ? AND NOT EXISTS "
-        "(SELECT 1 FROM study WHERE patient_id = ?)",
-        (patient_id, patient_id),
-    )
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
