@@ -231,9 +231,9 @@ def test_more_than_128_contexts_take_as_many_associations_as_needed(
     associations of at most 128 (PS3.8 9.3.2.2, 7-bit odd context IDs), every
     file on the one that proposed its class, every file stored whole."""
     from dicomnet.aio.server import AssociationInfo
-    from dicomnet.services.storage import _storage_sop_classes
+    from dicomnet.services.store_contexts import storage_sop_classes
 
-    classes = _storage_sop_classes()[:70]
+    classes = storage_sop_classes()[:70]
     sources = [write_part10(tmp_path / "in" / f"{n:03d}.dcm",
                             make_image(n, rows=4, columns=4, sop_class_uid=sop_class),
                             str(ExplicitVRLittleEndian))

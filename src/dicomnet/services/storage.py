@@ -7,7 +7,10 @@ in, the file is fsynced and renamed, the index learns of it, and only then is
 Success answered. Any failure leaves no file under a final name.
 
 The SCU (``store_paths``, ``StoreResult``, ``collect_files``) lives in
-:mod:`dicomnet.services.store_scu` and is re-exported here.
+:mod:`dicomnet.services.store_scu` and is re-exported here, as is what the SCP
+answers (``StoredInstance``, the ``on_c_store`` handler's answer, the response:
+:mod:`dicomnet.services.store_answers`); the contexts it accepts are in
+:mod:`dicomnet.services.store_contexts`.
 """
 
 from __future__ import annotations
@@ -17,17 +20,13 @@ import functools
 import logging
 import os
 import stat
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pydicom
-from pydicom.dataset import Dataset
-
-from ..dimse.messages import CStoreRQ, CStoreRSP, DimseMessage
-from ..dimse.status import Status
-from ..errors import ConfigurationError, DicomNetError
+from ..dimse.messages import CStoreRQ, DimseMessage
+from ..errors import ConfigurationError
 from ..security.info import SecurityInfo
 from ..storage.cleanup import cleanup_stale, open_index
 from ..storage.direct import AlignedBuffer, DirectBatch
@@ -44,10 +43,21 @@ from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import INDEX_NAME, NewInstance
 from ..storage.instances import IndexRow, InstanceLocator
 from ..storage.lock import StoreLock
-from ..storage.names import UnsafeNameError, is_uid, safe_uid
+from ..storage.names import UnsafeNameError, safe_uid
 from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from .store_answers import (
+    HookAnswer,
+    Refused,
+    StoredInstance,
+    StoredObserver,
+    StoreHook,
+    log_refusal,
+    response,
+    run_hook,
+)
+from .store_contexts import StorageContexts
 from .store_scu import RetryEvent, StoreResult, collect_files, store_paths
 from .store_sink import (
     CANNOT_UNDERSTAND,
@@ -60,7 +70,7 @@ from .store_sink import (
     StoreSink,
     contents,
 )
-from .workers import MAX_BATCH, Background, BatchWorker, call_handler
+from .workers import MAX_BATCH, Background, BatchWorker
 
 if TYPE_CHECKING:
     from ..aio.server_association import Answer, Response, ServerAssociation
@@ -78,91 +88,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("dicomnet.services")
-
-
-
-
-#: A DICOMDIR's SOP Class (PS3.10 8.6, PS3.3 F): the index of a medium, no object to
-#: store (it has no study nor series), as storescp refuses it too.
-_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
-
-
-def _storage_sop_classes() -> list[str]:
-    """Every Storage SOP Class pydicom knows (PS3.4 B.5), for the SCP's contexts."""
-    from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
-
-    return sorted(
-        uid for uid, entry in UID_dictionary.items()
-        if entry[1] == "SOP Class" and "Storage" in entry[0] and "Commitment" not in entry[0]
-        and uid != _MEDIA_STORAGE_DIRECTORY
-    )
-
-
-class _StorageContexts(Mapping[str, "Sequence[str] | None"]):
-    """The Storage SOP Classes the SCP accepts, and, when ``unknown`` is set, any
-    other abstract syntax that is a well-formed UID pydicom does not know: a
-    private or newer SOP class (a vendor's non-image object, say), which a store
-    keeps as it keeps any other. Known SOP classes of other services (Query/
-    Retrieve, Worklist) stay refused: this SCP cannot serve them. Iterating
-    gives the known ones only."""
-
-    def __init__(self, accepted: Sequence[str] | None, *, unknown: bool) -> None:
-        self._known = dict.fromkeys(_storage_sop_classes(), accepted)
-        self._accepted = accepted
-        self._unknown = unknown
-
-    def _takes(self, uid: object) -> bool:
-        if not self._unknown or not isinstance(uid, str):
-            return False
-        from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
-
-        return uid not in UID_dictionary and is_uid(uid)
-
-    def __contains__(self, uid: object) -> bool:
-        return uid in self._known or self._takes(uid)
-
-    def __getitem__(self, uid: str) -> Sequence[str] | None:
-        if uid in self._known:
-            return self._known[uid]
-        if self._takes(uid):
-            return self._accepted
-        raise KeyError(uid)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._known)
-
-    def __len__(self) -> int:
-        return len(self._known)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredInstance:
-    """What ``on_c_store`` receives once an object is durable on disk."""
-
-    path: Path
-    sop_class_uid: str
-    sop_instance_uid: str
-    transfer_syntax_uid: str
-    calling_ae_title: str
-    security: SecurityInfo | None
-    duplicate: bool
-
-    def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
-        """Read the stored file (lazily, only when asked)."""
-        return pydicom.dcmread(self.path, stop_before_pixels=stop_before_pixels)
-
-
-#: What an ``on_c_store`` handler may answer: None (Success), a status (an int or a
-#: ``Status``), or a status with its Error Comment (0000,0902), e.g.
-#: ``(0xC001, "not a CT")``.
-HookAnswer = int | Status | tuple[int | Status, str] | None
-StoreHook = Callable[[StoredInstance], HookAnswer | Awaitable[HookAnswer]]
-#: Told of each object stored (``StorageSCP(on_stored=...)``); what it returns is ignored.
-StoredObserver = Callable[[StoredInstance], object]
-
-
-#: The Error Comment of an object whose handler failed (its details go to the log).
-HOOK_FAILED = "the server's C-STORE handler failed"
 
 
 class StorageSCP:
@@ -263,7 +188,7 @@ class StorageSCP:
             "dicomnet-store", self._start_round, self._finish_round, round_size=_round_size)
         self._closed = False
         accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
-        self.contexts: Mapping[str, Sequence[str] | None] = _StorageContexts(
+        self.contexts: Mapping[str, Sequence[str] | None] = StorageContexts(
             accepted, unknown=accept_unknown_sop_classes)
 
     def flush_index(self) -> None:
@@ -322,7 +247,7 @@ class StorageSCP:
         """Store a received C-STORE (PS3.4 B.2.2) and answer its C-STORE-RSP."""
         assert isinstance(message, CStoreRQ)
         status, comment = await self._store(assoc, context_id, message, sink)
-        return [(_response(message, status, comment), None)]
+        return [(response(message, status, comment), None)]
 
     def start(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
               sink: object, answer: Answer) -> bool:
@@ -349,7 +274,7 @@ class StorageSCP:
         except BaseException as exc:  # not a storage failure: the association ends
             answer(exc)
             return
-        answer(_response(message, status, comment))
+        answer(response(message, status, comment))
 
     async def _store(self, assoc: ServerAssociation, context_id: int, message: CStoreRQ,
                      sink: object) -> tuple[int, str | None]:
@@ -360,7 +285,7 @@ class StorageSCP:
             error = getattr(sink, "error", None) or "no data set received"
             status = getattr(sink, "status", CANNOT_UNDERSTAND)
             detail = getattr(sink, "detail", None)
-            _log_refusal(logging.ERROR if detail else logging.WARNING, assoc, message,
+            log_refusal(logging.ERROR if detail else logging.WARNING, assoc, message,
                          status, detail or error)
             return status, error
         writer, buffer = sink.writer, sink.buffer
@@ -388,13 +313,13 @@ class StorageSCP:
                 except asyncio.CancelledError:
                     commit.add_done_callback(_retrieve)
                     raise
-        except (StorageError, _Refused) as exc:
+        except (StorageError, Refused) as exc:
             outcome = exc
         status, comment = self._status(assoc, message, outcome)
         if status != SUCCESS or self.on_c_store is None:
             return status, comment
         assert isinstance(outcome, StoredInstance)
-        return await self._run_hook(self.on_c_store, outcome)
+        return await run_hook(self.on_c_store, outcome)
 
     def _status(self, assoc: ServerAssociation, message: CStoreRQ,
                 outcome: StoredInstance | BaseException) -> tuple[int, str | None]:
@@ -402,11 +327,11 @@ class StorageSCP:
         once; an exception that is no storage failure or refusal is raised again."""
         if isinstance(outcome, StorageError):
             status = OUT_OF_RESOURCES if outcome.out_of_resources else PROCESSING_FAILURE
-            _log_refusal(logging.ERROR, assoc, message, status, str(outcome))
+            log_refusal(logging.ERROR, assoc, message, status, str(outcome))
             # The peer learns why, not where: no local path in the Error Comment.
             return status, f"cannot store: {outcome.reason}"
-        if isinstance(outcome, _Refused):
-            _log_refusal(logging.WARNING, assoc, message, outcome.status, str(outcome))
+        if isinstance(outcome, Refused):
+            log_refusal(logging.WARNING, assoc, message, outcome.status, str(outcome))
             return outcome.status, str(outcome)
         if isinstance(outcome, BaseException):
             raise outcome
@@ -420,41 +345,15 @@ class StorageSCP:
                               outcome.sop_instance_uid)
         return SUCCESS, None
 
-    @staticmethod
-    async def _run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str | None]:
-        """The user's handler; its status, or Success when it returns None. A handler
-        that raises, or returns what is not a status, costs this object a Processing
-        Failure (0110H), not the association: the file stays, it is durable."""
-        try:
-            result = await call_handler(hook, instance)
-        except Exception:
-            log.exception("C-STORE %s: the on_c_store handler failed", instance.sop_instance_uid)
-            return PROCESSING_FAILURE, HOOK_FAILED
-        if result is None:
-            return SUCCESS, None
-        status, comment = result if isinstance(result, tuple) and len(result) == 2 else (
-            result, None)
-        if isinstance(status, Status):
-            status = status.code
-        if (isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF
-                and (comment is None or isinstance(comment, str))):
-            # An Error Comment is LO (PS3.7 C.4): 64 characters at most.
-            return status, None if comment is None else comment[:64]
-        log.error("C-STORE %s: the on_c_store handler returned %r, not a status (0 to 0xFFFF), "
-                  "optionally with its comment", instance.sop_instance_uid,
-                  hex(result) if isinstance(result, int) and not isinstance(result, bool)
-                  else result)
-        return PROCESSING_FAILURE, HOOK_FAILED
-
     def _place(self, buffer: bytearray | AlignedBuffer | None, writer: AtomicWriter | None,
                message: CStoreRQ, transfer_syntax: str) -> tuple[HeaderAttributes, Path]:
         """Read the header attributes and choose the final path (worker thread).
-        Raises ``_Refused``; a spilled object's temporary file is then removed."""
+        Raises ``Refused``; a spilled object's temporary file is then removed."""
 
-        def refuse(status: int, text: str) -> _Refused:
+        def refuse(status: int, text: str) -> Refused:
             if writer is not None:
                 writer.abort()
-            return _Refused(status, text)
+            return Refused(status, text)
 
         try:
             header = read_header(None if buffer is None else contents(buffer),
@@ -464,10 +363,10 @@ class StorageSCP:
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
         try:
             if header.text("SOPInstanceUID") not in (None, message.affected_sop_instance_uid):
-                raise _Refused(DATASET_MISMATCH,
+                raise Refused(DATASET_MISMATCH,
                                "SOP Instance UID in the data set differs from the command")
             if header.text("SOPClassUID") not in (None, message.affected_sop_class_uid):
-                raise _Refused(DATASET_MISMATCH,
+                raise Refused(DATASET_MISMATCH,
                                "SOP Class UID in the data set differs from the command")
             destination = self.layout.destination(
                 self.root,
@@ -477,7 +376,7 @@ class StorageSCP:
             )
         except (UnsafeNameError, StorageError) as exc:
             raise refuse(CANNOT_UNDERSTAND, f"cannot place the object: {exc}") from exc
-        except _Refused as exc:
+        except Refused as exc:
             raise refuse(exc.status, str(exc)) from exc
         except Exception as exc:
             # pydicom decodes values lazily: an invalid value can raise here (reading
@@ -763,47 +662,3 @@ class _Round:
     written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException]
     batch: DirectBatch
     together: bool  # one syncfs for the round, rather than an fsync per file
-
-
-def _response(message: CStoreRQ, status: int, comment: str | None) -> CStoreRSP:
-    return CStoreRSP(
-        message_id_being_responded_to=message.message_id,
-        status=status,
-        affected_sop_class_uid=_echoable_uid(message.affected_sop_class_uid),
-        affected_sop_instance_uid=_echoable_uid(message.affected_sop_instance_uid),
-        error_comment=_comment(comment),
-    )
-
-
-def _echoable_uid(value: str) -> str | None:
-    """The UID to echo in the response (PS3.7 9.3.1.2: optional there), or None when
-    the request's value could not be encoded (over 64 characters, not ASCII): the
-    peer then still gets its failure status instead of an A-ABORT."""
-    try:
-        raw = value.encode("ascii")
-    except UnicodeEncodeError:
-        return None
-    return value if len(raw) <= 64 else None
-
-
-def _comment(comment: str | None) -> str | None:
-    """Error Comment (LO, at most 64 characters of the default repertoire)."""
-    if not comment:
-        return None
-    return comment.encode("ascii", "replace").decode("ascii")[:64]
-
-
-def _log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status: int,
-                 why: str) -> None:
-    """The one line a C-STORE that was not stored leaves in the log: the object,
-    who sent it, the status it was answered (PS3.4 B.2.3) and why, paths included
-    (ERROR when the server could not store, WARNING when it refused the data)."""
-    log.log(level, "C-STORE %s from %s@%s:%s refused, status 0x%04X: %s",
-            message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
-            status, why)
-
-
-class _Refused(DicomNetError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status

@@ -1,0 +1,135 @@
+"""What a C-STORE SCP answers (PS3.4 B.2.3, PS3.7 9.3.1.2): the object stored, as
+its handlers see it, the user's ``on_c_store`` handler and what it may answer,
+the C-STORE-RSP with its Error Comment, and the one log line of an object not
+stored. Used by :mod:`dicomnet.services.storage`, which re-exports what is
+public here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pydicom
+from pydicom.dataset import Dataset
+
+from ..dimse.messages import CStoreRQ, CStoreRSP
+from ..dimse.status import Status
+from ..errors import DicomNetError
+from ..security.info import SecurityInfo
+from .store_sink import PROCESSING_FAILURE, SUCCESS
+from .workers import call_handler
+
+if TYPE_CHECKING:
+    from ..aio.server_association import ServerAssociation
+
+__all__ = ["HOOK_FAILED", "HookAnswer", "Refused", "StoreHook", "StoredInstance",
+           "StoredObserver", "log_refusal", "response", "run_hook"]
+
+log = logging.getLogger("dicomnet.services")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """What ``on_c_store`` receives once an object is durable on disk."""
+
+    path: Path
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    calling_ae_title: str
+    security: SecurityInfo | None
+    duplicate: bool
+
+    def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
+        """Read the stored file (lazily, only when asked)."""
+        return pydicom.dcmread(self.path, stop_before_pixels=stop_before_pixels)
+
+
+#: What an ``on_c_store`` handler may answer: None (Success), a status (an int or a
+#: ``Status``), or a status with its Error Comment (0000,0902), e.g.
+#: ``(0xC001, "not a CT")``.
+HookAnswer = int | Status | tuple[int | Status, str] | None
+StoreHook = Callable[[StoredInstance], HookAnswer | Awaitable[HookAnswer]]
+#: Told of each object stored (``StorageSCP(on_stored=...)``); what it returns is ignored.
+StoredObserver = Callable[[StoredInstance], object]
+
+
+#: The Error Comment of an object whose handler failed (its details go to the log).
+HOOK_FAILED = "the server's C-STORE handler failed"
+
+
+async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str | None]:
+    """The user's handler; its status, or Success when it returns None. A handler
+    that raises, or returns what is not a status, costs this object a Processing
+    Failure (0110H), not the association: the file stays, it is durable."""
+    try:
+        result = await call_handler(hook, instance)
+    except Exception:
+        log.exception("C-STORE %s: the on_c_store handler failed", instance.sop_instance_uid)
+        return PROCESSING_FAILURE, HOOK_FAILED
+    if result is None:
+        return SUCCESS, None
+    status, comment = result if isinstance(result, tuple) and len(result) == 2 else (
+        result, None)
+    if isinstance(status, Status):
+        status = status.code
+    if (isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF
+            and (comment is None or isinstance(comment, str))):
+        # An Error Comment is LO (PS3.7 C.4): 64 characters at most.
+        return status, None if comment is None else comment[:64]
+    log.error("C-STORE %s: the on_c_store handler returned %r, not a status (0 to 0xFFFF), "
+              "optionally with its comment", instance.sop_instance_uid,
+              hex(result) if isinstance(result, int) and not isinstance(result, bool)
+              else result)
+    return PROCESSING_FAILURE, HOOK_FAILED
+
+
+def response(message: CStoreRQ, status: int, comment: str | None) -> CStoreRSP:
+    """The C-STORE-RSP to ``message`` (PS3.7 9.3.1.2)."""
+    return CStoreRSP(
+        message_id_being_responded_to=message.message_id,
+        status=status,
+        affected_sop_class_uid=_echoable_uid(message.affected_sop_class_uid),
+        affected_sop_instance_uid=_echoable_uid(message.affected_sop_instance_uid),
+        error_comment=_comment(comment),
+    )
+
+
+def _echoable_uid(value: str) -> str | None:
+    """The UID to echo in the response (PS3.7 9.3.1.2: optional there), or None when
+    the request's value could not be encoded (over 64 characters, not ASCII): the
+    peer then still gets its failure status instead of an A-ABORT."""
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    return value if len(raw) <= 64 else None
+
+
+def _comment(comment: str | None) -> str | None:
+    """Error Comment (LO, at most 64 characters of the default repertoire)."""
+    if not comment:
+        return None
+    return comment.encode("ascii", "replace").decode("ascii")[:64]
+
+
+def log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status: int,
+                 why: str) -> None:
+    """The one line a C-STORE that was not stored leaves in the log: the object,
+    who sent it, the status it was answered (PS3.4 B.2.3) and why, paths included
+    (ERROR when the server could not store, WARNING when it refused the data)."""
+    log.log(level, "C-STORE %s from %s@%s:%s refused, status 0x%04X: %s",
+            message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
+            status, why)
+
+
+class Refused(DicomNetError):
+    """An object refused for its data (a status of PS3.4 B.2.3 and why), not for
+    the disk: answered with that status, logged at WARNING."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
