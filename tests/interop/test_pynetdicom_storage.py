@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, store_paths
-from dicomnet.services.store_scu import PduBuffers
+from dicomnet.services.store_prepare import PduBuffers
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
 from tests.aio.helpers import LOOPBACK, Pki, PkiFactory, run, running_server

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.services.store_scu import PduBuffers, _file_pdus
+from dicomnet.services.store_prepare import PduBuffers, file_pdus
 from dicomnet.storage import Part10Info, read_part10
 
 from ..storage.helpers import make_dataset, write_part10_file
@@ -81,7 +81,7 @@ def test_pdus_held_together_keep_their_own_bytes(tmp_path: Path) -> None:
     info, data = _file_and_data(tmp_path)
     pool = PduBuffers()
     # Kept all at once (as a transport with a long backlog would): none is reused.
-    kept = list(_file_pdus(info, 1, MAX_PDU, pool))
+    kept = list(file_pdus(info, 1, MAX_PDU, pool))
     assert len(kept) > 4 and all(len(p) >= 64 << 10 for p in kept[:-1])
     pooled = [p for p in kept if isinstance(p, memoryview)]
     assert len(pooled) == len(kept) - 1  # the short last one is a bytearray of its own
@@ -94,21 +94,21 @@ def test_pdus_written_one_by_one_share_a_few_buffers(tmp_path: Path) -> None:
     pool = PduBuffers()
     buffers: set[int] = set()
     sent: list[bytes] = []
-    for pdu in _file_pdus(info, 1, MAX_PDU, pool):
+    for pdu in file_pdus(info, 1, MAX_PDU, pool):
         if isinstance(pdu, memoryview):
             buffers.add(id(pdu.obj))
         sent.append(bytes(pdu))  # "written": the copy is what went out
     _check(sent, data)
     assert len(buffers) <= 2  # the generator's own reference keeps one busy at a time
     # The same file again, through the same pool: no new buffer.
-    again = [id(p.obj) for p in _file_pdus(info, 1, MAX_PDU, pool) if isinstance(p, memoryview)]
+    again = [id(p.obj) for p in file_pdus(info, 1, MAX_PDU, pool) if isinstance(p, memoryview)]
     assert len(again) == 5 and set(again) <= buffers
 
 
 def test_small_pdus_are_not_pooled(tmp_path: Path) -> None:
     info = read_part10(_file(tmp_path, 1_000))
     pool = PduBuffers()
-    (pdu,) = list(_file_pdus(info, 1, MAX_PDU, pool))
+    (pdu,) = list(file_pdus(info, 1, MAX_PDU, pool))
     assert isinstance(pdu, bytearray) and not pool._buffers
 
 

@@ -22,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.aio.server import AssociationInfo
 from dicomnet.config import Limits
 from dicomnet.errors import AssociationAborted, AssociationRejected
-from dicomnet.services import store_scu
+from dicomnet.services import store_prepare, store_scu
 from dicomnet.services.storage import RetryEvent, StorageSCP, StoreResult, store_paths
 from dicomnet.storage.part10 import Part10Info, read_part10
 from tests.aio.helpers import LOOPBACK, run, running_server
@@ -80,7 +80,7 @@ def test_a_file_shrinking_while_sent_aborts_the_association(
     """Multi-PDU objects (the server takes 16 KiB PDUs); the second file is cut
     once its first PDU is out: its message cannot be finished."""
     files = _files(tmp_path / "in", 4, rows=256, columns=256)
-    pdus = store_scu._file_pdus
+    pdus = store_prepare.file_pdus
 
     def cut_after_first(info: Part10Info, *args: Any) -> Iterator[Any]:
         produced = pdus(info, *args)
@@ -89,7 +89,7 @@ def test_a_file_shrinking_while_sent_aborts_the_association(
             os.truncate(info.path, info.dataset_offset + 20_000)
         yield from produced
 
-    monkeypatch.setattr(store_scu, "_file_pdus", cut_after_first)
+    monkeypatch.setattr(store_prepare, "file_pdus", cut_after_first)
     reported: dict[str, StoreResult] = {}
 
     async def main() -> None:

@@ -7,26 +7,23 @@ wire untouched; an uncompressed file is converted by pydicom when only another
 uncompressed syntax was accepted (``store_convert``: a large one through a
 temporary file); a compressed file nobody accepted is skipped
 with its reason. ``dicomnet.services.storage`` re-exports what is public here.
+How each file is made ready (its context, checks, conversion, and its PDUs
+read from disk) is in :mod:`dicomnet.services.store_prepare`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import io
-import itertools
 import logging
 import os
 import stat
-import sys
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ..config import Timeouts
-from ..dimse.fragments import max_pdv_data_length
-from ..dimse.messages import CStoreRQ
 from ..dimse.status import Status
 from ..errors import (
     AssociationAborted,
@@ -40,23 +37,13 @@ from ..errors import (
     TransportError,
 )
 from ..security.config import TLSConfig
-from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info, read_part10
-from ..ul.connection import JOIN_LIMIT
 from ..ul.negotiation import (
-    ABSTRACT_SYNTAX_NOT_SUPPORTED,
-    TRANSFER_SYNTAXES_NOT_SUPPORTED,
     ContextRequest,
 )
-from ..ul.pdu import pdata_header
-from .store_convert import (
-    conversion_error,
-    convert_in_memory,
-    convert_to_file,
-    converts_through_file,
-)
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
+from .store_prepare import PduBuffers, Prepared, prepare_file
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
@@ -266,223 +253,6 @@ def _batches(plans: list[_Plan]) -> Iterator[_Batch]:
         yield batch
 
 
-#: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
-_UNLIMITED_PDV = (1 << 20) - 6
-
-
-class PduBuffers:
-    """Memory for the data PDUs an association sends from files, used again once
-    nothing holds it any more.
-
-    A fresh ``bytearray`` is zeroed before the file is read over it, and a
-    megabyte-sized one may come from fresh pages: reusing them cut the
-    sender's CPU on 256 MB objects over TLS by 7% (``bench/store_bench.py``
-    sizes, 6 interleaved runs). A buffer is handed out again only when its
-    reference count (CPython's; elsewhere nothing is reused) shows that the
-    pool alone holds it: a PDU still queued in the transport, or viewed by
-    anything, keeps its buffer. Used from one event loop, by one message at a
-    time (the association's send lock); it lives as long as the association.
-    """
-
-    #: References to an idle buffer while it is looked at: the pool's list, the
-    #: loop variable and getrefcount's argument.
-    _IDLE_REFS = 3
-    #: Memory kept for reuse, beyond two buffers (a peer may ask for huge PDUs).
-    _KEEP_BYTES = 16 << 20
-
-    def __init__(self, keep: int = 4) -> None:
-        self._keep = keep
-        self._buffers: list[bytearray] = []
-        self._counts = getattr(sys, "getrefcount", None)
-
-    def get(self, capacity: int) -> bytearray:
-        """A buffer of ``capacity`` bytes (contents undefined), reused if one is idle."""
-        counts = self._counts
-        if counts is not None:
-            for buffer in self._buffers:
-                if len(buffer) == capacity and counts(buffer) <= self._IDLE_REFS:
-                    return buffer
-        buffer = bytearray(capacity)
-        if counts is not None:
-            keep = max(2, min(self._keep, self._KEEP_BYTES // max(1, capacity)))
-            while len(self._buffers) >= keep:
-                self._buffers.pop(0)
-            self._buffers.append(buffer)
-        return buffer
-
-
-#: PDUs at least this long are built in pooled memory; smaller ones are joined
-#: with others before they are written anyway (ULConnection.chunks_to_send).
-_POOLED_FROM = JOIN_LIMIT
-
-
-def _file_pdus(info: Part10Info, context_id: int, max_pdu: int,
-               buffers: PduBuffers | None = None
-               ) -> Generator[bytearray | memoryview, None, None]:
-    """The data set of ``info``'s file as P-DATA-TF PDUs (PS3.7 8.2, PS3.8 9.3.5),
-    each read from disk straight into its PDU after the 12-byte header: no other
-    copy of the bytes is made on their way to the transport. Long PDUs are built
-    in ``buffers``' memory. Raises :class:`StorageError` if the file shrank
-    since it was read."""
-    try:
-        with open(info.path, "rb", buffering=0) as fp:
-            if os.fstat(fp.fileno()).st_size < info.dataset_offset + info.dataset_length:
-                # Found before anything is sent (the caller takes the first PDU
-                # first): the object fails alone, the association goes on.
-                raise StorageError(f"{info.path} is shorter than when it was read")
-            yield from _pdus_from(fp, info.dataset_offset, info.dataset_length,
-                                  name=str(info.path), context_id=context_id,
-                                  max_pdu=max_pdu, buffers=buffers)
-    except OSError as exc:
-        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
-
-
-def _converted_pdus(fp: io.BufferedRandom, length: int, *, info: Part10Info,
-                    context_id: int, max_pdu: int, buffers: PduBuffers | None
-                    ) -> Generator[bytearray | memoryview, None, None]:
-    """The PDUs of ``info``'s data set converted into the temporary file ``fp``
-    (``store_convert``), from its position, which is closed at the end (or when
-    the generator is closed or collected)."""
-    with fp:
-        try:
-            yield from _pdus_from(fp, fp.tell(), length, name=f"the conversion of {info.path}",
-                                  context_id=context_id, max_pdu=max_pdu, buffers=buffers)
-        except OSError as exc:
-            raise StorageError.from_os_error("cannot read the conversion of", info.path,
-                                             exc) from exc
-
-
-def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, name: str,
-               context_id: int, max_pdu: int, buffers: PduBuffers | None
-               ) -> Generator[bytearray | memoryview, None, None]:
-    """``total`` bytes of ``fp`` from ``offset`` as P-DATA-TF PDUs (see
-    ``_file_pdus``). Raises StorageError if the file ends before them, and
-    OSError as reading raises it."""
-    size = max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV
-    remaining = total
-    fp.seek(offset)
-    while True:
-        length = min(size, remaining)
-        pdu: bytearray | memoryview
-        if buffers is not None and 12 + length >= _POOLED_FROM:
-            pdu = memoryview(buffers.get(12 + size))[:12 + length]
-        else:
-            pdu = bytearray(12 + length)
-        view = memoryview(pdu)
-        filled = 12
-        while filled < len(pdu):
-            got = fp.readinto(view[filled:])
-            if not got:
-                raise StorageError(f"{name} is shorter than when it was read")
-            filled += got
-        view.release()
-        remaining -= length
-        pdu[:12] = pdata_header(context_id, False, remaining == 0, length)
-        yield pdu
-        if remaining == 0:
-            return
-
-
-#: What a C-STORE needs to go: its request, its context, and its data set (as
-#: PDUs read from the file, or converted bytes).
-_Prepared = tuple[CStoreRQ, int, "Iterable[bytearray | memoryview] | None", "bytes | None"]
-
-
-async def _prepare(assoc: ClientAssociation, plan: _Plan,
-                   buffers: PduBuffers | None) -> _Prepared | None:
-    """The C-STORE of ``plan``, or None when it cannot be sent (its result then
-    says why). The file is opened and its first PDU read here: a file gone or
-    shortened since its header was read fails alone (StorageError), before any
-    byte of its message is sent."""
-    info, result = plan.info, plan.result
-    rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
-                  affected_sop_class_uid=info.sop_class_uid,
-                  affected_sop_instance_uid=info.sop_instance_uid)
-    as_is = next((c for c in assoc.contexts.values()
-                  if c.abstract_syntax == info.sop_class_uid
-                  and c.transfer_syntax == info.transfer_syntax_uid), None)
-    if as_is is not None:
-        pdus = _file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length, buffers)
-        first = next(pdus)
-        # The bytes go as they are: a file cut short would go out whole as far as the
-        # peer can tell, and be stored so (storage.completeness). Walked in its one
-        # PDU, or, for a longer data set, in the file (seeking over long values).
-        if len(first) - 12 >= info.dataset_length:
-            problem = dataset_problem(memoryview(first)[12:], info.transfer_syntax_uid)
-        else:
-            problem = await _file_problem(info)
-        if problem is None and info.dataset_length % 2:
-            # Every value has an even length (PS3.5 7.1.1), so a data set does too:
-            # DCMTK and Orthanc abort the association on its odd last fragment,
-            # taking the objects after it down as well.
-            problem = (f"the data set has an odd length ({info.dataset_length} bytes), "
-                       "which no DICOM encoding gives (PS3.5 7.1.1)")
-        if problem is not None:
-            pdus.close()
-            result.error = f"not sent: {problem}"
-            return None
-        return rq, as_is.context_id, itertools.chain((first,), pdus), None
-    # Little Endian first (UNCOMPRESSED's order), whatever order the contexts were
-    # accepted in: a file went to Big Endian when the batch also held one in it.
-    accepted = {c.transfer_syntax: c for c in assoc.contexts.values()
-                if c.abstract_syntax == info.sop_class_uid}
-    other = next((accepted[s] for s in UNCOMPRESSED if s in accepted), None)
-    if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
-        result.error = _no_context(assoc, info)
-        return None
-    # pydicom re-encodes what it reads (even lengths), but reads a cut file as if
-    # whole (a short Pixel Data): walked first.
-    if (problem := await _file_problem(info)) is not None:
-        result.error = f"not sent: {problem}"
-        return None
-    loop = asyncio.get_running_loop()
-    target = other.transfer_syntax
-    try:
-        if converts_through_file(info, target):
-            converted, length = await loop.run_in_executor(None, convert_to_file, info, target)
-            result.converted_to = target
-            return rq, other.context_id, _converted_pdus(
-                converted, length, info=info, context_id=other.context_id,
-                max_pdu=assoc.ul.peer_max_pdu_length, buffers=buffers), None
-        data = await loop.run_in_executor(None, convert_in_memory, info, target)
-    except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
-        result.error = f"cannot convert to {target}: {conversion_error(exc)}"
-        return None
-    result.converted_to = target
-    return rq, other.context_id, None, data
-
-
-#: Why the peer refused every context of a SOP Class (PS3.8 Table 9-18).
-_REFUSALS = {
-    ABSTRACT_SYNTAX_NOT_SUPPORTED: "it does not take that SOP Class (abstract syntax not "
-    "supported)",
-    TRANSFER_SYNTAXES_NOT_SUPPORTED: "it takes that SOP Class in none of the transfer syntaxes "
-    "proposed",
-}
-
-
-def _no_context(assoc: ClientAssociation, info: Part10Info) -> str:
-    """Why ``info``'s file cannot go: the SOP Class refused, or the syntax."""
-    why = assoc.refused.get(info.sop_class_uid)
-    if why is not None:
-        return (f"the peer accepted no context for {info.sop_class_uid}: "
-                + _REFUSALS.get(why, "it refused them without a reason"))
-    return (f"the peer accepted no context for {info.sop_class_uid} in "
-            f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in UNCOMPRESSED
-                                             else " (compressed; not converted)"))
-
-
-async def _file_problem(info: Part10Info) -> str | None:
-    """Why the file's data set is not whole (storage.completeness), or None; off the
-    event loop (a file of small fragments is read whole). Raises StorageError."""
-    try:
-        return await asyncio.get_running_loop().run_in_executor(
-            None, file_dataset_problem, str(info.path), info.dataset_offset,
-            info.transfer_syntax_uid)
-    except OSError as exc:
-        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
-
-
 def _record(result: StoreResult, rsp: object) -> None:
     """The outcome of a C-STORE from its response (PS3.4 B.2.3): a Warning of any
     kind PS3.7 Annex C names (0107H and 0116H too, as DCMTK and pynetdicom read
@@ -505,13 +275,13 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
     ``on_progress`` must not raise (``store_paths`` guards the caller's)."""
     buffers = PduBuffers()
 
-    async def prepare(plan: _Plan) -> _Prepared | None:
+    async def prepare(plan: _Plan) -> Prepared | None:
         """The plan's C-STORE, while the association stands; None (and reported)
         when it cannot be sent."""
         if assoc.failure is not None:
             raise assoc.failure
         try:
-            prepared = await _prepare(assoc, plan, buffers)
+            prepared = await prepare_file(assoc, plan.info, plan.result, buffers)
         except StorageError as exc:
             plan.result.error = str(exc)
             prepared = None
