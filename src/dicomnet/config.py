@@ -29,7 +29,8 @@ class Timeouts:
     dimse: float | None = 60.0
     """Awaiting a DIMSE response (each one, pending responses included), and,
     while a message is being sent, the peer taking none of it (its receive
-    window shut: it stopped reading)."""
+    window shut: it stopped reading). A response that does not come in time
+    aborts the association (A-ABORT, PS3.8 7.3), as DCMTK and pynetdicom do."""
     idle: float | None = 300.0
     """An established association with nothing received, and nothing of what it
     sends taken by the peer, for this long is aborted (a data set being sent to a

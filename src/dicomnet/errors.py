@@ -197,7 +197,8 @@ class DimseError(DicomNetError):
 
 
 class DimseTimeout(DimseError, builtins.TimeoutError):
-    """No DIMSE response arrived within the DIMSE timeout."""
+    """No DIMSE response arrived within the DIMSE timeout; the client aborted the
+    association (A-ABORT, PS3.8 7.3): later calls on it raise AssociationAborted."""
 
 
 class StatusError(DimseError):

@@ -165,32 +165,6 @@ def test_a_peer_that_hangs_up_fails_the_pending_request() -> None:
     run(main())
 
 
-def test_a_response_after_the_requests_timeout_is_ignored_and_the_next_one_works(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    late: list[Request] = []
-
-    async def answer(peer: RawPeer, request: Request) -> None:
-        if not late:  # the first request: hold its answer until the second arrives
-            late.append(request)
-            return
-        await peer.send(_rsp(late[0]), _rsp(request))
-
-    async def main() -> tuple[bool, int]:
-        async with (raw_scp(answer) as (port, _),
-                    associate(LOOPBACK, port, timeouts=Timeouts(dimse=0.3)) as assoc):
-            timed_out = False
-            try:
-                await assoc.echo()
-            except DimseTimeout:
-                timed_out = True
-            return timed_out, int(await assoc.echo())
-
-    with caplog.at_level(logging.WARNING, logger="dicomnet.aio"):
-        assert run(main()) == (True, SUCCESS)
-    assert any("unsolicited CEchoRSP" in r.getMessage() for r in caplog.records)
-
-
 def test_a_lone_request_is_written_at_once_and_concurrent_ones_together(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -130,8 +130,7 @@ class _OneReply:
         callback(item)
 
     def expire(self) -> None:
-        self.put(DimseTimeout(
-            f"no response to message {self.message_id} within {self.assoc.timeouts.dimse}s"))
+        self.put(self.assoc._timed_out(self.message_id))
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -199,9 +198,9 @@ class ClientAssociation(Association):
                 try:
                     item = await queue.get(self._loop, self.timeouts.dimse)
                 except TimeoutError as exc:
-                    raise DimseTimeout(
-                        f"no response to message {message_id} within {self.timeouts.dimse}s"
-                    ) from exc
+                    timed_out = self._timed_out(message_id)
+                    await self.stream.close()
+                    raise timed_out from exc
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -241,6 +240,29 @@ class ClientAssociation(Association):
             raise
         if reply.callback is not None and self.timeouts.dimse is not None:
             reply.timer = self._loop.call_later(self.timeouts.dimse, reply.expire)
+
+    def _timed_out(self, message_id: int) -> DimseTimeout | AssociationAborted:
+        """No response to ``message_id`` within the DIMSE timeout: A-ABORT the
+        association (PS3.8 7.3, source service-user) and start closing, as DCMTK's
+        SCUs and pynetdicom do. The peer's state is unknown, and its late
+        response would otherwise be taken for the answer to a later request
+        reusing the Message ID (PS3.7 9.1.1.1 needs it unique among those
+        outstanding only). Returns the error for the request; later ones hear
+        ``AssociationAborted``, and so do the other requests outstanding (or
+        this one, when the association had failed already)."""
+        if self.failure is not None:
+            return self.failure  # its reader task has not told the requests yet
+        detail = (f"no response to message {message_id} within {self.timeouts.dimse}s "
+                  "(DIMSE timeout)")
+        log.info("%s: aborting: %s", self._name(), detail)
+        with contextlib.suppress(LocalProtocolError):
+            self.ul.abort(self._loop.time())
+        self._fail(AssociationAborted(0, 0, f"aborted locally: {detail}"))
+        with contextlib.suppress(ConnectionError, OSError):
+            self._queue_out()
+        self.stream.close_soon()
+        self._wake()  # the reader task ends the association
+        return DimseTimeout(f"{detail}; the association was aborted (A-ABORT)")
 
     async def request_one(
         self,
