@@ -9,6 +9,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,9 @@ READ_SIZE = 1 << 18
 #: How long a closing connection may take to hand its last bytes to a peer that
 #: does not read them before it is cut (as the TLS transport's own grace).
 CLOSE_GRACE = 10.0
+#: The most reads of what a peer sent before resetting the connection (its
+#: receive buffer, a few MB at most: READ_SIZE each).
+_BEHIND_READS = 64
 
 
 class PeerSilent(ConnectError):
@@ -155,9 +159,45 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        if isinstance(exc, ConnectionError) and not self._ended:
+            self._read_behind()
         self._end(exc)
         if not self._closed.done():
             self._closed.set_result(None)
+
+    def _read_behind(self) -> None:
+        """Take what a plain connection's peer sent before it reset the connection,
+        still unread because a write of ours failed first (ECONNRESET, EPIPE) and
+        ended the transport. A peer that answers A-ASSOCIATE-RJ or A-ABORT (PS3.8
+        9.3.4, 9.3.8) and closes with our bytes unread resets the connection
+        (RFC 1122 4.2.2.13, or SO_LINGER 0); its PDU says why, and reaches the
+        sink before the end does. Only on this error path: asyncio closes the
+        socket after ``connection_lost``, so it is still open here. TLS reads its
+        own alert behind a reset (``tls_socket``)."""
+        transport = self.transport
+        if transport is None or isinstance(transport, TLSSocketTransport):
+            return
+        raw = transport.get_extra_info("socket")
+        if raw is None:
+            return
+        try:  # a socket of our own: asyncio's wrapper refuses recv
+            sock = socket.socket(fileno=os.dup(raw.fileno()))
+        except OSError:
+            return
+        with sock:
+            for _ in range(_BEHIND_READS):
+                buffer = self.get_buffer(-1)
+                try:
+                    nbytes = sock.recv_into(buffer, len(buffer), socket.MSG_DONTWAIT)
+                except OSError:  # the reset itself, or nothing more (EAGAIN)
+                    nbytes = 0
+                if not nbytes:
+                    break
+                self.buffer_updated(nbytes)
+        if self._lent is not None:  # lent for a read that brought nothing
+            with contextlib.suppress(BufferError):
+                self._lent.release()
+            self._lent = None
 
     def _end(self, exc: BaseException | None) -> bool:
         if self._ended:

@@ -1,0 +1,147 @@
+"""A plain TCP peer that answers A-ASSOCIATE-RJ or A-ABORT (PS3.8 9.3.4, 9.3.8)
+and then resets the connection (closing with SO_LINGER 0, or with our bytes
+unread: RFC 1122 4.2.2.13) is heard: its PDU waits in our receive buffer, and a
+write of ours failed by the reset must not hide it behind "the peer reset the
+connection". The peer is a raw socket in a thread; the client's event loop is
+kept from reading until the reset has arrived, so that the write comes first
+(as when a script's blocking association sits between two calls)."""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from dicomnet import blocking
+from dicomnet.aio import client as aio_client
+from dicomnet.aio import transport
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, decode_message, encode_message
+from dicomnet.errors import AssociationAborted, AssociationRejected
+from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
+from dicomnet.ul.pdu import AssociateRQ, PDataTF, decode_pdu, encode_pdata
+from tests.aio.helpers import LOOPBACK, run
+
+VERIFICATION = "1.2.840.10008.1.1"
+#: A-ASSOCIATE-RJ (PS3.8 9.3.4): type 03, reserved, length 4, reserved,
+#: result 1 (permanent), source 1 (service-user), reason 7 (called AE title not
+#: recognized).
+REJECT = bytes.fromhex("03 00 00000004 00 01 01 07")
+#: A-ABORT (PS3.8 9.3.8): type 07, reserved, length 4, two reserved bytes,
+#: source 2 (service-provider), reason 1 (unrecognized PDU).
+ABORT = bytes.fromhex("07 00 00000004 00 00 02 01")
+
+
+def _read_pdu(conn: socket.socket) -> bytes:
+    data = b""
+    while len(data) < 6 or len(data) < 6 + struct.unpack(">I", data[2:6])[0]:
+        chunk = conn.recv(65536)
+        assert chunk, "the client closed"
+        data += chunk
+    return data
+
+
+def _reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+@contextmanager
+def _peer(script: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A one-connection server on 127.0.0.1 running ``script`` in a thread."""
+    listener = socket.create_server((LOOPBACK, 0))
+    failures: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+            # No Nagle: the PDU must leave before the reset, which drops what waits.
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            script(conn)
+        except BaseException as exc:  # reported by the test
+            failures.append(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        thread.join(10)
+        listener.close()
+    assert not failures, failures
+
+
+def _wait_reset(fd: int) -> None:
+    """Until the peer's reset has reached socket ``fd`` (POLLERR/POLLHUP)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    for _ in range(500):
+        if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(10)):
+            return
+    raise AssertionError("the peer's reset never arrived")
+
+
+def test_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peer rejects at once (before reading our A-ASSOCIATE-RQ) and resets:
+    our RQ's write fails, and the rejection it sent is what we report, not
+    'reset before answering the A-ASSOCIATE-RQ: the peer may expect TLS'."""
+    def script(conn: socket.socket) -> None:
+        conn.sendall(REJECT)
+        _reset(conn)
+
+    real_open_stream = transport.open_stream
+
+    async def open_stream(*args: Any, **kwargs: Any) -> Any:
+        stream = await real_open_stream(*args, **kwargs)
+        _wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
+        return stream
+
+    monkeypatch.setattr(aio_client, "open_stream", open_stream)
+
+    async def main() -> None:
+        async with aio_client.associate(LOOPBACK, port):
+            pass
+
+    with _peer(script) as port, pytest.raises(AssociationRejected) as caught:
+        run(main())
+    assert (caught.value.result, caught.value.source, caught.value.reason) == (1, 1, 7)
+
+
+def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails() -> None:
+    """A blocking association between two calls (its loop not running): the peer
+    aborts and resets; the next call's write fails, and the A-ABORT read behind
+    it is what the call raises."""
+    answered = threading.Event()  # the first call returned: its loop stopped
+
+    def script(conn: socket.socket) -> None:
+        rq = decode_pdu(_read_pdu(conn))
+        assert isinstance(rq, AssociateRQ)
+        policy = AcceptorPolicy(contexts={VERIFICATION: ["1.2.840.10008.1.2"]})
+        conn.sendall(negotiate(rq, policy).encode())
+        request = decode_pdu(_read_pdu(conn))
+        assert isinstance(request, PDataTF)
+        pdv = request.pdvs[0]
+        echo = decode_message(bytes(pdv.data))
+        assert isinstance(echo, CEchoRQ)
+        conn.sendall(encode_pdata(pdv.context_id, True, True, encode_message(CEchoRSP(
+            message_id_being_responded_to=echo.message_id,
+            status=0, affected_sop_class_uid=VERIFICATION))))
+        assert answered.wait(10)
+        conn.sendall(ABORT)
+        _reset(conn)
+
+    with (_peer(script) as port, pytest.raises(AssociationAborted) as caught,
+          blocking.associate(LOOPBACK, port) as assoc):
+        assert int(assoc.echo()) == 0
+        answered.set()
+        _wait_reset(assoc._assoc.stream.writer.get_extra_info("socket").fileno())
+        assoc.echo()
+    assert (caught.value.source, caught.value.reason) == (2, 1)
+    assert str(caught.value).startswith(
+        "association aborted by service-provider (unrecognized PDU)")
