@@ -561,6 +561,10 @@ async def wrap_accepted(
             transport = TLSSocketTransport(loop, secured, receiver)
     except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
         sock.close()
+        if context is None:
+            # No TLS to blame: asyncio's setsockopt on a socket the peer reset
+            # meanwhile (EINVAL on macOS). The caller says the connection failed.
+            raise
         error = _handshake_error(exc, side="server", peer=f"{peer[0]}:{peer[1]}",
                                  timeout=handshake_timeout, profile=tls.profile if tls else None)
         await call_hook(on_secure_link_ready, SecureLinkEvent(peer, "server", None, error))
