@@ -7,13 +7,25 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import select
+import socket
+import struct
 from typing import Any
 
 import pytest
 
-from dicomnet.aio.server_events import ConnectionEvent
+from dicomnet.aio.server import AssociationInfo, Server
+from dicomnet.aio.server_events import AssociationAccepted, AssociationEnded, ConnectionEvent
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
-from tests.aio.helpers import LOOPBACK, log_lines, read_until_eof, run, running_server
+from tests.aio.helpers import (
+    LOOPBACK,
+    association_lines,
+    log_lines,
+    read_until_eof,
+    run,
+    running_server,
+    wait_until,
+)
 
 RQ = build_associate_rq(
     calling_ae_title="RAW", called_ae_title="DICOMNET-SCP",
@@ -49,3 +61,48 @@ def test_a_plain_connection_failing_before_its_transport_is_not_a_tls_refusal(
     assert log_lines(aio_log, level=logging.WARNING) == []
     failed = log_lines(aio_log, contains="failed before DICOM")
     assert len(failed) == 1 and failed[0].endswith(": invalid argument")
+
+
+def _wait_reset(fd: int) -> None:
+    """Until the peer's reset has reached socket ``fd`` (POLLERR/POLLHUP)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    for _ in range(500):
+        if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(10)):
+            return
+    raise AssertionError("the peer's reset never arrived")
+
+
+def test_a_request_whose_connection_was_reset_before_its_answer_ends_alike_in_log_and_event(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    """The peer sends its A-ASSOCIATE-RQ and resets the connection before the
+    server answers: the request is read (it was in the receive buffer) and
+    accepted, and the A-ASSOCIATE-AC's write fails. PS3.8 AA-4 (Evt17 in Sta6):
+    an A-P-ABORT; the log line and the event both say so, with the same reason
+    (the log said 'closed', the event 'aborted', 'the connection closed')."""
+    events: list[ConnectionEvent] = []
+
+    async def main() -> None:
+        server_holder: list[Server] = []
+
+        def hold(info: AssociationInfo) -> None:
+            # Synchronous: the server's loop reads nothing until the reset is in.
+            (_, sock), = server_holder[0]._pending.values()
+            _wait_reset(sock.fileno())
+
+        async with running_server(on_connection_event=events.append,
+                                  on_association_request=hold) as server:
+            server_holder.append(server)
+            client = socket.create_connection((LOOPBACK, server.port))
+            client.sendall(RQ)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            await wait_until(lambda: len(events) == 2, "the association's end")
+
+    run(main())
+    accepted, ended = events
+    assert isinstance(accepted, AssociationAccepted) and isinstance(ended, AssociationEnded)
+    assert (ended.how, ended.reason) == ("aborted", "the peer reset the connection")
+    lines = association_lines(aio_log)
+    assert len(lines) == 1 and (
+        ": aborted (the peer reset the connection), 0 message(s)" in lines[0]), lines

@@ -78,6 +78,19 @@ AssociationRequestHook = Callable[
 ]
 
 
+async def _transport_end(assoc: ServerAssociation) -> None:
+    """Let the Upper Layer hear why the transport ended, when a write of ours
+    failed first (the A-ASSOCIATE-AC's, to a peer that reset the connection
+    before it was answered): asyncio tells the end a turn later (Evt17, AA-4),
+    with its error, which then names the association's end."""
+    writer = assoc.stream.writer
+    if assoc.ul.state is State.Sta1 or not writer.is_closing():
+        return
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await writer.wait_closed()
+
+
 @dataclass(eq=False)
 class Server:
     """A running DICOM server, as ``serve()`` returns it (started; use it rather
@@ -354,9 +367,15 @@ class Server:
                 self._per_host[assoc.peer[0]] -= 1
                 if not self._per_host[assoc.peer[0]]:
                     del self._per_host[assoc.peer[0]]
+            if outcome == "closed" and counted and assoc.failure is None:
+                await _transport_end(assoc)
             # Released, then ARTIM closed a connection the peer kept (PS3.8 AA-2): released.
             if assoc.failure is not None and outcome == "closed":
                 outcome = f"aborted ({assoc.failure.detail or assoc.failure})"
+            elif outcome == "closed" and counted:
+                # Accepted, then the connection went without a release: an
+                # A-P-ABORT (PS3.8 AA-4), in the log as in the event.
+                outcome = "aborted (the connection closed)"
             await stream.close()
             seconds = asyncio.get_running_loop().time() - started
             evicted = asyncio.current_task() in self._evicted
