@@ -3,8 +3,8 @@ Upper Layer and DIMSE cores, timers, and DIMSE message transfer.
 
 Both sides share this class; ``aio.client`` and ``aio.server`` add what only a
 requestor or an acceptor does. One association is driven by one task reading
-the socket (``_reader_loop``); timers (ARTIM, idle, whole-PDU) are one
-``loop.call_at`` handle re-armed as deadlines change, never a polling loop.
+the socket (``_reader_loop``); its deadlines (ARTIM, idle, whole-PDU, DIMSE
+sends) are those of its base class, ``aio.deadlines.Deadlines``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from ..security.info import SecurityInfo
 from ..ul.connection import ULConnection
 from ..ul.events import Aborted, DataReceived, ULEvent
 from ..ul.negotiation import AcceptedContext
+from .deadlines import Deadlines
 from .transport import Stream, describe_os_error
 
 __all__ = ["Association", "BufferSink", "DatasetSink"]
@@ -106,7 +106,7 @@ class BufferSink:
         self.data.clear()
 
 
-class Association:
+class Association(Deadlines):
     """One association over one Stream, as requestor or acceptor."""
 
     def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts,
@@ -119,27 +119,9 @@ class Association:
         self.dimse = DimseConnection()
         self.contexts: dict[int, AcceptedContext] = {}
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._last_rx = self._loop.time()
+        self._start_deadlines()
         #: Bytes read from the connection (after TLS), for the end's report.
         self.bytes_received = 0
-        #: When the transport last took what we wrote down to its low-water mark:
-        #: the peer reads. A long data set sent counts as activity for the idle
-        #: deadline as much as bytes received (a requestor receives nothing while
-        #: it sends one).
-        self._last_tx = self._last_rx
-        #: The transport's unsent bytes when last looked at (by a timer firing, or a
-        #: write done): fewer since is the peer reading too.
-        self._tx_backlog = 0
-        #: A message's bytes wait for the peer to read some (the transport paused
-        #: writing): ``Timeouts.dimse`` bounds that wait.
-        self._send_waiting = False
-        self._pdu_started: float | None = None
-        self._pdus_seen = 0
-        # The nearest a read can put the idle or PDU deadline (_rearm_if_earlier).
-        self._nearest_timeout = min(
-            (t for t in (timeouts.idle, timeouts.pdu) if t is not None), default=math.inf)
         self._closed = asyncio.Event()
         self._pending_out = 0
         self._write_soon: asyncio.Handle | None = None
@@ -253,99 +235,6 @@ class Association:
         if self.ul.should_close:
             await self.stream.close()
         self._rearm_if_earlier()
-
-    # -- timers ----------------------------------------------------------------
-
-    def _next_deadline(self) -> float | None:
-        candidates = []
-        artim = self.ul.get_timer()
-        if artim is not None:
-            candidates.append(artim)
-        if self._send_waiting and self.timeouts.dimse is not None:
-            candidates.append(self._last_tx + self.timeouts.dimse)
-        if self._paused:
-            # We stopped reading (our task behind): the peer cannot be slow or idle
-            # then. Its deadlines start again when we read again (_read_events).
-            return min(candidates) if candidates else None
-        if self.ul.is_established and self.timeouts.idle is not None:
-            candidates.append(max(self._last_rx, self._last_tx) + self.timeouts.idle)
-        if self._pdu_started is not None and self.timeouts.pdu is not None:
-            candidates.append(self._pdu_started + self.timeouts.pdu)
-        return min(candidates) if candidates else None
-
-    def _rearm(self) -> None:
-        deadline = self._next_deadline()
-        if deadline is None:
-            return  # a timer still armed only re-checks when it fires
-        if self._timer_at is not None and self._timer_at <= deadline:
-            # Deadlines mostly move later (each read pushes the idle one): keep the
-            # armed timer, which re-arms itself when it fires early, instead of
-            # replacing a handle on every read.
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _rearm_if_earlier(self) -> None:
-        """``_rearm`` when a deadline may now be due before the armed timer. A read
-        only moves the idle and PDU deadlines to the time of the last read plus
-        their timeouts, and an armed timer due before that stays right (it
-        re-arms itself when it fires early): only a timer later than that (the
-        idle deadline just started, say, once established), or ARTIM running,
-        needs the full work."""
-        timer_at = self._timer_at
-        if (timer_at is None or timer_at > self._last_rx + self._nearest_timeout
-                or self.ul.get_timer() is not None):
-            self._rearm()
-
-    def stop_timers(self) -> None:
-        """The association is over: drop its timer (it would keep it alive until
-        the idle deadline, minutes away)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_at = None
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        now = self._loop.time()
-        backlog = self.stream.writer.transport.get_write_buffer_size()
-        if backlog < self._tx_backlog:
-            self._last_tx = now  # the peer read some of what waits: not stalled
-        self._tx_backlog = backlog
-        reading = not self._paused  # paused by us: no PDU or idle deadline (_next_deadline)
-        artim = self.ul.get_timer()
-        if artim is not None and now >= artim:
-            log.info("%s: ARTIM expired in %s", self._name(), self.ul.state.name)
-            self.ul.handle_timer(now)
-            self._fail(AssociationAborted(None, None, "ARTIM timer expired"))
-        elif reading and self._pdu_started is not None and self.timeouts.pdu is not None and (
-            now >= self._pdu_started + self.timeouts.pdu
-        ):
-            self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
-        elif self._send_waiting and self.timeouts.dimse is not None and (
-            now >= self._last_tx + self.timeouts.dimse
-        ):
-            self._local_abort(f"the peer read nothing of what was sent for "
-                              f"{self.timeouts.dimse}s")
-        elif reading and self.ul.is_established and self.timeouts.idle is not None and (
-            now >= max(self._last_rx, self._last_tx) + self.timeouts.idle
-        ):
-            self._local_abort(f"nothing received or sent for {self.timeouts.idle}s "
-                              "(idle timeout)")
-        else:
-            self._rearm()
-            return
-        self._queue_out()
-        # Unsent bytes left when a deadline fired: the peer reads nothing (the
-        # idle one: it took nothing for that long), so the A-ABORT cannot reach
-        # it behind them; waiting out the close's grace would only hold a caller.
-        self.stream.close_soon(grace=0)
-        self._closed.set()
 
     def _local_abort(self, detail: str) -> None:
         log.info("%s: aborting: %s", self._name(), detail)
