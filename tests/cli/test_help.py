@@ -135,3 +135,18 @@ def test_serve_help_documents_each_json_line() -> None:
     for key in ("contexts", "how (released or aborted)", "bytes_received", "answers",
                 "unanswered", "stage (tls,", "cipher_suite", "client_cert"):
         assert key in text, key
+
+
+@pytest.mark.parametrize("command", ["echo", "store", "serve"])
+def test_tls_help_cites_annex_b_not_the_retired_basic_profile(command: str) -> None:
+    """--tls is any profile of PS3.15 Annex B (B.12 by default); it cited B.1,
+    the retired 3DES profile that OpenSSL 3 refuses."""
+    text = _help(command)
+    assert "--tls / --no-tls Secure transport: TLS, as --profile says (PS3.15 Annex B)." in text
+    assert "(PS3.15 B.1)." not in text
+
+
+def test_profile_help_says_a_bcp195_client_offers_no_dhe() -> None:
+    assert ("bcp195 (PS3.15 B.9, retired): RFC 7525, falling back to TLS 1.0 and AES-CBC for "
+            "old peers (a client offers no DHE suite: at that level no group size is "
+            "checked);") in _help("echo")

@@ -354,8 +354,8 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                 help="The peer's AE title (called AE title)."))
         options += [
             click.option("--tls/--no-tls", default=None,
-                         help="Secure transport (PS3.15 B.1). Default: plain DICOM, unless a "
-                              "TLS option below is given. " + (
+                         help="Secure transport: TLS, as --profile says (PS3.15 Annex B). "
+                              "Default: plain DICOM, unless a TLS option below is given. " + (
                                   f"DICOM over TLS is registered on port {DEFAULT_TLS_PORT}."
                                   if port_required else
                                   f"Default port becomes {DEFAULT_TLS_PORT}.")),
@@ -434,7 +434,8 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
 _PROFILE_PHRASES = {
     "bcp195-rfc9325": "TLS 1.3 preferred, TLS 1.2 with ECDHE AES-GCM only",
     "bcp195-rfc9325-modified": "TLS 1.2 or 1.3, ECDHE with AEAD ciphers only, no suite added",
-    "bcp195": "RFC 7525, falling back to TLS 1.0 and AES-CBC for old peers",
+    "bcp195": ("RFC 7525, falling back to TLS 1.0 and AES-CBC for old peers (a client "
+               "offers no DHE suite: at that level no group size is checked)"),
     "bcp195-non-downgrading": "RFC 7525 without that fallback",
     "bcp195-extended": "TLS 1.2 only, AEAD suites only",
     "aes": "TLS_RSA_WITH_AES_128_CBC_SHA, no forward secrecy",
