@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,34 @@ def test_profile_help_says_a_bcp195_client_offers_no_dhe() -> None:
     assert ("bcp195 (PS3.15 B.9, retired): RFC 7525, falling back to TLS 1.0 and AES-CBC for "
             "old peers (a client offers no DHE suite: at that level no group size is "
             "checked);") in _help("echo")
+
+
+_LEAF_COMMANDS = [["echo"], ["store"], ["serve"], ["reindex"], ["demo"], ["certs", "init"],
+                  ["certs", "issue"], ["certs", "revoke"], ["certs", "show"]]
+
+
+@pytest.mark.parametrize("command", _LEAF_COMMANDS, ids=" ".join)
+def test_every_command_lists_its_exit_codes(command: list[str]) -> None:
+    """The certs commands listed none."""
+    text = run_cli(*command, "--help").stdout
+    assert "Exit codes:" in text
+    codes = text[text.index("Exit codes:"):]
+    for code in ("0", "2", "130", "143"):
+        assert f"\n    {code} " in codes, code
+
+
+@pytest.mark.parametrize("command", [["reindex"], ["certs", "init"], ["certs", "show"]],
+                         ids=" ".join)
+def test_local_commands_list_no_network_exit_codes(command: list[str]) -> None:
+    """reindex and certs touch only files: reindex listed echo's and store's
+    meanings of 1 and 3, which it never exits with."""
+    text = _help(*command)
+    codes = text[text.index("Exit codes:"):]
+    assert "echo:" not in codes
+    assert " 1 " not in codes and " 3 " not in codes
+
+
+def test_reindex_exit_2_is_explained(tmp_path: Path) -> None:
+    result = run_cli("reindex", str(tmp_path))  # a folder, but not a store
+    assert result.exit_code == 2
+    assert "not a folder or not a store" in _help("reindex")

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from dicomnet.cli.common import EXIT_USAGE, fail, print_json, prompt_password
+from dicomnet.cli.common import (
+    CERTS_EXIT_CODES_EPILOG,
+    EXIT_USAGE,
+    fail,
+    print_json,
+    prompt_password,
+)
 from dicomnet.cli.echo import describe_certificate
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import (
@@ -31,13 +37,14 @@ PKI_FILES = ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "clie
              "  dicomnet certs init pki\n"
              "  dicomnet certs issue pki orthanc --host-name orthanc.local\n"
              "  dicomnet certs revoke pki orthanc\n"
-             "  dicomnet certs show pki/server.pem")
+             "  dicomnet certs show pki/server.pem\n\n" + CERTS_EXIT_CODES_EPILOG)
 def certs() -> None:
     """Development certificates: make a small PKI, issue more from it, inspect
     certificates."""
 
 
-@certs.command("init", short_help="Make a development CA, server and client certificate.")
+@certs.command("init", epilog=CERTS_EXIT_CODES_EPILOG,
+               short_help="Make a development CA, server and client certificate.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--key-type", type=click.Choice(["rsa", "ecdsa"]), default="rsa", show_default=True,
               help="rsa: RSA 2048; ecdsa: ECDSA P-256 (faster, smaller).")
@@ -113,7 +120,8 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-@certs.command("issue", short_help="Issue one more certificate from its CA, for a peer.")
+@certs.command("issue", epilog=CERTS_EXIT_CODES_EPILOG,
+               short_help="Issue one more certificate from its CA, for a peer.")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("name")
 @click.option("--role", type=click.Choice(["both", "server", "client"]), default="both",
@@ -191,7 +199,8 @@ def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...],
     click.echo("The peer also needs ca.pem to trust dicomnet's side (its CA file).")
 
 
-@certs.command("revoke", short_help="Revoke certificates of the PKI: write its CRL, ca.crl.")
+@certs.command("revoke", epilog=CERTS_EXIT_CODES_EPILOG,
+               short_help="Revoke certificates of the PKI: write its CRL, ca.crl.")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("certificates", nargs=-1, metavar="NAME|FILE...")
 @click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
@@ -263,7 +272,8 @@ def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | No
     return None
 
 
-@certs.command("show", short_help="Show a certificate: subject, names, validity, fingerprint.")
+@certs.command("show", epilog=CERTS_EXIT_CODES_EPILOG,
+               short_help="Show a certificate: subject, names, validity, fingerprint.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
 def show(*, file: Path, as_json: bool) -> None:

@@ -53,6 +53,7 @@ from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES
 
 __all__ = [
     "printable",
+    "CERTS_EXIT_CODES_EPILOG",
     "EXIT_CODES_EPILOG",
     "EXIT_FAILURE_STATUS",
     "EXIT_INTERRUPTED",
@@ -60,6 +61,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "REINDEX_EXIT_CODES_EPILOG",
     "SERVE_EXIT_CODES_EPILOG",
     "NetworkOptions",
     "OnExit",
@@ -103,6 +105,26 @@ SERVE_EXIT_CODES_EPILOG = (
     "  130 interrupted before it listened (Ctrl-C at the key's password prompt, or\n"
     "      while it loaded its certificates)\n"
     "  143 terminated (SIGTERM) before it listened"
+)
+
+#: reindex and certs touch only local files: no peer status (1), no network (3).
+_EXIT_LOCAL_INTERRUPT_LINES = (
+    "  130 interrupted (Ctrl-C)\n"
+    "  143 terminated (SIGTERM)"
+)
+REINDEX_EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  success (rows added or removed, or none to change)\n"
+    "  2  usage or configuration error (FOLDER not a folder or not a store, the\n"
+    "     store in use by a server, an index that cannot be read or written)\n"
+    + _EXIT_LOCAL_INTERRUPT_LINES
+)
+CERTS_EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  success\n"
+    "  2  usage or configuration error (files there already without --force, no CA,\n"
+    "     a missing or wrong password, a file that holds no certificate)\n"
+    + _EXIT_LOCAL_INTERRUPT_LINES
 )
 
 Role = Literal["client", "server"]

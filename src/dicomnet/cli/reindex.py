@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from dicomnet.cli.common import EXIT_CODES_EPILOG, EXIT_USAGE, cli_session, fail, print_json
+from dicomnet.cli.common import (
+    EXIT_USAGE,
+    REINDEX_EXIT_CODES_EPILOG,
+    cli_session,
+    fail,
+    print_json,
+)
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import StorageIndex
@@ -15,7 +21,7 @@ from dicomnet.storage.lock import StoreLock
 __all__ = ["reindex"]
 
 
-@click.command(epilog=EXIT_CODES_EPILOG,
+@click.command(epilog=REINDEX_EXIT_CODES_EPILOG,
                short_help="Make a store's index agree with its files.")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--no-prune", is_flag=True,
