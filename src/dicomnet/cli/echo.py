@@ -164,7 +164,22 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
 
     With --json, one document on stdout whatever happens (a usage error, a
     failed connection, TLS handshake or association, Ctrl-C): "error" and
-    "exit_code" say how the run ended, and what was not reached is null.
+    "exit_code" say how the run ended, and what was not reached is null:
+
+    \b
+      status, status_text,  the worst answer (the first that is not Success,
+      status_category       else the last): its code (0 is Success), meaning,
+                            and success, warning, failure or cancel
+      peer, calling_aet, called_aet
+      tls                   what TLS negotiated, as the text's "TLS" part
+                            shows it (protocol, cipher_suite, key_exchange, encryption,
+                            integrity, peer_certificates, local_certificate,
+                            alpn, sni, session_resumed...); null on plain DICOM
+      associate_ms          how long the association took to set up
+      rtt_ms, rtts_ms       the C-ECHOs' mean round trip, and each one's
+      count                 --count
+      interrupted           true after Ctrl-C or SIGTERM
+      error, exit_code      the error line (null on success), the exit status
 
     \b
     Examples:

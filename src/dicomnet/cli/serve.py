@@ -316,11 +316,17 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     which (the log stays on stderr):
 
     \b
-      listening             port, TLS mode, limits (first)
-      association_accepted  peer, calling_aet, called_aet, contexts (accepted)
+      listening             first: host, port, ae_title, tls (true or false),
+                            profile and peer_cert (null without TLS),
+                            output, allowed_aets (null: any),
+                            check_called_aet, max_associations,
+                            max_per_host, max_pending
+      association_accepted  peer, calling_aet, called_aet, contexts (how
+                            many presentation contexts were accepted)
       stored                an object durable: path, sop_class_uid,
                             sop_instance_uid, transfer_syntax_uid,
-                            calling_aet, duplicate, tls
+                            calling_aet, duplicate (its SOP Instance UID
+                            was held already: see --duplicates), tls
       association_ended     peer, calling_aet, called_aet, how (released or
                             aborted), reason, seconds, messages, objects
                             (C-STORE requests), bytes_received, answers
@@ -331,7 +337,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             request not read or out of turn, limit: too many
                             connections waiting), reason, seconds,
                             calling_aet and called_aet (or null)
-      stopped               last (or the "error" that ended the run)
+      stopped               last, after Ctrl-C or SIGTERM; a run that fails
+                            (before it listens, or later) ends with "error"
+                            instead: error, exit_code, interrupted
 
     The association and connection lines also carry tls (TLS version, or null
     for plain DICOM), cipher_suite and client_cert (the client certificate's

@@ -225,7 +225,33 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     With --json, one document on stdout whatever happens: every object with
     its status or why it was not sent, and "error" and "exit_code" as on
     stderr (a usage error, exit 2, has only "error", "exit_code" and
-    "interrupted").
+    "interrupted"). Its keys:
+
+    \b
+      peer, calling_aet, called_aet
+      tls                   what TLS negotiated (as dicomnet echo --json says),
+                            null on plain DICOM
+      total, stored,        files listed, stored, not stored, and sent more
+      failed, retried       than once (--retries)
+      bytes, seconds        size of the files stored; the run's duration
+      interrupted, error,   true after Ctrl-C or SIGTERM; the error line (null
+      exit_code             if none); the exit status
+      results               one per file, in order:
+        path, sop_instance_uid  (null if not DICOM)
+        status, status_text     the peer's C-STORE status (null without an
+                                answer) and its meaning with the peer's
+                                comment, else "not sent", "no answer"
+                                (sent) or "unconfirmed" (Ctrl-C)
+        ok                      stored (Success or a warning status)
+        error, error_comment    why not stored (null if stored); the peer's
+                                Error Comment (a warning's too)
+        size                    its data set's bytes (the file less its
+                                preamble and File Meta Information)
+        transfer_syntax_uid,    the file's transfer syntax; the one it was
+        converted_to            converted to (null: sent as it is)
+        sent, attempts,         its C-STORE went out (without a status, the
+        retryable               peer may hold it); tries; a failure that
+                                --retries would send again
 
     \b
     Examples:
