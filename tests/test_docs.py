@@ -1,0 +1,39 @@
+"""README.md keeps the promises a user checks first: every exit code the CLI uses,
+every serve --json event, and how the library runs a server's handlers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dicomnet.cli import exits
+
+README = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+
+
+def test_readme_documents_every_exit_code_the_cli_uses() -> None:
+    sentence = README[README.index("The commands exit 0 (success)"):]
+    sentence = sentence[:sentence.index(". ")]
+    codes = {value for name, value in vars(exits).items()
+             if name.startswith("EXIT_") and isinstance(value, int)}
+    assert codes == {0, 1, 2, 3, 130, 143}
+    for code in codes:
+        assert re.search(rf"\b{code} \(", sentence), code
+
+
+def test_readme_names_every_serve_json_event() -> None:
+    """It named listening, stored, stopped and error only."""
+    for event in ("listening", "association_accepted", "association_ended",
+                  "connection_refused", "stored", "stopped", "error"):
+        assert f"`{event}`" in README, event
+
+
+def test_readme_says_where_a_plain_handler_runs_and_what_results_keeps() -> None:
+    """Since handlers moved to worker threads and store_paths gained results=,
+    a user of the library learnt neither from the README."""
+    assert ("or plain functions, run in a worker thread: those may block (a database, a "
+            "request to another node, reading the stored data set) without stalling the "
+            "other associations, but several run at once, so what they share must be "
+            "thread-safe.") in README
+    assert "`store_paths(..., results=[])` fills the caller's empty list" in README
+    assert "works where an event loop already runs" in README
