@@ -1,11 +1,16 @@
-"""README.md keeps the promises a user checks first: every exit code the CLI uses,
-every serve --json event, and how the library runs a server's handlers."""
+"""README.md and docs/security.md keep the promises a user checks first: every exit
+code the CLI uses, every serve --json event, how the library runs a server's
+handlers, what a profile refuses."""
 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
+import pytest
+
+from dicomnet import ConfigurationError, TLSConfig
 from dicomnet.cli import exits
 
 README = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
@@ -37,3 +42,18 @@ def test_readme_says_where_a_plain_handler_runs_and_what_results_keeps() -> None
             "thread-safe.") in README
     assert "`store_paths(..., results=[])` fills the caller's empty list" in README
     assert "works where an event loop already runs" in README
+
+
+def test_security_guide_says_a_bcp195_client_refuses_dhe() -> None:
+    """Since 4e5657e a bcp195 client offers no DHE suite and refuses one listed
+    in ciphers; the guide's profile table still read "old peers only; warns"."""
+    guide = " ".join((Path(__file__).parent.parent / "docs" / "security.md").read_text().split())
+    row = guide[guide.index("| `bcp195` |"):]
+    row = row[:row.index(" | `bcp195-non-downgrading`")]
+    assert "A client offers no DHE suite" in row
+    assert "DHE suites in its `ciphers` are a `ConfigurationError`" in row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the profile is retired: it warns
+        config = TLSConfig(profile="bcp195", ciphers=("DHE-RSA-AES128-GCM-SHA256",))
+        with pytest.raises(ConfigurationError, match="DHE"):
+            config.client_context_sync()
