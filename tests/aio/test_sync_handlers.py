@@ -7,6 +7,8 @@ still run on the loop (tests/aio/test_hooks.py, tests/storage/test_store_hooks.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import threading
 from pathlib import Path
 
@@ -83,3 +85,43 @@ def test_a_blocking_store_handler_holds_its_association_only(tmp_path: Path) -> 
     assert seen == ["PID0007"]
     [path] = (tmp_path / "out").rglob("*.dcm")
     assert dcmread(path).PatientID == "PID0007"
+
+
+def test_blocking_handlers_on_more_associations_than_asyncios_threads_hold_none_else(
+        tmp_path: Path) -> None:
+    """More plain handlers blocked at once than asyncio's default executor has
+    threads (min(32, CPUs + 4)): another association is still answered (found by
+    the docs review: with six blocked on two CPUs, a seventh got no answer)."""
+    blocked_at_once = min(32, (os.cpu_count() or 1) + 4) + 1
+    entered = threading.Semaphore(0)
+    go_on = threading.Event()
+
+    def on_c_store(instance: StoredInstance) -> None:
+        if instance.sop_instance_uid != make_image(999).SOPInstanceUID:
+            entered.release()
+            assert go_on.wait(60)
+
+    async def main() -> tuple[list[int], int]:
+        scp = StorageSCP(tmp_path / "out", on_c_store=on_c_store)
+        context = [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))]
+        try:
+            async with running_server(providers=[scp]) as server, \
+                    contextlib.AsyncExitStack() as stack:
+                senders = [await stack.enter_async_context(
+                    associate(LOOPBACK, server.port, contexts=context))
+                    for _ in range(blocked_at_once + 1)]
+                held = [asyncio.create_task(sender.store(make_image(n + 1)))
+                        for n, sender in enumerate(senders[:-1])]
+                for _ in held:
+                    assert await asyncio.to_thread(entered.acquire, True, 30)
+                free = int(await asyncio.wait_for(senders[-1].store(make_image(999)), 20))
+                assert not any(task.done() for task in held)
+                go_on.set()
+                return [int(status) for status in await asyncio.gather(*held)], free
+        finally:
+            go_on.set()
+            scp.close()
+
+    statuses, free = run(main())
+    assert (statuses, free) == ([0] * blocked_at_once, 0)
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == blocked_at_once + 1

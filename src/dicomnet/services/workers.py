@@ -14,7 +14,10 @@ follows the answer (index rows).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import contextvars
+import functools
 import inspect
 import logging
 import queue
@@ -306,19 +309,32 @@ class Background(Generic[J]):
                 self._thread.start()
 
 
+#: Threads for the plain handlers running at once: one each, made as needed and
+#: kept for the next, up to this many (a server's 64 associations by default,
+#: some with several operations at once). Apart from asyncio's default executor
+#: (min(32, CPUs + 4) threads), which writes large objects: six handlers blocked
+#: there on a two-CPU machine held up every other association's answers.
+HANDLER_THREADS = 256
+#: No thread until a handler needs one.
+_HANDLER_POOL = concurrent.futures.ThreadPoolExecutor(
+    HANDLER_THREADS, thread_name_prefix="dicomnet-handler")
+
+
 async def call_handler(handler: Callable[..., Any], *args: object) -> Any:
     """Call a user's handler (``on_c_store``, ``on_c_echo``): a coroutine function
-    on the event loop, where it must not block; any other callable in a worker
-    thread (:func:`asyncio.to_thread`), where it may (a database, a request to
-    another node, reading the data set), holding its own association only, never
-    the server's other ones. An awaitable it returns is awaited on the loop.
-    Cancelled (its association ended), an async handler is cancelled; a thread
-    cannot be stopped: what it returns is dropped."""
+    on the event loop, where it must not block; any other callable in a thread
+    of its own (from a pool of :data:`HANDLER_THREADS`), where it may (a
+    database, a request to another node, reading the data set), holding its own
+    association only, never the server's other ones. An awaitable it returns is
+    awaited on the loop. Cancelled (its association ended), an async handler is
+    cancelled; a thread cannot be stopped: what it returns is dropped."""
     if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
             getattr(handler, "__call__", None)):  # noqa: B004 (an object with async __call__)
         result = handler(*args)
     else:
-        result = await asyncio.to_thread(handler, *args)
+        context = contextvars.copy_context()  # as asyncio.to_thread does
+        result = await asyncio.get_running_loop().run_in_executor(
+            _HANDLER_POOL, functools.partial(context.run, handler, *args))
     if inspect.isawaitable(result):
         result = await result
     return result
