@@ -267,3 +267,52 @@ def test_a_damaged_deflated_data_set_is_refused(tmp_path: Path, damage: str) -> 
         path.write_bytes(bytes(data))
     with pytest.raises(StorageError, match=f"{path.name}.*(cut short|damaged)"):
         convert_to_file(info, ExplicitVRLittleEndian)
+
+
+def test_a_data_set_that_inflates_a_thousandfold_is_inflated_in_pieces(tmp_path: Path) -> None:
+    """Deflate turns a megabyte of zeros into a gigabyte: the inflation is capped
+    at a piece at a time (it gave each megabyte read all its output at once).
+    256 MiB of zero Pixel Data, 256 KB deflated, converted in a process of its
+    own: the peak stays far below the data set."""
+    size = 256 << 20
+    uid_value = uid(9, 11).encode()
+    uid_value += b"\x00" * (len(uid_value) % 2)
+    head = b"".join([
+        b"\x08\x00\x16\x00UI" + len(SC_CLASS).to_bytes(2, "little") + SC_CLASS,
+        b"\x08\x00\x18\x00UI" + len(uid_value).to_bytes(2, "little") + uid_value,
+        b"\xe0\x7f\x10\x00OB\x00\x00" + size.to_bytes(4, "little"),
+    ])
+    deflater = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    body = bytearray(deflater.compress(head))
+    zeros = bytes(1 << 20)
+    for _ in range(size >> 20):
+        body += deflater.compress(zeros)
+    body += deflater.flush()
+    body += b"\x00" * (len(body) % 2)
+    template = write_part10(tmp_path / "meta.dcm", make_image(11),
+                            DeflatedExplicitVRLittleEndian)
+    meta_end = read_part10(template).dataset_offset
+    path = tmp_path / "zeros.dcm"
+    path.write_bytes(template.read_bytes()[:meta_end] + bytes(body))
+    assert len(body) < 1 << 20
+    script = textwrap.dedent(f"""
+        import re
+        from dicomnet.services.store_convert import convert_to_file
+        from dicomnet.storage.part10 import read_part10
+        def peak():
+            text = open("/proc/self/status").read()
+            return int(re.search(r"VmHWM:\\s+(\\d+) kB", text).group(1)) // 1024
+        info = read_part10({str(path)!r})
+        before = peak()
+        converted, length = convert_to_file(info, {str(ImplicitVRLittleEndian)!r})
+        converted.close()
+        print(before, peak(), length)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120)
+    before, after, length = map(int, out.stdout.split())
+    assert length > size
+    assert after - before < 32, (before, after)
+
+
+SC_CLASS = b"1.2.840.10008.5.1.4.1.1.7\x00"

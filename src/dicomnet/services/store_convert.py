@@ -25,6 +25,7 @@ import io
 import os
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -207,14 +208,15 @@ def _inflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
         offset = out.tell()
         inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
         with open(info.path, "rb", buffering=0) as fp:
-            fp.seek(info.dataset_offset)
-            remaining = info.dataset_length
-            while remaining > 0 and not inflater.eof:
-                piece = fp.read(min(_PIECE, remaining))
-                if not piece:
-                    raise StorageError(f"{info.path} is shorter than when it was read")
-                remaining -= len(piece)
-                out.write(inflater.decompress(piece))
+            for piece in _pieces(fp, info.dataset_offset, info.dataset_length, str(info.path)):
+                data = piece
+                while data and not inflater.eof:
+                    # At most a piece out at a time: deflate inflates up to a
+                    # thousandfold, a megabyte of zeros into a gigabyte.
+                    out.write(inflater.decompress(data, _PIECE))
+                    data = inflater.unconsumed_tail
+                if inflater.eof:
+                    break
             out.write(inflater.flush())
         # The stream may be followed by one byte of padding (PS3.5 A.5: even length).
         if not inflater.eof:
@@ -238,13 +240,7 @@ def _deflated(fp: BinaryIO, offset: int, length: int, name: str
     out = _temporary()
     try:
         deflater = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        fp.seek(offset)
-        remaining = length
-        while remaining > 0:
-            piece = fp.read(min(_PIECE, remaining))
-            if not piece:
-                raise StorageError(f"{name} is shorter than when it was read")
-            remaining -= len(piece)
+        for piece in _pieces(fp, offset, length, name):
             out.write(deflater.compress(piece))
         out.write(deflater.flush())
         if out.tell() % 2:
@@ -256,6 +252,19 @@ def _deflated(fp: BinaryIO, offset: int, length: int, name: str
         out.close()
         raise
     return out, size
+
+
+def _pieces(fp: BinaryIO, offset: int, length: int, name: str) -> Iterator[bytes]:
+    """``length`` bytes of ``fp`` from ``offset``, a piece at a time. Raises
+    :class:`StorageError` when the file ends before them."""
+    fp.seek(offset)
+    remaining = length
+    while remaining > 0:
+        piece = fp.read(min(_PIECE, remaining))
+        if not piece:
+            raise StorageError(f"{name} is shorter than when it was read")
+        remaining -= len(piece)
+        yield piece
 
 
 def conversion_error(exc: Exception) -> str:
