@@ -141,6 +141,32 @@ def test_an_index_removed_while_in_use_is_said_once(
                      f"--create {tmp_path}' restores them")], said
 
 
+def test_an_index_removed_with_its_folder_says_its_rows_went_with_the_objects(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The store's whole folder removed (rm -rf) under an open index: the rows it
+    could not write were said restorable by 'dicomnet reindex --create', but
+    their objects went with the folder: reindex finds nothing to restore."""
+    files = tmp_path / "files"
+    rows = []
+    for n in range(1, 3):
+        write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(files, f"{n}.dcm"))
+    store = tmp_path / "store"
+    store.mkdir()
+    path = store / INDEX_NAME
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[:1]) == 1
+        shutil.rmtree(store)
+        store.mkdir()  # made again: another folder
+        assert index.add_instances(rows[1:]) == 0
+        assert index.add_instances(rows[1:]) == 0
+    assert not path.exists()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [(logging.WARNING,
+                     f"index {path} was removed with its folder while in use: the rows not "
+                     "yet written are dropped, their objects gone with the folder")], said
+
+
 def _instances(path: Path) -> list[str]:
     """The SOP Instance UIDs an index file holds, read by a connection of its own
     (as another process, or the server's next start, reads it); its integrity

@@ -4,6 +4,7 @@ rows are written when names and rows come in different orders."""
 from __future__ import annotations
 
 import errno
+import shutil
 from pathlib import Path
 from typing import Any, cast
 
@@ -347,3 +348,31 @@ def test_a_tampered_index_path_is_never_removed(
     assert result.stored and (root / "a" / "x.dcm").read_bytes() == b"one"
     assert outside.read_bytes() == b"not ours"
     assert "not a path below the root" in caplog.text
+
+
+def test_rows_named_before_the_index_was_replaced_are_written_where_their_file_is(
+        tmp_path: Path, locator: Any) -> None:
+    """The store's folder removed and made again, a new index opened there: a row
+    still queued for an object named before went into the new index though its
+    file went with the old folder (a query found a path that is not there). It
+    is dropped; one whose file is in the new folder, and those named after, are
+    written."""
+    root = tmp_path / "store"
+    _, gone = _name(locator, root / "a" / "x.dcm", b"one")
+    shutil.rmtree(root)
+    root.mkdir()
+    _, kept = _name(locator, root / "b" / "x.dcm", b"two")  # named before the swap too
+    new = locator.replace_index(lambda: StorageIndex(root / "index.sqlite"))
+    _, after = _name(locator, root / "c" / "x.dcm", b"three")
+    rows = [(_row_at("a/x.dcm"), UID, gone), (_row_at("b/x.dcm"), UID, kept),
+            (_row_at("c/x.dcm"), UID, after)]
+    locator._named.clear()  # each row taken for its name's latest, to see the filter alone
+    assert [r.relative_path for r in locator.rows_to_write(rows)] == ["b/x.dcm", "c/x.dcm"]
+    assert locator._index is new and new.locate(UID) is None
+    new.close()
+
+
+def _row_at(relative: str) -> NewInstance:
+    class Row:
+        relative_path = relative
+    return cast(NewInstance, Row())

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -223,6 +224,7 @@ def test_a_store_folder_removed_while_serving_is_locked_again_when_made_again(
     async def scenario() -> None:
         async with running_server(providers=[VerificationSCP(), scp]) as server:
             assert await _store(server.port, [first]) == [0]
+            scp.flush_index()  # else its row, gone with the folder, may be said lost
             shutil.rmtree(root)
             with caplog.at_level(logging.WARNING, logger="dicomnet"):
                 assert await _store(server.port, [second]) == [0]
@@ -240,10 +242,8 @@ def test_a_store_folder_removed_while_serving_is_locked_again_when_made_again(
     assert said == [
         (logging.WARNING, f"the store's folder {root} was removed while in use, with the "
                           "objects and the index it held; made again, it holds the objects "
-                          "stored since, and this server keeps it (one server per folder)"),
-        (logging.ERROR, f"index {root / 'index.sqlite'} was removed while in use: the rows "
-                        "of the objects stored since are not in it; with the server stopped, "
-                        f"'dicomnet reindex --create {root}' restores them"),
+                          "stored since, in a new index, and this server keeps it (one "
+                          "server per folder)"),
     ], said
 
 
@@ -285,3 +285,62 @@ def test_a_store_folder_removed_and_taken_by_another_server_is_not_stored_into(
         f"0x0110: the store's folder {root} was removed while in use, and the one made again "
         f"is another server's (process {os.getpid()}): not storing there"
     ], errors
+
+
+def _indexed(path: Path) -> list[str]:
+    """The SOP Instance UIDs the index file at ``path`` holds, read by a connection
+    of its own (as the server's next start, or another process, reads it)."""
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return sorted(row[0] for row in db.execute("SELECT sop_instance_uid FROM instance"))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["in-memory", "spilled"])
+def test_a_store_folder_removed_while_serving_gets_a_new_index(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, large: bool) -> None:
+    """rm -rf of the --output folder under a running server, which made it again: the
+    server went on reading and writing the removed folder's index, so the objects
+    stored from then on had no rows (lost), and a duplicate sent again under
+    another series was stored a second time (its first copy not found). The
+    server now opens a new index in the new folder, and says so."""
+    root = tmp_path / "store"
+    scp = StorageSCP(root)  # duplicates kept: a resend is found wherever stored
+    first, second, third = _objects(3, large=large)
+    moved = make_dataset(sop_instance_uid=second.SOPInstanceUID,
+                         series_uid="1.2.826.0.1.3680043.8.498.101",
+                         PixelData=second.PixelData)
+
+    async def scenario() -> None:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            assert await _store(server.port, [first]) == [0]
+            scp.flush_index()
+            shutil.rmtree(root)
+            with caplog.at_level(logging.INFO, logger="dicomnet"):
+                assert await _store(server.port, [second, third]) == [0, 0]
+                scp.flush_index()  # the duplicate is looked up in the index
+                assert await _store(server.port, [moved]) == [0]
+                scp.flush_index()
+
+    try:
+        run(scenario(), timeout=60)
+    finally:
+        scp.close()
+    assert _files(root) == sorted(f"{ds.SOPInstanceUID}.dcm" for ds in (second, third))
+    assert len(list(root.rglob(f"{second.SOPInstanceUID}.dcm"))) == 1
+    assert _indexed(root / "index.sqlite") == sorted(
+        ds.SOPInstanceUID for ds in (second, third))
+    said = [(r.levelno, r.getMessage()) for r in caplog.records
+            if r.levelno >= logging.WARNING or "already stored" in r.getMessage()]
+    assert said == [
+        (logging.WARNING, f"the store's folder {root} was removed while in use, with the "
+                          "objects and the index it held; made again, it holds the objects "
+                          "stored since, in a new index, and this server keeps it (one "
+                          "server per folder)"),
+        (logging.INFO, f"C-STORE {second.SOPInstanceUID} from DICOMNET: "
+                       f"already stored at {second.StudyInstanceUID}/"
+                       f"{second.SeriesInstanceUID}/{second.SOPInstanceUID}.dcm, kept "
+                       "(duplicates policy keep)"),
+    ], said

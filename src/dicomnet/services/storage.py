@@ -20,6 +20,7 @@ import functools
 import logging
 import os
 import stat
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,9 @@ class StorageSCP:
                          if self.index is not None else None)
         # Rows wait up to 50 ms for others, so that a series arriving is indexed
         # a few hundred rows per transaction (the files are already durable).
+        # Held by a batch of rows being written: the index is replaced between two
+        # (_new_index), never under one.
+        self._swapping = threading.Lock()
         self._index_writer: Background[IndexRow] = Background(
             "dicomnet-index", self._write_index_rows, linger=0.05)
         # Pipelined: the disk writes one round while the thread names the last.
@@ -412,12 +416,31 @@ class StorageSCP:
         """Store only into the folder this server holds: one removed under it (rm -rf
         of the store) and made again is locked again first (storage.lock), so
         that a second server cannot start on it, or refused if one already has."""
-        if self._lock.follow():
-            log.warning("the store's folder %s was removed while in use, with the objects and "
-                        "the index it held; made again, it holds the objects stored since, "
-                        "and this server keeps it (one server per folder)", self.root)
-            if self.index is not None:
-                self.index.check_file()  # the index went with it: said now, once
+        if not self._lock.follow(self._new_index):
+            return
+        index = self.index
+        log.warning("the store's folder %s was removed while in use, with the objects%s it "
+                    "held; made again, it holds the objects stored since%s, and this server "
+                    "keeps it (one server per folder)", self.root,
+                    "" if index is None else " and the index",
+                    ", in a new index" if index is not None and not index.closed else "")
+
+    def _new_index(self) -> None:
+        """The store's folder was made again and locked (before anything is stored
+        into it): close the index that went with the old one and open a new one
+        there, so that the objects stored from now on are indexed and their
+        duplicates found. The objects stored before went with the old folder,
+        and their rows with its index; rows still queued for them are dropped."""
+        if self._locator is None:
+            return
+        with self._swapping:
+            try:
+                self.index = self._locator.replace_index(
+                    lambda: open_index(self.root / INDEX_NAME))
+            except StorageError as exc:
+                log.error("cannot open a new index in %s: %s; the objects stored from now on "
+                          "have no rows until, with the server stopped, 'dicomnet reindex "
+                          "--create %s' restores them", self.root, exc, self.root)
 
     def _name(self, writer: AtomicWriter, message: CStoreRQ, destination: Path, *,
               synced: bool) -> tuple[CommitResult, int | None]:
@@ -607,19 +630,22 @@ class StorageSCP:
         if self.index is None:
             return
         written = False
-        try:
-            if self.index.closed:  # a spilled commit that outlived close(): reindex repairs
-                log.warning("%d index row(s) arrived after the index closed; with the server "
-                            "stopped, 'dicomnet reindex %s' restores them", len(rows), self.root)
-            elif self._locator is None:
-                self.index.add_instances(row for row, _, _ in rows)
-            else:  # only each instance's latest name's row (storage.instances)
-                chosen = self._locator.rows_to_write(rows)
-                # Fewer: the index logged those it could not take (locked, full).
-                written = self.index.add_instances(chosen) == len(chosen)
-        finally:
-            if self._locator is not None:
-                self._locator.rows_written(rows, written=written)
+        with self._swapping:
+            index = self.index
+            try:
+                if index.closed:  # a spilled commit that outlived close(): reindex repairs
+                    log.warning("%d index row(s) arrived after the index closed; with the "
+                                "server stopped, 'dicomnet reindex %s' restores them",
+                                len(rows), self.root)
+                elif self._locator is None:
+                    index.add_instances(row for row, _, _ in rows)
+                else:  # only each instance's latest name's row (storage.instances)
+                    chosen = self._locator.rows_to_write(rows)
+                    # Fewer: the index logged those it could not take (locked, full).
+                    written = index.add_instances(chosen) == len(chosen)
+            finally:
+                if self._locator is not None:
+                    self._locator.rows_written(rows, written=written)
 
 
 @dataclass(frozen=True, slots=True)

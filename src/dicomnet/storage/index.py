@@ -215,6 +215,7 @@ class StorageIndex:
             raise StorageError(f"cannot open index {self._path}: {exc}"
                                f"{damaged_hint(exc, self._path.parent)}") from exc
         self._file: tuple[int, int] | None = _file_id(self._path)
+        self._folder = _file_id(self._path.parent)
         self._gone = False  # the file removed or replaced since: no more writes
 
     def _ensure_schema(self) -> None:
@@ -341,7 +342,8 @@ class StorageIndex:
     def check_file(self) -> bool:
         """Whether rows may still be written: False once the file was removed or
         replaced since it was opened (an operator's rm, a backup restored), said
-        once. One stat per batch of rows.
+        once (removed with its folder, the objects its rows describe went too:
+        said so, and reindex is not offered). One stat per batch of rows.
 
         The connection holds the old file, which nothing reads again, but shares
         the write-ahead log with whatever file now has the name (SQLite finds it
@@ -361,6 +363,12 @@ class StorageIndex:
             except sqlite3.Error as exc:
                 logger.warning("cannot empty the write-ahead log of index %s: %s", self._path,
                                exc)
+        if now is None and _file_id(self._path.parent) != self._folder:
+            # rm -rf of the store: no reindex brings back what went with the folder.
+            logger.warning("index %s was removed with its folder while in use: the rows not "
+                           "yet written are dropped, their objects gone with the folder",
+                           self._path)
+            return False
         logger.error("index %s was %s while in use: the rows of the objects stored since "
                      "are not in it; with the server stopped, 'dicomnet reindex %s%s' restores "
                      "them", self._path, "removed" if now is None else "replaced",

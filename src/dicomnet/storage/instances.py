@@ -129,6 +129,9 @@ class InstanceLocator:
         self._named: dict[str, _Named] = {}
         self._generation = 0
         self._index_failing = False
+        #: Names of this generation on are in the folder of the index now used;
+        #: the rows of those before it are written if their file is still there.
+        self._first_of_index = 0
         #: The folder of each name whose row is neither written nor dropped: its
         #: folder sync may still be to come, so the folder must stay (_prune).
         self._folders: dict[int, Path] = {}
@@ -288,6 +291,22 @@ class InstanceLocator:
         # A file removed behind the index's back (by hand, a retention job) is gone.
         return current if os.path.lexists(self._root / current) else None
 
+    def replace_index(self, open_index: Callable[[], StorageIndex]) -> StorageIndex:
+        """For a store whose folder was removed and made again: close the index (its
+        file went with the folder), and look instances up in the one
+        ``open_index`` opens from now on; return it. The old one is closed
+        first: SQLite removes a closing database's write-ahead log by its name,
+        which would be the new index's. The rows of the names given until now
+        are written only where their file still is (:meth:`rows_to_write`):
+        the others went with the old folder. Raises what ``open_index`` raises
+        (lookups then fail, said once: duplicates found at the same path only)."""
+        with self._lock:
+            self._index.close()
+            self._index = open_index()
+            self._index_failing = False
+            self._first_of_index = self._generation + 1
+            return self._index
+
     def lost_row(self, sop_instance_uid: str, relative: str) -> NewInstance | None:
         """For a duplicate discarded for the file at ``relative``: that file's row,
         read back from it (as reindex does), if the index names no file of the
@@ -314,12 +333,15 @@ class InstanceLocator:
             return None
 
     def rows_to_write(self, rows: Sequence[IndexRow]) -> list[NewInstance]:
-        """Of ``rows``, those of each instance's latest name; call
+        """Of ``rows``, those of each instance's latest name (and, for a name given
+        before the index was replaced, whose file is still there); call
         :meth:`rows_written` with all of them once the index holds those."""
         with self._lock:
             return [row for row, uid, generation in rows
-                    if generation is None or (named := self._named.get(uid)) is None
-                    or named.generation == generation]
+                    if (generation is None or (named := self._named.get(uid)) is None
+                        or named.generation == generation)
+                    and (generation is None or generation >= self._first_of_index
+                         or os.path.lexists(self._root / row.relative_path))]
 
     def rows_written(self, rows: Sequence[IndexRow], *, written: bool = True) -> None:
         """The index now holds what :meth:`rows_to_write` chose of ``rows``: their

@@ -52,13 +52,17 @@ class StoreLock:
         if fd is not None:
             os.close(fd)
 
-    def follow(self) -> bool:
+    def follow(self, moved: Callable[[], None] | None = None) -> bool:
         """Make sure the folder now at :attr:`path` is the one held: one stat, the
         usual case. If it was removed since it was locked, make it again (mode
         0755) and lock it, or, made again by another process already, lock it
         unless another server holds it. True when the lock moved to a new
         folder (the caller says so); raises ``StorageError`` when it could not
-        (the old folder's lock is kept: nothing is stored meanwhile)."""
+        (the old folder's lock is kept: nothing is stored meanwhile).
+
+        ``moved`` is called once the new folder is locked, before any other
+        thread's ``follow`` returns: what goes with the folder (its index) is
+        made again there before anything is stored into it."""
         held = self._held
         if held is None:  # released, or not POSIX
             return False
@@ -82,7 +86,11 @@ class StoreLock:
                 raise StorageError(f"the store's folder {self.path} was removed while in use, "
                                    f"and the one made again is another server's "
                                    f"({exc.holder}): not storing there") from None
-            old, self._fd, self._held = self._fd, fd, now
+            try:
+                if moved is not None:
+                    moved()
+            finally:
+                old, self._fd, self._held = self._fd, fd, now
             if old is not None:
                 os.close(old)
             return True
