@@ -107,7 +107,7 @@ def test_a_renewed_certificate_goes_to_new_clients_while_an_open_association_goe
     [said] = reloads(aio_log)
     assert said.startswith(f"TLS files changed (certificate {live[0]}, key {live[1]}): ")
     assert "new connections now get certificate O=dicomnet,CN=renewed server (serial " in said
-    assert f"in place of O=dicomnet,CN=first server (serial {first.serial:X}, " in said
+    assert f"in place of O=dicomnet,CN=first server (serial {first.serial_hex}, " in said
     assert errors(aio_log) == []
 
 
@@ -337,7 +337,7 @@ def test_files_that_cannot_be_used_leave_the_previous_certificate_in_use(
     assert error.startswith("TLS files changed (certificate ")
     assert wrong in error
     assert error.endswith(f"still serving with the certificate loaded before, O=dicomnet,"
-                          f"CN=first server (serial {r.first.serial:X}, valid until "
+                          f"CN=first server (serial {r.first.serial_hex}, valid until "
                           f"{r.first.not_after:%Y-%m-%d %H:%M} UTC), until they change again")
     [said] = reloads(aio_log)
     assert "new connections now get certificate O=dicomnet,CN=fixed server" in said

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from dicomnet.aio.client import associate
 from dicomnet.security.certificates import CertificateInfo, key_is_encrypted
@@ -209,3 +213,56 @@ def test_init_password_prompt_at_end_of_input_is_usage_error(tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "no password given" in result.stderr
     assert not (tmp_path / "ca.pem").exists()
+
+
+def _issue_with_serial(pki: Path, name: str, serial: int) -> Path:
+    """A client certificate signed by the PKI's CA (ca.key unencrypted) with a
+    chosen serial number, written to ``pki/name.pem``."""
+    ca = _load(pki / "ca.pem")
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(serial)
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    path = pki / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.mark.parametrize("serial", [0x0ABC, 0x05, 0x80, 2**159 - 1, None],
+                         ids=["odd-digits", "one-digit", "high-bit", "long", "issued"])
+def test_a_serial_is_written_one_way_everywhere_as_openssl_prints_it(
+        tmp_path: Path, serial: int | None) -> None:
+    """certs show --json gave the serial as a decimal integer (as did the TLS JSON),
+    certs show text and certs revoke as hex without OpenSSL's leading zero (ABC
+    for OpenSSL's 0ABC): a script could not match a certificate to the CRL. Now
+    uppercase hex in whole bytes, as `openssl x509 -serial` prints it."""
+    assert run_cli("certs", "init", tmp_path, "--key-type", "ecdsa").exit_code == 0
+    if serial is None:
+        assert run_cli("certs", "issue", tmp_path, "peer", "--role", "client").exit_code == 0
+        path = tmp_path / "peer.pem"
+    else:
+        path = _issue_with_serial(tmp_path, "peer", serial)
+    openssl = subprocess.run(["openssl", "x509", "-serial", "-noout", "-in", str(path)],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert openssl.startswith("serial=")
+    expected = openssl.removeprefix("serial=")
+    if serial is not None:
+        assert expected == {0x0ABC: "0ABC", 0x05: "05", 0x80: "80"}.get(serial, "7F" + "F" * 38)
+    shown = json_out(run_cli("certs", "show", path, "--json"))["serial"]
+    assert shown == expected
+    assert CertificateInfo.from_pem_file(path).to_dict()["serial"] == expected
+    text = run_cli("certs", "show", path)
+    assert f"  serial      {expected}\n" in text.stdout
+    said = run_cli("certs", "revoke", tmp_path, "peer")
+    assert said.exit_code == 0, said.output
+    assert f"1 certificate(s) revoked (added now: {expected})" in said.stdout
+    renewed = run_cli("certs", "revoke", tmp_path, "peer", "--json")
+    assert (json_out(renewed)["added"], json_out(renewed)["revoked"]) == ([], [expected])
+    listed = subprocess.run(["openssl", "crl", "-text", "-noout", "-in", str(tmp_path / "ca.crl")],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"Serial Number: {expected}\n" in listed

@@ -10,6 +10,7 @@ from typing import Any
 
 from cryptography import x509
 
+from dicomnet.security.certificates import serial_text
 from dicomnet.security.config import TLSConfig
 
 from .helpers import ServerThread, error_line, json_out, run_cli
@@ -17,11 +18,12 @@ from .test_serve import serve_process  # noqa: F401  (a fixture)
 
 
 def _serial(path: Path) -> str:
-    return f"{x509.load_pem_x509_certificate(path.read_bytes()).serial_number:X}"
+    return serial_text(x509.load_pem_x509_certificate(path.read_bytes()).serial_number)
 
 
 def _revoked(crl: Path) -> set[str]:
-    return {f"{entry.serial_number:X}" for entry in x509.load_pem_x509_crl(crl.read_bytes())}
+    return {serial_text(entry.serial_number)
+            for entry in x509.load_pem_x509_crl(crl.read_bytes())}
 
 
 def test_revoke_adds_to_the_crl_and_keeps_what_it_held(tmp_path: Path) -> None:

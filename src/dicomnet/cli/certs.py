@@ -22,6 +22,7 @@ from dicomnet.security.certificates import (
     issue_dev_certificate,
     key_is_encrypted,
     make_dev_pki,
+    serial_text,
 )
 from dicomnet.security.revocation import revoke_dev_certificates
 
@@ -211,7 +212,10 @@ def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...],
                    "variable.")
 @click.option("--password", "ask_password", is_flag=True,
               help="Ask for the password of ca.key.")
-@click.option("--json", "as_json", is_flag=True, help="Print the CRL's path and serials as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the CRL's path and serials as JSON: crl, revoked, added, "
+                   "next_update (serials in upper-case hex, whole bytes, as "
+                   "`openssl x509 -serial` and `certs show` print them).")
 def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
            password_env: str | None, ask_password: bool, as_json: bool) -> None:
     """Revoke certificates issued by the CA that `certs init` made in DIRECTORY:
@@ -248,11 +252,11 @@ def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
     except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
     if as_json:
-        print_json({"crl": str(crl.path), "revoked": [f"{s:X}" for s in crl.serials],
-                    "added": [f"{s:X}" for s in crl.added],
+        print_json({"crl": str(crl.path), "revoked": [serial_text(s) for s in crl.serials],
+                    "added": [serial_text(s) for s in crl.added],
                     "next_update": crl.next_update.isoformat(timespec="seconds")})
         return
-    added = ", ".join(f"{s:X}" for s in crl.added) or "none"
+    added = ", ".join(serial_text(s) for s in crl.added) or "none"
     click.echo(f"Wrote {crl.path}: {len(crl.serials)} certificate(s) revoked (added now: "
                f"{added}), valid until {crl.next_update:%Y-%m-%d %H:%M} UTC.")
     click.echo(f"Give it to the side that checks: --crl {crl.path}")
@@ -275,7 +279,9 @@ def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | No
 @certs.command("show", epilog=CERTS_EXIT_CODES_EPILOG,
                short_help="Show a certificate: subject, names, validity, fingerprint.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the details as JSON (serial in upper-case hex, whole bytes, as "
+                   "`openssl x509 -serial` and `certs revoke` print it).")
 def show(*, file: Path, as_json: bool) -> None:
     """Show the first certificate of a PEM FILE: subject, issuer, names, validity, fingerprint.
 
@@ -294,5 +300,5 @@ def show(*, file: Path, as_json: bool) -> None:
         return
     click.echo(f"{file}: {'CA certificate' if info.is_ca else 'certificate'}")
     click.echo("\n".join(describe_certificate(info)))
-    click.echo(f"  {'serial':<11} {info.serial:X}")
+    click.echo(f"  {'serial':<11} {info.serial_hex}")
     click.echo(f"  {'signature':<11} {info.signature_hash or '-'}")

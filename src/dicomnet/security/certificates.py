@@ -41,6 +41,7 @@ __all__ = [
     "make_dev_pki",
     "pem_certificates",
     "self_signed",
+    "serial_text",
     "trust_file_problem",
 ]
 
@@ -61,7 +62,8 @@ class CertificateInfo:
     sans: tuple[str, ...]
     """Subject alternative names: DNS names and IP addresses, as text."""
     serial: int
-    """Serial number given by the issuer."""
+    """Serial number given by the issuer; :attr:`serial_hex` is how dicomnet writes
+    it (text and JSON alike)."""
     sha256_fingerprint: str
     """SHA-256 of the DER encoding, upper-case hex pairs joined by colons."""
     not_before: dt.datetime
@@ -132,14 +134,19 @@ class CertificateInfo:
             extended_key_usage=usages,
         )
 
+    @property
+    def serial_hex(self) -> str:
+        """The serial number as OpenSSL prints it (:func:`serial_text`)."""
+        return serial_text(self.serial)
+
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form (datetimes in ISO 8601)."""
+        """JSON-ready form (datetimes in ISO 8601, the serial as :attr:`serial_hex`)."""
         return {
             "subject": self.subject,
             "issuer": self.issuer,
             "common_name": self.common_name,
             "sans": list(self.sans),
-            "serial": self.serial,
+            "serial": self.serial_hex,
             "sha256_fingerprint": self.sha256_fingerprint,
             "not_before": self.not_before.isoformat(),
             "not_after": self.not_after.isoformat(),
@@ -149,6 +156,15 @@ class CertificateInfo:
             "is_ca": self.is_ca,
             "extended_key_usage": list(self.extended_key_usage),
         }
+
+
+def serial_text(serial: int) -> str:
+    """A certificate's serial number (RFC 5280 4.1.2.2) as OpenSSL prints it in
+    ``openssl x509 -serial`` and a CRL's entries: upper-case hex in whole bytes
+    (``05``, ``0ABC``), no separators. dicomnet writes every serial so, so that
+    a certificate is matched to a CRL's entry by plain comparison."""
+    digits = f"{abs(serial):X}"
+    return ("-" if serial < 0 else "") + ("0" * (len(digits) % 2)) + digits
 
 
 _USAGE_NAMES = {ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",

@@ -69,7 +69,7 @@ def describe(cert: CertificateInfo | None) -> str:
     """A certificate in a log line: subject, serial number, end of validity."""
     if cert is None:
         return "(unreadable)"
-    return (f"{cert.subject} (serial {cert.serial:X}, valid until "
+    return (f"{cert.subject} (serial {cert.serial_hex}, valid until "
             f"{cert.not_after.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC)")
 
 
