@@ -467,7 +467,8 @@ async def associate(
     """Open an association; release it when the block ends (abort it on an exception).
 
     ``tls=None`` is plain DICOM; a ``TLSConfig`` makes every byte go over TLS
-    (PS3.15 B.1), verifying the server's certificate and host name by default.
+    (PS3.15 Annex B, the profile ``tls.profile`` names: BCP 195 RFC 8996/9325,
+    B.12, by default), verifying the server's certificate and host name by default.
     ``contexts`` defaults to Verification in Explicit and Implicit VR Little Endian.
     ``max_async_operations`` > 1 proposes an asynchronous operations window
     (PS3.7 D.3.3.3); ``assoc.async_window`` says what the peer granted (1 when it

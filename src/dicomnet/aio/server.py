@@ -641,9 +641,11 @@ async def serve(
 
     ``providers`` defaults to Verification only. ``tls`` selects the security
     mode: None is plain DICOM, a ``TLSConfig`` (which must hold the server's
-    certificate) makes every connection TLS (PS3.15 B.1). Its certificate, key, CA
-    and CRL files are watched: new connections get a context built from them once
-    they change, open ones keep theirs (``dicomnet.security.rotation``).
+    certificate) makes every connection TLS (PS3.15 Annex B, the profile
+    ``tls.profile`` names: BCP 195 RFC 8996/9325, B.12, by default). Its
+    certificate, key, CA and CRL files are watched: new connections get a context
+    built from them once they change, open ones keep theirs
+    (``dicomnet.security.rotation``).
 
     ``on_association_request`` may reject an association (see
     ``AssociationRequestHook``). A hook that raises, that one or

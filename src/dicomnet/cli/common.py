@@ -159,7 +159,8 @@ class NetworkOptions:
     timeout: float | None
 
     def default_port(self) -> int:
-        """The registered port for the chosen mode (PS3.15 B.1 for TLS)."""
+        """The registered port for the chosen mode: IANA's "dicom-tls", 2762, for TLS
+        (PS3.15 Annex B, the profile --profile names), else "dicom", 11112."""
         return DEFAULT_TLS_PORT if self.tls else DEFAULT_PLAIN_PORT
 
     def timeouts(self) -> Timeouts | None:
