@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,3 +92,47 @@ def test_demo_interrupted_while_it_checks_what_was_stored(signum: signal.Signals
         False, True, message, code)
     assert doc["echo_status"] == 0 and doc["tls_client_view"] is not None
     assert leftovers(tmp_path) == []
+
+
+_FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for python3 and the venv's python: records how it was called; `-m venv
+# DIR` makes DIR/bin/{python,dicomnet}, and that dicomnet records its folder.
+echo "python $PWD $*" >> "$CALLS"
+if [ "$1 $2" = "-m venv" ]; then
+  mkdir -p "$3/bin"
+  cp "$0" "$3/bin/python"
+  printf '#!/usr/bin/env bash\\necho "dicomnet $PWD $*" >> "$CALLS"\\n' > "$3/bin/dicomnet"
+  chmod +x "$3/bin/dicomnet"
+fi
+"""
+
+
+def test_scripts_demo_writes_under_the_folder_it_is_run_from(tmp_path: Path) -> None:
+    """scripts/demo changed into the repository before running the demo, so its
+    ./dicomnet-demo/ (and a relative --dir) landed in the clone, not where the
+    user ran it, and the commands it printed to do it by hand, relative to that
+    folder, did not work from the user's. The venv and the install stay in the
+    clone; the demo runs in the user's folder. A fresh clone (no .venv) first."""
+    repo = Path(__file__).resolve().parents[2]
+    clone = tmp_path / "clone"
+    (clone / "scripts").mkdir(parents=True)
+    shutil.copy2(repo / "scripts" / "demo", clone / "scripts" / "demo")
+    fake = tmp_path / "python3"
+    fake.write_text(_FAKE_PYTHON)
+    fake.chmod(0o755)
+    here = tmp_path / "work"
+    here.mkdir()
+    calls = tmp_path / "calls"
+    env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls)}
+    for _ in range(2):  # a fresh clone, then its venv reused
+        done = subprocess.run([str(clone / "scripts" / "demo"), "--dir", "out", "--count", "1"],
+                              cwd=here, env=env, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+    venv = clone / ".venv"
+    install = f"python {here} -m pip install -q --disable-pip-version-check -e {clone}"
+    assert calls.read_text().splitlines() == [
+        f"python {here} -m venv {venv}", install, f"dicomnet {here} demo --dir out --count 1",
+        install, f"dicomnet {here} demo --dir out --count 1",
+    ]
+    assert not (here / ".venv").exists()
