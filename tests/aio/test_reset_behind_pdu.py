@@ -4,10 +4,12 @@ unread: RFC 1122 4.2.2.13) is heard: its PDU waits in our receive buffer, and a
 write of ours failed by the reset must not hide it behind "the peer reset the
 connection". The peer is a raw socket in a thread; the client's event loop is
 kept from reading until the reset has arrived, so that the write comes first
-(as when a script's blocking association sits between two calls)."""
+(as when a script's blocking association sits between two calls), or, for a
+reset during the connect itself, from looking at the connect's outcome."""
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -22,7 +24,7 @@ from dicomnet import blocking
 from dicomnet.aio import client as aio_client
 from dicomnet.aio import transport
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, decode_message, encode_message
-from dicomnet.errors import AssociationAborted, AssociationRejected
+from dicomnet.errors import AssociationAborted, AssociationRejected, ConnectError
 from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
 from dicomnet.ul.pdu import AssociateRQ, PDataTF, decode_pdu, encode_pdata
 from tests.aio.helpers import LOOPBACK, run
@@ -145,3 +147,57 @@ def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails() -> None
     assert (caught.value.source, caught.value.reason) == (2, 1)
     assert str(caught.value).startswith(
         "association aborted by service-provider (unrecognized PDU)")
+
+
+def test_a_rejection_before_a_reset_during_connect_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peer accepts, rejects at once and resets before our connect has
+    completed (its SO_ERROR then says ECONNRESET): the rejection waiting in our
+    receive buffer is what we report, not 'cannot connect ...: the peer reset
+    the connection'. The reset is made to arrive first by holding the event
+    loop in the connect call (as when the loop is busy elsewhere)."""
+    def script(conn: socket.socket) -> None:
+        conn.sendall(REJECT)
+        _reset(conn)
+
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        with contextlib.suppress(BlockingIOError):
+            real_connect(sock, address)
+        _wait_reset(sock.fileno())  # blocks the loop
+        raise BlockingIOError  # asyncio then reads the outcome from SO_ERROR
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+    async def main() -> None:
+        async with aio_client.associate(LOOPBACK, port):
+            pass
+
+    with _peer(script) as port, pytest.raises(AssociationRejected) as caught:
+        run(main())
+    assert (caught.value.result, caught.value.source, caught.value.reason) == (1, 1, 7)
+
+
+def test_a_reset_during_connect_with_nothing_behind_it_still_cannot_connect(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer that resets during our connect without sending anything is still
+    told as before: 'cannot connect to HOST:PORT: the peer reset the connection'."""
+    real_connect = socket.socket.connect
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        with contextlib.suppress(BlockingIOError):
+            real_connect(sock, address)
+        _wait_reset(sock.fileno())
+        raise BlockingIOError
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+    async def main() -> None:
+        async with aio_client.associate(LOOPBACK, port):
+            pass
+
+    with _peer(_reset) as port, pytest.raises(ConnectError) as caught:
+        run(main())
+    assert str(caught.value) == (
+        f"cannot connect to {LOOPBACK}:{port}: the peer reset the connection")

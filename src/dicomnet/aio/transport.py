@@ -12,9 +12,9 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import ConfigurationError, ConnectError, TimeoutError, TLSError
 from ..security.certificates import CertificateInfo
@@ -327,23 +327,24 @@ async def open_stream(
     loop = asyncio.get_running_loop()
     receiver = Receiver()
     if context is None or tls is None:
+        # Our own connect, not create_connection(host, port): that one closes a
+        # socket the peer reset as it opened, and the answer waiting behind it.
+        sock = await _connect(host, port, connect_timeout, tls=False)
         try:
-            async with asyncio.timeout(connect_timeout):
-                transport, _ = await loop.create_connection(lambda: receiver, host, port)
-        except builtins.TimeoutError as exc:
-            raise TimeoutError(
-                f"connecting to {host}:{port} timed out after {connect_timeout}s"
-            ) from exc
-        except OSError as exc:
+            transport, _ = await loop.create_connection(lambda: receiver, sock=sock)
+        except OSError as exc:  # setsockopt on a reset socket (EINVAL on macOS)
+            sock.close()
             raise ConnectError(
                 f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
-        tune_socket(transport.get_extra_info("socket"), tls=False)
+        except BaseException:
+            sock.close()
+            raise
         return Stream(receiver, asyncio.StreamWriter(transport, receiver, None, loop), peer)
     server_hostname = tls.server_hostname or host
     slot = (tls.client_cache.slot(context, (host, port, server_hostname))
             if tls.session_resumption else None)
     while True:
-        sock = await _connect(host, port, connect_timeout)
+        sock = await _connect(host, port, connect_timeout, tls=True)
         session = slot.offer() if slot is not None else None
         try:
             secured = await handshake(sock, context, server_side=False,
@@ -380,34 +381,81 @@ async def open_stream(
     return stream
 
 
-async def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    """A connected non-blocking TCP socket to ``host``, each address tried in turn."""
+async def _connect(host: str, port: int, timeout: float, *, tls: bool) -> socket.socket:
+    """A connected non-blocking TCP socket to ``host``, tuned (``tls``: as a TLS
+    one), each address tried in turn as asyncio's ``create_connection`` does
+    (without happy eyeballs), and its errors told as it does for plain TCP.
+
+    A plain connection that the peer reset as it opened is kept when bytes wait
+    behind the reset: a peer answering A-ASSOCIATE-RJ or A-ABORT at once and
+    resetting (PS3.8 9.3.4, 9.3.8; SO_LINGER 0) may do so before our connect
+    completes, and the kernel still holds its PDU. The transport reads it and
+    the association reports the rejection or abort it is."""
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            error: OSError | None = None
+            infos = await _addresses(loop, host, port)
+            errors: list[OSError] = []
             for family, kind, proto, _name, address in infos:
-                sock = socket.socket(family, kind, proto)
+                sock: socket.socket | None = None
                 try:
+                    sock = socket.socket(family, kind, proto)
                     sock.setblocking(False)
                     await loop.sock_connect(sock, address)
                 except OSError as exc:
-                    sock.close()
-                    error = exc
-                    continue
+                    if sock is not None and not tls and _answered(sock, exc):
+                        log.debug("connection to %s:%s reset as it opened, with bytes "
+                                  "behind the reset: read as the peer's answer", host, port)
+                    else:
+                        if sock is not None:
+                            sock.close()
+                        errors.append(exc)
+                        continue
                 except BaseException:
-                    sock.close()
+                    if sock is not None:
+                        sock.close()
                     raise
-                tune_socket(sock, tls=True)  # only TLS connects here
+                tune_socket(sock, tls=tls)
                 return sock
-            raise error or OSError(f"no address for {host}")
+            raise _connect_failure(errors, host, last=tls)
     except builtins.TimeoutError as exc:
         raise TimeoutError(
             f"connecting to {host}:{port} timed out after {timeout}s"
         ) from exc
     except OSError as exc:
         raise ConnectError(f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
+
+
+async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int
+                     ) -> Sequence[tuple[int, int, int, str, Any]]:
+    """``host``'s addresses: an IP address at once, a name through the loop's
+    resolver (a thread), as ``create_connection`` does."""
+    try:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                  flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError):
+        return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _answered(sock: socket.socket, exc: OSError) -> bool:
+    """Whether a connect that failed with ``exc`` left bytes from the peer."""
+    if not isinstance(exc, ConnectionError):
+        return False
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:
+        return False
+
+
+def _connect_failure(errors: list[OSError], host: str, *, last: bool) -> OSError:
+    """The error of a connect for which every address failed: the last one
+    (``last``), else as ``create_connection`` says it: the one error, or all of
+    them if they differ."""
+    if not errors:
+        return OSError(f"no address for {host}")
+    if last or all(str(error) == str(errors[0]) for error in errors):
+        return errors[-1] if last else errors[0]
+    return OSError("Multiple exceptions: " + ", ".join(str(error) for error in errors))
 
 
 async def _check_established(
