@@ -10,10 +10,13 @@ reset during the connect itself, from looking at the connect's outcome."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import select
 import socket
 import struct
+import termios
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +30,7 @@ from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, decode_message, encode_me
 from dicomnet.errors import AssociationAborted, AssociationRejected, ConnectError
 from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
 from dicomnet.ul.pdu import AssociateRQ, PDataTF, decode_pdu, encode_pdata
-from tests.aio.helpers import LOOPBACK, run
+from tests.aio.helpers import LOOPBACK, Pki, run
 
 VERIFICATION = "1.2.840.10008.1.1"
 #: A-ASSOCIATE-RJ (PS3.8 9.3.4): type 03, reserved, length 4, reserved,
@@ -78,14 +81,25 @@ def _peer(script: Callable[[socket.socket], None]) -> Iterator[int]:
     assert not failures, failures
 
 
-def _wait_reset(fd: int) -> None:
-    """Until the peer's reset has reached socket ``fd`` (POLLERR/POLLHUP)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
+def _delivered(conn: socket.socket) -> None:
+    """Until all ``conn`` sent is acknowledged: a reset discards what it has not
+    sent yet, and after a TLS handshake (its tickets just written) the kernel
+    may hold back the next segments for a moment (TCP small queues)."""
     for _ in range(500):
-        if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(10)):
+        if not struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]:
             return
-    raise AssertionError("the peer's reset never arrived")
+        time.sleep(0.01)
+    raise AssertionError("what the peer sent was never acknowledged")
+
+
+def _wait_reset(fd: int) -> None:
+    """Until the peer's reset has reached socket ``fd`` (POLLERR/POLLHUP, which
+    poll reports unasked: asking for POLLIN too would return at once, bytes
+    waiting before the reset, and leave nothing to wait on)."""
+    poller = select.poll()
+    poller.register(fd, 0)
+    if not poller.poll(5000):
+        raise AssertionError("the peer's reset never arrived")
 
 
 def test_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
@@ -115,13 +129,19 @@ def test_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
     assert (caught.value.result, caught.value.source, caught.value.reason) == (1, 1, 7)
 
 
-def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails() -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails(
+        tls: bool, pki: Pki) -> None:
     """A blocking association between two calls (its loop not running): the peer
     aborts and resets; the next call's write fails, and the A-ABORT read behind
-    it is what the call raises."""
+    it (over TLS: decrypted where the transport looks for an alert) is what the
+    call raises."""
     answered = threading.Event()  # the first call returned: its loop stopped
+    server_context = pki.server_tls().server_context_sync() if tls else None
 
     def script(conn: socket.socket) -> None:
+        if server_context is not None:
+            conn = server_context.wrap_socket(conn, server_side=True)
         rq = decode_pdu(_read_pdu(conn))
         assert isinstance(rq, AssociateRQ)
         policy = AcceptorPolicy(contexts={VERIFICATION: ["1.2.840.10008.1.2"]})
@@ -136,10 +156,11 @@ def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails() -> None
             status=0, affected_sop_class_uid=VERIFICATION))))
         assert answered.wait(10)
         conn.sendall(ABORT)
+        _delivered(conn)
         _reset(conn)
 
     with (_peer(script) as port, pytest.raises(AssociationAborted) as caught,
-          blocking.associate(LOOPBACK, port) as assoc):
+          blocking.associate(LOOPBACK, port, tls=pki.client_tls() if tls else None) as assoc):
         assert int(assoc.echo()) == 0
         answered.set()
         _wait_reset(assoc._assoc.stream.writer.get_extra_info("socket").fileno())
@@ -201,3 +222,70 @@ def test_a_reset_during_connect_with_nothing_behind_it_still_cannot_connect(
         run(main())
     assert str(caught.value) == (
         f"cannot connect to {LOOPBACK}:{port}: the peer reset the connection")
+
+
+# -- over TLS (PS3.15 B.1): the PDU arrives as application data before the reset --
+
+
+def _tls_rejects(pki: Pki, *, read_rq: bool) -> Callable[[socket.socket], None]:
+    """A TLS server's script: the handshake, then (the A-ASSOCIATE-RQ read, if
+    ``read_rq``) an A-ASSOCIATE-RJ in a record of its own, then a reset."""
+    context = pki.server_tls().server_context_sync()
+
+    def script(conn: socket.socket) -> None:
+        tls = context.wrap_socket(conn, server_side=True)
+        if read_rq:
+            assert isinstance(decode_pdu(_read_pdu(tls)), AssociateRQ)
+        tls.sendall(REJECT)
+        _delivered(tls)
+        _reset(tls)
+
+    return script
+
+
+def test_tls_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
+        pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over TLS, the peer rejects as soon as the handshake is done and resets:
+    our RQ's write fails, and the rejection decrypted behind it (where the
+    transport looks for an alert) is what we report."""
+    real_open_stream = transport.open_stream
+
+    async def open_stream(*args: Any, **kwargs: Any) -> Any:
+        stream = await real_open_stream(*args, **kwargs)
+        _wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
+        return stream
+
+    monkeypatch.setattr(aio_client, "open_stream", open_stream)
+
+    async def main() -> None:
+        async with aio_client.associate(LOOPBACK, port, tls=pki.client_tls()):
+            pass
+
+    with (_peer(_tls_rejects(pki, read_rq=False)) as port,
+          pytest.raises(AssociationRejected) as caught):
+        run(main())
+    assert (caught.value.result, caught.value.source, caught.value.reason) == (1, 1, 7)
+
+
+def test_tls_a_rejection_read_with_the_reset_behind_it_is_reported(
+        pki: Pki, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over TLS, the peer reads our RQ, rejects it and resets; our loop reads
+    only once the reset is there: the record holding the rejection and the
+    reset come in one readable event, and the rejection is reported."""
+    real_flush = aio_client.ClientAssociation._flush
+
+    async def flush(self: aio_client.ClientAssociation) -> None:
+        await real_flush(self)
+        if not self.ul.pdus_received:  # the RQ was sent: hold the loop until the reset
+            _wait_reset(self.stream.writer.get_extra_info("socket").fileno())
+
+    monkeypatch.setattr(aio_client.ClientAssociation, "_flush", flush)
+
+    async def main() -> None:
+        async with aio_client.associate(LOOPBACK, port, tls=pki.client_tls()):
+            pass
+
+    with (_peer(_tls_rejects(pki, read_rq=True)) as port,
+          pytest.raises(AssociationRejected) as caught):
+        run(main())
+    assert (caught.value.result, caught.value.source, caught.value.reason) == (1, 1, 7)

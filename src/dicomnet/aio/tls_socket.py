@@ -41,6 +41,8 @@ _LOW_WATER = 256 << 10
 _READ_CALLS = 64
 #: Bytes read per call when looking for an alert behind a failed write.
 _ALERT_READ = 16384
+#: The most such reads: what waits in the receive buffer (a few MB at most).
+_BEHIND_READS = 1024
 #: Seconds a closing transport waits for its pending writes before aborting.
 _CLOSE_GRACE = 10.0
 
@@ -331,25 +333,44 @@ class TLSSocketTransport(asyncio.Transport):
 
     def _alert_behind(self, exc: Exception) -> Exception:
         """The peer's alert waiting unread behind a write that failed as the peer
-        reset the connection, else ``exc``.
+        reset the connection, else ``exc``; what it sent before, as application
+        data, goes to the protocol ahead of the end.
 
         A TLS 1.3 server refusing our certificate (RFC 8446 4.4.2) sends its alert
         and closes with our Finished unread (DCMTK, pynetdicom): the reset that
         follows fails our first write, the A-ASSOCIATE-RQ, while the alert that
-        says why is still in our receive buffer. What else is read here is lost
-        with the connection, as it was before."""
+        says why is still in our receive buffer. So may a peer's A-ASSOCIATE-RJ
+        or A-ABORT (PS3.8 9.3.4, 9.3.8), sent as it closed with our bytes unread:
+        it is read here and handed on (``_hand_over``, scheduled before
+        ``connection_lost``) as the plain transport does (``Receiver._read_behind``)."""
         if not isinstance(exc, ssl.SSLEOFError | ConnectionError):
             return exc
         try:
-            for _ in range(_READ_CALLS):
-                if not self._tls.recv(_ALERT_READ):
+            for _ in range(_BEHIND_READS):
+                data = self._tls.recv(_ALERT_READ)
+                if not data:
                     break
+                self._loop.call_soon(self._hand_over, data)
         except ssl.SSLError as alert:
             if type(alert) is ssl.SSLError and alert.reason:
                 return alert
         except OSError:  # the reset itself: no alert came before it
             pass
         return exc
+
+    def _hand_over(self, data: bytes) -> None:
+        """Give ``data``, read behind a failed write, to the protocol as if just read."""
+        protocol = self._protocol
+        left = memoryview(data)
+        while left:
+            buffer = memoryview(protocol.get_buffer(len(left))).cast("B")
+            size = min(len(buffer), len(left))
+            buffer[:size] = left[:size]
+            buffer.release()
+            if not size:
+                break
+            protocol.buffer_updated(size)
+            left = left[size:]
 
     def _check_write_pressure(self) -> None:
         size = self._backlog_size
