@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -23,6 +25,7 @@ from ..errors import (
     AssociationRejected,
     ConfigurationError,
     ConnectError,
+    DicomNetError,
     DimseTimeout,
     LocalProtocolError,
     NoAcceptedContext,
@@ -139,7 +142,18 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 class ClientAssociation(Association):
-    """An established association, requestor side."""
+    """An established association, requestor side.
+
+    End it with ``release()`` (or ``abort()``), or let ``async with associate()``
+    do so. One left open stays open while its event loop runs (its connection
+    keeps it alive) until the peer ends it or the idle timeout aborts it
+    (``Timeouts.idle``). When its loop ends with it open (``asyncio.run``
+    returning cancels its reader task) it is aborted there (A-ABORT, PS3.8 7.3,
+    written without waiting) and its connection closed, with a ResourceWarning
+    naming the peer, as an unclosed file has. One garbage-collected open (its
+    loop closed without cancelling its tasks, which asyncio reports as "Task was
+    destroyed but it is pending!") has its connection closed, nothing sent,
+    and the same warning."""
 
     def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts,
                  limits: Limits | None = None) -> None:
@@ -147,6 +161,8 @@ class ClientAssociation(Association):
         self._replies: dict[int, _Replies | _OneReply] = {}
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
+        #: release() or abort() is stopping the reader task: its cancel is ours.
+        self._stopping = False
         #: Requests outstanding at once: the asynchronous window the peer granted
         #: (PS3.7 D.3.3.3.1, 1 without one); made on the first request.
         self._invoked: asyncio.Semaphore | None = None
@@ -326,6 +342,8 @@ class ClientAssociation(Association):
             with contextlib.suppress(Exception):
                 await self._flush()
         except asyncio.CancelledError:
+            if not self._stopping:
+                self._abandoned()
             raise
         except Exception as exc:  # a bug must not hang the user's awaits
             log.exception("reader of %s failed", self._name())
@@ -426,7 +444,39 @@ class ClientAssociation(Association):
             finally:  # a cancel of ours goes on up from _stop_reader: close all the same
                 await self.stream.close()
 
+    def _abandoned(self) -> None:
+        """The reader task cancelled by another than ``release``/``abort``: its
+        event loop ending (``asyncio.run`` cancels what is left) with the
+        association open. Nothing can read it any more: A-ABORT it (PS3.8 7.3)
+        without waiting for the write, close the connection, and warn."""
+        if self.stream.writer.is_closing():
+            return
+        if self.ul.state.name not in ("Sta1", "Sta13"):
+            self._local_abort("not released, its event loop ending (its reader task "
+                              "was cancelled)")
+            with contextlib.suppress(DicomNetError, OSError):
+                self._queue_out()
+        self.stream.close_soon(grace=0)
+        warnings.warn(f"association with {self.peer[0]}:{self.peer[1]} was not released: "
+                      "aborted", ResourceWarning, stacklevel=1)
+
+    def __del__(self) -> None:
+        # Open as it is collected: its loop closed without cancelling its reader.
+        # A close only (no I/O from a finalizer), said as an unclosed file says it.
+        stream: Stream | None = getattr(self, "stream", None)
+        if stream is None or stream.writer.transport.is_closing():
+            return
+        transport = stream.writer.transport
+        try:
+            transport.abort()
+        except RuntimeError:  # asyncio's, its loop closed: the descriptor goes with it
+            with contextlib.suppress(OSError, AttributeError):
+                transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+        warnings.warn(f"association with {self.peer[0]}:{self.peer[1]} was not released: "
+                      "closed", ResourceWarning, stacklevel=1, source=self)
+
     async def _stop_reader(self) -> None:
+        self._stopping = True
         task = self._reader
         if task is not None and not task.done():
             # asyncio.timeout, not wait_for: in 3.11 wait_for can drop a cancel of
@@ -506,7 +556,8 @@ async def open_association(
     on_secure_link_ready: SecureLinkHook | None = None,
     max_async_operations: int = 1,
 ) -> ClientAssociation:
-    """Like ``associate`` but returns the open association; the caller releases it."""
+    """Like ``associate`` but returns the open association; the caller releases it
+    (one left open: see ``ClientAssociation``)."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ConfigurationError(f"port must be 1 to 65535, got {port!r}")
     timeouts = timeouts or Timeouts()
