@@ -394,7 +394,7 @@ async def _connect(host: str, port: int, timeout: float, *, tls: bool) -> socket
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout):
-            infos = await _addresses(loop, host, port)
+            infos = await _addresses(loop, host, port, numeric_first=not tls)
             errors: list[OSError] = []
             for family, kind, proto, _name, address in infos:
                 sock: socket.socket | None = None
@@ -426,15 +426,16 @@ async def _connect(host: str, port: int, timeout: float, *, tls: bool) -> socket
         raise ConnectError(f"cannot connect to {host}:{port}: {describe_os_error(exc)}") from exc
 
 
-async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int
-                     ) -> Sequence[tuple[int, int, int, str, Any]]:
-    """``host``'s addresses: an IP address at once, a name through the loop's
-    resolver (a thread), as ``create_connection`` does."""
-    try:
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                  flags=socket.AI_NUMERICHOST)
-    except (socket.gaierror, UnicodeError):
-        return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+async def _addresses(loop: asyncio.AbstractEventLoop, host: str, port: int, *,
+                     numeric_first: bool) -> Sequence[tuple[int, int, int, str, Any]]:
+    """``host``'s addresses through the loop's resolver (a thread); with
+    ``numeric_first`` (the plain path, as ``create_connection`` did for it) an
+    IP address at once. The TLS path resolves as it always did."""
+    if numeric_first:
+        with contextlib.suppress(socket.gaierror, UnicodeError):
+            return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                      flags=socket.AI_NUMERICHOST)
+    return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
 def _answered(sock: socket.socket, exc: OSError) -> bool:
