@@ -579,6 +579,12 @@ class Server:
         if self._accept_task is not None:
             self._accept_task.cancel()
         if self._sock is not None:
+            # A connection may have made the socket readable in this very turn: its
+            # accept callback, queued already, would run on the closed socket (an
+            # "Exception in callback ... _sock_accept" of Python 3.11). Removing
+            # the reader cancels it.
+            with contextlib.suppress(RuntimeError, ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
         for task in list(self._tasks):
