@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import select
 import socket
 import subprocess
 import time
@@ -355,3 +356,13 @@ async def running_server(**kwargs: Any) -> AsyncIterator[Server]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def wait_reset(fd: int) -> None:
+    """Block until the peer's reset has reached socket ``fd`` (POLLERR/POLLHUP, which
+    poll reports unasked: asking for POLLIN too would return at once, bytes
+    waiting before the reset, and leave nothing to wait on)."""
+    poller = select.poll()
+    poller.register(fd, 0)
+    if not poller.poll(5000):
+        raise AssertionError("the peer's reset never arrived")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import select
 import socket
 import struct
 from typing import Any
@@ -24,6 +23,7 @@ from tests.aio.helpers import (
     read_until_eof,
     run,
     running_server,
+    wait_reset,
     wait_until,
 )
 
@@ -63,16 +63,6 @@ def test_a_plain_connection_failing_before_its_transport_is_not_a_tls_refusal(
     assert len(failed) == 1 and failed[0].endswith(": invalid argument")
 
 
-def _wait_reset(fd: int) -> None:
-    """Until the peer's reset has reached socket ``fd`` (POLLERR/POLLHUP)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    for _ in range(500):
-        if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(10)):
-            return
-    raise AssertionError("the peer's reset never arrived")
-
-
 def test_a_request_whose_connection_was_reset_before_its_answer_ends_alike_in_log_and_event(
         aio_log: pytest.LogCaptureFixture) -> None:
     """The peer sends its A-ASSOCIATE-RQ and resets the connection before the
@@ -88,7 +78,7 @@ def test_a_request_whose_connection_was_reset_before_its_answer_ends_alike_in_lo
         def hold(info: AssociationInfo) -> None:
             # Synchronous: the server's loop reads nothing until the reset is in.
             (_, sock), = server_holder[0]._pending.values()
-            _wait_reset(sock.fileno())
+            wait_reset(sock.fileno())
 
         async with running_server(on_connection_event=events.append,
                                   on_association_request=hold) as server:

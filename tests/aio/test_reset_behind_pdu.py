@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import select
 import socket
 import struct
 import termios
@@ -30,7 +29,7 @@ from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, decode_message, encode_me
 from dicomnet.errors import AssociationAborted, AssociationRejected, ConnectError
 from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
 from dicomnet.ul.pdu import AssociateRQ, PDataTF, decode_pdu, encode_pdata
-from tests.aio.helpers import LOOPBACK, Pki, run
+from tests.aio.helpers import LOOPBACK, Pki, run, wait_reset
 
 VERIFICATION = "1.2.840.10008.1.1"
 #: A-ASSOCIATE-RJ (PS3.8 9.3.4): type 03, reserved, length 4, reserved,
@@ -92,16 +91,6 @@ def _delivered(conn: socket.socket) -> None:
     raise AssertionError("what the peer sent was never acknowledged")
 
 
-def _wait_reset(fd: int) -> None:
-    """Until the peer's reset has reached socket ``fd`` (POLLERR/POLLHUP, which
-    poll reports unasked: asking for POLLIN too would return at once, bytes
-    waiting before the reset, and leave nothing to wait on)."""
-    poller = select.poll()
-    poller.register(fd, 0)
-    if not poller.poll(5000):
-        raise AssertionError("the peer's reset never arrived")
-
-
 def test_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The peer rejects at once (before reading our A-ASSOCIATE-RQ) and resets:
@@ -115,7 +104,7 @@ def test_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
 
     async def open_stream(*args: Any, **kwargs: Any) -> Any:
         stream = await real_open_stream(*args, **kwargs)
-        _wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
+        wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
         return stream
 
     monkeypatch.setattr(aio_client, "open_stream", open_stream)
@@ -163,7 +152,7 @@ def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails(
           blocking.associate(LOOPBACK, port, tls=pki.client_tls() if tls else None) as assoc):
         assert int(assoc.echo()) == 0
         answered.set()
-        _wait_reset(assoc._assoc.stream.writer.get_extra_info("socket").fileno())
+        wait_reset(assoc._assoc.stream.writer.get_extra_info("socket").fileno())
         assoc.echo()
     assert (caught.value.source, caught.value.reason) == (2, 1)
     assert str(caught.value).startswith(
@@ -186,7 +175,7 @@ def test_a_rejection_before_a_reset_during_connect_is_reported(
     def connect(sock: socket.socket, address: Any) -> None:
         with contextlib.suppress(BlockingIOError):
             real_connect(sock, address)
-        _wait_reset(sock.fileno())  # blocks the loop
+        wait_reset(sock.fileno())  # blocks the loop
         raise BlockingIOError  # asyncio then reads the outcome from SO_ERROR
 
     monkeypatch.setattr(socket.socket, "connect", connect)
@@ -209,7 +198,7 @@ def test_a_reset_during_connect_with_nothing_behind_it_still_cannot_connect(
     def connect(sock: socket.socket, address: Any) -> None:
         with contextlib.suppress(BlockingIOError):
             real_connect(sock, address)
-        _wait_reset(sock.fileno())
+        wait_reset(sock.fileno())
         raise BlockingIOError
 
     monkeypatch.setattr(socket.socket, "connect", connect)
@@ -252,7 +241,7 @@ def test_tls_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
 
     async def open_stream(*args: Any, **kwargs: Any) -> Any:
         stream = await real_open_stream(*args, **kwargs)
-        _wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
+        wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
         return stream
 
     monkeypatch.setattr(aio_client, "open_stream", open_stream)
@@ -277,7 +266,7 @@ def test_tls_a_rejection_read_with_the_reset_behind_it_is_reported(
     async def flush(self: aio_client.ClientAssociation) -> None:
         await real_flush(self)
         if not self.ul.pdus_received:  # the RQ was sent: hold the loop until the reset
-            _wait_reset(self.stream.writer.get_extra_info("socket").fileno())
+            wait_reset(self.stream.writer.get_extra_info("socket").fileno())
 
     monkeypatch.setattr(aio_client.ClientAssociation, "_flush", flush)
 
