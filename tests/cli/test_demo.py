@@ -136,3 +136,22 @@ def test_scripts_demo_writes_under_the_folder_it_is_run_from(tmp_path: Path) -> 
         install, f"dicomnet {here} demo --dir out --count 1",
     ]
     assert not (here / ".venv").exists()
+
+
+def test_the_commands_to_try_by_hand_name_a_dicomnet_that_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/demo runs the clone's .venv/bin/dicomnet, on no PATH: the commands
+    it printed ("dicomnet serve ...") said "command not found" (found by the
+    storage and certificates review)."""
+    from dicomnet.cli.demo import command_name
+
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "dicomnet"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert command_name(str(script)) == str(script)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    assert command_name(str(script)) == "dicomnet"
+    assert command_name("-c").endswith(" -m dicomnet")

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import shlex
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,11 +303,12 @@ def _print_report(report: DemoReport) -> None:
     d = report.directory
     pki = d / "pki"
     click.echo(click.style("Try it by hand", bold=True))
-    click.echo(f"  dicomnet serve --tls --cert {pki / 'server.pem'} --key {pki / 'server.key'} "
+    dicomnet = command_name()
+    click.echo(f"  {dicomnet} serve --tls --cert {pki / 'server.pem'} --key {pki / 'server.key'} "
                f"--ca {pki / 'ca.pem'} --output {d / 'store'}")
-    click.echo(f"  dicomnet echo localhost --tls --cert {pki / 'client.pem'} "
+    click.echo(f"  {dicomnet} echo localhost --tls --cert {pki / 'client.pem'} "
                f"--key {pki / 'client.key'} --ca {pki / 'ca.pem'}")
-    click.echo(f"  dicomnet store localhost 2762 {d / 'input'} --tls --cert {pki / 'client.pem'} "
+    click.echo(f"  {dicomnet} store localhost 2762 {d / 'input'} --tls --cert {pki / 'client.pem'} "
                f"--key {pki / 'client.key'} --ca {pki / 'ca.pem'}")
     click.echo("")
     if report.ok:
@@ -361,3 +365,17 @@ def demo(*, directory: Path, count: int, as_json: bool, verbose: int) -> None:
         _print_report(report)
     if code != EXIT_OK:
         raise SystemExit(code)
+
+
+def command_name(argv0: str | None = None) -> str:
+    """How the person can run this very ``dicomnet`` again: its name when the
+    shell finds it on PATH, else the path it was run by (``scripts/demo`` runs
+    the clone's ``.venv/bin/dicomnet``, which is on no PATH), else ``python -m
+    dicomnet`` with this interpreter."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    found = shutil.which("dicomnet")
+    if found and argv0 and os.path.realpath(found) == os.path.realpath(argv0):
+        return "dicomnet"
+    if argv0 and os.path.basename(argv0) == "dicomnet" and os.path.isfile(argv0):
+        return shlex.quote(os.path.abspath(argv0))
+    return f"{shlex.quote(sys.executable)} -m dicomnet"
