@@ -6,14 +6,17 @@ in-memory conversion, the same data set stored, a cut source refused."""
 from __future__ import annotations
 
 import array
+import asyncio
 import io
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -25,15 +28,19 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dicomnet.services import store_convert
+from dicomnet.errors import AssociationAborted
+from dicomnet.services import store_convert, store_prepare, store_scu
+from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.services.store_convert import (
     FileSlice,
     convert_in_memory,
     convert_to_file,
     converts_through_file,
 )
+from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.part10 import read_part10
+from tests.aio.helpers import run, running_server, wait_until
 
 from .dicomfiles import assert_same_dataset, make_image, pixel_bytes, uid, write_part10
 from .helpers import send_files
@@ -316,3 +323,80 @@ def test_a_data_set_that_inflates_a_thousandfold_is_inflated_in_pieces(tmp_path:
 
 
 SC_CLASS = b"1.2.840.10008.5.1.4.1.1.7\x00"
+
+
+def _recording_temporaries(monkeypatch: pytest.MonkeyPatch) -> list[io.BufferedRandom]:
+    """Every temporary file a conversion makes, kept to be checked closed."""
+    made: list[io.BufferedRandom] = []
+    real = store_convert._temporary
+
+    def temporary() -> io.BufferedRandom:
+        made.append(real())
+        return made[-1]
+
+    monkeypatch.setattr(store_convert, "_temporary", temporary)
+    return made
+
+
+def test_a_conversion_whose_association_ends_before_it_goes_is_closed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The association ended between the conversion and its C-STORE (the peer
+    aborted meanwhile: here, the test aborts it): the temporary file is closed
+    by store_paths, not left to the collector ("ResourceWarning: unclosed
+    file"; the never started generator of its PDUs held it)."""
+    path = write_part10(tmp_path / "in" / "one.dcm", make_image(1),
+                        DeflatedExplicitVRLittleEndian)
+    made = _recording_temporaries(monkeypatch)
+    real_prepare = store_prepare.prepare_file
+
+    async def prepare_then_abort(assoc: Any, *args: Any) -> Any:
+        prepared = await real_prepare(assoc, *args)
+        await assoc.abort()
+        return prepared
+
+    monkeypatch.setattr(store_scu, "prepare_file", prepare_then_abort)
+    with pytest.raises(AssociationAborted):  # no file stored: raised, as any failure
+        send_files(tmp_path / "root", [path], [ImplicitVRLittleEndian])
+    assert made and all(fp.closed for fp in made)
+
+
+def test_a_conversion_cancelled_while_it_runs_is_closed_once_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """store_paths cancelled (a Ctrl-C, a timeout) while a worker converts a
+    file: the temporary file the worker then returns is closed, not dropped
+    open with the cancelled wait."""
+    path = write_part10(tmp_path / "in" / "one.dcm", make_image(1),
+                        DeflatedExplicitVRLittleEndian)
+    made = _recording_temporaries(monkeypatch)
+    converting, go, converted = threading.Event(), threading.Event(), threading.Event()
+    real_convert = store_convert.convert_to_file
+
+    def held_convert(*args: Any) -> Any:
+        converting.set()
+        go.wait(30)
+        try:
+            return real_convert(*args)
+        finally:
+            converted.set()
+
+    monkeypatch.setattr(store_prepare, "convert_to_file", held_convert)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        scp = StorageSCP(tmp_path / "root", transfer_syntaxes=[ImplicitVRLittleEndian])
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                task = asyncio.create_task(store_paths("127.0.0.1", server.port, [path]))
+                assert await loop.run_in_executor(None, converting.wait, 30)
+                task.cancel()
+                go.set()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                assert await loop.run_in_executor(None, converted.wait, 30)
+                await wait_until(lambda: bool(made) and all(fp.closed for fp in made),
+                                 "the conversion's temporary file closed")
+        finally:
+            go.set()
+            scp.close()
+
+    run(scenario(), timeout=60)

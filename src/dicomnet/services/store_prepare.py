@@ -11,7 +11,7 @@ import io
 import itertools
 import os
 import sys
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 from ..dimse.fragments import max_pdv_data_length
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
     from .store_scu import StoreResult
 
-__all__ = ["PduBuffers", "Prepared", "file_pdus", "prepare_file"]
+__all__ = ["DataSetPdus", "PduBuffers", "Prepared", "file_pdus", "prepare_file"]
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
@@ -154,9 +154,35 @@ def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, na
             return
 
 
+class DataSetPdus:
+    """A C-STORE's data set PDUs: the first, read already, then the rest from
+    their generator, and ``close()``, which closes the file they are read from
+    (the source, or a conversion's temporary file) whether or not they all went.
+    Call it once the C-STORE is sent or has failed: left to the collector, the
+    generator, held in a cycle by the error's traceback, may come after its
+    file, which then says "ResourceWarning: unclosed file"."""
+
+    __slots__ = ("_first", "_rest")
+
+    def __init__(self, first: bytearray | memoryview,
+                 rest: Generator[bytearray | memoryview, None, None]) -> None:
+        self._first: bytearray | memoryview | None = first
+        self._rest = rest
+
+    def __iter__(self) -> Iterator[bytearray | memoryview]:
+        # The first one is let go of once read: its buffer is then free for
+        # reuse (PduBuffers).
+        first, self._first = self._first, None
+        return itertools.chain(() if first is None else (first,), self._rest)
+
+    def close(self) -> None:
+        self._first = None
+        self._rest.close()
+
+
 #: What a C-STORE needs to go: its request, its context, and its data set (as
 #: PDUs read from the file, or converted bytes).
-Prepared = tuple[CStoreRQ, int, "Iterable[bytearray | memoryview] | None", "bytes | None"]
+Prepared = tuple[CStoreRQ, int, DataSetPdus | None, "bytes | None"]
 
 
 async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: StoreResult,
@@ -191,7 +217,7 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
             pdus.close()
             result.error = f"not sent: {problem}"
             return None
-        return rq, as_is.context_id, itertools.chain((first,), pdus), None
+        return rq, as_is.context_id, DataSetPdus(first, pdus), None
     # Little Endian first (UNCOMPRESSED's order), whatever order the contexts were
     # accepted in: a file went to Big Endian when the batch also held one in it.
     accepted = {c.transfer_syntax: c for c in assoc.contexts.values()
@@ -209,17 +235,33 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     target = other.transfer_syntax
     try:
         if converts_through_file(info, target):
-            converted, length = await loop.run_in_executor(None, convert_to_file, info, target)
+            conversion = loop.run_in_executor(None, convert_to_file, info, target)
+            try:
+                # Shielded: cancelled meanwhile (a Ctrl-C, a timeout), the temporary
+                # file the worker is making is closed once made, not dropped open.
+                converted, length = await asyncio.shield(conversion)
+            except asyncio.CancelledError:
+                conversion.add_done_callback(_close_conversion)
+                raise
+            pdus = _converted_pdus(converted, length, info=info, context_id=other.context_id,
+                                   max_pdu=assoc.ul.peer_max_pdu_length, buffers=buffers)
+            # Started, so that closing it closes its file: a generator never started
+            # is closed with its body unrun.
+            first = next(pdus)
             result.converted_to = target
-            return rq, other.context_id, _converted_pdus(
-                converted, length, info=info, context_id=other.context_id,
-                max_pdu=assoc.ul.peer_max_pdu_length, buffers=buffers), None
+            return rq, other.context_id, DataSetPdus(first, pdus), None
         data = await loop.run_in_executor(None, convert_in_memory, info, target)
     except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
         result.error = f"cannot convert to {target}: {conversion_error(exc)}"
         return None
     result.converted_to = target
     return rq, other.context_id, None, data
+
+
+def _close_conversion(conversion: asyncio.Future[tuple[io.BufferedRandom, int]]) -> None:
+    """Close the temporary file of a conversion no one waits for any more."""
+    if not conversion.cancelled() and conversion.exception() is None:
+        conversion.result()[0].close()
 
 
 #: Why the peer refused every context of a SOP Class (PS3.8 Table 9-18).

@@ -312,6 +312,9 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
                 rsp, _ = await assoc.request_one(rq, context_id, pdus=pdus, dataset=data)
             except StorageError as exc:
                 raise await cut_short(plan, exc) from exc
+            finally:  # its file closed, sent or not (the association ended before)
+                if pdus is not None:
+                    pdus.close()
             _record(plan.result, rsp)
             if on_progress:
                 on_progress(plan.result)
@@ -366,6 +369,9 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         except BaseException:
             outstanding -= 1
             raise
+        finally:  # its file closed, sent or not (the association ended before)
+            if pdus is not None:
+                pdus.close()
     await wait_for_room(0)
     if error is not None:
         raise error
