@@ -181,8 +181,13 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         if raw is None:
             return
         try:  # a socket of our own: asyncio's wrapper refuses recv
-            sock = socket.socket(fileno=os.dup(raw.fileno()))
+            fd = os.dup(raw.fileno())
         except OSError:
+            return
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            os.close(fd)
             return
         with sock:
             for _ in range(_BEHIND_READS):
