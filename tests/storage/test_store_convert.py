@@ -199,6 +199,28 @@ def test_a_large_data_set_is_stored_converted_element_by_element(
         assert_same_dataset(sent, received)
 
 
+def _converted_in_a_process(path: Path, target: str) -> tuple[int, int, int]:
+    """Convert ``path`` to ``target`` with ``convert_to_file`` in a process of its
+    own: its peak resident memory (VmHWM, MiB) before and after, and the length."""
+    script = textwrap.dedent(f"""
+        import re
+        from dicomnet.services.store_convert import convert_to_file
+        from dicomnet.storage.part10 import read_part10
+        def peak():
+            text = open("/proc/self/status").read()
+            return int(re.search(r"VmHWM:\\s+(\\d+) kB", text).group(1)) // 1024
+        info = read_part10({str(path)!r})
+        before = peak()
+        converted, length = convert_to_file(info, {str(target)!r})
+        converted.close()
+        print(before, peak(), length)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120)
+    before, after, length = map(int, out.stdout.split())
+    return before, after, length
+
+
 @pytest.mark.parametrize(("source", "target"), [
     (ExplicitVRLittleEndian, ImplicitVRLittleEndian),
     (ExplicitVRBigEndian, ImplicitVRLittleEndian),
@@ -214,22 +236,7 @@ def test_converting_a_large_file_takes_less_memory_than_the_file(
     compressed) too: they were converted in memory whatever their size."""
     path = _large(tmp_path / "big.dcm", 6, source, rows=1024, frames=96)
     assert converts_through_file(read_part10(path), target)
-    script = textwrap.dedent(f"""
-        import re, sys
-        from dicomnet.services.store_convert import convert_to_file
-        from dicomnet.storage.part10 import read_part10
-        def peak():
-            text = open("/proc/self/status").read()
-            return int(re.search(r"VmHWM:\\s+(\\d+) kB", text).group(1)) // 1024
-        info = read_part10({str(path)!r})
-        before = peak()
-        converted, length = convert_to_file(info, {str(target)!r})
-        converted.close()
-        print(before, peak(), length)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=120)
-    before, after, length = map(int, out.stdout.split())
+    before, after, length = _converted_in_a_process(path, target)
     # Random pixels do not compress: the deflated data set is as long.
     assert length > 96 << 20
     assert after - before < 32, (before, after)
@@ -302,22 +309,7 @@ def test_a_data_set_that_inflates_a_thousandfold_is_inflated_in_pieces(tmp_path:
     path = tmp_path / "zeros.dcm"
     path.write_bytes(template.read_bytes()[:meta_end] + bytes(body))
     assert len(body) < 1 << 20
-    script = textwrap.dedent(f"""
-        import re
-        from dicomnet.services.store_convert import convert_to_file
-        from dicomnet.storage.part10 import read_part10
-        def peak():
-            text = open("/proc/self/status").read()
-            return int(re.search(r"VmHWM:\\s+(\\d+) kB", text).group(1)) // 1024
-        info = read_part10({str(path)!r})
-        before = peak()
-        converted, length = convert_to_file(info, {str(ImplicitVRLittleEndian)!r})
-        converted.close()
-        print(before, peak(), length)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=120)
-    before, after, length = map(int, out.stdout.split())
+    before, after, length = _converted_in_a_process(path, ImplicitVRLittleEndian)
     assert length > size
     assert after - before < 32, (before, after)
 
