@@ -91,6 +91,19 @@ def _delivered(conn: socket.socket) -> None:
     raise AssertionError("what the peer sent was never acknowledged")
 
 
+def _connect_then_wait_for_the_reset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client connects, then its loop blocks until the peer's reset has
+    arrived: whatever it sends first then fails, with the peer's PDU unread."""
+    real_open_stream = transport.open_stream
+
+    async def open_stream(*args: Any, **kwargs: Any) -> Any:
+        stream = await real_open_stream(*args, **kwargs)
+        wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
+        return stream
+
+    monkeypatch.setattr(aio_client, "open_stream", open_stream)
+
+
 def test_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The peer rejects at once (before reading our A-ASSOCIATE-RQ) and resets:
@@ -100,14 +113,7 @@ def test_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
         conn.sendall(REJECT)
         _reset(conn)
 
-    real_open_stream = transport.open_stream
-
-    async def open_stream(*args: Any, **kwargs: Any) -> Any:
-        stream = await real_open_stream(*args, **kwargs)
-        wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
-        return stream
-
-    monkeypatch.setattr(aio_client, "open_stream", open_stream)
+    _connect_then_wait_for_the_reset(monkeypatch)
 
     async def main() -> None:
         async with aio_client.associate(LOOPBACK, port):
@@ -237,14 +243,7 @@ def test_tls_a_rejection_before_a_reset_is_reported_when_the_rq_write_fails(
     """Over TLS, the peer rejects as soon as the handshake is done and resets:
     our RQ's write fails, and the rejection decrypted behind it (where the
     transport looks for an alert) is what we report."""
-    real_open_stream = transport.open_stream
-
-    async def open_stream(*args: Any, **kwargs: Any) -> Any:
-        stream = await real_open_stream(*args, **kwargs)
-        wait_reset(stream.writer.get_extra_info("socket").fileno())  # blocks the loop
-        return stream
-
-    monkeypatch.setattr(aio_client, "open_stream", open_stream)
+    _connect_then_wait_for_the_reset(monkeypatch)
 
     async def main() -> None:
         async with aio_client.associate(LOOPBACK, port, tls=pki.client_tls()):
