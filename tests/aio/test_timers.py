@@ -267,3 +267,35 @@ def test_deadlines_wait_while_our_reading_is_paused_and_start_again_with_it(
     assert aborts == [f"{LOOPBACK}:{aborts[0].split(':')[1]}: aborting: " + (
         "a PDU took longer than 0.5s to arrive" if trailing else
         "nothing received or sent for 0.5s (idle timeout)")], aio_log.text
+
+
+def test_an_idle_timeout_while_our_handler_runs_blames_this_side(
+        aio_log: pytest.LogCaptureFixture) -> None:
+    """The peer waits for the answer to its C-ECHO, whose handler does not return:
+    the idle deadline still ends the association (a hung handler must not hold it
+    for ever), but says the slow side is ours, not "nothing received or sent"
+    (found by reviewing the session's change)."""
+    echo = PDataTF((PresentationDataValue(1, True, True, encode_message(
+        CEchoRQ(message_id=1, affected_sop_class_uid=VERIFICATION))),)).encode()
+    never = asyncio.Event()
+
+    async def hook(assoc: object) -> int:
+        await never.wait()
+        return 0
+
+    async def main() -> bytes:
+        async with running_server(providers=[VerificationSCP(on_c_echo=hook)],
+                                  timeouts=Timeouts(idle=0.5)) as server:
+            reader, writer = await _associated(server.port)
+            writer.write(echo)
+            await writer.drain()
+            try:
+                return await read_until_eof(reader, 15.0)
+            finally:
+                writer.close()
+
+    received = run(main())
+    assert received[:1] == bytes([A_ABORT]), received
+    assert log_lines(aio_log, contains="aborting: no answer from this side for 0.5s: its "
+                     "handler has not returned, the peer waits for it (idle timeout)"), \
+        aio_log.text

@@ -120,6 +120,19 @@ class Deadlines:
         self._timer = None
         self._timer_at = None
 
+    def _idle_reason(self) -> str:
+        """Why the idle deadline ends the association: nothing came or went; or,
+        with an answer of ours owed, our side was the slow one (a handler that has
+        not returned: the peer waits for it)."""
+        if self._answers_owed():
+            return (f"no answer from this side for {self.timeouts.idle}s: its handler has "
+                    "not returned, the peer waits for it (idle timeout)")
+        return f"nothing received or sent for {self.timeouts.idle}s (idle timeout)"
+
+    def _answers_owed(self) -> bool:
+        """Whether we owe the peer an answer (a server performing its request)."""
+        return False
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
@@ -146,8 +159,7 @@ class Deadlines:
         elif reading and self.ul.is_established and self.timeouts.idle is not None and (
             now >= max(self._last_rx, self._last_tx) + self.timeouts.idle
         ):
-            self._local_abort(f"nothing received or sent for {self.timeouts.idle}s "
-                              "(idle timeout)")
+            self._local_abort(self._idle_reason())
         else:
             self._rearm()
             return

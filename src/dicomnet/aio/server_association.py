@@ -217,6 +217,9 @@ class ServerAssociation(Association):
         if not task.cancelled():
             task.result()
 
+    def _answers_owed(self) -> bool:
+        return bool(self._inline is not None or self.running or self.answering)
+
     def _fail(self, error: AssociationAborted) -> None:
         super()._fail(error)
         inline = self._inline
