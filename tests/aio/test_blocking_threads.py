@@ -137,3 +137,19 @@ def test_an_association_dropped_unreleased_is_aborted(
         server.stop()
     ended = association_lines(aio_log)
     assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+
+
+def test_the_finalizer_leaves_an_association_a_call_holds() -> None:
+    """At exit, a daemon thread's call may hold the association's turn with its loop
+    not yet running: the finalizer aborted it and closed that loop under the call
+    (found by reviewing the session's change). It now leaves it to the call."""
+    server = ServerThread({}).start()
+    try:
+        assoc = blocking.associate("127.0.0.1", server.port)
+        with assoc._turn:  # a call under way, between its turn and its loop
+            assoc._finalizer()  # what the interpreter's exit runs
+            assert not assoc._loop.is_closed()
+        assert int(assoc.echo()) == 0
+        assoc.release()
+    finally:
+        server.stop()

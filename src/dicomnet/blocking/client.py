@@ -132,20 +132,27 @@ def _run_through(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _abandoned(loop: asyncio.AbstractEventLoop, assoc: ClientAssociation) -> None:
+def _abandoned(loop: asyncio.AbstractEventLoop, assoc: ClientAssociation,
+               turn: threading.Lock) -> None:
     """A ``BlockingAssociation`` garbage-collected, or still open as the interpreter
     exits, unreleased: A-ABORT it (PS3.8 7.3) so that the peer hears it ended,
     and close its loop (its reader task pending, the loop printed "Task was
     destroyed but it is pending!"). Not while a call runs it (a daemon thread's
-    at exit): that thread owns it."""
-    if loop.is_closed() or loop.is_running():
+    at exit, holding its ``turn``, its loop perhaps not running yet): that
+    thread owns it."""
+    if not turn.acquire(blocking=False):
         return
     try:
-        with contextlib.suppress(Exception):
-            _call(loop, assoc.abort())
-            _call(loop, loop.shutdown_asyncgens())
+        if loop.is_closed() or loop.is_running():
+            return
+        try:
+            with contextlib.suppress(Exception):
+                _call(loop, assoc.abort())
+                _call(loop, loop.shutdown_asyncgens())
+        finally:
+            loop.close()
     finally:
-        loop.close()
+        turn.release()
     host, port = assoc.peer[:2]
     warnings.warn(f"association with {host}:{port} was not released: aborted",
                   ResourceWarning, stacklevel=1)
@@ -165,7 +172,7 @@ class BlockingAssociation:
         self._turn = threading.Lock()
         # Holds the loop and association, not self: called when self is collected,
         # or at exit (weakref.finalize's atexit hook) if it is still alive then.
-        self._finalizer = weakref.finalize(self, _abandoned, loop, assoc)
+        self._finalizer = weakref.finalize(self, _abandoned, loop, assoc, self._turn)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._turn:
