@@ -207,6 +207,32 @@ def test_client_hook_runs_before_the_associate_rq_is_sent(pki: Pki) -> None:
     assert b"HOOK-TEST" in peer.received
 
 
+def test_a_client_hook_that_raises_vetoes_the_connection(
+        pki: Pki, aio_log: pytest.LogCaptureFixture) -> None:
+    """The client's hook may refuse the link it is shown (a certificate it does not
+    like, say): what it raises reaches the caller as it is, no A-ASSOCIATE-RQ is
+    sent, and the connection is closed (no ResourceWarning: warnings are errors
+    here); the server sees a TLS connection closed before DICOM."""
+    class Refused(Exception):
+        pass
+
+    def hook(event: SecureLinkEvent) -> None:
+        raise Refused(f"not this server: {event.info.peer_certificate if event.info else None}")
+
+    async def main() -> int:
+        async with running_server(tls=pki.server_tls()) as server:
+            with pytest.raises(Refused):
+                async with associate(LOOPBACK, server.port, tls=pki.client_tls(),
+                                     on_secure_link_ready=hook):
+                    pass
+            await wait_until(lambda: server.active_associations == 0 and not server._tasks,
+                             "the server to see the connection end")
+            return server.active_associations
+
+    assert run(main()) == 0
+    assert not log_lines(aio_log, contains="associated with")
+
+
 def test_async_hooks_are_awaited(pki: Pki) -> None:
     calls: list[tuple[str, str | None]] = []
 

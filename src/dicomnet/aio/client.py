@@ -523,6 +523,10 @@ async def associate(
     ``max_async_operations`` > 1 proposes an asynchronous operations window
     (PS3.7 D.3.3.3); ``assoc.async_window`` says what the peer granted (1 when it
     did not answer: most peers are synchronous).
+    ``on_secure_link_ready`` (sync or async) is shown the secure link once its
+    handshake is done, before any DICOM byte goes (the brief's OnSecureLinkReady);
+    what it raises closes the connection, nothing sent, and reaches the caller as
+    it is: a veto (a certificate it does not want, say).
 
     Raises ConnectError, TLSError, TimeoutError, AssociationRejected or
     AssociationAborted when the association cannot be set up.
