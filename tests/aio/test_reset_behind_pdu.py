@@ -165,17 +165,10 @@ def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails(
         "association aborted by service-provider (unrecognized PDU)")
 
 
-def test_a_rejection_before_a_reset_during_connect_is_reported(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The peer accepts, rejects at once and resets before our connect has
-    completed (its SO_ERROR then says ECONNRESET): the rejection waiting in our
-    receive buffer is what we report, not 'cannot connect ...: the peer reset
-    the connection'. The reset is made to arrive first by holding the event
-    loop in the connect call (as when the loop is busy elsewhere)."""
-    def script(conn: socket.socket) -> None:
-        conn.sendall(REJECT)
-        _reset(conn)
-
+def _associate_with_the_reset_in_connect(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    """Associate with ``port``, the event loop held in the connect call until the
+    peer's reset has arrived (as when the loop is busy elsewhere); raises what
+    the association raises."""
     real_connect = socket.socket.connect
 
     def connect(sock: socket.socket, address: Any) -> None:
@@ -190,8 +183,22 @@ def test_a_rejection_before_a_reset_during_connect_is_reported(
         async with aio_client.associate(LOOPBACK, port):
             pass
 
+    run(main())
+
+
+def test_a_rejection_before_a_reset_during_connect_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peer accepts, rejects at once and resets before our connect has
+    completed (its SO_ERROR then says ECONNRESET): the rejection waiting in our
+    receive buffer is what we report, not 'cannot connect ...: the peer reset
+    the connection'. The reset is made to arrive first by holding the event
+    loop in the connect call (as when the loop is busy elsewhere)."""
+    def script(conn: socket.socket) -> None:
+        conn.sendall(REJECT)
+        _reset(conn)
+
     with _peer(script) as port, pytest.raises(AssociationRejected) as caught:
-        run(main())
+        _associate_with_the_reset_in_connect(monkeypatch, port)
     assert (caught.value.result, caught.value.source, caught.value.reason) == (1, 1, 7)
 
 
@@ -199,22 +206,8 @@ def test_a_reset_during_connect_with_nothing_behind_it_still_cannot_connect(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A peer that resets during our connect without sending anything is still
     told as before: 'cannot connect to HOST:PORT: the peer reset the connection'."""
-    real_connect = socket.socket.connect
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        with contextlib.suppress(BlockingIOError):
-            real_connect(sock, address)
-        wait_reset(sock.fileno())
-        raise BlockingIOError
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-
-    async def main() -> None:
-        async with aio_client.associate(LOOPBACK, port):
-            pass
-
     with _peer(_reset) as port, pytest.raises(ConnectError) as caught:
-        run(main())
+        _associate_with_the_reset_in_connect(monkeypatch, port)
     assert str(caught.value) == (
         f"cannot connect to {LOOPBACK}:{port}: the peer reset the connection")
 

@@ -12,6 +12,7 @@ import asyncio
 import socket
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.dataset import FileMetaDataset
@@ -58,6 +59,19 @@ async def _associated(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWr
     return reader, writer
 
 
+async def _sent_then_read_to_the_end(data: bytes, **server: Any) -> bytes:
+    """What a raw peer associated with a server (``running_server(**server)``)
+    receives after sending ``data``, to the connection's end."""
+    async with running_server(**server) as running:
+        reader, writer = await _associated(running.port)
+        writer.write(data)
+        await writer.drain()
+        try:
+            return await read_until_eof(reader, 15.0)
+        finally:
+            writer.close()
+
+
 @pytest.mark.parametrize("pdu", [30.0, None])
 def test_idle_timeout_shorter_than_the_pdu_deadline(
     aio_log: pytest.LogCaptureFixture, pdu: float | None,
@@ -85,19 +99,10 @@ def test_pdu_deadline_inside_p_data(aio_log: pytest.LogCaptureFixture) -> None:
     """Established, then a P-DATA-TF cut short: the PDU deadline (0.5 s) ends it
     before the idle one (30 s)."""
 
-    async def main() -> bytes:
-        async with running_server(timeouts=Timeouts(idle=30.0, pdu=0.5)) as server:
-            reader, writer = await _associated(server.port)
-            # A P-DATA-TF of 100 bytes: its command PDV's header, then 10 of its 94
-            # data bytes.
-            writer.write(struct.pack(">BxLLBB", 0x04, 100, 96, 1, 0x03) + bytes(10))
-            await writer.drain()
-            try:
-                return await read_until_eof(reader, 15.0)
-            finally:
-                writer.close()
-
-    received = run(main())
+    # A P-DATA-TF of 100 bytes: its command PDV's header, then 10 of its 94 data bytes.
+    received = run(_sent_then_read_to_the_end(
+        struct.pack(">BxLLBB", 0x04, 100, 96, 1, 0x03) + bytes(10),
+        timeouts=Timeouts(idle=30.0, pdu=0.5)))
     assert received[:1] == bytes([A_ABORT])
     assert log_lines(aio_log, contains="a PDU took longer than 0.5s to arrive")
     assert not log_lines(aio_log, contains="idle timeout")
@@ -283,18 +288,8 @@ def test_an_idle_timeout_while_our_handler_runs_blames_this_side(
         await never.wait()
         return 0
 
-    async def main() -> bytes:
-        async with running_server(providers=[VerificationSCP(on_c_echo=hook)],
-                                  timeouts=Timeouts(idle=0.5)) as server:
-            reader, writer = await _associated(server.port)
-            writer.write(echo)
-            await writer.drain()
-            try:
-                return await read_until_eof(reader, 15.0)
-            finally:
-                writer.close()
-
-    received = run(main())
+    received = run(_sent_then_read_to_the_end(
+        echo, providers=[VerificationSCP(on_c_echo=hook)], timeouts=Timeouts(idle=0.5)))
     assert received[:1] == bytes([A_ABORT]), received
     assert log_lines(aio_log, contains="aborting: no answer from this side for 0.5s: its "
                      "handler has not returned, the peer waits for it (idle timeout)"), \
