@@ -5,6 +5,7 @@ objects cannot fill the console of ``dicomnet serve``."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -31,10 +32,31 @@ def test_pydicom_remarks_go_to_the_debug_log_security_warnings_to_the_operator(
         with cli_session(verbose):
             _warn_both()
     err = capsys.readouterr().err
-    assert "WARNING: the 'aes' profile is retired and weak" in err
-    assert "WARNING: something else" in err  # other warnings as before
+    label = "WARNING dicomnet.security:" if verbose >= 2 else "WARNING:"
+    assert f"{label} the 'aes' profile is retired and weak" in err
+    label = "WARNING py.warnings:" if verbose >= 2 else "WARNING:"
+    assert f"{label} something else" in err  # other warnings too
     assert "WARNING: Invalid value" not in err
     if verbose >= 2:
         assert "DEBUG dicomnet.storage: pydicom: Invalid value for VR UI: '1.2.x'" in err
     else:
         assert "Invalid value" not in err
+
+
+@pytest.mark.parametrize(("verbose", "dated", "line"), [
+    # As the log lines around them: the time (a server's with its date), then the label.
+    (0, False, r"\d\d:\d\d:\d\d WARNING: the 'aes' profile is retired and weak"),
+    (0, True, r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} WARNING: the 'aes' profile is "
+              r"retired and weak"),
+    (2, False, r"\d\d:\d\d:\d\d WARNING dicomnet\.security: the 'aes' profile is retired "
+               r"and weak"),
+])
+def test_a_security_warning_is_a_log_line_like_the_others(
+        capsys: pytest.CaptureFixture[str], verbose: int, dated: bool, line: str) -> None:
+    """A SecurityWarning (a retired profile, verification off) came without the
+    time every other line of ``dicomnet serve`` has, so a log read later could not
+    tell when it was said (a certificate rotation warns too)."""
+    with cli_session(verbose, dated=dated):
+        warnings.warn("the 'aes' profile is retired and weak", SecurityWarning, stacklevel=1)
+    err = capsys.readouterr().err
+    assert re.fullmatch(line + "\n", err), err

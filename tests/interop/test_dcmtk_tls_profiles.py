@@ -189,7 +189,8 @@ def test_dicomnet_echo_profiles_into_storescp(
         report = json.loads(result.stdout)
         stderr = result.stderr.splitlines()
         if profile in LEGACY:  # the retired profiles say so, once, first
-            assert stderr[0].startswith(f"WARNING: TLS profile '{profile}' ("), stderr
+            assert re.match(rf"\d\d:\d\d:\d\d WARNING: TLS profile '{profile}' \(",
+                            stderr[0]), stderr
             stderr = stderr[1:]
         if outcome is None:
             assert result.returncode == 3, (profile, result.stderr)

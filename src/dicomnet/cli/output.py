@@ -81,7 +81,9 @@ class _PrintableFormatter(logging.Formatter):
         message = record.message
         record.message = printable(in_cli_words(message))
         if self.label_problems and record.levelno >= logging.WARNING:
-            record.message = f"{record.levelname}: {record.message}"
+            # Red on a terminal (click.echo drops the colour elsewhere), as `error:` is.
+            label = click.style(f"{record.levelname}:", fg="red", bold=True)
+            record.message = f"{label} {record.message}"
         try:
             return super().formatMessage(record)
         finally:
@@ -98,23 +100,31 @@ class _ClickHandler(logging.Handler):
             self.handleError(record)
 
 
-def _show_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    if not issubclass(category, SecurityWarning) and _from_pydicom(filename):
-        # pydicom's remarks on the data sets it reads, received ones included (an
-        # invalid UID, a VR that is not what the syntax says): detail for debugging.
-        # A peer sending malformed objects must not fill the operator's console.
-        logging.getLogger("dicomnet.storage").debug("pydicom: %s", message)
-        return
-    # Security warnings are meant for the operator: one loud line, no source location.
-    click.echo(click.style("WARNING: ", fg="red", bold=True) + printable(str(message)),
-               err=True)
+def _warnings_as_log_lines(handler: logging.Handler) -> Any:
+    """A ``warnings.showwarning`` that writes through ``handler``: a warning is a
+    log line like the others, with their time (a server's dated) and label."""
+
+    def show(  # noqa: PLR0917 - the signature of warnings.showwarning
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        security = issubclass(category, SecurityWarning)
+        if not security and _from_pydicom(filename):
+            # pydicom's remarks on the data sets it reads, received ones included (an
+            # invalid UID, a VR that is not what the syntax says): detail for debugging.
+            # A peer sending malformed objects must not fill the operator's console.
+            logging.getLogger("dicomnet.storage").debug("pydicom: %s", message)
+            return
+        # Meant for the operator: one line, no source location; shown whatever the level.
+        handler.handle(logging.LogRecord(
+            "dicomnet.security" if security else "py.warnings", logging.WARNING, filename,
+            lineno, "%s", (str(message),), None))
+
+    return show
 
 
 def _from_pydicom(filename: str) -> bool:
@@ -142,7 +152,7 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING,
     logger.propagate = False
     with warnings.catch_warnings():
         warnings.simplefilter("always", SecurityWarning)
-        warnings.showwarning = _show_warning
+        warnings.showwarning = _warnings_as_log_lines(handler)
         try:
             yield
         finally:
