@@ -159,3 +159,29 @@ def test_server_whose_certificate_serves_only_tls13_says_so(
         "one: only TLS 1.3 clients can connect"]
     result = handshake(client.client_context_sync(), s_ctx)
     assert result.ok, result.errors
+
+
+def test_a_legacy_profile_warns_once_per_configuration(rsa_pki: DevPKI) -> None:
+    """A server rebuilds its context at each certificate rotation (and a client its
+    shared one when a file changes): the retired profile warned again each time,
+    though nothing about the choice had changed. Once per TLSConfig object."""
+    server, client = dev_pki_configs(rsa_pki, profile="aes")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # as dicomnet's commands show them
+        for _ in range(3):
+            server.server_context_sync()
+            client.client_context_sync()
+    retired = [str(w.message) for w in caught if "is retired and weak" in str(w.message)]
+    assert len(retired) == 2, retired  # the server's configuration, the client's
+    again, _ = dev_pki_configs(rsa_pki, profile="aes")  # another configuration: its own
+    with pytest.warns(SecurityWarning, match="is retired and weak"):
+        again.server_context_sync()
+    # Verification turned off is a choice of the configuration too.
+    unverified = TLSConfig(verify_peer=False, check_hostname=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            unverified.client_context_sync()
+    assert [str(w.message) for w in caught if "verification is OFF" in str(w.message)] == [
+        "TLS server certificate verification is OFF (verify_peer=False): anyone can "
+        "impersonate the server"]

@@ -109,7 +109,8 @@ class TLSConfig:
     """Server side: must the client present a certificate (``required``), may it
     (``optional``, verified when sent), or is none asked (``none``)."""
     verify_peer: bool = True
-    """Client side: verify the server's certificate. False only for tests; warns loudly."""
+    """Client side: verify the server's certificate. False only for tests; warns loudly
+    (SecurityWarning, at the first context built from this object)."""
     check_hostname: bool = True
     """Client side: the server certificate must name the host (RFC 6125)."""
     server_hostname: str | None = None
@@ -181,10 +182,13 @@ class TLSConfig:
     None never (``Server.reload_tls()`` alone rebuilds). A look costs a few stat
     calls (microseconds; a ``capath`` directory of hundreds of files, milliseconds)."""
     _client_cache: ClientCache = field(init=False, repr=False, compare=False, hash=False)
+    #: The SecurityWarnings about this configuration's choices already given.
+    _warned: set[str] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # Per object, not per value: two equal configurations share no session or password.
         object.__setattr__(self, "_client_cache", ClientCache())
+        object.__setattr__(self, "_warned", set())
         profile = get_profile(self.profile)
         if self.peer_certificate not in _POLICIES:
             raise ConfigurationError(
@@ -369,12 +373,9 @@ class TLSConfig:
         profile = self.profile_object
         check_available(profile)
         if profile.legacy:
-            warnings.warn(
+            self._warn_once(
                 f"TLS profile {profile.name!r} ({profile.title}, {profile.section}) is retired "
-                "and weak; use it only to reach old peers",
-                SecurityWarning,
-                stacklevel=3,
-            )
+                "and weak; use it only to reach old peers")
         if side == "server" and self.certfile is None:
             raise ConfigurationError("a TLS server must have a certificate (set certfile)")
 
@@ -424,12 +425,9 @@ class TLSConfig:
                 if self.cafile is None and self.capath is None:
                     ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
             else:
-                warnings.warn(
+                self._warn_once(
                     "TLS server certificate verification is OFF (verify_peer=False): anyone "
-                    "can impersonate the server",
-                    SecurityWarning,
-                    stacklevel=3,
-                )
+                    "can impersonate the server")
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
         else:
@@ -460,6 +458,14 @@ class TLSConfig:
                 raise ConfigurationError(
                     f"cannot open the TLS key log {keylog}: {exc.strerror or exc}") from exc
         return ctx
+
+    def _warn_once(self, message: str) -> None:
+        """A SecurityWarning about a choice of this configuration, at its first
+        context only: a server's rotation and a client's changed files build it
+        again, and the choice has not changed."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, SecurityWarning, stacklevel=4)
 
     def _load_own_certificate(
         self, ctx: ssl.SSLContext, password: bytes | None, profile: Profile, side: Side

@@ -265,7 +265,8 @@ class Profile:
     tls13_ciphersuites: tuple[str, ...] | None = _TLS13_DEFAULT
     """IANA names of the TLS 1.3 suites allowed; None means OpenSSL's defaults."""
     legacy: bool = False
-    """Weak by today's standards: building a context with it warns (SecurityWarning)."""
+    """Weak by today's standards: a TLSConfig naming it warns (SecurityWarning) when its
+    first context is built, not again when it is rebuilt (a certificate rotation)."""
     retired: bool = False
     """Retired from PS3.15; kept by name so old peers can still be reached."""
     security_level: int | None = None
