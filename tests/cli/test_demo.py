@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -155,3 +156,19 @@ def test_the_commands_to_try_by_hand_name_a_dicomnet_that_runs(
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     assert command_name(str(script)) == "dicomnet"
     assert command_name("-c").endswith(" -m dicomnet")
+
+
+def test_demo_shows_the_server_name_sent_and_received(tmp_path: Path) -> None:
+    """The demo prints what the handshake negotiated, on both sides, but its SNI
+    line was missing: it connected to 127.0.0.1, for which no SNI is sent (RFC 6066
+    3), and a link without SNI had no line at all. It now names the server as its
+    certificate does (localhost), and both views say what was sent and received."""
+    result = run_cli("demo", "--dir", tmp_path, "--count", "1")
+    assert result.exit_code == 0, result.output
+    client, server = result.stdout.split("Secure link, as the server saw it")
+    client = client.split("Secure link, as the client saw it")[1]
+    for view in (client, server):
+        assert re.search(r"^  SNI +localhost$", view, re.MULTILINE), view
+    doc = json_out(run_cli("demo", "--dir", tmp_path, "--count", "1", "--json"))
+    assert doc["tls_client_view"]["sni"] == "localhost"
+    assert {view["sni"] for view in doc["tls_server_views"]} == {"localhost"}

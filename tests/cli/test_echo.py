@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 from collections.abc import Callable
@@ -248,3 +249,13 @@ def test_encrypted_key_prompts_on_a_terminal(
     assert result.exit_code == 0, result.output
     assert "Password for" in result.stderr
     assert "s3cret" not in result.output  # hidden input is not echoed
+
+
+def test_a_link_without_sni_says_so(start_server: StartServer, pki: DevPKI) -> None:
+    """SNI is a field of the link like the others: by IP address none is sent (RFC
+    6066 3), and the description says so rather than leaving the line out."""
+    server = tls_server(start_server, pki)
+    result = run_cli("echo", "127.0.0.1", server.port, *client_tls_args(pki))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"^  SNI +none sent \(the server is named by its IP address\)$",
+                     result.stdout, re.MULTILINE), result.stdout

@@ -178,8 +178,13 @@ async def _demo(report: DemoReport, count: int, say: Any) -> None:
                "(development CA, server and client certificates)")
     server_tls = TLSConfig(certfile=pki.server_cert, keyfile=pki.server_key,
                            cafile=pki.ca_cert, peer_certificate="required")
+    # Connected to by address, the server is named as its certificate names it
+    # (a reused pki/ may not): the client then sends SNI, which it sends for no IP
+    # address (RFC 6066 3), and both sides show it.
+    server_cert = server_tls.local_certificate_info()  # ConfigurationError if unreadable
+    named = server_cert is not None and "localhost" in server_cert.sans
     client_tls = TLSConfig(certfile=pki.client_cert, keyfile=pki.client_key,
-                           cafile=pki.ca_cert)
+                           cafile=pki.ca_cert, server_hostname="localhost" if named else None)
 
     def on_link(event: SecureLinkEvent) -> None:
         if event.info is not None:

@@ -124,6 +124,11 @@ def describe_certificate(cert: CertificateInfo, indent: str = "  ") -> list[str]
     return [f"{indent}{k:<11} {v}" for k, v in rows]
 
 
+#: Why a link has no server name: a client sends none for an IP address (RFC 6066 3).
+_NO_SNI = {"client": "none sent (the server is named by its IP address)",
+           "server": "none received"}
+
+
 def describe_security(info: SecurityInfo, indent: str = "  ") -> list[str]:
     """Lines describing a TLS connection as negotiated."""
     kx = info.key_exchange or (
@@ -137,9 +142,8 @@ def describe_security(info: SecurityInfo, indent: str = "  ") -> list[str]:
         ("encryption", _bits(info.encryption, info.encryption_key_bits)),
         ("integrity", info.integrity or "-"),
         ("ALPN", info.alpn or "-"),
+        ("SNI", info.sni or _NO_SNI[info.side]),
     ]
-    if info.sni:
-        rows.append(("SNI", info.sni))
     lines = [f"{indent}{k:<15} {v}" for k, v in rows]
     peer = info.peer_certificate
     if peer is None:
