@@ -13,6 +13,7 @@ import pydicom
 import pytest
 
 from dicomnet.cli.common import cli_session
+from dicomnet.cli.output import in_cli_words
 from dicomnet.security.profiles import SecurityWarning
 
 PYDICOM_FILE = str(Path(pydicom.__file__).parent / "valuerep.py")
@@ -60,3 +61,33 @@ def test_a_security_warning_is_a_log_line_like_the_others(
         warnings.warn("the 'aes' profile is retired and weak", SecurityWarning, stacklevel=1)
     err = capsys.readouterr().err
     assert re.fullmatch(line + "\n", err), err
+
+
+_LIBRARY_FIELDS = re.compile(r"\b(cafile|capath|crlfiles|certfile|keyfile|verify_peer|"
+                             r"peer_certificate=)")
+
+
+def test_the_library_s_reasons_name_the_cli_s_flags() -> None:
+    """A verification failure told a ``dicomnet`` user that the server's CA "is not
+    in our cafile/capath", a stale CRL to "refresh crlfiles", --no-verify that
+    "verify_peer=False": TLSConfig's fields, which no flag is called. Every reason
+    the TLS layer gives names the flag instead."""
+    from dicomnet.security import errors_map
+
+    reasons = [*errors_map._VERIFY_REASONS.values(), *errors_map._ALERT_REASONS.values(),
+               "TLS server certificate verification is OFF (verify_peer=False): anyone can "
+               "impersonate the server",
+               "cafile pki/client.key holds no PEM certificate (BEGIN CERTIFICATE): give the "
+               "CA's certificate in PEM",
+               "capath pki holds no CA certificates: no hashed names",
+               "the server closed the connection right after the TLS handshake, before "
+               "associating: it may require a client certificate (we sent none: set "
+               "certfile/keyfile), or be busy or shutting down",
+               "the client presented no certificate, but this server requires one "
+               "(peer_certificate='required')"]
+    for reason in reasons:
+        assert not _LIBRARY_FIELDS.search(in_cli_words(reason)), in_cli_words(reason)
+    assert in_cli_words(errors_map._VERIFY_REASONS[19]).endswith(
+        "self-signed root that is not in --ca)")
+    assert in_cli_words(errors_map._VERIFY_REASONS[3]) == (
+        "no CRL for the CA of {who} (--crl must hold a CRL from every CA checked)")

@@ -367,7 +367,7 @@ def test_pynetdicom_into_dicomnet_serve_with_optional_client_certificates(
         assert re.fullmatch(admitted + "no client certificate", line), line
     refused = r"WARNING: connection refused: TLS handshake with 127\.0\.0\.1:\d+ failed: "
     assert re.fullmatch(refused + r"the certificate of the client is signed by an unknown CA "
-                        r"\(its issuer is not in our cafile/capath\)", lines[4]), lines[4]
+                        r"\(its issuer is not in --ca\)", lines[4]), lines[4]
     assert re.fullmatch(refused + r"the client refused our certificate \(bad certificate\)",
                         lines[5]), lines[5]
 

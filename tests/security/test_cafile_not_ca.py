@@ -24,9 +24,9 @@ from tests.cli.helpers import serve_that_must_refuse
 from tests.security.tlspair import handshake
 
 
-def _refusal(cafile: Path) -> str:
+def _refusal(cafile: Path, name: str = "cafile") -> str:
     return re.escape(
-        f"cafile {cafile} holds no CA certificate: O=dicomnet,CN=localhost is an "
+        f"{name} {cafile} holds no CA certificate: O=dicomnet,CN=localhost is an "
         "end-entity certificate (CA:FALSE) issued by O=dicomnet,CN=dicomnet development CA, "
         "so it can vouch for no peer; give the certificate of the CA that issued the "
         "peers' certificates")
@@ -79,7 +79,8 @@ def test_serve_with_a_leaf_as_ca_exits_2_before_listening(
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert re.fullmatch("error: " + _refusal(rsa_pki.server_cert), proc.stderr.strip())
+    # The command names its flag, --ca, where the library names its field.
+    assert re.fullmatch("error: " + _refusal(rsa_pki.server_cert, "--ca"), proc.stderr.strip())
 
 
 def test_a_cafile_without_certificates_says_so_naming_it(

@@ -166,12 +166,21 @@ _CLI_WORDS = (
     ("(use TLS, port 2762)", "(try --tls / port 2762)"),
     ("with accept_unknown_sop_classes)", "with --accept-unknown-sop-classes)"),
     ("(peer_certificate='required')", "(--peer-cert required)"),
-    ("(set certfile/keyfile)", "(give --cert and --key)"),
+    ("set certfile/keyfile)", "give --cert and --key)"),
     ("set keyfile (", "give --key ("),
+    ("(verify_peer=False)", "(--no-verify)"),
+    ("our cafile/capath)", "--ca)"),
+    ("cafile or capath", "--ca"),
 )
+#: What remains of the trust files' fields, as words: --ca is a file or a folder
+#: (cafile or capath), --crl the CRLs (crlfiles).
+_CLI_FIELDS = re.compile(r"\b(cafile|capath|crlfiles)\b")
+_CLI_FLAGS = {"cafile": "--ca", "capath": "--ca", "crlfiles": "--crl"}
 
 
 def in_cli_words(message: str) -> str:
+    """``message`` with the library's names of settings (TLSConfig's fields) as the
+    flags that set them."""
     for library, cli in _CLI_WORDS:
         message = message.replace(library, cli)
-    return message
+    return _CLI_FIELDS.sub(lambda m: _CLI_FLAGS[m.group()], message)
