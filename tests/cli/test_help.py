@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -182,3 +186,51 @@ def test_reindex_exit_2_is_explained(tmp_path: Path) -> None:
     result = run_cli("reindex", str(tmp_path))  # a folder, but not a store
     assert result.exit_code == 2
     assert "not a folder or not a store" in _help("reindex")
+
+
+_LOADED = """
+import json, sys
+from dicomnet.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+#: What each run must not load: the cost of a command that does not use it.
+_HEAVY = {
+    "--help": ("asyncio", "ssl", "cryptography", "pydicom", "sqlite3", "rich", "numpy",
+               "dicomnet.aio", "dicomnet.storage", "dicomnet.services", "dicomnet.security"),
+    "certs": ("asyncio", "pydicom", "sqlite3", "rich", "numpy", "dicomnet.aio",
+              "dicomnet.storage", "dicomnet.services", "dicomnet.security.config"),
+}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["certs", "show", "CA"]])
+def test_a_run_loads_only_what_it_uses(args: list[str], tmp_path: Path) -> None:
+    """``dicomnet --help`` imported every command to list its short help (the
+    server's pydicom and SQLite, the client's asyncio and cryptography: 0.34 s,
+    0.08 s without), and ``certs show`` the echo command's network stack."""
+    from dicomnet.security.certificates import make_dev_pki
+
+    ca = str(make_dev_pki(tmp_path).ca_cert)
+    run = subprocess.run([sys.executable, "-c", _LOADED, *[ca if a == "CA" else a for a in args]],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    loaded = json.loads(run.stderr.splitlines()[-1])
+    heavy = _HEAVY[args[0]]
+    assert [m for m in loaded if m.split(".")[0] in heavy or m.startswith(heavy)] == []
+
+
+def test_the_listed_short_helps_are_the_commands_own() -> None:
+    """``dicomnet --help`` lists the commands from a table, without importing them:
+    it says what each command says of itself."""
+    from dicomnet.cli import group
+
+    for name, (module, short) in group._COMMANDS.items():
+        command = getattr(importlib.import_module(module), name)
+        assert command.get_short_help_str(limit=200) == short, name
+    listed = run_cli("--help").stdout.split("Commands:\n")[1]
+    for name, (_, short) in group._COMMANDS.items():
+        assert re.search(rf"^  {name} +{re.escape(short)}$", listed, re.MULTILINE), listed

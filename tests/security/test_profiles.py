@@ -142,3 +142,19 @@ def test_basic_profile_availability_matches_openssl() -> None:
         text = str(info.value)
         assert "TLS_RSA_WITH_3DES_EDE_CBC_SHA" in text
         assert "'basic'" in text and "does not provide" in text
+
+
+def test_the_package_s_names_load_on_first_use() -> None:
+    """``dicomnet.security`` imported all its modules (cryptography with the
+    certificates) for one of them: its names now load when first used, each the
+    object of its module, and its __all__ says which."""
+    import importlib
+
+    import dicomnet.security as package
+
+    assert set(package.__all__) == set(package._EXPORTS)
+    for name, module in package._EXPORTS.items():
+        assert getattr(package, name) is getattr(
+            importlib.import_module(module, "dicomnet.security"), name)
+    with pytest.raises(AttributeError, match="has no attribute 'TLSConfg'"):
+        package.TLSConfg  # type: ignore[attr-defined]  # noqa: B018

@@ -15,7 +15,7 @@ from dicomnet.cli.common import (
     print_json,
     prompt_password,
 )
-from dicomnet.cli.echo import describe_certificate
+from dicomnet.cli.describe import describe_certificate
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import (
     CertificateInfo,

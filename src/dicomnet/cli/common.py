@@ -10,7 +10,6 @@ Ctrl-C or SIGTERM stops it (SERVE_EXIT_CODES_EPILOG). They live in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import os
@@ -22,19 +21,23 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import click
 import click.termui
 
 from dicomnet.cli import exits
 from dicomnet.cli.exits import (
+    CERTS_EXIT_CODES_EPILOG,
+    EXIT_CODES_EPILOG,
     EXIT_FAILURE_STATUS,
     EXIT_INTERRUPTED,
     EXIT_NETWORK,
     EXIT_OK,
     EXIT_TERMINATED,
     EXIT_USAGE,
+    REINDEX_EXIT_CODES_EPILOG,
+    SERVE_EXIT_CODES_EPILOG,
     interruption,
 )
 from dicomnet.cli.output import (
@@ -47,9 +50,14 @@ from dicomnet.cli.output import (
 )
 from dicomnet.config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Timeouts
 from dicomnet.errors import ConfigurationError, DicomNetError
-from dicomnet.security.certificates import key_is_encrypted
-from dicomnet.security.config import TLSConfig
 from dicomnet.security.profiles import DEFAULT_PROFILE, PROFILES
+
+if TYPE_CHECKING:
+    # Imported where used: ``dicomnet certs`` and the commands' --help need neither
+    # the event loop nor the TLS context builder (asyncio, ssl: ~40 ms a run).
+    import asyncio
+
+    from dicomnet.security.config import TLSConfig
 
 __all__ = [
     "printable",
@@ -74,58 +82,6 @@ __all__ = [
     "run_async",
     "say_error",
 ]
-
-_EXIT_USAGE_LINES = (
-    "  2  usage or configuration error (bad option, missing file, wrong key password,\n"
-    "     an output folder that cannot be used)\n"
-)
-
-EXIT_CODES_EPILOG = (
-    "\b\nExit codes:\n"
-    "  0  success\n"
-    # store: store_paths re-raises an association failure only when no object
-    # was stored; once one was, the others are failed results (exit 1).
-    "  1  echo: the peer answered with a non-success status; store: one or more\n"
-    "     objects were not stored (a failure status from the peer, a file that is\n"
-    "     not DICOM or in a transfer syntax the peer refused, the link lost once\n"
-    "     some were stored); demo: a step failed\n"
-    + _EXIT_USAGE_LINES +
-    "  3  association, TLS or network failure (store: before any object was stored)\n"
-    "  130 interrupted (Ctrl-C)\n"
-    "  143 terminated (SIGTERM: timeout(1), systemd, a cancelled CI job), handled as\n"
-    "      Ctrl-C is (store and echo abort the association and report)"
-)
-
-#: A server is meant to be stopped: Ctrl-C and SIGTERM close it, and that is success.
-SERVE_EXIT_CODES_EPILOG = (
-    "\b\nExit codes:\n"
-    "  0  stopped by Ctrl-C or SIGTERM (the server closed, \"stopped\" printed)\n"
-    + _EXIT_USAGE_LINES +
-    "  3  cannot listen (address in use, no permission) or another network failure\n"
-    "  130 interrupted before it listened (Ctrl-C at the key's password prompt, or\n"
-    "      while it loaded its certificates)\n"
-    "  143 terminated (SIGTERM) before it listened"
-)
-
-#: reindex and certs touch only local files: no peer status (1), no network (3).
-_EXIT_LOCAL_INTERRUPT_LINES = (
-    "  130 interrupted (Ctrl-C)\n"
-    "  143 terminated (SIGTERM)"
-)
-REINDEX_EXIT_CODES_EPILOG = (
-    "\b\nExit codes:\n"
-    "  0  success (rows added or removed, or none to change)\n"
-    "  2  usage or configuration error (FOLDER not a folder or not a store, the\n"
-    "     store in use by a server, an index that cannot be read or written)\n"
-    + _EXIT_LOCAL_INTERRUPT_LINES
-)
-CERTS_EXIT_CODES_EPILOG = (
-    "\b\nExit codes:\n"
-    "  0  success\n"
-    "  2  usage or configuration error (files there already without --force, no CA,\n"
-    "     a missing or wrong password, a file that holds no certificate)\n"
-    + _EXIT_LOCAL_INTERRUPT_LINES
-)
 
 Role = Literal["client", "server"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -194,6 +150,8 @@ class NetworkOptions:
                 f"--peer-cert {self.peer_cert} needs --ca (the CA certificates whose client "
                 "certificates this server accepts), or use --peer-cert none"
             )
+        from dicomnet.security.config import TLSConfig
+
         cafile = capath = None
         if self.ca is not None:
             if self.ca.is_dir():
@@ -241,6 +199,8 @@ class NetworkOptions:
         key = self.key or self.cert  # a key may sit in the certificate's PEM file
         if key is None or not key.is_file():
             return None, None  # the library reports the missing file itself
+        from dicomnet.security.certificates import key_is_encrypted
+
         try:
             encrypted = key_is_encrypted(key.read_bytes())
         except OSError:
@@ -507,6 +467,8 @@ def run_async(
     included), ``on_exit`` (if given) reports what was done. With
     ``sigterm_interrupts``, SIGTERM is handled as Ctrl-C, but exits 143 (what
     each signal does: :class:`_Interrupts`)."""
+    import asyncio
+
     interrupts: _Interrupts | None = None
     coro: Coroutine[Any, Any, T] | None = None
 
@@ -549,6 +511,8 @@ def _run(coro: Coroutine[Any, Any, T], interrupts: _Interrupts) -> T:
     KeyboardInterrupt inside the loop's own clean-up, and its tracebacks
     ("Exception ignored in: BaseEventLoop.__del__") followed. One is noted
     instead, and the run reported as interrupted once the loop is closed."""
+    import asyncio
+
     main = _woken_by_signals(coro, interrupts)
     try:
         with asyncio.Runner() as runner:
@@ -648,6 +612,8 @@ async def _woken_by_signals(coro: Coroutine[Any, Any, T], interrupts: _Interrupt
     (``dicomnet store`` awaiting a C-STORE response: up to the DIMSE timeout,
     60 s). A wakeup fd (what ``loop.add_signal_handler`` sets) makes the C-level
     handler also write to a socket the loop watches."""
+    import asyncio
+
     interrupts.task = asyncio.current_task()
     if interrupts.count:  # a signal before the task ran
         coro.close()

@@ -32,7 +32,7 @@ from dicomnet.cli.common import (
     print_json,
     run_async,
 )
-from dicomnet.cli.echo import describe_security
+from dicomnet.cli.describe import describe_security
 from dicomnet.cli.serve import stop_server, storage_scp
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import DevPKI, key_is_encrypted, make_dev_pki

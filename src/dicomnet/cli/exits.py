@@ -19,12 +19,16 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 __all__ = [
+    "CERTS_EXIT_CODES_EPILOG",
+    "EXIT_CODES_EPILOG",
     "EXIT_FAILURE_STATUS",
     "EXIT_INTERRUPTED",
     "EXIT_NETWORK",
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "REINDEX_EXIT_CODES_EPILOG",
+    "SERVE_EXIT_CODES_EPILOG",
     "JsonPromise",
     "Terminated",
     "interruption",
@@ -44,6 +48,59 @@ EXIT_NETWORK = 3
 EXIT_INTERRUPTED = 130
 #: 128 + SIGTERM, what a shell reports for a process the signal ended.
 EXIT_TERMINATED = 128 + signal.SIGTERM
+
+# What each command's --help says of them (its epilog).
+_EXIT_USAGE_LINES = (
+    "  2  usage or configuration error (bad option, missing file, wrong key password,\n"
+    "     an output folder that cannot be used)\n"
+)
+
+EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  success\n"
+    # store: store_paths re-raises an association failure only when no object
+    # was stored; once one was, the others are failed results (exit 1).
+    "  1  echo: the peer answered with a non-success status; store: one or more\n"
+    "     objects were not stored (a failure status from the peer, a file that is\n"
+    "     not DICOM or in a transfer syntax the peer refused, the link lost once\n"
+    "     some were stored); demo: a step failed\n"
+    + _EXIT_USAGE_LINES +
+    "  3  association, TLS or network failure (store: before any object was stored)\n"
+    "  130 interrupted (Ctrl-C)\n"
+    "  143 terminated (SIGTERM: timeout(1), systemd, a cancelled CI job), handled as\n"
+    "      Ctrl-C is (store and echo abort the association and report)"
+)
+
+#: A server is meant to be stopped: Ctrl-C and SIGTERM close it, and that is success.
+SERVE_EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  stopped by Ctrl-C or SIGTERM (the server closed, \"stopped\" printed)\n"
+    + _EXIT_USAGE_LINES +
+    "  3  cannot listen (address in use, no permission) or another network failure\n"
+    "  130 interrupted before it listened (Ctrl-C at the key's password prompt, or\n"
+    "      while it loaded its certificates)\n"
+    "  143 terminated (SIGTERM) before it listened"
+)
+
+#: reindex and certs touch only local files: no peer status (1), no network (3).
+_EXIT_LOCAL_INTERRUPT_LINES = (
+    "  130 interrupted (Ctrl-C)\n"
+    "  143 terminated (SIGTERM)"
+)
+REINDEX_EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  success (rows added or removed, or none to change)\n"
+    "  2  usage or configuration error (FOLDER not a folder or not a store, the\n"
+    "     store in use by a server, an index that cannot be read or written)\n"
+    + _EXIT_LOCAL_INTERRUPT_LINES
+)
+CERTS_EXIT_CODES_EPILOG = (
+    "\b\nExit codes:\n"
+    "  0  success\n"
+    "  2  usage or configuration error (files there already without --force, no CA,\n"
+    "     a missing or wrong password, a file that holds no certificate)\n"
+    + _EXIT_LOCAL_INTERRUPT_LINES
+)
 
 INTERRUPTED = "interrupted"
 TERMINATED = "terminated (SIGTERM)"

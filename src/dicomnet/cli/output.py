@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 import click
 
 from dicomnet.cli.exits import EXIT_NETWORK, json_promise
-from dicomnet.security.profiles import SecurityWarning
 
 __all__ = ["cli_session", "fail", "in_cli_words", "print_json", "printable", "say_error"]
 
@@ -103,6 +102,9 @@ class _ClickHandler(logging.Handler):
 def _warnings_as_log_lines(handler: logging.Handler) -> Any:
     """A ``warnings.showwarning`` that writes through ``handler``: a warning is a
     log line like the others, with their time (a server's dated) and label."""
+    # Here, not at the top: ``dicomnet --help`` prints its errors with this module
+    # and needs neither ssl nor the profiles.
+    from dicomnet.security.profiles import SecurityWarning
 
     def show(  # noqa: PLR0917 - the signature of warnings.showwarning
         message: Warning | str,
@@ -150,6 +152,8 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING,
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    from dicomnet.security.profiles import SecurityWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("always", SecurityWarning)
         warnings.showwarning = _warnings_as_log_lines(handler)

@@ -25,7 +25,7 @@ from dicomnet.cli.common import (
     printable,
     run_async,
 )
-from dicomnet.cli.echo import describe_security
+from dicomnet.cli.describe import describe_security
 from dicomnet.dimse.status import Status
 from dicomnet.tuning import tune_malloc_for_streaming
 

@@ -5,31 +5,64 @@
 turns ``ssl`` failures into a ``TLSError`` with a reason a user can act on.
 """
 
-from dicomnet.security.certificates import (
-    CertificateAuthority,
-    CertificateInfo,
-    DevPKI,
-    IssuedCert,
-    key_is_encrypted,
-    make_dev_pki,
-    self_signed,
-)
-from dicomnet.security.config import PeerCertificatePolicy, TLSConfig
-from dicomnet.security.detect import (
-    explain_first_bytes,
-    looks_like_dicom_associate,
-    looks_like_tls,
-)
-from dicomnet.security.errors_map import translate_ssl_error
-from dicomnet.security.info import SecurityInfo, security_info_from_ssl
-from dicomnet.security.profiles import (
-    DEFAULT_PROFILE,
-    PROFILES,
-    CipherSuite,
-    Profile,
-    SecurityWarning,
-    get_profile,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dicomnet.security.certificates import (
+        CertificateAuthority,
+        CertificateInfo,
+        DevPKI,
+        IssuedCert,
+        key_is_encrypted,
+        make_dev_pki,
+        self_signed,
+    )
+    from dicomnet.security.config import PeerCertificatePolicy, TLSConfig
+    from dicomnet.security.detect import (
+        explain_first_bytes,
+        looks_like_dicom_associate,
+        looks_like_tls,
+    )
+    from dicomnet.security.errors_map import translate_ssl_error
+    from dicomnet.security.info import SecurityInfo, security_info_from_ssl
+    from dicomnet.security.profiles import (
+        DEFAULT_PROFILE,
+        PROFILES,
+        CipherSuite,
+        Profile,
+        SecurityWarning,
+        get_profile,
+    )
+
+#: Public name -> the module that defines it, imported on first use (PEP 562):
+#: importing one module of this package (the profiles, for SecurityWarning) no
+#: longer loads them all, cryptography's x509 with the certificates (~40 ms).
+_EXPORTS: dict[str, str] = {
+    "CertificateAuthority": ".certificates",
+    "CertificateInfo": ".certificates",
+    "DevPKI": ".certificates",
+    "IssuedCert": ".certificates",
+    "key_is_encrypted": ".certificates",
+    "make_dev_pki": ".certificates",
+    "self_signed": ".certificates",
+    "PeerCertificatePolicy": ".config",
+    "TLSConfig": ".config",
+    "explain_first_bytes": ".detect",
+    "looks_like_dicom_associate": ".detect",
+    "looks_like_tls": ".detect",
+    "translate_ssl_error": ".errors_map",
+    "SecurityInfo": ".info",
+    "security_info_from_ssl": ".info",
+    "DEFAULT_PROFILE": ".profiles",
+    "PROFILES": ".profiles",
+    "CipherSuite": ".profiles",
+    "Profile": ".profiles",
+    "SecurityWarning": ".profiles",
+    "get_profile": ".profiles",
+}
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -54,3 +87,19 @@ __all__ = [
     "self_signed",
     "translate_ssl_error",
 ]
+
+
+# Hidden from type checkers, as in dicomnet/__init__.py: they read the imports above.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # once: later lookups do not come here
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
