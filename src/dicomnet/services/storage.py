@@ -264,6 +264,8 @@ class StorageSCP:
                 or not sink.check_complete(message.affected_sop_instance_uid)
                 or sink.writer is not None or sink.buffer is None):
             return False
+        if sink.stray is not None:
+            _log_stray(assoc, message, sink)
         buffer, sink.buffer = sink.buffer, None
         self._committer.submit_call(
             _Job(buffer, message, assoc.contexts[context_id].transfer_syntax,
@@ -292,6 +294,8 @@ class StorageSCP:
             log_refusal(logging.ERROR if detail else logging.WARNING, assoc, message,
                          status, detail or error)
             return status, error
+        if sink.stray is not None:
+            _log_stray(assoc, message, sink)
         writer, buffer = sink.writer, sink.buffer
         sink.writer = sink.buffer = None
         transfer_syntax = assoc.contexts[context_id].transfer_syntax
@@ -661,6 +665,18 @@ class _Job:
 
 #: Jobs per store round opened by a small data set (page cache, not O_DIRECT).
 SMALL_ROUND = 16
+
+
+def _log_stray(assoc: ServerAssociation, message: CStoreRQ, sink: StoreSink) -> None:
+    """The one line for a data set that started with File Meta Information
+    elements, dropped by its sink (storage.stray_meta; PS3.5 7.1)."""
+    stray = sink.stray
+    assert stray is not None
+    log.warning("C-STORE %s from %s@%s:%s: its data set started with File Meta Information "
+                "element(s) %s (%d bytes), which no data set holds (PS3.5 7.1, PS3.10 7.1): "
+                "dropped, the file has one meta group, this server's",
+                message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
+                stray.names, stray.dropped)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -32,8 +32,9 @@ from typing import BinaryIO
 import pydicom
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.filebase import DicomFileLike
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import correct_ambiguous_vr_element, write_dataset, write_file_meta_info
 from pydicom.uid import UID
 from pydicom.valuerep import BUFFERABLE_VRS
@@ -99,7 +100,25 @@ def convert_in_memory(info: Part10Info, target: str) -> bytes:
     pydicom decodes it re-encodes in the target's byte order; those it keeps as
     bytes (OW, OF, OL, OD, OV) are swapped by ``encode_dataset`` when the byte
     order changes."""
-    return encode_dataset(pydicom.dcmread(info.path), target, source=info.transfer_syntax_uid)
+    return encode_dataset(_read(info), target, source=info.transfer_syntax_uid)
+
+
+def _read(info: Part10Info, defer_size: int | None = None) -> Dataset:
+    """``info``'s file read by pydicom. One whose data set starts with group 0002
+    elements (``stray_meta``) is read from where its data set starts, in the
+    syntax of its own meta group: ``dcmread`` would read them as more meta, and
+    the data set in the Transfer Syntax UID they name."""
+    if not info.stray_meta:
+        return pydicom.dcmread(info.path, defer_size=defer_size)
+    syntax = info.transfer_syntax_uid
+    implicit, little = syntax == IMPLICIT_LE, syntax != EXPLICIT_BE
+    with open(info.path, "rb") as fp:
+        fp.seek(info.dataset_offset)
+        ds = read_dataset(fp, is_implicit_VR=implicit, is_little_endian=little,
+                          defer_size=defer_size)
+    # A FileDataset named by its path, so that pydicom reads deferred values from it.
+    return FileDataset(str(info.path), ds, file_meta=info.meta, is_implicit_VR=implicit,
+                       is_little_endian=little)
 
 
 def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, int]:
@@ -128,10 +147,10 @@ def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, i
         if source == EXPLICIT_LE:
             with open(info.path, "rb", buffering=0) as fp:
                 return _deflated(fp, info.dataset_offset, info.dataset_length, name)
-        plain, length = _reencoded(info.path, source, EXPLICIT_LE, name)
+        plain, length = _reencoded(info.path, source, EXPLICIT_LE, name, info)
         with plain:
             return _deflated(plain, 0, length, name)
-    return _reencoded(info.path, source, target, name)
+    return _reencoded(info.path, source, target, name, info)
 
 
 def _temporary() -> io.BufferedRandom:
@@ -139,12 +158,13 @@ def _temporary() -> io.BufferedRandom:
 
 
 def _reencoded(source_file: Path | io.BufferedRandom, source: str, target: str,
-               name: str) -> tuple[io.BufferedRandom, int]:
-    """A Part 10 file (a path, or an open temporary file) in the syntax
-    ``source`` (not deflated) re-encoded as a data set in ``target`` (not
-    deflated) into a new temporary file, its deferred bulk values copied in
-    pieces (swapped when the byte order changes)."""
-    ds: Dataset = pydicom.dcmread(source_file, defer_size=_DEFER)
+               name: str, info: Part10Info | None = None) -> tuple[io.BufferedRandom, int]:
+    """A Part 10 file (a path, with its ``info``, or an open temporary file) in
+    the syntax ``source`` (not deflated) re-encoded as a data set in ``target``
+    (not deflated) into a new temporary file, its deferred bulk values copied
+    in pieces (swapped when the byte order changes)."""
+    ds: Dataset = (_read(info, _DEFER) if info is not None
+                   else pydicom.dcmread(source_file, defer_size=_DEFER))
     implicit = source == IMPLICIT_LE
     little_endian = target != EXPLICIT_BE
     swap = (source == EXPLICIT_BE) != (target == EXPLICIT_BE)

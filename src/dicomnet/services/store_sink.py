@@ -11,6 +11,8 @@ from pathlib import Path
 from ..storage.completeness import walker_for
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
+from ..storage.part10 import DEFLATED_DATA_SETS
+from ..storage.stray_meta import StrayMeta
 
 __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "contents"]
 
@@ -39,14 +41,20 @@ ALIGNED_FROM = 64 << 10
 #: ``direct``), bytes are pushed to disk every this many in a worker thread, so
 #: the fsync before the answer has little left to wait for.
 SYNC_EVERY = 32 << 20
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
 
 class StoreSink:
     """Receives one C-STORE data set after its Part 10 header: in memory while
-    small, then into an AtomicWriter's temporary file."""
+    small, then into an AtomicWriter's temporary file.
 
-    __slots__ = ("_syncing", "_unsynced", "_walker", "buffer", "detail", "durable", "error",
-                 "provisional", "status", "writer")
+    File Meta Information elements (group 0002) at the start of the data set are
+    dropped (storage.stray_meta): the file gets one meta group, ours. ``stray``
+    then says which were dropped."""
+
+    __slots__ = ("_marker", "_syncing", "_syntax", "_unsynced", "_walker", "buffer", "detail",
+                 "durable", "error", "provisional", "status", "stray", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -67,10 +75,23 @@ class StoreSink:
         self.status = status
         self._unsynced = 0
         self._syncing: asyncio.Future[None] | None = None
+        # The first two bytes of a group 0002 element in the syntax's byte order,
+        # until the data set's first bytes are known not to be one: a deflated data
+        # set is not looked into (its meta elements would stay).
+        self._syntax = transfer_syntax
+        self._marker: bytes | None = None
+        if error is None and transfer_syntax is not None and (
+                transfer_syntax not in DEFLATED_DATA_SETS):
+            self._marker = b"\x00\x02" if transfer_syntax == _BIG_ENDIAN else b"\x02\x00"
+        self.stray: StrayMeta | None = None
 
     def write(self, data: bytes | memoryview) -> None:
         if self.error is not None:
             return
+        if self._marker is not None:  # the data set's first bytes only
+            data = self._drop_meta(data)
+            if not data:
+                return
         if self._walker is not None:
             self._walker.feed(data)
         try:
@@ -112,6 +133,21 @@ class StoreSink:
             self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
             self.abort()
 
+    def _drop_meta(self, data: bytes | memoryview) -> bytes | memoryview:
+        """``data`` without the group 0002 elements the data set starts with. Ends
+        before ``reserve`` can give memory: the buffer grows only once they end."""
+        stray = self.stray
+        if stray is None:
+            if len(data) >= 2 and data[:2] != self._marker:
+                self._marker = None  # the usual case, decided at the first write
+                return data
+            stray = self.stray = StrayMeta(implicit=self._syntax == _IMPLICIT_LE,
+                                           big_endian=self._syntax == _BIG_ENDIAN)
+        kept = stray.feed(data)
+        if stray.done:
+            self._marker = None
+        return kept
+
     def reserve(self, most: int) -> memoryview | None:
         """Memory to receive the next bytes of the data set in place (see
         ``DatasetSink``): the free end of the page-aligned buffer or of the direct
@@ -133,6 +169,15 @@ class StoreSink:
         """After the last fragment: whether the data set ended where its elements
         say. If not, the sink is refused (Cannot Understand, PS3.4 B.2.3) and what
         it held is dropped."""
+        stray = self.stray
+        if stray is not None and not stray.done and self.error is None:
+            # Nothing but group 0002 elements, or cut inside one: no data set.
+            self.error = ("incomplete data set: it ends inside File Meta Information "
+                          f"element {stray.names.rpartition(', ')[2]}" if stray.cut else
+                          "no data set: File Meta Information elements (group 0002) only")
+            self.status = CANNOT_UNDERSTAND
+            self.abort()
+            return False
         walker = self._walker
         if walker is None or self.error is not None:
             return self.error is None

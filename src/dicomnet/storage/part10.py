@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,6 +32,7 @@ from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.names import is_uid, safe_uid
 from dicomnet.storage.scan import LONG_VRS, scan_elements
+from dicomnet.storage.stray_meta import StrayMeta, meta_group_end
 
 __all__ = [
     "NotPart10Error",
@@ -147,9 +148,11 @@ def _element(element: int, vr: bytes, value: bytes) -> bytes:
 class Part10Info:
     """What an SCU needs to send a stored file without decoding it.
 
-    ``dataset_offset`` is the byte offset of the first byte after the File
-    Meta Information; ``size`` the file size when it was read. The bytes in
-    between are the data set in ``transfer_syntax_uid``.
+    ``dataset_offset`` is the byte offset of the data set's first byte: after
+    the File Meta Information, and after any group 0002 elements that follow it
+    (``stray_meta``: no data set holds them, PS3.5 7.1); ``size`` the file size
+    when it was read. The bytes in between are the data set in
+    ``transfer_syntax_uid``.
     """
 
     path: Path
@@ -158,6 +161,9 @@ class Part10Info:
     sop_instance_uid: str
     dataset_offset: int
     size: int
+    #: Tags of the group 0002 elements found at the start of the data set, and
+    #: passed over (storage.stray_meta); empty for a well-formed file.
+    stray_meta: tuple[int, ...] = ()
 
     @property
     def meta(self) -> FileMetaDataset:
@@ -170,7 +176,7 @@ class Part10Info:
         except OSError as exc:
             raise StorageError.from_os_error("cannot read", self.path, exc) from exc
         return FileMetaDataset(read_dataset(io.BytesIO(body), is_implicit_VR=False,
-                                            is_little_endian=True))
+                                            is_little_endian=True, stop_when=_meta_ended()))
 
     @property
     def dataset_length(self) -> int:
@@ -200,6 +206,21 @@ def _not_group_0002(tag: Any, vr: str | None, length: int) -> bool:
     return int(tag) >> 16 != 0x0002
 
 
+def _meta_ended() -> Callable[[Any, str | None, int], bool]:
+    """A ``stop_when`` for the meta group: another group, or a tag not above the
+    previous one (a second group 0002 at the start of the data set)."""
+    last = [-1]
+
+    def stop(tag: Any, vr: str | None, length: int) -> bool:
+        value = int(tag)
+        if value >> 16 != 0x0002 or value <= last[0]:
+            return True
+        last[0] = value
+        return False
+
+    return stop
+
+
 _READ_ERRORS = (ValueError, NotImplementedError, EOFError, KeyError, struct.error)
 
 
@@ -211,7 +232,7 @@ def _meta_by_scanning(fp: BinaryIO) -> tuple[FileMetaDataset, int]:
     """
     fp.seek(PREAMBLE_LENGTH)
     meta = FileMetaDataset(
-        read_dataset(fp, is_implicit_VR=False, is_little_endian=True, stop_when=_not_group_0002)
+        read_dataset(fp, is_implicit_VR=False, is_little_endian=True, stop_when=_meta_ended())
     )
     return meta, fp.tell()
 
@@ -305,6 +326,15 @@ def read_part10(path: Path) -> Part10Info:
     missing = [keyword for keyword, value in values.items() if not value]
     if missing:
         raise NotPart10Error(f"{path}: File Meta Information lacks {', '.join(missing)}")
+    stray: tuple[int, ...] = ()
+    if values["TransferSyntaxUID"] not in DEFLATED_DATA_SETS:
+        try:
+            with open(path, "rb") as again:
+                offset, stray = _past_stray_meta(
+                    again, b"", offset, size, transfer_syntax=values["TransferSyntaxUID"],
+                    path=path)
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot read", path, exc) from exc
     return Part10Info(
         path=path,
         transfer_syntax_uid=values["TransferSyntaxUID"],
@@ -312,7 +342,33 @@ def read_part10(path: Path) -> Part10Info:
         sop_instance_uid=values["MediaStorageSOPInstanceUID"],
         dataset_offset=offset,
         size=size,
+        stray_meta=stray,
     )
+
+
+def _past_stray_meta(fp: BinaryIO, head: bytes, offset: int, size: int, *, transfer_syntax: str,
+                     path: Path) -> tuple[int, tuple[int, ...]]:
+    """Where the data set that follows the meta group at ``offset`` really starts:
+    past the group 0002 elements it may start with (storage.stray_meta), said once
+    in the log. ``head`` holds the file's first bytes (empty: none read yet); more
+    are read from ``fp`` as needed (a value is read through, not held)."""
+    stray = StrayMeta(implicit=transfer_syntax == _IMPLICIT,
+                      big_endian=transfer_syntax == _BIG_ENDIAN)
+    piece: bytes | memoryview = memoryview(head)[offset:] if len(head) > offset else b""
+    if not piece:
+        fp.seek(offset)
+        piece = fp.read(_QUICK_READ)
+    while piece:
+        stray.feed(piece)
+        if stray.done:
+            break
+        piece = fp.read(_QUICK_READ)
+    if not stray.tags:
+        return offset, ()
+    logger.warning("%s: its data set starts with File Meta Information element(s) %s, which "
+                   "no data set holds (PS3.5 7.1): passed over, not sent%s", path, stray.names,
+                   "" if stray.done else " (nothing follows them)")
+    return min(offset + stray.dropped, size), tuple(stray.tags)
 
 
 #: Bytes read first: the whole of a small file, the meta group of any other
@@ -329,17 +385,26 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
     head = fp.read(_QUICK_READ)
     if head[128:132] != b"DICM":
         return None
-    scanned = scan_elements(head, PREAMBLE_LENGTH, implicit=False, group=0x0002)
+    # Where it ends first: a second group 0002 may follow it (storage.stray_meta).
+    meta_end = meta_group_end(head, PREAMBLE_LENGTH)
+    if meta_end is None:
+        return None
+    scanned = scan_elements(memoryview(head)[:meta_end], PREAMBLE_LENGTH, implicit=False,
+                            group=0x0002)
     if scanned is None:
         return None
-    elements, offset, stopped = scanned
-    if not stopped and len(head) != size:
+    elements, offset, _ = scanned
+    if offset == len(head) and len(head) != size:
         return None  # the meta group may go on past what was read
     values = {keyword: elements[tag][1].decode("ascii", "replace").strip("\0 ")
               for tag, keyword in _META_TAGS.items() if tag in elements}
     if (len(values) != 3 or not all(values.values())
             or values["TransferSyntaxUID"] in DEFLATED_DATA_SETS):
         return None
+    stray: tuple[int, ...] = ()
+    if offset + 2 <= len(head) and head[offset:offset + 2] in (b"\x02\x00", b"\x00\x02"):
+        offset, stray = _past_stray_meta(fp, head, offset, size,
+                                         transfer_syntax=values["TransferSyntaxUID"], path=path)
     sop_class, sop_instance = _dataset_uids(
         head, offset, values["TransferSyntaxUID"], path,
         meta_class=values["MediaStorageSOPClassUID"],
@@ -351,6 +416,7 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
         sop_instance_uid=sop_instance,
         dataset_offset=offset,
         size=size,
+        stray_meta=stray,
     )
 
 

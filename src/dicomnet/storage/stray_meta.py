@@ -1,0 +1,150 @@
+"""File Meta Information elements (group 0002) found at the start of a data set.
+
+Group 0002 belongs to the DICOM File Format: PS3.5 7.1 makes no data element of
+group 0000, 0002, 0004 or 0006 a standard one ("reserved for DIMSE Commands and
+DICOM File Formats"), and PS3.10 7.1 puts the File Meta Elements before the data
+set, in a header of their own. Yet a peer may send a data set that starts with
+them (a file's meta group copied into it), and a file may hold them twice: its
+own meta group, then the same elements again at the start of its data set.
+Stored after a Part 10 header, such a data set makes a file with two meta
+groups that pydicom reads wrongly (it reads both as one, the second's Transfer
+Syntax UID winning); sent as it is, the peer stores the same. DCMTK 3.6.7 keeps
+them (storescu sends them, storescp stores them, dcmdump warns "Invalid
+Element (0002,0000) found in data set").
+
+:class:`StrayMeta` drops them from a data set as its bytes arrive, in any
+pieces: data elements are in ascending tag order (PS3.5 7.1), so they can only
+come first, and it reads element headers only until the first element of
+another group; their values are passed over by length, never held.
+:func:`meta_group_end` finds where a file's own meta group ends when another
+group 0002 follows it.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS
+
+__all__ = ["StrayMeta", "meta_group_end"]
+
+_UNDEFINED = 0xFFFFFFFF
+_EXPLICIT_LE = HEADER_STRUCTS[False][1]
+_LONG_LE = HEADER_STRUCTS[False][2]
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+class StrayMeta:
+    """Passes a data set's bytes on (:meth:`feed`) without the group 0002
+    elements it starts with.
+
+    ``implicit`` and ``big_endian`` are the transfer syntax's (PS3.5 10). An
+    element of undefined length (no meta element has one) ends the dropping:
+    it and what follows are passed on as they are.
+    """
+
+    __slots__ = ("_group", "_implicit", "_pending", "_skip", "_structs", "done", "dropped",
+                 "tags")
+
+    def __init__(self, *, implicit: bool, big_endian: bool = False) -> None:
+        self._implicit = implicit
+        self._structs = HEADER_STRUCTS[big_endian]
+        self._group = struct.Struct(">H" if big_endian else "<H")
+        self._pending = b""  # an element header cut by the end of a piece
+        self._skip = 0  # bytes of the current element's value still to drop
+        #: Whether the data set's first other element has been reached.
+        self.done = False
+        #: Bytes dropped so far.
+        self.dropped = 0
+        #: The tags of the elements dropped, in order.
+        self.tags: list[int] = []
+
+    @property
+    def names(self) -> str:
+        """The dropped elements' tags, for a log line."""
+        return ", ".join(_tag_text(tag) for tag in self.tags)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes | memoryview:
+        """The next bytes of the data set; returns those to keep (empty while the
+        start is still group 0002, or undecided)."""
+        if self.done:
+            return data if isinstance(data, bytes | memoryview) else bytes(data)
+        view = memoryview(data)
+        if self._skip:
+            passed = min(self._skip, len(view))
+            self._skip -= passed
+            self.dropped += passed
+            view = view[passed:]
+            if self._skip:
+                return b""
+        if self._pending:
+            view = memoryview(self._pending + bytes(view))
+            self._pending = b""
+        tag_length, tag_vr, long_length = self._structs
+        pos, end = 0, len(view)
+        while True:
+            if end - pos < 8:
+                if end - pos >= 2 and self._group.unpack_from(view, pos)[0] != 0x0002:
+                    return self._finish(view, pos)
+                self._pending = bytes(view[pos:])
+                return b""
+            group, element, length = tag_length.unpack_from(view, pos)
+            if group != 0x0002:
+                return self._finish(view, pos)
+            header = 8
+            # An explicit VR is two upper-case letters (PS3.5 7.1.2); else the element
+            # is in Implicit VR, as pydicom reads one inside an Explicit VR data set.
+            if not self._implicit and (0x41 <= view[pos + 4] <= 0x5A
+                                       and 0x41 <= view[pos + 5] <= 0x5A):
+                _, _, vr, length = tag_vr.unpack_from(view, pos)
+                if vr in LONG_VRS:
+                    if end - pos < 12:
+                        self._pending = bytes(view[pos:])
+                        return b""
+                    (length,) = long_length.unpack_from(view, pos + 8)
+                    header = 12
+            if length == _UNDEFINED:
+                return self._finish(view, pos)
+            self.tags.append(0x00020000 | element)
+            size = header + length
+            if end - pos < size:
+                self._skip = size - (end - pos)
+                self.dropped += end - pos
+                return b""
+            pos += size
+            self.dropped += size
+
+    def _finish(self, view: memoryview, pos: int) -> memoryview:
+        self.done = True
+        return view[pos:]
+
+    @property
+    def cut(self) -> bool:
+        """Whether the bytes fed so far end inside an element (header or value)."""
+        return bool(self._skip or self._pending)
+
+
+def meta_group_end(data: bytes | bytearray | memoryview, offset: int) -> int | None:
+    """Where the File Meta Information that starts at ``offset`` ends: before its
+    first element of another group, or whose tag is not above its predecessor's
+    (PS3.5 7.1: ascending tags, each once), where a second group 0002 starts.
+    None when an element runs past ``data`` or has an undefined length."""
+    view = memoryview(data)
+    end, last = len(view), -1
+    while offset + 8 <= end:
+        group, element, vr, length = _EXPLICIT_LE.unpack_from(view, offset)
+        if group != 0x0002 or element <= last:
+            return offset
+        start = offset + 8
+        if vr in LONG_VRS:
+            if start + 4 > end:
+                return None
+            (length,) = _LONG_LE.unpack_from(view, start)
+            start += 4
+        if length == _UNDEFINED or start + length > end:
+            return None
+        offset, last = start + length, element
+    return offset if offset == end else None

@@ -1,0 +1,154 @@
+"""File Meta Information elements (group 0002) at the start of a data set are no
+part of it (PS3.5 7.1, PS3.10 7.1): the SCP stores the file with one meta group,
+its own, and the data set without them; the SCU does not send them. Before, the
+SCP stored them after its meta group (pydicom then read the file's Transfer
+Syntax UID from the second group: a wrong one), and the SCU read the file's
+meta group through the second one: its Transfer Syntax UID named the wrong
+syntax, and the file was refused ("not sent") or, worse, sent under it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dicomnet.dimse.messages import CStoreRSP
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.store_sink import SPILL_THRESHOLD
+from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.part10 import read_part10
+from dicomnet.storage.stray_meta import StrayMeta, meta_group_end
+from tests.aio.helpers import run
+from tests.storage.dicomfiles import assert_same_dataset, make_image
+from tests.storage.helpers import data_set_bytes, send_files, store_data_sets
+from tests.storage.stray import meta_elements, meta_group_length, write_with_stray_meta
+
+SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
+IDS = ["explicit", "implicit", "big-endian"]
+
+
+def _fed(stray: StrayMeta, data: bytes, step: int) -> bytes:
+    return b"".join(bytes(stray.feed(data[i:i + step])) for i in range(0, len(data), step))
+
+
+@pytest.mark.parametrize("syntax", SYNTAXES, ids=IDS)
+@pytest.mark.parametrize("step", [1, 7, 1 << 20])
+def test_stray_meta_drops_the_leading_group_in_any_pieces(syntax: str, step: int) -> None:
+    ds = make_image(1)
+    plain = data_set_bytes(ds, syntax)
+    meta = meta_elements(ds, syntax, private_value=512)
+    stray = StrayMeta(implicit=syntax == ImplicitVRLittleEndian,
+                      big_endian=syntax == ExplicitVRBigEndian)
+    assert _fed(stray, meta + plain, step) == plain
+    assert stray.done and stray.dropped == len(meta)
+    assert stray.tags == [0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010,
+                          0x00020013, 0x00020102]
+
+
+@pytest.mark.parametrize("syntax", SYNTAXES, ids=IDS)
+def test_stray_meta_passes_an_ordinary_data_set_as_it_is(syntax: str) -> None:
+    plain = data_set_bytes(make_image(1), syntax)
+    stray = StrayMeta(implicit=syntax == ImplicitVRLittleEndian,
+                      big_endian=syntax == ExplicitVRBigEndian)
+    assert _fed(stray, plain, 3) == plain
+    assert stray.tags == [] and stray.dropped == 0
+
+
+def test_stray_meta_cut_inside_an_element_says_so() -> None:
+    meta = meta_elements(make_image(1), ExplicitVRLittleEndian)
+    stray = StrayMeta(implicit=False)
+    assert bytes(stray.feed(meta[:-3])) == b""
+    assert not stray.done and stray.cut
+
+
+def test_meta_group_end_stops_where_a_second_group_starts() -> None:
+    ds = make_image(1)
+    path_bytes = meta_elements(ds, ExplicitVRLittleEndian)
+    head = bytes(132) + path_bytes + path_bytes + data_set_bytes(ds, ExplicitVRLittleEndian)
+    assert meta_group_end(head, 132) == 132 + len(path_bytes)
+
+
+def _only_our_meta(path: Path, syntax: str, plain: bytes | None) -> None:
+    """One meta group (ours, naming ``syntax``), then exactly the data set sent
+    without its group 0002 elements (``plain``; None: a data set of another
+    group first); pydicom reads the same."""
+    data = path.read_bytes()
+    if plain is None:
+        assert data[meta_group_length(data):][:2] == b"\x08\x00"
+    else:
+        assert data[meta_group_length(data):] == plain
+    read = dcmread(path)
+    assert read.file_meta.TransferSyntaxUID == syntax
+    assert str(read.file_meta.ImplementationVersionName).startswith("DICOMNET")
+    assert all(element.tag.group != 0x0002 for element in read)
+
+
+@pytest.mark.parametrize("syntax", SYNTAXES, ids=IDS)
+@pytest.mark.parametrize("size", ["small", "spilled"])
+def test_scp_drops_group_0002_from_a_received_data_set(
+        root: Path, syntax: str, size: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Spilled: past the threshold, the file is written as the data set arrives.
+    ds = make_image(1, rows=1024, columns=2 * SPILL_THRESHOLD // 1024) if size == "spilled" \
+        else make_image(1)
+    plain = data_set_bytes(ds, syntax)
+    sent = meta_elements(ds, syntax, private_value=4096) + plain
+    with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
+        answers = _store(root, syntax, [(ds.SOPInstanceUID, sent)])
+    assert [a.status for a in answers] == [0x0000]
+    stored = next(root.rglob(f"{ds.SOPInstanceUID}.dcm"))
+    _only_our_meta(stored, syntax, plain)
+    assert_same_dataset(ds, stored)
+    warnings = [r.getMessage() for r in caplog.records if "File Meta Information" in
+                r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert ds.SOPInstanceUID in warnings[0] and "@127.0.0.1:" in warnings[0]
+    assert "(0002,0000)" in warnings[0] and "(0002,0102)" in warnings[0]
+    with StorageIndex(root / "index.sqlite") as index:
+        row = index.get_instance(ds.SOPInstanceUID)
+    assert row is not None
+    assert (row.study_instance_uid, row.series_instance_uid, row.size) == (
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, stored.stat().st_size)
+
+
+def _store(root: Path, syntax: str, data_sets: list[tuple[str, bytes]]) -> list[CStoreRSP]:
+    return run(store_data_sets(StorageSCP(root), syntax, data_sets))
+
+
+def test_scp_refuses_a_data_set_of_group_0002_only(root: Path) -> None:
+    ds = make_image(1)
+    answers = _store(root, ExplicitVRLittleEndian, [
+        (ds.SOPInstanceUID, meta_elements(ds, ExplicitVRLittleEndian))])
+    assert [a.status for a in answers] == [0xC000]
+    assert "group 0002" in (answers[0].error_comment or "")
+    assert not list(root.rglob("*.dcm"))
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
+                         ids=IDS[:2])
+@pytest.mark.parametrize("accepted", ["as-is", "converted"])
+def test_scu_does_not_send_group_0002_after_the_meta_group(
+        tmp_path: Path, syntax: str, accepted: str, caplog: pytest.LogCaptureFixture) -> None:
+    ds = make_image(2)
+    plain = data_set_bytes(ds, syntax)
+    path = write_with_stray_meta(tmp_path / "in" / "stray.dcm", ds, syntax, plain)
+    info = read_part10(path)
+    assert info.transfer_syntax_uid == syntax
+    assert info.stray_meta == (0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010,
+                               0x00020013)
+    assert path.read_bytes()[info.dataset_offset:] == plain
+    other = ImplicitVRLittleEndian if syntax == ExplicitVRLittleEndian else ExplicitVRLittleEndian
+    expected = syntax if accepted == "as-is" else other
+    root = tmp_path / "root"
+    with caplog.at_level(logging.WARNING, logger="dicomnet.storage"):
+        results = send_files(root, [path], [expected])
+    assert [r.status for r in results] == [0x0000], [r.error for r in results]
+    stored = next(root.rglob(f"{ds.SOPInstanceUID}.dcm"))
+    # Converted, Pixel Data read in Implicit VR is written OW (PS3.5 A.1): not byte for byte.
+    _only_our_meta(stored, expected, data_set_bytes(ds, expected) if accepted == "as-is"
+                   else None)
+    assert_same_dataset(ds, stored)
+    assert any("passed over, not sent" in r.getMessage() and str(path) in r.getMessage()
+               for r in caplog.records)
