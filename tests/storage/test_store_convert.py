@@ -392,3 +392,29 @@ def test_a_conversion_cancelled_while_it_runs_is_closed_once_made(
             scp.close()
 
     run(scenario(), timeout=60)
+
+
+def test_a_deflated_data_set_inflating_past_the_bound_is_not_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conversion reads the file again after the completeness walk allowed it
+    (storage.completeness.MAX_INFLATED): it bounds what it inflates itself, the
+    file failing alone with its temporary file closed, the next file sent. Here
+    the bound is 1 MiB (the walk keeps its own) and the bomb 8 MiB of zeros in a
+    file of a few KB."""
+    monkeypatch.setattr(store_convert, "INFLATED_MOST", 1 << 20, raising=False)
+    bomb = make_image(12, rows=2048, columns=4096)
+    bomb.PixelData = bytes(2048 * 4096)
+    bomb_path = write_part10(tmp_path / "in" / "bomb.dcm", bomb, DeflatedExplicitVRLittleEndian)
+    assert bomb_path.stat().st_size < 64 << 10
+    fine = write_part10(tmp_path / "in" / "fine.dcm", make_image(13),
+                        DeflatedExplicitVRLittleEndian)
+    made = _recording_temporaries(monkeypatch)
+    results = send_files(tmp_path / "root", [bomb_path, fine], [ExplicitVRLittleEndian])
+    assert results[0].status is None
+    assert results[0].error is not None
+    assert f"{bomb_path}: its deflated data set inflates past 1048576 bytes; not sent" in (
+        results[0].error)
+    assert results[1].status == 0x0000
+    assert made and all(f.closed for f in made)
+    assert list((tmp_path / "root").rglob("*.dcm")) == [
+        tmp_path / "root" / uid(1, 13) / uid(2, 13) / f"{uid(9, 13)}.dcm"]

@@ -39,6 +39,7 @@ from pydicom.filewriter import correct_ambiguous_vr_element, write_dataset, writ
 from pydicom.uid import UID
 from pydicom.valuerep import BUFFERABLE_VRS
 
+from ..storage.completeness import MAX_INFLATED
 from ..storage.files import StorageError
 from ..storage.part10 import PREAMBLE_LENGTH, Part10Info
 from .store_dataset import (
@@ -53,7 +54,7 @@ from .store_dataset import (
     swapped_copy,
 )
 
-__all__ = ["IN_MEMORY_MOST", "FileSlice", "conversion_error", "convert_in_memory",
+__all__ = ["INFLATED_MOST", "IN_MEMORY_MOST", "FileSlice", "conversion_error", "convert_in_memory",
            "convert_to_file", "converts_through_file", "temporary_folder"]
 
 #: Data sets up to this long are converted in memory (about three times their
@@ -65,6 +66,10 @@ _DEFER = 64 << 10
 #: Bytes read (and compressed or inflated) at a time.
 _PIECE = 1 << 20
 _UNDEFINED = 0xFFFFFFFF
+#: The most a deflated data set may inflate to in a temporary file: what the
+#: completeness walk before the conversion allows (storage.completeness), checked
+#: again here, as the conversion reads the file again (it may have changed since).
+INFLATED_MOST = MAX_INFLATED
 #: On disk where /tmp often is not (FHS 3.0 5.15: kept across reboots, so never
 #: a RAM file system).
 _VAR_TMP = "/var/tmp"
@@ -227,17 +232,27 @@ def _inflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
         write_file_meta_info(writer, meta, enforce_standard=False)
         offset = out.tell()
         inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
+        most, inflated = INFLATED_MOST, 0
         with open(info.path, "rb", buffering=0) as fp:
             for piece in _pieces(fp, info.dataset_offset, info.dataset_length, str(info.path)):
                 data = piece
                 while data and not inflater.eof:
                     # At most a piece out at a time: deflate inflates up to a
                     # thousandfold, a megabyte of zeros into a gigabyte.
-                    out.write(inflater.decompress(data, _PIECE))
+                    chunk = inflater.decompress(data, _PIECE)
+                    inflated += len(chunk)
+                    if inflated > most:
+                        raise StorageError(f"{info.path}: its deflated data set inflates past "
+                                           f"{most} bytes; not sent")
+                    out.write(chunk)
                     data = inflater.unconsumed_tail
                 if inflater.eof:
                     break
-            out.write(inflater.flush())
+            rest = inflater.flush()
+            if inflated + len(rest) > most:
+                raise StorageError(f"{info.path}: its deflated data set inflates past {most} "
+                                   "bytes; not sent")
+            out.write(rest)
         # The stream may be followed by one byte of padding (PS3.5 A.5: even length).
         if not inflater.eof:
             raise StorageError(f"{info.path}: its deflated data set is cut short")
