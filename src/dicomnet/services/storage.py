@@ -367,6 +367,11 @@ class StorageSCP:
             header = read_header(None if buffer is None else contents(buffer),
                                  None if writer is None else str(writer.temp_path),
                                  transfer_syntax)
+        except OSError as exc:
+            # The spilled file gone (the store's folder removed under it): the
+            # store failed, not the data set (C000 would tell the sender not to retry).
+            raise refuse(PROCESSING_FAILURE, "cannot store: its temporary file is gone "
+                         f"({exc.strerror or exc})") from exc
         except Exception as exc:
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
         try:

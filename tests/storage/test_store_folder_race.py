@@ -1,0 +1,69 @@
+"""rm -rf of the store's folder while an object is on its way to its name, after
+the store checked its folder (StorageSCP._follow_root) and before the name."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.verification import VerificationSCP
+from tests.aio.helpers import run, running_server
+from tests.storage.test_store_lock import _objects, _store
+
+
+def _removed_after_the_check(monkeypatch: pytest.MonkeyPatch, root: Path) -> list[bool]:
+    """Arm (set the flag) to remove ``root`` right after the next folder check."""
+    real = StorageSCP._follow_root
+    armed = [False]
+
+    def follow(self: StorageSCP) -> None:
+        real(self)
+        if armed[0]:
+            armed[0] = False
+            shutil.rmtree(root)
+
+    monkeypatch.setattr(StorageSCP, "_follow_root", follow)
+    return armed
+
+
+def _scenario(root: Path, scp: StorageSCP, armed: list[bool], objects: list[Dataset],
+              caplog: pytest.LogCaptureFixture) -> list[int]:
+    first, second, third = objects
+
+    async def scenario() -> list[int]:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            statuses = await _store(server.port, [first])
+            scp.flush_index()
+            armed[0] = True
+            with caplog.at_level(logging.WARNING, logger="dicomnet"):
+                statuses += await _store(server.port, [second])
+                scp.flush_index()
+                statuses += await _store(server.port, [third])
+                scp.flush_index()
+            return statuses
+
+    try:
+        return run(scenario(), timeout=60)
+    finally:
+        scp.close()
+
+
+def test_a_spilled_object_whose_temporary_file_went_is_a_processing_failure(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its temporary file (in the store's folder) removed with it: answered 0xC000
+    ("data set cannot be parsed: [Errno 2] ..."), which tells the sender that the
+    data set is at fault, not to send it again. Now 0x0110, the store's failure."""
+    root = tmp_path / "store"
+    objects = _objects(3, large=True)
+    statuses = _scenario(root, StorageSCP(root), _removed_after_the_check(monkeypatch, root),
+                         objects, caplog)
+    assert statuses == [0, 0x0110, 0]
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("C-STORE")]
+    assert len(said) == 1 and "refused, status 0x0110: cannot store: its temporary file is " \
+        "gone (No such file or directory)" in said[0], said
