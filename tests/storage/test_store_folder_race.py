@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
 from tests.aio.helpers import run, running_server
-from tests.storage.test_store_lock import _objects, _store
+from tests.storage.test_store_lock import _files, _indexed, _objects, _store
 
 
 def _removed_after_the_check(monkeypatch: pytest.MonkeyPatch, root: Path) -> list[bool]:
@@ -51,6 +51,26 @@ def _scenario(root: Path, scp: StorageSCP, armed: list[bool], objects: list[Data
         return run(scenario(), timeout=60)
     finally:
         scp.close()
+
+
+def test_an_object_named_into_the_folder_made_again_gets_its_row(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its name made the folder again (its parents are made as needed), without the
+    lock and the new index the folder check gives: its row went to the removed
+    index, dropped as "their objects gone with the folder" though its file was
+    there. The store checks the folder again once the round's names are given."""
+    root = tmp_path / "store"
+    objects = _objects(3)
+    statuses = _scenario(root, StorageSCP(root), _removed_after_the_check(monkeypatch, root),
+                         objects, caplog)
+    assert statuses == [0, 0, 0]
+    kept = sorted(ds.SOPInstanceUID for ds in objects[1:])
+    assert _files(root) == [f"{uid}.dcm" for uid in kept]
+    assert _indexed(root / "index.sqlite") == kept
+    said = [r.getMessage() for r in caplog.records]
+    assert not [line for line in said if "gone with the folder" in line], said
+    assert [line for line in said if "was removed while in use" in line], said
 
 
 def test_a_spilled_object_whose_temporary_file_went_is_a_processing_failure(

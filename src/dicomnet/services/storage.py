@@ -410,6 +410,7 @@ class StorageSCP:
             raise
         header, destination = self._place(None, writer, message, transfer_syntax)
         result, generation = self._name(writer, message, destination, synced=False)
+        self._follow_root_again()
         if self.durable and result.stored:
             try:
                 sync_folder(result.path.parent)
@@ -433,6 +434,17 @@ class StorageSCP:
                     "keeps it (one server per folder)", self.root,
                     "" if index is None else " and the index",
                     ", in a new index" if index is not None and not index.closed else "")
+
+    def _follow_root_again(self) -> None:
+        """After names were given: the folder removed since :meth:`_follow_root` was
+        made again by the names themselves (their folders' parents are made as
+        needed), without the lock and the new index; followed now, before the
+        names' rows are queued, so that they go to the new index (their files
+        are there) rather than with the removed one. One stat per round."""
+        try:
+            self._follow_root()
+        except StorageError as exc:  # another server's folder: the next round refuses
+            log.error("%s", exc)
 
     def _new_index(self) -> None:
         """The store's folder was made again and locked (before anything is stored
@@ -550,6 +562,7 @@ class StorageSCP:
                                                  synced=synced)))
             except Exception as exc:  # commit removed the temporary file
                 done.append(exc)
+        self._follow_root_again()
         unsynced: dict[Path, StorageError] = {}
         if self.durable:
             folders = {outcome[1].path.parent for outcome in done
