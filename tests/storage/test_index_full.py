@@ -138,7 +138,11 @@ def test_an_index_removed_while_in_use_is_said_once(
     assert said == [(logging.ERROR,
                      f"index {path} was removed while in use: the rows of the objects stored "
                      "since are not in it; with the server stopped, 'dicomnet reindex "
-                     f"--create {tmp_path}' restores them")], said
+                     f"--create {tmp_path}' restores them"),
+                    (logging.ERROR,
+                     f"2 index row(s) were not written to {path}, removed while in use; with "
+                     f"the server stopped, 'dicomnet reindex --create {tmp_path}' restores "
+                     "them")], said
 
 
 def test_an_index_removed_with_its_folder_says_its_rows_went_with_the_objects(
@@ -214,8 +218,58 @@ def test_an_index_replaced_while_in_use_is_not_written_into_the_new_file(
         assert index.add_instances(rows[7:]) == 0
     assert _instances(path) == wanted  # once it has stopped
     said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    fate = "removed" if removed_first else "replaced"
     assert said == [(logging.ERROR,
-                     f"index {path} was {'removed' if removed_first else 'replaced'} while in "
+                     f"index {path} was {fate} while in "
                      "use: the rows of the objects stored since are not in it; with the server "
                      f"stopped, 'dicomnet reindex {'--create ' if removed_first else ''}"
-                     f"{tmp_path}' restores them")], said
+                     f"{tmp_path}' restores them"),
+                    (logging.ERROR,
+                     f"{3 if removed_first else 2} index row(s) were not written to {path}, "
+                     f"{fate} while in use; with the server stopped, 'dicomnet reindex "
+                     f"{'--create ' if removed_first else ''}{tmp_path}' restores them")], said
+
+
+def test_an_index_overwritten_in_place_while_in_use_keeps_the_new_contents(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """cp of another index over index.sqlite under a running server: the same file
+    (inode), other contents. Nothing saw it: the server wrote on, its reads
+    served by its write-ahead log, and its checkpoint at close wrote its pages
+    into the copy ("database disk image is malformed"). Now seen (the file's
+    size and time moved without a checkpoint of ours), said, and the server's
+    log dropped unread: the copy stays as it was copied; the rows not written
+    are counted, reindex named."""
+    files = tmp_path / "files"
+    rows = []
+    for n in range(1, 40):
+        write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(files, f"{n}.dcm"))
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(backup) as other:
+        assert other.add_instances(rows[:2]) == 2
+    wanted = _instances(backup)
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        # Its own checkpoints at each commit (a large store's, at 1000 pages): the
+        # file holds pages, the log the latest.
+        index._db.execute("PRAGMA wal_autocheckpoint=1")
+        assert index.add_instances(rows[2:30]) == 28
+        index._db.execute("PRAGMA wal_autocheckpoint=1000")
+        assert index.add_instances(rows[30:35]) == 5
+        inode = path.stat().st_ino
+        shutil.copyfile(backup, path)  # cp: written in place
+        assert path.stat().st_ino == inode
+        assert index.add_instances(rows[35:37]) == 0
+        assert index.add_instances(rows[37:]) == 0
+    assert _instances(path) == wanted
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (logging.ERROR, f"index {path} was overwritten while in use (the same file, other "
+                        "contents: copied over?): this server writes it no more, and dropped "
+                        "its own log of changes not yet in it, which would damage the new "
+                        "contents; the rows of the objects stored since are not in it; with "
+                        f"the server stopped, 'dicomnet reindex {tmp_path}' makes it describe "
+                        "the folder's files"),
+        (logging.ERROR, f"4 index row(s) were not written to {path}, overwritten while in "
+                        f"use; with the server stopped, 'dicomnet reindex {tmp_path}' restores "
+                        "them")], said

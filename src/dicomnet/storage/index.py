@@ -33,6 +33,7 @@ warning says so.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -189,6 +190,11 @@ def _match(column: str, vr: str, value: str) -> tuple[str, list[str]]:
     return f"{col} = ?", [value]  # Single value matching
 
 
+#: What check_file says of a file removed with its folder (rm -rf of the store):
+#: its rows' objects went too, no reindex brings them back.
+_WITH_FOLDER = "removed with its folder"
+
+
 class StorageIndex:
     """The SQLite index at ``path`` (created with its schema if absent).
 
@@ -217,6 +223,12 @@ class StorageIndex:
         self._file: tuple[int, int] | None = _file_id(self._path)
         self._folder = _file_id(self._path.parent)
         self._gone = False  # the file removed or replaced since: no more writes
+        # Its size and modification time as this connection last left it: in WAL
+        # mode only its own checkpoints write the file, so another change is
+        # another program's (a cp over it).
+        self._state = _file_state(self._path)
+        self._unwritten = 0  # rows refused since the file went (said at close)
+        self._fate = ""  # what happened to the file, for that line
 
     def _ensure_schema(self) -> None:
         row = self._db.execute(
@@ -243,6 +255,12 @@ class StorageIndex:
 
     def close(self) -> None:
         """Close the connection."""
+        if self._unwritten and self._fate != _WITH_FOLDER:
+            logger.error("%d index row(s) were not written to %s, %s while in use; with the "
+                         "server stopped, 'dicomnet reindex %s%s' restores them",
+                         self._unwritten, self._path, self._fate,
+                         "--create " if self._fate == "removed" else "", self._path.parent)
+            self._unwritten = 0
         with self._lock:
             self._db.close()
         with self._read_lock:
@@ -262,8 +280,12 @@ class StorageIndex:
     ) -> None:
         self.close()
 
-    def _transaction(self) -> Transaction:
-        return Transaction(self._db)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with Transaction(self._db) as db:
+            yield db
+        # Committed: a checkpoint may have written the file (see check_file).
+        self._state = _file_state(self._path)
 
     def add_instance(
         self,
@@ -311,7 +333,10 @@ class StorageIndex:
                 prepared.append(row_values(row))
             except (StorageError, ConfigurationError) as exc:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
-        if not prepared or not self.check_file():
+        if not prepared:
+            return 0
+        if not self.check_file():
+            self._unwritten += len(prepared)
             return 0
         try:
             with self._lock, self._transaction() as db:
@@ -353,10 +378,14 @@ class StorageIndex:
         written; the rows lost are said, and reindex restores them."""
         if self._gone:
             return False
-        now = _file_id(self._path)
-        if self._file is None or now == self._file:
+        state = _file_state(self._path)
+        if self._file is None or state == self._state:
             return True
+        now = None if state is None else state[:2]
+        if now == self._file:
+            return self._overwritten()
         self._gone = True
+        self._fate = "removed" if now is None else "replaced"
         with self._lock:
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -365,6 +394,7 @@ class StorageIndex:
                                exc)
         if now is None and _file_id(self._path.parent) != self._folder:
             # rm -rf of the store: no reindex brings back what went with the folder.
+            self._fate = _WITH_FOLDER
             logger.warning("index %s was removed with its folder while in use: the rows not "
                            "yet written are dropped, their objects gone with the folder",
                            self._path)
@@ -373,6 +403,38 @@ class StorageIndex:
                      "are not in it; with the server stopped, 'dicomnet reindex %s%s' restores "
                      "them", self._path, "removed" if now is None else "replaced",
                      "--create " if now is None else "", self._path.parent)
+        return False
+
+    def _overwritten(self) -> bool:
+        """The file written by another program (a copy over it: same file, other
+        contents): its pages are no longer those this connection's write-ahead
+        log was made on. Checkpointed, by this connection's close or by any later
+        opener (SQLite finds the log by name), the log would write this
+        connection's pages into the new contents: a damaged database ("database
+        disk image is malformed"). So the log is emptied unread (truncated: its
+        frames gone, no checkpoint can copy them) and nothing more is written;
+        the rows it held, and those of the objects stored from now on, are
+        restored by reindex. One more stat per batch of rows (after its commit).
+        Another program that checkpoints the live index (``PRAGMA
+        wal_checkpoint`` in the sqlite3 shell) is taken for a copy too: the
+        index is then written no more, as said, until reindex; a copy made
+        between a commit and its stat goes unseen."""
+        self._gone = True
+        self._fate = "overwritten"
+        wal = self._path.with_name(self._path.name + "-wal")
+        with self._lock:
+            try:
+                os.truncate(wal, 0)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("cannot empty the write-ahead log %s: %s", wal, exc)
+        logger.error("index %s was overwritten while in use (the same file, other contents: "
+                     "copied over?): this server writes it no more, and dropped its own log "
+                     "of changes not yet in it, which would damage the new contents; the "
+                     "rows of the objects stored since are not in it; with the server "
+                     "stopped, 'dicomnet reindex %s' makes it describe the folder's files",
+                     self._path, self._path.parent)
         return False
 
     def _lost(self, rows: int, exc: StorageError) -> None:
@@ -567,6 +629,15 @@ class StorageIndex:
             logger.info("reindex: skipping %s, a store of its own", root / folder)
         return ReindexResult(added=added, removed=removed, skipped=skipped,
                              nested=tuple(nested))
+
+
+def _file_state(path: Path) -> tuple[int, int, int, int] | None:
+    """The device, inode, size and modification time (ns) of ``path``, or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
