@@ -18,7 +18,7 @@ from dicomnet.ul.events import (
     ReleaseRequested,
 )
 from dicomnet.ul.fsm import State
-from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.negotiation import AcceptorPolicy, ContextRequest, build_associate_rq, negotiate
 from dicomnet.ul.pdu import AAbort, AssociateRJ, PDataTF, PresentationDataValue, encode_pdata
 
 VERIFICATION = "1.2.840.10008.1.1"
@@ -239,8 +239,6 @@ def test_accepted_event_carries_the_ac() -> None:
     assert pair.requestor.wants_transport
     pair.connect()
     _, acc = pair.pump()
-    from dicomnet.ul.negotiation import AcceptorPolicy, negotiate
-
     request = acc[0]
     assert isinstance(request, AssociateRequested)
     ac = negotiate(request.pdu, AcceptorPolicy(contexts={VERIFICATION: None}))
@@ -356,3 +354,49 @@ def test_a_broken_transport_or_a_cut_pdu_after_the_release_request_still_aborts(
     event = pair.requestor.next_event()
     assert isinstance(event, Aborted) and event.detail == "the transport connection closed"
     assert state(pair.requestor) is State.Sta1
+
+
+def test_an_associate_rq_whose_maximum_length_leaves_no_room_for_data_is_refused() -> None:
+    """A Maximum Length of 1 to 6 (PS3.8 D.1.1) leaves no room in a P-DATA-TF for
+    one byte of PDV data (its item length, context ID and control header take 6):
+    no response could ever be sent. Refused on receipt as an invalid PDU parameter
+    value (A-ABORT, AA-1 in Sta2), not accepted to fail at the first response."""
+    for maximum in (1, 6):
+        acceptor = ULConnection("acceptor")
+        acceptor.transport_connected(0)
+        rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                                contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))],
+                                max_pdu_length=maximum)
+        acceptor.receive_data(rq.encode(), 0)
+        assert acceptor.next_event() is None
+        assert state(acceptor) is State.Sta13
+        assert acceptor.data_to_send() == AAbort(source=0, reason=0).encode()
+        assert acceptor.refusal == (
+            f"A-ASSOCIATE-RQ: Maximum Length {maximum} leaves no room for PDV data "
+            "(PS3.8 D.1.1, 9.3.5); A-ABORT sent")
+    # 7 carries one byte per PDV: legal, if slow; 0 is no limit.
+    for maximum in (0, 7):
+        pair = associated_pair(max_pdu_length=maximum)
+        assert pair.requestor.peer_max_pdu_length == maximum
+
+
+def test_an_associate_ac_whose_maximum_length_leaves_no_room_for_data_is_aborted() -> None:
+    """The same on the requestor's side: the A-ASSOCIATE-AC is an invalid PDU
+    (Evt19 in Sta5: AA-8, A-ABORT source 2 reason 6), the association is never
+    established, and the user hears it as a provider abort."""
+    pair = ULPair()
+    pair.requestor.associate(build_associate_rq(
+        calling_ae_title="A", called_ae_title="B",
+        contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))]))
+    pair.connect()
+    _, acc = pair.pump()
+    request = acc[0]
+    assert isinstance(request, AssociateRequested)
+    pair.acceptor.accept(negotiate(request.pdu, AcceptorPolicy(
+        contexts={VERIFICATION: None}, max_pdu_length=3)))
+    pair.requestor.receive_data(pair.acceptor.data_to_send(), 0)
+    event = pair.requestor.next_event()
+    assert isinstance(event, Aborted) and event.by_provider and event.source == 2
+    assert "Maximum Length 3 leaves no room for PDV data" in event.detail
+    assert pair.requestor.data_to_send() == AAbort(source=2, reason=6).encode()
+    assert state(pair.requestor) is State.Sta13

@@ -307,6 +307,8 @@ class ULConnection:
             self._events.append(DataReceived(pdu))
             return
         event = _PDU_EVENTS[type(pdu)]
+        if isinstance(pdu, AssociateRQ | AssociateAC):
+            _check_max_length(pdu)
         if event is Event.Evt3 and isinstance(pdu, AssociateAC):
             _check_answers(self.associate_rq, pdu)
             self.associate_ac = pdu
@@ -411,6 +413,24 @@ def _max_length(pdu: AssociateRQ | AssociateAC | None) -> int:
         return 0
     value = pdu.user_information.maximum_length
     return value or 0
+
+
+#: The PDU length of a P-DATA-TF whose one PDV carries one byte of data: PDV item
+#: length (4), presentation context ID, message control header (PS3.8 9.3.5).
+_SMALLEST_USABLE_MAX_LENGTH = 7
+
+
+def _check_max_length(pdu: AssociateRQ | AssociateAC) -> None:
+    """A Maximum Length (PS3.8 D.1.1) from 1 to 6 leaves no room in a P-DATA-TF
+    for one byte of PDV data: nothing could ever be sent to that peer, so the
+    A-ASSOCIATE-RQ/AC is an invalid PDU parameter value (Evt19, A-ABORT reason
+    6) rather than an association that fails at its first message. 0 is no
+    limit."""
+    value = pdu.user_information.maximum_length
+    if value and value < _SMALLEST_USABLE_MAX_LENGTH:
+        raise RemoteProtocolError(
+            f"{PDU_TYPES[pdu.pdu_type]}: Maximum Length {value} leaves no room for PDV "
+            "data (PS3.8 D.1.1, 9.3.5)", abort_source=2, abort_reason=6)
 
 
 def _check_answers(rq: AssociateRQ | None, ac: AssociateAC) -> None:
