@@ -3,6 +3,8 @@ ARTIM on a fake clock, and hostile bytes. No sockets, no sleeps."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,7 @@ from dicomnet.ul.events import (
     ReleaseRequested,
 )
 from dicomnet.ul.fsm import State
+from dicomnet.ul.items import PresentationContextACItem
 from dicomnet.ul.negotiation import AcceptorPolicy, ContextRequest, build_associate_rq, negotiate
 from dicomnet.ul.pdu import AAbort, AssociateRJ, PDataTF, PresentationDataValue, encode_pdata
 
@@ -400,3 +403,38 @@ def test_an_associate_ac_whose_maximum_length_leaves_no_room_for_data_is_aborted
     assert "Maximum Length 3 leaves no room for PDV data" in event.detail
     assert pair.requestor.data_to_send() == AAbort(source=2, reason=6).encode()
     assert state(pair.requestor) is State.Sta13
+
+
+def test_an_associate_ac_accepting_a_transfer_syntax_not_proposed_is_aborted() -> None:
+    """PS3.8 7.1.1.14: an accepted context names one of the transfer syntaxes
+    proposed for it. A peer that accepts Explicit VR Little Endian in Explicit VR
+    Big Endian, never offered, had our SCU convert the object and send it so: the
+    AC is an invalid PDU parameter value instead (AA-8, A-ABORT reason 6). A
+    rejected context's transfer syntax is not significant (PS3.8 Table 9-18) and
+    still not looked at."""
+    explicit_be = "1.2.840.10008.1.2.2"
+    explicit_le = "1.2.840.10008.1.2.1"
+    for result, accepted in ((0, False), (3, True)):
+        pair = ULPair()
+        pair.requestor.associate(build_associate_rq(
+            calling_ae_title="A", called_ae_title="B",
+            contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,)),
+                      ContextRequest(VERIFICATION, (explicit_le,))]))
+        pair.connect()
+        _, acc = pair.pump()
+        request = acc[0]
+        assert isinstance(request, AssociateRequested)
+        ac = negotiate(request.pdu, AcceptorPolicy(contexts={VERIFICATION: None}))
+        wrong = tuple(PresentationContextACItem(pc.context_id, result, explicit_be)
+                      if pc.context_id == 3 else pc for pc in ac.presentation_contexts)
+        pair.requestor.receive_data(replace(ac, presentation_contexts=wrong).encode(), 0)
+        event = pair.requestor.next_event()
+        if accepted:
+            assert isinstance(event, AssociateAccepted) and state(pair.requestor) is State.Sta6
+            continue
+        assert isinstance(event, Aborted) and event.by_provider and event.source == 2
+        assert event.detail.endswith(
+            f"A-ASSOCIATE-AC accepts presentation context 3 in transfer syntax {explicit_be}, "
+            "which was not proposed for it (PS3.8 7.1.1.14)")
+        assert pair.requestor.data_to_send() == AAbort(source=2, reason=6).encode()
+        assert state(pair.requestor) is State.Sta13

@@ -44,6 +44,7 @@ from .fsm import (
     State,
     StopArtim,
 )
+from .items import PC_ACCEPTANCE
 from .pdu import (
     PDU,
     PDU_TYPES,
@@ -434,14 +435,22 @@ def _check_max_length(pdu: AssociateRQ | AssociateAC) -> None:
 
 
 def _check_answers(rq: AssociateRQ | None, ac: AssociateAC) -> None:
-    """An A-ASSOCIATE-AC answers only the presentation contexts proposed (PS3.8
-    7.1.1.14: one result per proposed context); an answer to another ID is an
-    invalid PDU parameter value (Evt19: A-ABORT reason 6, PS3.8 Table 9-26)."""
+    """An A-ASSOCIATE-AC answers only the presentation contexts proposed, and
+    accepts each in one of the transfer syntaxes proposed for it (PS3.8 7.1.1.14);
+    anything else is an invalid PDU parameter value (Evt19: A-ABORT reason 6, PS3.8
+    Table 9-26). Taken, an unproposed syntax had an SCU convert its objects to it.
+    A rejected context's transfer syntax is not significant (Table 9-18)."""
     if rq is None:
         return
-    proposed = {pc.context_id for pc in rq.presentation_contexts}
+    proposed = {pc.context_id: pc.transfer_syntaxes for pc in rq.presentation_contexts}
     for pc in ac.presentation_contexts:
-        if pc.context_id not in proposed:
+        syntaxes = proposed.get(pc.context_id)
+        if syntaxes is None:
             raise RemoteProtocolError(
                 f"A-ASSOCIATE-AC answers presentation context {pc.context_id}, which was not "
                 "proposed (PS3.8 7.1.1.14)", abort_source=2, abort_reason=6)
+        if pc.result == PC_ACCEPTANCE and pc.transfer_syntax not in syntaxes:
+            raise RemoteProtocolError(
+                f"A-ASSOCIATE-AC accepts presentation context {pc.context_id} in transfer "
+                f"syntax {pc.transfer_syntax}, which was not proposed for it (PS3.8 7.1.1.14)",
+                abort_source=2, abort_reason=6)
