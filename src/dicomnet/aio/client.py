@@ -339,8 +339,9 @@ class ClientAssociation(Association):
                     break
         except RemoteProtocolError as exc:
             self._local_abort(f"invalid DIMSE data from peer: {exc}")
-            with contextlib.suppress(Exception):
-                await self._flush()
+            if not self.stream.receiver.writing_paused:  # else its drain would never end
+                with contextlib.suppress(Exception):
+                    await self._flush()
         except asyncio.CancelledError:
             if not self._stopping:
                 self._abandoned()
@@ -358,6 +359,14 @@ class ClientAssociation(Association):
                 self._released.set_exception(error)
                 self._released.exception()  # retrieved here; release() re-raises it
             self.stop_timers()
+            if self.failure is not None and self.stream.receiver.writing_paused:
+                # A send waits for a peer that reads nothing (it wrote instead: an
+                # invalid message, say), and its timer just stopped: cut the
+                # connection under it, which ends that wait with the failure. The
+                # A-ABORT could not pass what is queued before it anyway.
+                with contextlib.suppress(ConnectionError, OSError):
+                    self._queue_out()
+                self.stream.close_soon(grace=0)
             self._closed.set()
 
     def _may_coalesce(self) -> bool:
