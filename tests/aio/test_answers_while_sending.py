@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator, Callable
 
 from dicomnet.aio.client import open_association
 from dicomnet.config import Timeouts
-from dicomnet.dimse.messages import CStoreRQ, decode_message
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP, decode_message
 from dicomnet.errors import AssociationAborted, DicomNetError
 from dicomnet.ul.negotiation import AcceptorPolicy, ContextRequest, negotiate
 from dicomnet.ul.pdu import AssociateRQ, PDataTF, decode_pdu, encode_pdata
 from tests.aio.helpers import LOOPBACK, run, wait_until
-from tests.aio.rawscp import EXPLICIT_LE, PEER_TASK, RawPeer
+from tests.aio.rawscp import EXPLICIT_LE, PEER_TASK, RawPeer, response_pdu
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 #: Far more than the loopback socket buffers hold: the send cannot finish while
@@ -114,3 +114,16 @@ def test_an_invalid_answer_while_the_send_waits_ends_the_send() -> None:
 
     assert failures(*run(store_while_answered(garbage))) == [
         "invalid DIMSE data from peer: Command Group Length has length 0, not 4"]
+
+
+def test_a_success_before_the_data_set_was_sent_is_no_answer() -> None:
+    def success(context_id: int, request: CStoreRQ) -> bytes:
+        return response_pdu(context_id, CStoreRSP(
+            message_id_being_responded_to=request.message_id, status=0,
+            affected_sop_class_uid=request.affected_sop_class_uid,
+            affected_sop_instance_uid=request.affected_sop_instance_uid))
+
+    # Never the peer's Success: the request hears of the abort, and why.
+    assert failures(*run(store_while_answered(success))) == [
+        "invalid DIMSE data from peer: CStoreRSP to message 1 came before that request was "
+        "sent whole: no answer to it (PS3.7 9.1)"]

@@ -539,6 +539,7 @@ class Association(Deadlines):
             elif pdus is not None:
                 for data_pdu in pdus:
                     await self._send_pdu(data_pdu)
+            self._sent_whole(message)
         except BaseException as exc:
             if self.failure is None:  # a cancel, say: the rest cannot follow, nor
                 # another message come in between (PS3.8 9.3.5): A-ABORT (7.3).
@@ -549,6 +550,10 @@ class Association(Deadlines):
                 self._wake()
             raise
         await self._flush_data(soon=self._pending_out < _COALESCE_BYTES and self._may_coalesce())
+
+    def _sent_whole(self, message: DimseMessage) -> None:
+        """The last PDU of ``message`` was queued (the peer may have read it all
+        from here on); for a requestor, which takes no response before it."""
 
     def send_now(self, message: DimseMessage, context_id: int) -> None:
         """Queue a message without a data set (a response, say) at once, from a

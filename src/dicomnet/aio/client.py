@@ -159,6 +159,9 @@ class ClientAssociation(Association):
                  limits: Limits | None = None) -> None:
         super().__init__(stream, ul, timeouts, limits)
         self._replies: dict[int, _Replies | _OneReply] = {}
+        #: Message IDs of the requests outstanding whose last PDU is not queued yet:
+        #: a response to one cannot answer it (``_on_data``).
+        self._unsent: set[int] = set()
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
         #: release() or abort() is stopping the reader task: its cancel is ours.
@@ -207,6 +210,7 @@ class ClientAssociation(Association):
         await window.acquire()
         queue = _Replies()
         self._replies[message_id] = queue
+        self._unsent.add(message_id)
         try:
             await self.send_message(message, context_id, dataset=dataset, chunks=chunks,
                                     pdus=pdus)
@@ -225,6 +229,7 @@ class ClientAssociation(Association):
                     return
         finally:
             self._replies.pop(message_id, None)
+            self._unsent.discard(message_id)
             window.release()
 
     async def send_request(
@@ -247,15 +252,20 @@ class ClientAssociation(Association):
             raise LocalProtocolError(f"message ID {message_id} is already outstanding")
         reply = _OneReply(self, message_id, on_reply)
         self._replies[message_id] = reply
+        self._unsent.add(message_id)
         try:
             await self.send_message(message, context_id, dataset=dataset, pdus=pdus)
         except BaseException:
             reply.callback = None  # the caller hears of it from this exception
+            self._unsent.discard(message_id)
             if self._replies.get(message_id) is reply:
                 del self._replies[message_id]
             raise
         if reply.callback is not None and self.timeouts.dimse is not None:
             reply.timer = self._loop.call_later(self.timeouts.dimse, reply.expire)
+
+    def _sent_whole(self, message: DimseMessage) -> None:
+        self._unsent.discard(message.message_id)  # type: ignore[union-attr]
 
     def _timed_out(self, message_id: int) -> DimseTimeout | AssociationAborted:
         """No response to ``message_id`` within the DIMSE timeout: A-ABORT the
@@ -418,6 +428,13 @@ class ClientAssociation(Association):
                 continue
             _, message, sink = done
             responded = getattr(message, "message_id_being_responded_to", None)
+            if responded in self._unsent:
+                # PS3.7 9.1: a response answers the whole request, which the peer
+                # cannot have read yet; taken, a Success said that an object the
+                # peer never read was stored.
+                raise RemoteProtocolError(
+                    f"{type(message).__name__} to message {responded} came before that "
+                    "request was sent whole: no answer to it (PS3.7 9.1)")
             queue = self._replies.get(responded) if responded is not None else None
             data = bytes(sink.data) if sink is not None and hasattr(sink, "data") else None
             if queue is None:
