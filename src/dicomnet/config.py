@@ -78,6 +78,11 @@ class Limits:
     def __post_init__(self) -> None:
         if not 0 <= self.max_pdu_length <= 0xFFFFFFFF:
             raise ConfigurationError("max_pdu_length must fit in 32 bits (0 = unlimited)")
+        if 0 < self.max_pdu_length < 7:
+            # PS3.8 9.3.5: a PDV's length, context ID and control header take 6
+            # bytes; a peer refuses a Maximum Length with no room for data.
+            raise ConfigurationError(
+                f"max_pdu_length must be 0 (unlimited) or at least 7, got {self.max_pdu_length}")
         if self.max_associations < 1:
             raise ConfigurationError("max_associations must be at least 1")
         if self.max_associations_per_host < 1:

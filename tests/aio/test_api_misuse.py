@@ -11,6 +11,7 @@ import pytest
 
 from dicomnet.aio.client import associate, open_association
 from dicomnet.aio.server import AssociationInfo
+from dicomnet.config import Limits
 from dicomnet.errors import AssociationRejected, ConfigurationError
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StorageSCP
@@ -71,3 +72,14 @@ def test_one_string_where_a_sequence_of_names_is_expected_is_refused() -> None:
         TLSConfig(ciphers="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")  # type: ignore[arg-type]
     listed = ContextRequest("1.2.840.10008.1.1", ["1.2.840.10008.1.2"])  # type: ignore[arg-type]
     assert listed.transfer_syntaxes == ("1.2.840.10008.1.2",)
+
+
+@pytest.mark.parametrize("length", [1, 6])
+def test_a_maximum_length_with_no_room_for_data_is_a_configuration_error(length: int) -> None:
+    # PS3.8 9.3.5: a PDV's length, context ID and control header take 6 bytes;
+    # peers now refuse such a Maximum Length, so it is refused here first.
+    wanted = r"max_pdu_length must be 0 \(unlimited\) or at least 7, got"
+    with pytest.raises(ConfigurationError, match=wanted):
+        Limits(max_pdu_length=length)
+    assert Limits(max_pdu_length=7).max_pdu_length == 7
+    assert Limits(max_pdu_length=0).max_pdu_length == 0
