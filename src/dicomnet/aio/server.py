@@ -520,6 +520,11 @@ class Server:
             # Asynchronous operations: go on reading the next request while this one
             # is performed.
             await assoc.operations.take()
+            if assoc.failure is not None:
+                # Ended while this one waited for a slot (the others cancelled then):
+                # not performed, nobody to answer.
+                assoc.operations.release()
+                raise assoc.failure
             task = asyncio.get_running_loop().create_task(
                 self._perform(assoc, provider, context_id, message, sink))
             assoc.running.add(task)

@@ -222,10 +222,13 @@ class ServerAssociation(Association):
 
     def _fail(self, error: AssociationAborted) -> None:
         super()._fail(error)
-        inline = self._inline
+        me = asyncio.current_task()
+        # Nobody will read their answers: the operations stop now, not when a slow
+        # handler returns (the association's task may wait for one's window slot).
         # Not from within the operation itself (its write failed): it raises the failure.
-        if inline is not None and inline is not asyncio.current_task():
-            inline.cancel()
+        for task in (self._inline, *self.running):
+            if task is not None and task is not me:
+                task.cancel()
 
     def operation_done(self, task: asyncio.Task[None]) -> None:
         """An asynchronous operation ended: free its slot; a failure aborts."""
