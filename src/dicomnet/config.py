@@ -38,9 +38,19 @@ class Timeouts:
     pdu: float | None = 120.0
     """Deadline to receive the rest of a PDU once it has started: a peer that
     drips one byte a second cannot hold a connection slot forever."""
+    operation: float | None = 300.0
+    """Server: how long one request may be performed (its handler, such as
+    ``on_c_store`` or ``on_c_echo``, and the store before it) until its answer
+    is ready. Past it the association is aborted (A-ABORT, PS3.8 7.3), an async
+    handler cancelled and a plain one's late result dropped: a hung handler
+    cannot hold the association and its slot for ever, not even while the
+    server has paused reading for it (the peer's idle and PDU deadlines wait
+    then). While an answer is owed the idle deadline gives way to this one; with
+    None, the idle deadline alone bounds a handler, and only while reading."""
 
     def __post_init__(self) -> None:
-        for name in ("connect", "tls_handshake", "artim", "acse", "dimse", "idle", "pdu"):
+        for name in ("connect", "tls_handshake", "artim", "acse", "dimse", "idle", "pdu",
+                     "operation"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigurationError(f"timeout {name} must be positive, got {value}")

@@ -277,9 +277,11 @@ def test_deadlines_wait_while_our_reading_is_paused_and_start_again_with_it(
 def test_an_idle_timeout_while_our_handler_runs_blames_this_side(
         aio_log: pytest.LogCaptureFixture) -> None:
     """The peer waits for the answer to its C-ECHO, whose handler does not return:
-    the idle deadline still ends the association (a hung handler must not hold it
-    for ever), but says the slow side is ours, not "nothing received or sent"
-    (found by reviewing the session's change)."""
+    with no operation timeout (which bounds it otherwise:
+    tests/aio/test_operation_timeout.py), the idle deadline still ends the
+    association (a hung handler must not hold it for ever), but says the slow side
+    is ours, not "nothing received or sent" (found by reviewing the session's
+    change)."""
     echo = PDataTF((PresentationDataValue(1, True, True, encode_message(
         CEchoRQ(message_id=1, affected_sop_class_uid=VERIFICATION))),)).encode()
     never = asyncio.Event()
@@ -289,7 +291,8 @@ def test_an_idle_timeout_while_our_handler_runs_blames_this_side(
         return 0
 
     received = run(_sent_then_read_to_the_end(
-        echo, providers=[VerificationSCP(on_c_echo=hook)], timeouts=Timeouts(idle=0.5)))
+        echo, providers=[VerificationSCP(on_c_echo=hook)],
+        timeouts=Timeouts(idle=0.5, operation=None)))
     assert received[:1] == bytes([A_ABORT]), received
     assert log_lines(aio_log, contains="aborting: no answer from this side for 0.5s: its "
                      "handler has not returned, the peer waits for it (idle timeout)"), \

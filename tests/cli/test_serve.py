@@ -87,6 +87,23 @@ def test_serve_plain_sigint_stops_cleanly(serve_process: Any) -> None:
     assert "Traceback" not in err
 
 
+def test_serve_operation_timeout_reaches_the_server_and_is_checked(serve_process: Any) -> None:
+    """--operation-timeout (Timeouts.operation: a request's handler or store that
+    does not finish in time aborts its association), with --timeout or without."""
+    proc, started = serve_process("--operation-timeout", "7.5", "--timeout", "20")
+    assert started["operation_timeout"] == 7.5
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    proc, started = serve_process()
+    assert started["operation_timeout"] == 300.0
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    result = run_cli("serve", "--port", "0", "--operation-timeout", "0")
+    assert result.exit_code == 2
+    assert "--operation-timeout" in result.output
+
+
 def test_serve_tls_without_certificate_is_usage_error() -> None:
     result = run_cli("serve", "--tls", "--port", "0")
     assert result.exit_code == 2

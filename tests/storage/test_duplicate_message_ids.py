@@ -220,6 +220,12 @@ def test_a_message_id_reused_while_its_first_answer_is_sent_stays_held() -> None
             # The answer waits for the wire; the peer's next request is read.
             self.claimed_meanwhile = self.message_ids.claim(second)
 
+        def operation_started(self, request: object) -> int:
+            return 1
+
+        def operation_ended(self, number: int) -> None:
+            pass
+
     class Echoes:
         async def handle(self, assoc: object, context_id: int, message: CEchoRQ,
                          sink: None) -> list[tuple[CEchoRSP, None]]:

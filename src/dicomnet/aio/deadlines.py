@@ -1,9 +1,10 @@
 """The deadlines of one association: ARTIM (PS3.8 9.1.5) and those of
 ``Timeouts`` (idle, whole PDU, the DIMSE timeout of a send the peer does not
-read), as one ``loop.call_at`` handle re-armed as they move, never a polling
-loop. A base of ``aio.association.Association``, which feeds it: reads move
-``_last_rx`` and ``_pdu_started``, writes ``_last_tx``; a deadline that passes
-aborts the association (A-ABORT, PS3.8 7.3), or ends it (ARTIM).
+read, a server's operation timeout), as one ``loop.call_at`` handle re-armed as
+they move, never a polling loop. A base of ``aio.association.Association``,
+which feeds it: reads move ``_last_rx`` and ``_pdu_started``, writes
+``_last_tx``, a server's operations ``_oldest_operation``; a deadline that
+passes aborts the association (A-ABORT, PS3.8 7.3), or ends it (ARTIM).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..config import Timeouts
 from ..errors import AssociationAborted
 from ..ul.connection import ULConnection
-from .transport import Stream
+from .transport import CLOSE_GRACE, Stream
 
 __all__ = ["Deadlines"]
 
@@ -74,12 +75,16 @@ class Deadlines:
             candidates.append(artim)
         if self._send_waiting and self.timeouts.dimse is not None:
             candidates.append(self._last_tx + self.timeouts.dimse)
+        operation = self._operation_deadline()
+        if operation is not None:
+            candidates.append(operation)  # ours to keep: paused reading or not
         if self._paused:
             # We stopped reading (our task behind): the peer cannot be slow or idle
             # then. Its deadlines start again when we read again (_read_events).
             return min(candidates) if candidates else None
-        if self.ul.is_established and self.timeouts.idle is not None:
-            candidates.append(max(self._last_rx, self._last_tx) + self.timeouts.idle)
+        idle = self._idle_deadline()
+        if idle is not None:
+            candidates.append(idle)
         if self._pdu_started is not None and self.timeouts.pdu is not None:
             candidates.append(self._pdu_started + self.timeouts.pdu)
         return min(candidates) if candidates else None
@@ -120,6 +125,30 @@ class Deadlines:
         self._timer = None
         self._timer_at = None
 
+    def _idle_deadline(self) -> float | None:
+        """When the idle deadline falls (reading). None when there is none, or
+        when the operation timeout bounds an answer we owe: the peer, waiting
+        for it, is not idle (a handler allowed ten minutes must not be cut at
+        the idle timeout's five)."""
+        if not self.ul.is_established or self.timeouts.idle is None or (
+                self.timeouts.operation is not None
+                and self._oldest_operation() is not None):
+            return None
+        return max(self._last_rx, self._last_tx) + self.timeouts.idle
+
+    def _operation_deadline(self) -> float | None:
+        """When the oldest operation being performed must have its answer ready
+        (``Timeouts.operation``), or None."""
+        oldest = self._oldest_operation()
+        if oldest is None or self.timeouts.operation is None:
+            return None
+        return oldest[0] + self.timeouts.operation
+
+    def _oldest_operation(self) -> tuple[float, str] | None:
+        """When the oldest operation still being performed started, and what it is
+        ("C-STORE"): a server's (``ServerAssociation``); None here."""
+        return None
+
     def _idle_reason(self) -> str:
         """Why the idle deadline ends the association: nothing came or went; or,
         with an answer of ours owed, our side was the slow one (a handler that has
@@ -142,11 +171,24 @@ class Deadlines:
             self._last_tx = now  # the peer read some of what waits: not stalled
         self._tx_backlog = backlog
         reading = not self._paused  # paused by us: no PDU or idle deadline (_next_deadline)
+        # Unsent bytes left when a deadline of the peer's fired: it reads nothing (the
+        # idle one: it took nothing for that long), so the A-ABORT cannot reach it
+        # behind them; waiting out the close's grace would only hold a caller.
+        grace = 0.0
         artim = self.ul.get_timer()
+        operation = self._operation_deadline()
+        idle = self._idle_deadline()
         if artim is not None and now >= artim:
             log.info("%s: ARTIM expired in %s", self._name(), self.ul.state.name)
             self.ul.handle_timer(now)
             self._fail(AssociationAborted(None, None, "ARTIM timer expired"))
+        elif operation is not None and now >= operation:
+            oldest = self._oldest_operation()
+            assert oldest is not None
+            self._local_abort(
+                f"a {oldest[1]} was not answered within {self.timeouts.operation}s: its "
+                "handler has not returned, the slow side is this one (operation timeout)")
+            grace = CLOSE_GRACE  # the peer reads: its A-ABORT goes out first
         elif reading and self._pdu_started is not None and self.timeouts.pdu is not None and (
             now >= self._pdu_started + self.timeouts.pdu
         ):
@@ -156,16 +198,11 @@ class Deadlines:
         ):
             self._local_abort(f"the peer read nothing of what was sent for "
                               f"{self.timeouts.dimse}s")
-        elif reading and self.ul.is_established and self.timeouts.idle is not None and (
-            now >= max(self._last_rx, self._last_tx) + self.timeouts.idle
-        ):
+        elif reading and idle is not None and now >= idle:
             self._local_abort(self._idle_reason())
         else:
             self._rearm()
             return
         self._queue_out()
-        # Unsent bytes left when a deadline fired: the peer reads nothing (the
-        # idle one: it took nothing for that long), so the A-ABORT cannot reach
-        # it behind them; waiting out the close's grace would only hold a caller.
-        self.stream.close_soon(grace=0)
+        self.stream.close_soon(grace=grace)
         self._closed.set()

@@ -539,7 +539,11 @@ class Server:
         assoc.unclaimed_sinks.discard(sink)
         held = True
         try:
-            responses = await provider.handle(assoc, context_id, message, sink)
+            performing = assoc.operation_started(message)
+            try:
+                responses = await provider.handle(assoc, context_id, message, sink)
+            finally:
+                assoc.operation_ended(performing)
             last = len(responses) - 1
             for index, (response, dataset) in enumerate(responses):
                 if index == last:

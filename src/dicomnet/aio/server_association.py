@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..dimse.connection import MessageReceived
-from ..dimse.messages import CStoreRQ, DimseMessage
+from ..dimse.messages import CStoreRQ, DimseMessage, operation_name
 from ..errors import AssociationAborted
 from ..ul.connection import ULConnection
 from ..ul.events import ULEvent
@@ -98,6 +98,10 @@ class ServerAssociation(Association):
         self.unclaimed_sinks: set[DatasetSink] = set()
         #: The operation performed before the next request is read (perform_inline).
         self._inline: asyncio.Task[None] | None = None
+        #: Operations in their provider's ``handle``, oldest first: when each
+        #: started and what it is (``Timeouts.operation``), by a number of its own.
+        self._performing: dict[int, tuple[float, str]] = {}
+        self._performed = 0
 
     def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
         """Messages completed while the association's task waits for events (its
@@ -219,6 +223,26 @@ class ServerAssociation(Association):
 
     def _answers_owed(self) -> bool:
         return bool(self._inline is not None or self.running or self.answering)
+
+    def operation_started(self, request: DimseMessage) -> int:
+        """``request`` is handed to its provider's ``handle`` now: the operation
+        timeout runs for it (``Timeouts.operation``) until ``operation_ended``
+        with the number returned."""
+        self._performed += 1
+        self._performing[self._performed] = (self._loop.time(),
+                                             f"{operation_name(request)}-RQ")
+        self._rearm()
+        return self._performed
+
+    def operation_ended(self, number: int) -> None:
+        """The operation ``operation_started`` numbered has its answer (or ended)."""
+        del self._performing[number]
+        self._rearm()  # the idle deadline may apply again, earlier
+
+    def _oldest_operation(self) -> tuple[float, str] | None:
+        for oldest in self._performing.values():
+            return oldest
+        return None
 
     def _fail(self, error: AssociationAborted) -> None:
         super()._fail(error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -35,7 +36,7 @@ from dicomnet.cli.common import (
     run_async,
 )
 from dicomnet.cli.output import in_cli_words
-from dicomnet.config import Limits, check_ae_title
+from dicomnet.config import Limits, Timeouts, check_ae_title
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.verification import VerificationSCP
@@ -136,9 +137,13 @@ def _reload_on_hangup(server: Server, reloads: set[asyncio.Task[bool]]) -> None:
 async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
-                 check_called: bool = False, unknown_sop_classes: bool = False) -> None:
+                 check_called: bool = False, unknown_sop_classes: bool = False,
+                 operation_timeout: float | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then stop:
     that is success. Before it listens, they interrupt it (exit 130, 143)."""
+    timeouts = net.timeouts() or Timeouts()
+    if operation_timeout is not None:
+        timeouts = dataclasses.replace(timeouts, operation=operation_timeout)
     providers: list[ServiceProvider] = [VerificationSCP()]
     storage = storage_scp(output, duplicates=duplicates, durable=durable,
                           unknown_sop_classes=unknown_sop_classes,
@@ -151,7 +156,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     try:
         server = await start_server(
             ae_title=net.aet, host=host, port=port, tls=tls, providers=providers,
-            timeouts=net.timeouts(), limits=limits,
+            timeouts=timeouts, limits=limits,
             on_association_request=allow_only(allowed) if allowed else None,
             require_called_ae_title=check_called,
             on_connection_event=_connection_event if net.json else None,
@@ -192,7 +197,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
               max_associations=limits.max_associations,
               max_per_host=limits.max_associations_per_host,
-              max_pending=limits.max_pending_connections)
+              max_pending=limits.max_pending_connections,
+              operation_timeout=timeouts.operation)
         await server.serve_forever()
     except asyncio.CancelledError:
         _uncancel()  # the stop asked for: what follows is no longer cancelled
@@ -261,6 +267,11 @@ def _uncancel() -> None:
               help="Connections not yet associated (in the TLS handshake, or awaiting their "
                    "association request) at once; each one more closes the oldest, so "
                    "that idle connections cannot use up the server's file descriptors.")
+@click.option("--operation-timeout", type=click.FloatRange(min=0, min_open=True),
+              default=Timeouts().operation, show_default=True, metavar="SECONDS",
+              help="Longest the server may take to perform one request (storing a large "
+                   "object, say) before its answer is ready; past it the association is "
+                   "aborted (A-ABORT), so that a hung disk or handler cannot hold its slot.")
 @click.option("--duplicates", type=click.Choice(["keep", "overwrite", "reject"]),
               default="keep", show_default=True,
               help="A second object with the same SOP Instance UID: keep the first "
@@ -285,8 +296,9 @@ def _uncancel() -> None:
                    "whatever the caller calls us.")
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
-          max_per_host: int, max_pending: int, duplicates: str, no_fsync: bool,
-          allow_aets: tuple[str, ...], check_called_aet: bool, accept_unknown_sop_classes: bool,
+          max_per_host: int, max_pending: int, operation_timeout: float, duplicates: str,
+          no_fsync: bool, allow_aets: tuple[str, ...], check_called_aet: bool,
+          accept_unknown_sop_classes: bool,
           net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
@@ -320,7 +332,7 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             profile and peer_cert (null without TLS),
                             output, allowed_aets (null: any),
                             check_called_aet, max_associations,
-                            max_per_host, max_pending
+                            max_per_host, max_pending, operation_timeout
       association_accepted  peer, calling_aet, called_aet, contexts (how
                             many presentation contexts were accepted)
       stored                an object durable: path, sop_class_uid,
@@ -365,5 +377,6 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                                         max_pending_connections=max_pending),
                                  net, tls=tls, duplicates=duplicates, durable=not no_fsync,
                                  allowed=allowed, check_called=check_called_aet,
-                                 unknown_sop_classes=accept_unknown_sop_classes),
+                                 unknown_sop_classes=accept_unknown_sop_classes,
+                                 operation_timeout=operation_timeout),
                   verbose=net.verbose, sigterm_interrupts=True)
