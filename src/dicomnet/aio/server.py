@@ -598,6 +598,12 @@ class Server:
             self._sock = None
         for task in list(self._tasks):
             task.cancel()
+        if not self._closed.is_set():
+            from ..services.workers import handlers_running  # the handlers' layer, above
+
+            if running := handlers_running():
+                log.warning("server closed with %d handler(s) still running in worker "
+                            "threads: not waited for, their answers dropped", running)
         self._closed.set()
 
     async def wait_closed(self) -> None:

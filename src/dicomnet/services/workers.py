@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Background", "BatchWorker", "call_handler"]
+__all__ = ["Background", "BatchWorker", "HandlerThreads", "call_handler", "handlers_running"]
 
 log = logging.getLogger("dicomnet.services")
 
@@ -315,9 +315,72 @@ class Background(Generic[J]):
 #: (min(32, CPUs + 4) threads), which writes large objects: six handlers blocked
 #: there on a two-CPU machine held up every other association's answers.
 HANDLER_THREADS = 256
+
+
+class HandlerThreads(concurrent.futures.Executor):
+    """Up to ``most`` daemon threads running what is submitted, made as needed and
+    kept for the next job: a ``ThreadPoolExecutor`` whose threads the interpreter
+    does not wait for at exit (it joins those of a ``ThreadPoolExecutor``), so
+    that a user's handler that never returns cannot keep a stopped server's
+    process from exiting. Nothing is waited for at ``shutdown`` either: a thread
+    cannot be stopped, and what it returns late has nobody to go to."""
+
+    def __init__(self, most: int, name: str) -> None:
+        self._most = most
+        self._name = name
+        self._jobs: queue.SimpleQueue[
+            tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...],
+                  dict[str, Any]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0  # threads waiting for a job that no submit has claimed yet
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        """Jobs being run now."""
+        return self._running
+
+    def submit(self, fn: Callable[..., R], /, *args: Any,
+               **kwargs: Any) -> concurrent.futures.Future[R]:
+        future: concurrent.futures.Future[R] = concurrent.futures.Future()
+        with self._lock:
+            self._jobs.put((future, fn, args, kwargs))
+            if self._idle:
+                self._idle -= 1  # that thread's next job: no new one needed
+            elif self._threads < self._most:
+                self._threads += 1
+                threading.Thread(target=self._work, daemon=True,
+                                 name=f"{self._name}_{self._threads - 1}").start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._jobs.get()
+            if future.set_running_or_notify_cancel():
+                with self._lock:
+                    self._running += 1
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # the submitter's to hear, even SystemExit
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+                finally:
+                    with self._lock:
+                        self._running -= 1
+            del future, fn, args, kwargs  # nothing of a job kept while waiting for the next
+            with self._lock:
+                self._idle += 1
+
+
 #: No thread until a handler needs one.
-_HANDLER_POOL = concurrent.futures.ThreadPoolExecutor(
-    HANDLER_THREADS, thread_name_prefix="dicomnet-handler")
+_HANDLER_POOL = HandlerThreads(HANDLER_THREADS, "dicomnet-handler")
+
+
+def handlers_running() -> int:
+    """Plain handlers (of every server of the process) running in their threads now."""
+    return _HANDLER_POOL.running
 
 
 async def call_handler(handler: Callable[..., Any], *args: object) -> Any:
