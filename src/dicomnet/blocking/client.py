@@ -132,29 +132,45 @@ def _run_through(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+async def _take_what_arrived() -> None:
+    """Let a loop that has not run since its last call read what arrived meanwhile
+    (the peer's A-ABORT, its end of the connection): a round for the selector
+    to report it, a round for the Upper Layer to take it."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 def _abandoned(loop: asyncio.AbstractEventLoop, assoc: ClientAssociation,
                turn: threading.Lock) -> None:
     """A ``BlockingAssociation`` garbage-collected, or still open as the interpreter
     exits, unreleased: A-ABORT it (PS3.8 7.3) so that the peer hears it ended,
     and close its loop (its reader task pending, the loop printed "Task was
-    destroyed but it is pending!"). Not while a call runs it (a daemon thread's
-    at exit, holding its ``turn``, its loop perhaps not running yet): that
-    thread owns it."""
+    destroyed but it is pending!"). One the peer had ended meanwhile (its
+    A-ABORT, or its connection closed, read now: the loop runs only during
+    calls) is closed with nothing sent, and the warning says so. Not while a
+    call runs it (a daemon thread's at exit, holding its ``turn``, its loop
+    perhaps not running yet): that thread owns it."""
     if not turn.acquire(blocking=False):
         return
+    ended: str | None = None
     try:
         if loop.is_closed() or loop.is_running():
             return
         try:
             with contextlib.suppress(Exception):
-                _call(loop, assoc.abort())
+                _call(loop, _take_what_arrived())
+                if assoc.failure is not None or not assoc.ul.is_established:
+                    failure = assoc.failure
+                    ended = failure.detail or str(failure) if failure else "it had ended"
+                _call(loop, assoc.abort())  # with it ended: the connection closed, no PDU
                 _call(loop, loop.shutdown_asyncgens())
         finally:
             loop.close()
     finally:
         turn.release()
     host, port = assoc.peer[:2]
-    warnings.warn(f"association with {host}:{port} was not released: aborted",
+    warnings.warn(f"association with {host}:{port} was not released: "
+                  + ("aborted" if ended is None else f"closed, nothing sent ({ended})"),
                   ResourceWarning, stacklevel=1)
 
 
