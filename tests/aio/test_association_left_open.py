@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
+import subprocess
+import sys
 import time
 import warnings
 
@@ -101,3 +103,40 @@ def test_a_released_association_gives_no_warning() -> None:
     finally:
         server.stop()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+LOOP_CLOSED = """
+import asyncio, gc, sys
+from dicomnet.aio.client import open_association
+loop = asyncio.new_event_loop()
+assoc = loop.run_until_complete(open_association("127.0.0.1", int(sys.argv[1])))
+loop.close()
+del assoc
+gc.collect()
+print("collected", flush=True)
+"""
+
+
+@pytest.mark.parametrize("warnings_on", [False, True], ids=["default", "resource-warnings"])
+def test_an_association_whose_loop_closed_under_it_has_asyncio_log_nothing(
+        warnings_on: bool) -> None:
+    """Its loop closed without cancelling its tasks: asyncio's "Task was destroyed
+    but it is pending!" error log (printed even with warnings off) repeated
+    what our ResourceWarning says. The socket, transport and stream writer
+    collected with it still warn "unclosed" (ResourceWarning, hidden by
+    default): their finalizers run first, and a transport cannot be closed once
+    its loop is (see ClientAssociation._start)."""
+    server = ServerThread({}).start()
+    try:
+        flags = ["-W", "always::ResourceWarning"] if warnings_on else []
+        child = subprocess.run([sys.executable, *flags, "-c", LOOP_CLOSED, str(server.port)],
+                               check=False, capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    assert (child.returncode, child.stdout) == (0, "collected\n"), child.stderr
+    assert "Task was destroyed" not in child.stderr
+    ours = f"ResourceWarning: association with {LOOPBACK}:{server.port} was not released: closed"
+    if warnings_on:
+        assert child.stderr.count(ours) == 1, child.stderr
+    else:
+        assert child.stderr == ""

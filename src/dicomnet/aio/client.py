@@ -330,6 +330,14 @@ class ClientAssociation(Association):
 
     def _start(self) -> None:
         self._reader = asyncio.get_running_loop().create_task(self._reader_loop())
+        # Destroyed while pending, it was left to a loop closed without cancelling
+        # it: __del__ warns then (ResourceWarning, naming the peer), so asyncio's
+        # "Task was destroyed but it is pending!" error log, which even scripts
+        # with warnings off print, would only repeat it. Set now: that task may be
+        # collected before this object (no order among a cycle's finalizers). No
+        # public way to say so; both Task implementations have the flag.
+        with contextlib.suppress(AttributeError):
+            self._reader._log_destroy_pending = False  # type: ignore[attr-defined]
 
     async def _reader_loop(self) -> None:
         try:
