@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import threading
 import warnings
@@ -56,8 +57,48 @@ def _run_in_helper(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]
     thread) cancels the call, which aborts an association under way (PS3.8
     7.3), and is raised once the call has ended (in seconds: the abort's own
     deadlines bound it); another one meanwhile waits for that end too, as the
-    loop must not be closed, or driven by a next call, while it runs."""
+    loop must not be closed, or driven by a next call, while it runs.
+
+    Under ``asyncio.run``, whose SIGINT handler only cancels the main task on a
+    first Ctrl-C (that task blocked here, the call went on to its end), that
+    Ctrl-C cancels the call as well: the call raises CancelledError, and
+    ``asyncio.run``, its main task cancelled, raises KeyboardInterrupt."""
     task = loop.create_task(coro)  # here: the caller may cancel it
+    runners = _runner_sigint_handler()
+    if runners is None:
+        return _wait_for(loop, task)
+    cancelled = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal cancelled
+        if not cancelled:
+            cancelled = True
+            loop.call_soon_threadsafe(task.cancel)
+        runners(signum, frame)  # cancels the main task; a second one raises KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return _wait_for(loop, task)
+    finally:
+        # asyncio.run's again, unless the script installed its own meanwhile.
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, runners)
+
+
+def _runner_sigint_handler() -> Callable[[int, Any], Any] | None:
+    """asyncio.run's SIGINT handler (an ``asyncio.Runner``'s), when it is the one
+    in place and this is the main thread; None otherwise."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    handler = signal.getsignal(signal.SIGINT)
+    if isinstance(handler, functools.partial) and isinstance(
+            getattr(handler.func, "__self__", None), asyncio.Runner):
+        return handler
+    return None
+
+
+def _wait_for(loop: asyncio.AbstractEventLoop, task: asyncio.Task[T]) -> T:
+    """Run ``task`` on ``loop`` in a helper thread; see ``_run_in_helper``."""
     outcome: list[T] = []
     failure: list[BaseException] = []
     ended = threading.Event()
