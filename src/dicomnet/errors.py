@@ -135,7 +135,9 @@ _ABORT_REASONS = {
 
 
 class AssociationAborted(AssociationError):
-    """The association ended by A-ABORT or A-P-ABORT (PS3.8 7.3, 7.4).
+    """The association ended by A-ABORT or A-P-ABORT (PS3.8 7.3, 7.4), or, for the
+    requests it leaves unanswered or unsent, by the acceptor's own A-RELEASE-RQ
+    (PS3.8 7.2.2: after it the peer sends no more P-DATA; ``detail`` says so).
 
     ``source`` and ``reason`` are those of the A-ABORT PDU when there was one;
     ``detail`` says what happened in words (a closed transport, a timeout...).

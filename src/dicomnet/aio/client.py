@@ -72,6 +72,8 @@ VERIFICATION = VERIFICATION_SOP_CLASS
 #: Explicit and Implicit VR Little Endian (PS3.5 A.2, A.1), as literals: importing
 #: pydicom for two UIDs cost every ``dicomnet echo`` ~0.1 s of start-up.
 DEFAULT_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+#: Why requests outstanding, or made later, fail once the acceptor has released.
+PEER_RELEASED = "the peer released the association (A-RELEASE-RQ)"
 
 Reply = tuple[DimseMessage, bytes | None]
 
@@ -350,7 +352,12 @@ class ClientAssociation(Association):
                         if not self._released.done():
                             self._released.set_result(None)
                     elif isinstance(event, ReleaseRequested):
-                        # The acceptor may not release (PS3.8 7.2); only a collision gets here.
+                        if not event.collision:
+                            # The acceptor released (PS3.8 7.2.2 lets either side).
+                            # Having asked, it sends no more P-DATA: no request
+                            # outstanding will be answered, none more may be sent;
+                            # each says so, and may be tried again elsewhere.
+                            self._fail(AssociationAborted(None, None, PEER_RELEASED))
                         self.ul.release_response(self._loop.time())
                         await self._flush()
                 if self.failure is not None or self.ul.state.name == "Sta1":
