@@ -168,6 +168,7 @@ def test_cli_store_without_certificate_to_storescp(
     report = json.loads(result.stdout)
     assert "certificate" in report["error"]
     assert "(give --cert and --key)" in report["error"]
+    assert [r["error"] for r in report["results"]] == [f"not sent: {report['error']}"]
     lines = result.stderr.strip().splitlines()
     assert lines == [f"error: {report['error']}"], lines
     # One attempt: a refused certificate is not a failure that may pass.

@@ -26,6 +26,7 @@ from dicomnet.cli.common import (
     run_async,
 )
 from dicomnet.cli.describe import describe_security
+from dicomnet.cli.output import in_cli_words
 from dicomnet.dimse.status import Status
 from dicomnet.tuning import tune_malloc_for_streaming
 
@@ -134,15 +135,16 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
         if bar is not None:
             bar[0].update(bar[1], advance=sizes.get(result.path, result.size), done=done)
             if not result.ok:
+                said = in_cli_words(result.error or "")
                 bar[0].console.print(Text.assemble(
-                    ("failed", "red"), printable(f" {result.path}: {result.error}")),
-                                     soft_wrap=True)
+                    ("failed", "red"), printable(f" {result.path}: {said}")), soft_wrap=True)
 
     def on_retry(event: RetryEvent) -> None:
         retry_wait.heard(event)
         # Said even under --json (on stderr): a run that waits must say why.
         line = printable(f"retrying {event.count} object(s) in {event.delay:g} s "
-                         f"(attempt {event.attempt} of {event.max_attempts}): {event.reason}")
+                         f"(attempt {event.attempt} of {event.max_attempts}): "
+                         f"{in_cli_words(event.reason)}")
         if bar is not None:
             bar[0].console.print(Text(line, style="yellow"), soft_wrap=True)
         else:
@@ -178,9 +180,9 @@ def _failure_text(result: StoreResult) -> str:
     comment alone), and what ``error`` adds after them (a retry's remark:
     ``error`` is the comment, or the status's words, then that remark)."""
     if result.status is None:
-        return result.error or "not sent"
+        return in_cli_words(result.error or "not sent")
     said = result.error_comment or str(Status(result.status, "storage"))
-    return _status_text(result) + (result.error or "").removeprefix(said)
+    return _status_text(result) + in_cli_words((result.error or "").removeprefix(said))
 
 
 @click.command(epilog=EXIT_CODES_EPILOG,
@@ -351,7 +353,10 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "interrupted": interrupted,
             "error": error,
             "exit_code": exit_code,
-            "results": [r.to_dict() | {"status_text": _status_text(r)} for r in results],
+            # Each object's error in the words of the error line (the CLI's flags).
+            "results": [r.to_dict() | {"status_text": _status_text(r),
+                                       "error": r.error and in_cli_words(r.error)}
+                        for r in results],
         })
     else:
         from rich.table import Table
