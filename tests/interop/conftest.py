@@ -128,3 +128,30 @@ def dicomnet_serve_with(cert: Path, key: Path, ca: Path, store: Path,
         proc.terminate()
         _, err = proc.communicate(timeout=20)
         stderr.append(err)
+
+
+@contextlib.contextmanager
+def dicomnet_serve_plain(store: Path, *options: str
+                         ) -> Iterator[tuple[int, list[dict[str, object]], list[str]]]:
+    """`dicomnet serve --json` on plain DICOM (a subprocess), on a free port, storing
+    into ``store``: yields (port, its JSON events, its stderr), the last two filled
+    in once it has stopped."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
+         "--output", str(store), *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    events: list[dict[str, object]] = []
+    stderr: list[str] = []
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+            assert sel.select(30), "dicomnet serve printed no start line"
+        started = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+        events.append(started)
+        yield int(started["port"]), events, stderr
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+        events.extend(json.loads(line) for line in out.splitlines() if line.strip())
+        stderr.append(err)

@@ -18,6 +18,7 @@ from dicomnet.ul.events import (
     DataReceived,
     ReleaseConfirmed,
     ReleaseRequested,
+    ULEvent,
 )
 from dicomnet.ul.fsm import State
 from dicomnet.ul.items import PresentationContextACItem
@@ -221,6 +222,41 @@ def test_pdata_over_our_max_length_aborts_with_reason_6() -> None:
     oversized = encode_pdata(1, False, True, b"\x00" * 16384)  # PDU length 16390 > 16384
     pair.acceptor.receive_data(oversized[:6], 0)  # the header alone is enough
     assert pair.acceptor.data_to_send() == AAbort(source=2, reason=6).encode()
+
+
+def _requested(max_pdu_length: int) -> tuple[ULPair, list[ULEvent]]:
+    pair = ULPair()
+    pair.requestor.associate(build_associate_rq(
+        calling_ae_title="REQUESTOR", called_ae_title="ACCEPTOR",
+        contexts=(ContextRequest(VERIFICATION, (IMPLICIT_LE,)),), max_pdu_length=max_pdu_length))
+    pair.connect()
+    pair.acceptor.receive_data(pair.requestor.data_to_send(), 0)
+    return pair, list(iter(pair.acceptor.next_event, None))
+
+
+def test_a_maximum_length_leaving_no_room_for_data_is_an_invalid_parameter() -> None:
+    """PS3.8 D.1, 9.3.5.1: a P-DATA-TF of at most 6 bytes holds no PDV data. An RQ or
+    AC announcing 1 to 6 is aborted as it is read (Evt19: A-ABORT reason 6); 7 and 0
+    (no limit) are taken. It had been taken, to fail at the first message sent."""
+    pair, events = _requested(6)
+    assert not any(isinstance(e, AssociateRequested) for e in events)
+    # In Sta2 Evt19 is AA-1: A-ABORT, service-user source (PS3.8 Table 9-10).
+    assert pair.acceptor.data_to_send() == AAbort(source=0, reason=0).encode()
+    assert pair.acceptor.refusal is not None
+    assert "Maximum Length 6 leaves no room for PDV data" in pair.acceptor.refusal
+    assert pair.acceptor.associate_rq is not None  # its AE titles, for the log
+    for usable in (7, 0):
+        pair, events = _requested(usable)
+        assert any(isinstance(e, AssociateRequested) for e in events), usable
+
+    pair, events = _requested(16384)
+    request = next(e for e in events if isinstance(e, AssociateRequested))
+    pair.acceptor.accept(negotiate(request.pdu, AcceptorPolicy(
+        contexts={VERIFICATION: None}, max_pdu_length=1)))
+    acceptor_ac = pair.acceptor.data_to_send()
+    pair.requestor.receive_data(acceptor_ac, 0)
+    assert [type(e) for e in iter(pair.requestor.next_event, None)] == [Aborted]
+    assert pair.requestor.data_to_send() == AAbort(source=2, reason=6).encode()  # AA-8
 
 
 def test_transport_closed_in_sta6_is_a_provider_abort() -> None:

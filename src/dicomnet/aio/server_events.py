@@ -159,6 +159,9 @@ def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, acce
     # A request that asked (its AE titles known) but ended before its answer, the
     # peer's next PDU out of turn or its A-ABORT (PS3.8 AA-8, AA-3 in Sta3), is
     # refused as much as one that could not be read.
+    # A request refused as it was read (its parameters invalid) still names its AEs.
+    rq = assoc.ul.associate_rq
+    calling = assoc.calling_ae_title or (rq.calling_ae_title if rq is not None else "")
+    called = assoc.called_ae_title or (rq.called_ae_title if rq is not None else "")
     return ConnectionRefused(assoc.stream.peer, "protocol", reason or "aborted", seconds,
-                             assoc.calling_ae_title or None, assoc.called_ae_title or None,
-                             security)
+                             calling or None, called or None, security)

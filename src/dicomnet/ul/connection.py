@@ -308,15 +308,15 @@ class ULConnection:
             self._events.append(DataReceived(pdu))
             return
         event = _PDU_EVENTS[type(pdu)]
-        if isinstance(pdu, AssociateRQ | AssociateAC):
-            _check_max_length(pdu)
         if event is Event.Evt3 and isinstance(pdu, AssociateAC):
             _check_answers(self.associate_rq, pdu)
+            _check_max_length(pdu)
             self.associate_ac = pdu
             self.peer_max_pdu_length = _max_length(pdu)
             self._set_local_max(_max_length(self.associate_rq))
         elif event is Event.Evt6 and isinstance(pdu, AssociateRQ):
-            self.associate_rq = pdu
+            self.associate_rq = pdu  # kept: the refusal names its AE titles
+            _check_max_length(pdu)
         before = self._machine.state
         self._fire(event, pdu)
         if before is State.Sta2 and self._machine.state is State.Sta13:
