@@ -493,6 +493,8 @@ class Server:
                 assoc.message_ids.release(message)  # before the answer, as in _perform
                 answered = await self._refuse(assoc, context_id, message, UNRECOGNIZED_OPERATION,
                                               f"{operation_name(message)} is not performed here")
+                if not answered:  # a C-CANCEL-RQ, a stray response: owed no answer,
+                    assoc.messages -= 1  # so not counted as a request left unanswered
                 log.warning("%s:%s sent %s, which no service here handles%s", *assoc.peer,
                             type(message).__name__, ": refused (0211H)" if answered else "")
                 continue

@@ -64,7 +64,8 @@ class AssociationEnded:
     how: str
     reason: str | None
     seconds: float
-    #: DIMSE requests received whole; C-STORE requests among them.
+    #: DIMSE requests received whole, those owed an answer (not a C-CANCEL-RQ,
+    #: PS3.7 9.3.2.3); C-STORE requests among them.
     messages: int
     objects: int
     #: Bytes read from the connection (after TLS), PDU headers included.
