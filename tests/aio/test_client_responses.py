@@ -14,7 +14,7 @@ import pytest
 
 from dicomnet.aio.client import ClientAssociation, associate, open_association
 from dicomnet.config import Timeouts
-from dicomnet.dimse.messages import CEchoRQ, CEchoRSP
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
 from dicomnet.dimse.status import Status
 from dicomnet.errors import AssociationAborted, DicomNetError, DimseTimeout, LocalProtocolError
 from dicomnet.ul.pdu import AAbort, ReleaseRQ, encode_pdata
@@ -41,19 +41,35 @@ async def _ended(peers: list[RawPeer]) -> str:
     return peers[0].ending
 
 
-def test_pending_responses_come_first_then_the_final_one() -> None:
-    async def answer(peer: RawPeer, request: Request) -> None:
-        await peer.send(_rsp(request, PENDING), _rsp(request, PENDING), _rsp(request))
+def _find_rsp(request: Request, status: int) -> bytes:
+    return response_pdu(request.context_id, CFindRSP(
+        message_id_being_responded_to=request.message.message_id,  # type: ignore[union-attr]
+        status=status, affected_sop_class_uid=VERIFICATION))
 
-    async def main() -> list[int]:
+
+def test_pending_responses_come_first_then_the_final_one() -> None:
+    """A C-FIND (PS3.7 9.1.2) yields its pending responses, then its final one; a
+    C-ECHO, which has one response (9.1.5), ends with its first, even Pending (a
+    faulty peer's): the two after it are unsolicited."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        rsp = _find_rsp if isinstance(request.message, CFindRQ) else _rsp
+        await peer.send(rsp(request, PENDING), rsp(request, PENDING), rsp(request, SUCCESS))
+
+    async def main() -> tuple[list[int], list[int]]:
         async with raw_scp(answer) as (port, peers):
             async with associate(LOOPBACK, port) as assoc:
+                context_id = assoc.context_for(VERIFICATION).context_id
+                find = CFindRQ(message_id=assoc.dimse.next_message_id(),
+                               affected_sop_class_uid=VERIFICATION)
+                found = [rsp.status async for rsp, _ in  # type: ignore[union-attr]
+                         assoc.request(find, context_id, dataset=b"")]
                 rq, context_id = _echo_rq(assoc)
-                statuses = [rsp.status async for rsp, _ in assoc.request(rq, context_id)]  # type: ignore[union-attr]
+                echoed = [rsp.status async for rsp, _ in  # type: ignore[union-attr]
+                          assoc.request(rq, context_id)]
             assert await _ended(peers) == "release"
-            return statuses
+            return found, echoed
 
-    assert run(main()) == [PENDING, PENDING, SUCCESS]
+    assert run(main()) == ([PENDING, PENDING, SUCCESS], [PENDING])
 
 
 def test_a_response_cut_across_pdus_and_reads() -> None:

@@ -50,6 +50,11 @@ ANSWERS: dict[int, tuple[int, str | None]] = {
     706: (0xA700, "disk full"),
     707: (0xC000, None),
 }
+#: Answers no C-STORE may give: Pending (FF00H), which only C-FIND, C-GET and
+#: C-MOVE have (PS3.4 B.2.3, PS3.7 9.1.2.1.6).
+INVALID_ANSWERS: dict[int, tuple[int, str | None]] = {
+    708: (0xFF00, None),
+}
 
 
 @dataclass
@@ -76,7 +81,7 @@ def status_scp(pynetdicom: ModuleType, pkis: PkiFactory) -> Iterator[tuple[Statu
         number = int(dcmread(io.BytesIO(encoded)).InstanceNumber)
         with scp.lock:
             scp.received[event.request.AffectedSOPInstanceUID] = encoded
-        status, comment = ANSWERS[number]
+        status, comment = {**ANSWERS, **INVALID_ANSWERS}[number]
         rsp = Dataset()
         rsp.Status = status
         if comment is not None:
@@ -155,3 +160,29 @@ def test_the_table_shows_each_status_code_with_the_peers_comment(
         706: ("disk full", "0xA700 Refused: out of resources (disk full)"),
         707: (None, "0xC000 Error: cannot understand"),
     }
+
+
+def test_a_pending_answer_to_a_c_store_is_its_final_answer(
+        tmp_path: Path, status_scp: tuple[StatusSCP, Pki]) -> None:
+    """A C-STORE has one response (PS3.7 9.1.1): one with a Pending status is that
+    response all the same, a failure, and the next object goes on the same
+    association. It had been taken for a first answer with more to come: the
+    object waited for the DIMSE timeout, reported as "no response", and the
+    association was aborted, the objects after it not sent."""
+    scp, pki = status_scp
+    for n in (708, 709):  # 709 answered as 700 is
+        write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+    INVALID_ANSWERS[709] = ANSWERS[700]
+    try:
+        done = _store(scp, pki, tmp_path / "in", "--json", "--timeout", "10")
+    finally:
+        del INVALID_ANSWERS[709]
+    assert done.returncode == 1, done.stdout + done.stderr
+    doc = json.loads(done.stdout)
+    assert (doc["stored"], doc["failed"], doc["error"]) == (1, 1, None)
+    assert [(Path(r["path"]).stem, r["status"], r["ok"], r["sent"], r["retryable"],
+             r["status_text"]) for r in doc["results"]] == [
+        ("708", 0xFF00, False, True, False, "0xFF00 Pending"),
+        ("709", 0x0000, True, True, False, "0x0000 Success"),
+    ]
+    assert sorted(scp.received) == [uid(9, 708), uid(9, 709)]

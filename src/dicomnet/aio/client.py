@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Limits, Timeouts, check_ae_title
 from ..dimse.connection import DatasetFragment, MessageReceived
-from ..dimse.messages import CEchoRQ, DimseMessage
+from ..dimse.messages import CEchoRQ, CFindRQ, CGetRQ, CMoveRQ, DimseMessage
 from ..dimse.status import Status
 from ..errors import (
     AssociationAborted,
@@ -72,6 +72,8 @@ VERIFICATION = VERIFICATION_SOP_CLASS
 #: Explicit and Implicit VR Little Endian (PS3.5 A.2, A.1), as literals: importing
 #: pydicom for two UIDs cost every ``dicomnet echo`` ~0.1 s of start-up.
 DEFAULT_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+#: The requests answered by pending responses before the last (PS3.7 9.1.2-9.1.4).
+_SEVERAL_RESPONSES = frozenset(m.command_field for m in (CFindRQ, CGetRQ, CMoveRQ))
 #: Why requests outstanding, or made later, fail once the acceptor has released.
 PEER_RELEASED = "the peer released the association (A-RELEASE-RQ)"
 
@@ -205,6 +207,9 @@ class ClientAssociation(Association):
         requests are outstanding than the peer's window allows (PS3.7 D.3.3.3;
         one without a window): callers beyond it wait their turn."""
         message_id = message.message_id  # type: ignore[union-attr]
+        # Any other request's first response is its last, whatever its status says
+        # (a Pending from a faulty peer: waiting on would end in the DIMSE timeout).
+        several = message.command_field in _SEVERAL_RESPONSES
         window = self._invoked
         if window is None:
             window = self._invoked = asyncio.Semaphore(max(1, self.async_window))
@@ -227,7 +232,7 @@ class ClientAssociation(Association):
                     raise item
                 yield item
                 status = getattr(item[0], "status", 0)
-                if not Status(status).is_pending:
+                if not (several and Status(status).is_pending):
                     return
         finally:
             self._replies.pop(message_id, None)
