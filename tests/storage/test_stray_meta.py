@@ -15,15 +15,18 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.dimse.messages import CStoreRSP
+from dicomnet.aio.client import open_association
+from dicomnet.config import Limits
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import StorageSCP
-from dicomnet.services.store_sink import SPILL_THRESHOLD
+from dicomnet.services.store_sink import SPILL_THRESHOLD, StoreSink
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
 from dicomnet.storage.stray_meta import StrayMeta, meta_group_end
-from tests.aio.helpers import run
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import assert_same_dataset, make_image
-from tests.storage.helpers import data_set_bytes, send_files, store_data_sets
+from tests.storage.helpers import SECONDARY_CAPTURE, data_set_bytes, send_files, store_data_sets
 from tests.storage.stray import meta_elements, meta_group_length, write_with_stray_meta
 
 SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian]
@@ -152,3 +155,50 @@ def test_scu_does_not_send_group_0002_after_the_meta_group(
     assert_same_dataset(ds, stored)
     assert any("passed over, not sent" in r.getMessage() and str(path) in r.getMessage()
                for r in caplog.records)
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_sink_whose_first_write_is_under_two_bytes_drops_nothing(first: int) -> None:
+    # An empty PDV, or a 1-byte one (a Maximum Length of 7), leaves the first
+    # element undecided: once it is known, nothing was dropped, no stray to report.
+    plain = data_set_bytes(make_image(1), ExplicitVRLittleEndian)
+    sink = StoreSink(transfer_syntax=ExplicitVRLittleEndian)
+    sink.write(plain[:first])
+    sink.write(plain[first:])
+    assert sink.stray is None
+    assert sink.check_complete("1.2.3") and sink.buffer == bytearray(plain)
+
+
+def test_sink_of_one_byte_says_it_ends_inside_its_first_element() -> None:
+    sink = StoreSink(transfer_syntax=ExplicitVRLittleEndian)
+    sink.write(b"\x08")
+    assert not sink.check_complete("1.2.3")
+    assert sink.error == "incomplete data set: it ends inside its first element"
+
+
+def test_scp_with_pdvs_of_one_byte_logs_no_dropped_meta(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ds = make_image(1)
+    plain = data_set_bytes(ds, ExplicitVRLittleEndian)
+
+    async def store() -> int:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[scp], limits=Limits(max_pdu_length=7)) as server:
+                assoc = await open_association("127.0.0.1", server.port, contexts=[
+                    ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))])
+                rq = CStoreRQ(message_id=1, affected_sop_class_uid=SECONDARY_CAPTURE,
+                              affected_sop_instance_uid=ds.SOPInstanceUID)
+                rsp, _ = await assoc.request_one(
+                    rq, assoc.context_for(SECONDARY_CAPTURE).context_id, dataset=plain)
+                await assoc.release()
+                assert isinstance(rsp, CStoreRSP)
+                return rsp.status
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
+        assert run(store()) == 0x0000
+    assert not [r.getMessage() for r in caplog.records if "File Meta" in r.getMessage()]
+    stored = next(root.rglob(f"{ds.SOPInstanceUID}.dcm")).read_bytes()
+    assert stored[meta_group_length(stored):] == plain

@@ -146,6 +146,8 @@ class StoreSink:
         kept = stray.feed(data)
         if stray.done:
             self._marker = None
+            if not stray.tags:  # decided only now (a first write under 2 bytes): none
+                self.stray = None
         return kept
 
     def reserve(self, most: int) -> memoryview | None:
@@ -170,11 +172,15 @@ class StoreSink:
         say. If not, the sink is refused (Cannot Understand, PS3.4 B.2.3) and what
         it held is dropped."""
         stray = self.stray
-        if stray is not None and not stray.done and self.error is None:
-            # Nothing but group 0002 elements, or cut inside one: no data set.
-            self.error = ("incomplete data set: it ends inside File Meta Information "
-                          f"element {stray.names.rpartition(', ')[2]}" if stray.cut else
-                          "no data set: File Meta Information elements (group 0002) only")
+        if (stray is not None and not stray.done and self.error is None
+                and (stray.tags or stray.cut)):
+            # Nothing but group 0002 elements, or cut inside one: no data set. No
+            # tag yet: a first element's header cut short (of any group).
+            self.error = (
+                "incomplete data set: it ends inside its first element" if not stray.tags
+                else "incomplete data set: it ends inside File Meta Information "
+                f"element {stray.names.rpartition(', ')[2]}" if stray.cut
+                else "no data set: File Meta Information elements (group 0002) only")
             self.status = CANNOT_UNDERSTAND
             self.abort()
             return False
