@@ -185,3 +185,25 @@ def test_a_legacy_profile_warns_once_per_configuration(rsa_pki: DevPKI) -> None:
     assert [str(w.message) for w in caught if "verification is OFF" in str(w.message)] == [
         "TLS server certificate verification is OFF (verify_peer=False): anyone can "
         "impersonate the server"]
+
+
+def test_a_legacy_profile_refused_as_an_error_warning_is_refused_each_time(
+        rsa_pki: DevPKI) -> None:
+    """A program that turns SecurityWarning into an error (-W error::SecurityWarning,
+    a policy against retired profiles) is refused at every context, not only the
+    first: the warning raised was counted as given, and the next try went
+    through silently."""
+    server, client = dev_pki_configs(rsa_pki, profile="aes")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SecurityWarning)
+        for _ in range(2):
+            with pytest.raises(SecurityWarning, match="is retired and weak"):
+                server.server_context_sync()
+            with pytest.raises(SecurityWarning, match="is retired and weak"):
+                client.client_context_sync()
+    unverified = TLSConfig(verify_peer=False, check_hostname=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SecurityWarning)
+        for _ in range(2):
+            with pytest.raises(SecurityWarning, match="verification is OFF"):
+                unverified.client_context_sync()

@@ -464,8 +464,10 @@ class TLSConfig:
         context only: a server's rotation and a client's changed files build it
         again, and the choice has not changed."""
         if message not in self._warned:
-            self._warned.add(message)
+            # Counted once given: one turned into an error (-W error) refused this
+            # context, and must refuse the next one too.
             warnings.warn(message, SecurityWarning, stacklevel=4)
+            self._warned.add(message)
 
     def _load_own_certificate(
         self, ctx: ssl.SSLContext, password: bytes | None, profile: Profile, side: Side
