@@ -11,12 +11,14 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME, StorageSCP
+from dicomnet.storage import index as index_module
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.rows import row_from_file
 from tests.aio.helpers import run
@@ -273,3 +275,49 @@ def test_an_index_overwritten_in_place_while_in_use_keeps_the_new_contents(
         (logging.ERROR, f"4 index row(s) were not written to {path}, overwritten while in "
                         f"use; with the server stopped, 'dicomnet reindex {tmp_path}' restores "
                         "them")], said
+
+
+def test_a_checkpoint_of_another_thread_is_not_taken_for_an_overwrite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """One thread's commit checkpoints (the file's size and time move) and then
+    notes the file's new state; a batch of another thread that looked at the
+    file in between took that checkpoint for another program's write: the index
+    said 'overwritten', truncated its own log (committed rows lost) and wrote no
+    more. A retention job removing rows while the server indexes is such a
+    second thread."""
+    files = tmp_path / "files"
+    rows = []
+    for n in range(1, 5):
+        write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(files, f"{n}.dcm"))
+    state = index_module._file_state
+    committed, checked = threading.Event(), threading.Event()
+    remover: list[threading.Thread] = []
+
+    def noted_late(path: Path) -> tuple[int, int, int, int] | None:
+        if remover and threading.current_thread() is remover[0] and not committed.is_set():
+            committed.set()  # its commit (and checkpoint) done, its state not noted yet
+            checked.wait(2)  # the other batch's look, if nothing holds it back
+        return state(path)
+
+    with StorageIndex(tmp_path / INDEX_NAME) as index, caplog.at_level(logging.WARNING):
+        index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
+        assert index.add_instances(rows[:3]) == 3
+        monkeypatch.setattr(index_module, "_file_state", noted_late)
+        written: list[int] = []
+        remover.append(threading.Thread(
+            target=index.remove_instance, args=(str(make_image(1).SOPInstanceUID),)))
+
+        def add() -> None:
+            written.append(index.add_instances(rows[3:]))
+            checked.set()
+
+        adder = threading.Thread(target=add)
+        remover[0].start()
+        assert committed.wait(10)
+        adder.start()
+        adder.join(10)
+        remover[0].join(10)
+        assert written == [1] and index.count()["instances"] == 3
+    assert not [r.getMessage() for r in caplog.records], caplog.text

@@ -378,9 +378,13 @@ class StorageIndex:
         written; the rows lost are said, and reindex restores them."""
         if self._gone:
             return False
-        state = _file_state(self._path)
-        if self._file is None or state == self._state:
-            return True
+        # Under the lock: a commit of another thread (its checkpoint) notes the
+        # file's new state under it (``_transaction``); looked at in between, that
+        # checkpoint would pass for another program's write.
+        with self._lock:
+            state = _file_state(self._path)
+            if self._file is None or state == self._state:
+                return True
         now = None if state is None else state[:2]
         if now == self._file:
             return self._overwritten()
