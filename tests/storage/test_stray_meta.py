@@ -9,6 +9,7 @@ syntax, and the file was refused ("not sent") or, worse, sent under it."""
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,39 @@ def test_scp_with_pdvs_of_one_byte_logs_no_dropped_meta(
     assert not [r.getMessage() for r in caplog.records if "File Meta" in r.getMessage()]
     stored = next(root.rglob(f"{ds.SOPInstanceUID}.dcm")).read_bytes()
     assert stored[meta_group_length(stored):] == plain
+
+
+
+def _meta_element(number: int, vr: bytes, value: bytes) -> bytes:
+    if len(value) % 2:
+        value += b"\0"
+    if vr == b"OB":
+        return struct.pack("<HH2sHL", 2, number, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 2, number, vr, len(value)) + value
+
+
+def test_a_meta_group_out_of_order_is_read_whole(tmp_path: Path) -> None:
+    # A careless writer's meta group, its elements not ascending (Transfer Syntax
+    # UID last): one group all the same, as pydicom reads it. Ended at the first
+    # tag not above its predecessor, the file was refused ("File Meta Information
+    # lacks TransferSyntaxUID"); a tag seen twice ends it.
+    ds = make_image(3)
+    plain = data_set_bytes(ds, ExplicitVRLittleEndian)
+    body = b"".join([
+        _meta_element(0x0001, b"OB", b"\0\1"),
+        _meta_element(0x0002, b"UI", str(ds.SOPClassUID).encode()),
+        _meta_element(0x0003, b"UI", str(ds.SOPInstanceUID).encode()),
+        _meta_element(0x0013, b"SH", b"WRITER"),
+        _meta_element(0x0012, b"UI", b"1.2.3.4"),
+        _meta_element(0x0010, b"UI", ExplicitVRLittleEndian.encode()),
+    ])
+    meta = _meta_element(0x0000, b"UL", struct.pack("<L", len(body))) + body
+    path = tmp_path / "shuffled.dcm"
+    for stray in (b"", meta_elements(ds, ExplicitVRLittleEndian)):
+        path.write_bytes(bytes(128) + b"DICM" + meta + stray + plain)
+        info = read_part10(path)
+        assert info.transfer_syntax_uid == ExplicitVRLittleEndian
+        assert info.stray_meta == (() if not stray else (
+            0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020013))
+        assert path.read_bytes()[info.dataset_offset:] == plain
+        assert info.meta.TransferSyntaxUID == ExplicitVRLittleEndian

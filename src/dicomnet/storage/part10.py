@@ -207,15 +207,15 @@ def _not_group_0002(tag: Any, vr: str | None, length: int) -> bool:
 
 
 def _meta_ended() -> Callable[[Any, str | None, int], bool]:
-    """A ``stop_when`` for the meta group: another group, or a tag not above the
-    previous one (a second group 0002 at the start of the data set)."""
-    last = [-1]
+    """A ``stop_when`` for the meta group: another group, or a tag already read (a
+    second group 0002 at the start of the data set; see ``meta_group_end``)."""
+    seen: set[int] = set()
 
     def stop(tag: Any, vr: str | None, length: int) -> bool:
         value = int(tag)
-        if value >> 16 != 0x0002 or value <= last[0]:
+        if value >> 16 != 0x0002 or value in seen:
             return True
-        last[0] = value
+        seen.add(value)
         return False
 
     return stop

@@ -129,14 +129,16 @@ class StrayMeta:
 
 def meta_group_end(data: bytes | bytearray | memoryview, offset: int) -> int | None:
     """Where the File Meta Information that starts at ``offset`` ends: before its
-    first element of another group, or whose tag is not above its predecessor's
-    (PS3.5 7.1: ascending tags, each once), where a second group 0002 starts.
-    None when an element runs past ``data`` or has an undefined length."""
+    first element of another group, or whose tag it already holds (PS3.5 7.1:
+    each tag once), where a second group 0002 starts. Not at a tag below its
+    predecessor's: a careless writer's group, out of order, is still one (as
+    pydicom and DCMTK read it). None when an element runs past ``data`` or has
+    an undefined length."""
     view = memoryview(data)
-    end, last = len(view), -1
+    end, seen = len(view), set()
     while offset + 8 <= end:
         group, element, vr, length = _EXPLICIT_LE.unpack_from(view, offset)
-        if group != 0x0002 or element <= last:
+        if group != 0x0002 or element in seen:
             return offset
         start = offset + 8
         if vr in LONG_VRS:
@@ -146,5 +148,6 @@ def meta_group_end(data: bytes | bytearray | memoryview, offset: int) -> int | N
             start += 4
         if length == _UNDEFINED or start + length > end:
             return None
-        offset, last = start + length, element
+        offset = start + length
+        seen.add(element)
     return offset if offset == end else None
