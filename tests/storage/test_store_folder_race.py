@@ -4,6 +4,7 @@ the store checked its folder (StorageSCP._follow_root) and before the name."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -87,3 +88,27 @@ def test_a_spilled_object_whose_temporary_file_went_is_a_processing_failure(
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("C-STORE")]
     assert len(said) == 1 and "refused, status 0x0110: cannot store: its temporary file is " \
         "gone (No such file or directory)" in said[0], said
+
+
+def test_a_read_error_of_a_spilled_object_is_not_called_a_gone_file(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any other OSError reading the spilled file (EIO, EMFILE) is the store's failure
+    too (0x0110), but said as it is: the file is there."""
+    import errno
+
+    from dicomnet.services import storage
+    from dicomnet.storage.header import read_header
+
+    def failing(data: object, path: str | None, syntax: str) -> object:
+        if path is not None:
+            raise OSError(errno.EIO, os.strerror(errno.EIO), path)
+        return read_header(data, path, syntax)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage, "read_header", failing)
+    root = tmp_path / "store"
+    statuses = _scenario(root, StorageSCP(root), [False], _objects(3, large=True), caplog)
+    assert statuses == [0x0110] * 3
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("C-STORE")]
+    assert said and all("refused, status 0x0110: cannot store: its temporary file cannot "
+                        "be read (Input/output error)" in s for s in said), said

@@ -368,9 +368,11 @@ class StorageSCP:
                                  None if writer is None else str(writer.temp_path),
                                  transfer_syntax)
         except OSError as exc:
-            # The spilled file gone (the store's folder removed under it): the
-            # store failed, not the data set (C000 would tell the sender not to retry).
-            raise refuse(PROCESSING_FAILURE, "cannot store: its temporary file is gone "
+            # The spilled file gone (the store's folder removed under it), or not
+            # readable (EIO, EMFILE): the store failed, not the data set (C000 would
+            # tell the sender not to send it again).
+            what = "is gone" if isinstance(exc, FileNotFoundError) else "cannot be read"
+            raise refuse(PROCESSING_FAILURE, f"cannot store: its temporary file {what} "
                          f"({exc.strerror or exc})") from exc
         except Exception as exc:
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
