@@ -604,8 +604,10 @@ class Server:
             from ..services.workers import handlers_running  # the handlers' layer, above
 
             if running := handlers_running():
-                log.warning("server closed with %d handler(s) still running in worker "
-                            "threads: not waited for, their answers dropped", running)
+                # The pool is the process's: its count is every server's.
+                log.warning("server closed while %d plain handler(s) of this process still "
+                            "run in worker threads (this server's or another's): not waited "
+                            "for, answers to this server's peers dropped", running)
         self._closed.set()
 
     async def wait_closed(self) -> None:
