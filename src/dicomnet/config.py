@@ -40,9 +40,10 @@ class Timeouts:
     drips one byte a second cannot hold a connection slot forever."""
     operation: float | None = 300.0
     """Server: how long one request may be performed (its handler, such as
-    ``on_c_store`` or ``on_c_echo``, and the store before it) until its answer
-    is ready. Past it the association is aborted (A-ABORT, PS3.8 7.3), an async
-    handler cancelled and a plain one's late result dropped: a hung handler
+    ``on_c_store`` or ``on_c_echo``, and the store before it; with no handler,
+    the store alone: its write, fsync and name) until its answer is ready.
+    Past it the association is aborted (A-ABORT, PS3.8 7.3), an async handler
+    cancelled and a plain one's late result dropped: a hung handler or disk
     cannot hold the association and its slot for ever, not even while the
     server has paused reading for it (the peer's idle and PDU deadlines wait
     then). While an answer is owed the idle deadline gives way to this one; with

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
@@ -240,3 +241,80 @@ def test_while_an_answer_is_owed_the_idle_deadline_gives_way_to_the_operation_ti
     assert _ended(events).reason == f"a C-ECHO-RQ {SLOW_SIDE}"
     assert log_lines(aio_log, contains="idle timeout") == [], aio_log.text
 
+
+
+def test_a_hung_store_round_on_the_fast_path_is_cut_while_reading_is_paused(
+        tmp_path: Path, aio_log: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No handler (``dicomnet serve``): a small object goes to the store thread
+    without a task (``StorageSCP.start``), and that thread's round hangs (an
+    fsync that never returns, simulated): a second, large C-STORE fills the
+    inbox (the window of one is taken, reading pauses). The association is
+    aborted at the operation timeout, naming the store as the slow side, its
+    slot freed; the second data set's temporary file is removed. The round,
+    let go after the abort, names its file (durable, may stay) and answers
+    nothing; no temporary file is left."""
+    source = write_part10(tmp_path / "in.dcm", make_image(1), ExplicitVRLittleEndian)
+    info = read_part10(source)
+    data = source.read_bytes()[info.dataset_offset:]
+    root = tmp_path / "out"
+    entered, go_on, finished = threading.Event(), threading.Event(), threading.Event()
+    events: list[ConnectionEvent] = []
+    finish_round, start = StorageSCP._finish_round, StorageSCP.start
+    started: list[bool] = []
+
+    def hung_round(self: StorageSCP, round_: object) -> object:
+        entered.set()
+        go_on.wait(60)
+        try:
+            return finish_round(self, round_)  # type: ignore[arg-type]
+        finally:
+            finished.set()
+
+    def recorded_start(self: StorageSCP, *args: Any) -> bool:
+        started.append(start(self, *args))
+        return started[-1]
+
+    monkeypatch.setattr(StorageSCP, "_finish_round", hung_round)
+    monkeypatch.setattr(StorageSCP, "start", recorded_start)
+
+    async def main() -> tuple[bytes, bytes]:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp],
+                                      timeouts=Timeouts(operation=PAUSED_TIMEOUT),
+                                      on_connection_event=events.append) as server:
+                assoc = await RawAssociation.open(
+                    server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))])
+                try:
+                    context = assoc.context_id(SECONDARY_CAPTURE)
+                    await assoc.send_store(context, store_command(
+                        info.sop_class_uid.encode(), info.sop_instance_uid.encode()), data)
+                    assert await asyncio.to_thread(entered.wait, 20)
+                    assert started == [True]  # the fast path: no task, no handle()
+                    assoc.writer.write(_flood(context, 2))
+                    received = await read_until_eof(assoc.reader, 15.0)
+                    await wait_until(
+                        lambda: server.active_associations == 0 and not server._tasks,
+                        "the association's slot to be freed")
+                    go_on.set()
+                    assert await asyncio.to_thread(finished.wait, 20)
+                    # The round's answer, dropped, comes on the loop after it.
+                    await asyncio.sleep(0.05)
+                    return received, await assoc.reader.read()
+                finally:
+                    go_on.set()
+                    await assoc.close()
+        finally:
+            scp.close()
+
+    received, after = run(main())
+    assert (received, after) == (A_ABORT, b"")
+    slow = (f"was not answered within {PAUSED_TIMEOUT}s: its store has not finished "
+            "(writing it to disk), the slow side is this one (operation timeout)")
+    assert log_lines(aio_log, contains=f"aborting: a C-STORE-RQ {slow}"), aio_log.text
+    assert _ended(events).reason == f"a C-STORE-RQ {slow}"
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("index"))
+    (stored,) = files  # the hung round's object, named once let go; no temporary file
+    assert stored.suffix == ".dcm"
+    assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data

@@ -3,7 +3,7 @@
 read, a server's operation timeout), as one ``loop.call_at`` handle re-armed as
 they move, never a polling loop. A base of ``aio.association.Association``,
 which feeds it: reads move ``_last_rx`` and ``_pdu_started``, writes
-``_last_tx``, a server's operations ``_oldest_operation``; a deadline that
+``_last_tx``, a server's operations ``_oldest_started``; a deadline that
 passes aborts the association (A-ABORT, PS3.8 7.3), or ends it (ARTIM).
 """
 
@@ -132,21 +132,28 @@ class Deadlines:
         the idle timeout's five)."""
         if not self.ul.is_established or self.timeouts.idle is None or (
                 self.timeouts.operation is not None
-                and self._oldest_operation() is not None):
+                and self._oldest_started() is not None):
             return None
         return max(self._last_rx, self._last_tx) + self.timeouts.idle
 
     def _operation_deadline(self) -> float | None:
         """When the oldest operation being performed must have its answer ready
         (``Timeouts.operation``), or None."""
-        oldest = self._oldest_operation()
+        oldest = self._oldest_started()
         if oldest is None or self.timeouts.operation is None:
             return None
-        return oldest[0] + self.timeouts.operation
+        return oldest + self.timeouts.operation
 
-    def _oldest_operation(self) -> tuple[float, str] | None:
-        """When the oldest operation still being performed started, and what it is
-        ("C-STORE"): a server's (``ServerAssociation``); None here."""
+    def _oldest_started(self) -> float | None:
+        """When the oldest operation still being performed started (the loop's
+        clock): a server's (``ServerAssociation``); None here. Cheap: every
+        re-arm asks."""
+        return None
+
+    def _oldest_operation(self) -> tuple[float, str, str] | None:
+        """When the oldest operation still being performed started, what it is
+        ("C-STORE-RQ") and what its answer waits for ("its handler has not
+        returned"), for the abort's words: a server's; None here."""
         return None
 
     def _idle_reason(self) -> str:
@@ -186,8 +193,8 @@ class Deadlines:
             oldest = self._oldest_operation()
             assert oldest is not None
             self._local_abort(
-                f"a {oldest[1]} was not answered within {self.timeouts.operation}s: its "
-                "handler has not returned, the slow side is this one (operation timeout)")
+                f"a {oldest[1]} was not answered within {self.timeouts.operation}s: "
+                f"{oldest[2]}, the slow side is this one (operation timeout)")
             grace = CLOSE_GRACE  # the peer reads: its A-ABORT goes out first
         elif reading and self._pdu_started is not None and self.timeouts.pdu is not None and (
             now >= self._pdu_started + self.timeouts.pdu

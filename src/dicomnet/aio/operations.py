@@ -21,11 +21,12 @@ class OperationsWindow:
     asynchronous operations window the SCP granted): a semaphore that can also
     be taken without waiting (:meth:`try_take`), from a read callback."""
 
-    __slots__ = ("_free", "_waiters")
+    __slots__ = ("_failure", "_free", "_waiters")
 
     def __init__(self, size: int) -> None:
         self._free = size
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._failure: BaseException | None = None
 
     def try_take(self) -> bool:
         """Take a slot if one is free and nobody waits for one; True if taken."""
@@ -35,7 +36,10 @@ class OperationsWindow:
         return False
 
     async def take(self) -> None:
-        """Take a slot, waiting (first come, first served) for one to be released."""
+        """Take a slot, waiting (first come, first served) for one to be released.
+        Raises the association's failure once it has ended (:meth:`fail`)."""
+        if self._failure is not None:
+            raise self._failure
         if self.try_take():
             return
         waiter = asyncio.get_running_loop().create_future()
@@ -43,12 +47,22 @@ class OperationsWindow:
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.release()  # handed a slot just as it was cancelled: pass it on
             else:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             raise
+
+    def fail(self, failure: BaseException) -> None:
+        """The association ended: those waiting for a slot, and those who ask for one
+        from now on (:meth:`take`), get ``failure`` instead; the operations holding
+        the slots may never end (a hung store round)."""
+        self._failure = failure
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(failure)
 
     def release(self) -> None:
         """Give a slot back: to the first waiter, if any."""

@@ -510,7 +510,8 @@ class Server:
                     raise
                 if taken:
                     assoc.unclaimed_sinks.discard(sink)
-                    assoc.answering += 1  # its answer comes later, never from start itself
+                    # Its answer comes later, never from start itself.
+                    assoc.owe_answer(message, asyncio.get_running_loop().time())
                     continue
                 assoc.operations.release()
             if assoc.async_window <= 1:

@@ -8,6 +8,7 @@ performed at once, 9.1.1.1.1 for their Message IDs)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -99,9 +100,16 @@ class ServerAssociation(Association):
         #: The operation performed before the next request is read (perform_inline).
         self._inline: asyncio.Task[None] | None = None
         #: Operations in their provider's ``handle``, oldest first: when each
-        #: started and what it is (``Timeouts.operation``), by a number of its own.
-        self._performing: dict[int, tuple[float, str]] = {}
+        #: started, what it is and what its answer waits for (``Timeouts.operation``),
+        #: by a number of its own.
+        self._performing: dict[int, tuple[float, str, str]] = {}
         self._performed = 0
+        #: Operations started without a task (``answering``), oldest first: when
+        #: each was taken, and its request. The operation timeout bounds them too,
+        #: lazily: the timer is armed when the first one is taken, only if not due
+        #: earlier already, and re-checks the oldest when it fires (no re-arm per
+        #: object; see owe_answer).
+        self._owed: collections.deque[tuple[float, DimseMessage]] = collections.deque()
 
     def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
         """Messages completed while the association's task waits for events (its
@@ -153,13 +161,48 @@ class ServerAssociation(Association):
             self.unclaimed_sinks.discard(sink)
             self.messages += 1
             self.objects += isinstance(message, CStoreRQ)
-            self.answering += 1  # its answer comes later, never from start itself
+            # Taken in the read that completed it: _last_rx is now, no clock read.
+            self.owe_answer(message, self._last_rx)
         return [], None
 
     def _may_coalesce(self) -> bool:
         # Another operation may answer in this round of the loop; a lone one (a
         # synchronous peer: no window, or one request in flight) answers at once.
         return len(self.running) + self.answering > 1
+
+    def owe_answer(self, request: DimseMessage, since: float) -> None:
+        """``request`` was taken by its provider's ``start`` at ``since`` (the loop's
+        clock): its answer comes later, through ``answer_for``'s callable, and
+        ``Timeouts.operation`` bounds the wait, as it does a handler's (a store
+        round that never ends, a hung fsync, must not hold the association and
+        its slot for ever while reading is paused). O(1) per request: an append,
+        and for the first one owed only, a look at the armed timer."""
+        self.answering += 1
+        owed = self._owed
+        owed.append((since, request))
+        operation = self.timeouts.operation
+        if len(owed) == 1 and operation is not None and (
+                self._timer_at is None or self._timer_at > since + operation):
+            self._rearm()
+
+    def _answered(self, request: DimseMessage) -> None:
+        """``request``, taken by ``start``, has its answer: it leaves ``_owed``."""
+        owed = self._owed
+        if owed and owed[0][1] is request:
+            owed.popleft()  # answers come in order (the store thread's): O(1)
+        else:
+            for index, (_, taken) in enumerate(owed):
+                if taken is request:
+                    del owed[index]
+                    break
+        if owed or self.failure is not None:
+            # The timer, armed at the oldest's deadline or before, re-checks when it
+            # fires: a later oldest needs no re-arm now.
+            return
+        idle = self.timeouts.idle
+        if idle is not None and (self._timer_at is None
+                                 or self._timer_at > self._last_rx + idle):
+            self._rearm()  # the idle deadline, which gave way, may be due earlier
 
     def answer_for(self, context_id: int, request: DimseMessage) -> Answer:
         """The ``answer`` given to ``ServiceProvider.start`` for ``request`` (its
@@ -173,6 +216,7 @@ class ServerAssociation(Association):
         (another message is being sent, or the peer is not reading) is sent by a
         task instead."""
         self.answering -= 1
+        self._answered(request)
         self.message_ids.release(request)
         try:
             if isinstance(response, BaseException):
@@ -229,8 +273,8 @@ class ServerAssociation(Association):
         timeout runs for it (``Timeouts.operation``) until ``operation_ended``
         with the number returned."""
         self._performed += 1
-        self._performing[self._performed] = (self._loop.time(),
-                                             f"{operation_name(request)}-RQ")
+        self._performing[self._performed] = (
+            self._loop.time(), f"{operation_name(request)}-RQ", "its handler has not returned")
         self._rearm()
         return self._performed
 
@@ -239,13 +283,30 @@ class ServerAssociation(Association):
         del self._performing[number]
         self._rearm()  # the idle deadline may apply again, earlier
 
-    def _oldest_operation(self) -> tuple[float, str] | None:
-        for oldest in self._performing.values():
-            return oldest
-        return None
+    def _oldest_started(self) -> float | None:
+        performing = next(iter(self._performing.values()), None)
+        if self._owed:
+            since = self._owed[0][0]
+            return since if performing is None or since < performing[0] else performing[0]
+        return None if performing is None else performing[0]
+
+    def _oldest_operation(self) -> tuple[float, str, str] | None:
+        performing = next(iter(self._performing.values()), None)
+        if self._owed:
+            since, request = self._owed[0]
+            if performing is None or since < performing[0]:
+                # No handler: the provider's own work (the store thread's round).
+                return (since, f"{operation_name(request)}-RQ",
+                        "its store has not finished (writing it to disk)"
+                        if isinstance(request, CStoreRQ) else "its provider has not answered")
+        return performing
 
     def _fail(self, error: AssociationAborted) -> None:
         super()._fail(error)
+        assert self.failure is not None
+        # A request waiting for a slot is not performed: its wait ends now, not
+        # when an operation that may never end (a hung store round) frees one.
+        self.operations.fail(self.failure)
         me = asyncio.current_task()
         # Nobody will read their answers: the operations stop now, not when a slow
         # handler returns (the association's task may wait for one's window slot).
