@@ -17,9 +17,19 @@ from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
 from dicomnet.dimse.status import Status
 from dicomnet.errors import AssociationAborted, DicomNetError, DimseTimeout, LocalProtocolError
+from dicomnet.ul.negotiation import ContextRequest
 from dicomnet.ul.pdu import AAbort, ReleaseRQ, encode_pdata
 from tests.aio.helpers import LOOPBACK, other_tasks, run, wait_until
-from tests.aio.rawscp import PEER_TASK, VERIFICATION, RawPeer, Request, raw_scp, response_pdu
+from tests.aio.rawscp import (
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    PEER_TASK,
+    VERIFICATION,
+    RawPeer,
+    Request,
+    raw_scp,
+    response_pdu,
+)
 
 PENDING, SUCCESS = 0xFF00, 0x0000
 
@@ -528,3 +538,36 @@ def test_a_peer_that_closes_instead_of_answering_the_release_costs_no_result(
     assert any(r.getMessage().endswith(
         ": no A-RELEASE-RP, association aborted - the transport connection closed")
         for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize("offset", [2, 4], ids=["other-accepted-context", "unknown-context"])
+def test_a_response_on_another_presentation_context_than_its_request_aborts(
+        offset: int) -> None:
+    """A response travels on its request's presentation context (PS3.8 7.1.1.13,
+    E.1; PS3.7 9.1: it answers that request, of that context's SOP Class, its
+    data set in that context's transfer syntax): a C-ECHO-RSP on another one,
+    accepted (Verification in the other transfer syntax) or not, is invalid
+    data from the peer, not the answer (A-ABORT, PS3.8 9.2 AA-8)."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(response_pdu(request.context_id + offset, CEchoRSP(
+            message_id_being_responded_to=request.message.message_id,  # type: ignore[union-attr]
+            status=SUCCESS, affected_sop_class_uid=VERIFICATION)))
+
+    async def main() -> tuple[str, str, dict[int, str]]:
+        async with raw_scp(answer) as (port, peers):
+            try:
+                async with associate(LOOPBACK, port, contexts=[
+                        ContextRequest(VERIFICATION, (EXPLICIT_LE,)),
+                        ContextRequest(VERIFICATION, (IMPLICIT_LE,))]) as assoc:
+                    contexts = {c.context_id: c.transfer_syntax for c in assoc.contexts.values()}
+                    outcome = f"taken: status {int(await assoc.echo()):04X}"
+            except AssociationAborted as exc:
+                outcome = str(exc)
+            return outcome, await _ended(peers), contexts
+
+    message, ending, contexts = run(main())
+    assert sorted(contexts) == [1, 3]  # Verification twice: Explicit, then Implicit VR LE
+    assert ending == "abort"
+    assert "invalid DIMSE data from peer" in message
+    assert (f"CEchoRSP to message 1 came on presentation context {1 + offset}, its request "
+            "went on 1 (PS3.7 9.1, PS3.8 E.1)") in message, message

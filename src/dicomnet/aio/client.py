@@ -86,9 +86,11 @@ class _Replies:
     A future per wait and one ``call_later`` for the DIMSE timeout: lighter than
     ``asyncio.wait_for`` on a queue, which makes a task per response."""
 
-    __slots__ = ("items", "waiter")
+    __slots__ = ("context_id", "items", "waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, context_id: int) -> None:
+        #: The presentation context the request went on, and its responses come on.
+        self.context_id = context_id
         self.items: deque[Reply | BaseException] = deque()
         self.waiter: asyncio.Future[None] | None = None
 
@@ -116,12 +118,14 @@ class _OneReply:
     """The single response a request started by ``send_request`` awaits, handed to
     its callback when it comes (or the error that ends the wait), once."""
 
-    __slots__ = ("assoc", "callback", "message_id", "timer")
+    __slots__ = ("assoc", "callback", "context_id", "message_id", "timer")
 
-    def __init__(self, assoc: ClientAssociation, message_id: int,
+    def __init__(self, assoc: ClientAssociation, message_id: int, context_id: int,
                  callback: Callable[[Reply | BaseException], None]) -> None:
         self.assoc = assoc
         self.message_id = message_id
+        #: The presentation context the request went on, and its response comes on.
+        self.context_id = context_id
         self.callback: Callable[[Reply | BaseException], None] | None = callback
         self.timer: asyncio.TimerHandle | None = None
 
@@ -215,7 +219,7 @@ class ClientAssociation(Association):
             window = self._invoked = asyncio.Semaphore(max(1, self.async_window))
         # Concurrent callers beyond the window wait here, before anything is sent.
         await window.acquire()
-        queue = _Replies()
+        queue = _Replies(context_id)
         self._replies[message_id] = queue
         self._unsent.add(message_id)
         try:
@@ -257,7 +261,7 @@ class ClientAssociation(Association):
         message_id = message.message_id  # type: ignore[union-attr]
         if message_id in self._replies:
             raise LocalProtocolError(f"message ID {message_id} is already outstanding")
-        reply = _OneReply(self, message_id, on_reply)
+        reply = _OneReply(self, message_id, context_id, on_reply)
         self._replies[message_id] = reply
         self._unsent.add(message_id)
         try:
@@ -446,7 +450,7 @@ class ClientAssociation(Association):
             done = self.route(item)
             if done is None:
                 continue
-            _, message, sink = done
+            context_id, message, sink = done
             responded = getattr(message, "message_id_being_responded_to", None)
             if responded in self._unsent:
                 # PS3.7 9.1: a response answers the whole request, which the peer
@@ -460,6 +464,15 @@ class ClientAssociation(Association):
             if queue is None:
                 log.warning("%s: unsolicited %s ignored", self._name(), type(message).__name__)
                 continue
+            if context_id != queue.context_id:
+                # A response answers its request on that request's presentation
+                # context (PS3.7 9.1; PS3.8 E.1: one context per message): that
+                # context's SOP Class, its data set in that context's transfer
+                # syntax. One on another context answers nothing of ours.
+                raise RemoteProtocolError(
+                    f"{type(message).__name__} to message {responded} came on presentation "
+                    f"context {context_id}, its request went on {queue.context_id} "
+                    "(PS3.7 9.1, PS3.8 E.1)")
             queue.put((message, data))
 
     # -- release -------------------------------------------------------------------
