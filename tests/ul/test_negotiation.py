@@ -140,6 +140,34 @@ def test_accepted_contexts_and_roles_seen_by_both_sides() -> None:
     assert (got[5].requestor_is_scu, got[5].requestor_is_scp) == (True, False)
 
 
+def test_a_role_the_ac_grants_that_was_not_proposed_is_ignored() -> None:
+    """PS3.7 D.3.3.4: the acceptor may only accept (1) or turn down (0) a proposed
+    role, and the requestor ignores a 1 for a role it did not propose (sent 0):
+    CT proposed as SCU only and MR as SCP only, an acceptor answering 1 for
+    both roles of both leaves CT's requestor SCU only and MR's SCP only. What
+    was proposed and granted stands; a role turned down stays down."""
+    rq = build_associate_rq(
+        calling_ae_title="SCU", called_ae_title="SCP",
+        contexts=[ContextRequest(CT, (EXPLICIT,), scu_role=True, scp_role=False),
+                  ContextRequest(MR, (EXPLICIT,), scu_role=False, scp_role=True),
+                  ContextRequest(VERIFICATION, (IMPLICIT,), scu_role=True, scp_role=True)],
+    )
+    assert rq.user_information.role_selections == (
+        RoleSelectionSubItem(CT, True, False), RoleSelectionSubItem(MR, False, True),
+        RoleSelectionSubItem(VERIFICATION, True, True))
+    ac = negotiate(rq, AcceptorPolicy(contexts={CT: None, MR: None, VERIFICATION: None},
+                                      roles={VERIFICATION: (True, False)}))
+    others = tuple(s for s in ac.user_information.sub_items
+                   if not isinstance(s, RoleSelectionSubItem))
+    hostile = replace(ac, user_information=replace(ac.user_information, sub_items=(
+        *others, RoleSelectionSubItem(CT, True, True), RoleSelectionSubItem(MR, True, True),
+        RoleSelectionSubItem(VERIFICATION, True, False))))
+    got = accepted_contexts(rq, hostile)
+    roles = {got[cid].abstract_syntax: (got[cid].requestor_is_scu, got[cid].requestor_is_scp)
+             for cid in got}
+    assert roles == {CT: (True, False), MR: (False, True), VERIFICATION: (True, False)}
+
+
 def test_refused_abstract_syntaxes_with_the_most_telling_reason() -> None:
     """MR refused outright (3), CT taken in none of the syntaxes of one context (4)
     and not at all in the other (3: the 4 tells more), Verification accepted."""

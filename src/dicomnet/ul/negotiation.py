@@ -344,11 +344,13 @@ def accepted_contexts(rq: AssociateRQ, ac: AssociateAC) -> dict[int, AcceptedCon
 
     An AC context whose ID the RQ did not propose is ignored (PS3.8 7.1.1.14
     says the acceptor answers only proposed IDs; ``ULConnection`` aborts an
-    association on such an AC before it gets here).
+    association on such an AC before it gets here). A role the AC grants
+    (1) that the RQ did not propose (0) is ignored, as PS3.7 D.3.3.4 has the
+    requestor do: the acceptor may only accept or turn down a proposed role.
     """
     proposed = {pc.context_id: pc for pc in rq.presentation_contexts}
     roles = {r.sop_class_uid: r for r in ac.user_information.role_selections}
-    asked_roles = {r.sop_class_uid for r in rq.user_information.role_selections}
+    asked_roles = {r.sop_class_uid: r for r in rq.user_information.role_selections}
     result: dict[int, AcceptedContext] = {}
     for pc in ac.presentation_contexts:
         if pc.result != ACCEPTANCE or pc.transfer_syntax is None:
@@ -357,8 +359,10 @@ def accepted_contexts(rq: AssociateRQ, ac: AssociateAC) -> dict[int, AcceptedCon
         if req is None:
             continue
         role = roles.get(req.abstract_syntax)
-        if role is not None and req.abstract_syntax in asked_roles:
-            scu, scp = role.scu_role, role.scp_role
+        asked = asked_roles.get(req.abstract_syntax)
+        if role is not None and asked is not None:
+            scu = role.scu_role and asked.scu_role
+            scp = role.scp_role and asked.scp_role
         else:
             scu, scp = True, False
         result[pc.context_id] = AcceptedContext(
