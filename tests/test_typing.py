@@ -47,6 +47,8 @@ results = blocking.store("127.0.0.1", 104, [Path("a.dcm")], on_progress=heard, r
 print(results[0].error)
 with blocking.associate("127.0.0.1", 104, calling_ae_title="ME") as assoc:
     print(assoc.echo())
+if status == 0 or blocking.echo("127.0.0.1", 104) != status:  # Status == int: no comparison-overlap
+    print(status)
 blocking.echo("127.0.0.1", 104, called_ae="PACS")  # E: call-arg
 blocking.store("127.0.0.1", 104, ["a.dcm"], retry=2)  # E: call-arg
 blocking.associate("127.0.0.1", 104, calling_ae_title=b"ME")  # E: arg-type

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dicomnet.dimse.status import Category, Service, Status, category_of
+from dicomnet.dimse.status import SUCCESS, Category, Service, Status, category_of
 from dicomnet.errors import StatusError
 
 
@@ -82,6 +82,20 @@ def test_predicates() -> None:
     assert Status(0xC000).is_failure and not Status(0xC000).is_success
     assert int(Status(0xA700)) == 0xA700
     assert str(Status(0xA801, "move")) == "0xA801 (failure: Refused: move destination unknown)"
+
+
+def test_a_status_equals_its_code() -> None:
+    """``await assoc.store(ds) == 0`` was False for a Success (a dataclass equals only
+    its own class), and so was ``status == SUCCESS``, the constant beside it: a
+    script that checked its result that way saw every object fail."""
+    assert Status(0) == 0 and Status(0) == SUCCESS and 0 == Status(0)  # noqa: SIM300 (int first)
+    assert Status(0xA700, "storage") == 0xA700 and Status(0xA700, "storage") != 0
+    assert Status(0xA700, "storage") == Status(0xA700, "find") == Status(0xA700)
+    assert Status(0xB000) != Status(0xB006) and Status(1) != True  # noqa: E712
+    assert Status(0) != "0" and Status(0) != 0.5
+    table: dict[object, str] = {Status(0xC000): "x"}
+    assert table[0xC000] == "x" and 0x0110 in {Status(0x0110, "storage")}
+    assert hash(Status(0xA700, "storage")) == hash(Status(0xA700)) == hash(0xA700)
 
 
 @pytest.mark.parametrize("code", [0x0000, 0x0001, 0xB000, 0xFE00, 0xFF00, 0xFF01])

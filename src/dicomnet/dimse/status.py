@@ -140,12 +140,15 @@ def category_of(code: int) -> Category:
     return "failure"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Status:
     """The Status (0000,0900) of a DIMSE response, as a value (PS3.7 Annex C).
 
     ``service`` picks the service-specific table used by :attr:`description`;
     it does not change :attr:`category`, which Annex C fixes for every service.
+    A status equals its code: ``status == 0``, ``status == SUCCESS`` and
+    ``Status(0xA700, "storage") == Status(0xA700)`` hold (the code is what went
+    on the wire; the service only words it).
     """
 
     code: int
@@ -157,6 +160,16 @@ class Status:
 
     def __int__(self) -> int:
         return self.code
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Status):
+            return self.code == other.code
+        if isinstance(other, int) and not isinstance(other, bool):
+            return self.code == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.code)  # as the int it equals
 
     def __str__(self) -> str:
         return f"0x{self.code:04X} ({self.category}: {self.description})"
