@@ -4,13 +4,17 @@ command, does not import what that command does not use."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 import dicomnet
 
@@ -128,3 +132,27 @@ def test_no_public_constructor_or_function_takes_private_or_untyped_arguments() 
                     param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 leaks.append(f"{name}: {param}")
     assert leaks == []
+
+
+def test_every_error_of_the_library_is_in_the_tree_of_dicomnet_errors(tmp_path: Path) -> None:
+    """StorageError (a store's folder in use by another server, or that cannot be
+    made: what ``StorageSCP(root)`` raises) lived in dicomnet.storage.files, out of
+    the one exception tree: neither dicomnet.errors nor dicomnet exported it, and
+    the tree drawn in errors.__doc__ did not name it."""
+    import dicomnet.errors
+    from dicomnet import StorageSCP
+
+    tree = dicomnet.errors.__doc__ or ""
+    for name in dicomnet.errors.__all__:
+        assert re.search(rf"[─ ]{name}\b", tree), name
+        assert getattr(dicomnet, name) is getattr(dicomnet.errors, name), name
+    first = StorageSCP(tmp_path / "store")
+    try:
+        with pytest.raises(dicomnet.errors.StorageError, match="one server per folder"):
+            StorageSCP(tmp_path / "store")
+    finally:
+        first.close()
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(dicomnet.StorageError, match="cannot make the store's folder") as caught:
+        StorageSCP(tmp_path / "file" / "store")
+    assert caught.value.errno == errno.ENOTDIR

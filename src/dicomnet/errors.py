@@ -21,15 +21,21 @@ Users only ever see these types: backend exceptions (``ssl.SSLError``,
     ├── DimseError
     │   ├── DimseTimeout            no DIMSE response in time
     │   └── StatusError             raised by ``raise_for_status()`` on a failure status
+    ├── StorageError                a store's folder, file or index on disk: cannot be
+    │                               made, read or written, in use by another server
     └── ConfigurationError          bad settings (also a ValueError)
 """
 
 from __future__ import annotations
 
 import builtins
+import errno
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .services.store_scu import StoreResult
 
 __all__ = [
@@ -46,6 +52,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "StatusError",
+    "StorageError",
     "TLSError",
     "TimeoutError",
     "TransportError",
@@ -213,3 +220,53 @@ class StatusError(DimseError):
 
 class ConfigurationError(DicomNetError, ValueError):
     """A setting is invalid or inconsistent."""
+
+
+#: errno values that mean "no room": the peer may retry later or elsewhere.
+_OUT_OF_RESOURCES = frozenset(
+    code
+    for code in (
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EFBIG,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+    )
+    if code is not None
+)
+
+
+class StorageError(DicomNetError):
+    """Storing or reading an object on disk failed.
+
+    ``errno`` is the OS error number when the cause was an ``OSError`` (else
+    ``None``); ``out_of_resources`` is true for a full disk, an exceeded
+    quota, or exhausted descriptors/memory, which a C-STORE SCP answers with
+    0xA700 "Refused: Out of Resources" (PS3.4 B.2.3).
+    """
+
+    def __init__(self, message: str, *, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @property
+    def out_of_resources(self) -> bool:
+        """True when the cause was a lack of space, quota or descriptors."""
+        return self.errno in _OUT_OF_RESOURCES
+
+    @property
+    def reason(self) -> str:
+        """The cause without local paths, fit to tell a peer (e.g. "No space left on
+        device"); the message itself names files and folders, for the server's log."""
+        if self.errno is not None:
+            return os.strerror(self.errno)
+        return "the object could not be stored"
+
+    @classmethod
+    def from_os_error(cls, action: str, path: Path, exc: OSError) -> StorageError:
+        """Translate ``exc``; the message names what we were doing and where."""
+        reason = exc.strerror or str(exc)
+        err = cls(f"{action} {path}: {reason}", errno=exc.errno)
+        err.__cause__ = exc
+        return err

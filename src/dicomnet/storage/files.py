@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
 
-from dicomnet.errors import DicomNetError
+from dicomnet.errors import StorageError
 from dicomnet.storage.direct import AlignedBuffer, DirectBatch, DirectSpool
 from dicomnet.storage.names import join_under, safe_uid
 
@@ -56,20 +56,6 @@ TEMP_SUFFIX = ".dicomnet-part"
 
 _DIR_MODE = 0o755
 _FILE_MODE = 0o600  # medical data: readable by the service account only
-
-#: errno values that mean "no room": the peer may retry later or elsewhere.
-_OUT_OF_RESOURCES = frozenset(
-    code
-    for code in (
-        errno.ENOSPC,
-        getattr(errno, "EDQUOT", None),
-        errno.EFBIG,
-        errno.EMFILE,
-        errno.ENFILE,
-        errno.ENOMEM,
-    )
-    if code is not None
-)
 
 #: errno values of os.link meaning "this file system has no hard links".
 _NO_LINKS = frozenset(
@@ -98,41 +84,6 @@ _sync_file_range = cast(
     linux_libc_function("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
                         ctypes.c_uint))
 _SYNC_FILE_RANGE_WRITE = 2
-
-
-class StorageError(DicomNetError):
-    """Storing or reading an object on disk failed.
-
-    ``errno`` is the OS error number when the cause was an ``OSError`` (else
-    ``None``); ``out_of_resources`` is true for a full disk, an exceeded
-    quota, or exhausted descriptors/memory, which a C-STORE SCP answers with
-    0xA700 "Refused: Out of Resources" (PS3.4 B.2.3).
-    """
-
-    def __init__(self, message: str, *, errno: int | None = None) -> None:
-        super().__init__(message)
-        self.errno = errno
-
-    @property
-    def out_of_resources(self) -> bool:
-        """True when the cause was a lack of space, quota or descriptors."""
-        return self.errno in _OUT_OF_RESOURCES
-
-    @property
-    def reason(self) -> str:
-        """The cause without local paths, fit to tell a peer (e.g. "No space left on
-        device"); the message itself names files and folders, for the server's log."""
-        if self.errno is not None:
-            return os.strerror(self.errno)
-        return "the object could not be stored"
-
-    @classmethod
-    def from_os_error(cls, action: str, path: Path, exc: OSError) -> StorageError:
-        """Translate ``exc``; the message names what we were doing and where."""
-        reason = exc.strerror or str(exc)
-        err = cls(f"{action} {path}: {reason}", errno=exc.errno)
-        err.__cause__ = exc
-        return err
 
 
 class DuplicatePolicy(enum.Enum):
