@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dicomnet.errors import ConfigurationError
+from dicomnet.services.storage import INDEX_NAME, StorageSCP
 from dicomnet.services.store_scu import collect_files
 
 FILES = ["a/x", "a-b/c", "a.b/q", "b", "d/.h/y", "d/z", "A/upper", "d/e/f/deep"]
@@ -85,3 +86,20 @@ def test_a_file_reached_twice_is_listed_once_where_first_reached(
     # Through a link, "link-to-folder/../b" is another file than "b" could be: kept.
     assert [p.as_posix() for p in collect_files(["b", "link-to-folder/../b"])] == [
         "b", "link-to-folder/../b"]
+
+
+def test_a_dicomnet_store_gives_its_objects_not_its_index(tmp_path: Path) -> None:
+    """``dicomnet store pacs 104 dicomnet-store/`` (an archive forwarded, a study
+    relayed with the folder it came in) sent index.sqlite too, and its -wal and
+    -shm while the server ran: each 'not a DICOM Part 10 file', so the run ended
+    with exit 1 though every object was stored. Named, such a file is still sent."""
+    root = tmp_path / "store"
+    StorageSCP(root).close()  # its index.sqlite
+    obj = root / "1.2.3" / "1.2.3.4" / "1.2.3.4.5.dcm"
+    obj.parent.mkdir(parents=True)
+    obj.write_bytes(b"an object")
+    for suffix in ("-wal", "-shm", "-journal"):  # as SQLite leaves them beside it
+        (root / f"{INDEX_NAME}{suffix}").write_bytes(b"")
+    assert (root / INDEX_NAME).is_file()
+    assert collect_files([tmp_path]) == [obj]
+    assert collect_files([root / INDEX_NAME]) == [root / INDEX_NAME]

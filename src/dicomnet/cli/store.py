@@ -208,10 +208,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     A progress bar shows on a terminal; a summary follows. Exit status 1 if
     any object was not stored, 3 if the association failed before any was.
 
-    In folders, hidden files and DICOMDIRs are skipped and links to folders
-    are not followed. A file reached twice (named, and in a folder named) is
-    sent once. A file that is not DICOM, or is cut short (its data set ends
-    inside an element), fails alone, unsent.
+    In folders, hidden files, DICOMDIRs and a dicomnet store's index.sqlite
+    are skipped and links to folders are not followed. A file reached twice
+    (named, and in a folder named) is sent once. A file that is not DICOM, or
+    is cut short (its data set ends inside an element), fails alone, unsent.
 
     With --retries, objects lost to a dropped link or a busy peer are sent
     again; failures that would repeat (a rejected certificate, a permanent

@@ -160,7 +160,8 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
     """Files named, and every file below the folders named (recursive, each folder's
     files in the order of their paths' parts, as ``sorted(folder.rglob("*"))``).
 
-    Hidden files and DICOMDIRs in folders are left out; links to files are
+    Hidden files, DICOMDIRs and a dicomnet store's index (``index.sqlite`` and the
+    files SQLite keeps beside it) in folders are left out; links to files are
     followed, links to folders are not (no cycles). One ``scandir`` per folder:
     an SCU reads this list before it can propose anything, so it is on the clock.
     A file reached twice (named and in a folder named, or as ``a/x`` and
@@ -197,6 +198,13 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
     return unique
 
 
+#: Files of a folder that are no DICOM object: a DICOMDIR (PS3.10 8.6), and a
+#: dicomnet store's index with its journal (storage.index.INDEX_NAME, not imported
+#: here: it would load sqlite3), so that a store sent as a folder sends its objects.
+_NOT_OBJECTS = frozenset({"DICOMDIR", "index.sqlite", "index.sqlite-wal", "index.sqlite-shm",
+                          "index.sqlite-journal"})
+
+
 def _files_below(folder: str) -> Iterator[str]:
     with os.scandir(folder) as scan:
         entries = sorted(scan, key=lambda entry: entry.name)
@@ -204,7 +212,7 @@ def _files_below(folder: str) -> Iterator[str]:
         try:
             if entry.is_dir(follow_symlinks=False):
                 yield from _files_below(entry.path)
-            elif (entry.is_file() and entry.name != "DICOMDIR"
+            elif (entry.is_file() and entry.name not in _NOT_OBJECTS
                   and not entry.name.startswith(".")):
                 yield entry.path
         except OSError:  # vanished or unreadable meanwhile: as rglob, skip it
