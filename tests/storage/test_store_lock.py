@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,11 @@ def test_a_second_scp_on_a_held_folder_is_refused_and_removes_nothing(root: Path
         part = _in_flight(root)
         with pytest.raises(StorageError) as caught:
             StorageSCP(root)
-        assert f"process {os.getpid()}" in str(caught.value)
-        assert "one server per folder" in str(caught.value)
+        # The holder is a StorageSCP of this very process (one not closed, say):
+        # said so, with the folder, rather than "another dicomnet process".
+        assert str(caught.value) == (
+            f"{root}: in use by another StorageSCP of this process (process "
+            f"{os.getpid()}; close it first): one server per folder")
         assert part.read_bytes() == b"half a data set"
     finally:
         first.close()
@@ -97,8 +101,9 @@ def test_serve_on_a_held_folder_exits_2_with_one_line(root: Path) -> None:
         result = run_cli("serve", "--port", 0, "--output", root, "--json")
         assert result.exit_code == 2, result.output
         assert error_line(result) == (
-            f"error: cannot store into --output {root}: in use by another dicomnet "
-            f"process (process {os.getpid()}): one server per folder")
+            # run_cli runs the command in this process, which holds the folder.
+            f"error: cannot store into --output {root}: in use by another StorageSCP of "
+            f"this process (process {os.getpid()}; close it first): one server per folder")
         assert "Traceback" not in result.stderr
         assert part.exists()
     finally:
@@ -344,3 +349,18 @@ def test_a_store_folder_removed_while_serving_gets_a_new_index(
                        f"{second.SeriesInstanceUID}/{second.SOPInstanceUID}.dcm, kept "
                        "(duplicates policy keep)"),
     ], said
+
+
+def test_a_folder_another_process_holds_names_that_process(root: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from dicomnet.storage.lock import StoreLock; "
+         f"lock = StoreLock({str(root)!r}); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(StorageError) as caught:
+            StorageSCP(root)
+        assert str(caught.value) == (f"{root}: in use by another dicomnet process (process "
+                                     f"{holder.pid}): one server per folder")
+    finally:
+        holder.communicate("", timeout=30)

@@ -68,7 +68,7 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
             finally:
                 lock.release()
         except StorageError as exc:
-            fail(f"cannot reindex {folder}: {exc}", EXIT_USAGE)
+            fail(f"cannot reindex {folder}: {str(exc).removeprefix(f'{folder}: ')}", EXIT_USAGE)
     if as_json:
         print_json({"folder": str(folder), "added": result.added, "removed": result.removed,
                     "skipped": result.skipped, "instances": instances,

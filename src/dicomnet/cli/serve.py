@@ -68,7 +68,8 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
         if isinstance(exc, StorageError) and exc.errno is not None:
             reason = exc.reason  # the cause; the message names the folder --output gave
         else:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (
+                str(exc).removeprefix(f"{root}: "))  # the line names it already
         raise ConfigurationError(f"cannot store into --output {root}: {reason}") from exc
     return provider
 

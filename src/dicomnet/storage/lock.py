@@ -102,9 +102,13 @@ class StoreLock:
 
 
 class _InUse(StorageError):
-    def __init__(self, holder: str) -> None:
-        super().__init__(f"in use by another dicomnet process ({holder}): one server per folder")
-        self.holder = holder
+    def __init__(self, path: Path, pid: str | None) -> None:
+        self.holder = _holder(pid)
+        # A StorageSCP of this process not closed yet holds it: "another process"
+        # would send its user looking for one.
+        whose = (f"another StorageSCP of this process ({self.holder}; close it first)"
+                 if pid == str(os.getpid()) else f"another dicomnet process ({self.holder})")
+        super().__init__(f"{path}: in use by {whose}: one server per folder")
 
 
 def _lock(path: Path) -> tuple[int, tuple[int, int]]:
@@ -116,9 +120,9 @@ def _lock(path: Path) -> tuple[int, tuple[int, int]]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = _holder(os.fstat(fd))
+        pid = _flocks().get(_key(os.fstat(fd)))
         os.close(fd)
-        raise _InUse(holder) from None
+        raise _InUse(path, pid) from None
     except OSError as exc:
         os.close(fd)
         raise StorageError.from_os_error("cannot lock", path, exc) from exc
@@ -146,9 +150,8 @@ def _key(st: os.stat_result) -> str:
     return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
 
 
-def _holder(st: os.stat_result) -> str:
-    """"process PID" from /proc/locks, or a vaguer phrase where it cannot tell."""
-    pid = _flocks().get(_key(st))
+def _holder(pid: str | None) -> str:
+    """"process PID" (from /proc/locks), or a vaguer phrase where it cannot tell."""
     return f"process {pid}" if pid is not None else "a process that holds the folder's lock"
 
 
