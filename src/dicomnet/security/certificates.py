@@ -54,7 +54,10 @@ class CertificateInfo:
     """What one X.509 certificate says (RFC 5280), for display and policy checks."""
 
     subject: str
-    """Subject distinguished name, RFC 4514 string (``CN=localhost,O=...``)."""
+    """Subject distinguished name, RFC 4514 string: its RDNs last first, so a
+    certificate issued for ``O=dicomnet``, ``CN=localhost`` (the dev PKI's server)
+    reads ``O=dicomnet,CN=localhost`` (RFC 4514 2.1). To match on a name, prefer
+    ``common_name`` or ``sans``."""
     issuer: str
     """Issuer distinguished name, RFC 4514 string."""
     common_name: str | None

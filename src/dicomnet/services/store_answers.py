@@ -44,7 +44,10 @@ class StoredInstance:
     duplicate: bool
 
     def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
-        """Read the stored file (lazily, only when asked)."""
+        """Read the stored file (lazily, only when asked) with pydicom. It blocks
+        while it reads: in an ``async`` handler, call it in a thread
+        (``await asyncio.to_thread(stored.dataset)``) so that the server's other
+        associations are not held up; a plain handler already runs in one."""
         return pydicom.dcmread(self.path, stop_before_pixels=stop_before_pixels)
 
 
