@@ -115,3 +115,23 @@ def test_raise_for_status_raises_on_failure(code: int) -> None:
 def test_code_must_be_us(code: int) -> None:
     with pytest.raises(ValueError):
         Status(code)
+
+
+def test_the_storage_statuses_have_public_names() -> None:
+    # PS3.4 B.2.3 and PS3.7 C: what an on_c_store handler may answer, by name.
+    from dicomnet.dimse import status
+
+    named = {name: getattr(status, name) for name in (
+        "PROCESSING_FAILURE", "DUPLICATE_SOP_INSTANCE", "SOP_CLASS_NOT_SUPPORTED",
+        "OUT_OF_RESOURCES", "DATASET_DOES_NOT_MATCH_SOP_CLASS", "CANNOT_UNDERSTAND",
+        "COERCION_OF_DATA_ELEMENTS", "ELEMENTS_DISCARDED",
+        "DATASET_DOES_NOT_MATCH_SOP_CLASS_WARNING")}
+    assert named == {
+        "PROCESSING_FAILURE": 0x0110, "DUPLICATE_SOP_INSTANCE": 0x0111,
+        "SOP_CLASS_NOT_SUPPORTED": 0x0122, "OUT_OF_RESOURCES": 0xA700,
+        "DATASET_DOES_NOT_MATCH_SOP_CLASS": 0xA900, "CANNOT_UNDERSTAND": 0xC000,
+        "COERCION_OF_DATA_ELEMENTS": 0xB000, "ELEMENTS_DISCARDED": 0xB006,
+        "DATASET_DOES_NOT_MATCH_SOP_CLASS_WARNING": 0xB007}
+    assert set(named) <= set(status.__all__)
+    assert [status.Status(v, "storage").category for v in named.values()] == (
+        ["failure"] * 6 + ["warning"] * 3)

@@ -28,8 +28,17 @@ from dicomnet.errors import StatusError
 
 __all__ = [
     "CANCEL",
+    "CANNOT_UNDERSTAND",
+    "COERCION_OF_DATA_ELEMENTS",
+    "DATASET_DOES_NOT_MATCH_SOP_CLASS",
+    "DATASET_DOES_NOT_MATCH_SOP_CLASS_WARNING",
+    "DUPLICATE_SOP_INSTANCE",
+    "ELEMENTS_DISCARDED",
+    "OUT_OF_RESOURCES",
     "PENDING",
     "PENDING_WARNING",
+    "PROCESSING_FAILURE",
+    "SOP_CLASS_NOT_SUPPORTED",
     "SUCCESS",
     "Category",
     "Service",
@@ -45,6 +54,18 @@ SUCCESS: Final = 0x0000
 CANCEL: Final = 0xFE00
 PENDING: Final = 0xFF00
 PENDING_WARNING: Final = 0xFF01
+
+# C-STORE (PS3.4 B.2.3; the 01xx are general, PS3.7 C): what a server answers,
+# and what an ``on_c_store`` handler may return, by name.
+PROCESSING_FAILURE: Final = 0x0110
+DUPLICATE_SOP_INSTANCE: Final = 0x0111
+SOP_CLASS_NOT_SUPPORTED: Final = 0x0122
+OUT_OF_RESOURCES: Final = 0xA700
+DATASET_DOES_NOT_MATCH_SOP_CLASS: Final = 0xA900
+CANNOT_UNDERSTAND: Final = 0xC000
+COERCION_OF_DATA_ELEMENTS: Final = 0xB000
+ELEMENTS_DISCARDED: Final = 0xB006
+DATASET_DOES_NOT_MATCH_SOP_CLASS_WARNING: Final = 0xB007
 
 # PS3.7 C.1-C.6: the general statuses, valid for any DIMSE service.
 _GENERAL: Final[dict[int, str]] = {

@@ -27,6 +27,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..dimse.messages import CStoreRQ, DimseMessage
+from ..dimse.status import (
+    CANNOT_UNDERSTAND,
+    OUT_OF_RESOURCES,
+    PROCESSING_FAILURE,
+    SOP_CLASS_NOT_SUPPORTED,
+    SUCCESS,
+)
+from ..dimse.status import DATASET_DOES_NOT_MATCH_SOP_CLASS as DATASET_MISMATCH
+from ..dimse.status import DUPLICATE_SOP_INSTANCE as DUPLICATE_INSTANCE
 from ..errors import ConfigurationError
 from ..security.info import SecurityInfo
 from ..storage.cleanup import cleanup_stale, open_index
@@ -60,17 +69,7 @@ from .store_answers import (
 )
 from .store_contexts import StorageContexts
 from .store_scu import RetryEvent, StoreResult, collect_files, store_paths
-from .store_sink import (
-    CANNOT_UNDERSTAND,
-    DATASET_MISMATCH,
-    DUPLICATE_INSTANCE,
-    OUT_OF_RESOURCES,
-    PROCESSING_FAILURE,
-    SOP_CLASS_NOT_SUPPORTED,
-    SUCCESS,
-    StoreSink,
-    contents,
-)
+from .store_sink import StoreSink, contents
 from .workers import MAX_BATCH, Background, BatchWorker
 
 if TYPE_CHECKING:

@@ -16,10 +16,9 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ..dimse.messages import CStoreRQ, CStoreRSP
-from ..dimse.status import Status
+from ..dimse.status import PROCESSING_FAILURE, SUCCESS, Status
 from ..errors import DicomNetError
 from ..security.info import SecurityInfo
-from .store_sink import PROCESSING_FAILURE, SUCCESS
 from .workers import call_handler
 
 if TYPE_CHECKING:

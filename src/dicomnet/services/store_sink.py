@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ..dimse.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
 from ..storage.completeness import walker_for
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
@@ -16,14 +17,6 @@ from ..storage.stray_meta import StrayMeta
 
 __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "contents"]
 
-# C-STORE statuses (PS3.4 B.2.3, PS3.7 C).
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-DATASET_MISMATCH = 0xA900
-CANNOT_UNDERSTAND = 0xC000
-DUPLICATE_INSTANCE = 0x0111
-PROCESSING_FAILURE = 0x0110
-SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 #: Data sets up to this size are received in memory and written in one go by a
 #: worker thread, so no file-system call blocks the event loop for them; larger
