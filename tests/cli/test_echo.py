@@ -97,6 +97,51 @@ def test_plain_client_on_tls_server_exits_3_mentioning_tls(
     assert "Traceback" not in result.output
 
 
+def test_tls_client_on_plain_server_says_nothing_came_back(
+    start_server: StartServer, pki: DevPKI
+) -> None:
+    """A plain server closes on our ClientHello without a byte: the port has no TLS;
+    it said 'we sent no certificate: the server most likely requires one'."""
+    server = start_server()
+    with_cert: list[str | Path] = ["--cert", pki.client_cert, "--key", pki.client_key]
+    for certificate in ([], with_cert):
+        result = run_cli("echo", "127.0.0.1", server.port, "--tls", "--ca", pki.ca_cert,
+                         *certificate)
+        assert result.exit_code == 3
+        assert error_line(result) == (
+            f"error: TLS handshake with 127.0.0.1:{server.port} failed: the server closed the "
+            "connection without answering our ClientHello (no TLS record came back): it most "
+            "likely does not speak TLS here (a plain DICOM port? try without --tls)")
+
+
+def test_tls_client_answered_with_a_dicom_pdu_says_it_is_not_tls(pki: DevPKI) -> None:
+    """A plain DICOM server that answers our ClientHello (read as a PDU of unknown type)
+    with an A-ABORT, as pynetdicom does."""
+
+    async def main() -> tuple[int, str]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(6)
+            # A-ABORT (PS3.8 9.3.8): type 07, reserved, length 4, reserved x2,
+            # source 2 (service provider), reason 2 (unrecognized PDU).
+            writer.write(bytes.fromhex("07 00 00000004 00 00 02 02"))
+            await writer.drain()
+            await reader.read()  # until the client closes
+            writer.close()
+
+        listener = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        async with listener:
+            result = await asyncio.to_thread(
+                run_cli, "echo", "127.0.0.1", port, "--tls", "--ca", pki.ca_cert)
+        return result.exit_code, error_line(result)
+
+    exit_code, line = run(main())
+    assert exit_code == 3
+    assert line.endswith(
+        "failed: the server answered our ClientHello with bytes that are not a TLS record: it "
+        "does not speak TLS here (a plain DICOM port? try without --tls)")
+
+
 def test_wrong_ca_exits_3_with_verification_reason(
     start_server: StartServer, pki: DevPKI, other_pki: DevPKI
 ) -> None:

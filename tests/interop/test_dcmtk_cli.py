@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from tests.aio.helpers import PkiFactory, peer_env
+from tests.aio.helpers import (
+    PkiFactory,
+    background_process,
+    free_port,
+    peer_env,
+    wait_output,
+)
 from tests.interop.conftest import Dcmtk, _missing, dicomnet_serve
 from tests.storage.dicomfiles import assert_same_dataset, make_image, write_part10
 
@@ -90,3 +97,28 @@ def test_storescu_with_a_user_identity_into_dicomnet_serve(
     assert log.count("STORESCU@127.0.0.1") == 3, log  # two associations, one remark
     assert ("asked for a positive User Identity response (username and passcode), "
             "which this server gives to none") in log, log
+
+
+def _dicomnet_echo_tls(port: int, pki_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dicomnet.cli.main", "echo", "127.0.0.1", str(port), "--tls",
+         "--ca", str(pki_dir / "ca.pem")], capture_output=True, text=True, timeout=60,
+        check=False)
+
+
+def test_dicomnet_echo_tls_against_a_plain_storescp(dcmtk: Dcmtk, pkis: PkiFactory,
+                                                    tmp_path: Path) -> None:
+    """storescp without TLS reads our ClientHello as a PDU of type 0x16 and closes
+    without a byte: said as a port without TLS, where it said 'we sent no
+    certificate: the server most likely requires one'."""
+    pki = pkis("rsa")
+    port = free_port()
+    with background_process(dcmtk.storescp, "-od", tmp_path, str(port),
+                            log_path=tmp_path / "storescp.log", port=port) as peer:
+        done = _dicomnet_echo_tls(port, pki.directory)
+        wait_output(peer, "Unrecognized PDU type: 16")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: TLS handshake with 127.0.0.1:{port} failed: the server closed the "
+        "connection without answering our ClientHello (no TLS record came back): it most "
+        "likely does not speak TLS here (a plain DICOM port? try without --tls)")

@@ -308,6 +308,32 @@ def test_dicomnet_refused_by_pynetdicom_is_told_why(pynetdicom: ModuleType, pkis
     assert [(e.reason, e.link_failed) for e in errors] == [(reason, False)] * 3
 
 
+def test_dicomnet_tls_against_a_plain_pynetdicom_says_what_came_back(
+        pynetdicom: ModuleType, pkis: PkiFactory) -> None:
+    """A plain pynetdicom SCP reads our ClientHello as a PDU of unknown type and
+    answers with an A-ABORT: bytes that are not a TLS record, said as such."""
+    pki = pkis("rsa")
+    ae = pynetdicom.AE(ae_title="PYNETDICOM-SCP")
+    ae.add_supported_context(verification(pynetdicom))
+    server = ae.start_server((LOOPBACK, 0), block=False)
+
+    async def main() -> TLSError:
+        with pytest.raises(TLSError) as caught:
+            async with associate(LOOPBACK, server.server_address[1],
+                                 tls=pki.client_tls(certfile=None, keyfile=None)):
+                pass
+        return caught.value
+
+    try:
+        error = run(main())
+    finally:
+        server.shutdown()
+        ae.shutdown()
+    assert (error.reason, error.link_failed) == (
+        "the server answered our ClientHello with bytes that are not a TLS record: it does "
+        "not speak TLS here (a plain DICOM port?)", False)
+
+
 # -- pynetdicom into dicomnet serve (the CLI) ------------------------------------------------
 
 

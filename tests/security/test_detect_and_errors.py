@@ -112,6 +112,37 @@ def test_eof_during_handshake(rsa_pki: DevPKI) -> None:
         "server most likely requires one; or it does not speak TLS)")
 
 
+def test_a_client_handshake_the_server_never_answered() -> None:
+    """What the client saw decides the reason: no ServerHello and a close (a plain
+    DICOM server reading our ClientHello as a PDU and hanging up: dicomnet,
+    storescp) is a port without TLS, not a server wanting our certificate; bytes
+    that are not a TLS record (an A-ABORT: pynetdicom) are said as such."""
+    closed = "the server closed the connection without answering our ClientHello (no TLS " \
+        "record came back): it most likely does not speak TLS here (a plain DICOM port?)"
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    for exc in (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), eof):
+        for sent in (False, True):
+            err = translate_ssl_error(exc, side="client", peer="p", sent_certificate=sent,
+                                      server_hello=False)
+            assert (err.reason, err.link_failed) == (closed, True)
+    not_tls = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    not_tls.reason = "WRONG_VERSION_NUMBER"
+    err = translate_ssl_error(not_tls, side="client", peer="p", sent_certificate=False,
+                              server_hello=False)
+    assert (err.reason, err.link_failed) == (
+        "the server answered our ClientHello with bytes that are not a TLS record: it does "
+        "not speak TLS here (a plain DICOM port?)", False)
+    # Its ServerHello came, then the close: our certificate is the likely cause.
+    err = translate_ssl_error(eof, side="client", peer="p", sent_certificate=False,
+                              server_hello=True)
+    assert err.reason == ("peer closed the connection during the TLS handshake (we sent no "
+                          "certificate: the server most likely requires one)")
+    # Unknown (a session offered: its cipher is there before any answer): as before.
+    assert translate_ssl_error(eof, side="client", peer="p", sent_certificate=False).reason == (
+        "peer closed the connection during the TLS handshake (we sent no certificate: the "
+        "server most likely requires one; or it does not speak TLS)")
+
+
 def test_a_reset_during_the_handshake() -> None:
     """A reset (TCP RST) is said as one, and is transient (``link_failed``): met in
     the handshake by a server, or by Python's ssl before it began, on either side

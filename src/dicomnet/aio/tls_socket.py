@@ -27,11 +27,12 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .sockets import lift_unsent_limit
 
-__all__ = ["TLSSocketTransport", "handshake"]
+__all__ = ["HandshakeTrace", "TLSSocketTransport", "handshake"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -47,13 +48,24 @@ _BEHIND_READS = 1024
 _CLOSE_GRACE = 10.0
 
 
+@dataclass(slots=True)
+class HandshakeTrace:
+    """What a failed client handshake had received, for its error message."""
+
+    #: The server answered our ClientHello with its ServerHello (RFC 8446 4.1.3);
+    #: None when not known (a session was offered: its cipher is there before).
+    server_hello: bool | None = None
+
+
 async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side: bool,
                     server_hostname: str | None, timeout: float,
-                    session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
+                    session: ssl.SSLSession | None = None,
+                    trace: HandshakeTrace | None = None) -> ssl.SSLSocket:
     """Wrap ``sock`` (connected) and complete the TLS handshake without blocking the
     loop; a client may offer a ``session`` of ``context`` to resume (RFC 8446 2.2).
     Raises ``ssl.SSLError``/``OSError`` as ``ssl`` reports them, and
-    ``TimeoutError`` after ``timeout`` seconds; the socket is closed on failure."""
+    ``TimeoutError`` after ``timeout`` seconds; the socket is closed on failure,
+    and ``trace`` (a client's) filled in."""
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     tls = context.wrap_socket(sock, server_side=server_side, server_hostname=server_hostname,
@@ -69,11 +81,20 @@ async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side
                 except ssl.SSLWantWriteError:
                     await _ready(loop, tls.fileno(), write=True)
     except ssl.SSLError:
+        _trace_failure(tls, trace, session)
         _close_after_alert(tls)
         raise
     except BaseException:
+        _trace_failure(tls, trace, session)
         tls.close()
         raise
+
+
+def _trace_failure(tls: ssl.SSLSocket, trace: HandshakeTrace | None,
+                   session: ssl.SSLSession | None) -> None:
+    if trace is not None and session is None:
+        # A new session has no cipher until the ServerHello chose one.
+        trace.server_hello = tls.cipher() is not None
 
 
 def _close_after_alert(tls: ssl.SSLSocket) -> None:

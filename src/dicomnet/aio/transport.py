@@ -24,7 +24,7 @@ from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
 from ..security.sessions import SessionSlot
 from .sockets import tune_socket
-from .tls_socket import TLSSocketTransport, handshake
+from .tls_socket import HandshakeTrace, TLSSocketTransport, handshake
 
 __all__ = [
     "PeerSilent",
@@ -351,16 +351,18 @@ async def open_stream(
     while True:
         sock = await _connect(host, port, connect_timeout, tls=True)
         session = slot.offer() if slot is not None else None
+        trace = HandshakeTrace()
         try:
             secured = await handshake(sock, context, server_side=False,
                                       server_hostname=server_hostname,
-                                      timeout=handshake_timeout, session=session)
+                                      timeout=handshake_timeout, session=session, trace=trace)
             break
         except (ssl.SSLError, OSError, builtins.TimeoutError, EOFError) as exc:
             error = _handshake_error(exc, side="client", peer=f"{host}:{port}",
                                      timeout=handshake_timeout, profile=tls.profile,
                                      host=server_hostname,
-                                     sent_certificate=tls.certfile is not None)
+                                     sent_certificate=tls.certfile is not None,
+                                     server_hello=trace.server_hello)
             if slot is not None and session is not None:
                 if not isinstance(exc, builtins.TimeoutError):
                     # Some servers fail a resumption outright (OpenSSL, verifying
@@ -509,6 +511,7 @@ async def _check_established(
 def _handshake_error(
     exc: BaseException, *, side: str, peer: str, timeout: float, profile: str | None = None,
     host: str | None = None, sent_certificate: bool | None = None,
+    server_hello: bool | None = None,
 ) -> TLSError:
     if isinstance(exc, builtins.TimeoutError):
         return TLSError(
@@ -517,7 +520,7 @@ def _handshake_error(
         )
     return translate_ssl_error(
         exc, side=side, peer=peer, profile=profile, host=host,  # type: ignore[arg-type]
-        sent_certificate=sent_certificate,
+        sent_certificate=sent_certificate, server_hello=server_hello,
     )
 
 

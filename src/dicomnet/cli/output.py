@@ -168,6 +168,7 @@ def cli_session(verbose: int, *, default_level: int = logging.WARNING,
 # The library's messages name TLSConfig's fields; the CLI's user knows its flags.
 _CLI_WORDS = (
     ("(use TLS, port 2762)", "(try --tls / port 2762)"),
+    ("(a plain DICOM port?)", "(a plain DICOM port? try without --tls)"),
     ("with accept_unknown_sop_classes)", "with --accept-unknown-sop-classes)"),
     ("(peer_certificate='required')", "(--peer-cert required)"),
     ("set certfile/keyfile)", "give --cert and --key)"),

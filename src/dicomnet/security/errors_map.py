@@ -96,10 +96,30 @@ _EOF = (
 _RESET = "reset the connection during the TLS handshake"
 
 
-def _eof(side: Side, sent_certificate: bool | None) -> str:
-    """The peer hung up mid-handshake. A client that sent no certificate says so:
-    a server requiring one (DCMTK, Orthanc) then simply closes, in TLS 1.3 too."""
+# A client whose ClientHello got no ServerHello: a plain DICOM server reads it as a
+# PDU of unknown type (0x16) and closes (dicomnet, DCMTK) or answers an A-ABORT
+# (pynetdicom). A TLS server answers it, or sends an alert: a close there is a
+# server dropping connections (busy), hence "most likely" and link_failed.
+_NO_ANSWER = (
+    "the server closed the connection without answering our ClientHello (no TLS record "
+    "came back): it most likely does not speak TLS here (a plain DICOM port?)"
+)
+_NOT_TLS_ANSWER = (
+    "the server answered our ClientHello with bytes that are not a TLS record: it does not "
+    "speak TLS here (a plain DICOM port?)"
+)
+
+
+def _eof(side: Side, sent_certificate: bool | None, server_hello: bool | None) -> str:
+    """The peer hung up mid-handshake. A client that got no ServerHello says so; one
+    that did, and sent no certificate, says that: a server requiring one (DCMTK,
+    Orthanc) then simply closes, in TLS 1.3 too."""
+    if side == "client" and server_hello is False:
+        return _NO_ANSWER
     if side == "client" and sent_certificate is False:
+        if server_hello:
+            return ("peer closed the connection during the TLS handshake (we sent no "
+                    "certificate: the server most likely requires one)")
         return ("peer closed the connection during the TLS handshake (we sent no "
                 "certificate: the server most likely requires one; or it does not speak TLS)")
     return _EOF
@@ -107,7 +127,7 @@ def _eof(side: Side, sent_certificate: bool | None) -> str:
 
 def _reason_for(
     exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None,
-    sent_certificate: bool | None = None,
+    sent_certificate: bool | None = None, server_hello: bool | None = None,
 ) -> str:
     who = "the server" if side == "client" else "the client"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -120,7 +140,7 @@ def _reason_for(
         return f"{who} {_RESET}"
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError
                   | ConnectionResetError | BrokenPipeError):
-        return _eof(side, sent_certificate)
+        return _eof(side, sent_certificate, server_hello)
     if isinstance(exc, ssl.SSLError):
         reason_code = (exc.reason or "").upper()
         text = str(exc).lower()
@@ -132,7 +152,7 @@ def _reason_for(
                 "(peer_certificate='required')"
             )
         if reason_code in _NOT_TLS_CODES:
-            return _NOT_TLS
+            return _NOT_TLS_ANSWER if side == "client" and server_hello is False else _NOT_TLS
         by = f"profile {profile!r}" if profile else "our TLS profile"
         if (reason_code == "SSLV3_ALERT_HANDSHAKE_FAILURE" and side == "client"
                 and sent_certificate is False):
@@ -150,7 +170,7 @@ def _reason_for(
         if reason_code in _NO_VERSION_CODES:
             return f"peer offers no protocol version allowed by {by}"
         if "eof" in text and "violation of protocol" in text:
-            return _eof(side, sent_certificate)
+            return _eof(side, sent_certificate, server_hello)
         return f"TLS error: {exc.reason or exc}"
     if isinstance(exc, TLSError):
         return exc.reason
@@ -179,19 +199,21 @@ def translate_ssl_error(
     profile: str | None = None,
     host: str | None = None,
     sent_certificate: bool | None = None,
+    server_hello: bool | None = None,
 ) -> TLSError:
     """A :class:`TLSError` explaining ``exc`` (raised during or right after a handshake).
 
     ``side`` is our role, ``peer`` names the other end (``host:port``) for the
     message, ``profile`` the PS3.15 profile in use, ``host`` the name we checked
     the server certificate against, ``sent_certificate`` whether we (a client)
-    had a certificate to present. The returned error's ``reason`` is the
-    one-line explanation; chain it with ``raise ... from exc``.
+    had a certificate to present, ``server_hello`` whether the server answered our
+    ClientHello with its ServerHello (a client's; None: not known). The returned
+    error's ``reason`` is the one-line explanation; chain it with ``raise ... from exc``.
     """
     if isinstance(exc, TLSError):
         return exc
     reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host,
-                         sent_certificate=sent_certificate)
+                         sent_certificate=sent_certificate, server_hello=server_hello)
     # Transient: the link failed, not a check (a caller may try again).
     return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason,
-                    link_failed=reason == _EOF or reason.endswith(_RESET))
+                    link_failed=reason in (_EOF, _NO_ANSWER) or reason.endswith(_RESET))
