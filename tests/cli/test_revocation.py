@@ -55,9 +55,29 @@ def test_revoke_refuses_what_its_ca_did_not_issue(tmp_path: Path) -> None:
     assert foreign.exit_code == 2
     assert "not by this folder's CA" in error_line(foreign)
     assert run_cli("certs", "revoke", ours, "ca").exit_code == 2
-    missing = run_cli("certs", "revoke", ours, "nobody")
-    assert (missing.exit_code, error_line(missing)) == (2, "error: no certificate nobody")
     assert not (ours / "ca.crl").exists()
+
+
+def test_revoke_of_an_unknown_name_says_where_it_looked_and_what_is_there(
+        tmp_path: Path) -> None:
+    """It said only 'no certificate nobody'."""
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    assert run_cli("certs", "issue", tmp_path, "peer.local").exit_code == 0
+    missing = run_cli("certs", "revoke", tmp_path, "nobody")
+    assert (missing.exit_code, error_line(missing)) == (
+        2, f"error: no certificate nobody: no file {tmp_path / 'nobody.pem'} (NAME) nor "
+        f"nobody (FILE); the names in {tmp_path}: client, peer.local, server")
+    gone = tmp_path / "gone" / "client.pem"
+    missing = run_cli("certs", "revoke", tmp_path, "client", str(gone))
+    assert (missing.exit_code, error_line(missing)) == (
+        2, f"error: no certificate {gone}: no such file; the names in {tmp_path}: client, "
+        "peer.local, server")
+    for name in ("client", "server", "peer.local"):
+        (tmp_path / f"{name}.pem").unlink()
+    missing = run_cli("certs", "revoke", tmp_path, "nobody")
+    assert error_line(missing).endswith(
+        f"(FILE); {tmp_path} holds no certificate but the CA's (certs issue makes one)")
+    assert not (tmp_path / "ca.crl").exists()
 
 
 def test_serve_with_crl_refuses_a_revoked_client_and_admits_the_others(

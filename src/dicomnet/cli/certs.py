@@ -239,7 +239,7 @@ def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
         if path.name == "ca.pem" and path.parent == directory:
             fail("ca.pem is the CA itself: revoke what it issued", EXIT_USAGE)
         if not path.is_file():
-            fail(f"no certificate {path}", EXIT_USAGE)
+            fail(_not_found(directory, str(path)), EXIT_USAGE)
     if not (directory / "ca.key").is_file():
         fail(f"{directory} has no ca.key: make the PKI first (dicomnet certs init "
              f"{directory})", EXIT_USAGE)
@@ -260,6 +260,20 @@ def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
     click.echo(f"Wrote {crl.path}: {len(crl.serials)} certificate(s) revoked (added now: "
                f"{added}), valid until {crl.next_update:%Y-%m-%d %H:%M} UTC.")
     click.echo(f"Give it to the side that checks: --crl {crl.path}")
+
+
+def _not_found(directory: Path, given: str) -> str:
+    """Why ``certs revoke`` found no certificate ``given``: where it looked, and the
+    NAMEs that ``directory`` holds (its PEM files but the CA's)."""
+    if _SAFE_NAME.fullmatch(given):
+        looked = f"no file {directory / f'{given}.pem'} (NAME) nor {given} (FILE)"
+    else:
+        looked = "no such file"
+    names = sorted(p.stem for p in directory.glob("*.pem") if p.name != "ca.pem")
+    if names:
+        return f"no certificate {given}: {looked}; the names in {directory}: {', '.join(names)}"
+    return (f"no certificate {given}: {looked}; {directory} holds no certificate but the "
+            "CA's (certs issue makes one)")
 
 
 def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | None:
