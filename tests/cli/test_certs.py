@@ -35,6 +35,26 @@ def test_init_writes_pki_and_suggests_next_commands(tmp_path: Path) -> None:
     assert "dicomnet echo" in result.stdout
 
 
+def test_init_suggests_the_command_that_ran(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the demo does: a dicomnet on no PATH (a clone's .venv/bin/dicomnet) is
+    named by its path; it said "dicomnet serve ...", which the shell did not find."""
+    script = tmp_path / "venv" / "bin" / "dicomnet"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr("sys.argv", [str(script), "certs", "init"])
+    pki = tmp_path / "pki"
+    result = run_cli("certs", "init", pki)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"  {script} serve --tls --cert {pki / 'server.pem'} --key {pki / 'server.key'} " \
+        f"--ca {pki / 'ca.pem'}" in lines
+    assert f"  {script} echo localhost 2762 --tls --cert {pki / 'client.pem'} --key " \
+        f"{pki / 'client.key'} --ca {pki / 'ca.pem'}" in lines
+
+
 def test_init_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     assert run_cli("certs", "init", tmp_path, "--key-type", "ecdsa").exit_code == 0
     before = (tmp_path / "ca.pem").read_bytes()

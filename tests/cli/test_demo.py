@@ -144,7 +144,7 @@ def test_the_commands_to_try_by_hand_name_a_dicomnet_that_runs(
     """scripts/demo runs the clone's .venv/bin/dicomnet, on no PATH: the commands
     it printed ("dicomnet serve ...") said "command not found" (found by the
     storage and certificates review)."""
-    from dicomnet.cli.demo import command_name
+    from dicomnet.cli.common import command_name
 
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)

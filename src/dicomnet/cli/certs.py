@@ -11,6 +11,7 @@ import click
 from dicomnet.cli.common import (
     CERTS_EXIT_CODES_EPILOG,
     EXIT_USAGE,
+    command_name,
     fail,
     print_json,
     prompt_password,
@@ -109,11 +110,12 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
                         ("client certificate", pki.client_cert),
                         ("client key", pki.client_key)):
         click.echo(f"  {path}  {label}")
+    dicomnet = command_name()
     click.echo("\nNext, in one terminal:")
-    click.echo(f"  dicomnet serve --tls --cert {d / 'server.pem'} --key {d / 'server.key'} "
+    click.echo(f"  {dicomnet} serve --tls --cert {d / 'server.pem'} --key {d / 'server.key'} "
                f"--ca {d / 'ca.pem'}{pw}")
     click.echo("and in another:")
-    click.echo(f"  dicomnet echo {names[0]} 2762 --tls --cert {d / 'client.pem'} "
+    click.echo(f"  {dicomnet} echo {names[0]} 2762 --tls --cert {d / 'client.pem'} "
                f"--key {d / 'client.key'} --ca {d / 'ca.pem'}{pw}")
 
 

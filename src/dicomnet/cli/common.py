@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -75,6 +77,7 @@ __all__ = [
     "OnExit",
     "cli_session",
     "client_tls_config",
+    "command_name",
     "fail",
     "is_interruption",
     "network_options",
@@ -654,3 +657,17 @@ def _drain(sock: socket.socket) -> None:
 def _trace(verbose: int) -> None:
     if verbose >= 2:
         traceback.print_exc(file=sys.stderr)
+
+
+def command_name(argv0: str | None = None) -> str:
+    """How the person can run this very ``dicomnet`` again: its name when the
+    shell finds it on PATH, else the path it was run by (``scripts/demo`` runs
+    the clone's ``.venv/bin/dicomnet``, which is on no PATH), else ``python -m
+    dicomnet`` with this interpreter."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    found = shutil.which("dicomnet")
+    if found and argv0 and os.path.realpath(found) == os.path.realpath(argv0):
+        return "dicomnet"
+    if argv0 and os.path.basename(argv0) == "dicomnet" and os.path.isfile(argv0):
+        return shlex.quote(os.path.abspath(argv0))
+    return f"{shlex.quote(sys.executable)} -m dicomnet"

@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-import shlex
-import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +25,7 @@ from dicomnet.cli.common import (
     EXIT_FAILURE_STATUS,
     EXIT_OK,
     cli_session,
+    command_name,
     is_interruption,
     print_json,
     run_async,
@@ -370,17 +368,3 @@ def demo(*, directory: Path, count: int, as_json: bool, verbose: int) -> None:
         _print_report(report)
     if code != EXIT_OK:
         raise SystemExit(code)
-
-
-def command_name(argv0: str | None = None) -> str:
-    """How the person can run this very ``dicomnet`` again: its name when the
-    shell finds it on PATH, else the path it was run by (``scripts/demo`` runs
-    the clone's ``.venv/bin/dicomnet``, which is on no PATH), else ``python -m
-    dicomnet`` with this interpreter."""
-    argv0 = sys.argv[0] if argv0 is None else argv0
-    found = shutil.which("dicomnet")
-    if found and argv0 and os.path.realpath(found) == os.path.realpath(argv0):
-        return "dicomnet"
-    if argv0 and os.path.basename(argv0) == "dicomnet" and os.path.isfile(argv0):
-        return shlex.quote(os.path.abspath(argv0))
-    return f"{shlex.quote(sys.executable)} -m dicomnet"
