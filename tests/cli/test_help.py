@@ -7,11 +7,12 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .helpers import run_cli
+from .helpers import ServerThread, run_cli
 
 
 @pytest.mark.parametrize(("command", "flags"), [
@@ -204,23 +205,47 @@ _HEAVY = {
                "dicomnet.aio", "dicomnet.storage", "dicomnet.services", "dicomnet.security"),
     "certs": ("asyncio", "pydicom", "sqlite3", "rich", "numpy", "dicomnet.aio",
               "dicomnet.storage", "dicomnet.services", "dicomnet.security.config"),
+    "serve": ("asyncio", "cryptography", "pydicom", "sqlite3", "rich", "numpy",
+              "dicomnet.aio", "dicomnet.storage", "dicomnet.services", "dicomnet.dimse",
+              "dicomnet.security.config"),
+    # Plain DICOM: no certificate is read or made.
+    "echo": ("cryptography", "dicomnet.security.certificates"),
 }
 
 
-@pytest.mark.parametrize("args", [["--help"], ["certs", "show", "CA"]])
+def _loaded(*args: str) -> list[str]:
+    """The modules ``dicomnet ARGS`` loaded, run in a fresh interpreter."""
+    run = subprocess.run([sys.executable, "-c", _LOADED, *args],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    loaded: list[str] = json.loads(run.stderr.splitlines()[-1])
+    return loaded
+
+
+def _heavy(loaded: list[str], command: str) -> list[str]:
+    heavy = _HEAVY[command]
+    return [m for m in loaded if m.split(".")[0] in heavy or m.startswith(heavy)]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["certs", "show", "CA"], ["serve", "--help"]])
 def test_a_run_loads_only_what_it_uses(args: list[str], tmp_path: Path) -> None:
     """``dicomnet --help`` imported every command to list its short help (the
     server's pydicom and SQLite, the client's asyncio and cryptography: 0.34 s,
-    0.08 s without), and ``certs show`` the echo command's network stack."""
+    0.08 s without), ``certs show`` the echo command's network stack, and
+    ``serve --help`` the server and its storage (0.31 s)."""
     from dicomnet.security.certificates import make_dev_pki
 
     ca = str(make_dev_pki(tmp_path).ca_cert)
-    run = subprocess.run([sys.executable, "-c", _LOADED, *[ca if a == "CA" else a for a in args]],
-                         capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
-    loaded = json.loads(run.stderr.splitlines()[-1])
-    heavy = _HEAVY[args[0]]
-    assert [m for m in loaded if m.split(".")[0] in heavy or m.startswith(heavy)] == []
+    loaded = _loaded(*[ca if a == "CA" else a for a in args])
+    assert _heavy(loaded, args[0]) == []
+
+
+def test_a_plain_echo_loads_no_certificate_code(start_server: Callable[..., ServerThread]) -> None:
+    """It loaded ``cryptography`` (~30 ms) for type hints only."""
+    server = start_server()
+    loaded = _loaded("echo", "127.0.0.1", str(server.port))
+    assert "dicomnet.aio.client" in loaded  # it did echo
+    assert _heavy(loaded, "echo") == []
 
 
 def test_the_listed_short_helps_are_the_commands_own() -> None:

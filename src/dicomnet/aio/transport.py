@@ -14,10 +14,9 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigurationError, ConnectError, TimeoutError, TLSError
-from ..security.certificates import CertificateInfo
 from ..security.config import TLSConfig
 from ..security.detect import explain_first_bytes
 from ..security.errors_map import translate_ssl_error
@@ -25,6 +24,9 @@ from ..security.info import SecurityInfo
 from ..security.sessions import SessionSlot
 from .sockets import tune_socket
 from .tls_socket import HandshakeTrace, TLSSocketTransport, handshake
+
+if TYPE_CHECKING:
+    from ..security.certificates import CertificateInfo
 
 __all__ = [
     "PeerSilent",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -14,19 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from dicomnet.aio.server import (
-    AssociationInfo,
-    AssociationRequestHook,
-    Server,
-    ServiceProvider,
-)
-from dicomnet.aio.server import serve as start_server
-from dicomnet.aio.server_events import (
-    AssociationAccepted,
-    AssociationEnded,
-    ConnectionEvent,
-    ConnectionRefused,
-)
 from dicomnet.cli.common import (
     SERVE_EXIT_CODES_EPILOG,
     NetworkOptions,
@@ -38,11 +24,20 @@ from dicomnet.cli.common import (
 from dicomnet.cli.output import in_cli_words
 from dicomnet.config import Limits, Timeouts, check_ae_title
 from dicomnet.errors import ConfigurationError
-from dicomnet.security.config import TLSConfig
-from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.files import StorageError
 
+# The server, its services and storage (pydicom, SQLite, cryptography) are imported
+# where used: `serve --help`, and a usage error, load none of them.
 if TYPE_CHECKING:
+    import asyncio
+
+    from dicomnet.aio.server import (
+        AssociationInfo,
+        AssociationRequestHook,
+        Server,
+        ServiceProvider,
+    )
+    from dicomnet.aio.server_events import ConnectionEvent
+    from dicomnet.security.config import TLSConfig
     from dicomnet.services.storage import StoredInstance
 
 __all__ = ["allow_only", "serve", "stop_server", "storage_scp"]
@@ -59,6 +54,8 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
         from dicomnet.services.storage import StorageSCP
     except ImportError:
         return None
+    from dicomnet.storage.files import StorageError
+
     try:
         provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable,
                                                accept_unknown_sop_classes=unknown_sop_classes,
@@ -96,10 +93,10 @@ def _stored_event(stored: StoredInstance) -> None:
     sys.stdout.flush()
 
 
-#: The "event" of each connection event's --json line (aio.server_events).
-_EVENT_NAMES = {AssociationAccepted: "association_accepted",
-                AssociationEnded: "association_ended",
-                ConnectionRefused: "connection_refused"}
+#: The "event" of each connection event's --json line, by its class (aio.server_events).
+_EVENT_NAMES = {"AssociationAccepted": "association_accepted",
+                "AssociationEnded": "association_ended",
+                "ConnectionRefused": "connection_refused"}
 
 
 def _connection_event(event: ConnectionEvent) -> None:
@@ -108,7 +105,8 @@ def _connection_event(event: ConnectionEvent) -> None:
     fields = event.to_dict()
     if isinstance(fields.get("reason"), str):  # the log's words: this CLI's flags
         fields["reason"] = in_cli_words(fields["reason"])
-    print_json({"event": _EVENT_NAMES[type(event)], **fields}, line=True, last=False)
+    print_json({"event": _EVENT_NAMES[type(event).__name__], **fields}, line=True,
+               last=False)
     sys.stdout.flush()
 
 
@@ -125,6 +123,8 @@ def _reload_on_hangup(server: Server, reloads: set[asyncio.Task[bool]]) -> None:
     """SIGHUP, the daemons' "read your configuration again": the TLS files now,
     without waiting for the next look at them. The outcome is logged by the reload
     (what changed and the certificate in use, or why the files cannot be used)."""
+    import asyncio
+
     log = logging.getLogger("dicomnet.security")
     if server.tls is None:
         log.info("SIGHUP: plain DICOM, no TLS files to load")
@@ -142,6 +142,11 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
                  operation_timeout: float | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then stop:
     that is success. Before it listens, they interrupt it (exit 130, 143)."""
+    import asyncio
+
+    from dicomnet.aio.server import serve as start_server
+    from dicomnet.services.verification import VerificationSCP
+
     timeouts = net.timeouts() or Timeouts()
     if operation_timeout is not None:
         timeouts = dataclasses.replace(timeouts, operation=operation_timeout)
@@ -220,6 +225,8 @@ async def stop_server(server: Server, *,
     interrupts none of it, which would leave the index without the last rows
     and temporary files behind: ``on_signal`` is called, and the stop goes on
     (the third signal quits at once: run_async). Returns whether one came."""
+    import asyncio
+
     server.close()
     closing = asyncio.ensure_future(server.wait_closed())
     signalled = False
@@ -243,6 +250,8 @@ def _stopping() -> None:
 
 
 def _uncancel() -> None:
+    import asyncio
+
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()

@@ -33,16 +33,9 @@ import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dicomnet.errors import ConfigurationError, TLSError
-from dicomnet.security.certificates import (
-    CertificateInfo,
-    DevPKI,
-    key_is_encrypted,
-    pem_certificates,
-    trust_file_problem,
-)
 from dicomnet.security.dhgroups import client_suites, load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
 from dicomnet.security.profiles import (
@@ -57,6 +50,11 @@ from dicomnet.security.profiles import (
 )
 from dicomnet.security.sessions import ClientCache
 
+# Certificates are read with `cryptography` (~30 ms to import), imported where a
+# certificate is: a plain association, which imports this module, needs none.
+if TYPE_CHECKING:
+    from dicomnet.security.certificates import CertificateInfo, DevPKI
+
 __all__ = [
     "PasswordCallback",
     "PeerCertificatePolicy",
@@ -69,7 +67,7 @@ logger = logging.getLogger("dicomnet.security")
 
 PeerCertificatePolicy = Literal["required", "optional", "none"]
 PasswordCallback = Callable[[], str | bytes | Awaitable[str | bytes]]
-VerifyCallback = Callable[[CertificateInfo, int], bool]
+VerifyCallback = Callable[["CertificateInfo", int], bool]
 Side = Literal["client", "server"]
 
 _POLICIES: dict[str, ssl.VerifyMode] = {
@@ -323,6 +321,8 @@ class TLSConfig:
         return Path(self.keyfile if self.keyfile is not None else self.certfile)
 
     def _key_is_encrypted(self) -> bool:
+        from dicomnet.security.certificates import key_is_encrypted
+
         path = self._key_path()
         if path is None:
             return False
@@ -537,6 +537,8 @@ class TLSConfig:
             )
 
     def _load_trust(self, ctx: ssl.SSLContext) -> None:
+        from dicomnet.security.certificates import trust_file_problem
+
         for label, path in (("cafile", self.cafile), ("capath", self.capath)):
             if path is not None and not Path(path).exists():
                 raise ConfigurationError(f"{label} not found: {path}")
@@ -611,6 +613,8 @@ def _holds(path: Path, marker: bytes) -> bool:
 
 def _certificates_parse(path: Path) -> bool:
     """Whether every PEM certificate in the file is whole and well-formed."""
+    from dicomnet.security.certificates import pem_certificates
+
     try:
         pem_certificates(path)
     except ValueError:
@@ -638,6 +642,8 @@ def _has_hashed_names(capath: Path) -> bool:
 
 def _read_unhashed_capath(capath: Path) -> str:
     """The certificates of the PEM files of a capath without hashed names, as cadata."""
+    from dicomnet.security.certificates import pem_certificates
+
     found: list[str] = []
     files: list[str] = []
     for path in sorted(capath.iterdir()):
@@ -756,6 +762,8 @@ def _check_suites_fit(cert: CertificateInfo, certfile: Path, names: list[str], p
 def _certificate_info(path: str, mtime_ns: int, size: int) -> CertificateInfo:
     """Parsed once per version of the file (every handshake asks for it; a rotated
     certificate has a new mtime or size and is read again)."""
+    from dicomnet.security.certificates import CertificateInfo
+
     return CertificateInfo.from_pem_file(path)
 
 

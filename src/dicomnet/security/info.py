@@ -20,10 +20,12 @@ import ipaddress
 import ssl
 import weakref
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from dicomnet.security.certificates import CertificateInfo
 from dicomnet.security.profiles import CipherSuite, suite_by_openssl
+
+if TYPE_CHECKING:  # imported where a handshake is described (cryptography: ~30 ms)
+    from dicomnet.security.certificates import CertificateInfo
 
 __all__ = [
     "SecurityInfo",
@@ -173,6 +175,8 @@ def security_info_from_ssl(
     ``local_cert`` is our own certificate (the context's certfile), needed on the
     server side to report the authentication key, since the server's key is ours.
     """
+    from dicomnet.security.certificates import CertificateInfo
+
     cipher = obj.cipher()
     name = cipher[0] if cipher else None
     protocol = obj.version()
