@@ -110,6 +110,20 @@ def test_a_cut_deflated_stream_is_found(tmp_path: Path) -> None:
     assert problem.startswith("malformed data set: its deflated stream is corrupt")
 
 
+def test_a_deflated_stream_is_inflated_to_its_end() -> None:
+    """Inflating at most 64 KiB a call, the last input can leave output inside the
+    inflater once consumed: here the last 12 bytes of a 4 MiB value, where 4 MiB
+    ends a whole number of calls. They were not asked for, and a whole data set,
+    fed in one piece (a C-STORE's last PDV, a file's last read), was 'the data set
+    ends inside element (0009,1001): 12 byte(s) of its value missing'."""
+    value = bytes(4 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    data = deflate.compress(struct.pack("<HH2sHL", 0x0009, 0x1001, b"OB", 0, len(value))
+                            + value) + deflate.flush()
+    assert dataset_problem(data, DeflatedExplicitVRLittleEndian) is None
+    assert dataset_problem(data[:-1], DeflatedExplicitVRLittleEndian) is not None
+
+
 def test_the_message_names_the_element_and_what_is_missing(tmp_path: Path) -> None:
     path, offset, data = _file(tmp_path, EXPLICIT_LE, rows=512, columns=512)
     cut = len(data) - 1000

@@ -476,7 +476,7 @@ class _Inflating:
             return  # what follows the stream (a byte of padding) is not the data set
         try:
             pending = bytes(data)
-            while pending and not inflate.eof:
+            while not inflate.eof:
                 out = inflate.decompress(pending, _READ)
                 self._inflated += len(out)
                 if self._inflated > MAX_INFLATED:
@@ -484,6 +484,10 @@ class _Inflating:
                     return
                 self._walker.feed(out)
                 pending = inflate.unconsumed_tail
+                # A full output may leave more inside the inflater, its input all
+                # taken: asked for again (with no input) until it comes out short.
+                if not pending and len(out) < _READ:
+                    break
         except zlib.error as exc:
             self._walker.fail(f"its deflated stream is corrupt ({exc})")
 
