@@ -8,6 +8,7 @@ from __future__ import annotations
 import array
 import asyncio
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -394,6 +395,41 @@ def test_a_conversion_cancelled_while_it_runs_is_closed_once_made(
     run(scenario(), timeout=60)
 
 
+def test_a_deflated_data_set_past_the_walks_bound_is_sent_and_refused_as_such(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The completeness walk inflates a deflated data set at most to MAX_INFLATED
+    (1 GiB; 1 MiB here). Past it the file is not malformed: the SCU, walking its
+    own file in a worker thread (CPU only, constant memory), no longer bounds it
+    and sends it as it is; the SCP, walking a peer's bytes on its event loop,
+    answers Out of Resources (A700) saying why, not Cannot Understand (C000)
+    'malformed data set: it inflates past 1048576 bytes'; before, the SCU did not
+    send it ('not sent: malformed data set: ...')."""
+    from dicomnet.storage import completeness
+
+    monkeypatch.setattr(completeness, "MAX_INFLATED", 1 << 20)
+    large = make_image(14, rows=1024, columns=2048)
+    large.PixelData = bytes(1024 * 2048 * 2)
+    path = write_part10(tmp_path / "in" / "large.dcm", large, DeflatedExplicitVRLittleEndian)
+    assert path.stat().st_size < 64 << 10
+    info = read_part10(path)
+    assert completeness.file_dataset_problem(str(path), info.dataset_offset,
+                                             DeflatedExplicitVRLittleEndian) == (
+        "its deflated data set inflates past 1 MiB, the most dicomnet inflates to check a "
+        "deflated data set")
+    assert completeness.file_dataset_problem(str(path), info.dataset_offset,
+                                             DeflatedExplicitVRLittleEndian,
+                                             limited=False) is None
+    caplog.set_level(logging.WARNING, logger="dicomnet")
+    [result] = send_files(tmp_path / "root", [path], [DeflatedExplicitVRLittleEndian])
+    assert (result.status, result.error_comment) == (
+        0xA700, "deflated data set inflates past 1 MiB, our limit; not stored")
+    assert list((tmp_path / "root").rglob("*.dcm")) == []
+    [line] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert line.endswith("refused, status 0xA700: its deflated data set inflates past 1 MiB, "
+                         "the most dicomnet inflates to check a deflated data set; not stored")
+
+
 def test_a_deflated_data_set_inflating_past_the_bound_is_not_sent(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The conversion reads the file again after the completeness walk allowed it
@@ -412,8 +448,8 @@ def test_a_deflated_data_set_inflating_past_the_bound_is_not_sent(
     results = send_files(tmp_path / "root", [bomb_path, fine], [ExplicitVRLittleEndian])
     assert results[0].status is None
     assert results[0].error is not None
-    assert f"{bomb_path}: its deflated data set inflates past 1048576 bytes; not sent" in (
-        results[0].error)
+    assert (f"{bomb_path}: its deflated data set inflates past 1 MiB, the most dicomnet "
+            "inflates to convert a deflated data set; not sent") in results[0].error
     assert results[1].status == 0x0000
     assert made and all(f.closed for f in made)
     assert list((tmp_path / "root").rglob("*.dcm")) == [

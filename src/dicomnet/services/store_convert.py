@@ -39,7 +39,7 @@ from pydicom.filewriter import correct_ambiguous_vr_element, write_dataset, writ
 from pydicom.uid import UID
 from pydicom.valuerep import BUFFERABLE_VRS
 
-from ..storage.completeness import MAX_INFLATED
+from ..storage.completeness import MAX_INFLATED, inflated_past
 from ..storage.files import StorageError
 from ..storage.part10 import PREAMBLE_LENGTH, Part10Info
 from .store_dataset import (
@@ -66,9 +66,8 @@ _DEFER = 64 << 10
 #: Bytes read (and compressed or inflated) at a time.
 _PIECE = 1 << 20
 _UNDEFINED = 0xFFFFFFFF
-#: The most a deflated data set may inflate to in a temporary file: what the
-#: completeness walk before the conversion allows (storage.completeness), checked
-#: again here, as the conversion reads the file again (it may have changed since).
+#: The most a deflated data set may inflate to in a temporary file (the bound of
+#: a peer's in storage.completeness): the space it takes where temporary files go.
 INFLATED_MOST = MAX_INFLATED
 #: On disk where /tmp often is not (FHS 3.0 5.15: kept across reboots, so never
 #: a RAM file system).
@@ -242,16 +241,15 @@ def _inflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
                     chunk = inflater.decompress(data, _PIECE)
                     inflated += len(chunk)
                     if inflated > most:
-                        raise StorageError(f"{info.path}: its deflated data set inflates past "
-                                           f"{most} bytes; not sent")
+                        raise StorageError(f"{info.path}: {inflated_past(most, 'convert')}; "
+                                           "not sent")
                     out.write(chunk)
                     data = inflater.unconsumed_tail
                 if inflater.eof:
                     break
             rest = inflater.flush()
             if inflated + len(rest) > most:
-                raise StorageError(f"{info.path}: its deflated data set inflates past {most} "
-                                   "bytes; not sent")
+                raise StorageError(f"{info.path}: {inflated_past(most, 'convert')}; not sent")
             out.write(rest)
         # The stream may be followed by one byte of padding (PS3.5 A.5: even length).
         if not inflater.eof:

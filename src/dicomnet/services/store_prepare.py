@@ -7,6 +7,7 @@ into P-DATA-TF PDUs (PS3.8 9.3.5), in memory used again. Used by
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import itertools
 import os
@@ -18,7 +19,7 @@ from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
 from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
-from ..storage.part10 import Part10Info
+from ..storage.part10 import DEFLATED_DATA_SETS, Part10Info
 from ..ul.connection import JOIN_LIMIT
 from ..ul.negotiation import ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED
 from ..ul.pdu import pdata_header
@@ -202,8 +203,11 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         first = next(pdus)
         # The bytes go as they are: a file cut short would go out whole as far as the
         # peer can tell, and be stored so (storage.completeness). Walked in its one
-        # PDU, or, for a longer data set, in the file (seeking over long values).
-        if len(first) - 12 >= info.dataset_length:
+        # PDU, or, for a longer data set or a deflated one (inflated whole: our own
+        # file, without the bound a peer's data set has; CPU only, in a thread),
+        # in the file (seeking over long values).
+        if (len(first) - 12 >= info.dataset_length
+                and info.transfer_syntax_uid not in DEFLATED_DATA_SETS):
             problem = dataset_problem(memoryview(first)[12:], info.transfer_syntax_uid)
         else:
             problem = await _file_problem(info)
@@ -289,7 +293,7 @@ async def _file_problem(info: Part10Info) -> str | None:
     event loop (a file of small fragments is read whole). Raises StorageError."""
     try:
         return await asyncio.get_running_loop().run_in_executor(
-            None, file_dataset_problem, str(info.path), info.dataset_offset,
-            info.transfer_syntax_uid)
+            None, functools.partial(file_dataset_problem, str(info.path), info.dataset_offset,
+                                    info.transfer_syntax_uid, limited=False))
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc

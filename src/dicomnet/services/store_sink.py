@@ -9,7 +9,8 @@ import asyncio
 from pathlib import Path
 
 from ..dimse.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
-from ..storage.completeness import walker_for
+from ..storage import completeness
+from ..storage.completeness import size_text, walker_for
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
 from ..storage.part10 import DEFLATED_DATA_SETS
@@ -184,6 +185,16 @@ class StoreSink:
         self._walker = None
         if problem is None:
             return True
+        if walker.too_large:
+            # Our bound, not the data set's fault: the Error Comment's 64 characters
+            # say so, the log the whole reason.
+            self.error = (f"deflated data set inflates past "
+                          f"{size_text(completeness.MAX_INFLATED)}, "
+                          "our limit; not stored")
+            self.detail = f"{problem}; not stored"
+            self.status = OUT_OF_RESOURCES
+            self.abort()
+            return False
         self.error = f"incomplete data set: {problem}"  # logged with the refusal
         self.status = CANNOT_UNDERSTAND
         self.abort()

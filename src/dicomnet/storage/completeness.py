@@ -68,7 +68,8 @@ from collections.abc import Iterator
 from dicomnet.storage.part10 import DEFLATED_DATA_SETS
 from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, SHORT_VRS, implicit_vr_at
 
-__all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem", "walker_for"]
+__all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem", "inflated_past",
+           "size_text", "walker_for"]
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xE000, 0xE00D, 0xE0DD
@@ -90,7 +91,8 @@ _READ = 64 << 10
 #: walked on the server's event loop): sequences and items nested deeper than any
 #: real object (a deep SR content tree stays far below), elements past any real
 #: object's count (all readings together), and a deflated data set inflating past
-#: any real one.
+#: what is checked (a bound, not a sign of a malformed data set; a walker made
+#: with ``limited=False`` has none: an SCU walking its own files in a thread).
 MAX_DEPTH = 256
 MAX_ELEMENTS = 1 << 24
 MAX_INFLATED = 1 << 30
@@ -100,6 +102,20 @@ MAX_READINGS = 8
 
 def _tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def size_text(size: int) -> str:
+    """``size`` bytes in the largest binary unit dividing it ("1 GiB", "1536 KiB")."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and not size % (1 << shift):
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
+def inflated_past(most: int, purpose: str = "check") -> str:
+    """Why a deflated data set (PS3.5 A.5) was not inflated whole: the bound ``most``."""
+    return (f"its deflated data set inflates past {size_text(most)}, the most dicomnet "
+            f"inflates to {purpose} a deflated data set")
 
 
 class DatasetWalker:
@@ -114,6 +130,10 @@ class DatasetWalker:
 
     __slots__ = ("_big_endian", "_error", "_forced", "_forks", "_head", "_last", "_others",
                  "_shared", "_skip", "_stack", "_why")
+
+    #: Whether a deflated data set was not walked whole for inflating past the
+    #: bound (:data:`MAX_INFLATED`): never, here.
+    too_large = False
 
     def __init__(self, *, implicit: bool, big_endian: bool = False) -> None:
         self._big_endian = big_endian
@@ -456,14 +476,17 @@ class _Readings(DatasetWalker):
 
 
 class _Inflating:
-    """A walker behind a raw inflate (Deflated Explicit VR Little Endian, PS3.5 A.5)."""
+    """A walker behind a raw inflate (Deflated Explicit VR Little Endian, PS3.5 A.5),
+    inflating at most ``most`` bytes (None: no bound)."""
 
-    __slots__ = ("_inflate", "_inflated", "_walker")
+    __slots__ = ("_inflate", "_inflated", "_most", "_walker", "too_large")
 
-    def __init__(self) -> None:
+    def __init__(self, most: int | None) -> None:
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
         self._walker = DatasetWalker(implicit=False)
         self._inflated = 0
+        self._most = most
+        self.too_large = False
 
     skippable = 0
 
@@ -472,15 +495,16 @@ class _Inflating:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         inflate = self._inflate
-        if inflate.eof or self._inflated > MAX_INFLATED:
+        if inflate.eof or self.too_large:
             return  # what follows the stream (a byte of padding) is not the data set
+        most = self._most
         try:
             pending = bytes(data)
             while not inflate.eof:
                 out = inflate.decompress(pending, _READ)
                 self._inflated += len(out)
-                if self._inflated > MAX_INFLATED:
-                    self._walker.fail(f"it inflates past {MAX_INFLATED} bytes")
+                if most is not None and self._inflated > most:
+                    self.too_large = True
                     return
                 self._walker.feed(out)
                 pending = inflate.unconsumed_tail
@@ -492,33 +516,40 @@ class _Inflating:
             self._walker.fail(f"its deflated stream is corrupt ({exc})")
 
     def problem(self) -> str | None:
+        if self.too_large:
+            assert self._most is not None
+            return inflated_past(self._most)
         problem = self._walker.problem()
         if problem is None and not self._inflate.eof:
             return "the data set ends inside its deflated stream"
         return problem
 
 
-def walker_for(transfer_syntax: str) -> DatasetWalker | _Inflating:
+def walker_for(transfer_syntax: str, *, limited: bool = True) -> DatasetWalker | _Inflating:
     """A walker for data sets encoded in ``transfer_syntax`` (every syntax other
-    than the three below is Explicit VR Little Endian, encapsulated or not)."""
+    than the three below is Explicit VR Little Endian, encapsulated or not).
+    ``limited``: a deflated data set is inflated to :data:`MAX_INFLATED` at most,
+    then ``problem()`` says so and ``too_large`` is True."""
     if transfer_syntax in DEFLATED_DATA_SETS:
-        return _Inflating()
+        return _Inflating(MAX_INFLATED if limited else None)
     return DatasetWalker(implicit=transfer_syntax == _IMPLICIT,
                          big_endian=transfer_syntax == _BIG_ENDIAN)
 
 
-def dataset_problem(data: bytes | bytearray | memoryview, transfer_syntax: str) -> str | None:
+def dataset_problem(data: bytes | bytearray | memoryview, transfer_syntax: str, *,
+                    limited: bool = True) -> str | None:
     """Why ``data`` is not a whole data set in ``transfer_syntax``, or None."""
-    walker = walker_for(transfer_syntax)
+    walker = walker_for(transfer_syntax, limited=limited)
     walker.feed(data)
     return walker.problem()
 
 
-def file_dataset_problem(path: str, offset: int, transfer_syntax: str) -> str | None:
+def file_dataset_problem(path: str, offset: int, transfer_syntax: str, *,
+                         limited: bool = True) -> str | None:
     """Why the data set from byte ``offset`` of the file to its end is not whole,
     or None. Values are passed over by seeking: a large file costs a few reads.
     Raises ``OSError``."""
-    walker = walker_for(transfer_syntax)
+    walker = walker_for(transfer_syntax, limited=limited)
     with open(path, "rb", buffering=0) as fp:
         fp.seek(offset)
         while True:
