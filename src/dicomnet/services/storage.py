@@ -263,12 +263,11 @@ class StorageSCP:
                 or not sink.check_complete(message.affected_sop_instance_uid)
                 or sink.writer is not None or sink.buffer is None):
             return False
-        if sink.stray is not None:
-            _log_stray(assoc, message, sink)
+        _log_oddities(assoc, message, sink)
         buffer, sink.buffer = sink.buffer, None
+        syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
         self._committer.submit_call(
-            _Job(buffer, message, assoc.contexts[context_id].transfer_syntax,
-                 assoc.calling_ae_title, assoc.security),
+            _Job(buffer, message, syntax, assoc.calling_ae_title, assoc.security),
             functools.partial(self._answer_stored, assoc, message, answer))
         return True
 
@@ -293,11 +292,11 @@ class StorageSCP:
             log_refusal(logging.ERROR if detail else logging.WARNING, assoc, message,
                          status, detail or error)
             return status, error
-        if sink.stray is not None:
-            _log_stray(assoc, message, sink)
+        _log_oddities(assoc, message, sink)
         writer, buffer = sink.writer, sink.buffer
         sink.writer = sink.buffer = None
-        transfer_syntax = assoc.contexts[context_id].transfer_syntax
+        # The data set's own: the context's, unless the sink relabelled it.
+        transfer_syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
         outcome: StoredInstance | BaseException
         try:
             if writer is None:
@@ -686,11 +685,20 @@ class _Job:
 SMALL_ROUND = 16
 
 
-def _log_stray(assoc: ServerAssociation, message: CStoreRQ, sink: StoreSink) -> None:
-    """The one line for a data set that started with File Meta Information
-    elements, dropped by its sink (storage.stray_meta; PS3.5 7.1)."""
+def _log_oddities(assoc: ServerAssociation, message: CStoreRQ, sink: StoreSink) -> None:
+    """The one line each for a data set that started with File Meta Information
+    elements, dropped by its sink (storage.stray_meta; PS3.5 7.1), and for one
+    in Implicit VR on an Explicit VR Little Endian context, relabelled (PS3.5
+    A.1, A.2; PS3.10 7.1)."""
+    if sink.relabelled is not None:
+        log.warning("C-STORE %s from %s@%s:%s: its data set is in Implicit VR, not in the "
+                    "context's Explicit VR Little Endian (%s; PS3.5 A.2): stored as Implicit "
+                    "VR Little Endian (%s), the file's Transfer Syntax UID saying so",
+                    message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
+                    sink.relabelled, sink.transfer_syntax)
     stray = sink.stray
-    assert stray is not None
+    if stray is None:
+        return
     log.warning("C-STORE %s from %s@%s:%s: its data set started with File Meta Information "
                 "element(s) %s (%d bytes), which no data set holds (PS3.5 7.1, PS3.10 7.1): "
                 "dropped, the file has one meta group, this server's",

@@ -13,7 +13,8 @@ from ..storage import completeness
 from ..storage.completeness import size_text, walker_for
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
-from ..storage.part10 import DEFLATED_DATA_SETS
+from ..storage.part10 import DEFLATED_DATA_SETS, with_transfer_syntax
+from ..storage.scan import implicit_vr_at
 from ..storage.stray_meta import StrayMeta
 
 __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "contents"]
@@ -36,7 +37,11 @@ ALIGNED_FROM = 64 << 10
 #: the fsync before the answer has little left to wait for.
 SYNC_EVERY = 32 << 20
 _IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
+#: Bytes of the data set's first element header that tell Explicit VR from
+#: Implicit VR (``storage.scan.implicit_vr_at``).
+_VR_BYTES = 6
 
 
 class StoreSink:
@@ -45,10 +50,20 @@ class StoreSink:
 
     File Meta Information elements (group 0002) at the start of the data set are
     dropped (storage.stray_meta): the file gets one meta group, ours. ``stray``
-    then says which were dropped."""
+    then says which were dropped.
 
-    __slots__ = ("_marker", "_syncing", "_syntax", "_unsynced", "_walker", "buffer", "detail",
-                 "durable", "error", "provisional", "status", "stray", "writer")
+    A data set in Implicit VR on an Explicit VR context (PS3.5 A.2 says every
+    element is explicit there; pydicom and pynetdicom send such data sets when
+    told to) is known by its first element header, before anything is written:
+    on an Explicit VR Little Endian context the header is relabelled Implicit VR
+    Little Endian (PS3.5 A.1, the data set's encoding: PS3.10 7.1), which
+    ``transfer_syntax`` then says and ``relabelled`` notes; on any other
+    (Big Endian, or encapsulated pixel data, which Implicit VR cannot carry)
+    it is refused, Cannot Understand."""
+
+    __slots__ = ("_header_length", "_marker", "_starting", "_syncing", "_syntax", "_unsynced",
+                 "_vr_check", "_walker", "buffer", "detail", "durable", "error", "provisional",
+                 "relabelled", "status", "stray", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -78,13 +93,22 @@ class StoreSink:
                 transfer_syntax not in DEFLATED_DATA_SETS):
             self._marker = b"\x00\x02" if transfer_syntax == _BIG_ENDIAN else b"\x02\x00"
         self.stray: StrayMeta | None = None
+        # Explicit VR data sets have their first element header looked at once
+        # (not a deflated one: its first bytes are compressed).
+        self._vr_check = self._marker is not None and transfer_syntax != _IMPLICIT_LE
+        self._header_length = len(header)
+        #: The context's transfer syntax when the data set was found to be in
+        #: another, which ``transfer_syntax`` names (and the file's header).
+        self.relabelled: str | None = None
+        # Whether the data set's first bytes are still to come: one test per write.
+        self._starting = self._marker is not None
 
     def write(self, data: bytes | memoryview) -> None:
         if self.error is not None:
             return
-        if self._marker is not None:  # the data set's first bytes only
-            data = self._drop_meta(data)
-            if not data:
+        if self._starting:  # the data set's first bytes only
+            data = self._start(data)
+            if not data or self.error is not None:
                 return
         if self._walker is not None:
             self._walker.feed(data)
@@ -126,6 +150,52 @@ class StoreSink:
             self.error = f"cannot store: {exc.reason}"
             self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
             self.abort()
+
+    @property
+    def transfer_syntax(self) -> str | None:
+        """The syntax the data set is stored in: the context's, unless relabelled."""
+        return self._syntax
+
+    def _start(self, data: bytes | memoryview) -> bytes | memoryview:
+        """The data set's first bytes: without the group 0002 elements it starts
+        with, its first element header read for its VR mode."""
+        if self._marker is not None:
+            data = self._drop_meta(data)
+            if self._marker is not None:
+                return data  # still inside group 0002
+        if self._vr_check:
+            buffer = self.buffer
+            # A bytearray still: it holds the header and under _VR_BYTES bytes more.
+            assert isinstance(buffer, bytearray)
+            seen = len(buffer) - self._header_length
+            if seen + len(data) < _VR_BYTES:
+                return data  # decided with the next bytes
+            self._vr_check = False
+            first = bytes(buffer[self._header_length:]) + bytes(data[:_VR_BYTES - seen])
+            if implicit_vr_at(first):
+                self._implicit_found(buffer)
+        self._starting = False
+        return data
+
+    def _implicit_found(self, buffer: bytearray) -> None:
+        """Relabel (Explicit VR Little Endian) or refuse an Implicit VR data set."""
+        syntax = self._syntax
+        assert syntax is not None
+        if syntax != _EXPLICIT_LE:
+            from pydicom.uid import UID  # only here: a refusal is rare
+
+            name = UID(syntax).name  # the UID itself for one pydicom does not know
+            named = f"{name} ({syntax})" if name != syntax else syntax
+            self.error = (f"data set in Implicit VR, not in the context's {named}, which is "
+                          "Explicit VR (PS3.5 10, A.2-A.4): not stored; an Implicit VR Little "
+                          "Endian context takes it")
+            self.status = CANNOT_UNDERSTAND
+            self.abort()
+            return
+        header = with_transfer_syntax(buffer[:self._header_length], _IMPLICIT_LE)
+        buffer[:self._header_length] = header
+        self._header_length = len(header)
+        self.relabelled, self._syntax = syntax, _IMPLICIT_LE
 
     def _drop_meta(self, data: bytes | memoryview) -> bytes | memoryview:
         """``data`` without the group 0002 elements the data set starts with. Ends

@@ -56,6 +56,7 @@ from dicomnet.storage.part10 import (
     Part10Info,
     part10_header,
     read_part10,
+    with_transfer_syntax,
 )
 from dicomnet.storage.syncfs import SYNCFS_DIRTY_LIMIT, can_sync_together, sync_together
 
@@ -96,4 +97,5 @@ __all__ = [
     "safe_uid",
     "sync_folder",
     "sync_together",
+    "with_transfer_syntax",
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "Part10Info",
     "part10_header",
     "read_part10",
+    "with_transfer_syntax",
 ]
 
 logger = logging.getLogger("dicomnet.storage")
@@ -135,6 +136,23 @@ def _padded(value: bytes, pad: bytes) -> bytes:
 def _uid_value(uid: str) -> bytes:
     """A UID value, checked (``safe_uid``) and NUL-padded to even length (PS3.5 9.1)."""
     return _padded(safe_uid(uid).encode("ascii"), b"\x00")
+
+
+def with_transfer_syntax(header: bytes | bytearray, transfer_syntax_uid: str) -> bytes:
+    """``header`` (preamble, ``DICM`` and a File Meta Information of defined
+    lengths, as :func:`part10_header` makes) with (0002,0010) Transfer Syntax
+    UID set to ``transfer_syntax_uid`` and (0002,0000) to the group's new length
+    (PS3.10 7.1): for a data set found not to be in the syntax it was sent in.
+    Raises ``NotPart10Error`` for a header it cannot read so."""
+    scanned = scan_elements(header, PREAMBLE_LENGTH, implicit=False, group=0x0002)
+    if header[128:132] != b"DICM" or scanned is None or scanned[1] != len(header):
+        raise NotPart10Error("not a File Meta Information of defined lengths")
+    elements = scanned[0]
+    elements[0x00020010] = ("UI", _uid_value(transfer_syntax_uid))
+    body = b"".join(_element(tag & 0xFFFF, (vr or "UN").encode("ascii"), value)
+                    for tag, (vr, value) in sorted(elements.items()) if tag != 0x00020000)
+    return bytes(header[:PREAMBLE_LENGTH]) + _element(
+        0x0000, b"UL", struct.pack("<I", len(body))) + body
 
 
 def _element(element: int, vr: bytes, value: bytes) -> bytes:
