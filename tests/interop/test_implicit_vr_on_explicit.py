@@ -6,11 +6,14 @@ Little Endian over an Implicit VR data set (pydicom writes such files when told
 to) goes in Implicit VR on an Explicit VR context. dicomnet serve stored it
 under an Explicit VR Little Endian meta, which DCMTK's dcmdump read as garbage;
 now the stored file says Implicit VR Little Endian (PS3.5 A.1, A.2; PS3.10 7.1)
-and dcmdump reads every value.
+and dcmdump reads every value. And `store_paths` sent such a file as it is on an
+Explicit VR context, into DCMTK's storescp (which fails on it); now it goes as
+what it is, Implicit VR Little Endian, and storescp's file reads right.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,10 +23,10 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.services.storage import INDEX_NAME
+from dicomnet.services.storage import INDEX_NAME, store_paths
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import part10_header
-from tests.aio.helpers import LOOPBACK
+from tests.aio.helpers import LOOPBACK, background_process, free_port, run
 from tests.interop.conftest import Dcmtk, _missing, dicomnet_serve_plain
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image
 from tests.storage.helpers import data_set_bytes
@@ -97,3 +100,24 @@ def test_pynetdicom_sends_it_on_an_explicit_context_and_dicomnet_serve_relabels_
     assert ds.SOPInstanceUID in line and "WRONGTS@127.0.0.1:" in line
     assert "stored as Implicit VR Little Endian" in line
 
+
+def test_store_paths_sends_it_to_storescp_as_implicit_vr_little_endian(
+        dcmtk: Dcmtk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ds = make_image(22)
+    source = _mislabelled(tmp_path / "in" / "mislabelled.dcm", ds)
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    # +xe: storescp prefers Explicit VR Little Endian where both are proposed.
+    with background_process(dcmtk.storescp, "-aet", "STORESCP", "+xe", "-od", out, str(port),
+                            log_path=tmp_path / "storescp.log", port=port), \
+            caplog.at_level(logging.WARNING, logger="dicomnet.storage"):
+        results = run(store_paths(LOOPBACK, port, [source], called_ae_title="STORESCP"),
+                      timeout=60)
+    assert [(r.status, r.error) for r in results] == [(0x0000, None)]
+    assert results[0].transfer_syntax_uid == ImplicitVRLittleEndian
+    (stored,) = out.iterdir()
+    _reads_right(_dcmdump(stored), ds)
+    assert_same_dataset(ds, stored)
+    lines = [r.getMessage() for r in caplog.records if "Implicit VR" in r.getMessage()]
+    assert len(lines) == 1 and str(source) in lines[0], lines

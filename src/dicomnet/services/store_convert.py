@@ -111,8 +111,10 @@ def _read(info: Part10Info, defer_size: int | None = None) -> Dataset:
     """``info``'s file read by pydicom. One whose data set starts with group 0002
     elements (``stray_meta``) is read from where its data set starts, in the
     syntax of its own meta group: ``dcmread`` would read them as more meta, and
-    the data set in the Transfer Syntax UID they name."""
-    if not info.stray_meta:
+    the data set in the Transfer Syntax UID they name. So is one whose data set
+    is not in its meta group's syntax (``relabelled_from``): ``dcmread`` would
+    guess, with a warning."""
+    if not info.stray_meta and info.relabelled_from is None:
         return pydicom.dcmread(info.path, defer_size=defer_size)
     syntax = info.transfer_syntax_uid
     implicit, little = syntax == IMPLICIT_LE, syntax != EXPLICIT_BE

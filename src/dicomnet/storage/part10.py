@@ -31,13 +31,14 @@ from pydicom.filereader import read_dataset, read_preamble
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.names import is_uid, safe_uid
-from dicomnet.storage.scan import LONG_VRS, scan_elements
+from dicomnet.storage.scan import LONG_VRS, implicit_vr_at, scan_elements
 from dicomnet.storage.stray_meta import StrayMeta, meta_group_end
 
 __all__ = [
     "NotPart10Error",
     "PREAMBLE_LENGTH",
     "Part10Info",
+    "dataset_syntax",
     "part10_header",
     "read_part10",
     "with_transfer_syntax",
@@ -49,6 +50,7 @@ logger = logging.getLogger("dicomnet.storage")
 PREAMBLE_LENGTH = 132
 _GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, length 4
 _IMPLICIT = "1.2.840.10008.1.2"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: Syntaxes whose data set, after the File Meta Information, is deflated as a whole:
 #: Deflated Explicit VR Little Endian (PS3.5 A.5) and the two JPIP Referenced
@@ -182,6 +184,11 @@ class Part10Info:
     #: Tags of the group 0002 elements found at the start of the data set, and
     #: passed over (storage.stray_meta); empty for a well-formed file.
     stray_meta: tuple[int, ...] = ()
+    #: The File Meta Information's Transfer Syntax UID where the data set is not
+    #: in it (``transfer_syntax_uid`` says what it is in): Explicit VR Little
+    #: Endian over an Implicit VR data set (:func:`dataset_syntax`); None for a
+    #: well-formed file.
+    relabelled_from: str | None = None
 
     @property
     def meta(self) -> FileMetaDataset:
@@ -345,23 +352,44 @@ def read_part10(path: Path) -> Part10Info:
     if missing:
         raise NotPart10Error(f"{path}: File Meta Information lacks {', '.join(missing)}")
     stray: tuple[int, ...] = ()
-    if values["TransferSyntaxUID"] not in DEFLATED_DATA_SETS:
+    syntax, relabelled = values["TransferSyntaxUID"], None
+    if syntax not in DEFLATED_DATA_SETS:
         try:
             with open(path, "rb") as again:
-                offset, stray = _past_stray_meta(
-                    again, b"", offset, size, transfer_syntax=values["TransferSyntaxUID"],
-                    path=path)
+                offset, stray = _past_stray_meta(again, b"", offset, size,
+                                                 transfer_syntax=syntax, path=path)
+                again.seek(offset)
+                syntax, relabelled = dataset_syntax(syntax, again.read(8), path)
         except OSError as exc:
             raise StorageError.from_os_error("cannot read", path, exc) from exc
     return Part10Info(
         path=path,
-        transfer_syntax_uid=values["TransferSyntaxUID"],
+        transfer_syntax_uid=syntax,
         sop_class_uid=values["MediaStorageSOPClassUID"],
         sop_instance_uid=values["MediaStorageSOPInstanceUID"],
         dataset_offset=offset,
         size=size,
         stray_meta=stray,
+        relabelled_from=relabelled,
     )
+
+
+def dataset_syntax(declared: str, first: bytes, path: Path | str) -> tuple[str, str | None]:
+    """The transfer syntax of a file's data set whose first bytes (an element
+    header) are ``first``, its File Meta Information saying ``declared``: that,
+    but for Explicit VR Little Endian over a data set in Implicit VR (no VR where
+    PS3.5 7.1.2 puts one: ``implicit_vr_at``), which pydicom writes when told
+    so and reads by guessing. PS3.10 7.1 makes the Transfer Syntax UID the data
+    set's encoding, and PS3.5 A.2 an Explicit VR data set's every element
+    explicit: such a data set is Implicit VR Little Endian (PS3.5 A.1), and is
+    taken as one (an SCU proposes and sends it so), said once in the log.
+    Returns (the syntax, ``declared`` when it differs, else None)."""
+    if declared != _EXPLICIT_LE or len(first) < 8 or not implicit_vr_at(first):
+        return declared, None
+    logger.warning("%s: its File Meta Information says Explicit VR Little Endian (%s), but its "
+                   "data set is in Implicit VR (PS3.10 7.1, PS3.5 A.2): taken as Implicit VR "
+                   "Little Endian (%s)", path, declared, _IMPLICIT)
+    return _IMPLICIT, declared
 
 
 def _past_stray_meta(fp: BinaryIO, head: bytes, offset: int, size: int, *, transfer_syntax: str,
@@ -420,21 +448,28 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
             or values["TransferSyntaxUID"] in DEFLATED_DATA_SETS):
         return None
     stray: tuple[int, ...] = ()
+    syntax = values["TransferSyntaxUID"]
     if offset + 2 <= len(head) and head[offset:offset + 2] in (b"\x02\x00", b"\x00\x02"):
-        offset, stray = _past_stray_meta(fp, head, offset, size,
-                                         transfer_syntax=values["TransferSyntaxUID"], path=path)
+        offset, stray = _past_stray_meta(fp, head, offset, size, transfer_syntax=syntax,
+                                         path=path)
+    first = head[offset:offset + 8]
+    if len(first) < 8 and offset + 8 <= size:  # past what was read (after stray meta)
+        fp.seek(offset)
+        first = fp.read(8)
+    syntax, relabelled = dataset_syntax(syntax, first, path)
     sop_class, sop_instance = _dataset_uids(
-        head, offset, values["TransferSyntaxUID"], path,
+        head, offset, syntax, path,
         meta_class=values["MediaStorageSOPClassUID"],
         meta_instance=values["MediaStorageSOPInstanceUID"])
     return Part10Info(
         path=path,
-        transfer_syntax_uid=values["TransferSyntaxUID"],
+        transfer_syntax_uid=syntax,
         sop_class_uid=sop_class,
         sop_instance_uid=sop_instance,
         dataset_offset=offset,
         size=size,
         stray_meta=stray,
+        relabelled_from=relabelled,
     )
 
 
