@@ -1,5 +1,8 @@
 """A storage SCP told to accept unknown SOP classes stores a private one, and still
-refuses known SOP classes of other services and abstract syntaxes that are no UID."""
+refuses known SOP classes of other services and abstract syntaxes that are no UID.
+The log's hint for a refused SOP Class fits what it is: accept_unknown_sop_classes
+for an unknown one only; a Query/Retrieve one (findscu -P, movescu, getscu) was
+told of that option too, which takes no known SOP Class."""
 
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ from .dicomfiles import make_image, uid, write_part10
 #: Under pydicom's test root: no standard SOP class.
 PRIVATE = "1.2.826.0.1.3680043.8.498.999.1"
 WORKLIST_FIND = "1.2.840.10008.5.1.4.31"  # known, but another service's
+#: Query/Retrieve (PS3.4 C.6): what findscu -P, movescu and getscu propose.
+STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+PATIENT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
+STUDY_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 
 
 def _send(root: Path, files: list[Path], *, unknown: bool) -> list[StoreResult]:
@@ -64,7 +71,8 @@ def test_other_services_and_malformed_uids_stay_refused(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """And the server's log says which contexts it refused and why (the operator
     heard nothing, while the peer said "no acceptable presentation context")."""
-    proposed = [PRIVATE, WORKLIST_FIND, "1.2.abc", "1." + "2" * 70]
+    proposed = [PRIVATE, WORKLIST_FIND, STUDY_FIND, PATIENT_MOVE, STUDY_GET, "1.2.abc",
+                "1." + "2" * 70]
 
     async def scenario() -> dict[str, bool]:
         scp = StorageSCP(tmp_path / "root", accept_unknown_sop_classes=True)
@@ -81,14 +89,24 @@ def test_other_services_and_malformed_uids_stay_refused(
 
     with caplog.at_level(logging.INFO, logger="dicomnet.aio"):
         accepted = run(scenario(), timeout=60)
-    assert accepted == {PRIVATE: True, WORKLIST_FIND: False,
-                        "1.2.abc": False, "1." + "2" * 70: False}
+    assert accepted == {PRIVATE: True, WORKLIST_FIND: False, STUDY_FIND: False,
+                        PATIENT_MOVE: False, STUDY_GET: False, "1.2.abc": False,
+                        "1." + "2" * 70: False}
     why = "no service here takes this SOP Class (a storage server takes unknown ones " \
           "with accept_unknown_sop_classes)"
+    # A known SOP Class is never taken by accept_unknown_sop_classes: no hint of it.
+    qr = "Query/Retrieve is not served by this version"
     [line] = [r.getMessage() for r in caplog.records if "refused presentation" in r.getMessage()]
     assert line.endswith(
-        f"refused presentation context(s) for {WORKLIST_FIND} ({why}); 1.2.abc ({why}); "
-        f"{'1.' + '2' * 70} ({why})")
+        f"refused presentation context(s) for {WORKLIST_FIND} (no service here takes this SOP "
+        "Class (Modality Worklist Information Model - FIND: not served here)); "
+        f"{STUDY_FIND} (no service here takes this SOP Class (Study Root Query/Retrieve "
+        f"Information Model - FIND: {qr})); "
+        f"{PATIENT_MOVE} (no service here takes this SOP Class (Patient Root Query/Retrieve "
+        f"Information Model - MOVE: {qr})); "
+        f"{STUDY_GET} (no service here takes this SOP Class (Study Root Query/Retrieve "
+        f"Information Model - GET: {qr})); "
+        f"1.2.abc ({why}); {'1.' + '2' * 70} ({why})")
 
 
 def test_a_dicomdir_is_no_object_to_store(tmp_path: Path) -> None:

@@ -31,10 +31,28 @@ log = logging.getLogger("dicomnet.aio")
 
 #: Why a proposed presentation context was refused (PS3.8 Table 9-18), for the log.
 _REFUSALS = {
-    ABSTRACT_SYNTAX_NOT_SUPPORTED: "no service here takes this SOP Class (a storage server "
-    "takes unknown ones with accept_unknown_sop_classes)",
+    ABSTRACT_SYNTAX_NOT_SUPPORTED: "no service here takes this SOP Class",
     TRANSFER_SYNTAXES_NOT_SUPPORTED: "none of its transfer syntaxes is taken here",
 }
+#: What a SOP Class unknown to pydicom (a private or newer one) may be: an object
+#: to store, which a storage server takes if told to.
+_UNKNOWN_HINT = "a storage server takes unknown ones with accept_unknown_sop_classes"
+
+
+def _abstract_syntax_hint(uid: str) -> str:
+    """What to do about a refused SOP Class, by what it is: an unknown one may be
+    stored (``_UNKNOWN_HINT``); accept_unknown_sop_classes takes no known one, and
+    Query/Retrieve (PS3.4 C: findscu -P, movescu, getscu) and the other known
+    services have no provider in this version."""
+    from pydicom.uid import UID_dictionary  # type: ignore[attr-defined]
+
+    entry = UID_dictionary.get(uid)
+    if entry is None:
+        return _UNKNOWN_HINT
+    name = str(entry[0])
+    if "Retrieve" in name:  # Patient/Study Root, Composite Instance Root, Without Bulk Data
+        return f"{name}: Query/Retrieve is not served by this version"
+    return f"{name}: not served here"
 
 
 def refused_contexts(rq: AssociateRQ, ac: AssociateAC) -> str:
@@ -50,6 +68,8 @@ def refused_contexts(rq: AssociateRQ, ac: AssociateAC) -> str:
         why = _REFUSALS.get(answer.result, "refused")
         if answer.result == TRANSFER_SYNTAXES_NOT_SUPPORTED:
             why += f": {', '.join(pc.transfer_syntaxes)}"
+        elif answer.result == ABSTRACT_SYNTAX_NOT_SUPPORTED:
+            why += f" ({_abstract_syntax_hint(pc.abstract_syntax)})"
         refused.setdefault(pc.abstract_syntax, []).append(why)
     if not refused:
         return ""
