@@ -258,8 +258,10 @@ def negotiate_roles(
 def negotiate(rq: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
     """The A-ASSOCIATE-AC answering ``rq`` under ``policy`` (PS3.8 9.3.3).
 
-    The asynchronous operations window is answered 1/1 (dicomnet performs
-    operations one at a time, PS3.7 D.3.3.3); extended negotiation items are
+    An asynchronous operations window, when proposed, is answered with 1
+    invoked (we invoke nothing towards the requestor) and up to
+    ``policy.max_async_operations`` performed, never more than the requestor
+    says it may invoke (0 there: unlimited; PS3.7 D.3.3.3); extended negotiation items are
     answered only for what ``policy.extended_negotiation`` accepts; a user
     identity asking for a positive response gets the server response.
     """
