@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
 from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -48,6 +50,13 @@ def _meta_syntax(data: bytes) -> str:
     return data[at + 8:at + 8 + length].rstrip(b"\0").decode("ascii")
 
 
+def _deflated(data: bytes) -> bytes:
+    """Raw deflate (PS3.5 A.5), padded to an even length."""
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = deflater.compress(data) + deflater.flush()
+    return out + b"\0" * (len(out) % 2)
+
+
 def test_with_transfer_syntax_is_the_header_made_for_that_syntax() -> None:
     relabelled = with_transfer_syntax(_header(ExplicitVRLittleEndian), ImplicitVRLittleEndian)
     assert relabelled == _header(ImplicitVRLittleEndian)
@@ -71,6 +80,26 @@ def test_the_sink_relabels_at_the_first_element_header_in_any_pieces(step: int,
     assert sink.relabelled == ExplicitVRLittleEndian
     assert isinstance(sink.buffer, bytearray)
     assert bytes(sink.buffer) == _header(ImplicitVRLittleEndian) + plain
+
+
+@pytest.mark.parametrize("step", [1, 5, 1 << 20])
+@pytest.mark.parametrize("encoding", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_on_a_deflated_context_the_inflated_first_header_decides(step: int,
+                                                                  encoding: str) -> None:
+    ds = make_image(2)
+    sent = _deflated(data_set_bytes(ds, encoding))
+    sink = StoreSink(_header(DeflatedExplicitVRLittleEndian), None,
+                     transfer_syntax=DeflatedExplicitVRLittleEndian)
+    for start in range(0, len(sent), step):
+        sink.write(sent[start:start + step])
+    if encoding == ExplicitVRLittleEndian:
+        assert sink.check_complete(ds.SOPInstanceUID) and sink.relabelled is None
+        assert isinstance(sink.buffer, bytearray)
+        assert bytes(sink.buffer) == _header(DeflatedExplicitVRLittleEndian) + sent
+    else:  # no syntax is Implicit VR deflated: refused, its bytes dropped at once
+        assert not sink.check_complete(ds.SOPInstanceUID)
+        assert (sink.status, sink.buffer) == (0xC000, None)
+        assert sink.error is not None and "Deflated Explicit VR Little Endian" in sink.error
 
 
 def test_the_sink_leaves_an_explicit_data_set_as_it_is() -> None:
@@ -112,15 +141,18 @@ def test_the_scp_stores_it_as_implicit_vr_little_endian(
     assert f"stored as Implicit VR Little Endian ({ImplicitVRLittleEndian})" in lines[0]
 
 
-@pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, RLELossless, JPEGBaseline8Bit],
-                         ids=["big-endian", "rle", "jpeg"])
+@pytest.mark.parametrize("syntax", [ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian,
+                                    RLELossless, JPEGBaseline8Bit],
+                         ids=["big-endian", "deflated", "rle", "jpeg"])
 def test_on_another_explicit_context_it_is_refused_not_stored_mislabelled(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, syntax: str) -> None:
     ds = make_image(4)
     scp = StorageSCP(tmp_path, transfer_syntaxes=[syntax])
     with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
-        answers = run(store_data_sets(scp, syntax, [
-            (ds.SOPInstanceUID, data_set_bytes(ds, ImplicitVRLittleEndian))]), timeout=60)
+        data = data_set_bytes(ds, ImplicitVRLittleEndian)
+        if syntax == DeflatedExplicitVRLittleEndian:
+            data = _deflated(data)
+        answers = run(store_data_sets(scp, syntax, [(ds.SOPInstanceUID, data)]), timeout=60)
     assert [a.status for a in answers] == [0xC000]
     assert answers[0].error_comment is not None
     assert answers[0].error_comment.startswith("data set in Implicit VR, not in the context's ")

@@ -6,6 +6,7 @@ Also the C-STORE statuses the SCP answers with."""
 from __future__ import annotations
 
 import asyncio
+import zlib
 from pathlib import Path
 
 from ..dimse.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
@@ -42,6 +43,8 @@ _BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: Bytes of the data set's first element header that tell Explicit VR from
 #: Implicit VR (``storage.scan.implicit_vr_at``).
 _VR_BYTES = 6
+#: Compressed bytes of a deflated data set inflated for them, at most.
+_INFLATE_MOST = 4096
 
 
 class StoreSink:
@@ -58,12 +61,12 @@ class StoreSink:
     on an Explicit VR Little Endian context the header is relabelled Implicit VR
     Little Endian (PS3.5 A.1, the data set's encoding: PS3.10 7.1), which
     ``transfer_syntax`` then says and ``relabelled`` notes; on any other
-    (Big Endian, or encapsulated pixel data, which Implicit VR cannot carry)
-    it is refused, Cannot Understand."""
+    (Big Endian, deflated, or encapsulated pixel data, which Implicit VR cannot
+    carry) it is refused, Cannot Understand."""
 
-    __slots__ = ("_header_length", "_marker", "_starting", "_syncing", "_syntax", "_unsynced",
-                 "_vr_check", "_walker", "buffer", "detail", "durable", "error", "provisional",
-                 "relabelled", "status", "stray", "writer")
+    __slots__ = ("_first", "_header_length", "_inflate", "_marker", "_starting", "_syncing",
+                 "_syntax", "_unsynced", "_walker", "buffer", "detail", "durable", "error",
+                 "provisional", "relabelled", "status", "stray", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -93,15 +96,18 @@ class StoreSink:
                 transfer_syntax not in DEFLATED_DATA_SETS):
             self._marker = b"\x00\x02" if transfer_syntax == _BIG_ENDIAN else b"\x02\x00"
         self.stray: StrayMeta | None = None
-        # Explicit VR data sets have their first element header looked at once
-        # (not a deflated one: its first bytes are compressed).
-        self._vr_check = self._marker is not None and transfer_syntax != _IMPLICIT_LE
+        # An Explicit VR data set's first bytes (inflated, for a deflated one),
+        # gathered up to its first element header's VR; None: not looked for.
+        self._first: bytes | None = None if (
+            error is not None or transfer_syntax in (None, _IMPLICIT_LE)) else b""
+        self._inflate = zlib.decompressobj(-zlib.MAX_WBITS) if (
+            self._first is not None and self._marker is None) else None
         self._header_length = len(header)
         #: The context's transfer syntax when the data set was found to be in
         #: another, which ``transfer_syntax`` names (and the file's header).
         self.relabelled: str | None = None
         # Whether the data set's first bytes are still to come: one test per write.
-        self._starting = self._marker is not None
+        self._starting = self._marker is not None or self._first is not None
 
     def write(self, data: bytes | memoryview) -> None:
         if self.error is not None:
@@ -163,23 +169,38 @@ class StoreSink:
             data = self._drop_meta(data)
             if self._marker is not None:
                 return data  # still inside group 0002
-        if self._vr_check:
-            buffer = self.buffer
-            # A bytearray still: it holds the header and under _VR_BYTES bytes more.
-            assert isinstance(buffer, bytearray)
-            seen = len(buffer) - self._header_length
-            if seen + len(data) < _VR_BYTES:
+        first = self._first
+        if first is not None:
+            need = _VR_BYTES - len(first)
+            if self._inflate is None:
+                first += bytes(data[:need])
+            else:
+                first = self._inflated(first, data, need)
+            if first is not None and len(first) < _VR_BYTES:
+                self._first = first
                 return data  # decided with the next bytes
-            self._vr_check = False
-            first = bytes(buffer[self._header_length:]) + bytes(data[:_VR_BYTES - seen])
-            if implicit_vr_at(first):
-                self._implicit_found(buffer)
+            self._first = self._inflate = None
+            if first is not None and implicit_vr_at(first):
+                self._implicit_found()
         self._starting = False
         return data
 
-    def _implicit_found(self, buffer: bytearray) -> None:
+    def _inflated(self, first: bytes, data: bytes | memoryview, need: int) -> bytes | None:
+        """``first`` and the next ``need`` bytes inflated from ``data``, the start
+        of a deflated data set (PS3.5 A.5); None where that cannot tell (not
+        deflate: the walker says so)."""
+        inflate = self._inflate
+        assert inflate is not None
+        try:
+            # A few bytes of input give them; their rest is the walker's to inflate.
+            first += inflate.decompress(data[:_INFLATE_MOST], need)
+        except zlib.error:
+            return None
+        return first if len(first) == _VR_BYTES or len(data) <= _INFLATE_MOST else None
+
+    def _implicit_found(self) -> None:
         """Relabel (Explicit VR Little Endian) or refuse an Implicit VR data set."""
-        syntax = self._syntax
+        syntax, buffer = self._syntax, self.buffer
         assert syntax is not None
         if syntax != _EXPLICIT_LE:
             from pydicom.uid import UID  # only here: a refusal is rare
@@ -187,11 +208,13 @@ class StoreSink:
             name = UID(syntax).name  # the UID itself for one pydicom does not know
             named = f"{name} ({syntax})" if name != syntax else syntax
             self.error = (f"data set in Implicit VR, not in the context's {named}, which is "
-                          "Explicit VR (PS3.5 10, A.2-A.4): not stored; an Implicit VR Little "
+                          "Explicit VR (PS3.5 10, A.2-A.5): not stored; an Implicit VR Little "
                           "Endian context takes it")
             self.status = CANNOT_UNDERSTAND
             self.abort()
             return
+        # Still a bytearray: it holds the header and under _VR_BYTES bytes more.
+        assert isinstance(buffer, bytearray)
         header = with_transfer_syntax(buffer[:self._header_length], _IMPLICIT_LE)
         buffer[:self._header_length] = header
         self._header_length = len(header)
