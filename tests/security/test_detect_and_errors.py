@@ -177,8 +177,9 @@ def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
         (20, "client", "the certificate of the server is signed by an unknown CA (its issuer is "
                        "not in our cafile/capath)"),
         (10, "server", "the certificate of the client has expired"),
-        (26, "client", "the certificate of the server is not meant for this use (extended key "
-                       "usage lacks serverAuth)"),
+        (26, "client", "the certificate of the server is not meant for this use (its extended "
+                       "key usage lacks serverAuth, or its key usage lacks digitalSignature "
+                       "(keyEncipherment for RSA key exchange))"),
         (12345, "client", "certificate verify failed: something new"),
     ],
 )

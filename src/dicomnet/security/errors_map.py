@@ -46,8 +46,11 @@ _VERIFY_REASONS: dict[int, str] = {
     23: "the certificate of {who} has been revoked",
     7: "the certificate signature of {who} is invalid",
     24: "an intermediate certificate of {who} is not a valid CA",
-    26: "the certificate of {who} is not meant for this use (extended key usage lacks "
-    "{usage})",
+    # OpenSSL's "unsupported certificate purpose": the extended key usage, or the key
+    # usage (RFC 5280 4.2.1.3), does not allow TLS in this role.
+    26: "the certificate of {who} is not meant for this use (its extended key usage lacks "
+    "{usage}, or its key usage lacks digitalSignature (keyEncipherment for RSA key "
+    "exchange))",
     62: "host name mismatch: the certificate of {who} is not valid for {host}",
     64: "host name mismatch: the certificate of {who} is not valid for IP address {host}",
     66: "the certificate of {who} uses a key too small for our security level",
