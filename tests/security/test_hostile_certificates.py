@@ -74,3 +74,39 @@ def test_a_server_certificate_whose_key_usage_forbids_tls(
         "the certificate of the server is not meant for this use (its extended key usage "
         "lacks serverAuth, or its key usage lacks digitalSignature (keyEncipherment for RSA key "
         "exchange))")
+
+
+def _huge(ca: CertificateAuthority) -> IssuedCert:
+    """A certificate of some 120 KB: an unknown extension holding an OCTET STRING
+    (tag 04, long length form on three bytes) of 120,000 bytes."""
+    payload = b"A" * 120_000
+    value = b"\x04\x83" + len(payload).to_bytes(3, "big") + payload
+    oid = x509.ObjectIdentifier("1.3.6.1.4.1.99999.1")
+    return _leaf(ca, extra=(x509.UnrecognizedExtension(oid, value),))
+
+
+def test_a_certificate_message_over_openssl_s_limit(
+        ca: CertificateAuthority, ca_file: Path, tmp_path: Path) -> None:
+    """A peer whose certificate message exceeds OpenSSL's 100 KiB bound
+    (SSL_CTX_set_max_cert_list) was said in OpenSSL's words, 'TLS error:
+    EXCESSIVE_MESSAGE_SIZE', on both sides: the server with the huge certificate
+    (a client refusing it, the reason of the client's alert), and a client with one."""
+    cert, key = _huge(ca).write(tmp_path, "huge")
+    server = TLSConfig(certfile=cert, keyfile=key, peer_certificate="none")
+    result = handshake(TLSConfig(cafile=ca_file).client_context_sync(),
+                       server.server_context_sync())
+    assert result.client_error is not None and result.server_error is not None
+    assert translate_ssl_error(result.client_error, side="client", peer="p").reason == (
+        "the server sent a handshake message larger than OpenSSL accepts (a certificate "
+        "chain of more than 100 KiB: too many or too large certificates)")
+    assert translate_ssl_error(result.server_error, side="server", peer="p").reason == (
+        "the client ended the handshake with a TLS alert: illegal parameter")
+
+    good, good_key = _leaf(ca).write(tmp_path, "server")
+    server = TLSConfig(certfile=good, keyfile=good_key, cafile=ca_file)
+    client = TLSConfig(certfile=cert, keyfile=key, cafile=ca_file)
+    result = handshake(client.client_context_sync(), server.server_context_sync())
+    assert result.server_error is not None
+    assert translate_ssl_error(result.server_error, side="server", peer="p").reason == (
+        "the client sent a handshake message larger than OpenSSL accepts (a certificate "
+        "chain of more than 100 KiB: too many or too large certificates)")

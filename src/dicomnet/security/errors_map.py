@@ -172,6 +172,16 @@ def _reason_for(
                     "(2048 bits at least, RFC 9325 4.1)")
         if reason_code in _NO_VERSION_CODES:
             return f"peer offers no protocol version allowed by {by}"
+        if reason_code == "EXCESSIVE_MESSAGE_SIZE":
+            # OpenSSL bounds a certificate message by SSL_CTX_set_max_cert_list
+            # (100 KiB); other handshake messages are far smaller.
+            return (f"{who} sent a handshake message larger than OpenSSL accepts (a "
+                    "certificate chain of more than 100 KiB: too many or too large "
+                    "certificates)")
+        if reason_code.startswith(("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")):
+            # Any other alert of RFC 8446 6.2 / RFC 5246 7.2: its name, in words.
+            alert = reason_code.split("_ALERT_", 1)[1].replace("_", " ").lower()
+            return f"{who} ended the handshake with a TLS alert: {alert}"
         if "eof" in text and "violation of protocol" in text:
             return _eof(side, sent_certificate, server_hello)
         return f"TLS error: {exc.reason or exc}"
