@@ -320,7 +320,7 @@ class Association(Deadlines):
             # the first read after a handshake that looked fine.
             self.tls_error = translate_ssl_error(
                 exc, side="client" if self.ul.role == "requestor" else "server",
-                peer=self._name(),
+                peer=self._name(), established=True,
             )
             self._transport_broke(self.tls_error.reason)
         elif exc is not None:

@@ -131,6 +131,7 @@ def _eof(side: Side, sent_certificate: bool | None, server_hello: bool | None) -
 def _reason_for(
     exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None,
     sent_certificate: bool | None = None, server_hello: bool | None = None,
+    established: bool = False,
 ) -> str:
     who = "the server" if side == "client" else "the client"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -149,6 +150,8 @@ def _reason_for(
         text = str(exc).lower()
         if reason_code in _ALERT_REASONS:
             return _ALERT_REASONS[reason_code].format(who=who)
+        if established and reason_code == "SSLV3_ALERT_HANDSHAKE_FAILURE":
+            return _after_handshake_failure(side, who)
         if reason_code == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
             return (
                 "the client presented no certificate, but this server requires one "
@@ -192,6 +195,20 @@ def _reason_for(
     return f"{type(exc).__name__}: {exc}"
 
 
+_AFTER_HANDSHAKE = "ended the link with a handshake_failure alert after the handshake"
+
+
+def _after_handshake_failure(side: Side, who: str) -> str:
+    """A handshake_failure alert on a link whose handshake had succeeded: its suite
+    was agreed, so it is no "no cipher suite". OpenSSL peers send it when they
+    asked to renegotiate (TLS 1.2: a server's HelloRequest, a client's new
+    ClientHello, RFC 5246 7.4.1) and we refused (OP_NO_RENEGOTIATION, RFC 9325
+    3.5); a TLS 1.3 server may also refuse our certificate so, after our Finished."""
+    reason = (f"{who} {_AFTER_HANDSHAKE}: it most likely asked to renegotiate (TLS 1.2), "
+              "which we refuse (RFC 9325 3.5)")
+    return reason + ", or refused our certificate" if side == "client" else reason
+
+
 def _was_reset(exc: BaseException, side: Side) -> bool:
     """The peer reset the connection (TCP RST): met in the handshake, or by ``ssl``
     before it began (the socket no longer connected, the peer's bytes left unread:
@@ -213,6 +230,7 @@ def translate_ssl_error(
     host: str | None = None,
     sent_certificate: bool | None = None,
     server_hello: bool | None = None,
+    established: bool = False,
 ) -> TLSError:
     """A :class:`TLSError` explaining ``exc`` (raised during or right after a handshake).
 
@@ -220,13 +238,17 @@ def translate_ssl_error(
     message, ``profile`` the PS3.15 profile in use, ``host`` the name we checked
     the server certificate against, ``sent_certificate`` whether we (a client)
     had a certificate to present, ``server_hello`` whether the server answered our
-    ClientHello with its ServerHello (a client's; None: not known). The returned
+    ClientHello with its ServerHello (a client's; None: not known), ``established``
+    whether ``exc`` ended a link whose handshake had succeeded. The returned
     error's ``reason`` is the one-line explanation; chain it with ``raise ... from exc``.
     """
     if isinstance(exc, TLSError):
         return exc
     reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host,
-                         sent_certificate=sent_certificate, server_hello=server_hello)
+                         sent_certificate=sent_certificate, server_hello=server_hello,
+                         established=established)
+    # A refused renegotiation ends a link whose handshake had succeeded.
+    what = "TLS link" if _AFTER_HANDSHAKE in reason else "TLS handshake"
     # Transient: the link failed, not a check (a caller may try again).
-    return TLSError(f"TLS handshake with {peer} failed: {reason}", reason=reason,
+    return TLSError(f"{what} with {peer} failed: {reason}", reason=reason,
                     link_failed=reason in (_EOF, _NO_ANSWER) or reason.endswith(_RESET))
