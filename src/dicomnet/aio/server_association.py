@@ -335,9 +335,12 @@ class ServerAssociation(Association):
     async def finish_operations(self) -> None:
         """Wait for the operations still running, their answers sent (or cancel
         them if the association has failed): nothing may outlive the association.
-        Operations started without a task are not waited for once the association
-        failed: their answers are dropped when they come."""
-        while self.running or (self.answering and self.failure is None):
+        Operations started without a task (a store round writing the objects)
+        are waited for even once the association failed, their answers then
+        dropped: what they stored is told (``on_stored``) before the
+        association's end is; a round still unfinished by its operation
+        timeout (``Timeouts.operation``, from the oldest taken) is let go."""
+        while self.running or self.answering:
             if self.running:
                 if self.failure is not None:
                     for task in self.running:
@@ -346,9 +349,23 @@ class ServerAssociation(Association):
             elif self.answering:
                 self._all_answered = self._loop.create_future()
                 try:
-                    await self._all_answered
+                    if not await self._wait_answered(self._all_answered):
+                        return
                 finally:
                     self._all_answered = None
+
+    async def _wait_answered(self, answered: asyncio.Future[None]) -> bool:
+        """Wait for ``answered`` (every answer owed given); once the association
+        failed, no longer than the oldest owed answer's operation timeout (the
+        timer that enforced it is stopped). False if that passed first."""
+        operation = self.timeouts.operation
+        if self.failure is None or operation is None or not self._owed:
+            await answered
+            return True
+        left = self._owed[0][0] + operation - self._loop.time()
+        if left > 0:
+            await asyncio.wait((answered,), timeout=left)
+        return answered.done()
 
     def _route_message(self, item: MessageReceived, sink: DatasetSink | None
                        ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
