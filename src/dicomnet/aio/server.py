@@ -49,7 +49,7 @@ from .server_events import (
 )
 from .transport import PeerSilent, SecureLinkHook, describe_os_error, wrap_accepted
 
-__all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "Server",
+__all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "DrainOutcome", "Server",
            "ServerAssociation", "ServiceProvider", "serve"]
 
 log = logging.getLogger("dicomnet.aio")
@@ -69,6 +69,21 @@ class AssociationInfo:
     peer: tuple[str, int]
     rq: AssociateRQ
     security: SecurityInfo | None
+
+
+@dataclass(frozen=True, slots=True)
+class DrainOutcome:
+    """What ``Server.drain()`` did with the associations open when it began:
+    ``drained`` ended by themselves (released by their peers, or ended by them)
+    before the deadline; ``aborted`` were still open then, and aborted."""
+
+    drained: int
+    aborted: int
+
+
+#: PS3.8 Table 9-21: rejected-transient, service-provider (presentation related
+#: function), temporary congestion: what a server that is draining answers.
+_DRAINING = (2, 3, 1)
 
 
 #: Returns None to go on, or (result, source, reason) of the A-ASSOCIATE-RJ to send.
@@ -95,7 +110,8 @@ async def _transport_end(assoc: ServerAssociation) -> None:
 class Server:
     """A running DICOM server, as ``serve()`` returns it (started; use it rather
     than this constructor). ``close()`` stops accepting and aborts open
-    associations; ``async with`` closes it at the end of the block."""
+    associations; ``drain()`` stops accepting and lets them end first, within
+    a deadline; ``async with`` closes it at the end of the block."""
 
     ae_title: str
     host: str
@@ -130,6 +146,12 @@ class Server:
         self._closed = asyncio.Event()
         #: The providers' close(), run once in a thread for every wait_closed().
         self._providers_closing: asyncio.Future[object] | None = None
+        #: Tasks of the associations accepted and not ended yet (drain() waits for them).
+        self._associations: set[asyncio.Task[None]] = set()
+        #: drain() began: association requests are rejected (transient).
+        self._draining = False
+        #: Associations close() found open (and aborted), counted when it first ran.
+        self._aborted_at_close = 0
 
     @property
     def active_associations(self) -> int:
@@ -307,7 +329,9 @@ class Server:
                         counted = await self._on_request(assoc, event.pdu,
                                                          link_hook_failed=link_hook.failed)
                         if counted:  # until accepted (rejected ones linger for ARTIM)
-                            self._pending.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+                            task = asyncio.current_task()
+                            self._pending.pop(task, None)  # type: ignore[arg-type]
+                            self._associations.add(task)  # type: ignore[arg-type]
                     elif isinstance(event, MessagesRouted):
                         # P-DATA was routed as it was read (borrow_pdata, above).
                         await self._on_messages(assoc, event.messages)
@@ -363,6 +387,7 @@ class Server:
             assoc.abort_unclaimed_sinks()
             assoc.stop_timers()
             if counted:
+                self._associations.discard(asyncio.current_task())
                 self._active -= 1
                 self._per_host[assoc.peer[0]] -= 1
                 if not self._per_host[assoc.peer[0]]:
@@ -419,6 +444,8 @@ class Server:
                 # Others may have been accepted while an async hook waited.
                 if rejection is None and (limit := self._limit_reached(assoc.peer[0])):
                     rejection = (2, 3, 2)
+        if rejection is None and self._draining:  # also once a hook said yes
+            rejection, limit = _DRAINING, ": the server is stopping"
         if ul.state is not State.Sta3:
             # Nothing left to answer: the bytes read with the request (or while the
             # hook ran) ended the association, e.g. an A-ABORT (Evt16, AA-3) or a
@@ -582,10 +609,41 @@ class Server:
         picked up by themselves (``TLSConfig.files_check_interval``)."""
         return self._tls_context is not None and await self._tls_context.reload()
 
-    def close(self) -> None:
-        """Stop accepting and abort every open association."""
-        if self._tls_context is not None:
-            self._tls_context.close()
+    async def drain(self, timeout: float | None) -> DrainOutcome:
+        """Stop gracefully, as an operator stopping a node for maintenance expects:
+        stop accepting (the listening socket closed: new connections are
+        refused; an association requested on one accepted before is rejected,
+        transient, temporary congestion: PS3.8 Table 9-21), let the associations
+        under way end by themselves (their peers release them, each store
+        answered) for up to ``timeout`` seconds (None: no deadline), then
+        ``close()``: those still open are aborted. Then ``wait_closed()``, as
+        after ``close()``. A ``close()`` meanwhile ends the wait at once."""
+        self._draining = True
+        self._stop_accepting()
+        open_at_start = len(self._associations)
+        if self._associations and not self._closed.is_set() and (timeout is None or timeout > 0):
+            log.info("%s stopping: no longer accepting; waiting%s for %d association(s) "
+                     "to end", self.ae_title, "" if timeout is None else f" up to {timeout:g} s",
+                     open_at_start)
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + timeout
+            closed = loop.create_task(self._closed.wait())
+            try:
+                # None are accepted from now on: the set only shrinks, each task
+                # leaving it as its association ends.
+                while self._associations and not closed.done():
+                    left = None if deadline is None else deadline - loop.time()
+                    if left is not None and left <= 0:
+                        break
+                    await asyncio.wait({*self._associations, closed}, timeout=left,
+                                       return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+        self.close()
+        aborted = min(self._aborted_at_close, open_at_start)
+        return DrainOutcome(open_at_start - aborted, aborted)
+
+    def _stop_accepting(self) -> None:
         if self._evicted_total:
             self._end_evictions()
         if self._accept_task is not None:
@@ -599,6 +657,15 @@ class Server:
                 asyncio.get_running_loop().remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
+
+    def close(self) -> None:
+        """Stop accepting and abort every open association (``drain()`` lets them
+        end first)."""
+        if self._tls_context is not None:
+            self._tls_context.close()
+        self._stop_accepting()
+        if not self._closed.is_set():
+            self._aborted_at_close = len(self._associations)
         for task in list(self._tasks):
             task.cancel()
         if not self._closed.is_set():
