@@ -33,6 +33,16 @@ def test_readme_names_every_serve_json_event() -> None:
         assert f"`{event}`" in README, event
 
 
+def test_readme_says_how_serve_stops_on_a_signal() -> None:
+    """Since serve drains on SIGTERM (it aborted every association at once)."""
+    assert ("That stop drains: `serve` stops accepting (new connections are refused), "
+            "lets the associations under way go on to their release for up to "
+            "`--drain-timeout` seconds (30; 0 aborts them at once), then aborts those still "
+            "open; a second Ctrl-C or SIGTERM aborts them at once, a third quits at once."
+            ) in README
+    assert "`await server.drain(timeout)`" in README
+
+
 def test_readme_says_where_a_plain_handler_runs_and_what_results_keeps() -> None:
     """Since handlers moved to worker threads and store_paths gained results=,
     a user of the library learnt neither from the README."""

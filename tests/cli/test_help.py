@@ -59,8 +59,8 @@ def test_exit_codes_say_what_1_and_3_mean_for_store() -> None:
 def test_serve_says_ctrl_c_and_sigterm_are_a_clean_stop() -> None:
     """serve exits 0 when stopped; the clients' "130 interrupted" did not apply."""
     text = _help("serve")
-    assert ("Ctrl-C or SIGTERM stops it: it stops accepting, aborts the associations under "
-            "way (their partial objects removed), writes its index and exits 0 (success).") in text
+    assert ("Ctrl-C or SIGTERM stops it: it stops accepting (new connections are refused), "
+            "lets the associations under way end by themselves") in text
     assert "Exit codes: 0 stopped by Ctrl-C or SIGTERM" in text
     assert ("130 interrupted before it listened (Ctrl-C at the key's password prompt, or "
             "while it loaded its certificates) 143 terminated (SIGTERM) before it "
@@ -128,7 +128,11 @@ def test_json_help_promises_a_document_whatever_happens() -> None:
 def test_serve_help_says_what_a_tls_server_needs_and_how_it_stops() -> None:
     text = _help("serve")
     assert "Required with --tls, unless --peer-cert none." in text  # --ca
-    assert ("A second Ctrl-C says what the stop waits for; a third quits at once.") in text
+    assert ("lets the associations under way end by themselves for up to --drain-timeout "
+            "seconds, aborts those still open then (their partial objects removed), writes "
+            "its index and exits 0 (success). A second Ctrl-C or SIGTERM aborts them at once "
+            "and says what the stop waits for; a third quits at once.") in " ".join(text.split())
+    assert "--drain-timeout SECONDS" in text
     assert "Ctrl-C or SIGTERM stops it, its server closed (exit 130, 143)." in _help("demo")
 
 
@@ -139,7 +143,8 @@ def test_serve_help_documents_each_json_line() -> None:
                   "connection_refused", "stopped"):
         assert f" {event} " in text, event
     for key in ("contexts", "how (released or aborted)", "bytes_received", "answers",
-                "unanswered", "stage (tls,", "cipher_suite", "client_cert"):
+                "unanswered", "stage (tls,", "cipher_suite", "client_cert", "drained (the",
+                "aborted (those"):
         assert key in text, key
 
 

@@ -61,10 +61,12 @@ def test_serve_json_listening_and_error_keys_are_in_its_help(tmp_path: Path) -> 
             proc.kill()
             proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert json.loads(out.splitlines()[-1]) == {"event": "stopped"}
+    stopped = json.loads(out.splitlines()[-1])
+    assert stopped == {"event": "stopped", "drained": 0, "aborted": 0}
     assert listening["event"] == "listening"
     text = _help("serve")
     assert _undocumented(listening, text) == []
+    assert _undocumented(stopped, text) == []
 
     (tmp_path / "a-file").write_text("")
     refused = serve_that_must_refuse(tmp_path, "--json", "--output", tmp_path / "a-file")

@@ -70,7 +70,8 @@ def test_serve_tls_echo_then_sigterm_stops_cleanly(serve_process: Any, pki: DevP
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    assert json.loads(out.strip().splitlines()[-1]) == {"event": "stopped"}
+    assert json.loads(out.strip().splitlines()[-1]) == {"event": "stopped", "drained": 0,
+                                                        "aborted": 0}
     # One INFO line per association on stderr by default.
     assert "association DICOMNET@127.0.0.1" in err
     assert "released" in err

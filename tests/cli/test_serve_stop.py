@@ -30,13 +30,14 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 
 
-async def _serve(output: Path, *launcher: str) -> tuple[asyncio.subprocess.Process, int]:
+async def _serve(output: Path, *launcher: str, options: tuple[str, ...] = ()
+                 ) -> tuple[asyncio.subprocess.Process, int]:
     """``dicomnet serve --json`` in a child process (through ``launcher``, e.g.
     tests.cli.interrupt_at, if given), and its port once it listens."""
     command = ["-m", *launcher] if launcher else ["-m", "dicomnet.cli.main"]
     proc = await asyncio.create_subprocess_exec(
         sys.executable, *command, "serve", "--port", "0", "--json", "--output", str(output),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *options, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     line = await proc.stdout.readline()
     assert line, (await proc.communicate())[1].decode()
@@ -75,15 +76,15 @@ def _instances(output: Path) -> int:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stop_in_the_middle_of_a_store(signum: signal.Signals, tmp_path: Path) -> None:
-    """The association is aborted, the half-received object's temporary file
-    removed, the index closed (no -wal or -shm left), and serve exits 0: it
-    was asked to stop and did."""
+    """With --drain-timeout 0, the association is aborted at once, the
+    half-received object's temporary file removed, the index closed (no -wal or
+    -shm left), and serve exits 0: it was asked to stop and did."""
     big = tmp_path / "big.dcm"
     write_synthetic_ct(big, number=1, study_uid="1.2.3", series_uid="1.2.3.4", size=1200)
     output = tmp_path / "store"
 
     async def main() -> tuple[int | None, bytes, bytes]:
-        proc, port = await _serve(output)
+        proc, port = await _serve(output, options=("--drain-timeout", "0"))
         first = asyncio.Event()
         client = asyncio.ensure_future(_stalled_store(port, big, first))
         try:
@@ -102,7 +103,7 @@ def test_stop_in_the_middle_of_a_store(signum: signal.Signals, tmp_path: Path) -
     code, out, err = run(main(), timeout=60)
     stderr = err.decode()
     assert code == 0, stderr
-    assert json.loads(out.splitlines()[-1]) == {"event": "stopped"}
+    assert json.loads(out.splitlines()[-1]) == {"event": "stopped", "drained": 0, "aborted": 1}
     assert "-> ANY-SCP: aborted (server closing; the data set of a C-STORE-RQ for " in stderr
     assert " left unfinished, not stored), " in stderr
     assert "Traceback" not in stderr and "error:" not in stderr
@@ -137,7 +138,7 @@ def test_signals_after_the_first(points: str, code: int, said: str | None,
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
     last = json.loads(out.splitlines()[-1])
     if code == 0:
-        assert last == {"event": "stopped"}
+        assert last == {"event": "stopped", "drained": 0, "aborted": 0}
         assert leftovers(output) == []
         assert "error:" not in stderr
     else:

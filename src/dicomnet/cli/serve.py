@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from dicomnet.aio.server import (
         AssociationInfo,
         AssociationRequestHook,
+        DrainOutcome,
         Server,
         ServiceProvider,
     )
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from dicomnet.security.config import TLSConfig
     from dicomnet.services.storage import StoredInstance
 
-__all__ = ["allow_only", "serve", "stop_server", "storage_scp"]
+__all__ = ["allow_only", "drain_server", "serve", "stop_server", "storage_scp"]
 
 log = logging.getLogger("dicomnet.cli")
 
@@ -139,9 +140,10 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
                  check_called: bool = False, unknown_sop_classes: bool = False,
-                 operation_timeout: float | None = None) -> None:
-    """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then stop:
-    that is success. Before it listens, they interrupt it (exit 130, 143)."""
+                 operation_timeout: float | None = None, drain_timeout: float = 0) -> None:
+    """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then drain
+    (up to ``drain_timeout`` seconds) and stop: that is success. Before it
+    listens, they interrupt it (exit 130, 143)."""
     import asyncio
 
     from dicomnet.aio.server import serve as start_server
@@ -204,7 +206,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               max_associations=limits.max_associations,
               max_per_host=limits.max_associations_per_host,
               max_pending=limits.max_pending_connections,
-              operation_timeout=timeouts.operation)
+              operation_timeout=timeouts.operation, drain_timeout=drain_timeout)
         await server.serve_forever()
     except asyncio.CancelledError:
         _uncancel()  # the stop asked for: what follows is no longer cancelled
@@ -212,8 +214,34 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         if hangup is not None:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(hangup)
+    outcome = await drain_server(server, drain_timeout)
     await stop_server(server, on_signal=_stopping)
-    _emit(net, "stopped", event="stopped")
+    _emit(net, f"stopped: {outcome.drained} association(s) ended by their peers, "
+               f"{outcome.aborted} aborted", event="stopped", drained=outcome.drained,
+          aborted=outcome.aborted)
+
+
+async def drain_server(server: Server, timeout: float) -> DrainOutcome:
+    """``server.drain(timeout)``: the associations under way may end by
+    themselves for up to ``timeout`` seconds, then those left are aborted. A
+    signal meanwhile (the second: the first began the stop) aborts them at
+    once; the stop goes on (stop_server), and the third quits at once
+    (run_async)."""
+    import asyncio
+
+    draining = asyncio.ensure_future(server.drain(timeout))
+    while True:
+        try:
+            return await asyncio.shield(draining)
+        except asyncio.CancelledError:
+            if draining.cancelled():
+                raise
+            _uncancel()
+            if server.active_associations:
+                log.warning("stopping at once: aborting the %d association(s) still open; "
+                            "once more quits at once (the index may then miss the last "
+                            "objects: dicomnet reindex)", server.active_associations)
+            server.close()  # the drain ends now
 
 
 async def stop_server(server: Server, *,
@@ -282,6 +310,12 @@ def _uncancel() -> None:
               help="Longest the server may take to perform one request (storing a large "
                    "object, say) before its answer is ready; past it the association is "
                    "aborted (A-ABORT), so that a hung disk or handler cannot hold its slot.")
+@click.option("--drain-timeout", type=click.FloatRange(min=0), default=30.0,
+              show_default=True, metavar="SECONDS",
+              help="On Ctrl-C or SIGTERM, how long the associations under way may go on "
+                   "to their end (their peers release them) while no new connection is "
+                   "accepted; those still open then are aborted. 0 aborts them at once. "
+                   "A second Ctrl-C or SIGTERM aborts them at once.")
 @click.option("--duplicates", type=click.Choice(["keep", "overwrite", "reject"]),
               default="keep", show_default=True,
               help="A second object with the same SOP Instance UID: keep the first "
@@ -306,7 +340,8 @@ def _uncancel() -> None:
                    "whatever the caller calls us.")
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
-          max_per_host: int, max_pending: int, operation_timeout: float, duplicates: str,
+          max_per_host: int, max_pending: int, operation_timeout: float,
+          drain_timeout: float, duplicates: str,
           no_fsync: bool, allow_aets: tuple[str, ...], check_called_aet: bool,
           accept_unknown_sop_classes: bool,
           net: NetworkOptions) -> None:
@@ -316,9 +351,11 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     ended, its requests answered by status ("3 message(s) (2 success, 1 failure
     0xA700)"), how long it lasted and its TLS link; and one line per object not
     stored, with its status and why. Ctrl-C or
-    SIGTERM stops it: it stops accepting, aborts the associations under way
-    (their partial objects removed), writes its index and exits 0 (success).
-    A second Ctrl-C says what the stop waits for; a third quits at once.
+    SIGTERM stops it: it stops accepting (new connections are refused), lets
+    the associations under way end by themselves for up to --drain-timeout
+    seconds, aborts those still open then (their partial objects removed),
+    writes its index and exits 0 (success). A second Ctrl-C or SIGTERM aborts
+    them at once and says what the stop waits for; a third quits at once.
 
     With --tls, the --cert, --key and --ca files are watched (once a second, before
     a handshake): when they change, new connections get the new certificate or
@@ -342,7 +379,8 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             profile and peer_cert (null without TLS),
                             output, allowed_aets (null: any),
                             check_called_aet, max_associations,
-                            max_per_host, max_pending, operation_timeout
+                            max_per_host, max_pending, operation_timeout,
+                            drain_timeout
       association_accepted  peer, calling_aet, called_aet, contexts (how
                             many presentation contexts were accepted)
       stored                an object durable: path, sop_class_uid,
@@ -359,7 +397,10 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             request not read or out of turn, limit: too many
                             connections waiting), reason, seconds,
                             calling_aet and called_aet (or null)
-      stopped               last, after Ctrl-C or SIGTERM; a run that fails
+      stopped               last, after Ctrl-C or SIGTERM: drained (the
+                            associations that ended by themselves while it
+                            drained), aborted (those still open at its end,
+                            aborted); a run that fails
                             (before it listens, or later) ends with "error"
                             instead: error, exit_code, interrupted
 
@@ -388,5 +429,6 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                                  net, tls=tls, duplicates=duplicates, durable=not no_fsync,
                                  allowed=allowed, check_called=check_called_aet,
                                  unknown_sop_classes=accept_unknown_sop_classes,
-                                 operation_timeout=operation_timeout),
+                                 operation_timeout=operation_timeout,
+                                 drain_timeout=drain_timeout),
                   verbose=net.verbose, sigterm_interrupts=True)
