@@ -207,14 +207,16 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               max_per_host=limits.max_associations_per_host,
               max_pending=limits.max_pending_connections,
               operation_timeout=timeouts.operation, drain_timeout=drain_timeout)
-        await server.serve_forever()
-    except asyncio.CancelledError:
-        _uncancel()  # the stop asked for: what follows is no longer cancelled
+        try:
+            await server.serve_forever()
+        except asyncio.CancelledError:
+            _uncancel()  # the stop asked for: what follows is no longer cancelled
+        # SIGHUP stays handled while associations drain: its default ends the process.
+        outcome = await drain_server(server, drain_timeout)
     finally:
         if hangup is not None:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(hangup)
-    outcome = await drain_server(server, drain_timeout)
     await stop_server(server, on_signal=_stopping)
     _emit(net, f"stopped: {outcome.drained} association(s) ended by their peers, "
                f"{outcome.aborted} aborted", event="stopped", drained=outcome.drained,
