@@ -304,3 +304,27 @@ def test_a_link_without_sni_says_so(start_server: StartServer, pki: DevPKI) -> N
     assert result.exit_code == 0, result.output
     assert re.search(r"^  SNI +none sent \(the server is named by its IP address\)$",
                      result.stdout, re.MULTILINE), result.stdout
+
+
+def test_a_server_named_only_in_its_common_name(start_server: StartServer, pki: DevPKI,
+                                                 tmp_path: Path) -> None:
+    """RFC 9525 6.3: a certificate without subjectAltName does not name its host by
+    its CN; --hostname-from-cn takes it, for an old device, with a warning."""
+    from dicomnet.security.certificates import CertificateAuthority
+
+    ca = CertificateAuthority.load(pki.ca_cert, pki.ca_key, password=pki.password)
+    cert, key = ca.issue("localhost", sans=(), client=False).write(tmp_path, "cn-only")
+    server = start_server(tls=TLSConfig(certfile=cert, keyfile=key, cafile=pki.ca_cert))
+    refused = run_cli("echo", "localhost", server.port, *client_tls_args(pki))
+    assert refused.exit_code == 3
+    assert error_line(refused) == (
+        f"error: TLS handshake with localhost:{server.port} failed: host name mismatch: the "
+        "certificate of the server is not valid for 'localhost' (hosts are named by its "
+        "subjectAltName, RFC 9525 6.3; an old device's certificate naming it in its subject "
+        "CN alone: --hostname-from-cn)")
+    taken = run_cli("echo", "localhost", server.port, *client_tls_args(pki),
+                    "--hostname-from-cn", "--json")
+    assert taken.exit_code == 0, taken.output
+    assert json_out(taken)["status"] == 0
+    assert "WARNING: a server certificate that names the host only in its subject CN" in (
+        taken.stderr)

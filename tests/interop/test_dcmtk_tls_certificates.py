@@ -338,7 +338,9 @@ def test_storescp_with_an_expired_certificate_is_refused_by_dicomnet_echo(
                      id="name-only-by-address-with-server-name"),
         pytest.param((LOOPBACK,), "localhost", None,
                      "host name mismatch: the certificate of the server is not valid for "
-                     "'localhost'", id="address-only-by-name"),
+                     "'localhost' (hosts are named by its subjectAltName, RFC 9525 6.3; an old "
+                     "device's certificate naming it in its subject CN alone: "
+                     "--hostname-from-cn)", id="address-only-by-name"),
     ],
 )
 def test_host_name_verification_of_storescp(

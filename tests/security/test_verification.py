@@ -78,7 +78,9 @@ def test_wrong_hostname(ca: CertificateAuthority, ca_file: Path, tmp_path: Path)
     server = _server_with(ca, ca_file, tmp_path, sans=("pacs.example",))
     err, _ = _client_errors(server, TLSConfig(cafile=ca_file))
     assert err.reason == (
-        "host name mismatch: the certificate of the server is not valid for 'localhost'"
+        "host name mismatch: the certificate of the server is not valid for 'localhost' "
+        "(hosts are named by its subjectAltName, RFC 9525 6.3; an old device's certificate "
+        "naming it in its subject CN alone: hostname_from_common_name=True)"
     )
 
 

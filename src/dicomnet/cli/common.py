@@ -91,7 +91,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _TLS_ONLY_OPTIONS = ("cert", "key", "ca", "crl", "profile", "ciphers", "server_name",
-                     "no_verify")
+                     "no_verify", "hostname_from_cn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +116,7 @@ class NetworkOptions:
     json: bool
     verbose: int
     timeout: float | None
+    hostname_from_cn: bool = False
 
     def default_port(self) -> int:
         """The registered port for the chosen mode: IANA's "dicom-tls", 2762, for TLS
@@ -172,6 +173,7 @@ class NetworkOptions:
                 peer_certificate=self.peer_cert,
                 verify_peer=not self.no_verify,
                 check_hostname=not self.no_verify,
+                hostname_from_common_name=self.hostname_from_cn,
                 server_hostname=self.server_name,
                 profile=self.profile,
                 ciphers=self.ciphers,
@@ -289,7 +291,7 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
             tls_flag: bool | None = kwargs.pop("tls")
             values = {name: kwargs.pop(name, None) for name in (
                 "aet", "called_aet", "cert", "key", "ca", "crl", "profile", "peer_cert",
-                "no_verify",
+                "no_verify", "hostname_from_cn",
                 "server_name", "ciphers", "key_password_env", "key_password_file", "json",
                 "verbose", "timeout",
             )}
@@ -320,6 +322,7 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                 peer_cert=values["peer_cert"] or "required",
                 no_verify=bool(values["no_verify"]),
                 server_name=values["server_name"],
+                hostname_from_cn=bool(values["hostname_from_cn"]),
                 ciphers=values["ciphers"],
                 key_password_env=values["key_password_env"],
                 key_password_file=values["key_password_file"],
@@ -384,6 +387,10 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                 click.option("--server-name", metavar="NAME",
                              help="Host name expected in the server's certificate (and sent "
                                   "as SNI). Default: HOST."),
+                click.option("--hostname-from-cn", is_flag=True,
+                             help="Also take a server certificate that names the host only "
+                                  "in its subject CN, with no subjectAltName (RFC 9525 no "
+                                  "longer allows it; an old device). Warns."),
             ]
         options += [
             click.option("--ciphers", callback=_split_ciphers, metavar="LIST",

@@ -174,6 +174,7 @@ _CLI_WORDS = (
     ("set certfile/keyfile)", "give --cert and --key)"),
     ("set keyfile (", "give --key ("),
     ("(verify_peer=False)", "(--no-verify)"),
+    ("hostname_from_common_name=True", "--hostname-from-cn"),
     ("our cafile/capath)", "--ca)"),
     ("cafile or capath", "--ca"),
 )

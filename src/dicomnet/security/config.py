@@ -110,7 +110,11 @@ class TLSConfig:
     """Client side: verify the server's certificate. False only for tests; warns loudly
     (SecurityWarning, at the first context built from this object)."""
     check_hostname: bool = True
-    """Client side: the server certificate must name the host (RFC 6125)."""
+    """Client side: the server certificate must name the host (RFC 9525)."""
+    hostname_from_common_name: bool = False
+    """Client side: also take a server certificate that names the host only in its
+    subject CN, with no subjectAltName, as RFC 6125 6.4.4 allowed and RFC 9525 6.3
+    no longer does; for an old device. Warns (SecurityWarning)."""
     server_hostname: str | None = None
     """Client side: the name expected in the server's certificate and sent as SNI;
     None means the host connected to."""
@@ -422,6 +426,14 @@ class TLSConfig:
             if self.verify_peer:
                 ctx.check_hostname = self.check_hostname
                 ctx.verify_mode = ssl.CERT_REQUIRED
+                # RFC 9525 6.3: the subjectAltName alone names the server (Python's
+                # ssl would fall back to the subject CN without one).
+                ctx.hostname_checks_common_name = self.hostname_from_common_name
+                if self.hostname_from_common_name and self.check_hostname:
+                    self._warn_once(
+                        "a server certificate that names the host only in its subject CN "
+                        "(no subjectAltName) is taken (hostname_from_common_name=True): "
+                        "RFC 9525 6.3 no longer allows it; for old devices only")
                 if self.cafile is None and self.capath is None:
                     ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
             else:

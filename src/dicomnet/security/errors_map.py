@@ -51,7 +51,9 @@ _VERIFY_REASONS: dict[int, str] = {
     26: "the certificate of {who} is not meant for this use (its extended key usage lacks "
     "{usage}, or its key usage lacks digitalSignature (keyEncipherment for RSA key "
     "exchange))",
-    62: "host name mismatch: the certificate of {who} is not valid for {host}",
+    62: "host name mismatch: the certificate of {who} is not valid for {host} (hosts are "
+    "named by its subjectAltName, RFC 9525 6.3; an old device's certificate naming it in its "
+    "subject CN alone: hostname_from_common_name=True)",
     64: "host name mismatch: the certificate of {who} is not valid for IP address {host}",
     66: "the certificate of {who} uses a key too small for our security level",
     67: "the certificate of {who} is signed with a hash too weak for our security level",
