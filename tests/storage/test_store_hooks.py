@@ -208,3 +208,45 @@ def test_an_observer_is_told_of_each_object_stored_on_the_fast_path_too(
         assert sorted(seen) == sorted((uid(9, n), True, False) for n in range(4))
         assert any("on_stored observer failed" in r.getMessage() for r in caplog.records)
         caplog.clear()
+
+
+def test_a_handler_and_an_observer_see_the_called_ae_title_and_the_peer_address(
+        tmp_path: Path) -> None:
+    """A node serving several AE titles routes by the called one, and logs who sent
+    what: ``StoredInstance`` had neither. Every path fills both: the store thread's
+    (in memory) and a spilled object's, a duplicate kept, with a handler (which
+    leaves the fast path) and with an observer only (which keeps it)."""
+    files = _files(tmp_path / "in", 2)
+    # Over the spill threshold (1 MiB): a temporary file, committed in a worker thread.
+    files.append(write_part10(tmp_path / "in" / "big.dcm", make_image(7, rows=1024,
+                                                                       columns=1100),
+                              ExplicitVRLittleEndian))
+    # A second copy of the first: a duplicate, kept (and answered Success).
+    files.append(tmp_path / "in" / "again.dcm")
+    files[-1].write_bytes(files[0].read_bytes())
+    seen: list[tuple[str, tuple[str, int], bool]] = []
+
+    def note(instance: StoredInstance) -> None:
+        seen.append((instance.called_ae_title, instance.peer, instance.duplicate))
+
+    async def scenario(root: Path, window: int, **handlers: object) -> list[StoreResult]:
+        scp = StorageSCP(root, **handlers)  # type: ignore[arg-type]
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths("127.0.0.1", server.port, files,
+                                         called_ae_title="AI-NODE-CT",
+                                         max_async_operations=window)
+        finally:
+            scp.close()
+
+    runs = [(name, window) for name in ("on_stored", "on_c_store") for window in (1, 8)]
+    for number, (name, window) in enumerate(runs):
+        seen.clear()
+        results = run(scenario(tmp_path / f"out{number}", window, **{name: note}))
+        assert [(r.ok, r.status) for r in results] == [(True, 0)] * 4
+        assert [called for called, _, _ in seen] == ["AI-NODE-CT"] * 4
+        assert sorted(duplicate for _, _, duplicate in seen) == [False] * 3 + [True]
+        peers = {peer for _, peer, _ in seen}
+        assert len(peers) == 1, peers  # one association
+        ((host, port),) = peers
+        assert host == "127.0.0.1" and isinstance(port, int) and port > 0

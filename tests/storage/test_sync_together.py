@@ -88,7 +88,7 @@ def jobs(count: int, *, first: int = 1, aligned: bool = False) -> Iterator[tuple
         if aligned:
             buffer = AlignedBuffer.take(SPILL_THRESHOLD)
             buffer.append(data)
-        yield _Job(buffer, message, TS, "SCU", None), data
+        yield _Job(buffer, message, TS, "SCU", None, "SCP", ("127.0.0.1", 104)), data
 
 
 def commit_round(root: Path, count: int) -> None:

@@ -267,7 +267,8 @@ class StorageSCP:
         buffer, sink.buffer = sink.buffer, None
         syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
         self._committer.submit_call(
-            _Job(buffer, message, syntax, assoc.calling_ae_title, assoc.security),
+            _Job(buffer, message, syntax, assoc.calling_ae_title, assoc.security,
+                 assoc.called_ae_title, assoc.peer),
             functools.partial(self._answer_stored, assoc, message, answer))
         return True
 
@@ -303,12 +304,14 @@ class StorageSCP:
                 # In memory: written, with others of its round, by the store thread.
                 assert buffer is not None
                 outcome = await self._committer.submit(_Job(
-                    buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security))
+                    buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security,
+                    assoc.called_ae_title, assoc.peer))
             else:
                 commit = asyncio.get_running_loop().run_in_executor(
                     None, functools.partial(
                         self._commit, writer, message, transfer_syntax=transfer_syntax,
-                        calling_ae=assoc.calling_ae_title, security=assoc.security))
+                        calling_ae=assoc.calling_ae_title, security=assoc.security,
+                        called_ae=assoc.called_ae_title, peer=assoc.peer))
                 try:
                     # Shielded: an operation cancelled because its association ended
                     # must not cancel a commit the executor has not started yet (its
@@ -399,7 +402,8 @@ class StorageSCP:
         return header, destination
 
     def _commit(self, writer: AtomicWriter, message: CStoreRQ, *, transfer_syntax: str,
-                calling_ae: str, security: SecurityInfo | None) -> StoredInstance:
+                calling_ae: str, security: SecurityInfo | None, called_ae: str,
+                peer: tuple[str, int]) -> StoredInstance:
         """Runs in a worker thread for a data set that spilled to a temporary file:
         parse its header, fsync, rename, then queue its index row."""
         try:
@@ -420,7 +424,8 @@ class StorageSCP:
                 raise
         self._settled(message, generation)
         return self._stored(header, result, message, transfer_syntax=transfer_syntax,
-                            calling_ae=calling_ae, security=security, generation=generation)
+                            calling_ae=calling_ae, security=security, generation=generation,
+                            called_ae=called_ae, peer=peer)
 
     def _follow_root(self) -> None:
         """Store only into the folder this server holds: one removed under it (rm -rf
@@ -586,12 +591,14 @@ class StorageSCP:
                 self._settled(job.message, outcome[2])
                 answers.append(self._stored(
                     outcome[0], outcome[1], job.message, transfer_syntax=job.transfer_syntax,
-                    calling_ae=job.calling_ae, security=job.security, generation=outcome[2]))
+                    calling_ae=job.calling_ae, security=job.security, generation=outcome[2],
+                    called_ae=job.called_ae, peer=job.peer))
         return answers
 
     def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
                 transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
-                generation: int | None) -> StoredInstance:
+                generation: int | None, called_ae: str,
+                peer: tuple[str, int]) -> StoredInstance:
         duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
                                        CommitOutcome.DUPLICATE_REJECTED)
         if not duplicate:
@@ -607,7 +614,7 @@ class StorageSCP:
             path=result.path, sop_class_uid=message.affected_sop_class_uid,
             sop_instance_uid=message.affected_sop_instance_uid,
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
-            security=security, duplicate=duplicate,
+            security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
         )
 
     def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str) -> None:
@@ -679,6 +686,9 @@ class _Job:
     transfer_syntax: str
     calling_ae: str
     security: SecurityInfo | None
+    #: The association's called AE title and peer address, for ``StoredInstance``.
+    called_ae: str
+    peer: tuple[str, int]
 
 
 #: Jobs per store round opened by a small data set (page cache, not O_DIRECT).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,19 @@ log = logging.getLogger("dicomnet.services")
 
 @dataclass(frozen=True, slots=True)
 class StoredInstance:
-    """What ``on_c_store`` receives once an object is durable on disk."""
+    """What ``on_c_store`` (and ``on_stored``) receives once an object is durable
+    on disk: where it is, what it is, and who sent it on which association.
+
+    ``path`` is the file (for a duplicate kept, the copy already stored);
+    ``calling_ae_title`` and ``called_ae_title`` are those of the association's
+    A-ASSOCIATE-RQ (PS3.8 9.3.2), the called one as the sender asked for it
+    (whatever the server's own AE title, unless it requires its own), so that a
+    node answering to several titles can route by it; ``peer`` is the sender's
+    (host, port); ``security`` its TLS link (None on a plain connection);
+    ``duplicate``: its SOP Instance UID was stored already (PS3.4 B.2.3).
+    ``called_ae_title`` and ``peer`` are keywords, empty ("" and ("", 0)) only
+    in an instance built by hand (a handler's own tests).
+    """
 
     path: Path
     sop_class_uid: str
@@ -41,6 +53,8 @@ class StoredInstance:
     calling_ae_title: str
     security: SecurityInfo | None
     duplicate: bool
+    called_ae_title: str = field(default="", kw_only=True)
+    peer: tuple[str, int] = field(default=("", 0), kw_only=True)
 
     def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
         """Read the stored file (lazily, only when asked) with pydicom. It blocks
