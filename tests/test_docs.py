@@ -69,3 +69,38 @@ def test_security_guide_says_a_bcp195_client_refuses_dhe() -> None:
         config = TLSConfig(profile="bcp195", ciphers=("DHE-RSA-AES128-GCM-SHA256",))
         with pytest.raises(ConfigurationError, match="DHE"):
             config.client_context_sync()
+
+
+def test_readme_shows_an_association_request_hook_that_does_what_it_says(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The README never mentioned ``on_association_request``; its example (type-
+    checked by tests/test_typing.py) is run here: its hook answers the rejections
+    it names, its handler routes by the called AE title and names the peer."""
+    from dicomnet import AssociationInfo, AssociationRejected, StoredInstance
+    from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    [block] = [code for code in re.findall(r"^```python\n(.*?)^```", text,
+                                           re.MULTILINE | re.DOTALL)
+               if "on_association_request=admit" in code]
+    example: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), example)  # defines; serves nothing
+
+    def asked(calling: str, called: str) -> object:
+        verification = ContextRequest("1.2.840.10008.1.1", ("1.2.840.10008.1.2",))
+        rq = build_associate_rq(calling_ae_title=calling, called_ae_title=called,
+                                contexts=[verification])
+        admit = example["admit"]
+        assert callable(admit)
+        return admit(AssociationInfo(calling, called, ("10.0.0.7", 50412), rq, None))
+
+    assert asked("CT01", "AI-MR") is None
+    stranger = asked("XR09", "AI-CT")
+    assert isinstance(stranger, tuple)
+    assert str(AssociationRejected(*stranger)).endswith("calling AE title not recognized")
+    assert asked("MR02", "PACS") == (1, 1, 7)
+    route = example["route"]
+    assert callable(route)
+    route(StoredInstance(Path("store/1.dcm"), "1.2", "1.2.3", "1.2.840.10008.1.2.1", "CT01",
+                         None, False, called_ae_title="AI-MR", peer=("10.0.0.7", 50412)))
+    assert capsys.readouterr().out == "mr store/1.dcm from CT01@10.0.0.7\n"

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,18 @@ def test_no_public_name_left_out() -> None:
     for name, module in dicomnet._EXPORTS.items():  # each from the module it names
         assert getattr(dicomnet, name) is getattr(
             importlib.import_module(module, "dicomnet"), name), name
+
+
+def test_a_server_author_finds_what_the_association_request_hook_takes_and_answers(
+        ) -> None:
+    """``on_association_request`` is a ``serve()`` argument, but what it receives
+    (AssociationInfo), its type and what it answers were not in the public API."""
+    from dicomnet.aio import server
+    from dicomnet.ul import pdu
+
+    assert dicomnet.AssociationInfo is server.AssociationInfo
+    assert dicomnet.AssociationRequestHook is server.AssociationRequestHook
+    assert dicomnet.Rejection is pdu.Rejection
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
@@ -127,6 +140,8 @@ def test_no_public_constructor_or_function_takes_private_or_untyped_arguments() 
         if not callable(value) or (isinstance(value, type)
                                    and issubclass(value, Exception | Warning)):
             continue  # exceptions take (*args) as Exception does
+        if typing.get_origin(value) is not None:
+            continue  # a type alias (AssociationRequestHook): nothing to call
         for param in inspect.signature(value).parameters.values():
             if param.name.startswith("_") or param.kind in (
                     param.VAR_POSITIONAL, param.VAR_KEYWORD):

@@ -55,6 +55,32 @@ blocking.associate("127.0.0.1", 104, calling_ae_title=b"ME")  # E: arg-type
 blocking.store("127.0.0.1", 104, ["a.dcm"], on_progress=print, retries="2")  # E: arg-type
 '''
 
+#: A server author's module: the association request hook, sync or async, answering
+#: by name, by codes or with a tuple, passes mypy --strict; a wrong answer does not.
+ASSOCIATION_REQUEST_HOOK = '''\
+from dicomnet import AssociationInfo, AssociationRequestHook, Rejection, serve
+
+def admit(info: AssociationInfo) -> Rejection | None:
+    if info.called_ae_title != "AI-NODE":
+        return Rejection.CALLED_AE_TITLE_NOT_RECOGNIZED
+    return None if info.peer[0] == "127.0.0.1" else Rejection(2, 1, 1)
+
+async def admit_later(info: AssociationInfo) -> tuple[int, int, int] | None:
+    return None if info.security is not None else (1, 1, 3)
+
+def wrong(info: AssociationInfo) -> str:
+    return "rejected"
+
+hooks: list[AssociationRequestHook] = [admit, admit_later,
+                                       lambda info: Rejection.TEMPORARY_CONGESTION]
+
+async def main() -> None:
+    server = await serve(port=0, on_association_request=admit_later)
+    server.close()
+    await serve(on_association_request=wrong)  # E: arg-type
+    print(Rejection.CALLING_AE_TITLE.reason)  # E: attr-defined
+'''
+
 
 @dataclass(frozen=True)
 class Message:
@@ -102,7 +128,7 @@ def exports_snippet() -> str:
 def mypy_run(tmp_path_factory: pytest.TempPathFactory) -> MypyRun:
     folder = tmp_path_factory.mktemp("typing")
     files = {"exports.py": exports_snippet(), "blocking_calls.py": BLOCKING_CALLS,
-             **doc_blocks()}
+             "association_request_hook.py": ASSOCIATION_REQUEST_HOOK, **doc_blocks()}
     for name, text in files.items():
         (folder / name).write_text(text)
     done = subprocess.run(
@@ -132,6 +158,14 @@ def test_a_misspelt_keyword_of_the_blocking_api_is_a_type_error(mypy_run: MypyRu
     mypy and failed only when run."""
     assert mypy_run.errors("blocking_calls.py") == mypy_run.expected("blocking_calls.py"), (
         mypy_run.output)
+
+
+def test_an_association_request_hook_type_checks_from_the_public_api(
+        mypy_run: MypyRun) -> None:
+    """AssociationInfo and AssociationRequestHook were only in dicomnet.aio.server,
+    and a rejection only a bare tuple of Table 9-21's codes."""
+    name = "association_request_hook.py"
+    assert mypy_run.errors(name) == mypy_run.expected(name), mypy_run.output
 
 
 def test_the_documentation_code_type_checks(mypy_run: MypyRun) -> None:

@@ -16,7 +16,7 @@ logging.getLogger("dicomnet").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .aio.client import ClientAssociation, associate
-    from .aio.server import Server, serve
+    from .aio.server import AssociationInfo, AssociationRequestHook, Server, serve
     from .aio.server_events import AssociationAccepted, AssociationEnded, ConnectionRefused
     from .aio.transport import SecureLinkEvent
     from .config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     )
     from .services.verification import VerificationSCP
     from .ul.negotiation import AcceptedContext, ContextRequest
+    from .ul.pdu import Rejection
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562), so
 #: that ``import dicomnet`` (and every ``dicomnet`` command) loads only what it
@@ -61,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "AcceptedContext": ".ul.negotiation",
     "AssociationAccepted": ".aio.server_events",
     "AssociationEnded": ".aio.server_events",
+    "AssociationInfo": ".aio.server",
+    "AssociationRequestHook": ".aio.server",
     "AssociationAborted": ".errors",
     "AssociationError": ".errors",
     "AssociationRejected": ".errors",
@@ -80,6 +83,7 @@ _EXPORTS: dict[str, str] = {
     "NoAcceptedContext": ".errors",
     "PROFILES": ".security.profiles",
     "ProtocolError": ".errors",
+    "Rejection": ".ul.pdu",
     "RemoteProtocolError": ".errors",
     "RetryEvent": ".services.storage",
     "SecureLinkEvent": ".aio.transport",
@@ -115,7 +119,9 @@ __all__ = [
     "AssociationAccepted",
     "AssociationEnded",
     "AssociationError",
+    "AssociationInfo",
     "AssociationRejected",
+    "AssociationRequestHook",
     "CertificateInfo",
     "ClientAssociation",
     "ConfigurationError",
@@ -129,6 +135,7 @@ __all__ = [
     "LocalProtocolError",
     "NoAcceptedContext",
     "ProtocolError",
+    "Rejection",
     "RemoteProtocolError",
     "RetryEvent",
     "SecureLinkEvent",

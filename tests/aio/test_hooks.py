@@ -318,6 +318,62 @@ def test_an_association_request_hook_that_raises_rejects_that_association_only(
     assert not [r for r in aio_log.records if "internal error" in r.getMessage()]
 
 
+def test_an_association_request_hook_answers_a_rejection_by_name_or_as_a_tuple() -> None:
+    """The hook answered a bare ``(1, 1, 3)``, the codes of PS3.8 Table 9-21 to be
+    looked up; ``dicomnet.Rejection`` names them, and a tuple still works. The
+    peer reads the result, source and reason it was answered."""
+    from dicomnet import Rejection
+
+    def decide(info: AssociationInfo) -> tuple[int, int, int] | None:
+        if info.calling_ae_title == "STRANGER":
+            return Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED
+        if info.called_ae_title != "DICOMNET-SCP":
+            return Rejection.CALLED_AE_TITLE_NOT_RECOGNIZED
+        if info.calling_ae_title == "BUSY":
+            return Rejection(2, 3, 1)  # transient, presentation, temporary congestion
+        if info.calling_ae_title == "OLD":
+            return (2, 1, 1)
+        return None
+
+    async def main() -> tuple[list[tuple[int, int, int]], int]:
+        answers = []
+        async with running_server(on_association_request=decide) as server:
+            for calling, called in (("STRANGER", "DICOMNET-SCP"), ("CT01", "ELSEWHERE"),
+                                    ("BUSY", "DICOMNET-SCP"), ("OLD", "DICOMNET-SCP")):
+                with pytest.raises(AssociationRejected) as caught:
+                    async with associate(LOOPBACK, server.port, calling_ae_title=calling,
+                                         called_ae_title=called):
+                        pass
+                answers.append((caught.value.result, caught.value.source, caught.value.reason))
+            async with associate(LOOPBACK, server.port, calling_ae_title="CT01",
+                                 called_ae_title="DICOMNET-SCP") as assoc:
+                return answers, int(await assoc.echo())
+
+    answers, status = run(main())
+    assert answers == [(1, 1, 3), (1, 1, 7), (2, 3, 1), (2, 1, 1)]
+    assert status == 0
+
+
+def test_rejection_names_the_answers_of_table_9_21() -> None:
+    from dicomnet import Rejection
+    from dicomnet.ul import pdu
+
+    assert Rejection.PERMANENT_NO_REASON == (1, 1, 1)
+    assert Rejection.TRANSIENT_NO_REASON == (2, 1, 1)
+    assert Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED == (
+        pdu.RJ_RESULT_PERMANENT, pdu.RJ_SOURCE_SERVICE_USER,
+        pdu.RJ_REASON_CALLING_AE_NOT_RECOGNIZED) == (1, 1, 3)
+    assert Rejection.CALLED_AE_TITLE_NOT_RECOGNIZED == (1, 1, 7)
+    assert Rejection.TEMPORARY_CONGESTION == (2, 3, 1)
+    assert Rejection.LOCAL_LIMIT_EXCEEDED == (2, 3, 2)
+    rejection = Rejection(result=2, source=3, reason=2)
+    assert (rejection.result, rejection.source, rejection.reason) == (2, 3, 2)
+    assert repr(rejection) == "Rejection(result=2, source=3, reason=2)"
+    assert str(AssociationRejected(*rejection)) == (
+        "association rejected (rejected-transient) by service-provider (presentation): "
+        "local limit exceeded")
+
+
 def test_an_echo_hook_that_raises_answers_processing_failure(
     aio_log: pytest.LogCaptureFixture,
 ) -> None:

@@ -86,8 +86,10 @@ class DrainOutcome:
 _DRAINING = (2, 3, 1)
 
 
-#: Returns None to go on, or (result, source, reason) of the A-ASSOCIATE-RJ to send.
-#: One that raises rejects the association with ``HOOK_FAILED`` (and is logged).
+#: Returns None to go on, or the A-ASSOCIATE-RJ to send: a ``Rejection``
+#: (``dicomnet.ul.pdu``; ``Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED``...) or a plain
+#: (result, source, reason) tuple (PS3.8 Table 9-21). One that raises rejects the
+#: association with ``HOOK_FAILED`` (and is logged).
 AssociationRequestHook = Callable[
     [AssociationInfo], tuple[int, int, int] | None | Awaitable[tuple[int, int, int] | None]
 ]

@@ -44,7 +44,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, NamedTuple, TypeAlias
 
 from dicomnet.errors import ConfigurationError, RemoteProtocolError
 from dicomnet.ul.codec import (
@@ -111,6 +111,7 @@ __all__ = [
     "AssociateRQ",
     "PDataTF",
     "PresentationDataValue",
+    "Rejection",
     "ReleaseRP",
     "ReleaseRQ",
     "decode_pdu",
@@ -164,6 +165,49 @@ RJ_REASON_ACSE_NO_REASON = 1  # source 2
 RJ_REASON_PROTOCOL_VERSION_NOT_SUPPORTED = 2  # source 2
 RJ_REASON_TEMPORARY_CONGESTION = 1  # source 3
 RJ_REASON_LOCAL_LIMIT_EXCEEDED = 2  # source 3
+
+
+class _RejectionFields(NamedTuple):
+    result: int
+    source: int
+    reason: int
+
+
+class Rejection(_RejectionFields):
+    """An A-ASSOCIATE-RJ's result, source and reason (PS3.8 9.3.4, Table 9-21), as a
+    server's ``on_association_request`` hook answers it: by name
+    (``Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED``) or by its codes
+    (``Rejection(RJ_RESULT_TRANSIENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_USER_NO_REASON)``).
+    A tuple, so a plain ``(1, 1, 3)`` answers the same."""
+
+    __slots__ = ()
+
+    #: Permanent, service-user, no reason given (1, 1, 1).
+    PERMANENT_NO_REASON: ClassVar[Rejection]
+    #: Transient, service-user, no reason given (2, 1, 1): try again later.
+    TRANSIENT_NO_REASON: ClassVar[Rejection]
+    #: Permanent, service-user, calling AE title not recognized (1, 1, 3).
+    CALLING_AE_TITLE_NOT_RECOGNIZED: ClassVar[Rejection]
+    #: Permanent, service-user, called AE title not recognized (1, 1, 7).
+    CALLED_AE_TITLE_NOT_RECOGNIZED: ClassVar[Rejection]
+    #: Transient, service-provider (presentation), temporary congestion (2, 3, 1).
+    TEMPORARY_CONGESTION: ClassVar[Rejection]
+    #: Transient, service-provider (presentation), local limit exceeded (2, 3, 2).
+    LOCAL_LIMIT_EXCEEDED: ClassVar[Rejection]
+
+
+Rejection.PERMANENT_NO_REASON = Rejection(
+    RJ_RESULT_PERMANENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_USER_NO_REASON)
+Rejection.TRANSIENT_NO_REASON = Rejection(
+    RJ_RESULT_TRANSIENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_USER_NO_REASON)
+Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED = Rejection(
+    RJ_RESULT_PERMANENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_CALLING_AE_NOT_RECOGNIZED)
+Rejection.CALLED_AE_TITLE_NOT_RECOGNIZED = Rejection(
+    RJ_RESULT_PERMANENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_CALLED_AE_NOT_RECOGNIZED)
+Rejection.TEMPORARY_CONGESTION = Rejection(
+    RJ_RESULT_TRANSIENT, RJ_SOURCE_PRESENTATION, RJ_REASON_TEMPORARY_CONGESTION)
+Rejection.LOCAL_LIMIT_EXCEEDED = Rejection(
+    RJ_RESULT_TRANSIENT, RJ_SOURCE_PRESENTATION, RJ_REASON_LOCAL_LIMIT_EXCEEDED)
 
 _HEADER = struct.Struct(">BBL")  # PDU type, reserved, PDU length
 _FIXED4 = struct.Struct(">BBLBBBB")  # header + 4 one-byte fields (RJ, release, abort)
