@@ -51,6 +51,7 @@ def test_readme_says_where_a_plain_handler_runs_and_what_results_keeps() -> None
             "other associations, but several run at once, so what they share must be "
             "thread-safe.") in README
     assert "`store_paths(..., results=[])` fills the caller's empty list" in README
+    assert "and `dimse_status`, the same as the `Status` that `assoc.store` returns" in README
     assert ("that has not returned after `Timeouts.operation` (300 s; `serve "
             "--operation-timeout`) ends its association") in README
     assert "works where an event loop already runs" in README

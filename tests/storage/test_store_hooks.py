@@ -250,3 +250,28 @@ def test_a_handler_and_an_observer_see_the_called_ae_title_and_the_peer_address(
         assert len(peers) == 1, peers  # one association
         ((host, port),) = peers
         assert host == "127.0.0.1" and isinstance(port, int) and port > 0
+
+
+def test_a_store_result_gives_its_status_as_the_status_assoc_store_returns(
+        tmp_path: Path) -> None:
+    """``assoc.store`` returns a ``Status`` (words, category); ``StoreResult.status``
+    is the bare code (42753 for A701H), kept an int for JSON and formatting
+    (``f"{status:04X}"``); ``dimse_status`` is the same code as a ``Status``."""
+    files = _files(tmp_path / "in", 3)
+
+    def hook(instance: StoredInstance) -> HookAnswer:
+        number = int(instance.dataset(stop_before_pixels=True).InstanceNumber)
+        return (None, WARNING_COERCION, (0xA701, "queue full"))[number]
+
+    results = _send(tmp_path / "out", files, hook)
+    assert [r.status for r in results] == [0, WARNING_COERCION, 0xA701]
+    assert all(type(r.status) is int for r in results)
+    assert [r.to_dict()["status"] for r in results] == [0, 0xB000, 0xA701]
+    statuses = [r.dimse_status for r in results]
+    assert statuses == [Status(0), Status(WARNING_COERCION), Status(0xA701)]
+    assert [str(s) for s in statuses] == [
+        "0x0000 (success: Success)",
+        "0xB000 (warning: Warning: coercion of data elements)",
+        "0xA701 (failure: Refused: out of resources)"]
+    assert [s.category for s in statuses if s is not None] == ["success", "warning", "failure"]
+    assert StoreResult(Path("never-sent.dcm")).dimse_status is None

@@ -64,8 +64,9 @@ class StoreResult:
     path: Path
     #: Its SOP Instance UID; None when the file could not be read as DICOM Part 10.
     sop_instance_uid: str | None = None
-    #: The status of the peer's C-STORE response (PS3.4 B.2.3); None when none came
-    #: (not sent, or the association ended before its answer).
+    #: The status of the peer's C-STORE response (PS3.4 B.2.3), its code as an int
+    #: (as JSON has it; ``dimse_status`` gives it as a ``Status``); None when none
+    #: came (not sent, or the association ended before its answer).
     status: int | None = None
     #: Stored: status Success (0000H) or a Warning (Bxxx, 0001H, 0107H, 0116H:
     #: PS3.7 Annex C).
@@ -92,6 +93,14 @@ class StoreResult:
     #: answer (abort, drop, timeout, refused or transient rejection), or the peer
     #: answered Refused: Out of Resources (A7xxH, PS3.4 B.2.3).
     retryable: bool = False
+
+    @property
+    def dimse_status(self) -> Status | None:
+        """``status`` as the ``Status`` that ``assoc.store`` returns (PS3.7 Annex C,
+        worded for the Storage service): its ``category``, ``description`` and
+        ``str()`` ("0xA701 (failure: Refused: out of resources)"); it equals the
+        code. None when no response came."""
+        return None if self.status is None else Status(self.status, "storage")
 
     def to_dict(self) -> dict[str, object]:
         """Every field, JSON-ready (the path as a string)."""
