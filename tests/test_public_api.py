@@ -131,6 +131,20 @@ def test_every_public_class_and_its_methods_say_what_they_are() -> None:
     assert missing == []
 
 
+def test_every_public_name_that_cannot_have_a_docstring_is_described_in_the_package_one(
+        ) -> None:
+    """``help(dicomnet)`` listed DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, PROFILES and
+    AssociationRequestHook under DATA, cut to their values (a constant or a type
+    alias has no docstring of its own), and neither README nor docs/ named them:
+    the package's docstring, which help() prints first, says what each is."""
+    doc = dicomnet.__doc__ or ""
+    data = [name for name in dicomnet.__all__
+            if not (inspect.isclass(getattr(dicomnet, name))
+                    or inspect.isfunction(getattr(dicomnet, name)))]
+    assert {"DEFAULT_PLAIN_PORT", "PROFILES", "AssociationRequestHook"} <= set(data)
+    assert [name for name in data if f"``{name}``" not in doc] == []
+
+
 def test_no_public_constructor_or_function_takes_private_or_untyped_arguments() -> None:
     """``Server(...)`` took its private state (``_sock``, ``_tasks``...) as arguments,
     ``ClientAssociation(*args: object, **kwargs: object)`` anything at all."""

@@ -1,6 +1,20 @@
 """dicomnet: secure DICOM networking (PS3.8 Upper Layer, PS3.7 DIMSE, PS3.15 TLS).
 
-The public API; everything else is reachable from its subpackages.
+The public API; everything else is reachable from its subpackages. Its classes
+and functions say what they are in their own docstrings (``help(dicomnet.serve)``);
+the names that cannot carry one:
+
+- ``DEFAULT_PLAIN_PORT``: 11112, the registered "dicom" port (PS3.8 9.1.1), where
+  ``serve()`` listens without TLS when given no port.
+- ``DEFAULT_TLS_PORT``: 2762, the registered "dicom-tls" port (PS3.15 B.1), its
+  port with TLS.
+- ``PROFILES``: the secure transport profiles of PS3.15 Annex B by the names
+  ``TLSConfig(profile=...)`` takes ("bcp195-rfc9325", the default, ...), each
+  with its title, protocol versions and cipher suites (docs/security.md).
+- ``AssociationRequestHook``: the type of ``serve(on_association_request=...)``,
+  a function (or coroutine function) of an ``AssociationInfo`` that returns None
+  to go on or the ``Rejection`` to answer (A-ASSOCIATE-RJ, PS3.8 9.3.4).
+- ``__version__``: this release of dicomnet.
 """
 
 from __future__ import annotations

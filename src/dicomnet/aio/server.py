@@ -62,7 +62,9 @@ UNRECOGNIZED_OPERATION = 0x0211
 
 @dataclass(frozen=True, slots=True)
 class AssociationInfo:
-    """What ``on_association_request`` sees to decide on an incoming association."""
+    """What ``on_association_request`` sees to decide on an incoming association:
+    the A-ASSOCIATE-RQ's AE titles and the request itself (``rq``, PS3.8 9.3.2),
+    the peer's (host, port), and its TLS link (None on a plain connection)."""
 
     calling_ae_title: str
     called_ae_title: str
