@@ -19,14 +19,16 @@ import time
 from pathlib import Path
 
 import dicomnet.aio.client  # noqa: F401  (imported before the timing: see below)
+import dicomnet.security.certificates  # noqa: F401  (imported before the timing: see below)
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StoreResult, store_paths
 from dicomnet.tuning import tune_malloc_for_streaming
 
 # store_paths imports the asyncio client on its first call (at module level the
-# import would be circular), and asyncio its thread pool at the first
-# run_in_executor: imports, which the timing leaves out like the interpreter's
-# start-up and every other import (4-6 ms per run otherwise).
+# import would be circular), asyncio its thread pool at the first
+# run_in_executor, and TLSConfig the certificates' module (cryptography, ~60 ms)
+# when it first reads a key: imports, which the timing leaves out like the
+# interpreter's start-up and every other import.
 
 
 def _cpu() -> float:

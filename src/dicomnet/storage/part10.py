@@ -31,7 +31,7 @@ from pydicom.filereader import read_dataset, read_preamble
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.names import is_uid, safe_uid
-from dicomnet.storage.scan import LONG_VRS, implicit_vr_at, scan_elements
+from dicomnet.storage.scan import LONG_VRS, RawElements, implicit_vr_at, scan_elements
 from dicomnet.storage.stray_meta import StrayMeta, meta_group_end
 
 __all__ = [
@@ -424,6 +424,15 @@ _META_TAGS = {0x00020010: "TransferSyntaxUID", 0x00020002: "MediaStorageSOPClass
               0x00020003: "MediaStorageSOPInstanceUID"}
 
 
+def _declared_meta_end(elements: RawElements) -> int | None:
+    """Where the File Meta Information ends by its Group Length (0002,0000), the
+    first element (PS3.10 7.1: an UL after its 12-byte header), or None."""
+    length = elements.get(0x00020000)
+    if length is None or len(length[1]) != 4:
+        return None
+    return PREAMBLE_LENGTH + 12 + int.from_bytes(length[1], "little")
+
+
 def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None:
     """The common case, found by element lengths alone (storage.scan): the meta
     group within the first 16 KiB, not deflated, with its three UIDs. None for
@@ -431,14 +440,17 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
     head = fp.read(_QUICK_READ)
     if head[128:132] != b"DICM":
         return None
-    # Where it ends first: a second group 0002 may follow it (storage.stray_meta).
-    meta_end = meta_group_end(head, PREAMBLE_LENGTH)
-    if meta_end is None:
-        return None
-    scanned = scan_elements(memoryview(head)[:meta_end], PREAMBLE_LENGTH, implicit=False,
-                            group=0x0002)
-    if scanned is None:
-        return None
+    scanned = scan_elements(head, PREAMBLE_LENGTH, implicit=False, group=0x0002)
+    if scanned is None or scanned[1] != _declared_meta_end(scanned[0]):
+        # Not where its group length says it ends: a second group 0002 may follow
+        # it (storage.stray_meta), or the length is wrong; where it ends first.
+        meta_end = meta_group_end(head, PREAMBLE_LENGTH)
+        if meta_end is None:
+            return None
+        scanned = scan_elements(memoryview(head)[:meta_end], PREAMBLE_LENGTH, implicit=False,
+                                group=0x0002)
+        if scanned is None:
+            return None
     elements, offset, _ = scanned
     if offset == len(head) and len(head) != size:
         return None  # the meta group may go on past what was read
