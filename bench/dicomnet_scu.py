@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-import dicomnet.aio.client  # noqa: F401  (imported before the timing: see below)
+import dicomnet.aio.client  # (imported before the timing: see below)
 import dicomnet.security.certificates  # noqa: F401  (imported before the timing: see below)
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StoreResult, store_paths
