@@ -19,9 +19,10 @@ the names that cannot carry one:
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import TYPE_CHECKING
+
+from dicomnet._lazy import lazy_exports as _lazy_exports
 
 # A library says what it does through logging and leaves where it goes to the
 # application: without this, Python prints WARNING and above to stderr for an
@@ -180,15 +181,4 @@ __all__ = [
 # and a module-level __getattr__ would make every other name (a misspelt
 # ``dicomnet.asociate``) pass as Any.
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, __name__), name)
-        globals()[name] = value  # once: later lookups do not come here
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -7,8 +7,9 @@ turns ``ssl`` failures into a ``TLSError`` with a reason a user can act on.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from dicomnet._lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
     from dicomnet.security.certificates import (
@@ -91,15 +92,4 @@ __all__ = [
 
 # Hidden from type checkers, as in dicomnet/__init__.py: they read the imports above.
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, __name__), name)
-        globals()[name] = value  # once: later lookups do not come here
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
