@@ -20,7 +20,7 @@ from dicomnet.services.verification import VerificationSCP
 from tests.cli.helpers import ServerThread
 from tests.cli.test_store import write_images
 
-from .helpers import Pki, association_lines
+from .helpers import Pki, association_lines, wait_until
 
 
 def test_threads_sharing_one_association_take_turns(
@@ -106,6 +106,13 @@ print(int(assoc.echo()), flush=True)
 """
 
 
+def _ended_before_the_server_stops(aio_log: pytest.LogCaptureFixture) -> None:
+    """The server's line for the association, awaited: stopped before it read the
+    A-ABORT, the server ended it itself ("server closing")."""
+    asyncio.run(wait_until(lambda: bool(association_lines(aio_log)),
+                           "the server's line for the association"))
+
+
 def test_an_association_open_at_exit_is_aborted(aio_log: pytest.LogCaptureFixture) -> None:
     """A script ending with its association open: the peer saw the connection
     close (no A-ABORT) and the script printed 'Task was destroyed but it is
@@ -114,6 +121,7 @@ def test_an_association_open_at_exit_is_aborted(aio_log: pytest.LogCaptureFixtur
     try:
         child = subprocess.run([sys.executable, "-c", LEFT_OPEN, str(server.port)],
                                check=False, capture_output=True, text=True, timeout=60)
+        _ended_before_the_server_stops(aio_log)
     finally:
         server.stop()
     assert (child.returncode, child.stdout, child.stderr) == (0, "0\n", "")
@@ -133,6 +141,7 @@ def test_an_association_dropped_unreleased_is_aborted(
         with pytest.warns(ResourceWarning, match="association .* was not released"):
             del assoc
             gc.collect()
+        _ended_before_the_server_stops(aio_log)
     finally:
         server.stop()
     ended = association_lines(aio_log)
