@@ -19,7 +19,7 @@ from ..ul.negotiation import (
     ACCEPTANCE,
     TRANSFER_SYNTAXES_NOT_SUPPORTED,
 )
-from ..ul.pdu import AssociateAC, AssociateRQ
+from ..ul.pdu import AssociateAC, AssociateRQ, Rejection
 from .transport import SecureLinkEvent, SecureLinkHook, Stream, call_hook
 
 __all__ = ["HOOK_FAILED", "AnswerTally", "GuardedLinkHook", "MergedContexts",
@@ -100,7 +100,7 @@ def unanswered_identity(rq: AssociateRQ, ac: AssociateAC) -> str:
 #: The A-ASSOCIATE-RJ answering a request when a user hook raised (PS3.8 9.3.4,
 #: Table 9-21): rejected-transient (the hook may work next time: its database
 #: back up), service-user, no reason given.
-HOOK_FAILED = (2, 1, 1)
+HOOK_FAILED = Rejection.TRANSIENT_NO_REASON  # (2, 1, 1)
 
 
 class GuardedLinkHook:
@@ -139,7 +139,7 @@ def checked_rejection(result: object) -> tuple[int, int, int] | None:
         return (result[0], result[1], result[2])
     log.error("the association request hook answered %r, not None nor (result 1-2, "
               "source 1-3, reason): rejected without a reason", result)
-    return (1, 1, 1)
+    return Rejection.PERMANENT_NO_REASON
 
 
 def link_words(security: SecurityInfo | None) -> str:

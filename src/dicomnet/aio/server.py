@@ -27,7 +27,7 @@ from ..ul.connection import ULConnection
 from ..ul.events import Aborted, AssociateRequested, ReleaseConfirmed, ReleaseRequested
 from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
-from ..ul.pdu import AssociateRJ, AssociateRQ
+from ..ul.pdu import AssociateRJ, AssociateRQ, Rejection
 from .acceptor import (
     HOOK_FAILED,
     GuardedLinkHook,
@@ -81,11 +81,6 @@ class DrainOutcome:
 
     drained: int
     aborted: int
-
-
-#: PS3.8 Table 9-21: rejected-transient, service-provider (presentation related
-#: function), temporary congestion: what a server that is draining answers.
-_DRAINING = (2, 3, 1)
 
 
 #: Returns None to go on, or the A-ASSOCIATE-RJ to send: a ``Rejection``
@@ -429,9 +424,9 @@ class Server:
         if link_hook_failed:
             rejection = HOOK_FAILED
         elif limit := self._limit_reached(assoc.peer[0]):
-            rejection = (2, 3, 2)  # transient, provider (presentation), local limit exceeded
+            rejection = Rejection.LOCAL_LIMIT_EXCEEDED
         elif self.require_called_ae_title and rq.called_ae_title != self.ae_title:
-            rejection = (1, 1, 7)  # permanent, user, called AE title not recognized
+            rejection = Rejection.CALLED_AE_TITLE_NOT_RECOGNIZED
         elif self.on_association_request is not None:
             info = AssociationInfo(rq.calling_ae_title, rq.called_ae_title, assoc.peer, rq,
                                    assoc.security)
@@ -447,9 +442,9 @@ class Server:
                 rejection = checked_rejection(result)
                 # Others may have been accepted while an async hook waited.
                 if rejection is None and (limit := self._limit_reached(assoc.peer[0])):
-                    rejection = (2, 3, 2)
+                    rejection = Rejection.LOCAL_LIMIT_EXCEEDED
         if rejection is None and self._draining:  # also once a hook said yes
-            rejection, limit = _DRAINING, ": the server is stopping"
+            rejection, limit = Rejection.TEMPORARY_CONGESTION, ": the server is stopping"
         if ul.state is not State.Sta3:
             # Nothing left to answer: the bytes read with the request (or while the
             # hook ran) ended the association, e.g. an A-ABORT (Evt16, AA-3) or a
@@ -461,7 +456,7 @@ class Server:
             # In the words the peer will read (AssociationRejected), then the codes.
             log.info("association from %s@%s:%s %s %s%s", rq.calling_ae_title, *assoc.peer,
                      str(AssociationRejected(*rejection)).removeprefix("association "),
-                     rejection, limit)
+                     tuple(rejection), limit)  # the codes as (1, 1, 7), a Rejection too
             ul.reject(AssociateRJ(*rejection), now)
             assoc.rejected = True
             tell(self.on_connection_event, ConnectionRefused(

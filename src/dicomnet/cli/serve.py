@@ -115,8 +115,11 @@ def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
     """``on_association_request`` admitting only these calling AE titles; any other
     gets A-ASSOCIATE-RJ permanent, service user, calling AE title not recognized
     (PS3.8 Table 9-21: 1, 1, 3)."""
+    from dicomnet.ul.pdu import Rejection
+
     def check(info: AssociationInfo) -> tuple[int, int, int] | None:
-        return None if info.calling_ae_title in titles else (1, 1, 3)
+        return None if info.calling_ae_title in titles else (
+            Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED)
     return check
 
 
