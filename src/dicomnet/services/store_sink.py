@@ -14,7 +14,13 @@ from ..storage import completeness
 from ..storage.completeness import size_text, walker_for
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
-from ..storage.part10 import DEFLATED_DATA_SETS, with_transfer_syntax
+from ..storage.part10 import (
+    BIG_ENDIAN,
+    DEFLATED_DATA_SETS,
+    EXPLICIT_LE,
+    IMPLICIT_LE,
+    with_transfer_syntax,
+)
 from ..storage.scan import implicit_vr_at
 from ..storage.stray_meta import StrayMeta
 
@@ -37,9 +43,6 @@ ALIGNED_FROM = 64 << 10
 #: ``direct``), bytes are pushed to disk every this many in a worker thread, so
 #: the fsync before the answer has little left to wait for.
 SYNC_EVERY = 32 << 20
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-_EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: Bytes of the data set's first element header that tell Explicit VR from
 #: Implicit VR (``storage.scan.implicit_vr_at``).
 _VR_BYTES = 6
@@ -94,12 +97,12 @@ class StoreSink:
         self._marker: bytes | None = None
         if error is None and transfer_syntax is not None and (
                 transfer_syntax not in DEFLATED_DATA_SETS):
-            self._marker = b"\x00\x02" if transfer_syntax == _BIG_ENDIAN else b"\x02\x00"
+            self._marker = b"\x00\x02" if transfer_syntax == BIG_ENDIAN else b"\x02\x00"
         self.stray: StrayMeta | None = None
         # An Explicit VR data set's first bytes (inflated, for a deflated one),
         # gathered up to its first element header's VR; None: not looked for.
         self._first: bytes | None = None if (
-            error is not None or transfer_syntax in (None, _IMPLICIT_LE)) else b""
+            error is not None or transfer_syntax in (None, IMPLICIT_LE)) else b""
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS) if (
             self._first is not None and self._marker is None) else None
         self._header_length = len(header)
@@ -202,7 +205,7 @@ class StoreSink:
         """Relabel (Explicit VR Little Endian) or refuse an Implicit VR data set."""
         syntax, buffer = self._syntax, self.buffer
         assert syntax is not None
-        if syntax != _EXPLICIT_LE:
+        if syntax != EXPLICIT_LE:
             from pydicom.uid import UID  # only here: a refusal is rare
 
             name = UID(syntax).name  # the UID itself for one pydicom does not know
@@ -215,10 +218,10 @@ class StoreSink:
             return
         # Still a bytearray: it holds the header and under _VR_BYTES bytes more.
         assert isinstance(buffer, bytearray)
-        header = with_transfer_syntax(buffer[:self._header_length], _IMPLICIT_LE)
+        header = with_transfer_syntax(buffer[:self._header_length], IMPLICIT_LE)
         buffer[:self._header_length] = header
         self._header_length = len(header)
-        self.relabelled, self._syntax = syntax, _IMPLICIT_LE
+        self.relabelled, self._syntax = syntax, IMPLICIT_LE
 
     def _drop_meta(self, data: bytes | memoryview) -> bytes | memoryview:
         """``data`` without the group 0002 elements the data set starts with. Ends
@@ -228,8 +231,8 @@ class StoreSink:
             if len(data) >= 2 and data[:2] != self._marker:
                 self._marker = None  # the usual case, decided at the first write
                 return data
-            stray = self.stray = StrayMeta(implicit=self._syntax == _IMPLICIT_LE,
-                                           big_endian=self._syntax == _BIG_ENDIAN)
+            stray = self.stray = StrayMeta(implicit=self._syntax == IMPLICIT_LE,
+                                           big_endian=self._syntax == BIG_ENDIAN)
         kept = stray.feed(data)
         if stray.done:
             self._marker = None

@@ -65,7 +65,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 
-from dicomnet.storage.part10 import DEFLATED_DATA_SETS
+from dicomnet.storage.part10 import BIG_ENDIAN, DEFLATED_DATA_SETS, IMPLICIT_LE
 from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, SHORT_VRS, implicit_vr_at
 
 __all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem", "inflated_past",
@@ -83,8 +83,6 @@ _NESTED = 2  # an undefined-length item: elements, then its delimiter
 _FRAGMENTS = 3  # encapsulated Pixel Data: defined-length items, then its delimiter
 _SCAN = 4  # a value of undefined length that is no sequence: up to the delimiter's bytes
 
-_IMPLICIT = "1.2.840.10008.1.2"
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: Bytes a caller reads at a time when it walks a file (values beyond are skipped).
 _READ = 64 << 10
 #: Limits on what one data set may make the walker do (a hostile peer's stream is
@@ -532,8 +530,8 @@ def walker_for(transfer_syntax: str, *, limited: bool = True) -> DatasetWalker |
     then ``problem()`` says so and ``too_large`` is True."""
     if transfer_syntax in DEFLATED_DATA_SETS:
         return _Inflating(MAX_INFLATED if limited else None)
-    return DatasetWalker(implicit=transfer_syntax == _IMPLICIT,
-                         big_endian=transfer_syntax == _BIG_ENDIAN)
+    return DatasetWalker(implicit=transfer_syntax == IMPLICIT_LE,
+                         big_endian=transfer_syntax == BIG_ENDIAN)
 
 
 def dataset_problem(data: bytes | bytearray | memoryview, transfer_syntax: str, *,

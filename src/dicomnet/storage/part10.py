@@ -49,9 +49,10 @@ logger = logging.getLogger("dicomnet.storage")
 #: 128-byte preamble + 4-byte "DICM" prefix (PS3.10 7.1).
 PREAMBLE_LENGTH = 132
 _GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, length 4
-_IMPLICIT = "1.2.840.10008.1.2"
-_EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+#: The uncompressed transfer syntaxes (PS3.5 A.1, A.2, A.3), for the storage modules.
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
 #: Syntaxes whose data set, after the File Meta Information, is deflated as a whole:
 #: Deflated Explicit VR Little Endian (PS3.5 A.5) and the two JPIP Referenced
 #: Deflate ones (A.7, A.12). Not Deflated Image Frame Compression
@@ -384,12 +385,12 @@ def dataset_syntax(declared: str, first: bytes, path: Path | str) -> tuple[str, 
     explicit: such a data set is Implicit VR Little Endian (PS3.5 A.1), and is
     taken as one (an SCU proposes and sends it so), said once in the log.
     Returns (the syntax, ``declared`` when it differs, else None)."""
-    if declared != _EXPLICIT_LE or len(first) < 8 or not implicit_vr_at(first):
+    if declared != EXPLICIT_LE or len(first) < 8 or not implicit_vr_at(first):
         return declared, None
     logger.warning("%s: its File Meta Information says Explicit VR Little Endian (%s), but its "
                    "data set is in Implicit VR (PS3.10 7.1, PS3.5 A.2): taken as Implicit VR "
-                   "Little Endian (%s)", path, declared, _IMPLICIT)
-    return _IMPLICIT, declared
+                   "Little Endian (%s)", path, declared, IMPLICIT_LE)
+    return IMPLICIT_LE, declared
 
 
 def _past_stray_meta(fp: BinaryIO, head: bytes, offset: int, size: int, *, transfer_syntax: str,
@@ -398,8 +399,8 @@ def _past_stray_meta(fp: BinaryIO, head: bytes, offset: int, size: int, *, trans
     past the group 0002 elements it may start with (storage.stray_meta), said once
     in the log. ``head`` holds the file's first bytes (empty: none read yet); more
     are read from ``fp`` as needed (a value is read through, not held)."""
-    stray = StrayMeta(implicit=transfer_syntax == _IMPLICIT,
-                      big_endian=transfer_syntax == _BIG_ENDIAN)
+    stray = StrayMeta(implicit=transfer_syntax == IMPLICIT_LE,
+                      big_endian=transfer_syntax == BIG_ENDIAN)
     piece: bytes | memoryview = memoryview(head)[offset:] if len(head) > offset else b""
     if not piece:
         fp.seek(offset)
@@ -497,10 +498,10 @@ def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
     of the File Meta Information, which PS3.10 7.1 makes the same. A file whose
     two differ is sent as its data set says, as DCMTK's storescu does, and said
     in the log."""
-    if transfer_syntax == _BIG_ENDIAN:
+    if transfer_syntax == BIG_ENDIAN:
         return meta_class, meta_instance
     scanned = scan_elements(head, offset,
-                            implicit=transfer_syntax == _IMPLICIT, end_tag=0x00080019)
+                            implicit=transfer_syntax == IMPLICIT_LE, end_tag=0x00080019)
     found = scanned[0] if scanned is not None else {}
     own = [found[tag][1].decode("ascii", "replace").strip("\0 ") if tag in found else ""
            for tag in _SOP_TAGS]
