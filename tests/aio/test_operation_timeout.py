@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from dicomnet.dimse.messages import CEchoRQ, CStoreRQ, encode_message
 from dicomnet.errors import ConfigurationError
 from dicomnet.services.storage import StorageSCP, StoredInstance
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.part10 import read_part10
+from dicomnet.storage.part10 import Part10Info, read_part10
 from dicomnet.ul.negotiation import ContextRequest
 from dicomnet.ul.pdu import AAbort, encode_pdata
 from tests.aio.helpers import log_lines, read_until_eof, run, running_server, wait_until
@@ -65,6 +66,60 @@ def _flood(context_id: int, message_id: int) -> bytes:
 def _ended(events: list[ConnectionEvent]) -> AssociationEnded:
     (ended,) = [e for e in events if isinstance(e, AssociationEnded)]
     return ended
+
+
+def _image(tmp_path: Path) -> tuple[Part10Info, bytes]:
+    """A small image's Part 10 facts and its data set's bytes."""
+    source = write_part10(tmp_path / "in.dcm", make_image(1), ExplicitVRLittleEndian)
+    info = read_part10(source)
+    return info, source.read_bytes()[info.dataset_offset:]
+
+
+async def _store_then_flood(scp: StorageSCP, info: Part10Info, data: bytes,
+                            events: list[ConnectionEvent], *, held: threading.Event,
+                            let_go: threading.Event, done: threading.Event,
+                            check_held: Callable[[], None] = lambda: None,
+                            ) -> tuple[bytes, bytes]:
+    """Store ``data``; once its store is held (``held``), a 3 MB C-STORE that
+    fills the inbox; read to the end and wait for the association's slot to be
+    freed; then let the held store go (``let_go``) and wait until it is ``done``.
+    What the peer read before the end, and after it."""
+    try:
+        async with running_server(providers=[VerificationSCP(), scp],
+                                  timeouts=Timeouts(operation=PAUSED_TIMEOUT),
+                                  on_connection_event=events.append) as server:
+            assoc = await RawAssociation.open(
+                server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))])
+            try:
+                context = assoc.context_id(SECONDARY_CAPTURE)
+                await assoc.send_store(context, store_command(
+                    info.sop_class_uid.encode(), info.sop_instance_uid.encode()), data)
+                assert await asyncio.to_thread(held.wait, 20)
+                check_held()
+                assoc.writer.write(_flood(context, 2))
+                received = await read_until_eof(assoc.reader, 15.0)
+                await wait_until(
+                    lambda: server.active_associations == 0 and not server._tasks,
+                    "the association's slot to be freed")
+                let_go.set()
+                assert await asyncio.to_thread(done.wait, 20)
+                # The late answer, dropped, comes on the loop after it.
+                await asyncio.sleep(0.05)
+                return received, await assoc.reader.read()
+            finally:
+                let_go.set()
+                await assoc.close()
+    finally:
+        scp.close()
+
+
+def _only_the_first_stored(root: Path, data: bytes) -> None:
+    """The held object under its final name (durable), and no other file: the
+    flood's temporary file removed."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("index"))
+    (stored,) = files
+    assert stored.suffix == ".dcm"
+    assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data
 
 
 def test_a_hung_async_handler_is_cut_while_reading_is_paused_for_it(
@@ -155,9 +210,7 @@ def test_a_hung_plain_store_handler_is_cut_its_late_answer_dropped(
     the stored object stays under its final name and nothing else is on disk
     (the second data set's temporary file removed); the handler's result, once
     it returns, is dropped."""
-    source = write_part10(tmp_path / "in.dcm", make_image(1), ExplicitVRLittleEndian)
-    info = read_part10(source)
-    data = source.read_bytes()[info.dataset_offset:]
+    info, data = _image(tmp_path)
     root = tmp_path / "out"
     entered, go_on, returned = threading.Event(), threading.Event(), threading.Event()
     events: list[ConnectionEvent] = []
@@ -168,42 +221,14 @@ def test_a_hung_plain_store_handler_is_cut_its_late_answer_dropped(
         returned.set()
         return 0
 
-    async def main() -> tuple[bytes, bytes]:
-        scp = StorageSCP(root, on_c_store=on_c_store)
-        try:
-            async with running_server(providers=[VerificationSCP(), scp],
-                                      timeouts=Timeouts(operation=PAUSED_TIMEOUT),
-                                      on_connection_event=events.append) as server:
-                assoc = await RawAssociation.open(
-                    server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))])
-                try:
-                    context = assoc.context_id(SECONDARY_CAPTURE)
-                    await assoc.send_store(context, store_command(
-                        info.sop_class_uid.encode(), info.sop_instance_uid.encode()), data)
-                    assert await asyncio.to_thread(entered.wait, 20)
-                    assoc.writer.write(_flood(context, 2))
-                    received = await read_until_eof(assoc.reader, 15.0)
-                    await wait_until(
-                        lambda: server.active_associations == 0 and not server._tasks,
-                        "the association's slot to be freed")
-                    go_on.set()
-                    assert await asyncio.to_thread(returned.wait, 20)
-                    return received, await assoc.reader.read()
-                finally:
-                    go_on.set()
-                    await assoc.close()
-        finally:
-            scp.close()
-
-    received, after = run(main())
+    received, after = run(_store_then_flood(
+        StorageSCP(root, on_c_store=on_c_store), info, data, events,
+        held=entered, let_go=go_on, done=returned))
     assert (received, after) == (A_ABORT, b"")
     slow = _slow_side(PAUSED_TIMEOUT)
     assert log_lines(aio_log, contains=f"aborting: a C-STORE-RQ {slow}"), aio_log.text
     assert (_ended(events).reason or "").startswith(f"a C-STORE-RQ {slow}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("index"))
-    (stored,) = files
-    assert stored.suffix == ".dcm"
-    assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data
+    _only_the_first_stored(root, data)
 
 
 def test_the_timeout_is_positive_or_none() -> None:
@@ -254,9 +279,7 @@ def test_a_hung_store_round_on_the_fast_path_is_cut_while_reading_is_paused(
     slot freed; the second data set's temporary file is removed. The round,
     let go after the abort, names its file (durable, may stay) and answers
     nothing; no temporary file is left."""
-    source = write_part10(tmp_path / "in.dcm", make_image(1), ExplicitVRLittleEndian)
-    info = read_part10(source)
-    data = source.read_bytes()[info.dataset_offset:]
+    info, data = _image(tmp_path)
     root = tmp_path / "out"
     entered, go_on, finished = threading.Event(), threading.Event(), threading.Event()
     events: list[ConnectionEvent] = []
@@ -275,46 +298,17 @@ def test_a_hung_store_round_on_the_fast_path_is_cut_while_reading_is_paused(
         started.append(start(self, *args))
         return started[-1]
 
+    def on_the_fast_path() -> None:
+        assert started == [True]  # no task, no handle()
+
     monkeypatch.setattr(StorageSCP, "_finish_round", hung_round)
     monkeypatch.setattr(StorageSCP, "start", recorded_start)
-
-    async def main() -> tuple[bytes, bytes]:
-        scp = StorageSCP(root)
-        try:
-            async with running_server(providers=[VerificationSCP(), scp],
-                                      timeouts=Timeouts(operation=PAUSED_TIMEOUT),
-                                      on_connection_event=events.append) as server:
-                assoc = await RawAssociation.open(
-                    server.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))])
-                try:
-                    context = assoc.context_id(SECONDARY_CAPTURE)
-                    await assoc.send_store(context, store_command(
-                        info.sop_class_uid.encode(), info.sop_instance_uid.encode()), data)
-                    assert await asyncio.to_thread(entered.wait, 20)
-                    assert started == [True]  # the fast path: no task, no handle()
-                    assoc.writer.write(_flood(context, 2))
-                    received = await read_until_eof(assoc.reader, 15.0)
-                    await wait_until(
-                        lambda: server.active_associations == 0 and not server._tasks,
-                        "the association's slot to be freed")
-                    go_on.set()
-                    assert await asyncio.to_thread(finished.wait, 20)
-                    # The round's answer, dropped, comes on the loop after it.
-                    await asyncio.sleep(0.05)
-                    return received, await assoc.reader.read()
-                finally:
-                    go_on.set()
-                    await assoc.close()
-        finally:
-            scp.close()
-
-    received, after = run(main())
+    received, after = run(_store_then_flood(
+        StorageSCP(root), info, data, events, held=entered, let_go=go_on, done=finished,
+        check_held=on_the_fast_path))
     assert (received, after) == (A_ABORT, b"")
     slow = (f"was not answered within {PAUSED_TIMEOUT}s: its store has not finished "
             "(writing it to disk), the slow side is this one (operation timeout)")
     assert log_lines(aio_log, contains=f"aborting: a C-STORE-RQ {slow}"), aio_log.text
     assert _ended(events).reason == f"a C-STORE-RQ {slow}"
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("index"))
-    (stored,) = files  # the hung round's object, named once let go; no temporary file
-    assert stored.suffix == ".dcm"
-    assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data
+    _only_the_first_stored(root, data)  # the hung round's, named once let go
