@@ -28,21 +28,33 @@ import store_bench as sb  # a sibling script, not a package
 _CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
 
 
-def _schedstat(pid: int) -> tuple[int, int] | None:
-    """(ns on a CPU, ns runnable and waiting) summed over ``pid``'s threads."""
-    run = wait = 0
+def _schedstat(pid: int) -> dict[str, tuple[int, int]] | None:
+    """Thread ID -> (ns on a CPU, ns runnable and waiting), for ``pid``'s threads."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
+    threads = {}
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 on_cpu, waiting, _ = f.read().split()
         except (OSError, ValueError):
             continue
-        run += int(on_cpu)
-        wait += int(waiting)
+        threads[tid] = (int(on_cpu), int(waiting))
+    return threads
+
+
+def _delta(before: dict[str, tuple[int, int]],
+           after: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """(ns on a CPU, ns waiting) between two samples, thread by thread: a thread
+    that ended meanwhile takes its counters out of a plain sum, which then went
+    below zero (a negative wait); a new one counts from zero."""
+    run = wait = 0
+    for tid, (on_cpu, waiting) in after.items():
+        was = before.get(tid, (0, 0))
+        run += on_cpu - was[0]
+        wait += waiting - was[1]
     return run, wait
 
 
@@ -59,7 +71,8 @@ def measure(variant: str, *, pki: Path, folder: Path, work: Path,
     os.sync()
     sb.warm(folder)
     server = sb.start_server(variant, pki, out, work / f"{tag}.log")
-    samples: list[tuple[float, tuple[int, int], tuple[int, int], list[int]]] = []
+    samples: list[tuple[float, dict[str, tuple[int, int]], dict[str, tuple[int, int]],
+                        list[int]]] = []
     try:
         client = subprocess.Popen(sb.client_command(variant, pki, server.port, folder),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -75,8 +88,9 @@ def measure(variant: str, *, pki: Path, folder: Path, work: Path,
     rows = []
     for (t0, s0, c0, g0), (t1, s1, c1, g1) in itertools.pairwise(samples):
         ns = (t1 - t0) * 1e9
-        rows.append((t0, (s1[0] - s0[0]) / ns, (s1[1] - s0[1]) / ns,
-                     (c1[0] - c0[0]) / ns, (c1[1] - c0[1]) / ns,
+        of_server, of_client = _delta(s0, s1), _delta(c0, c1)
+        rows.append((t0, of_server[0] / ns, of_server[1] / ns, of_client[0] / ns,
+                     of_client[1] / ns,
                      [(b - a) / tick for a, b in zip(g0, g1, strict=True)], t1 - t0))
     busy = [r for r in rows if r[1] > 0.2]  # the server at work: the transfer
     if not busy:
