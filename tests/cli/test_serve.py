@@ -21,6 +21,7 @@ from dicomnet.security.certificates import CertificateAuthority, DevPKI
 from tests.storage.helpers import make_dataset, write_part10_file
 
 from .helpers import client_tls_args, error_line, json_out, run_cli
+from .test_help import _help
 
 
 def read_line(stream: IO[str], timeout: float) -> str:
@@ -418,13 +419,19 @@ def test_serve_json_says_each_object_stored(serve_process: Any, tmp_path: Path) 
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["event"] for e in events] == ["association_accepted", "stored", "stored",
                                             "association_ended", "stopped"]
-    events = events[1:3]
+    accepted, events = events[0], events[1:3]
     by_uid = {e["sop_instance_uid"]: e for e in events[:2]}
     assert sorted(by_uid) == [f"1.2.826.0.1.3680043.8.498.{n}" for n in (1, 2)]
+    help_text = _help("serve")
     for event in by_uid.values():
         path = Path(event["path"])
         assert path.is_file() and path.is_relative_to(tmp_path / "store")
         assert (event["calling_aet"], event["duplicate"], event["tls"]) == ("SENDER", False, None)
         assert event["transfer_syntax_uid"] == "1.2.840.10008.1.2.1"  # as the files
+        # Who sent it, as the association's lines name it: a script routing by the
+        # called AE title, or answering the sender, needs no second lookup.
+        assert event["called_aet"] == "TESTSCP"
+        assert event["peer"] == accepted["peer"] and event["peer"].startswith("127.0.0.1:")
+        assert [k for k in event if not re.search(rf"(?<![\w-]){k}(?![\w-])", help_text)] == []
     assert {p.name for p in (tmp_path / "store").rglob("*.dcm")} == {
         Path(e["path"]).name for e in by_uid.values()}

@@ -88,7 +88,9 @@ def _stored_event(stored: StoredInstance) -> None:
                 "sop_class_uid": stored.sop_class_uid,
                 "sop_instance_uid": stored.sop_instance_uid,
                 "transfer_syntax_uid": stored.transfer_syntax_uid,
-                "calling_aet": stored.calling_ae_title, "duplicate": stored.duplicate,
+                "peer": f"{stored.peer[0]}:{stored.peer[1]}",
+                "calling_aet": stored.calling_ae_title, "called_aet": stored.called_ae_title,
+                "duplicate": stored.duplicate,
                 "tls": stored.security.protocol if stored.security is not None else None},
                line=True, last=False)
     sys.stdout.flush()
@@ -389,9 +391,10 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
       association_accepted  peer, calling_aet, called_aet, contexts (how
                             many presentation contexts were accepted)
       stored                an object durable: path, sop_class_uid,
-                            sop_instance_uid, transfer_syntax_uid,
-                            calling_aet, duplicate (its SOP Instance UID
-                            was held already: see --duplicates), tls
+                            sop_instance_uid, transfer_syntax_uid, peer,
+                            calling_aet, called_aet, duplicate (its SOP
+                            Instance UID was held already: see
+                            --duplicates), tls
       association_ended     peer, calling_aet, called_aet, how (released or
                             aborted), reason, seconds, messages, objects
                             (C-STORE requests), bytes_received, answers
