@@ -19,6 +19,8 @@ import pytest
 
 import dicomnet
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def test_all_names_exist() -> None:
     missing = [name for name in dicomnet.__all__ if not hasattr(dicomnet, name)]
@@ -48,6 +50,47 @@ def test_a_server_author_finds_what_the_association_request_hook_takes_and_answe
     assert dicomnet.AssociationInfo is server.AssociationInfo
     assert dicomnet.AssociationRequestHook is server.AssociationRequestHook
     assert dicomnet.Rejection is pdu.Rejection
+
+
+def test_a_storage_server_author_can_type_its_handlers_from_dicomnet() -> None:
+    """``StorageSCP(on_c_store=..., on_stored=...)`` take a ``StoreHook`` that
+    answers a ``HookAnswer`` and a ``StoredObserver``, but those were only in
+    dicomnet.services: a typed handler had to import a subpackage."""
+    from dicomnet.services import store_answers
+
+    assert dicomnet.StoreHook is store_answers.StoreHook
+    assert dicomnet.HookAnswer is store_answers.HookAnswer
+    assert dicomnet.StoredObserver is store_answers.StoredObserver
+    assert {"StoreHook", "HookAnswer", "StoredObserver"} <= set(dicomnet.__all__)
+
+
+_DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: ``from dicomnet[.module] import a, b`` (over lines after a comma, or in
+#: parentheses), in code or in prose.
+_IMPORT = re.compile(r"from (dicomnet(?:\.\w+)*) import (\([^)]*\)|\w+(?:,\s*\w+)*)")
+
+
+def _imports_in_docs() -> list[tuple[str, str, str]]:
+    """(document, module, name) of every import from dicomnet the docs show."""
+    found = []
+    for doc in _DOCS:
+        for module, names in _IMPORT.findall(doc.read_text()):
+            found += [(doc.name, module, name.strip())
+                      for name in names.strip("()").split(",")
+                      if name.strip()]
+    return found
+
+
+def test_every_name_the_docs_import_from_dicomnet_is_there() -> None:
+    """A user pastes the README's and docs' examples: each name they import from
+    dicomnet (or one of its modules) must exist there, and what they import from
+    the package itself must be its public API."""
+    found = _imports_in_docs()
+    assert {module for _, module, _ in found} >= {"dicomnet"}  # the pattern still reads them
+    missing = [f"{doc}: from {module} import {name}" for doc, module, name in found
+               if not hasattr(importlib.import_module(module), name)
+               or (module == "dicomnet" and name not in dicomnet.__all__)]
+    assert missing == []
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

@@ -14,6 +14,13 @@ the names that cannot carry one:
 - ``AssociationRequestHook``: the type of ``serve(on_association_request=...)``,
   a function (or coroutine function) of an ``AssociationInfo`` that returns None
   to go on or the ``Rejection`` to answer (A-ASSOCIATE-RJ, PS3.8 9.3.4).
+- ``StoreHook``: the type of ``StorageSCP(on_c_store=...)``, a function (or
+  coroutine function) of a ``StoredInstance`` that returns a ``HookAnswer``.
+- ``HookAnswer``: what that handler answers: None (Success), a status (an int or
+  a ``Status``), or a status with its Error Comment, ``(0xC001, "not a CT")``
+  (PS3.4 B.2.3, PS3.7 9.3.1.2).
+- ``StoredObserver``: the type of ``StorageSCP(on_stored=...)``, a function of a
+  ``StoredInstance`` told of each object once durable; what it returns is ignored.
 - ``__version__``: this release of dicomnet.
 """
 
@@ -66,6 +73,7 @@ if TYPE_CHECKING:
         StoreResult,
         store_paths,
     )
+    from .services.store_answers import HookAnswer, StoredObserver, StoreHook
     from .services.verification import VerificationSCP
     from .ul.negotiation import AcceptedContext, ContextRequest
     from .ul.pdu import Rejection
@@ -93,6 +101,7 @@ _EXPORTS: dict[str, str] = {
     "DicomNetError": ".errors",
     "DimseError": ".errors",
     "DimseTimeout": ".errors",
+    "HookAnswer": ".services.store_answers",
     "Limits": ".config",
     "LocalProtocolError": ".errors",
     "NoAcceptedContext": ".errors",
@@ -109,8 +118,10 @@ _EXPORTS: dict[str, str] = {
     "StatusError": ".errors",
     "StorageError": ".errors",
     "StorageSCP": ".services.storage",
+    "StoreHook": ".services.store_answers",
     "StoreResult": ".services.storage",
     "StoredInstance": ".services.storage",
+    "StoredObserver": ".services.store_answers",
     "TLSConfig": ".security.config",
     "TLSError": ".errors",
     "TimeoutError": ".errors",
@@ -146,6 +157,7 @@ __all__ = [
     "DicomNetError",
     "DimseError",
     "DimseTimeout",
+    "HookAnswer",
     "Limits",
     "LocalProtocolError",
     "NoAcceptedContext",
@@ -161,8 +173,10 @@ __all__ = [
     "StatusError",
     "StorageError",
     "StorageSCP",
+    "StoreHook",
     "StoreResult",
     "StoredInstance",
+    "StoredObserver",
     "TLSConfig",
     "TLSError",
     "Timeouts",
