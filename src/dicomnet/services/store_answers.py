@@ -6,6 +6,8 @@ public here."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -58,10 +60,18 @@ class StoredInstance:
 
     def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
         """Read the stored file (lazily, only when asked) with pydicom. It blocks
-        while it reads: in an ``async`` handler, call it in a thread
-        (``await asyncio.to_thread(stored.dataset)``) so that the server's other
-        associations are not held up; a plain handler already runs in one."""
+        while it reads: an ``async`` handler awaits :meth:`dataset_async` instead,
+        so that the server's other associations are not held up; a plain handler
+        already runs in a thread of its own. Raises what ``pydicom.dcmread``
+        raises (OSError, ``InvalidDicomError``)."""
         return pydicom.dcmread(self.path, stop_before_pixels=stop_before_pixels)
+
+    async def dataset_async(self, *, stop_before_pixels: bool = False) -> Dataset:
+        """:meth:`dataset`, read in the event loop's default executor: for an
+        ``async`` handler, whose loop serves every association. Raises what
+        :meth:`dataset` raises."""
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.dataset, stop_before_pixels=stop_before_pixels))
 
 
 #: What an ``on_c_store`` handler may answer: None (Success), a status (an int or a
