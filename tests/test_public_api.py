@@ -116,6 +116,35 @@ def test_the_echo_command_loads_neither_pydicom_nor_the_store_nor_rich() -> None
                          "dicomnet.aio.server"}
 
 
+def test_an_echo_run_loads_neither_pydicom_nor_the_store_nor_cryptography() -> None:
+    """What a whole plain ``dicomnet echo`` loads, association and C-ECHO done (the
+    test above only imports the command's module; the client, the DIMSE layer
+    and the answer's handling are imported as it runs): no data set reader
+    (pydicom), no store, no certificate parsing (cryptography), no server."""
+    from dicomnet import VerificationSCP
+    from tests.cli.helpers import ServerThread
+
+    server = ServerThread({"providers": [VerificationSCP()]}).start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c",
+             "import sys\n"
+             "from dicomnet.cli.main import main\n"
+             "try:\n"
+             f"    main(['echo', '127.0.0.1', '{server.port}'])\n"
+             "except SystemExit as exc:\n"
+             "    print(exc.code, ' '.join(sys.modules))"],
+            capture_output=True, text=True, check=True, timeout=60)
+    finally:
+        server.stop()
+    code, *loaded = done.stdout.splitlines()[-1].split()
+    assert code == "0", done.stdout + done.stderr
+    assert {"dicomnet.aio.client", "dicomnet.dimse.messages", "asyncio"} <= set(loaded)
+    assert not set(loaded) & {"pydicom", "sqlite3", "rich", "cryptography",
+                              "dicomnet.services.storage", "dicomnet.security.certificates",
+                              "dicomnet.aio.server"}
+
+
 def test_the_store_command_with_json_loads_no_rich(tmp_path: Path) -> None:
     """A script's run (``--json``) needs no progress bar or table: rich stays out."""
     from dicomnet.cli.demo import write_synthetic_ct
