@@ -257,3 +257,29 @@ def test_every_error_of_the_library_is_in_the_tree_of_dicomnet_errors(tmp_path: 
     with pytest.raises(dicomnet.StorageError, match="cannot make the store's folder") as caught:
         StorageSCP(tmp_path / "file" / "store")
     assert caught.value.errno == errno.ENOTDIR
+
+
+def test_every_callback_type_and_option_enumeration_is_public() -> None:
+    """The types a user needs to annotate the callbacks the public API takes (the
+    seed's password callback and secure-link event among them) and the enumerations
+    of ``StorageSCP``'s options are exported, each the very object its module
+    defines: a typed program should not reach into subpackages for them."""
+    from dicomnet.aio import server_events, transport
+    from dicomnet.security import config
+    from dicomnet.services import verification
+    from dicomnet.storage import files
+
+    expected = {
+        "SecureLinkHook": transport.SecureLinkHook,
+        "PasswordCallback": config.PasswordCallback,
+        "VerifyCallback": config.VerifyCallback,
+        "ConnectionEvent": server_events.ConnectionEvent,
+        "ConnectionObserver": server_events.ConnectionObserver,
+        "EchoHook": verification.EchoHook,
+        "DuplicatePolicy": files.DuplicatePolicy,
+        "Layout": files.Layout,
+    }
+    for name, obj in expected.items():
+        assert name in dicomnet.__all__, name
+        assert getattr(dicomnet, name) is obj, name
+    assert dicomnet.DuplicatePolicy("reject") is files.DuplicatePolicy.REJECT

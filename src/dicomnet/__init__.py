@@ -21,6 +21,23 @@ the names that cannot carry one:
   (PS3.4 B.2.3, PS3.7 9.3.1.2).
 - ``StoredObserver``: the type of ``StorageSCP(on_stored=...)``, a function of a
   ``StoredInstance`` told of each object once durable; what it returns is ignored.
+- ``SecureLinkHook``: the type of ``on_secure_link_ready=`` (``associate``,
+  ``serve``), a function (or coroutine function) of a ``SecureLinkEvent``, told
+  once the TLS handshake is done and before any DICOM is exchanged.
+- ``PasswordCallback``: the type of ``TLSConfig(on_private_key_password=...)``,
+  a function (or coroutine function) of no argument that returns the encrypted
+  private key's password (str or bytes).
+- ``VerifyCallback``: the type of ``TLSConfig(verify_callback=...)``, a function
+  of the peer's ``CertificateInfo`` and its depth in the chain (0, the peer's
+  own, is the one Python's ``ssl`` shows) that returns False to refuse the peer.
+- ``ConnectionEvent``: what ``serve(on_connection_event=...)`` is told of: an
+  ``AssociationAccepted``, an ``AssociationEnded`` or a ``ConnectionRefused``;
+  ``ConnectionObserver`` is the type of that function.
+- ``EchoHook``: the type of ``VerificationSCP(on_c_echo=...)``, a function (or
+  coroutine function) of the association that returns None (Success) or a status.
+- ``DuplicatePolicy`` and ``Layout``: the enumerations of ``StorageSCP(duplicates=...,
+  layout=...)`` (which also takes the policy's name, "keep", "overwrite" or
+  "reject").
 - ``__version__``: this release of dicomnet.
 """
 
@@ -39,8 +56,14 @@ logging.getLogger("dicomnet").addHandler(logging.NullHandler())
 if TYPE_CHECKING:
     from .aio.client import ClientAssociation, associate
     from .aio.server import AssociationInfo, AssociationRequestHook, Server, serve
-    from .aio.server_events import AssociationAccepted, AssociationEnded, ConnectionRefused
-    from .aio.transport import SecureLinkEvent
+    from .aio.server_events import (
+        AssociationAccepted,
+        AssociationEnded,
+        ConnectionEvent,
+        ConnectionObserver,
+        ConnectionRefused,
+    )
+    from .aio.transport import SecureLinkEvent, SecureLinkHook
     from .config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts
     from .dimse.status import Status
     from .errors import (
@@ -63,7 +86,7 @@ if TYPE_CHECKING:
         TransportError,
     )
     from .security.certificates import CertificateInfo, make_dev_pki
-    from .security.config import TLSConfig
+    from .security.config import PasswordCallback, TLSConfig, VerifyCallback
     from .security.info import SecurityInfo
     from .security.profiles import PROFILES, SecurityWarning
     from .services.storage import (
@@ -74,7 +97,8 @@ if TYPE_CHECKING:
         store_paths,
     )
     from .services.store_answers import HookAnswer, StoredObserver, StoreHook
-    from .services.verification import VerificationSCP
+    from .services.verification import EchoHook, VerificationSCP
+    from .storage.files import DuplicatePolicy, Layout
     from .ul.negotiation import AcceptedContext, ContextRequest
     from .ul.pdu import Rejection
 
@@ -83,34 +107,41 @@ if TYPE_CHECKING:
 #: uses: the whole API at once cost each command ~0.2 s of start-up.
 _EXPORTS: dict[str, str] = {
     "AcceptedContext": ".ul.negotiation",
+    "AssociationAborted": ".errors",
     "AssociationAccepted": ".aio.server_events",
     "AssociationEnded": ".aio.server_events",
-    "AssociationInfo": ".aio.server",
-    "AssociationRequestHook": ".aio.server",
-    "AssociationAborted": ".errors",
     "AssociationError": ".errors",
+    "AssociationInfo": ".aio.server",
     "AssociationRejected": ".errors",
+    "AssociationRequestHook": ".aio.server",
     "CertificateInfo": ".security.certificates",
     "ClientAssociation": ".aio.client",
     "ConfigurationError": ".errors",
-    "ConnectionRefused": ".aio.server_events",
     "ConnectError": ".errors",
+    "ConnectionEvent": ".aio.server_events",
+    "ConnectionObserver": ".aio.server_events",
+    "ConnectionRefused": ".aio.server_events",
     "ContextRequest": ".ul.negotiation",
     "DEFAULT_PLAIN_PORT": ".config",
     "DEFAULT_TLS_PORT": ".config",
     "DicomNetError": ".errors",
     "DimseError": ".errors",
     "DimseTimeout": ".errors",
+    "DuplicatePolicy": ".storage.files",
+    "EchoHook": ".services.verification",
     "HookAnswer": ".services.store_answers",
+    "Layout": ".storage.files",
     "Limits": ".config",
     "LocalProtocolError": ".errors",
     "NoAcceptedContext": ".errors",
     "PROFILES": ".security.profiles",
+    "PasswordCallback": ".security.config",
     "ProtocolError": ".errors",
     "Rejection": ".ul.pdu",
     "RemoteProtocolError": ".errors",
     "RetryEvent": ".services.storage",
     "SecureLinkEvent": ".aio.transport",
+    "SecureLinkHook": ".aio.transport",
     "SecurityInfo": ".security.info",
     "SecurityWarning": ".security.profiles",
     "Server": ".aio.server",
@@ -128,6 +159,7 @@ _EXPORTS: dict[str, str] = {
     "Timeouts": ".config",
     "TransportError": ".errors",
     "VerificationSCP": ".services.verification",
+    "VerifyCallback": ".security.config",
     "associate": ".aio.client",
     "make_dev_pki": ".security.certificates",
     "serve": ".aio.server",
@@ -152,20 +184,27 @@ __all__ = [
     "ClientAssociation",
     "ConfigurationError",
     "ConnectError",
+    "ConnectionEvent",
+    "ConnectionObserver",
     "ConnectionRefused",
     "ContextRequest",
     "DicomNetError",
     "DimseError",
     "DimseTimeout",
+    "DuplicatePolicy",
+    "EchoHook",
     "HookAnswer",
+    "Layout",
     "Limits",
     "LocalProtocolError",
     "NoAcceptedContext",
+    "PasswordCallback",
     "ProtocolError",
     "Rejection",
     "RemoteProtocolError",
     "RetryEvent",
     "SecureLinkEvent",
+    "SecureLinkHook",
     "SecurityInfo",
     "SecurityWarning",
     "Server",
@@ -179,10 +218,11 @@ __all__ = [
     "StoredObserver",
     "TLSConfig",
     "TLSError",
-    "Timeouts",
     "TimeoutError",
+    "Timeouts",
     "TransportError",
     "VerificationSCP",
+    "VerifyCallback",
     "__version__",
     "associate",
     "make_dev_pki",
