@@ -232,3 +232,65 @@ def test_skipping_values_unread_is_the_same_as_reading_them() -> None:
             walker.feed(data[pos:pos + step])
         pos += step
     assert walker.problem() is None
+
+
+_DECOMPRESSOBJ = zlib.decompressobj
+
+
+class _CountingInflate:
+    """zlib's raw inflater, counting the bytes it gives out."""
+
+    given = 0
+
+    def __init__(self, wbits: int) -> None:
+        self._inflate = _DECOMPRESSOBJ(wbits)
+
+    def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+        out = self._inflate.decompress(data, max_length)
+        _CountingInflate.given += len(out)
+        return out
+
+    @property
+    def eof(self) -> bool:
+        return self._inflate.eof
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self._inflate.unconsumed_tail
+
+
+@pytest.mark.parametrize("how", ["bytes", "file", "sink"])
+def test_a_failed_walk_inflates_no_further(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           how: str) -> None:
+    """A deflate bomb behind a malformed start (an Item Delimitation Item where a
+    sequence's first item should be): the walk's answer is known after its first
+    bytes, and the rest (64 MiB inflated here, a thousandfold the file) is not
+    inflated. Before, it was, to its end (the SCU walks its own files unbounded),
+    or to MAX_INFLATED (1 GiB) on the server's event loop."""
+    from dicomnet.services.store_sink import StoreSink
+
+    monkeypatch.setattr(zlib, "decompressobj", _CountingInflate)
+    monkeypatch.setattr(_CountingInflate, "given", 0)
+    start = (struct.pack("<HH2sH", 0x0008, 0x0016, b"UI", 4) + b"1.2\0"
+             + struct.pack("<HH2sHL", 0x0008, 0x1115, b"SQ", 0, 0xFFFFFFFF)
+             + _delimiter(0xE00D, 0))
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    data = bomb.compress(start) + bomb.compress(bytes(64 << 20)) + bomb.flush()
+    assert len(data) < 100_000
+    syntax = SYNTAX_NAMES["deflated"]
+    if how == "bytes":
+        problem = dataset_problem(data, syntax, limited=False)
+    elif how == "file":
+        path = tmp_path / "bomb"
+        path.write_bytes(bytes(10) + data)
+        problem = file_dataset_problem(str(path), 10, syntax, limited=False)
+    else:  # the SCP's sink, fed PDV by PDV
+        sink = StoreSink(transfer_syntax=syntax)
+        for pos in range(0, len(data), 16_000):
+            sink.write(data[pos:pos + 16_000])
+        assert not sink.check_complete("1.2.3")
+        problem = sink.error
+    assert problem is not None
+    assert "(FFFE,E00D) inside the sequence (0008,1115)" in problem
+    # One call's output (64 KiB) at most, and the sink's look at the first header.
+    assert _CountingInflate.given < 128 << 10

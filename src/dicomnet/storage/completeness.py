@@ -164,6 +164,14 @@ class DatasetWalker:
         """``count`` bytes (at most :attr:`skippable`) were passed over unread."""
         self._skip -= min(count, self._skip)
 
+    @property
+    def failed(self) -> bool:
+        """Whether :meth:`problem` has its answer, a problem, whatever bytes may
+        follow: every reading met an error (or all together too many elements).
+        A caller stops feeding then: the rest is not looked at anyway."""
+        return self._shared[0] > MAX_ELEMENTS or all(
+            reading._error is not None for reading in self._readings())
+
     def fail(self, reason: str) -> None:
         """Record why the data cannot be a data set (found by whoever feeds it)."""
         for reading in self._readings():
@@ -491,11 +499,20 @@ class _Inflating:
     def skip(self, count: int) -> None:
         raise AssertionError("deflated data cannot be passed over")
 
+    @property
+    def failed(self) -> bool:
+        """Whether :meth:`problem` has its answer, a problem, whatever follows."""
+        return self.too_large or self._walker.failed
+
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         inflate = self._inflate
-        if inflate.eof or self.too_large:
-            return  # what follows the stream (a byte of padding) is not the data set
+        if inflate.eof or self.failed:
+            # What follows the stream (a byte of padding) is not the data set; once
+            # the walk failed, the rest is not inflated: a deflate bomb behind a
+            # malformed start would cost its whole inflated size in CPU.
+            return
         most = self._most
+        walker = self._walker
         try:
             pending = bytes(data)
             while not inflate.eof:
@@ -504,7 +521,9 @@ class _Inflating:
                 if most is not None and self._inflated > most:
                     self.too_large = True
                     return
-                self._walker.feed(out)
+                walker.feed(out)
+                if walker.failed:
+                    return
                 pending = inflate.unconsumed_tail
                 # A full output may leave more inside the inflater, its input all
                 # taken: asked for again (with no input) until it comes out short.
@@ -563,3 +582,5 @@ def file_dataset_problem(path: str, offset: int, transfer_syntax: str, *,
             if not chunk:
                 return walker.problem()
             walker.feed(chunk)
+            if walker.failed:  # the rest cannot change the answer: not read
+                return walker.problem()
