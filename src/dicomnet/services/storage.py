@@ -16,6 +16,7 @@ answers (``StoredInstance``, the ``on_c_store`` handler's answer, the response:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -24,7 +25,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..dimse.messages import CStoreRQ, DimseMessage
 from ..dimse.status import (
@@ -117,6 +118,11 @@ class StorageSCP:
     loop: a quick, synchronous observer (a line to a log or a queue) that
     cannot change the answer; what it raises is logged. Unlike ``on_c_store``
     it leaves the store's fast path (no task per object) as it is.
+    An object being written when its association ends (an abort) is kept: its
+    write goes on, it is indexed and told to ``on_stored`` (before the
+    association's end, unless the write outlasts ``Timeouts.operation``), but
+    not answered and not handed to ``on_c_store``. The peer, never answered,
+    may send it again: the duplicate policy then applies.
     ``durable=False`` skips the fsyncs (renames stay atomic: never a partial
     file under a final name, even if the process is killed; but a power cut
     may lose objects already acknowledged): for benchmarks and scratch stores
@@ -299,36 +305,60 @@ class StorageSCP:
         # The data set's own: the context's, unless the sink relabelled it.
         transfer_syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
         outcome: StoredInstance | BaseException
+        commit: asyncio.Future[StoredInstance]
+        if writer is None:
+            # In memory: written, with others of its round, by the store thread.
+            assert buffer is not None
+            commit = self._committer.submit(_Job(
+                buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security,
+                assoc.called_ae_title, assoc.peer))
+        else:
+            commit = asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(
+                    self._commit, writer, message, transfer_syntax=transfer_syntax,
+                    calling_ae=assoc.calling_ae_title, security=assoc.security,
+                    called_ae=assoc.called_ae_title, peer=assoc.peer))
         try:
-            if writer is None:
-                # In memory: written, with others of its round, by the store thread.
-                assert buffer is not None
-                outcome = await self._committer.submit(_Job(
-                    buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security,
-                    assoc.called_ae_title, assoc.peer))
-            else:
-                commit = asyncio.get_running_loop().run_in_executor(
-                    None, functools.partial(
-                        self._commit, writer, message, transfer_syntax=transfer_syntax,
-                        calling_ae=assoc.calling_ae_title, security=assoc.security,
-                        called_ae=assoc.called_ae_title, peer=assoc.peer))
-                try:
-                    # Shielded: an operation cancelled because its association ended
-                    # must not cancel a commit the executor has not started yet (its
-                    # temporary file would stay, with no one to remove it: found by
-                    # fuzzing). The commit goes on, as the store thread's do; only
-                    # its answer is dropped.
-                    outcome = await asyncio.shield(commit)
-                except asyncio.CancelledError:
-                    commit.add_done_callback(_retrieve)
-                    raise
+            # Shielded: an operation cancelled because its association ended must
+            # not cancel a commit the executor has not started yet (its temporary
+            # file would stay, with no one to remove it: found by fuzzing). The
+            # commit goes on, as the store thread's do; only its answer is dropped.
+            outcome = await asyncio.shield(commit)
         except (StorageError, Refused) as exc:
             outcome = exc
+        except asyncio.CancelledError:
+            await self._settle_unanswered(assoc, message, commit)
+            raise
         status, comment = self._status(assoc, message, outcome)
         if status != SUCCESS or self.on_c_store is None:
             return status, comment
         assert isinstance(outcome, StoredInstance)
         return await run_hook(self.on_c_store, outcome)
+
+    async def _settle_unanswered(self, assoc: ServerAssociation, message: CStoreRQ,
+                                 commit: asyncio.Future[StoredInstance]) -> None:
+        """The operation was cancelled (its association ended) while ``commit``
+        stored its object: what it stores is told all the same (``on_stored``),
+        as the store thread's objects are, and before the association's end is:
+        waited for up to the operation timeout (``Timeouts.operation``; a hung
+        disk is let go, its object told when it ends). Not answered, and
+        ``on_c_store`` is not run: the peer never hears of it."""
+        # Cancelled again (the server closing): told when it ends.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait((commit,), timeout=assoc.timeouts.operation)
+        if commit.done():
+            self._settled_late(assoc, message, commit)
+        else:
+            commit.add_done_callback(functools.partial(self._settled_late, assoc, message))
+
+    def _settled_late(self, assoc: ServerAssociation, message: CStoreRQ,
+                      commit: asyncio.Future[StoredInstance]) -> None:
+        """Tell (or log the refusal of) an object its cancelled operation stored."""
+        if commit.cancelled():
+            return
+        outcome = commit.exception() or commit.result()
+        if isinstance(outcome, StoredInstance | StorageError | Refused):
+            self._status(assoc, message, outcome)
 
     def _status(self, assoc: ServerAssociation, message: CStoreRQ,
                 outcome: StoredInstance | BaseException) -> tuple[int, str | None]:
@@ -714,14 +744,6 @@ def _log_oddities(assoc: ServerAssociation, message: CStoreRQ, sink: StoreSink) 
                 "dropped, the file has one meta group, this server's",
                 message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
                 stray.names, stray.dropped)
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Take the outcome of a commit no one waits for any more (not logged as an
-    exception never retrieved: its failure was the object's, and it has no
-    answer to give)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def _round_size(job: _Job) -> int:
