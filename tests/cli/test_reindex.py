@@ -6,14 +6,17 @@ import os
 import stat
 from pathlib import Path
 
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.files import Layout
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.lock import StoreLock
+from dicomnet.storage.part10 import part10_header
 from dicomnet.storage.rows import row_from_file
 from tests.storage.dicomfiles import make_image, uid, write_part10
+from tests.storage.helpers import data_set_bytes
 
 from .helpers import error_line, json_out, run_cli
 
@@ -54,7 +57,8 @@ def test_reindex_adds_the_missing_rows_and_drops_those_of_files_gone(tmp_path: P
     result = run_cli("reindex", root, "--json")
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 1, "skipped": 1,
-                                "instances": 3, "stores_skipped": []}
+                                "instances": 3, "stores_skipped": [], "mislabelled": [],
+                                "relabelled": []}
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): paths[3],
                               uid(9, 4): None}
     again = run_cli("reindex", root)
@@ -82,7 +86,8 @@ def test_a_deleted_index_is_rebuilt_with_create_only(tmp_path: Path) -> None:
     result = run_cli("reindex", root, "--create", "--json")
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
-                                "instances": 2, "stores_skipped": []}
+                                "instances": 2, "stores_skipped": [],
+                                "mislabelled": [], "relabelled": []}
     assert stat.S_IMODE(os.stat(root / INDEX_NAME).st_mode) == 0o600
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
                               uid(9, 4): None}
@@ -146,7 +151,8 @@ def test_stores_nested_in_the_folder_are_skipped_and_said(tmp_path: Path) -> Non
         held.release()
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
-                                "instances": 2, "stores_skipped": ["ct", "mr"]}
+                                "instances": 2, "stores_skipped": ["ct", "mr"],
+                                "mislabelled": [], "relabelled": []}
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
                               uid(9, 4): None}
     assert again.exit_code == 0, again.stderr
@@ -158,3 +164,59 @@ def test_stores_nested_in_the_folder_are_skipped_and_said(tmp_path: Path) -> Non
         f"{root}: 0 row(s) added, 0 removed, 0 file(s) skipped; 2 instance(s) indexed\n")
     with StorageIndex(ct / INDEX_NAME) as index:  # the nested store's own index, untouched
         assert index.count()["instances"] == 1
+
+
+def test_a_file_mislabelled_explicit_vr_is_said_and_relabelled_with_repair(
+        tmp_path: Path) -> None:
+    """A file an older server stored as a peer sent it: its header names Explicit
+    VR Little Endian, its data set is in Implicit VR. reindex indexed it as
+    Implicit VR and left the header saying otherwise, without a word in its
+    summary: the index and the file disagreed, and DCMTK misreads the file.
+    Now it is named (mislabelled), the file left as it is; --repair rewrites
+    its header (a new file renamed over it, its time kept), indexed or not,
+    and its row follows."""
+    root = tmp_path / "store"
+    paths = _store(root, 1)
+    ds = make_image(2)
+    mislabelled = root / "old" / "2.dcm"
+    mislabelled.parent.mkdir()
+    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                           transfer_syntax_uid=ExplicitVRLittleEndian,
+                           implementation_class_uid="1.2.3.4", implementation_version_name="OLD",
+                           source_ae_title=None)
+    data_set = data_set_bytes(ds, ImplicitVRLittleEndian)
+    mislabelled.write_bytes(header + data_set)
+    os.utime(mislabelled, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    (root / INDEX_NAME).touch()
+
+    first = run_cli("reindex", root, "--json")
+    assert first.exit_code == 0, first.stderr
+    assert json_out(first) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
+                               "instances": 2, "stores_skipped": [],
+                               "mislabelled": ["old/2.dcm"], "relabelled": []}
+    assert mislabelled.read_bytes() == header + data_set  # not touched without --repair
+    with StorageIndex(root / INDEX_NAME) as index:
+        row = index.get_instance(ds.SOPInstanceUID)
+    assert row is not None and row.transfer_syntax_uid == ImplicitVRLittleEndian
+    text = run_cli("reindex", root, "--no-prune")
+    assert text.exit_code == 0
+    assert "(--repair relabels it)" not in text.stdout  # indexed now: not read again
+
+    repaired = run_cli("reindex", root, "--repair")
+    assert repaired.exit_code == 0, repaired.stderr
+    assert f"{mislabelled}: relabelled Implicit VR Little Endian" in repaired.stdout
+    data = mislabelled.read_bytes()
+    assert data.endswith(data_set) and b"1.2.840.10008.1.2.1" not in data[:len(header)]
+    read = dcmread(mislabelled)
+    assert read.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert read.file_meta.ImplementationVersionName == "OLD"
+    assert read.PatientName == ds.PatientName
+    assert mislabelled.stat().st_mtime_ns == 1_000_000_000_000_000_000
+    assert not [p for p in mislabelled.parent.iterdir() if p.name != "2.dcm"]
+    with StorageIndex(root / INDEX_NAME) as index:
+        row = index.get_instance(ds.SOPInstanceUID)
+    assert row is not None
+    assert (row.transfer_syntax_uid, row.size) == (ImplicitVRLittleEndian, len(data))
+    again = run_cli("reindex", root, "--repair", "--json")
+    assert (json_out(again)["mislabelled"], json_out(again)["relabelled"]) == ([], [])
+    assert (root / paths[1]).is_file()

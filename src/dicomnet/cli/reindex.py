@@ -28,12 +28,18 @@ __all__ = ["reindex"]
               help="Keep the rows of files that are gone (default: drop them).")
 @click.option("--create", is_flag=True,
               help=f"Build a new index when FOLDER has no {INDEX_NAME} (lost or deleted).")
+@click.option("--repair", is_flag=True,
+              help="Rewrite the header of each file whose File Meta Information names "
+                   "Explicit VR over an Implicit VR data set (atomically: a new file "
+                   "renamed over it). Reads every file's header, indexed ones too.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON: folder, added, removed, skipped, instances, "
-                   "stores_skipped (nested stores, relative to FOLDER).")
+                   "stores_skipped (nested stores, relative to FOLDER), mislabelled and "
+                   "relabelled (files, relative to FOLDER).")
 @click.option("-v", "--verbose", count=True,
               help="-v: say which files were skipped and why; -vv: debug.")
-def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbose: int) -> None:
+def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json: bool,
+            verbose: int) -> None:
     """Make the index of a store (the --output folder of dicomnet serve) agree
     with its files.
 
@@ -44,6 +50,13 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
     A folder below FOLDER that is a store of its own (it holds its own
     index.sqlite, or another server uses it) is not entered, and said.
 
+    A file whose header says Explicit VR Little Endian over a data set in
+    Implicit VR (an older dicomnet stored such data sets as a peer sent them)
+    is indexed as Implicit VR Little Endian, what it is, and named in the
+    summary (mislabelled); its header is left as it is unless --repair, which
+    rewrites it to name its data set's syntax, as dicomnet serve writes one
+    today. reindex changes no file of the archive unless asked to.
+
     Run it with the server stopped: while a server uses FOLDER (it holds a
     lock on it), reindex refuses (exit 2).
 
@@ -51,6 +64,7 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
     Examples:
       dicomnet reindex dicomnet-store
       dicomnet reindex dicomnet-store --create --json    (after index.sqlite was deleted)
+      dicomnet reindex dicomnet-store --repair           (relabel mislabelled files)
     """
     if not folder.is_dir():
         fail(f"{folder} is not a folder", EXIT_USAGE)
@@ -63,7 +77,7 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
             lock = StoreLock(folder)  # a server using the folder holds it
             try:
                 with StorageIndex(path) as index:
-                    result = index.reindex(folder, prune=not no_prune)
+                    result = index.reindex(folder, prune=not no_prune, repair=repair)
                     instances = index.count()["instances"]
             finally:
                 lock.release()
@@ -72,10 +86,21 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, as_json: bool, verbos
     if as_json:
         print_json({"folder": str(folder), "added": result.added, "removed": result.removed,
                     "skipped": result.skipped, "instances": instances,
-                    "stores_skipped": list(result.nested)})
+                    "stores_skipped": list(result.nested),
+                    "mislabelled": list(result.mislabelled),
+                    "relabelled": list(result.relabelled)})
         return
     for nested in result.nested:
         click.echo(f"{folder / nested}: skipped, a store of its own (its own {INDEX_NAME}, "
                    "or in use by another server): reindex it on its own")
+    done = set(result.relabelled)
+    left = [f for f in result.mislabelled if f not in done]
+    for relative in result.relabelled:
+        click.echo(f"{folder / relative}: relabelled Implicit VR Little Endian, its data "
+                   "set's transfer syntax (its header said Explicit VR)")
+    for relative in left:
+        click.echo(f"{folder / relative}: its header says Explicit VR over an Implicit VR "
+                   "data set: indexed as Implicit VR Little Endian, the file left as it is"
+                   + ("" if repair else " (--repair relabels it)"))
     click.echo(f"{folder}: {result.added} row(s) added, {result.removed} removed, "
                f"{result.skipped} file(s) skipped; {instances} instance(s) indexed")

@@ -60,7 +60,8 @@ from dicomnet.storage.index_tables import (
 )
 from dicomnet.storage.lock import walk_store
 from dicomnet.storage.names import UnsafeNameError
-from dicomnet.storage.part10 import NotPart10Error
+from dicomnet.storage.part10 import NotPart10Error, Part10Info, read_part10
+from dicomnet.storage.relabel import relabel_file
 from dicomnet.storage.rows import NewInstance, row_from_file
 from dicomnet.storage.transaction import Transaction, damaged_hint, fails_every_row
 
@@ -159,6 +160,13 @@ class ReindexResult:
     #: Folders below the root skipped as stores of their own (their own index, or
     #: held by another server), relative to it, ``/``-separated.
     nested: tuple[str, ...] = ()
+    #: Files read whose File Meta Information names Explicit VR Little Endian
+    #: over an Implicit VR data set (storage.relabel), relative to the root:
+    #: indexed as Implicit VR Little Endian, their header left as it is unless
+    #: ``repair``.
+    mislabelled: tuple[str, ...] = ()
+    #: Those of them whose header ``repair`` rewrote to say so.
+    relabelled: tuple[str, ...] = ()
 
 
 def _glob_escape(value: str) -> str:
@@ -575,7 +583,7 @@ class StorageIndex:
             raise StorageError(f"index query failed: {exc}") from exc
         return row
 
-    def reindex(self, root: Path, *, prune: bool = True) -> ReindexResult:
+    def reindex(self, root: Path, *, prune: bool = True, repair: bool = False) -> ReindexResult:
         """Add rows for files under ``root`` that have none; drop rows without files.
 
         This is the recovery half of the ordering rule. Hidden files (our
@@ -587,6 +595,15 @@ class StorageIndex:
         index's own files are not visited, nor the stores nested in ``root``
         (a folder holding its own index file, or held by another server:
         ``nested`` in the result), whose files their own index keeps.
+
+        A file whose File Meta Information names Explicit VR Little Endian over
+        an Implicit VR data set (stored so by servers before the SCP relabelled
+        them) is indexed as Implicit VR Little Endian, its data set's syntax,
+        and listed in ``mislabelled``; its header is left as it is: reindex
+        writes the index, not the archive's files, unless asked. ``repair``
+        reads every file's header, the indexed ones too, and rewrites those
+        headers (atomically: :func:`~dicomnet.storage.relabel.relabel_file`),
+        their rows following (``relabelled``).
         """
         root = Path(root)
         with self._lock:
@@ -595,6 +612,8 @@ class StorageIndex:
                 for (path,) in self._db.execute("SELECT relative_path FROM instance").fetchall()
             }
         added = skipped = removed = 0
+        mislabelled: list[str] = []
+        relabelled: list[str] = []
         seen: set[str] = set()
         own = {self._path.name + suffix for suffix in ("", *_COMPANIONS)}
         nested: list[str] = []
@@ -604,9 +623,17 @@ class StorageIndex:
             relative = path.relative_to(root).as_posix()
             seen.add(relative)
             if relative in known:
+                if repair:
+                    self._repair(path, relative, mislabelled, relabelled)
                 continue
             try:
-                new = row_from_file(root, relative)
+                info = read_part10(path)
+                if info.relabelled_from is not None:
+                    mislabelled.append(relative)
+                    if repair and self._relabelled(info, relative) is not None:
+                        relabelled.append(relative)
+                        info = read_part10(path)
+                new = row_from_file(root, relative, info)
                 if self.get_instance(attribute_text(new.ds, "SOPInstanceUID") or "") is not None:
                     skipped += 1
                     continue
@@ -632,7 +659,42 @@ class StorageIndex:
         for folder in nested:
             logger.info("reindex: skipping %s, a store of its own", root / folder)
         return ReindexResult(added=added, removed=removed, skipped=skipped,
-                             nested=tuple(nested))
+                             nested=tuple(nested), mislabelled=tuple(mislabelled),
+                             relabelled=tuple(relabelled))
+
+    def _repair(self, path: Path, relative: str, mislabelled: list[str],
+                relabelled: list[str]) -> None:
+        """``reindex(repair=True)`` of an indexed file: its header relabelled if
+        it names another syntax than its data set's, its row following."""
+        try:
+            info = read_part10(path)
+        except (NotPart10Error, StorageError) as exc:
+            logger.info("reindex: cannot read %s: %s", path, exc)
+            return
+        if info.relabelled_from is None:
+            return
+        mislabelled.append(relative)
+        size = self._relabelled(info, relative)
+        if size is None:
+            return
+        relabelled.append(relative)
+        with self._lock, self._transaction() as db:
+            db.execute("UPDATE instance SET transfer_syntax_uid = ?, size = ? "
+                       "WHERE relative_path = ?", (info.transfer_syntax_uid, size, relative))
+
+    @staticmethod
+    def _relabelled(info: Part10Info, relative: str) -> int | None:
+        """Relabel ``info``'s file (storage.relabel): its new size; None, logged,
+        if it cannot be."""
+        try:
+            size = relabel_file(info)
+        except (NotPart10Error, StorageError) as exc:
+            logger.warning("reindex: cannot relabel %s: %s", info.path, exc)
+            return None
+        logger.info("reindex: %s relabelled: its File Meta Information now names %s, "
+                    "its data set's transfer syntax (was %s)", relative,
+                    info.transfer_syntax_uid, info.relabelled_from)
+        return size
 
 
 def _file_state(path: Path) -> tuple[int, int, int, int] | None:

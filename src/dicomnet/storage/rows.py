@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 
 from dicomnet.storage.header import HeaderAttributes, read_file_header
 from dicomnet.storage.names import safe_relative_path
-from dicomnet.storage.part10 import read_part10
+from dicomnet.storage.part10 import Part10Info, read_part10
 
 __all__ = ["ROW_KEYWORDS", "NewInstance", "row_from_file"]
 
@@ -49,7 +49,7 @@ class NewInstance:
     received_at: datetime | None = None
 
 
-def row_from_file(root: Path, relative: str) -> NewInstance:
+def row_from_file(root: Path, relative: str, info: Part10Info | None = None) -> NewInstance:
     """The row of the Part 10 file at ``relative`` below ``root``, read from its
     File Meta Information and the keys of :data:`ROW_KEYWORDS` (not its pixels).
     Who sent it is not in the file: the calling AE title is empty, and the time
@@ -59,10 +59,12 @@ def row_from_file(root: Path, relative: str) -> NewInstance:
     received object gets, :class:`~dicomnet.storage.part10.NotPart10Error` for
     a file that is not Part 10, and whatever pydicom raises for a damaged one.
     Values are decoded as the SCP decodes a received object's (storage.header),
-    not converted by pydicom."""
+    not converted by pydicom. ``info``: the file's :func:`read_part10`, when
+    the caller already has it."""
     safe_relative_path(relative)
     path = root / relative
-    info = read_part10(path)
+    if info is None:
+        info = read_part10(path)
     header = read_file_header(str(path), info.dataset_offset, info.transfer_syntax_uid)
     stat = path.stat()
     return NewInstance(header, relative_path=relative,

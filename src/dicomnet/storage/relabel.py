@@ -1,0 +1,71 @@
+"""Relabelling a stored file whose File Meta Information names another transfer
+syntax than its data set's: Explicit VR Little Endian over an Implicit VR data
+set (:attr:`~dicomnet.storage.part10.Part10Info.relabelled_from`), as servers
+before the SCP's relabelling stored what a peer sent so (pydicom and pynetdicom
+send such data sets when told to).
+
+PS3.10 7.1 makes (0002,0010) Transfer Syntax UID the data set's encoding: read
+by it, such a file is misread (DCMTK's dcmdump and storescp fail on it). dicomnet
+reads it for what it is, and ``reindex`` indexes it so; :func:`relabel_file`
+also makes the file say so, as the SCP writes one today: its meta group with
+the data set's syntax, the data set after it unchanged (any group 0002 elements
+at its start dropped, :mod:`~dicomnet.storage.stray_meta`). The new file is
+written beside the old one and renamed over it, after an fsync (an
+:class:`~dicomnet.storage.files.AtomicWriter`): a crash leaves the old file or
+the new one, never a mix; its modification time (a reindexed row's time
+received) is kept.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dicomnet.storage.files import AtomicWriter, DuplicatePolicy, StorageError
+from dicomnet.storage.part10 import (
+    PREAMBLE_LENGTH,
+    NotPart10Error,
+    Part10Info,
+    with_transfer_syntax,
+)
+from dicomnet.storage.stray_meta import meta_group_end
+
+__all__ = ["relabel_file"]
+
+_PIECE = 1 << 20
+
+
+def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
+    """Give ``info``'s file (a :func:`~dicomnet.storage.part10.read_part10` of
+    it whose ``relabelled_from`` is set) a File Meta Information naming
+    ``info.transfer_syntax_uid``; returns the file's new size. Raises
+    :class:`StorageError` (the file unchanged) when it cannot be read or
+    written, or changed since ``info`` was read; ``NotPart10Error`` for a
+    meta group it cannot rewrite."""
+    path = info.path
+    try:
+        with open(path, "rb") as fp:
+            stat = os.fstat(fp.fileno())
+            if stat.st_size != info.size:
+                raise StorageError(f"{path}: changed since it was read; not relabelled")
+            head = fp.read(info.dataset_offset)
+            end = meta_group_end(head, PREAMBLE_LENGTH)
+            if end is None or len(head) != info.dataset_offset:
+                raise NotPart10Error(f"{path}: its File Meta Information cannot be rewritten")
+            header = with_transfer_syntax(head[:end], info.transfer_syntax_uid)
+            writer = AtomicWriter(path, durable=durable)
+            try:
+                writer.write(header)
+                while piece := fp.read(_PIECE):
+                    writer.write(piece)
+                if writer.size != len(header) + info.dataset_length:
+                    raise StorageError(f"{path}: changed while relabelled; left as it was")
+                # The time it was received, as reindex reads it (the file's mtime).
+                os.utime(writer.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
+                writer.commit(DuplicatePolicy.OVERWRITE)
+            except BaseException:
+                writer.abort()
+                raise
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot relabel", path, exc) from exc
+    return writer.size
+
