@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.services.verification import VerificationSCP
@@ -35,7 +37,12 @@ pytestmark = pytest.mark.interop
 SERVER_AE = "DICOMNET-SCP"
 
 
-def test_storescu_sends_group_0002_and_the_scp_drops_it(dcmtk: Dcmtk, tmp_path: Path) -> None:
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian],
+                         ids=["explicit", "deflated"])
+def test_storescu_sends_group_0002_and_the_scp_drops_it(dcmtk: Dcmtk, tmp_path: Path,
+                                                        syntax: str) -> None:
+    """Deflated (-xd: storescu deflates the data set it read, group 0002 and all):
+    the elements are inside the deflate stream, and were stored so."""
     found = shutil.which("storescu")
     if found is None:
         _missing("DCMTK storescu")
@@ -50,7 +57,9 @@ def test_storescu_sends_group_0002_and_the_scp_drops_it(dcmtk: Dcmtk, tmp_path: 
         try:
             async with running_server(ae_title=SERVER_AE,
                                       providers=[VerificationSCP(), scp]) as server:
-                return await run_process(storescu, "-v", "-aec", SERVER_AE, "-xe", LOOPBACK,
+                return await run_process(storescu, "-v", "-aec", SERVER_AE,
+                                         "-xd" if syntax != ExplicitVRLittleEndian else "-xe",
+                                         LOOPBACK,
                                          str(server.port), source, timeout=30)
         finally:
             scp.close()
@@ -60,10 +69,20 @@ def test_storescu_sends_group_0002_and_the_scp_drops_it(dcmtk: Dcmtk, tmp_path: 
     assert "Invalid Element (0002,0000) found in data set" in output  # DCMTK reads them so
     assert "Received Store Response (Success)" in output, output
     stored = next(root.rglob(f"{ds.SOPInstanceUID}.dcm"))
-    data = stored.read_bytes()
-    assert data[meta_group_length(data):] == plain
-    assert dcmread(stored).file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    data = stored.read_bytes()[meta_group_length(stored.read_bytes()):]
+    if syntax != ExplicitVRLittleEndian:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        data = inflater.decompress(data)
+        assert inflater.eof
+    assert data == plain
+    assert dcmread(stored).file_meta.TransferSyntaxUID == syntax
     assert_same_dataset(ds, stored)
+    dcmdump = shutil.which("dcmdump")
+    if dcmdump is not None:  # DCMTK reads one meta group, and a data set without group 0002
+        dump = subprocess.run([dcmdump, str(stored)], capture_output=True, text=True,
+                              timeout=30, check=True)
+        assert "Invalid Element" not in dump.stdout + dump.stderr, dump.stderr
+        assert "(0002,0013)" not in dump.stdout.split("# Dicom-Data-Set")[1], dump.stdout
 
 
 def test_dicomnet_store_does_not_send_it_to_storescp(

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import logging
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from dicomnet.aio.client import open_association
 from dicomnet.config import Limits
@@ -239,3 +245,86 @@ def test_a_meta_group_out_of_order_is_read_whole(tmp_path: Path) -> None:
             0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020013))
         assert path.read_bytes()[info.dataset_offset:] == plain
         assert info.meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def _deflated(data: bytes) -> bytes:
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return deflater.compress(data) + deflater.flush()
+
+
+def _inflated(data: bytes) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = inflater.decompress(data) + inflater.flush()
+    assert inflater.eof and len(data) % 2 == 0  # whole, padded to an even length (PS3.5 A.5)
+    return out
+
+
+@pytest.mark.parametrize("size", ["small", "spilled"])
+def test_scp_drops_group_0002_from_a_deflated_data_set(
+        root: Path, size: str, caplog: pytest.LogCaptureFixture) -> None:
+    """In a deflated data set (PS3.5 A.5) the group 0002 elements are inside the
+    deflate stream: the SCP stored them as they came (the uncompressed syntaxes'
+    drop did not look there), and pydicom read the second group's Transfer
+    Syntax UID. Now the stream is inflated without them and deflated again as
+    it arrives; the file's header still says Deflated, its data set inflates to
+    exactly the one sent without them."""
+    ds = make_image(1, rows=1024, columns=2 * SPILL_THRESHOLD // 1024) if size == "spilled" \
+        else make_image(1)
+    plain = data_set_bytes(ds, ExplicitVRLittleEndian)
+    sent = _deflated(meta_elements(ds, ExplicitVRLittleEndian, private_value=4096) + plain)
+    assert (len(sent) > SPILL_THRESHOLD) == (size == "spilled")
+    with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
+        answers = _store(root, DeflatedExplicitVRLittleEndian, [(ds.SOPInstanceUID, sent)])
+    assert [a.status for a in answers] == [0x0000]
+    stored = next(root.rglob(f"{ds.SOPInstanceUID}.dcm"))
+    data = stored.read_bytes()
+    assert _inflated(data[meta_group_length(data):]) == plain
+    read = dcmread(stored)
+    assert read.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert all(element.tag.group != 0x0002 for element in read)
+    assert_same_dataset(ds, stored)
+    warnings = [r.getMessage() for r in caplog.records if "File Meta Information" in
+                r.getMessage()]
+    assert len(warnings) == 1 and "(0002,0102)" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("step", [1, 7, 1 << 20])
+def test_sink_redeflates_in_any_pieces(step: int) -> None:
+    ds = make_image(2)
+    plain = data_set_bytes(ds, ExplicitVRLittleEndian)
+    meta = meta_elements(ds, ExplicitVRLittleEndian)
+    sent = _deflated(meta + plain)
+    sink = StoreSink(b"HEADER", transfer_syntax=DeflatedExplicitVRLittleEndian)
+    for pos in range(0, len(sent), step):
+        sink.write(sent[pos:pos + step])
+    assert sink.check_complete("1.2.3"), sink.error
+    assert isinstance(sink.buffer, bytearray) and sink.buffer[:6] == b"HEADER"
+    assert _inflated(bytes(sink.buffer[6:])) == plain
+    assert sink.stray is not None and sink.stray.dropped == len(meta)
+    # A plain deflated data set is stored as it came, byte for byte.
+    other = StoreSink(b"HEADER", transfer_syntax=DeflatedExplicitVRLittleEndian)
+    for pos in range(0, len(sent), step):
+        other.write(_deflated(plain)[pos:pos + step])
+    assert other.check_complete("1.2.3") and other.buffer == bytearray(b"HEADER" + _deflated(
+        plain)) and other.stray is None
+
+
+@pytest.mark.parametrize("how", ["cut", "meta-only", "implicit"])
+def test_sink_refuses_a_deflated_data_set_it_cannot_clean(how: str) -> None:
+    ds = make_image(3)
+    meta = meta_elements(ds, ExplicitVRLittleEndian)
+    if how == "implicit":
+        sent = _deflated(meta + data_set_bytes(ds, ImplicitVRLittleEndian))
+    else:
+        sent = _deflated(meta + (b"" if how == "meta-only" else data_set_bytes(
+            ds, ExplicitVRLittleEndian)))
+        if how == "cut":
+            sent = sent[:len(sent) // 2]
+    sink = StoreSink(b"HEADER", transfer_syntax=DeflatedExplicitVRLittleEndian)
+    sink.write(sent)
+    assert not sink.check_complete("1.2.3")
+    assert sink.status == 0xC000 and sink.buffer is None
+    assert sink.error is not None and {
+        "cut": "incomplete data set: the data set ends inside its deflated stream",
+        "meta-only": "no data set: File Meta Information elements (group 0002) only",
+        "implicit": "data set in Implicit VR"}[how] in sink.error

@@ -22,7 +22,7 @@ from ..storage.part10 import (
     with_transfer_syntax,
 )
 from ..storage.scan import implicit_vr_at
-from ..storage.stray_meta import StrayMeta
+from ..storage.stray_meta import DeflatedStrayMeta, StrayMeta
 
 __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "contents"]
 
@@ -56,7 +56,11 @@ class StoreSink:
 
     File Meta Information elements (group 0002) at the start of the data set are
     dropped (storage.stray_meta): the file gets one meta group, ours. ``stray``
-    then says which were dropped.
+    then says which were dropped. In a deflated data set (PS3.5 A.5) they are
+    inside the deflate stream: found in its first inflated bytes, the stream
+    is inflated, cleaned and deflated again as it arrives (DeflatedStrayMeta:
+    memory stays flat), and the file holds that stream, still deflated as its
+    header says; a deflated data set without them is stored as it came.
 
     A data set in Implicit VR on an Explicit VR context (PS3.5 A.2 says every
     element is explicit there; pydicom and pynetdicom send such data sets when
@@ -67,9 +71,9 @@ class StoreSink:
     (Big Endian, deflated, or encapsulated pixel data, which Implicit VR cannot
     carry) it is refused, Cannot Understand."""
 
-    __slots__ = ("_first", "_header_length", "_inflate", "_marker", "_starting", "_syncing",
-                 "_syntax", "_unsynced", "_walker", "buffer", "detail", "durable", "error",
-                 "provisional", "relabelled", "status", "stray", "writer")
+    __slots__ = ("_first", "_header_length", "_inflate", "_marker", "_redeflate", "_starting",
+                 "_syncing", "_syntax", "_unsynced", "_walker", "buffer", "detail", "durable",
+                 "error", "provisional", "relabelled", "status", "stray", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -91,14 +95,16 @@ class StoreSink:
         self._unsynced = 0
         self._syncing: asyncio.Future[None] | None = None
         # The first two bytes of a group 0002 element in the syntax's byte order,
-        # until the data set's first bytes are known not to be one: a deflated data
-        # set is not looked into (its meta elements would stay).
+        # until the data set's first bytes are known not to be one. A deflated data
+        # set's are looked for in its first inflated bytes (_start).
         self._syntax = transfer_syntax
         self._marker: bytes | None = None
         if error is None and transfer_syntax is not None and (
                 transfer_syntax not in DEFLATED_DATA_SETS):
             self._marker = b"\x00\x02" if transfer_syntax == BIG_ENDIAN else b"\x02\x00"
         self.stray: StrayMeta | None = None
+        # A deflated data set that starts with group 0002: re-deflated without it.
+        self._redeflate: DeflatedStrayMeta | None = None
         # An Explicit VR data set's first bytes (inflated, for a deflated one),
         # gathered up to its first element header's VR; None: not looked for.
         self._first: bytes | None = None if (
@@ -168,6 +174,8 @@ class StoreSink:
     def _start(self, data: bytes | memoryview) -> bytes | memoryview:
         """The data set's first bytes: without the group 0002 elements it starts
         with, its first element header read for its VR mode."""
+        if self._redeflate is not None:
+            return self._redeflated(data)
         if self._marker is not None:
             data = self._drop_meta(data)
             if self._marker is not None:
@@ -182,11 +190,60 @@ class StoreSink:
             if first is not None and len(first) < _VR_BYTES:
                 self._first = first
                 return data  # decided with the next bytes
+            deflated = self._inflate is not None
             self._first = self._inflate = None
+            if deflated and first is not None and first[:2] == b"\x02\x00":
+                return self._start_redeflating(data)
             if first is not None and implicit_vr_at(first):
                 self._implicit_found()
         self._starting = False
         return data
+
+    def _start_redeflating(self, data: bytes | memoryview) -> bytes:
+        """A deflated data set whose first element is of group 0002: from its start
+        (the bytes held so far, and ``data``), inflated without them and deflated
+        again (storage.stray_meta.DeflatedStrayMeta); its walker starts again."""
+        buffer = self.buffer
+        assert self._syntax is not None
+        if not isinstance(buffer, bytearray):  # its start took over 64 KiB to give 6 bytes
+            self.error = ("deflated data set starting with File Meta Information elements, "
+                          "its first bytes deflated past 64 KiB: not stored")
+            self.status = CANNOT_UNDERSTAND
+            self.abort()
+            return b""
+        held = bytes(buffer[self._header_length:])
+        del buffer[self._header_length:]
+        self._walker = walker_for(self._syntax)
+        self._redeflate = DeflatedStrayMeta(completeness.MAX_INFLATED)
+        self.stray = self._redeflate.stray
+        return self._redeflated(held + bytes(data))
+
+    def _redeflated(self, data: bytes | memoryview) -> bytes:
+        redeflate = self._redeflate
+        assert redeflate is not None
+        out = redeflate.feed(data)
+        if redeflate.implicit:
+            self._implicit_found()  # refused: Implicit VR is never deflated
+            return b""
+        return out
+
+    def _end_redeflating(self) -> bool:
+        """After the last fragment: the re-deflated stream's end written, or the
+        data set refused (cut, corrupt, or inflating past our bound)."""
+        redeflate, self._redeflate = self._redeflate, None
+        assert redeflate is not None
+        self._starting = False
+        problem = redeflate.problem()
+        if redeflate.too_large or problem is not None:
+            self._walker = None
+            self.error = (f"deflated data set inflates past "
+                          f"{size_text(completeness.MAX_INFLATED)}, our limit; not stored"
+                          if redeflate.too_large else f"incomplete data set: {problem}")
+            self.status = OUT_OF_RESOURCES if redeflate.too_large else CANNOT_UNDERSTAND
+            self.abort()
+            return False
+        self.write(redeflate.finish())
+        return self.error is None
 
     def _inflated(self, first: bytes, data: bytes | memoryview, need: int) -> bytes | None:
         """``first`` and the next ``need`` bytes inflated from ``data``, the start
@@ -245,7 +302,8 @@ class StoreSink:
         ``DatasetSink``): the free end of the page-aligned buffer or of the direct
         writer's current chunk, so that TLS decrypts straight into what goes to
         disk. None when the data set is held otherwise."""
-        if self.error is not None:
+        if self.error is not None or self._starting:
+            # While its start is looked at (or re-deflated), bytes go through write.
             return None
         if self.writer is not None:
             try:
@@ -261,6 +319,9 @@ class StoreSink:
         """After the last fragment: whether the data set ended where its elements
         say. If not, the sink is refused (Cannot Understand, PS3.4 B.2.3) and what
         it held is dropped."""
+        if (self._redeflate is not None and self.error is None
+                and not self._end_redeflating()):
+            return False
         stray = self.stray
         if (stray is not None and not stray.done and self.error is None
                 and (stray.tags or stray.cut)):

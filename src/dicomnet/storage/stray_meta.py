@@ -16,6 +16,7 @@ Element (0002,0000) found in data set").
 pieces: data elements are in ascending tag order (PS3.5 7.1), so they can only
 come first, and it reads element headers only until the first element of
 another group; their values are passed over by length, never held.
+:class:`DeflatedStrayMeta` does the same inside a deflated data set's stream.
 :func:`meta_group_end` finds where a file's own meta group ends when another
 group 0002 follows it.
 """
@@ -23,10 +24,14 @@ group 0002 follows it.
 from __future__ import annotations
 
 import struct
+import zlib
 
-from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS
+from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, implicit_vr_at
 
-__all__ = ["StrayMeta", "meta_group_end"]
+__all__ = ["DeflatedStrayMeta", "StrayMeta", "meta_group_end"]
+
+#: Bytes inflated at a time: deflate inflates up to a thousandfold.
+_PIECE = 64 << 10
 
 _UNDEFINED = 0xFFFFFFFF
 _EXPLICIT_LE = HEADER_STRUCTS[False][1]
@@ -151,3 +156,74 @@ def meta_group_end(data: bytes | bytearray | memoryview, offset: int) -> int | N
         offset = start + length
         seen.add(element)
     return offset if offset == end else None
+
+
+class DeflatedStrayMeta:
+    """:class:`StrayMeta` for a deflated data set (Deflated Explicit VR Little
+    Endian, PS3.5 A.5): the elements to drop are inside the deflate stream, so
+    it is inflated as it arrives (:meth:`feed`), at most ``_PIECE`` bytes out at
+    a time, passed through a StrayMeta, and deflated again (RFC 1951 raw
+    deflate); :meth:`finish` gives the stream's end, padded to an even length
+    (PS3.5 A.5). Memory stays flat whatever the size; at most ``most`` bytes
+    are inflated (``too_large``). ``implicit``: the data set's first element
+    after them is in Implicit VR (``storage.scan.implicit_vr_at``)."""
+
+    __slots__ = ("_deflate", "_first", "_inflate", "_most", "_written", "error", "implicit",
+                 "inflated", "stray", "too_large")
+
+    def __init__(self, most: int) -> None:
+        self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        self._most = most
+        self._first = b""  # the first element header kept, up to its VR
+        self._written = 0
+        self.stray = StrayMeta(implicit=False)
+        #: Why the stream cannot be a deflated data set, or None.
+        self.error: str | None = None
+        self.implicit = False
+        self.inflated = 0
+        self.too_large = False
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
+        """The next bytes of the deflated stream; returns those of the new one."""
+        inflate = self._inflate
+        if inflate.eof or self.error is not None or self.too_large:
+            return b""  # after the stream: a byte of padding (PS3.5 A.5)
+        out: list[bytes] = []
+        pending = bytes(data)
+        try:
+            while not inflate.eof:
+                chunk = inflate.decompress(pending, _PIECE)
+                self.inflated += len(chunk)
+                if self.inflated > self._most:
+                    self.too_large = True
+                    break
+                kept = self.stray.feed(chunk)
+                if kept:
+                    if len(self._first) < 6:
+                        self._first += bytes(kept[:6 - len(self._first)])
+                        self.implicit = implicit_vr_at(self._first)
+                    out.append(self._deflate.compress(kept))
+                pending = inflate.unconsumed_tail
+                if not pending and len(chunk) < _PIECE:
+                    break
+        except zlib.error as exc:
+            self.error = f"its deflated stream is corrupt ({exc})"
+        data_out = b"".join(out)
+        self._written += len(data_out)
+        return data_out
+
+    def problem(self) -> str | None:
+        """Once every byte is fed: why the stream is no whole deflated data set."""
+        if self.error is not None:
+            return self.error
+        if not self._inflate.eof:
+            return "the data set ends inside its deflated stream"
+        return None
+
+    def finish(self) -> bytes:
+        """The new stream's last bytes, padded to an even length (PS3.5 A.5)."""
+        tail = self._deflate.flush()
+        if (self._written + len(tail)) % 2:
+            tail += b"\x00"
+        return tail
