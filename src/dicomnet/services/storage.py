@@ -81,6 +81,7 @@ __all__ = [
     "HookAnswer",
     "RetryEvent",
     "StorageSCP",
+    "StoreHook",
     "StoreResult",
     "StoredInstance",
     "StoredObserver",
@@ -639,7 +640,7 @@ class StorageSCP:
             self._index(header, result, message, transfer_syntax=transfer_syntax,
                         calling_ae=calling_ae, security=security, generation=generation)
         else:
-            self._kept(result, message, calling_ae)
+            self._kept(result, message, calling_ae, peer)
         return StoredInstance(
             path=result.path, sop_class_uid=message.affected_sop_class_uid,
             sop_instance_uid=message.affected_sop_instance_uid,
@@ -647,7 +648,8 @@ class StorageSCP:
             security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
         )
 
-    def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str) -> None:
+    def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str,
+              peer: tuple[str, int]) -> None:
         """A duplicate discarded for the copy at ``result.path``: said at INFO, as
         with keep the sender hears Success and a corrected resend shows only here;
         a row the index lost for that copy is read back from it and queued."""
@@ -655,8 +657,8 @@ class StorageSCP:
         row = self._locator.lost_row(uid, relative) if self._locator is not None else None
         if row is not None:
             self._index_writer.put((row, uid, None))
-        log.info("C-STORE %s from %s: already stored at %s, %s (duplicates policy %s)%s", uid,
-                 calling_ae, relative,
+        log.info("C-STORE %s from %s@%s:%s: already stored at %s, %s (duplicates policy %s)%s",
+                 uid, calling_ae, *peer[:2], relative,
                  "kept" if self.duplicates is DuplicatePolicy.KEEP else "rejected",
                  self.duplicates.value, "; its lost index row restored" if row else "")
 
