@@ -12,7 +12,6 @@ import contextlib
 import logging
 import socket
 import warnings
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -59,9 +58,10 @@ from ..ul.negotiation import (
     unanswered_contexts,
 )
 from .association import Association, DatasetSink, MessagesRouted
+from .replies import OneReply, Replies, Reply
 from .transport import SecureLinkHook, Stream, open_stream
 
-__all__ = ["ClientAssociation", "associate", "open_association"]
+__all__ = ["ClientAssociation", "Reply", "associate", "open_association"]
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -76,78 +76,6 @@ DEFAULT_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 _SEVERAL_RESPONSES = frozenset(m.command_field for m in (CFindRQ, CGetRQ, CMoveRQ))
 #: Why requests outstanding, or made later, fail once the acceptor has released.
 PEER_RELEASED = "the peer released the association (A-RELEASE-RQ)"
-
-Reply = tuple[DimseMessage, bytes | None]
-
-
-class _Replies:
-    """The responses to one request, as they arrive (several when pending).
-
-    A future per wait and one ``call_later`` for the DIMSE timeout: lighter than
-    ``asyncio.wait_for`` on a queue, which makes a task per response."""
-
-    __slots__ = ("context_id", "items", "waiter")
-
-    def __init__(self, context_id: int) -> None:
-        #: The presentation context the request went on, and its responses come on.
-        self.context_id = context_id
-        self.items: deque[Reply | BaseException] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-
-    def put(self, item: Reply | BaseException) -> None:
-        self.items.append(item)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def get(self, loop: asyncio.AbstractEventLoop,
-                  timeout: float | None) -> Reply | BaseException:
-        while not self.items:
-            self.waiter = waiter = loop.create_future()
-            timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
-            try:
-                await waiter
-            finally:
-                self.waiter = None
-                if timer is not None:
-                    timer.cancel()
-        return self.items.popleft()
-
-
-class _OneReply:
-    """The single response a request started by ``send_request`` awaits, handed to
-    its callback when it comes (or the error that ends the wait), once."""
-
-    __slots__ = ("assoc", "callback", "context_id", "message_id", "timer")
-
-    def __init__(self, assoc: ClientAssociation, message_id: int, context_id: int,
-                 callback: Callable[[Reply | BaseException], None]) -> None:
-        self.assoc = assoc
-        self.message_id = message_id
-        #: The presentation context the request went on, and its response comes on.
-        self.context_id = context_id
-        self.callback: Callable[[Reply | BaseException], None] | None = callback
-        self.timer: asyncio.TimerHandle | None = None
-
-    def put(self, item: Reply | BaseException) -> None:
-        callback = self.callback
-        if callback is None:
-            return
-        self.callback = None
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.assoc._replies.get(self.message_id) is self:
-            del self.assoc._replies[self.message_id]
-        callback(item)
-
-    def expire(self) -> None:
-        self.put(self.assoc._timed_out(self.message_id))
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
 
 class ClientAssociation(Association):
     """An established association, requestor side.
@@ -166,7 +94,7 @@ class ClientAssociation(Association):
     def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts,
                  limits: Limits | None = None) -> None:
         super().__init__(stream, ul, timeouts, limits)
-        self._replies: dict[int, _Replies | _OneReply] = {}
+        self._replies: dict[int, Replies | OneReply] = {}
         #: Message IDs of the requests outstanding whose last PDU is not queued yet:
         #: a response to one cannot answer it (``_on_data``).
         self._unsent: set[int] = set()
@@ -219,7 +147,7 @@ class ClientAssociation(Association):
             window = self._invoked = asyncio.Semaphore(max(1, self.async_window))
         # Concurrent callers beyond the window wait here, before anything is sent.
         await window.acquire()
-        queue = _Replies(context_id)
+        queue = Replies(context_id)
         self._replies[message_id] = queue
         self._unsent.add(message_id)
         try:
@@ -261,7 +189,7 @@ class ClientAssociation(Association):
         message_id = message.message_id  # type: ignore[union-attr]
         if message_id in self._replies:
             raise LocalProtocolError(f"message ID {message_id} is already outstanding")
-        reply = _OneReply(self, message_id, context_id, on_reply)
+        reply = OneReply(self, message_id, context_id, on_reply)
         self._replies[message_id] = reply
         self._unsent.add(message_id)
         try:
