@@ -60,12 +60,12 @@ def _find_rsp(request: Request, status: int) -> bytes:
 def test_pending_responses_come_first_then_the_final_one() -> None:
     """A C-FIND (PS3.7 9.1.2) yields its pending responses, then its final one; a
     C-ECHO, which has one response (9.1.5), ends with its first, even Pending (a
-    faulty peer's): the two after it are unsolicited."""
+    faulty peer's): the two after it answer nothing outstanding, and abort."""
     async def answer(peer: RawPeer, request: Request) -> None:
         rsp = _find_rsp if isinstance(request.message, CFindRQ) else _rsp
         await peer.send(rsp(request, PENDING), rsp(request, PENDING), rsp(request, SUCCESS))
 
-    async def main() -> tuple[list[int], list[int]]:
+    async def main() -> tuple[list[int], list[int], str]:
         async with raw_scp(answer) as (port, peers):
             async with associate(LOOPBACK, port) as assoc:
                 context_id = assoc.context_for(VERIFICATION).context_id
@@ -76,10 +76,10 @@ def test_pending_responses_come_first_then_the_final_one() -> None:
                 rq, context_id = _echo_rq(assoc)
                 echoed = [rsp.status async for rsp, _ in  # type: ignore[union-attr]
                           assoc.request(rq, context_id)]
-            assert await _ended(peers) == "release"
-            return found, echoed
+                await wait_until(lambda: assoc.failure is not None, "the abort")
+            return found, echoed, await _ended(peers)
 
-    assert run(main()) == ([PENDING, PENDING, SUCCESS], [PENDING])
+    assert run(main()) == ([PENDING, PENDING, SUCCESS], [PENDING], "abort")
 
 
 def test_a_response_cut_across_pdus_and_reads() -> None:
@@ -123,20 +123,125 @@ def test_responses_in_one_read_and_out_of_order_reach_their_requests() -> None:
     assert [r.message.message_id for r in held] == sent  # type: ignore[union-attr]
 
 
-def test_an_unsolicited_response_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_response_to_no_outstanding_request_aborts_at_once() -> None:
+    """An SCP that answers message 1 with ID 7 (PS3.7 9.1: a response names the
+    request it answers): a protocol error, the association is aborted (A-ABORT,
+    PS3.8 7.3) at once, and the request hears which ID came and which were
+    outstanding, rather than waiting out the DIMSE timeout."""
     async def answer(peer: RawPeer, request: Request) -> None:
-        await peer.send(_rsp(request, 0xC000, message_id=999), _rsp(request))
+        await peer.send(_rsp(request, SUCCESS, message_id=7))
 
-    async def main() -> int:
+    async def main() -> tuple[BaseException | None, str]:
+        raised: BaseException | None = None
+        async with raw_scp(answer) as (port, peers):
+            try:
+                async with associate(LOOPBACK, port, timeouts=Timeouts(dimse=120)) as assoc:
+                    await assoc.echo()
+            except AssociationAborted as exc:
+                raised = exc
+            return raised, await _ended(peers)
+
+    raised, ending = run(main())
+    assert isinstance(raised, AssociationAborted)
+    assert "CEchoRSP to message 7, which is not outstanding" in str(raised)
+    assert "outstanding: 1" in str(raised)
+    assert ending == "abort"
+
+
+def test_a_response_to_no_outstanding_request_fails_every_request_outstanding() -> None:
+    """Three echoes outstanding under a window of 3, answered with message ID 99:
+    all three fail at once, each naming the IDs outstanding."""
+    held: list[Request] = []
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        held.append(request)
+        if len(held) == 3:
+            await peer.send(_rsp(request, message_id=99))
+
+    async def main() -> list[object]:
+        async with (raw_scp(answer, max_async_operations=3) as (port, _),
+                    associate(LOOPBACK, port, max_async_operations=3,
+                              timeouts=Timeouts(dimse=120)) as assoc):
+            return list(await asyncio.gather(*(assoc.echo() for _ in range(3)),
+                                             return_exceptions=True))
+
+    outcomes = run(main())
+    assert all(isinstance(o, AssociationAborted) for o in outcomes), outcomes
+    assert all("message 99, which is not outstanding (outstanding: 1, 2, 3)" in str(o)
+               for o in outcomes), outcomes
+
+
+def test_a_second_final_response_to_a_request_aborts() -> None:
+    """A duplicate: the echo has its answer, the same response again answers
+    nothing outstanding (PS3.7 9.1.5: one response): the association is aborted."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_rsp(request), _rsp(request, 0xC000))
+
+    async def main() -> tuple[int, str, str]:
         async with raw_scp(answer) as (port, peers):
             async with associate(LOOPBACK, port) as assoc:
                 status = int(await assoc.echo())
-            assert await _ended(peers) == "release"
-            return status
+                await wait_until(lambda: assoc.failure is not None, "the abort")
+                failure = str(assoc.failure)
+            return status, failure, await _ended(peers)
 
-    with caplog.at_level(logging.WARNING, logger="dicomnet.aio"):
-        assert run(main()) == SUCCESS
-    assert any("unsolicited CEchoRSP" in r.getMessage() for r in caplog.records)
+    status, failure, ending = run(main())
+    assert status == SUCCESS
+    assert "CEchoRSP to message 1, which is not outstanding" in failure
+    assert ending == "abort"
+
+
+def test_a_response_to_a_request_its_caller_abandoned_is_ignored(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The echo's task is cancelled while its request is out (an asyncio.wait_for
+    around it, say): its late response answers a request of ours, and is
+    dropped; the next echo is answered and the association released."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if len(peer.requests) == 2:  # the first one's answer comes late, before the second's
+            await peer.send(_rsp(peer.requests[0], 0xC000), _rsp(request))
+
+    async def main() -> tuple[int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                first = asyncio.ensure_future(assoc.echo())
+                await wait_until(lambda: bool(peers) and len(peers[0].requests) == 1,
+                                 "the first request")
+                first.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await first
+                status = int(await assoc.echo())
+            return status, await _ended(peers)
+
+    with caplog.at_level(logging.DEBUG, logger="dicomnet.aio"):
+        assert run(main()) == (SUCCESS, "release")
+    assert any("CEchoRSP to message 1, whose caller abandoned it, ignored" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_responses_to_a_find_its_caller_stopped_reading_are_ignored() -> None:
+    """A C-FIND whose caller leaves after its first pending response: the pending
+    and final responses after it answer a request of ours, and are dropped."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if isinstance(request.message, CFindRQ):
+            await peer.send(_find_rsp(request, PENDING))
+        else:  # the find's rest, before the echo's answer
+            find = peer.requests[0]
+            await peer.send(_find_rsp(find, PENDING), _find_rsp(find, SUCCESS), _rsp(request))
+
+    async def main() -> tuple[int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                context_id = assoc.context_for(VERIFICATION).context_id
+                find = CFindRQ(message_id=assoc.dimse.next_message_id(),
+                               affected_sop_class_uid=VERIFICATION)
+                replies = assoc.request(find, context_id, dataset=b"")
+                async for _ in replies:
+                    break
+                await replies.aclose()  # type: ignore[attr-defined]
+                status = int(await assoc.echo())
+            return status, await _ended(peers)
+
+    assert run(main()) == (SUCCESS, "release")
 
 
 @pytest.mark.parametrize("command", [
@@ -400,20 +505,20 @@ def test_concurrent_callers_never_exceed_the_window_the_peer_granted(
 
 def test_send_request_hands_the_response_to_its_callback_once() -> None:
     async def answer(peer: RawPeer, request: Request) -> None:
-        await peer.send(_rsp(request), _rsp(request))  # the second is unsolicited
+        await peer.send(_rsp(request), _rsp(request))  # the second is a duplicate
 
-    async def main() -> tuple[list[object], int]:
+    async def main() -> tuple[list[object], int, str]:
         got: list[object] = []
         async with raw_scp(answer) as (port, _), associate(LOOPBACK, port) as assoc:
             rq, ctx = _echo_rq(assoc)
             await assoc.send_request(rq, ctx, got.append)
-            await wait_until(lambda: bool(got), "the response")
-            await asyncio.sleep(0.05)  # the duplicate, had it reached the callback
+            await wait_until(lambda: assoc.failure is not None, "the duplicate's abort")
             outstanding = len(assoc._replies)
-        return got, outstanding
+        return got, outstanding, str(assoc.failure)
 
-    got, outstanding = run(main())
+    got, outstanding, failure = run(main())
     assert len(got) == 1 and outstanding == 0
+    assert "CEchoRSP to message 1, which is not outstanding" in failure
     reply = got[0]
     assert isinstance(reply, tuple) and isinstance(reply[0], CEchoRSP)
     assert reply[0].status == SUCCESS and reply[1] is None

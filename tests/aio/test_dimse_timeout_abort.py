@@ -25,7 +25,15 @@ from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CStoreRQ
 from dicomnet.errors import AssociationAborted, DimseTimeout
 from dicomnet.services.storage import store_paths
 from tests.aio.helpers import LOOPBACK, log_lines, run, wait_until
-from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu, store_response
+from tests.aio.rawscp import (
+    VERIFICATION,
+    Answer,
+    RawPeer,
+    Request,
+    raw_scp,
+    response_pdu,
+    store_response,
+)
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 
 #: A-ABORT PDU (PS3.8 9.3.8): type 07, reserved, length 4, two reserved bytes,
@@ -142,7 +150,7 @@ async def _open(port: int, timeouts: Timeouts, window: int) -> ClientAssociation
 
 
 @contextlib.contextmanager
-def _raw_scp_thread(answer: _Silent, **options: object) -> Iterator[tuple[int, list[RawPeer]]]:
+def _raw_scp_thread(answer: Answer, **options: object) -> Iterator[tuple[int, list[RawPeer]]]:
     """raw_scp in a thread of its own (the blocking API runs its loop in the test's)."""
     loop = asyncio.new_event_loop()
     started = threading.Event()

@@ -74,6 +74,11 @@ VERIFICATION = VERIFICATION_SOP_CLASS
 DEFAULT_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 #: The requests answered by pending responses before the last (PS3.7 9.1.2-9.1.4).
 _SEVERAL_RESPONSES = frozenset(m.command_field for m in (CFindRQ, CGetRQ, CMoveRQ))
+#: How many message IDs of requests our callers abandoned are remembered: their
+#: late responses are dropped, not taken for a peer's error (``_on_data``).
+_ABANDONED_KEPT = 1024
+#: The responses that may be Pending, more coming for the same request (PS3.7 9.1.2-9.1.4).
+_PENDING_RESPONSES = frozenset(field | 0x8000 for field in _SEVERAL_RESPONSES)
 #: Why requests outstanding, or made later, fail once the acceptor has released.
 PEER_RELEASED = "the peer released the association (A-RELEASE-RQ)"
 
@@ -98,6 +103,10 @@ class ClientAssociation(Association):
         #: Message IDs of the requests outstanding whose last PDU is not queued yet:
         #: a response to one cannot answer it (``_on_data``).
         self._unsent: set[int] = set()
+        #: Message IDs of requests sent whole whose callers left before the last
+        #: response (a cancelled task, a C-FIND read no further), oldest first, at
+        #: most ``_ABANDONED_KEPT``: a response to one is ours, and is dropped.
+        self._abandoned_ids: dict[int, None] = {}
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
         #: release() or abort() is stopping the reader task: its cancel is ours.
@@ -147,9 +156,11 @@ class ClientAssociation(Association):
             window = self._invoked = asyncio.Semaphore(max(1, self.async_window))
         # Concurrent callers beyond the window wait here, before anything is sent.
         await window.acquire()
-        queue = Replies(context_id)
+        queue = Replies(context_id, several)
         self._replies[message_id] = queue
+        self._abandoned_ids.pop(message_id, None)
         self._unsent.add(message_id)
+        answered = False
         try:
             await self.send_message(message, context_id, dataset=dataset, chunks=chunks,
                                     pdus=pdus)
@@ -162,12 +173,16 @@ class ClientAssociation(Association):
                     raise timed_out from exc
                 if isinstance(item, BaseException):
                     raise item
-                yield item
                 status = getattr(item[0], "status", 0)
-                if not (several and Status(status).is_pending):
+                answered = not (several and Status(status).is_pending)
+                yield item
+                if answered:
                     return
         finally:
-            self._replies.pop(message_id, None)
+            if self._replies.get(message_id) is queue:
+                del self._replies[message_id]
+            if not queue.answered:  # its caller left before the last response came
+                self._abandon(message_id)
             self._unsent.discard(message_id)
             window.release()
 
@@ -191,11 +206,14 @@ class ClientAssociation(Association):
             raise LocalProtocolError(f"message ID {message_id} is already outstanding")
         reply = OneReply(self, message_id, context_id, on_reply)
         self._replies[message_id] = reply
+        self._abandoned_ids.pop(message_id, None)
         self._unsent.add(message_id)
         try:
             await self.send_message(message, context_id, dataset=dataset, pdus=pdus)
         except BaseException:
-            reply.callback = None  # the caller hears of it from this exception
+            if reply.callback is not None:  # the caller hears of it from this exception
+                reply.callback = None
+                self._abandon(message_id)
             self._unsent.discard(message_id)
             if self._replies.get(message_id) is reply:
                 del self._replies[message_id]
@@ -205,6 +223,17 @@ class ClientAssociation(Association):
 
     def _sent_whole(self, message: DimseMessage) -> None:
         self._unsent.discard(message.message_id)  # type: ignore[union-attr]
+
+    def _abandon(self, message_id: int) -> None:
+        """Our caller left before the last response to ``message_id``. Sent whole,
+        the request is the peer's to answer still: its responses will be dropped
+        (``_on_data``). Cut short, it cannot be answered (the association is
+        aborted: ``send_message``)."""
+        if message_id in self._unsent or self.failure is not None:
+            return
+        self._abandoned_ids[message_id] = None
+        if len(self._abandoned_ids) > _ABANDONED_KEPT:
+            del self._abandoned_ids[next(iter(self._abandoned_ids))]
 
     def _timed_out(self, message_id: int) -> DimseTimeout | AssociationAborted:
         """No response to ``message_id`` within the DIMSE timeout: A-ABORT the
@@ -387,11 +416,14 @@ class ClientAssociation(Association):
                 raise RemoteProtocolError(
                     f"{type(message).__name__} to message {responded} came before that "
                     "request was sent whole: no answer to it (PS3.7 9.1)")
-            queue = self._replies.get(responded) if responded is not None else None
-            data = bytes(sink.data) if sink is not None and hasattr(sink, "data") else None
-            if queue is None:
+            if responded is None:  # a request from the peer: we offer no SCP role here
                 log.warning("%s: unsolicited %s ignored", self._name(), type(message).__name__)
                 continue
+            queue = self._replies.get(responded)
+            if queue is None:
+                self._unanswerable(message, responded)
+                continue
+            data = bytes(sink.data) if sink is not None and hasattr(sink, "data") else None
             if context_id != queue.context_id:
                 # A response answers its request on that request's presentation
                 # context (PS3.7 9.1; PS3.8 E.1: one context per message): that
@@ -401,7 +433,38 @@ class ClientAssociation(Association):
                     f"{type(message).__name__} to message {responded} came on presentation "
                     f"context {context_id}, its request went on {queue.context_id} "
                     "(PS3.7 9.1, PS3.8 E.1)")
+            if isinstance(queue, Replies):
+                if queue.answered:
+                    self._unanswerable(message, responded)
+                    continue
+                queue.answered = not (queue.several and Status(
+                    getattr(message, "status", 0)).is_pending)
             queue.put((message, data))
+
+    def _unanswerable(self, message: DimseMessage, responded: int) -> None:
+        """A response to ``responded``, which is not outstanding. One to a request
+        our caller abandoned is dropped (the last one ends that record). Any
+        other answers nothing of ours, never sent or answered already (a
+        duplicate): a response names the request it answers (PS3.7 9.1), so the
+        peer is in error, and what it meant to answer cannot be told. Raised
+        (the association is aborted, PS3.8 7.3, and every request outstanding
+        fails at once) rather than left for the DIMSE timeout, as DCMTK does."""
+        name = type(message).__name__
+        if responded in self._abandoned_ids:
+            status = getattr(message, "status", 0)
+            if not (message.command_field in _PENDING_RESPONSES
+                    and Status(status).is_pending):
+                del self._abandoned_ids[responded]
+            log.debug("%s: %s to message %d, whose caller abandoned it, ignored",
+                      self._name(), name, responded)
+            return
+        if self.failure is not None:
+            return  # read with the A-ABORT or behind our own: nothing more to say
+        outstanding = ", ".join(str(i) for i, q in sorted(self._replies.items())
+                                if not getattr(q, "answered", False)) or "none"
+        raise RemoteProtocolError(
+            f"{name} to message {responded}, which is not outstanding (outstanding: "
+            f"{outstanding}): never sent, or answered already (PS3.7 9.1)")
 
     # -- release -------------------------------------------------------------------
 

@@ -28,11 +28,16 @@ class Replies:
     A future per wait and one ``call_later`` for the DIMSE timeout: lighter than
     ``asyncio.wait_for`` on a queue, which makes a task per response."""
 
-    __slots__ = ("context_id", "items", "waiter")
+    __slots__ = ("answered", "context_id", "items", "several", "waiter")
 
-    def __init__(self, context_id: int) -> None:
+    def __init__(self, context_id: int, several: bool) -> None:
         #: The presentation context the request went on, and its responses come on.
         self.context_id = context_id
+        #: Whether responses before the last may come (Pending: PS3.7 9.1.2-9.1.4).
+        self.several = several
+        #: Whether the last response came (queued, maybe not read yet): any after
+        #: it answers nothing.
+        self.answered = False
         self.items: deque[Reply | BaseException] = deque()
         self.waiter: asyncio.Future[None] | None = None
 
