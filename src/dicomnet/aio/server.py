@@ -400,6 +400,11 @@ class Server:
                 # Accepted, then the connection went without a release: an
                 # A-P-ABORT (PS3.8 AA-4), in the log as in the event.
                 outcome = "aborted (the connection closed)"
+            elif outcome == "closed" and assoc.tls_error is not None:
+                # The TLS link failed before the A-ASSOCIATE-RQ (a bad record, an
+                # alert): no indication in the Upper Layer (PS3.8 AA-5 in Sta2), but
+                # no health check's close either; why, as a handshake's failure says.
+                outcome = f"aborted ({assoc.tls_error.reason})"
             await stream.close()
             seconds = asyncio.get_running_loop().time() - started
             evicted = asyncio.current_task() in self._evicted

@@ -90,7 +90,8 @@ class AssociationEnded:
 class ConnectionRefused:
     """A connection closed before any association existed, and why. ``stage``:
     "tls" (the handshake failed, or plain DICOM reached a TLS port and the
-    reverse), "association" (A-ASSOCIATE-RJ sent: the AE titles say who asked),
+    reverse, or the link failed before the association was answered: a bad
+    record, an alert), "association" (A-ASSOCIATE-RJ sent: the AE titles say who asked),
     "protocol" (a request the server could not read, another PDU first, a
     timeout: A-ABORT sent) or "limit" (too many connections waiting to
     associate: the oldest closed)."""
@@ -164,5 +165,6 @@ def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, acce
     rq = assoc.ul.associate_rq
     calling = assoc.calling_ae_title or (rq.calling_ae_title if rq is not None else "")
     called = assoc.called_ae_title or (rq.called_ae_title if rq is not None else "")
-    return ConnectionRefused(assoc.stream.peer, "protocol", reason or "aborted", seconds,
+    stage = "tls" if assoc.tls_error is not None else "protocol"
+    return ConnectionRefused(assoc.stream.peer, stage, reason or "aborted", seconds,
                              calling or None, called or None, security)
