@@ -280,3 +280,27 @@ def test_limits_hold_while_an_async_request_hook_waits(limits: Limits) -> None:
         "AssociateAC", "AssociateAC", "AssociateRJ", "AssociateRJ"]
     assert {(a.result, a.source, a.reason) for a in answers
             if isinstance(a, AssociateRJ)} == {(2, 3, 2)}
+
+
+@pytest.mark.parametrize(("max_length", "warned"), [(7, True), (1023, True), (1024, False),
+                                                     (0, False)])
+def test_a_tiny_maximum_length_is_honoured_with_one_warning(
+        aio_log: pytest.LogCaptureFixture, max_length: int, warned: bool) -> None:
+    """PS3.8 D.1 allows any Maximum Length (0: no limit): the peer's is honoured,
+    however small, and one below 1 KiB is said once, with what it costs (a
+    P-DATA-TF PDU per max_length - 6 bytes of data)."""
+    async def main() -> int:
+        async with (running_server(limits=Limits(max_pdu_length=max_length)) as server,
+                    associate(LOOPBACK, server.port) as assoc):
+            return int(await assoc.echo())
+
+    assert run(main()) == 0
+    lines = log_lines(aio_log, level=logging.WARNING, contains="Maximum Length")
+    if not warned:
+        assert not lines, lines
+        return
+    assert len(lines) == 1, aio_log.text
+    data = max_length - 6
+    assert (f"accepts P-DATA-TF PDUs of at most {max_length} bytes (its Maximum Length, "
+            f"PS3.8 D.1): honoured, but each carries at most {data} byte(s) of data, "
+            f"{-(-(1 << 20) // data):,} PDUs per MiB sent") in lines[0]

@@ -79,6 +79,8 @@ _SEVERAL_RESPONSES = frozenset(m.command_field for m in (CFindRQ, CGetRQ, CMoveR
 _ABANDONED_KEPT = 1024
 #: The responses that may be Pending, more coming for the same request (PS3.7 9.1.2-9.1.4).
 _PENDING_RESPONSES = frozenset(field | 0x8000 for field in _SEVERAL_RESPONSES)
+#: A peer's Maximum Length below this is honoured with a warning (``_warn_tiny_max_length``).
+_SMALL_MAX_LENGTH = 1024
 #: Why requests outstanding, or made later, fail once the acceptor has released.
 PEER_RELEASED = "the peer released the association (A-RELEASE-RQ)"
 
@@ -673,6 +675,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
                 assoc.refused = refused_abstract_syntaxes(ul.associate_rq, event.pdu)
                 assoc.async_window = async_window(ul.associate_rq, event.pdu)
                 _warn_unanswered(assoc, unanswered_contexts(ul.associate_rq, event.pdu))
+                _warn_tiny_max_length(assoc)
                 log.info(
                     "associated with %s:%s (%d of %d contexts accepted%s)",
                     *assoc.peer, len(assoc.contexts), len(ul.associate_rq.presentation_contexts),
@@ -709,6 +712,23 @@ def _warn_unanswered(assoc: ClientAssociation, unanswered: Sequence[Presentation
             "7.1.1.14 wants a result for each proposed): taken as not accepted",
             assoc._name(), "s" if len(unanswered) > 1 else "",
             ", ".join(f"{pc.context_id} ({pc.abstract_syntax})" for pc in unanswered))
+
+
+def _warn_tiny_max_length(assoc: ClientAssociation) -> None:
+    """One WARNING when the acceptor's Maximum Length (PS3.8 D.1) is below
+    ``_SMALL_MAX_LENGTH``. Any non-zero value is legal, so it is honoured, not
+    refused; but every P-DATA-TF then carries a few bytes (7: one byte of
+    data), and a large object becomes millions of PDUs. DCMTK and Orthanc take
+    no less than 4096 for their own; only an odd or misconfigured peer asks
+    for so little, and a slow transfer should say why."""
+    length = assoc.ul.peer_max_pdu_length
+    if 0 < length < _SMALL_MAX_LENGTH:
+        data = length - 6  # PDV item length, context ID, control header (PS3.8 9.3.5.1)
+        log.warning(
+            "%s: the peer accepts P-DATA-TF PDUs of at most %d bytes (its Maximum Length, "
+            "PS3.8 D.1): honoured, but each carries at most %d byte(s) of data, %s PDUs per "
+            "MiB sent: large objects will go slowly", assoc._name(), length, data,
+            f"{-(-(1 << 20) // data):,}")
 
 
 def _closed_after_tls13_handshake(
