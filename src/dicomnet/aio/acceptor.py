@@ -19,7 +19,8 @@ from ..ul.negotiation import (
     ACCEPTANCE,
     TRANSFER_SYNTAXES_NOT_SUPPORTED,
 )
-from ..ul.pdu import AssociateAC, AssociateRQ, Rejection
+from ..ul.pdu import AssociateAC, AssociateRQ
+from ..ul.pdu_codes import Rejection
 from .transport import SecureLinkEvent, SecureLinkHook, Stream, call_hook
 
 __all__ = ["HOOK_FAILED", "AnswerTally", "GuardedLinkHook", "MergedContexts",

@@ -27,7 +27,8 @@ from ..ul.connection import ULConnection
 from ..ul.events import Aborted, AssociateRequested, ReleaseConfirmed, ReleaseRequested
 from ..ul.fsm import State
 from ..ul.negotiation import AcceptorPolicy, accepted_contexts, async_window, negotiate
-from ..ul.pdu import AssociateRJ, AssociateRQ, Rejection
+from ..ul.pdu import AssociateRJ, AssociateRQ
+from ..ul.pdu_codes import Rejection
 from .acceptor import (
     HOOK_FAILED,
     GuardedLinkHook,

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from dicomnet.errors import ConfigurationError
-from dicomnet.ul.pdu import encode_pdata
+from dicomnet.ul.pdata import encode_pdata
 
 __all__ = [
     "UNLIMITED_CHUNK",

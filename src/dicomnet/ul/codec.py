@@ -2,10 +2,11 @@
 
 Used by ``dicomnet.ul.items`` (application context and presentation context
 items), ``dicomnet.ul.user_information`` (the user information item and its
-sub-items) and ``dicomnet.ul.pdu``: the item type codes (PS3.8 Tables 9-11,
-9-12, 9-14, 9-16, 9-18; PS3.8 D.1; PS3.7 D.3.3), the 4-byte item header
-(PS3.8 9.3.1), the ``RemoteProtocolError`` builders for the A-ABORT reasons of
-PS3.8 Table 9-26, the constructor checks and the decoding helpers.
+sub-items), ``dicomnet.ul.pdu`` and ``dicomnet.ul.pdata``: the item type codes
+(PS3.8 Tables 9-11, 9-12, 9-14, 9-16, 9-18; PS3.8 D.1; PS3.7 D.3.3), the 4-byte
+item header and the 6-byte PDU header (PS3.8 9.3.1), the ``RemoteProtocolError``
+builders for the A-ABORT reasons of PS3.8 Table 9-26, the constructor checks
+and the decoding helpers.
 
 This module imports nothing from the other item modules, so that they can all
 import from it without a cycle.
@@ -84,6 +85,8 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">L")
 _ITEM_HEADER = struct.Struct(">BBH")  # item type, reserved (or version), item length
 _MAX_U16 = 0xFFFF
+_PDU_HEADER = struct.Struct(">BBL")  # PDU type, reserved, PDU length (PS3.8 9.3.1)
+_MAX_U32 = 0xFFFFFFFF
 
 
 # --------------------------------------------------------------------------- errors
@@ -222,3 +225,22 @@ def _byte_flag(value: int) -> bool:
     # is broken, but "non-zero" has one obvious meaning, so read it as set rather
     # than abort an association over a flag.
     return value != 0
+
+
+# ----------------------------------------------------------------------------- PDUs
+
+
+def _to_tuple(obj: object, field: str) -> tuple[object, ...]:
+    value = getattr(obj, field)
+    if not isinstance(value, tuple):
+        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+            raise ConfigurationError(f"{field} must be a sequence, got {value!r}")
+        value = tuple(value)
+        object.__setattr__(obj, field, value)
+    return value
+
+
+def _pdu(pdu_type: int, body: bytes, what: str) -> bytes:
+    if len(body) > _MAX_U32:
+        raise ConfigurationError(f"{what} is too long for the 4-byte PDU length")
+    return _PDU_HEADER.pack(pdu_type, 0, len(body)) + body

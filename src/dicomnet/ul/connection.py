@@ -45,17 +45,17 @@ from .fsm import (
     StopArtim,
 )
 from .items import PC_ACCEPTANCE
+from .pdata import PDataTF
 from .pdu import (
     PDU,
-    PDU_TYPES,
     AAbort,
     AssociateAC,
     AssociateRJ,
     AssociateRQ,
-    PDataTF,
     ReleaseRP,
     ReleaseRQ,
 )
+from .pdu_codes import PDU_TYPES
 
 __all__ = ["DEFAULT_ARTIM_TIMEOUT", "JOIN_LIMIT", "ULConnection"]
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .pdu import AssociateAC, AssociateRJ, AssociateRQ, PDataTF
+from .pdata import PDataTF
+from .pdu import AssociateAC, AssociateRJ, AssociateRQ
 
 __all__ = [
     "Aborted",

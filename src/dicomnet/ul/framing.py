@@ -23,20 +23,19 @@ from typing import NoReturn
 
 from dicomnet.errors import RemoteProtocolError
 from dicomnet.ul.codec import _invalid
-from dicomnet.ul.pdu import (
+from dicomnet.ul.pdata import (
     _PDV_HEADER,
-    A_ASSOCIATE_AC,
-    A_ASSOCIATE_RQ,
-    P_DATA_TF,
-    PDU,
-    PDU_TYPES,
     PresentationDataValue,
-    _unrecognized_pdu_type,
     borrowed_pdv,
-    decode_pdu,
-    describe_foreign_bytes,
     received_pdata,
 )
+from dicomnet.ul.pdu import (
+    PDU,
+    _unrecognized_pdu_type,
+    decode_pdu,
+    describe_foreign_bytes,
+)
+from dicomnet.ul.pdu_codes import A_ASSOCIATE_AC, A_ASSOCIATE_RQ, P_DATA_TF, PDU_TYPES
 
 __all__ = ["PDUFramer", "describe_foreign_bytes"]
 

@@ -31,7 +31,8 @@ from .events import (
     ReleaseRequested,
     ULEvent,
 )
-from .pdu import PDU, AAbort, AssociateAC, AssociateRJ, AssociateRQ, PDataTF, ReleaseRP, ReleaseRQ
+from .pdata import PDataTF
+from .pdu import PDU, AAbort, AssociateAC, AssociateRJ, AssociateRQ, ReleaseRP, ReleaseRQ
 
 __all__ = [
     "ACTIONS",

@@ -3,7 +3,9 @@
 ``decode_pdu`` turns one complete PDU (6-byte header included) into one of the
 frozen dataclasses below; each dataclass's ``encode()`` gives the bytes back.
 ``encode_pdata`` and ``pdata_header`` build a one-PDV P-DATA-TF without making
-dataclasses, for the bulk-data path.
+dataclasses, for the bulk-data path. P-DATA-TF lives in ``ul.pdata`` and the
+PDU codes (types, A-ABORT and A-ASSOCIATE-RJ codes, ``Rejection``) in
+``ul.pdu_codes``; this module re-exports them, its names unchanged.
 
 What the decoder enforces (anything else raises ``RemoteProtocolError`` with
 abort source 2 and the reason of PS3.8 Table 9-26):
@@ -44,15 +46,16 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, TypeAlias
+from typing import ClassVar, TypeAlias
 
 from dicomnet.errors import ConfigurationError, RemoteProtocolError
 from dicomnet.ul.codec import (
-    _check_bool,
+    _PDU_HEADER,
     _check_int,
     _invalid,
-    _norm_bytes,
     _norm_text,
+    _pdu,
+    _to_tuple,
     _unexpected,
     _unrecognized,
     iter_items,
@@ -71,6 +74,46 @@ from dicomnet.ul.items import (
     decode_presentation_context_ac_item,
     decode_presentation_context_rq_item,
     decode_user_information_item,
+)
+from dicomnet.ul.pdata import (
+    PDataTF,
+    PresentationDataValue,
+    _decode_pdata,
+    encode_pdata,
+    pdata_header,
+)
+from dicomnet.ul.pdu_codes import (
+    A_ABORT,
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ,
+    A_ASSOCIATE_RQ,
+    A_RELEASE_RP,
+    A_RELEASE_RQ,
+    ABORT_REASON_INVALID_PARAMETER_VALUE,
+    ABORT_REASON_NOT_SPECIFIED,
+    ABORT_REASON_UNEXPECTED_PARAMETER,
+    ABORT_REASON_UNEXPECTED_PDU,
+    ABORT_REASON_UNRECOGNIZED_PARAMETER,
+    ABORT_REASON_UNRECOGNIZED_PDU,
+    ABORT_SOURCE_SERVICE_PROVIDER,
+    ABORT_SOURCE_SERVICE_USER,
+    DICOM_APPLICATION_CONTEXT,
+    P_DATA_TF,
+    PDU_TYPES,
+    RJ_REASON_ACSE_NO_REASON,
+    RJ_REASON_APPLICATION_CONTEXT_NOT_SUPPORTED,
+    RJ_REASON_CALLED_AE_NOT_RECOGNIZED,
+    RJ_REASON_CALLING_AE_NOT_RECOGNIZED,
+    RJ_REASON_LOCAL_LIMIT_EXCEEDED,
+    RJ_REASON_PROTOCOL_VERSION_NOT_SUPPORTED,
+    RJ_REASON_TEMPORARY_CONGESTION,
+    RJ_REASON_USER_NO_REASON,
+    RJ_RESULT_PERMANENT,
+    RJ_RESULT_TRANSIENT,
+    RJ_SOURCE_ACSE,
+    RJ_SOURCE_PRESENTATION,
+    RJ_SOURCE_SERVICE_USER,
+    Rejection,
 )
 
 __all__ = [
@@ -120,102 +163,9 @@ __all__ = [
     "pdata_header",
 ]
 
-# PDU types (PS3.8 9.3.1).
-A_ASSOCIATE_RQ = 0x01
-A_ASSOCIATE_AC = 0x02
-A_ASSOCIATE_RJ = 0x03
-P_DATA_TF = 0x04
-A_RELEASE_RQ = 0x05
-A_RELEASE_RP = 0x06
-A_ABORT = 0x07
-PDU_TYPES = {
-    A_ASSOCIATE_RQ: "A-ASSOCIATE-RQ",
-    A_ASSOCIATE_AC: "A-ASSOCIATE-AC",
-    A_ASSOCIATE_RJ: "A-ASSOCIATE-RJ",
-    P_DATA_TF: "P-DATA-TF",
-    A_RELEASE_RQ: "A-RELEASE-RQ",
-    A_RELEASE_RP: "A-RELEASE-RP",
-    A_ABORT: "A-ABORT",
-}
-
-#: The DICOM application context name (PS3.7 A.2.1).
-DICOM_APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
-
-# A-ABORT source and reason/diag. (PS3.8 Table 9-26).
-ABORT_SOURCE_SERVICE_USER = 0
-ABORT_SOURCE_SERVICE_PROVIDER = 2
-ABORT_REASON_NOT_SPECIFIED = 0
-ABORT_REASON_UNRECOGNIZED_PDU = 1
-ABORT_REASON_UNEXPECTED_PDU = 2
-ABORT_REASON_UNRECOGNIZED_PARAMETER = 4
-ABORT_REASON_UNEXPECTED_PARAMETER = 5
-ABORT_REASON_INVALID_PARAMETER_VALUE = 6
-
-# A-ASSOCIATE-RJ result, source and reason/diag. (PS3.8 Table 9-21).
-RJ_RESULT_PERMANENT = 1
-RJ_RESULT_TRANSIENT = 2
-RJ_SOURCE_SERVICE_USER = 1
-RJ_SOURCE_ACSE = 2  # service-provider (ACSE related function)
-RJ_SOURCE_PRESENTATION = 3  # service-provider (presentation related function)
-RJ_REASON_USER_NO_REASON = 1  # source 1
-RJ_REASON_APPLICATION_CONTEXT_NOT_SUPPORTED = 2  # source 1
-RJ_REASON_CALLING_AE_NOT_RECOGNIZED = 3  # source 1
-RJ_REASON_CALLED_AE_NOT_RECOGNIZED = 7  # source 1
-RJ_REASON_ACSE_NO_REASON = 1  # source 2
-RJ_REASON_PROTOCOL_VERSION_NOT_SUPPORTED = 2  # source 2
-RJ_REASON_TEMPORARY_CONGESTION = 1  # source 3
-RJ_REASON_LOCAL_LIMIT_EXCEEDED = 2  # source 3
-
-
-class _RejectionFields(NamedTuple):
-    result: int
-    source: int
-    reason: int
-
-
-class Rejection(_RejectionFields):
-    """An A-ASSOCIATE-RJ's result, source and reason (PS3.8 9.3.4, Table 9-21), as a
-    server's ``on_association_request`` hook answers it: by name
-    (``Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED``) or by its codes
-    (``Rejection(RJ_RESULT_TRANSIENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_USER_NO_REASON)``).
-    A tuple, so a plain ``(1, 1, 3)`` answers the same."""
-
-    __slots__ = ()
-
-    #: Permanent, service-user, no reason given (1, 1, 1).
-    PERMANENT_NO_REASON: ClassVar[Rejection]
-    #: Transient, service-user, no reason given (2, 1, 1): try again later.
-    TRANSIENT_NO_REASON: ClassVar[Rejection]
-    #: Permanent, service-user, calling AE title not recognized (1, 1, 3).
-    CALLING_AE_TITLE_NOT_RECOGNIZED: ClassVar[Rejection]
-    #: Permanent, service-user, called AE title not recognized (1, 1, 7).
-    CALLED_AE_TITLE_NOT_RECOGNIZED: ClassVar[Rejection]
-    #: Transient, service-provider (presentation), temporary congestion (2, 3, 1).
-    TEMPORARY_CONGESTION: ClassVar[Rejection]
-    #: Transient, service-provider (presentation), local limit exceeded (2, 3, 2).
-    LOCAL_LIMIT_EXCEEDED: ClassVar[Rejection]
-
-
-Rejection.PERMANENT_NO_REASON = Rejection(
-    RJ_RESULT_PERMANENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_USER_NO_REASON)
-Rejection.TRANSIENT_NO_REASON = Rejection(
-    RJ_RESULT_TRANSIENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_USER_NO_REASON)
-Rejection.CALLING_AE_TITLE_NOT_RECOGNIZED = Rejection(
-    RJ_RESULT_PERMANENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_CALLING_AE_NOT_RECOGNIZED)
-Rejection.CALLED_AE_TITLE_NOT_RECOGNIZED = Rejection(
-    RJ_RESULT_PERMANENT, RJ_SOURCE_SERVICE_USER, RJ_REASON_CALLED_AE_NOT_RECOGNIZED)
-Rejection.TEMPORARY_CONGESTION = Rejection(
-    RJ_RESULT_TRANSIENT, RJ_SOURCE_PRESENTATION, RJ_REASON_TEMPORARY_CONGESTION)
-Rejection.LOCAL_LIMIT_EXCEEDED = Rejection(
-    RJ_RESULT_TRANSIENT, RJ_SOURCE_PRESENTATION, RJ_REASON_LOCAL_LIMIT_EXCEEDED)
-
-_HEADER = struct.Struct(">BBL")  # PDU type, reserved, PDU length
 _FIXED4 = struct.Struct(">BBLBBBB")  # header + 4 one-byte fields (RJ, release, abort)
-_PDV_HEADER = struct.Struct(">LBB")  # item length, context ID, message control header
-_PDATA_HEADER = struct.Struct(">BBLLBB")  # a P-DATA-TF header + its single PDV header
 _ASSOCIATE_FIXED = struct.Struct(">HH16s16s32x")  # version, reserved, called, calling, reserved
 _ASSOCIATE_FIXED_LENGTH = _ASSOCIATE_FIXED.size  # 68
-_MAX_U32 = 0xFFFFFFFF
 
 
 # ------------------------------------------------------------------------ AE titles
@@ -256,22 +206,6 @@ def _decode_ae(raw: bytes, what: str, *, tested: bool) -> str:
     if not title.isprintable():
         raise _invalid(f"{what} holds control characters: {raw!r}")
     return title
-
-
-def _to_tuple(obj: object, field: str) -> tuple[object, ...]:
-    value = getattr(obj, field)
-    if not isinstance(value, tuple):
-        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
-            raise ConfigurationError(f"{field} must be a sequence, got {value!r}")
-        value = tuple(value)
-        object.__setattr__(obj, field, value)
-    return value
-
-
-def _pdu(pdu_type: int, body: bytes, what: str) -> bytes:
-    if len(body) > _MAX_U32:
-        raise ConfigurationError(f"{what} is too long for the 4-byte PDU length")
-    return _HEADER.pack(pdu_type, 0, len(body)) + body
 
 
 # ------------------------------------------------------------------- A-ASSOCIATE
@@ -524,159 +458,6 @@ def _decode_abort(body: memoryview, pdu_type: int) -> AAbort:
     return AAbort(source, reason)
 
 
-# -------------------------------------------------------------------- P-DATA-TF
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class PresentationDataValue:
-    """One Presentation Data Value item (PS3.8 9.3.5.1, Table 9-23, Annex E.2).
-
-    The message control header holds ``is_command`` in bit 0 and ``is_last`` in
-    bit 1; its other bits are written as zero and ignored on receipt.
-
-    ``data`` is ``bytes`` (other byte buffers given are copied), except in PDVs
-    received with ``ULConnection.borrow_pdata``: a view of the receive buffer,
-    valid only while the event is handled (:func:`borrowed_pdv`).
-    """
-
-    context_id: int
-    is_command: bool
-    is_last: bool
-    data: bytes | memoryview
-
-    def __post_init__(self) -> None:
-        # One combined test: this runs for every PDV received.
-        context_id = self.context_id
-        if not (
-            type(context_id) is int
-            and 0 <= context_id <= 0xFF
-            and type(self.is_command) is bool
-            and type(self.is_last) is bool
-            and type(self.data) is bytes
-        ):
-            _check_int(context_id, "presentation context ID", 0xFF)
-            _check_bool(self.is_command, "is_command")
-            _check_bool(self.is_last, "is_last")
-            _norm_bytes(self, "data", "PDV data")
-
-    def __repr__(self) -> str:
-        # A PDV may carry megabytes; say how many instead of printing them.
-        return (
-            f"PresentationDataValue(context_id={self.context_id}, "
-            f"is_command={self.is_command}, is_last={self.is_last}, "
-            f"data=<{len(self.data)} bytes>)"
-        )
-
-    def encode(self) -> bytes:
-        """The PDV item alone: item length, context ID, message control header, fragment."""
-        data = self.data
-        if len(data) + 2 > _MAX_U32:
-            raise ConfigurationError("PDV fragment is too long for its 4-byte item length")
-        header = _PDV_HEADER.pack(
-            len(data) + 2, self.context_id, self.is_command | (self.is_last << 1)
-        )
-        return header + bytes(data)
-
-
-def borrowed_pdv(context_id: int, is_command: bool, is_last: bool,
-                 data: memoryview) -> PresentationDataValue:
-    """A received PDV whose ``data`` is a view of the receive buffer, not a copy
-    (``PDUFramer.borrow``): valid only until that buffer is reused. The framer has
-    checked every field already."""
-    pdv = object.__new__(PresentationDataValue)
-    object.__setattr__(pdv, "context_id", context_id)
-    object.__setattr__(pdv, "is_command", is_command)
-    object.__setattr__(pdv, "is_last", is_last)
-    object.__setattr__(pdv, "data", data)
-    return pdv
-
-
-@dataclass(frozen=True, slots=True)
-class PDataTF:
-    """P-DATA-TF PDU, type 0x04 (PS3.8 9.3.5, Table 9-22): one or more PDV items."""
-
-    pdu_type: ClassVar[int] = P_DATA_TF
-
-    pdvs: tuple[PresentationDataValue, ...]
-
-    def __post_init__(self) -> None:
-        pdvs = self.pdvs if type(self.pdvs) is tuple else _to_tuple(self, "pdvs")
-        if not pdvs:
-            raise ConfigurationError("a P-DATA-TF carries one or more PDVs (PS3.8 9.3.5)")
-        for pdv in pdvs:
-            if type(pdv) is not PresentationDataValue:
-                raise ConfigurationError(f"not a PresentationDataValue: {pdv!r}")
-
-    def encode(self) -> bytes:
-        return _pdu(P_DATA_TF, b"".join(pdv.encode() for pdv in self.pdvs), "P-DATA-TF")
-
-
-def received_pdata(pdv: PresentationDataValue) -> PDataTF:
-    """A one-PDV P-DATA-TF built by the framer from a PDV it made itself (checked
-    already): the constructor's checks skipped, as :func:`borrowed_pdv` skips
-    the PDV's, once per received stretch of PDV data."""
-    pdu = object.__new__(PDataTF)
-    object.__setattr__(pdu, "pdvs", (pdv,))
-    return pdu
-
-
-def _decode_pdata(body: memoryview, pdu_type: int) -> PDataTF:
-    pdvs: list[PresentationDataValue] = []
-    offset = 0
-    end = len(body)
-    while offset < end:
-        if end - offset < 6:
-            raise _invalid(
-                f"P-DATA-TF: {end - offset} trailing byte(s) are too short for a PDV item"
-            )
-        length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
-        if length < 2:
-            raise _invalid(f"P-DATA-TF: PDV item length {length}, must be at least 2")
-        start = offset + 6
-        offset += 4 + length
-        if offset > end:
-            raise _invalid(
-                f"P-DATA-TF: PDV item length {length} runs past the end of the PDU "
-                f"({end - start + 2} bytes left)"
-            )
-        pdvs.append(
-            PresentationDataValue(
-                context_id, bool(control & 1), bool(control & 2), bytes(body[start:offset])
-            )
-        )
-    if not pdvs:
-        raise _invalid("P-DATA-TF without any PDV item (PS3.8 9.3.5)")
-    return PDataTF(tuple(pdvs))
-
-
-def pdata_header(context_id: int, is_command: bool, is_last: bool, length: int) -> bytes:
-    """The 12 bytes that precede a ``length``-byte fragment in a one-PDV P-DATA-TF.
-
-    For drivers that write ``[header, fragment]`` with scatter-gather I/O and
-    never copy the fragment.
-    """
-    try:
-        return _PDATA_HEADER.pack(
-            P_DATA_TF, 0, length + 6, length + 2, context_id, is_command | (is_last << 1)
-        )
-    except struct.error:
-        raise ConfigurationError(
-            f"bad P-DATA-TF fields: context ID {context_id!r}, fragment length {length!r}"
-        ) from None
-
-
-def encode_pdata(
-    context_id: int, is_command: bool, is_last: bool, data: bytes | bytearray | memoryview
-) -> bytes:
-    """A whole P-DATA-TF PDU carrying one PDV: ``pdata_header(...) + data``.
-
-    The fast path for bulk data: no dataclass, one ``struct.pack`` and one copy
-    of ``data``. Equal to ``PDataTF((PresentationDataValue(...),)).encode()``.
-    """
-    length = len(data) if type(data) is bytes else memoryview(data).nbytes
-    return pdata_header(context_id, is_command, is_last, length) + data
-
-
 # ---------------------------------------------------------------------- decoding
 
 PDU: TypeAlias = AssociateRQ | AssociateAC | AssociateRJ | PDataTF | ReleaseRQ | ReleaseRP | AAbort
@@ -763,7 +544,7 @@ def decode_pdu(data: bytes | bytearray | memoryview) -> PDU:
         view = view.cast("B")
     if len(view) < 6:
         raise _invalid(f"{len(view)} bytes are too short for a PDU header")
-    pdu_type, _, length = _HEADER.unpack_from(view)
+    pdu_type, _, length = _PDU_HEADER.unpack_from(view)
     decoder = _DECODERS.get(pdu_type)
     if decoder is None:
         raise _unrecognized_pdu_type(pdu_type, view)
