@@ -244,7 +244,7 @@ def test_modified_profile_key_size_rule(rsa_pki: DevPKI) -> None:
     """PS3.15 B.13: EC keys under 256 bits and RSA keys under 2048 bits are refused."""
     from dataclasses import replace
 
-    from dicomnet.security.config import _key_size_problem
+    from dicomnet.security.peer_checks import key_size_problem as _key_size_problem
     from dicomnet.security.profiles import get_profile
 
     modified = get_profile("bcp195-rfc9325-modified")

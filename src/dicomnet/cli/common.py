@@ -91,7 +91,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _TLS_ONLY_OPTIONS = ("cert", "key", "ca", "crl", "profile", "ciphers", "server_name",
-                     "no_verify", "hostname_from_cn")
+                     "no_verify", "hostname_from_cn", "allow_ca_peer_cert")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,7 @@ class NetworkOptions:
     verbose: int
     timeout: float | None
     hostname_from_cn: bool = False
+    allow_ca_peer_cert: bool = False
 
     def default_port(self) -> int:
         """The registered port for the chosen mode: IANA's "dicom-tls", 2762, for TLS
@@ -174,6 +175,7 @@ class NetworkOptions:
                 verify_peer=not self.no_verify,
                 check_hostname=not self.no_verify,
                 hostname_from_common_name=self.hostname_from_cn,
+                allow_ca_peer_certificate=self.allow_ca_peer_cert,
                 server_hostname=self.server_name,
                 profile=self.profile,
                 ciphers=self.ciphers,
@@ -291,7 +293,7 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
             tls_flag: bool | None = kwargs.pop("tls")
             values = {name: kwargs.pop(name, None) for name in (
                 "aet", "called_aet", "cert", "key", "ca", "crl", "profile", "peer_cert",
-                "no_verify", "hostname_from_cn",
+                "no_verify", "hostname_from_cn", "allow_ca_peer_cert",
                 "server_name", "ciphers", "key_password_env", "key_password_file", "json",
                 "verbose", "timeout",
             )}
@@ -323,6 +325,7 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                 no_verify=bool(values["no_verify"]),
                 server_name=values["server_name"],
                 hostname_from_cn=bool(values["hostname_from_cn"]),
+                allow_ca_peer_cert=bool(values["allow_ca_peer_cert"]),
                 ciphers=values["ciphers"],
                 key_password_env=values["key_password_env"],
                 key_password_file=values["key_password_file"],
@@ -392,6 +395,12 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
                                   "in its subject CN, with no subjectAltName (RFC 9525 no "
                                   "longer allows it; an old device). Warns."),
             ]
+        options.append(click.option(
+            "--allow-ca-peer-cert", is_flag=True,
+            help="Also take a " + ("client" if role == "server" else "server")
+                 + " whose own certificate is a CA's (CA:TRUE) and not in --ca (RFC 5280 "
+                   "4.2.1.9: its key signs certificates; an old device issued one so). "
+                   "Warns."))
         options += [
             click.option("--ciphers", callback=_split_ciphers, metavar="LIST",
                          help="TLS 1.2 cipher suites, comma separated (IANA or OpenSSL "

@@ -175,6 +175,7 @@ _CLI_WORDS = (
     ("set keyfile (", "give --key ("),
     ("(verify_peer=False)", "(--no-verify)"),
     ("hostname_from_common_name=True", "--hostname-from-cn"),
+    ("allow_ca_peer_certificate=True", "--allow-ca-peer-cert"),
     ("our cafile/capath)", "--ca)"),
     ("cafile or capath", "--ca"),
 )

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dicomnet.errors import ConfigurationError, TLSError
 from dicomnet.security.dhgroups import client_suites, load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
+from dicomnet.security.peer_checks import ca_leaf_problem, key_size_problem
 from dicomnet.security.profiles import (
     DEFAULT_PROFILE,
     Profile,
@@ -115,6 +116,12 @@ class TLSConfig:
     """Client side: also take a server certificate that names the host only in its
     subject CN, with no subjectAltName, as RFC 6125 6.4.4 allowed and RFC 9525 6.3
     no longer does; for an old device. Warns (SecurityWarning)."""
+    allow_ca_peer_certificate: bool = False
+    """Take a peer whose own certificate is a CA's (basicConstraints CA:TRUE, RFC 5280
+    4.2.1.9) and not one of our trust anchors, for an old device issued one so by
+    mistake (:func:`~dicomnet.security.peer_checks.ca_leaf_problem`). Warns
+    (SecurityWarning). A CA:TRUE certificate pinned in cafile/capath (self-signed,
+    ``openssl req -x509``) is taken without it."""
     server_hostname: str | None = None
     """Client side: the name expected in the server's certificate and sent as SNI;
     None means the host connected to."""
@@ -290,7 +297,8 @@ class TLSConfig:
         context was built says the one it showed, not the one now on disk.
 
         Raises TLSError when the peer's certificate key is smaller than the
-        profile allows (PS3.15 B.11, B.13), when a TLS 1.3 suite outside the
+        profile allows (PS3.15 B.11, B.13), when it is a CA's and not one of our
+        trust anchors (RFC 5280 4.2.1.9), when a TLS 1.3 suite outside the
         profile was negotiated, or when ``verify_callback`` refuses the peer.
         Returns the :class:`SecurityInfo` for ``on_secure_link_ready``.
         """
@@ -310,9 +318,13 @@ class TLSConfig:
                          "does not allow")
         cert = info.peer_certificate
         if cert is not None:
-            problem = _key_size_problem(cert, profile)
+            problem = key_size_problem(cert, profile)
             if problem:
                 raise refuse(f"the peer's certificate {problem}")
+            who = "the server" if side == "client" else "the client"
+            problem = None if self.allow_ca_peer_certificate else ca_leaf_problem(obj, cert, who)
+            if problem:
+                raise refuse(problem)
             if self.verify_callback is not None and not self.verify_callback(cert, 0):
                 raise refuse(f"verify_callback refused the peer's certificate ({cert.subject})")
         return info
@@ -459,6 +471,10 @@ class TLSConfig:
                 ctx.num_tickets = 0
                 ctx.options |= ssl.OP_NO_TICKET
 
+        if self.allow_ca_peer_certificate:
+            self._warn_once(
+                "a peer whose own certificate is a CA's (CA:TRUE) is taken "
+                "(allow_ca_peer_certificate=True): its key can sign more identities")
         if self.alpn:
             ctx.set_alpn_protocols(list(self.alpn))
         keylog = self.keylog_file or os.environ.get("SSLKEYLOGFILE")
@@ -521,7 +537,7 @@ class TLSConfig:
                 reason = f"cannot load certificate {certfile} / key {key}: {exc.reason or exc}"
             raise ConfigurationError(reason) from exc
         info = self.local_certificate_info()
-        problem = _key_size_problem(info, profile) if info else None
+        problem = key_size_problem(info, profile) if info else None
         if problem:
             raise ConfigurationError(f"our certificate {certfile} {problem}")
         if info is not None:
@@ -729,16 +745,6 @@ def _own_certificate_problem(
                 f"without {purpose} (RFC 5280 4.2.1.12), so {peers}",
                 f"use a {side} certificate ({side}.pem of 'dicomnet certs init', or "
                 f"'dicomnet certs issue DIR NAME --role {side}')")
-    return None
-
-
-def _key_size_problem(cert: CertificateInfo, profile: Profile) -> str | None:
-    if cert.public_key_type == "RSA" and cert.public_key_bits < profile.min_rsa_bits:
-        return (f"has an RSA key of {cert.public_key_bits} bits; profile {profile.name!r} "
-                f"({profile.section}) requires at least {profile.min_rsa_bits}")
-    if cert.public_key_type == "ECDSA" and cert.public_key_bits < profile.min_ec_bits:
-        return (f"has an EC key of {cert.public_key_bits} bits; profile {profile.name!r} "
-                f"({profile.section}) requires at least {profile.min_ec_bits}")
     return None
 
 
