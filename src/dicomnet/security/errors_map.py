@@ -19,6 +19,7 @@ import ssl
 from typing import Literal
 
 from dicomnet.errors import TLSError
+from dicomnet.security.profiles import PROFILES
 
 __all__ = ["translate_ssl_error"]
 
@@ -55,10 +56,21 @@ _VERIFY_REASONS: dict[int, str] = {
     "named by its subjectAltName, RFC 9525 6.3; an old device's certificate naming it in its "
     "subject CN alone: hostname_from_common_name=True)",
     64: "host name mismatch: the certificate of {who} is not valid for IP address {host}",
-    66: "the certificate of {who} uses a key too small for our security level",
-    67: "the certificate of {who} is signed with a hash too weak for our security level",
-    68: "the certificate of {who} uses a key too small for our security level",
+    # X509_V_ERR_EE_KEY_TOO_SMALL, _CA_KEY_TOO_SMALL, _CA_MD_TOO_WEAK: OpenSSL's
+    # security level (SSL_CTX_set_security_level(3)); {minimum} says what it asks.
+    66: "the certificate of {who} has a key too small for our security level: {minimum}",
+    67: "a CA certificate of {whose} chain (sent by it, or in our cafile/capath) has a key too "
+    "small for our security level: {minimum}",
+    68: "the certificate of {who}, or a CA certificate of its chain, is signed with a hash too "
+    "weak for our security level (SHA-1 or MD5: OpenSSL's security level {level} asks "
+    "SHA-224 or stronger)",
 }
+
+# OpenSSL security level -> the smallest (RSA and DSA, EC) keys it takes, in bits.
+_LEVEL_KEY_BITS = {1: (1024, 160), 2: (2048, 224), 3: (3072, 256), 4: (7680, 384),
+                   5: (15360, 512)}
+#: Python's ssl sets level 2 (its default cipher string); profiles without their own keep it.
+_DEFAULT_LEVEL = 2
 
 # OpenSSL reason codes of alerts the peer sent us: it refused our certificate.
 _ALERT_REASONS: dict[str, str] = {
@@ -140,7 +152,9 @@ def _reason_for(
         template = _VERIFY_REASONS.get(exc.verify_code)
         if template is not None:
             usage = "serverAuth" if side == "client" else "clientAuth"
-            return template.format(who=who, host=repr(host or peer), usage=usage)
+            level, minimum = _key_minimum(profile)
+            return template.format(who=who, whose=f"{who}'s", host=repr(host or peer),
+                                   usage=usage, level=level, minimum=minimum)
         return f"certificate verify failed: {exc.verify_message}"
     if _was_reset(exc, side):
         return f"{who} {_RESET}"
@@ -195,6 +209,22 @@ def _reason_for(
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror.lower()} during the TLS handshake"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _key_minimum(profile_name: str | None) -> tuple[int, str]:
+    """(OpenSSL's security level, the keys it and the profile ask) for ``profile_name``."""
+    profile = PROFILES.get(profile_name or "")
+    level = _DEFAULT_LEVEL if profile is None or profile.security_level is None else (
+        profile.security_level)
+    rsa, ec = _LEVEL_KEY_BITS.get(level, (0, 0))
+    text = (f"OpenSSL's security level {level} asks RSA and DSA keys of {rsa} bits at least, "
+            f"EC keys of {ec}")
+    stricter = [f"{kind} keys of {bits}" for kind, bits, floor in (
+        ("RSA", profile.min_rsa_bits if profile else 0, rsa),
+        ("EC", profile.min_ec_bits if profile else 0, ec)) if bits > floor]
+    if profile is not None and stricter:
+        text += f"; profile {profile.name!r} ({profile.section}) asks " + ", ".join(stricter)
+    return level, text
 
 
 _AFTER_HANDSHAKE = "ended the link with a handshake_failure alert after the handshake"
