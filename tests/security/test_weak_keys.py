@@ -58,11 +58,9 @@ def test_a_ca_key_too_small(tmp_path: Path) -> None:
         "(PS3.15 B.13) asks EC keys of 256")
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_a_signature_hash_too_weak(ca: CertificateAuthority, ca_file: Path,
-                                   tmp_path: Path) -> None:
-    """A certificate signed with SHA-1, by the openssl command (cryptography signs no
-    certificate with SHA-1 any more)."""
+def sha1_signed(ca: CertificateAuthority, ca_file: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(certificate, key) for localhost signed by ``ca`` with SHA-1, by the openssl
+    command (cryptography signs no certificate with SHA-1 any more)."""
     _, key = ca.issue("localhost", key_type="ecdsa").write(tmp_path, "server")
     ca_key = ca.issued.write(tmp_path, "ca")[1]
     request, extensions, sha1 = (tmp_path / name for name in ("req.csr", "ext.cnf", "sha1.pem"))
@@ -72,6 +70,17 @@ def test_a_signature_hash_too_weak(ca: CertificateAuthority, ca_file: Path,
     subprocess.run(["openssl", "x509", "-req", "-in", str(request), "-sha1", "-CA", str(ca_file),
                     "-CAkey", str(ca_key), "-set_serial", "7", "-extfile", str(extensions),
                     "-out", str(sha1)], check=True, capture_output=True)
+    return sha1, key
+
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None,
+                                   reason="needs the openssl command")
+
+
+@needs_openssl
+def test_a_signature_hash_too_weak(ca: CertificateAuthority, ca_file: Path,
+                                   tmp_path: Path) -> None:
+    sha1, key = sha1_signed(ca, ca_file, tmp_path)
     reason = _client_reason(TLSConfig(cafile=ca_file), _weak_server(sha1, key), 68)
     assert reason == (
         "the certificate of the server, or a CA certificate of its chain, is signed with a "

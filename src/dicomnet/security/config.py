@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dicomnet.errors import ConfigurationError, TLSError
 from dicomnet.security.dhgroups import client_suites, load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
-from dicomnet.security.peer_checks import ca_leaf_problem, key_size_problem
+from dicomnet.security.peer_checks import ca_leaf_problem, key_size_problem, too_weak_for_level
 from dicomnet.security.profiles import (
     DEFAULT_PROFILE,
     Profile,
@@ -516,8 +516,8 @@ class TLSConfig:
             if (exc.reason or "") == "KEY_VALUES_MISMATCH":
                 reason = f"private key {key} does not match certificate {certfile}"
             elif (exc.reason or "") in ("EE_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"):
-                reason = (f"certificate {certfile} is too weak for OpenSSL's security level "
-                          f"({exc.reason})")
+                reason = f"certificate {certfile} " + too_weak_for_level(
+                    certfile, exc.reason or "", profile.name)
             elif not _holds(certfile, b"-----BEGIN CERTIFICATE-----"):
                 reason = f"certificate file {certfile} holds no PEM certificate"
             elif not _certificates_parse(certfile):

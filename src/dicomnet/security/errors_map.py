@@ -19,7 +19,7 @@ import ssl
 from typing import Literal
 
 from dicomnet.errors import TLSError
-from dicomnet.security.profiles import PROFILES
+from dicomnet.security.peer_checks import key_minimum
 
 __all__ = ["translate_ssl_error"]
 
@@ -66,11 +66,6 @@ _VERIFY_REASONS: dict[int, str] = {
     "SHA-224 or stronger)",
 }
 
-# OpenSSL security level -> the smallest (RSA and DSA, EC) keys it takes, in bits.
-_LEVEL_KEY_BITS = {1: (1024, 160), 2: (2048, 224), 3: (3072, 256), 4: (7680, 384),
-                   5: (15360, 512)}
-#: Python's ssl sets level 2 (its default cipher string); profiles without their own keep it.
-_DEFAULT_LEVEL = 2
 
 # OpenSSL reason codes of alerts the peer sent us: it refused our certificate.
 _ALERT_REASONS: dict[str, str] = {
@@ -152,7 +147,7 @@ def _reason_for(
         template = _VERIFY_REASONS.get(exc.verify_code)
         if template is not None:
             usage = "serverAuth" if side == "client" else "clientAuth"
-            level, minimum = _key_minimum(profile)
+            level, minimum = key_minimum(profile)
             return template.format(who=who, whose=f"{who}'s", host=repr(host or peer),
                                    usage=usage, level=level, minimum=minimum)
         return f"certificate verify failed: {exc.verify_message}"
@@ -209,22 +204,6 @@ def _reason_for(
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror.lower()} during the TLS handshake"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _key_minimum(profile_name: str | None) -> tuple[int, str]:
-    """(OpenSSL's security level, the keys it and the profile ask) for ``profile_name``."""
-    profile = PROFILES.get(profile_name or "")
-    level = _DEFAULT_LEVEL if profile is None or profile.security_level is None else (
-        profile.security_level)
-    rsa, ec = _LEVEL_KEY_BITS.get(level, (0, 0))
-    text = (f"OpenSSL's security level {level} asks RSA and DSA keys of {rsa} bits at least, "
-            f"EC keys of {ec}")
-    stricter = [f"{kind} keys of {bits}" for kind, bits, floor in (
-        ("RSA", profile.min_rsa_bits if profile else 0, rsa),
-        ("EC", profile.min_ec_bits if profile else 0, ec)) if bits > floor]
-    if profile is not None and stricter:
-        text += f"; profile {profile.name!r} ({profile.section}) asks " + ", ".join(stricter)
-    return level, text
 
 
 _AFTER_HANDSHAKE = "ended the link with a handshake_failure alert after the handshake"

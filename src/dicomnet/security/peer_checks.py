@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dicomnet.security.profiles import PROFILES
 
 if TYPE_CHECKING:
     from dicomnet.security.certificates import CertificateInfo
     from dicomnet.security.profiles import Profile
 
-__all__ = ["ca_leaf_problem", "key_size_problem"]
+__all__ = ["ca_leaf_problem", "key_minimum", "key_size_problem", "too_weak_for_level"]
+
+# OpenSSL security level -> the smallest (RSA and DSA, EC) keys it takes, in bits.
+_LEVEL_KEY_BITS = {1: (1024, 160), 2: (2048, 224), 3: (3072, 256), 4: (7680, 384),
+                   5: (15360, 512)}
+#: Python's ssl sets level 2 (its default cipher string); profiles without their own keep it.
+_DEFAULT_LEVEL = 2
 
 
 def key_size_problem(cert: CertificateInfo, profile: Profile) -> str | None:
@@ -28,6 +37,46 @@ def key_size_problem(cert: CertificateInfo, profile: Profile) -> str | None:
         return (f"has an EC key of {cert.public_key_bits} bits; profile {profile.name!r} "
                 f"({profile.section}) requires at least {profile.min_ec_bits}")
     return None
+
+
+def key_minimum(profile_name: str | None) -> tuple[int, str]:
+    """(OpenSSL's security level, the keys it and the profile ask) for ``profile_name``
+    (None or an unknown name: the level alone)."""
+    profile = PROFILES.get(profile_name or "")
+    level = _DEFAULT_LEVEL if profile is None or profile.security_level is None else (
+        profile.security_level)
+    rsa, ec = _LEVEL_KEY_BITS.get(level, (0, 0))
+    text = (f"OpenSSL's security level {level} asks RSA and DSA keys of {rsa} bits at least, "
+            f"EC keys of {ec}")
+    stricter = [f"{kind} keys of {bits}" for kind, bits, floor in (
+        ("RSA", profile.min_rsa_bits if profile else 0, rsa),
+        ("EC", profile.min_ec_bits if profile else 0, ec)) if bits > floor]
+    if profile is not None and stricter:
+        text += f"; profile {profile.name!r} ({profile.section}) asks " + ", ".join(stricter)
+    return level, text
+
+
+def too_weak_for_level(certfile: Path, code: str, profile_name: str) -> str:
+    """What makes our own certificate (the first in ``certfile``) too weak for OpenSSL's
+    security level, ``code`` being what ``load_cert_chain`` said (``EE_KEY_TOO_SMALL``,
+    ``CA_MD_TOO_WEAK``): its key type and size, or its signature hash, and what the
+    level asks."""
+    from dicomnet.security.certificates import CertificateInfo
+
+    level, minimum = key_minimum(profile_name)
+    cert: CertificateInfo | None
+    try:
+        cert = CertificateInfo.from_pem_file(certfile)
+    except (OSError, ValueError):
+        cert = None  # said without its key, then
+    if code == "CA_MD_TOO_WEAK":
+        signed = f"is signed with {cert.signature_hash}" if cert and cert.signature_hash else (
+            "is signed with a hash")
+        return (f"{signed}, too weak for OpenSSL's security level {level} (it asks SHA-224 "
+                "or stronger); have it signed again with SHA-256")
+    key = (f"has an {cert.public_key_type} key of {cert.public_key_bits} bits"
+           if cert and cert.public_key_type in ("RSA", "ECDSA", "DSA") else "has a key")
+    return f"{key}, too small for OpenSSL's security level: {minimum}; make one with a larger key"
 
 
 def ca_leaf_problem(obj: ssl.SSLObject | ssl.SSLSocket, cert: CertificateInfo,
