@@ -145,6 +145,19 @@ def test_an_echo_run_loads_neither_pydicom_nor_the_store_nor_cryptography() -> N
                               "dicomnet.aio.server"}
 
 
+def test_a_tls_context_with_nothing_to_parse_does_not_load_cryptography() -> None:
+    """A client with no certificate of its own and no cafile (``echo --tls
+    --no-verify``, or the system's CAs) has no certificate to read: building its
+    context imported ``cryptography`` (~30 ms) all the same, to ask whether a key
+    it does not have is encrypted and to check a cafile it does not have."""
+    for config in ("TLSConfig(verify_peer=False)", "TLSConfig()"):
+        loaded = _modules_after(
+            "import warnings; warnings.simplefilter('ignore'); "
+            f"from dicomnet import TLSConfig; {config}.client_context_sync()")
+        assert "ssl" in loaded, config
+        assert not loaded & {"cryptography", "dicomnet.security.certificates"}, config
+
+
 def test_the_store_command_with_json_loads_no_rich(tmp_path: Path) -> None:
     """A script's run (``--json``) needs no progress bar or table: rich stays out."""
     from dicomnet.cli.demo import write_synthetic_ct

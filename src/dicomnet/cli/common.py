@@ -206,7 +206,7 @@ class NetworkOptions:
         key = self.key or self.cert  # a key may sit in the certificate's PEM file
         if key is None or not key.is_file():
             return None, None  # the library reports the missing file itself
-        from dicomnet.security.certificates import key_is_encrypted
+        from dicomnet.security.pem import key_is_encrypted
 
         try:
             encrypted = key_is_encrypted(key.read_bytes())

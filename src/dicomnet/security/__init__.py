@@ -17,7 +17,6 @@ if TYPE_CHECKING:
         CertificateInfo,
         DevPKI,
         IssuedCert,
-        key_is_encrypted,
         make_dev_pki,
         self_signed,
     )
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     )
     from dicomnet.security.errors_map import translate_ssl_error
     from dicomnet.security.info import SecurityInfo, security_info_from_ssl
+    from dicomnet.security.pem import key_is_encrypted
     from dicomnet.security.profiles import (
         DEFAULT_PROFILE,
         PROFILES,
@@ -46,7 +46,7 @@ _EXPORTS: dict[str, str] = {
     "CertificateInfo": ".certificates",
     "DevPKI": ".certificates",
     "IssuedCert": ".certificates",
-    "key_is_encrypted": ".certificates",
+    "key_is_encrypted": ".pem",
     "make_dev_pki": ".certificates",
     "self_signed": ".certificates",
     "PeerCertificatePolicy": ".config",

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import ConfigurationError
+from .pem import key_is_encrypted
 
 __all__ = [
     "CertificateAuthority",
@@ -241,16 +242,6 @@ def trust_file_problem(path: str | Path) -> str | None:
             f"certificate (CA:FALSE) issued by {leaf.issuer.rfc4514_string()}, so it can "
             "vouch for no peer; give the certificate of the CA that issued the peers' "
             "certificates")
-
-
-def key_is_encrypted(pem: bytes) -> bool:
-    """Whether a PEM private key is password protected.
-
-    PKCS#8 says so in its label (``ENCRYPTED PRIVATE KEY``, RFC 5958 / RFC 7468
-    section 11); the traditional OpenSSL format in a ``Proc-Type: 4,ENCRYPTED``
-    header (RFC 1421).
-    """
-    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
 
 
 def generate_key(key_type: KeyType = "rsa", *, rsa_bits: int = 2048) -> PrivateKey:

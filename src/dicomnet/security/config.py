@@ -39,6 +39,7 @@ from dicomnet.errors import ConfigurationError, TLSError
 from dicomnet.security.dhgroups import client_suites, load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
 from dicomnet.security.peer_checks import ca_leaf_problem, key_size_problem, too_weak_for_level
+from dicomnet.security.pem import key_is_encrypted
 from dicomnet.security.profiles import (
     DEFAULT_PROFILE,
     Profile,
@@ -337,8 +338,6 @@ class TLSConfig:
         return Path(self.keyfile if self.keyfile is not None else self.certfile)
 
     def _key_is_encrypted(self) -> bool:
-        from dicomnet.security.certificates import key_is_encrypted
-
         path = self._key_path()
         if path is None:
             return False
@@ -565,14 +564,17 @@ class TLSConfig:
             )
 
     def _load_trust(self, ctx: ssl.SSLContext) -> None:
-        from dicomnet.security.certificates import trust_file_problem
-
         for label, path in (("cafile", self.cafile), ("capath", self.capath)):
             if path is not None and not Path(path).exists():
                 raise ConfigurationError(f"{label} not found: {path}")
-        problem = None if self.cafile is None else trust_file_problem(Path(self.cafile))
-        if problem is not None:
-            raise ConfigurationError(f"cafile {self.cafile} {problem}")
+        if self.cafile is not None:
+            # Imported here: cryptography costs ~30 ms, which a context with no cafile
+            # (system CAs, or a client that verifies nothing) need not pay.
+            from dicomnet.security.certificates import trust_file_problem
+
+            problem = trust_file_problem(Path(self.cafile))
+            if problem is not None:
+                raise ConfigurationError(f"cafile {self.cafile} {problem}")
         capath = None if self.capath is None else Path(self.capath)
         cadata = None
         if capath is not None and capath.is_dir() and not _has_hashed_names(capath):
