@@ -83,19 +83,23 @@ def _handshake_then_send(port: int, pki: Pki, after: bytes) -> None:
                 pass
 
 
-@pytest.mark.parametrize(("after", "library_reason"), [
+@pytest.mark.parametrize(("after", "library_reason", "words"), [
     # An application-data record whose AEAD tag fails (RFC 8446 5.2: bad_record_mac).
-    (b"\x17\x03\x03\x00\x20" + b"\x01" * 32, "DECRYPTION_FAILED_OR_BAD_RECORD_MAC"),
+    (b"\x17\x03\x03\x00\x20" + b"\x01" * 32, "DECRYPTION_FAILED_OR_BAD_RECORD_MAC",
+     "a TLS record from the client failed its integrity check"),
     # A P-ASSOCIATE-RQ header in the clear: not a TLS record.
-    (b"\x01\x00\x00\x00\x00\x10" + b"\x00" * 16, "WRONG_VERSION_NUMBER"),
+    (b"\x01\x00\x00\x00\x00\x10" + b"\x00" * 16, "WRONG_VERSION_NUMBER",
+     "the client sent bytes that are not TLS records after the handshake"),
 ], ids=["bad-record", "plain-pdu"])
 def test_a_tls_error_before_the_request_is_a_warning_with_its_reason(
-        pki: Pki, aio_log: pytest.LogCaptureFixture, after: bytes, library_reason: str) -> None:
+        pki: Pki, aio_log: pytest.LogCaptureFixture, after: bytes, library_reason: str,
+        words: str) -> None:
     """Not a health check: the link failed. The log line and the connection event
     carry the reason, in the words of the handshake failures (errors_map)."""
     error = ssl.SSLError(1, f"[SSL: {library_reason}] (_ssl.c:0)")
     error.library, error.reason = "SSL", library_reason
     reason = translate_ssl_error(error, side="server", peer="-", established=True).reason
+    assert reason.startswith(words), reason  # in words, not OpenSSL's code alone
     events: list[ConnectionEvent] = []
 
     async def main() -> None:

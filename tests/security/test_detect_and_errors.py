@@ -216,3 +216,30 @@ def test_public_names() -> None:
                "pem", "peer_checks", "profiles", "revocation", "rotation", "sessions"}
     loading = {"annotations", "importlib", "TYPE_CHECKING"}  # what loads them (PEP 562)
     assert public - modules - loading == set(security.__all__)
+
+
+def _ssl_error(code: str) -> ssl.SSLError:
+    error = ssl.SSLError(1, f"[SSL: {code}] (_ssl.c:0)")
+    error.library, error.reason = "SSL", code
+    return error
+
+
+def test_records_refused_after_the_handshake_are_said_in_words() -> None:
+    """After the handshake a bad record is no "peer does not speak TLS" (it did
+    speak it) nor a bare OpenSSL code: integrity failure, plain bytes written into
+    the link, or a record type not allowed there."""
+    def after(code: str) -> str:
+        return translate_ssl_error(_ssl_error(code), side="server", peer="p",
+                                   established=True).reason
+
+    assert after("DECRYPTION_FAILED_OR_BAD_RECORD_MAC") == (
+        "a TLS record from the client failed its integrity check (RFC 8446 5.2): altered "
+        "on the way, or not from this TLS session (DECRYPTION_FAILED_OR_BAD_RECORD_MAC)")
+    assert after("WRONG_VERSION_NUMBER") == (
+        "the client sent bytes that are not TLS records after the handshake (plain DICOM "
+        "written into the TLS link?) (WRONG_VERSION_NUMBER)")
+    assert after("BAD_RECORD_TYPE").startswith(
+        "the client sent a TLS record of a type not allowed after the handshake")
+    # In the handshake the same codes keep their meaning there.
+    during = translate_ssl_error(_ssl_error("WRONG_VERSION_NUMBER"), side="server", peer="p")
+    assert during.reason == "peer does not speak TLS (plain DICOM on this port?)"

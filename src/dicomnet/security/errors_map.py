@@ -168,6 +168,8 @@ def _reason_for(
                 "the client presented no certificate, but this server requires one "
                 "(peer_certificate='required')"
             )
+        if established and (reason_code in _NOT_TLS_CODES or reason_code in _BAD_RECORD_CODES):
+            return _bad_record(reason_code, who)
         if reason_code in _NOT_TLS_CODES:
             return _NOT_TLS_ANSWER if side == "client" and server_hello is False else _NOT_TLS
         by = f"profile {profile!r}" if profile else "our TLS profile"
@@ -207,6 +209,29 @@ def _reason_for(
 
 
 _AFTER_HANDSHAKE = "ended the link with a handshake_failure alert after the handshake"
+
+# Records refused by the record layer (RFC 8446 5.2, RFC 5246 6.2.3) once the
+# handshake is done: integrity check failed, or a type not allowed there.
+_BAD_RECORD_CODES = frozenset({
+    "DECRYPTION_FAILED_OR_BAD_RECORD_MAC", "BAD_RECORD_MAC", "DECRYPTION_FAILED",
+    "BAD_RECORD_TYPE", "UNEXPECTED_RECORD", "UNEXPECTED_MESSAGE", "BAD_DECRYPT",
+})
+
+
+def _bad_record(reason_code: str, who: str) -> str:
+    """What a record the TLS link refused after its handshake means: bytes that
+    are not a record at all (the peer wrote plain DICOM into the link, or
+    another program wrote into the connection), a record whose integrity check
+    failed (RFC 8446 5.2: altered on the way, or not of this session), or one of
+    a type the link does not allow there."""
+    if reason_code in _NOT_TLS_CODES:
+        return (f"{who} sent bytes that are not TLS records after the handshake (plain "
+                f"DICOM written into the TLS link?) ({reason_code})")
+    if reason_code in ("BAD_RECORD_TYPE", "UNEXPECTED_RECORD", "UNEXPECTED_MESSAGE"):
+        return (f"{who} sent a TLS record of a type not allowed after the handshake "
+                f"({reason_code})")
+    return (f"a TLS record from {who} failed its integrity check (RFC 8446 5.2): altered "
+            f"on the way, or not from this TLS session ({reason_code})")
 
 
 def _after_handshake_failure(side: Side, who: str) -> str:
