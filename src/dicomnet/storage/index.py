@@ -51,6 +51,7 @@ from pydicom.dataset import Dataset
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
 from dicomnet.storage.header import HeaderAttributes
+from dicomnet.storage.index_file import FileChange, IndexFiles
 from dicomnet.storage.index_tables import (
     SCHEMA,
     attribute_text,
@@ -225,6 +226,9 @@ class StorageIndex:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._ensure_schema()
+            # Changes by other connections (commits, log resets) move it; checkpoints
+            # do not.
+            self._data_version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open index {self._path}: {exc}"
                                f"{damaged_hint(exc, self._path.parent)}") from exc
@@ -232,9 +236,10 @@ class StorageIndex:
         self._folder = _file_id(self._path.parent)
         self._gone = False  # the file removed or replaced since: no more writes
         # Its size and modification time as this connection last left it: in WAL
-        # mode only its own checkpoints write the file, so another change is
-        # another program's (a cp over it).
+        # mode only checkpoints write the file, so another change is another
+        # program's: a cp over it, or its checkpoint (told apart: index_file).
         self._state = _file_state(self._path)
+        self._files = IndexFiles(self._path)  # SQLite made its -wal and -shm by now
         self._unwritten = 0  # rows refused since the file went (said at close)
         self._fate = ""  # what happened to the file, for that line
 
@@ -276,6 +281,7 @@ class StorageIndex:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+        self._files.close()  # after SQLite's own descriptors: POSIX locks
 
     def __enter__(self) -> Self:
         return self
@@ -374,9 +380,11 @@ class StorageIndex:
 
     def check_file(self) -> bool:
         """Whether rows may still be written: False once the file was removed or
-        replaced since it was opened (an operator's rm, a backup restored), said
-        once (removed with its folder, the objects its rows describe went too:
-        said so, and reindex is not offered). One stat per batch of rows.
+        replaced since it was opened (an operator's rm, a backup restored), or
+        overwritten in place (:meth:`_overwritten`; another program's checkpoint
+        is not that), said once (removed with its folder, the objects its rows
+        describe went too: said so, and reindex is not offered). One stat per
+        batch of rows; a few reads more when the file changed.
 
         The connection holds the old file, which nothing reads again, but shares
         the write-ahead log with whatever file now has the name (SQLite finds it
@@ -393,9 +401,14 @@ class StorageIndex:
             state = _file_state(self._path)
             if self._file is None or state == self._state:
                 return True
-        now = None if state is None else state[:2]
-        if now == self._file:
-            return self._overwritten()
+            now = None if state is None else state[:2]
+            change = self._explain_change() if now == self._file else None
+            if change is not None and change.verdict == "checkpoint":
+                logger.debug("index %s changed: %s", self._path, change.why)
+                self._state = state
+                return True
+        if change is not None:
+            return self._overwritten(change)
         self._gone = True
         self._fate = "removed" if now is None else "replaced"
         with self._lock:
@@ -417,22 +430,44 @@ class StorageIndex:
                      "--create " if now is None else "", self._path.parent)
         return False
 
-    def _overwritten(self) -> bool:
-        """The file written by another program (a copy over it: same file, other
-        contents): its pages are no longer those this connection's write-ahead
-        log was made on. Checkpointed, by this connection's close or by any later
-        opener (SQLite finds the log by name), the log would write this
-        connection's pages into the new contents: a damaged database ("database
-        disk image is malformed"). So the log is emptied unread (truncated: its
-        frames gone, no checkpoint can copy them) and nothing more is written;
-        the rows it held, and those of the objects stored from now on, are
-        restored by reindex. One more stat per batch of rows (after its commit).
-        Another program that checkpoints the live index (``PRAGMA
-        wal_checkpoint`` in the sqlite3 shell) is taken for a copy too: the
-        index is then written no more, as said, until reindex; a copy made
-        between a commit and its stat goes unseen."""
+    def _explain_change(self) -> FileChange:
+        """Why the file (the same one) changed outside this connection's commits:
+        another program's checkpoint or a copy over it (storage.index_file),
+        looked at under this connection's write lock, and whether another
+        connection changed the log since the last look (``PRAGMA data_version``).
+        Called under ``_lock``."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            return FileChange("unknown", f"it cannot be locked: {exc}")
+        try:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            others_wrote, self._data_version = version != self._data_version, version
+            return self._files.explain(others_wrote=others_wrote)
+        except sqlite3.Error as exc:
+            return FileChange("unknown", f"it cannot be read: {exc}")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _overwritten(self, change: FileChange) -> bool:
+        """The file written by another program in a way that is not a checkpoint
+        of this connection's log (a copy over it: same file, other contents), or
+        cannot be told from one (``change.why``): its pages may no longer be those
+        this connection's write-ahead log was made on. Checkpointed, by this
+        connection's close or by any later opener (SQLite finds the log by name),
+        the log would write this connection's pages into the new contents: a
+        damaged database ("database disk image is malformed"). So the log is
+        emptied unread (truncated: its frames gone, no checkpoint can copy them)
+        and nothing more is written; the rows it held, and those of the objects
+        stored from now on, are restored by reindex. Another program's checkpoint
+        (``PRAGMA wal_checkpoint``, the sqlite3 shell, a backup tool) is told
+        apart from a copy by the log's own records (storage.index_file); when it
+        cannot be (that program also wrote rows, restarting the log), the writes
+        stop as for a copy, and the log line says a checkpoint may be the cause.
+        A copy made between a commit and its stat goes unseen."""
         self._gone = True
-        self._fate = "overwritten"
+        self._fate = "overwritten" if change.verdict == "copy" else "changed by another program"
         wal = self._path.with_name(self._path.name + "-wal")
         with self._lock:
             try:
@@ -441,12 +476,22 @@ class StorageIndex:
                 pass
             except OSError as exc:
                 logger.warning("cannot empty the write-ahead log %s: %s", wal, exc)
-        logger.error("index %s was overwritten while in use (the same file, other contents: "
-                     "copied over?): this server writes it no more, and dropped its own log "
-                     "of changes not yet in it, which would damage the new contents; the "
-                     "rows of the objects stored since are not in it; with the server "
-                     "stopped, 'dicomnet reindex %s' makes it describe the folder's files",
-                     self._path, self._path.parent)
+        if change.verdict == "copy":
+            logger.error("index %s was overwritten while in use (the same file, other "
+                         "contents: copied over?): this server writes it no more, and dropped "
+                         "its own log of changes not yet in it, which would damage the new "
+                         "contents; the rows of the objects stored since are not in it; with "
+                         "the server stopped, 'dicomnet reindex %s' makes it describe the "
+                         "folder's files", self._path, self._path.parent)
+            logger.debug("index %s: %s", self._path, change.why)
+            return False
+        logger.error("index %s was written by another program while in use, and this cannot "
+                     "be told from a copy over it (%s; another program's checkpoint, 'PRAGMA "
+                     "wal_checkpoint', can look so): this server "
+                     "writes it no more, and dropped its own log of changes not yet in it, "
+                     "which would damage other contents; the rows of the objects stored since "
+                     "are not in it; with the server stopped, 'dicomnet reindex %s' makes it "
+                     "describe the folder's files", self._path, change.why, self._path.parent)
         return False
 
     def _lost(self, rows: int, exc: StorageError) -> None:

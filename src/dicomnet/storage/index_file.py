@@ -1,0 +1,262 @@
+"""Whether an index file written outside our own commits was checkpointed by
+another program or copied over.
+
+In WAL mode only checkpoints write a database file, so the index
+(:mod:`~dicomnet.storage.index`) takes a change of its file's size or time
+outside its own commits for another program's write: a copy over it (``cp
+other.sqlite index.sqlite``: the same inode, other contents), whose pages its
+write-ahead log must then never be checkpointed into. Another program's
+checkpoint of the live index (``PRAGMA wal_checkpoint``, any mode: the sqlite3
+shell, a backup tool) changes them too, writing this index's own log into it.
+:meth:`IndexFiles.explain` tells the two apart from the files' own records
+(sqlite.org/fileformat2.html "The Write-Ahead Log", sqlite.org/walformat.html
+"The WAL-Index File Format"):
+
+* frames of the log already checkpointed (the WAL-index's nBackfill): a
+  checkpoint copies each page whose latest frame it may copy, so the file's
+  pages not written again in later frames are those frames' pages; a few of
+  them, the last checkpointed first, are compared byte for byte. Equal, a
+  checkpoint; any other, a copy. A checkpoint still copying (nBackfillAttempted
+  ahead of nBackfill) is waited for, at most :data:`WAIT` seconds;
+* an empty log (mxFrame 0): emptied since by ``wal_checkpoint(TRUNCATE)`` (it
+  checkpoints all first) if another connection changed the log since the last
+  look (SQLite's ``PRAGMA data_version``: another connection's commit or log
+  reset), else nothing could have been checkpointed: a copy;
+* a log none of whose frames is checkpointed: a copy if no other connection
+  changed the log since the last look; else another program may have
+  checkpointed the log and then written (restarting it), which leaves nothing
+  to compare: not told apart.
+
+A copy made together with another program's checkpoint (or its TRUNCATE) in
+one interval between two looks may pass for a checkpoint: that checkpoint
+wrote this log into the copy already (SQLite finds the log by name), which no
+look afterwards undoes; the change of the log reset the connection's page
+cache, so later rows go into the copy as it then is.
+
+The caller holds its connection's write lock (``BEGIN IMMEDIATE``) while it
+asks, so no frame is appended, the log is not restarted and no FULL, RESTART or
+TRUNCATE checkpoint runs meanwhile; a PASSIVE one may, and is seen by the
+WAL-index's checkpoint information changing (looked at again). The files are
+read through descriptors kept open until :meth:`IndexFiles.close`, called after
+SQLite's connections closed: closing any descriptor of a file drops every POSIX
+lock the process holds on it, SQLite's own among them (sqlite.org/howtocorrupt.html,
+"Posix advisory locks canceled by a separate thread doing close()").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["WAIT", "FileChange", "IndexFiles", "Verdict"]
+
+Verdict = Literal["checkpoint", "copy", "unknown"]
+
+#: At most this long (seconds) a checkpoint still copying is waited for.
+WAIT = 1.0
+_STEP = 0.005
+
+#: Pages compared when the log's checkpointed frames say what the file holds.
+_SAMPLE = 8
+#: Frames beyond which the WAL-index's page numbers are not read (16 MiB of them).
+_MAX_FRAMES = 1 << 22
+
+# WAL header (fileformat2.html, "WAL File Format"): big-endian magic, format version, page size,
+# checkpoint sequence, salt-1, salt-2, checksums; each frame's header: page
+# number, database size after a commit (else 0), salt-1, salt-2, checksums.
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
+_WAL_VERSION = 3007000
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+
+# WAL-index (walformat.html, "The WAL-Index Header"), native byte order: its header twice (48 bytes
+# each: iVersion, unused, iChange, isInit, bigEndCksum, szPage, mxFrame, nPage,
+# aFrameCksum, aSalt, aCksum), then the checkpoint information (nBackfill at 96,
+# nBackfillAttempted at 128). Its hash tables follow in 32 KiB blocks,
+# each starting with the page numbers of its frames: 4062 in the first (after
+# the 136 bytes above), 4096 in each next ("Hash Tables").
+_INDEX_HEADER = struct.Struct("=IIIBBHII8s8s8s")
+_INDEX_VERSION = 3007000
+_BACKFILL = struct.Struct("=I")
+_BACKFILL_AT, _ATTEMPTED_AT, _INDEX_INFO_END = 96, 128, 136
+_BLOCK = 32768
+_FIRST_BLOCK_FRAMES = (_BLOCK // 8 - _INDEX_INFO_END // 4)  # 4062
+_BLOCK_FRAMES = _BLOCK // 8  # 4096
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """What changed an index file: ``verdict``, and ``why`` (for the log)."""
+
+    verdict: Verdict
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Log:
+    """The WAL-index's record of the log (walformat.html)."""
+
+    page_size: int
+    frames: int  # mxFrame: valid frames in the log
+    pages: int  # nPage: the database's size in pages, as of the log's last commit
+    salts: bytes  # the log's salts, as in its header
+    backfilled: int  # nBackfill: frames checkpointed
+    attempted: int  # nBackfillAttempted: frames a checkpoint began copying
+
+
+class IndexFiles:
+    """Read-only descriptors of an index's database file, ``-wal`` and ``-shm``,
+    opened once SQLite made them (after the connection's first read), kept
+    open until :meth:`close` (see the module docstring). One that cannot be
+    opened leaves the answer unknown."""
+
+    def __init__(self, path: Path) -> None:
+        self._fds = tuple(_open(Path(f"{path}{suffix}")) for suffix in ("", "-wal", "-shm"))
+
+    def close(self) -> None:
+        """Close the descriptors: only after SQLite's connections to the file."""
+        for fd in self._fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fds = (None, None, None)
+
+    def explain(self, *, others_wrote: bool) -> FileChange:
+        """Why the database file changed outside our commits (see the module
+        docstring); ``others_wrote``: another connection committed to it or
+        reset its log since the last look. Called under the write lock."""
+        for _attempt in range(3):
+            log, settled = self._settled_log()
+            if log is None:
+                return FileChange("unknown", "its write-ahead log's index (-shm) cannot be read")
+            change = self._explain(log, settled, others_wrote)
+            if self._log() == log:
+                return change
+        return FileChange("unknown", "checkpoints went on while it was looked at")
+
+    def _explain(self, log: _Log, settled: bool, others_wrote: bool) -> FileChange:
+        if log.frames == 0:
+            if others_wrote:
+                return FileChange("checkpoint", "its write-ahead log was checkpointed and "
+                                                "emptied by another program")
+            return FileChange("copy", "its write-ahead log is empty and was not emptied since")
+        if not self._log_matches(log):
+            return FileChange("unknown", "its write-ahead log does not match its index")
+        if log.backfilled == 0:
+            if not settled:
+                return FileChange("unknown", "a checkpoint is still writing it")
+            if others_wrote:
+                return FileChange("unknown", "none of its write-ahead log is checkpointed, "
+                                             "which another program wrote")
+            return FileChange("copy", "none of its write-ahead log is checkpointed")
+        if log.frames > _MAX_FRAMES:
+            return FileChange("unknown", f"its write-ahead log holds {log.frames} frames")
+        pages = self._page_numbers(log.frames)
+        if pages is None:
+            return FileChange("unknown", "its write-ahead log's index (-shm) cannot be read")
+        # Only pages not written again after the checkpointed frames: a checkpoint
+        # copies a page only if its latest frame is within those it may copy,
+        # leaving the others as they were (and may be copying those now).
+        later = set(pages[log.backfilled:])
+        seen: set[int] = set()
+        compared = 0
+        for frame in range(log.backfilled, 0, -1):
+            page = pages[frame - 1]
+            if page in seen or page in later or page > log.pages:
+                continue  # the file's pages past its size (nPage) are cut off
+            seen.add(page)
+            same = self._same_page(log, frame, page)
+            if same is None:
+                return FileChange("unknown", f"frame {frame} of its write-ahead log "
+                                             "cannot be read")
+            if not same:
+                return FileChange("copy", f"its page {page} is not the one its write-ahead "
+                                          "log checkpointed")
+            compared += 1
+            if compared == _SAMPLE:
+                break
+        if compared == 0:
+            return FileChange("unknown", "each page its write-ahead log checkpointed is "
+                                         "written again in its later frames")
+        return FileChange("checkpoint", f"its write-ahead log checkpointed by another "
+                                        f"program ({log.backfilled} of {log.frames} frames)")
+
+    def _settled_log(self) -> tuple[_Log | None, bool]:
+        """The log, once no checkpoint is copying (or :data:`WAIT` passed: False)."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            log = self._log()
+            if log is None or log.attempted <= log.backfilled:
+                return log, True
+            if time.monotonic() >= deadline:
+                return log, False
+            time.sleep(_STEP)
+
+    def _log(self) -> _Log | None:
+        data = _read(self._fds[2], _INDEX_INFO_END, 0)
+        if data is None or data[:48] != data[48:96]:  # a header being written
+            return None
+        version, _unused, _change, initialised, _big, size, frames, pages, _sums, salts, \
+            _sum = _INDEX_HEADER.unpack_from(data)
+        if version != _INDEX_VERSION or not initialised:
+            return None
+        return _Log(page_size=65536 if size == 1 else size, frames=frames, pages=pages,
+                    salts=salts,
+                    backfilled=_BACKFILL.unpack_from(data, _BACKFILL_AT)[0],
+                    attempted=_BACKFILL.unpack_from(data, _ATTEMPTED_AT)[0])
+
+    def _log_matches(self, log: _Log) -> bool:
+        """The log file's header is the one its index describes."""
+        header = _read(self._fds[1], _WAL_HEADER, 0)
+        if header is None:
+            return False
+        magic, version, page_size = struct.unpack_from(">III", header)
+        return (magic in _WAL_MAGIC and version == _WAL_VERSION
+                and page_size == log.page_size and header[16:24] == log.salts)
+
+    def _page_numbers(self, frames: int) -> list[int] | None:
+        """The page number of each frame, 1 to ``frames``, from the hash tables."""
+        numbers: list[int] = []
+        block, start, count = 0, _INDEX_INFO_END, _FIRST_BLOCK_FRAMES
+        while len(numbers) < frames:
+            want = min(count, frames - len(numbers))
+            data = _read(self._fds[2], 4 * want, block * _BLOCK + start)
+            if data is None:
+                return None
+            numbers.extend(struct.unpack(f"={want}I", data))
+            block, start, count = block + 1, 0, _BLOCK_FRAMES
+        return numbers
+
+    def _same_page(self, log: _Log, frame: int, page: int) -> bool | None:
+        """Whether the file's ``page`` is ``frame``'s; None if the frame cannot be read."""
+        size = log.page_size
+        data = _read(self._fds[1], _FRAME_HEADER + size,
+                     _WAL_HEADER + (frame - 1) * (_FRAME_HEADER + size))
+        if data is None or struct.unpack_from(">I", data)[0] != page \
+                or data[8:16] != log.salts:
+            return None
+        held = _read(self._fds[0], size, (page - 1) * size)
+        return held is not None and held == data[_FRAME_HEADER:]
+
+
+def _open(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _read(fd: int | None, size: int, offset: int) -> bytes | None:
+    """Exactly ``size`` bytes at ``offset``, or None (no file, short, an error)."""
+    if fd is None:
+        return None
+    try:
+        data = os.pread(fd, size, offset)
+    except OSError:
+        return None
+    return data if len(data) == size else None
