@@ -4,6 +4,9 @@ over an Implicit VR data set rewritten to name its data set's syntax, atomically
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -45,6 +48,43 @@ def test_a_file_changed_since_it_was_read_is_left_as_it_is(tmp_path: Path) -> No
         fp.write(b"\0\0")
     before = path.read_bytes()
     with pytest.raises(StorageError, match="changed since it was read"):
+        relabel_file(info, durable=False)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
+
+
+def test_a_relabelled_file_keeps_its_permissions_and_owner(tmp_path: Path) -> None:
+    """The new file was the AtomicWriter's (mode 0600, owned by whoever ran
+    reindex): a file the server's user owned, repaired by ``sudo dicomnet reindex
+    --repair``, became root's and unreadable to the server (C-GET, C-MOVE of it
+    failed); a read-only one (0444) became writable. Its mode is kept, and its
+    owner and group (when reindex runs as root: else they are its own)."""
+    path = _mislabelled(tmp_path / "x.dcm", make_image(6))
+    path.chmod(0o440)
+    owner = (1000, 1001) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    os.chown(path, *owner)
+    relabel_file(read_part10(path), durable=False)
+    after = path.stat()
+    assert read_part10(path).transfer_syntax_uid == ImplicitVRLittleEndian
+    assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == (0o440, *owner)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a file another user's")
+def test_a_file_whose_owner_cannot_be_kept_is_left_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not root, and the file another user's in a folder we may write: relabelled,
+    it would become ours (the kernel refuses to give it back: EPERM, as here). It
+    is left as it is, and said."""
+    path = _mislabelled(tmp_path / "x.dcm", make_image(7))
+    os.chown(path, 1000, 1001)
+    info = read_part10(path)
+    before = path.read_bytes()
+
+    def refused(fd: int, uid: int, gid: int) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchown", refused)
+    with pytest.raises(StorageError, match="cannot keep its owner"):
         relabel_file(info, durable=False)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]

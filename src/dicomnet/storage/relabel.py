@@ -13,12 +13,14 @@ at its start dropped, :mod:`~dicomnet.storage.stray_meta`). The new file is
 written beside the old one and renamed over it, after an fsync (an
 :class:`~dicomnet.storage.files.AtomicWriter`): a crash leaves the old file or
 the new one, never a mix; its modification time (a reindexed row's time
-received) is kept.
+received), mode, owner and group are kept.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from stat import S_IMODE
 
 from dicomnet.storage.files import AtomicWriter, DuplicatePolicy, StorageError
 from dicomnet.storage.part10 import (
@@ -59,6 +61,7 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
                     writer.write(piece)
                 if writer.size != len(header) + info.dataset_length:
                     raise StorageError(f"{path}: changed while relabelled; left as it was")
+                _keep_access(writer.fileno(), stat, path)
                 # The time it was received, as reindex reads it (the file's mtime).
                 os.utime(writer.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
                 writer.commit(DuplicatePolicy.OVERWRITE)
@@ -69,3 +72,22 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
         raise StorageError.from_os_error("cannot relabel", path, exc) from exc
     return writer.size
 
+
+
+def _keep_access(fd: int, was: os.stat_result, path: Path) -> None:
+    """Give the new file (``fd``, the AtomicWriter's: 0600, ours) the old one's
+    owner, group and mode: run as root (sudo), a repair would otherwise take the
+    server's files from its user, who could no longer read them. Raises
+    :class:`StorageError` where the kernel refuses (not root: the file was
+    another user's), the file then left as it was."""
+    now = os.fstat(fd)
+    if (now.st_uid, now.st_gid) != (was.st_uid, was.st_gid):
+        try:
+            os.fchown(fd, was.st_uid, was.st_gid)
+        except PermissionError as exc:
+            raise StorageError(
+                f"{path}: cannot keep its owner and group ({was.st_uid}:{was.st_gid}) in a "
+                "new file; not relabelled (run reindex as the file's owner, or as root)"
+            ) from exc
+    # After fchown, which clears the set-user-ID and set-group-ID bits.
+    os.fchmod(fd, S_IMODE(was.st_mode))
