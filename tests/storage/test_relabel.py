@@ -7,12 +7,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from dicomnet.storage import files as files_module
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.part10 import read_part10
 from dicomnet.storage.relabel import relabel_file
@@ -86,5 +89,38 @@ def test_a_file_whose_owner_cannot_be_kept_is_left_as_it_is(
     monkeypatch.setattr(os, "fchown", refused)
     with pytest.raises(StorageError, match="cannot keep its owner"):
         relabel_file(info, durable=False)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
+
+
+_KILLED_MID_COPY = """
+import os, sys
+from pathlib import Path
+from dicomnet.storage import relabel
+from dicomnet.storage.part10 import read_part10
+
+real = relabel.AtomicWriter.write
+def write(self, data):
+    real(self, data)
+    if self.size > 200:  # the header is in, the data set on its way: killed (SIGKILL)
+        os._exit(9)
+relabel.AtomicWriter.write = write
+relabel.relabel_file(read_part10(Path(sys.argv[1])), durable=False)
+"""
+
+
+@pytest.mark.skipif(not files_module._unnamed_files_supported(),
+                    reason="no O_TMPFILE here: the named file stays until a server starts")
+def test_a_repair_killed_mid_copy_leaves_the_file_and_nothing_else(tmp_path: Path) -> None:
+    """Killed while it copies (SIGKILL, a SIGTERM without a handler: no clean-up
+    runs), relabel_file left the original intact but also its temporary file, as
+    large as the file, in the store's folder, until a server started on it: a
+    repair of a large archive killed again and again piled them up. The new file
+    has no name until its rename (O_TMPFILE, where the file system has it)."""
+    path = _mislabelled(tmp_path / "x.dcm", make_image(8))
+    before = path.read_bytes()
+    done = subprocess.run([sys.executable, "-c", _KILLED_MID_COPY, str(path)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 9, done.stderr
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]

@@ -12,7 +12,8 @@ the data set's syntax, the data set after it unchanged (any group 0002 elements
 at its start dropped, :mod:`~dicomnet.storage.stray_meta`). The new file is
 written beside the old one and renamed over it, after an fsync (an
 :class:`~dicomnet.storage.files.AtomicWriter`): a crash leaves the old file or
-the new one, never a mix; its modification time (a reindexed row's time
+the new one, never a mix (and no temporary file, where the file system has
+O_TMPFILE); its modification time (a reindexed row's time
 received), mode, owner and group are kept.
 """
 
@@ -54,7 +55,8 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
             if end is None or len(head) != info.dataset_offset:
                 raise NotPart10Error(f"{path}: its File Meta Information cannot be rewritten")
             header = with_transfer_syntax(head[:end], info.transfer_syntax_uid)
-            writer = AtomicWriter(path, durable=durable)
+            # Unnamed until its rename (O_TMPFILE): a kill leaves nothing behind.
+            writer = AtomicWriter(path, durable=durable, unnamed=True)
             try:
                 writer.write(header)
                 while piece := fp.read(_PIECE):
