@@ -27,6 +27,7 @@ from dicomnet.config import Limits
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.store_sink import SPILL_THRESHOLD, StoreSink
+from dicomnet.storage import completeness
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
 from dicomnet.storage.stray_meta import StrayMeta, meta_group_end
@@ -328,3 +329,29 @@ def test_sink_refuses_a_deflated_data_set_it_cannot_clean(how: str) -> None:
         "cut": "incomplete data set: the data set ends inside its deflated stream",
         "meta-only": "no data set: File Meta Information elements (group 0002) only",
         "implicit": "data set in Implicit VR"}[how] in sink.error
+
+
+def test_a_deflate_bomb_behind_group_0002_is_refused_as_one_without(
+        root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Past the bound on inflating, a deflated data set is refused Out of Resources
+    (A700), said at ERROR with the whole reason (ours, not the sender's fault);
+    behind group 0002 (re-deflated) it was said at WARNING, the bound unnamed in
+    the log: an operator watching for errors missed it."""
+    monkeypatch.setattr(completeness, "MAX_INFLATED", 1 << 20)
+    sent = []
+    for n, meta in enumerate([False, True]):
+        ds = make_image(20 + n)
+        plain = data_set_bytes(ds, ExplicitVRLittleEndian)
+        bomb = struct.pack("<HH2sHL", 0x7FE1, 0x1010, b"OB", 0, 2 << 20) + bytes(2 << 20)
+        start = meta_elements(ds, ExplicitVRLittleEndian) if meta else b""
+        sent.append((ds.SOPInstanceUID, _deflated(start + plain + bomb)))
+    with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
+        answers = _store(root, DeflatedExplicitVRLittleEndian, sent)
+    assert [(a.status, a.error_comment) for a in answers] == [
+        (0xA700, "deflated data set inflates past 1 MiB, our limit; not stored")] * 2
+    refusals = [(r.levelno, r.getMessage().partition(" refused, ")[2]) for r in caplog.records
+                if " refused, " in r.getMessage()]
+    assert refusals == [(logging.ERROR, "status 0xA700: its deflated data set inflates past "
+                         "1 MiB, the most dicomnet inflates to check a deflated data set; "
+                         "not stored")] * 2
+    assert not list(root.rglob("*.dcm"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..dimse.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
 from ..storage import completeness
-from ..storage.completeness import size_text, walker_for
+from ..storage.completeness import inflated_past, size_text, walker_for
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
 from ..storage.part10 import (
@@ -239,6 +239,8 @@ class StoreSink:
             self.error = (f"deflated data set inflates past "
                           f"{size_text(completeness.MAX_INFLATED)}, our limit; not stored"
                           if redeflate.too_large else f"incomplete data set: {problem}")
+            if redeflate.too_large:  # logged as the walker's: our bound, its reason whole
+                self.detail = f"{inflated_past(completeness.MAX_INFLATED)}; not stored"
             self.status = OUT_OF_RESOURCES if redeflate.too_large else CANNOT_UNDERSTAND
             self.abort()
             return False
