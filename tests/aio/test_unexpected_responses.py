@@ -125,3 +125,25 @@ def test_dicomnet_store_answered_with_another_id_exits_at_once(tmp_path: Path) -
     failed = [r["error"] for r in doc["results"] if not r["ok"]]
     assert len(failed) == 2
     assert all("CStoreRSP to message 7, which is not outstanding" in e for e in failed)
+
+
+def test_a_peer_answering_another_id_is_not_tried_again(tmp_path: Path) -> None:
+    """``retries`` is for failures that may pass (PS3.8 aborts, a dropped link); an
+    SCP whose response names no request of ours answers so again: our abort for
+    its protocol error is not retried (it was, ``retryable`` and all, so every
+    attempt sent the object again, which the peer may have stored each time)."""
+    files = [write_part10(tmp_path / f"{n}.dcm", make_image(n, rows=8, columns=8),
+                          ExplicitVRLittleEndian) for n in range(2)]
+
+    async def main() -> int:
+        async with raw_scp(_WrongID(1),
+                           contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]}
+                           ) as (port, peers):
+            with pytest.raises(AssociationAborted) as raised:
+                await store_paths(LOOPBACK, port, files, timeouts=TIMEOUTS, retries=3,
+                                  retry_delay=0)
+            await wait_until(lambda: all(p.ended.is_set() for p in peers), "the peer's end")
+        assert "CStoreRSP to message 7, which is not outstanding" in str(raised.value)
+        return len(peers)
+
+    assert run(main()) == 1  # one association: no attempt more

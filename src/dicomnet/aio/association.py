@@ -236,11 +236,16 @@ class Association(Deadlines):
             await self.stream.close()
         self._rearm_if_earlier()
 
-    def _local_abort(self, detail: str) -> None:
+    def _local_abort(self, detail: str, cause: BaseException | None = None) -> None:
+        """A-ABORT by us (PS3.8 7.3, source 0); ``cause``, the peer's protocol error
+        that made us abort, is chained to the failure the requests get (a retry
+        would meet it again: ``services.store_scu.transient_failure``)."""
         log.info("%s: aborting: %s", self._name(), detail)
         with contextlib.suppress(LocalProtocolError):
             self.ul.abort(self._loop.time())
-        self._fail(AssociationAborted(0, 0, detail))
+        failure = AssociationAborted(0, 0, detail)
+        failure.__cause__ = cause
+        self._fail(failure)
 
     # -- input -------------------------------------------------------------------
 

@@ -331,7 +331,7 @@ class ClientAssociation(Association):
                 if self.failure is not None or self.ul.state.name == "Sta1":
                     break
         except RemoteProtocolError as exc:
-            self._local_abort(f"invalid DIMSE data from peer: {exc}")
+            self._local_abort(f"invalid DIMSE data from peer: {exc}", exc)
             if not self.stream.receiver.writing_paused:  # else its drain would never end
                 with contextlib.suppress(Exception):
                     await self._flush()
@@ -382,7 +382,7 @@ class ClientAssociation(Association):
             try:
                 self._on_data(event)
             except RemoteProtocolError as exc:
-                self._local_abort(f"invalid DIMSE data from peer: {exc}")
+                self._local_abort(f"invalid DIMSE data from peer: {exc}", exc)
                 self._wake()
                 return []
             except Exception as exc:  # a bug must not hang the user's awaits

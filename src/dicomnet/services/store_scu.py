@@ -146,7 +146,10 @@ def transient_failure(exc: BaseException) -> bool:
     one cut short: ``TLSError.link_failed``), a transient rejection (PS3.8
     9.3.4: result 2). Not a permanent rejection, a certificate or TLS check
     that failed, a protocol error or a configuration error: those fail the same
-    way every time."""
+    way every time; nor our own abort for the peer's protocol error (a response
+    to no request of ours, say: ``__cause__``), which its next answer repeats."""
+    if isinstance(exc, AssociationAborted) and isinstance(exc.__cause__, ProtocolError):
+        return False
     if isinstance(exc, AssociationRejected):
         return exc.result == 2
     if isinstance(exc, TLSError):
