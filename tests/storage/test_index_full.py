@@ -20,6 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.services.storage import INDEX_NAME, StorageSCP
 from dicomnet.storage import index as index_module
 from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.index_file import file_state
 from dicomnet.storage.rows import row_from_file
 from tests.aio.helpers import run
 from tests.storage.dicomfiles import make_image, write_part10
@@ -291,7 +292,7 @@ def test_a_checkpoint_of_another_thread_is_not_taken_for_an_overwrite(
     for n in range(1, 5):
         write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
         rows.append(row_from_file(files, f"{n}.dcm"))
-    state = index_module._file_state
+    state = file_state
     committed, checked = threading.Event(), threading.Event()
     remover: list[threading.Thread] = []
 
@@ -304,7 +305,7 @@ def test_a_checkpoint_of_another_thread_is_not_taken_for_an_overwrite(
     with StorageIndex(tmp_path / INDEX_NAME) as index, caplog.at_level(logging.WARNING):
         index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
         assert index.add_instances(rows[:3]) == 3
-        monkeypatch.setattr(index_module, "_file_state", noted_late)
+        monkeypatch.setattr(index_module, "file_state", noted_late)
         written: list[int] = []
         remover.append(threading.Thread(
             target=index.remove_instance, args=(str(make_image(1).SOPInstanceUID),)))

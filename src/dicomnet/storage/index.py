@@ -51,7 +51,7 @@ from pydicom.dataset import Dataset
 from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
 from dicomnet.storage.header import HeaderAttributes
-from dicomnet.storage.index_file import FileChange, IndexFiles
+from dicomnet.storage.index_file import FileChange, IndexFiles, file_id, file_state
 from dicomnet.storage.index_tables import (
     SCHEMA,
     attribute_text,
@@ -232,13 +232,13 @@ class StorageIndex:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open index {self._path}: {exc}"
                                f"{damaged_hint(exc, self._path.parent)}") from exc
-        self._file: tuple[int, int] | None = _file_id(self._path)
-        self._folder = _file_id(self._path.parent)
+        self._file: tuple[int, int] | None = file_id(self._path)
+        self._folder = file_id(self._path.parent)
         self._gone = False  # the file removed or replaced since: no more writes
         # Its size and modification time as this connection last left it: in WAL
         # mode only checkpoints write the file, so another change is another
         # program's: a cp over it, or its checkpoint (told apart: index_file).
-        self._state = _file_state(self._path)
+        self._state = file_state(self._path)
         self._files = IndexFiles(self._path)  # SQLite made its -wal and -shm by now
         self._unwritten = 0  # rows refused since the file went (said at close)
         self._fate = ""  # what happened to the file, for that line
@@ -299,7 +299,18 @@ class StorageIndex:
         with Transaction(self._db) as db:
             yield db
         # Committed: a checkpoint may have written the file (see check_file).
-        self._state = _file_state(self._path)
+        self._state = file_state(self._path)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """The transaction of a write besides the row batches (remove_instance,
+        add_instance, reindex's): the file looked at first, as a batch does, since
+        its commit takes the file's state as its own; refused (StorageError) once
+        the file is written no more."""
+        if not self.check_file():
+            raise StorageError(f"index {self._path} not written: {self._fate} while in use")
+        with self._lock, self._transaction() as db:
+            yield db
 
     def add_instance(
         self,
@@ -320,7 +331,8 @@ class StorageIndex:
         other keys are taken when present. Parent rows are created or
         updated with the latest values; a second instance with the same SOP
         Instance UID replaces the row (``OVERWRITE``), and parents left
-        empty by the move are removed.
+        empty by the move are removed. Raises StorageError once the index is
+        written no more (:meth:`check_file`).
         """
         self._add(NewInstance(ds, relative_path=relative_path,
                               transfer_syntax_uid=transfer_syntax_uid, size=size,
@@ -329,7 +341,7 @@ class StorageIndex:
 
     def _add(self, row: NewInstance) -> None:
         values = row_values(row)
-        with self._lock, self._transaction() as db:
+        with self._write() as db:
             insert_row(db, values)
 
     def add_instances(self, rows: Iterable[NewInstance]) -> int:
@@ -398,7 +410,7 @@ class StorageIndex:
         # file's new state under it (``_transaction``); looked at in between, that
         # checkpoint would pass for another program's write.
         with self._lock:
-            state = _file_state(self._path)
+            state = file_state(self._path)
             if self._file is None or state == self._state:
                 return True
             now = None if state is None else state[:2]
@@ -417,7 +429,7 @@ class StorageIndex:
             except sqlite3.Error as exc:
                 logger.warning("cannot empty the write-ahead log of index %s: %s", self._path,
                                exc)
-        if now is None and _file_id(self._path.parent) != self._folder:
+        if now is None and file_id(self._path.parent) != self._folder:
             # rm -rf of the store: no reindex brings back what went with the folder.
             self._fate = _WITH_FOLDER
             logger.warning("index %s was removed with its folder while in use: the rows not "
@@ -502,9 +514,10 @@ class StorageIndex:
     def remove_instance(self, sop_instance_uid: str) -> bool:
         """Delete an instance row (and parents left empty); True if it existed.
 
-        The file is the caller's to delete, after this returns.
+        The file is the caller's to delete, after this returns. Raises
+        StorageError once the index is written no more (:meth:`check_file`).
         """
-        with self._lock, self._transaction() as db:
+        with self._write() as db:
             row = db.execute(
                 "SELECT series_uid FROM instance WHERE sop_instance_uid = ?",
                 (sop_instance_uid,),
@@ -639,7 +652,8 @@ class StorageIndex:
         indexed under another path is skipped too: the indexed one wins. The
         index's own files are not visited, nor the stores nested in ``root``
         (a folder holding its own index file, or held by another server:
-        ``nested`` in the result), whose files their own index keeps.
+        ``nested`` in the result), whose files their own index keeps. The index's
+        file changed under it (:meth:`check_file`) stops it (StorageError).
 
         A file whose File Meta Information names Explicit VR Little Endian over
         an Implicit VR data set (stored so by servers before the SCP relabelled
@@ -684,6 +698,8 @@ class StorageIndex:
                     continue
                 self._add(new)
             except (UnsafeNameError, NotPart10Error, StorageError) as exc:
+                if self._gone:  # the index's file, not this one: no row goes further
+                    raise
                 logger.info("reindex: skipping %s: %s", path, exc)
                 skipped += 1
                 continue
@@ -723,7 +739,7 @@ class StorageIndex:
         if size is None:
             return
         relabelled.append(relative)
-        with self._lock, self._transaction() as db:
+        with self._write() as db:
             db.execute("UPDATE instance SET transfer_syntax_uid = ?, size = ? "
                        "WHERE relative_path = ?", (info.transfer_syntax_uid, size, relative))
 
@@ -740,24 +756,6 @@ class StorageIndex:
                     "its data set's transfer syntax (was %s)", relative,
                     info.transfer_syntax_uid, info.relabelled_from)
         return size
-
-
-def _file_state(path: Path) -> tuple[int, int, int, int] | None:
-    """The device, inode, size and modification time (ns) of ``path``, or None."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _file_id(path: Path) -> tuple[int, int] | None:
-    """The device and inode of ``path``, or None if there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _owner_only(path: Path) -> None:

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["WAIT", "FileChange", "IndexFiles", "Verdict"]
+__all__ = ["WAIT", "FileChange", "IndexFiles", "Verdict", "file_id", "file_state"]
 
 Verdict = Literal["checkpoint", "copy", "unknown"]
 
@@ -242,6 +242,24 @@ class IndexFiles:
             return None
         held = _read(self._fds[0], size, (page - 1) * size)
         return held is not None and held == data[_FRAME_HEADER:]
+
+
+def file_state(path: Path) -> tuple[int, int, int, int] | None:
+    """The device, inode, size and modification time (ns) of ``path``, or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def file_id(path: Path) -> tuple[int, int] | None:
+    """The device and inode of ``path``, or None if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _open(path: Path) -> int | None:

@@ -1,0 +1,116 @@
+"""The index's own writes outside the row batches (``remove_instance``,
+``add_instance``, reindex's rows) look at the file first, as the batches do.
+
+Each such commit noted the file's size and time afterwards as its own, without
+asking first whether another program had changed the file: a copy over the
+index (a backup restored) made before a ``remove_instance`` (a retention job)
+was taken for that commit's own write, no later batch saw it, and the server's
+write-ahead log, checkpointed at its close, wrote its pages into the copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage.files import StorageError
+from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.rows import NewInstance, row_from_file
+from tests.storage.dicomfiles import make_image, write_part10
+
+
+def _rows(folder: Path, count: int, first: int = 1) -> list[NewInstance]:
+    rows = []
+    for n in range(first, first + count):
+        write_part10(folder / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(folder, f"{n}.dcm"))
+    return rows
+
+
+def _instances(path: Path) -> list[str]:
+    """The SOP Instance UIDs an index file holds, read by a connection of its own
+    (as the server's next start reads it), its integrity checked first."""
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return [uid for (uid,) in db.execute(
+            "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
+    finally:
+        db.close()
+
+
+def _uid(n: int) -> str:
+    return str(make_image(n).SOPInstanceUID)
+
+
+@pytest.mark.parametrize("write", ["remove_instance", "add_instance"])
+@pytest.mark.parametrize("how", ["copied-over", "replaced"])
+def test_a_copy_over_the_index_before_a_single_write_is_seen(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, write: str, how: str) -> None:
+    rows = _rows(tmp_path / "files", 10)
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(backup) as other:
+        assert other.add_instances(rows[:2]) == 2
+    wanted = _instances(backup)
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[2:8]) == 6
+        inode = path.stat().st_ino
+        if how == "copied-over":
+            shutil.copyfile(backup, path)  # cp: written in place
+            assert path.stat().st_ino == inode
+        else:
+            os.replace(backup, path)
+        with pytest.raises(StorageError, match="not written"):
+            if write == "remove_instance":
+                index.remove_instance(_uid(5))  # a retention job's
+            else:
+                row = rows[8]
+                index.add_instance(row.ds, relative_path=row.relative_path,
+                                   transfer_syntax_uid=row.transfer_syntax_uid,
+                                   size=row.size, calling_ae=row.calling_ae,
+                                   peer_fingerprint=row.peer_fingerprint)
+        assert index.add_instances(rows[9:]) == 0
+    assert _instances(path) == wanted  # once it has stopped
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    fate = "overwritten" if how == "copied-over" else "replaced"
+    assert errors and f"index {path} was {fate} while in use" in errors[0], errors
+
+
+def test_a_copy_over_the_index_during_reindex_stops_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """reindex writes row by row (``_add``): a copy over the index while it runs is
+    seen at the next row, which it no longer takes for a file to skip: reindex
+    stops with the reason, the copy left as it was."""
+    root = tmp_path / "store"
+    _rows(root, 6)
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(backup) as other:
+        assert other.add_instances(_rows(tmp_path / "other", 2, 101)) == 2
+    wanted = _instances(backup)
+    path = root / INDEX_NAME
+    with StorageIndex(path) as index:
+        index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
+        added = index._add
+
+        def add_then_copy(row: NewInstance) -> None:
+            added(row)
+            if row.relative_path == "3.dcm":
+                shutil.copyfile(backup, path)  # cp: written in place
+
+        index._add = add_then_copy  # type: ignore[method-assign]
+        with pytest.raises(StorageError, match="overwritten"):
+            index.reindex(root)
+    assert _instances(path) == wanted
+    with StorageIndex(path) as index:  # what an operator runs next
+        result = index.reindex(root)
+        # The copy's rows name files of another store: pruned.
+        assert (result.added, result.removed) == (6, 2)
+    assert _instances(path) == sorted(_uid(n) for n in range(1, 7))
