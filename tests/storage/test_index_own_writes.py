@@ -78,6 +78,7 @@ def test_a_copy_over_the_index_before_a_single_write_is_seen(
                                    size=row.size, calling_ae=row.calling_ae,
                                    peer_fingerprint=row.peer_fingerprint)
         assert index.add_instances(rows[9:]) == 0
+        assert _instances(path) == wanted  # while the server runs
     assert _instances(path) == wanted  # once it has stopped
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     fate = "overwritten" if how == "copied-over" else "replaced"

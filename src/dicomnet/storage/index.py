@@ -414,13 +414,13 @@ class StorageIndex:
             if self._file is None or state == self._state:
                 return True
             now = None if state is None else state[:2]
-            change = self._explain_change() if now == self._file else None
+            change, failed = self._explain_change() if now == self._file else (None, None)
             if change is not None and change.verdict == "checkpoint":
                 logger.debug("index %s changed: %s", self._path, change.why)
                 self._state = state
                 return True
         if change is not None:
-            return self._overwritten(change)
+            return self._overwritten(change, failed)
         self._gone = True
         self._fate = "removed" if now is None else "replaced"
         with self._lock:
@@ -442,52 +442,54 @@ class StorageIndex:
                      "--create " if now is None else "", self._path.parent)
         return False
 
-    def _explain_change(self) -> FileChange:
+    def _explain_change(self) -> tuple[FileChange, str | None]:
         """Why the file (the same one) changed outside this connection's commits:
         another program's checkpoint or a copy over it (storage.index_file),
         looked at under this connection's write lock, and whether another
-        connection changed the log since the last look (``PRAGMA data_version``).
-        Called under ``_lock``."""
+        connection changed the log since the last look (``PRAGMA data_version``);
+        and, unless a checkpoint, the log dropped under that same lock (see
+        :meth:`_overwritten`): None, or why it could not be. Called under ``_lock``."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            return FileChange("unknown", f"it cannot be locked: {exc}")
+            # Dropped all the same: kept, its frames would damage a copy.
+            return FileChange("unknown", f"it cannot be locked: {exc}"), self._files.drop_log()
         try:
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             others_wrote, self._data_version = version != self._data_version, version
-            return self._files.explain(others_wrote=others_wrote)
+            change = self._files.explain(others_wrote=others_wrote)
         except sqlite3.Error as exc:
-            return FileChange("unknown", f"it cannot be read: {exc}")
+            change = FileChange("unknown", f"it cannot be read: {exc}")
+        try:
+            return change, None if change.verdict == "checkpoint" else self._files.drop_log()
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
 
-    def _overwritten(self, change: FileChange) -> bool:
+    def _overwritten(self, change: FileChange, failed: str | None) -> bool:
         """The file written by another program in a way that is not a checkpoint
         of this connection's log (a copy over it: same file, other contents), or
         cannot be told from one (``change.why``): its pages may no longer be those
         this connection's write-ahead log was made on. Checkpointed, by this
         connection's close or by any later opener (SQLite finds the log by name),
         the log would write this connection's pages into the new contents: a
-        damaged database ("database disk image is malformed"). So the log is
-        emptied unread (truncated: its frames gone, no checkpoint can copy them)
-        and nothing more is written; the rows it held, and those of the objects
-        stored from now on, are restored by reindex. Another program's checkpoint
-        (``PRAGMA wal_checkpoint``, the sqlite3 shell, a backup tool) is told
-        apart from a copy by the log's own records (storage.index_file); when it
-        cannot be (that program also wrote rows, restarting the log), the writes
-        stop as for a copy, and the log line says a checkpoint may be the cause.
-        A copy made between a commit and its stat goes unseen."""
+        damaged database ("database disk image is malformed"). So the log was
+        emptied unread, its index (``-shm``) cleared so that every connection
+        reads the file as it now is (storage.index_file ``drop_log``; ``failed``:
+        why it could not be), and nothing more is written; the rows it held, and
+        those of the objects stored from now on, are restored by reindex. Another
+        program's rows in the log went with it: written on the old file's pages or
+        on pages of our log, they do not fit the new contents either. Another
+        program's checkpoint (``PRAGMA wal_checkpoint``, the sqlite3 shell, a
+        backup tool) is told apart from a copy by the log's own records
+        (storage.index_file); when it cannot be (that program also wrote rows,
+        restarting the log), the writes stop as for a copy, and the log line says
+        a checkpoint may be the cause. A copy made between a commit and its stat
+        goes unseen."""
         self._gone = True
         self._fate = "overwritten" if change.verdict == "copy" else "changed by another program"
-        wal = self._path.with_name(self._path.name + "-wal")
-        with self._lock:
-            try:
-                os.truncate(wal, 0)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                logger.warning("cannot empty the write-ahead log %s: %s", wal, exc)
+        if failed is not None:
+            logger.warning("cannot drop the write-ahead log of index %s: %s", self._path, failed)
         if change.verdict == "copy":
             logger.error("index %s was overwritten while in use (the same file, other "
                          "contents: copied over?): this server writes it no more, and dropped "

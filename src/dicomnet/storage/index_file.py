@@ -36,8 +36,10 @@ cache, so later rows go into the copy as it then is.
 The caller holds its connection's write lock (``BEGIN IMMEDIATE``) while it
 asks, so no frame is appended, the log is not restarted and no FULL, RESTART or
 TRUNCATE checkpoint runs meanwhile; a PASSIVE one may, and is seen by the
-WAL-index's checkpoint information changing (looked at again). The files are
-read through descriptors kept open until :meth:`IndexFiles.close`, called after
+WAL-index's checkpoint information changing (looked at again). A change that is
+not a checkpoint has the log dropped unread (:meth:`IndexFiles.drop_log`), under
+that same lock. The files are read (and ``-shm``'s header cleared) through
+descriptors kept open until :meth:`IndexFiles.close`, called after
 SQLite's connections closed: closing any descriptor of a file drops every POSIX
 lock the process holds on it, SQLite's own among them (sqlite.org/howtocorrupt.html,
 "Posix advisory locks canceled by a separate thread doing close()").
@@ -116,7 +118,9 @@ class IndexFiles:
     opened leaves the answer unknown."""
 
     def __init__(self, path: Path) -> None:
-        self._fds = tuple(_open(Path(f"{path}{suffix}")) for suffix in ("", "-wal", "-shm"))
+        self._wal = Path(f"{path}-wal")
+        # The -shm writable: drop_log clears its header through this descriptor.
+        self._fds = (_open(path), _open(self._wal), _open(Path(f"{path}-shm"), os.O_RDWR))
 
     def close(self) -> None:
         """Close the descriptors: only after SQLite's connections to the file."""
@@ -125,6 +129,35 @@ class IndexFiles:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fds = (None, None, None)
+
+    def drop_log(self) -> str | None:
+        """Empty the log unread, for every connection: None, or why it could not be.
+
+        Truncating ``-wal`` alone left the WAL-index (``-shm``) describing frames
+        the log no longer held, which each connection trusts while one has the
+        database open ("disk I/O error" for all, pages of the old log still
+        cached). So its header is cleared first (walformat.html, "The WAL-Index
+        Header": both copies, isInit 0): each connection, ours too, finds it
+        invalid at its next transaction and rebuilds it from the log ("Recovery"),
+        which it can do only once the write lock is free, after the log is
+        emptied; then the log is truncated, as ``wal_checkpoint(TRUNCATE)``
+        leaves it, so no checkpoint and no recovery finds a frame of it. The
+        caller holds the write lock (``BEGIN IMMEDIATE``)."""
+        try:
+            # Both copies of the header end where the checkpoint information begins.
+            cleared = self._fds[2] is not None \
+                and os.pwrite(self._fds[2], bytes(_BACKFILL_AT), 0) == _BACKFILL_AT
+        except OSError:
+            cleared = False
+        if not cleared:
+            return "its write-ahead log's index (-shm) cannot be written"
+        try:
+            os.truncate(self._wal, 0)
+        except FileNotFoundError:
+            pass  # no log: nothing in it
+        except OSError as exc:
+            return f"its write-ahead log cannot be emptied: {exc.strerror or exc}"
+        return None
 
     def explain(self, *, others_wrote: bool) -> FileChange:
         """Why the database file changed outside our commits (see the module
@@ -262,11 +295,14 @@ def file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _open(path: Path) -> int | None:
-    try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
+def _open(path: Path, mode: int = os.O_RDONLY) -> int | None:
+    """A descriptor of ``path``, read-only if it cannot be opened in ``mode``."""
+    for flags in dict.fromkeys((mode, os.O_RDONLY)):
+        try:
+            return os.open(path, flags | os.O_CLOEXEC)
+        except OSError:
+            continue
+    return None
 
 
 def _read(fd: int | None, size: int, offset: int) -> bytes | None:
