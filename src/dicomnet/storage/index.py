@@ -298,8 +298,10 @@ class StorageIndex:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with Transaction(self._db) as db:
             yield db
-        # Committed: a checkpoint may have written the file (see check_file).
+        # Committed: a checkpoint may have written the file (see check_file), or
+        # restarted the log.
         self._state = file_state(self._path)
+        self._files.note()
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -482,9 +484,9 @@ class StorageIndex:
         on pages of our log, they do not fit the new contents either. Another
         program's checkpoint (``PRAGMA wal_checkpoint``, the sqlite3 shell, a
         backup tool) is told apart from a copy by the log's own records
-        (storage.index_file); when it cannot be (that program also wrote rows,
-        restarting the log), the writes stop as for a copy, and the log line says
-        a checkpoint may be the cause. A copy made between a commit and its stat
+        (storage.index_file), also when it wrote since (restarting the log:
+        its rows kept); when it cannot be, the writes stop as for a copy, and the
+        log line says a checkpoint may be the cause. A copy made between a commit and its stat
         goes unseen."""
         self._gone = True
         self._fate = "overwritten" if change.verdict == "copy" else "changed by another program"

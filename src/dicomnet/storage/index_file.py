@@ -22,10 +22,13 @@ shell, a backup tool) changes them too, writing this index's own log into it.
   checkpoints all first) if another connection changed the log since the last
   look (SQLite's ``PRAGMA data_version``: another connection's commit or log
   reset), else nothing could have been checkpointed: a copy;
-* a log none of whose frames is checkpointed: a copy if no other connection
-  changed the log since the last look; else another program may have
-  checkpointed the log and then written (restarting it), which leaves nothing
-  to compare: not told apart.
+* a log none of whose frames is checkpointed: restarted since the last look
+  (its salts moved: fileformat2.html "WAL File Format"), another program
+  checkpointed all of it (SQLite restarts no other log) and wrote since: a
+  checkpoint, the log none of ours, its rows kept; not restarted, nothing was
+  checkpointed: a copy, whoever wrote the log. Its salts not known (no
+  ``-shm`` to read at the last look), and another connection wrote: not told
+  apart.
 
 A copy made together with another program's checkpoint (or its TRUNCATE) in
 one interval between two looks may pass for a checkpoint: that checkpoint
@@ -121,6 +124,15 @@ class IndexFiles:
         self._wal = Path(f"{path}-wal")
         # The -shm writable: drop_log clears its header through this descriptor.
         self._fds = (_open(path), _open(self._wal), _open(Path(f"{path}-shm"), os.O_RDWR))
+        self._salts: bytes | None = None  # the log's, at the last look (note)
+        self.note()
+
+    def note(self) -> None:
+        """Note the log's salts as they are: after each of our commits, under its
+        lock, and at each look (:meth:`explain`). A log restarted since has others
+        (fileformat2.html, "WAL File Format": a restart draws new salts)."""
+        log = self._log()
+        self._salts = None if log is None else log.salts
 
     def close(self) -> None:
         """Close the descriptors: only after SQLite's connections to the file."""
@@ -169,6 +181,7 @@ class IndexFiles:
                 return FileChange("unknown", "its write-ahead log's index (-shm) cannot be read")
             change = self._explain(log, settled, others_wrote)
             if self._log() == log:
+                self._salts = log.salts
                 return change
         return FileChange("unknown", "checkpoints went on while it was looked at")
 
@@ -183,7 +196,12 @@ class IndexFiles:
         if log.backfilled == 0:
             if not settled:
                 return FileChange("unknown", "a checkpoint is still writing it")
-            if others_wrote:
+            if self._salts is not None and log.salts != self._salts:
+                # Restarted: SQLite restarts a log only once all of it is checkpointed
+                # (walformat.html, "nBackfill"): none of our frames is left in it.
+                return FileChange("checkpoint", "its write-ahead log was checkpointed and "
+                                                "restarted by another program, which wrote")
+            if others_wrote and self._salts is None:
                 return FileChange("unknown", "none of its write-ahead log is checkpointed, "
                                              "which another program wrote")
             return FileChange("copy", "none of its write-ahead log is checkpointed")
