@@ -195,14 +195,15 @@ def test_a_response_to_a_request_its_caller_abandoned_is_ignored(
         caplog: pytest.LogCaptureFixture) -> None:
     """The echo's task is cancelled while its request is out (an asyncio.wait_for
     around it, say): its late response answers a request of ours, and is
-    dropped; the next echo is answered and the association released."""
+    dropped; the next echo is answered and the association released. (A window
+    of 2: the first keeps its slot until answered, tests/aio/test_abandoned_requests.py.)"""
     async def answer(peer: RawPeer, request: Request) -> None:
         if len(peer.requests) == 2:  # the first one's answer comes late, before the second's
             await peer.send(_rsp(peer.requests[0], 0xC000), _rsp(request))
 
     async def main() -> tuple[int, str]:
-        async with raw_scp(answer) as (port, peers):
-            async with associate(LOOPBACK, port) as assoc:
+        async with raw_scp(answer, max_async_operations=2) as (port, peers):
+            async with associate(LOOPBACK, port, max_async_operations=2) as assoc:
                 first = asyncio.ensure_future(assoc.echo())
                 await wait_until(lambda: bool(peers) and len(peers[0].requests) == 1,
                                  "the first request")
@@ -220,7 +221,8 @@ def test_a_response_to_a_request_its_caller_abandoned_is_ignored(
 
 def test_responses_to_a_find_its_caller_stopped_reading_are_ignored() -> None:
     """A C-FIND whose caller leaves after its first pending response: the pending
-    and final responses after it answer a request of ours, and are dropped."""
+    and final responses after it answer a request of ours, and are dropped (a
+    window of 2, as above)."""
     async def answer(peer: RawPeer, request: Request) -> None:
         if isinstance(request.message, CFindRQ):
             await peer.send(_find_rsp(request, PENDING))
@@ -229,8 +231,8 @@ def test_responses_to_a_find_its_caller_stopped_reading_are_ignored() -> None:
             await peer.send(_find_rsp(find, PENDING), _find_rsp(find, SUCCESS), _rsp(request))
 
     async def main() -> tuple[int, str]:
-        async with raw_scp(answer) as (port, peers):
-            async with associate(LOOPBACK, port) as assoc:
+        async with raw_scp(answer, max_async_operations=2) as (port, peers):
+            async with associate(LOOPBACK, port, max_async_operations=2) as assoc:
                 context_id = assoc.context_for(VERIFICATION).context_id
                 find = CFindRQ(message_id=assoc.dimse.next_message_id(),
                                affected_sop_class_uid=VERIFICATION)

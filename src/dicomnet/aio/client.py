@@ -58,7 +58,7 @@ from ..ul.negotiation import (
     unanswered_contexts,
 )
 from .association import Association, DatasetSink, MessagesRouted
-from .replies import OneReply, Replies, Reply
+from .replies import Abandoned, OneReply, Replies, Reply
 from .transport import SecureLinkHook, Stream, open_stream
 
 __all__ = ["ClientAssociation", "Reply", "associate", "open_association"]
@@ -74,9 +74,6 @@ VERIFICATION = VERIFICATION_SOP_CLASS
 DEFAULT_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 #: The requests answered by pending responses before the last (PS3.7 9.1.2-9.1.4).
 _SEVERAL_RESPONSES = frozenset(m.command_field for m in (CFindRQ, CGetRQ, CMoveRQ))
-#: How many message IDs of requests our callers abandoned are remembered: their
-#: late responses are dropped, not taken for a peer's error (``_on_data``).
-_ABANDONED_KEPT = 1024
 #: The responses that may be Pending, more coming for the same request (PS3.7 9.1.2-9.1.4).
 _PENDING_RESPONSES = frozenset(field | 0x8000 for field in _SEVERAL_RESPONSES)
 #: A peer's Maximum Length below this is honoured with a warning (``_warn_tiny_max_length``).
@@ -105,10 +102,9 @@ class ClientAssociation(Association):
         #: Message IDs of the requests outstanding whose last PDU is not queued yet:
         #: a response to one cannot answer it (``_on_data``).
         self._unsent: set[int] = set()
-        #: Message IDs of requests sent whole whose callers left before the last
-        #: response (a cancelled task, a C-FIND read no further), oldest first, at
-        #: most ``_ABANDONED_KEPT``: a response to one is ours, and is dropped.
-        self._abandoned_ids: dict[int, None] = {}
+        #: Requests sent whole whose callers left before the last response: a
+        #: response to one is ours, and is dropped.
+        self._abandoned_requests = Abandoned(self)
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
         #: release() or abort() is stopping the reader task: its cancel is ours.
@@ -148,7 +144,9 @@ class ClientAssociation(Association):
         """Send a request and yield its responses (pending ones first) with their
         data sets, ending after the final one (PS3.7 9.1 and 10.1). No more
         requests are outstanding than the peer's window allows (PS3.7 D.3.3.3;
-        one without a window): callers beyond it wait their turn."""
+        one without a window): callers beyond it wait their turn. A request whose
+        caller leaves before its final response keeps its place until that
+        response comes (see ``replies.Abandoned``)."""
         message_id = message.message_id  # type: ignore[union-attr]
         # Any other request's first response is its last, whatever its status says
         # (a Pending from a faulty peer: waiting on would end in the DIMSE timeout).
@@ -159,8 +157,13 @@ class ClientAssociation(Association):
         # Concurrent callers beyond the window wait here, before anything is sent.
         await window.acquire()
         queue = Replies(context_id, several)
+        if message_id in self._abandoned_requests.ids:
+            try:
+                self._abandoned_requests.reuse(message_id)
+            except LocalProtocolError:
+                window.release()
+                raise
         self._replies[message_id] = queue
-        self._abandoned_ids.pop(message_id, None)
         self._unsent.add(message_id)
         answered = False
         try:
@@ -183,10 +186,12 @@ class ClientAssociation(Association):
         finally:
             if self._replies.get(message_id) is queue:
                 del self._replies[message_id]
-            if not queue.answered:  # its caller left before the last response came
-                self._abandon(message_id)
+            # Its caller left before the last response came: the peer may still
+            # be performing it, so it keeps its slot (``Abandoned``).
+            held = not queue.answered and self._abandon(message_id, queue)
             self._unsent.discard(message_id)
-            window.release()
+            if not held:
+                window.release()
 
     async def send_request(
         self,
@@ -206,9 +211,10 @@ class ClientAssociation(Association):
         message_id = message.message_id  # type: ignore[union-attr]
         if message_id in self._replies:
             raise LocalProtocolError(f"message ID {message_id} is already outstanding")
+        if message_id in self._abandoned_requests.ids:
+            self._abandoned_requests.reuse(message_id)
         reply = OneReply(self, message_id, context_id, on_reply)
         self._replies[message_id] = reply
-        self._abandoned_ids.pop(message_id, None)
         self._unsent.add(message_id)
         try:
             await self.send_message(message, context_id, dataset=dataset, pdus=pdus)
@@ -226,16 +232,16 @@ class ClientAssociation(Association):
     def _sent_whole(self, message: DimseMessage) -> None:
         self._unsent.discard(message.message_id)  # type: ignore[union-attr]
 
-    def _abandon(self, message_id: int) -> None:
+    def _abandon(self, message_id: int, held: Replies | None = None) -> bool:
         """Our caller left before the last response to ``message_id``. Sent whole,
         the request is the peer's to answer still: its responses will be dropped
-        (``_on_data``). Cut short, it cannot be answered (the association is
-        aborted: ``send_message``)."""
-        if message_id in self._unsent or self.failure is not None:
-            return
-        self._abandoned_ids[message_id] = None
-        if len(self._abandoned_ids) > _ABANDONED_KEPT:
-            del self._abandoned_ids[next(iter(self._abandoned_ids))]
+        (``_on_data``), and ``held`` (its ``Replies``) keeps its slot of the window
+        meanwhile; True then. Cut short, it cannot be answered (the association
+        is aborted: ``send_message``); nor once the association is over."""
+        if message_id in self._unsent or self.failure is not None or self._closed.is_set():
+            return False
+        self._abandoned_requests.add(message_id, held)
+        return held is not None
 
     def _timed_out(self, message_id: int) -> DimseTimeout | AssociationAborted:
         """No response to ``message_id`` within the DIMSE timeout: A-ABORT the
@@ -348,6 +354,7 @@ class ClientAssociation(Association):
             )
             for queue in list(self._replies.values()):
                 queue.put(error)
+            self._abandoned_requests.end()  # those waiting for a slot then hear the error
             if not self._released.done():
                 self._released.set_exception(error)
                 self._released.exception()  # retrieved here; release() re-raises it
@@ -452,11 +459,10 @@ class ClientAssociation(Association):
         (the association is aborted, PS3.8 7.3, and every request outstanding
         fails at once) rather than left for the DIMSE timeout, as DCMTK does."""
         name = type(message).__name__
-        if responded in self._abandoned_ids:
-            status = getattr(message, "status", 0)
-            if not (message.command_field in _PENDING_RESPONSES
-                    and Status(status).is_pending):
-                del self._abandoned_ids[responded]
+        if responded in self._abandoned_requests.ids:
+            self._abandoned_requests.answered(responded, not (
+                message.command_field in _PENDING_RESPONSES
+                and Status(getattr(message, "status", 0)).is_pending))
             log.debug("%s: %s to message %d, whose caller abandoned it, ignored",
                       self._name(), name, responded)
             return

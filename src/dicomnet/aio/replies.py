@@ -1,7 +1,8 @@
 """The bookkeeping of a requestor's outstanding requests (``aio.client``): the
 responses to one request as they arrive, for a task awaiting them (``Replies``),
-or for a callback (``OneReply``, a request sent by ``send_request``). PS3.7 9.1:
-a response names the request it answers by its Message ID Being Responded To.
+or for a callback (``OneReply``, a request sent by ``send_request``), and the
+requests whose callers left before their final response (``Abandoned``). PS3.7
+9.1: a response names the request it answers by its Message ID Being Responded To.
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..dimse.messages import DimseMessage
+from ..errors import LocalProtocolError
 
 if TYPE_CHECKING:
     from .client import ClientAssociation
 
-__all__ = ["OneReply", "Replies", "Reply"]
+__all__ = ["Abandoned", "OneReply", "Replies", "Reply"]
 
 #: A response and its data set (None when it has none).
 Reply = tuple[DimseMessage, bytes | None]
+#: How many message IDs of requests our callers abandoned are remembered, besides
+#: those holding a slot of the window: their late responses are dropped, not
+#: taken for a peer's error.
+ABANDONED_KEPT = 1024
 
 
 class Replies:
@@ -28,7 +34,7 @@ class Replies:
     A future per wait and one ``call_later`` for the DIMSE timeout: lighter than
     ``asyncio.wait_for`` on a queue, which makes a task per response."""
 
-    __slots__ = ("answered", "context_id", "items", "several", "waiter")
+    __slots__ = ("answered", "context_id", "deadline", "items", "several", "timer", "waiter")
 
     def __init__(self, context_id: int, several: bool) -> None:
         #: The presentation context the request went on, and its responses come on.
@@ -40,6 +46,10 @@ class Replies:
         self.answered = False
         self.items: deque[Reply | BaseException] = deque()
         self.waiter: asyncio.Future[None] | None = None
+        #: When the wait in progress runs out (the DIMSE timeout), if one is.
+        self.deadline: float | None = None
+        #: Abandoned, the request's DIMSE timeout (``Abandoned``).
+        self.timer: asyncio.TimerHandle | None = None
 
     def put(self, item: Reply | BaseException) -> None:
         self.items.append(item)
@@ -51,13 +61,17 @@ class Replies:
                   timeout: float | None) -> Reply | BaseException:
         while not self.items:
             self.waiter = waiter = loop.create_future()
-            timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+            timer = None
+            if timeout is not None:
+                self.deadline = loop.time() + timeout
+                timer = loop.call_at(self.deadline, _expire, waiter)
             try:
                 await waiter
             finally:
                 self.waiter = None
                 if timer is not None:
                     timer.cancel()
+        self.deadline = None  # kept by a wait its caller left (``Abandoned.add``)
         return self.items.popleft()
 
 
@@ -89,6 +103,89 @@ class OneReply:
 
     def expire(self) -> None:
         self.put(self.assoc._timed_out(self.message_id))
+
+
+class Abandoned:
+    """The requests sent whole whose callers left before the last response (a
+    cancelled task, a C-FIND read no further): the peer still performs them, and
+    their responses are dropped when they come (oldest first, at most
+    ``ABANDONED_KEPT`` besides those holding a slot).
+
+    One ``ClientAssociation.request`` left keeps its slot of the asynchronous
+    operations window (PS3.7 D.3.3.3: the operations the requestor may have
+    outstanding) until its final response, or the association's end: freed at
+    once, a request sent in its place would put one more outstanding than
+    negotiated, which a strict SCP refuses or aborts. Its DIMSE timeout still
+    runs (from the wait its caller left, restarted by each pending response):
+    one never answered aborts the association, as it would have with its
+    caller waiting, rather than hold the slot for ever."""
+
+    __slots__ = ("assoc", "ids")
+
+    def __init__(self, assoc: ClientAssociation) -> None:
+        self.assoc = assoc
+        #: By Message ID: the request's ``Replies`` while it holds a slot, else None.
+        self.ids: dict[int, Replies | None] = {}
+
+    def add(self, message_id: int, held: Replies | None = None) -> None:
+        """``message_id`` abandoned; ``held``, its ``Replies``, keeps its slot of
+        the window (given back by ``answered`` or ``end``)."""
+        self.ids[message_id] = held
+        if held is not None:
+            dimse = self.assoc.timeouts.dimse
+            if dimse is not None:
+                loop = self.assoc._loop
+                deadline = held.deadline if held.deadline is not None else loop.time() + dimse
+                held.timer = loop.call_at(deadline, self._expired, message_id)
+        if len(self.ids) > ABANDONED_KEPT:
+            for old, holding in self.ids.items():
+                if holding is None:  # one holding a slot is the peer's still
+                    del self.ids[old]
+                    break
+
+    def reuse(self, message_id: int) -> None:
+        """A new request takes ``message_id``: the abandoned one's record goes.
+        Raises LocalProtocolError while the peer still owes it an answer
+        (PS3.7 9.1.1.1: a Message ID unique among those outstanding)."""
+        if self.ids.get(message_id) is not None:
+            raise LocalProtocolError(f"message ID {message_id} is still outstanding "
+                                     "(its caller abandoned it before its response)")
+        self.ids.pop(message_id, None)
+
+    def answered(self, message_id: int, final: bool) -> None:
+        """A response to ``message_id`` came: a final one ends its record and
+        gives its slot back; a pending one restarts its DIMSE timeout."""
+        held = self.ids.pop(message_id) if final else self.ids[message_id]
+        if held is None:
+            return
+        if held.timer is not None:
+            held.timer.cancel()
+            held.timer = None
+        if final:
+            self._release()
+        elif (dimse := self.assoc.timeouts.dimse) is not None:
+            held.timer = self.assoc._loop.call_later(dimse, self._expired, message_id)
+
+    def end(self) -> None:
+        """The association ended: no response will come; the slots held go back to
+        those waiting for one (who will hear why it ended)."""
+        ids, self.ids = self.ids, {}
+        for held in ids.values():
+            if held is not None:
+                if held.timer is not None:
+                    held.timer.cancel()
+                self._release()
+
+    def _release(self) -> None:
+        window = self.assoc._invoked
+        assert window is not None  # taken by the request holding the slot
+        window.release()
+
+    def _expired(self, message_id: int) -> None:
+        held = self.ids.get(message_id)
+        if held is not None:
+            held.timer = None
+            self.assoc._timed_out(message_id)  # A-ABORT: its reader task then ends it
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:

@@ -1,0 +1,230 @@
+"""A request our caller abandons (its task cancelled, a C-FIND read no further)
+keeps its place in the asynchronous operations window (PS3.7 D.3.3.3) until its
+final response: the peer still performs it, so a request sent in its place
+would put more operations outstanding than the A-ASSOCIATE negotiated, which a
+strict SCP refuses or aborts. The raw SCP (tests/aio/rawscp.py) counts the
+requests outstanding as each one arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import pytest
+
+from dicomnet.aio.client import ClientAssociation, associate, open_association
+from dicomnet.config import Timeouts
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
+from dicomnet.errors import AssociationAborted, LocalProtocolError
+from tests.aio.helpers import LOOPBACK, run, wait_until
+from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
+
+PENDING, SUCCESS = 0xFF00, 0x0000
+#: How long a client that does not wait is given to send its request anyway: an
+#: upper bound for a failure to show, never a condition of passing.
+GRACE = 0.5
+
+
+def _echo_rsp(request: Request) -> bytes:
+    return response_pdu(request.context_id, CEchoRSP(
+        message_id_being_responded_to=request.message.message_id,  # type: ignore[union-attr]
+        status=SUCCESS, affected_sop_class_uid=VERIFICATION))
+
+
+def _find_rsp(request: Request, status: int) -> bytes:
+    return response_pdu(request.context_id, CFindRSP(
+        message_id_being_responded_to=request.message.message_id,  # type: ignore[union-attr]
+        status=status, affected_sop_class_uid=VERIFICATION))
+
+
+@dataclass
+class Counter:
+    """The SCP's count of requests outstanding (received, final response not
+    sent), as each request arrived, itself included."""
+
+    finals: int = 0
+    at_arrival: list[int] = field(default_factory=list)
+
+    def arrived(self, peer: RawPeer) -> None:
+        self.at_arrival.append(len(peer.requests) - self.finals)
+
+    async def answer(self, peer: RawPeer, *pdus: bytes) -> None:
+        """Send ``pdus``, the last of them a final response."""
+        self.finals += 1
+        await peer.send(*pdus)
+
+
+async def _cancel_first(assoc: ClientAssociation, peers: list[RawPeer]) -> None:
+    """An echo whose task is cancelled once the SCP has its request."""
+    first = asyncio.ensure_future(assoc.echo())
+    await wait_until(lambda: bool(peers) and len(peers[0].requests) == 1,
+                     "the first request")
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def _second_may_arrive(peers: list[RawPeer]) -> None:
+    with contextlib.suppress(AssertionError):
+        await wait_until(lambda: len(peers[0].requests) == 2, "a second request", GRACE)
+
+
+def test_an_abandoned_echo_keeps_its_slot_until_its_response() -> None:
+    """Window 1: the first echo's task is cancelled while the SCP works on it; the
+    second echo is sent once the first's response came, not before."""
+    counter = Counter()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        counter.arrived(peer)
+        if len(peer.requests) > 1:
+            await counter.answer(peer, _echo_rsp(request))
+
+    async def main() -> tuple[int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                await _cancel_first(assoc, peers)
+                second = asyncio.ensure_future(assoc.echo())
+                await _second_may_arrive(peers)
+                await counter.answer(peers[0], _echo_rsp(peers[0].requests[0]))
+                status = int(await second)
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return status, peers[0].ending
+
+    assert run(main()) == (SUCCESS, "release")
+    assert counter.at_arrival == [1, 1]
+
+
+def test_a_find_left_before_its_final_response_keeps_its_slot() -> None:
+    """A C-FIND whose caller leaves after its first pending response: the echo
+    after it is sent once the find's final response came (its pending ones do
+    not free the slot)."""
+    counter = Counter()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        counter.arrived(peer)
+        if isinstance(request.message, CFindRQ):
+            await peer.send(_find_rsp(request, PENDING))
+        else:
+            await counter.answer(peer, _echo_rsp(request))
+
+    async def main() -> tuple[int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                context_id = assoc.context_for(VERIFICATION).context_id
+                find = CFindRQ(message_id=assoc.dimse.next_message_id(),
+                               affected_sop_class_uid=VERIFICATION)
+                replies = assoc.request(find, context_id, dataset=b"")
+                async for _ in replies:
+                    break
+                await replies.aclose()  # type: ignore[attr-defined]
+                echo = asyncio.ensure_future(assoc.echo())
+                await peers[0].send(_find_rsp(peers[0].requests[0], PENDING))
+                await _second_may_arrive(peers)
+                await counter.answer(peers[0], _find_rsp(peers[0].requests[0], SUCCESS))
+                status = int(await echo)
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return status, peers[0].ending
+
+    assert run(main()) == (SUCCESS, "release")
+    assert counter.at_arrival == [1, 1]
+
+
+def test_an_abandoned_request_never_answered_aborts_at_the_dimse_timeout() -> None:
+    """The abandoned echo is never answered: its DIMSE timeout still runs, and
+    aborts the association (as it would have with its caller waiting); the
+    echo waiting for its slot hears why, and is never sent."""
+    counter = Counter()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        counter.arrived(peer)
+        if len(peer.requests) > 1:
+            await counter.answer(peer, _echo_rsp(request))
+
+    async def main() -> tuple[BaseException | int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port, timeouts=Timeouts(dimse=1.0)) as assoc:
+                await _cancel_first(assoc, peers)
+                try:
+                    outcome: BaseException | int = int(await assoc.echo())
+                except AssociationAborted as exc:
+                    outcome = exc
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return outcome, peers[0].ending
+
+    outcome, ending = run(main())
+    assert isinstance(outcome, AssociationAborted), outcome
+    assert "no response to message 1 within 1.0s (DIMSE timeout)" in str(outcome)
+    assert ending == "abort"
+    assert counter.at_arrival == [1]
+
+
+def test_the_association_ending_frees_a_slot_held_for_an_abandoned_request() -> None:
+    """No DIMSE timeout, and the abandoned echo never answered: the peer closing
+    the connection ends the wait of the echo behind it (it does not wait for
+    ever for a slot that the dead association will never give back)."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        return None
+
+    async def main() -> BaseException | int:
+        async with (raw_scp(answer) as (port, peers),
+                    associate(LOOPBACK, port, timeouts=Timeouts(dimse=None)) as assoc):
+            await _cancel_first(assoc, peers)
+            second = asyncio.ensure_future(assoc.echo())
+            await _second_may_arrive(peers)
+            peers[0].writer.close()
+            try:
+                return int(await second)
+            except AssociationAborted as exc:
+                return exc
+
+    outcome = run(main(), timeout=15)
+    assert isinstance(outcome, AssociationAborted), outcome
+
+
+def test_a_request_reusing_the_id_of_one_still_held_is_refused() -> None:
+    """The abandoned echo (message 1) is the peer's still: another request with
+    message ID 1 is refused before anything is sent (PS3.7 9.1.1.1: unique among
+    those outstanding), and gives its slot back (the next echo goes)."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if len(peer.requests) > 1:
+            await peer.send(_echo_rsp(request))
+
+    async def main() -> tuple[str, int, int]:
+        async with raw_scp(answer, max_async_operations=2) as (port, peers):
+            async with associate(LOOPBACK, port, max_async_operations=2) as assoc:
+                await _cancel_first(assoc, peers)
+                context_id = assoc.context_for(VERIFICATION).context_id
+                with pytest.raises(LocalProtocolError) as refused:
+                    await assoc.request_one(CEchoRQ(message_id=1), context_id)
+                status = int(await assoc.echo())
+            return str(refused.value), status, len(peers[0].requests)
+
+    assert run(main()) == (
+        "message ID 1 is still outstanding (its caller abandoned it before its response)",
+        SUCCESS, 2)
+
+
+def test_a_find_left_after_the_association_ended_holds_no_slot() -> None:
+    """A C-FIND iterator closed only after the association was released: nothing
+    can answer it any more, so it keeps no slot, and the echo after it is
+    refused at once (not left waiting for ever for that slot)."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(_find_rsp(request, PENDING))
+
+    async def main() -> str:
+        async with raw_scp(answer) as (port, _):
+            assoc = await open_association(LOOPBACK, port)
+            find = CFindRQ(message_id=assoc.dimse.next_message_id(),
+                           affected_sop_class_uid=VERIFICATION)
+            replies = assoc.request(find, assoc.context_for(VERIFICATION).context_id,
+                                    dataset=b"")
+            async for _ in replies:
+                break
+            await assoc.release()
+            await replies.aclose()  # type: ignore[attr-defined]
+            with pytest.raises(LocalProtocolError) as refused:
+                await assoc.echo()
+            return str(refused.value)
+
+    assert run(main(), timeout=10) == "the association is not established"
