@@ -228,3 +228,22 @@ def test_a_find_left_after_the_association_ended_holds_no_slot() -> None:
             return str(refused.value)
 
     assert run(main(), timeout=10) == "the association is not established"
+
+
+def test_message_ids_wrapping_skip_one_still_held() -> None:
+    """After 65535 the Message IDs start again at 1; an abandoned echo holding ID 1
+    (the peer's still) is skipped, not reused: the next echo goes as message 2
+    instead of being refused (PS3.7 9.1.1.1: unique among those outstanding)."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if len(peer.requests) > 1:
+            await peer.send(_echo_rsp(request))
+
+    async def main() -> tuple[int, list[int]]:
+        async with raw_scp(answer, max_async_operations=2) as (port, peers):
+            async with associate(LOOPBACK, port, max_async_operations=2) as assoc:
+                await _cancel_first(assoc, peers)  # message 1, held
+                assoc.dimse._last_message_id = 0xFFFF  # the count about to wrap
+                status = int(await assoc.echo())
+            return status, [r.message.message_id for r in peers[0].requests]  # type: ignore[union-attr]
+
+    assert run(main()) == (SUCCESS, [1, 2])

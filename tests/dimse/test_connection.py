@@ -185,6 +185,20 @@ def test_next_message_id_wraps_and_skips_zero() -> None:
     assert 0 not in ids
 
 
+def test_next_message_id_skips_those_still_outstanding() -> None:
+    """PS3.7 9.1.1.1: unique among the requests outstanding; the requestor says
+    which are (this layer sees no responses)."""
+    conn = DimseConnection()
+    outstanding = {1, 2, 4}
+    conn.message_id_in_use = outstanding.__contains__
+    assert [conn.next_message_id() for _ in range(3)] == [3, 5, 6]
+    conn._last_message_id = 0xFFFE
+    assert [conn.next_message_id() for _ in range(2)] == [0xFFFF, 3]
+    conn.message_id_in_use = lambda _id: True
+    with pytest.raises(LocalProtocolError, match="every Message ID"):
+        conn.next_message_id()
+
+
 def test_encode_request_and_response_check_direction() -> None:
     conn = DimseConnection()
     rsp = CEchoRSP(message_id_being_responded_to=1, status=0)

@@ -105,6 +105,9 @@ class ClientAssociation(Association):
         #: Requests sent whole whose callers left before the last response: a
         #: response to one is ours, and is dropped.
         self._abandoned_requests = Abandoned(self)
+        # A fresh Message ID skips those still ours after the count wraps.
+        self.dimse.message_id_in_use = (
+            lambda i: i in self._replies or i in self._abandoned_requests.ids)
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
         #: release() or abort() is stopping the reader task: its cancel is ours.

@@ -27,6 +27,7 @@ Rules enforced on what the peer sends (PS3.7 8.1-8.2; PS3.8 E.2), each a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -105,7 +106,8 @@ class DimseConnection:
     :meth:`encode_request` / :meth:`encode_response` for the PDUs to write.
     """
 
-    __slots__ = ("_command", "_command_context", "_dataset_context", "_last_message_id")
+    __slots__ = ("_command", "_command_context", "_dataset_context", "_last_message_id",
+                 "message_id_in_use")
 
     def __init__(self) -> None:
         self._command = bytearray()
@@ -114,6 +116,9 @@ class DimseConnection:
         # Context whose data set we are receiving, or None if no data set is due.
         self._dataset_context: int | None = None
         self._last_message_id = 0
+        #: Whether a Message ID is still outstanding (the requestor's own record:
+        #: this layer sees no responses): :meth:`next_message_id` skips those.
+        self.message_id_in_use: Callable[[int], bool] | None = None
 
     # ------------------------------------------------------------------ receiving
 
@@ -206,10 +211,17 @@ class DimseConnection:
         """A fresh Message ID (PS3.7 E.1): 1, 2, ... 65535, then 1 again (0 is skipped).
 
         IDs need only be unique among the requests outstanding on the
-        association; wrapping after 65535 is safe since far fewer are ever open.
+        association (PS3.7 9.1.1.1): after 65535 the count starts again, past
+        any ID ``message_id_in_use`` says is still outstanding (a C-FIND left
+        running, say, 65,535 requests ago). Raises ``LocalProtocolError`` if
+        every ID is.
         """
-        self._last_message_id = self._last_message_id % 0xFFFF + 1
-        return self._last_message_id
+        in_use = self.message_id_in_use
+        for _ in range(0xFFFF):
+            self._last_message_id = self._last_message_id % 0xFFFF + 1
+            if in_use is None or not in_use(self._last_message_id):
+                return self._last_message_id
+        raise LocalProtocolError("every Message ID (1-65535) is outstanding")
 
     def encode_request(
         self,
