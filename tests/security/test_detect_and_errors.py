@@ -213,7 +213,8 @@ def test_public_names() -> None:
         assert hasattr(security, name), name
     public = {n for n in dir(security) if not n.startswith("_")}  # the lazy names too
     modules = {"certificates", "config", "detect", "dhgroups", "errors_map", "info",
-               "pem", "peer_checks", "profiles", "revocation", "rotation", "sessions"}
+               "pem", "peer_checks", "profiles", "revocation", "rotation", "sessions",
+               "trust_store"}
     loading = {"annotations", "importlib", "TYPE_CHECKING"}  # what loads them (PEP 562)
     assert public - modules - loading == set(security.__all__)
 

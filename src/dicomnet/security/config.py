@@ -27,7 +27,6 @@ import functools
 import inspect
 import logging
 import os
-import re
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable
@@ -51,6 +50,7 @@ from dicomnet.security.profiles import (
     to_openssl_names,
 )
 from dicomnet.security.sessions import ClientCache
+from dicomnet.security.trust_store import has_hashed_names, read_unhashed_capath
 
 # Certificates are read with `cryptography` (~30 ms to import), imported where a
 # certificate is: a plain association, which imports this module, needs none.
@@ -577,10 +577,10 @@ class TLSConfig:
                 raise ConfigurationError(f"cafile {self.cafile} {problem}")
         capath = None if self.capath is None else Path(self.capath)
         cadata = None
-        if capath is not None and capath.is_dir() and not _has_hashed_names(capath):
+        if capath is not None and capath.is_dir() and not has_hashed_names(capath):
             # OpenSSL finds a CA in capath only by its hashed name: without them it
             # trusts nothing there, and every peer is refused as "unknown CA".
-            cadata, capath = _read_unhashed_capath(capath), None
+            cadata, capath = read_unhashed_capath(capath), None
         if self.cafile is not None or capath is not None or cadata is not None:
             try:
                 ctx.load_verify_locations(
@@ -600,12 +600,6 @@ class TLSConfig:
                 raise ConfigurationError(f"cannot load CRL {crl}: {exc}") from exc
         if self.crlfiles:
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-
-
-# What `openssl rehash` names a CA certificate: its subject's hash, a dot, a number
-# (CRLs are .r0, .r1...).
-_HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
-_PEM_SUFFIXES = (".pem", ".crt", ".cer")
 
 
 #: Cipher lists already warned about (one warning per list and profile, not per build).
@@ -661,42 +655,6 @@ def _key_block_ends(path: Path) -> bool:
         return path.read_bytes().count(b"PRIVATE KEY-----") >= 2
     except OSError:
         return True
-
-
-def _has_hashed_names(capath: Path) -> bool:
-    try:
-        return any(_HASHED_NAME.fullmatch(name) for name in os.listdir(capath))
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read capath {capath}: {exc.strerror or exc}") from exc
-
-
-def _read_unhashed_capath(capath: Path) -> str:
-    """The certificates of the PEM files of a capath without hashed names, as cadata."""
-    from dicomnet.security.certificates import pem_certificates
-
-    found: list[str] = []
-    files: list[str] = []
-    for path in sorted(capath.iterdir()):
-        if path.suffix.lower() not in _PEM_SUFFIXES or not path.is_file():
-            continue
-        try:
-            pem = pem_certificates(path)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        except ValueError as exc:
-            raise ConfigurationError(f"{path} holds a malformed certificate: {exc}") from exc
-        if pem:
-            found.append(pem)
-            files.append(path.name)
-    if not found:
-        raise ConfigurationError(
-            f"capath {capath} holds no CA certificates: no hashed names (run 'openssl rehash "
-            f"{capath}') and no PEM certificate in a .pem, .crt or .cer file"
-        )
-    count = sum(pem.count("-----BEGIN CERTIFICATE-----") for pem in found)
-    logger.info("capath %s has no hashed names (openssl rehash): loaded %d CA certificate%s "
-                "from %s", capath, count, "" if count == 1 else "s", ", ".join(files))
-    return "".join(found)
 
 
 # RFC 9325 4.2.1 (as RFC 7525 4.2.1 before it): "Clients SHOULD include
