@@ -35,10 +35,12 @@ __all__ = [
     "DevPKI",
     "IssuedCert",
     "KeyType",
+    "describe_key",
     "first_certificate_der",
     "generate_key",
     "issue_dev_certificate",
     "key_is_encrypted",
+    "load_pem_certificates",
     "make_dev_pki",
     "pem_certificates",
     "self_signed",
@@ -195,6 +197,19 @@ def first_certificate_der(path: str | Path) -> bytes:
     return certs[0].public_bytes(serialization.Encoding.DER)
 
 
+def describe_key(cert: x509.Certificate) -> tuple[str, int]:
+    """(type, bits) of the certificate's public key, as :class:`CertificateInfo` says them."""
+    return _describe_key(cert.public_key())
+
+
+def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
+    """The certificates of PEM text (ValueError when one is malformed). Trust files are
+    parsed here alone: cryptography warns about a certificate it will refuse one day
+    (a serial number that is not positive, found in system CA bundles) once per line
+    of code calling it, so one line makes one warning, not one per check."""
+    return x509.load_pem_x509_certificates(data)
+
+
 def pem_certificates(path: str | Path) -> str:
     """The certificates of a PEM file, PEM again, anything else it holds (keys, text)
     left out; "" when it holds none. ValueError when one of them is malformed."""
@@ -202,7 +217,7 @@ def pem_certificates(path: str | Path) -> str:
     if b"-----BEGIN CERTIFICATE-----" not in data:
         return ""
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii")
-                   for c in x509.load_pem_x509_certificates(data))
+                   for c in load_pem_certificates(data))
 
 
 def trust_file_problem(path: str | Path) -> str | None:
@@ -225,7 +240,7 @@ def trust_file_problem(path: str | Path) -> str | None:
         # (OpenSSL also reads its own "BEGIN TRUSTED CERTIFICATE" form.)
         return "holds no PEM certificate (BEGIN CERTIFICATE): give the CA's certificate in PEM"
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        certs = load_pem_certificates(data)
     except ValueError:
         return None
     for cert in certs:

@@ -50,7 +50,11 @@ from dicomnet.security.profiles import (
     to_openssl_names,
 )
 from dicomnet.security.sessions import ClientCache
-from dicomnet.security.trust_store import has_hashed_names, read_unhashed_capath
+from dicomnet.security.trust_store import (
+    has_hashed_names,
+    read_unhashed_capath,
+    warn_weak_cafile,
+)
 
 # Certificates are read with `cryptography` (~30 ms to import), imported where a
 # certificate is: a plain association, which imports this module, needs none.
@@ -431,7 +435,7 @@ class TLSConfig:
             if side == "server" and info is not None:
                 _check_suites_fit(info, Path(self.certfile), names, profile,
                                   chosen=self.ciphers is not None)
-        self._load_trust(ctx)
+        self._load_trust(ctx, side)
 
         if side == "client":
             if self.verify_peer:
@@ -563,10 +567,13 @@ class TLSConfig:
                 f"{left.days} days" if left.days >= 2 else f"{left // dt.timedelta(hours=1)} hours",
             )
 
-    def _load_trust(self, ctx: ssl.SSLContext) -> None:
+    def _load_trust(self, ctx: ssl.SSLContext, side: Side) -> None:
         for label, path in (("cafile", self.cafile), ("capath", self.capath)):
             if path is not None and not Path(path).exists():
                 raise ConfigurationError(f"{label} not found: {path}")
+        # Weak CAs fail handshakes only where peers are verified against them.
+        verifies = self.verify_peer if side == "client" else self.peer_certificate != "none"
+        checked = self.profile if verifies else None
         if self.cafile is not None:
             # Imported here: cryptography costs ~30 ms, which a context with no cafile
             # (system CAs, or a client that verifies nothing) need not pay.
@@ -575,12 +582,14 @@ class TLSConfig:
             problem = trust_file_problem(Path(self.cafile))
             if problem is not None:
                 raise ConfigurationError(f"cafile {self.cafile} {problem}")
+            if checked is not None:
+                warn_weak_cafile(Path(self.cafile), checked)
         capath = None if self.capath is None else Path(self.capath)
         cadata = None
         if capath is not None and capath.is_dir() and not has_hashed_names(capath):
             # OpenSSL finds a CA in capath only by its hashed name: without them it
             # trusts nothing there, and every peer is refused as "unknown CA".
-            cadata, capath = read_unhashed_capath(capath), None
+            cadata, capath = read_unhashed_capath(capath, checked), None
         if self.cafile is not None or capath is not None or cadata is not None:
             try:
                 ctx.load_verify_locations(

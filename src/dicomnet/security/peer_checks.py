@@ -18,11 +18,19 @@ if TYPE_CHECKING:
     from dicomnet.security.certificates import CertificateInfo
     from dicomnet.security.profiles import Profile
 
-__all__ = ["ca_leaf_problem", "key_minimum", "key_size_problem", "too_weak_for_level"]
+__all__ = ["anchor_problem", "ca_leaf_problem", "key_minimum", "key_size_problem",
+           "too_weak_for_level"]
 
 # OpenSSL security level -> the smallest (RSA and DSA, EC) keys it takes, in bits.
 _LEVEL_KEY_BITS = {1: (1024, 160), 2: (2048, 224), 3: (3072, 256), 4: (7680, 384),
                    5: (15360, 512)}
+# OpenSSL security level -> the security bits it asks of a signature (SHA-1 gives 63
+# since OpenSSL 3.0, MD5 39: collision resistance), and the weakest hash it takes.
+_LEVEL_SIGNATURE = {1: (80, "SHA-224"), 2: (112, "SHA-224"), 3: (128, "SHA-256"),
+                    4: (192, "SHA-384"), 5: (256, "SHA-512")}
+_HASH_BITS = {"md5": 39, "sha1": 63, "sha224": 112, "sha512-224": 112, "sha3-224": 112,
+              "sha256": 128, "sha512-256": 128, "sha3-256": 128, "sha384": 192,
+              "sha3-384": 192, "sha512": 256, "sha3-512": 256}
 #: Python's ssl sets level 2 (its default cipher string); profiles without their own keep it.
 _DEFAULT_LEVEL = 2
 
@@ -77,6 +85,35 @@ def too_weak_for_level(certfile: Path, code: str, profile_name: str) -> str:
     key = (f"has an {cert.public_key_type} key of {cert.public_key_bits} bits"
            if cert and cert.public_key_type in ("RSA", "ECDSA", "DSA") else "has a key")
     return f"{key}, too small for OpenSSL's security level: {minimum}; make one with a larger key"
+
+
+def anchor_problem(key_type: str, key_bits: int, signature_hash: str | None,
+                   profile_name: str | None) -> tuple[str, bool] | None:
+    """(what, whether it is the key) when OpenSSL's security level refuses every chain
+    through one of our trust anchors (a CA certificate, or a self-signed one, in our
+    cafile/capath), whose key and signature hash are given; else None.
+
+    OpenSSL checks the key of each certificate of a chain, the anchor's too
+    (X509_V_ERR_CA_KEY_TOO_SMALL, 67; EE_KEY_TOO_SMALL, 66, for a pinned peer's own),
+    and the signature of each but the anchor's (CA_MD_TOO_WEAK, 68): pass no
+    ``signature_hash`` for a self-signed one (a root signed by itself with SHA-1 is
+    taken, an intermediate CA signed with it is not). The profile's own minimums apply
+    to the peer's certificate, not to its CAs: said, not checked.
+    """
+    level, minimum = key_minimum(profile_name)
+    if level not in _LEVEL_KEY_BITS:
+        return None
+    rsa, ec = _LEVEL_KEY_BITS[level]
+    if (key_type in ("RSA", "DSA") and key_bits < rsa) or (key_type == "ECDSA" and key_bits < ec):
+        words = {"RSA": "an RSA", "DSA": "a DSA", "ECDSA": "an EC"}[key_type]
+        return (f"has {words} key of {key_bits} bits, too small for OpenSSL's security level: "
+                f"{minimum}", True)
+    asked, weakest = _LEVEL_SIGNATURE[level]
+    hash_bits = _HASH_BITS.get(signature_hash or "")
+    if hash_bits is not None and hash_bits < asked:
+        return (f"is signed with {signature_hash}, too weak for OpenSSL's security level "
+                f"{level} (it asks {weakest} or stronger)", False)
+    return None
 
 
 def ca_leaf_problem(obj: ssl.SSLObject | ssl.SSLSocket, cert: CertificateInfo,

@@ -2,6 +2,13 @@
 
 OpenSSL finds a CA in a capath only by its hashed name (``openssl rehash``); a
 capath without them is read here, whole, as if its PEM files were one cafile.
+
+A CA there that OpenSSL's security level refuses (a key too small, a signature
+hash too weak: :func:`~dicomnet.security.peer_checks.anchor_problem`) fails the
+handshake of every peer chained to it, which would be the first the operator
+hears of it, once per connection: each one is named at WARNING when the context
+is built (:func:`warn_weak_anchors`). A hashed capath is not read for it: OpenSSL
+looks its files up one by one, at the handshakes that need them.
 """
 
 from __future__ import annotations
@@ -10,10 +17,15 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomnet.errors import ConfigurationError
+from dicomnet.security.peer_checks import anchor_problem
 
-__all__ = ["has_hashed_names", "read_unhashed_capath"]
+if TYPE_CHECKING:
+    from cryptography import x509
+
+__all__ = ["has_hashed_names", "read_unhashed_capath", "warn_weak_anchors", "warn_weak_cafile"]
 
 logger = logging.getLogger("dicomnet.security")
 
@@ -31,8 +43,62 @@ def has_hashed_names(capath: Path) -> bool:
         raise ConfigurationError(f"cannot read capath {capath}: {exc.strerror or exc}") from exc
 
 
-def read_unhashed_capath(capath: Path) -> str:
-    """The certificates of the PEM files of a capath without hashed names, as cadata."""
+def warn_weak_anchors(pem: bytes | str, where: str, profile: str) -> None:
+    """Log at WARNING each certificate of ``pem`` (``where``: "cafile ...") that
+    OpenSSL's security level, under ``profile``, refuses as a trust anchor."""
+    from dicomnet.security.certificates import describe_key, load_pem_certificates
+
+    try:
+        certs = load_pem_certificates(pem.encode() if isinstance(pem, str) else pem)
+    except ValueError:
+        return  # no certificate, or a malformed one: OpenSSL says which
+    for cert in certs:
+        # Only what the check needs is read: a system bundle's extensions are left
+        # unparsed (cryptography warns about some of those certificates when they are).
+        self_signed = cert.issuer == cert.subject
+        if not self_signed and not _is_ca(cert):
+            continue  # no trust anchor (security.certificates.trust_file_problem)
+        algorithm = None if self_signed else cert.signature_hash_algorithm
+        problem = anchor_problem(*describe_key(cert), algorithm.name if algorithm else None,
+                                 profile)
+        if problem is None:
+            continue
+        what, key = problem
+        if self_signed and not _is_ca(cert):  # a peer's own, pinned: only its key counts
+            kind, tail = "certificate", ("the peer presenting it will be refused at its "
+                                         "handshake (EE_KEY_TOO_SMALL): replace it with a "
+                                         "certificate of a larger key")
+        else:
+            kind = "CA certificate"
+            tail = "every peer whose chain goes through it will be refused at its handshake " + (
+                "(CA_KEY_TOO_SMALL): replace it with a CA of a larger key" if key else
+                "(CA_MD_TOO_WEAK): have it signed again with SHA-256")
+        logger.warning("%s %s in %s %s; %s", kind, cert.subject.rfc4514_string(), where,
+                       what, tail)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    """basicConstraints CA:TRUE (RFC 5280 4.2.1.9); False without it, or unreadable."""
+    from cryptography import x509
+
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+
+
+def warn_weak_cafile(cafile: Path, profile: str) -> None:
+    """:func:`warn_weak_anchors` for the certificates of ``cafile``."""
+    try:
+        pem = cafile.read_bytes()
+    except OSError:
+        return  # OpenSSL says why when it loads it
+    warn_weak_anchors(pem, f"cafile {cafile}", profile)
+
+
+def read_unhashed_capath(capath: Path, profile: str | None = None) -> str:
+    """The certificates of the PEM files of a capath without hashed names, as cadata;
+    with ``profile``, each one its security level refuses is named (:func:`warn_weak_anchors`)."""
     from dicomnet.security.certificates import pem_certificates
 
     found: list[str] = []
@@ -47,6 +113,8 @@ def read_unhashed_capath(capath: Path) -> str:
         except ValueError as exc:
             raise ConfigurationError(f"{path} holds a malformed certificate: {exc}") from exc
         if pem:
+            if profile is not None:
+                warn_weak_anchors(pem, f"capath {capath} ({path.name})", profile)
             found.append(pem)
             files.append(path.name)
     if not found:
