@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomnet.security.certificates import CertificateAuthority
+from dicomnet.security.certificates import CertificateAuthority, first_certificate_der
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.errors_map import translate_ssl_error
 from tests.security.tlspair import handshake
@@ -86,3 +86,24 @@ def test_a_signature_hash_too_weak(ca: CertificateAuthority, ca_file: Path,
         "the certificate of the server, or a CA certificate of its chain, is signed with a "
         "hash too weak for our security level (SHA-1 or MD5: OpenSSL's security level 2 asks "
         "SHA-224 or stronger)")
+
+
+def test_the_presented_certificate_names_the_key(ca: CertificateAuthority, ca_file: Path,
+                                                 tmp_path: Path) -> None:
+    """With the DER the client received (aio.tls_socket.presented_certificate), the
+    reason names the certificate and its key; one that does not parse changes nothing."""
+    cert, key = ca.issue("localhost", sans=("localhost",), rsa_bits=1024).write(tmp_path, "s")
+    result = handshake(TLSConfig(cafile=ca_file).client_context_sync(), _weak_server(cert, key))
+    error = result.client_error
+    assert isinstance(error, ssl.SSLCertVerificationError), result.errors
+    minimum = ("OpenSSL's security level 2 asks RSA and DSA keys of 2048 bits at least, EC "
+               "keys of 224")
+
+    def reason(der: bytes) -> str:
+        return translate_ssl_error(error, side="client", peer="p", peer_certificate=der).reason
+
+    assert reason(first_certificate_der(cert)) == (
+        "the certificate of the server (O=dicomnet,CN=localhost) has an RSA key of 1024 bits, "
+        f"too small for our security level: {minimum}")
+    assert reason(b"not a certificate") == (
+        f"the certificate of the server has a key too small for our security level: {minimum}")

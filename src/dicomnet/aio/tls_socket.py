@@ -32,7 +32,7 @@ from typing import Any
 
 from .sockets import lift_unsent_limit
 
-__all__ = ["HandshakeTrace", "TLSSocketTransport", "handshake"]
+__all__ = ["HandshakeTrace", "TLSSocketTransport", "handshake", "presented_certificate"]
 
 log = logging.getLogger("dicomnet.aio")
 
@@ -55,6 +55,9 @@ class HandshakeTrace:
     #: The server answered our ClientHello with its ServerHello (RFC 8446 4.1.3);
     #: None when not known (a session was offered: its cipher is there before).
     server_hello: bool | None = None
+    #: DER of the certificate the server presented, when our verification of it
+    #: failed (``presented_certificate``); None otherwise, or when not known.
+    server_certificate: bytes | None = None
 
 
 async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side: bool,
@@ -80,8 +83,10 @@ async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side
                     await _ready(loop, tls.fileno(), write=False)
                 except ssl.SSLWantWriteError:
                     await _ready(loop, tls.fileno(), write=True)
-    except ssl.SSLError:
+    except ssl.SSLError as exc:
         _trace_failure(tls, trace, session)
+        if trace is not None and isinstance(exc, ssl.SSLCertVerificationError):
+            trace.server_certificate = presented_certificate(tls)
         _close_after_alert(tls)
         raise
     except BaseException:
@@ -95,6 +100,26 @@ def _trace_failure(tls: ssl.SSLSocket, trace: HandshakeTrace | None,
     if trace is not None and session is None:
         # A new session has no cipher until the ServerHello chose one.
         trace.server_hello = tls.cipher() is not None
+
+
+def presented_certificate(tls: ssl.SSLSocket) -> bytes | None:
+    """DER of the certificate the peer presented, once a client's handshake has failed
+    verifying it (Python then gives no peer certificate), or None. OpenSSL keeps the
+    chain it received (SSL_get_peer_cert_chain): ``SSLSocket.get_unverified_chain()``
+    from Python 3.13, its private ``_sslobj`` method before (3.10 to 3.12)."""
+    try:
+        getter = getattr(tls, "get_unverified_chain", None)
+        if getter is None:
+            getter = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+        chain = getter() if getter is not None else None
+        if not chain:
+            return None
+        first = chain[0]
+        # 3.13's public method gives DER; the private one, _ssl.Certificate objects.
+        return first if isinstance(first, bytes) else ssl.PEM_cert_to_DER_cert(
+            first.public_bytes())
+    except Exception:  # a private API, for a message only: it must never fail one
+        return None
 
 
 def _close_after_alert(tls: ssl.SSLSocket) -> None:

@@ -140,7 +140,7 @@ def _eof(side: Side, sent_certificate: bool | None, server_hello: bool | None) -
 def _reason_for(
     exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None,
     sent_certificate: bool | None = None, server_hello: bool | None = None,
-    established: bool = False,
+    established: bool = False, peer_certificate: bytes | None = None,
 ) -> str:
     who = "the server" if side == "client" else "the client"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -148,6 +148,10 @@ def _reason_for(
         if template is not None:
             usage = "serverAuth" if side == "client" else "clientAuth"
             level, minimum = key_minimum(profile)
+            named = _named_key(peer_certificate) if exc.verify_code == 66 else None
+            if named is not None:
+                return (f"the certificate of {who} ({named[0]}) has {named[1]}, too small "
+                        f"for our security level: {minimum}")
             return template.format(who=who, whose=f"{who}'s", host=repr(host or peer),
                                    usage=usage, level=level, minimum=minimum)
         return f"certificate verify failed: {exc.verify_message}"
@@ -257,6 +261,21 @@ def _was_reset(exc: BaseException, side: Side) -> bool:
     return side == "server" and isinstance(exc, ConnectionResetError)
 
 
+def _named_key(der: bytes | None) -> tuple[str, str] | None:
+    """(subject, "an RSA key of 1024 bits") of a DER certificate, or None."""
+    if der is None:
+        return None
+    from dicomnet.security.certificates import CertificateInfo  # a failure path: its cost
+
+    try:
+        cert = CertificateInfo.from_der(der)
+    except ValueError:
+        return None
+    words = {"RSA": "an RSA", "DSA": "a DSA", "ECDSA": "an EC"}.get(cert.public_key_type)
+    return None if words is None else (
+        cert.subject, f"{words} key of {cert.public_key_bits} bits")
+
+
 def translate_ssl_error(
     exc: BaseException,
     *,
@@ -267,6 +286,7 @@ def translate_ssl_error(
     sent_certificate: bool | None = None,
     server_hello: bool | None = None,
     established: bool = False,
+    peer_certificate: bytes | None = None,
 ) -> TLSError:
     """A :class:`TLSError` explaining ``exc`` (raised during or right after a handshake).
 
@@ -275,14 +295,17 @@ def translate_ssl_error(
     the server certificate against, ``sent_certificate`` whether we (a client)
     had a certificate to present, ``server_hello`` whether the server answered our
     ClientHello with its ServerHello (a client's; None: not known), ``established``
-    whether ``exc`` ended a link whose handshake had succeeded. The returned
+    whether ``exc`` ended a link whose handshake had succeeded, ``peer_certificate``
+    the DER of the certificate the peer presented, when known (a client's failed
+    verification: ``aio.tls_socket.presented_certificate``), named in a reason
+    about its key. The returned
     error's ``reason`` is the one-line explanation; chain it with ``raise ... from exc``.
     """
     if isinstance(exc, TLSError):
         return exc
     reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host,
                          sent_certificate=sent_certificate, server_hello=server_hello,
-                         established=established)
+                         established=established, peer_certificate=peer_certificate)
     # A refused renegotiation ends a link whose handshake had succeeded.
     what = "TLS link" if _AFTER_HANDSHAKE in reason else "TLS handshake"
     # Transient: the link failed, not a check (a caller may try again).
