@@ -46,8 +46,12 @@ SYNC_EVERY = 32 << 20
 #: Bytes of the data set's first element header that tell Explicit VR from
 #: Implicit VR (``storage.scan.implicit_vr_at``).
 _VR_BYTES = 6
-#: Compressed bytes of a deflated data set inflated for them, at most.
-_INFLATE_MOST = 4096
+#: Compressed bytes of a deflated data set inflated for them, at most, in
+#: whatever PDVs they come: a deflate stream gives its first bytes after its
+#: first block's header, a few hundred bytes; one giving none by then (empty
+#: blocks, RFC 1951 3.2.4) is refused, lest group 0002 behind them be missed.
+#: Under ALIGNED_FROM: the bytes held meanwhile stay in a bytearray.
+_INFLATE_MOST = 16 << 10
 
 
 class StoreSink:
@@ -71,9 +75,10 @@ class StoreSink:
     (Big Endian, deflated, or encapsulated pixel data, which Implicit VR cannot
     carry) it is refused, Cannot Understand."""
 
-    __slots__ = ("_first", "_header_length", "_inflate", "_marker", "_redeflate", "_starting",
-                 "_syncing", "_syntax", "_unsynced", "_walker", "buffer", "detail", "durable",
-                 "error", "provisional", "relabelled", "status", "stray", "writer")
+    __slots__ = ("_first", "_header_length", "_inflate", "_inflate_fed", "_marker",
+                 "_redeflate", "_starting", "_syncing", "_syntax", "_unsynced", "_walker",
+                 "buffer", "detail", "durable", "error", "provisional", "relabelled", "status",
+                 "stray", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -111,6 +116,7 @@ class StoreSink:
             error is not None or transfer_syntax in (None, IMPLICIT_LE)) else b""
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS) if (
             self._first is not None and self._marker is None) else None
+        self._inflate_fed = 0  # compressed bytes given to _inflate
         self._header_length = len(header)
         #: The context's transfer syntax when the data set was found to be in
         #: another, which ``transfer_syntax`` names (and the file's header).
@@ -250,15 +256,25 @@ class StoreSink:
     def _inflated(self, first: bytes, data: bytes | memoryview, need: int) -> bytes | None:
         """``first`` and the next ``need`` bytes inflated from ``data``, the start
         of a deflated data set (PS3.5 A.5); None where that cannot tell (not
-        deflate: the walker says so)."""
+        deflate: the walker says so), or refused (no byte from the first
+        ``_INFLATE_MOST`` bytes of the stream, in whatever PDVs)."""
         inflate = self._inflate
         assert inflate is not None
+        # A few bytes of input give them; their rest is the walker's to inflate.
+        piece = data[:_INFLATE_MOST - self._inflate_fed]
+        self._inflate_fed += len(piece)
         try:
-            # A few bytes of input give them; their rest is the walker's to inflate.
-            first += inflate.decompress(data[:_INFLATE_MOST], need)
+            first += inflate.decompress(piece, need)
         except zlib.error:
             return None
-        return first if len(first) == _VR_BYTES or len(data) <= _INFLATE_MOST else None
+        if len(first) < _VR_BYTES and not inflate.eof and self._inflate_fed >= _INFLATE_MOST:
+            # Refused, not stored unlooked at: group 0002 may come next.
+            self.error = (f"deflated data set giving no byte in its first "
+                          f"{size_text(_INFLATE_MOST)}: not stored")
+            self.status = CANNOT_UNDERSTAND
+            self.abort()
+            return None
+        return first
 
     def _implicit_found(self) -> None:
         """Relabel (Explicit VR Little Endian) or refuse an Implicit VR data set."""
