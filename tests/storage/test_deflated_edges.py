@@ -5,6 +5,7 @@ not depend on how the peer cut the stream into PDVs."""
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicomnet.dimse.messages import CStoreRSP
 from dicomnet.services.storage import StorageSCP
-from dicomnet.services.store_sink import StoreSink
+from dicomnet.services.store_sink import ALIGNED_FROM, SPILL_THRESHOLD, StoreSink
 from dicomnet.ul.negotiation import ContextRequest
 from dicomnet.ul.pdu import encode_pdata
 from tests.aio.helpers import run, running_server
@@ -32,10 +33,13 @@ def raw_deflate(data: bytes) -> bytes:
     return deflater.compress(data) + deflater.flush()
 
 
-def inflated(data: bytes) -> bytes:
+def inflated(data: bytes, *, padded: bool = True) -> bytes:
+    """The data set a stored deflated one inflates to; it must end with its
+    stream, padded to an even length with one NUL byte (PS3.5 A.5)."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     out = inflater.decompress(data) + inflater.flush()
-    assert inflater.eof and not inflater.unused_data.strip(b"\x00")
+    stream = len(data) - len(inflater.unused_data)
+    assert inflater.eof and inflater.unused_data == b"\x00" * (stream % 2 if padded else 0)
     return out
 
 
@@ -92,3 +96,67 @@ def test_a_start_past_the_bound_is_refused_after_it() -> None:
         "deflated data set giving no byte in its first 16 KiB: not stored")
     sink.write(raw_deflate(b"\x08\x00\x05\x00CS\x00\x00"))
     assert not sink.check_complete("1.2.3")
+
+
+def _image(size: str) -> tuple[str, bytes]:
+    """A data set held in a bytearray, an aligned buffer, or spilled to a file."""
+    ds = make_image(3, rows={"small": 32, "aligned": 256, "spilled": 1024}[size],
+                    columns={"small": 24, "aligned": 512, "spilled": 1280}[size])
+    plain = data_set_bytes(ds, ExplicitVRLittleEndian)
+    length = len(raw_deflate(plain))
+    assert {"small": length < ALIGNED_FROM, "aligned": ALIGNED_FROM < length < SPILL_THRESHOLD,
+            "spilled": length > SPILL_THRESHOLD}[size]
+    return ds.SOPInstanceUID, plain
+
+
+@pytest.mark.parametrize("size", ["small", "aligned", "spilled"])
+@pytest.mark.parametrize("meta", [False, True], ids=["plain", "meta"])
+def test_bytes_after_the_deflated_stream_are_dropped_on_both_paths(
+        root: Path, size: str, meta: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """A deflated data set is its deflate stream, padded to an even length
+    (PS3.5 A.5): bytes after its end are none of it (pydicom's and DCMTK's
+    inflate stop there). A data set with group 0002 dropped (re-deflated) lost
+    them; one without was stored with them, as they came. Both now end with
+    the stream, padded, and the drop is said at WARNING."""
+    uid, plain = _image(size)
+    stream = raw_deflate((meta_elements(make_image(3), ExplicitVRLittleEndian) if meta
+                          else b"") + plain)
+    junk = b"JUNK!\x00\x01"
+    with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
+        assert run(_send(root, uid, stream + junk, 1 << 16)) == (0x0000, None)
+    data = next(root.rglob("*.dcm")).read_bytes()
+    kept = data[meta_group_length(data):]
+    assert inflated(kept) == plain
+    if not meta:
+        assert kept == stream + b"\x00" * (len(stream) % 2)
+    lines = [r.getMessage() for r in caplog.records if "deflated stream" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].endswith(
+        "its data set had 7 byte(s) after the end of its deflated stream, which are no part "
+        "of it (PS3.5 A.5): dropped"), lines
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.getMessage() in lines)
+
+
+@pytest.mark.parametrize("meta", [False, True], ids=["plain", "meta"])
+@pytest.mark.parametrize("after", [b"", b"\x00", b"\x00\x00", b"\x01"])
+def test_only_the_padding_may_follow_the_stream(meta: bool, after: bytes) -> None:
+    """One NUL byte after a stream of odd length is its padding (PS3.5 A.5):
+    kept, nothing said, as is its lack (stored as it came). Anything else after
+    it is dropped, the stream padded."""
+    ds = make_image(4)
+    plain = data_set_bytes(ds, ExplicitVRLittleEndian)
+    start = meta_elements(ds, ExplicitVRLittleEndian) if meta else b""
+    # Zero bytes after the last element (padding some writers leave) make it odd.
+    stream = next(s for n in range(64) if len(s := raw_deflate(start + plain + bytes(n))) % 2)
+    dropped = 0 if after == b"\x00" else len(after)
+    for step in (1, 5, 1 << 20):
+        sink = StoreSink(b"HEADER", transfer_syntax=DeflatedExplicitVRLittleEndian)
+        sent = stream + after
+        for pos in range(0, len(sent), step):
+            sink.write(sent[pos:pos + step])
+        assert sink.check_complete("1.2.3"), sink.error
+        assert isinstance(sink.buffer, bytearray) and sink.buffer[:6] == b"HEADER"
+        kept = bytes(sink.buffer[6:])
+        assert inflated(kept, padded=bool(after) or meta).startswith(plain)
+        if not meta:
+            assert kept == stream + after[:1].replace(b"\x01", b"\x00")
+        assert sink.trailing == dropped

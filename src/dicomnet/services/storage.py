@@ -729,15 +729,21 @@ SMALL_ROUND = 16
 
 def _log_oddities(assoc: ServerAssociation, message: CStoreRQ, sink: StoreSink) -> None:
     """The one line each for a data set that started with File Meta Information
-    elements, dropped by its sink (storage.stray_meta; PS3.5 7.1), and for one
+    elements, dropped by its sink (storage.stray_meta; PS3.5 7.1), for one
     in Implicit VR on an Explicit VR Little Endian context, relabelled (PS3.5
-    A.1, A.2; PS3.10 7.1)."""
+    A.1, A.2; PS3.10 7.1), and for a deflated one followed by bytes that are
+    none of it, dropped (PS3.5 A.5)."""
     if sink.relabelled is not None:
         log.warning("C-STORE %s from %s@%s:%s: its data set is in Implicit VR, not in the "
                     "context's Explicit VR Little Endian (%s; PS3.5 A.2): stored as Implicit "
                     "VR Little Endian (%s), the file's Transfer Syntax UID saying so",
                     message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
                     sink.relabelled, sink.transfer_syntax)
+    if sink.trailing:
+        log.warning("C-STORE %s from %s@%s:%s: its data set had %d byte(s) after the end of "
+                    "its deflated stream, which are no part of it (PS3.5 A.5): dropped",
+                    message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
+                    sink.trailing)
     stray = sink.stray
     if stray is None:
         return

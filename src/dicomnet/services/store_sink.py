@@ -12,6 +12,7 @@ from pathlib import Path
 from ..dimse.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
 from ..storage import completeness
 from ..storage.completeness import inflated_past, size_text, walker_for
+from ..storage.deflate_end import StreamEnd
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
 from ..storage.part10 import (
@@ -78,7 +79,7 @@ class StoreSink:
     __slots__ = ("_first", "_header_length", "_inflate", "_inflate_fed", "_marker",
                  "_redeflate", "_starting", "_syncing", "_syntax", "_unsynced", "_walker",
                  "buffer", "detail", "durable", "error", "provisional", "relabelled", "status",
-                 "stray", "writer")
+                 "stray", "trailing", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -118,6 +119,9 @@ class StoreSink:
             self._first is not None and self._marker is None) else None
         self._inflate_fed = 0  # compressed bytes given to _inflate
         self._header_length = len(header)
+        #: Bytes that followed a deflated data set's stream, other than its
+        #: padding, dropped (PS3.5 A.5: the data set is that stream, padded).
+        self.trailing = 0
         #: The context's transfer syntax when the data set was found to be in
         #: another, which ``transfer_syntax`` names (and the file's header).
         self.relabelled: str | None = None
@@ -250,6 +254,7 @@ class StoreSink:
             self.status = OUT_OF_RESOURCES if redeflate.too_large else CANNOT_UNDERSTAND
             self.abort()
             return False
+        self.trailing = redeflate.stream_end.extra
         self.write(redeflate.finish())
         return self.error is None
 
@@ -359,7 +364,8 @@ class StoreSink:
         problem = walker.problem()
         self._walker = None
         if problem is None:
-            return True
+            end = walker.stream_end
+            return end is None or not end.extra or self._end_stream(end)
         if walker.too_large:
             # Our bound, not the data set's fault: the Error Comment's 64 characters
             # say so, the log the whole reason.
@@ -374,6 +380,33 @@ class StoreSink:
         self.status = CANNOT_UNDERSTAND
         self.abort()
         return False
+
+    def _end_stream(self, end: StreamEnd) -> bool:
+        """A deflated data set stored as it came, followed by bytes other than its
+        padding: cut after its stream, padded to an even length (PS3.5 A.5);
+        ``trailing`` says how many were dropped."""
+        assert end.end is not None
+        self.trailing = end.extra
+        keep, pad = self._header_length + end.end, b"\x00" * (end.end % 2)
+        buffer = self.buffer
+        try:
+            if self.writer is not None:
+                self.writer.truncate(keep)
+                self.writer.write(pad)
+            elif isinstance(buffer, AlignedBuffer):
+                buffer.size = keep
+                buffer.append(pad)
+            else:
+                assert buffer is not None
+                del buffer[keep:]
+                buffer += pad
+        except StorageError as exc:
+            self.detail = str(exc)
+            self.error = f"cannot store: {exc.reason}"
+            self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
+            self.abort()
+            return False
+        return True
 
     def _background_sync(self, writer: AtomicWriter) -> None:
         if self._syncing is not None and not self._syncing.done():

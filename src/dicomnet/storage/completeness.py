@@ -65,11 +65,12 @@ import struct
 import zlib
 from collections.abc import Iterator
 
+from dicomnet.storage.deflate_end import StreamEnd
 from dicomnet.storage.part10 import BIG_ENDIAN, DEFLATED_DATA_SETS, IMPLICIT_LE
 from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, SHORT_VRS, implicit_vr_at
 
-__all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem", "inflated_past",
-           "size_text", "walker_for"]
+__all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem",
+           "inflated_past", "size_text", "walker_for"]
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xE000, 0xE00D, 0xE0DD
@@ -132,6 +133,8 @@ class DatasetWalker:
     #: Whether a deflated data set was not walked whole for inflating past the
     #: bound (:data:`MAX_INFLATED`): never, here.
     too_large = False
+    #: Where a deflated data set's stream ended (:class:`StreamEnd`): none here.
+    stream_end: StreamEnd | None = None
 
     def __init__(self, *, implicit: bool, big_endian: bool = False) -> None:
         self._big_endian = big_endian
@@ -483,9 +486,10 @@ class _Readings(DatasetWalker):
 
 class _Inflating:
     """A walker behind a raw inflate (Deflated Explicit VR Little Endian, PS3.5 A.5),
-    inflating at most ``most`` bytes (None: no bound)."""
+    inflating at most ``most`` bytes (None: no bound). ``stream_end`` says where
+    the deflate stream ended, and what followed it."""
 
-    __slots__ = ("_inflate", "_inflated", "_most", "_walker", "too_large")
+    __slots__ = ("_inflate", "_inflated", "_most", "_walker", "stream_end", "too_large")
 
     def __init__(self, most: int | None) -> None:
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -493,6 +497,7 @@ class _Inflating:
         self._inflated = 0
         self._most = most
         self.too_large = False
+        self.stream_end = StreamEnd()
 
     skippable = 0
 
@@ -506,17 +511,23 @@ class _Inflating:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         inflate = self._inflate
-        if inflate.eof or self.failed:
-            # What follows the stream (a byte of padding) is not the data set; once
-            # the walk failed, the rest is not inflated: a deflate bomb behind a
-            # malformed start would cost its whole inflated size in CPU.
+        if inflate.eof:
+            # What follows the stream (a byte of padding) is not the data set.
+            self.stream_end.after(data)
+            return
+        if self.failed:
+            # Once the walk failed, the rest is not inflated: a deflate bomb behind
+            # a malformed start would cost its whole inflated size in CPU.
             return
         most = self._most
         walker = self._walker
+        self.stream_end.fed += len(data)
         try:
             pending = bytes(data)
             while not inflate.eof:
                 out = inflate.decompress(pending, _READ)
+                if inflate.eof:
+                    self.stream_end.ended(inflate.unused_data)
                 self._inflated += len(out)
                 if most is not None and self._inflated > most:
                     self.too_large = True

@@ -492,6 +492,19 @@ class AtomicWriter:
             except OSError as exc:
                 raise StorageError.from_os_error("cannot write", self._written_as, exc) from exc
 
+    def truncate(self, size: int) -> None:
+        """Cut the object to its first ``size`` bytes (at most :attr:`size`), to
+        be written on from there. A direct writer's writes are finished first,
+        and it goes on through the page cache. Raises :class:`StorageError`."""
+        self.flush()
+        try:
+            os.ftruncate(self._fd, size)
+            # The direct writes (pwrite) left the offset where it was.
+            os.lseek(self._fd, size, os.SEEK_SET)
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot write", self._written_as, exc) from exc
+        self._size = size
+
     def make_durable(self) -> None:
         """Finish the writes and fsync the file now, so that a later
         ``commit(synced=True, sync_folder=False)`` only names it: for a caller

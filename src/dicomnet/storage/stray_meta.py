@@ -26,6 +26,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from dicomnet.storage.deflate_end import StreamEnd
 from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, implicit_vr_at
 
 __all__ = ["DeflatedStrayMeta", "StrayMeta", "meta_group_end"]
@@ -166,10 +167,12 @@ class DeflatedStrayMeta:
     deflate); :meth:`finish` gives the stream's end, padded to an even length
     (PS3.5 A.5). Memory stays flat whatever the size; at most ``most`` bytes
     are inflated (``too_large``). ``implicit``: the data set's first element
-    after them is in Implicit VR (``storage.scan.implicit_vr_at``)."""
+    after them is in Implicit VR (``storage.scan.implicit_vr_at``). Bytes after
+    the stream's end are no part of it, and not passed on (``stream_end`` says
+    how many came)."""
 
     __slots__ = ("_deflate", "_first", "_inflate", "_most", "_written", "error", "implicit",
-                 "inflated", "stray", "too_large")
+                 "inflated", "stray", "stream_end", "too_large")
 
     def __init__(self, most: int) -> None:
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -183,17 +186,24 @@ class DeflatedStrayMeta:
         self.implicit = False
         self.inflated = 0
         self.too_large = False
+        self.stream_end = StreamEnd()
 
     def feed(self, data: bytes | bytearray | memoryview) -> bytes:
         """The next bytes of the deflated stream; returns those of the new one."""
         inflate = self._inflate
-        if inflate.eof or self.error is not None or self.too_large:
-            return b""  # after the stream: a byte of padding (PS3.5 A.5)
+        if inflate.eof:
+            self.stream_end.after(data)  # its padding (PS3.5 A.5), or bytes none of it
+            return b""
+        if self.error is not None or self.too_large:
+            return b""
         out: list[bytes] = []
         pending = bytes(data)
+        self.stream_end.fed += len(pending)
         try:
             while not inflate.eof:
                 chunk = inflate.decompress(pending, _PIECE)
+                if inflate.eof:
+                    self.stream_end.ended(inflate.unused_data)
                 self.inflated += len(chunk)
                 if self.inflated > self._most:
                     self.too_large = True
