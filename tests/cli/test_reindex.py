@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
+import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -13,10 +15,11 @@ from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.files import Layout
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.lock import StoreLock
-from dicomnet.storage.part10 import part10_header
+from dicomnet.storage.part10 import part10_header, read_part10
 from dicomnet.storage.rows import row_from_file
 from tests.storage.dicomfiles import make_image, uid, write_part10
 from tests.storage.helpers import data_set_bytes
+from tests.storage.test_store_scu_mislabelled import _mislabelled
 
 from .helpers import error_line, json_out, run_cli
 
@@ -58,7 +61,7 @@ def test_reindex_adds_the_missing_rows_and_drops_those_of_files_gone(tmp_path: P
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 1, "skipped": 1,
                                 "instances": 3, "stores_skipped": [], "mislabelled": [],
-                                "relabelled": []}
+                                "relabelled": [], "not_relabelled": []}
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): paths[3],
                               uid(9, 4): None}
     again = run_cli("reindex", root)
@@ -87,7 +90,8 @@ def test_a_deleted_index_is_rebuilt_with_create_only(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
                                 "instances": 2, "stores_skipped": [],
-                                "mislabelled": [], "relabelled": []}
+                                "mislabelled": [], "relabelled": [],
+                                "not_relabelled": []}
     assert stat.S_IMODE(os.stat(root / INDEX_NAME).st_mode) == 0o600
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
                               uid(9, 4): None}
@@ -152,7 +156,8 @@ def test_stores_nested_in_the_folder_are_skipped_and_said(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
                                 "instances": 2, "stores_skipped": ["ct", "mr"],
-                                "mislabelled": [], "relabelled": []}
+                                "mislabelled": [], "relabelled": [],
+                                "not_relabelled": []}
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
                               uid(9, 4): None}
     assert again.exit_code == 0, again.stderr
@@ -193,7 +198,8 @@ def test_a_file_mislabelled_explicit_vr_is_said_and_relabelled_with_repair(
     assert first.exit_code == 0, first.stderr
     assert json_out(first) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
                                "instances": 2, "stores_skipped": [],
-                               "mislabelled": ["old/2.dcm"], "relabelled": []}
+                               "mislabelled": ["old/2.dcm"], "relabelled": [],
+                               "not_relabelled": []}
     assert mislabelled.read_bytes() == header + data_set  # not touched without --repair
     with StorageIndex(root / INDEX_NAME) as index:
         row = index.get_instance(ds.SOPInstanceUID)
@@ -220,3 +226,47 @@ def test_a_file_mislabelled_explicit_vr_is_said_and_relabelled_with_repair(
     again = run_cli("reindex", root, "--repair", "--json")
     assert (json_out(again)["mislabelled"], json_out(again)["relabelled"]) == ([], [])
     assert (root / paths[1]).is_file()
+
+
+def test_repair_that_cannot_relabel_a_file_exits_1_and_says_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file --repair could not relabel (its owner not ours to keep, here; a
+    read-only folder, a file changed meanwhile) stayed mislabelled with the
+    reason in the log only, and reindex exited 0 as if repaired: a script
+    running it saw success. It now exits 1 (as store does when an object was
+    not stored), and the summary names the file and why; the others are
+    relabelled all the same."""
+    root = tmp_path / "store"
+    _store(root, 1)
+    kept = _mislabelled(root / "old" / "2.dcm", make_image(2))
+    fixed = _mislabelled(root / "old" / "3.dcm", make_image(3))
+    os.chown(kept, 1000, 1001)
+    (root / INDEX_NAME).touch()
+    real = os.fchown
+
+    def fchown(fd: int, uid: int, gid: int) -> None:
+        if uid == 1000:  # as for a reindex run as another user than the file's
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real(fd, uid, gid)
+
+    monkeypatch.setattr(os, "fchown", fchown)
+    before = kept.read_bytes()
+    result = run_cli("reindex", root, "--repair", "--json")
+    assert result.exit_code == 1, result.stderr
+    why = (f"{kept}: cannot keep its owner and group (1000:1001) in a new file; not "
+           "relabelled (run reindex as the file's owner, or as root)")
+    assert json_out(result) == {
+        "folder": str(root), "added": 3, "removed": 0, "skipped": 0, "instances": 3,
+        "stores_skipped": [], "mislabelled": ["old/2.dcm", "old/3.dcm"],
+        "relabelled": ["old/3.dcm"],
+        "not_relabelled": [{"file": "old/2.dcm", "reason": why}]}
+    assert kept.read_bytes() == before
+    assert read_part10(fixed).relabelled_from is None
+
+    text = run_cli("reindex", root, "--repair")
+    assert text.exit_code == 1
+    assert text.stdout.splitlines()[0] == (
+        f"{kept}: its header says Explicit VR over an Implicit VR data set: indexed as "
+        f"Implicit VR Little Endian, the file left as it is; not relabelled: {why}")
+    help_text = run_cli("reindex", "--help").stdout
+    assert "1  --repair: one or more files could not be relabelled" in help_text

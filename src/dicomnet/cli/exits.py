@@ -82,7 +82,7 @@ SERVE_EXIT_CODES_EPILOG = (
     "  143 terminated (SIGTERM) before it listened"
 )
 
-#: reindex and certs touch only local files: no peer status (1), no network (3).
+#: reindex and certs touch only local files: no peer status, no network (3).
 _EXIT_LOCAL_INTERRUPT_LINES = (
     "  130 interrupted (Ctrl-C)\n"
     "  143 terminated (SIGTERM)"
@@ -90,6 +90,10 @@ _EXIT_LOCAL_INTERRUPT_LINES = (
 REINDEX_EXIT_CODES_EPILOG = (
     "\b\nExit codes:\n"
     "  0  success (rows added or removed, or none to change)\n"
+    # As store's 1: the run went through, but not everything asked was done.
+    "  1  --repair: one or more files could not be relabelled (the summary names\n"
+    "     them and why: not_relabelled with --json); the others were, and every\n"
+    "     file is indexed as what it is\n"
     "  2  usage or configuration error (FOLDER not a folder or not a store, the\n"
     "     store in use by a server, an index that cannot be read or written)\n"
     + _EXIT_LOCAL_INTERRUPT_LINES

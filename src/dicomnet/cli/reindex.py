@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from dicomnet.cli.common import (
+    EXIT_FAILURE_STATUS,
     EXIT_USAGE,
     REINDEX_EXIT_CODES_EPILOG,
     cli_session,
@@ -35,7 +36,8 @@ __all__ = ["reindex"]
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON: folder, added, removed, skipped, instances, "
                    "stores_skipped (nested stores, relative to FOLDER), mislabelled and "
-                   "relabelled (files, relative to FOLDER).")
+                   "relabelled (files, relative to FOLDER), not_relabelled (those --repair "
+                   "could not relabel: file and reason).")
 @click.option("-v", "--verbose", count=True,
               help="-v: say which files were skipped and why; -vv: debug.")
 def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json: bool,
@@ -88,12 +90,15 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
                     "skipped": result.skipped, "instances": instances,
                     "stores_skipped": list(result.nested),
                     "mislabelled": list(result.mislabelled),
-                    "relabelled": list(result.relabelled)})
+                    "relabelled": list(result.relabelled),
+                    "not_relabelled": [{"file": relative, "reason": reason}
+                                       for relative, reason in result.not_relabelled]})
+        _exit(result.not_relabelled)
         return
     for nested in result.nested:
         click.echo(f"{folder / nested}: skipped, a store of its own (its own {INDEX_NAME}, "
                    "or in use by another server): reindex it on its own")
-    done = set(result.relabelled)
+    done, why = set(result.relabelled), dict(result.not_relabelled)
     left = [f for f in result.mislabelled if f not in done]
     for relative in result.relabelled:
         click.echo(f"{folder / relative}: relabelled Implicit VR Little Endian, its data "
@@ -101,6 +106,15 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
     for relative in left:
         click.echo(f"{folder / relative}: its header says Explicit VR over an Implicit VR "
                    "data set: indexed as Implicit VR Little Endian, the file left as it is"
-                   + ("" if repair else " (--repair relabels it)"))
+                   + (f"; not relabelled: {why[relative]}" if relative in why
+                      else "" if repair else " (--repair relabels it)"))
     click.echo(f"{folder}: {result.added} row(s) added, {result.removed} removed, "
                f"{result.skipped} file(s) skipped; {instances} instance(s) indexed")
+    _exit(result.not_relabelled)
+
+
+def _exit(not_relabelled: tuple[tuple[str, str], ...]) -> None:
+    """A repair that left files mislabelled did not do what was asked: exit 1,
+    as store does for objects not stored (the summary says which, and why)."""
+    if not_relabelled:
+        raise SystemExit(EXIT_FAILURE_STATUS)

@@ -168,6 +168,8 @@ class ReindexResult:
     mislabelled: tuple[str, ...] = ()
     #: Those of them whose header ``repair`` rewrote to say so.
     relabelled: tuple[str, ...] = ()
+    #: Those ``repair`` could not rewrite, with why (each left as it was).
+    not_relabelled: tuple[tuple[str, str], ...] = ()
 
 
 def _glob_escape(value: str) -> str:
@@ -677,6 +679,7 @@ class StorageIndex:
         added = skipped = removed = 0
         mislabelled: list[str] = []
         relabelled: list[str] = []
+        failed: list[tuple[str, str]] = []
         seen: set[str] = set()
         own = {self._path.name + suffix for suffix in ("", *_COMPANIONS)}
         nested: list[str] = []
@@ -687,13 +690,13 @@ class StorageIndex:
             seen.add(relative)
             if relative in known:
                 if repair:
-                    self._repair(path, relative, mislabelled, relabelled)
+                    self._repair(path, relative, mislabelled, relabelled, failed)
                 continue
             try:
                 info = read_part10(path)
                 if info.relabelled_from is not None:
                     mislabelled.append(relative)
-                    if repair and self._relabelled(info, relative) is not None:
+                    if repair and self._relabelled(info, relative, failed) is not None:
                         relabelled.append(relative)
                         info = read_part10(path)
                 new = row_from_file(root, relative, info)
@@ -725,10 +728,10 @@ class StorageIndex:
             logger.info("reindex: skipping %s, a store of its own", root / folder)
         return ReindexResult(added=added, removed=removed, skipped=skipped,
                              nested=tuple(nested), mislabelled=tuple(mislabelled),
-                             relabelled=tuple(relabelled))
+                             relabelled=tuple(relabelled), not_relabelled=tuple(failed))
 
     def _repair(self, path: Path, relative: str, mislabelled: list[str],
-                relabelled: list[str]) -> None:
+                relabelled: list[str], failed: list[tuple[str, str]]) -> None:
         """``reindex(repair=True)`` of an indexed file: its header relabelled if
         it names another syntax than its data set's, its row following."""
         try:
@@ -739,7 +742,7 @@ class StorageIndex:
         if info.relabelled_from is None:
             return
         mislabelled.append(relative)
-        size = self._relabelled(info, relative)
+        size = self._relabelled(info, relative, failed)
         if size is None:
             return
         relabelled.append(relative)
@@ -748,13 +751,15 @@ class StorageIndex:
                        "WHERE relative_path = ?", (info.transfer_syntax_uid, size, relative))
 
     @staticmethod
-    def _relabelled(info: Part10Info, relative: str) -> int | None:
-        """Relabel ``info``'s file (storage.relabel): its new size; None, logged,
-        if it cannot be."""
+    def _relabelled(info: Part10Info, relative: str,
+                    failed: list[tuple[str, str]]) -> int | None:
+        """Relabel ``info``'s file (storage.relabel): its new size; None, logged
+        and added to ``failed`` with why, if it cannot be."""
         try:
             size = relabel_file(info)
         except (NotPart10Error, StorageError) as exc:
             logger.warning("reindex: cannot relabel %s: %s", info.path, exc)
+            failed.append((relative, str(exc)))
             return None
         logger.info("reindex: %s relabelled: its File Meta Information now names %s, "
                     "its data set's transfer syntax (was %s)", relative,
