@@ -124,3 +124,63 @@ def test_a_repair_killed_mid_copy_leaves_the_file_and_nothing_else(tmp_path: Pat
     assert done.returncode == 9, done.stderr
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
+
+
+def _same_size_other(path: Path, number: int) -> bytes:
+    """Another mislabelled object's file bytes, as long as ``path``'s."""
+    other = _mislabelled(path.with_name("other.dcm"), make_image(number)).read_bytes()
+    path.with_name("other.dcm").unlink()
+    assert len(other) == path.stat().st_size and other != path.read_bytes()
+    return other
+
+
+@pytest.mark.parametrize("how", ["renamed-over", "written-in-place"])
+def test_a_same_size_file_swapped_in_after_it_was_read_is_left_as_it_is(
+        tmp_path: Path, how: str) -> None:
+    """Only the size was compared with what read_part10 saw: another file of the
+    same size put there since (a copy renamed over it, or written in place)
+    was rewritten with the first one's header and transfer syntax. Its device,
+    inode and modification time are compared too."""
+    path = _mislabelled(tmp_path / "x.dcm", make_image(13))
+    info = read_part10(path)
+    other = _same_size_other(path, 14)
+    if how == "renamed-over":
+        (tmp_path / "new").write_bytes(other)
+        os.replace(tmp_path / "new", path)
+    else:
+        with path.open("r+b") as fp:
+            fp.write(other)
+        os.utime(path, ns=(1, 1))  # a time of its own, however coarse the clock
+    with pytest.raises(StorageError, match=r"x\.dcm: changed since it was read; not relabelled"):
+        relabel_file(info, durable=False)
+    assert path.read_bytes() == other
+    assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
+
+
+@pytest.mark.parametrize("how", ["renamed-over", "written-in-place"])
+def test_a_file_swapped_while_it_is_copied_is_left_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Swapped while relabel_file copies it, the file there was replaced by the
+    old one's copy, relabelled: checked again before the rename, on the open
+    file and against the path, the new one stays."""
+    path = _mislabelled(tmp_path / "x.dcm", make_image(11))
+    info = read_part10(path)
+    other = _same_size_other(path, 12)
+    real = files_module.AtomicWriter.write
+
+    def write(self: files_module.AtomicWriter, data: bytes | bytearray | memoryview) -> None:
+        real(self, data)
+        if self.size == len(data):  # the header is written, the data set to come
+            if how == "renamed-over":
+                (tmp_path / "new").write_bytes(other)
+                os.replace(tmp_path / "new", path)
+            else:
+                with path.open("r+b") as fp:
+                    fp.write(other)
+                os.utime(path, ns=(1, 1))
+
+    monkeypatch.setattr(files_module.AtomicWriter, "write", write)
+    with pytest.raises(StorageError, match=r"x\.dcm: changed while relabelled; left as it was"):
+        relabel_file(info, durable=False)
+    assert path.read_bytes() == other
+    assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]

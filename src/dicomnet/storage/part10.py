@@ -190,6 +190,9 @@ class Part10Info:
     #: Endian over an Implicit VR data set (:func:`dataset_syntax`); None for a
     #: well-formed file.
     relabelled_from: str | None = None
+    #: The file read: (st_dev, st_ino, st_mtime_ns) when it was, so that one
+    #: rewriting it (storage.relabel) can tell it is still the same.
+    identity: tuple[int, int, int] | None = None
 
     @property
     def meta(self) -> FileMetaDataset:
@@ -332,8 +335,9 @@ def read_part10(path: Path) -> Part10Info:
         # Unbuffered: the quick look is one read; an SCU does this for every file
         # before it can propose anything.
         with open(path, "rb", buffering=0) as raw:
-            size = os.fstat(raw.fileno()).st_size
-            quick = _read_meta_quickly(raw, path, size)
+            stat = os.fstat(raw.fileno())
+            size, identity = stat.st_size, (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+            quick = _read_meta_quickly(raw, path, size, identity)
             if quick is not None:
                 return quick
             raw.seek(0)
@@ -372,6 +376,7 @@ def read_part10(path: Path) -> Part10Info:
         size=size,
         stray_meta=stray,
         relabelled_from=relabelled,
+        identity=identity,
     )
 
 
@@ -434,7 +439,8 @@ def _declared_meta_end(elements: RawElements) -> int | None:
     return PREAMBLE_LENGTH + 12 + int.from_bytes(length[1], "little")
 
 
-def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None:
+def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
+                       identity: tuple[int, int, int]) -> Part10Info | None:
     """The common case, found by element lengths alone (storage.scan): the meta
     group within the first 16 KiB, not deflated, with its three UIDs. None for
     anything else, which the full reader then handles (and explains)."""
@@ -483,6 +489,7 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int) -> Part10Info | None
         size=size,
         stray_meta=stray,
         relabelled_from=relabelled,
+        identity=identity,
     )
 
 

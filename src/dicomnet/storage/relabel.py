@@ -42,13 +42,16 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
     it whose ``relabelled_from`` is set) a File Meta Information naming
     ``info.transfer_syntax_uid``; returns the file's new size. Raises
     :class:`StorageError` (the file unchanged) when it cannot be read or
-    written, or changed since ``info`` was read; ``NotPart10Error`` for a
-    meta group it cannot rewrite."""
+    written, or changed since ``info`` was read (its size, device, inode or
+    modification time: another file put there, or written in place, even of
+    the same size) or while it is copied; ``NotPart10Error`` for a meta group
+    it cannot rewrite."""
     path = info.path
     try:
         with open(path, "rb") as fp:
             stat = os.fstat(fp.fileno())
-            if stat.st_size != info.size:
+            # Without an identity (a Part10Info not from read_part10): the size only.
+            if stat.st_size != info.size or info.identity not in (None, _identity(stat)):
                 raise StorageError(f"{path}: changed since it was read; not relabelled")
             head = fp.read(info.dataset_offset)
             end = meta_group_end(head, PREAMBLE_LENGTH)
@@ -61,7 +64,13 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
                 writer.write(header)
                 while piece := fp.read(_PIECE):
                     writer.write(piece)
-                if writer.size != len(header) + info.dataset_length:
+                # Last look before the rename: the file copied unchanged (on its own
+                # descriptor), and still the one at its path (not renamed over).
+                now = os.fstat(fp.fileno())
+                there = os.stat(path, follow_symlinks=False)
+                if (writer.size != len(header) + info.dataset_length
+                        or (now.st_size, _identity(now)) != (stat.st_size, _identity(stat))
+                        or (there.st_dev, there.st_ino) != (stat.st_dev, stat.st_ino)):
                     raise StorageError(f"{path}: changed while relabelled; left as it was")
                 _keep_access(writer.fileno(), stat, path)
                 # The time it was received, as reindex reads it (the file's mtime).
@@ -74,6 +83,10 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
         raise StorageError.from_os_error("cannot relabel", path, exc) from exc
     return writer.size
 
+
+def _identity(stat: os.stat_result) -> tuple[int, int, int]:
+    """A file's device, inode and modification time, as Part10Info keeps them."""
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
 
 
 def _keep_access(fd: int, was: os.stat_result, path: Path) -> None:
