@@ -56,6 +56,7 @@ from dicomnet.storage.index_tables import (
     SCHEMA,
     attribute_text,
     insert_row,
+    match_condition,
     prune_series,
     row_values,
 )
@@ -170,35 +171,6 @@ class ReindexResult:
     relabelled: tuple[str, ...] = ()
     #: Those ``repair`` could not rewrite, with why (each left as it was).
     not_relabelled: tuple[tuple[str, str], ...] = ()
-
-
-def _glob_escape(value: str) -> str:
-    # GLOB's only special characters besides * and ? are [ and ]; DICOM has
-    # no escape for * and ?, so those keep their wildcard meaning (C.2.2.2.4).
-    return "".join("[[]" if ch == "[" else "[]]" if ch == "]" else ch for ch in value)
-
-
-def _match(column: str, vr: str, value: str) -> tuple[str, list[str]]:
-    """Return an SQL condition and its parameters (PS3.4 C.2.2.2)."""
-    col = f"COALESCE({column}, '')"
-    if vr == "UI" and "\\" in value:  # List of UID matching, C.2.2.2.5
-        uids = value.split("\\")
-        return f"{col} IN ({', '.join('?' * len(uids))})", uids
-    if vr in ("DA", "TM") and "-" in value:  # Range matching, C.2.2.2.5
-        low, _, high = value.partition("-")
-        conds, params = [f"{col} != ''"], []
-        if low:
-            conds.append(f"{col} >= ?")
-            params.append(low)
-        if high:
-            # A date/time that starts with the upper bound is inside it
-            # ("-1200" includes "120000"), hence the open-ended prefix.
-            conds.append(f"({col} <= ? OR {col} GLOB ?)")
-            params += [high, _glob_escape(high) + "*"]
-        return " AND ".join(conds), params
-    if vr not in ("UI", "DA", "TM") and ("*" in value or "?" in value):
-        return f"{col} GLOB ?", [_glob_escape(value)]  # Wild card matching
-    return f"{col} = ?", [value]  # Single value matching
 
 
 #: What check_file says of a file removed with its folder (rm -rf of the store):
@@ -610,7 +582,7 @@ class StorageIndex:
             if keyword == "ModalitiesInStudy":
                 conds = []
                 for modality in value.split("\\"):
-                    cond, extra = _match("s2.modality", vr, modality)
+                    cond, extra = match_condition("s2.modality", vr, modality)
                     conds.append(cond)
                     params.extend(extra)
                 where.append(
@@ -618,7 +590,7 @@ class StorageIndex:
                     f"AND ({' OR '.join(conds)}))"
                 )
                 continue
-            cond, extra = _match(column, vr, value)
+            cond, extra = match_condition(column, vr, value)
             where.append(cond)
             params.extend(extra)
         select = ", ".join(f"COALESCE({_KEYS[k][1]}, '')" for k in columns)

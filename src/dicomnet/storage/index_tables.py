@@ -1,7 +1,7 @@
 """The index's tables (PS3.4 C.6.1: patient, study, series, instance) in SQL: their
 schema, and how one stored instance's row and its parents are written into
-them, and pruned when left empty. :mod:`~dicomnet.storage.index` runs these
-inside its transactions."""
+them, and pruned when left empty; and the SQL of a query key's matching (PS3.4
+C.2.2.2). :mod:`~dicomnet.storage.index` runs these inside its transactions."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from dicomnet.storage.header import PLAIN_CHARSETS, HeaderAttributes
 from dicomnet.storage.names import safe_relative_path
 from dicomnet.storage.rows import ROW_KEYWORDS, NewInstance
 
-__all__ = ["SCHEMA", "RowValues", "attribute_text", "insert_row", "prune_series", "row_values"]
+__all__ = ["SCHEMA", "RowValues", "attribute_text", "insert_row", "match_condition", "prune_series",
+           "row_values"]
 
 SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -252,3 +253,33 @@ def _prune_patient(db: sqlite3.Connection, patient_id: str) -> None:
         "(SELECT 1 FROM study WHERE patient_id = ?)",
         (patient_id, patient_id),
     )
+
+
+def _glob_escape(value: str) -> str:
+    # GLOB's only special characters besides * and ? are [ and ]; DICOM has
+    # no escape for * and ?, so those keep their wildcard meaning (C.2.2.2.4).
+    return "".join("[[]" if ch == "[" else "[]]" if ch == "]" else ch for ch in value)
+
+
+def match_condition(column: str, vr: str, value: str) -> tuple[str, list[str]]:
+    """The SQL condition, and its parameters, of a C-FIND key's matching on
+    ``column`` (PS3.4 C.2.2.2): list of UIDs, range, wild card or single value."""
+    col = f"COALESCE({column}, '')"
+    if vr == "UI" and "\\" in value:  # List of UID matching, C.2.2.2.5
+        uids = value.split("\\")
+        return f"{col} IN ({', '.join('?' * len(uids))})", uids
+    if vr in ("DA", "TM") and "-" in value:  # Range matching, C.2.2.2.5
+        low, _, high = value.partition("-")
+        conds, params = [f"{col} != ''"], []
+        if low:
+            conds.append(f"{col} >= ?")
+            params.append(low)
+        if high:
+            # A date/time that starts with the upper bound is inside it
+            # ("-1200" includes "120000"), hence the open-ended prefix.
+            conds.append(f"({col} <= ? OR {col} GLOB ?)")
+            params += [high, _glob_escape(high) + "*"]
+        return " AND ".join(conds), params
+    if vr not in ("UI", "DA", "TM") and ("*" in value or "?" in value):
+        return f"{col} GLOB ?", [_glob_escape(value)]  # Wild card matching
+    return f"{col} = ?", [value]  # Single value matching
