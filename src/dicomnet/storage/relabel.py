@@ -20,7 +20,6 @@ received), mode, owner and group are kept.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from stat import S_IMODE
 
 from dicomnet.storage.files import AtomicWriter, DuplicatePolicy, StorageError
@@ -45,18 +44,18 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
     written, or changed since ``info`` was read (its size, device, inode or
     modification time: another file put there, or written in place, even of
     the same size) or while it is copied; ``NotPart10Error`` for a meta group
-    it cannot rewrite."""
+    it cannot rewrite. Their words do not name the file: the caller does."""
     path = info.path
     try:
         with open(path, "rb") as fp:
             stat = os.fstat(fp.fileno())
             # Without an identity (a Part10Info not from read_part10): the size only.
             if stat.st_size != info.size or info.identity not in (None, _identity(stat)):
-                raise StorageError(f"{path}: changed since it was read; not relabelled")
+                raise StorageError("changed since it was read; not relabelled")
             head = fp.read(info.dataset_offset)
             end = meta_group_end(head, PREAMBLE_LENGTH)
             if end is None or len(head) != info.dataset_offset:
-                raise NotPart10Error(f"{path}: its File Meta Information cannot be rewritten")
+                raise NotPart10Error("its File Meta Information cannot be rewritten")
             header = with_transfer_syntax(head[:end], info.transfer_syntax_uid)
             # Unnamed until its rename (O_TMPFILE): a kill leaves nothing behind.
             writer = AtomicWriter(path, durable=durable, unnamed=True)
@@ -71,8 +70,8 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
                 if (writer.size != len(header) + info.dataset_length
                         or (now.st_size, _identity(now)) != (stat.st_size, _identity(stat))
                         or (there.st_dev, there.st_ino) != (stat.st_dev, stat.st_ino)):
-                    raise StorageError(f"{path}: changed while relabelled; left as it was")
-                _keep_access(writer.fileno(), stat, path)
+                    raise StorageError("changed while relabelled; left as it was")
+                _keep_access(writer.fileno(), stat)
                 # The time it was received, as reindex reads it (the file's mtime).
                 os.utime(writer.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
                 writer.commit(DuplicatePolicy.OVERWRITE)
@@ -80,7 +79,7 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
                 writer.abort()
                 raise
     except OSError as exc:
-        raise StorageError.from_os_error("cannot relabel", path, exc) from exc
+        raise StorageError(exc.strerror or str(exc), errno=exc.errno) from exc
     return writer.size
 
 
@@ -89,7 +88,7 @@ def _identity(stat: os.stat_result) -> tuple[int, int, int]:
     return stat.st_dev, stat.st_ino, stat.st_mtime_ns
 
 
-def _keep_access(fd: int, was: os.stat_result, path: Path) -> None:
+def _keep_access(fd: int, was: os.stat_result) -> None:
     """Give the new file (``fd``, the AtomicWriter's: 0600, ours) the old one's
     owner, group and mode: run as root (sudo), a repair would otherwise take the
     server's files from its user, who could no longer read them. Raises
@@ -101,7 +100,7 @@ def _keep_access(fd: int, was: os.stat_result, path: Path) -> None:
             os.fchown(fd, was.st_uid, was.st_gid)
         except PermissionError as exc:
             raise StorageError(
-                f"{path}: cannot keep its owner and group ({was.st_uid}:{was.st_gid}) in a "
+                f"cannot keep its owner and group ({was.st_uid}:{was.st_gid}) in a "
                 "new file; not relabelled (run reindex as the file's owner, or as root)"
             ) from exc
     # After fchown, which clears the set-user-ID and set-group-ID bits.
