@@ -213,7 +213,7 @@ class StorageIndex:
         # mode only checkpoints write the file, so another change is another
         # program's: a cp over it, or its checkpoint (told apart: index_file).
         self._state = file_state(self._path)
-        self._files = IndexFiles(self._path)  # SQLite made its -wal and -shm by now
+        self._files = IndexFiles(self._path, self._state)  # SQLite made -wal, -shm by now
         self._unwritten = 0  # rows refused since the file went (said at close)
         self._fate = ""  # what happened to the file, for that line
 
@@ -274,8 +274,10 @@ class StorageIndex:
             yield db
         # Committed: a checkpoint may have written the file (see check_file), or
         # restarted the log.
-        self._state = file_state(self._path)
+        state, self._state = self._state, file_state(self._path)
         self._files.note()
+        if state != self._state:
+            self._files.note_contents(self._state)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -391,9 +393,10 @@ class StorageIndex:
                 return True
             now = None if state is None else state[:2]
             change, failed = self._explain_change() if now == self._file else (None, None)
-            if change is not None and change.verdict == "checkpoint":
+            if change is not None and change.log_fits:
                 logger.debug("index %s changed: %s", self._path, change.why)
                 self._state = state
+                self._files.note_contents(state)
                 return True
         if change is not None:
             return self._overwritten(change, failed)
@@ -437,7 +440,7 @@ class StorageIndex:
         except sqlite3.Error as exc:
             change = FileChange("unknown", f"it cannot be read: {exc}")
         try:
-            return change, None if change.verdict == "checkpoint" else self._files.drop_log()
+            return change, None if change.log_fits else self._files.drop_log()
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")

@@ -12,6 +12,11 @@ shell, a backup tool) changes them too, writing this index's own log into it.
 (sqlite.org/fileformat2.html "The Write-Ahead Log", sqlite.org/walformat.html
 "The WAL-Index File Format"):
 
+* the file's contents the same bytes as at the last look (a ``touch``, a tool
+  setting its time back, a copy of itself): unchanged, the log fits it still.
+  Known for a file of at most :data:`DIGEST_MOST` bytes, whose digest is noted
+  each time its size or time moves as ours; a fresh index is one page until
+  its first checkpoint, its every row in the log;
 * frames of the log already checkpointed (the WAL-index's nBackfill): a
   checkpoint copies each page whose latest frame it may copy, so the file's
   pages not written again in later frames are those frames' pages; a few of
@@ -51,6 +56,7 @@ lock the process holds on it, SQLite's own among them (sqlite.org/howtocorrupt.h
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import struct
 import time
@@ -60,7 +66,7 @@ from typing import Literal
 
 __all__ = ["WAIT", "FileChange", "IndexFiles", "Verdict", "file_id", "file_state"]
 
-Verdict = Literal["checkpoint", "copy", "unknown"]
+Verdict = Literal["checkpoint", "unchanged", "copy", "unknown"]
 
 #: At most this long (seconds) a checkpoint still copying is waited for.
 WAIT = 1.0
@@ -68,6 +74,10 @@ _STEP = 0.005
 
 #: Pages compared when the log's checkpointed frames say what the file holds.
 _SAMPLE = 8
+#: A file at most this large has its contents' digest noted: one whose time alone
+#: moved (touch) is then known unchanged. A fresh index is one page until its
+#: first checkpoint (1000 pages of log), all its rows in the log.
+DIGEST_MOST = 1 << 20
 #: Frames beyond which the WAL-index's page numbers are not read (16 MiB of them).
 _MAX_FRAMES = 1 << 22
 
@@ -101,6 +111,11 @@ class FileChange:
     verdict: Verdict
     why: str
 
+    @property
+    def log_fits(self) -> bool:
+        """Whether the log still fits the file: its writes go on."""
+        return self.verdict in ("checkpoint", "unchanged")
+
 
 @dataclass(frozen=True, slots=True)
 class _Log:
@@ -120,12 +135,44 @@ class IndexFiles:
     open until :meth:`close` (see the module docstring). One that cannot be
     opened leaves the answer unknown."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, state: tuple[int, int, int, int] | None) -> None:
+        """``state``: the file's (:func:`file_state`) as its index last saw it."""
         self._wal = Path(f"{path}-wal")
         # The -shm writable: drop_log clears its header through this descriptor.
         self._fds = (_open(path), _open(self._wal), _open(Path(f"{path}-shm"), os.O_RDWR))
         self._salts: bytes | None = None  # the log's, at the last look (note)
+        self._digest: bytes | None = None  # of the file's contents (note_contents)
         self.note()
+        self.note_contents(state)
+
+    def note_contents(self, state: tuple[int, int, int, int] | None) -> None:
+        """Note a digest of the file's contents, if at most :data:`DIGEST_MOST`
+        bytes, when its ``state`` (:func:`file_state`) as ours moved: at open,
+        at our own checkpoints, another program's taken. :meth:`explain` then
+        finds it unchanged, whatever moved its time. None if the file moved
+        from ``state`` meanwhile: a copy made then must not pass for ours."""
+        self._digest = None
+        if state is not None and self._stat() == state:
+            digest = self._contents()
+            if self._stat() == state:  # not written while it was read
+                self._digest = digest
+
+    def _stat(self) -> tuple[int, int, int, int] | None:
+        """The database file's :func:`file_state`, through its descriptor."""
+        try:
+            st = os.fstat(self._fds[0]) if self._fds[0] is not None else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _contents(self) -> bytes | None:
+        """The digest of the file's contents; None past :data:`DIGEST_MOST` bytes."""
+        state = self._stat()
+        if state is None or state[2] > DIGEST_MOST:
+            return None  # not read: a large index costs a read per checkpoint else
+        data = _read_most(self._fds[0], DIGEST_MOST + 1)
+        return None if data is None or len(data) > DIGEST_MOST \
+            else hashlib.sha256(data).digest()
 
     def note(self) -> None:
         """Note the log's salts as they are: after each of our commits, under its
@@ -174,7 +221,12 @@ class IndexFiles:
     def explain(self, *, others_wrote: bool) -> FileChange:
         """Why the database file changed outside our commits (see the module
         docstring); ``others_wrote``: another connection committed to it or
-        reset its log since the last look. Called under the write lock."""
+        reset its log since the last look. Called under the write lock. Its
+        contents the same bytes as at the last :meth:`note_contents` (a touch,
+        a tool setting its time): unchanged, the log fits it as it did."""
+        if self._digest is not None and self._contents() == self._digest:
+            self.note()
+            return FileChange("unchanged", "its contents are as they were, only its time moved")
         for _attempt in range(3):
             log, settled = self._settled_log()
             if log is None:
@@ -311,6 +363,21 @@ def file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _read_most(fd: int | None, most: int) -> bytes | None:
+    """Up to ``most`` bytes from the start of ``fd``'s file, or None (an error)."""
+    if fd is None:
+        return None
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        while got < most and (chunk := os.pread(fd, most - got, got)):
+            chunks.append(chunk)
+            got += len(chunk)
+    except OSError:
+        return None
+    return b"".join(chunks)
 
 
 def _open(path: Path, mode: int = os.O_RDONLY) -> int | None:

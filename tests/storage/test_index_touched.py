@@ -1,0 +1,69 @@
+"""An index file whose time moved while its contents stayed the same (an
+operator's ``touch``, a tool setting times back) is not a copy over it.
+
+The index took any change of its file's size or time outside its own commits,
+not explained as another program's checkpoint, for a copy: it dropped its log
+unread and wrote no more. A fresh store's index file is one page until its
+first checkpoint (1000 pages of log), so its whole log, the schema with it,
+went: the file read 'no such table: instance' until reindex. Its contents the
+same bytes as at the last look, the log still fits the file, whatever changed
+its time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage.index import StorageIndex
+from tests.storage.dicomfiles import make_image
+from tests.storage.test_index_checkpoint import _instances, _rows
+
+
+@pytest.mark.parametrize("how", ["touch", "cp-of-itself"])
+def test_an_index_file_touched_keeps_its_log_and_is_written_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, how: str) -> None:
+    rows = _rows(tmp_path / "files", 6)
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[:3]) == 3
+        before = path.stat()
+        if how == "touch":
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        else:  # the same bytes written over it (cp of a copy made just before)
+            shutil.copyfile(path, tmp_path / "same.sqlite")
+            shutil.copyfile(tmp_path / "same.sqlite", path)
+        assert path.stat().st_mtime_ns != before.st_mtime_ns
+        assert index.add_instances(rows[3:]) == 3
+        assert index.remove_instance(str(make_image(1).SOPInstanceUID))
+        assert index.count()["instances"] == 5
+    assert _instances(path) == sorted(
+        str(make_image(n).SOPInstanceUID) for n in range(2, 7))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_a_copy_of_other_contents_over_a_fresh_index_is_still_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The same size, other bytes (a fresh index's page, written by another
+    program): a copy, as before."""
+    rows = _rows(tmp_path / "files", 4)
+    path = tmp_path / INDEX_NAME
+    other = tmp_path / "other.sqlite"
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[:2]) == 2
+        db = sqlite3.connect(other)
+        db.execute(f"PRAGMA page_size={path.stat().st_size}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA user_version=7")  # page 1 other than the index's
+        db.close()
+        assert other.stat().st_size == path.stat().st_size
+        shutil.copyfile(other, path)
+        assert index.add_instances(rows[2:]) == 0
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (7,)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors[0].startswith(f"index {path} was overwritten while in use (the same file, ")
