@@ -37,6 +37,14 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
             if r.name == "dicomnet.security" and r.levelno >= logging.WARNING]
 
 
+#: A self-signed CA:TRUE certificate may be a root or a peer's own, pinned
+#: (``openssl req -x509`` makes those CA:TRUE): the warning names both refusals.
+SELF_SIGNED_TAIL = (
+    "every peer whose chain goes through it, or that presents it as its own (a pinned "
+    "self-signed certificate), will be refused at its handshake (CA_KEY_TOO_SMALL, or "
+    "EE_KEY_TOO_SMALL for the latter): replace it with one of a larger key")
+
+
 def _verify_code(client: ssl.SSLContext, server: ssl.SSLContext) -> int | None:
     error = handshake(client, server).client_error
     return error.verify_code if isinstance(error, ssl.SSLCertVerificationError) else None
@@ -59,9 +67,7 @@ def test_a_ca_key_too_small_is_named_by_clients_and_servers(
         client_ctx = client.client_context_sync()
         server.server_context_sync()
     said = (f"CA certificate O=dicomnet,CN=weak CA in cafile {cafile} has an RSA key of 1024 "
-            f"bits, too small for OpenSSL's security level: {LEVEL_2_KEYS}; every peer whose "
-            "chain goes through it will be refused at its handshake (CA_KEY_TOO_SMALL): "
-            "replace it with a CA of a larger key")
+            f"bits, too small for OpenSSL's security level: {LEVEL_2_KEYS}; {SELF_SIGNED_TAIL}")
     assert _warnings(caplog) == [said, said]
     # As said: a peer the weak CA issued is refused, 67.
     peer = weak.issue("localhost", sans=("localhost",), key_type="ecdsa").write(tmp_path, "peer")
@@ -89,9 +95,8 @@ def test_unhashed_capath_names_the_file(ca: CertificateAuthority, tmp_path: Path
         TLSConfig(capath=capath).client_context_sync()
     assert _warnings(caplog) == [
         f"CA certificate O=dicomnet,CN=weak CA in capath {capath} (weak.crt) has an RSA key "
-        f"of 1024 bits, too small for OpenSSL's security level: {LEVEL_2_KEYS}; every peer "
-        "whose chain goes through it will be refused at its handshake (CA_KEY_TOO_SMALL): "
-        "replace it with a CA of a larger key"]
+        f"of 1024 bits, too small for OpenSSL's security level: {LEVEL_2_KEYS}; "
+        f"{SELF_SIGNED_TAIL}"]
 
 
 def test_good_cas_and_unused_trust_are_not_named(

@@ -68,6 +68,14 @@ def warn_weak_anchors(pem: bytes | str, where: str, profile: str) -> None:
             kind, tail = "certificate", ("the peer presenting it will be refused at its "
                                          "handshake (EE_KEY_TOO_SMALL): replace it with a "
                                          "certificate of a larger key")
+        elif self_signed and key:
+            # A self-signed CA:TRUE one may be a root or a peer's own, pinned
+            # (``openssl req -x509`` sets CA:TRUE): which, the handshake shows.
+            kind, tail = "CA certificate", (
+                "every peer whose chain goes through it, or that presents it as its own "
+                "(a pinned self-signed certificate), will be refused at its handshake "
+                "(CA_KEY_TOO_SMALL, or EE_KEY_TOO_SMALL for the latter): replace it with "
+                "one of a larger key")
         else:
             kind = "CA certificate"
             tail = "every peer whose chain goes through it will be refused at its handshake " + (
