@@ -2,7 +2,8 @@
 keeps its place in the asynchronous operations window (PS3.7 D.3.3.3) until its
 final response: the peer still performs it, so a request sent in its place
 would put more operations outstanding than the A-ASSOCIATE negotiated, which a
-strict SCP refuses or aborts. The raw SCP (tests/aio/rawscp.py) counts the
+strict SCP refuses or aborts. ``request`` and ``send_request`` (the store fast
+path) share that one window. The raw SCP (tests/aio/rawscp.py) counts the
 requests outstanding as each one arrives."""
 
 from __future__ import annotations
@@ -247,3 +248,145 @@ def test_message_ids_wrapping_skip_one_still_held() -> None:
             return status, [r.message.message_id for r in peers[0].requests]  # type: ignore[union-attr]
 
     assert run(main()) == (SUCCESS, [1, 2])
+
+
+# -- send_request: the same window as request ------------------------------------------
+
+
+def _echo_rq(assoc: ClientAssociation) -> tuple[CEchoRQ, int]:
+    return (CEchoRQ(message_id=assoc.dimse.next_message_id()),
+            assoc.context_for(VERIFICATION).context_id)
+
+
+def test_an_echo_waits_for_the_slot_a_send_request_holds() -> None:
+    """Window 1: a request sent by ``send_request`` (the store fast path) holds the
+    slot until its response, so the echo after it goes once that response came,
+    not before (PS3.7 D.3.3.3: one accounting of the operations outstanding)."""
+    counter = Counter()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        counter.arrived(peer)
+        if len(peer.requests) > 1:
+            await counter.answer(peer, _echo_rsp(request))
+
+    async def main() -> tuple[list[object], int]:
+        got: list[object] = []
+        async with raw_scp(answer) as (port, peers), associate(LOOPBACK, port) as assoc:
+            await assoc.send_request(*_echo_rq(assoc), got.append)
+            echo = asyncio.ensure_future(assoc.echo())
+            await _second_may_arrive(peers)
+            await counter.answer(peers[0], _echo_rsp(peers[0].requests[0]))
+            status = int(await echo)
+        return got, status
+
+    got, status = run(main())
+    assert status == SUCCESS and len(got) == 1
+    assert counter.at_arrival == [1, 1]
+
+
+def test_a_send_request_waits_for_the_slot_an_echo_holds() -> None:
+    """Window 2, two echoes outstanding: ``send_request`` waits (no task of its
+    own) until one of them is answered, then sends."""
+    counter = Counter()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        counter.arrived(peer)
+        if len(peer.requests) > 2:
+            await counter.answer(peer, _echo_rsp(request))
+
+    async def main() -> tuple[list[object], list[int]]:
+        got: list[object] = []
+        async with (raw_scp(answer, max_async_operations=2) as (port, peers),
+                    associate(LOOPBACK, port, max_async_operations=2) as assoc):
+            echoes = [asyncio.ensure_future(assoc.echo()) for _ in range(2)]
+            await wait_until(lambda: len(peers[0].requests) == 2, "two echoes")
+            sending = asyncio.ensure_future(assoc.send_request(*_echo_rq(assoc), got.append))
+            with contextlib.suppress(AssertionError):
+                await wait_until(lambda: len(peers[0].requests) == 3, "a third request", GRACE)
+            await counter.answer(peers[0], _echo_rsp(peers[0].requests[0]))
+            await sending
+            await wait_until(lambda: bool(got), "the send_request's response")
+            await counter.answer(peers[0], _echo_rsp(peers[0].requests[1]))
+            statuses = [int(await echo) for echo in echoes]
+        return got, statuses
+
+    got, statuses = run(main())
+    assert statuses == [SUCCESS, SUCCESS] and len(got) == 1
+    assert counter.at_arrival == [1, 2, 2]
+
+
+async def _cancel_sent_whole(assoc: ClientAssociation, peers: list[RawPeer]) -> None:
+    """A ``send_request`` whose task is cancelled after its request went out whole:
+    the peer reads slowly (its drain held), and the SCP has the request."""
+    writer = assoc.stream.writer
+    stalled = asyncio.Event()
+
+    async def slow_drain() -> None:
+        await stalled.wait()
+
+    writer.drain = slow_drain  # type: ignore[method-assign]
+    sending = asyncio.ensure_future(assoc.send_request(*_echo_rq(assoc), _never))
+    await wait_until(lambda: bool(peers) and len(peers[0].requests) == 1, "the first request")
+    assert not sending.done()
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    del writer.drain
+
+
+def _never(reply: object) -> None:
+    raise AssertionError(f"the caller of a cancelled send_request heard {reply!r}")
+
+
+def test_a_send_request_cancelled_once_sent_keeps_its_slot() -> None:
+    """Window 1: the peer still performs a request sent whole whose sender was
+    cancelled (waiting for a slow peer to read), so the echo after it is sent
+    once its response came, not before."""
+    counter = Counter()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        counter.arrived(peer)
+        if len(peer.requests) > 1:
+            await counter.answer(peer, _echo_rsp(request))
+
+    async def main() -> tuple[int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                await _cancel_sent_whole(assoc, peers)
+                echo = asyncio.ensure_future(assoc.echo())
+                await _second_may_arrive(peers)
+                await counter.answer(peers[0], _echo_rsp(peers[0].requests[0]))
+                status = int(await echo)
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return status, peers[0].ending
+
+    assert run(main()) == (SUCCESS, "release")
+    assert counter.at_arrival == [1, 1]
+
+
+def test_a_send_request_cancelled_once_sent_keeps_its_dimse_timeout() -> None:
+    """Never answered, the cancelled ``send_request``'s DIMSE timeout still runs:
+    it aborts the association, and the echo waiting for its slot hears why."""
+    counter = Counter()
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        counter.arrived(peer)
+        if len(peer.requests) > 1:
+            await counter.answer(peer, _echo_rsp(request))
+
+    async def main() -> tuple[BaseException | int, str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port, timeouts=Timeouts(dimse=1.0)) as assoc:
+                await _cancel_sent_whole(assoc, peers)
+                try:
+                    outcome: BaseException | int = int(await assoc.echo())
+                except AssociationAborted as exc:
+                    outcome = exc
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return outcome, peers[0].ending
+
+    outcome, ending = run(main())
+    assert isinstance(outcome, AssociationAborted), outcome
+    assert "no response to message 1 within 1.0s (DIMSE timeout)" in str(outcome)
+    assert ending == "abort"
+    assert counter.at_arrival == [1]

@@ -583,8 +583,9 @@ def test_send_request_refuses_a_message_id_already_outstanding() -> None:
 
 
 def test_every_outstanding_send_request_hears_of_the_end_and_the_association_closes() -> None:
-    """Three requests in flight when the peer hangs up: each callback gets the
-    error once, and the association still winds down (its reader finishes)."""
+    """Three requests in flight (a window of 3) when the peer hangs up: each
+    callback gets the error once, and the association still winds down (its
+    reader finishes)."""
     answered: list[Request] = []
 
     async def answer(peer: RawPeer, request: Request) -> None:
@@ -594,8 +595,8 @@ def test_every_outstanding_send_request_hears_of_the_end_and_the_association_clo
 
     async def main() -> list[object]:
         got: list[object] = []
-        async with raw_scp(answer) as (port, _):
-            assoc = await open_association(LOOPBACK, port)
+        async with raw_scp(answer, max_async_operations=3) as (port, _):
+            assoc = await open_association(LOOPBACK, port, max_async_operations=3)
             for _ in range(3):
                 rq, ctx = _echo_rq(assoc)
                 await assoc.send_request(rq, ctx, got.append)

@@ -57,6 +57,7 @@ from ..ul.negotiation import (
 )
 from .association import Association, DatasetSink, MessagesRouted
 from .client_remarks import closed_after_tls13_handshake, warn_tiny_max_length, warn_unanswered
+from .operations import OperationsWindow
 from .replies import Abandoned, OneReply, Replies, Reply
 from .transport import SecureLinkHook, Stream, open_stream
 
@@ -109,9 +110,10 @@ class ClientAssociation(Association):
         self._reader: asyncio.Task[None] | None = None
         #: release() or abort() is stopping the reader task: its cancel is ours.
         self._stopping = False
-        #: Requests outstanding at once: the asynchronous window the peer granted
-        #: (PS3.7 D.3.3.3.1, 1 without one); made on the first request.
-        self._invoked: asyncio.Semaphore | None = None
+        #: Requests outstanding at once, whichever sent them (``request``,
+        #: ``send_request``): the asynchronous window the peer granted (PS3.7
+        #: D.3.3.3.1, 1 without one); made on the first request (``_window``).
+        self._invoked: OperationsWindow | None = None
         #: Abstract syntaxes none of whose proposed contexts the peer accepted, with
         #: its reason (PS3.8 Table 9-18, see ``refused_abstract_syntaxes``).
         self.refused: dict[str, int] = {}
@@ -151,11 +153,9 @@ class ClientAssociation(Association):
         # Any other request's first response is its last, whatever its status says
         # (a Pending from a faulty peer: waiting on would end in the DIMSE timeout).
         several = message.command_field in _SEVERAL_RESPONSES
-        window = self._invoked
-        if window is None:
-            window = self._invoked = asyncio.Semaphore(max(1, self.async_window))
+        window = self._window()
         # Concurrent callers beyond the window wait here, before anything is sent.
-        await window.acquire()
+        await window.take()
         queue = Replies(context_id, several)
         if message_id in self._abandoned_requests.ids:
             try:
@@ -206,38 +206,60 @@ class ClientAssociation(Association):
         and return once it is sent; ``on_reply`` gets that response with its data
         set, or the error that ended the wait (the association failed, or no
         response came within the DIMSE timeout), once, on the event loop. No task
-        waits for it: a sender keeping many requests in flight (PS3.7 D.3.3.3)
-        keeps within the peer's window itself (``async_window``)."""
+        waits for it. It takes a slot of the same window as ``request`` (PS3.7
+        D.3.3.3), without waiting while one is free, until its response; with
+        none free it waits for one. Cancelled once its request went out whole,
+        it keeps its slot until the peer answers (``replies.Abandoned``)."""
         message_id = message.message_id  # type: ignore[union-attr]
-        if message_id in self._replies:
-            raise LocalProtocolError(f"message ID {message_id} is already outstanding")
-        if message_id in self._abandoned_requests.ids:
-            self._abandoned_requests.reuse(message_id)
+        self._check_unused(message_id)
+        window = self._invoked or self._window()
+        if not window.try_take():
+            await window.take()
+            try:
+                self._check_unused(message_id)  # taken by another meanwhile?
+            except LocalProtocolError:
+                window.release()
+                raise
         reply = OneReply(self, message_id, context_id, on_reply)
         self._replies[message_id] = reply
         self._unsent.add(message_id)
         try:
             await self.send_message(message, context_id, dataset=dataset, pdus=pdus)
         except BaseException:
-            if reply.callback is not None:  # the caller hears of it from this exception
-                reply.callback = None
-                self._abandon(message_id)
-            self._unsent.discard(message_id)
             if self._replies.get(message_id) is reply:
                 del self._replies[message_id]
+            if reply.callback is not None:  # the caller hears of it from this exception
+                reply.callback = None
+                if not self._abandon(message_id, reply):
+                    window.release()
+            self._unsent.discard(message_id)
             raise
         if reply.callback is not None and self.timeouts.dimse is not None:
             reply.timer = self._loop.call_later(self.timeouts.dimse, reply.expire)
 
+    def _window(self) -> OperationsWindow:
+        window = self._invoked
+        if window is None:
+            window = self._invoked = OperationsWindow(max(1, self.async_window))
+        return window
+
+    def _check_unused(self, message_id: int) -> None:
+        """Refuse ``message_id`` while a request of ours holds it (PS3.7 9.1.1.1)."""
+        if message_id in self._replies:
+            raise LocalProtocolError(f"message ID {message_id} is already outstanding")
+        if message_id in self._abandoned_requests.ids:
+            self._abandoned_requests.reuse(message_id)
+
     def _sent_whole(self, message: DimseMessage) -> None:
         self._unsent.discard(message.message_id)  # type: ignore[union-attr]
 
-    def _abandon(self, message_id: int, held: Replies | None = None) -> bool:
+    def _abandon(self, message_id: int, held: Replies | OneReply | None = None) -> bool:
         """Our caller left before the last response to ``message_id``. Sent whole,
         the request is the peer's to answer still: its responses will be dropped
-        (``_on_data``), and ``held`` (its ``Replies``) keeps its slot of the window
-        meanwhile; True then. Cut short, it cannot be answered (the association
-        is aborted: ``send_message``); nor once the association is over."""
+        (``_on_data``), and ``held`` (its ``Replies`` or ``OneReply``) keeps its
+        slot of the window meanwhile; True then. Cut short, it cannot be answered
+        (the association is aborted: ``send_message``); nor once the association
+        is over."""
         if message_id in self._unsent or self.failure is not None or self._closed.is_set():
             return False
         self._abandoned_requests.add(message_id, held)

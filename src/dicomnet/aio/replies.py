@@ -77,7 +77,8 @@ class Replies:
 
 class OneReply:
     """The single response a request started by ``send_request`` awaits, handed to
-    its callback when it comes (or the error that ends the wait), once."""
+    its callback when it comes (or the error that ends the wait), once; its slot
+    of the window (PS3.7 D.3.3.3) goes back then, before the callback runs."""
 
     __slots__ = ("assoc", "callback", "context_id", "message_id", "timer")
 
@@ -97,8 +98,11 @@ class OneReply:
         self.callback = None
         if self.timer is not None:
             self.timer.cancel()
-        if self.assoc._replies.get(self.message_id) is self:
-            del self.assoc._replies[self.message_id]
+        assoc = self.assoc
+        if assoc._replies.get(self.message_id) is self:
+            del assoc._replies[self.message_id]
+        assert assoc._invoked is not None  # taken by send_request
+        assoc._invoked.release()
         callback(item)
 
     def expire(self) -> None:
@@ -111,32 +115,37 @@ class Abandoned:
     their responses are dropped when they come (oldest first, at most
     ``ABANDONED_KEPT`` besides those holding a slot).
 
-    One ``ClientAssociation.request`` left keeps its slot of the asynchronous
-    operations window (PS3.7 D.3.3.3: the operations the requestor may have
-    outstanding) until its final response, or the association's end: freed at
-    once, a request sent in its place would put one more outstanding than
-    negotiated, which a strict SCP refuses or aborts. Its DIMSE timeout still
-    runs (from the wait its caller left, restarted by each pending response):
-    one never answered aborts the association, as it would have with its
-    caller waiting, rather than hold the slot for ever."""
+    One ``ClientAssociation.request`` left, or a ``send_request`` cancelled once
+    its request went out whole, keeps its slot of the asynchronous operations
+    window (PS3.7 D.3.3.3: the operations the requestor may have outstanding)
+    until its final response, or the association's end: freed at once, a
+    request sent in its place would put one more outstanding than negotiated,
+    which a strict SCP refuses or aborts. Its DIMSE timeout still runs (from the
+    wait its caller left, or from its cancel for a ``send_request``, restarted
+    by each pending response): one never answered aborts the association, as it
+    would have with its caller waiting, rather than hold the slot for ever."""
 
     __slots__ = ("assoc", "ids")
 
     def __init__(self, assoc: ClientAssociation) -> None:
         self.assoc = assoc
-        #: By Message ID: the request's ``Replies`` while it holds a slot, else None.
-        self.ids: dict[int, Replies | None] = {}
+        #: By Message ID: the request's ``Replies`` or ``OneReply`` while it holds a
+        #: slot, else None.
+        self.ids: dict[int, Replies | OneReply | None] = {}
 
-    def add(self, message_id: int, held: Replies | None = None) -> None:
-        """``message_id`` abandoned; ``held``, its ``Replies``, keeps its slot of
-        the window (given back by ``answered`` or ``end``)."""
+    def add(self, message_id: int, held: Replies | OneReply | None = None) -> None:
+        """``message_id`` abandoned; ``held``, its ``Replies`` or ``OneReply``, keeps
+        its slot of the window (given back by ``answered`` or ``end``)."""
         self.ids[message_id] = held
         if held is not None:
             dimse = self.assoc.timeouts.dimse
             if dimse is not None:
                 loop = self.assoc._loop
-                deadline = held.deadline if held.deadline is not None else loop.time() + dimse
-                held.timer = loop.call_at(deadline, self._expired, message_id)
+                # A wait its caller left runs on; a send_request had none yet.
+                deadline = held.deadline if isinstance(held, Replies) else None
+                held.timer = loop.call_at(
+                    loop.time() + dimse if deadline is None else deadline,
+                    self._expired, message_id)
         if len(self.ids) > ABANDONED_KEPT:
             for old, holding in self.ids.items():
                 if holding is None:  # one holding a slot is the peer's still

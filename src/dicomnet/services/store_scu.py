@@ -343,7 +343,10 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         return
 
     # Several in flight (PS3.7 D.3.3.3): each response is recorded by a callback
-    # as it comes; no task per object.
+    # as it comes; no task per object. send_request holds the association's slot
+    # of the window; our own count says when all ours are answered, and keeps the
+    # next send from waiting there (with no other request of the association
+    # outstanding, a slot is free whenever ours are below the window).
     loop = asyncio.get_running_loop()
     window = assoc.async_window
     outstanding = 0
