@@ -50,6 +50,8 @@ class Request:
     context_id: int
     message: DimseMessage
     dataset: bytes | None
+    #: Its command set as it came (the bytes of its command PDVs).
+    command: bytes = b""
 
 
 def response_pdu(context_id: int, message: DimseMessage) -> bytes:
@@ -130,14 +132,14 @@ class RawPeer:
                     if pdv.is_last:
                         message = decode_message(bytes(command))
                         if not message.has_dataset:
-                            return Request(context_id, message, None)
+                            return Request(context_id, message, None, bytes(command))
                         dataset = bytearray()
                 else:
                     assert dataset is not None, "data set before its command"
                     dataset += pdv.data
                     if pdv.is_last:
                         assert message is not None
-                        return Request(context_id, message, bytes(dataset))
+                        return Request(context_id, message, bytes(dataset), bytes(command))
 
 
 Answer = Callable[[RawPeer, Request], Awaitable[None]]

@@ -16,7 +16,15 @@ import pytest
 
 from dicomnet.aio.client import ClientAssociation, associate, open_association
 from dicomnet.config import Timeouts
-from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
+from dicomnet.dimse.messages import (
+    CCancelRQ,
+    CEchoRQ,
+    CEchoRSP,
+    CFindRQ,
+    CFindRSP,
+    CGetRQ,
+    CMoveRQ,
+)
 from dicomnet.errors import AssociationAborted, LocalProtocolError
 from tests.aio.helpers import LOOPBACK, run, wait_until
 from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
@@ -42,13 +50,14 @@ def _find_rsp(request: Request, status: int) -> bytes:
 @dataclass
 class Counter:
     """The SCP's count of requests outstanding (received, final response not
-    sent), as each request arrived, itself included."""
+    sent), as each request arrived, itself included; a C-CANCEL-RQ is none."""
 
     finals: int = 0
     at_arrival: list[int] = field(default_factory=list)
 
     def arrived(self, peer: RawPeer) -> None:
-        self.at_arrival.append(len(peer.requests) - self.finals)
+        operations = [r for r in peer.requests if not isinstance(r.message, CCancelRQ)]
+        self.at_arrival.append(len(operations) - self.finals)
 
     async def answer(self, peer: RawPeer, *pdus: bytes) -> None:
         """Send ``pdus``, the last of them a final response."""
@@ -66,9 +75,11 @@ async def _cancel_first(assoc: ClientAssociation, peers: list[RawPeer]) -> None:
         await first
 
 
-async def _second_may_arrive(peers: list[RawPeer]) -> None:
+async def _second_may_arrive(peers: list[RawPeer], messages: int = 2) -> None:
+    """Give the client time to send a second request (the ``messages``-th message)."""
     with contextlib.suppress(AssertionError):
-        await wait_until(lambda: len(peers[0].requests) == 2, "a second request", GRACE)
+        await wait_until(lambda: len(peers[0].requests) == messages, "a second request",
+                         GRACE)
 
 
 def test_an_abandoned_echo_keeps_its_slot_until_its_response() -> None:
@@ -99,10 +110,12 @@ def test_an_abandoned_echo_keeps_its_slot_until_its_response() -> None:
 def test_a_find_left_before_its_final_response_keeps_its_slot() -> None:
     """A C-FIND whose caller leaves after its first pending response: the echo
     after it is sent once the find's final response came (its pending ones do
-    not free the slot)."""
+    not free the slot, nor does its C-CANCEL-RQ, which this SCP ignores)."""
     counter = Counter()
 
     async def answer(peer: RawPeer, request: Request) -> None:
+        if isinstance(request.message, CCancelRQ):
+            return
         counter.arrived(peer)
         if isinstance(request.message, CFindRQ):
             await peer.send(_find_rsp(request, PENDING))
@@ -121,7 +134,7 @@ def test_a_find_left_before_its_final_response_keeps_its_slot() -> None:
                 await replies.aclose()  # type: ignore[attr-defined]
                 echo = asyncio.ensure_future(assoc.echo())
                 await peers[0].send(_find_rsp(peers[0].requests[0], PENDING))
-                await _second_may_arrive(peers)
+                await _second_may_arrive(peers, 3)  # after the find's C-CANCEL-RQ
                 await counter.answer(peers[0], _find_rsp(peers[0].requests[0], SUCCESS))
                 status = int(await echo)
             await wait_until(peers[0].ended.is_set, "the peer's end")
@@ -390,3 +403,187 @@ def test_a_send_request_cancelled_once_sent_keeps_its_dimse_timeout() -> None:
     assert "no response to message 1 within 1.0s (DIMSE timeout)" in str(outcome)
     assert ending == "abort"
     assert counter.at_arrival == [1]
+
+
+# -- C-CANCEL for an abandoned C-FIND, C-GET, C-MOVE -------------------------------------
+
+CANCEL = 0xFE00
+#: C-CANCEL-RQ for message 1 (PS3.7 9.3.2.3, Implicit VR Little Endian: tag, length, value).
+C_CANCEL_RQ_1 = bytes.fromhex(
+    "0000 0000" "04000000" "1e000000"  # (0000,0000) Command Group Length UL: 30
+    "0000 0001" "02000000" "ff0f"      # (0000,0100) Command Field US: 0FFFH, C-CANCEL-RQ
+    "0000 2001" "02000000" "0100"      # (0000,0120) Message ID Being Responded To US: 1
+    "0000 0008" "02000000" "0101"      # (0000,0800) Command Data Set Type US: 0101H, none
+)
+
+
+def _kinds(peer: RawPeer) -> list[str]:
+    return [type(r.message).__name__ for r in peer.requests]
+
+
+class _CancellableFind:
+    """An SCP performing C-FIND (or C-GET, C-MOVE: answered as C-FIND, what the
+    client reads of them is its status) with one pending response per request
+    and a C-CANCEL-RQ, and ending it only when cancelled: ``after_cancel``
+    pending responses, then Cancel (FE00H). Echoes are answered at once."""
+
+    def __init__(self, after_cancel: int = 0) -> None:
+        self.after_cancel = after_cancel
+        self.counter = Counter()
+
+    async def __call__(self, peer: RawPeer, request: Request) -> None:
+        message = request.message
+        if isinstance(message, CCancelRQ):
+            find = next(r for r in peer.requests
+                        if getattr(r.message, "message_id", None)
+                        == message.message_id_being_responded_to)
+            pending = [_find_rsp(find, PENDING) for _ in range(self.after_cancel)]
+            await self.counter.answer(peer, *pending, _find_rsp(find, CANCEL))
+            return
+        self.counter.arrived(peer)
+        if isinstance(message, CEchoRQ):
+            await self.counter.answer(peer, _echo_rsp(request))
+        else:
+            await peer.send(_find_rsp(request, PENDING))
+
+
+def test_a_find_left_before_its_final_response_is_cancelled() -> None:
+    """A C-FIND whose caller leaves after its first pending response: a
+    C-CANCEL-RQ for its Message ID goes on its presentation context (PS3.7
+    9.1.2.1), once, though two more pending responses come after it; the find
+    keeps its slot until its final response (Cancel), then the echo goes."""
+    scp = _CancellableFind(after_cancel=2)
+
+    async def main() -> tuple[int, list[RawPeer]]:
+        async with raw_scp(scp) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                context_id = assoc.context_for(VERIFICATION).context_id
+                find = CFindRQ(message_id=assoc.dimse.next_message_id(),
+                               affected_sop_class_uid=VERIFICATION)
+                replies = assoc.request(find, context_id, dataset=b"")
+                async for _ in replies:
+                    break
+                await replies.aclose()  # type: ignore[attr-defined]
+                status = int(await assoc.echo())
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return status, peers
+
+    status, peers = run(main())
+    assert status == SUCCESS
+    assert _kinds(peers[0]) == ["CFindRQ", "CCancelRQ", "CEchoRQ"]
+    find, cancel, _ = peers[0].requests
+    assert cancel.command == C_CANCEL_RQ_1 and cancel.dataset is None
+    assert cancel.context_id == find.context_id
+    assert scp.counter.at_arrival == [1, 1]
+    assert peers[0].ending == "release"
+
+
+@pytest.mark.parametrize("operation", ["get", "move"])
+def test_a_retrieve_whose_task_is_cancelled_is_cancelled(operation: str) -> None:
+    """A C-GET or C-MOVE whose task is cancelled while it waits for the next
+    response: the C-CANCEL-RQ names it (PS3.7 9.1.3.1, 9.1.4.1), and under a
+    window of 2 the echo sent meanwhile is answered while the retrieve winds down."""
+    scp = _CancellableFind()
+
+    async def main() -> tuple[int, list[RawPeer]]:
+        async with raw_scp(scp, max_async_operations=2) as (port, peers):
+            async with associate(LOOPBACK, port, max_async_operations=2) as assoc:
+                context_id = assoc.context_for(VERIFICATION).context_id
+                message_id = assoc.dimse.next_message_id()
+                rq: CGetRQ | CMoveRQ = (
+                    CGetRQ(message_id=message_id, affected_sop_class_uid=VERIFICATION)
+                    if operation == "get" else
+                    CMoveRQ(message_id=message_id, affected_sop_class_uid=VERIFICATION,
+                            move_destination="ELSEWHERE"))
+                pending: list[object] = []
+
+                async def retrieve() -> None:
+                    async for reply in assoc.request(rq, context_id, dataset=b""):
+                        pending.append(reply)
+
+                task = asyncio.ensure_future(retrieve())
+                await wait_until(lambda: bool(pending), "its first pending response")
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                status = int(await assoc.echo())
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return status, peers
+
+    status, peers = run(main())
+    assert status == SUCCESS
+    kinds = _kinds(peers[0])
+    assert sorted(kinds[1:]) == ["CCancelRQ", "CEchoRQ"], kinds
+    cancel = next(r for r in peers[0].requests if isinstance(r.message, CCancelRQ))
+    assert cancel.command == C_CANCEL_RQ_1
+    assert peers[0].ending == "release"
+
+
+def test_an_abandoned_echo_is_not_cancelled() -> None:
+    """C-ECHO has one response: an abandoned echo is waited for, not cancelled
+    (C-CANCEL is for C-FIND, C-GET and C-MOVE only, PS3.7 9.3)."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        return None
+
+    async def main() -> list[str]:
+        async with raw_scp(answer) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                await _cancel_first(assoc, peers)
+                await _second_may_arrive(peers)
+            await wait_until(peers[0].ended.is_set, "the peer's end")
+            return _kinds(peers[0])
+
+    assert run(main()) == ["CEchoRQ"]
+
+
+def test_a_cancel_waits_for_the_message_being_sent() -> None:
+    """Window 2: the first C-FIND is left while the second one's identifier (2 MiB)
+    is being sent, its writes held by a slow peer: the C-CANCEL-RQ goes after
+    that message's last PDV, not among its PDVs (PS3.8 9.3.5), which the SCP
+    would read as one garbled message."""
+    scp = _CancellableFind()
+    identifier = bytes(2 << 20)
+
+    async def main() -> list[RawPeer]:
+        async with (raw_scp(scp, max_async_operations=2) as (port, peers),
+                    associate(LOOPBACK, port, max_async_operations=2) as assoc):
+            context_id = assoc.context_for(VERIFICATION).context_id
+            first = assoc.request(CFindRQ(message_id=assoc.dimse.next_message_id(),
+                                          affected_sop_class_uid=VERIFICATION),
+                                  context_id, dataset=b"")
+            async for _ in first:
+                break
+            writer = assoc.stream.writer
+            stalled, writing = asyncio.Event(), asyncio.Event()
+
+            async def slow_drain() -> None:
+                writing.set()
+                await stalled.wait()
+
+            writer.drain = slow_drain  # type: ignore[method-assign]
+            pending: list[object] = []
+
+            async def second() -> None:
+                async for reply in assoc.request(
+                        CFindRQ(message_id=assoc.dimse.next_message_id(),
+                                affected_sop_class_uid=VERIFICATION),
+                        context_id, dataset=identifier):
+                    pending.append(reply)
+
+            task = asyncio.ensure_future(second())
+            await writing.wait()  # its first MiB is queued, the rest waits
+            await first.aclose()  # type: ignore[attr-defined]
+            del writer.drain
+            stalled.set()
+            await wait_until(lambda: bool(pending), "the second find's pending response")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await wait_until(lambda: scp.counter.finals == 2, "both finds' ends")
+        return peers
+
+    peers = run(main())
+    assert _kinds(peers[0]) == ["CFindRQ", "CFindRQ", "CCancelRQ", "CCancelRQ"]
+    assert peers[0].requests[1].dataset == identifier
+    assert peers[0].requests[2].command == C_CANCEL_RQ_1
+    assert peers[0].requests[3].message == CCancelRQ(message_id_being_responded_to=2)

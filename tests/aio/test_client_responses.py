@@ -14,7 +14,7 @@ import pytest
 
 from dicomnet.aio.client import ClientAssociation, associate, open_association
 from dicomnet.config import Timeouts
-from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
+from dicomnet.dimse.messages import CCancelRQ, CEchoRQ, CEchoRSP, CFindRQ, CFindRSP
 from dicomnet.dimse.status import Status
 from dicomnet.errors import AssociationAborted, DicomNetError, DimseTimeout, LocalProtocolError
 from dicomnet.ul.negotiation import ContextRequest
@@ -222,8 +222,10 @@ def test_a_response_to_a_request_its_caller_abandoned_is_ignored(
 def test_responses_to_a_find_its_caller_stopped_reading_are_ignored() -> None:
     """A C-FIND whose caller leaves after its first pending response: the pending
     and final responses after it answer a request of ours, and are dropped (a
-    window of 2, as above)."""
+    window of 2, as above). This SCP ignores the find's C-CANCEL-RQ."""
     async def answer(peer: RawPeer, request: Request) -> None:
+        if isinstance(request.message, CCancelRQ):
+            return
         if isinstance(request.message, CFindRQ):
             await peer.send(_find_rsp(request, PENDING))
         else:  # the find's rest, before the echo's answer

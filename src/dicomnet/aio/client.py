@@ -148,7 +148,8 @@ class ClientAssociation(Association):
         requests are outstanding than the peer's window allows (PS3.7 D.3.3.3;
         one without a window): callers beyond it wait their turn. A request whose
         caller leaves before its final response keeps its place until that
-        response comes (see ``replies.Abandoned``)."""
+        response comes (see ``replies.Abandoned``); a C-FIND, C-GET or C-MOVE
+        is cancelled then (C-CANCEL-RQ, PS3.7 9.1.2.1), so that it comes soon."""
         message_id = message.message_id  # type: ignore[union-attr]
         # Any other request's first response is its last, whatever its status says
         # (a Pending from a faulty peer: waiting on would end in the DIMSE timeout).

@@ -1,24 +1,29 @@
 """The bookkeeping of a requestor's outstanding requests (``aio.client``): the
 responses to one request as they arrive, for a task awaiting them (``Replies``),
 or for a callback (``OneReply``, a request sent by ``send_request``), and the
-requests whose callers left before their final response (``Abandoned``). PS3.7
-9.1: a response names the request it answers by its Message ID Being Responded To.
+requests whose callers left before their final response (``Abandoned``), a
+C-FIND, C-GET or C-MOVE among them cancelled (C-CANCEL-RQ). PS3.7 9.1: a
+response names the request it answers by its Message ID Being Responded To.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..dimse.messages import DimseMessage
-from ..errors import LocalProtocolError
+from ..dimse.messages import CCancelRQ, DimseMessage
+from ..errors import DicomNetError, LocalProtocolError
 
 if TYPE_CHECKING:
     from .client import ClientAssociation
 
 __all__ = ["Abandoned", "OneReply", "Replies", "Reply"]
+
+log = logging.getLogger("dicomnet.aio")
 
 #: A response and its data set (None when it has none).
 Reply = tuple[DimseMessage, bytes | None]
@@ -123,12 +128,17 @@ class Abandoned:
     which a strict SCP refuses or aborts. Its DIMSE timeout still runs (from the
     wait its caller left, or from its cancel for a ``send_request``, restarted
     by each pending response): one never answered aborts the association, as it
-    would have with its caller waiting, rather than hold the slot for ever."""
+    would have with its caller waiting, rather than hold the slot for ever.
 
-    __slots__ = ("assoc", "ids")
+    An abandoned C-FIND, C-GET or C-MOVE is cancelled (``cancel``), so that the
+    peer stops early rather than perform it to its end, holding the slot."""
+
+    __slots__ = ("assoc", "cancels", "ids")
 
     def __init__(self, assoc: ClientAssociation) -> None:
         self.assoc = assoc
+        #: The tasks sending a C-CANCEL-RQ once the message being sent is out.
+        self.cancels: set[asyncio.Task[None]] = set()
         #: By Message ID: the request's ``Replies`` or ``OneReply`` while it holds a
         #: slot, else None.
         self.ids: dict[int, Replies | OneReply | None] = {}
@@ -146,11 +156,41 @@ class Abandoned:
                 held.timer = loop.call_at(
                     loop.time() + dimse if deadline is None else deadline,
                     self._expired, message_id)
+            if isinstance(held, Replies) and held.several:
+                self.cancel(message_id, held.context_id)
         if len(self.ids) > ABANDONED_KEPT:
             for old, holding in self.ids.items():
                 if holding is None:  # one holding a slot is the peer's still
                     del self.ids[old]
                     break
+
+    def cancel(self, message_id: int, context_id: int) -> None:
+        """Ask the peer to stop the C-FIND, C-GET or C-MOVE ``message_id`` (PS3.7
+        9.1.2.1, 9.1.3.1, 9.1.4.1: a C-CANCEL-RQ naming it, on its presentation
+        context); its final response still ends its record. Queued at once when
+        no other message is being sent, else from a task once that one is out
+        (a message's PDVs are consecutive, PS3.8 9.3.5). An association ended
+        meanwhile sends nothing."""
+        rq = CCancelRQ(message_id_being_responded_to=message_id)
+        if not self.assoc._send_lock.locked():
+            self._send_cancel(rq, context_id)
+            return
+        task = self.assoc._loop.create_task(self._cancel_after_send(rq, context_id))
+        self.cancels.add(task)
+        task.add_done_callback(self.cancels.discard)
+
+    async def _cancel_after_send(self, rq: CCancelRQ, context_id: int) -> None:
+        async with self.assoc._send_lock:
+            self._send_cancel(rq, context_id)
+
+    def _send_cancel(self, rq: CCancelRQ, context_id: int) -> None:
+        assoc = self.assoc
+        if rq.message_id_being_responded_to not in self.ids:
+            return  # answered, or the association ended, before our turn came
+        log.debug("%s: C-CANCEL-RQ for message %d, whose caller left it",
+                  assoc._name(), rq.message_id_being_responded_to)
+        with contextlib.suppress(DicomNetError, ConnectionError, OSError):
+            assoc.send_now(rq, context_id)
 
     def reuse(self, message_id: int) -> None:
         """A new request takes ``message_id``: the abandoned one's record goes.
