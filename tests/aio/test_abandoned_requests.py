@@ -150,10 +150,13 @@ def test_a_find_left_before_its_final_response_keeps_its_slot() -> None:
     assert counter.at_arrival == [1, 1]
 
 
-def test_an_abandoned_request_never_answered_aborts_at_the_dimse_timeout() -> None:
-    """The abandoned echo is never answered: its DIMSE timeout still runs, and
-    aborts the association (as it would have with its caller waiting); the
-    echo waiting for its slot hears why, and is never sent."""
+@pytest.mark.parametrize("abandon", ["echo", "send_request"])
+def test_an_abandoned_request_never_answered_aborts_at_the_dimse_timeout(
+        abandon: str) -> None:
+    """The abandoned request (an echo, or a ``send_request`` cancelled once sent
+    whole) is never answered: its DIMSE timeout still runs, and aborts the
+    association (as it would have with its caller waiting); the echo waiting
+    for its slot hears why, and is never sent."""
     counter = Counter()
 
     async def answer(peer: RawPeer, request: Request) -> None:
@@ -164,7 +167,10 @@ def test_an_abandoned_request_never_answered_aborts_at_the_dimse_timeout() -> No
     async def main() -> tuple[BaseException | int, str]:
         async with raw_scp(answer) as (port, peers):
             async with associate(LOOPBACK, port, timeouts=Timeouts(dimse=1.0)) as assoc:
-                await _cancel_first(assoc, peers)
+                if abandon == "echo":
+                    await _cancel_first(assoc, peers)
+                else:
+                    await _cancel_sent_whole(assoc, peers)
                 try:
                     outcome: BaseException | int = int(await assoc.echo())
                 except AssociationAborted as exc:
@@ -355,34 +361,6 @@ async def _cancel_sent_whole(assoc: ClientAssociation, peers: list[RawPeer]) -> 
 
 def _never(reply: object) -> None:
     raise AssertionError(f"the caller of a cancelled send_request heard {reply!r}")
-
-
-def test_a_send_request_cancelled_once_sent_keeps_its_dimse_timeout() -> None:
-    """Never answered, the cancelled ``send_request``'s DIMSE timeout still runs:
-    it aborts the association, and the echo waiting for its slot hears why."""
-    counter = Counter()
-
-    async def answer(peer: RawPeer, request: Request) -> None:
-        counter.arrived(peer)
-        if len(peer.requests) > 1:
-            await counter.answer(peer, _echo_rsp(request))
-
-    async def main() -> tuple[BaseException | int, str]:
-        async with raw_scp(answer) as (port, peers):
-            async with associate(LOOPBACK, port, timeouts=Timeouts(dimse=1.0)) as assoc:
-                await _cancel_sent_whole(assoc, peers)
-                try:
-                    outcome: BaseException | int = int(await assoc.echo())
-                except AssociationAborted as exc:
-                    outcome = exc
-            await wait_until(peers[0].ended.is_set, "the peer's end")
-            return outcome, peers[0].ending
-
-    outcome, ending = run(main())
-    assert isinstance(outcome, AssociationAborted), outcome
-    assert "no response to message 1 within 1.0s (DIMSE timeout)" in str(outcome)
-    assert ending == "abort"
-    assert counter.at_arrival == [1]
 
 
 # -- C-CANCEL for an abandoned C-FIND, C-GET, C-MOVE -------------------------------------
