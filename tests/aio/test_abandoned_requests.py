@@ -545,3 +545,29 @@ def test_a_cancel_waits_for_the_message_being_sent() -> None:
     assert peers[0].requests[1].dataset == identifier
     assert peers[0].requests[2].command == C_CANCEL_RQ_1
     assert peers[0].requests[3].message == CCancelRQ(message_id_being_responded_to=2)
+
+
+def test_a_request_reusing_the_id_of_one_outstanding_is_refused() -> None:
+    """A caller-chosen Message ID that a request still awaiting its response holds
+    is refused before anything is sent (PS3.7 9.1.1.1), as ``send_request``
+    refuses it: taken, the new request's queue replaced the first's, whose caller
+    then waited out the DIMSE timeout while its response went to the other."""
+    async def answer(peer: RawPeer, request: Request) -> None:
+        if len(peer.requests) > 1:
+            await peer.send(_echo_rsp(request))
+
+    async def main() -> tuple[str, list[int], int]:
+        async with raw_scp(answer, max_async_operations=2) as (port, peers):
+            async with associate(LOOPBACK, port, max_async_operations=2) as assoc:
+                context_id = assoc.context_for(VERIFICATION).context_id
+                first = asyncio.ensure_future(assoc.request_one(CEchoRQ(message_id=5), context_id))
+                await wait_until(lambda: bool(peers) and len(peers[0].requests) == 1,
+                                 "the first request")
+                with pytest.raises(LocalProtocolError) as refused:
+                    await assoc.request_one(CEchoRQ(message_id=5), context_id)
+                await peers[0].send(_echo_rsp(peers[0].requests[0]))
+                rsp, _ = await first
+            ids = [r.message.message_id for r in peers[0].requests]  # type: ignore[union-attr]
+            return str(refused.value), ids, int(rsp.status)  # type: ignore[union-attr]
+
+    assert run(main()) == ("message ID 5 is already outstanding", [5], SUCCESS)

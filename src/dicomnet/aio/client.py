@@ -158,12 +158,11 @@ class ClientAssociation(Association):
         # Concurrent callers beyond the window wait here, before anything is sent.
         await window.take()
         queue = Replies(context_id, several)
-        if message_id in self._abandoned_requests.ids:
-            try:
-                self._abandoned_requests.reuse(message_id)
-            except LocalProtocolError:
-                window.release()
-                raise
+        try:
+            self._check_unused(message_id)  # PS3.7 9.1.1.1: unique among those outstanding
+        except LocalProtocolError:
+            window.release()
+            raise
         self._replies[message_id] = queue
         self._unsent.add(message_id)
         answered = False
