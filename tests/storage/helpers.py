@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -25,8 +26,10 @@ from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import part10_header
+from dicomnet.storage.rows import NewInstance, row_from_file
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
+from tests.storage.dicomfiles import make_image, write_part10
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -175,3 +178,27 @@ def send_files(root: Path, files: list[Path], accepted: list[str]) -> list[Store
             scp.close()
 
     return run(scenario(), timeout=60)
+
+
+def index_rows(folder: Path, count: int, first: int = 1) -> list[NewInstance]:
+    """Rows of ``count`` images (``tests.storage.dicomfiles.make_image(first)`` on)
+    written as Part 10 files ``N.dcm`` in ``folder``, read back as the index reads
+    a stored file."""
+    rows = []
+    for n in range(first, first + count):
+        write_part10(folder / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
+        rows.append(row_from_file(folder, f"{n}.dcm"))
+    return rows
+
+
+def indexed_uids(path: Path) -> list[str]:
+    """The SOP Instance UIDs the index file at ``path`` holds, in order, read by a
+    connection of its own (as another process, or the server's next start,
+    reads it), its integrity checked first."""
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return [uid for (uid,) in db.execute(
+            "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
+    finally:
+        db.close()

@@ -27,33 +27,18 @@ from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import INDEX_NAME, StorageSCP
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.rows import NewInstance, row_from_file
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
-from tests.storage.dicomfiles import make_image, write_part10
-from tests.storage.helpers import SECONDARY_CAPTURE, data_set_bytes, make_dataset
+from tests.storage.dicomfiles import make_image
+from tests.storage.helpers import (
+    SECONDARY_CAPTURE,
+    data_set_bytes,
+    index_rows,
+    indexed_uids,
+    make_dataset,
+)
 
 MODES = ["", "(PASSIVE)", "(FULL)", "(RESTART)", "(TRUNCATE)"]
-
-
-def _rows(folder: Path, count: int) -> list[NewInstance]:
-    rows = []
-    for n in range(1, count + 1):
-        write_part10(folder / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
-        rows.append(row_from_file(folder, f"{n}.dcm"))
-    return rows
-
-
-def _instances(path: Path) -> list[str]:
-    """The SOP Instance UIDs an index file holds, read by a connection of its own
-    (as the server's next start reads it), its integrity checked first."""
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        return [uid for (uid,) in db.execute(
-            "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
-    finally:
-        db.close()
 
 
 def _uids(count: int) -> list[str]:
@@ -79,7 +64,7 @@ def _checkpoint(path: Path, mode: str) -> tuple[int, int, int]:
 @pytest.mark.parametrize("mode", MODES, ids=[m.strip("()") or "plain" for m in MODES])
 def test_a_checkpoint_by_another_program_is_not_taken_for_a_copy(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: str) -> None:
-    rows = _rows(tmp_path / "files", 12)
+    rows = index_rows(tmp_path / "files", 12)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[:3]) == 3
@@ -94,7 +79,7 @@ def test_a_checkpoint_by_another_program_is_not_taken_for_a_copy(
         assert _state(path) != after
         assert index.add_instances(rows[8:]) == 4
         assert index.count()["instances"] == 12
-    assert _instances(path) == _uids(12)
+    assert indexed_uids(path) == _uids(12)
     assert not caplog.records, caplog.text
 
 
@@ -148,7 +133,7 @@ def test_a_checkpoint_by_the_sqlite3_shell_under_a_running_server(
     finally:
         scp.close()
     assert checkpointed and checkpointed[0].startswith("0|"), checkpointed
-    assert _instances(path) == sorted(uids)
+    assert indexed_uids(path) == sorted(uids)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
@@ -162,11 +147,11 @@ def test_a_copy_is_still_seen_whatever_its_log_holds(
     """cp of another index over the live one, its log fully checkpointed by itself
     just before (its pages then in the file: the copy's are compared with them),
     or empty (opened, nothing written yet): a copy still, not a checkpoint."""
-    rows = _rows(tmp_path / "files", 8)
+    rows = index_rows(tmp_path / "files", 8)
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(backup) as other:
         assert other.add_instances(rows[:2]) == 2
-    wanted = _instances(backup)
+    wanted = indexed_uids(backup)
     path = tmp_path / INDEX_NAME
     if when == "before-any-write":
         with StorageIndex(path) as index:
@@ -179,7 +164,7 @@ def test_a_copy_is_still_seen_whatever_its_log_holds(
         shutil.copyfile(backup, path)  # cp: written in place
         assert path.stat().st_ino == inode
         assert index.add_instances(rows[4:]) == 0
-    assert _instances(path) == wanted
+    assert indexed_uids(path) == wanted
     assert _said(caplog) == [
         (logging.ERROR, f"index {path} was overwritten while in use (the same file, other "
                         "contents: copied over?): this server writes it no more, and dropped "
@@ -202,7 +187,7 @@ def test_a_checkpoint_then_writes_by_another_program_keep_its_rows(
     log's salts moving (fileformat2.html "WAL File Format"; SQLite restarts a log
     only once all of it is checkpointed), leaves none of this index's frames in
     the log: another program's checkpoint, its rows kept, the writes going on."""
-    rows = _rows(tmp_path / "files", 6)
+    rows = index_rows(tmp_path / "files", 6)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[:3]) == 3
@@ -214,7 +199,7 @@ def test_a_checkpoint_then_writes_by_another_program_keep_its_rows(
             other.close()
         assert index.add_instances(rows[3:]) == 3
         assert index.count()["instances"] == 5
-    assert _instances(path) == sorted(str(make_image(n).SOPInstanceUID) for n in range(2, 7))
+    assert indexed_uids(path) == sorted(str(make_image(n).SOPInstanceUID) for n in range(2, 7))
     assert not _said(caplog), caplog.text
 
 
@@ -223,11 +208,11 @@ def test_writes_by_another_program_then_a_copy_are_a_copy(
     """Another program wrote into the log (no checkpoint), then a copy over the file:
     the log's salts did not move, so nothing of it was checkpointed and only a copy
     changed the file (it was 'cannot be told apart')."""
-    rows = _rows(tmp_path / "files", 6)
+    rows = index_rows(tmp_path / "files", 6)
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(backup) as other_index:
         assert other_index.add_instances(rows[:1]) == 1
-    wanted = _instances(backup)
+    wanted = indexed_uids(backup)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[1:3]) == 2
@@ -238,7 +223,7 @@ def test_writes_by_another_program_then_a_copy_are_a_copy(
             other.close()
         shutil.copyfile(backup, path)  # cp: written in place
         assert index.add_instances(rows[3:]) == 0
-    assert _instances(path) == wanted
+    assert indexed_uids(path) == wanted
     said = _said(caplog)
     assert len(said) == 2 and said[0][1].startswith(
         f"index {path} was overwritten while in use"), said
@@ -249,7 +234,7 @@ def test_a_checkpoint_held_back_by_a_reader_is_not_taken_for_a_copy(
     """A reader of another program holds an old snapshot: the checkpoint copies only
     the pages whose latest frame that snapshot sees, and leaves the pages written
     again since as they were (frames 1 to 30 of 58 checkpointed, say)."""
-    rows = _rows(tmp_path / "files", 12)
+    rows = index_rows(tmp_path / "files", 12)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[:4]) == 4
@@ -266,5 +251,5 @@ def test_a_checkpoint_held_back_by_a_reader_is_not_taken_for_a_copy(
         finally:
             reader.close()
         assert index.add_instances(rows[8:]) == 4
-    assert _instances(path) == _uids(12)
+    assert indexed_uids(path) == _uids(12)
     assert not caplog.records, caplog.text

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.rows import NewInstance, row_from_file
-from tests.storage.dicomfiles import make_image, write_part10
+from tests.storage.dicomfiles import make_image
+from tests.storage.helpers import index_rows, indexed_uids
 
 #: Another program's connection to the index, kept open: one SQL statement per
 #: line in, one line out ("OK <rows>" or "ERR <message>").
@@ -59,34 +57,14 @@ class _Peer:
         assert self._process.returncode == 0
 
 
-def _rows(folder: Path, count: int, first: int = 1) -> list[NewInstance]:
-    rows = []
-    for n in range(first, first + count):
-        write_part10(folder / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
-        rows.append(row_from_file(folder, f"{n}.dcm"))
-    return rows
-
-
-def _instances(path: Path) -> list[str]:
-    """The SOP Instance UIDs an index file holds, read by a new connection, its
-    integrity checked first."""
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        return [uid for (uid,) in db.execute(
-            "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
-    finally:
-        db.close()
-
-
 def test_a_copy_over_the_index_leaves_a_log_every_connection_reads(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "store"
-    rows = _rows(root, 40)
+    rows = index_rows(root, 40)
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(backup) as other:
-        assert other.add_instances(_rows(tmp_path / "other", 3, 101)) == 3
-    wanted = _instances(backup)
+        assert other.add_instances(index_rows(tmp_path / "other", 3, 101)) == 3
+    wanted = indexed_uids(backup)
     path = root / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[:30]) == 30
@@ -102,14 +80,14 @@ def test_a_copy_over_the_index_leaves_a_log_every_connection_reads(
             assert peer.ask("PRAGMA integrity_check") == "OK [('ok',)]"
             assert peer.ask("SELECT count(*) FROM instance") == "OK [(3,)]"
             assert peer.ask("PRAGMA wal_checkpoint(FULL)") == "OK [(0, 0, 0)]"
-            assert _instances(path) == wanted  # a new connection, while both run
+            assert indexed_uids(path) == wanted  # a new connection, while both run
             # Another program's write goes into the copy, and stays.
             assert peer.ask("DELETE FROM instance WHERE sop_instance_uid = "
                             f"'{wanted[0]}'") == "OK []"
-            assert _instances(path) == wanted[1:]
+            assert indexed_uids(path) == wanted[1:]
         finally:
             peer.close()
-    assert _instances(path) == wanted[1:]  # once everything closed
+    assert indexed_uids(path) == wanted[1:]  # once everything closed
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(INDEX_NAME)) \
         == [INDEX_NAME]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -117,4 +95,4 @@ def test_a_copy_over_the_index_leaves_a_log_every_connection_reads(
     with StorageIndex(path) as index:  # what the operator runs next: reindex
         result = index.reindex(root)
         assert (result.added, result.removed) == (40, 2)
-    assert _instances(path) == sorted(str(make_image(n).SOPInstanceUID) for n in range(1, 41))
+    assert indexed_uids(path) == sorted(str(make_image(n).SOPInstanceUID) for n in range(1, 41))

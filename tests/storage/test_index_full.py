@@ -24,7 +24,13 @@ from dicomnet.storage.index_file import file_state
 from dicomnet.storage.rows import row_from_file
 from tests.aio.helpers import run
 from tests.storage.dicomfiles import make_image, write_part10
-from tests.storage.helpers import data_set_bytes, fill_disk, make_dataset, store_data_sets
+from tests.storage.helpers import (
+    data_set_bytes,
+    fill_disk,
+    indexed_uids,
+    make_dataset,
+    store_data_sets,
+)
 
 #: More rows than the index's pages have room for.
 UIDS = [f"1.2.826.0.1.3680043.8.498.{n}" for n in range(1, 61)]
@@ -174,19 +180,6 @@ def test_an_index_removed_with_its_folder_says_its_rows_went_with_the_objects(
                      "yet written are dropped, their objects gone with the folder")], said
 
 
-def _instances(path: Path) -> list[str]:
-    """The SOP Instance UIDs an index file holds, read by a connection of its own
-    (as another process, or the server's next start, reads it); its integrity
-    checked first."""
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        return [uid for (uid,) in db.execute(
-            "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
-    finally:
-        db.close()
-
-
 @pytest.mark.parametrize("removed_first", [False, True], ids=["replaced", "removed-then-copied"])
 def test_an_index_replaced_while_in_use_is_not_written_into_the_new_file(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, removed_first: bool) -> None:
@@ -206,7 +199,7 @@ def test_an_index_replaced_while_in_use_is_not_written_into_the_new_file(
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(backup) as restored:  # closed: its log is in it
         assert restored.add_instances(rows[:2]) == 2
-    wanted = _instances(backup)
+    wanted = indexed_uids(backup)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[2:5]) == 3
@@ -217,9 +210,9 @@ def test_an_index_replaced_while_in_use_is_not_written_into_the_new_file(
         else:
             os.replace(backup, path)
         assert index.add_instances(rows[6:7]) == 0
-        assert _instances(path) == wanted  # while the server runs
+        assert indexed_uids(path) == wanted  # while the server runs
         assert index.add_instances(rows[7:]) == 0
-    assert _instances(path) == wanted  # once it has stopped
+    assert indexed_uids(path) == wanted  # once it has stopped
     said = [(r.levelno, r.getMessage()) for r in caplog.records]
     fate = "removed" if removed_first else "replaced"
     assert said == [(logging.ERROR,
@@ -250,7 +243,7 @@ def test_an_index_overwritten_in_place_while_in_use_keeps_the_new_contents(
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(backup) as other:
         assert other.add_instances(rows[:2]) == 2
-    wanted = _instances(backup)
+    wanted = indexed_uids(backup)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         # Its own checkpoints at each commit (a large store's, at 1000 pages): the
@@ -264,7 +257,7 @@ def test_an_index_overwritten_in_place_while_in_use_keeps_the_new_contents(
         assert path.stat().st_ino == inode
         assert index.add_instances(rows[35:37]) == 0
         assert index.add_instances(rows[37:]) == 0
-    assert _instances(path) == wanted
+    assert indexed_uids(path) == wanted
     said = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert said == [
         (logging.ERROR, f"index {path} was overwritten while in use (the same file, other "

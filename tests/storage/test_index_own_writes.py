@@ -13,37 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.rows import NewInstance, row_from_file
-from tests.storage.dicomfiles import make_image, write_part10
-
-
-def _rows(folder: Path, count: int, first: int = 1) -> list[NewInstance]:
-    rows = []
-    for n in range(first, first + count):
-        write_part10(folder / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
-        rows.append(row_from_file(folder, f"{n}.dcm"))
-    return rows
-
-
-def _instances(path: Path) -> list[str]:
-    """The SOP Instance UIDs an index file holds, read by a connection of its own
-    (as the server's next start reads it), its integrity checked first."""
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        return [uid for (uid,) in db.execute(
-            "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
-    finally:
-        db.close()
+from dicomnet.storage.rows import NewInstance
+from tests.storage.dicomfiles import make_image
+from tests.storage.helpers import index_rows, indexed_uids
 
 
 def _uid(n: int) -> str:
@@ -54,11 +33,11 @@ def _uid(n: int) -> str:
 @pytest.mark.parametrize("how", ["copied-over", "replaced"])
 def test_a_copy_over_the_index_before_a_single_write_is_seen(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, write: str, how: str) -> None:
-    rows = _rows(tmp_path / "files", 10)
+    rows = index_rows(tmp_path / "files", 10)
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(backup) as other:
         assert other.add_instances(rows[:2]) == 2
-    wanted = _instances(backup)
+    wanted = indexed_uids(backup)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[2:8]) == 6
@@ -78,8 +57,8 @@ def test_a_copy_over_the_index_before_a_single_write_is_seen(
                                    size=row.size, calling_ae=row.calling_ae,
                                    peer_fingerprint=row.peer_fingerprint)
         assert index.add_instances(rows[9:]) == 0
-        assert _instances(path) == wanted  # while the server runs
-    assert _instances(path) == wanted  # once it has stopped
+        assert indexed_uids(path) == wanted  # while the server runs
+    assert indexed_uids(path) == wanted  # once it has stopped
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     fate = "overwritten" if how == "copied-over" else "replaced"
     assert errors and f"index {path} was {fate} while in use" in errors[0], errors
@@ -91,11 +70,11 @@ def test_a_copy_over_the_index_during_reindex_stops_it(
     seen at the next row, which it no longer takes for a file to skip: reindex
     stops with the reason, the copy left as it was."""
     root = tmp_path / "store"
-    _rows(root, 6)
+    index_rows(root, 6)
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(backup) as other:
-        assert other.add_instances(_rows(tmp_path / "other", 2, 101)) == 2
-    wanted = _instances(backup)
+        assert other.add_instances(index_rows(tmp_path / "other", 2, 101)) == 2
+    wanted = indexed_uids(backup)
     path = root / INDEX_NAME
     with StorageIndex(path) as index:
         index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
@@ -109,9 +88,9 @@ def test_a_copy_over_the_index_during_reindex_stops_it(
         index._add = add_then_copy  # type: ignore[method-assign]
         with pytest.raises(StorageError, match="overwritten"):
             index.reindex(root)
-    assert _instances(path) == wanted
+    assert indexed_uids(path) == wanted
     with StorageIndex(path) as index:  # what an operator runs next
         result = index.reindex(root)
         # The copy's rows name files of another store: pruned.
         assert (result.added, result.removed) == (6, 2)
-    assert _instances(path) == sorted(_uid(n) for n in range(1, 7))
+    assert indexed_uids(path) == sorted(_uid(n) for n in range(1, 7))

@@ -22,13 +22,13 @@ import pytest
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import StorageIndex
 from tests.storage.dicomfiles import make_image
-from tests.storage.test_index_checkpoint import _instances, _rows
+from tests.storage.helpers import index_rows, indexed_uids
 
 
 @pytest.mark.parametrize("how", ["touch", "cp-of-itself"])
 def test_an_index_file_touched_keeps_its_log_and_is_written_on(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, how: str) -> None:
-    rows = _rows(tmp_path / "files", 6)
+    rows = index_rows(tmp_path / "files", 6)
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[:3]) == 3
@@ -42,7 +42,7 @@ def test_an_index_file_touched_keeps_its_log_and_is_written_on(
         assert index.add_instances(rows[3:]) == 3
         assert index.remove_instance(str(make_image(1).SOPInstanceUID))
         assert index.count()["instances"] == 5
-    assert _instances(path) == sorted(
+    assert indexed_uids(path) == sorted(
         str(make_image(n).SOPInstanceUID) for n in range(2, 7))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
@@ -51,7 +51,7 @@ def test_a_copy_of_other_contents_over_a_fresh_index_is_still_one(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The same size, other bytes (a fresh index's page, written by another
     program): a copy, as before."""
-    rows = _rows(tmp_path / "files", 4)
+    rows = index_rows(tmp_path / "files", 4)
     path = tmp_path / INDEX_NAME
     other = tmp_path / "other.sqlite"
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):

@@ -14,7 +14,8 @@ from pydicom.dataset import Dataset
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
 from tests.aio.helpers import run, running_server
-from tests.storage.test_store_lock import _files, _indexed, _objects, _store
+from tests.storage.helpers import indexed_uids
+from tests.storage.test_store_lock import _files, _objects, _store
 
 
 def _removed_after_the_check(monkeypatch: pytest.MonkeyPatch, root: Path) -> list[bool]:
@@ -68,7 +69,7 @@ def test_an_object_named_into_the_folder_made_again_gets_its_row(
     assert statuses == [0, 0, 0]
     kept = sorted(ds.SOPInstanceUID for ds in objects[1:])
     assert _files(root) == [f"{uid}.dcm" for uid in kept]
-    assert _indexed(root / "index.sqlite") == kept
+    assert indexed_uids(root / "index.sqlite") == kept
     said = [r.getMessage() for r in caplog.records]
     assert not [line for line in said if "gone with the folder" in line], said
     assert [line for line in said if "was removed while in use" in line], said

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import shutil
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from dicomnet.storage.files import TEMP_SUFFIX, StorageError
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
 from tests.cli.helpers import error_line, run_cli
-from tests.storage.helpers import SECONDARY_CAPTURE, data_set_bytes, make_dataset
+from tests.storage.helpers import SECONDARY_CAPTURE, data_set_bytes, indexed_uids, make_dataset
 
 
 def _in_flight(root: Path) -> Path:
@@ -292,17 +291,6 @@ def test_a_store_folder_removed_and_taken_by_another_server_is_not_stored_into(
     ], errors
 
 
-def _indexed(path: Path) -> list[str]:
-    """The SOP Instance UIDs the index file at ``path`` holds, read by a connection
-    of its own (as the server's next start, or another process, reads it)."""
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        return sorted(row[0] for row in db.execute("SELECT sop_instance_uid FROM instance"))
-    finally:
-        db.close()
-
-
 @pytest.mark.parametrize("large", [False, True], ids=["in-memory", "spilled"])
 def test_a_store_folder_removed_while_serving_gets_a_new_index(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, large: bool) -> None:
@@ -335,7 +323,7 @@ def test_a_store_folder_removed_while_serving_gets_a_new_index(
         scp.close()
     assert _files(root) == sorted(f"{ds.SOPInstanceUID}.dcm" for ds in (second, third))
     assert len(list(root.rglob(f"{second.SOPInstanceUID}.dcm"))) == 1
-    assert _indexed(root / "index.sqlite") == sorted(
+    assert indexed_uids(root / "index.sqlite") == sorted(
         ds.SOPInstanceUID for ds in (second, third))
     # The sender's port differs per run: named PEER here.
     said = [(r.levelno, re.sub(r"@127\.0\.0\.1:\d+:", "@PEER:", r.getMessage()))
