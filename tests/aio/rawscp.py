@@ -17,7 +17,9 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
+from dicomnet.aio.client import ClientAssociation
 from dicomnet.dimse.messages import (
+    CFindRQ,
     CStoreRQ,
     CStoreRSP,
     DimseMessage,
@@ -35,7 +37,7 @@ from dicomnet.ul.pdu import (
     encode_pdata,
 )
 
-__all__ = ["RawPeer", "Request", "raw_scp", "response_pdu"]
+__all__ = ["RawPeer", "Request", "leave_find_after_one", "raw_scp", "response_pdu"]
 
 LOOPBACK = "127.0.0.1"
 VERIFICATION = "1.2.840.10008.1.1"
@@ -197,3 +199,15 @@ async def raw_scp(answer: Answer, *, max_async_operations: int = 1,
         for peer in peers:
             peer.writer.close()
         await server.wait_closed()
+
+
+async def leave_find_after_one(assoc: ClientAssociation) -> None:
+    """The client's side of the raw SCP's C-FIND tests: a C-FIND (of the
+    Verification SOP Class, which the raw SCP accepts, no identifier) whose
+    caller reads its first response, then leaves it (the iterator closed)."""
+    find = CFindRQ(message_id=assoc.dimse.next_message_id(),
+                   affected_sop_class_uid=VERIFICATION)
+    replies = assoc.request(find, assoc.context_for(VERIFICATION).context_id, dataset=b"")
+    async for _ in replies:
+        break
+    await replies.aclose()  # type: ignore[attr-defined]

@@ -27,7 +27,14 @@ from dicomnet.dimse.messages import (
 )
 from dicomnet.errors import AssociationAborted, LocalProtocolError
 from tests.aio.helpers import LOOPBACK, run, wait_until
-from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
+from tests.aio.rawscp import (
+    VERIFICATION,
+    RawPeer,
+    Request,
+    leave_find_after_one,
+    raw_scp,
+    response_pdu,
+)
 
 PENDING, SUCCESS = 0xFF00, 0x0000
 #: How long a client that does not wait is given to send its request anyway: an
@@ -131,13 +138,7 @@ def test_a_find_left_before_its_final_response_keeps_its_slot() -> None:
     async def main() -> tuple[int, str]:
         async with raw_scp(answer) as (port, peers):
             async with associate(LOOPBACK, port) as assoc:
-                context_id = assoc.context_for(VERIFICATION).context_id
-                find = CFindRQ(message_id=assoc.dimse.next_message_id(),
-                               affected_sop_class_uid=VERIFICATION)
-                replies = assoc.request(find, context_id, dataset=b"")
-                async for _ in replies:
-                    break
-                await replies.aclose()  # type: ignore[attr-defined]
+                await leave_find_after_one(assoc)
                 echo = asyncio.ensure_future(assoc.echo())
                 await peers[0].send(_find_rsp(peers[0].requests[0], PENDING))
                 await _second_may_arrive(peers, 3)  # after the find's C-CANCEL-RQ
@@ -415,13 +416,7 @@ def test_a_find_left_before_its_final_response_is_cancelled() -> None:
     async def main() -> tuple[int, list[RawPeer]]:
         async with raw_scp(scp) as (port, peers):
             async with associate(LOOPBACK, port) as assoc:
-                context_id = assoc.context_for(VERIFICATION).context_id
-                find = CFindRQ(message_id=assoc.dimse.next_message_id(),
-                               affected_sop_class_uid=VERIFICATION)
-                replies = assoc.request(find, context_id, dataset=b"")
-                async for _ in replies:
-                    break
-                await replies.aclose()  # type: ignore[attr-defined]
+                await leave_find_after_one(assoc)
                 status = int(await assoc.echo())
             await wait_until(peers[0].ended.is_set, "the peer's end")
             return status, peers

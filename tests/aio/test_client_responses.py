@@ -27,6 +27,7 @@ from tests.aio.rawscp import (
     VERIFICATION,
     RawPeer,
     Request,
+    leave_find_after_one,
     raw_scp,
     response_pdu,
 )
@@ -235,13 +236,7 @@ def test_responses_to_a_find_its_caller_stopped_reading_are_ignored() -> None:
     async def main() -> tuple[int, str]:
         async with raw_scp(answer, max_async_operations=2) as (port, peers):
             async with associate(LOOPBACK, port, max_async_operations=2) as assoc:
-                context_id = assoc.context_for(VERIFICATION).context_id
-                find = CFindRQ(message_id=assoc.dimse.next_message_id(),
-                               affected_sop_class_uid=VERIFICATION)
-                replies = assoc.request(find, context_id, dataset=b"")
-                async for _ in replies:
-                    break
-                await replies.aclose()  # type: ignore[attr-defined]
+                await leave_find_after_one(assoc)
                 status = int(await assoc.echo())
             return status, await _ended(peers)
 
