@@ -110,3 +110,22 @@ def test_sched_wait_prints_run_and_wait_per_process(tmp_path: Path) -> None:
     assert [name for name, _ in figures] == ["run", "wait", "run", "wait", "idle"], line
     assert float(figures[0][1]) > 0.2, line  # the server's run: the busy interval
     assert all(0 <= float(value) <= 2.5 for _, value in figures), line
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_ssl_ceiling_objects_mode_stores_and_answers_every_object(
+        tmp_path: Path, fsync: bool) -> None:
+    """``ssl_ceiling.py --objects``: the images case's ceiling in bare Python ``ssl``;
+    the script itself refuses a run whose server did not store every object whole."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("ssl_ceiling.py")), "--objects", "12",
+         "--size", "40000", "--window", "4", "--runs", "1", *(["--fsync"] if fsync else [])],
+        capture_output=True, text=True, timeout=120, check=False, env=in_tmp(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    line = done.stdout.strip()
+    assert line.startswith("Python ssl ceiling, TLS 1.3 mutual auth, 12 x 39 KiB objects")
+    assert ("fsynced" in line) is fsync
+    rate = float(re.search(r"median (\d+) MB/s", line).group(1))  # type: ignore[union-attr]
+    assert rate > 0
+    assert not list(tmp_path.glob("ssl-ceiling-*"))  # its folder removed
