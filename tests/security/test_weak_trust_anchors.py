@@ -68,10 +68,34 @@ def test_a_ca_key_too_small_is_named_by_clients_and_servers(
         server.server_context_sync()
     said = (f"CA certificate O=dicomnet,CN=weak CA in cafile {cafile} has an RSA key of 1024 "
             f"bits, too small for OpenSSL's security level: {LEVEL_2_KEYS}; {SELF_SIGNED_TAIL}")
-    assert _warnings(caplog) == [said, said]
+    assert _warnings(caplog) == [said]  # once: the server's build names it no more
     # As said: a peer the weak CA issued is refused, 67.
     peer = weak.issue("localhost", sans=("localhost",), key_type="ecdsa").write(tmp_path, "peer")
     assert _verify_code(client_ctx, _weak_server(*peer)) == 67
+
+
+def test_a_weak_ca_is_named_once_per_process(ca: CertificateAuthority, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """A server builds its context again at each rotation of its files, a script may
+    build many: a weak CA already named is not named again, another one is."""
+    weak = CertificateAuthority.create("weak CA", rsa_bits=1024)
+    cafile = tmp_path / "cas.pem"
+    cafile.write_bytes(ca.cert_pem() + weak.cert_pem())
+    config = TLSConfig(cafile=cafile)
+    with caplog.at_level(logging.WARNING, logger="dicomnet.security"):
+        config.client_context_sync()
+        assert len(_warnings(caplog)) == 1
+        caplog.clear()
+        config.client_context_sync()
+        TLSConfig(cafile=cafile).client_context_sync()
+        assert _warnings(caplog) == []
+        other = CertificateAuthority.create("other weak CA", rsa_bits=1024)
+        other_file = other.write_cert(tmp_path / "other.pem")
+        TLSConfig(cafile=other_file).client_context_sync()
+    assert _warnings(caplog) == [
+        f"CA certificate O=dicomnet,CN=other weak CA in cafile {other_file} has an RSA key "
+        f"of 1024 bits, too small for OpenSSL's security level: {LEVEL_2_KEYS}; "
+        f"{SELF_SIGNED_TAIL}"]
 
 
 def test_what_the_profile_asks_is_said_too(tmp_path: Path,

@@ -7,8 +7,10 @@ A CA there that OpenSSL's security level refuses (a key too small, a signature
 hash too weak: :func:`~dicomnet.security.peer_checks.anchor_problem`) fails the
 handshake of every peer chained to it, which would be the first the operator
 hears of it, once per connection: each one is named at WARNING when the context
-is built (:func:`warn_weak_anchors`). A hashed capath is not read for it: OpenSSL
-looks its files up one by one, at the handshakes that need them.
+is built (:func:`warn_weak_anchors`), once per process: a server builds its context
+again at each rotation of its files, a script may build many. A hashed capath is
+not read for it: OpenSSL looks its files up one by one, at the handshakes that
+need them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ logger = logging.getLogger("dicomnet.security")
 _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 _PEM_SUFFIXES = (".pem", ".crt", ".cer")
 
+#: (SHA-256 of a weak CA, what is wrong with it) already said; bounded, so that a process
+#: building contexts of ever new CAs keeps no more than these (the oldest is forgotten).
+_SAID: dict[tuple[bytes, str], None] = {}
+_SAID_MOST = 256
+
 
 def has_hashed_names(capath: Path) -> bool:
     """Whether ``capath`` holds a file named as ``openssl rehash`` names one."""
@@ -45,7 +52,10 @@ def has_hashed_names(capath: Path) -> bool:
 
 def warn_weak_anchors(pem: bytes | str, where: str, profile: str) -> None:
     """Log at WARNING each certificate of ``pem`` (``where``: "cafile ...") that
-    OpenSSL's security level, under ``profile``, refuses as a trust anchor."""
+    OpenSSL's security level, under ``profile``, refuses as a trust anchor, unless this
+    process has said so of it already."""
+    from cryptography.hazmat.primitives import hashes
+
     from dicomnet.security.certificates import describe_key, load_pem_certificates
 
     try:
@@ -64,6 +74,12 @@ def warn_weak_anchors(pem: bytes | str, where: str, profile: str) -> None:
         if problem is None:
             continue
         what, key = problem
+        said = (cert.fingerprint(hashes.SHA256()), what)
+        if said in _SAID:
+            continue
+        if len(_SAID) >= _SAID_MOST:
+            del _SAID[next(iter(_SAID))]
+        _SAID[said] = None
         if self_signed and not _is_ca(cert):  # a peer's own, pinned: only its key counts
             kind, tail = "certificate", ("the peer presenting it will be refused at its "
                                          "handshake (EE_KEY_TOO_SMALL): replace it with a "
