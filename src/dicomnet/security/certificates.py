@@ -27,7 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import ConfigurationError
+from . import x509_load
 from .pem import key_is_encrypted
+from .x509_load import load_der_certificate
 
 __all__ = [
     "CertificateAuthority",
@@ -90,8 +92,10 @@ class CertificateInfo:
 
     @classmethod
     def from_der(cls, der: bytes) -> CertificateInfo:
-        """Describe a DER-encoded certificate."""
-        return cls.from_x509(x509.load_der_x509_certificate(der))
+        """Describe a DER-encoded certificate (a serial number that is not positive too:
+        :mod:`~dicomnet.security.x509_load`)."""
+        cert, serial = load_der_certificate(der)
+        return cls._describe(cert, serial)
 
     @classmethod
     def from_pem_file(cls, path: str | Path) -> CertificateInfo:
@@ -101,6 +105,10 @@ class CertificateInfo:
     @classmethod
     def from_x509(cls, cert: x509.Certificate) -> CertificateInfo:
         """Describe a ``cryptography`` certificate object."""
+        return cls._describe(cert, cert.serial_number)
+
+    @classmethod
+    def _describe(cls, cert: x509.Certificate, serial: int) -> CertificateInfo:
         sans: list[str] = []
         try:
             ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -129,7 +137,7 @@ class CertificateInfo:
             issuer=cert.issuer.rfc4514_string(),
             common_name=common_name,
             sans=tuple(sans),
-            serial=cert.serial_number,
+            serial=serial,
             sha256_fingerprint=":".join(f"{b:02X}" for b in digest),
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
@@ -193,7 +201,7 @@ def _describe_key(key: object) -> tuple[str, int]:
 
 def first_certificate_der(path: str | Path) -> bytes:
     """DER of the first certificate in a PEM file (the leaf of a chain file)."""
-    certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
+    certs = load_pem_certificates(Path(path).read_bytes(), str(path))
     return certs[0].public_bytes(serialization.Encoding.DER)
 
 
@@ -202,12 +210,12 @@ def describe_key(cert: x509.Certificate) -> tuple[str, int]:
     return _describe_key(cert.public_key())
 
 
-def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
-    """The certificates of PEM text (ValueError when one is malformed). Trust files are
-    parsed here alone: cryptography warns about a certificate it will refuse one day
-    (a serial number that is not positive, found in system CA bundles) once per line
-    of code calling it, so one line makes one warning, not one per check."""
-    return x509.load_pem_x509_certificates(data)
+def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.Certificate]:
+    """The certificates of PEM text (ValueError when one is malformed). One whose serial
+    number is not positive (found in system CA bundles), which cryptography parses with
+    a warning naming nothing, is said at DEBUG with ``source`` (the file) and its
+    subject instead (:mod:`~dicomnet.security.x509_load`)."""
+    return x509_load.load_pem_certificates(data, source)
 
 
 def pem_certificates(path: str | Path) -> str:
@@ -217,7 +225,7 @@ def pem_certificates(path: str | Path) -> str:
     if b"-----BEGIN CERTIFICATE-----" not in data:
         return ""
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii")
-                   for c in load_pem_certificates(data))
+                   for c in load_pem_certificates(data, str(path)))
 
 
 def trust_file_problem(path: str | Path) -> str | None:
@@ -240,7 +248,7 @@ def trust_file_problem(path: str | Path) -> str | None:
         # (OpenSSL also reads its own "BEGIN TRUSTED CERTIFICATE" form.)
         return "holds no PEM certificate (BEGIN CERTIFICATE): give the CA's certificate in PEM"
     try:
-        certs = load_pem_certificates(data)
+        certs = load_pem_certificates(data, f"cafile {path}")
     except ValueError:
         return None
     for cert in certs:

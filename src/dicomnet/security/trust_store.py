@@ -59,7 +59,7 @@ def warn_weak_anchors(pem: bytes | str, where: str, profile: str) -> None:
     from dicomnet.security.certificates import describe_key, load_pem_certificates
 
     try:
-        certs = load_pem_certificates(pem.encode() if isinstance(pem, str) else pem)
+        certs = load_pem_certificates(pem.encode() if isinstance(pem, str) else pem, where)
     except ValueError:
         return  # no certificate, or a malformed one: OpenSSL says which
     for cert in certs:

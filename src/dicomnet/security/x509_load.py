@@ -1,0 +1,120 @@
+"""Certificates parsed with ``cryptography``, quietly when a serial number is not positive.
+
+RFC 5280 4.1.2.2 asks a positive serial number, yet CAs trusted everywhere have 0
+(nine roots of Debian's ca-certificates bundle: Go Daddy, Starfield, SECOM...), and
+OpenSSL, which verifies our peers, takes them. cryptography (42 and later) parses
+them with a CryptographyDeprecationWarning that names neither the file nor the
+certificate, at each load and each read of the serial: a user giving the system
+bundle as ``--ca`` saw that line and could do nothing about it, and under ``-W
+error`` the context could not be built. Such a certificate is said here at DEBUG,
+with its file and subject, and used: it is harmless to us (OpenSSL takes it, the
+operator cannot change a root's serial), and a WARNING at each start of every
+server trusting the system bundle would teach operators to skip warnings.
+
+The serial is read from the DER first, so that the warning filters, which are
+process-wide state (a server rebuilds its context in a thread), are touched only
+for the rare file that needs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import re
+import warnings
+from collections.abc import Iterator
+
+from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
+
+__all__ = ["der_serial", "load_der_certificate", "load_pem_certificates"]
+
+logger = logging.getLogger("dicomnet.security")
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+
+
+def _header(der: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, where the content starts, its length) of the DER element at ``at``
+    (X.690 8.1.2, 8.1.3: a one-byte tag, a short or long definite length)."""
+    tag, first = der[at], der[at + 1]
+    if first < 0x80:
+        return tag, at + 2, first
+    count = first & 0x7F
+    if not 0 < count <= 4:
+        raise IndexError("not a DER length")
+    return tag, at + 2 + count, int.from_bytes(der[at + 2:at + 2 + count], "big")
+
+
+def der_serial(der: bytes) -> int | None:
+    """The serialNumber of a DER certificate (RFC 5280 4.1: Certificate, then
+    tbsCertificate, SEQUENCEs; its optional [0] version, then the INTEGER), or None
+    when the bytes are not laid out so (cryptography then says what is wrong)."""
+    try:
+        tag, at, _ = _header(der, 0)
+        if tag != 0x30:
+            return None
+        tag, at, _ = _header(der, at)
+        if tag != 0x30:
+            return None
+        tag, at, length = _header(der, at)
+        if tag == 0xA0:  # version, EXPLICIT [0]
+            tag, at, length = _header(der, at + length)
+    except IndexError:
+        return None
+    if tag != 0x02 or length == 0 or at + length > len(der):
+        return None
+    return int.from_bytes(der[at:at + length], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
+                                category=CryptographyDeprecationWarning)
+        yield
+
+
+def _pem_ders(data: bytes) -> Iterator[bytes]:
+    for block in _PEM_BLOCK.finditer(data):
+        try:
+            yield base64.b64decode(b"".join(block.group(1).split()))
+        except (binascii.Error, ValueError):
+            continue  # cryptography says it is malformed
+
+
+def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.Certificate]:
+    """The certificates of PEM text (ValueError when one is malformed); each whose serial
+    is not positive is said at DEBUG, naming ``source`` ("cafile /etc/...") and its
+    subject."""
+    odd = {der: serial for der in _pem_ders(data)
+           if (serial := der_serial(der)) is not None and serial <= 0}
+    if not odd:
+        return x509.load_pem_x509_certificates(data)
+    with _quiet():
+        certs = x509.load_pem_x509_certificates(data)
+        for der, serial in odd.items():
+            subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+            logger.debug("%s: certificate %s has serial number %s, not positive as RFC 5280 "
+                         "4.1.2.2 asks: OpenSSL takes it, cryptography warns it will refuse "
+                         "it one day", source or "PEM data", subject, _serial_text(serial))
+    return certs
+
+
+def load_der_certificate(der: bytes) -> tuple[x509.Certificate, int]:
+    """A DER certificate and its serial number (a peer's, at each handshake: said nowhere,
+    OpenSSL having taken it)."""
+    serial = der_serial(der)
+    if serial is None or serial > 0:
+        cert = x509.load_der_x509_certificate(der)
+        return cert, cert.serial_number
+    with _quiet():
+        return x509.load_der_x509_certificate(der), serial
+
+
+def _serial_text(serial: int) -> str:
+    from dicomnet.security.certificates import serial_text
+
+    return serial_text(serial)

@@ -1,0 +1,86 @@
+"""Certificates whose serial number is 0 or negative (RFC 5280 4.1.2.2 asks a positive
+one). Nine roots of Debian's CA bundle have serial 0, and OpenSSL takes them;
+cryptography parses them with a CryptographyDeprecationWarning naming neither file
+nor certificate (an error under -W error, as pytest runs here: a context of such a
+cafile could not be built). They are said at DEBUG, with the file and the subject,
+and used. The certificates are made at run time by the openssl command
+(cryptography's builder refuses such serials)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dicomnet.security.certificates import CertificateAuthority, CertificateInfo
+from dicomnet.security.config import TLSConfig
+from tests.security.test_weak_keys import needs_openssl
+from tests.security.tlspair import handshake
+
+pytestmark = needs_openssl
+
+
+def _self_signed(tmp_path: Path, serial: str, name: str) -> tuple[Path, Path]:
+    """A self-signed P-256 certificate for localhost (CA:TRUE, as openssl req -x509
+    makes them) with this serial, and its key."""
+    cert, key = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-subj", f"/CN={name}", "-set_serial", serial, "-days", "2", "-addext",
+                    "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+    return cert, key
+
+
+def _said(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return sorted({r.getMessage() for r in caplog.records
+                   if r.name == "dicomnet.security" and "serial number" in r.getMessage()})
+
+
+def _text(where: str, name: str, serial: str) -> str:
+    return (f"{where}: certificate CN={name} has serial number {serial}, not positive as "
+            "RFC 5280 4.1.2.2 asks: OpenSSL takes it, cryptography warns it will refuse it "
+            "one day")
+
+
+def test_a_cafile_with_serials_zero_and_negative(ca: CertificateAuthority, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    zero, _ = _self_signed(tmp_path, "0", "zero")
+    negative, _ = _self_signed(tmp_path, "-1", "negative")
+    cafile = tmp_path / "bundle.pem"
+    cafile.write_bytes(ca.cert_pem() + zero.read_bytes() + negative.read_bytes())
+    with caplog.at_level(logging.DEBUG, logger="dicomnet.security"):
+        context = TLSConfig(cafile=cafile).client_context_sync()
+    assert len(context.get_ca_certs()) == 3
+    assert _said(caplog) == [_text(f"cafile {cafile}", "negative", "-01"),
+                             _text(f"cafile {cafile}", "zero", "00")]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_unhashed_capath_with_serial_zero(ca: CertificateAuthority, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    capath = tmp_path / "cas"
+    capath.mkdir()
+    ca.write_cert(capath / "good.pem")
+    _self_signed(capath, "0", "zero")
+    (capath / "zero.key").unlink()
+    with caplog.at_level(logging.DEBUG, logger="dicomnet.security"):
+        TLSConfig(capath=capath).client_context_sync()
+    assert _text(f"capath {capath} (zero.pem)", "zero", "00") in _said(caplog)
+
+
+def test_a_peer_and_our_own_certificate_with_serial_zero(tmp_path: Path) -> None:
+    """OpenSSL takes the peer: its CertificateInfo (SecurityInfo, the AE binding) is
+    made without cryptography's warning, as is our own certificate's."""
+    cert, key = _self_signed(tmp_path, "0", "localhost")
+    server = TLSConfig(certfile=cert, keyfile=key, peer_certificate="none")
+    result = handshake(TLSConfig(cafile=cert).client_context_sync(),
+                       server.server_context_sync())
+    assert result.ok, result.errors
+    der = result.client.getpeercert(binary_form=True)
+    assert der is not None
+    peer = CertificateInfo.from_der(der)
+    assert (peer.subject, peer.serial, peer.serial_hex) == ("CN=localhost", 0, "00")
+    own = server.local_certificate_info()
+    assert own is not None and own.serial == 0
