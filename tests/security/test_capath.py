@@ -8,9 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from dicomnet.errors import ConfigurationError
-from dicomnet.security.certificates import DevPKI
+from dicomnet.security import x509_load
+from dicomnet.security.certificates import CertificateAuthority, DevPKI
 from dicomnet.security.config import TLSConfig, dev_pki_configs
 from tests.security.tlspair import handshake
 
@@ -79,3 +81,27 @@ def test_hashed_folder_is_left_to_openssl(
         result = handshake(client.client_context_sync(), server.server_context_sync())
     assert result.ok, result.errors
     assert caplog.records == []
+
+
+def test_each_trust_file_is_parsed_once_per_context(
+        ca: CertificateAuthority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cafile was parsed twice per context build (its CA check, its weak-CA scan), as
+    was each file of an unhashed capath (read, scanned): once is enough."""
+    parsed: list[int] = []
+    parse = x509_load.load_pem_certificates
+
+    def counted(data: bytes, source: str | None = None) -> list[x509.Certificate]:
+        parsed.append(len(data))
+        return parse(data, source)
+
+    monkeypatch.setattr(x509_load, "load_pem_certificates", counted)
+    cafile = ca.write_cert(tmp_path / "ca.pem")
+    TLSConfig(cafile=cafile).client_context_sync()
+    assert len(parsed) == 1
+    parsed.clear()
+    capath = tmp_path / "cas"
+    capath.mkdir()
+    ca.write_cert(capath / "one.pem")
+    CertificateAuthority.create("other CA", key_type="ecdsa").write_cert(capath / "two.pem")
+    TLSConfig(capath=capath).client_context_sync()
+    assert len(parsed) == 2

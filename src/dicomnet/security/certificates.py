@@ -48,6 +48,7 @@ __all__ = [
     "self_signed",
     "serial_text",
     "trust_file_problem",
+    "trust_problem",
 ]
 
 KeyType = Literal["rsa", "ecdsa", "ecdsa-p384"]
@@ -244,12 +245,20 @@ def trust_file_problem(path: str | Path) -> str | None:
         data = Path(path).read_bytes()
     except OSError:
         return None
+    try:
+        certs: list[x509.Certificate] | None = load_pem_certificates(data, f"cafile {path}")
+    except ValueError:
+        certs = None
+    return trust_problem(data, certs)
+
+
+def trust_problem(data: bytes, certs: list[x509.Certificate] | None) -> str | None:
+    """:func:`trust_file_problem` of a file's bytes ``data`` and its certificates
+    ``certs``, parsed by the caller (None: they do not parse)."""
     if b"CERTIFICATE-----" not in data and b"-----BEGIN X509 CRL-----" not in data:
         # (OpenSSL also reads its own "BEGIN TRUSTED CERTIFICATE" form.)
         return "holds no PEM certificate (BEGIN CERTIFICATE): give the CA's certificate in PEM"
-    try:
-        certs = load_pem_certificates(data, f"cafile {path}")
-    except ValueError:
+    if certs is None:
         return None
     for cert in certs:
         try:

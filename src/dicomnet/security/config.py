@@ -51,9 +51,9 @@ from dicomnet.security.profiles import (
 )
 from dicomnet.security.sessions import ClientCache
 from dicomnet.security.trust_store import (
+    cafile_problem,
     has_hashed_names,
     read_unhashed_capath,
-    warn_weak_cafile,
 )
 
 # Certificates are read with `cryptography` (~30 ms to import), imported where a
@@ -575,15 +575,11 @@ class TLSConfig:
         verifies = self.verify_peer if side == "client" else self.peer_certificate != "none"
         checked = self.profile if verifies else None
         if self.cafile is not None:
-            # Imported here: cryptography costs ~30 ms, which a context with no cafile
+            # cryptography is imported there: its ~30 ms a context with no cafile
             # (system CAs, or a client that verifies nothing) need not pay.
-            from dicomnet.security.certificates import trust_file_problem
-
-            problem = trust_file_problem(Path(self.cafile))
+            problem = cafile_problem(Path(self.cafile), checked)
             if problem is not None:
                 raise ConfigurationError(f"cafile {self.cafile} {problem}")
-            if checked is not None:
-                warn_weak_cafile(Path(self.cafile), checked)
         capath = None if self.capath is None else Path(self.capath)
         cadata = None
         if capath is not None and capath.is_dir() and not has_hashed_names(capath):

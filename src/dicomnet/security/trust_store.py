@@ -27,7 +27,7 @@ from dicomnet.security.peer_checks import anchor_problem
 if TYPE_CHECKING:
     from cryptography import x509
 
-__all__ = ["has_hashed_names", "read_unhashed_capath", "warn_weak_anchors", "warn_weak_cafile"]
+__all__ = ["cafile_problem", "has_hashed_names", "read_unhashed_capath", "warn_weak_anchors"]
 
 logger = logging.getLogger("dicomnet.security")
 
@@ -54,14 +54,21 @@ def warn_weak_anchors(pem: bytes | str, where: str, profile: str) -> None:
     """Log at WARNING each certificate of ``pem`` (``where``: "cafile ...") that
     OpenSSL's security level, under ``profile``, refuses as a trust anchor, unless this
     process has said so of it already."""
-    from cryptography.hazmat.primitives import hashes
-
-    from dicomnet.security.certificates import describe_key, load_pem_certificates
+    from dicomnet.security.certificates import load_pem_certificates
 
     try:
         certs = load_pem_certificates(pem.encode() if isinstance(pem, str) else pem, where)
     except ValueError:
         return  # no certificate, or a malformed one: OpenSSL says which
+    _warn_weak(certs, where, profile)
+
+
+def _warn_weak(certs: list[x509.Certificate], where: str, profile: str) -> None:
+    """:func:`warn_weak_anchors` of certificates parsed already."""
+    from cryptography.hazmat.primitives import hashes
+
+    from dicomnet.security.certificates import describe_key
+
     for cert in certs:
         # Only what the check needs is read: a system bundle's extensions are left
         # unparsed (cryptography warns about some of those certificates when they are).
@@ -111,19 +118,34 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def warn_weak_cafile(cafile: Path, profile: str) -> None:
-    """:func:`warn_weak_anchors` for the certificates of ``cafile``."""
+def cafile_problem(cafile: Path, profile: str | None) -> str | None:
+    """Why ``cafile`` can vouch for no peer
+    (:func:`~dicomnet.security.certificates.trust_file_problem`), or None; then, with
+    ``profile``, its weak CAs named (:func:`warn_weak_anchors`). The file is read and
+    parsed once for both (a system bundle holds some 150 certificates)."""
+    from dicomnet.security.certificates import load_pem_certificates, trust_problem
+
     try:
-        pem = cafile.read_bytes()
+        data = cafile.read_bytes()
     except OSError:
-        return  # OpenSSL says why when it loads it
-    warn_weak_anchors(pem, f"cafile {cafile}", profile)
+        return None  # OpenSSL says why when it loads it
+    where = f"cafile {cafile}"
+    try:
+        certs: list[x509.Certificate] | None = load_pem_certificates(data, where)
+    except ValueError:
+        certs = None  # no certificate, or a malformed one: OpenSSL says which
+    problem = trust_problem(data, certs)
+    if problem is None and certs and profile is not None:
+        _warn_weak(certs, where, profile)
+    return problem
 
 
 def read_unhashed_capath(capath: Path, profile: str | None = None) -> str:
     """The certificates of the PEM files of a capath without hashed names, as cadata;
     with ``profile``, each one its security level refuses is named (:func:`warn_weak_anchors`)."""
-    from dicomnet.security.certificates import pem_certificates
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from dicomnet.security.certificates import load_pem_certificates
 
     found: list[str] = []
     files: list[str] = []
@@ -131,14 +153,21 @@ def read_unhashed_capath(capath: Path, profile: str | None = None) -> str:
         if path.suffix.lower() not in _PEM_SUFFIXES or not path.is_file():
             continue
         try:
-            pem = pem_certificates(path)
+            data = path.read_bytes()
         except OSError as exc:
             raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            continue  # a key, a CRL, a text: no CA
+        where = f"capath {capath} ({path.name})"
+        try:
+            certs = load_pem_certificates(data, where)
         except ValueError as exc:
             raise ConfigurationError(f"{path} holds a malformed certificate: {exc}") from exc
+        if profile is not None:
+            _warn_weak(certs, where, profile)
+        # Its certificates alone: OpenSSL's cadata takes nothing else.
+        pem = "".join(c.public_bytes(Encoding.PEM).decode("ascii") for c in certs)
         if pem:
-            if profile is not None:
-                warn_weak_anchors(pem, f"capath {capath} ({path.name})", profile)
             found.append(pem)
             files.append(path.name)
     if not found:
