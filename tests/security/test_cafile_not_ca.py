@@ -108,3 +108,18 @@ def test_a_cafile_in_openssls_trusted_form_is_left_to_openssl(
     path = tmp_path / "trusted.pem"
     path.write_bytes(trusted)
     assert trust_file_problem(path) is None
+
+
+@pytest.mark.parametrize("whole", [0, 1], ids=["cut-in-its-first", "cut-in-its-second"])
+def test_a_cafile_cut_short_says_so_naming_it(rsa_pki: DevPKI, ec_pki: DevPKI,
+                                              tmp_path: Path, whole: int) -> None:
+    """A CA file still being copied (a rotation meets one) was said in OpenSSL's words
+    alone: "cannot load CA certificates: [X509] PEM lib (_ssl.c:4154)"."""
+    pems = [rsa_pki.ca_cert.read_bytes(), ec_pki.ca_cert.read_bytes()]
+    cafile = tmp_path / "cut.pem"
+    cafile.write_bytes(b"".join(pems[:whole]) + pems[whole][:300])
+    with pytest.raises(ConfigurationError) as refused:
+        TLSConfig(cafile=cafile).client_context_sync()
+    assert str(refused.value) == (
+        f"cafile {cafile} holds an incomplete or malformed PEM certificate (a copy still "
+        "in progress?)")

@@ -594,6 +594,12 @@ class TLSConfig:
                     cadata=cadata,
                 )
             except ssl.SSLError as exc:
+                # OpenSSL says "PEM lib" for a file cut short, which a rotation can meet
+                # while it is being copied: said as such, as for our own certificate.
+                if self.cafile is not None and not _certificates_whole(Path(self.cafile)):
+                    raise ConfigurationError(
+                        f"cafile {self.cafile} holds an incomplete or malformed PEM "
+                        "certificate (a copy still in progress?)") from exc
                 raise ConfigurationError(f"cannot load CA certificates: {exc}") from exc
         for crl in self.crlfiles:
             if not Path(crl).is_file():
@@ -651,6 +657,17 @@ def _certificates_parse(path: Path) -> bool:
     except OSError:
         return True  # unreadable: say what OpenSSL said
     return True
+
+
+def _certificates_whole(path: Path) -> bool:
+    """Whether each PEM certificate of the file has its END line (cryptography skips a
+    block without one) and all parse."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return True
+    ends = data.count(b"-----END CERTIFICATE-----")
+    return data.count(b"-----BEGIN CERTIFICATE-----") == ends and _certificates_parse(path)
 
 
 def _key_block_ends(path: Path) -> bool:
