@@ -214,6 +214,14 @@ def test_an_encrypted_key_that_does_not_fit_is_no_wrong_password(
     assert load(half_cert, server_key) == (
         f"certificate file {half_cert} holds an incomplete or malformed PEM certificate (a "
         "copy still in progress?)")
+    # A chain cut in its second certificate: cryptography skips a block with no END
+    # line, so the leaf alone parsed and the failure read "wrong password".
+    half_chain = tmp_path / "half-chain.pem"
+    ca_pem = encrypted_pki.ca_cert.read_bytes()
+    half_chain.write_bytes(server_cert.read_bytes() + ca_pem[:len(ca_pem) // 2])
+    assert load(half_chain, server_key) == (
+        f"certificate file {half_chain} holds an incomplete or malformed PEM certificate (a "
+        "copy still in progress?)")
     half_key = tmp_path / "half.key"
     pem = server_key.read_bytes()
     half_key.write_bytes(pem[:len(pem) // 2])

@@ -523,7 +523,7 @@ class TLSConfig:
                     certfile, exc.reason or "", profile.name)
             elif not _holds(certfile, b"-----BEGIN CERTIFICATE-----"):
                 reason = f"certificate file {certfile} holds no PEM certificate"
-            elif not _certificates_parse(certfile):
+            elif not _certificates_whole(certfile):
                 reason = (f"certificate file {certfile} holds an incomplete or malformed PEM "
                           "certificate (a copy still in progress?)")
             elif keyfile is None and not _holds(certfile, b"PRIVATE KEY-----"):
