@@ -12,6 +12,7 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage import relabel as relabel_module
 from dicomnet.storage.files import Layout
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.lock import StoreLock
@@ -271,3 +272,40 @@ def test_repair_that_cannot_relabel_a_file_exits_1_and_says_why(
         f"Implicit VR Little Endian, the file left as it is; not relabelled: {why}")
     help_text = run_cli("reindex", "--help").stdout
     assert "1  --repair: one or more files could not be relabelled" in help_text
+
+
+def test_repair_leaves_a_file_written_in_place_its_time_given_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another program rewrote the file in place while --repair copied it and
+    gave back its modification time (``touch -r``, ``cp -p``, ``rsync -t``):
+    relabel compared device, inode and modification time only, saw the same
+    file, and renamed its copy of the old bytes over the program's. The change
+    time, which user space cannot set, tells: the file is not relabelled, and
+    said so with why; the program's bytes stay."""
+    root = tmp_path / "store"
+    _store(root, 1)
+    path = _mislabelled(root / "old" / "2.dcm", make_image(2))
+    other = _mislabelled(tmp_path / "other.dcm", make_image(3)).read_bytes()
+    assert len(other) == path.stat().st_size and other != path.read_bytes()
+    (root / INDEX_NAME).touch()
+    probe = tmp_path / "probe"  # the change time's clock past the file's, however coarse
+    probe.touch()
+    while probe.stat().st_ctime_ns <= path.stat().st_ctime_ns:
+        os.utime(probe)
+    real = relabel_module._keep_access
+
+    def keep_access(fd: int, was: os.stat_result) -> None:
+        before = os.stat(path)
+        with path.open("r+b") as fp:
+            fp.write(other)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        real(fd, was)
+
+    monkeypatch.setattr(relabel_module, "_keep_access", keep_access)
+    result = run_cli("reindex", root, "--repair", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert json_out(result)["relabelled"] == []
+    assert json_out(result)["not_relabelled"] == [
+        {"file": "old/2.dcm", "reason": "changed while relabelled; left as it was"}]
+    assert path.read_bytes() == other
+    assert sorted(p.name for p in path.parent.iterdir()) == ["2.dcm"]

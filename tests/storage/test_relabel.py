@@ -16,6 +16,7 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.storage import files as files_module
+from dicomnet.storage import relabel as relabel_module
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.part10 import read_part10
 from dicomnet.storage.relabel import relabel_file
@@ -134,13 +135,42 @@ def _same_size_other(path: Path, number: int) -> bytes:
     return other
 
 
-@pytest.mark.parametrize("how", ["renamed-over", "written-in-place"])
+def _past_ctime(path: Path) -> None:
+    """Return once the clock the kernel stamps a change time with has passed
+    ``path``'s (it may tick coarsely, a jiffy on kernels before multigrain
+    timestamps), so that a change made now gives it another."""
+    probe = path.with_name("probe")
+    probe.touch()
+    while os.stat(probe).st_ctime_ns <= os.stat(path).st_ctime_ns:
+        os.utime(probe)
+    probe.unlink()
+
+
+def _write_in_place(path: Path, other: bytes, how: str) -> None:
+    """``other`` written over ``path``'s bytes, then its modification time set to
+    one of its own, or given back (``touch -r``, ``cp -p``, ``rsync -t``)."""
+    was = os.stat(path)
+    with path.open("r+b") as fp:
+        fp.write(other)
+    if how == "written-in-place":
+        os.utime(path, ns=(1, 1))  # a time of its own, however coarse the clock
+    else:
+        os.utime(path, ns=(was.st_atime_ns, was.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == (1 if how == "written-in-place" else was.st_mtime_ns)
+
+
+_HOW = ["renamed-over", "written-in-place", "written-in-place-time-kept"]
+
+
+@pytest.mark.parametrize("how", _HOW)
 def test_a_same_size_file_swapped_in_after_it_was_read_is_left_as_it_is(
         tmp_path: Path, how: str) -> None:
     """Only the size was compared with what read_part10 saw: another file of the
     same size put there since (a copy renamed over it, or written in place)
     was rewritten with the first one's header and transfer syntax. Its device,
-    inode and modification time are compared too."""
+    inode, modification time and change time are compared too: written in
+    place, its modification time given back, only the change time says so
+    (no user-space call sets it)."""
     path = _mislabelled(tmp_path / "x.dcm", make_image(13))
     info = read_part10(path)
     other = _same_size_other(path, 14)
@@ -148,38 +178,53 @@ def test_a_same_size_file_swapped_in_after_it_was_read_is_left_as_it_is(
         (tmp_path / "new").write_bytes(other)
         os.replace(tmp_path / "new", path)
     else:
-        with path.open("r+b") as fp:
-            fp.write(other)
-        os.utime(path, ns=(1, 1))  # a time of its own, however coarse the clock
+        _past_ctime(path)
+        _write_in_place(path, other, how)
     with pytest.raises(StorageError, match=r"^changed since it was read; not relabelled$"):
         relabel_file(info, durable=False)
     assert path.read_bytes() == other
     assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
 
 
-@pytest.mark.parametrize("how", ["renamed-over", "written-in-place"])
+@pytest.mark.parametrize("when", ["copying", "copied"])
+@pytest.mark.parametrize("how", _HOW)
 def test_a_file_swapped_while_it_is_copied_is_left_as_it_is(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
-    """Swapped while relabel_file copies it, the file there was replaced by the
-    old one's copy, relabelled: checked again before the rename, on the open
-    file and against the path, the new one stays."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, when: str) -> None:
+    """Swapped while relabel_file copies it, or once copied, as the new file is
+    given the old one's owner, mode and time, the file there was replaced by
+    the old one's copy, relabelled: checked again just before the rename, on
+    the open file and against the path, the new one stays; written in place
+    with its modification time given back too (its change time tells)."""
     path = _mislabelled(tmp_path / "x.dcm", make_image(11))
     info = read_part10(path)
     other = _same_size_other(path, 12)
-    real = files_module.AtomicWriter.write
+    _past_ctime(path)
 
-    def write(self: files_module.AtomicWriter, data: bytes | bytearray | memoryview) -> None:
-        real(self, data)
-        if self.size == len(data):  # the header is written, the data set to come
-            if how == "renamed-over":
-                (tmp_path / "new").write_bytes(other)
-                os.replace(tmp_path / "new", path)
-            else:
-                with path.open("r+b") as fp:
-                    fp.write(other)
-                os.utime(path, ns=(1, 1))
+    def swap() -> None:
+        if how == "renamed-over":
+            (tmp_path / "new").write_bytes(other)
+            os.replace(tmp_path / "new", path)
+        else:
+            _write_in_place(path, other, how)
 
-    monkeypatch.setattr(files_module.AtomicWriter, "write", write)
+    if when == "copying":
+        real = files_module.AtomicWriter.write
+
+        def write(self: files_module.AtomicWriter,
+                  data: bytes | bytearray | memoryview) -> None:
+            real(self, data)
+            if self.size == len(data):  # the header is written, the data set to come
+                swap()
+
+        monkeypatch.setattr(files_module.AtomicWriter, "write", write)
+    else:
+        real_access = relabel_module._keep_access
+
+        def keep_access(fd: int, was: os.stat_result) -> None:
+            swap()
+            real_access(fd, was)
+
+        monkeypatch.setattr(relabel_module, "_keep_access", keep_access)
     with pytest.raises(StorageError, match=r"^changed while relabelled; left as it was$"):
         relabel_file(info, durable=False)
     assert path.read_bytes() == other

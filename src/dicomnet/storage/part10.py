@@ -190,9 +190,10 @@ class Part10Info:
     #: Endian over an Implicit VR data set (:func:`dataset_syntax`); None for a
     #: well-formed file.
     relabelled_from: str | None = None
-    #: The file read: (st_dev, st_ino, st_mtime_ns) when it was, so that one
-    #: rewriting it (storage.relabel) can tell it is still the same.
-    identity: tuple[int, int, int] | None = None
+    #: The file read: (st_dev, st_ino, st_mtime_ns, st_ctime_ns) before it was,
+    #: so that one rewriting it (storage.relabel) can tell it is still the same
+    #: (the change time too: a program may give back the modification time).
+    identity: tuple[int, int, int, int] | None = None
 
     @property
     def meta(self) -> FileMetaDataset:
@@ -336,7 +337,8 @@ def read_part10(path: Path) -> Part10Info:
         # before it can propose anything.
         with open(path, "rb", buffering=0) as raw:
             stat = os.fstat(raw.fileno())
-            size, identity = stat.st_size, (stat.st_dev, stat.st_ino, stat.st_mtime_ns)
+            size = stat.st_size
+            identity = stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
             quick = _read_meta_quickly(raw, path, size, identity)
             if quick is not None:
                 return quick
@@ -440,7 +442,7 @@ def _declared_meta_end(elements: RawElements) -> int | None:
 
 
 def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
-                       identity: tuple[int, int, int]) -> Part10Info | None:
+                       identity: tuple[int, int, int, int]) -> Part10Info | None:
     """The common case, found by element lengths alone (storage.scan): the meta
     group within the first 16 KiB, not deflated, with its three UIDs. None for
     anything else, which the full reader then handles (and explains)."""

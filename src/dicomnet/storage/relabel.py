@@ -41,9 +41,10 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
     it whose ``relabelled_from`` is set) a File Meta Information naming
     ``info.transfer_syntax_uid``; returns the file's new size. Raises
     :class:`StorageError` (the file unchanged) when it cannot be read or
-    written, or changed since ``info`` was read (its size, device, inode or
-    modification time: another file put there, or written in place, even of
-    the same size) or while it is copied; ``NotPart10Error`` for a meta group
+    written, or changed since ``info`` was read (its size, device, inode,
+    modification or change time: another file put there, or written in place,
+    even of the same size and its modification time given back) or while it
+    is copied; ``NotPart10Error`` for a meta group
     it cannot rewrite. Their words do not name the file: the caller does."""
     path = info.path
     try:
@@ -63,17 +64,19 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
                 writer.write(header)
                 while piece := fp.read(_PIECE):
                     writer.write(piece)
-                # Last look before the rename: the file copied unchanged (on its own
-                # descriptor), and still the one at its path (not renamed over).
+                _keep_access(writer.fileno(), stat)
+                # The time it was received, as reindex reads it (the file's mtime).
+                os.utime(writer.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
+                # Last look, just before the rename (nothing above touched the old
+                # file, so its change time is still what it was unless another
+                # program wrote it): copied unchanged (on its own descriptor), and
+                # still the one at its path (not renamed over).
                 now = os.fstat(fp.fileno())
                 there = os.stat(path, follow_symlinks=False)
                 if (writer.size != len(header) + info.dataset_length
                         or (now.st_size, _identity(now)) != (stat.st_size, _identity(stat))
                         or (there.st_dev, there.st_ino) != (stat.st_dev, stat.st_ino)):
                     raise StorageError("changed while relabelled; left as it was")
-                _keep_access(writer.fileno(), stat)
-                # The time it was received, as reindex reads it (the file's mtime).
-                os.utime(writer.fileno(), ns=(stat.st_atime_ns, stat.st_mtime_ns))
                 writer.commit(DuplicatePolicy.OVERWRITE)
             except BaseException:
                 writer.abort()
@@ -83,9 +86,15 @@ def relabel_file(info: Part10Info, *, durable: bool = True) -> int:
     return writer.size
 
 
-def _identity(stat: os.stat_result) -> tuple[int, int, int]:
-    """A file's device, inode and modification time, as Part10Info keeps them."""
-    return stat.st_dev, stat.st_ino, stat.st_mtime_ns
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """A file's device, inode, modification and change times, as Part10Info
+    keeps them. The change time because the modification time can be given
+    back (``touch -r``, ``cp -p``, ``rsync -t``: ``utime``) after a write in
+    place, and the change time cannot (POSIX stat: any write, or that utime,
+    sets it to now). Where the kernel stamps it from a coarse clock (before
+    Linux 6.13's multigrain timestamps), a write within the same tick as the
+    file's last change still goes unseen."""
+    return stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 def _keep_access(fd: int, was: os.stat_result) -> None:
