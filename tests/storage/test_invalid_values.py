@@ -61,6 +61,7 @@ def _invalid_data_set(number: int, syntax: str, *, charset: str, rows: int) -> t
     if deflated:
         deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
         plain = deflater.compress(plain) + deflater.flush()
+        plain += b"\x00" * (len(plain) % 2)  # PS3.5 A.5
     return str(ds.SOPInstanceUID), plain
 
 

@@ -65,7 +65,8 @@ class StoreSink:
     inside the deflate stream: found in its first inflated bytes, the stream
     is inflated, cleaned and deflated again as it arrives (DeflatedStrayMeta:
     memory stays flat), and the file holds that stream, still deflated as its
-    header says; a deflated data set without them is stored as it came.
+    header says; a deflated data set without them is stored as it came, its
+    stream padded to an even length where the peer left that out (PS3.5 A.5).
 
     A data set in Implicit VR on an Explicit VR context (PS3.5 A.2 says every
     element is explicit there; pydicom and pynetdicom send such data sets when
@@ -365,7 +366,9 @@ class StoreSink:
         self._walker = None
         if problem is None:
             end = walker.stream_end
-            return end is None or not end.extra or self._end_stream(end)
+            if end is None or not (end.extra or end.unpadded):
+                return True
+            return self._end_stream(end)
         if walker.too_large:
             # Our bound, not the data set's fault: the Error Comment's 64 characters
             # say so, the log the whole reason.
@@ -383,9 +386,16 @@ class StoreSink:
 
     def _end_stream(self, end: StreamEnd) -> bool:
         """A deflated data set stored as it came, followed by bytes other than its
-        padding: cut after its stream, padded to an even length (PS3.5 A.5);
-        ``trailing`` says how many were dropped."""
+        padding, or of odd length without it: cut after its stream, padded to an
+        even length (PS3.5 A.5), as a re-deflated one is; ``trailing`` says how
+        many were dropped. Its elements are those sent (the padding is after the
+        stream's end, which no reader inflates), where an odd length would make
+        it the only kind of data set stored so with all its values even, one
+        that dicomnet's SCU refuses to send (PS3.5 7.1.1)."""
         assert end.end is not None
+        if not end.extra:
+            self.write(b"\x00")  # spills, as any byte may, from a full buffer
+            return self.error is None
         self.trailing = end.extra
         keep, pad = self._header_length + end.end, b"\x00" * (end.end % 2)
         buffer = self.buffer

@@ -41,6 +41,12 @@ class StreamEnd:
         self.fed += len(data)
 
     @property
+    def unpadded(self) -> bool:
+        """Whether the stream ended, of odd length, and nothing came after it:
+        the NUL byte PS3.5 A.5 puts there is missing."""
+        return self.end is not None and self.end % 2 == 1 and self.fed == self.end
+
+    @property
     def extra(self) -> int:
         """Bytes after the stream other than its padding (one NUL byte after a
         stream of odd length); 0 before its end."""
