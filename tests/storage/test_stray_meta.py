@@ -357,3 +357,60 @@ def test_a_deflate_bomb_behind_group_0002_is_refused_as_one_without(
                          "1 MiB, the most dicomnet inflates to check a deflated data set; "
                          "not stored")] * 2
     assert not list(root.rglob("*.dcm"))
+
+
+def _bomb_stream(start: bytes, size: int) -> bytes:
+    """A deflate stream of ``start`` then a ``size``-byte OB of zeros: 1 MiB of
+    zeros deflated once (its blocks byte-aligned and independent, Z_FULL_FLUSH),
+    repeated, so building a GiB costs no CPU. Padded (PS3.5 A.5)."""
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    head = deflater.compress(start + struct.pack("<HH2sHL", 0x7FE1, 0x1010, b"OB", 0, size))
+    head += deflater.flush(zlib.Z_FULL_FLUSH)
+    mib = deflater.compress(bytes(1 << 20)) + deflater.flush(zlib.Z_FULL_FLUSH)
+    stream = head + mib * (size >> 20) + deflater.flush()
+    return stream + b"\x00" * (len(stream) % 2)
+
+
+@pytest.mark.parametrize("meta", [False, True], ids=["plain", "meta"])
+def test_a_deflate_bomb_of_one_value_is_refused_from_its_length(
+        monkeypatch: pytest.MonkeyPatch, meta: bool) -> None:
+    """A value whose length takes a deflated data set past the bound on
+    inflating (1 GiB, as most deflate bombs: one huge zero value): it was
+    inflated up to the bound before being refused, and behind group 0002 also
+    deflated again, which cost 3 s of CPU per C-STORE of 1 MB. The refusal is
+    certain from its length (the data set inflates past the bound, or ends
+    short of that value): it comes then, the same (A700), having inflated
+    little (on the re-deflating path, once the re-deflated stream gave that
+    element's header to the walk: a few MiB)."""
+    ds = make_image(30)
+    start = (meta_elements(ds, ExplicitVRLittleEndian) if meta else b"") + data_set_bytes(
+        ds, ExplicitVRLittleEndian)
+    stream = _bomb_stream(start, completeness.MAX_INFLATED)
+    inflaters: list[Counted] = []
+    real = zlib.decompressobj
+
+    class Counted:
+        """zlib's inflater, counting what it gives."""
+
+        def __init__(self, wbits: int) -> None:
+            self.inner, self.given = real(wbits), 0
+            inflaters.append(self)
+
+        def decompress(self, data: bytes, most: int = 0) -> bytes:
+            out = self.inner.decompress(data, most)
+            self.given += len(out)
+            return out
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counted)
+    sink = StoreSink(b"HEADER", transfer_syntax=DeflatedExplicitVRLittleEndian)
+    for pos in range(0, len(stream), 16372):
+        sink.write(stream[pos:pos + 16372])
+    assert not sink.check_complete("1.2.3")
+    assert (sink.status, sink.error) == (
+        0xA700, "deflated data set inflates past 1 GiB, our limit; not stored")
+    assert sink.buffer is None
+    given = sum(i.given for i in inflaters)
+    assert 0 < given < 64 << 20, given

@@ -232,6 +232,10 @@ class StoreSink:
     def _redeflated(self, data: bytes | memoryview) -> bytes:
         redeflate = self._redeflate
         assert redeflate is not None
+        if self._walker is not None and self._walker.too_large:
+            # Its walk of what was re-deflated so far found the data set past our
+            # bound: nothing more is inflated, nor deflated again.
+            redeflate.too_large = True
         out = redeflate.feed(data)
         if redeflate.implicit:
             self._implicit_found()  # refused: Implicit VR is never deflated

@@ -535,6 +535,13 @@ class _Inflating:
                 walker.feed(out)
                 if walker.failed:
                     return
+                if most is not None and self._inflated + walker.skippable > most:
+                    # A value whose length takes the data set past the bound: refused
+                    # now, whether it inflates past it or ends short of that value,
+                    # rather than after inflating up to the bound (a deflate bomb's
+                    # Pixel Data: 1 GiB of CPU for nothing).
+                    self.too_large = True
+                    return
                 pending = inflate.unconsumed_tail
                 # A full output may leave more inside the inflater, its input all
                 # taken: asked for again (with no input) until it comes out short.
