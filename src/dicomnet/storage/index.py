@@ -434,13 +434,16 @@ class StorageIndex:
             # Dropped all the same: kept, its frames would damage a copy.
             return FileChange("unknown", f"it cannot be locked: {exc}"), self._files.drop_log()
         try:
-            version = self._db.execute("PRAGMA data_version").fetchone()[0]
-            others_wrote, self._data_version = version != self._data_version, version
-            change = self._files.explain(others_wrote=others_wrote)
-        except sqlite3.Error as exc:
-            change = FileChange("unknown", f"it cannot be read: {exc}")
-        try:
-            return change, None if change.log_fits else self._files.drop_log()
+            # No other program's checkpoint from the look to the drop: a PASSIVE one
+            # needs no write lock, and would copy the log into a copy found.
+            with self._files.checkpoints_held():
+                try:
+                    version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                    others_wrote, self._data_version = version != self._data_version, version
+                    change = self._files.explain(others_wrote=others_wrote)
+                except sqlite3.Error as exc:
+                    change = FileChange("unknown", f"it cannot be read: {exc}")
+                return change, None if change.log_fits else self._files.drop_log()
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")

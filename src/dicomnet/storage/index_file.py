@@ -43,10 +43,15 @@ cache, so later rows go into the copy as it then is.
 
 The caller holds its connection's write lock (``BEGIN IMMEDIATE``) while it
 asks, so no frame is appended, the log is not restarted and no FULL, RESTART or
-TRUNCATE checkpoint runs meanwhile; a PASSIVE one may, and is seen by the
-WAL-index's checkpoint information changing (looked at again). A change that is
-not a checkpoint has the log dropped unread (:meth:`IndexFiles.drop_log`), under
-that same lock. The files are read (and ``-shm``'s header cleared) through
+TRUNCATE checkpoint runs meanwhile; a PASSIVE one needs no write lock, so it
+holds SQLite's checkpoint lock too (:meth:`IndexFiles.checkpoints_held`), from
+the look until a log found not to fit is dropped unread
+(:meth:`IndexFiles.drop_log`): another program's checkpoint starting between the
+two would copy the log into the copy. Not had within :data:`WAIT` (a checkpoint
+running that long), a checkpoint may go on meanwhile, seen by the WAL-index's
+checkpoint information changing (looked at again).
+
+The files are read (and ``-shm``'s header cleared, its lock taken) through
 descriptors kept open until :meth:`IndexFiles.close`, called after
 SQLite's connections closed: closing any descriptor of a file drops every POSIX
 lock the process holds on it, SQLite's own among them (sqlite.org/howtocorrupt.html,
@@ -56,10 +61,12 @@ lock the process holds on it, SQLite's own among them (sqlite.org/howtocorrupt.h
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -102,6 +109,9 @@ _BACKFILL_AT, _ATTEMPTED_AT, _INDEX_INFO_END = 96, 128, 136
 _BLOCK = 32768
 _FIRST_BLOCK_FRAMES = (_BLOCK // 8 - _INDEX_INFO_END // 4)  # 4062
 _BLOCK_FRAMES = _BLOCK // 8  # 4096
+# The WAL-index's locks (walformat.html, "WAL-Index Locks"; SQLite's unix VFS takes
+# each as a POSIX lock of one byte of -shm, from offset 120): the checkpointer's.
+_CHECKPOINT_LOCK = 121
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +198,37 @@ class IndexFiles:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._fds = (None, None, None)
+
+    @contextlib.contextmanager
+    def checkpoints_held(self) -> Iterator[bool]:
+        """Hold off other programs' checkpoints meanwhile: SQLite's checkpoint lock
+        (walformat.html, "WAL-Index Locks": WAL_CKPT_LOCK, one byte of ``-shm``),
+        which every checkpoint takes before it reads the WAL-index, answering
+        SQLITE_BUSY without a wait when it cannot (sqlite.org/c3ref/wal_checkpoint_v2.html).
+        Taken as SQLite's unix VFS does, a POSIX lock through the descriptor kept
+        open; waited for while a checkpoint runs, at most :data:`WAIT` seconds.
+        Yields whether it is held. POSIX locks are the process's: a connection
+        of this same process is not held off, so the caller has its own
+        connections' checkpoints serialised with this (its lock)."""
+        fd = self._fds[2]
+        held = False
+        deadline = time.monotonic() + WAIT
+        while fd is not None:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _CHECKPOINT_LOCK)
+                held = True
+                break
+            except OSError:  # another program's checkpoint, or -shm opened read-only
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(_STEP)
+        try:
+            yield held
+        finally:
+            if held:
+                assert fd is not None
+                with contextlib.suppress(OSError):
+                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, _CHECKPOINT_LOCK)
 
     def drop_log(self) -> str | None:
         """Empty the log unread, for every connection: None, or why it could not be.
