@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,33 @@ def test_a_copy_of_other_contents_over_a_fresh_index_is_still_one(
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (7,)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors[0].startswith(f"index {path} was overwritten while in use (the same file, ")
+
+
+def test_a_copy_of_the_file_before_another_programs_checkpoint_is_a_copy(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Its bytes as at the last look, but the log, checkpointed by another program
+    since, says its frames are in the file: they are not, the log no longer fits it
+    (the next write restarts the log, the rows it held lost). A copy, not a touch."""
+    rows = index_rows(tmp_path / "files", 5)
+    path = tmp_path / INDEX_NAME
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[:3]) == 3  # in the log only
+        subprocess.run(["cp", str(path), str(backup)], check=True, timeout=60)
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            busy, log, done = other.execute("PRAGMA wal_checkpoint").fetchone()
+        finally:
+            other.close()
+        assert busy == 0 and done == log > 0
+        subprocess.run(["cp", str(backup), str(path)], check=True, timeout=60)
+        assert index.add_instances(rows[3:]) == 0
+    # The copy as it was (a fresh index's first page: its schema was in the log).
+    assert path.read_bytes() == backup.read_bytes()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        db.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and errors[0].startswith(f"index {path} was overwritten while in use"), errors

@@ -13,10 +13,11 @@ shell, a backup tool) changes them too, writing this index's own log into it.
 "The WAL-Index File Format"):
 
 * the file's contents the same bytes as at the last look (a ``touch``, a tool
-  setting its time back, a copy of itself): unchanged, the log fits it still.
-  Known for a file of at most :data:`DIGEST_MOST` bytes, whose digest is noted
-  each time its size or time moves as ours; a fresh index is one page until
-  its first checkpoint, its every row in the log;
+  setting its time back, a copy of itself), and none of the log checkpointed
+  since: unchanged, the log fits it still. Known for a file of at most
+  :data:`DIGEST_MOST` bytes, whose digest is noted each time its size or time
+  moves as ours; a fresh index is one page until its first checkpoint, its
+  every row in the log;
 * frames of the log already checkpointed (the WAL-index's nBackfill): a
   checkpoint copies each page whose latest frame it may copy, so the file's
   pages not written again in later frames are those frames' pages; a few of
@@ -152,6 +153,9 @@ class IndexFiles:
         self._fds = (_open(path), _open(self._wal), _open(Path(f"{path}-shm"), os.O_RDWR))
         self._salts: bytes | None = None  # the log's, at the last look (note)
         self._digest: bytes | None = None  # of the file's contents (note_contents)
+        # The file's state and the log's record when the digest was noted.
+        self._digest_state: tuple[int, int, int, int] | None = None
+        self._digest_log: _Log | None = None
         self.note()
         self.note_contents(state)
 
@@ -163,9 +167,10 @@ class IndexFiles:
         from ``state`` meanwhile: a copy made then must not pass for ours."""
         self._digest = None
         if state is not None and self._stat() == state:
+            log = self._log()
             digest = self._contents()
             if self._stat() == state:  # not written while it was read
-                self._digest = digest
+                self._digest, self._digest_state, self._digest_log = digest, state, log
 
     def _stat(self) -> tuple[int, int, int, int] | None:
         """The database file's :func:`file_state`, through its descriptor."""
@@ -190,6 +195,10 @@ class IndexFiles:
         (fileformat2.html, "WAL File Format": a restart draws new salts)."""
         log = self._log()
         self._salts = None if log is None else log.salts
+        if self._digest is not None and log is not None \
+                and self._stat() == self._digest_state:
+            # The file not written since: the log, restarted or not, is on those bytes.
+            self._digest_log = log
 
     def close(self) -> None:
         """Close the descriptors: only after SQLite's connections to the file."""
@@ -265,7 +274,7 @@ class IndexFiles:
         reset its log since the last look. Called under the write lock. Its
         contents the same bytes as at the last :meth:`note_contents` (a touch,
         a tool setting its time): unchanged, the log fits it as it did."""
-        if self._digest is not None and self._contents() == self._digest:
+        if self._as_noted() and self._contents() == self._digest:
             self.note()
             return FileChange("unchanged", "its contents are as they were, only its time moved")
         for _attempt in range(3):
@@ -277,6 +286,17 @@ class IndexFiles:
                 self._salts = log.salts
                 return change
         return FileChange("unknown", "checkpoints went on while it was looked at")
+
+    def _as_noted(self) -> bool:
+        """Whether the log says no checkpoint wrote the file since its digest was
+        noted: the same log (its salts), none of its frames checkpointed since
+        (nBackfill not past what it was; a recovery sets it back to 0). The same bytes
+        are then the same file; else they are not enough: a copy of the file as it was
+        before a checkpoint lacks the frames the log says are in it, which the log's
+        next restart drops (the rows they held lost, the schema too for a fresh index)."""
+        noted, log = self._digest_log, self._log()
+        return self._digest is not None and noted is not None and log is not None \
+            and log.salts == noted.salts and log.backfilled <= noted.backfilled
 
     def _explain(self, log: _Log, settled: bool, others_wrote: bool) -> FileChange:
         if log.frames == 0:
