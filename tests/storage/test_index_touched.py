@@ -19,9 +19,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
-from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.index import NewInstance, StorageIndex
 from tests.storage.dicomfiles import make_image
 from tests.storage.helpers import index_rows, indexed_uids
 
@@ -68,6 +69,66 @@ def test_a_copy_of_other_contents_over_a_fresh_index_is_still_one(
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (7,)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors[0].startswith(f"index {path} was overwritten while in use (the same file, ")
+
+
+def _rows(first: int, last: int) -> list[NewInstance]:
+    """Rows of images ``first`` to ``last``, their files not written (cheap, many)."""
+    return [NewInstance(make_image(n), relative_path=f"{n}.dcm",
+                        transfer_syntax_uid=str(ExplicitVRLittleEndian), size=1000,
+                        calling_ae="PEER", peer_fingerprint=None)
+            for n in range(first, last + 1)]
+
+
+@pytest.mark.parametrize("since", ["open", "own-checkpoints"])
+def test_a_large_index_file_touched_keeps_its_log_and_is_written_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, since: str) -> None:
+    """Over 1 MiB, the file's digest was not noted (a read of the whole file per
+    checkpoint): touched with rows in its log, none checkpointed, it was taken for
+    a copy, its log dropped, the rows since stored written no more. Touched after
+    its own checkpoints too (its pages' digests noted again, its log restarted)."""
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index:
+        assert index.add_instances(_rows(1, 2500)) == 2500
+    assert path.stat().st_size > 1 << 20  # all checkpointed at close
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        if since == "own-checkpoints":
+            index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
+            for n in range(2506, 2606, 20):
+                assert index.add_instances(_rows(n, n + 19)) == 20
+            index._db.execute("PRAGMA wal_autocheckpoint=0")
+        assert index.add_instances(_rows(2501, 2503)) == 3  # in the log only
+        before = path.stat()
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        assert index.add_instances(_rows(2504, 2505)) == 2
+        wanted = 2505 if since == "open" else 2605
+        assert index.count()["instances"] == wanted
+    assert len(indexed_uids(path)) == wanted
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_an_older_copy_of_a_large_index_over_it_is_a_copy(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A backup of the same index restored over it, older than its last checkpoint:
+    most pages as they are, the size too; a copy still."""
+    path = tmp_path / INDEX_NAME
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(path) as index:
+        assert index.add_instances(_rows(1, 2500)) == 2500
+    shutil.copyfile(path, backup)
+    wanted = indexed_uids(backup)
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.remove_instance(wanted[0])
+        index._db.execute("PRAGMA wal_checkpoint")  # our own: its pages noted
+        index._db.execute("PRAGMA wal_autocheckpoint=0")
+        assert index.remove_instance(wanted[1])  # in the log only
+        assert path.stat().st_size == backup.stat().st_size
+        # cp by another process: closing a descriptor of the file here would drop
+        # this process's POSIX locks on it, SQLite's own (sqlite.org/howtocorrupt.html).
+        subprocess.run(["cp", str(backup), str(path)], check=True, timeout=60)
+        assert index.add_instances(_rows(2501, 2501)) == 0
+    assert indexed_uids(path) == wanted
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and errors[0].startswith(f"index {path} was overwritten while in use"), errors
 
 
 def test_a_copy_of_the_file_before_another_programs_checkpoint_is_a_copy(

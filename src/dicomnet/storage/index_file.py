@@ -15,9 +15,11 @@ shell, a backup tool) changes them too, writing this index's own log into it.
 * the file's contents the same bytes as at the last look (a ``touch``, a tool
   setting its time back, a copy of itself), and none of the log checkpointed
   since: unchanged, the log fits it still. Known for a file of at most
-  :data:`DIGEST_MOST` bytes, whose digest is noted each time its size or time
-  moves as ours; a fresh index is one page until its first checkpoint, its
-  every row in the log;
+  :data:`DIGEST_MOST` bytes, whose pages' digests are noted each time its size
+  or time moves as ours: all of them at open, then only those of the pages the
+  log has frames for (only a checkpoint writes the file, only those pages, and
+  the pages past its former end), the whole file read only to compare. A fresh
+  index is one page until its first checkpoint, its every row in the log;
 * frames of the log already checkpointed (the WAL-index's nBackfill): a
   checkpoint copies each page whose latest frame it may copy, so the file's
   pages not written again in later frames are those frames' pages; a few of
@@ -82,10 +84,12 @@ _STEP = 0.005
 
 #: Pages compared when the log's checkpointed frames say what the file holds.
 _SAMPLE = 8
-#: A file at most this large has its contents' digest noted: one whose time alone
-#: moved (touch) is then known unchanged. A fresh index is one page until its
-#: first checkpoint (1000 pages of log), all its rows in the log.
-DIGEST_MOST = 1 << 20
+#: A file at most this large has its pages' digests noted: one whose time alone
+#: moved (touch) is then known unchanged. Read whole at open (once), and to
+#: compare; kept in 16 bytes a page (4 MiB for 1 GiB of 4 KiB pages).
+DIGEST_MOST = 1 << 30
+_PAGE_DIGEST = 16
+_READ_PAGES = 256  # pages read at once when all are digested
 #: Frames beyond which the WAL-index's page numbers are not read (16 MiB of them).
 _MAX_FRAMES = 1 << 22
 
@@ -152,25 +156,57 @@ class IndexFiles:
         # The -shm writable: drop_log clears its header through this descriptor.
         self._fds = (_open(path), _open(self._wal), _open(Path(f"{path}-shm"), os.O_RDWR))
         self._salts: bytes | None = None  # the log's, at the last look (note)
-        self._digest: bytes | None = None  # of the file's contents (note_contents)
-        # The file's state and the log's record when the digest was noted.
+        self._digests: bytes | None = None  # of the file's pages (note_contents)
+        self._page_size = 0  # theirs
+        # The file's state and the log's record when they were noted.
         self._digest_state: tuple[int, int, int, int] | None = None
         self._digest_log: _Log | None = None
         self.note()
         self.note_contents(state)
 
     def note_contents(self, state: tuple[int, int, int, int] | None) -> None:
-        """Note a digest of the file's contents, if at most :data:`DIGEST_MOST`
+        """Note the digests of the file's pages, if at most :data:`DIGEST_MOST`
         bytes, when its ``state`` (:func:`file_state`) as ours moved: at open,
         at our own checkpoints, another program's taken. :meth:`explain` then
         finds it unchanged, whatever moved its time. None if the file moved
-        from ``state`` meanwhile: a copy made then must not pass for ours."""
-        self._digest = None
-        if state is not None and self._stat() == state:
-            log = self._log()
-            digest = self._contents()
-            if self._stat() == state:  # not written while it was read
-                self._digest, self._digest_state, self._digest_log = digest, state, log
+        from ``state`` meanwhile: a copy made then must not pass for ours.
+
+        Since the last note, only checkpoints of the same log (its salts) wrote
+        the file, none past the frames it holds now: only those frames' pages
+        are digested again, and the pages past the file's former end; another
+        log (restarted), all of them."""
+        previous, noted = self._digests, self._digest_log
+        self._digests = None
+        if state is None or self._stat() != state or state[2] > DIGEST_MOST:
+            return
+        log, page_size = self._log(), self._file_page_size()
+        if log is None or page_size is None:
+            return
+        digests = None
+        if previous is not None and noted is not None and log.salts == noted.salts \
+                and noted.frames <= log.frames <= _MAX_FRAMES \
+                and page_size == self._page_size:
+            pages = self._page_numbers(log.frames)
+            if pages is not None:
+                digests = _page_digests(self._fds[0], state[2], page_size, previous, pages)
+        if digests is None:
+            digests = _page_digests(self._fds[0], state[2], page_size)
+        if digests is not None and self._stat() == state:  # not written while read
+            self._digests, self._page_size = digests, page_size
+            self._digest_state, self._digest_log = state, log
+
+    def _file_page_size(self) -> int | None:
+        """The database's page size, from its header (fileformat2.html "The Database
+        Header", offset 16: 1 for 65536); an empty file's any. None if unreadable."""
+        state = self._stat()
+        if state is not None and state[2] == 0:
+            return 4096
+        header = _read(self._fds[0], 2, 16)
+        if header is None:
+            return None
+        size = struct.unpack(">H", header)[0]
+        size = 65536 if size == 1 else size
+        return size if size >= 512 and size & (size - 1) == 0 else None
 
     def _stat(self) -> tuple[int, int, int, int] | None:
         """The database file's :func:`file_state`, through its descriptor."""
@@ -180,14 +216,13 @@ class IndexFiles:
             return None
         return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _contents(self) -> bytes | None:
-        """The digest of the file's contents; None past :data:`DIGEST_MOST` bytes."""
-        state = self._stat()
-        if state is None or state[2] > DIGEST_MOST:
-            return None  # not read: a large index costs a read per checkpoint else
-        data = _read_most(self._fds[0], DIGEST_MOST + 1)
-        return None if data is None or len(data) > DIGEST_MOST \
-            else hashlib.sha256(data).digest()
+    def _same_contents(self) -> bool:
+        """Whether the file's pages are those noted (the whole file read)."""
+        state, noted = self._stat(), self._digest_state
+        if self._digests is None or state is None or noted is None or state[2] != noted[2]:
+            return False
+        same = _page_digests(self._fds[0], state[2], self._page_size) == self._digests
+        return same and self._stat() == state  # not written while read
 
     def note(self) -> None:
         """Note the log's salts as they are: after each of our commits, under its
@@ -195,7 +230,7 @@ class IndexFiles:
         (fileformat2.html, "WAL File Format": a restart draws new salts)."""
         log = self._log()
         self._salts = None if log is None else log.salts
-        if self._digest is not None and log is not None \
+        if self._digests is not None and log is not None \
                 and self._stat() == self._digest_state:
             # The file not written since: the log, restarted or not, is on those bytes.
             self._digest_log = log
@@ -274,7 +309,7 @@ class IndexFiles:
         reset its log since the last look. Called under the write lock. Its
         contents the same bytes as at the last :meth:`note_contents` (a touch,
         a tool setting its time): unchanged, the log fits it as it did."""
-        if self._as_noted() and self._contents() == self._digest:
+        if self._as_noted() and self._same_contents():
             self.note()
             return FileChange("unchanged", "its contents are as they were, only its time moved")
         for _attempt in range(3):
@@ -295,7 +330,7 @@ class IndexFiles:
         before a checkpoint lacks the frames the log says are in it, which the log's
         next restart drops (the rows they held lost, the schema too for a fresh index)."""
         noted, log = self._digest_log, self._log()
-        return self._digest is not None and noted is not None and log is not None \
+        return self._digests is not None and noted is not None and log is not None \
             and log.salts == noted.salts and log.backfilled <= noted.backfilled
 
     def _explain(self, log: _Log, settled: bool, others_wrote: bool) -> FileChange:
@@ -426,19 +461,37 @@ def file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _read_most(fd: int | None, most: int) -> bytes | None:
-    """Up to ``most`` bytes from the start of ``fd``'s file, or None (an error)."""
-    if fd is None:
-        return None
-    chunks: list[bytes] = []
-    got = 0
-    try:
-        while got < most and (chunk := os.pread(fd, most - got, got)):
-            chunks.append(chunk)
-            got += len(chunk)
-    except OSError:
-        return None
-    return b"".join(chunks)
+def _page_digests(fd: int | None, size: int, page_size: int, previous: bytes | None = None,
+                  pages: list[int] | None = None) -> bytes | None:
+    """The digest of each page of the first ``size`` bytes of ``fd``'s file (the
+    last page maybe short); or ``previous``'s with only ``pages`` read again, and
+    those past its end (the last of it too: it may have been short). None if it
+    cannot be read, or ends before ``size``."""
+    count = -(-size // page_size)
+    if previous is None or pages is None:
+        digests = bytearray()
+        for first in range(0, count, _READ_PAGES):
+            start = first * page_size
+            data = _read(fd, min(_READ_PAGES * page_size, size - start), start)
+            if data is None:
+                return None
+            for at in range(0, len(data), page_size):
+                digests += _digest(data[at:at + page_size])
+        return bytes(digests)
+    kept = min(len(previous) // _PAGE_DIGEST, count)
+    digests = bytearray(previous[:kept * _PAGE_DIGEST])
+    digests += bytes((count - kept) * _PAGE_DIGEST)
+    for page in sorted({n for n in pages if n <= count} | set(range(max(kept, 1), count + 1))):
+        start = (page - 1) * page_size
+        data = _read(fd, min(page_size, size - start), start)
+        if data is None:
+            return None
+        digests[start // page_size * _PAGE_DIGEST:page * _PAGE_DIGEST] = _digest(data)
+    return bytes(digests)
+
+
+def _digest(page: bytes) -> bytes:
+    return hashlib.blake2b(page, digest_size=_PAGE_DIGEST).digest()
 
 
 def _open(path: Path, mode: int = os.O_RDONLY) -> int | None:
