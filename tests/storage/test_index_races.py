@@ -1,25 +1,34 @@
-"""Another program's checkpoint at the moment the index drops its log.
+"""Changes of the index file by others at the moments the index's own looks at
+it leave open.
 
-When the index finds its file copied over (storage.index_file), it drops its
-write-ahead log unread, under its write lock. A PASSIVE checkpoint needs no
-write lock: another program's, starting between the look at the file and the
-drop, copied this index's frames into the copy, damaging it. The index now holds
-SQLite's checkpoint lock (sqlite.org walformat.html, "WAL-Index Locks",
-WAL_CKPT_LOCK) from the look to the drop: such a checkpoint answers busy and
-writes nothing.
+* Found copied over (storage.index_file), the index drops its write-ahead log
+  unread, under its write lock. A PASSIVE checkpoint needs no write lock: another
+  program's, starting between the look at the file and the drop, copied this
+  index's frames into the copy, damaging it. The index now holds SQLite's
+  checkpoint lock (sqlite.org walformat.html, "WAL-Index Locks", WAL_CKPT_LOCK)
+  from the look to the drop: such a checkpoint answers busy and writes nothing.
+* The file's state after a commit was taken for the commit's own (its
+  checkpoint's): a copy made after the look before it went unseen. It is now the
+  commit's only when a checkpoint ran in it and the file was as the index left it
+  just before.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.index_file import IndexFiles
+from dicomnet.storage.index_tables import insert_row
+from tests.storage.dicomfiles import make_image
 from tests.storage.helpers import index_rows, indexed_uids
 
 #: Another program's checkpoint: its answer (busy, frames in the log, checkpointed).
@@ -59,3 +68,84 @@ def test_a_checkpoint_by_another_program_between_the_look_and_the_drop_writes_no
     assert answers == ["(1, -1, -1)"]  # SQLITE_BUSY: the checkpoint lock is held
     assert path.read_bytes() == copied
     assert indexed_uids(path) == wanted
+
+
+@pytest.mark.parametrize("checkpoint", [False, True], ids=["no-checkpoint", "own-checkpoint"])
+def test_a_copy_between_the_look_and_the_commit_is_seen_at_the_next_look(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checkpoint: bool) -> None:
+    """A copy over the file made after the look before a commit: the commit took
+    the copy's state for its own, and no later look saw it; the log, written on
+    the old file, was checkpointed into the copy at close. Seen now, unless that
+    commit's own checkpoint wrote the log into the copy first (no look can undo
+    that), when it passes for that checkpoint."""
+    rows = index_rows(tmp_path / "files", 8)
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(backup) as other:
+        assert other.add_instances(rows[:1]) == 1
+    copied = backup.read_bytes()
+    path = tmp_path / INDEX_NAME
+    copies: list[None] = []
+
+    def copied_then_inserted(*args: Any) -> None:
+        if not copies:  # the look at the file was made, the commit not yet
+            subprocess.run(["cp", str(backup), str(path)], check=True, timeout=60)
+            copies.append(None)
+        insert_row(*args)
+
+    with StorageIndex(path) as index:
+        assert index.add_instances(rows[1:4]) == 3
+        if checkpoint:  # this commit checkpoints: the copy then holds its log
+            index._db.execute("PRAGMA wal_autocheckpoint=1")
+        monkeypatch.setattr("dicomnet.storage.index.insert_row", copied_then_inserted)
+        assert index.add_instances(rows[4:6]) == 2
+        monkeypatch.setattr("dicomnet.storage.index.insert_row", insert_row)
+        written = index.add_instances(rows[6:])
+    if checkpoint:
+        # Written into the copy by that commit's checkpoint: no look can undo it
+        # (storage.index_file); the copy now holds the index's pages, and its rows.
+        assert written == 2 and len(indexed_uids(path)) == 7
+    else:
+        assert written == 0  # seen: the writes stop, the copy kept as it is
+        assert path.read_bytes() == copied
+
+
+
+def _checkpointed(index: StorageIndex) -> tuple[int, int]:
+    """Frames of the index's log checkpointed, and in it (its WAL-index's)."""
+    log = index._files._log()
+    assert log is not None
+    return log.backfilled, log.frames
+
+
+def test_its_own_checkpoint_held_back_by_a_reader_is_its_own(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The file's state after a commit is the index's own when a checkpoint ran in
+    that commit and the file was as it left it just before (a change otherwise is
+    left to the next look): not explained again, as another program's checkpoint
+    would be, whose pages are compared (held back by a reader, all those it copied
+    may be written again in later frames: none left to compare, not told apart)."""
+    rows = index_rows(tmp_path / "files", 60)
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index:
+        assert index.add_instances(rows[:4]) == 4  # all in the file once closed
+    size = path.stat().st_size
+    with StorageIndex(path) as index, caplog.at_level(logging.DEBUG, logger="dicomnet"):
+        assert index.add_instances(rows[4:]) == 56
+        reader = sqlite3.connect(path, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            assert reader.execute("SELECT COUNT(*) FROM instance").fetchone() == (60,)
+            assert index.add_instances(rows[4:]) == 56  # the same pages, written again
+            index._db.execute("PRAGMA wal_autocheckpoint=1")  # the next commit's
+            assert _checkpointed(index)[0] == 0
+            assert index.add_instances(rows[4:]) == 56
+            done, frames = _checkpointed(index)
+            assert 0 < done < frames  # checkpointed, held back
+            assert path.stat().st_size > size
+        finally:
+            reader.close()
+        index._db.execute("PRAGMA wal_autocheckpoint=0")
+        assert index.remove_instance(str(make_image(1).SOPInstanceUID))
+        assert index.count()["instances"] == 59
+    assert len(indexed_uids(path)) == 59
+    assert not caplog.records, caplog.text  # no look had to explain it

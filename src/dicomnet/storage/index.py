@@ -272,12 +272,17 @@ class StorageIndex:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with Transaction(self._db) as db:
             yield db
-        # Committed: a checkpoint may have written the file (see check_file), or
-        # restarted the log.
-        state, self._state = self._state, file_state(self._path)
+            # Under the write lock, just before the commit (and its checkpoint).
+            state, log = file_state(self._path), self._files.checkpoints()
+        # Committed: the log may have been restarted, the file checkpointed. Its new
+        # state is ours only if it was as we left it before and a checkpoint ran in
+        # the commit: a change otherwise (a copy over it since the look before) is
+        # left to the next look (check_file), as is one before the commit.
+        committed = file_state(self._path)
         self._files.note()
-        if state != self._state:
-            self._files.note_contents(self._state)
+        if state == self._state != committed and self._files.checkpointed_since(log):
+            self._state = committed
+            self._files.note_contents(committed)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -466,8 +471,9 @@ class StorageIndex:
         backup tool) is told apart from a copy by the log's own records
         (storage.index_file), also when it wrote since (restarting the log:
         its rows kept); when it cannot be, the writes stop as for a copy, and the
-        log line says a checkpoint may be the cause. A copy made between a commit and its stat
-        goes unseen."""
+        log line says a checkpoint may be the cause. A copy made before a commit
+        whose checkpoint wrote the log into it passes for that checkpoint
+        (storage.index_file)."""
         self._gone = True
         self._fate = "overwritten" if change.verdict == "copy" else "changed by another program"
         if failed is not None:

@@ -235,6 +235,21 @@ class IndexFiles:
             # The file not written since: the log, restarted or not, is on those bytes.
             self._digest_log = log
 
+    def checkpoints(self) -> tuple[bytes, int] | None:
+        """The log's salts and how many of its frames are checkpointed (nBackfill),
+        for :meth:`checkpointed_since`; None if unknown."""
+        log = self._log()
+        return None if log is None else (log.salts, log.backfilled)
+
+    def checkpointed_since(self, before: tuple[bytes, int] | None) -> bool:
+        """Whether a checkpoint copied frames since :meth:`checkpoints` said
+        ``before``: more of the same log checkpointed, or any of a log restarted
+        since (walformat.html, "nBackfill")."""
+        now = self.checkpoints()
+        if before is None or now is None:
+            return False
+        return now[1] > (before[1] if now[0] == before[0] else 0)
+
     def close(self) -> None:
         """Close the descriptors: only after SQLite's connections to the file."""
         for fd in self._fds:
