@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import subprocess
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -202,3 +203,12 @@ def indexed_uids(path: Path) -> list[str]:
             "SELECT sop_instance_uid FROM instance ORDER BY sop_instance_uid")]
     finally:
         db.close()
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy ``source`` over ``target`` as another program would (``cp``, which writes
+    in place), never from this process: closing any descriptor of a file drops every
+    POSIX lock the process holds on it (sqlite.org/howtocorrupt.html, 2.2), SQLite's
+    own on a live index among them, so an in-process copy of or over the index would
+    let other programs in where they could not come."""
+    subprocess.run(["cp", str(source), str(target)], check=True, timeout=60)

@@ -32,6 +32,7 @@ from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import make_image
 from tests.storage.helpers import (
     SECONDARY_CAPTURE,
+    copy_file,
     data_set_bytes,
     index_rows,
     indexed_uids,
@@ -161,7 +162,7 @@ def test_a_copy_is_still_seen_whatever_its_log_holds(
             index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
             assert index.add_instances(rows[2:4]) == 2
         inode = path.stat().st_ino
-        shutil.copyfile(backup, path)  # cp: written in place
+        copy_file(backup, path)  # cp: written in place
         assert path.stat().st_ino == inode
         assert index.add_instances(rows[4:]) == 0
     assert indexed_uids(path) == wanted
@@ -221,7 +222,7 @@ def test_writes_by_another_program_then_a_copy_are_a_copy(
             other.execute("DELETE FROM instance WHERE relative_path = '2.dcm'")
         finally:
             other.close()
-        shutil.copyfile(backup, path)  # cp: written in place
+        copy_file(backup, path)  # cp: written in place
         assert index.add_instances(rows[3:]) == 0
     assert indexed_uids(path) == wanted
     said = _said(caplog)

@@ -14,7 +14,6 @@ too, under the write lock, so each connection rebuilds it from the emptied log
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import StorageIndex
 from tests.storage.dicomfiles import make_image
-from tests.storage.helpers import index_rows, indexed_uids
+from tests.storage.helpers import copy_file, index_rows, indexed_uids
 
 #: Another program's connection to the index, kept open: one SQL statement per
 #: line in, one line out ("OK <rows>" or "ERR <message>").
@@ -71,7 +70,7 @@ def test_a_copy_over_the_index_leaves_a_log_every_connection_reads(
         peer = _Peer(path)
         try:
             assert peer.ask("SELECT count(*) FROM instance") == "OK [(30,)]"
-            shutil.copyfile(backup, path)  # cp: written in place
+            copy_file(backup, path)  # cp: written in place
             assert index.add_instances(rows[30:]) == 0  # seen: the writes stop
             # The server's own reads (C-FIND) answer from the copy.
             assert index.count()["instances"] == 3

@@ -25,6 +25,7 @@ from dicomnet.storage.rows import row_from_file
 from tests.aio.helpers import run
 from tests.storage.dicomfiles import make_image, write_part10
 from tests.storage.helpers import (
+    copy_file,
     data_set_bytes,
     fill_disk,
     indexed_uids,
@@ -206,7 +207,7 @@ def test_an_index_replaced_while_in_use_is_not_written_into_the_new_file(
         if removed_first:
             path.unlink()
             assert index.add_instances(rows[5:6]) == 0
-            shutil.copyfile(backup, path)
+            copy_file(backup, path)
         else:
             os.replace(backup, path)
         assert index.add_instances(rows[6:7]) == 0
@@ -253,7 +254,7 @@ def test_an_index_overwritten_in_place_while_in_use_keeps_the_new_contents(
         index._db.execute("PRAGMA wal_autocheckpoint=1000")
         assert index.add_instances(rows[30:35]) == 5
         inode = path.stat().st_ino
-        shutil.copyfile(backup, path)  # cp: written in place
+        copy_file(backup, path)  # cp: written in place
         assert path.stat().st_ino == inode
         assert index.add_instances(rows[35:37]) == 0
         assert index.add_instances(rows[37:]) == 0

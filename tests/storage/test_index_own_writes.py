@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.rows import NewInstance
 from tests.storage.dicomfiles import make_image
-from tests.storage.helpers import index_rows, indexed_uids
+from tests.storage.helpers import copy_file, index_rows, indexed_uids
 
 
 def _uid(n: int) -> str:
@@ -43,7 +42,7 @@ def test_a_copy_over_the_index_before_a_single_write_is_seen(
         assert index.add_instances(rows[2:8]) == 6
         inode = path.stat().st_ino
         if how == "copied-over":
-            shutil.copyfile(backup, path)  # cp: written in place
+            copy_file(backup, path)  # cp: written in place
             assert path.stat().st_ino == inode
         else:
             os.replace(backup, path)
@@ -83,7 +82,7 @@ def test_a_copy_over_the_index_during_reindex_stops_it(
         def add_then_copy(row: NewInstance) -> None:
             added(row)
             if row.relative_path == "3.dcm":
-                shutil.copyfile(backup, path)  # cp: written in place
+                copy_file(backup, path)  # cp: written in place
 
         index._add = add_then_copy  # type: ignore[method-assign]
         with pytest.raises(StorageError, match="overwritten"):

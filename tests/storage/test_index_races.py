@@ -29,7 +29,7 @@ from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.index_file import IndexFiles
 from dicomnet.storage.index_tables import insert_row
 from tests.storage.dicomfiles import make_image
-from tests.storage.helpers import index_rows, indexed_uids
+from tests.storage.helpers import copy_file, index_rows, indexed_uids
 
 #: Another program's checkpoint: its answer (busy, frames in the log, checkpointed).
 _CHECKPOINT = """
@@ -63,7 +63,7 @@ def test_a_checkpoint_by_another_program_between_the_look_and_the_drop_writes_no
         assert index.add_instances(rows[1:4]) == 3  # in the log, not in the file
         # cp by another process: closing a descriptor of the file here would drop
         # this process's POSIX locks on it, SQLite's own (sqlite.org/howtocorrupt.html).
-        subprocess.run(["cp", str(backup), str(path)], check=True, timeout=60)
+        copy_file(backup, path)
         assert index.add_instances(rows[4:]) == 0
     assert answers == ["(1, -1, -1)"]  # SQLITE_BUSY: the checkpoint lock is held
     assert path.read_bytes() == copied
@@ -88,7 +88,7 @@ def test_a_copy_between_the_look_and_the_commit_is_seen_at_the_next_look(
 
     def copied_then_inserted(*args: Any) -> None:
         if not copies:  # the look at the file was made, the commit not yet
-            subprocess.run(["cp", str(backup), str(path)], check=True, timeout=60)
+            copy_file(backup, path)
             copies.append(None)
         insert_row(*args)
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import NewInstance, StorageIndex
 from tests.storage.dicomfiles import make_image
-from tests.storage.helpers import index_rows, indexed_uids
+from tests.storage.helpers import copy_file, index_rows, indexed_uids
 
 
 @pytest.mark.parametrize("how", ["touch", "cp-of-itself"])
@@ -38,8 +36,8 @@ def test_an_index_file_touched_keeps_its_log_and_is_written_on(
         if how == "touch":
             os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
         else:  # the same bytes written over it (cp of a copy made just before)
-            shutil.copyfile(path, tmp_path / "same.sqlite")
-            shutil.copyfile(tmp_path / "same.sqlite", path)
+            copy_file(path, tmp_path / "same.sqlite")
+            copy_file(tmp_path / "same.sqlite", path)
         assert path.stat().st_mtime_ns != before.st_mtime_ns
         assert index.add_instances(rows[3:]) == 3
         assert index.remove_instance(str(make_image(1).SOPInstanceUID))
@@ -64,7 +62,7 @@ def test_a_copy_of_other_contents_over_a_fresh_index_is_still_one(
         db.execute("PRAGMA user_version=7")  # page 1 other than the index's
         db.close()
         assert other.stat().st_size == path.stat().st_size
-        shutil.copyfile(other, path)
+        copy_file(other, path)
         assert index.add_instances(rows[2:]) == 0
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (7,)
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -114,7 +112,7 @@ def test_an_older_copy_of_a_large_index_over_it_is_a_copy(
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(path) as index:
         assert index.add_instances(_rows(1, 2500)) == 2500
-    shutil.copyfile(path, backup)
+    copy_file(path, backup)
     wanted = indexed_uids(backup)
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.remove_instance(wanted[0])
@@ -124,7 +122,7 @@ def test_an_older_copy_of_a_large_index_over_it_is_a_copy(
         assert path.stat().st_size == backup.stat().st_size
         # cp by another process: closing a descriptor of the file here would drop
         # this process's POSIX locks on it, SQLite's own (sqlite.org/howtocorrupt.html).
-        subprocess.run(["cp", str(backup), str(path)], check=True, timeout=60)
+        copy_file(backup, path)
         assert index.add_instances(_rows(2501, 2501)) == 0
     assert indexed_uids(path) == wanted
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -141,14 +139,14 @@ def test_a_copy_of_the_file_before_another_programs_checkpoint_is_a_copy(
     backup = tmp_path / "backup.sqlite"
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[:3]) == 3  # in the log only
-        subprocess.run(["cp", str(path), str(backup)], check=True, timeout=60)
+        copy_file(path, backup)
         other = sqlite3.connect(path, isolation_level=None)
         try:
             busy, log, done = other.execute("PRAGMA wal_checkpoint").fetchone()
         finally:
             other.close()
         assert busy == 0 and done == log > 0
-        subprocess.run(["cp", str(backup), str(path)], check=True, timeout=60)
+        copy_file(backup, path)
         assert index.add_instances(rows[3:]) == 0
     # The copy as it was (a fresh index's first page: its schema was in the log).
     assert path.read_bytes() == backup.read_bytes()
