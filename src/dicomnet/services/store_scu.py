@@ -237,6 +237,34 @@ class _Plan:
     result: StoreResult
     #: Its C-STORE went out in this attempt (else the association ended before it).
     started: bool = False
+    #: Sent under a window and not yet answered (``_InFlight``).
+    awaiting: bool = False
+
+
+class _InFlight:
+    """The C-STOREs of a batch sent under a window and not answered yet: one
+    count, settled once per object, by whichever comes first of its answer (or
+    the association's error, through ``send_request``'s callback) and the
+    exception of its send. Both may come for one object: a send still writing
+    when the association fails hears of it from its callback and its
+    exception; a peer may answer before the data set is sent whole."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, plan: _Plan) -> None:
+        plan.awaiting = True
+        self.count += 1
+
+    def settle(self, plan: _Plan) -> bool:
+        """Whether ``plan`` was still awaiting its answer (no more now)."""
+        if not plan.awaiting:
+            return False
+        plan.awaiting = False
+        self.count -= 1
+        return True
 
 
 @dataclass(slots=True)
@@ -310,14 +338,17 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         plan.started = plan.result.sent = prepared is not None
         return prepared
 
-    async def cut_short(plan: _Plan, exc: StorageError) -> AssociationAborted:
+    async def cut_short(plan: _Plan, exc: StorageError,
+                        unanswered: bool = True) -> AssociationAborted:
         """A file changed while its data set was being sent: the message cannot
         be completed (its length was promised), so the association is aborted;
-        the other objects fail as on any abort (and may be retried)."""
-        plan.result.error = str(exc)
+        the other objects fail as on any abort (and may be retried). One the
+        peer ``answered`` already (early) keeps that answer."""
         await assoc.abort()
-        if on_progress:
-            on_progress(plan.result)
+        if unanswered:
+            plan.result.error = str(exc)
+            if on_progress:
+                on_progress(plan.result)
         return AssociationAborted(
             0, 0, f"aborted locally, a file changed while it was sent: {exc}")
 
@@ -349,13 +380,14 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
     # outstanding, a slot is free whenever ours are below the window).
     loop = asyncio.get_running_loop()
     window = assoc.async_window
-    outstanding = 0
+    in_flight = _InFlight()
     error: BaseException | None = None
     room: asyncio.Future[None] | None = None
 
     def answered(plan: _Plan, reply: Reply | BaseException) -> None:
-        nonlocal outstanding, error
-        outstanding -= 1
+        nonlocal error
+        if not in_flight.settle(plan):
+            return  # its send's exception settled it: the caller heard of it there
         if isinstance(reply, BaseException):
             if error is None:
                 error = reply  # the batch ends with the first error
@@ -368,7 +400,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
 
     async def wait_for_room(most: int) -> None:
         nonlocal room
-        while outstanding > most and error is None and assoc.failure is None:
+        while in_flight.count > most and error is None and assoc.failure is None:
             room = loop.create_future()
             try:
                 await room
@@ -382,15 +414,14 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         if (prepared := await prepare(plan)) is None:
             continue
         rq, context_id, pdus, data = prepared
-        outstanding += 1
+        in_flight.add(plan)
         try:
             await assoc.send_request(rq, context_id, functools.partial(answered, plan),
                                      pdus=pdus, dataset=data)
         except StorageError as exc:
-            outstanding -= 1
-            raise await cut_short(plan, exc) from exc
+            raise await cut_short(plan, exc, in_flight.settle(plan)) from exc
         except BaseException:
-            outstanding -= 1
+            in_flight.settle(plan)
             raise
         finally:  # its file closed, sent or not (the association ended before)
             if pdus is not None:
