@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dicomnet.aio.transport import CLOSE_GRACE, Stream
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.errors import AssociationAborted
 from dicomnet.services import store_scu
@@ -54,12 +55,10 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     return seen
 
 
-def test_abort_while_a_store_is_being_written_settles_it_once(
-        tmp_path: Path, spy: Spy) -> None:
-    """The peer takes the command of a large C-STORE and its first data PDU, then
-    aborts and reads no more: the send is still writing when the association
-    fails, so its callback hears of the abort and its send raises it too. It
-    was counted out twice (the count went to -1)."""
+def _store_to_an_aborting_scp(tmp_path: Path) -> tuple[list[StoreResult], BaseException | None]:
+    """store_paths of one 16 MB object to a peer that takes the command of its
+    C-STORE and its first data PDU, then aborts and reads no more: the send is
+    still writing (its transport's buffer full) when the association fails."""
     image = make_image(1)
     image.Rows = image.Columns = 4096
     image.PixelData = bytes(4096 * 4096)  # 16 MB: more than loopback's buffers hold
@@ -105,7 +104,14 @@ def test_abort_while_a_store_is_being_written_settles_it_once(
             await server.wait_closed()
         return results, error
 
-    results, error = run(scenario(), timeout=60)
+    return run(scenario(), timeout=60)
+
+
+def test_abort_while_a_store_is_being_written_settles_it_once(
+        tmp_path: Path, spy: Spy) -> None:
+    """Its callback hears of the abort and its send raises it too: it was
+    counted out twice (the count went to -1)."""
+    results, error = _store_to_an_aborting_scp(tmp_path)
     assert isinstance(error, AssociationAborted)
     [result] = results
     assert (result.ok, result.status, result.sent) == (False, None, True)
@@ -114,6 +120,26 @@ def test_abort_while_a_store_is_being_written_settles_it_once(
     # found it settled. The count never went below 0 and ended at 0.
     assert spy.settled == [True, False]
     assert spy.counts == [1, 0, 0]
+
+
+def test_the_peers_abort_drops_what_it_will_never_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rest of the data set queued when the peer's A-ABORT came is dropped and
+    the connection cut at once (PS3.8 AA-3: close the transport connection):
+    the grace that lets a reading peer take what is queued first (CLOSE_GRACE)
+    held store_paths 10 s on a peer that had aborted and read nothing more."""
+    graces: list[float] = []
+    close_soon = Stream.close_soon
+
+    def spied(self: Stream, *, grace: float = CLOSE_GRACE) -> None:
+        graces.append(grace)
+        close_soon(self, grace=grace)
+
+    monkeypatch.setattr(Stream, "close_soon", spied)
+    results, error = _store_to_an_aborting_scp(tmp_path)
+    assert isinstance(error, AssociationAborted)
+    assert [r.ok for r in results] == [False]
+    assert graces and set(graces) == {0}
 
 
 def test_answered_before_its_file_changed_keeps_its_answer(

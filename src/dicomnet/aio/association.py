@@ -348,9 +348,11 @@ class Association(Deadlines):
         if self.ul.should_close and self.failure is not None:
             # The peer aborted (PS3.8 AA-3: close the transport connection). Now,
             # not when the task is next free: it may be running an operation
-            # whose response no one will read (a user's handler, say).
+            # whose response no one will read (a user's handler, say). Nor after
+            # a grace: what is still queued (the rest of a data set) is for a
+            # peer that will read no more, and only held the connection.
             self._write_queued()
-            self.stream.close_soon()
+            self.stream.close_soon(grace=0)
         events: list[ULEvent | MessagesRouted]
         if self.ul.borrow_pdata:
             # Data went to the sinks already: the inbox holds only the messages it
