@@ -84,8 +84,8 @@ class StoreResult:
     size: int = 0
     transfer_syntax_uid: str | None = None
     converted_to: str | None = None
-    #: Its C-STORE went out (in part at least) on the last attempt: without a
-    #: status, the peer may hold the object all the same.
+    #: Its C-STORE went out (in part at least), on the last attempt or an
+    #: earlier one: without a status, the peer may hold the object all the same.
     sent: bool = False
     #: How many times it was sent (or tried): more than 1 after retries.
     attempts: int = 1
@@ -117,8 +117,7 @@ class StoreResult:
         self.ok = False
         self.error = None
         self.error_comment = None
-        self.converted_to = None
-        self.sent = False
+        self.converted_to = None  # sent stays: the peer may hold what went out
         self.retryable = False
         self.attempts += 1
 
@@ -335,7 +334,8 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             prepared = None
         if prepared is None and on_progress:
             on_progress(plan.result)
-        plan.started = plan.result.sent = prepared is not None
+        plan.started = prepared is not None
+        plan.result.sent |= plan.started
         return prepared
 
     async def cut_short(plan: _Plan, exc: StorageError,
@@ -465,6 +465,17 @@ class _Guarded(Generic[T]):
                       "logged above)", self.name, self.failures)
 
 
+def _unanswered(plan: _Plan, why: str) -> str:
+    """Why ``plan``'s object got no answer on this attempt: one never sent says
+    so ("the peer aborted" read as if it had been), and one an earlier attempt
+    sent, unanswered, that the peer may hold it."""
+    if plan.started:
+        return why
+    if plan.result.sent:
+        return f"not sent again: {why}; an earlier attempt sent it, unanswered"
+    return f"not sent: {why}"
+
+
 def _cancelled(plans: list[_Plan], max_attempts: int) -> None:
     """Say what a cancel left of the attempt's objects not answered for good."""
     for plan in plans:
@@ -474,7 +485,7 @@ def _cancelled(plans: list[_Plan], max_attempts: int) -> None:
             result.retryable = False
         elif result.status is None and not result.error:
             result.error = ("cancelled before an answer" if plan.started
-                            else "not sent: cancelled")
+                            else _unanswered(plan, "cancelled"))
 
 
 async def store_paths(
@@ -531,7 +542,8 @@ async def store_paths(
     what survives a cancellation, which raises ``CancelledError`` as asyncio
     requires. Each says then what became of its file, as ``dicomnet store``
     does after a Ctrl-C: stored or failed; "cancelled before an answer" (its
-    C-STORE was out: the peer may hold it; ``sent``); "not sent: cancelled";
+    C-STORE was out: the peer may hold it; ``sent``); "not sent: cancelled"
+    ("not sent again: cancelled; ..." when an earlier attempt sent it);
     or, waiting for a retry, its last answer then "; cancelled before it was
     sent again". ``on_progress`` does not hear of those the cancel ended.
     """
@@ -557,7 +569,7 @@ async def store_paths(
         """``exc``, to raise, with every file's result; the files never tried say why."""
         for plan in plans:
             if plan.result.status is None and not plan.result.error:
-                plan.result.error = f"not sent: {exc}"
+                plan.result.error = _unanswered(plan, str(exc))
                 plan.result.retryable = False
                 report(plan.result)
         exc.results = results
@@ -596,8 +608,7 @@ async def store_paths(
                     pending = [p for p in batch.plans
                                if p.result.status is None and not p.result.error]
                     for plan in pending:
-                        # One never sent says so: "the peer aborted" read as if it had been.
-                        plan.result.error = str(exc) if plan.started else f"not sent: {exc}"
+                        plan.result.error = _unanswered(plan, str(exc))
                         plan.result.retryable = transient
                         report(plan.result)
                     if not transient and not any(r.ok for r in results):
