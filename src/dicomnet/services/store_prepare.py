@@ -11,6 +11,7 @@ import functools
 import io
 import itertools
 import os
+import stat
 import sys
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
@@ -191,7 +192,14 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     """The C-STORE of ``info``'s file, or None when it cannot be sent (``result``
     then says why). The file is opened and its first PDU read here: a file gone
     or shortened since its header was read fails alone (StorageError), before
-    any byte of its message is sent."""
+    any byte of its message is sent; so does one replaced by no regular file,
+    which open() would wait on (a FIFO, until a writer comes)."""
+    try:
+        mode = os.stat(info.path).st_mode
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+    if not stat.S_ISREG(mode):
+        raise StorageError(f"{info.path} is no regular file any more: not sent")
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
                   affected_sop_class_uid=info.sop_class_uid,
                   affected_sop_instance_uid=info.sop_instance_uid)
