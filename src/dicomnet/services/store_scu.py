@@ -465,6 +465,26 @@ class _Guarded(Generic[T]):
                       "logged above)", self.name, self.failures)
 
 
+def _warn_of_repeated_uids(plans: list[_Plan]) -> None:
+    """Say when files listed hold the SOP Instance UID of another (a copy, or an
+    object edited without a new UID): each is sent and counted stored on its
+    answer, but a peer holds one object per UID (PS3.3 C.12.1.1.1), so the run's
+    count of objects stored is more than the peer's."""
+    first: dict[str, Path] = {}
+    repeats: list[tuple[Path, Path, str]] = []
+    for plan in plans:
+        uid = plan.info.sop_instance_uid
+        if uid in first:
+            repeats.append((first[uid], plan.result.path, uid))
+        else:
+            first[uid] = plan.result.path
+    if repeats:
+        earlier, later, uid = repeats[0]
+        log.warning("%d file(s) have the SOP Instance UID of another listed (%s as %s: %s): "
+                    "each is sent, and counted stored if the peer says so, but a peer "
+                    "holds one object per SOP Instance UID", len(repeats), later, earlier, uid)
+
+
 def _unanswered(plan: _Plan, why: str) -> str:
     """Why ``plan``'s object got no answer on this attempt: one never sent says
     so ("the peer aborted" read as if it had been), and one an earlier attempt
@@ -589,6 +609,7 @@ async def store_paths(
         result.size = info.dataset_length
         result.transfer_syntax_uid = info.transfer_syntax_uid
         plans.append(_Plan(info, result))
+    _warn_of_repeated_uids(plans)
     attempt = 1
     try:
         while True:
