@@ -68,6 +68,15 @@ class _RetryWait:
         return self.results if time.monotonic() < self.until else {}
 
 
+def _file_size(path: Path) -> int:
+    """Its size for the progress bar and the totals; 0 for a file gone since it
+    was listed (another program's doing), which store_paths then reports."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -273,7 +282,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         fail(str(exc), EXIT_USAGE)
     if not files:
         fail("no files found in " + ", ".join(map(str, paths)), EXIT_USAGE)
-    sizes = {f: f.stat().st_size for f in files}
+    sizes = {f: _file_size(f) for f in files}
     tune_malloc_for_streaming()  # this process is ours: see dicomnet.tuning
     show_progress = not net.json and _stderr_is_terminal()
     started = time.perf_counter()
