@@ -6,12 +6,14 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage import files as files_module
 from dicomnet.storage import relabel as relabel_module
 from dicomnet.storage.files import Layout
 from dicomnet.storage.index import StorageIndex
@@ -302,6 +304,38 @@ def test_repair_leaves_a_file_written_in_place_its_time_given_back(
         real(fd, was)
 
     monkeypatch.setattr(relabel_module, "_keep_access", keep_access)
+    result = run_cli("reindex", root, "--repair", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert json_out(result)["relabelled"] == []
+    assert json_out(result)["not_relabelled"] == [
+        {"file": "old/2.dcm", "reason": "changed while relabelled; left as it was"}]
+    assert path.read_bytes() == other
+    assert sorted(p.name for p in path.parent.iterdir()) == ["2.dcm"]
+
+
+def test_repair_leaves_a_file_replaced_just_before_its_rename(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another program renamed its file over the mislabelled one after --repair's
+    last look and before its rename: the rename threw the program's file away.
+    The new file is exchanged with the old (renameat2), found not to be it, and
+    exchanged back: not relabelled, said with why, the program's bytes stay."""
+    if relabel_module._renameat2 is None:
+        pytest.skip("no renameat2 here: the rename keeps its small gap")
+    root = tmp_path / "store"
+    _store(root, 1)
+    path = _mislabelled(root / "old" / "2.dcm", make_image(2))
+    other = _mislabelled(tmp_path / "other.dcm", make_image(3)).read_bytes()
+    (root / INDEX_NAME).touch()
+    real = files_module.AtomicWriter.commit
+
+    def commit(self: files_module.AtomicWriter, *args: Any,
+               **kwargs: Any) -> files_module.CommitResult:
+        if self.destination.name != INDEX_NAME and path.read_bytes() != other:
+            (tmp_path / "new").write_bytes(other)
+            os.replace(tmp_path / "new", path)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(files_module.AtomicWriter, "commit", commit)
     result = run_cli("reindex", root, "--repair", "--json")
     assert result.exit_code == 1, result.stderr
     assert json_out(result)["relabelled"] == []

@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -97,6 +98,7 @@ def test_a_file_whose_owner_cannot_be_kept_is_left_as_it_is(
 _KILLED_MID_COPY = """
 import os, sys
 from pathlib import Path
+from typing import Any
 from dicomnet.storage import relabel
 from dicomnet.storage.part10 import read_part10
 
@@ -225,6 +227,58 @@ def test_a_file_swapped_while_it_is_copied_is_left_as_it_is(
             real_access(fd, was)
 
         monkeypatch.setattr(relabel_module, "_keep_access", keep_access)
+    with pytest.raises(StorageError, match=r"^changed while relabelled; left as it was$"):
+        relabel_file(info, durable=False)
+    assert path.read_bytes() == other
+    assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchanged", "renamed"])
+def test_a_relabelled_file_replaces_the_old_one_and_leaves_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+    """Exchanged with the old file (renameat2), or renamed over it where the
+    system cannot exchange: the same file, and no temporary file left."""
+    if not exchange:
+        monkeypatch.setattr(relabel_module, "_exchange", lambda first, second: False)
+    path = _mislabelled(tmp_path / "x.dcm", make_image(15))
+    os.utime(path, ns=(5_000_000_000, 7_000_000_000))
+    size = relabel_file(read_part10(path), durable=False)
+    after = read_part10(path)
+    assert (after.transfer_syntax_uid, after.relabelled_from, after.size) == (
+        ImplicitVRLittleEndian, None, size)
+    assert path.stat().st_mtime_ns == 7_000_000_000
+    assert [p.name for p in tmp_path.iterdir()] == ["x.dcm"]
+
+
+@pytest.mark.parametrize("how", _HOW)
+def test_a_file_swapped_just_before_it_is_replaced_is_left_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """Replaced or written in place (its modification time given back) after
+    relabel_file's last look at it and before its rename over it: the rename
+    discarded the other program's bytes. The new file is now exchanged with the
+    old one (renameat2), what came out checked to be the file read and copied
+    (same inode, size, modification time, bytes), and exchanged back when it
+    is not: the other program's bytes stay, the repair is not done, and no
+    temporary file is left."""
+    if relabel_module._renameat2 is None:
+        pytest.skip("no renameat2 here: the rename keeps its small gap")
+    path = _mislabelled(tmp_path / "x.dcm", make_image(16))
+    info = read_part10(path)
+    other = _same_size_other(path, 17)
+    _past_ctime(path)
+    real = files_module.AtomicWriter.commit
+
+    def commit(self: files_module.AtomicWriter, *args: Any,
+               **kwargs: Any) -> files_module.CommitResult:
+        # The last look is done: another program acts now.
+        if how == "renamed-over":
+            (tmp_path / "new").write_bytes(other)
+            os.replace(tmp_path / "new", path)
+        else:
+            _write_in_place(path, other, how)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(files_module.AtomicWriter, "commit", commit)
     with pytest.raises(StorageError, match=r"^changed while relabelled; left as it was$"):
         relabel_file(info, durable=False)
     assert path.read_bytes() == other
