@@ -16,6 +16,7 @@ it leave open.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage import index_file
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.index_file import IndexFiles
 from dicomnet.storage.index_tables import insert_row
@@ -149,3 +151,39 @@ def test_its_own_checkpoint_held_back_by_a_reader_is_its_own(
         assert index.count()["instances"] == 59
     assert len(indexed_uids(path)) == 59
     assert not caplog.records, caplog.text  # no look had to explain it
+
+
+def test_a_touched_index_compared_whole_keeps_no_checkpoint_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A touched index file is read whole to compare its pages with those noted (a
+    second a GiB): that read was made under SQLite's checkpoint lock, so another
+    program's checkpoint meanwhile answered busy (the sqlite3 shell's, a backup
+    tool's). Now made before the locks; that checkpoint, run during it, is then
+    seen at the look for what it is, the rows kept."""
+    rows = index_rows(tmp_path / "files", 6)
+    path = tmp_path / INDEX_NAME
+    answers: list[str] = []
+    digests = index_file._page_digests
+    touched: list[None] = []
+
+    def checkpointed_while_read(fd: int | None, size: int, page_size: int,
+                                previous: bytes | None = None,
+                                pages: list[int] | None = None) -> bytes | None:
+        if touched and previous is None and not answers:  # the compare, whole
+            done = subprocess.run([sys.executable, "-c", _CHECKPOINT, str(path)],
+                                  capture_output=True, text=True, check=True, timeout=60)
+            answers.append(done.stdout.strip())
+        return digests(fd, size, page_size, previous, pages)
+
+    monkeypatch.setattr(index_file, "_page_digests", checkpointed_while_read)
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[:3]) == 3  # in the log only
+        before = path.stat()
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        touched.append(None)
+        assert index.add_instances(rows[3:]) == 3
+        assert index.count()["instances"] == 6
+    assert len(answers) == 1 and answers[0].startswith("(0, ")  # not busy: (1, -1, -1)
+    assert indexed_uids(path) == sorted(str(make_image(n).SOPInstanceUID) for n in range(1, 7))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

@@ -433,6 +433,9 @@ class StorageIndex:
         connection changed the log since the last look (``PRAGMA data_version``);
         and, unless a checkpoint, the log dropped under that same lock (see
         :meth:`_overwritten`): None, or why it could not be. Called under ``_lock``."""
+        # Its whole file compared before the locks (a second a GiB): under them,
+        # other programs' checkpoints answered busy all that time.
+        same = self._files.same_contents()
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -445,7 +448,7 @@ class StorageIndex:
                 try:
                     version = self._db.execute("PRAGMA data_version").fetchone()[0]
                     others_wrote, self._data_version = version != self._data_version, version
-                    change = self._files.explain(others_wrote=others_wrote)
+                    change = self._files.explain(others_wrote=others_wrote, same=same)
                 except sqlite3.Error as exc:
                     change = FileChange("unknown", f"it cannot be read: {exc}")
                 return change, None if change.log_fits else self._files.drop_log()

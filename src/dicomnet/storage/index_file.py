@@ -52,7 +52,9 @@ the look until a log found not to fit is dropped unread
 (:meth:`IndexFiles.drop_log`): another program's checkpoint starting between the
 two would copy the log into the copy. Not had within :data:`WAIT` (a checkpoint
 running that long), a checkpoint may go on meanwhile, seen by the WAL-index's
-checkpoint information changing (looked at again).
+checkpoint information changing (looked at again). The whole file is read to
+compare before either lock (:meth:`IndexFiles.same_contents`), its answer taken
+only if neither the file nor the log's record moved since.
 
 The files are read (and ``-shm``'s header cleared, its lock taken) through
 descriptors kept open until :meth:`IndexFiles.close`, called after
@@ -216,13 +218,18 @@ class IndexFiles:
             return None
         return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def _same_contents(self) -> bool:
-        """Whether the file's pages are those noted (the whole file read)."""
+    def same_contents(self) -> tuple[int, int, int, int] | None:
+        """The file's state (:func:`file_state`) if its pages are those noted and
+        no checkpoint wrote it since (:meth:`_as_noted`), the whole file read;
+        else None. For :meth:`explain`, asked before its caller takes the locks:
+        held while up to :data:`DIGEST_MOST` bytes are read, they kept other
+        programs' checkpoints off (busy) that long. :meth:`explain` takes it only
+        if the file's state and the log's record then still say so."""
         state, noted = self._stat(), self._digest_state
-        if self._digests is None or state is None or noted is None or state[2] != noted[2]:
-            return False
+        if not self._as_noted() or state is None or noted is None or state[2] != noted[2]:
+            return None
         same = _page_digests(self._fds[0], state[2], self._page_size) == self._digests
-        return same and self._stat() == state  # not written while read
+        return state if same and self._stat() == state else None  # not written while read
 
     def note(self) -> None:
         """Note the log's salts as they are: after each of our commits, under its
@@ -318,13 +325,16 @@ class IndexFiles:
             return f"its write-ahead log cannot be emptied: {exc.strerror or exc}"
         return None
 
-    def explain(self, *, others_wrote: bool) -> FileChange:
+    def explain(self, *, others_wrote: bool,
+                same: tuple[int, int, int, int] | None = None) -> FileChange:
         """Why the database file changed outside our commits (see the module
         docstring); ``others_wrote``: another connection committed to it or
         reset its log since the last look. Called under the write lock. Its
         contents the same bytes as at the last :meth:`note_contents` (a touch,
-        a tool setting its time): unchanged, the log fits it as it did."""
-        if self._as_noted() and self._same_contents():
+        a tool setting its time; ``same``: :meth:`same_contents` asked before
+        the locks), and neither the file nor the log's record moved since:
+        unchanged, the log fits it as it did."""
+        if same is not None and self._as_noted() and self._stat() == same:
             self.note()
             return FileChange("unchanged", "its contents are as they were, only its time moved")
         for _attempt in range(3):
