@@ -9,7 +9,10 @@ and used. The certificates are made at run time by the openssl command
 from __future__ import annotations
 
 import logging
+import ssl
 import subprocess
+import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,50 @@ def test_a_peer_and_our_own_certificate_with_serial_zero(tmp_path: Path) -> None
     assert (peer.subject, peer.serial, peer.serial_hex) == ("CN=localhost", 0, "00")
     own = server.local_certificate_info()
     assert own is not None and own.serial == 0
+
+
+def test_two_threads_parsing_such_certificates_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each parse of one set the process's warning filters aside and back
+    (warnings.catch_warnings, not thread-safe): a server's context rebuilt in its
+    thread while a handshake read a peer's certificate, the parse begun first put
+    the filters back, ending, under the other, whose warning then came out (raised
+    under -W error: a handshake or a context build failed), and the other's end
+    left its ignore filter in the process for good. Such parses take turns now."""
+    from cryptography import x509
+
+    from dicomnet.security import x509_load
+
+    zero, _ = _self_signed(tmp_path, "0", "zero")
+    pem = zero.read_bytes()
+    der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+    inside, first_done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    load_der = x509.load_der_x509_certificate
+
+    def handshake_parse() -> None:
+        try:
+            x509_load.load_der_certificate(der)
+        except BaseException as exc:  # the warning, raised under -W error
+            errors.append(exc)
+
+    second = threading.Thread(target=handshake_parse, name="handshake")
+
+    def parsed_meanwhile(data: bytes) -> x509.Certificate:
+        if threading.current_thread() is second:  # inside its parse, once the first ended
+            inside.set()
+            first_done.wait(60)
+        elif not second.is_alive() and not inside.is_set():  # inside the first parse
+            second.start()
+            inside.wait(0.5)  # the second one begins, unless it waits its turn
+        return load_der(data)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        filters = list(warnings.filters)
+        monkeypatch.setattr(x509, "load_der_x509_certificate", parsed_meanwhile)
+        assert len(x509_load.load_pem_certificates(pem, "cafile")) == 1
+        first_done.set()
+        second.join(60)
+        assert errors == []
+        assert warnings.filters == filters

@@ -13,7 +13,7 @@ server trusting the system bundle would teach operators to skip warnings.
 
 The serial is read from the DER first, so that the warning filters, which are
 process-wide state (a server rebuilds its context in a thread), are touched only
-for the rare file that needs it.
+for the rare file that needs it, by one thread at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -69,9 +70,16 @@ def der_serial(der: bytes) -> int | None:
     return int.from_bytes(der[at:at + length], "big", signed=True)
 
 
+#: Held by each :func:`_quiet`: catch_warnings sets the process's filters aside and
+#: back, so two at once (a context rebuilt in a thread during a handshake) put them
+#: back under each other, the other's warning out (raised under -W error) and an
+#: ignore filter left for good.
+_QUIET = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
+    with _QUIET, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
                                 category=CryptographyDeprecationWarning)
         yield
