@@ -19,6 +19,7 @@ import pytest
 
 from dicomnet.security.certificates import CertificateAuthority, CertificateInfo
 from dicomnet.security.config import TLSConfig
+from dicomnet.security.x509_load import load_pem_certificates
 from tests.security.test_weak_keys import needs_openssl
 from tests.security.tlspair import handshake
 
@@ -134,3 +135,37 @@ def test_two_threads_parsing_such_certificates_at_once(
         second.join(60)
         assert errors == []
         assert warnings.filters == filters
+
+
+def _issued(tmp_path: Path, ca: Path, ca_key: Path, serial: str, name: str) -> Path:
+    """A certificate for ``name`` signed by ``ca``, its Authority Key Identifier
+    naming the CA's issuer and serial number (RFC 5280 4.2.1.1), as old roots' do."""
+    key, csr, cert = (tmp_path / f"{name}{ext}" for ext in (".key", ".csr", ".pem"))
+    extensions = tmp_path / f"{name}.ext"
+    extensions.write_text("authorityKeyIdentifier=keyid,issuer:always\n"
+                          "subjectAltName=DNS:localhost\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(csr),
+                    "-subj", f"/CN={name}"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey",
+                    str(ca_key), "-set_serial", serial, "-days", "2", "-extfile",
+                    str(extensions), "-out", str(cert)], check=True, capture_output=True)
+    return cert
+
+
+def test_a_serial_zero_named_in_an_authority_key_identifier(tmp_path: Path) -> None:
+    """An Authority Key Identifier naming its issuer's serial, 0 (Go Daddy's and
+    Starfield's roots of Debian's bundle name their own): cryptography warns when the
+    extensions are read, after the load, which was quiet for the certificate's own
+    serial alone: 'dicomnet certs show' of such a root, and the description of a peer
+    whose certificate such a CA issued (at each handshake), said the bare warning."""
+    root, root_key = _self_signed(tmp_path, "0", "root")
+    old_root = _issued(tmp_path, root, root_key, "0", "old-root")  # serial 0, AKI serial 0
+    leaf = _issued(tmp_path, root, root_key, "7", "leaf")  # serial 7, AKI serial 0
+    for cert in (old_root, leaf):
+        info = CertificateInfo.from_pem_file(cert)
+        assert info.sans == ("localhost",)
+    assert [CertificateInfo.from_der(ssl.PEM_cert_to_DER_cert(leaf.read_text())).serial,
+            CertificateInfo.from_pem_file(old_root).serial] == [7, 0]
+    parsed = load_pem_certificates(old_root.read_bytes() + leaf.read_bytes(), "cafile")
+    assert [len(c.extensions) for c in parsed] == [3, 3]

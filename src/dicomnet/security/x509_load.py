@@ -11,7 +11,12 @@ with its file and subject, and used: it is harmless to us (OpenSSL takes it, the
 operator cannot change a root's serial), and a WARNING at each start of every
 server trusting the system bundle would teach operators to skip warnings.
 
-The serial is read from the DER first, so that the warning filters, which are
+An Authority Key Identifier naming its issuer's serial number, 0 (those roots name
+their own: RFC 5280 4.2.1.1), has cryptography warn when the extensions are first read,
+after the load: such a certificate's are read here too, quietly (cryptography keeps
+them), whatever its own serial.
+
+The serials are read from the DER first, so that the warning filters, which are
 process-wide state (a server rebuilds its context in a thread), are touched only
 for the rare file that needs it, by one thread at a time.
 """
@@ -28,12 +33,15 @@ import warnings
 from collections.abc import Iterator
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
 __all__ = ["der_serial", "load_der_certificate", "load_pem_certificates"]
 
 logger = logging.getLogger("dicomnet.security")
 
+#: id-ce-authorityKeyIdentifier (2.5.29.35), as a DER OBJECT IDENTIFIER.
+_AKI_OID = bytes.fromhex("0603551d23")
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
@@ -77,6 +85,49 @@ def der_serial(der: bytes) -> int | None:
 _QUIET = threading.Lock()
 
 
+def _aki_serial(der: bytes) -> int | None:
+    """The authorityCertSerialNumber of a DER certificate's Authority Key Identifier
+    (RFC 5280 4.2.1.1: an Extension's OID, its optional critical flag, its OCTET
+    STRING holding a SEQUENCE whose [2] IMPLICIT INTEGER it is), or None. Found by
+    the extension's OID; bytes that merely look so give a serial read for nothing."""
+    at = der.find(_AKI_OID)
+    if at < 0:
+        return None
+    try:
+        tag, at, length = _header(der, at + len(_AKI_OID))
+        if tag == 0x01:  # critical
+            tag, at, length = _header(der, at + length)
+        if tag != 0x04:
+            return None
+        tag, at, length = _header(der, at)
+        if tag != 0x30:
+            return None
+        end = at + length
+        while at < end:
+            tag, at, length = _header(der, at)
+            if tag == 0x82:
+                if length == 0 or at + length > len(der):
+                    return None
+                return int.from_bytes(der[at:at + length], "big", signed=True)
+            at += length
+    except IndexError:
+        return None
+    return None
+
+
+def _warns(der: bytes) -> bool:
+    """Whether cryptography warns about a serial of this certificate: its own (at the
+    load) or its Authority Key Identifier's (when the extensions are read)."""
+    return any(serial is not None and serial <= 0
+               for serial in (der_serial(der), _aki_serial(der)))
+
+
+def _extensions_read(cert: x509.Certificate) -> None:
+    """Have cryptography parse and keep ``cert``'s extensions (inside :func:`_quiet`)."""
+    with contextlib.suppress(ValueError):  # malformed: said where they are used
+        _ = cert.extensions
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     with _QUIET, warnings.catch_warnings():
@@ -97,12 +148,17 @@ def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.C
     """The certificates of PEM text (ValueError when one is malformed); each whose serial
     is not positive is said at DEBUG, naming ``source`` ("cafile /etc/...") and its
     subject."""
-    odd = {der: serial for der in _pem_ders(data)
+    ders = list(_pem_ders(data))
+    odd = {der: serial for der in ders
            if (serial := der_serial(der)) is not None and serial <= 0}
-    if not odd:
+    warning = {der for der in ders if _warns(der)}
+    if not warning:
         return x509.load_pem_x509_certificates(data)
     with _quiet():
         certs = x509.load_pem_x509_certificates(data)
+        for cert in certs:
+            if cert.public_bytes(Encoding.DER) in warning:
+                _extensions_read(cert)
         for der, serial in odd.items():
             subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
             logger.debug("%s: certificate %s has serial number %s, not positive as RFC 5280 "
@@ -114,12 +170,14 @@ def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.C
 def load_der_certificate(der: bytes) -> tuple[x509.Certificate, int]:
     """A DER certificate and its serial number (a peer's, at each handshake: said nowhere,
     OpenSSL having taken it)."""
-    serial = der_serial(der)
-    if serial is None or serial > 0:
+    if not _warns(der):
         cert = x509.load_der_x509_certificate(der)
         return cert, cert.serial_number
+    serial = der_serial(der)
     with _quiet():
-        return x509.load_der_x509_certificate(der), serial
+        cert = x509.load_der_x509_certificate(der)
+        _extensions_read(cert)
+        return cert, cert.serial_number if serial is None else serial
 
 
 def _serial_text(serial: int) -> str:
