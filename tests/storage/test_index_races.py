@@ -187,3 +187,58 @@ def test_a_touched_index_compared_whole_keeps_no_checkpoint_off(
     assert len(answers) == 1 and answers[0].startswith("(0, ")  # not busy: (1, -1, -1)
     assert indexed_uids(path) == sorted(str(make_image(n).SOPInstanceUID) for n in range(1, 7))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+#: Another program: checkpoints the index, then writes a transaction large enough for
+#: its frames to reach the log before its commit, held until a line comes on stdin.
+_LONG_WRITER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+print(db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(), flush=True)
+db.execute("BEGIN IMMEDIATE")
+db.execute("CREATE TABLE theirs (b)")
+db.execute("INSERT INTO theirs SELECT zeroblob(100000) FROM (WITH RECURSIVE c(x) AS "
+           "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100) SELECT x FROM c)")
+print("holding", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+print(db.execute("SELECT COUNT(*) FROM theirs").fetchone(), flush=True)
+db.close()
+"""
+
+
+def test_a_changed_file_that_cannot_be_locked_keeps_its_log_and_is_looked_at_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The file changed (another program's checkpoint) while that program holds the
+    write lock past the busy timeout (a long transaction, a VACUUM): the index
+    dropped the log all the same, under that program's transaction, whose frames
+    went ('database disk image is malformed'), and wrote no more. Now that batch
+    is not written (said), nothing is dropped, and the next one looks again."""
+    rows = index_rows(tmp_path / "files", 9)
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
+        assert index.add_instances(rows[:3]) == 3  # in the log
+        index._db.execute("PRAGMA busy_timeout=50")
+        writer = subprocess.Popen([sys.executable, "-c", _LONG_WRITER, str(path)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert writer.stdout is not None and writer.stdin is not None
+            assert writer.stdout.readline().startswith("(0, ")  # checkpointed
+            assert writer.stdout.readline() == "holding\n"
+            assert index.add_instances(rows[3:6]) == 0  # not looked at: locked
+            writer.stdin.write("commit\n")
+            writer.stdin.flush()
+            assert writer.stdout.readline() == "(100,)\n"
+        finally:
+            writer.communicate(timeout=60)
+        assert index.add_instances(rows[6:]) == 3
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"3 index row(s) not written (index {path} changed, and cannot be locked"), errors
+    assert indexed_uids(path) == sorted(
+        str(make_image(n).SOPInstanceUID) for n in (1, 2, 3, 7, 8, 9))
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM theirs").fetchone() == (100,)
+    finally:
+        db.close()

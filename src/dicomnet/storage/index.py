@@ -344,8 +344,12 @@ class StorageIndex:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
         if not prepared:
             return 0
-        if not self.check_file():
-            self._unwritten += len(prepared)
+        try:
+            if not self.check_file():
+                self._unwritten += len(prepared)
+                return 0
+        except StorageError as exc:  # not looked at: another program holds the write lock
+            self._lost(len(prepared), exc)
             return 0
         try:
             with self._lock, self._transaction() as db:
@@ -386,7 +390,11 @@ class StorageIndex:
         by name, ``-wal``): its frames, read or checkpointed with the new file,
         would show or write the old file's pages in it. So the log is emptied
         into the old file (``wal_checkpoint(TRUNCATE)``) and nothing more is
-        written; the rows lost are said, and reindex restores them."""
+        written; the rows lost are said, and reindex restores them.
+
+        Raises StorageError when the file changed and cannot be looked at (another
+        program holds the write lock past the busy timeout): nothing is dropped,
+        the file is looked at again at the next write."""
         if self._gone:
             return False
         # Under the lock: a commit of another thread (its checkpoint) notes the
@@ -439,8 +447,10 @@ class StorageIndex:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            # Dropped all the same: kept, its frames would damage a copy.
-            return FileChange("unknown", f"it cannot be locked: {exc}"), self._files.drop_log()
+            # Another program writes the log: dropped under it, its transaction's
+            # frames would go ("database disk image is malformed"). Looked at later.
+            raise StorageError(f"index {self._path} changed, and cannot be locked to see "
+                               f"how: {exc}") from exc
         try:
             # No other program's checkpoint from the look to the drop: a PASSIVE one
             # needs no write lock, and would copy the log into a copy found.
