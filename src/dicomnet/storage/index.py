@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -49,9 +47,16 @@ from typing import Any, Literal, Self
 from pydicom.dataset import Dataset
 
 from dicomnet.errors import ConfigurationError
-from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from dicomnet.storage.files import StorageError
 from dicomnet.storage.header import HeaderAttributes
-from dicomnet.storage.index_file import FileChange, IndexFiles, file_id, file_state
+from dicomnet.storage.index_file import (
+    COMPANIONS,
+    FileChange,
+    IndexFiles,
+    file_id,
+    file_state,
+    owner_only,
+)
 from dicomnet.storage.index_tables import (
     SCHEMA,
     attribute_text,
@@ -60,7 +65,7 @@ from dicomnet.storage.index_tables import (
     prune_series,
     row_values,
 )
-from dicomnet.storage.lock import walk_store
+from dicomnet.storage.lock import store_files
 from dicomnet.storage.names import UnsafeNameError
 from dicomnet.storage.part10 import NotPart10Error, Part10Info, read_part10
 from dicomnet.storage.relabel import relabel_file
@@ -87,9 +92,6 @@ SCHEMA_VERSION = 1
 #: The index's file name in a store's folder (a C-STORE SCP's root).
 INDEX_NAME = "index.sqlite"
 
-_DB_MODE = 0o600  # patient names and IDs: readable by the service account only
-#: What SQLite puts beside the database file, with the database file's mode.
-_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 # keyword -> (level, SQL column, VR); the VR decides how a value matches.
@@ -191,7 +193,7 @@ class StorageIndex:
         self._reader: sqlite3.Connection | None = None  # for locate(), opened on first use
         self._read_lock = threading.Lock()
         self.closed = False
-        _owner_only(self._path)
+        owner_only(self._path)
         try:
             self._db = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=30.0
@@ -678,9 +680,9 @@ class StorageIndex:
         relabelled: list[str] = []
         failed: list[tuple[str, str]] = []
         seen: set[str] = set()
-        own = {self._path.name + suffix for suffix in ("", *_COMPANIONS)}
+        own = {self._path.name + suffix for suffix in ("", *COMPANIONS)}
         nested: list[str] = []
-        for path in _walk(root, self._path.name, nested):
+        for path in store_files(root, self._path.name, nested):
             if path.name in own and path.parent.resolve() == self._path.parent.resolve():
                 continue  # the index itself, in a C-STORE SCP's root
             relative = path.relative_to(root).as_posix()
@@ -762,36 +764,3 @@ class StorageIndex:
                     "its data set's transfer syntax (was %s)", relative,
                     info.transfer_syntax_uid, info.relabelled_from)
         return size
-
-
-def _owner_only(path: Path) -> None:
-    """Create the database file owner-only, or restrict it and its companions."""
-    try:
-        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, _DB_MODE))
-    except OSError as exc:
-        raise StorageError.from_os_error("cannot open index", path, exc) from exc
-    for file in (path, *(path.with_name(path.name + suffix) for suffix in _COMPANIONS)):
-        try:
-            mode = stat.S_IMODE(os.stat(file).st_mode)
-            if mode & 0o077:
-                os.chmod(file, mode & ~0o077)
-                logger.info("index file %s was readable by other accounts (mode %04o): "
-                            "now %04o, as the stored files", file, mode, mode & ~0o077)
-        except FileNotFoundError:  # no such companion, the usual case
-            pass
-        except OSError as exc:
-            logger.warning("cannot make index file %s its owner's only: %s", file,
-                           exc.strerror or exc)
-
-
-def _walk(root: Path, index_name: str, nested: list[str]) -> Iterator[Path]:
-    """Regular, non-hidden files under ``root``, not following links to folders, nor
-    entering stores nested in it (appended to ``nested``: storage.lock.walk_store)."""
-    for dirpath, dirnames, filenames in walk_store(root, index_name, nested):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or name.endswith(TEMP_SUFFIX):
-                continue
-            path = Path(dirpath, name)
-            if path.is_file() and not path.is_symlink():
-                yield path

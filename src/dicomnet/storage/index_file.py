@@ -68,7 +68,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
+import stat
 import struct
 import time
 from collections.abc import Iterator
@@ -76,7 +78,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["WAIT", "FileChange", "IndexFiles", "Verdict", "file_id", "file_state"]
+from dicomnet.storage.files import StorageError
+
+__all__ = ["COMPANIONS", "DB_MODE", "WAIT", "FileChange", "IndexFiles", "Verdict", "file_id",
+           "file_state", "owner_only"]
+
+logger = logging.getLogger("dicomnet.storage")
+
+DB_MODE = 0o600  # patient names and IDs: readable by the service account only
+#: What SQLite puts beside the database file, with the database file's mode.
+COMPANIONS = ("-wal", "-shm", "-journal")
 
 Verdict = Literal["checkpoint", "unchanged", "copy", "unknown"]
 
@@ -538,3 +549,23 @@ def _read(fd: int | None, size: int, offset: int) -> bytes | None:
     except OSError:
         return None
     return data if len(data) == size else None
+
+
+def owner_only(path: Path) -> None:
+    """Create the database file owner-only, or restrict it and its companions."""
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, DB_MODE))
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot open index", path, exc) from exc
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(os.stat(file).st_mode)
+            if mode & 0o077:
+                os.chmod(file, mode & ~0o077)
+                logger.info("index file %s was readable by other accounts (mode %04o): "
+                            "now %04o, as the stored files", file, mode, mode & ~0o077)
+        except FileNotFoundError:  # no such companion, the usual case
+            pass
+        except OSError as exc:
+            logger.warning("cannot make index file %s its owner's only: %s", file,
+                           exc.strerror or exc)

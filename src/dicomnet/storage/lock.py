@@ -21,14 +21,14 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from dicomnet.storage.files import StorageError
+from dicomnet.storage.files import TEMP_SUFFIX, StorageError
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["StoreLock", "locked_elsewhere", "walk_store"]
+__all__ = ["StoreLock", "locked_elsewhere", "store_files", "walk_store"]
 
 
 class StoreLock:
@@ -192,3 +192,16 @@ def walk_store(root: Path | str, index_name: str,
                 nested.append(os.path.relpath(dirpath, top).replace(os.sep, "/"))
             continue
         yield dirpath, dirnames, filenames
+
+
+def store_files(root: Path, index_name: str, nested: list[str]) -> Iterator[Path]:
+    """Regular, non-hidden files under ``root``, not following links to folders, nor
+    entering stores nested in it (appended to ``nested``: storage.lock.walk_store)."""
+    for dirpath, dirnames, filenames in walk_store(root, index_name, nested):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or name.endswith(TEMP_SUFFIX):
+                continue
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                yield path
