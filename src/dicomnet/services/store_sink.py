@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..dimse.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
 from ..storage import completeness
-from ..storage.completeness import inflated_past, size_text, walker_for
+from ..storage.completeness import DatasetWalker, inflated_past, size_text, walker_for
 from ..storage.deflate_end import StreamEnd
 from ..storage.direct import AlignedBuffer
 from ..storage.files import AtomicWriter, StorageError
@@ -213,7 +213,8 @@ class StoreSink:
     def _start_redeflating(self, data: bytes | memoryview) -> bytes:
         """A deflated data set whose first element is of group 0002: from its start
         (the bytes held so far, and ``data``), inflated without them and deflated
-        again (storage.stray_meta.DeflatedStrayMeta); its walker starts again."""
+        again (storage.stray_meta.DeflatedStrayMeta), which walks what it inflates
+        (the sink's walker, of the stream as sent, is dropped)."""
         buffer = self.buffer
         assert self._syntax is not None
         if not isinstance(buffer, bytearray):  # its start took over 64 KiB to give 6 bytes
@@ -224,18 +225,15 @@ class StoreSink:
             return b""
         held = bytes(buffer[self._header_length:])
         del buffer[self._header_length:]
-        self._walker = walker_for(self._syntax)
-        self._redeflate = DeflatedStrayMeta(completeness.MAX_INFLATED)
+        self._walker = None
+        self._redeflate = DeflatedStrayMeta(completeness.MAX_INFLATED,
+                                            DatasetWalker(implicit=False))
         self.stray = self._redeflate.stray
         return self._redeflated(held + bytes(data))
 
     def _redeflated(self, data: bytes | memoryview) -> bytes:
         redeflate = self._redeflate
         assert redeflate is not None
-        if self._walker is not None and self._walker.too_large:
-            # Its walk of what was re-deflated so far found the data set past our
-            # bound: nothing more is inflated, nor deflated again.
-            redeflate.too_large = True
         out = redeflate.feed(data)
         if redeflate.implicit:
             self._implicit_found()  # refused: Implicit VR is never deflated
@@ -244,13 +242,12 @@ class StoreSink:
 
     def _end_redeflating(self) -> bool:
         """After the last fragment: the re-deflated stream's end written, or the
-        data set refused (cut, corrupt, or inflating past our bound)."""
+        data set refused (cut, corrupt, malformed, or inflating past our bound)."""
         redeflate, self._redeflate = self._redeflate, None
         assert redeflate is not None
         self._starting = False
         problem = redeflate.problem()
         if redeflate.too_large or problem is not None:
-            self._walker = None
             self.error = (f"deflated data set inflates past "
                           f"{size_text(completeness.MAX_INFLATED)}, our limit; not stored"
                           if redeflate.too_large else f"incomplete data set: {problem}")
