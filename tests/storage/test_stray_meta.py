@@ -483,3 +483,22 @@ def test_a_redeflated_bomb_is_refused_at_its_value_header(inflaters: list[_Count
     given = sum(i.given for i in inflaters)
     assert 0 < given <= 6 + (64 << 10), given
 
+
+def test_a_redeflated_data_set_malformed_early_is_not_inflated_further(
+        inflaters: list[_Counted]) -> None:
+    """Behind group 0002, a data set whose walk fails (here a sequence holding
+    an Item Delimitation Item, not an item: PS3.5 7.5.2) was still inflated
+    and deflated again to its end (its walk of the new stream stopped, the
+    cleaning did not): a deflate bomb after it cost its whole size. The
+    refusal is certain there: nothing more is inflated (C000, as before)."""
+    ds = make_image(32)
+    bad = (struct.pack("<HH2sHL", 0x0008, 0x1115, b"SQ", 0, 0xFFFFFFFF)
+           + struct.pack("<HHL", 0xFFFE, 0xE00D, 0))
+    stream = _bomb_stream(meta_elements(ds, ExplicitVRLittleEndian) + bad, 64 << 20)
+    sink = _sink_fed(stream)
+    assert not sink.check_complete("1.2.3")
+    assert (sink.status, sink.error) == (
+        0xC000, "incomplete data set: malformed data set: (FFFE,E00D) inside the sequence "
+        "(0008,1115)")
+    given = sum(i.given for i in inflaters)
+    assert 0 < given <= 6 + (64 << 10), given

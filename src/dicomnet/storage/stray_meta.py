@@ -206,7 +206,9 @@ class DeflatedStrayMeta:
         if inflate.eof:
             self.stream_end.after(data)  # its padding (PS3.5 A.5), or bytes none of it
             return b""
-        if self.error is not None or self.too_large:
+        walker = self._walker
+        if self.error is not None or self.too_large or walker.failed:
+            # Refused whatever follows: a deflate bomb behind it is not inflated.
             return b""
         out: list[bytes] = []
         pending = bytes(data)
@@ -225,8 +227,9 @@ class DeflatedStrayMeta:
                     if len(self._first) < 6:
                         self._first += bytes(kept[:6 - len(self._first)])
                         self.implicit = implicit_vr_at(self._first)
-                    walker = self._walker
                     walker.feed(kept)
+                    if walker.failed:
+                        break
                     if self.inflated - self.stray.dropped + walker.skippable > self._most:
                         # A value whose length takes the data set past the bound:
                         # refused now, as completeness._Inflating refuses it.
@@ -245,10 +248,11 @@ class DeflatedStrayMeta:
     def problem(self) -> str | None:
         """Once every byte is fed: why the stream is no whole deflated data set,
         or its data set (after the elements dropped) not a whole one
-        (``DatasetWalker.problem``)."""
+        (``DatasetWalker.problem``); a walk that failed says so first, the
+        stream not inflated past it."""
         if self.error is not None:
             return self.error
-        if not self._inflate.eof:
+        if not self._inflate.eof and not self._walker.failed:
             return "the data set ends inside its deflated stream"
         return self._walker.problem()
 
