@@ -380,8 +380,8 @@ def test_a_deflate_bomb_of_one_value_is_refused_from_its_length(
     deflated again, which cost 3 s of CPU per C-STORE of 1 MB. The refusal is
     certain from its length (the data set inflates past the bound, or ends
     short of that value): it comes then, the same (A700), having inflated
-    little (on the re-deflating path, once the re-deflated stream gave that
-    element's header to the walk: a few MiB)."""
+    little (on the re-deflating path too, whose walk sees each element's header
+    as it is inflated: at most one 64 KiB piece past it)."""
     ds = make_image(30)
     start = (meta_elements(ds, ExplicitVRLittleEndian) if meta else b"") + data_set_bytes(
         ds, ExplicitVRLittleEndian)
