@@ -157,3 +157,24 @@ def test_a_copy_of_the_file_before_another_programs_checkpoint_is_a_copy(
         db.close()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors and errors[0].startswith(f"index {path} was overwritten while in use"), errors
+
+
+def test_a_slow_read_of_the_index_at_open_is_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its pages are read whole at open (a second or two for an index near 1 GiB,
+    before the server listens): past SLOW_OPEN, one INFO line says so, with the
+    size, where the start would otherwise be slow for no reason given."""
+    from dicomnet.storage import index_file
+
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index:
+        assert index.add_instances(index_rows(tmp_path / "files", 3)) == 3
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        with StorageIndex(path):
+            pass
+        assert not [r for r in caplog.records if "read at open" in r.getMessage()]
+        monkeypatch.setattr(index_file, "SLOW_OPEN", 0.0)
+        with StorageIndex(path):
+            pass
+    said = [r.getMessage() for r in caplog.records if "read at open" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"index {path}: its 0 MB read at open in ")

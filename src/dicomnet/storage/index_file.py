@@ -102,6 +102,8 @@ _SAMPLE = 8
 #: compare; kept in 16 bytes a page (4 MiB for 1 GiB of 4 KiB pages).
 DIGEST_MOST = 1 << 30
 _PAGE_DIGEST = 16
+#: Seconds of that read at open past which it is logged (INFO).
+SLOW_OPEN = 0.5
 _READ_PAGES = 256  # pages read at once when all are digested
 #: Frames beyond which the WAL-index's page numbers are not read (16 MiB of them).
 _MAX_FRAMES = 1 << 22
@@ -175,7 +177,13 @@ class IndexFiles:
         self._digest_state: tuple[int, int, int, int] | None = None
         self._digest_log: _Log | None = None
         self.note()
+        started = time.monotonic()
         self.note_contents(state)
+        took = time.monotonic() - started
+        if took >= SLOW_OPEN and state is not None:
+            # A large index delays the server's start by this: said, not a mystery.
+            logger.info("index %s: its %.0f MB read at open in %.1f s, to tell a touch of "
+                        "it from a copy over it later", path, state[2] / 1e6, took)
 
     def note_contents(self, state: tuple[int, int, int, int] | None) -> None:
         """Note the digests of the file's pages, if at most :data:`DIGEST_MOST`
