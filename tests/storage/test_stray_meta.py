@@ -373,7 +373,7 @@ def _bomb_stream(start: bytes, size: int) -> bytes:
 
 @pytest.mark.parametrize("meta", [False, True], ids=["plain", "meta"])
 def test_a_deflate_bomb_of_one_value_is_refused_from_its_length(
-        monkeypatch: pytest.MonkeyPatch, meta: bool) -> None:
+        inflaters: list[_Counted], meta: bool) -> None:
     """A value whose length takes a deflated data set past the bound on
     inflating (1 GiB, as most deflate bombs: one huge zero value): it was
     inflated up to the bound before being refused, and behind group 0002 also
@@ -386,28 +386,7 @@ def test_a_deflate_bomb_of_one_value_is_refused_from_its_length(
     start = (meta_elements(ds, ExplicitVRLittleEndian) if meta else b"") + data_set_bytes(
         ds, ExplicitVRLittleEndian)
     stream = _bomb_stream(start, completeness.MAX_INFLATED)
-    inflaters: list[Counted] = []
-    real = zlib.decompressobj
-
-    class Counted:
-        """zlib's inflater, counting what it gives."""
-
-        def __init__(self, wbits: int) -> None:
-            self.inner, self.given = real(wbits), 0
-            inflaters.append(self)
-
-        def decompress(self, data: bytes, most: int = 0) -> bytes:
-            out = self.inner.decompress(data, most)
-            self.given += len(out)
-            return out
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self.inner, name)
-
-    monkeypatch.setattr(zlib, "decompressobj", Counted)
-    sink = StoreSink(b"HEADER", transfer_syntax=DeflatedExplicitVRLittleEndian)
-    for pos in range(0, len(stream), 16372):
-        sink.write(stream[pos:pos + 16372])
+    sink = _sink_fed(stream)
     assert not sink.check_complete("1.2.3")
     assert (sink.status, sink.error) == (
         0xA700, "deflated data set inflates past 1 GiB, our limit; not stored")
