@@ -364,6 +364,7 @@ def store(
     retry_delay: float = 2.0,
     on_retry: Callable[[RetryEvent], None] | None = None,
     results: list[StoreResult] | None = None,
+    listed: bool = False,
 ) -> list[StoreResult]:
     """C-STORE files and folders; the arguments, results and errors are those of
     ``dicomnet.services.storage.store_paths``. A Ctrl-C aborts the association
@@ -377,7 +378,7 @@ def store(
             called_ae_title=called_ae_title, timeouts=timeouts, on_progress=on_progress,
             max_async_operations=max_async_operations,
             on_secure_link_ready=on_secure_link_ready, retries=retries,
-            retry_delay=retry_delay, on_retry=on_retry, results=results,
+            retry_delay=retry_delay, on_retry=on_retry, results=results, listed=listed,
         ))
     finally:
         loop.close()

@@ -164,7 +164,7 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
             host, port, files, tls=tls, calling_ae_title=net.aet,
             called_ae_title=net.called_aet, timeouts=net.timeouts(), on_progress=on_progress,
             on_secure_link_ready=links.append, retries=retries, retry_delay=retry_delay,
-            on_retry=on_retry,
+            on_retry=on_retry, listed=True,
         )
 
 
@@ -219,8 +219,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
     In folders, hidden files, DICOMDIRs and a dicomnet store's index.sqlite
     are skipped and links to folders are not followed. A file reached twice
-    (named, and in a folder named) is sent once. A file that is not DICOM, or
-    is cut short (its data set ends inside an element), fails alone, unsent.
+    (named, and in a folder named) is sent once. A file that is not DICOM, is
+    cut short (its data set ends inside an element), or is gone once listed
+    (deleted during the password prompt), fails alone, unsent.
 
     With --retries, objects lost to a dropped link or a busy peer are sent
     again; failures that would repeat (a rejected certificate, a permanent

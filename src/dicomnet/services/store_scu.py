@@ -524,6 +524,7 @@ async def store_paths(
     retry_delay: float = 2.0,
     on_retry: Callable[[RetryEvent], None] | None = None,
     results: list[StoreResult] | None = None,
+    listed: bool = False,
 ) -> list[StoreResult]:
     """C-STORE every file (folders recursively) to ``host:port``; one result per file.
 
@@ -532,7 +533,11 @@ async def store_paths(
     the round trip and its disk flush no longer gate every object; a peer that
     does not (most) gets them one at a time. Objects go out in order either way.
 
-    Files that are not DICOM Part 10 are reported, not sent. Association-level
+    Files that are not DICOM Part 10 are reported, not sent; so are files that
+    cannot be read ("not sent: cannot read ..."). With ``listed``, ``paths``
+    are files ``collect_files`` listed already (the caller's own listing, made
+    before it asked for a key's password, say): they are not listed again, and
+    one gone since fails alone instead of refusing the run. Association-level
     failures (TLS, rejection, abort) mark the remaining files of that
     association failed and are re-raised only if nothing could be sent at all.
 
@@ -596,13 +601,15 @@ async def store_paths(
         return exc
 
     plans: list[_Plan] = []
-    for path in collect_files(paths):
+    for path in map(Path, paths) if listed else collect_files(paths):
         result = StoreResult(path=path)
         results.append(result)
         try:
             info = read_part10(path)
         except (StorageError, OSError) as exc:
-            result.error = f"not a DICOM Part 10 file: {exc}"
+            # A file gone since it was listed, or unreadable, is no proof of what it holds.
+            unreadable = isinstance(exc, OSError) or exc.errno is not None
+            result.error = f"{'not sent' if unreadable else 'not a DICOM Part 10 file'}: {exc}"
             report(result)
             continue
         result.sop_instance_uid = info.sop_instance_uid
