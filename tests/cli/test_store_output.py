@@ -142,3 +142,30 @@ def test_a_failed_row_says_the_status_its_comment_and_a_retrys_remark() -> None:
     assert failed(0x0111, "have it", 2) == "0x0111 Duplicate SOP Instance (have it)" + remark
     assert _failure_text(StoreResult(path=Path("x.dcm"), error="not sent: refused")) == (
         "not sent: refused")
+
+
+def test_after_a_ctrl_c_the_objects_never_sent_are_not_called_unconfirmed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """a.dcm stored, b.dcm sent and not answered, c.dcm not sent yet: the summary
+    said "2 object(s) not confirmed", as if the peer might hold c.dcm."""
+    from dicomnet.cli.store import _report, _unfinished_results
+    from dicomnet.services.storage import StoreResult
+
+    a, b, c = (tmp_path / f"{n}.dcm" for n in "abc")
+    stored = StoreResult(path=a, sop_instance_uid="1.1", status=0, ok=True, sent=True)
+    known = [stored, StoreResult(path=b, sop_instance_uid="1.2", sent=True),
+             StoreResult(path=c, sop_instance_uid="1.3", size=7)]
+    results = _unfinished_results([a, b, c], [stored], "interrupted", 130, sending=True,
+                                  known=known)
+    assert [(r.path, r.sop_instance_uid, r.error, r.sent) for r in results[1:]] == [
+        (b, "1.2", "interrupted before an answer", True),
+        (c, "1.3", "interrupted before it was sent", False)]
+    _report(results, host="pacs", port=104, net=_network_options(tls=False, called_aet="P"),
+            sizes={a: 10, b: 10, c: 10}, links=[], seconds=1.0, exit_code=130,
+            interrupted=True, error="interrupted")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [
+        "1 object(s) not confirmed: sent, then interrupted before their answer (the peer "
+        "may hold them)",
+        "1 object(s) not sent: interrupted before their turn"]
+    assert not any(str(b) in line or str(c) in line for line in lines)

@@ -43,7 +43,7 @@ __all__ = ["store"]
 _TABLE_ROWS = 50  # beyond this the table lists failures only
 #: The error of a file a Ctrl-C left without an answer.
 _UNCONFIRMED = "interrupted before an answer"
-#: The error of every file after a Ctrl-C at the key's password prompt.
+#: The error of a file a Ctrl-C left unsent (every file, at the key's password prompt).
 _NOT_SENT = "interrupted before it was sent"
 #: What follows the last answer of a file a Ctrl-C stopped from being sent again.
 _NOT_RESENT = "interrupted before it was sent again"
@@ -128,7 +128,8 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
                net: NetworkOptions, tls: TLSConfig | None, show_progress: bool,
                links: list[SecureLinkEvent],
                retries: int, retry_delay: float,
-               finished: list[StoreResult], retry_wait: _RetryWait) -> list[StoreResult]:
+               finished: list[StoreResult], retry_wait: _RetryWait,
+               results: list[StoreResult]) -> list[StoreResult]:
     from dicomnet.services.storage import store_paths
 
     # rich only for a terminal (and the summary): a --json run starts faster.
@@ -164,7 +165,7 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
             host, port, files, tls=tls, calling_ae_title=net.aet,
             called_ae_title=net.called_aet, timeouts=net.timeouts(), on_progress=on_progress,
             on_secure_link_ready=links.append, retries=retries, retry_delay=retry_delay,
-            on_retry=on_retry, listed=True,
+            on_retry=on_retry, listed=True, results=results,
         )
 
 
@@ -229,7 +230,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
     Ctrl-C aborts the association and still prints the summary (with --json,
     "interrupted": true): the objects the peer confirmed, those waiting for
-    --retries with their last answer, and the others as unconfirmed. Exit
+    --retries with their last answer, those sent and not answered as
+    unconfirmed (the peer may hold them), and the others as not sent. Exit
     status 130. SIGTERM (timeout(1), systemd) does the same,
     with exit status 143. At a key's password prompt nothing was sent: Ctrl-C
     prints only --json's document, every object not sent.
@@ -253,7 +255,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         status, status_text     the peer's C-STORE status (null without an
                                 answer) and its meaning with the peer's
                                 comment, else "not sent", "no answer"
-                                (sent) or "unconfirmed" (Ctrl-C)
+                                (sent) or "unconfirmed" (sent, then Ctrl-C)
         ok                      stored (Success or a warning status)
         error, error_comment    why not stored (null if stored); the peer's
                                 Error Comment (a warning's too)
@@ -290,6 +292,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     links: list[SecureLinkEvent] = []
     finished: list[StoreResult] = []
     retry_wait = _RetryWait()
+    # store_paths' own results, updated as it goes: after a Ctrl-C, which
+    # objects went out (sent) and which did not.
+    results: list[StoreResult] = []
 
     sending = False  # False while at the key's password prompt
 
@@ -298,7 +303,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         # a failure is said on stderr, and --json promises one document.
         if net.json or (is_interruption(code) and sending):
             _report(_unfinished_results(files, finished, message, code, sending=sending,
-                                        waiting=retry_wait.waiting()),
+                                        waiting=retry_wait.waiting(), known=results),
                     host=host, port=port, net=net, sizes=sizes, links=links,
                     seconds=time.perf_counter() - started, interrupted=is_interruption(code),
                     error=message, exit_code=code)
@@ -309,7 +314,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         results = run_async(lambda: _run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                          show_progress=show_progress, links=links,
                                          retries=retries, retry_delay=retry_delay,
-                                         finished=finished, retry_wait=retry_wait),
+                                         finished=finished, retry_wait=retry_wait,
+                                         results=results),
                             verbose=net.verbose, on_exit=on_exit,
                             sigterm_interrupts=True)
     code = EXIT_FAILURE_STATUS if any(not r.ok for r in results) else EXIT_OK
@@ -321,21 +327,31 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
 def _unfinished_results(files: list[Path], finished: list[StoreResult], error: str,
                         code: int, *, sending: bool,
-                        waiting: dict[Path, StoreResult] | None = None) -> list[StoreResult]:
+                        waiting: dict[Path, StoreResult] | None = None,
+                        known: list[StoreResult] | None = None) -> list[StoreResult]:
     """What a run that did not end leaves to report: the objects answered (or
     failed) so far; those ``waiting`` to be sent again (--retries) with their
-    last answer; then every other file, unconfirmed after a Ctrl-C while
-    ``sending`` (one being sent may or may not have been stored), else not
-    sent, with ``error``."""
+    last answer; then every other file, with ``error``, or after a Ctrl-C:
+    unconfirmed if ``known`` (store_paths' results) says it was sent, on this
+    attempt or an earlier one (the peer may hold it), else not sent."""
     from dicomnet.services.storage import StoreResult
 
     answered = {r.path for r in finished}
-    why = (_UNCONFIRMED if sending else _NOT_SENT) if is_interruption(code) else error
     waiting = waiting or {}
-    return [*finished, *(
-        replace(waiting[f], retryable=False,
-                error=f"{waiting[f].error or 'failed'}; {_NOT_RESENT}") if f in waiting
-        else StoreResult(path=f, error=why) for f in files if f not in answered)]
+    listed = {r.path: r for r in known or ()}
+
+    def unanswered(f: Path) -> StoreResult:
+        if f in waiting:
+            return replace(waiting[f], retryable=False,
+                           error=f"{waiting[f].error or 'failed'}; {_NOT_RESENT}")
+        if not is_interruption(code):
+            return StoreResult(path=f, error=error)
+        # What store_paths knows of it (its UID, size, attempts), less its status.
+        base = replace(listed.get(f) or StoreResult(path=f), status=None, ok=False,
+                       retryable=False)
+        return replace(base, error=_UNCONFIRMED if sending and base.sent else _NOT_SENT)
+
+    return [*finished, *(unanswered(f) for f in files if f not in answered)]
 
 
 def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOptions,
@@ -376,7 +392,9 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
         # After a Ctrl-C, the files never answered are counted, not listed (there
         # may be thousands); --json lists them all.
         unconfirmed = [r for r in results if interrupted and r.error == _UNCONFIRMED]
-        shown = [r for r in results if not interrupted or r.error != _UNCONFIRMED]
+        unsent = [r for r in results if interrupted and r.error == _NOT_SENT]
+        shown = [r for r in results
+                 if not interrupted or r.error not in (_UNCONFIRMED, _NOT_SENT)]
         rows = shown if len(shown) <= _TABLE_ROWS else [r for r in shown if not r.ok]
         if rows:
             table = Table(title=None if rows is shown else "Failed objects")
@@ -400,9 +418,12 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             + (f"; {retried} tried more than once" if retried else ""),
         ), soft_wrap=True)
         if unconfirmed:
-            console.print(Text(f"{len(unconfirmed)} object(s) not confirmed: interrupted "
-                               "before their answer (the peer may have stored the one "
-                               "being sent)"), soft_wrap=True)
+            console.print(Text(f"{len(unconfirmed)} object(s) not confirmed: sent, then "
+                               "interrupted before their answer (the peer may hold them)"),
+                          soft_wrap=True)
+        if unsent:
+            console.print(Text(f"{len(unsent)} object(s) not sent: interrupted before "
+                               "their turn"), soft_wrap=True)
         if security is not None:
             console.print(Text("\n".join(["Secure link", *map(
                 printable, describe_security(security))])),
