@@ -238,6 +238,8 @@ class _Plan:
     started: bool = False
     #: Sent under a window and not yet answered (``_InFlight``).
     awaiting: bool = False
+    #: The attempt its C-STORE first went out on (0: never), for the retry order.
+    first_sent: int = 0
 
 
 class _InFlight:
@@ -644,8 +646,13 @@ async def store_paths(
                         raise
             # Those whose message was out when the link failed go last: one that makes
             # the peer abort (a data set it cannot take) must not take the others down
-            # at every attempt.
-            again = sorted((p for p in plans if p.result.retryable), key=lambda p: p.started)
+            # at every attempt. Sent on any attempt, not this one alone (one suspected
+            # before and not reached now is no less suspect), the earliest last.
+            for plan in plans:
+                if plan.started and not plan.first_sent:
+                    plan.first_sent = attempt
+            again = sorted((p for p in plans if p.result.retryable),
+                           key=lambda p: (p.first_sent > 0, -p.first_sent))
             if not again or attempt >= max_attempts:
                 break
             attempt += 1
