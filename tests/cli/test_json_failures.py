@@ -27,7 +27,8 @@ StartServer = Callable[..., ServerThread]
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 STORE_KEYS = {"peer", "calling_aet", "called_aet", "tls", "total", "stored", "failed",
-              "retried", "bytes", "seconds", "interrupted", "error", "exit_code", "results"}
+              "retried", "stored_with_warnings", "skipped", "bytes", "seconds", "interrupted",
+              "error", "exit_code", "results"}
 ECHO_KEYS = {"status", "status_text", "status_category", "peer", "calling_aet", "called_aet",
              "tls", "associate_ms", "rtt_ms", "rtts_ms", "count", "interrupted", "error",
              "exit_code"}
@@ -84,6 +85,7 @@ def test_store_json_when_the_association_fails(how: str, start_server: StartServ
     assert doc["retried"] == (2 if how == "retries exhausted" else 0)
     results = {Path(r["path"]).name: r for r in doc["results"]}
     assert results["notes.txt"]["error"].startswith("not a DICOM Part 10 file")
+    assert results["notes.txt"]["not_dicom"] and doc["skipped"] == 1
     for path in sent.values():
         r = results[path.name]
         assert (r["ok"], r["status"], r["status_text"]) == (False, None, "not sent")

@@ -217,6 +217,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     Files go as they are on disk when the peer accepts their transfer syntax.
     A progress bar shows on a terminal; a summary follows. Exit status 1 if
     any object was not stored, 3 if the association failed before any was.
+    An object the peer answered with a warning status (Bxxx, 0107H, 0116H)
+    is stored (it counts for exit status 0) and is counted apart, "stored
+    with warnings"; a file that is not DICOM is not stored (exit status 1),
+    counted apart too, "skipped (not DICOM)".
 
     In folders, hidden files, DICOMDIRs and a dicomnet store's index.sqlite
     are skipped and links to folders are not followed. A file reached twice
@@ -247,6 +251,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                             null on plain DICOM
       total, stored,        files listed, stored, not stored, and sent more
       failed, retried       than once (--retries)
+      stored_with_warnings, of those stored, with a warning status (Bxxx,
+      skipped               0107H, 0116H); of those not stored, files not
+                            DICOM (not sent)
       bytes, seconds        size of the files stored; the run's duration
       interrupted, error,   true after Ctrl-C or SIGTERM; the error line (null
       exit_code             if none); the exit status
@@ -257,6 +264,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                 comment, else "not sent", "no answer"
                                 (sent) or "unconfirmed" (sent, then Ctrl-C)
         ok                      stored (Success or a warning status)
+        not_dicom               skipped: not a DICOM Part 10 file
         error, error_comment    why not stored (null if stored); the peer's
                                 Error Comment (a warning's too)
         size                    its data set's bytes (the file less its
@@ -363,6 +371,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
     retried = sum(1 for r in results if r.attempts > 1)
+    warnings = sum(1 for r in ok if r.warning)
+    skipped = sum(1 for r in failed if r.not_dicom)
     sent_bytes = sum(sizes.get(r.path, r.size) for r in ok)
     if net.json:
         print_json({
@@ -374,6 +384,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "stored": len(ok),
             "failed": len(failed),
             "retried": retried,
+            "stored_with_warnings": warnings,
+            "skipped": skipped,
             "bytes": sent_bytes,
             "seconds": round(seconds, 3),
             "interrupted": interrupted,
@@ -415,6 +427,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             printable(f" ({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in ")
             + f"{seconds:.2f} s ({_human_bytes(rate)}/s)"
             + (", over TLS" if net.tls else ", not encrypted")
+            + (f"; {warnings} stored with warnings" if warnings else "")
+            + (f"; {skipped} skipped (not DICOM)" if skipped else "")
             + (f"; {retried} tried more than once" if retried else ""),
         ), soft_wrap=True)
         if unconfirmed:

@@ -93,6 +93,17 @@ class StoreResult:
     #: answer (abort, drop, timeout, refused or transient rejection), or the peer
     #: answered Refused: Out of Resources (A7xxH, PS3.4 B.2.3).
     retryable: bool = False
+    #: Not sent because the file is no DICOM Part 10 file (no preamble and
+    #: ``DICM``, no meta information, a UID missing: PS3.10 7.1); not for a file
+    #: that could not be read.
+    not_dicom: bool = False
+
+    @property
+    def warning(self) -> bool:
+        """Stored with a Warning status (Bxxx, 0001H, 0107H, 0116H: PS3.7 C.4,
+        PS3.4 B.2.3): the peer kept the object, perhaps not as sent (coerced
+        elements, a data set that does not match its SOP class)."""
+        return self.ok and self.status is not None and Status(self.status).category == "warning"
 
     @property
     def dimse_status(self) -> Status | None:
@@ -110,6 +121,7 @@ class StoreResult:
             "error_comment": self.error_comment, "size": self.size,
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
             "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
+            "not_dicom": self.not_dicom,
         }
 
     def _reset_for_retry(self) -> None:
@@ -612,6 +624,7 @@ async def store_paths(
             # A file gone since it was listed, or unreadable, is no proof of what it holds.
             unreadable = isinstance(exc, OSError) or exc.errno is not None
             result.error = f"{'not sent' if unreadable else 'not a DICOM Part 10 file'}: {exc}"
+            result.not_dicom = not unreadable
             report(result)
             continue
         result.sop_instance_uid = info.sop_instance_uid

@@ -1,0 +1,68 @@
+"""dicomnet store's counts: objects stored with a Warning status (PS3.7 C.4,
+PS3.4 B.2.3: Bxxx, 0107H, 0116H) and files skipped as not DICOM are counted
+apart, in the text summary and in --json's totals; "stored" and "failed" keep
+their meaning (warnings are stored, skipped files failed)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from pydicom.uid import generate_uid
+
+from dicomnet.cli.demo import write_synthetic_ct
+from tests.aio.helpers import run
+from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, store_response
+
+from .helpers import json_out, run_cli
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+#: The peer's answer to each C-STORE, in order.
+ANSWERS = [0x0000, 0xB000, 0x0107]
+
+
+def _store(folder: Path, *args: str) -> Result:
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(store_response(request, ANSWERS[len(peer.requests) - 1]))
+
+    async def main() -> Result:
+        async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
+                           ) as (port, _):
+            return await asyncio.to_thread(run_cli, "store", "127.0.0.1", port, folder,
+                                           "--called-aet", "RAW", *args)
+
+    return run(main(), timeout=60)
+
+
+def _images(folder: Path, *, junk: bool) -> None:
+    study, series = generate_uid(), generate_uid()
+    for n in range(1, 4):
+        write_synthetic_ct(folder / f"img{n}.dcm", number=n, study_uid=study,
+                           series_uid=series, size=16)
+    if junk:
+        (folder / "notes.txt").write_text("not DICOM")
+
+
+@pytest.mark.parametrize("junk", [False, True], ids=["dicom", "and-a-text-file"])
+def test_json_counts_warnings_and_skipped_files(tmp_path: Path, junk: bool) -> None:
+    _images(tmp_path, junk=junk)
+    result = _store(tmp_path, "--json")
+    # A warning is stored (exit 0); a file not DICOM is not (exit 1).
+    assert result.exit_code == (1 if junk else 0), result.output
+    doc = json_out(result)
+    assert (doc["total"], doc["stored"], doc["failed"]) == (3 + junk, 3, int(junk))
+    assert (doc["stored_with_warnings"], doc["skipped"]) == (2, int(junk))
+    assert [r["not_dicom"] for r in doc["results"]] == [False] * 3 + [True] * junk
+
+
+def test_the_text_summary_counts_warnings_and_skipped_files(tmp_path: Path) -> None:
+    _images(tmp_path, junk=True)
+    result = _store(tmp_path)
+    assert result.exit_code == 1, result.output
+    summary = result.stdout.splitlines()[-1]
+    assert re.fullmatch(r"Stored 3 of 4 objects \([\d.]+ kB\) to RAW@127\.0\.0\.1:\d+ in "
+                        r"[\d.]+ s \([\d.]+ [kM]?B/s\), not encrypted; 2 stored with "
+                        r"warnings; 1 skipped \(not DICOM\)", summary), summary
