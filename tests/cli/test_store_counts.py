@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from dicomnet.cli.demo import write_synthetic_ct
 from tests.aio.helpers import run
 from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, store_response
 
-from .helpers import json_out, run_cli
+from .helpers import error_line, json_out, run_cli
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 #: The peer's answer to each C-STORE, in order.
@@ -66,3 +67,25 @@ def test_the_text_summary_counts_warnings_and_skipped_files(tmp_path: Path) -> N
     assert re.fullmatch(r"Stored 3 of 4 objects \([\d.]+ kB\) to RAW@127\.0\.0\.1:\d+ in "
                         r"[\d.]+ s \([\d.]+ [kM]?B/s\), not encrypted; 2 stored with "
                         r"warnings; 1 skipped \(not DICOM\)", summary), summary
+
+
+def test_exit_3_names_the_files_that_failed_alone(tmp_path: Path) -> None:
+    """The association failed before any object was stored (exit 3): the text
+    output was the error line alone, and the files that are not DICOM, which
+    no retry or other peer will send, were named only by --json. The first
+    ten are named, with why; the others counted."""
+    _images(tmp_path, junk=False)
+    junk = [tmp_path / f"notes{n:02d}.txt" for n in range(12)]
+    for path in junk:
+        path.write_text("not DICOM")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_cli("store", "127.0.0.1", port, tmp_path, "--timeout", "5")
+    assert result.exit_code == 3, result.output
+    assert error_line(result).startswith("error: cannot connect to 127.0.0.1:")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "12 file(s) not sent, not DICOM or unreadable:"
+    assert [line.split(": ", 1)[0] for line in lines[1:11]] == [f"  {p}" for p in junk[:10]]
+    assert all(": not a DICOM Part 10 file: " in line for line in lines[1:11])
+    assert lines[11:] == ["  and 2 more (--json lists them all)"]

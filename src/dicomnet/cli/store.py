@@ -13,6 +13,7 @@ import click
 from dicomnet.cli.common import (
     EXIT_CODES_EPILOG,
     EXIT_FAILURE_STATUS,
+    EXIT_NETWORK,
     EXIT_OK,
     EXIT_USAGE,
     NetworkOptions,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["store"]
 
 _TABLE_ROWS = 50  # beyond this the table lists failures only
+_UNSENT_NAMED = 10  # after exit 3, the files that failed alone named; the others counted
 #: The error of a file a Ctrl-C left without an answer.
 _UNCONFIRMED = "interrupted before an answer"
 #: The error of a file a Ctrl-C left unsent (every file, at the key's password prompt).
@@ -216,11 +218,13 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
 
     Files go as they are on disk when the peer accepts their transfer syntax.
     A progress bar shows on a terminal; a summary follows. Exit status 1 if
-    any object was not stored, 3 if the association failed before any was.
-    An object the peer answered with a warning status (Bxxx, 0107H, 0116H)
-    is stored (it counts for exit status 0) and is counted apart, "stored
-    with warnings"; a file that is not DICOM is not stored (exit status 1),
-    counted apart too, "skipped (not DICOM)".
+    any object was not stored, 3 if the association failed before any was
+    (the files not sent for a reason of their own, not DICOM or unreadable,
+    are then named: the first ten; --json lists all). An object the peer
+    answered with a warning status (Bxxx, 0107H, 0116H) is stored (it counts
+    for exit status 0) and is counted apart, "stored with warnings"; a file
+    that is not DICOM is not stored (exit status 1), counted apart too,
+    "skipped (not DICOM)".
 
     In folders, hidden files, DICOMDIRs and a dicomnet store's index.sqlite
     are skipped and links to folders are not followed. A file reached twice
@@ -302,7 +306,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     retry_wait = _RetryWait()
     # store_paths' own results, updated as it goes: after a Ctrl-C, which
     # objects went out (sent) and which did not.
-    results: list[StoreResult] = []
+    known: list[StoreResult] = []
 
     sending = False  # False while at the key's password prompt
 
@@ -311,10 +315,12 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         # a failure is said on stderr, and --json promises one document.
         if net.json or (is_interruption(code) and sending):
             _report(_unfinished_results(files, finished, message, code, sending=sending,
-                                        waiting=retry_wait.waiting(), known=results),
+                                        waiting=retry_wait.waiting(), known=known),
                     host=host, port=port, net=net, sizes=sizes, links=links,
                     seconds=time.perf_counter() - started, interrupted=is_interruption(code),
                     error=message, exit_code=code)
+        elif code == EXIT_NETWORK:
+            _report_unread(known)
 
     with cli_session(net.verbose):
         tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
@@ -323,7 +329,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                          show_progress=show_progress, links=links,
                                          retries=retries, retry_delay=retry_delay,
                                          finished=finished, retry_wait=retry_wait,
-                                         results=results),
+                                         results=known),
                             verbose=net.verbose, on_exit=on_exit,
                             sigterm_interrupts=True)
     code = EXIT_FAILURE_STATUS if any(not r.ok for r in results) else EXIT_OK
@@ -360,6 +366,23 @@ def _unfinished_results(files: list[Path], finished: list[StoreResult], error: s
         return replace(base, error=_UNCONFIRMED if sending and base.sent else _NOT_SENT)
 
     return [*finished, *(unanswered(f) for f in files if f not in answered)]
+
+
+def _report_unread(results: list[StoreResult]) -> None:
+    """After exit 3 (the association failed before any object was stored), the
+    files that failed for a reason of their own, unread as DICOM (not Part 10,
+    unreadable): the others wait for the peer, these do not. The first few,
+    with why; --json has them all."""
+    unread = [r for r in results if r.sop_instance_uid is None and r.error]
+    if not unread:
+        return
+    from rich.text import Text
+
+    lines = [f"{len(unread)} file(s) not sent, not DICOM or unreadable:", *(
+        printable(f"  {r.path}: {in_cli_words(r.error or '')}") for r in unread[:_UNSENT_NAMED])]
+    if len(unread) > _UNSENT_NAMED:
+        lines.append(f"  and {len(unread) - _UNSENT_NAMED} more (--json lists them all)")
+    _console().print(Text("\n".join(lines)), soft_wrap=True)
 
 
 def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOptions,
