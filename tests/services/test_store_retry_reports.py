@@ -23,27 +23,7 @@ def test_an_object_sent_before_and_not_sent_again_is_not_called_unsent(tmp_path:
     never sent first): 2 stored, 3 read and aborted on, 1 not sent again. Object
     1 was at the peer whole on the first attempt, unanswered: it was reported
     "not sent: ..." with ``sent`` False, as if the peer could not hold it."""
-    files = [write_part10(tmp_path / f"{n}.dcm", make_image(n, rows=8, columns=8),
-                          ExplicitVRLittleEndian) for n in range(4)]
-    received: list[list[str]] = []
-
-    async def answer(peer: RawPeer, request: Request) -> None:
-        assert isinstance(request.message, CStoreRQ)
-        if len(peer.requests) == 1:
-            received.append([])
-        received[-1].append(request.message.affected_sop_instance_uid)
-        if len(peer.requests) == 2:
-            await peer.send(AAbort(source=0, reason=0).encode())
-            peer.writer.close()
-            return
-        await peer.send(store_response(request, 0))
-
-    async def scenario() -> list[StoreResult]:
-        async with raw_scp(answer, contexts={SECONDARY_CAPTURE: [ExplicitVRLittleEndian]}
-                           ) as (port, _):
-            return await store_paths("127.0.0.1", port, files, retries=1, retry_delay=0)
-
-    results = run(scenario())
+    results, received = _aborted_on_each_second(tmp_path, retries=1)
     assert received == [[uid(9, 0), uid(9, 1)], [uid(9, 2), uid(9, 3)]]
     assert [(r.ok, r.status, r.attempts) for r in results] == [
         (True, 0, 1), (False, None, 2), (True, 0, 2), (False, None, 2)]
@@ -62,6 +42,19 @@ def test_an_object_aborted_on_stays_behind_the_later_suspects(tmp_path: Path) ->
     1: 0 stored, aborted on 1. Attempt 2 (1 last): 2 stored, aborted on 3, 1 not
     sent again. The retry order looked only at that attempt: 1, not sent in it,
     went first on attempt 3, ahead of 3. The earlier suspect stays last."""
+    results, received = _aborted_on_each_second(tmp_path, retries=2)
+    assert received == [[uid(9, 0), uid(9, 1)], [uid(9, 2), uid(9, 3)],
+                        [uid(9, 3), uid(9, 1)]]
+    assert [(r.ok, r.status, r.attempts, r.sent) for r in results] == [
+        (True, 0, 1, True), (False, None, 3, True), (True, 0, 2, True),
+        (True, 0, 3, True)]
+
+
+def _aborted_on_each_second(tmp_path: Path, *, retries: int
+                            ) -> tuple[list[StoreResult], list[list[str]]]:
+    """store_paths of four files to a peer that reads each association's second
+    C-STORE whole, then aborts (answering the others Success): the results, and
+    the SOP Instance UIDs each association received, in order."""
     files = [write_part10(tmp_path / f"{n}.dcm", make_image(n, rows=8, columns=8),
                           ExplicitVRLittleEndian) for n in range(4)]
     received: list[list[str]] = []
@@ -80,11 +73,6 @@ def test_an_object_aborted_on_stays_behind_the_later_suspects(tmp_path: Path) ->
     async def scenario() -> list[StoreResult]:
         async with raw_scp(answer, contexts={SECONDARY_CAPTURE: [ExplicitVRLittleEndian]}
                            ) as (port, _):
-            return await store_paths("127.0.0.1", port, files, retries=2, retry_delay=0)
+            return await store_paths("127.0.0.1", port, files, retries=retries, retry_delay=0)
 
-    results = run(scenario())
-    assert received == [[uid(9, 0), uid(9, 1)], [uid(9, 2), uid(9, 3)],
-                        [uid(9, 3), uid(9, 1)]]
-    assert [(r.ok, r.status, r.attempts, r.sent) for r in results] == [
-        (True, 0, 1, True), (False, None, 3, True), (True, 0, 2, True),
-        (True, 0, 3, True)]
+    return run(scenario()), received

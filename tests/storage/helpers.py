@@ -212,3 +212,14 @@ def copy_file(source: Path, target: Path) -> None:
     own on a live index among them, so an in-process copy of or over the index would
     let other programs in where they could not come."""
     subprocess.run(["cp", str(source), str(target)], check=True, timeout=60)
+
+
+def index_backup(tmp_path: Path, rows: list[NewInstance]) -> tuple[Path, list[str]]:
+    """Another index, ``backup.sqlite`` in ``tmp_path``, holding ``rows`` and closed
+    (its log in its file), to copy over a live one; and its SOP Instance UIDs."""
+    from dicomnet.storage.index import StorageIndex
+
+    backup = tmp_path / "backup.sqlite"
+    with StorageIndex(backup) as other:
+        assert other.add_instances(rows) == len(rows)
+    return backup, indexed_uids(backup)

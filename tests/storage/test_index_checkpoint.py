@@ -34,6 +34,7 @@ from tests.storage.helpers import (
     SECONDARY_CAPTURE,
     copy_file,
     data_set_bytes,
+    index_backup,
     index_rows,
     indexed_uids,
     make_dataset,
@@ -149,10 +150,7 @@ def test_a_copy_is_still_seen_whatever_its_log_holds(
     just before (its pages then in the file: the copy's are compared with them),
     or empty (opened, nothing written yet): a copy still, not a checkpoint."""
     rows = index_rows(tmp_path / "files", 8)
-    backup = tmp_path / "backup.sqlite"
-    with StorageIndex(backup) as other:
-        assert other.add_instances(rows[:2]) == 2
-    wanted = indexed_uids(backup)
+    backup, wanted = index_backup(tmp_path, rows[:2])
     path = tmp_path / INDEX_NAME
     if when == "before-any-write":
         with StorageIndex(path) as index:
@@ -210,10 +208,7 @@ def test_writes_by_another_program_then_a_copy_are_a_copy(
     the log's salts did not move, so nothing of it was checkpointed and only a copy
     changed the file (it was 'cannot be told apart')."""
     rows = index_rows(tmp_path / "files", 6)
-    backup = tmp_path / "backup.sqlite"
-    with StorageIndex(backup) as other_index:
-        assert other_index.add_instances(rows[:1]) == 1
-    wanted = indexed_uids(backup)
+    backup, wanted = index_backup(tmp_path, rows[:1])
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[1:3]) == 2

@@ -23,7 +23,7 @@ import pytest
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import StorageIndex
 from tests.storage.dicomfiles import make_image
-from tests.storage.helpers import copy_file, index_rows, indexed_uids
+from tests.storage.helpers import copy_file, index_backup, index_rows, indexed_uids
 
 #: Another program's connection to the index, kept open: one SQL statement per
 #: line in, one line out ("OK <rows>" or "ERR <message>").
@@ -60,10 +60,7 @@ def test_a_copy_over_the_index_leaves_a_log_every_connection_reads(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = tmp_path / "store"
     rows = index_rows(root, 40)
-    backup = tmp_path / "backup.sqlite"
-    with StorageIndex(backup) as other:
-        assert other.add_instances(index_rows(tmp_path / "other", 3, 101)) == 3
-    wanted = indexed_uids(backup)
+    backup, wanted = index_backup(tmp_path, index_rows(tmp_path / "other", 3, 101))
     path = root / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[:30]) == 30

@@ -28,6 +28,7 @@ from tests.storage.helpers import (
     copy_file,
     data_set_bytes,
     fill_disk,
+    index_backup,
     indexed_uids,
     make_dataset,
     store_data_sets,
@@ -197,10 +198,7 @@ def test_an_index_replaced_while_in_use_is_not_written_into_the_new_file(
     for n in range(1, 9):
         write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
         rows.append(row_from_file(files, f"{n}.dcm"))
-    backup = tmp_path / "backup.sqlite"
-    with StorageIndex(backup) as restored:  # closed: its log is in it
-        assert restored.add_instances(rows[:2]) == 2
-    wanted = indexed_uids(backup)
+    backup, wanted = index_backup(tmp_path, rows[:2])
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[2:5]) == 3
@@ -241,10 +239,7 @@ def test_an_index_overwritten_in_place_while_in_use_keeps_the_new_contents(
     for n in range(1, 40):
         write_part10(files / f"{n}.dcm", make_image(n), str(ExplicitVRLittleEndian))
         rows.append(row_from_file(files, f"{n}.dcm"))
-    backup = tmp_path / "backup.sqlite"
-    with StorageIndex(backup) as other:
-        assert other.add_instances(rows[:2]) == 2
-    wanted = indexed_uids(backup)
+    backup, wanted = index_backup(tmp_path, rows[:2])
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         # Its own checkpoints at each commit (a large store's, at 1000 pages): the

@@ -21,7 +21,7 @@ from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.rows import NewInstance
 from tests.storage.dicomfiles import make_image
-from tests.storage.helpers import copy_file, index_rows, indexed_uids
+from tests.storage.helpers import copy_file, index_backup, index_rows, indexed_uids
 
 
 def _uid(n: int) -> str:
@@ -33,10 +33,7 @@ def _uid(n: int) -> str:
 def test_a_copy_over_the_index_before_a_single_write_is_seen(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, write: str, how: str) -> None:
     rows = index_rows(tmp_path / "files", 10)
-    backup = tmp_path / "backup.sqlite"
-    with StorageIndex(backup) as other:
-        assert other.add_instances(rows[:2]) == 2
-    wanted = indexed_uids(backup)
+    backup, wanted = index_backup(tmp_path, rows[:2])
     path = tmp_path / INDEX_NAME
     with StorageIndex(path) as index, caplog.at_level(logging.INFO, logger="dicomnet"):
         assert index.add_instances(rows[2:8]) == 6
@@ -70,10 +67,7 @@ def test_a_copy_over_the_index_during_reindex_stops_it(
     stops with the reason, the copy left as it was."""
     root = tmp_path / "store"
     index_rows(root, 6)
-    backup = tmp_path / "backup.sqlite"
-    with StorageIndex(backup) as other:
-        assert other.add_instances(index_rows(tmp_path / "other", 2, 101)) == 2
-    wanted = indexed_uids(backup)
+    backup, wanted = index_backup(tmp_path, index_rows(tmp_path / "other", 2, 101))
     path = root / INDEX_NAME
     with StorageIndex(path) as index:
         index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
