@@ -107,7 +107,7 @@ def test_two_threads_parsing_such_certificates_at_once(
     der = ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
     inside, first_done = threading.Event(), threading.Event()
     errors: list[BaseException] = []
-    load_der = x509.load_der_x509_certificate
+    load_der, load_pem = x509.load_der_x509_certificate, x509.load_pem_x509_certificates
 
     def handshake_parse() -> None:
         try:
@@ -121,15 +121,19 @@ def test_two_threads_parsing_such_certificates_at_once(
         if threading.current_thread() is second:  # inside its parse, once the first ended
             inside.set()
             first_done.wait(60)
-        elif not second.is_alive() and not inside.is_set():  # inside the first parse
+        return load_der(data)
+
+    def first_parse(data: bytes) -> list[x509.Certificate]:
+        if not second.is_alive() and not inside.is_set():  # inside the first parse
             second.start()
             inside.wait(0.5)  # the second one begins, unless it waits its turn
-        return load_der(data)
+        return load_pem(data)
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         filters = list(warnings.filters)
         monkeypatch.setattr(x509, "load_der_x509_certificate", parsed_meanwhile)
+        monkeypatch.setattr(x509, "load_pem_x509_certificates", first_parse)
         assert len(x509_load.load_pem_certificates(pem, "cafile")) == 1
         first_done.set()
         second.join(60)

@@ -148,22 +148,22 @@ def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.C
     """The certificates of PEM text (ValueError when one is malformed); each whose serial
     is not positive is said at DEBUG, naming ``source`` ("cafile /etc/...") and its
     subject."""
-    ders = list(_pem_ders(data))
-    odd = {der: serial for der in ders
-           if (serial := der_serial(der)) is not None and serial <= 0}
-    warning = {der for der in ders if _warns(der)}
+    warning = {der for der in _pem_ders(data) if _warns(der)}
     if not warning:
         return x509.load_pem_x509_certificates(data)
     with _quiet():
         certs = x509.load_pem_x509_certificates(data)
         for cert in certs:
-            if cert.public_bytes(Encoding.DER) in warning:
-                _extensions_read(cert)
-        for der, serial in odd.items():
-            subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
-            logger.debug("%s: certificate %s has serial number %s, not positive as RFC 5280 "
-                         "4.1.2.2 asks: OpenSSL takes it, cryptography warns it will refuse "
-                         "it one day", source or "PEM data", subject, _serial_text(serial))
+            der = cert.public_bytes(Encoding.DER)
+            if der not in warning:
+                continue
+            _extensions_read(cert)
+            serial = der_serial(der)
+            if serial is not None and serial <= 0:
+                logger.debug("%s: certificate %s has serial number %s, not positive as RFC "
+                             "5280 4.1.2.2 asks: OpenSSL takes it, cryptography warns it will "
+                             "refuse it one day", source or "PEM data",
+                             cert.subject.rfc4514_string(), _serial_text(serial))
     return certs
 
 
