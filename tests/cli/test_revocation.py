@@ -5,6 +5,7 @@ OpenSSL's X509_V_FLAG_CRL_CHECK on the peer's certificate)."""
 from __future__ import annotations
 
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from cryptography import x509
 
 from dicomnet.security.certificates import serial_text
 from dicomnet.security.config import TLSConfig
+from tests.security.test_weak_keys import needs_openssl
 
 from .helpers import ServerThread, error_line, json_out, run_cli
 from .test_serve import serve_process  # noqa: F401  (a fixture)
@@ -56,6 +58,31 @@ def test_revoke_refuses_what_its_ca_did_not_issue(tmp_path: Path) -> None:
     assert "not by this folder's CA" in error_line(foreign)
     assert run_cli("certs", "revoke", ours, "ca").exit_code == 2
     assert not (ours / "ca.crl").exists()
+
+
+@needs_openssl
+def test_revoke_of_a_certificate_with_serial_zero_says_why_it_cannot(tmp_path: Path) -> None:
+    """RFC 5280 5.1.2.6 lists revoked certificates by their serial number, which 4.1.2.2
+    asks to be positive; cryptography refuses to write 0 in a CRL (and warns as it reads
+    it). The folder's CA can still have issued one (openssl x509 -set_serial 0)."""
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(tmp_path / "z.key"),
+                    "-subj", "/CN=zero", "-out", str(tmp_path / "z.csr")],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(tmp_path / "z.csr"), "-CA",
+                    str(tmp_path / "ca.pem"), "-CAkey", str(tmp_path / "ca.key"),
+                    "-set_serial", "0", "-days", "2", "-out", str(tmp_path / "zero.pem")],
+                   check=True, capture_output=True)
+    refused = run_cli("certs", "revoke", tmp_path, "zero")
+    assert refused.exit_code == 2, refused.output
+    assert error_line(refused) == (
+        f"error: {tmp_path / 'zero.pem'} (CN=zero) has serial number 00, which a CRL cannot "
+        "list (RFC 5280 4.1.2.2 asks a positive one); renew the certificate instead")
+    assert not (tmp_path / "ca.crl").exists()
+    # The client's certificate, named with it, is not revoked alone either.
+    both = run_cli("certs", "revoke", tmp_path, "client", "zero")
+    assert both.exit_code == 2 and not (tmp_path / "ca.crl").exists()
 
 
 def test_revoke_of_an_unknown_name_says_where_it_looked_and_what_is_there(

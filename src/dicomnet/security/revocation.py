@@ -21,7 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 
 from ..errors import ConfigurationError
-from .certificates import CertificateAuthority
+from .certificates import CertificateAuthority, serial_text
+from .x509_load import load_der_certificate, load_pem_certificates
 
 __all__ = ["CRL_NAME", "RevocationList", "revoke_dev_certificates"]
 
@@ -63,16 +64,21 @@ def revoke_dev_certificates(directory: str | Path, certificates: Sequence[str | 
             entries[serial] = date
     added: list[int] = []
     for item in certificates:
-        cert = _certificate(Path(item))
+        cert, serial = _certificate(Path(item))
         try:  # the name and the signature: two dev PKIs' CAs share their name
             cert.verify_directly_issued_by(ca.certificate)
         except (ValueError, TypeError, InvalidSignature):
             raise ConfigurationError(
                 f"{item} was issued by {cert.issuer.rfc4514_string()}, not by this "
                 f"folder's CA ({directory / 'ca.pem'})") from None
-        if cert.serial_number not in entries:
-            entries[cert.serial_number] = now - dt.timedelta(minutes=1)
-            added.append(cert.serial_number)
+        if serial <= 0:
+            raise ConfigurationError(
+                f"{item} ({cert.subject.rfc4514_string()}) has serial number "
+                f"{serial_text(serial)}, which a CRL cannot list (RFC 5280 4.1.2.2 asks a "
+                "positive one); renew the certificate instead")
+        if serial not in entries:
+            entries[serial] = now - dt.timedelta(minutes=1)
+            added.append(serial)
     next_update = now + dt.timedelta(days=days)
     builder = (x509.CertificateRevocationListBuilder()
                .issuer_name(ca.certificate.subject)
@@ -92,13 +98,18 @@ def revoke_dev_certificates(directory: str | Path, certificates: Sequence[str | 
     return RevocationList(crl_path, tuple(sorted(entries)), tuple(added), next_update)
 
 
-def _certificate(path: Path) -> x509.Certificate:
+def _certificate(path: Path) -> tuple[x509.Certificate, int]:
+    """The first certificate of the PEM file at ``path``, and its serial number (one of
+    0 or below parsed without cryptography's warning: security.x509_load)."""
     try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
+        certs = load_pem_certificates(path.read_bytes(), f"certificate {path}")
     except OSError as exc:
         raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise ConfigurationError(f"{path} holds no PEM certificate") from exc
+    except ValueError:
+        certs = []
+    if not certs:
+        raise ConfigurationError(f"{path} holds no PEM certificate")
+    return load_der_certificate(certs[0].public_bytes(serialization.Encoding.DER))
 
 
 def _listed(path: Path, ca: CertificateAuthority) -> list[tuple[int, dt.datetime]]:
