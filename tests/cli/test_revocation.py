@@ -83,6 +83,9 @@ def test_revoke_of_a_certificate_with_serial_zero_says_why_it_cannot(tmp_path: P
     # The client's certificate, named with it, is not revoked alone either.
     both = run_cli("certs", "revoke", tmp_path, "client", "zero")
     assert both.exit_code == 2 and not (tmp_path / "ca.crl").exists()
+    key = run_cli("certs", "revoke", tmp_path, str(tmp_path / "z.key"))
+    assert key.exit_code == 2
+    assert error_line(key) == f"error: {tmp_path / 'z.key'} holds no PEM certificate"
 
 
 def test_revoke_of_an_unknown_name_says_where_it_looked_and_what_is_there(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import CertificateAuthority, CertificateInfo
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.x509_load import load_pem_certificates
@@ -173,3 +174,15 @@ def test_a_serial_zero_named_in_an_authority_key_identifier(tmp_path: Path) -> N
             CertificateInfo.from_pem_file(old_root).serial] == [7, 0]
     parsed = load_pem_certificates(old_root.read_bytes() + leaf.read_bytes(), "cafile")
     assert [len(c.extensions) for c in parsed] == [3, 3]
+
+
+def test_a_ca_of_serial_zero_loaded_to_issue(tmp_path: Path) -> None:
+    """A CA made by openssl with serial 0, loaded to issue from ('dicomnet certs issue'):
+    read quietly like any other, and what it issues chains to it."""
+    root, root_key = _self_signed(tmp_path, "0", "zero-ca")
+    ca = CertificateAuthority.load(root, root_key)
+    leaf = ca.issue("peer.local")
+    assert leaf.certificate.issuer.rfc4514_string() == "CN=zero-ca"
+    leaf.certificate.verify_directly_issued_by(ca.certificate)
+    with pytest.raises(ConfigurationError, match=r"zero-ca\.key holds no PEM certificate$"):
+        CertificateAuthority.load(root_key, root_key)

@@ -421,12 +421,16 @@ class CertificateAuthority:
 
         Raises ``ConfigurationError`` naming the file and what is wrong."""
         try:
-            cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+            # Through x509_load: a CA of serial 0 (OpenSSL makes them) is read quietly.
+            certs = load_pem_certificates(Path(cert_path).read_bytes(), f"CA {cert_path}")
             pem = Path(key_path).read_bytes()
         except OSError as exc:
             raise ConfigurationError(f"cannot read the CA: {exc.strerror or exc}") from exc
-        except ValueError as exc:
-            raise ConfigurationError(f"{cert_path} holds no PEM certificate") from exc
+        except ValueError:
+            certs = []
+        if not certs:
+            raise ConfigurationError(f"{cert_path} holds no PEM certificate")
+        cert = certs[0]
         if key_is_encrypted(pem) and password is None:
             raise ConfigurationError(f"{key_path} is encrypted: a password is needed")
         pw = password.encode() if isinstance(password, str) else password
