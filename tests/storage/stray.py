@@ -4,10 +4,16 @@ the start of their data set, as a careless writer makes them (storage.stray_meta
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from dicomnet.storage.part10 import part10_header
 
@@ -56,4 +62,22 @@ def write_with_stray_meta(path: Path, ds: Dataset, syntax: str, plain: bytes,
                            implementation_version_name="WRITER", source_ae_title=None)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(header + meta_elements(ds, syntax, **options) + plain)
+    return path
+
+
+def write_deflated_with_stray_meta(path: Path, ds: Dataset, plain: bytes, *,
+                                   private_value: int = 0) -> Path:
+    """A Deflated Explicit VR Little Endian Part 10 file (PS3.5 A.5) whose deflate
+    stream holds group 0002 elements before the data set (``plain``: its Explicit
+    VR Little Endian bytes), padded to an even length."""
+    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                           transfer_syntax_uid=DeflatedExplicitVRLittleEndian,
+                           implementation_class_uid="1.2.3.4",
+                           implementation_version_name="WRITER", source_ae_title=None)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    stream = deflater.compress(meta_elements(ds, ExplicitVRLittleEndian,
+                                             private_value=private_value) + plain)
+    stream += deflater.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + stream + b"\x00" * (len(stream) % 2))
     return path

@@ -15,7 +15,9 @@ Deflated Explicit VR Little Endian (PS3.5 A.5) is the Explicit VR Little Endian
 data set compressed whole with raw deflate (RFC 1951): a deflated source is
 inflated in pieces into a temporary Part 10 file first, whatever its size (how
 large it inflates is known only then), and a deflated target is compressed in
-pieces from the Explicit VR Little Endian data set.
+pieces from the Explicit VR Little Endian data set. A deflated data set that
+starts with group 0002 elements (storage.stray_meta) is inflated without them,
+and deflated again so (:func:`redeflated`) for a peer that takes it deflated.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pydicom.valuerep import BUFFERABLE_VRS
 from ..storage.completeness import MAX_INFLATED, inflated_past
 from ..storage.files import StorageError
 from ..storage.part10 import PREAMBLE_LENGTH, Part10Info
+from ..storage.stray_meta import StrayMeta
 from .store_dataset import (
     DEFLATED_LE,
     EXPLICIT_BE,
@@ -55,7 +58,7 @@ from .store_dataset import (
 )
 
 __all__ = ["INFLATED_MOST", "IN_MEMORY_MOST", "FileSlice", "conversion_error", "convert_in_memory",
-           "convert_to_file", "converts_through_file", "temporary_folder"]
+           "convert_to_file", "converts_through_file", "redeflated", "temporary_folder"]
 
 #: Data sets up to this long are converted in memory (about three times their
 #: size at the peak); longer ones through a temporary file.
@@ -152,10 +155,10 @@ def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, i
     if target == DEFLATED_LE:
         if source == EXPLICIT_LE:
             with open(info.path, "rb", buffering=0) as fp:
-                return _deflated(fp, info.dataset_offset, info.dataset_length, name)
+                return _deflated(_pieces(fp, info.dataset_offset, info.dataset_length, name))
         plain, length = _reencoded(info.path, source, EXPLICIT_LE, name, info)
         with plain:
-            return _deflated(plain, 0, length, name)
+            return _deflated(_pieces(plain, 0, length, name))
     return _reencoded(info.path, source, target, name, info)
 
 
@@ -222,7 +225,9 @@ def _reencoded(source_file: Path | io.BufferedRandom, source: str, target: str,
 def _inflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
     """``info``'s deflated data set inflated, in pieces, into a temporary Part 10
     file in Explicit VR Little Endian (PS3.5 A.5): (the file; its data set's
-    offset)."""
+    offset). Group 0002 elements at the data set's start are left out
+    (:func:`_inflating`): pydicom would read them as more File Meta Information,
+    and the data set in the Transfer Syntax UID they name."""
     meta = info.meta
     meta.TransferSyntaxUID = UID(EXPLICIT_LE)
     out = _temporary()
@@ -232,8 +237,41 @@ def _inflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
         writer.is_little_endian, writer.is_implicit_VR = True, False
         write_file_meta_info(writer, meta, enforce_standard=False)
         offset = out.tell()
-        inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
-        most, inflated = INFLATED_MOST, 0
+        for chunk in _inflating(info):
+            out.write(chunk)
+        out.flush()
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out, offset
+
+
+def redeflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
+    """``info``'s deflated data set (PS3.5 A.5) without the group 0002 elements
+    its stream starts with (``info.stray_meta``; PS3.5 7.1 puts none in a data
+    set), deflated again into a temporary file, padded to an even length: (the
+    file, at its start; its length). Inflated and deflated a piece at a time:
+    memory stays flat whatever the size. Raises :class:`StorageError` as
+    :func:`_inflating` does, and ``OSError``.
+
+    At level 1: the stream is made again only to leave a few elements out, by
+    the sender, whose CPU also drives the association; level 1 deflates several
+    times faster than the default (6) for a stream a little longer, and the
+    peer inflates either alike (RFC 1951: the level is no part of the format)."""
+    return _deflated(_inflating(info), level=1)
+
+
+def _inflating(info: Part10Info) -> Iterator[bytes | memoryview]:
+    """``info``'s deflated data set inflated, at most ``_PIECE`` bytes at a time,
+    without the group 0002 elements it may start with (storage.stray_meta: looked
+    for whatever ``info.stray_meta`` says; past them, the bytes pass as they
+    are). Raises :class:`StorageError` when it inflates past
+    :data:`INFLATED_MOST`, or its stream is cut short or damaged."""
+    stray = StrayMeta(implicit=False)
+    inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
+    most, inflated = INFLATED_MOST, 0
+    try:
         with open(info.path, "rb", buffering=0) as fp:
             for piece in _pieces(fp, info.dataset_offset, info.dataset_length, str(info.path)):
                 data = piece
@@ -245,37 +283,34 @@ def _inflated(info: Part10Info) -> tuple[io.BufferedRandom, int]:
                     if inflated > most:
                         raise StorageError(f"{info.path}: {inflated_past(most, 'convert')}; "
                                            "not sent")
-                    out.write(chunk)
+                    kept = stray.feed(chunk)
+                    if kept:
+                        yield kept
                     data = inflater.unconsumed_tail
                 if inflater.eof:
                     break
             rest = inflater.flush()
-            if inflated + len(rest) > most:
-                raise StorageError(f"{info.path}: {inflated_past(most, 'convert')}; not sent")
-            out.write(rest)
-        # The stream may be followed by one byte of padding (PS3.5 A.5: even length).
-        if not inflater.eof:
-            raise StorageError(f"{info.path}: its deflated data set is cut short")
-        out.flush()
-        out.seek(0)
     except zlib.error as exc:
-        out.close()
         raise StorageError(f"{info.path}: its deflated data set is damaged ({exc})") from exc
-    except BaseException:
-        out.close()
-        raise
-    return out, offset
+    if inflated + len(rest) > most:
+        raise StorageError(f"{info.path}: {inflated_past(most, 'convert')}; not sent")
+    # The stream may be followed by one byte of padding (PS3.5 A.5: even length).
+    if not inflater.eof:
+        raise StorageError(f"{info.path}: its deflated data set is cut short")
+    kept = stray.feed(rest)
+    if kept:
+        yield kept
 
 
-def _deflated(fp: BinaryIO, offset: int, length: int, name: str
+def _deflated(pieces: Iterator[bytes | memoryview], *, level: int = zlib.Z_DEFAULT_COMPRESSION
               ) -> tuple[io.BufferedRandom, int]:
-    """``length`` bytes of ``fp`` from ``offset`` (an Explicit VR Little Endian
-    data set) compressed with raw deflate into a temporary file, padded to an
-    even length (PS3.5 A.5): (the file, at its start; its length)."""
+    """``pieces`` (an Explicit VR Little Endian data set) compressed with raw
+    deflate into a temporary file, padded to an even length (PS3.5 A.5): (the
+    file, at its start; its length)."""
     out = _temporary()
     try:
-        deflater = zlib.compressobj(wbits=-zlib.MAX_WBITS)
-        for piece in _pieces(fp, offset, length, name):
+        deflater = zlib.compressobj(level, wbits=-zlib.MAX_WBITS)
+        for piece in pieces:
             out.write(deflater.compress(piece))
         out.write(deflater.flush())
         if out.tell() % 2:

@@ -29,6 +29,7 @@ from .store_convert import (
     convert_in_memory,
     convert_to_file,
     converts_through_file,
+    redeflated,
 )
 from .store_dataset import UNCOMPRESSED
 
@@ -206,6 +207,8 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     as_is = next((c for c in assoc.contexts.values()
                   if c.abstract_syntax == info.sop_class_uid
                   and c.transfer_syntax == info.transfer_syntax_uid), None)
+    if as_is is not None and info.stray_meta and info.transfer_syntax_uid in DEFLATED_DATA_SETS:
+        return await _redeflate(assoc, info, result, buffers, rq=rq, context_id=as_is.context_id)
     if as_is is not None:
         pdus = file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length, buffers)
         first = next(pdus)
@@ -268,6 +271,34 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         return None
     result.converted_to = target
     return rq, other.context_id, None, data
+
+
+async def _redeflate(assoc: ClientAssociation, info: Part10Info, result: StoreResult,
+                     buffers: PduBuffers | None, *, rq: CStoreRQ, context_id: int
+                     ) -> Prepared | None:
+    """The C-STORE of a deflated file whose data set starts with group 0002
+    elements (``info.stray_meta``), in its own syntax: its stream made again
+    without them (``store_convert.redeflated``), in a temporary file, as the
+    bytes as they are would put them in the peer's data set (PS3.5 7.1; DCMTK
+    stores a file with two meta groups). Its data set is walked whole first
+    (storage.completeness), as one sent as it is: a cut or damaged one fails
+    alone with why."""
+    if (problem := await _file_problem(info)) is not None:
+        result.error = f"not sent: {problem}"
+        return None
+    conversion = asyncio.get_running_loop().run_in_executor(None, redeflated, info)
+    try:
+        converted, length = await asyncio.shield(conversion)
+    except asyncio.CancelledError:
+        conversion.add_done_callback(_close_conversion)
+        raise
+    except (StorageError, OSError) as exc:
+        result.error = f"not sent: {exc}".removesuffix("; not sent")
+        return None
+    pdus = _converted_pdus(converted, length, info=info, context_id=context_id,
+                           max_pdu=assoc.ul.peer_max_pdu_length, buffers=buffers)
+    first = next(pdus)  # started, so that closing it closes its file
+    return rq, context_id, DataSetPdus(first, pdus), None
 
 
 def _close_conversion(conversion: asyncio.Future[tuple[io.BufferedRandom, int]]) -> None:

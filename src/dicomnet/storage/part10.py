@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import struct
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +174,9 @@ class Part10Info:
     the File Meta Information, and after any group 0002 elements that follow it
     (``stray_meta``: no data set holds them, PS3.5 7.1); ``size`` the file size
     when it was read. The bytes in between are the data set in
-    ``transfer_syntax_uid``.
+    ``transfer_syntax_uid``. A deflated data set's (PS3.5 A.5) group 0002
+    elements are inside its stream, which starts at ``dataset_offset``: such a
+    file's bytes are never sent as they are (services.store_convert).
     """
 
     path: Path
@@ -183,7 +186,9 @@ class Part10Info:
     dataset_offset: int
     size: int
     #: Tags of the group 0002 elements found at the start of the data set, and
-    #: passed over (storage.stray_meta); empty for a well-formed file.
+    #: passed over (storage.stray_meta); empty for a well-formed file. For a
+    #: deflated data set, those its stream's first inflated bytes hold (perhaps
+    #: not all of them: see ``_deflated_stray_meta``).
     stray_meta: tuple[int, ...] = ()
     #: The File Meta Information's Transfer Syntax UID where the data set is not
     #: in it (``transfer_syntax_uid`` says what it is in): Explicit VR Little
@@ -351,6 +356,7 @@ def read_part10(path: Path) -> Part10Info:
                     f"{path} has no DICOM preamble and 'DICM' prefix (PS3.10 7.1)"
                 ) from exc
             meta, offset = _read_meta(fp, path)
+            stray = _deflated_stray_meta(fp, offset, path) if _is_deflated(meta) else ()
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", path, exc) from exc
     values = {keyword: _uid_text(meta, keyword) for keyword in (
@@ -358,7 +364,6 @@ def read_part10(path: Path) -> Part10Info:
     missing = [keyword for keyword, value in values.items() if not value]
     if missing:
         raise NotPart10Error(f"{path}: File Meta Information lacks {', '.join(missing)}")
-    stray: tuple[int, ...] = ()
     syntax, relabelled = values["TransferSyntaxUID"], None
     if syntax not in DEFLATED_DATA_SETS:
         try:
@@ -425,9 +430,40 @@ def _past_stray_meta(fp: BinaryIO, head: bytes, offset: int, size: int, *, trans
     return min(offset + stray.dropped, size), tuple(stray.tags)
 
 
+def _deflated_stray_meta(fp: BinaryIO, offset: int, path: Path) -> tuple[int, ...]:
+    """The group 0002 elements a deflated data set (PS3.5 A.5) starting at
+    ``offset`` starts with (storage.stray_meta), said once in the log: seen by
+    inflating the stream's first ``_DEFLATED_LOOK`` bytes (one small read),
+    two bytes out for a well-formed one (its first group), ``_QUICK_READ`` at
+    most for one starting with group 0002 (deflate inflates up to a
+    thousandfold). The elements past those (a long Private Information value)
+    are not named here, only dropped when sent. A stream that does not
+    inflate says nothing here: its walk before sending tells why."""
+    fp.seek(offset)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        first = inflater.decompress(fp.read(_DEFLATED_LOOK), 2)
+        if first != b"\x02\x00":  # the usual case
+            return ()
+        first += inflater.decompress(inflater.unconsumed_tail, _QUICK_READ)
+    except zlib.error:
+        return ()
+    stray = StrayMeta(implicit=False)
+    stray.feed(first)
+    if not stray.tags:
+        return ()
+    logger.warning("%s: its deflated data set starts with File Meta Information element(s) "
+                   "%s%s, which no data set holds (PS3.5 7.1): passed over, not sent (its "
+                   "stream deflated again without them)", path, stray.names,
+                   "" if stray.done else " and perhaps more")
+    return tuple(stray.tags)
+
+
 #: Bytes read first: the whole of a small file, the meta group of any other
 #: (typically under 1 KiB; a longer one goes to the full reader).
 _QUICK_READ = 16 << 10
+#: Bytes of a deflated data set's stream inflated to look for group 0002 in it.
+_DEFLATED_LOOK = 4 << 10
 _META_TAGS = {0x00020010: "TransferSyntaxUID", 0x00020002: "MediaStorageSOPClassUID",
               0x00020003: "MediaStorageSOPInstanceUID"}
 
