@@ -85,7 +85,7 @@ def test_exit_3_names_the_files_that_failed_alone(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.output
     assert error_line(result).startswith("error: cannot connect to 127.0.0.1:")
     lines = result.stdout.splitlines()
-    assert lines[0] == "12 file(s) not sent, not DICOM or unreadable:"
+    assert lines[0] == "12 file(s) not sent for a reason of their own:"
     assert [line.split(": ", 1)[0] for line in lines[1:11]] == [f"  {p}" for p in junk[:10]]
     assert all(": not a DICOM Part 10 file: " in line for line in lines[1:11])
     assert lines[11:] == ["  and 2 more (--json lists them all)"]

@@ -219,8 +219,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     Files go as they are on disk when the peer accepts their transfer syntax.
     A progress bar shows on a terminal; a summary follows. Exit status 1 if
     any object was not stored, 3 if the association failed before any was
-    (the files not sent for a reason of their own, not DICOM or unreadable,
-    are then named: the first ten; --json lists all). An object the peer
+    (the files not sent for a reason of their own, not DICOM, unreadable or
+    refused by the peer, are then named: the first ten; --json lists all). An object the peer
     answered with a warning status (Bxxx, 0107H, 0116H) is stored (it counts
     for exit status 0) and is counted apart, "stored with warnings"; a file
     that is not DICOM is not stored (exit status 1), counted apart too,
@@ -269,6 +269,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                 (sent) or "unconfirmed" (sent, then Ctrl-C)
         ok                      stored (Success or a warning status)
         not_dicom               skipped: not a DICOM Part 10 file
+        association_failed      not stored because its association failed
+                                (the error line's failure, not its own)
         error, error_comment    why not stored (null if stored); the peer's
                                 Error Comment (a warning's too)
         size                    its data set's bytes (the file less its
@@ -320,7 +322,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                     seconds=time.perf_counter() - started, interrupted=is_interruption(code),
                     error=message, exit_code=code)
         elif code == EXIT_NETWORK:
-            _report_unread(known)
+            _report_failed_alone(known)
 
     with cli_session(net.verbose):
         tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
@@ -368,20 +370,22 @@ def _unfinished_results(files: list[Path], finished: list[StoreResult], error: s
     return [*finished, *(unanswered(f) for f in files if f not in answered)]
 
 
-def _report_unread(results: list[StoreResult]) -> None:
+def _report_failed_alone(results: list[StoreResult]) -> None:
     """After exit 3 (the association failed before any object was stored), the
-    files that failed for a reason of their own, unread as DICOM (not Part 10,
-    unreadable): the others wait for the peer, these do not. The first few,
+    files that failed for a reason of their own, not the association's: not
+    DICOM, unreadable, refused by the peer (no context for their SOP Class or
+    transfer syntax), not convertible. The error line says why the others were
+    not stored; these would fail again on a new association. The first few,
     with why; --json has them all."""
-    unread = [r for r in results if r.sop_instance_uid is None and r.error]
-    if not unread:
+    alone = [r for r in results if not r.ok and r.error and not r.association_failed]
+    if not alone:
         return
     from rich.text import Text
 
-    lines = [f"{len(unread)} file(s) not sent, not DICOM or unreadable:", *(
-        printable(f"  {r.path}: {in_cli_words(r.error or '')}") for r in unread[:_UNSENT_NAMED])]
-    if len(unread) > _UNSENT_NAMED:
-        lines.append(f"  and {len(unread) - _UNSENT_NAMED} more (--json lists them all)")
+    lines = [f"{len(alone)} file(s) not sent for a reason of their own:", *(
+        printable(f"  {r.path}: {in_cli_words(r.error or '')}") for r in alone[:_UNSENT_NAMED])]
+    if len(alone) > _UNSENT_NAMED:
+        lines.append(f"  and {len(alone) - _UNSENT_NAMED} more (--json lists them all)")
     _console().print(Text("\n".join(lines)), soft_wrap=True)
 
 

@@ -44,6 +44,7 @@ from ..ul.negotiation import (
 )
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
 from .store_prepare import PduBuffers, Prepared, prepare_file
+from .store_prepare import _no_context as no_context  # its words for a refused file
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
@@ -97,6 +98,10 @@ class StoreResult:
     #: ``DICM``, no meta information, a UID missing: PS3.10 7.1); not for a file
     #: that could not be read.
     not_dicom: bool = False
+    #: Not stored because its association (or the connection for it) failed
+    #: before its answer: an abort, a dropped, refused or timed-out link, a
+    #: rejection, a TLS or protocol failure; not for anything of its own.
+    association_failed: bool = False
 
     @property
     def warning(self) -> bool:
@@ -121,7 +126,7 @@ class StoreResult:
             "error_comment": self.error_comment, "size": self.size,
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
             "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
-            "not_dicom": self.not_dicom,
+            "not_dicom": self.not_dicom, "association_failed": self.association_failed,
         }
 
     def _reset_for_retry(self) -> None:
@@ -131,6 +136,7 @@ class StoreResult:
         self.error_comment = None
         self.converted_to = None  # sent stays: the peer may hold what went out
         self.retryable = False
+        self.association_failed = False
         self.attempts += 1
 
 
@@ -510,6 +516,21 @@ def _unanswered(plan: _Plan, why: str) -> str:
     return f"not sent: {why}"
 
 
+def _refused_by(assoc: ClientAssociation, info: Part10Info) -> str | None:
+    """Why ``assoc`` could not take ``info``'s file, as ``prepare_file`` would
+    have said in its turn (no context accepted for it as is, nor an uncompressed
+    one to convert an uncompressed file to: PS3.8 9.3.3.2), or None. For a file
+    its failure left unsent: the peer refused it when the association was
+    negotiated, and "not sent: association aborted" hid that (and had it sent
+    again by --retries, to be refused again)."""
+    accepted = {c.transfer_syntax for c in assoc.contexts.values()
+                if c.abstract_syntax == info.sop_class_uid}
+    if info.transfer_syntax_uid in accepted or (
+            info.transfer_syntax_uid in UNCOMPRESSED and not accepted.isdisjoint(UNCOMPRESSED)):
+        return None
+    return no_context(assoc, info)
+
+
 def _cancelled(plans: list[_Plan], max_attempts: int) -> None:
     """Say what a cancel left of the attempt's objects not answered for good."""
     for plan in plans:
@@ -610,6 +631,7 @@ async def store_paths(
             if plan.result.status is None and not plan.result.error:
                 plan.result.error = _unanswered(plan, str(exc))
                 plan.result.retryable = False
+                plan.result.association_failed = True
                 report(plan.result)
         exc.results = results
         return exc
@@ -637,6 +659,7 @@ async def store_paths(
         while True:
             failure: DicomNetError | None = None  # this attempt's last link failure
             for batch in _batches(plans):
+                negotiated: ClientAssociation | None = None
                 try:
                     async with associate(
                         host, port, contexts=_contexts_for(batch.keys), tls=tls,
@@ -644,6 +667,7 @@ async def store_paths(
                         timeouts=timeouts, max_async_operations=max_async_operations,
                         on_secure_link_ready=on_secure_link_ready,
                     ) as assoc:
+                        negotiated = assoc
                         await _send_batch(assoc, batch.plans, report)
                 except DicomNetError as exc:
                     failure = exc
@@ -651,8 +675,14 @@ async def store_paths(
                     pending = [p for p in batch.plans
                                if p.result.status is None and not p.result.error]
                     for plan in pending:
-                        plan.result.error = _unanswered(plan, str(exc))
-                        plan.result.retryable = transient
+                        refusal = None if negotiated is None else _refused_by(negotiated,
+                                                                              plan.info)
+                        if refusal is not None:  # its own reason, told when negotiated
+                            plan.result.error = refusal
+                        else:
+                            plan.result.error = _unanswered(plan, str(exc))
+                            plan.result.retryable = transient
+                            plan.result.association_failed = True
                         report(plan.result)
                     if not transient and not any(r.ok for r in results):
                         failed(exc)
