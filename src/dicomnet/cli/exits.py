@@ -14,6 +14,7 @@ import contextvars
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
@@ -33,6 +34,7 @@ __all__ = [
     "Terminated",
     "interruption",
     "handle_signals",
+    "held_signals",
     "json_promise",
     "leave",
     "promise_json",
@@ -162,6 +164,43 @@ def send_again(signum: signal.Signals) -> None:
 def _interrupt_soon(signum: signal.Signals) -> None:
     time.sleep(0.001)
     _thread.interrupt_main(signum)
+
+
+@contextlib.contextmanager
+def held_signals() -> Iterator[None]:
+    """Write the run's last document here: a Ctrl-C or SIGTERM that comes
+    meanwhile is dropped, and the outcome the document tells stands. Raised
+    there, it cut the document where the write was (a pipe's reader lagging)
+    and the fallback document followed: stdout no longer parsed. Handled and
+    not raised, it cut the document all the same: a write(2) it interrupts
+    after part of the data, Python's buffered writer drops the rest. So they
+    are blocked here, and those that came are taken off, unhandled, before
+    they are let through again. (A write stuck on a pipe nobody reads is cut
+    by the reader's end, or SIGQUIT.)
+
+    Only where Python handles the signal (its own handlers; not SIG_IGN, nor
+    SIG_DFL, which ends the process all the same) and in the main thread."""
+    if (threading.current_thread() is not threading.main_thread()
+            or not hasattr(signal, "pthread_sigmask")):
+        yield
+        return
+    held = [signum for signum in (signal.SIGINT, signal.SIGTERM)
+            if callable(signal.getsignal(signum))]
+    # Dropped too when another thread takes it (the main thread's mask is its own).
+    handlers = {signum: signal.signal(signum, _drop) for signum in held}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        while held and signal.sigtimedwait(held, 0) is not None:
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def _drop(signum: int, frame: Any) -> None:
+    """A signal's handler that does nothing (see :func:`held_signals`)."""
 
 
 def interruption(exc: BaseException | None = None, *,

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from dicomnet.cli.exits import EXIT_NETWORK, json_promise
+from dicomnet.cli.exits import EXIT_NETWORK, held_signals, json_promise
 
 __all__ = ["cli_session", "fail", "in_cli_words", "print_json", "printable", "say_error"]
 
@@ -45,8 +45,12 @@ def print_json(obj: object, *, line: bool = False, last: bool = True) -> None:
     """One JSON document on stdout; ``line``: on one line (serve's events).
     ``last``: the document --json promises, after which none is added (see
     :class:`~dicomnet.cli.exits.JsonPromise`)."""
-    click.echo(json.dumps(obj, indent=None if line else 2, default=str))
-    if last:
+    text = json.dumps(obj, indent=None if line else 2, default=str)
+    if not last:
+        click.echo(text)
+        return
+    with held_signals():  # whole, or stdout parses no more
+        click.echo(text)
         with json_promise() as promise:
             promise.printed = True
 
