@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
     from .store_scu import StoreResult
 
-__all__ = ["DataSetPdus", "PduBuffers", "Prepared", "file_pdus", "prepare_file"]
+__all__ = ["DataSetPdus", "PduBuffers", "Prepared", "file_pdus", "no_context", "prepare_file",
+           "refused"]
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
@@ -239,7 +240,7 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
                 if c.abstract_syntax == info.sop_class_uid}
     other = next((accepted[s] for s in UNCOMPRESSED if s in accepted), None)
     if other is None or info.transfer_syntax_uid not in UNCOMPRESSED:
-        result.error = _no_context(assoc, info)
+        result.error = no_context(assoc, info)
         return None
     # pydicom re-encodes what it reads (even lengths), but reads a cut file as if
     # whole (a short Pixel Data): walked first.
@@ -316,7 +317,21 @@ _REFUSALS = {
 }
 
 
-def _no_context(assoc: ClientAssociation, info: Part10Info) -> str:
+def refused(assoc: ClientAssociation, info: Part10Info) -> str | None:
+    """Why ``assoc`` cannot take ``info``'s file, in :func:`prepare_file`'s words,
+    or None: no context accepted for it as it is, nor an uncompressed one for an
+    uncompressed file to be converted to (PS3.8 9.3.3.2). The rule
+    :func:`prepare_file` follows, for the files an association's failure left
+    unsent (store_scu): told so, not "association aborted"."""
+    accepted = {c.transfer_syntax for c in assoc.contexts.values()
+                if c.abstract_syntax == info.sop_class_uid}
+    if info.transfer_syntax_uid in accepted or (
+            info.transfer_syntax_uid in UNCOMPRESSED and not accepted.isdisjoint(UNCOMPRESSED)):
+        return None
+    return no_context(assoc, info)
+
+
+def no_context(assoc: ClientAssociation, info: Part10Info) -> str:
     """Why ``info``'s file cannot go: the SOP Class refused, or the syntax."""
     why = assoc.refused.get(info.sop_class_uid)
     if why is not None:

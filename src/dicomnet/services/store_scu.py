@@ -43,8 +43,7 @@ from ..ul.negotiation import (
     ContextRequest,
 )
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
-from .store_prepare import PduBuffers, Prepared, prepare_file
-from .store_prepare import _no_context as no_context  # its words for a refused file
+from .store_prepare import PduBuffers, Prepared, prepare_file, refused
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
@@ -516,21 +515,6 @@ def _unanswered(plan: _Plan, why: str) -> str:
     return f"not sent: {why}"
 
 
-def _refused_by(assoc: ClientAssociation, info: Part10Info) -> str | None:
-    """Why ``assoc`` could not take ``info``'s file, as ``prepare_file`` would
-    have said in its turn (no context accepted for it as is, nor an uncompressed
-    one to convert an uncompressed file to: PS3.8 9.3.3.2), or None. For a file
-    its failure left unsent: the peer refused it when the association was
-    negotiated, and "not sent: association aborted" hid that (and had it sent
-    again by --retries, to be refused again)."""
-    accepted = {c.transfer_syntax for c in assoc.contexts.values()
-                if c.abstract_syntax == info.sop_class_uid}
-    if info.transfer_syntax_uid in accepted or (
-            info.transfer_syntax_uid in UNCOMPRESSED and not accepted.isdisjoint(UNCOMPRESSED)):
-        return None
-    return no_context(assoc, info)
-
-
 def _cancelled(plans: list[_Plan], max_attempts: int) -> None:
     """Say what a cancel left of the attempt's objects not answered for good."""
     for plan in plans:
@@ -675,8 +659,7 @@ async def store_paths(
                     pending = [p for p in batch.plans
                                if p.result.status is None and not p.result.error]
                     for plan in pending:
-                        refusal = None if negotiated is None else _refused_by(negotiated,
-                                                                              plan.info)
+                        refusal = None if negotiated is None else refused(negotiated, plan.info)
                         if refusal is not None:  # its own reason, told when negotiated
                             plan.result.error = refusal
                         else:
