@@ -20,7 +20,9 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -242,3 +244,25 @@ def test_a_changed_file_that_cannot_be_locked_keeps_its_log_and_is_looked_at_aga
         assert db.execute("SELECT COUNT(*) FROM theirs").fetchone() == (100,)
     finally:
         db.close()
+
+
+def test_a_shm_opened_read_only_is_not_waited_on_for_the_checkpoint_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A POSIX write lock needs a descriptor open for writing (fcntl(2): EBADF): with
+    ``-shm`` only readable (another user's folder), the checkpoint lock can never be
+    had, and each look waited index_file.WAIT for it in vain."""
+    path = tmp_path / INDEX_NAME
+    with StorageIndex(path) as index:
+        index.add_instances(index_rows(tmp_path, 1))
+        opened = index_file._open
+        monkeypatch.setattr(index_file, "_open", lambda p, mode=os.O_RDONLY: opened(p))
+        files = IndexFiles(path, None)
+        slept: list[float] = []
+        monkeypatch.setattr(index_file, "time", SimpleNamespace(
+            monotonic=time.monotonic, sleep=slept.append))
+        try:
+            with files.checkpoints_held() as held:
+                assert not held
+        finally:
+            files.close()
+        assert slept == []

@@ -66,6 +66,7 @@ lock the process holds on it, SQLite's own among them (sqlite.org/howtocorrupt.h
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import logging
@@ -291,7 +292,8 @@ class IndexFiles:
         which every checkpoint takes before it reads the WAL-index, answering
         SQLITE_BUSY without a wait when it cannot (sqlite.org/c3ref/wal_checkpoint_v2.html).
         Taken as SQLite's unix VFS does, a POSIX lock through the descriptor kept
-        open; waited for while a checkpoint runs, at most :data:`WAIT` seconds.
+        open; waited for while a checkpoint runs, at most :data:`WAIT` seconds (never
+        through a read-only ``-shm``, where it cannot be had).
         Yields whether it is held. POSIX locks are the process's: a connection
         of this same process is not held off, so the caller has its own
         connections' checkpoints serialised with this (its lock)."""
@@ -303,8 +305,9 @@ class IndexFiles:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _CHECKPOINT_LOCK)
                 held = True
                 break
-            except OSError:  # another program's checkpoint, or -shm opened read-only
-                if time.monotonic() >= deadline:
+            except OSError as exc:
+                # EBADF: -shm opened read-only, where no write lock is ever had (fcntl(2)).
+                if exc.errno == errno.EBADF or time.monotonic() >= deadline:
                     break
                 time.sleep(_STEP)
         try:
