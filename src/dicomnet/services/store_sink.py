@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 from ..dimse.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, PROCESSING_FAILURE
-from ..storage import completeness
+from ..storage import completeness, stray_meta
 from ..storage.completeness import DatasetWalker, inflated_past, size_text, walker_for
 from ..storage.deflate_end import StreamEnd
 from ..storage.direct import AlignedBuffer
@@ -64,7 +64,8 @@ class StoreSink:
     then says which were dropped. In a deflated data set (PS3.5 A.5) they are
     inside the deflate stream: found in its first inflated bytes, the stream
     is inflated, cleaned and deflated again as it arrives (DeflatedStrayMeta:
-    memory stays flat), and the file holds that stream, still deflated as its
+    memory stays flat; zlib level 1, and a deflate bomb's ratio refused past
+    256 MiB), and the file holds that stream, still deflated as its
     header says; a deflated data set without them is stored as it came, its
     stream padded to an even length where the peer left that out (PS3.5 A.5).
 
@@ -242,10 +243,24 @@ class StoreSink:
 
     def _end_redeflating(self) -> bool:
         """After the last fragment: the re-deflated stream's end written, or the
-        data set refused (cut, corrupt, malformed, or inflating past our bound)."""
+        data set refused (cut, corrupt, malformed, or inflating past our bound,
+        or at a deflate bomb's ratio past a smaller one: Out of Resources, as
+        storage.stray_meta.DeflatedStrayMeta says why)."""
         redeflate, self._redeflate = self._redeflate, None
         assert redeflate is not None
         self._starting = False
+        if redeflate.bomb:
+            floor, ratio = size_text(stray_meta.BOMB_FLOOR), stray_meta.BOMB_RATIO
+            # The Error Comment's 64 characters name the bound, the log the reason.
+            self.error = f"deflated data set inflates over {ratio}:1 past {floor}; not stored"
+            self.detail = (f"its deflated data set, deflated again without the File Meta "
+                           f"Information elements it starts with, inflates past {floor} at "
+                           f"over {ratio} times the {redeflate.stream_end.fed} compressed "
+                           f"bytes received by then: a deflate bomb's ratio, which dicomnet "
+                           f"does not deflate again; not stored")
+            self.status = OUT_OF_RESOURCES
+            self.abort()
+            return False
         problem = redeflate.problem()
         if redeflate.too_large or problem is not None:
             self.error = (f"deflated data set inflates past "
