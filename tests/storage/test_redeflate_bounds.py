@@ -5,10 +5,11 @@ DeflatedStrayMeta). On that path a deflate bomb of many values, each under the
 came (deflated again at zlib level 6). The new stream is now deflated at level
 1, and past 256 MiB inflated at over 250:1 the data set is refused (Out of
 Resources); a data set at a real ratio is stored as before, and nothing of a
-refused one is left on disk."""
+refused or aborted one is left on disk."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -23,12 +24,15 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 from dicomnet.dimse.messages import CStoreRSP
 from dicomnet.services import store_sink
 from dicomnet.services.storage import INDEX_NAME, StorageSCP
-from dicomnet.services.store_sink import StoreSink
+from dicomnet.services.store_sink import SPILL_THRESHOLD, StoreSink
 from dicomnet.storage import stray_meta
 from dicomnet.storage.files import AtomicWriter
-from tests.aio.helpers import run
-from tests.storage.dicomfiles import assert_same_dataset, make_image
+from dicomnet.ul.negotiation import ContextRequest
+from dicomnet.ul.pdu import encode_pdata
+from tests.aio.helpers import run, running_server, wait_until
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image
 from tests.storage.helpers import data_set_bytes, store_data_sets
+from tests.storage.rawscu import RawAssociation, store_command
 from tests.storage.stray import meta_elements, meta_group_length
 
 INDEX_FILES = {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm"}
@@ -180,3 +184,36 @@ def test_the_sink_deflates_again_at_level_1_in_any_pieces() -> None:
         assert _inflated(stream) == source
         assert stream == _deflated(source, level=1)
 
+
+def test_an_abort_while_deflating_again_leaves_nothing(
+        root: Path, writers: list[AtomicWriter]) -> None:
+    """The peer aborts half way through a data set being deflated again, past
+    the spill threshold: its temporary file is removed and closed, nothing is
+    stored under a final name."""
+    ds = make_image(45, rows=1024, columns=4 * SPILL_THRESHOLD // 1024)  # random pixels
+    sent = _deflated(meta_elements(ds, ExplicitVRLittleEndian)
+                     + data_set_bytes(ds, ExplicitVRLittleEndian))
+    command = store_command(SECONDARY_CAPTURE.encode(), str(ds.SOPInstanceUID).encode())
+
+    async def scenario() -> None:
+        scp = StorageSCP(root)
+        try:
+            async with running_server(providers=[scp]) as server:
+                raw = await RawAssociation.open(server.port, [
+                    ContextRequest(SECONDARY_CAPTURE, (DeflatedExplicitVRLittleEndian,))])
+                ctx = raw.context_id(SECONDARY_CAPTURE)
+                size = raw.fragment_size
+                half = sent[:len(sent) // 2]
+                await raw.send(encode_pdata(ctx, True, True, command), *(
+                    encode_pdata(ctx, False, False, half[start:start + size])
+                    for start in range(0, len(half), size)))
+                await wait_until(lambda: bool(writers), "the new stream's spill")
+                await raw.abort()
+                await wait_until(lambda: not server._tasks, "the association's end")
+                await asyncio.sleep(0)
+        finally:
+            scp.close()
+
+    run(scenario(), timeout=60)
+    assert _leftovers(root) == set()
+    assert _open_below(root) == []
