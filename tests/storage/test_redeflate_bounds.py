@@ -217,3 +217,26 @@ def test_an_abort_while_deflating_again_leaves_nothing(
     run(scenario(), timeout=60)
     assert _leftovers(root) == set()
     assert _open_below(root) == []
+
+
+@pytest.mark.parametrize(("inflated", "cut", "problem"), [
+    (None, False, "the data set ends inside its deflated stream"),  # no byte at all
+    (b"\x08\x00", False, "the data set ends inside an element header"),
+    (b"\x08\x00\x05\x00C", False, "the data set ends inside an element header"),
+    (b"\x08\x00\x05\x00CS\x02\x00AB", True, "the data set ends inside an element header"),
+], ids=["empty", "2-bytes", "5-bytes", "cut-stream"])
+@pytest.mark.parametrize("pdv", [1, 16372])
+def test_a_deflated_data_set_ending_before_its_first_element_is_known_is_refused(
+        inflated: bytes | None, cut: bool, problem: str, pdv: int) -> None:
+    """Its walker (of the stream as sent) is made once the start is known not
+    to be group 0002, from what the sink holds; a data set that ends before
+    that (under 6 bytes inflated) is walked all the same: refused, not stored
+    unchecked."""
+    stream = b"" if inflated is None else _deflated(inflated)
+    stream = stream[:3] if cut else stream
+    sink = StoreSink(b"HEADER", transfer_syntax=DeflatedExplicitVRLittleEndian)
+    for pos in range(0, len(stream), pdv):
+        sink.write(stream[pos:pos + pdv])
+    assert not sink.check_complete("1.2.3")
+    assert (sink.status, sink.error, sink.buffer) == (
+        0xC000, f"incomplete data set: {problem}", None)

@@ -443,8 +443,14 @@ def test_a_redeflated_data_set_is_inflated_once(inflaters: list[_Counted]) -> No
     assert sink.check_complete("1.2.3"), sink.error
     assert isinstance(sink.buffer, bytearray)
     stored = bytes(sink.buffer[6:])
-    # (The sink's walker of the stream as sent, made first, is dropped unused.)
-    assert sorted(i.given for i in inflaters if i.given) == [6, len(meta) + len(plain)]
+    assert sorted(i.given for i in inflaters) == [6, len(meta) + len(plain)]
+    # No walker of the stream as sent (its inflater made, and dropped unused, before).
+    assert len(inflaters) == 2
+    # A deflated data set without group 0002: that walker, and the 6 bytes' inflater.
+    inflaters.clear()
+    sink = _sink_fed(_deflated(plain))
+    assert sink.check_complete("1.2.3"), sink.error
+    assert sorted(i.given for i in inflaters) == [6, len(plain)]
     assert _inflated(stored) == plain  # the test's own inflater, made after the count
 
 

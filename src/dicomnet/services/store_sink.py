@@ -88,9 +88,10 @@ class StoreSink:
                  status: int = CANNOT_UNDERSTAND, transfer_syntax: str | None = None) -> None:
         self.durable = durable
         # Follows the data set's elements as they arrive (storage.completeness), so
-        # that one cut short is refused rather than stored as if whole.
-        self._walker = None if transfer_syntax is None or error is not None else (
-            walker_for(transfer_syntax))
+        # that one cut short is refused rather than stored as if whole. A deflated
+        # one's is made once its start is known not to be group 0002 (_walk_held).
+        self._walker = None if transfer_syntax is None or error is not None or (
+            transfer_syntax in DEFLATED_DATA_SETS) else walker_for(transfer_syntax)
         self.buffer: bytearray | AlignedBuffer | None = (
             bytearray(header) if error is None else None)
         self.provisional = provisional
@@ -206,6 +207,8 @@ class StoreSink:
             self._first = self._inflate = None
             if deflated and first is not None and first[:2] == b"\x02\x00":
                 return self._start_redeflating(data)
+            if deflated:
+                self._walk_held()
             if first is not None and implicit_vr_at(first):
                 self._implicit_found()
         self._starting = False
@@ -215,7 +218,7 @@ class StoreSink:
         """A deflated data set whose first element is of group 0002: from its start
         (the bytes held so far, and ``data``), inflated without them and deflated
         again (storage.stray_meta.DeflatedStrayMeta), which walks what it inflates
-        (the sink's walker, of the stream as sent, is dropped)."""
+        (no walker of the stream as sent is made)."""
         buffer = self.buffer
         assert self._syntax is not None
         if not isinstance(buffer, bytearray):  # its start took over 64 KiB to give 6 bytes
@@ -226,11 +229,20 @@ class StoreSink:
             return b""
         held = bytes(buffer[self._header_length:])
         del buffer[self._header_length:]
-        self._walker = None
         self._redeflate = DeflatedStrayMeta(completeness.MAX_INFLATED,
                                             DatasetWalker(implicit=False))
         self.stray = self._redeflate.stray
         return self._redeflated(held + bytes(data))
+
+    def _walk_held(self) -> None:
+        """A deflated data set not starting with group 0002 (or whose start could
+        not be inflated): its walker (storage.completeness), made now, fed what
+        the sink holds of it (under ``_INFLATE_MOST`` bytes; none, usually)."""
+        assert self._syntax is not None
+        walker = self._walker = walker_for(self._syntax)
+        buffer = self.buffer
+        if isinstance(buffer, bytearray) and len(buffer) > self._header_length:
+            walker.feed(bytes(buffer[self._header_length:]))
 
     def _redeflated(self, data: bytes | memoryview) -> bytes:
         redeflate = self._redeflate
@@ -362,6 +374,8 @@ class StoreSink:
         if (self._redeflate is not None and self.error is None
                 and not self._end_redeflating()):
             return False
+        if self._inflate is not None and self.error is None:
+            self._walk_held()  # a deflated data set that ended before its start was known
         stray = self.stray
         if (stray is not None and not stray.done and self.error is None
                 and (stray.tags or stray.cut)):
