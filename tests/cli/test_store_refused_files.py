@@ -6,17 +6,21 @@ for its transfer syntax was left out (as if the abort were its reason)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import Result
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
+from dicomnet.services.storage import StorageSCP
 from dicomnet.ul.pdu import AAbort
 from tests.aio.helpers import run
 from tests.aio.rawscp import EXPLICIT_LE, IMPLICIT_LE, RawPeer, Request, raw_scp, store_response
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 
-from .helpers import error_line, json_out, run_cli
+from .helpers import ServerThread, assert_ended, error_line, interrupted_at, json_out, run_cli
 
 REFUSED = (f"the peer accepted no context for {SECONDARY_CAPTURE} in {RLELossless} "
            "(compressed; not converted)")
@@ -89,3 +93,37 @@ def test_exit_1_table_gives_each_file_its_own_reason(tmp_path: Path) -> None:
         (REFUSED, False, False), (None, True, False), (REFUSED, False, False),
         (ABORTED, False, True), (REFUSED, False, False)]
     assert (doc["stored"], doc["failed"], doc["total"]) == (1, 4, 5)
+
+
+def test_ctrl_c_leaves_each_refused_file_its_own_reason(
+        start_server: Callable[..., ServerThread], tmp_path: Path) -> None:
+    """A Ctrl-C as the first answer comes: the RLE files the SCU had not reached
+    read "interrupted before it was sent" (53 of 60 in one run), as if the
+    peer could have taken them; they keep their refusal, in --json and in the
+    table, and are not counted among the objects not sent for the interrupt.
+    32 uncompressed files first: sent under a window of 32 (as both ends
+    propose), or one at a time, none after them goes before an answer."""
+    syntaxes = [ExplicitVRLittleEndian] * 32 + [RLELossless, ExplicitVRLittleEndian,
+                                                 RLELossless]
+    (tmp_path / "in").mkdir()
+    files = [write_part10(tmp_path / "in" / f"{n:02d}.dcm", make_image(n, rows=8, columns=8),
+                          syntax) for n, syntax in enumerate(syntaxes)]
+    scp = StorageSCP(tmp_path / "store", transfer_syntaxes=[EXPLICIT_LE, IMPLICIT_LE])
+    server = start_server(providers=[scp])
+    where = "dicomnet.services.store_scu:_record"
+    done = interrupted_at(signal.SIGINT, where, "store", "127.0.0.1", server.port,
+                          tmp_path / "in", "--json")
+    assert_ended(done, signal.SIGINT)
+    doc = json.loads(done.stdout)
+    assert (doc["interrupted"], doc["exit_code"], doc["total"]) == (True, 130, 35)
+    assert doc["stored"] >= 1
+    got = {r["path"]: (r["error"], r["status_text"], r["sent"]) for r in doc["results"]}
+    assert got[str(files[32])] == got[str(files[34])] == (REFUSED, "not sent", False)
+    assert got[str(files[33])] == ("interrupted before it was sent", "not sent", False)
+    text = interrupted_at(signal.SIGINT, where, "store", "127.0.0.1", server.port,
+                          tmp_path / "in")
+    assert_ended(text, signal.SIGINT)
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in text.stdout.splitlines() if line.count("│") == 4}
+    assert rows[str(files[32])] == rows[str(files[34])] == REFUSED
+    assert "\n1 object(s) not sent: interrupted before their turn" in text.stdout

@@ -515,16 +515,27 @@ def _unanswered(plan: _Plan, why: str) -> str:
     return f"not sent: {why}"
 
 
-def _cancelled(plans: list[_Plan], max_attempts: int) -> None:
-    """Say what a cancel left of the attempt's objects not answered for good."""
+def _cancelled(plans: list[_Plan], max_attempts: int,
+               live: tuple[ClientAssociation, list[_Plan]] | None,
+               report: Callable[[StoreResult], None]) -> None:
+    """Say what a cancel left of the attempt's objects not answered for good.
+    Those of the association ``live`` (the one standing, with its batch's plans)
+    that it cannot take keep that reason, told to ``report`` as when they are
+    reached (``store_prepare.refused``): the cancel did not decide their fate."""
     for plan in plans:
         result = plan.result
         if result.retryable and result.attempts < max_attempts:  # its retry will not come
             result.error = f"{result.error or 'failed'}; cancelled before it was sent again"
             result.retryable = False
         elif result.status is None and not result.error:
-            result.error = ("cancelled before an answer" if plan.started
-                            else _unanswered(plan, "cancelled"))
+            refusal = (refused(live[0], plan.info)
+                       if live is not None and not plan.started and plan in live[1] else None)
+            if refusal is not None:
+                result.error = refusal
+                report(result)
+            else:
+                result.error = ("cancelled before an answer" if plan.started
+                                else _unanswered(plan, "cancelled"))
 
 
 async def store_paths(
@@ -589,7 +600,10 @@ async def store_paths(
     C-STORE was out: the peer may hold it; ``sent``); "not sent: cancelled"
     ("not sent again: cancelled; ..." when an earlier attempt sent it);
     or, waiting for a retry, its last answer then "; cancelled before it was
-    sent again". ``on_progress`` does not hear of those the cancel ended.
+    sent again"; one the association standing could not take (no context for
+    its transfer syntax), not reached yet, says so, as when reached, and
+    ``on_progress`` hears of it. ``on_progress`` does not hear of those the
+    cancel ended.
     """
     from ..aio.client import associate
 
@@ -639,6 +653,9 @@ async def store_paths(
         plans.append(_Plan(info, result))
     _warn_of_repeated_uids(plans)
     attempt = 1
+    # The association standing and its plans, for a cancel to tell which of them
+    # it cannot take.
+    live: tuple[ClientAssociation, list[_Plan]] | None = None
     try:
         while True:
             failure: DicomNetError | None = None  # this attempt's last link failure
@@ -652,8 +669,11 @@ async def store_paths(
                         on_secure_link_ready=on_secure_link_ready,
                     ) as assoc:
                         negotiated = assoc
+                        live = (assoc, batch.plans)
                         await _send_batch(assoc, batch.plans, report)
+                    live = None
                 except DicomNetError as exc:
+                    live = None
                     failure = exc
                     transient = transient_failure(exc)
                     pending = [p for p in batch.plans
@@ -696,7 +716,7 @@ async def store_paths(
             raise failed(failure)
         return results
     except asyncio.CancelledError:
-        _cancelled(plans, max_attempts)
+        _cancelled(plans, max_attempts, live, report)
         raise
     finally:
         progress.summary()
