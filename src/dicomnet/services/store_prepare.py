@@ -13,6 +13,7 @@ import itertools
 import os
 import stat
 import sys
+import zlib
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from ..dimse.messages import CStoreRQ
 from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
 from ..storage.part10 import DEFLATED_DATA_SETS, Part10Info
+from ..storage.stray_meta import StrayMeta
 from ..ul.connection import JOIN_LIMIT
 from ..ul.negotiation import ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED
 from ..ul.pdu import pdata_header
@@ -202,6 +204,9 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
     if not stat.S_ISREG(mode):
         raise StorageError(f"{info.path} is no regular file any more: not sent")
+    if (empty := await _empty_dataset(info)) is not None:
+        result.error = f"not sent: {empty}"
+        return None
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
                   affected_sop_class_uid=info.sop_class_uid,
                   affected_sop_instance_uid=info.sop_instance_uid)
@@ -340,6 +345,65 @@ def no_context(assoc: ClientAssociation, info: Part10Info) -> str:
     return (f"the peer accepted no context for {info.sop_class_uid} in "
             f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in UNCOMPRESSED
                                              else " (compressed; not converted)"))
+
+
+async def _empty_dataset(info: Part10Info) -> str | None:
+    """Why ``info``'s data set would go empty, or None: it has no bytes, or holds
+    nothing but group 0002 elements, which the SCU leaves out (PS3.5 7.1;
+    ``info.stray_meta``). An empty data set is no object a peer can take (a
+    dicomnet server answers C000H: no study to file it under), and sending it
+    tells nothing. A deflated one (PS3.5 A.5) is inflated, off the event loop,
+    up to its first other element: two bytes for a well-formed one. Raises
+    StorageError."""
+    if info.dataset_length == 0:
+        tags: tuple[int, ...] | None = info.stray_meta
+    elif info.transfer_syntax_uid in DEFLATED_DATA_SETS:
+        try:
+            tags = await asyncio.get_running_loop().run_in_executor(
+                None, _deflated_meta_only, info)
+        except OSError as exc:
+            raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+    else:
+        tags = None
+    if tags is None:
+        return None
+    if not tags:
+        return "its data set is empty"
+    names = ", ".join(f"({tag >> 16:04X},{tag & 0xFFFF:04X})" for tag in tags)
+    return (f"its data set holds only File Meta Information elements ({names}), which "
+            "are left out of what is sent (PS3.5 7.1)")
+
+
+#: Bytes of a deflated stream read, and inflated, at a time.
+_INFLATE_PIECE = 64 << 10
+
+
+def _deflated_meta_only(info: Part10Info) -> tuple[int, ...] | None:
+    """The group 0002 elements a deflated data set holds if it holds nothing else
+    (none for a stream that inflates to nothing), or None: something else, or a
+    stream that does not inflate (its walk before sending says why). Raises
+    OSError."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    stray = StrayMeta(implicit=False)
+    with open(info.path, "rb") as fp:
+        fp.seek(info.dataset_offset)
+        remaining = info.dataset_length
+        pending = b""
+        try:
+            while not inflater.eof:
+                if not pending and remaining > 0:
+                    pending = fp.read(min(_INFLATE_PIECE, remaining))
+                    remaining = remaining - len(pending) if pending else 0
+                # At most a piece out at a time: deflate inflates up to a thousandfold.
+                out = inflater.decompress(pending, _INFLATE_PIECE)
+                pending = inflater.unconsumed_tail
+                if stray.feed(out):
+                    return None
+                if not out and not pending and remaining <= 0:
+                    break  # the stream is cut short: nothing more comes out
+        except zlib.error:
+            return None
+    return tuple(stray.tags)
 
 
 async def _file_problem(info: Part10Info) -> str | None:
