@@ -280,6 +280,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         sent, attempts,         its C-STORE went out (without a status, the
         retryable               peer may hold it); tries; a failure that
                                 --retries would send again
+        dropped_meta            File Meta Information elements its data set
+                                starts with, left out when sent (PS3.5 7.1),
+                                as "(0002,xxxx)" tags; [] when none
 
     \b
     Examples:

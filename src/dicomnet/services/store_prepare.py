@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .store_scu import StoreResult
 
 __all__ = ["DataSetPdus", "PduBuffers", "Prepared", "file_pdus", "no_context", "prepare_file",
-           "refused"]
+           "refused", "tag_texts"]
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
@@ -369,9 +369,14 @@ async def _empty_dataset(info: Part10Info) -> str | None:
         return None
     if not tags:
         return "its data set is empty"
-    names = ", ".join(f"({tag >> 16:04X},{tag & 0xFFFF:04X})" for tag in tags)
+    names = ", ".join(tag_texts(tags))
     return (f"its data set holds only File Meta Information elements ({names}), which "
             "are left out of what is sent (PS3.5 7.1)")
+
+
+def tag_texts(tags: tuple[int, ...]) -> list[str]:
+    """Tags as "(gggg,eeee)", as PS3.5 writes them (``StoreResult.dropped_meta``)."""
+    return [f"({tag >> 16:04X},{tag & 0xFFFF:04X})" for tag in tags]
 
 
 #: Bytes of a deflated stream read, and inflated, at a time.

@@ -43,7 +43,7 @@ from ..ul.negotiation import (
     ContextRequest,
 )
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
-from .store_prepare import PduBuffers, Prepared, prepare_file, refused
+from .store_prepare import PduBuffers, Prepared, prepare_file, refused, tag_texts
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
@@ -101,6 +101,10 @@ class StoreResult:
     #: before its answer: an abort, a dropped, refused or timed-out link, a
     #: rejection, a TLS or protocol failure; not for anything of its own.
     association_failed: bool = False
+    #: The File Meta Information elements (group 0002) its data set starts with,
+    #: left out of what is sent (PS3.5 7.1: no data set holds them;
+    #: ``Part10Info.stray_meta``), as "(0002,xxxx)" tags; empty when none.
+    dropped_meta: list[str] = field(default_factory=list)
 
     @property
     def warning(self) -> bool:
@@ -126,6 +130,7 @@ class StoreResult:
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
             "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
             "not_dicom": self.not_dicom, "association_failed": self.association_failed,
+            "dropped_meta": list(self.dropped_meta),
         }
 
     def _reset_for_retry(self) -> None:
@@ -650,6 +655,7 @@ async def store_paths(
         result.sop_instance_uid = info.sop_instance_uid
         result.size = info.dataset_length
         result.transfer_syntax_uid = info.transfer_syntax_uid
+        result.dropped_meta = tag_texts(info.stray_meta)
         plans.append(_Plan(info, result))
     _warn_of_repeated_uids(plans)
     attempt = 1
