@@ -169,3 +169,26 @@ def test_after_a_ctrl_c_the_objects_never_sent_are_not_called_unconfirmed(
         "may hold them)",
         "1 object(s) not sent: interrupted before their turn"]
     assert not any(str(b) in line or str(c) in line for line in lines)
+
+
+def test_after_a_ctrl_c_the_results_are_in_the_files_order(tmp_path: Path) -> None:
+    """--json's results are one per file, in order (its --help): after a Ctrl-C
+    they came in the order they were heard of (a file not DICOM, told as it was
+    read, first), then the others."""
+    from dicomnet.cli.store import _unfinished_results
+    from dicomnet.services.storage import StoreResult
+
+    a, b, c, d = (tmp_path / f"{n}.dcm" for n in "abcd")
+    junk = StoreResult(path=d, error="not a DICOM Part 10 file: junk", not_dicom=True)
+    stored = StoreResult(path=b, sop_instance_uid="1.2", status=0, ok=True, sent=True)
+    known = [StoreResult(path=a, sop_instance_uid="1.1"), stored,
+             StoreResult(path=c, sop_instance_uid="1.3", sent=True), junk]
+    results = _unfinished_results([a, b, c, d], [junk, stored], "interrupted", 130,
+                                  sending=True, known=known)
+    assert [(r.path, r.error) for r in results] == [
+        (a, "interrupted before it was sent"), (b, None), (c, "interrupted before an answer"),
+        (d, "not a DICOM Part 10 file: junk")]
+    # And so for a failure that ended the run (--json's document from on_exit).
+    failed = _unfinished_results([a, b, c, d], [junk, stored], "boom", 3, sending=True)
+    assert [(r.path, r.error) for r in failed] == [
+        (a, "boom"), (b, None), (c, "boom"), (d, "not a DICOM Part 10 file: junk")]

@@ -348,14 +348,15 @@ def _unfinished_results(files: list[Path], finished: list[StoreResult], error: s
                         code: int, *, sending: bool,
                         waiting: dict[Path, StoreResult] | None = None,
                         known: list[StoreResult] | None = None) -> list[StoreResult]:
-    """What a run that did not end leaves to report: the objects answered (or
+    """What a run that did not end leaves to report, one per file in the order
+    of ``files`` (as a run that ended reports them): the objects answered (or
     failed) so far; those ``waiting`` to be sent again (--retries) with their
-    last answer; then every other file, with ``error``, or after a Ctrl-C:
+    last answer; every other file, with ``error``, or after a Ctrl-C:
     unconfirmed if ``known`` (store_paths' results) says it was sent, on this
     attempt or an earlier one (the peer may hold it), else not sent."""
     from dicomnet.services.storage import StoreResult
 
-    answered = {r.path for r in finished}
+    answered = {r.path: r for r in finished}
     waiting = waiting or {}
     listed = {r.path: r for r in known or ()}
 
@@ -370,7 +371,7 @@ def _unfinished_results(files: list[Path], finished: list[StoreResult], error: s
                        retryable=False)
         return replace(base, error=_UNCONFIRMED if sending and base.sent else _NOT_SENT)
 
-    return [*finished, *(unanswered(f) for f in files if f not in answered)]
+    return [answered.get(f) or unanswered(f) for f in files]
 
 
 def _report_failed_alone(results: list[StoreResult]) -> None:
