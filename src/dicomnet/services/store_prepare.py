@@ -204,7 +204,8 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
     if not stat.S_ISREG(mode):
         raise StorageError(f"{info.path} is no regular file any more: not sent")
-    if (empty := await _empty_dataset(info)) is not None:
+    if ((info.dataset_length == 0 or info.transfer_syntax_uid in DEFLATED_DATA_SETS)
+            and (empty := await _empty_dataset(info)) is not None):  # no await for the rest
         result.error = f"not sent: {empty}"
         return None
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
