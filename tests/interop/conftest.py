@@ -38,6 +38,14 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
+def dcmtk_tool(name: str) -> str:
+    """The path of DCMTK's ``name`` command; skip or, under CI, fail if absent."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"DCMTK {name}")
+    return str(path)
+
+
 @dataclass(frozen=True)
 class Dcmtk:
     """Paths of the DCMTK tools the tests run, and their version line."""

@@ -10,7 +10,6 @@ store` sends into it over TLS with mutual authentication.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.aio.helpers import LOOPBACK, PkiFactory, background_process, free_port, peer_env
-from tests.interop.conftest import Dcmtk, _missing
+from tests.interop.conftest import Dcmtk, _missing, dcmtk_tool
 from tests.interop.test_dcmtk_storage import dcmtk_tls
 from tests.storage.dicomfiles import (
     SYNTAX_NAMES,
@@ -36,13 +35,6 @@ pytestmark = pytest.mark.interop
 DCMTK_CONFIG = Path("/etc/dcmtk/storescp.cfg")
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        _missing(f"DCMTK {name}")
-    return str(path)
-
-
 def _sources(folder: Path, first: int) -> dict[str, Path]:
     return {name: write_part10(folder / f"{name}.dcm",
                                make_image(first + i, rows=320, columns=250), ts)
@@ -54,7 +46,7 @@ def test_dcmsend_into_dicomnet_serve(dcmtk: Dcmtk, tmp_path: Path) -> None:
     Endian first, which dicomnet serve takes (the requestor's first choice): the
     Implicit VR and Big Endian files arrive converted by dcmsend, the deflated
     and RLE ones as they are. dcmsend's report file says Success for each."""
-    dcmsend = _tool("dcmsend")
+    dcmsend = dcmtk_tool("dcmsend")
     sources = _sources(tmp_path / "in", 120)
     store = tmp_path / "store"
     proc = subprocess.Popen(
@@ -88,7 +80,7 @@ def test_dicomnet_store_into_dcmrecv_over_tls(dcmtk: Dcmtk, pkis: PkiFactory,
                                               tmp_path: Path) -> None:
     """dcmrecv with DCMTK's AllDICOM profile (every syntax), bit-preserving, with a
     file name extension: each file as it was sent, nothing converted."""
-    dcmrecv = _tool("dcmrecv")
+    dcmrecv = dcmtk_tool("dcmrecv")
     if not DCMTK_CONFIG.exists():
         _missing(f"DCMTK's {DCMTK_CONFIG}")
     pki = pkis("rsa")

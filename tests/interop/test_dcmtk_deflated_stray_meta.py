@@ -9,7 +9,6 @@ without group 0002 (PS3.5 7.1, PS3.10 7.1)."""
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import zlib
 from pathlib import Path
@@ -20,7 +19,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicomnet.services.storage import store_paths
 from tests.aio.helpers import LOOPBACK, background_process, free_port, run
-from tests.interop.conftest import Dcmtk, _missing
+from tests.interop.conftest import Dcmtk, dcmtk_tool
 from tests.storage.dicomfiles import assert_same_dataset, make_image
 from tests.storage.helpers import data_set_bytes
 from tests.storage.stray import meta_group_length, write_deflated_with_stray_meta
@@ -33,10 +32,7 @@ pytestmark = pytest.mark.interop
                          ids=["deflated", "explicit"])
 def test_storescp_stores_one_meta_group(dcmtk: Dcmtk, tmp_path: Path, option: str, syntax: str,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    found = shutil.which("dcmdump")
-    if found is None:
-        _missing("DCMTK dcmdump")
-    dcmdump = str(found)
+    dcmdump = dcmtk_tool("dcmdump")
     ds = make_image(8)
     plain = data_set_bytes(ds, ExplicitVRLittleEndian)
     source = write_deflated_with_stray_meta(tmp_path / "in" / "stray.dcm", ds, plain)

@@ -81,3 +81,25 @@ def write_deflated_with_stray_meta(path: Path, ds: Dataset, plain: bytes, *,
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(header + stream + b"\x00" * (len(stream) % 2))
     return path
+
+
+def inflated(stream: bytes) -> bytes:
+    """A whole raw deflate stream (a deflated data set, PS3.5 A.5) inflated; it must
+    end whole and be padded to an even length (one zero byte at most after it)."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = inflater.decompress(stream) + inflater.flush()
+    assert inflater.eof and len(stream) % 2 == 0 and inflater.unused_data in (b"", b"\x00")
+    return out
+
+
+def assert_one_meta_group(stored: Path, ds: Dataset, syntax: str) -> None:
+    """The stored file's meta group says ``syntax``, its data set holds no group 0002
+    element (PS3.5 7.1), and every other element equals ``ds``'s."""
+    from pydicom import dcmread
+
+    from tests.storage.dicomfiles import assert_same_dataset
+
+    read = dcmread(stored)
+    assert read.file_meta.TransferSyntaxUID == syntax
+    assert all(element.tag.group != 0x0002 for element in read)
+    assert_same_dataset(ds, stored)

@@ -10,11 +10,9 @@ deflated again for a deflated context, inflated without them for another."""
 from __future__ import annotations
 
 import logging
-import zlib
 from pathlib import Path
 
 import pytest
-from pydicom import dcmread
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -25,19 +23,16 @@ from dicomnet.services import store_convert
 from dicomnet.services.store_convert import convert_to_file, redeflated
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.part10 import read_part10
-from tests.storage.dicomfiles import assert_same_dataset, make_image, write_part10
+from tests.storage.dicomfiles import make_image, write_part10
 from tests.storage.helpers import data_set_bytes, send_files
-from tests.storage.stray import meta_group_length, write_deflated_with_stray_meta
+from tests.storage.stray import (
+    assert_one_meta_group,
+    inflated,
+    meta_group_length,
+    write_deflated_with_stray_meta,
+)
 
 TAGS = (0x00020000, 0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020013)
-
-
-def _inflated(data: bytes) -> bytes:
-    """A whole raw deflate stream inflated; it must be padded to an even length."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    out = inflater.decompress(data) + inflater.flush()
-    assert inflater.eof and len(data) % 2 == 0 and inflater.unused_data in (b"", b"\x00")
-    return out
 
 
 def test_read_part10_sees_group_0002_inside_the_deflated_stream(
@@ -75,7 +70,7 @@ def test_only_the_first_bytes_of_the_stream_are_inflated_to_see_them(
         "(0002,0102) and perhaps more")
     converted, length = redeflated(info)
     with converted:
-        assert _inflated(converted.read()) == plain and length % 2 == 0
+        assert inflated(converted.read()) == plain and length % 2 == 0
 
 
 def test_the_bytes_sent_hold_no_group_0002(tmp_path: Path) -> None:
@@ -89,7 +84,7 @@ def test_the_bytes_sent_hold_no_group_0002(tmp_path: Path) -> None:
     converted, length = redeflated(info)
     with converted:
         data = converted.read()
-    assert len(data) == length and _inflated(data) == plain
+    assert len(data) == length and inflated(data) == plain
     converted, length = convert_to_file(info, ExplicitVRLittleEndian)
     with converted:
         assert converted.read() == plain and length == len(plain)
@@ -120,12 +115,9 @@ def test_the_scu_sends_the_data_set_without_them(
     dataset = data[meta_group_length(data):]
     expected = data_set_bytes(ds, ImplicitVRLittleEndian if accepted == ImplicitVRLittleEndian
                               else ExplicitVRLittleEndian)
-    assert (_inflated(dataset) if accepted == DeflatedExplicitVRLittleEndian
+    assert (inflated(dataset) if accepted == DeflatedExplicitVRLittleEndian
             else dataset) == expected
-    read = dcmread(stored)
-    assert read.file_meta.TransferSyntaxUID == accepted
-    assert all(element.tag.group != 0x0002 for element in read)
-    assert_same_dataset(ds, stored)
+    assert_one_meta_group(stored, ds, accepted)
     warnings = [r.getMessage() for r in caplog.records if "File Meta Information" in
                 r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith(f"{path}: "), warnings

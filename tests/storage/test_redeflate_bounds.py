@@ -33,7 +33,7 @@ from tests.aio.helpers import run, running_server, wait_until
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image
 from tests.storage.helpers import data_set_bytes, store_data_sets
 from tests.storage.rawscu import RawAssociation, store_command
-from tests.storage.stray import meta_elements, meta_group_length
+from tests.storage.stray import inflated, meta_elements, meta_group_length
 
 INDEX_FILES = {INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm"}
 
@@ -88,13 +88,6 @@ def _deflated(data: bytes, level: int = 6) -> bytes:
     deflater = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
     stream = deflater.compress(data) + deflater.flush()
     return stream + b"\x00" * (len(stream) % 2)
-
-
-def _inflated(stream: bytes) -> bytes:
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    out = inflater.decompress(stream) + inflater.flush()
-    assert inflater.eof and len(stream) % 2 == 0 and inflater.unused_data in (b"", b"\x00")
-    return out
 
 
 def test_a_bomb_of_many_values_behind_group_0002_is_refused_at_its_ratio(
@@ -162,7 +155,7 @@ def test_a_data_set_behind_group_0002_at_a_real_ratio_is_stored_deflated_at_leve
     path = next(root.rglob(f"{ds.SOPInstanceUID}.dcm"))
     data = path.read_bytes()
     stream = data[meta_group_length(data):]
-    assert _inflated(stream) == source
+    assert inflated(stream) == source
     assert stream == _deflated(source, level=1)
     assert_same_dataset(ds, path)
     assert [Path(p).name for p in _leftovers(root)] == [f"{ds.SOPInstanceUID}.dcm"]
@@ -181,7 +174,7 @@ def test_the_sink_deflates_again_at_level_1_in_any_pieces() -> None:
         assert sink.check_complete("1.2.3"), sink.error
         assert isinstance(sink.buffer, bytearray)
         stream = bytes(sink.buffer[6:])
-        assert _inflated(stream) == source
+        assert inflated(stream) == source
         assert stream == _deflated(source, level=1)
 
 
