@@ -87,9 +87,15 @@ StoredObserver = Callable[[StoredInstance], object]
 HOOK_FAILED = "the server's C-STORE handler failed"
 
 
+#: Statuses of PS3.7 Annex C that no C-STORE-RSP carries (PS3.4 B.2.3): those of
+#: the operations with several responses (Pending) or a C-CANCEL (Cancel).
+_NOT_A_STORE_STATUS = {0xFF00: "Pending", 0xFF01: "Pending", 0xFE00: "Cancel"}
+
+
 async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str | None]:
     """The user's handler; its status, or Success when it returns None. A handler
-    that raises, or returns what is not a status, costs this object a Processing
+    that raises, or returns what is not a status or a status no C-STORE-RSP
+    carries (Pending, Cancel: PS3.4 B.2.3), costs this object a Processing
     Failure (0110H), not the association: the file stays, it is durable."""
     try:
         result = await call_handler(hook, instance)
@@ -102,6 +108,13 @@ async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str 
         result, None)
     if isinstance(status, Status):
         status = status.code
+    if status in _NOT_A_STORE_STATUS and (comment is None or isinstance(comment, str)):
+        # Sent, a Pending left the sender waiting for a final response that never
+        # comes (its DIMSE timeout) or taken as final, and counted unanswered here.
+        log.error("C-STORE %s: the on_c_store handler returned %s (0x%04X), which a "
+                  "C-STORE-RSP cannot carry (PS3.4 B.2.3: one response, no C-CANCEL)",
+                  instance.sop_instance_uid, _NOT_A_STORE_STATUS[status], status)
+        return PROCESSING_FAILURE, HOOK_FAILED
     if (isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF
             and (comment is None or isinstance(comment, str))):
         # An Error Comment is LO (PS3.7 C.4): 64 characters at most.
