@@ -68,3 +68,43 @@ def test_only_a_consistent_c_store_is_stored(
     stored = sorted((tmp_path / "out").rglob("*.dcm"))
     assert len(stored) == (1 if expected[0] == 0 else 0)
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.endswith(".dicomnet-part")]
+
+
+@pytest.mark.parametrize(("missing", "comment"), [
+    (("StudyInstanceUID",), "cannot place the object: no Study Instance UID (0020,000D)"),
+    (("SeriesInstanceUID",), "cannot place the object: no Series Instance UID (0020,000E)"),
+    (("StudyInstanceUID", "SeriesInstanceUID"),
+     "cannot place the object: no Study or Series Instance UID"),
+], ids=["study", "series", "both"])
+def test_a_data_set_without_the_uids_its_folders_need_is_told_which(
+        tmp_path: Path, missing: tuple[str, ...], comment: str) -> None:
+    """The Error Comment (LO: 64 characters) names the UID the hierarchical layout
+    lacks. It said "...the hierarchical layout needs the study" whichever it was
+    (its end cut off), so a sender missing only the series was told the study."""
+    image = make_image(1)
+    for keyword in missing:
+        delattr(image, keyword)
+    source = write_part10(tmp_path / "a.dcm", image, ExplicitVRLittleEndian)
+    data = source.read_bytes()[read_part10(source).dataset_offset:]
+
+    async def main() -> CStoreRSP:
+        scp = StorageSCP(tmp_path / "out")
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server, associate(
+                    LOOPBACK, server.port, contexts=[
+                        ContextRequest(SECONDARY_CAPTURE, (str(ExplicitVRLittleEndian),))],
+            ) as assoc:
+                rsp, _ = await assoc.request_one(CStoreRQ(
+                    message_id=1, affected_sop_class_uid=SECONDARY_CAPTURE,
+                    affected_sop_instance_uid=image.SOPInstanceUID,
+                ), assoc.context_for(SECONDARY_CAPTURE).context_id, dataset=data)
+        finally:
+            scp.close()
+        assert isinstance(rsp, CStoreRSP)
+        return rsp
+
+    rsp = run(main())
+    assert (rsp.status, rsp.error_comment) == (0xC000, comment)
+    assert len(comment) <= 64  # whole, not cut
+    assert [p.name for p in (tmp_path / "out").rglob("*") if p.is_file()
+            and not p.name.startswith("index.sqlite")] == []

@@ -417,12 +417,16 @@ class StorageSCP:
             if header.text("SOPClassUID") not in (None, message.affected_sop_class_uid):
                 raise Refused(DATASET_MISMATCH,
                                "SOP Class UID in the data set differs from the command")
+            study, series = header.text("StudyInstanceUID"), header.text("SeriesInstanceUID")
+            if self.layout is Layout.HIERARCHICAL and (study is None or series is None):
+                # Said whole within the Error Comment's 64 characters (LO).
+                raise Refused(CANNOT_UNDERSTAND, "cannot place the object: no " + (
+                    "Study or Series Instance UID" if study is None and series is None
+                    else "Study Instance UID (0020,000D)" if study is None
+                    else "Series Instance UID (0020,000E)"))
             destination = self.layout.destination(
-                self.root,
-                sop_instance_uid=message.affected_sop_instance_uid,
-                study_instance_uid=header.text("StudyInstanceUID"),
-                series_instance_uid=header.text("SeriesInstanceUID"),
-            )
+                self.root, sop_instance_uid=message.affected_sop_instance_uid,
+                study_instance_uid=study, series_instance_uid=series)
         except (UnsafeNameError, StorageError) as exc:
             raise refuse(CANNOT_UNDERSTAND, f"cannot place the object: {exc}") from exc
         except Refused as exc:
