@@ -411,12 +411,18 @@ class StorageSCP:
         except Exception as exc:
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
         try:
-            if header.text("SOPInstanceUID") not in (None, message.affected_sop_instance_uid):
-                raise Refused(DATASET_MISMATCH,
-                               "SOP Instance UID in the data set differs from the command")
-            if header.text("SOPClassUID") not in (None, message.affected_sop_class_uid):
-                raise Refused(DATASET_MISMATCH,
-                               "SOP Class UID in the data set differs from the command")
+            for keyword, name, expected in (
+                    ("SOPInstanceUID", "SOP Instance UID", message.affected_sop_instance_uid),
+                    ("SOPClassUID", "SOP Class UID", message.affected_sop_class_uid)):
+                value = header.text(keyword)
+                if value is None:
+                    # A data set that does not say what it is (SOP Common, type 1):
+                    # C000 as DCMTK's storescp answers, not stored under the command's.
+                    tag = "(0008,0018)" if keyword == "SOPInstanceUID" else "(0008,0016)"
+                    raise Refused(CANNOT_UNDERSTAND, f"no {name} {tag} in the data set")
+                if value != expected:
+                    raise Refused(DATASET_MISMATCH, f"{name} in the data set differs from the "
+                                  "command")
             study, series = header.text("StudyInstanceUID"), header.text("SeriesInstanceUID")
             if self.layout is Layout.HIERARCHICAL and (study is None or series is None):
                 # Said whole within the Error Comment's 64 characters (LO).
