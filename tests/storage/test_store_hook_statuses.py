@@ -7,13 +7,14 @@ any answer that is not a status, and the server logs why."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.dimse.messages import CStoreRSP
+from dicomnet.dimse.messages import CStoreRSP, DimseMessage
 from dicomnet.dimse.status import Status
 from dicomnet.services.storage import HookAnswer, StorageSCP, StoredInstance
 from dicomnet.services.verification import VerificationSCP
@@ -64,3 +65,64 @@ def test_a_handler_answering_a_status_no_c_store_has_costs_a_processing_failure(
     # Stored all the same: the handler runs once the object is durable.
     (stored,) = root.rglob("*.dcm")
     assert stored.read_bytes()[read_part10(stored).dataset_offset:] == data
+
+
+async def _cancels_itself(instance: StoredInstance) -> None:
+    raise asyncio.CancelledError
+
+
+async def _awaits_what_another_cancels(instance: StoredInstance) -> None:
+    loop = asyncio.get_running_loop()
+    waited: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(waited.cancel)  # a lookup another task gave up on, say
+    await waited
+
+
+def _raises_cancelled_in_its_thread(instance: StoredInstance) -> None:
+    raise asyncio.CancelledError
+
+
+@pytest.mark.parametrize("hook", [
+    _cancels_itself, _awaits_what_another_cancels, _raises_cancelled_in_its_thread,
+], ids=["async-raises-it", "async-awaits-a-cancelled-future", "sync-raises-it"])
+def test_a_handler_raising_cancelled_error_is_a_failing_handler(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, hook: object) -> None:
+    """A CancelledError the handler raises itself, its association going on, is
+    the handler's failure (0110H), as any exception it raises. It was taken for
+    the operation's own cancellation: the C-STORE was never answered, the
+    sender waited into its DIMSE timeout (pynetdicom: 'DIMSE timeout reached',
+    then aborted), and the association counted it unanswered."""
+    files = [write_part10(tmp_path / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+             for n in range(2)]
+    infos = [read_part10(path) for path in files]
+    root = tmp_path / "out"
+
+    async def scenario() -> list[DimseMessage | str]:
+        scp = StorageSCP(root, on_c_store=hook)  # type: ignore[arg-type]
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await RawAssociation.open(server.port, CONTEXT)
+                answers: list[DimseMessage | str] = []
+                for n, (path, info) in enumerate(zip(files, infos, strict=True)):
+                    await assoc.send_store(
+                        assoc.context_id(SECONDARY_CAPTURE),
+                        store_command(info.sop_class_uid.encode(),
+                                      info.sop_instance_uid.encode(), message_id=n + 1),
+                        path.read_bytes()[info.dataset_offset:])
+                    # Bounded only so that a server that never answers fails the test.
+                    answers.append(await assoc.outcome(timeout=10))
+                await assoc.release()
+                return answers
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
+        answers = run(scenario())
+    assert all(isinstance(a, CStoreRSP) for a in answers), answers
+    assert [(a.status, a.error_comment) for a in answers if isinstance(a, CStoreRSP)
+            ] == [(PROCESSING_FAILURE, "the server's C-STORE handler failed")] * 2
+    failed = [r for r in caplog.records if "on_c_store handler failed" in r.getMessage()]
+    assert len(failed) == 2
+    assert all(r.exc_info is not None and isinstance(r.exc_info[1], asyncio.CancelledError)
+               for r in failed)
+    assert len(list(root.rglob("*.dcm"))) == 2  # stored all the same

@@ -102,6 +102,14 @@ async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str 
     except Exception:
         log.exception("C-STORE %s: the on_c_store handler failed", instance.sop_instance_uid)
         return PROCESSING_FAILURE, HOOK_FAILED
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise  # the operation's own: its association ended, nobody to answer
+        # The handler's own (raised, or from a future someone else cancelled): taken
+        # for the operation's, it left the request unanswered, the association on.
+        log.exception("C-STORE %s: the on_c_store handler failed", instance.sop_instance_uid)
+        return PROCESSING_FAILURE, HOOK_FAILED
     if result is None:
         return SUCCESS, None
     status, comment = result if isinstance(result, tuple) and len(result) == 2 else (
