@@ -126,3 +126,35 @@ def test_a_handler_raising_cancelled_error_is_a_failing_handler(
     assert all(r.exc_info is not None and isinstance(r.exc_info[1], asyncio.CancelledError)
                for r in failed)
     assert len(list(root.rglob("*.dcm"))) == 2  # stored all the same
+
+
+def test_an_error_comment_is_one_lo_value_whatever_the_handler_says(tmp_path: Path) -> None:
+    """The Error Comment (0000,0902) is LO, VM 1 (PS3.7 C.4, PS3.5 6.2): no
+    backslash (the value delimiter) and no control character. A handler's
+    'C:\\queue\\full' went as three values (pynetdicom: 'Non-conformant VM 3
+    for ErrorComment, taking the first value', the peer read 'C:'), and a line
+    break as is; each is now a '?', as a character outside the repertoire is."""
+    path = write_part10(tmp_path / "in.dcm", make_image(1), ExplicitVRLittleEndian)
+    info = read_part10(path)
+
+    def hook(instance: StoredInstance) -> HookAnswer:
+        return 0xC001, "C:\\queue\\full\r\nretry\tlater \x1b(B"
+
+    async def scenario() -> object:
+        scp = StorageSCP(tmp_path / "out", on_c_store=hook)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await RawAssociation.open(server.port, CONTEXT)
+                await assoc.send_store(assoc.context_id(SECONDARY_CAPTURE),
+                                       store_command(info.sop_class_uid.encode(),
+                                                     info.sop_instance_uid.encode()),
+                                       path.read_bytes()[info.dataset_offset:])
+                rsp = await assoc.outcome()
+                await assoc.release()
+                return rsp
+        finally:
+            scp.close()
+
+    rsp = run(scenario())
+    assert isinstance(rsp, CStoreRSP)
+    assert (rsp.status, rsp.error_comment) == (0xC001, "C:?queue?full??retry?later ?(B")

@@ -157,10 +157,16 @@ def _echoable_uid(value: str) -> str | None:
 
 
 def _comment(comment: str | None) -> str | None:
-    """Error Comment (LO, at most 64 characters of the default repertoire)."""
+    """Error Comment (LO, VM 1: PS3.7 C.4), at most 64 characters of the default
+    repertoire, none a backslash (the value delimiter) or a control character
+    (PS3.5 6.2): each such one a '?'."""
     if not comment:
         return None
-    return comment.encode("ascii", "replace").decode("ascii")[:64]
+    return comment.encode("ascii", "replace").decode("ascii").translate(_NOT_IN_LO)[:64]
+
+
+#: What an LO value cannot hold in the default repertoire (PS3.5 6.2, 6.1.2.3).
+_NOT_IN_LO = {code: "?" for code in (*range(0x20), 0x5C, 0x7F)}
 
 
 def log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status: int,
