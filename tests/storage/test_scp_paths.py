@@ -9,6 +9,7 @@ storage root, and leave no partial file.
 
 from __future__ import annotations
 
+import logging
 import struct
 from pathlib import Path
 
@@ -226,3 +227,19 @@ def test_invalid_calling_ae_title_is_refused(tmp_path: Path, root: Path, title: 
     else:
         assert_failure(outcome, repr(title))
     assert_nothing_stored(tmp_path, root, before)
+
+
+def test_a_uid_with_a_line_break_writes_one_log_line(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The refusal's log line quotes an Affected SOP Instance UID that is not plain
+    printable text (as the UID check's own message does), so that a peer cannot
+    forge a second line. '1.2.3\\nERROR dicomnet.services ...' was written as is:
+    two lines in the server's log, the second one the peer's."""
+    forged = "1.2.3\nERROR dicomnet.services forged"
+    with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
+        outcome = store(root, forged, dataset_bytes(sop=forged, study=GOOD_STUDY,
+                                                     series=GOOD_SERIES))
+    assert assert_failure(outcome, "line break") == 0xC000
+    (line,) = [r.getMessage() for r in caplog.records if "refused, status" in r.getMessage()]
+    assert "\n" not in line
+    assert line.startswith("C-STORE '1.2.3\\nERROR dicomnet.services forged' from RAWSCU@")

@@ -174,9 +174,12 @@ def log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status:
     """The one line a C-STORE that was not stored leaves in the log: the object,
     who sent it, the status it was answered (PS3.4 B.2.3) and why, paths included
     (ERROR when the server could not store, WARNING when it refused the data)."""
+    uid = message.affected_sop_instance_uid
+    # The peer's bytes, not yet checked (a refused UID): quoted unless plain text,
+    # so that a line break in them cannot forge a log line.
     log.log(level, "C-STORE %s from %s@%s:%s refused, status 0x%04X: %s",
-            message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
-            status, why)
+            uid if uid.isascii() and uid.isprintable() else repr(uid),
+            assoc.calling_ae_title, *assoc.peer[:2], status, why)
 
 
 class Refused(DicomNetError):
