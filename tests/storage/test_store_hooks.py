@@ -275,3 +275,29 @@ def test_a_store_result_gives_its_status_as_the_status_assoc_store_returns(
         "0xA701 (failure: Refused: out of resources)"]
     assert [s.category for s in statuses if s is not None] == ["success", "warning", "failure"]
     assert StoreResult(Path("never-sent.dcm")).dimse_status is None
+
+
+@pytest.mark.parametrize(("policy", "flags"), [("keep", [False, True]),
+                                               ("overwrite", [False, False])])
+def test_duplicate_means_the_copy_held_was_kept(tmp_path: Path, policy: str,
+                                                flags: list[bool]) -> None:
+    """``StoredInstance.duplicate`` (and serve's "duplicate" event field): the second
+    copy of a SOP Instance UID kept the first (keep); one that replaced it
+    (overwrite) is stored, not a duplicate, and its path is its own file."""
+    files = _files(tmp_path / "in", 1)
+    seen: list[tuple[bool, bytes]] = []
+
+    async def scenario(root: Path) -> None:
+        scp = StorageSCP(root, duplicates=policy,
+                         on_stored=lambda i: seen.append((i.duplicate, i.path.read_bytes())))
+        try:
+            async with running_server(providers=[scp]) as server:
+                for _ in range(2):
+                    results = await store_paths("127.0.0.1", server.port, files)
+                    assert [r.status for r in results] == [0x0000]
+        finally:
+            scp.close()
+
+    run(scenario(tmp_path / "out"))
+    assert [flag for flag, _ in seen] == flags
+    assert len({data for _, data in seen}) == 1  # the same object's file either way

@@ -393,8 +393,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
       stored                an object durable: path, sop_class_uid,
                             sop_instance_uid, transfer_syntax_uid, peer,
                             calling_aet, called_aet, duplicate (its SOP
-                            Instance UID was held already: see
-                            --duplicates), tls
+                            Instance UID was held already, and that copy
+                            kept: --duplicates keep; false for one that
+                            replaced it: overwrite), tls
       association_ended     peer, calling_aet, called_aet, how (released or
                             aborted), reason, seconds, messages, objects
                             (C-STORE requests), bytes_received, answers

@@ -43,7 +43,9 @@ class StoredInstance:
     (whatever the server's own AE title, unless it requires its own), so that a
     node answering to several titles can route by it; ``peer`` is the sender's
     (host, port); ``security`` its TLS link (None on a plain connection);
-    ``duplicate``: its SOP Instance UID was stored already (PS3.4 B.2.3).
+    ``duplicate``: its SOP Instance UID was stored already and that copy kept
+    (``duplicates="keep"``; ``path`` is that copy's; PS3.4 B.2.3); an object
+    that replaced an earlier copy (``"overwrite"``) is stored, not a duplicate.
     ``called_ae_title`` and ``peer`` are keywords, empty ("" and ("", 0)) only
     in an instance built by hand (a handler's own tests).
     """
