@@ -21,9 +21,9 @@ from dicomnet.dimse.messages import (
     CEchoRQ,
     CEchoRSP,
     CFindRQ,
-    CFindRSP,
     CGetRQ,
     CMoveRQ,
+    refusal,
 )
 from dicomnet.errors import AssociationAborted, LocalProtocolError
 from tests.aio.helpers import LOOPBACK, run, wait_until
@@ -49,9 +49,11 @@ def _echo_rsp(request: Request) -> bytes:
 
 
 def _find_rsp(request: Request, status: int) -> bytes:
-    return response_pdu(request.context_id, CFindRSP(
-        message_id_being_responded_to=request.message.message_id,  # type: ignore[union-attr]
-        status=status, affected_sop_class_uid=VERIFICATION))
+    """The response of ``request``'s operation (a C-FIND-RSP to a C-FIND-RQ, a
+    C-GET-RSP to a C-GET-RQ...: PS3.7 9.3) with ``status``."""
+    rsp = refusal(request.message, status)
+    assert rsp is not None
+    return response_pdu(request.context_id, rsp)
 
 
 @dataclass
@@ -381,8 +383,8 @@ def _kinds(peer: RawPeer) -> list[str]:
 
 
 class _CancellableFind:
-    """An SCP performing C-FIND (or C-GET, C-MOVE: answered as C-FIND, what the
-    client reads of them is its status) with one pending response per request
+    """An SCP performing C-FIND (or C-GET, C-MOVE: what the client reads of
+    their responses is their status) with one pending response per request
     and a C-CANCEL-RQ, and ending it only when cancelled: ``after_cancel``
     pending responses, then Cancel (FE00H). Echoes are answered at once."""
 

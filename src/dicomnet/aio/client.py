@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Limits, Timeouts, check_ae_title
 from ..dimse.connection import DatasetFragment, MessageReceived
-from ..dimse.messages import CEchoRQ, CFindRQ, CGetRQ, CMoveRQ, DimseMessage
+from ..dimse.messages import MESSAGE_CLASSES, CEchoRQ, CFindRQ, CGetRQ, CMoveRQ, DimseMessage
 from ..dimse.status import Status
 from ..errors import (
     AssociationAborted,
@@ -157,7 +157,7 @@ class ClientAssociation(Association):
         window = self._window()
         # Concurrent callers beyond the window wait here, before anything is sent.
         await window.take()
-        queue = Replies(context_id, several)
+        queue = Replies(context_id, several, message.command_field)
         try:
             self._check_unused(message_id)  # PS3.7 9.1.1.1: unique among those outstanding
         except LocalProtocolError:
@@ -220,7 +220,7 @@ class ClientAssociation(Association):
             except LocalProtocolError:
                 window.release()
                 raise
-        reply = OneReply(self, message_id, context_id, on_reply)
+        reply = OneReply(self, message_id, context_id, on_reply, message.command_field)
         self._replies[message_id] = reply
         self._unsent.add(message_id)
         try:
@@ -464,6 +464,13 @@ class ClientAssociation(Association):
                     f"{type(message).__name__} to message {responded} came on presentation "
                     f"context {context_id}, its request went on {queue.context_id} "
                     "(PS3.7 9.1, PS3.8 E.1)")
+            if message.command_field != queue.request_field | 0x8000:
+                # Its status is another operation's: taken, a C-ECHO-RSP's Success
+                # said that an object was stored.
+                raise RemoteProtocolError(
+                    f"{type(message).__name__} to message {responded}, a "
+                    f"{MESSAGE_CLASSES[queue.request_field].__name__}: a response is its "
+                    "request's operation (PS3.7 9.1, 9.3)")
             if isinstance(queue, Replies):
                 if queue.answered:
                     self._unanswerable(message, responded)

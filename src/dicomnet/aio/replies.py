@@ -39,11 +39,14 @@ class Replies:
     A future per wait and one ``call_later`` for the DIMSE timeout: lighter than
     ``asyncio.wait_for`` on a queue, which makes a task per response."""
 
-    __slots__ = ("answered", "context_id", "deadline", "items", "several", "timer", "waiter")
+    __slots__ = ("answered", "context_id", "deadline", "items", "request_field", "several",
+                 "timer", "waiter")
 
-    def __init__(self, context_id: int, several: bool) -> None:
+    def __init__(self, context_id: int, several: bool, request_field: int) -> None:
         #: The presentation context the request went on, and its responses come on.
         self.context_id = context_id
+        #: The request's Command Field: its responses carry it with bit 15 set (PS3.7 9.3).
+        self.request_field = request_field
         #: Whether responses before the last may come (Pending: PS3.7 9.1.2-9.1.4).
         self.several = several
         #: Whether the last response came (queued, maybe not read yet): any after
@@ -85,14 +88,17 @@ class OneReply:
     its callback when it comes (or the error that ends the wait), once; its slot
     of the window (PS3.7 D.3.3.3) goes back then, before the callback runs."""
 
-    __slots__ = ("assoc", "callback", "context_id", "message_id", "timer")
+    __slots__ = ("assoc", "callback", "context_id", "message_id", "request_field", "timer")
 
     def __init__(self, assoc: ClientAssociation, message_id: int, context_id: int,
-                 callback: Callable[[Reply | BaseException], None]) -> None:
+                 callback: Callable[[Reply | BaseException], None],
+                 request_field: int) -> None:
         self.assoc = assoc
         self.message_id = message_id
         #: The presentation context the request went on, and its response comes on.
         self.context_id = context_id
+        #: The request's Command Field: its response carries it with bit 15 set (PS3.7 9.3).
+        self.request_field = request_field
         self.callback: Callable[[Reply | BaseException], None] | None = callback
         self.timer: asyncio.TimerHandle | None = None
 
