@@ -324,20 +324,41 @@ def _batches(plans: list[_Plan]) -> Iterator[_Batch]:
         yield batch
 
 
-def _record(result: StoreResult, rsp: object) -> None:
+def _record(result: StoreResult, rsp: object, info: Part10Info | None = None) -> None:
     """The outcome of a C-STORE from its response (PS3.4 B.2.3): a Warning of any
     kind PS3.7 Annex C names (0107H and 0116H too, as DCMTK and pynetdicom read
-    them) means stored."""
+    them) means stored; not when the response names another object than
+    ``info``'s, the request's (``_other_object``)."""
     status = int(getattr(rsp, "status", 0xFFFF))
     result.status = status
     result.ok = Status(status).category in ("success", "warning")
     result.error_comment = getattr(rsp, "error_comment", None) or None
+    other = None if info is None else _other_object(info, rsp)
+    if other is not None:
+        said = result.error_comment or str(Status(status, "storage"))
+        result.ok = False
+        result.error = f"{said}, but {other} (PS3.7 9.3.1.2): not taken as its answer"
+        return
     if not result.ok:
         result.error = result.error_comment or str(Status(status, "storage"))
         result.retryable = _retryable_status(status)
         if status == _DUPLICATE_SOP_INSTANCE and result.attempts > 1:
             result.error += (" (sent again after a lost answer: most likely stored by the "
                              "earlier attempt)")
+
+
+def _other_object(info: Part10Info, rsp: object) -> str | None:
+    """Why ``rsp`` is no answer about ``info``'s object, or None: a C-STORE-RSP's
+    Affected SOP Class and Instance UIDs, when present, are its request's (PS3.7
+    9.3.1.2: U(=)). A peer naming another object answers of something else
+    (a mix-up of its own), so its status says nothing of this one."""
+    for what, mine, theirs in (
+            ("SOP Instance UID", info.sop_instance_uid,
+             getattr(rsp, "affected_sop_instance_uid", None)),
+            ("SOP Class UID", info.sop_class_uid, getattr(rsp, "affected_sop_class_uid", None))):
+        if theirs and theirs != mine:
+            return f"the answer names Affected {what} {theirs}, not this object's {mine}"
+    return None
 
 
 async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
@@ -390,7 +411,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             finally:  # its file closed, sent or not (the association ended before)
                 if pdus is not None:
                     pdus.close()
-            _record(plan.result, rsp)
+            _record(plan.result, rsp, plan.info)
             if on_progress:
                 on_progress(plan.result)
         if assoc.failure is not None:
@@ -416,7 +437,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             if error is None:
                 error = reply  # the batch ends with the first error
         else:
-            _record(plan.result, reply[0])
+            _record(plan.result, reply[0], plan.info)
             if on_progress:
                 on_progress(plan.result)
         if room is not None and not room.done():
