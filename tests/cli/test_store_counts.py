@@ -89,3 +89,28 @@ def test_exit_3_names_the_files_that_failed_alone(tmp_path: Path) -> None:
     assert [line.split(": ", 1)[0] for line in lines[1:11]] == [f"  {p}" for p in junk[:10]]
     assert all(": not a DICOM Part 10 file: " in line for line in lines[1:11])
     assert lines[11:] == ["  and 2 more (--json lists them all)"]
+
+
+def test_exit_3_names_the_files_sent_and_never_answered(tmp_path: Path) -> None:
+    """The peer aborts once the first C-STORE came whole (PS3.8 7.3.1), before
+    answering it: exit 3, nothing stored, and the text output was the error
+    line alone; that img1.dcm went out, and may be held by the peer, was said
+    only by --json ("sent": true). Now named, apart from those never sent."""
+    _images(tmp_path, junk=False)
+
+    async def answer(peer: RawPeer, request: Request) -> None:
+        await peer.send(bytes.fromhex("07 00 00000004 00 00 02 00"))  # A-ABORT, provider
+
+    async def main() -> Result:
+        async with raw_scp(answer, contexts={CT_IMAGE_STORAGE: [EXPLICIT_LE, IMPLICIT_LE]}
+                           ) as (port, _):
+            return await asyncio.to_thread(run_cli, "store", "127.0.0.1", port, tmp_path,
+                                           "--called-aet", "RAW")
+
+    result = run(main(), timeout=60)
+    assert result.exit_code == 3, result.output
+    assert error_line(result).startswith("error: association aborted by ")
+    assert result.stdout.splitlines() == [
+        "1 file(s) sent and not answered (the peer may hold them):",
+        f"  {tmp_path / 'img1.dcm'}",
+    ]

@@ -64,7 +64,9 @@ def test_exit_3_names_the_compressed_files_the_peer_refused(tmp_path: Path) -> N
     assert text.stdout.splitlines() == [
         "2 file(s) not sent for a reason of their own:",
         f"  {files[0]}: {REFUSED}",
-        f"  {files[2]}: {REFUSED}"]
+        f"  {files[2]}: {REFUSED}",
+        "1 file(s) sent and not answered (the peer may hold them):",
+        f"  {files[1]}"]
     doc = json_out(_store(tmp_path / "in", stored=0, json=True))
     assert (doc["exit_code"], doc["error"], doc["total"], doc["stored"], doc["failed"]) == (
         3, ABORTED, 4, 0, 4)

@@ -220,7 +220,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     A progress bar shows on a terminal; a summary follows. Exit status 1 if
     any object was not stored, 3 if the association failed before any was
     (the files not sent for a reason of their own, not DICOM, unreadable or
-    refused by the peer, are then named: the first ten; --json lists all). An object the peer
+    refused by the peer, are then named, and those sent but never answered,
+    which the peer may hold: the first ten; --json lists all). An object the peer
     answered with a warning status (Bxxx, 0107H, 0116H) is stored (it counts
     for exit status 0) and is counted apart, "stored with warnings"; a file
     that is not DICOM is not stored (exit status 1), counted apart too,
@@ -380,16 +381,28 @@ def _report_failed_alone(results: list[StoreResult]) -> None:
     DICOM, unreadable, refused by the peer (no context for their SOP Class or
     transfer syntax), not convertible. The error line says why the others were
     not stored; these would fail again on a new association. The first few,
-    with why; --json has them all."""
+    with why; then those sent whose answer never came, which the peer may
+    hold. --json has them all."""
     alone = [r for r in results if not r.ok and r.error and not r.association_failed]
-    if not alone:
+    # Sent, then the association failed before their answer: the peer may hold
+    # them (the error line names a message ID at most, not a file).
+    unanswered = [r for r in results if r.sent and r.status is None and r.association_failed]
+    lines: list[str] = []
+    if alone:
+        lines += [f"{len(alone)} file(s) not sent for a reason of their own:", *(
+            printable(f"  {r.path}: {in_cli_words(r.error or '')}")
+            for r in alone[:_UNSENT_NAMED])]
+        if len(alone) > _UNSENT_NAMED:
+            lines.append(f"  and {len(alone) - _UNSENT_NAMED} more (--json lists them all)")
+    if unanswered:
+        lines += [f"{len(unanswered)} file(s) sent and not answered (the peer may hold them):",
+                  *(printable(f"  {r.path}") for r in unanswered[:_UNSENT_NAMED])]
+        if len(unanswered) > _UNSENT_NAMED:
+            lines.append(f"  and {len(unanswered) - _UNSENT_NAMED} more (--json lists them all)")
+    if not lines:
         return
     from rich.text import Text
 
-    lines = [f"{len(alone)} file(s) not sent for a reason of their own:", *(
-        printable(f"  {r.path}: {in_cli_words(r.error or '')}") for r in alone[:_UNSENT_NAMED])]
-    if len(alone) > _UNSENT_NAMED:
-        lines.append(f"  and {len(alone) - _UNSENT_NAMED} more (--json lists them all)")
     _console().print(Text("\n".join(lines)), soft_wrap=True)
 
 
