@@ -28,6 +28,33 @@ PROCESSING_FAILURE = 0x0110
 CONTEXT = [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))]
 
 
+def _answers(root: Path, hook: object, files: list[Path]) -> list[DimseMessage | str]:
+    """Each file's data set C-STOREd in turn on one raw association to a StorageSCP
+    with ``hook`` for ``on_c_store``, and each answer (or why none came)."""
+
+    async def scenario() -> list[DimseMessage | str]:
+        scp = StorageSCP(root, on_c_store=hook)  # type: ignore[arg-type]
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await RawAssociation.open(server.port, CONTEXT)
+                answers: list[DimseMessage | str] = []
+                for n, path in enumerate(files):
+                    info = read_part10(path)
+                    await assoc.send_store(
+                        assoc.context_id(SECONDARY_CAPTURE),
+                        store_command(info.sop_class_uid.encode(),
+                                      info.sop_instance_uid.encode(), message_id=n + 1),
+                        path.read_bytes()[info.dataset_offset:])
+                    # Bounded only so that a server that never answers fails the test.
+                    answers.append(await assoc.outcome(timeout=10))
+                await assoc.release()
+                return answers
+        finally:
+            scp.close()
+
+    return run(scenario())
+
+
 @pytest.mark.parametrize("answer", [
     0xFF00, 0xFF01, 0xFE00, Status(0xFF00), (0xFF01, "more to come"),
 ], ids=["pending", "pending-warning", "cancel", "pending-status-object", "pending-comment"])
@@ -41,22 +68,8 @@ def test_a_handler_answering_a_status_no_c_store_has_costs_a_processing_failure(
     def hook(instance: StoredInstance) -> HookAnswer:
         return answer
 
-    async def scenario() -> object:
-        scp = StorageSCP(root, on_c_store=hook)
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                assoc = await RawAssociation.open(server.port, CONTEXT)
-                await assoc.send_store(assoc.context_id(SECONDARY_CAPTURE),
-                                       store_command(info.sop_class_uid.encode(),
-                                                     info.sop_instance_uid.encode()), data)
-                rsp = await assoc.outcome()
-                await assoc.release()
-                return rsp
-        finally:
-            scp.close()
-
     with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
-        rsp = run(scenario())
+        (rsp,) = _answers(root, hook, [path])
     assert isinstance(rsp, CStoreRSP)
     assert (rsp.status, rsp.error_comment) == (PROCESSING_FAILURE,
                                                "the server's C-STORE handler failed")
@@ -94,30 +107,9 @@ def test_a_handler_raising_cancelled_error_is_a_failing_handler(
     then aborted), and the association counted it unanswered."""
     files = [write_part10(tmp_path / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
              for n in range(2)]
-    infos = [read_part10(path) for path in files]
     root = tmp_path / "out"
-
-    async def scenario() -> list[DimseMessage | str]:
-        scp = StorageSCP(root, on_c_store=hook)  # type: ignore[arg-type]
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                assoc = await RawAssociation.open(server.port, CONTEXT)
-                answers: list[DimseMessage | str] = []
-                for n, (path, info) in enumerate(zip(files, infos, strict=True)):
-                    await assoc.send_store(
-                        assoc.context_id(SECONDARY_CAPTURE),
-                        store_command(info.sop_class_uid.encode(),
-                                      info.sop_instance_uid.encode(), message_id=n + 1),
-                        path.read_bytes()[info.dataset_offset:])
-                    # Bounded only so that a server that never answers fails the test.
-                    answers.append(await assoc.outcome(timeout=10))
-                await assoc.release()
-                return answers
-        finally:
-            scp.close()
-
     with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
-        answers = run(scenario())
+        answers = _answers(root, hook, files)
     assert all(isinstance(a, CStoreRSP) for a in answers), answers
     assert [(a.status, a.error_comment) for a in answers if isinstance(a, CStoreRSP)
             ] == [(PROCESSING_FAILURE, "the server's C-STORE handler failed")] * 2
