@@ -16,8 +16,11 @@ import contextlib
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dicomnet.aio.client import ClientAssociation
+from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import (
     CFindRQ,
     CStoreRQ,
@@ -36,6 +39,9 @@ from dicomnet.ul.pdu import (
     decode_pdu,
     encode_pdata,
 )
+
+if TYPE_CHECKING:
+    from dicomnet.services.storage import StoreResult
 
 __all__ = ["RawPeer", "Request", "leave_find_after_one", "raw_scp", "response_pdu"]
 
@@ -211,3 +217,23 @@ async def leave_find_after_one(assoc: ClientAssociation) -> None:
     async for _ in replies:
         break
     await replies.aclose()  # type: ignore[attr-defined]
+
+
+#: Secondary Capture Image Storage, which :func:`store_into` accepts.
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+async def store_into(answer: Answer, files: list[Path], *, window: int = 1,
+                     timeouts: Timeouts | None = None) -> tuple[list[StoreResult], str]:
+    """``store_paths`` of ``files`` (Secondary Capture, Explicit VR Little Endian)
+    into a raw SCP answering each request with ``answer``, granting a window of
+    ``window``: the results, and how the peer's connection ended."""
+    from dicomnet.services.storage import store_paths
+    from tests.aio.helpers import wait_until
+
+    async with raw_scp(answer, max_async_operations=window,
+                       contexts={_SECONDARY_CAPTURE: [EXPLICIT_LE]}) as (port, peers):
+        results = await store_paths(LOOPBACK, port, files, timeouts=timeouts,
+                                    max_async_operations=window)
+        await wait_until(peers[0].ended.is_set, "the peer's end")
+    return results, peers[0].ending

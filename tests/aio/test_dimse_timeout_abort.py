@@ -23,7 +23,6 @@ from dicomnet.aio.client import ClientAssociation, associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CStoreRQ
 from dicomnet.errors import AssociationAborted, DimseTimeout
-from dicomnet.services.storage import store_paths
 from tests.aio.helpers import LOOPBACK, log_lines, run, wait_until
 from tests.aio.rawscp import (
     VERIFICATION,
@@ -32,9 +31,10 @@ from tests.aio.rawscp import (
     Request,
     raw_scp,
     response_pdu,
+    store_into,
     store_response,
 )
-from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+from tests.storage.dicomfiles import make_image, write_part10
 
 #: A-ABORT PDU (PS3.8 9.3.8): type 07, reserved, length 4, two reserved bytes,
 #: source 0 (DICOM UL service-user), reason 0 (not significant for source 0).
@@ -203,13 +203,9 @@ def test_store_paths_reports_the_unanswered_object_and_the_rest(
     answer = _Silent(2)
 
     async def main() -> list[tuple[bool, int | None, bool, bool, str | None]]:
-        async with raw_scp(answer, max_async_operations=window,
-                           contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]}
-                           ) as (port, peers):
-            results = await store_paths(LOOPBACK, port, files, timeouts=Timeouts(dimse=0.3),
-                                        max_async_operations=window)
-            await wait_until(peers[0].ended.is_set, "the peer's end")
-        return [(r.ok, r.status, r.sent, r.retryable, r.error) for r in results]
+        stored, _ending = await store_into(answer, files, window=window,
+                                           timeouts=Timeouts(dimse=0.3))
+        return [(r.ok, r.status, r.sent, r.retryable, r.error) for r in stored]
 
     results = run(main())
     assert answer.after_silence[-1] == A_ABORT_BY_USER

@@ -16,10 +16,9 @@ from dicomnet.aio.client import associate
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CEchoRSP, CStoreRQ, CStoreRSP
 from dicomnet.errors import AssociationAborted
-from dicomnet.services.storage import store_paths
 from tests.aio.helpers import LOOPBACK, run, wait_until
-from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
-from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu, store_into
+from tests.storage.dicomfiles import make_image, write_part10
 
 #: Long enough that a test waiting it out fails by its own bound first.
 TIMEOUTS = Timeouts(dimse=120)
@@ -44,16 +43,9 @@ def test_an_echo_response_to_a_c_store_is_not_its_answer(tmp_path: Path, window:
     files = [write_part10(tmp_path / f"{n}.dcm", make_image(n, rows=8, columns=8),
                           ExplicitVRLittleEndian) for n in range(3)]
 
-    async def main() -> tuple[list[tuple[bool, int | None, bool, str | None]], str]:
-        async with raw_scp(_echo_rsp_to_the_second, max_async_operations=window,
-                           contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]}
-                           ) as (port, peers):
-            results = await store_paths(LOOPBACK, port, files, timeouts=TIMEOUTS,
-                                        max_async_operations=window)
-            await wait_until(peers[0].ended.is_set, "the peer's end")
-        return [(r.ok, r.status, r.sent, r.error) for r in results], peers[0].ending
-
-    results, ending = run(main())
+    stored, ending = run(store_into(_echo_rsp_to_the_second, files, window=window,
+                                    timeouts=TIMEOUTS))
+    results = [(r.ok, r.status, r.sent, r.error) for r in stored]
     assert ending == "abort"
     assert results[0] == (True, 0, True, None)
     ok, status, sent, error = results[1]

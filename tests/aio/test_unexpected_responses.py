@@ -19,7 +19,7 @@ from dicomnet.dimse.messages import CEchoRSP, CStoreRQ, CStoreRSP
 from dicomnet.errors import AssociationAborted
 from dicomnet.services.storage import store_paths
 from tests.aio.helpers import LOOPBACK, run, wait_until
-from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
+from tests.aio.rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu, store_into
 from tests.aio.test_dimse_timeout_abort import A_ABORT_BY_USER, _raw_scp_thread
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 
@@ -82,13 +82,8 @@ def test_store_paths_answered_with_another_id_fails_the_batch_at_once(
     answer = _WrongID(2)
 
     async def main() -> list[tuple[bool, int | None, bool, str | None]]:
-        async with raw_scp(answer, max_async_operations=window,
-                           contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]}
-                           ) as (port, peers):
-            results = await store_paths(LOOPBACK, port, files, timeouts=TIMEOUTS,
-                                        max_async_operations=window)
-            await wait_until(peers[0].ended.is_set, "the peer's end")
-        return [(r.ok, r.status, r.sent, r.error) for r in results]
+        stored, _ending = await store_into(answer, files, window=window, timeouts=TIMEOUTS)
+        return [(r.ok, r.status, r.sent, r.error) for r in stored]
 
     results = run(main())
     assert answer.after[-1] == A_ABORT_BY_USER

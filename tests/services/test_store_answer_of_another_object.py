@@ -13,9 +13,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.config import Timeouts
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
-from dicomnet.services.storage import StoreResult, store_paths
-from tests.aio.helpers import LOOPBACK, run, wait_until
-from tests.aio.rawscp import RawPeer, Request, raw_scp, response_pdu
+from tests.aio.helpers import run
+from tests.aio.rawscp import RawPeer, Request, response_pdu, store_into
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, uid, write_part10
 
 OTHER = "1.2.826.0.1.3680043.10.543.99"
@@ -40,16 +39,8 @@ def test_an_answer_naming_another_object_is_not_its_answer(tmp_path: Path, field
                    else replace(rsp, affected_sop_class_uid=OTHER))
         await peer.send(response_pdu(request.context_id, rsp))
 
-    async def main() -> tuple[list[StoreResult], str]:
-        async with raw_scp(answer, max_async_operations=window,
-                           contexts={SECONDARY_CAPTURE: [str(ExplicitVRLittleEndian)]}
-                           ) as (port, peers):
-            results = await store_paths(LOOPBACK, port, files, timeouts=Timeouts(dimse=120),
-                                        max_async_operations=window)
-            await wait_until(peers[0].ended.is_set, "the peer's end")
-        return results, peers[0].ending
-
-    results, ending = run(main())
+    results, ending = run(store_into(answer, files, window=window,
+                                     timeouts=Timeouts(dimse=120)))
     assert ending == "release"  # the others are answered as they should be
     assert [(r.ok, r.status, r.sent) for r in results] == [
         (True, 0, True), (False, 0, True), (True, 0, True)]
