@@ -44,8 +44,11 @@ def test_read_part10_sees_group_0002_inside_the_deflated_stream(
                                DeflatedExplicitVRLittleEndian)
     with caplog.at_level(logging.WARNING, logger="dicomnet.storage"):
         info = read_part10(path)
-        assert read_part10(well_formed).stray_meta == ()
-    assert (info.transfer_syntax_uid, info.stray_meta) == (DeflatedExplicitVRLittleEndian, TAGS)
+        plain_info = read_part10(well_formed)
+    # Something else seen past them, in either: no second look before sending.
+    assert (plain_info.stray_meta, plain_info.dataset_unseen) == ((), False)
+    assert (info.transfer_syntax_uid, info.stray_meta, info.dataset_unseen) == (
+        DeflatedExplicitVRLittleEndian, TAGS, False)
     # The stream is left where it is: its offset is the meta group's end.
     assert info.dataset_offset == meta_group_length(path.read_bytes())
     [line] = [r.getMessage() for r in caplog.records]
@@ -65,7 +68,7 @@ def test_only_the_first_bytes_of_the_stream_are_inflated_to_see_them(
                                           private_value=256 << 10)
     with caplog.at_level(logging.WARNING, logger="dicomnet.storage"):
         info = read_part10(path)
-    assert info.stray_meta == (*TAGS, 0x00020102)
+    assert (info.stray_meta, info.dataset_unseen) == ((*TAGS, 0x00020102), True)
     assert caplog.records[0].getMessage().split(", which")[0].endswith(
         "(0002,0102) and perhaps more")
     converted, length = redeflated(info)

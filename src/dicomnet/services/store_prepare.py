@@ -204,7 +204,7 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
     if not stat.S_ISREG(mode):
         raise StorageError(f"{info.path} is no regular file any more: not sent")
-    if ((info.dataset_length == 0 or info.transfer_syntax_uid in DEFLATED_DATA_SETS)
+    if ((info.dataset_length == 0 or info.dataset_unseen)
             and (empty := await _empty_dataset(info)) is not None):  # no await for the rest
         result.error = f"not sent: {empty}"
         return None
@@ -353,12 +353,12 @@ async def _empty_dataset(info: Part10Info) -> str | None:
     nothing but group 0002 elements, which the SCU leaves out (PS3.5 7.1;
     ``info.stray_meta``). An empty data set is no object a peer can take (a
     dicomnet server answers C000H: no study to file it under), and sending it
-    tells nothing. A deflated one (PS3.5 A.5) is inflated, off the event loop,
-    up to its first other element: two bytes for a well-formed one. Raises
-    StorageError."""
+    tells nothing. A deflated one (PS3.5 A.5) whose start ``read_part10`` saw
+    no other element in (``info.dataset_unseen``) is inflated, off the event
+    loop, up to its first other element. Raises StorageError."""
     if info.dataset_length == 0:
         tags: tuple[int, ...] | None = info.stray_meta
-    elif info.transfer_syntax_uid in DEFLATED_DATA_SETS:
+    elif info.dataset_unseen:
         try:
             tags = await asyncio.get_running_loop().run_in_executor(
                 None, _deflated_meta_only, info)

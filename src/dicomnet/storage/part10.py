@@ -190,6 +190,12 @@ class Part10Info:
     #: deflated data set, those its stream's first inflated bytes hold (perhaps
     #: not all of them: see ``_deflated_stray_meta``).
     stray_meta: tuple[int, ...] = ()
+    #: A deflated data set whose first inflated bytes showed no element but group
+    #: 0002 ones, or nothing (an empty stream, a long run of empty blocks, one
+    #: that does not inflate): whether it holds anything else is known only
+    #: further in (services.store_prepare looks before sending). False for
+    #: every other file: its ``dataset_length`` says whether it is empty.
+    dataset_unseen: bool = False
     #: The File Meta Information's Transfer Syntax UID where the data set is not
     #: in it (``transfer_syntax_uid`` says what it is in): Explicit VR Little
     #: Endian over an Implicit VR data set (:func:`dataset_syntax`); None for a
@@ -356,7 +362,8 @@ def read_part10(path: Path) -> Part10Info:
                     f"{path} has no DICOM preamble and 'DICM' prefix (PS3.10 7.1)"
                 ) from exc
             meta, offset = _read_meta(fp, path)
-            stray = _deflated_stray_meta(fp, offset, path) if _is_deflated(meta) else ()
+            stray, unseen = (_deflated_stray_meta(fp, offset, path) if _is_deflated(meta)
+                             else ((), False))
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", path, exc) from exc
     values = {keyword: _uid_text(meta, keyword) for keyword in (
@@ -382,6 +389,7 @@ def read_part10(path: Path) -> Part10Info:
         dataset_offset=offset,
         size=size,
         stray_meta=stray,
+        dataset_unseen=unseen,
         relabelled_from=relabelled,
         identity=identity,
     )
@@ -430,9 +438,11 @@ def _past_stray_meta(fp: BinaryIO, head: bytes, offset: int, size: int, *, trans
     return min(offset + stray.dropped, size), tuple(stray.tags)
 
 
-def _deflated_stray_meta(fp: BinaryIO, offset: int, path: Path) -> tuple[int, ...]:
+def _deflated_stray_meta(fp: BinaryIO, offset: int, path: Path
+                         ) -> tuple[tuple[int, ...], bool]:
     """The group 0002 elements a deflated data set (PS3.5 A.5) starting at
-    ``offset`` starts with (storage.stray_meta), said once in the log: seen by
+    ``offset`` starts with (storage.stray_meta), said once in the log, and
+    whether no other element was seen (``Part10Info.dataset_unseen``): seen by
     inflating the stream's first ``_DEFLATED_LOOK`` bytes (one small read),
     two bytes out for a well-formed one (its first group), ``_QUICK_READ`` at
     most for one starting with group 0002 (deflate inflates up to a
@@ -443,20 +453,20 @@ def _deflated_stray_meta(fp: BinaryIO, offset: int, path: Path) -> tuple[int, ..
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
         first = inflater.decompress(fp.read(_DEFLATED_LOOK), 2)
-        if first != b"\x02\x00":  # the usual case
-            return ()
+        if first != b"\x02\x00":  # the usual case: another group first, or nothing
+            return (), not first
         first += inflater.decompress(inflater.unconsumed_tail, _QUICK_READ)
     except zlib.error:
-        return ()
+        return (), True
     stray = StrayMeta(implicit=False)
-    stray.feed(first)
+    unseen = not stray.feed(first)
     if not stray.tags:
-        return ()
+        return (), unseen
     logger.warning("%s: its deflated data set starts with File Meta Information element(s) "
                    "%s%s, which no data set holds (PS3.5 7.1): passed over, not sent (its "
                    "stream deflated again without them)", path, stray.names,
                    "" if stray.done else " and perhaps more")
-    return tuple(stray.tags)
+    return tuple(stray.tags), unseen
 
 
 #: Bytes read first: the whole of a small file, the meta group of any other
