@@ -548,6 +548,9 @@ def _cancelled(plans: list[_Plan], max_attempts: int,
     Those of the association ``live`` (the one standing, with its batch's plans)
     that it cannot take keep that reason, told to ``report`` as when they are
     reached (``store_prepare.refused``): the cancel did not decide their fate."""
+    # By identity, once: a plan compares equal field by field, and a batch may hold
+    # thousands.
+    standing = {id(plan) for plan in live[1]} if live is not None else set()
     for plan in plans:
         result = plan.result
         if result.retryable and result.attempts < max_attempts:  # its retry will not come
@@ -555,7 +558,8 @@ def _cancelled(plans: list[_Plan], max_attempts: int,
             result.retryable = False
         elif result.status is None and not result.error:
             refusal = (refused(live[0], plan.info)
-                       if live is not None and not plan.started and plan in live[1] else None)
+                       if live is not None and not plan.started and id(plan) in standing
+                       else None)
             if refusal is not None:
                 result.error = refusal
                 report(result)
