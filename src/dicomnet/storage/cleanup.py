@@ -11,19 +11,11 @@ from pathlib import Path
 
 from dicomnet.storage.files import TEMP_SUFFIX
 from dicomnet.storage.index import INDEX_NAME, StorageIndex
-from dicomnet.storage.lock import walk_store
-from dicomnet.storage.names import UnsafeNameError, safe_uid
+from dicomnet.storage.lock import is_uid_folder, walk_store
 
 __all__ = ["cleanup_stale", "open_index"]
 
 logger = logging.getLogger("dicomnet.storage")
-
-
-def _is_uid(name: str) -> bool:
-    try:
-        return safe_uid(name) == name
-    except UnsafeNameError:
-        return False
 
 
 def cleanup_stale(root: Path) -> int:
@@ -68,7 +60,7 @@ def cleanup_stale(root: Path) -> int:
                 kept += 1
                 continue
             removed += 1
-        if dirpath != top and not kept and _is_uid(os.path.basename(dirpath)) and all(
+        if dirpath != top and not kept and is_uid_folder(os.path.basename(dirpath)) and all(
                 os.path.join(dirpath, name) in emptied for name in dirnames):
             with contextlib.suppress(OSError):  # not empty after all, or not ours to remove
                 os.rmdir(dirpath)
@@ -109,7 +101,7 @@ def _holds_objects(folder: Path | str) -> bool:
                     continue
                 if entry.name.endswith(".dcm") and entry.is_file(follow_symlinks=False):
                     return True
-                if _is_uid(entry.name) and entry.is_dir(follow_symlinks=False):
+                if is_uid_folder(entry.name) and entry.is_dir(follow_symlinks=False):
                     below.append(entry.path)
     except OSError:
         return False

@@ -11,6 +11,9 @@ is missing (Windows), nothing is locked.
 The lock is on the folder, not on its name: a folder removed under its server
 (``rm -rf`` of the store) and made again is another folder, free for a second
 server. :meth:`StoreLock.follow` takes the new one before it is stored into.
+
+Nor is a study or series folder of a store in use another store: a lock is
+refused there too, since that store's server writes into it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from dicomnet.storage.names import UnsafeNameError, safe_uid
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["StoreLock", "locked_elsewhere", "store_files", "walk_store"]
+__all__ = ["StoreLock", "is_uid_folder", "locked_elsewhere", "store_files", "walk_store"]
 
 
 class StoreLock:
@@ -43,6 +47,7 @@ class StoreLock:
         self._following = threading.Lock()
         if fcntl is None:  # pragma: no cover - not POSIX
             return
+        _refuse_inside_held(self.path)
         self._fd, self._held = _lock(self.path)
 
     def release(self) -> None:
@@ -104,11 +109,46 @@ class StoreLock:
 class _InUse(StorageError):
     def __init__(self, path: Path, pid: str | None) -> None:
         self.holder = _holder(pid)
-        # A StorageSCP of this process not closed yet holds it: "another process"
-        # would send its user looking for one.
-        whose = (f"another StorageSCP of this process ({self.holder}; close it first)"
-                 if pid == str(os.getpid()) else f"another dicomnet process ({self.holder})")
-        super().__init__(f"{path}: in use by {whose}: one server per folder")
+        super().__init__(f"{path}: in use by {_whose(pid)}: one server per folder")
+
+
+def _whose(pid: str | None) -> str:
+    # A StorageSCP of this process not closed yet holds it: "another process"
+    # would send its user looking for one.
+    holder = _holder(pid)
+    return (f"another StorageSCP of this process ({holder}; close it first)"
+            if pid == str(os.getpid()) else f"another dicomnet process ({holder})")
+
+
+def is_uid_folder(name: str) -> bool:
+    """Whether a folder's name is one a store gives its study and series folders."""
+    try:
+        return safe_uid(name) == name
+    except UnsafeNameError:
+        return False
+
+
+def _refuse_inside_held(path: Path) -> None:
+    """Raise ``StorageError`` when ``path`` is in a study or series folder (one
+    named as a UID) of a store another server holds: that server stores there,
+    and an index made there would make the folder a store of its own, which the
+    outer store's reindex skips, dropping the rows of the objects in it. A
+    store of its own beside the studies (``archive/ct``) is left alone."""
+    held = _flocks()
+    if not held:  # the usual case: no other store in use, no stat at all
+        return
+    given, path = path, Path(os.path.abspath(path))
+    for below, folder in zip((path, *path.parents), path.parents, strict=False):
+        if not is_uid_folder(below.name):
+            continue
+        try:
+            pid = held.get(_key(os.stat(folder)))
+        except OSError:
+            continue
+        if pid is not None:
+            raise StorageError(f"{given}: inside {below}, a study folder of the store "
+                               f"{folder}, in use by {_whose(pid)}: its server stores "
+                               f"there; give a folder outside it")
 
 
 def _lock(path: Path) -> tuple[int, tuple[int, int]]:
