@@ -15,7 +15,8 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, store_paths
-from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.index import SCHEMA_VERSION, StorageIndex
+from dicomnet.storage.index_tables import SCHEMA
 from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import make_image, write_part10
 
@@ -65,7 +66,9 @@ def test_an_index_others_may_read_is_made_owner_only(
     other = sqlite3.connect(path)
     try:
         other.execute("PRAGMA journal_mode=WAL")
-        other.execute("CREATE TABLE t (x)")
+        # An index (not some other database, which is refused).
+        other.executescript(SCHEMA)
+        other.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
         other.commit()
         names = (INDEX_NAME, INDEX_NAME + "-wal", INDEX_NAME + "-shm")
         assert {_mode(tmp_path / name) for name in names} == {0o644}

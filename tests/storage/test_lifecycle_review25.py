@@ -4,6 +4,7 @@ the wrong place, indexes that are not this version's, what a kill -9 left."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,60 @@ def test_a_study_folder_of_a_store_another_process_serves_names_it(tmp_path: Pat
             f"there; give a folder outside it")
     finally:
         holder.communicate("", timeout=30)
+
+
+def _index_with(folder: Path, *statements: str) -> Path:
+    """A store's folder whose index.sqlite is made by these SQL statements."""
+    folder.mkdir()
+    db = sqlite3.connect(folder / "index.sqlite")
+    try:
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+    return folder
+
+
+@pytest.mark.parametrize(("statements", "said"), [
+    # A newer dicomnet's index: use that one (or build one this version reads).
+    (("CREATE TABLE schema_version (version INTEGER NOT NULL)",
+      "INSERT INTO schema_version VALUES (2)"),
+     "has schema version 2, of a newer dicomnet (this one reads version 1): use that one, "
+     "or move it aside"),
+    # Its version row gone: it said 'schema version None, expected 1'.
+    (("CREATE TABLE schema_version (version INTEGER NOT NULL)",),
+     "has no schema version, not 1, which this dicomnet reads: move it aside"),
+    # Tables but no version table: it said 'table patient already exists'.
+    (("CREATE TABLE patient (patient_id TEXT PRIMARY KEY)",
+      "CREATE TABLE study (study_uid TEXT PRIMARY KEY)"),
+     "is not a dicomnet index (it has no schema version; its tables: patient, study): "
+     "move it aside"),
+    # Another program's database under that name: dicomnet's tables were added to it.
+    (("CREATE TABLE settings (key TEXT, value TEXT)",),
+     "is not a dicomnet index (it has no schema version; its tables: settings): "
+     "move it aside"),
+])
+def test_an_index_this_version_does_not_read_says_what_to_do(
+        tmp_path: Path, statements: tuple[str, ...], said: str) -> None:
+    folder = _index_with(tmp_path / "store", *statements)
+    index = folder / "index.sqlite"
+    before = index.read_bytes()
+    aside = (f"{said}, then 'dicomnet reindex --create {folder}' builds a new one from "
+             "the files")
+    with pytest.raises(StorageError) as caught:
+        StorageSCP(folder)
+    assert str(caught.value) == f"index {index} {aside}"
+    for result, command in ((run_cli("serve", "--port", 0, "--output", folder), "serve"),
+                            (run_cli("reindex", folder), "reindex")):
+        assert result.exit_code == 2, result.output
+        assert error_line(result).endswith(f"index {index} {aside}"), command
+        assert "Traceback" not in result.stderr
+    db = sqlite3.connect(index)
+    try:
+        tables = [name for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+    finally:
+        db.close()
+    assert "instance" not in tables
+    assert index.read_bytes() == before  # not even made WAL

@@ -57,8 +57,8 @@ from dicomnet.storage.index_file import (
     file_state,
     owner_only,
 )
+from dicomnet.storage.index_schema import SCHEMA_VERSION, is_new_index, make_schema
 from dicomnet.storage.index_tables import (
-    SCHEMA,
     attribute_text,
     insert_row,
     match_condition,
@@ -86,8 +86,6 @@ logger = logging.getLogger("dicomnet.storage")
 
 QueryLevel = Literal["PATIENT", "STUDY", "SERIES", "IMAGE"]
 _LEVELS: dict[str, int] = {"PATIENT": 0, "STUDY": 1, "SERIES": 2, "IMAGE": 3}
-
-SCHEMA_VERSION = 1
 
 #: The index's file name in a store's folder (a C-STORE SCP's root).
 INDEX_NAME = "index.sqlite"
@@ -198,16 +196,24 @@ class StorageIndex:
             self._db = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
+        except sqlite3.Error as exc:
+            raise self._cannot_open(exc) from exc
+        try:
+            # Checked first: a database this version does not read is left as it was.
+            new = is_new_index(self._db, self._path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._ensure_schema()
+            if new:
+                make_schema(self._db)
             # Changes by other connections (commits, log resets) move it; checkpoints
             # do not.
             self._data_version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open index {self._path}: {exc}"
-                               f"{damaged_hint(exc, self._path.parent)}") from exc
+        except BaseException as exc:  # not an index this version reads, say
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._cannot_open(exc) from exc
+            raise
         self._file: tuple[int, int] | None = file_id(self._path)
         self._folder = file_id(self._path.parent)
         self._gone = False  # the file removed or replaced since: no more writes
@@ -219,28 +225,9 @@ class StorageIndex:
         self._unwritten = 0  # rows refused since the file went (said at close)
         self._fate = ""  # what happened to the file, for that line
 
-    def _ensure_schema(self) -> None:
-        row = self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
-        ).fetchone()
-        if row is None:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return
-        version = self._db.execute("SELECT version FROM schema_version").fetchone()
-        if version is None or version[0] != SCHEMA_VERSION:
-            found = None if version is None else version[0]
-            raise StorageError(
-                f"index {self._path} has schema version {found}, expected {SCHEMA_VERSION}"
-            )
+    def _cannot_open(self, exc: sqlite3.Error) -> StorageError:
+        return StorageError(f"cannot open index {self._path}: {exc}"
+                            f"{damaged_hint(exc, self._path.parent)}")
 
     def close(self) -> None:
         """Close the connection."""
