@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from dicomnet.services.storage import StorageSCP
-from dicomnet.storage.files import StorageError
-from tests.cli.helpers import error_line, run_cli
+from dicomnet.storage.files import TEMP_SUFFIX, StorageError
+from tests.cli.helpers import error_line, json_out, run_cli
 from tests.storage.dicomfiles import uid
 
 STUDY, SERIES = uid(25, 1), uid(25, 2)
@@ -130,3 +130,31 @@ def test_an_index_this_version_does_not_read_says_what_to_do(
         db.close()
     assert "instance" not in tables
     assert index.read_bytes() == before  # not even made WAL
+
+
+def test_reindex_removes_and_counts_what_interrupted_stores_left(tmp_path: Path) -> None:
+    """After a kill -9 during two transfers, reindex (the server stopped) said
+    nothing of their temporary files, 64 MiB each here, left hidden until a
+    server started there again."""
+    root = tmp_path / "store"
+    StorageSCP(root).close()
+    series = root / STUDY / SERIES
+    series.mkdir(parents=True)
+    parts = [root / f".0123456789abcdef{TEMP_SUFFIX}", series / f".fedcba9876543210{TEMP_SUFFIX}"]
+    for part in parts:
+        part.write_bytes(b"half a data set")
+    kept = root / "notes.txt"
+    kept.write_text("not a temporary file")
+    result = run_cli("reindex", root, "--json")
+    assert result.exit_code == 0, result.output
+    document = json_out(result)
+    assert (document["temporaries_removed"], document["skipped"]) == (2, 1)
+    assert not any(part.exists() for part in parts)
+    assert not (root / STUDY).exists()  # emptied: removed, as the server's start does
+    assert kept.read_text() == "not a temporary file"
+    parts[0].write_bytes(b"half a data set")
+    result = run_cli("reindex", root)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"{root}: 0 row(s) added, 0 removed, 1 file(s) skipped; "
+                             "0 instance(s) indexed; 1 stale temporary file(s) removed\n")
+    assert not parts[0].exists()

@@ -15,6 +15,7 @@ from dicomnet.cli.common import (
     print_json,
 )
 from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage.cleanup import cleanup_stale
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.lock import StoreLock
@@ -37,7 +38,8 @@ __all__ = ["reindex"]
               help="Print the summary as JSON: folder, added, removed, skipped, instances, "
                    "stores_skipped (nested stores, relative to FOLDER), mislabelled and "
                    "relabelled (files, relative to FOLDER), not_relabelled (those --repair "
-                   "could not relabel: file and reason).")
+                   "could not relabel: file and reason), temporaries_removed (stale "
+                   "temporary files of interrupted stores, removed).")
 @click.option("-v", "--verbose", count=True,
               help="-v: say which files were skipped and why; -vv: debug.")
 def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json: bool,
@@ -49,6 +51,8 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
     when a server was killed between storing an object and indexing it, or with
     a deleted index); drops the rows of files that are gone, unless --no-prune.
     Files that are not DICOM Part 10, or cannot be read, are counted as skipped.
+    The temporary files of stores that were interrupted (a server killed while
+    receiving) are removed and counted, as the server does when it starts.
     A folder below FOLDER that is a store of its own (it holds its own
     index.sqlite, or another server uses it) is not entered, and said.
 
@@ -78,6 +82,9 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
         try:
             lock = StoreLock(folder)  # a server using the folder holds it
             try:
+                # Held: no transfer is under way, what is left was interrupted. A
+                # kill -9 during a large one left its size hidden until a restart.
+                stale = cleanup_stale(folder)
                 with StorageIndex(path) as index:
                     result = index.reindex(folder, prune=not no_prune, repair=repair)
                     instances = index.count()["instances"]
@@ -92,7 +99,8 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
                     "mislabelled": list(result.mislabelled),
                     "relabelled": list(result.relabelled),
                     "not_relabelled": [{"file": relative, "reason": reason}
-                                       for relative, reason in result.not_relabelled]})
+                                       for relative, reason in result.not_relabelled],
+                    "temporaries_removed": stale})
         _exit(result.not_relabelled)
         return
     for nested in result.nested:
@@ -109,7 +117,8 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
                    + (f"; not relabelled: {why[relative]}" if relative in why
                       else "" if repair else " (--repair relabels it)"))
     click.echo(f"{folder}: {result.added} row(s) added, {result.removed} removed, "
-               f"{result.skipped} file(s) skipped; {instances} instance(s) indexed")
+               f"{result.skipped} file(s) skipped; {instances} instance(s) indexed"
+               + (f"; {stale} stale temporary file(s) removed" if stale else ""))
     _exit(result.not_relabelled)
 
 
