@@ -125,7 +125,8 @@ def test_an_index_locked_by_another_process_loses_the_batch_with_one_line(
     level, message = said[0]
     assert level == logging.ERROR, said
     assert message.startswith("3 index row(s) not written (index transaction failed: "
-                              "database is locked)"), said
+                              "database is locked; another program held its write "
+                              "lock: end"), said
 
 
 def test_an_index_removed_while_in_use_is_said_once(

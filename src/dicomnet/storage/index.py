@@ -70,7 +70,7 @@ from dicomnet.storage.names import UnsafeNameError
 from dicomnet.storage.part10 import NotPart10Error, Part10Info, read_part10
 from dicomnet.storage.relabel import relabel_file
 from dicomnet.storage.rows import NewInstance, row_from_file
-from dicomnet.storage.transaction import Transaction, damaged_hint, fails_every_row
+from dicomnet.storage.transaction import BUSY_WAIT_S, Transaction, damaged_hint, fails_every_row
 
 __all__ = [
     "INDEX_NAME",
@@ -194,7 +194,7 @@ class StorageIndex:
         owner_only(self._path)
         try:
             self._db = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=30.0
+                self._path, isolation_level=None, check_same_thread=False, timeout=BUSY_WAIT_S
             )
         except sqlite3.Error as exc:
             raise self._cannot_open(exc) from exc
@@ -259,7 +259,7 @@ class StorageIndex:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with Transaction(self._db) as db:
+        with Transaction(self._db, self._path) as db:
             yield db
             # Under the write lock, just before the commit (and its checkpoint).
             state, log = file_state(self._path), self._files.checkpoints()

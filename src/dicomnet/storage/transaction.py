@@ -4,12 +4,23 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
+from pathlib import Path
 from types import TracebackType
 
 from dicomnet.storage.files import StorageError
+from dicomnet.storage.index_locks import index_writers
 
-__all__ = ["Transaction", "damaged_hint", "fails_every_row"]
+__all__ = ["BUSY_WAIT_S", "Transaction", "damaged_hint", "fails_every_row"]
+
+log = logging.getLogger("dicomnet.storage")
+
+#: How long a write waits for another program's write lock on the index (its
+#: connections' busy timeout), and after how long the wait is said.
+BUSY_WAIT_S = 30.0
+_NOTICE_MS = 1000
+_SQLITE_BUSY = 5
 
 #: SQLite primary result codes (sqlite.org/rescode.html) that say nothing about a
 #: row: the disk or quota is full, I/O failed, the file is read-only, damaged,
@@ -51,15 +62,56 @@ class Transaction:
     "automatic rollback"); no ROLLBACK is sent then, whose own error ("no
     transaction is active") would hide the cause."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path | None = None) -> None:
         self._db = db
+        self._path = path
+        self._waited_ms = 0
 
     def __enter__(self) -> sqlite3.Connection:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
         except sqlite3.Error as exc:
-            raise StorageError(f"index transaction failed: {exc}") from exc
+            raise StorageError(f"index transaction failed: {exc}{self._held_hint(exc)}"
+                               ) from exc
         return self._db
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting for another program's write lock (an
+        ``sqlite3`` shell in a transaction, say) as long as the connection's busy
+        timeout says, but saying so after a second: a reindex stayed silent for
+        the whole 30 s before failing."""
+        db = self._db
+        wait = self._waited_ms = db.execute("PRAGMA busy_timeout").fetchone()[0]
+        if wait <= _NOTICE_MS:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        db.execute(f"PRAGMA busy_timeout={_NOTICE_MS}")
+        try:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            log.warning("index %s is locked by %s: waiting up to %.0f s for it to end its "
+                        "transaction", self._path or "(in memory)", self._holders(),
+                        wait / 1000)
+            db.execute(f"PRAGMA busy_timeout={wait - _NOTICE_MS}")
+            db.execute("BEGIN IMMEDIATE")
+        finally:
+            db.execute(f"PRAGMA busy_timeout={wait}")
+
+    def _holders(self) -> str:
+        return ", ".join(index_writers(self._path) if self._path is not None else []
+                         ) or "another program"
+
+    def _held_hint(self, exc: sqlite3.Error) -> str:
+        if not _busy(exc):
+            return ""
+        waited = self._waited_ms / 1000
+        return (f"; {self._holders()} held its write lock"
+                f"{f' through a {waited:.0f} s wait' if waited else ''}: end that program's "
+                "transaction, or close it, and try again")
 
     def __exit__(
         self,
@@ -82,3 +134,7 @@ class Transaction:
         if self._db.in_transaction:
             with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
                 self._db.execute("ROLLBACK")
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY
