@@ -113,7 +113,8 @@ class StorageSCP:
     only. It is cancelled when the association ends (an abort, the server
     closing) before it returns; a thread cannot be stopped, its answer is then
     dropped. A handler
-    that raises, or returns what is not a status or one no C-STORE-RSP carries
+    that raises (``SystemExit`` too: it ends that object's C-STORE, not the
+    server; ``aio.server_hooks``), or returns what is not a status or one no C-STORE-RSP carries
     (Pending, Cancel: PS3.4 B.2.3), is logged and that object answered with
     Processing Failure (0110H); the association goes on.
     ``on_stored`` is told of each object stored, once it is durable (a

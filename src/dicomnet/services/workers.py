@@ -25,6 +25,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from ..aio.server_hooks import contained, run_contained
+
 __all__ = ["Background", "BatchWorker", "HandlerThreads", "call_handler", "handlers_running"]
 
 log = logging.getLogger("dicomnet.services")
@@ -390,14 +392,20 @@ async def call_handler(handler: Callable[..., Any], *args: object) -> Any:
     database, a request to another node, reading the data set), holding its own
     association only, never the server's other ones. An awaitable it returns is
     awaited on the loop. Cancelled (its association ended), an async handler is
-    cancelled; a thread cannot be stopped: what it returns is dropped."""
-    if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            getattr(handler, "__call__", None)):  # noqa: B004 (an object with async __call__)
-        result = handler(*args)
-    else:
-        context = contextvars.copy_context()  # as asyncio.to_thread does
-        result = await asyncio.get_running_loop().run_in_executor(
-            _HANDLER_POOL, functools.partial(context.run, handler, *args))
-    if inspect.isawaitable(result):
-        result = await result
+    cancelled; a thread cannot be stopped: what it returns is dropped.
+    A ``SystemExit`` (or other ``BaseException`` that is no ``Exception``) it
+    raises comes out as ``HookExited``, an ``Exception``: a handler's
+    ``sys.exit()`` stopped the whole server (``aio.server_hooks``)."""
+    what = f"handler {getattr(handler, '__qualname__', type(handler).__qualname__)!r}"
+    with contained(what):
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+                getattr(handler, "__call__", None)):  # noqa: B004 (an object with async __call__)
+            result = handler(*args)
+        else:
+            context = contextvars.copy_context()  # as asyncio.to_thread does
+            result = await asyncio.get_running_loop().run_in_executor(
+                _HANDLER_POOL, functools.partial(context.run, run_contained, what, handler,
+                                                 *args))
+        if inspect.isawaitable(result):
+            result = await result
     return result
