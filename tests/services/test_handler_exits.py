@@ -134,3 +134,28 @@ def test_on_the_loop_a_ctrl_c_or_a_coroutine_closing_is_not_taken_for_the_hook(
     assert raised.value.__cause__ is exc
     with pytest.raises(asyncio.CancelledError), contained("handler 'h'", in_thread=True):
         raise asyncio.CancelledError  # the caller tells whose it is
+
+
+def test_an_on_stored_observer_exiting_leaves_the_answer_success(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def on_stored(instance: StoredInstance) -> None:
+        sys.exit(1)
+
+    async def main() -> list[int]:
+        scp = StorageSCP(tmp_path / "out", on_stored=on_stored)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                statuses = []
+                for n in range(2):  # a new association each: the server goes on
+                    async with associate(LOOPBACK, server.port, contexts=CONTEXTS) as assoc:
+                        statuses.append(int(await assoc.store(make_image(n))))
+                return statuses
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
+        assert run(main()) == [0, 0]
+    failed = [r for r in caplog.records if "on_stored observer failed" in r.getMessage()]
+    assert len(failed) == 2
+    assert all(r.exc_info is not None and isinstance(r.exc_info[1], HookExited) for r in failed)
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2

@@ -21,6 +21,7 @@ from ..ul.negotiation import (
 )
 from ..ul.pdu import AssociateAC, AssociateRQ
 from ..ul.pdu_codes import Rejection
+from .server_hooks import contained
 from .transport import SecureLinkEvent, SecureLinkHook, Stream, call_hook
 
 __all__ = ["HOOK_FAILED", "AnswerTally", "GuardedLinkHook", "MergedContexts",
@@ -117,7 +118,8 @@ class GuardedLinkHook:
 
     async def __call__(self, event: SecureLinkEvent) -> None:
         try:
-            await call_hook(self.hook, event)
+            with contained("on_secure_link_ready hook"):  # its SystemExit too
+                await call_hook(self.hook, event)
         except Exception:
             self.failed = event.info is not None
             log.exception("the on_secure_link_ready hook raised for the connection from "

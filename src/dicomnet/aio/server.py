@@ -48,6 +48,7 @@ from .server_events import (
     ending_event,
     tell,
 )
+from .server_hooks import contained
 from .transport import PeerSilent, SecureLinkHook, describe_os_error, wrap_accepted
 
 __all__ = ["HOOK_FAILED", "AssociationInfo", "AssociationRequestHook", "DrainOutcome", "Server",
@@ -435,9 +436,10 @@ class Server(RequestDispatch):
             info = AssociationInfo(rq.calling_ae_title, rq.called_ae_title, assoc.peer, rq,
                                    assoc.security)
             try:
-                result = self.on_association_request(info)
-                if asyncio.iscoroutine(result):
-                    result = await result
+                with contained("on_association_request hook"):  # its SystemExit too
+                    result = self.on_association_request(info)
+                    if asyncio.iscoroutine(result):
+                        result = await result
             except Exception:
                 log.exception("the on_association_request hook raised for %s@%s:%s: "
                               "rejected (transient)", rq.calling_ae_title, *assoc.peer)
@@ -637,7 +639,8 @@ async def serve(
     ``on_secure_link_ready`` after a handshake, costs only that association:
     the exception is logged with its traceback and the request answered with
     A-ASSOCIATE-RJ rejected-transient, no reason given (``HOOK_FAILED``,
-    PS3.8 9.3.4); the server goes on serving.
+    PS3.8 9.3.4); the server goes on serving. So does one that raises
+    ``SystemExit`` (``aio.server_hooks``).
 
     ``on_connection_event`` observes connections (``aio.server_events``): each
     association accepted and ended (with its answers by status), and each

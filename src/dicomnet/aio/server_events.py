@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..security.info import SecurityInfo
+from .server_hooks import contained
 
 if TYPE_CHECKING:
     from .server_association import ServerAssociation
@@ -124,7 +125,8 @@ def tell(observer: ConnectionObserver | None, event: ConnectionEvent | None) -> 
     if observer is None or event is None:
         return
     try:
-        observer(event)
+        with contained("on_connection_event observer"):  # its SystemExit too
+            observer(event)
     except Exception:
         log.exception("the on_connection_event observer failed on %s", type(event).__name__)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..aio.server_hooks import contained
 from ..dimse.messages import CStoreRQ, DimseMessage
 from ..dimse.status import (
     CANNOT_UNDERSTAND,
@@ -382,7 +383,8 @@ class StorageSCP:
             return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
         if self.on_stored is not None:
             try:
-                self.on_stored(outcome)
+                with contained("on_stored observer"):  # its SystemExit too
+                    self.on_stored(outcome)
             except Exception:  # an observer's bug: the object is stored all the same
                 log.exception("C-STORE %s: the on_stored observer failed",
                               outcome.sop_instance_uid)
