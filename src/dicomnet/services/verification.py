@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..dimse.messages import CEchoRQ, CEchoRSP, DimseMessage, refusal
+from ..dimse.status import CANCEL, PENDING, PENDING_WARNING, SUCCESS, Status
 from .workers import call_handler
 
 if TYPE_CHECKING:
@@ -34,7 +36,9 @@ class VerificationSCP:
     not block) or a plain one (run in a worker thread: it may block, holding its
     own association only). An ``on_c_echo`` that raises is logged with its
     traceback and the C-ECHO answered 0110H (Processing failure); the
-    association goes on (it was aborted). A C-ECHO-RQ that is no verification
+    association goes on (it was aborted). So is one that returns what is not a
+    status (0 to FFFFH, a ``Status``, or None for Success) or one no
+    C-ECHO-RSP carries (Pending, Cancel). A C-ECHO-RQ that is no verification
     (sent on a context negotiated for another SOP Class, or naming one) is
     answered 0122H and logged: see :meth:`handle`."""
 
@@ -74,13 +78,47 @@ class VerificationSCP:
             return [(rsp, None)]
         status = 0x0000
         if self.on_c_echo is not None:
-            try:
-                result = await call_handler(self.on_c_echo, assoc)
-            except Exception:
-                log.exception("C-ECHO: the on_c_echo handler failed")
-                result = PROCESSING_FAILURE
-            if isinstance(result, int):
-                status = result
+            status = await _run_echo_hook(self.on_c_echo, assoc)
         rsp = CEchoRSP(message_id_being_responded_to=message.message_id, status=status,
                        affected_sop_class_uid=VERIFICATION_SOP_CLASS)
         return [(rsp, None)]
+
+
+#: Statuses of PS3.7 Annex C that no C-ECHO-RSP carries: a C-ECHO has one
+#: response and no C-CANCEL (PS3.7 9.1.5, 9.3.5.2).
+_NOT_AN_ECHO_STATUS = {PENDING: "Pending", PENDING_WARNING: "Pending", CANCEL: "Cancel"}
+
+
+async def _run_echo_hook(hook: EchoHook, assoc: ServerAssociation) -> int:
+    """What ``on_c_echo`` answers: its status (Success for None), or Processing
+    Failure (0110H), logged, when it raises or returns what a C-ECHO-RSP cannot
+    carry. Its answer was sent as it came: a status out of 0 to FFFFH (or True)
+    failed to encode, and the association was aborted as an internal error; a
+    Pending went out as the final response; anything else that is no int (a
+    ``(status, comment)`` pair, as ``on_c_store`` may return) became Success."""
+    try:
+        result = await call_handler(hook, assoc)
+    except Exception:
+        log.exception("C-ECHO: the on_c_echo handler failed")
+        return PROCESSING_FAILURE
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise  # the operation's own: its association ended, nobody to answer
+        # The handler's own (raised, or from a future another task cancelled).
+        log.exception("C-ECHO: the on_c_echo handler failed")
+        return PROCESSING_FAILURE
+    if result is None:
+        return SUCCESS
+    if isinstance(result, Status):
+        result = result.code
+    if isinstance(result, int) and not isinstance(result, bool) and 0 <= result <= 0xFFFF:
+        if result not in _NOT_AN_ECHO_STATUS:
+            return int(result)
+        log.error("C-ECHO: the on_c_echo handler returned %s (0x%04X), which a C-ECHO-RSP "
+                  "cannot carry (PS3.7 9.1.5: one response, no C-CANCEL)",
+                  _NOT_AN_ECHO_STATUS[result], result)
+        return PROCESSING_FAILURE
+    log.error("C-ECHO: the on_c_echo handler returned %r, not a status (0 to 0xFFFF)",
+              result)
+    return PROCESSING_FAILURE
