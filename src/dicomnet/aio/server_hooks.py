@@ -25,8 +25,8 @@ contained as the others are.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any
 
 from ..errors import DicomNetError
@@ -39,30 +39,40 @@ class HookExited(DicomNetError):
     (``SystemExit``, say): its ``__cause__``."""
 
 
-@contextlib.contextmanager
-def contained(what: str, *, in_thread: bool = False) -> Iterator[None]:
-    """Turn what ``what`` (a hook's name, for the message) raises that is no
-    ``Exception`` into :class:`HookExited`; see the module docstring for those
-    left as they are."""
-    try:
-        yield
-    except (Exception, asyncio.CancelledError):
-        raise
-    except (KeyboardInterrupt, GeneratorExit) as exc:
-        if not in_thread:
-            raise
-        raise _exited(what, exc) from exc
-    except BaseException as exc:
-        raise _exited(what, exc) from exc
+class contained:  # noqa: N801 (used as a function: ``with contained(...)``)
+    """Turn what the block raises that is no ``Exception`` into
+    :class:`HookExited`, naming ``what`` (a hook's name, or the handler itself);
+    see the module docstring for those left as they are. A class, not a
+    generator: entered once per object stored where ``on_stored`` is set, it
+    costs next to nothing when nothing is raised."""
+
+    __slots__ = ("in_thread", "what")
+
+    def __init__(self, what: object, *, in_thread: bool = False) -> None:
+        self.what = what
+        self.in_thread = in_thread
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if exc is None or isinstance(exc, Exception | asyncio.CancelledError):
+            return
+        if isinstance(exc, KeyboardInterrupt | GeneratorExit) and not self.in_thread:
+            return
+        raise _exited(self.what, exc) from exc
 
 
-def run_contained(what: str, hook: Callable[..., Any], *args: object) -> Any:
-    """``hook(*args)`` in a worker thread, :func:`contained`."""
-    with contained(what, in_thread=True):
+def run_contained(hook: Callable[..., Any], *args: object) -> Any:
+    """``hook(*args)`` in a worker thread, :class:`contained`."""
+    with contained(hook, in_thread=True):
         return hook(*args)
 
 
-def _exited(what: str, exc: BaseException) -> HookExited:
+def _exited(what: object, exc: BaseException) -> HookExited:
+    if not isinstance(what, str):  # a handler: named only now, when it failed
+        what = f"handler {getattr(what, '__qualname__', type(what).__qualname__)!r}"
     return HookExited(f"the {what} raised {type(exc).__name__}"
                       f"{f' ({exc})' if str(exc) else ''}, which ends its own work, "
                       "not the server")

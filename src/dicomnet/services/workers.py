@@ -396,16 +396,14 @@ async def call_handler(handler: Callable[..., Any], *args: object) -> Any:
     A ``SystemExit`` (or other ``BaseException`` that is no ``Exception``) it
     raises comes out as ``HookExited``, an ``Exception``: a handler's
     ``sys.exit()`` stopped the whole server (``aio.server_hooks``)."""
-    what = f"handler {getattr(handler, '__qualname__', type(handler).__qualname__)!r}"
-    with contained(what):
+    with contained(handler):
         if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
                 getattr(handler, "__call__", None)):  # noqa: B004 (an object with async __call__)
             result = handler(*args)
         else:
             context = contextvars.copy_context()  # as asyncio.to_thread does
             result = await asyncio.get_running_loop().run_in_executor(
-                _HANDLER_POOL, functools.partial(context.run, run_contained, what, handler,
-                                                 *args))
+                _HANDLER_POOL, functools.partial(context.run, run_contained, handler, *args))
         if inspect.isawaitable(result):
             result = await result
     return result
