@@ -150,3 +150,28 @@ def test_an_error_comment_is_one_lo_value_whatever_the_handler_says(tmp_path: Pa
     rsp = run(scenario())
     assert isinstance(rsp, CStoreRSP)
     assert (rsp.status, rsp.error_comment) == (0xC001, "C:?queue?full??retry?later ?(B")
+
+
+@pytest.mark.parametrize("answer", [
+    [0xA700, "no room"], {0xA700}, (0xA700, ["no room"]), 0x10000, -1, True, "0000",
+], ids=["list", "set", "unhashable-comment", "too-large", "negative", "bool", "text"])
+def test_a_handler_answering_what_is_no_status_costs_a_processing_failure(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, answer: object) -> None:
+    """Whatever a handler returns that is no status (with its comment), hashable
+    or not, costs its object a Processing Failure, the association going on. A
+    list or a set raised TypeError in the look for Pending: the association was
+    aborted as an internal error, the object left unanswered."""
+    paths = [write_part10(tmp_path / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+             for n in (1, 2)]
+
+    def hook(instance: StoredInstance) -> object:
+        return answer if instance.sop_instance_uid.endswith(".1") else None
+
+    with caplog.at_level(logging.ERROR, logger="dicomnet.services"):
+        first, second = _answers(tmp_path / "out", hook, paths)
+    assert isinstance(first, CStoreRSP) and isinstance(second, CStoreRSP)
+    assert (first.status, first.error_comment) == (PROCESSING_FAILURE,
+                                                   "the server's C-STORE handler failed")
+    assert second.status == 0x0000
+    (logged,) = [r.getMessage() for r in caplog.records if "on_c_store handler" in r.getMessage()]
+    assert "not a status (0 to 0xFFFF)" in logged

@@ -118,7 +118,10 @@ async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str 
         result, None)
     if isinstance(status, Status):
         status = status.code
-    if status in _NOT_A_STORE_STATUS and (comment is None or isinstance(comment, str)):
+    # Its type first: an unhashable answer (a list) raised TypeError in the look
+    # up, which aborted the association as an internal error.
+    if (isinstance(status, int) and status in _NOT_A_STORE_STATUS
+            and (comment is None or isinstance(comment, str))):
         # Sent, a Pending left the sender waiting for a final response that never
         # comes (its DIMSE timeout) or taken as final, and counted unanswered here.
         log.error("C-STORE %s: the on_c_store handler returned %s (0x%04X), which a "
