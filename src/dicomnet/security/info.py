@@ -67,7 +67,9 @@ class SecurityInfo:
     key_exchange: str | None
     """``ECDHE``, ``DHE`` or ``RSA`` for TLS <= 1.2; None for TLS 1.3 (Python cannot tell)."""
     authentication: str | None
-    """Server key type that authenticated the exchange: ``RSA`` or ``ECDSA``."""
+    """Server key type that authenticated the exchange: ``RSA``, ``ECDSA``, ``Ed25519``
+    or ``Ed448`` (RFC 8446 4.2.3; under TLS 1.2 an EdDSA key signs for the ECDSA
+    suites, RFC 8422 5.1.1, so the suite's name alone would say ECDSA)."""
     authentication_key_bits: int | None
     """Size of that server key."""
     encryption: str | None
@@ -156,6 +158,10 @@ def _suite_from_context(obj: ssl.SSLObject | ssl.SSLSocket, name: str) -> Cipher
     return None
 
 
+#: Key types of CertificateInfo that sign a TLS handshake (RFC 8446 4.2.3).
+_SIGNING_KEYS = frozenset({"RSA", "ECDSA", "Ed25519", "Ed448"})
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -187,7 +193,7 @@ def security_info_from_ssl(
 
     # The key that authenticates the handshake is the server's certificate key.
     server_cert = (peer_certs[0] if peer_certs else None) if side == "client" else local_cert
-    if server_cert is not None and server_cert.public_key_type in ("RSA", "ECDSA"):
+    if server_cert is not None and server_cert.public_key_type in _SIGNING_KEYS:
         authentication: str | None = server_cert.public_key_type
         auth_bits: int | None = server_cert.public_key_bits
     else:

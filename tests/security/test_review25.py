@@ -1,0 +1,75 @@
+"""Review 25 of the TLS side: what a security engineer met with real keys and chains."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dicomnet.security.certificates import CertificateAuthority, CertificateInfo
+from dicomnet.security.config import TLSConfig
+from dicomnet.security.info import security_info_from_ssl
+from tests.security.tlspair import handshake
+
+
+def _eddsa_server(ca: CertificateAuthority, tmp_path: Path,
+                  key: ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey,
+                  profile: str) -> TLSConfig:
+    """A server certificate whose key is EdDSA (RFC 8410), issued by ``ca``."""
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    certfile = tmp_path / "ed.pem"
+    keyfile = tmp_path / "ed.key"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return TLSConfig(certfile=certfile, keyfile=keyfile, peer_certificate="none",
+                     profile=profile)
+
+
+_EDDSA: dict[str, tuple[Callable[[], ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey], int]]
+_EDDSA = {"Ed25519": (ed25519.Ed25519PrivateKey.generate, 256),
+          "Ed448": (ed448.Ed448PrivateKey.generate, 456)}
+
+
+@pytest.mark.parametrize("name", sorted(_EDDSA))
+@pytest.mark.parametrize("profile", ["bcp195-rfc9325", "bcp195-extended"])
+def test_eddsa_server_key_is_the_authentication(
+    ca: CertificateAuthority, ca_file: Path, tmp_path: Path, name: str, profile: str,
+) -> None:
+    """An Ed25519/Ed448 server key was reported as no authentication at all under TLS
+    1.3 and as "ECDSA" of unknown size under TLS 1.2 (the ECDSA suites, RFC 8422
+    5.1.1): both sides now name the key that signed the handshake."""
+    make_key, bits = _EDDSA[name]
+    server_cfg = _eddsa_server(ca, tmp_path, make_key(), profile)
+    client_cfg = TLSConfig(cafile=ca_file, profile=profile)
+    result = handshake(client_cfg.client_context_sync(), server_cfg.server_context_sync())
+    assert result.ok, result.errors
+    expected_protocol = "TLSv1.2" if profile == "bcp195-extended" else "TLSv1.3"
+    client = security_info_from_ssl(result.client, side="client", local_cert=None)
+    server = security_info_from_ssl(
+        result.server, side="server",
+        local_cert=CertificateInfo.from_pem_file(server_cfg.certfile))  # type: ignore[arg-type]
+    for info in (client, server):
+        assert info.protocol == expected_protocol
+        assert (info.authentication, info.authentication_key_bits) == (name, bits)
+    assert f"({name} {bits})" in client.summary()
