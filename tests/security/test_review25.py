@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from dicomnet.cli.output import in_cli_words
 from dicomnet.security.certificates import CertificateAuthority, CertificateInfo
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.info import security_info_from_ssl
@@ -73,3 +75,36 @@ def test_eddsa_server_key_is_the_authentication(
         assert info.protocol == expected_protocol
         assert (info.authentication, info.authentication_key_bits) == (name, bits)
     assert f"({name} {bits})" in client.summary()
+
+
+def test_intermediate_alone_in_cafile_is_said(tmp_path: Path) -> None:
+    """A client trusting only the intermediate CA that issued the server's certificate
+    (the server sends leaf and intermediate) was told "signed by an unknown CA (its
+    issuer is not in our cafile/capath)", though that issuer was there: OpenSSL
+    wants the chain to end in a self-signed root (X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT).
+    The reason now says the root is what is missing."""
+    from dicomnet.security.errors_map import translate_ssl_error
+
+    root = CertificateAuthority.create("review root", key_type="ecdsa")
+    issuing = root.intermediate("review issuing CA", key_type="ecdsa")
+    certfile, keyfile = issuing.issue("localhost", sans=("localhost",), key_type="ecdsa",
+                                      client=False).write(tmp_path, "server")
+    assert certfile.read_text().count("BEGIN CERTIFICATE") == 2  # leaf, intermediate
+    cafile = issuing.write_cert(tmp_path / "issuing.pem")
+    server_cfg = TLSConfig(certfile=certfile, keyfile=keyfile, peer_certificate="none")
+    client_cfg = TLSConfig(cafile=cafile)
+    result = handshake(client_cfg.client_context_sync(), server_cfg.server_context_sync())
+    assert isinstance(result.client_error, ssl.SSLCertVerificationError)
+    assert result.client_error.verify_code == 2
+    reason = translate_ssl_error(result.client_error, side="client", peer="p").reason
+    assert reason == (
+        "the certificate of the server chains up to a CA certificate of ours that is not a "
+        "root (not self-signed), and a chain must end in a root: its issuer, the root CA "
+        "above it, is missing (add the root CA to our cafile/capath)")
+    assert in_cli_words(reason).endswith("(add the root CA to --ca)")
+    # With the root trusted as well, the same server is taken.
+    both = tmp_path / "both.pem"
+    both.write_bytes(cafile.read_bytes() + root.cert_pem())
+    again = handshake(TLSConfig(cafile=both).client_context_sync(),
+                      server_cfg.server_context_sync())
+    assert again.ok, again.errors

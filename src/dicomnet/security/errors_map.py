@@ -28,8 +28,12 @@ Side = Literal["client", "server"]
 # X509_V_ERR_* codes (OpenSSL x509_vfy.h) -> what to tell the user. {who} is
 # "the server" or "the client", the peer whose certificate we checked.
 _VERIFY_REASONS: dict[int, str] = {
-    2: "the certificate of {who} is signed by an unknown CA (its issuer is not in our "
-    "cafile/capath)",
+    # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT: the chain reached a CA of the trust store
+    # that is not self-signed (an intermediate), and OpenSSL, without partial chains,
+    # then wants that CA's own issuer there too: the leaf's issuer is known.
+    2: "the certificate of {who} chains up to a CA certificate of ours that is not a root "
+    "(not self-signed), and a chain must end in a root: its issuer, the root CA above "
+    "it, is missing (add the root CA to our cafile/capath)",
     20: "the certificate of {who} is signed by an unknown CA (its issuer is not in our "
     "cafile/capath)",
     21: "the certificate of {who} is signed by an unknown CA (its issuer is not in our "
