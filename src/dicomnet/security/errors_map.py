@@ -156,8 +156,11 @@ def _reason_for(
             if named is not None:
                 return (f"the certificate of {who} ({named[0]}) has {named[1]}, too small "
                         f"for our security level: {minimum}")
-            return template.format(who=who, whose=f"{who}'s", host=repr(host or peer),
-                                   usage=usage, level=level, minimum=minimum)
+            reason = template.format(who=who, whose=f"{who}'s", host=repr(host or peer),
+                                     usage=usage, level=level, minimum=minimum)
+            if exc.verify_code == 64 and host is not None:
+                reason += _address_as_dns_name(peer_certificate, host)
+            return reason
         return f"certificate verify failed: {exc.verify_message}"
     if _was_reset(exc, side):
         return f"{who} {_RESET}"
@@ -278,6 +281,25 @@ def _named_key(der: bytes | None) -> tuple[str, str] | None:
     words = {"RSA": "an RSA", "DSA": "a DSA", "ECDSA": "an EC"}.get(cert.public_key_type)
     return None if words is None else (
         cert.subject, f"{words} key of {cert.public_key_bits} bits")
+
+
+def _address_as_dns_name(der: bytes | None, address: str) -> str:
+    """The hint for a certificate naming ``address`` in a dNSName subjectAltName
+    ("DNS:10.0.0.5" in an openssl config), which matches no IP address: only an
+    iPAddress entry does (RFC 5280 4.2.1.6, RFC 9525 6.2.1). Empty otherwise."""
+    if der is None:
+        return ""
+    from cryptography import x509  # a failure path: its cost
+
+    try:
+        names = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except (ValueError, x509.ExtensionNotFound):
+        return ""
+    if address.lower() not in (name.lower() for name in names):
+        return ""
+    return (f" (it names {address} as a DNS name, which matches no address: an IP address "
+            f"needs an IP subjectAltName, RFC 5280 4.2.1.6; reissue it with IP:{address})")
 
 
 def translate_ssl_error(

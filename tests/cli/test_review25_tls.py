@@ -1,0 +1,75 @@
+"""Review 25: what `dicomnet echo` says of certificates a site's own PKI made."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from dicomnet.security.certificates import CertificateAuthority, DevPKI
+from dicomnet.security.config import TLSConfig
+
+from .helpers import ServerThread, client_tls_args, error_line, run_cli
+
+StartServer = Callable[..., ServerThread]
+
+
+def _server_cert(pki: DevPKI, tmp_path: Path, names: list[x509.GeneralName]) -> tuple[Path, Path]:
+    """A server certificate of ``pki``'s CA with exactly these subjectAltNames."""
+    ca = CertificateAuthority.load(pki.ca_cert, pki.ca_key, password=pki.password)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pacs")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    certfile, keyfile = tmp_path / "pacs.pem", tmp_path / "pacs.key"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return certfile, keyfile
+
+
+def test_an_address_written_as_a_dns_name_is_said(start_server: StartServer, pki: DevPKI,
+                                                   tmp_path: Path) -> None:
+    """A certificate made with 'subjectAltName=DNS:127.0.0.1' (a common slip in an
+    openssl config) matches no address: 'echo 127.0.0.1' was told only "not valid
+    for IP address '127.0.0.1'", though the certificate shows 127.0.0.1 to anyone
+    who looks. The reason now says why it does not count and what to reissue."""
+    certfile, keyfile = _server_cert(pki, tmp_path, [x509.DNSName("127.0.0.1")])
+    server = start_server(tls=TLSConfig(certfile=certfile, keyfile=keyfile, cafile=pki.ca_cert))
+    refused = run_cli("echo", "127.0.0.1", server.port, *client_tls_args(pki))
+    assert refused.exit_code == 3
+    assert error_line(refused) == (
+        f"error: TLS handshake with 127.0.0.1:{server.port} failed: host name mismatch: the "
+        "certificate of the server is not valid for IP address '127.0.0.1' (it names "
+        "127.0.0.1 as a DNS name, which matches no address: an IP address needs an IP "
+        "subjectAltName, RFC 5280 4.2.1.6; reissue it with IP:127.0.0.1)")
+
+
+def test_an_address_missing_from_a_certificate_gets_no_such_hint(
+        start_server: StartServer, pki: DevPKI, tmp_path: Path) -> None:
+    """A certificate that does not name the address at all is said as before."""
+    certfile, keyfile = _server_cert(pki, tmp_path, [x509.DNSName("pacs.example"),
+                                                     x509.DNSName("10.0.0.5")])
+    server = start_server(tls=TLSConfig(certfile=certfile, keyfile=keyfile, cafile=pki.ca_cert))
+    refused = run_cli("echo", "127.0.0.1", server.port, *client_tls_args(pki))
+    assert refused.exit_code == 3
+    assert error_line(refused) == (
+        f"error: TLS handshake with 127.0.0.1:{server.port} failed: host name mismatch: the "
+        "certificate of the server is not valid for IP address '127.0.0.1'")
