@@ -55,7 +55,7 @@ def test_folder_without_certificates_refused(ec_pki: DevPKI, tmp_path: Path) -> 
             build()
         assert str(caught.value) == (
             f"capath {capath} holds no CA certificates: no hashed names (run 'openssl rehash "
-            f"{capath}') and no PEM certificate in a .pem, .crt or .cer file")
+            f"{capath}') and no certificate (PEM or DER) in a .pem, .crt, .cer or .der file")
 
 
 def test_malformed_certificate_named(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dicomnet.cli.output import in_cli_words
-from dicomnet.security.certificates import CertificateAuthority, CertificateInfo
+from dicomnet.errors import ConfigurationError
+from dicomnet.security.certificates import CertificateAuthority, CertificateInfo, DevPKI
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.info import security_info_from_ssl
 from tests.security.tlspair import handshake
@@ -108,3 +109,36 @@ def test_intermediate_alone_in_cafile_is_said(tmp_path: Path) -> None:
     again = handshake(TLSConfig(cafile=both).client_context_sync(),
                       server_cfg.server_context_sync())
     assert again.ok, again.errors
+
+
+def _der(cert_pem: Path) -> bytes:
+    return x509.load_pem_x509_certificate(cert_pem.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+
+
+def test_a_folder_of_der_cer_files_is_trusted(rsa_pki: DevPKI, tmp_path: Path) -> None:
+    """A CA exported from Windows is a DER .cer by default: a --ca folder of them was
+    refused ("no PEM certificate in a .pem, .crt or .cer file"), and one beside PEM
+    files was skipped, its peers then refused as "unknown CA". Now read."""
+    folder = tmp_path / "cas"
+    folder.mkdir()
+    (folder / "site-ca.cer").write_bytes(_der(rsa_pki.ca_cert))
+    (folder / "notes.cer").write_bytes(b"0 not a certificate")  # starts as DER would
+    server = TLSConfig(certfile=rsa_pki.server_cert, keyfile=rsa_pki.server_key,
+                       peer_certificate="none")
+    client = TLSConfig(capath=folder)
+    result = handshake(client.client_context_sync(), server.server_context_sync())
+    assert result.ok, result.errors
+    assert result.echoed == b"ping/pong"
+
+
+def test_a_der_ca_file_is_named_as_such(rsa_pki: DevPKI, tmp_path: Path) -> None:
+    """A DER certificate given as the CA file was said to hold "no PEM certificate",
+    which leaves one wondering what it does hold."""
+    cafile = tmp_path / "site-ca.cer"
+    cafile.write_bytes(_der(rsa_pki.ca_cert))
+    with pytest.raises(ConfigurationError) as caught:
+        TLSConfig(cafile=cafile).client_context_sync()
+    assert str(caught.value) == (
+        f"cafile {cafile} holds a DER (binary) certificate, where PEM is read: convert it "
+        f"('openssl x509 -inform DER -in {cafile} -out ca.pem')")

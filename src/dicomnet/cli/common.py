@@ -360,7 +360,7 @@ def network_options(role: Role, *, port_required: bool = False) -> Callable[[F],
             click.option("--ca", type=click.Path(exists=True, path_type=Path),
                          help="CA certificates we trust to sign the peer's certificate: a PEM "
                               "file, or a folder of them (hashed by openssl rehash; else its "
-                              ".pem/.crt/.cer files are read)."
+                              ".pem/.crt/.cer/.der files are read, PEM or DER)."
                               + (" Required with --tls, unless --peer-cert none."
                                  if role == "server" else
                                  " Default: the system trust store.")),

@@ -107,8 +107,8 @@ class TLSConfig:
     """PEM file of the CA certificates we trust to sign the peer's certificate."""
     capath: str | Path | None = None
     """Directory of hashed CA certificates (``openssl rehash``), as an alternative to cafile.
-    A directory with no hashed names is read whole: its PEM files (``*.pem``, ``*.crt``,
-    ``*.cer``) are loaded as if they were one cafile."""
+    A directory with no hashed names is read whole: its ``*.pem``, ``*.crt``, ``*.cer`` and
+    ``*.der`` files (PEM, or DER as Windows exports them) are loaded as one cafile."""
     peer_certificate: PeerCertificatePolicy = "required"
     """Server side: must the client present a certificate (``required``), may it
     (``optional``, verified when sent), or is none asked (``none``)."""

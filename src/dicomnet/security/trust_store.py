@@ -27,19 +27,37 @@ from dicomnet.security.peer_checks import anchor_problem
 if TYPE_CHECKING:
     from cryptography import x509
 
-__all__ = ["cafile_problem", "has_hashed_names", "read_unhashed_capath", "warn_weak_anchors"]
+__all__ = [
+    "cafile_problem",
+    "der_certificate",
+    "has_hashed_names",
+    "read_unhashed_capath",
+    "warn_weak_anchors",
+]
 
 logger = logging.getLogger("dicomnet.security")
 
 # What `openssl rehash` names a CA certificate: its subject's hash, a dot, a number
 # (CRLs are .r0, .r1...).
 _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
-_PEM_SUFFIXES = (".pem", ".crt", ".cer")
+_PEM_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 
 #: (SHA-256 of a weak CA, what is wrong with it) already said; bounded, so that a process
 #: building contexts of ever new CAs keeps no more than these (the oldest is forgotten).
 _SAID: dict[tuple[bytes, str], None] = {}
 _SAID_MOST = 256
+
+
+def der_certificate(data: bytes) -> x509.Certificate | None:
+    """``data`` as one DER certificate (RFC 5280 4.1, a SEQUENCE: 0x30), or None."""
+    if not data.startswith(b"\x30"):
+        return None
+    from cryptography import x509
+
+    try:
+        return x509.load_der_x509_certificate(data)
+    except ValueError:
+        return None
 
 
 def has_hashed_names(capath: Path) -> bool:
@@ -135,13 +153,17 @@ def cafile_problem(cafile: Path, profile: str | None) -> str | None:
     except ValueError:
         certs = None  # no certificate, or a malformed one: OpenSSL says which
     problem = trust_problem(data, certs)
+    if problem is not None and der_certificate(data) is not None:
+        problem = ("holds a DER (binary) certificate, where PEM is read: convert it "
+                   f"('openssl x509 -inform DER -in {cafile} -out ca.pem')")
     if problem is None and certs and profile is not None:
         _warn_weak(certs, where, profile)
     return problem
 
 
 def read_unhashed_capath(capath: Path, profile: str | None = None) -> str:
-    """The certificates of the PEM files of a capath without hashed names, as cadata;
+    """The certificates of the files of a capath without hashed names (PEM, or a DER
+    certificate alone: a Windows .cer), as PEM cadata;
     with ``profile``, each one its security level refuses is named (:func:`warn_weak_anchors`)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -156,13 +178,18 @@ def read_unhashed_capath(capath: Path, profile: str | None = None) -> str:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        if b"-----BEGIN CERTIFICATE-----" not in data:
-            continue  # a key, a CRL, a text: no CA
         where = f"capath {capath} ({path.name})"
-        try:
-            certs = load_pem_certificates(data, where)
-        except ValueError as exc:
-            raise ConfigurationError(f"{path} holds a malformed certificate: {exc}") from exc
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            # Windows exports a CA as a DER (binary) .cer by default.
+            der = der_certificate(data)
+            if der is None:
+                continue  # a key, a CRL, a text: no CA
+            certs = [der]
+        else:
+            try:
+                certs = load_pem_certificates(data, where)
+            except ValueError as exc:
+                raise ConfigurationError(f"{path} holds a malformed certificate: {exc}") from exc
         if profile is not None:
             _warn_weak(certs, where, profile)
         # Its certificates alone: OpenSSL's cadata takes nothing else.
@@ -173,7 +200,7 @@ def read_unhashed_capath(capath: Path, profile: str | None = None) -> str:
     if not found:
         raise ConfigurationError(
             f"capath {capath} holds no CA certificates: no hashed names (run 'openssl rehash "
-            f"{capath}') and no PEM certificate in a .pem, .crt or .cer file"
+            f"{capath}') and no certificate (PEM or DER) in a .pem, .crt, .cer or .der file"
         )
     count = sum(pem.count("-----BEGIN CERTIFICATE-----") for pem in found)
     logger.info("capath %s has no hashed names (openssl rehash): loaded %d CA certificate%s "
