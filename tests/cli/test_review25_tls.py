@@ -73,3 +73,21 @@ def test_an_address_missing_from_a_certificate_gets_no_such_hint(
     assert error_line(refused) == (
         f"error: TLS handshake with 127.0.0.1:{server.port} failed: host name mismatch: the "
         "certificate of the server is not valid for IP address '127.0.0.1'")
+
+
+def test_certs_show_reads_a_der_certificate(pki: DevPKI, tmp_path: Path) -> None:
+    """'certs show site-ca.cer' of a CA exported from Windows (DER, its default) said
+    "holds no PEM certificate": an engineer checking what a device trusts had to find
+    openssl first. It is shown as its PEM form is."""
+    der = tmp_path / "site-ca.cer"
+    der.write_bytes(x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER))
+    as_der = run_cli("certs", "show", der, "--json")
+    as_pem = run_cli("certs", "show", pki.ca_cert, "--json")
+    assert as_der.exit_code == 0, as_der.output
+    assert as_der.stdout == as_pem.stdout
+    bogus = tmp_path / "bogus.cer"
+    bogus.write_bytes(b"\x30\x03\x02\x01\x00")  # DER, but no certificate
+    refused = run_cli("certs", "show", bogus)
+    assert refused.exit_code == 2
+    assert error_line(refused) == f"error: {bogus} holds no PEM certificate (nor a DER one)"

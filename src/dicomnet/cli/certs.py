@@ -26,6 +26,7 @@ from dicomnet.security.certificates import (
     serial_text,
 )
 from dicomnet.security.revocation import revoke_dev_certificates
+from dicomnet.security.trust_store import der_certificate
 
 __all__ = ["PKI_FILES", "certs"]
 
@@ -299,16 +300,18 @@ def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | No
               help="Print the details as JSON (serial in upper-case hex, whole bytes, as "
                    "`openssl x509 -serial` and `certs revoke` print it).")
 def show(*, file: Path, as_json: bool) -> None:
-    """Show the first certificate of a PEM FILE: subject, issuer, names, validity, fingerprint.
+    """Show the first certificate of a PEM FILE (or a DER one, a Windows .cer): subject,
+    issuer, names, validity, fingerprint.
 
     \b
     Example:
       dicomnet certs show pki/server.pem --json
     """
     try:
-        info = CertificateInfo.from_pem_file(file)
+        der = der_certificate(file.read_bytes())
+        info = CertificateInfo.from_x509(der) if der else CertificateInfo.from_pem_file(file)
     except (ValueError, IndexError):
-        fail(f"{file} holds no PEM certificate", EXIT_USAGE)
+        fail(f"{file} holds no PEM certificate (nor a DER one)", EXIT_USAGE)
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_USAGE)
     if as_json:
