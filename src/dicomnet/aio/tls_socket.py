@@ -58,6 +58,9 @@ class HandshakeTrace:
     #: DER of the certificate the server presented, when our verification of it
     #: failed (``presented_certificate``); None otherwise, or when not known.
     server_certificate: bytes | None = None
+    #: How many certificates the server sent (leaf and CAs), known with
+    #: ``server_certificate``: 1 is a leaf without its intermediates.
+    server_chain_length: int | None = None
 
 
 async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side: bool,
@@ -86,7 +89,9 @@ async def handshake(sock: socket.socket, context: ssl.SSLContext, *, server_side
     except ssl.SSLError as exc:
         _trace_failure(tls, trace, session)
         if trace is not None and isinstance(exc, ssl.SSLCertVerificationError):
-            trace.server_certificate = presented_certificate(tls)
+            chain = _unverified_chain(tls)
+            trace.server_certificate = chain[0] if chain else None
+            trace.server_chain_length = len(chain) if chain else None
         _close_after_alert(tls)
         raise
     except BaseException:
@@ -107,19 +112,23 @@ def presented_certificate(tls: ssl.SSLSocket) -> bytes | None:
     verifying it (Python then gives no peer certificate), or None. OpenSSL keeps the
     chain it received (SSL_get_peer_cert_chain): ``SSLSocket.get_unverified_chain()``
     from Python 3.13, its private ``_sslobj`` method before (3.10 to 3.12)."""
+    chain = _unverified_chain(tls)
+    return chain[0] if chain else None
+
+
+def _unverified_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    """DER of each certificate the peer sent, its own first (see
+    :func:`presented_certificate`); empty when not known."""
     try:
         getter = getattr(tls, "get_unverified_chain", None)
         if getter is None:
             getter = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
         chain = getter() if getter is not None else None
-        if not chain:
-            return None
-        first = chain[0]
         # 3.13's public method gives DER; the private one, _ssl.Certificate objects.
-        return first if isinstance(first, bytes) else ssl.PEM_cert_to_DER_cert(
-            first.public_bytes())
+        return [cert if isinstance(cert, bytes) else ssl.PEM_cert_to_DER_cert(
+            cert.public_bytes()) for cert in chain or ()]
     except Exception:  # a private API, for a message only: it must never fail one
-        return None
+        return []
 
 
 def _close_after_alert(tls: ssl.SSLSocket) -> None:

@@ -365,7 +365,8 @@ async def open_stream(
                                      host=server_hostname,
                                      sent_certificate=tls.certfile is not None,
                                      server_hello=trace.server_hello,
-                                     peer_certificate=trace.server_certificate)
+                                     peer_certificate=trace.server_certificate,
+                                     peer_chain_length=trace.server_chain_length)
             if slot is not None and session is not None:
                 if not isinstance(exc, builtins.TimeoutError):
                     # Some servers fail a resumption outright (OpenSSL, verifying
@@ -515,6 +516,7 @@ def _handshake_error(
     exc: BaseException, *, side: str, peer: str, timeout: float, profile: str | None = None,
     host: str | None = None, sent_certificate: bool | None = None,
     server_hello: bool | None = None, peer_certificate: bytes | None = None,
+    peer_chain_length: int | None = None,
 ) -> TLSError:
     if isinstance(exc, builtins.TimeoutError):
         return TLSError(
@@ -524,7 +526,7 @@ def _handshake_error(
     return translate_ssl_error(
         exc, side=side, peer=peer, profile=profile, host=host,  # type: ignore[arg-type]
         sent_certificate=sent_certificate, server_hello=server_hello,
-        peer_certificate=peer_certificate,
+        peer_certificate=peer_certificate, peer_chain_length=peer_chain_length,
     )
 
 

@@ -180,7 +180,8 @@ _CLI_WORDS = (
     ("(verify_peer=False)", "(--no-verify)"),
     ("hostname_from_common_name=True", "--hostname-from-cn"),
     ("allow_ca_peer_certificate=True", "--allow-ca-peer-cert"),
-    ("our cafile/capath)", "--ca)"),
+    ("our cafile/capath", "--ca"),
+    ("cafile/capath", "--ca"),  # one flag for both: not "--ca/--ca"
     ("cafile or capath", "--ca"),
 )
 #: What remains of the trust files' fields, as words: --ca is a file or a folder

@@ -145,6 +145,7 @@ def _reason_for(
     exc: BaseException, *, side: Side, peer: str, profile: str | None, host: str | None,
     sent_certificate: bool | None = None, server_hello: bool | None = None,
     established: bool = False, peer_certificate: bytes | None = None,
+    peer_chain_length: int | None = None,
 ) -> str:
     who = "the server" if side == "client" else "the client"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -160,6 +161,8 @@ def _reason_for(
                                      usage=usage, level=level, minimum=minimum)
             if exc.verify_code == 64 and host is not None:
                 reason += _address_as_dns_name(peer_certificate, host)
+            if exc.verify_code == 20 and peer_chain_length == 1:
+                reason += _sent_alone(peer_certificate, who)
             return reason
         return f"certificate verify failed: {exc.verify_message}"
     if _was_reset(exc, side):
@@ -302,6 +305,28 @@ def _address_as_dns_name(der: bytes | None, address: str) -> str:
             f"needs an IP subjectAltName, RFC 5280 4.2.1.6; reissue it with IP:{address})")
 
 
+def _sent_alone(der: bytes | None, who: str) -> str:
+    """The hint for X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY (20) when the peer
+    sent its certificate and nothing after it (RFC 8446 4.4.2, RFC 5246 7.4.2: the
+    chain follows the leaf): the issuer OpenSSL could not find is the leaf's, and
+    the leaf is not self-signed (that is code 18), so that issuer is either a root
+    we lack or an intermediate the peer should have sent. Empty otherwise (code 20
+    with CAs sent comes from higher up: their root is the one missing)."""
+    if der is None:
+        return ""
+    from dicomnet.security.certificates import CertificateInfo  # a failure path: its cost
+
+    try:
+        issuer = CertificateInfo.from_der(der).issuer
+    except ValueError:
+        return ""
+    peer = who.removeprefix("the ")
+    return (f"; {who} sent this certificate alone, with no CA certificate after it: if its "
+            f"issuer ({issuer}) is an intermediate CA, the {peer} is not sending it "
+            "(configure its certificate chain file: its certificate followed by the "
+            "intermediates), or add that intermediate to our cafile/capath beside the root")
+
+
 def translate_ssl_error(
     exc: BaseException,
     *,
@@ -313,6 +338,7 @@ def translate_ssl_error(
     server_hello: bool | None = None,
     established: bool = False,
     peer_certificate: bytes | None = None,
+    peer_chain_length: int | None = None,
 ) -> TLSError:
     """A :class:`TLSError` explaining ``exc`` (raised during or right after a handshake).
 
@@ -324,14 +350,16 @@ def translate_ssl_error(
     whether ``exc`` ended a link whose handshake had succeeded, ``peer_certificate``
     the DER of the certificate the peer presented, when known (a client's failed
     verification: ``aio.tls_socket.presented_certificate``), named in a reason
-    about its key. The returned
+    about its key, ``peer_chain_length`` how many certificates it sent (the same
+    case: a leaf sent alone, without its intermediates, is said). The returned
     error's ``reason`` is the one-line explanation; chain it with ``raise ... from exc``.
     """
     if isinstance(exc, TLSError):
         return exc
     reason = _reason_for(exc, side=side, peer=peer, profile=profile, host=host,
                          sent_certificate=sent_certificate, server_hello=server_hello,
-                         established=established, peer_certificate=peer_certificate)
+                         established=established, peer_certificate=peer_certificate,
+                         peer_chain_length=peer_chain_length)
     # A refused renegotiation ends a link whose handshake had succeeded.
     what = "TLS link" if _AFTER_HANDSHAKE in reason else "TLS handshake"
     # Transient: the link failed, not a check (a caller may try again).
