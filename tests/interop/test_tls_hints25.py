@@ -3,11 +3,17 @@ review of the TLS side met them with DCMTK 3.6.7's storescp and openssl s_server
 
 - a server sending its certificate without the intermediate CA that issued it, to a
   client trusting the root (X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, 20): it
-  said only "signed by an unknown CA (its issuer is not in --ca)".
+  said only "signed by an unknown CA (its issuer is not in --ca)";
+- a legacy-only server (storescp --profile-aes; s_server -cipher AES128-SHA -tls1_2)
+  to a default client: it said "peer offers no cipher suite allowed by profile
+  'bcp195-rfc9325'", with nothing on what to do; and, to a client without a
+  certificate, guessed "(more likely: we sent no certificate) the server requires a
+  client certificate", though the server had refused our ClientHello itself.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +21,27 @@ from pathlib import Path
 import pytest
 
 from dicomnet.security.certificates import CertificateAuthority
-from tests.aio.helpers import LOOPBACK, background_process, free_port
-from tests.interop.conftest import Dcmtk
+from dicomnet.security.profiles import openssl_has_3des
+from tests.aio.helpers import LOOPBACK, Pki, PkiFactory, background_process, free_port
+from tests.interop.conftest import Dcmtk, _missing
 
 pytestmark = pytest.mark.interop
 
 PREFIX = "error: TLS handshake with 127.0.0.1:{port} failed: "
+#: What a client of a current profile is told to try (B.1 only where OpenSSL has 3DES).
+RETIRED = (" (an older peer may speak only the suites of a retired profile: try --profile "
+           "bcp195 (PS3.15 B.9: its forward-secret suites first, then "
+           "TLS_RSA_WITH_AES_128_CBC_SHA, TLS 1.0 and up), else --profile aes (B.3)"
+           + (" or --profile basic (B.1, 3DES)" if openssl_has_3des() else "")
+           + "; weaker, they warn)")
+
+
+@pytest.fixture(scope="module")
+def openssl() -> Path:
+    path = shutil.which("openssl")
+    if path is None:
+        _missing("the openssl command")
+    return Path(str(path))
 
 
 def echo(port: int, *options: str | Path) -> subprocess.CompletedProcess[str]:
@@ -58,3 +79,41 @@ def test_storescp_sending_its_leaf_alone(dcmtk: Dcmtk, tmp_path: Path) -> None:
         "issuer (O=dicomnet,CN=site issuing CA) is an intermediate CA, the server is not "
         "sending it (configure its certificate chain file: its certificate followed by the "
         "intermediates), or add that intermediate to --ca beside the root")
+
+
+@pytest.fixture
+def rsa(pkis: PkiFactory) -> Pki:
+    return pkis("rsa")
+
+
+def test_default_client_to_storescp_of_the_aes_profile(dcmtk: Dcmtk, rsa: Pki,
+                                                       tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "out").mkdir()
+    client = ("--ca", rsa.ca_file, "--cert", rsa.client_cert, "--key", rsa.client_key)
+    with background_process(dcmtk.storescp, "+tls", rsa.server_key, rsa.server_cert,
+                            "+cf", rsa.ca_file, "-pw", "+pa", "-od", tmp_path / "out",
+                            str(port), log_path=tmp_path / "storescp.log", port=port):
+        done = echo(port, *client)
+        # What the hint says first reaches it (with the retired profile's warning).
+        retired = echo(port, *client, "--profile", "bcp195")
+    assert done.returncode == 3, done.stderr
+    assert error_line(done) == PREFIX.format(port=port) + (
+        "peer offers no cipher suite allowed by profile 'bcp195-rfc9325'" + RETIRED)
+    assert retired.returncode == 0, retired.stderr
+    assert "TLS_RSA_WITH_AES_128_CBC_SHA" in retired.stdout
+    assert "is retired and weak" in retired.stderr
+
+
+def test_client_without_certificate_to_s_server_of_aes128_sha(openssl: Path, rsa: Pki,
+                                                              tmp_path: Path) -> None:
+    port = free_port()
+    with background_process(openssl, "s_server", "-accept", f"{LOOPBACK}:{port}",
+                            "-cert", rsa.server_cert, "-key", rsa.server_key,
+                            "-cipher", "AES128-SHA", "-tls1_2", "-quiet",
+                            log_path=tmp_path / "s_server.log", port=port):
+        done = echo(port, "--ca", rsa.ca_file)
+    assert done.returncode == 3, done.stderr
+    # Refused before any ServerHello: no client certificate was asked yet.
+    assert error_line(done) == PREFIX.format(port=port) + (
+        "peer offers no cipher suite allowed by profile 'bcp195-rfc9325'" + RETIRED)

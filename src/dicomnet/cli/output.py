@@ -188,6 +188,8 @@ _CLI_WORDS = (
 #: (cafile or capath), --crl the CRLs (crlfiles).
 _CLI_FIELDS = re.compile(r"\b(cafile|capath|crlfiles)\b")
 _CLI_FLAGS = {"cafile": "--ca", "capath": "--ca", "crlfiles": "--crl"}
+#: A profile to try, as the library names it (profile='aes'): the flag that sets it.
+_CLI_PROFILE = re.compile(r"\bprofile='([a-z0-9-]+)'")
 
 
 def in_cli_words(message: str) -> str:
@@ -195,4 +197,5 @@ def in_cli_words(message: str) -> str:
     flags that set them."""
     for library, cli in _CLI_WORDS:
         message = message.replace(library, cli)
+    message = _CLI_PROFILE.sub(r"--profile \1", message)
     return _CLI_FIELDS.sub(lambda m: _CLI_FLAGS[m.group()], message)

@@ -188,13 +188,15 @@ def _reason_for(
             return _NOT_TLS_ANSWER if side == "client" and server_hello is False else _NOT_TLS
         by = f"profile {profile!r}" if profile else "our TLS profile"
         if (reason_code == "SSLV3_ALERT_HANDSHAKE_FAILURE" and side == "client"
-                and sent_certificate is False):
+                and sent_certificate is False and server_hello is not False):
             # The server's alert: TLS 1.2 sends this one for no shared suite and,
-            # as well, for a client certificate it requires and did not get.
+            # as well, for a client certificate it requires and did not get. Without
+            # a ServerHello it is the suite: a certificate is asked after it.
             return (f"peer offers no cipher suite allowed by {by}, or (more likely: we "
                     "sent no certificate) the server requires a client certificate")
         if reason_code in _NO_CIPHER_CODES:
-            return f"peer offers no cipher suite allowed by {by}"
+            reason = f"peer offers no cipher suite allowed by {by}"
+            return reason + _retired_hint(profile) if side == "client" else reason
         if reason_code == "DH_KEY_TOO_SMALL":
             # OpenSSL's security level 2 (every profile but those reaching TLS 1.0)
             # refuses finite-field groups under 2048 bits.
@@ -303,6 +305,24 @@ def _address_as_dns_name(der: bytes | None, address: str) -> str:
         return ""
     return (f" (it names {address} as a DNS name, which matches no address: an IP address "
             f"needs an IP subjectAltName, RFC 5280 4.2.1.6; reissue it with IP:{address})")
+
+
+def _retired_hint(profile: str | None) -> str:
+    """For a client of a current profile that shares no suite with its server: the
+    retired profiles whose static-RSA suites an older peer may speak alone (PS3.15
+    B.9, B.3; B.1 when this OpenSSL has 3DES). Which one that peer takes is not
+    known here (its alert does not say): B.9 first, as it still offers the
+    forward-secret suites first. Empty for a retired profile, the user's choice."""
+    from dicomnet.security.profiles import PROFILES, openssl_has_3des
+
+    current = PROFILES.get(profile or "")
+    if current is None or current.retired:
+        return ""
+    basic = " or profile='basic' (B.1, 3DES)" if openssl_has_3des() else ""
+    return (" (an older peer may speak only the suites of a retired profile: try "
+            "profile='bcp195' (PS3.15 B.9: its forward-secret suites first, then "
+            f"TLS_RSA_WITH_AES_128_CBC_SHA, TLS 1.0 and up), else profile='aes' (B.3){basic}; "
+            "weaker, they warn)")
 
 
 def _sent_alone(der: bytes | None, who: str) -> str:
