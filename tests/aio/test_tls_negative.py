@@ -259,7 +259,8 @@ def test_plain_client_to_tls_server(pki: Pki, aio_log: pytest.LogCaptureFixture)
     outcome = run(attempt(aio_log, server_tls=pki.server_tls(), client_tls=None))
     assert isinstance(outcome.error, AssociationAborted)
     assert str(outcome.error).endswith("the peer may expect TLS (use TLS, port 2762)")
-    reason = "received a plain DICOM A-ASSOCIATE-RQ on a TLS port: the peer is not using TLS"
+    reason = ("received a plain DICOM A-ASSOCIATE-RQ on a TLS port: the peer spoke plain DICOM "
+              "to it (its TLS is off, or it has the wrong port)")
     assert_refused(outcome, aio_log, reason)
     assert_server_hook_failed(outcome, reason)
 
@@ -273,7 +274,7 @@ def test_tls_client_to_plain_server(pki: Pki, aio_log: pytest.LogCaptureFixture)
     assert "\n" not in str(outcome.error)
     assert "PDU" not in str(outcome.error)
     assert_refused(outcome, aio_log,
-                   "received a TLS ClientHello on a plain DICOM port: the peer expects TLS")
+                   "received a TLS ClientHello on a plain DICOM port: the peer spoke TLS to it")
     assert outcome.server_events == []  # a plain server has no secure link to report
 
 

@@ -80,4 +80,4 @@ def test_serve_json_says_each_association_and_each_refusal(pki: DevPKI,
     assert tls_refused["reason"].endswith("(--peer-cert required)")  # the CLI's words, as its log
     assert (tls_refused["tls"], tls_refused["calling_aet"]) == (None, None)
     assert plain_refused["stage"] == "tls"
-    assert "not using TLS" in plain_refused["reason"]
+    assert "the peer spoke plain DICOM" in plain_refused["reason"]

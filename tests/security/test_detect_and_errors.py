@@ -57,11 +57,12 @@ def test_looks_like_dicom_associate() -> None:
 
 def test_explain_first_bytes() -> None:
     assert explain_first_bytes(ASSOCIATE_RQ_HEAD, expecting="tls") == (
-        "received a plain DICOM A-ASSOCIATE-RQ on a TLS port: the peer is not using TLS"
+        "received a plain DICOM A-ASSOCIATE-RQ on a TLS port: the peer spoke plain DICOM "
+        "to it (its TLS is off, or it has the wrong port)"
     )
     assert explain_first_bytes(CLIENT_HELLO_HEAD, expecting="dicom") == (
-        "received a TLS ClientHello on a plain DICOM port: the peer expects TLS "
-        "(use TLS, port 2762)"
+        "received a TLS ClientHello on a plain DICOM port: the peer spoke TLS to it (its TLS "
+        "is on, or it has the wrong port)"
     )
     assert explain_first_bytes(ASSOCIATE_RQ_HEAD, expecting="dicom") is None
     assert explain_first_bytes(CLIENT_HELLO_HEAD, expecting="tls") is None

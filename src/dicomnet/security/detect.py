@@ -47,16 +47,19 @@ def looks_like_dicom_associate(head: bytes) -> bool:
 def explain_first_bytes(head: bytes, *, expecting: Literal["tls", "dicom"]) -> str | None:
     """One line explaining why ``head`` is not what this port expects, or None if it fits.
 
+    Said by the server that received it, to its operator: what the peer did, not
+    what to try (that advice is the client's, in its own error).
     Also None when ``head`` is neither (too short, or some other protocol):
     the normal parser then reports its own error.
     """
     if expecting == "tls" and looks_like_dicom_associate(head):
         return (
-            "received a plain DICOM A-ASSOCIATE-RQ on a TLS port: the peer is not using TLS"
+            "received a plain DICOM A-ASSOCIATE-RQ on a TLS port: the peer spoke plain DICOM "
+            "to it (its TLS is off, or it has the wrong port)"
         )
     if expecting == "dicom" and looks_like_tls(head):
         return (
-            "received a TLS ClientHello on a plain DICOM port: the peer expects TLS "
-            "(use TLS, port 2762)"
+            "received a TLS ClientHello on a plain DICOM port: the peer spoke TLS to it "
+            "(its TLS is on, or it has the wrong port)"
         )
     return None
