@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dicomnet.errors import ConfigurationError, TLSError
 from dicomnet.security.dhgroups import client_suites, load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
+from dicomnet.security.key_password import ask, ask_async, password_bytes
 from dicomnet.security.peer_checks import ca_leaf_problem, key_size_problem, too_weak_for_level
 from dicomnet.security.pem import key_is_encrypted
 from dicomnet.security.profiles import (
@@ -81,18 +82,6 @@ _POLICIES: dict[str, ssl.VerifyMode] = {
     "optional": ssl.CERT_OPTIONAL,
     "none": ssl.CERT_NONE,
 }
-
-
-def _as_bytes(password: object) -> bytes:
-    if isinstance(password, str):
-        return password.encode("utf-8")
-    if isinstance(password, bytes | bytearray):
-        return bytes(password)
-    # None (a vault lookup that found nothing, say) would make OpenSSL ask on the
-    # terminal itself, blocking the event loop until someone typed an answer.
-    raise ConfigurationError(
-        f"the private key's password must be a str or bytes, got {type(password).__name__}"
-        + (" (on_private_key_password gave no password)" if password is None else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +141,11 @@ class TLSConfig:
     its first association, and again only when the certificate, key, CA or CRL files
     change (a rotated certificate) or our certificate has expired: keep one
     TLSConfig for many associations and the password is asked once, not at each
-    association, retry or batch."""
+    association, retry or batch. An exception it raises reaches the caller of that
+    build (``serve``, ``associate``, the context methods) as a ConfigurationError
+    naming the key and the exception, which is its ``__cause__``
+    (:mod:`~dicomnet.security.key_password`); a password that is not a str or
+    bytes is one too."""
     key_password: str | bytes | None = None
     """The private key's password, when known in advance."""
     keylog_file: str | Path | None = None
@@ -356,9 +349,8 @@ class TLSConfig:
         if not self._key_is_encrypted():
             return None
         if self.key_password is not None:
-            return _as_bytes(self.key_password)
-        callback = self._require_callback()
-        result = callback()
+            return password_bytes(self.key_password)
+        result = ask(self._require_callback(), self._key_path())
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()  # never awaited: close it so no "never awaited" warning
@@ -366,17 +358,14 @@ class TLSConfig:
                 "on_private_key_password is async: build the context with "
                 "'await config.server_context()' / 'await config.client_context()'"
             )
-        return _as_bytes(result)
+        return password_bytes(result)
 
     async def _password_async(self) -> bytes | None:
         if not self._key_is_encrypted():
             return None
         if self.key_password is not None:
-            return _as_bytes(self.key_password)
-        result = self._require_callback()()
-        if inspect.isawaitable(result):
-            result = await result
-        return _as_bytes(result)
+            return password_bytes(self.key_password)
+        return password_bytes(await ask_async(self._require_callback(), self._key_path()))
 
     def _require_callback(self) -> PasswordCallback:
         if self.on_private_key_password is None:
