@@ -234,6 +234,9 @@ def _first_line(path: Path) -> str:
     except OSError as exc:
         raise ConfigurationError(
             f"cannot read --key-password-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"cannot read --key-password-file {path}: it is not UTF-8 text") from None
     return lines[0] if lines else ""
 
 
