@@ -231,7 +231,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     are skipped and links to folders are not followed. A file reached twice
     (named, and in a folder named) is sent once. A file that is not DICOM, is
     cut short (its data set ends inside an element), or is gone once listed
-    (deleted during the password prompt), fails alone, unsent.
+    (deleted during the password prompt), fails alone, unsent; so do, in
+    folders, a symbolic link to nothing, a FIFO, socket or device, and a
+    subfolder that cannot be read.
 
     With --retries, objects lost to a dropped link or a busy peer are sent
     again; failures that would repeat (a rejected certificate, a permanent

@@ -14,6 +14,7 @@ read from disk) is in :mod:`dicomnet.services.store_prepare`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -38,7 +39,7 @@ from ..errors import (
 )
 from ..security.config import TLSConfig
 from ..storage.files import StorageError
-from ..storage.part10 import Part10Info, read_part10
+from ..storage.part10 import NotRegularFileError, Part10Info, read_part10
 from ..ul.negotiation import (
     ContextRequest,
 )
@@ -195,7 +196,10 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
 
     Hidden files, DICOMDIRs and a dicomnet store's index (``index.sqlite`` and the
     files SQLite keeps beside it) in folders are left out; links to files are
-    followed, links to folders are not (no cycles). One ``scandir`` per folder:
+    followed, links to folders are not (no cycles). A link to nothing, a FIFO,
+    a socket, a device and a subfolder that cannot be listed are listed all the
+    same, for ``store_paths`` to fail each alone and say why (a link whose file
+    was moved away is an object the user meant to send). One ``scandir`` per folder:
     an SCU reads this list before it can propose anything, so it is on the clock.
     A file reached twice (named and in a folder named, or as ``a/x`` and
     ``./a/x``) is listed once, where first reached.
@@ -244,12 +248,44 @@ def _files_below(folder: str) -> Iterator[str]:
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):
-                yield from _files_below(entry.path)
-            elif (entry.is_file() and entry.name not in _NOT_OBJECTS
-                  and not entry.name.startswith(".")):
+                try:
+                    below = list(_files_below(entry.path))
+                except OSError:  # listed all the same: it fails alone, saying why
+                    below = [entry.path]
+                yield from below
+            elif entry.name in _NOT_OBJECTS or entry.name.startswith("."):
+                continue
+            elif entry.is_file() or not entry.is_dir():
+                # A link to nothing, a FIFO, a socket, a device: listed, so that
+                # its failure is told (a link whose file was moved away is an
+                # object not sent); a link to a folder is not followed.
                 yield entry.path
-        except OSError:  # vanished or unreadable meanwhile: as rglob, skip it
+        except OSError:  # vanished meanwhile: as rglob, skip it
             continue
+
+
+def _not_read(path: Path, exc: StorageError | OSError) -> str:
+    """Why ``path`` could not be read, in plainer words than the system's where
+    it has them: a link to nothing ("No such file or directory", of a path that
+    is there), a socket ("No such device or address"), a folder that cannot be
+    listed ("Is a directory")."""
+    mode = 0
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISSOCK(mode):
+            return f"{path} is not a regular file but a socket"
+        if stat.S_ISDIR(mode):
+            with os.scandir(path):
+                pass
+    except FileNotFoundError:
+        if os.path.islink(path):
+            with contextlib.suppress(OSError):
+                target = os.path.join(os.path.dirname(path), os.readlink(path))
+                return f"{path} is a symbolic link to {target}, which does not exist"
+    except OSError as again:
+        if stat.S_ISDIR(mode):
+            return f"cannot read folder {path}: {again.strerror or again}"
+    return str(exc)
 
 
 @dataclass(slots=True)
@@ -672,8 +708,10 @@ async def store_paths(
             info = read_part10(path)
         except (StorageError, OSError) as exc:
             # A file gone since it was listed, or unreadable, is no proof of what it holds.
-            unreadable = isinstance(exc, OSError) or exc.errno is not None
-            result.error = f"{'not sent' if unreadable else 'not a DICOM Part 10 file'}: {exc}"
+            unreadable = (isinstance(exc, (OSError, NotRegularFileError))
+                          or exc.errno is not None)
+            result.error = (f"not sent: {_not_read(path, exc)}" if unreadable
+                            else f"not a DICOM Part 10 file: {exc}")
             result.not_dicom = not unreadable
             report(result)
             continue

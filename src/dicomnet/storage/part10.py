@@ -18,6 +18,7 @@ import io
 import logging
 import os
 import re
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -68,6 +69,22 @@ _SHORT_TEXT = re.compile(r"[\x20-\x5b\x5d-\x7e]{1,16}", re.ASCII)
 class NotPart10Error(StorageError):
     """A file is not a DICOM Part 10 file (no preamble and ``DICM`` prefix,
     or a File Meta Information group that cannot be read)."""
+
+
+class NotRegularFileError(StorageError):
+    """A path names no regular file: a FIFO, a socket, a device (what it holds
+    is not a file's bytes; a FIFO would block its reader until a writer came)."""
+
+
+#: What ``stat.S_IFMT`` says a path is, for one that is not a regular file.
+_FILE_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a device",
+               stat.S_IFBLK: "a device", stat.S_IFDIR: "a folder"}
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    # Opening a FIFO to read waits for a writer unless non-blocking; a regular
+    # file ignores the flag.
+    return os.open(path, flags | os.O_NONBLOCK)
 
 
 def _short_text(name: str, value: str) -> str:
@@ -346,10 +363,13 @@ def read_part10(path: Path) -> Part10Info:
     try:
         # Unbuffered: the quick look is one read; an SCU does this for every file
         # before it can propose anything.
-        with open(path, "rb", buffering=0) as raw:
-            stat = os.fstat(raw.fileno())
-            size = stat.st_size
-            identity = stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns
+        with open(path, "rb", buffering=0, opener=_open_nonblocking) as raw:
+            status = os.fstat(raw.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                kind = _FILE_KINDS.get(stat.S_IFMT(status.st_mode), "not a file")
+                raise NotRegularFileError(f"{path} is not a regular file but {kind}")
+            size = status.st_size
+            identity = status.st_dev, status.st_ino, status.st_mtime_ns, status.st_ctime_ns
             quick = _read_meta_quickly(raw, path, size, identity)
             if quick is not None:
                 return quick
