@@ -184,7 +184,15 @@ def _status_text(result: StoreResult) -> str:
             return "unconfirmed"  # a Ctrl-C: whether it was on the wire is not known
         return "no answer" if result.sent else "not sent"
     text = f"0x{result.status:04X} {Status(result.status, 'storage').description}"
-    return text + (f" ({result.error_comment})" if result.error_comment else "")
+    said = _peer_said(result, result.error_comment or "")
+    return text + (f" ({said.removeprefix('; ')})" if said else "")
+
+
+def _peer_said(result: StoreResult, comment: str) -> str:
+    """``comment`` then the elements the peer named at fault (Offending Element)."""
+    from dicomnet.services.store_scu import offending_words
+
+    return comment + offending_words(result.offending_elements, "; ")
 
 
 def _failure_text(result: StoreResult) -> str:
@@ -193,7 +201,7 @@ def _failure_text(result: StoreResult) -> str:
     ``error`` is the comment, or the status's words, then that remark)."""
     if result.status is None:
         return in_cli_words(result.error or "not sent")
-    said = result.error_comment or str(Status(result.status, "storage"))
+    said = _peer_said(result, result.error_comment or str(Status(result.status, "storage")))
     return _status_text(result) + in_cli_words((result.error or "").removeprefix(said))
 
 
@@ -286,6 +294,9 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         dropped_meta            File Meta Information elements its data set
                                 starts with, left out when sent (PS3.5 7.1),
                                 as "(0002,xxxx)" tags; [] when none
+        offending_elements      the elements the peer named at fault with its
+                                status (Offending Element, PS3.7 C.4), as
+                                "(gggg,eeee)" tags; [] when none
 
     \b
     Examples:

@@ -106,6 +106,11 @@ class StoreResult:
     #: left out of what is sent (PS3.5 7.1: no data set holds them;
     #: ``Part10Info.stray_meta``), as "(0002,xxxx)" tags; empty when none.
     dropped_meta: list[str] = field(default_factory=list)
+    #: The elements the peer named at fault with its status, Offending Element
+    #: (0000,0901: PS3.7 C.4, PS3.4 B.2.3, with A9xxH, Cxxx, B000H, B006H and
+    #: B007H), as "(gggg,eeee)" tags; empty when it named none. ``error`` says
+    #: them too.
+    offending_elements: list[str] = field(default_factory=list)
 
     @property
     def warning(self) -> bool:
@@ -132,6 +137,7 @@ class StoreResult:
             "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
             "not_dicom": self.not_dicom, "association_failed": self.association_failed,
             "dropped_meta": list(self.dropped_meta),
+            "offending_elements": list(self.offending_elements),
         }
 
     def _reset_for_retry(self) -> None:
@@ -139,6 +145,7 @@ class StoreResult:
         self.ok = False
         self.error = None
         self.error_comment = None
+        self.offending_elements = []
         self.converted_to = None  # sent stays: the peer may hold what went out
         self.retryable = False
         self.association_failed = False
@@ -369,6 +376,7 @@ def _record(result: StoreResult, rsp: object, info: Part10Info | None = None) ->
     result.status = status
     result.ok = Status(status).category in ("success", "warning")
     result.error_comment = getattr(rsp, "error_comment", None) or None
+    result.offending_elements = tag_texts(getattr(rsp, "offending_element", None) or ())
     other = None if info is None else _other_object(info, rsp)
     if other is not None:
         said = result.error_comment or str(Status(status, "storage"))
@@ -376,11 +384,20 @@ def _record(result: StoreResult, rsp: object, info: Part10Info | None = None) ->
         result.error = f"{said}, but {other} (PS3.7 9.3.1.2): not taken as its answer"
         return
     if not result.ok:
-        result.error = result.error_comment or str(Status(status, "storage"))
+        result.error = ((result.error_comment or str(Status(status, "storage")))
+                        + offending_words(result.offending_elements, "; "))
         result.retryable = _retryable_status(status)
         if status == _DUPLICATE_SOP_INSTANCE and result.attempts > 1:
             result.error += (" (sent again after a lost answer: most likely stored by the "
                              "earlier attempt)")
+
+
+def offending_words(tags: Sequence[str], before: str = "") -> str:
+    """``tags`` (``StoreResult.offending_elements``) in words after ``before``:
+    "; offending element (0028,0010)"; "" for none."""
+    if not tags:
+        return ""
+    return f"{before}offending element{'s' if len(tags) > 1 else ''} {', '.join(tags)}"
 
 
 def _other_object(info: Part10Info, rsp: object) -> str | None:
