@@ -8,8 +8,10 @@ for a writer: the run hung), named or met in a folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,11 +70,24 @@ def test_each_odd_entry_fails_alone_unsent_with_why(tmp_path: Path) -> None:
 
 def test_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
     """read_part10 of a FIFO (named, or a file replaced by one since it was
-    listed) says what it is at once: opening it to read waited for a writer."""
+    listed) says what it is at once: opening it to read waited for a writer.
+    (A writer thread here ends such a wait, so that the test fails, not hangs.)"""
     fifo = tmp_path / "fifo.dcm"
     os.mkfifo(fifo)
-    with pytest.raises(StorageError, match=r"fifo\.dcm is not a regular file but a FIFO$"):
-        read_part10(fifo)
+
+    def write() -> None:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY))
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(StorageError, match=r"fifo\.dcm is not a regular file but a FIFO$"):
+            read_part10(fifo)
+    finally:
+        with contextlib.suppress(OSError):  # a reader of our own ends the writer's wait
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join()
 
 
 def test_an_unreadable_subfolder_fails_alone(tmp_path: Path,
