@@ -35,9 +35,23 @@ class _Writer:
             os.close(os.open(self.fifo, os.O_WRONLY))
 
     def stop(self) -> None:
-        with contextlib.suppress(OSError):  # a reader of our own ends its wait
-            os.close(os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK))
-        self.thread.join()
+        release_writer(self.fifo, self.thread)
+
+
+def release_writer(fifo: Path, writer: threading.Thread) -> None:
+    """End ``writer``'s open() of ``fifo`` for writing with a reader of our own,
+    held open until that open() returns: a reader opened and closed before the
+    thread got to its open() (a busy machine) left it waiting for ever."""
+    while writer.is_alive():
+        try:
+            reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:  # gone: the writer's open fails too
+            writer.join()
+            return
+        try:
+            writer.join(0.05)
+        finally:
+            os.close(reader)
 
 
 @pytest.mark.parametrize("accepted", [ExplicitVRLittleEndian, ImplicitVRLittleEndian],
