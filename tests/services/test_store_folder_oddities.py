@@ -17,9 +17,13 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.services.store_scu import collect_files
+from dicomnet.services.storage import StorageSCP, store_paths
+from dicomnet.services.store_scu import StoreResult, collect_files
+from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.part10 import read_part10
+from tests.aio.helpers import run, running_server
+from tests.services.test_store_swapped_files import release_writer
 from tests.storage.dicomfiles import make_image, write_part10
 from tests.storage.helpers import send_files
 
@@ -85,9 +89,7 @@ def test_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
         with pytest.raises(StorageError, match=r"fifo\.dcm is not a regular file but a FIFO$"):
             read_part10(fifo)
     finally:
-        with contextlib.suppress(OSError):  # a reader of our own ends the writer's wait
-            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        writer.join()
+        release_writer(fifo, writer)
 
 
 def test_an_unreadable_subfolder_fails_alone(tmp_path: Path,
@@ -114,3 +116,35 @@ def test_an_unreadable_subfolder_fails_alone(tmp_path: Path,
         (first, True, True, None),
         (locked, False, False, f"not sent: cannot read folder {locked}: Permission denied"),
         (last, True, True, None)]
+
+
+def test_a_file_changed_after_listing_says_not_sent_as_others_do(tmp_path: Path) -> None:
+    """Gone, cut short or swapped for a FIFO between the listing and its turn
+    (found before any byte of it goes out): its error starts "not sent: ", as
+    that of a file unreadable when listed does (StoreResult.error), which a
+    script sorts failures by. These said "X is shorter than when it was read",
+    "cannot read X: No such file or directory" and "X is no regular file any
+    more: not sent"."""
+    files = [write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+             for n in range(4)]
+
+    def change(result: StoreResult) -> None:
+        if result.path == files[0]:
+            files[1].unlink()
+            os.truncate(files[2], os.path.getsize(files[2]) - 100)
+
+    async def scenario() -> list[StoreResult]:
+        scp = StorageSCP(tmp_path / "root")
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths("127.0.0.1", server.port, files, on_progress=change,
+                                         max_async_operations=1)
+        finally:
+            scp.close()
+
+    results = run(scenario(), timeout=60)
+    assert [(r.ok, r.sent, r.error) for r in results] == [
+        (True, True, None),
+        (False, False, f"not sent: cannot read {files[1]}: No such file or directory"),
+        (False, False, f"not sent: {files[2]} is shorter than when it was read"),
+        (True, True, None)]

@@ -85,7 +85,7 @@ def test_a_file_swapped_for_a_fifo_fails_alone(tmp_path: Path, accepted: str) ->
             writer.stop()
     assert [(r.ok, r.status, r.sent) for r in results] == [
         (True, 0, True), (False, None, False), (True, 0, True)]
-    assert results[1].error == f"{victim} is no regular file any more: not sent"
+    assert results[1].error == f"not sent: {victim} is no regular file any more"
     [peer] = peers
     assert [r.message.affected_sop_instance_uid for r in peer.requests  # type: ignore[union-attr]
             ] == [uid(9, 0), uid(9, 2)]

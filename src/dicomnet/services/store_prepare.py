@@ -203,7 +203,7 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
     if not stat.S_ISREG(mode):
-        raise StorageError(f"{info.path} is no regular file any more: not sent")
+        raise StorageError(f"{info.path} is no regular file any more")
     if ((info.dataset_length == 0 or info.dataset_unseen)
             and (empty := await _empty_dataset(info)) is not None):  # no await for the rest
         result.error = f"not sent: {empty}"

@@ -427,8 +427,8 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             raise assoc.failure
         try:
             prepared = await prepare_file(assoc, plan.info, plan.result, buffers)
-        except StorageError as exc:
-            plan.result.error = str(exc)
+        except StorageError as exc:  # found before any byte of it went out
+            plan.result.error = f"not sent: {exc}"
             prepared = None
         if prepared is None and on_progress:
             on_progress(plan.result)
