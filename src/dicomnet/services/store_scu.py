@@ -14,11 +14,8 @@ read from disk) is in :mod:`dicomnet.services.store_prepare`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import os
-import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +41,7 @@ from ..ul.negotiation import (
     ContextRequest,
 )
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
+from .store_listing import collect_files, not_read
 from .store_prepare import PduBuffers, Prepared, prepare_file, refused, tag_texts
 
 if TYPE_CHECKING:
@@ -195,104 +193,6 @@ _DUPLICATE_SOP_INSTANCE = 0x0111
 def _retryable_status(status: int) -> bool:
     """Refused: Out of Resources (A7xxH, PS3.4 B.2.3): the peer may have room later."""
     return (status & 0xFF00) == 0xA700
-
-
-def collect_files(paths: Iterable[Path | str]) -> list[Path]:
-    """Files named, and every file below the folders named (recursive, each folder's
-    files in the order of their paths' parts, as ``sorted(folder.rglob("*"))``).
-
-    Hidden files, DICOMDIRs and a dicomnet store's index (``index.sqlite`` and the
-    files SQLite keeps beside it) in folders are left out; links to files are
-    followed, links to folders are not (no cycles). A link to nothing, a FIFO,
-    a socket, a device and a subfolder that cannot be listed are listed all the
-    same, for ``store_paths`` to fail each alone and say why (a link whose file
-    was moved away is an object the user meant to send). One ``scandir`` per folder:
-    an SCU reads this list before it can propose anything, so it is on the clock.
-    A file reached twice (named and in a folder named, or as ``a/x`` and
-    ``./a/x``) is listed once, where first reached.
-    """
-    found: list[Path] = []
-    for p in map(Path, paths):
-        try:
-            mode = os.stat(p).st_mode
-        except OSError:
-            mode = 0
-        if stat.S_ISDIR(mode):
-            try:
-                found += map(Path, _files_below(os.fspath(p)))
-            except OSError as exc:
-                raise ConfigurationError(f"cannot read folder {p}: {exc.strerror}") from exc
-        elif stat.S_ISREG(mode):
-            found.append(p)
-        elif mode:
-            raise ConfigurationError(f"not a file or folder: {p}")
-        else:
-            raise ConfigurationError(f"no such file or folder: {p}")
-    here = os.getcwd()
-    seen: set[str] = set()
-    unique = []
-    for path in found:
-        # Spelled alike without touching the disk: "." and repeated slashes go, ".."
-        # stays (through a link, "l/../x" is another file than "x").
-        key = "/".join(part for part in os.path.join(here, path).split("/")
-                       if part not in ("", "."))
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    return unique
-
-
-#: Files of a folder that are no DICOM object: a DICOMDIR (PS3.10 8.6), and a
-#: dicomnet store's index with its journal (storage.index.INDEX_NAME, not imported
-#: here: it would load sqlite3), so that a store sent as a folder sends its objects.
-_NOT_OBJECTS = frozenset({"DICOMDIR", "index.sqlite", "index.sqlite-wal", "index.sqlite-shm",
-                          "index.sqlite-journal"})
-
-
-def _files_below(folder: str) -> Iterator[str]:
-    with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                try:
-                    below = list(_files_below(entry.path))
-                except OSError:  # listed all the same: it fails alone, saying why
-                    below = [entry.path]
-                yield from below
-            elif entry.name in _NOT_OBJECTS or entry.name.startswith("."):
-                continue
-            elif entry.is_file() or not entry.is_dir():
-                # A link to nothing, a FIFO, a socket, a device: listed, so that
-                # its failure is told (a link whose file was moved away is an
-                # object not sent); a link to a folder is not followed.
-                yield entry.path
-        except OSError:  # vanished meanwhile: as rglob, skip it
-            continue
-
-
-def _not_read(path: Path, exc: StorageError | OSError) -> str:
-    """Why ``path`` could not be read, in plainer words than the system's where
-    it has them: a link to nothing ("No such file or directory", of a path that
-    is there), a socket ("No such device or address"), a folder that cannot be
-    listed ("Is a directory")."""
-    mode = 0
-    try:
-        mode = os.stat(path).st_mode
-        if stat.S_ISSOCK(mode):
-            return f"{path} is not a regular file but a socket"
-        if stat.S_ISDIR(mode):
-            with os.scandir(path):
-                pass
-    except FileNotFoundError:
-        if os.path.islink(path):
-            with contextlib.suppress(OSError):
-                target = os.path.join(os.path.dirname(path), os.readlink(path))
-                return f"{path} is a symbolic link to {target}, which does not exist"
-    except OSError as again:
-        if stat.S_ISDIR(mode):
-            return f"cannot read folder {path}: {again.strerror or again}"
-    return str(exc)
 
 
 @dataclass(slots=True)
@@ -727,7 +627,7 @@ async def store_paths(
             # A file gone since it was listed, or unreadable, is no proof of what it holds.
             unreadable = (isinstance(exc, (OSError, NotRegularFileError))
                           or exc.errno is not None)
-            result.error = (f"not sent: {_not_read(path, exc)}" if unreadable
+            result.error = (f"not sent: {not_read(path, exc)}" if unreadable
                             else f"not a DICOM Part 10 file: {exc}")
             result.not_dicom = not unreadable
             report(result)
