@@ -35,6 +35,22 @@ def _name(locator: InstanceLocator, path: Path, data: bytes,
     return locator.commit(writer, UID, path, policy)
 
 
+def _located(locator: Any, paths: dict[str, str]) -> None:
+    """The index names ``paths[uid]`` for each instance, and records the size of
+    the file there when asked (as its row would)."""
+    root = locator._root
+
+    def locate_sized(uid: str) -> tuple[str, int] | None:
+        relative = paths.get(uid)
+        if relative is None:
+            return None
+        path = root / relative
+        return relative, path.stat().st_size if path.is_file() else 0
+
+    locator._index.locate = paths.get
+    locator._index.locate_sized = locate_sized
+
+
 def _row(label: str) -> NewInstance:
     return cast(NewInstance, label)  # the locator never looks inside a row
 
@@ -104,7 +120,7 @@ def test_overwrite_elsewhere_removes_the_old_file_once_settled_and_indexed(
     assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.dcm")) == ["c/x.dcm"]
     assert locator._named == {}
     # Named again where a replaced copy was: that path is not removed later.
-    locator._index.locate = {UID: "c/x.dcm"}.get  # as the index now holds it
+    _located(locator, {UID: "c/x.dcm"})  # as the index now holds it
     _, fourth = _name(locator, root / "a" / "x.dcm", b"four")
     locator.settled(UID, fourth)
     locator.rows_written([(_row("four"), UID, fourth)])
@@ -125,18 +141,18 @@ def test_an_unreadable_index_does_not_stop_storing(
     """The index cannot be read: the object is stored (duplicates then found at
     the same path only), said once, and again once it can."""
     root = tmp_path / "store"
-    real = locator._index.locate
+    real = locator._index.locate_sized
 
-    def broken(uid: str) -> str | None:
+    def broken(uid: str) -> tuple[str, int] | None:
         raise StorageError("index: database disk image is malformed")
 
-    locator._index.locate = broken
+    locator._index.locate_sized = broken
     result, _ = _name(locator, root / "a" / "x.dcm", b"one")
     assert result.stored
     locator._named.clear()
     result, _ = _name(locator, root / "a" / "x.dcm", b"two", DuplicatePolicy.KEEP)
     assert result.outcome is CommitOutcome.DUPLICATE_KEPT  # the same path still is
-    locator._index.locate = real
+    locator._index.locate_sized = real
     locator._named.clear()
     _name(locator, root / "b" / "x.dcm", b"three", DuplicatePolicy.KEEP)
     messages = [r.getMessage() for r in caplog.records if r.name == "dicomnet.storage"]
@@ -163,7 +179,7 @@ def _indexed(locator: Any) -> dict[str, str]:
     """What the index names per instance, as the test sets it (rows_written does
     not write rows: the locator never looks inside one)."""
     indexed: dict[str, str] = {}
-    locator._index.locate = indexed.get
+    _located(locator, indexed)
     return indexed
 
 
@@ -341,7 +357,7 @@ def test_a_tampered_index_path_is_never_removed(
     outside = tmp_path / "outside" / "x.dcm"
     outside.parent.mkdir()
     outside.write_bytes(b"not ours")
-    locator._index.locate = {UID: "../outside/x.dcm"}.get
+    _located(locator, {UID: "../outside/x.dcm"})
     result, generation = _name(locator, root / "a" / "x.dcm", b"one")
     locator.settled(UID, generation)
     locator.rows_written([(_row("one"), UID, generation)])

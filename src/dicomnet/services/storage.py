@@ -41,6 +41,7 @@ from ..dimse.status import DUPLICATE_SOP_INSTANCE as DUPLICATE_INSTANCE
 from ..errors import ConfigurationError
 from ..security.info import SecurityInfo
 from ..storage.cleanup import cleanup_stale, open_index
+from ..storage.damage import damaged_part10
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import (
     AtomicWriter,
@@ -519,13 +520,14 @@ class StorageSCP:
         """Give a written object its final name per the duplicate policy (the
         folder's fsync is the caller's); with an index, wherever the instance
         already is (storage.instances)."""
+        # A damaged copy (storage.damage) is no reason to discard a duplicate.
         if self._locator is None:
             return writer.commit(self.duplicates, destination=destination, sync_folder=False,
-                                 synced=synced), None
+                                 synced=synced, damaged=damaged_part10), None
         if not synced:
             writer.make_durable()  # the file's fsync outside the locator's lock
         return self._locator.commit(writer, message.affected_sop_instance_uid, destination,
-                                    self.duplicates)
+                                    self.duplicates, damaged=damaged_part10)
 
     def _settled(self, message: CStoreRQ, generation: int | None) -> None:
         if self._locator is not None:  # copies replaced elsewhere go once indexed

@@ -93,6 +93,9 @@ class DuplicatePolicy(enum.Enum):
     file and discards the new one (the SCP still answers success: the
     instance is stored), ``OVERWRITE`` replaces it atomically, ``REJECT``
     keeps the existing file and the SCP answers with a failure status.
+    An existing file the committer finds damaged (``AtomicWriter.commit``'s
+    ``damaged``; storage.damage) is replaced, as by ``OVERWRITE``, whatever
+    the policy: it is not the instance any more.
     """
 
     KEEP = "keep"
@@ -541,13 +544,16 @@ class AtomicWriter:
     def commit(
         self, policy: DuplicatePolicy = DuplicatePolicy.KEEP, *, destination: Path | None = None,
         sync_folder: bool = True, synced: bool = False,
+        damaged: Callable[[Path], bool] | None = None,
     ) -> CommitResult:
         """Make the object durable under its final name, per ``policy``.
 
         Order (each step only after the previous one succeeded): ``fsync``
         the file; give it the final name (``OVERWRITE``: ``os.replace``;
         ``KEEP``/``REJECT``: ``os.link``, which fails if the name exists, so
-        an existing file is never touched); remove the temporary name;
+        an existing file is never touched, unless ``damaged`` says it is
+        damaged: it is then replaced as by ``OVERWRITE``); remove the
+        temporary name;
         ``fsync`` the folder. Only after this returns may the index learn of
         the file. On error the temporary file is removed and
         :class:`StorageError` raised.
@@ -563,6 +569,11 @@ class AtomicWriter:
         ``synced=True`` skips the file's own fsync, for a caller whose
         :func:`~dicomnet.storage.syncfs.sync_together` covering this writer
         returned True.
+
+        ``damaged``, for ``KEEP``/``REJECT``: called with the final path when a
+        file already has it; True (the file is not what was stored there:
+        :func:`~dicomnet.storage.damage.damaged_part10` for a C-STORE SCP)
+        replaces it, as ``OVERWRITE`` would. Called for duplicates only.
         """
         if self._done:
             raise StorageError("commit after commit or abort")
@@ -585,7 +596,7 @@ class AtomicWriter:
             if self.durable and not synced:
                 os.fsync(self._fd)
             if self._temp is None:
-                outcome = self._name_unnamed(policy)
+                outcome = self._name_unnamed(policy, damaged)
                 self._close()
                 if self.durable and sync_folder:
                     _fsync_dir(final.parent)
@@ -594,7 +605,7 @@ class AtomicWriter:
                 return CommitResult(outcome=outcome, path=final, size=self._size)
             self._close()
             try:
-                outcome = self._give_final_name(policy)
+                outcome = self._give_final_name(policy, damaged)
             except FileNotFoundError:
                 if final.parent.is_dir() or not os.path.exists(self._temp):
                     raise
@@ -602,7 +613,7 @@ class AtomicWriter:
                 # operator) after this process made it: make it again, once.
                 _KNOWN_DIRS.discard(final.parent)
                 _make_dirs(final.parent, durable=self.durable)
-                outcome = self._give_final_name(policy)
+                outcome = self._give_final_name(policy, damaged)
             if self.durable and sync_folder:
                 _fsync_dir(final.parent)
         except OSError as exc:
@@ -615,7 +626,8 @@ class AtomicWriter:
         logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
         return CommitResult(outcome=outcome, path=final, size=self._size)
 
-    def _name_unnamed(self, policy: DuplicatePolicy) -> CommitOutcome:
+    def _name_unnamed(self, policy: DuplicatePolicy,
+                      damaged: Callable[[Path], bool] | None) -> CommitOutcome:
         """Give an O_TMPFILE its final name: ``linkat`` through /proc, which fails
         if the name exists (KEEP/REJECT), or a link to a temporary name that then
         replaces the final one (OVERWRITE)."""
@@ -623,7 +635,7 @@ class AtomicWriter:
         # follows the magic link) when given a directory descriptor.
         proc_fd_dir, source = _proc_fd_dir(), str(self._fd)
         final = self._destination
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             try:
                 if policy is DuplicatePolicy.OVERWRITE:
                     temp = os.path.join(os.fspath(final.parent),
@@ -641,22 +653,29 @@ class AtomicWriter:
             except FileExistsError:
                 if policy is DuplicatePolicy.OVERWRITE:
                     continue  # 64 random bits already taken: draw again
-                return (CommitOutcome.DUPLICATE_REJECTED if policy is DuplicatePolicy.REJECT
-                        else CommitOutcome.DUPLICATE_KEPT)
+                if damaged is None or not damaged(final):
+                    return (CommitOutcome.DUPLICATE_REJECTED
+                            if policy is DuplicatePolicy.REJECT else CommitOutcome.DUPLICATE_KEPT)
+                policy = DuplicatePolicy.OVERWRITE  # the sender's copy takes its place
             except FileNotFoundError:
-                if attempt == 2 or final.parent.is_dir():
+                if attempt == 3 or final.parent.is_dir():
                     raise
                 # The folder was removed behind our back after this process made it.
                 _KNOWN_DIRS.discard(final.parent)
                 _make_dirs(final.parent, durable=self.durable)
         raise StorageError(f"cannot name {final}")
 
-    def _give_final_name(self, policy: DuplicatePolicy) -> CommitOutcome:
+    def _give_final_name(self, policy: DuplicatePolicy,
+                         damaged: Callable[[Path], bool] | None) -> CommitOutcome:
         assert self._temp is not None
         if policy is DuplicatePolicy.OVERWRITE:
             os.replace(self._temp, self._destination)
             return CommitOutcome.REPLACED
         outcome = self._link_no_replace(policy)
+        if outcome is not CommitOutcome.STORED and damaged is not None and damaged(
+                self._destination):
+            os.replace(self._temp, self._destination)
+            return CommitOutcome.REPLACED
         # Gone already if the no-hard-link fallback renamed it.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._temp)

@@ -530,9 +530,15 @@ class StorageIndex:
         return None if row is None else IndexedInstance(*row)
 
     def locate(self, sop_instance_uid: str) -> str | None:
-        """Where an instance's file is (relative to the root), or None. On a
-        connection of its own: a C-STORE SCP asks once per object, and must not
-        wait for a batch of rows being written (in WAL mode readers do not)."""
+        """Where an instance's file is (relative to the root), or None."""
+        located = self.locate_sized(sop_instance_uid)
+        return None if located is None else located[0]
+
+    def locate_sized(self, sop_instance_uid: str) -> tuple[str, int] | None:
+        """Where an instance's file is (relative to the root) and the size its row
+        records, or None. On a connection of its own: a C-STORE SCP asks once per
+        object, and must not wait for a batch of rows being written (in WAL mode
+        readers do not)."""
         try:
             with self._read_lock:
                 if self.closed:
@@ -541,11 +547,11 @@ class StorageIndex:
                     self._reader = sqlite3.connect(self._path, isolation_level=None,
                                                    check_same_thread=False, timeout=30.0)
                 row = self._reader.execute(
-                    "SELECT relative_path FROM instance WHERE sop_instance_uid = ?",
+                    "SELECT relative_path, size FROM instance WHERE sop_instance_uid = ?",
                     (sop_instance_uid,)).fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"index {self._path}: {exc}") from exc
-        return None if row is None else str(row[0])
+        return None if row is None else (str(row[0]), int(row[1]))
 
     def count(self) -> dict[str, int]:
         """Return the number of patients, studies, series and instances."""

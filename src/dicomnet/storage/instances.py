@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .damage import size_damage
 from .files import (
     AtomicWriter,
     CommitOutcome,
@@ -58,6 +59,7 @@ class _Named:
     relative_path: str
     generation: int
     outstanding: int  # names given whose rows are neither written nor dropped
+    size: int  # of the latest name's file, as its row will record it
     #: Older copies under other paths, removed once the latest name is durable
     #: and the index names it.
     superseded: set[str] = field(default_factory=set)
@@ -137,15 +139,21 @@ class InstanceLocator:
         self._folders: dict[int, Path] = {}
 
     def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path,
-               policy: DuplicatePolicy) -> tuple[CommitResult, int | None]:
+               policy: DuplicatePolicy, *, damaged: Callable[[Path], bool] | None = None,
+               ) -> tuple[CommitResult, int | None]:
         """Name ``writer``'s file (made durable already: ``make_durable``) at
         ``destination`` per ``policy``, wherever the instance is now:
 
-        * not stored, or stored at ``destination``: as ``AtomicWriter.commit``;
-        * stored elsewhere: ``KEEP`` and ``REJECT`` discard the new file and
-          report the existing one as the duplicate's path; ``OVERWRITE`` names the
-          new file, and the old one is removed once the new name is durable
-          (:meth:`settled`) and indexed (:meth:`rows_written`).
+        * not stored: as ``AtomicWriter.commit``;
+        * stored (at ``destination`` or elsewhere): ``KEEP`` and ``REJECT``
+          discard the new file and report the existing one as the duplicate's
+          path; ``OVERWRITE`` names the new file, and an old one elsewhere is
+          removed once the new name is durable (:meth:`settled`) and indexed
+          (:meth:`rows_written`). An existing file whose size is not the one
+          recorded (storage.damage) is damaged: whatever the policy, the new
+          file replaces it as under ``OVERWRITE`` (logged at WARNING). A file
+          at ``destination`` that nothing recorded is judged by ``damaged``
+          (``AtomicWriter.commit``).
 
         Returns the result and, when a file was named, its generation, which
         goes with its index row (:meth:`rows_to_write`), queued whether or not
@@ -155,28 +163,41 @@ class InstanceLocator:
         with self._lock:
             try:
                 relative = self._relative(destination)
-                elsewhere = self._elsewhere(sop_instance_uid, relative)
+                existing = self._existing(sop_instance_uid)
+                kept = elsewhere = None
+                if existing is not None and policy is not DuplicatePolicy.OVERWRITE:
+                    sound = self._sound(sop_instance_uid, existing)
+                    if sound:
+                        kept = existing[0]  # at ``relative`` too: no link attempted
+                    elif sound is not None:  # damaged: the new file takes its place
+                        policy = DuplicatePolicy.OVERWRITE
+                        elsewhere = existing[0] if existing[0] != relative else None
+                elif existing is not None and existing[0] != relative and os.path.lexists(
+                        self._root / existing[0]):  # else removed behind the index's back
+                    elsewhere = existing[0]
             except BaseException:
                 writer.abort()  # no temporary file outlives a failure
                 raise
-            if elsewhere is not None and policy is not DuplicatePolicy.OVERWRITE:
+            if kept is not None:
                 size = writer.size
                 writer.abort()
                 outcome = (CommitOutcome.DUPLICATE_REJECTED if policy is DuplicatePolicy.REJECT
                            else CommitOutcome.DUPLICATE_KEPT)
-                return CommitResult(outcome=outcome, path=self._root / elsewhere,
+                return CommitResult(outcome=outcome, path=self._root / kept,
                                     size=size), None
             result = writer.commit(policy, destination=destination, sync_folder=False,
-                                   synced=True)
+                                   synced=True, damaged=damaged)
             if not result.stored:
                 return result, None
             self._generation += 1
             self._folders[self._generation] = destination.parent
             named = self._named.get(sop_instance_uid)
             if named is None:
-                named = self._named[sop_instance_uid] = _Named(relative, self._generation, 1)
+                named = self._named[sop_instance_uid] = _Named(relative, self._generation, 1,
+                                                               result.size)
             else:
                 named.relative_path, named.generation = relative, self._generation
+                named.size = result.size
                 named.outstanding += 1
                 named.settled = named.indexed = False
             if elsewhere is not None:
@@ -260,36 +281,56 @@ class InstanceLocator:
                 return
             forget_folder(root.joinpath(*parts[:depth]))
 
-    def _elsewhere(self, sop_instance_uid: str, relative: str) -> str | None:
-        """Where the instance's file is (relative to the root) if it is stored under
-        another name than ``relative``.
+    def _existing(self, sop_instance_uid: str) -> tuple[str, int] | None:
+        """Where the instance's file is recorded (relative to the root) and the size
+        recorded for it, from the names this process gave, else from the index;
+        None when neither knows it, or names no path below the root.
         An index that cannot be read does not stop storing: only a file at the
         same path is then found (logged once until the index answers again)."""
         named = self._named.get(sop_instance_uid)
         if named is not None:
-            current: str | None = named.relative_path
-        else:
-            try:
-                current = self._index.locate(sop_instance_uid)
-            except StorageError as exc:
-                if not self._index_failing:
-                    logger.warning("cannot look up stored instances (%s): duplicates "
-                                   "are found at the same path only until it works", exc)
-                self._index_failing = True
-                return None
-            if self._index_failing:
-                logger.warning("index readable again: duplicates found wherever stored")
-                self._index_failing = False
-        if current is None or current == relative:
+            return named.relative_path, named.size
+        try:
+            located = self._index.locate_sized(sop_instance_uid)
+        except StorageError as exc:
+            if not self._index_failing:
+                logger.warning("cannot look up stored instances (%s): duplicates "
+                               "are found at the same path only until it works", exc)
+            self._index_failing = True
+            return None
+        if self._index_failing:
+            logger.warning("index readable again: duplicates found wherever stored")
+            self._index_failing = False
+        if located is None:
             return None
         try:
-            safe_relative_path(current)
+            safe_relative_path(located[0])
         except UnsafeNameError:  # a tampered row: never a path to remove or report
             logger.warning("the index names %r for %s: not a path below the root; "
-                           "ignored", current, sop_instance_uid)
+                           "ignored", located[0], sop_instance_uid)
             return None
-        # A file removed behind the index's back (by hand, a retention job) is gone.
-        return current if os.path.lexists(self._root / current) else None
+        return located
+
+    def _sound(self, sop_instance_uid: str, existing: tuple[str, int]) -> bool | None:
+        """Whether the recorded file of a duplicate is still what was stored: its
+        size the recorded one (storage.damage; one ``stat``, for duplicates
+        only). None when it is gone (removed behind the index's back: nothing
+        to keep); False, said at WARNING, when it is damaged."""
+        relative, recorded = existing
+        path = self._root / relative
+        try:
+            why = size_damage(path, recorded)
+        except FileNotFoundError:
+            return None
+        except PermissionError:
+            return True  # the operator's doing: kept, as before
+        except OSError as exc:  # EIO: a disk fault
+            why = f"unreadable: {exc.strerror or exc}"
+        if why is None:
+            return True
+        logger.warning("%s: the stored copy %s is damaged (%s): replaced by the copy "
+                       "just received", sop_instance_uid, path, why)
+        return False
 
     def replace_index(self, open_index: Callable[[], StorageIndex]) -> StorageIndex:
         """For a store whose folder was removed and made again: close the index (its
