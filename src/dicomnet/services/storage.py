@@ -166,6 +166,8 @@ class StorageSCP:
         self.layout = layout
         self.on_c_store = on_c_store
         self.on_stored = on_stored
+        # Removed again if the lock is refused: a refused start leaves nothing behind.
+        missing = _missing_folders(self.root)
         try:
             # 0755 as the study folders, whatever the umask (000 made it 0777).
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -179,7 +181,13 @@ class StorageSCP:
                         self.root, mode)
         # Before anything is removed: the temporary files of a second server's
         # transfers under way are not stale (one server per folder).
-        self._lock = StoreLock(self.root)
+        try:
+            self._lock = StoreLock(self.root)
+        except BaseException:
+            for folder in missing:
+                with contextlib.suppress(OSError):  # not empty: another's meanwhile
+                    folder.rmdir()
+            raise
         try:
             cleanup_stale(self.root)  # logs what it removed
             self.index = open_index(self.root / INDEX_NAME) if index else None
@@ -724,6 +732,16 @@ class StorageSCP:
             finally:
                 if self._locator is not None:
                     self._locator.rows_written(rows, written=written)
+
+
+def _missing_folders(root: Path) -> list[Path]:
+    """``root`` and those of its parents that are not there, the innermost first."""
+    missing = []
+    folder = Path(os.path.abspath(root))
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 @dataclass(frozen=True, slots=True)
