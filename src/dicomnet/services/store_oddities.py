@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..storage.part10 import IMPLICIT_LE
+
 if TYPE_CHECKING:
     from ..aio.server_association import ServerAssociation
     from ..dimse.messages import CStoreRQ
@@ -20,12 +22,19 @@ log = logging.getLogger("dicomnet.services")
 def log_oddities(assoc: ServerAssociation, message: CStoreRQ, sink: StoreSink) -> None:
     """The one line each for a data set that started with File Meta Information
     elements, dropped by its sink (storage.stray_meta; PS3.5 7.1), for one
-    in Implicit VR on an Explicit VR Little Endian context, relabelled (PS3.5
-    A.1, A.2; PS3.10 7.1), for a deflated one followed by bytes that are
+    in Implicit VR on an Explicit VR Little Endian context, or the reverse,
+    relabelled (PS3.5 A.1, A.2; PS3.10 7.1), for a deflated one followed by bytes that are
     none of it, dropped (PS3.5 A.5), and for one of odd length, stored as it
     came but which cannot be sent on so (PS3.5 7.1.1)."""
     _odd_length(assoc, message, sink)
-    if sink.relabelled is not None:
+    if sink.relabelled == IMPLICIT_LE:
+        log.warning("C-STORE %s from %s@%s:%s: its data set is in Explicit VR Little Endian, "
+                    "not in the context's Implicit VR Little Endian (%s; PS3.5 A.1): the "
+                    "sender mislabelled it; stored as Explicit VR Little Endian (%s), the "
+                    "file's Transfer Syntax UID saying so",
+                    message.affected_sop_instance_uid, assoc.calling_ae_title, *assoc.peer[:2],
+                    sink.relabelled, sink.transfer_syntax)
+    elif sink.relabelled is not None:
         log.warning("C-STORE %s from %s@%s:%s: its data set is in Implicit VR, not in the "
                     "context's Explicit VR Little Endian (%s; PS3.5 A.2): stored as Implicit "
                     "VR Little Endian (%s), the file's Transfer Syntax UID saying so",

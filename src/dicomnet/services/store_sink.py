@@ -22,7 +22,7 @@ from ..storage.part10 import (
     IMPLICIT_LE,
     with_transfer_syntax,
 )
-from ..storage.scan import implicit_vr_at
+from ..storage.scan import LONG_VRS, SHORT_VRS, implicit_vr_at
 from ..storage.stray_meta import DeflatedStrayMeta, StrayMeta
 
 __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "contents"]
@@ -47,6 +47,9 @@ SYNC_EVERY = 32 << 20
 #: Bytes of the data set's first element header that tell Explicit VR from
 #: Implicit VR (``storage.scan.implicit_vr_at``).
 _VR_BYTES = 6
+#: What an Explicit VR header holds where an Implicit VR one has its length's low
+#: two bytes (PS3.5 7.1.2, 7.1.3): a length of 16705 bytes or more could pass.
+_EXPLICIT_VRS = SHORT_VRS | LONG_VRS
 #: Compressed bytes of a deflated data set inflated for them, at most, in
 #: whatever PDVs they come: a deflate stream gives its first bytes after its
 #: first block's header, a few hundred bytes; one giving none by then (empty
@@ -76,7 +79,10 @@ class StoreSink:
     Little Endian (PS3.5 A.1, the data set's encoding: PS3.10 7.1), which
     ``transfer_syntax`` then says and ``relabelled`` notes; on any other
     (Big Endian, deflated, or encapsulated pixel data, which Implicit VR cannot
-    carry) it is refused, Cannot Understand."""
+    carry) it is refused, Cannot Understand. Likewise the other way: a data
+    set in Explicit VR Little Endian on an Implicit VR Little Endian context
+    (a known VR where an implicit length would be) is relabelled Explicit VR
+    Little Endian, and its walker made for that once it is known."""
 
     __slots__ = ("_first", "_header_length", "_inflate", "_inflate_fed", "_marker",
                  "_redeflate", "_starting", "_syncing", "_syntax", "_unsynced", "_walker",
@@ -90,8 +96,10 @@ class StoreSink:
         # Follows the data set's elements as they arrive (storage.completeness), so
         # that one cut short is refused rather than stored as if whole. A deflated
         # one's is made once its start is known not to be group 0002 (_walk_held).
+        # An Implicit VR one's once its first element header tells its VR mode.
         self._walker = None if transfer_syntax is None or error is not None or (
-            transfer_syntax in DEFLATED_DATA_SETS) else walker_for(transfer_syntax)
+            transfer_syntax in DEFLATED_DATA_SETS or transfer_syntax == IMPLICIT_LE
+        ) else walker_for(transfer_syntax)
         self.buffer: bytearray | AlignedBuffer | None = (
             bytearray(header) if error is None else None)
         self.provisional = provisional
@@ -114,10 +122,10 @@ class StoreSink:
         self.stray: StrayMeta | None = None
         # A deflated data set that starts with group 0002: re-deflated without it.
         self._redeflate: DeflatedStrayMeta | None = None
-        # An Explicit VR data set's first bytes (inflated, for a deflated one),
-        # gathered up to its first element header's VR; None: not looked for.
+        # A data set's first bytes (inflated, for a deflated one), gathered up to
+        # its first element header's VR; None: not looked for.
         self._first: bytes | None = None if (
-            error is not None or transfer_syntax in (None, IMPLICIT_LE)) else b""
+            error is not None or transfer_syntax is None) else b""
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS) if (
             self._first is not None and self._marker is None) else None
         self._inflate_fed = 0  # compressed bytes given to _inflate
@@ -205,6 +213,13 @@ class StoreSink:
                 return data  # decided with the next bytes
             deflated = self._inflate is not None
             self._first = self._inflate = None
+            if self._syntax == IMPLICIT_LE:
+                assert first is not None
+                if first[4:6] in _EXPLICIT_VRS and first[:2] != b"\xfe\xff":
+                    self._explicit_found()
+                self._walk_held()
+                self._starting = False
+                return data
             if deflated and first is not None and first[:2] == b"\x02\x00":
                 return self._start_redeflating(data)
             if deflated:
@@ -236,8 +251,9 @@ class StoreSink:
 
     def _walk_held(self) -> None:
         """A deflated data set not starting with group 0002 (or whose start could
-        not be inflated): its walker (storage.completeness), made now, fed what
-        the sink holds of it (under ``_INFLATE_MOST`` bytes; none, usually)."""
+        not be inflated), or an Implicit VR context's whose VR mode is known: its
+        walker (storage.completeness), made now, fed what the sink holds of it
+        (under ``_INFLATE_MOST`` bytes; none, usually)."""
         assert self._syntax is not None
         walker = self._walker = walker_for(self._syntax)
         buffer = self.buffer
@@ -332,6 +348,18 @@ class StoreSink:
         self._header_length = len(header)
         self.relabelled, self._syntax = syntax, IMPLICIT_LE
 
+    def _explicit_found(self) -> None:
+        """Relabel Explicit VR Little Endian a data set that is so on an Implicit VR
+        Little Endian context (PS3.5 A.2; the header says the data set's
+        encoding: PS3.10 7.1), as :meth:`_implicit_found` does the reverse."""
+        buffer = self.buffer
+        # Still a bytearray: it holds the header and under _VR_BYTES bytes more.
+        assert isinstance(buffer, bytearray)
+        header = with_transfer_syntax(buffer[:self._header_length], EXPLICIT_LE)
+        buffer[:self._header_length] = header
+        self._header_length = len(header)
+        self.relabelled, self._syntax = IMPLICIT_LE, EXPLICIT_LE
+
     def _drop_meta(self, data: bytes | memoryview) -> bytes | memoryview:
         """``data`` without the group 0002 elements the data set starts with. Ends
         before ``reserve`` can give memory: the buffer grows only once they end."""
@@ -374,6 +402,9 @@ class StoreSink:
         if (self._redeflate is not None and self.error is None
                 and not self._end_redeflating()):
             return False
+        if self._first is not None and self._syntax == IMPLICIT_LE and self.error is None:
+            self._first = None
+            self._walk_held()  # ended before its first element header's VR could come
         if self._inflate is not None and self.error is None:
             self._walk_held()  # a deflated data set that ended before its start was known
         stray = self.stray

@@ -1,0 +1,97 @@
+"""A data set in Explicit VR Little Endian sent on an Implicit VR Little Endian
+context, the mirror of test_implicit_vr_on_explicit.
+
+pynetdicom sends a file as it is (``STORE_SEND_CHUNKED_DATASET``) on the context
+its File Meta Information names: a file whose meta says Implicit VR Little
+Endian over an Explicit VR data set goes in Explicit VR on an Implicit VR
+context. dicomnet serve refused it 0xC000 "incomplete data set: ... ends inside
+element (0008,0016): 1721261 bytes missing" (its explicit headers read as
+implicit lengths); it now stores it as what it is, under an Explicit VR Little
+Endian meta (PS3.5 A.2; PS3.10 7.1), said at WARNING, as the reverse case is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.part10 import part10_header
+from tests.aio.helpers import LOOPBACK
+from tests.interop.conftest import Dcmtk, _missing, dicomnet_serve_plain
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image
+from tests.storage.helpers import data_set_bytes
+
+pytestmark = pytest.mark.interop
+
+
+def _mislabelled(path: Path, ds: Dataset) -> Path:
+    """A Part 10 file whose meta says Implicit VR Little Endian, its data set in
+    Explicit VR Little Endian."""
+    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
+                           transfer_syntax_uid=ImplicitVRLittleEndian,
+                           implementation_class_uid="1.2.3.4", implementation_version_name="W",
+                           source_ae_title=None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + data_set_bytes(ds, ExplicitVRLittleEndian))
+    return path
+
+
+def _dcmdump(path: Path) -> str:
+    """dcmdump's output for ``path``, which it must read without an error or a warning."""
+    dcmdump = shutil.which("dcmdump")
+    if dcmdump is None:
+        _missing("DCMTK dcmdump")
+    done = subprocess.run([str(dcmdump), "+L", str(path)], capture_output=True, text=True,
+                          errors="replace", timeout=30, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert not [line for line in output.splitlines() if line.startswith(("W:", "E:", "F:"))], (
+        output)
+    return output
+
+
+def test_pynetdicom_sends_it_on_an_implicit_context_and_dicomnet_serve_relabels_it(
+        dcmtk: Dcmtk, pynetdicom: ModuleType, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = make_image(23)
+    source = _mislabelled(tmp_path / "in" / "mislabelled.dcm", ds)
+    store = tmp_path / "store"
+    monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", True)
+    with dicomnet_serve_plain(store) as (port, events, stderr):
+        ae = pynetdicom.AE(ae_title="WRONGTS")
+        ae.add_requested_context(SECONDARY_CAPTURE, ImplicitVRLittleEndian)
+        assoc = ae.associate(LOOPBACK, port)
+        try:
+            assert assoc.is_established, "pynetdicom could not associate"
+            status = assoc.send_c_store(source)
+            assoc.release()
+        finally:
+            ae.shutdown()
+    assert int(status.Status) == 0x0000, stderr
+    (stored,) = store.rglob(f"{ds.SOPInstanceUID}.dcm")
+    output = _dcmdump(stored)
+    assert "(0002,0010) UI =LittleEndianExplicit" in output, output
+    assert "# Used TransferSyntax: Little Endian Explicit" in output, output
+    assert f"(0010,0010) PN [{ds.PatientName}]" in output, output
+    assert "(0018,9219) SS -1234" in output, output
+    assert_same_dataset(ds, stored)
+    (event,) = [e for e in events if e["event"] == "stored"]
+    assert event["transfer_syntax_uid"] == ExplicitVRLittleEndian
+    with StorageIndex(store / INDEX_NAME) as index:
+        row = index.get_instance(ds.SOPInstanceUID)
+    assert row is not None and row.transfer_syntax_uid == ExplicitVRLittleEndian
+    (line,) = [x for x in stderr[0].splitlines() if "WARNING" in x]
+    assert ds.SOPInstanceUID in line and "WRONGTS@127.0.0.1:" in line
+    assert line.endswith(
+        "its data set is in Explicit VR Little Endian, not in the context's Implicit VR "
+        f"Little Endian ({ImplicitVRLittleEndian}; PS3.5 A.1): the sender mislabelled it; "
+        f"stored as Explicit VR Little Endian ({ExplicitVRLittleEndian}), the file's "
+        "Transfer Syntax UID saying so"), line
