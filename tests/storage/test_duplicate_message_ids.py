@@ -220,7 +220,7 @@ def test_a_message_id_reused_while_its_first_answer_is_sent_stays_held() -> None
             # The answer waits for the wire; the peer's next request is read.
             self.claimed_meanwhile = self.message_ids.claim(second)
 
-        def operation_started(self, request: object) -> int:
+        def operation_started(self, request: object, provider: object) -> int:
             return 1
 
         def operation_ended(self, number: int) -> None:

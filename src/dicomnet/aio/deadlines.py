@@ -156,6 +156,10 @@ class Deadlines:
         returned"), for the abort's words: a server's; None here."""
         return None
 
+    def _operation_timed_out(self) -> None:
+        """The operation timeout fired, the association about to be aborted: a
+        server says at WARNING which handler hung; nothing here."""
+
     def _idle_reason(self) -> str:
         """Why the idle deadline ends the association: nothing came or went; or,
         with an answer of ours owed, our side was the slow one (a handler that has
@@ -192,6 +196,7 @@ class Deadlines:
         elif operation is not None and now >= operation:
             oldest = self._oldest_operation()
             assert oldest is not None
+            self._operation_timed_out()
             self._local_abort(
                 f"a {oldest[1]} was not answered within {self.timeouts.operation}s: "
                 f"{oldest[2]}, the slow side is this one (operation timeout)")

@@ -100,9 +100,9 @@ class ServerAssociation(Association):
         #: The operation performed before the next request is read (perform_inline).
         self._inline: asyncio.Task[None] | None = None
         #: Operations in their provider's ``handle``, oldest first: when each
-        #: started, what it is and what its answer waits for (``Timeouts.operation``),
-        #: by a number of its own.
-        self._performing: dict[int, tuple[float, str, str]] = {}
+        #: started, its request and its provider (``Timeouts.operation``), by a
+        #: number of its own. Put into words only when the timeout fires.
+        self._performing: dict[int, tuple[float, DimseMessage, object]] = {}
         self._performed = 0
         #: Operations started without a task (``answering``), oldest first: when
         #: each was taken, and its request. The operation timeout bounds them too,
@@ -268,13 +268,12 @@ class ServerAssociation(Association):
     def _answers_owed(self) -> bool:
         return bool(self._inline is not None or self.running or self.answering)
 
-    def operation_started(self, request: DimseMessage) -> int:
-        """``request`` is handed to its provider's ``handle`` now: the operation
+    def operation_started(self, request: DimseMessage, provider: object) -> int:
+        """``request`` is handed to ``provider``'s ``handle`` now: the operation
         timeout runs for it (``Timeouts.operation``) until ``operation_ended``
         with the number returned."""
         self._performed += 1
-        self._performing[self._performed] = (
-            self._loop.time(), f"{operation_name(request)}-RQ", "its handler has not returned")
+        self._performing[self._performed] = (self._loop.time(), request, provider)
         self._rearm()
         return self._performed
 
@@ -299,7 +298,33 @@ class ServerAssociation(Association):
                 return (since, f"{operation_name(request)}-RQ",
                         "its store has not finished (writing it to disk)"
                         if isinstance(request, CStoreRQ) else "its provider has not answered")
-        return performing
+        if performing is None:
+            return None
+        return performing[0], f"{operation_name(performing[1])}-RQ", "its handler has not returned"
+
+    def _operation_timed_out(self) -> None:
+        """Say at WARNING what the operation timeout cuts (the abort's own line is at
+        INFO, as every association's end): the handler that has not returned (or
+        the provider's own work), the request and its SOP Instance, the timeout."""
+        performing = next(iter(self._performing.values()), None)
+        if self._owed and (performing is None or self._owed[0][0] < performing[0]):
+            request: DimseMessage = self._owed[0][1]
+            hung = ("the store has not finished" if isinstance(request, CStoreRQ)
+                    else "the provider has not answered")
+        elif performing is not None:
+            request, provider = performing[1], performing[2]
+            slot = f"on_{operation_name(request).lower().replace('-', '_')}"
+            handler = getattr(provider, slot, None)
+            hung = (f"the {slot} handler "
+                    f"{getattr(handler, '__qualname__', type(handler).__qualname__)!r}"
+                    if handler is not None else f"the {type(provider).__qualname__}")
+            hung += " has not returned"
+        else:
+            return
+        uid = request.affected_sop_instance_uid if isinstance(request, CStoreRQ) else None
+        log.warning("%s: %s within the operation timeout (%ss) for the %s-RQ%s: association "
+                    "aborted", self._name(), hung, self.timeouts.operation,
+                    operation_name(request), f" of SOP Instance {uid}" if uid else "")
 
     def _fail(self, error: AssociationAborted) -> None:
         super()._fail(error)

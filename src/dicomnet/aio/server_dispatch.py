@@ -110,7 +110,7 @@ class RequestDispatch:
         assoc.unclaimed_sinks.discard(sink)
         held = True
         try:
-            performing = assoc.operation_started(message)
+            performing = assoc.operation_started(message, provider)
             try:
                 responses = await provider.handle(assoc, context_id, message, sink)
             finally:
