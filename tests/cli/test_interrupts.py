@@ -82,13 +82,13 @@ def many_files(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize(("signum", "where"), [
-    (SIGINT, "dicomnet.services.store_scu:_files_below"),  # scanning the folders
-    (SIGTERM, "dicomnet.services.store_scu:_files_below"),
+    (SIGINT, "dicomnet.services.store_listing:_files_below"),  # scanning the folders
+    (SIGTERM, "dicomnet.services.store_listing:_files_below"),
     # A generator's finalizer, a weakref callback, an object's __del__: Python
     # printed the KeyboardInterrupt ("Exception ignored in ...") and went on
     # storing as if no Ctrl-C had come (exit 0).
-    (SIGINT, "finalizer:dicomnet.services.store_scu:_files_below"),
-    (SIGTERM, "finalizer:dicomnet.services.store_scu:collect_files"),
+    (SIGINT, "finalizer:dicomnet.services.store_listing:_files_below"),
+    (SIGTERM, "finalizer:dicomnet.services.store_listing:collect_files"),
     (SIGINT, "dicomnet.dimse.messages:<module>@<string>"),  # loading, see above
 ])
 def test_store_interrupted_before_it_connects(signum: signal.Signals, where: str,
