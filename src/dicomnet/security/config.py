@@ -161,7 +161,8 @@ class TLSConfig:
     logged as a warning."""
     verify_callback: VerifyCallback | None = None
     """Extra check of the peer's certificate: called as ``(info, depth)`` after OpenSSL
-    verified the chain, and may refuse it by returning False (TLSError). Python's ssl
+    verified the chain, and may refuse it by returning False (TLSError); one that
+    raises refuses it too (a TLSError, that exception its cause). Python's ssl
     cannot hook OpenSSL's per-certificate verify callback: it runs once, after the
     handshake, on the leaf (depth 0), the only certificate Python 3.11 exposes. It runs
     on resumed sessions too (their peer certificate is kept in the session)."""
@@ -297,7 +298,8 @@ class TLSConfig:
         Raises TLSError when the peer's certificate key is smaller than the
         profile allows (PS3.15 B.11, B.13), when it is a CA's and not one of our
         trust anchors (RFC 5280 4.2.1.9), when a TLS 1.3 suite outside the
-        profile was negotiated, or when ``verify_callback`` refuses the peer.
+        profile was negotiated, or when ``verify_callback`` refuses the peer (or
+        raises: the peer refused all the same, its exception the cause).
         Returns the :class:`SecurityInfo` for ``on_secure_link_ready``.
         """
         profile = self.profile_object
@@ -323,8 +325,17 @@ class TLSConfig:
             problem = None if self.allow_ca_peer_certificate else ca_leaf_problem(obj, cert, who)
             if problem:
                 raise refuse(problem)
-            if self.verify_callback is not None and not self.verify_callback(cert, 0):
-                raise refuse(f"verify_callback refused the peer's certificate ({cert.subject})")
+            if self.verify_callback is not None:
+                try:
+                    accepted = self.verify_callback(cert, 0)
+                except Exception as exc:
+                    # Fail closed, as a refusal: the connection is closed and the
+                    # caller told why, where a bare exception left it open.
+                    raise refuse(f"verify_callback raised {type(exc).__name__}: {exc}"
+                                 ) from exc
+                if not accepted:
+                    raise refuse(f"verify_callback refused the peer's certificate "
+                                 f"({cert.subject})")
         return info
 
     # -- password -----------------------------------------------------------

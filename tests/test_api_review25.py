@@ -1,0 +1,63 @@
+"""The public API as a user's script meets it (review 25): what each call raises is
+one of dicomnet's errors, never a backend's (``errors.py``), against real peers
+on loopback (our own server; DCMTK in tests/interop)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import warnings
+
+import pytest
+
+from dicomnet import (
+    CertificateInfo,
+    TLSConfig,
+    TLSError,
+    blocking,
+    make_dev_pki,
+    serve,
+)
+from dicomnet.security.certificates import DevPKI
+
+
+@pytest.fixture(scope="module")
+def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPKI:
+    return make_dev_pki(tmp_path_factory.mktemp("pki"), key_type="ecdsa")
+
+
+def _client_tls(pki: DevPKI, **kwargs: object) -> TLSConfig:
+    return TLSConfig(certfile=pki.client_cert, keyfile=pki.client_key, cafile=pki.ca_cert,
+                     **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_verify_callback_that_raises_refuses_the_peer_as_a_tls_error(
+        dev_pki: DevPKI) -> None:
+    """A ``verify_callback`` raising (a lookup that failed) reached the script as
+    that bare RuntimeError, and the TLS connection was left open: the server
+    (DCMTK's storescp, one association at a time) waited on it, and the next
+    association timed out; now a TLSError that says so, the callback's exception
+    its cause, and the connection closed (no ResourceWarning)."""
+
+    def lookup(cert: CertificateInfo, depth: int) -> bool:
+        raise RuntimeError("the certificate registry is down")
+
+    async def scenario() -> None:
+        server_tls = TLSConfig(certfile=dev_pki.server_cert, keyfile=dev_pki.server_key,
+                               cafile=dev_pki.ca_cert)
+        async with await serve(port=0, tls=server_tls) as server:
+            with pytest.raises(TLSError) as caught:
+                await asyncio.to_thread(blocking.echo, "localhost", server.port,
+                                        tls=_client_tls(dev_pki, verify_callback=lookup))
+            assert str(caught.value) == (
+                f"TLS handshake with localhost:{server.port} failed: verify_callback "
+                "raised RuntimeError: the certificate registry is down")
+            assert isinstance(caught.value.__cause__, RuntimeError)
+            status = await asyncio.to_thread(blocking.echo, "localhost", server.port,
+                                             tls=_client_tls(dev_pki))
+            assert int(status) == 0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(scenario())
+        gc.collect()
