@@ -12,6 +12,7 @@ import pytest
 
 from dicomnet import (
     CertificateInfo,
+    ConfigurationError,
     TLSConfig,
     TLSError,
     blocking,
@@ -61,3 +62,17 @@ def test_a_verify_callback_that_raises_refuses_the_peer_as_a_tls_error(
         warnings.simplefilter("error", ResourceWarning)
         asyncio.run(scenario())
         gc.collect()
+
+
+def test_a_cafile_that_is_a_folder_is_a_configuration_error(dev_pki: DevPKI) -> None:
+    """``TLSConfig(cafile=<a folder>)`` (capath meant) raised a bare
+    IsADirectoryError from ssl; a capath that is a file was taken silently."""
+    folder = dev_pki.directory
+    with pytest.raises(ConfigurationError, match=(
+            f"cafile {folder} is a folder, not a file: give a folder of CA "
+            "certificates as capath")):
+        TLSConfig(cafile=folder).client_context_sync()
+    with pytest.raises(ConfigurationError, match=(
+            f"capath {dev_pki.ca_cert} is a file, not a folder: give a file of CA "
+            "certificates as cafile")):
+        TLSConfig(capath=dev_pki.ca_cert).client_context_sync()

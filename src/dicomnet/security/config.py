@@ -571,6 +571,13 @@ class TLSConfig:
         for label, path in (("cafile", self.cafile), ("capath", self.capath)):
             if path is not None and not Path(path).exists():
                 raise ConfigurationError(f"{label} not found: {path}")
+        # Swapped, ssl raised a bare IsADirectoryError, or trusted nothing at all.
+        if self.cafile is not None and Path(self.cafile).is_dir():
+            raise ConfigurationError(f"cafile {self.cafile} is a folder, not a file: give a "
+                                     "folder of CA certificates as capath")
+        if self.capath is not None and not Path(self.capath).is_dir():
+            raise ConfigurationError(f"capath {self.capath} is a file, not a folder: give a "
+                                     "file of CA certificates as cafile")
         # Weak CAs fail handshakes only where peers are verified against them.
         verifies = self.verify_peer if side == "client" else self.peer_certificate != "none"
         checked = self.profile if verifies else None
