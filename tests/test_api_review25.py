@@ -7,12 +7,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from pathlib import Path
 
 import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicomnet import (
     CertificateInfo,
     ConfigurationError,
+    ContextRequest,
+    StorageSCP,
     TLSConfig,
     TLSError,
     blocking,
@@ -20,6 +25,8 @@ from dicomnet import (
     serve,
 )
 from dicomnet.security.certificates import DevPKI
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +83,47 @@ def test_a_cafile_that_is_a_folder_is_a_configuration_error(dev_pki: DevPKI) -> 
             f"capath {dev_pki.ca_cert} is a file, not a folder: give a file of CA "
             "certificates as cafile")):
         TLSConfig(capath=dev_pki.ca_cert).client_context_sync()
+
+
+def _ct(**elements: object) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = CT_IMAGE
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def test_a_dataset_that_cannot_be_encoded_is_a_configuration_error(tmp_path: Path) -> None:
+    """``BlockingAssociation.store(ds)`` of a data set pydicom cannot encode (a US
+    value of 70000) raised pydicom's bare OSError (its struct.error within);
+    now a ConfigurationError naming the element, nothing sent, and the
+    association goes on: the next data set is stored."""
+
+    async def scenario() -> None:
+        scp = StorageSCP(tmp_path / "store", durable=False)
+        async with await serve(port=0, providers=[scp]) as server:
+            def script() -> list[int]:
+                contexts = [ContextRequest(CT_IMAGE, (ExplicitVRLittleEndian,))]
+                with blocking.associate("127.0.0.1", server.port,
+                                        contexts=contexts) as assoc:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)  # pydicom's own
+                        bad = _ct(Rows=70000)
+                    with pytest.raises(ConfigurationError, match=(
+                            r"the data set cannot be encoded in 1\.2\.840\.10008\.1\.2\.1: "
+                            r"With tag \(0028,0010\)")) as caught:
+                        assoc.store(bad)
+                    assert str(caught.value) == (
+                        "the data set cannot be encoded in 1.2.840.10008.1.2.1: With tag "
+                        "(0028,0010) got exception: ushort format requires 0 <= number "
+                        "<= 65535")
+                    assert isinstance(caught.value.__cause__, OSError)
+                    return [int(assoc.store(_ct(Rows=512)))]
+
+            assert await asyncio.to_thread(script) == [0]
+        assert len(list((tmp_path / "store").rglob("*.dcm"))) == 1
+
+    asyncio.run(scenario())

@@ -141,7 +141,8 @@ def _choose(assoc: ClientAssociation, sop_class: str, own: str | None) -> tuple[
 async def store_dataset(assoc: ClientAssociation, ds: Dataset) -> Status:
     """C-STORE ``ds`` on an established association and return the response's
     status (warnings included: B000, B007, B006 are stores). Raises
-    ConfigurationError for a data set without SOP Class or Instance UID,
+    ConfigurationError for a data set without SOP Class or Instance UID, or
+    one pydicom cannot encode (nothing is sent: the association goes on),
     NoAcceptedContext when no accepted context can carry it, and what the
     association raises (abort, DIMSE timeout). For the Error Comment, send with
     ``assoc.request_one`` and read the response."""
@@ -153,8 +154,15 @@ async def store_dataset(assoc: ClientAssociation, ds: Dataset) -> Status:
     own = _own_syntax(ds)
     context_id, syntax = _choose(assoc, sop_class, own)
     # Off the event loop: encoding a large data set takes a while.
-    data = await asyncio.get_running_loop().run_in_executor(
-        None, functools.partial(encode_dataset, ds, syntax, source=own))
+    try:
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(encode_dataset, ds, syntax, source=own))
+    except Exception as exc:
+        # pydicom's own words (an OSError around struct.error for a US value over
+        # 65535, a ValueError...): the caller's data set, nothing sent. Their first
+        # line only: pydicom appends the whole traceback to the message.
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigurationError(f"the data set cannot be encoded in {syntax}: {said}") from exc
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(), affected_sop_class_uid=sop_class,
                   affected_sop_instance_uid=sop_instance)
     rsp, _ = await assoc.request_one(rq, context_id, dataset=data)
