@@ -17,6 +17,7 @@ from dicomnet import (
     CertificateInfo,
     ConfigurationError,
     ContextRequest,
+    SecurityWarning,
     StorageSCP,
     TLSConfig,
     TLSError,
@@ -127,3 +128,25 @@ def test_a_dataset_that_cannot_be_encoded_is_a_configuration_error(tmp_path: Pat
         assert len(list((tmp_path / "store").rglob("*.dcm"))) == 1
 
     asyncio.run(scenario())
+
+
+def test_turning_the_host_name_check_off_warns_as_the_security_guide_says(
+        dev_pki: DevPKI) -> None:
+    """docs/security.md: ``verify_peer=False`` / ``check_hostname=False`` "(both
+    warn)"; ``check_hostname=False`` built its context silently, though with it any
+    certificate from a trusted CA (the system's public CAs when no cafile is given)
+    is taken for any server. It warns once per TLSConfig, as verify_peer=False does."""
+    config = TLSConfig(cafile=dev_pki.ca_cert, check_hostname=False)
+    with pytest.warns(SecurityWarning, match=(
+            r"^TLS host name verification is OFF \(check_hostname=False\): any certificate "
+            r"a trusted CA issued is taken for this server$")):
+        config.client_context_sync()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TLSConfig(cafile=dev_pki.ca_cert).client_context_sync()
+        # One warning, and the one of verify_peer=False alone when both are off.
+        with pytest.warns(SecurityWarning) as heard:
+            TLSConfig(verify_peer=False, check_hostname=False).client_context_sync()
+        assert [str(w.message) for w in heard] == [
+            "TLS server certificate verification is OFF (verify_peer=False): anyone can "
+            "impersonate the server"]

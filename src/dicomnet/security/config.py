@@ -105,7 +105,8 @@ class TLSConfig:
     """Client side: verify the server's certificate. False only for tests; warns loudly
     (SecurityWarning, at the first context built from this object)."""
     check_hostname: bool = True
-    """Client side: the server certificate must name the host (RFC 9525)."""
+    """Client side: the server certificate must name the host (RFC 9525). False warns
+    (SecurityWarning): any certificate a trusted CA issued is then taken."""
     hostname_from_common_name: bool = False
     """Client side: also take a server certificate that names the host only in its
     subject CN, with no subjectAltName, as RFC 6125 6.4.4 allowed and RFC 9525 6.3
@@ -444,6 +445,10 @@ class TLSConfig:
                 # RFC 9525 6.3: the subjectAltName alone names the server (Python's
                 # ssl would fall back to the subject CN without one).
                 ctx.hostname_checks_common_name = self.hostname_from_common_name
+                if not self.check_hostname:
+                    self._warn_once(
+                        "TLS host name verification is OFF (check_hostname=False): any "
+                        "certificate a trusted CA issued is taken for this server")
                 if self.hostname_from_common_name and self.check_hostname:
                     self._warn_once(
                         "a server certificate that names the host only in its subject CN "
