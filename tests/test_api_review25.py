@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from dicomnet import (
@@ -150,3 +150,27 @@ def test_turning_the_host_name_check_off_warns_as_the_security_guide_says(
         assert [str(w.message) for w in heard] == [
             "TLS server certificate verification is OFF (verify_peer=False): anyone can "
             "impersonate the server"]
+
+
+def test_blocking_store_takes_one_folder_given_alone(tmp_path: Path) -> None:
+    """``blocking.store(host, port, "study/")`` (one folder, the common call) type-
+    checks, a str being a Sequence[str], but was read letter by letter: "no such
+    file or folder: s". A str or Path given alone is that one path."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    for number in range(2):
+        ds = _ct(Rows=512)
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.save_as(folder / f"{number}.dcm", enforce_file_format=True)
+
+    async def scenario() -> None:
+        scp = StorageSCP(tmp_path / "store", durable=False)
+        async with await serve(port=0, providers=[scp]) as server:
+            for given in (str(folder), folder):
+                results = await asyncio.to_thread(blocking.store, "127.0.0.1", server.port,
+                                                  given)
+                assert sorted((r.path.name, r.status) for r in results) == [
+                    ("0.dcm", 0), ("1.dcm", 0)]
+
+    asyncio.run(scenario())

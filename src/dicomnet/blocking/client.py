@@ -351,7 +351,7 @@ def echo(
 def store(
     host: str,
     port: int,
-    paths: Sequence[Path | str],
+    paths: Sequence[Path | str] | Path | str,
     *,
     tls: TLSConfig | None = None,
     calling_ae_title: str = "DICOMNET",
@@ -367,10 +367,13 @@ def store(
     listed: bool = False,
 ) -> list[StoreResult]:
     """C-STORE files and folders; the arguments, results and errors are those of
-    ``dicomnet.services.storage.store_paths``. A Ctrl-C aborts the association
-    and raises KeyboardInterrupt: the objects answered before it were given
-    to ``on_progress``, and ``results`` (an empty list, if given) says what
-    became of every file, as after a cancel of ``store_paths``."""
+    ``dicomnet.services.storage.store_paths``, but ``paths`` may be one path
+    alone (``"study/"``: a str is not read as a sequence of letters). A Ctrl-C
+    aborts the association and raises KeyboardInterrupt: the objects answered
+    before it were given to ``on_progress``, and ``results`` (an empty list, if
+    given) says what became of every file, as after a cancel of ``store_paths``."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
     loop = asyncio.new_event_loop()
     try:
         return _call(loop, store_paths(
