@@ -239,8 +239,8 @@ def test_no_public_constructor_or_function_takes_private_or_untyped_arguments() 
         if not callable(value) or (isinstance(value, type)
                                    and issubclass(value, Exception | Warning)):
             continue  # exceptions take (*args) as Exception does
-        if typing.get_origin(value) is not None:
-            continue  # a type alias (AssociationRequestHook): nothing to call
+        if typing.get_origin(value) is not None or getattr(value, "_is_protocol", False):
+            continue  # a type alias (AssociationRequestHook), a Protocol: nothing to call
         for param in inspect.signature(value).parameters.values():
             if param.name.startswith("_") or param.kind in (
                     param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -296,3 +296,46 @@ def test_every_callback_type_and_option_enumeration_is_public() -> None:
         assert name in dicomnet.__all__, name
         assert getattr(dicomnet, name) is obj, name
     assert dicomnet.DuplicatePolicy("reject") is files.DuplicatePolicy.REJECT
+
+
+def _dicomnet_classes(hint: object) -> set[type]:
+    """The dicomnet classes a type hint names, unions and generics opened."""
+    found = {hint} if isinstance(hint, type) and hint.__module__.startswith("dicomnet.") else set()
+    for arg in typing.get_args(hint):
+        found |= _dicomnet_classes(arg)
+    return found
+
+
+def test_what_a_script_passes_to_the_entry_points_or_gets_back_can_be_imported_from_dicomnet(
+        ) -> None:
+    """A typed script names the types it passes and gets back: ``server.drain()``
+    returned a DrainOutcome, ``make_dev_pki`` a DevPKI, ``serve(providers=...)``
+    takes ServiceProviders and ``associate(user_identity=...)`` a
+    UserIdentityRQSubItem, none of them in dicomnet: a helper typed with them
+    had to import dicomnet.aio.server and the like. (ClientAssociation's own
+    request API, DIMSE messages in and out, stays in dicomnet.dimse.)"""
+    from dicomnet import blocking
+
+    entry_points: list[object] = [
+        dicomnet.serve, dicomnet.associate, dicomnet.store_paths, dicomnet.make_dev_pki,
+        dicomnet.Server.drain, dicomnet.StorageSCP.__init__, dicomnet.VerificationSCP.__init__,
+        dicomnet.TLSConfig.__init__, dicomnet.Timeouts.__init__, dicomnet.Limits.__init__,
+        blocking.associate, blocking.echo, blocking.store, blocking.BlockingAssociation.store,
+    ]
+    public = {getattr(dicomnet, name) for name in dicomnet.__all__
+              if isinstance(getattr(dicomnet, name), type)}
+    public |= {getattr(blocking, name) for name in blocking.__all__}
+    # Names some modules import for type checkers only, resolved as mypy would:
+    # from every dicomnet module loaded by now.
+    known: dict[str, object] = {}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("dicomnet."):
+            known |= {key: value for key, value in vars(module).items()
+                      if isinstance(value, type) or key[:1].isupper()}
+    missing = sorted({
+        f"{cls.__module__}.{cls.__qualname__} ({getattr(entry, '__qualname__', entry)})"
+        for entry in entry_points
+        for hint in typing.get_type_hints(entry, known | vars(inspect.getmodule(entry))
+                                          ).values()
+        for cls in _dicomnet_classes(hint) - public})
+    assert missing == [], missing

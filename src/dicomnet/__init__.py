@@ -35,6 +35,15 @@ the names that cannot carry one:
   ``ConnectionObserver`` is the type of that function.
 - ``EchoHook``: the type of ``VerificationSCP(on_c_echo=...)``, a function (or
   coroutine function) of the association that returns None (Success) or a status.
+- ``DrainOutcome``: what ``await server.drain(timeout)`` returns, how many
+  associations ended by themselves (``drained``) and how many were aborted.
+- ``ServiceProvider``: the type of each of ``serve(providers=[...])``
+  (``VerificationSCP``, ``StorageSCP``, or a class of yours with the same methods).
+- ``DevPKI``: the paths ``make_dev_pki`` wrote (CA, server and client
+  certificates and keys).
+- ``UserIdentityRQSubItem``: ``associate(user_identity=...)``, the user
+  identity a client proposes (PS3.7 D.3.3.7: username, passcode, Kerberos,
+  SAML or JWT).
 - ``DuplicatePolicy`` and ``Layout``: the enumerations of ``StorageSCP(duplicates=...,
   layout=...)`` (which also takes the policy's name, "keep", "overwrite" or
   "reject").
@@ -55,7 +64,8 @@ logging.getLogger("dicomnet").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .aio.client import ClientAssociation, associate
-    from .aio.server import AssociationInfo, AssociationRequestHook, Server, serve
+    from .aio.server import AssociationInfo, AssociationRequestHook, DrainOutcome, Server, serve
+    from .aio.server_association import ServiceProvider
     from .aio.server_events import (
         AssociationAccepted,
         AssociationEnded,
@@ -85,7 +95,7 @@ if TYPE_CHECKING:
         TLSError,
         TransportError,
     )
-    from .security.certificates import CertificateInfo, make_dev_pki
+    from .security.certificates import CertificateInfo, DevPKI, make_dev_pki
     from .security.config import PasswordCallback, TLSConfig, VerifyCallback
     from .security.info import SecurityInfo
     from .security.profiles import PROFILES, SecurityWarning
@@ -101,6 +111,7 @@ if TYPE_CHECKING:
     from .storage.files import DuplicatePolicy, Layout
     from .ul.negotiation import AcceptedContext, ContextRequest
     from .ul.pdu import Rejection
+    from .ul.user_information import UserIdentityRQSubItem
 
 #: Public name -> the module that defines it. Imported on first use (PEP 562), so
 #: that ``import dicomnet`` (and every ``dicomnet`` command) loads only what it
@@ -124,9 +135,11 @@ _EXPORTS: dict[str, str] = {
     "ContextRequest": ".ul.negotiation",
     "DEFAULT_PLAIN_PORT": ".config",
     "DEFAULT_TLS_PORT": ".config",
+    "DevPKI": ".security.certificates",
     "DicomNetError": ".errors",
     "DimseError": ".errors",
     "DimseTimeout": ".errors",
+    "DrainOutcome": ".aio.server",
     "DuplicatePolicy": ".storage.files",
     "EchoHook": ".services.verification",
     "HookAnswer": ".services.store_answers",
@@ -145,6 +158,7 @@ _EXPORTS: dict[str, str] = {
     "SecurityInfo": ".security.info",
     "SecurityWarning": ".security.profiles",
     "Server": ".aio.server",
+    "ServiceProvider": ".aio.server_association",
     "Status": ".dimse.status",
     "StatusError": ".errors",
     "StorageError": ".errors",
@@ -158,6 +172,7 @@ _EXPORTS: dict[str, str] = {
     "TimeoutError": ".errors",
     "Timeouts": ".config",
     "TransportError": ".errors",
+    "UserIdentityRQSubItem": ".ul.user_information",
     "VerificationSCP": ".services.verification",
     "VerifyCallback": ".security.config",
     "associate": ".aio.client",
@@ -188,9 +203,11 @@ __all__ = [
     "ConnectionObserver",
     "ConnectionRefused",
     "ContextRequest",
+    "DevPKI",
     "DicomNetError",
     "DimseError",
     "DimseTimeout",
+    "DrainOutcome",
     "DuplicatePolicy",
     "EchoHook",
     "HookAnswer",
@@ -208,6 +225,7 @@ __all__ = [
     "SecurityInfo",
     "SecurityWarning",
     "Server",
+    "ServiceProvider",
     "Status",
     "StatusError",
     "StorageError",
@@ -221,6 +239,7 @@ __all__ = [
     "TimeoutError",
     "Timeouts",
     "TransportError",
+    "UserIdentityRQSubItem",
     "VerificationSCP",
     "VerifyCallback",
     "__version__",

@@ -354,6 +354,9 @@ class UserIdentityRQSubItem:
         )
 
     def encode(self) -> bytes:
+        """The sub-item's bytes: type 58H, reserved, length, then user identity type,
+        positive response requested, and each field after its 2-byte length
+        (PS3.7 D.3.3.7.1, Table D.3-14)."""
         primary = self.primary_field
         secondary = self.secondary_field
         value = b"".join(
