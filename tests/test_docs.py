@@ -105,3 +105,14 @@ def test_readme_shows_an_association_request_hook_that_does_what_it_says(
     route(StoredInstance(Path("store/1.dcm"), "1.2", "1.2.3", "1.2.840.10008.1.2.1", "CT01",
                          None, False, called_ae_title="AI-MR", peer=("10.0.0.7", 50412)))
     assert capsys.readouterr().out == "mr store/1.dcm from CT01@10.0.0.7\n"
+
+
+def test_leadtools_mapping_says_a_verify_callback_that_raises_refuses() -> None:
+    """Since a raising verify_callback became a refusal (TLSError); the mapping's
+    OnVerify row said only when it runs."""
+    mapping = " ".join((Path(__file__).parent.parent / "docs" / "leadtools-mapping.md")
+                       .read_text().split())
+    row = mapping[mapping.index("| `OnVerify` |"):]
+    row = row[:row.index(" | DES / 3DES")]
+    assert ("False refuses the peer (`TLSError`), and so does a callback that raises (its "
+            "exception the `TLSError`'s cause): it fails closed.") in row
