@@ -24,6 +24,7 @@ from dicomnet import (
     blocking,
     make_dev_pki,
     serve,
+    store_paths,
 )
 from dicomnet.security.certificates import DevPKI
 
@@ -172,5 +173,26 @@ def test_blocking_store_takes_one_folder_given_alone(tmp_path: Path) -> None:
                                                   given)
                 assert sorted((r.path.name, r.status) for r in results) == [
                     ("0.dcm", 0), ("1.dcm", 0)]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_store_paths_takes_one_path_given_alone(tmp_path: Path, listed: bool) -> None:
+    """``store_paths`` as ``blocking.store``: one path alone is that path (a folder,
+    or with ``listed`` a file), not its letters."""
+    folder = tmp_path / "study"
+    folder.mkdir()
+    ds = _ct(Rows=512)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(folder / "0.dcm", enforce_file_format=True)
+    given = str(folder / "0.dcm") if listed else str(folder)
+
+    async def scenario() -> None:
+        scp = StorageSCP(tmp_path / "store", durable=False)
+        async with await serve(port=0, providers=[scp]) as server:
+            results = await store_paths("127.0.0.1", server.port, given, listed=listed)
+            assert [(r.path.name, r.status) for r in results] == [("0.dcm", 0)]
 
     asyncio.run(scenario())

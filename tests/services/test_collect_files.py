@@ -105,3 +105,15 @@ def test_a_dicomnet_store_gives_its_objects_not_its_index(tmp_path: Path) -> Non
     assert (root / INDEX_NAME).is_file()
     assert collect_files([tmp_path]) == [obj]
     assert collect_files([root / INDEX_NAME]) == [root / INDEX_NAME]
+
+
+def test_one_path_given_alone_is_that_path(tmp_path: Path) -> None:
+    """A str is a Sequence[str]: ``collect_files("study")`` type-checks, and was
+    read letter by letter ("no such file or folder: s"; "/" first for an
+    absolute path, the whole disk listed). A str or Path alone is one path."""
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "a").write_bytes(b"x")
+    expected = [tmp_path / "study" / "a"]
+    assert collect_files(str(tmp_path / "study")) == expected
+    assert collect_files(tmp_path / "study") == expected
+    assert collect_files([str(tmp_path / "study")]) == expected

@@ -16,9 +16,11 @@ from ..storage.files import StorageError
 __all__ = ["collect_files", "not_read"]
 
 
-def collect_files(paths: Iterable[Path | str]) -> list[Path]:
+def collect_files(paths: Iterable[Path | str] | Path | str) -> list[Path]:
     """Files named, and every file below the folders named (recursive, each folder's
     files in the order of their paths' parts, as ``sorted(folder.rglob("*"))``).
+    One path may be given alone: a str is one path, not a sequence of letters
+    (``"/"`` first, the whole disk listed).
 
     Hidden files, DICOMDIRs and a dicomnet store's index (``index.sqlite`` and the
     files SQLite keeps beside it) in folders are left out; links to files are
@@ -31,7 +33,7 @@ def collect_files(paths: Iterable[Path | str]) -> list[Path]:
     ``./a/x``) is listed once, where first reached.
     """
     found: list[Path] = []
-    for p in map(Path, paths):
+    for p in map(Path, [paths] if isinstance(paths, str | Path) else paths):
         try:
             mode = os.stat(p).st_mode
         except OSError:

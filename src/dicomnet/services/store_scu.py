@@ -524,7 +524,7 @@ def _cancelled(plans: list[_Plan], max_attempts: int,
 async def store_paths(
     host: str,
     port: int,
-    paths: Sequence[Path | str],
+    paths: Sequence[Path | str] | Path | str,
     *,
     tls: TLSConfig | None = None,
     calling_ae_title: str = "DICOMNET",
@@ -540,6 +540,8 @@ async def store_paths(
     listed: bool = False,
 ) -> list[StoreResult]:
     """C-STORE every file (folders recursively) to ``host:port``; one result per file.
+    ``paths`` may be one path alone (``"study/"``: a str is one path, not its
+    letters).
 
     An asynchronous operations window of ``max_async_operations`` is proposed
     (PS3.7 D.3.3.3): a peer that grants it gets several C-STOREs in flight, so
@@ -618,7 +620,8 @@ async def store_paths(
         return exc
 
     plans: list[_Plan] = []
-    for path in map(Path, paths) if listed else collect_files(paths):
+    for path in (map(Path, [paths] if isinstance(paths, str | Path) else paths) if listed
+                 else collect_files(paths)):
         result = StoreResult(path=path)
         results.append(result)
         try:
