@@ -16,6 +16,7 @@ from dicomnet.security import config as config_module
 from dicomnet.security.certificates import (
     CertificateAuthority,
     DevPKI,
+    issue_dev_certificate,
     key_is_encrypted,
     make_dev_pki,
 )
@@ -401,3 +402,20 @@ def test_a_modern_context_is_built_without_touching_the_warning_filters(
     server.server_context_sync()
     client.client_context_sync()
     assert entered == []
+
+
+def test_a_key_without_its_certificate_is_refused(tmp_path: Path) -> None:
+    """TLSConfig(keyfile=...) without certfile: the key was ignored without a word,
+    and a client meant to authenticate connected without a certificate."""
+    with pytest.raises(ConfigurationError, match=r"keyfile .*client\.key given without certfile"):
+        TLSConfig(keyfile=tmp_path / "client.key")
+
+
+@pytest.mark.parametrize("days", [0, -1, 1.5, True])
+def test_a_certificate_of_no_whole_day_is_refused(encrypted_pki: DevPKI, days: object) -> None:
+    """issue_dev_certificate(days=-1) raised cryptography's bare ValueError (its
+    validity ending before it began); nothing is written."""
+    folder = encrypted_pki.ca_cert.parent
+    with pytest.raises(ConfigurationError, match="days must be a whole number of days"):
+        issue_dev_certificate(folder, "short", days=days, password=PASSWORD)  # type: ignore[arg-type]
+    assert not (folder / "short.pem").exists()

@@ -680,6 +680,8 @@ def issue_dev_certificate(
     it listens and when it connects (Orthanc does). ``name`` is also its CN;
     ``names`` are the DNS names or IP addresses it is valid for (subject
     alternative names, which host-name checks use). The key is of the CA's type."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ConfigurationError(f"days must be a whole number of days, 1 or more; got {days!r}")
     directory = Path(directory)
     ca = CertificateAuthority.load(directory / "ca.pem", directory / "ca.key", password=password)
     key = ca.key

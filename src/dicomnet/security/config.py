@@ -225,6 +225,11 @@ class TLSConfig:
             raise ConfigurationError(
                 f"files_check_interval must be 0 or more seconds, or None; got "
                 f"{self.files_check_interval!r}")
+        if self.keyfile is not None and self.certfile is None:
+            # Else ignored without a word: a client meant to authenticate would not.
+            raise ConfigurationError(
+                f"keyfile {self.keyfile} given without certfile: set certfile to the "
+                "certificate of that key")
         if self.alpn and any(not p or len(p.encode()) > 255 for p in self.alpn):
             raise ConfigurationError("ALPN protocol names must be 1 to 255 bytes (RFC 7301 3.1)")
 
