@@ -36,8 +36,21 @@ def test_no_public_name_left_out() -> None:
     assert exported == set(dicomnet.__all__)
     assert set(dicomnet.__all__) <= set(dir(dicomnet))
     for name, module in dicomnet._EXPORTS.items():  # each from the module it names
-        assert getattr(dicomnet, name) is getattr(
-            importlib.import_module(module, "dicomnet"), name), name
+        imported = importlib.import_module(module, "dicomnet")
+        assert getattr(dicomnet, name) is (
+            imported if module == f".{name}" else getattr(imported, name)), name
+
+
+def test_the_blocking_facade_after_import_dicomnet_alone() -> None:
+    """``import dicomnet`` then ``dicomnet.blocking.store(...)``, as the facade's
+    docstring writes it, was an AttributeError (the subpackage never imported);
+    it is loaded on first use, as the other names are."""
+    code = ("import sys, dicomnet; assert 'dicomnet.blocking' not in sys.modules; "
+            "store = dicomnet.blocking.store; from dicomnet.blocking import client; "
+            "assert store is client.store; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n", "")
 
 
 def test_a_server_author_finds_what_the_association_request_hook_takes_and_answers(

@@ -47,6 +47,8 @@ the names that cannot carry one:
 - ``DuplicatePolicy`` and ``Layout``: the enumerations of ``StorageSCP(duplicates=...,
   layout=...)`` (which also takes the policy's name, "keep", "overwrite" or
   "reject").
+- ``blocking``: the blocking facade for scripts (``dicomnet.blocking.store``,
+  ``.echo``, ``.associate``), loaded on first use as the names above are.
 - ``__version__``: this release of dicomnet.
 """
 
@@ -63,6 +65,7 @@ from dicomnet._lazy import lazy_exports as _lazy_exports
 logging.getLogger("dicomnet").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
+    from . import blocking
     from .aio.client import ClientAssociation, associate
     from .aio.server import AssociationInfo, AssociationRequestHook, DrainOutcome, Server, serve
     from .aio.server_association import ServiceProvider
@@ -176,6 +179,7 @@ _EXPORTS: dict[str, str] = {
     "VerificationSCP": ".services.verification",
     "VerifyCallback": ".security.config",
     "associate": ".aio.client",
+    "blocking": ".blocking",
     "make_dev_pki": ".security.certificates",
     "serve": ".aio.server",
     "store_paths": ".services.storage",
@@ -244,6 +248,7 @@ __all__ = [
     "VerifyCallback",
     "__version__",
     "associate",
+    "blocking",
     "make_dev_pki",
     "serve",
     "store_paths",
