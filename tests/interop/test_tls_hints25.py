@@ -117,3 +117,26 @@ def test_client_without_certificate_to_s_server_of_aes128_sha(openssl: Path, rsa
     # Refused before any ServerHello: no client certificate was asked yet.
     assert error_line(done) == PREFIX.format(port=port) + (
         "peer offers no cipher suite allowed by profile 'bcp195-rfc9325'" + RETIRED)
+
+
+def test_default_client_to_s_server_of_tls_1_0_only(openssl: Path, rsa: Pki,
+                                                    tmp_path: Path) -> None:
+    """A TLS 1.0-only server (an old modality) to a default client: it said "peer
+    offers no protocol version allowed by profile 'bcp195-rfc9325'" and nothing
+    of the retired profile that reaches it, whose handshake then succeeds (s_server
+    speaks no DICOM: the association, not the TLS link, fails)."""
+    port = free_port()
+    with background_process(openssl, "s_server", "-accept", f"{LOOPBACK}:{port}",
+                            "-cert", rsa.server_cert, "-key", rsa.server_key,
+                            "-tls1", "-cipher", "DEFAULT@SECLEVEL=0", "-quiet",
+                            log_path=tmp_path / "s_server.log", port=port):
+        done = echo(port, "--ca", rsa.ca_file)
+        retired = echo(port, "--ca", rsa.ca_file, "--profile", "bcp195")
+    assert done.returncode == 3, done.stderr
+    assert error_line(done) == PREFIX.format(port=port) + (
+        "peer offers no protocol version allowed by profile 'bcp195-rfc9325' (an older "
+        "peer may speak only TLS 1.0 or 1.1: try --profile bcp195 (PS3.15 B.9, TLS 1.0 "
+        "and up), else --profile aes (B.3); weaker, they warn)")
+    assert "is retired and weak" in retired.stderr
+    assert error_line(retired) == ("error: association aborted - the transport connection "
+                                   "closed before answering the A-ASSOCIATE-RQ")

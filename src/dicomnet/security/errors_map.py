@@ -203,7 +203,8 @@ def _reason_for(
             return (f"{who}'s Diffie-Hellman group (DHE) is smaller than {by} allows "
                     "(2048 bits at least, RFC 9325 4.1)")
         if reason_code in _NO_VERSION_CODES:
-            return f"peer offers no protocol version allowed by {by}"
+            reason = f"peer offers no protocol version allowed by {by}"
+            return reason + _retired_version_hint(profile) if side == "client" else reason
         if reason_code == "EXCESSIVE_MESSAGE_SIZE":
             # OpenSSL bounds a certificate message by SSL_CTX_set_max_cert_list
             # (100 KiB); other handshake messages are far smaller.
@@ -323,6 +324,20 @@ def _retired_hint(profile: str | None) -> str:
             "profile='bcp195' (PS3.15 B.9: its forward-secret suites first, then "
             f"TLS_RSA_WITH_AES_128_CBC_SHA, TLS 1.0 and up), else profile='aes' (B.3){basic}; "
             "weaker, they warn)")
+
+
+def _retired_version_hint(profile: str | None) -> str:
+    """For a client of a current profile (TLS 1.2 and up) that shares no protocol
+    version with its server: that server speaks TLS 1.0 or 1.1 only, which the
+    retired profiles B.9 and B.3 still reach (PS3.15 B.9, B.3). Empty for a
+    retired profile, the user's choice."""
+    from dicomnet.security.profiles import PROFILES
+
+    current = PROFILES.get(profile or "")
+    if current is None or current.retired:
+        return ""
+    return (" (an older peer may speak only TLS 1.0 or 1.1: try profile='bcp195' "
+            "(PS3.15 B.9, TLS 1.0 and up), else profile='aes' (B.3); weaker, they warn)")
 
 
 def _sent_alone(der: bytes | None, who: str) -> str:
