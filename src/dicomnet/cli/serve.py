@@ -91,6 +91,9 @@ def _stored_event(stored: StoredInstance) -> None:
                 "peer": f"{stored.peer[0]}:{stored.peer[1]}",
                 "calling_aet": stored.calling_ae_title, "called_aet": stored.called_ae_title,
                 "duplicate": stored.duplicate,
+                "move_originator": None if stored.move_originator is None else {
+                    "aet": stored.move_originator[0],
+                    "message_id": stored.move_originator[1]},
                 "tls": stored.security.protocol if stored.security is not None else None},
                line=True, last=False)
     sys.stdout.flush()
@@ -395,7 +398,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             calling_aet, called_aet, duplicate (its SOP
                             Instance UID was held already, and that copy
                             kept: --duplicates keep; false for one that
-                            replaced it: overwrite), tls
+                            replaced it: overwrite), move_originator
+                            (aet and message_id of the C-MOVE it was sent
+                            for, or null), tls
       association_ended     peer, calling_aet, called_aet, how (released or
                             aborted), reason, seconds, messages, objects
                             (C-STORE requests), bytes_received, answers

@@ -671,6 +671,7 @@ class StorageSCP:
             sop_instance_uid=message.affected_sop_instance_uid,
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
+            move_originator=_move_originator(message),
         )
 
     def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str,
@@ -779,3 +780,12 @@ class _Round:
     written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException]
     batch: DirectBatch
     together: bool  # one syncfs for the round, rather than an fsync per file
+
+
+def _move_originator(message: CStoreRQ) -> tuple[str, int] | None:
+    """The C-MOVE behind a C-STORE sub-operation (PS3.7 9.3.1.1: both its fields
+    are sent, or neither); None when the request names none."""
+    title, message_id = message.move_originator_ae_title, message.move_originator_message_id
+    if title is None or message_id is None:
+        return None
+    return title.strip(), message_id

@@ -46,8 +46,12 @@ class StoredInstance:
     ``duplicate``: its SOP Instance UID was stored already and that copy kept
     (``duplicates="keep"``; ``path`` is that copy's; PS3.4 B.2.3); an object
     that replaced an earlier copy (``"overwrite"``) is stored, not a duplicate.
-    ``called_ae_title`` and ``peer`` are keywords, empty ("" and ("", 0)) only
-    in an instance built by hand (a handler's own tests).
+    ``move_originator``: for an object sent as a sub-operation of a C-MOVE, the
+    AE title and Message ID of the C-MOVE-RQ behind it (the C-STORE-RQ's Move
+    Originator Application Entity Title and Message ID, PS3.7 9.3.1.1), so that
+    a node can tell which retrieve it answers; None for any other C-STORE.
+    ``called_ae_title``, ``peer`` and ``move_originator`` are keywords, empty
+    ("", ("", 0) and None) in an instance built by hand (a handler's own tests).
     """
 
     path: Path
@@ -59,6 +63,7 @@ class StoredInstance:
     duplicate: bool
     called_ae_title: str = field(default="", kw_only=True)
     peer: tuple[str, int] = field(default=("", 0), kw_only=True)
+    move_originator: tuple[str, int] | None = field(default=None, kw_only=True)
 
     def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
         """Read the stored file (lazily, only when asked) with pydicom. It blocks
