@@ -90,7 +90,7 @@ def _stored_event(stored: StoredInstance) -> None:
                 "transfer_syntax_uid": stored.transfer_syntax_uid,
                 "peer": f"{stored.peer[0]}:{stored.peer[1]}",
                 "calling_aet": stored.calling_ae_title, "called_aet": stored.called_ae_title,
-                "duplicate": stored.duplicate,
+                "duplicate": stored.duplicate, "replaced": stored.replaced,
                 "move_originator": None if stored.move_originator is None else {
                     "aet": stored.move_originator[0],
                     "message_id": stored.move_originator[1]},
@@ -398,7 +398,10 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             calling_aet, called_aet, duplicate (its SOP
                             Instance UID was held already, and that copy
                             kept: --duplicates keep; false for one that
-                            replaced it: overwrite), move_originator
+                            replaced it: overwrite), replaced (an earlier
+                            copy was there and this one took its place:
+                            --duplicates overwrite, or a copy found
+                            damaged), move_originator
                             (aet and message_id of the C-MOVE it was sent
                             for, or null), tls
       association_ended     peer, calling_aet, called_aet, how (released or

@@ -666,12 +666,17 @@ class StorageSCP:
                         calling_ae=calling_ae, security=security, generation=generation)
         else:
             self._kept(result, message, calling_ae, peer)
+        replaced = result.outcome is CommitOutcome.REPLACED
+        if replaced and self.duplicates is DuplicatePolicy.OVERWRITE:
+            # Said as a duplicate kept is: the sender hears Success either way.
+            log.info("C-STORE %s from %s@%s:%s: an earlier copy replaced (duplicates policy "
+                     "overwrite)", message.affected_sop_instance_uid, calling_ae, *peer[:2])
         return StoredInstance(
             path=result.path, sop_class_uid=message.affected_sop_class_uid,
             sop_instance_uid=message.affected_sop_instance_uid,
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
-            move_originator=_move_originator(message),
+            move_originator=_move_originator(message), replaced=replaced,
         )
 
     def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str,

@@ -46,6 +46,9 @@ class StoredInstance:
     ``duplicate``: its SOP Instance UID was stored already and that copy kept
     (``duplicates="keep"``; ``path`` is that copy's; PS3.4 B.2.3); an object
     that replaced an earlier copy (``"overwrite"``) is stored, not a duplicate.
+    ``replaced``: an earlier copy of the instance was there and this object
+    took its place (``duplicates="overwrite"``, or a copy found damaged); False
+    for a first copy, and for a duplicate kept.
     ``move_originator``: for an object sent as a sub-operation of a C-MOVE, the
     AE title and Message ID of the C-MOVE-RQ behind it (the C-STORE-RQ's Move
     Originator Application Entity Title and Message ID, PS3.7 9.3.1.1), so that
@@ -64,6 +67,7 @@ class StoredInstance:
     called_ae_title: str = field(default="", kw_only=True)
     peer: tuple[str, int] = field(default=("", 0), kw_only=True)
     move_originator: tuple[str, int] | None = field(default=None, kw_only=True)
+    replaced: bool = field(default=False, kw_only=True)
 
     def dataset(self, *, stop_before_pixels: bool = False) -> Dataset:
         """Read the stored file (lazily, only when asked) with pydicom. It blocks

@@ -113,7 +113,8 @@ class CommitOutcome(enum.Enum):
     STORED = "stored"
     """No file had the name; the new object now does."""
     REPLACED = "replaced"
-    """``OVERWRITE``: the name now holds the new object (an old one may be gone)."""
+    """``OVERWRITE`` (or a damaged copy): a file had the name; the new object
+    replaced it."""
     DUPLICATE_KEPT = "duplicate-kept"
     """``KEEP``: a file already had the name; it was kept, the new one discarded."""
     DUPLICATE_REJECTED = "duplicate-rejected"
@@ -549,11 +550,11 @@ class AtomicWriter:
         """Make the object durable under its final name, per ``policy``.
 
         Order (each step only after the previous one succeeded): ``fsync``
-        the file; give it the final name (``OVERWRITE``: ``os.replace``;
-        ``KEEP``/``REJECT``: ``os.link``, which fails if the name exists, so
-        an existing file is never touched, unless ``damaged`` says it is
-        damaged: it is then replaced as by ``OVERWRITE``); remove the
-        temporary name;
+        the file; give it the final name (``os.link``, which fails if the name
+        exists; then ``OVERWRITE`` replaces the file there with ``os.replace``,
+        the outcome ``REPLACED``, while ``KEEP``/``REJECT`` never touch it,
+        unless ``damaged`` says it is damaged: it is then replaced as by
+        ``OVERWRITE``); remove the temporary name;
         ``fsync`` the folder. Only after this returns may the index learn of
         the file. On error the temporary file is removed and
         :class:`StorageError` raised.
@@ -629,15 +630,19 @@ class AtomicWriter:
     def _name_unnamed(self, policy: DuplicatePolicy,
                       damaged: Callable[[Path], bool] | None) -> CommitOutcome:
         """Give an O_TMPFILE its final name: ``linkat`` through /proc, which fails
-        if the name exists (KEEP/REJECT), or a link to a temporary name that then
-        replaces the final one (OVERWRITE)."""
+        if the name exists; then (OVERWRITE, or a damaged copy) a link to a
+        temporary name that replaces the final one."""
         # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N; os.link only uses linkat (and
         # follows the magic link) when given a directory descriptor.
         proc_fd_dir, source = _proc_fd_dir(), str(self._fd)
         final = self._destination
+        # Linked without replacing first under every policy: a name free (the
+        # usual case) costs one linkat, and an earlier copy is known to be there
+        # when it is replaced (CommitOutcome.REPLACED), through a temporary name.
+        replacing = False
         for attempt in (1, 2, 3):
             try:
-                if policy is DuplicatePolicy.OVERWRITE:
+                if replacing:
                     temp = os.path.join(os.fspath(final.parent),
                                         f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
                     os.link(source, temp, src_dir_fd=proc_fd_dir, follow_symlinks=True)
@@ -651,12 +656,13 @@ class AtomicWriter:
                 os.link(source, final, src_dir_fd=proc_fd_dir, follow_symlinks=True)
                 return CommitOutcome.STORED
             except FileExistsError:
-                if policy is DuplicatePolicy.OVERWRITE:
+                if replacing:
                     continue  # 64 random bits already taken: draw again
-                if damaged is None or not damaged(final):
+                if policy is not DuplicatePolicy.OVERWRITE and (
+                        damaged is None or not damaged(final)):
                     return (CommitOutcome.DUPLICATE_REJECTED
                             if policy is DuplicatePolicy.REJECT else CommitOutcome.DUPLICATE_KEPT)
-                policy = DuplicatePolicy.OVERWRITE  # the sender's copy takes its place
+                replacing = True  # the sender's copy takes its place
             except FileNotFoundError:
                 if attempt == 3 or final.parent.is_dir():
                     raise
@@ -668,12 +674,12 @@ class AtomicWriter:
     def _give_final_name(self, policy: DuplicatePolicy,
                          damaged: Callable[[Path], bool] | None) -> CommitOutcome:
         assert self._temp is not None
-        if policy is DuplicatePolicy.OVERWRITE:
-            os.replace(self._temp, self._destination)
-            return CommitOutcome.REPLACED
+        # Linked without replacing first under every policy, so that a copy
+        # replaced is known (CommitOutcome.REPLACED).
         outcome = self._link_no_replace(policy)
-        if outcome is not CommitOutcome.STORED and damaged is not None and damaged(
-                self._destination):
+        if outcome is not CommitOutcome.STORED and (
+                policy is DuplicatePolicy.OVERWRITE
+                or (damaged is not None and damaged(self._destination))):
             os.replace(self._temp, self._destination)
             return CommitOutcome.REPLACED
         # Gone already if the no-hard-link fallback renamed it.

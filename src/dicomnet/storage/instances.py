@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .damage import size_damage
@@ -155,7 +155,9 @@ class InstanceLocator:
           at ``destination`` that nothing recorded is judged by ``damaged``
           (``AtomicWriter.commit``).
 
-        Returns the result and, when a file was named, its generation, which
+        The result's outcome is ``REPLACED`` when an earlier copy (there or
+        elsewhere) is replaced. Returns the result and, when a file was named,
+        its generation, which
         goes with its index row (:meth:`rows_to_write`), queued whether or not
         the folder sync that follows succeeds. The caller syncs the folder, then
         calls :meth:`settled`.
@@ -189,6 +191,9 @@ class InstanceLocator:
                                    synced=True, damaged=damaged)
             if not result.stored:
                 return result, None
+            if elsewhere is not None and result.outcome is CommitOutcome.STORED:
+                # A copy under another path goes once this one is durable and indexed.
+                result = replace(result, outcome=CommitOutcome.REPLACED)
             self._generation += 1
             self._folders[self._generation] = destination.parent
             named = self._named.get(sop_instance_uid)
