@@ -297,6 +297,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         offending_elements      the elements the peer named at fault with its
                                 status (Offending Element, PS3.7 C.4), as
                                 "(gggg,eeee)" tags; [] when none
+        note                    "X changed since it was listed: sent as it
+                                is now" (its header read again), else null
 
     \b
     Examples:

@@ -14,14 +14,14 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING
 
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
 from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
-from ..storage.part10 import DEFLATED_DATA_SETS, Part10Info
+from ..storage.part10 import DEFLATED_DATA_SETS, Part10Info, read_part10
 from ..storage.stray_meta import StrayMeta
 from ..ul.connection import JOIN_LIMIT
 from ..ul.negotiation import ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
     from .store_scu import StoreResult
 
-__all__ = ["DataSetPdus", "PduBuffers", "Prepared", "file_pdus", "no_context", "prepare_file",
-           "refused", "tag_texts"]
+__all__ = ["DataSetPdus", "PduBuffers", "Prepared", "as_it_is_now", "file_pdus", "no_context",
+           "prepare_file", "refused", "tag_texts"]
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
@@ -99,19 +99,74 @@ def file_pdus(info: Part10Info, context_id: int, max_pdu: int,
     """The data set of ``info``'s file as P-DATA-TF PDUs (PS3.7 8.2, PS3.8 9.3.5),
     each read from disk straight into its PDU after the 12-byte header: no other
     copy of the bytes is made on their way to the transport. Long PDUs are built
-    in ``buffers``' memory. Raises :class:`StorageError` if the file shrank
-    since it was read."""
+    in ``buffers``' memory.
+
+    The file is looked at twice (one ``fstat`` each): when opened, and once the
+    last PDU is read, before it is yielded. Raises :class:`StorageError` if it
+    is not then as ``info`` read it (``changed``): when opened, the object fails
+    alone (the caller takes the first PDU before it sends anything); before the
+    last PDU, its message is left unfinished, which only an A-ABORT ends (PS3.8
+    7.3, 9.3.5): the bytes sent may mix two states of the file, and the peer
+    must not keep them as an object."""
     try:
         with open(info.path, "rb", buffering=0) as fp:
-            if os.fstat(fp.fileno()).st_size < info.dataset_offset + info.dataset_length:
-                # Found before anything is sent (the caller takes the first PDU
-                # first): the object fails alone, the association goes on.
-                raise StorageError(f"{info.path} is shorter than when it was read")
+            fd = fp.fileno()
+            if (why := changed(info, os.fstat(fd))) is not None:
+                # Found before anything is sent: the object fails alone, the
+                # association goes on.
+                raise StorageError(why)
+
+            def unchanged(sent: bool) -> None:
+                if (why := changed(info, os.fstat(fd))) is None:
+                    return
+                if sent:
+                    raise StorageError(f"{info.path} changed while it was sent: association "
+                                       "aborted so that the peer does not keep a partial object")
+                raise StorageError(f"{info.path} changed while it was read to be sent ({why})")
+
             yield from _pdus_from(fp, info.dataset_offset, info.dataset_length,
                                   name=str(info.path), context_id=context_id,
-                                  max_pdu=max_pdu, buffers=buffers)
+                                  max_pdu=max_pdu, buffers=buffers, before_last=unchanged)
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+
+
+def changed(info: Part10Info, now: os.stat_result) -> str | None:
+    """How the file ``now`` describes differs from the one ``read_part10`` read
+    for ``info``, in words naming it, or None: its size, or its modification
+    time, inode or device (``Part10Info.identity``; the size alone without
+    one). A file rewritten within the clock's tick, at its size, goes unseen."""
+    identity = info.identity
+    if identity is not None and (now.st_ino != identity[1] or now.st_dev != identity[0]):
+        return f"{info.path} changed since it was listed (another file in its place)"
+    if now.st_size < info.size:
+        return f"{info.path} is shorter than when it was read"
+    if now.st_size != info.size or (identity is not None and now.st_mtime_ns != identity[2]):
+        return f"{info.path} changed since it was listed"
+    return None
+
+
+def as_it_is_now(info: Part10Info) -> tuple[Part10Info, str | None]:
+    """``info``, or its file's header read again if the file changed since
+    (``changed``: a file still being written when listed, rewritten, or another
+    put in its place), with the words saying so (None when unchanged). One
+    ``stat`` when unchanged. A file grown since its listing would otherwise go
+    as the prefix its listing saw, which a peer stores as whole when it ends
+    between two elements. Raises StorageError for a file gone, no regular file
+    any more (open() would wait on a FIFO until a writer came), or no Part 10
+    file now."""
+    try:
+        now = os.stat(info.path)
+    except OSError as exc:
+        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+    if not stat.S_ISREG(now.st_mode):
+        raise StorageError(f"{info.path} is no regular file any more")
+    if (why := changed(info, now)) is None:
+        return info, None
+    try:
+        return read_part10(info.path), why
+    except StorageError as exc:
+        raise StorageError(f"{why}, and cannot be read as it is now: {exc}") from exc
 
 
 def _converted_pdus(fp: io.BufferedRandom, length: int, *, info: Part10Info,
@@ -130,11 +185,13 @@ def _converted_pdus(fp: io.BufferedRandom, length: int, *, info: Part10Info,
 
 
 def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, name: str,
-               context_id: int, max_pdu: int, buffers: PduBuffers | None
+               context_id: int, max_pdu: int, buffers: PduBuffers | None,
+               before_last: Callable[[bool], None] | None = None
                ) -> Generator[bytearray | memoryview, None, None]:
     """``total`` bytes of ``fp`` from ``offset`` as P-DATA-TF PDUs (see
-    ``file_pdus``). Raises StorageError if the file ends before them, and
-    OSError as reading raises it."""
+    ``file_pdus``); ``before_last``, told whether a PDU went before, is called
+    once the last one is read, before it is yielded. Raises StorageError if the
+    file ends before them, and OSError as reading raises it."""
     size = max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV
     remaining = total
     fp.seek(offset)
@@ -154,6 +211,8 @@ def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, na
             filled += got
         view.release()
         remaining -= length
+        if remaining == 0 and before_last is not None:
+            before_last(total > length)
         pdu[:12] = pdata_header(context_id, False, remaining == 0, length)
         yield pdu
         if remaining == 0:
@@ -197,13 +256,8 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     then says why). The file is opened and its first PDU read here: a file gone
     or shortened since its header was read fails alone (StorageError), before
     any byte of its message is sent; so does one replaced by no regular file,
-    which open() would wait on (a FIFO, until a writer comes)."""
-    try:
-        mode = os.stat(info.path).st_mode
-    except OSError as exc:
-        raise StorageError.from_os_error("cannot read", info.path, exc) from exc
-    if not stat.S_ISREG(mode):
-        raise StorageError(f"{info.path} is no regular file any more")
+    which open() would wait on (a FIFO, until a writer comes): the caller looks
+    first (``as_it_is_now``), and gives the file's header as it is now."""
     if ((info.dataset_length == 0 or info.dataset_unseen)
             and (empty := await _empty_dataset(info)) is not None):  # no await for the rest
         result.error = f"not sent: {empty}"
@@ -265,6 +319,10 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
             except asyncio.CancelledError:
                 conversion.add_done_callback(_close_conversion)
                 raise
+            if (moved := _converted_meanwhile(info)) is not None:
+                converted.close()
+                result.error = moved
+                return None
             pdus = _converted_pdus(converted, length, info=info, context_id=other.context_id,
                                    max_pdu=assoc.ul.peer_max_pdu_length, buffers=buffers)
             # Started, so that closing it closes its file: a generator never started
@@ -275,6 +333,9 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         data = await loop.run_in_executor(None, convert_in_memory, info, target)
     except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
         result.error = f"cannot convert to {target}: {conversion_error(exc)}"
+        return None
+    if (moved := _converted_meanwhile(info)) is not None:
+        result.error = moved
         return None
     result.converted_to = target
     return rq, other.context_id, None, data
@@ -302,10 +363,26 @@ async def _redeflate(assoc: ClientAssociation, info: Part10Info, result: StoreRe
     except (StorageError, OSError) as exc:
         result.error = f"not sent: {exc}".removesuffix("; not sent")
         return None
+    if (moved := _converted_meanwhile(info)) is not None:
+        converted.close()
+        result.error = moved
+        return None
     pdus = _converted_pdus(converted, length, info=info, context_id=context_id,
                            max_pdu=assoc.ul.peer_max_pdu_length, buffers=buffers)
     first = next(pdus)  # started, so that closing it closes its file
     return rq, context_id, DataSetPdus(first, pdus), None
+
+
+def _converted_meanwhile(info: Part10Info) -> str | None:
+    """Why a conversion of ``info``'s file, read whole by then, is not to be sent
+    (the file changed while it was read: ``changed``), or None. One ``stat``."""
+    try:
+        now = os.stat(info.path)
+    except OSError as exc:
+        return f"not sent: {StorageError.from_os_error('cannot read', info.path, exc)}"
+    if changed(info, now) is None:
+        return None
+    return f"not sent: {info.path} changed while it was converted"
 
 
 def _close_conversion(conversion: asyncio.Future[tuple[io.BufferedRandom, int]]) -> None:

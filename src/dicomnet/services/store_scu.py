@@ -42,7 +42,7 @@ from ..ul.negotiation import (
 )
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
 from .store_listing import collect_files, not_read
-from .store_prepare import PduBuffers, Prepared, prepare_file, refused, tag_texts
+from .store_prepare import PduBuffers, Prepared, as_it_is_now, prepare_file, refused, tag_texts
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
@@ -109,6 +109,11 @@ class StoreResult:
     #: B007H), as "(gggg,eeee)" tags; empty when it named none. ``error`` says
     #: them too.
     offending_elements: list[str] = field(default_factory=list)
+    #: A remark on what was sent: "X changed since it was listed: sent as it is
+    #: now" for a file whose header was read again before it went (it grew, was
+    #: rewritten or replaced after the run listed it; the fields above then
+    #: describe it as sent). None otherwise.
+    note: str | None = None
 
     @property
     def warning(self) -> bool:
@@ -135,7 +140,7 @@ class StoreResult:
             "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
             "not_dicom": self.not_dicom, "association_failed": self.association_failed,
             "dropped_meta": list(self.dropped_meta),
-            "offending_elements": list(self.offending_elements),
+            "offending_elements": list(self.offending_elements), "note": self.note,
         }
 
     def _reset_for_retry(self) -> None:
@@ -267,6 +272,34 @@ def _batches(plans: list[_Plan]) -> Iterator[_Batch]:
         yield batch
 
 
+def _as_it_is_now(plan: _Plan) -> str | None:
+    """Make ``plan`` that of its file as it is now (``store_prepare.as_it_is_now``):
+    one changed since it was listed is read again, and its result describes it
+    so. Returns how it changed, or None. Raises StorageError."""
+    info, change = as_it_is_now(plan.info)
+    if change is not None:
+        plan.info = info
+        result = plan.result
+        result.sop_instance_uid = info.sop_instance_uid
+        result.size = info.dataset_length
+        result.transfer_syntax_uid = info.transfer_syntax_uid
+        result.dropped_meta = tag_texts(info.stray_meta)
+    return change
+
+
+def _changed_since_listed(result: StoreResult, change: str, sent: bool) -> None:
+    """Say that ``result``'s file was read again before it went (``change``): in a
+    note when it went, in its error when it could not."""
+    if sent:
+        result.note = f"{change}: sent as it is now"
+        log.info("%s", result.note)
+        return
+    error = result.error or ""
+    result.error = (f"not sent: {change}; as it is now, {error.removeprefix('not sent: ')}"
+                    if error.startswith("not sent: ") and change not in error
+                    else f"{error} ({change})" if change not in error else error)
+
+
 def _record(result: StoreResult, rsp: object, info: Part10Info | None = None) -> None:
     """The outcome of a C-STORE from its response (PS3.4 B.2.3): a Warning of any
     kind PS3.7 Annex C names (0107H and 0116H too, as DCMTK and pynetdicom read
@@ -325,11 +358,15 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         when it cannot be sent."""
         if assoc.failure is not None:
             raise assoc.failure
+        change = None
         try:
+            change = _as_it_is_now(plan)
             prepared = await prepare_file(assoc, plan.info, plan.result, buffers)
         except StorageError as exc:  # found before any byte of it went out
             plan.result.error = f"not sent: {exc}"
             prepared = None
+        if change is not None:
+            _changed_since_listed(plan.result, change, prepared is not None)
         if prepared is None and on_progress:
             on_progress(plan.result)
         plan.started = prepared is not None
