@@ -236,7 +236,10 @@ class JsonPromise:
 
         self.printed = True
         doc: dict[str, Any] = {"event": "error"} if self.serve else {}
-        doc |= {"error": message if message is not None else self.error,
+        from dicomnet.cli.jsontext import valid_unicode  # a file name's odd bytes
+
+        error = message if message is not None else self.error
+        doc |= {"error": None if error is None else valid_unicode(error),
                 "exit_code": code,
                 "interrupted": code in (EXIT_INTERRUPTED, EXIT_TERMINATED)}
         with contextlib.suppress(OSError, ValueError):  # stdout closed: nothing to keep

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from dicomnet.cli.exits import EXIT_NETWORK, held_signals, json_promise
+from dicomnet.cli.jsontext import json_safe, valid_unicode
 
 __all__ = ["cli_session", "fail", "in_cli_words", "print_json", "printable", "say_error"]
 
@@ -37,15 +38,19 @@ def printable(text: str, *, lines: bool = False) -> str:
     reaches the terminal as text, never as a command. ``lines`` keeps newlines
     and tabs (text of several lines that is ours, a traceback say)."""
     pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
-    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                       else f"\\u{ord(m.group()):04x}", text)
+    # A file name's byte that is not UTF-8 (a lone surrogate) as ``\xff`` too:
+    # the terminal would show a replacement character, or the write would fail.
+    escaped = pattern.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                          else f"\\u{ord(m.group()):04x}", text)
+    return valid_unicode(escaped)
 
 
 def print_json(obj: object, *, line: bool = False, last: bool = True) -> None:
     """One JSON document on stdout; ``line``: on one line (serve's events).
     ``last``: the document --json promises, after which none is added (see
-    :class:`~dicomnet.cli.exits.JsonPromise`)."""
-    text = json.dumps(obj, indent=None if line else 2, default=str)
+    :class:`~dicomnet.cli.exits.JsonPromise`). Every string is valid Unicode
+    (:mod:`dicomnet.cli.jsontext`: a file name's bytes that are not UTF-8)."""
+    text = json.dumps(json_safe(obj), indent=None if line else 2, default=str)
     if not last:
         click.echo(text)
         return
@@ -58,7 +63,7 @@ def print_json(obj: object, *, line: bool = False, last: bool = True) -> None:
 def say_error(message: str) -> None:
     """One ``error:`` line on stderr (the message noted for --json's document)."""
     with json_promise() as promise:
-        promise.error = message
+        promise.error = valid_unicode(message)
     click.echo(click.style("error: ", fg="red", bold=True) + printable(message), err=True)
 
 

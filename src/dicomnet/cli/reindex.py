@@ -14,6 +14,7 @@ from dicomnet.cli.common import (
     fail,
     print_json,
 )
+from dicomnet.cli.jsontext import path_fields
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.cleanup import cleanup_stale
 from dicomnet.storage.files import StorageError
@@ -39,7 +40,9 @@ __all__ = ["reindex"]
                    "stores_skipped (nested stores, relative to FOLDER), mislabelled and "
                    "relabelled (files, relative to FOLDER), not_relabelled (those --repair "
                    "could not relabel: file and reason), temporaries_removed (stale "
-                   "temporary files of interrupted stores, removed).")
+                   "temporary files of interrupted stores, removed). A file name's "
+                   "bytes that are not UTF-8 show as \\xff; folder_bytes then holds "
+                   "FOLDER's exact bytes (base64).")
 @click.option("-v", "--verbose", count=True,
               help="-v: say which files were skipped and why; -vv: debug.")
 def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json: bool,
@@ -93,7 +96,8 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
         except StorageError as exc:
             fail(f"cannot reindex {folder}: {str(exc).removeprefix(f'{folder}: ')}", EXIT_USAGE)
     if as_json:
-        print_json({"folder": str(folder), "added": result.added, "removed": result.removed,
+        print_json({**path_fields("folder", folder), "added": result.added,
+                    "removed": result.removed,
                     "skipped": result.skipped, "instances": instances,
                     "stores_skipped": list(result.nested),
                     "mislabelled": list(result.mislabelled),

@@ -21,6 +21,7 @@ from dicomnet.cli.common import (
     print_json,
     run_async,
 )
+from dicomnet.cli.jsontext import path_fields
 from dicomnet.cli.output import in_cli_words
 from dicomnet.config import Limits, Timeouts, check_ae_title
 from dicomnet.errors import ConfigurationError
@@ -84,7 +85,7 @@ def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
 
 def _stored_event(stored: StoredInstance) -> None:
     """--json: one line per object stored, for scripts that act on arrivals."""
-    print_json({"event": "stored", "path": str(stored.path),
+    print_json({"event": "stored", **path_fields("path", stored.path),
                 "sop_class_uid": stored.sop_class_uid,
                 "sop_instance_uid": stored.sop_instance_uid,
                 "transfer_syntax_uid": stored.transfer_syntax_uid,
@@ -403,7 +404,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             --duplicates overwrite, or a copy found
                             damaged), move_originator
                             (aet and message_id of the C-MOVE it was sent
-                            for, or null), tls
+                            for, or null), tls; path_bytes
+                            for a path with bytes that are not UTF-8 (its
+                            exact bytes, base64; path shows each as \\xff)
       association_ended     peer, calling_aet, called_aet, how (released or
                             aborted), reason, seconds, messages, objects
                             (C-STORE requests), bytes_received, answers

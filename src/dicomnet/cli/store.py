@@ -27,6 +27,7 @@ from dicomnet.cli.common import (
     run_async,
 )
 from dicomnet.cli.describe import describe_security
+from dicomnet.cli.jsontext import path_fields
 from dicomnet.cli.output import in_cli_words
 from dicomnet.dimse.status import Status
 from dicomnet.tuning import tune_malloc_for_streaming
@@ -299,6 +300,11 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                 "(gggg,eeee)" tags; [] when none
         note                    "X changed since it was listed: sent as it
                                 is now" (its header read again), else null
+        path_bytes              only for a file name with bytes that are not
+                                UTF-8: its exact bytes, base64 (path shows
+                                each such byte as \\xff)
+
+    Every string of --json is valid Unicode (strict JSON parsers read it).
 
     \b
     Examples:
@@ -451,8 +457,10 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "error": error,
             "exit_code": exit_code,
             # Each object's error in the words of the error line (the CLI's flags).
-            "results": [r.to_dict() | {"status_text": _status_text(r),
-                                       "error": r.error and in_cli_words(r.error)}
+            # A path with bytes that are not UTF-8 also as path_bytes (jsontext).
+            "results": [r.to_dict() | path_fields("path", r.path)
+                        | {"status_text": _status_text(r),
+                           "error": r.error and in_cli_words(r.error)}
                         for r in results],
         })
     else:

@@ -1,0 +1,66 @@
+"""Strings that every JSON parser takes: a file name's bytes that are not UTF-8.
+
+Python decodes such bytes of a file name with ``surrogateescape`` (PEP 383): byte
+0xFF becomes the lone surrogate U+DCFF. ``json.dumps`` writes it as ``"\\udcff"``,
+which Python reads back but strict parsers (RFC 8259 8.2: a lone surrogate is not
+a character; serde_json, Go's encoding/json, jq) reject or mangle, so one odd
+file name would make the whole --json document unreadable.
+
+The policy of --json: every string is valid Unicode, a byte that is not UTF-8
+written as the four characters ``\\xff``. Where that text is a path the user
+may want to open (``path`` of each object `dicomnet store` sent, ``path`` of
+`dicomnet serve`'s "stored" line, ``folder`` of `dicomnet reindex`), a field named
+after it with ``_bytes`` holds the name's exact bytes in base64 (RFC 4648 4),
+present only then: without it the text is the name itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from pathlib import Path
+
+__all__ = ["json_safe", "path_fields", "valid_unicode"]
+
+#: Lone surrogates: U+DC80-U+DCFF stand for undecodable bytes 0x80-0xFF
+#: (surrogateescape); any other is written as its code point.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with each lone surrogate written as an escape: ``\\xff`` for an
+    undecodable byte of a file name, ``\\udxxx`` for any other."""
+    return _SURROGATES.sub(_escape, text)
+
+
+def json_safe(obj: object) -> object:
+    """``obj`` (dicts, lists, tuples, strings, numbers) with :func:`valid_unicode`
+    applied to every string, keys included."""
+    if isinstance(obj, str):
+        return valid_unicode(obj)
+    if isinstance(obj, dict):
+        return {json_safe(k) if isinstance(k, str) else k: json_safe(v)
+                for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def path_fields(name: str, path: Path | str) -> dict[str, str]:
+    """``{name: the path as valid text}``, plus ``{name}_bytes``: its exact bytes
+    in base64 when some are not UTF-8 (the text alone then loses them)."""
+    text = str(path)
+    fields = {name: valid_unicode(text)}
+    if _SURROGATES.search(text):
+        try:
+            raw = os.fsencode(text)
+        except UnicodeEncodeError:  # a surrogate no file name's byte gives
+            raw = text.encode("utf-8", "surrogatepass")
+        fields[f"{name}_bytes"] = base64.b64encode(raw).decode("ascii")
+    return fields
