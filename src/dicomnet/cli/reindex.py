@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -18,7 +20,7 @@ from dicomnet.cli.jsontext import path_fields
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.cleanup import cleanup_stale
 from dicomnet.storage.files import StorageError
-from dicomnet.storage.index import StorageIndex
+from dicomnet.storage.index import ReindexProgress, StorageIndex
 from dicomnet.storage.lock import StoreLock
 
 __all__ = ["reindex"]
@@ -88,8 +90,9 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
                 # Held: no transfer is under way, what is left was interrupted. A
                 # kill -9 during a large one left its size hidden until a restart.
                 stale = cleanup_stale(folder)
-                with StorageIndex(path) as index:
-                    result = index.reindex(folder, prune=not no_prune, repair=repair)
+                with StorageIndex(path) as index, _progress(not as_json) as on_progress:
+                    result = index.reindex(folder, prune=not no_prune, repair=repair,
+                                           on_progress=on_progress)
                     instances = index.count()["instances"]
             finally:
                 lock.release()
@@ -124,6 +127,34 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
                f"{result.skipped} file(s) skipped; {instances} instance(s) indexed"
                + (f"; {stale} stale temporary file(s) removed" if stale else ""))
     _exit(result.not_relabelled)
+
+
+@contextlib.contextmanager
+def _progress(wanted: bool) -> Iterator[Callable[[ReindexProgress], None] | None]:
+    """A line on stderr, on a terminal only (not with --json), saying how far the
+    walk is: a store of many thousand files takes minutes, which must not pass
+    in silence. Gone once done: the summary follows."""
+    from rich.console import Console  # rich's test: it honours TTY_COMPATIBLE and the like
+
+    console = Console(stderr=True, emoji=False, highlight=False)
+    if not wanted or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                   console=console, transient=True)
+    task = bar.add_task("reading the store's files")
+
+    def said(progress: ReindexProgress) -> None:
+        bar.update(task, description=(
+            f"{progress.files} file(s) read: {progress.added} row(s) added, "
+            f"{progress.skipped} skipped"
+            + (f"; {progress.removed} row(s) of files gone removed" if progress.removed
+               else "")))
+
+    with bar:
+        yield said
 
 
 def _exit(not_relabelled: tuple[tuple[str, str], ...]) -> None:

@@ -37,7 +37,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +77,7 @@ __all__ = [
     "IndexedInstance",
     "NewInstance",
     "QueryLevel",
+    "ReindexProgress",
     "ReindexResult",
     "SCHEMA_VERSION",
     "StorageIndex",
@@ -171,6 +172,18 @@ class ReindexResult:
     relabelled: tuple[str, ...] = ()
     #: Those ``repair`` could not rewrite, with why (each left as it was).
     not_relabelled: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReindexProgress:
+    """How far :meth:`StorageIndex.reindex` is: files read so far (``files``),
+    of which rows added and files skipped; rows of files gone removed (pruning,
+    after the walk)."""
+
+    files: int
+    added: int
+    skipped: int
+    removed: int = 0
 
 
 #: What check_file says of a file removed with its folder (rm -rf of the store):
@@ -639,7 +652,9 @@ class StorageIndex:
             raise StorageError(f"index query failed: {exc}") from exc
         return row
 
-    def reindex(self, root: Path, *, prune: bool = True, repair: bool = False) -> ReindexResult:
+    def reindex(self, root: Path, *, prune: bool = True, repair: bool = False,
+                on_progress: Callable[[ReindexProgress], None] | None = None,
+                ) -> ReindexResult:
         """Add rows for files under ``root`` that have none; drop rows without files.
 
         This is the recovery half of the ordering rule. Hidden files (our
@@ -660,7 +675,9 @@ class StorageIndex:
         writes the index, not the archive's files, unless asked. ``repair``
         reads every file's header, the indexed ones too, and rewrites those
         headers (atomically: :func:`~dicomnet.storage.relabel.relabel_file`),
-        their rows following (``relabelled``).
+        their rows following (``relabelled``). ``on_progress`` hears of each
+        file visited and each row removed (a store of many thousand files
+        takes minutes: its caller says how far it is).
         """
         root = Path(root)
         with self._lock:
@@ -678,6 +695,8 @@ class StorageIndex:
         for path in store_files(root, self._path.name, nested):
             if path.name in own and path.parent.resolve() == self._path.parent.resolve():
                 continue  # the index itself, in a C-STORE SCP's root
+            if on_progress is not None:  # the files before this one done
+                on_progress(ReindexProgress(len(seen), added, skipped))
             relative = path.relative_to(root).as_posix()
             seen.add(relative)
             if relative in known:
@@ -716,6 +735,8 @@ class StorageIndex:
                     )
                 if row is not None and self.remove_instance(row[0]):
                     removed += 1
+                    if on_progress is not None:
+                        on_progress(ReindexProgress(len(seen), added, skipped, removed))
         for folder in nested:
             logger.info("reindex: skipping %s, a store of its own", root / folder)
         return ReindexResult(added=added, removed=removed, skipped=skipped,
