@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["store"]
 
-_TABLE_ROWS = 50  # beyond this the table lists failures only
+_TABLE_ROWS = 50  # beyond this the table lists failures only, and at most this many
+_REASONS = 10  # failures beyond the table: counted under their most frequent reasons
 _UNSENT_NAMED = 10  # after exit 3, the files that failed alone named; the others counted
 #: The error of a file a Ctrl-C left without an answer.
 _UNCONFIRMED = "interrupted before an answer"
@@ -139,15 +140,20 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
     bar = _progress_bar(sum(sizes.values()), len(files)) if show_progress else None
     if bar is not None:
         from rich.text import Text
-    done = 0
+    done = failures = 0
 
     def on_progress(result: StoreResult) -> None:
-        nonlocal done
+        nonlocal done, failures
         done += 1
         finished.append(result)
         if bar is not None:
             bar[0].update(bar[1], advance=sizes.get(result.path, result.size), done=done)
-            if not result.ok:
+            failures += not result.ok
+            if failures == _TABLE_ROWS + 1 and not result.ok:
+                # Thousands of lines would bury the bar: the summary counts the rest.
+                bar[0].console.print(Text(f"more than {_TABLE_ROWS} failures: the others "
+                                          "are counted in the summary", style="red"))
+            elif not result.ok and failures <= _TABLE_ROWS:
                 said = in_cli_words(result.error or "")
                 bar[0].console.print(Text.assemble(
                     ("failed", "red"), printable(f" {result.path}: {said}")), soft_wrap=True)
@@ -194,6 +200,22 @@ def _peer_said(result: StoreResult, comment: str) -> str:
     from dicomnet.services.store_scu import offending_words
 
     return comment + offending_words(result.offending_elements, "; ")
+
+
+def _print_reasons(console: Console, failed: list[StoreResult]) -> None:
+    """Every failure counted under its reason, the most frequent first: a table of
+    thousands of rows (a folder of a SOP Class the peer refuses) was unreadable."""
+    from collections import Counter
+
+    from rich.text import Text
+
+    reasons = Counter(_failure_text(r) for r in failed).most_common()
+    lines = [f"Not stored, by reason ({len(failed)} objects):", *(
+        printable(f"  {count:>7}  {reason}") for reason, count in reasons[:_REASONS])]
+    if len(reasons) > _REASONS:
+        rest = sum(count for _reason, count in reasons[_REASONS:])
+        lines.append(f"  {rest:>7}  for {len(reasons) - _REASONS} other reason(s)")
+    console.print(Text("\n".join(lines), style="red"), soft_wrap=True)
 
 
 def _failure_text(result: StoreResult) -> str:
@@ -476,16 +498,21 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
                  if not interrupted or r.error not in (_UNCONFIRMED, _NOT_SENT)]
         rows = shown if len(shown) <= _TABLE_ROWS else [r for r in shown if not r.ok]
         if rows:
-            table = Table(title=None if rows is shown else "Failed objects")
+            cut = rows is not shown and len(rows) > _TABLE_ROWS
+            table = Table(title=None if rows is shown else "Failed objects" + (
+                f" (the first {_TABLE_ROWS} of {len(rows)}; --json lists them all)"
+                if cut else ""))
             table.add_column("file", overflow="fold")
             table.add_column("status", overflow="fold")
             table.add_column("size", justify="right", no_wrap=True)
-            for r in rows:
+            for r in rows[:_TABLE_ROWS]:
                 status = (Text(printable(_status_text(r))) if r.ok
                           else Text(printable(_failure_text(r)), style="red"))
                 table.add_row(Text(printable(str(r.path))), status,
                               _human_bytes(sizes.get(r.path, r.size)))
             console.print(table)
+            if cut:
+                _print_reasons(console, rows)
         rate = sent_bytes / seconds if seconds > 0 else 0.0
         colour = "green" if not failed else "red"
         console.print(Text.assemble(
