@@ -38,6 +38,7 @@ from dicomnet.storage.index import (
     IndexedInstance,
     NewInstance,
     QueryLevel,
+    ReindexProgress,
     ReindexResult,
     StorageIndex,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "NotPart10Error",
     "Part10Info",
     "QueryLevel",
+    "ReindexProgress",
     "ReindexResult",
     "StorageError",
     "StorageIndex",
