@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dicomnet.security.certificates import CertificateAuthority, DevPKI
 from dicomnet.security.config import TLSConfig
+from tests.security.leaves import server_leaf, write_leaf
 
 from .helpers import ServerThread, client_tls_args, error_line, run_cli
 
@@ -23,26 +22,7 @@ def _server_cert(pki: DevPKI, tmp_path: Path, names: list[x509.GeneralName]) -> 
     """A server certificate of ``pki``'s CA with exactly these subjectAltNames."""
     ca = CertificateAuthority.load(pki.ca_cert, pki.ca_key, password=pki.password)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pacs")]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(ca.key, hashes.SHA256())
-    )
-    certfile, keyfile = tmp_path / "pacs.pem", tmp_path / "pacs.key"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return certfile, keyfile
+    return write_leaf(server_leaf(ca, key, names), key, tmp_path, "pacs")
 
 
 def test_an_address_written_as_a_dns_name_is_said(start_server: StartServer, pki: DevPKI,

@@ -163,3 +163,12 @@ def dicomnet_serve_plain(store: Path, *options: str
         out, err = proc.communicate(timeout=20)
         events.extend(json.loads(line) for line in out.splitlines() if line.strip())
         stderr.append(err)
+
+
+@pytest.fixture(scope="session")
+def openssl() -> Path:
+    """Debian's ``openssl`` command, as a peer (s_server, s_client) and a tool."""
+    path = shutil.which("openssl")
+    if path is None:
+        _missing("the openssl command")
+    return Path(str(path))

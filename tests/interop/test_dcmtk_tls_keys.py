@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.aio.helpers import LOOPBACK, background_process, free_port, run, run_process
-from tests.interop.conftest import Dcmtk, _missing, dicomnet_serve_with
+from tests.interop.conftest import Dcmtk, dicomnet_serve_with
 
 pytestmark = pytest.mark.interop
 
@@ -40,13 +39,6 @@ def encrypted_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.returncode == 0, result.stderr
     return folder
 
-
-@pytest.fixture(scope="module")
-def openssl() -> Path:
-    path = shutil.which("openssl")
-    if path is None:
-        _missing("the openssl command")
-    return Path(str(path))
 
 
 def test_dcmtk_opens_a_key_dicomnet_certs_encrypted(

@@ -5,10 +5,8 @@ the same server, and what it says when it trusts the issuing CA alone."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dicomnet.security.certificates import CertificateAuthority
 from tests.aio.helpers import LOOPBACK, background_process, free_port
-from tests.interop.conftest import Dcmtk, _missing
+from tests.interop.conftest import Dcmtk
+from tests.security.leaves import server_leaf
 
 pytestmark = pytest.mark.interop
 
@@ -43,21 +41,7 @@ def site_pki(tmp_path_factory: pytest.TempPathFactory) -> SitePki:
     root = CertificateAuthority.create("site root CA", key_type="ecdsa")
     issuing = root.intermediate("site issuing CA", key_type="ecdsa")
     key = ed25519.Ed25519PrivateKey.generate()
-    now = dt.datetime.now(dt.UTC)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pacs")]))
-        .issuer_name(issuing.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip_address(LOOPBACK))]),
-                       critical=False)
-        .sign(issuing.key, hashes.SHA256())
-    )
+    leaf = server_leaf(issuing, key, [x509.IPAddress(ip_address(LOOPBACK))])
     server_cert, server_key = folder / "pacs.pem", folder / "pacs.key"
     server_cert.write_bytes(leaf.public_bytes(serialization.Encoding.PEM)
                             + issuing.certificate.public_bytes(serialization.Encoding.PEM))
@@ -69,13 +53,6 @@ def site_pki(tmp_path_factory: pytest.TempPathFactory) -> SitePki:
                    issuing.write_cert(folder / "issuing.pem"),
                    (server_cert, server_key), client)
 
-
-@pytest.fixture(scope="module")
-def openssl() -> Path:
-    path = shutil.which("openssl")
-    if path is None:
-        _missing("the openssl command")
-    return Path(str(path))
 
 
 def _echo(pki: SitePki, port: int, ca: Path) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,6 @@ review of the TLS side met them with DCMTK 3.6.7's storescp and openssl s_server
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from dicomnet.security.certificates import CertificateAuthority
 from dicomnet.security.profiles import openssl_has_3des
 from tests.aio.helpers import LOOPBACK, Pki, PkiFactory, background_process, free_port
-from tests.interop.conftest import Dcmtk, _missing
+from tests.interop.conftest import Dcmtk
 
 pytestmark = pytest.mark.interop
 
@@ -35,13 +34,6 @@ RETIRED = (" (an older peer may speak only the suites of a retired profile: try 
            + (" or --profile basic (B.1, 3DES)" if openssl_has_3des() else "")
            + "; weaker, they warn)")
 
-
-@pytest.fixture(scope="module")
-def openssl() -> Path:
-    path = shutil.which("openssl")
-    if path is None:
-        _missing("the openssl command")
-    return Path(str(path))
 
 
 def echo(port: int, *options: str | Path) -> subprocess.CompletedProcess[str]:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dicomnet.cli.output import in_cli_words
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import CertificateAuthority, CertificateInfo, DevPKI
 from dicomnet.security.config import TLSConfig
 from dicomnet.security.info import security_info_from_ssl
+from tests.security.leaves import server_leaf, write_leaf
 from tests.security.tlspair import handshake
 
 
@@ -25,26 +24,8 @@ def _eddsa_server(ca: CertificateAuthority, tmp_path: Path,
                   key: ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey,
                   profile: str) -> TLSConfig:
     """A server certificate whose key is EdDSA (RFC 8410), issued by ``ca``."""
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(ca.key, hashes.SHA256())
-    )
-    certfile = tmp_path / "ed.pem"
-    keyfile = tmp_path / "ed.key"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
+    cert = server_leaf(ca, key, [x509.DNSName("localhost")], common_name="localhost")
+    certfile, keyfile = write_leaf(cert, key, tmp_path, "ed")
     return TLSConfig(certfile=certfile, keyfile=keyfile, peer_certificate="none",
                      profile=profile)
 
