@@ -10,7 +10,6 @@ to keep the peer from storing a mix of two states of the file as whole."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +18,13 @@ from typing import Any
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.config import Limits
-from dicomnet.errors import AssociationAborted
 from dicomnet.services import store_convert, store_prepare, store_scu
 from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.storage.part10 import Part10Info, read_part10
 from tests.aio.helpers import LOOPBACK, run, running_server
 from tests.storage.dicomfiles import make_image, write_part10
 from tests.storage.helpers import send_files
+from tests.storage.test_store_scu_files import send_changing_after_first_pdu
 
 WINDOWS = pytest.mark.parametrize("window", [1, 8], ids=["synchronous", "window-8"])
 #: (7FE0,0010) Pixel Data's tag in Little Endian: the last element of make_image's.
@@ -161,33 +159,8 @@ def test_a_file_changed_while_sent_aborts_the_association(
     once its first PDU is out. Its message cannot be withdrawn: the association
     is aborted, the peer stores nothing of it, the others may be retried."""
     files = _files(tmp_path / "in", 4, rows=256, columns=256)
-    pdus = store_prepare.file_pdus
-
-    def change_after_first(info: Part10Info, *args: Any) -> Iterator[Any]:
-        produced = pdus(info, *args)
-        yield next(produced)
-        if info.path == files[1]:
-            change(info.path)
-        yield from produced
-
-    monkeypatch.setattr(store_prepare, "file_pdus", change_after_first)
-    reported: dict[str, StoreResult] = {}
-
-    async def main() -> None:
-        scp = StorageSCP(tmp_path / "out")
-        try:
-            async with running_server(providers=[scp],
-                                      limits=Limits(max_pdu_length=16 << 10)) as server:
-                # With a window the first may not be answered yet when the abort
-                # comes: nothing succeeded then, and store_paths raises the abort.
-                with contextlib.suppress(AssociationAborted):
-                    await store_paths(LOOPBACK, server.port, files,
-                                      max_async_operations=window,
-                                      on_progress=lambda r: reported.update({r.path.name: r}))
-        finally:
-            scp.close()
-
-    run(main(), timeout=60)
+    reported = send_changing_after_first_pdu(tmp_path / "out", monkeypatch, files, window,
+                                             change)
     assert sorted(reported) == ["0.dcm", "1.dcm", "2.dcm", "3.dcm"]
     changed = reported["1.dcm"]
     assert (changed.ok, changed.sent, changed.retryable, changed.status) == (

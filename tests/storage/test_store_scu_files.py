@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,33 +80,9 @@ def test_a_file_shrinking_while_sent_aborts_the_association(
     """Multi-PDU objects (the server takes 16 KiB PDUs); the second file is cut
     once its first PDU is out: its message cannot be finished."""
     files = _files(tmp_path / "in", 4, rows=256, columns=256)
-    pdus = store_prepare.file_pdus
-
-    def cut_after_first(info: Part10Info, *args: Any) -> Iterator[Any]:
-        produced = pdus(info, *args)
-        yield next(produced)
-        if info.path.name == "1.dcm":
-            os.truncate(info.path, info.dataset_offset + 20_000)
-        yield from produced
-
-    monkeypatch.setattr(store_prepare, "file_pdus", cut_after_first)
-    reported: dict[str, StoreResult] = {}
-
-    async def main() -> None:
-        scp = StorageSCP(tmp_path / "out")
-        try:
-            async with running_server(providers=[scp],
-                                      limits=Limits(max_pdu_length=16 << 10)) as server:
-                # With a window the first may not be answered yet when the abort
-                # comes: nothing succeeded then, and store_paths raises the abort.
-                with contextlib.suppress(AssociationAborted):
-                    await store_paths(LOOPBACK, server.port, files,
-                                      max_async_operations=window,
-                                      on_progress=lambda r: reported.update({r.path.name: r}))
-        finally:
-            scp.close()
-
-    run(main())
+    reported = send_changing_after_first_pdu(
+        tmp_path / "out", monkeypatch, files, window,
+        lambda path: os.truncate(path, read_part10(path).dataset_offset + 20_000))
     assert sorted(reported) == ["0.dcm", "1.dcm", "2.dcm", "3.dcm"]
     first, cut = reported["0.dcm"], reported["1.dcm"]
     assert first.ok or (first.retryable and window > 1)
@@ -260,3 +236,38 @@ def test_a_data_set_uid_that_is_no_uid_leaves_the_meta_one(tmp_path: Path) -> No
     data[at:at + 3] = b"1.."
     path.write_bytes(data)
     assert read_part10(path).sop_instance_uid == right.decode()
+
+
+def send_changing_after_first_pdu(out: Path, monkeypatch: pytest.MonkeyPatch,
+                                  files: list[Path], window: int,
+                                  change: Callable[[Path], object]) -> dict[str, StoreResult]:
+    """``files`` stored into a StorageSCP at ``out`` taking 16 KiB PDUs (so that
+    each is several), ``change`` done to the second once its first PDU is out;
+    each file's result by name. With a window the first may not be answered yet
+    when the abort comes: nothing succeeded then, and store_paths raises it."""
+    pdus = store_prepare.file_pdus
+
+    def change_after_first(info: Part10Info, *args: Any) -> Iterator[Any]:
+        produced = pdus(info, *args)
+        yield next(produced)
+        if info.path == files[1]:
+            change(info.path)
+        yield from produced
+
+    monkeypatch.setattr(store_prepare, "file_pdus", change_after_first)
+    reported: dict[str, StoreResult] = {}
+
+    async def main() -> None:
+        scp = StorageSCP(out)
+        try:
+            async with running_server(providers=[scp],
+                                      limits=Limits(max_pdu_length=16 << 10)) as server:
+                with contextlib.suppress(AssociationAborted):
+                    await store_paths(LOOPBACK, server.port, files,
+                                      max_async_operations=window,
+                                      on_progress=lambda r: reported.update({r.path.name: r}))
+        finally:
+            scp.close()
+
+    run(main(), timeout=60)
+    return reported
