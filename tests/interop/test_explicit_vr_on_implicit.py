@@ -12,57 +12,28 @@ Endian meta (PS3.5 A.2; PS3.10 7.1), said at WARNING, as the reverse case is.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.part10 import part10_header
 from tests.aio.helpers import LOOPBACK
-from tests.interop.conftest import Dcmtk, _missing, dicomnet_serve_plain
+from tests.interop.conftest import Dcmtk, dicomnet_serve_plain
+from tests.interop.test_implicit_vr_on_explicit import dcmdump, mislabelled
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image
-from tests.storage.helpers import data_set_bytes
 
 pytestmark = pytest.mark.interop
-
-
-def _mislabelled(path: Path, ds: Dataset) -> Path:
-    """A Part 10 file whose meta says Implicit VR Little Endian, its data set in
-    Explicit VR Little Endian."""
-    header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
-                           transfer_syntax_uid=ImplicitVRLittleEndian,
-                           implementation_class_uid="1.2.3.4", implementation_version_name="W",
-                           source_ae_title=None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header + data_set_bytes(ds, ExplicitVRLittleEndian))
-    return path
-
-
-def _dcmdump(path: Path) -> str:
-    """dcmdump's output for ``path``, which it must read without an error or a warning."""
-    dcmdump = shutil.which("dcmdump")
-    if dcmdump is None:
-        _missing("DCMTK dcmdump")
-    done = subprocess.run([str(dcmdump), "+L", str(path)], capture_output=True, text=True,
-                          errors="replace", timeout=30, check=False)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    assert not [line for line in output.splitlines() if line.startswith(("W:", "E:", "F:"))], (
-        output)
-    return output
 
 
 def test_pynetdicom_sends_it_on_an_implicit_context_and_dicomnet_serve_relabels_it(
         dcmtk: Dcmtk, pynetdicom: ModuleType, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     ds = make_image(23)
-    source = _mislabelled(tmp_path / "in" / "mislabelled.dcm", ds)
+    source = mislabelled(tmp_path / "in" / "mislabelled.dcm", ds,
+                         labelled=ImplicitVRLittleEndian, encoded=ExplicitVRLittleEndian)
     store = tmp_path / "store"
     monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", True)
     with dicomnet_serve_plain(store) as (port, events, stderr):
@@ -77,7 +48,7 @@ def test_pynetdicom_sends_it_on_an_implicit_context_and_dicomnet_serve_relabels_
             ae.shutdown()
     assert int(status.Status) == 0x0000, stderr
     (stored,) = store.rglob(f"{ds.SOPInstanceUID}.dcm")
-    output = _dcmdump(stored)
+    output = dcmdump(stored)
     assert "(0002,0010) UI =LittleEndianExplicit" in output, output
     assert "# Used TransferSyntax: Little Endian Explicit" in output, output
     assert f"(0010,0010) PN [{ds.PatientName}]" in output, output

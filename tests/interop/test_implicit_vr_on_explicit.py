@@ -34,19 +34,20 @@ from tests.storage.helpers import data_set_bytes
 pytestmark = pytest.mark.interop
 
 
-def _mislabelled(path: Path, ds: Dataset) -> Path:
-    """A Part 10 file whose meta says Explicit VR Little Endian, its data set in
-    Implicit VR."""
+def mislabelled(path: Path, ds: Dataset, *, labelled: str = ExplicitVRLittleEndian,
+                encoded: str = ImplicitVRLittleEndian) -> Path:
+    """A Part 10 file whose meta says ``labelled`` (Explicit VR Little Endian), its
+    data set in ``encoded`` (Implicit VR Little Endian)."""
     header = part10_header(sop_class_uid=ds.SOPClassUID, sop_instance_uid=ds.SOPInstanceUID,
-                           transfer_syntax_uid=ExplicitVRLittleEndian,
+                           transfer_syntax_uid=labelled,
                            implementation_class_uid="1.2.3.4", implementation_version_name="W",
                            source_ae_title=None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header + data_set_bytes(ds, ImplicitVRLittleEndian))
+    path.write_bytes(header + data_set_bytes(ds, encoded))
     return path
 
 
-def _dcmdump(path: Path) -> str:
+def dcmdump(path: Path) -> str:
     """dcmdump's output for ``path``, which it must read without an error or a warning."""
     dcmdump = shutil.which("dcmdump")
     if dcmdump is None:
@@ -73,7 +74,7 @@ def test_pynetdicom_sends_it_on_an_explicit_context_and_dicomnet_serve_relabels_
         dcmtk: Dcmtk, pynetdicom: ModuleType, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     ds = make_image(21)
-    source = _mislabelled(tmp_path / "in" / "mislabelled.dcm", ds)
+    source = mislabelled(tmp_path / "in" / "mislabelled.dcm", ds)
     store = tmp_path / "store"
     # pynetdicom sends the file's bytes as they are, on the context its meta names.
     monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", True)
@@ -89,7 +90,7 @@ def test_pynetdicom_sends_it_on_an_explicit_context_and_dicomnet_serve_relabels_
             ae.shutdown()
     assert int(status.Status) == 0x0000
     (stored,) = store.rglob(f"{ds.SOPInstanceUID}.dcm")
-    _reads_right(_dcmdump(stored), ds)
+    _reads_right(dcmdump(stored), ds)
     assert_same_dataset(ds, stored)
     (event,) = [e for e in events if e["event"] == "stored"]
     assert event["transfer_syntax_uid"] == ImplicitVRLittleEndian
@@ -104,7 +105,7 @@ def test_pynetdicom_sends_it_on_an_explicit_context_and_dicomnet_serve_relabels_
 def test_store_paths_sends_it_to_storescp_as_implicit_vr_little_endian(
         dcmtk: Dcmtk, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ds = make_image(22)
-    source = _mislabelled(tmp_path / "in" / "mislabelled.dcm", ds)
+    source = mislabelled(tmp_path / "in" / "mislabelled.dcm", ds)
     out = tmp_path / "out"
     out.mkdir()
     port = free_port()
@@ -117,7 +118,7 @@ def test_store_paths_sends_it_to_storescp_as_implicit_vr_little_endian(
     assert [(r.status, r.error) for r in results] == [(0x0000, None)]
     assert results[0].transfer_syntax_uid == ImplicitVRLittleEndian
     (stored,) = out.iterdir()
-    _reads_right(_dcmdump(stored), ds)
+    _reads_right(dcmdump(stored), ds)
     assert_same_dataset(ds, stored)
     lines = [r.getMessage() for r in caplog.records if "Implicit VR" in r.getMessage()]
     assert len(lines) == 1 and str(source) in lines[0], lines

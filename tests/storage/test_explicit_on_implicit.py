@@ -10,7 +10,6 @@ its header, its index row, what handlers see, one WARNING."""
 from __future__ import annotations
 
 import logging
-import struct
 from pathlib import Path
 
 import pytest
@@ -19,28 +18,15 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoredInstance
 from dicomnet.services.store_sink import SPILL_THRESHOLD, StoreSink
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.part10 import part10_header
 from tests.aio.helpers import run
 from tests.storage.dicomfiles import assert_same_dataset, make_image
 from tests.storage.helpers import data_set_bytes, store_data_sets
 from tests.storage.stray import meta_group_length
-
-
-def _header(syntax: str) -> bytes:
-    return part10_header(sop_class_uid="1.2.840.10008.5.1.4.1.1.7",
-                         sop_instance_uid="1.2.826.0.1.3680043.8.498.9.1",
-                         transfer_syntax_uid=syntax, implementation_class_uid="1.2.3.4",
-                         implementation_version_name="V1", source_ae_title="PEER")
-
-
-def _meta_syntax(data: bytes) -> str:
-    at = data.index(b"\x02\x00\x10\x00UI")
-    (length,) = struct.unpack_from("<H", data, at + 6)
-    return data[at + 8:at + 8 + length].rstrip(b"\0").decode("ascii")
+from tests.storage.test_implicit_on_explicit import header_of, meta_syntax
 
 
 def _sink(sent: bytes, step: int) -> StoreSink:
-    sink = StoreSink(_header(ImplicitVRLittleEndian), None,
+    sink = StoreSink(header_of(ImplicitVRLittleEndian), None,
                      transfer_syntax=ImplicitVRLittleEndian)
     for start in range(0, len(sent), step):
         sink.write(sent[start:start + step])
@@ -56,7 +42,7 @@ def test_the_sink_relabels_at_the_first_element_header_in_any_pieces(step: int) 
     assert sink.transfer_syntax == ExplicitVRLittleEndian
     assert sink.relabelled == ImplicitVRLittleEndian
     assert isinstance(sink.buffer, bytearray)
-    assert bytes(sink.buffer) == _header(ExplicitVRLittleEndian) + plain
+    assert bytes(sink.buffer) == header_of(ExplicitVRLittleEndian) + plain
 
 
 @pytest.mark.parametrize("step", [1, 5, 1 << 20])
@@ -67,7 +53,7 @@ def test_the_sink_leaves_an_implicit_data_set_as_it_is(step: int) -> None:
     assert sink.check_complete(ds.SOPInstanceUID) and sink.error is None
     assert sink.transfer_syntax == ImplicitVRLittleEndian and sink.relabelled is None
     assert isinstance(sink.buffer, bytearray)
-    assert bytes(sink.buffer) == _header(ImplicitVRLittleEndian) + plain
+    assert bytes(sink.buffer) == header_of(ImplicitVRLittleEndian) + plain
 
 
 @pytest.mark.parametrize("sent", [b"\x08\x00", b"\x08\x00\x16\x00U"])
@@ -100,7 +86,7 @@ def test_the_scp_stores_it_as_explicit_vr_little_endian(
     assert [(a.status, a.error_comment) for a in answers] == [(0x0000, None)]
     (stored,) = tmp_path.rglob("*.dcm")
     data = stored.read_bytes()
-    assert _meta_syntax(data) == ExplicitVRLittleEndian
+    assert meta_syntax(data) == ExplicitVRLittleEndian
     assert data[meta_group_length(data):] == plain
     assert_same_dataset(ds, stored)
     assert [(s.transfer_syntax_uid, s.path) for s in seen] == [(ExplicitVRLittleEndian, stored)]

@@ -36,14 +36,15 @@ from tests.storage.helpers import data_set_bytes, store_data_sets
 from tests.storage.stray import meta_elements, meta_group_length
 
 
-def _header(syntax: str) -> bytes:
+def header_of(syntax: str) -> bytes:
+    """A Part 10 header naming ``syntax``, of one Secondary Capture instance."""
     return part10_header(sop_class_uid="1.2.840.10008.5.1.4.1.1.7",
                          sop_instance_uid="1.2.826.0.1.3680043.8.498.9.1",
                          transfer_syntax_uid=syntax, implementation_class_uid="1.2.3.4",
                          implementation_version_name="V1", source_ae_title="PEER")
 
 
-def _meta_syntax(data: bytes) -> str:
+def meta_syntax(data: bytes) -> str:
     """(0002,0010) of a Part 10 file's meta group, read by its bytes."""
     at = data.index(b"\x02\x00\x10\x00UI")
     (length,) = struct.unpack_from("<H", data, at + 6)
@@ -58,11 +59,11 @@ def _deflated(data: bytes) -> bytes:
 
 
 def test_with_transfer_syntax_is_the_header_made_for_that_syntax() -> None:
-    relabelled = with_transfer_syntax(_header(ExplicitVRLittleEndian), ImplicitVRLittleEndian)
-    assert relabelled == _header(ImplicitVRLittleEndian)
+    relabelled = with_transfer_syntax(header_of(ExplicitVRLittleEndian), ImplicitVRLittleEndian)
+    assert relabelled == header_of(ImplicitVRLittleEndian)
     # (0002,0000): the group is two bytes shorter ("1.2.840.10008.1.2" pads to 18).
     assert struct.unpack_from("<L", relabelled, 140)[0] + 144 == len(relabelled)
-    assert len(relabelled) == len(_header(ExplicitVRLittleEndian)) - 2
+    assert len(relabelled) == len(header_of(ExplicitVRLittleEndian)) - 2
 
 
 @pytest.mark.parametrize("step", [1, 5, 7, 1 << 20])
@@ -72,14 +73,15 @@ def test_the_sink_relabels_at_the_first_element_header_in_any_pieces(step: int,
     ds = make_image(1)
     plain = data_set_bytes(ds, ImplicitVRLittleEndian)
     sent = (meta_elements(ds, ImplicitVRLittleEndian) if stray else b"") + plain
-    sink = StoreSink(_header(ExplicitVRLittleEndian), None, transfer_syntax=ExplicitVRLittleEndian)
+    sink = StoreSink(header_of(ExplicitVRLittleEndian), None,
+                     transfer_syntax=ExplicitVRLittleEndian)
     for start in range(0, len(sent), step):
         sink.write(sent[start:start + step])
     assert sink.check_complete(ds.SOPInstanceUID) and sink.error is None
     assert sink.transfer_syntax == ImplicitVRLittleEndian
     assert sink.relabelled == ExplicitVRLittleEndian
     assert isinstance(sink.buffer, bytearray)
-    assert bytes(sink.buffer) == _header(ImplicitVRLittleEndian) + plain
+    assert bytes(sink.buffer) == header_of(ImplicitVRLittleEndian) + plain
 
 
 @pytest.mark.parametrize("step", [1, 5, 1 << 20])
@@ -88,14 +90,14 @@ def test_on_a_deflated_context_the_inflated_first_header_decides(step: int,
                                                                   encoding: str) -> None:
     ds = make_image(2)
     sent = _deflated(data_set_bytes(ds, encoding))
-    sink = StoreSink(_header(DeflatedExplicitVRLittleEndian), None,
+    sink = StoreSink(header_of(DeflatedExplicitVRLittleEndian), None,
                      transfer_syntax=DeflatedExplicitVRLittleEndian)
     for start in range(0, len(sent), step):
         sink.write(sent[start:start + step])
     if encoding == ExplicitVRLittleEndian:
         assert sink.check_complete(ds.SOPInstanceUID) and sink.relabelled is None
         assert isinstance(sink.buffer, bytearray)
-        assert bytes(sink.buffer) == _header(DeflatedExplicitVRLittleEndian) + sent
+        assert bytes(sink.buffer) == header_of(DeflatedExplicitVRLittleEndian) + sent
     else:  # no syntax is Implicit VR deflated: refused, its bytes dropped at once
         assert not sink.check_complete(ds.SOPInstanceUID)
         assert (sink.status, sink.buffer) == (0xC000, None)
@@ -104,12 +106,13 @@ def test_on_a_deflated_context_the_inflated_first_header_decides(step: int,
 
 def test_the_sink_leaves_an_explicit_data_set_as_it_is() -> None:
     plain = data_set_bytes(make_image(1), ExplicitVRLittleEndian)
-    sink = StoreSink(_header(ExplicitVRLittleEndian), None, transfer_syntax=ExplicitVRLittleEndian)
+    sink = StoreSink(header_of(ExplicitVRLittleEndian), None,
+                     transfer_syntax=ExplicitVRLittleEndian)
     for start in range(0, len(plain), 3):
         sink.write(plain[start:start + 3])
     assert sink.transfer_syntax == ExplicitVRLittleEndian and sink.relabelled is None
     assert isinstance(sink.buffer, bytearray)
-    assert bytes(sink.buffer) == _header(ExplicitVRLittleEndian) + plain
+    assert bytes(sink.buffer) == header_of(ExplicitVRLittleEndian) + plain
 
 
 @pytest.mark.parametrize("hook", ["on_stored", "on_c_store"])
@@ -127,7 +130,7 @@ def test_the_scp_stores_it_as_implicit_vr_little_endian(
     assert [a.status for a in answers] == [0x0000]
     (stored,) = tmp_path.rglob("*.dcm")
     data = stored.read_bytes()
-    assert _meta_syntax(data) == ImplicitVRLittleEndian
+    assert meta_syntax(data) == ImplicitVRLittleEndian
     assert data[meta_group_length(data):] == plain
     assert_same_dataset(ds, stored)  # pydicom reads it in Implicit VR: no guess, no warning
     assert [(s.transfer_syntax_uid, s.path) for s in seen] == [(ImplicitVRLittleEndian, stored)]
