@@ -367,13 +367,11 @@ def store(
     listed: bool = False,
 ) -> list[StoreResult]:
     """C-STORE files and folders; the arguments, results and errors are those of
-    ``dicomnet.services.storage.store_paths``, but ``paths`` may be one path
-    alone (``"study/"``: a str is not read as a sequence of letters). A Ctrl-C
+    ``dicomnet.services.storage.store_paths`` (``paths`` may be one path alone,
+    ``"study/"``). A Ctrl-C
     aborts the association and raises KeyboardInterrupt: the objects answered
     before it were given to ``on_progress``, and ``results`` (an empty list, if
     given) says what became of every file, as after a cancel of ``store_paths``."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
     loop = asyncio.new_event_loop()
     try:
         return _call(loop, store_paths(

@@ -657,8 +657,9 @@ async def store_paths(
         return exc
 
     plans: list[_Plan] = []
-    for path in (map(Path, [paths] if isinstance(paths, str | Path) else paths) if listed
-                 else collect_files(paths)):
+    if isinstance(paths, str | Path):  # one path, not a sequence of letters
+        paths = [paths]
+    for path in map(Path, paths) if listed else collect_files(paths):
         result = StoreResult(path=path)
         results.append(result)
         try:

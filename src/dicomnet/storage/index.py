@@ -558,7 +558,8 @@ class StorageIndex:
                     raise StorageError(f"index {self._path} is closed")
                 if self._reader is None:
                     self._reader = sqlite3.connect(self._path, isolation_level=None,
-                                                   check_same_thread=False, timeout=30.0)
+                                                   check_same_thread=False,
+                                                   timeout=BUSY_WAIT_S)
                 row = self._reader.execute(
                     "SELECT relative_path, size FROM instance WHERE sop_instance_uid = ?",
                     (sop_instance_uid,)).fetchone()
