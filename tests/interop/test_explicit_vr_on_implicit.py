@@ -20,10 +20,9 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.index import StorageIndex
-from tests.aio.helpers import LOOPBACK
 from tests.interop.conftest import Dcmtk, dicomnet_serve_plain
-from tests.interop.test_implicit_vr_on_explicit import dcmdump, mislabelled
-from tests.storage.dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image
+from tests.interop.test_implicit_vr_on_explicit import dcmdump, mislabelled, pynetdicom_sends
+from tests.storage.dicomfiles import assert_same_dataset, make_image
 
 pytestmark = pytest.mark.interop
 
@@ -37,16 +36,8 @@ def test_pynetdicom_sends_it_on_an_implicit_context_and_dicomnet_serve_relabels_
     store = tmp_path / "store"
     monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", True)
     with dicomnet_serve_plain(store) as (port, events, stderr):
-        ae = pynetdicom.AE(ae_title="WRONGTS")
-        ae.add_requested_context(SECONDARY_CAPTURE, ImplicitVRLittleEndian)
-        assoc = ae.associate(LOOPBACK, port)
-        try:
-            assert assoc.is_established, "pynetdicom could not associate"
-            status = assoc.send_c_store(source)
-            assoc.release()
-        finally:
-            ae.shutdown()
-    assert int(status.Status) == 0x0000, stderr
+        status = pynetdicom_sends(pynetdicom, port, source, ImplicitVRLittleEndian)
+    assert status == 0x0000, stderr
     (stored,) = store.rglob(f"{ds.SOPInstanceUID}.dcm")
     output = dcmdump(stored)
     assert "(0002,0010) UI =LittleEndianExplicit" in output, output

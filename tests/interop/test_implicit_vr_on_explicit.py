@@ -70,6 +70,20 @@ def _reads_right(output: str, ds: Dataset) -> None:
     assert f"(0008,1155) UI [{ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID}]" in output
 
 
+def pynetdicom_sends(pynetdicom: ModuleType, port: int, source: Path, syntax: str) -> int:
+    """pynetdicom's status for ``source`` sent as it is on a context of ``syntax``."""
+    ae = pynetdicom.AE(ae_title="WRONGTS")
+    ae.add_requested_context(SECONDARY_CAPTURE, syntax)
+    assoc = ae.associate(LOOPBACK, port)
+    try:
+        assert assoc.is_established, "pynetdicom could not associate"
+        status = assoc.send_c_store(source)
+        assoc.release()
+    finally:
+        ae.shutdown()
+    return int(status.Status)
+
+
 def test_pynetdicom_sends_it_on_an_explicit_context_and_dicomnet_serve_relabels_it(
         dcmtk: Dcmtk, pynetdicom: ModuleType, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,16 +93,8 @@ def test_pynetdicom_sends_it_on_an_explicit_context_and_dicomnet_serve_relabels_
     # pynetdicom sends the file's bytes as they are, on the context its meta names.
     monkeypatch.setattr(pynetdicom._config, "STORE_SEND_CHUNKED_DATASET", True)
     with dicomnet_serve_plain(store) as (port, events, stderr):
-        ae = pynetdicom.AE(ae_title="WRONGTS")
-        ae.add_requested_context(SECONDARY_CAPTURE, ExplicitVRLittleEndian)
-        assoc = ae.associate(LOOPBACK, port)
-        try:
-            assert assoc.is_established, "pynetdicom could not associate"
-            status = assoc.send_c_store(source)
-            assoc.release()
-        finally:
-            ae.shutdown()
-    assert int(status.Status) == 0x0000
+        status = pynetdicom_sends(pynetdicom, port, source, ExplicitVRLittleEndian)
+    assert status == 0x0000
     (stored,) = store.rglob(f"{ds.SOPInstanceUID}.dcm")
     _reads_right(dcmdump(stored), ds)
     assert_same_dataset(ds, stored)
