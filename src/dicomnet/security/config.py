@@ -17,13 +17,12 @@ file changes), with the TLS sessions they resume
 (:mod:`dicomnet.security.sessions`). After each
 handshake, the driver calls :meth:`TLSConfig.check_established`, which builds
 the :class:`SecurityInfo`, applies the profile's key-size rules to the peer's
-certificate and runs the ``verify_callback``.
+certificate and runs the ``verify_callback``. The certificate, key, CA and CRL
+files are loaded and checked by :mod:`dicomnet.security.context_files`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import inspect
 import logging
 import os
@@ -35,10 +34,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dicomnet.errors import ConfigurationError, TLSError
+from dicomnet.security.context_files import (
+    certificate_info,
+    check_own_certificate,
+    check_suites_fit,
+    load_own_certificate,
+    load_trust,
+)
 from dicomnet.security.dhgroups import client_suites, load_dhe_group, offers_dhe
 from dicomnet.security.info import SecurityInfo, record_sni, security_info_from_ssl
 from dicomnet.security.key_password import ask, ask_async, password_bytes
-from dicomnet.security.peer_checks import ca_leaf_problem, key_size_problem, too_weak_for_level
+from dicomnet.security.peer_checks import ca_leaf_problem, key_size_problem
 from dicomnet.security.pem import key_is_encrypted
 from dicomnet.security.profiles import (
     DEFAULT_PROFILE,
@@ -51,11 +57,6 @@ from dicomnet.security.profiles import (
     to_openssl_names,
 )
 from dicomnet.security.sessions import ClientCache
-from dicomnet.security.trust_store import (
-    cafile_problem,
-    has_hashed_names,
-    read_unhashed_capath,
-)
 
 # Certificates are read with `cryptography` (~30 ms to import), imported where a
 # certificate is: a plain association, which imports this module, needs none.
@@ -287,7 +288,7 @@ class TLSConfig:
             return None
         try:
             stat = os.stat(self.certfile)
-            return _certificate_info(str(self.certfile), stat.st_mtime_ns, stat.st_size)
+            return certificate_info(str(self.certfile), stat.st_mtime_ns, stat.st_size)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot read certificate {self.certfile}: {exc}") from exc
 
@@ -439,8 +440,8 @@ class TLSConfig:
             self._load_own_certificate(ctx, password, profile, side)
             info = self.local_certificate_info()
             if side == "server" and info is not None:
-                _check_suites_fit(info, Path(self.certfile), names, profile,
-                                  chosen=self.ciphers is not None)
+                check_suites_fit(info, Path(self.certfile), names, profile,
+                                 chosen=self.ciphers is not None)
         self._load_trust(ctx, side)
 
         if side == "client":
@@ -516,118 +517,17 @@ class TLSConfig:
         assert self.certfile is not None
         certfile = Path(self.certfile)
         keyfile = Path(self.keyfile) if self.keyfile is not None else None
-        for path in (certfile, keyfile):
-            if path is not None and not path.is_file():
-                raise ConfigurationError(f"certificate/key file not found: {path}")
-        try:
-            ctx.load_cert_chain(certfile, keyfile, password=password)
-        except ssl.SSLError as exc:
-            key = keyfile or certfile
-            # The file checks come before the password: OpenSSL says "PEM lib" for a
-            # wrong password and for a file cut short alike (a copy still in
-            # progress, as a rotation can meet), which a password cannot fix.
-            if (exc.reason or "") == "KEY_VALUES_MISMATCH":
-                reason = f"private key {key} does not match certificate {certfile}"
-            elif (exc.reason or "") in ("EE_KEY_TOO_SMALL", "CA_MD_TOO_WEAK"):
-                reason = f"certificate {certfile} " + too_weak_for_level(
-                    certfile, exc.reason or "", profile.name)
-            elif not _holds(certfile, b"-----BEGIN CERTIFICATE-----"):
-                reason = f"certificate file {certfile} holds no PEM certificate"
-            elif not _certificates_whole(certfile):
-                reason = (f"certificate file {certfile} holds an incomplete or malformed PEM "
-                          "certificate (a copy still in progress?)")
-            elif keyfile is None and not _holds(certfile, b"PRIVATE KEY-----"):
-                reason = (f"certificate file {certfile} holds no private key: set keyfile (its "
-                          "key is in another file)")
-            elif keyfile is not None and not _holds(keyfile, b"PRIVATE KEY-----"):
-                reason = f"key file {keyfile} holds no PEM private key"
-            elif not _key_block_ends(key):
-                reason = (f"key file {key} holds an incomplete PEM private key (no END line: "
-                          "a copy still in progress?)")
-            elif password is not None and self._key_is_encrypted():
-                reason = f"wrong password for private key {key}"
-            else:
-                reason = f"cannot load certificate {certfile} / key {key}: {exc.reason or exc}"
-            raise ConfigurationError(reason) from exc
+        load_own_certificate(ctx, certfile, keyfile, password, profile,
+                             key_is_encrypted=self._key_is_encrypted)
         info = self.local_certificate_info()
-        problem = key_size_problem(info, profile) if info else None
-        if problem:
-            raise ConfigurationError(f"our certificate {certfile} {problem}")
         if info is not None:
-            self._check_own_certificate(info, certfile, side)
-
-    def _check_own_certificate(self, cert: CertificateInfo, certfile: Path, side: Side) -> None:
-        now = dt.datetime.now(dt.UTC)
-        problem = _own_certificate_problem(cert, side, now)
-        if problem is not None:
-            what, advice = problem
-            if self.check_own_certificate:
-                raise ConfigurationError(f"our certificate {certfile} {what}; {advice}")
-            warnings.warn(
-                f"our certificate {certfile} {what} (check_own_certificate=False: used all "
-                "the same)",
-                SecurityWarning,
-                stacklevel=5,
-            )
-        elif cert.not_after - now < _EXPIRY_WARNING:
-            left = cert.not_after - now
-            logger.warning(
-                "our certificate %s expires on %s, in %s: renew it before then",
-                certfile, _utc(cert.not_after),
-                f"{left.days} days" if left.days >= 2 else f"{left // dt.timedelta(hours=1)} hours",
-            )
+            check_own_certificate(info, certfile, profile, side, refuse=self.check_own_certificate)
 
     def _load_trust(self, ctx: ssl.SSLContext, side: Side) -> None:
-        for label, path in (("cafile", self.cafile), ("capath", self.capath)):
-            if path is not None and not Path(path).exists():
-                raise ConfigurationError(f"{label} not found: {path}")
-        # Swapped, ssl raised a bare IsADirectoryError, or trusted nothing at all.
-        if self.cafile is not None and Path(self.cafile).is_dir():
-            raise ConfigurationError(f"cafile {self.cafile} is a folder, not a file: give a "
-                                     "folder of CA certificates as capath")
-        if self.capath is not None and not Path(self.capath).is_dir():
-            raise ConfigurationError(f"capath {self.capath} is a file, not a folder: give a "
-                                     "file of CA certificates as cafile")
         # Weak CAs fail handshakes only where peers are verified against them.
         verifies = self.verify_peer if side == "client" else self.peer_certificate != "none"
-        checked = self.profile if verifies else None
-        if self.cafile is not None:
-            # cryptography is imported there: its ~30 ms a context with no cafile
-            # (system CAs, or a client that verifies nothing) need not pay.
-            problem = cafile_problem(Path(self.cafile), checked)
-            if problem is not None:
-                raise ConfigurationError(f"cafile {self.cafile} {problem}")
-        capath = None if self.capath is None else Path(self.capath)
-        cadata = None
-        if capath is not None and capath.is_dir() and not has_hashed_names(capath):
-            # OpenSSL finds a CA in capath only by its hashed name: without them it
-            # trusts nothing there, and every peer is refused as "unknown CA".
-            cadata, capath = read_unhashed_capath(capath, checked), None
-        if self.cafile is not None or capath is not None or cadata is not None:
-            try:
-                ctx.load_verify_locations(
-                    cafile=None if self.cafile is None else str(self.cafile),
-                    capath=None if capath is None else str(capath),
-                    cadata=cadata,
-                )
-            except ssl.SSLError as exc:
-                # OpenSSL says "PEM lib" for a file cut short, which a rotation can meet
-                # while it is being copied: said as such, as for our own certificate.
-                if self.cafile is not None and not _certificates_whole(Path(self.cafile)):
-                    raise ConfigurationError(
-                        f"cafile {self.cafile} holds an incomplete or malformed PEM "
-                        "certificate (a copy still in progress?)") from exc
-                raise ConfigurationError(f"cannot load CA certificates: {exc}") from exc
-        for crl in self.crlfiles:
-            if not Path(crl).is_file():
-                raise ConfigurationError(f"CRL file not found: {crl}")
-            try:
-                # load_verify_locations reads CRLs as well as certificates from PEM.
-                ctx.load_verify_locations(cafile=str(crl))
-            except ssl.SSLError as exc:
-                raise ConfigurationError(f"cannot load CRL {crl}: {exc}") from exc
-        if self.crlfiles:
-            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        load_trust(ctx, cafile=self.cafile, capath=self.capath, crlfiles=self.crlfiles,
+                   checked=self.profile if verifies else None)
 
 
 #: Cipher lists already warned about (one warning per list and profile, not per build).
@@ -654,48 +554,6 @@ _OPENSSL_TLS13_DEFAULTS = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA2
                            "TLS_AES_128_GCM_SHA256")
 
 
-def _holds(path: Path, marker: bytes) -> bool:
-    """Whether a PEM file holds a block of this kind (``PRIVATE KEY-----`` matches every
-    private key label: PKCS#8, encrypted or not, and OpenSSL's RSA/EC ones)."""
-    try:
-        return marker in path.read_bytes()
-    except OSError:
-        return True  # unreadable: say what OpenSSL said
-
-
-def _certificates_parse(path: Path) -> bool:
-    """Whether every PEM certificate in the file is whole and well-formed."""
-    from dicomnet.security.certificates import pem_certificates
-
-    try:
-        pem_certificates(path)
-    except ValueError:
-        return False
-    except OSError:
-        return True  # unreadable: say what OpenSSL said
-    return True
-
-
-def _certificates_whole(path: Path) -> bool:
-    """Whether each PEM certificate of the file has its END line (cryptography skips a
-    block without one) and all parse."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return True
-    ends = data.count(b"-----END CERTIFICATE-----")
-    return data.count(b"-----BEGIN CERTIFICATE-----") == ends and _certificates_parse(path)
-
-
-def _key_block_ends(path: Path) -> bool:
-    """Whether the file's PEM private key has its END line (RFC 7468 2: a BEGIN and
-    an END line, both ending in ``PRIVATE KEY-----``)."""
-    try:
-        return path.read_bytes().count(b"PRIVATE KEY-----") >= 2
-    except OSError:
-        return True
-
-
 # RFC 9325 4.2.1 (as RFC 7525 4.2.1 before it): "Clients SHOULD include
 # TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 as the first proposal to any server." Servers
 # keep the profile's strongest-first order, which decides under server preference.
@@ -713,75 +571,6 @@ def _record_sni_callback(
 ) -> None:
     # Only records the name for SecurityInfo; returning None accepts the handshake.
     record_sni(obj, server_name)
-
-
-_EXPIRY_WARNING = dt.timedelta(days=14)
-_PURPOSE: dict[Side, str] = {"server": "serverAuth", "client": "clientAuth"}
-_ANY_EXTENDED_KEY_USAGE = "2.5.29.37.0"  # RFC 5280 4.2.1.12 anyExtendedKeyUsage
-
-
-def _utc(when: dt.datetime) -> str:
-    return f"{when:%Y-%m-%d %H:%M} UTC"
-
-
-def _own_certificate_problem(
-    cert: CertificateInfo, side: Side, now: dt.datetime
-) -> tuple[str, str] | None:
-    """(what is wrong, what to do) when every peer that checks our certificate would
-    refuse it, or None."""
-    if now > cert.not_after:
-        return (f"expired on {_utc(cert.not_after)}",
-                "renew it (for a development PKI: 'dicomnet certs issue')")
-    if now < cert.not_before:
-        return (f"is not valid before {_utc(cert.not_before)} (it is now {_utc(now)})",
-                "check this machine's clock, or use a certificate valid now")
-    purpose = _PURPOSE[side]
-    usages = cert.extended_key_usage
-    if usages and purpose not in usages and _ANY_EXTENDED_KEY_USAGE not in usages:
-        peers = "clients refuse it" if side == "server" else (
-            "servers that ask for a client certificate refuse it")
-        return (f"is not meant for a {side}: its extended key usage is {', '.join(usages)}, "
-                f"without {purpose} (RFC 5280 4.2.1.12), so {peers}",
-                f"use a {side} certificate ({side}.pem of 'dicomnet certs init', or "
-                f"'dicomnet certs issue DIR NAME --role {side}')")
-    return None
-
-
-# Key type -> (what our certificate has, the --key-type of `dicomnet certs init`).
-_KEY_WORDS = {"RSA": ("an RSA", "rsa"), "ECDSA": ("an EC", "ecdsa")}
-
-
-def _check_suites_fit(cert: CertificateInfo, certfile: Path, names: list[str], profile: Profile,
-                      *, chosen: bool) -> None:
-    """A server's certificate must suit the TLS 1.2 suite it negotiates (RFC 5246 7.4.2:
-    an ECDHE_ECDSA suite needs an EC key, the others here an RSA one). When it suits
-    none of ours, no TLS 1.2 client can connect: with no TLS 1.3 either, the server
-    would refuse every client while blaming them ("peer offers no cipher suite")."""
-    if cert.public_key_type not in _KEY_WORDS:
-        return
-    suites = [s for n in names if (s := suite_by_openssl(n)) is not None and not s.tls13]
-    if not suites or any(s.authentication == cert.public_key_type for s in suites):
-        return
-    ours = _KEY_WORDS[cert.public_key_type][0]
-    other, flag = next(w for key, w in _KEY_WORDS.items() if key != cert.public_key_type)
-    of = "the ciphers chosen" if chosen else f"profile {profile.name!r} ({profile.section})"
-    head = f"our certificate {certfile} has {ours} key, and every TLS 1.2 cipher suite of {of}"
-    if profile.maximum_version < ssl.TLSVersion.TLSv1_3:
-        listed = [s.iana for s in suites]
-        named = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
-        raise ConfigurationError(
-            f"{head}, {named}, needs {other} one: no client could connect; use {other} "
-            f"certificate (dicomnet certs init --key-type {flag})")
-    logger.warning("%s needs %s one: only TLS 1.3 clients can connect", head, other)
-
-
-@functools.lru_cache(maxsize=16)
-def _certificate_info(path: str, mtime_ns: int, size: int) -> CertificateInfo:
-    """Parsed once per version of the file (every handshake asks for it; a rotated
-    certificate has a new mtime or size and is read again)."""
-    from dicomnet.security.certificates import CertificateInfo
-
-    return CertificateInfo.from_pem_file(path)
 
 
 def dev_pki_configs(pki: DevPKI, **overrides: Any) -> tuple[TLSConfig, TLSConfig]:
