@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -372,6 +373,7 @@ class CertificateAuthority:
         self.issued = issued
         self.parent = parent
         self._next_serial = 1000
+        self._crl_number = 0
 
     @classmethod
     def create(
@@ -576,25 +578,44 @@ class CertificateAuthority:
         return CertificateAuthority(IssuedCert(cert, key, self._chain_above()), parent=self)
 
     def crl_pem(self, revoked: tuple[IssuedCert | x509.Certificate, ...] = ()) -> bytes:
-        """A CRL (RFC 5280 5) signed by this CA listing ``revoked``, PEM, valid 7 days."""
+        """A CRL (RFC 5280 5) signed by this CA listing ``revoked``, PEM, valid 7 days;
+        each call's CRL number is the previous one's plus one."""
         now = _now()
+        self._crl_number += 1
+        crl = self.sign_crl(
+            {(c.certificate if isinstance(c, IssuedCert) else c).serial_number:
+             now - dt.timedelta(minutes=1) for c in revoked},
+            number=self._crl_number, next_update=now + dt.timedelta(days=7))
+        return crl.public_bytes(serialization.Encoding.PEM)
+
+    def sign_crl(self, revoked: Mapping[int, dt.datetime], *, number: int,
+                 next_update: dt.datetime) -> x509.CertificateRevocationList:
+        """A CRL of this CA listing ``revoked`` (serial number -> revocation date),
+        issued five minutes ago (a peer's clock a little behind still takes it) and
+        valid until ``next_update`` (RFC 5280 5.1.2.5). It carries the two
+        extensions RFC 5280 says every CRL MUST: the authority key identifier (5.2.1,
+        this CA's subject key identifier, which peers match it with) and the CRL
+        number, ``number`` (5.2.3: monotonically increasing, so that the newer of two
+        CRLs is known)."""
+        try:
+            aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                self.certificate.extensions.get_extension_for_class(
+                    x509.SubjectKeyIdentifier).value)
+        except x509.ExtensionNotFound:
+            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
         builder = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(self.certificate.subject)
-            .last_update(now - dt.timedelta(minutes=5))
-            .next_update(now + dt.timedelta(days=7))
+            .last_update(_now() - dt.timedelta(minutes=5))
+            .next_update(next_update)
+            .add_extension(aki, critical=False)
+            .add_extension(x509.CRLNumber(number), critical=False)
         )
-        for item in revoked:
-            cert = item.certificate if isinstance(item, IssuedCert) else item
-            entry = (
-                x509.RevokedCertificateBuilder()
-                .serial_number(cert.serial_number)
-                .revocation_date(now - dt.timedelta(minutes=1))
-                .build()
-            )
-            builder = builder.add_revoked_certificate(entry)
-        crl = builder.sign(self.key, hashes.SHA256())
-        return crl.public_bytes(serialization.Encoding.PEM)
+        for serial, date in sorted(revoked.items()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial)
+                .revocation_date(date).build())
+        return builder.sign(self.key, hashes.SHA256())
 
     def write_crl(
         self, path: str | Path, revoked: tuple[IssuedCert | x509.Certificate, ...] = ()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 
 from ..errors import ConfigurationError
 from .certificates import CertificateAuthority, serial_text
@@ -58,10 +58,10 @@ def revoke_dev_certificates(directory: str | Path, certificates: Sequence[str | 
                                    password=password)
     now = dt.datetime.now(dt.UTC)
     entries: dict[int, dt.datetime] = {}
+    number = 0
     crl_path = directory / CRL_NAME
     if crl_path.exists():
-        for serial, date in _listed(crl_path, ca):
-            entries[serial] = date
+        entries, number = _listed(crl_path, ca)
     added: list[int] = []
     for item in certificates:
         cert, serial = _certificate(Path(item))
@@ -80,14 +80,8 @@ def revoke_dev_certificates(directory: str | Path, certificates: Sequence[str | 
             entries[serial] = now - dt.timedelta(minutes=1)
             added.append(serial)
     next_update = now + dt.timedelta(days=days)
-    builder = (x509.CertificateRevocationListBuilder()
-               .issuer_name(ca.certificate.subject)
-               .last_update(now - dt.timedelta(minutes=5))
-               .next_update(next_update))
-    for serial, date in sorted(entries.items()):
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(date).build())
-    pem = builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    pem = ca.sign_crl(entries, number=number + 1, next_update=next_update).public_bytes(
+        serialization.Encoding.PEM)
     temporary = crl_path.with_name(f".{CRL_NAME}.tmp")
     try:
         temporary.write_bytes(pem)
@@ -112,9 +106,10 @@ def _certificate(path: Path) -> tuple[x509.Certificate, int]:
     return load_der_certificate(certs[0].public_bytes(serialization.Encoding.DER))
 
 
-def _listed(path: Path, ca: CertificateAuthority) -> list[tuple[int, dt.datetime]]:
-    """The (serial, revocation date) entries of the CRL at ``path``, checked to be
-    this CA's (its issuer and signature)."""
+def _listed(path: Path, ca: CertificateAuthority) -> tuple[dict[int, dt.datetime], int]:
+    """The entries (serial -> revocation date) of the CRL at ``path``, checked to be
+    this CA's (its issuer and signature), and its CRL number (0 if it has none: one
+    written before ``certs revoke`` numbered them)."""
     try:
         crl = x509.load_pem_x509_crl(path.read_bytes())
     except OSError as exc:
@@ -125,4 +120,8 @@ def _listed(path: Path, ca: CertificateAuthority) -> list[tuple[int, dt.datetime
     if crl.issuer != ca.certificate.subject or not crl.is_signature_valid(
             public_key):  # type: ignore[arg-type]
         raise ConfigurationError(f"{path} is not a CRL of this folder's CA: move it away")
-    return [(entry.serial_number, entry.revocation_date_utc) for entry in crl]
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = 0
+    return {entry.serial_number: entry.revocation_date_utc for entry in crl}, number

@@ -1,0 +1,33 @@
+"""Review 26, by use: a first-time user's `dicomnet certs` and `demo` runs, checked
+with what openssl and x509 readers say of the files they write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+
+from .helpers import run_cli
+
+
+def _crl(path: Path) -> x509.CertificateRevocationList:
+    return x509.load_pem_x509_crl(path.read_bytes())
+
+
+def test_the_crl_carries_its_number_and_its_authority_key_identifier(tmp_path: Path) -> None:
+    """RFC 5280 5.2.1 and 5.2.3: a CRL issuer MUST include the authority key
+    identifier and the CRL number in every CRL. `certs revoke` wrote neither
+    (`openssl crl -text` showed no "CRL extensions"), and a renewal could not be
+    told from the CRL it replaced but by its dates."""
+    assert run_cli("certs", "init", tmp_path).exit_code == 0
+    assert run_cli("certs", "revoke", tmp_path, "client").exit_code == 0
+    first = _crl(tmp_path / "ca.crl")
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
+    ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    aki = first.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == ski.digest
+    assert first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 1
+    assert run_cli("certs", "revoke", tmp_path).exit_code == 0  # renewed: the next number
+    renewed = _crl(tmp_path / "ca.crl")
+    assert renewed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
+    assert [e.serial_number for e in renewed] == [e.serial_number for e in first]
