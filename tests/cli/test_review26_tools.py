@@ -31,3 +31,22 @@ def test_the_crl_carries_its_number_and_its_authority_key_identifier(tmp_path: P
     renewed = _crl(tmp_path / "ca.crl")
     assert renewed.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
     assert [e.serial_number for e in renewed] == [e.serial_number for e in first]
+
+
+def _serial(path: Path) -> int:
+    return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
+
+
+def test_two_development_pkis_never_give_one_issuer_and_serial_twice(tmp_path: Path) -> None:
+    """Every `certs init` names its CA "dicomnet development CA" and numbered its
+    server and client certificates 1001 and 1002 (03E9, 03EA): two PKIs, or one made
+    again with --force, gave two certificates the same issuer and serial number,
+    which RFC 5280 4.1.2.2 says identify one certificate (a CRL entry of one PKI
+    names the other's too; NSS refuses the second, SEC_ERROR_REUSED_ISSUER_AND_SERIAL)."""
+    for name in ("one", "two"):
+        assert run_cli("certs", "init", tmp_path / name, "--key-type", "ecdsa").exit_code == 0
+    serials = [_serial(tmp_path / d / f"{leaf}.pem") for d in ("one", "two")
+               for leaf in ("server", "client")]
+    assert len(set(serials)) == 4, [f"{s:X}" for s in serials]
+    assert all(s.bit_length() > 32 for s in serials)  # not counted up from a fixed start
+

@@ -372,7 +372,9 @@ class CertificateAuthority:
     def __init__(self, issued: IssuedCert, *, parent: CertificateAuthority | None = None) -> None:
         self.issued = issued
         self.parent = parent
-        self._next_serial = 1000
+        # 64 random bits to start from: every dev CA has the same name, and issuer and
+        # serial must name one certificate (RFC 5280 4.1.2.2), across PKIs too.
+        self._next_serial = x509.random_serial_number() >> 96
         self._crl_number = 0
 
     @classmethod
@@ -453,9 +455,7 @@ class CertificateAuthority:
             is_ca = False
         if not is_ca:
             raise ConfigurationError(f"{cert_path} is not a CA certificate")
-        ca = cls(IssuedCert(cert, key))
-        ca._next_serial = x509.random_serial_number() >> 96  # 64 random bits
-        return ca
+        return cls(IssuedCert(cert, key))
 
     @property
     def certificate(self) -> x509.Certificate:
