@@ -50,3 +50,25 @@ def test_two_development_pkis_never_give_one_issuer_and_serial_twice(tmp_path: P
     assert len(set(serials)) == 4, [f"{s:X}" for s in serials]
     assert all(s.bit_length() > 32 for s in serials)  # not counted up from a fixed start
 
+
+def test_init_force_leaves_no_crl_of_the_ca_it_replaced(tmp_path: Path) -> None:
+    """`certs init --force` made a new CA but kept the old one's ca.crl: a peer given
+    `--crl pki/ca.crl` then refused every certificate ("CRL signature failure"), and
+    `certs revoke` refused to run ("not a CRL of this folder's CA: move it away").
+    Now the folder's CRL is the new CA's, empty; and the certificates `certs issue`
+    made from the old CA are named, as they are no longer trusted."""
+    assert run_cli("certs", "init", tmp_path, "--key-type", "ecdsa").exit_code == 0
+    assert run_cli("certs", "issue", tmp_path, "orthanc").exit_code == 0
+    assert run_cli("certs", "revoke", tmp_path, "client").exit_code == 0
+    again = run_cli("certs", "init", tmp_path, "--key-type", "ecdsa", "--force")
+    assert again.exit_code == 0, again.output
+    crl = _crl(tmp_path / "ca.crl")
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.pem").read_bytes())
+    assert crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
+    assert list(crl) == []
+    assert f"{tmp_path / 'ca.crl'}" in again.stdout
+    assert f"{tmp_path / 'orthanc.pem'} was issued by the CA this replaced" in again.stdout
+    revoked = run_cli("certs", "revoke", tmp_path, "client")
+    assert revoked.exit_code == 0, revoked.output
+    assert [e.serial_number for e in _crl(tmp_path / "ca.crl")] == [
+        _serial(tmp_path / "client.pem")]

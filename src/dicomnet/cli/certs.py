@@ -25,7 +25,7 @@ from dicomnet.security.certificates import (
     make_dev_pki,
     serial_text,
 )
-from dicomnet.security.revocation import revoke_dev_certificates
+from dicomnet.security.revocation import CRL_NAME, revoke_dev_certificates
 from dicomnet.security.trust_store import der_certificate
 
 __all__ = ["PKI_FILES", "certs"]
@@ -60,7 +60,8 @@ def certs() -> None:
 @click.option("--server-name", "server_names", multiple=True, metavar="NAME",
               help="DNS name or IP address the server certificate is valid for (repeat). "
                    "Default: localhost and 127.0.0.1.")
-@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option("--force", is_flag=True,
+              help="Overwrite existing files; a ca.crl is made again, empty, by the new CA.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
 def init(*, directory: Path, key_type: str, password_env: str | None, ask_password: bool,
          days: int, server_names: tuple[str, ...], force: bool, as_json: bool) -> None:
@@ -80,12 +81,20 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
         fail(f"{directory} already holds {', '.join(existing)}: refusing to overwrite "
              "(use --force, or another directory)", EXIT_USAGE)
     names = server_names or ("localhost", "127.0.0.1")
+    # What the CA replaced (--force) had made: its CRL, and the certificates issued from it.
+    old_crl = (directory / CRL_NAME).is_file()
+    orphans = _issued_there(directory) if existing else []
     try:
         pki = make_dev_pki(directory, key_type=key_type,  # type: ignore[arg-type]
                            password=password, server_names=names, days=days)
+        if old_crl:  # the old CA's CRL: peers given --crl refused all (signature failure)
+            (directory / CRL_NAME).unlink()
+            crl: Path | None = revoke_dev_certificates(directory, [], password=password).path
+        else:
+            crl = None
     except OSError as exc:
         fail(f"cannot write to {directory}: {exc.strerror or exc}", EXIT_USAGE)
-    except ValueError as exc:
+    except (ValueError, ConfigurationError) as exc:
         fail(f"cannot make the certificates: {exc}", EXIT_USAGE)
     files = {
         "ca_cert": pki.ca_cert, "ca_key": pki.ca_key, "server_cert": pki.server_cert,
@@ -94,7 +103,9 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
     }
     if as_json:
         print_json({k: str(v) for k, v in files.items()}
-                   | {"key_type": key_type, "encrypted": password is not None,
+                   | {"crl": str(crl) if crl else None,
+                      "no_longer_trusted": [str(p) for p in orphans],
+                      "key_type": key_type, "encrypted": password is not None,
                       "server_names": list(names), "days": days})
         return
     d = directory
@@ -111,6 +122,13 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
                         ("client certificate", pki.client_cert),
                         ("client key", pki.client_key)):
         click.echo(f"  {path}  {label}")
+    if crl is not None:
+        click.echo(f"  {crl}  its certificate revocation list, empty (the previous CA's "
+                   "entries went with it)")
+    for orphan in orphans:
+        click.echo(f"note: {orphan} was issued by the CA this replaced: no peer trusts it "
+                   f"now (issue it again: dicomnet certs issue {directory} {orphan.stem} "
+                   "--force)")
     dicomnet = command_name()
     click.echo("\nNext, in one terminal:")
     click.echo(f"  {dicomnet} serve --tls --cert {d / 'server.pem'} --key {d / 'server.key'} "
@@ -118,6 +136,13 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
     click.echo("and in another:")
     click.echo(f"  {dicomnet} echo {names[0]} 2762 --tls --cert {d / 'client.pem'} "
                f"--key {d / 'client.key'} --ca {d / 'ca.pem'}{pw}")
+
+
+def _issued_there(directory: Path) -> list[Path]:
+    """The certificates ``certs issue`` wrote in ``directory`` (NAME.pem beside
+    NAME.key, but the PKI's own)."""
+    return sorted(p for p in directory.glob("*.pem")
+                  if p.name not in PKI_FILES and p.with_suffix(".key").is_file())
 
 
 #: A certificate's file name: no path, nothing hidden.
