@@ -3,6 +3,7 @@ with what openssl and x509 readers say of the files they write."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from cryptography import x509
@@ -72,3 +73,30 @@ def test_init_force_leaves_no_crl_of_the_ca_it_replaced(tmp_path: Path) -> None:
     assert revoked.exit_code == 0, revoked.output
     assert [e.serial_number for e in _crl(tmp_path / "ca.crl")] == [
         _serial(tmp_path / "client.pem")]
+
+
+def _pasted(line: str, command: str) -> list[str]:
+    """The words a shell makes of ``line``, from the dicomnet ``command`` on."""
+    words = shlex.split(line)
+    return words[words.index(command):]
+
+
+def test_commands_printed_to_paste_quote_a_folder_with_a_space(tmp_path: Path) -> None:
+    """`certs init "my pki"` printed `--cert my pki/server.pem`, and the demo's "Try it
+    by hand" the same with `--dir "my demo"`: pasted, the shell split each path in
+    two ("No such option" or a missing file). Paths are quoted now."""
+    folder = tmp_path / "my pki"
+    init = run_cli("certs", "init", folder, "--key-type", "ecdsa")
+    assert init.exit_code == 0, init.output
+    [serve] = [line for line in init.stdout.splitlines() if " serve --tls" in line]
+    assert _pasted(serve, "serve") == [
+        "serve", "--tls", "--cert", str(folder / "server.pem"), "--key",
+        str(folder / "server.key"), "--ca", str(folder / "ca.pem")]
+    revoke = run_cli("certs", "revoke", folder, "client")
+    assert revoke.exit_code == 0, revoke.output
+    assert shlex.split(revoke.stdout.splitlines()[-1])[-2:] == ["--crl", str(folder / "ca.crl")]
+    demo_dir = tmp_path / "my demo"
+    demo = run_cli("demo", "--dir", demo_dir, "--count", "1")
+    assert demo.exit_code == 0, demo.output
+    [store] = [line for line in demo.stdout.splitlines() if " store localhost" in line]
+    assert _pasted(store, "store")[:4] == ["store", "localhost", "2762", str(demo_dir / "input")]

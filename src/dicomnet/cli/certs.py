@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 import click
@@ -109,11 +110,11 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
                       "server_names": list(names), "days": days})
         return
     d = directory
-    pw = ""
+    pw, note = [], ""
     if password_env:
-        pw = f" --key-password-env {password_env}"
+        pw = ["--key-password-env", password_env]
     elif password:
-        pw = " (you will be asked for the key password)"
+        note = " (you will be asked for the key password)"
     click.echo(f"Wrote a development PKI ({key_type.upper()}, valid {days} days) in {d}:")
     for label, path in (("CA certificate (trust it)", pki.ca_cert),
                         ("CA key (keep it private)", pki.ca_key),
@@ -130,12 +131,15 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
                    f"now (issue it again: dicomnet certs issue {directory} {orphan.stem} "
                    "--force)")
     dicomnet = command_name()
+    # Quoted: pasted, a folder "my pki" must stay one word.
     click.echo("\nNext, in one terminal:")
-    click.echo(f"  {dicomnet} serve --tls --cert {d / 'server.pem'} --key {d / 'server.key'} "
-               f"--ca {d / 'ca.pem'}{pw}")
+    click.echo(f"  {dicomnet} " + shlex.join([
+        "serve", "--tls", "--cert", str(d / "server.pem"), "--key", str(d / "server.key"),
+        "--ca", str(d / "ca.pem"), *pw]) + note)
     click.echo("and in another:")
-    click.echo(f"  {dicomnet} echo {names[0]} 2762 --tls --cert {d / 'client.pem'} "
-               f"--key {d / 'client.key'} --ca {d / 'ca.pem'}{pw}")
+    click.echo(f"  {dicomnet} " + shlex.join([
+        "echo", names[0], "2762", "--tls", "--cert", str(d / "client.pem"),
+        "--key", str(d / "client.key"), "--ca", str(d / "ca.pem"), *pw]) + note)
 
 
 def _issued_there(directory: Path) -> list[Path]:
@@ -287,7 +291,7 @@ def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
     added = ", ".join(serial_text(s) for s in crl.added) or "none"
     click.echo(f"Wrote {crl.path}: {len(crl.serials)} certificate(s) revoked (added now: "
                f"{added}), valid until {crl.next_update:%Y-%m-%d %H:%M} UTC.")
-    click.echo(f"Give it to the side that checks: --crl {crl.path}")
+    click.echo(f"Give it to the side that checks: --crl {shlex.quote(str(crl.path))}")
 
 
 def _not_found(directory: Path, given: str) -> str:

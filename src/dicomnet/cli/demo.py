@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,12 +308,15 @@ def _print_report(report: DemoReport) -> None:
     pki = d / "pki"
     click.echo(click.style("Try it by hand", bold=True))
     dicomnet = command_name()
-    click.echo(f"  {dicomnet} serve --tls --cert {pki / 'server.pem'} --key {pki / 'server.key'} "
-               f"--ca {pki / 'ca.pem'} --output {d / 'store'}")
-    click.echo(f"  {dicomnet} echo localhost --tls --cert {pki / 'client.pem'} "
-               f"--key {pki / 'client.key'} --ca {pki / 'ca.pem'}")
-    click.echo(f"  {dicomnet} store localhost 2762 {d / 'input'} --tls --cert {pki / 'client.pem'} "
-               f"--key {pki / 'client.key'} --ca {pki / 'ca.pem'}")
+    client = ["--tls", "--cert", str(pki / "client.pem"), "--key", str(pki / "client.key"),
+              "--ca", str(pki / "ca.pem")]
+    # Quoted: pasted, a --dir "my demo" must stay one word.
+    for words in (["serve", "--tls", "--cert", str(pki / "server.pem"), "--key",
+                   str(pki / "server.key"), "--ca", str(pki / "ca.pem"), "--output",
+                   str(d / "store")],
+                  ["echo", "localhost", *client],
+                  ["store", "localhost", "2762", str(d / "input"), *client]):
+        click.echo(f"  {dicomnet} {shlex.join(words)}")
     click.echo("")
     if report.ok:
         click.echo(click.style("Demo passed: ", fg="green", bold=True)
