@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+import dicomnet.cli.common
 from dicomnet.aio.client import associate
 from dicomnet.security.certificates import CertificateInfo, key_is_encrypted
 from dicomnet.security.config import TLSConfig
@@ -217,6 +218,13 @@ def test_an_issued_certificate_serves_and_connects_over_mutual_tls(tmp_path: Pat
                               cafile=tmp_path / "ca.pem"), ours_client)) == 0  # as a server
 
 
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdin taken for a terminal: --password asks only there (CliRunner's is none)."""
+    monkeypatch.setattr(dicomnet.cli.common, "_stdin_is_tty", lambda: True)
+
+
+@pytest.mark.usefixtures("terminal")
 def test_init_password_asked_twice_until_both_agree(tmp_path: Path) -> None:
     # Empty answers and a mismatch ask again; the keys get the password typed twice.
     result = run_cli("certs", "init", tmp_path, "--key-type", "ecdsa", "--password",
@@ -228,6 +236,7 @@ def test_init_password_asked_twice_until_both_agree(tmp_path: Path) -> None:
     serialization.load_pem_private_key(key, password=b"second")
 
 
+@pytest.mark.usefixtures("terminal")
 def test_init_password_prompt_at_end_of_input_is_usage_error(tmp_path: Path) -> None:
     result = run_cli("certs", "init", tmp_path, "--password", input="only-once\n")
     assert result.exit_code == 2

@@ -6,9 +6,13 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from .helpers import run_cli
+import dicomnet.cli.common
+
+from .helpers import error_line, run_cli
 
 
 def _crl(path: Path) -> x509.CertificateRevocationList:
@@ -100,3 +104,40 @@ def test_commands_printed_to_paste_quote_a_folder_with_a_space(tmp_path: Path) -
     assert demo.exit_code == 0, demo.output
     [store] = [line for line in demo.stdout.splitlines() if " store localhost" in line]
     assert _pasted(store, "store")[:4] == ["store", "localhost", "2762", str(demo_dir / "input")]
+
+
+def test_certs_take_the_key_password_from_a_file_as_the_network_commands_do(
+        tmp_path: Path) -> None:
+    """serve, echo and store read an encrypted key's password from --key-password-file;
+    certs init, issue and revoke had only --password-env and the prompt, so the
+    password a server reads from a file had to be put in the environment too."""
+    secret = tmp_path / "pki-password"
+    secret.write_text("s3cret\nnot the password\n")
+    pki = tmp_path / "pki"
+    init = run_cli("certs", "init", pki, "--key-type", "ecdsa", "--password-file", secret)
+    assert init.exit_code == 0, init.output
+    for key in ("ca.key", "server.key", "client.key"):
+        serialization.load_pem_private_key((pki / key).read_bytes(), password=b"s3cret")
+    [serve] = [line for line in init.stdout.splitlines() if " serve --tls" in line]
+    assert _pasted(serve, "serve")[-2:] == ["--key-password-file", str(secret)]
+    issue = run_cli("certs", "issue", pki, "peer", "--password-file", secret)
+    assert issue.exit_code == 0, issue.output
+    serialization.load_pem_private_key((pki / "peer.key").read_bytes(), password=b"s3cret")
+    assert run_cli("certs", "revoke", pki, "peer", "--password-file", secret).exit_code == 0
+    both = run_cli("certs", "revoke", pki, "--password-file", secret, "--password-env", "X")
+    assert both.exit_code == 2
+    assert "--password-env" in both.stderr and "--password-file" in both.stderr
+
+
+def test_certs_password_prompt_without_a_terminal_says_what_to_give_instead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`echo pw | dicomnet certs init pki --password` printed Python's GetPassWarning
+    and "Password input may be echoed"; the network commands refuse to prompt
+    without a terminal and name the flags that give the password. So do these."""
+    monkeypatch.setattr(dicomnet.cli.common, "_stdin_is_tty", lambda: False)
+    result = run_cli("certs", "init", tmp_path / "pki", "--password", input="pw\npw\n")
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        "error: --password asks on a terminal, and there is none: give --password-env VAR "
+        "or --password-file FILE")
+    assert not (tmp_path / "pki").exists()

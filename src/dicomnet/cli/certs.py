@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from dicomnet.cli import common
 from dicomnet.cli.common import (
     CERTS_EXIT_CODES_EPILOG,
     EXIT_USAGE,
@@ -54,6 +55,9 @@ def certs() -> None:
               help="rsa: RSA 2048; ecdsa: ECDSA P-256 (faster, smaller).")
 @click.option("--password-env", metavar="VAR",
               help="Encrypt the private keys with the password in this environment variable.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Encrypt the private keys with the password in this file (its first "
+                   "line), as serve, echo and store read it with --key-password-file.")
 @click.option("--password", "ask_password", is_flag=True,
               help="Encrypt the private keys with a password asked for now.")
 @click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True,
@@ -64,8 +68,9 @@ def certs() -> None:
 @click.option("--force", is_flag=True,
               help="Overwrite existing files; a ca.crl is made again, empty, by the new CA.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
-def init(*, directory: Path, key_type: str, password_env: str | None, ask_password: bool,
-         days: int, server_names: tuple[str, ...], force: bool, as_json: bool) -> None:
+def init(*, directory: Path, key_type: str, password_env: str | None,
+         password_file: Path | None, ask_password: bool, days: int,
+         server_names: tuple[str, ...], force: bool, as_json: bool) -> None:
     """Make a development CA, a server and a client certificate in DIRECTORY.
 
     Files: ca.pem (trust this), server.pem + server.key, client.pem +
@@ -76,7 +81,7 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
     Example:
       dicomnet certs init pki --server-name pacs.local --server-name 10.0.0.5
     """
-    password = _password(password_env, ask_password, confirm=True)
+    password = _password(password_env, password_file, ask_password, confirm=True)
     existing = [name for name in PKI_FILES if (directory / name).exists()]
     if existing and not force:
         fail(f"{directory} already holds {', '.join(existing)}: refusing to overwrite "
@@ -113,6 +118,8 @@ def init(*, directory: Path, key_type: str, password_env: str | None, ask_passwo
     pw, note = [], ""
     if password_env:
         pw = ["--key-password-env", password_env]
+    elif password_file is not None:
+        pw = ["--key-password-file", str(password_file)]
     elif password:
         note = " (you will be asked for the key password)"
     click.echo(f"Wrote a development PKI ({key_type.upper()}, valid {days} days) in {d}:")
@@ -171,12 +178,16 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 @click.option("--password-env", metavar="VAR",
               help="The password of ca.key (as `certs init` set it) in this environment "
                    "variable; the new key is encrypted with it too.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="The password of ca.key in this file (its first line); the new "
+                   "key is encrypted with it too.")
 @click.option("--password", "ask_password", is_flag=True,
               help="Ask for the password of ca.key (the new key is encrypted with it too).")
 @click.option("--force", is_flag=True, help="Overwrite NAME.pem and NAME.key if they exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written paths as JSON.")
 def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...], days: int,
-          password_env: str | None, ask_password: bool, force: bool, as_json: bool) -> None:
+          password_env: str | None, password_file: Path | None, ask_password: bool,
+          force: bool, as_json: bool) -> None:
     """Issue one more certificate from the CA that `certs init` made in DIRECTORY:
     writes NAME.pem and NAME.key there.
 
@@ -204,9 +215,10 @@ def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...],
         fail(f"{directory} already holds {', '.join(existing)}: refusing to overwrite "
              "(use --force, or another NAME)", EXIT_USAGE)
     encrypted = key_is_encrypted((directory / "ca.key").read_bytes())
-    password = _password(password_env, ask_password, confirm=False)
+    password = _password(password_env, password_file, ask_password, confirm=False)
     if encrypted and password is None:
-        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR or --password",
+        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR, --password-file FILE "
+             "or --password",
              EXIT_USAGE)
     server, client = role in ("both", "server"), role in ("both", "client")
     names = host_names or (("localhost", "127.0.0.1") if server else ())
@@ -242,6 +254,8 @@ def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...],
 @click.option("--password-env", metavar="VAR",
               help="The password of ca.key (as `certs init` set it) in this environment "
                    "variable.")
+@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="The password of ca.key in this file (its first line).")
 @click.option("--password", "ask_password", is_flag=True,
               help="Ask for the password of ca.key.")
 @click.option("--json", "as_json", is_flag=True,
@@ -249,7 +263,8 @@ def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...],
                    "next_update (serials in upper-case hex, whole bytes, as "
                    "`openssl x509 -serial` and `certs show` print them).")
 def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
-           password_env: str | None, ask_password: bool, as_json: bool) -> None:
+           password_env: str | None, password_file: Path | None, ask_password: bool,
+           as_json: bool) -> None:
     """Revoke certificates issued by the CA that `certs init` made in DIRECTORY:
     adds them to DIRECTORY/ca.crl (RFC 5280 certificate revocation list, signed by
     the CA; earlier entries stay) and signs it again. Each is NAME (DIRECTORY/NAME.pem,
@@ -275,9 +290,10 @@ def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
     if not (directory / "ca.key").is_file():
         fail(f"{directory} has no ca.key: make the PKI first (dicomnet certs init "
              f"{directory})", EXIT_USAGE)
-    password = _password(password_env, ask_password, confirm=False)
+    password = _password(password_env, password_file, ask_password, confirm=False)
     if key_is_encrypted((directory / "ca.key").read_bytes()) and password is None:
-        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR or --password",
+        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR, --password-file FILE "
+             "or --password",
              EXIT_USAGE)
     try:
         crl = revoke_dev_certificates(directory, paths, password=password, days=days)
@@ -308,16 +324,29 @@ def _not_found(directory: Path, given: str) -> str:
             "CA's (certs issue makes one)")
 
 
-def _password(password_env: str | None, ask: bool, *, confirm: bool) -> str | None:
-    """The password from --password-env VAR or asked for (--password), or None."""
-    if password_env and ask:
-        raise click.UsageError("give --password-env or --password, not both")
+def _password(password_env: str | None, password_file: Path | None, ask: bool, *,
+              confirm: bool) -> str | None:
+    """The password from --password-env VAR, --password-file FILE (its first line) or
+    asked for on the terminal (--password), or None."""
+    if sum((bool(password_env), password_file is not None, ask)) > 1:
+        raise click.UsageError("give one of --password-env, --password-file and --password")
     if password_env:
         password = os.environ.get(password_env)
         if not password:
             raise click.UsageError(f"--password-env {password_env}: that variable is not set")
         return password
+    if password_file is not None:
+        try:
+            password = common._first_line(password_file, "--password-file")
+        except ConfigurationError as exc:
+            fail(str(exc), EXIT_USAGE)
+        if not password:
+            fail(f"--password-file {password_file}: its first line is empty", EXIT_USAGE)
+        return password
     if ask:
+        if not common._stdin_is_tty():  # getpass would warn, and read a pipe anyway
+            fail("--password asks on a terminal, and there is none: give --password-env VAR "
+                 "or --password-file FILE", EXIT_USAGE)
         return prompt_password("Password for the private keys", confirm=confirm)
     return None
 

@@ -226,17 +226,17 @@ class NetworkOptions:
         return prompt_password(f"Password for {key}"), None
 
 
-def _first_line(path: Path) -> str:
-    """The password in a --key-password-file: its first line (editors and ``echo``
-    add a newline that is not the password)."""
+def _first_line(path: Path, option: str = "--key-password-file") -> str:
+    """The password in a --key-password-file (``certs``: ``option``, --password-file):
+    its first line (editors and ``echo`` add a newline that is not the password)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot read --key-password-file {path}: {exc.strerror or exc}") from None
+            f"cannot read {option} {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigurationError(
-            f"cannot read --key-password-file {path}: it is not UTF-8 text") from None
+            f"cannot read {option} {path}: it is not UTF-8 text") from None
     return lines[0] if lines else ""
 
 
