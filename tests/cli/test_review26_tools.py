@@ -141,3 +141,37 @@ def test_certs_password_prompt_without_a_terminal_says_what_to_give_instead(
         "error: --password asks on a terminal, and there is none: give --password-env VAR "
         "or --password-file FILE")
     assert not (tmp_path / "pki").exists()
+
+
+@pytest.mark.parametrize(("given", "why"), [
+    ("a b", "'a b' is neither an IP address nor a host name"),
+    ("300.1.1.1", "'300.1.1.1' is neither an IP address nor a host name"),
+    ("", "'' is neither an IP address nor a host name"),
+    ("pacs..local", "'pacs..local' is neither an IP address nor a host name"),
+])
+def test_a_name_no_peer_could_match_is_refused_before_any_file(
+        tmp_path: Path, given: str, why: str) -> None:
+    """`certs init --server-name "a b"` (or `300.1.1.1`, a mistyped address) wrote a
+    certificate naming DNS:a b, which no host name check ever matches, and an empty
+    name failed with cryptography's "Attribute's length must be >= 1 and <= 64"."""
+    result = run_cli("certs", "init", tmp_path / "pki", "--server-name", given)
+    assert result.exit_code == 2
+    assert error_line(result).startswith(f"error: --server-name {why}")
+    assert not (tmp_path / "pki" / "ca.pem").exists()
+    assert run_cli("certs", "init", tmp_path / "ok", "--key-type", "ecdsa").exit_code == 0
+    issued = run_cli("certs", "issue", tmp_path / "ok", "peer", "--host-name", given)
+    assert issued.exit_code == 2
+    assert error_line(issued).startswith(f"error: --host-name {why}")
+    assert not (tmp_path / "ok" / "peer.pem").exists()
+
+
+def test_an_ipv6_address_in_brackets_is_an_address(tmp_path: Path) -> None:
+    """`--host-name [::1]`, as a URL writes it, became the DNS name "[::1]", which
+    no connection to ::1 matches; it is the IP address ::1 now, as is `::1`."""
+    assert run_cli("certs", "init", tmp_path, "--key-type", "ecdsa",
+                   "--server-name", "[::1]", "--server-name", "pacs-1.example.org",
+                   "--server-name", "*.example.org").exit_code == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "server.pem").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["::1"]
+    assert sans.get_values_for_type(x509.DNSName) == ["pacs-1.example.org", "*.example.org"]

@@ -22,6 +22,7 @@ from dicomnet.cli.describe import describe_certificate
 from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import (
     CertificateInfo,
+    dev_host_name,
     issue_dev_certificate,
     key_is_encrypted,
     make_dev_pki,
@@ -81,12 +82,12 @@ def init(*, directory: Path, key_type: str, password_env: str | None,
     Example:
       dicomnet certs init pki --server-name pacs.local --server-name 10.0.0.5
     """
+    names = _host_names("--server-name", server_names) or ("localhost", "127.0.0.1")
     password = _password(password_env, password_file, ask_password, confirm=True)
     existing = [name for name in PKI_FILES if (directory / name).exists()]
     if existing and not force:
         fail(f"{directory} already holds {', '.join(existing)}: refusing to overwrite "
              "(use --force, or another directory)", EXIT_USAGE)
-    names = server_names or ("localhost", "127.0.0.1")
     # What the CA replaced (--force) had made: its CRL, and the certificates issued from it.
     old_crl = (directory / CRL_NAME).is_file()
     orphans = _issued_there(directory) if existing else []
@@ -147,6 +148,14 @@ def init(*, directory: Path, key_type: str, password_env: str | None,
     click.echo(f"  {dicomnet} " + shlex.join([
         "echo", names[0], "2762", "--tls", "--cert", str(d / "client.pem"),
         "--key", str(d / "client.key"), "--ca", str(d / "ca.pem"), *pw]) + note)
+
+
+def _host_names(option: str, given: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of ``option``, checked before any file is written."""
+    try:
+        return tuple(dev_host_name(name) for name in given)
+    except ConfigurationError as exc:
+        fail(f"{option} {exc}", EXIT_USAGE)
 
 
 def _issued_there(directory: Path) -> list[Path]:
@@ -214,14 +223,14 @@ def issue(*, directory: Path, name: str, role: str, host_names: tuple[str, ...],
     if existing and not force:
         fail(f"{directory} already holds {', '.join(existing)}: refusing to overwrite "
              "(use --force, or another NAME)", EXIT_USAGE)
+    server, client = role in ("both", "server"), role in ("both", "client")
+    names = _host_names("--host-name", host_names) or (
+        ("localhost", "127.0.0.1") if server else ())
     encrypted = key_is_encrypted((directory / "ca.key").read_bytes())
     password = _password(password_env, password_file, ask_password, confirm=False)
     if encrypted and password is None:
-        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR, --password-file FILE "
-             "or --password",
-             EXIT_USAGE)
-    server, client = role in ("both", "server"), role in ("both", "client")
-    names = host_names or (("localhost", "127.0.0.1") if server else ())
+        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR, --password-file "
+             "FILE or --password", EXIT_USAGE)
     try:
         cert, key = issue_dev_certificate(directory, name, names=names, server=server,
                                           client=client, days=days, password=password)
@@ -292,9 +301,8 @@ def revoke(*, directory: Path, certificates: tuple[str, ...], days: int,
              f"{directory})", EXIT_USAGE)
     password = _password(password_env, password_file, ask_password, confirm=False)
     if key_is_encrypted((directory / "ca.key").read_bytes()) and password is None:
-        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR, --password-file FILE "
-             "or --password",
-             EXIT_USAGE)
+        fail(f"{directory / 'ca.key'} is encrypted: give --password-env VAR, --password-file "
+             "FILE or --password", EXIT_USAGE)
     try:
         crl = revoke_dev_certificates(directory, paths, password=password, days=days)
     except ConfigurationError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "IssuedCert",
     "KeyType",
     "describe_key",
+    "dev_host_name",
     "first_certificate_der",
     "generate_key",
     "issue_dev_certificate",
@@ -315,6 +317,33 @@ def _san_entries(sans: tuple[str, ...]) -> list[x509.GeneralName]:
         except ValueError:
             out.append(x509.DNSName(name))
     return out
+
+
+#: A host name as a certificate names it (RFC 1123 2.1 labels; "_" too, which many
+#: internal names hold), a "*." wildcard first at most (RFC 6125 6.4.3).
+_HOST_NAME = re.compile(r"(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+                        r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def dev_host_name(text: str) -> str:
+    """``text`` as a development certificate names its peer: an IP address (an IPv6
+    one in brackets too, as URLs write it: ``[::1]``), else a host name, which an
+    iPAddress or dNSName entry of its subjectAltName then holds (RFC 5280 4.2.1.6).
+
+    Raises ``ConfigurationError`` for what no host name check could match: spaces,
+    an empty label, a dotted number that is no address (``300.1.1.1``)."""
+    inner = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(inner))
+    except ValueError:
+        pass
+    last = text.rsplit(".", 1)[-1]
+    if (inner is not text or len(text) > 253 or not _HOST_NAME.fullmatch(text)
+            or last.isdigit()):
+        raise ConfigurationError(
+            f"{text!r} is neither an IP address nor a host name (letters, digits, '-' "
+            "between dots; an IPv6 address as ::1 or [::1])")
+    return text
 
 
 def _name(common_name: str, organization: str | None) -> x509.Name:
@@ -703,6 +732,7 @@ def issue_dev_certificate(
     alternative names, which host-name checks use). The key is of the CA's type."""
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise ConfigurationError(f"days must be a whole number of days, 1 or more; got {days!r}")
+    names = tuple(dev_host_name(n) for n in names)
     directory = Path(directory)
     ca = CertificateAuthority.load(directory / "ca.pem", directory / "ca.key", password=password)
     key = ca.key
@@ -735,6 +765,7 @@ def make_dev_pki(
     certificate names ``server_names`` (DNS or IP); its CN is the first one.
     Meant for development and tests: a real deployment uses the site's PKI.
     """
+    server_names = tuple(dev_host_name(n) for n in server_names)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     ca = CertificateAuthority.create(
