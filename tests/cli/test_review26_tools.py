@@ -175,3 +175,21 @@ def test_an_ipv6_address_in_brackets_is_an_address(tmp_path: Path) -> None:
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["::1"]
     assert sans.get_values_for_type(x509.DNSName) == ["pacs-1.example.org", "*.example.org"]
+
+
+def test_init_next_echo_reaches_the_local_server_whatever_the_certificate_names(
+        tmp_path: Path) -> None:
+    """With `--server-name pacs.local`, `certs init` told to run `echo pacs.local 2762
+    ...` beside the `serve` it printed, which listens on 127.0.0.1: pasted, "cannot
+    connect to pacs.local:2762: name or service not known". It connects to 127.0.0.1
+    and checks the certificate for that name (--server-name) now."""
+    result = run_cli("certs", "init", tmp_path, "--key-type", "ecdsa",
+                     "--server-name", "pacs.local", "--server-name", "10.0.0.5")
+    assert result.exit_code == 0, result.output
+    [echo] = [line for line in result.stdout.splitlines() if " echo " in line]
+    assert _pasted(echo, "echo")[:5] == ["echo", "127.0.0.1", "2762", "--server-name",
+                                         "pacs.local"]
+    local = run_cli("certs", "init", tmp_path / "local", "--key-type", "ecdsa",
+                    "--server-name", "pacs.local", "--server-name", "localhost")
+    [echo] = [line for line in local.stdout.splitlines() if " echo " in line]
+    assert _pasted(echo, "echo")[:4] == ["echo", "localhost", "2762", "--tls"]

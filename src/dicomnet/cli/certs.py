@@ -144,9 +144,13 @@ def init(*, directory: Path, key_type: str, password_env: str | None,
     click.echo(f"  {dicomnet} " + shlex.join([
         "serve", "--tls", "--cert", str(d / "server.pem"), "--key", str(d / "server.key"),
         "--ca", str(d / "ca.pem"), *pw]) + note)
+    # serve listens on 127.0.0.1: the echo goes there, checking a name the certificate
+    # holds (one that names this machine as is, else through --server-name).
+    local = [n for n in names if n in ("localhost", "127.0.0.1")]
+    peer = local[:1] or ["127.0.0.1", "--server-name", names[0]]
     click.echo("and in another:")
     click.echo(f"  {dicomnet} " + shlex.join([
-        "echo", names[0], "2762", "--tls", "--cert", str(d / "client.pem"),
+        "echo", peer[0], "2762", *peer[1:], "--tls", "--cert", str(d / "client.pem"),
         "--key", str(d / "client.key"), "--ca", str(d / "ca.pem"), *pw]) + note)
 
 
