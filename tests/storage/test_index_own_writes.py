@@ -10,16 +10,19 @@ write-ahead log, checkpointed at its close, wrote its pages into the copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dicomnet.services.storage import INDEX_NAME
+from dicomnet.storage import reindex as reindex_module
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.rows import NewInstance
 from tests.storage.dicomfiles import make_image
 from tests.storage.helpers import copy_file, index_backup, index_rows, indexed_uids
 
@@ -61,26 +64,36 @@ def test_a_copy_over_the_index_before_a_single_write_is_seen(
 
 
 def test_a_copy_over_the_index_during_reindex_stops_it(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """reindex writes row by row (``_add``): a copy over the index while it runs is
-    seen at the next row, which it no longer takes for a file to skip: reindex
-    stops with the reason, the copy left as it was."""
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """reindex writes its rows in batches (storage.reindex), each looking at the
+    file first: a copy over the index while it runs is seen at the next batch,
+    which it no longer takes for a file to skip: reindex stops with the reason,
+    the copy left as it was."""
+    monkeypatch.setattr(reindex_module, "BATCH_ROWS", 2)
+    monkeypatch.setattr(reindex_module, "BATCH_SECONDS", 3600.0)
     root = tmp_path / "store"
     index_rows(root, 6)
     backup, wanted = index_backup(tmp_path, index_rows(tmp_path / "other", 2, 101))
     path = root / INDEX_NAME
     with StorageIndex(path) as index:
         index._db.execute("PRAGMA wal_autocheckpoint=1")  # each commit checkpoints
-        added = index._add
+        write = index._write
+        batches = 0
 
-        def add_then_copy(row: NewInstance) -> None:
-            added(row)
-            if row.relative_path == "3.dcm":
+        @contextlib.contextmanager
+        def write_then_copy() -> Iterator[sqlite3.Connection]:
+            nonlocal batches
+            with write() as db:
+                yield db
+            batches += 1
+            if batches == 2:  # rows 3.dcm and 4.dcm committed
                 copy_file(backup, path)  # cp: written in place
 
-        index._add = add_then_copy  # type: ignore[method-assign]
+        index._write = write_then_copy  # type: ignore[method-assign]
         with pytest.raises(StorageError, match="overwritten"):
             index.reindex(root)
+    assert batches == 2
     assert indexed_uids(path) == wanted
     with StorageIndex(path) as index:  # what an operator runs next
         result = index.reindex(root)

@@ -50,7 +50,6 @@ from dicomnet.errors import ConfigurationError
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.header import HeaderAttributes
 from dicomnet.storage.index_file import (
-    COMPANIONS,
     FileChange,
     IndexFiles,
     file_id,
@@ -59,17 +58,13 @@ from dicomnet.storage.index_file import (
 )
 from dicomnet.storage.index_schema import SCHEMA_VERSION, is_new_index, make_schema
 from dicomnet.storage.index_tables import (
-    attribute_text,
     insert_row,
     match_condition,
     prune_series,
     row_values,
 )
-from dicomnet.storage.lock import store_files
-from dicomnet.storage.names import UnsafeNameError
-from dicomnet.storage.part10 import NotPart10Error, Part10Info, read_part10
-from dicomnet.storage.relabel import relabel_file
-from dicomnet.storage.rows import NewInstance, row_from_file
+from dicomnet.storage.reindex import ReindexProgress, ReindexResult, reindex
+from dicomnet.storage.rows import NewInstance
 from dicomnet.storage.transaction import BUSY_WAIT_S, Transaction, damaged_hint, fails_every_row
 
 __all__ = [
@@ -151,39 +146,6 @@ class IndexedInstance:
     received_at: str
     calling_ae: str
     peer_fingerprint: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ReindexResult:
-    """What :meth:`StorageIndex.reindex` did."""
-
-    added: int
-    removed: int
-    skipped: int
-    #: Folders below the root skipped as stores of their own (their own index, or
-    #: held by another server), relative to it, ``/``-separated.
-    nested: tuple[str, ...] = ()
-    #: Files read whose File Meta Information names Explicit VR Little Endian
-    #: over an Implicit VR data set (storage.relabel), relative to the root:
-    #: indexed as Implicit VR Little Endian, their header left as it is unless
-    #: ``repair``.
-    mislabelled: tuple[str, ...] = ()
-    #: Those of them whose header ``repair`` rewrote to say so.
-    relabelled: tuple[str, ...] = ()
-    #: Those ``repair`` could not rewrite, with why (each left as it was).
-    not_relabelled: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ReindexProgress:
-    """How far :meth:`StorageIndex.reindex` is: files read so far (``files``),
-    of which rows added and files skipped; rows of files gone removed (pruning,
-    after the walk)."""
-
-    files: int
-    added: int
-    skipped: int
-    removed: int = 0
 
 
 #: What check_file says of a file removed with its folder (rm -rf of the store):
@@ -667,7 +629,9 @@ class StorageIndex:
         index's own files are not visited, nor the stores nested in ``root``
         (a folder holding its own index file, or held by another server:
         ``nested`` in the result), whose files their own index keeps. The index's
-        file changed under it (:meth:`check_file`) stops it (StorageError).
+        file changed under it (:meth:`check_file`) stops it (StorageError), as
+        does a write that fails for every row (a full disk, the index locked by
+        another program past ``BUSY_WAIT_S``): the rows written before stay.
 
         A file whose File Meta Information names Explicit VR Little Endian over
         an Implicit VR data set (stored so by servers before the SCP relabelled
@@ -677,105 +641,12 @@ class StorageIndex:
         reads every file's header, the indexed ones too, and rewrites those
         headers (atomically: :func:`~dicomnet.storage.relabel.relabel_file`),
         their rows following (``relabelled``). ``on_progress`` hears of each
-        file visited and each row removed (a store of many thousand files
-        takes minutes: its caller says how far it is).
+        file visited and each batch of rows removed (a store of many thousand
+        files takes minutes: its caller says how far it is).
+
+        Rows are written in batches (:mod:`~dicomnet.storage.reindex`: a few
+        hundred, or a quarter of a second's, per transaction); interrupted, it
+        leaves the batches committed, each row of a file that is there, and the
+        next reindex reads the rest again.
         """
-        root = Path(root)
-        with self._lock:
-            known = {
-                path
-                for (path,) in self._db.execute("SELECT relative_path FROM instance").fetchall()
-            }
-        added = skipped = removed = 0
-        mislabelled: list[str] = []
-        relabelled: list[str] = []
-        failed: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        own = {self._path.name + suffix for suffix in ("", *COMPANIONS)}
-        nested: list[str] = []
-        for path in store_files(root, self._path.name, nested):
-            if path.name in own and path.parent.resolve() == self._path.parent.resolve():
-                continue  # the index itself, in a C-STORE SCP's root
-            if on_progress is not None:  # the files before this one done
-                on_progress(ReindexProgress(len(seen), added, skipped))
-            relative = path.relative_to(root).as_posix()
-            seen.add(relative)
-            if relative in known:
-                if repair:
-                    self._repair(path, relative, mislabelled, relabelled, failed)
-                continue
-            try:
-                info = read_part10(path)
-                if info.relabelled_from is not None:
-                    mislabelled.append(relative)
-                    if repair and self._relabelled(info, relative, failed) is not None:
-                        relabelled.append(relative)
-                        info = read_part10(path)
-                new = row_from_file(root, relative, info)
-                if self.get_instance(attribute_text(new.ds, "SOPInstanceUID") or "") is not None:
-                    skipped += 1
-                    continue
-                self._add(new)
-            except (UnsafeNameError, NotPart10Error, StorageError) as exc:
-                if self._gone:  # the index's file, not this one: no row goes further
-                    raise
-                logger.info("reindex: skipping %s: %s", path, exc)
-                skipped += 1
-                continue
-            except Exception as exc:  # pydicom raises many kinds on damaged files
-                logger.warning("reindex: cannot read %s: %s", path, exc)
-                skipped += 1
-                continue
-            added += 1
-        if prune:
-            for relative in sorted(known - seen):
-                with self._lock:
-                    row = self._query_one(
-                        "SELECT sop_instance_uid FROM instance WHERE relative_path = ?",
-                        (relative,),
-                    )
-                if row is not None and self.remove_instance(row[0]):
-                    removed += 1
-                    if on_progress is not None:
-                        on_progress(ReindexProgress(len(seen), added, skipped, removed))
-        for folder in nested:
-            logger.info("reindex: skipping %s, a store of its own", root / folder)
-        return ReindexResult(added=added, removed=removed, skipped=skipped,
-                             nested=tuple(nested), mislabelled=tuple(mislabelled),
-                             relabelled=tuple(relabelled), not_relabelled=tuple(failed))
-
-    def _repair(self, path: Path, relative: str, mislabelled: list[str],
-                relabelled: list[str], failed: list[tuple[str, str]]) -> None:
-        """``reindex(repair=True)`` of an indexed file: its header relabelled if
-        it names another syntax than its data set's, its row following."""
-        try:
-            info = read_part10(path)
-        except (NotPart10Error, StorageError) as exc:
-            logger.info("reindex: cannot read %s: %s", path, exc)
-            return
-        if info.relabelled_from is None:
-            return
-        mislabelled.append(relative)
-        size = self._relabelled(info, relative, failed)
-        if size is None:
-            return
-        relabelled.append(relative)
-        with self._write() as db:
-            db.execute("UPDATE instance SET transfer_syntax_uid = ?, size = ? "
-                       "WHERE relative_path = ?", (info.transfer_syntax_uid, size, relative))
-
-    @staticmethod
-    def _relabelled(info: Part10Info, relative: str,
-                    failed: list[tuple[str, str]]) -> int | None:
-        """Relabel ``info``'s file (storage.relabel): its new size; None, logged
-        and added to ``failed`` with why, if it cannot be."""
-        try:
-            size = relabel_file(info)
-        except (NotPart10Error, StorageError) as exc:
-            logger.warning("reindex: cannot relabel %s: %s", info.path, exc)
-            failed.append((relative, str(exc)))
-            return None
-        logger.info("reindex: %s relabelled: its File Meta Information now names %s, "
-                    "its data set's transfer syntax (was %s)", relative,
-                    info.transfer_syntax_uid, info.relabelled_from)
-        return size
+        return reindex(self, Path(root), prune=prune, repair=repair, on_progress=on_progress)
