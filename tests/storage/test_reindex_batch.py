@@ -18,6 +18,9 @@ from dicomnet.storage import reindex as reindex_module
 from dicomnet.storage.files import StorageError
 from dicomnet.storage.index import ReindexProgress, StorageIndex
 from dicomnet.storage.index_tables import RowValues, insert_row
+from dicomnet.storage.part10 import read_part10
+from dicomnet.storage.rows import row_from_file
+from tests.cli.helpers import error_line, json_out, run_cli
 from tests.cli.test_reindex import _store
 from tests.storage.dicomfiles import make_image, uid, write_part10
 
@@ -232,3 +235,51 @@ def test_a_lock_held_past_the_wait_stops_the_run_keeping_the_batches_written(
     holder.close()
     assert batches == 2
     assert len(_indexed_paths(root)) == 3
+
+
+def test_the_cli_says_what_an_interrupted_reindex_kept(
+        root: Path, batches_of_3: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def read_until_the_eighth(path: Path) -> object:
+        calls.append(path)
+        if len(calls) == 8:  # rows 1-6 written, the 7th in its batch
+            raise KeyboardInterrupt
+        return read_part10(path)
+
+    monkeypatch.setattr(reindex_module, "read_part10", read_until_the_eighth)
+    result = run_cli("reindex", "--create", root)
+    assert result.exit_code == 130, result.output
+    assert error_line(result) == (
+        f"error: interrupted: the rows written so far are kept, each of a file read (the "
+        f"index holds 6 instance(s), 0 before this run); 'dicomnet reindex {root}' again "
+        "does the rest")
+    assert result.stdout == ""
+    monkeypatch.setattr(reindex_module, "read_part10", read_part10)
+    again = run_cli("reindex", root)
+    assert again.exit_code == 0, again.output
+    assert again.stdout == (f"{root}: 4 row(s) added, 0 removed, 0 file(s) skipped; "
+                            f"{FILES} instance(s) indexed\n")
+
+
+def test_the_cli_says_so_on_sigterm_too_and_in_its_json(
+        root: Path, batches_of_3: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with StorageIndex(root / INDEX_NAME) as index:
+        index.add_instances([row_from_file(root, p.relative_to(root).as_posix())
+                             for p in sorted(root.rglob("*.dcm"))[:2]])
+    calls = []
+
+    def read_until_the_sixth(path: Path) -> object:
+        calls.append(path)
+        if len(calls) == 6:  # one batch of three written, two rows lost
+            raise Terminated
+        return read_part10(path)
+
+    monkeypatch.setattr(reindex_module, "read_part10", read_until_the_sixth)
+    result = run_cli("reindex", root, "--json")
+    assert result.exit_code == 143, result.output
+    assert json_out(result) == {
+        "error": "terminated (SIGTERM): the rows written so far are kept, each of a file "
+                 "read (the index holds 5 instance(s), 2 before this run); "
+                 f"'dicomnet reindex {root}' again does the rest",
+        "exit_code": 143, "interrupted": True}

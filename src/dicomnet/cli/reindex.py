@@ -16,6 +16,7 @@ from dicomnet.cli.common import (
     fail,
     print_json,
 )
+from dicomnet.cli.exits import interruption
 from dicomnet.cli.jsontext import path_fields
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.cleanup import cleanup_stale
@@ -69,7 +70,9 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
     today. reindex changes no file of the archive unless asked to.
 
     Run it with the server stopped: while a server uses FOLDER (it holds a
-    lock on it), reindex refuses (exit 2).
+    lock on it), reindex refuses (exit 2). Interrupted (Ctrl-C, SIGTERM), it
+    keeps the rows written so far, each of a file it read; run it again to
+    finish.
 
     \b
     Examples:
@@ -90,14 +93,24 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
                 # Held: no transfer is under way, what is left was interrupted. A
                 # kill -9 during a large one left its size hidden until a restart.
                 stale = cleanup_stale(folder)
-                with StorageIndex(path) as index, _progress(not as_json) as on_progress:
-                    result = index.reindex(folder, prune=not no_prune, repair=repair,
-                                           on_progress=on_progress)
-                    instances = index.count()["instances"]
+                with StorageIndex(path) as index:
+                    before = index.count()["instances"]
+                    interrupted: tuple[str, int] | None = None
+                    try:
+                        with _progress(not as_json) as on_progress:
+                            result = index.reindex(folder, prune=not no_prune, repair=repair,
+                                                   on_progress=on_progress)
+                    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (exits.Terminated)
+                        interrupted = _interrupted(exc, folder, before,
+                                                   index.count()["instances"], stale)
+                    else:
+                        instances = index.count()["instances"]
             finally:
                 lock.release()
         except StorageError as exc:
             fail(f"cannot reindex {folder}: {str(exc).removeprefix(f'{folder}: ')}", EXIT_USAGE)
+    if interrupted is not None:
+        fail(*interrupted)
     if as_json:
         print_json({**path_fields("folder", folder), "added": result.added,
                     "removed": result.removed,
@@ -155,6 +168,18 @@ def _progress(wanted: bool) -> Iterator[Callable[[ReindexProgress], None] | None
 
     with bar:
         yield said
+
+
+def _interrupted(exc: KeyboardInterrupt, folder: Path, before: int, now: int,
+                 stale: int) -> tuple[str, int]:
+    """The ``error:`` line and exit code of a reindex interrupted: what the index
+    holds, counted in it (rows are written in batches: the progress line's rows
+    added may be ahead of it), and how to finish."""
+    message, code = interruption(exc)
+    return (f"{message}: the rows written so far are kept, each of a file read (the "
+            f"index holds {now} instance(s), {before} before this run"
+            + (f"; {stale} stale temporary file(s) removed" if stale else "")
+            + f"); 'dicomnet reindex {folder}' again does the rest"), code
 
 
 def _exit(not_relabelled: tuple[tuple[str, str], ...]) -> None:
