@@ -283,3 +283,36 @@ def test_the_cli_says_so_on_sigterm_too_and_in_its_json(
                  "read (the index holds 5 instance(s), 2 before this run); "
                  f"'dicomnet reindex {root}' again does the rest",
         "exit_code": 143, "interrupted": True}
+
+
+def test_a_file_moved_to_another_name_is_indexed_at_its_new_name_in_one_run(
+        tmp_path: Path) -> None:
+    """A file moved (its old name gone, its SOP Instance UID the indexed one's):
+    its row follows it. Before, it was skipped as a duplicate of its own old row,
+    which was then removed as a file gone: unindexed until a second run."""
+    root = tmp_path / "store"
+    paths = _store(root, 1, 2)
+    with StorageIndex(root / INDEX_NAME) as index:
+        index.add_instances([row_from_file(root, paths[1]), row_from_file(root, paths[2])])
+    moved = root / "elsewhere" / "one.dcm"
+    moved.parent.mkdir()
+    (root / paths[1]).rename(moved)
+    with StorageIndex(root / INDEX_NAME) as index:
+        result = index.reindex(root)
+    assert (result.added, result.removed, result.skipped) == (1, 1, 0)
+    assert _indexed_paths(root) == sorted([paths[2], "elsewhere/one.dcm"])
+
+
+def test_a_second_copy_of_an_indexed_file_is_still_a_duplicate(tmp_path: Path) -> None:
+    """The indexed file still there: a copy under another name is skipped, and
+    the row stays where it was."""
+    root = tmp_path / "store"
+    paths = _store(root, 1)
+    with StorageIndex(root / INDEX_NAME) as index:
+        index.add_instances([row_from_file(root, paths[1])])
+    copy = root / "copy.dcm"
+    copy.write_bytes((root / paths[1]).read_bytes())
+    with StorageIndex(root / INDEX_NAME) as index:
+        result = index.reindex(root)
+    assert (result.added, result.removed, result.skipped) == (0, 0, 1)
+    assert _indexed_paths(root) == [paths[1]]

@@ -625,7 +625,8 @@ class StorageIndex:
         links are not visited; files that are not Part 10, lack the UIDs, or
         whose names fail :func:`~dicomnet.storage.names.safe_relative_path`
         are counted as skipped. A file whose SOP Instance UID is already
-        indexed under another path is skipped too: the indexed one wins. The
+        indexed under another path is skipped too: the indexed one wins, unless
+        its file is gone (a file moved), when the row follows the file. The
         index's own files are not visited, nor the stores nested in ``root``
         (a folder holding its own index file, or held by another server:
         ``nested`` in the result), whose files their own index keeps. The index's

@@ -109,6 +109,7 @@ class _Reindex:
         self.failed: list[tuple[str, str]] = []
         self.batch: list[RowValues] = []
         self.batch_uids: set[str] = set()  # a second file of one of them is a duplicate
+        self.batch_moved: set[str] = set()  # of them, rows whose indexed file is gone
         self.batch_since = 0.0
 
     def run(self, prune: bool) -> ReindexResult:
@@ -160,9 +161,18 @@ class _Reindex:
             logger.warning("reindex: cannot read %s: %s", path, exc)
             self.skipped += 1
             return
-        if values.sop_uid in self.batch_uids or self._indexed(values.sop_uid):
-            self.skipped += 1  # the one indexed (or read first) wins
+        if values.sop_uid in self.batch_uids:
+            self.skipped += 1  # the one read first wins
             return
+        indexed_at = self._indexed_at(values.sop_uid)
+        if indexed_at is not None:
+            if (self.root / indexed_at).exists():
+                self.skipped += 1  # the one indexed wins
+                return
+            # Its indexed file is gone: this is it, moved (or a copy of it). The
+            # row follows it (the upsert), where it was skipped as a duplicate of
+            # its own row, then that row removed: unindexed until a second run.
+            self.batch_moved.add(values.sop_uid)
         if not self.batch:
             self.batch_since = time.monotonic()
         self.batch.append(values)
@@ -171,16 +181,20 @@ class _Reindex:
         if len(self.batch) >= BATCH_ROWS or time.monotonic() - self.batch_since >= BATCH_SECONDS:
             self._write_batch()
 
-    def _indexed(self, sop_instance_uid: str) -> bool:
+    def _indexed_at(self, sop_instance_uid: str) -> str | None:
+        """The relative path of the row of ``sop_instance_uid``; None if none."""
         with self.index._lock:
-            return self.index._query_one("SELECT 1 FROM instance WHERE sop_instance_uid = ?",
-                                         (sop_instance_uid,)) is not None
+            row = self.index._query_one(
+                "SELECT relative_path FROM instance WHERE sop_instance_uid = ?",
+                (sop_instance_uid,))
+        return None if row is None else str(row[0])
 
     def _write_batch(self) -> None:
         """The batch's rows in one transaction. Should it fail for one row's sake
         (not the disk's, nor the file's: those stop the run), each row is written
         alone, and those that still fail are files skipped, as before batches."""
         rows, self.batch = self.batch, []
+        moved, self.batch_moved = self.batch_moved, set()
         self.batch_uids.clear()
         if not rows:
             return
@@ -191,6 +205,7 @@ class _Reindex:
                 for values in rows:
                     insert_row(db, values, previous)
                     previous = values
+            self.removed += len(moved)  # each moved row left a path with no file
             return
         except StorageError as exc:
             if index._gone or fails_every_row(exc):  # no other row would go further
@@ -201,6 +216,7 @@ class _Reindex:
             try:
                 with index._write() as db:
                     insert_row(db, values)
+                self.removed += values.sop_uid in moved
             except StorageError as exc:
                 if index._gone or fails_every_row(exc):
                     raise
