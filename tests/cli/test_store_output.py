@@ -131,7 +131,7 @@ def test_a_failed_row_says_the_status_its_comment_and_a_retrys_remark() -> None:
     def failed(status: int, comment: str | None, attempts: int = 1) -> str:
         result = StoreResult(path=Path("x.dcm"), attempts=attempts)
         _record(result, CStoreRSP(message_id_being_responded_to=1, status=status,
-                                  error_comment=comment))
+                                  error_comment=comment), sent_before=attempts > 1)
         return _failure_text(result)
 
     assert failed(0xA700, "disk full") == "0xA700 Refused: out of resources (disk full)"

@@ -110,11 +110,13 @@ def _store_to_an_aborting_scp(tmp_path: Path) -> tuple[list[StoreResult], BaseEx
 def test_abort_while_a_store_is_being_written_settles_it_once(
         tmp_path: Path, spy: Spy) -> None:
     """Its callback hears of the abort and its send raises it too: it was
-    counted out twice (the count went to -1)."""
+    counted out twice (the count went to -1). Cut inside its data set, it is not
+    sent (the peer cannot hold a partial object)."""
     results, error = _store_to_an_aborting_scp(tmp_path)
     assert isinstance(error, AssociationAborted)
     [result] = results
-    assert (result.ok, result.status, result.sent) == (False, None, True)
+    assert (result.ok, result.status, result.sent) == (False, None, False)
+    assert (result.error or "").startswith(f"not sent ({store_scu.PART_WAY}): ")
     assert "abort" in (result.error or "")
     # Its answer (the abort, through the callback) settled it; its send's exception
     # found it settled. The count never went below 0 and ended at 0.
@@ -162,6 +164,7 @@ def test_answered_before_its_file_changed_keeps_its_answer(
     class Association:
         async_window = 4
         failure: BaseException | None = None
+        sent_whole: CStoreRQ | None = None
         aborted = False
 
         async def abort(self) -> None:

@@ -138,6 +138,11 @@ class Association(Deadlines):
         # The sink that last took bytes in place (see _receive_target).
         self._in_place_sink: DatasetSink | None = None
         self._send_lock = asyncio.Lock()
+        #: The last message sent whole: its last PDV queued for the transport,
+        #: ahead of anything queued after it (an A-ABORT too). From then on the
+        #: peer may hold it; before, it cannot (PS3.8 9.3.5, PS3.7 8.1).
+        self.sent_whole: DimseMessage | None = None
+        self._last_queued = False  # the last PDU queued ends its message
         self._inbox: list[ULEvent | MessagesRouted] = []
         self._inbox_bytes = 0
         self._routed_bytes = 0  # routed to a sink, its message not yet complete
@@ -538,6 +543,7 @@ class Association(Deadlines):
         max_pdu = self.ul.peer_max_pdu_length
         for pdu in command_pdus(context_id, encode_message(message), max_pdu):
             self.ul.send_pdata(pdu)
+        self._last_queued = not message.has_dataset
         try:
             if dataset is not None:
                 await self._send_data(context_id, dataset, max_pdu, last=True)
@@ -546,8 +552,10 @@ class Association(Deadlines):
             elif pdus is not None:
                 for data_pdu in pdus:
                     await self._send_pdu(data_pdu)
-            self._sent_whole(message)
+            self._whole(message)
         except BaseException as exc:
+            if self._last_queued:  # cut while its last PDU was written: out whole
+                self._whole(message)
             if self.failure is None:  # a cancel, say: the rest cannot follow, nor
                 # another message come in between (PS3.8 9.3.5): A-ABORT (7.3).
                 self._local_abort(f"a {operation_name(message)} message cut short "
@@ -557,6 +565,10 @@ class Association(Deadlines):
                 self._wake()
             raise
         await self._flush_data(soon=self._pending_out < _COALESCE_BYTES and self._may_coalesce())
+
+    def _whole(self, message: DimseMessage) -> None:
+        self.sent_whole = message
+        self._sent_whole(message)
 
     def _sent_whole(self, message: DimseMessage) -> None:
         """The last PDU of ``message`` was queued (the peer may have read it all
@@ -601,6 +613,8 @@ class Association(Deadlines):
 
     async def _send_pdu(self, pdu: bytes | bytearray | memoryview) -> None:
         self.ul.send_pdata(pdu)
+        # One PDV per PDU: its Message Control Header's last-fragment bit (PS3.8 E.2).
+        self._last_queued = bool(pdu[11] & 2)
         self._pending_out += len(pdu)
         if self._pending_out >= _FLUSH_BYTES:
             await self._flush_data()

@@ -49,6 +49,9 @@ _UNSENT_NAMED = 10  # after exit 3, the files that failed alone named; the other
 _UNCONFIRMED = "interrupted before an answer"
 #: The error of a file a Ctrl-C left unsent (every file, at the key's password prompt).
 _NOT_SENT = "interrupted before it was sent"
+#: The error of the file a Ctrl-C cut while its data set went out: no peer keeps a
+#: partial object (``store_scu.PART_WAY``), so it may be sent again as never sent.
+_CUT_PART_WAY = "not sent (interrupted part-way: the peer cannot hold a partial object)"
 #: What follows the last answer of a file a Ctrl-C stopped from being sent again.
 _NOT_RESENT = "interrupted before it was sent again"
 
@@ -252,7 +255,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     any object was not stored, 3 if the association failed before any was
     (the files not sent for a reason of their own, not DICOM, unreadable or
     refused by the peer, are then named, and those sent but never answered,
-    which the peer may hold: the first ten; --json lists all). An object the peer
+    whole, which the peer may hold: the first ten; --json lists all). An object the peer
     answered with a warning status (Bxxx, 0107H, 0116H) is stored (it counts
     for exit status 0) and is counted apart, "stored with warnings"; a file
     that is not DICOM is not stored (exit status 1), counted apart too,
@@ -273,7 +276,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     Ctrl-C aborts the association and still prints the summary (with --json,
     "interrupted": true): the objects the peer confirmed, those waiting for
     --retries with their last answer, those sent and not answered as
-    unconfirmed (the peer may hold them), and the others as not sent. Exit
+    unconfirmed (the peer may hold them), and the others as not sent (the
+    one cut part-way too: a peer cannot hold a partial object). Exit
     status 130. SIGTERM (timeout(1), systemd) does the same,
     with exit status 143. At a key's password prompt nothing was sent: Ctrl-C
     prints only --json's document, every object not sent.
@@ -300,7 +304,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         status, status_text     the peer's C-STORE status (null without an
                                 answer) and its meaning with the peer's
                                 comment, else "not sent", "no answer"
-                                (sent) or "unconfirmed" (sent, then Ctrl-C)
+                                (sent) or "unconfirmed" (sent whole, then
+                                Ctrl-C)
         ok                      stored (Success or a warning status)
         not_dicom               skipped: not a DICOM Part 10 file
         association_failed      not stored because its association failed
@@ -311,9 +316,11 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                 preamble and File Meta Information)
         transfer_syntax_uid,    the file's transfer syntax; the one it was
         converted_to            converted to (null: sent as it is)
-        sent, attempts,         its C-STORE went out (without a status, the
-        retryable               peer may hold it); tries; a failure that
-                                --retries would send again
+        sent, attempts,         its C-STORE went out whole, to its last
+        retryable               fragment (without a status, the peer may
+                                hold it; false for one cut part-way, which
+                                it cannot); tries; a failure that --retries
+                                would send again
         dropped_meta            File Meta Information elements its data set
                                 starts with, left out when sent (PS3.5 7.1),
                                 as "(0002,xxxx)" tags; [] when none
@@ -396,9 +403,11 @@ def _unfinished_results(files: list[Path], finished: list[StoreResult], error: s
     of ``files`` (as a run that ended reports them): the objects answered (or
     failed) so far; those ``waiting`` to be sent again (--retries) with their
     last answer; every other file, with ``error``, or after a Ctrl-C:
-    unconfirmed if ``known`` (store_paths' results) says it was sent, on this
-    attempt or an earlier one (the peer may hold it), else not sent."""
+    unconfirmed if ``known`` (store_paths' results) says it was sent whole, on
+    this attempt or an earlier one (the peer may hold it), else not sent (cut
+    part-way, the one whose data set was going out)."""
     from dicomnet.services.storage import StoreResult
+    from dicomnet.services.store_scu import PART_WAY
 
     answered = {r.path: r for r in finished}
     waiting = waiting or {}
@@ -413,7 +422,12 @@ def _unfinished_results(files: list[Path], finished: list[StoreResult], error: s
         # What store_paths knows of it (its UID, size, attempts), less its status.
         base = replace(listed.get(f) or StoreResult(path=f), status=None, ok=False,
                        retryable=False)
-        return replace(base, error=_UNCONFIRMED if sending and base.sent else _NOT_SENT)
+        if not sending:
+            return replace(base, error=_NOT_SENT)
+        if base.sent:
+            return replace(base, error=_UNCONFIRMED)
+        cut = PART_WAY in (listed[f].error or "") if f in listed else False
+        return replace(base, error=_CUT_PART_WAY if cut else _NOT_SENT)
 
     return [answered.get(f) or unanswered(f) for f in files]
 
@@ -427,8 +441,9 @@ def _report_failed_alone(results: list[StoreResult]) -> None:
     with why; then those sent whose answer never came, which the peer may
     hold. --json has them all."""
     alone = [r for r in results if not r.ok and r.error and not r.association_failed]
-    # Sent, then the association failed before their answer: the peer may hold
-    # them (the error line names a message ID at most, not a file).
+    # Sent whole, then the association failed before their answer: the peer may
+    # hold them (the error line names a message ID at most, not a file). One cut
+    # part-way is not sent, as the error line's failure says.
     unanswered = [r for r in results if r.sent and r.status is None and r.association_failed]
     lines: list[str] = []
     if alone:

@@ -83,8 +83,11 @@ class StoreResult:
     size: int = 0
     transfer_syntax_uid: str | None = None
     converted_to: str | None = None
-    #: Its C-STORE went out (in part at least), on the last attempt or an
-    #: earlier one: without a status, the peer may hold the object all the same.
+    #: Its C-STORE went out whole (its data set's last fragment handed to the
+    #: transport: PS3.8 9.3.5), on the last attempt or an earlier one: without a
+    #: status, the peer may hold the object all the same. Not for one cut
+    #: part-way, which the peer cannot hold (PS3.7 8.1: a message is complete
+    #: with its last fragment only); its error says so (``PART_WAY``).
     sent: bool = False
     #: How many times it was sent (or tried): more than 1 after retries.
     attempts: int = 1
@@ -149,7 +152,7 @@ class StoreResult:
         self.error = None
         self.error_comment = None
         self.offending_elements = []
-        self.converted_to = None  # sent stays: the peer may hold what went out
+        self.converted_to = None  # sent stays: the peer may hold what went out whole
         self.retryable = False
         self.association_failed = False
         self.attempts += 1
@@ -206,6 +209,11 @@ class _Plan:
     result: StoreResult
     #: Its C-STORE went out in this attempt (else the association ended before it).
     started: bool = False
+    #: ... whole, its last fragment handed to the transport (``started`` alone:
+    #: cut part-way, which the peer cannot hold).
+    whole: bool = False
+    #: An earlier attempt sent it whole, unanswered (``StoreResult.sent`` then).
+    sent_before: bool = False
     #: Sent under a window and not yet answered (``_InFlight``).
     awaiting: bool = False
     #: The attempt its C-STORE first went out on (0: never), for the retry order.
@@ -300,7 +308,8 @@ def _changed_since_listed(result: StoreResult, change: str, sent: bool) -> None:
                     else f"{error} ({change})" if change not in error else error)
 
 
-def _record(result: StoreResult, rsp: object, info: Part10Info | None = None) -> None:
+def _record(result: StoreResult, rsp: object, info: Part10Info | None = None,
+            sent_before: bool = False) -> None:
     """The outcome of a C-STORE from its response (PS3.4 B.2.3): a Warning of any
     kind PS3.7 Annex C names (0107H and 0116H too, as DCMTK and pynetdicom read
     them) means stored; not when the response names another object than
@@ -320,7 +329,7 @@ def _record(result: StoreResult, rsp: object, info: Part10Info | None = None) ->
         result.error = ((result.error_comment or str(Status(status, "storage")))
                         + offending_words(result.offending_elements, "; "))
         result.retryable = _retryable_status(status)
-        if status == _DUPLICATE_SOP_INSTANCE and result.attempts > 1:
+        if status == _DUPLICATE_SOP_INSTANCE and sent_before:
             result.error += (" (sent again after a lost answer: most likely stored by the "
                              "earlier attempt)")
 
@@ -370,8 +379,13 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
         if prepared is None and on_progress:
             on_progress(plan.result)
         plan.started = prepared is not None
-        plan.result.sent |= plan.started
         return prepared
+
+    def went(plan: _Plan, rq: object) -> None:
+        """Note whether ``plan``'s C-STORE (``rq``), its send just ended, went out
+        whole: only then may the peer hold it (PS3.8 9.3.5)."""
+        if assoc.sent_whole is rq:
+            plan.whole = plan.result.sent = True
 
     async def cut_short(plan: _Plan, exc: StorageError,
                         unanswered: bool = True) -> AssociationAborted:
@@ -399,9 +413,10 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             except StorageError as exc:
                 raise await cut_short(plan, exc) from exc
             finally:  # its file closed, sent or not (the association ended before)
+                went(plan, rq)
                 if pdus is not None:
                     pdus.close()
-            _record(plan.result, rsp, plan.info)
+            _record(plan.result, rsp, plan.info, plan.sent_before)
             if on_progress:
                 on_progress(plan.result)
         if assoc.failure is not None:
@@ -427,7 +442,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             if error is None:
                 error = reply  # the batch ends with the first error
         else:
-            _record(plan.result, reply[0], plan.info)
+            _record(plan.result, reply[0], plan.info, plan.sent_before)
             if on_progress:
                 on_progress(plan.result)
         if room is not None and not room.done():
@@ -459,6 +474,7 @@ async def _send_batch(assoc: ClientAssociation, plans: list[_Plan],
             in_flight.settle(plan)
             raise
         finally:  # its file closed, sent or not (the association ended before)
+            went(plan, rq)
             if pdus is not None:
                 pdus.close()
     await wait_for_room(0)
@@ -520,15 +536,23 @@ def _warn_of_repeated_uids(plans: list[_Plan]) -> None:
                     "holds one object per SOP Instance UID", len(repeats), later, earlier, uid)
 
 
+#: Why an object cut part-way is not sent: a peer keeps a data set only once its
+#: last fragment came (PS3.8 9.3.5, E.2); a partial message dies with the
+#: association (PS3.7 8.1, PS3.8 7.3). Safe to send again.
+PART_WAY = "interrupted part-way: the peer cannot hold a partial object"
+
+
 def _unanswered(plan: _Plan, why: str) -> str:
-    """Why ``plan``'s object got no answer on this attempt: one never sent says
-    so ("the peer aborted" read as if it had been), and one an earlier attempt
-    sent, unanswered, that the peer may hold it."""
-    if plan.started:
+    """Why ``plan``'s object got no answer on this attempt: one sent whole says
+    ``why`` alone (the peer may hold it), one never sent or cut part-way says
+    it was not ("the peer aborted" read as if it had been), and one an earlier
+    attempt sent whole, unanswered, that the peer may hold it."""
+    if plan.whole:
         return why
+    how = f" ({PART_WAY})" if plan.started else ""
     if plan.result.sent:
-        return f"not sent again: {why}; an earlier attempt sent it, unanswered"
-    return f"not sent: {why}"
+        return f"not sent again{how}: {why}; an earlier attempt sent it, unanswered"
+    return f"not sent{how}: {why}"
 
 
 def _cancelled(plans: list[_Plan], max_attempts: int,
@@ -554,7 +578,7 @@ def _cancelled(plans: list[_Plan], max_attempts: int,
                 result.error = refusal
                 report(result)
             else:
-                result.error = ("cancelled before an answer" if plan.started
+                result.error = ("cancelled before an answer" if plan.whole
                                 else _unanswered(plan, "cancelled"))
 
 
@@ -619,8 +643,10 @@ async def store_paths(
     what survives a cancellation, which raises ``CancelledError`` as asyncio
     requires. Each says then what became of its file, as ``dicomnet store``
     does after a Ctrl-C: stored or failed; "cancelled before an answer" (its
-    C-STORE was out: the peer may hold it; ``sent``); "not sent: cancelled"
-    ("not sent again: cancelled; ..." when an earlier attempt sent it);
+    C-STORE was out whole: the peer may hold it; ``sent``); "not sent: cancelled"
+    ("not sent again: cancelled; ..." when an earlier attempt sent it whole),
+    "not sent (interrupted part-way: ...): cancelled" for the one whose data set
+    was going out (``PART_WAY``: the peer cannot hold it);
     or, waiting for a retry, its last answer then "; cancelled before it was
     sent again"; one the association standing could not take (no context for
     its transfer syntax), not reached yet, says so, as when reached, and
@@ -737,7 +763,8 @@ async def store_paths(
             await asyncio.sleep(delay)
             for plan in again:
                 plan.result._reset_for_retry()
-                plan.started = False
+                plan.started = plan.whole = False
+                plan.sent_before = plan.result.sent
             plans = again
         if failure is not None and not any(r.ok for r in results):
             raise failed(failure)
