@@ -13,7 +13,8 @@ serves a ``BufferedProtocol`` (our ``Receiver``) and a ``StreamWriter``.
 Only what dicomnet uses of the transport interface is provided: buffered
 reading with pause/resume, writing with flow control (pause_writing /
 resume_writing around the high and low water marks), close (after pending
-writes, with a close_notify alert), abort, and the ``ssl_object``, ``socket``,
+writes, with a close_notify alert, waiting a moment for room in the socket for
+it, never for the peer's), abort, and the ``ssl_object``, ``socket``,
 ``peername``, ``sockname``, ``peercert`` and ``cipher`` extras, plus
 ``ssl_session``: the connection's TLS session, still there after it closed.
 """
@@ -46,6 +47,8 @@ _ALERT_READ = 16384
 _BEHIND_READS = 1024
 #: Seconds a closing transport waits for its pending writes before aborting.
 _CLOSE_GRACE = 10.0
+#: Seconds a closing transport waits for room in the socket for its close_notify.
+_NOTIFY_WAIT = 1.0
 
 
 @dataclass(slots=True)
@@ -189,6 +192,9 @@ class TLSSocketTransport(asyncio.Transport):
         self._write_paused = False  # protocol told to pause writing
         self._closing = False
         self._lost = False
+        # While a close_notify waits for room in the socket (_finish): its deadline.
+        self._notify_deadline: asyncio.TimerHandle | None = None
+        self._socket_closed = False
         self._extra: dict[str, Any] = {
             "ssl_object": tls, "socket": tls, "sslcontext": tls.context,
             "peercert": tls.getpeercert(), "cipher": tls.cipher(),
@@ -281,6 +287,9 @@ class TLSSocketTransport(asyncio.Transport):
             self._loop.call_later(_CLOSE_GRACE, self.abort)
 
     def abort(self) -> None:
+        if self._notify_deadline is not None:  # cut the wait for room short
+            self._close_socket(None)
+            return
         self._closing = True
         self._stop_reading()
         self._backlog.clear()
@@ -457,10 +466,41 @@ class TLSSocketTransport(asyncio.Transport):
         # whoever resumes it once the association is over (a peer that closes right
         # after its A-RELEASE-RP ends the connection before the requestor looks).
         self._extra["ssl_session"] = self._tls.session
-        if notify and exc is None:
-            # close_notify (RFC 8446 6.1); the peer's own is not awaited.
-            with contextlib.suppress(ssl.SSLError, OSError, ValueError):
-                self._tls.unwrap()
+        if notify and exc is None and not self._send_close_notify():
+            # The socket is full (the last writes, an A-ABORT say, just filled it):
+            # the alert goes once there is room; closed without it, the peer's TLS
+            # reads an end without close_notify ("unexpected eof"). A peer reading
+            # nothing cannot hold the close longer than _NOTIFY_WAIT.
+            self._loop.add_writer(self._fd, self._notify_when_writable)
+            self._notify_deadline = self._loop.call_later(_NOTIFY_WAIT, self._close_socket, exc)
+            return
+        self._close_socket(exc)
+
+    def _send_close_notify(self) -> bool:
+        """Send close_notify (RFC 8446 6.1, RFC 5246 7.2.1) without blocking; False
+        when the socket has no room for it yet. The peer's own close_notify is
+        never awaited (a non-blocking unwrap says "want read" then: ours is out),
+        nor is one sent that cannot go (a TLS error, the socket gone)."""
+        try:
+            self._tls.unwrap()
+        except ssl.SSLWantWriteError:
+            return False
+        except (ssl.SSLError, OSError, ValueError):
+            pass
+        return True
+
+    def _notify_when_writable(self) -> None:
+        if self._send_close_notify():
+            self._close_socket(None)
+
+    def _close_socket(self, exc: Exception | None) -> None:
+        if self._notify_deadline is not None:
+            self._notify_deadline.cancel()
+            self._notify_deadline = None
+            self._loop.remove_writer(self._fd)
+        elif self._socket_closed:
+            return
+        self._socket_closed = True
         with contextlib.suppress(OSError):
             self._tls.close()
         self._loop.call_soon(self._protocol.connection_lost, exc)
