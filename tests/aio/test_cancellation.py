@@ -142,3 +142,57 @@ def test_a_request_cancelled_while_its_data_set_is_sent_aborts_the_association(
     assert "a C-STORE message cut short in its data set (CancelledError)" in error, error
     ended = association_lines(aio_log)
     assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+
+
+def test_a_data_set_whose_association_ends_between_two_chunks_says_aborted(
+        tmp_path: Path) -> None:
+    """The association aborted while its sender awaited the next chunk of a data
+    set (here a local abort from another task; a peer's A-ABORT read meanwhile
+    alike): the request raises AssociationAborted with why. Before, the next PDU
+    met the Upper Layer in Sta1 and the caller got LocalProtocolError ('Evt9 is
+    not valid in Sta1'), which retries took for a lasting failure."""
+    from dicomnet.aio.client import associate
+    from dicomnet.dimse.messages import CStoreRQ
+    from dicomnet.services.storage import StorageSCP
+    from dicomnet.ul.negotiation import ContextRequest
+
+    from .helpers import run, running_server
+
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+    scp = StorageSCP(tmp_path / "store")
+
+    async def main() -> BaseException | None:
+        first_out = asyncio.Event()
+        go_on = asyncio.Event()
+
+        async def data_set() -> AsyncIterator[bytes]:
+            yield b"\x08\x00\x16\x00UI\x1a\x00" + ct.encode() + b"\x00" * 1
+            first_out.set()
+            await go_on.wait()
+            yield b"\x10\x00\x10\x00PN\x04\x00ABCD"
+            yield b"\x10\x00\x20\x00LO\x04\x00ABCD"
+
+        async with running_server(providers=[scp]) as server:
+            try:
+                async with associate("127.0.0.1", server.port,
+                                     contexts=[ContextRequest(ct, ("1.2.840.10008.1.2.1",))]
+                                     ) as assoc:
+                    rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
+                                  affected_sop_class_uid=ct, affected_sop_instance_uid="1.2.3")
+                    sending = asyncio.create_task(
+                        assoc.request_one(rq, assoc.context_for(ct).context_id,
+                                          chunks=data_set()))
+                    await first_out.wait()
+                    await assoc.abort()
+                    go_on.set()
+                    try:
+                        await sending
+                    except Exception as exc:  # what it raises is the point
+                        return exc
+            finally:
+                scp.close()
+        return None
+
+    error = run(main())
+    assert isinstance(error, AssociationAborted), repr(error)
+    assert "aborted locally" in str(error), str(error)

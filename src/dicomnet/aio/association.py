@@ -612,6 +612,10 @@ class Association(Deadlines):
             await self._send_pdu(pdu)
 
     async def _send_pdu(self, pdu: bytes | bytearray | memoryview) -> None:
+        if self.failure is not None:
+            # Ended while its sender awaited the next chunk (a peer's A-ABORT read
+            # meanwhile, a local abort): say why, not that Sta1 takes no P-DATA.
+            raise self.failure
         self.ul.send_pdata(pdu)
         # One PDV per PDU: its Message Control Header's last-fragment bit (PS3.8 E.2).
         self._last_queued = bool(pdu[11] & 2)
