@@ -7,8 +7,10 @@ temporary file in the destination folder, flushed and ``fsync``-ed, then
 given its final name in one atomic step, and finally the folder is
 ``fsync``-ed so the new name itself survives a power cut. A crash at any
 point leaves either no file under the final name or the complete one, plus
-at most a ``.*.dicomnet-part`` file that :func:`cleanup_stale` removes at
-the next start.
+at most a ``.*.dicomnet-part`` file that the next server's start-up sweep
+(:func:`~dicomnet.storage.cleanup.cleanup_stale`) removes: one not marked
+with this process's :data:`RUN_MARK`, which it leaves, as its own server's
+transfers may be under way while it sweeps.
 
 OS errors are translated here into :class:`StorageError`, keeping the
 ``errno`` so the SCP can pick its answer: a full disk or quota is "Refused:
@@ -53,6 +55,17 @@ logger = logging.getLogger("dicomnet.storage")
 #: Suffix of our temporary files; with the leading dot they are hidden and no
 #: name built by :func:`~dicomnet.storage.names.join_under` can match one.
 TEMP_SUFFIX = ".dicomnet-part"
+
+#: This process's mark, drawn once: its temporary files are named
+#: ``.<RUN_MARK>-<random>.dicomnet-part``, so that a start-up sweep running
+#: while its server stores tells them from those of an interrupted run
+#: (another process: another mark) by name alone, whatever the clocks say.
+RUN_MARK = secrets.token_hex(4)
+
+
+def temp_name() -> str:
+    """A new temporary file's name (``.<RUN_MARK>-<64 random bits>.dicomnet-part``)."""
+    return f".{RUN_MARK}-{secrets.token_hex(8)}{TEMP_SUFFIX}"
 
 _DIR_MODE = 0o755
 _FILE_MODE = 0o600  # medical data: readable by the service account only
@@ -334,7 +347,7 @@ def _make_dirs_uncached(directory: Path, *, durable: bool = True) -> None:
 class AtomicWriter:
     """Stream one object to ``destination`` through a temporary file.
 
-    The temporary file is ``<dir>/.<random>.dicomnet-part`` in the final
+    The temporary file is ``<dir>/.<run>-<random>.dicomnet-part`` in the final
     folder, so the rename stays on one file system; it is created with
     ``O_CREAT | O_EXCL`` and mode 0o600. Use as a context manager: leaving
     the block by an exception, or without :meth:`commit`, aborts::
@@ -391,7 +404,7 @@ class AtomicWriter:
         made_again = 0
         while True:
             # A str, not a Path: building Paths was a tenth of a small object's cost.
-            temp = os.path.join(folder, f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
+            temp = os.path.join(folder, temp_name())
             try:
                 self._fd = os.open(temp, flags, _FILE_MODE)
             except FileExistsError:
@@ -643,8 +656,7 @@ class AtomicWriter:
         for attempt in (1, 2, 3):
             try:
                 if replacing:
-                    temp = os.path.join(os.fspath(final.parent),
-                                        f".{secrets.token_hex(8)}{TEMP_SUFFIX}")
+                    temp = os.path.join(os.fspath(final.parent), temp_name())
                     os.link(source, temp, src_dir_fd=proc_fd_dir, follow_symlinks=True)
                     try:
                         os.replace(temp, final)
