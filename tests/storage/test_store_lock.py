@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,15 +33,24 @@ from tests.storage.helpers import SECONDARY_CAPTURE, data_set_bytes, indexed_uid
 
 
 def _in_flight(root: Path) -> Path:
-    """A temporary file as a transfer under way leaves it."""
+    """A temporary file as a transfer under way leaves it (named as another
+    process's: those of this one are left by its servers' sweeps)."""
     part = root / f".0123456789abcdef{TEMP_SUFFIX}"
     part.write_bytes(b"half a data set")
     return part
 
 
+def _start_and_close(root: Path) -> None:
+    """Start a StorageSCP on ``root``, let its start-up sweep end, close it."""
+    scp = StorageSCP(root)
+    assert scp.sweep.wait()
+    scp.close()
+
+
 def test_a_second_scp_on_a_held_folder_is_refused_and_removes_nothing(root: Path) -> None:
     first = StorageSCP(root)
     try:
+        first.sweep.wait()  # else the first one's sweep would take it for stale
         part = _in_flight(root)
         with pytest.raises(StorageError) as caught:
             StorageSCP(root)
@@ -55,6 +65,7 @@ def test_a_second_scp_on_a_held_folder_is_refused_and_removes_nothing(root: Path
     # Once the first one is closed, its folder is free; what it left is stale.
     second = StorageSCP(root)
     try:
+        second.sweep.wait()
         assert not part.exists()
     finally:
         second.close()
@@ -73,16 +84,18 @@ def test_a_store_inside_another_keeps_its_transfers_when_the_other_starts(
     inner.mkdir(parents=True)
     running = StorageSCP(inner)
     try:
+        running.sweep.wait()
         part = _in_flight(inner)
-        StorageSCP(outer).close()
+        _start_and_close(outer)
         assert part.read_bytes() == b"half a data set"
     finally:
         running.close()
-    empty = inner / "1.2.3"  # a study folder emptied
+    empty = inner / "1.2.3"  # a study folder emptied (a minute before, as a sweep needs)
     empty.mkdir()
-    StorageSCP(outer).close()
+    os.utime(empty, (time.time() - 60, time.time() - 60))
+    _start_and_close(outer)
     assert part.exists() and empty.is_dir()
-    StorageSCP(inner).close()
+    _start_and_close(inner)
     assert not part.exists() and not empty.exists()
 
 
@@ -96,6 +109,7 @@ def test_the_lock_adds_no_file_and_a_closed_scp_frees_the_folder(root: Path) -> 
 def test_serve_on_a_held_folder_exits_2_with_one_line(root: Path) -> None:
     held = StorageSCP(root)
     try:
+        held.sweep.wait()
         part = _in_flight(root)
         result = run_cli("serve", "--port", 0, "--output", root, "--json")
         assert result.exit_code == 2, result.output
@@ -125,7 +139,7 @@ def test_stale_temporary_files_are_reported_once(
     """A restart after kill -9 said it twice, in two wordings (INFO and WARNING)."""
     _in_flight(root)
     with caplog.at_level(logging.DEBUG, logger="dicomnet"):
-        StorageSCP(root).close()
+        _start_and_close(root)
     said = [(r.levelno, r.getMessage()) for r in caplog.records if "stale" in r.getMessage()]
     assert said == [(logging.WARNING, f"removed 1 stale temporary file(s) and 0 empty "
                                       f"folder(s) under {root}")]
@@ -171,7 +185,7 @@ def test_a_stale_temporary_file_that_cannot_be_removed_does_not_stop_the_server(
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(study)], check=True)
         with caplog.at_level(logging.INFO, logger="dicomnet"):
-            StorageSCP(root).close()
+            _start_and_close(root)
     finally:
         subprocess.run(["umount", "-l", str(study)], capture_output=True, check=False)
     assert part.exists() and not stale.exists()

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import logging
 import os
-import stat
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from ..dimse.status import DATASET_DOES_NOT_MATCH_SOP_CLASS as DATASET_MISMATCH
 from ..dimse.status import DUPLICATE_SOP_INSTANCE as DUPLICATE_INSTANCE
 from ..errors import ConfigurationError
 from ..security.info import SecurityInfo
-from ..storage.cleanup import cleanup_stale, open_index
+from ..storage.cleanup import open_index
 from ..storage.damage import damaged_part10
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import (
@@ -55,7 +54,6 @@ from ..storage.files import (
 from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import INDEX_NAME, NewInstance
 from ..storage.instances import IndexRow, InstanceLocator
-from ..storage.lock import StoreLock
 from ..storage.names import UnsafeNameError, safe_uid
 from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
@@ -72,6 +70,7 @@ from .store_answers import (
 )
 from .store_contexts import StorageContexts
 from .store_oddities import log_oddities
+from .store_opening import open_store
 from .store_scu import RetryEvent, StoreResult, collect_files, store_paths
 from .store_sink import StoreSink, contents
 from .workers import MAX_BATCH, Background, BatchWorker
@@ -133,7 +132,8 @@ class StorageSCP:
     file under a final name, even if the process is killed; but a power cut
     may lose objects already acknowledged): for benchmarks and scratch stores
     only. Stale temporary files, and the empty study and series folders
-    stores leave, are removed when the SCP is created (``cleanup_stale``).
+    stores leave, are removed by a thread (``sweep``) while the server already
+    serves: storage.cleanup says why it never touches a transfer under way.
     ``accept_unknown_sop_classes`` also accepts presentation contexts for SOP
     classes pydicom does not know (private or newer ones), as DCMTK's
     ``storescp --promiscuous`` and Orthanc's ``UnknownSopClassAccepted`` do.
@@ -166,34 +166,9 @@ class StorageSCP:
         self.layout = layout
         self.on_c_store = on_c_store
         self.on_stored = on_stored
-        # Removed again if the lock is refused: a refused start leaves nothing behind.
-        missing = _missing_folders(self.root)
-        try:
-            # 0755 as the study folders, whatever the umask (000 made it 0777).
-            self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-            mode = stat.S_IMODE(self.root.stat().st_mode)
-        except OSError as exc:  # a file in the way, a read-only or missing parent
-            raise StorageError.from_os_error("cannot make the store's folder", self.root,
-                                             exc) from exc
-        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
-            log.warning("the store's folder %s is writable by every account (mode %04o): "
-                        "they can rename or remove what it holds; chmod o-w it",
-                        self.root, mode)
-        # Before anything is removed: the temporary files of a second server's
-        # transfers under way are not stale (one server per folder).
-        try:
-            self._lock = StoreLock(self.root)
-        except BaseException:
-            for folder in missing:
-                with contextlib.suppress(OSError):  # not empty: another's meanwhile
-                    folder.rmdir()
-            raise
-        try:
-            cleanup_stale(self.root)  # logs what it removed
-            self.index = open_index(self.root / INDEX_NAME) if index else None
-        except BaseException:
-            self._lock.release()
-            raise
+        # sweep: what an interrupted run left, cleared while serving (StaleSweep).
+        opened = open_store(self.root, index=index)
+        self._lock, self.index, self.sweep = opened.lock, opened.index, opened.sweep
         # Duplicates found by SOP Instance UID wherever the file is; without an
         # index, only at the same path.
         self._locator = (InstanceLocator(self.root, self.index, self._relative,
@@ -220,7 +195,9 @@ class StorageSCP:
 
     def close(self) -> None:
         """Finish pending stores, write the pending index rows and close the index
-        (the server calls this when it closes; calling it again does nothing)."""
+        (the server calls this when it closes; calling it again does nothing); a
+        start-up sweep still running stops first, its walk not waited for."""
+        self.sweep.stop()  # before the lock goes: another server may start then
         self._committer.close()
         self._index_writer.close()
         if self.index is not None and not self._closed:
@@ -738,16 +715,6 @@ class StorageSCP:
             finally:
                 if self._locator is not None:
                     self._locator.rows_written(rows, written=written)
-
-
-def _missing_folders(root: Path) -> list[Path]:
-    """``root`` and those of its parents that are not there, the innermost first."""
-    missing = []
-    folder = Path(os.path.abspath(root))
-    while not os.path.lexists(folder) and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    return missing
 
 
 @dataclass(frozen=True, slots=True)
