@@ -66,8 +66,9 @@ def test_category(code: int, category: Category) -> None:
         (0xFE00, "find", "Cancel: matching terminated due to cancel request"),
         (0xFF01, "find", "Pending: matches are continuing, optional keys not supported"),
         (0xFF00, "move", "Pending: sub-operations are continuing"),
-        (0x1234, None, "Failure: unknown status"),
-        (0xB123, None, "Warning: unknown status"),
+        (0x1234, None, "Failure: a code in no status class (PS3.7 Annex C)"),
+        (0xB123, None, "Warning: not a general code (PS3.7 Annex C); its service may "
+                       "define it"),
     ],
 )
 def test_description(code: int, service: Service | None, text: str) -> None:

@@ -182,7 +182,7 @@ def test_a_pending_answer_to_a_c_store_is_its_final_answer(
     assert (doc["stored"], doc["failed"], doc["error"]) == (1, 1, None)
     assert [(Path(r["path"]).stem, r["status"], r["ok"], r["sent"], r["retryable"],
              r["status_text"]) for r in doc["results"]] == [
-        ("708", 0xFF00, False, True, False, "0xFF00 Pending"),
+        ("708", 0xFF00, False, True, False, "0xFF00 Pending: a code C-STORE does not define"),
         ("709", 0x0000, True, True, False, "0x0000 Success"),
     ]
     assert sorted(scp.received) == [uid(9, 708), uid(9, 709)]

@@ -271,7 +271,7 @@ def test_a_store_result_gives_its_status_as_the_status_assoc_store_returns(
     assert statuses == [Status(0), Status(WARNING_COERCION), Status(0xA701)]
     assert [str(s) for s in statuses] == [
         "0x0000 (success: Success)",
-        "0xB000 (warning: Warning: coercion of data elements)",
+        "0xB000 (warning: coercion of data elements)",
         "0xA701 (failure: Refused: out of resources)"]
     assert [s.category for s in statuses if s is not None] == ["success", "warning", "failure"]
     assert StoreResult(Path("never-sent.dcm")).dimse_status is None

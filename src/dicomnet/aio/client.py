@@ -311,7 +311,7 @@ class ClientAssociation(Association):
         ctx = self.context_for(VERIFICATION)
         rq = CEchoRQ(message_id=self.dimse.next_message_id())
         rsp, _ = await self.request_one(rq, ctx.context_id)
-        return Status(getattr(rsp, "status", 0))
+        return Status(getattr(rsp, "status", 0), "echo")
 
     async def store(self, dataset: Dataset) -> Status:
         """C-STORE (PS3.4 B.2.2) of a pydicom ``Dataset`` held in memory, encoded in

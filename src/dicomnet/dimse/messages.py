@@ -153,6 +153,7 @@ class CEchoRSP(_Response):
     """C-ECHO-RSP (PS3.7 9.3.5.2)."""
 
     command_field: ClassVar[int] = 0x8030
+    _status_service: ClassVar[Service | None] = "echo"
     message_id_being_responded_to: int
     status: int
     affected_sop_class_uid: str | None = None

@@ -16,7 +16,12 @@ Codes outside every class are not allowed (PS3.7 Annex C); we classify them as
 
 Descriptions are looked up in the table of the service given (the same code
 means different things in Storage and in Query/Retrieve, e.g. B000), then in
-the general table, then in the service's ranges (A7xx, Cxxx...).
+the general table, then in the service's ranges (A7xx, Cxxx...). A code none
+of them defines is worded by its class and what is wrong with it, e.g.
+``Failure: a code C-STORE does not define`` for A123H (Axxx, Bxxx and Cxxx are
+assigned per service in PS3.4: one its table lacks means nothing more than its
+class), ``Pending: a code C-STORE does not define`` for FF00H (a C-STORE has
+one response: PS3.7 9.1.1), ``Failure: a code in no status class`` for 1234H.
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ __all__ = [
 ]
 
 Category = Literal["success", "warning", "failure", "cancel", "pending"]
-#: Which service's table explains a code: C-STORE, C-FIND, C-GET, C-MOVE, or the general one.
-Service = Literal["storage", "find", "get", "move"]
+#: Which service's table explains a code: C-STORE, C-FIND, C-GET, C-MOVE, C-ECHO, or
+#: (None) the general one.
+Service = Literal["storage", "find", "get", "move", "echo"]
 
 SUCCESS: Final = 0x0000
 CANCEL: Final = 0xFE00
@@ -132,6 +138,19 @@ _SERVICE: Final[dict[str, dict[int, str]]] = {
         0xB000: "Warning: sub-operations complete, one or more failures or warnings",
         0xFF00: "Pending: sub-operations are continuing",
     },
+    # PS3.7 9.1.5.1.4: a C-ECHO's statuses are general ones (Success, 0122H, 0210H...).
+    "echo": {},
+}
+
+#: How an undefined code names its service (PS3.7 9.3: the operation the table is of).
+_SERVICE_NAMES: Final[dict[str, str]] = {
+    "storage": "C-STORE", "find": "C-FIND", "get": "C-GET", "move": "C-MOVE", "echo": "C-ECHO"}
+
+#: General codes a service's responses never carry: a C-STORE and a C-ECHO have
+#: one response each and no C-CANCEL (PS3.7 9.1.1, 9.1.5; PS3.4 B.2.3).
+_NOT_DEFINED: Final[dict[str, frozenset[int]]] = {
+    "storage": frozenset({0xFE00, 0xFF00, 0xFF01}),
+    "echo": frozenset({0xFE00, 0xFF00, 0xFF01}),
 }
 
 # (mask, value, description): implementation-assigned ranges such as A7xx.
@@ -144,6 +163,7 @@ _RANGES: Final[dict[str, tuple[tuple[int, int, str], ...]]] = {
     "find": ((0xF000, 0xC000, "Failed: unable to process"),),
     "get": ((0xF000, 0xC000, "Failed: unable to process"),),
     "move": ((0xF000, 0xC000, "Failed: unable to process"),),
+    "echo": (),
 }
 
 
@@ -159,6 +179,13 @@ def category_of(code: int) -> Category:
         return "warning"
     # Axxx, Cxxx, 01xx, 02xx - and, deliberately, any code outside every class.
     return "failure"
+
+
+def _in_a_class(code: int) -> bool:
+    """Whether ``code`` is in one of the classes of PS3.7 Annex C ("Implementations
+    shall not use Status Codes with values not listed")."""
+    return (code in (0x0000, 0x0001, 0xFE00, 0xFF00, 0xFF01)
+            or code >> 12 in (0xA, 0xB, 0xC) or code >> 8 in (0x01, 0x02))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -193,7 +220,9 @@ class Status:
         return hash(self.code)  # as the int it equals
 
     def __str__(self) -> str:
-        return f"0x{self.code:04X} ({self.category}: {self.description})"
+        # "0xB000 (warning: coercion of data elements)": the class said once.
+        words = self.description.removeprefix(f"{self.category.capitalize()}: ")
+        return f"0x{self.code:04X} ({self.category}: {words})"
 
     @property
     def category(self) -> Category:
@@ -202,19 +231,37 @@ class Status:
 
     @property
     def description(self) -> str:
-        """The meaning of the code in words, from PS3.7 Annex C or PS3.4."""
-        if self.service is not None:
-            text = _SERVICE[self.service].get(self.code)
+        """The meaning of the code in words, from PS3.7 Annex C or PS3.4; for a code
+        the service does not define, its class and why it has no meaning (see the
+        module docstring): ``Failure: a code C-STORE does not define``."""
+        text = self._defined()
+        if text is not None:
+            return text
+        if not _in_a_class(self.code):
+            why = "a code in no status class (PS3.7 Annex C)"
+        elif self.service is not None:
+            why = f"a code {_SERVICE_NAMES[self.service]} does not define"
+        else:
+            why = "not a general code (PS3.7 Annex C); its service may define it"
+        return f"{self.category.capitalize()}: {why}"
+
+    def _defined(self) -> str | None:
+        """The words of the service's table, the general one or the service's ranges."""
+        service = self.service
+        if service is not None:
+            text = _SERVICE[service].get(self.code)
             if text is not None:
                 return text
+            if self.code in _NOT_DEFINED.get(service, ()):
+                return None
         text = _GENERAL.get(self.code)
         if text is not None:
             return text
-        if self.service is not None:
-            for mask, value, text in _RANGES[self.service]:
+        if service is not None:
+            for mask, value, text in _RANGES[service]:
                 if self.code & mask == value:
                     return text
-        return f"{self.category.capitalize()}: unknown status"
+        return None
 
     @property
     def is_success(self) -> bool:
