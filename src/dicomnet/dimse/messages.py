@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from dicomnet.dimse import commands as c
-from dicomnet.dimse.status import Service, Status
+from dicomnet.dimse.status import Service, Status, category_of
 from dicomnet.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -602,7 +602,8 @@ def refusal(request: DimseMessage, status: int, comment: str | None = None
     perform it answers 0211H, Unrecognized Operation: PS3.7 Annex C), naming
     the same SOP Class and Instance; None when no response is due (``request``
     is itself a response, or a C-CANCEL-RQ, which is never answered: PS3.7
-    9.3.2.3). ``comment`` goes in the Error Comment where the response has one."""
+    9.3.2.3). ``comment`` goes in the Error Comment where the response has one
+    and ``status`` is a Warning or a Failure."""
     if not request.is_request:
         return None
     cls = MESSAGE_CLASSES.get(request.command_field | 0x8000)
@@ -619,7 +620,8 @@ def refusal(request: DimseMessage, status: int, comment: str | None = None
         value = next((getattr(request, s) for s in sources if getattr(request, s, None)), None)
         if value and field in names:
             kwargs[field] = value
-    if comment and "error_comment" in names:
+    # An Error Comment goes with a Warning or a Failure only (PS3.7 C.1.1, C.4, C.5).
+    if comment and "error_comment" in names and category_of(status) in ("warning", "failure"):
         kwargs["error_comment"] = comment[:64]
     response = cls(**kwargs)
     assert not response.is_request

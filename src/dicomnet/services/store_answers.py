@@ -18,7 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from ..dimse.messages import CStoreRQ, CStoreRSP
-from ..dimse.status import PROCESSING_FAILURE, SUCCESS, Status
+from ..dimse.status import PROCESSING_FAILURE, SUCCESS, Status, category_of
 from ..errors import DicomNetError
 from ..security.info import SecurityInfo
 from .workers import call_handler
@@ -107,7 +107,15 @@ async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str 
     """The user's handler; its status, or Success when it returns None. A handler
     that raises, or returns what is not a status or a status no C-STORE-RSP
     carries (Pending, Cancel: PS3.4 B.2.3), costs this object a Processing
-    Failure (0110H), not the association: the file stays, it is durable."""
+    Failure (0110H), not the association: the file stays, it is durable.
+
+    A Success with a comment (``(0, "archived")``) is sent as a plain Success,
+    the comment dropped and logged at DEBUG: an Error Comment belongs to a
+    Warning or a Failure (PS3.7 C.4, C.5); Success has only its Status (PS3.7
+    C.1.1; PS3.4 B.2.3: no related field). Refusing the answer instead would
+    turn an object the handler accepted into a failure its sender may resend
+    or report; a comment a peer may show as an error (DCMTK's storescu prints
+    "Error Comment") with a Success would confuse its reader."""
     try:
         result = await call_handler(hook, instance)
     except Exception:
@@ -139,6 +147,13 @@ async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str 
         return PROCESSING_FAILURE, HOOK_FAILED
     if (isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF
             and (comment is None or isinstance(comment, str))):
+        if comment and not _may_comment(status):
+            # Success is the handler's answer: kept; its comment has no place to go.
+            log.debug("C-STORE %s: the on_c_store handler's comment %r not sent with its "
+                      "Success (0000H): an Error Comment goes with a Warning or a Failure "
+                      "only (PS3.7 C.1.1, C.4, C.5; PS3.4 B.2.3)",
+                      instance.sop_instance_uid, comment[:64])
+            return status, None
         # An Error Comment is LO (PS3.7 C.4): 64 characters at most.
         return status, None if comment is None else comment[:64]
     log.error("C-STORE %s: the on_c_store handler returned %r, not a status (0 to 0xFFFF), "
@@ -149,14 +164,24 @@ async def run_hook(hook: StoreHook, instance: StoredInstance) -> tuple[int, str 
 
 
 def response(message: CStoreRQ, status: int, comment: str | None) -> CStoreRSP:
-    """The C-STORE-RSP to ``message`` (PS3.7 9.3.1.2)."""
+    """The C-STORE-RSP to ``message`` (PS3.7 9.3.1.2), with ``comment`` as its
+    Error Comment (0000,0902) when ``status`` is a Warning or a Failure: the
+    status types that have one (PS3.7 C.4, C.5; PS3.4 B.2.3, whose Success row
+    has no related field, as PS3.7 C.1.1 gives Success none). A comment with a
+    Success is dropped, the Success sent: see :func:`run_hook`."""
     return CStoreRSP(
         message_id_being_responded_to=message.message_id,
         status=status,
         affected_sop_class_uid=_echoable_uid(message.affected_sop_class_uid),
         affected_sop_instance_uid=_echoable_uid(message.affected_sop_instance_uid),
-        error_comment=_comment(comment),
+        error_comment=_comment(comment) if _may_comment(status) else None,
     )
+
+
+def _may_comment(status: int) -> bool:
+    """Whether a response of ``status`` may carry an Error Comment: a Warning or a
+    Failure (PS3.7 C.4, C.5), not a Success (C.1.1), Pending or Cancel."""
+    return category_of(status) in ("warning", "failure")
 
 
 def _echoable_uid(value: str) -> str | None:
