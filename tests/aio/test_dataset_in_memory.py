@@ -15,7 +15,7 @@ import pytest
 from dicomnet.aio.association import BufferSink
 from dicomnet.aio.client import associate
 from dicomnet.config import Limits
-from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CFindRQ, decode_message, encode_message
+from dicomnet.dimse.messages import CEchoRQ, CFindRQ, CFindRSP, decode_message, encode_message
 from dicomnet.errors import AssociationAborted, ConfigurationError, RemoteProtocolError
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
@@ -118,11 +118,13 @@ def test_the_limit_must_be_positive() -> None:
 
 
 def test_a_response_data_set_beyond_the_limit_aborts_the_client() -> None:
-    """The client's side: a C-ECHO-RSP announcing a data set, then 3 MiB of it."""
+    """The client's side: a pending C-FIND-RSP announcing an Identifier, then 3 MiB
+    of it. (A C-ECHO-RSP, which has no data set, is refused as its command set
+    is read: tests/aio/test_response_dataset_claims.py.)"""
 
     async def answer(peer: RawPeer, request: Request) -> None:
-        await peer.send(response_pdu(request.context_id, CEchoRSP(
-            message_id_being_responded_to=1, status=0, affected_sop_class_uid=VERIFICATION,
+        await peer.send(response_pdu(request.context_id, CFindRSP(
+            message_id_being_responded_to=1, status=0xFF00, affected_sop_class_uid=VERIFICATION,
             has_dataset=True)), *[encode_pdata(request.context_id, False, n == 47, bytes(65536))
                                   for n in range(48)])
 
@@ -131,11 +133,15 @@ def test_a_response_data_set_beyond_the_limit_aborts_the_client() -> None:
             with pytest.raises(AssociationAborted) as caught:
                 async with associate(LOOPBACK, port,
                                      limits=Limits(max_dataset_in_memory=LIMIT)) as assoc:
-                    await assoc.echo()
+                    find = CFindRQ(message_id=assoc.dimse.next_message_id(),
+                                   affected_sop_class_uid=VERIFICATION)
+                    async for _ in assoc.request(
+                            find, assoc.context_for(VERIFICATION).context_id, dataset=b""):
+                        pass
             await peers[0].ended.wait()
             return str(caught.value), peers[0].ending
 
     message, ending = run(main())
-    assert (f"the data set of a C-ECHO-RSP is larger than {LIMIT} bytes, the most kept in "
+    assert (f"the data set of a C-FIND-RSP is larger than {LIMIT} bytes, the most kept in "
             f"memory (Limits.max_dataset_in_memory)") in message
     assert ending == "abort"

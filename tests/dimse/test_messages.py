@@ -86,6 +86,8 @@ def messages(draw: st.DrawFn) -> m.DimseMessage:
         mandatory = f.default is dataclasses.MISSING
         if mandatory or draw(st.booleans()) or (f.default is not None and f.name != "has_dataset"):
             kwargs[f.name] = draw(_strategy(f.name))
+    if cls.has_no_dataset:  # any other value is refused (PS3.7 9.3, 10.3)
+        kwargs["has_dataset"] = False
     return cls(**kwargs)
 
 
@@ -179,7 +181,7 @@ def test_data_set_type_values() -> None:
     for value in (0x0000, 0x0001, 0x0102, 0xFEFE):
         wire = c.encode_command(
             {
-                c.COMMAND_FIELD: 0x0030,
+                c.COMMAND_FIELD: 0x0020,  # a C-FIND-RQ (C-ECHO's is fixed at 0101H)
                 c.MESSAGE_ID: 1,
                 c.AFFECTED_SOP_CLASS_UID: "1.2.840.10008.1.1",
                 c.COMMAND_DATA_SET_TYPE: value,

@@ -21,8 +21,10 @@ Rules enforced on what the peer sends (PS3.7 8.1-8.2; PS3.8 E.2), each a
   command fragment after the last command fragment of a message with a data
   set), a PDV whose presentation context differs from its message's;
 * reason 6 (invalid PDU parameter value) for a command set that cannot be
-  decoded, or that grows beyond :data:`MAX_COMMAND_SET_LENGTH` (command sets
-  are a few hundred bytes: a hostile peer must not make us buffer megabytes).
+  decoded (a C-STORE-RSP or C-ECHO-RQ/RSP whose Command Data Set Type claims a
+  data set among them: ``messages.decode_message``), or that grows beyond
+  :data:`MAX_COMMAND_SET_LENGTH` (command sets are a few hundred bytes: a
+  hostile peer must not make us buffer megabytes).
 """
 
 from __future__ import annotations

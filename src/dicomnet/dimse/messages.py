@@ -11,7 +11,17 @@ MEDIUM rather than refused, since nothing is lost by it.
 Command Data Set Type (PS3.7 E.1): 0101H means "no data set"; the standard
 says any other value means one follows. We *send* 0001H, the value DCMTK
 (``DIMSE_DATASET_PRESENT``) and pynetdicom both write, and we *accept* any
-value other than 0101H.
+value other than 0101H, except in the messages that never have a data set
+(``has_no_dataset``: C-ECHO-RQ/RSP, C-STORE-RSP, C-CANCEL-RQ, N-GET-RQ,
+N-DELETE-RQ/RSP, whose tables say "shall be set to a value of 0101H", PS3.7
+9.3.1.2, 9.3.2.3, 9.3.5, 10.3.2.1, 10.3.6): there another value is a protocol
+error, refused when the command set is decoded (abort reason 6, naming the
+field and its value). Taken at its word, it left the receiver waiting for a
+data set the peer would not send (a C-STORE-RSP: our SCU until its DIMSE
+timeout); ignored, the data set the peer then sent would be an unexplained
+stray PDV. A message that must have one (C-STORE-RQ) but says 0101H is
+decoded as it says: its service answers it (a C-STORE-RQ: Cannot understand,
+no data set to store).
 
 Status-related elements (PS3.7 Annex C: Error Comment, Error ID, Offending
 Element) are optional on every response. Elements a class does not know are
@@ -114,6 +124,8 @@ class _Message:
     command_field: ClassVar[int]
     # Mandatory on the wire although the constructor offers a default.
     _wire_mandatory: ClassVar[frozenset[str]] = frozenset()
+    #: Whether PS3.7 fixes this message's Command Data Set Type at 0101H (no data set).
+    has_no_dataset: ClassVar[bool] = False
     has_dataset: bool
 
     @property
@@ -142,6 +154,7 @@ class CEchoRQ(_Message):
     """C-ECHO-RQ (PS3.7 9.3.5.1)."""
 
     command_field: ClassVar[int] = 0x0030
+    has_no_dataset: ClassVar[bool] = True
     _wire_mandatory: ClassVar[frozenset[str]] = frozenset({"affected_sop_class_uid"})
     message_id: int
     affected_sop_class_uid: str = "1.2.840.10008.1.1"
@@ -153,6 +166,7 @@ class CEchoRSP(_Response):
     """C-ECHO-RSP (PS3.7 9.3.5.2)."""
 
     command_field: ClassVar[int] = 0x8030
+    has_no_dataset: ClassVar[bool] = True
     _status_service: ClassVar[Service | None] = "echo"
     message_id_being_responded_to: int
     status: int
@@ -182,6 +196,7 @@ class CStoreRSP(_Response):
     """C-STORE-RSP (PS3.7 9.3.1.2)."""
 
     command_field: ClassVar[int] = 0x8001
+    has_no_dataset: ClassVar[bool] = True
     _status_service: ClassVar[Service | None] = "storage"
     message_id_being_responded_to: int
     status: int
@@ -285,6 +300,7 @@ class CCancelRQ(_Message):
     """C-CANCEL-RQ (PS3.7 9.3.2.3, 9.3.3.3, 9.3.4.3): one command field for all."""
 
     command_field: ClassVar[int] = 0x0FFF
+    has_no_dataset: ClassVar[bool] = True
     message_id_being_responded_to: int
     has_dataset: bool = False
 
@@ -325,6 +341,7 @@ class NGetRQ(_Message):
     """N-GET-RQ (PS3.7 10.3.2.1); no Attribute Identifier List means all attributes."""
 
     command_field: ClassVar[int] = 0x0110
+    has_no_dataset: ClassVar[bool] = True
     message_id: int
     requested_sop_class_uid: str
     requested_sop_instance_uid: str
@@ -435,6 +452,7 @@ class NDeleteRQ(_Message):
     """N-DELETE-RQ (PS3.7 10.3.6.1)."""
 
     command_field: ClassVar[int] = 0x0150
+    has_no_dataset: ClassVar[bool] = True
     message_id: int
     requested_sop_class_uid: str
     requested_sop_instance_uid: str
@@ -446,6 +464,7 @@ class NDeleteRSP(_Response):
     """N-DELETE-RSP (PS3.7 10.3.6.2)."""
 
     command_field: ClassVar[int] = 0x8150
+    has_no_dataset: ClassVar[bool] = True
     message_id_being_responded_to: int
     status: int
     affected_sop_class_uid: str | None = None
@@ -572,6 +591,11 @@ def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
     data_set_type = elements.get(c.COMMAND_DATA_SET_TYPE)
     if data_set_type is None:
         raise _bad(f"{cls.__name__} has no Command Data Set Type (0000,0800)")
+    if cls.has_no_dataset and data_set_type != DATA_SET_ABSENT:
+        # See the module docstring: no data set follows, whatever the value says.
+        raise _bad(f"{operation_name_of(cls)} with Command Data Set Type (0000,0800) "
+                   f"{_hex(data_set_type)}: it has no data set, the value shall be 0101H "
+                   "(PS3.7 9.3, 10.3)")
     # Any: the codec already gave every known tag its VR's Python type.
     kwargs: dict[str, Any] = {"has_dataset": data_set_type != DATA_SET_ABSENT}
     for name, tag, mandatory in _SPECS[cls]:
@@ -594,6 +618,18 @@ def operation_name(message: DimseMessage) -> str:
     ``C-FIND``, ``NEventReportRSP`` -> ``N-EVENT-REPORT``."""
     name = type(message).__name__.removesuffix("RQ").removesuffix("RSP")
     return name[0] + "-" + re.sub(r"(?<!^)(?=[A-Z])", "-", name[1:]).upper()
+
+
+def operation_name_of(cls: type[DimseMessage]) -> str:
+    """The message ``cls`` stands for, as PS3.7 writes it: ``CStoreRSP`` -> ``C-STORE-RSP``."""
+    name = cls.__name__
+    kind = "RSP" if name.endswith("RSP") else "RQ"
+    name = name.removesuffix(kind)
+    return name[0] + "-" + re.sub(r"(?<!^)(?=[A-Z])", "-", name[1:]).upper() + "-" + kind
+
+
+def _hex(value: object) -> str:
+    return f"{value:04X}H" if isinstance(value, int) else repr(value)
 
 
 def refusal(request: DimseMessage, status: int, comment: str | None = None
