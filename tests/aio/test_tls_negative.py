@@ -166,9 +166,10 @@ def test_wrong_host_name_reason_names_the_checked_name(
                           client_tls=pki.client_tls(server_hostname="wrong.example")))
     assert isinstance(outcome.error, TLSError)
     assert outcome.error.reason == (
-        "host name mismatch: the certificate of the server is not valid for 'wrong.example' "
-        "(hosts are named by its subjectAltName, RFC 9525 6.3; an old device's certificate "
-        "naming it in its subject CN alone: hostname_from_common_name=True)")
+        "host name mismatch: the certificate of the server is not valid for 'wrong.example': "
+        "it names DNS:localhost, IP:127.0.0.1 (subjectAltName); connect by one of these "
+        "names, or keep this host and check the certificate against one of them "
+        "(server_hostname='localhost'), or reissue the certificate with DNS:wrong.example")
 
 
 def test_self_signed_server_certificate(pki: Pki, aio_log: pytest.LogCaptureFixture) -> None:

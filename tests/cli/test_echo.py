@@ -319,9 +319,10 @@ def test_a_server_named_only_in_its_common_name(start_server: StartServer, pki: 
     assert refused.exit_code == 3
     assert error_line(refused) == (
         f"error: TLS handshake with localhost:{server.port} failed: host name mismatch: the "
-        "certificate of the server is not valid for 'localhost' (hosts are named by its "
-        "subjectAltName, RFC 9525 6.3; an old device's certificate naming it in its subject "
-        "CN alone: --hostname-from-cn)")
+        "certificate of the server is not valid for 'localhost': it has no subjectAltName, "
+        "only its subject CN 'localhost': hosts are named by the subjectAltName (RFC 9525 "
+        "6.3; RFC 6125 6.4.4 let clients fall back to the CN); reissue the certificate with "
+        "DNS:localhost, or, for an old device, take its CN: --hostname-from-cn")
     taken = run_cli("echo", "localhost", server.port, *client_tls_args(pki),
                     "--hostname-from-cn", "--json")
     assert taken.exit_code == 0, taken.output

@@ -44,7 +44,8 @@ def test_an_address_written_as_a_dns_name_is_said(start_server: StartServer, pki
 
 def test_an_address_missing_from_a_certificate_gets_no_such_hint(
         start_server: StartServer, pki: DevPKI, tmp_path: Path) -> None:
-    """A certificate that does not name the address at all is said as before."""
+    """A certificate that does not name the address at all gets no such hint: its
+    names, and the ways to reach it, are said (tests/security/test_hostname_words.py)."""
     certfile, keyfile = _server_cert(pki, tmp_path, [x509.DNSName("pacs.example"),
                                                      x509.DNSName("10.0.0.5")])
     server = start_server(tls=TLSConfig(certfile=certfile, keyfile=keyfile, cafile=pki.ca_cert))
@@ -52,7 +53,10 @@ def test_an_address_missing_from_a_certificate_gets_no_such_hint(
     assert refused.exit_code == 3
     assert error_line(refused) == (
         f"error: TLS handshake with 127.0.0.1:{server.port} failed: host name mismatch: the "
-        "certificate of the server is not valid for IP address '127.0.0.1'")
+        "certificate of the server is not valid for IP address '127.0.0.1': it names "
+        "DNS:pacs.example, DNS:10.0.0.5 (subjectAltName); connect by one of these names, or "
+        "keep this address and check the certificate against one of them (--server-name "
+        "pacs.example), or reissue the certificate with IP:127.0.0.1")
 
 
 def test_certs_show_reads_a_der_certificate(pki: DevPKI, tmp_path: Path) -> None:

@@ -333,14 +333,18 @@ def test_storescp_with_an_expired_certificate_is_refused_by_dicomnet_echo(
         pytest.param(("localhost", LOOPBACK), LOOPBACK, None, None, id="dev-pki-by-address"),
         pytest.param(("localhost",), LOOPBACK, None,
                      f"host name mismatch: the certificate of the server is not valid for IP "
-                     f"address '{LOOPBACK}'", id="name-only-by-address"),
+                     f"address '{LOOPBACK}': it names DNS:localhost (subjectAltName); connect by "
+                     "that name, or keep this address and check the certificate against it "
+                     f"(--server-name localhost), or reissue the certificate with IP:{LOOPBACK}",
+                     id="name-only-by-address"),
         pytest.param(("localhost",), LOOPBACK, "localhost", None,
                      id="name-only-by-address-with-server-name"),
         pytest.param((LOOPBACK,), "localhost", None,
                      "host name mismatch: the certificate of the server is not valid for "
-                     "'localhost' (hosts are named by its subjectAltName, RFC 9525 6.3; an old "
-                     "device's certificate naming it in its subject CN alone: "
-                     "--hostname-from-cn)", id="address-only-by-name"),
+                     f"'localhost': it names IP:{LOOPBACK} (subjectAltName); connect by that "
+                     "name, or keep this host and check the certificate against it "
+                     f"(--server-name {LOOPBACK}), or reissue the certificate with "
+                     "DNS:localhost", id="address-only-by-name"),
     ],
 )
 def test_host_name_verification_of_storescp(

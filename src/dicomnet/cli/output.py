@@ -222,6 +222,8 @@ _CLI_FIELDS = re.compile(r"\b(cafile|capath|crlfiles)\b")
 _CLI_FLAGS = {"cafile": "--ca", "capath": "--ca", "crlfiles": "--crl"}
 #: A profile to try, as the library names it (profile='aes'): the flag that sets it.
 _CLI_PROFILE = re.compile(r"\bprofile='([a-z0-9-]+)'")
+#: A name to check the server's certificate against (server_hostname='pacs').
+_CLI_SERVER_NAME = re.compile(r"\bserver_hostname='([^' ]+)'")
 
 
 def in_cli_words(message: str) -> str:
@@ -230,4 +232,5 @@ def in_cli_words(message: str) -> str:
     for library, cli in _CLI_WORDS:
         message = message.replace(library, cli)
     message = _CLI_PROFILE.sub(r"--profile \1", message)
+    message = _CLI_SERVER_NAME.sub(r"--server-name \1", message)
     return _CLI_FIELDS.sub(lambda m: _CLI_FLAGS[m.group()], message)

@@ -15,6 +15,8 @@ to know which check failed, on which side, and what to change. Two sources:
 from __future__ import annotations
 
 import errno
+import ipaddress
+import re
 import ssl
 from typing import Literal
 
@@ -159,8 +161,9 @@ def _reason_for(
                         f"for our security level: {minimum}")
             reason = template.format(who=who, whose=f"{who}'s", host=repr(host or peer),
                                      usage=usage, level=level, minimum=minimum)
-            if exc.verify_code == 64 and host is not None:
-                reason += _address_as_dns_name(peer_certificate, host)
+            if exc.verify_code in (62, 64) and host is not None:
+                reason = _host_mismatch(reason, peer_certificate, host,
+                                        address=exc.verify_code == 64)
             if exc.verify_code == 20 and peer_chain_length == 1:
                 reason += _sent_alone(peer_certificate, who)
             return reason
@@ -289,6 +292,122 @@ def _named_key(der: bytes | None) -> tuple[str, str] | None:
         cert.subject, f"{words} key of {cert.public_key_bits} bits")
 
 
+#: How many of a certificate's host names a mismatch says, before "and N more".
+_NAMES_SAID = 4
+#: A name the message offers to connect by: letters, digits, dots, hyphens, colons
+#: (no wildcard, nothing a hostile certificate could slip into the message's advice).
+_HOST_LIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]*")
+
+
+def _host_mismatch(reason: str, der: bytes | None, host: str, *, address: bool) -> str:
+    """The reason for a host-name mismatch (X509_V_ERR_HOSTNAME_MISMATCH 62,
+    _IP_ADDRESS_MISMATCH 64) with what the certificate names instead and how to
+    reach it: ``der`` is what the server presented (OpenSSL keeps it after the
+    failed verification, ``aio.tls_socket.presented_certificate``). Without it,
+    or when it cannot be read, ``reason`` as it is."""
+    if der is None:
+        return reason
+    hint = _address_as_dns_name(der, host) if address else ""
+    if hint:
+        return reason + hint
+    names = _host_names(der)
+    if names is None:
+        return reason
+    sans, common_name = names
+    base = reason.split(" (hosts are named", 1)[0]  # its generic hint: replaced
+    wanted = f"IP:{host}" if address else f"DNS:{host}"
+    if sans is None:
+        return base + _common_name_only(common_name, host, wanted, address=address)
+    if not sans:
+        return (f"{base}: its subjectAltName names no host (no DNS or IP entry); reissue "
+                f"the certificate with {wanted}")
+    shown = ", ".join(sans[:_NAMES_SAID])
+    if len(sans) > _NAMES_SAID:
+        shown += f" and {len(sans) - _NAMES_SAID} more"
+    # RFC 6125 6.4.4: a client checks the CN only when there is no subjectAltName.
+    ignored = (f"; its subject CN names {host} too, but a client ignores the CN of a "
+               "certificate that has a subjectAltName, RFC 6125 6.4.4"
+               if common_name is not None and common_name.lower() == host.lower() else "")
+    one = "that name" if len(sans) == 1 else "one of these names"
+    concrete = [name.split(":", 1)[1] for name in sans
+                if _HOST_LIKE.fullmatch(name.split(":", 1)[1])]
+    by_name = (f", or keep this {'address' if address else 'host'} and check the "
+               f"certificate against {'it' if len(sans) == 1 else 'one of them'} "
+               f"(server_hostname='{concrete[0]}')" if concrete else "")
+    return (f"{base}: it names {shown} (subjectAltName{ignored}); connect by {one}"
+            f"{by_name}, or reissue the certificate with {wanted}")
+
+
+def _common_name_only(common_name: str | None, host: str, wanted: str, *,
+                      address: bool) -> str:
+    """What a certificate without subjectAltName names: its subject CN alone, which
+    RFC 9525 6.3 no longer takes for a host (RFC 6125 6.4.4 let a client fall back
+    to it; hostname_from_common_name=True does), and never for an IP address
+    (OpenSSL's X509_check_ip reads iPAddress entries only, RFC 5280 4.2.1.6)."""
+    if common_name is None:
+        return (f": it names no host (no subjectAltName, no subject CN); reissue the "
+                f"certificate with {wanted}")
+    said = f": it has no subjectAltName, only its subject CN {common_name!r}"
+    if address:
+        reason = (f"{said}, and an IP address is matched by an IP subjectAltName alone, "
+                  "never by the CN (RFC 5280 4.2.1.6)")
+        if not _HOST_LIKE.fullmatch(common_name) or _is_address(common_name):
+            return f"{reason}; reissue the certificate with {wanted}"
+        return (f"{reason}; reissue the certificate with {wanted}, or, for an old "
+                "device, connect by that name (or keep this address and give "
+                f"server_hostname='{common_name}') with hostname_from_common_name=True")
+    reason = (f"{said}: hosts are named by the subjectAltName (RFC 9525 6.3; RFC 6125 "
+              "6.4.4 let clients fall back to the CN)")
+    if common_name.lower() == host.lower():
+        return (f"{reason}; reissue the certificate with {wanted}, or, for an old device, "
+                "take its CN: hostname_from_common_name=True")
+    if not _HOST_LIKE.fullmatch(common_name):
+        return f"{reason}; reissue the certificate with {wanted}"
+    return (f"{reason}; reissue the certificate with {wanted}, or, for an old device, "
+            f"connect by that name (server_hostname='{common_name}') with "
+            "hostname_from_common_name=True")
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_names(der: bytes) -> tuple[list[str] | None, str | None] | None:
+    """(its subjectAltName's DNS and IP entries as "DNS:name", "IP:address", in
+    their order, None without that extension; its subject CN or None), or None
+    when ``der`` cannot be read."""
+    from cryptography import x509  # a failure path: its cost
+    from cryptography.x509.oid import NameOID
+
+    from dicomnet.security.x509_load import load_der_certificate
+
+    try:
+        cert, _ = load_der_certificate(der)
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(cns[0].value) if cns else None
+        try:
+            entries = cert.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return None, common_name
+    except ValueError:
+        return None
+    sans = [f"DNS:{_printable(entry.value)}" if isinstance(entry, x509.DNSName)
+            else f"IP:{entry.value}"
+            for entry in entries if isinstance(entry, x509.DNSName | x509.IPAddress)]
+    return sans, common_name
+
+
+def _printable(text: str) -> str:
+    """``text`` with what would break a one-line message escaped (a certificate's
+    names are the peer's to choose)."""
+    return text if text.isprintable() else ascii(text)[1:-1]
+
+
 def _address_as_dns_name(der: bytes | None, address: str) -> str:
     """The hint for a certificate naming ``address`` in a dNSName subjectAltName
     ("DNS:10.0.0.5" in an openssl config), which matches no IP address: only an
@@ -385,7 +504,8 @@ def translate_ssl_error(
     whether ``exc`` ended a link whose handshake had succeeded, ``peer_certificate``
     the DER of the certificate the peer presented, when known (a client's failed
     verification: ``aio.tls_socket.presented_certificate``), named in a reason
-    about its key, ``peer_chain_length`` how many certificates it sent (the same
+    about its key or, for a host-name mismatch, with the names it holds instead,
+    ``peer_chain_length`` how many certificates it sent (the same
     case: a leaf sent alone, without its intermediates, is said). The returned
     error's ``reason`` is the one-line explanation; chain it with ``raise ... from exc``.
     """
