@@ -214,7 +214,7 @@ def test_public_names() -> None:
         assert hasattr(security, name), name
     public = {n for n in dir(security) if not n.startswith("_")}  # the lazy names too
     modules = {"certificates", "config", "context_files", "detect", "dhgroups", "errors_map",
-               "info", "key_password", "pem", "peer_checks", "profiles", "revocation",
+               "info", "issuing", "key_password", "pem", "peer_checks", "profiles", "revocation",
                "rotation", "sessions", "trust_store", "x509_load"}
     loading = {"annotations", "importlib", "TYPE_CHECKING"}  # what loads them (PEP 562)
     assert public - modules - loading == set(security.__all__)
