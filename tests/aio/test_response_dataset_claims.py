@@ -220,6 +220,6 @@ def test_the_server_answers_a_store_request_claiming_no_data_set(tmp_path: Path)
     stored, echoed = run(main(), timeout=GUARD)
     assert isinstance(stored, CStoreRSP) and isinstance(echoed, CEchoRSP)
     assert (stored.message_id_being_responded_to, stored.status) == (1, 0xC000)
-    assert stored.error_comment == "no data set received"
+    assert stored.error_comment == "no data set: Command Data Set Type (0000,0800) is 0101H"
     assert (echoed.message_id_being_responded_to, echoed.status) == (2, 0)
     assert not list((tmp_path / "store").rglob("*.dcm"))

@@ -284,7 +284,10 @@ class StorageSCP:
                 message.affected_sop_instance_uid) or (
             sink.writer is None and sink.buffer is None
         ):
-            error = getattr(sink, "error", None) or "no data set received"
+            # An Error Comment is one LO value: 64 characters at most (PS3.7 C.4).
+            error = getattr(sink, "error", None) or (
+                "no data set received" if message.has_dataset
+                else "no data set: Command Data Set Type (0000,0800) is 0101H")
             status = getattr(sink, "status", CANNOT_UNDERSTAND)
             detail = getattr(sink, "detail", None)
             log_refusal(logging.ERROR if detail else logging.WARNING, assoc, message,
