@@ -561,7 +561,12 @@ class Server(RequestDispatch):
         if not self._closed.is_set():
             self._aborted_at_close = len(self._associations)
         for task in list(self._tasks):
-            task.cancel()
+            # Once each: a close() again (dicomnet serve's second signal closes it
+            # from the drain and the stop as well) would cut short the wait of an
+            # aborted association for its stores, and its end (logged, its slot
+            # given back, its connection closed) with it.
+            if not task.cancelling():
+                task.cancel()
         if not self._closed.is_set():
             from ..services.workers import handlers_running  # the handlers' layer, above
 

@@ -1,0 +1,80 @@
+"""Review of ``dicomnet serve`` by use (session 26): what an operator stopping,
+starting and watching the server sees, pinned down where it was wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from dicomnet.aio.client import associate
+from dicomnet.aio.server import serve
+from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
+from dicomnet.errors import DicomNetError
+from dicomnet.services.storage import StorageSCP
+from dicomnet.storage import files
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import LOOPBACK, association_lines, run
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image
+
+from .helpers import leftovers
+
+CONTEXTS = [ContextRequest(SECONDARY_CAPTURE, ("1.2.840.10008.1.2.1",))]
+
+
+def test_closing_again_while_a_store_finishes_still_logs_the_associations_end(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``close()`` again while an aborted association waits for its store to
+    finish (what a second SIGTERM does to ``dicomnet serve``: drain_server,
+    drain and stop_server each close the server) cut that wait short: the
+    association had no end line in the log nor event in --json, and its slot
+    and connection were never given back."""
+    caplog.set_level(logging.INFO, logger="dicomnet.aio")
+    output = tmp_path / "store"
+    events: list[ConnectionEvent] = []
+    # The store's last step, in its worker thread, held until the server closed:
+    # a disk slow to sync, which the association's end waits for.
+    entered, release = threading.Event(), threading.Event()
+    sync_folder = files._fsync_dir
+
+    def slow_sync(path: Path) -> None:
+        entered.set()
+        release.wait(20)
+        sync_folder(path)
+
+    monkeypatch.setattr(files, "_fsync_dir", slow_sync)
+
+    async def main() -> None:
+        scp = StorageSCP(output)
+        server = await serve(host=LOOPBACK, port=0, ae_title="DICOMNET", providers=[scp],
+                             on_connection_event=events.append)
+        try:
+            with contextlib.suppress(DicomNetError):
+                async with associate(LOOPBACK, server.port, contexts=CONTEXTS) as assoc:
+                    storing = asyncio.ensure_future(assoc.store(make_image(1)))
+                    await asyncio.get_running_loop().run_in_executor(None, entered.wait, 20)
+                    server.close()
+                    for _ in range(5):  # turns later, as drain() and stop_server() do
+                        await asyncio.sleep(0.01)
+                        server.close()
+                    release.set()
+                    await server.wait_closed()
+                    with contextlib.suppress(DicomNetError):
+                        await storing
+            assert server.active_associations == 0
+        finally:
+            release.set()
+            server.close()
+            await server.wait_closed()
+
+    run(main(), timeout=30)
+    ended = [e for e in events if isinstance(e, AssociationEnded)]
+    assert [(e.how, e.reason) for e in ended] == [("aborted", "server closing")]
+    lines = association_lines(caplog)
+    assert len(lines) == 1 and "aborted (server closing)" in lines[0], lines
+    assert leftovers(output) == []
