@@ -83,8 +83,8 @@ def test_timeout_help_states_the_defaults() -> None:
     assert ("Default: 30 s to connect, 30 s for the TLS handshake, 30 s for the association, "
             "60 s for each DIMSE response or for the peer to read some of what is sent."
             ) in _help("echo")
-    assert ("Default: 30 s for the TLS handshake, 30 s for the association, 60 s for a DIMSE "
-            "response.") in _help("serve")
+    assert ("Default: 30 s for the TLS handshake, 30 s for the association request, 60 s "
+            "for a DIMSE response.") in _help("serve")
 
 
 def test_profile_help_explains_each_name() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import signal
 import threading
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from tests.aio.helpers import LOOPBACK, association_lines, run
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image
 
 from .helpers import leftovers
+from .test_serve_drain import start_serve
 
 CONTEXTS = [ContextRequest(SECONDARY_CAPTURE, ("1.2.840.10008.1.2.1",))]
 
@@ -78,3 +81,32 @@ def test_closing_again_while_a_store_finishes_still_logs_the_associations_end(
     lines = association_lines(caplog)
     assert len(lines) == 1 and "aborted (server closing)" in lines[0], lines
     assert leftovers(output) == []
+
+
+def test_serve_timeout_also_bounds_the_wait_for_the_association_request(
+        tmp_path: Path) -> None:
+    """``serve --timeout`` says it bounds the association's wait; the server's wait
+    is ARTIM, for the A-ASSOCIATE-RQ (PS3.8 9.1.5), which stayed at 30 s: a
+    peer that connected and sent nothing held its connection for 30 s whatever
+    --timeout said. Now it is closed after --timeout seconds, as the event says."""
+
+    async def main() -> tuple[bytes, list[dict[str, object]]]:
+        proc, port = await start_serve(tmp_path / "store", "--timeout", "1")
+        try:
+            reader, writer = await asyncio.open_connection(LOOPBACK, port)
+            writer.write(b"\x01")  # an A-ASSOCIATE-RQ's first byte, and no more
+            # Well under the 30 s of ARTIM's default: closed by then, or not at all.
+            got = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.communicate()
+        return got, [json.loads(line) for line in out.splitlines()]
+
+    got, events = run(main(), timeout=60)
+    assert got == b""
+    refused = [e for e in events if e["event"] == "connection_refused"]
+    assert [(e["stage"], e["reason"]) for e in refused] == [("protocol", "ARTIM timer expired")]

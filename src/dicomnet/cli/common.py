@@ -459,9 +459,10 @@ def _timeout_help(role: Role) -> str:
     """The --timeout help, with the defaults of config.Timeouts."""
     t = Timeouts()
     if role == "server":
-        return ("Bound on each network wait (TLS handshake, association, DIMSE response). "
-                f"Default: {t.tls_handshake:g} s for the TLS handshake, {t.acse:g} s for "
-                f"the association, {t.dimse:g} s for a DIMSE response.")
+        return ("Bound on each network wait (TLS handshake, association request, DIMSE "
+                f"response). Default: {t.tls_handshake:g} s for the TLS handshake, "
+                f"{t.artim:g} s for the association request, {t.dimse:g} s for a DIMSE "
+                "response.")
     return ("Bound on each network wait (connect, TLS handshake, association, DIMSE "
             "response, a send the peer has stopped reading). Default: "
             f"{t.connect:g} s to connect, {t.tls_handshake:g} s for the TLS handshake, "

@@ -159,6 +159,10 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     from dicomnet.services.verification import VerificationSCP
 
     timeouts = net.timeouts() or Timeouts()
+    if net.timeout is not None:
+        # The association a server waits for is the peer's A-ASSOCIATE-RQ: ARTIM
+        # (PS3.8 9.1.5), not the ACSE wait of the side that requests.
+        timeouts = dataclasses.replace(timeouts, artim=net.timeout)
     if operation_timeout is not None:
         timeouts = dataclasses.replace(timeouts, operation=operation_timeout)
     providers: list[ServiceProvider] = [VerificationSCP()]
