@@ -33,6 +33,7 @@ from .acceptor import (
     GuardedLinkHook,
     MergedContexts,
     checked_rejection,
+    link_words,
     log_end,
     refused_contexts,
     unanswered_identity,
@@ -432,6 +433,7 @@ class Server(RequestDispatch):
             rejection = Rejection.LOCAL_LIMIT_EXCEEDED
         elif self.require_called_ae_title and rq.called_ae_title != self.ae_title:
             rejection = Rejection.CALLED_AE_TITLE_NOT_RECOGNIZED
+            limit = f": this server is {self.ae_title} (require_called_ae_title)"
         elif self.on_association_request is not None:
             info = AssociationInfo(rq.calling_ae_title, rq.called_ae_title, assoc.peer, rq,
                                    assoc.security)
@@ -459,10 +461,13 @@ class Server(RequestDispatch):
                      rq.calling_ae_title, *assoc.peer)
             return False
         if rejection is not None:
-            # In the words the peer will read (AssociationRejected), then the codes.
-            log.info("association from %s@%s:%s %s %s%s", rq.calling_ae_title, *assoc.peer,
+            # In the words the peer will read (AssociationRejected), then the codes;
+            # who asked, as an accepted association's line says it (its TLS link).
+            log.info("association from %s@%s:%s -> %s %s %s%s, %.2f s%s", rq.calling_ae_title,
+                     *assoc.peer, rq.called_ae_title,
                      str(AssociationRejected(*rejection)).removeprefix("association "),
-                     tuple(rejection), limit)  # the codes as (1, 1, 7), a Rejection too
+                     tuple(rejection), limit,  # the codes as (1, 1, 7), a Rejection too
+                     now - assoc.connected_at, link_words(assoc.security))
             ul.reject(AssociateRJ(*rejection), now)
             assoc.rejected = True
             tell(self.on_connection_event, ConnectionRefused(

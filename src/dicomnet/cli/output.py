@@ -207,6 +207,7 @@ _CLI_WORDS = (
     ("(a plain DICOM port?)", "(a plain DICOM port? try without --tls)"),
     ("with accept_unknown_sop_classes)", "with --accept-unknown-sop-classes)"),
     ("(peer_certificate='required')", "(--peer-cert required)"),
+    ("(require_called_ae_title)", "(--check-called-aet)"),
     ("set certfile/keyfile)", "give --cert and --key)"),
     ("set keyfile (", "give --key ("),
     ("(verify_peer=False)", "(--no-verify)"),
