@@ -16,7 +16,7 @@ import pytest
 from dicomnet.aio.client import associate
 from dicomnet.aio.server import serve
 from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
-from dicomnet.errors import DicomNetError
+from dicomnet.errors import AssociationRejected, DicomNetError
 from dicomnet.services.storage import StorageSCP
 from dicomnet.storage import files
 from dicomnet.ul.negotiation import ContextRequest
@@ -110,3 +110,33 @@ def test_serve_timeout_also_bounds_the_wait_for_the_association_request(
     assert got == b""
     refused = [e for e in events if e["event"] == "connection_refused"]
     assert [(e["stage"], e["reason"]) for e in refused] == [("protocol", "ARTIM timer expired")]
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (("--max-associations", "1"), ": 1 associations at once (--max-associations)"),
+    (("--max-per-host", "1"), ": 1 associations at once from 127.0.0.1 (--max-per-host)"),
+])
+def test_a_rejection_at_the_limit_names_the_flag_that_sets_it(
+        tmp_path: Path, flags: tuple[str, str], words: str) -> None:
+    """serve's log named the library's field (max_associations_per_host) of the
+    limit a rejected association met, where its operator set --max-per-host."""
+
+    async def main() -> bytes:
+        proc, port = await start_serve(tmp_path / "store", *flags)
+        try:
+            async with associate(LOOPBACK, port, contexts=CONTEXTS):
+                with pytest.raises(AssociationRejected):
+                    async with associate(LOOPBACK, port, contexts=CONTEXTS):
+                        pass
+            proc.send_signal(signal.SIGTERM)
+            _, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.communicate()
+        return err
+
+    lines = [line for line in run(main(), timeout=60).decode().splitlines()
+             if " rejected (rejected-transient) " in line]
+    assert len(lines) == 1, lines
+    assert lines[0].split(" (2, 3, 2)")[1].startswith(words + ", "), lines

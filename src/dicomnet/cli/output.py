@@ -208,6 +208,8 @@ _CLI_WORDS = (
     ("with accept_unknown_sop_classes)", "with --accept-unknown-sop-classes)"),
     ("(peer_certificate='required')", "(--peer-cert required)"),
     ("(require_called_ae_title)", "(--check-called-aet)"),
+    ("(max_associations_per_host)", "(--max-per-host)"),
+    ("(max_associations)", "(--max-associations)"),
     ("set certfile/keyfile)", "give --cert and --key)"),
     ("set keyfile (", "give --key ("),
     ("(verify_peer=False)", "(--no-verify)"),
