@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import LOOPBACK, association_lines, run
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image
 
-from .helpers import leftovers
+from .helpers import ROOT, leftovers
 from .test_serve_drain import start_serve
 
 CONTEXTS = [ContextRequest(SECONDARY_CAPTURE, ("1.2.840.10008.1.2.1",))]
@@ -140,3 +142,45 @@ def test_a_rejection_at_the_limit_names_the_flag_that_sets_it(
              if " rejected (rejected-transient) " in line]
     assert len(lines) == 1, lines
     assert lines[0].split(" (2, 3, 2)")[1].startswith(words + ", "), lines
+
+
+def test_serve_json_whose_reader_went_away_goes_on_storing_and_stops_with_0(
+        tmp_path: Path) -> None:
+    """``dicomnet serve --json | head -1`` (the port, then no reader): each event
+    after that logged an ERROR with a BrokenPipeError traceback (one per object
+    stored, two per association), and SIGTERM then ended it with exit 3, "error:
+    Broken pipe". Now one WARNING says the events stop; the server stores on and
+    stops as it should: exit 0."""
+    output = tmp_path / "store"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
+         "--output", str(output)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        port = int(json.loads(proc.stdout.readline())["port"])
+        proc.stdout.close()  # head -1 exits
+        images = [make_image(n) for n in (1, 2)]
+
+        async def send() -> list[int]:
+            async with associate(LOOPBACK, port, contexts=CONTEXTS) as assoc:
+                return [int(await assoc.store(image)) for image in images]
+
+        assert run(send(), timeout=30) == [0, 0]
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert code == 0, err
+    assert "Traceback" not in err and "error:" not in err, err
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, err
+    assert warnings[0].endswith("WARNING: stdout is closed (its reader went away): nothing "
+                                "more is written to it; the server goes on"), err
+    assert len(list(output.rglob("*.dcm"))) == 2
+    assert leftovers(output) == []

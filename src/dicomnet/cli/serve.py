@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,18 +74,42 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
     return provider
 
 
+@contextlib.contextmanager
+def _stdout_reader_may_leave(*, last: bool = False) -> Iterator[None]:
+    """A write to stdout whose reader went away (``serve --json | head -1``,
+    a log shipper that died) is the end of the events, not of the server: one
+    WARNING, then stdout goes to /dev/null (the recipe of Python's ``signal``
+    documentation, note on SIGPIPE), so that no later line, nor the flush at
+    exit, fails again."""
+    try:
+        yield
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        log.warning("stdout is closed (its reader went away): nothing more is written "
+                    "to it%s", "" if last else "; the server goes on")
+
+
 def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
     """A line on stdout, or with --json one JSON line (the last one, "stopped"
     or the "error" the run's end adds, is the document --json promises)."""
-    if net.json:
-        print_json(fields, line=True, last=fields.get("event") == "stopped")
-    else:
-        click.echo(text)
-    sys.stdout.flush()  # a script waiting for the start line must see it now
+    with _stdout_reader_may_leave(last=fields.get("event") == "stopped"):
+        if net.json:
+            print_json(fields, line=True, last=fields.get("event") == "stopped")
+        else:
+            click.echo(text)
+        sys.stdout.flush()  # a script waiting for the start line must see it now
 
 
 def _stored_event(stored: StoredInstance) -> None:
     """--json: one line per object stored, for scripts that act on arrivals."""
+    with _stdout_reader_may_leave():
+        _print_stored(stored)
+
+
+def _print_stored(stored: StoredInstance) -> None:
     print_json({"event": "stored", **path_fields("path", stored.path),
                 "sop_class_uid": stored.sop_class_uid,
                 "sop_instance_uid": stored.sop_instance_uid,
@@ -112,9 +137,10 @@ def _connection_event(event: ConnectionEvent) -> None:
     fields = event.to_dict()
     if isinstance(fields.get("reason"), str):  # the log's words: this CLI's flags
         fields["reason"] = in_cli_words(fields["reason"])
-    print_json({"event": _EVENT_NAMES[type(event).__name__], **fields}, line=True,
-               last=False)
-    sys.stdout.flush()
+    with _stdout_reader_may_leave():
+        print_json({"event": _EVENT_NAMES[type(event).__name__], **fields}, line=True,
+                   last=False)
+        sys.stdout.flush()
 
 
 def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
