@@ -127,9 +127,27 @@ def test_serve_port_in_use_exits_3(pki: DevPKI, tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        result = run_cli("serve", "--port", port, "--output", tmp_path / "store")
+        result = run_cli("serve", "--port", port, "--output", tmp_path / "new" / "store")
     assert result.exit_code == 3
     assert f"cannot listen on 127.0.0.1:{port}" in error_line(result)
+    # Nothing left behind: the folders it made (and the index in them) are gone again.
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_start_that_cannot_listen_leaves_an_existing_output_as_it_was(
+        tmp_path: Path) -> None:
+    """An --output that was there keeps its index (a store in use is not undone)."""
+    import socket
+
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        result = run_cli("serve", "--port", sock.getsockname()[1], "--output", root)
+    assert result.exit_code == 3
+    assert sorted(p.name for p in root.iterdir()) == ["index.sqlite", "notes.txt"]
 
 
 def test_an_output_folder_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -> None:

@@ -171,6 +171,31 @@ def _reload_on_hangup(server: Server, reloads: set[asyncio.Task[bool]]) -> None:
     task.add_done_callback(reloads.discard)
 
 
+def _folders_to_make(output: Path) -> list[Path]:
+    """The folders of ``output`` that are not there yet, the innermost first."""
+    try:
+        from dicomnet.services.store_opening import missing_folders
+    except ImportError:  # no storage service in this build
+        return []
+    return missing_folders(output)
+
+
+def _unmake(output: Path, made: list[Path]) -> None:
+    """Remove the folders ``made`` for a server that never listened, with the empty
+    index opened in the innermost: nothing was stored there."""
+    if not made:
+        return
+    from dicomnet.storage.index import INDEX_NAME
+    from dicomnet.storage.index_file import COMPANIONS
+
+    for suffix in ("", *COMPANIONS):
+        with contextlib.suppress(OSError):
+            (output / (INDEX_NAME + suffix)).unlink()
+    for folder in made:
+        with contextlib.suppress(OSError):  # not empty: someone else's meanwhile
+            folder.rmdir()
+
+
 async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
@@ -192,6 +217,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     if operation_timeout is not None:
         timeouts = dataclasses.replace(timeouts, operation=operation_timeout)
     providers: list[ServiceProvider] = [VerificationSCP()]
+    made = _folders_to_make(output)
     storage = storage_scp(output, duplicates=duplicates, durable=durable,
                           unknown_sop_classes=unknown_sop_classes,
                           on_stored=_stored_event if net.json else None)
@@ -213,6 +239,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         close = getattr(storage, "close", None)
         if callable(close):
             close()
+        _unmake(output, made)  # a start that failed leaves no folder behind
         raise
     try:
         # Nothing in start_server had to wait: a Ctrl-C or SIGTERM that came

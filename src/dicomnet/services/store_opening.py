@@ -18,7 +18,7 @@ from ..storage.files import StorageError
 from ..storage.index import INDEX_NAME, StorageIndex
 from ..storage.lock import StoreLock
 
-__all__ = ["OpenedStore", "open_store"]
+__all__ = ["OpenedStore", "missing_folders", "open_store"]
 
 log = logging.getLogger("dicomnet.services")
 
@@ -38,7 +38,7 @@ def open_store(root: Path, *, index: bool) -> OpenedStore:
     index (with ``index``) and start the sweep. Raises ``StorageError`` (the
     folder cannot be made or used, or another server holds it); a refused start
     leaves nothing behind: the folders it made are removed again."""
-    missing = _missing_folders(root)
+    missing = missing_folders(root)
     try:
         # 0755 as the study folders, whatever the umask (000 made it 0777).
         root.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def open_store(root: Path, *, index: bool) -> OpenedStore:
     return OpenedStore(lock, opened, StaleSweep(root))
 
 
-def _missing_folders(root: Path) -> list[Path]:
+def missing_folders(root: Path) -> list[Path]:
     """``root`` and those of its parents that are not there, the innermost first."""
     missing = []
     folder = Path(os.path.abspath(root))
