@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import threading
@@ -94,6 +95,12 @@ __all__ = [
 log = logging.getLogger("dicomnet.services")
 
 
+def _is_coroutine_function(hook: object) -> bool:
+    """A coroutine function, or an object whose ``__call__`` is one."""
+    return (inspect.iscoroutinefunction(hook)
+            or inspect.iscoroutinefunction(type(hook).__call__))
+
+
 class StorageSCP:
     """C-STORE SCP (PS3.4 B.2.2) writing Part 10 files under ``root``.
 
@@ -122,7 +129,11 @@ class StorageSCP:
     duplicate kept under "keep" too, its existing file the path), on the event
     loop: a quick, synchronous observer (a line to a log or a queue) that
     cannot change the answer; what it raises is logged. Unlike ``on_c_store``
-    it leaves the store's fast path (no task per object) as it is.
+    it leaves the store's fast path (no task per object) as it is. A coroutine
+    function is refused (``ConfigurationError``): nothing would await it, and
+    work it started per object would pile up unbounded while senders keep
+    sending; slow work goes in ``on_c_store`` (the sender waits for it: the
+    back-pressure) or in the user's own bounded queue that ``on_stored`` feeds.
     An object being written when its association ends (an abort) is kept: its
     write goes on, it is indexed and told to ``on_stored`` (before the
     association's end, unless the write outlasts ``Timeouts.operation``), but
@@ -164,6 +175,12 @@ class StorageSCP:
                 f"duplicates must be keep, overwrite or reject, got {duplicates!r}"
             ) from exc
         self.layout = layout
+        if on_stored is not None and _is_coroutine_function(on_stored):
+            raise ConfigurationError(
+                "on_stored must be a plain function (a quick observer, run on the "
+                f"event loop); {on_stored!r} is a coroutine function, which nothing "
+                "would await: use on_c_store for work the sender waits for, or have "
+                "on_stored put the object on your own queue")
         self.on_c_store = on_c_store
         self.on_stored = on_stored
         # sweep: what an interrupted run left, cleared while serving (StaleSweep).
@@ -371,13 +388,24 @@ class StorageSCP:
         if outcome.duplicate and self.duplicates is DuplicatePolicy.REJECT:
             return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
         if self.on_stored is not None:
-            try:
-                with contained("on_stored observer"):  # its SystemExit too
-                    self.on_stored(outcome)
-            except Exception:  # an observer's bug: the object is stored all the same
-                log.exception("C-STORE %s: the on_stored observer failed",
-                              outcome.sop_instance_uid)
+            self._tell_stored(outcome)
         return SUCCESS, None
+
+    def _tell_stored(self, outcome: StoredInstance) -> None:
+        """Tell ``on_stored`` of an object stored; what it raises is logged (the
+        object is stored all the same)."""
+        assert self.on_stored is not None
+        try:
+            with contained("on_stored observer"):  # its SystemExit too
+                told = self.on_stored(outcome)
+        except Exception:  # an observer's bug
+            log.exception("C-STORE %s: the on_stored observer failed",
+                          outcome.sop_instance_uid)
+            return
+        if inspect.iscoroutine(told):  # a plain lambda around a coroutine function
+            told.close()  # never run: closed here, not left to a RuntimeWarning
+            log.error("C-STORE %s: the on_stored observer returned a coroutine, which "
+                      "nothing awaits: it was not run", outcome.sop_instance_uid)
 
     def _place(self, buffer: bytearray | AlignedBuffer | None, writer: AtomicWriter | None,
                message: CStoreRQ, transfer_syntax: str) -> tuple[HeaderAttributes, Path]:
