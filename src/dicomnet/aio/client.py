@@ -150,6 +150,7 @@ class ClientAssociation(Association):
         caller leaves before its final response keeps its place until that
         response comes (see ``replies.Abandoned``); a C-FIND, C-GET or C-MOVE
         is cancelled then (C-CANCEL-RQ, PS3.7 9.1.2.1), so that it comes soon."""
+        self._check_loop()
         message_id = message.message_id  # type: ignore[union-attr]
         # Any other request's first response is its last, whatever its status says
         # (a Pending from a faulty peer: waiting on would end in the DIMSE timeout).
@@ -210,6 +211,7 @@ class ClientAssociation(Association):
         D.3.3.3), without waiting while one is free, until its response; with
         none free it waits for one. Cancelled once its request went out whole,
         it keeps its slot until the peer answers (``replies.Abandoned``)."""
+        self._check_loop()
         message_id = message.message_id  # type: ignore[union-attr]
         self._check_unused(message_id)
         window = self._invoked or self._window()
@@ -236,6 +238,18 @@ class ClientAssociation(Association):
             raise
         if reply.callback is not None and self.timeouts.dimse is not None:
             reply.timer = self._loop.call_later(self.timeouts.dimse, reply.expire)
+
+    def _check_loop(self) -> None:
+        """Refuse a call from another event loop than the association's (a plain
+        server handler's worker thread running ``asyncio.run``): asyncio would
+        fail it midway with a bare RuntimeError, its state touched from the wrong
+        thread."""
+        if asyncio.get_running_loop() is not self._loop:
+            raise LocalProtocolError(
+                f"the association with {self._name()} runs on another event loop "
+                "(another thread's): from a worker thread, submit the call to its "
+                "loop (asyncio.run_coroutine_threadsafe(assoc.store(ds), loop).result()), "
+                "or open a dicomnet.blocking association, which threads may share")
 
     def _window(self) -> OperationsWindow:
         window = self._invoked
