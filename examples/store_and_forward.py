@@ -38,7 +38,7 @@ from dicomnet.dimse.status import PROCESSING_FAILURE
 
 class Forwarder:
     """The ``on_c_store`` handler: one association to the destination per object
-    (simple and robust; a busy node would keep one open per sender)."""
+    (simple and robust; a busy node keeps one open: see ai_node.py's PacsLink)."""
 
     def __init__(self, host: str, port: int, called_ae_title: str) -> None:
         self.host, self.port, self.called_ae_title = host, port, called_ae_title
