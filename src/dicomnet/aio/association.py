@@ -203,6 +203,9 @@ class Association(Deadlines):
 
     @property
     def is_established(self) -> bool:
+        """Whether the association is established (PS3.8 Sta6): requests may be
+        sent. False once it was released or aborted, or its connection failed
+        (``failure`` then says why): a caller keeping one open opens another."""
         return self.ul.is_established
 
     # -- output ----------------------------------------------------------------
