@@ -40,6 +40,7 @@ from ..storage.part10 import NotRegularFileError, Part10Info, read_part10
 from ..ul.negotiation import (
     ContextRequest,
 )
+from .store_compact import compact_fields, stored
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
 from .store_listing import collect_files, not_read
 from .store_prepare import PduBuffers, Prepared, as_it_is_now, prepare_file, refused, tag_texts
@@ -136,14 +137,15 @@ class StoreResult:
     def to_dict(self) -> dict[str, object]:
         """Every field, JSON-ready (the path as a string)."""
         return {
-            "path": str(self.path), "sop_instance_uid": self.sop_instance_uid,
+            "path": stored(self, "path"), "sop_instance_uid": self.sop_instance_uid,
             "status": self.status, "ok": self.ok, "error": self.error,
             "error_comment": self.error_comment, "size": self.size,
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
             "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
             "not_dicom": self.not_dicom, "association_failed": self.association_failed,
-            "dropped_meta": list(self.dropped_meta),
-            "offending_elements": list(self.offending_elements), "note": self.note,
+            "dropped_meta": list(stored(self, "dropped_meta") or ()),
+            "offending_elements": list(stored(self, "offending_elements") or ()),
+            "note": self.note,
         }
 
     def _reset_for_retry(self) -> None:
@@ -156,6 +158,16 @@ class StoreResult:
         self.retryable = False
         self.association_failed = False
         self.attempts += 1
+
+
+# A run holds one per file until it ends: its slots hold less than its fields say.
+compact_fields(StoreResult, paths=("path",), tag_lists=("dropped_meta", "offending_elements"),
+               docs={"path": "The file, as listed by ``collect_files``.",
+                     "dropped_meta": "The group 0002 elements left out of what was sent "
+                     "(PS3.5 7.1), as \"(0002,xxxx)\" tags; empty when none.",
+                     "offending_elements": "The elements the peer named at fault with its "
+                     "status (0000,0901: PS3.7 C.4), as \"(gggg,eeee)\" tags; empty when "
+                     "none."})
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,19 +533,25 @@ def _warn_of_repeated_uids(plans: list[_Plan]) -> None:
     object edited without a new UID): each is sent and counted stored on its
     answer, but a peer holds one object per UID (PS3.3 C.12.1.1.1), so the run's
     count of objects stored is more than the peer's."""
-    first: dict[str, Path] = {}
-    repeats: list[tuple[Path, Path, str]] = []
+    # A set of the UIDs, the paths looked up again for the one named: this runs with
+    # every file's header in memory (the run's peak), before any is sent.
+    seen: set[str] = set()
+    repeats = 0
+    later: _Plan | None = None
     for plan in plans:
-        uid = plan.info.sop_instance_uid
-        if uid in first:
-            repeats.append((first[uid], plan.result.path, uid))
+        if plan.info.sop_instance_uid in seen:
+            repeats += 1
+            if later is None:
+                later = plan
         else:
-            first[uid] = plan.result.path
-    if repeats:
-        earlier, later, uid = repeats[0]
+            seen.add(plan.info.sop_instance_uid)
+    if later is not None:
+        uid = later.info.sop_instance_uid
+        earlier = next(p for p in plans if p.info.sop_instance_uid == uid)
         log.warning("%d file(s) have the SOP Instance UID of another listed (%s as %s: %s): "
                     "each is sent, and counted stored if the peer says so, but a peer "
-                    "holds one object per SOP Instance UID", len(repeats), later, earlier, uid)
+                    "holds one object per SOP Instance UID", repeats, later.info.path,
+                    earlier.info.path, uid)
 
 
 #: Why an object cut part-way is not sent: a peer keeps a data set only once its
@@ -685,7 +703,11 @@ async def store_paths(
     plans: list[_Plan] = []
     if isinstance(paths, str | Path):  # one path, not a sequence of letters
         paths = [paths]
-    for path in map(Path, paths) if listed else collect_files(paths):
+    # The caller's own Paths, not copies: a listing kept by the caller (dicomnet store
+    # keeps its own) is then held once.
+    listing = ((p if isinstance(p, Path) else Path(p) for p in paths) if listed
+               else collect_files(paths))
+    for path in listing:
         result = StoreResult(path=path)
         results.append(result)
         try:

@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -403,8 +404,8 @@ def read_part10(path: Path) -> Part10Info:
             raise StorageError.from_os_error("cannot read", path, exc) from exc
     return Part10Info(
         path=path,
-        transfer_syntax_uid=syntax,
-        sop_class_uid=values["MediaStorageSOPClassUID"],
+        transfer_syntax_uid=sys.intern(syntax),
+        sop_class_uid=sys.intern(values["MediaStorageSOPClassUID"]),
         sop_instance_uid=values["MediaStorageSOPInstanceUID"],
         dataset_offset=offset,
         size=size,
@@ -550,8 +551,9 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
         meta_instance=values["MediaStorageSOPInstanceUID"])
     return Part10Info(
         path=path,
-        transfer_syntax_uid=syntax,
-        sop_class_uid=sop_class,
+        # One string each for the thousands of files an SCU lists (most share them).
+        transfer_syntax_uid=sys.intern(syntax),
+        sop_class_uid=sys.intern(sop_class),
         sop_instance_uid=sop_instance,
         dataset_offset=offset,
         size=size,

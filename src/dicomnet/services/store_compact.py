@@ -1,0 +1,64 @@
+"""Fields of a slots dataclass kept in less memory than their type takes, behind
+properties of the same name: ``store_paths`` holds one ``StoreResult`` per file
+until its run ends, hundreds of thousands of them in an archive migration.
+
+A path is kept as its ``str`` (which the listing's ``Path`` caches already: one
+string for both, and none of the ``Path``'s parts once it is gone) and given back
+as a ``Path``; an empty list of tags as None, made when first asked for and then
+kept (appending to it works as on a plain field). The dataclass's ``__init__``,
+``==``, ``repr``, ``dataclasses.replace`` and pickling set and read the fields
+through the properties, so they see what they saw before."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["compact_fields", "stored"]
+
+
+def compact_fields(cls: type, *, paths: Iterable[str] = (), tag_lists: Iterable[str] = (),
+                   docs: Mapping[str, str]) -> None:
+    """Put properties over the slots named, which must be ``cls``'s own (a
+    ``dataclass(slots=True)``), with ``docs`` as their docstrings: each slot stays
+    where the value is kept."""
+    paths, tag_lists = tuple(paths), tuple(tag_lists)
+    slots = {name: cls.__dict__[name] for name in (*paths, *tag_lists)}
+    for name in paths:
+        setattr(cls, name, property(*_path_accessors(slots[name]), doc=docs[name]))
+    for name in tag_lists:
+        setattr(cls, name, property(*_list_accessors(slots[name]), doc=docs[name]))
+    cls._compact_slots = slots  # type: ignore[attr-defined]
+
+
+def stored(obj: object, name: str) -> Any:
+    """What the slot under property ``name`` holds as it is (a str for a path,
+    None for an empty list), for a reader that needs no more (``to_dict``)."""
+    return type(obj)._compact_slots[name].__get__(obj)  # type: ignore[attr-defined]
+
+
+def _path_accessors(slot: Any) -> tuple[Callable[[Any], Path], Callable[[Any, Any], None]]:
+    def get(self: object) -> Path:
+        return Path(slot.__get__(self))
+
+    def set_(self: object, path: os.PathLike[str] | str) -> None:
+        slot.__set__(self, os.fspath(path))
+
+    return get, set_
+
+
+def _list_accessors(slot: Any) -> tuple[Callable[[Any], list[str]],
+                                         Callable[[Any, Any], None]]:
+    def get(self: object) -> list[str]:
+        tags: list[str] | None = slot.__get__(self)
+        if tags is None:
+            tags = []
+            slot.__set__(self, tags)
+        return tags
+
+    def set_(self: object, tags: list[str]) -> None:
+        slot.__set__(self, tags or None)
+
+    return get, set_
