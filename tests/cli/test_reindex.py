@@ -64,7 +64,8 @@ def test_reindex_adds_the_missing_rows_and_drops_those_of_files_gone(tmp_path: P
     assert result.exit_code == 0, result.stderr
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 1, "skipped": 1,
                                 "instances": 3, "stores_skipped": [], "mislabelled": [],
-                                "relabelled": [], "not_relabelled": [], "temporaries_removed": 0}
+                                "relabelled": [], "not_relabelled": [], "temporaries_removed": 0,
+                                "updated": 0}
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): paths[3],
                               uid(9, 4): None}
     again = run_cli("reindex", root)
@@ -94,7 +95,7 @@ def test_a_deleted_index_is_rebuilt_with_create_only(tmp_path: Path) -> None:
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
                                 "instances": 2, "stores_skipped": [],
                                 "mislabelled": [], "relabelled": [],
-                                "not_relabelled": [], "temporaries_removed": 0}
+                                "not_relabelled": [], "temporaries_removed": 0, "updated": 0}
     assert stat.S_IMODE(os.stat(root / INDEX_NAME).st_mode) == 0o600
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
                               uid(9, 4): None}
@@ -160,7 +161,7 @@ def test_stores_nested_in_the_folder_are_skipped_and_said(tmp_path: Path) -> Non
     assert json_out(result) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
                                 "instances": 2, "stores_skipped": ["ct", "mr"],
                                 "mislabelled": [], "relabelled": [],
-                                "not_relabelled": [], "temporaries_removed": 0}
+                                "not_relabelled": [], "temporaries_removed": 0, "updated": 0}
     assert _indexed(root) == {uid(9, 1): paths[1], uid(9, 2): paths[2], uid(9, 3): None,
                               uid(9, 4): None}
     assert again.exit_code == 0, again.stderr
@@ -202,7 +203,7 @@ def test_a_file_mislabelled_explicit_vr_is_said_and_relabelled_with_repair(
     assert json_out(first) == {"folder": str(root), "added": 2, "removed": 0, "skipped": 0,
                                "instances": 2, "stores_skipped": [],
                                "mislabelled": ["old/2.dcm"], "relabelled": [],
-                               "not_relabelled": [], "temporaries_removed": 0}
+                               "not_relabelled": [], "temporaries_removed": 0, "updated": 0}
     assert mislabelled.read_bytes() == header + data_set  # not touched without --repair
     with StorageIndex(root / INDEX_NAME) as index:
         row = index.get_instance(ds.SOPInstanceUID)
@@ -264,7 +265,7 @@ def test_repair_that_cannot_relabel_a_file_exits_1_and_says_why(
         "stores_skipped": [], "mislabelled": ["old/2.dcm", "old/3.dcm"],
         "relabelled": ["old/3.dcm"],
         "not_relabelled": [{"file": "old/2.dcm", "reason": why}],
-        "temporaries_removed": 0}
+        "temporaries_removed": 0, "updated": 0}
     assert kept.read_bytes() == before
     assert read_part10(fixed).relabelled_from is None
 

@@ -39,7 +39,8 @@ __all__ = ["reindex"]
                    "Explicit VR over an Implicit VR data set (atomically: a new file "
                    "renamed over it). Reads every file's header, indexed ones too.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print the summary as JSON: folder, added, removed, skipped, instances, "
+              help="Print the summary as JSON: folder, added, removed, updated (rows of files "
+                   "replaced since they were written, read again), skipped, instances, "
                    "stores_skipped (nested stores, relative to FOLDER), mislabelled and "
                    "relabelled (files, relative to FOLDER), not_relabelled (those --repair "
                    "could not relabel: file and reason), temporaries_removed (stale "
@@ -55,7 +56,9 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
 
     Adds a row, read from the file, for each stored object that has none (lost
     when a server was killed between storing an object and indexing it, or with
-    a deleted index); drops the rows of files that are gone, unless --no-prune.
+    a deleted index); drops the rows of files that are gone, unless --no-prune;
+    updates the row of a file whose size is not its row's (a server killed
+    between replacing a stored copy and indexing the new one).
     Files that are not DICOM Part 10, or cannot be read, are counted as skipped.
     The temporary files of stores that were interrupted (a server killed while
     receiving) are removed and counted, as the server does when it starts.
@@ -113,7 +116,7 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
         fail(*interrupted)
     if as_json:
         print_json({**path_fields("folder", folder), "added": result.added,
-                    "removed": result.removed,
+                    "removed": result.removed, "updated": result.updated,
                     "skipped": result.skipped, "instances": instances,
                     "stores_skipped": list(result.nested),
                     "mislabelled": list(result.mislabelled),
@@ -137,7 +140,9 @@ def reindex(*, folder: Path, no_prune: bool, create: bool, repair: bool, as_json
                    + (f"; not relabelled: {why[relative]}" if relative in why
                       else "" if repair else " (--repair relabels it)"))
     click.echo(f"{folder}: {result.added} row(s) added, {result.removed} removed, "
-               f"{result.skipped} file(s) skipped; {instances} instance(s) indexed"
+               + (f"{result.updated} updated (a file changed since its row was written); "
+                  if result.updated else "")
+               + f"{result.skipped} file(s) skipped; {instances} instance(s) indexed"
                + (f"; {stale} stale temporary file(s) removed" if stale else ""))
     _exit(result.not_relabelled)
 

@@ -9,6 +9,12 @@ whichever comes first; the rows of files gone are removed in batches alike. Each
 batch's transaction waits for another program's write lock as any index write
 does (storage.transaction: ``BUSY_WAIT_S``, said after a second).
 
+An indexed file whose size is not its row's is read again and its row
+updated (``updated``): a server killed between renaming a copy over a stored
+one (``--duplicates overwrite``, or a damaged copy replaced) and writing its
+row left the old copy's row, whose size would make the intact new copy look
+damaged (storage.damage). One ``stat`` per indexed file finds them.
+
 Interrupted (Ctrl-C, SIGTERM, a crash), the batch being read or written is lost
 whole (its transaction rolled back, or never begun) and the committed ones
 stand. Each of their rows is of a file read by this walk, which was durable
@@ -60,6 +66,9 @@ class ReindexResult:
     added: int
     removed: int
     skipped: int
+    #: Rows of indexed files whose size was not the row's (the file replaced
+    #: after its row was written), read again and rewritten.
+    updated: int = 0
     #: Folders below the root skipped as stores of their own (their own index, or
     #: held by another server), relative to it, ``/``-separated.
     nested: tuple[str, ...] = ()
@@ -102,7 +111,7 @@ class _Reindex:
         self.root = root
         self.repair = repair
         self.on_progress = on_progress
-        self.added = self.skipped = self.removed = 0
+        self.added = self.skipped = self.removed = self.updated = 0
         self.seen: set[str] = set()
         self.mislabelled: list[str] = []
         self.relabelled: list[str] = []
@@ -110,13 +119,14 @@ class _Reindex:
         self.batch: list[RowValues] = []
         self.batch_uids: set[str] = set()  # a second file of one of them is a duplicate
         self.batch_moved: set[str] = set()  # of them, rows whose indexed file is gone
+        self.batch_updated: set[str] = set()  # of them, rows of their own file, rewritten
         self.batch_since = 0.0
 
     def run(self, prune: bool) -> ReindexResult:
         index = self.index
         with index._lock:
-            known = {path for (path,) in
-                     index._db.execute("SELECT relative_path FROM instance").fetchall()}
+            known: dict[str, int] = dict(index._db.execute(
+                "SELECT relative_path, size FROM instance").fetchall())
         own = {index._path.name + suffix for suffix in ("", *COMPANIONS)}
         nested: list[str] = []
         for path in store_files(self.root, index._path.name, nested):
@@ -129,22 +139,26 @@ class _Reindex:
             relative = path.relative_to(self.root).as_posix()
             self.seen.add(relative)
             if relative in known:
-                if self.repair:
+                if _size(path) not in (known[relative], None):
+                    self._read(path, relative, update=True)
+                elif self.repair:
                     self._repair(path, relative)
                 continue
             self._read(path, relative)
         self._write_batch()
         if prune:
-            self._prune(sorted(known - self.seen))
+            self._prune(sorted(known.keys() - self.seen))
         for folder in nested:
             logger.info("reindex: skipping %s, a store of its own", self.root / folder)
         return ReindexResult(added=self.added, removed=self.removed, skipped=self.skipped,
-                             nested=tuple(nested), mislabelled=tuple(self.mislabelled),
+                             updated=self.updated, nested=tuple(nested),
+                             mislabelled=tuple(self.mislabelled),
                              relabelled=tuple(self.relabelled),
                              not_relabelled=tuple(self.failed))
 
-    def _read(self, path: Path, relative: str) -> None:
-        """The row of a file without one, to the batch; or the file skipped."""
+    def _read(self, path: Path, relative: str, *, update: bool = False) -> None:
+        """The row of a file without one (with ``update``, of an indexed file whose
+        row is not its own any more), to the batch; or the file skipped."""
         try:
             info = read_part10(path)
             if info.relabelled_from is not None:
@@ -165,7 +179,15 @@ class _Reindex:
             self.skipped += 1  # the one read first wins
             return
         indexed_at = self._indexed_at(values.sop_uid)
-        if indexed_at is not None:
+        if update:
+            if indexed_at != relative:
+                # Not the copy of its row's instance: another file given its name.
+                logger.warning("reindex: %s is not the instance its row names (it holds "
+                               "%s): left as it is", path, values.sop_uid)
+                self.skipped += 1
+                return
+            self.batch_updated.add(values.sop_uid)
+        elif indexed_at is not None:
             if (self.root / indexed_at).exists():
                 self.skipped += 1  # the one indexed wins
                 return
@@ -177,7 +199,10 @@ class _Reindex:
             self.batch_since = time.monotonic()
         self.batch.append(values)
         self.batch_uids.add(values.sop_uid)
-        self.added += 1
+        if update:
+            self.updated += 1
+        else:
+            self.added += 1
         if len(self.batch) >= BATCH_ROWS or time.monotonic() - self.batch_since >= BATCH_SECONDS:
             self._write_batch()
 
@@ -195,6 +220,7 @@ class _Reindex:
         alone, and those that still fail are files skipped, as before batches."""
         rows, self.batch = self.batch, []
         moved, self.batch_moved = self.batch_moved, set()
+        updated, self.batch_updated = self.batch_updated, set()
         self.batch_uids.clear()
         if not rows:
             return
@@ -222,7 +248,10 @@ class _Reindex:
                     raise
                 logger.info("reindex: skipping %s: %s", self.root / str(values.instance[5]),
                             exc)
-                self.added -= 1
+                if values.sop_uid in updated:
+                    self.updated -= 1
+                else:
+                    self.added -= 1
                 self.skipped += 1
 
     def _prune(self, gone: list[str]) -> None:
@@ -282,3 +311,11 @@ def _relabelled(info: Part10Info, relative: str, failed: list[tuple[str, str]]) 
                 "its data set's transfer syntax (was %s)", relative,
                 info.transfer_syntax_uid, info.relabelled_from)
     return size
+
+
+def _size(path: Path) -> int | None:
+    """``path``'s size; None if it cannot be told (gone since listed: pruned later)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
