@@ -202,9 +202,11 @@ def _reencoded(source_file: Path | io.BufferedRandom, source: str, target: str,
                 if width and raw.length % width:
                     continue  # not whole words: read and left as they are, as in memory
             # Otherwise "OB or OW" is decided by pydicom as it writes, as for the rest
-            # of the data set (OW, PS3.5 A.1).
+            # of the data set (OW, PS3.5 A.1). An odd length is padded here: pydicom
+            # writes a buffered value's length as the buffer's, then pads after it.
             ds[tag] = DataElement(tag, vr, FileSlice(fp.fileno(), raw.value_tell, raw.length,
-                                                     name, swap=width))
+                                                     name, swap=width,
+                                                     pad=bool(raw.length % 2)))
         if swap:  # the values pydicom holds as bytes, in sequences too (PS3.5 7.3)
             ds = swapped_copy(ds, little_endian)
         out = _temporary()
@@ -357,11 +359,17 @@ class FileSlice(io.BufferedIOBase):
     slice raises :class:`StorageError` on the read that finds it: pydicom has
     written the value's length by then, so a short value must not pass.
     ``swap`` (2, 4 or 8; ``length`` a multiple of it) reverses the bytes of
-    each word of that size as they are read: the value in the other byte order."""
+    each word of that size as they are read: the value in the other byte order.
+    ``pad`` adds a zero byte after the ``length`` bytes: a value of odd length
+    made even, as every value is (PS3.5 7.1.1) and as pydicom pads one held in
+    memory."""
 
-    def __init__(self, fd: int, start: int, length: int, name: str, *, swap: int = 0) -> None:
+    def __init__(self, fd: int, start: int, length: int, name: str, *, swap: int = 0,
+                 pad: bool = False) -> None:
         super().__init__()
-        self._fd, self._start, self._length, self._name = fd, start, length, name
+        self._fd, self._start, self._name = fd, start, name
+        self._stored = length
+        self._length = length + pad
         self._position = 0
         self._swap = swap
 
@@ -391,11 +399,12 @@ class FileSlice(io.BufferedIOBase):
             return b""
         if self._swap:
             return self._read_swapped(wanted)
-        data = os.pread(self._fd, wanted, self._start + self._position)
-        if len(data) < wanted:
+        stored = max(0, min(wanted, self._stored - self._position))
+        data = os.pread(self._fd, stored, self._start + self._position) if stored else b""
+        if len(data) < stored:
             raise StorageError(f"{self._name} is shorter than when it was read")
         self._position += wanted
-        return data
+        return data + bytes(wanted - stored)
 
     def _read_swapped(self, wanted: int) -> bytes:
         """``wanted`` bytes from the position, of the whole words around them read
