@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import array
 import contextlib
+import json
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,3 +249,104 @@ def test_an_odd_length_value_converted_through_a_file_is_padded_as_in_memory(
         got = dcmread(_received(out, 2650))
     assert got[0x00091001].value == bytes(70000) + b"\x07\x00"
     assert got.PixelData == make_image(2650, rows=16, columns=16).PixelData
+
+
+# -- the matrix: each source syntax to a peer taking each syntax alone --------------------
+
+
+#: Why a file goes nowhere when the peer takes none of its contexts (store_prepare).
+REFUSED = (f"the peer accepted no context for {SECONDARY_CAPTURE}: it takes that SOP Class "
+           "in none of the transfer syntaxes proposed")
+
+
+@pytest.mark.parametrize("peer", list(SOURCES))
+def test_each_source_syntax_sent_alone_to_a_peer_taking_one_syntax(
+        tmp_path: Path, dcmtk: Dcmtk, peer: str) -> None:
+    """One association per file (what a store of that file alone proposes): its
+    own syntax goes as it is, byte for byte; an uncompressed one is converted
+    to the peer's when that is Implicit or Explicit VR Little Endian (the
+    syntaxes proposed for conversion); anything else is refused by the peer and
+    said so, nothing stored."""
+    sources = _sources(tmp_path / "in")
+    target = SOURCES[peer]
+    with storescp_taking(dcmtk, tmp_path, peer) as (port, out):
+        results = {name: _send(port, [path])[0] for name, (path, _) in sources.items()}
+        received = {name: _received(out, number) for name, (_, number) in sources.items()
+                    if results[name].ok}
+    for name, (path, _) in sources.items():
+        result, syntax = results[name], SOURCES[name]
+        assert result.transfer_syntax_uid == syntax, name
+        if name == peer:
+            assert (result.ok, result.status, result.converted_to) == (True, 0, None), result
+            assert _dataset_bytes(received[name]) == _dataset_bytes(path), name
+        elif syntax in UNCOMPRESSED and target in (ImplicitVRLittleEndian,
+                                                   ExplicitVRLittleEndian):
+            assert (result.ok, result.status, result.converted_to) == (True, 0, target), result
+            _assert_converted(path, received[name], target)
+        else:
+            assert (result.ok, result.status, result.error) == (False, None, REFUSED), result
+            assert name not in received
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in received.values())
+
+
+@pytest.mark.parametrize("peer", ["explicit-be", "deflated"])
+def test_a_batch_is_converted_to_big_endian_or_deflated_when_the_peer_takes_that_alone(
+        tmp_path: Path, dcmtk: Dcmtk, peer: str) -> None:
+    """With a file in the peer's syntax in the same association, its context is
+    accepted and every uncompressed file is converted to it (16-bit words in
+    Big Endian); the compressed ones are skipped, said compressed and not
+    converted."""
+    sources = _sources(tmp_path / "in")
+    target = SOURCES[peer]
+    with storescp_taking(dcmtk, tmp_path, peer) as (port, out):
+        results = dict(zip(sources, _send(port, [p for p, _ in sources.values()]), strict=True))
+        received = {name: _received(out, number) for name, (_, number) in sources.items()
+                    if results[name].ok}
+    for name, (path, _) in sources.items():
+        result, syntax = results[name], SOURCES[name]
+        if name == peer:
+            assert (result.ok, result.converted_to) == (True, None), result
+            assert _dataset_bytes(received[name]) == _dataset_bytes(path)
+        elif syntax in UNCOMPRESSED:
+            assert (result.ok, result.status, result.converted_to) == (True, 0, target), result
+            _assert_converted(path, received[name], target)
+        else:
+            assert (result.ok, result.error) == (False, (
+                f"the peer accepted no context for {SECONDARY_CAPTURE} in {syntax} "
+                "(compressed; not converted)")), result
+
+
+def _dicomnet_store(port: int, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dicomnet.cli.main", "store", LOOPBACK,
+                           str(port), *map(str, args), "--called-aet", "STORESCP"],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_dicomnet_store_says_what_went_as_is_converted_or_skipped(
+        tmp_path: Path, dcmtk: Dcmtk) -> None:
+    """`dicomnet store --json` into an Implicit VR only storescp: each file's
+    transfer_syntax_uid and converted_to (null: as it is), the refusal for the
+    compressed ones, exit status 1; the table gives a skipped file's reason."""
+    sources = _sources(tmp_path / "in")
+    with storescp_taking(dcmtk, tmp_path, "implicit-le") as (port, _):
+        done = _dicomnet_store(port, tmp_path / "in", "--json")
+        table = _dicomnet_store(port, sources["rle"][0])
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    results = {Path(str(r["path"])).stem: r for r in document["results"]}
+    assert (document["total"], document["stored"], document["failed"]) == (6, 4, 2)
+    for name, syntax in SOURCES.items():
+        got = results[name]
+        assert got["transfer_syntax_uid"] == syntax
+        if syntax in UNCOMPRESSED:
+            converted = None if syntax == ImplicitVRLittleEndian else ImplicitVRLittleEndian
+            assert (got["ok"], got["status"], got["converted_to"]) == (True, 0, converted)
+        else:
+            assert (got["ok"], got["status"], got["converted_to"], got["error"]) == (
+                False, None, None, f"the peer accepted no context for {SECONDARY_CAPTURE} in "
+                f"{syntax} (compressed; not converted)"), got
+    assert table.returncode == 1, table.stderr
+    words = " ".join(table.stdout.split())
+    assert "Stored 0 of 1 objects" in words
+    # Alone, the RLE file's one context is refused: the SOP Class in no syntax.
+    assert REFUSED in " ".join(words.replace("│", " ").split()), words
