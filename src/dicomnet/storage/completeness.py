@@ -233,10 +233,19 @@ class DatasetWalker:
             if what == _SCAN or implicit is None:
                 return pos
         count = 0
+        vr: bytes | None = None
         try:
             while pos + 8 <= size:
                 count += 1
-                group, element, length = tag_length.unpack_from(data, pos)
+                # One unpack per element in either mode: Explicit VR reads its VR
+                # and 2-byte length at once; only an item or a delimiter (no VR,
+                # a 4-byte length) needs a second.
+                if implicit:
+                    group, element, length = tag_length.unpack_from(data, pos)
+                else:
+                    group, element, vr, length = tag_vr.unpack_from(data, pos)
+                    if group == 0xFFFE:
+                        (length,) = long_length.unpack_from(data, pos + 4)
                 tag = group << 16 | element
                 if group == 0xFFFE:  # an item or a delimiter: no VR, in any syntax
                     pos += 8
@@ -269,21 +278,19 @@ class DatasetWalker:
                 else:
                     if implicit:
                         pos += 8
-                        vr: bytes | None = None
+                        vr = None
+                    elif vr in SHORT_VRS:
+                        pos += 8
+                    elif vr in LONG_VRS:
+                        if pos + 12 > size:
+                            return pos  # the 4-byte length is in the next piece
+                        (length,) = long_length.unpack_from(data, pos + 8)
+                        pos += 12
                     else:
-                        _, _, vr, length = tag_vr.unpack_from(data, pos)
-                        if vr in SHORT_VRS:
-                            pos += 8
-                        elif vr in LONG_VRS:
-                            if pos + 12 > size:
-                                return pos  # the 4-byte length is in the next piece
-                            (length,) = long_length.unpack_from(data, pos + 8)
-                            pos += 12
-                        else:
-                            read = self._unlisted(data, pos, size)
-                            if read is None:
-                                return pos
-                            pos, length, vr = read
+                        read = self._unlisted(data, pos, size)
+                        if read is None:
+                            return pos
+                        pos, length, vr = read
                     self._last = tag
                     if length != _UNDEFINED:
                         self._skip = length
@@ -307,10 +314,13 @@ class DatasetWalker:
                         break
                     pos += self._skip
                     self._skip = 0
-                what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
-                if len(stack) > MAX_DEPTH:
-                    self._error = f"sequences and items nested deeper than {MAX_DEPTH}"
-                    return pos
+                if group == 0xFFFE or length == _UNDEFINED:
+                    # Only an item, a delimiter or an undefined length opens or
+                    # closes a frame: the others leave the stack as it was.
+                    what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
+                    if len(stack) > MAX_DEPTH:
+                        self._error = f"sequences and items nested deeper than {MAX_DEPTH}"
+                        return pos
             return pos
         finally:
             shared = self._shared
