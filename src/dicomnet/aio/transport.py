@@ -140,19 +140,23 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         # copies what it keeps): the transport's buffer is read into again next
         # time, and lent memory goes on to disk.
         data = self._view[:nbytes] if lent is None else lent[:nbytes]
+        # Once or twice per read event: try/except, not contextlib.suppress (three
+        # Python calls per view), and the sink called from here.
         try:
-            self._sink_data(data)
+            if self._sink is None:
+                self._early.append(bytes(data))
+            else:
+                self._sink(data)
         finally:
-            for view in (data, lent):
-                if view is not None:
-                    with contextlib.suppress(BufferError):  # exported: left to the GC
-                        view.release()
-
-    def _sink_data(self, data: memoryview) -> None:
-        if self._sink is None:
-            self._early.append(bytes(data))
-        else:
-            self._sink(data)
+            try:  # noqa: SIM105
+                data.release()
+            except BufferError:  # exported: left to the GC
+                pass
+            if lent is not None:
+                try:  # noqa: SIM105
+                    lent.release()
+                except BufferError:
+                    pass
 
     def eof_received(self) -> bool:
         # Our side stays open only when the receiver of the end asks for it (a
