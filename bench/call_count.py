@@ -72,8 +72,12 @@ class Counter:
         #: Thread ident -> the group it is reported in (unnamed: "other").
         self.names: dict[int, str] = {}
 
-    def total(self) -> int:
-        return sum(sum(counts.values()) for counts in self.by_thread.values())
+    def by_group(self) -> collections.Counter[str]:
+        """Events counted so far by thread group (its name, or "other")."""
+        out: collections.Counter[str] = collections.Counter()
+        for ident, counts in self.by_thread.items():
+            out[self.names.get(ident, "other")] += sum(counts.values())
+        return out
 
     def profile(self, frame: types.FrameType, event: str, arg: object) -> None:
         if not self.active:
@@ -189,7 +193,7 @@ async def transfer(run: Callable[[], int], storage: StorageSCP,
         raise SystemExit(f"the sender failed (exit status {status})")
 
 
-async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[int]]:
+async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[dict[str, int]]]:
     folder = objects(work, args.objects, args.size)
     warm = objects(work, args.warmup, args.size) if args.warmup else None
     pki = None if args.plain else make_dev_pki(work / "pki").directory
@@ -201,7 +205,7 @@ async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[i
     # its first object) call the counter; it counts only while active.
     threading.setprofile(counter.profile)
     sys.setprofile(counter.profile)
-    totals = []
+    totals: list[dict[str, int]] = []
     try:
         for _ in range(args.runs):
             # A fresh server and folder each run: the same objects again would be
@@ -212,12 +216,13 @@ async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[i
             try:
                 if warm is not None:
                     await transfer(sender(server.port, warm, pki), storage, None)
-                before = counter.total()
+                before = counter.by_group()
                 await transfer(sender(server.port, folder, pki), storage, counter)
-                totals.append(counter.total() - before)
                 for thread in threading.enumerate():
                     if thread.ident is not None and thread.name in THREADS:
                         counter.names[thread.ident] = thread.name
+                after = counter.by_group()
+                totals.append({group: after[group] - before[group] for group in after})
             finally:
                 server.close()
                 await server.wait_closed()
@@ -229,7 +234,7 @@ async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[i
     return counter, totals
 
 
-def report(counter: Counter, totals: list[int], args: argparse.Namespace) -> None:
+def report(counter: Counter, totals: list[dict[str, int]], args: argparse.Namespace) -> None:
     per = args.objects * args.runs
     groups: dict[str, collections.Counter[Key]] = collections.defaultdict(collections.Counter)
     for ident, counts in counter.by_thread.items():
@@ -239,8 +244,9 @@ def report(counter: Counter, totals: list[int], args: argparse.Namespace) -> Non
     transport = "TCP" if args.plain else "TLS"
     print(f"{args.objects} x {args.size} bytes over {transport}, {args.runs} run(s); "
           f"profile events per object (py: Python calls, c: built-in calls)")
-    print("each run, all threads, events per object: "
-          + ", ".join(f"{t / args.objects:.1f}" for t in totals))
+    print("each run, py + c per object: " + "; ".join(
+        ", ".join(f"{group} {run.get(group, 0) / args.objects:.1f}" for group in THREADS)
+        for run in totals))
     for group in (*THREADS, "other"):
         counts = groups.get(group)
         if not counts:
