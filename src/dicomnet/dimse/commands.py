@@ -233,10 +233,12 @@ def element_encoder(tag: int) -> Callable[[object], bytes]:
         def text(value: object) -> bytes:
             if value.__class__ is str and value.isascii():
                 raw: bytes = value.encode()
-                if len(raw) <= most:
-                    if len(raw) & 1:
+                size = len(raw)
+                if size <= most:
+                    if size & 1:
                         raw += pad
-                    return pack_header(0, element, len(raw)) + raw
+                        size += 1
+                    return pack_header(0, element, size) + raw
             return general(value)
 
         return text

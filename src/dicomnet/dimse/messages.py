@@ -32,6 +32,7 @@ needs them; see :func:`~dicomnet.dimse.commands.decode_command`).
 from __future__ import annotations
 
 import dataclasses
+import operator
 import re
 import struct
 from collections.abc import Callable
@@ -541,14 +542,20 @@ def _data_set_type_encoder() -> Callable[[object], bytes]:
     return lambda has_dataset: present if has_dataset else absent
 
 
-def _encoders(cls: type[DimseMessage]) -> tuple[tuple[str, Callable[[object], bytes]], ...]:
-    """(attribute, element encoder) of every command element of ``cls``, in tag
-    order (PS3.5 7.1): the Command Field, the Command Data Set Type (from
-    ``has_dataset``) and the fields."""
+def _encoders(cls: type[DimseMessage]
+              ) -> tuple[Callable[[DimseMessage], tuple[Any, ...]],
+                         tuple[Callable[[object], bytes], ...]]:
+    """The command elements of ``cls``, in tag order (PS3.5 7.1): the Command
+    Field, the Command Data Set Type (from ``has_dataset``) and the fields, as a
+    getter of all their values at once (one call per message, not one per field)
+    and their element encoders, in the same order."""
     entries = [(c.COMMAND_FIELD, "command_field", c.element_encoder(c.COMMAND_FIELD)),
                (c.COMMAND_DATA_SET_TYPE, "has_dataset", _data_set_type_encoder())]
     entries += [(tag, name, c.element_encoder(tag)) for name, tag, _ in _SPECS[cls]]
-    return tuple((name, encode) for _, name, encode in sorted(entries, key=lambda e: e[0]))
+    entries.sort(key=lambda e: e[0])
+    # Every message has at least three elements: attrgetter then returns a tuple.
+    return (operator.attrgetter(*(name for _, name, _ in entries)),
+            tuple(encode for _, _, encode in entries))
 
 
 _ENCODERS: Final = {cls: _encoders(cls) for cls in _ALL}
@@ -562,11 +569,12 @@ def encode_message(msg: DimseMessage) -> bytes:
     Raises :class:`~dicomnet.errors.LocalProtocolError` if a field cannot be
     encoded (wrong type, out of range).
     """
-    encoders = _ENCODERS.get(type(msg))
-    if encoders is None:
+    entry = _ENCODERS.get(type(msg))
+    if entry is None:
         raise LocalProtocolError(f"not a DIMSE message: {msg!r}")
-    body = b"".join([encode(value) for name, encode in encoders
-                     if (value := getattr(msg, name)) is not None])
+    values, encoders = entry
+    body = b"".join([encode(value) for value, encode in zip(values(msg), encoders, strict=True)
+                     if value is not None])
     return _GROUP_LENGTH.pack(0, 0, 4, len(body)) + body
 
 

@@ -1,0 +1,40 @@
+"""dimse.messages: what encoding a message costs, counted (not timed): a server
+encodes one response per object it receives."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections import Counter
+
+from dicomnet.dimse.commands import encode_command
+from dicomnet.dimse.messages import CStoreRSP, encode_message
+
+
+def test_a_c_store_rsp_costs_a_call_per_element_encoded() -> None:
+    """The fields are read in one call (not a ``getattr`` each, the absent ones
+    included), and a text element's length is taken once."""
+    rsp = CStoreRSP(message_id_being_responded_to=7, status=0,
+                    affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.7",
+                    affected_sop_instance_uid="1.2.3.4.5")
+    builtins: Counter[str] = Counter()
+    python: Counter[str] = Counter()
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event == "c_call":
+            builtins[getattr(arg, "__name__", "?")] += 1
+        elif event == "call":
+            python[frame.f_code.co_name] += 1
+
+    sys.setprofile(profile)
+    try:
+        encoded = encode_message(rsp)
+    finally:
+        sys.setprofile(None)
+    assert encoded == encode_command({0x0002: rsp.affected_sop_class_uid, 0x0100: 0x8001,
+                                      0x0120: 7, 0x0800: 0x0101, 0x0900: 0,
+                                      0x1000: rsp.affected_sop_instance_uid})
+    assert builtins["getattr"] == 0
+    assert builtins["len"] == 3  # each UID's, and the body's
+    # 6 elements present: each one encoder call, and the list comprehension.
+    assert sum(python.values()) == 1 + 1 + 6
