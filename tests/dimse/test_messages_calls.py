@@ -8,7 +8,7 @@ import types
 from collections import Counter
 
 from dicomnet.dimse.commands import encode_command
-from dicomnet.dimse.messages import CStoreRSP, encode_message
+from dicomnet.dimse.messages import CStoreRQ, CStoreRSP, decode_message, encode_message
 
 
 def test_a_c_store_rsp_costs_a_call_per_element_encoded() -> None:
@@ -38,3 +38,28 @@ def test_a_c_store_rsp_costs_a_call_per_element_encoded() -> None:
     assert builtins["len"] == 3  # each UID's, and the body's
     # 6 elements present: each one encoder call, and the list comprehension.
     assert sum(python.values()) == 1 + 1 + 6
+
+
+def test_decoding_a_c_store_rq_calls_little_but_the_header_unpacks() -> None:
+    """Per element of a received command set: its header's unpack, and for a text
+    value its decode and strip; no dictionary ``get`` nor a second unpack for a
+    US value. Same message as before."""
+    rq = CStoreRQ(message_id=3, affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.7",
+                  affected_sop_instance_uid="1.2.3.4.5", priority=2)
+    data = encode_message(rq)
+    builtins: Counter[str] = Counter()
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event == "c_call":
+            builtins[getattr(arg, "__name__", "?")] += 1
+
+    sys.setprofile(profile)
+    try:
+        decoded = decode_message(data)
+    finally:
+        sys.setprofile(None)
+    assert decoded == rq
+    del builtins["setprofile"]
+    # Group length, class UID, command field, message ID, priority, data set
+    # type, instance UID: 7 headers; 2 UIDs decoded and stripped; the length.
+    assert builtins == Counter({"unpack_from": 8, "decode": 2, "rstrip": 2, "len": 1})

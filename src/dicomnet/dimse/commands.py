@@ -325,7 +325,8 @@ def decode_command(data: bytes | bytearray | memoryview) -> dict[int, CommandVal
     unpack_header = _HEADER.unpack_from
     kinds = _KIND
     # Once per message per element: each test below is one that every element
-    # passes, the rare failures explained by _header_error.
+    # passes, the rare failures explained by _header_error. The table is read by
+    # subscript and a US value from its two bytes: no call but the header's unpack.
     while pos < end:
         if end - pos < 8:
             raise _header_error(buf, pos, end, previous)
@@ -334,11 +335,11 @@ def decode_command(data: bytes | bytearray | memoryview) -> dict[int, CommandVal
             raise _header_error(buf, pos, end, previous)
         previous = tag
         pos += 8
-        kind = kinds.get(tag)
+        kind = kinds[tag] if tag in kinds else None  # noqa: SIM401 (no call)
         if kind == _US_:
             if length != 2:
                 raise _bad(f"(0000,{tag:04X}) US has length {length}, not 2")
-            out[tag] = _US.unpack_from(buf, pos)[0]
+            out[tag] = buf[pos] | buf[pos + 1] << 8  # Little Endian (PS3.7 6.3.1)
         elif kind == _TEXT:
             try:
                 out[tag] = buf[pos:pos + length].decode("ascii").rstrip(" \x00")

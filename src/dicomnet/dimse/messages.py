@@ -590,34 +590,38 @@ def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
     mandatory element is missing or invalid.
     """
     elements = c.decode_command(data)
-    command_field = elements.get(c.COMMAND_FIELD)
-    if command_field is None:
+    # Subscripts after ``in`` tests rather than .get(): once per element of every
+    # message received, and no call each (the codec never stores None).
+    if c.COMMAND_FIELD not in elements:
         raise _bad("command set has no Command Field (0000,0100)")
-    cls = MESSAGE_CLASSES.get(command_field) if isinstance(command_field, int) else None
+    command_field = elements[c.COMMAND_FIELD]
+    cls = (MESSAGE_CLASSES[command_field] if command_field.__class__ is int
+           and command_field in MESSAGE_CLASSES else None)
     if cls is None:
         raise _bad(f"unknown Command Field {command_field!r}")
-    data_set_type = elements.get(c.COMMAND_DATA_SET_TYPE)
-    if data_set_type is None:
+    if c.COMMAND_DATA_SET_TYPE not in elements:
         raise _bad(f"{cls.__name__} has no Command Data Set Type (0000,0800)")
+    data_set_type = elements[c.COMMAND_DATA_SET_TYPE]
     if cls.has_no_dataset and data_set_type != DATA_SET_ABSENT:
         # See the module docstring: no data set follows, whatever the value says.
         raise _bad(f"{operation_name_of(cls)} with Command Data Set Type (0000,0800) "
                    f"{_hex(data_set_type)}: it has no data set, the value shall be 0101H "
                    "(PS3.7 9.3, 10.3)")
     # Any: the codec already gave every known tag its VR's Python type.
-    kwargs: dict[str, Any] = {"has_dataset": data_set_type != DATA_SET_ABSENT}
+    kwargs: dict[str, Any] = {
+        "has_dataset": data_set_type != DATA_SET_ABSENT}
     for name, tag, mandatory in _SPECS[cls]:
-        value = elements.get(tag)
-        if value is None:
+        if tag not in elements:
             if mandatory:
                 raise _bad(f"{cls.__name__} lacks mandatory {c.COMMAND_ELEMENTS[tag][0]}")
             continue
+        value = elements[tag]
         if mandatory and value == "":
             raise _bad(f"{cls.__name__} has an empty {c.COMMAND_ELEMENTS[tag][0]}")
         kwargs[name] = value
-    priority = kwargs.get("priority")
-    if priority is not None and priority not in (PRIORITY_MEDIUM, PRIORITY_HIGH, PRIORITY_LOW):
-        raise _bad(f"{cls.__name__} has invalid Priority {priority!r}")
+    if "priority" in kwargs and kwargs["priority"] not in (
+            PRIORITY_MEDIUM, PRIORITY_HIGH, PRIORITY_LOW):
+        raise _bad(f"{cls.__name__} has invalid Priority {kwargs['priority']!r}")
     return cls(**kwargs)
 
 
