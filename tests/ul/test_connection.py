@@ -53,6 +53,22 @@ def test_association_data_and_release() -> None:
     assert state(pair.acceptor) is State.Sta1  # got EOF after the requestor closed (AR-5)
 
 
+def test_take_events_gives_every_pending_event_at_once() -> None:
+    """``take_events`` returns what ``next_event`` would, one by one, until None:
+    the same events in the same order, and then nothing more."""
+    pair = associated_pair()
+    pair.requestor.send_pdata(encode_pdata(1, True, True, b"\x01\x02"))
+    pair.requestor.send_pdata(encode_pdata(1, False, True, b"abc"))
+    pair.requestor.release()
+    pair.acceptor.receive_data(pair.requestor.data_to_send(), pair.now)
+    events = pair.acceptor.take_events()
+    assert [type(e) for e in events] == [DataReceived, DataReceived, ReleaseRequested]
+    assert [e.pdu.pdvs[0].data for e in events if isinstance(e, DataReceived)] == [
+        b"\x01\x02", b"abc"]
+    assert pair.acceptor.take_events() == []
+    assert pair.acceptor.next_event() is None
+
+
 def test_large_pdus_are_handed_on_uncopied_and_small_ones_joined() -> None:
     """chunks_to_send: a data PDU of JOIN_LIMIT bytes or more is its own chunk, the
     very object queued (joining would copy every byte of it); runs of small PDUs

@@ -149,6 +149,9 @@ class Association(Deadlines):
         self._paused = False
         self._ended = False
         self._wakeup: asyncio.Future[None] | None = None
+        # P-DATA routed to the sinks as it is read (ULConnection.borrow_pdata, as
+        # start_receiving found it).
+        self._route_pdata = False
         #: Operations the requestor may have outstanding at once (PS3.7 D.3.3.3);
         #: 1 unless both sides negotiated an asynchronous operations window.
         self.async_window = 1
@@ -156,9 +159,10 @@ class Association(Deadlines):
     def start_receiving(self) -> None:
         """Take the connection's bytes from now on (and what already arrived). Call
         once the Upper Layer knows its transport is up (Evt2 or Evt5)."""
+        self._route_pdata = self.ul.borrow_pdata
         self.stream.receiver.attach(
             self._on_bytes, self._on_end,
-            self._receive_target if self.ul.borrow_pdata else None)
+            self._receive_target if self._route_pdata else None)
 
     def _receive_target(self) -> memoryview | int | None:
         """Where the transport should put the next bytes (``Receiver.attach``).
@@ -362,7 +366,7 @@ class Association(Deadlines):
             self._write_queued()
             self.stream.close_soon(grace=0)
         events: list[ULEvent | MessagesRouted]
-        if self.ul.borrow_pdata:
+        if self._route_pdata:
             # Data went to the sinks already: the inbox holds only the messages it
             # completed, and the task is woken for those (not for every read).
             events = self._route_now(drained)
@@ -462,9 +466,8 @@ class Association(Deadlines):
         return out
 
     def _drain_events(self) -> list[ULEvent]:
-        events: list[ULEvent] = []
-        while (event := self.ul.next_event()) is not None:
-            events.append(event)
+        events = self.ul.take_events()
+        for event in events:
             if isinstance(event, Aborted):
                 self._fail(
                     AssociationAborted(event.source, event.reason, event.detail)

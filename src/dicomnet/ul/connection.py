@@ -287,10 +287,11 @@ class ULConnection:
         try:
             # Once associated, P-DATA-TF PDUs are streamed: their PDV data reaches
             # the user as it arrives (see PDUFramer.receive).
-            for pdu in framer.receive(data, stream_pdata=self._machine.state is State.Sta6):
+            machine = self._machine
+            for pdu in framer.receive(data, stream_pdata=machine.state is State.Sta6):
                 self.pdus_received = framer.completed
                 self._on_pdu(pdu)
-                if self.state is State.Sta1:
+                if machine.state is State.Sta1:
                     return
             self.pdus_received = framer.completed
         except RemoteProtocolError as exc:
@@ -345,6 +346,17 @@ class ULConnection:
     def next_event(self) -> ULEvent | None:
         """The next indication or confirmation for the user, or None."""
         return self._events.popleft() if self._events else None
+
+    def take_events(self) -> list[ULEvent]:
+        """Every indication and confirmation pending, in order (empty if none): what
+        calling :meth:`next_event` until None returns, in one call (a driver that
+        takes them after each read saves a call per event)."""
+        events = self._events
+        if not events:
+            return []
+        taken = list(events)
+        events.clear()
+        return taken
 
     def data_to_send(self) -> bytes | bytearray | memoryview:
         """Everything queued for the transport since the last call, as one buffer."""
