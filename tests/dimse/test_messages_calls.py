@@ -8,6 +8,7 @@ import types
 from collections import Counter
 
 from dicomnet.dimse.commands import encode_command
+from dicomnet.dimse.fragments import command_pdus
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP, decode_message, encode_message
 
 
@@ -63,3 +64,22 @@ def test_decoding_a_c_store_rq_calls_little_but_the_header_unpacks() -> None:
     # Group length, class UID, command field, message ID, priority, data set
     # type, instance UID: 7 headers; 2 UIDs decoded and stripped; the length.
     assert builtins == Counter({"unpack_from": 8, "decode": 2, "rstrip": 2, "len": 1})
+
+
+def test_a_command_goes_into_its_pdu_in_two_python_calls() -> None:
+    """A command set that fits one PDV: ``command_pdus`` and ``encode_pdata``, the
+    checks of the context ID and the maximum length and the header's pack
+    written out in them; the PDU's bytes as before."""
+    entered: list[str] = []
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            entered.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        pdus = command_pdus(3, b"\x01\x02\x03\x04", 16384)
+    finally:
+        sys.setprofile(None)
+    assert pdus == [b"\x04\x00\x00\x00\x00\x0a\x00\x00\x00\x06\x03\x03\x01\x02\x03\x04"]
+    assert entered == ["command_pdus", "encode_pdata"]

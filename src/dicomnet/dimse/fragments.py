@@ -66,8 +66,12 @@ def command_pdus(context_id: int, command: bytes, max_pdu_length: int) -> list[b
     The last PDV has the last-fragment bit set; an empty command (never a
     valid one) still yields one last PDV so the receiver is never left waiting.
     """
-    _check_context(context_id)
-    size = max_pdv_data_length(max_pdu_length)
+    # Once per message sent (a response per object received): the checks of
+    # _check_context and max_pdv_data_length written out for the usual case.
+    if not (1 <= context_id <= 255 and context_id & 1):
+        _check_context(context_id)
+    size = (max_pdu_length - _PDV_OVERHEAD if _PDV_OVERHEAD < max_pdu_length <= 0xFFFFFFFF
+            else max_pdv_data_length(max_pdu_length))
     if len(command) <= size:
         return [encode_pdata(context_id, True, True, command)]
     view = memoryview(command)
