@@ -55,7 +55,7 @@ from ..storage.files import (
 from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import INDEX_NAME, NewInstance
 from ..storage.instances import IndexRow, InstanceLocator
-from ..storage.names import UnsafeNameError, safe_uid
+from ..storage.names import UnsafeNameError
 from ..storage.part10 import part10_header
 from ..storage.syncfs import can_sync_together, sync_together
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
@@ -250,8 +250,10 @@ class StorageSCP:
                 source_ae_title=assoc.calling_ae_title or None,
             )
             # Should it spill, its temporary file goes in the root; the final folder
-            # is known once the data set (study, series) has arrived.
-            provisional = (self.root, safe_uid(message.affected_sop_instance_uid) + ".dcm")
+            # is known once the data set (study, series) has arrived. The UID was
+            # checked just above (part10_header: safe_uid); this is what safe_uid
+            # returns for it, without checking it twice per object.
+            provisional = (self.root, message.affected_sop_instance_uid.rstrip("\x00 ") + ".dcm")
         except UnsafeNameError as exc:
             return StoreSink(error=f"refused unsafe UID: {exc}")
         except ConfigurationError as exc:
