@@ -376,24 +376,25 @@ def test_pdvs_that_end_in_place_are_taken_the_short_way(
     """A peer sending a 900 KB data set (held in memory) as two PDVs of 450 KB, one
     PDU at a time: the reads that end each PDV in place (its first 256 KiB came
     through the receive buffer), last or not, are taken without the Upper
-    Layer's events (ULConnection.end_pdv_data); the file holds exactly the data
-    set sent."""
+    Layer's events (ULConnection.consume_pdv_data); the file holds exactly the
+    data set sent."""
     from dicomnet.ul.connection import ULConnection
+    from dicomnet.ul.framing import PDU_ENDED, PDV_ENDED
     from dicomnet.ul.pdu import encode_pdata
     from tests.storage.dicomfiles import SECONDARY_CAPTURE
     from tests.storage.rawscu import store_command
 
     ended: list[bool] = []  # the is-last flag of each PDV ended the short way
-    real_end = ULConnection.end_pdv_data
+    real_consume = ULConnection.consume_pdv_data
 
-    def end_spy(self: ULConnection, count: int, now: float) -> bool:
+    def consume_spy(self: ULConnection, count: int, now: float) -> int:
         pdv = self.current_pdv
-        done = real_end(self, count, now)
-        if done and pdv is not None:
+        done = real_consume(self, count, now)
+        if done in (PDV_ENDED, PDU_ENDED) and pdv is not None:
             ended.append(pdv[2])
         return done
 
-    monkeypatch.setattr(ULConnection, "end_pdv_data", end_spy)
+    monkeypatch.setattr(ULConnection, "consume_pdv_data", consume_spy)
     root = tmp_path / "store"
 
     async def session(assoc: Any, ctx: int, port: int, sop: bytes, data: bytes) -> object:

@@ -490,3 +490,22 @@ def test_an_associate_ac_accepting_a_transfer_syntax_not_proposed_is_aborted() -
             "which was not proposed for it (PS3.8 7.1.1.14)")
         assert pair.requestor.data_to_send() == AAbort(source=2, reason=6).encode()
         assert state(pair.requestor) is State.Sta13
+
+
+def test_consume_pdv_data_counts_the_bytes_a_driver_took_itself() -> None:
+    """An established association's PDV data taken by the driver (received in
+    place): the PDU counted once its last byte is in; before association, nothing."""
+    from dicomnet.ul.framing import NOT_TAKEN, PDU_ENDED, TAKEN
+
+    pair = associated_pair()
+    pair.requestor.send_pdata(encode_pdata(1, False, True, bytes(300)))
+    wire = bytes(pair.requestor.data_to_send())
+    acceptor = pair.acceptor
+    before = acceptor.pdus_received
+    acceptor.receive_data(wire[:12 + 100], pair.now)
+    assert [type(e) for e in acceptor.take_events()] == [DataReceived]
+    assert acceptor.consume_pdv_data(150, pair.now) == TAKEN
+    assert acceptor.pdus_received == before
+    assert acceptor.consume_pdv_data(50, pair.now) == PDU_ENDED
+    assert acceptor.pdus_received == before + 1 and not acceptor.has_partial_pdu
+    assert ULConnection("acceptor").consume_pdv_data(10, pair.now) == NOT_TAKEN

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dicomnet.errors import RemoteProtocolError
-from dicomnet.ul.framing import PDUFramer
+from dicomnet.ul.framing import NOT_TAKEN, PDU_ENDED, PDV_ENDED, TAKEN, PDUFramer
 from dicomnet.ul.pdu import PDU, PDataTF, PresentationDataValue, ReleaseRQ
 
 pdvs = st.builds(
@@ -314,3 +314,27 @@ def test_end_pdv_data_only_for_exactly_the_bytes_due() -> None:
     framer = PDUFramer()
     list(framer.receive(pdata(pdv(5, 0b10, b"abc"))[:13], stream_pdata=True))
     assert framer.end_pdv_data(2) and framer.completed == 1 and not framer.in_pdu
+
+
+# -- consume_pdv_data: take_pdv_data and end_pdv_data in one call ------------------
+
+
+def test_consume_pdv_data_says_what_the_bytes_did() -> None:
+    data = bytes(range(200))
+    wire = pdata(pdv(3, 0b10, data), pdv(4, 0b11, b"next")) + pdata(pdv(5, 0b10, b"z" * 70))
+    framer = PDUFramer()
+    assert framer.consume_pdv_data(10) == NOT_TAKEN  # nothing received yet
+    list(framer.receive(wire[:6 + 6 + 50], stream_pdata=True))
+    assert framer.consume_pdv_data(151) == NOT_TAKEN  # past the PDV's end
+    assert framer.consume_pdv_data(0) == NOT_TAKEN
+    assert framer.consume_pdv_data(100) == TAKEN and framer.pdv_data_due == 50
+    assert framer.consume_pdv_data(50) == PDV_ENDED  # its PDU goes on
+    assert framer.current_pdv is None and framer.completed == 0 and framer.in_pdu
+    rest = list(framer.receive(wire[6 + 6 + 200:6 + 6 + 200 + 10 + 6 + 6 + 20],
+                               stream_pdata=True))
+    assert [(p.pdvs[0].context_id, bytes(p.pdvs[0].data)) for p in rest
+            if isinstance(p, PDataTF)] == [(4, b"next"), (5, b"z" * 20)]
+    assert framer.completed == 1
+    # Ending the last PDV of a PDU completes that PDU, and nothing is held.
+    assert framer.consume_pdv_data(50) == PDU_ENDED
+    assert framer.completed == 2 and not framer.in_pdu

@@ -32,6 +32,7 @@ from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
 from ..ul.connection import ULConnection
 from ..ul.events import Aborted, DataReceived, ULEvent
+from ..ul.framing import NOT_TAKEN, PDU_ENDED, TAKEN
 from ..ul.negotiation import AcceptedContext
 from .deadlines import Deadlines
 from .transport import Stream, describe_os_error
@@ -297,20 +298,20 @@ class Association(Deadlines):
                 or pdv is None or pdv[1] or not self.dimse.takes_data_on(pdv[0])):
             return False
         ul = self.ul
-        if ul.take_pdv_data(len(data), now):
-            ending = False
-        elif ul.end_pdv_data(len(data), now):
+        consumed = ul.consume_pdv_data(len(data), now)
+        if consumed == NOT_TAKEN:
+            return False
+        ending = False
+        if consumed != TAKEN:  # the PDV's last bytes
             # PS3.8 E.2: a data PDV marked last ends the data set, hence the message;
             # another one only its stretch (the data set goes on in the next PDV).
             ending = pdv[2]
             if ending:
                 taken = self.dimse.take_last_data(pdv[0])
                 assert taken  # takes_data_on held just above
-            if not ul.has_partial_pdu:
+            if consumed == PDU_ENDED:  # no partial PDU held (has_partial_pdu)
                 self._pdu_started = None
             self._pdus_seen = ul.pdus_received
-        else:
-            return False
         self._routed_bytes += len(data)
         try:
             sink.write(data)

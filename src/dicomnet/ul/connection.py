@@ -32,7 +32,7 @@ from typing import Literal
 
 from ..errors import RemoteProtocolError
 from .events import DataReceived, ULEvent
-from .framing import PDUFramer
+from .framing import NOT_TAKEN, PDUFramer
 from .fsm import (
     CloseTransport,
     Event,
@@ -186,6 +186,21 @@ class ULConnection:
         self._now = now
         self.pdus_received = framer.completed
         return True
+
+    def consume_pdv_data(self, count: int, now: float) -> int:
+        """:meth:`take_pdv_data` and :meth:`end_pdv_data` in one call, for a driver
+        that does not know which its bytes do: ``PDUFramer.consume_pdv_data``'s
+        answer (``ul.framing.NOT_TAKEN``, ``TAKEN``, ``PDV_ENDED``, ``PDU_ENDED``:
+        the PDV and its PDU ended, no partial PDU held). NOT_TAKEN, changing
+        nothing, unless the association is established."""
+        if self._machine.state is not State.Sta6:
+            return NOT_TAKEN
+        framer = self._framer
+        taken = framer.consume_pdv_data(count)
+        if taken:
+            self._now = now
+            self.pdus_received = framer.completed
+        return taken
 
     @property
     def half_closed(self) -> bool:

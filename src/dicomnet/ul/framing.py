@@ -26,7 +26,7 @@ from dicomnet.ul.codec import _invalid
 from dicomnet.ul.pdata import (
     _PDV_HEADER,
     PresentationDataValue,
-    borrowed_pdv,
+    borrowed_pdata,
     received_pdata,
 )
 from dicomnet.ul.pdu import (
@@ -37,7 +37,7 @@ from dicomnet.ul.pdu import (
 )
 from dicomnet.ul.pdu_codes import A_ASSOCIATE_AC, A_ASSOCIATE_RQ, P_DATA_TF, PDU_TYPES
 
-__all__ = ["PDUFramer", "describe_foreign_bytes"]
+__all__ = ["NOT_TAKEN", "PDU_ENDED", "PDV_ENDED", "TAKEN", "PDUFramer", "describe_foreign_bytes"]
 
 _LENGTH = struct.Struct(">L")
 #: A P-DATA-TF's PDU header and its first PDV item header (PS3.8 9.3.5): type,
@@ -46,6 +46,8 @@ _PDATA_HEADERS = struct.Struct(">BxLLBB")
 _ASSOCIATE_MIN_LENGTH = 68  # the fixed part of A-ASSOCIATE-RQ/AC (PS3.8 Table 9-11)
 _PDATA_MIN_LENGTH = 6  # one PDV item: 4-byte length, context ID, control header
 _COMPACT_MIN = 1 << 16  # below this many consumed bytes, moving them is not worth it
+#: What PDUFramer.consume_pdv_data did with the bytes it was given.
+NOT_TAKEN, TAKEN, PDV_ENDED, PDU_ENDED = range(4)
 
 
 class PDUFramer:
@@ -74,7 +76,7 @@ class PDUFramer:
         #: PDUs received whole so far (by next_pdu or receive, streamed ones included).
         self.completed = 0
         #: Streamed PDV data as views of the bytes given to receive() rather than
-        #: copies (pdu.borrowed_pdv): for a caller that handles every PDU yielded
+        #: copies (pdata.borrowed_pdata): for a caller that handles every PDU yielded
         #: before it reuses the memory it passed. One copy fewer per byte.
         self.borrow = False
         # A P-DATA-TF being streamed by receive(): body bytes still due (None when
@@ -135,6 +137,28 @@ class PDUFramer:
             self.completed += 1
         return True
 
+    def consume_pdv_data(self, count: int) -> int:
+        """:meth:`take_pdv_data` and :meth:`end_pdv_data` in one call, for a caller
+        that does not know which its bytes do: :data:`NOT_TAKEN` (nothing
+        changed), :data:`TAKEN` (short of the PDV's end), :data:`PDV_ENDED` (they
+        end the PDV; its P-DATA-TF goes on, or bytes of another PDU are held) or
+        :data:`PDU_ENDED` (they end the PDV and its P-DATA-TF, and nothing else is
+        held: ``in_pdu`` is False)."""
+        left = self._pdv_left
+        if left is None or not 0 < count <= left or self._error is not None:
+            return NOT_TAKEN
+        assert self._pdata_left is not None
+        self._pdata_left -= count
+        if count < left:
+            self._pdv_left = left - count
+            return TAKEN
+        self._pdv_left = None
+        if self._pdata_left:
+            return PDV_ENDED
+        self._pdata_left = None
+        self.completed += 1
+        return PDU_ENDED if len(self._buffer) == self._start else PDV_ENDED
+
     @property
     def header_bytes_due(self) -> int:
         """Header bytes still due before the next PDV's data, if what comes next is
@@ -187,13 +211,12 @@ class PDUFramer:
                 self._pdata_left -= take
                 context_id, control = self._pdv
                 if self.borrow:
-                    pdv = borrowed_pdv(context_id, bool(control & 1),
-                                       bool(control & 2) and left == 0, view[pos - take:pos])
+                    yield borrowed_pdata(context_id, bool(control & 1),
+                                         bool(control & 2) and left == 0, view[pos - take:pos])
                 else:
-                    pdv = PresentationDataValue(context_id, bool(control & 1),
-                                                bool(control & 2) and left == 0,
-                                                bytes(view[pos - take:pos]))
-                yield received_pdata(pdv)
+                    yield received_pdata(PresentationDataValue(
+                        context_id, bool(control & 1), bool(control & 2) and left == 0,
+                        bytes(view[pos - take:pos])))
                 if left:
                     self._pdv_left = left
                     return

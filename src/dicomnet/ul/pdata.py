@@ -26,6 +26,7 @@ from dicomnet.ul.pdu_codes import P_DATA_TF
 __all__ = [
     "PDataTF",
     "PresentationDataValue",
+    "borrowed_pdata",
     "borrowed_pdv",
     "encode_pdata",
     "pdata_header",
@@ -98,6 +99,20 @@ def borrowed_pdv(context_id: int, is_command: bool, is_last: bool,
     object.__setattr__(pdv, "is_last", is_last)
     object.__setattr__(pdv, "data", data)
     return pdv
+
+
+def borrowed_pdata(context_id: int, is_command: bool, is_last: bool,
+                   data: memoryview) -> PDataTF:
+    """``received_pdata(borrowed_pdv(...))`` in one call: the framer's, once per
+    received stretch of PDV data."""
+    pdv = object.__new__(PresentationDataValue)
+    object.__setattr__(pdv, "context_id", context_id)
+    object.__setattr__(pdv, "is_command", is_command)
+    object.__setattr__(pdv, "is_last", is_last)
+    object.__setattr__(pdv, "data", data)
+    pdu = object.__new__(PDataTF)
+    object.__setattr__(pdu, "pdvs", (pdv,))
+    return pdu
 
 
 @dataclass(frozen=True, slots=True)
