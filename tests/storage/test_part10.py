@@ -302,3 +302,23 @@ def test_part10_header_is_byte_identical_to_pydicoms(
     buffer.write(b"\x00" * 128 + b"DICM")
     write_meta(buffer, meta, enforce_standard=True)
     assert ours == bytes(buffer.getvalue())
+
+
+def test_part10_header_bytes() -> None:
+    """The File Meta Information written for a received object, byte for byte
+    (PS3.10 7.1): its group length, and an odd-length instance UID NUL-padded."""
+    from dicomnet.storage.part10 import part10_header
+
+    header = part10_header(sop_class_uid="1.2", sop_instance_uid="1.2.3",
+                           transfer_syntax_uid="1.2.840.10008.1.2.1",
+                           implementation_class_uid="1.9", implementation_version_name=None,
+                           source_ae_title="AE")
+    body = (b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01"  # (0002,0001) OB 2: 00 01
+            b"\x02\x00\x02\x00UI\x04\x001.2\x00"  # (0002,0002) UI 4: "1.2" NUL
+            b"\x02\x00\x03\x00UI\x06\x001.2.3\x00"  # (0002,0003) UI 6: "1.2.3" NUL
+            b"\x02\x00\x10\x00UI\x14\x001.2.840.10008.1.2.1\x00"  # (0002,0010) UI 20
+            b"\x02\x00\x12\x00UI\x04\x001.9\x00"  # (0002,0012) UI 4
+            b"\x02\x00\x16\x00AE\x02\x00AE")  # (0002,0016) AE 2
+    assert header == (b"\x00" * 128 + b"DICM"
+                      + b"\x02\x00\x00\x00UL\x04\x00" + len(body).to_bytes(4, "little")
+                      + body)

@@ -122,21 +122,26 @@ def part10_header(
     # Encoded here rather than through pydicom's FileMetaDataset: this runs once per
     # received object and the group is six fixed elements (pydicom took ~1 ms).
     # All but the instance UID repeat from one object to the next: cached.
+    instance = _uid_value(sop_instance_uid)
     body = b"".join((
         _fixed_element(0x0001, b"OB", ""),
         _fixed_element(0x0002, b"UI", sop_class_uid),
-        _element(0x0003, b"UI", _uid_value(sop_instance_uid)),
+        _SHORT_HEADER.pack(0x0002, 0x0003, b"UI", len(instance)), instance,
         _fixed_element(0x0010, b"UI", transfer_syntax_uid),
         _fixed_element(0x0012, b"UI", implementation_class_uid),
         b"" if implementation_version_name is None
         else _fixed_element(0x0013, b"SH", implementation_version_name),
         b"" if source_ae_title is None else _fixed_element(0x0016, b"AE", source_ae_title),
     ))
-    group_length = _element(0x0000, b"UL", struct.pack("<I", len(body)))
-    return _PREAMBLE + group_length + body
+    # (0002,0000) UL, and (0002,0003) above: _element's bytes, packed in place.
+    return _PREAMBLE + _GROUP_LENGTH.pack(0x0002, 0x0000, b"UL", 4, len(body)) + body
 
 
 _PREAMBLE = b"\x00" * 128 + b"DICM"
+#: An Explicit VR Little Endian element header with a 2-byte length (PS3.5 7.1.2),
+#: and the whole of (0002,0000) File Meta Information Group Length (UL, 4 bytes).
+_SHORT_HEADER = struct.Struct("<HH2sH")
+_GROUP_LENGTH = struct.Struct("<HH2sHI")
 
 
 @functools.lru_cache(maxsize=512)
