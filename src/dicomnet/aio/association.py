@@ -430,7 +430,9 @@ class Association(Deadlines):
         failed = False
         receive_pdv, route = self.dimse.receive_pdv, self.route
         for event in events:
-            if not isinstance(event, DataReceived):
+            # Class tests by identity here and below, not isinstance: a call each,
+            # per PDV received (the Upper Layer makes exactly these classes).
+            if event.__class__ is not DataReceived:
                 out.append(event)
                 continue
             if failed:
@@ -454,7 +456,7 @@ class Association(Deadlines):
             finally:
                 for pdv in pdvs:
                     data = pdv.data
-                    if isinstance(data, memoryview):
+                    if data.__class__ is memoryview:
                         # Not contextlib.suppress: three calls per PDV on the hot path.
                         try:  # noqa: SIM105
                             data.release()

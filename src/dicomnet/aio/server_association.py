@@ -148,8 +148,9 @@ class ServerAssociation(Association):
                     or not self.operations.try_take()):
                 return messages[index:], None
             try:
+                # answer_for's callable, made here: once per object.
                 taken = start(self, context_id, message, sink,
-                              self.answer_for(context_id, message))
+                              functools.partial(self._answer, context_id, message))
             except Exception as exc:
                 self.operations.release()
                 self.messages += 1

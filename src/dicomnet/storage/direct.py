@@ -479,10 +479,11 @@ class AlignedBuffer:
         """Add ``data`` at the end. Raises ``ValueError`` past the capacity. Bytes
         already in place (filled through :meth:`tail`) are not copied."""
         source = memoryview(data).cast("B")
-        end = self.size + len(source)
+        count = len(source)
+        end = self.size + count
         if end > self.capacity or self._view is None:
             raise ValueError(f"AlignedBuffer: {end} bytes do not fit in {self.capacity}")
-        if not (source.obj is self._map and len(source)
+        if not (source.obj is self._map and count
                 and ctypes.addressof(ctypes.c_char.from_buffer(source))
                 == self.address + self.size):
             self._view[self.size:end] = source
