@@ -298,7 +298,8 @@ class Association(Deadlines):
                 or pdv is None or pdv[1] or not self.dimse.takes_data_on(pdv[0])):
             return False
         ul = self.ul
-        consumed = ul.consume_pdv_data(len(data), now)
+        count = len(data)
+        consumed = ul.consume_pdv_data(count, now)
         if consumed == NOT_TAKEN:
             return False
         ending = False
@@ -312,7 +313,7 @@ class Association(Deadlines):
             if consumed == PDU_ENDED:  # no partial PDU held (has_partial_pdu)
                 self._pdu_started = None
             self._pdus_seen = ul.pdus_received
-        self._routed_bytes += len(data)
+        self._routed_bytes += count
         try:
             sink.write(data)
         except Exception as exc:  # as in _route_now: raised in the association's task
@@ -471,7 +472,7 @@ class Association(Deadlines):
     def _drain_events(self) -> list[ULEvent]:
         events = self.ul.take_events()
         for event in events:
-            if isinstance(event, Aborted):
+            if event.__class__ is Aborted:  # not isinstance: a call per event
                 self._fail(
                     AssociationAborted(event.source, event.reason, event.detail)
                 )

@@ -110,6 +110,8 @@ class ServerAssociation(Association):
         #: earlier already, and re-checks the oldest when it fires (no re-arm per
         #: object; see owe_answer).
         self._owed: collections.deque[tuple[float, DimseMessage]] = collections.deque()
+        #: Each command's provider's ``start`` (None: it has none), looked up once.
+        self._starts: dict[int, Callable[..., bool] | None] = {}
 
     def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
         """Messages completed while the association's task waits for events (its
@@ -140,11 +142,15 @@ class ServerAssociation(Association):
         """Start what can be started at once (see ``_deliver``): the rest, in order,
         and the error a ``start`` raised (the messages after it are then dropped,
         as the task drops them: the association ends)."""
-        providers = self.server._providers
+        starts = self._starts
         for index, (context_id, message, sink) in enumerate(messages):
-            start = getattr(providers.get(message.command_field), "start", None)
+            command = message.command_field
+            if command not in starts:  # once per command: getattr and get each time before
+                starts[command] = getattr(
+                    self.server._providers.get(command), "start", None)
+            start = starts[command]
             if (start is None or context_id not in self.contexts
-                    or isinstance(sink, DuplicateInvocation)
+                    or sink.__class__ is DuplicateInvocation
                     or not self.operations.try_take()):
                 return messages[index:], None
             try:

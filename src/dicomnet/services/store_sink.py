@@ -152,21 +152,18 @@ class StoreSink:
             if self.writer is None:
                 buffer = self.buffer
                 assert buffer is not None
+                if isinstance(buffer, AlignedBuffer):
+                    # Its size as an attribute, not len(): the bytes received in
+                    # place into it come here once or twice per object.
+                    if (buffer.size + len(data) > SPILL_THRESHOLD
+                            and self.provisional is not None):
+                        self._spill(buffer, data)
+                    else:
+                        buffer.append(data)
+                    return
                 size = len(buffer) + len(data)
                 if size > SPILL_THRESHOLD and self.provisional is not None:
-                    # Built only now: most data sets never spill, and a Path per
-                    # object was a measurable part of receiving a small one.
-                    folder, name = self.provisional
-                    # Durable: straight to disk, as the answer waits for it anyway.
-                    self.writer = AtomicWriter(folder / name, durable=self.durable,
-                                               direct=self.durable)
-                    self.writer.write(contents(buffer))
-                    self.buffer = None
-                    if isinstance(buffer, AlignedBuffer):
-                        buffer.release()
-                    self.writer.write(data)
-                elif isinstance(buffer, AlignedBuffer):
-                    buffer.append(data)
+                    self._spill(buffer, data)
                 elif size > ALIGNED_FROM and self.durable and self.provisional is not None:
                     # Page-aligned from here: the store thread writes it to disk as it
                     # is, with O_DIRECT (storage.direct.DirectBatch).
@@ -186,6 +183,21 @@ class StoreSink:
             self.error = f"cannot store: {exc.reason}"
             self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
             self.abort()
+
+    def _spill(self, buffer: bytearray | AlignedBuffer, data: bytes | memoryview) -> None:
+        """Go on in a temporary file: ``buffer`` (what came so far), then ``data``."""
+        assert self.provisional is not None
+        # Built only now: most data sets never spill, and a Path per
+        # object was a measurable part of receiving a small one.
+        folder, name = self.provisional
+        # Durable: straight to disk, as the answer waits for it anyway.
+        self.writer = AtomicWriter(folder / name, durable=self.durable,
+                                   direct=self.durable)
+        self.writer.write(contents(buffer))
+        self.buffer = None
+        if isinstance(buffer, AlignedBuffer):
+            buffer.release()
+        self.writer.write(data)
 
     @property
     def transfer_syntax(self) -> str | None:
