@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -138,6 +138,9 @@ class Association(Deadlines):
         self.dropped: str | None = None
         # The sink that last took bytes in place (see _receive_target).
         self._in_place_sink: DatasetSink | None = None
+        # The sink whose reserve method _receive_target last looked up, and that.
+        self._reserve_of: DatasetSink | None = None
+        self._reserve: Callable[[int], memoryview | None] | None = None
         self._send_lock = asyncio.Lock()
         #: The last message sent whole: its last PDV queued for the transport,
         #: ahead of anything queued after it (an A-ABORT too). From then on the
@@ -178,7 +181,9 @@ class Association(Deadlines):
         if incoming is None or self.failure is not None:
             return None
         sink = incoming[2]
-        reserve = getattr(sink, "reserve", None)
+        if sink is not self._reserve_of:  # looked up once per data set, not per read
+            self._reserve_of, self._reserve = sink, getattr(sink, "reserve", None)
+        reserve = self._reserve
         if reserve is None:
             return None
         due = self.ul.pdv_data_due

@@ -126,7 +126,7 @@ class ServerAssociation(Association):
             super()._deliver(events)
             return
         for index, event in enumerate(events):
-            if not isinstance(event, MessagesRouted):
+            if type(event) is not MessagesRouted:  # no isinstance call per event
                 super()._deliver(events[index:])
                 return
             rest, error = self._start_now(event.messages)
@@ -167,7 +167,7 @@ class ServerAssociation(Association):
                 return messages[index:], None
             self.unclaimed_sinks.discard(sink)
             self.messages += 1
-            self.objects += isinstance(message, CStoreRQ)
+            self.objects += message.__class__ is CStoreRQ
             # Taken in the read that completed it: _last_rx is now, no clock read.
             self.owe_answer(message, self._last_rx)
         return [], None

@@ -98,10 +98,13 @@ class BatchWorker(Generic[J, R]):
         self._put((job, callback, asyncio.get_running_loop()))
 
     def _put(self, entry: _Entry[J, R]) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+        # The lock only to start the thread (checked again under it): not once per job.
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=self._name,
+                                                    daemon=True)
+                    self._thread.start()
         self._queue.put(entry)
 
     def _take(self, *, wait: bool) -> tuple[list[_Entry[J, R]], bool]:
