@@ -509,3 +509,12 @@ def test_consume_pdv_data_counts_the_bytes_a_driver_took_itself() -> None:
     assert acceptor.consume_pdv_data(50, pair.now) == PDU_ENDED
     assert acceptor.pdus_received == before + 1 and not acceptor.has_partial_pdu
     assert ULConnection("acceptor").consume_pdv_data(10, pair.now) == NOT_TAKEN
+
+
+def test_has_data_to_send_says_whether_chunks_to_send_has_any() -> None:
+    pair = associated_pair()
+    assert not pair.requestor.has_data_to_send
+    pair.requestor.send_pdata(encode_pdata(1, True, True, b"\x01"))
+    assert pair.requestor.has_data_to_send
+    assert pair.requestor.chunks_to_send()
+    assert not pair.requestor.has_data_to_send

@@ -286,7 +286,8 @@ class Association(Deadlines):
             self._pdu_started = now
         self._pdus_seen = completed
         self._take_events()
-        self._queue_out()  # e.g. an A-ABORT answering an invalid PDU
+        if self.ul.has_data_to_send:  # e.g. an A-ABORT answering an invalid PDU
+            self._queue_out()
         self._rearm_if_earlier()
 
     def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:

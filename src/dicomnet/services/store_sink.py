@@ -402,7 +402,7 @@ class StoreSink:
                 return self.writer.reserve(most)
             except (OSError, StorageError):
                 return None  # the next write meets the same error and reports it
-        if isinstance(self.buffer, AlignedBuffer):
+        if type(self.buffer) is AlignedBuffer:  # once per read: no isinstance call
             # Up to its capacity (the spill threshold): what comes after spills.
             return self.buffer.tail(most)
         return None

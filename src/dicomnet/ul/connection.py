@@ -373,6 +373,11 @@ class ULConnection:
         events.clear()
         return taken
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`chunks_to_send` (or :meth:`data_to_send`) has anything."""
+        return bool(self._out)
+
     def data_to_send(self) -> bytes | bytearray | memoryview:
         """Everything queued for the transport since the last call, as one buffer."""
         chunks = self.chunks_to_send()
