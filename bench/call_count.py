@@ -71,13 +71,21 @@ class Counter:
             collections.Counter)
         #: Thread ident -> the group it is reported in (unnamed: "other").
         self.names: dict[int, str] = {}
+        #: The finished runs' counts, by group.
+        self.groups: dict[str, collections.Counter[Any]] = collections.defaultdict(
+            collections.Counter)
 
-    def by_group(self) -> collections.Counter[str]:
-        """Events counted so far by thread group (its name, or "other")."""
-        out: collections.Counter[str] = collections.Counter()
+    def end_run(self) -> dict[str, int]:
+        """Fold this run's counts into :attr:`groups` (by thread group: its name, or
+        "other") and start afresh (a thread's ident may be reused by the next
+        run's threads); the run's total events by group."""
+        run: collections.Counter[str] = collections.Counter()
         for ident, counts in self.by_thread.items():
-            out[self.names.get(ident, "other")] += sum(counts.values())
-        return out
+            group = self.names.get(ident, "other")
+            run[group] += sum(counts.values())
+            self.groups[group].update(counts)
+        self.by_thread.clear()
+        return dict(run)
 
     def profile(self, frame: types.FrameType, event: str, arg: object) -> None:
         if not self.active:
@@ -216,13 +224,11 @@ async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[d
             try:
                 if warm is not None:
                     await transfer(sender(server.port, warm, pki), storage, None)
-                before = counter.by_group()
                 await transfer(sender(server.port, folder, pki), storage, counter)
                 for thread in threading.enumerate():
                     if thread.ident is not None and thread.name in THREADS:
                         counter.names[thread.ident] = thread.name
-                after = counter.by_group()
-                totals.append({group: after[group] - before[group] for group in after})
+                totals.append(counter.end_run())
             finally:
                 server.close()
                 await server.wait_closed()
@@ -237,8 +243,7 @@ async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[d
 def report(counter: Counter, totals: list[dict[str, int]], args: argparse.Namespace) -> None:
     per = args.objects * args.runs
     groups: dict[str, collections.Counter[Key]] = collections.defaultdict(collections.Counter)
-    for ident, counts in counter.by_thread.items():
-        group = counter.names.get(ident, "other")
+    for group, counts in counter.groups.items():
         for key, n in counts.items():
             groups[group][_label(key)] += n
     transport = "TCP" if args.plain else "TLS"
