@@ -530,17 +530,17 @@ def test_the_first_job_of_a_round_caps_its_size(workers: list[BatchWorker[Any, A
 def test_the_store_thread_takes_small_data_sets_half_a_window_at_a_time() -> None:
     """StorageSCP's rule: a round opened by a small (in-memory, page cache) data set
     holds at most SMALL_ROUND, one opened by a page-aligned one up to MAX_BATCH."""
-    from dicomnet.services.storage import SMALL_ROUND, _Job, _round_size
+    from dicomnet.services.store_jobs import SMALL_ROUND, Job, round_size
     from dicomnet.storage.direct import AlignedBuffer
 
-    def job(buffer: bytearray | AlignedBuffer) -> _Job:
-        return _Job(buffer, None, "", "", None, "", ("", 0))  # type: ignore[arg-type]
+    def job(buffer: bytearray | AlignedBuffer) -> Job:
+        return Job(buffer, None, "", "", None, "", ("", 0))  # type: ignore[arg-type]
 
     assert 1 < SMALL_ROUND < MAX_BATCH
-    assert _round_size(job(bytearray(2000))) == SMALL_ROUND
+    assert round_size(job(bytearray(2000))) == SMALL_ROUND
     aligned = AlignedBuffer.take(1 << 20)
     try:
-        assert _round_size(job(aligned)) == MAX_BATCH
+        assert round_size(job(aligned)) == MAX_BATCH
     finally:
         aligned.release()
 

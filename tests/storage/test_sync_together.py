@@ -17,7 +17,8 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.dimse.messages import CStoreRQ
-from dicomnet.services.storage import StorageSCP, _Job
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.store_jobs import Job
 from dicomnet.services.store_sink import SPILL_THRESHOLD
 from dicomnet.storage import AtomicWriter, StorageError, sync_together
 from dicomnet.storage import syncfs as syncfs_module
@@ -68,7 +69,7 @@ class Calls:
         monkeypatch.setattr(syncfs_module, "_dirty_bytes", lambda: 0)
 
 
-def jobs(count: int, *, first: int = 1, aligned: bool = False) -> Iterator[tuple[_Job, bytes]]:
+def jobs(count: int, *, first: int = 1, aligned: bool = False) -> Iterator[tuple[Job, bytes]]:
     """``count`` data sets as the SCP's event loop hands them over; ``aligned``:
     200 KB images in page-aligned buffers, which the store thread writes with
     O_DIRECT where the file system allows it."""
@@ -88,7 +89,7 @@ def jobs(count: int, *, first: int = 1, aligned: bool = False) -> Iterator[tuple
         if aligned:
             buffer = AlignedBuffer.take(SPILL_THRESHOLD)
             buffer.append(data)
-        yield _Job(buffer, message, TS, "SCU", None, "SCP", ("127.0.0.1", 104)), data
+        yield Job(buffer, message, TS, "SCU", None, "SCP", ("127.0.0.1", 104)), data
 
 
 def commit_round(root: Path, count: int) -> None:

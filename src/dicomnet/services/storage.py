@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,11 +69,12 @@ from .store_answers import (
     run_hook,
 )
 from .store_contexts import StorageContexts
+from .store_jobs import Job, Round, finish_writes, move_originator, round_size
 from .store_oddities import log_oddities
 from .store_opening import open_store
 from .store_scu import RetryEvent, StoreResult, collect_files, store_paths
 from .store_sink import StoreSink, contents
-from .workers import MAX_BATCH, Background, BatchWorker
+from .workers import Background, BatchWorker
 
 if TYPE_CHECKING:
     from ..aio.server_association import Answer, Response, ServerAssociation
@@ -199,8 +199,8 @@ class StorageSCP:
         self._index_writer: Background[IndexRow] = Background(
             "dicomnet-index", self._write_index_rows, linger=0.05)
         # Pipelined: the disk writes one round while the thread names the last.
-        self._committer: BatchWorker[_Job, StoredInstance] = BatchWorker.pipelined(
-            "dicomnet-store", self._start_round, self._finish_round, round_size=_round_size)
+        self._committer: BatchWorker[Job, StoredInstance] = BatchWorker.pipelined(
+            "dicomnet-store", self._start_round, self._finish_round, round_size=round_size)
         self._closed = False
         accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
         self.contexts: Mapping[str, Sequence[str] | None] = StorageContexts(
@@ -283,7 +283,7 @@ class StorageSCP:
         buffer, sink.buffer = sink.buffer, None
         syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
         self._committer.submit_call(
-            _Job(buffer, message, syntax, assoc.calling_ae_title, assoc.security,
+            Job(buffer, message, syntax, assoc.calling_ae_title, assoc.security,
                  assoc.called_ae_title, assoc.peer),
             functools.partial(self._answer_stored, assoc, message, answer))
         return True
@@ -322,7 +322,7 @@ class StorageSCP:
         if writer is None:
             # In memory: written, with others of its round, by the store thread.
             assert buffer is not None
-            commit = self._committer.submit(_Job(
+            commit = self._committer.submit(Job(
                 buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security,
                 assoc.called_ae_title, assoc.peer))
         else:
@@ -551,7 +551,7 @@ class StorageSCP:
         if self._locator is not None:  # copies replaced elsewhere go once indexed
             self._locator.settled(message.affected_sop_instance_uid, generation)
 
-    def _start_round(self, jobs: list[_Job]) -> _Round:
+    def _start_round(self, jobs: list[Job]) -> Round:
         """The first half of a store-thread round: choose each in-memory data set's
         path and start writing it to an unnamed file. Page-aligned ones are
         submitted together with O_DIRECT (storage.direct) and not waited for: the
@@ -567,7 +567,7 @@ class StorageSCP:
         try:
             self._follow_root()
         except StorageError as exc:
-            return _Round(jobs, [exc] * len(jobs), batch, together)
+            return Round(jobs, [exc] * len(jobs), batch, together)
         for job in jobs:
             try:
                 header, destination = self._place(job.buffer, None, job.message,
@@ -586,7 +586,7 @@ class StorageSCP:
             except Exception as exc:
                 written.append(exc)
             except BaseException:
-                self._finish_writes(jobs, batch)
+                finish_writes(jobs, batch)
                 for entry in written:
                     if not isinstance(entry, BaseException):
                         entry[2].abort()
@@ -594,26 +594,15 @@ class StorageSCP:
         # The round's direct writes go to the device together, while the previous
         # round is finished.
         batch.submit()
-        return _Round(jobs, written, batch, together)
+        return Round(jobs, written, batch, together)
 
-    @staticmethod
-    def _finish_writes(jobs: list[_Job], batch: DirectBatch) -> dict[int, OSError]:
-        """Wait for a round's direct writes; their buffers then serve the next ones.
-        Returns the failures by file descriptor."""
-        try:
-            return batch.finish()
-        finally:
-            for job in jobs:
-                if isinstance(job.buffer, AlignedBuffer):
-                    job.buffer.release()
-
-    def _finish_round(self, started: _Round) -> list[StoredInstance | BaseException]:
+    def _finish_round(self, started: Round) -> list[StoredInstance | BaseException]:
         """The second half of a round (PS3.4 B.2.2: stored before Success): wait for
         the writes, make the files durable (one ``syncfs`` for the round, or an
         fsync each), name them, fsync each folder once, and give one answer per
         job, in order."""
         jobs, written = started.jobs, started.written
-        failed = self._finish_writes(jobs, started.batch)
+        failed = finish_writes(jobs, started.batch)
         done: list[tuple[HeaderAttributes, CommitResult, int | None] | BaseException] = []
         synced = started.together and sync_together([
             entry[2] for entry in written
@@ -686,7 +675,7 @@ class StorageSCP:
             sop_instance_uid=message.affected_sop_instance_uid,
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
-            move_originator=_move_originator(message), replaced=replaced,
+            move_originator=move_originator(message), replaced=replaced,
         )
 
     def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str,
@@ -748,49 +737,3 @@ class StorageSCP:
             finally:
                 if self._locator is not None:
                     self._locator.rows_written(rows, written=written)
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """A data set received in memory, for the store thread."""
-
-    buffer: bytearray | AlignedBuffer
-    message: CStoreRQ
-    transfer_syntax: str
-    calling_ae: str
-    security: SecurityInfo | None
-    #: The association's called AE title and peer address, for ``StoredInstance``.
-    called_ae: str
-    peer: tuple[str, int]
-
-
-#: Jobs per store round opened by a small data set (page cache, not O_DIRECT).
-SMALL_ROUND = 16
-
-
-def _round_size(job: _Job) -> int:
-    """Half a window of small data sets per round, so that two rounds share the
-    window: the thread starts one while the other's syncfs runs, and the sender
-    has room to send. Rounds of larger ones stay whole: their direct writes go
-    to the device together and one flush serves them all."""
-    return SMALL_ROUND if isinstance(job.buffer, bytearray) else MAX_BATCH
-
-
-@dataclass(frozen=True, slots=True)
-class _Round:
-    """A store-thread round whose writes are started (:meth:`StorageSCP._start_round`)."""
-
-    jobs: list[_Job]
-    #: Per job: its header, final path and unnamed file, or why it failed.
-    written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException]
-    batch: DirectBatch
-    together: bool  # one syncfs for the round, rather than an fsync per file
-
-
-def _move_originator(message: CStoreRQ) -> tuple[str, int] | None:
-    """The C-MOVE behind a C-STORE sub-operation (PS3.7 9.3.1.1: both its fields
-    are sent, or neither); None when the request names none."""
-    title, message_id = message.move_originator_ae_title, message.move_originator_message_id
-    if title is None or message_id is None:
-        return None
-    return title.strip(), message_id
