@@ -1,10 +1,12 @@
 """The Storage service (PS3.4 Annex B): C-STORE SCP into safe, atomic files with an
 index, and a C-STORE SCU that sends Part 10 files from disk without decoding them.
 
-SCP: each data set streams, as its PDVs arrive, into a temporary file beside
-its destination, after a Part 10 header (PS3.10 7.1); when the last fragment is
-in, the file is fsynced and renamed, the index learns of it, and only then is
-Success answered. Any failure leaves no file under a final name.
+SCP: each data set is received, as its PDVs arrive, after a Part 10 header
+(PS3.10 7.1): in memory up to 1 MiB, past that into a temporary file in the
+store's folder (services.store_sink); when the last fragment is in, the store
+thread writes it, makes it durable and names it (storage.files.AtomicWriter),
+and only then is Success answered (PS3.4 B.2.2); its index row follows (no row
+without a durable file). Any failure leaves no file under a final name.
 
 The SCU (``store_paths``, ``StoreResult``, ``collect_files``) lives in
 :mod:`dicomnet.services.store_scu` and is re-exported here, as is what the SCP
