@@ -126,7 +126,7 @@ def test_a_peer_comment_cannot_send_the_terminal_escape_sequences_or_lines(
 def test_a_failed_row_says_the_status_its_comment_and_a_retrys_remark() -> None:
     from dicomnet.cli.store import _failure_text
     from dicomnet.services.storage import StoreResult
-    from dicomnet.services.store_scu import _record
+    from dicomnet.services.store_result import record as _record
 
     def failed(status: int, comment: str | None, attempts: int = 1) -> str:
         result = StoreResult(path=Path("x.dcm"), attempts=attempts)

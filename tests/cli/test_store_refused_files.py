@@ -112,7 +112,7 @@ def test_ctrl_c_leaves_each_refused_file_its_own_reason(
                           syntax) for n, syntax in enumerate(syntaxes)]
     scp = StorageSCP(tmp_path / "store", transfer_syntaxes=[EXPLICIT_LE, IMPLICIT_LE])
     server = start_server(providers=[scp])
-    where = "dicomnet.services.store_scu:_record"
+    where = "dicomnet.services.store_result:record"
     done = interrupted_at(signal.SIGINT, where, "store", "127.0.0.1", server.port,
                           tmp_path / "in", "--json")
     assert_ended(done, signal.SIGINT)

@@ -86,7 +86,7 @@ def test_the_store_table_and_json_error_say_the_same_words() -> None:
     (``StoreResult.error``) for a C-STORE-RSP of 0xA123 without a comment."""
     from dicomnet.cli.store import _failure_text
     from dicomnet.services.storage import StoreResult
-    from dicomnet.services.store_scu import _record
+    from dicomnet.services.store_result import record as _record
 
     result = StoreResult(path=Path("x.dcm"))
     _record(result, CStoreRSP(message_id_being_responded_to=1, status=0xA123))

@@ -17,7 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.aio.transport import CLOSE_GRACE, Stream
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.errors import AssociationAborted
-from dicomnet.services import store_scu
+from dicomnet.services import store_batch, store_scu
 from dicomnet.services.storage import store_paths
 from dicomnet.services.store_scu import StoreResult
 from dicomnet.storage.files import StorageError
@@ -40,18 +40,18 @@ class Spy:
 def spy(monkeypatch: pytest.MonkeyPatch) -> Spy:
     seen = Spy()
 
-    class Spied(store_scu._InFlight):
-        def add(self, plan: store_scu._Plan) -> None:
+    class Spied(store_batch.InFlight):
+        def add(self, plan: store_batch.Plan) -> None:
             super().add(plan)
             seen.counts.append(self.count)
 
-        def settle(self, plan: store_scu._Plan) -> bool:
+        def settle(self, plan: store_batch.Plan) -> bool:
             first = super().settle(plan)
             seen.settled.append(first)
             seen.counts.append(self.count)
             return first
 
-    monkeypatch.setattr(store_scu, "_InFlight", Spied)
+    monkeypatch.setattr(store_batch, "InFlight", Spied)
     return seen
 
 
@@ -152,14 +152,14 @@ def test_answered_before_its_file_changed_keeps_its_answer(
     Success (ok and an error at once) and was reported twice."""
     path = write_part10(tmp_path / "a.dcm", make_image(1), ExplicitVRLittleEndian)
     info = read_part10(path)
-    plan = store_scu._Plan(info, StoreResult(path=path, sop_instance_uid=info.sop_instance_uid))
+    plan = store_batch.Plan(info, StoreResult(path=path, sop_instance_uid=info.sop_instance_uid))
     rq = CStoreRQ(message_id=1, affected_sop_class_uid=info.sop_class_uid,
                   affected_sop_instance_uid=info.sop_instance_uid)
 
     async def prepared(*_: object) -> tuple[CStoreRQ, int, None, bytes]:
         return rq, 1, None, b""
 
-    monkeypatch.setattr(store_scu, "prepare_file", prepared)
+    monkeypatch.setattr(store_batch, "prepare_file", prepared)
 
     class Association:
         async_window = 4
@@ -182,7 +182,7 @@ def test_answered_before_its_file_changed_keeps_its_answer(
     reported: list[tuple[bool, str | None]] = []
 
     async def scenario() -> None:
-        await store_scu._send_batch(assoc, [plan],  # type: ignore[arg-type]
+        await store_batch.send_batch(assoc, [plan],  # type: ignore[arg-type]
                                     lambda r: reported.append((r.ok, r.error)))
 
     with pytest.raises(AssociationAborted, match="a file changed while it was sent"):

@@ -30,7 +30,7 @@ from pydicom.uid import (
 )
 
 from dicomnet.errors import AssociationAborted
-from dicomnet.services import store_convert, store_prepare, store_scu
+from dicomnet.services import store_batch, store_convert, store_prepare
 from dicomnet.services.storage import StorageSCP, store_paths
 from dicomnet.services.store_convert import (
     FileSlice,
@@ -347,7 +347,7 @@ def test_a_conversion_whose_association_ends_before_it_goes_is_closed(
         await assoc.abort()
         return prepared
 
-    monkeypatch.setattr(store_scu, "prepare_file", prepare_then_abort)
+    monkeypatch.setattr(store_batch, "prepare_file", prepare_then_abort)
     with pytest.raises(AssociationAborted):  # no file stored: raised, as any failure
         send_files(tmp_path / "root", [path], [ImplicitVRLittleEndian])
     assert made and all(fp.closed for fp in made)

@@ -194,7 +194,7 @@ def test_when_nothing_was_stored_the_error_carries_every_result(tmp_path: Path) 
 
 def test_a_failure_without_a_comment_says_what_the_status_means() -> None:
     from dicomnet.dimse.messages import CStoreRSP
-    from dicomnet.services.store_scu import _record
+    from dicomnet.services.store_result import record as _record
 
     result = StoreResult(path=Path("x.dcm"))
     _record(result, CStoreRSP(message_id_being_responded_to=1, status=0xA900))

@@ -1,0 +1,264 @@
+"""The Storage SCU's work on one association (PS3.4 B.2.1, PS3.7 D.3.3.3): the
+files grouped so that each association proposes at most 128 contexts
+(``batches``, ``contexts_for``), and their C-STOREs sent in order, up to the
+association's asynchronous operations window at a time (``send_batch``). Used
+by :mod:`dicomnet.services.store_scu`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..errors import AssociationAborted
+from ..storage.files import StorageError
+from ..storage.part10 import Part10Info
+from ..ul.negotiation import ContextRequest
+from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
+from .store_prepare import PduBuffers, Prepared, as_it_is_now, prepare_file, tag_texts
+from .store_result import StoreResult, record
+
+if TYPE_CHECKING:
+    from ..aio.client import ClientAssociation, Reply
+
+__all__ = ["Batch", "InFlight", "Plan", "batches", "contexts_for", "send_batch"]
+
+log = logging.getLogger("dicomnet.services")
+
+
+@dataclass(slots=True)
+class Plan:
+    info: Part10Info
+    result: StoreResult
+    #: Its C-STORE went out in this attempt (else the association ended before it).
+    started: bool = False
+    #: ... whole, its last fragment handed to the transport (``started`` alone:
+    #: cut part-way, which the peer cannot hold).
+    whole: bool = False
+    #: An earlier attempt sent it whole, unanswered (``StoreResult.sent`` then).
+    sent_before: bool = False
+    #: Sent under a window and not yet answered (``InFlight``).
+    awaiting: bool = False
+    #: The attempt its C-STORE first went out on (0: never), for the retry order.
+    first_sent: int = 0
+
+
+class InFlight:
+    """The C-STOREs of a batch sent under a window and not answered yet: one
+    count, settled once per object, by whichever comes first of its answer (or
+    the association's error, through ``send_request``'s callback) and the
+    exception of its send. Both may come for one object: a send still writing
+    when the association fails hears of it from its callback and its
+    exception; a peer may answer before the data set is sent whole."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, plan: Plan) -> None:
+        plan.awaiting = True
+        self.count += 1
+
+    def settle(self, plan: Plan) -> bool:
+        """Whether ``plan`` was still awaiting its answer (no more now)."""
+        if not plan.awaiting:
+            return False
+        plan.awaiting = False
+        self.count -= 1
+        return True
+
+
+@dataclass(slots=True)
+class Batch:
+    plans: list[Plan] = field(default_factory=list)
+    keys: dict[tuple[str, str], None] = field(default_factory=dict)
+
+
+def contexts_for(keys: Iterable[tuple[str, str]]) -> list[ContextRequest]:
+    """One context per (SOP class, file syntax) asking for it as is, plus one per
+    SOP class offering the uncompressed syntaxes pydicom can convert to."""
+    requests: list[ContextRequest] = []
+    fallback: dict[str, None] = {}
+    for sop_class, ts in keys:
+        requests.append(ContextRequest(sop_class, (ts,)))
+        if ts in UNCOMPRESSED:
+            fallback[sop_class] = None
+    for sop_class in fallback:
+        requests.append(ContextRequest(sop_class, (EXPLICIT_LE, IMPLICIT_LE)))
+    return requests
+
+
+def batches(plans: list[Plan]) -> Iterator[Batch]:
+    """Group files so that each association proposes at most 128 contexts (PS3.8 9.3.2.2)."""
+    batch = Batch()
+    for plan in plans:
+        key = (plan.info.sop_class_uid, plan.info.transfer_syntax_uid)
+        if key not in batch.keys and len(contexts_for([*batch.keys, key])) > 128:
+            yield batch
+            batch = Batch()
+        batch.keys[key] = None
+        batch.plans.append(plan)
+    if batch.plans:
+        yield batch
+
+
+def _as_it_is_now(plan: Plan) -> str | None:
+    """Make ``plan`` that of its file as it is now (``store_prepare.as_it_is_now``):
+    one changed since it was listed is read again, and its result describes it
+    so. Returns how it changed, or None. Raises StorageError."""
+    info, change = as_it_is_now(plan.info)
+    if change is not None:
+        plan.info = info
+        result = plan.result
+        result.sop_instance_uid = info.sop_instance_uid
+        result.size = info.dataset_length
+        result.transfer_syntax_uid = info.transfer_syntax_uid
+        result.dropped_meta = tag_texts(info.stray_meta)
+    return change
+
+
+def _changed_since_listed(result: StoreResult, change: str, sent: bool) -> None:
+    """Say that ``result``'s file was read again before it went (``change``): in a
+    note when it went, in its error when it could not."""
+    if sent:
+        result.note = f"{change}: sent as it is now"
+        log.info("%s", result.note)
+        return
+    error = result.error or ""
+    result.error = (f"not sent: {change}; as it is now, {error.removeprefix('not sent: ')}"
+                    if error.startswith("not sent: ") and change not in error
+                    else f"{error} ({change})" if change not in error else error)
+
+
+
+async def send_batch(assoc: ClientAssociation, plans: list[Plan],
+                      on_progress: Callable[[StoreResult], None] | None) -> None:
+    """Send the plans on one association, up to its asynchronous window at a time.
+    ``on_progress`` must not raise (``store_paths`` guards the caller's)."""
+    buffers = PduBuffers()
+
+    async def prepare(plan: Plan) -> Prepared | None:
+        """The plan's C-STORE, while the association stands; None (and reported)
+        when it cannot be sent."""
+        if assoc.failure is not None:
+            raise assoc.failure
+        change = None
+        try:
+            change = _as_it_is_now(plan)
+            prepared = await prepare_file(assoc, plan.info, plan.result, buffers)
+        except StorageError as exc:  # found before any byte of it went out
+            plan.result.error = f"not sent: {exc}"
+            prepared = None
+        if change is not None:
+            _changed_since_listed(plan.result, change, prepared is not None)
+        if prepared is None and on_progress:
+            on_progress(plan.result)
+        plan.started = prepared is not None
+        return prepared
+
+    def went(plan: Plan, rq: object) -> None:
+        """Note whether ``plan``'s C-STORE (``rq``), its send just ended, went out
+        whole: only then may the peer hold it (PS3.8 9.3.5)."""
+        if assoc.sent_whole is rq:
+            plan.whole = plan.result.sent = True
+
+    async def cut_short(plan: Plan, exc: StorageError,
+                        unanswered: bool = True) -> AssociationAborted:
+        """A file changed while its data set was being sent: the message cannot
+        be completed (its length was promised), so the association is aborted;
+        the other objects fail as on any abort (and may be retried). One the
+        peer ``answered`` already (early) keeps that answer."""
+        await assoc.abort()
+        if unanswered:
+            plan.result.error = str(exc)
+            if on_progress:
+                on_progress(plan.result)
+        return AssociationAborted(
+            0, 0, f"aborted locally, a file changed while it was sent: {exc}")
+
+    if assoc.async_window <= 1:
+        # One at a time (most peers grant no window): in order, each sent once
+        # the last one's response came.
+        for plan in plans:
+            if (prepared := await prepare(plan)) is None:
+                continue
+            rq, context_id, pdus, data = prepared
+            try:
+                rsp, _ = await assoc.request_one(rq, context_id, pdus=pdus, dataset=data)
+            except StorageError as exc:
+                raise await cut_short(plan, exc) from exc
+            finally:  # its file closed, sent or not (the association ended before)
+                went(plan, rq)
+                if pdus is not None:
+                    pdus.close()
+            record(plan.result, rsp, plan.info, plan.sent_before)
+            if on_progress:
+                on_progress(plan.result)
+        if assoc.failure is not None:
+            raise assoc.failure
+        return
+
+    # Several in flight (PS3.7 D.3.3.3): each response is recorded by a callback
+    # as it comes; no task per object. send_request holds the association's slot
+    # of the window; our own count says when all ours are answered, and keeps the
+    # next send from waiting there (with no other request of the association
+    # outstanding, a slot is free whenever ours are below the window).
+    loop = asyncio.get_running_loop()
+    window = assoc.async_window
+    in_flight = InFlight()
+    error: BaseException | None = None
+    room: asyncio.Future[None] | None = None
+
+    def answered(plan: Plan, reply: Reply | BaseException) -> None:
+        nonlocal error
+        if not in_flight.settle(plan):
+            return  # its send's exception settled it: the caller heard of it there
+        if isinstance(reply, BaseException):
+            if error is None:
+                error = reply  # the batch ends with the first error
+        else:
+            record(plan.result, reply[0], plan.info, plan.sent_before)
+            if on_progress:
+                on_progress(plan.result)
+        if room is not None and not room.done():
+            room.set_result(None)
+
+    async def wait_for_room(most: int) -> None:
+        nonlocal room
+        while in_flight.count > most and error is None and assoc.failure is None:
+            room = loop.create_future()
+            try:
+                await room
+            finally:
+                room = None
+
+    for plan in plans:
+        await wait_for_room(window - 1)
+        if error is not None:
+            raise error
+        if (prepared := await prepare(plan)) is None:
+            continue
+        rq, context_id, pdus, data = prepared
+        in_flight.add(plan)
+        try:
+            await assoc.send_request(rq, context_id, functools.partial(answered, plan),
+                                     pdus=pdus, dataset=data)
+        except StorageError as exc:
+            raise await cut_short(plan, exc, in_flight.settle(plan)) from exc
+        except BaseException:
+            in_flight.settle(plan)
+            raise
+        finally:  # its file closed, sent or not (the association ended before)
+            went(plan, rq)
+            if pdus is not None:
+                pdus.close()
+    await wait_for_room(0)
+    if error is not None:
+        raise error
+    if assoc.failure is not None:
+        raise assoc.failure
+
