@@ -88,7 +88,7 @@ def many_files(folder: Path) -> Path:
     # printed the KeyboardInterrupt ("Exception ignored in ...") and went on
     # storing as if no Ctrl-C had come (exit 0).
     (SIGINT, "finalizer:dicomnet.services.store_listing:_files_below"),
-    (SIGTERM, "finalizer:dicomnet.services.store_listing:collect_files"),
+    (SIGTERM, "finalizer:dicomnet.services.store_listing:listed_texts"),
     (SIGINT, "dicomnet.dimse.messages:<module>@<string>"),  # loading, see above
 ])
 def test_store_interrupted_before_it_connects(signum: signal.Signals, where: str,

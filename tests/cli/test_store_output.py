@@ -94,7 +94,7 @@ def test_a_fingerprint_is_not_read_as_emoji_codes(pki: DevPKI, tmp_path: Path,
     path = tmp_path / "a.dcm"
     _report([StoreResult(path=path, status=0, ok=True, size=1000)], host="pacs[x]",
             port=2762, net=_network_options(tls=True, called_aet="PACS:CD:"),
-            sizes={path: 1000},
+            sizes=[1000],
             links=[SecureLinkEvent(peer=("127.0.0.1", 2762), side="client", info=info)],
             seconds=1.0, exit_code=0)
     out = capsys.readouterr().out
@@ -161,7 +161,7 @@ def test_after_a_ctrl_c_the_objects_never_sent_are_not_called_unconfirmed(
         (b, "1.2", "interrupted before an answer", True),
         (c, "1.3", "interrupted before it was sent", False)]
     _report(results, host="pacs", port=104, net=_network_options(tls=False, called_aet="P"),
-            sizes={a: 10, b: 10, c: 10}, links=[], seconds=1.0, exit_code=130,
+            sizes=[10, 10, 10], links=[], seconds=1.0, exit_code=130,
             interrupted=True, error="interrupted")
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2:] == [

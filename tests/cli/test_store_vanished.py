@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.services import storage
+from dicomnet.services import storage, store_listing
 from dicomnet.services.verification import VerificationSCP
 from tests.storage.dicomfiles import make_image, write_part10
 
@@ -26,14 +26,14 @@ def test_a_file_deleted_once_listed_fails_alone(
     folder = tmp_path / "in"
     files = [write_part10(folder / f"{n}.dcm", make_image(n, rows=8, columns=8),
                           ExplicitVRLittleEndian) for n in range(3)]
-    listed = storage.collect_files
+    listed = store_listing.listed_texts
 
-    def listed_then_deleted(paths: list[Path | str]) -> list[Path]:
+    def listed_then_deleted(paths: list[Path | str]) -> list[str]:
         found = listed(paths)
         files[1].unlink()
         return found
 
-    monkeypatch.setattr(storage, "collect_files", listed_then_deleted)
+    monkeypatch.setattr(store_listing, "listed_texts", listed_then_deleted)
     scp = storage.StorageSCP(tmp_path / "store")
     server = start_server(providers=[VerificationSCP(), scp])
     result = run_cli("store", "127.0.0.1", server.port, folder, *(["--json"] if json else []))

@@ -152,7 +152,7 @@ def test_answered_before_its_file_changed_keeps_its_answer(
     Success (ok and an error at once) and was reported twice."""
     path = write_part10(tmp_path / "a.dcm", make_image(1), ExplicitVRLittleEndian)
     info = read_part10(path)
-    plan = store_batch.Plan(info, StoreResult(path=path, sop_instance_uid=info.sop_instance_uid))
+    plan = store_batch.Plan.of(info, StoreResult(path=path, sop_instance_uid=info.sop_instance_uid))
     rq = CStoreRQ(message_id=1, affected_sop_class_uid=info.sop_class_uid,
                   affected_sop_instance_uid=info.sop_instance_uid)
 

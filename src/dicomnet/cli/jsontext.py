@@ -19,9 +19,10 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["json_safe", "path_fields", "valid_unicode"]
+__all__ = ["Streamed", "json_safe", "path_fields", "valid_unicode"]
 
 #: Lone surrogates: U+DC80-U+DCFF stand for undecodable bytes 0x80-0xFF
 #: (surrogateescape); any other is written as its code point.
@@ -39,9 +40,31 @@ def valid_unicode(text: str) -> str:
     return _SURROGATES.sub(_escape, text)
 
 
+class Streamed(list):  # type: ignore[type-arg]
+    """A JSON array whose items are made one at a time as the document is
+    written (``print_json`` with its pieces), none kept: each ``--json`` result
+    of a run of hundreds of thousands of files. ``items`` gives them, each made
+    :func:`json_safe` as it comes. For an indented document only: the C encoder
+    (one line, no indent) reads a list's own storage, which is empty."""
+
+    def __init__(self, items: Callable[[], Iterable[object]], length: int) -> None:
+        super().__init__()
+        self._items = items
+        self._length = length
+
+    def __iter__(self) -> Iterator[object]:
+        return (json_safe(item) for item in self._items())
+
+    def __len__(self) -> int:
+        return self._length
+
+
 def json_safe(obj: object) -> object:
     """``obj`` (dicts, lists, tuples, strings, numbers) with :func:`valid_unicode`
-    applied to every string, keys included."""
+    applied to every string, keys included; a :class:`Streamed` array as it is
+    (its items are made safe as they come)."""
+    if isinstance(obj, Streamed):
+        return obj
     if isinstance(obj, str):
         return valid_unicode(obj)
     if isinstance(obj, dict):

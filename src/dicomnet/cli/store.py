@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +30,7 @@ from dicomnet.cli.common import (
     run_async,
 )
 from dicomnet.cli.describe import describe_security
-from dicomnet.cli.jsontext import path_fields
+from dicomnet.cli.jsontext import Streamed, path_fields
 from dicomnet.cli.output import in_cli_words
 from dicomnet.dimse.status import Status
 from dicomnet.tuning import tune_malloc_for_streaming
@@ -75,13 +78,21 @@ class _RetryWait:
         return self.results if time.monotonic() < self.until else {}
 
 
-def _file_size(path: Path) -> int:
+def _file_size(path: Path | str) -> int:
     """Its size for the progress bar and the totals; 0 for a file gone since it
     was listed (another program's doing), which store_paths then reports."""
     try:
-        return path.stat().st_size
+        return os.stat(path).st_size
     except OSError:
         return 0
+
+
+def _sized(results: list[StoreResult], sizes: Sequence[int]) -> Iterator[tuple[StoreResult, int]]:
+    """Each result with its file's size as listed (``sizes``, in the order of
+    the files, as the results are), else its data set's."""
+    if len(results) != len(sizes):
+        return ((r, r.size) for r in results)
+    return zip(results, sizes, strict=True)
 
 
 def _human_bytes(n: float) -> str:
@@ -131,7 +142,7 @@ def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
     return progress, progress.add_task("store", total=total_bytes or 1, done=0, count=count)
 
 
-async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int],
+async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
                net: NetworkOptions, tls: TLSConfig | None, show_progress: bool,
                links: list[SecureLinkEvent],
                retries: int, retry_delay: float,
@@ -140,7 +151,7 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
     from dicomnet.services.storage import store_paths
 
     # rich only for a terminal (and the summary): a --json run starts faster.
-    bar = _progress_bar(sum(sizes.values()), len(files)) if show_progress else None
+    bar = _progress_bar(sum(sizes), len(files)) if show_progress else None
     if bar is not None:
         from rich.text import Text
     done = failures = 0
@@ -150,7 +161,10 @@ async def _run(host: str, port: int, *, files: list[Path], sizes: dict[Path, int
         done += 1
         finished.append(result)
         if bar is not None:
-            bar[0].update(bar[1], advance=sizes.get(result.path, result.size), done=done)
+            # Its size now (one stat: a terminal's run), as no table of every
+            # file's is kept.
+            bar[0].update(bar[1], advance=_file_size(result.path) or result.size,
+                          done=done)
             failures += not result.ok
             if failures == _TABLE_ROWS + 1 and not result.ok:
                 # Thousands of lines would bury the bar: the summary counts the rest.
@@ -343,17 +357,18 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
           --cert pki/client.pem --key pki/client.key --json
     """
     try:
-        from dicomnet.services.storage import collect_files
+        from dicomnet.services.store_listing import listed_texts
     except ImportError:
         fail("the storage service (dicomnet.services.storage) is not available in this "
              "installation", EXIT_USAGE)
     try:
-        files = collect_files(paths)
+        # Their texts: a Path each, kept for the run, took more than its result.
+        files = listed_texts(paths)
     except (ValueError, OSError) as exc:
         fail(str(exc), EXIT_USAGE)
     if not files:
         fail("no files found in " + ", ".join(map(str, paths)), EXIT_USAGE)
-    sizes = {f: _file_size(f) for f in files}
+    sizes = array("q", map(_file_size, files))  # in the files' order, as the results
     tune_malloc_for_streaming()  # this process is ours: see dicomnet.tuning
     show_progress = not net.json and _stderr_is_terminal()
     started = time.perf_counter()
@@ -395,7 +410,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         raise SystemExit(code)
 
 
-def _unfinished_results(files: list[Path], finished: list[StoreResult], error: str,
+def _unfinished_results(files: Sequence[Path | str], finished: list[StoreResult], error: str,
                         code: int, *, sending: bool,
                         waiting: dict[Path, StoreResult] | None = None,
                         known: list[StoreResult] | None = None) -> list[StoreResult]:
@@ -429,7 +444,7 @@ def _unfinished_results(files: list[Path], finished: list[StoreResult], error: s
         cut = PART_WAY in (listed[f].error or "") if f in listed else False
         return replace(base, error=_CUT_PART_WAY if cut else _NOT_SENT)
 
-    return [answered.get(f) or unanswered(f) for f in files]
+    return [answered.get(path) or unanswered(path) for path in map(Path, files)]
 
 
 def _report_failed_alone(results: list[StoreResult]) -> None:
@@ -465,7 +480,7 @@ def _report_failed_alone(results: list[StoreResult]) -> None:
 
 
 def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOptions,
-            sizes: dict[Path, int], links: list[SecureLinkEvent], seconds: float,
+            sizes: Sequence[int], links: list[SecureLinkEvent], seconds: float,
             exit_code: int, interrupted: bool = False, error: str | None = None) -> None:
     """The summary: a table and a line on a terminal, or the JSON document (the
     same keys whether the run ended, failed or was interrupted)."""
@@ -475,7 +490,7 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
     retried = sum(1 for r in results if r.attempts > 1)
     warnings = sum(1 for r in ok if r.warning)
     skipped = sum(1 for r in failed if r.not_dicom)
-    sent_bytes = sum(sizes.get(r.path, r.size) for r in ok)
+    sent_bytes = sum(size for r, size in _sized(results, sizes) if r.ok)
     if net.json:
         print_json({
             "peer": f"{host}:{port}",
@@ -493,12 +508,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "interrupted": interrupted,
             "error": error,
             "exit_code": exit_code,
-            # Each object's error in the words of the error line (the CLI's flags).
-            # A path with bytes that are not UTF-8 also as path_bytes (jsontext).
-            "results": [r.to_dict() | path_fields("path", r.path)
-                        | {"status_text": _status_text(r),
-                           "error": r.error and in_cli_words(r.error)}
-                        for r in results],
+            # Each made as it is written, none kept (Streamed).
+            "results": Streamed(lambda: map(_json_result, results), len(results)),
         })
     else:
         from rich.table import Table
@@ -512,6 +523,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
         shown = [r for r in results
                  if not interrupted or r.error not in (_UNCONFIRMED, _NOT_SENT)]
         rows = shown if len(shown) <= _TABLE_ROWS else [r for r in shown if not r.ok]
+        listed = {id(r) for r in rows[:_TABLE_ROWS]}
+        size_of = {id(r): size for r, size in _sized(results, sizes) if id(r) in listed}
         if rows:
             cut = rows is not shown and len(rows) > _TABLE_ROWS
             table = Table(title=None if rows is shown else "Failed objects" + (
@@ -524,7 +537,7 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
                 status = (Text(printable(_status_text(r))) if r.ok
                           else Text(printable(_failure_text(r)), style="red"))
                 table.add_row(Text(printable(str(r.path))), status,
-                              _human_bytes(sizes.get(r.path, r.size)))
+                              _human_bytes(size_of.get(id(r), r.size)))
             console.print(table)
             if cut:
                 _print_reasons(console, rows)
@@ -552,3 +565,11 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
                 printable, describe_security(security))])),
                           soft_wrap=True)
 
+
+def _json_result(result: StoreResult) -> dict[str, object]:
+    """One object of --json's "results": its fields, its error in the words of
+    the error line (the CLI's flags), a path with bytes that are not UTF-8 also
+    as path_bytes (jsontext)."""
+    return (result.to_dict() | path_fields("path", result.path)
+            | {"status_text": _status_text(result),
+               "error": result.error and in_cli_words(result.error)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,10 +30,32 @@ __all__ = ["Batch", "InFlight", "Plan", "batches", "contexts_for", "send_batch"]
 log = logging.getLogger("dicomnet.services")
 
 
-@dataclass(slots=True)
+#: A common file's header as ``Plan.stamp`` keeps it: its data set's offset, the
+#: file's size, and its identity (``Part10Info.identity``: device, inode,
+#: modification and change times in ns), in 81 bytes where the Part10Info took
+#: ~650 with its Path, ints and tuple.
+_STAMP = struct.Struct("<qqQQqq")
+
+
+@dataclass(slots=True, eq=False)
 class Plan:
-    info: Part10Info
+    """One file to send, from its listing to its answer: a run holds one per
+    file, all at once before its first association (to propose contexts), so it
+    keeps what that and the "changed since listed" check need, not the file's
+    ``Part10Info``, which is made again from it when the file's turn comes
+    (``header``: no I/O). Compared by identity."""
+
     result: StoreResult
+    #: Its SOP Class and transfer syntax (interned by ``read_part10``: one string
+    #: for all the files that share them), for the contexts proposed.
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    #: ``_STAMP``, packed; None when ``odd`` holds the header.
+    stamp: bytes | None = None
+    #: The whole header of a file whose header says more than ``stamp`` (group
+    #: 0002 elements in its data set, a deflated one not seen into, a data set
+    #: relabelled): rare, kept as read.
+    odd: Part10Info | None = None
     #: Its C-STORE went out in this attempt (else the association ended before it).
     started: bool = False
     #: ... whole, its last fragment handed to the transport (``started`` alone:
@@ -44,6 +67,40 @@ class Plan:
     awaiting: bool = False
     #: The attempt its C-STORE first went out on (0: never), for the retry order.
     first_sent: int = 0
+
+    @classmethod
+    def of(cls, info: Part10Info, result: StoreResult) -> Plan:
+        """The plan of ``info``'s file, whose ``result`` describes it already."""
+        plan = cls(result, info.sop_class_uid, info.transfer_syntax_uid)
+        plan.keep(info)
+        return plan
+
+    def keep(self, info: Part10Info) -> None:
+        """Hold ``info`` (the file's header, read again) as this plan's."""
+        self.sop_class_uid = info.sop_class_uid
+        self.transfer_syntax_uid = info.transfer_syntax_uid
+        if (info.identity is None or info.stray_meta or info.dataset_unseen
+                or info.relabelled_from is not None):
+            self.stamp, self.odd = None, info
+        else:
+            self.stamp = _STAMP.pack(info.dataset_offset, info.size, *info.identity)
+            self.odd = None
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return self.result.sop_instance_uid or ""
+
+    def header(self) -> Part10Info:
+        """The file's header as it was read (``Part10Info``)."""
+        if self.stamp is None:
+            assert self.odd is not None
+            return self.odd
+        offset, size, *identity = _STAMP.unpack(self.stamp)
+        return Part10Info(path=self.result.path, transfer_syntax_uid=self.transfer_syntax_uid,
+                          sop_class_uid=self.sop_class_uid,
+                          sop_instance_uid=self.sop_instance_uid, dataset_offset=offset,
+                          size=size, identity=(identity[0], identity[1], identity[2],
+                                               identity[3]))
 
 
 class InFlight:
@@ -96,7 +153,7 @@ def batches(plans: list[Plan]) -> Iterator[Batch]:
     """Group files so that each association proposes at most 128 contexts (PS3.8 9.3.2.2)."""
     batch = Batch()
     for plan in plans:
-        key = (plan.info.sop_class_uid, plan.info.transfer_syntax_uid)
+        key = (plan.sop_class_uid, plan.transfer_syntax_uid)
         if key not in batch.keys and len(contexts_for([*batch.keys, key])) > 128:
             yield batch
             batch = Batch()
@@ -106,19 +163,19 @@ def batches(plans: list[Plan]) -> Iterator[Batch]:
         yield batch
 
 
-def _as_it_is_now(plan: Plan) -> str | None:
-    """Make ``plan`` that of its file as it is now (``store_prepare.as_it_is_now``):
-    one changed since it was listed is read again, and its result describes it
-    so. Returns how it changed, or None. Raises StorageError."""
-    info, change = as_it_is_now(plan.info)
+def _as_it_is_now(plan: Plan) -> tuple[Part10Info, str | None]:
+    """``plan``'s file's header as it is now (``store_prepare.as_it_is_now``): one
+    changed since it was listed is read again, kept, and its result describes
+    it so. Returns it, and how it changed, or None. Raises StorageError."""
+    info, change = as_it_is_now(plan.header())
     if change is not None:
-        plan.info = info
+        plan.keep(info)
         result = plan.result
         result.sop_instance_uid = info.sop_instance_uid
         result.size = info.dataset_length
         result.transfer_syntax_uid = info.transfer_syntax_uid
         result.dropped_meta = tag_texts(info.stray_meta)
-    return change
+    return info, change
 
 
 def _changed_since_listed(result: StoreResult, change: str, sent: bool) -> None:
@@ -148,8 +205,8 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
             raise assoc.failure
         change = None
         try:
-            change = _as_it_is_now(plan)
-            prepared = await prepare_file(assoc, plan.info, plan.result, buffers)
+            info, change = _as_it_is_now(plan)
+            prepared = await prepare_file(assoc, info, plan.result, buffers)
         except StorageError as exc:  # found before any byte of it went out
             plan.result.error = f"not sent: {exc}"
             prepared = None
@@ -195,7 +252,7 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
                 went(plan, rq)
                 if pdus is not None:
                     pdus.close()
-            record(plan.result, rsp, plan.info, plan.sent_before)
+            record(plan.result, rsp, plan, plan.sent_before)
             if on_progress:
                 on_progress(plan.result)
         if assoc.failure is not None:
@@ -221,7 +278,7 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
             if error is None:
                 error = reply  # the batch ends with the first error
         else:
-            record(plan.result, reply[0], plan.info, plan.sent_before)
+            record(plan.result, reply[0], plan, plan.sent_before)
             if on_progress:
                 on_progress(plan.result)
         if room is not None and not room.done():

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["compact_fields", "stored"]
+__all__ = ["compact_fields", "keep_stored", "stored"]
 
 
 def compact_fields(cls: type, *, paths: Iterable[str] = (), tag_lists: Iterable[str] = (),
@@ -37,6 +37,12 @@ def stored(obj: object, name: str) -> Any:
     """What the slot under property ``name`` holds as it is (a str for a path,
     None for an empty list), for a reader that needs no more (``to_dict``)."""
     return type(obj)._compact_slots[name].__get__(obj)  # type: ignore[attr-defined]
+
+
+def keep_stored(obj: object, name: str, value: object) -> None:
+    """Put ``value`` in the slot under property ``name`` as it is (a path's
+    text: the caller's own str, not a copy of it), bypassing the property."""
+    type(obj)._compact_slots[name].__set__(obj, value)  # type: ignore[attr-defined]
 
 
 def _path_accessors(slot: Any) -> tuple[Callable[[Any], Path], Callable[[Any, Any], None]]:

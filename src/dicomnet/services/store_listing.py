@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import ConfigurationError
 from ..storage.files import StorageError
 
-__all__ = ["collect_files", "not_read"]
+__all__ = ["collect_files", "listed_texts", "not_read"]
 
 
 def collect_files(paths: Iterable[Path | str] | Path | str) -> list[Path]:
@@ -32,7 +33,29 @@ def collect_files(paths: Iterable[Path | str] | Path | str) -> list[Path]:
     A file reached twice (named and in a folder named, or as ``a/x`` and
     ``./a/x``) is listed once, where first reached.
     """
-    found: list[Path] = []
+    return _collect(paths, Path)
+
+
+def listed_texts(paths: Iterable[Path | str] | Path | str) -> list[str]:
+    """``collect_files``' listing as the paths' texts (``str(path)``), no
+    ``Path`` kept: a ``Path`` holds its parts, several times its text, and
+    CPython interns each part (each file's name: the table of interned strings
+    grows to hold them all). What ``store_paths`` and ``dicomnet store`` keep of
+    a run of hundreds of thousands of files."""
+    return _collect(paths, _text)
+
+
+def _text(path: str) -> str:
+    # Spelled as str(Path(path)) spells it ("./x" is "x"): the same text either way.
+    return os.fspath(Path(path))
+
+
+_Listed = TypeVar("_Listed", Path, str)
+
+
+def _collect(paths: Iterable[Path | str] | Path | str, make: Callable[[str], _Listed]
+             ) -> list[_Listed]:
+    found: list[_Listed] = []
     for p in map(Path, [paths] if isinstance(paths, str | Path) else paths):
         try:
             mode = os.stat(p).st_mode
@@ -40,11 +63,11 @@ def collect_files(paths: Iterable[Path | str] | Path | str) -> list[Path]:
             mode = 0
         if stat.S_ISDIR(mode):
             try:
-                found += map(Path, _files_below(os.fspath(p)))
+                found += map(make, _files_below(os.fspath(p)))
             except OSError as exc:
                 raise ConfigurationError(f"cannot read folder {p}: {exc.strerror}") from exc
         elif stat.S_ISREG(mode):
-            found.append(p)
+            found.append(make(os.fspath(p)))
         elif mode:
             raise ConfigurationError(f"not a file or folder: {p}")
         else:

@@ -15,7 +15,7 @@ import stat
 import sys
 import zlib
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .store_scu import StoreResult
 
 __all__ = ["DataSetPdus", "PduBuffers", "Prepared", "as_it_is_now", "file_pdus", "no_context",
-           "prepare_file", "refused", "tag_texts"]
+           "prepare_file", "refused", "Syntaxes", "tag_texts"]
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
@@ -400,7 +400,17 @@ _REFUSALS = {
 }
 
 
-def refused(assoc: ClientAssociation, info: Part10Info) -> str | None:
+class Syntaxes(Protocol):
+    """What :func:`refused` reads of a file: a ``Part10Info``, or the plan
+    ``store_batch`` keeps of it."""
+
+    @property
+    def sop_class_uid(self) -> str: ...
+    @property
+    def transfer_syntax_uid(self) -> str: ...
+
+
+def refused(assoc: ClientAssociation, info: Syntaxes) -> str | None:
     """Why ``assoc`` cannot take ``info``'s file, in :func:`prepare_file`'s words,
     or None: no context accepted for it as it is, nor an uncompressed one for an
     uncompressed file to be converted to (PS3.8 9.3.3.2). The rule
@@ -414,7 +424,7 @@ def refused(assoc: ClientAssociation, info: Part10Info) -> str | None:
     return no_context(assoc, info)
 
 
-def no_context(assoc: ClientAssociation, info: Part10Info) -> str:
+def no_context(assoc: ClientAssociation, info: Syntaxes) -> str:
     """Why ``info``'s file cannot go: the SOP Class refused, or the syntax."""
     why = assoc.refused.get(info.sop_class_uid)
     if why is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..dimse.status import Status
 from ..errors import (
@@ -25,11 +25,18 @@ from ..errors import (
 from .store_compact import compact_fields, stored
 from .store_prepare import tag_texts
 
-if TYPE_CHECKING:
-    from ..storage.part10 import Part10Info
-
-__all__ = ["PART_WAY", "RetryEvent", "StoreResult", "offending_words", "record",
+__all__ = ["PART_WAY", "Named", "RetryEvent", "StoreResult", "offending_words", "record",
            "transient_failure"]
+
+
+class Named(Protocol):
+    """The object a C-STORE request named (``record``): its file's ``Part10Info``,
+    or the plan ``store_batch`` keeps of it."""
+
+    @property
+    def sop_class_uid(self) -> str: ...
+    @property
+    def sop_instance_uid(self) -> str: ...
 
 
 @dataclass(slots=True)
@@ -198,7 +205,7 @@ def _retryable_status(status: int) -> bool:
 PART_WAY = "interrupted part-way: the peer cannot hold a partial object"
 
 
-def record(result: StoreResult, rsp: object, info: Part10Info | None = None,
+def record(result: StoreResult, rsp: object, info: Named | None = None,
             sent_before: bool = False) -> None:
     """The outcome of a C-STORE from its response (PS3.4 B.2.3): a Warning of any
     kind PS3.7 Annex C names (0107H and 0116H too, as DCMTK and pynetdicom read
@@ -232,7 +239,7 @@ def offending_words(tags: Sequence[str], before: str = "") -> str:
     return f"{before}offending element{'s' if len(tags) > 1 else ''} {', '.join(tags)}"
 
 
-def _other_object(info: Part10Info, rsp: object) -> str | None:
+def _other_object(info: Named, rsp: object) -> str | None:
     """Why ``rsp`` is no answer about ``info``'s object, or None: a C-STORE-RSP's
     Affected SOP Class and Instance UIDs, when present, are its request's (PS3.7
     9.3.1.2: U(=)). A peer naming another object answers of something else

@@ -63,25 +63,26 @@ def warn_of_repeated_uids(plans: list[Plan]) -> None:
     object edited without a new UID): each is sent and counted stored on its
     answer, but a peer holds one object per UID (PS3.3 C.12.1.1.1), so the run's
     count of objects stored is more than the peer's."""
-    # A set of the UIDs, the paths looked up again for the one named: this runs with
-    # every file's header in memory (the run's peak), before any is sent.
-    seen: set[str] = set()
+    # The UIDs as a dict's keys (a set takes three times its memory), the paths
+    # looked up again for the one named: this runs with every file's plan in
+    # memory (the run's peak), before any is sent.
+    seen: dict[str, None] = {}
     repeats = 0
     later: Plan | None = None
     for plan in plans:
-        if plan.info.sop_instance_uid in seen:
+        if plan.sop_instance_uid in seen:
             repeats += 1
             if later is None:
                 later = plan
         else:
-            seen.add(plan.info.sop_instance_uid)
+            seen[plan.sop_instance_uid] = None
     if later is not None:
-        uid = later.info.sop_instance_uid
-        earlier = next(p for p in plans if p.info.sop_instance_uid == uid)
+        uid = later.sop_instance_uid
+        earlier = next(p for p in plans if p.sop_instance_uid == uid)
         log.warning("%d file(s) have the SOP Instance UID of another listed (%s as %s: %s): "
                     "each is sent, and counted stored if the peer says so, but a peer "
-                    "holds one object per SOP Instance UID", repeats, later.info.path,
-                    earlier.info.path, uid)
+                    "holds one object per SOP Instance UID", repeats, later.result.path,
+                    earlier.result.path, uid)
 
 
 def unanswered(plan: Plan, why: str) -> str:
@@ -104,8 +105,7 @@ def cancelled(plans: list[Plan], max_attempts: int,
     Those of the association ``live`` (the one standing, with its batch's plans)
     that it cannot take keep that reason, told to ``report`` as when they are
     reached (``store_prepare.refused``): the cancel did not decide their fate."""
-    # By identity, once: a plan compares equal field by field, and a batch may hold
-    # thousands.
+    # Once, as a set: a batch may hold thousands.
     standing = {id(plan) for plan in live[1]} if live is not None else set()
     for plan in plans:
         result = plan.result
@@ -113,7 +113,7 @@ def cancelled(plans: list[Plan], max_attempts: int,
             result.error = f"{result.error or 'failed'}; cancelled before it was sent again"
             result.retryable = False
         elif result.status is None and not result.error:
-            refusal = (refused(live[0], plan.info)
+            refusal = (refused(live[0], plan)
                        if live is not None and not plan.started and id(plan) in standing
                        else None)
             if refusal is not None:

@@ -29,7 +29,8 @@ from ..security.config import TLSConfig
 from ..storage.files import StorageError
 from ..storage.part10 import NotRegularFileError, read_part10
 from .store_batch import Plan, batches, contexts_for, send_batch
-from .store_listing import collect_files, not_read
+from .store_compact import keep_stored, stored
+from .store_listing import collect_files, listed_texts, not_read
 from .store_prepare import refused, tag_texts
 from .store_result import (
     PART_WAY,
@@ -158,12 +159,13 @@ async def store_paths(
     plans: list[Plan] = []
     if isinstance(paths, str | Path):  # one path, not a sequence of letters
         paths = [paths]
-    # The caller's own Paths, not copies: a listing kept by the caller (dicomnet store
-    # keeps its own) is then held once.
-    listing = ((p if isinstance(p, Path) else Path(p) for p in paths) if listed
-               else collect_files(paths))
-    for path in listing:
+    for given in (paths if listed else listed_texts(paths)):
+        path = given if isinstance(given, Path) else Path(given)
         result = StoreResult(path=path)
+        if isinstance(given, str) and stored(result, "path") == given:
+            # The caller's own text, not a copy: a listing kept by the caller
+            # (dicomnet store keeps its own) is then held once.
+            keep_stored(result, "path", given)
         results.append(result)
         try:
             info = read_part10(path)
@@ -180,7 +182,9 @@ async def store_paths(
         result.size = info.dataset_length
         result.transfer_syntax_uid = info.transfer_syntax_uid
         result.dropped_meta = tag_texts(info.stray_meta)
-        plans.append(Plan(info, result))
+        # Its header kept as its plan's few fields: a run holds every file's plan
+        # at once, before its first association (its peak).
+        plans.append(Plan.of(info, result))
     warn_of_repeated_uids(plans)
     attempt = 1
     # The association standing and its plans, for a cancel to tell which of them
@@ -209,7 +213,7 @@ async def store_paths(
                     pending = [p for p in batch.plans
                                if p.result.status is None and not p.result.error]
                     for plan in pending:
-                        refusal = None if negotiated is None else refused(negotiated, plan.info)
+                        refusal = None if negotiated is None else refused(negotiated, plan)
                         if refusal is not None:  # its own reason, told when negotiated
                             plan.result.error = refusal
                         else:
@@ -244,3 +248,4 @@ async def store_paths(
     finally:
         progress.summary()
         retry_heard.summary()
+
