@@ -29,7 +29,8 @@ from dicomnet.cli.jsontext import path_fields
 from dicomnet.cli.output import in_cli_words
 from dicomnet.cli.store import _report, _status_text
 from dicomnet.services import store_batch, store_scu
-from dicomnet.services.store_scu import StoreResult, store_paths
+from dicomnet.services.store_listing import listed_texts
+from dicomnet.services.store_scu import StoreResult, collect_files, store_paths
 from tests.aio.helpers import run
 from tests.cli.test_store_output import _network_options
 from tests.storage.test_scu_memory import COUNT, _files
@@ -111,3 +112,16 @@ def test_json_results_are_written_one_at_a_time_as_before(
         for r in results]
     assert doc["results"][1]["path"] == str(tmp_path / "caf\\xe9.dcm")
     assert (doc["total"], doc["stored"], doc["bytes"]) == (3, 1, 100)
+
+
+def test_the_listing_as_text_is_collect_files_spelled_as_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``listed_texts`` (what a run keeps of its listing) spells each path as
+    ``str()`` of ``collect_files``' Path, from "." and "./" too."""
+    (tmp_path / "a" / ".b").mkdir(parents=True)
+    for name in ("a/x.dcm", "a/.b/y.dcm", "z.dcm"):
+        (tmp_path / name).write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    for given in (".", "./", "a/", "./a//x.dcm", str(tmp_path), ["z.dcm", "."]):
+        assert listed_texts(given) == [str(p) for p in collect_files(given)]
+    assert listed_texts(".") == ["a/.b/y.dcm", "a/x.dcm", "z.dcm"]

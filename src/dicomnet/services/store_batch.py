@@ -12,12 +12,14 @@ import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AssociationAborted
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info
 from ..ul.negotiation import ContextRequest
+from .store_compact import stored
 from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
 from .store_prepare import PduBuffers, Prepared, as_it_is_now, prepare_file, tag_texts
 from .store_result import StoreResult, record
@@ -95,12 +97,11 @@ class Plan:
         if self.stamp is None:
             assert self.odd is not None
             return self.odd
-        offset, size, *identity = _STAMP.unpack(self.stamp)
-        return Part10Info(path=self.result.path, transfer_syntax_uid=self.transfer_syntax_uid,
-                          sop_class_uid=self.sop_class_uid,
-                          sop_instance_uid=self.sop_instance_uid, dataset_offset=offset,
-                          size=size, identity=(identity[0], identity[1], identity[2],
-                                               identity[3]))
+        offset, size, device, inode, modified, changed = _STAMP.unpack(self.stamp)
+        result = self.result
+        return Part10Info(Path(stored(result, "path")), self.transfer_syntax_uid,
+                          self.sop_class_uid, result.sop_instance_uid or "", offset, size,
+                          identity=(device, inode, modified, changed))
 
 
 class InFlight:

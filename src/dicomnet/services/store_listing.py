@@ -46,8 +46,10 @@ def listed_texts(paths: Iterable[Path | str] | Path | str) -> list[str]:
 
 
 def _text(path: str) -> str:
-    # Spelled as str(Path(path)) spells it ("./x" is "x"): the same text either way.
-    return os.fspath(Path(path))
+    """``path`` as ``str(Path(path))`` spells it, without making the ``Path``: a
+    path listed is a folder's text as a ``Path`` spells it, joined to names by
+    ``scandir``, so only the "./" that joins to "." is spelled otherwise."""
+    return path[2:] if path.startswith("./") else path
 
 
 _Listed = TypeVar("_Listed", Path, str)
