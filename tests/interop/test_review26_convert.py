@@ -57,20 +57,30 @@ SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 _VERIFICATION = "1.2.840.10008.1.1"
 
 
+#: Profiles accepting Secondary Capture in several syntaxes, in storescp's order
+#: of preference: every one of SOURCES; Little Endian after the last resort ones.
+SEVERAL = {"all": tuple(SOURCES.values()),
+           "le-last": (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian,
+                       ExplicitVRLittleEndian)}
+
+
 def _config(path: Path) -> Path:
     """A storescp configuration with one profile per syntax of ``SOURCES``, named
-    after it, accepting Secondary Capture in that syntax alone."""
+    after it, accepting Secondary Capture in that syntax alone, and one per
+    entry of ``SEVERAL``."""
+    profiles = {name: (syntax,) for name, syntax in SOURCES.items()} | SEVERAL
     lines = ["[[TransferSyntaxes]]", "[Verification]",
              f"TransferSyntax1 = {ImplicitVRLittleEndian}"]
-    lines += [line for name, syntax in SOURCES.items()
-              for line in (f"[TS-{name}]", f"TransferSyntax1 = {syntax}")]
+    lines += [line for name, syntaxes in profiles.items()
+              for line in (f"[TS-{name}]", *(f"TransferSyntax{n} = {syntax}"
+                                            for n, syntax in enumerate(syntaxes, 1)))]
     lines.append("[[PresentationContexts]]")
-    lines += [line for name in SOURCES
+    lines += [line for name in profiles
               for line in (f"[PC-{name}]",
                            f"PresentationContext1 = {_VERIFICATION}\\Verification",
                            f"PresentationContext2 = {SECONDARY_CAPTURE}\\TS-{name}")]
     lines.append("[[Profiles]]")
-    lines += [line for name in SOURCES
+    lines += [line for name in profiles
               for line in (f"[{name}]", f"PresentationContexts = PC-{name}")]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -78,8 +88,8 @@ def _config(path: Path) -> Path:
 
 @contextlib.contextmanager
 def storescp_taking(dcmtk: Dcmtk, folder: Path, name: str) -> Iterator[tuple[int, Path]]:
-    """storescp accepting Secondary Capture in ``SOURCES[name]`` alone, bit-preserving:
-    (its port, the folder it writes to)."""
+    """storescp accepting Secondary Capture in ``SOURCES[name]`` alone (or
+    ``SEVERAL[name]``), bit-preserving: (its port, the folder it writes to)."""
     out = folder / f"received-{name}"
     out.mkdir(parents=True)
     port = free_port()
@@ -259,14 +269,22 @@ REFUSED = (f"the peer accepted no context for {SECONDARY_CAPTURE}: it takes that
            "in none of the transfer syntaxes proposed")
 
 
+def _not_converted(syntax: str) -> str:
+    """Why a compressed file goes nowhere, alone or not (store_prepare.no_context)."""
+    return (f"the peer accepted no context for {SECONDARY_CAPTURE} in {syntax} "
+            "(compressed; not converted)")
+
+
 @pytest.mark.parametrize("peer", list(SOURCES))
 def test_each_source_syntax_sent_alone_to_a_peer_taking_one_syntax(
         tmp_path: Path, dcmtk: Dcmtk, peer: str) -> None:
     """One association per file (what a store of that file alone proposes): its
     own syntax goes as it is, byte for byte; an uncompressed one is converted
-    to the peer's when that is Implicit or Explicit VR Little Endian (the
-    syntaxes proposed for conversion); anything else is refused by the peer and
-    said so, nothing stored."""
+    to the peer's uncompressed one (Big Endian and Deflated too, proposed as a
+    last resort: an Implicit VR file alone went nowhere with a Big Endian only
+    peer); a compressed one is said compressed and not converted (it read "in
+    none of the transfer syntaxes proposed" alone); an uncompressed one to a
+    peer taking a compressed syntax alone is refused, nothing stored."""
     sources = _sources(tmp_path / "in")
     target = SOURCES[peer]
     with storescp_taking(dcmtk, tmp_path, peer) as (port, out):
@@ -279,14 +297,48 @@ def test_each_source_syntax_sent_alone_to_a_peer_taking_one_syntax(
         if name == peer:
             assert (result.ok, result.status, result.converted_to) == (True, 0, None), result
             assert _dataset_bytes(received[name]) == _dataset_bytes(path), name
-        elif syntax in UNCOMPRESSED and target in (ImplicitVRLittleEndian,
-                                                   ExplicitVRLittleEndian):
+        elif syntax in UNCOMPRESSED and target in UNCOMPRESSED:
             assert (result.ok, result.status, result.converted_to) == (True, 0, target), result
             _assert_converted(path, received[name], target)
         else:
-            assert (result.ok, result.status, result.error) == (False, None, REFUSED), result
+            refused = REFUSED if syntax in UNCOMPRESSED else _not_converted(syntax)
+            assert (result.ok, result.status, result.error) == (False, None, refused), result
             assert name not in received
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in received.values())
+
+
+def test_a_peer_taking_every_syntax_gets_each_file_as_it_is(
+        tmp_path: Path, dcmtk: Dcmtk) -> None:
+    """The last resort contexts change nothing for a peer that takes the files'
+    own syntaxes: each goes as it is, byte for byte, none converted."""
+    sources = _sources(tmp_path / "in")
+    with storescp_taking(dcmtk, tmp_path, "all") as (port, out):
+        results = dict(zip(sources, _send(port, [p for p, _ in sources.values()]), strict=True))
+        alone = {name: _send(port, [path])[0] for name, (path, _) in sources.items()
+                 if name in ("implicit-le", "explicit-le")}
+        for name, (path, number) in sources.items():
+            assert (results[name].ok, results[name].converted_to) == (True, None), results[name]
+            assert _dataset_bytes(_received(out, number)) == _dataset_bytes(path), name
+    assert [(r.ok, r.converted_to) for r in alone.values()] == [(True, None)] * 2
+
+
+def test_a_peer_taking_little_endian_gets_it_before_the_last_resort(
+        tmp_path: Path, dcmtk: Dcmtk) -> None:
+    """storescp prefers Deflated, then Big Endian, then Explicit VR Little
+    Endian: it accepts the last resort context in Deflated and the Little Endian
+    one in Explicit VR; an Implicit VR file goes in Explicit VR Little Endian,
+    a Big Endian or Deflated file as it is."""
+    sources = _sources(tmp_path / "in")
+    with storescp_taking(dcmtk, tmp_path, "le-last") as (port, out):
+        results = {name: _send(port, [sources[name][0]])[0]
+                   for name in ("implicit-le", "explicit-be", "deflated")}
+        received = {name: _received(out, sources[name][1]) for name in results}
+    assert {name: (r.ok, r.converted_to) for name, r in results.items()} == {
+        "implicit-le": (True, ExplicitVRLittleEndian), "explicit-be": (True, None),
+        "deflated": (True, None)}
+    _assert_converted(sources["implicit-le"][0], received["implicit-le"], ExplicitVRLittleEndian)
+    for name in ("explicit-be", "deflated"):
+        assert _dataset_bytes(received[name]) == _dataset_bytes(sources[name][0]), name
 
 
 @pytest.mark.parametrize("peer", ["explicit-be", "deflated"])
@@ -311,9 +363,7 @@ def test_a_batch_is_converted_to_big_endian_or_deflated_when_the_peer_takes_that
             assert (result.ok, result.status, result.converted_to) == (True, 0, target), result
             _assert_converted(path, received[name], target)
         else:
-            assert (result.ok, result.error) == (False, (
-                f"the peer accepted no context for {SECONDARY_CAPTURE} in {syntax} "
-                "(compressed; not converted)")), result
+            assert (result.ok, result.error) == (False, _not_converted(syntax)), result
 
 
 def _dicomnet_store(port: int, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -343,10 +393,10 @@ def test_dicomnet_store_says_what_went_as_is_converted_or_skipped(
             assert (got["ok"], got["status"], got["converted_to"]) == (True, 0, converted)
         else:
             assert (got["ok"], got["status"], got["converted_to"], got["error"]) == (
-                False, None, None, f"the peer accepted no context for {SECONDARY_CAPTURE} in "
-                f"{syntax} (compressed; not converted)"), got
+                False, None, None, _not_converted(syntax)), got
     assert table.returncode == 1, table.stderr
     words = " ".join(table.stdout.split())
     assert "Stored 0 of 1 objects" in words
-    # Alone, the RLE file's one context is refused: the SOP Class in no syntax.
-    assert REFUSED in " ".join(words.replace("│", " ").split()), words
+    # Alone, the RLE file's one context is refused: told as in company (it read "in
+    # none of the transfer syntaxes proposed").
+    assert _not_converted(SOURCES["rle"]) in " ".join(words.replace("│", " ").split()), words

@@ -123,14 +123,16 @@ def test_a_dicomdir_is_no_object_to_store(tmp_path: Path) -> None:
 
 
 def test_a_sop_class_taken_in_no_syntax_proposed_is_told_apart(tmp_path: Path) -> None:
-    """The peer takes the SOP Class, in Big Endian only: the failure says so rather
-    than "the peer accepted no context", as when the class itself is refused."""
-    from pydicom.uid import ExplicitVRBigEndian
+    """The peer takes the SOP Class, in JPEG Baseline only (a file is converted to
+    any uncompressed syntax, none to a compressed one): the failure says so
+    rather than "the peer accepted no context", as when the class itself is
+    refused."""
+    from pydicom.uid import JPEGBaseline8Bit
 
     path = write_part10(tmp_path / "le.dcm", make_image(8), ExplicitVRLittleEndian)
 
     async def scenario() -> list[StoreResult]:
-        scp = StorageSCP(tmp_path / "root", transfer_syntaxes=[ExplicitVRBigEndian])
+        scp = StorageSCP(tmp_path / "root", transfer_syntaxes=[JPEGBaseline8Bit])
         try:
             async with running_server(providers=[VerificationSCP(), scp]) as server:
                 return list(await store_paths("127.0.0.1", server.port, [path]))

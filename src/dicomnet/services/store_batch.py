@@ -20,16 +20,27 @@ from ..storage.files import StorageError
 from ..storage.part10 import Part10Info
 from ..ul.negotiation import ContextRequest
 from .store_compact import stored
-from .store_dataset import EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
+from .store_dataset import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
 from .store_prepare import PduBuffers, Prepared, as_it_is_now, prepare_file, tag_texts
 from .store_result import StoreResult, record
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation, Reply
 
-__all__ = ["Batch", "InFlight", "Plan", "batches", "contexts_for", "send_batch"]
+__all__ = ["LAST_RESORT", "LITTLE_ENDIAN", "MAX_CONTEXTS", "Batch", "InFlight", "Plan", "batches",
+           "contexts_for", "main_contexts", "send_batch"]
 
 log = logging.getLogger("dicomnet.services")
+
+#: The syntaxes an uncompressed file is converted to for a peer that did not take
+#: it as it is: Little Endian, which every Storage SCP takes (PS3.5 10.1: Implicit
+#: VR Little Endian is the default)...
+LITTLE_ENDIAN = (EXPLICIT_LE, IMPLICIT_LE)
+#: ... and, only for a peer that takes neither, these, in a context of their own:
+#: Deflated first, Explicit VR Big Endian being retired (PS3.5 A.3).
+LAST_RESORT = (DEFLATED_LE, EXPLICIT_BE)
+_SYNTAX_NAMES = {DEFLATED_LE: "Deflated Explicit VR Little Endian",
+                 EXPLICIT_BE: "Explicit VR Big Endian"}
 
 
 #: A common file's header as ``Plan.stamp`` keeps it: its data set's offset, the
@@ -136,9 +147,42 @@ class Batch:
     keys: dict[tuple[str, str], None] = field(default_factory=dict)
 
 
+#: The most contexts one association proposes: context IDs are odd, 1 to 255
+#: (PS3.8 9.3.2.2).
+MAX_CONTEXTS = 128
+
+
 def contexts_for(keys: Iterable[tuple[str, str]]) -> list[ContextRequest]:
+    """The presentation contexts proposed for files of these (SOP class, file
+    syntax) pairs (PS3.8 7.1.1.13): one per pair asking for its file as it is;
+    one per SOP class of an uncompressed file offering the Little Endian
+    syntaxes it can be converted to; then, in the room left below
+    :data:`MAX_CONTEXTS`, one per such class offering :data:`LAST_RESORT`,
+    the uncompressed syntaxes a peer may take when it takes neither Little
+    Endian one. A peer answers each context alone, so that last one takes
+    nothing from the others: ``prepare_file`` sends a file as it is first,
+    else converted in Little Endian, and only then in what the last resort
+    context was accepted in. It never adds an association (``batches``
+    counts the others alone): where there is no room, a class goes without
+    (the first classes of the batch get it)."""
+    requests = main_contexts(keys)
+    own: dict[str, set[str]] = {}
+    for request in requests:
+        own.setdefault(request.abstract_syntax, set()).update(request.transfer_syntaxes)
+    for sop_class, syntaxes in own.items():
+        if len(requests) >= MAX_CONTEXTS:
+            break
+        if syntaxes.isdisjoint(LITTLE_ENDIAN):
+            continue  # compressed files alone: none is converted
+        if extra := tuple(s for s in LAST_RESORT if s not in syntaxes):
+            requests.append(ContextRequest(sop_class, extra))
+    return requests
+
+
+def main_contexts(keys: Iterable[tuple[str, str]]) -> list[ContextRequest]:
     """One context per (SOP class, file syntax) asking for it as is, plus one per
-    SOP class offering the uncompressed syntaxes pydicom can convert to."""
+    SOP class of an uncompressed file offering the Little Endian syntaxes it
+    can be converted to (:func:`contexts_for` without its last resort ones)."""
     requests: list[ContextRequest] = []
     fallback: dict[str, None] = {}
     for sop_class, ts in keys:
@@ -146,19 +190,29 @@ def contexts_for(keys: Iterable[tuple[str, str]]) -> list[ContextRequest]:
         if ts in UNCOMPRESSED:
             fallback[sop_class] = None
     for sop_class in fallback:
-        requests.append(ContextRequest(sop_class, (EXPLICIT_LE, IMPLICIT_LE)))
+        requests.append(ContextRequest(sop_class, LITTLE_ENDIAN))
     return requests
 
 
 def batches(plans: list[Plan]) -> Iterator[Batch]:
-    """Group files so that each association proposes at most 128 contexts (PS3.8 9.3.2.2)."""
+    """Group files so that each association proposes at most 128 contexts (PS3.8
+    9.3.2.2), counting those of :func:`main_contexts`: the last resort ones fill
+    the room left, and never split a batch."""
     batch = Batch()
+    classes: set[str] = set()  # the batch's SOP classes with a conversion context
+    count = 0
     for plan in plans:
         key = (plan.sop_class_uid, plan.transfer_syntax_uid)
-        if key not in batch.keys and len(contexts_for([*batch.keys, key])) > 128:
-            yield batch
-            batch = Batch()
-        batch.keys[key] = None
+        if key not in batch.keys:
+            more = 1 + (key[1] in UNCOMPRESSED and key[0] not in classes)
+            if count + more > MAX_CONTEXTS and batch.plans:
+                yield batch
+                batch, classes, count = Batch(), set(), 0
+                more = 1 + (key[1] in UNCOMPRESSED)
+            batch.keys[key] = None
+            count += more
+            if key[1] in UNCOMPRESSED:
+                classes.add(key[0])
         batch.plans.append(plan)
     if batch.plans:
         yield batch
@@ -198,6 +252,7 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
     """Send the plans on one association, up to its asynchronous window at a time.
     ``on_progress`` must not raise (``store_paths`` guards the caller's)."""
     buffers = PduBuffers()
+    told: set[tuple[str, str]] = set()  # (SOP class, last resort syntax) logged
 
     async def prepare(plan: Plan) -> Prepared | None:
         """The plan's C-STORE, while the association stands; None (and reported)
@@ -215,6 +270,13 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
             _changed_since_listed(plan.result, change, prepared is not None)
         if prepared is None and on_progress:
             on_progress(plan.result)
+        if (target := plan.result.converted_to) in LAST_RESORT and (
+                key := (plan.sop_class_uid, target)) not in told:
+            told.add(key)
+            log.info("the peer takes %s in neither Little Endian syntax: its files are "
+                     "converted to %s%s", plan.sop_class_uid, _SYNTAX_NAMES[target],
+                     ", a retired syntax (PS3.5 A.3) the peer still accepts"
+                     if target == EXPLICIT_BE else "")
         plan.started = prepared is not None
         return prepared
 

@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
+from pydicom.uid import UID
+
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
 from ..storage.completeness import dataset_problem, file_dataset_problem
@@ -425,14 +427,30 @@ def refused(assoc: ClientAssociation, info: Syntaxes) -> str | None:
 
 
 def no_context(assoc: ClientAssociation, info: Syntaxes) -> str:
-    """Why ``info``'s file cannot go: the SOP Class refused, or the syntax."""
-    why = assoc.refused.get(info.sop_class_uid)
+    """Why ``info``'s file cannot go: the SOP Class refused, or the syntax. A file
+    that is never converted (compressed, or in a syntax dicomnet does not know)
+    is told so whether the peer refused every context of its SOP Class (one
+    file alone proposes its own syntax alone) or took the class in another
+    syntax (for other files): its own was not taken either way."""
+    sop_class, syntax = info.sop_class_uid, info.transfer_syntax_uid
+    why = assoc.refused.get(sop_class)
+    if syntax not in UNCOMPRESSED and why in (None, TRANSFER_SYNTAXES_NOT_SUPPORTED):
+        return (f"the peer accepted no context for {sop_class} in {syntax} "
+                f"({_never_converted(syntax)})")
     if why is not None:
-        return (f"the peer accepted no context for {info.sop_class_uid}: "
+        return (f"the peer accepted no context for {sop_class}: "
                 + _REFUSALS.get(why, "it refused them without a reason"))
-    return (f"the peer accepted no context for {info.sop_class_uid} in "
-            f"{info.transfer_syntax_uid}" + ("" if info.transfer_syntax_uid in UNCOMPRESSED
-                                             else " (compressed; not converted)"))
+    return f"the peer accepted no context for {sop_class} in {syntax}"
+
+
+def _never_converted(syntax: str) -> str:
+    """Why a file in ``syntax`` (no uncompressed one) goes only as it is: its data
+    set is compressed (dicomnet does not decompress), or encoded in a way
+    dicomnet cannot read (a private or unknown transfer syntax, PS3.5 10)."""
+    if UID(syntax).is_transfer_syntax:
+        return "compressed; not converted"
+    return ("a transfer syntax dicomnet does not know, so not converted: sent only to a "
+            "peer that accepts it as is")
 
 
 async def _empty_dataset(info: Part10Info) -> str | None:
