@@ -376,11 +376,13 @@ def test_dicomnet_store_says_what_went_as_is_converted_or_skipped(
         tmp_path: Path, dcmtk: Dcmtk) -> None:
     """`dicomnet store --json` into an Implicit VR only storescp: each file's
     transfer_syntax_uid and converted_to (null: as it is), the refusal for the
-    compressed ones, exit status 1; the table gives a skipped file's reason."""
+    compressed ones, exit status 1; the table gives a skipped file's reason, and
+    the syntax a file was converted to."""
     sources = _sources(tmp_path / "in")
     with storescp_taking(dcmtk, tmp_path, "implicit-le") as (port, _):
         done = _dicomnet_store(port, tmp_path / "in", "--json")
         table = _dicomnet_store(port, sources["rle"][0])
+        big_endian = _dicomnet_store(port, sources["explicit-be"][0])
     assert done.returncode == 1, done.stderr
     document = json.loads(done.stdout)
     results = {Path(str(r["path"])).stem: r for r in document["results"]}
@@ -400,3 +402,7 @@ def test_dicomnet_store_says_what_went_as_is_converted_or_skipped(
     # Alone, the RLE file's one context is refused: told as in company (it read "in
     # none of the transfer syntaxes proposed").
     assert _not_converted(SOURCES["rle"]) in " ".join(words.replace("│", " ").split()), words
+    # The table names the syntax a file was converted to (only --json did).
+    assert big_endian.returncode == 0, big_endian.stderr
+    words = " ".join(big_endian.stdout.replace("│", " ").split())
+    assert "0x0000 Success (converted to Implicit VR Little Endian)" in words, words

@@ -4,7 +4,7 @@ and Deflated Explicit VR Little Endian, proposed in a context of their own per
 SOP class, only where there is room below 128 contexts, and used only when the
 peer took neither Little Endian syntax; the words for a file never converted
 (compressed, or in a syntax dicomnet does not know) the same alone or in a
-batch."""
+batch; and `dicomnet store`'s table naming the syntax a file was converted to."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from dicomnet.services.store_contexts import storage_sop_classes
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
+from tests.cli.helpers import ServerThread, run_cli
 
 from .dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image, uid, write_part10
 
@@ -216,3 +217,25 @@ def test_a_file_never_converted_is_told_so_alone_and_in_company(
     assert [(r.ok, r.error) for r in together] == [
         (False, _never_converted(syntax, why)), (True, None)]
     assert together[1].converted_to == ILE
+
+
+# -- dicomnet store's table ----------------------------------------------------------------
+
+
+def test_the_table_says_what_a_file_was_converted_to(tmp_path: Path) -> None:
+    """It said "0x0000 Success" alone; only --json had converted_to."""
+    converted = write_part10(tmp_path / "in" / "a.dcm", make_image(264), ELE)
+    as_is = write_part10(tmp_path / "in" / "b.dcm", make_image(265), ILE)
+    scp = StorageSCP(tmp_path / "root", transfer_syntaxes=[ILE])
+    server = ServerThread({"providers": [VerificationSCP(), scp]}).start()
+    try:
+        result = run_cli("store", "127.0.0.1", server.port, converted, as_is,
+                         env={"TTY_COMPATIBLE": "1", "NO_COLOR": "1", "COLUMNS": "1000"})
+    finally:
+        server.stop()
+        scp.close()
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in result.stdout.splitlines() if line.count("│") == 4}
+    assert rows == {str(converted): "0x0000 Success (converted to Implicit "
+                    "VR Little Endian)", str(as_is): "0x0000 Success"}

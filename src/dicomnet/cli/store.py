@@ -201,15 +201,34 @@ def _stderr_is_terminal() -> bool:
     return Console(stderr=True).is_terminal
 
 
-def _status_text(result: StoreResult) -> str:
-    """The status code, its meaning, and the peer's Error Comment if it sent one."""
+def _status_text(result: StoreResult, *, converted: bool = False) -> str:
+    """The status code, its meaning, and the peer's Error Comment if it sent one;
+    with ``converted`` (the table's rows), the syntax the file was converted to
+    first (--json has it apart: converted_to)."""
     if result.status is None:
         if result.error == _UNCONFIRMED:
             return "unconfirmed"  # a Ctrl-C: whether it was on the wire is not known
         return "no answer" if result.sent else "not sent"
     text = f"0x{result.status:04X} {Status(result.status, 'storage').description}"
-    said = _peer_said(result, result.error_comment or "")
-    return text + (f" ({said.removeprefix('; ')})" if said else "")
+    said = _peer_said(result, result.error_comment or "").removeprefix("; ")
+    notes = [_converted_words(result) if converted else "", said]
+    return text + (f" ({'; '.join(n for n in notes if n)})" if any(notes) else "")
+
+
+def _answered_converted(result: StoreResult) -> str:
+    """" (converted to ...)" after a failed row the peer answered, for a file it
+    had converted: what it refused was not the file's own encoding."""
+    words = _converted_words(result) if result.status is not None else ""
+    return f" ({words})" if words else ""
+
+
+def _converted_words(result: StoreResult) -> str:
+    """"converted to <syntax's name>", or "" for a file sent as it is."""
+    if result.converted_to is None:
+        return ""
+    from pydicom.uid import UID
+
+    return f"converted to {UID(result.converted_to).name}"
 
 
 def _peer_said(result: StoreResult, comment: str) -> str:
@@ -534,8 +553,9 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             table.add_column("status", overflow="fold")
             table.add_column("size", justify="right", no_wrap=True)
             for r in rows[:_TABLE_ROWS]:
-                status = (Text(printable(_status_text(r))) if r.ok
-                          else Text(printable(_failure_text(r)), style="red"))
+                status = (Text(printable(_status_text(r, converted=True))) if r.ok
+                          else Text(printable(_failure_text(r) + _answered_converted(r)),
+                                    style="red"))
                 table.add_row(Text(printable(str(r.path))), status,
                               _human_bytes(size_of.get(id(r), r.size)))
             console.print(table)
