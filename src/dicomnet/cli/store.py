@@ -196,7 +196,7 @@ async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
 
 
 def _stderr_is_terminal() -> bool:
-    from rich.console import Console  # rich's test: it honours FORCE_TERMINAL and the like
+    from rich.console import Console  # rich's test: TTY_COMPATIBLE, FORCE_COLOR, then isatty
 
     return Console(stderr=True).is_terminal
 
