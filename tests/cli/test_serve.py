@@ -453,3 +453,37 @@ def test_serve_json_says_each_object_stored(serve_process: Any, tmp_path: Path) 
         assert [k for k in event if not re.search(rf"(?<![\w-]){k}(?![\w-])", help_text)] == []
     assert {p.name for p in (tmp_path / "store").rglob("*.dcm")} == {
         Path(e["path"]).name for e in by_uid.values()}
+
+
+def test_serve_idle_timeout_aborts_an_association_left_silent(serve_process: Any) -> None:
+    """--idle-timeout (Timeouts.idle, 300 s without it): an established association
+    over which nothing comes for that long is aborted, its slot freed; a modality
+    that keeps one open between studies needs more, a busy server less."""
+    import asyncio
+
+    from dicomnet.aio.client import associate
+    from dicomnet.errors import AssociationAborted
+
+    proc, started = serve_process("--idle-timeout", "0.5")
+    assert started["idle_timeout"] == 0.5
+
+    async def idle() -> str:
+        async with associate("127.0.0.1", started["port"]) as assoc:
+            for _ in range(100):  # at most 10 s: the server aborts long before
+                if not assoc.is_established:
+                    break
+                await asyncio.sleep(0.1)
+            try:
+                await assoc.echo()
+            except AssociationAborted as exc:
+                return str(exc)
+        return "still established"
+
+    said = asyncio.run(idle())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert "abort" in said.lower(), said
+    assert "idle" in err, err
+    result = run_cli("serve", "--port", "0", "--idle-timeout", "0")
+    assert result.exit_code == 2
+    assert "--idle-timeout" in result.output

@@ -200,7 +200,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
                  check_called: bool = False, unknown_sop_classes: bool = False,
-                 operation_timeout: float | None = None, drain_timeout: float = 0) -> None:
+                 operation_timeout: float | None = None, idle_timeout: float | None = None,
+                 drain_timeout: float = 0) -> None:
     """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then drain
     (up to ``drain_timeout`` seconds) and stop: that is success. Before it
     listens, they interrupt it (exit 130, 143)."""
@@ -216,6 +217,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         timeouts = dataclasses.replace(timeouts, artim=net.timeout)
     if operation_timeout is not None:
         timeouts = dataclasses.replace(timeouts, operation=operation_timeout)
+    if idle_timeout is not None:
+        timeouts = dataclasses.replace(timeouts, idle=idle_timeout)
     providers: list[ServiceProvider] = [VerificationSCP()]
     made = _folders_to_make(output)
     storage = storage_scp(output, duplicates=duplicates, durable=durable,
@@ -272,7 +275,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               max_associations=limits.max_associations,
               max_per_host=limits.max_associations_per_host,
               max_pending=limits.max_pending_connections,
-              operation_timeout=timeouts.operation, drain_timeout=drain_timeout)
+              operation_timeout=timeouts.operation, idle_timeout=timeouts.idle,
+              drain_timeout=drain_timeout)
         try:
             await server.serve_forever()
         except asyncio.CancelledError:
@@ -378,6 +382,11 @@ def _uncancel() -> None:
               help="Longest the server may take to perform one request (storing a large "
                    "object, say) before its answer is ready; past it the association is "
                    "aborted (A-ABORT), so that a hung disk or handler cannot hold its slot.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True),
+              default=Timeouts().idle, show_default=True, metavar="SECONDS",
+              help="Longest an association may stay silent (nothing received, nothing "
+                   "sent taken) before it is aborted (A-ABORT), freeing its slot: more "
+                   "for a modality that keeps one open between studies.")
 @click.option("--drain-timeout", type=click.FloatRange(min=0), default=30.0,
               show_default=True, metavar="SECONDS",
               help="On Ctrl-C or SIGTERM, how long the associations under way may go on "
@@ -409,7 +418,7 @@ def _uncancel() -> None:
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
           max_per_host: int, max_pending: int, operation_timeout: float,
-          drain_timeout: float, duplicates: str,
+          idle_timeout: float, drain_timeout: float, duplicates: str,
           no_fsync: bool, allow_aets: tuple[str, ...], check_called_aet: bool,
           accept_unknown_sop_classes: bool,
           net: NetworkOptions) -> None:
@@ -448,7 +457,7 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             output, allowed_aets (null: any),
                             check_called_aet, max_associations,
                             max_per_host, max_pending, operation_timeout,
-                            drain_timeout
+                            idle_timeout, drain_timeout
       association_accepted  peer, calling_aet, called_aet, contexts (how
                             many presentation contexts were accepted)
       stored                an object durable: path, sop_class_uid,
@@ -507,5 +516,5 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                                  allowed=allowed, check_called=check_called_aet,
                                  unknown_sop_classes=accept_unknown_sop_classes,
                                  operation_timeout=operation_timeout,
-                                 drain_timeout=drain_timeout),
+                                 idle_timeout=idle_timeout, drain_timeout=drain_timeout),
                   verbose=net.verbose, sigterm_interrupts=True)
