@@ -8,7 +8,8 @@ import asyncio
 import collections
 import contextlib
 
-from ..dimse.messages import DimseMessage
+from ..dimse.messages import DimseMessage, operation_name
+from ..errors import RemoteProtocolError
 
 __all__ = ["DUPLICATE_INVOCATION", "DuplicateInvocation", "MessageIds", "OperationsWindow"]
 
@@ -93,23 +94,39 @@ class DuplicateInvocation:
 class MessageIds:
     """The Message IDs of the requests an association received and has not answered
     yet (PS3.7 9.1.1.1.1): an ID is held from the request's command set until its
-    operation's final response, then free for the next request."""
+    operation's final response is about to go, then free for the next request.
+    They are the requests the peer has outstanding, which the asynchronous
+    operations window it negotiated bounds (``window``, PS3.7 D.3.3.3)."""
 
-    __slots__ = ("_held",)
+    __slots__ = ("_held", "window")
 
     def __init__(self) -> None:
         self._held: set[int] = set()
+        #: How many requests the peer may have outstanding, when it negotiated an
+        #: asynchronous operations window; None: not enforced. Without one the
+        #: default is 1 (PS3.7 D.3.3.3), yet some requestors send a C-ECHO while
+        #: a C-STORE is outstanding: those are performed one at a time instead.
+        self.window: int | None = None
 
     def claim(self, message: DimseMessage) -> bool:
         """Hold the Message ID of request ``message``; False when it is held already
         (a duplicate invocation). True, holding nothing, for a message with no
-        Message ID of its own (a response, a C-CANCEL-RQ)."""
+        Message ID of its own (a response, a C-CANCEL-RQ). Raises
+        RemoteProtocolError when it puts more requests outstanding than the
+        peer's window: the association is aborted rather than the requests read
+        on and queued, which is what a window keeps from happening."""
         message_id = getattr(message, "message_id", None)
         if message_id is None or not message.is_request:
             return True
         if message_id in self._held:
             return False
-        self._held.add(message_id)
+        held = self._held
+        if self.window is not None and len(held) >= self.window:
+            raise RemoteProtocolError(
+                f"{operation_name(message)}-RQ with Message ID {message_id} puts "
+                f"{len(held) + 1} requests outstanding, more than the asynchronous "
+                f"operations window of {self.window} negotiated (PS3.7 D.3.3.3)")
+        held.add(message_id)
         return True
 
     def release(self, message: DimseMessage) -> None:

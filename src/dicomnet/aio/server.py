@@ -482,6 +482,8 @@ class Server(RequestDispatch):
         assoc.contexts = accepted_contexts(rq, ac)
         assoc.async_window = async_window(rq, ac)
         assoc.operations = OperationsWindow(assoc.async_window)
+        if rq.user_information.async_ops_window is not None:
+            assoc.message_ids.window = assoc.async_window
         self._active += 1
         self._per_host[assoc.peer[0]] += 1
         tell(self.on_connection_event, AssociationAccepted(
