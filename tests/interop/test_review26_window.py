@@ -1,0 +1,160 @@
+"""Review 26: pynetdicom as a requestor with an asynchronous operations window
+(PS3.7 D.3.3.3) into dicomnet's StorageSCP whose ``on_c_store`` is slow, over
+TLS. pynetdicom's own ``send_c_store`` waits for each answer, so the requests
+go out through its DIMSE provider (``assoc.dimse.send_msg``), its reactor
+paused as its own ``send_*`` methods pause it. Within the window: every object
+answered Success, never more handlers at once than granted; beyond
+it: pynetdicom is aborted, and the server's line says why."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import ssl
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+
+from dicomnet.services.storage import StorageSCP, StoredInstance
+from tests.aio.helpers import LOOPBACK, Pki, PkiFactory, association_lines, run, running_server
+from tests.storage.dicomfiles import SECONDARY_CAPTURE, store_payloads
+
+pytestmark = pytest.mark.interop
+SERVER_AE = "DICOMNET-SCP"
+
+
+@pytest.fixture(scope="module")
+def pki(pkis: PkiFactory) -> Pki:
+    return pkis("ecdsa")
+
+
+class Busy:
+    """An ``on_c_store`` that sleeps, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.most = 0
+
+    async def __call__(self, outcome: StoredInstance) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        await asyncio.sleep(0.02)
+        self.now -= 1
+
+
+def _pipeline(pynetdicom: ModuleType, pki: Pki, port: int, objects: list[tuple[str, bytes]],
+              *, invoked: int, depth: int) -> dict[str, Any]:
+    """pynetdicom proposes ``invoked`` and keeps up to ``depth`` C-STOREs
+    outstanding: what it was granted, the (Message ID, status) answers in the
+    order they came, and whether it was aborted."""
+    from pynetdicom.dimse_primitives import C_STORE
+    from pynetdicom.pdu_primitives import AsynchronousOperationsWindowNegotiation
+
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki.ca_file))
+    context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    ae = pynetdicom.AE(ae_title="PYNETDICOM-SCU")
+    ae.add_requested_context(SECONDARY_CAPTURE, [ExplicitVRLittleEndian])
+    window = AsynchronousOperationsWindowNegotiation()
+    window.maximum_number_operations_invoked = invoked
+    window.maximum_number_operations_performed = 1
+    assoc = ae.associate(LOOPBACK, port, ae_title=SERVER_AE, ext_neg=[window],
+                         tls_args=(context, LOOPBACK))
+    try:
+        assert assoc.is_established, "pynetdicom could not associate"
+        granted = [(item.maximum_number_operations_invoked,
+                    item.maximum_number_operations_performed)
+                   for item in assoc.acceptor.user_information
+                   if isinstance(item, AsynchronousOperationsWindowNegotiation)]
+        context_id = assoc.accepted_contexts[0].context_id
+        assoc._reactor_checkpoint.clear()  # as pynetdicom's send_* do: we read the answers
+        while not assoc._is_paused:
+            time.sleep(0.001)
+        answers: list[tuple[int, int]] = []
+        sent = outstanding = 0
+        while (sent < len(objects) or outstanding) and assoc.is_established:
+            while sent < len(objects) and outstanding < depth:
+                uid, data = objects[sent]
+                rq = C_STORE()
+                rq.MessageID = sent + 1
+                rq.AffectedSOPClassUID = SECONDARY_CAPTURE
+                rq.AffectedSOPInstanceUID = uid
+                rq.Priority = 2
+                rq.DataSet = io.BytesIO(data)
+                assoc.dimse.send_msg(rq, context_id)
+                sent += 1
+                outstanding += 1
+            _, rsp = assoc.dimse.get_msg(block=False)
+            if rsp is not None:
+                answers.append((int(rsp.MessageIDBeingRespondedTo), int(rsp.Status)))
+                outstanding -= 1
+            elif assoc.acse.is_aborted():  # the paused reactor would not notice
+                break
+            else:
+                time.sleep(0.001)
+        aborted = assoc.acse.is_aborted()
+        assoc._reactor_checkpoint.set()
+        return {"granted": granted, "answers": answers, "aborted": aborted}
+    finally:
+        if assoc.is_established:
+            assoc.release()
+        ae.shutdown()
+
+
+def _scenario(tmp_path: Path, pynetdicom: ModuleType, pki: Pki, count: int, *, invoked: int,
+              depth: int) -> tuple[dict[str, Any], int, int]:
+    objects = store_payloads(tmp_path / "in", count)
+    busy = Busy()
+
+    async def main() -> dict[str, Any]:
+        scp = StorageSCP(tmp_path / "out", on_c_store=busy)
+        try:
+            async with running_server(ae_title=SERVER_AE, tls=pki.server_tls(),
+                                      providers=[scp]) as server:
+                result = await asyncio.to_thread(_pipeline, pynetdicom, pki, server.port,
+                                                 objects, invoked=invoked, depth=depth)
+                for _ in range(100):  # the association's line, once it ended
+                    if server.active_associations == 0:
+                        break
+                    await asyncio.sleep(0.05)
+                return result
+        finally:
+            scp.close()
+
+    result = run(main(), timeout=60)
+    return result, busy.most, len(list((tmp_path / "out").rglob("*.dcm")))
+
+
+@pytest.mark.parametrize(("invoked", "granted"), [(8, 8), (0, 32)])
+def test_pynetdicom_within_its_window_is_answered_whole(
+        tmp_path: Path, pynetdicom: ModuleType, pki: Pki, invoked: int, granted: int) -> None:
+    """pynetdicom asks 8 (or unlimited, 0: the server grants 32) and keeps that
+    many C-STOREs outstanding: 60 objects stored, each answered Success once
+    (in whatever order: the window allows any), never more handlers at once
+    than granted."""
+    result, most, stored = _scenario(tmp_path, pynetdicom, pki, 60, invoked=invoked,
+                                     depth=granted)
+    assert result["granted"] == [(1, granted)]
+    assert sorted(result["answers"]) == [(n + 1, 0) for n in range(60)]
+    assert not result["aborted"]
+    assert most <= granted and stored == 60
+
+
+def test_pynetdicom_beyond_its_window_is_aborted(
+        tmp_path: Path, pynetdicom: ModuleType, pki: Pki,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """pynetdicom asks for a window of 4, then keeps 12 C-STOREs outstanding:
+    aborted (it hears an A-ABORT), the server's line naming the window; before,
+    the requests were queued and all answered."""
+    caplog.set_level("INFO", logger="dicomnet.aio")
+    result, most, stored = _scenario(tmp_path, pynetdicom, pki, 24, invoked=4, depth=12)
+    assert result["granted"] == [(1, 4)]
+    assert result["aborted"]
+    assert len(result["answers"]) < 24 and most <= 4 and stored < 24
+    lines = association_lines(caplog)
+    assert len(lines) == 1 and "PYNETDICOM-SCU" in lines[0]
+    assert ("5 requests outstanding, more than the asynchronous operations window of 4 "
+            "negotiated (PS3.7 D.3.3.3)") in lines[0]
