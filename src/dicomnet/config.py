@@ -80,6 +80,11 @@ class Limits:
     would each hold a descriptor until their timeout (ARTIM, the handshake's).
     A TLS handshake closed this way reports no ``on_secure_link_ready`` event:
     the server logs the episode once instead."""
+    max_async_operations: int = 32
+    """Server: the asynchronous operations window granted at most (PS3.7 D.3.3.3):
+    requests a peer may have outstanding, performed at once; a peer asking for
+    fewer gets what it asks, one asking for none (or 1) is served one at a time,
+    and one that goes past what it was granted is aborted."""
     max_dataset_in_memory: int = 16 << 20
     """Largest data set kept in memory: one no service streams to disk (a C-FIND
     identifier, an N-ACTION's attribute list, the data set of a request no
@@ -94,6 +99,8 @@ class Limits:
             # bytes; a peer refuses a Maximum Length with no room for data.
             raise ConfigurationError(
                 f"max_pdu_length must be 0 (unlimited) or at least 7, got {self.max_pdu_length}")
+        if not 1 <= self.max_async_operations <= 0xFFFF:
+            raise ConfigurationError("max_async_operations must be 1 to 65535 (PS3.7 D.3.3.3)")
         if self.max_associations < 1:
             raise ConfigurationError("max_associations must be at least 1")
         if self.max_associations_per_host < 1:

@@ -487,3 +487,29 @@ def test_serve_idle_timeout_aborts_an_association_left_silent(serve_process: Any
     result = run_cli("serve", "--port", "0", "--idle-timeout", "0")
     assert result.exit_code == 2
     assert "--idle-timeout" in result.output
+
+
+def test_serve_max_async_sets_the_window_it_grants(serve_process: Any) -> None:
+    """--max-async N (Limits.max_async_operations, 32 without it): the
+    asynchronous operations window granted at most (PS3.7 D.3.3.3), in the
+    listening event; it was fixed at 32."""
+    import asyncio
+
+    from dicomnet.aio.client import associate
+
+    async def granted(port: int, proposed: int) -> int:
+        async with associate("127.0.0.1", port, max_async_operations=proposed) as assoc:
+            return assoc.async_window
+
+    proc, started = serve_process("--max-async", "2")
+    assert started["max_async"] == 2
+    assert asyncio.run(granted(started["port"], 8)) == 2
+    assert asyncio.run(granted(started["port"], 1)) == 1
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    proc, started = serve_process()
+    assert started["max_async"] == 32
+    assert asyncio.run(granted(started["port"], 64)) == 32
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert run_cli("serve", "--port", "0", "--max-async", "0").exit_code == 2

@@ -239,3 +239,24 @@ def test_a_store_interrupted_while_waiting_to_retry_says_each_last_answer(
         assert (r["status"], r["ok"], r["sent"], r["retryable"]) == (0xA700, False, True, False)
         assert r["status_text"] == "0xA700 Refused: out of resources"
         assert r["error"].endswith("; interrupted before it was sent again")
+
+
+def test_store_max_async_sets_the_window_it_proposes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-async N: the asynchronous operations window proposed (PS3.7 D.3.3.3;
+    32 without it, 1 for a peer that mishandles windows); it could not be set."""
+    from dicomnet.services import storage
+
+    proposed: list[int] = []
+
+    async def store_paths(*args: object, **kwargs: object) -> list[object]:
+        proposed.append(kwargs["max_async_operations"])  # type: ignore[arg-type]
+        return []
+
+    monkeypatch.setattr(storage, "store_paths", store_paths)
+    ds = tmp_path / "ct.dcm"
+    write_synthetic_ct(ds, number=1, study_uid=generate_uid(), series_uid=generate_uid())
+    run_cli("store", "127.0.0.1", 104, ds, "--max-async", "1", "--json")
+    run_cli("store", "127.0.0.1", 104, ds, "--json")
+    assert proposed == [1, 32]
+    assert run_cli("store", "127.0.0.1", 104, ds, "--max-async", "0").exit_code == 2

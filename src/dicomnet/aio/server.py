@@ -168,7 +168,8 @@ class Server(RequestDispatch):
         # it does not list (a storage SCP taking unknown SOP classes). The last
         # provider naming a syntax decides, as when the mappings were merged.
         contexts = MergedContexts([p.contexts for p in reversed(self.providers)])
-        return AcceptorPolicy(contexts=contexts, max_pdu_length=self.limits.max_pdu_length)
+        return AcceptorPolicy(contexts=contexts, max_pdu_length=self.limits.max_pdu_length,
+                              max_async_operations=self.limits.max_async_operations)
 
     async def _start(self) -> None:
         for provider in self.providers:

@@ -275,7 +275,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               max_associations=limits.max_associations,
               max_per_host=limits.max_associations_per_host,
               max_pending=limits.max_pending_connections,
-              operation_timeout=timeouts.operation, idle_timeout=timeouts.idle,
+              max_async=limits.max_async_operations, operation_timeout=timeouts.operation,
+              idle_timeout=timeouts.idle,
               drain_timeout=drain_timeout)
         try:
             await server.serve_forever()
@@ -377,6 +378,11 @@ def _uncancel() -> None:
               help="Connections not yet associated (in the TLS handshake, or awaiting their "
                    "association request) at once; each one more closes the oldest, so "
                    "that idle connections cannot use up the server's file descriptors.")
+@click.option("--max-async", type=click.IntRange(1, 0xFFFF),
+              default=Limits().max_async_operations, show_default=True,
+              help="The asynchronous operations window granted at most (PS3.7 D.3.3.3): "
+                   "requests a peer may have outstanding, performed at once; a peer "
+                   "asking for fewer gets what it asks; 1 serves one at a time.")
 @click.option("--operation-timeout", type=click.FloatRange(min=0, min_open=True),
               default=Timeouts().operation, show_default=True, metavar="SECONDS",
               help="Longest the server may take to perform one request (storing a large "
@@ -417,7 +423,7 @@ def _uncancel() -> None:
                    "whatever the caller calls us.")
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
-          max_per_host: int, max_pending: int, operation_timeout: float,
+          max_per_host: int, max_pending: int, max_async: int, operation_timeout: float,
           idle_timeout: float, drain_timeout: float, duplicates: str,
           no_fsync: bool, allow_aets: tuple[str, ...], check_called_aet: bool,
           accept_unknown_sop_classes: bool,
@@ -456,7 +462,8 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             profile and peer_cert (null without TLS),
                             output, allowed_aets (null: any),
                             check_called_aet, max_associations,
-                            max_per_host, max_pending, operation_timeout,
+                            max_per_host, max_pending, max_async,
+                            operation_timeout,
                             idle_timeout, drain_timeout
       association_accepted  peer, calling_aet, called_aet, contexts (how
                             many presentation contexts were accepted)
@@ -511,7 +518,8 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
         run_async(lambda: _serve(host, net.default_port() if port is None else port, output,
                                  Limits(max_associations=max_associations,
                                         max_associations_per_host=max_per_host,
-                                        max_pending_connections=max_pending),
+                                        max_pending_connections=max_pending,
+                                        max_async_operations=max_async),
                                  net, tls=tls, duplicates=duplicates, durable=not no_fsync,
                                  allowed=allowed, check_called=check_called_aet,
                                  unknown_sop_classes=accept_unknown_sop_classes,

@@ -145,7 +145,7 @@ def _progress_bar(total_bytes: int, count: int) -> tuple[Progress, TaskID]:
 async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
                net: NetworkOptions, tls: TLSConfig | None, show_progress: bool,
                links: list[SecureLinkEvent],
-               retries: int, retry_delay: float,
+               retries: int, retry_delay: float, max_async: int,
                finished: list[StoreResult], retry_wait: _RetryWait,
                results: list[StoreResult]) -> list[StoreResult]:
     from dicomnet.services.storage import store_paths
@@ -191,7 +191,7 @@ async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
             host, port, files, tls=tls, calling_ae_title=net.aet,
             called_ae_title=net.called_aet, timeouts=net.timeouts(), on_progress=on_progress,
             on_secure_link_ready=links.append, retries=retries, retry_delay=retry_delay,
-            on_retry=on_retry, listed=True, results=results,
+            on_retry=on_retry, listed=True, results=results, max_async_operations=max_async,
         )
 
 
@@ -278,9 +278,13 @@ def _failure_text(result: StoreResult) -> str:
 @click.option("--retry-delay", type=click.FloatRange(0, 60), default=2.0, show_default=True,
               metavar="SECONDS",
               help="Wait before the first retry; doubled at each next one (60 s at most).")
+@click.option("--max-async", type=click.IntRange(1, 0xFFFF), default=32, show_default=True,
+              help="The asynchronous operations window proposed (PS3.7 D.3.3.3): C-STOREs "
+                   "in flight before their answers, as many as the peer grants (most "
+                   "grant none: one at a time); 1 for a peer that mishandles windows.")
 @network_options("client", port_required=True)
 def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
-          retry_delay: float, net: NetworkOptions) -> None:
+          retry_delay: float, max_async: int, net: NetworkOptions) -> None:
     """Send DICOM files to a Storage SCP with C-STORE; folders are searched recursively.
 
     Files go as they are on disk when the peer accepts their transfer syntax.
@@ -418,6 +422,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
         results = run_async(lambda: _run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                          show_progress=show_progress, links=links,
                                          retries=retries, retry_delay=retry_delay,
+                                         max_async=max_async,
                                          finished=finished, retry_wait=retry_wait,
                                          results=known),
                             verbose=net.verbose, on_exit=on_exit,
