@@ -333,6 +333,9 @@ def test_texts_is_text_of_each_keyword(syntax: str, charset: str) -> None:
     assert expected[keywords.index("ReferringPhysicianName")] is None  # empty
     assert expected[keywords.index("AccessionNumber")] == "A1"
     assert got.texts([]) == []
+    # A keyword twice, and the same keywords again as a tuple (its plan kept).
+    assert got.texts([*keywords, "PatientID"]) == [*expected, expected[-1]]
+    assert got.texts(tuple(keywords)) == expected
     # An unknown keyword is a KeyError on every path (the fallbacks answered None).
     with pytest.raises(KeyError, match="NoSuchKeyword"):
         got.text("NoSuchKeyword")

@@ -114,6 +114,32 @@ def _tag(keyword: str) -> int:
     return _lookup(keyword)[0]
 
 
+#: Where each tag's text goes in the answer of ``texts`` to a tuple of keywords
+#: (position, keyword, dictionary VR), by that tuple.
+_Plan = dict[int, tuple[tuple[int, str, str], ...]]
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+
+
+def _plan(keywords: tuple[str, ...]) -> _Plan:
+    """The plan of ``texts`` for ``keywords``, made once (KeyError for a keyword
+    the DICOM dictionary does not know)."""
+    plan = _PLANS.get(keywords)
+    if plan is None:
+        positions: dict[int, list[tuple[int, str, str]]] = {}
+        for position, keyword in enumerate(keywords):
+            tag, dictionary_vr = _lookup(keyword)
+            positions.setdefault(tag, []).append((position, keyword, dictionary_vr))
+        plan = {tag: tuple(entries) for tag, entries in positions.items()}
+        if len(_PLANS) >= 64:  # keyword lists come from code: a handful at most
+            _PLANS.clear()
+        _PLANS[keywords] = plan
+    return plan
+
+
+#: The tags of ``_REQUIRED``: compared as a set, with no call per object.
+_REQUIRED_TAGS = frozenset(_tag(keyword) for keyword in _REQUIRED)
+
+
 class HeaderAttributes:
     """Text attributes of a data set: from raw elements, or from a ``Dataset``."""
 
@@ -171,12 +197,15 @@ class HeaderAttributes:
         """The attribute as text (several values joined by ``\\``), or None when
         absent or empty. Raises ``KeyError`` for a keyword the DICOM dictionary
         does not know, whichever way the data set is read."""
-        tag, dictionary_vr = _lookup(keyword)
+        tag, dictionary_vr = _TAGS.get(keyword) or _lookup(keyword)
         raw = self._raw
         if raw is not None:
             element = raw.get(tag)
             if element is not None:
                 vr = element[0]
+                if vr in _TEXT_VRS and self._encoding is not None:
+                    # The usual case, as _decoded would (a few calls fewer per object).
+                    return element[1].decode(self._encoding, "replace").strip(" \0") or None
                 if vr is None or (vr == "UN" and dictionary_vr in _TEXT_VRS):
                     vr = dictionary_vr  # Implicit VR, or a writer that did not know it
                 decoded = self._decoded(vr, element[1])
@@ -194,22 +223,21 @@ class HeaderAttributes:
 
     def texts(self, keywords: Sequence[str]) -> list[str | None]:
         """:meth:`text` of each keyword, in order: one call for the eighteen of an
-        index row, which otherwise cost the index thread a call each."""
+        index row, which otherwise cost the index thread a call each. Only the
+        attributes present are looked at (every element before group 0028 is in
+        a header read raw), a few calls each."""
         raw, encoding = self._raw, self._encoding
         if raw is None or encoding is None or self._dataset is not None:
             return [self.text(keyword) for keyword in keywords]
-        out: list[str | None] = []
-        for keyword in keywords:
-            tag, dictionary_vr = _TAGS.get(keyword) or _lookup(keyword)
-            element = raw.get(tag)
-            if element is None:
-                out.append(None)  # read raw: every element before group 0028 is in raw
-                continue
-            vr, value = element
-            if vr in _TEXT_VRS or (vr is None and dictionary_vr in _TEXT_VRS):
-                out.append(value.decode(encoding, "replace").strip(" \0") or None)
-            else:
-                out.append(self.text(keyword))
+        plan = _plan(tuple(keywords))
+        out: list[str | None] = [None] * len(keywords)
+        for tag in raw.keys() & plan:
+            vr, value = raw[tag]
+            for position, keyword, dictionary_vr in plan[tag]:
+                if vr in _TEXT_VRS or (vr is None and dictionary_vr in _TEXT_VRS):
+                    out[position] = value.decode(encoding, "replace").strip(" \0") or None
+                else:
+                    out[position] = self.text(keyword)
         return out
 
     def _decoded(self, vr: str, value: bytes) -> str | None | _Other:
@@ -313,7 +341,7 @@ def read_header(buffer: bytes | bytearray | memoryview | None, path: str | None,
         with memoryview(buffer) as view:
             start = _data_set_offset(bytes(view[:144]))
             scanned = scan_elements(view, start, implicit=implicit, end_tag=_HEADER_END)
-            if scanned is not None and all(_tag(k) in scanned[0] for k in _REQUIRED):
+            if scanned is not None and scanned[0].keys() >= _REQUIRED_TAGS:
                 return HeaderAttributes(scanned[0], implicit=implicit, little=True)
     with _source(buffer, path, transfer_syntax) as source:
         walked = _walked(source, transfer_syntax)
