@@ -262,6 +262,24 @@ def test_layout_refuses_hostile_uids(
     assert tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize("where", ["sop", "study", "series"])
+def test_layout_refuses_hostile_uids_next_to_a_known_folder(
+    tmp_path: Path, root: Path, value: str, where: str
+) -> None:
+    """Folders are remembered by the UIDs they were made of (Layout.destination):
+    a hostile UID beside the study and series of a folder known already, or
+    the SOP Instance UID of an object going into one, is refused all the same."""
+    uids = {"sop_instance_uid": "1.2.3", "study_instance_uid": "1.2.4",
+            "series_instance_uid": "1.2.5"}
+    assert Layout.HIERARCHICAL.destination(root, **uids) == root / "1.2.4" / "1.2.5" / "1.2.3.dcm"
+    uids[f"{where}_instance_uid"] = value
+    before = tree(tmp_path)
+    with pytest.raises(UnsafeNameError):
+        Layout.HIERARCHICAL.destination(root, **uids)
+    assert tree(tmp_path) == before
+
+
 def test_layout_paths(root: Path) -> None:
     uids = {
         "sop_instance_uid": "1.2.3\x00",

@@ -169,6 +169,7 @@ class StorageSCP:
     ) -> None:
         self.root = Path(root)
         self._root_prefix = os.path.join(os.fspath(self.root), "")
+        self._root_prefix_length = len(self._root_prefix)
         self.durable = durable
         try:
             self.duplicates = DuplicatePolicy(duplicates)
@@ -614,7 +615,7 @@ class StorageSCP:
                 done.append(entry)
                 continue
             header, destination, writer = entry
-            if writer.fileno() in failed:
+            if failed and writer.fileno() in failed:
                 done.append(StorageError.from_os_error(
                     "cannot write", destination, failed[writer.fileno()]))
                 writer.abort()
@@ -638,7 +639,7 @@ class StorageSCP:
         for job, outcome in zip(jobs, done, strict=True):
             if isinstance(outcome, BaseException):
                 answers.append(outcome)
-            elif outcome[1].path.parent in unsynced:
+            elif unsynced and outcome[1].path.parent in unsynced:
                 answers.append(unsynced[outcome[1].path.parent])
                 if outcome[1].stored:  # not a duplicate kept in that folder
                     self._index(outcome[0], outcome[1], job.message,
@@ -714,9 +715,10 @@ class StorageSCP:
 
     def _relative(self, path: Path) -> str:
         """``path`` below the root, ``/``-separated (as the index keeps it)."""
-        text, prefix = os.fspath(path), self._root_prefix
-        if text.startswith(prefix):  # cheaper than Path.relative_to, per object
-            return text[len(prefix):].replace(os.sep, "/")
+        text = str(path)  # os.fspath: two calls more, per object
+        if text.startswith(self._root_prefix):  # cheaper than Path.relative_to
+            text = text[self._root_prefix_length:]
+            return text if os.sep == "/" else text.replace(os.sep, "/")
         return path.relative_to(self.root).as_posix()
 
     def _write_index_rows(self, rows: list[IndexRow]) -> None:

@@ -195,21 +195,24 @@ class Layout(enum.Enum):
         was a fifth of a small object's cost. The file name itself is a checked
         UID, and the writer never follows a link at the final name.
         """
-        parts = self.relative_parts(
-            sop_instance_uid=sop_instance_uid,
-            study_instance_uid=study_instance_uid,
-            series_instance_uid=series_instance_uid,
-        )
-        if len(parts) == 1:
-            return join_under(root, *parts)
-        key = (root, parts[:-1])
+        name = safe_uid(sop_instance_uid) + ".dcm"
+        if self is Layout.FLAT:
+            return join_under(root, name)
+        # Keyed by the UIDs as given: a folder found here was built from UIDs that
+        # passed safe_uid, so they are not checked again for each object.
+        key = (root, study_instance_uid, series_instance_uid)
         folder = _VERIFIED_FOLDERS.get(key)
         if folder is None:
+            parts = self.relative_parts(
+                sop_instance_uid=sop_instance_uid,
+                study_instance_uid=study_instance_uid,
+                series_instance_uid=series_instance_uid,
+            )
             folder = join_under(root, *parts[:-1])
             if len(_VERIFIED_FOLDERS) >= _KNOWN_DIRS_MAX:
                 _VERIFIED_FOLDERS.clear()
             _VERIFIED_FOLDERS[key] = folder
-        return folder / parts[-1]
+        return folder / name
 
     def relative_path(
         self,
@@ -252,11 +255,13 @@ def _fsync_dir(path: Path) -> None:
 #: Folders already made (or seen) by this process: a store puts thousands of
 #: objects in one series folder, and checking it again each time was a
 #: measurable share of a small object's cost. A folder removed behind our back
-#: is made again (see AtomicWriter.__init__).
-_KNOWN_DIRS: set[Path] = set()
+#: is made again (see AtomicWriter.__init__). Kept as str: a Path is hashed and
+#: compared in Python, a few calls per object.
+_KNOWN_DIRS: set[str] = set()
 _KNOWN_DIRS_MAX = 4096
-#: Folders below a root already proven inside it (Layout.destination).
-_VERIFIED_FOLDERS: dict[tuple[Path, tuple[str, ...]], Path] = {}
+#: Folders below a root already proven inside it (Layout.destination), by the root
+#: and the study and series UIDs they were made of.
+_VERIFIED_FOLDERS: dict[tuple[Path, str | None, str | None], Path] = {}
 
 
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
@@ -292,7 +297,7 @@ def _unnamed_files_supported() -> bool:
 def forget_folder(directory: Path) -> None:
     """``directory`` was removed by this process: the next writer makes it again
     (and proves it inside its root again) without first failing in it."""
-    _KNOWN_DIRS.discard(directory)
+    _KNOWN_DIRS.discard(str(directory))
     # list() copies the items in one step: other threads add folders meanwhile.
     for key, folder in list(_VERIFIED_FOLDERS.items()):
         if folder == directory:
@@ -304,12 +309,13 @@ _MAKE_ATTEMPTS = 3
 
 
 def _make_dirs(directory: Path, *, durable: bool = True) -> None:
-    if directory in _KNOWN_DIRS:
+    key = str(directory)
+    if key in _KNOWN_DIRS:
         return
     _make_dirs_uncached(directory, durable=durable)
     if len(_KNOWN_DIRS) >= _KNOWN_DIRS_MAX:
         _KNOWN_DIRS.clear()
-    _KNOWN_DIRS.add(directory)
+    _KNOWN_DIRS.add(key)
 
 
 def _make_dirs_uncached(directory: Path, *, durable: bool = True) -> None:
@@ -381,11 +387,12 @@ class AtomicWriter:
         directory = self._destination.parent
         self._size = 0
         self._done = False
-        try:
-            _make_dirs(directory, durable=durable)
-        except OSError as exc:
-            raise StorageError.from_os_error("cannot create folder", directory, exc) from exc
-        folder = os.fspath(directory)
+        folder = str(directory)
+        if folder not in _KNOWN_DIRS:  # checked here too: one call fewer per object
+            try:
+                _make_dirs(directory, durable=durable)
+            except OSError as exc:
+                raise StorageError.from_os_error("cannot create folder", directory, exc) from exc
         self._temp: str | None = None
         if unnamed and folder not in _UNNAMED_UNSUPPORTED and _unnamed_files_supported():
             try:
@@ -415,7 +422,7 @@ class AtomicWriter:
                 made_again += 1
                 if made_again > _MAKE_ATTEMPTS:
                     raise StorageError.from_os_error("cannot create", Path(temp), exc) from exc
-                _KNOWN_DIRS.discard(directory)
+                _KNOWN_DIRS.discard(folder)
                 try:
                     _make_dirs(directory, durable=durable)
                 except OSError as exc:
@@ -615,7 +622,8 @@ class AtomicWriter:
                 if self.durable and sync_folder:
                     _fsync_dir(final.parent)
                 self._done = True
-                logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
+                if logger.isEnabledFor(logging.DEBUG):  # else outcome.value costs two calls
+                    logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
                 return CommitResult(outcome=outcome, path=final, size=self._size)
             self._close()
             try:
@@ -625,7 +633,7 @@ class AtomicWriter:
                     raise
                 # The folder was removed behind our back (a retention job, an
                 # operator) after this process made it: make it again, once.
-                _KNOWN_DIRS.discard(final.parent)
+                _KNOWN_DIRS.discard(str(final.parent))
                 _make_dirs(final.parent, durable=self.durable)
                 outcome = self._give_final_name(policy, damaged)
             if self.durable and sync_folder:
@@ -637,7 +645,8 @@ class AtomicWriter:
             self.abort()
             raise
         self._done = True
-        logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
+        if logger.isEnabledFor(logging.DEBUG):  # else outcome.value costs two calls
+            logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
         return CommitResult(outcome=outcome, path=final, size=self._size)
 
     def _name_unnamed(self, policy: DuplicatePolicy,
@@ -679,7 +688,7 @@ class AtomicWriter:
                 if attempt == 3 or final.parent.is_dir():
                     raise
                 # The folder was removed behind our back after this process made it.
-                _KNOWN_DIRS.discard(final.parent)
+                _KNOWN_DIRS.discard(str(final.parent))
                 _make_dirs(final.parent, durable=self.durable)
         raise StorageError(f"cannot name {final}")
 

@@ -134,9 +134,10 @@ class InstanceLocator:
         #: Names of this generation on are in the folder of the index now used;
         #: the rows of those before it are written if their file is still there.
         self._first_of_index = 0
-        #: The folder of each name whose row is neither written nor dropped: its
-        #: folder sync may still be to come, so the folder must stay (_prune).
-        self._folders: dict[int, Path] = {}
+        #: Each name whose row is neither written nor dropped, by generation: its
+        #: folder sync may still be to come, so its folder must stay (_prune).
+        #: The path, not its parent: that is made only when a folder is pruned.
+        self._pending: dict[int, Path] = {}
 
     def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path,
                policy: DuplicatePolicy, *, damaged: Callable[[Path], bool] | None = None,
@@ -195,7 +196,7 @@ class InstanceLocator:
                 # A copy under another path goes once this one is durable and indexed.
                 result = replace(result, outcome=CommitOutcome.REPLACED)
             self._generation += 1
-            self._folders[self._generation] = destination.parent
+            self._pending[self._generation] = destination
             named = self._named.get(sop_instance_uid)
             if named is None:
                 named = self._named[sop_instance_uid] = _Named(relative, self._generation, 1,
@@ -271,7 +272,7 @@ class InstanceLocator:
         synced: a crash can at worst bring back an empty folder."""
         root = self._root
         with self._lock:
-            if folder in self._folders.values():
+            if any(path.parent == folder for path in self._pending.values()):
                 return
         if root not in folder.parents:
             return
@@ -418,7 +419,7 @@ class InstanceLocator:
 
     def _forget(self, sop_instance_uid: str, generation: int | None) -> None:
         if generation is not None:
-            self._folders.pop(generation, None)
+            self._pending.pop(generation, None)
         named = self._named.get(sop_instance_uid) if generation is not None else None
         if named is not None:
             named.outstanding -= 1
