@@ -380,6 +380,12 @@ class StorageSCP:
                 outcome: StoredInstance | BaseException) -> tuple[int, str | None]:
         """The status (and Error Comment) for a store's outcome, a refusal logged
         once; an exception that is no storage failure or refusal is raised again."""
+        if isinstance(outcome, StoredInstance):  # first: the usual case, one call
+            if outcome.duplicate and self.duplicates is DuplicatePolicy.REJECT:
+                return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
+            if self.on_stored is not None:
+                self._tell_stored(outcome)
+            return SUCCESS, None
         if isinstance(outcome, StorageError):
             status = OUT_OF_RESOURCES if outcome.out_of_resources else PROCESSING_FAILURE
             log_refusal(logging.ERROR, assoc, message, status, str(outcome))
@@ -388,13 +394,7 @@ class StorageSCP:
         if isinstance(outcome, Refused):
             log_refusal(logging.WARNING, assoc, message, outcome.status, str(outcome))
             return outcome.status, str(outcome)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        if outcome.duplicate and self.duplicates is DuplicatePolicy.REJECT:
-            return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
-        if self.on_stored is not None:
-            self._tell_stored(outcome)
-        return SUCCESS, None
+        raise outcome
 
     def _tell_stored(self, outcome: StoredInstance) -> None:
         """Tell ``on_stored`` of an object stored; what it raises is logged (the
