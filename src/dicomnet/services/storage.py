@@ -413,9 +413,11 @@ class StorageSCP:
                       "nothing awaits: it was not run", outcome.sop_instance_uid)
 
     def _place(self, buffer: bytearray | AlignedBuffer | None, writer: AtomicWriter | None,
-               message: CStoreRQ, transfer_syntax: str) -> tuple[HeaderAttributes, Path]:
-        """Read the header attributes and choose the final path (worker thread).
-        Raises ``Refused``; a spilled object's temporary file is then removed."""
+               message: CStoreRQ, transfer_syntax: str,
+               ) -> tuple[HeaderAttributes, Path, Path]:
+        """Read the header attributes and choose the folder and final path (worker
+        thread; ``Layout.place``). Raises ``Refused``; a spilled object's
+        temporary file is then removed."""
 
         def refuse(status: int, text: str) -> Refused:
             if writer is not None:
@@ -455,7 +457,7 @@ class StorageSCP:
                     "Study or Series Instance UID" if study is None and series is None
                     else "Study Instance UID (0020,000D)" if study is None
                     else "Series Instance UID (0020,000E)"))
-            destination = self.layout.destination(
+            folder, destination = self.layout.place(
                 self.root, sop_instance_uid=message.affected_sop_instance_uid,
                 study_instance_uid=study, series_instance_uid=series)
         except (UnsafeNameError, StorageError) as exc:
@@ -467,7 +469,7 @@ class StorageSCP:
             # validation set to raise, or its warning turned into an error). The
             # temporary file must not outlive the refusal.
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
-        return header, destination
+        return header, folder, destination
 
     def _commit(self, writer: AtomicWriter, message: CStoreRQ, *, transfer_syntax: str,
                 calling_ae: str, security: SecurityInfo | None, called_ae: str,
@@ -480,12 +482,12 @@ class StorageSCP:
         except StorageError:
             writer.abort()
             raise
-        header, destination = self._place(None, writer, message, transfer_syntax)
+        header, folder, destination = self._place(None, writer, message, transfer_syntax)
         result, generation = self._name(writer, message, destination, synced=False)
         self._follow_root_again()
-        if self.durable and result.stored:
+        if self.durable and result.stored:  # named at destination, in folder
             try:
-                sync_folder(result.path.parent)
+                sync_folder(folder)
             except StorageError:
                 self._index(header, result, message, transfer_syntax=transfer_syntax,
                             calling_ae=calling_ae, security=security, generation=generation)
@@ -565,7 +567,7 @@ class StorageSCP:
         # its sync is started here, so that the fsyncs wait for writes in flight
         # together.
         together = self.durable and len(jobs) > 1 and can_sync_together()
-        written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException] = []
+        written: list[tuple[HeaderAttributes, Path, Path, AtomicWriter] | BaseException] = []
         batch = DirectBatch()
         try:
             self._follow_root()
@@ -573,9 +575,10 @@ class StorageSCP:
             return Round(jobs, [exc] * len(jobs), batch, together)
         for job in jobs:
             try:
-                header, destination = self._place(job.buffer, None, job.message,
-                                                  job.transfer_syntax)
-                writer = AtomicWriter(destination, durable=self.durable, unnamed=True)
+                header, folder, destination = self._place(job.buffer, None, job.message,
+                                                          job.transfer_syntax)
+                writer = AtomicWriter(destination, durable=self.durable, unnamed=True,
+                                      folder=folder)
                 try:
                     if not (isinstance(job.buffer, AlignedBuffer)
                             and writer.write_in(batch, job.buffer)):
@@ -585,14 +588,14 @@ class StorageSCP:
                 except BaseException:
                     writer.abort()  # no temporary file outlives a failure
                     raise
-                written.append((header, destination, writer))
+                written.append((header, folder, destination, writer))
             except Exception as exc:
                 written.append(exc)
             except BaseException:
                 finish_writes(jobs, batch)
                 for entry in written:
                     if not isinstance(entry, BaseException):
-                        entry[2].abort()
+                        entry[3].abort()
                 raise
         # The round's direct writes go to the device together, while the previous
         # round is finished.
@@ -606,30 +609,33 @@ class StorageSCP:
         job, in order."""
         jobs, written = started.jobs, started.written
         failed = finish_writes(jobs, started.batch)
-        done: list[tuple[HeaderAttributes, CommitResult, int | None] | BaseException] = []
+        # Per job: its header, folder, commit result and name's generation.
+        done: list[tuple[HeaderAttributes, Path, CommitResult, int | None]
+                   | BaseException] = []
         synced = started.together and sync_together([
-            entry[2] for entry in written
-            if not isinstance(entry, BaseException) and entry[2].fileno() not in failed])
+            entry[3] for entry in written
+            if not isinstance(entry, BaseException) and entry[3].fileno() not in failed])
         for job, entry in zip(jobs, written, strict=True):
             if isinstance(entry, BaseException):
                 done.append(entry)
                 continue
-            header, destination, writer = entry
+            header, folder, destination, writer = entry
             if failed and writer.fileno() in failed:
                 done.append(StorageError.from_os_error(
                     "cannot write", destination, failed[writer.fileno()]))
                 writer.abort()
                 continue
             try:
-                done.append((header, *self._name(writer, job.message, destination,
-                                                 synced=synced)))
+                done.append((header, folder, *self._name(writer, job.message, destination,
+                                                         synced=synced)))
             except Exception as exc:  # commit removed the temporary file
                 done.append(exc)
         self._follow_root_again()
         unsynced: dict[Path, StorageError] = {}
         if self.durable:
-            folders = {outcome[1].path.parent for outcome in done
-                       if not isinstance(outcome, BaseException) and outcome[1].stored}
+            # Those named in (Layout.place's one Path per folder: hashed once).
+            folders = {outcome[1] for outcome in done
+                       if not isinstance(outcome, BaseException) and outcome[2].stored}
             for folder in folders:
                 try:
                     sync_folder(folder)
@@ -639,17 +645,19 @@ class StorageSCP:
         for job, outcome in zip(jobs, done, strict=True):
             if isinstance(outcome, BaseException):
                 answers.append(outcome)
-            elif unsynced and outcome[1].path.parent in unsynced:
-                answers.append(unsynced[outcome[1].path.parent])
-                if outcome[1].stored:  # not a duplicate kept in that folder
-                    self._index(outcome[0], outcome[1], job.message,
+                continue
+            header, _, result, generation = outcome
+            if unsynced and result.path.parent in unsynced:
+                answers.append(unsynced[result.path.parent])
+                if result.stored:  # not a duplicate kept in that folder
+                    self._index(header, result, job.message,
                                 transfer_syntax=job.transfer_syntax, calling_ae=job.calling_ae,
-                                security=job.security, generation=outcome[2])
+                                security=job.security, generation=generation)
             else:
-                self._settled(job.message, outcome[2])
+                self._settled(job.message, generation)
                 answers.append(self._stored(
-                    outcome[0], outcome[1], job.message, transfer_syntax=job.transfer_syntax,
-                    calling_ae=job.calling_ae, security=job.security, generation=outcome[2],
+                    header, result, job.message, transfer_syntax=job.transfer_syntax,
+                    calling_ae=job.calling_ae, security=job.security, generation=generation,
                     called_ae=job.called_ae, peer=job.peer))
         return answers
 

@@ -51,8 +51,8 @@ class Round:
     """A store-thread round whose writes are started (``StorageSCP._start_round``)."""
 
     jobs: list[Job]
-    #: Per job: its header, final path and unnamed file, or why it failed.
-    written: list[tuple[HeaderAttributes, Path, AtomicWriter] | BaseException]
+    #: Per job: its header, folder, final path and unnamed file, or why it failed.
+    written: list[tuple[HeaderAttributes, Path, Path, AtomicWriter] | BaseException]
     batch: DirectBatch
     together: bool  # one syncfs for the round, rather than an fsync per file
 
