@@ -225,7 +225,9 @@ class InstanceLocator:
             if named is None or named.generation != generation:
                 return
             named.settled = True
-            folders = self._remove_superseded(named) if named.indexed else set()
+            if not (named.indexed and named.superseded):
+                return  # the usual case: nothing replaced elsewhere, nothing to tidy
+            folders = self._remove_superseded(named)
         self._tidy(folders)
 
     def _remove_superseded(self, named: _Named) -> set[Path]:
@@ -405,7 +407,7 @@ class InstanceLocator:
                 if named is not None and named.generation == generation and (
                         written or self._indexed(uid, named.relative_path)):
                     named.indexed = True
-                    if named.settled:
+                    if named.settled and named.superseded:
                         folders |= self._remove_superseded(named)
                 self._forget(uid, generation)
         self._tidy(folders)
