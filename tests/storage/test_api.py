@@ -8,7 +8,7 @@ import pytest
 
 import dicomnet.storage
 
-MODULES = ["names", "files", "part10", "index", "header", "syncfs"]
+MODULES = ["names", "files", "layout", "part10", "index", "header", "syncfs"]
 
 
 def test_package_all_is_importable_and_complete() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import enum
 import errno
 import functools
 import logging
@@ -29,14 +28,20 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
 
 from dicomnet.errors import StorageError
 from dicomnet.storage.direct import AlignedBuffer, DirectBatch, DirectSpool
-from dicomnet.storage.names import join_under, safe_uid
+from dicomnet.storage.layout import (
+    CommitOutcome,
+    CommitResult,
+    DuplicatePolicy,
+    Layout,
+    StoragePolicy,
+    forget_verified,
+)
 
 __all__ = [
     "AtomicWriter",
@@ -99,155 +104,6 @@ _sync_file_range = cast(
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-class DuplicatePolicy(enum.Enum):
-    """What to do when an instance with the same SOP Instance UID is stored.
-
-    PS3.4 B.4.1 leaves duplicates to the SCP. ``KEEP`` keeps the existing
-    file and discards the new one (the SCP still answers success: the
-    instance is stored), ``OVERWRITE`` replaces it atomically, ``REJECT``
-    keeps the existing file and the SCP answers with a failure status.
-    An existing file the committer finds damaged (``AtomicWriter.commit``'s
-    ``damaged``; storage.damage) is replaced, as by ``OVERWRITE``, whatever
-    the policy: it is not the instance any more.
-    """
-
-    KEEP = "keep"
-    OVERWRITE = "overwrite"
-    REJECT = "reject"
-
-
-#: Short alias used in the brief and in configuration files.
-StoragePolicy = DuplicatePolicy
-
-
-class CommitOutcome(enum.Enum):
-    """What :meth:`AtomicWriter.commit` did."""
-
-    STORED = "stored"
-    """No file had the name; the new object now does."""
-    REPLACED = "replaced"
-    """``OVERWRITE`` (or a damaged copy): a file had the name; the new object
-    replaced it."""
-    DUPLICATE_KEPT = "duplicate-kept"
-    """``KEEP``: a file already had the name; it was kept, the new one discarded."""
-    DUPLICATE_REJECTED = "duplicate-rejected"
-    """``REJECT``: as ``DUPLICATE_KEPT``, and the SCP shall answer a failure."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommitResult:
-    """The outcome of a commit, the final path and the bytes written."""
-
-    outcome: CommitOutcome
-    path: Path
-    size: int
-
-    @property
-    def stored(self) -> bool:
-        """True when the final name now holds the bytes just written."""
-        return self.outcome in (CommitOutcome.STORED, CommitOutcome.REPLACED)
-
-    @property
-    def duplicate(self) -> bool:
-        """True when an existing file was kept and the new object discarded."""
-        return self.outcome in (CommitOutcome.DUPLICATE_KEPT, CommitOutcome.DUPLICATE_REJECTED)
-
-
-class Layout(enum.Enum):
-    """Where below the storage root a received instance goes.
-
-    Every component is a UID checked by :func:`~dicomnet.storage.names.safe_uid`,
-    so no value sent by a peer can choose the path.
-    """
-
-    HIERARCHICAL = "hierarchical"
-    """``<root>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``"""
-    FLAT = "flat"
-    """``<root>/<SOPInstanceUID>.dcm``: needs only the C-STORE-RQ command."""
-
-    def relative_parts(
-        self,
-        *,
-        sop_instance_uid: str,
-        study_instance_uid: str | None = None,
-        series_instance_uid: str | None = None,
-    ) -> tuple[str, ...]:
-        """Return the path components below the root. Raises ``UnsafeNameError``."""
-        name = safe_uid(sop_instance_uid) + ".dcm"
-        if self is Layout.FLAT:
-            return (name,)
-        if study_instance_uid is None or series_instance_uid is None:
-            raise StorageError("the hierarchical layout needs the study and series UIDs")
-        return (safe_uid(study_instance_uid), safe_uid(series_instance_uid), name)
-
-    def destination(
-        self,
-        root: Path,
-        *,
-        sop_instance_uid: str,
-        study_instance_uid: str | None = None,
-        series_instance_uid: str | None = None,
-    ) -> Path:
-        """Return the final path of an instance below ``root`` (creates nothing):
-        :meth:`place`'s second half."""
-        return self.place(root, sop_instance_uid=sop_instance_uid,
-                          study_instance_uid=study_instance_uid,
-                          series_instance_uid=series_instance_uid)[1]
-
-    def place(
-        self,
-        root: Path,
-        *,
-        sop_instance_uid: str,
-        study_instance_uid: str | None = None,
-        series_instance_uid: str | None = None,
-    ) -> tuple[Path, Path]:
-        """Return the folder of an instance below ``root`` and its final path in it
-        (creates nothing).
-
-        The folder part is proven inside ``root`` by :func:`join_under` (which
-        resolves links) once per process and folder, then remembered: that proof
-        was a fifth of a small object's cost. The folder is that one Path each
-        time (``root`` itself for ``FLAT``), whose hash is computed once: a caller
-        may gather the folders of many objects cheaply. The file name itself is a
-        checked UID, and the writer never follows a link at the final name.
-        """
-        name = safe_uid(sop_instance_uid) + ".dcm"
-        if self is Layout.FLAT:
-            return root, join_under(root, name)
-        # Keyed by the UIDs as given: a folder found here was built from UIDs that
-        # passed safe_uid, so they are not checked again for each object.
-        key = (root, study_instance_uid, series_instance_uid)
-        folder = _VERIFIED_FOLDERS.get(key)
-        if folder is None:
-            parts = self.relative_parts(
-                sop_instance_uid=sop_instance_uid,
-                study_instance_uid=study_instance_uid,
-                series_instance_uid=series_instance_uid,
-            )
-            folder = join_under(root, *parts[:-1])
-            if len(_VERIFIED_FOLDERS) >= _KNOWN_DIRS_MAX:
-                _VERIFIED_FOLDERS.clear()
-            _VERIFIED_FOLDERS[key] = folder
-        return folder, folder / name
-
-    def relative_path(
-        self,
-        *,
-        sop_instance_uid: str,
-        study_instance_uid: str | None = None,
-        series_instance_uid: str | None = None,
-    ) -> str:
-        """Return the ``/``-separated path below the root, as kept in the index."""
-        return "/".join(
-            self.relative_parts(
-                sop_instance_uid=sop_instance_uid,
-                study_instance_uid=study_instance_uid,
-                series_instance_uid=series_instance_uid,
-            )
-        )
-
-
 def sync_folder(path: Path) -> None:
     """Make the names just given in folder ``path`` durable (after commits made
     with ``sync_folder=False``). Raises :class:`StorageError`."""
@@ -276,9 +132,6 @@ def _fsync_dir(path: Path) -> None:
 #: compared in Python, a few calls per object.
 _KNOWN_DIRS: set[str] = set()
 _KNOWN_DIRS_MAX = 4096
-#: Folders below a root already proven inside it (Layout.destination), by the root
-#: and the study and series UIDs they were made of.
-_VERIFIED_FOLDERS: dict[tuple[Path, str | None, str | None], Path] = {}
 
 
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
@@ -315,10 +168,7 @@ def forget_folder(directory: Path) -> None:
     """``directory`` was removed by this process: the next writer makes it again
     (and proves it inside its root again) without first failing in it."""
     _KNOWN_DIRS.discard(str(directory))
-    # list() copies the items in one step: other threads add folders meanwhile.
-    for key, folder in list(_VERIFIED_FOLDERS.items()):
-        if folder == directory:
-            _VERIFIED_FOLDERS.pop(key, None)
+    forget_verified(directory)
 
 
 #: Walks of a folder's path when its parents keep disappearing under it.
