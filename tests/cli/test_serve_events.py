@@ -59,7 +59,7 @@ def test_serve_json_says_each_association_and_each_refusal(pki: DevPKI,
     assert "CN=dicomnet client" in accepted["client_cert"]
     assert accepted["peer"].startswith("127.0.0.1:")
     assert (accepted["calling_aet"], accepted["called_aet"], accepted["contexts"]) == (
-        "SENDER", "ARCHIVE", 2)  # the SOP Class, in two transfer syntaxes
+        "SENDER", "ARCHIVE", 3)  # the SOP Class: its syntax, Little Endian, the last resort
     assert {k: ended[k] for k in link} == link
     assert (ended["peer"], ended["calling_aet"], ended["called_aet"]) == (
         accepted["peer"], "SENDER", "ARCHIVE")
