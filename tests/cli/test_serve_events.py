@@ -60,6 +60,8 @@ def test_serve_json_says_each_association_and_each_refusal(pki: DevPKI,
     assert accepted["peer"].startswith("127.0.0.1:")
     assert (accepted["calling_aet"], accepted["called_aet"], accepted["contexts"]) == (
         "SENDER", "ARCHIVE", 3)  # the SOP Class: its syntax, Little Endian, the last resort
+    # The window granted (PS3.7 D.3.3.3): dicomnet store asks 32, serve grants 32.
+    assert accepted["async_window"] == 32
     assert {k: ended[k] for k in link} == link
     assert (ended["peer"], ended["calling_aet"], ended["called_aet"]) == (
         accepted["peer"], "SENDER", "ARCHIVE")

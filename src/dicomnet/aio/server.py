@@ -489,7 +489,7 @@ class Server(RequestDispatch):
         self._per_host[assoc.peer[0]] += 1
         tell(self.on_connection_event, AssociationAccepted(
             assoc.peer, rq.calling_ae_title, rq.called_ae_title, len(assoc.contexts),
-            assoc.security))
+            assoc.security, assoc.async_window))
         return True
 
     def _limit_reached(self, host: str) -> str:

@@ -46,12 +46,15 @@ class AssociationAccepted:
     #: Presentation contexts accepted (PS3.8 9.3.3.2, result 0).
     contexts: int
     security: SecurityInfo | None
+    #: The asynchronous operations window granted (PS3.7 D.3.3.3): requests the
+    #: peer may have outstanding; 1 when it asked for none (one at a time).
+    async_window: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """The fields of ``dicomnet serve --json``'s line (JSON types)."""
         return {"peer": f"{self.peer[0]}:{self.peer[1]}", "calling_aet": self.calling_ae_title,
                 "called_aet": self.called_ae_title, **_link(self.security),
-                "contexts": self.contexts}
+                "contexts": self.contexts, "async_window": self.async_window}
 
 
 @dataclass(frozen=True, slots=True)

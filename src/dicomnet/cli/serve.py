@@ -466,7 +466,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             operation_timeout,
                             idle_timeout, drain_timeout
       association_accepted  peer, calling_aet, called_aet, contexts (how
-                            many presentation contexts were accepted)
+                            many presentation contexts were accepted),
+                            async_window (requests the peer may have
+                            outstanding; 1: one at a time)
       stored                an object durable: path, sop_class_uid,
                             sop_instance_uid, transfer_syntax_uid, peer,
                             calling_aet, called_aet, duplicate (its SOP
