@@ -8,7 +8,11 @@ before a duplicate is discarded its stored copy is checked, cheaply, on the
 duplicate path only (a new object pays nothing):
 
 * where an index row (or this process) recorded its size: one ``stat``, the
-  size against the recorded one (:func:`size_damage`);
+  size against the recorded one (:func:`size_damage`); a size that differs is
+  confirmed by a Part 10 look (:func:`instance_damage`), as the row may be the
+  one that is wrong: a crash between renaming a new copy over the old one and
+  writing its row leaves the old copy's, and an operator may have replaced the
+  file by hand with a sound copy in another transfer syntax;
 * where nothing recorded it (no index, a row lost): its first 144 bytes, which
   must be a Part 10 file's preamble, ``DICM`` prefix and, when it starts with
   one, File Meta Information Group Length, the file holding that whole group and
@@ -27,7 +31,10 @@ import logging
 import os
 from pathlib import Path
 
-__all__ = ["damaged_part10", "part10_damage", "size_damage"]
+from .completeness import file_dataset_problem
+from .part10 import Part10Info, read_part10
+
+__all__ = ["damaged_part10", "instance_damage", "part10_damage", "size_damage"]
 
 logger = logging.getLogger("dicomnet.storage")
 
@@ -46,6 +53,27 @@ def size_damage(path: Path, recorded: int) -> str | None:
     Raises OSError (FileNotFoundError when it is gone); one ``stat``."""
     size = os.stat(path).st_size
     return None if size == recorded else f"{size} bytes, {recorded} recorded"
+
+
+def instance_damage(path: Path, sop_instance_uid: str) -> tuple[Part10Info | None, str]:
+    """Whether the file at ``path``, whose size is not the recorded one, is a sound
+    copy of the instance all the same: a Part 10 file (PS3.10 7.1) of SOP
+    Instance ``sop_instance_uid`` whose data set ends where its elements say
+    (storage.completeness). Its :func:`read_part10` and "" when it is; None
+    and why not otherwise. Reads the File Meta Information and the data set's
+    element headers (values are passed over by seeking); for the rare
+    duplicate whose size differs only."""
+    try:
+        info = read_part10(path)
+        if info.sop_instance_uid != sop_instance_uid:
+            return None, f"a file of SOP Instance {info.sop_instance_uid[:64]!r}"
+        problem = file_dataset_problem(str(path), info.dataset_offset,
+                                       info.transfer_syntax_uid)
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    except Exception as exc:  # NotPart10Error, StorageError; pydicom's many kinds
+        return None, str(exc)
+    return (info, "") if problem is None else (None, problem)
 
 
 def part10_damage(path: Path) -> str | None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .damage import size_damage
+from .damage import instance_damage, size_damage
 from .files import (
     AtomicWriter,
     CommitOutcome,
@@ -42,6 +42,7 @@ from .files import (
 )
 from .index import NewInstance, StorageIndex
 from .names import UnsafeNameError, safe_relative_path
+from .part10 import Part10Info
 from .rows import row_from_file
 
 __all__ = ["IndexRow", "InstanceLocator", "remove_below"]
@@ -138,6 +139,10 @@ class InstanceLocator:
         #: folder sync may still be to come, so its folder must stay (_prune).
         #: The path, not its parent: that is made only when a folder is pruned.
         self._pending: dict[int, Path] = {}
+        #: Copies kept though their size was not the recorded one (a stale row:
+        #: _sound), by instance: where, and the file as read; their rows are read
+        #: back from them (:meth:`lost_row`).
+        self._stale: dict[str, tuple[str, Part10Info]] = {}
 
     def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path,
                policy: DuplicatePolicy, *, damaged: Callable[[Path], bool] | None = None,
@@ -151,8 +156,10 @@ class InstanceLocator:
           path; ``OVERWRITE`` names the new file, and an old one elsewhere is
           removed once the new name is durable (:meth:`settled`) and indexed
           (:meth:`rows_written`). An existing file whose size is not the one
-          recorded (storage.damage) is damaged: whatever the policy, the new
-          file replaces it as under ``OVERWRITE`` (logged at WARNING). A file
+          recorded (storage.damage) and that is no whole Part 10 file of the
+          instance is damaged: whatever the policy, the new file replaces it as
+          under ``OVERWRITE`` (logged at WARNING). One that is (a stale row) is
+          kept, its row read back from it (:meth:`lost_row`). A file
           at ``destination`` that nothing recorded is judged by ``damaged``
           (``AtomicWriter.commit``).
 
@@ -322,8 +329,12 @@ class InstanceLocator:
     def _sound(self, sop_instance_uid: str, existing: tuple[str, int]) -> bool | None:
         """Whether the recorded file of a duplicate is still what was stored: its
         size the recorded one (storage.damage; one ``stat``, for duplicates
-        only). None when it is gone (removed behind the index's back: nothing
-        to keep); False, said at WARNING, when it is damaged."""
+        only), or else a whole Part 10 file of the instance all the same (the
+        row is stale: a crash between a rename over the old copy and its row,
+        a file replaced by hand; read for those only, under the lock as the
+        copy must not change before it is kept). None when it is gone (removed
+        behind the index's back: nothing to keep); False, said at WARNING, when
+        it is damaged."""
         relative, recorded = existing
         path = self._root / relative
         try:
@@ -336,6 +347,17 @@ class InstanceLocator:
             why = f"unreadable: {exc.strerror or exc}"
         if why is None:
             return True
+        if not why.startswith("unreadable"):
+            info, _ = instance_damage(path, sop_instance_uid)
+            if info is not None:
+                logger.info("%s: the stored copy %s is not the size its index row records "
+                            "(%s) but a whole Part 10 file of the instance: kept, its row "
+                            "read back from it", sop_instance_uid, path, why)
+                self._stale[sop_instance_uid] = relative, info
+                named = self._named.get(sop_instance_uid)
+                if named is not None and named.relative_path == relative:
+                    named.size = info.size  # the next duplicate: one stat again
+                return True
         logger.warning("%s: the stored copy %s is damaged (%s): replaced by the copy "
                        "just received", sop_instance_uid, path, why)
         return False
@@ -359,26 +381,32 @@ class InstanceLocator:
     def lost_row(self, sop_instance_uid: str, relative: str) -> NewInstance | None:
         """For a duplicate discarded for the file at ``relative``: that file's row,
         read back from it (as reindex does), if the index names no file of the
-        instance and no row of this process's is on its way to it. So a resend
-        restores the rows a crash between names and rows lost, or a deleted
+        instance and no row of this process's is on its way to it, or if its row
+        was found stale (:meth:`commit`: another size). So a resend restores the
+        rows a crash between names and rows lost or left stale, or a deleted
         index. The file was there before this commit and is not this process's
         to index, so it is durable: the row may follow it. One index query, for
         duplicates only (the others' rows come from what they received)."""
+        located = None
         with self._lock:
-            if sop_instance_uid in self._named:  # its row is written, or on its way
-                return None
-            try:
-                located = self._index.locate(sop_instance_uid)
-            except StorageError as exc:
-                logger.warning("cannot check the index row of %s: %s", sop_instance_uid, exc)
-                return None
+            stale = self._stale.pop(sop_instance_uid, None)
+            info = stale[1] if stale is not None and stale[0] == relative else None
+            if info is None:
+                if sop_instance_uid in self._named:  # its row is written, or on its way
+                    return None
+                try:
+                    located = self._index.locate(sop_instance_uid)
+                except StorageError as exc:
+                    logger.warning("cannot check the index row of %s: %s", sop_instance_uid,
+                                   exc)
+                    return None
         if located is not None and (located == relative
                                     or os.path.lexists(self._root / located)):
             return None  # indexed, here or (left as it is) at another copy
         try:
-            return row_from_file(self._root, relative)
+            return row_from_file(self._root, relative, info)
         except Exception as exc:  # pydicom raises many kinds on damaged files
-            logger.warning("cannot read %s back for its missing index row: %s", relative, exc)
+            logger.warning("cannot read %s back for its index row: %s", relative, exc)
             return None
 
     def rows_to_write(self, rows: Sequence[IndexRow]) -> list[NewInstance]:
