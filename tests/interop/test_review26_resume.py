@@ -1,6 +1,6 @@
 """TLS session resumption across the associations of one run (RFC 8446 2.2, RFC 5077):
 ``store_paths`` opens one association per batch of at most 128 presentation contexts
-(PS3.8 9.3.2.2); every one after the first, made with the
+(PS3.8 9.3.2.2) and one more per retry; every one after the first, made with the
 same TLSConfig, resumes the session of an earlier one. Checked from both sides:
 ``SecurityInfo.session_resumed`` on ours, the server's own log on theirs (DCMTK
 storescp with TLS 1.3 and 1.2, ``dicomnet serve``), never by timing."""
@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
+from dicomnet.aio.server import AssociationInfo
 from dicomnet.aio.transport import SecureLinkEvent
-from dicomnet.services.storage import store_paths
+from dicomnet.services.storage import StorageSCP, store_paths
 from tests.aio.helpers import (
     LOOPBACK,
     PkiFactory,
     background_process,
     free_port,
     run,
+    running_server,
     wait_output,
 )
 from tests.interop.conftest import Dcmtk
@@ -99,3 +101,37 @@ def test_store_paths_in_batches_resumes_with_dicomnet_serve(
     assert len(lines) == 3, lines
     assert ["TLS session resumed" in line for line in lines] == [False, True, True]
 
+
+def test_a_retry_after_a_transient_rejection_resumes_the_session(
+        *, pkis: PkiFactory, tmp_path: Path) -> None:
+    """A busy peer rejects the first association (transient, PS3.8 7.1.1.9) after
+    a complete, verified handshake; the retry that --retries makes resumes that
+    session instead of a second full handshake. It used to be kept only after an
+    A-RELEASE, so a run's retries after a rejection paid the full price each time."""
+    pki = pkis("rsa")
+    files = [write_part10(tmp_path / f"{n}.dcm", make_image(n), ExplicitVRLittleEndian)
+             for n in range(2)]
+    seen: list[bool] = []
+
+    def busy_once(info: AssociationInfo) -> tuple[int, int, int] | None:
+        assert info.security is not None
+        seen.append(info.security.session_resumed)
+        return (2, 3, 1) if len(seen) == 1 else None  # transient, local limit exceeded
+
+    links: list[SecureLinkEvent] = []
+
+    async def main() -> list[bool]:
+        scp = StorageSCP(tmp_path / "out")
+        try:
+            async with running_server(providers=[scp], tls=pki.server_tls(),
+                                      on_association_request=busy_once) as server:
+                results = await store_paths(LOOPBACK, server.port, files, tls=pki.client_tls(),
+                                            retries=1, retry_delay=0,
+                                            on_secure_link_ready=links.append)
+                return [r.ok and r.attempts == 2 for r in results]
+        finally:
+            scp.close()
+
+    assert run(main()) == [True, True]
+    assert seen == [False, True]  # the server's view
+    assert _resumed(links) == [False, True]

@@ -734,6 +734,9 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
                 )
                 return
             if isinstance(event, AssociateRejected):
+                # An orderly answer after a verified handshake (a TLS 1.3 ticket comes
+                # before it): a busy peer's retry (``retries``) resumes the session.
+                assoc.stream.keep_session()
                 raise AssociationRejected(event.pdu.result, event.pdu.source, event.pdu.reason)
             if isinstance(event, Aborted):
                 refused = closed_after_tls13_handshake(assoc, event, sent_certificate)

@@ -171,7 +171,8 @@ class TLSConfig:
     session_resumption: bool = True
     """Resume TLS sessions (RFC 8446 2.2, RFC 5077) so that re-associating skips the
     certificate exchange. Client side: the session of an association that ended
-    with A-RELEASE is offered on the next one made with this same TLSConfig object
+    with A-RELEASE, or was rejected (A-ASSOCIATE-RJ: a busy peer's retry resumes),
+    is offered on the next one made with this same TLSConfig object
     to the same host, port and server name, only when ``verify_peer`` is on
     (:mod:`dicomnet.security.sessions`). Server side: False issues no session
     tickets, so no TLS 1.3 client resumes; under TLS 1.2 OpenSSL's session-ID cache,

@@ -9,13 +9,17 @@ rotated certificate is picked up), when ``SSLKEYLOGFILE`` changes, or once our
 own certificate has expired (so that the build refuses it, as it would have).
 
 Session resumption (RFC 8446 2.2, RFC 5077): when an association ends with a
-clean A-RELEASE, the connection's ``ssl.SSLSession`` is kept for its
-destination (host, port and the name sent as SNI and verified in the server's
-certificate) and offered on the next connection there, which then skips the
-certificate exchange and its public-key operations. Under TLS 1.3 the ticket
-comes after the handshake (NewSessionTicket, RFC 8446 4.6.1), read with the
-first application data, which is why the session is taken at the end of the
-association and not right after the handshake. Sessions are kept only:
+clean A-RELEASE or is rejected (A-ASSOCIATE-RJ, an orderly answer after a
+verified handshake: a busy peer's retry resumes), the connection's
+``ssl.SSLSession`` is kept for its destination (host, port and the name sent as
+SNI and verified in the server's certificate) and offered on the next
+connection there, which then skips the certificate exchange and its public-key
+operations. Under TLS 1.3 the ticket comes after the handshake
+(NewSessionTicket, RFC 8446 4.6.1), read with the first application data,
+which is why the session is taken at the end of the association (or with the
+A-ASSOCIATE-RJ, which comes after it) and not right after the handshake. An
+aborted association leaves none: a link cut mid-way may be a TLS failure, after
+which RFC 5246 7.2.2 forbids resuming. Sessions are kept only:
 
 - for a context that verifies the server (``verify_peer``): resuming skips
   verification, so a session must come from a handshake that did it;
