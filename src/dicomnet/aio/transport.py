@@ -263,7 +263,9 @@ class Stream:
     def keep_session(self) -> None:
         """Keep this client connection's TLS session, to resume it on the next
         association to the same destination: call at the association's clean end
-        (A-RELEASE done, before closing), when a TLS 1.3 ticket has been read."""
+        (A-RELEASE done, or an A-ASSOCIATE-RJ read, before closing: the TLS link
+        itself ended well), when a TLS 1.3 ticket has been read; never after an
+        abort (RFC 5246 7.2.2)."""
         session = self.writer.get_extra_info("ssl_session")
         if (self.session_slot is not None and isinstance(session, ssl.SSLSession)
                 and self.security is not None):
