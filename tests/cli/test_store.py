@@ -260,3 +260,28 @@ def test_store_max_async_sets_the_window_it_proposes(
     run_cli("store", "127.0.0.1", 104, ds, "--json")
     assert proposed == [1, 32]
     assert run_cli("store", "127.0.0.1", 104, ds, "--max-async", "0").exit_code == 2
+
+
+def test_store_json_counts_the_tls_connections_and_those_resumed(
+        start_server: StartServer, pki: DevPKI, tmp_path: Path) -> None:
+    """130 presentation contexts take two associations (PS3.8 9.3.2.2): --json's
+    tls_connections and tls_resumed say that the second resumed the first's TLS
+    session (RFC 8446 2.2); its "tls" describes the first connection only."""
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from tests.storage.dicomfiles import make_image, uid, write_part10
+
+    tls = TLSConfig(certfile=pki.server_cert, keyfile=pki.server_key, cafile=pki.ca_cert)
+    scp = storage.StorageSCP(tmp_path / "store", accept_unknown_sop_classes=True)
+    server = start_server(tls=tls, providers=[VerificationSCP(), scp])
+    (tmp_path / "in").mkdir()
+    for n in range(65):  # two contexts each
+        write_part10(tmp_path / "in" / f"{n:02d}.dcm", make_image(n, sop_class_uid=uid(7, n)),
+                     ExplicitVRLittleEndian)
+    result = run_cli("store", "127.0.0.1", server.port, tmp_path / "in", "--json",
+                     *client_tls_args(pki))
+    scp.close()
+    assert result.exit_code == 0, result.output
+    doc = json_out(result)
+    assert (doc["stored"], doc["tls_connections"], doc["tls_resumed"]) == (65, 2, 1)
+    assert doc["tls"]["session_resumed"] is False

@@ -327,7 +327,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     \b
       peer, calling_aet, called_aet
       tls                   what TLS negotiated (as dicomnet echo --json says),
-                            null on plain DICOM
+                            null on plain DICOM; the run's first connection
+      tls_connections,      TLS connections made (one per association: a
+      tls_resumed           batch of 128 contexts, a retry), and how many of
+                            them resumed an earlier one's session (0 on plain)
       total, stored,        files listed, stored, not stored, and sent more
       failed, retried       than once (--retries)
       stored_with_warnings, of those stored, with a warning status (Bxxx,
@@ -521,6 +524,11 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "calling_aet": net.aet,
             "called_aet": net.called_aet,
             "tls": security.to_dict() if security is not None else None,
+            # Every TLS connection of the run (a batch of 128 contexts, a retry):
+            # "tls" describes the first; these say how many resumed a session.
+            "tls_connections": sum(1 for link in links if link.info is not None),
+            "tls_resumed": sum(1 for link in links
+                               if link.info is not None and link.info.session_resumed),
             "total": len(results),
             "stored": len(ok),
             "failed": len(failed),
