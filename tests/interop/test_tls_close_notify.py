@@ -179,6 +179,18 @@ def test_close_notify_waits_for_room_in_the_socket(pki: Pki) -> None:
     assert attempts == 2
 
 
+def _never_room(transport: TLSSocketTransport) -> ssl.SSLSocket:
+    """The transport's TLS socket, its close_notify never finding room (unwrap
+    says "want write" every time)."""
+    tls: ssl.SSLSocket = transport.get_extra_info("ssl_object")
+
+    def unwrap() -> socket.socket:
+        raise ssl.SSLWantWriteError(3, "The operation did not complete (write)")
+
+    tls.unwrap = unwrap  # type: ignore[method-assign]
+    return tls
+
+
 def test_a_peer_that_never_reads_cannot_hold_the_close(pki: Pki) -> None:
     """A peer that reads nothing: no room ever comes for the close_notify; the
     close still ends (its wait is bounded), and the connection is gone."""
@@ -187,12 +199,7 @@ def test_a_peer_that_never_reads_cannot_hold_the_close(pki: Pki) -> None:
         peer = _PythonPeer(await pki.server_tls().server_context())
         try:
             transport, protocol = await _client(pki, peer)
-            tls = transport.get_extra_info("ssl_object")
-
-            def unwrap() -> socket.socket:
-                raise ssl.SSLWantWriteError(3, "The operation did not complete (write)")
-
-            tls.unwrap = unwrap
+            tls = _never_room(transport)
             transport.write(b"\x07" * 100_000)
             transport.close()
             assert await protocol.lost is None
@@ -210,12 +217,7 @@ def test_an_abort_while_waiting_for_room_closes_at_once(pki: Pki) -> None:
         peer = _PythonPeer(await pki.server_tls().server_context())
         try:
             transport, protocol = await _client(pki, peer)
-            tls = transport.get_extra_info("ssl_object")
-
-            def unwrap() -> socket.socket:
-                raise ssl.SSLWantWriteError(3, "The operation did not complete (write)")
-
-            tls.unwrap = unwrap
+            tls = _never_room(transport)
             transport.close()
             await asyncio.sleep(0)
             transport.abort()
