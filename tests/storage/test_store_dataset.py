@@ -23,7 +23,14 @@ from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
 from tests.aio.test_blocking import server_thread
 
-from .dicomfiles import SECONDARY_CAPTURE, assert_same_dataset, make_image, uid, write_part10
+from .dicomfiles import (
+    CT_IMAGE_STORAGE,
+    SECONDARY_CAPTURE,
+    assert_same_dataset,
+    make_image,
+    uid,
+    write_part10,
+)
 
 
 def _stored(root: Path, number: int) -> Path:
@@ -94,3 +101,42 @@ def test_the_blocking_facade_stores_a_data_set(tmp_path: Path) -> None:
     finally:
         scp.close()
     assert_same_dataset(ds, _stored(tmp_path / "store", 3))
+
+
+def test_a_sop_class_never_proposed_says_how_to_propose_it(tmp_path: Path) -> None:
+    # The usual slip of a script: an association opened for Secondary Capture (or
+    # with the default contexts, Verification alone) asked to store a CT. The
+    # error names the SOP Class and says what to pass, not only that the peer
+    # "accepted" nothing: the peer was never asked.
+    ct = make_image(4)
+    ct.SOPClassUID = CT_IMAGE_STORAGE
+    with pytest.raises(NoAcceptedContext, match=(
+            rf"no presentation context was proposed for {CT_IMAGE_STORAGE} on this "
+            r"association: open it with contexts=\[ContextRequest\(")):
+        store_in_memory(tmp_path / "root", (ExplicitVRLittleEndian,), [ct])
+
+
+def test_a_sop_class_the_peer_refused_says_why(tmp_path: Path) -> None:
+    # Proposed, and refused by the peer (a SOP Class it does not store): its
+    # reason of PS3.8 Table 9-18, as store_paths gives it for a file.
+    private = make_image(6)
+    private.SOPClassUID = "1.2.826.0.1.3680043.8.498.99.1"
+
+    async def scenario() -> None:
+        scp = StorageSCP(tmp_path / "root")
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await open_association(
+                    "127.0.0.1", server.port,
+                    contexts=[ContextRequest(private.SOPClassUID, (ExplicitVRLittleEndian,))])
+                try:
+                    await assoc.store(private)
+                finally:
+                    await assoc.release()
+        finally:
+            scp.close()
+
+    with pytest.raises(NoAcceptedContext, match=(
+            r"the peer accepted no presentation context for 1\.2\.826\.0\.1\.3680043\.8\.498"
+            r"\.99\.1: it does not take that SOP Class \(abstract syntax not supported\)")):
+        run(scenario(), timeout=60)

@@ -32,12 +32,21 @@ from pydicom.uid import (
 from ..dimse.messages import CStoreRQ, CStoreRSP
 from ..dimse.status import Status
 from ..errors import ConfigurationError, NoAcceptedContext, RemoteProtocolError
+from ..ul.negotiation import ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
 
-__all__ = ["UNCOMPRESSED", "WORD_SIZES", "array_code", "encode_dataset",
+__all__ = ["REFUSALS", "UNCOMPRESSED", "WORD_SIZES", "array_code", "encode_dataset",
            "store_dataset", "swapped_copy"]
+
+#: Why the peer refused every context of a SOP Class (PS3.8 Table 9-18).
+REFUSALS = {
+    ABSTRACT_SYNTAX_NOT_SUPPORTED: "it does not take that SOP Class (abstract syntax not "
+    "supported)",
+    TRANSFER_SYNTAXES_NOT_SUPPORTED: "it takes that SOP Class in none of the transfer syntaxes "
+    "proposed",
+}
 
 IMPLICIT_LE = str(ImplicitVRLittleEndian)
 EXPLICIT_LE = str(ExplicitVRLittleEndian)
@@ -124,6 +133,8 @@ def _choose(assoc: ClientAssociation, sop_class: str, own: str | None) -> tuple[
     """(context ID, transfer syntax) to send a data set of ``sop_class`` in."""
     accepted = {c.transfer_syntax: c.context_id for c in assoc.contexts.values()
                 if c.abstract_syntax == sop_class}
+    if not accepted:
+        raise NoAcceptedContext(_no_context(assoc, sop_class))
     if own is not None and own in accepted:
         return accepted[own], own
     if own is not None and own not in UNCOMPRESSED:
@@ -136,6 +147,23 @@ def _choose(assoc: ClientAssociation, sop_class: str, own: str | None) -> tuple[
     raise NoAcceptedContext(
         f"the peer accepted no presentation context for {sop_class} in an uncompressed "
         "transfer syntax")
+
+
+def _no_context(assoc: ClientAssociation, sop_class: str) -> str:
+    """Why no accepted context carries ``sop_class``: never proposed (the
+    caller's contexts lack it: say how to add it), or refused by the peer (its
+    reason, PS3.8 Table 9-18)."""
+    rq = assoc.ul.associate_rq
+    proposed = rq is None or any(pc.abstract_syntax == sop_class
+                                 for pc in rq.presentation_contexts)
+    if not proposed:
+        return (f"no presentation context was proposed for {sop_class} on this "
+                f"association: open it with contexts=[ContextRequest({sop_class!r}, "
+                "(ExplicitVRLittleEndian, ImplicitVRLittleEndian))] "
+                "(dicomnet.ContextRequest, pydicom.uid) to store it")
+    why = assoc.refused.get(sop_class)
+    return (f"the peer accepted no presentation context for {sop_class}: "
+            + REFUSALS.get(why or 0, "it refused them without a reason"))
 
 
 async def store_dataset(assoc: ClientAssociation, ds: Dataset) -> Status:

@@ -26,7 +26,7 @@ from ..storage.files import StorageError
 from ..storage.part10 import DEFLATED_DATA_SETS, Part10Info, read_part10
 from ..storage.stray_meta import StrayMeta
 from ..ul.connection import JOIN_LIMIT
-from ..ul.negotiation import ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED
+from ..ul.negotiation import TRANSFER_SYNTAXES_NOT_SUPPORTED
 from ..ul.pdu import pdata_header
 from .store_convert import (
     conversion_error,
@@ -35,7 +35,7 @@ from .store_convert import (
     converts_through_file,
     redeflated,
 )
-from .store_dataset import UNCOMPRESSED
+from .store_dataset import REFUSALS, UNCOMPRESSED
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
@@ -393,15 +393,6 @@ def _close_conversion(conversion: asyncio.Future[tuple[io.BufferedRandom, int]])
         conversion.result()[0].close()
 
 
-#: Why the peer refused every context of a SOP Class (PS3.8 Table 9-18).
-_REFUSALS = {
-    ABSTRACT_SYNTAX_NOT_SUPPORTED: "it does not take that SOP Class (abstract syntax not "
-    "supported)",
-    TRANSFER_SYNTAXES_NOT_SUPPORTED: "it takes that SOP Class in none of the transfer syntaxes "
-    "proposed",
-}
-
-
 class Syntaxes(Protocol):
     """What :func:`refused` reads of a file: a ``Part10Info``, or the plan
     ``store_batch`` keeps of it."""
@@ -439,7 +430,7 @@ def no_context(assoc: ClientAssociation, info: Syntaxes) -> str:
                 f"({_never_converted(syntax)})")
     if why is not None:
         return (f"the peer accepted no context for {sop_class}: "
-                + _REFUSALS.get(why, "it refused them without a reason"))
+                + REFUSALS.get(why, "it refused them without a reason"))
     return f"the peer accepted no context for {sop_class} in {syntax}"
 
 
