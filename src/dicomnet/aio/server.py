@@ -18,7 +18,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts, check_ae_title
-from ..errors import AssociationRejected, DicomNetError, RemoteProtocolError, TLSError
+from ..errors import (
+    AssociationRejected,
+    DicomNetError,
+    RemoteProtocolError,
+    TLSError,
+    TransportError,
+)
 from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
 from ..security.rotation import ServerContext
@@ -185,7 +191,9 @@ class Server(RequestDispatch):
             sock.bind((self.host, self.port))
         except OSError as exc:
             sock.close()
-            raise DicomNetError(
+            # The listening socket is the server's transport: a script's
+            # ``except TransportError`` catches it with the other network failures.
+            raise TransportError(
                 f"cannot listen on {self.host}:{self.port}: {exc.strerror}"
             ) from exc
         sock.listen(128)
@@ -658,6 +666,10 @@ async def serve(
     ``on_connection_event`` observes connections (``aio.server_events``): each
     association accepted and ended (with its answers by status), and each
     connection refused before it associated, with why.
+
+    Raises ``ConfigurationError`` for unusable settings or TLS files, and
+    ``TransportError`` ("cannot listen on HOST:PORT: ...") when the address is
+    in use, not ours, or the host unknown.
     """
     from ..services.verification import VerificationSCP
 
