@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet import blocking
 from dicomnet.aio.server import Server, ServiceProvider, serve
@@ -19,6 +20,8 @@ from dicomnet.security.certificates import make_dev_pki
 from dicomnet.security.config import TLSConfig, dev_pki_configs
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
+from dicomnet.testing import VERIFICATION
+from dicomnet.ul.negotiation import ContextRequest
 from tests.storage.dicomfiles import make_image, uid, write_part10
 
 
@@ -63,6 +66,17 @@ def test_blocking_echo_over_tls(tls_server: tuple[int, TLSConfig]) -> None:
         assert status.is_success and int(status) == 0
         assert assoc.security is not None and assoc.security.protocol == "TLSv1.3"
         assert int(assoc.echo()) == 0  # the association stays usable between calls
+
+
+def test_blocking_association_tells_what_the_peer_refused(
+        tls_server: tuple[int, TLSConfig]) -> None:
+    port, client_cfg = tls_server
+    ct = "1.2.840.10008.5.1.4.1.1.2"  # the server runs Verification only
+    contexts = [ContextRequest(VERIFICATION, (ExplicitVRLittleEndian,)),
+                ContextRequest(ct, (ExplicitVRLittleEndian,))]
+    with blocking.associate("localhost", port, tls=client_cfg, contexts=contexts) as assoc:
+        assert assoc.refused == {ct: 3}  # abstract syntax not supported (PS3.8 9.3.3.2)
+        assert [c.abstract_syntax for c in assoc.contexts.values()] == [VERIFICATION]
 
 
 def test_blocking_echo_helper(tls_server: tuple[int, TLSConfig]) -> None:

@@ -248,6 +248,13 @@ class BlockingAssociation:
         """The presentation contexts the peer accepted, by context ID (PS3.8 9.3.3.2)."""
         return self._assoc.contexts
 
+    @property
+    def refused(self) -> dict[str, int]:
+        """The abstract syntaxes the peer accepted in no context, each with its reason
+        (PS3.8 Table 9-18: 1 user rejection, 2 no reason, 3 abstract syntax not
+        supported, 4 transfer syntaxes not supported)."""
+        return self._assoc.refused
+
     def echo(self) -> Status:
         """C-ECHO (PS3.7 9.1.5)."""
         return self._run(self._assoc.echo())

@@ -149,7 +149,8 @@ class TLSConfig:
     (:mod:`~dicomnet.security.key_password`); a password that is not a str or
     bytes is one too."""
     key_password: str | bytes | None = None
-    """The private key's password, when known in advance."""
+    """The private key's password, when known in advance; when set,
+    ``on_private_key_password`` is never asked."""
     keylog_file: str | Path | None = None
     """Append TLS secrets here (NSS key log format) so Wireshark can decrypt a capture.
     None honours the SSLKEYLOGFILE environment variable. Debugging only."""
