@@ -85,19 +85,35 @@ def test_a_1000_file_study_of_5_classes_still_takes_one_association() -> None:
     assert (len(main_contexts(batch.keys)), len(contexts_for(batch.keys))) == (15, 20)
 
 
-def test_many_classes_take_as_many_associations_as_before() -> None:
-    """70 classes in Explicit VR Little Endian: 140 contexts as before, in two
-    associations (64 classes, then 6), as before: the first has no room for a
-    last resort context, the second proposes one per class."""
+def _last_resort_classes(keys: dict[tuple[str, str], None]) -> set[str]:
+    return {c.abstract_syntax for c in contexts_for(keys)
+            if not set(c.transfer_syntaxes).isdisjoint((DEFLATED, EBE))
+            and (c.abstract_syntax, c.transfer_syntaxes[0]) not in keys}
+
+
+def test_every_class_of_a_batch_gets_its_last_resort_context() -> None:
+    """70 classes in Explicit VR Little Endian: 3 contexts each with the last
+    resort one, so 42 classes (126 contexts), then 28 (84): each batch offers
+    every one of its classes Big Endian and Deflated. Before, 64 classes went
+    in 128 main contexts, none with a last resort context: a peer taking Big
+    Endian alone took the files of those classes nowhere."""
     classes = storage_sop_classes()[:70]
     first, second = batches(_plans(classes, [ELE], 700))
-    assert (len(first.plans), len(second.plans)) == (640, 60)
-    assert len(contexts_for(first.keys)) == 128 == len(main_contexts(first.keys))
-    assert len(contexts_for(second.keys)) == 12 + 6
-    # 128 contexts at most, however the room is shared.
-    for syntaxes in ([ELE, JPEG], [ELE, ILE, EBE], [JPEG]):
+    assert (len(first.plans), len(second.plans)) == (420, 280)
+    assert (len(contexts_for(first.keys)), len(contexts_for(second.keys))) == (126, 84)
+    for batch in (first, second):
+        assert _last_resort_classes(batch.keys) == {c for c, _ in batch.keys}
+    two = list(batches(_plans(classes, [ELE, ILE], 1400)))
+    assert [len(contexts_for(b.keys)) for b in two] == [128, 128, 24]
+    # 128 contexts at most, however the room is shared, each uncompressed class
+    # with its last resort context but where its own files are in both syntaxes.
+    for syntaxes in ([ELE, JPEG], [ELE, ILE, EBE], [JPEG], [ELE, EBE, DEFLATED], [RLE, ILE]):
         for batch in batches(_plans(classes, syntaxes, 2000)):
             assert len(contexts_for(batch.keys)) <= 128
+            uncompressed = {c for c, s in batch.keys if s in (ELE, ILE, EBE, DEFLATED)}
+            whole = {c for c in uncompressed
+                     if {(c, EBE), (c, DEFLATED)} <= batch.keys.keys()}
+            assert _last_resort_classes(batch.keys) == uncompressed - whole, syntaxes
 
 
 # -- a peer taking one syntax alone (a dicomnet server) -----------------------------------
