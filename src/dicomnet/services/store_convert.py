@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pydicom
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_description, dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.filebase import DicomFileLike
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import correct_ambiguous_vr_element, write_dataset, write_file_meta_info
+from pydicom.sequence import Sequence
 from pydicom.uid import UID
 from pydicom.valuerep import BUFFERABLE_VRS
 
@@ -57,8 +58,9 @@ from .store_dataset import (
     swapped_copy,
 )
 
-__all__ = ["INFLATED_MOST", "IN_MEMORY_MOST", "FileSlice", "conversion_error", "convert_in_memory",
-           "convert_to_file", "converts_through_file", "redeflated", "temporary_folder"]
+__all__ = ["INFLATED_MOST", "IN_MEMORY_MOST", "FileSlice", "NotConvertible", "conversion_error",
+           "convert_in_memory", "convert_to_file", "converts_through_file", "redeflated",
+           "temporary_folder"]
 
 #: Data sets up to this long are converted in memory (about three times their
 #: size at the peak); longer ones through a temporary file.
@@ -75,6 +77,11 @@ INFLATED_MOST = MAX_INFLATED
 #: On disk where /tmp often is not (FHS 3.0 5.15: kept across reboots, so never
 #: a RAM file system).
 _VAR_TMP = "/var/tmp"
+
+
+class NotConvertible(ValueError):
+    """A data set that cannot be re-encoded without guessing: the reason, in
+    words naming the element (``prepare_file`` reports it as the file's error)."""
 
 
 def temporary_folder() -> str | None:
@@ -118,7 +125,8 @@ def _read(info: Part10Info, defer_size: int | None = None) -> Dataset:
     is not in its meta group's syntax (``relabelled_from``): ``dcmread`` would
     guess, with a warning."""
     if not info.stray_meta and info.relabelled_from is None:
-        return pydicom.dcmread(info.path, defer_size=defer_size)
+        return _checked(pydicom.dcmread(info.path, defer_size=defer_size),
+                        info.transfer_syntax_uid)
     syntax = info.transfer_syntax_uid
     implicit, little = syntax == IMPLICIT_LE, syntax != EXPLICIT_BE
     with open(info.path, "rb") as fp:
@@ -126,8 +134,77 @@ def _read(info: Part10Info, defer_size: int | None = None) -> Dataset:
         ds = read_dataset(fp, is_implicit_VR=implicit, is_little_endian=little,
                           defer_size=defer_size)
     # A FileDataset named by its path, so that pydicom reads deferred values from it.
-    return FileDataset(str(info.path), ds, file_meta=info.meta, is_implicit_VR=implicit,
-                       is_little_endian=little)
+    return _checked(FileDataset(str(info.path), ds, file_meta=info.meta,
+                                is_implicit_VR=implicit, is_little_endian=little), syntax)
+
+
+def _checked(ds: Dataset, source: str) -> Dataset:
+    """``ds``, read in ``source``, made safe to re-encode: in Implicit VR, refused
+    (:class:`NotConvertible`) when a value's VR cannot be known; in Explicit VR
+    Big Endian, its UN values kept UN (:func:`_unknown_kept`)."""
+    if source == IMPLICIT_LE:
+        _refuse_unknown_sign(ds, signed_known=False)
+    elif source == EXPLICIT_BE:
+        _unknown_kept(ds)
+    return ds
+
+
+def _raw_vr(ds: Dataset, tag: int) -> tuple[str | None, bool]:
+    """The VR of ``ds``'s element ``tag`` without decoding it (nor reading a
+    deferred value): its own, else the dictionary's (None: unknown); and
+    whether it holds items (a sequence: SQ, or of undefined length)."""
+    element = ds.get_item(tag, keep_deferred=True)
+    if not isinstance(element, RawDataElement):
+        return str(element.VR), element.VR == "SQ"
+    vr = element.VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = None
+    return (None if vr is None else str(vr)), vr == "SQ" or element.length == _UNDEFINED
+
+
+def _refuse_unknown_sign(ds: Dataset, *, signed_known: bool) -> None:
+    """Raise :class:`NotConvertible` for an element whose VR is "US or SS" (PS3.6:
+    Smallest Image Pixel Value (0028,0106) and the like) where no Pixel
+    Representation (0028,0103) says which, here or in a data set around it.
+    Read in Implicit VR (PS3.5 A.1), its VR is the dictionary's, both; an
+    Explicit VR target must write one (PS3.5 7.1.2). Its bytes would swap
+    alike either way, but its value means 65531 as US and -5 as SS: written
+    as either, it would claim what the file never said (pydicom picks US
+    when there is no Pixel Data either, and fails when there is)."""
+    signed_known = signed_known or "PixelRepresentation" in ds
+    for tag in list(ds.keys()):
+        vr, items = _raw_vr(ds, tag)
+        if vr == "US or SS" and not signed_known:
+            name = dictionary_description(tag)
+            raise NotConvertible(
+                f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {name} is US or SS as Pixel "
+                "Representation (0028,0103) says, and the data set has none: read in "
+                "Implicit VR, its VR is unknown, and an Explicit VR syntax would have to "
+                "name one (PS3.5 7.1.2, A.1); not converted")
+        if items and isinstance(value := ds[tag].value, Sequence):
+            for item in value:
+                _refuse_unknown_sign(item, signed_known=signed_known)
+
+
+def _unknown_kept(ds: Dataset) -> None:
+    """Keep the UN values of a data set read in Explicit VR Big Endian as they
+    are, UN: a UN value is in Little Endian whatever the transfer syntax, and
+    is not swapped (PS3.5 6.2.2: it holds the Implicit VR Little Endian
+    encoding of a value whose VR was not known). pydicom gives one whose tag
+    it knows that VR, and decodes its bytes in the file's Big Endian: 300 came
+    out as 11265. Values not read yet (deferred) are left to ``_reencoded``."""
+    for tag in list(ds.keys()):
+        element = ds.get_item(tag, keep_deferred=True)
+        if (isinstance(element, RawDataElement) and element.VR == "UN"
+                and element.value is not None and element.length != _UNDEFINED):
+            ds[tag] = _unknown(tag, element.value)
+            continue
+        if _raw_vr(ds, tag)[0] == "SQ" and isinstance(value := ds[tag].value, Sequence):
+            for item in value:
+                _unknown_kept(item)
 
 
 def convert_to_file(info: Part10Info, target: str) -> tuple[io.BufferedRandom, int]:
@@ -186,6 +263,10 @@ def _reencoded(source_file: Path | io.BufferedRandom, source: str, target: str,
             if raw.length == _UNDEFINED or raw.value_tell is None:
                 continue
             vr = raw.VR
+            if vr == "UN" and source == EXPLICIT_BE:
+                # As it is, not swapped, UN (``_unknown_kept``; PS3.5 6.2.2).
+                ds[tag] = _unknown(tag, _pieces_joined(fp, raw.value_tell, raw.length, name))
+                continue
             if vr is None and implicit:
                 try:  # PS3.5 A.1: the VR of an Implicit VR element is the dictionary's
                     vr = dictionary_VR(tag)
@@ -337,6 +418,18 @@ def _pieces(fp: BinaryIO, offset: int, length: int, name: str) -> Iterator[bytes
             raise StorageError(f"{name} is shorter than when it was read")
         remaining -= len(piece)
         yield piece
+
+
+def _unknown(tag: int, value: bytes) -> DataElement:
+    """A UN element holding ``value`` as it is: pydicom makes one of a tag it
+    knows an element of that tag's VR, its value still these bytes."""
+    element = DataElement(tag, "UN", value)
+    element.VR = "UN"
+    return element
+
+
+def _pieces_joined(fp: BinaryIO, offset: int, length: int, name: str) -> bytes:
+    return b"".join(_pieces(fp, offset, length, name))
 
 
 def conversion_error(exc: Exception) -> str:
