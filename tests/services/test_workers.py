@@ -410,7 +410,6 @@ def test_the_thread_starts_on_first_submit_and_close_stops_it(
     worker: BatchWorker[int, int] = BatchWorker(name, lambda jobs: [-j for j in jobs])
     workers.append(worker)
     assert threads_named(name) == []
-    worker.close()  # nothing started: nothing to stop
 
     async def main() -> int:
         return await worker.submit(3)
@@ -742,9 +741,9 @@ def test_close_handles_what_is_queued_and_stops_the_thread() -> None:
 
 def test_items_put_while_closing_are_all_handled() -> None:
     """Items put from another thread while close() runs: each is handled once, by
-    the thread closing or by one started after it (an item queued behind the
-    stop mark was lost), and close() always returns (two threads on the queue
-    once made one of them take the other's stop mark)."""
+    the thread closing or, once closed, in the putter's thread (an item queued
+    behind the stop mark was lost), and close() always returns (two threads on
+    the queue once made one of them take the other's stop mark)."""
     handled: list[int] = []
     lock = threading.Lock()
 

@@ -9,6 +9,13 @@ queued since its last round, runs them together (so that, for instance, the
 files of one round share one folder fsync), and wakes the event loop once per
 round. :class:`Background` is the fire-and-forget variant, for work that
 follows the answer (index rows).
+
+``close()`` is final for both: once it returns, no thread of theirs runs or is
+started again. A job submitted to a closed :class:`BatchWorker` is refused
+(:class:`WorkerClosed`); an item put to a closed :class:`Background` is handled
+in the caller's thread (a spilled store that outlived the server still gets
+its index row looked at, and no daemon thread is left to be killed mid-write
+at interpreter exit).
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from ..aio.server_hooks import contained, run_contained
+from ..errors import DicomNetError
 
-__all__ = ["Background", "BatchWorker", "HandlerThreads", "call_handler", "handlers_running"]
+__all__ = ["Background", "BatchWorker", "HandlerThreads", "WorkerClosed", "call_handler",
+           "handlers_running"]
 
 log = logging.getLogger("dicomnet.services")
 
@@ -43,6 +52,11 @@ _Entry = tuple[J, "asyncio.Future[R] | Callback", asyncio.AbstractEventLoop]
 #: At most this many jobs per round: the first answers of a round wait for the
 #: whole round, so a round stays short.
 MAX_BATCH = 32
+
+
+class WorkerClosed(DicomNetError, RuntimeError):
+    """A job submitted to a :class:`BatchWorker` after its ``close()`` (as a
+    closed ``concurrent.futures`` executor refuses one with a RuntimeError)."""
 
 
 class BatchWorker(Generic[J, R]):
@@ -68,6 +82,7 @@ class BatchWorker(Generic[J, R]):
         self._queue: queue.SimpleQueue[_Entry[J, R] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def pipelined(cls, name: str, start: Callable[[list[J]], S],
@@ -85,7 +100,8 @@ class BatchWorker(Generic[J, R]):
         return worker
 
     def submit(self, job: J) -> asyncio.Future[R]:
-        """Queue ``job``; the future completes (on the caller's loop) with its result."""
+        """Queue ``job``; the future completes (on the caller's loop) with its result.
+        Raises :class:`WorkerClosed` once :meth:`close` was called."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._put((job, future, loop))
@@ -94,18 +110,22 @@ class BatchWorker(Generic[J, R]):
     def submit_call(self, job: J, callback: Callback) -> None:
         """Queue ``job``; ``callback`` is called on the caller's loop with its
         result, or the exception it raised. Cheaper than :meth:`submit` for a
-        caller that needs no task to wait: no future, no task wake-up."""
+        caller that needs no task to wait: no future, no task wake-up. Raises
+        :class:`WorkerClosed` once :meth:`close` was called."""
         self._put((job, callback, asyncio.get_running_loop()))
 
     def _put(self, entry: _Entry[J, R]) -> None:
-        # The lock only to start the thread (checked again under it): not once per job.
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name=self._name,
-                                                    daemon=True)
-                    self._thread.start()
-        self._queue.put(entry)
+        # Queued under the lock close() holds to queue its stop mark: every job is
+        # either ahead of the mark (run before close() returns) or refused. Checked
+        # outside it, a submit racing close() started a thread nobody joined.
+        with self._lock:
+            if self._closed:
+                raise WorkerClosed(f"{self._name}: closed, no more jobs are taken")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name,
+                                                daemon=True)
+                self._thread.start()
+            self._queue.put(entry)
 
     def _take(self, *, wait: bool) -> tuple[list[_Entry[J, R]], bool]:
         """The jobs queued now, up to MAX_BATCH (waiting for a first one if
@@ -182,11 +202,14 @@ class BatchWorker(Generic[J, R]):
                 loop.call_soon_threadsafe(_settle, answers)
 
     def close(self) -> None:
-        """Finish the queued jobs, then stop the thread."""
+        """Finish the queued jobs, then stop the thread; later submits are refused
+        (:class:`WorkerClosed`). Calling it again waits for the same thread."""
         with self._lock:
-            thread, self._thread = self._thread, None
+            thread = self._thread
+            if not self._closed and thread is not None:
+                self._queue.put(None)
+            self._closed = True
         if thread is not None:
-            self._queue.put(None)
             thread.join()
 
 
@@ -231,23 +254,44 @@ class Background(Generic[J]):
         self._flushing = 0  # flush() callers waiting: no lingering meanwhile
         self._hurry = threading.Event()  # cuts a linger short
         self._thread: threading.Thread | None = None
+        self._closed = False
+        # One late put()'s handle() at a time (the thread's are over by then).
+        self._late = threading.Lock()
         self._name = name
         self._handle = handle
         self._linger = linger
         self._max_items = max_items
 
     def put(self, item: J) -> None:
-        """Queue ``item`` for the worker."""
+        """Queue ``item`` for the worker; once :meth:`close` was called, handle it
+        here, in the caller's thread (what it raises logged, as the thread's)."""
         with self._idle:
-            self._pending += 1
-            crowded = self._pending >= self._max_items
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            # With its count, under the lock: close() serves what came behind its stop mark.
-            self._queue.put((item,))
-        if crowded and self._linger > 0:
+            late, crowded = self._closed, False
+            if not late:
+                self._pending += 1
+                crowded = self._pending >= self._max_items
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name=self._name,
+                                                    daemon=True)
+                    self._thread.start()
+                # Under the lock close() holds to queue its stop mark: always ahead of it.
+                self._queue.put((item,))
+        if late:
+            self._put_late(item)
+        elif crowded and self._linger > 0:
             self._hurry.set()
+
+    def _put_late(self, item: J) -> None:
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()  # in order: after what was queued, never beside the thread
+        with self._late:
+            try:
+                self._handle([item])
+            except Exception:
+                log.exception("%s: background work failed after close (if it was the "
+                              "index's: with the server stopped, 'dicomnet reindex FOLDER' "
+                              "repairs it)", self._name)
 
     def _run(self) -> None:
         while True:
@@ -256,7 +300,7 @@ class Background(Generic[J]):
                 return
             if not first:
                 continue  # a flush with nothing pending
-            if self._linger > 0 and not self._flushing:
+            if self._linger > 0 and not self._flushing and not self._closed:
                 self._hurry.wait(self._linger)
             self._hurry.clear()
             items = [first[0]]
@@ -297,21 +341,19 @@ class Background(Generic[J]):
                 self._flushing -= 1
 
     def close(self) -> None:
-        """Handle what is queued, then stop the thread. Items put meanwhile, behind
-        the stop mark, are handled by a thread started for them (late work is still
-        done); never two threads on the queue at once."""
-        self.flush()
+        """Handle what is queued, then stop the thread, a linger cut short. Final:
+        an item put from now on is handled in its caller's thread (:meth:`put`),
+        so that no thread is started again after close() returned (one started
+        for items put behind the stop mark was never joined). Calling it again
+        waits for the same thread."""
         with self._idle:
             thread = self._thread
-            if thread is None:
-                return
-            self._queue.put(None)
-        thread.join()
-        with self._idle:
-            self._thread = None
-            if self._pending:
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
+            if not self._closed and thread is not None:
+                self._queue.put(None)  # behind every queued item: put() queues under this lock
+            self._closed = True
+        self._hurry.set()
+        if thread is not None:
+            thread.join()
 
 
 #: Threads for the plain handlers running at once: one each, made as needed and
