@@ -139,7 +139,7 @@ def test_serve_help_says_what_a_tls_server_needs_and_how_it_stops() -> None:
 def test_serve_help_documents_each_json_line() -> None:
     """--json's lines are a schema for scripts: each event and its keys are named."""
     text = " ".join(_help("serve").split())
-    for event in ("listening", "association_accepted", "stored", "association_ended",
+    for event in ("listening", "association_accepted", "stored", "refused", "association_ended",
                   "connection_refused", "stopped"):
         assert f" {event} " in text, event
     for key in ("contexts", "how (released or aborted)", "bytes_received", "answers",

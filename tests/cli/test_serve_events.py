@@ -50,9 +50,11 @@ def test_serve_json_says_each_association_and_each_refusal(pki: DevPKI,
     assert proc.returncode == 0, err
     events: list[dict[str, Any]] = [json.loads(line) for line in out.splitlines()]
     assert [e["event"] for e in events] == [
-        "association_accepted", "stored", "association_ended", "connection_refused",
+        "association_accepted", "stored", "refused", "association_ended", "connection_refused",
         "connection_refused", "connection_refused", "stopped"]
-    accepted, _, ended, rejected, tls_refused, plain_refused, _ = events
+    accepted, _, duplicate, ended, rejected, tls_refused, plain_refused, _ = events
+    assert (duplicate["status"], duplicate["calling_aet"]) == ("0x0111", "SENDER")
+    assert duplicate["tls"] == accepted["tls"]
     link = {"tls": accepted["tls"], "cipher_suite": accepted["cipher_suite"],
             "client_cert": accepted["client_cert"]}
     assert accepted["tls"] in ("TLSv1.2", "TLSv1.3") and accepted["cipher_suite"]

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     )
     from dicomnet.aio.server_events import ConnectionEvent
     from dicomnet.security.config import TLSConfig
-    from dicomnet.services.storage import StoredInstance
+    from dicomnet.services.storage import RefusedInstance, StoredInstance
 
 __all__ = ["allow_only", "drain_server", "serve", "stop_server", "storage_scp"]
 
@@ -51,6 +51,7 @@ log = logging.getLogger("dicomnet.cli")
 def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
                 unknown_sop_classes: bool = False,
                 on_stored: Callable[[StoredInstance], object] | None = None,
+                on_refused: Callable[[RefusedInstance], object] | None = None,
                 ) -> ServiceProvider | None:
     """A StorageSCP writing under ``root``, or None if the storage service is missing."""
     try:
@@ -62,7 +63,7 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
     try:
         provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable,
                                                accept_unknown_sop_classes=unknown_sop_classes,
-                                               on_stored=on_stored)
+                                               on_stored=on_stored, on_refused=on_refused)
     except (StorageError, OSError) as exc:
         # A folder that cannot be used is the operator's to fix (exit 2), not the network's.
         if isinstance(exc, StorageError) and exc.errno is not None:
@@ -123,6 +124,27 @@ def _print_stored(stored: StoredInstance) -> None:
                 "tls": stored.security.protocol if stored.security is not None else None},
                line=True, last=False)
     sys.stdout.flush()
+
+
+def _refused_event(refused: RefusedInstance) -> None:
+    """--json: one line per object answered with a failure and not stored (its log
+    line says the same on stderr), a duplicate rejected among them."""
+    with _stdout_reader_may_leave():
+        print_json({"event": "refused", "sop_class_uid": refused.sop_class_uid,
+                    "sop_instance_uid": refused.sop_instance_uid,
+                    "peer": f"{refused.peer[0]}:{refused.peer[1]}",
+                    "calling_aet": refused.calling_ae_title,
+                    "called_aet": refused.called_ae_title,
+                    "status": f"0x{refused.status:04X}", "reason": refused.reason,
+                    **(path_fields("path", refused.path) if refused.path is not None
+                       else {"path": None}),
+                    "move_originator": None if refused.move_originator is None else {
+                        "aet": refused.move_originator[0],
+                        "message_id": refused.move_originator[1]},
+                    "tls": refused.security.protocol if refused.security is not None
+                    else None},
+                   line=True, last=False)
+        sys.stdout.flush()
 
 
 #: The "event" of each connection event's --json line, by its class (aio.server_events).
@@ -223,7 +245,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     made = _folders_to_make(output)
     storage = storage_scp(output, duplicates=duplicates, durable=durable,
                           unknown_sop_classes=unknown_sop_classes,
-                          on_stored=_stored_event if net.json else None)
+                          on_stored=_stored_event if net.json else None,
+                          on_refused=_refused_event if net.json else None)
     if storage is not None:
         providers.append(storage)
     else:
@@ -482,6 +505,14 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             for, or null), tls; path_bytes
                             for a path with bytes that are not UTF-8 (its
                             exact bytes, base64; path shows each as \\xff)
+      refused               an object answered with a failure and not
+                            stored (stderr has its line too):
+                            sop_class_uid, sop_instance_uid, peer,
+                            calling_aet, called_aet, status (as in
+                            answers: "0x0111"), reason (the log's words,
+                            local paths included), path (the copy kept
+                            of a duplicate rejected: --duplicates
+                            reject; else null), move_originator, tls
       association_ended     peer, calling_aet, called_aet, how (released or
                             aborted), reason, seconds, messages, objects
                             (C-STORE requests), bytes_received, answers

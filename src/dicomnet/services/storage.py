@@ -63,10 +63,12 @@ from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NA
 from .store_answers import (
     HookAnswer,
     Refused,
+    RefusedInstance,
+    RefusedObserver,
     StoredInstance,
     StoredObserver,
     StoreHook,
-    log_refusal,
+    refuse,
     response,
     run_hook,
 )
@@ -88,6 +90,8 @@ __all__ = [
     "StorageSCP",
     "StoreHook",
     "StoreResult",
+    "RefusedInstance",
+    "RefusedObserver",
     "StoredInstance",
     "StoredObserver",
     "collect_files",
@@ -136,6 +140,10 @@ class StorageSCP:
     work it started per object would pile up unbounded while senders keep
     sending; slow work goes in ``on_c_store`` (the sender waits for it: the
     back-pressure) or in the user's own bounded queue that ``on_stored`` feeds.
+    ``on_refused`` is told, the same way, of each object answered with a
+    failure and not stored (a ``RefusedInstance``: status, reason; a duplicate
+    rejected under "reject" too, ``path`` its copy kept), once its log line is
+    written; never ``on_stored`` for it.
     An object being written when its association ends (an abort) is kept: its
     write goes on, it is indexed and told to ``on_stored`` (before the
     association's end, unless the write outlasts ``Timeouts.operation``), but
@@ -166,6 +174,7 @@ class StorageSCP:
         durable: bool = True,
         accept_unknown_sop_classes: bool = False,
         on_stored: StoredObserver | None = None,
+        on_refused: RefusedObserver | None = None,
     ) -> None:
         self.root = Path(root)
         self._root_prefix = os.path.join(os.fspath(self.root), "")
@@ -178,14 +187,16 @@ class StorageSCP:
                 f"duplicates must be keep, overwrite or reject, got {duplicates!r}"
             ) from exc
         self.layout = layout
-        if on_stored is not None and _is_coroutine_function(on_stored):
-            raise ConfigurationError(
-                "on_stored must be a plain function (a quick observer, run on the "
-                f"event loop); {on_stored!r} is a coroutine function, which nothing "
-                "would await: use on_c_store for work the sender waits for, or have "
-                "on_stored put the object on your own queue")
+        for name, observer in (("on_stored", on_stored), ("on_refused", on_refused)):
+            if observer is not None and _is_coroutine_function(observer):
+                raise ConfigurationError(
+                    f"{name} must be a plain function (a quick observer, run on the "
+                    f"event loop); {observer!r} is a coroutine function, which nothing "
+                    "would await: use on_c_store for work the sender waits for, or have "
+                    f"{name} put the object on your own queue")
         self.on_c_store = on_c_store
         self.on_stored = on_stored
+        self.on_refused = on_refused
         # sweep: what an interrupted run left, cleared while serving (StaleSweep).
         opened = open_store(self.root, index=index)
         self._lock, self.index, self.sweep = opened.lock, opened.index, opened.sweep
@@ -312,8 +323,8 @@ class StorageSCP:
                 else "no data set: Command Data Set Type (0000,0800) is 0101H")
             status = getattr(sink, "status", CANNOT_UNDERSTAND)
             detail = getattr(sink, "detail", None)
-            log_refusal(logging.ERROR if detail else logging.WARNING, assoc, message,
-                         status, detail or error)
+            refuse(self.on_refused, assoc, message, status, detail or error,
+                   level=logging.ERROR if detail else logging.WARNING)
             return status, error
         log_oddities(assoc, message, sink)
         writer, buffer = sink.writer, sink.buffer
@@ -382,17 +393,24 @@ class StorageSCP:
         once; an exception that is no storage failure or refusal is raised again."""
         if isinstance(outcome, StoredInstance):  # first: the usual case, one call
             if outcome.duplicate and self.duplicates is DuplicatePolicy.REJECT:
+                # A failure as the others are: its line, and on_refused (not on_stored);
+                # at INFO, as a duplicate kept: the operator's policy, no anomaly.
+                refuse(self.on_refused, assoc, message, DUPLICATE_INSTANCE,
+                       f"duplicate SOP Instance UID, already stored at "
+                       f"{self._relative(outcome.path)} (duplicates policy reject)",
+                       level=logging.INFO, path=outcome.path)
                 return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
             if self.on_stored is not None:
                 self._tell_stored(outcome)
             return SUCCESS, None
         if isinstance(outcome, StorageError):
             status = OUT_OF_RESOURCES if outcome.out_of_resources else PROCESSING_FAILURE
-            log_refusal(logging.ERROR, assoc, message, status, str(outcome))
+            refuse(self.on_refused, assoc, message, status, str(outcome), level=logging.ERROR)
             # The peer learns why, not where: no local path in the Error Comment.
             return status, f"cannot store: {outcome.reason}"
         if isinstance(outcome, Refused):
-            log_refusal(logging.WARNING, assoc, message, outcome.status, str(outcome))
+            refuse(self.on_refused, assoc, message, outcome.status, str(outcome),
+                   level=logging.WARNING)
             return outcome.status, str(outcome)
         raise outcome
 
@@ -698,6 +716,8 @@ class StorageSCP:
         row = self._locator.lost_row(uid, relative) if self._locator is not None else None
         if row is not None:
             self._index_writer.put((row, uid, None))
+        if row is None and self.duplicates is DuplicatePolicy.REJECT:
+            return  # the refusal's line says it (_status), with its status
         log.info("C-STORE %s from %s@%s:%s: already stored at %s, %s (duplicates policy %s)%s",
                  uid, calling_ae, *peer[:2], relative,
                  "kept" if self.duplicates is DuplicatePolicy.KEEP else "rejected",

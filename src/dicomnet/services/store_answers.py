@@ -1,8 +1,8 @@
 """What a C-STORE SCP answers (PS3.4 B.2.3, PS3.7 9.3.1.2): the object stored, as
 its handlers see it, the user's ``on_c_store`` handler and what it may answer,
 the C-STORE-RSP with its Error Comment, and the one log line of an object not
-stored. Used by :mod:`dicomnet.services.storage`, which re-exports what is
-public here."""
+stored, with what ``on_refused`` is told of it. Used by
+:mod:`dicomnet.services.storage`, which re-exports what is public here."""
 
 from __future__ import annotations
 
@@ -17,17 +17,20 @@ from typing import TYPE_CHECKING
 import pydicom
 from pydicom.dataset import Dataset
 
+from ..aio.server_hooks import contained
 from ..dimse.messages import CStoreRQ, CStoreRSP
 from ..dimse.status import PROCESSING_FAILURE, SUCCESS, Status, category_of
 from ..errors import DicomNetError
 from ..security.info import SecurityInfo
+from .store_jobs import move_originator
 from .workers import call_handler
 
 if TYPE_CHECKING:
     from ..aio.server_association import ServerAssociation
 
-__all__ = ["HOOK_FAILED", "HookAnswer", "Refused", "StoreHook", "StoredInstance",
-           "StoredObserver", "log_refusal", "response", "run_hook"]
+__all__ = ["HOOK_FAILED", "HookAnswer", "Refused", "RefusedInstance", "RefusedObserver",
+           "StoreHook", "StoredInstance", "StoredObserver", "log_refusal", "refuse",
+           "response", "run_hook"]
 
 log = logging.getLogger("dicomnet.services")
 
@@ -92,6 +95,32 @@ HookAnswer = int | Status | tuple[int | Status, str] | None
 StoreHook = Callable[[StoredInstance], HookAnswer | Awaitable[HookAnswer]]
 #: Told of each object stored (``StorageSCP(on_stored=...)``); what it returns is ignored.
 StoredObserver = Callable[[StoredInstance], object]
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedInstance:
+    """What ``on_refused`` receives for a C-STORE answered with a failure, the
+    object not stored (or, ``duplicates="reject"``, its earlier copy kept):
+    what it is (from the C-STORE-RQ, PS3.7 9.3.1.1), who sent it, the status it
+    was answered (PS3.4 B.2.3) and why, in the words of its log line (local
+    paths included: for the operator, not the peer, whose Error Comment names
+    none). ``path``: for a duplicate rejected (status 0111H), the copy already
+    stored; else None. The other fields as in :class:`StoredInstance`."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    calling_ae_title: str
+    called_ae_title: str
+    peer: tuple[str, int]
+    security: SecurityInfo | None
+    status: int
+    reason: str
+    path: Path | None = None
+    move_originator: tuple[str, int] | None = None
+
+
+#: Told of each C-STORE refused (``StorageSCP(on_refused=...)``); what it returns is ignored.
+RefusedObserver = Callable[[RefusedInstance], object]
 
 
 #: The Error Comment of an object whose handler failed (its details go to the log).
@@ -212,13 +241,33 @@ def log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status:
                  why: str) -> None:
     """The one line a C-STORE that was not stored leaves in the log: the object,
     who sent it, the status it was answered (PS3.4 B.2.3) and why, paths included
-    (ERROR when the server could not store, WARNING when it refused the data)."""
+    (ERROR when the server could not store, WARNING when it refused the data,
+    INFO for a duplicate its policy rejects)."""
     uid = message.affected_sop_instance_uid
     # The peer's bytes, not yet checked (a refused UID): quoted unless plain text,
     # so that a line break in them cannot forge a log line.
     log.log(level, "C-STORE %s from %s@%s:%s refused, status 0x%04X: %s",
             uid if uid.isascii() and uid.isprintable() else repr(uid),
             assoc.calling_ae_title, *assoc.peer[:2], status, why)
+
+
+def refuse(observer: RefusedObserver | None, assoc: ServerAssociation, message: CStoreRQ,
+           status: int, why: str, *, level: int, path: Path | None = None) -> None:
+    """An object not stored: its log line (:func:`log_refusal`), then ``observer``
+    told, on the event loop; what the observer raises is logged, the answer
+    unchanged."""
+    log_refusal(level, assoc, message, status, why)
+    if observer is None:
+        return
+    refused = RefusedInstance(
+        message.affected_sop_class_uid, message.affected_sop_instance_uid,
+        assoc.calling_ae_title, assoc.called_ae_title, assoc.peer, assoc.security,
+        status, why, path, move_originator(message))
+    try:
+        with contained("on_refused observer"):  # its SystemExit too
+            observer(refused)
+    except Exception:  # an observer's bug
+        log.exception("C-STORE %s: the on_refused observer failed", refused.sop_instance_uid)
 
 
 class Refused(DicomNetError):
