@@ -21,6 +21,9 @@ the names that cannot carry one:
   (PS3.4 B.2.3, PS3.7 9.3.1.2).
 - ``StoredObserver``: the type of ``StorageSCP(on_stored=...)``, a function of a
   ``StoredInstance`` told of each object once durable; what it returns is ignored.
+- ``RefusedObserver``: the type of ``StorageSCP(on_refused=...)``, a function of a
+  ``RefusedInstance`` told of each object answered with a failure (a duplicate
+  rejected, a handler's refusal, a write error); what it returns is ignored.
 - ``SecureLinkHook``: the type of ``on_secure_link_ready=`` (``associate``,
   ``serve``), a function (or coroutine function) of a ``SecureLinkEvent``, told
   once the TLS handshake is done and before any DICOM is exchanged.
@@ -109,7 +112,13 @@ if TYPE_CHECKING:
         StoreResult,
         store_paths,
     )
-    from .services.store_answers import HookAnswer, StoredObserver, StoreHook
+    from .services.store_answers import (
+        HookAnswer,
+        RefusedInstance,
+        RefusedObserver,
+        StoredObserver,
+        StoreHook,
+    )
     from .services.verification import EchoHook, VerificationSCP
     from .storage.files import DuplicatePolicy, Layout
     from .ul.negotiation import AcceptedContext, ContextRequest
@@ -170,6 +179,8 @@ _EXPORTS: dict[str, str] = {
     "StoreResult": ".services.storage",
     "StoredInstance": ".services.storage",
     "StoredObserver": ".services.store_answers",
+    "RefusedInstance": ".services.store_answers",
+    "RefusedObserver": ".services.store_answers",
     "TLSConfig": ".security.config",
     "TLSError": ".errors",
     "TimeoutError": ".errors",
@@ -222,6 +233,8 @@ __all__ = [
     "PasswordCallback",
     "ProtocolError",
     "Rejection",
+    "RefusedInstance",
+    "RefusedObserver",
     "RemoteProtocolError",
     "RetryEvent",
     "SecureLinkEvent",
