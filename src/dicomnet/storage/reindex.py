@@ -21,13 +21,26 @@ stand. Each of their rows is of a file read by this walk, which was durable
 before (the ordering rule of :mod:`~dicomnet.storage.index`), so the index is
 consistent, and the next reindex reads the lost batch's files again.
 
+It holds one folder's rows at a time, not the store's: every indexed path and
+every path walked, once kept in sets, took some 500 bytes a file (half a
+gigabyte for a million objects). Each folder the walk yields files of is
+compared with its own rows (one range of the path index); with pruning, the
+folders walked and the rows of files gone from them go to two temporary tables
+(SQLite's temporary file, not memory: :func:`make_scratch`), and the rows gone
+are found after the walk, as before, walking the path index once: those gone
+from a folder walked, and those of a folder not walked (removed, hidden, a
+nested store). What memory grows with is the largest folder: its listing, and
+its rows.
+
 It works on its index's connection, lock and file checks (its private parts):
 it is that class's other half, kept apart for its size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +60,8 @@ from dicomnet.storage.transaction import fails_every_row
 if TYPE_CHECKING:
     from dicomnet.storage.index import StorageIndex
 
-__all__ = ["BATCH_ROWS", "BATCH_SECONDS", "ReindexProgress", "ReindexResult", "reindex"]
+__all__ = ["BATCH_ROWS", "BATCH_SECONDS", "FOLDER_ROWS_SQL", "GONE_ROWS_SQL", "ReindexProgress",
+           "ReindexResult", "make_scratch", "reindex"]
 
 logger = logging.getLogger("dicomnet.storage")
 
@@ -57,6 +71,28 @@ BATCH_ROWS = 500
 #: Seconds a row read waits for its batch's commit at most (files read slowly,
 #: over a network say): what an interruption loses stays small.
 BATCH_SECONDS = 0.25
+
+#: The relative paths and sizes of the rows of the files directly in one folder
+#: (``?1``, ending in ``/``): the range of paths from ``?1`` to ``?2`` (``?1`` with
+#: its last ``/`` made ``0``, the next character), less those in its subfolders
+#: (a ``/`` from character ``?3``, just past ``?1``, on). One search of the path
+#: index, its bytes compared (BINARY collation): the range holds ``?1``'s paths only.
+FOLDER_ROWS_SQL = ("SELECT relative_path, size FROM instance WHERE relative_path >= ? AND "
+                   "relative_path < ? AND instr(substr(relative_path, ?), '/') = 0")
+#: Those of the root's own files: no range of paths to search, every row read.
+_ROOT_ROWS_SQL = "SELECT relative_path, size FROM instance WHERE instr(relative_path, '/') = 0"
+#: The next ``?2`` relative paths after ``?1``, in order, of rows whose file the walk
+#: did not yield: in a folder it did not yield a file of (the ``rtrim`` drops the
+#: last component: every character but ``/`` is in its set), or gone from one it
+#: did. One walk of the path index, whatever the number of rows.
+GONE_ROWS_SQL = (
+    "SELECT relative_path FROM instance WHERE relative_path > ? AND ("
+    "rtrim(relative_path, replace(relative_path, '/', '')) NOT IN "
+    "(SELECT folder FROM temp.reindex_folder) "
+    "OR relative_path IN (SELECT relative_path FROM temp.reindex_gone)) "
+    "ORDER BY relative_path LIMIT ?")
+_SCRATCH = ("reindex_folder (folder TEXT PRIMARY KEY)",
+            "reindex_gone (relative_path TEXT PRIMARY KEY)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +148,12 @@ class _Reindex:
         self.repair = repair
         self.on_progress = on_progress
         self.added = self.skipped = self.removed = self.updated = 0
+        self.prune = True
+        self.files = 0  # files read so far
+        # The folder walked (relative, ending in "/"; "" the root), its rows' paths
+        # and sizes, and its files yielded so far: one folder's, never the store's.
+        self.folder: str | None = None
+        self.known: dict[str, int] = {}
         self.seen: set[str] = set()
         self.mislabelled: list[str] = []
         self.relabelled: list[str] = []
@@ -123,10 +165,30 @@ class _Reindex:
         self.batch_since = 0.0
 
     def run(self, prune: bool) -> ReindexResult:
+        self.prune = prune
+        if prune:
+            self._scratch(make_scratch)
+        try:
+            nested = self._walk()
+            if prune:
+                self._prune()
+        finally:
+            if prune:
+                # Not left in a long-lived connection (a server's reindex).
+                with contextlib.suppress(StorageError):
+                    self._scratch(_drop_scratch)
+        for folder in nested:
+            logger.info("reindex: skipping %s, a store of its own", self.root / folder)
+        return ReindexResult(added=self.added, removed=self.removed, skipped=self.skipped,
+                             updated=self.updated, nested=tuple(nested),
+                             mislabelled=tuple(self.mislabelled),
+                             relabelled=tuple(self.relabelled),
+                             not_relabelled=tuple(self.failed))
+
+    def _walk(self) -> list[str]:
+        """Each file, compared with the rows of its folder; the last batch written.
+        The stores nested in the root, not entered."""
         index = self.index
-        with index._lock:
-            known: dict[str, int] = dict(index._db.execute(
-                "SELECT relative_path, size FROM instance").fetchall())
         own = {index._path.name + suffix for suffix in ("", *COMPANIONS)}
         nested: list[str] = []
         for path in store_files(self.root, index._path.name, nested):
@@ -135,26 +197,64 @@ class _Reindex:
             if self.batch and time.monotonic() - self.batch_since >= BATCH_SECONDS:
                 self._write_batch()
             if self.on_progress is not None:  # the files before this one done
-                self.on_progress(ReindexProgress(len(self.seen), self.added, self.skipped))
+                self.on_progress(ReindexProgress(self.files, self.added, self.skipped))
             relative = path.relative_to(self.root).as_posix()
+            folder = relative[:relative.rfind("/") + 1]  # "" for the root's own files
+            if folder != self.folder:  # store_files yields a folder's files together
+                self._leave_folder()
+                self._enter_folder(folder)
+            self.files += 1
             self.seen.add(relative)
-            if relative in known:
-                if _size(path) not in (known[relative], None):
+            if relative in self.known:
+                if _size(path) not in (self.known[relative], None):
                     self._read(path, relative, update=True)
                 elif self.repair:
                     self._repair(path, relative)
                 continue
             self._read(path, relative)
+        self._leave_folder()
         self._write_batch()
-        if prune:
-            self._prune(sorted(known.keys() - self.seen))
-        for folder in nested:
-            logger.info("reindex: skipping %s, a store of its own", self.root / folder)
-        return ReindexResult(added=self.added, removed=self.removed, skipped=self.skipped,
-                             updated=self.updated, nested=tuple(nested),
-                             mislabelled=tuple(self.mislabelled),
-                             relabelled=tuple(self.relabelled),
-                             not_relabelled=tuple(self.failed))
+        return nested
+
+    def _enter_folder(self, folder: str) -> None:
+        """The rows of the files directly in ``folder`` (relative, ending in ``/``;
+        ``""`` the root): the snapshot its files are compared with. A row this run
+        writes is of a file it read, in this folder or one walked before, so it
+        is never one a later folder's snapshot should have had."""
+        self.folder = folder
+        sql, params = ((FOLDER_ROWS_SQL, (folder, folder[:-1] + "0", len(folder) + 1))
+                       if folder else (_ROOT_ROWS_SQL, ()))
+        with self.index._lock:
+            try:
+                self.known = dict(self.index._db.execute(sql, params).fetchall())
+            except sqlite3.Error as exc:
+                raise StorageError(f"index query failed: {exc}") from exc
+
+    def _leave_folder(self) -> None:
+        """With pruning, the folder left noted as walked, and the paths of its rows
+        whose file it did not yield as gone (rows, not files: found again after
+        the walk, whose moves may have taken some of them elsewhere)."""
+        if self.folder is not None and self.prune:
+            folder, gone = self.folder, list(self.known.keys() - self.seen)
+
+            def note(db: sqlite3.Connection) -> None:
+                db.execute("INSERT INTO temp.reindex_folder VALUES (?)", (folder,))
+                db.executemany("INSERT INTO temp.reindex_gone VALUES (?)",
+                               [(relative,) for relative in gone])
+
+            self._scratch(note)
+        self.folder, self.known, self.seen = None, {}, set()
+
+    def _scratch(self, work: Callable[[sqlite3.Connection], None]) -> None:
+        """``work`` on the temporary tables, under the connection's lock, outside
+        any transaction: each statement its own, which writes SQLite's temporary
+        file only (a few microseconds; the index's file and log untouched)."""
+        with self.index._lock:
+            try:
+                work(self.index._db)
+            except sqlite3.Error as exc:
+                raise StorageError(f"reindex's temporary tables failed (SQLite keeps them in "
+                                   f"$SQLITE_TMPDIR, $TMPDIR or /var/tmp): {exc}") from exc
 
     def _read(self, path: Path, relative: str, *, update: bool = False) -> None:
         """The row of a file without one (with ``update``, of an indexed file whose
@@ -254,16 +354,26 @@ class _Reindex:
                     self.added -= 1
                 self.skipped += 1
 
-    def _prune(self, gone: list[str]) -> None:
-        """Remove the rows of the files ``gone`` (and parents left empty), in
-        batches as rows are added, each said once committed."""
-        done = 0
-        while done < len(gone):
+    def _prune(self) -> None:
+        """Remove the rows of the files the walk did not yield (and parents left
+        empty), in path order, in batches as rows are added, each said once
+        committed. Each batch is found after the last (:data:`GONE_ROWS_SQL`):
+        at most :data:`BATCH_ROWS` paths held."""
+        after = ""
+        while True:
+            with self.index._lock:
+                try:
+                    gone = [relative for (relative,) in self.index._db.execute(
+                        GONE_ROWS_SQL, (after, BATCH_ROWS))]
+                except sqlite3.Error as exc:
+                    raise StorageError(f"index query failed: {exc}") from exc
+            if not gone:
+                return
             removed = 0
             with self.index._write() as db:
                 since = time.monotonic()
-                for relative in gone[done:done + BATCH_ROWS]:
-                    done += 1
+                for relative in gone:
+                    after = relative
                     row = db.execute("SELECT sop_instance_uid, series_uid FROM instance "
                                      "WHERE relative_path = ?", (relative,)).fetchone()
                     if row is not None:
@@ -274,7 +384,7 @@ class _Reindex:
                         break
             self.removed += removed
             if removed and self.on_progress is not None:
-                self.on_progress(ReindexProgress(len(self.seen), self.added, self.skipped,
+                self.on_progress(ReindexProgress(self.files, self.added, self.skipped,
                                                  self.removed))
 
     def _repair(self, path: Path, relative: str) -> None:
@@ -296,6 +406,24 @@ class _Reindex:
         with self.index._write() as db:
             db.execute("UPDATE instance SET transfer_syntax_uid = ?, size = ? "
                        "WHERE relative_path = ?", (info.transfer_syntax_uid, size, relative))
+
+
+def make_scratch(db: sqlite3.Connection) -> None:
+    """The two temporary tables of a run that prunes, empty: the folders it
+    walked, and the paths of the rows gone from them. In SQLite's temporary file,
+    a few pages of them in its cache, not the process's memory: ``temp_store``
+    is set to FILE (SQLite's usual default; a build whose default is memory
+    would hold them there), which drops the connection's temporary tables, but
+    this module makes the only ones."""
+    db.execute("PRAGMA temp_store=FILE")
+    for table in _SCRATCH:
+        db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} WITHOUT ROWID")
+        db.execute(f"DELETE FROM temp.{table.split()[0]}")
+
+
+def _drop_scratch(db: sqlite3.Connection) -> None:
+    for table in _SCRATCH:
+        db.execute(f"DROP TABLE IF EXISTS temp.{table.split()[0]}")
 
 
 def _relabelled(info: Part10Info, relative: str, failed: list[tuple[str, str]]) -> int | None:
