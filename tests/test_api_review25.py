@@ -115,13 +115,14 @@ def test_a_dataset_that_cannot_be_encoded_is_a_configuration_error(tmp_path: Pat
                         warnings.simplefilter("ignore", UserWarning)  # pydicom's own
                         bad = _ct(Rows=70000)
                     with pytest.raises(ConfigurationError, match=(
-                            r"the data set cannot be encoded in 1\.2\.840\.10008\.1\.2\.1: "
+                            r"the data set cannot be encoded in Explicit VR Little Endian "
+                            r"\(1\.2\.840\.10008\.1\.2\.1\): "
                             r"With tag \(0028,0010\)")) as caught:
                         assoc.store(bad)
                     assert str(caught.value) == (
-                        "the data set cannot be encoded in 1.2.840.10008.1.2.1: With tag "
-                        "(0028,0010) got exception: ushort format requires 0 <= number "
-                        "<= 65535")
+                        "the data set cannot be encoded in Explicit VR Little Endian "
+                        "(1.2.840.10008.1.2.1): With tag (0028,0010) got exception: ushort "
+                        "format requires 0 <= number <= 65535")
                     assert isinstance(caught.value.__cause__, OSError)
                     return [int(assoc.store(_ct(Rows=512)))]
 

@@ -22,7 +22,8 @@ from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 
 from .helpers import ServerThread, assert_ended, error_line, interrupted_at, json_out, run_cli
 
-REFUSED = (f"the peer accepted no context for {SECONDARY_CAPTURE} in {RLELossless} "
+REFUSED = (f"the peer accepted no context for Secondary Capture Image Storage "
+           f"({SECONDARY_CAPTURE}) in RLE Lossless ({RLELossless}) "
            "(compressed; not converted)")
 ABORTED = "association aborted by service-user - the peer aborted"
 

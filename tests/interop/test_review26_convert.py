@@ -38,6 +38,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
+    RLELossless,
 )
 
 from dicomnet.services import store_convert
@@ -265,13 +266,20 @@ def test_an_odd_length_value_converted_through_a_file_is_padded_as_in_memory(
 
 
 #: Why a file goes nowhere when the peer takes none of its contexts (store_prepare).
-REFUSED = (f"the peer accepted no context for {SECONDARY_CAPTURE}: it takes that SOP Class "
-           "in none of the transfer syntaxes proposed")
+REFUSED = (f"the peer accepted no context for Secondary Capture Image Storage "
+           f"({SECONDARY_CAPTURE}): it takes that SOP Class in none of the transfer "
+           "syntaxes proposed")
+
+
+#: The compressed syntaxes of SOURCES as messages name them.
+_NAMED = {RLELossless: f"RLE Lossless ({RLELossless})",
+          JPEGBaseline8Bit: f"JPEG Baseline (Process 1) ({JPEGBaseline8Bit})"}
 
 
 def _not_converted(syntax: str) -> str:
     """Why a compressed file goes nowhere, alone or not (store_prepare.no_context)."""
-    return (f"the peer accepted no context for {SECONDARY_CAPTURE} in {syntax} "
+    return (f"the peer accepted no context for Secondary Capture Image Storage "
+            f"({SECONDARY_CAPTURE}) in {_NAMED[syntax]} "
             "(compressed; not converted)")
 
 

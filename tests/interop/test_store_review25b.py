@@ -101,7 +101,8 @@ def test_orthanc_refusing_syntaxes_classes_and_instances(orthanc_binary: Path,
             "discarded.dcm": (0, None),  # Orthanc's answer to what its filter drops
             "unknown.dcm": (None, None)}
         assert by_name["rle.dcm"]["error"] == (
-            f"the peer accepted no context for 1.2.840.10008.5.1.4.1.1.7 in {RLELossless} "
+            f"the peer accepted no context for Secondary Capture Image Storage "
+            f"(1.2.840.10008.5.1.4.1.1.7) in RLE Lossless ({RLELossless}) "
             "(compressed; not converted)")
         assert by_name["unknown.dcm"]["error"] == (
             f"the peer accepted no context for {UNKNOWN_SOP_CLASS}: it does not take that "

@@ -122,5 +122,6 @@ def test_a_peer_taking_big_endian_alone_is_told_why_the_file_did_not_go(
     whole = write_part10(tmp_path / "in" / "whole.dcm", make_image(2704), ILE)
     bad, good = _send(tmp_path, [refused, whole], [EBE])
     assert (bad.ok, bad.status, bad.error) == (False, None,
-                                               f"cannot convert to {EBE}: {_NO_SIGN}")
+                                               f"cannot convert to Explicit VR Big Endian ({EBE}): "
+                                               f"{_NO_SIGN}")
     assert (good.ok, good.converted_to) == (True, EBE), good

@@ -46,7 +46,8 @@ def test_an_answer_naming_another_object_is_not_its_answer(tmp_path: Path, field
         (True, 0, True), (False, 0, True), (True, 0, True)]
     odd = results[1]
     what = ("SOP Instance UID" if field == "affected_sop_instance_uid" else "SOP Class UID")
-    mine = uid(9, 1) if field == "affected_sop_instance_uid" else SECONDARY_CAPTURE
+    mine = (uid(9, 1) if field == "affected_sop_instance_uid"
+            else f"Secondary Capture Image Storage ({SECONDARY_CAPTURE})")
     assert odd.error == (
         f"0x0000 (success: Success), but the answer names Affected {what} {OTHER}, not "
         f"this object's {mine} (PS3.7 9.3.1.2): not taken as its answer")

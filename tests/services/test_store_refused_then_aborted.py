@@ -19,7 +19,8 @@ from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 
 #: Each file's transfer syntax, in the order they are sent (their names' order).
 SYNTAXES = [ExplicitVRLittleEndian, RLELossless, ExplicitVRLittleEndian, RLELossless]
-REFUSED = (f"the peer accepted no context for {SECONDARY_CAPTURE} in {RLELossless} "
+REFUSED = (f"the peer accepted no context for Secondary Capture Image Storage "
+           f"({SECONDARY_CAPTURE}) in RLE Lossless ({RLELossless}) "
            "(compressed; not converted)")
 ABORTED = "association aborted by service-user - the peer aborted"
 

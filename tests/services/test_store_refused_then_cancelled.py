@@ -20,7 +20,8 @@ from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
 U, R = ExplicitVRLittleEndian, RLELossless
 #: Each file's transfer syntax, in the order they are sent (their names' order).
 SYNTAXES = [U, U, U, R, U, R]
-REFUSED = (f"the peer accepted no context for {SECONDARY_CAPTURE} in {RLELossless} "
+REFUSED = (f"the peer accepted no context for Secondary Capture Image Storage "
+           f"({SECONDARY_CAPTURE}) in RLE Lossless ({RLELossless}) "
            "(compressed; not converted)")
 
 

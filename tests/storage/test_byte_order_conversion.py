@@ -142,6 +142,7 @@ def test_a_conversion_pydicom_refuses_fails_alone_with_a_one_line_reason(
     failed, sent = by_name["long.dcm"], by_name["ok.dcm"]
     assert (failed.ok, failed.status) == (False, None)
     assert failed.error is not None and "\n" not in failed.error
-    assert failed.error.startswith(f"cannot convert to {ImplicitVRLittleEndian}: (0018,1020): ")
+    assert failed.error.startswith(f"cannot convert to Implicit VR Little Endian "
+                                   f"({ImplicitVRLittleEndian}): (0018,1020): ")
     assert "exceeds the maximum length of 64" in failed.error
     assert (sent.ok, sent.converted_to) == (True, ImplicitVRLittleEndian)

@@ -197,26 +197,35 @@ def test_the_last_resort_goes_only_where_nothing_better_was_taken(
 
 
 def _never_converted(syntax: str, why: str) -> str:
-    return f"the peer accepted no context for {SECONDARY_CAPTURE} in {syntax} ({why})"
+    return (f"the peer accepted no context for Secondary Capture Image Storage "
+            f"({SECONDARY_CAPTURE}) in {_NAMED.get(syntax, syntax)} ({why})")
 
 
 COMPRESSED = "compressed; not converted"
+#: RLE Lossless as messages name it; a private syntax stays bare.
+_NAMED = {RLE: f"RLE Lossless ({RLE})"}
 UNKNOWN = ("a transfer syntax dicomnet does not know, so not converted: sent only to a peer "
            "that accepts it as is")
 
 
-def _private_syntax_file(path: Path, number: int) -> Path:
-    """An Explicit VR Little Endian file whose meta names PRIVATE_SYNTAX."""
+#: No UID at all (a letter: PS3.5 9.1), as a damaged or hand-made file may name.
+JUNK_SYNTAX = "1.2.840.10008.1.2.X"
+
+
+def _private_syntax_file(path: Path, number: int, syntax: str = PRIVATE_SYNTAX) -> Path:
+    """An Explicit VR Little Endian file whose meta names ``syntax``."""
     write_part10(path, make_image(number), ELE)
     data = path.read_bytes()
     # Same length as ELE's "1.2.840.10008.1.2.1" (19 bytes, padded to 20).
-    assert len(PRIVATE_SYNTAX) == 19 and data.count(ELE.encode() + b"\x00") == 1
-    path.write_bytes(data.replace(ELE.encode() + b"\x00", PRIVATE_SYNTAX.encode() + b"\x00"))
+    assert len(syntax) == 19 and data.count(ELE.encode() + b"\x00") == 1
+    path.write_bytes(data.replace(ELE.encode() + b"\x00", syntax.encode() + b"\x00"))
     return path
 
 
 @pytest.mark.parametrize(("name", "syntax", "why"), [
-    ("rle", RLE, COMPRESSED), ("private", PRIVATE_SYNTAX, UNKNOWN)])
+    ("rle", RLE, COMPRESSED), ("private", PRIVATE_SYNTAX, UNKNOWN),
+    # pydicom's UID() warned of it, an error where warnings are (store_paths raised).
+    ("junk", JUNK_SYNTAX, UNKNOWN)])
 def test_a_file_never_converted_is_told_so_alone_and_in_company(
         tmp_path: Path, name: str, syntax: str, why: str) -> None:
     """Alone, its one context refused: it read "it takes that SOP Class in none of
@@ -225,7 +234,8 @@ def test_a_file_never_converted_is_told_so_alone_and_in_company(
     syntax included. Both now say its syntax was not taken and why it is not
     converted."""
     path = (write_part10(tmp_path / "in" / f"{name}.dcm", make_image(262), RLE)
-            if syntax == RLE else _private_syntax_file(tmp_path / "in" / f"{name}.dcm", 262))
+            if syntax == RLE
+            else _private_syntax_file(tmp_path / "in" / f"{name}.dcm", 262, syntax))
     plain = write_part10(tmp_path / "in" / "plain.dcm", make_image(263), ELE)
     [alone] = _send(tmp_path / "alone", [path], [ILE])
     together = _send(tmp_path / "together", [path, plain], [ILE])

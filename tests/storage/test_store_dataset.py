@@ -77,8 +77,13 @@ def test_a_compressed_data_set_goes_in_its_own_syntax_or_not_at_all(tmp_path: Pa
     stored = dcmread(_stored(tmp_path / "root", 5))
     assert stored.file_meta.TransferSyntaxUID == RLELossless
     assert stored.PixelData == rle.PixelData  # the fragments as they were
-    with pytest.raises(NoAcceptedContext, match="the data set's compressed syntax"):
+    with pytest.raises(NoAcceptedContext) as refused:
         store_in_memory(tmp_path / "other", (ExplicitVRLittleEndian,), [rle])
+    # Both UIDs named, as an operator reads them.
+    assert str(refused.value) == (
+        "the peer accepted no presentation context for Secondary Capture Image Storage "
+        f"({rle.SOPClassUID}) in RLE Lossless ({RLELossless}), the data set's compressed "
+        "syntax (it is not converted)")
 
 
 def test_a_data_set_without_its_uids_is_a_configuration_error(tmp_path: Path) -> None:
@@ -111,8 +116,8 @@ def test_a_sop_class_never_proposed_says_how_to_propose_it(tmp_path: Path) -> No
     ct = make_image(4)
     ct.SOPClassUID = CT_IMAGE_STORAGE
     with pytest.raises(NoAcceptedContext, match=(
-            rf"no presentation context was proposed for {CT_IMAGE_STORAGE} on this "
-            r"association: open it with contexts=\[ContextRequest\(")):
+            rf"no presentation context was proposed for CT Image Storage \({CT_IMAGE_STORAGE}\) "
+            r"on this association: open it with contexts=\[ContextRequest\(")):
         store_in_memory(tmp_path / "root", (ExplicitVRLittleEndian,), [ct])
 
 

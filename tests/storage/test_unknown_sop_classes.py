@@ -140,5 +140,6 @@ def test_a_sop_class_taken_in_no_syntax_proposed_is_told_apart(tmp_path: Path) -
             scp.close()
 
     [result] = run(scenario(), timeout=60)
-    assert result.error == (f"the peer accepted no context for {make_image(8).SOPClassUID}: "
+    assert result.error == (f"the peer accepted no context for Secondary Capture Image "
+                            f"Storage ({make_image(8).SOPClassUID}): "
                             "it takes that SOP Class in none of the transfer syntaxes proposed")

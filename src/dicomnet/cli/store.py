@@ -223,12 +223,14 @@ def _answered_converted(result: StoreResult) -> str:
 
 
 def _converted_words(result: StoreResult) -> str:
-    """"converted to <syntax's name>", or "" for a file sent as it is."""
+    """"converted to <syntax's name>", or "" for a file sent as it is: one of
+    the four uncompressed syntaxes, each named (--json's converted_to has the
+    UID)."""
     if result.converted_to is None:
         return ""
-    from pydicom.uid import UID
+    from dicomnet.uids import uid_name
 
-    return f"converted to {UID(result.converted_to).name}"
+    return f"converted to {uid_name(result.converted_to) or result.converted_to}"
 
 
 def _peer_said(result: StoreResult, comment: str) -> str:

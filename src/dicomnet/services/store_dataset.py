@@ -32,6 +32,7 @@ from pydicom.uid import (
 from ..dimse.messages import CStoreRQ, CStoreRSP
 from ..dimse.status import Status
 from ..errors import ConfigurationError, NoAcceptedContext, RemoteProtocolError
+from ..uids import named_uid
 from ..ul.negotiation import ABSTRACT_SYNTAX_NOT_SUPPORTED, TRANSFER_SYNTAXES_NOT_SUPPORTED
 
 if TYPE_CHECKING:
@@ -130,7 +131,8 @@ def _own_syntax(ds: Dataset) -> str | None:
 
 
 def _choose(assoc: ClientAssociation, sop_class: str, own: str | None) -> tuple[int, str]:
-    """(context ID, transfer syntax) to send a data set of ``sop_class`` in."""
+    """(context ID, transfer syntax) to send a data set of ``sop_class`` in; the
+    errors name the UIDs the registry knows ("CT Image Storage (1.2...)")."""
     accepted = {c.transfer_syntax: c.context_id for c in assoc.contexts.values()
                 if c.abstract_syntax == sop_class}
     if not accepted:
@@ -139,14 +141,14 @@ def _choose(assoc: ClientAssociation, sop_class: str, own: str | None) -> tuple[
         return accepted[own], own
     if own is not None and own not in UNCOMPRESSED:
         raise NoAcceptedContext(
-            f"the peer accepted no presentation context for {sop_class} in {own}, the "
-            "data set's compressed syntax (it is not converted)")
+            f"the peer accepted no presentation context for {named_uid(sop_class)} in "
+            f"{named_uid(own)}, the data set's compressed syntax (it is not converted)")
     for syntax in UNCOMPRESSED:
         if syntax in accepted:
             return accepted[syntax], syntax
     raise NoAcceptedContext(
-        f"the peer accepted no presentation context for {sop_class} in an uncompressed "
-        "transfer syntax")
+        f"the peer accepted no presentation context for {named_uid(sop_class)} in an "
+        "uncompressed transfer syntax")
 
 
 def _no_context(assoc: ClientAssociation, sop_class: str) -> str:
@@ -157,12 +159,12 @@ def _no_context(assoc: ClientAssociation, sop_class: str) -> str:
     proposed = rq is None or any(pc.abstract_syntax == sop_class
                                  for pc in rq.presentation_contexts)
     if not proposed:
-        return (f"no presentation context was proposed for {sop_class} on this "
+        return (f"no presentation context was proposed for {named_uid(sop_class)} on this "
                 f"association: open it with contexts=[ContextRequest({sop_class!r}, "
                 "(ExplicitVRLittleEndian, ImplicitVRLittleEndian))] "
                 "(dicomnet.ContextRequest, pydicom.uid) to store it")
     why = assoc.refused.get(sop_class)
-    return (f"the peer accepted no presentation context for {sop_class}: "
+    return (f"the peer accepted no presentation context for {named_uid(sop_class)}: "
             + REFUSALS.get(why or 0, "it refused them without a reason"))
 
 
@@ -190,7 +192,8 @@ async def store_dataset(assoc: ClientAssociation, ds: Dataset) -> Status:
         # 65535, a ValueError...): the caller's data set, nothing sent. Their first
         # line only: pydicom appends the whole traceback to the message.
         said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigurationError(f"the data set cannot be encoded in {syntax}: {said}") from exc
+        raise ConfigurationError(
+            f"the data set cannot be encoded in {named_uid(syntax)}: {said}") from exc
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(), affected_sop_class_uid=sop_class,
                   affected_sop_instance_uid=sop_instance)
     rsp, _ = await assoc.request_one(rq, context_id, dataset=data)

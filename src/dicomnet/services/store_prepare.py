@@ -17,14 +17,13 @@ import zlib
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from pydicom.uid import UID
-
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
 from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
 from ..storage.part10 import DEFLATED_DATA_SETS, Part10Info, read_part10
 from ..storage.stray_meta import StrayMeta
+from ..uids import named_uid, uid_type
 from ..ul.connection import JOIN_LIMIT
 from ..ul.negotiation import TRANSFER_SYNTAXES_NOT_SUPPORTED
 from ..ul.pdu import pdata_header
@@ -334,7 +333,7 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
             return rq, other.context_id, DataSetPdus(first, pdus), None
         data = await loop.run_in_executor(None, convert_in_memory, info, target)
     except Exception as exc:  # pydicom: a file that cannot be decoded or re-encoded
-        result.error = f"cannot convert to {target}: {conversion_error(exc)}"
+        result.error = f"cannot convert to {named_uid(target)}: {conversion_error(exc)}"
         return None
     if (moved := _converted_meanwhile(info)) is not None:
         result.error = moved
@@ -422,23 +421,25 @@ def no_context(assoc: ClientAssociation, info: Syntaxes) -> str:
     that is never converted (compressed, or in a syntax dicomnet does not know)
     is told so whether the peer refused every context of its SOP Class (one
     file alone proposes its own syntax alone) or took the class in another
-    syntax (for other files): its own was not taken either way."""
+    syntax (for other files): its own was not taken either way. Both UIDs are
+    named ("RLE Lossless (1.2.840.10008.1.2.5)") where the registry knows them."""
     sop_class, syntax = info.sop_class_uid, info.transfer_syntax_uid
     why = assoc.refused.get(sop_class)
     if syntax not in UNCOMPRESSED and why in (None, TRANSFER_SYNTAXES_NOT_SUPPORTED):
-        return (f"the peer accepted no context for {sop_class} in {syntax} "
-                f"({_never_converted(syntax)})")
+        return (f"the peer accepted no context for {named_uid(sop_class)} in "
+                f"{named_uid(syntax)} ({_never_converted(syntax)})")
     if why is not None:
-        return (f"the peer accepted no context for {sop_class}: "
+        return (f"the peer accepted no context for {named_uid(sop_class)}: "
                 + REFUSALS.get(why, "it refused them without a reason"))
-    return f"the peer accepted no context for {sop_class} in {syntax}"
+    return f"the peer accepted no context for {named_uid(sop_class)} in {named_uid(syntax)}"
 
 
 def _never_converted(syntax: str) -> str:
     """Why a file in ``syntax`` (no uncompressed one) goes only as it is: its data
     set is compressed (dicomnet does not decompress), or encoded in a way
-    dicomnet cannot read (a private or unknown transfer syntax, PS3.5 10)."""
-    if UID(syntax).is_transfer_syntax:
+    dicomnet cannot read (a private or unknown transfer syntax, PS3.5 10). Looked
+    up without ``pydicom.uid.UID``, which warns of a junk value."""
+    if uid_type(syntax) == "Transfer Syntax":
         return "compressed; not converted"
     return ("a transfer syntax dicomnet does not know, so not converted: sent only to a "
             "peer that accepts it as is")

@@ -22,6 +22,7 @@ from ..errors import (
     TLSError,
     TransportError,
 )
+from ..uids import named_uid
 from .store_compact import compact_fields, stored
 from .store_prepare import tag_texts
 
@@ -243,12 +244,14 @@ def _other_object(info: Named, rsp: object) -> str | None:
     """Why ``rsp`` is no answer about ``info``'s object, or None: a C-STORE-RSP's
     Affected SOP Class and Instance UIDs, when present, are its request's (PS3.7
     9.3.1.2: U(=)). A peer naming another object answers of something else
-    (a mix-up of its own), so its status says nothing of this one."""
+    (a mix-up of its own), so its status says nothing of this one. A SOP Class
+    is named where the registry knows it, and a peer's junk is cut (named_uid)."""
     for what, mine, theirs in (
             ("SOP Instance UID", info.sop_instance_uid,
              getattr(rsp, "affected_sop_instance_uid", None)),
             ("SOP Class UID", info.sop_class_uid, getattr(rsp, "affected_sop_class_uid", None))):
         if theirs and theirs != mine:
-            return f"the answer names Affected {what} {theirs}, not this object's {mine}"
+            return (f"the answer names Affected {what} {named_uid(theirs)}, not this "
+                    f"object's {named_uid(mine)}")
     return None
 
