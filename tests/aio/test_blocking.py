@@ -15,7 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet import blocking
 from dicomnet.aio.server import Server, ServiceProvider, serve
-from dicomnet.errors import LocalProtocolError
+from dicomnet.errors import LocalProtocolError, NoAcceptedContext
 from dicomnet.security.certificates import make_dev_pki
 from dicomnet.security.config import TLSConfig, dev_pki_configs
 from dicomnet.services.storage import StorageSCP
@@ -77,6 +77,11 @@ def test_blocking_association_tells_what_the_peer_refused(
     with blocking.associate("localhost", port, tls=client_cfg, contexts=contexts) as assoc:
         assert assoc.refused == {ct: 3}  # abstract syntax not supported (PS3.8 9.3.3.2)
         assert [c.abstract_syntax for c in assoc.contexts.values()] == [VERIFICATION]
+        with pytest.raises(NoAcceptedContext) as caught:
+            assoc._assoc.context_for(ct, ExplicitVRLittleEndian)
+        assert str(caught.value) == (
+            "the peer accepted no presentation context for CT Image Storage "
+            f"({ct}) in Explicit VR Little Endian ({ExplicitVRLittleEndian})")
 
 
 def test_blocking_echo_helper(tls_server: tuple[int, TLSConfig]) -> None:

@@ -176,7 +176,8 @@ def test_a_file_alone_is_converted_to_the_one_syntax_the_peer_takes(
     said = [r.getMessage() for r in caplog.records if "Little Endian syntax" in r.getMessage()]
     name = {EBE: "Explicit VR Big Endian, a retired syntax (PS3.5 A.3) the peer still accepts",
             DEFLATED: "Deflated Explicit VR Little Endian"}[target]
-    assert said == [f"the peer takes {SECONDARY_CAPTURE} in neither Little Endian syntax: "
+    assert said == ["the peer takes Secondary Capture Image Storage "
+                    f"({SECONDARY_CAPTURE}) in neither Little Endian syntax: "
                     f"its files are converted to {name}"]
 
 

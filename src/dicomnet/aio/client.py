@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..security.config import TLSConfig
 from ..services.verification import VERIFICATION_SOP_CLASS
+from ..uids import named_uid
 from ..ul.connection import ULConnection
 from ..ul.events import (
     Aborted,
@@ -129,7 +130,8 @@ class ClientAssociation(Association):
                 transfer_syntax is None or ctx.transfer_syntax == transfer_syntax
             ):
                 return ctx
-        wanted = abstract_syntax + (f" in {transfer_syntax}" if transfer_syntax else "")
+        wanted = named_uid(abstract_syntax) + (
+            f" in {named_uid(transfer_syntax)}" if transfer_syntax else "")
         raise NoAcceptedContext(f"the peer accepted no presentation context for {wanted}")
 
     # -- DIMSE ------------------------------------------------------------------

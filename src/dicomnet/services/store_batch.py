@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ..errors import AssociationAborted
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info
+from ..uids import named_uid
 from ..ul.negotiation import ContextRequest
 from .store_compact import stored
 from .store_dataset import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
@@ -289,7 +290,7 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
                 key := (plan.sop_class_uid, target)) not in told:
             told.add(key)
             log.info("the peer takes %s in neither Little Endian syntax: its files are "
-                     "converted to %s%s", plan.sop_class_uid, _SYNTAX_NAMES[target],
+                     "converted to %s%s", named_uid(plan.sop_class_uid), _SYNTAX_NAMES[target],
                      ", a retired syntax (PS3.5 A.3) the peer still accepts"
                      if target == EXPLICIT_BE else "")
         plan.started = prepared is not None

@@ -343,10 +343,9 @@ class StoreSink:
         syntax, buffer = self._syntax, self.buffer
         assert syntax is not None
         if syntax != EXPLICIT_LE:
-            from pydicom.uid import UID  # only here: a refusal is rare
+            from dicomnet.uids import named_uid  # only here: a refusal is rare
 
-            name = UID(syntax).name  # the UID itself for one pydicom does not know
-            named = f"{name} ({syntax})" if name != syntax else syntax
+            named = named_uid(syntax)
             self.error = (f"data set in Implicit VR, not in the context's {named}, which is "
                           "Explicit VR (PS3.5 10, A.2-A.5): not stored; an Implicit VR Little "
                           "Endian context takes it")
