@@ -1,17 +1,19 @@
 """Review 26: pynetdicom as a requestor with an asynchronous operations window
 (PS3.7 D.3.3.3) into dicomnet's StorageSCP whose ``on_c_store`` is slow, over
 TLS. pynetdicom's own ``send_c_store`` waits for each answer, so the requests
-go out through its DIMSE provider (``assoc.dimse.send_msg``), its reactor
-paused as its own ``send_*`` methods pause it. Within the window: every object
-answered Success, never more handlers at once than granted; beyond
-it: pynetdicom is aborted, and the server's line says why."""
+go out through its DIMSE provider (``assoc.dimse.send_msg``) and the answers
+are taken as its public events report them: ``EVT_DIMSE_RECV`` for each
+response decoded, ``EVT_ABORTED`` for an A-ABORT (its reactor, left running,
+discards the responses no ``send_*`` waits for). Within the window: every
+object answered Success, never more handlers at once than granted; beyond it:
+pynetdicom is aborted, and the server's line says why."""
 
 from __future__ import annotations
 
 import asyncio
 import io
+import queue
 import ssl
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,8 +53,19 @@ def _pipeline(pynetdicom: ModuleType, pki: Pki, port: int, objects: list[tuple[s
     """pynetdicom proposes ``invoked`` and keeps up to ``depth`` C-STOREs
     outstanding: what it was granted, the (Message ID, status) answers in the
     order they came, and whether it was aborted."""
+    from pynetdicom import evt
     from pynetdicom.dimse_primitives import C_STORE
     from pynetdicom.pdu_primitives import AsynchronousOperationsWindowNegotiation
+
+    # What pynetdicom's events report, in order: (Message ID, status) for each
+    # response decoded; a string once the association aborted or its connection
+    # closed (nothing more will come).
+    heard: queue.Queue[tuple[int, int] | str] = queue.Queue()
+
+    def on_dimse(event: Any) -> None:
+        command = event.message.command_set
+        if "MessageIDBeingRespondedTo" in command:
+            heard.put((int(command.MessageIDBeingRespondedTo), int(command.Status)))
 
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki.ca_file))
     context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
@@ -62,7 +75,10 @@ def _pipeline(pynetdicom: ModuleType, pki: Pki, port: int, objects: list[tuple[s
     window.maximum_number_operations_invoked = invoked
     window.maximum_number_operations_performed = 1
     assoc = ae.associate(LOOPBACK, port, ae_title=SERVER_AE, ext_neg=[window],
-                         tls_args=(context, LOOPBACK))
+                         tls_args=(context, LOOPBACK),
+                         evt_handlers=[(evt.EVT_DIMSE_RECV, on_dimse),
+                                       (evt.EVT_ABORTED, lambda event: heard.put("aborted")),
+                                       (evt.EVT_CONN_CLOSE, lambda event: heard.put("closed"))])
     try:
         assert assoc.is_established, "pynetdicom could not associate"
         granted = [(item.maximum_number_operations_invoked,
@@ -70,12 +86,9 @@ def _pipeline(pynetdicom: ModuleType, pki: Pki, port: int, objects: list[tuple[s
                    for item in assoc.acceptor.user_information
                    if isinstance(item, AsynchronousOperationsWindowNegotiation)]
         context_id = assoc.accepted_contexts[0].context_id
-        assoc._reactor_checkpoint.clear()  # as pynetdicom's send_* do: we read the answers
-        while not assoc._is_paused:
-            time.sleep(0.001)
         answers: list[tuple[int, int]] = []
         sent = outstanding = 0
-        while (sent < len(objects) or outstanding) and assoc.is_established:
+        while sent < len(objects) or outstanding:
             while sent < len(objects) and outstanding < depth:
                 uid, data = objects[sent]
                 rq = C_STORE()
@@ -87,17 +100,16 @@ def _pipeline(pynetdicom: ModuleType, pki: Pki, port: int, objects: list[tuple[s
                 assoc.dimse.send_msg(rq, context_id)
                 sent += 1
                 outstanding += 1
-            _, rsp = assoc.dimse.get_msg(block=False)
-            if rsp is not None:
-                answers.append((int(rsp.MessageIDBeingRespondedTo), int(rsp.Status)))
-                outstanding -= 1
-            elif assoc.acse.is_aborted():  # the paused reactor would not notice
+            try:
+                item = heard.get(timeout=30)
+            except queue.Empty:
+                raise AssertionError(f"no answer within 30 s; {len(answers)} so far") from None
+            if isinstance(item, str):
+                assoc.join(timeout=10)  # its reactor has seen the end: is_aborted is set
                 break
-            else:
-                time.sleep(0.001)
-        aborted = assoc.acse.is_aborted()
-        assoc._reactor_checkpoint.set()
-        return {"granted": granted, "answers": answers, "aborted": aborted}
+            answers.append(item)
+            outstanding -= 1
+        return {"granted": granted, "answers": answers, "aborted": assoc.is_aborted}
     finally:
         if assoc.is_established:
             assoc.release()
