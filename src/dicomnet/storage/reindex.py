@@ -159,7 +159,8 @@ class _Reindex:
         self.relabelled: list[str] = []
         self.failed: list[tuple[str, str]] = []
         self.batch: list[RowValues] = []
-        self.batch_uids: set[str] = set()  # a second file of one of them is a duplicate
+        #: The batch's instances and their files: a second file of one is a copy.
+        self.batch_uids: dict[str, str] = {}
         self.batch_moved: set[str] = set()  # of them, rows whose indexed file is gone
         self.batch_updated: set[str] = set()  # of them, rows of their own file, rewritten
         self.batch_since = 0.0
@@ -276,8 +277,8 @@ class _Reindex:
             self.skipped += 1
             return
         if values.sop_uid in self.batch_uids:
-            self.skipped += 1  # the one read first wins
-            return
+            self._second_copy(relative, values.sop_uid, self.batch_uids[values.sop_uid])
+            return  # the one read first wins
         indexed_at = self._indexed_at(values.sop_uid)
         if update:
             if indexed_at != relative:
@@ -289,8 +290,8 @@ class _Reindex:
             self.batch_updated.add(values.sop_uid)
         elif indexed_at is not None:
             if (self.root / indexed_at).exists():
-                self.skipped += 1  # the one indexed wins
-                return
+                self._second_copy(relative, values.sop_uid, indexed_at)
+                return  # the one indexed wins
             # Its indexed file is gone: this is it, moved (or a copy of it). The
             # row follows it (the upsert), where it was skipped as a duplicate of
             # its own row, then that row removed: unindexed until a second run.
@@ -298,13 +299,27 @@ class _Reindex:
         if not self.batch:
             self.batch_since = time.monotonic()
         self.batch.append(values)
-        self.batch_uids.add(values.sop_uid)
+        self.batch_uids[values.sop_uid] = relative
         if update:
             self.updated += 1
         else:
             self.added += 1
         if len(self.batch) >= BATCH_ROWS or time.monotonic() - self.batch_since >= BATCH_SECONDS:
             self._write_batch()
+
+    def _second_copy(self, relative: str, sop_instance_uid: str, indexed: str) -> None:
+        """A file of an instance indexed at another path: skipped, and said at
+        WARNING, as it is a file without row that no resend finds. A server
+        killed while it replaced a copy under another study or series
+        (``--duplicates overwrite``, or a damaged copy) leaves one: the new
+        copy named, perhaps answered Success, before its row and the removal
+        of the copy it replaced (storage.instances). Which one is the
+        operator's to choose: reindex removes no object."""
+        self.skipped += 1
+        logger.warning("reindex: %s holds %s, which the index finds at %s: a second copy, "
+                       "left unindexed (a server killed while one replaced the other?); "
+                       "keep one, remove the other and reindex again", relative,
+                       sop_instance_uid, indexed)
 
     def _indexed_at(self, sop_instance_uid: str) -> str | None:
         """The relative path of the row of ``sop_instance_uid``; None if none."""
