@@ -97,7 +97,12 @@ _NOT_TLS_CODES = frozenset({
 })
 _NO_CIPHER_CODES = frozenset({
     "NO_SHARED_CIPHER", "SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_CIPHERS_AVAILABLE",
-    "NO_SUITABLE_SIGNATURE_ALGORITHM", "NO_SHARED_GROUPS",
+})
+# No group in common for the key exchange (RFC 8446 4.2.7-4.2.8, RFC 8422 5.1.1).
+_NO_GROUP_CODES = frozenset({"NO_SHARED_GROUPS", "NO_SUITABLE_KEY_SHARE"})
+# No signature scheme in common (RFC 8446 4.2.3, RFC 5246 7.4.1.4.1).
+_NO_SIGNATURE_CODES = frozenset({
+    "NO_SHARED_SIGNATURE_ALGORITHMS", "NO_SUITABLE_SIGNATURE_ALGORITHM",
 })
 _NO_VERSION_CODES = frozenset({
     "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE",
@@ -200,6 +205,16 @@ def _reason_for(
         if reason_code in _NO_CIPHER_CODES:
             reason = f"peer offers no cipher suite allowed by {by}"
             return reason + _retired_hint(profile) if side == "client" else reason
+        if reason_code in _NO_GROUP_CODES:
+            return (f"no key exchange group in common with {who} under {by} (its "
+                    "supported_groups and key_share, RFC 8446 4.2.7-4.2.8)")
+        if reason_code in _NO_SIGNATURE_CODES:
+            return (f"no signature algorithm in common with {who} under {by} for the "
+                    "certificate in use (signature_algorithms, RFC 8446 4.2.3)")
+        if reason_code == "INAPPROPRIATE_FALLBACK":
+            # Our side refused a ClientHello marked as a retry at a lower version.
+            return (f"{who} retried the handshake at a lower TLS version than it supports "
+                    "(TLS_FALLBACK_SCSV, RFC 7507): refused as a possible downgrade")
         if reason_code == "DH_KEY_TOO_SMALL":
             # OpenSSL's security level 2 (every profile but those reaching TLS 1.0)
             # refuses finite-field groups under 2048 bits.
