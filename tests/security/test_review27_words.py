@@ -3,6 +3,7 @@ no key exchange group in common, no signature algorithm, a downgrade retry."""
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 from pathlib import Path
 
@@ -56,3 +57,17 @@ def test_a_fallback_retry_is_called_a_possible_downgrade() -> None:
         "the client retried the handshake at a lower TLS version than it supports "
         "(TLS_FALLBACK_SCSV, RFC 7507): refused as a possible downgrade")
     assert "INAPPROPRIATE_FALLBACK" not in str(error)
+
+
+def test_dev_certificates_last_exactly_their_days(tmp_path: Path) -> None:
+    """testssl.sh flags a leaf valid for more than 825 days: 825 days plus the
+    hour they are backdated was one."""
+    from cryptography import x509
+
+    from dicomnet.security.issuing import issue_dev_certificate
+
+    pki = make_dev_pki(tmp_path / "pki").directory
+    cert_path, _ = issue_dev_certificate(pki, "orthanc", days=30)
+    for path, days in ((pki / "server.pem", 825), (pki / "client.pem", 825), (cert_path, 30)):
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc == dt.timedelta(days=days)

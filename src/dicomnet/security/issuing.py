@@ -78,6 +78,12 @@ def _write_key(key: PrivateKey, path: Path, password: str | bytes | None) -> Non
     os.chmod(path, 0o600)
 
 
+#: Certificates start this long before they are made: a peer's clock a little
+#: behind ours must not find them not yet valid. Their length in days counts
+#: from then, so that "825 days" is not 825 days and an hour.
+_BACKDATE = dt.timedelta(hours=1)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -305,9 +311,10 @@ class CertificateAuthority:
 
         ``sans`` are DNS names or IP addresses (IP text becomes an iPAddress
         entry, RFC 5280 4.2.1.6). ``server``/``client`` set the extended key
-        usages serverAuth/clientAuth. Validity defaults to one hour ago until
-        825 days from now; pass dates in the past or future for expired or
-        not-yet-valid certificates.
+        usages serverAuth/clientAuth. Validity defaults to 825 days (the longest
+        the CA/Browser Forum once allowed, and what scanners still check), from
+        one hour ago (a peer's clock a little behind ours); pass dates in the
+        past or future for expired or not-yet-valid certificates.
         """
         key = generate_key(key_type, rsa_bits=rsa_bits)
         now = _now()
@@ -322,8 +329,8 @@ class CertificateAuthority:
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(self._serial())
-            .not_valid_before(not_before or now - dt.timedelta(hours=1))
-            .not_valid_after(not_after or now + dt.timedelta(days=825))
+            .not_valid_before(not_before or now - _BACKDATE)
+            .not_valid_after(not_after or now - _BACKDATE + dt.timedelta(days=825))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
@@ -451,8 +458,8 @@ def self_signed(
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - dt.timedelta(hours=1))
-        .not_valid_after(not_after or now + dt.timedelta(days=825))
+        .not_valid_before(not_before or now - _BACKDATE)
+        .not_valid_after(not_after or now - _BACKDATE + dt.timedelta(days=825))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage(
@@ -521,7 +528,7 @@ def issue_dev_certificate(
         rsa_bits = max(2048, key.key_size)
     issued = ca.issue(name, sans=names, server=server, client=client,
                       key_type=key_type, rsa_bits=rsa_bits,
-                      not_after=_now() + dt.timedelta(days=days))
+                      not_after=_now() - _BACKDATE + dt.timedelta(days=days))
     return issued.write(directory, name, password=password)
 
 
@@ -549,7 +556,7 @@ def make_dev_pki(
         "dicomnet development CA", key_type=key_type, rsa_bits=rsa_bits
     )
     now = _now()
-    not_after = now + dt.timedelta(days=days)
+    not_after = now - _BACKDATE + dt.timedelta(days=days)
     server = ca.issue(server_names[0] if server_names else "dicomnet server", sans=server_names,
                       server=True, client=False, key_type=key_type, rsa_bits=rsa_bits,
                       not_after=not_after)
