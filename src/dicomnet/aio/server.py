@@ -252,6 +252,12 @@ class Server(RequestDispatch):
         self._tasks.discard(task)
         self._pending.pop(task, None)
         self._evicted.discard(task)
+        limit = self.limits.max_pending_connections
+        if self._evicted_total and len(self._pending) < limit - limit // 4:
+            # The flood is over as its connections end (closed by their peer, ARTIM,
+            # the handshake timeout): said now, not at the next connection accepted,
+            # which may come hours later or never.
+            self._end_evictions()
 
     def _evict_oldest(self) -> tuple[asyncio.Task[None], socket.socket] | None:
         """Close the oldest connection that has not associated yet, to make room
