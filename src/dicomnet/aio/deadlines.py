@@ -190,7 +190,11 @@ class Deadlines:
         operation = self._operation_deadline()
         idle = self._idle_deadline()
         if artim is not None and now >= artim:
-            log.info("%s: ARTIM expired in %s", self._name(), self.ul.state.name)
+            # In Sta2 the connection's end line says it (a WARNING, per connection of a
+            # flood): this one would double it. In Sta13 it tells the peer kept the
+            # connection after the A-ABORT or release, which the end line does not.
+            log.log(logging.DEBUG if self.ul.state.name == "Sta2" else logging.INFO,
+                    "%s: ARTIM expired in %s", self._name(), self.ul.state.name)
             self.ul.handle_timer(now)
             self._fail(AssociationAborted(None, None, "ARTIM timer expired"))
         elif operation is not None and now >= operation:
