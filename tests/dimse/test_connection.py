@@ -7,11 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dicomnet.dimse.connection import (
+    FREE_FRAGMENTS,
     MAX_COMMAND_SET_LENGTH,
     DatasetFragment,
     DimseConnection,
     DimseEvent,
     MessageReceived,
+    fragment_floor,
 )
 from dicomnet.dimse.fragments import command_pdus, dataset_pdus
 from dicomnet.dimse.messages import (
@@ -293,3 +295,46 @@ def test_take_last_data_completes_the_data_set_due() -> None:
     # The next message is received as usual.
     assert conn.receive_pdv(PDV(1, True, True, encode_message(STORE))) == [
         MessageReceived(1, STORE)]
+
+
+def _data_set_due(conn: DimseConnection) -> None:
+    assert feed(conn, pdvs(conn.encode_request(STORE, 1, 0))) == [MessageReceived(1, STORE)]
+
+
+def test_a_flood_of_empty_data_pdvs_is_refused_past_the_free_ones() -> None:
+    conn = DimseConnection()
+    _data_set_due(conn)
+    feed(conn, [PDV(1, False, False, b"")] * FREE_FRAGMENTS)  # free, whatever their size
+    with pytest.raises(RemoteProtocolError, match=(
+            r"data set cut into 1025 PDVs of 0 bytes on average so far \(past 1024 PDVs, at "
+            r"least 256 bytes each on average are expected\): a flood of PDVs")) as caught:
+        conn.receive_pdv(PDV(1, False, False, b""))
+    assert (caught.value.abort_source, caught.value.abort_reason) == (2, 6)
+
+
+def test_an_endless_command_set_of_empty_pdvs_is_refused() -> None:
+    # Empty fragments never grow the command set past MAX_COMMAND_SET_LENGTH.
+    conn = DimseConnection()
+    with pytest.raises(RemoteProtocolError, match="command set cut into 1025 PDVs"):
+        feed(conn, [PDV(1, True, False, b"")] * (FREE_FRAGMENTS + 1))
+
+
+def test_many_pdvs_of_a_fair_size_are_taken_and_the_count_starts_again() -> None:
+    conn = DimseConnection()
+    for _ in range(2):  # two messages: each counts its own PDVs
+        _data_set_due(conn)
+        events = feed(conn, [PDV(1, False, False, bytes(256))] * 3000
+                      + [PDV(1, False, True, b"")])
+        assert len(events) == 3001 and conn.idle
+    # Hundreds of tiny PDVs among large ones: the running mean is what counts.
+    _data_set_due(conn)
+    feed(conn, [PDV(1, False, False, b"x")] * 500 + [PDV(1, False, False, bytes(4096))] * 600
+         + [PDV(1, False, False, b"x")] * 2000)
+
+
+def test_a_receiver_announcing_tiny_pdus_takes_tiny_pdvs() -> None:
+    assert fragment_floor(0) == 256 and fragment_floor(16384) == 256
+    assert fragment_floor(7) == 0 and fragment_floor(1030) == 256 and fragment_floor(406) == 100
+    conn = DimseConnection(min_fragment_mean=fragment_floor(7))
+    _data_set_due(conn)
+    assert len(feed(conn, [PDV(1, False, False, b"x")] * 5000)) == 5000

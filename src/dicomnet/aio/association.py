@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config import Limits, Timeouts
-from ..dimse.connection import DatasetFragment, DimseConnection, MessageReceived
+from ..dimse.connection import (
+    DatasetFragment,
+    DimseConnection,
+    MessageReceived,
+    fragment_floor,
+)
 from ..dimse.fragments import command_pdus, dataset_pdus
 from ..dimse.messages import DimseMessage, encode_message, operation_name
 from ..errors import (
@@ -124,8 +129,9 @@ class Association(Deadlines):
         self.ul = ul
         self.timeouts = timeouts
         #: The largest data set a ``BufferSink`` keeps (Limits.max_dataset_in_memory).
-        self.max_dataset_in_memory = (limits or Limits()).max_dataset_in_memory
-        self.dimse = DimseConnection()
+        limits = limits or Limits()
+        self.max_dataset_in_memory = limits.max_dataset_in_memory
+        self.dimse = DimseConnection(min_fragment_mean=fragment_floor(limits.max_pdu_length))
         self.contexts: dict[int, AcceptedContext] = {}
         self._loop = asyncio.get_running_loop()
         self._start_deadlines()

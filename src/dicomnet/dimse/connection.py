@@ -24,7 +24,11 @@ Rules enforced on what the peer sends (PS3.7 8.1-8.2; PS3.8 E.2), each a
   decoded (a C-STORE-RSP or C-ECHO-RQ/RSP whose Command Data Set Type claims a
   data set among them: ``messages.decode_message``), or that grows beyond
   :data:`MAX_COMMAND_SET_LENGTH` (command sets are a few hundred bytes: a
-  hostile peer must not make us buffer megabytes).
+  hostile peer must not make us buffer megabytes), or for a message cut into
+  more than :data:`FREE_FRAGMENTS` PDVs that average under
+  ``min_fragment_mean`` bytes (each PDV costs the same few microseconds
+  whatever it holds: empty or one-byte PDVs would let a peer keep a core busy
+  with a trickle of bytes, or send an endless command set of empty ones).
 """
 
 from __future__ import annotations
@@ -38,16 +42,32 @@ from dicomnet.dimse.messages import DimseMessage, decode_message, encode_message
 from dicomnet.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
+    "FREE_FRAGMENTS",
     "MAX_COMMAND_SET_LENGTH",
     "DatasetFragment",
     "DimseConnection",
     "DimseEvent",
     "MessageReceived",
     "PDV",
+    "fragment_floor",
 ]
 
 #: Largest command set we reassemble, in bytes.
 MAX_COMMAND_SET_LENGTH: Final = 64 * 1024
+
+#: PDVs a message (its command set, then its data set) may come in whatever their
+#: size; past these, they must average ``min_fragment_mean`` bytes.
+FREE_FRAGMENTS: Final = 1024
+
+
+def fragment_floor(max_pdu_length: int) -> int:
+    """The ``min_fragment_mean`` for a receiver announcing ``max_pdu_length`` (0:
+    unlimited, PS3.8 D.1): 256 bytes, or a quarter of a PDU's data when our own
+    maximum leaves less room (a peer must then cut its messages small)."""
+    if max_pdu_length == 0:
+        return 256
+    return min(256, max(0, (max_pdu_length - 6) // 4))
+
 
 _UNEXPECTED = 5  # A-ABORT reason: unexpected PDU parameter (PS3.8 Table 9-26)
 _INVALID = 6  # A-ABORT reason: invalid PDU parameter value
@@ -108,10 +128,16 @@ class DimseConnection:
     :meth:`encode_request` / :meth:`encode_response` for the PDUs to write.
     """
 
-    __slots__ = ("_command", "_command_context", "_dataset_context", "_last_message_id",
-                 "message_id_in_use")
+    __slots__ = ("_command", "_command_context", "_dataset_context", "_fragment_bytes",
+                 "_fragments", "_last_message_id", "message_id_in_use", "min_fragment_mean")
 
-    def __init__(self) -> None:
+    def __init__(self, *, min_fragment_mean: int = 256) -> None:
+        #: Least mean PDV size (bytes) of a message past FREE_FRAGMENTS PDVs
+        #: (:func:`fragment_floor` of the maximum PDU length we announce).
+        self.min_fragment_mean = min_fragment_mean
+        # PDVs, and their bytes, of the message being received (reset at its end).
+        self._fragments = 0
+        self._fragment_bytes = 0
         self._command = bytearray()
         # Context of the command set being reassembled, or None between messages.
         self._command_context: int | None = None
@@ -148,6 +174,7 @@ class DimseConnection:
         if not self.takes_data_on(context_id):
             return False
         self._dataset_context = None
+        self._fragments = self._fragment_bytes = 0
         return True
 
     def receive_pdv(self, pdv: PDV) -> list[DimseEvent]:
@@ -174,7 +201,22 @@ class DimseConnection:
             )
         if pdv.is_last:
             self._dataset_context = None
+            self._fragments = self._fragment_bytes = 0
+        else:
+            self._count_fragment(len(pdv.data), "data set")
         return [DatasetFragment(context_id, pdv.data, pdv.is_last)]
+
+    def _count_fragment(self, size: int, what: str) -> None:
+        fragments = self._fragments = self._fragments + 1
+        total = self._fragment_bytes = self._fragment_bytes + size
+        if fragments > FREE_FRAGMENTS and total < fragments * self.min_fragment_mean:
+            raise RemoteProtocolError(
+                f"{what} cut into {fragments} PDVs of {total // fragments} bytes on average "
+                f"so far (past {FREE_FRAGMENTS} PDVs, at least {self.min_fragment_mean} "
+                "bytes each on average are expected): a flood of PDVs, aborted",
+                abort_source=2,
+                abort_reason=_INVALID,
+            )
 
     def _receive_command(self, context_id: int, is_last: bool,
                          data: bytes | memoryview) -> list[DimseEvent]:
@@ -198,10 +240,12 @@ class DimseConnection:
             )
         self._command += data
         if not is_last:
+            self._count_fragment(len(data), "command set")
             return []
         raw = bytes(self._command)
         self._command.clear()
         self._command_context = None
+        self._fragments = self._fragment_bytes = 0
         message = decode_message(raw)
         if message.has_dataset:
             self._dataset_context = context_id
