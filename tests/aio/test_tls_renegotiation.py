@@ -36,7 +36,8 @@ from .helpers import (
 )
 
 RENEGOTIATION = ("ended the link with a handshake_failure alert after the handshake: it "
-                 "most likely asked to renegotiate (TLS 1.2), which we refuse (RFC 9325 3.5)")
+                 "most likely asked to renegotiate (TLS 1.2 and earlier), which we refuse "
+                 "(RFC 9325 3.5)")
 
 
 @contextmanager

@@ -71,3 +71,25 @@ def test_dev_certificates_last_exactly_their_days(tmp_path: Path) -> None:
     for path, days in ((pki / "server.pem", 825), (pki / "client.pem", 825), (cert_path, 30)):
         cert = x509.load_pem_x509_certificate(path.read_bytes())
         assert cert.not_valid_after_utc - cert.not_valid_before_utc == dt.timedelta(days=days)
+
+
+@pytest.mark.parametrize(("sent", "said"), [
+    # An SSL 2.0 ClientHello (version 0002), as testssl.sh probes with.
+    (bytes.fromhex("801f01000200060000001000002f00003511111111111111111111111111111111"),
+     "peer sent an SSL 2.0 ClientHello (prohibited, RFC 6176) or another protocol, not TLS"),
+    (b"GET / HTTP/1.1\r\nHost: pacs\r\n\r\n",
+     "peer sent an HTTP request, not TLS (a web browser or HTTP client on this port?)"),
+    (bytes.fromhex("0100000000cd0001") + bytes(200),  # an A-ASSOCIATE-RQ
+     "peer does not speak TLS (plain DICOM on this port?)"),
+])
+def test_what_a_server_got_instead_of_tls_is_said(tmp_path: Path, sent: bytes, said: str) -> None:
+    pki = make_dev_pki(tmp_path / "pki").directory
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki / "server.pem", pki / "server.key")
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = server.wrap_bio(incoming, outgoing, server_side=True)
+    incoming.write(sent)
+    with pytest.raises(ssl.SSLError) as caught:
+        obj.do_handshake()
+    error = translate_ssl_error(caught.value, side="server", peer="127.0.0.1:5000")
+    assert error.reason == said

@@ -110,6 +110,16 @@ _NO_VERSION_CODES = frozenset({
 })
 
 _NOT_TLS = "peer does not speak TLS (plain DICOM on this port?)"
+# What OpenSSL recognised instead of a ClientHello, said as such.
+_NOT_TLS_WHAT = {
+    "HTTP_REQUEST": "peer sent an HTTP request, not TLS (a web browser or HTTP client on "
+    "this port?)",
+    "HTTPS_PROXY_REQUEST": "peer sent an HTTP proxy request (CONNECT), not TLS",
+    # An SSL 2.0 record header whose hello does not offer TLS: a scanner's probe, or
+    # a very old client. SSL 2.0 is prohibited (RFC 6176).
+    "UNKNOWN_PROTOCOL": "peer sent an SSL 2.0 ClientHello (prohibited, RFC 6176) or another "
+    "protocol, not TLS",
+}
 _EOF = (
     "peer closed the connection during the TLS handshake (it may not speak TLS, or "
     "refused our certificate)"
@@ -193,7 +203,9 @@ def _reason_for(
         if established and (reason_code in _NOT_TLS_CODES or reason_code in _BAD_RECORD_CODES):
             return _bad_record(reason_code, who)
         if reason_code in _NOT_TLS_CODES:
-            return _NOT_TLS_ANSWER if side == "client" and server_hello is False else _NOT_TLS
+            if side == "client" and server_hello is False:
+                return _NOT_TLS_ANSWER
+            return _NOT_TLS_WHAT.get(reason_code, _NOT_TLS)
         by = f"profile {profile!r}" if profile else "our TLS profile"
         if (reason_code == "SSLV3_ALERT_HANDSHAKE_FAILURE" and side == "client"
                 and sent_certificate is False and server_hello is not False):
@@ -275,8 +287,8 @@ def _after_handshake_failure(side: Side, who: str) -> str:
     asked to renegotiate (TLS 1.2: a server's HelloRequest, a client's new
     ClientHello, RFC 5246 7.4.1) and we refused (OP_NO_RENEGOTIATION, RFC 9325
     3.5); a TLS 1.3 server may also refuse our certificate so, after our Finished."""
-    reason = (f"{who} {_AFTER_HANDSHAKE}: it most likely asked to renegotiate (TLS 1.2), "
-              "which we refuse (RFC 9325 3.5)")
+    reason = (f"{who} {_AFTER_HANDSHAKE}: it most likely asked to renegotiate (TLS 1.2 and "
+              "earlier), which we refuse (RFC 9325 3.5)")
     return reason + ", or refused our certificate" if side == "client" else reason
 
 
