@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from dicomnet.storage.index import StorageIndex
 
 __all__ = ["BATCH_ROWS", "BATCH_SECONDS", "FOLDER_ROWS_SQL", "GONE_ROWS_SQL", "ReindexProgress",
-           "ReindexResult", "make_scratch", "reindex"]
+           "ReindexResult", "folder_rows", "make_scratch", "reindex"]
 
 logger = logging.getLogger("dicomnet.storage")
 
@@ -223,13 +223,7 @@ class _Reindex:
         writes is of a file it read, in this folder or one walked before, so it
         is never one a later folder's snapshot should have had."""
         self.folder = folder
-        sql, params = ((FOLDER_ROWS_SQL, (folder, folder[:-1] + "0", len(folder) + 1))
-                       if folder else (_ROOT_ROWS_SQL, ()))
-        with self.index._lock:
-            try:
-                self.known = dict(self.index._db.execute(sql, params).fetchall())
-            except sqlite3.Error as exc:
-                raise StorageError(f"index query failed: {exc}") from exc
+        self.known = folder_rows(self.index, folder)
 
     def _leave_folder(self) -> None:
         """With pruning, the folder left noted as walked, and the paths of its rows
@@ -421,6 +415,21 @@ class _Reindex:
         with self.index._write() as db:
             db.execute("UPDATE instance SET transfer_syntax_uid = ?, size = ? "
                        "WHERE relative_path = ?", (info.transfer_syntax_uid, size, relative))
+
+
+def folder_rows(index: StorageIndex, folder: str) -> dict[str, int]:
+    """The relative paths and sizes of the rows of the files directly in ``folder``
+    (relative, ending in ``/``; ``""`` the root): one search of the path index
+    (:data:`FOLDER_ROWS_SQL`), on the index's connection, under its lock.
+    Reindex compares each folder's files with them, and so does the check a
+    server runs after an unclean stop (storage.recovery)."""
+    sql, params = ((FOLDER_ROWS_SQL, (folder, folder[:-1] + "0", len(folder) + 1))
+                   if folder else (_ROOT_ROWS_SQL, ()))
+    with index._lock:
+        try:
+            return dict(index._db.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"index query failed: {exc}") from exc
 
 
 def make_scratch(db: sqlite3.Connection) -> None:
