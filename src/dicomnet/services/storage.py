@@ -155,6 +155,9 @@ class StorageSCP:
     only. Stale temporary files, and the empty study and series folders
     stores leave, are removed by a thread (``sweep``) while the server already
     serves: storage.cleanup says why it never touches a transfer under way.
+    After a server of the store that did not close (``kill -9``, a crash), a
+    thread (``recovery``) then gives the objects it answered but never indexed
+    their rows, beside the stores: storage.recovery.
     ``accept_unknown_sop_classes`` also accepts presentation contexts for SOP
     classes pydicom does not know (private or newer ones), as DCMTK's
     ``storescp --promiscuous`` and Orthanc's ``UnknownSopClassAccepted`` do.
@@ -198,8 +201,11 @@ class StorageSCP:
         self.on_stored = on_stored
         self.on_refused = on_refused
         # sweep: what an interrupted run left, cleared while serving (StaleSweep).
-        opened = open_store(self.root, index=index)
+        # recovery: after a server that did not close, its objects without rows
+        # indexed while serving (storage.recovery).
+        self._opened = opened = open_store(self.root, index=index)
         self._lock, self.index, self.sweep = opened.lock, opened.index, opened.sweep
+        self.recovery, self._rows_lost = opened.recovery, False
         # Duplicates found by SOP Instance UID wherever the file is; without an
         # index, only at the same path.
         self._locator = (InstanceLocator(self.root, self.index, self._relative,
@@ -228,9 +234,10 @@ class StorageSCP:
         """Finish pending stores, write the pending index rows and close the index
         (the server calls this when it closes; calling it again does nothing); a
         start-up sweep still running stops first, its walk not waited for."""
-        self.sweep.stop()  # before the lock goes: another server may start then
+        self._opened.stop()  # before the lock goes: another server may start then
         self._committer.close()
         self._index_writer.close()
+        self._opened.close(rows_lost=self._rows_lost)  # how it stopped, once only
         if self.index is not None and not self._closed:
             self.index.close()
         self._lock.release()
@@ -549,8 +556,8 @@ class StorageSCP:
             return
         with self._swapping:
             try:
-                self.index = self._locator.replace_index(
-                    lambda: open_index(self.root / INDEX_NAME))
+                self.index = self._locator.replace_index(  # this start recorded in it
+                    lambda: self._opened.reopened(open_index(self.root / INDEX_NAME)))
             except StorageError as exc:
                 log.error("cannot open a new index in %s: %s; the objects stored from now on "
                           "have no rows until, with the server stopped, 'dicomnet reindex "
@@ -767,5 +774,6 @@ class StorageSCP:
                     # Fewer: the index logged those it could not take (locked, full).
                     written = index.add_instances(chosen) == len(chosen)
             finally:
+                self._rows_lost |= not written  # the next start checks (storage.recovery)
                 if self._locator is not None:
                     self._locator.rows_written(rows, written=written)

@@ -1,8 +1,11 @@
 """Opening a store for a :class:`~dicomnet.services.storage.StorageSCP`: its
 folder made (mode 0755) and checked, its lock taken (one server per folder,
-storage.lock), its index opened, and the sweep of what an interrupted run left
-started in a thread (storage.cleanup.StaleSweep), so that the server listens at
-once, however large the store."""
+storage.lock), its index opened, how the previous server stopped read from it and
+this one's start recorded there (storage.recovery.StopRecord), and the sweep of what an
+interrupted run left started in a thread (storage.cleanup.StaleSweep), followed,
+after a server that did not close, by the check for the objects it answered but
+never indexed (storage.recovery.RowRecovery): the server listens at once,
+however large the store."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from ..storage.cleanup import StaleSweep, open_index
 from ..storage.files import StorageError
 from ..storage.index import INDEX_NAME, StorageIndex
 from ..storage.lock import StoreLock
+from ..storage.recovery import CHECK_STOPPED, ROWS_LOST, RowRecovery, StopRecord
 
 __all__ = ["OpenedStore", "missing_folders", "open_store"]
 
@@ -25,12 +29,34 @@ log = logging.getLogger("dicomnet.services")
 
 @dataclass(frozen=True, slots=True)
 class OpenedStore:
-    """A store's folder held by this process: release ``lock`` only after
-    ``sweep.stop()``."""
+    """A store's folder held by this process: :meth:`stop` the threads, write the
+    last rows, :meth:`close`, close the index, then release ``lock``."""
 
     lock: StoreLock
     index: StorageIndex | None
     sweep: StaleSweep
+    record: StopRecord | None  # with an index
+    recovery: RowRecovery
+
+    def stop(self) -> None:
+        """Stop the start-up sweep, then the check that follows it."""
+        self.sweep.stop()
+        self.recovery.stop()
+
+    def close(self, *, rows_lost: bool) -> None:
+        """Record in the index, before it is closed, how this server stopped
+        (``rows_lost``: rows it could not write): "closed" only if every object
+        it stored has its row and the check, if one ran, ended."""
+        if self.record is not None:
+            self.record.close(ROWS_LOST if rows_lost
+                              else None if self.recovery.complete else CHECK_STOPPED)
+
+    def reopened(self, index: StorageIndex) -> StorageIndex:
+        """``index``, the new one of a store's folder made again under its server,
+        with this server's start recorded in it; returned."""
+        if self.record is not None:
+            self.record.restart(index)
+        return index
 
 
 def open_store(root: Path, *, index: bool) -> OpenedStore:
@@ -58,12 +84,20 @@ def open_store(root: Path, *, index: bool) -> OpenedStore:
                 folder.rmdir()
         raise
     try:
+        # A new index (none, or deleted) is said by open_index, which points at
+        # reindex: not checked here, it would be every object's row.
+        existed = (root / INDEX_NAME).exists()
         opened = open_index(root / INDEX_NAME) if index else None
     except BaseException:
         lock.release()
         raise
-    # Last: once it runs, nothing above may fail (it must stop before the lock goes).
-    return OpenedStore(lock, opened, StaleSweep(root))
+    # Before anything is stored; never raises.
+    record = StopRecord(opened) if opened is not None else None
+    # Last: once they run, nothing above may fail (they stop before the lock goes).
+    sweep = StaleSweep(root)
+    return OpenedStore(lock, opened, sweep, record, RowRecovery(
+        root, opened, record.previous if record is not None and existed else None,
+        after=sweep))
 
 
 def missing_folders(root: Path) -> list[Path]:

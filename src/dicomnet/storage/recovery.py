@@ -1,0 +1,349 @@
+"""The objects a server answered Success for but never indexed: a record of how
+each server of a store stopped, and, after one that did not close, a check in a
+thread that gives every such object its index row.
+
+A C-STORE SCP answers once an object's file is durable and queues its row, which
+a thread writes a moment later (services.storage: the index's rule is "no row
+without a durable file"). ``kill -9``, a crash or a power cut in between leaves
+answered objects without rows: a query does not find them until they are sent
+again or ``dicomnet reindex`` runs. The next server of the store finds and
+indexes them itself, while it already serves.
+
+**The record** (:class:`StopRecord`) is kept in the index itself, as its
+``PRAGMA user_version`` (a number in the database's header, which SQLite leaves to
+its users: no schema change, no file added to the store). A server reads it once
+it holds the store's lock and has opened the index, then records "stopped
+without closing" before it stores anything. Only a clean close, once every row
+is written, records "closed", just before the index is closed. Each is its own
+transaction, made durable at its commit (``synchronous=FULL`` for it: the log
+fsynced, and with it every row committed before, which ``synchronous=NORMAL``
+leaves to the next checkpoint). So a server that ends at any point leaves a
+record other than "closed": the one it found, if it ended before writing its own
+(it had stored nothing), else its own. A close that knows of objects without
+rows records why instead (rows the index refused; its own check stopped before
+its end). An index with no record (0: made by an earlier version, by reindex or
+by a library user) counts as not closed: the check then runs once, which costs a
+walk in the background, adds only what is missing, and repairs what kills under
+earlier versions left. A server run without an index (``index=False``) records
+nothing: its objects get no rows, as before (reindex).
+
+**The check** (:class:`RowRecovery`), after the start-up sweep
+(storage.cleanup.StaleSweep), in the same kind of thread: it lists the store's
+folders (nested stores not entered: storage.lock.walk_store), then compares the
+``.dcm`` files of each with the index's rows of that folder (one search of the
+path index: storage.reindex.folder_rows) and reads those without a row as
+reindex does (storage.rows.row_from_file: the File Meta Information and the
+row's attributes, not the pixels). Their rows are written in batches
+(storage.reindex: BATCH_ROWS, BATCH_SECONDS).
+
+It runs beside live stores, so it only ever adds: each row is written, in one
+transaction with the look, only if the index has no row at all for its
+instance, nor for its path; parents are added only where missing, existing rows
+are never changed, no file is moved or removed. A live row written before wins
+(the check then skips its own); one written after is an upsert
+(storage.index_tables.insert_row) that replaces the check's, as a resend would.
+A second copy of an indexed instance (a server killed while one replaced the
+other) is said at WARNING and left, as reindex does; a file removed since it was
+listed (a copy a live store replaced) is passed over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from dicomnet.storage.cleanup import StaleSweep
+from dicomnet.storage.files import StorageError
+from dicomnet.storage.index import INDEX_NAME, StorageIndex
+from dicomnet.storage.index_tables import RowValues, row_values
+from dicomnet.storage.lock import walk_store
+from dicomnet.storage.part10 import read_part10
+from dicomnet.storage.reindex import BATCH_ROWS, BATCH_SECONDS, folder_rows
+from dicomnet.storage.rows import row_from_file
+
+__all__ = ["CHECK_STOPPED", "CLOSED", "NOT_CLOSED", "REASONS", "ROWS_LOST", "RowRecovery",
+           "StopRecord"]
+
+logger = logging.getLogger("dicomnet.storage")
+
+#: The record's values (``PRAGMA user_version``, 0 in an index no server of this
+#: version has opened): "dcn" and a number, unlikely to be another program's.
+_RECORD = 0x64636E00
+#: What a clean close records.
+CLOSED = _RECORD + 1
+#: What a server records before it stores anything: what the next one reads if
+#: it never closes.
+NOT_CLOSED = _RECORD + 2
+#: What a close records when the index refused rows, or its check had not ended.
+ROWS_LOST = _RECORD + 3
+CHECK_STOPPED = _RECORD + 4
+#: How the log line at the next start says each ("the previous server ...").
+REASONS = {
+    0: "left no record of how it stopped (an earlier version?)",
+    NOT_CLOSED: "stopped without closing",
+    ROWS_LOST: "could not write some index rows",
+    CHECK_STOPPED: "closed before its check for objects without index rows had ended",
+}
+
+
+class StopRecord:
+    """The record, in the store's index, of how its servers stopped. Made with the
+    store's lock held, before anything is stored; :meth:`close` it, before the
+    index is closed and the lock released."""
+
+    def __init__(self, index: StorageIndex) -> None:
+        """Read what the previous server recorded (:attr:`previous`), then record
+        "stopped without closing", durably."""
+        self._index = index
+        self._open = True
+        #: Why the previous server may have left objects without index rows, as
+        #: "the previous server ..." goes on; None when it closed cleanly.
+        self.previous = self._read()
+        self.restart(index)
+
+    def restart(self, index: StorageIndex) -> None:
+        """Record "stopped without closing" in ``index``, durably: at the start, and
+        in the new index of a store's folder made again under its server
+        (storage.lock.StoreLock.follow), before anything is stored there."""
+        self._index = index
+        if self._open:
+            self._write(NOT_CLOSED)
+
+    def close(self, why: int | None) -> None:
+        """Record "closed" (``why`` None: every object stored has its row), else
+        ``why`` (:data:`ROWS_LOST`, :data:`CHECK_STOPPED`), durably: with the rows
+        written before it. Once only; what cannot be written is said, and the
+        next start checks."""
+        if self._open:
+            self._open = False
+            self._write(CLOSED if why is None else why)
+
+    def _read(self) -> str | None:
+        index = self._index
+        with index._lock:
+            try:
+                row = index._query_one("PRAGMA user_version", ())
+            except StorageError as exc:
+                return f"left a record that cannot be read ({exc})"
+        value = 0 if row is None else int(row[0])
+        if value == CLOSED:
+            return None
+        return REASONS.get(value, f"left a record this version does not know "
+                                  f"(PRAGMA user_version {value})")
+
+    def _write(self, value: int) -> None:
+        """``value`` as the index's user_version, in a transaction of its own made
+        durable at its commit (``synchronous=FULL``: the log fsynced, and with it
+        every row before; the index's own ``NORMAL`` syncs at checkpoints only)."""
+        index = self._index
+        try:
+            with index._lock:
+                index._db.execute("PRAGMA synchronous=FULL")
+            try:
+                with index._write() as db:
+                    db.execute(f"PRAGMA user_version={int(value)}")
+            finally:
+                with index._lock:
+                    index._db.execute("PRAGMA synchronous=NORMAL")
+        except (StorageError, sqlite3.Error) as exc:
+            logger.warning("cannot record how this server stops in %s (%s): its next start "
+                           "may not check the store for objects without index rows",
+                           index._path, exc)
+
+
+class RowRecovery:
+    """The check for objects without index rows of the store at ``root`` (module
+    docstring), in a thread started at once when ``why`` (the record's
+    :attr:`~StopRecord.previous`) says it is needed, after ``after`` (the
+    start-up sweep) has ended. Call it with the store's lock held, and
+    :meth:`stop` it (after the sweep) before the index is closed. A failure is
+    logged, never raised: the server goes on."""
+
+    def __init__(self, root: Path, index: StorageIndex | None, why: str | None, *,
+                 after: StaleSweep | None = None) -> None:
+        self.root = Path(root)
+        self.index = index
+        #: Whether the check runs (the previous server did not close cleanly).
+        self.needed = why is not None and index is not None
+        #: Rows added, copies left unindexed, files that could not be read: None
+        #: until the check has ended.
+        self.added: int | None = None
+        self.left: int | None = None
+        self.unreadable: int | None = None
+        #: Whether every folder was checked (no stop, no failure).
+        self.complete = not self.needed
+        self._why = why or ""
+        self._after = after
+        self._stop = threading.Event()
+        self._added = self._left = self._unreadable = 0
+        self._batch: list[tuple[RowValues, str]] = []
+        self._batch_since = 0.0
+        self._thread: threading.Thread | None = None
+        if self.needed:
+            self._thread = threading.Thread(target=self._run, name="dicomnet-recovery",
+                                            daemon=True)
+            self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the check has ended (at once if none runs); whether it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def stop(self) -> None:
+        """End the check before its next file (the rows read so far written), and
+        wait for that; the next start checks again."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        said = False
+        try:
+            while (self._after is not None and not self._stop.is_set()
+                   and not self._after.wait(0.25)):
+                pass  # the sweep first: one walk of the store at a time
+            folders = self._folders()
+            if self._stop.is_set():
+                return
+            logger.info("the previous server of %s %s: checking %d folder(s) for objects "
+                        "without index rows", self.root, self._why, len(folders))
+            said = True
+            assert self.index is not None  # needed: an index
+            for folder in folders:
+                if self._stop.is_set() or self.index.closed:
+                    break  # the server closes, or the store's folder was made again
+                self._check(folder)
+            self._write()
+            self.complete = not (self._stop.is_set() or self.index.closed)
+        except StorageError as exc:  # the index: locked past the wait, full, replaced
+            logger.warning("the check of %s for objects without index rows stopped: %s; "
+                           "the next start checks again", self.root, exc)
+        except Exception as exc:  # a bug, or the store unreadable: it serves all the same
+            logger.error("the check of %s for objects without index rows failed: %s; the "
+                         "next start checks again", self.root, exc)
+        finally:
+            self.added, self.left, self.unreadable = self._added, self._left, self._unreadable
+            if said:
+                logger.info("the check of %s for objects without index rows %s: %d row(s) "
+                            "added, %d copy(ies) left without a row, %d file(s) unreadable",
+                            self.root, "ended" if self.complete else "stopped",
+                            self.added, self.left, self.unreadable)
+
+    def _folders(self) -> list[str]:
+        """The store's folders, hidden ones and nested stores left out: listed
+        first, so that the start is said with their number."""
+        folders = []
+        for dirpath, dirnames, _ in walk_store(self.root, INDEX_NAME):
+            if self._stop.is_set():
+                break
+            dirnames[:] = [name for name in dirnames if not name.startswith(".")]
+            folders.append(dirpath)
+        return folders
+
+    def _check(self, folder: str) -> None:
+        """The ``.dcm`` files directly in ``folder`` that no row names, read."""
+        try:
+            with os.scandir(folder) as entries:
+                names = [entry.name for entry in entries
+                         if entry.name.endswith(".dcm") and not entry.name.startswith(".")
+                         and entry.is_file(follow_symlinks=False)]
+        except FileNotFoundError:
+            return  # removed since listed (emptied by a live store's overwrite)
+        except OSError as exc:
+            logger.warning("cannot list %s for objects without index rows: %s", folder,
+                           exc.strerror or exc)
+            self._unreadable += 1
+            return
+        if not names:
+            return
+        relative = os.path.relpath(folder, self.root).replace(os.sep, "/")
+        prefix = "" if relative == "." else relative + "/"
+        assert self.index is not None  # needed: an index
+        known = folder_rows(self.index, prefix)
+        for name in names:
+            if prefix + name not in known:
+                if self._stop.is_set():
+                    return
+                self._read(Path(folder, name), prefix + name)
+
+    def _read(self, path: Path, relative: str) -> None:
+        """The row of a file no row names, to the batch; or the file said."""
+        try:
+            values = row_values(row_from_file(self.root, relative, read_part10(path)))
+        except FileNotFoundError:
+            return  # removed since listed: a copy a live store replaced
+        except Exception as exc:  # pydicom raises many kinds on damaged files
+            logger.warning("cannot read %s for its index row, left without one: %s", path, exc)
+            self._unreadable += 1
+            return
+        if not self._batch:
+            self._batch_since = time.monotonic()
+        self._batch.append((values, relative))
+        if len(self._batch) >= BATCH_ROWS or time.monotonic() - self._batch_since >= BATCH_SECONDS:
+            self._write()
+
+    def _write(self) -> None:
+        """The batch's rows, each only if the index has none for its instance or
+        path, in one transaction (the look and the write together: a live row
+        is written before or after it, never between); the others said."""
+        batch, self._batch = self._batch, []
+        if not batch or self.index is None or self.index.closed:
+            return  # closed: replaced, its files gone with the store's folder
+        skipped: list[tuple[str, str, str | None]] = []
+        added = 0
+        with self.index._write() as db:
+            for values, relative in batch:
+                row = db.execute("SELECT relative_path FROM instance WHERE sop_instance_uid = ?",
+                                 (values.sop_uid,)).fetchone()
+                if row is not None:
+                    if row[0] != relative:  # same path: a live store indexed it meanwhile
+                        skipped.append((relative, values.sop_uid, str(row[0])))
+                    continue
+                if db.execute("SELECT 1 FROM instance WHERE relative_path = ?",
+                              (relative,)).fetchone() is not None:
+                    skipped.append((relative, values.sop_uid, None))
+                    continue
+                _add_row(db, values)
+                added += 1
+        self._added += added
+        self._left += len(skipped)
+        for relative, uid, indexed in skipped:
+            self._said(relative, uid, indexed)
+
+    def _said(self, relative: str, uid: str, indexed: str | None) -> None:
+        """A file left without a row, said at WARNING: the operator's to sort out."""
+        if indexed is None:
+            logger.warning("%s holds %s, but the index names that path for another "
+                           "instance: left as it is; with the server stopped, 'dicomnet "
+                           "reindex %s' says more", self.root / relative, uid, self.root)
+        elif os.path.lexists(self.root / indexed):
+            logger.warning("%s holds %s, which the index finds at %s: a second copy, left "
+                           "without a row (a server killed while one replaced the other?); "
+                           "keep one, remove the other and, with the server stopped, run "
+                           "'dicomnet reindex %s'", relative, uid, indexed, self.root)
+        else:
+            logger.warning("%s holds %s, whose row names %s, which is not there: left as it "
+                           "is; with the server stopped, 'dicomnet reindex %s' moves the row "
+                           "to it", relative, uid, indexed, self.root)
+
+
+def _add_row(db: sqlite3.Connection, values: RowValues) -> None:
+    """One instance's row, and those of its series, study and patient that are
+    missing (an existing one is left as it is: the instance hangs where the index
+    has its series), inside the caller's transaction, which found no row of the
+    instance nor of its path."""
+    if db.execute("SELECT 1 FROM series WHERE series_uid = ?",
+                  (values.series_uid,)).fetchone() is None:
+        if db.execute("SELECT 1 FROM study WHERE study_uid = ?",
+                      (values.study_uid,)).fetchone() is None:
+            db.execute("INSERT INTO patient VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       values.patient)
+            db.execute("INSERT INTO study VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values.study)
+        db.execute("INSERT INTO series VALUES (?, ?, ?, ?, ?)", values.series)
+    db.execute("INSERT INTO instance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values.instance)
