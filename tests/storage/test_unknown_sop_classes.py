@@ -14,12 +14,13 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.aio.client import open_association
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
+from dicomnet.services.verification import VERIFICATION_SOP_CLASS as VERIFICATION
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.index import StorageIndex
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
 
-from .dicomfiles import make_image, uid, write_part10
+from .dicomfiles import SECONDARY_CAPTURE, make_image, uid, write_part10
 
 #: Under pydicom's test root: no standard SOP class.
 PRIVATE = "1.2.826.0.1.3680043.8.498.999.1"
@@ -143,3 +144,33 @@ def test_a_sop_class_taken_in_no_syntax_proposed_is_told_apart(tmp_path: Path) -
     assert result.error == (f"the peer accepted no context for Secondary Capture Image "
                             f"Storage ({make_image(8).SOPClassUID}): "
                             "it takes that SOP Class in none of the transfer syntaxes proposed")
+
+
+def test_a_context_refused_for_its_transfer_syntaxes_names_them(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The server's line for a context whose transfer syntaxes it takes none of
+    names them ("MPEG2 Main Profile / Main Level (1.2.840.10008.1.2.4.100)"), an
+    operator reading it then knows what the sender offered."""
+    mpeg2, private = "1.2.840.10008.1.2.4.100", "1.2.826.0.1.3680043.8.498.1"
+
+    async def scenario() -> dict[str, int]:
+        scp = StorageSCP(tmp_path / "store", transfer_syntaxes=[ExplicitVRLittleEndian])
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                assoc = await open_association(
+                    "127.0.0.1", server.port,
+                    contexts=[ContextRequest(VERIFICATION, (ExplicitVRLittleEndian,)),
+                              ContextRequest(SECONDARY_CAPTURE, (mpeg2, private))])
+                refused = dict(assoc.refused)
+                await assoc.release()
+                return refused
+        finally:
+            scp.close()
+
+    with caplog.at_level(logging.INFO, logger="dicomnet.aio"):
+        refused = run(scenario(), timeout=60)
+    assert refused == {SECONDARY_CAPTURE: 4}  # transfer syntaxes not supported (PS3.8 9.3.3.2)
+    [line] = [r.getMessage() for r in caplog.records if "refused presentation" in r.getMessage()]
+    assert line.endswith(
+        f"refused presentation context(s) for {SECONDARY_CAPTURE} (none of its transfer "
+        f"syntaxes is taken here: MPEG2 Main Profile / Main Level ({mpeg2}), {private})")

@@ -13,6 +13,7 @@ from typing import Protocol
 from ..dimse.messages import DimseMessage
 from ..dimse.status import PENDING, PENDING_WARNING, category_of
 from ..security.info import SecurityInfo
+from ..uids import named_uid
 from ..ul.connection import ULConnection
 from ..ul.negotiation import (
     ABSTRACT_SYNTAX_NOT_SUPPORTED,
@@ -69,7 +70,7 @@ def refused_contexts(rq: AssociateRQ, ac: AssociateAC) -> str:
             continue
         why = _REFUSALS.get(answer.result, "refused")
         if answer.result == TRANSFER_SYNTAXES_NOT_SUPPORTED:
-            why += f": {', '.join(pc.transfer_syntaxes)}"
+            why += f": {', '.join(named_uid(ts) for ts in pc.transfer_syntaxes)}"
         elif answer.result == ABSTRACT_SYNTAX_NOT_SUPPORTED:
             why += f" ({_abstract_syntax_hint(pc.abstract_syntax)})"
         refused.setdefault(pc.abstract_syntax, []).append(why)
