@@ -203,7 +203,7 @@ class StorageSCP:
         # sweep: what an interrupted run left, cleared while serving (StaleSweep).
         # recovery: after a server that did not close, its objects without rows
         # indexed while serving (storage.recovery).
-        self._opened = opened = open_store(self.root, index=index)
+        self._opened = opened = open_store(self.root, index=index, duplicates=self.duplicates)
         self._lock, self.index, self.sweep = opened.lock, opened.index, opened.sweep
         self.recovery, self._rows_lost = opened.recovery, False
         # Duplicates found by SOP Instance UID wherever the file is; without an

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..storage.cleanup import StaleSweep, open_index
-from ..storage.files import StorageError
+from ..storage.files import DuplicatePolicy, StorageError
 from ..storage.index import INDEX_NAME, StorageIndex
 from ..storage.lock import StoreLock
 from ..storage.recovery import CHECK_STOPPED, ROWS_LOST, RowRecovery, StopRecord
@@ -59,9 +59,11 @@ class OpenedStore:
         return index
 
 
-def open_store(root: Path, *, index: bool) -> OpenedStore:
+def open_store(root: Path, *, index: bool,
+               duplicates: DuplicatePolicy = DuplicatePolicy.KEEP) -> OpenedStore:
     """Make ``root`` (and its missing parents) if need be, take its lock, open its
-    index (with ``index``) and start the sweep. Raises ``StorageError`` (the
+    index (with ``index``) and start the sweep, then the check (whose work
+    depends on the server's ``duplicates`` policy: storage.recovery). Raises ``StorageError`` (the
     folder cannot be made or used, or another server holds it); a refused start
     leaves nothing behind: the folders it made are removed again."""
     missing = missing_folders(root)
@@ -97,7 +99,7 @@ def open_store(root: Path, *, index: bool) -> OpenedStore:
     sweep = StaleSweep(root)
     return OpenedStore(lock, opened, sweep, record, RowRecovery(
         root, opened, record.previous if record is not None and existed else None,
-        after=sweep))
+        after=sweep, duplicates=duplicates))
 
 
 def missing_folders(root: Path) -> list[Path]:

@@ -36,15 +36,32 @@ reindex does (storage.rows.row_from_file: the File Meta Information and the
 row's attributes, not the pixels). Their rows are written in batches
 (storage.reindex: BATCH_ROWS, BATCH_SECONDS).
 
-It runs beside live stores, so it only ever adds: each row is written, in one
+It runs beside live stores, so it only adds: each row is written, in one
 transaction with the look, only if the index has no row at all for its
 instance, nor for its path; parents are added only where missing, existing rows
 are never changed, no file is moved or removed. A live row written before wins
 (the check then skips its own); one written after is an upsert
 (storage.index_tables.insert_row) that replaces the check's, as a resend would.
-A second copy of an indexed instance (a server killed while one replaced the
-other) is said at WARNING and left, as reindex does; a file removed since it was
-listed (a copy a live store replaced) is passed over.
+A second copy of an indexed instance is said at WARNING and left, as reindex
+does; a file removed since it was listed (a copy a live store replaced) is
+passed over.
+
+**An interrupted overwrite** is the one exception, under the server's
+``duplicates="overwrite"`` only. A copy stored under another path than the
+instance's (another study or series) is answered once durable, and the old
+copy removed only once the new one's row is written (storage.instances): a
+server killed in between leaves both, the row naming the old one. A second
+copy whose modification time is later than that of the file the row names
+(both written by this store's servers) is that interrupted overwrite: in the
+same transaction as the look (so a live store's row written before, whose copy
+is newer still, wins), its row replaces the old one (an upsert, as the live
+store's would have been), then the old file is removed, if it is still the
+file compared (a live store may have stored the instance there since), its
+folder left for the next start's sweep if empty. The same time, a file that is
+not a regular one, or a row naming no path below the root: the order is
+unclear, both are said and left. As for a live overwrite, the row's commit is
+not synced before the removal: a power cut may bring back the row naming the
+removed copy, which the next start says (reindex moves it).
 """
 
 from __future__ import annotations
@@ -52,15 +69,18 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
 
 from dicomnet.storage.cleanup import StaleSweep
-from dicomnet.storage.files import StorageError
+from dicomnet.storage.files import DuplicatePolicy, StorageError
 from dicomnet.storage.index import INDEX_NAME, StorageIndex
-from dicomnet.storage.index_tables import RowValues, row_values
+from dicomnet.storage.index_tables import RowValues, insert_row, row_values
+from dicomnet.storage.instances import remove_below
 from dicomnet.storage.lock import walk_store
+from dicomnet.storage.names import UnsafeNameError, safe_relative_path
 from dicomnet.storage.part10 import read_part10
 from dicomnet.storage.reindex import BATCH_ROWS, BATCH_SECONDS, folder_rows
 from dicomnet.storage.rows import row_from_file
@@ -159,12 +179,14 @@ class RowRecovery:
     """The check for objects without index rows of the store at ``root`` (module
     docstring), in a thread started at once when ``why`` (the record's
     :attr:`~StopRecord.previous`) says it is needed, after ``after`` (the
-    start-up sweep) has ended. Call it with the store's lock held, and
-    :meth:`stop` it (after the sweep) before the index is closed. A failure is
-    logged, never raised: the server goes on."""
+    start-up sweep) has ended; ``duplicates``, the server's policy (overwrite:
+    the overwrites the stop interrupted are finished). Call it with the store's
+    lock held, and :meth:`stop` it (after the sweep) before the index is closed.
+    A failure is logged, never raised: the server goes on."""
 
     def __init__(self, root: Path, index: StorageIndex | None, why: str | None, *,
-                 after: StaleSweep | None = None) -> None:
+                 after: StaleSweep | None = None,
+                 duplicates: DuplicatePolicy = DuplicatePolicy.KEEP) -> None:
         self.root = Path(root)
         self.index = index
         #: Whether the check runs (the previous server did not close cleanly).
@@ -174,12 +196,16 @@ class RowRecovery:
         self.added: int | None = None
         self.left: int | None = None
         self.unreadable: int | None = None
+        #: Overwrites finished (a later copy's row replacing the old one's, the
+        #: old copy removed): None until the check has ended.
+        self.finished: int | None = None
         #: Whether every folder was checked (no stop, no failure).
         self.complete = not self.needed
         self._why = why or ""
         self._after = after
         self._stop = threading.Event()
-        self._added = self._left = self._unreadable = 0
+        self._added = self._left = self._unreadable = self._finished = 0
+        self._overwrite = duplicates is DuplicatePolicy.OVERWRITE
         self._batch: list[tuple[RowValues, str]] = []
         self._batch_since = 0.0
         self._thread: threading.Thread | None = None
@@ -229,6 +255,7 @@ class RowRecovery:
                          "next start checks again", self.root, exc)
         finally:
             self.added, self.left, self.unreadable = self._added, self._left, self._unreadable
+            self.finished = self._finished
             if said:
                 logger.info("the check of %s for objects without index rows %s: %d row(s) "
                             "added, %d copy(ies) left without a row, %d file(s) unreadable",
@@ -291,30 +318,88 @@ class RowRecovery:
     def _write(self) -> None:
         """The batch's rows, each only if the index has none for its instance or
         path, in one transaction (the look and the write together: a live row
-        is written before or after it, never between); the others said."""
+        is written before or after it, never between), or replacing the row of
+        an older copy (an interrupted overwrite: module docstring); the others
+        said."""
         batch, self._batch = self._batch, []
         if not batch or self.index is None or self.index.closed:
             return  # closed: replaced, its files gone with the store's folder
         skipped: list[tuple[str, str, str | None]] = []
+        finished: list[tuple[str, str, str, os.stat_result]] = []
         added = 0
         with self.index._write() as db:
             for values, relative in batch:
                 row = db.execute("SELECT relative_path FROM instance WHERE sop_instance_uid = ?",
                                  (values.sop_uid,)).fetchone()
+                taken = db.execute("SELECT 1 FROM instance WHERE relative_path = ?",
+                                   (relative,)).fetchone() is not None
                 if row is not None:
-                    if row[0] != relative:  # same path: a live store indexed it meanwhile
+                    if row[0] == relative:
+                        continue  # a live store indexed it meanwhile
+                    old = None if taken else self._superseded(relative, str(row[0]))
+                    if old is None:
                         skipped.append((relative, values.sop_uid, str(row[0])))
+                    else:
+                        insert_row(db, values)  # the old copy's parents pruned if empty
+                        finished.append((values.sop_uid, relative, str(row[0]), old))
                     continue
-                if db.execute("SELECT 1 FROM instance WHERE relative_path = ?",
-                              (relative,)).fetchone() is not None:
+                if taken:
                     skipped.append((relative, values.sop_uid, None))
                     continue
                 _add_row(db, values)
                 added += 1
         self._added += added
         self._left += len(skipped)
+        self._finished += len(finished)
         for relative, uid, indexed in skipped:
             self._said(relative, uid, indexed)
+        for uid, relative, old_relative, old in finished:
+            self._remove(uid, relative, old_relative, old)
+
+    def _superseded(self, relative: str, indexed: str) -> os.stat_result | None:
+        """Under the overwrite policy, the ``lstat`` of the copy at ``indexed`` (the
+        instance's row names it) if the unindexed copy at ``relative`` was made
+        after it: both regular files, the times unequal; else None (the order
+        unclear, or not this check's to settle)."""
+        if not self._overwrite:
+            return None
+        try:
+            safe_relative_path(indexed)
+        except UnsafeNameError:  # a tampered row: never a path to remove
+            return None
+        try:
+            new = os.lstat(self.root / relative)
+            old = os.lstat(self.root / indexed)
+        except OSError:  # gone (a live store's doing, or "not there" said), unreadable
+            return None
+        if not (stat.S_ISREG(new.st_mode) and stat.S_ISREG(old.st_mode)):
+            return None  # a link is the operator's
+        return old if new.st_mtime_ns > old.st_mtime_ns else None
+
+    def _remove(self, uid: str, relative: str, old_relative: str,
+                old: os.stat_result) -> None:
+        """The copy at ``old_relative``, whose row the copy at ``relative`` took,
+        removed if it is still the file compared (a live store may have stored
+        the instance there since: its copy and row stand); its folder left for
+        the next start's sweep."""
+        path = self.root / old_relative
+        try:
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino, now.st_mtime_ns, now.st_size) == (
+                    old.st_dev, old.st_ino, old.st_mtime_ns, old.st_size):
+                remove_below(self.root, old_relative.split("/"))
+            else:
+                logger.info("%s was stored again while the check of %s replaced its row "
+                            "by that of %s: kept", old_relative, self.root, relative)
+                return
+        except FileNotFoundError:
+            pass  # removed meanwhile: by a live store's overwrite
+        except OSError as exc:
+            logger.warning("cannot remove %s, replaced by %s: %s", path, relative,
+                           exc.strerror or exc)
+            return
+        logger.info("finished the overwrite of %s interrupted by the stop: %s replaces %s",
+                    uid, relative, old_relative)
 
     def _said(self, relative: str, uid: str, indexed: str | None) -> None:
         """A file left without a row, said at WARNING: the operator's to sort out."""
