@@ -25,8 +25,7 @@ from dicomnet.aio import server_dispatch
 from dicomnet.dimse import status as dimse_status
 from dicomnet.dimse.status import Status
 from dicomnet.services.storage import StoredInstance, StoreResult
-from tests.cli.helpers import json_out, run_cli
-from tests.cli.test_serve import read_line
+from tests.cli.helpers import json_out, read_line, run_cli
 from tests.storage.helpers import CT_IMAGE_STORAGE, make_dataset, write_part10_file
 
 ROOT = Path(dicomnet.__file__).resolve().parents[2]

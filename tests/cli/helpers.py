@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import selectors
 import signal
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -159,3 +160,11 @@ def serve_that_must_refuse(tmp_path: Path, *args: str | Path) -> subprocess.Comp
         [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--output",
          str(tmp_path / "store"), *map(str, args)],
         capture_output=True, text=True, timeout=60, check=False)
+
+
+def read_line(stream: IO[str], timeout: float) -> str:
+    """One line from a pipe, or fail after ``timeout`` seconds (never hangs)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        assert sel.select(timeout), "no output from dicomnet serve"
+    return stream.readline()

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .helpers import json_out, run_cli, serve_that_must_refuse
+from .helpers import json_out, read_line, run_cli, serve_that_must_refuse
 from .test_help import _help
-from .test_serve import read_line
 
 
 def _closed_port() -> int:

@@ -16,7 +16,6 @@ from dicomnet.security.config import TLSConfig
 from tests.security.test_weak_keys import needs_openssl
 
 from .helpers import ServerThread, error_line, json_out, run_cli
-from .test_serve import serve_process  # noqa: F401  (a fixture)
 
 
 def _serial(path: Path) -> str:
@@ -111,7 +110,7 @@ def test_revoke_of_an_unknown_name_says_where_it_looked_and_what_is_there(
 
 
 def test_serve_with_crl_refuses_a_revoked_client_and_admits_the_others(
-        tmp_path: Path, serve_process: Any) -> None:  # noqa: F811
+        tmp_path: Path, serve_process: Any) -> None:
     pki = tmp_path / "pki"
     assert run_cli("certs", "init", pki).exit_code == 0
     assert run_cli("certs", "issue", pki, "other", "--role", "client").exit_code == 0

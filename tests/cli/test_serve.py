@@ -5,53 +5,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
-
-import pytest
+from typing import Any
 
 from dicomnet.security.certificates import CertificateAuthority, DevPKI
 from tests.storage.helpers import make_dataset, write_part10_file
 
-from .helpers import client_tls_args, error_line, json_out, run_cli
+from .helpers import client_tls_args, error_line, json_out, read_line, run_cli
 from .test_help import _help
-
-
-def read_line(stream: IO[str], timeout: float) -> str:
-    """One line from a pipe, or fail after ``timeout`` seconds (never hangs)."""
-    with selectors.DefaultSelector() as sel:
-        sel.register(stream, selectors.EVENT_READ)
-        assert sel.select(timeout), "no output from dicomnet serve"
-    return stream.readline()
-
-
-@pytest.fixture
-def serve_process(tmp_path: Path) -> Iterator[Any]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*args: str | Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
-             "--output", str(tmp_path / "store"), *map(str, args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        )
-        procs.append(proc)
-        line = read_line(proc.stdout, 30)  # type: ignore[arg-type]
-        assert line, proc.stderr.read()  # type: ignore[union-attr]
-        return proc, json.loads(line)
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
 
 
 def test_serve_tls_echo_then_sigterm_stops_cleanly(serve_process: Any, pki: DevPKI) -> None:

@@ -13,8 +13,7 @@ from typing import Any
 from dicomnet.security.certificates import DevPKI
 from tests.storage.helpers import make_dataset, write_part10_file
 
-from .helpers import client_tls_args, run_cli
-from .test_serve import read_line
+from .helpers import client_tls_args, read_line, run_cli
 
 UID = "1.2.826.0.1.3680043.8.498."
 

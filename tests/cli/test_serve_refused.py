@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +17,28 @@ from tests.storage.helpers import make_dataset, write_part10_file
 from .helpers import run_cli
 from .test_help import _help
 from .test_json_documented import _undocumented
-from .test_serve import read_line
 
 UID = "1.2.826.0.1.3680043.8.498.27"
 
 
-def _serve_and_send_twice(tmp_path: Path, policy: str) -> tuple[list[dict[str, Any]], str]:
+def _serve_and_send_twice(serve_process: Any, tmp_path: Path, policy: str
+                          ) -> tuple[list[dict[str, Any]], str]:
     (tmp_path / "in").mkdir()
     write_part10_file(tmp_path / "in" / "a.dcm", make_dataset(sop_instance_uid=UID))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
-         "--output", str(tmp_path / "store"), "--aet", "ARCHIVE", "--duplicates", policy],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        port = json.loads(read_line(proc.stdout, 30))["port"]  # type: ignore[arg-type]
-        exits = [run_cli("store", "127.0.0.1", port, tmp_path / "in" / "a.dcm", "--aet",
-                         "SENDER", "--called-aet", "ARCHIVE").exit_code for _ in range(2)]
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+    proc, listening = serve_process("--aet", "ARCHIVE", "--duplicates", policy)
+    exits = [run_cli("store", "127.0.0.1", listening["port"], tmp_path / "in" / "a.dcm",
+                     "--aet", "SENDER", "--called-aet", "ARCHIVE").exit_code for _ in range(2)]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert exits == [0, 1 if policy == "reject" else 0]
     events = [json.loads(line) for line in out.splitlines()]
     return [e for e in events if e["event"] in ("stored", "refused")], err
 
 
-def test_a_duplicate_rejected_has_a_log_line_and_a_refused_event(tmp_path: Path) -> None:
-    events, err = _serve_and_send_twice(tmp_path, "reject")
+def test_a_duplicate_rejected_has_a_log_line_and_a_refused_event(
+        serve_process: Any, tmp_path: Path) -> None:
+    events, err = _serve_and_send_twice(serve_process, tmp_path, "reject")
     stored, refused = events
     assert (stored["event"], refused["event"]) == ("stored", "refused")
     relative = Path(stored["path"]).relative_to(tmp_path / "store").as_posix()
@@ -70,8 +60,9 @@ def test_a_duplicate_rejected_has_a_log_line_and_a_refused_event(tmp_path: Path)
     assert _undocumented(refused, text) == []
 
 
-def test_a_duplicate_kept_is_a_stored_event_and_an_info_line(tmp_path: Path) -> None:
-    events, err = _serve_and_send_twice(tmp_path, "keep")
+def test_a_duplicate_kept_is_a_stored_event_and_an_info_line(
+        serve_process: Any, tmp_path: Path) -> None:
+    events, err = _serve_and_send_twice(serve_process, tmp_path, "keep")
     assert [(e["event"], e["duplicate"]) for e in events] == [("stored", False),
                                                             ("stored", True)]
     assert events[0]["path"] == events[1]["path"]  # the first copy, kept

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from dicomnet.security.certificates import DevPKI
 
-from .helpers import client_tls_args, error_line, run_cli
-from .test_serve import read_line
+from .helpers import client_tls_args, error_line, read_line, run_cli
 
 DATED = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} "
 

@@ -23,7 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.blocking import store
 from dicomnet.services.storage import INDEX_NAME
 from dicomnet.storage.recovery import CLOSED, NOT_CLOSED
-from tests.cli.test_serve import read_line
+from tests.cli.helpers import read_line
 from tests.storage.dicomfiles import make_image, uid, write_part10
 from tests.storage.test_recovery_start import record
 
