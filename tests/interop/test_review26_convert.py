@@ -272,8 +272,8 @@ REFUSED = (f"the peer accepted no context for Secondary Capture Image Storage "
 
 
 #: The compressed syntaxes of SOURCES as messages name them.
-_NAMED = {RLELossless: f"RLE Lossless ({RLELossless})",
-          JPEGBaseline8Bit: f"JPEG Baseline (Process 1) ({JPEGBaseline8Bit})"}
+_NAMED: dict[str, str] = {RLELossless: f"RLE Lossless ({RLELossless})",
+                         JPEGBaseline8Bit: f"JPEG Baseline (Process 1) ({JPEGBaseline8Bit})"}
 
 
 def _not_converted(syntax: str) -> str:
