@@ -78,6 +78,13 @@ def _write_key(key: PrivateKey, path: Path, password: str | bytes | None) -> Non
     os.chmod(path, 0o600)
 
 
+#: A CA's key usage (RFC 5280 4.2.1.3): it signs certificates and CRLs (and, with
+#: digitalSignature, OCSP responses), nothing else.
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False,
+    data_encipherment=False, key_agreement=False, key_cert_sign=True,
+    crl_sign=True, encipher_only=False, decipher_only=False,
+)
 #: Certificates start this long before they are made: a peer's clock a little
 #: behind ours must not find them not yet valid. Their length in days counts
 #: from then, so that "825 days" is not 825 days and an hour.
@@ -213,14 +220,7 @@ class CertificateAuthority:
             .not_valid_before(not_before or now - dt.timedelta(days=1))
             .not_valid_after(not_after or now + dt.timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_CA_KEY_USAGE, critical=True)
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
@@ -372,14 +372,7 @@ class CertificateAuthority:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=1825))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_CA_KEY_USAGE, critical=True)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
@@ -528,7 +521,8 @@ def issue_dev_certificate(
         rsa_bits = max(2048, key.key_size)
     issued = ca.issue(name, sans=names, server=server, client=client,
                       key_type=key_type, rsa_bits=rsa_bits,
-                      not_after=_now() - _BACKDATE + dt.timedelta(days=days))
+                      not_before=(start := _now() - _BACKDATE),
+                      not_after=start + dt.timedelta(days=days))
     return issued.write(directory, name, password=password)
 
 
@@ -556,12 +550,15 @@ def make_dev_pki(
         "dicomnet development CA", key_type=key_type, rsa_bits=rsa_bits
     )
     now = _now()
-    not_after = now - _BACKDATE + dt.timedelta(days=days)
+    # One start for both: X.509 times are whole seconds, and two clock reads may
+    # fall either side of one.
+    start = now - _BACKDATE
+    not_after = start + dt.timedelta(days=days)
     server = ca.issue(server_names[0] if server_names else "dicomnet server", sans=server_names,
                       server=True, client=False, key_type=key_type, rsa_bits=rsa_bits,
-                      not_after=not_after)
+                      not_before=start, not_after=not_after)
     client = ca.issue(client_name, server=False, client=True, key_type=key_type,
-                      rsa_bits=rsa_bits, not_after=not_after)
+                      rsa_bits=rsa_bits, not_before=start, not_after=not_after)
     ca_cert, ca_key = ca.issued.write(directory, "ca", password=password)
     server_cert, server_key = server.write(directory, "server", password=password)
     client_cert, client_key = client.write(directory, "client", password=password)
