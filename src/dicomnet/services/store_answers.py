@@ -29,8 +29,7 @@ if TYPE_CHECKING:
     from ..aio.server_association import ServerAssociation
 
 __all__ = ["HOOK_FAILED", "HookAnswer", "Refused", "RefusedInstance", "RefusedObserver",
-           "StoreHook", "StoredInstance", "StoredObserver", "log_refusal", "refuse",
-           "response", "run_hook"]
+           "StoreHook", "StoredInstance", "StoredObserver", "refuse", "response", "run_hook"]
 
 log = logging.getLogger("dicomnet.services")
 
@@ -237,7 +236,7 @@ def _comment(comment: str | None) -> str | None:
 _NOT_IN_LO = {code: "?" for code in (*range(0x20), 0x5C, 0x7F)}
 
 
-def log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status: int,
+def _log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status: int,
                  why: str) -> None:
     """The one line a C-STORE that was not stored leaves in the log: the object,
     who sent it, the status it was answered (PS3.4 B.2.3) and why, paths included
@@ -253,10 +252,10 @@ def log_refusal(level: int, assoc: ServerAssociation, message: CStoreRQ, status:
 
 def refuse(observer: RefusedObserver | None, assoc: ServerAssociation, message: CStoreRQ,
            status: int, why: str, *, level: int, path: Path | None = None) -> None:
-    """An object not stored: its log line (:func:`log_refusal`), then ``observer``
+    """An object not stored: its log line (:func:`_log_refusal`), then ``observer``
     told, on the event loop; what the observer raises is logged, the answer
     unchanged."""
-    log_refusal(level, assoc, message, status, why)
+    _log_refusal(level, assoc, message, status, why)
     if observer is None:
         return
     refused = RefusedInstance(
