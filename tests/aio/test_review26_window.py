@@ -50,14 +50,14 @@ async def _pipeline_echoes(port: int, window: AsynchronousOperationsWindowSubIte
             try:
                 pdu = decode_pdu(await _read_pdu(reader))
             except (asyncio.IncompleteReadError, ConnectionError):
-                return (granted.max_operations_performed if granted else 1), answered, False
+                return (granted.max_operations_invoked if granted else 1), answered, False
             if isinstance(pdu, AAbort):
-                return (granted.max_operations_performed if granted else 1), answered, True
+                return (granted.max_operations_invoked if granted else 1), answered, True
             assert isinstance(pdu, PDataTF)
             rsp = decode_message(b"".join(bytes(pdv.data) for pdv in pdu.pdvs))
             assert isinstance(rsp, CEchoRSP) and rsp.status == 0
             answered.append(rsp.message_id_being_responded_to)
-        return (granted.max_operations_performed if granted else 1), answered, False
+        return (granted.max_operations_invoked if granted else 1), answered, False
     finally:
         writer.close()
 

@@ -117,8 +117,9 @@ def test_negotiate_answers_async_window_identity_and_extended() -> None:
     ui = ac.user_information
     assert ac.called_ae_title == "SCP" and ac.calling_ae_title == "SCU"
     assert ui.maximum_length == 65536
-    # We invoke nothing (1) and perform as many as it may invoke, up to our 16.
-    assert ui.async_ops_window == AsynchronousOperationsWindowSubItem(1, 5)
+    # The AC's fields keep the RQ's point of view (PS3.7 D.3.3.3, Table D.3-8):
+    # it may invoke 5 (up to our 16), and perform 1 (we invoke nothing towards it).
+    assert ui.async_ops_window == AsynchronousOperationsWindowSubItem(5, 1)
     assert async_window(rq, ac) == 5
     assert ui.user_identity_ac == UserIdentityACSubItem(b"token")
     assert seen == [identity]
@@ -207,7 +208,7 @@ def test_async_window_defaults_to_synchronous_and_honours_limits() -> None:
                              contexts=[ContextRequest(CT, (EXPLICIT,))],
                              async_ops=AsynchronousOperationsWindowSubItem(64, 1))
     ac = negotiate(big, AcceptorPolicy(contexts={CT: None}, max_async_operations=8))
-    assert ac.user_information.async_ops_window == AsynchronousOperationsWindowSubItem(1, 8)
+    assert ac.user_information.async_ops_window == AsynchronousOperationsWindowSubItem(8, 1)
     assert async_window(big, ac) == 8
     sync = negotiate(big, AcceptorPolicy(contexts={CT: None}, max_async_operations=1))
     assert async_window(big, sync) == 1
@@ -216,3 +217,43 @@ def test_async_window_defaults_to_synchronous_and_honours_limits() -> None:
                                    async_ops=AsynchronousOperationsWindowSubItem(0, 0))
     ac = negotiate(unlimited, AcceptorPolicy(contexts={CT: None}, max_async_operations=4))
     assert async_window(unlimited, ac) == 4
+    assert ac.user_information.async_ops_window == AsynchronousOperationsWindowSubItem(4, 1)
+
+
+def test_async_window_sub_item_of_the_ac_on_the_wire() -> None:
+    """The acceptor's answer says how many the requestor may invoke first, how many
+    it may perform second (PS3.7 D.3.3.3.2, Table D.3-8: each "as defined for the
+    Association-acceptor" in D.3.3.3, the number it allows the requestor, no more
+    than the requestor offered). Wireshark, dcm4che and the standard's own
+    figures read it so; until session 28 dicomnet answered (1, granted), which a
+    standard requestor reads as "one at a time", and read the grant from the
+    second field."""
+    rq = build_associate_rq(calling_ae_title="A", called_ae_title="B",
+                            contexts=[ContextRequest(CT, (EXPLICIT,))],
+                            async_ops=AsynchronousOperationsWindowSubItem(32, 1))
+    ac = negotiate(rq, AcceptorPolicy(contexts={CT: None}, max_async_operations=16))
+    window = ac.user_information.async_ops_window
+    assert window is not None
+    assert window.encode() == bytes.fromhex(
+        "53"    # item type: Asynchronous Operations Window
+        "00"    # reserved
+        "0004"  # item length
+        "0010"  # maximum number of operations invoked (by the requestor): 16
+        "0001"  # maximum number of operations performed (by the requestor): 1
+    )
+    assert async_window(rq, ac) == 16
+    # A standard acceptor (dcm4che's: min of what was offered and what it performs)
+    # granting 4 of the 32 offered: the requestor keeps 4 in flight, not 1.
+    granted = replace(ac, user_information=replace(
+        ac.user_information,
+        sub_items=tuple(AsynchronousOperationsWindowSubItem(4, 1)
+                        if isinstance(item, AsynchronousOperationsWindowSubItem) else item
+                        for item in ac.user_information.sub_items)))
+    assert async_window(rq, granted) == 4
+    # One that declines with (1, 1), the default: one at a time.
+    declined = replace(ac, user_information=replace(
+        ac.user_information,
+        sub_items=tuple(AsynchronousOperationsWindowSubItem(1, 1)
+                        if isinstance(item, AsynchronousOperationsWindowSubItem) else item
+                        for item in ac.user_information.sub_items)))
+    assert async_window(rq, declined) == 1

@@ -258,10 +258,11 @@ def negotiate_roles(
 def negotiate(rq: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
     """The A-ASSOCIATE-AC answering ``rq`` under ``policy`` (PS3.8 9.3.3).
 
-    An asynchronous operations window, when proposed, is answered with 1
-    invoked (we invoke nothing towards the requestor) and up to
-    ``policy.max_async_operations`` performed, never more than the requestor
-    says it may invoke (0 there: unlimited; PS3.7 D.3.3.3); extended negotiation items are
+    An asynchronous operations window, when proposed, is answered as PS3.7
+    D.3.3.3.2 (Table D.3-8) has it, from the requestor's side as the request is:
+    it may invoke up to ``policy.max_async_operations``, never more than it
+    offered (0 there: unlimited), and perform 1 (we invoke nothing towards
+    it); extended negotiation items are
     answered only for what ``policy.extended_negotiation`` accepts; a user
     identity asking for a positive response gets the server response.
     """
@@ -272,12 +273,12 @@ def negotiate(rq: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
     ]
     asked = ui.async_ops_window
     if asked is not None:
-        # We invoke nothing towards the requestor (1); we perform up to our limit,
-        # never more than it may invoke (0 means unlimited, PS3.7 D.3.3.3).
+        # What it may invoke: our limit, never more than it offered (0: unlimited).
+        # What it may perform: 1, as we invoke nothing towards it.
         ours = max(1, policy.max_async_operations)
         invoked = asked.max_operations_invoked
         sub_items.append(AsynchronousOperationsWindowSubItem(
-            1, ours if invoked == 0 else min(invoked, ours)))
+            ours if invoked == 0 else min(invoked, ours), 1))
     sub_items += negotiate_roles(ui.role_selections, policy.roles)
     if policy.implementation_version_name:
         sub_items.append(ImplementationVersionNameSubItem(name=policy.implementation_version_name))
@@ -302,13 +303,14 @@ def negotiate(rq: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
 
 def async_window(rq: AssociateRQ, ac: AssociateAC) -> int:
     """How many operations the requestor may have outstanding (PS3.7 D.3.3.3): the
-    smaller of what it asked to invoke and what the acceptor will perform; 1 (the
-    default, synchronous) when either side left the sub-item out. 0 (unlimited) on
-    both sides is capped at 65535."""
+    smaller of what it asked to invoke and what the acceptor allows it to invoke,
+    the AC's first field (D.3.3.3.2, Table D.3-8); 1 (the default, synchronous)
+    when either side left the sub-item out. 0 (unlimited) on both sides is capped
+    at 65535."""
     asked, granted = rq.user_information.async_ops_window, ac.user_information.async_ops_window
     if asked is None or granted is None:
         return 1
-    limits = [n for n in (asked.max_operations_invoked, granted.max_operations_performed) if n]
+    limits = [n for n in (asked.max_operations_invoked, granted.max_operations_invoked) if n]
     return min(limits) if limits else 0xFFFF
 
 
