@@ -19,7 +19,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.services import storage as storage_module
+from dicomnet.services import store_disk
 from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
 from dicomnet.storage.cleanup import cleanup_stale
 from dicomnet.storage.files import StorageError, sync_folder
@@ -175,7 +175,7 @@ def _failing_folder_sync(monkeypatch: pytest.MonkeyPatch, part: str) -> None:
             raise StorageError(f"cannot sync folder {folder}: Input/output error")
         real(folder)
 
-    monkeypatch.setattr(storage_module, "sync_folder", sync)
+    monkeypatch.setattr(store_disk, "sync_folder", sync)
 
 
 def test_an_overwrite_whose_folder_cannot_be_synced(

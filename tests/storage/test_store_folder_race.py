@@ -98,7 +98,7 @@ def test_a_read_error_of_a_spilled_object_is_not_called_a_gone_file(
     too (0x0110), but said as it is: the file is there."""
     import errno
 
-    from dicomnet.services import storage
+    from dicomnet.services import store_disk
     from dicomnet.storage.header import read_header
 
     def failing(data: object, path: str | None, syntax: str) -> object:
@@ -106,7 +106,7 @@ def test_a_read_error_of_a_spilled_object_is_not_called_a_gone_file(
             raise OSError(errno.EIO, os.strerror(errno.EIO), path)
         return read_header(data, path, syntax)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(storage, "read_header", failing)
+    monkeypatch.setattr(store_disk, "read_header", failing)
     root = tmp_path / "store"
     statuses = _scenario(root, StorageSCP(root), [False], _objects(3, large=True), caplog)
     assert statuses == [0x0110] * 3

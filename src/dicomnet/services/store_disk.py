@@ -1,0 +1,456 @@
+"""The disk side of a :class:`~dicomnet.services.storage.StorageSCP`: its store's
+folder held (store_opening), and a received data set put there for good
+(PS3.4 B.2.2: stored before Success answered): its header read and its place
+chosen (``Layout.place``), written, made durable, given its final name per the
+duplicate policy (storage.files.AtomicWriter, storage.instances), its folder
+fsynced, then its index row queued to the index thread (no row without a durable
+file). Data sets received in memory go through the store thread in pipelined
+rounds (``_start_round``, ``_finish_round``); a spilled one through ``_commit``
+in a worker thread. The DIMSE side (sinks, answers, handlers, observers) is
+:mod:`dicomnet.services.storage`'s, a subclass of :class:`StoreDisk`, so that
+the store thread calls the same methods as before the split (no call added per
+object).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from ..dimse.messages import CStoreRQ
+from ..dimse.status import CANNOT_UNDERSTAND, PROCESSING_FAILURE
+from ..dimse.status import DATASET_DOES_NOT_MATCH_SOP_CLASS as DATASET_MISMATCH
+from ..errors import ConfigurationError
+from ..security.info import SecurityInfo
+from ..storage.cleanup import open_index
+from ..storage.damage import damaged_part10
+from ..storage.direct import AlignedBuffer, DirectBatch
+from ..storage.files import (
+    AtomicWriter,
+    CommitOutcome,
+    CommitResult,
+    DuplicatePolicy,
+    Layout,
+    StorageError,
+    sync_folder,
+)
+from ..storage.header import HeaderAttributes, read_header
+from ..storage.index import INDEX_NAME, NewInstance
+from ..storage.instances import IndexRow, InstanceLocator
+from ..storage.names import UnsafeNameError
+from ..storage.syncfs import can_sync_together, sync_together
+from .store_answers import Refused, StoredInstance
+from .store_jobs import Job, Round, finish_writes, move_originator, round_size
+from .store_opening import open_store
+from .store_sink import contents
+from .workers import Background, BatchWorker
+
+__all__ = ["StoreDisk", "duplicate_policy"]
+
+log = logging.getLogger("dicomnet.services")
+
+
+def duplicate_policy(duplicates: str | DuplicatePolicy) -> DuplicatePolicy:
+    """``duplicates`` as a policy, or ``ConfigurationError``."""
+    try:
+        return DuplicatePolicy(duplicates)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"duplicates must be keep, overwrite or reject, got {duplicates!r}"
+        ) from exc
+
+
+class StoreDisk:
+    """A store's folder held, and the objects received written into it, named and
+    indexed (see the module's docstring; the options are ``StorageSCP``'s)."""
+
+    def __init__(self, root: Path | str, *, duplicates: DuplicatePolicy, layout: Layout,
+                 index: bool, durable: bool) -> None:
+        self.root = Path(root)
+        self._root_prefix = os.path.join(os.fspath(self.root), "")
+        self._root_prefix_length = len(self._root_prefix)
+        self.durable = durable
+        self.duplicates = duplicates
+        self.layout = layout
+        # sweep: what an interrupted run left, cleared while serving (StaleSweep).
+        # recovery: after a server that did not close, its objects without rows
+        # indexed while serving (storage.recovery).
+        self._opened = opened = open_store(self.root, index=index, duplicates=self.duplicates)
+        self._lock, self.index, self.sweep = opened.lock, opened.index, opened.sweep
+        self.recovery, self._rows_lost = opened.recovery, False
+        # Duplicates found by SOP Instance UID wherever the file is; without an
+        # index, only at the same path.
+        self._locator = (InstanceLocator(self.root, self.index, self._relative,
+                                         durable=durable)
+                         if self.index is not None else None)
+        # Rows wait up to 50 ms for others, so that a series arriving is indexed
+        # a few hundred rows per transaction (the files are already durable).
+        # Held by a batch of rows being written: the index is replaced between two
+        # (_new_index), never under one.
+        self._swapping = threading.Lock()
+        self._index_writer: Background[IndexRow] = Background(
+            "dicomnet-index", self._write_index_rows, linger=0.05)
+        # Pipelined: the disk writes one round while the thread names the last.
+        self._committer: BatchWorker[Job, StoredInstance] = BatchWorker.pipelined(
+            "dicomnet-store", self._start_round, self._finish_round, round_size=round_size)
+        self._closed = False
+
+    def flush_index(self) -> None:
+        """Wait until every stored object's index row is written."""
+        self._index_writer.flush()
+
+    def close(self) -> None:
+        """Finish pending stores, write the pending index rows and close the index
+        (the server calls this when it closes; calling it again does nothing); a
+        start-up sweep still running stops first, its walk not waited for."""
+        self._opened.stop()  # before the lock goes: another server may start then
+        self._committer.close()
+        self._index_writer.close()
+        self._opened.close(rows_lost=self._rows_lost)  # how it stopped, once only
+        if self.index is not None and not self._closed:
+            self.index.close()
+        self._lock.release()
+        self._closed = True
+
+    def _place(self, buffer: bytearray | AlignedBuffer | None, writer: AtomicWriter | None,
+               message: CStoreRQ, transfer_syntax: str,
+               ) -> tuple[HeaderAttributes, Path, Path]:
+        """Read the header attributes and choose the folder and final path (worker
+        thread; ``Layout.place``). Raises ``Refused``; a spilled object's
+        temporary file is then removed."""
+
+        def refuse(status: int, text: str) -> Refused:
+            if writer is not None:
+                writer.abort()
+            return Refused(status, text)
+
+        try:
+            header = read_header(None if buffer is None else contents(buffer),
+                                 None if writer is None else str(writer.temp_path),
+                                 transfer_syntax)
+        except OSError as exc:
+            # The spilled file gone (the store's folder removed under it), or not
+            # readable (EIO, EMFILE): the store failed, not the data set (C000 would
+            # tell the sender not to send it again).
+            what = "is gone" if isinstance(exc, FileNotFoundError) else "cannot be read"
+            raise refuse(PROCESSING_FAILURE, f"cannot store: its temporary file {what} "
+                         f"({exc.strerror or exc})") from exc
+        except Exception as exc:
+            raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
+        try:
+            for keyword, name, expected in (
+                    ("SOPInstanceUID", "SOP Instance UID", message.affected_sop_instance_uid),
+                    ("SOPClassUID", "SOP Class UID", message.affected_sop_class_uid)):
+                value = header.text(keyword)
+                if value is None:
+                    # A data set that does not say what it is (SOP Common, type 1):
+                    # C000 as DCMTK's storescp answers, not stored under the command's.
+                    tag = "(0008,0018)" if keyword == "SOPInstanceUID" else "(0008,0016)"
+                    raise Refused(CANNOT_UNDERSTAND, f"no {name} {tag} in the data set")
+                if value != expected:
+                    raise Refused(DATASET_MISMATCH, f"{name} in the data set differs from the "
+                                  "command")
+            study, series = header.text("StudyInstanceUID"), header.text("SeriesInstanceUID")
+            if self.layout is Layout.HIERARCHICAL and (study is None or series is None):
+                # Said whole within the Error Comment's 64 characters (LO).
+                raise Refused(CANNOT_UNDERSTAND, "cannot place the object: no " + (
+                    "Study or Series Instance UID" if study is None and series is None
+                    else "Study Instance UID (0020,000D)" if study is None
+                    else "Series Instance UID (0020,000E)"))
+            folder, destination = self.layout.place(
+                self.root, sop_instance_uid=message.affected_sop_instance_uid,
+                study_instance_uid=study, series_instance_uid=series)
+        except (UnsafeNameError, StorageError) as exc:
+            raise refuse(CANNOT_UNDERSTAND, f"cannot place the object: {exc}") from exc
+        except Refused as exc:
+            raise refuse(exc.status, str(exc)) from exc
+        except Exception as exc:
+            # pydicom decodes values lazily: an invalid value can raise here (reading
+            # validation set to raise, or its warning turned into an error). The
+            # temporary file must not outlive the refusal.
+            raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
+        return header, folder, destination
+
+    def _commit(self, writer: AtomicWriter, message: CStoreRQ, *, transfer_syntax: str,
+                calling_ae: str, security: SecurityInfo | None, called_ae: str,
+                peer: tuple[str, int]) -> StoredInstance:
+        """Runs in a worker thread for a data set that spilled to a temporary file:
+        parse its header, fsync, rename, then queue its index row."""
+        try:
+            self._follow_root()
+            writer.flush()  # the header is read back from the file
+        except StorageError:
+            writer.abort()
+            raise
+        header, folder, destination = self._place(None, writer, message, transfer_syntax)
+        result, generation = self._name(writer, message, destination, synced=False)
+        self._follow_root_again()
+        if self.durable and result.stored:  # named at destination, in folder
+            try:
+                sync_folder(folder)
+            except StorageError:
+                self._index(header, result, message, transfer_syntax=transfer_syntax,
+                            calling_ae=calling_ae, security=security, generation=generation)
+                raise
+        self._settled(message, generation)
+        return self._stored(header, result, message, transfer_syntax=transfer_syntax,
+                            calling_ae=calling_ae, security=security, generation=generation,
+                            called_ae=called_ae, peer=peer)
+
+    def _follow_root(self) -> None:
+        """Store only into the folder this server holds: one removed under it (rm -rf
+        of the store) and made again is locked again first (storage.lock), so
+        that a second server cannot start on it, or refused if one already has."""
+        if not self._lock.follow(self._new_index):
+            return
+        index = self.index
+        log.warning("the store's folder %s was removed while in use, with the objects%s it "
+                    "held; made again, it holds the objects stored since%s, and this server "
+                    "keeps it (one server per folder)", self.root,
+                    "" if index is None else " and the index",
+                    ", in a new index" if index is not None and not index.closed else "")
+
+    def _follow_root_again(self) -> None:
+        """After names were given: the folder removed since :meth:`_follow_root` was
+        made again by the names themselves (their folders' parents are made as
+        needed), without the lock and the new index; followed now, before the
+        names' rows are queued, so that they go to the new index (their files
+        are there) rather than with the removed one. One stat per round."""
+        try:
+            self._follow_root()
+        except StorageError as exc:  # another server's folder: the next round refuses
+            log.error("%s", exc)
+
+    def _new_index(self) -> None:
+        """The store's folder was made again and locked (before anything is stored
+        into it): close the index that went with the old one and open a new one
+        there, so that the objects stored from now on are indexed and their
+        duplicates found. The objects stored before went with the old folder,
+        and their rows with its index; rows still queued for them are dropped."""
+        if self._locator is None:
+            return
+        with self._swapping:
+            try:
+                self.index = self._locator.replace_index(  # this start recorded in it
+                    lambda: self._opened.reopened(open_index(self.root / INDEX_NAME)))
+            except StorageError as exc:
+                log.error("cannot open a new index in %s: %s; the objects stored from now on "
+                          "have no rows until, with the server stopped, 'dicomnet reindex "
+                          "--create %s' restores them", self.root, exc, self.root)
+
+    def _name(self, writer: AtomicWriter, message: CStoreRQ, destination: Path, *,
+              synced: bool) -> tuple[CommitResult, int | None]:
+        """Give a written object its final name per the duplicate policy (the
+        folder's fsync is the caller's); with an index, wherever the instance
+        already is (storage.instances)."""
+        # A damaged copy (storage.damage) is no reason to discard a duplicate.
+        if self._locator is None:
+            return writer.commit(self.duplicates, destination=destination, sync_folder=False,
+                                 synced=synced, damaged=damaged_part10), None
+        if not synced:
+            writer.make_durable()  # the file's fsync outside the locator's lock
+        return self._locator.commit(writer, message.affected_sop_instance_uid, destination,
+                                    self.duplicates, damaged=damaged_part10)
+
+    def _settled(self, message: CStoreRQ, generation: int | None) -> None:
+        if self._locator is not None:  # copies replaced elsewhere go once indexed
+            self._locator.settled(message.affected_sop_instance_uid, generation)
+
+    def _start_round(self, jobs: list[Job]) -> Round:
+        """The first half of a store-thread round: choose each in-memory data set's
+        path and start writing it to an unnamed file. Page-aligned ones are
+        submitted together with O_DIRECT (storage.direct) and not waited for: the
+        store thread finishes the previous round (fsync, names) while the disk
+        writes this one. Nothing here gives a name or answers."""
+        # A round of two or more is made durable with one syncfs, when little else
+        # waits to be written (sync_together); otherwise each file is fsynced, and
+        # its sync is started here, so that the fsyncs wait for writes in flight
+        # together.
+        together = self.durable and len(jobs) > 1 and can_sync_together()
+        written: list[tuple[HeaderAttributes, Path, Path, AtomicWriter] | BaseException] = []
+        batch = DirectBatch()
+        try:
+            self._follow_root()
+        except StorageError as exc:
+            return Round(jobs, [exc] * len(jobs), batch, together)
+        for job in jobs:
+            try:
+                header, folder, destination = self._place(job.buffer, None, job.message,
+                                                          job.transfer_syntax)
+                writer = AtomicWriter(destination, durable=self.durable, unnamed=True,
+                                      folder=folder)
+                try:
+                    if not (isinstance(job.buffer, AlignedBuffer)
+                            and writer.write_in(batch, job.buffer)):
+                        writer.write(contents(job.buffer))
+                        if not together:
+                            writer.start_sync()
+                except BaseException:
+                    writer.abort()  # no temporary file outlives a failure
+                    raise
+                written.append((header, folder, destination, writer))
+            except Exception as exc:
+                written.append(exc)
+            except BaseException:
+                finish_writes(jobs, batch)
+                for entry in written:
+                    if not isinstance(entry, BaseException):
+                        entry[3].abort()
+                raise
+        # The round's direct writes go to the device together, while the previous
+        # round is finished.
+        batch.submit()
+        return Round(jobs, written, batch, together)
+
+    def _finish_round(self, started: Round) -> list[StoredInstance | BaseException]:
+        """The second half of a round (PS3.4 B.2.2: stored before Success): wait for
+        the writes, make the files durable (one ``syncfs`` for the round, or an
+        fsync each), name them, fsync each folder once, and give one answer per
+        job, in order."""
+        jobs, written = started.jobs, started.written
+        failed = finish_writes(jobs, started.batch)
+        # Per job: its header, folder, commit result and name's generation.
+        done: list[tuple[HeaderAttributes, Path, CommitResult, int | None]
+                   | BaseException] = []
+        synced = started.together and sync_together([
+            entry[3] for entry in written
+            if not isinstance(entry, BaseException) and entry[3].fileno() not in failed])
+        for job, entry in zip(jobs, written, strict=True):
+            if isinstance(entry, BaseException):
+                done.append(entry)
+                continue
+            header, folder, destination, writer = entry
+            if failed and writer.fileno() in failed:
+                done.append(StorageError.from_os_error(
+                    "cannot write", destination, failed[writer.fileno()]))
+                writer.abort()
+                continue
+            try:
+                done.append((header, folder, *self._name(writer, job.message, destination,
+                                                         synced=synced)))
+            except Exception as exc:  # commit removed the temporary file
+                done.append(exc)
+        self._follow_root_again()
+        unsynced: dict[Path, StorageError] = {}
+        if self.durable:
+            # Those named in (Layout.place's one Path per folder: hashed once).
+            folders = {outcome[1] for outcome in done
+                       if not isinstance(outcome, BaseException) and outcome[2].stored}
+            for folder in folders:
+                try:
+                    sync_folder(folder)
+                except StorageError as exc:
+                    unsynced[folder] = exc
+        answers: list[StoredInstance | BaseException] = []
+        for job, outcome in zip(jobs, done, strict=True):
+            if isinstance(outcome, BaseException):
+                answers.append(outcome)
+                continue
+            header, _, result, generation = outcome
+            if unsynced and result.path.parent in unsynced:
+                answers.append(unsynced[result.path.parent])
+                if result.stored:  # not a duplicate kept in that folder
+                    self._index(header, result, job.message,
+                                transfer_syntax=job.transfer_syntax, calling_ae=job.calling_ae,
+                                security=job.security, generation=generation)
+            else:
+                self._settled(job.message, generation)
+                answers.append(self._stored(
+                    header, result, job.message, transfer_syntax=job.transfer_syntax,
+                    calling_ae=job.calling_ae, security=job.security, generation=generation,
+                    called_ae=job.called_ae, peer=job.peer))
+        return answers
+
+    def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
+                transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
+                generation: int | None, called_ae: str,
+                peer: tuple[str, int]) -> StoredInstance:
+        duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
+                                       CommitOutcome.DUPLICATE_REJECTED)
+        if not duplicate:
+            # The file is durable: its row may follow after the answer (the
+            # index's rule is "no row without a durable file", and reindex
+            # restores rows a crash lost). Off the critical path it costs
+            # nothing to the sender.
+            self._index(header, result, message, transfer_syntax=transfer_syntax,
+                        calling_ae=calling_ae, security=security, generation=generation)
+        else:
+            self._kept(result, message, calling_ae, peer)
+        replaced = result.outcome is CommitOutcome.REPLACED
+        if replaced and self.duplicates is DuplicatePolicy.OVERWRITE:
+            # Said as a duplicate kept is: the sender hears Success either way.
+            log.info("C-STORE %s from %s@%s:%s: an earlier copy replaced (duplicates policy "
+                     "overwrite)", message.affected_sop_instance_uid, calling_ae, *peer[:2])
+        return StoredInstance(
+            path=result.path, sop_class_uid=message.affected_sop_class_uid,
+            sop_instance_uid=message.affected_sop_instance_uid,
+            transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
+            security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
+            move_originator=move_originator(message), replaced=replaced,
+        )
+
+    def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str,
+              peer: tuple[str, int]) -> None:
+        """A duplicate discarded for the copy at ``result.path``: said at INFO, as
+        with keep the sender hears Success and a corrected resend shows only here;
+        a row the index lost for that copy is read back from it and queued."""
+        uid, relative = message.affected_sop_instance_uid, self._relative(result.path)
+        row = self._locator.lost_row(uid, relative) if self._locator is not None else None
+        if row is not None:
+            self._index_writer.put((row, uid, None))
+        if row is None and self.duplicates is DuplicatePolicy.REJECT:
+            return  # the refusal's line says it (_status), with its status
+        log.info("C-STORE %s from %s@%s:%s: already stored at %s, %s (duplicates policy %s)%s",
+                 uid, calling_ae, *peer[:2], relative,
+                 "kept" if self.duplicates is DuplicatePolicy.KEEP else "rejected",
+                 self.duplicates.value, "; its lost index row restored" if row else "")
+
+    def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
+               transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
+               generation: int | None) -> None:
+        """Queue the row of a file just named. Also when its folder could not be
+        synced and failure is answered: the name stands (taking it back could
+        remove what another association has meanwhile relied on or stored), so
+        the index describes what is on disk; the copies it replaced stay."""
+        if self.index is None:
+            return
+        fingerprint = None
+        if security is not None and security.peer_certificates:
+            fingerprint = security.peer_certificates[0].sha256_fingerprint
+        self._index_writer.put((NewInstance(
+            header, relative_path=self._relative(result.path),
+            transfer_syntax_uid=transfer_syntax, size=result.size,
+            calling_ae=calling_ae, peer_fingerprint=fingerprint,
+        ), message.affected_sop_instance_uid, generation))
+
+    def _relative(self, path: Path) -> str:
+        """``path`` below the root, ``/``-separated (as the index keeps it)."""
+        text = str(path)  # os.fspath: two calls more, per object
+        if text.startswith(self._root_prefix):  # cheaper than Path.relative_to
+            text = text[self._root_prefix_length:]
+            return text if os.sep == "/" else text.replace(os.sep, "/")
+        return path.relative_to(self.root).as_posix()
+
+    def _write_index_rows(self, rows: list[IndexRow]) -> None:
+        if self.index is None:
+            return
+        written = False
+        with self._swapping:
+            index = self.index
+            try:
+                if index.closed:  # a spilled commit that outlived close(): reindex repairs
+                    log.warning("%d index row(s) arrived after the index closed; with the "
+                                "server stopped, 'dicomnet reindex %s' restores them",
+                                len(rows), self.root)
+                elif self._locator is None:
+                    index.add_instances(row for row, _, _ in rows)
+                else:  # only each instance's latest name's row (storage.instances)
+                    chosen = self._locator.rows_to_write(rows)
+                    # Fewer: the index logged those it could not take (locked, full).
+                    written = index.add_instances(chosen) == len(chosen)
+            finally:
+                self._rows_lost |= not written  # the next start checks (storage.recovery)
+                if self._locator is not None:
+                    self._locator.rows_written(rows, written=written)
