@@ -97,6 +97,15 @@ def _pipeline(pynetdicom: ModuleType, pki: Pki, port: int, objects: list[tuple[s
                 rq.AffectedSOPInstanceUID = uid
                 rq.Priority = 2
                 rq.DataSet = io.BytesIO(data)
+                # Its DIMSE provider (internal), because its public API keeps no
+                # window (checked on pynetdicom 3.0.4, which says it "doesn't support
+                # asynchronous operations"): send_c_store (send_c_echo alike) sends
+                # one request and blocks on the association's one queue of answers.
+                # From 8 threads at once, the first answered resumes pynetdicom's
+                # reactor, which takes the answers the others wait for ("Received
+                # unexpected C-STORE service message"): they time out and pynetdicom
+                # aborts (all 60 stored, Success answered); from 16, nothing bounds
+                # what is outstanding (the 9th breaks a window of 8).
                 assoc.dimse.send_msg(rq, context_id)
                 sent += 1
                 outstanding += 1
