@@ -48,7 +48,7 @@ def round_size(job: Job) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Round:
-    """A store-thread round whose writes are started (``StorageSCP._start_round``)."""
+    """A store-thread round whose writes are started (``StoreDisk._start_round``)."""
 
     jobs: list[Job]
     #: Per job: its header, folder, final path and unnamed file, or why it failed.

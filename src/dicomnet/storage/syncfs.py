@@ -4,7 +4,7 @@ fsync each (Linux).
 Each fsync ends with its own flush of the device's cache; ``syncfs`` writes
 every dirty page and inode of the file system, then flushes once. The C-STORE
 SCP's store thread commits a round of in-memory data sets this way
-(``StorageSCP._finish_round``), keeping the order of
+(``StoreDisk._finish_round``), keeping the order of
 :meth:`~dicomnet.storage.files.AtomicWriter.commit`: bytes and inodes durable
 first, names given after.
 """
