@@ -188,9 +188,11 @@ def test_the_queries_of_a_folder_and_of_rows_gone_search_the_path_index() -> Non
     db = sqlite3.connect(":memory:")
     db.executescript(SCHEMA)
     reindex_module.make_scratch(db)
+    folder = {"after": "a/x", "end": "a0", "cut": 3, "limit": 5}
     plans = [" ".join(str(r[3]) for r in db.execute("EXPLAIN QUERY PLAN " + sql, params))
-             for sql, params in ((reindex_module.FOLDER_ROWS_SQL, ("a/", "a0", 3)),
-                                 (reindex_module.GONE_ROWS_SQL, ("", 5)))]
+             for sql, params in (
+                 (reindex_module.FOLDER_ROWS_SQL.format(reindex_module._IN_FOLDER), folder),
+                 (reindex_module.GONE_ROWS_SQL, ("", 5)))]
     assert plans[0].startswith("SEARCH instance USING INDEX"), plans
     assert "(relative_path>? AND relative_path<?)" in plans[0], plans
     assert plans[1].startswith("SEARCH instance USING COVERING INDEX"), plans
@@ -210,3 +212,36 @@ def test_a_failing_temporary_table_is_a_storage_error_and_dropped(
         with pytest.raises(StorageError, match="reindex's temporary tables failed"):
             index.reindex(root)
         assert index._db.execute("SELECT name FROM temp.sqlite_master").fetchall() == []
+
+
+def _flat_store(root: Path, count: int) -> list[str]:
+    """``count`` objects in the root itself (``--layout flat``); their names."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = []
+    for number in range(1, count + 1):
+        ds = make_image(number, rows=2, columns=2, study=uid(78, 1), series=uid(78, 2))
+        path = Layout.FLAT.destination(
+            root, sop_instance_uid=ds.SOPInstanceUID, study_instance_uid=uid(78, 1),
+            series_instance_uid=uid(78, 2))
+        write_part10(path, ds, ExplicitVRLittleEndian)
+        names.append(path.name)
+    return names
+
+
+@pytest.mark.parametrize("change", ["none", "half gone"])
+def test_a_flat_store_four_times_larger_holds_no_more_rows(tmp_path: Path, change: str) -> None:
+    """Flat stores (every file in the root) of 300 and 1200 objects: their reindex
+    peaks differ by the root's listing only (names of some 60 characters, about
+    120 bytes each with the list's pointers: 108 KB for the 900 more), not by its
+    rows too (the old snapshot of the folder's paths and sizes, and the set of
+    its paths walked, some 300 bytes a file more: 270 KB)."""
+    roots = {count: tmp_path / f"flat{count}" for count in (30, 300, 1200)}
+    for count, root in roots.items():
+        names = _flat_store(root, count)
+        _reindex(root)
+        if change == "half gone":
+            for name in names[::2]:
+                (root / name).unlink()
+    peaks = [_traced_peak(root, roots[30], 20) for root in (roots[300], roots[1200])]
+    assert len(_indexed_paths(roots[1200])) == (600 if change == "half gone" else 1200)
+    assert peaks[1] - peaks[0] < 160 * 1024, peaks

@@ -30,8 +30,10 @@ nothing: its objects get no rows, as before (reindex).
 **The check** (:class:`RowRecovery`), after the start-up sweep
 (storage.cleanup.StaleSweep), in the same kind of thread: it lists the store's
 folders (nested stores not entered: storage.lock.walk_store), then compares the
-``.dcm`` files of each with the index's rows of that folder (one search of the
-path index: storage.reindex.folder_rows) and reads those without a row as
+``.dcm`` files of each, in the order of their names, with the index's rows of
+that folder, read in that order a chunk at a time (a range of the path index:
+storage.reindex.FolderRows; a flat store's root holds every file, its rows
+are not held at once) and reads those without a row as
 reindex does (storage.rows.row_from_file: the File Meta Information and the
 row's attributes, not the pixels). Their rows are written in batches
 (storage.reindex: BATCH_ROWS, BATCH_SECONDS).
@@ -82,7 +84,7 @@ from dicomnet.storage.instances import remove_below
 from dicomnet.storage.lock import walk_store
 from dicomnet.storage.names import UnsafeNameError, safe_relative_path
 from dicomnet.storage.part10 import read_part10
-from dicomnet.storage.reindex import BATCH_ROWS, BATCH_SECONDS, folder_rows
+from dicomnet.storage.reindex import BATCH_ROWS, BATCH_SECONDS, FolderRows
 from dicomnet.storage.rows import row_from_file
 
 __all__ = ["CHECK_STOPPED", "CLOSED", "NOT_CLOSED", "REASONS", "ROWS_LOST", "RowRecovery",
@@ -292,9 +294,9 @@ class RowRecovery:
         relative = os.path.relpath(folder, self.root).replace(os.sep, "/")
         prefix = "" if relative == "." else relative + "/"
         assert self.index is not None  # needed: an index
-        known = folder_rows(self.index, prefix)
-        for name in names:
-            if prefix + name not in known:
+        known = FolderRows(self.index, prefix)
+        for name in sorted(names):  # the rows' order: FolderRows.size
+            if known.size(prefix + name) is None:
                 if self._stop.is_set():
                     return
                 self._read(Path(folder, name), prefix + name)

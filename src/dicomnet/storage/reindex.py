@@ -21,16 +21,19 @@ stand. Each of their rows is of a file read by this walk, which was durable
 before (the ordering rule of :mod:`~dicomnet.storage.index`), so the index is
 consistent, and the next reindex reads the lost batch's files again.
 
-It holds one folder's rows at a time, not the store's: every indexed path and
-every path walked, once kept in sets, took some 500 bytes a file (half a
-gigabyte for a million objects). Each folder the walk yields files of is
-compared with its own rows (one range of the path index); with pruning, the
-folders walked and the rows of files gone from them go to two temporary tables
+It holds :data:`BATCH_ROWS` rows at a time, not the store's, nor a folder's:
+every indexed path and every path walked, once kept in sets, took some 500
+bytes a file (half a gigabyte for a million objects), and a folder's rows,
+later, as much for a flat store's root (every file in one folder). The files
+of each folder, yielded in the order of their names, are compared with its
+rows read in the same order a chunk at a time (:class:`FolderRows`: a range of
+the path index, merged as two sorted lists are); with pruning, the folders
+walked and the rows of files gone from them go to two temporary tables
 (SQLite's temporary file, not memory: :func:`make_scratch`), and the rows gone
 are found after the walk, as before, walking the path index once: those gone
 from a folder walked, and those of a folder not walked (removed, hidden, a
-nested store). What memory grows with is the largest folder: its listing, and
-its rows.
+nested store). What memory grows with is the largest folder's listing
+(``os.walk`` lists a folder at once: some 120 bytes a name).
 
 It works on its index's connection, lock and file checks (its private parts):
 it is that class's other half, kept apart for its size.
@@ -42,6 +45,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +64,8 @@ from dicomnet.storage.transaction import fails_every_row
 if TYPE_CHECKING:
     from dicomnet.storage.index import StorageIndex
 
-__all__ = ["BATCH_ROWS", "BATCH_SECONDS", "FOLDER_ROWS_SQL", "GONE_ROWS_SQL", "ReindexProgress",
-           "ReindexResult", "folder_rows", "make_scratch", "reindex"]
+__all__ = ["BATCH_ROWS", "BATCH_SECONDS", "FOLDER_ROWS_SQL", "GONE_ROWS_SQL", "FolderRows",
+           "ReindexProgress", "ReindexResult", "make_scratch", "reindex"]
 
 logger = logging.getLogger("dicomnet.storage")
 
@@ -72,15 +76,22 @@ BATCH_ROWS = 500
 #: over a network say): what an interruption loses stays small.
 BATCH_SECONDS = 0.25
 
-#: The relative paths and sizes of the rows of the files directly in one folder
-#: (``?1``, ending in ``/``): the range of paths from ``?1`` to ``?2`` (``?1`` with
-#: its last ``/`` made ``0``, the next character), less those in its subfolders
-#: (a ``/`` from character ``?3``, just past ``?1``, on). One search of the path
-#: index, its bytes compared (BINARY collation): the range holds ``?1``'s paths only.
-FOLDER_ROWS_SQL = ("SELECT relative_path, size FROM instance WHERE relative_path >= ? AND "
-                   "relative_path < ? AND instr(substr(relative_path, ?), '/') = 0")
-#: Those of the root's own files: no range of paths to search, every row read.
-_ROOT_ROWS_SQL = "SELECT relative_path, size FROM instance WHERE instr(relative_path, '/') = 0"
+#: The rows of the files directly in one folder (relative, ending in ``/``) whose
+#: paths sort after ``:after`` (the folder itself at first): the range of paths
+#: up to ``:end`` (the folder with its last ``/`` made ``0``, the next
+#: character), less those in its subfolders (a ``/`` from character ``:cut``,
+#: just past the folder, on). One search of the path index, its bytes compared
+#: (BINARY collation: UTF-8's order is that of Python's str, code points).
+_IN_FOLDER = ("relative_path > :after AND relative_path < :end "
+              "AND instr(substr(relative_path, :cut), '/') = 0")
+#: Those of the root's own files: no range to end the search, the rows in
+#: subfolders read past (one walk of the path index over all the chunks).
+_IN_ROOT = "relative_path > :after AND instr(relative_path, '/') = 0"
+#: The next ``:limit`` of them, paths and sizes, in path order.
+FOLDER_ROWS_SQL = ("SELECT relative_path, size FROM instance WHERE {} "
+                   "ORDER BY relative_path LIMIT :limit")
+#: All the rest of them, noted gone (pruning: a folder left).
+_REST_GONE_SQL = "INSERT INTO temp.reindex_gone SELECT relative_path FROM instance WHERE {}"
 #: The next ``?2`` relative paths after ``?1``, in order, of rows whose file the walk
 #: did not yield: in a folder it did not yield a file of (the ``rtrim`` drops the
 #: last component: every character but ``/`` is in its set), or gone from one it
@@ -150,11 +161,11 @@ class _Reindex:
         self.added = self.skipped = self.removed = self.updated = 0
         self.prune = True
         self.files = 0  # files read so far
-        # The folder walked (relative, ending in "/"; "" the root), its rows' paths
-        # and sizes, and its files yielded so far: one folder's, never the store's.
+        # The folder walked (relative, ending in "/"; "" the root), its rows read a
+        # chunk at a time, and the paths of those passed over (gone), to note.
         self.folder: str | None = None
-        self.known: dict[str, int] = {}
-        self.seen: set[str] = set()
+        self.rows: FolderRows | None = None
+        self.gone: list[str] = []
         self.mislabelled: list[str] = []
         self.relabelled: list[str] = []
         self.failed: list[tuple[str, str]] = []
@@ -205,9 +216,12 @@ class _Reindex:
                 self._leave_folder()
                 self._enter_folder(folder)
             self.files += 1
-            self.seen.add(relative)
-            if relative in self.known:
-                if _size(path) not in (self.known[relative], None):
+            assert self.rows is not None
+            known = self.rows.size(relative, self.gone.append if self.prune else None)
+            if len(self.gone) >= BATCH_ROWS:
+                self._note_gone()
+            if known is not None:
+                if _size(path) not in (known, None):
                     self._read(path, relative, update=True)
                 elif self.repair:
                     self._repair(path, relative)
@@ -219,26 +233,40 @@ class _Reindex:
 
     def _enter_folder(self, folder: str) -> None:
         """The rows of the files directly in ``folder`` (relative, ending in ``/``;
-        ``""`` the root): the snapshot its files are compared with. A row this run
-        writes is of a file it read, in this folder or one walked before, so it
-        is never one a later folder's snapshot should have had."""
+        ``""`` the root), read as its files come (:class:`FolderRows`). A row this
+        run writes is of a file it read, in a folder walked before or in this
+        one at a path the rows read have reached already, so never one read
+        after (the rows as they were, as a snapshot of the folder's would be)."""
         self.folder = folder
-        self.known = folder_rows(self.index, folder)
+        self.rows = FolderRows(self.index, folder)
 
     def _leave_folder(self) -> None:
         """With pruning, the folder left noted as walked, and the paths of its rows
         whose file it did not yield as gone (rows, not files: found again after
-        the walk, whose moves may have taken some of them elsewhere)."""
+        the walk, whose moves may have taken some of them elsewhere): those
+        passed over, then those past its last file, by SQL."""
         if self.folder is not None and self.prune:
-            folder, gone = self.folder, list(self.known.keys() - self.seen)
+            self._note_gone()
+            folder, rows = self.folder, self.rows
+            assert rows is not None
 
             def note(db: sqlite3.Connection) -> None:
                 db.execute("INSERT INTO temp.reindex_folder VALUES (?)", (folder,))
-                db.executemany("INSERT INTO temp.reindex_gone VALUES (?)",
-                               [(relative,) for relative in gone])
+                rows.rest_gone(db)
 
             self._scratch(note)
-        self.folder, self.known, self.seen = None, {}, set()
+        self.folder, self.rows = None, None
+
+    def _note_gone(self) -> None:
+        """The paths of the rows passed over (no file of theirs yielded), noted gone."""
+        gone, self.gone = self.gone, []
+        if gone:
+
+            def note(db: sqlite3.Connection) -> None:
+                db.executemany("INSERT INTO temp.reindex_gone VALUES (?)",
+                               [(path,) for path in gone])
+
+            self._scratch(note)
 
     def _scratch(self, work: Callable[[sqlite3.Connection], None]) -> None:
         """``work`` on the temporary tables, under the connection's lock, outside
@@ -417,19 +445,63 @@ class _Reindex:
                        "WHERE relative_path = ?", (info.transfer_syntax_uid, size, relative))
 
 
-def folder_rows(index: StorageIndex, folder: str) -> dict[str, int]:
-    """The relative paths and sizes of the rows of the files directly in ``folder``
-    (relative, ending in ``/``; ``""`` the root): one search of the path index
-    (:data:`FOLDER_ROWS_SQL`), on the index's connection, under its lock.
+class FolderRows:
+    """The rows of the files directly in ``folder`` (relative, ending in ``/``;
+    ``""`` the root) of ``index``, read in path order ``chunk`` at a time
+    (:data:`BATCH_ROWS` by default; :data:`FOLDER_ROWS_SQL`, on the index's
+    connection, under its lock), as :meth:`size` asks for the folder's files in
+    the order of their names: memory holds a chunk, whatever the folder's size.
     Reindex compares each folder's files with them, and so does the check a
     server runs after an unclean stop (storage.recovery)."""
-    sql, params = ((FOLDER_ROWS_SQL, (folder, folder[:-1] + "0", len(folder) + 1))
-                   if folder else (_ROOT_ROWS_SQL, ()))
-    with index._lock:
-        try:
-            return dict(index._db.execute(sql, params).fetchall())
-        except sqlite3.Error as exc:
-            raise StorageError(f"index query failed: {exc}") from exc
+
+    def __init__(self, index: StorageIndex, folder: str, chunk: int | None = None) -> None:
+        if chunk is None:
+            chunk = BATCH_ROWS  # read now: a test may set it
+        self._index = index
+        self._where = _IN_FOLDER if folder else _IN_ROOT
+        self._params: dict[str, str | int] = {
+            "after": folder, "end": folder[:-1] + "0", "cut": len(folder) + 1, "limit": chunk}
+        self._rows: deque[tuple[str, int]] = deque()
+        self._done = False
+
+    def size(self, relative: str, passed: Callable[[str], None] | None = None) -> int | None:
+        """The size the row of the file ``relative`` (in the folder; after every
+        one asked before, in str order) holds; None if no row names it. The
+        rows before it not asked for (no file of theirs) go to ``passed``."""
+        rows = self._rows
+        while True:
+            while rows and rows[0][0] < relative:
+                gone = rows.popleft()[0]
+                if passed is not None:
+                    passed(gone)
+            if rows or self._done:
+                break
+            self._fetch()
+        if rows and rows[0][0] == relative:
+            return rows.popleft()[1]
+        return None
+
+    def rest_gone(self, db: sqlite3.Connection) -> None:
+        """The paths of the rows not asked for yet, into ``temp.reindex_gone``
+        (:func:`make_scratch`), by SQL (the chunk read, then those after it)."""
+        db.executemany("INSERT INTO temp.reindex_gone VALUES (?)",
+                       [(path,) for path, _ in self._rows])
+        if not self._done:
+            db.execute(_REST_GONE_SQL.format(self._where), self._params)
+        self._rows.clear()
+        self._done = True
+
+    def _fetch(self) -> None:
+        with self._index._lock:
+            try:
+                chunk = self._index._db.execute(
+                    FOLDER_ROWS_SQL.format(self._where), self._params).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"index query failed: {exc}") from exc
+        self._rows.extend(chunk)
+        if chunk:
+            self._params["after"] = chunk[-1][0]
+        self._done = len(chunk) < int(self._params["limit"])
 
 
 def make_scratch(db: sqlite3.Connection) -> None:
