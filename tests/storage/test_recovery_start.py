@@ -369,3 +369,53 @@ def test_a_store_folder_made_again_under_its_server_records_its_start_there(
     finally:
         scp.close()
     assert record(root) == CLOSED
+
+
+def test_rows_whose_size_is_not_their_files_are_said_with_the_command_that_fixes_them(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A copy overwritten in place by a server killed before its row (or a file
+    changed while no server ran): its row, and the file, are left as they are,
+    and the WARNING names them and what updates the rows; reindex then does."""
+    paths = killed_store(root, (1, 2, 3, 4), indexed=(1, 2, 3))
+    rewritten = make_image(2, study=STUDY, series=SERIES)
+    rewritten.PatientName = "Corrected^Name^Longer^Than^The^First"
+    write_part10(root / paths[2], rewritten, ExplicitVRLittleEndian)
+    with open(root / paths[3], "r+b") as cut:
+        cut.truncate(400)
+    before = rows_by_path(root)
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        scp = start_and_wait(root)
+    assert (scp.recovery.added, scp.recovery.left, scp.recovery.unreadable) == (1, 0, 0)
+    assert scp.recovery.resized == sorted([paths[2], paths[3]])
+    after = rows_by_path(root)
+    assert all(after[path] == row for path, row in before.items())
+    assert (root / paths[3]).stat().st_size == 400
+    warnings = [text for level, text in said(caplog) if level == logging.WARNING]
+    assert warnings == [
+        f"2 index row(s) of {root} do not record their file's size: "
+        f"{', '.join(sorted([paths[2], paths[3]]))} (a copy replaced in place by a server "
+        f"killed before its row, or a file changed while no server ran): left as they "
+        f"are; with the server stopped, 'dicomnet reindex {root}' reads those files again "
+        f"and updates their rows, and names those it cannot read: damaged, their objects "
+        f"stored again replace them"]
+    with caplog.at_level(logging.INFO, logger="dicomnet"), \
+            StorageIndex(root / INDEX_NAME) as index:
+        result = index.reindex(root)
+    assert (result.updated, result.skipped) == (1, 1)
+    assert rows_by_path(root)[paths[2]][6] == (root / paths[2]).stat().st_size
+    assert rows_by_path(root)[paths[3]] == before[paths[3]]
+    assert any(level == logging.WARNING and text.startswith(
+        f"reindex: {root / paths[3]} is not the size its row records and cannot be read (")
+        for level, text in said(caplog))
+    # Sent again, the damaged copy is replaced (storage.damage) and its row follows.
+    scp = StorageSCP(root, duplicates="keep")
+
+    async def resend() -> int:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            return await send(server.port, 3)
+
+    try:
+        assert run(resend()) == 0
+    finally:
+        scp.close()
+    assert rows_by_path(root)[paths[3]][6] == (root / paths[3]).stat().st_size > 400

@@ -290,13 +290,16 @@ class _Reindex:
                     self.relabelled.append(relative)
                     info = read_part10(path)
             values = row_values(row_from_file(self.root, relative, info))
-        except (UnsafeNameError, NotPart10Error, StorageError) as exc:
-            logger.info("reindex: skipping %s: %s", path, exc)
-            self.skipped += 1
-            return
         except Exception as exc:  # pydicom raises many kinds on damaged files
-            logger.warning("reindex: cannot read %s: %s", path, exc)
             self.skipped += 1
+            if update:  # an indexed object's only copy, perhaps truncated: the operator's
+                logger.warning("reindex: %s is not the size its row records and cannot be "
+                               "read (%s): its row is left as it is; damaged, its object "
+                               "stored again replaces it", path, exc)
+            elif isinstance(exc, (UnsafeNameError, NotPart10Error, StorageError)):
+                logger.info("reindex: skipping %s: %s", path, exc)
+            else:
+                logger.warning("reindex: cannot read %s: %s", path, exc)
             return
         if values.sop_uid in self.batch_uids:
             self._second_copy(relative, values.sop_uid, self.batch_uids[values.sop_uid])
