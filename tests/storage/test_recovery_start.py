@@ -419,3 +419,22 @@ def test_rows_whose_size_is_not_their_files_are_said_with_the_command_that_fixes
     finally:
         scp.close()
     assert rows_by_path(root)[paths[3]][6] == (root / paths[3]).stat().st_size > 400
+
+
+def test_a_server_without_an_index_leaves_nothing_to_recover_but_its_temporaries(
+        root: Path) -> None:
+    """index=False: no record, no check, no index made; what a kill leaves (the
+    temporary file of a transfer under way) is removed by the start-up sweep,
+    which runs with or without an index; stored objects are whole files."""
+    paths = store_files(root, 1)
+    stale = root / STUDY / SERIES / ".killed.dicomnet-part"
+    stale.write_bytes(b"half an object")
+    scp = StorageSCP(root, index=False)
+    try:
+        assert scp.sweep.wait(30)
+        assert not scp.recovery.needed and scp.recovery.wait(0)
+    finally:
+        scp.close()
+    assert not stale.exists()
+    assert not (root / INDEX_NAME).exists()
+    assert (root / paths[1]).is_file()

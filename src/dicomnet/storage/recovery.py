@@ -24,8 +24,18 @@ rows records why instead (rows the index refused; its own check stopped before
 its end). An index with no record (0: made by an earlier version, by reindex or
 by a library user) counts as not closed: the check then runs once, which costs a
 walk in the background, adds only what is missing, and repairs what kills under
-earlier versions left. A server run without an index (``index=False``) records
-nothing: its objects get no rows, as before (reindex).
+earlier versions left.
+
+A server run without an index (``index=False``) records nothing and runs no
+check, and has nothing a stop could leave half done: each object is a
+temporary file renamed to its name whole (storage.files), the temporary files
+a kill leaves are removed by the start-up sweep, which runs with or without an
+index (services.store_opening), and it replaces no copy under another path
+(its duplicates are found at the same path only), so no interrupted overwrite
+leaves two copies. Its objects have no rows, by design. A server run later on
+the store with an index does not know of them: its record is the last
+indexed server's, so a clean one means no check; ``dicomnet reindex`` adds
+their rows.
 
 **The check** (:class:`RowRecovery`), after the start-up sweep
 (storage.cleanup.StaleSweep), in the same kind of thread: it lists the store's
