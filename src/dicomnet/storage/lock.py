@@ -222,7 +222,13 @@ def walk_store(root: Path | str, index_name: str,
     in it: a folder holding its own index file ``index_name``, or held by
     another server (one without an index). Their paths, relative to ``root``,
     are appended to ``nested``. Start-up cleanup and reindex both walk so: a
-    nested store is its own server's and its own reindex's."""
+    nested store is its own server's and its own reindex's.
+
+    ``os.walk`` lists a folder at once and keeps the listings of the folders
+    above the one it yields: the root's study folders for the whole walk,
+    some 140 bytes a study (100,000 empty study folders: a 13.8 MB peak),
+    left so: a store of that many studies has millions of rows, and streaming
+    the root's listing would give up its sorted order (reindex's path order)."""
     top = os.fspath(root)
     in_use = locked_elsewhere(root)
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
