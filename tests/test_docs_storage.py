@@ -75,7 +75,8 @@ def test_every_status_the_scp_answers_is_listed_with_its_meaning() -> None:
     the server's answer to a request no service performs: a status added there
     and not here fails this test."""
     names = set().union(*(_status_names(m) for m in (
-        "services/storage.py", "services/store_sink.py", "services/store_answers.py")))
+        "services/storage.py", "services/store_disk.py", "services/store_sink.py",
+        "services/store_answers.py")))
     codes = {getattr(dimse_status, name) for name in names
              if isinstance(getattr(dimse_status, name), int)}
     codes.add(server_dispatch.UNRECOGNIZED_OPERATION)
