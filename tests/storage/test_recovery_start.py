@@ -441,3 +441,33 @@ def test_a_server_without_an_index_leaves_nothing_to_recover_but_its_temporaries
     assert not stale.exists()
     assert not (root / INDEX_NAME).exists()
     assert (root / paths[1]).is_file()
+
+
+def test_a_server_without_an_index_on_an_indexed_store_has_the_next_one_check(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """index=False on a folder whose index an indexed server left: it records so
+    there (storage.recovery.UNINDEXED), and the next indexed server adds the rows
+    of what was stored meanwhile; a clean stop of the indexed server alone would
+    have meant no check, and those objects unknown to every query."""
+    paths = store_files(root, 1)
+    with StorageIndex(root / INDEX_NAME) as index:
+        index.add_instances([row_from_file(root, paths[1])])
+        StopRecord(index).close(None)
+    assert record(root) == CLOSED
+    scp = StorageSCP(root, index=False)
+    try:
+        assert record(root) == recovery.UNINDEXED
+        paths |= store_files(root, 2)  # what that server stored
+    finally:
+        scp.close()
+    assert record(root) == recovery.UNINDEXED  # its close records nothing
+    caplog.set_level(logging.INFO, "dicomnet.storage")
+    scp = start_and_wait(root)
+    try:
+        assert sorted(rows_by_path(root)) == sorted(paths.values())
+    finally:
+        scp.close()
+    assert record(root) == CLOSED
+    assert said(caplog) == [
+        (logging.INFO, START.format(root, recovery.REASONS[recovery.UNINDEXED], 3)),
+        (logging.INFO, END.format(root, "ended", 1, 0, 0))]

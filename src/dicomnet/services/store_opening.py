@@ -20,7 +20,13 @@ from ..storage.cleanup import StaleSweep, open_index
 from ..storage.files import DuplicatePolicy, StorageError
 from ..storage.index import INDEX_NAME, StorageIndex
 from ..storage.lock import StoreLock
-from ..storage.recovery import CHECK_STOPPED, ROWS_LOST, RowRecovery, StopRecord
+from ..storage.recovery import (
+    CHECK_STOPPED,
+    ROWS_LOST,
+    RowRecovery,
+    StopRecord,
+    record_unindexed,
+)
 
 __all__ = ["OpenedStore", "missing_folders", "open_store"]
 
@@ -90,6 +96,9 @@ def open_store(root: Path, *, index: bool,
         # reindex: not checked here, it would be every object's row.
         existed = (root / INDEX_NAME).exists()
         opened = open_index(root / INDEX_NAME) if index else None
+        if not index and existed:
+            # Its objects get no rows: the next indexed server must check for them.
+            record_unindexed(root / INDEX_NAME)
     except BaseException:
         lock.release()
         raise

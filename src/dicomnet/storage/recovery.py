@@ -26,16 +26,16 @@ by a library user) counts as not closed: the check then runs once, which costs a
 walk in the background, adds only what is missing, and repairs what kills under
 earlier versions left.
 
-A server run without an index (``index=False``) records nothing and runs no
-check, and has nothing a stop could leave half done: each object is a
-temporary file renamed to its name whole (storage.files), the temporary files
-a kill leaves are removed by the start-up sweep, which runs with or without an
+A server run without an index (``index=False``) runs no check, and has
+nothing a stop could leave half done: each object is a temporary file
+renamed to its name whole (storage.files), the temporary files a kill leaves
+are removed by the start-up sweep, which runs with or without an
 index (services.store_opening), and it replaces no copy under another path
 (its duplicates are found at the same path only), so no interrupted overwrite
-leaves two copies. Its objects have no rows, by design. A server run later on
-the store with an index does not know of them: its record is the last
-indexed server's, so a clean one means no check; ``dicomnet reindex`` adds
-their rows.
+leaves two copies. Its objects have no rows, by design; started on a folder
+whose index an indexed server left, it records :data:`UNINDEXED` there
+(:func:`record_unindexed`), so that the next indexed server checks, as after
+a kill, and adds their rows.
 
 **The check** (:class:`RowRecovery`), after the start-up sweep
 (storage.cleanup.StaleSweep), in the same kind of thread: it lists the store's
@@ -108,8 +108,8 @@ from dicomnet.storage.part10 import read_part10
 from dicomnet.storage.reindex import BATCH_ROWS, BATCH_SECONDS, FolderRows
 from dicomnet.storage.rows import row_from_file
 
-__all__ = ["CHECK_STOPPED", "CLOSED", "NOT_CLOSED", "REASONS", "ROWS_LOST", "RowRecovery",
-           "StopRecord"]
+__all__ = ["CHECK_STOPPED", "CLOSED", "NOT_CLOSED", "REASONS", "ROWS_LOST", "UNINDEXED",
+           "RowRecovery", "StopRecord", "record_unindexed"]
 
 logger = logging.getLogger("dicomnet.storage")
 
@@ -124,12 +124,16 @@ NOT_CLOSED = _RECORD + 2
 #: What a close records when the index refused rows, or its check had not ended.
 ROWS_LOST = _RECORD + 3
 CHECK_STOPPED = _RECORD + 4
+#: What a server with no index (``StorageSCP(index=False)``) records in the index
+#: it finds: it stores objects and writes no rows, so the next indexed server checks.
+UNINDEXED = _RECORD + 5
 #: How the log line at the next start says each ("the previous server ...").
 REASONS = {
     0: "left no record of how it stopped (an earlier version?)",
     NOT_CLOSED: "stopped without closing",
     ROWS_LOST: "could not write some index rows",
     CHECK_STOPPED: "closed before its check for objects without index rows had ended",
+    UNINDEXED: "ran without an index (it writes no rows)",
 }
 
 
@@ -179,23 +183,45 @@ class StopRecord:
                                   f"(PRAGMA user_version {value})")
 
     def _write(self, value: int) -> None:
-        """``value`` as the index's user_version, in a transaction of its own made
-        durable at its commit (``synchronous=FULL``: the log fsynced, and with it
-        every row before; the index's own ``NORMAL`` syncs at checkpoints only)."""
-        index = self._index
+        _write_record(self._index, value)
+
+
+def record_unindexed(path: Path) -> None:
+    """Record in the index at ``path``, which an indexed server left, that a server
+    with no index (``StorageSCP(index=False)``) stores in its folder now: its
+    objects get no rows, so the next indexed server's start checks the store for
+    them (:class:`RowRecovery`), as after a kill. Made with the store's lock held,
+    before anything is stored; what cannot be written is said."""
+    try:
+        index = StorageIndex(path)
+    except StorageError as exc:
+        logger.warning("cannot record in %s that this server keeps no index (%s): the "
+                       "next indexed server may not see the objects stored meanwhile "
+                       "until 'dicomnet reindex %s'", path, exc, path.parent)
+        return
+    try:
+        _write_record(index, UNINDEXED)
+    finally:
+        index.close()
+
+
+def _write_record(index: StorageIndex, value: int) -> None:
+    """``value`` as the index's user_version, in a transaction of its own made
+    durable at its commit (``synchronous=FULL``: the log fsynced, and with it
+    every row before; the index's own ``NORMAL`` syncs at checkpoints only)."""
+    try:
+        with index._lock:
+            index._db.execute("PRAGMA synchronous=FULL")
         try:
+            with index._write() as db:
+                db.execute(f"PRAGMA user_version={int(value)}")
+        finally:
             with index._lock:
-                index._db.execute("PRAGMA synchronous=FULL")
-            try:
-                with index._write() as db:
-                    db.execute(f"PRAGMA user_version={int(value)}")
-            finally:
-                with index._lock:
-                    index._db.execute("PRAGMA synchronous=NORMAL")
-        except (StorageError, sqlite3.Error) as exc:
-            logger.warning("cannot record how this server stops in %s (%s): its next start "
-                           "may not check the store for objects without index rows",
-                           index._path, exc)
+                index._db.execute("PRAGMA synchronous=NORMAL")
+    except (StorageError, sqlite3.Error) as exc:
+        logger.warning("cannot record how this server stops in %s (%s): its next start "
+                       "may not check the store for objects without index rows",
+                       index._path, exc)
 
 
 class RowRecovery:
