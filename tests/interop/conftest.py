@@ -172,3 +172,61 @@ def openssl() -> Path:
     if path is None:
         _missing("the openssl command")
     return Path(str(path))
+
+
+#: Where scripts/test installs the npm peers (git-ignored).
+PEERS_DIR = Path(__file__).resolve().parents[2] / ".peers"
+
+
+@dataclass(frozen=True)
+class DcmjsDimse:
+    """Node and the dcmjs-dimse module (npm), driven by tests/interop/dcmjs_peer.js."""
+
+    node: Path
+    script: Path
+    node_path: Path
+    version: str
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "NODE_PATH": str(self.node_path)}
+
+
+@pytest.fixture(scope="session")
+def dcmjs_dimse() -> DcmjsDimse:
+    """dcmjs-dimse 0.3.3 from npm, in .peers/ (``scripts/test`` installs it); skip
+    or, under CI, fail if node or the module is absent."""
+    node = shutil.which("node")
+    if node is None:
+        _missing("node (apt-get install nodejs)")
+    package = PEERS_DIR / "node_modules" / "dcmjs-dimse" / "package.json"
+    if not package.is_file():
+        _missing(f"dcmjs-dimse (npm install --prefix {PEERS_DIR} dcmjs-dimse@0.3.3)")
+    version = str(json.loads(package.read_text())["version"])
+    return DcmjsDimse(Path(str(node)), Path(__file__).with_name("dcmjs_peer.js"),
+                      package.parents[1], version)
+
+
+@dataclass(frozen=True)
+class Dicom3tools:
+    """David Clunie's dicom3tools (Debian ``dicom3tools``): a validator and a dumper."""
+
+    dciodvfy: Path
+    dcdump: Path
+
+
+@pytest.fixture(scope="session")
+def dicom3tools() -> Dicom3tools:
+    """dciodvfy and dcdump; skip or, under CI, fail if absent."""
+    tools = {name: shutil.which(name) for name in ("dciodvfy", "dcdump")}
+    if None in tools.values():
+        _missing("dicom3tools (apt-get install dicom3tools)")
+    return Dicom3tools(Path(str(tools["dciodvfy"])), Path(str(tools["dcdump"])))
+
+
+@pytest.fixture(scope="session")
+def gdcmscu() -> Path:
+    """GDCM's gdcmscu (Debian ``libgdcm-tools``); skip or, under CI, fail if absent."""
+    path = shutil.which("gdcmscu")
+    if path is None:
+        _missing("GDCM's gdcmscu (apt-get install libgdcm-tools)")
+    return Path(str(path))
