@@ -125,12 +125,21 @@ class NetworkOptions:
         return DEFAULT_TLS_PORT if self.tls else DEFAULT_PLAIN_PORT
 
     def timeouts(self) -> Timeouts | None:
-        """One --timeout bounds every network wait (connect, handshake, ACSE, DIMSE:
-        a response, or the peer taking what we send)."""
+        """One --timeout bounds every wait for the peer, in both roles: connect,
+        TLS handshake, ARTIM (PS3.8 9.1.5: a server awaiting the A-ASSOCIATE-RQ;
+        either side awaiting the close after a release or abort), ACSE, DIMSE (a
+        response, or the peer taking what we send) and the rest of a PDU once it
+        has started. Someone who asks for 5 s expects no wait of the PDU
+        default's 120 s. Two deadlines keep their own values: ``idle``, which
+        for a client is time of its own between requests (store reading or
+        converting the next file) and for a server the wait for a next request
+        (``serve --idle-timeout``: more for a modality that keeps an
+        association open between studies); and ``operation``, the server's own
+        work (``serve --operation-timeout``), no wait for the peer."""
         if self.timeout is None:
             return None
         t = self.timeout
-        return Timeouts(connect=t, tls_handshake=t, acse=t, dimse=t)
+        return Timeouts(connect=t, tls_handshake=t, artim=t, acse=t, dimse=t, pdu=t)
 
     def tls_config(self) -> TLSConfig | None:
         """The TLSConfig these flags describe, or None for plain DICOM.
@@ -456,18 +465,27 @@ def _profiles_help() -> str:
 
 
 def _timeout_help(role: Role) -> str:
-    """The --timeout help, with the defaults of config.Timeouts."""
+    """The --timeout help, with the defaults of config.Timeouts it replaces
+    (``NetworkOptions.timeouts``)."""
     t = Timeouts()
     if role == "server":
-        return ("Bound on each network wait (TLS handshake, association request, DIMSE "
-                f"response). Default: {t.tls_handshake:g} s for the TLS handshake, "
-                f"{t.artim:g} s for the association request, {t.dimse:g} s for a DIMSE "
-                "response.")
-    return ("Bound on each network wait (connect, TLS handshake, association, DIMSE "
-            "response, a send the peer has stopped reading). Default: "
+        return ("Bound on each wait for a client: the TLS handshake, its association "
+                "request, the rest of a PDU once it has started, the client reading "
+                "some of what is sent, its close after a release or abort. Default: "
+                f"{t.tls_handshake:g} s for the TLS handshake, {t.artim:g} s for the "
+                f"association request or the close, {t.pdu:g} s for the rest of a PDU "
+                f"once it has started, {t.dimse:g} s for the client to read. Not the "
+                "silence between requests (--idle-timeout) nor the server's own work "
+                "on one (--operation-timeout).")
+    return ("Bound on each wait for the server: connect, TLS handshake, association "
+            "and release, each DIMSE response, the rest of a PDU once it has started, "
+            "the server reading some of what is sent. Default: "
             f"{t.connect:g} s to connect, {t.tls_handshake:g} s for the TLS handshake, "
-            f"{t.acse:g} s for the association, {t.dimse:g} s for each DIMSE response "
-            "or for the peer to read some of what is sent.")
+            f"{t.acse:g} s for the association or its release, {t.dimse:g} s for each "
+            "DIMSE response or for the server to read, "
+            f"{t.pdu:g} s for the rest of a PDU once it has started. Time of this "
+            "side's own between requests (reading the next file) is no wait: "
+            f"{t.idle:g} s of it abort the association.")
 
 
 #: What a command reports before a failed or interrupted run exits: it gets the

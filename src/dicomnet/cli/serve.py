@@ -232,11 +232,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     from dicomnet.aio.server import serve as start_server
     from dicomnet.services.verification import VerificationSCP
 
+    # --timeout sets ARTIM too (PS3.8 9.1.5: the A-ASSOCIATE-RQ a server awaits).
     timeouts = net.timeouts() or Timeouts()
-    if net.timeout is not None:
-        # The association a server waits for is the peer's A-ASSOCIATE-RQ: ARTIM
-        # (PS3.8 9.1.5), not the ACSE wait of the side that requests.
-        timeouts = dataclasses.replace(timeouts, artim=net.timeout)
     if operation_timeout is not None:
         timeouts = dataclasses.replace(timeouts, operation=operation_timeout)
     if idle_timeout is not None:
