@@ -60,6 +60,11 @@ class PDUFramer:
     length). Exceeding either is A-ABORT reason 6, "invalid PDU parameter
     value".
 
+    A PDV's message control header is read for bits 0 (command) and 1 (last)
+    only: PS3.8 Annex E.2 has bits 2 to 7 "always set to 0 by the sender and
+    never checked by the receiver", as Table 9-22 has the PDU's reserved byte
+    "not tested" (tests/ul/test_pdv_reserved_bits.py).
+
     After a ``RemoteProtocolError`` the framer is dead: every later call raises
     that same error again, and its buffer is dropped.
     """
@@ -210,6 +215,7 @@ class PDUFramer:
                 assert self._pdata_left is not None
                 self._pdata_left -= take
                 context_id, control = self._pdv
+                # Bits 2-7 of the control header are never checked (PS3.8 E.2).
                 if self.borrow:
                     yield borrowed_pdata(context_id, bool(control & 1),
                                          bool(control & 2) and left == 0, view[pos - take:pos])

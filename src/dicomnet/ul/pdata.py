@@ -42,7 +42,8 @@ class PresentationDataValue:
     """One Presentation Data Value item (PS3.8 9.3.5.1, Table 9-23, Annex E.2).
 
     The message control header holds ``is_command`` in bit 0 and ``is_last`` in
-    bit 1; its other bits are written as zero and ignored on receipt.
+    bit 1; its other bits are written as zero and ignored on receipt (PS3.8
+    E.2: "always set to 0 by the sender and never checked by the receiver").
 
     ``data`` is ``bytes`` (other byte buffers given are copied), except in PDVs
     received with ``ULConnection.borrow_pdata``: a view of the receive buffer,
