@@ -204,7 +204,7 @@ def _reason(exc: pytest.ExceptionInfo[RemoteProtocolError]) -> tuple[int, int]:
 def test_decode_rejects_malformed(wire: bytes, why: str) -> None:
     with pytest.raises(RemoteProtocolError, match=why) as exc:
         c.decode_command(wire)
-    assert _reason(exc) == (2, 6)
+    assert _reason(exc) == (0, 0)  # the service-user's A-ABORT (PS3.8 Table 9-26)
 
 
 def test_error_comment_with_non_ascii_is_replaced_not_fatal() -> None:

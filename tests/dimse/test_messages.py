@@ -234,7 +234,8 @@ def test_decode_rejects_bad_messages(elements: dict[int, object], why: str) -> N
     wire = c.encode_command(elements)
     with pytest.raises(RemoteProtocolError, match=why) as exc:
         m.decode_message(wire)
-    assert (exc.value.abort_source, exc.value.abort_reason) == (2, 6)
+    # The service-user's A-ABORT (PS3.8 Table 9-26): a DIMSE fault, not a PDU's.
+    assert (exc.value.abort_source, exc.value.abort_reason) == (0, 0)
 
 
 def test_decode_drops_elements_the_message_does_not_have() -> None:

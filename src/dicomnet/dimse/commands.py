@@ -144,8 +144,10 @@ _GROUP_LENGTH_ELEMENT = struct.Struct("<HHII")
 
 
 def _bad(message: str) -> RemoteProtocolError:
-    # Reason 6 (invalid PDU parameter value): the P-DATA-TF was well formed, its content is not.
-    return RemoteProtocolError(message, abort_source=2, abort_reason=6)
+    # The P-DATA-TF was well formed, its content is not: a fault found above the
+    # Upper Layer, aborted by the service-user, source 0, reason 0 (PS3.8 Table
+    # 9-26; dimse.connection says why).
+    return RemoteProtocolError(message, abort_source=0, abort_reason=0)
 
 
 def _encode_text(tag: int, vr: str, value: object) -> bytes:

@@ -13,22 +13,35 @@ value of each P-DATA-TF it receives, and it answers with events:
 It knows nothing of the UL state machine, sockets or time.
 
 Rules enforced on what the peer sends (PS3.7 8.1-8.2; PS3.8 E.2), each a
-:class:`~dicomnet.errors.RemoteProtocolError` with A-ABORT source 2 and
+:class:`~dicomnet.errors.RemoteProtocolError`:
 
-* reason 5 (unexpected PDU parameter) for a PDV in the wrong place: a data
-  PDV before any command that announced a data set or while a command set is
-  still incomplete, a command PDV while a data set is pending (this covers a
-  command fragment after the last command fragment of a message with a data
-  set), a PDV whose presentation context differs from its message's;
-* reason 6 (invalid PDU parameter value) for a command set that cannot be
-  decoded (a C-STORE-RSP or C-ECHO-RQ/RSP whose Command Data Set Type claims a
-  data set among them: ``messages.decode_message``), or that grows beyond
+* a PDV in the wrong place: a data PDV before any command that announced a
+  data set or while a command set is still incomplete, a command PDV while a
+  data set is pending (this covers a command fragment after the last command
+  fragment of a message with a data set), a PDV whose presentation context
+  differs from its message's;
+* a command set that cannot be decoded (a C-STORE-RSP or C-ECHO-RQ/RSP whose
+  Command Data Set Type claims a data set among them:
+  ``messages.decode_message``), or that grows beyond
   :data:`MAX_COMMAND_SET_LENGTH` (command sets are a few hundred bytes: a
-  hostile peer must not make us buffer megabytes), or for a message cut into
-  more than :data:`FREE_FRAGMENTS` PDVs that average under
+  hostile peer must not make us buffer megabytes);
+* a message cut into more than :data:`FREE_FRAGMENTS` PDVs that average under
   ``min_fragment_mean`` bytes (each PDV costs the same few microseconds
   whatever it holds: empty or one-byte PDVs would let a peer keep a core busy
   with a trickle of bytes, or send an endless command set of empty ones).
+
+Who aborts, and with what (PS3.8 9.3.8, Table 9-26): each of these errors asks
+for an A-ABORT of the service-user, source 0, reason 0 (``abort_source``,
+``abort_reason``). The PDUs carrying them were well formed: the Upper Layer
+provider took them, and the fault is found above it, in the DIMSE layer, a
+user of the UL service. Its abort is an A-ABORT request (PS3.8 7.3), not the
+provider's A-P-ABORT (7.4: "problems in services at the Presentation Layer and
+below"): Table 9-26's reasons 0-6 (not specified; unrecognized or unexpected
+PDU; unrecognized, unexpected or invalid PDU parameter) are for source 2, a
+fault in a PDU itself (``ul.framing``, ``ul.fsm`` AA-8); for source 0 the
+reason "shall not be significant" and is sent as 00H. The association
+drivers (``aio``) abort so, as they abort for any other reason of their own,
+and the log line says what was wrong.
 """
 
 from __future__ import annotations
@@ -69,8 +82,6 @@ def fragment_floor(max_pdu_length: int) -> int:
     return min(256, max(0, (max_pdu_length - 6) // 4))
 
 
-_UNEXPECTED = 5  # A-ABORT reason: unexpected PDU parameter (PS3.8 Table 9-26)
-_INVALID = 6  # A-ABORT reason: invalid PDU parameter value
 
 
 class PDV(Protocol):
@@ -116,8 +127,10 @@ class DatasetFragment:
 DimseEvent = MessageReceived | DatasetFragment
 
 
-def _unexpected(message: str) -> RemoteProtocolError:
-    return RemoteProtocolError(message, abort_source=2, abort_reason=_UNEXPECTED)
+def _fault(message: str) -> RemoteProtocolError:
+    """A DIMSE fault: A-ABORT by the service-user, source 0, reason 0 (PS3.8 Table
+    9-26; the module docstring says why)."""
+    return RemoteProtocolError(message, abort_source=0, abort_reason=0)
 
 
 class DimseConnection:
@@ -182,21 +195,22 @@ class DimseConnection:
 
         Raises :class:`~dicomnet.errors.RemoteProtocolError` on any violation
         listed in the module docstring; the association should then be aborted
-        with the error's ``abort_source`` and ``abort_reason``.
+        with the error's ``abort_source`` and ``abort_reason``: 0 and 0, an
+        A-ABORT of the service-user (PS3.8 9.3.8).
         """
         context_id = pdv.context_id
         if pdv.is_command:
             return self._receive_command(context_id, pdv.is_last, pdv.data)
         if self._command_context is not None:
-            raise _unexpected(
+            raise _fault(
                 f"data PDV on context {context_id} before the command set on context "
                 f"{self._command_context} was complete"
             )
         expected = self._dataset_context
         if expected is None:
-            raise _unexpected(f"data PDV on context {context_id} but no data set is due")
+            raise _fault(f"data PDV on context {context_id} but no data set is due")
         if context_id != expected:
-            raise _unexpected(
+            raise _fault(
                 f"data PDV on context {context_id} for a message on context {expected}"
             )
         if pdv.is_last:
@@ -210,34 +224,27 @@ class DimseConnection:
         fragments = self._fragments = self._fragments + 1
         total = self._fragment_bytes = self._fragment_bytes + size
         if fragments > FREE_FRAGMENTS and total < fragments * self.min_fragment_mean:
-            raise RemoteProtocolError(
+            raise _fault(
                 f"{what} cut into {fragments} PDVs of {total // fragments} bytes on average "
                 f"so far (past {FREE_FRAGMENTS} PDVs, at least {self.min_fragment_mean} "
-                "bytes each on average are expected): a flood of PDVs, aborted",
-                abort_source=2,
-                abort_reason=_INVALID,
-            )
+                "bytes each on average are expected): a flood of PDVs, aborted")
 
     def _receive_command(self, context_id: int, is_last: bool,
                          data: bytes | memoryview) -> list[DimseEvent]:
         if self._dataset_context is not None:
-            raise _unexpected(
+            raise _fault(
                 f"command PDV on context {context_id} while the data set of the message on "
                 f"context {self._dataset_context} is still due"
             )
         if self._command_context is None:
             self._command_context = context_id
         elif context_id != self._command_context:
-            raise _unexpected(
+            raise _fault(
                 f"command PDV on context {context_id} inside a command set on context "
                 f"{self._command_context}"
             )
         if len(self._command) + len(data) > MAX_COMMAND_SET_LENGTH:
-            raise RemoteProtocolError(
-                f"command set larger than {MAX_COMMAND_SET_LENGTH} bytes",
-                abort_source=2,
-                abort_reason=_INVALID,
-            )
+            raise _fault(f"command set larger than {MAX_COMMAND_SET_LENGTH} bytes")
         self._command += data
         if not is_last:
             self._count_fragment(len(data), "command set")

@@ -579,7 +579,9 @@ def encode_message(msg: DimseMessage) -> bytes:
 
 
 def _bad(message: str) -> RemoteProtocolError:
-    return RemoteProtocolError(message, abort_source=2, abort_reason=6)
+    # A DIMSE fault in a well-formed PDU: A-ABORT by the service-user, source 0,
+    # reason 0 (PS3.8 Table 9-26; dimse.connection says why).
+    return RemoteProtocolError(message, abort_source=0, abort_reason=0)
 
 
 def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
