@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import select
 import signal
 import socket
 import struct
@@ -108,10 +109,25 @@ def _until_closed(sock: socket.socket) -> bytes:
     return data
 
 
-def test_serve_gives_up_on_a_pdu_half_sent(serve_process: Any) -> None:
-    """``serve --timeout 1``: a client that sends half a P-DATA-TF PDU and stalls is
-    aborted after about 1 s (A-ABORT, then the connection closed), not 120 s, and the
-    association's end says why."""
+def _drip(sock: socket.socket, wire: bytes) -> bytes:
+    """Send ``wire`` one byte each 0.2 s until the server closes; what it sent.
+    Fails after BOUND seconds of dripping."""
+    end = time.monotonic() + BOUND
+    for i in range(len(wire)):
+        sock.sendall(wire[i:i + 1])
+        readable, _, _ = select.select([sock], [], [], 0.2)
+        if readable:
+            return _until_closed(sock)
+        assert time.monotonic() < end, f"still dripping after {BOUND} s"
+    raise AssertionError("the server took the whole PDU")
+
+
+@pytest.mark.parametrize("peer", ["stalls", "drips"])
+def test_serve_gives_up_on_a_pdu_that_does_not_come(serve_process: Any, peer: str) -> None:
+    """``serve --timeout 1``: a client that sends half a P-DATA-TF PDU and stalls,
+    or one that drips a PDU a byte at a time (never idle: only the PDU deadline
+    ends it), is aborted after about 1 s (A-ABORT, then the connection closed),
+    not 120 s, and the association's end says why."""
     proc, started = serve_process("--timeout", "1")
     rq = build_associate_rq(calling_ae_title="DRIPPER", called_ae_title="DICOMNET",
                             contexts=[ContextRequest(VERIFICATION, (IMPLICIT_LE,))])
@@ -120,10 +136,14 @@ def test_serve_gives_up_on_a_pdu_half_sent(serve_process: Any) -> None:
     with socket.create_connection(("127.0.0.1", started["port"]), timeout=BOUND) as sock:
         sock.sendall(rq.encode())
         assert _recv_pdu(sock)[0] == 0x02  # A-ASSOCIATE-AC
-        sock.sendall(pdu[:len(pdu) // 2])
         began = time.monotonic()
-        # Before the fix: socket.timeout after BOUND s (the server waited 120 s).
-        received = _until_closed(sock)
+        if peer == "stalls":
+            sock.sendall(pdu[:len(pdu) // 2])
+            # Before the fix: socket.timeout after BOUND s (the server waited 120 s).
+            received = _until_closed(sock)
+        else:
+            # A command PDV announcing 4 KiB: at 5 bytes a second, 800 s to come whole.
+            received = _drip(sock, encode_pdata(1, True, True, bytes(4090)))
         waited = time.monotonic() - began
     assert received == A_ABORT_BY_USER
     assert waited < BOUND
