@@ -37,7 +37,9 @@ class Timeouts:
     peer that reads it is no idleness, however long it takes)."""
     pdu: float | None = 120.0
     """Deadline to receive the rest of a PDU once it has started: a peer that
-    drips one byte a second cannot hold a connection slot forever."""
+    drips one byte a second cannot hold a connection slot forever. It bounds the
+    whole PDU, not a pause in it: at 5 s (``--timeout 5`` sets it), a PDU of the
+    1 MiB we announce (``Limits.max_pdu_length``) must come at 200 KiB/s."""
     operation: float | None = 300.0
     """Server: how long one request may be performed (its handler, such as
     ``on_c_store`` or ``on_c_echo``, and the store before it; with no handler,
