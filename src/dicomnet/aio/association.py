@@ -417,7 +417,9 @@ class Association(Deadlines):
         for event in events:  # a few per read
             if type(event) is MessagesRouted:
                 count += len(event.messages)
-                stop = stop or event.error is not None
+                if event.error is not None:
+                    stop = True
+                    self._protocol_error(event.error)
             else:
                 count += 1
         self._inbox_messages = count
@@ -427,6 +429,11 @@ class Association(Deadlines):
             self._paused = True  # the task is behind: stop reading until it catches up
             self.stream.receiver.pause()
         self._wake()
+
+    def _protocol_error(self, error: Exception) -> None:
+        """``error``, which ends the association, was queued for the task (after
+        the messages before it): a subclass whose task may be busy meanwhile
+        (an operation in progress) cuts that short."""
 
     def _handle_now(self, events: list[ULEvent]) -> list[ULEvent | MessagesRouted]:
         """Called from the read callback with the events just received while the

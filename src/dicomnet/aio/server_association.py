@@ -99,6 +99,9 @@ class ServerAssociation(Association):
         self.unclaimed_sinks: set[DatasetSink] = set()
         #: The operation performed before the next request is read (perform_inline).
         self._inline: asyncio.Task[None] | None = None
+        #: The protocol error read while the task was busy (_protocol_error): the
+        #: association ends with it, no other operation is performed.
+        self._cut_short: Exception | None = None
         #: Operations in their provider's ``handle``, oldest first: when each
         #: started, its request and its provider (``Timeouts.operation``), by a
         #: number of its own. Put into words only when the timeout fires.
@@ -256,8 +259,10 @@ class ServerAssociation(Association):
         association has ended already is not performed (nobody to answer; its
         data set's sink is aborted with the association's). What it raises is
         raised here; cancelled with the association, it returns."""
-        if self.failure is not None:
+        if self.failure is not None or self._cut_short is not None:
             operation.close()
+            if self._cut_short is not None:
+                raise self._cut_short
             return
         task = self._loop.create_task(operation)
         self._inline = task
@@ -271,6 +276,21 @@ class ServerAssociation(Association):
                 task.add_done_callback(self.running.discard)
         if not task.cancelled():
             task.result()
+        elif self._cut_short is not None:
+            raise self._cut_short
+
+    def _protocol_error(self, error: Exception) -> None:
+        """A protocol error was read (a request past the window the peer negotiated,
+        PS3.7 D.3.3.3, say): the association ends with it, once the task takes it.
+        A task performing an operation meanwhile (``perform_inline``) or waiting
+        for a window slot would take it only when that ends, up to
+        ``Timeouts.operation`` later: both are cut short now, so that the peer
+        hears the A-ABORT at once and nothing more is performed for it."""
+        if self._cut_short is None:
+            self._cut_short = error
+        self.operations.fail(error)
+        if self._inline is not None:
+            self._inline.cancel()
 
     def _answers_owed(self) -> bool:
         return bool(self._inline is not None or self.running or self.answering)
