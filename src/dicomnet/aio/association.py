@@ -15,7 +15,6 @@ import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from ..config import Limits, Timeouts
 from ..dimse.connection import (
@@ -40,6 +39,7 @@ from ..ul.events import Aborted, DataReceived, ULEvent
 from ..ul.framing import NOT_TAKEN, PDU_ENDED, TAKEN
 from ..ul.negotiation import AcceptedContext
 from .deadlines import Deadlines
+from .sinks import BufferSink, DatasetSink
 from .transport import Stream, describe_os_error
 
 __all__ = ["Association", "BufferSink", "DatasetSink"]
@@ -70,21 +70,6 @@ _INBOX_MESSAGES = 64
 _IN_PLACE_FROM = 64 << 10
 
 
-class DatasetSink(Protocol):
-    """Where an incoming data set goes as its PDVs arrive (PS3.7 8.1).
-
-    ``write`` may be given a view of the receive buffer, valid only during the
-    call: a sink copies what it keeps (a view it kept fails once released). A
-    sink may also offer ``reserve(most) -> memoryview | None``: memory into which
-    the next bytes of the data set may be received in place (at most ``most``
-    bytes); those bytes then reach ``write`` as a view of that very memory.
-    """
-
-    def write(self, data: bytes | memoryview) -> None: ...
-
-    def abort(self) -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class MessagesRouted:
     """Inbox entry of an association that routes P-DATA as it arrives
@@ -92,32 +77,6 @@ class MessagesRouted:
 
     messages: list[tuple[int, DimseMessage, DatasetSink | None]]
     error: Exception | None
-
-
-class BufferSink:
-    """Keeps a (small) data set in memory: identifiers, N-service attribute lists.
-
-    PS3.7 bounds no data set: beyond ``limit`` bytes, ``write`` raises
-    RemoteProtocolError (naming the data set as ``what`` says), which aborts the
-    association, and what was kept is let go."""
-
-    __slots__ = ("data", "limit", "what")
-
-    def __init__(self, limit: int, what: str) -> None:
-        self.data = bytearray()
-        self.limit = limit
-        self.what = what
-
-    def write(self, data: bytes | memoryview) -> None:
-        if len(self.data) + len(data) > self.limit:
-            self.data = bytearray()
-            raise RemoteProtocolError(
-                f"{self.what} is larger than {self.limit} bytes, the most kept in memory "
-                f"(Limits.max_dataset_in_memory)")
-        self.data += data
-
-    def abort(self) -> None:
-        self.data.clear()
 
 
 class Association(Deadlines):
