@@ -63,8 +63,9 @@ _INBOX_LIMIT = 2 << 20
 #: 80-byte C-ECHO-RQs queue (34,000 messages, 15 MB of objects) from a requestor
 #: that ignores the one operation outstanding PS3.7 D.3.3.3 allows by default.
 #: Above the window a server grants by default (32), so that a requestor keeping
-#: to its window is not paused for it; reading stops at the end of the read that
-#: passes it (``transport.READ_SIZE``).
+#: to its window is not paused for it. Routing stops there too, in the middle of
+#: a read if need be (``_route_now``): one read (``transport.READ_SIZE``) holds
+#: 3,276 C-ECHO-RQs, which were all decoded and queued before reading paused.
 _INBOX_MESSAGES = 64
 #: PDV data due from which it is received in place, into its sink's memory.
 _IN_PLACE_FROM = 64 << 10
@@ -125,6 +126,9 @@ class Association(Deadlines):
         self._inbox_messages = 0
         self._routed_bytes = 0  # routed to a sink, its message not yet complete
         self._paused = False
+        # What a read brought past the inbox's message limit (its P-DATA views
+        # kept): routed once the task has taken the inbox, before reading resumes.
+        self._unrouted: list[ULEvent] = []
         # A protocol error waits in the inbox: the association ends with it, so
         # reading stays paused (see _deliver).
         self._stopped = False
@@ -155,8 +159,8 @@ class Association(Deadlines):
         are read whole), so that the data after them can be received in place
         too. Otherwise None: the transport's own buffer, copied by the sink."""
         incoming = self._incoming
-        if incoming is None or self.failure is not None:
-            return None
+        if incoming is None or self.failure is not None or self._unrouted:
+            return None  # with events unrouted, DIMSE is behind the Upper Layer
         sink = incoming[2]
         if sink is not self._reserve_of:  # looked up once per data set, not per read
             self._reserve_of, self._reserve = sink, getattr(sink, "reserve", None)
@@ -251,7 +255,8 @@ class Association(Deadlines):
         self._last_rx = now
         self.bytes_received += len(data)
         sink = self._in_place_sink
-        if sink is not None and self._take_in_place(sink, data, now):
+        # Unrouted events first (_take_events): bytes read while paused, a reset's.
+        if sink is not None and not self._unrouted and self._take_in_place(sink, data, now):
             return
         self.ul.receive_data(data, now)
         completed = self.ul.pdus_received
@@ -352,6 +357,8 @@ class Association(Deadlines):
             self.stream.close_soon(grace=0)
         events: list[ULEvent | MessagesRouted]
         if self._route_pdata:
+            if self._unrouted:  # after those still waiting, in order
+                drained, self._unrouted = self._unrouted + drained, []
             # Data went to the sinks already: the inbox holds only the messages it
             # completed, and the task is woken for those (not for every read).
             events = self._route_now(drained)
@@ -362,6 +369,15 @@ class Association(Deadlines):
                 for pdv in e.pdu.pdvs)
         if events:
             self._deliver(events)
+        if self._unrouted:
+            self._wake()  # to route them: the task may have nothing else to take
+
+    def _route_unrouted(self) -> None:
+        """Route what ``_route_now`` left unrouted, up to the inbox's limit again."""
+        events, self._unrouted = self._unrouted, []
+        routed = self._route_now(events, read=False)
+        if routed:
+            self._deliver(routed)
 
     def _deliver(self, events: list[ULEvent | MessagesRouted]) -> None:
         """Queue ``events`` for the association's task, and wake it. Reading pauses
@@ -407,15 +423,19 @@ class Association(Deadlines):
     async def _read_events(self) -> list[ULEvent | MessagesRouted]:
         """The UL events received since the last call, waiting for some if there are
         none yet; an empty list once the connection has ended."""
-        if not self._inbox and not self._ended:
+        if not self._inbox and not self._ended and not self._unrouted:
             self._wakeup = self._loop.create_future()
             try:
                 await self._wakeup
             finally:
                 self._wakeup = None
+        if self._unrouted and not self._inbox and not self._stopped:
+            # The task is done with what it took: the next ones (and no more
+            # before then: it holds the Message IDs of those it has).
+            self._route_unrouted()
         events, self._inbox, self._inbox_bytes = self._inbox, [], 0
         self._inbox_messages = 0
-        if self._paused and not self._stopped:
+        if self._paused and not (self._stopped or self._unrouted):
             self._paused = False
             # The peer's deadlines start again now: none ran while we did not read.
             self._last_rx = self._loop.time()
@@ -428,16 +448,23 @@ class Association(Deadlines):
         self._rearm_if_earlier()
         return events
 
-    def _route_now(self, events: list[ULEvent]) -> list[ULEvent | MessagesRouted]:
+    def _route_now(self, events: list[ULEvent], *, read: bool = True
+                   ) -> list[ULEvent | MessagesRouted]:
         """Feed received PDVs to DIMSE and their data to the sinks now, while the
         views the Upper Layer lent (``ULConnection.borrow_pdata``) are valid; the
         inbox gets the messages they complete, in order, or the protocol error
         that stopped them. Each lent view is released after use, so that a sink
-        that kept one fails loudly instead of reading reused memory."""
+        that kept one fails loudly instead of reading reused memory.
+
+        Once the inbox holds ``_INBOX_MESSAGES``, the events left wait in
+        ``_unrouted``, reading paused: a read of tiny messages is not decoded
+        whole into the inbox at once (``read``: some of ``events`` are the
+        last read's, their views of the transport's memory)."""
         out: list[ULEvent | MessagesRouted] = []
         failed = False
         receive_pdv, route = self.dimse.receive_pdv, self.route
-        for event in events:
+        room = _INBOX_MESSAGES - self._inbox_messages  # routed before the rest waits
+        for index, event in enumerate(events):
             # Class tests by identity here and below, not isinstance: a call each,
             # per PDV received (the Upper Layer makes exactly these classes).
             if event.__class__ is not DataReceived:
@@ -474,7 +501,23 @@ class Association(Deadlines):
                 out.append(MessagesRouted(done, None))
                 self._inbox_bytes += self._routed_bytes
                 self._routed_bytes = 0
+                room -= len(done)
+                if room <= 0 and index + 1 < len(events):
+                    self._keep_unrouted(events[index + 1:], renew=read)
+                    break
         return out
+
+    def _keep_unrouted(self, events: list[ULEvent], *, renew: bool) -> None:
+        """Keep ``events`` for later (``_unrouted``) and pause reading until the task
+        has taken the inbox (``_read_events``). Their P-DATA views stay valid: the
+        transport reads into new memory from now on (``Receiver.renew_buffer``),
+        the old one kept by these views only, and let go with the last."""
+        self._unrouted = events
+        if renew:  # (else no read since the last renewal: nothing to keep it for)
+            self.stream.receiver.renew_buffer()
+        if not self._paused:
+            self._paused = True
+            self.stream.receiver.pause()
 
     def _drain_events(self) -> list[ULEvent]:
         events = self.ul.take_events()

@@ -245,6 +245,11 @@ class Receiver(asyncio.streams.FlowControlMixin, asyncio.BufferedProtocol):
         if isinstance(self.transport, asyncio.ReadTransport) and not self._ended:
             self.transport.resume_reading()
 
+    def renew_buffer(self) -> None:
+        """Read into new memory from now on, so that views of the bytes read so far
+        stay valid for whoever keeps them (the memory goes with the last one)."""
+        self._view = memoryview(bytearray(READ_SIZE))
+
     def _get_close_waiter(self, stream: asyncio.StreamWriter) -> asyncio.Future[None]:
         return self._closed
 
