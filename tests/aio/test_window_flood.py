@@ -181,3 +181,47 @@ def test_a_window_above_the_inbox_limit(sent: int, caplog: pytest.LogCaptureFixt
         lines = [line for line in association_lines(caplog) if " -> " in line]
         assert len(lines) == 1 and ("101 requests outstanding, more than the asynchronous "
                                     "operations window of 100") in lines[0]
+
+
+@pytest.mark.parametrize("sent", [100, 101])
+def test_stores_within_and_past_a_window_above_the_inbox_limit(
+        tmp_path: Path, sent: int, caplog: pytest.LogCaptureFixture) -> None:
+    """The same with C-STORE-RQs, started from the read callback (the store
+    thread's ``start``): 100 at once, window 100, are all stored and answered
+    Success; a 101st aborts the association, its line naming the window."""
+    caplog.set_level(logging.INFO, logger="dicomnet.aio")
+    burst = b"".join(
+        encode_pdata(STORE_CONTEXT, True, True, store_command(
+            SECONDARY_CAPTURE.encode(), uid.encode(), n + 1))
+        + encode_pdata(STORE_CONTEXT, False, True, data)
+        for n, (uid, data) in enumerate(store_payloads(tmp_path / "in", sent)))
+
+    async def main() -> list[str] | list[tuple[int, int]]:
+        scp = StorageSCP(tmp_path / "out")
+        try:
+            async with running_server(providers=[scp],
+                                      limits=Limits(max_async_operations=100)) as server:
+                reader, writer, granted = await associate(server.port, 100)
+                assert granted == 100
+                try:
+                    writer.write(burst)
+                    if sent > granted:
+                        said = await outcome(reader, 5)
+                        await wait_until(lambda: server.active_associations == 0,
+                                         "the association's end")
+                        return [s for s in said if not s.startswith("CStoreRSP")]
+                    return sorted(await answers(reader, sent))
+                finally:
+                    writer.close()
+        finally:
+            scp.close()
+
+    said = run(main(), timeout=60)
+    if sent == 100:
+        assert said == [(n, 0) for n in range(1, 101)]
+        assert len(list((tmp_path / "out").rglob("*.dcm"))) == 100
+    else:
+        assert said in (["A-ABORT"], ["closed"]), said
+        lines = [line for line in association_lines(caplog) if " -> " in line]
+        assert len(lines) == 1 and ("101 requests outstanding, more than the asynchronous "
+                                    "operations window of 100") in lines[0]
