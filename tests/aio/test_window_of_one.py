@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, decode_message, encode_message
 from dicomnet.services.storage import StorageSCP, StoredInstance
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.negotiation import ContextRequest, async_window, build_associate_rq
 from dicomnet.ul.pdu import AAbort, AssociateAC, PDataTF, decode_pdu, encode_pdata
 from dicomnet.ul.user_information import AsynchronousOperationsWindowSubItem
 from tests.aio.helpers import LOOPBACK, association_lines, run, running_server, wait_until
@@ -42,7 +42,7 @@ async def read_pdu(reader: asyncio.StreamReader) -> bytes:
 async def associate(port: int, window: int | None
                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
     """A raw association proposing the window (None: no sub-item); the window
-    granted (1 without one)."""
+    granted (1 without one), read from the AC as the library reads it."""
     reader, writer = await asyncio.open_connection(LOOPBACK, port)
     rq = build_associate_rq(
         calling_ae_title="PASTWINDOW", called_ae_title="DICOMNET-SCP",
@@ -52,8 +52,7 @@ async def associate(port: int, window: int | None
     writer.write(rq.encode())
     ac = decode_pdu(await read_pdu(reader))
     assert isinstance(ac, AssociateAC)
-    granted = ac.user_information.async_ops_window
-    return reader, writer, granted.max_operations_performed if granted else 1
+    return reader, writer, async_window(rq, ac)
 
 
 def echo_pdu(message_id: int) -> bytes:
