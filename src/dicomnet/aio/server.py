@@ -397,8 +397,16 @@ class Server(RequestDispatch):
                 with contextlib.suppress(Exception):
                     await assoc.abort()
         finally:
-            with contextlib.suppress(Exception):
+            closing: asyncio.CancelledError | None = None
+            try:
                 await assoc.finish_operations()
+            except asyncio.CancelledError as exc:
+                # The server closing (it cancels each task once) while this one ended
+                # otherwise: the end still runs whole, its connection closed, its
+                # line logged, its slot given back; the cancellation after that.
+                closing = exc
+            except Exception:  # its operations' own errors: told by them
+                pass
             assoc.abort_unclaimed_sinks()
             assoc.stop_timers()
             if counted:
@@ -428,6 +436,8 @@ class Server(RequestDispatch):
                     rejected=assoc.rejected)
             tell(self.on_connection_event, ending_event(assoc, outcome, seconds,
                                                         accepted=counted, evicted=evicted))
+            if closing is not None:
+                raise closing
 
     async def _on_request(self, assoc: ServerAssociation, rq: AssociateRQ, *,
                           link_hook_failed: bool = False) -> bool:
