@@ -82,10 +82,14 @@ class RemoteProtocolError(ProtocolError):
     """The peer sent something invalid.
 
     ``abort_source`` and ``abort_reason`` are what to put in the A-ABORT PDU that
-    answers it (PS3.8 9.3.8, Table 9-26): source 2 is the service provider;
-    reasons are 0 not specified, 1 unrecognized PDU, 2 unexpected PDU,
-    4 unrecognized PDU parameter, 5 unexpected PDU parameter, 6 invalid PDU
-    parameter value.
+    answers it (PS3.8 9.3.8, Table 9-26). Source 0 is the service-user: what
+    dicomnet sends for a fault found above the Upper Layer (invalid DIMSE data,
+    a message out of turn, a peer past its operations window: the Upper Layer
+    itself had no fault to find), its reason 0 (not significant for that
+    source). Source 2 is the service provider, for a fault in a PDU: reasons 0
+    not specified, 1 unrecognized PDU, 2 unexpected PDU, 4 unrecognized PDU
+    parameter, 5 unexpected PDU parameter, 6 invalid PDU parameter value.
+    Source 1 is reserved.
     """
 
     def __init__(self, message: str, *, abort_source: int = 2, abort_reason: int = 0) -> None:
@@ -148,20 +152,48 @@ class AssociationAborted(AssociationError):
 
     ``source`` and ``reason`` are those of the A-ABORT PDU when there was one;
     ``detail`` says what happened in words (a closed transport, a timeout...).
+    ``by`` says who ended it: "us" (this side sent the A-ABORT, or closed the
+    connection: a deadline, a fault found in what the peer sent), "peer" (the
+    peer's A-ABORT, or its release), or None (neither said: the connection
+    closed or failed under the association). The message names it first, then
+    the A-ABORT's source and reason in the words of PS3.8 Table 9-26.
     """
 
-    def __init__(self, source: int | None, reason: int | None, detail: str = "") -> None:
+    def __init__(self, source: int | None, reason: int | None, detail: str = "", *,
+                 by: str | None = None) -> None:
         self.source = source
         self.reason = reason
         self.detail = detail
+        self.by = by
         parts = []
-        if source is not None:
-            parts.append(f"by {_ABORT_SOURCES.get(source, f'source {source}')}")
-        if reason is not None and source == 2:
-            parts.append(f"({_ABORT_REASONS.get(reason, f'reason {reason}')})")
-        if detail:
+        if by is None and source is not None:  # who is not known: the source alone
+            words = _ABORT_SOURCES.get(source, f"source {source}")
+            if reason is not None and source == 2:
+                words += f" ({_ABORT_REASONS.get(reason, f'reason {reason}')})"
+            parts.append(f"by {words}")
+        elif by is not None:
+            parts.append("by us" if by == "us" else "by the peer")
+            if source is not None:
+                parts.append(f"({'A-ABORT sent' if by == 'us' else 'its A-ABORT'}: "
+                             f"{abort_words(source, reason)})")
+        # The Upper Layer's words for an A-ABORT received say only what ``by`` does.
+        if detail and not (by == "peer" and detail in _PEER_ABORTED):
             parts.append(f"- {detail}")
         super().__init__(" ".join(["association aborted", *parts]))
+
+
+#: The Upper Layer's details of an A-ABORT received (PS3.8 AA-3), sources 0 and 2.
+_PEER_ABORTED = frozenset({"the peer aborted", "the peer's service provider aborted"})
+
+
+def abort_words(source: int, reason: int | None) -> str:
+    """An A-ABORT's source, and its reason when the source gives it a meaning (the
+    service provider's), in the words of PS3.8 Table 9-26: "service-user",
+    "service-provider, unexpected PDU"."""
+    words = _ABORT_SOURCES.get(source, f"source {source}")
+    if source == 2 and reason is not None:
+        words += f", {_ABORT_REASONS.get(reason, f'reason {reason}')}"
+    return words
 
 
 class NoAcceptedContext(AssociationError):

@@ -195,4 +195,4 @@ def test_a_data_set_whose_association_ends_between_two_chunks_says_aborted(
 
     error = run(main())
     assert isinstance(error, AssociationAborted), repr(error)
-    assert "aborted locally" in str(error), str(error)
+    assert str(error) == "association aborted by us (A-ABORT sent: service-user)", str(error)

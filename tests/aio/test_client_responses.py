@@ -465,7 +465,7 @@ def test_responses_read_with_an_a_abort_still_reach_their_requests() -> None:
     first, second, third = run(main())
     assert (first, second) == (SUCCESS, SUCCESS)
     assert isinstance(third, AssociationAborted)
-    assert "aborted by service-provider" in str(third)
+    assert "aborted by the peer (its A-ABORT: service-provider" in str(third)
 
 
 @pytest.mark.parametrize(("granted", "proposed"), [(1, 1), (1, 5), (2, 5)])

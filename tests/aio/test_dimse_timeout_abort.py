@@ -102,7 +102,7 @@ def test_a_dimse_timeout_aborts_the_association_and_later_calls_say_so(
     message, ending = run(main())
     assert answer.after_silence == [A_ABORT_BY_USER]
     assert ending == "closed"  # nothing after the A-ABORT: no second request, no release
-    assert message == ("association aborted by service-user - aborted locally: no response "
+    assert message == ("association aborted by us (A-ABORT sent: service-user) - no response "
                        "to message 1 within 0.3s (DIMSE timeout)")
     lines = log_lines(aio_log, contains="aborting")
     assert len(lines) == 1 and lines[0].endswith(
@@ -180,8 +180,9 @@ def test_blocking_a_dimse_timeout_aborts_and_later_calls_say_so() -> None:
         with blocking.associate(LOOPBACK, port, timeouts=Timeouts(dimse=0.3)) as assoc:
             with pytest.raises(DimseTimeout, match=TIMED_OUT):
                 assoc.echo()
-            with pytest.raises(AssociationAborted, match=r"aborted locally: no response to "
-                               r"message 1 within 0\.3s \(DIMSE timeout\)"):
+            with pytest.raises(AssociationAborted,
+                               match=r"aborted by us \(A-ABORT sent: service-user\) - no "
+                               r"response to message 1 within 0\.3s \(DIMSE timeout\)"):
                 assoc.echo()
         deadline = time.monotonic() + 10
         while not peers[0].ended.is_set():  # an asyncio.Event of the peer's thread

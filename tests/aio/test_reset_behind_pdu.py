@@ -162,7 +162,7 @@ def test_an_abort_before_a_reset_is_reported_when_the_next_write_fails(
         assoc.echo()
     assert (caught.value.source, caught.value.reason) == (2, 1)
     assert str(caught.value).startswith(
-        "association aborted by service-provider (unrecognized PDU)")
+        "association aborted by the peer (its A-ABORT: service-provider, unrecognized PDU)")
 
 
 def _associate_with_the_reset_in_connect(monkeypatch: pytest.MonkeyPatch, port: int) -> None:

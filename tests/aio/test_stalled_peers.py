@@ -177,7 +177,8 @@ def test_a_client_whose_peer_stops_reading_ends_in_its_abort() -> None:
                 await assoc.store(dataset)
         return f"{type(caught.value).__name__}: {caught.value}"
 
-    assert run(main()) == ("AssociationAborted: association aborted by service-user - "
+    assert run(main()) == ("AssociationAborted: association aborted by us (A-ABORT sent: "
+                           "service-user) - "
                            "nothing received or sent for 0.5s (idle timeout)")
 
 

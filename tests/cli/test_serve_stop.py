@@ -104,7 +104,7 @@ def test_stop_in_the_middle_of_a_store(signum: signal.Signals, tmp_path: Path) -
     stderr = err.decode()
     assert code == 0, stderr
     assert json.loads(out.splitlines()[-1]) == {"event": "stopped", "drained": 0, "aborted": 1}
-    assert "-> ANY-SCP: aborted (server closing; the data set of a C-STORE-RQ for " in stderr
+    assert "-> ANY-SCP: aborted (by us: server closing; the data set of a C-STORE-RQ for " in stderr
     assert " left unfinished, not stored), " in stderr
     assert "Traceback" not in stderr and "error:" not in stderr
     assert leftovers(output) == []

@@ -25,7 +25,7 @@ from .helpers import ServerThread, assert_ended, error_line, interrupted_at, jso
 REFUSED = (f"the peer accepted no context for Secondary Capture Image Storage "
            f"({SECONDARY_CAPTURE}) in RLE Lossless ({RLELossless}) "
            "(compressed; not converted)")
-ABORTED = "association aborted by service-user - the peer aborted"
+ABORTED = "association aborted by the peer (its A-ABORT: service-user)"
 
 
 def _store(folder: Path, *, stored: int, json: bool) -> Result:

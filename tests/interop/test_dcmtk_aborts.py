@@ -42,7 +42,7 @@ def test_an_abort_after_a_whole_request_leaves_that_object_unanswered(
     assert done.returncode == 3, done.stdout + done.stderr  # none stored
     doc = json.loads(done.stdout)
     assert (doc["stored"], doc["failed"], doc["retried"]) == (0, 3, 3)
-    aborted = "association aborted by service-user - the peer aborted"
+    aborted = "association aborted by the peer (its A-ABORT: service-user)"
     assert doc["error"] == aborted
     got = sorted((r["path"], r["sent"], r["status"], r["status_text"], r["error"],
                   r["retryable"]) for r in doc["results"])

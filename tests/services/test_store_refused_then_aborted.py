@@ -22,7 +22,7 @@ SYNTAXES = [ExplicitVRLittleEndian, RLELossless, ExplicitVRLittleEndian, RLELoss
 REFUSED = (f"the peer accepted no context for Secondary Capture Image Storage "
            f"({SECONDARY_CAPTURE}) in RLE Lossless ({RLELossless}) "
            "(compressed; not converted)")
-ABORTED = "association aborted by service-user - the peer aborted"
+ABORTED = "association aborted by the peer (its A-ABORT: service-user)"
 
 
 def refused_then_aborted(tmp_path: Path, *, stored: int, retries: int = 0,

@@ -290,5 +290,6 @@ def test_an_abort_mid_way_fails_the_rest_with_its_reason_and_keeps_what_was_answ
 
     results = run(scenario(), timeout=20)
     assert [(r.path, r.ok) for r in results] == [(f, n < 2) for n, f in enumerate(files)]
-    assert all(r.status is None and "aborted by service-provider" in (r.error or "")
+    assert all(r.status is None
+               and "aborted by the peer (its A-ABORT: service-provider" in (r.error or "")
                for r in results[2:])

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ..dimse.messages import DimseMessage
 from ..dimse.status import PENDING, PENDING_WARNING, category_of
+from ..errors import AssociationAborted
 from ..security.info import SecurityInfo
 from ..uids import named_uid
 from ..ul.connection import ULConnection
@@ -173,6 +174,7 @@ class _Ended(Protocol):
     stream: Stream
     ul: ULConnection
     dropped: str | None
+    failure: AssociationAborted | None
 
 
 def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = False,
@@ -197,6 +199,11 @@ def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = Fals
     if assoc.calling_ae_title and not accepted and (outcome == "closed" or rejected):
         return  # rejected, then closed (or evicted): the rejection's line said it
     if assoc.calling_ae_title:
+        if (assoc.failure is not None and assoc.failure.by == "us"
+                and outcome.startswith("aborted (")):
+            # A deadline of ours, a fault we found, would read as the peer's else (the
+            # peer's own aborts say "the peer" already: PS3.8 AA-3's words).
+            outcome = f"aborted (by us: {outcome[9:]}"
         log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",
                  assoc.calling_ae_title, *peer[:2], assoc.called_ae_title, outcome,
                  assoc.messages, assoc.answers.words(assoc.messages), seconds, link)

@@ -242,7 +242,7 @@ class Association(Deadlines):
         log.info("%s: aborting: %s", self._name(), detail)
         with contextlib.suppress(LocalProtocolError):
             self.ul.abort(self._loop.time())
-        failure = AssociationAborted(0, 0, detail)
+        failure = AssociationAborted(0, 0, detail, by="us")
         failure.__cause__ = cause
         self._fail(failure)
 
@@ -523,9 +523,7 @@ class Association(Deadlines):
         events = self.ul.take_events()
         for event in events:
             if event.__class__ is Aborted:  # not isinstance: a call per event
-                self._fail(
-                    AssociationAborted(event.source, event.reason, event.detail)
-                )
+                self._fail(aborted_by(self.ul, event))
         return events
 
     def _transport_broke(self, detail: str) -> None:
@@ -760,7 +758,7 @@ class Association(Deadlines):
             await self.stream.close()
             return
         self.ul.abort(self._loop.time())
-        self._fail(AssociationAborted(0, 0, "aborted locally"))
+        self._fail(AssociationAborted(0, 0, by="us"))
         with contextlib.suppress(DicomNetError, OSError):
             self._queue_out()
             async with asyncio.timeout(2.0):
@@ -769,6 +767,15 @@ class Association(Deadlines):
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+
+def aborted_by(ul: ULConnection, event: Aborted) -> AssociationAborted:
+    """The failure an Upper Layer's abort indication means, with who aborted: the
+    peer's A-ABORT (PS3.8 AA-3, next state Sta1), ours when the Upper Layer sent
+    one for a PDU it could not take (AA-8, next Sta13), neither for a connection
+    that closed under it (AA-4: no A-ABORT either way)."""
+    by = None if event.source is None else "us" if ul.state.name == "Sta13" else "peer"
+    return AssociationAborted(event.source, event.reason, event.detail, by=by)
 
 
 async def _aiter(chunks: AsyncIterator[bytes] | Iterable[bytes]) -> AsyncIterator[bytes]:

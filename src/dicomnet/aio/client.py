@@ -56,7 +56,7 @@ from ..ul.negotiation import (
     refused_abstract_syntaxes,
     unanswered_contexts,
 )
-from .association import Association, DatasetSink, MessagesRouted
+from .association import Association, DatasetSink, MessagesRouted, aborted_by
 from .client_remarks import closed_after_tls13_handshake, warn_tiny_max_length, warn_unanswered
 from .operations import OperationsWindow
 from .replies import Abandoned, OneReply, Replies, Reply
@@ -297,7 +297,7 @@ class ClientAssociation(Association):
         log.info("%s: aborting: %s", self._name(), detail)
         with contextlib.suppress(LocalProtocolError):
             self.ul.abort(self._loop.time())
-        self._fail(AssociationAborted(0, 0, f"aborted locally: {detail}"))
+        self._fail(AssociationAborted(0, 0, detail, by="us"))
         with contextlib.suppress(ConnectionError, OSError):
             self._queue_out()
         self.stream.close_soon()
@@ -369,7 +369,7 @@ class ClientAssociation(Association):
                             # Having asked, it sends no more P-DATA: no request
                             # outstanding will be answered, none more may be sent;
                             # each says so, and may be tried again elsewhere.
-                            self._fail(AssociationAborted(None, None, PEER_RELEASED))
+                            self._fail(AssociationAborted(None, None, PEER_RELEASED, by="peer"))
                         self.ul.release_response(self._loop.time())
                         await self._flush()
                 if self.failure is not None or self.ul.state.name == "Sta1":
@@ -752,6 +752,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
                                " (use TLS, port 2762)")
                 elif event.source is None:
                     detail += " before answering the A-ASSOCIATE-RQ"
-                raise AssociationAborted(event.source, event.reason, detail)
+                raise AssociationAborted(event.source, event.reason, detail,
+                                         by=aborted_by(ul, event).by)
         if ul.state.name == "Sta1":
             raise ConnectError("the connection closed during association set-up")

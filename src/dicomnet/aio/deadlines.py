@@ -196,7 +196,7 @@ class Deadlines:
             log.log(logging.DEBUG if self.ul.state.name == "Sta2" else logging.INFO,
                     "%s: ARTIM expired in %s", self._name(), self.ul.state.name)
             self.ul.handle_timer(now)
-            self._fail(AssociationAborted(None, None, "ARTIM timer expired"))
+            self._fail(AssociationAborted(None, None, "ARTIM timer expired", by="us"))
         elif operation is not None and now >= operation:
             oldest = self._oldest_operation()
             assert oldest is not None

@@ -60,7 +60,10 @@ class AssociationAccepted:
 @dataclass(frozen=True, slots=True)
 class AssociationEnded:
     """An accepted association is over: ``how`` is "released" (PS3.8 9.3.6) or
-    "aborted" (9.3.8, or the connection lost), with ``reason``."""
+    "aborted" (9.3.8, or the connection lost), with ``reason``; ``by`` says who
+    aborted it: "us" (this server sent the A-ABORT: a deadline, a fault in what
+    the peer sent, the server closing), "peer" (its A-ABORT), or None (released,
+    or the connection closed with no A-ABORT either way)."""
 
     peer: tuple[str, int]
     calling_ae_title: str
@@ -78,12 +81,13 @@ class AssociationEnded:
     answers: Mapping[int, int] = field(default_factory=dict)
     unanswered: int = 0
     security: SecurityInfo | None = None
+    by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields of ``dicomnet serve --json``'s line (JSON types)."""
         return {"peer": f"{self.peer[0]}:{self.peer[1]}", "calling_aet": self.calling_ae_title,
                 "called_aet": self.called_ae_title, **_link(self.security), "how": self.how,
-                "reason": self.reason, "seconds": round(self.seconds, 3),
+                "by": self.by, "reason": self.reason, "seconds": round(self.seconds, 3),
                 "messages": self.messages, "objects": self.objects,
                 "bytes_received": self.bytes_received,
                 "answers": {f"0x{code:04X}": n for code, n in sorted(self.answers.items())},
@@ -134,6 +138,12 @@ def tell(observer: ConnectionObserver | None, event: ConnectionEvent | None) -> 
         log.exception("the on_connection_event observer failed on %s", type(event).__name__)
 
 
+def aborted_by(assoc: ServerAssociation) -> str | None:
+    """Who aborted ``assoc``: "us", "peer", or None (the connection closed under
+    it), as its failure says (``AssociationAborted.by``)."""
+    return assoc.failure.by if assoc.failure is not None else None
+
+
 def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, accepted: bool,
                  evicted: bool) -> ConnectionEvent | None:
     """The event a server connection's end tells, from what ``aio.server`` knows of
@@ -153,7 +163,8 @@ def ending_event(assoc: ServerAssociation, outcome: str, seconds: float, *, acce
         return AssociationEnded(
             assoc.stream.peer, assoc.calling_ae_title, assoc.called_ae_title, how, reason,
             seconds, assoc.messages, assoc.objects, assoc.bytes_received, tally,
-            max(0, assoc.messages - sum(tally.values())), security)
+            max(0, assoc.messages - sum(tally.values())), security,
+            aborted_by(assoc) if how == "aborted" else None)
     if assoc.rejected:
         return None  # told when rejected, even if it then lingered and was evicted
     if evicted:

@@ -511,7 +511,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             of a duplicate rejected: --duplicates
                             reject; else null), move_originator, tls
       association_ended     peer, calling_aet, called_aet, how (released or
-                            aborted), reason, seconds, messages, objects
+                            aborted), by (who aborted: us, peer, or null:
+                            released, or the connection lost), reason,
+                            seconds, messages, objects
                             (C-STORE requests), bytes_received, answers
                             (status code -> count, e.g. {"0x0000": 9}),
                             unanswered

@@ -1,0 +1,126 @@
+"""Who aborted: an association this side aborted (a deadline, a fault found in
+what the peer sent) says "by us", one the peer aborted "by the peer", with the
+A-ABORT's source and reason in the words of PS3.8 Table 9-26; a server's end
+(its log line, ``AssociationEnded.by``) says the same. Before, a deadline of
+ours read "association aborted by service-user - ...", as the peer's A-ABORT
+did."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from dicomnet.aio.client import associate
+from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
+from dicomnet.config import Timeouts
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, encode_message
+from dicomnet.errors import AssociationAborted
+from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
+from dicomnet.ul.pdu import AAbort, encode_pdata
+from tests.storage.rawscu import read_pdu
+
+from .helpers import LOOPBACK, association_lines, run, running_server
+from .rawscp import VERIFICATION, RawPeer, Request, raw_scp, response_pdu
+
+#: A-ABORT (PS3.8 9.3.8): source 0 (service-user), reason 0 (not significant).
+A_ABORT_BY_USER = bytes.fromhex("07 00 00000004 00 00 00 00")
+
+
+def _echo_rsp(request: Request) -> bytes:
+    assert isinstance(request.message, CEchoRQ)
+    return response_pdu(request.context_id, CEchoRSP(
+        message_id_being_responded_to=request.message.message_id, status=0,
+        affected_sop_class_uid=VERIFICATION))
+
+
+async def _half_response(peer: RawPeer, request: Request) -> None:
+    whole = _echo_rsp(request)
+    await peer.send(whole[:len(whole) // 2])  # and nothing more
+
+
+async def _peer_aborts(peer: RawPeer, request: Request) -> None:
+    await peer.send(AAbort(source=2, reason=1).encode())
+
+
+async def _unexpected_pdu(peer: RawPeer, request: Request) -> None:
+    # An A-RELEASE-RP in Sta6 (nothing asked for it): PS3.8 AA-8, our Upper Layer
+    # sends the A-ABORT (source 2, unexpected PDU).
+    await peer.send(bytes.fromhex("06 00 00000004 00000000"))
+
+
+def _failure(answer: object, timeouts: Timeouts | None = None) -> AssociationAborted:
+    async def main() -> AssociationAborted:
+        async with raw_scp(answer) as (port, _), associate(  # type: ignore[arg-type]
+                LOOPBACK, port, timeouts=timeouts) as assoc:
+            with pytest.raises(AssociationAborted) as caught:
+                await assoc.echo()
+            return caught.value
+
+    return run(main())
+
+
+def test_a_deadline_of_ours_says_we_aborted() -> None:
+    error = _failure(_half_response, Timeouts(pdu=0.5, dimse=20))
+    assert error.by == "us"
+    assert str(error) == ("association aborted by us (A-ABORT sent: service-user) - "
+                          "a PDU took longer than 0.5s to arrive")
+
+
+def test_an_a_abort_of_the_peer_says_the_peer_aborted_and_its_words() -> None:
+    error = _failure(_peer_aborts)
+    assert (error.by, error.source, error.reason) == ("peer", 2, 1)
+    assert str(error) == ("association aborted by the peer (its A-ABORT: "
+                          "service-provider, unrecognized PDU)")
+
+
+def test_a_pdu_our_upper_layer_refused_says_we_aborted() -> None:
+    error = _failure(_unexpected_pdu)
+    assert (error.by, error.source, error.reason) == ("us", 2, 2)
+    assert str(error).startswith(
+        "association aborted by us (A-ABORT sent: service-provider, unexpected PDU) - ")
+
+
+def _rq() -> bytes:
+    return build_associate_rq(
+        calling_ae_title="RAW", called_ae_title="DICOMNET-SCP",
+        contexts=[ContextRequest(VERIFICATION, ("1.2.840.10008.1.2",))]).encode()
+
+
+@pytest.mark.parametrize("who", ["us", "peer"])
+def test_a_server_says_who_aborted(who: str, aio_log: pytest.LogCaptureFixture) -> None:
+    """A client that sends half a PDU and stalls is aborted by the server's PDU
+    deadline ("by us"); one that sends an A-ABORT aborted it ("peer")."""
+    events: list[ConnectionEvent] = []
+    echo = encode_pdata(1, True, True, encode_message(
+        CEchoRQ(message_id=1, affected_sop_class_uid=VERIFICATION)))
+
+    async def main() -> bytes:
+        async with running_server(on_connection_event=events.append,
+                                  timeouts=Timeouts(pdu=0.5)) as server:
+            reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+            try:
+                writer.write(_rq())
+                assert (await asyncio.wait_for(read_pdu(reader), 10))[0] == 0x02
+                writer.write(echo[:len(echo) // 2] if who == "us" else A_ABORT_BY_USER)
+                got = await asyncio.wait_for(reader.read(), 20)
+            finally:
+                writer.close()
+            while not any(isinstance(e, AssociationEnded) for e in events):
+                await asyncio.sleep(0.01)
+            return got
+
+    with aio_log.at_level(logging.INFO, logger="dicomnet"):
+        got = run(main())
+    (ended,) = [e for e in events if isinstance(e, AssociationEnded)]
+    assert (ended.how, ended.by, ended.to_dict()["by"]) == ("aborted", who, who)
+    (line,) = association_lines(aio_log)
+    if who == "us":
+        assert got == A_ABORT_BY_USER
+        assert ended.reason == "a PDU took longer than 0.5s to arrive"
+        assert ": aborted (by us: a PDU took longer than 0.5s to arrive), " in line, line
+    else:
+        assert got == b""
+        assert ended.reason == "the peer aborted"
+        assert ": aborted (the peer aborted), " in line, line
