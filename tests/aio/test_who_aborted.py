@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
 
 import pytest
 
+from dicomnet.aio.association import Association
 from dicomnet.aio.client import associate
+from dicomnet.aio.server_dispatch import RequestDispatch
 from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
 from dicomnet.config import Timeouts
+from dicomnet.dimse.connection import DatasetFragment
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, encode_message
-from dicomnet.errors import AssociationAborted
+from dicomnet.errors import AssociationAborted, RemoteProtocolError
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import AAbort, encode_pdata
 from tests.storage.rawscu import read_pdu
@@ -124,3 +128,39 @@ def test_a_server_says_who_aborted(who: str, aio_log: pytest.LogCaptureFixture) 
         assert got == b""
         assert ended.reason == "the peer aborted"
         assert ": aborted (the peer aborted), " in line, line
+
+
+# -- the hint a RemoteProtocolError carries is what is sent ------------------------------
+# A fault found above the Upper Layer (DIMSE: a message on a context not accepted, a
+# response to nothing outstanding) is aborted by the service-user, source 0, reason 0
+# (PS3.8 9.3.8, Table 9-26; dimse.connection's docstring): the error's abort_source
+# and abort_reason say so, as the A-ABORT sent does.
+
+
+def test_a_data_set_fragment_without_a_command_asks_for_source_0() -> None:
+    assoc = Association.__new__(Association)  # route() reads only these two
+    assoc.failure, assoc._incoming = None, None
+    with pytest.raises(RemoteProtocolError) as caught:
+        assoc.route(DatasetFragment(1, b"\0\0", True))
+    assert (caught.value.abort_source, caught.value.abort_reason) == (0, 0)
+
+
+def test_a_message_on_a_context_not_accepted_asks_for_source_0() -> None:
+    assoc = SimpleNamespace(messages=0, objects=0, contexts={})
+    echo = CEchoRQ(message_id=1, affected_sop_class_uid=VERIFICATION)
+    with pytest.raises(RemoteProtocolError) as caught:
+        run(RequestDispatch._on_messages(None, assoc, [(3, echo, None)]))  # type: ignore[arg-type]
+    assert (caught.value.abort_source, caught.value.abort_reason) == (0, 0)
+
+
+async def _answers_another(peer: RawPeer, request: Request) -> None:
+    await peer.send(response_pdu(request.context_id, CEchoRSP(
+        message_id_being_responded_to=99, status=0, affected_sop_class_uid=VERIFICATION)))
+
+
+def test_a_response_to_nothing_outstanding_asks_for_source_0() -> None:
+    error = _failure(_answers_another)
+    assert (error.by, error.source, error.reason) == ("us", 0, 0)
+    cause = error.__cause__
+    assert isinstance(cause, RemoteProtocolError)
+    assert (cause.abort_source, cause.abort_reason) == (0, 0)

@@ -733,7 +733,9 @@ class Association(Deadlines):
             return self._route_message(item, None)
         incoming = self._incoming
         if incoming is None:  # DimseConnection already refuses this; belt and braces
-            raise RemoteProtocolError("data set fragment without a command", abort_reason=2)
+            # A DIMSE fault, aborted by the service-user (PS3.8 Table 9-26: 0, 0).
+            raise RemoteProtocolError("data set fragment without a command",
+                                      abort_source=0, abort_reason=0)
         incoming[2].write(item.data)
         if item.is_last:
             self._incoming = self._in_place_sink = None

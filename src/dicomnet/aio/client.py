@@ -80,6 +80,13 @@ _PENDING_RESPONSES = frozenset(field | 0x8000 for field in _SEVERAL_RESPONSES)
 #: Why requests outstanding, or made later, fail once the acceptor has released.
 PEER_RELEASED = "the peer released the association (A-RELEASE-RQ)"
 
+def _dimse_fault(message: str) -> RemoteProtocolError:
+    """A response that answers nothing of ours: a DIMSE fault in a well-formed PDU,
+    aborted by the service-user, source 0, reason 0 (PS3.8 9.3.8, Table 9-26), as
+    ``_local_abort`` sends it."""
+    return RemoteProtocolError(message, abort_source=0, abort_reason=0)
+
+
 class ClientAssociation(Association):
     """An established association, requestor side.
 
@@ -460,7 +467,7 @@ class ClientAssociation(Association):
                 # PS3.7 9.1: a response answers the whole request, which the peer
                 # cannot have read yet; taken, a Success said that an object the
                 # peer never read was stored.
-                raise RemoteProtocolError(
+                raise _dimse_fault(
                     f"{type(message).__name__} to message {responded} came before that "
                     "request was sent whole: no answer to it (PS3.7 9.1)")
             if responded is None:  # a request from the peer: we offer no SCP role here
@@ -476,14 +483,14 @@ class ClientAssociation(Association):
                 # context (PS3.7 9.1; PS3.8 E.1: one context per message): that
                 # context's SOP Class, its data set in that context's transfer
                 # syntax. One on another context answers nothing of ours.
-                raise RemoteProtocolError(
+                raise _dimse_fault(
                     f"{type(message).__name__} to message {responded} came on presentation "
                     f"context {context_id}, its request went on {queue.context_id} "
                     "(PS3.7 9.1, PS3.8 E.1)")
             if message.command_field != queue.request_field | 0x8000:
                 # Its status is another operation's: taken, a C-ECHO-RSP's Success
                 # said that an object was stored.
-                raise RemoteProtocolError(
+                raise _dimse_fault(
                     f"{type(message).__name__} to message {responded}, a "
                     f"{MESSAGE_CLASSES[queue.request_field].__name__}: a response is its "
                     "request's operation (PS3.7 9.1, 9.3)")
@@ -515,7 +522,7 @@ class ClientAssociation(Association):
             return  # read with the A-ABORT or behind our own: nothing more to say
         outstanding = ", ".join(str(i) for i, q in sorted(self._replies.items())
                                 if not getattr(q, "answered", False)) or "none"
-        raise RemoteProtocolError(
+        raise _dimse_fault(
             f"{name} to message {responded}, which is not outstanding (outstanding: "
             f"{outstanding}): never sent, or answered already (PS3.7 9.1)")
 

@@ -40,9 +40,11 @@ class RequestDispatch:
             assoc.messages += 1
             assoc.objects += isinstance(message, CStoreRQ)
             if context_id not in assoc.contexts:
+                # A DIMSE fault in a well-formed PDU: the service-user's A-ABORT,
+                # source 0, reason 0 (PS3.8 9.3.8, Table 9-26), as _local_abort sends.
                 raise RemoteProtocolError(
                     f"message on presentation context {context_id}, which was not accepted",
-                    abort_reason=6,
+                    abort_source=0, abort_reason=0,
                 )
             if isinstance(sink, DuplicateInvocation):
                 # PS3.7 9.1.1.1.1: the ID of an operation still outstanding; not
