@@ -141,10 +141,11 @@ def test_a_burst_beyond_a_negotiated_window_stops_reading_and_is_aborted(
         invoked: int, caplog: pytest.LogCaptureFixture) -> None:
     """8,000 C-ECHO-RQs (640 KB) in one write after negotiating a window of 1 (or
     2), the first one's handler held: the request past the window (PS3.7
-    D.3.3.3) ends the association, so reading stops there, most of the burst
-    never read (``AssociationEnded.bytes_received``), rather than going on while
-    the handler is held. Let go, what was within the window is answered, then
-    the A-ABORT comes, and the server's line names the window."""
+    D.3.3.3) ends the association at once, the handler still held, so reading
+    stops there, most of the burst never read
+    (``AssociationEnded.bytes_received``), rather than going on while the
+    handler is held. No more than the requests within the window may be
+    answered before the A-ABORT, and the server's line names the window."""
     caplog.set_level("INFO", logger="dicomnet.aio")
     burst = _echoes(8000)
     echo = HeldEcho()
@@ -161,9 +162,9 @@ def test_a_burst_beyond_a_negotiated_window_stops_reading_and_is_aborted(
                 server.port, AsynchronousOperationsWindowSubItem(invoked, 1))
             try:
                 writer.write(burst)
-                # Held in its handler with reading stopped (a window of 1: the
-                # first request is performed before the task meets the error), or
-                # aborted at once (the requests within the window started as tasks).
+                # Aborted at once, whatever the window: the request past it is met
+                # as it is routed, while the first one's handler is still held, and
+                # reading stops there (the handler is not waited for).
                 await wait_until(
                     lambda: server.active_associations == 0 or (
                         echo.assoc is not None and not _reading(echo.assoc))
