@@ -97,7 +97,7 @@ def test_a_data_set_beyond_the_limit_aborts_the_association(
     assert [pdu[0] for pdu in first] in ([A_ASSOCIATE_AC, A_ABORT], [A_ASSOCIATE_AC])
     line = association_lines(aio_log)[0]
     assert line.startswith("association GREEDY@127.0.0.1:")
-    assert (f"aborted (invalid DIMSE data: the data set of a C-FIND-RQ is larger than "
+    assert (f"aborted (by us: invalid DIMSE data: the data set of a C-FIND-RQ is larger than "
             f"{LIMIT} bytes, the most kept in memory (Limits.max_dataset_in_memory)") in line
 
 

@@ -81,7 +81,7 @@ def test_closing_again_while_a_store_finishes_still_logs_the_associations_end(
     ended = [e for e in events if isinstance(e, AssociationEnded)]
     assert [(e.how, e.reason) for e in ended] == [("aborted", "server closing")]
     lines = association_lines(caplog)
-    assert len(lines) == 1 and "aborted (server closing)" in lines[0], lines
+    assert len(lines) == 1 and "aborted (by us: server closing)" in lines[0], lines
     assert leftovers(output) == []
 
 

@@ -137,6 +137,6 @@ def test_a_second_sigterm_aborts_the_association_at_once(tmp_path: Path) -> None
     assert code == 0, stderr
     assert json.loads(out.splitlines()[-1]) == {"event": "stopped", "drained": 0, "aborted": 1}
     assert "stopping at once: aborting the 1 association(s) still open" in stderr
-    assert "aborted (server closing)" in stderr
+    assert "aborted (by us: server closing)" in stderr
     assert _uids(output) == {image.SOPInstanceUID}
     assert leftovers(output) == []
