@@ -39,7 +39,12 @@ class Timeouts:
     """Deadline to receive the rest of a PDU once it has started: a peer that
     drips one byte a second cannot hold a connection slot forever. It bounds the
     whole PDU, not a pause in it: at 5 s (``--timeout 5`` sets it), a PDU of the
-    1 MiB we announce (``Limits.max_pdu_length``) must come at 200 KiB/s."""
+    1 MiB we announce (``Limits.max_pdu_length``) must come at 200 KiB/s.
+    It also bounds the wait for the next PDU of a message in progress (a command
+    PDV not marked last, a data set not ended, PS3.8 E.2): a message once
+    started must keep coming (its PDVs are consecutive, PS3.8 9.3.5), so a peer
+    cannot hold one half sent until the idle or DIMSE timeout. Both roles; the
+    clock then runs from the last PDU's end to the next one's start."""
     operation: float | None = 300.0
     """Server: how long one request may be performed (its handler, such as
     ``on_c_store`` or ``on_c_echo``, and the store before it; with no handler,

@@ -82,10 +82,11 @@ def test_tls_help_says_no_default_port_where_port_is_required(command: str,
 def test_timeout_help_states_the_defaults() -> None:
     assert ("Default: 30 s to connect, 30 s for the TLS handshake, 30 s for the association "
             "or its release, 60 s for each DIMSE response or for the server to read, 120 s "
-            "for the rest of a PDU once it has started.") in _help("echo")
+            "for the rest of a PDU once it has started (or the next one of a message in "
+            "progress).") in _help("echo")
     assert ("Default: 30 s for the TLS handshake, 30 s for the association request or the "
-            "close, 120 s for the rest of a PDU once it has started, 60 s for the client to "
-            "read.") in _help("serve")
+            "close, 120 s for the rest of a PDU once it has started (or the next one of a "
+            "message in progress), 60 s for the client to read.") in _help("serve")
 
 
 def test_profile_help_explains_each_name() -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from dicomnet.cli.common import NetworkOptions, _timeout_help
 from dicomnet.config import Timeouts
-from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, encode_message
+from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, CStoreRQ, encode_message
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import encode_pdata
 from tests.aio.helpers import run, run_process
@@ -73,6 +73,7 @@ def test_timeout_help_names_each_default(role: str) -> None:
     and says which waits it leaves alone."""
     words = _timeout_help(role)  # type: ignore[arg-type]
     assert "120 s for the rest of a PDU once it has started" in words
+    assert "(or the next one of a message in progress)" in words
     if role == "server":
         assert "30 s for the association request" in words
         assert "--idle-timeout" in words
@@ -156,6 +157,50 @@ def test_serve_gives_up_on_a_pdu_that_does_not_come(serve_process: Any, peer: st
     assert (ended[0]["how"], ended[0]["by"]) == ("aborted", "us")  # not the peer's A-ABORT
     assert ended[0]["reason"] == "a PDU took longer than 1.0s to arrive"
     assert "aborted (by us: a PDU took longer than 1.0s to arrive)" in err, err
+
+
+#: What ``serve --timeout 1`` says of a message that stopped between its PDUs.
+STALLED = "a message in progress stopped between its PDUs: nothing more of it for 1.0s"
+
+
+@pytest.mark.parametrize("where", ["command", "data set", "long data set"])
+def test_serve_gives_up_on_a_message_that_stops_between_its_pdus(
+        serve_process: Any, where: str) -> None:
+    """``serve --timeout 1``: a client that sends whole PDUs of a message, a command
+    PDV not marked last, or a C-STORE-RQ's command and the first PDU of its data
+    set, then goes quiet, is aborted after about 1 s (the PDU deadline bounds the
+    wait for a message's next PDU: once started it must keep coming), not at the
+    idle timeout (300 s); the end says we aborted, and why. (A long data PDU is
+    received in place, into the store's file: that path sees the PDU end.)"""
+    proc, started = serve_process("--timeout", "1")
+    rq = build_associate_rq(calling_ae_title="STALLER", called_ae_title="DICOMNET",
+                            contexts=[ContextRequest(SECONDARY_CAPTURE, (EXPLICIT_LE,))])
+    command = encode_message(CStoreRQ(message_id=1, affected_sop_class_uid=SECONDARY_CAPTURE,
+                                      affected_sop_instance_uid="1.2.3.4"))
+    if where == "command":
+        wire = encode_pdata(1, True, False, command[:20])  # not marked last
+    else:
+        size = 1024 if where == "data set" else 200_000
+        wire = (encode_pdata(1, True, True, command)
+                + encode_pdata(1, False, False, bytes(size)))  # data set: not last
+    with socket.create_connection(("127.0.0.1", started["port"]), timeout=BOUND) as sock:
+        sock.sendall(rq.encode())
+        assert _recv_pdu(sock)[0] == 0x02  # A-ASSOCIATE-AC
+        began = time.monotonic()
+        sock.sendall(wire)
+        # Before the fix: socket.timeout after BOUND s (the server waited 300 s).
+        received = _until_closed(sock)
+        waited = time.monotonic() - began
+    assert received == A_ABORT_BY_USER
+    assert waited < BOUND
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    ended = [e for e in map(json.loads, out.splitlines()) if e["event"] == "association_ended"]
+    assert len(ended) == 1, out
+    assert (ended[0]["how"], ended[0]["by"]) == ("aborted", "us")
+    assert ended[0]["reason"].startswith(STALLED), ended[0]
+    assert f"aborted (by us: {STALLED}" in err, err
 
 
 async def _half_echo_response(peer: RawPeer, request: Request) -> None:

@@ -259,15 +259,19 @@ class Association(Deadlines):
         if sink is not None and not self._unrouted and self._take_in_place(sink, data, now):
             return
         self.ul.receive_data(data, now)
+        self._take_events()  # first: DIMSE then knows whether a message is in progress
         completed = self.ul.pdus_received
         if not self.ul.has_partial_pdu:
-            self._pdu_started = None
+            if self.dimse.idle or self.failure is not None:
+                self._pdu_started = None
+            else:  # a message in progress: its next PDU is due (Timeouts.pdu)
+                self._pdu_started = now
+                completed = -1  # the next PDU, once it starts, restarts the clock
         elif self._pdu_started is None or completed != self._pdus_seen:
             # The clock runs from a PDU's first read: more drips of the same PDU do
             # not reset it; a PDU completed since means a new one has started.
             self._pdu_started = now
         self._pdus_seen = completed
-        self._take_events()
         if self.ul.has_data_to_send:  # e.g. an A-ABORT answering an invalid PDU
             self._queue_out()
         self._rearm_if_earlier()
@@ -298,9 +302,13 @@ class Association(Deadlines):
             if ending:
                 taken = self.dimse.take_last_data(pdv[0])
                 assert taken  # takes_data_on held just above
-            if consumed == PDU_ENDED:  # no partial PDU held (has_partial_pdu)
-                self._pdu_started = None
             self._pdus_seen = ul.pdus_received
+            if consumed == PDU_ENDED:  # no partial PDU held (has_partial_pdu)
+                # The data set goes on unless this PDV ended it: its next PDU is
+                # then due within the PDU deadline (as in _on_bytes).
+                self._pdu_started = None if ending else now
+                if not ending:
+                    self._pdus_seen = -1
         self._routed_bytes += count
         try:
             sink.write(data)

@@ -19,6 +19,9 @@ from ..errors import AssociationAborted
 from ..ul.connection import ULConnection
 from .transport import CLOSE_GRACE, Stream
 
+if TYPE_CHECKING:
+    from ..dimse.connection import DimseConnection
+
 __all__ = ["Deadlines"]
 
 log = logging.getLogger("dicomnet.aio")
@@ -36,6 +39,8 @@ class Deadlines:
     _closed: asyncio.Event
 
     if TYPE_CHECKING:
+        dimse: DimseConnection
+
         def _fail(self, error: AssociationAborted) -> None: ...
 
         def _name(self) -> str: ...
@@ -208,7 +213,17 @@ class Deadlines:
         elif reading and self._pdu_started is not None and self.timeouts.pdu is not None and (
             now >= self._pdu_started + self.timeouts.pdu
         ):
-            self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
+            if self.ul.has_partial_pdu:
+                self._local_abort(f"a PDU took longer than {self.timeouts.pdu}s to arrive")
+            elif self.dimse.idle:
+                # The message completed since the clock started (a requestor's task
+                # took what was queued, behind the read): no message is due.
+                self._pdu_started = None
+                self._rearm()
+                return
+            else:
+                self._local_abort(f"a message in progress stopped between its PDUs: "
+                                  f"nothing more of it for {self.timeouts.pdu}s")
         elif self._send_waiting and self.timeouts.dimse is not None and (
             now >= self._last_tx + self.timeouts.dimse
         ):

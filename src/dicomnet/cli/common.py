@@ -470,20 +470,24 @@ def _timeout_help(role: Role) -> str:
     t = Timeouts()
     if role == "server":
         return ("Bound on each wait for a client: the TLS handshake, its association "
-                "request, the rest of a PDU once it has started, the client reading "
+                "request, the rest of a PDU once it has started (or the next PDU "
+                "of a message in progress), the client reading "
                 "some of what is sent, its close after a release or abort. Default: "
                 f"{t.tls_handshake:g} s for the TLS handshake, {t.artim:g} s for the "
                 f"association request or the close, {t.pdu:g} s for the rest of a PDU "
-                f"once it has started, {t.dimse:g} s for the client to read. Not the "
+                f"once it has started (or the next one of a message in progress), "
+                f"{t.dimse:g} s for the client to read. Not the "
                 "silence between requests (--idle-timeout) nor the server's own work "
                 "on one (--operation-timeout).")
     return ("Bound on each wait for the server: connect, TLS handshake, association "
-            "and release, each DIMSE response, the rest of a PDU once it has started, "
+            "and release, each DIMSE response, the rest of a PDU once it has started "
+            "(or the next one of a message in progress), "
             "the server reading some of what is sent. Default: "
             f"{t.connect:g} s to connect, {t.tls_handshake:g} s for the TLS handshake, "
             f"{t.acse:g} s for the association or its release, {t.dimse:g} s for each "
             "DIMSE response or for the server to read, "
-            f"{t.pdu:g} s for the rest of a PDU once it has started. Time of this "
+            f"{t.pdu:g} s for the rest of a PDU once it has started (or the next one "
+            "of a message in progress). Time of this "
             "side's own between requests (reading the next file) is no wait: "
             f"{t.idle:g} s of it abort the association.")
 
