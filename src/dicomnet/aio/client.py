@@ -309,7 +309,7 @@ class ClientAssociation(Association):
             self._queue_out()
         self.stream.close_soon()
         self._wake()  # the reader task ends the association
-        return DimseTimeout(f"{detail}; the association was aborted (A-ABORT)")
+        return DimseTimeout(f"{detail}; aborted by us (A-ABORT sent)")
 
     async def request_one(
         self,
