@@ -172,7 +172,8 @@ def test_a_file_changed_while_sent_aborts_the_association(
     assert first.ok or (first.retryable and window > 1)
     for later in (reported["2.dcm"], reported["3.dcm"]):
         assert not later.ok and later.retryable, later
-        assert "a file changed while it was sent" in (later.error or "")
+        assert "aborted by us (A-ABORT sent: service-user) - a file changed while it was sent" \
+            in (later.error or "")
     stored = _stored(tmp_path / "out")
     assert make_image(1).SOPInstanceUID not in stored
     assert set(stored) <= {make_image(0).SOPInstanceUID}

@@ -314,7 +314,7 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
             if on_progress:
                 on_progress(plan.result)
         return AssociationAborted(
-            0, 0, f"aborted locally, a file changed while it was sent: {exc}")
+            0, 0, f"a file changed while it was sent: {exc}", by="us")
 
     if assoc.async_window <= 1:
         # One at a time (most peers grant no window): in order, each sent once
