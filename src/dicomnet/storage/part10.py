@@ -576,14 +576,12 @@ def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
                   meta_class: str, meta_instance: str) -> tuple[str, str]:
     """The SOP Class and Instance UIDs a C-STORE of this file must name: the data
     set's own (the SCP checks the command against them, PS3.4 B.2.3 A900), where
-    they can be read from the first bytes of a Little Endian data set; else those
-    of the File Meta Information, which PS3.10 7.1 makes the same. A file whose
-    two differ is sent as its data set says, as DCMTK's storescu does, and said
-    in the log."""
-    if transfer_syntax == BIG_ENDIAN:
-        return meta_class, meta_instance
-    scanned = scan_elements(head, offset,
-                            implicit=transfer_syntax == IMPLICIT_LE, end_tag=0x00080019)
+    they can be read from the first bytes of the data set (Big Endian's too, PS3.5
+    A.3: a UID is text, the same bytes in either order); else those of the File
+    Meta Information, which PS3.10 7.1 makes the same. A file whose two differ is
+    sent as its data set says, as DCMTK's storescu does, and said in the log."""
+    scanned = scan_elements(head, offset, implicit=transfer_syntax == IMPLICIT_LE,
+                            end_tag=0x00080019, big_endian=transfer_syntax == BIG_ENDIAN)
     found = scanned[0] if scanned is not None else {}
     own = [found[tag][1].decode("ascii", "replace").strip("\0 ") if tag in found else ""
            for tag in _SOP_TAGS]

@@ -1,4 +1,4 @@
-"""Finding the top-level elements of Little Endian DICOM data by their lengths.
+"""Finding the top-level elements of DICOM data by their lengths.
 
 An SCU reads the File Meta Information of every file it sends, and an SCP the
 first attributes of every data set it receives; through pydicom's reader that
@@ -47,8 +47,10 @@ _LONG_LENGTH = struct.Struct("<L")
 
 def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit: bool,
                   end_tag: int = 0xFFFFFFFF, group: int | None = None,
-                  ) -> tuple[RawElements, int, bool] | None:
-    """The elements of ``data`` from ``offset`` on, in Little Endian.
+                  big_endian: bool = False) -> tuple[RawElements, int, bool] | None:
+    """The elements of ``data`` from ``offset`` on, in Little Endian, or with
+    ``big_endian`` in Explicit VR Big Endian (PS3.5 A.3, retired: the header's
+    numbers big endian; values are returned as their bytes, unswapped).
 
     Stops before the first element whose tag is ``end_tag`` or more, or (with
     ``group``) outside that group. Returns ``(elements, offset after the last
@@ -57,6 +59,9 @@ def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit
     the data, or has a VR that is not two ASCII letters.
     """
     raw: RawElements = {}
+    tag_vr, long_length = _TAG_VR, _LONG_LENGTH
+    if big_endian:
+        _, tag_vr, long_length = HEADER_STRUCTS[True]
     view = memoryview(data)
     end = len(view)
     while offset + 8 <= end:
@@ -65,12 +70,12 @@ def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit
             vr = None
             start = offset + 8
         else:
-            tag_group, element, vr_bytes, length = _TAG_VR.unpack_from(view, offset)
+            tag_group, element, vr_bytes, length = tag_vr.unpack_from(view, offset)
             start = offset + 8
             if vr_bytes in LONG_VRS:
                 if start + 4 > end:
                     return None
-                (length,) = _LONG_LENGTH.unpack_from(view, start)
+                (length,) = long_length.unpack_from(view, start)
                 start += 4
             vr = _KNOWN_VRS.get(vr_bytes)
             if vr is None:

@@ -1,0 +1,49 @@
+"""Session 28, by use: pydicom's bundled test files read as an SCU reads them.
+
+Each test names the pydicom file (shipped with pydicom, in its package folder)
+whose quirk it pins down.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from dicomnet.storage import read_part10
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def test_big_endian_data_set_names_its_own_sop_instance_uid(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """rtdose_expb.dcm: Explicit VR Big Endian, its File Meta Information naming
+    SOP Instance UID 1.2.999...516, its data set 1.9.999...516. The C-STORE must
+    name the data set's (PS3.4 B.2.3: an SCP answers A900 otherwise; dicomnet
+    serve did), as it does for the same object in Little Endian (rtdose.dcm) and
+    as storescu does. Before, a Big Endian data set was never looked at: the
+    meta's UID went, and the object was refused."""
+    caplog.set_level(logging.WARNING)
+    source = PYDICOM_FILES / "rtdose_expb.dcm"
+    info = read_part10(source)
+    dataset = pydicom.dcmread(source, stop_before_pixels=True)
+    assert info.sop_instance_uid == dataset.SOPInstanceUID == (
+        "1.9.999.999.99.9.9999.9999.20030818153516")
+    assert info.sop_class_uid == dataset.SOPClassUID
+    assert any("its File Meta Information names SOP Instance UID 1.2.999.999.99.9.9999."
+               "9999.20030818153516, its data set 1.9.999" in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "SC_rgb_small_odd_big_endian.dcm",
+                                  "ExplVR_BigEnd.dcm", "liver_expb_1frame.dcm"])
+def test_big_endian_files_whose_uids_agree_read_as_before(
+        name: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    info = read_part10(PYDICOM_FILES / name)
+    dataset = pydicom.dcmread(PYDICOM_FILES / name, stop_before_pixels=True)
+    assert (info.sop_class_uid, info.sop_instance_uid) == (
+        dataset.SOPClassUID, dataset.SOPInstanceUID)
+    assert not caplog.records
