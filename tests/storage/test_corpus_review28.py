@@ -12,7 +12,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
+from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage import read_part10
+from tests.aio.helpers import LOOPBACK, run, running_server
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -47,3 +50,31 @@ def test_big_endian_files_whose_uids_agree_read_as_before(
     assert (info.sop_class_uid, info.sop_instance_uid) == (
         dataset.SOPClassUID, dataset.SOPInstanceUID)
     assert not caplog.records
+
+
+def test_implicit_vr_data_set_labelled_jpeg_is_not_sent(tmp_path: Path) -> None:
+    """SC_rgb_jpeg.dcm: labelled JPEG Baseline (Explicit VR, PS3.5 A.4) but its
+    data set is in Implicit VR. Sent as it is, storescp (+xa, not +B) aborted the
+    association on it ("dset->read() Failed (Invalid stream)"), taking the 143
+    objects after it down; dicomnet serve refused it (C000). Now it fails alone,
+    unsent, saying why, and the file after it is stored; storescu refuses it too
+    (it cannot parse it)."""
+    bad, good = PYDICOM_FILES / "SC_rgb_jpeg.dcm", PYDICOM_FILES / "CT_small.dcm"
+    scp = StorageSCP(tmp_path / "store")
+
+    async def send() -> list[StoreResult]:
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths(LOOPBACK, server.port, [bad, good])
+        finally:
+            scp.close()
+
+    first, second = run(send(), timeout=60)
+    assert (first.ok, first.status, first.sent) == (False, None, False)
+    assert first.error == (
+        "not sent: its data set is in Implicit VR, but its transfer syntax, JPEG Baseline "
+        "(Process 1) (1.2.840.10008.1.2.4.50), is Explicit VR (PS3.5 A.4, PS3.10 7.1): a "
+        "peer cannot read it (DCMTK's storescp aborts the association)")
+    assert (second.ok, second.status) == (True, 0)
+    assert [p.name for p in (tmp_path / "store").rglob("*.dcm")] == [
+        f"{pydicom.dcmread(good, stop_before_pixels=True).SOPInstanceUID}.dcm"]

@@ -21,7 +21,8 @@ from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
 from ..storage.completeness import dataset_problem, file_dataset_problem
 from ..storage.files import StorageError
-from ..storage.part10 import DEFLATED_DATA_SETS, Part10Info, read_part10
+from ..storage.part10 import DEFLATED_DATA_SETS, IMPLICIT_LE, Part10Info, read_part10
+from ..storage.scan import implicit_vr_at
 from ..storage.stray_meta import StrayMeta
 from ..uids import named_uid, uid_type
 from ..ul.connection import JOIN_LIMIT
@@ -279,10 +280,11 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         # PDU, or, for a longer data set or a deflated one (inflated whole: our own
         # file, without the bound a peer's data set has; CPU only, in a thread),
         # in the file (seeking over long values).
-        if (len(first) - 12 >= info.dataset_length
-                and info.transfer_syntax_uid not in DEFLATED_DATA_SETS):
+        problem = _implicit_under_explicit(info, first)
+        if problem is None and (len(first) - 12 >= info.dataset_length
+                                and info.transfer_syntax_uid not in DEFLATED_DATA_SETS):
             problem = dataset_problem(memoryview(first)[12:], info.transfer_syntax_uid)
-        else:
+        elif problem is None:
             problem = await _file_problem(info)
         if problem is None and info.dataset_length % 2:
             # Every value has an even length (PS3.5 7.1.1), so a data set does too:
@@ -507,6 +509,23 @@ def _deflated_meta_only(info: Part10Info) -> tuple[int, ...] | None:
         except zlib.error:
             return None
     return tuple(stray.tags)
+
+
+def _implicit_under_explicit(info: Part10Info, first: bytes | bytearray | memoryview
+                             ) -> str | None:
+    """Why a data set in Implicit VR cannot go as it is in its file's Explicit VR
+    syntax (one but Explicit VR Little Endian, which part10 relabels), or None.
+    ``first``: its first PDU (12 bytes of PDU and PDV header, then the data set).
+    PS3.10 7.1 makes the Transfer Syntax UID the data set's encoding; a peer
+    reading it so fails (DCMTK's storescp aborts the association, and the objects
+    after it are lost with it), so it fails alone, unsent."""
+    syntax = info.transfer_syntax_uid
+    if (syntax == IMPLICIT_LE or syntax in DEFLATED_DATA_SETS
+            or not implicit_vr_at(memoryview(first)[12:])):
+        return None
+    return (f"its data set is in Implicit VR, but its transfer syntax, {named_uid(syntax)}, "
+            "is Explicit VR (PS3.5 A.4, PS3.10 7.1): a peer cannot read it (DCMTK's "
+            "storescp aborts the association)")
 
 
 async def _file_problem(info: Part10Info) -> str | None:
