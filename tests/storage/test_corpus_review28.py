@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage import read_part10
 from tests.aio.helpers import LOOPBACK, run, running_server
+from tests.storage.dicomfiles import assert_same_dataset
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
@@ -78,3 +80,33 @@ def test_implicit_vr_data_set_labelled_jpeg_is_not_sent(tmp_path: Path) -> None:
     assert (second.ok, second.status) == (True, 0)
     assert [p.name for p in (tmp_path / "store").rglob("*.dcm")] == [
         f"{pydicom.dcmread(good, stop_before_pixels=True).SOPInstanceUID}.dcm"]
+
+
+def test_deflated_stream_of_odd_length_goes_padded(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """image_dfl.dcm: Deflated Explicit VR Little Endian, its deflate stream 4303
+    bytes, without the NUL byte PS3.5 A.5 pads an odd one with. It was not sent
+    ("an odd length ..., which no DICOM encoding gives (PS3.5 7.1.1)": that
+    holds for element values, not for a deflate stream); storescu sends it. Now
+    it goes deflated again, padded to an even length, and is stored with every
+    element equal to the source's."""
+    caplog.set_level(logging.WARNING)
+    source = PYDICOM_FILES / "image_dfl.dcm"
+    assert (source.stat().st_size - read_part10(source).dataset_offset) % 2 == 1
+    scp = StorageSCP(tmp_path / "store")
+
+    async def send() -> list[StoreResult]:
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths(LOOPBACK, server.port, [source])
+        finally:
+            scp.close()
+
+    (result,) = run(send(), timeout=60)
+    assert (result.ok, result.status, result.error, result.converted_to) == (True, 0, None, None)
+    (stored,) = (tmp_path / "store").rglob("*.dcm")
+    assert pydicom.dcmread(stored).file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+    assert_same_dataset(source, stored)
+    assert any("image_dfl.dcm: its deflated data set's stream has an odd length (4303 bytes), "
+               "without the NUL byte that pads it (PS3.5 A.5): deflated again, padded"
+               in r.getMessage() for r in caplog.records)

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import io
 import itertools
+import logging
 import os
 import stat
 import sys
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DataSetPdus", "PduBuffers", "Prepared", "as_it_is_now", "file_pdus", "no_context",
            "prepare_file", "refused", "Syntaxes", "tag_texts"]
+
+log = logging.getLogger("dicomnet.services")
 
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
@@ -270,7 +273,12 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     as_is = next((c for c in assoc.contexts.values()
                   if c.abstract_syntax == info.sop_class_uid
                   and c.transfer_syntax == info.transfer_syntax_uid), None)
-    if as_is is not None and info.stray_meta and info.transfer_syntax_uid in DEFLATED_DATA_SETS:
+    if as_is is not None and info.transfer_syntax_uid in DEFLATED_DATA_SETS and (
+            info.stray_meta or info.dataset_length % 2):
+        if not info.stray_meta:
+            log.warning("%s: its deflated data set's stream has an odd length (%d bytes), "
+                        "without the NUL byte that pads it (PS3.5 A.5): deflated again, "
+                        "padded", info.path, info.dataset_length)
         return await _redeflate(assoc, info, result, buffers, rq=rq, context_id=as_is.context_id)
     if as_is is not None:
         pdus = file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length, buffers)
@@ -351,7 +359,10 @@ async def _redeflate(assoc: ClientAssociation, info: Part10Info, result: StoreRe
     elements (``info.stray_meta``), in its own syntax: its stream made again
     without them (``store_convert.redeflated``), in a temporary file, as the
     bytes as they are would put them in the peer's data set (PS3.5 7.1; DCMTK
-    stores a file with two meta groups). Its data set is walked whole first
+    stores a file with two meta groups). So is one whose stream has an odd
+    length and lacks the NUL byte that pads it (PS3.5 A.5; pydicom's
+    image_dfl.dcm): the stream made again comes padded, where the bytes as they
+    are end in an odd PDV that DCMTK aborts on. Its data set is walked whole first
     (storage.completeness), as one sent as it is: a cut or damaged one fails
     alone with why."""
     if (problem := await _file_problem(info)) is not None:
