@@ -17,10 +17,12 @@ import selectors
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import IO
 
 import pytest
 
@@ -115,27 +117,56 @@ def dicomnet_serve(pki: Pki, store: Path, *options: str) -> Iterator[tuple[int, 
         yield started
 
 
+def _drain(stream: IO[str] | None) -> tuple[threading.Thread, list[str]]:
+    """Read ``stream`` to its end in a thread, its lines kept: a server's pipe
+    nobody reads fills up (64 KiB), whatever the server then does with its lines."""
+    lines: list[str] = []
+    thread = threading.Thread(target=lambda: lines.extend(stream or ()), daemon=True)
+    thread.start()
+    return thread, lines
+
+
 @contextlib.contextmanager
-def dicomnet_serve_with(cert: Path, key: Path, ca: Path, store: Path,
-                        *options: str) -> Iterator[tuple[int, list[str]]]:
-    """:func:`dicomnet_serve` with these certificate, key and CA files."""
+def _serve_json(command: list[str]) -> Iterator[tuple[dict[str, object], list[str], list[str]]]:
+    """``dicomnet serve --json`` (``command``'s options after ``serve``) in a
+    subprocess: (its start line, then, once it has stopped, its other stdout lines
+    and its stderr). Both pipes are read all along."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
-         "--output", str(store), "--tls", "--cert", str(cert),
-         "--key", str(key), "--ca", str(ca), *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    stderr: list[str] = []
+         *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    readers: list[threading.Thread] = []
     try:
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
             assert sel.select(30), "dicomnet serve printed no start line"
         started = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-        yield int(started["port"]), stderr
+        (out_reader, out), (err_reader, err) = _drain(proc.stdout), _drain(proc.stderr)
+        readers += [out_reader, err_reader]
+        yield started, out, err
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=20)
-        stderr.append(err)
+        if not readers:  # it never started
+            proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        for reader in readers:
+            reader.join(20)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@contextlib.contextmanager
+def dicomnet_serve_with(cert: Path, key: Path, ca: Path, store: Path,
+                        *options: str) -> Iterator[tuple[int, list[str]]]:
+    """:func:`dicomnet_serve` with these certificate, key and CA files."""
+    stderr: list[str] = []
+    err: list[str] = []
+    try:
+        with _serve_json(["--output", str(store), "--tls", "--cert", str(cert), "--key",
+                          str(key), "--ca", str(ca), *options]) as (started, _, err):
+            yield int(str(started["port"])), stderr
+    finally:
+        stderr.append("".join(err))
 
 
 @contextlib.contextmanager
@@ -144,25 +175,13 @@ def dicomnet_serve_plain(store: Path, *options: str
     """`dicomnet serve --json` on plain DICOM (a subprocess), on a free port, storing
     into ``store``: yields (port, its JSON events, its stderr), the last two filled
     in once it has stopped."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
-         "--output", str(store), *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
     events: list[dict[str, object]] = []
     stderr: list[str] = []
-    try:
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-            assert sel.select(30), "dicomnet serve printed no start line"
-        started = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+    with _serve_json(["--output", str(store), *options]) as (started, out, err):
         events.append(started)
-        yield int(started["port"]), events, stderr
-    finally:
-        proc.terminate()
-        out, err = proc.communicate(timeout=20)
-        events.extend(json.loads(line) for line in out.splitlines() if line.strip())
-        stderr.append(err)
+        yield int(str(started["port"])), events, stderr
+    events.extend(json.loads(line) for line in out if line.strip())
+    stderr.append("".join(err))
 
 
 @pytest.fixture(scope="session")

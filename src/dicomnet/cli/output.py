@@ -12,14 +12,22 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from dicomnet.cli.exits import EXIT_NETWORK, held_signals, json_promise
 from dicomnet.cli.jsontext import json_safe, valid_unicode
 
-__all__ = ["cli_session", "fail", "in_cli_words", "print_json", "printable", "say_error"]
+__all__ = ["EXIT_WAIT", "cli_session", "fail", "in_cli_words", "out_line", "print_json",
+           "printable", "say_error", "server_output", "stdout_written"]
+
+if TYPE_CHECKING:
+    from dicomnet.cli.outqueue import LineQueue
+
+#: A server's stdout and stderr queues ("stdout", "stderr"), while it runs
+#: (server_output): its lines are written by their threads, never the loop.
+_QUEUES: dict[str, LineQueue] = {}
 
 
 #: What a terminal obeys rather than shows: the C0 controls, DEL and the C1 ones
@@ -53,7 +61,16 @@ def print_json(obj: object, *, line: bool = False, last: bool = True) -> None:
     closing document goes out in pieces (``_write_in_pieces``), never joined whole."""
     safe = json_safe(obj)
     if not last:
-        click.echo(json.dumps(safe, indent=None if line else 2, default=str))
+        if line:
+            out_line(json.dumps(safe, default=str))
+        else:
+            click.echo(json.dumps(safe, indent=2, default=str))
+        return
+    queue = _QUEUES.get("stdout")
+    if line and queue is not None:  # written by its thread: no signal cuts it
+        queue.put(json.dumps(safe, default=str), always=True)  # the bound drops not the last
+        with json_promise() as promise:
+            promise.printed = True
         return
     with held_signals():  # whole, or stdout parses no more
         if line:  # serve's last event: one line, one write
@@ -87,11 +104,35 @@ def _write_in_pieces(chunks: Iterator[str]) -> None:
     stream.flush()
 
 
+def out_line(text: str) -> None:
+    """One line on stdout: queued while a server runs (:func:`server_output`),
+    else written and flushed (a script waiting for it sees it now)."""
+    queue = _QUEUES.get("stdout")
+    if queue is not None:
+        queue.put(text)
+        return
+    click.echo(text)
+    sys.stdout.flush()
+
+
+def stdout_written(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the stdout lines queued so far to be
+    written (a server's start line, which scripts wait for)."""
+    queue = _QUEUES.get("stdout")
+    if queue is not None:
+        queue.flush(timeout)
+
+
 def say_error(message: str) -> None:
     """One ``error:`` line on stderr (the message noted for --json's document)."""
     with json_promise() as promise:
         promise.error = valid_unicode(message)
-    click.echo(click.style("error: ", fg="red", bold=True) + printable(message), err=True)
+    line = click.style("error: ", fg="red", bold=True) + printable(message)
+    queue = _QUEUES.get("stderr")
+    if queue is not None:  # after the log lines queued before it
+        queue.put(line)
+    else:
+        click.echo(line, err=True)
 
 
 def fail(message: str, code: int = EXIT_NETWORK) -> NoReturn:
@@ -126,13 +167,73 @@ class _PrintableFormatter(logging.Formatter):
 
 
 class _ClickHandler(logging.Handler):
-    """Writes to whatever sys.stderr is at emit time (CliRunner swaps it)."""
+    """Writes to whatever sys.stderr is at emit time (CliRunner swaps it), or,
+    while a server runs, to its stderr queue (:func:`server_output`)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(self.format(record), err=True)
+            queue = _QUEUES.get("stderr")
+            if queue is not None:
+                queue.put(self.format(record))
+            else:
+                click.echo(self.format(record), err=True)
         except Exception:
             self.handleError(record)
+
+
+#: At a server's exit, the longest wait for its reader to take the lines pending
+#: (the "stopped" line among them): a reader that is alive takes them in far
+#: less; one that never reads again does not hold the exit longer.
+EXIT_WAIT = 5.0
+
+
+@contextmanager
+def server_output(*, json_lines: bool) -> Iterator[None]:
+    """Lines on stdout (``out_line``, ``print_json``'s one-line documents) and
+    the log's lines on stderr written by threads of their own
+    (:class:`~dicomnet.cli.outqueue.LineQueue`) for the duration: the loop that
+    serves never waits for a slow reader. Lines dropped past the bound are told
+    once the reader has caught up: a WARNING on stderr, and with ``json_lines``
+    ``{"event": "output_dropped", "stream": ..., "lines": N}`` on stdout. At the
+    end, the lines pending are written within :data:`EXIT_WAIT` seconds, and
+    given up after that."""
+    import time
+
+    from dicomnet.cli.outqueue import DEFAULT_LIMIT, LineQueue
+
+    log = logging.getLogger("dicomnet.cli")
+
+    def dropped(stream: str, count: int) -> list[str]:
+        log.warning("%d line(s) not written to %s: its reader fell behind by more than "
+                    "%d MiB of lines", count, stream, DEFAULT_LIMIT >> 20)
+        event = {"event": "output_dropped", "stream": stream, "lines": count}
+        if not json_lines:
+            return []
+        line = json.dumps(event)
+        if stream == "stdout":
+            return [line]  # on the queue that is writing now, before what follows
+        out = _QUEUES.get("stdout")
+        if out is not None:
+            out.put(line)
+        return []
+
+    def closed() -> None:
+        log.warning("stdout is closed (its reader went away): nothing more is written "
+                    "to it; the server goes on")
+
+    _QUEUES["stderr"] = LineQueue(sys.stderr, name="dicomnet-stderr", limit=DEFAULT_LIMIT,
+                                  notice=lambda n: dropped("stderr", n))
+    _QUEUES["stdout"] = LineQueue(sys.stdout, name="dicomnet-stdout", limit=DEFAULT_LIMIT,
+                                  notice=lambda n: dropped("stdout", n), on_closed=closed)
+    try:
+        yield
+    finally:
+        # Not cut by a signal (the run's outcome is decided): the wait is bounded.
+        with held_signals():
+            deadline = time.monotonic() + EXIT_WAIT
+            for name in ("stdout", "stderr"):  # stdout's thread may log on stderr
+                _QUEUES[name].close(max(0.5, deadline - time.monotonic()))
+            _QUEUES.clear()
 
 
 def _warnings_as_log_lines(handler: logging.Handler) -> Any:

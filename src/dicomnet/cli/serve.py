@@ -23,7 +23,7 @@ from dicomnet.cli.common import (
     run_async,
 )
 from dicomnet.cli.jsontext import path_fields
-from dicomnet.cli.output import in_cli_words
+from dicomnet.cli.output import EXIT_WAIT, in_cli_words, out_line, server_output, stdout_written
 from dicomnet.config import Limits, Timeouts, check_ae_title
 from dicomnet.errors import ConfigurationError
 
@@ -100,8 +100,7 @@ def _emit(net: NetworkOptions, text: str, **fields: Any) -> None:
         if net.json:
             print_json(fields, line=True, last=fields.get("event") == "stopped")
         else:
-            click.echo(text)
-        sys.stdout.flush()  # a script waiting for the start line must see it now
+            out_line(text)
 
 
 def _stored_event(stored: StoredInstance) -> None:
@@ -123,7 +122,6 @@ def _print_stored(stored: StoredInstance) -> None:
                     "message_id": stored.move_originator[1]},
                 "tls": stored.security.protocol if stored.security is not None else None},
                line=True, last=False)
-    sys.stdout.flush()
 
 
 def _refused_event(refused: RefusedInstance) -> None:
@@ -144,7 +142,6 @@ def _refused_event(refused: RefusedInstance) -> None:
                     "tls": refused.security.protocol if refused.security is not None
                     else None},
                    line=True, last=False)
-        sys.stdout.flush()
 
 
 #: The "event" of each connection event's --json line, by its class (aio.server_events).
@@ -162,7 +159,6 @@ def _connection_event(event: ConnectionEvent) -> None:
     with _stdout_reader_may_leave():
         print_json({"event": _EVENT_NAMES[type(event).__name__], **fields}, line=True,
                    last=False)
-        sys.stdout.flush()
 
 
 def allow_only(titles: frozenset[str]) -> AssociationRequestHook:
@@ -298,6 +294,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               max_async=limits.max_async_operations, operation_timeout=timeouts.operation,
               idle_timeout=timeouts.idle,
               drain_timeout=drain_timeout)
+        # On stdout before the server answers anyone: scripts learn the port from it.
+        stdout_written(EXIT_WAIT)
         try:
             await server.serve_forever()
         except asyncio.CancelledError:
@@ -528,7 +526,13 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                             aborted); a run that fails
                             (before it listens, or later) ends with "error"
                             instead: error, exit_code, interrupted
+      output_dropped        lines lost because a reader of stdout (or
+                            stderr) fell more than 8 MiB behind: stream
+                            (stdout or stderr), lines (how many); written
+                            once it has caught up, with a WARNING on stderr
 
+    Lines are written by threads of their own, so a reader that lags never
+    holds the server; at the stop, lines pending get 5 seconds to go out.
     The association and connection lines also carry tls (TLS version, or null
     for plain DICOM), cipher_suite and client_cert (the client certificate's
     subject, or null). A connection closed before it sent anything (a health
@@ -547,14 +551,15 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
         raise click.UsageError(str(exc)) from exc
     with cli_session(net.verbose, default_level=logging.INFO, dated=True):
         tls = net.tls_config()  # before the loop: it may ask for the key's password
-        run_async(lambda: _serve(host, net.default_port() if port is None else port, output,
-                                 Limits(max_associations=max_associations,
-                                        max_associations_per_host=max_per_host,
-                                        max_pending_connections=max_pending,
-                                        max_async_operations=max_async),
-                                 net, tls=tls, duplicates=duplicates, durable=not no_fsync,
-                                 allowed=allowed, check_called=check_called_aet,
-                                 unknown_sop_classes=accept_unknown_sop_classes,
-                                 operation_timeout=operation_timeout,
-                                 idle_timeout=idle_timeout, drain_timeout=drain_timeout),
-                  verbose=net.verbose, sigterm_interrupts=True)
+        with server_output(json_lines=net.json):
+            run_async(lambda: _serve(host, net.default_port() if port is None else port, output,
+                                     Limits(max_associations=max_associations,
+                                            max_associations_per_host=max_per_host,
+                                            max_pending_connections=max_pending,
+                                            max_async_operations=max_async),
+                                     net, tls=tls, duplicates=duplicates, durable=not no_fsync,
+                                     allowed=allowed, check_called=check_called_aet,
+                                     unknown_sop_classes=accept_unknown_sop_classes,
+                                     operation_timeout=operation_timeout,
+                                     idle_timeout=idle_timeout, drain_timeout=drain_timeout),
+                      verbose=net.verbose, sigterm_interrupts=True)
