@@ -301,7 +301,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
     "skipped (not DICOM)".
 
     In folders, hidden files, DICOMDIRs and a dicomnet store's index.sqlite
-    are skipped and links to folders are not followed. A file reached twice
+    are skipped and links to folders are not followed. A DICOMDIR named
+    otherwise (its Media Storage SOP Class 1.2.840.10008.1.3.10, the index of
+    a medium: PS3.10 8.6) is passed over too, not failed: it counts apart,
+    "DICOMDIR(s) passed over", and for neither total nor exit status. A file reached twice
     (named, and in a folder named) is sent once. A file that is not DICOM, is
     cut short (its data set ends inside an element), or is gone once listed
     (deleted during the password prompt), fails alone, unsent; so do, in
@@ -333,11 +336,13 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
       tls_connections,      TLS connections made (one per association: a
       tls_resumed           batch of 128 contexts, a retry), and how many of
                             them resumed an earlier one's session (0 on plain)
-      total, stored,        files listed, stored, not stored, and sent more
-      failed, retried       than once (--retries)
+      total, stored,        files listed (DICOMDIRs aside), stored, not
+      failed, retried       stored, and sent more than once (--retries)
       stored_with_warnings, of those stored, with a warning status (Bxxx,
       skipped               0107H, 0116H); of those not stored, files not
                             DICOM (not sent)
+      dicomdirs             DICOMDIRs passed over (by their SOP class; not
+                            in total, stored nor failed, but in results)
       bytes, seconds        size of the files stored; the run's duration
       interrupted, error,   true after Ctrl-C or SIGTERM; the error line (null
       exit_code             if none); the exit status
@@ -350,6 +355,8 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                 Ctrl-C)
         ok                      stored (Success or a warning status)
         not_dicom               skipped: not a DICOM Part 10 file
+        dicomdir                passed over, not failed: a DICOMDIR (Media
+                                Storage Directory), no object to send
         association_failed      not stored because its association failed
                                 (the error line's failure, not its own)
         error, error_comment    why not stored (null if stored); the peer's
@@ -432,7 +439,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                          results=known),
                             verbose=net.verbose, on_exit=on_exit,
                             sigterm_interrupts=True)
-    code = EXIT_FAILURE_STATUS if any(not r.ok for r in results) else EXIT_OK
+    code = EXIT_FAILURE_STATUS if any(not r.ok and not r.dicomdir for r in results) else EXIT_OK
     _report(results, host=host, port=port, net=net, sizes=sizes, links=links,
             seconds=time.perf_counter() - started, exit_code=code)
     if code != EXIT_OK:
@@ -484,7 +491,8 @@ def _report_failed_alone(results: list[StoreResult]) -> None:
     not stored; these would fail again on a new association. The first few,
     with why; then those sent whose answer never came, which the peer may
     hold. --json has them all."""
-    alone = [r for r in results if not r.ok and r.error and not r.association_failed]
+    alone = [r for r in results
+             if not r.ok and r.error and not r.association_failed and not r.dicomdir]
     # Sent whole, then the association failed before their answer: the peer may
     # hold them (the error line names a message ID at most, not a file). One cut
     # part-way is not sent, as the error line's failure says.
@@ -515,7 +523,9 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
     same keys whether the run ended, failed or was interrupted)."""
     security = next((link.info for link in links if link.info is not None), None)
     ok = [r for r in results if r.ok]
-    failed = [r for r in results if not r.ok]
+    # Passed over as a folder's file named DICOMDIR is (PS3.10 8.6): no object.
+    dicomdirs = sum(1 for r in results if r.dicomdir)
+    failed = [r for r in results if not r.ok and not r.dicomdir]
     retried = sum(1 for r in results if r.attempts > 1)
     warnings = sum(1 for r in ok if r.warning)
     skipped = sum(1 for r in failed if r.not_dicom)
@@ -531,12 +541,13 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             "tls_connections": sum(1 for link in links if link.info is not None),
             "tls_resumed": sum(1 for link in links
                                if link.info is not None and link.info.session_resumed),
-            "total": len(results),
+            "total": len(results) - dicomdirs,
             "stored": len(ok),
             "failed": len(failed),
             "retried": retried,
             "stored_with_warnings": warnings,
             "skipped": skipped,
+            "dicomdirs": dicomdirs,
             "bytes": sent_bytes,
             "seconds": round(seconds, 3),
             "interrupted": interrupted,
@@ -556,7 +567,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
         unsent = [r for r in results if interrupted and r.error == _NOT_SENT]
         shown = [r for r in results
                  if not interrupted or r.error not in (_UNCONFIRMED, _NOT_SENT)]
-        rows = shown if len(shown) <= _TABLE_ROWS else [r for r in shown if not r.ok]
+        rows = shown if len(shown) <= _TABLE_ROWS else [r for r in shown
+                                                         if not r.ok and not r.dicomdir]
         listed = {id(r) for r in rows[:_TABLE_ROWS]}
         size_of = {id(r): size for r, size in _sized(results, sizes) if id(r) in listed}
         if rows:
@@ -580,12 +592,13 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
         colour = "green" if not failed else "red"
         console.print(Text.assemble(
             ("Interrupted. ", "red") if interrupted else "",
-            (f"Stored {len(ok)} of {len(results)} objects", colour),
+            (f"Stored {len(ok)} of {len(results) - dicomdirs} objects", colour),
             printable(f" ({_human_bytes(sent_bytes)}) to {net.called_aet}@{host}:{port} in ")
             + f"{seconds:.2f} s ({_human_bytes(rate)}/s)"
             + (", over TLS" if net.tls else ", not encrypted")
             + (f"; {warnings} stored with warnings" if warnings else "")
             + (f"; {skipped} skipped (not DICOM)" if skipped else "")
+            + (f"; {dicomdirs} DICOMDIR(s) passed over" if dicomdirs else "")
             + (f"; {retried} tried more than once" if retried else ""),
         ), soft_wrap=True)
         if unconfirmed:

@@ -8,12 +8,12 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from ..storage.names import is_uid
 
-__all__ = ["StorageContexts", "storage_sop_classes"]
+__all__ = ["MEDIA_STORAGE_DIRECTORY", "StorageContexts", "storage_sop_classes"]
 
 
 #: A DICOMDIR's SOP Class (PS3.10 8.6, PS3.3 F): the index of a medium, no object to
 #: store (it has no study nor series), as storescp refuses it too.
-_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 
 def storage_sop_classes() -> list[str]:
@@ -23,7 +23,7 @@ def storage_sop_classes() -> list[str]:
     return sorted(
         uid for uid, entry in UID_dictionary.items()
         if entry[1] == "SOP Class" and "Storage" in entry[0] and "Commitment" not in entry[0]
-        and uid != _MEDIA_STORAGE_DIRECTORY
+        and uid != MEDIA_STORAGE_DIRECTORY
     )
 
 

@@ -26,8 +26,8 @@ from ..uids import named_uid
 from .store_compact import compact_fields, stored
 from .store_prepare import tag_texts
 
-__all__ = ["PART_WAY", "Named", "RetryEvent", "StoreResult", "offending_words", "record",
-           "transient_failure"]
+__all__ = ["PART_WAY", "PASSED_OVER_DICOMDIR", "Named", "RetryEvent", "StoreResult",
+           "offending_words", "record", "transient_failure"]
 
 
 class Named(Protocol):
@@ -84,6 +84,11 @@ class StoreResult:
     #: ``DICM``, no meta information, a UID missing: PS3.10 7.1); not for a file
     #: that could not be read.
     not_dicom: bool = False
+    #: Passed over, not sent: a DICOMDIR (Media Storage Directory, SOP class
+    #: 1.2.840.10008.1.3.10: PS3.10 8.6, PS3.3 Annex F), the index of a medium,
+    #: which no C-STORE carries, found by its Media Storage SOP Class whatever its
+    #: name (a folder's file named DICOMDIR is not even listed). Not a failure.
+    dicomdir: bool = False
     #: Not stored because its association (or the connection for it) failed
     #: before its answer: an abort, a dropped, refused or timed-out link, a
     #: rejection, a TLS or protocol failure; not for anything of its own.
@@ -126,7 +131,8 @@ class StoreResult:
             "error_comment": self.error_comment, "size": self.size,
             "transfer_syntax_uid": self.transfer_syntax_uid, "converted_to": self.converted_to,
             "sent": self.sent, "attempts": self.attempts, "retryable": self.retryable,
-            "not_dicom": self.not_dicom, "association_failed": self.association_failed,
+            "not_dicom": self.not_dicom, "dicomdir": self.dicomdir,
+            "association_failed": self.association_failed,
             "dropped_meta": list(stored(self, "dropped_meta") or ()),
             "offending_elements": list(stored(self, "offending_elements") or ()),
             "note": self.note,
@@ -204,6 +210,9 @@ def _retryable_status(status: int) -> bool:
 #: last fragment came (PS3.8 9.3.5, E.2); a partial message dies with the
 #: association (PS3.7 8.1, PS3.8 7.3). Safe to send again.
 PART_WAY = "interrupted part-way: the peer cannot hold a partial object"
+#: The ``error`` of a result ``dicomdir``: why it was not sent, not a failure.
+PASSED_OVER_DICOMDIR = ("passed over: a DICOMDIR (Media Storage Directory, "
+                        "1.2.840.10008.1.3.10), the index of a medium, not an object to send")
 
 
 def record(result: StoreResult, rsp: object, info: Named | None = None,

@@ -30,10 +30,12 @@ from ..storage.files import StorageError
 from ..storage.part10 import NotRegularFileError, read_part10
 from .store_batch import Plan, batches, contexts_for, send_batch
 from .store_compact import keep_stored, stored
+from .store_contexts import MEDIA_STORAGE_DIRECTORY
 from .store_listing import collect_files, listed_texts, not_read
 from .store_prepare import refused, tag_texts
 from .store_result import (
     PART_WAY,
+    PASSED_OVER_DICOMDIR,
     RetryEvent,
     StoreResult,
     offending_words,
@@ -179,6 +181,12 @@ async def store_paths(
             report(result)
             continue
         result.sop_instance_uid = info.sop_instance_uid
+        if info.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
+            # PS3.10 8.6: a medium's index, as a folder's DICOMDIR (store_listing) is.
+            result.dicomdir = True
+            result.error = PASSED_OVER_DICOMDIR
+            report(result)
+            continue
         result.size = info.dataset_length
         result.transfer_syntax_uid = info.transfer_syntax_uid
         result.dropped_meta = tag_texts(info.stray_meta)
