@@ -156,7 +156,8 @@ class AssociationAborted(AssociationError):
     connection: a deadline, a fault found in what the peer sent), "peer" (the
     peer's A-ABORT, or its release), or None (neither said: the connection
     closed or failed under the association). The message names it first, then
-    the A-ABORT's source and reason in the words of PS3.8 Table 9-26.
+    the A-ABORT's source and reason in the words of PS3.8 Table 9-26; the
+    peer's release reads "association ended by the peer", as it is no abort.
     """
 
     def __init__(self, source: int | None, reason: int | None, detail: str = "", *,
@@ -179,7 +180,9 @@ class AssociationAborted(AssociationError):
         # The Upper Layer's words for an A-ABORT received say only what ``by`` does.
         if detail and not (by == "peer" and detail in _PEER_ABORTED):
             parts.append(f"- {detail}")
-        super().__init__(" ".join(["association aborted", *parts]))
+        # The acceptor's own A-RELEASE-RQ (no A-ABORT either way) ended it, not an abort.
+        head = "association ended" if by == "peer" and source is None else "association aborted"
+        super().__init__(" ".join([head, *parts]))
 
 
 #: The Upper Layer's details of an A-ABORT received (PS3.8 AA-3), sources 0 and 2.

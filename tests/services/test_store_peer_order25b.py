@@ -82,7 +82,7 @@ def test_a_peer_releasing_with_stores_outstanding(tmp_path: Path) -> None:
     results, ending = run(main())
     assert ending == "release-rp"
     assert (results[0].status, results[0].ok) == (0, True)
-    why = "association aborted - the peer released the association (A-RELEASE-RQ)"
+    why = "association ended by the peer - the peer released the association (A-RELEASE-RQ)"
     for result in results[1:]:
         assert (result.status, result.ok, result.retryable, result.association_failed) == (
             None, False, True, True), result
