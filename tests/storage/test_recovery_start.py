@@ -471,3 +471,32 @@ def test_a_server_without_an_index_on_an_indexed_store_has_the_next_one_check(
     assert said(caplog) == [
         (logging.INFO, START.format(root, recovery.REASONS[recovery.UNINDEXED], 3)),
         (logging.INFO, END.format(root, "ended", 1, 0, 0))]
+
+
+def test_under_overwrite_a_copy_replaced_in_place_gets_its_row_updated(
+        root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """--duplicates overwrite, killed between an in-place overwrite's answer and its
+    row (seen in a stress run: the row kept the old copy's size and syntax): the
+    copy reads whole and is the row's instance, so its row is updated from it; a
+    truncated file is still only said (its row may be the only true record)."""
+    paths = killed_store(root, (1, 2, 3), indexed=(1, 2, 3))
+    rewritten = make_image(2, study=STUDY, series=SERIES)
+    rewritten.PatientName = "Corrected^Name^Longer^Than^The^First"
+    write_part10(root / paths[2], rewritten, ExplicitVRLittleEndian)
+    with open(root / paths[3], "r+b") as cut:
+        cut.truncate(400)
+    before = rows_by_path(root)
+    with caplog.at_level(logging.INFO, logger="dicomnet"):
+        scp = start_and_wait(root, duplicates="overwrite")
+    assert (scp.recovery.updated, scp.recovery.resized) == (1, [paths[3]])
+    after = rows_by_path(root)
+    assert after[paths[2]][6] == (root / paths[2]).stat().st_size != before[paths[2]][6]
+    assert after[paths[3]] == before[paths[3]] and after[paths[1]] == before[paths[1]]
+    with sqlite3.connect(root / INDEX_NAME) as db:
+        assert db.execute("SELECT patient_name FROM patient").fetchall() == [
+            ("Corrected^Name^Longer^Than^The^First",)]
+    texts = [text for _, text in said(caplog)]
+    assert (f"the index row of {paths[2]} updated from its file, a copy replaced in place "
+            "(--duplicates overwrite) by a server stopped before its row") in texts
+    assert any(text.startswith(f"1 index row(s) of {root} do not record their file's size: "
+                               f"{paths[3]} (") for text in texts)

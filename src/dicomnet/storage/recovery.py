@@ -252,6 +252,8 @@ class RowRecovery:
         #: replaced in place by a server killed before its row, a file changed
         #: while no server ran), sorted, said at the end: None until it has ended.
         self.resized: list[str] | None = None
+        #: Rows updated from copies replaced in place (overwrite policy), so far.
+        self.updated = 0
         #: Whether every folder was checked (no stop, no failure).
         self.complete = not self.needed
         self._why = why or ""
@@ -361,16 +363,21 @@ class RowRecovery:
     def _say_resized(self) -> None:
         """The rows whose size was not their file's, looked at again (a live
         store may have replaced a copy in place and written its row since: not
-        said), then said at WARNING with the command that updates them. Not
-        changed here: the row may be the right one (a file truncated), and
-        which is the operator's call; reindex reads the file again."""
+        said). Under the overwrite policy, a file that reads whole, of the
+        row's instance, is a copy replaced in place by a server killed before
+        its row: the row is updated from it (as the live store would have,
+        :attr:`updated`). The others are said at WARNING with the command that
+        updates them, not changed here: the row may be the right one (a file
+        truncated, or changed while no server ran), and which is the
+        operator's call; reindex reads the file again."""
         assert self.index is not None
         still = []
         for relative in self._resized:
             with self.index._lock:
                 row = self.index._query_one(
                     "SELECT size FROM instance WHERE relative_path = ?", (relative,))
-            if row is not None and _size(self.root / relative) not in (int(row[0]), None):
+            if (row is not None and _size(self.root / relative) not in (int(row[0]), None)
+                    and not (self._overwrite and self._update(relative, int(row[0])))):
                 still.append(relative)
         self._resized = still
         if still:
@@ -381,6 +388,27 @@ class RowRecovery:
                            "their rows, and names those it cannot read: damaged, their objects "
                            "stored again replace them", len(still), self.root,
                            ", ".join(sorted(still)), self.root)
+
+    def _update(self, relative: str, size: int) -> bool:
+        """The row at ``relative`` (of ``size``) replaced by one read from its
+        file, if the file reads whole and is of the row's instance and the row
+        is still the one looked at (a live store writes before or after)."""
+        assert self.index is not None
+        try:
+            values = row_values(row_from_file(self.root, relative,
+                                              read_part10(self.root / relative)))
+        except Exception:  # damaged or gone: said with the others
+            return False
+        with self.index._write() as db:
+            row = db.execute("SELECT sop_instance_uid, size FROM instance "
+                             "WHERE relative_path = ?", (relative,)).fetchone()
+            if row is None or row[0] != values.sop_uid or int(row[1]) != size:
+                return False
+            insert_row(db, values)
+        self.updated += 1
+        logger.info("the index row of %s updated from its file, a copy replaced in place "
+                    "(--duplicates overwrite) by a server stopped before its row", relative)
+        return True
 
     def _read(self, path: Path, relative: str) -> None:
         """The row of a file no row names, to the batch; or the file said."""
