@@ -27,7 +27,7 @@ StartServer = Callable[..., ServerThread]
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 STORE_KEYS = {"peer", "calling_aet", "called_aet", "tls", "tls_connections", "tls_resumed",
-              "total", "stored", "failed",
+              "total", "stored", "failed", "dicomdirs",
               "retried", "stored_with_warnings", "skipped", "bytes", "seconds", "interrupted",
               "error", "exit_code", "results"}
 ECHO_KEYS = {"status", "status_text", "status_category", "peer", "calling_aet", "called_aet",

@@ -82,7 +82,8 @@ def test_a_result_keeps_a_few_hundred_bytes(tmp_path: Path) -> None:
         {"path": str(path), "sop_instance_uid": uid(77, 1_000_000_000 + n), "status": 0,
          "ok": True, "error": None, "error_comment": None, "size": size,
          "transfer_syntax_uid": ExplicitVRLittleEndian, "converted_to": None, "sent": True,
-         "attempts": 1, "retryable": False, "not_dicom": False, "association_failed": False,
+         "attempts": 1, "retryable": False, "not_dicom": False, "dicomdir": False,
+         "association_failed": False,
          "dropped_meta": [], "offending_elements": [], "note": None}
         for n, path in enumerate(files)]
     assert kept / COUNT < BOUND, f"{kept / COUNT:.0f} bytes kept per result"
