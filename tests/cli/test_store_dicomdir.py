@@ -68,3 +68,28 @@ def test_only_dicomdirs_open_no_association(tmp_path: Path) -> None:
     results = run(store_paths("127.0.0.1", 9, DICOMDIRS[:2]), timeout=30)
     assert [(r.dicomdir, r.ok, r.association_failed) for r in results] == [
         (True, False, False)] * 2
+
+
+def test_a_dicomdirs_row_and_progress_are_not_red_as_a_failure(
+        start_server: Callable[..., ServerThread], tmp_path: Path) -> None:
+    """On a terminal (FORCE_COLOR), a DICOMDIR passed over is no failure: its row
+    of the table is not red, and no "failed" line names it above the bar (both
+    were, as for a file the peer refused)."""
+    import shutil
+
+    scp = storage.StorageSCP(tmp_path / "store")
+    server = start_server(providers=[VerificationSCP(), scp])
+    image = _image(tmp_path / "in")
+    dicomdir = shutil.copy(DICOMDIRS[0], tmp_path / "index.dcm")
+    result = run_cli("store", "127.0.0.1", server.port, image, dicomdir,
+                     env={"FORCE_COLOR": "1", "COLUMNS": "400", "NO_COLOR": ""})
+    scp.close()
+    assert result.exit_code == 0, result.output
+    red = "\x1b[31m"
+    row = next(line for line in result.stdout.splitlines() if "index.dcm" in line)
+    assert "passed over: a DICOMDIR" in row
+    assert red not in row, repr(row)
+    assert "DICOMDIR(s) passed over" in result.stdout
+    # The progress bar ran (stderr a "terminal"), and said no failure.
+    assert "C-STORE" in result.stderr
+    assert "failed" not in result.stderr, repr(result.stderr)

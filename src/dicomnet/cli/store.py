@@ -165,12 +165,13 @@ async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
             # file's is kept.
             bar[0].update(bar[1], advance=_file_size(result.path) or result.size,
                           done=done)
-            failures += not result.ok
-            if failures == _TABLE_ROWS + 1 and not result.ok:
+            failed = not result.ok and not result.dicomdir  # a DICOMDIR is no failure
+            failures += failed
+            if failures == _TABLE_ROWS + 1 and failed:
                 # Thousands of lines would bury the bar: the summary counts the rest.
                 bar[0].console.print(Text(f"more than {_TABLE_ROWS} failures: the others "
                                           "are counted in the summary", style="red"))
-            elif not result.ok and failures <= _TABLE_ROWS:
+            elif failed and failures <= _TABLE_ROWS:
                 said = in_cli_words(result.error or "")
                 bar[0].console.print(Text.assemble(
                     ("failed", "red"), printable(f" {result.path}: {said}")), soft_wrap=True)
@@ -582,7 +583,8 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             for r in rows[:_TABLE_ROWS]:
                 status = (Text(printable(_status_text(r, converted=True))) if r.ok
                           else Text(printable(_failure_text(r) + _answered_converted(r)),
-                                    style="red"))
+                                    # Passed over, not failed: plain, as a stored row.
+                                    style="" if r.dicomdir else "red"))
                 table.add_row(Text(printable(str(r.path))), status,
                               _human_bytes(size_of.get(id(r), r.size)))
             console.print(table)
