@@ -100,7 +100,7 @@ def test_serve_output_tells_the_lines_dropped_on_both_streams(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """server_output as serve uses it, stdout's reader 100 KB behind: the JSON
     line and the WARNING once it catches up, after the lines kept, in order."""
-    monkeypatch.setattr(outqueue, "DEFAULT_LIMIT", 100_000)
+    monkeypatch.setattr(outqueue, "DEFAULT_LIMIT", 96 << 10)
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     got: dict[int, bytes] = {out_read: b"", err_read: b""}
@@ -137,4 +137,4 @@ def test_serve_output_tells_the_lines_dropped_on_both_streams(
     warning = got[err_read].decode().splitlines()
     assert len(warning) == 1 and warning[0].endswith(
         f"WARNING: {500 - len(kept)} line(s) not written to stdout: its reader fell behind "
-        "by more than 0 MiB of lines"), warning
+        "by more than 96 KiB of lines"), warning  # not "0 MiB": the bound in whole MiB

@@ -200,12 +200,13 @@ def server_output(*, json_lines: bool) -> Iterator[None]:
     import time
 
     from dicomnet.cli.outqueue import DEFAULT_LIMIT, LineQueue
+    from dicomnet.storage.completeness import size_text
 
     log = logging.getLogger("dicomnet.cli")
 
     def dropped(stream: str, count: int) -> list[str]:
         log.warning("%d line(s) not written to %s: its reader fell behind by more than "
-                    "%d MiB of lines", count, stream, DEFAULT_LIMIT >> 20)
+                    "%s of lines", count, stream, size_text(DEFAULT_LIMIT))
         event = {"event": "output_dropped", "stream": stream, "lines": count}
         if not json_lines:
             return []
