@@ -294,13 +294,39 @@ def quit_now(message: str, code: int) -> NoReturn:
     """Exit at once, with no clean-up: for a third Ctrl-C, when the clean-up the
     first two asked for does not end (a thread blocked in a DNS lookup or an
     fsync holds asyncio's shutdown; raising KeyboardInterrupt there printed
-    tracebacks and still waited for it)."""
-    write_error(message)
-    with json_promise() as promise:
-        promise.keep(code, message)
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
+    tracebacks and still waited for it). Its ``error:`` line and --json
+    document are written only as far as the pipes take them at once: a reader
+    that stalled (``serve``'s log shipper) left them full, and the exit blocked.
+    (RuntimeError: this signal may have cut a write of the same stream.)"""
+    with _not_blocking(sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            write_error(message)
+        with json_promise() as promise, contextlib.suppress(OSError, ValueError, RuntimeError):
+            promise.keep(code, message)
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            sys.stdout.flush()
     os._exit(code)
+
+
+@contextlib.contextmanager
+def _not_blocking(*streams: Any) -> Iterator[None]:
+    """``streams``' descriptors made non-blocking (a write that cannot be taken
+    at once fails with EAGAIN), and as they were again after. O_NONBLOCK belongs
+    to the open file, which a shell or the other end of a pipeline may share
+    (a dup would too): it is not left set."""
+    restore: list[int] = []
+    for stream in streams:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            fd = stream.fileno()
+            if os.get_blocking(fd):
+                os.set_blocking(fd, False)
+                restore.append(fd)
+    try:
+        yield
+    finally:
+        for fd in restore:
+            with contextlib.suppress(OSError):
+                os.set_blocking(fd, True)
 
 
 def leave(code: int | str | None) -> NoReturn:
