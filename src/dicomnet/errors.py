@@ -170,7 +170,7 @@ class AssociationAborted(AssociationError):
         if by is None and source is not None:  # who is not known: the source alone
             words = _ABORT_SOURCES.get(source, f"source {source}")
             if reason is not None and source == 2:
-                words += f" ({_ABORT_REASONS.get(reason, f'reason {reason}')})"
+                words += f" ({abort_reason(reason)})"
             parts.append(f"by {words}")
         elif by is not None:
             parts.append("by us" if by == "us" else "by the peer")
@@ -195,8 +195,14 @@ def abort_words(source: int, reason: int | None) -> str:
     "service-provider, unexpected PDU"."""
     words = _ABORT_SOURCES.get(source, f"source {source}")
     if source == 2 and reason is not None:
-        words += f", {_ABORT_REASONS.get(reason, f'reason {reason}')}"
+        words += f", {abort_reason(reason)}"
     return words
+
+
+def abort_reason(reason: int) -> str:
+    """A service provider's A-ABORT reason (source 2) in the words of PS3.8 Table
+    9-26: "unexpected PDU", "reason 3" for one it does not define."""
+    return _ABORT_REASONS.get(reason, f"reason {reason}")
 
 
 class NoAcceptedContext(AssociationError):

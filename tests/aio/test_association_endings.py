@@ -11,6 +11,7 @@ import logging
 import pytest
 from pydicom.uid import ImplicitVRLittleEndian
 
+from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.ul.negotiation import ContextRequest
 from dicomnet.ul.pdu import AAbort, ReleaseRP, ReleaseRQ
@@ -40,20 +41,30 @@ def test_a_release_the_peer_has_not_closed_yet_is_released_when_the_server_stops
     assert ": released, " in line, line
 
 
-@pytest.mark.parametrize(("source", "words"), [
-    (0, "aborted (the peer aborted)"),
-    (2, "aborted (the peer's service provider aborted)"),
-    (1, "aborted (the peer aborted, with A-ABORT source 1, which PS3.8 Table 9-26 does "
-        "not define)"),
-    (255, "aborted (the peer aborted, with A-ABORT source 255, which PS3.8 Table 9-26 does "
-          "not define)"),
+@pytest.mark.parametrize(("source", "reason", "words"), [
+    (0, 0, "aborted (the peer aborted)"),
+    (0, 2, "aborted (the peer aborted)"),  # source 0: its reason is not significant
+    (2, 0, "aborted (the peer's service provider aborted: reason not specified)"),
+    (2, 2, "aborted (the peer's service provider aborted: unexpected PDU)"),
+    (2, 6, "aborted (the peer's service provider aborted: invalid PDU parameter value)"),
+    (2, 3, "aborted (the peer's service provider aborted: reason 3)"),
+    (1, 0, "aborted (the peer aborted, with A-ABORT source 1, which PS3.8 Table 9-26 does "
+           "not define)"),
+    (255, 0, "aborted (the peer aborted, with A-ABORT source 255, which PS3.8 Table 9-26 "
+             "does not define)"),
 ])
 def test_an_abort_from_the_peer_is_logged_with_its_source(
-        caplog: pytest.LogCaptureFixture, source: int, words: str) -> None:
+        caplog: pytest.LogCaptureFixture, source: int, reason: int, words: str) -> None:
+    """The line and the ``association_ended`` event's reason name the peer's A-ABORT
+    source and, for its service provider's, the reason (PS3.8 Table 9-26): "the
+    peer's service provider aborted" alone said nothing of why."""
+    events: list[ConnectionEvent] = []
+
     async def scenario() -> None:
-        async with running_server(providers=[VerificationSCP()]) as server:
+        async with running_server(providers=[VerificationSCP()],
+                                  on_connection_event=events.append) as server:
             peer = await RawAssociation.open(server.port, [VERIFICATION])
-            await peer.send(AAbort(source=source, reason=0).encode())
+            await peer.send(AAbort(source=source, reason=reason).encode())
             await peer.close()
             await wait_idle(server)
 
@@ -61,3 +72,6 @@ def test_an_abort_from_the_peer_is_logged_with_its_source(
         run(scenario())
     [line] = association_lines(caplog)
     assert words in line, line
+    [ended] = [e for e in events if isinstance(e, AssociationEnded)]
+    assert ended.to_dict()["reason"] == words.removeprefix("aborted (").removesuffix(")")
+    assert (ended.how, ended.to_dict()["by"]) == ("aborted", "peer")

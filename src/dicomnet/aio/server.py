@@ -54,6 +54,7 @@ from .server_events import (
     ConnectionRefused,
     ending_event,
     tell,
+    with_abort_reason,
 )
 from .server_hooks import contained
 from .transport import PeerSilent, SecureLinkHook, describe_os_error, wrap_accepted
@@ -429,6 +430,7 @@ class Server(RequestDispatch):
                 # alert): no indication in the Upper Layer (PS3.8 AA-5 in Sta2), but
                 # no health check's close either; why, as a handshake's failure says.
                 outcome = f"aborted ({assoc.tls_error.reason})"
+            outcome = with_abort_reason(outcome, assoc.failure)
             await stream.close()
             seconds = asyncio.get_running_loop().time() - started
             evicted = asyncio.current_task() in self._evicted

@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import abort_reason
 from ..security.info import SecurityInfo
 from .server_hooks import contained
 
 if TYPE_CHECKING:
+    from ..errors import AssociationAborted
     from .server_association import ServerAssociation
 
 __all__ = ["AssociationAccepted", "AssociationEnded", "ConnectionEvent",
@@ -136,6 +138,18 @@ def tell(observer: ConnectionObserver | None, event: ConnectionEvent | None) -> 
             observer(event)
     except Exception:
         log.exception("the on_connection_event observer failed on %s", type(event).__name__)
+
+
+def with_abort_reason(outcome: str, failure: AssociationAborted | None) -> str:
+    """``outcome`` ("aborted (the peer's service provider aborted)", the Upper
+    Layer's words for the peer's A-ABORT, PS3.8 AA-3) with that A-ABORT's reason
+    when its source is the service provider (": unexpected PDU", PS3.8 Table
+    9-26): its words alone say who, not why. A service-user's reason is not
+    significant (Table 9-26); other outcomes are left as they are."""
+    if (failure is None or failure.by != "peer" or failure.source != 2
+            or failure.reason is None or outcome != f"aborted ({failure.detail})"):
+        return outcome
+    return f"aborted ({failure.detail}: {abort_reason(failure.reason)})"
 
 
 def aborted_by(assoc: ServerAssociation) -> str | None:
