@@ -14,7 +14,6 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 
 from ..config import Limits, Timeouts
 from ..dimse.connection import (
@@ -39,6 +38,7 @@ from ..ul.events import Aborted, DataReceived, ULEvent
 from ..ul.framing import NOT_TAKEN, PDU_ENDED, TAKEN
 from ..ul.negotiation import AcceptedContext
 from .deadlines import Deadlines
+from .indications import MessagesRouted, aborted_by
 from .sinks import BufferSink, DatasetSink
 from .transport import Stream, describe_os_error
 
@@ -69,15 +69,6 @@ _INBOX_LIMIT = 2 << 20
 _INBOX_MESSAGES = 64
 #: PDV data due from which it is received in place, into its sink's memory.
 _IN_PLACE_FROM = 64 << 10
-
-
-@dataclass(frozen=True, slots=True)
-class MessagesRouted:
-    """Inbox entry of an association that routes P-DATA as it arrives
-    (``_route_now``): the messages completed, then the error that ended routing."""
-
-    messages: list[tuple[int, DimseMessage, DatasetSink | None]]
-    error: Exception | None
 
 
 class Association(Deadlines):
@@ -777,15 +768,6 @@ class Association(Deadlines):
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
-
-
-def aborted_by(ul: ULConnection, event: Aborted) -> AssociationAborted:
-    """The failure an Upper Layer's abort indication means, with who aborted: the
-    peer's A-ABORT (PS3.8 AA-3, next state Sta1), ours when the Upper Layer sent
-    one for a PDU it could not take (AA-8, next Sta13), neither for a connection
-    that closed under it (AA-4: no A-ABORT either way)."""
-    by = None if event.source is None else "us" if ul.state.name == "Sta13" else "peer"
-    return AssociationAborted(event.source, event.reason, event.detail, by=by)
 
 
 async def _aiter(chunks: AsyncIterator[bytes] | Iterable[bytes]) -> AsyncIterator[bytes]:

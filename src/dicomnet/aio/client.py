@@ -56,8 +56,9 @@ from ..ul.negotiation import (
     refused_abstract_syntaxes,
     unanswered_contexts,
 )
-from .association import Association, DatasetSink, MessagesRouted, aborted_by
+from .association import Association, DatasetSink
 from .client_remarks import closed_after_tls13_handshake, warn_tiny_max_length, warn_unanswered
+from .indications import MessagesRouted, aborted_by
 from .operations import OperationsWindow
 from .replies import Abandoned, OneReply, Replies, Reply
 from .transport import SecureLinkHook, Stream, open_stream

@@ -44,7 +44,7 @@ from .acceptor import (
     refused_contexts,
     unanswered_identity,
 )
-from .association import MessagesRouted
+from .indications import MessagesRouted
 from .operations import OperationsWindow
 from .server_association import ServerAssociation, ServiceProvider
 from .server_dispatch import RequestDispatch

@@ -20,7 +20,8 @@ from ..errors import AssociationAborted
 from ..ul.connection import ULConnection
 from ..ul.events import ULEvent
 from .acceptor import AnswerTally
-from .association import Association, DatasetSink, MessagesRouted
+from .association import Association, DatasetSink
+from .indications import MessagesRouted
 from .operations import DuplicateInvocation, MessageIds, OperationsWindow
 from .transport import Stream
 
