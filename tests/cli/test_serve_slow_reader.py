@@ -100,12 +100,27 @@ def test_serve_stderr_not_read_still_serves(tmp_path: Path) -> None:
         document, seconds = _store(folder, port)
         assert (document["exit_code"], document["stored"]) == (0, OBJECTS), document["error"]
         assert seconds < 15
-        _, err, stopping = _stop(proc)
+        # Not communicate(): it would read stdout too, racing the reader for the
+        # last line; stderr alone is read here, in a thread, from the signal on.
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        errs: list[str] = []
+        assert proc.stderr is not None
+        stderr = proc.stderr
+        drain = threading.Thread(target=lambda: errs.append(stderr.read()), daemon=True)
+        drain.start()
+        proc.wait(timeout=30)
+        stopping = time.monotonic() - started
+        drain.join(10)
         reader.join(10)
+        err = "".join(errs)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert proc.returncode == 0, err
     assert stopping < 10
     assert out[-1] == '{"event": "stopped", "drained": 0, "aborted": 0}\n'
