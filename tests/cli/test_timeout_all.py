@@ -149,14 +149,21 @@ def test_serve_gives_up_on_a_pdu_that_does_not_come(serve_process: Any, peer: st
         waited = time.monotonic() - began
     assert received == A_ABORT_BY_USER
     assert waited < BOUND
+    ended, err = _aborted_by_the_server(proc)
+    assert ended["reason"] == "a PDU took longer than 1.0s to arrive"
+    assert "aborted (by us: a PDU took longer than 1.0s to arrive)" in err, err
+
+
+def _aborted_by_the_server(proc: Any) -> tuple[dict[str, Any], str]:
+    """``serve``, stopped by SIGTERM after its one association: that association's
+    ``association_ended`` event, an A-ABORT of ours (not the peer's), and its stderr."""
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     ended = [e for e in map(json.loads, out.splitlines()) if e["event"] == "association_ended"]
     assert len(ended) == 1, out
-    assert (ended[0]["how"], ended[0]["by"]) == ("aborted", "us")  # not the peer's A-ABORT
-    assert ended[0]["reason"] == "a PDU took longer than 1.0s to arrive"
-    assert "aborted (by us: a PDU took longer than 1.0s to arrive)" in err, err
+    assert (ended[0]["how"], ended[0]["by"]) == ("aborted", "us")
+    return ended[0], err
 
 
 #: What ``serve --timeout 1`` says of a message that stopped between its PDUs.
@@ -193,13 +200,8 @@ def test_serve_gives_up_on_a_message_that_stops_between_its_pdus(
         waited = time.monotonic() - began
     assert received == A_ABORT_BY_USER
     assert waited < BOUND
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
-    ended = [e for e in map(json.loads, out.splitlines()) if e["event"] == "association_ended"]
-    assert len(ended) == 1, out
-    assert (ended[0]["how"], ended[0]["by"]) == ("aborted", "us")
-    assert ended[0]["reason"].startswith(STALLED), ended[0]
+    ended, err = _aborted_by_the_server(proc)
+    assert ended["reason"].startswith(STALLED), ended
     assert f"aborted (by us: {STALLED}" in err, err
 
 

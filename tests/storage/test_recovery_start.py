@@ -374,17 +374,23 @@ def test_a_store_folder_made_again_under_its_server_records_its_start_there(
     assert record(root) == CLOSED
 
 
+def resize_two(root: Path, paths: dict[int, str]) -> None:
+    """Object 2's file replaced in place by a longer copy that reads whole, object
+    3's truncated: two files whose size is no longer their row's."""
+    rewritten = make_image(2, study=STUDY, series=SERIES)
+    rewritten.PatientName = "Corrected^Name^Longer^Than^The^First"
+    write_part10(root / paths[2], rewritten, ExplicitVRLittleEndian)
+    with open(root / paths[3], "r+b") as cut:
+        cut.truncate(400)
+
+
 def test_rows_whose_size_is_not_their_files_are_said_with_the_command_that_fixes_them(
         root: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A copy overwritten in place by a server killed before its row (or a file
     changed while no server ran): its row, and the file, are left as they are,
     and the WARNING names them and what updates the rows; reindex then does."""
     paths = killed_store(root, (1, 2, 3, 4), indexed=(1, 2, 3))
-    rewritten = make_image(2, study=STUDY, series=SERIES)
-    rewritten.PatientName = "Corrected^Name^Longer^Than^The^First"
-    write_part10(root / paths[2], rewritten, ExplicitVRLittleEndian)
-    with open(root / paths[3], "r+b") as cut:
-        cut.truncate(400)
+    resize_two(root, paths)
     before = rows_by_path(root)
     with caplog.at_level(logging.INFO, logger="dicomnet"):
         scp = start_and_wait(root)
@@ -480,11 +486,7 @@ def test_under_overwrite_a_copy_replaced_in_place_gets_its_row_updated(
     copy reads whole and is the row's instance, so its row is updated from it; a
     truncated file is still only said (its row may be the only true record)."""
     paths = killed_store(root, (1, 2, 3), indexed=(1, 2, 3))
-    rewritten = make_image(2, study=STUDY, series=SERIES)
-    rewritten.PatientName = "Corrected^Name^Longer^Than^The^First"
-    write_part10(root / paths[2], rewritten, ExplicitVRLittleEndian)
-    with open(root / paths[3], "r+b") as cut:
-        cut.truncate(400)
+    resize_two(root, paths)
     before = rows_by_path(root)
     with caplog.at_level(logging.INFO, logger="dicomnet"):
         scp = start_and_wait(root, duplicates="overwrite")
