@@ -164,3 +164,31 @@ def test_a_response_to_nothing_outstanding_asks_for_source_0() -> None:
     cause = error.__cause__
     assert isinstance(cause, RemoteProtocolError)
     assert (cause.abort_source, cause.abort_reason) == (0, 0)
+
+
+def test_no_association_answer_in_time_is_our_abort() -> None:
+    """A peer that takes the connection and never answers the A-ASSOCIATE-RQ: the
+    ACSE timeout is ours ("by us"), not an abort of unknown origin."""
+    async def main() -> AssociationAborted:
+        silent: list[asyncio.StreamWriter] = []
+
+        async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            silent.append(writer)  # held open, never answered
+
+        server = await asyncio.start_server(accept, LOOPBACK, 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(AssociationAborted) as caught:
+                async with associate(LOOPBACK, port, timeouts=Timeouts(acse=0.3)):
+                    pass
+            return caught.value
+        finally:
+            for writer in silent:
+                writer.close()
+            server.close()
+            await server.wait_closed()
+
+    failure = run(main())
+    assert failure.by == "us"
+    assert str(failure) == ("association aborted by us - no A-ASSOCIATE-AC/RJ within 0.3s "
+                            "(ACSE timeout)")

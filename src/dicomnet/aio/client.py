@@ -720,8 +720,8 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise AssociationAborted(
-                None, None, f"no A-ASSOCIATE-AC/RJ within {assoc.timeouts.acse}s (ACSE timeout)"
-            )
+                None, None, f"no A-ASSOCIATE-AC/RJ within {assoc.timeouts.acse}s (ACSE timeout)",
+                by="us")
         try:
             async with asyncio.timeout(remaining):
                 events = await assoc._read_events()
