@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from types import SimpleNamespace
 
 import pytest
 
 from dicomnet.aio.association import Association
 from dicomnet.aio.client import associate
+from dicomnet.aio.indications import aborted_by
 from dicomnet.aio.server_dispatch import RequestDispatch
 from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
 from dicomnet.config import Timeouts
 from dicomnet.dimse.connection import DatasetFragment
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, encode_message
 from dicomnet.errors import AssociationAborted, RemoteProtocolError
+from dicomnet.testing import associated_pair
+from dicomnet.ul.events import Aborted
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import AAbort, encode_pdata
 from tests.storage.rawscu import read_pdu
@@ -192,3 +196,29 @@ def test_no_association_answer_in_time_is_our_abort() -> None:
     assert failure.by == "us"
     assert str(failure) == ("association aborted by us - no A-ASSOCIATE-AC/RJ within 0.3s "
                             "(ACSE timeout)")
+
+
+def test_our_abort_is_ours_though_the_peer_aborts_in_the_same_read() -> None:
+    """A PDU our Upper Layer refuses (AA-8: our A-ABORT, Sta13) and, in the same
+    read, the peer's own A-ABORT (AA-2, Sta1): the failure says "us", with our
+    A-ABORT's words. Read from the state when the task took the event (Sta1, as
+    after the peer's A-ABORT), it said the peer had sent ours."""
+    pair = associated_pair()
+    ul = pair.requestor
+    ul.receive_data(bytes.fromhex("06 00 00000004 00000000") + A_ABORT_BY_USER, 0)
+    [event] = ul.take_events()
+    assert isinstance(event, Aborted)
+    failure = aborted_by(event)
+    assert (failure.by, failure.source, failure.reason) == ("us", 2, 2)
+    assert str(failure) == ("association aborted by us (A-ABORT sent: service-provider, "
+                            "unexpected PDU) - unexpected ReleaseRP PDU")
+
+
+def _two_pdus(peer: RawPeer, request: Request) -> Awaitable[None]:
+    # An A-RELEASE-RP in Sta6 and an A-ABORT behind it, one write (as it goes).
+    return peer.send(bytes.fromhex("06 00 00000004 00000000") + A_ABORT_BY_USER)
+
+
+def test_a_client_says_we_aborted_when_the_peer_aborts_right_behind_its_fault() -> None:
+    error = _failure(_two_pdus)
+    assert (error.by, error.source, error.reason) == ("us", 2, 2)

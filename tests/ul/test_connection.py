@@ -218,6 +218,7 @@ def test_user_abort_reaches_the_peer_as_user_abort() -> None:
     pair.acceptor.receive_data(pair.requestor.data_to_send(), 0)
     event = pair.acceptor.next_event()
     assert isinstance(event, Aborted) and event.source == 0 and not event.by_provider
+    assert event.by == "peer"  # AA-3: an A-ABORT received
     assert state(pair.acceptor) is State.Sta1
 
 
@@ -226,6 +227,7 @@ def test_invalid_pdu_in_sta6_sends_provider_abort() -> None:
     pair.acceptor.receive_data(b"\x55\x00\x00\x00\x00\x04abcd", 0)
     event = pair.acceptor.next_event()
     assert isinstance(event, Aborted) and event.by_provider and event.source == 2
+    assert event.by == "us"  # AA-8: the A-ABORT is ours
     assert pair.acceptor.data_to_send() == AAbort(source=2, reason=1).encode()
     assert state(pair.acceptor) is State.Sta13
     # More garbage while awaiting the close: one A-ABORT was enough, nothing more.
@@ -271,7 +273,8 @@ def test_a_maximum_length_leaving_no_room_for_data_is_an_invalid_parameter() -> 
         contexts={VERIFICATION: None}, max_pdu_length=1)))
     acceptor_ac = pair.acceptor.data_to_send()
     pair.requestor.receive_data(acceptor_ac, 0)
-    assert [type(e) for e in iter(pair.requestor.next_event, None)] == [Aborted]
+    [event] = list(iter(pair.requestor.next_event, None))
+    assert isinstance(event, Aborted) and event.by == "us"
     assert pair.requestor.data_to_send() == AAbort(source=2, reason=6).encode()  # AA-8
 
 
@@ -280,7 +283,25 @@ def test_transport_closed_in_sta6_is_a_provider_abort() -> None:
     pair.requestor.receive_data(b"", 0)
     event = pair.requestor.next_event()
     assert isinstance(event, Aborted) and event.by_provider and event.source is None
+    assert event.by is None  # AA-4: no A-ABORT either way
     assert state(pair.requestor) is State.Sta1
+
+
+def test_our_abort_stays_ours_when_the_peer_aborts_or_closes_right_after() -> None:
+    """An unexpected PDU is answered with our A-ABORT (AA-8, Sta13); the peer's own
+    A-ABORT (AA-2) or close (AR-5) in the same read ends in Sta1 before the user
+    takes the event. The event still says the A-ABORT was ours: the state after
+    it (Sta1, as after the peer's A-ABORT, AA-3) had the aio layer say "peer"."""
+    release_rp = bytes.fromhex("06 00 00000004 00000000")
+    for then in (AAbort(source=0, reason=0).encode(), b""):
+        pair = associated_pair()
+        pair.requestor.receive_data(release_rp + then, 0)
+        if not then:
+            pair.requestor.receive_data(b"", 0)
+        assert state(pair.requestor) is State.Sta1
+        [event] = pair.requestor.take_events()
+        assert isinstance(event, Aborted) and (event.source, event.reason) == (2, 2)
+        assert event.by == "us", then
 
 
 def test_accepted_event_carries_the_ac() -> None:
@@ -401,13 +422,14 @@ def test_a_broken_transport_or_a_cut_pdu_after_the_release_request_still_aborts(
             pair.acceptor.receive_data(b"", 0)
         assert pair.acceptor.next_event() == ReleaseRequested(collision=False)
         event = pair.acceptor.next_event()
-        assert isinstance(event, Aborted) and event.by_provider, ending
+        assert isinstance(event, Aborted) and event.by_provider and event.by is None, ending
         assert state(pair.acceptor) is State.Sta1 and not pair.acceptor.half_closed
     pair = associated_pair()
     pair.requestor.release()  # Sta7: the acceptor closes instead of answering
     pair.requestor.receive_data(b"", 0)
     event = pair.requestor.next_event()
     assert isinstance(event, Aborted) and event.detail == "the transport connection closed"
+    assert event.by is None
     assert state(pair.requestor) is State.Sta1
 
 
@@ -452,6 +474,7 @@ def test_an_associate_ac_whose_maximum_length_leaves_no_room_for_data_is_aborted
     pair.requestor.receive_data(pair.acceptor.data_to_send(), 0)
     event = pair.requestor.next_event()
     assert isinstance(event, Aborted) and event.by_provider and event.source == 2
+    assert event.by == "us"
     assert "Maximum Length 3 leaves no room for PDV data" in event.detail
     assert pair.requestor.data_to_send() == AAbort(source=2, reason=6).encode()
     assert state(pair.requestor) is State.Sta13
@@ -485,6 +508,7 @@ def test_an_associate_ac_accepting_a_transfer_syntax_not_proposed_is_aborted() -
             assert isinstance(event, AssociateAccepted) and state(pair.requestor) is State.Sta6
             continue
         assert isinstance(event, Aborted) and event.by_provider and event.source == 2
+        assert event.by == "us"
         assert event.detail.endswith(
             f"A-ASSOCIATE-AC accepts presentation context 3 in transfer syntax {explicit_be}, "
             "which was not proposed for it (PS3.8 7.1.1.14)")

@@ -5,7 +5,9 @@ code), and ``NEXT_STATE``/``EFFECTS`` are the action definitions of Tables 9-6
 to 9-9. Each cell is checked three ways: the table in ``ul/fsm.py`` names the
 same action, running it reaches the standard's next state, and it produces the
 standard's effects (PDU sent, primitive issued, ARTIM started/stopped,
-transport opened/closed). Blank cells must raise LocalProtocolError.
+transport opened/closed); an abort indication also says whose A-ABORT it was
+(``Aborted.by``: the peer's for AA-3, ours for AA-8, none for AA-4). Blank
+cells must raise LocalProtocolError.
 """
 
 from __future__ import annotations
@@ -134,12 +136,12 @@ EFFECTS: dict[str, list[tuple[type, object]]] = {
     "AR-10": [(Indicate, ReleaseConfirmed)],
     "AA-1": [(SendPDU, AAbort), (StartArtim, None)],
     "AA-2": [(StopArtim, None), (CloseTransport, None)],
-    "AA-3": [(Indicate, Aborted), (CloseTransport, None)],
-    "AA-4": [(Indicate, Aborted), (CloseTransport, None)],
+    "AA-3": [(Indicate, (Aborted, "peer")), (CloseTransport, None)],  # it was received
+    "AA-4": [(Indicate, (Aborted, None)), (CloseTransport, None)],  # no A-ABORT at all
     "AA-5": [(StopArtim, None), (CloseTransport, None)],
     "AA-6": [],
     "AA-7": [(SendPDU, AAbort)],
-    "AA-8": [(SendPDU, AAbort), (Indicate, Aborted), (StartArtim, None)],
+    "AA-8": [(SendPDU, AAbort), (Indicate, (Aborted, "us")), (StartArtim, None)],  # ours
 }
 
 RQ = AssociateRQ(
@@ -223,7 +225,9 @@ def _detail(effect: object) -> object:
     if isinstance(effect, SendPDU):
         return PDataTF if type(effect.pdu).__name__ == "_RawPData" else type(effect.pdu)
     if isinstance(effect, Indicate):
-        return type(effect.event)
+        # Whose A-ABORT an abort indication is, as the action says (not the state after).
+        return (Aborted, effect.event.by) if isinstance(effect.event, Aborted) else type(
+            effect.event)
     return None
 
 
@@ -257,3 +261,9 @@ def test_aa3_tells_user_abort_from_provider_abort() -> None:
         assert isinstance(indication.event, Aborted)
         assert indication.event.by_provider is by_provider
         assert indication.event.source == source
+        assert indication.event.by == "peer"  # either source: the peer's A-ABORT
+
+
+def test_an_aborted_event_built_without_by_says_nobody() -> None:
+    """``by`` defaults to None: events built as before still construct."""
+    assert Aborted(source=None, reason=None, by_provider=True).by is None

@@ -522,7 +522,7 @@ class Association(Deadlines):
         events = self.ul.take_events()
         for event in events:
             if event.__class__ is Aborted:  # not isinstance: a call per event
-                self._fail(aborted_by(self.ul, event))
+                self._fail(aborted_by(event))
         return events
 
     def _transport_broke(self, detail: str) -> None:

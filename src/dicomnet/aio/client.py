@@ -58,7 +58,7 @@ from ..ul.negotiation import (
 )
 from .association import Association, DatasetSink
 from .client_remarks import closed_after_tls13_handshake, warn_tiny_max_length, warn_unanswered
-from .indications import MessagesRouted, aborted_by
+from .indications import MessagesRouted
 from .operations import OperationsWindow
 from .replies import Abandoned, OneReply, Replies, Reply
 from .transport import SecureLinkHook, Stream, open_stream
@@ -761,6 +761,6 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
                 elif event.source is None:
                     detail += " before answering the A-ASSOCIATE-RQ"
                 raise AssociationAborted(event.source, event.reason, detail,
-                                         by=aborted_by(ul, event).by)
+                                         by=event.by)
         if ul.state.name == "Sta1":
             raise ConnectError("the connection closed during association set-up")

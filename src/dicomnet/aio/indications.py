@@ -13,7 +13,6 @@ from ..errors import AssociationAborted
 
 if TYPE_CHECKING:
     from ..dimse.messages import DimseMessage
-    from ..ul.connection import ULConnection
     from ..ul.events import Aborted
     from .sinks import DatasetSink
 
@@ -30,10 +29,11 @@ class MessagesRouted:
     error: Exception | None
 
 
-def aborted_by(ul: ULConnection, event: Aborted) -> AssociationAborted:
-    """The failure an Upper Layer's abort indication means, with who aborted: the
-    peer's A-ABORT (PS3.8 AA-3, next state Sta1), ours when the Upper Layer sent
-    one for a PDU it could not take (AA-8, next Sta13), neither for a connection
-    that closed under it (AA-4: no A-ABORT either way)."""
-    by = None if event.source is None else "us" if ul.state.name == "Sta13" else "peer"
-    return AssociationAborted(event.source, event.reason, event.detail, by=by)
+def aborted_by(event: Aborted) -> AssociationAborted:
+    """The failure an Upper Layer's abort indication means, with who aborted, as
+    the action that issued it says (``Aborted.by``): the peer's A-ABORT (PS3.8
+    AA-3), ours when the Upper Layer sent one for a PDU it could not take
+    (AA-8), neither for a connection that closed under it (AA-4). Not the state
+    when the task takes the event: AA-8's Sta13 is Sta1 by then if the peer's
+    A-ABORT came in the same read, as after AA-3."""
+    return AssociationAborted(event.source, event.reason, event.detail, by=event.by)

@@ -5,6 +5,7 @@ primitives of PS3.8 section 7, as small frozen dataclasses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from .pdata import PDataTF
 from .pdu import AssociateAC, AssociateRJ, AssociateRQ
@@ -68,12 +69,19 @@ class Aborted:
 
     ``source``/``reason`` are those of the A-ABORT PDU, when one was received or
     sent; None for a closed transport or a timeout. ``detail`` says what happened.
+    ``by`` says whose A-ABORT it was, as the action that issued the indication
+    knows (PS3.8 Table 9-9): "peer" for one received (AA-3), "us" for the one
+    our Upper Layer sent (AA-8), None when there was none (AA-4: the transport
+    closed). Set by the state machine, not read from the state afterwards: by
+    the time the user takes the event the state may have moved on (our AA-8's
+    Sta13 ends in Sta1 when the peer's A-ABORT or close follows at once).
     """
 
     source: int | None
     reason: int | None
     by_provider: bool
     detail: str = ""
+    by: Literal["us", "peer"] | None = None
 
 
 ULEvent = (

@@ -361,7 +361,8 @@ def AA_3(m: Machine, arg: object) -> State:
 
     PS3.8 Table 9-26 defines source 0 (service-user) and 2 (service-provider); an
     A-ABORT with another (1 is reserved) still ends the association, as an A-ABORT
-    of the peer, with the source named in its detail."""
+    of the peer, with the source named in its detail. Either way it is the peer's
+    (``by="peer"``)."""
     assert isinstance(arg, AAbort)
     by_provider = arg.source == 2
     if by_provider:
@@ -373,14 +374,15 @@ def AA_3(m: Machine, arg: object) -> State:
                   "Table 9-26 does not define")
     m.effects += [
         Indicate(Aborted(source=arg.source, reason=arg.reason, by_provider=by_provider,
-                         detail=detail)),
+                         detail=detail, by="peer")),
         CloseTransport(),
     ]
     return State.Sta1
 
 
 def AA_4(m: Machine, arg: object) -> State:
-    """Issue A-P-ABORT indication primitive; next Sta1."""
+    """Issue A-P-ABORT indication primitive; next Sta1. No A-ABORT was sent or
+    received (the transport closed or broke): ``by`` is None."""
     detail = arg if isinstance(arg, str) else "the transport connection closed"
     m.effects += [
         Indicate(Aborted(source=None, reason=None, by_provider=True, detail=detail)),
@@ -411,13 +413,15 @@ def AA_8(m: Machine, arg: object) -> State:
     start ARTIM; next Sta13.
 
     ``arg`` is the RemoteProtocolError (for Evt19) or the unexpected PDU; the
-    abort reason is taken from the former, 2 (unexpected PDU) otherwise.
+    abort reason is taken from the former, 2 (unexpected PDU) otherwise. The
+    A-ABORT is ours (``by="us"``), whatever state follows before the user hears.
     """
     pdu = _provider_abort(arg)
     detail = str(arg) if isinstance(arg, Exception) else f"unexpected {type(arg).__name__} PDU"
     m.effects += [
         SendPDU(pdu),
-        Indicate(Aborted(source=2, reason=pdu.reason, by_provider=True, detail=detail)),
+        Indicate(Aborted(source=2, reason=pdu.reason, by_provider=True, detail=detail,
+                         by="us")),
         StartArtim(),
     ]
     return State.Sta13
