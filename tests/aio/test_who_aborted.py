@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from dicomnet.aio.association import Association
-from dicomnet.aio.client import associate
+from dicomnet.aio.client import ClientAssociation, associate
 from dicomnet.aio.indications import aborted_by
 from dicomnet.aio.server_dispatch import RequestDispatch
 from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
@@ -222,3 +222,32 @@ def _two_pdus(peer: RawPeer, request: Request) -> Awaitable[None]:
 def test_a_client_says_we_aborted_when_the_peer_aborts_right_behind_its_fault() -> None:
     error = _failure(_two_pdus)
     assert (error.by, error.source, error.reason) == ("us", 2, 2)
+
+
+def test_an_internal_error_of_ours_is_our_abort(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in our own code reading a response: the association is A-ABORTed by
+    us (PS3.7 7.3, source service-user) and the failure says so. It had no
+    ``by`` ("association aborted - internal error: ..."), and the connection was
+    closed with no A-ABORT (the peer saw its transport close, PS3.8 AA-4)."""
+    def broken(self: object, event: object) -> None:
+        raise RuntimeError("our own bug")
+
+    monkeypatch.setattr(ClientAssociation, "_on_data", broken)
+
+    async def main() -> tuple[AssociationAborted, str]:
+        async with raw_scp(_echo) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                with pytest.raises(AssociationAborted) as caught:
+                    await assoc.echo()
+            await asyncio.wait_for(peers[0].ended.wait(), 10)
+            return caught.value, peers[0].ending
+
+    error, ending = run(main())
+    assert (error.by, error.source, error.reason) == ("us", 0, 0)
+    assert str(error) == ("association aborted by us (A-ABORT sent: service-user) - "
+                          "internal error: our own bug")
+    assert ending == "abort"
+
+
+async def _echo(peer: RawPeer, request: Request) -> None:
+    await peer.send(_echo_rsp(request))

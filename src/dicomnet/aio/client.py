@@ -393,7 +393,11 @@ class ClientAssociation(Association):
             raise
         except Exception as exc:  # a bug must not hang the user's awaits
             log.exception("reader of %s failed", self._name())
-            self._fail(AssociationAborted(None, None, f"internal error: {exc}"))
+            # Ours, not the peer's: A-ABORT (PS3.8 7.3) rather than a bare close.
+            self._local_abort(f"internal error: {exc}")  # (its traceback: logged above)
+            if not self.stream.receiver.writing_paused:  # else its drain would never end
+                with contextlib.suppress(Exception):
+                    await self._flush()
         finally:
             error: BaseException = self.failure or AssociationAborted(
                 None, None, "the connection closed"
@@ -440,7 +444,7 @@ class ClientAssociation(Association):
                 return []
             except Exception as exc:  # a bug must not hang the user's awaits
                 log.exception("reader of %s failed", self._name())
-                self._fail(AssociationAborted(None, None, f"internal error: {exc}"))
+                self._local_abort(f"internal error: {exc}")  # ours: A-ABORT
                 self._wake()
                 return []
         if self.failure is not None:
