@@ -134,7 +134,7 @@ class AssociationRejected(AssociationError):
         )
 
 
-_ABORT_SOURCES = {0: "service-user", 1: "reserved", 2: "service-provider"}
+_ABORT_SOURCES = {0: "service-user", 2: "service-provider"}
 _ABORT_REASONS = {
     0: "reason not specified",
     1: "unrecognized PDU",
@@ -168,35 +168,47 @@ class AssociationAborted(AssociationError):
         self.by = by
         parts = []
         if by is None and source is not None:  # who is not known: the source alone
-            words = _ABORT_SOURCES.get(source, f"source {source}")
+            words = _source_words(source)
             if reason is not None and source == 2:
                 words += f" ({abort_reason(reason)})"
             parts.append(f"by {words}")
         elif by is not None:
             parts.append("by us" if by == "us" else "by the peer")
             if source is not None:
-                parts.append(f"({'A-ABORT sent' if by == 'us' else 'its A-ABORT'}: "
-                             f"{abort_words(source, reason)})")
-        # The Upper Layer's words for an A-ABORT received say only what ``by`` does.
-        if detail and not (by == "peer" and detail in _PEER_ABORTED):
+                parts.append(f"(A-ABORT sent: {abort_words(source, reason)})" if by == "us"
+                             else f"({peer_abort_words(source, reason)})")
+        # The Upper Layer's words for an A-ABORT received (PS3.8 AA-3) say only what
+        # ``by`` and its source do.
+        if detail and not (by == "peer" and source is not None):
             parts.append(f"- {detail}")
         # The acceptor's own A-RELEASE-RQ (no A-ABORT either way) ended it, not an abort.
         head = "association ended" if by == "peer" and source is None else "association aborted"
         super().__init__(" ".join([head, *parts]))
 
 
-#: The Upper Layer's details of an A-ABORT received (PS3.8 AA-3), sources 0 and 2.
-_PEER_ABORTED = frozenset({"the peer aborted", "the peer's service provider aborted"})
-
-
 def abort_words(source: int, reason: int | None) -> str:
     """An A-ABORT's source, and its reason when the source gives it a meaning (the
     service provider's), in the words of PS3.8 Table 9-26: "service-user",
-    "service-provider, unexpected PDU"."""
-    words = _ABORT_SOURCES.get(source, f"source {source}")
+    "service-provider, unexpected PDU", "source 1 (reserved, PS3.8 Table 9-26)"."""
+    words = _source_words(source)
     if source == 2 and reason is not None:
         words += f", {abort_reason(reason)}"
     return words
+
+
+def peer_abort_words(source: int, reason: int | None) -> str:
+    """The peer's A-ABORT (PS3.8 AA-3) in the words both sides use: the client's
+    ``AssociationAborted`` ("association aborted by the peer (its A-ABORT:
+    service-provider, unexpected PDU)") and the server's line and
+    ``AssociationEnded.reason`` ("its A-ABORT: service-provider, unexpected PDU")."""
+    return f"its A-ABORT: {abort_words(source, reason)}"
+
+
+def _source_words(source: int) -> str:
+    if source in (0, 2):
+        return _ABORT_SOURCES[source]
+    # An A-ABORT of another source still ends the association (PS3.8 AA-3).
+    return f"source {source} ({'reserved' if source == 1 else 'not'} in PS3.8 Table 9-26)"
 
 
 def abort_reason(reason: int) -> str:

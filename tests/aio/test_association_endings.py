@@ -42,22 +42,23 @@ def test_a_release_the_peer_has_not_closed_yet_is_released_when_the_server_stops
 
 
 @pytest.mark.parametrize(("source", "reason", "words"), [
-    (0, 0, "aborted (the peer aborted)"),
-    (0, 2, "aborted (the peer aborted)"),  # source 0: its reason is not significant
-    (2, 0, "aborted (the peer's service provider aborted: reason not specified)"),
-    (2, 2, "aborted (the peer's service provider aborted: unexpected PDU)"),
-    (2, 6, "aborted (the peer's service provider aborted: invalid PDU parameter value)"),
-    (2, 3, "aborted (the peer's service provider aborted: reason 3)"),
-    (1, 0, "aborted (the peer aborted, with A-ABORT source 1, which PS3.8 Table 9-26 does "
-           "not define)"),
-    (255, 0, "aborted (the peer aborted, with A-ABORT source 255, which PS3.8 Table 9-26 "
-             "does not define)"),
+    (0, 0, "service-user"),
+    (0, 2, "service-user"),  # source 0: its reason is not significant
+    (2, 0, "service-provider, reason not specified"),
+    (2, 2, "service-provider, unexpected PDU"),
+    (2, 6, "service-provider, invalid PDU parameter value"),
+    (2, 3, "service-provider, reason 3"),
+    (1, 0, "source 1 (reserved in PS3.8 Table 9-26)"),
+    (255, 0, "source 255 (not in PS3.8 Table 9-26)"),
 ])
 def test_an_abort_from_the_peer_is_logged_with_its_source(
         caplog: pytest.LogCaptureFixture, source: int, reason: int, words: str) -> None:
     """The line and the ``association_ended`` event's reason name the peer's A-ABORT
-    source and, for its service provider's, the reason (PS3.8 Table 9-26): "the
-    peer's service provider aborted" alone said nothing of why."""
+    source and, for its service provider's, the reason (PS3.8 Table 9-26), in the
+    words of the client's AssociationAborted for it ("by the peer (its A-ABORT:
+    ...)"). They had the Upper Layer's own ("the peer's service provider aborted:
+    unexpected PDU") where the client said "by the peer (its A-ABORT:
+    service-provider, unexpected PDU)"."""
     events: list[ConnectionEvent] = []
 
     async def scenario() -> None:
@@ -71,7 +72,7 @@ def test_an_abort_from_the_peer_is_logged_with_its_source(
     with caplog.at_level(logging.INFO, logger="dicomnet"):
         run(scenario())
     [line] = association_lines(caplog)
-    assert words in line, line
+    assert f": aborted (by the peer, its A-ABORT: {words}), " in line, line
     [ended] = [e for e in events if isinstance(e, AssociationEnded)]
-    assert ended.to_dict()["reason"] == words.removeprefix("aborted (").removesuffix(")")
+    assert ended.to_dict()["reason"] == f"its A-ABORT: {words}"
     assert (ended.how, ended.to_dict()["by"]) == ("aborted", "peer")

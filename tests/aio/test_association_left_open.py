@@ -57,7 +57,7 @@ def test_an_association_open_when_asyncio_run_ends_is_aborted(
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == [
         f"association with {LOOPBACK}:{server.port} was not released: aborted"]
     ended = association_lines(aio_log)
-    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+    assert len(ended) == 1 and "aborted (by the peer, its A-ABORT: service-user)" in ended[0], ended
     assert any(re.search(r"aborting: not released, its event loop ending", line)
                for line in (r.getMessage() for r in aio_log.records)), aio_log.text
 

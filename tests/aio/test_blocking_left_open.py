@@ -68,7 +68,7 @@ class _Peer:
 
 
 @pytest.mark.parametrize(("ending", "words", "sent"), [
-    ("abort", "closed, nothing sent (the peer aborted)", b""),
+    ("abort", "closed, nothing sent (aborted by the peer, its A-ABORT: service-user)", b""),
     ("close", "closed, nothing sent (the transport connection closed)", b""),
     ("stay", "aborted", AAbort(source=0, reason=0).encode()),
 ])

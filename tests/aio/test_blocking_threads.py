@@ -126,7 +126,7 @@ def test_an_association_open_at_exit_is_aborted(aio_log: pytest.LogCaptureFixtur
         server.stop()
     assert (child.returncode, child.stdout, child.stderr) == (0, "0\n", "")
     ended = association_lines(aio_log)
-    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+    assert len(ended) == 1 and "aborted (by the peer, its A-ABORT: service-user)" in ended[0], ended
 
 
 def test_an_association_dropped_unreleased_is_aborted(
@@ -145,7 +145,7 @@ def test_an_association_dropped_unreleased_is_aborted(
     finally:
         server.stop()
     ended = association_lines(aio_log)
-    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+    assert len(ended) == 1 and "aborted (by the peer, its A-ABORT: service-user)" in ended[0], ended
 
 
 def test_the_finalizer_leaves_an_association_a_call_holds() -> None:

@@ -141,7 +141,7 @@ def test_a_request_cancelled_while_its_data_set_is_sent_aborts_the_association(
     error = run(main())
     assert "a C-STORE message cut short in its data set (CancelledError)" in error, error
     ended = association_lines(aio_log)
-    assert len(ended) == 1 and "aborted (the peer aborted)" in ended[0], ended
+    assert len(ended) == 1 and "aborted (by the peer, its A-ABORT: service-user)" in ended[0], ended
 
 
 def test_a_data_set_whose_association_ends_between_two_chunks_says_aborted(

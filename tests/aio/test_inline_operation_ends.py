@@ -33,8 +33,10 @@ from tests.storage.rawscu import RawAssociation, store_command
 VERIFICATION = "1.2.840.10008.1.1"
 ECHO_CONTEXT = [ContextRequest(VERIFICATION, (ImplicitVRLittleEndian,))]
 STORE_CONTEXT = [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))]
-#: How each ending reads in the association's end (PS3.8 AA-3; Evt17 with a reset).
-REASONS = {"abort": "the peer aborted", "reset": "the peer reset the connection"}
+#: How each ending reads in the association's end (PS3.8 AA-3, in the words of the
+#: client's AssociationAborted; Evt17 with a reset), and in its line.
+REASONS = {"abort": "its A-ABORT: service-user", "reset": "the peer reset the connection"}
+LINES = {"abort": "by the peer, its A-ABORT: service-user", "reset": REASONS["reset"]}
 
 
 async def _end(raw: RawAssociation, ending: str) -> None:
@@ -88,7 +90,7 @@ def test_an_echo_handler_waiting_is_cancelled_when_the_peer_goes(
     assert (ended.how, ended.reason) == ("aborted", REASONS[ending])
     assert (ended.messages, ended.answers, ended.unanswered) == (1, {}, 1)
     lines = [line for line in association_lines(aio_log) if ": aborted (" in line]
-    assert len(lines) == 1 and f"aborted ({REASONS[ending]})" in lines[0]
+    assert len(lines) == 1 and f"aborted ({LINES[ending]})" in lines[0]
 
 
 @pytest.mark.parametrize("ending", ["abort", "reset"])

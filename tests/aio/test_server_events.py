@@ -42,7 +42,8 @@ def test_an_association_accepted_then_aborted_is_told_with_its_answers() -> None
     assert (accepted.calling_ae_title, accepted.called_ae_title, accepted.contexts,
             accepted.security) == ("WATCHED", "DICOMNET-SCP", 1, None)
     assert isinstance(ended, AssociationEnded)
-    assert (ended.peer, ended.how, ended.reason) == (accepted.peer, "aborted", "the peer aborted")
+    assert (ended.peer, ended.how, ended.reason) == (accepted.peer, "aborted",
+                                                  "its A-ABORT: service-user")
     assert (ended.messages, ended.objects, dict(ended.answers), ended.unanswered) == (
         2, 0, {0: 2}, 0)
     assert ended.bytes_received > 0

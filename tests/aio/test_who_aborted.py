@@ -18,13 +18,14 @@ from dicomnet.aio.association import Association
 from dicomnet.aio.client import ClientAssociation, associate
 from dicomnet.aio.indications import aborted_by
 from dicomnet.aio.server_dispatch import RequestDispatch
-from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent
+from dicomnet.aio.server_events import AssociationEnded, ConnectionEvent, with_abort_reason
 from dicomnet.config import Timeouts
 from dicomnet.dimse.connection import DatasetFragment
 from dicomnet.dimse.messages import CEchoRQ, CEchoRSP, encode_message
 from dicomnet.errors import AssociationAborted, RemoteProtocolError
 from dicomnet.testing import associated_pair
 from dicomnet.ul.events import Aborted
+from dicomnet.ul.fsm import Event, Indicate, Machine, State
 from dicomnet.ul.negotiation import ContextRequest, build_associate_rq
 from dicomnet.ul.pdu import AAbort, encode_pdata
 from tests.storage.rawscu import read_pdu
@@ -130,8 +131,8 @@ def test_a_server_says_who_aborted(who: str, aio_log: pytest.LogCaptureFixture) 
         assert ": aborted (by us: a PDU took longer than 0.5s to arrive), " in line, line
     else:
         assert got == b""
-        assert ended.reason == "the peer aborted"
-        assert ": aborted (the peer aborted), " in line, line
+        assert ended.reason == "its A-ABORT: service-user"
+        assert ": aborted (by the peer, its A-ABORT: service-user), " in line, line
 
 
 # -- the hint a RemoteProtocolError carries is what is sent ------------------------------
@@ -251,3 +252,18 @@ def test_an_internal_error_of_ours_is_our_abort(monkeypatch: pytest.MonkeyPatch)
 
 async def _echo(peer: RawPeer, request: Request) -> None:
     await peer.send(_echo_rsp(request))
+
+
+@pytest.mark.parametrize(("source", "reason"), [(0, 0), (2, 2), (255, 0)])
+def test_both_sides_word_the_peers_abort_alike(source: int, reason: int) -> None:
+    """The client's AssociationAborted and the server's end (line, reason) say the
+    peer's A-ABORT in the same words, from the Upper Layer's event (PS3.8 AA-3)."""
+    machine = Machine(is_requestor=False)
+    machine.state = State.Sta6
+    machine.fire(Event.Evt16, AAbort(source=source, reason=reason))
+    event = next(e.event for e in machine.effects if isinstance(e, Indicate))
+    assert isinstance(event, Aborted)
+    failure = aborted_by(event)
+    server = with_abort_reason(f"aborted ({event.detail})", failure)
+    assert server.startswith("aborted (its A-ABORT: "), server
+    assert str(failure) == f"association aborted by the peer ({server[9:-1]})"

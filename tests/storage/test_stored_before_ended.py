@@ -79,7 +79,7 @@ def test_objects_stored_as_the_peer_aborts_are_told_before_the_association_ended
     assert told[-1] == "ended", told
     assert set(told[:-1]) == stored
     end = ended[0]
-    assert (end.how, end.reason) == ("aborted", "the peer aborted")
+    assert (end.how, end.reason) == ("aborted", "its A-ABORT: service-user")
     # Those read with the A-ABORT are not performed (nobody to answer): at most 8.
     assert len(stored) <= end.objects <= 8
     assert sum(end.answers.values()) + end.unanswered == end.messages

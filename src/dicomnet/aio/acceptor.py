@@ -201,9 +201,12 @@ def log_end(assoc: _Ended, outcome: str, seconds: float, *, evicted: bool = Fals
     if assoc.calling_ae_title:
         if (assoc.failure is not None and assoc.failure.by == "us"
                 and outcome.startswith("aborted (")):
-            # A deadline of ours, a fault we found, would read as the peer's else (the
-            # peer's own aborts say "the peer" already: PS3.8 AA-3's words).
+            # A deadline of ours, a fault we found, would read as the peer's else; the
+            # peer's A-ABORT (PS3.8 AA-3) says who as the client's AssociationAborted does.
             outcome = f"aborted (by us: {outcome[9:]}"
+        elif (assoc.failure is not None and assoc.failure.by == "peer"
+              and outcome.startswith("aborted (its A-ABORT: ")):
+            outcome = f"aborted (by the peer, {outcome[9:]}"  # the client's words
         log.info("association %s@%s:%s -> %s: %s, %d message(s)%s, %.2f s%s",
                  assoc.calling_ae_title, *peer[:2], assoc.called_ae_title, outcome,
                  assoc.messages, assoc.answers.words(assoc.messages), seconds, link)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import abort_reason
+from ..errors import peer_abort_words
 from ..security.info import SecurityInfo
 from .server_hooks import contained
 
@@ -141,15 +141,17 @@ def tell(observer: ConnectionObserver | None, event: ConnectionEvent | None) -> 
 
 
 def with_abort_reason(outcome: str, failure: AssociationAborted | None) -> str:
-    """``outcome`` ("aborted (the peer's service provider aborted)", the Upper
-    Layer's words for the peer's A-ABORT, PS3.8 AA-3) with that A-ABORT's reason
-    when its source is the service provider (": unexpected PDU", PS3.8 Table
-    9-26): its words alone say who, not why. A service-user's reason is not
-    significant (Table 9-26); other outcomes are left as they are."""
-    if (failure is None or failure.by != "peer" or failure.source != 2
-            or failure.reason is None or outcome != f"aborted ({failure.detail})"):
+    """``outcome`` ("aborted (the peer aborted)", the Upper Layer's words for the
+    peer's A-ABORT, PS3.8 AA-3) in the words the client's ``AssociationAborted``
+    uses for it: "aborted (its A-ABORT: service-provider, unexpected PDU)", its
+    source and, for the service provider's, its reason (PS3.8 Table 9-26; a
+    service-user's reason is not significant). ``AssociationEnded.by`` says
+    who, and the log line "by the peer" (``log_end``). Other outcomes are left
+    as they are."""
+    if (failure is None or failure.by != "peer" or failure.source is None
+            or outcome != f"aborted ({failure.detail})"):
         return outcome
-    return f"aborted ({failure.detail}: {abort_reason(failure.reason)})"
+    return f"aborted ({peer_abort_words(failure.source, failure.reason)})"
 
 
 def aborted_by(assoc: ServerAssociation) -> str | None:

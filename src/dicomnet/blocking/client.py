@@ -26,7 +26,7 @@ from ..aio.client import ClientAssociation, open_association
 from ..aio.transport import SecureLinkHook
 from ..config import Limits, Timeouts
 from ..dimse.status import Status
-from ..errors import LocalProtocolError
+from ..errors import AssociationAborted, LocalProtocolError, peer_abort_words
 from ..security.config import TLSConfig
 from ..security.info import SecurityInfo
 from ..services.storage import RetryEvent, StoreResult, store_paths
@@ -202,7 +202,7 @@ def _abandoned(loop: asyncio.AbstractEventLoop, assoc: ClientAssociation,
                 _call(loop, _take_what_arrived())
                 if assoc.failure is not None or not assoc.ul.is_established:
                     failure = assoc.failure
-                    ended = failure.detail or str(failure) if failure else "it had ended"
+                    ended = _ended_words(failure)
                 _call(loop, assoc.abort())  # with it ended: the connection closed, no PDU
                 _call(loop, loop.shutdown_asyncgens())
         finally:
@@ -213,6 +213,18 @@ def _abandoned(loop: asyncio.AbstractEventLoop, assoc: ClientAssociation,
     warnings.warn(f"association with {host}:{port} was not released: "
                   + ("aborted" if ended is None else f"closed, nothing sent ({ended})"),
                   ResourceWarning, stacklevel=1)
+
+
+def _ended_words(failure: AssociationAborted | None) -> str:
+    """How an association left open had ended, for its warning: the peer's A-ABORT
+    in the words of ``AssociationAborted`` ("aborted by the peer, its A-ABORT:
+    service-user"; PS3.8 AA-3), else what happened ("the transport connection
+    closed")."""
+    if failure is None:
+        return "it had ended"
+    if failure.by == "peer" and failure.source is not None:
+        return f"aborted by the peer, {peer_abort_words(failure.source, failure.reason)}"
+    return failure.detail or str(failure)
 
 
 class BlockingAssociation:
