@@ -250,6 +250,30 @@ def test_an_internal_error_of_ours_is_our_abort(monkeypatch: pytest.MonkeyPatch)
     assert ending == "abort"
 
 
+def test_an_internal_error_of_the_reader_task_is_our_abort(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bug met by the reader task rather than the read callback (an
+    event it cannot take, say): A-ABORT sent, source service-user, ``by`` us."""
+    async def main() -> tuple[AssociationAborted, str]:
+        async with raw_scp(_echo) as (port, peers):
+            async with associate(LOOPBACK, port) as assoc:
+                async def broken() -> list[object]:
+                    raise RuntimeError("our reader's bug")
+
+                monkeypatch.setattr(assoc, "_read_events", broken)
+                assoc._wake()  # the reader task goes round once more, into the bug
+                with pytest.raises(AssociationAborted) as caught:
+                    await assoc.echo()
+            await asyncio.wait_for(peers[0].ended.wait(), 10)
+            return caught.value, peers[0].ending
+
+    error, ending = run(main())
+    assert (error.by, error.source, error.reason) == ("us", 0, 0)
+    assert str(error) == ("association aborted by us (A-ABORT sent: service-user) - "
+                          "internal error: our reader's bug")
+    assert ending == "abort"
+
+
 async def _echo(peer: RawPeer, request: Request) -> None:
     await peer.send(_echo_rsp(request))
 
