@@ -27,6 +27,7 @@ from typing import IO
 import pytest
 
 from tests.aio.helpers import AIO_LOGGER, Pki, PkiFactory
+from tests.interop.pynetdicom_race import guarded
 
 
 def _under_ci() -> bool:
@@ -75,14 +76,19 @@ def dcmtk() -> Dcmtk:
 
 
 @pytest.fixture(scope="session")
-def pynetdicom() -> ModuleType:
-    """The pynetdicom module; skip or, under CI, fail if it is not installed."""
+def pynetdicom() -> Iterator[ModuleType]:
+    """The pynetdicom module; skip or, under CI, fail if it is not installed.
+
+    Guarded against its own race that loses a response now and then (a DIMSE
+    timeout with many objects on one association; tests/interop/pynetdicom_race.py).
+    """
     try:
         module = importlib.import_module("pynetdicom")
     except ImportError:
         _missing("pynetdicom (pip install pynetdicom)")
         raise  # not reached: _missing always leaves the test
-    return module
+    with guarded(module):
+        yield module
 
 
 @pytest.fixture(scope="session")
