@@ -1,6 +1,6 @@
 """Count the C-STOREs pynetdicom 3.0.4 loses to its own race (docs/security.md).
 
-usage: PKI=pki python scripts/pynetdicom_race.py PEER MODE N
+usage: PKI=pki python bench/pynetdicom_race.py PEER MODE N
   PEER dicomnet (dicomnet serve) or storescp; MODE tls or plain; N C-STOREs of a
   small data set, 100 per association (PER_ASSOC), DIMSE timeout 2 s (DIMSE_TIMEOUT).
 Environment: NODELAY=1 TCP_NODELAY on pynetdicom's socket (else Nagle holds its
