@@ -257,3 +257,11 @@ def test_the_guide_links_resolve_and_the_readme_points_at_it() -> None:
     readme = (ROOT / "README.md").read_text()
     here = readme[readme.index("## What is here"):readme.index("## Command line")]
     assert "`docs/storage.md`" in here
+
+
+def test_the_guide_names_every_key_of_store_json_in_order(served: Served) -> None:
+    """It left out `dicomdirs`, which `dicomnet store --json` prints and --help names."""
+    text = " ".join(section("### `StoreResult`").split())
+    listing = text[text.index("`--json` prints one document whatever happens:"):]
+    listing = listing[:listing.index("`dicomnet store --help` describes each key")]
+    assert re.findall(r"`([a-z_]+)`", listing) == list(served.sent)
