@@ -116,3 +116,18 @@ def test_leadtools_mapping_says_a_verify_callback_that_raises_refuses() -> None:
     row = row[:row.index(" | DES / 3DES")]
     assert ("False refuses the peer (`TLSError`), and so does a callback that raises (its "
             "exception the `TLSError`'s cause): it fails closed.") in row
+
+
+def test_readme_says_where_collect_files_comes_from() -> None:
+    """It named `collect_files` alone, which `dicomnet` does not export: a reader
+    following `store_paths(..., listed=True)` had to search the source for it."""
+    import importlib
+    import inspect
+
+    found = re.search(r"a `collect_files` call \(`from ([a-z.]+) import collect_files`\)",
+                      README)
+    assert found, "the README names collect_files without its module"
+    module = importlib.import_module(found.group(1))
+    from dicomnet import store_paths
+    assert "listed" in inspect.signature(store_paths).parameters
+    assert callable(module.collect_files)
