@@ -4,7 +4,10 @@ a new user copies these lines as they are (session 29 followed the docs literall
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -83,3 +86,42 @@ def test_the_readme_names_the_flags_each_network_tool_has() -> None:
     assert _flags(common) == tls_common - {"--no-tls"}
     assert _flags(server) == {"--peer-cert"}
     assert _flags(clients) == (echo & store) - serve - {"--called-aet"}
+
+
+def _api() -> dict[str, Callable[..., object]]:
+    import dicomnet
+    from dicomnet.services.storage import store_paths
+
+    names = ("StorageSCP", "TLSConfig", "Timeouts", "Limits", "VerificationSCP", "serve",
+             "associate")
+    return {**{name: getattr(dicomnet, name) for name in names}, "store_paths": store_paths}
+
+
+def _text() -> str:
+    return "\n".join((ROOT / doc).read_text() for doc in DOCS)
+
+
+def test_each_keyword_the_docs_pass_is_a_parameter_of_that_call() -> None:
+    """`StorageSCP(on_stored=...)`, `serve(on_connection_event=...)`, `TLSConfig(...)`:
+    a renamed parameter would leave the docs showing a call that raises TypeError."""
+    api = _api()
+    calls = re.findall(r"`(\w+)\(([^`]*=[^`]*)\)`", _text())
+    checked = 0
+    for name, args in calls:
+        if name not in api:
+            continue
+        parameters = inspect.signature(api[name]).parameters
+        for keyword in re.findall(r"(?:^|[(,]\s*)(\w+)=", args):
+            assert keyword in parameters, f"{name}({keyword}=...)"
+            checked += 1
+    assert checked >= 25
+
+
+def test_each_limits_and_timeouts_field_the_docs_name_exists() -> None:
+    from dicomnet import Limits, Timeouts
+
+    named = re.findall(r"`(Limits|Timeouts)\.(\w+)`", _text())
+    assert len(named) >= 6
+    for cls, field in named:
+        assert field in {f.name for f in dataclasses.fields(Limits if cls == "Limits"
+                                                            else Timeouts)}, (cls, field)
