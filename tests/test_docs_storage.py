@@ -265,3 +265,24 @@ def test_the_guide_names_every_key_of_store_json_in_order(served: Served) -> Non
     listing = text[text.index("`--json` prints one document whatever happens:"):]
     listing = listing[:listing.index("`dicomnet store --help` describes each key")]
     assert re.findall(r"`([a-z_]+)`", listing) == list(served.sent)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o000, 0o755), (0o022, 0o755), (0o077, 0o700)])
+def test_the_folder_modes_are_those_the_docs_give(tmp_path: Path, umask: int,
+                                                  mode: int) -> None:
+    """Both said "0755 whatever the umask"; a umask can only take bits away (umask
+    077 gives 0700, which an operator who sets it wants), never add write for all."""
+    import os
+    import stat
+
+    root = tmp_path / "store"
+    previous = os.umask(umask)
+    try:
+        dicomnet.StorageSCP(root).close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(root.stat().st_mode) == mode
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert ("Folders are 0755, or less under a stricter umask (0700 under umask 077; "
+            "never writable by others, umask 000 included: they name only UIDs)") in readme
+    assert "0755, as every folder (less under a stricter umask: 0700 under 077)" in GUIDE_TEXT
