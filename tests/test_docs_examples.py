@@ -125,3 +125,33 @@ def test_each_limits_and_timeouts_field_the_docs_name_exists() -> None:
     for cls, field in named:
         assert field in {f.name for f in dataclasses.fields(Limits if cls == "Limits"
                                                             else Timeouts)}, (cls, field)
+
+
+def test_the_readme_shows_how_to_propose_a_data_set_s_sop_class(tmp_path: Path) -> None:
+    """It said a data set made in memory goes "on an open association proposed for
+    its SOP Class" and never how to propose one: the contexts= it now shows is run
+    as written, and the data set stored through it."""
+    import asyncio
+
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    from dicomnet import ContextRequest, StorageSCP, associate, serve
+    from tests.storage.helpers import make_dataset
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    [shown] = re.findall(r"`async with associate\(host, port, (contexts=\[.*?\])\) as assoc`",
+                         readme)
+    ds = make_dataset()
+    contexts = eval(shown.removeprefix("contexts="), {  # the README's own text
+        "ContextRequest": ContextRequest, "ds": ds, "ExplicitVRLittleEndian":
+        ExplicitVRLittleEndian, "ImplicitVRLittleEndian": ImplicitVRLittleEndian})
+
+    async def main() -> int:
+        async with (await serve(host="127.0.0.1", port=0,
+                                providers=[StorageSCP(tmp_path / "store")]) as server,
+                    associate("127.0.0.1", server.port, contexts=contexts) as assoc):
+            return int(await assoc.store(ds))
+
+    assert asyncio.run(main()) == 0
+    assert [p.name for p in (tmp_path / "store").rglob("*.dcm")] == [
+        f"{ds.SOPInstanceUID}.dcm"]
