@@ -103,8 +103,9 @@ REINDEX_EXIT_CODES_EPILOG = (
 CERTS_EXIT_CODES_EPILOG = (
     "\b\nExit codes:\n"
     "  0  success\n"
-    "  2  usage or configuration error (files there already without --force, no CA,\n"
-    "     a missing or wrong password, a file that holds no certificate)\n"
+    "  2  usage or configuration error (init, issue: files there already without\n"
+    "     --force; no CA, a missing or wrong password, a file that holds no\n"
+    "     certificate)\n"
     + _EXIT_LOCAL_INTERRUPT_LINES
 )
 
