@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,3 +221,36 @@ def test_a_flush_that_fails_means_no_syncfs(tmp_path: Path,
     for writer in pair:
         writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dirty_bytes_cost_a_few_calls_not_one_per_meminfo_line() -> None:
+    """Read once per store-thread round: the two values are found in one pass over
+    /proc/meminfo's ~50 lines, not with a call per line."""
+    events: list[str] = []
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        if event in ("call", "c_call"):
+            events.append(event)
+
+    sys.setprofile(profile)
+    try:
+        dirty = syncfs_module._dirty_bytes()
+    finally:
+        sys.setprofile(None)
+    assert dirty is not None and dirty >= 0
+    assert len(events) <= 12, len(events)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b"MemTotal: 8 kB\nDirty:  3 kB\nWriteback:   5 kB\nWritebackTmp: 7 kB\n", 8 << 10),
+    (b"Dirty: 3 kB\nWriteback: 5 kB\n", 8 << 10),
+    (b"MemTotal: 8 kB\nDirty: 3 kB\nWritebackTmp: 7 kB\n", None),
+    (b"", None),
+])
+def test_dirty_bytes_add_dirty_and_writeback(text: bytes, expected: int | None,
+                                             tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_bytes(text)
+    monkeypatch.setattr(syncfs_module, "_MEMINFO", str(meminfo))
+    assert syncfs_module._dirty_bytes() == expected
