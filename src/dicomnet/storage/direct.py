@@ -129,7 +129,10 @@ _kernel = _load_kernel()
 #: Idle AIO contexts, with nothing in flight: reused, since destroying one takes
 #: tens of milliseconds.
 _contexts: list[int] = []
-_contexts_pid = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    # A forked child's contexts are not its own: forgotten by a hook rather than
+    # checked with a getpid, a system call per object.
+    os.register_at_fork(after_in_child=_contexts.clear)
 _CONTEXTS_MAX = 8
 
 
@@ -137,8 +140,6 @@ def _open_context() -> int | None:
     """An AIO context with nothing in flight (reused, or new), or None."""
     if _kernel is None:
         return None
-    if _contexts and _contexts_pid[0] != os.getpid():
-        _contexts.clear()  # a forked child: its parent's contexts are not its own
     try:
         return _contexts.pop()
     except IndexError:
@@ -156,7 +157,6 @@ def _release_context(context: int, *, reusable: bool) -> None:
     """Keep ``context`` for the next writer when nothing is in flight in it;
     otherwise destroy it, which waits for what is."""
     if reusable and len(_contexts) < _CONTEXTS_MAX:
-        _contexts_pid[0] = os.getpid()
         _contexts.append(context)  # io_destroy waits ~30 ms (an RCU grace period)
         return
     assert _kernel is not None

@@ -144,18 +144,19 @@ _NO_TMPFILE = frozenset(
 _UNNAMED_UNSUPPORTED: set[str] = set()
 
 
-_PROC_FD_DIRS: dict[int, int] = {}  # pid -> descriptor of its /proc/self/fd
+#: The descriptor of this process's /proc/self/fd, once opened (see _proc_fd_dir).
+_PROC_FD_DIR: list[int] = []
+if hasattr(os, "register_at_fork"):
+    # A forked child opens its own: the parent's names the parent's files. Forgotten
+    # by a hook rather than checked with a getpid, a system call per object.
+    os.register_at_fork(after_in_child=_PROC_FD_DIR.clear)
 
 
 def _proc_fd_dir() -> int:
-    """A descriptor of this process's /proc/self/fd, opened once per process (a
-    forked child opens its own: the parent's would name the parent's files)."""
-    pid = os.getpid()
-    fd = _PROC_FD_DIRS.get(pid)
-    if fd is None:
-        fd = _PROC_FD_DIRS[pid] = os.open(
-            "/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    return fd
+    """A descriptor of this process's /proc/self/fd, opened once per process."""
+    if not _PROC_FD_DIR:
+        _PROC_FD_DIR.append(os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    return _PROC_FD_DIR[0]
 
 
 @functools.cache
