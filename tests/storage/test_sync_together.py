@@ -196,7 +196,8 @@ def writers(root: Path, count: int) -> list[AtomicWriter]:
 def test_writers_on_two_file_systems_are_not_synced_together(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = Calls(monkeypatch)
-    pair = writers(tmp_path, 2)
+    # One folder is on one file system: the two writers are in two folders.
+    pair = writers(tmp_path / "a", 1) + writers(tmp_path / "b", 1)
     devices = iter([1, 2])
     monkeypatch.setattr(syncfs_module, "_device", lambda fd: next(devices))
     assert not sync_together(pair)
@@ -204,7 +205,31 @@ def test_writers_on_two_file_systems_are_not_synced_together(
     for writer in pair:
         writer.commit()  # as usual: fsynced one by one
     assert calls.file_fsyncs == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f0", "f1"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*/*")) == [
+        "a/f0", "b/f0"]
+
+
+def test_one_fstat_per_folder_not_per_file(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file made in a folder is on that folder's file system: the round's files
+    are checked for one file system with one fstat per folder (a system call on
+    the store thread, which hands the GIL to the event loop)."""
+    calls = Calls(monkeypatch)
+    a, b = writers(tmp_path / "a", 3), writers(tmp_path / "b", 2)
+    made = [a[0], b[0], a[1], b[1], a[2]]
+    asked: list[int] = []
+    real = syncfs_module._device
+
+    def device(fd: int) -> int:
+        asked.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(syncfs_module, "_device", device)
+    assert sync_together(made)
+    assert calls.syncfs == 1
+    assert asked == [a[0].fileno(), b[0].fileno()]
+    for writer in made:
+        writer.commit(synced=True)
 
 
 def test_a_flush_that_fails_means_no_syncfs(tmp_path: Path,

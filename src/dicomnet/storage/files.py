@@ -258,6 +258,9 @@ class AtomicWriter:
         self._size = 0
         self._done = False
         folder_name = str(directory)
+        #: The folder the file is made in (and named into), as a string: its file
+        #: system is the file's (``syncfs.sync_together`` checks one per folder).
+        self.folder_name = folder_name
         if folder_name not in _KNOWN_DIRS:  # checked here too: one call fewer per object
             try:
                 _make_dirs(directory, durable=durable)

@@ -83,7 +83,10 @@ def sync_together(writers: Sequence[AtomicWriter]) -> bool:
     try:
         for writer in writers:
             writer.flush()
-        devices = {_device(writer.fileno()) for writer in writers}
+        # A file made in a folder is on that folder's file system: one fstat per
+        # folder (a system call each on the store thread), not per file.
+        firsts = {writer.folder_name: writer for writer in reversed(writers)}
+        devices = {_device(writer.fileno()) for writer in firsts.values()}
     except (StorageError, OSError, ValueError):
         return False
     if len(devices) != 1:
