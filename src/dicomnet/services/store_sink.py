@@ -99,7 +99,7 @@ class StoreSink:
         # An Implicit VR one's once its first element header tells its VR mode.
         self._walker = None if transfer_syntax is None or error is not None or (
             transfer_syntax in DEFLATED_DATA_SETS or transfer_syntax == IMPLICIT_LE
-        ) else walker_for(transfer_syntax)
+        ) else walker_for(transfer_syntax, pixel_data=True)
         self.buffer: bytearray | AlignedBuffer | None = (
             bytearray(header) if error is None else None)
         self.provisional = provisional

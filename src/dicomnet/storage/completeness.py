@@ -69,8 +69,8 @@ from dicomnet.storage.deflate_end import StreamEnd
 from dicomnet.storage.part10 import BIG_ENDIAN, DEFLATED_DATA_SETS, IMPLICIT_LE
 from dicomnet.storage.scan import HEADER_STRUCTS, LONG_VRS, SHORT_VRS, implicit_vr_at
 
-__all__ = ["DatasetWalker", "dataset_problem", "file_dataset_problem",
-           "inflated_past", "size_text", "walker_for"]
+__all__ = ["DatasetWalker", "dataset_problem", "encapsulates_pixel_data",
+           "file_dataset_problem", "inflated_past", "size_text", "walker_for"]
 
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xE000, 0xE00D, 0xE0DD
@@ -127,8 +127,8 @@ class DatasetWalker:
     seek) and say so with :meth:`skip`, instead of reading them.
     """
 
-    __slots__ = ("_big_endian", "_error", "_forced", "_forks", "_head", "_last", "_others",
-                 "_shared", "_skip", "_stack", "_why")
+    __slots__ = ("_big_endian", "_encapsulated", "_error", "_forced", "_forks", "_head",
+                 "_last", "_others", "_shared", "_skip", "_stack", "_why")
 
     #: Whether a deflated data set was not walked whole for inflating past the
     #: bound (:data:`MAX_INFLATED`): never, here.
@@ -136,8 +136,12 @@ class DatasetWalker:
     #: Where a deflated data set's stream ended (:class:`StreamEnd`): none here.
     stream_end: StreamEnd | None = None
 
-    def __init__(self, *, implicit: bool, big_endian: bool = False) -> None:
+    def __init__(self, *, implicit: bool, big_endian: bool = False,
+                 encapsulated: bool = False) -> None:
         self._big_endian = big_endian
+        # The syntax encapsulates Pixel Data: at the top level it must have an
+        # undefined length (PS3.5 A.4); a defined one is native pixels mislabelled.
+        self._encapsulated = encapsulated
         # Frames: (what, implicit, structs, the tag that opened it). ``implicit`` is
         # None until the frame's first element header says (PS3.5 7.1); for a
         # sequence, True when its items are in Implicit VR, False when each says.
@@ -292,6 +296,12 @@ class DatasetWalker:
                             return pos
                         pos, length, vr = read
                     self._last = tag
+                    if tag == _PIXEL_DATA and length != _UNDEFINED and self._encapsulated and (
+                            len(stack) == 1):
+                        self._error = (f"{_tag(tag)} has a defined length ({length} bytes) in an "
+                                       "encapsulated transfer syntax, where it must have an "
+                                       "undefined length and hold fragments (PS3.5 A.4)")
+                        return pos
                     if length != _UNDEFINED:
                         self._skip = length
                     elif implicit:
@@ -397,6 +407,7 @@ class DatasetWalker:
         shared[1] += 1
         other = DatasetWalker.__new__(DatasetWalker)
         other._big_endian = self._big_endian
+        other._encapsulated = self._encapsulated
         other._stack = list(self._stack)
         other._skip = 0
         other._head = b""
@@ -570,15 +581,29 @@ class _Inflating:
         return problem
 
 
-def walker_for(transfer_syntax: str, *, limited: bool = True) -> DatasetWalker | _Inflating:
+def encapsulates_pixel_data(transfer_syntax: str) -> bool:
+    """Whether ``transfer_syntax`` is one of the standard's encapsulated ones (PS3.5
+    A.4, PS3.6 Table A-1): the JPEG family, MPEG, HEVC and High-Throughput JPEG
+    2000 (1.2.840.10008.1.2.4.x), RLE Lossless, Encapsulated Uncompressed and
+    Deflated Image Frame Compression. A private syntax is not presumed either way."""
+    return (transfer_syntax.startswith("1.2.840.10008.1.2.4.")
+            and transfer_syntax not in DEFLATED_DATA_SETS) or transfer_syntax in {
+        "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.98", "1.2.840.10008.1.2.8.1"}
+
+
+def walker_for(transfer_syntax: str, *, limited: bool = True,
+               pixel_data: bool = False) -> DatasetWalker | _Inflating:
     """A walker for data sets encoded in ``transfer_syntax`` (every syntax other
     than the three below is Explicit VR Little Endian, encapsulated or not).
     ``limited``: a deflated data set is inflated to :data:`MAX_INFLATED` at most,
-    then ``problem()`` says so and ``too_large`` is True."""
+    then ``problem()`` says so and ``too_large`` is True. ``pixel_data``: in an
+    encapsulated syntax, top-level Pixel Data of a defined length is a problem
+    too (what an SCP receives; files already stored are not judged by it)."""
     if transfer_syntax in DEFLATED_DATA_SETS:
         return _Inflating(MAX_INFLATED if limited else None)
     return DatasetWalker(implicit=transfer_syntax == IMPLICIT_LE,
-                         big_endian=transfer_syntax == BIG_ENDIAN)
+                         big_endian=transfer_syntax == BIG_ENDIAN,
+                         encapsulated=pixel_data and encapsulates_pixel_data(transfer_syntax))
 
 
 def dataset_problem(data: bytes | bytearray | memoryview, transfer_syntax: str, *,

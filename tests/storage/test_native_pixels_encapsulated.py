@@ -1,0 +1,83 @@
+"""Native Pixel Data on an encapsulated transfer syntax's context: refused.
+
+In an encapsulated syntax (RLE, the JPEG family...) Pixel Data has an undefined
+length and holds fragments (PS3.5 A.4). Odil 0.12 sends an uncompressed image's
+data set as it is on an RLE Lossless context (review 29): dicomnet answered
+Success and stored a Part 10 file labelled RLE Lossless with native pixels,
+which DCMTK cannot read ("Pixel data in top level dataset in compressed
+Transfer Syntax uses explicit length") and no decoder can decode. DCMTK's
+storescp refuses such a data set; so does dicomnet now, 0xC000, storing nothing.
+A sequence item's Pixel Data (an icon image) is native in every syntax: kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless
+
+from dicomnet.services.storage import StorageSCP
+from dicomnet.services.verification import VerificationSCP
+from dicomnet.storage.part10 import read_part10
+from dicomnet.ul.negotiation import ContextRequest
+from tests.aio.helpers import run, running_server
+
+from .dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
+from .helpers import data_set_bytes
+from .rawscu import RawAssociation, store_command
+
+
+async def _send(root: Path, syntax: str, sent: list[tuple[str, bytes]]) -> list[tuple[int, str]]:
+    scp = StorageSCP(root)
+    try:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            assoc = await RawAssociation.open(
+                server.port, [ContextRequest(SECONDARY_CAPTURE, (syntax,))])
+            context = assoc.context_id(SECONDARY_CAPTURE, syntax)
+            answers = []
+            for number, (uid, data) in enumerate(sent, 1):
+                await assoc.send_store(context, store_command(
+                    SECONDARY_CAPTURE.encode(), uid.encode(), number), data)
+                answer = await assoc.read_message()
+                answers.append((getattr(answer, "status", -1),
+                                str(getattr(answer, "error_comment", "") or "")))
+            await assoc.release()
+            return answers
+    finally:
+        scp.close()
+
+
+def _rle_bytes(ds: Dataset, folder: Path) -> bytes:
+    path = write_part10(folder / "rle.dcm", ds, RLELossless)
+    return path.read_bytes()[read_part10(path).dataset_offset:]
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGBaseline8Bit], ids=["rle", "jpeg"])
+@pytest.mark.parametrize("rows", [32, 1100], ids=["in-memory", "spilled"])
+def test_native_pixel_data_on_an_encapsulated_context_is_refused(
+        root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, syntax: str,
+        rows: int) -> None:
+    native = make_image(1, rows=rows, columns=1000)
+    icon = make_image(2)
+    item = Dataset()
+    item.Rows, item.Columns, item.PixelData = 2, 2, b"\x01\x02\x03\x04"
+    item["PixelData"].VR = "OB"
+    icon.IconImageSequence = Sequence([item])  # nested Pixel Data: native, allowed
+    encapsulated = _rle_bytes(icon, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="dicomnet"):
+        answers = run(_send(root, syntax, [
+            (native.SOPInstanceUID, data_set_bytes(native, ExplicitVRLittleEndian)),
+            (icon.SOPInstanceUID, encapsulated)]), timeout=60)
+    # The Error Comment (LO) holds 64 characters: the log line has the whole reason.
+    assert answers[0][0] == 0xC000 and "(7FE0,0010)" in answers[0][1]
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and native.SOPInstanceUID in refusals[0]
+    assert (f"(7FE0,0010) has a defined length ({rows * 1000} bytes) in an encapsulated "
+            "transfer syntax, where it must have an undefined length and hold fragments "
+            "(PS3.5 A.4)") in refusals[0]
+    assert answers[1] == (0x0000, "")
+    assert sorted(p.name for p in root.rglob("*.dcm")) == [f"{icon.SOPInstanceUID}.dcm"]
