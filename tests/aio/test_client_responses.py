@@ -33,6 +33,7 @@ from tests.aio.rawscp import (
 )
 
 PENDING, SUCCESS = 0xFF00, 0x0000
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 def _rsp(request: Request, status: int = SUCCESS, message_id: int | None = None) -> bytes:
@@ -651,19 +652,21 @@ def test_a_response_on_another_presentation_context_than_its_request_aborts(
     """A response travels on its request's presentation context (PS3.8 7.1.1.13,
     E.1; PS3.7 9.1: it answers that request, of that context's SOP Class, its
     data set in that context's transfer syntax): a C-ECHO-RSP on another one,
-    accepted (Verification in the other transfer syntax) or not, is invalid
-    data from the peer, not the answer (A-ABORT, PS3.8 9.2 AA-8)."""
+    accepted (another SOP Class's) or not, is invalid data from the peer, not
+    the answer (A-ABORT, PS3.8 9.2 AA-8). One on a twin of the request's context
+    (same SOP Class) is taken: test_response_context_twin.py."""
     async def answer(peer: RawPeer, request: Request) -> None:
         await peer.send(response_pdu(request.context_id + offset, CEchoRSP(
             message_id_being_responded_to=request.message.message_id,  # type: ignore[union-attr]
             status=SUCCESS, affected_sop_class_uid=VERIFICATION)))
 
     async def main() -> tuple[str, str, dict[int, str]]:
-        async with raw_scp(answer) as (port, peers):
+        async with raw_scp(answer, contexts={VERIFICATION: [EXPLICIT_LE],
+                                             _SECONDARY_CAPTURE: [IMPLICIT_LE]}) as (port, peers):
             try:
                 async with associate(LOOPBACK, port, contexts=[
                         ContextRequest(VERIFICATION, (EXPLICIT_LE,)),
-                        ContextRequest(VERIFICATION, (IMPLICIT_LE,))]) as assoc:
+                        ContextRequest(_SECONDARY_CAPTURE, (IMPLICIT_LE,))]) as assoc:
                     contexts = {c.context_id: c.transfer_syntax for c in assoc.contexts.values()}
                     outcome = f"taken: status {int(await assoc.echo()):04X}"
             except AssociationAborted as exc:
@@ -671,7 +674,7 @@ def test_a_response_on_another_presentation_context_than_its_request_aborts(
             return outcome, await _ended(peers), contexts
 
     message, ending, contexts = run(main())
-    assert sorted(contexts) == [1, 3]  # Verification twice: Explicit, then Implicit VR LE
+    assert sorted(contexts) == [1, 3]  # Verification, then Secondary Capture
     assert ending == "abort"
     assert "invalid DIMSE data from peer" in message
     assert (f"CEchoRSP to message 1 came on presentation context {1 + offset}, its request "
