@@ -100,7 +100,7 @@ def _odil_scp(python: Path, tmp: Path, **config: Any) -> Iterator[tuple[int, lis
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline() or "{}")
         assert first == {"listening": port}, (first, proc.stderr and proc.stderr.read())
-        _wait_listening(port, proc)
+        wait_listening(port, proc)
         try:
             yield port, lines
         finally:
@@ -109,7 +109,7 @@ def _odil_scp(python: Path, tmp: Path, **config: Any) -> Iterator[tuple[int, lis
             assert proc.returncode == 0, err
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[str]) -> None:
+def wait_listening(port: int, proc: subprocess.Popen[str]) -> None:
     """Until ``port`` is in LISTEN state (0A in /proc/net/tcp): a test connection
     would take Odil's one association."""
     deadline = time.monotonic() + 20
