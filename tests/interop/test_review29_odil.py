@@ -183,8 +183,8 @@ def test_odil_deflated_and_native_on_rle_are_refused(odil: Path, tmp_path: Path)
     refused = [(e["status"], str(e["reason"])) for e in events if e["event"] == "refused"]
     assert [status for status, _ in refused] == ["0xC000", "0xC000"]
     assert "its deflated stream is corrupt" in refused[0][1]
-    assert ("(7FE0,0010) has a defined length (768 bytes) in an encapsulated transfer "
-            "syntax") in refused[1][1]
+    assert ("native (7FE0,0010) in an encapsulated syntax: a defined length (768 bytes)"
+            ) in refused[1][1]
     assert "PS3.5 A.4" in "".join(stderr)
 
 

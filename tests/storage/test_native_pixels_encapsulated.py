@@ -73,11 +73,12 @@ def test_native_pixel_data_on_an_encapsulated_context_is_refused(
             (native.SOPInstanceUID, data_set_bytes(native, ExplicitVRLittleEndian)),
             (icon.SOPInstanceUID, encapsulated)]), timeout=60)
     # The Error Comment (LO) holds 64 characters: the log line has the whole reason.
-    assert answers[0][0] == 0xC000 and "(7FE0,0010)" in answers[0][1]
+    assert answers[0] == (
+        0xC000, "malformed data set: native (7FE0,0010) in an encapsulated syntax")
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 1 and native.SOPInstanceUID in refusals[0]
-    assert (f"(7FE0,0010) has a defined length ({rows * 1000} bytes) in an encapsulated "
-            "transfer syntax, where it must have an undefined length and hold fragments "
-            "(PS3.5 A.4)") in refusals[0]
+    assert (f"malformed data set: native (7FE0,0010) in an encapsulated syntax: a defined "
+            f"length ({rows * 1000} bytes), where it must have an undefined length and hold "
+            "fragments (PS3.5 A.4)") in refusals[0]
     assert answers[1] == (0x0000, "")
     assert sorted(p.name for p in root.rglob("*.dcm")) == [f"{icon.SOPInstanceUID}.dcm"]

@@ -479,7 +479,7 @@ def test_a_redeflated_data_set_malformed_early_is_not_inflated_further(
     sink = _sink_fed(stream)
     assert not sink.check_complete("1.2.3")
     assert (sink.status, sink.error) == (
-        0xC000, "incomplete data set: malformed data set: (FFFE,E00D) inside the sequence "
+        0xC000, "malformed data set: (FFFE,E00D) inside the sequence "
         "(0008,1115)")
     given = sum(i.given for i in inflaters)
     assert 0 < given <= 6 + (64 << 10), given

@@ -305,7 +305,7 @@ class StoreSink:
         if redeflate.too_large or problem is not None:
             self.error = (f"deflated data set inflates past "
                           f"{size_text(completeness.MAX_INFLATED)}, our limit; not stored"
-                          if redeflate.too_large else f"incomplete data set: {problem}")
+                          if redeflate.too_large else _refusal(problem))
             if redeflate.too_large:  # logged as the walker's: our bound, its reason whole
                 self.detail = f"{inflated_past(completeness.MAX_INFLATED)}; not stored"
             self.status = OUT_OF_RESOURCES if redeflate.too_large else CANNOT_UNDERSTAND
@@ -451,7 +451,7 @@ class StoreSink:
             self.status = OUT_OF_RESOURCES
             self.abort()
             return False
-        self.error = f"incomplete data set: {problem}"  # logged with the refusal
+        self.error = _refusal(problem)  # logged with the refusal
         self.status = CANNOT_UNDERSTAND
         self.abort()
         return False
@@ -508,3 +508,10 @@ class StoreSink:
 def contents(buffer: bytearray | AlignedBuffer) -> bytearray | memoryview:
     """The bytes a sink gathered in memory."""
     return buffer.view() if isinstance(buffer, AlignedBuffer) else buffer
+
+
+def _refusal(problem: str | None) -> str:
+    """Why a data set is refused: one that ends too soon is incomplete, one that
+    breaks the encoding's rules is malformed (the walker says so itself)."""
+    problem = problem or "it ends too soon"
+    return problem if problem.startswith("malformed") else f"incomplete data set: {problem}"

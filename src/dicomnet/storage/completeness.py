@@ -298,8 +298,9 @@ class DatasetWalker:
                     self._last = tag
                     if tag == _PIXEL_DATA and length != _UNDEFINED and self._encapsulated and (
                             len(stack) == 1):
-                        self._error = (f"{_tag(tag)} has a defined length ({length} bytes) in an "
-                                       "encapsulated transfer syntax, where it must have an "
+                        # Its first words fit the Error Comment's 64 characters.
+                        self._error = (f"native {_tag(tag)} in an encapsulated syntax: a defined "
+                                       f"length ({length} bytes), where it must have an "
                                        "undefined length and hold fragments (PS3.5 A.4)")
                         return pos
                     if length != _UNDEFINED:
