@@ -13,12 +13,19 @@ A sequence item's Pixel Data (an icon image) is native in every syntax: kept.
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless
+from pydicom.uid import (
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    RLELossless,
+)
 
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
@@ -82,3 +89,44 @@ def test_native_pixel_data_on_an_encapsulated_context_is_refused(
             "fragments (PS3.5 A.4)") in refusals[0]
     assert answers[1] == (0x0000, "")
     assert sorted(p.name for p in root.rglob("*.dcm")) == [f"{icon.SOPInstanceUID}.dcm"]
+
+
+def _fragments_after(ds: Dataset, syntax: str) -> bytes:
+    """``ds`` (no Pixel Data) in ``syntax``, then a top-level Pixel Data of an
+    undefined length holding an empty offset table and one fragment, as an
+    encapsulated syntax would have it (PS3.5 A.4)."""
+    del ds.PixelData
+    big = syntax == ExplicitVRBigEndian
+    order = ">" if big else "<"
+    if syntax == ImplicitVRLittleEndian:
+        header = struct.pack("<HHL", 0x7FE0, 0x0010, 0xFFFFFFFF)
+    else:
+        header = struct.pack(f"{order}HH2sHL", 0x7FE0, 0x0010, b"OB", 0, 0xFFFFFFFF)
+    items = (struct.pack(f"{order}HHL", 0xFFFE, 0xE000, 0)
+             + struct.pack(f"{order}HHL", 0xFFFE, 0xE000, 4) + b"\x01\x02\x03\x04"
+             + struct.pack(f"{order}HHL", 0xFFFE, 0xE0DD, 0))
+    return data_set_bytes(ds, syntax) + header + items
+
+
+@pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, ExplicitVRLittleEndian,
+                                    ExplicitVRBigEndian], ids=["implicit", "explicit", "big"])
+def test_fragments_on_a_native_context_are_refused(
+        root: Path, caplog: pytest.LogCaptureFixture, syntax: str) -> None:
+    """The other way round: fragments (an undefined length) as top-level Pixel
+    Data on a native syntax's context (PS3.5 A.4 keeps them to encapsulated
+    syntaxes; 7.1.2 allows undefined lengths to OB there only). It was stored:
+    a file of a native syntax that readers cannot decode. Refused 0xC000, and
+    the same image with native pixels is stored."""
+    mislabelled, native = make_image(3), make_image(4)
+    with caplog.at_level(logging.WARNING, logger="dicomnet"):
+        answers = run(_send(root, syntax, [
+            (mislabelled.SOPInstanceUID, _fragments_after(mislabelled, syntax)),
+            (native.SOPInstanceUID, data_set_bytes(native, syntax))]), timeout=60)
+    assert answers == [
+        (0xC000, "malformed data set: encapsulated (7FE0,0010) in a native syntax"),
+        (0x0000, "")]
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and mislabelled.SOPInstanceUID in refusals[0]
+    assert ("encapsulated (7FE0,0010) in a native syntax: an undefined length, which only "
+            "an encapsulated transfer syntax allows (PS3.5 A.4)") in refusals[0]
+    assert sorted(p.name for p in root.rglob("*.dcm")) == [f"{native.SOPInstanceUID}.dcm"]

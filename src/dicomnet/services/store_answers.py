@@ -226,10 +226,12 @@ def _echoable_uid(value: str) -> str | None:
 def _comment(comment: str | None) -> str | None:
     """Error Comment (LO, VM 1: PS3.7 C.4), at most 64 characters of the default
     repertoire, none a backslash (the value delimiter) or a control character
-    (PS3.5 6.2): each such one a '?'."""
+    (PS3.5 6.2): each such one a '?'. One cut there loses the punctuation left
+    at its end (a reason whose first words end in ':' then reads whole)."""
     if not comment:
         return None
-    return comment.encode("ascii", "replace").decode("ascii").translate(_NOT_IN_LO)[:64]
+    text = comment.encode("ascii", "replace").decode("ascii").translate(_NOT_IN_LO)
+    return text if len(text) <= 64 else text[:64].rstrip(" :;,(-")
 
 
 #: What an LO value cannot hold in the default repertoire (PS3.5 6.2, 6.1.2.3).

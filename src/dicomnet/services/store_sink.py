@@ -267,7 +267,7 @@ class StoreSink:
         walker (storage.completeness), made now, fed what the sink holds of it
         (under ``_INFLATE_MOST`` bytes; none, usually)."""
         assert self._syntax is not None
-        walker = self._walker = walker_for(self._syntax)
+        walker = self._walker = walker_for(self._syntax, pixel_data=True)
         buffer = self.buffer
         if isinstance(buffer, bytearray) and len(buffer) > self._header_length:
             walker.feed(bytes(buffer[self._header_length:]))

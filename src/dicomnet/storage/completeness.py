@@ -128,7 +128,7 @@ class DatasetWalker:
     """
 
     __slots__ = ("_big_endian", "_encapsulated", "_error", "_forced", "_forks", "_head",
-                 "_last", "_others", "_shared", "_skip", "_stack", "_why")
+                 "_last", "_native", "_others", "_shared", "_skip", "_stack", "_why")
 
     #: Whether a deflated data set was not walked whole for inflating past the
     #: bound (:data:`MAX_INFLATED`): never, here.
@@ -137,11 +137,14 @@ class DatasetWalker:
     stream_end: StreamEnd | None = None
 
     def __init__(self, *, implicit: bool, big_endian: bool = False,
-                 encapsulated: bool = False) -> None:
+                 encapsulated: bool = False, native: bool = False) -> None:
         self._big_endian = big_endian
         # The syntax encapsulates Pixel Data: at the top level it must have an
         # undefined length (PS3.5 A.4); a defined one is native pixels mislabelled.
         self._encapsulated = encapsulated
+        # The syntax is native: Pixel Data has a defined length there (PS3.5 A.4,
+        # 7.1.2); an undefined one is fragments mislabelled.
+        self._native = native
         # Frames: (what, implicit, structs, the tag that opened it). ``implicit`` is
         # None until the frame's first element header says (PS3.5 7.1); for a
         # sequence, True when its items are in Implicit VR, False when each says.
@@ -296,13 +299,19 @@ class DatasetWalker:
                             return pos
                         pos, length, vr = read
                     self._last = tag
-                    if tag == _PIXEL_DATA and length != _UNDEFINED and self._encapsulated and (
-                            len(stack) == 1):
-                        # Its first words fit the Error Comment's 64 characters.
-                        self._error = (f"native {_tag(tag)} in an encapsulated syntax: a defined "
-                                       f"length ({length} bytes), where it must have an "
-                                       "undefined length and hold fragments (PS3.5 A.4)")
-                        return pos
+                    if tag == _PIXEL_DATA and len(stack) == 1:
+                        # The first words of each fit the Error Comment's 64 characters.
+                        if length != _UNDEFINED and self._encapsulated:
+                            self._error = (f"native {_tag(tag)} in an encapsulated syntax: a "
+                                           f"defined length ({length} bytes), where it must "
+                                           "have an undefined length and hold fragments "
+                                           "(PS3.5 A.4)")
+                            return pos
+                        if length == _UNDEFINED and self._native:
+                            self._error = (f"encapsulated {_tag(tag)} in a native syntax: an "
+                                           "undefined length, which only an encapsulated "
+                                           "transfer syntax allows (PS3.5 A.4)")
+                            return pos
                     if length != _UNDEFINED:
                         self._skip = length
                     elif implicit:
@@ -409,6 +418,7 @@ class DatasetWalker:
         other = DatasetWalker.__new__(DatasetWalker)
         other._big_endian = self._big_endian
         other._encapsulated = self._encapsulated
+        other._native = self._native
         other._stack = list(self._stack)
         other._skip = 0
         other._head = b""
@@ -592,6 +602,10 @@ def encapsulates_pixel_data(transfer_syntax: str) -> bool:
         "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.98", "1.2.840.10008.1.2.8.1"}
 
 
+#: The uncompressed syntaxes whose data sets are not deflated (PS3.5 A.1-A.3).
+_NATIVE = frozenset({IMPLICIT_LE, "1.2.840.10008.1.2.1", BIG_ENDIAN})
+
+
 def walker_for(transfer_syntax: str, *, limited: bool = True,
                pixel_data: bool = False) -> DatasetWalker | _Inflating:
     """A walker for data sets encoded in ``transfer_syntax`` (every syntax other
@@ -599,12 +613,14 @@ def walker_for(transfer_syntax: str, *, limited: bool = True,
     ``limited``: a deflated data set is inflated to :data:`MAX_INFLATED` at most,
     then ``problem()`` says so and ``too_large`` is True. ``pixel_data``: in an
     encapsulated syntax, top-level Pixel Data of a defined length is a problem
-    too (what an SCP receives; files already stored are not judged by it)."""
+    too, and in Implicit, Explicit or Big Endian one of an undefined length
+    (what an SCP receives; files already stored are not judged by it)."""
     if transfer_syntax in DEFLATED_DATA_SETS:
         return _Inflating(MAX_INFLATED if limited else None)
     return DatasetWalker(implicit=transfer_syntax == IMPLICIT_LE,
                          big_endian=transfer_syntax == BIG_ENDIAN,
-                         encapsulated=pixel_data and encapsulates_pixel_data(transfer_syntax))
+                         encapsulated=pixel_data and encapsulates_pixel_data(transfer_syntax),
+                         native=pixel_data and transfer_syntax in _NATIVE)
 
 
 def dataset_problem(data: bytes | bytearray | memoryview, transfer_syntax: str, *,
