@@ -1,0 +1,23 @@
+"""Every fuzz target by name: (the function of bytes, its seed inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from . import dimse, security, storage, ul
+
+Target = tuple[Callable[[bytes], None], Callable[[], list[bytes]]]
+
+TARGETS: dict[str, Target] = {
+    "pdu_codec": (ul.pdu_codec, ul.seeds_pdus),
+    "framer": (ul.framer, ul.seeds_framer),
+    "ul_connection": (ul.connection, ul.seeds_connection),
+    "dimse_command": (dimse.command, dimse.seeds_commands),
+    "dimse_assembly": (dimse.assembly, dimse.seeds_assembly),
+    "dataset": (storage.dataset, storage.seeds_dataset),
+    "part10_file": (storage.part10_file, storage.seeds_part10_file),
+    "names": (storage.names, storage.seeds_names),
+    "part10_meta": (storage.part10_meta, storage.seeds_part10_meta),
+    "pem": (security.pem, security.seeds_pem),
+    "der": (security.der, security.seeds_der),
+}
