@@ -263,6 +263,31 @@ def test_meta_without_transfer_syntax_is_refused(tmp_path: Path) -> None:
         read_part10(path)
 
 
+def _implicit_meta(element: int, value: bytes) -> bytes:
+    """A group 0002 element in Implicit VR Little Endian: tag, 4-byte length, value."""
+    value += b"\x00" * (len(value) % 2)
+    return b"\x02\x00" + element.to_bytes(2, "little") + len(value).to_bytes(4, "little") + value
+
+
+@pytest.mark.parametrize("meta", [
+    # Found by atheris (tests/fuzz_harness, part10_file): no VR letters after the tag.
+    b"\x02\x00\xfb\xfb\xfb\xfb",
+    # A whole meta group in Implicit VR, which PS3.10 7.1 does not allow.
+    _implicit_meta(0x0002, SECONDARY_CAPTURE.encode()) + _implicit_meta(0x0003, b"1.2.3.4")
+    + _implicit_meta(0x0010, ImplicitVRLittleEndian.encode()),
+], ids=["no VR", "implicit VR"])
+def test_a_meta_group_not_in_explicit_vr_is_refused_without_a_warning(
+        tmp_path: Path, meta: bytes) -> None:
+    """pydicom warns (UserWarning) when the meta group's first element has no VR:
+    under ``-W error`` (here, pytest's filterwarnings) that escaped read_part10 as
+    no StorageError, and an SCU's whole run failed on one bad file. Refused now as
+    before, without the warning."""
+    path = tmp_path / "f.dcm"
+    path.write_bytes(b"\x00" * 128 + b"DICM" + meta)
+    with pytest.raises(NotPart10Error, match="not in Explicit VR Little Endian"):
+        read_part10(path)
+
+
 def test_missing_file_is_a_storage_error(tmp_path: Path) -> None:
     from dicomnet.storage import StorageError
 

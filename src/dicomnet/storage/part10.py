@@ -295,6 +295,14 @@ def _meta_by_scanning(fp: BinaryIO) -> tuple[FileMetaDataset, int]:
     (0002,0000) says, provided the next bytes are element headers.
     """
     fp.seek(PREAMBLE_LENGTH)
+    if implicit_vr_at(fp.read(6)):
+        # PS3.10 7.1: the group is in Explicit VR Little Endian. Given one whose first
+        # header has no VR letters, pydicom warns (UserWarning: an exception under -W
+        # error, and no StorageError) and reads on in Implicit VR, where its first
+        # tag, already seen by _meta_ended, ended the group: refused, as before.
+        raise ValueError("its first element has no VR: not in Explicit VR Little Endian "
+                         "(PS3.10 7.1)")
+    fp.seek(PREAMBLE_LENGTH)
     meta = FileMetaDataset(
         read_dataset(fp, is_implicit_VR=False, is_little_endian=True, stop_when=_meta_ended())
     )
