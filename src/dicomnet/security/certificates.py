@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -53,6 +54,7 @@ __all__ = [
     "pem_certificates",
     "self_signed",
     "serial_text",
+    "signature_hash",
     "trust_file_problem",
     "trust_problem",
 ]
@@ -132,10 +134,8 @@ class CertificateInfo:
             usages = ()
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(cns[0].value) if cns else None
-        key = cert.public_key()
-        key_type, bits = _describe_key(key)
+        key_type, bits = describe_key(cert)
         digest = cert.fingerprint(hashes.SHA256())
-        algo = cert.signature_hash_algorithm
         return cls(
             subject=cert.subject.rfc4514_string(),
             issuer=cert.issuer.rfc4514_string(),
@@ -147,7 +147,7 @@ class CertificateInfo:
             not_after=cert.not_valid_after_utc,
             public_key_type=key_type,
             public_key_bits=bits,
-            signature_hash=algo.name if algo is not None else None,
+            signature_hash=signature_hash(cert),
             is_ca=is_ca,
             extended_key_usage=usages,
         )
@@ -209,9 +209,28 @@ def first_certificate_der(path: str | Path) -> bytes:
     return certs[0].public_bytes(serialization.Encoding.DER)
 
 
+def signature_hash(cert: x509.Certificate) -> str | None:
+    """The hash of the issuer's signature on ``cert`` (``sha256``...): None for
+    Ed25519/Ed448, and for a signature algorithm ``cryptography`` does not know
+    (SM2 with SM3, which OpenSSL takes), whose ``UnsupportedAlgorithm`` is no
+    ValueError."""
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return None
+    return algorithm.name if algorithm is not None else None
+
+
 def describe_key(cert: x509.Certificate) -> tuple[str, int]:
-    """(type, bits) of the certificate's public key, as :class:`CertificateInfo` says them."""
-    return _describe_key(cert.public_key())
+    """(type, bits) of the certificate's public key, as :class:`CertificateInfo` says them:
+    ``("unknown", 0)`` for a key ``cryptography`` cannot load (an SM2 curve, an
+    algorithm it does not know), which OpenSSL may well take; its
+    ``UnsupportedAlgorithm`` is no ValueError, and was caught by no caller."""
+    try:
+        key = cert.public_key()
+    except UnsupportedAlgorithm:
+        return "unknown", 0
+    return _describe_key(key)
 
 
 def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.Certificate]:

@@ -85,7 +85,7 @@ def _warn_weak(certs: list[x509.Certificate], where: str, profile: str) -> None:
     """:func:`warn_weak_anchors` of certificates parsed already."""
     from cryptography.hazmat.primitives import hashes
 
-    from dicomnet.security.certificates import describe_key
+    from dicomnet.security.certificates import describe_key, signature_hash
 
     for cert in certs:
         # Only what the check needs is read: a system bundle's extensions are left
@@ -93,9 +93,8 @@ def _warn_weak(certs: list[x509.Certificate], where: str, profile: str) -> None:
         self_signed = cert.issuer == cert.subject
         if not self_signed and not _is_ca(cert):
             continue  # no trust anchor (security.certificates.trust_file_problem)
-        algorithm = None if self_signed else cert.signature_hash_algorithm
-        problem = anchor_problem(*describe_key(cert), algorithm.name if algorithm else None,
-                                 profile)
+        problem = anchor_problem(*describe_key(cert),
+                                 None if self_signed else signature_hash(cert), profile)
         if problem is None:
             continue
         what, key = problem
