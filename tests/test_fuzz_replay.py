@@ -18,6 +18,17 @@ FOUND: dict[str, list[bytes]] = {
         "382e352e312e342e312e312e32000000" "00010200000001800000200102000000"
         "07000000000802000000010100000009" "0200000000a700000109040000001000"
         "10000000020908000000" "6eb020726f306d20" "000000100800000031" "2e322e332e3400")],
+    # A P-DATA-TF cut inside its PDV's data, byte by byte: streamed, its first bytes
+    # are handed on (by design), held whole nothing is yet.
+    "framer": [bytes.fromhex("01" "04 00 00008709" "00000007 01 03" "010203")],
+    # Implicit VR (syntax byte FF), whose first tag is (FFFF,FFFF): scan_elements
+    # stops before it (its end_tag), reading nothing; not an element cut short.
+    "dataset": [bytes.fromhex(
+        "ff" "ff" "ffffffff" "ff070000" "0031000008" "0016001a000000"
+        "312e322e3834302e3130302e322e30382e35")],
+    # Implicit VR on an Explicit VR context, its first tag (0200,0100): bytes 00 02,
+    # which is group 0002 only in Big Endian.
+    "store_sink": [bytes.fromhex("01" "08" "00020001") + bytes(86)],
 }
 
 

@@ -21,8 +21,9 @@ import zlib
 from pathlib import Path
 
 from dicomnet.errors import DicomNetError, StorageError
+from dicomnet.services.store_sink import StoreSink, contents
 from dicomnet.storage.completeness import dataset_problem, file_dataset_problem, walker_for
-from dicomnet.storage.header import read_header
+from dicomnet.storage.header import _data_set_offset, read_header
 from dicomnet.storage.names import _check_part, is_uid, safe_label, safe_uid
 from dicomnet.storage.part10 import part10_header, read_part10
 from dicomnet.storage.scan import scan_elements
@@ -188,6 +189,16 @@ def _sample_implicit() -> bytes:
             + _implicit(0x7FE00010, b"\0" * 16))
 
 
+def _sample_charset() -> bytes:
+    """Code extensions (PS3.5 6.1.2.5): ISO 2022 escapes inside a PN."""
+    name = b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B"
+    return (_explicit(0x00080005, b"CS", b"\\ISO 2022 IR 87 ")
+            + _explicit(0x00080016, b"UI", b"1.2.840.10008.5.1.4.1.1.2\0")
+            + _explicit(0x00080018, b"UI", b"1.2.3.4\0")
+            + _explicit(0x00100010, b"PN", name + b" " * (len(name) % 2))
+            + _explicit(0x0020000D, b"UI", b"1.2.3\0") + _explicit(0x0020000E, b"UI", b"1.2.4\0"))
+
+
 def seeds_dataset() -> list[bytes]:
     explicit, implicit = _sample_explicit(), _sample_implicit()
     deflate = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
@@ -196,7 +207,7 @@ def seeds_dataset() -> list[bytes]:
     for mode in (0, 1, 2):
         out += [bytes([0, mode]) + implicit, bytes([1, mode]) + explicit,
                 bytes([2, mode]) + deflated, bytes([4, mode]) + explicit,
-                bytes([1, mode]) + explicit[:-5]]
+                bytes([1, mode]) + explicit[:-5], bytes([1, mode]) + _sample_charset()]
     return out
 
 
@@ -224,3 +235,48 @@ def seeds_part10_meta() -> list[bytes]:
     return [b"1.2.840.10008.5.1.4.1.1.2\xff1.2.3.4\xffSTORESCU",
             b"1.2\xff1.2 \xffA B\xffV1\xff\xff\xff",
             b"1.2\x00\xff1.02\xff\xff"]
+
+
+# ------------------------------------------------------------------ the C-STORE sink
+
+def _sink(header: bytes, syntax: str, chunks: list[bytes]) -> tuple[bool, bytes, str | None]:
+    sink = StoreSink(header, None, transfer_syntax=syntax, durable=False)
+    for chunk in chunks:
+        sink.write(chunk)
+    whole = sink.check_complete("1.2.3.4")
+    stored = b"" if sink.buffer is None else bytes(contents(sink.buffer))
+    assert whole == (sink.error is None), (whole, sink.error)
+    return whole, stored, sink.transfer_syntax
+
+
+def store_sink(data: bytes) -> None:
+    """``StoreSink``, what an SCP receives a C-STORE data set into, fed any bytes
+    cut anywhere: the same verdict and the same stored bytes whole or cut; a data
+    set it accepts is, as stored, a whole data set in the syntax its header
+    names (a partial one is never presented as complete), without group 0002."""
+    reader = Reader(data)
+    syntax = SYNTAXES[reader.byte() % len(SYNTAXES)]
+    mode = reader.byte()
+    payload = reader.rest()
+    header = part10_header(sop_class_uid="1.2.3", sop_instance_uid="1.2.3.4",
+                           transfer_syntax_uid=syntax, implementation_class_uid="1.2.3.5",
+                           implementation_version_name="FUZZ", source_ae_title="FUZZ")
+    whole, stored, final = _sink(header, syntax, [payload] if payload else [])
+    cut = _sink(header, syntax, chunked(payload, mode, Reader(payload[::-1])))
+    assert cut == (whole, stored, final), (whole, cut[0])
+    if not whole:
+        return
+    assert final is not None
+    start = _data_set_offset(stored[:144])
+    assert final.encode() in stored[:start]
+    body = stored[start:]
+    assert dataset_problem(body, final) is None
+    if final == DEFLATED:
+        inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        plain = inflate.decompress(body)
+        assert inflate.eof and inflate.unused_data in (b"", b"\x00"), inflate.unused_data
+        assert len(body) % 2 == 0
+    else:
+        plain = body
+    # No File Meta Information element left at its start (group 0002 in its byte order).
+    assert plain[:2] != (b"\x00\x02" if final == BIG_ENDIAN else b"\x02\x00")

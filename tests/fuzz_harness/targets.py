@@ -15,6 +15,7 @@ TARGETS: dict[str, Target] = {
     "dimse_command": (dimse.command, dimse.seeds_commands),
     "dimse_assembly": (dimse.assembly, dimse.seeds_assembly),
     "dataset": (storage.dataset, storage.seeds_dataset),
+    "store_sink": (storage.store_sink, storage.seeds_dataset),
     "part10_file": (storage.part10_file, storage.seeds_part10_file),
     "names": (storage.names, storage.seeds_names),
     "part10_meta": (storage.part10_meta, storage.seeds_part10_meta),

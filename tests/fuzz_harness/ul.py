@@ -23,7 +23,7 @@ from dicomnet.ul.events import (
     ReleaseConfirmed,
     ReleaseRequested,
 )
-from dicomnet.ul.framing import PDUFramer
+from dicomnet.ul.framing import NOT_TAKEN, PDU_ENDED, TAKEN, PDUFramer
 from dicomnet.ul.fsm import State
 from dicomnet.ul.negotiation import (
     AcceptorPolicy,
@@ -100,6 +100,47 @@ def _flatten(pdus: list[PDU]) -> tuple[bytes, list[tuple[int, bool]], list[PDU]]
     return bytes(data), ends, others
 
 
+def _in_place(chunks: list[bytes], most: int
+              ) -> tuple[bytes, list[tuple[int, bool]], list[PDU]] | None:
+    """Streamed P-DATA as the asyncio driver receives a data set in place: PDV data
+    (up to ``most`` bytes at a time) taken by ``consume_pdv_data``, headers and
+    the rest through ``receive``; flattened as ``_flatten`` does, None on an error."""
+    framer = PDUFramer(max_associate_length=1 << 16)
+    data = bytearray()
+    ends: list[tuple[int, bool]] = []
+    others: list[PDU] = []
+    try:
+        for chunk in chunks:
+            pos = 0
+            while pos < len(chunk):
+                due = framer.pdv_data_due
+                if due:
+                    pdv = framer.current_pdv
+                    assert pdv is not None
+                    count = min(due, len(chunk) - pos, most)
+                    taken = framer.consume_pdv_data(count)
+                    assert taken != NOT_TAKEN
+                    assert (taken == TAKEN) == (count < due)
+                    if taken == PDU_ENDED:
+                        assert not framer.in_pdu
+                    data += chunk[pos:pos + count]
+                    pos += count
+                    if taken != TAKEN and pdv[2]:
+                        ends.append((pdv[0], pdv[1]))
+                    continue
+                wanted = framer.header_bytes_due
+                count = min(wanted, len(chunk) - pos) if wanted else len(chunk) - pos
+                got, more, rest = _flatten(list(framer.receive(chunk[pos:pos + count],
+                                                               stream_pdata=True)))
+                data += got
+                ends += more
+                others += rest
+                pos += count
+    except RemoteProtocolError:
+        return None
+    return bytes(data), ends, others
+
+
 def framer(data: bytes) -> None:
     """``PDUFramer``: the same PDUs (and the same failure) whether the bytes come
     whole or cut anywhere; streamed P-DATA (``stream_pdata``) the same bytes and
@@ -117,6 +158,9 @@ def framer(data: bytes) -> None:
     if whole_error is None and streamed_error is None and not whole_cut:
         # Streamed PDV data is handed on before its PDU is whole: compare whole PDUs.
         assert _flatten(streamed) == _flatten(whole)
+    if streamed_error is None:
+        # Taken in place, PDV data is the same bytes, ending the same PDVs.
+        assert _in_place(cut, mode + 1) == _flatten(streamed)
     if whole_error is None:
         for pdu in whole:
             assert decode_pdu(pdu.encode()) == pdu
