@@ -35,7 +35,7 @@ from .issuing import (
     self_signed,
 )
 from .pem import key_is_encrypted
-from .x509_load import load_der_certificate
+from .x509_load import extension_value, load_der_certificate
 
 __all__ = [
     "CertificateAuthority",
@@ -115,23 +115,16 @@ class CertificateInfo:
 
     @classmethod
     def _describe(cls, cert: x509.Certificate, serial: int) -> CertificateInfo:
-        sans: list[str] = []
-        try:
-            ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            sans.extend(ext.get_values_for_type(x509.DNSName))
-            sans.extend(str(ip) for ip in ext.get_values_for_type(x509.IPAddress))
-        except x509.ExtensionNotFound:
-            pass
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        try:
-            usages = tuple(
-                _USAGE_NAMES.get(oid, oid.dotted_string) for oid in
-                cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-        except x509.ExtensionNotFound:
-            usages = ()
+        # Unreadable extensions (x509_load.EXTENSION_ERRORS) read as absent: this only
+        # describes a certificate OpenSSL has judged.
+        san = extension_value(cert, x509.SubjectAlternativeName)
+        sans = [] if san is None else [*san.get_values_for_type(x509.DNSName),
+                                       *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
+        constraints = extension_value(cert, x509.BasicConstraints)
+        is_ca = constraints is not None and constraints.ca
+        eku = extension_value(cert, x509.ExtendedKeyUsage)
+        usages = () if eku is None else tuple(
+            _USAGE_NAMES.get(oid, oid.dotted_string) for oid in eku)
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(cns[0].value) if cns else None
         key_type, bits = describe_key(cert)
@@ -283,11 +276,10 @@ def trust_problem(data: bytes, certs: list[x509.Certificate] | None) -> str | No
     if certs is None:
         return None
     for cert in certs:
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except (x509.ExtensionNotFound, ValueError):
+        constraints = extension_value(cert, x509.BasicConstraints)
+        if constraints is None:  # absent, or unreadable
             return None
-        if is_ca or cert.issuer == cert.subject:
+        if constraints.ca or cert.issuer == cert.subject:
             return None
     if not certs:
         return None

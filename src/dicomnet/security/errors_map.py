@@ -410,7 +410,7 @@ def _host_names(der: bytes) -> tuple[list[str] | None, str | None] | None:
     from cryptography import x509  # a failure path: its cost
     from cryptography.x509.oid import NameOID
 
-    from dicomnet.security.x509_load import load_der_certificate
+    from dicomnet.security.x509_load import EXTENSION_ERRORS, load_der_certificate
 
     try:
         cert, _ = load_der_certificate(der)
@@ -421,7 +421,7 @@ def _host_names(der: bytes) -> tuple[list[str] | None, str | None] | None:
                 x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return None, common_name
-    except ValueError:
+    except EXTENSION_ERRORS:  # ValueError among them
         return None
     sans = [f"DNS:{_printable(entry.value)}" if isinstance(entry, x509.DNSName)
             else f"IP:{entry.value}"
@@ -443,10 +443,14 @@ def _address_as_dns_name(der: bytes | None, address: str) -> str:
         return ""
     from cryptography import x509  # a failure path: its cost
 
+    from dicomnet.security.x509_load import EXTENSION_ERRORS
+
     try:
         names = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
             x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
-    except (ValueError, x509.ExtensionNotFound):
+    except x509.ExtensionNotFound:
+        return ""
+    except EXTENSION_ERRORS:  # ValueError among them
         return ""
     if address.lower() not in (name.lower() for name in names):
         return ""

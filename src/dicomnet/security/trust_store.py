@@ -129,10 +129,10 @@ def _is_ca(cert: x509.Certificate) -> bool:
     """basicConstraints CA:TRUE (RFC 5280 4.2.1.9); False without it, or unreadable."""
     from cryptography import x509
 
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, ValueError):
-        return False
+    from dicomnet.security.x509_load import extension_value
+
+    constraints = extension_value(cert, x509.BasicConstraints)
+    return constraints is not None and constraints.ca
 
 
 def cafile_problem(cafile: Path, profile: str | None) -> str | None:

@@ -31,17 +31,27 @@ import re
 import threading
 import warnings
 from collections.abc import Iterator
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
-__all__ = ["der_serial", "load_der_certificate", "load_pem_certificates"]
+__all__ = ["EXTENSION_ERRORS", "der_serial", "extension_value", "load_der_certificate",
+           "load_pem_certificates"]
 
 logger = logging.getLogger("dicomnet.security")
 
 #: id-ce-authorityKeyIdentifier (2.5.29.35), as a DER OBJECT IDENTIFIER.
 _AKI_OID = bytes.fromhex("0603551d23")
+#: What reading a certificate's extensions raises when cryptography will not parse
+#: them (it parses them lazily, at the first read): ValueError mostly, but also
+#: DuplicateExtension, UnsupportedGeneralNameType and, for a directoryName
+#: attribute of a string type its Name refuses, TypeError. None is a ValueError;
+#: OpenSSL loads such certificates (a cafile), and a peer may send one.
+EXTENSION_ERRORS: tuple[type[Exception], ...] = (
+    ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+_Extension = TypeVar("_Extension", bound=x509.ExtensionType)
 _PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
@@ -124,8 +134,19 @@ def _warns(der: bytes) -> bool:
 
 def _extensions_read(cert: x509.Certificate) -> None:
     """Have cryptography parse and keep ``cert``'s extensions (inside :func:`_quiet`)."""
-    with contextlib.suppress(ValueError):  # malformed: said where they are used
+    with contextlib.suppress(*EXTENSION_ERRORS):  # malformed: said where they are used
         _ = cert.extensions
+
+
+def extension_value(cert: x509.Certificate, kind: type[_Extension]) -> _Extension | None:
+    """The value of ``cert``'s extension of class ``kind`` (RFC 5280 4.2), or None when
+    it has none or its extensions cannot be read (:data:`EXTENSION_ERRORS`)."""
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+    except EXTENSION_ERRORS:
+        return None
 
 
 @contextlib.contextmanager

@@ -1,0 +1,78 @@
+"""Certificates whose extensions ``cryptography`` will not parse, beyond its
+ValueError: a duplicate extension (``x509.DuplicateExtension``) and a
+directoryName attribute of a type its Name refuses (``TypeError``). OpenSSL
+loads both (a cafile), and a peer may send either: describing them, checking a
+cafile and explaining a failed handshake must not raise.
+
+Found by atheris (tests/fuzz_harness, targets ``der`` and ``pem``). Each
+certificate is made here with ``cryptography``, then one OID replaced in its DER
+(no signature is checked to parse one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import NameOID
+
+from dicomnet.security.certificates import CertificateInfo, trust_problem
+from dicomnet.security.errors_map import _address_as_dns_name, _host_names
+from dicomnet.security.trust_store import cafile_problem
+
+#: subjectKeyIdentifier (2.5.29.14) made a second basicConstraints (2.5.29.19).
+DUPLICATE = (bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d13"))
+#: x500UniqueIdentifier (2.5.4.45), a BIT STRING, made organizationName (2.5.4.10).
+BIT_STRING_NAME = (bytes.fromhex("060355042d"), bytes.fromhex("060355040a"))
+
+
+def _certificate_der() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "peer")])
+    unique = x509.Name([x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00\x01",
+                                           _ASN1Type.BitString)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("10.0.0.5"), x509.DirectoryName(unique)]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.fixture(params=[DUPLICATE, BIT_STRING_NAME], ids=["duplicate", "bit string name"])
+def der(request: pytest.FixtureRequest) -> bytes:
+    old, new = request.param
+    raw = _certificate_der()
+    assert raw.count(old) == 1
+    return raw.replace(old, new)
+
+
+def test_such_a_certificate_is_described_without_its_extensions(der: bytes) -> None:
+    info = CertificateInfo.from_der(der)
+    assert info.common_name == "peer"
+    assert (info.sans, info.is_ca, info.extended_key_usage) == ((), False, ())
+
+
+def test_a_failed_handshake_with_such_a_peer_is_explained_without_them(der: bytes) -> None:
+    """errors_map reads the peer's names for a hostname mismatch: none readable."""
+    assert _host_names(der) is None
+    assert _address_as_dns_name(der, "10.0.0.5") == ""
+
+
+def test_a_cafile_holding_one_is_left_to_openssl(der: bytes, tmp_path: Path) -> None:
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    assert trust_problem(pem, [x509.load_pem_x509_certificate(pem)]) is None
+    cafile = tmp_path / "ca.pem"
+    cafile.write_bytes(pem)
+    assert cafile_problem(cafile, "bcp195") is None
