@@ -235,3 +235,23 @@ def _spilled(oddity: Oddity) -> bytes:
     # An element after the Pixel Data (padding, a stray delimiter): keep it last.
     *before, pixels = before
     return b"".join(before) + explicit(0x7FE00010, b"OB", bytes(2 << 20)) + oddity.elements[-1]
+
+
+#: (0008,0016) with an unlisted VR "UH" and a 2-byte length of 0 (read both ways),
+#: then zero bytes: (0000,0000) without a VR, where each reading gives up.
+_UNLISTED_THEN_ZEROS = struct.pack("<HH2sH", 0x0008, 0x0016, b"UH", 0) + bytes(90)
+
+
+def test_a_verdict_does_not_depend_on_where_the_pieces_were_cut() -> None:
+    """Found by atheris (tests/fuzz_harness, target dataset, in a deflated data set).
+    Whole, both readings meet VR-less group 0000 bytes while two are followed, and
+    give up: malformed. Cut after the ambiguous header (as PDVs cut it), the fork
+    met them first and was dropped, then the reading left alone took the zeros for
+    empty elements to the end: the malformed data set was taken as whole."""
+    whole = dataset_problem(_UNLISTED_THEN_ZEROS, EXPLICIT_LE)
+    assert whole == "malformed data set: (0000,0000) without a VR"
+    for cut in range(1, len(_UNLISTED_THEN_ZEROS)):
+        walker = walker_for(EXPLICIT_LE)
+        walker.feed(_UNLISTED_THEN_ZEROS[:cut])
+        walker.feed(_UNLISTED_THEN_ZEROS[cut:])
+        assert walker.problem() == whole, cut

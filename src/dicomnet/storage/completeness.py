@@ -158,8 +158,9 @@ class DatasetWalker:
         self._error: str | None = None
         self._why = ""  # what a search for the delimiter (_SCAN) stands for
         # Shared by every reading of this data set: [elements walked, readings,
-        # whether a reading was left unfollowed (MAX_READINGS)].
-        self._shared: list[int] = [0, 1, 0]
+        # whether a reading was left unfollowed (MAX_READINGS), whether it was ever
+        # read more than one way].
+        self._shared: list[int] = [0, 1, 0, 0]
         self._others: tuple[DatasetWalker, ...] = ()  # other readings, forked from this one
         self._forks: list[tuple[DatasetWalker, int]] | None = None  # forked in this feed
         self._forced = False  # this reading takes the 4-byte length at its next unlisted VR
@@ -382,10 +383,12 @@ class DatasetWalker:
             return pos + 8, short, vr
         # No VR at all: an element in Implicit VR (pydicom; DCMTK with -vr).
         group, element, length = tag_length.unpack_from(data, pos)
-        if group == 0 and self._shared[1] > 1:
+        if group == 0 and self._shared[3]:
             # Group 0000 (command elements, PS3.7 E) and no VR: zero bytes, as a
             # reading that lost its place in Pixel Data reads them, where they
-            # would pass for empty elements to its end. One of several gives up.
+            # would pass for empty elements to its end. One of several gives up;
+            # "several" once forked, not those still followed: which reading met
+            # them first, and was dropped, hung on where the PDVs were cut.
             self._error = f"({group:04X},{element:04X}) without a VR"
             return None
         return pos + 8, length, None
@@ -411,6 +414,7 @@ class DatasetWalker:
     def _fork(self, pos: int) -> None:
         """Follow the other reading of the element at ``pos`` too, from there."""
         shared = self._shared
+        shared[3] = 1
         if shared[1] >= MAX_READINGS:
             shared[2] = 1
             return
