@@ -288,6 +288,21 @@ def test_a_meta_group_not_in_explicit_vr_is_refused_without_a_warning(
         read_part10(path)
 
 
+def test_an_empty_meta_element_of_an_unknown_vr_is_refused(tmp_path: Path) -> None:
+    """Found by atheris (part10_file): (0002,0003) with VR bytes "U\\0" and length 0.
+    pydicom read it raw and converted it when first asked for it, raising
+    NotImplementedError ("Unknown Value Representation"), no StorageError: an
+    SCU's whole run failed on that one file."""
+    raw = header(ExplicitVRLittleEndian)
+    at = raw.index(b"\x02\x00\x03\x00UI")
+    length = int.from_bytes(raw[at + 6:at + 8], "little")
+    meta = raw[144:at] + b"\x02\x00\x03\x00U\x00\x00\x00" + raw[at + 8 + length:]
+    path = tmp_path / "f.dcm"
+    path.write_bytes(raw[:140] + len(meta).to_bytes(4, "little") + meta)
+    with pytest.raises(NotPart10Error, match="lacks MediaStorageSOPInstanceUID"):
+        read_part10(path)
+
+
 def test_missing_file_is_a_storage_error(tmp_path: Path) -> None:
     from dicomnet.storage import StorageError
 

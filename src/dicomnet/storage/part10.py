@@ -608,7 +608,9 @@ def _uid_text(meta: FileMetaDataset, keyword: str) -> str:
     """A UI value of the meta group as text. A value still raw (as read) is decoded
     from its bytes: an SCU reads every file's meta before sending, and pydicom's
     value conversion cost more than the rest of reading it."""
-    element = meta.get_item(keyword)
+    # keep_deferred: an empty raw value (nothing is deferred here) is not converted,
+    # which for a VR pydicom does not know ("U\\0") raised NotImplementedError.
+    element = meta.get_item(keyword, keep_deferred=True)
     if element is None:
         return ""
     value = element.value
