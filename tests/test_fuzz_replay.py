@@ -25,10 +25,19 @@ FOUND: dict[str, list[bytes]] = {
     # stops before it (its end_tag), reading nothing; not an element cut short.
     "dataset": [bytes.fromhex(
         "ff" "ff" "ffffffff" "ff070000" "0031000008" "0016001a000000"
-        "312e322e3834302e3130302e322e30382e35")],
+        "312e322e3834302e3130302e322e30382e35"),
+        # Deflated (syntax 2), cut as mode 2 says: an unlisted VR "UH" of length 0,
+        # then zeros. Taken as whole when cut, malformed whole (completeness fix).
+        bytes.fromhex("0202" "e360106308f5606060606060606060a00100000001000000")],
     # Implicit VR on an Explicit VR context, its first tag (0200,0100): bytes 00 02,
     # which is group 0002 only in Big Endian.
-    "store_sink": [bytes.fromhex("01" "08" "00020001") + bytes(86)],
+    "store_sink": [bytes.fromhex("01" "08" "00020001") + bytes(86),
+                   # JPEG Baseline (syntax 4): refused whole, stored when cut (the same
+                   # completeness fix).
+                   bytes.fromhex(
+                       "0402" "0800160055510000ffffffff" "55512d00ffffffff" "feff0010"
+                       "0055510000ffffffff" "feff00100008000001" "00104c081a0032ffffffffff"
+                       "13000000ff01000000000000000000")],
 }
 
 
