@@ -303,6 +303,24 @@ def test_an_empty_meta_element_of_an_unknown_vr_is_refused(tmp_path: Path) -> No
         read_part10(path)
 
 
+@pytest.mark.parametrize("header", [
+    b"\x02\x00\x02\x00OB\x00\x00\xff\xff\xff\xff",
+    # As found: no VR letters, so pydicom reads this one element in Implicit VR.
+    b"\x02\x00\x02\xff\xff\xff\xff\xff",
+], ids=["OB", "no VR"])
+def test_a_meta_element_of_undefined_length_is_refused_without_a_warning(
+        tmp_path: Path, header: bytes) -> None:
+    """Found by atheris (part10_file): a meta element of undefined length, no
+    delimiter to its end. pydicom looked for one to the end of the file and
+    warned (UserWarning, an exception under -W error: no StorageError)."""
+    meta = (b"\x02\x00\x01\x00OB\x00\x00\x02\x00\x00\x00\x00\x01"
+            + header + b"1.2.840.10008.5.1.4.1.1.7\x00")
+    path = tmp_path / "f.dcm"
+    path.write_bytes(b"\x00" * 128 + b"DICM" + meta)
+    with pytest.raises(NotPart10Error, match="undefined length"):
+        read_part10(path)
+
+
 def test_missing_file_is_a_storage_error(tmp_path: Path) -> None:
     from dicomnet.storage import StorageError
 

@@ -294,19 +294,45 @@ def _meta_by_scanning(fp: BinaryIO) -> tuple[FileMetaDataset, int]:
     This is what ``pydicom.dcmread`` does, and it is exact whatever
     (0002,0000) says, provided the next bytes are element headers.
     """
-    fp.seek(PREAMBLE_LENGTH)
-    if implicit_vr_at(fp.read(6)):
-        # PS3.10 7.1: the group is in Explicit VR Little Endian. Given one whose first
-        # header has no VR letters, pydicom warns (UserWarning: an exception under -W
-        # error, and no StorageError) and reads on in Implicit VR, where its first
-        # tag, already seen by _meta_ended, ended the group: refused, as before.
-        raise ValueError("its first element has no VR: not in Explicit VR Little Endian "
-                         "(PS3.10 7.1)")
+    _check_meta_headers(fp)
     fp.seek(PREAMBLE_LENGTH)
     meta = FileMetaDataset(
         read_dataset(fp, is_implicit_VR=False, is_little_endian=True, stop_when=_meta_ended())
     )
     return meta, fp.tell()
+
+
+def _check_meta_headers(fp: BinaryIO) -> None:
+    """Walk the meta group's element headers as ``_meta_ended`` bounds it, seeking
+    over values; ValueError where pydicom would warn rather than raise: a first
+    header without VR letters (it reads on in Implicit VR), an undefined length (it
+    looks for a delimiter to the end of the file). A warning is an exception under
+    -W error, and no StorageError; and PS3.10 7.1 has the group in Explicit VR
+    Little Endian, each length defined."""
+    fp.seek(PREAMBLE_LENGTH)
+    if implicit_vr_at(fp.read(6)):
+        raise ValueError("its first element has no VR: not in Explicit VR Little Endian "
+                         "(PS3.10 7.1)")
+    at, seen = PREAMBLE_LENGTH, set()
+    while True:
+        fp.seek(at)
+        head = fp.read(12)
+        if len(head) < 8:
+            return
+        group, element, vr, length = _SHORT_HEADER.unpack_from(head)
+        if group != 0x0002 or element in seen:
+            return
+        seen.add(element)
+        start = at + 8
+        if vr in LONG_VRS:
+            if len(head) < 12:
+                return  # cut short: pydicom raises (EOFError)
+            length, start = int.from_bytes(head[8:], "little"), at + 12
+        elif not b"AA" <= vr <= b"ZZ":  # pydicom: this one element in Implicit VR
+            length = int.from_bytes(head[4:8], "little")
+        if length == 0xFFFFFFFF:
+            raise ValueError(f"(0002,{element:04X}) has an undefined length (PS3.10 7.1)")
+        at = start + length
 
 
 def _meta_by_group_length(fp: BinaryIO) -> tuple[FileMetaDataset, int] | None:
