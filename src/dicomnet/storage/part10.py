@@ -302,18 +302,18 @@ def _meta_by_scanning(fp: BinaryIO) -> tuple[FileMetaDataset, int]:
     return meta, fp.tell()
 
 
-def _check_meta_headers(fp: BinaryIO) -> None:
+def _check_meta_headers(fp: BinaryIO, start: int = PREAMBLE_LENGTH) -> None:
     """Walk the meta group's element headers as ``_meta_ended`` bounds it, seeking
     over values; ValueError where pydicom would warn rather than raise: a first
     header without VR letters (it reads on in Implicit VR), an undefined length (it
     looks for a delimiter to the end of the file). A warning is an exception under
     -W error, and no StorageError; and PS3.10 7.1 has the group in Explicit VR
     Little Endian, each length defined."""
-    fp.seek(PREAMBLE_LENGTH)
+    fp.seek(start)
     if implicit_vr_at(fp.read(6)):
         raise ValueError("its first element has no VR: not in Explicit VR Little Endian "
                          "(PS3.10 7.1)")
-    at, seen = PREAMBLE_LENGTH, set()
+    at, seen = start, set()
     while True:
         fp.seek(at)
         head = fp.read(12)
@@ -351,6 +351,8 @@ def _meta_by_group_length(fp: BinaryIO) -> tuple[FileMetaDataset, int] | None:
         return None
     buffer = io.BytesIO(head + body)
     try:
+        _check_meta_headers(buffer, 0)
+        buffer.seek(0)
         meta = FileMetaDataset(
             read_dataset(
                 buffer, is_implicit_VR=False, is_little_endian=True, stop_when=_not_group_0002
