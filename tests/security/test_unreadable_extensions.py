@@ -11,6 +11,7 @@ certificate is made here with ``cryptography``, then one OID replaced in its DER
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
+from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import CertificateInfo, trust_problem
 from dicomnet.security.errors_map import _address_as_dns_name, _host_names
 from dicomnet.security.trust_store import cafile_problem
@@ -73,6 +75,37 @@ def test_a_failed_handshake_with_such_a_peer_is_explained_without_them(der: byte
 def test_a_cafile_holding_one_is_left_to_openssl(der: bytes, tmp_path: Path) -> None:
     pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
     assert trust_problem(pem, [x509.load_pem_x509_certificate(pem)]) is None
+    cafile = tmp_path / "ca.pem"
+    cafile.write_bytes(pem)
+    assert cafile_problem(cafile, "bcp195") is None
+
+
+def test_a_certificate_of_an_unknown_version_is_malformed(tmp_path: Path) -> None:
+    """Found by atheris (der): version 122 ([0] INTEGER 7A). cryptography raises
+    InvalidVersion, no ValueError: it escaped load_pem_certificates' contract
+    (ValueError when malformed) and der_certificate, which a capath's and a
+    cafile's checks call for any file."""
+    from dicomnet.security.trust_store import der_certificate, read_unhashed_capath
+    from dicomnet.security.x509_load import load_der_certificate, load_pem_certificates
+
+    good = _certificate_der()
+    version = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2 (v3)
+    assert good.count(version) == 1
+    der = good.replace(version, bytes.fromhex("a00302017a"))
+    pem = (b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der)
+           + b"-----END CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="version"):
+        load_der_certificate(der)
+    with pytest.raises(ValueError, match="version"):
+        load_pem_certificates(pem)
+    with pytest.raises(ValueError, match="version"):
+        CertificateInfo.from_der(der)
+    assert _host_names(der) is None
+    assert _address_as_dns_name(der, "10.0.0.5") == ""
+    assert der_certificate(der) is None
+    (tmp_path / "odd.cer").write_bytes(der)
+    with pytest.raises(ConfigurationError, match="holds no CA certificates"):
+        read_unhashed_capath(tmp_path)  # the file passed over, as a key or a text is
     cafile = tmp_path / "ca.pem"
     cafile.write_bytes(pem)
     assert cafile_problem(cafile, "bcp195") is None

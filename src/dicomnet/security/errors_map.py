@@ -443,10 +443,10 @@ def _address_as_dns_name(der: bytes | None, address: str) -> str:
         return ""
     from cryptography import x509  # a failure path: its cost
 
-    from dicomnet.security.x509_load import EXTENSION_ERRORS
+    from dicomnet.security.x509_load import EXTENSION_ERRORS, load_der_certificate
 
     try:
-        names = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(
+        names = load_der_certificate(der)[0].extensions.get_extension_for_class(
             x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     except x509.ExtensionNotFound:
         return ""

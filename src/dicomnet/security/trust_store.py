@@ -56,7 +56,7 @@ def der_certificate(data: bytes) -> x509.Certificate | None:
 
     try:
         return x509.load_der_x509_certificate(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # the latter no ValueError
         return None
 
 

@@ -165,15 +165,29 @@ def _pem_ders(data: bytes) -> Iterator[bytes]:
             continue  # cryptography says it is malformed
 
 
+def _pem_certificates(data: bytes) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except x509.InvalidVersion as exc:  # no ValueError, unlike every other malformation
+        raise ValueError(f"malformed certificate: {exc}") from exc
+
+
+def _der_certificate(der: bytes) -> x509.Certificate:
+    try:
+        return x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:  # no ValueError, unlike every other malformation
+        raise ValueError(f"malformed certificate: {exc}") from exc
+
+
 def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.Certificate]:
     """The certificates of PEM text (ValueError when one is malformed); each whose serial
     is not positive is said at DEBUG, naming ``source`` ("cafile /etc/...") and its
     subject."""
     warning = {der for der in _pem_ders(data) if _warns(der)}
     if not warning:
-        return x509.load_pem_x509_certificates(data)
+        return _pem_certificates(data)
     with _quiet():
-        certs = x509.load_pem_x509_certificates(data)
+        certs = _pem_certificates(data)
         for cert in certs:
             der = cert.public_bytes(Encoding.DER)
             if der not in warning:
@@ -192,11 +206,11 @@ def load_der_certificate(der: bytes) -> tuple[x509.Certificate, int]:
     """A DER certificate and its serial number (a peer's, at each handshake: said nowhere,
     OpenSSL having taken it)."""
     if not _warns(der):
-        cert = x509.load_der_x509_certificate(der)
+        cert = _der_certificate(der)
         return cert, cert.serial_number
     serial = der_serial(der)
     with _quiet():
-        cert = x509.load_der_x509_certificate(der)
+        cert = _der_certificate(der)
         _extensions_read(cert)
         return cert, cert.serial_number if serial is None else serial
 
