@@ -186,3 +186,23 @@ def test_a_ca_of_serial_zero_loaded_to_issue(tmp_path: Path) -> None:
     leaf.certificate.verify_directly_issued_by(ca.certificate)
     with pytest.raises(ConfigurationError, match=r"zero-ca\.key holds no PEM certificate$"):
         CertificateAuthority.load(root_key, root_key)
+
+
+def test_an_unhashed_capath_with_a_der_certificate_of_serial_zero(
+        ca: CertificateAuthority, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by atheris (der): a DER certificate (a Windows .cer) was parsed by
+    cryptography directly (trust_store.der_certificate), which warned of its serial
+    (an exception under -W error: the context was not built), where a PEM one is
+    read quietly."""
+    import base64
+
+    capath = tmp_path / "cas"
+    capath.mkdir()
+    ca.write_cert(capath / "good.pem")
+    pem, _ = _self_signed(tmp_path, "0", "zero")
+    body = b"".join(pem.read_bytes().split(b"-----")[2].split())
+    (capath / "zero.cer").write_bytes(base64.b64decode(body))
+    with caplog.at_level(logging.DEBUG, logger="dicomnet.security"):
+        context = TLSConfig(capath=capath).client_context_sync()
+    assert len(context.get_ca_certs()) == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -52,11 +52,12 @@ def der_certificate(data: bytes) -> x509.Certificate | None:
     """``data`` as one DER certificate (RFC 5280 4.1, a SEQUENCE: 0x30), or None."""
     if not data.startswith(b"\x30"):
         return None
-    from cryptography import x509
+    from dicomnet.security.x509_load import load_der_certificate
 
     try:
-        return x509.load_der_x509_certificate(data)
-    except (ValueError, x509.InvalidVersion):  # the latter no ValueError
+        # Quietly where its serial is not positive (a root exported as a .cer).
+        return load_der_certificate(data)[0]
+    except ValueError:  # InvalidVersion too: x509_load turns it into one
         return None
 
 
