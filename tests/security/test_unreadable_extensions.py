@@ -109,3 +109,44 @@ def test_a_certificate_of_an_unknown_version_is_malformed(tmp_path: Path) -> Non
     cafile = tmp_path / "ca.pem"
     cafile.write_bytes(pem)
     assert cafile_problem(cafile, "bcp195") is None
+
+
+def _unreadable_subject_der() -> bytes:
+    """A self-signed certificate whose subject holds a BIT STRING attribute
+    under organizationName: cryptography raises TypeError reading the subject
+    (found by atheris, target ``der``); OpenSSL reads it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "issuer")])
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "peer"),
+        x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00\x01", _ASN1Type.BitString)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(9)
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    raw = cert.public_bytes(serialization.Encoding.DER)
+    old, new = BIT_STRING_NAME
+    assert raw.count(old) == 1
+    return raw.replace(old, new)
+
+
+def test_a_certificate_whose_subject_cannot_be_read_is_described() -> None:
+    """It raised TypeError out of CertificateInfo (a peer's, at every handshake)."""
+    der = _unreadable_subject_der()
+    with pytest.raises(TypeError):
+        _ = x509.load_der_x509_certificate(der).subject
+    info = CertificateInfo.from_der(der)
+    assert (info.subject, info.issuer, info.common_name) == (
+        "(a name cryptography cannot read)", "CN=issuer", None)
+    assert _host_names(der) is None
+
+
+def test_a_cafile_holding_one_whose_subject_cannot_be_read(tmp_path: Path) -> None:
+    pem = x509.load_der_x509_certificate(_unreadable_subject_der()).public_bytes(
+        serialization.Encoding.PEM)
+    cafile = tmp_path / "ca.pem"
+    cafile.write_bytes(pem)
+    cafile_problem(cafile, "bcp195")  # a problem or none, but no exception
+    trust_problem(pem, [x509.load_pem_x509_certificate(pem)])

@@ -35,7 +35,13 @@ from .issuing import (
     self_signed,
 )
 from .pem import key_is_encrypted
-from .x509_load import extension_value, load_der_certificate
+from .x509_load import (
+    extension_value,
+    load_der_certificate,
+    name_text,
+    readable_name,
+    self_issued,
+)
 
 __all__ = [
     "CertificateAuthority",
@@ -125,13 +131,14 @@ class CertificateInfo:
         eku = extension_value(cert, x509.ExtendedKeyUsage)
         usages = () if eku is None else tuple(
             _USAGE_NAMES.get(oid, oid.dotted_string) for oid in eku)
-        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        subject = readable_name(cert)
+        cns = () if subject is None else subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(cns[0].value) if cns else None
         key_type, bits = describe_key(cert)
         digest = cert.fingerprint(hashes.SHA256())
         return cls(
-            subject=cert.subject.rfc4514_string(),
-            issuer=cert.issuer.rfc4514_string(),
+            subject=name_text(cert),
+            issuer=name_text(cert, issuer=True),
             common_name=common_name,
             sans=tuple(sans),
             serial=serial,
@@ -279,12 +286,12 @@ def trust_problem(data: bytes, certs: list[x509.Certificate] | None) -> str | No
         constraints = extension_value(cert, x509.BasicConstraints)
         if constraints is None:  # absent, or unreadable
             return None
-        if constraints.ca or cert.issuer == cert.subject:
+        if constraints.ca or self_issued(cert):
             return None
     if not certs:
         return None
     leaf = certs[0]
-    return (f"holds no CA certificate: {leaf.subject.rfc4514_string()} is an end-entity "
-            f"certificate (CA:FALSE) issued by {leaf.issuer.rfc4514_string()}, so it can "
+    return (f"holds no CA certificate: {name_text(leaf)} is an end-entity "
+            f"certificate (CA:FALSE) issued by {name_text(leaf, issuer=True)}, so it can "
             "vouch for no peer; give the certificate of the CA that issued the peers' "
             "certificates")

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..errors import ConfigurationError
 from .certificates import CertificateAuthority, serial_text
-from .x509_load import load_der_certificate, load_pem_certificates
+from .x509_load import load_der_certificate, load_pem_certificates, name_text
 
 __all__ = ["CRL_NAME", "RevocationList", "revoke_dev_certificates"]
 
@@ -69,11 +69,11 @@ def revoke_dev_certificates(directory: str | Path, certificates: Sequence[str | 
             cert.verify_directly_issued_by(ca.certificate)
         except (ValueError, TypeError, InvalidSignature):
             raise ConfigurationError(
-                f"{item} was issued by {cert.issuer.rfc4514_string()}, not by this "
+                f"{item} was issued by {name_text(cert, issuer=True)}, not by this "
                 f"folder's CA ({directory / 'ca.pem'})") from None
         if serial <= 0:
             raise ConfigurationError(
-                f"{item} ({cert.subject.rfc4514_string()}) has serial number "
+                f"{item} ({name_text(cert)}) has serial number "
                 f"{serial_text(serial)}, which a CRL cannot list (RFC 5280 4.1.2.2 asks a "
                 "positive one); renew the certificate instead")
         if serial not in entries:

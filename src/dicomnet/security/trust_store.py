@@ -87,11 +87,12 @@ def _warn_weak(certs: list[x509.Certificate], where: str, profile: str) -> None:
     from cryptography.hazmat.primitives import hashes
 
     from dicomnet.security.certificates import describe_key, signature_hash
+    from dicomnet.security.x509_load import name_text, self_issued
 
     for cert in certs:
         # Only what the check needs is read: a system bundle's extensions are left
         # unparsed (cryptography warns about some of those certificates when they are).
-        self_signed = cert.issuer == cert.subject
+        self_signed = self_issued(cert)
         if not self_signed and not _is_ca(cert):
             continue  # no trust anchor (security.certificates.trust_file_problem)
         problem = anchor_problem(*describe_key(cert),
@@ -122,7 +123,7 @@ def _warn_weak(certs: list[x509.Certificate], where: str, profile: str) -> None:
             tail = "every peer whose chain goes through it will be refused at its handshake " + (
                 "(CA_KEY_TOO_SMALL): replace it with a CA of a larger key" if key else
                 "(CA_MD_TOO_WEAK): have it signed again with SHA-256")
-        logger.warning("%s %s in %s %s; %s", kind, cert.subject.rfc4514_string(), where,
+        logger.warning("%s %s in %s %s; %s", kind, name_text(cert), where,
                        what, tail)
 
 

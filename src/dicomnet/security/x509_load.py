@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
 __all__ = ["EXTENSION_ERRORS", "der_serial", "extension_value", "load_der_certificate",
-           "load_pem_certificates"]
+           "load_pem_certificates", "name_text", "readable_name", "self_issued",
+           "UNREADABLE_NAME"]
 
 logger = logging.getLogger("dicomnet.security")
 
@@ -147,6 +148,34 @@ def extension_value(cert: x509.Certificate, kind: type[_Extension]) -> _Extensio
         return None
     except EXTENSION_ERRORS:
         return None
+
+
+#: What a subject or issuer that cryptography will not read is described as.
+UNREADABLE_NAME = "(a name cryptography cannot read)"
+
+
+def readable_name(cert: x509.Certificate, *, issuer: bool = False) -> x509.Name | None:
+    """``cert``'s subject (or issuer), or None when cryptography will not read it:
+    it reads names lazily, and one attribute of a type it does not expect for its
+    OID (a BIT STRING other than x500UniqueIdentifier, say) raises TypeError
+    there, which OpenSSL itself accepts (RFC 5280 4.1.2.4 leaves attributes open)."""
+    try:
+        return cert.issuer if issuer else cert.subject
+    except EXTENSION_ERRORS:
+        return None
+
+
+def name_text(cert: x509.Certificate, *, issuer: bool = False) -> str:
+    """``cert``'s subject (or issuer) as RFC 4514 text, or :data:`UNREADABLE_NAME`."""
+    name = readable_name(cert, issuer=issuer)
+    return UNREADABLE_NAME if name is None else name.rfc4514_string()
+
+
+def self_issued(cert: x509.Certificate) -> bool:
+    """Whether ``cert``'s issuer is its subject (RFC 5280 3.2); False when either
+    cannot be read."""
+    subject = readable_name(cert)
+    return subject is not None and readable_name(cert, issuer=True) == subject
 
 
 @contextlib.contextmanager
