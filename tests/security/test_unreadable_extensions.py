@@ -26,6 +26,7 @@ from dicomnet.errors import ConfigurationError
 from dicomnet.security.certificates import CertificateInfo, trust_problem
 from dicomnet.security.errors_map import _address_as_dns_name, _host_names
 from dicomnet.security.trust_store import cafile_problem
+from dicomnet.security.x509_load import load_pem_certificates
 
 #: subjectKeyIdentifier (2.5.29.14) made a second basicConstraints (2.5.29.19).
 DUPLICATE = (bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d13"))
@@ -150,3 +151,32 @@ def test_a_cafile_holding_one_whose_subject_cannot_be_read(tmp_path: Path) -> No
     cafile.write_bytes(pem)
     cafile_problem(cafile, "bcp195")  # a problem or none, but no exception
     trust_problem(pem, [x509.load_pem_x509_certificate(pem)])
+
+
+def test_unreadable_extensions_beside_a_non_positive_key_identifier_serial_are_quiet() -> None:
+    """Extensions cryptography will not parse, one of them an Authority Key
+    Identifier whose serial is 0: each new parse (cryptography keeps none that
+    failed) warned CryptographyDeprecationWarning, an exception under -W error,
+    out of CertificateInfo at every handshake with such a peer (atheris, ``pem``)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "peer")])
+    now = dt.datetime.now(dt.UTC)
+    issuer = x509.DirectoryName(name)
+    unique = x509.Name([x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, b"\x00\x01",
+                                           _ASN1Type.BitString)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(11)
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.AuthorityKeyIdentifier(b"\x01\x02", [issuer], 0),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(unique)]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    old, new = BIT_STRING_NAME
+    der = cert.public_bytes(serialization.Encoding.DER).replace(old, new)
+    pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+    (loaded,) = load_pem_certificates(pem)
+    for _ in range(2):  # the second read parses again
+        info = CertificateInfo.from_x509(loaded)
+        assert (info.common_name, info.sans, info.is_ca) == ("peer", (), False)

@@ -141,9 +141,14 @@ def _extensions_read(cert: x509.Certificate) -> None:
 
 def extension_value(cert: x509.Certificate, kind: type[_Extension]) -> _Extension | None:
     """The value of ``cert``'s extension of class ``kind`` (RFC 5280 4.2), or None when
-    it has none or its extensions cannot be read (:data:`EXTENSION_ERRORS`)."""
+    it has none or its extensions cannot be read (:data:`EXTENSION_ERRORS`). Read
+    quietly: cryptography keeps no parse that failed, and warns at each new one
+    about an Authority Key Identifier serial that is not positive (a peer's,
+    at every handshake)."""
     try:
-        return cert.extensions.get_extension_for_class(kind).value
+        with _quiet():
+            extensions = cert.extensions
+        return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
     except EXTENSION_ERRORS:
@@ -227,7 +232,7 @@ def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.C
                 logger.debug("%s: certificate %s has serial number %s, not positive as RFC "
                              "5280 4.1.2.2 asks: OpenSSL takes it, cryptography warns it will "
                              "refuse it one day", source or "PEM data",
-                             cert.subject.rfc4514_string(), _serial_text(serial))
+                             name_text(cert), _serial_text(serial))
     return certs
 
 
