@@ -146,7 +146,10 @@ def extension_value(cert: x509.Certificate, kind: type[_Extension]) -> _Extensio
     about an Authority Key Identifier serial that is not positive (a peer's,
     at every handshake)."""
     try:
-        with _quiet():
+        if _warns(cert.public_bytes(Encoding.DER)):  # rare: warnings' state is process-wide
+            with _quiet():
+                extensions = cert.extensions
+        else:
             extensions = cert.extensions
         return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
