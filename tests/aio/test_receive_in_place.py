@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,41 @@ def test_large_data_sets_are_received_in_place_and_arrive_whole(
         assert_stored_whole(root, n, source)
     total = sum(read_part10(s).dataset_length for s in sources)
     assert sum(in_place) > total // 2, (sum(in_place), total)
+
+
+def test_a_server_without_fsync_receives_images_in_place_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``StorageSCP(durable=False)`` (``serve --no-fsync``) gathers a data set
+    over 64 KiB in the same page-aligned buffer as a durable one, so that TLS
+    decrypts it where it is kept: before, it grew a bytearray, every byte read
+    through the transport's buffer and copied once or twice more (callgrind:
+    ~0.5 MB of memcpy per 512 KB image, docs/benchmarks.md, session 29). The
+    files are written through the page cache, byte for byte, and not fsynced."""
+    in_place: list[int] = []
+    real_append = AlignedBuffer.append
+
+    def append(self: AlignedBuffer, data: Any) -> None:
+        source = memoryview(data).cast("B")
+        if (source.obj is self._map and len(source)
+                and ctypes.addressof(ctypes.c_char.from_buffer(source))
+                == self.address + self.size):
+            in_place.append(len(source))
+        real_append(self, data)
+
+    monkeypatch.setattr(AlignedBuffer, "append", append)
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    # 700 KB images: held in memory (under SPILL_THRESHOLD), as 512 KB ones are.
+    sources = [write_part10(tmp_path / "in" / f"{n}.dcm", make_image(n, rows=1000, columns=700),
+                            str(ExplicitVRLittleEndian)) for n in range(3)]
+    root = tmp_path / "store"
+    scp = StorageSCP(root, durable=False)
+    assert send_with(scp, tmp_path / "in")
+    for n, source in enumerate(sources):
+        assert_stored_whole(root, n, source)
+    total = sum(read_part10(s).dataset_length for s in sources)
+    assert sum(in_place) > total // 2, (sum(in_place), total)
+    assert not synced
 
 
 class Keeping:

@@ -36,9 +36,9 @@ __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "conten
 #: peaked 6 MiB higher, growing that buffer before spilling it).
 SPILL_THRESHOLD = 1 << 20
 #: In-memory data sets larger than this are gathered in a page-aligned buffer,
-#: which the store thread writes with O_DIRECT; smaller ones go through the
-#: page cache, where the copy is cheap and the last, unaligned block is most of
-#: the object.
+#: received into in place, which the store thread writes with O_DIRECT (when
+#: durable); smaller ones go through the page cache, where the copy is cheap and
+#: the last, unaligned block is most of the object.
 ALIGNED_FROM = 64 << 10
 #: Once spilled, where the file system has no O_DIRECT (see AtomicWriter's
 #: ``direct``), bytes are pushed to disk every this many in a worker thread, so
@@ -164,9 +164,12 @@ class StoreSink:
                 size = len(buffer) + len(data)
                 if size > SPILL_THRESHOLD and self.provisional is not None:
                     self._spill(buffer, data)
-                elif size > ALIGNED_FROM and self.durable and self.provisional is not None:
-                    # Page-aligned from here: the store thread writes it to disk as it
-                    # is, with O_DIRECT (storage.direct.DirectBatch).
+                elif size > ALIGNED_FROM and self.provisional is not None:
+                    # Page-aligned from here: the rest is received in place (reserve),
+                    # and the store thread writes it to disk as it is, with O_DIRECT
+                    # (storage.direct.DirectBatch), or through the page cache when
+                    # not durable. A bytearray here cost a non-durable sink ~1.5
+                    # copies of every byte (callgrind, docs/benchmarks.md, session 29).
                     aligned = AlignedBuffer.take(SPILL_THRESHOLD)
                     aligned.append(buffer)
                     aligned.append(data)
