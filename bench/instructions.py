@@ -16,22 +16,25 @@ large object's pixel data less the baseline's). A server's counters are zeroed
 totals; the subtraction takes out the rest of the fixed costs either way.
 Instructions are the process's own, every thread, in user space: the kernel's
 work for a system call is not counted (``--syscalls`` counts the calls instead,
-with ``strace -f -c`` on a native run, same workloads and subtraction).
+with ``strace -f -c`` on native runs of the one and images workloads, the same
+subtraction).
 
 Stacks (``--stacks``): ``dicomnet`` (``python -m dicomnet serve``, durable),
 ``dicomnet-nosync`` (``serve --no-fsync``), ``dcmtk`` (``storescp +tls``) and
 ``dcmtk+B`` (``storescp +B``); client side (``--side client``): ``dicomnet``
-(``python -m dicomnet store`` into a native ``dicomnet serve --no-fsync``) and
+(``python -m dicomnet store --json`` into a native ``dicomnet serve --no-fsync``) and
 ``dcmtk`` (``storescu +tls`` into a native ``storescp``). DCMTK runs with
 ``-pdu 131072`` (its largest) and TCP_NODELAY=1, as in ``store_bench.py``.
 
-Under valgrind, OpenSSL sees no AVX-512/VAES (valgrind hides them) and takes its
-AES-NI/AVX2 paths: its counts are those of such a CPU, the same for both stacks.
+Valgrind counts each iteration of ``rep movsb`` (glibc's memcpy from 2 KiB up to
+about 1 MiB) as an instruction: memcpy's count is about the bytes it copied.
+Valgrind hides AVX-512 from the program; OpenSSL 3.0's AES-GCM does not use it.
 
     PYTHONPATH=src .venv/bin/python bench/instructions.py --work /tmp/cg
     PYTHONPATH=src .venv/bin/python bench/instructions.py --work /tmp/cg --side client
     PYTHONPATH=src .venv/bin/python bench/instructions.py --work /tmp/cg --syscalls
-    PYTHONPATH=src .venv/bin/python bench/instructions.py --report /tmp/cg/cg/x.out.123
+    PYTHONPATH=src .venv/bin/python bench/instructions.py \
+        --report /tmp/cg/cg/server-dicomnet-images/cg.out.*
 
 ``--work DIR`` keeps the files, PKI and callgrind outputs there (made once);
 ``--report FILE...`` prints the tables of existing callgrind outputs (summed).
@@ -190,7 +193,9 @@ def client_command(stack: str, pki: Path, port: int, folder: Path) -> list[str]:
         return [PY, "-m", "dicomnet", "store", "127.0.0.1", str(port), str(folder), "--tls",
                 "--cert", str(pki / "client.pem"), "--key", str(pki / "client.key"),
                 "--ca", str(pki / "ca.pem"), "--server-name", "localhost",
-                "--timeout", str(TIMEOUT)]  # no --json: its document costs per object
+                # --json: without it the summary table's rich rendering (~1.2 M
+                # instructions a row, up to 50 rows) would count as per image.
+                "--timeout", str(TIMEOUT), "--json"]
     return [sb.STORESCU, "-aet", "STORESCU", "-aec", "ANY-SCP", "-pdu", sb.DCMTK_PDU, "+sd",
             "-to", str(TIMEOUT), "-ta", str(TIMEOUT), "-td", str(TIMEOUT),
             "+tls", str(pki / "client.key"), str(pki / "client.pem"), "+cf", str(pki / "ca.pem"),
@@ -212,9 +217,16 @@ def start_server(cmd: list[str], stack: str, log: Path, port: int) -> tuple[
     return proc, port
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], traced: bool = False) -> None:
+    """SIGTERM to the server (under strace: to strace's child, the server, as
+    strace itself would hold on to it), then wait for its end and its output."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        if traced:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                for child in f.read().split():
+                    os.kill(int(child), signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -233,7 +245,7 @@ def run(side: str, stack: str, workload: str, folder: Path, *, pki: Path, work: 
     """One transfer, ``side`` under ``prefix`` (valgrind by default); the folder of
     its outputs (``cg.out.<pid>`` files)."""
     tag = f"{side}-{stack}-{workload}"
-    outdir = work / "cg" / tag
+    outdir = work / ("cg" if prefix is None else "other") / tag
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     recv = work / "recv" / tag
@@ -260,7 +272,7 @@ def run(side: str, stack: str, workload: str, folder: Path, *, pki: Path, work: 
             raise RuntimeError(f"{tag}: client exit {done.returncode}, see {log}")
         time.sleep(2)  # what the server does after the last answer (index rows)
     finally:
-        stop(proc)
+        stop(proc, traced=side == "server" and prefix is not None)
     files, _ = sb.received(recv)
     expected = len(list(folder.iterdir()))
     if files != expected:
@@ -390,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
               else list(SERVER_STACKS if args.side == "server" else CLIENT_STACKS))
     work = args.work or Path(tempfile.mkdtemp(prefix="instructions-"))
     folders, pki = prepare(work, args.images)
+    # Byte code up to date first: a module compiled during one run of a pair (a
+    # source edited since) would count its compilation in that run only.
+    subprocess.run([PY, "-m", "compileall", "-q", str(SRC)], check=True)
     if args.syscalls:
         print(syscalls(args.side, stacks, folders, pki=pki, work=work, images=args.images))
         return 0
