@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 import pytest
@@ -225,19 +225,36 @@ def test_a_client_says_we_aborted_when_the_peer_aborts_right_behind_its_fault() 
     assert (error.by, error.source, error.reason) == ("us", 2, 2)
 
 
-def test_an_internal_error_of_ours_is_our_abort(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A bug in our own code reading a response: the association is A-ABORTed by
-    us (PS3.7 7.3, source service-user) and the failure says so. It had no
-    ``by`` ("association aborted - internal error: ..."), and the connection was
-    closed with no A-ABORT (the peer saw its transport close, PS3.8 AA-4)."""
+def _break_read_callback(monkeypatch: pytest.MonkeyPatch, assoc: ClientAssociation) -> None:
     def broken(self: object, event: object) -> None:
         raise RuntimeError("our own bug")
 
     monkeypatch.setattr(ClientAssociation, "_on_data", broken)
 
+
+def _break_reader_task(monkeypatch: pytest.MonkeyPatch, assoc: ClientAssociation) -> None:
+    async def broken() -> list[object]:
+        raise RuntimeError("our own bug")
+
+    monkeypatch.setattr(assoc, "_read_events", broken)
+    assoc._wake()  # the reader task goes round once more, into the bug
+
+
+@pytest.mark.parametrize("break_it", [_break_read_callback, _break_reader_task],
+                         ids=["read callback", "reader task"])
+def test_an_internal_error_of_ours_is_our_abort(
+        monkeypatch: pytest.MonkeyPatch,
+        break_it: Callable[[pytest.MonkeyPatch, ClientAssociation], None]) -> None:
+    """A bug in our own code reading a response, met by the read callback or by
+    the reader task (an event it cannot take, say): the association is
+    A-ABORTed by us (PS3.7 7.3, source service-user) and the failure says so.
+    It had no ``by`` ("association aborted - internal error: ..."), and the
+    connection was closed with no A-ABORT (the peer saw its transport close,
+    PS3.8 AA-4)."""
     async def main() -> tuple[AssociationAborted, str]:
         async with raw_scp(_echo) as (port, peers):
             async with associate(LOOPBACK, port) as assoc:
+                break_it(monkeypatch, assoc)
                 with pytest.raises(AssociationAborted) as caught:
                     await assoc.echo()
             await asyncio.wait_for(peers[0].ended.wait(), 10)
@@ -247,30 +264,6 @@ def test_an_internal_error_of_ours_is_our_abort(monkeypatch: pytest.MonkeyPatch)
     assert (error.by, error.source, error.reason) == ("us", 0, 0)
     assert str(error) == ("association aborted by us (A-ABORT sent: service-user) - "
                           "internal error: our own bug")
-    assert ending == "abort"
-
-
-def test_an_internal_error_of_the_reader_task_is_our_abort(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same bug met by the reader task rather than the read callback (an
-    event it cannot take, say): A-ABORT sent, source service-user, ``by`` us."""
-    async def main() -> tuple[AssociationAborted, str]:
-        async with raw_scp(_echo) as (port, peers):
-            async with associate(LOOPBACK, port) as assoc:
-                async def broken() -> list[object]:
-                    raise RuntimeError("our reader's bug")
-
-                monkeypatch.setattr(assoc, "_read_events", broken)
-                assoc._wake()  # the reader task goes round once more, into the bug
-                with pytest.raises(AssociationAborted) as caught:
-                    await assoc.echo()
-            await asyncio.wait_for(peers[0].ended.wait(), 10)
-            return caught.value, peers[0].ending
-
-    error, ending = run(main())
-    assert (error.by, error.source, error.reason) == ("us", 0, 0)
-    assert str(error) == ("association aborted by us (A-ABORT sent: service-user) - "
-                          "internal error: our reader's bug")
     assert ending == "abort"
 
 

@@ -223,3 +223,31 @@ def index_backup(tmp_path: Path, rows: list[NewInstance]) -> tuple[Path, list[st
     with StorageIndex(backup) as other:
         assert other.add_instances(rows) == len(rows)
     return backup, indexed_uids(backup)
+
+
+async def raw_stores(root: Path, syntax: str,
+                     sent: list[tuple[str, bytes]]) -> list[tuple[int, str]]:
+    """Each data set of ``sent`` ((SOP Instance UID, its bytes as they go on the
+    wire)) C-STOREd as a Secondary Capture on one ``syntax`` context into a
+    StorageSCP on ``root``, through the raw SCU (bytes unchecked by our own
+    client); the answers' (status, Error Comment), in order."""
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+    from tests.storage.rawscu import RawAssociation, store_command
+
+    scp = StorageSCP(root)
+    try:
+        async with running_server(providers=[VerificationSCP(), scp]) as server:
+            assoc = await RawAssociation.open(
+                server.port, [ContextRequest(SECONDARY_CAPTURE, (syntax,))])
+            context = assoc.context_id(SECONDARY_CAPTURE, syntax)
+            answers = []
+            for number, (uid, data) in enumerate(sent, 1):
+                await assoc.send_store(context, store_command(
+                    SECONDARY_CAPTURE.encode(), uid.encode(), number), data)
+                answer = await assoc.read_message()
+                answers.append((getattr(answer, "status", -1),
+                                str(getattr(answer, "error_comment", "") or "")))
+            await assoc.release()
+            return answers
+    finally:
+        scp.close()

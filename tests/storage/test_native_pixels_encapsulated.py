@@ -27,35 +27,11 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicomnet.services.storage import StorageSCP
-from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import read_part10
-from dicomnet.ul.negotiation import ContextRequest
-from tests.aio.helpers import run, running_server
+from tests.aio.helpers import run
 
-from .dicomfiles import SECONDARY_CAPTURE, make_image, write_part10
-from .helpers import data_set_bytes
-from .rawscu import RawAssociation, store_command
-
-
-async def _send(root: Path, syntax: str, sent: list[tuple[str, bytes]]) -> list[tuple[int, str]]:
-    scp = StorageSCP(root)
-    try:
-        async with running_server(providers=[VerificationSCP(), scp]) as server:
-            assoc = await RawAssociation.open(
-                server.port, [ContextRequest(SECONDARY_CAPTURE, (syntax,))])
-            context = assoc.context_id(SECONDARY_CAPTURE, syntax)
-            answers = []
-            for number, (uid, data) in enumerate(sent, 1):
-                await assoc.send_store(context, store_command(
-                    SECONDARY_CAPTURE.encode(), uid.encode(), number), data)
-                answer = await assoc.read_message()
-                answers.append((getattr(answer, "status", -1),
-                                str(getattr(answer, "error_comment", "") or "")))
-            await assoc.release()
-            return answers
-    finally:
-        scp.close()
+from .dicomfiles import make_image, write_part10
+from .helpers import data_set_bytes, raw_stores
 
 
 def _rle_bytes(ds: Dataset, folder: Path) -> bytes:
@@ -76,7 +52,7 @@ def test_native_pixel_data_on_an_encapsulated_context_is_refused(
     icon.IconImageSequence = Sequence([item])  # nested Pixel Data: native, allowed
     encapsulated = _rle_bytes(icon, tmp_path)
     with caplog.at_level(logging.WARNING, logger="dicomnet"):
-        answers = run(_send(root, syntax, [
+        answers = run(raw_stores(root, syntax, [
             (native.SOPInstanceUID, data_set_bytes(native, ExplicitVRLittleEndian)),
             (icon.SOPInstanceUID, encapsulated)]), timeout=60)
     # The Error Comment (LO) holds 64 characters: the log line has the whole reason.
@@ -119,7 +95,7 @@ def test_fragments_on_a_native_context_are_refused(
     the same image with native pixels is stored."""
     mislabelled, native = make_image(3), make_image(4)
     with caplog.at_level(logging.WARNING, logger="dicomnet"):
-        answers = run(_send(root, syntax, [
+        answers = run(raw_stores(root, syntax, [
             (mislabelled.SOPInstanceUID, _fragments_after(mislabelled, syntax)),
             (native.SOPInstanceUID, data_set_bytes(native, syntax))]), timeout=60)
     assert answers == [

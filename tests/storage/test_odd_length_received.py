@@ -15,16 +15,12 @@ from pathlib import Path
 import pytest
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.services.storage import StorageSCP
 from dicomnet.services.store_sink import SPILL_THRESHOLD
-from dicomnet.services.verification import VerificationSCP
 from dicomnet.storage.part10 import read_part10
-from dicomnet.ul.negotiation import ContextRequest
-from tests.aio.helpers import run, running_server
+from tests.aio.helpers import run
 
-from .dicomfiles import SECONDARY_CAPTURE, make_image
-from .helpers import data_set_bytes
-from .rawscu import RawAssociation, store_command
+from .dicomfiles import make_image
+from .helpers import data_set_bytes, raw_stores
 
 _UN = 0x7FE11001  # after Pixel Data, so the data set's tags still ascend
 
@@ -39,25 +35,6 @@ def _odd_element(syntax: str, value: bytes) -> bytes:
     return struct.pack("<HH2sHI", group, element, b"UN", 0, len(value)) + value
 
 
-async def _send(root: Path, syntax: str, sent: list[tuple[str, bytes]]) -> list[int]:
-    scp = StorageSCP(root)
-    try:
-        async with running_server(providers=[VerificationSCP(), scp]) as server:
-            assoc = await RawAssociation.open(
-                server.port, [ContextRequest(SECONDARY_CAPTURE, (syntax,))])
-            context = assoc.context_id(SECONDARY_CAPTURE, syntax)
-            statuses = []
-            for number, (uid, data) in enumerate(sent, 1):
-                await assoc.send_store(context, store_command(
-                    SECONDARY_CAPTURE.encode(), uid.encode(), number), data)
-                answer = await assoc.read_message()
-                statuses.append(getattr(answer, "status", -1))
-            await assoc.release()
-            return statuses
-    finally:
-        scp.close()
-
-
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                                     ExplicitVRBigEndian],
                          ids=["explicit-le", "implicit-le", "explicit-be"])
@@ -69,9 +46,9 @@ def test_an_odd_length_data_set_is_stored_as_it_came_and_said(
     even = data_set_bytes(even_ds, syntax) + _odd_element(syntax, b"abcd")
     assert len(odd) % 2 == 1 and (len(odd) > SPILL_THRESHOLD) == (rows == 1100)
     with caplog.at_level(logging.WARNING, logger="dicomnet"):
-        statuses = run(_send(root, syntax, [(odd_ds.SOPInstanceUID, odd),
-                                            (even_ds.SOPInstanceUID, even)]), timeout=60)
-    assert statuses == [0x0000, 0x0000]
+        answers = run(raw_stores(root, syntax, [(odd_ds.SOPInstanceUID, odd),
+                                                (even_ds.SOPInstanceUID, even)]), timeout=60)
+    assert answers == [(0x0000, ""), (0x0000, "")]
     # Stored byte for byte as it came: nothing padded, nothing dropped.
     stored = {p.name: read_part10(p) for p in root.rglob("*.dcm")}
     info = stored[f"{odd_ds.SOPInstanceUID}.dcm"]
