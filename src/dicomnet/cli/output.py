@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from dicomnet.cli.exits import EXIT_NETWORK, held_signals, json_promise
-from dicomnet.cli.jsontext import json_safe, valid_unicode
+from dicomnet.cli.jsontext import indented_document, json_safe, valid_unicode
 
 __all__ = ["EXIT_WAIT", "cli_session", "fail", "in_cli_words", "out_line", "print_json",
            "printable", "say_error", "server_output", "stdout_written"]
@@ -76,7 +76,7 @@ def print_json(obj: object, *, line: bool = False, last: bool = True) -> None:
         if line:  # serve's last event: one line, one write
             click.echo(json.dumps(safe, default=str))
         else:
-            _write_in_pieces(json.JSONEncoder(indent=2, default=str).iterencode(safe))
+            _write_in_pieces(indented_document(safe))
         with json_promise() as promise:
             promise.printed = True
 
