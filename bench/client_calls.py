@@ -8,7 +8,8 @@ over ``--images`` of them (``instructions.py``'s folders). Per image = (images -
 one) / (images - 1): start-up, handshake, association and release cancel out.
 A warm-up run (one image, not counted) comes first, so that lazy imports stay
 out. ``py``: Python calls (a coroutine's resumption counts as one); ``c``:
-built-in calls.
+built-in calls; ``--opcodes``: byte code instructions run, by function, instead
+(``sys.settrace``; the interpreter's loop is most of its instructions).
 
     PYTHONPATH=src .venv/bin/python bench/client_calls.py --work /tmp/cg --top 30
 """
@@ -32,15 +33,29 @@ from dicomnet.cli.main import main as cli_main
 
 
 class Counter:
-    def __init__(self, callers: bool) -> None:
+    def __init__(self, callers: bool, opcodes: bool = False) -> None:
         self.counts: collections.Counter[Any] = collections.Counter()
         self.callers = callers
+        self.opcodes = opcodes
+
+    def trace(self, frame: types.FrameType, event: str, arg: object) -> Any:
+        """``sys.settrace``'s: byte code instructions run, by function."""
+        if event == "call":
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+        elif event == "opcode":
+            code = frame.f_code
+            self.counts["op", f"{code.co_qualname} ({Path(code.co_filename).name}:"
+                              f"{code.co_firstlineno})"] += 1
+        return self.trace
 
     def profile(self, frame: types.FrameType, event: str, arg: object) -> None:
         if event == "call":
             code = frame.f_code
-            self.counts["py", f"{code.co_qualname} ({Path(code.co_filename).name}:"
-                              f"{code.co_firstlineno})"] += 1
+            name = f"{code.co_qualname} ({Path(code.co_filename).name}:{code.co_firstlineno})"
+            if self.callers and frame.f_back is not None:
+                name += f" from {frame.f_back.f_code.co_qualname}"
+            self.counts["py", name] += 1
         elif event == "c_call":
             owner = getattr(arg, "__self__", None)
             where = (getattr(arg, "__module__", None) or "" if owner is None
@@ -57,7 +72,10 @@ class Counter:
 def store(port: int, pki: Path, folder: Path, counter: Counter | None) -> None:
     args = ins.client_command("dicomnet", pki, port, folder)[3:]
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    if counter is not None:
+    if counter is not None and counter.opcodes:
+        threading.settrace(counter.trace)
+        sys.settrace(counter.trace)
+    elif counter is not None:
         threading.setprofile(counter.profile)
         sys.setprofile(counter.profile)
     try:
@@ -66,6 +84,8 @@ def store(port: int, pki: Path, folder: Path, counter: Counter | None) -> None:
     finally:
         sys.setprofile(None)
         threading.setprofile(None)  # type: ignore[arg-type]
+        sys.settrace(None)
+        threading.settrace(None)  # type: ignore[arg-type]
     out.flush()
     text = out.buffer.getvalue()  # type: ignore[attr-defined]
     if b'"failed": 0' not in text and b'"ok": true' not in text:
@@ -78,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=21)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--callers", action="store_true")
+    parser.add_argument("--opcodes", action="store_true",
+                        help="count byte code instructions by function (sys.settrace) instead")
     args = parser.parse_args(argv)
     folders, pki = ins.prepare(args.work, args.images)
     recv = args.work / "recv" / "client-calls"
@@ -87,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
                                   "dicomnet-nosync", args.work / "client-calls.log", port)
     try:
         store(port, pki, folders["one"], None)  # warm-up
-        one, many = Counter(args.callers), Counter(args.callers)
+        one, many = Counter(args.callers, args.opcodes), Counter(args.callers, args.opcodes)
         store(port, pki, folders["one"], one)
         store(port, pki, folders["images"], many)
     finally:
         ins.stop(proc)
     per = args.images - 1
     diff = {k: (many.counts[k] - one.counts.get(k, 0)) / per for k in many.counts}
-    for kind in ("py", "c", "exc"):
+    for kind in ("op",) if args.opcodes else ("py", "c", "exc"):
         total = sum(v for (k, _), v in diff.items() if k == kind)
         print(f"{kind}: {total:.1f} per image")
     print()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..dimse.status import Status
+from ..dimse.status import Status, category_of
 from ..errors import (
     AssociationAborted,
     AssociationRejected,
@@ -113,7 +113,7 @@ class StoreResult:
         """Stored with a Warning status (Bxxx, 0001H, 0107H, 0116H: PS3.7 C.4,
         PS3.4 B.2.3): the peer kept the object, perhaps not as sent (coerced
         elements, a data set that does not match its SOP class)."""
-        return self.ok and self.status is not None and Status(self.status).category == "warning"
+        return self.ok and self.status is not None and _category(self.status) == "warning"
 
     @property
     def dimse_status(self) -> Status | None:
@@ -223,7 +223,7 @@ def record(result: StoreResult, rsp: object, info: Named | None = None,
     ``info``'s, the request's (``_other_object``)."""
     status = int(getattr(rsp, "status", 0xFFFF))
     result.status = status
-    result.ok = Status(status).category in ("success", "warning")
+    result.ok = _category(status) in ("success", "warning")
     result.error_comment = getattr(rsp, "error_comment", None) or None
     result.offending_elements = tag_texts(getattr(rsp, "offending_element", None) or ())
     other = None if info is None else _other_object(info, rsp)
@@ -239,6 +239,16 @@ def record(result: StoreResult, rsp: object, info: Named | None = None,
         if status == _DUPLICATE_SOP_INSTANCE and sent_before:
             result.error += (" (sent again after a lost answer: most likely stored by the "
                              "earlier attempt)")
+
+
+def _category(code: int) -> str:
+    """``Status(code).category`` (PS3.7 Annex C) without making the ``Status``, a
+    frozen dataclass (its ``__init__`` and ``__post_init__``: ~80 byte code
+    instructions, twice per sent object); a code out of range raises ValueError
+    as ``Status`` does."""
+    if not 0 <= code <= 0xFFFF:
+        raise ValueError(f"status code out of range: {code}")
+    return category_of(code)
 
 
 def offending_words(tags: Sequence[str], before: str = "") -> str:

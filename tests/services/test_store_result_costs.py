@@ -1,0 +1,63 @@
+"""A C-STORE's answer is recorded without a ``Status`` per object: ``Status`` is a
+frozen dataclass whose ``__init__`` and ``__post_init__`` ran twice per sent image
+(``record``, then ``StoreResult.warning`` for dicomnet store's summary), ~160 byte
+code instructions of the client's ~11,000 per image (bench/client_calls.py
+--opcodes). The outcome is the same: ok, warning, error, retryable; a code out
+of range still raises ValueError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dicomnet.dimse.messages import CStoreRSP
+from dicomnet.dimse.status import Status
+from dicomnet.services import store_result
+from dicomnet.services.store_result import StoreResult, record
+
+
+class _Counted(Status):
+    __slots__ = ()
+    made = 0
+
+    def __post_init__(self) -> None:
+        type(self).made += 1
+        Status.__post_init__(self)
+
+
+@pytest.mark.parametrize(("code", "ok", "warning"), [
+    (0x0000, True, False), (0xB000, True, True), (0x0001, True, True), (0x0107, True, True),
+    (0x0116, True, True), (0xA700, False, False), (0xC000, False, False),
+    (0x0110, False, False), (0xFF00, False, False), (0xFE00, False, False),
+    (0x1234, False, False)])
+def test_an_answer_is_recorded_as_its_status_class_says(code: int, ok: bool,
+                                                        warning: bool) -> None:
+    result = StoreResult(path=Path("a.dcm"))
+    record(result, CStoreRSP(message_id_being_responded_to=1, status=code))
+    assert (result.status, result.ok, result.warning) == (code, ok, warning)
+    assert result.ok == (Status(code).category in ("success", "warning"))
+    assert result.retryable == (code >> 8 == 0xA7)
+    assert (result.error is None) == ok
+
+
+def test_a_stored_object_is_recorded_without_a_status_object(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_result, "Status", _Counted)
+    _Counted.made = 0
+    for code in (0x0000, 0xB000):
+        result = StoreResult(path=Path("a.dcm"))
+        record(result, CStoreRSP(message_id_being_responded_to=1, status=code))
+        assert result.ok
+        assert result.warning == (code != 0)
+    assert _Counted.made == 0
+
+
+def test_a_code_out_of_range_still_raises() -> None:
+    class Odd:
+        status = 0x10000
+
+    with pytest.raises(ValueError, match="out of range"):
+        record(StoreResult(path=Path("a.dcm")), Odd())
+    with pytest.raises(ValueError, match="out of range"):
+        _ = StoreResult(path=Path("a.dcm"), status=-1, ok=True).warning
