@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from array import array
@@ -210,10 +211,17 @@ def _status_text(result: StoreResult, *, converted: bool = False) -> str:
         if result.error == _UNCONFIRMED:
             return "unconfirmed"  # a Ctrl-C: whether it was on the wire is not known
         return "no answer" if result.sent else "not sent"
-    text = f"0x{result.status:04X} {Status(result.status, 'storage').description}"
+    text = _code_words(result.status)
     said = _peer_said(result, result.error_comment or "").removeprefix("; ")
     notes = [_converted_words(result) if converted else "", said]
     return text + (f" ({'; '.join(n for n in notes if n)})" if any(notes) else "")
+
+
+@functools.lru_cache(maxsize=256)
+def _code_words(code: int) -> str:
+    """"0xB000 Warning: ..." (PS3.7 Annex C, C-STORE's words): looked up once per
+    code, not by a ``Status`` made for every object of a run's summary."""
+    return f"0x{code:04X} {Status(code, 'storage').description}"
 
 
 def _answered_converted(result: StoreResult) -> str:
@@ -620,6 +628,9 @@ def _json_result(result: StoreResult) -> dict[str, object]:
     """One object of --json's "results": its fields, its error in the words of
     the error line (the CLI's flags), a path with bytes that are not UTF-8 also
     as path_bytes (jsontext)."""
-    return (result.to_dict() | path_fields("path", result.path)
+    fields = result.to_dict()
+    # Its path as the result keeps it, the text of the Path that ``path`` would
+    # make (store_paths' results hold it so: store_compact): no Path parsed per object.
+    return (fields | path_fields("path", str(fields["path"]))
             | {"status_text": _status_text(result),
                "error": result.error and in_cli_words(result.error)})
