@@ -60,7 +60,7 @@ from .association import Association, DatasetSink
 from .client_remarks import closed_after_tls13_handshake, warn_tiny_max_length, warn_unanswered
 from .indications import MessagesRouted
 from .operations import OperationsWindow
-from .replies import Abandoned, OneReply, Replies, Reply
+from .replies import Abandoned, OneReply, OneReplyDeadlines, Replies, Reply
 from .transport import SecureLinkHook, Stream, open_stream
 
 __all__ = ["ClientAssociation", "Reply", "associate", "open_association"]
@@ -123,6 +123,8 @@ class ClientAssociation(Association):
         #: ``send_request``): the asynchronous window the peer granted (PS3.7
         #: D.3.3.3.1, 1 without one); made on the first request (``_window``).
         self._invoked: OperationsWindow | None = None
+        #: send_request's DIMSE timeouts: one timer.
+        self._one_reply_deadlines = OneReplyDeadlines(self)
         #: Abstract syntaxes none of whose proposed contexts the peer accepted, with
         #: its reason (PS3.8 Table 9-18, see ``refused_abstract_syntaxes``).
         self.refused: dict[str, int] = {}
@@ -248,8 +250,8 @@ class ClientAssociation(Association):
                     window.release()
             self._unsent.discard(message_id)
             raise
-        if reply.callback is not None and self.timeouts.dimse is not None:
-            reply.timer = self._loop.call_later(self.timeouts.dimse, reply.expire)
+        if reply.callback is not None and (dimse := self.timeouts.dimse) is not None:
+            self._one_reply_deadlines.start(reply, dimse)
 
     def _check_loop(self) -> None:
         """Refuse a call from another event loop than the association's (a plain
@@ -407,6 +409,7 @@ class ClientAssociation(Association):
             for queue in list(self._replies.values()):
                 queue.put(error)
             self._abandoned_requests.end()  # those waiting for a slot then hear the error
+            self._one_reply_deadlines.stop()
             if not self._released.done():
                 self._released.set_exception(error)
                 self._released.exception()  # retrieved here; release() re-raises it
