@@ -55,3 +55,18 @@ def test_a_result_is_written_without_a_path_or_a_status(tmp_path: Path) -> None:
                 k: v for k, v in fields.items() if k == "path_bytes"} == (
                 path_fields("path", str(result.path)) | {"status_text": text})
             assert ("path_bytes" in fields) == ("\udcff" in given)
+
+
+def test_writing_a_result_keeps_no_empty_list_in_it(tmp_path: Path) -> None:
+    """Reading ``offending_elements`` through its property keeps an empty list in a
+    result that had none (a list per object of a run of 100,000): the status
+    text reads what the result holds instead."""
+    from dicomnet.services.store_compact import stored
+
+    result = StoreResult(path=tmp_path / "a.dcm")
+    record(result, CStoreRSP(message_id_being_responded_to=1, status=0xB000,
+                             error_comment="coerced"))
+    assert stored(result, "offending_elements") is None
+    fields = _json_result(result)
+    assert isinstance(fields, dict) and "coerced" in str(fields["status_text"])
+    assert stored(result, "offending_elements") is None

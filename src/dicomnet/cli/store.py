@@ -244,9 +244,11 @@ def _converted_words(result: StoreResult) -> str:
 
 def _peer_said(result: StoreResult, comment: str) -> str:
     """``comment`` then the elements the peer named at fault (Offending Element)."""
+    from dicomnet.services.store_compact import stored
     from dicomnet.services.store_scu import offending_words
 
-    return comment + offending_words(result.offending_elements, "; ")
+    # Read as held: the property would keep an empty list in each result without any.
+    return comment + offending_words(stored(result, "offending_elements") or (), "; ")
 
 
 def _print_reasons(console: Console, failed: list[StoreResult]) -> None:
