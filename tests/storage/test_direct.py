@@ -528,3 +528,30 @@ def test_a_spool_received_in_place_holds_exactly_the_bytes(folder: Path, size: i
         os.close(fd)
     assert path.read_bytes() == data
     assert in_place > size // 2
+
+
+def test_taking_a_buffer_from_an_empty_pool_raises_nothing_inside() -> None:
+    """An empty pool is looked at, not popped: an IndexError raised and caught
+    per received image cost the event loop an exception object each time
+    (gdb on _PyErr_SetObject, session 29)."""
+    import sys
+    import types
+
+    capacity = 3 * 4096 * 7  # a capacity no other test pools
+    direct_module._aligned_free.pop(capacity, None)
+    events: list[tuple[str, str]] = []
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event.startswith("c_"):
+            events.append((event, getattr(arg, "__name__", "?")))
+
+    sys.setprofile(profile)
+    try:
+        buffer = AlignedBuffer.take(capacity)
+    finally:
+        sys.setprofile(None)
+    try:
+        assert ("c_exception", "pop") not in events
+        assert buffer.capacity == capacity and buffer.size == 0
+    finally:
+        buffer.close()

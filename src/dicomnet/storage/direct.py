@@ -440,10 +440,15 @@ class AlignedBuffer:
         """An empty buffer of ``capacity`` bytes (rounded up to whole blocks),
         reused when one of that capacity was released."""
         capacity = -(-capacity // _BLOCK) * _BLOCK
-        try:
-            return _aligned_free.setdefault(capacity, []).pop()  # atomic under the GIL
-        except IndexError:
-            return cls(capacity)
+        pool = _aligned_free.get(capacity)
+        # Looked at before the pop: an empty pool's IndexError, raised and caught,
+        # was one exception object per image received (gdb, session 29).
+        if pool:
+            try:
+                return pool.pop()  # atomic under the GIL
+            except IndexError:  # another thread took the last one meanwhile
+                pass
+        return cls(capacity)
 
     def release(self) -> None:
         """Give the buffer back for :meth:`take`: its owner must hold no view of it
