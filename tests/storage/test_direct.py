@@ -555,3 +555,47 @@ def test_taking_a_buffer_from_an_empty_pool_raises_nothing_inside() -> None:
         assert buffer.capacity == capacity and buffer.size == 0
     finally:
         buffer.close()
+
+
+def test_adding_to_a_batch_calls_no_generator_and_no_len(folder: Path) -> None:
+    """The store thread adds every aligned image to a batch: its size read as an
+    attribute, the queued descriptors looked through in a loop (a generator in
+    ``any()`` was ~5 Python calls per image with a round of a few)."""
+    import sys
+    import types
+
+    batch = DirectBatch()
+    buffers, fds = [], []
+    try:
+        for k in range(4):
+            buffer = AlignedBuffer.take(1 << 20)
+            buffer.append(bytes([k]) * 70_000)
+            buffers.append(buffer)
+            fds.append(os.open(folder / f"{k}.bin", os.O_WRONLY | os.O_CREAT, 0o600))
+        for fd, buffer in zip(fds[:3], buffers[:3], strict=True):
+            assert batch.add(fd, buffer)
+        seen: list[str] = []
+
+        def profile(frame: types.FrameType, event: str, arg: object) -> None:
+            if event == "call":
+                seen.append(frame.f_code.co_qualname)
+
+        sys.setprofile(profile)
+        try:
+            added = batch.add(fds[3], buffers[3])
+            again = batch.add(fds[0], buffers[0])  # already queued: refused
+        finally:
+            sys.setprofile(None)
+        assert added and not again
+        assert not [name for name in seen if "genexpr" in name or "__len__" in name], seen
+        batch.submit()
+        assert batch.finish() == {}
+        for k, fd in enumerate(fds):
+            os.close(fd)
+            assert (folder / f"{k}.bin").read_bytes() == bytes([k]) * 70_000
+        fds.clear()
+    finally:
+        for fd in fds:
+            os.close(fd)
+        for buffer in buffers:
+            buffer.close()
