@@ -197,12 +197,20 @@ def response(message: CStoreRQ, status: int, comment: str | None) -> CStoreRSP:
     status types that have one (PS3.7 C.4, C.5; PS3.4 B.2.3, whose Success row
     has no related field, as PS3.7 C.1.1 gives Success none). A comment with a
     Success is dropped, the Success sent: see :func:`run_hook`."""
+    sop_class, sop_instance = message.affected_sop_class_uid, message.affected_sop_instance_uid
     return CStoreRSP(
         message_id_being_responded_to=message.message_id,
         status=status,
-        affected_sop_class_uid=_echoable_uid(message.affected_sop_class_uid),
-        affected_sop_instance_uid=_echoable_uid(message.affected_sop_instance_uid),
-        error_comment=_comment(comment) if _may_comment(status) else None,
+        # A UID is echoed (PS3.7 9.3.1.2: optional there) when it can be encoded:
+        # ASCII, 64 characters at most; else None, and the peer still gets its
+        # failure status instead of an A-ABORT. Tested inline (per image).
+        affected_sop_class_uid=(
+            sop_class if sop_class.isascii() and len(sop_class) <= 64 else None),
+        affected_sop_instance_uid=(
+            sop_instance if sop_instance.isascii() and len(sop_instance) <= 64 else None),
+        # A Success has no Error Comment: no category looked up for it.
+        error_comment=(None if status == SUCCESS or not comment or not _may_comment(status)
+                       else _comment(comment)),
     )
 
 
@@ -210,17 +218,6 @@ def _may_comment(status: int) -> bool:
     """Whether a response of ``status`` may carry an Error Comment: a Warning or a
     Failure (PS3.7 C.4, C.5), not a Success (C.1.1), Pending or Cancel."""
     return category_of(status) in ("warning", "failure")
-
-
-def _echoable_uid(value: str) -> str | None:
-    """The UID to echo in the response (PS3.7 9.3.1.2: optional there), or None when
-    the request's value could not be encoded (over 64 characters, not ASCII): the
-    peer then still gets its failure status instead of an A-ABORT."""
-    try:
-        raw = value.encode("ascii")
-    except UnicodeEncodeError:
-        return None
-    return value if len(raw) <= 64 else None
 
 
 def _comment(comment: str | None) -> str | None:
