@@ -384,23 +384,3 @@ def test_find_time_range_bounds_include_the_bound_itself(populated: StorageIndex
     assert times("-1014") == 0
     assert times("1016-") == 0
     assert times("101500") == 3
-
-
-def test_a_null_value_binds_without_an_adapter_lookup_failing() -> None:
-    """SQLite binds None through the adapter registry (CPython 3.11's sqlite3:
-    None is not a type it binds as is), whose miss raised and dropped an
-    AttributeError per None bound: two per index row (gdb on _PyErr_SetObject,
-    session 29). The index registers the identity for None, which binds NULL
-    as before."""
-    import dicomnet.storage.index_tables  # noqa: F401  (registers it)
-
-    adapter = sqlite3.adapters.get((type(None), sqlite3.PrepareProtocol))
-    assert adapter is not None
-    assert adapter(None) is None
-    db = sqlite3.connect(":memory:")
-    try:
-        db.execute("CREATE TABLE t (v)")
-        db.execute("INSERT INTO t VALUES (?)", (None,))
-        assert db.execute("SELECT v IS NULL, typeof(v) FROM t").fetchone() == (1, "null")
-    finally:
-        db.close()

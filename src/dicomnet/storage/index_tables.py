@@ -17,12 +17,6 @@ from dicomnet.storage.header import PLAIN_CHARSETS, HeaderAttributes
 from dicomnet.storage.names import safe_relative_path
 from dicomnet.storage.rows import ROW_KEYWORDS, NewInstance
 
-# CPython 3.11's sqlite3 binds None (unlike int, float, str) through its adapter
-# registry; the miss looked up ``PrepareProtocol.__adapt__``, raising and dropping
-# an AttributeError per None bound, two per index row (gdb, session 29). Found in
-# the registry, None is given back as it is, C to C, and binds NULL as before.
-sqlite3.register_adapter(type(None), {}.get)  # type: ignore[arg-type]  # (overloaded)
-
 __all__ = ["SCHEMA", "RowValues", "attribute_text", "insert_row", "match_condition", "prune_series",
            "row_values"]
 
