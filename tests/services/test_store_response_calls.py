@@ -4,14 +4,12 @@ the same response as before for every status and UID."""
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
 from dicomnet.dimse.messages import CStoreRQ
 from dicomnet.dimse.status import PROCESSING_FAILURE, SUCCESS
 from dicomnet.services.store_answers import response
+from tests.aio.test_receive_path_calls import python_calls
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -23,17 +21,9 @@ def _rq(instance: str, sop_class: str = CT) -> CStoreRQ:
 
 def test_a_success_is_answered_in_two_python_calls() -> None:
     message = _rq("1.2.3.4")
-    seen: list[str] = []
-
-    def profile(frame: types.FrameType, event: str, arg: object) -> None:
-        if event == "call":
-            seen.append(frame.f_code.co_qualname)
-
-    sys.setprofile(profile)
-    try:
-        rsp = response(message, SUCCESS, None)
-    finally:
-        sys.setprofile(None)
+    answers = []
+    seen = python_calls(lambda: answers.append(response(message, SUCCESS, None)))
+    (rsp,) = answers
     assert seen[0] == "response" and len(seen) == 2, seen
     assert (rsp.message_id_being_responded_to, rsp.status, rsp.affected_sop_class_uid,
             rsp.affected_sop_instance_uid, rsp.error_comment) == (7, SUCCESS, CT, "1.2.3.4", None)

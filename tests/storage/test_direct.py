@@ -561,8 +561,7 @@ def test_adding_to_a_batch_calls_no_generator_and_no_len(folder: Path) -> None:
     """The store thread adds every aligned image to a batch: its size read as an
     attribute, the queued descriptors looked through in a loop (a generator in
     ``any()`` was ~5 Python calls per image with a round of a few)."""
-    import sys
-    import types
+    from tests.aio.test_receive_path_calls import python_calls
 
     batch = DirectBatch()
     buffers, fds = [], []
@@ -574,18 +573,11 @@ def test_adding_to_a_batch_calls_no_generator_and_no_len(folder: Path) -> None:
             fds.append(os.open(folder / f"{k}.bin", os.O_WRONLY | os.O_CREAT, 0o600))
         for fd, buffer in zip(fds[:3], buffers[:3], strict=True):
             assert batch.add(fd, buffer)
-        seen: list[str] = []
-
-        def profile(frame: types.FrameType, event: str, arg: object) -> None:
-            if event == "call":
-                seen.append(frame.f_code.co_qualname)
-
-        sys.setprofile(profile)
-        try:
-            added = batch.add(fds[3], buffers[3])
-            again = batch.add(fds[0], buffers[0])  # already queued: refused
-        finally:
-            sys.setprofile(None)
+        results: list[bool] = []
+        seen = python_calls(lambda: results.extend(
+            (batch.add(fds[3], buffers[3]),
+             batch.add(fds[0], buffers[0]))))  # already queued: refused
+        added, again = results
         assert added and not again
         assert not [name for name in seen if "genexpr" in name or "__len__" in name], seen
         batch.submit()
