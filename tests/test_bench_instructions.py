@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
@@ -77,3 +78,19 @@ def test_it_prints_its_usage() -> None:
                           env={"PYTHONPATH": str(BENCH.parent / "src"), "PATH": "/usr/bin"})
     assert done.returncode == 0, done.stderr
     assert "callgrind" in done.stdout and "--syscalls" in done.stdout
+
+
+def test_quickening_is_warm_up_out_of_the_per_image_total(instructions: ModuleType) -> None:
+    # A 21-image run quickens code objects that a 1-image run never does: that
+    # one-off cost gets its own row and stays out of the per-image total.
+    py = "/usr/lib/libpython3.11.so.1.0"
+    one = Counter({(py, "_PyEval_EvalFrameDefault"): 1_000})
+    many = Counter({(py, "_PyEval_EvalFrameDefault"): 21_000, (py, "_PyCode_Quicken"): 4_000})
+    assert dict(instructions.by_group(many)) == {
+        "libpython": 21_000, instructions.WARM_UP: 4_000}
+    costs = {"dicomnet": {"one": one, "images": many, "large": one}}
+    text = instructions.report(costs, ["dicomnet"], 21, top=3)
+    per_image = text.split("Instructions per MiB")[0]
+    assert "| libpython | 1,000 |" in per_image
+    assert f"| {instructions.WARM_UP} | 200 |" in per_image
+    assert "| **total** (less warm-up) | **1,000** |" in per_image
