@@ -7,7 +7,6 @@ into P-DATA-TF PDUs (PS3.8 9.3.5), in memory used again. Used by
 from __future__ import annotations
 
 import asyncio
-import functools
 import io
 import itertools
 import logging
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
-from ..storage.completeness import dataset_problem, file_dataset_problem
+from ..storage.completeness import walker_for
 from ..storage.files import StorageError
 from ..storage.part10 import DEFLATED_DATA_SETS, IMPLICIT_LE, Part10Info, read_part10
 from ..storage.scan import implicit_vr_at
@@ -284,14 +283,17 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         pdus = file_pdus(info, as_is.context_id, assoc.ul.peer_max_pdu_length, buffers)
         first = next(pdus)
         # The bytes go as they are: a file cut short would go out whole as far as the
-        # peer can tell, and be stored so (storage.completeness). Walked in its one
+        # peer can tell, and be stored so (storage.completeness), and one whose Pixel
+        # Data its syntax does not allow be refused (PS3.5 A.4). Walked in its one
         # PDU, or, for a longer data set or a deflated one (inflated whole: our own
         # file, without the bound a peer's data set has; CPU only, in a thread),
         # in the file (seeking over long values).
         problem = _implicit_under_explicit(info, first)
         if problem is None and (len(first) - 12 >= info.dataset_length
                                 and info.transfer_syntax_uid not in DEFLATED_DATA_SETS):
-            problem = dataset_problem(memoryview(first)[12:], info.transfer_syntax_uid)
+            walker = walker_for(info.transfer_syntax_uid, pixel_data=True)
+            walker.feed(memoryview(first)[12:])
+            problem = walker.problem()
         elif problem is None:
             problem = await _file_problem(info)
         if problem is None and info.dataset_length % 2:
@@ -540,11 +542,39 @@ def _implicit_under_explicit(info: Part10Info, first: bytes | bytearray | memory
 
 
 async def _file_problem(info: Part10Info) -> str | None:
-    """Why the file's data set is not whole (storage.completeness), or None; off the
-    event loop (a file of small fragments is read whole). Raises StorageError."""
+    """Why the file's data set is not whole (storage.completeness), or its top-level
+    Pixel Data is not as its syntax has it (PS3.5 A.4), or None; off the event loop
+    (a file of small fragments is read whole). Raises StorageError."""
     try:
         return await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(file_dataset_problem, str(info.path), info.dataset_offset,
-                                    info.transfer_syntax_uid, limited=False))
+            None, _file_walk, str(info.path), info.dataset_offset, info.transfer_syntax_uid)
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
+
+
+#: Bytes read at a time by :func:`_file_walk` (values beyond are passed over).
+_WALK_READ = 64 << 10
+
+
+def _file_walk(path: str, offset: int, transfer_syntax: str) -> str | None:
+    """``storage.completeness.file_dataset_problem`` (without a bound), its walker
+    also judging top-level Pixel Data (``pixel_data``: PS3.5 A.4), which that
+    function's walker does not: a peer refuses such a data set (0xC000), so it
+    fails here, unsent. Raises ``OSError``."""
+    walker = walker_for(transfer_syntax, limited=False, pixel_data=True)
+    with open(path, "rb", buffering=0) as fp:
+        fp.seek(offset)
+        while True:
+            passed = walker.skippable
+            if passed > _WALK_READ:
+                # Not past the end: a value longer than the file must show as missing.
+                here = fp.tell()
+                passed = min(passed, fp.seek(0, 2) - here)
+                fp.seek(here + passed)
+                walker.skip(passed)
+            chunk = fp.read(_WALK_READ)
+            if not chunk:
+                return walker.problem()
+            walker.feed(chunk)
+            if walker.failed:  # the rest cannot change the answer: not read
+                return walker.problem()
