@@ -1,7 +1,7 @@
 """--key-password-file holding bytes that are not UTF-8 (a password file written by a
 Windows tool in UTF-16, or a key given by mistake): `dicomnet serve` and `echo`
 ended in a UnicodeDecodeError traceback, exit 1; now the usage error every other
-unreadable --key-password-file gets, exit 2."""
+unreadable --key-password-file gets, exit 2 (an ``error:`` line since session 30)."""
 
 from __future__ import annotations
 

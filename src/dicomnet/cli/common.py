@@ -76,7 +76,7 @@ __all__ = [
     "NetworkOptions",
     "OnExit",
     "cli_session",
-    "client_tls_config",
+    "command_tls_config",
     "command_name",
     "fail",
     "is_interruption",
@@ -144,7 +144,9 @@ class NetworkOptions:
     def tls_config(self) -> TLSConfig | None:
         """The TLSConfig these flags describe, or None for plain DICOM.
 
-        Raises click.UsageError for inconsistent flags, with the flag names to fix.
+        Raises click.UsageError for inconsistent flags, with the flag names to fix,
+        and ConfigurationError for an encrypted key whose password cannot be had
+        (:func:`command_tls_config` says it as a wrong password is said).
         """
         if not self.tls:
             return None
@@ -198,17 +200,14 @@ class NetworkOptions:
         if self.key_password_env is not None:
             value = os.environ.get(self.key_password_env)
             if value is None:
-                raise click.UsageError(
+                raise ConfigurationError(
                     f"--key-password-env {self.key_password_env}: that environment variable "
                     "is not set"
                 )
             return value, None
         if self.key_password_file is not None:
             path = self.key_password_file
-            try:
-                _first_line(path)  # a file that cannot be read: said now, as a usage error
-            except ConfigurationError as exc:
-                raise click.UsageError(str(exc)) from None
+            _first_line(path)  # a file that cannot be read: said now, before the loop
             # Read again at each context build: a server whose key is rotated opens
             # the new one with what the file says then.
             return None, lambda: _first_line(path)
@@ -224,9 +223,9 @@ class NetworkOptions:
         if not encrypted:
             return None, None
         if not _stdin_is_tty():
-            raise click.UsageError(
-                f"private key {key} is encrypted: give --key-password-env VAR or "
-                "--key-password-file FILE (or run in a terminal to be asked)"
+            raise ConfigurationError(
+                f"private key {key} is encrypted and no terminal is there to ask its "
+                "password: give --key-password-env VAR or --key-password-file FILE"
             )
 
         # Asked now, before the event loop runs: a prompt inside asyncio.run took
@@ -634,16 +633,22 @@ class _Interrupts:
                     signal.signal(signum, previous)
 
 
-def client_tls_config(net: NetworkOptions, on_exit: OnExit) -> TLSConfig | None:
+def command_tls_config(net: NetworkOptions, on_exit: OnExit | None = None) -> TLSConfig | None:
     """``net.tls_config()``, whose password prompt a Ctrl-C (or SIGTERM) leaves:
     reported through ``on_exit`` as one during the network work (``--json``
-    promises its document then too), exit 130 (143)."""
+    promises its document then too), exit 130 (143). A key's password not to be
+    had (no terminal to ask on, an unset --key-password-env, an unreadable
+    --key-password-file) is one ``error:`` line, exit 2, as a wrong one is
+    (``run_async``), not click's usage block: the flags were right."""
     try:
         return net.tls_config()
     except KeyboardInterrupt as exc:
         message, code = interruption(exc)
+    except ConfigurationError as exc:
+        message, code = in_cli_words(str(exc)), EXIT_USAGE
+    if on_exit is not None:
         on_exit(message, code)
-        fail(message, code)
+    fail(message, code)
 
 
 async def _woken_by_signals(coro: Coroutine[Any, Any, T], interrupts: _Interrupts) -> T:

@@ -15,7 +15,7 @@ from dicomnet.cli.common import (
     EXIT_OK,
     NetworkOptions,
     cli_session,
-    client_tls_config,
+    command_tls_config,
     is_interruption,
     network_options,
     print_json,
@@ -144,7 +144,7 @@ def echo(*, host: str, port: int | None, count: int, net: NetworkOptions) -> Non
             print_json(outcome.to_json(net, count, exit_code=code, error=message))
 
     with cli_session(net.verbose):
-        tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
+        tls = command_tls_config(net, on_exit)  # before the loop: it may ask a password
         run_async(lambda: _run(host, port, count, net, tls, outcome=outcome), verbose=net.verbose,
                   on_exit=on_exit, sigterm_interrupts=True)
     worst = outcome.worst

@@ -18,6 +18,7 @@ from dicomnet.cli.common import (
     SERVE_EXIT_CODES_EPILOG,
     NetworkOptions,
     cli_session,
+    command_tls_config,
     network_options,
     print_json,
     run_async,
@@ -550,7 +551,7 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     except ConfigurationError as exc:
         raise click.UsageError(str(exc)) from exc
     with cli_session(net.verbose, default_level=logging.INFO, dated=True):
-        tls = net.tls_config()  # before the loop: it may ask for the key's password
+        tls = command_tls_config(net)  # before the loop: it may ask for the key's password
         with server_output(json_lines=net.json):
             run_async(lambda: _serve(host, net.default_port() if port is None else port, output,
                                      Limits(max_associations=max_associations,

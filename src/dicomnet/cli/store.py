@@ -22,7 +22,7 @@ from dicomnet.cli.common import (
     EXIT_USAGE,
     NetworkOptions,
     cli_session,
-    client_tls_config,
+    command_tls_config,
     fail,
     is_interruption,
     network_options,
@@ -440,7 +440,7 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
             _report_failed_alone(known)
 
     with cli_session(net.verbose):
-        tls = client_tls_config(net, on_exit)  # before the loop: it may ask a password
+        tls = command_tls_config(net, on_exit)  # before the loop: it may ask a password
         sending = True
         results = run_async(lambda: _run(host, port, files=files, sizes=sizes, net=net, tls=tls,
                                          show_progress=show_progress, links=links,
