@@ -10,7 +10,7 @@ Found with it, ours (fixed):
   (DCMTK refuses it); now 0xC000, PS3.5 A.4 (storage/test_native_pixels_encapsulated.py);
 - it answers each C-STORE on the last accepted context of the request's SOP
   Class: dicomnet store (several contexts per class) aborted on the first
-  answer; now taken, one warning (aio/test_response_context_twin.py).
+  answer; now taken, one warning (aio/test_response_context_twin.py, aio/response_context.py).
 
 Odil's quirks, not ours (told apart with DCMTK's storescp and dcmdump):
 

@@ -61,6 +61,7 @@ from .client_remarks import closed_after_tls13_handshake, warn_tiny_max_length, 
 from .indications import MessagesRouted
 from .operations import OperationsWindow
 from .replies import Abandoned, OneReply, OneReplyDeadlines, Replies, Reply
+from .response_context import ResponseContexts
 from .transport import SecureLinkHook, Stream, open_stream
 
 __all__ = ["ClientAssociation", "Reply", "associate", "open_association"]
@@ -128,8 +129,8 @@ class ClientAssociation(Association):
         #: Abstract syntaxes none of whose proposed contexts the peer accepted, with
         #: its reason (PS3.8 Table 9-18, see ``refused_abstract_syntaxes``).
         self.refused: dict[str, int] = {}
-        #: A response came on a twin of its request's context (``_twin``): said once.
-        self._twin_said = False
+        #: Whether a response on another context than its request's answers it.
+        self._response_contexts = ResponseContexts(self)
 
     # -- contexts ---------------------------------------------------------------
 
@@ -466,27 +467,6 @@ class ClientAssociation(Association):
             return (item.context_id, item.message, None)
         return super().route(item)
 
-    def _twin(self, came_on: int, went_on: int, message: DimseMessage,
-              responded: int) -> bool:
-        """Whether context ``came_on`` may stand for ``went_on``: the same SOP Class,
-        and the same transfer syntax unless the response has no data set (a
-        command set is Implicit VR Little Endian on any context, PS3.7 6.3.1).
-        Odil 0.12 answers on the last accepted context of the request's SOP
-        Class. Nothing is then read otherwise, so the response is taken, said
-        once; PS3.7 9.1 would have it on its request's context."""
-        came, went = self.contexts.get(came_on), self.contexts.get(went_on)
-        if came is None or went is None or came.abstract_syntax != went.abstract_syntax or (
-                message.has_dataset and came.transfer_syntax != went.transfer_syntax):
-            return False
-        if not self._twin_said:
-            self._twin_said = True
-            log.warning("%s: %s to message %d came on presentation context %d, its request "
-                        "went on %d, a twin (same SOP Class%s): taken, though PS3.7 9.1 has "
-                        "a response on its request's context", self._name(),
-                        type(message).__name__, responded, came_on, went_on,
-                        ", same transfer syntax" if message.has_dataset else ", no data set")
-        return True
-
     def _on_data(self, event: DataReceived) -> None:
         for item in self.dimse_events(event):
             done = self.route(item)
@@ -509,16 +489,9 @@ class ClientAssociation(Association):
                 self._unanswerable(message, responded)
                 continue
             data = bytes(sink.data) if sink is not None and hasattr(sink, "data") else None
-            if context_id != queue.context_id and not self._twin(
-                    context_id, queue.context_id, message, responded):
-                # A response answers its request on that request's presentation
-                # context (PS3.7 9.1; PS3.8 E.1: one context per message): that
-                # context's SOP Class, its data set in that context's transfer
-                # syntax. One on another context answers nothing of ours.
-                raise _dimse_fault(
-                    f"{type(message).__name__} to message {responded} came on presentation "
-                    f"context {context_id}, its request went on {queue.context_id} "
-                    "(PS3.7 9.1, PS3.8 E.1)")
+            if context_id != queue.context_id and (why := self._response_contexts.fault(
+                    context_id, queue.context_id, message, responded)) is not None:
+                raise _dimse_fault(why)  # not a twin of its request's context
             if message.command_field != queue.request_field | 0x8000:
                 # Its status is another operation's: taken, a C-ECHO-RSP's Success
                 # said that an object was stored.
