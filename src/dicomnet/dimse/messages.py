@@ -575,6 +575,15 @@ _STORE_RQ_FIELD = c.element_encoder(c.COMMAND_FIELD)(0x0001)
 _STORE_RQ_MIDDLE = (c.element_encoder(c.PRIORITY)(PRIORITY_MEDIUM)
                     + c.element_encoder(c.COMMAND_DATA_SET_TYPE)(DATA_SET_PRESENT))
 
+#: C-STORE-RSP (PS3.7 9.3.1.2), the message a server sends per object received,
+#: in tag order: Affected SOP Class UID and Command Field, kept encoded by SOP
+#: Class; Message ID Being Responded To, Command Data Set Type (none) and Status,
+#: packed at once; Affected SOP Instance UID. With no Error Comment, Error ID
+#: nor Offending Element (a Success, most Warnings' answers have none).
+_STORE_RSP_HEADS: dict[str, bytes] = {}
+_STORE_RSP_FIELD = c.element_encoder(c.COMMAND_FIELD)(0x8001)
+_STORE_RSP_US = struct.Struct("<HHIHHHIHHHIH")
+
 
 def encode_message(msg: DimseMessage) -> bytes:
     """Encode ``msg`` as its command set bytes (PS3.7 6.3.1, 9.3, 10.3): the
@@ -599,6 +608,24 @@ def encode_message(msg: DimseMessage) -> bytes:
                     _STORE_RQ_HEADS[sop_class] = head
             body = (head + _encode_store_message_id(msg.message_id) + _STORE_RQ_MIDDLE
                     + _encode_store_instance(msg.affected_sop_instance_uid))
+            return _GROUP_LENGTH.pack(0, 0, 4, len(body)) + body
+    elif msg.__class__ is CStoreRSP:
+        of_class, instance = msg.affected_sop_class_uid, msg.affected_sop_instance_uid
+        message_id, status = msg.message_id_being_responded_to, msg.status
+        if (of_class.__class__ is str and instance.__class__ is str
+                and message_id.__class__ is int and status.__class__ is int
+                and 0 <= message_id <= 0xFFFF and 0 <= status <= 0xFFFF
+                and msg.has_dataset is False and msg.error_comment is None
+                and msg.error_id is None and msg.offending_element is None):
+            # Two Python calls where the general path below makes eight.
+            head = _STORE_RSP_HEADS.get(of_class)
+            if head is None:
+                head = _encode_store_class(of_class) + _STORE_RSP_FIELD
+                if len(_STORE_RSP_HEADS) < _STORE_RQ_HEADS_KEPT:
+                    _STORE_RSP_HEADS[of_class] = head
+            body = (head + _STORE_RSP_US.pack(0, 0x0120, 2, message_id,
+                                              0, 0x0800, 2, DATA_SET_ABSENT, 0, 0x0900, 2, status)
+                    + _encode_store_instance(instance))
             return _GROUP_LENGTH.pack(0, 0, 4, len(body)) + body
     entry = _ENCODERS.get(type(msg))
     if entry is None:
