@@ -150,7 +150,8 @@ class ULConnection:
     def pdv_data_due(self) -> int:
         """Data bytes of the PDV being received still due (0 outside one): what a
         driver may receive straight into the data set's final memory."""
-        return self._framer.pdv_data_due
+        # The framer's slot read here (``PDUFramer.pdv_data_due``): once per read.
+        return self._framer._pdv_left or 0
 
     @property
     def header_bytes_due(self) -> int:
@@ -161,7 +162,11 @@ class ULConnection:
     def current_pdv(self) -> tuple[int, bool, bool] | None:
         """(context ID, is command, is last) of the PDV whose data is arriving, or
         None."""
-        return self._framer.current_pdv
+        framer = self._framer  # as PDUFramer.current_pdv, one call fewer per read
+        if framer._pdv_left is None:
+            return None
+        context_id, control = framer._pdv
+        return context_id, bool(control & 1), bool(control & 2)
 
     def take_pdv_data(self, count: int, now: float) -> bool:
         """``count`` bytes from the transport that lie inside the data of the PDV
@@ -213,7 +218,8 @@ class ULConnection:
     @property
     def has_partial_pdu(self) -> bool:
         """True while part of a PDU has arrived and the rest is awaited."""
-        return self._framer.in_pdu
+        framer = self._framer  # as PDUFramer.in_pdu, one call fewer per read
+        return framer._pdata_left is not None or len(framer._buffer) > framer._start
 
     # -- user primitives -------------------------------------------------------
 
@@ -303,8 +309,14 @@ class ULConnection:
             # Once associated, P-DATA-TF PDUs are streamed: their PDV data reaches
             # the user as it arrives (see PDUFramer.receive).
             machine = self._machine
+            events = self._events
             for pdu in framer.receive(data, stream_pdata=machine.state is State.Sta6):
                 self.pdus_received = framer.completed
+                if pdu.__class__ is PDataTF and machine.state is State.Sta6:
+                    # DT-2 (Evt10 in Sta6: indicate P-DATA, stay in Sta6), the
+                    # table's answer taken here: no call per PDU (see _on_pdu).
+                    events.append(DataReceived(pdu))
+                    continue
                 self._on_pdu(pdu)
                 if machine.state is State.Sta1:
                     return
