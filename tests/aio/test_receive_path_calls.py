@@ -79,3 +79,55 @@ def test_a_piece_of_a_data_set_held_aligned_costs_three_python_calls(tmp_path: P
     assert sink.check_complete("1.2.3")
     assert bytes(sink.buffer.view()[-256:]) == bytes(range(256))
     sink.abort()
+
+
+def test_data_pdvs_go_to_the_sink_without_an_event_each() -> None:
+    """A data PDV of the data set due, routed from the read callback: DIMSE takes it
+    (``receive_data_pdv``: its checks, no DatasetFragment) and its data goes to
+    the message's sink, no ``route`` call; the message completes as before. A
+    data PDV that is not the data set's still ends the routing with DIMSE's
+    error."""
+    from types import SimpleNamespace
+
+    from dicomnet.aio.association import Association
+    from dicomnet.aio.indications import MessagesRouted
+    from dicomnet.aio.sinks import BufferSink
+    from dicomnet.config import Timeouts
+    from dicomnet.dimse.messages import CStoreRQ, encode_message
+    from dicomnet.errors import RemoteProtocolError
+    from dicomnet.testing import associated_pair
+    from dicomnet.ul.pdu import encode_pdata
+
+    store = CStoreRQ(message_id=3, affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+                     affected_sop_instance_uid="1.2.3.4.5.6")
+
+    async def main() -> None:
+        pair = associated_pair()
+        ul = pair.acceptor
+        ul.borrow_pdata = True
+        association = Association(SimpleNamespace(), ul, Timeouts())  # type: ignore[arg-type]
+        ul.receive_data(encode_pdata(1, True, True, encode_message(store))
+                        + encode_pdata(1, False, False, b"abcd")
+                        + encode_pdata(1, False, True, b"ef"), 0.0)
+        events = ul.take_events()
+        assert association._route_now(events[:1]) == []
+        routed: list[list[Any]] = []
+        calls = python_calls(lambda: routed.append(association._route_now(events[1:])))
+        assert calls == ["Association._route_now",
+                         "DimseConnection.receive_data_pdv", "BufferSink.write",
+                         "DimseConnection.receive_data_pdv", "BufferSink.write",
+                         "__create_fn__.<locals>.__init__"]  # the MessagesRouted
+        [[done]] = routed
+        assert isinstance(done, MessagesRouted) and done.error is None
+        [(context_id, message, sink)] = done.messages
+        assert (context_id, message) == (1, store)
+        assert isinstance(sink, BufferSink) and sink.data == b"abcdef"
+        assert association.dimse.idle and association._incoming is None
+
+        ul.receive_data(encode_pdata(1, False, True, b"stray"), 0.0)
+        [failed] = association._route_now(ul.take_events())
+        assert isinstance(failed, MessagesRouted) and failed.messages == []
+        assert isinstance(failed.error, RemoteProtocolError)
+        assert str(failed.error) == "data PDV on context 1 but no data set is due"
+
+    asyncio.run(main())

@@ -298,6 +298,19 @@ def test_take_last_data_completes_the_data_set_due() -> None:
         MessageReceived(1, STORE)]
 
 
+def test_take_last_data_is_one_python_call() -> None:
+    """Once per data set received in place, on the server's event loop: its test
+    of the context written out, not a call of takes_data_on."""
+    from tests.aio.test_receive_path_calls import python_calls
+
+    conn = DimseConnection()
+    conn.receive_pdv(PDV(1, True, True, encode_message(STORE)))
+    taken: list[bool] = []
+    assert python_calls(lambda: taken.append(conn.take_last_data(1))) == [
+        "DimseConnection.take_last_data"]
+    assert taken == [True] and conn.idle
+
+
 def _data_set_due(conn: DimseConnection) -> None:
     assert feed(conn, pdvs(conn.encode_request(STORE, 1, 0))) == [MessageReceived(1, STORE)]
 
@@ -339,3 +352,61 @@ def test_a_receiver_announcing_tiny_pdus_takes_tiny_pdvs() -> None:
     conn = DimseConnection(min_fragment_mean=fragment_floor(7))
     _data_set_due(conn)
     assert len(feed(conn, [PDV(1, False, False, b"x")] * 5000)) == 5000
+
+
+def _outcome(conn: DimseConnection, pdv: PDV, *, by_data_pdv: bool) -> object:
+    """What taking ``pdv`` did: its events (data fragments as (context, data,
+    last)), or the error's words and abort reason."""
+    try:
+        if by_data_pdv and not pdv.is_command:
+            conn.receive_data_pdv(pdv.context_id, pdv.is_last, len(pdv.data))
+            return [(pdv.context_id, bytes(pdv.data), pdv.is_last)]
+        return [(e.context_id, bytes(e.data), e.is_last) if isinstance(e, DatasetFragment)
+                else e for e in conn.receive_pdv(pdv)]
+    except RemoteProtocolError as exc:
+        return (str(exc), exc.abort_source, exc.abort_reason)
+
+
+_SOME_PDVS = st.lists(st.sampled_from([
+    PDV(1, True, True, encode_message(STORE)),
+    PDV(1, True, False, encode_message(STORE)[:10]),
+    PDV(3, True, True, encode_message(ECHO)),
+    PDV(1, False, False, b"abc"),
+    PDV(1, False, False, b""),
+    PDV(1, False, True, b"z"),
+    PDV(3, False, True, b"y"),
+]), max_size=12)
+
+
+@given(_SOME_PDVS)
+@settings(max_examples=200, deadline=None)
+def test_receive_data_pdv_takes_a_data_pdv_as_receive_pdv_does(sequence: list[PDV]) -> None:
+    """The driver's way for a data PDV (no DatasetFragment made: it routes the data
+    itself) checks and counts as receive_pdv does: same errors, same state."""
+    usual, direct = DimseConnection(min_fragment_mean=2), DimseConnection(min_fragment_mean=2)
+    for pdv in sequence:
+        assert _outcome(usual, pdv, by_data_pdv=False) == _outcome(direct, pdv, by_data_pdv=True)
+        assert (usual.idle, usual.expecting_dataset) == (direct.idle, direct.expecting_dataset)
+
+
+def test_a_flood_of_data_pdvs_is_refused_by_receive_data_pdv_too() -> None:
+    conn = DimseConnection()
+    _data_set_due(conn)
+    for _ in range(FREE_FRAGMENTS):
+        conn.receive_data_pdv(1, False, 0)
+    with pytest.raises(RemoteProtocolError, match="data set cut into 1025 PDVs"):
+        conn.receive_data_pdv(1, False, 0)
+
+
+def test_receive_data_pdv_is_one_python_call() -> None:
+    """Per data PDV routed on the server's event loop: no DatasetFragment, no call
+    to count it."""
+    from tests.aio.test_receive_path_calls import python_calls
+
+    conn = DimseConnection()
+    _data_set_due(conn)
+    assert python_calls(lambda: conn.receive_data_pdv(1, False, 300)) == [
+        "DimseConnection.receive_data_pdv"]
+    assert python_calls(lambda: conn.receive_data_pdv(1, True, 30)) == [
+        "DimseConnection.receive_data_pdv"]
+    assert conn.idle

@@ -461,7 +461,8 @@ class Association(Deadlines):
         last read's, their views of the transport's memory)."""
         out: list[ULEvent | MessagesRouted] = []
         failed = False
-        receive_pdv, route = self.dimse.receive_pdv, self.route
+        dimse = self.dimse
+        receive_pdv, receive_data_pdv, route = dimse.receive_pdv, dimse.receive_data_pdv, self.route
         room = _INBOX_MESSAGES - self._inbox_messages  # routed before the rest waits
         for index, event in enumerate(events):
             # Class tests by identity here and below, not isinstance: a call each,
@@ -478,7 +479,22 @@ class Association(Deadlines):
                     # The bytes of a message count against the inbox limit once it
                     # is complete and waits there for the task (before, its sink
                     # holds them).
-                    self._routed_bytes += len(pdv.data)
+                    data = pdv.data
+                    self._routed_bytes += len(data)
+                    if not pdv.is_command:
+                        # route()'s work for the DatasetFragment DIMSE would make,
+                        # done here: no event, no call, per data PDV.
+                        receive_data_pdv(pdv.context_id, pdv.is_last, len(data))
+                        incoming = self._incoming
+                        if self.failure is None and incoming is not None:
+                            incoming[2].write(data)
+                            if pdv.is_last:
+                                self._incoming = self._in_place_sink = None
+                                done.append(incoming)
+                        elif self.failure is None:  # as route: belt and braces
+                            raise RemoteProtocolError("data set fragment without a command",
+                                                      abort_source=0, abort_reason=0)
+                        continue
                     for item in receive_pdv(pdv):
                         routed = route(item)
                         if routed is not None:

@@ -184,7 +184,8 @@ class DimseConnection:
         driver itself (as :meth:`takes_data_on` allowed): the message is complete,
         as :meth:`receive_pdv` would have found. False, changing nothing, when
         that PDV would not be the data set's."""
-        if not self.takes_data_on(context_id):
+        # takes_data_on's test, written out: once per data set received in place.
+        if self._command_context is not None or self._dataset_context != context_id:
             return False
         self._dataset_context = None
         self._fragments = self._fragment_bytes = 0
@@ -201,6 +202,16 @@ class DimseConnection:
         context_id = pdv.context_id
         if pdv.is_command:
             return self._receive_command(context_id, pdv.is_last, pdv.data)
+        data = pdv.data
+        self.receive_data_pdv(context_id, pdv.is_last, len(data))
+        return [DatasetFragment(context_id, data, pdv.is_last)]
+
+    def receive_data_pdv(self, context_id: int, is_last: bool, size: int) -> None:
+        """Take a data PDV (not a command's) of ``size`` data bytes as
+        :meth:`receive_pdv` does, its checks and errors included, without making
+        its event: a driver that routes the data itself, once per data PDV, takes
+        it as the ``DatasetFragment(context_id, data, is_last)`` it would be
+        (PS3.7 8.1, PS3.8 E.2)."""
         if self._command_context is not None:
             raise _fault(
                 f"data PDV on context {context_id} before the command set on context "
@@ -213,21 +224,27 @@ class DimseConnection:
             raise _fault(
                 f"data PDV on context {context_id} for a message on context {expected}"
             )
-        if pdv.is_last:
+        if is_last:
             self._dataset_context = None
             self._fragments = self._fragment_bytes = 0
-        else:
-            self._count_fragment(len(pdv.data), "data set")
-        return [DatasetFragment(context_id, pdv.data, pdv.is_last)]
+            return
+        # _count_fragment's, written out: once per data PDV on a server's loop.
+        fragments = self._fragments = self._fragments + 1
+        total = self._fragment_bytes = self._fragment_bytes + size
+        if fragments > FREE_FRAGMENTS and total < fragments * self.min_fragment_mean:
+            raise self._flood(fragments, total, "data set")
 
     def _count_fragment(self, size: int, what: str) -> None:
         fragments = self._fragments = self._fragments + 1
         total = self._fragment_bytes = self._fragment_bytes + size
         if fragments > FREE_FRAGMENTS and total < fragments * self.min_fragment_mean:
-            raise _fault(
-                f"{what} cut into {fragments} PDVs of {total // fragments} bytes on average "
-                f"so far (past {FREE_FRAGMENTS} PDVs, at least {self.min_fragment_mean} "
-                "bytes each on average are expected): a flood of PDVs, aborted")
+            raise self._flood(fragments, total, what)
+
+    def _flood(self, fragments: int, total: int, what: str) -> RemoteProtocolError:
+        return _fault(
+            f"{what} cut into {fragments} PDVs of {total // fragments} bytes on average "
+            f"so far (past {FREE_FRAGMENTS} PDVs, at least {self.min_fragment_mean} "
+            "bytes each on average are expected): a flood of PDVs, aborted")
 
     def _receive_command(self, context_id: int, is_last: bool,
                          data: bytes | memoryview) -> list[DimseEvent]:
