@@ -180,3 +180,19 @@ def test_a_c_store_rq_of_a_sop_class_sent_before_costs_three_encoder_calls() -> 
     assert encoded == encode_command({0x0002: sop_class, 0x0100: 1, 0x0110: 7, 0x0700: 0,
                                       0x0800: DATA_SET_PRESENT, 0x1000: "1.2.3.4.5.6"})
     assert sum(python.values()) <= 4, python
+
+
+def test_is_request_is_read_without_a_call() -> None:
+    """Read once per message received (its Message ID claimed): a class attribute
+    (bit 15 of the Command Field clear, PS3.7 E.1), not a property call."""
+    from dicomnet.dimse.messages import MESSAGE_CLASSES
+    from tests.aio.test_receive_path_calls import python_calls
+
+    rq = CStoreRQ(message_id=3, affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.7",
+                  affected_sop_instance_uid="1.2.3")
+    rsp = CStoreRSP(message_id_being_responded_to=3, status=0)
+    seen: list[bool] = []
+    assert python_calls(lambda: seen.extend((rq.is_request, rsp.is_request))) == []
+    assert seen == [True, False]
+    for field, cls in MESSAGE_CLASSES.items():
+        assert cls.is_request is (not field & 0x8000), cls

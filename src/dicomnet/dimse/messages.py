@@ -128,11 +128,15 @@ class _Message:
     #: Whether PS3.7 fixes this message's Command Data Set Type at 0101H (no data set).
     has_no_dataset: ClassVar[bool] = False
     has_dataset: bool
+    #: True for -RQ messages (bit 15 of Command Field clear, PS3.7 E.1): a class
+    #: attribute, set with the Command Field (read once per message received).
+    is_request: ClassVar[bool]
 
-    @property
-    def is_request(self) -> bool:
-        """True for -RQ messages (bit 15 of Command Field clear, PS3.7 E.1)."""
-        return not self.command_field & 0x8000
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        field = cls.__dict__.get("command_field")
+        if field is not None:
+            cls.is_request = not field & 0x8000
 
 
 class _Response(_Message):
