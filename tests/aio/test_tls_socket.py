@@ -172,3 +172,50 @@ def test_a_handshake_that_never_starts_times_out(pki: Pki) -> None:
         listener.close()
 
     run(main())
+
+
+class _CountingLoop:
+    """The transport's loop, counting the reads it schedules through call_soon."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: TLSSocketTransport) -> None:
+        self._inner, self._transport, self.rescheduled = loop, transport, 0
+
+    def call_soon(self, callback: object, *args: object) -> asyncio.Handle:
+        if callback == self._transport._read_ready:
+            self.rescheduled += 1
+        return self._inner.call_soon(callback, *args)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def test_a_full_buffer_with_a_record_left_in_openssl_is_read_again_at_once(pki: Pki) -> None:
+    """A read that fills the protocol's buffer while decrypted bytes wait inside
+    OpenSSL (epoll will not say so) reads on in the same readable event, not in a
+    callback scheduled for the next round of the loop (six Python calls and a
+    round: once per 512 KB image, whose first read fills 256 KB)."""
+
+    async def main() -> None:
+        server = Collector(buffer_size=5000)
+        client = Collector()
+        server_side, client_side = await pair(pki, server, client)
+        counting = _CountingLoop(asyncio.get_running_loop(), server_side)
+        server_side._loop = counting  # type: ignore[assignment]
+        updates: list[int] = []
+        real = server.buffer_updated
+
+        def counted(nbytes: int) -> None:
+            updates.append(nbytes)
+            real(nbytes)
+
+        server.buffer_updated = counted  # type: ignore[method-assign]
+        payload = os.urandom(9000)  # one TLS record
+        client_side.write(payload)
+        while len(server.data) < len(payload):
+            await asyncio.sleep(0.01)
+        assert bytes(server.data) == payload
+        assert updates == [5000, 4000] and counting.rescheduled == 0
+        client_side.close()
+        await server.lost
+
+    run(main())
