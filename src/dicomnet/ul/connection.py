@@ -70,6 +70,9 @@ JOIN_LIMIT = 1 << 16
 #: A-RELEASE response (PS3.8 Table 9-1, 7.2.2).
 _OWING_RELEASE_RP = (State.Sta8, State.Sta12)
 
+_new = object.__new__
+_set = object.__setattr__
+
 _PDU_EVENTS: dict[type, Event] = {
     AssociateAC: Event.Evt3,
     AssociateRJ: Event.Evt4,
@@ -314,8 +317,12 @@ class ULConnection:
                 self.pdus_received = framer.completed
                 if pdu.__class__ is PDataTF and machine.state is State.Sta6:
                     # DT-2 (Evt10 in Sta6: indicate P-DATA, stay in Sta6), the
-                    # table's answer taken here: no call per PDU (see _on_pdu).
-                    events.append(DataReceived(pdu))
+                    # table's answer taken here: no call per PDU (see _on_pdu),
+                    # and the event made as DataReceived(pdu) would, without its
+                    # __init__'s Python frame (its one field, the framer's PDU).
+                    event = _new(DataReceived)
+                    _set(event, "pdu", pdu)
+                    events.append(event)
                     continue
                 self._on_pdu(pdu)
                 if machine.state is State.Sta1:
