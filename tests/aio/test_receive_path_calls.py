@@ -131,3 +131,46 @@ def test_data_pdvs_go_to_the_sink_without_an_event_each() -> None:
         assert str(failed.error) == "data PDV on context 1 but no data set is due"
 
     asyncio.run(main())
+
+
+def test_a_read_and_a_command_take_no_call_through_a_layer_of_their_own() -> None:
+    """After a read, the Upper Layer's events are taken in ``_take_events`` itself
+    (no ``_drain_events`` call); a command of a server's association is routed
+    by ``ServerAssociation._route_message`` alone (its Message ID claimed, the
+    sink opened), not through the base class's too. A duplicate Message ID still
+    gets a DuplicateInvocation sink."""
+    from types import SimpleNamespace
+
+    from dicomnet.aio.operations import DuplicateInvocation
+    from dicomnet.aio.server_association import ServerAssociation
+    from dicomnet.config import Limits, Timeouts
+    from dicomnet.dimse.connection import MessageReceived
+    from dicomnet.dimse.messages import CStoreRQ, encode_message
+    from dicomnet.testing import associated_pair
+    from dicomnet.ul.pdu import encode_pdata
+
+    store = CStoreRQ(message_id=3, affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+                     affected_sop_instance_uid="1.2.3.4.5.6")
+
+    async def main() -> None:
+        pair = associated_pair()
+        server = SimpleNamespace(timeouts=Timeouts(), limits=Limits(), _providers={})
+        association = ServerAssociation(server, SimpleNamespace(), pair.acceptor)  # type: ignore[arg-type]
+        association._route_pdata = True  # as start_receiving finds it on a server
+        association.ul.receive_data(encode_pdata(1, True, True, encode_message(store)), 0.0)
+        calls = python_calls(lambda: association._take_events())  # noqa: PLW0108 (its first call is dropped)
+        assert calls[:3] == ["Association._take_events", "ULConnection.take_events",
+                             "Association._route_now"]
+        assert "Association._drain_events" not in calls
+        assert "Association._route_message" not in calls
+        assert calls[calls.index("Association.route") + 1:][:2] == [
+            "ServerAssociation._route_message", "MessageIds.claim"]
+        incoming = association._incoming
+        assert incoming is not None and incoming[:2] == (1, store)
+        association._incoming = None
+        association.dimse.receive_data_pdv(1, True, 0)
+        assert association.route(MessageReceived(1, store)) is None  # the same ID again
+        assert association._incoming is not None
+        assert type(association._incoming[2]) is DuplicateInvocation
+
+    asyncio.run(main())

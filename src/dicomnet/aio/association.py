@@ -343,9 +343,13 @@ class Association(Deadlines):
         return self.ul.half_closed
 
     def _take_events(self) -> None:
-        drained = self._drain_events()
+        # _drain_events, written out: once per read.
+        drained = self.ul.take_events()
         if not drained:
             return
+        for event in drained:
+            if event.__class__ is Aborted:
+                self._fail(aborted_by(event))
         if self.ul.should_close and self.failure is not None:
             # The peer aborted (PS3.8 AA-3: close the transport connection). Now,
             # not when the task is next free: it may be running an operation

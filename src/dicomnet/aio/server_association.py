@@ -422,9 +422,15 @@ class ServerAssociation(Association):
 
     def _route_message(self, item: MessageReceived, sink: DatasetSink | None
                        ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
-        if not self.message_ids.claim(item.message):
+        message = item.message
+        if not self.message_ids.claim(message):
             sink = DuplicateInvocation()  # never performed: see _on_messages
-        return super()._route_message(item, sink)
+        # Association._route_message's, written out: once per message received.
+        if message.has_dataset:
+            self._incoming = (item.context_id, message,
+                              sink or self.open_sink(item.context_id, message))
+            return None
+        return (item.context_id, message, sink)
 
     def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
         provider = self.server._providers.get(message.command_field)
