@@ -21,7 +21,7 @@ from dicomnet.dimse.messages import CStoreRQ
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.store_jobs import Job
 from dicomnet.services.store_sink import SPILL_THRESHOLD
-from dicomnet.storage import AtomicWriter, StorageError, sync_together
+from dicomnet.storage import AtomicWriter, sync_together
 from dicomnet.storage import syncfs as syncfs_module
 from dicomnet.storage.direct import AlignedBuffer
 from dicomnet.storage.part10 import part10_header
@@ -234,13 +234,19 @@ def test_one_fstat_per_folder_not_per_file(tmp_path: Path,
 
 def test_a_flush_that_fails_means_no_syncfs(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A direct writer's writes in flight failing (only such a writer has any
+    left to finish: the others' flush is not even called): no syncfs."""
     calls = Calls(monkeypatch)
     pair = writers(tmp_path, 2)
 
-    def broken() -> None:
-        raise StorageError("cannot write: disk full", errno=errno.ENOSPC)
+    class FailingSpool:
+        def finish(self) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pair[1], "flush", broken)
+        def cancel(self) -> None:
+            pass
+
+    monkeypatch.setattr(pair[1], "_spool", FailingSpool())
     assert not sync_together(pair)
     assert calls.syncfs == 0
     for writer in pair:

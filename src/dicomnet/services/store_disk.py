@@ -39,17 +39,21 @@ from ..storage.files import (
 from ..storage.header import HeaderAttributes, read_header
 from ..storage.index import INDEX_NAME, NewInstance
 from ..storage.instances import IndexRow, InstanceLocator
+from ..storage.layout import PlacedFolder
 from ..storage.names import UnsafeNameError
 from ..storage.syncfs import can_sync_together, sync_together
 from .store_answers import Refused, StoredInstance
 from .store_jobs import Job, Round, finish_writes, move_originator, round_size
 from .store_opening import open_store
-from .store_sink import contents
 from .workers import Background, BatchWorker
 
 __all__ = ["StoreDisk", "duplicate_policy"]
 
 log = logging.getLogger("dicomnet.services")
+
+#: What placing an object reads from its header (one ``texts`` call; four
+#: ``text`` calls were three Python calls more per object).
+_PLACING = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
 def duplicate_policy(duplicates: str | DuplicatePolicy) -> DuplicatePolicy:
@@ -69,7 +73,11 @@ class StoreDisk:
     def __init__(self, root: Path | str, *, duplicates: DuplicatePolicy, layout: Layout,
                  index: bool, durable: bool) -> None:
         self.root = Path(root)
-        self._root_prefix = os.path.join(os.fspath(self.root), "")
+        # Paths are text on the store thread (Layout.place_in): a Path per object
+        # made, hashed and turned into text was ~16 Python calls and a dropped
+        # AttributeError; the handler's is the one made, at the end.
+        self._root_text = os.fspath(self.root)
+        self._root_prefix = os.path.join(self._root_text, "")
         self._root_prefix_length = len(self._root_prefix)
         self.durable = durable
         self.duplicates = duplicates
@@ -116,10 +124,10 @@ class StoreDisk:
 
     def _place(self, buffer: bytearray | AlignedBuffer | None, writer: AtomicWriter | None,
                message: CStoreRQ, transfer_syntax: str,
-               ) -> tuple[HeaderAttributes, Path, Path]:
-        """Read the header attributes and choose the folder and final path (worker
-        thread; ``Layout.place``). Raises ``Refused``; a spilled object's
-        temporary file is then removed."""
+               ) -> tuple[HeaderAttributes, PlacedFolder, str]:
+        """Read the header attributes and choose the folder and the file's name
+        in it (worker thread; ``Layout.place_in``). Raises ``Refused``; a spilled
+        object's temporary file is then removed."""
 
         def refuse(status: int, text: str) -> Refused:
             if writer is not None:
@@ -127,9 +135,10 @@ class StoreDisk:
             return Refused(status, text)
 
         try:
-            header = read_header(None if buffer is None else contents(buffer),
-                                 None if writer is None else str(writer.temp_path),
-                                 transfer_syntax)
+            header = read_header(
+                # store_sink.contents, inline (a call per object).
+                buffer.view() if isinstance(buffer, AlignedBuffer) else buffer,
+                None if writer is None else writer.temp_filename, transfer_syntax)
         except OSError as exc:
             # The spilled file gone (the store's folder removed under it), or not
             # readable (EIO, EMFILE): the store failed, not the data set (C000 would
@@ -140,10 +149,16 @@ class StoreDisk:
         except Exception as exc:
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
         try:
-            for keyword, name, expected in (
-                    ("SOPInstanceUID", "SOP Instance UID", message.affected_sop_instance_uid),
-                    ("SOPClassUID", "SOP Class UID", message.affected_sop_class_uid)):
-                value = header.text(keyword)
+            try:
+                values: list[str | None] | None = header.texts(_PLACING)
+            except Exception:
+                # A value pydicom cannot convert (a header it read): read one by one
+                # below, so that the refusals come in the same order as ever.
+                values = None
+            for position, keyword, name, expected in (
+                    (0, "SOPInstanceUID", "SOP Instance UID", message.affected_sop_instance_uid),
+                    (1, "SOPClassUID", "SOP Class UID", message.affected_sop_class_uid)):
+                value = header.text(keyword) if values is None else values[position]
                 if value is None:
                     # A data set that does not say what it is (SOP Common, type 1):
                     # C000 as DCMTK's storescp answers, not stored under the command's.
@@ -152,15 +167,16 @@ class StoreDisk:
                 if value != expected:
                     raise Refused(DATASET_MISMATCH, f"{name} in the data set differs from the "
                                   "command")
-            study, series = header.text("StudyInstanceUID"), header.text("SeriesInstanceUID")
+            study, series = ((header.text("StudyInstanceUID"), header.text("SeriesInstanceUID"))
+                             if values is None else (values[2], values[3]))
             if self.layout is Layout.HIERARCHICAL and (study is None or series is None):
                 # Said whole within the Error Comment's 64 characters (LO).
                 raise Refused(CANNOT_UNDERSTAND, "cannot place the object: no " + (
                     "Study or Series Instance UID" if study is None and series is None
                     else "Study Instance UID (0020,000D)" if study is None
                     else "Series Instance UID (0020,000E)"))
-            folder, destination = self.layout.place(
-                self.root, sop_instance_uid=message.affected_sop_instance_uid,
+            folder, name = self.layout.place_in(
+                self._root_text, sop_instance_uid=message.affected_sop_instance_uid,
                 study_instance_uid=study, series_instance_uid=series)
         except (UnsafeNameError, StorageError) as exc:
             raise refuse(CANNOT_UNDERSTAND, f"cannot place the object: {exc}") from exc
@@ -171,7 +187,7 @@ class StoreDisk:
             # validation set to raise, or its warning turned into an error). The
             # temporary file must not outlive the refusal.
             raise refuse(CANNOT_UNDERSTAND, f"data set cannot be parsed: {exc}") from exc
-        return header, folder, destination
+        return header, folder, name
 
     def _commit(self, writer: AtomicWriter, message: CStoreRQ, *, transfer_syntax: str,
                 calling_ae: str, security: SecurityInfo | None, called_ae: str,
@@ -184,20 +200,24 @@ class StoreDisk:
         except StorageError:
             writer.abort()
             raise
-        header, folder, destination = self._place(None, writer, message, transfer_syntax)
-        result, generation = self._name(writer, message, destination, synced=False)
+        header, folder, name = self._place(None, writer, message, transfer_syntax)
+        # Spilled under a provisional name (store_sink): named into its folder now.
+        result, generation = self._name(writer, message, folder, name, folder.prefix + name,
+                                        synced=False)
         self._follow_root_again()
         if self.durable and result.stored:  # named at destination, in folder
             try:
-                sync_folder(folder)
+                sync_folder(folder.text)
             except StorageError:
-                self._index(header, result, message, transfer_syntax=transfer_syntax,
-                            calling_ae=calling_ae, security=security, generation=generation)
+                self._index(header, result, message, folder.relative + name,
+                            transfer_syntax=transfer_syntax, calling_ae=calling_ae,
+                            security=security, generation=generation)
                 raise
         self._settled(message, generation)
-        return self._stored(header, result, message, transfer_syntax=transfer_syntax,
-                            calling_ae=calling_ae, security=security, generation=generation,
-                            called_ae=called_ae, peer=peer)
+        return self._stored(header, result, message, folder, name,
+                            transfer_syntax=transfer_syntax, calling_ae=calling_ae,
+                            security=security, generation=generation, called_ae=called_ae,
+                            peer=peer)
 
     def _follow_root(self) -> None:
         """Store only into the folder this server holds: one removed under it (rm -rf
@@ -240,11 +260,14 @@ class StoreDisk:
                           "have no rows until, with the server stopped, 'dicomnet reindex "
                           "--create %s' restores them", self.root, exc, self.root)
 
-    def _name(self, writer: AtomicWriter, message: CStoreRQ, destination: Path, *,
-              synced: bool) -> tuple[CommitResult, int | None]:
-        """Give a written object its final name per the duplicate policy (the
-        folder's fsync is the caller's); with an index, wherever the instance
-        already is (storage.instances)."""
+    def _name(self, writer: AtomicWriter, message: CStoreRQ, folder: PlacedFolder, name: str,
+              destination: str, *, synced: bool) -> tuple[CommitResult, int | None]:
+        """Give a written object its final name, ``destination`` (``name`` in
+        ``folder``), per the duplicate policy (the folder's fsync is the
+        caller's); with an index, wherever the instance already is
+        (storage.instances). ``destination`` is the writer's own
+        ``destination_name`` when it was made there: the commit then knows the
+        folder is made (it compares the two by identity)."""
         # A damaged copy (storage.damage) is no reason to discard a duplicate.
         if self._locator is None:
             return writer.commit(self.duplicates, destination=destination, sync_folder=False,
@@ -252,7 +275,8 @@ class StoreDisk:
         if not synced:
             writer.make_durable()  # the file's fsync outside the locator's lock
         return self._locator.commit(writer, message.affected_sop_instance_uid, destination,
-                                    self.duplicates, damaged=damaged_part10)
+                                    self.duplicates, damaged=damaged_part10,
+                                    relative=folder.relative + name)
 
     def _settled(self, message: CStoreRQ, generation: int | None) -> None:
         if self._locator is not None:  # copies replaced elsewhere go once indexed
@@ -269,7 +293,7 @@ class StoreDisk:
         # its sync is started here, so that the fsyncs wait for writes in flight
         # together.
         together = self.durable and len(jobs) > 1 and can_sync_together()
-        written: list[tuple[HeaderAttributes, Path, Path, AtomicWriter] | BaseException] = []
+        written: list[tuple[HeaderAttributes, PlacedFolder, str, AtomicWriter] | BaseException] = []
         batch = DirectBatch()
         try:
             self._follow_root()
@@ -277,20 +301,21 @@ class StoreDisk:
             return Round(jobs, [exc] * len(jobs), batch, together)
         for job in jobs:
             try:
-                header, folder, destination = self._place(job.buffer, None, job.message,
-                                                          job.transfer_syntax)
-                writer = AtomicWriter(destination, durable=self.durable, unnamed=True,
-                                      folder=folder)
+                header, folder, name = self._place(job.buffer, None, job.message,
+                                                   job.transfer_syntax)
+                writer = AtomicWriter(folder.prefix + name, durable=self.durable, unnamed=True,
+                                      folder=folder.text)
                 try:
-                    if not (isinstance(job.buffer, AlignedBuffer)
-                            and writer.write_in(batch, job.buffer)):
-                        writer.write(contents(job.buffer))
+                    buffer = job.buffer
+                    if isinstance(buffer, bytearray) or not writer.write_in(batch, buffer):
+                        # store_sink.contents, inline (a call per object).
+                        writer.write(buffer if isinstance(buffer, bytearray) else buffer.view())
                         if not together:
                             writer.start_sync()
                 except BaseException:
                     writer.abort()  # no temporary file outlives a failure
                     raise
-                written.append((header, folder, destination, writer))
+                written.append((header, folder, name, writer))
             except Exception as exc:
                 written.append(exc)
             except BaseException:
@@ -311,61 +336,68 @@ class StoreDisk:
         job, in order."""
         jobs, written = started.jobs, started.written
         failed = finish_writes(jobs, started.batch)
-        # Per job: its header, folder, commit result and name's generation.
-        done: list[tuple[HeaderAttributes, Path, CommitResult, int | None]
+        # Per job: its header, folder, file name, commit result and name's generation.
+        done: list[tuple[HeaderAttributes, PlacedFolder, str, CommitResult, int | None]
                    | BaseException] = []
         synced = started.together and sync_together([
             entry[3] for entry in written
-            if not isinstance(entry, BaseException) and entry[3].fileno() not in failed])
+            if not isinstance(entry, BaseException)
+            and (not failed or entry[3].fileno() not in failed)])
         for job, entry in zip(jobs, written, strict=True):
             if isinstance(entry, BaseException):
                 done.append(entry)
                 continue
-            header, folder, destination, writer = entry
+            header, folder, name, writer = entry
             if failed and writer.fileno() in failed:
                 done.append(StorageError.from_os_error(
-                    "cannot write", destination, failed[writer.fileno()]))
+                    "cannot write", writer.destination, failed[writer.fileno()]))
                 writer.abort()
                 continue
             try:
-                done.append((header, folder, *self._name(writer, job.message, destination,
-                                                         synced=synced)))
+                result, generation = self._name(writer, job.message, folder, name,
+                                                writer.destination_name, synced=synced)
+                done.append((header, folder, name, result, generation))
             except Exception as exc:  # commit removed the temporary file
                 done.append(exc)
         self._follow_root_again()
-        unsynced: dict[Path, StorageError] = {}
+        unsynced: dict[str, StorageError] = {}
         if self.durable:
-            # Those named in (Layout.place's one Path per folder: hashed once).
+            # Those named in (result.stored without its call per object); one
+            # PlacedFolder per folder, hashed by identity.
             folders = {outcome[1] for outcome in done
-                       if not isinstance(outcome, BaseException) and outcome[2].stored}
+                       if not isinstance(outcome, BaseException)
+                       and (outcome[3].outcome is CommitOutcome.STORED
+                            or outcome[3].outcome is CommitOutcome.REPLACED)}
             for folder in folders:
                 try:
-                    sync_folder(folder)
+                    sync_folder(folder.text)
                 except StorageError as exc:
-                    unsynced[folder] = exc
+                    unsynced[folder.text] = exc
         answers: list[StoredInstance | BaseException] = []
         for job, outcome in zip(jobs, done, strict=True):
             if isinstance(outcome, BaseException):
                 answers.append(outcome)
                 continue
-            header, _, result, generation = outcome
-            if unsynced and result.path.parent in unsynced:
-                answers.append(unsynced[result.path.parent])
+            header, folder, name, result, generation = outcome
+            if unsynced and os.path.dirname(result.filename) in unsynced:
+                answers.append(unsynced[os.path.dirname(result.filename)])
                 if result.stored:  # not a duplicate kept in that folder
-                    self._index(header, result, job.message,
+                    self._index(header, result, job.message, folder.relative + name,
                                 transfer_syntax=job.transfer_syntax, calling_ae=job.calling_ae,
                                 security=job.security, generation=generation)
             else:
-                self._settled(job.message, generation)
+                if self._locator is not None:  # _settled, without its call per object
+                    self._locator.settled(job.message.affected_sop_instance_uid, generation)
                 answers.append(self._stored(
-                    header, result, job.message, transfer_syntax=job.transfer_syntax,
+                    header, result, job.message, folder, name,
+                    transfer_syntax=job.transfer_syntax,
                     calling_ae=job.calling_ae, security=job.security, generation=generation,
                     called_ae=job.called_ae, peer=job.peer))
         return answers
 
-    def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
-                transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
-                generation: int | None, called_ae: str,
+    def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ,
+                folder: PlacedFolder, name: str, *, transfer_syntax: str, calling_ae: str,
+                security: SecurityInfo | None, generation: int | None, called_ae: str,
                 peer: tuple[str, int]) -> StoredInstance:
         duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
                                        CommitOutcome.DUPLICATE_REJECTED)
@@ -374,17 +406,22 @@ class StoreDisk:
             # index's rule is "no row without a durable file", and reindex
             # restores rows a crash lost). Off the critical path it costs
             # nothing to the sender.
-            self._index(header, result, message, transfer_syntax=transfer_syntax,
-                        calling_ae=calling_ae, security=security, generation=generation)
+            self._index(header, result, message, folder.relative + name,
+                        transfer_syntax=transfer_syntax, calling_ae=calling_ae,
+                        security=security, generation=generation)
+            # The one Path made per object, for the handler (documented as one): the
+            # folder's and the name, cheaper than parsing the whole path.
+            path = folder.path / name
         else:
             self._kept(result, message, calling_ae, peer)
+            path = result.path  # the copy kept, wherever it is
         replaced = result.outcome is CommitOutcome.REPLACED
         if replaced and self.duplicates is DuplicatePolicy.OVERWRITE:
             # Said as a duplicate kept is: the sender hears Success either way.
             log.info("C-STORE %s from %s@%s:%s: an earlier copy replaced (duplicates policy "
                      "overwrite)", message.affected_sop_instance_uid, calling_ae, *peer[:2])
         return StoredInstance(
-            path=result.path, sop_class_uid=message.affected_sop_class_uid,
+            path=path, sop_class_uid=message.affected_sop_class_uid,
             sop_instance_uid=message.affected_sop_instance_uid,
             transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
             security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
@@ -396,7 +433,7 @@ class StoreDisk:
         """A duplicate discarded for the copy at ``result.path``: said at INFO, as
         with keep the sender hears Success and a corrected resend shows only here;
         a row the index lost for that copy is read back from it and queued."""
-        uid, relative = message.affected_sop_instance_uid, self._relative(result.path)
+        uid, relative = message.affected_sop_instance_uid, self._relative(result.filename)
         row = self._locator.lost_row(uid, relative) if self._locator is not None else None
         if row is not None:
             self._index_writer.put((row, uid, None))
@@ -407,10 +444,11 @@ class StoreDisk:
                  "kept" if self.duplicates is DuplicatePolicy.KEEP else "rejected",
                  self.duplicates.value, "; its lost index row restored" if row else "")
 
-    def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ, *,
-               transfer_syntax: str, calling_ae: str, security: SecurityInfo | None,
-               generation: int | None) -> None:
-        """Queue the row of a file just named. Also when its folder could not be
+    def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ,
+               relative: str, *, transfer_syntax: str, calling_ae: str,
+               security: SecurityInfo | None, generation: int | None) -> None:
+        """Queue the row of a file just named (``relative``: its path below the
+        root, from ``Layout.place_in``). Also when its folder could not be
         synced and failure is answered: the name stands (taking it back could
         remove what another association has meanwhile relied on or stored), so
         the index describes what is on disk; the copies it replaced stay."""
@@ -420,18 +458,18 @@ class StoreDisk:
         if security is not None and security.peer_certificates:
             fingerprint = security.peer_certificates[0].sha256_fingerprint
         self._index_writer.put((NewInstance(
-            header, relative_path=self._relative(result.path),
+            header, relative_path=relative,
             transfer_syntax_uid=transfer_syntax, size=result.size,
             calling_ae=calling_ae, peer_fingerprint=fingerprint,
         ), message.affected_sop_instance_uid, generation))
 
-    def _relative(self, path: Path) -> str:
+    def _relative(self, path: Path | str) -> str:
         """``path`` below the root, ``/``-separated (as the index keeps it)."""
-        text = str(path)  # os.fspath: two calls more, per object
+        text = path if isinstance(path, str) else str(path)
         if text.startswith(self._root_prefix):  # cheaper than Path.relative_to
             text = text[self._root_prefix_length:]
             return text if os.sep == "/" else text.replace(os.sep, "/")
-        return path.relative_to(self.root).as_posix()
+        return Path(path).relative_to(self.root).as_posix()
 
     def _write_index_rows(self, rows: list[IndexRow]) -> None:
         if self.index is None:

@@ -8,13 +8,13 @@ whose writes are started (:class:`Round`) and the wait for its direct writes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..dimse.messages import CStoreRQ
 from ..security.info import SecurityInfo
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import AtomicWriter
 from ..storage.header import HeaderAttributes
+from ..storage.layout import PlacedFolder
 from .workers import MAX_BATCH
 
 __all__ = ["SMALL_ROUND", "Job", "Round", "finish_writes", "move_originator", "round_size"]
@@ -51,8 +51,9 @@ class Round:
     """A store-thread round whose writes are started (``StoreDisk._start_round``)."""
 
     jobs: list[Job]
-    #: Per job: its header, folder, final path and unnamed file, or why it failed.
-    written: list[tuple[HeaderAttributes, Path, Path, AtomicWriter] | BaseException]
+    #: Per job: its header, folder and file name (``Layout.place_in``) and unnamed
+    #: file, or why it failed.
+    written: list[tuple[HeaderAttributes, PlacedFolder, str, AtomicWriter] | BaseException]
     batch: DirectBatch
     together: bool  # one syncfs for the round, rather than an fsync per file
 

@@ -42,6 +42,7 @@ from dicomnet.storage.index import (
     ReindexResult,
     StorageIndex,
 )
+from dicomnet.storage.layout import PlacedFolder
 from dicomnet.storage.names import (
     UnsafeNameError,
     is_uid,
@@ -78,6 +79,7 @@ __all__ = [
     "NewInstance",
     "NotPart10Error",
     "Part10Info",
+    "PlacedFolder",
     "QueryLevel",
     "ReindexProgress",
     "ReindexResult",

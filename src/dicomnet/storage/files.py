@@ -104,16 +104,16 @@ _sync_file_range = cast(
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def sync_folder(path: Path) -> None:
+def sync_folder(path: Path | str) -> None:
     """Make the names just given in folder ``path`` durable (after commits made
     with ``sync_folder=False``). Raises :class:`StorageError`."""
     try:
         _fsync_dir(path)
     except OSError as exc:
-        raise StorageError.from_os_error("cannot sync folder", path, exc) from exc
+        raise StorageError.from_os_error("cannot sync folder", Path(path), exc) from exc
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: Path | str) -> None:
     """Make the directory entries of ``path`` durable (POSIX; no-op elsewhere)."""
     flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
     if os.name != "posix":
@@ -165,10 +165,10 @@ def _unnamed_files_supported() -> bool:
     return bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
 
 
-def forget_folder(directory: Path) -> None:
+def forget_folder(directory: Path | str) -> None:
     """``directory`` was removed by this process: the next writer makes it again
     (and proves it inside its root again) without first failing in it."""
-    _KNOWN_DIRS.discard(str(directory))
+    _KNOWN_DIRS.discard(os.fspath(directory))
     forget_verified(directory)
 
 
@@ -176,11 +176,11 @@ def forget_folder(directory: Path) -> None:
 _MAKE_ATTEMPTS = 3
 
 
-def _make_dirs(directory: Path, *, durable: bool = True) -> None:
-    key = str(directory)
+def _make_dirs(directory: Path | str, *, durable: bool = True) -> None:
+    key = os.fspath(directory)
     if key in _KNOWN_DIRS:
         return
-    _make_dirs_uncached(directory, durable=durable)
+    _make_dirs_uncached(Path(directory), durable=durable)
     if len(_KNOWN_DIRS) >= _KNOWN_DIRS_MAX:
         _KNOWN_DIRS.clear()
     _KNOWN_DIRS.add(key)
@@ -236,13 +236,21 @@ class AtomicWriter:
     one writer belongs to one C-STORE operation.
     """
 
-    def __init__(self, destination: Path, *, durable: bool = True, unnamed: bool = False,
-                 direct: bool = False, folder: Path | None = None) -> None:
-        self._destination = destination if isinstance(destination, Path) else Path(destination)
+    # Defaults for a writer whose __init__ failed before setting them: __del__
+    # reads them as attributes, not with getattr (two calls per object).
+    _spool: DirectSpool | None = None
+    _fd: int = -1
+
+    def __init__(self, destination: Path | str, *, durable: bool = True, unnamed: bool = False,
+                 direct: bool = False, folder: Path | str | None = None) -> None:
+        # Paths kept as text: a Path per object (made, hashed, turned into text)
+        # was ~16 Python calls of a received image's few hundred.
+        #: The final path the object gets on commit, as text (:attr:`destination`).
+        self.destination_name = os.fspath(destination)
         #: With ``direct``, bytes go to disk as they come, without the page cache
         #: (:mod:`dicomnet.storage.direct`): for large objects, whose every byte the
         #: commit must wait for anyway. Ignored where the file system cannot.
-        self._spool: DirectSpool | None = None
+        self._spool = None
         #: With ``unnamed``, the file has no name at all until its commit (Linux
         #: ``O_TMPFILE``, named by ``linkat``): nothing to remove after a crash, and
         #: a random name, its creation and its removal fewer per object. Where the
@@ -253,19 +261,20 @@ class AtomicWriter:
         #: stores; the default is durable.
         self.durable = durable
         # ``folder``: the destination's parent, when the caller has it already
-        # (Layout.place): one Path fewer to build per object.
-        directory = self._destination.parent if folder is None else folder
+        # (Layout.place_in): not worked out again per object.
+        folder_name = (os.path.dirname(self.destination_name) or os.curdir if folder is None
+                       else os.fspath(folder))
         self._size = 0
         self._done = False
-        folder_name = str(directory)
         #: The folder the file is made in (and named into), as a string: its file
         #: system is the file's (``syncfs.sync_together`` checks one per folder).
         self.folder_name = folder_name
         if folder_name not in _KNOWN_DIRS:  # checked here too: one call fewer per object
             try:
-                _make_dirs(directory, durable=durable)
+                _make_dirs(folder_name, durable=durable)
             except OSError as exc:
-                raise StorageError.from_os_error("cannot create folder", directory, exc) from exc
+                raise StorageError.from_os_error("cannot create folder", Path(folder_name),
+                                                 exc) from exc
         self._temp: str | None = None
         if unnamed and folder_name not in _UNNAMED_UNSUPPORTED and _unnamed_files_supported():
             try:
@@ -297,10 +306,10 @@ class AtomicWriter:
                     raise StorageError.from_os_error("cannot create", Path(temp), exc) from exc
                 _KNOWN_DIRS.discard(folder_name)
                 try:
-                    _make_dirs(directory, durable=durable)
+                    _make_dirs(folder_name, durable=durable)
                 except OSError as exc:
                     raise StorageError.from_os_error(
-                        "cannot create folder", directory, exc) from exc
+                        "cannot create folder", Path(folder_name), exc) from exc
                 continue
             except OSError as exc:
                 raise StorageError.from_os_error("cannot create", Path(temp), exc) from exc
@@ -312,14 +321,19 @@ class AtomicWriter:
     @property
     def destination(self) -> Path:
         """The final path the object gets on commit."""
-        return self._destination
+        return Path(self.destination_name)
 
     @property
     def temp_path(self) -> Path:
         """The temporary file being written (for an unnamed one, its /proc link)."""
+        return Path(self.temp_filename)
+
+    @property
+    def temp_filename(self) -> str:
+        """:attr:`temp_path` as text."""
         if self._temp is None:
-            return Path(f"/proc/self/fd/{self._fd}")
-        return Path(self._temp)
+            return f"/proc/self/fd/{self._fd}"
+        return self._temp
 
     @property
     def size(self) -> int:
@@ -348,7 +362,7 @@ class AtomicWriter:
         """What error messages name: the temporary file, or for an unnamed one the
         object it will become (its /proc link would tell a reader nothing)."""
         if self._temp is None:
-            return Path(f"{self._destination} (unnamed, being written)")
+            return Path(f"{self.destination_name} (unnamed, being written)")
         return Path(self._temp)
 
     def reserve(self, most: int) -> memoryview | None:
@@ -369,7 +383,7 @@ class AtomicWriter:
             return False
         if not batch.add(self._fd, buffer):
             return False
-        self._size = len(buffer)
+        self._size = buffer.size  # an attribute: len() is a Python call (__len__)
         return True
 
     @property
@@ -408,7 +422,8 @@ class AtomicWriter:
         that names under a lock and keeps the waits for the disk out of it.
         Raises :class:`StorageError`, the temporary file then removed."""
         try:
-            self.flush()
+            if self._spool is not None:  # a direct writer's (flush: a call per object)
+                self.flush()
             if self.durable:
                 os.fsync(self._fd)
         except StorageError:
@@ -436,7 +451,8 @@ class AtomicWriter:
                 os.fdatasync(fd)
 
     def commit(
-        self, policy: DuplicatePolicy = DuplicatePolicy.KEEP, *, destination: Path | None = None,
+        self, policy: DuplicatePolicy = DuplicatePolicy.KEEP, *,
+        destination: Path | str | None = None,
         sync_folder: bool = True, synced: bool = False,
         damaged: Callable[[Path], bool] | None = None,
     ) -> CommitResult:
@@ -471,21 +487,24 @@ class AtomicWriter:
         """
         if self._done:
             raise StorageError("commit after commit or abort")
-        if destination is not None and destination is not self._destination:
+        # The same str as given at creation (the store thread's): nothing to make.
+        if destination is not None and destination is not self.destination_name:
+            final = os.fspath(destination)
             try:
-                _make_dirs(destination.parent, durable=self.durable)
+                _make_dirs(os.path.dirname(final) or os.curdir, durable=self.durable)
             except OSError as exc:
                 self.abort()
                 raise StorageError.from_os_error(
-                    "cannot create folder", destination.parent, exc
+                    "cannot create folder", Path(final).parent, exc
                 ) from exc
-            self._destination = Path(destination)
-        final = self._destination
-        try:
-            self.flush()
-        except StorageError:
-            self.abort()
-            raise
+            self.destination_name = final
+        final = self.destination_name
+        if self._spool is not None:  # a direct writer's (flush: a call per object)
+            try:
+                self.flush()
+            except StorageError:
+                self.abort()
+                raise
         try:
             if self.durable and not synced:
                 os.fsync(self._fd)
@@ -493,7 +512,7 @@ class AtomicWriter:
                 outcome = self._name_unnamed(policy, damaged)
                 self._close()
                 if self.durable and sync_folder:
-                    _fsync_dir(final.parent)
+                    _fsync_dir(os.path.dirname(final) or os.curdir)
                 self._done = True
                 if logger.isEnabledFor(logging.DEBUG):  # else outcome.value costs two calls
                     logger.debug("%s %s (%d bytes)", outcome.value, final, self._size)
@@ -502,18 +521,19 @@ class AtomicWriter:
             try:
                 outcome = self._give_final_name(policy, damaged)
             except FileNotFoundError:
-                if final.parent.is_dir() or not os.path.exists(self._temp):
+                parent = os.path.dirname(final) or os.curdir
+                if os.path.isdir(parent) or not os.path.exists(self._temp):
                     raise
                 # The folder was removed behind our back (a retention job, an
                 # operator) after this process made it: make it again, once.
-                _KNOWN_DIRS.discard(str(final.parent))
-                _make_dirs(final.parent, durable=self.durable)
+                _KNOWN_DIRS.discard(parent)
+                _make_dirs(parent, durable=self.durable)
                 outcome = self._give_final_name(policy, damaged)
             if self.durable and sync_folder:
-                _fsync_dir(final.parent)
+                _fsync_dir(os.path.dirname(final) or os.curdir)
         except OSError as exc:
             self.abort()
-            raise StorageError.from_os_error("cannot store", final, exc) from exc
+            raise StorageError.from_os_error("cannot store", Path(final), exc) from exc
         except BaseException:
             self.abort()
             raise
@@ -529,8 +549,10 @@ class AtomicWriter:
         temporary name that replaces the final one."""
         # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N; os.link only uses linkat (and
         # follows the magic link) when given a directory descriptor.
-        proc_fd_dir, source = _proc_fd_dir(), str(self._fd)
-        final = self._destination
+        # The descriptor looked up inline: _proc_fd_dir() is a call per object.
+        proc_fd_dir = _PROC_FD_DIR[0] if _PROC_FD_DIR else _proc_fd_dir()
+        source = str(self._fd)
+        final = self.destination_name
         # Linked without replacing first under every policy: a name free (the
         # usual case) costs one linkat, and an earlier copy is known to be there
         # when it is replaced (CommitOutcome.REPLACED), through a temporary name.
@@ -538,7 +560,7 @@ class AtomicWriter:
         for attempt in (1, 2, 3):
             try:
                 if replacing:
-                    temp = os.path.join(os.fspath(final.parent), temp_name())
+                    temp = os.path.join(os.path.dirname(final), temp_name())
                     os.link(source, temp, src_dir_fd=proc_fd_dir, follow_symlinks=True)
                     try:
                         os.replace(temp, final)
@@ -553,16 +575,17 @@ class AtomicWriter:
                 if replacing:
                     continue  # 64 random bits already taken: draw again
                 if policy is not DuplicatePolicy.OVERWRITE and (
-                        damaged is None or not damaged(final)):
+                        damaged is None or not damaged(Path(final))):
                     return (CommitOutcome.DUPLICATE_REJECTED
                             if policy is DuplicatePolicy.REJECT else CommitOutcome.DUPLICATE_KEPT)
                 replacing = True  # the sender's copy takes its place
             except FileNotFoundError:
-                if attempt == 3 or final.parent.is_dir():
+                parent = os.path.dirname(final) or os.curdir
+                if attempt == 3 or os.path.isdir(parent):
                     raise
                 # The folder was removed behind our back after this process made it.
-                _KNOWN_DIRS.discard(str(final.parent))
-                _make_dirs(final.parent, durable=self.durable)
+                _KNOWN_DIRS.discard(parent)
+                _make_dirs(parent, durable=self.durable)
         raise StorageError(f"cannot name {final}")
 
     def _give_final_name(self, policy: DuplicatePolicy,
@@ -573,8 +596,8 @@ class AtomicWriter:
         outcome = self._link_no_replace(policy)
         if outcome is not CommitOutcome.STORED and (
                 policy is DuplicatePolicy.OVERWRITE
-                or (damaged is not None and damaged(self._destination))):
-            os.replace(self._temp, self._destination)
+                or (damaged is not None and damaged(Path(self.destination_name)))):
+            os.replace(self._temp, self.destination_name)
             return CommitOutcome.REPLACED
         # Gone already if the no-hard-link fallback renamed it.
         with contextlib.suppress(FileNotFoundError):
@@ -583,7 +606,7 @@ class AtomicWriter:
 
     def _link_no_replace(self, policy: DuplicatePolicy) -> CommitOutcome:
         assert self._temp is not None
-        final = self._destination
+        final = self.destination_name
         duplicate = (
             CommitOutcome.DUPLICATE_REJECTED
             if policy is DuplicatePolicy.REJECT
@@ -643,9 +666,9 @@ class AtomicWriter:
     def __del__(self) -> None:
         # Last resort against a leaked descriptor; the file is left for
         # cleanup_stale because a finalizer must not do I/O that can fail.
-        spool = getattr(self, "_spool", None)
+        spool = self._spool
         if spool is not None:
             spool.cancel()
-        fd = getattr(self, "_fd", -1)
+        fd = self._fd
         if fd >= 0:
             os.close(fd)

@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .damage import instance_damage, size_damage
@@ -137,16 +137,17 @@ class InstanceLocator:
         self._first_of_index = 0
         #: Each name whose row is neither written nor dropped, by generation: its
         #: folder sync may still be to come, so its folder must stay (_prune).
-        #: The path, not its parent: that is made only when a folder is pruned.
-        self._pending: dict[int, Path] = {}
+        #: The path (as text), not its parent: that is made only when a folder is
+        #: pruned.
+        self._pending: dict[int, str] = {}
         #: Copies kept though their size was not the recorded one (a stale row:
         #: _sound), by instance: where, and the file as read; their rows are read
         #: back from them (:meth:`lost_row`).
         self._stale: dict[str, tuple[str, Part10Info]] = {}
 
-    def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path,
+    def commit(self, writer: AtomicWriter, sop_instance_uid: str, destination: Path | str,
                policy: DuplicatePolicy, *, damaged: Callable[[Path], bool] | None = None,
-               ) -> tuple[CommitResult, int | None]:
+               relative: str | None = None) -> tuple[CommitResult, int | None]:
         """Name ``writer``'s file (made durable already: ``make_durable``) at
         ``destination`` per ``policy``, wherever the instance is now:
 
@@ -163,6 +164,9 @@ class InstanceLocator:
           at ``destination`` that nothing recorded is judged by ``damaged``
           (``AtomicWriter.commit``).
 
+        ``relative``: ``destination`` below the root, ``/``-separated, when the
+        caller has it already (``PlacedFolder.relative`` and the name).
+
         The result's outcome is ``REPLACED`` when an earlier copy (there or
         elsewhere) is replaced. Returns the result and, when a file was named,
         its generation, which
@@ -172,7 +176,8 @@ class InstanceLocator:
         Raises what the commit raises (the temporary file removed)."""
         with self._lock:
             try:
-                relative = self._relative(destination)
+                if relative is None:
+                    relative = self._relative(Path(destination))
                 existing = self._existing(sop_instance_uid)
                 kept = elsewhere = None
                 if existing is not None and policy is not DuplicatePolicy.OVERWRITE:
@@ -197,13 +202,15 @@ class InstanceLocator:
                                     size=size), None
             result = writer.commit(policy, destination=destination, sync_folder=False,
                                    synced=True, damaged=damaged)
-            if not result.stored:
+            outcome = result.outcome
+            # result.stored, without its call per object.
+            if outcome is not CommitOutcome.STORED and outcome is not CommitOutcome.REPLACED:
                 return result, None
-            if elsewhere is not None and result.outcome is CommitOutcome.STORED:
+            if elsewhere is not None and outcome is CommitOutcome.STORED:
                 # A copy under another path goes once this one is durable and indexed.
-                result = replace(result, outcome=CommitOutcome.REPLACED)
+                result = CommitResult(CommitOutcome.REPLACED, result.filename, result.size)
             self._generation += 1
-            self._pending[self._generation] = destination
+            self._pending[self._generation] = result.filename
             named = self._named.get(sop_instance_uid)
             if named is None:
                 named = self._named[sop_instance_uid] = _Named(relative, self._generation, 1,
@@ -279,9 +286,9 @@ class InstanceLocator:
         by this process may still await its folder sync is kept (the copy just
         removed was named there by another association a moment ago). Not
         synced: a crash can at worst bring back an empty folder."""
-        root = self._root
+        root, text = self._root, os.fspath(folder)
         with self._lock:
-            if any(path.parent == folder for path in self._pending.values()):
+            if any(os.path.dirname(path) == text for path in self._pending.values()):
                 return
         if root not in folder.parents:
             return

@@ -7,26 +7,57 @@ itself is :mod:`dicomnet.storage.files`'."""
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from dicomnet.errors import StorageError
 from dicomnet.storage.names import join_under, safe_uid
 
-__all__ = ["CommitOutcome", "CommitResult", "DuplicatePolicy", "Layout", "StoragePolicy"]
+__all__ = ["CommitOutcome", "CommitResult", "DuplicatePolicy", "Layout", "PlacedFolder",
+           "StoragePolicy"]
 
-#: Folders below a root already proven inside it (Layout.place), by the root and
-#: the study and series UIDs they were made of; at most _VERIFIED_MAX.
-_VERIFIED_FOLDERS: dict[tuple[Path, str | None, str | None], Path] = {}
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlacedFolder:
+    """A folder of a layout below a store's root, proven inside it
+    (:meth:`Layout.place_in`): one object per folder, compared and hashed by
+    identity (no Python call), with the texts a file's paths are made of, so
+    that a store names thousands of files a minute without a ``Path`` each."""
+
+    path: Path
+    text: str
+    """:attr:`path` as text (``os.fspath``)."""
+    prefix: str
+    """:attr:`text` and a separator: a file's path in it is ``prefix + name``."""
+    relative: str
+    """The folder below the root, ``/``-separated and ending in ``/`` ("" for the
+    root itself): a file's path as the index keeps it is ``relative + name``."""
+
+
+#: Folders below a root already proven inside it (Layout.place), by the root (as
+#: text: a Path in a key is hashed by a Python call each lookup) and the study and
+#: series UIDs they were made of (None and None: the root itself, for FLAT); at
+#: most _VERIFIED_MAX.
+_VERIFIED_FOLDERS: dict[tuple[str, str | None, str | None], PlacedFolder] = {}
 _VERIFIED_MAX = 4096
 
 
-def forget_verified(directory: Path) -> None:
+def forget_verified(directory: Path | str) -> None:
     """``directory`` was removed: it is proven inside its root again when next used."""
+    text = os.fspath(directory)
     # list() copies the items in one step: other threads add folders meanwhile.
     for key, folder in list(_VERIFIED_FOLDERS.items()):
-        if folder == directory:
+        if folder.text == text:
             _VERIFIED_FOLDERS.pop(key, None)
+
+
+def _folder_parts(study_instance_uid: str | None,
+                  series_instance_uid: str | None) -> tuple[str, str]:
+    """The folders of ``Layout.HIERARCHICAL``. Raises ``UnsafeNameError``."""
+    if study_instance_uid is None or series_instance_uid is None:
+        raise StorageError("the hierarchical layout needs the study and series UIDs")
+    return safe_uid(study_instance_uid), safe_uid(series_instance_uid)
 
 
 class DuplicatePolicy(enum.Enum):
@@ -64,13 +95,28 @@ class CommitOutcome(enum.Enum):
     """``REJECT``: as ``DUPLICATE_KEPT``, and the SCP shall answer a failure."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CommitResult:
-    """The outcome of a commit, the final path and the bytes written."""
+    """The outcome of a commit, the final path and the bytes written.
+
+    Made with the path as a ``Path`` or as text; kept as text (``filename``),
+    and :attr:`path` made from it when asked: a store names thousands of
+    objects a minute, and a ``Path`` was a score of Python calls for each."""
 
     outcome: CommitOutcome
-    path: Path
+    filename: str
+    """The final path, as text (``os.fspath`` of :attr:`path`)."""
     size: int
+
+    def __init__(self, outcome: CommitOutcome, path: Path | str, size: int) -> None:
+        object.__setattr__(self, "outcome", outcome)
+        object.__setattr__(self, "filename", path if type(path) is str else os.fspath(path))
+        object.__setattr__(self, "size", size)
+
+    @property
+    def path(self) -> Path:
+        """The final path (a new ``Path`` each time: :attr:`filename` is kept)."""
+        return Path(self.filename)
 
     @property
     def stored(self) -> bool:
@@ -106,9 +152,7 @@ class Layout(enum.Enum):
         name = safe_uid(sop_instance_uid) + ".dcm"
         if self is Layout.FLAT:
             return (name,)
-        if study_instance_uid is None or series_instance_uid is None:
-            raise StorageError("the hierarchical layout needs the study and series UIDs")
-        return (safe_uid(study_instance_uid), safe_uid(series_instance_uid), name)
+        return (*_folder_parts(study_instance_uid, series_instance_uid), name)
 
     def destination(
         self,
@@ -145,21 +189,53 @@ class Layout(enum.Enum):
         name = safe_uid(sop_instance_uid) + ".dcm"
         if self is Layout.FLAT:
             return root, join_under(root, name)
+        folder = self._folder(os.fspath(root), study_instance_uid, series_instance_uid).path
+        return folder, folder / name
+
+    def place_in(
+        self,
+        root: str,
+        *,
+        sop_instance_uid: str,
+        study_instance_uid: str | None = None,
+        series_instance_uid: str | None = None,
+    ) -> tuple[PlacedFolder, str]:
+        """:meth:`place` for a caller that names thousands of objects (a C-STORE
+        SCP's store thread), with ``root`` as text (``os.fspath`` of the Path):
+        the folder, that one :class:`PlacedFolder` each time, and the file's name
+        in it. The same checks as :meth:`place`. Raises ``UnsafeNameError`` or
+        ``StorageError``."""
+        name = safe_uid(sop_instance_uid) + ".dcm"
+        if self is Layout.FLAT:
+            join_under(Path(root), name)  # as place() checks it
+            study_instance_uid = series_instance_uid = None  # the root's entry
+        known = _VERIFIED_FOLDERS.get((root, study_instance_uid, series_instance_uid))
+        if known is None:
+            known = self._folder(root, study_instance_uid, series_instance_uid)
+        return known, name
+
+    def _folder(self, root: str, study_instance_uid: str | None,
+                series_instance_uid: str | None) -> PlacedFolder:
+        """The folder of a study and series below ``root`` (for ``FLAT``, the root
+        itself): proven inside it by :func:`join_under` once per process and
+        folder, then remembered (see ``_VERIFIED_FOLDERS``)."""
         # Keyed by the UIDs as given: a folder found here was built from UIDs that
         # passed safe_uid, so they are not checked again for each object.
         key = (root, study_instance_uid, series_instance_uid)
-        folder = _VERIFIED_FOLDERS.get(key)
-        if folder is None:
-            parts = self.relative_parts(
-                sop_instance_uid=sop_instance_uid,
-                study_instance_uid=study_instance_uid,
-                series_instance_uid=series_instance_uid,
-            )
-            folder = join_under(root, *parts[:-1])
+        known = _VERIFIED_FOLDERS.get(key)
+        if known is None:
+            if self is Layout.FLAT:
+                parts: tuple[str, ...] = ()
+                folder = Path(root)
+            else:
+                parts = _folder_parts(study_instance_uid, series_instance_uid)
+                folder = join_under(Path(root), *parts)
+            text = os.fspath(folder)
+            known = PlacedFolder(folder, text, os.path.join(text, ""), "/".join((*parts, "")))
             if len(_VERIFIED_FOLDERS) >= _VERIFIED_MAX:
                 _VERIFIED_FOLDERS.clear()
-            _VERIFIED_FOLDERS[key] = folder
-        return folder, folder / name
+            _VERIFIED_FOLDERS[key] = known
+        return known
 
     def relative_path(
         self,

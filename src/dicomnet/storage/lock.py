@@ -42,6 +42,8 @@ class StoreLock:
         """Take the lock on the folder ``root``, or raise ``StorageError`` that
         names the process holding it (when the system says: Linux's /proc/locks)."""
         self.path = Path(root)
+        # As text for follow()'s stat, once per store round: a Path is two calls.
+        self._path_text = os.fspath(self.path)
         self._fd: int | None = None
         self._held: tuple[int, int] | None = None  # the locked folder's device, inode
         self._following = threading.Lock()
@@ -72,7 +74,7 @@ class StoreLock:
         if held is None:  # released, or not POSIX
             return False
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._path_text)
             if (st.st_dev, st.st_ino) == held:
                 return False
         except OSError:

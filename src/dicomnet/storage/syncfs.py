@@ -82,7 +82,8 @@ def sync_together(writers: Sequence[AtomicWriter]) -> bool:
         return False
     try:
         for writer in writers:
-            writer.flush()
+            if writer._spool is not None:  # a direct writer (flush: a call per object)
+                writer.flush()
         # A file made in a folder is on that folder's file system: one fstat per
         # folder (a system call each on the store thread), not per file.
         firsts = {writer.folder_name: writer for writer in reversed(writers)}
