@@ -1,7 +1,8 @@
 """The store thread's Python calls per received object, counted (not timed): a
 round of data sets received in memory (``StoreDisk._start_round`` then
-``_finish_round``, as the thread ``dicomnet-store`` runs them). Each call is
-paid once per image received."""
+``_finish_round``, as the thread ``dicomnet-store`` runs them), and an index
+row's checks on the thread ``dicomnet-index``. Each call is paid once per image
+received."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dicomnet.services.storage import StorageSCP
 from dicomnet.services.store_answers import StoredInstance
 from dicomnet.services.store_jobs import Job
 from dicomnet.storage.direct import AlignedBuffer
+from dicomnet.storage.names import UnsafeNameError, _check_part, safe_relative_path
 from tests.aio.test_receive_path_calls import python_calls
 from tests.storage.helpers import SECONDARY_CAPTURE, make_dataset, received
 
@@ -80,11 +82,41 @@ def test_a_round_names_its_objects_with_strings_and_reads_each_header_once(
     assert "AlignedBuffer.__len__" not in seen and "_proc_fd_dir" not in seen
     assert seen.count("AtomicWriter.flush") <= (ROUND if aligned else 0)
     assert "CommitResult.stored" not in seen
+    assert "_plan" not in seen  # the keywords' plan looked up inline
     # The whole round, per object (the round's own work spread over its four):
-    # 54.25 and 44.75 when written.
-    assert len(seen) <= (56 if aligned else 46) * ROUND, len(seen) / ROUND
+    # 52.5 and 44 when written.
+    assert len(seen) <= (54 if aligned else 45) * ROUND, len(seen) / ROUND
     with sqlite3.connect(tmp_path / "store" / "index.sqlite") as db:
         rows = db.execute("SELECT relative_path FROM instance WHERE sop_instance_uid LIKE "
                           "'%.498.10_'").fetchall()
     assert sorted(r[0] for r in rows) == sorted(
         f"{STUDY}/{SERIES}/{job.message.affected_sop_instance_uid}.dcm" for job in jobs)
+
+
+def test_an_index_row_path_is_checked_in_one_python_call() -> None:
+    """The index thread checks each row's path: one match for the whole path,
+    not a call per component."""
+    assert python_calls(lambda: safe_relative_path(f"{STUDY}/{SERIES}/1.2.3.dcm")) == [
+        "safe_relative_path"]
+
+
+@pytest.mark.parametrize("path", [
+    "a", "a/b/c.dcm", "1.2/3.4", "é/ü", "a b/c", "a\nb", "a/.b", ".a", "a/./b", "a/../b",
+    "..", ".", "", "a//b", "/a", "a/", "a\\b", "a:b", "a\x00b", "C:/x", "a/b:c/d",
+])
+def test_an_index_row_path_is_refused_as_by_its_components(path: str) -> None:
+    """The one match refuses exactly what the checks of each component refuse."""
+    def by_parts() -> bool:
+        try:
+            for part in path.split("/"):
+                _check_part(part)
+        except UnsafeNameError:
+            return False
+        return True
+
+    try:
+        safe_relative_path(path)
+        accepted = True
+    except UnsafeNameError:
+        accepted = False
+    assert accepted == by_parts()

@@ -229,7 +229,9 @@ class HeaderAttributes:
         raw, encoding = self._raw, self._encoding
         if raw is None or encoding is None or self._dataset is not None:
             return [self.text(keyword) for keyword in keywords]
-        plan = _plan(tuple(keywords))
+        # A tuple's plan looked up here: _plan is a call more, per object.
+        plan = (_PLANS.get(keywords) if isinstance(keywords, tuple) else None) or _plan(
+            tuple(keywords))
         out: list[str | None] = [None] * len(keywords)
         for tag in raw.keys() & plan:
             vr, value = raw[tag]

@@ -134,6 +134,11 @@ def safe_label(value: str, *, max_length: int = 64) -> str:
 #: What no path component holds: a separator (this system's too), NUL, or ':'
 #: (a Windows drive or stream).
 _NOT_IN_A_PART = frozenset({"/", "\\", "\x00", ":", os.sep, *(os.altsep or "")})
+#: A ``/``-separated path whose every component passes :func:`_check_part` (not
+#: empty, not starting with '.', none of _NOT_IN_A_PART): one match per index row
+#: where a check per component was four Python calls.
+_PART = "[^.{0}][^{0}]*".format(re.escape("".join(sorted(_NOT_IN_A_PART))))
+_RELATIVE_PATH_RE = re.compile(f"{_PART}(?:/{_PART})*")
 
 
 def _check_part(part: str) -> None:
@@ -181,8 +186,9 @@ def safe_relative_path(relative_path: str) -> str:
     """
     if not isinstance(relative_path, str):
         raise UnsafeNameError(f"path must be a str, not {type(relative_path).__name__}")
-    for part in relative_path.split("/"):
-        _check_part(part)
+    if _RELATIVE_PATH_RE.fullmatch(relative_path) is None:
+        for part in relative_path.split("/"):  # which component, and why
+            _check_part(part)
     return relative_path
 
 
