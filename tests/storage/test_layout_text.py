@@ -47,3 +47,17 @@ def test_a_commit_result_keeps_its_path_as_text(tmp_path: Path) -> None:
     assert result.stored and result.size == 4
     assert CommitResult(CommitOutcome.STORED, dest, 4) == result
     assert CommitResult(outcome=CommitOutcome.STORED, path=str(dest), size=4) == result
+
+
+def test_a_commit_result_can_be_replaced_as_a_dataclass(tmp_path: Path) -> None:
+    # dataclasses.replace() makes the new one with the fields' names (filename=).
+    import dataclasses
+    dest = tmp_path / "b.dcm"
+    result = CommitResult(CommitOutcome.STORED, dest, 4)
+    again = dataclasses.replace(result, size=9)
+    assert (again.outcome, again.path, again.size) == (CommitOutcome.STORED, dest, 9)
+    assert CommitResult(CommitOutcome.STORED, filename=str(dest), size=4) == result
+    with pytest.raises(TypeError):
+        CommitResult(CommitOutcome.STORED, size=4)
+    with pytest.raises(TypeError):
+        CommitResult(CommitOutcome.STORED, dest, 4, filename=str(dest))

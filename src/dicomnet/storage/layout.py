@@ -108,9 +108,14 @@ class CommitResult:
     """The final path, as text (``os.fspath`` of :attr:`path`)."""
     size: int
 
-    def __init__(self, outcome: CommitOutcome, path: Path | str, size: int) -> None:
+    def __init__(self, outcome: CommitOutcome, path: Path | str | None = None, size: int = 0,
+                 *, filename: str | None = None) -> None:
+        # ``filename=`` too: dataclasses.replace() passes the fields by their names.
+        if (path is None) == (filename is None):
+            raise TypeError("CommitResult takes path or filename, one of them")
+        name = filename if path is None else path if type(path) is str else os.fspath(path)
         object.__setattr__(self, "outcome", outcome)
-        object.__setattr__(self, "filename", path if type(path) is str else os.fspath(path))
+        object.__setattr__(self, "filename", name)
         object.__setattr__(self, "size", size)
 
     @property
