@@ -599,7 +599,8 @@ class Association(Deadlines):
         ``chunks`` (PS3.7 8.1, fragmented to the peer's maximum PDU length), or
         as ``pdus``: data set P-DATA-TF PDUs the caller built (one PDV each, within
         the peer's maximum length, only the last one marked last), as a sender that
-        reads a file straight into its PDUs does.
+        reads a file straight into its PDUs does; with a ``lead`` method
+        (``DataSetPdus.lead``), its first one goes behind the command's PDU.
 
         Messages never interleave on the wire (PS3.8 9.3.5: a message's PDVs are
         consecutive), even when several tasks send at once under an asynchronous
@@ -618,8 +619,11 @@ class Association(Deadlines):
         if not self.ul.is_established and self.ul.state.name not in ("Sta8",):
             raise self.failure or LocalProtocolError("the association is not established")
         max_pdu = self.ul.peer_max_pdu_length
-        for pdu in command_pdus(context_id, encode_message(message), max_pdu):
-            self.ul.send_pdata(pdu)
+        command = command_pdus(context_id, encode_message(message), max_pdu)
+        lead = getattr(pdus, "lead", None) if len(command) == 1 else None
+        if (joined := None if lead is None else lead(command[0])) is None:
+            for pdu in command:
+                self.ul.send_pdata(pdu)
         self._last_queued = not message.has_dataset
         try:
             if dataset is not None:
@@ -627,6 +631,8 @@ class Association(Deadlines):
             elif chunks is not None:
                 await self._send_chunks(context_id, chunks, max_pdu)
             elif pdus is not None:
+                if joined is not None:  # its command's PDU, then its first data PDU
+                    await self._send_pdu(joined, len(command[0]))
                 for data_pdu in pdus:
                     await self._send_pdu(data_pdu)
             self._whole(message)
@@ -688,14 +694,15 @@ class Association(Deadlines):
         for pdu in dataset_pdus(context_id, data, max_pdu, last=last):
             await self._send_pdu(pdu)
 
-    async def _send_pdu(self, pdu: bytes | bytearray | memoryview) -> None:
+    async def _send_pdu(self, pdu: bytes | bytearray | memoryview, at: int = 0) -> None:
+        # ``at``: where the data PDU starts (after its command's PDU, joined).
         if self.failure is not None:
             # Ended while its sender awaited the next chunk (a peer's A-ABORT read
             # meanwhile, a local abort): say why, not that Sta1 takes no P-DATA.
             raise self.failure
         self.ul.send_pdata(pdu)
         # One PDV per PDU: its Message Control Header's last-fragment bit (PS3.8 E.2).
-        self._last_queued = bool(pdu[11] & 2)
+        self._last_queued = bool(pdu[at + 11] & 2)
         self._pending_out += len(pdu)
         if self._pending_out >= _FLUSH_BYTES:
             await self._flush_data()

@@ -96,6 +96,11 @@ class PduBuffers:
 #: with others before they are written anyway (ULConnection.chunks_to_send).
 _POOLED_FROM = JOIN_LIMIT
 
+#: Bytes left free before a pooled PDU, for the PDU of its message's command set
+#: (``DataSetPdus.lead``): a C-STORE-RQ's is at most ~240 (two 64-character UIDs,
+#: a move originator).
+_HEADROOM = 256
+
 
 def file_pdus(info: Part10Info, context_id: int, max_pdu: int,
                buffers: PduBuffers | None = None
@@ -203,7 +208,7 @@ def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, na
         length = min(size, remaining)
         pdu: bytearray | memoryview
         if buffers is not None and 12 + length >= _POOLED_FROM:
-            pdu = memoryview(buffers.get(12 + size))[:12 + length]
+            pdu = memoryview(buffers.get(_HEADROOM + 12 + size))[_HEADROOM:_HEADROOM + 12 + length]
         else:
             pdu = bytearray(12 + length)
         view = memoryview(pdu)
@@ -243,6 +248,20 @@ class DataSetPdus:
         # reuse (PduBuffers).
         first, self._first = self._first, None
         return itertools.chain(() if first is None else (first,), self._rest)
+
+    def lead(self, command: bytes) -> memoryview | None:
+        """The first PDU with ``command`` (a whole P-DATA-TF PDU: its message's
+        command set) in front of it, in its own buffer, or None (it is not pooled,
+        or was taken, or ``command`` is too long): the two go in one write, one
+        TLS record fewer per object. Iterating then yields the PDUs after it."""
+        first = self._first
+        if first is None or first.__class__ is not memoryview or len(command) > _HEADROOM:
+            return None
+        self._first = None
+        start = _HEADROOM - len(command)
+        whole = memoryview(first.obj)
+        whole[start:_HEADROOM] = command
+        return whole[start:_HEADROOM + len(first)]
 
     def close(self) -> None:
         self._first = None
