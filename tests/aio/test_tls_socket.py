@@ -219,3 +219,35 @@ def test_a_full_buffer_with_a_record_left_in_openssl_is_read_again_at_once(pki: 
         await server.lost
 
     run(main())
+
+
+def test_a_write_the_socket_takes_is_two_python_calls(pki: Pki) -> None:
+    """Per write of a sender (a C-STORE's command and data set, ~2.6 per 512 KiB
+    image): ``write`` and ``_write_ready``, which hands the bytes to OpenSSL's C
+    object itself (not through ``SSLSocket.send`` and its ``_checkClosed``) and
+    looks at the flow control only when it can act (paused, or past the high
+    mark): 6 calls before. The bytes arrive whole, and back-pressure still
+    pauses and resumes the writer."""
+    from tests.aio.test_receive_path_calls import python_calls
+
+    async def main() -> None:
+        server, client = Collector(), Collector()
+        server_side, client_side = await pair(pki, server, client)
+        payload = os.urandom(100_000)
+        assert python_calls(lambda: client_side.write(payload)) == [
+            "TLSSocketTransport.write", "TLSSocketTransport._write_ready"]
+        server_side.pause_reading()  # the socket fills: the writer is paused, then resumed
+        big = os.urandom(16 << 20)
+        client_side.write(big)
+        assert client.paused_writing == 1
+        server_side.resume_reading()
+        while len(server.data) < len(payload) + len(big):
+            await asyncio.sleep(0.01)
+        assert bytes(server.data) == payload + big
+        assert client_side.get_write_buffer_size() == 0
+        assert not client_side._write_paused  # resumed once drained
+        client_side.close()
+        await server.lost
+        server_side.close()
+
+    run(main())

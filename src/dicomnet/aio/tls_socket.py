@@ -187,6 +187,9 @@ class TLSSocketTransport(asyncio.Transport):
         self._read_into: Callable[[int, memoryview], int] = getattr(
             sslobj, "read", None) or (lambda size, view: tls.recv_into(view, size))
         self._pending: Callable[[], int] = getattr(sslobj, "pending", None) or tls.pending
+        # So is each write (SSLSocket.send, then its _checkClosed, which does nothing).
+        self._send: Callable[[bytes | bytearray | memoryview], int] = getattr(
+            sslobj, "write", None) or tls.send
         self._backlog: collections.deque[bytes | bytearray | memoryview] = collections.deque()
         self._backlog_size = 0
         self._writing = False  # a writer callback is registered
@@ -271,7 +274,8 @@ class TLSSocketTransport(asyncio.Transport):
         self._backlog_size += len(data)
         if not self._writing:
             self._write_ready()
-        self._check_write_pressure()
+        if self._write_paused or self._backlog_size > _HIGH_WATER:  # else it does nothing
+            self._check_write_pressure()
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
@@ -384,7 +388,7 @@ class TLSSocketTransport(asyncio.Transport):
                 try:
                     # Without partial-write mode, SSL_write takes all of it or asks
                     # to be called again with the same bytes: keep them at the head.
-                    self._tls.send(data)
+                    self._send(data)
                 except (ssl.SSLWantWriteError, BlockingIOError):
                     if not self._writing:
                         self._loop.add_writer(self._fd, self._write_ready)
@@ -403,7 +407,8 @@ class TLSSocketTransport(asyncio.Transport):
         if self._writing:
             self._loop.remove_writer(self._fd)
             self._writing = False
-        self._check_write_pressure()
+        if self._write_paused:  # all written: nothing to pause for
+            self._check_write_pressure()
         if self._closing:
             self._finish(None)
 
