@@ -6,6 +6,7 @@ from __future__ import annotations
 from dicomnet.testing import associated_pair
 from dicomnet.ul.events import DataReceived
 from dicomnet.ul.framing import PDU_ENDED
+from dicomnet.ul.pdata import PresentationDataValue
 from dicomnet.ul.pdu import encode_pdata
 from tests.aio.test_receive_path_calls import python_calls
 
@@ -58,3 +59,26 @@ def test_the_state_a_driver_reads_per_read_costs_one_call_each() -> None:
     assert acceptor.consume_pdv_data(200, pair.now) == PDU_ENDED
     assert (acceptor.pdv_data_due, acceptor.current_pdv, acceptor.has_partial_pdu) == (
         0, None, False)
+
+
+def test_a_requestor_s_p_data_is_copied_without_the_pdv_s_constructor() -> None:
+    """A requestor (an SCU reading its responses) takes each PDV's data as bytes,
+    not a view: the framer makes the PDV and its PDU as ``borrowed_pdata`` does,
+    its fields checked already (the PDV's ``__init__``, ``__post_init__`` and
+    ``received_pdata`` before: three calls per PDV). The same events."""
+    pair = associated_pair()
+    requestor = pair.requestor
+    assert not requestor.borrow_pdata
+    wire = encode_pdata(1, True, True, b"\x01\x02") + encode_pdata(1, False, True, b"ef")
+    calls = python_calls(lambda: requestor.receive_data(wire, pair.now))
+    assert calls == ["ULConnection.receive_data",
+                     "PDUFramer.receive", "borrowed_pdata",
+                     "PDUFramer.receive", "borrowed_pdata",
+                     "PDUFramer.receive"]
+    events = requestor.take_events()
+    assert all(isinstance(e, DataReceived) for e in events)
+    pdvs = [p for e in events if isinstance(e, DataReceived) for p in e.pdu.pdvs]
+    assert [(p.context_id, p.is_command, p.is_last, p.data) for p in pdvs] == [
+        (1, True, True, b"\x01\x02"), (1, False, True, b"ef")]
+    assert all(type(p.data) is bytes for p in pdvs)
+    assert pdvs[0] == PresentationDataValue(1, True, True, b"\x01\x02")

@@ -25,9 +25,7 @@ from dicomnet.errors import RemoteProtocolError
 from dicomnet.ul.codec import _invalid
 from dicomnet.ul.pdata import (
     _PDV_HEADER,
-    PresentationDataValue,
     borrowed_pdata,
-    received_pdata,
 )
 from dicomnet.ul.pdu import (
     PDU,
@@ -215,14 +213,12 @@ class PDUFramer:
                 assert self._pdata_left is not None
                 self._pdata_left -= take
                 context_id, control = self._pdv
-                # Bits 2-7 of the control header are never checked (PS3.8 E.2).
-                if self.borrow:
-                    yield borrowed_pdata(context_id, bool(control & 1),
-                                         bool(control & 2) and left == 0, view[pos - take:pos])
-                else:
-                    yield received_pdata(PresentationDataValue(
-                        context_id, bool(control & 1), bool(control & 2) and left == 0,
-                        bytes(view[pos - take:pos])))
+                # Bits 2-7 of the control header are never checked (PS3.8 E.2). The
+                # fields are checked: the PDV is made without its constructor's.
+                yield borrowed_pdata(context_id, bool(control & 1),
+                                     bool(control & 2) and left == 0,
+                                     view[pos - take:pos] if self.borrow
+                                     else bytes(view[pos - take:pos]))
                 if left:
                     self._pdv_left = left
                     return

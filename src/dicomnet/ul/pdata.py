@@ -103,9 +103,10 @@ def borrowed_pdv(context_id: int, is_command: bool, is_last: bool,
 
 
 def borrowed_pdata(context_id: int, is_command: bool, is_last: bool,
-                   data: memoryview) -> PDataTF:
+                   data: bytes | memoryview) -> PDataTF:
     """``received_pdata(borrowed_pdv(...))`` in one call: the framer's, once per
-    received stretch of PDV data."""
+    received stretch of PDV data, its fields checked (``data``: a view of the
+    receive buffer, or its bytes copied for a caller that keeps them)."""
     pdv = object.__new__(PresentationDataValue)
     object.__setattr__(pdv, "context_id", context_id)
     object.__setattr__(pdv, "is_command", is_command)
