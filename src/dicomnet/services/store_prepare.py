@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import stat
+import struct
 import sys
 import zlib
 from collections.abc import Callable, Generator, Iterator
@@ -27,7 +28,7 @@ from ..storage.stray_meta import StrayMeta
 from ..uids import named_uid, uid_type
 from ..ul.connection import JOIN_LIMIT
 from ..ul.negotiation import TRANSFER_SYNTAXES_NOT_SUPPORTED
-from ..ul.pdu import pdata_header
+from ..ul.pdu import P_DATA_TF
 from .store_convert import (
     conversion_error,
     convert_in_memory,
@@ -49,6 +50,8 @@ log = logging.getLogger("dicomnet.services")
 
 #: PDV data per PDU when the peer sets no maximum (0): as our own default maximum.
 _UNLIMITED_PDV = (1 << 20) - 6
+#: A one-PDV P-DATA-TF's PDU and PDV headers (``ul.pdata.pdata_header``'s).
+_PDATA_HEADER = struct.Struct(">BBIIBB")
 
 
 class PduBuffers:
@@ -117,8 +120,9 @@ def file_pdus(info: Part10Info, context_id: int, max_pdu: int,
     last PDU, its message is left unfinished, which only an A-ABORT ends (PS3.8
     7.3, 9.3.5): the bytes sent may mix two states of the file, and the peer
     must not keep them as an object."""
+    name = str(info.path)  # once: open() of the Path would make it twice more
     try:
-        with open(info.path, "rb", buffering=0) as fp:
+        with open(name, "rb", buffering=0) as fp:
             fd = fp.fileno()
             if (why := changed(info, os.fstat(fd))) is not None:
                 # Found before anything is sent: the object fails alone, the
@@ -133,8 +137,8 @@ def file_pdus(info: Part10Info, context_id: int, max_pdu: int,
                                        "aborted so that the peer does not keep a partial object")
                 raise StorageError(f"{info.path} changed while it was read to be sent ({why})")
 
-            yield from _pdus_from(fp, info.dataset_offset, info.dataset_length,
-                                  name=str(info.path), context_id=context_id,
+            yield from _pdus_from(fp, info.dataset_offset, info.size - info.dataset_offset,
+                                  name=name, context_id=context_id,
                                   max_pdu=max_pdu, buffers=buffers, before_last=unchanged)
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
@@ -201,7 +205,9 @@ def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, na
     ``file_pdus``); ``before_last``, told whether a PDU went before, is called
     once the last one is read, before it is yielded. Raises StorageError if the
     file ends before them, and OSError as reading raises it."""
-    size = max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV
+    # max_pdv_data_length's answer, worked out here for a peer's usual maximum.
+    size = (max_pdu - 6 if 6 < max_pdu <= 0xFFFFFFFF else
+            max_pdv_data_length(max_pdu) if max_pdu else _UNLIMITED_PDV)
     remaining = total
     fp.seek(offset)
     while True:
@@ -222,7 +228,9 @@ def _pdus_from(fp: io.FileIO | io.BufferedRandom, offset: int, total: int, *, na
         remaining -= length
         if remaining == 0 and before_last is not None:
             before_last(total > length)
-        pdu[:12] = pdata_header(context_id, False, remaining == 0, length)
+        # pdata_header's bytes (PS3.8 9.3.5, E.2), packed here: the values are valid.
+        pdu[:12] = _PDATA_HEADER.pack(P_DATA_TF, 0, length + 6, length + 2, context_id,
+                                      2 if remaining == 0 else 0)
         yield pdu
         if remaining == 0:
             return
@@ -281,7 +289,8 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     any byte of its message is sent; so does one replaced by no regular file,
     which open() would wait on (a FIFO, until a writer comes): the caller looks
     first (``as_it_is_now``), and gives the file's header as it is now."""
-    if ((info.dataset_length == 0 or info.dataset_unseen)
+    dataset_length = info.dataset_length  # a property: read once
+    if ((dataset_length == 0 or info.dataset_unseen)
             and (empty := await _empty_dataset(info)) is not None):  # no await for the rest
         result.error = f"not sent: {empty}"
         return None
@@ -292,7 +301,7 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
                   if c.abstract_syntax == info.sop_class_uid
                   and c.transfer_syntax == info.transfer_syntax_uid), None)
     if as_is is not None and info.transfer_syntax_uid in DEFLATED_DATA_SETS and (
-            info.stray_meta or info.dataset_length % 2):
+            info.stray_meta or dataset_length % 2):
         if not info.stray_meta:
             log.warning("%s: its deflated data set's stream has an odd length (%d bytes), "
                         "without the NUL byte that pads it (PS3.5 A.5): deflated again, "
@@ -308,18 +317,18 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         # file, without the bound a peer's data set has; CPU only, in a thread),
         # in the file (seeking over long values).
         problem = _implicit_under_explicit(info, first)
-        if problem is None and (len(first) - 12 >= info.dataset_length
+        if problem is None and (len(first) - 12 >= dataset_length
                                 and info.transfer_syntax_uid not in DEFLATED_DATA_SETS):
             walker = walker_for(info.transfer_syntax_uid, pixel_data=True)
             walker.feed(memoryview(first)[12:])
             problem = walker.problem()
         elif problem is None:
             problem = await _file_problem(info)
-        if problem is None and info.dataset_length % 2:
+        if problem is None and dataset_length % 2:
             # Every value has an even length (PS3.5 7.1.1), so a data set does too:
             # DCMTK and Orthanc abort the association on its odd last fragment,
             # taking the objects after it down as well.
-            problem = (f"the data set has an odd length ({info.dataset_length} bytes), "
+            problem = (f"the data set has an odd length ({dataset_length} bytes), "
                        "which no DICOM encoding gives (PS3.5 7.1.1)")
         if problem is not None:
             pdus.close()
