@@ -61,3 +61,30 @@ def test_a_code_out_of_range_still_raises() -> None:
         record(StoreResult(path=Path("a.dcm")), Odd())
     with pytest.raises(ValueError, match="out of range"):
         _ = StoreResult(path=Path("a.dcm"), status=-1, ok=True).warning
+
+
+def test_a_success_is_recorded_in_few_python_calls() -> None:
+    """A Success (most answers) is recorded without a status class looked up
+    (0000H is the success class, PS3.7 C.1.1) nor an empty list of offending
+    elements made through ``tag_texts`` (four calls fewer): ``record``, the
+    offending elements' setter, the check that the answer names its object.
+    Its outcome as before."""
+    from dataclasses import dataclass as _dataclass
+
+    from tests.aio.test_receive_path_calls import python_calls
+
+    @_dataclass
+    class Named:
+        sop_instance_uid: str = "1.2.3"
+        sop_class_uid: str = "1.2.840.10008.5.1.4.1.1.7"
+
+    rsp = CStoreRSP(message_id_being_responded_to=1, status=0,
+                    affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.7",
+                    affected_sop_instance_uid="1.2.3")
+    result = StoreResult(path=Path("a.dcm"), offending_elements=["(0010,0010)"])
+    named = Named()
+    calls = python_calls(lambda: record(result, rsp, named))
+    assert calls == ["record", "_list_accessors.<locals>.set_", "_other_object"], calls
+    assert (result.status, result.ok, result.warning, result.error, result.error_comment,
+            result.offending_elements, result.retryable) == (0, True, False, None, None, [],
+                                                             False)

@@ -223,9 +223,11 @@ def record(result: StoreResult, rsp: object, info: Named | None = None,
     ``info``'s, the request's (``_other_object``)."""
     status = int(getattr(rsp, "status", 0xFFFF))
     result.status = status
-    result.ok = _category(status) in ("success", "warning")
+    # 0000H, the Success most answers are (PS3.7 C.1.1), without a lookup.
+    result.ok = status == 0 or _category(status) in ("success", "warning")
     result.error_comment = getattr(rsp, "error_comment", None) or None
-    result.offending_elements = tag_texts(getattr(rsp, "offending_element", None) or ())
+    offending = getattr(rsp, "offending_element", None)
+    result.offending_elements = tag_texts(offending) if offending else []
     other = None if info is None else _other_object(info, rsp)
     if other is not None:
         said = result.error_comment or str(Status(status, "storage"))
