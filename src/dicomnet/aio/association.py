@@ -605,8 +605,12 @@ class Association(Deadlines):
         Messages never interleave on the wire (PS3.8 9.3.5: a message's PDVs are
         consecutive), even when several tasks send at once under an asynchronous
         operations window: each message holds the send lock until it is out."""
-        async with self._send_lock:
+        lock = self._send_lock  # async with: two Python calls more per message
+        await lock.acquire()
+        try:
             await self._send_message(message, context_id, dataset, chunks, pdus)
+        finally:
+            lock.release()
 
     async def _send_message(
         self,

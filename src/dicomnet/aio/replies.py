@@ -142,9 +142,9 @@ class OneReplyDeadlines:
         #: When the timer is due (inf: none armed).
         self.at = math.inf
 
-    def start(self, reply: OneReply, dimse: float) -> None:
-        """``reply``'s request was sent: its wait starts now."""
-        reply.deadline = deadline = self.assoc._loop.time() + dimse
+    def start(self, reply: OneReply, dimse: float, now: float) -> None:
+        """``reply``'s request was sent (at ``now``, the loop's time): its wait starts."""
+        reply.deadline = deadline = now + dimse
         if deadline < self.at:
             self._arm(deadline)
 
