@@ -62,3 +62,34 @@ def test_a_request_goes_out_without_the_calls_of_its_usual_checks() -> None:
     assert deadline == sent_at + 30
     [(rsp, data)] = replies  # type: ignore[misc]
     assert getattr(rsp, "status", None) == 0 and data is None
+
+
+def test_an_answer_is_taken_without_a_generator_per_pdu() -> None:
+    """The response's PDVs go from ``_on_data`` to the DIMSE layer in loops
+    written out there, not through ``dimse_events``' generator (two calls per
+    PDU received)."""
+    async def main() -> set[tuple[str, str]]:
+        async with running_server() as server, associate(
+                LOOPBACK, server.port, max_async_operations=4) as assoc:
+            await assoc.echo()
+            context_id = assoc.context_for(VERIFICATION).context_id
+            answered = asyncio.get_running_loop().create_future()
+            await assoc.send_request(CEchoRQ(message_id=assoc.dimse.next_message_id()),
+                                     context_id, answered.set_result)
+            pairs: set[tuple[str, str]] = set()
+
+            def profile(frame: types.FrameType, event: str, arg: object) -> None:
+                if event == "call" and frame.f_back is not None:
+                    pairs.add((frame.f_code.co_qualname, frame.f_back.f_code.co_qualname))
+
+            sys.setprofile(profile)
+            try:
+                reply = await answered
+            finally:
+                sys.setprofile(None)
+            assert getattr(reply[0], "status", None) == 0
+            return pairs
+
+    pairs = run(main())
+    assert ("DimseConnection.receive_pdv", "ClientAssociation._on_data") in pairs, pairs
+    assert not any("dimse_events" in callee for callee, _ in pairs)

@@ -581,12 +581,6 @@ class Association(Deadlines):
 
     # -- DIMSE -------------------------------------------------------------------
 
-    def dimse_events(
-        self, event: DataReceived
-    ) -> Iterable[MessageReceived | DatasetFragment]:
-        for pdv in event.pdu.pdvs:
-            yield from self.dimse.receive_pdv(pdv)
-
     async def send_message(
         self,
         message: DimseMessage,
