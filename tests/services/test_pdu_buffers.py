@@ -138,3 +138,48 @@ def test_a_file_s_pdus_cost_few_python_calls(tmp_path: Path) -> None:
     assert calls == ["file_pdus", "PurePath.__str__", "changed", "_pdus_from",
                      "PduBuffers.get", "file_pdus.<locals>.unchanged", "changed",
                      "file_pdus", "_pdus_from"]
+
+
+def test_prepare_file_finds_its_context_without_a_generator(tmp_path: Path) -> None:
+    """The context a file goes on as it is, looked for in a loop written out (a
+    generator and ``next`` before: two Python calls per object); the first
+    matching one, as before."""
+    import asyncio
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    from dicomnet.services.store_prepare import Prepared, prepare_file
+    from dicomnet.services.store_result import StoreResult
+    from dicomnet.ul.negotiation import AcceptedContext
+
+    image = write_part10(tmp_path / "a.dcm", make_image(1, rows=512, columns=512),
+                         ExplicitVRLittleEndian)
+    info = read_part10(image)
+    contexts = {1: AcceptedContext(1, info.sop_class_uid, "1.2.840.10008.1.2"),
+                3: AcceptedContext(3, "1.2.3", ExplicitVRLittleEndian),
+                5: AcceptedContext(5, info.sop_class_uid, ExplicitVRLittleEndian),
+                7: AcceptedContext(7, info.sop_class_uid, ExplicitVRLittleEndian)}
+    assoc = SimpleNamespace(contexts=contexts, dimse=SimpleNamespace(next_message_id=lambda: 9),
+                            ul=SimpleNamespace(peer_max_pdu_length=1 << 20))
+    called: set[str] = set()
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            called.add(frame.f_code.co_qualname)
+
+    async def main() -> Prepared | None:
+        sys.setprofile(profile)
+        try:
+            return await prepare_file(assoc, info, StoreResult(path=image),  # type: ignore[arg-type]
+                                      PduBuffers())
+        finally:
+            sys.setprofile(None)
+
+    prepared = asyncio.run(main())
+    assert prepared is not None
+    rq, context_id, pdus, data = prepared
+    assert context_id == 5 and data is None and rq.message_id == 9
+    assert pdus is not None
+    pdus.close()
+    assert "prepare_file.<locals>.<genexpr>" not in called

@@ -88,3 +88,16 @@ def test_a_success_is_recorded_in_few_python_calls() -> None:
     assert (result.status, result.ok, result.warning, result.error, result.error_comment,
             result.offending_elements, result.retryable) == (0, True, False, None, None, [],
                                                              False)
+
+
+def test_a_success_is_no_warning_without_a_lookup() -> None:
+    """``warning``, read per object by ``dicomnet store``'s summary: 0000H is no
+    Warning, told without ``_category`` and ``category_of`` (two calls)."""
+    from tests.aio.test_receive_path_calls import python_calls
+
+    stored_ok = StoreResult(path=Path("a.dcm"), status=0, ok=True)
+    seen: list[bool] = []
+    assert python_calls(lambda: seen.append(stored_ok.warning)) == ["StoreResult.warning"]
+    assert seen == [False]
+    assert StoreResult(path=Path("a.dcm"), status=0xB000, ok=True).warning
+    assert not StoreResult(path=Path("a.dcm"), status=0xC000, ok=False).warning

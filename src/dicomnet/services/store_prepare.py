@@ -297,9 +297,12 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     rq = CStoreRQ(message_id=assoc.dimse.next_message_id(),
                   affected_sop_class_uid=info.sop_class_uid,
                   affected_sop_instance_uid=info.sop_instance_uid)
-    as_is = next((c for c in assoc.contexts.values()
-                  if c.abstract_syntax == info.sop_class_uid
-                  and c.transfer_syntax == info.transfer_syntax_uid), None)
+    as_is = None
+    sop_class, syntax = info.sop_class_uid, info.transfer_syntax_uid
+    for context in assoc.contexts.values():  # no generator: two calls fewer per object
+        if context.abstract_syntax == sop_class and context.transfer_syntax == syntax:
+            as_is = context
+            break
     if as_is is not None and info.transfer_syntax_uid in DEFLATED_DATA_SETS and (
             info.stray_meta or dataset_length % 2):
         if not info.stray_meta:

@@ -113,7 +113,8 @@ class StoreResult:
         """Stored with a Warning status (Bxxx, 0001H, 0107H, 0116H: PS3.7 C.4,
         PS3.4 B.2.3): the peer kept the object, perhaps not as sent (coerced
         elements, a data set that does not match its SOP class)."""
-        return self.ok and self.status is not None and _category(self.status) == "warning"
+        status = self.status  # 0000H, a Success (most), without a lookup
+        return self.ok and status is not None and status != 0 and _category(status) == "warning"
 
     @property
     def dimse_status(self) -> Status | None:
