@@ -112,9 +112,8 @@ def test_decoding_a_c_store_rq_calls_little_but_the_header_unpacks() -> None:
     assert decoded == rq
     del builtins["setprofile"]
     # Group length, class UID, command field, message ID, priority, data set
-    # type, instance UID: 7 headers; 2 UIDs decoded and stripped; the length,
-    # and once more for the look at its Command Field (no C-STORE-RSP: no call).
-    assert builtins == Counter({"unpack_from": 8, "decode": 2, "rstrip": 2, "len": 2})
+    # type, instance UID: 7 headers; 2 UIDs decoded and stripped; the length.
+    assert builtins == Counter({"unpack_from": 8, "decode": 2, "rstrip": 2, "len": 1})
 
 
 def test_a_command_goes_into_its_pdu_in_two_python_calls() -> None:

@@ -1,7 +1,8 @@
-"""dimse.messages: a C-STORE-RSP received (an SCU reads one per object) in the
-layout SCPs send a Success in is decoded without ``decode_command``'s loop, into
-the message the general path makes; anything else takes that path, and fails
-as it did."""
+"""dimse.messages.decode_store_rsp: a C-STORE-RSP received (a Storage SCU reads
+one per object) in the layout SCPs send a Success in is decoded without
+``decode_command``'s loop, into the message ``decode_message`` makes; anything
+else is left to ``decode_message`` (None), which fails as it did. Only a
+requestor's connection tries it first."""
 
 from __future__ import annotations
 
@@ -11,29 +12,34 @@ import pytest
 
 from dicomnet.dimse import messages
 from dicomnet.dimse.commands import encode_command
-from dicomnet.dimse.messages import CStoreRQ, CStoreRSP, decode_message, encode_message
+from dicomnet.dimse.connection import DimseConnection
+from dicomnet.dimse.messages import (
+    CStoreRQ,
+    CStoreRSP,
+    decode_message,
+    decode_store_rsp,
+    encode_message,
+)
 from dicomnet.errors import RemoteProtocolError
+from dicomnet.ul.pdata import PresentationDataValue
 from tests.aio.test_receive_path_calls import python_calls
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def _general(data: bytes) -> CStoreRSP | str:
-    """What decode_message made of ``data`` before the fast path: the message, or
+def _general(data: bytes) -> object:
+    """What a connection made of ``data`` before (decode_message): the message, or
     the error's words."""
-    fast = messages._store_rsp
-    messages._store_rsp = lambda data: None
     try:
-        return decode_message(data)  # type: ignore[return-value]
+        return decode_message(data)
     except RemoteProtocolError as exc:
         return str(exc)
-    finally:
-        messages._store_rsp = fast
 
 
 def _now(data: bytes | bytearray | memoryview) -> object:
+    """What a requestor's connection makes of it now (DimseConnection._receive_command)."""
     try:
-        return decode_message(data)
+        return decode_store_rsp(data) or decode_message(data)
     except RemoteProtocolError as exc:
         return str(exc)
 
@@ -44,31 +50,42 @@ def _rsp(instance: str = "1.2.3.4", status: int = 0, message_id: int = 7,
                            0x0800: 0x0101, 0x0900: status, 0x1000: instance})
 
 
-def test_a_c_store_rsp_is_decoded_in_one_python_call_more() -> None:
+def test_a_c_store_rsp_is_decoded_in_one_python_call() -> None:
     """Group length, UIDs, Command Field and Data Set Type checked by two struct
-    reads; the message built as its ``__init__`` would (two calls before:
-    decode_command and the dataclass ``__init__``, whose loop and kwargs made
-    ~780 byte code instructions of the SCU's ~9,500 per image). The same
-    message, equal and whole (every field set)."""
+    reads; the message built as its ``__init__`` would (decode_message makes
+    three calls: itself, decode_command and the dataclass ``__init__``, whose
+    loop and kwargs made ~780 byte code instructions of the SCU's ~9,500 per
+    image). The same message, equal and whole (every field set)."""
     data = _rsp("1.2.3.4.5", status=0xB000, message_id=65535)
-    decode_message(data)  # the class's UID decoded once
+    decode_store_rsp(data)  # the class's UID decoded once
     got: list[object] = []
-    calls = python_calls(lambda: got.append(decode_message(data)))
-    assert calls == ["decode_message", "_store_rsp"]
+    assert python_calls(lambda: got.append(decode_store_rsp(data))) == ["decode_store_rsp"]
     expected = CStoreRSP(message_id_being_responded_to=65535, status=0xB000,
                          affected_sop_class_uid=CT, affected_sop_instance_uid="1.2.3.4.5")
     assert got == [expected] == [_general(data)]
     assert repr(got[0]) == repr(expected) and hash(got[0]) == hash(expected)
-    assert decode_message(bytearray(data)) == decode_message(memoryview(data)) == expected
+    assert decode_store_rsp(bytearray(data)) == decode_store_rsp(memoryview(data)) == expected
 
 
-def test_a_c_store_rq_does_not_enter_it() -> None:
-    """An SCP reads a C-STORE-RQ per object: its Command Field's high byte (0x00,
-    a request) keeps it off the fast path, without a call."""
+def test_only_a_requestor_s_connection_tries_it() -> None:
+    """A requestor (``ClientAssociation`` sets ``store_responses_first``) tries
+    each command set as a C-STORE-RSP first; an SCP's connection, reading a
+    C-STORE-RQ per object, never does: not one call more there."""
     rq = CStoreRQ(message_id=3, affected_sop_class_uid=CT, affected_sop_instance_uid="1.2.3")
-    data = encode_message(rq)
-    assert "_store_rsp" not in python_calls(lambda: decode_message(data))
-    assert decode_message(data) == rq
+    wire = encode_message(rq)
+    acceptor = DimseConnection()
+    calls = python_calls(lambda: acceptor.receive_pdv(PresentationDataValue(1, True, True, wire)))
+    assert "decode_store_rsp" not in calls and "decode_message" in calls
+    requestor = DimseConnection()
+    requestor.store_responses_first = True
+    events: list[object] = []
+    calls = python_calls(lambda: events.extend(
+        requestor.receive_pdv(PresentationDataValue(1, True, True, _rsp()))))
+    assert "decode_store_rsp" in calls and "decode_message" not in calls
+    assert [getattr(e, "message", None) for e in events] == [_general(_rsp())]
+    # A request (a C-GET's C-STORE sub-operation): decoded as before.
+    got = requestor.receive_pdv(PresentationDataValue(1, True, True, wire))
+    assert [getattr(e, "message", None) for e in got] == [rq]
 
 
 @pytest.mark.parametrize("data", [
@@ -114,8 +131,8 @@ def test_the_classes_remembered_are_bounded() -> None:
     messages._STORE_RSP_CLASSES.clear()
     for number in range(200):
         data = _rsp(sop_class=f"1.2.{number}")
-        assert decode_message(data) == _general(data)
+        assert decode_store_rsp(data) == _general(data)
     assert len(messages._STORE_RSP_CLASSES) == 64
     # Decoded each time past the bound, the same message.
-    last = decode_message(_rsp(sop_class="1.2.199"))
+    last = decode_store_rsp(_rsp(sop_class="1.2.199"))
     assert isinstance(last, CStoreRSP) and last.affected_sop_class_uid == "1.2.199"

@@ -116,6 +116,8 @@ class ClientAssociation(Association):
         # A fresh Message ID skips those still ours after the count wraps.
         self.dimse.message_id_in_use = (
             lambda i: i in self._replies or i in self._abandoned_requests.ids)
+        # Responses are what a requestor reads; a Storage SCU, one per object.
+        self.dimse.store_responses_first = True
         self._released: asyncio.Future[None] = self._loop.create_future()
         self._reader: asyncio.Task[None] | None = None
         #: release() or abort() is stopping the reader task: its cancel is ours.

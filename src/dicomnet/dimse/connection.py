@@ -51,7 +51,12 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from dicomnet.dimse.fragments import command_pdus, dataset_pdus
-from dicomnet.dimse.messages import DimseMessage, decode_message, encode_message
+from dicomnet.dimse.messages import (
+    DimseMessage,
+    decode_message,
+    decode_store_rsp,
+    encode_message,
+)
 from dicomnet.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -142,7 +147,8 @@ class DimseConnection:
     """
 
     __slots__ = ("_command", "_command_context", "_dataset_context", "_fragment_bytes",
-                 "_fragments", "_last_message_id", "message_id_in_use", "min_fragment_mean")
+                 "_fragments", "_last_message_id", "message_id_in_use", "min_fragment_mean",
+                 "store_responses_first")
 
     def __init__(self, *, min_fragment_mean: int = 256) -> None:
         #: Least mean PDV size (bytes) of a message past FREE_FRAGMENTS PDVs
@@ -160,6 +166,9 @@ class DimseConnection:
         #: Whether a Message ID is still outstanding (the requestor's own record:
         #: this layer sees no responses): :meth:`next_message_id` skips those.
         self.message_id_in_use: Callable[[int], bool] | None = None
+        #: Whether a command set received is tried as a C-STORE-RSP first
+        #: (``decode_store_rsp``): a requestor's, which reads one per object sent.
+        self.store_responses_first = False
 
     # ------------------------------------------------------------------ receiving
 
@@ -270,7 +279,8 @@ class DimseConnection:
         self._command.clear()
         self._command_context = None
         self._fragments = self._fragment_bytes = 0
-        message = decode_message(raw)
+        message = ((self.store_responses_first and decode_store_rsp(raw))
+                   or decode_message(raw))
         if message.has_dataset:
             self._dataset_context = context_id
         return [MessageReceived(context_id, message)]

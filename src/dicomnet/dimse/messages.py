@@ -77,6 +77,7 @@ __all__ = [
     "NSetRQ",
     "NSetRSP",
     "decode_message",
+    "decode_store_rsp",
     "encode_message",
     "operation_name",
     "refusal",
@@ -588,12 +589,10 @@ _STORE_RSP_HEADS: dict[str, bytes] = {}
 _STORE_RSP_FIELD = c.element_encoder(c.COMMAND_FIELD)(0x8001)
 _STORE_RSP_US = struct.Struct("<HHIHHHIHHHIH")
 
-#: A C-STORE-RSP received (the SCU reads one per object) in that same layout, as
-#: dicomnet, DCMTK and pynetdicom send a Success: Command Group Length's header
-#: and value, and the Affected SOP Class UID's tag and length; after that UID, from
-#: its Command Field element: the Message ID Being Responded To's header and
-#: value, the Data Set Type element and the Status header (one string), the
-#: Status, the Affected SOP Instance UID's tag and length.
+#: A C-STORE-RSP received in that layout (dicomnet's, DCMTK's, pynetdicom's):
+#: group length and class UID headers; after the UID and the Command Field, the
+#: Message ID header and value, the Data Set Type element and Status header, the
+#: Status, the instance UID's header.
 _STORE_RSP_START = struct.Struct("<8sI4sI")
 _STORE_RSP_REST = struct.Struct("<8sH18sH4sI")
 _GROUP_LENGTH_HEADER = _GROUP_LENGTH.pack(0, 0, 4, 0)[:8]
@@ -601,8 +600,7 @@ _CLASS_TAG = struct.pack("<HH", 0, 0x0002)
 _STORE_RSP_CONSTANTS = (struct.pack("<HHI", 0, 0x0120, 2),
                         struct.pack("<HHIHHHI", 0, 0x0800, 2, DATA_SET_ABSENT, 0, 0x0900, 2),
                         struct.pack("<HH", 0, 0x1000))
-#: SOP Class UID value and Command Field element -> the UID decoded, or None for
-#: another message's (a C-STORE-RQ of that class): read once per class.
+#: Class UID value and Command Field element -> the UID, or None: another message.
 _STORE_RSP_CLASSES: dict[bytes, str | None] = {}
 _new = object.__new__
 _set = object.__setattr__
@@ -672,11 +670,6 @@ def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
     the command set is malformed, its Command Field is unknown, or a
     mandatory element is missing or invalid.
     """
-    # A response's Command Field has bit 15 set: the high byte of the one after a
-    # first UID (no call for a C-STORE-RQ, which an SCP reads per object).
-    if (len(data) >= 68 and data[(field := 29 + (data[16] | data[17] << 8)):field + 1] == b"\x80"
-            and (rsp := _store_rsp(data)) is not None):
-        return rsp
     elements = c.decode_command(data)
     # Subscripts after ``in`` tests rather than .get(): once per element of every
     # message received, and no call each (the codec never stores None).
@@ -713,19 +706,20 @@ def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
     return cls(**kwargs)
 
 
-def _store_rsp(data: bytes | bytearray | memoryview) -> CStoreRSP | None:
+def decode_store_rsp(data: bytes | bytearray | memoryview) -> CStoreRSP | None:
     """``data`` as a C-STORE-RSP in the layout of ``_STORE_RSP_START`` (PS3.7
     9.3.1.2, 6.3.1: no Error Comment, Error ID nor Offending Element), or None
-    for any other command set, which ``decode_command`` reads. Two struct reads
-    and no other Python call (the general path: two, and a loop per element):
-    the same message, as its generated ``__init__`` would make it, after the
-    same checks (the group length, the elements' order and lengths, ASCII text,
-    Data Set Type 0101H)."""
+    for any other command set, which :func:`decode_message` reads: the message
+    it would make, after the same checks (the group length, the elements' order
+    and lengths, ASCII text, Data Set Type 0101H), with two struct reads and no
+    other Python call (``decode_command``'s loop and the ``__init__``). For a
+    Storage SCU, which reads one per object."""
+    if (end := len(data)) < 68:
+        return None
     if data.__class__ is not bytes:
         data = bytes(data)
     header, length, class_tag, class_length = _STORE_RSP_START.unpack_from(data, 0)
     rest = 20 + class_length
-    end = len(data)
     if (header != _GROUP_LENGTH_HEADER or class_tag != _CLASS_TAG or length != end - 12
             or rest + 48 > end):
         return None
