@@ -7,6 +7,7 @@ into P-DATA-TF PDUs (PS3.8 9.3.5), in memory used again. Used by
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import itertools
 import logging
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..dimse.fragments import max_pdv_data_length
 from ..dimse.messages import CStoreRQ
-from ..storage.completeness import walker_for
+from ..storage.completeness import file_dataset_problem, walker_for
 from ..storage.files import StorageError
 from ..storage.part10 import DEFLATED_DATA_SETS, IMPLICIT_LE, Part10Info, read_part10
 from ..storage.scan import implicit_vr_at
@@ -578,34 +579,8 @@ async def _file_problem(info: Part10Info) -> str | None:
     (a file of small fragments is read whole). Raises StorageError."""
     try:
         return await asyncio.get_running_loop().run_in_executor(
-            None, _file_walk, str(info.path), info.dataset_offset, info.transfer_syntax_uid)
+            None, functools.partial(file_dataset_problem, str(info.path), info.dataset_offset,
+                                    info.transfer_syntax_uid, limited=False, pixel_data=True))
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
 
-
-#: Bytes read at a time by :func:`_file_walk` (values beyond are passed over).
-_WALK_READ = 64 << 10
-
-
-def _file_walk(path: str, offset: int, transfer_syntax: str) -> str | None:
-    """``storage.completeness.file_dataset_problem`` (without a bound), its walker
-    also judging top-level Pixel Data (``pixel_data``: PS3.5 A.4), which that
-    function's walker does not: a peer refuses such a data set (0xC000), so it
-    fails here, unsent. Raises ``OSError``."""
-    walker = walker_for(transfer_syntax, limited=False, pixel_data=True)
-    with open(path, "rb", buffering=0) as fp:
-        fp.seek(offset)
-        while True:
-            passed = walker.skippable
-            if passed > _WALK_READ:
-                # Not past the end: a value longer than the file must show as missing.
-                here = fp.tell()
-                passed = min(passed, fp.seek(0, 2) - here)
-                fp.seek(here + passed)
-                walker.skip(passed)
-            chunk = fp.read(_WALK_READ)
-            if not chunk:
-                return walker.problem()
-            walker.feed(chunk)
-            if walker.failed:  # the rest cannot change the answer: not read
-                return walker.problem()

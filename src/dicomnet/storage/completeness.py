@@ -636,11 +636,12 @@ def dataset_problem(data: bytes | bytearray | memoryview, transfer_syntax: str, 
 
 
 def file_dataset_problem(path: str, offset: int, transfer_syntax: str, *,
-                         limited: bool = True) -> str | None:
+                         limited: bool = True, pixel_data: bool = False) -> str | None:
     """Why the data set from byte ``offset`` of the file to its end is not whole,
-    or None. Values are passed over by seeking: a large file costs a few reads.
-    Raises ``OSError``."""
-    walker = walker_for(transfer_syntax, limited=limited)
+    or None; with ``pixel_data``, also why its top-level Pixel Data is not as its
+    syntax has it (PS3.5 A.4: :func:`walker_for`). Values are passed over by
+    seeking: a large file costs a few reads. Raises ``OSError``."""
+    walker = walker_for(transfer_syntax, limited=limited, pixel_data=pixel_data)
     with open(path, "rb", buffering=0) as fp:
         fp.seek(offset)
         while True:
