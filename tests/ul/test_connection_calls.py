@@ -65,7 +65,7 @@ def test_a_requestor_s_p_data_is_copied_without_the_pdv_s_constructor() -> None:
     """A requestor (an SCU reading its responses) takes each PDV's data as bytes,
     not a view: the framer makes the PDV and its PDU as ``borrowed_pdata`` does,
     its fields checked already (the PDV's ``__init__``, ``__post_init__`` and
-    ``received_pdata`` before: three calls per PDV). The same events."""
+    the PDV and PDU constructors before: three calls per PDV). The same events."""
     pair = associated_pair()
     requestor = pair.requestor
     assert not requestor.borrow_pdata

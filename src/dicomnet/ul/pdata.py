@@ -1,7 +1,7 @@
 """P-DATA-TF (PS3.8 9.3.5) and its Presentation Data Value items (9.3.5.1, Table
 9-23, Annex E.2): the dataclasses and their decoder, and the builders of a
 one-PDV P-DATA-TF without dataclasses, for the bulk-data path (``encode_pdata``,
-``pdata_header``) and the framer (``borrowed_pdv``, ``received_pdata``).
+``pdata_header``) and the framer (``borrowed_pdv``, ``borrowed_pdata``).
 ``dicomnet.ul.pdu`` re-exports the public names.
 """
 
@@ -30,7 +30,6 @@ __all__ = [
     "borrowed_pdv",
     "encode_pdata",
     "pdata_header",
-    "received_pdata",
 ]
 
 _PDV_HEADER = struct.Struct(">LBB")  # item length, context ID, message control header
@@ -104,9 +103,10 @@ def borrowed_pdv(context_id: int, is_command: bool, is_last: bool,
 
 def borrowed_pdata(context_id: int, is_command: bool, is_last: bool,
                    data: bytes | memoryview) -> PDataTF:
-    """``received_pdata(borrowed_pdv(...))`` in one call: the framer's, once per
-    received stretch of PDV data, its fields checked (``data``: a view of the
-    receive buffer, or its bytes copied for a caller that keeps them)."""
+    """A one-PDV P-DATA-TF made without the PDV's and the PDU's constructors
+    (the framer has checked the fields): the framer's, once per received
+    stretch of PDV data (``data``: a view of the receive buffer, or its bytes
+    copied for a caller that keeps them)."""
     pdv = object.__new__(PresentationDataValue)
     object.__setattr__(pdv, "context_id", context_id)
     object.__setattr__(pdv, "is_command", is_command)
@@ -135,15 +135,6 @@ class PDataTF:
 
     def encode(self) -> bytes:
         return _pdu(P_DATA_TF, b"".join(pdv.encode() for pdv in self.pdvs), "P-DATA-TF")
-
-
-def received_pdata(pdv: PresentationDataValue) -> PDataTF:
-    """A one-PDV P-DATA-TF built by the framer from a PDV it made itself (checked
-    already): the constructor's checks skipped, as :func:`borrowed_pdv` skips
-    the PDV's, once per received stretch of PDV data."""
-    pdu = object.__new__(PDataTF)
-    object.__setattr__(pdu, "pdvs", (pdv,))
-    return pdu
 
 
 def _decode_pdata(body: memoryview, pdu_type: int) -> PDataTF:
