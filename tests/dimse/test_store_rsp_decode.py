@@ -1,4 +1,4 @@
-"""dimse.messages.decode_store_rsp: a C-STORE-RSP received (a Storage SCU reads
+"""dimse.store_codec.decode_store_rsp: a C-STORE-RSP received (a Storage SCU reads
 one per object) in the layout SCPs send a Success in is decoded without
 ``decode_command``'s loop, into the message ``decode_message`` makes; anything
 else is left to ``decode_message`` (None), which fails as it did. Only a
@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from dicomnet.dimse import messages
+from dicomnet.dimse import store_codec
 from dicomnet.dimse.commands import encode_command
 from dicomnet.dimse.connection import DimseConnection
 from dicomnet.dimse.messages import (
@@ -108,7 +108,7 @@ def test_only_a_requestor_s_connection_tries_it() -> None:
     _rsp(instance="1.2\x00\x00"),  # NULs within the value: stripped at its end only
 ])
 def test_each_layout_decodes_as_the_general_path_does(data: bytes) -> None:
-    messages._STORE_RSP_CLASSES.clear()
+    store_codec._STORE_RSP_CLASSES.clear()
     first, again = _now(data), _now(data)  # the class looked up, then remembered
     assert first == again == _general(data)
 
@@ -121,18 +121,18 @@ def test_any_byte_changed_decodes_as_the_general_path_does() -> None:
     for index in range(len(data)):
         for value in {0, 1, 2, 0x80, 0x30, 0xFF, rng.randrange(256), data[index] ^ 1}:
             changed = data[:index] + bytes([value]) + data[index + 1:]
-            messages._STORE_RSP_CLASSES.clear()
+            store_codec._STORE_RSP_CLASSES.clear()
             assert _now(changed) == _general(changed), (index, value)
 
 
 def test_the_classes_remembered_are_bounded() -> None:
     """A peer naming ever new classes (or junk) fills no memory: past the bound,
     each is decoded as it comes."""
-    messages._STORE_RSP_CLASSES.clear()
+    store_codec._STORE_RSP_CLASSES.clear()
     for number in range(200):
         data = _rsp(sop_class=f"1.2.{number}")
         assert decode_store_rsp(data) == _general(data)
-    assert len(messages._STORE_RSP_CLASSES) == 64
+    assert len(store_codec._STORE_RSP_CLASSES) == 64
     # Decoded each time past the bound, the same message.
     last = decode_store_rsp(_rsp(sop_class="1.2.199"))
     assert isinstance(last, CStoreRSP) and last.affected_sop_class_uid == "1.2.199"

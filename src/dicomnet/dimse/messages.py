@@ -567,43 +567,6 @@ _ENCODERS: Final = {cls: _encoders(cls) for cls in _ALL}
 _GROUP_LENGTH = struct.Struct("<HHII")  # Command Group Length: tag, length 4, value
 
 
-#: C-STORE-RQ (PS3.7 9.3.1.1), the message an SCU sends per object, in tag order:
-#: Affected SOP Class UID and Command Field, kept encoded by SOP Class (most
-#: objects are of a class sent before); Message ID; Priority and Command Data Set
-#: Type, for the default priority with a data set; Affected SOP Instance UID.
-_STORE_RQ_HEADS: dict[str, bytes] = {}
-_STORE_RQ_HEADS_KEPT = 64
-_encode_store_class = c.element_encoder(c.AFFECTED_SOP_CLASS_UID)
-_encode_store_message_id = c.element_encoder(c.MESSAGE_ID)
-_encode_store_instance = c.element_encoder(c.AFFECTED_SOP_INSTANCE_UID)
-_STORE_RQ_FIELD = c.element_encoder(c.COMMAND_FIELD)(0x0001)
-_STORE_RQ_MIDDLE = (c.element_encoder(c.PRIORITY)(PRIORITY_MEDIUM)
-                    + c.element_encoder(c.COMMAND_DATA_SET_TYPE)(DATA_SET_PRESENT))
-
-#: C-STORE-RSP (PS3.7 9.3.1.2), the message a server sends per object received,
-#: in tag order: Affected SOP Class UID and Command Field, kept encoded by SOP
-#: Class; Message ID Being Responded To, Command Data Set Type (none) and Status,
-#: packed at once; Affected SOP Instance UID. With no Error Comment, Error ID
-#: nor Offending Element (a Success, most Warnings' answers have none).
-_STORE_RSP_HEADS: dict[str, bytes] = {}
-_STORE_RSP_FIELD = c.element_encoder(c.COMMAND_FIELD)(0x8001)
-_STORE_RSP_US = struct.Struct("<HHIHHHIHHHIH")
-
-#: A C-STORE-RSP received in that layout (dicomnet's, DCMTK's, pynetdicom's):
-#: group length and class UID headers; after the UID and the Command Field, the
-#: Message ID header and value, the Data Set Type element and Status header, the
-#: Status, the instance UID's header.
-_STORE_RSP_START = struct.Struct("<8sI4sI")
-_STORE_RSP_REST = struct.Struct("<8sH18sH4sI")
-_GROUP_LENGTH_HEADER = _GROUP_LENGTH.pack(0, 0, 4, 0)[:8]
-_CLASS_TAG = struct.pack("<HH", 0, 0x0002)
-_STORE_RSP_CONSTANTS = (struct.pack("<HHI", 0, 0x0120, 2),
-                        struct.pack("<HHIHHHI", 0, 0x0800, 2, DATA_SET_ABSENT, 0, 0x0900, 2),
-                        struct.pack("<HH", 0, 0x1000))
-#: Class UID value and Command Field element -> the UID, or None: another message.
-_STORE_RSP_CLASSES: dict[bytes, str | None] = {}
-_new = object.__new__
-_set = object.__setattr__
 
 
 def encode_message(msg: DimseMessage) -> bytes:
@@ -622,13 +585,13 @@ def encode_message(msg: DimseMessage) -> bytes:
                 and msg.message_id is not None and msg.affected_sop_instance_uid is not None):
             # Three encoder calls where the general path below makes eight: the
             # elements the objects of a class share are encoded once.
-            head = _STORE_RQ_HEADS.get(sop_class)
+            head = STORE_RQ_HEADS.get(sop_class)
             if head is None:
-                head = _encode_store_class(sop_class) + _STORE_RQ_FIELD
-                if len(_STORE_RQ_HEADS) < _STORE_RQ_HEADS_KEPT:
-                    _STORE_RQ_HEADS[sop_class] = head
-            body = (head + _encode_store_message_id(msg.message_id) + _STORE_RQ_MIDDLE
-                    + _encode_store_instance(msg.affected_sop_instance_uid))
+                head = encode_class(sop_class) + STORE_RQ_FIELD
+                if len(STORE_RQ_HEADS) < HEADS_KEPT:
+                    STORE_RQ_HEADS[sop_class] = head
+            body = (head + encode_message_id(msg.message_id) + STORE_RQ_MIDDLE
+                    + encode_instance(msg.affected_sop_instance_uid))
             return _GROUP_LENGTH.pack(0, 0, 4, len(body)) + body
     elif msg.__class__ is CStoreRSP:
         of_class, instance = msg.affected_sop_class_uid, msg.affected_sop_instance_uid
@@ -639,14 +602,14 @@ def encode_message(msg: DimseMessage) -> bytes:
                 and msg.has_dataset is False and msg.error_comment is None
                 and msg.error_id is None and msg.offending_element is None):
             # Two Python calls where the general path below makes eight.
-            head = _STORE_RSP_HEADS.get(of_class)
+            head = STORE_RSP_HEADS.get(of_class)
             if head is None:
-                head = _encode_store_class(of_class) + _STORE_RSP_FIELD
-                if len(_STORE_RSP_HEADS) < _STORE_RQ_HEADS_KEPT:
-                    _STORE_RSP_HEADS[of_class] = head
-            body = (head + _STORE_RSP_US.pack(0, 0x0120, 2, message_id,
-                                              0, 0x0800, 2, DATA_SET_ABSENT, 0, 0x0900, 2, status)
-                    + _encode_store_instance(instance))
+                head = encode_class(of_class) + STORE_RSP_FIELD
+                if len(STORE_RSP_HEADS) < HEADS_KEPT:
+                    STORE_RSP_HEADS[of_class] = head
+            body = (head + STORE_RSP_US.pack(0, 0x0120, 2, message_id,
+                                             0, 0x0800, 2, DATA_SET_ABSENT, 0, 0x0900, 2, status)
+                    + encode_instance(instance))
             return _GROUP_LENGTH.pack(0, 0, 4, len(body)) + body
     entry = _ENCODERS.get(type(msg))
     if entry is None:
@@ -706,57 +669,6 @@ def decode_message(data: bytes | bytearray | memoryview) -> DimseMessage:
     return cls(**kwargs)
 
 
-def decode_store_rsp(data: bytes | bytearray | memoryview) -> CStoreRSP | None:
-    """``data`` as a C-STORE-RSP in the layout of ``_STORE_RSP_START`` (PS3.7
-    9.3.1.2, 6.3.1: no Error Comment, Error ID nor Offending Element), or None
-    for any other command set, which :func:`decode_message` reads: the message
-    it would make, after the same checks (the group length, the elements' order
-    and lengths, ASCII text, Data Set Type 0101H), with two struct reads and no
-    other Python call (``decode_command``'s loop and the ``__init__``). For a
-    Storage SCU, which reads one per object."""
-    if (end := len(data)) < 68:
-        return None
-    if data.__class__ is not bytes:
-        data = bytes(data)
-    header, length, class_tag, class_length = _STORE_RSP_START.unpack_from(data, 0)
-    rest = 20 + class_length
-    if (header != _GROUP_LENGTH_HEADER or class_tag != _CLASS_TAG or length != end - 12
-            or rest + 48 > end):
-        return None
-    key = data[20:rest + 10]
-    sop_class = _STORE_RSP_CLASSES.get(key, False)
-    if sop_class is False:
-        sop_class = None
-        if key.endswith(_STORE_RSP_FIELD):
-            try:
-                sop_class = key[:-10].decode("ascii").rstrip(" \x00")
-            except UnicodeDecodeError:
-                return None
-        if len(_STORE_RSP_CLASSES) < _STORE_RQ_HEADS_KEPT:
-            _STORE_RSP_CLASSES[key] = sop_class
-    if sop_class is None:
-        return None
-    id_header, message_id, middle, status, instance_tag, instance_length = (
-        _STORE_RSP_REST.unpack_from(data, rest + 10))
-    if ((id_header, middle, instance_tag) != _STORE_RSP_CONSTANTS
-            or rest + 48 + instance_length != end):
-        return None
-    try:
-        instance = data[rest + 48:].decode("ascii").rstrip(" \x00")
-    except UnicodeDecodeError:
-        return None
-    rsp = _new(CStoreRSP)
-    _set(rsp, "message_id_being_responded_to", message_id)
-    _set(rsp, "status", status)
-    _set(rsp, "affected_sop_class_uid", sop_class)
-    _set(rsp, "affected_sop_instance_uid", instance)
-    _set(rsp, "error_comment", None)
-    _set(rsp, "error_id", None)
-    _set(rsp, "offending_element", None)
-    _set(rsp, "has_dataset", False)
-    return rsp
-
-
 def operation_name(message: DimseMessage) -> str:
     """The operation ``message`` belongs to, as PS3.7 writes it: ``CFindRQ`` ->
     ``C-FIND``, ``NEventReportRSP`` -> ``N-EVENT-REPORT``."""
@@ -806,3 +718,22 @@ def refusal(request: DimseMessage, status: int, comment: str | None = None
     response = cls(**kwargs)
     assert not response.is_request
     return response  # type: ignore[return-value]
+
+
+# The C-STORE messages' fast paths live in their own module, which needs this
+# one's classes: imported last, once they exist. Always in this order: the
+# package's __init__ imports this module (through dimse.connection) before any
+# caller can import store_codec.
+from dicomnet.dimse.store_codec import (  # noqa: E402
+    HEADS_KEPT,
+    STORE_RQ_FIELD,
+    STORE_RQ_HEADS,
+    STORE_RQ_MIDDLE,
+    STORE_RSP_FIELD,
+    STORE_RSP_HEADS,
+    STORE_RSP_US,
+    decode_store_rsp,
+    encode_class,
+    encode_instance,
+    encode_message_id,
+)
