@@ -74,6 +74,8 @@ class ServerAssociation(Association):
         # P-DATA is routed to the sinks as it is read, straight from the receive
         # buffer (Association._route_now): no copy of each byte on the way.
         ul.borrow_pdata = True
+        # Requests are what an acceptor reads; a Storage SCP, one per object.
+        self.dimse.store_requests_first = True
         self.server = server
         #: When its connection was accepted (the loop's clock).
         self.connected_at = self._loop.time()

@@ -54,6 +54,7 @@ from dicomnet.dimse.fragments import command_pdus, dataset_pdus
 from dicomnet.dimse.messages import (
     DimseMessage,
     decode_message,
+    decode_store_rq,
     decode_store_rsp,
     encode_message,
 )
@@ -148,7 +149,7 @@ class DimseConnection:
 
     __slots__ = ("_command", "_command_context", "_dataset_context", "_fragment_bytes",
                  "_fragments", "_last_message_id", "message_id_in_use", "min_fragment_mean",
-                 "store_responses_first")
+                 "store_requests_first", "store_responses_first")
 
     def __init__(self, *, min_fragment_mean: int = 256) -> None:
         #: Least mean PDV size (bytes) of a message past FREE_FRAGMENTS PDVs
@@ -169,6 +170,9 @@ class DimseConnection:
         #: Whether a command set received is tried as a C-STORE-RSP first
         #: (``decode_store_rsp``): a requestor's, which reads one per object sent.
         self.store_responses_first = False
+        #: Whether a command set received is tried as a C-STORE-RQ first
+        #: (``decode_store_rq``): an acceptor's, which reads one per object stored.
+        self.store_requests_first = False
 
     # ------------------------------------------------------------------ receiving
 
@@ -280,6 +284,7 @@ class DimseConnection:
         self._command_context = None
         self._fragments = self._fragment_bytes = 0
         message = ((self.store_responses_first and decode_store_rsp(raw))
+                   or (self.store_requests_first and decode_store_rq(raw))
                    or decode_message(raw))
         if message.has_dataset:
             self._dataset_context = context_id
