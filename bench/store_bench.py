@@ -604,7 +604,50 @@ def machine() -> dict[str, str]:
         "pynetdicom": pynetdicom.__version__,
         "dcmtk": dcmtk[0].strip("$ ") if dcmtk else "?",
         "kernel": platform.release(),
+        "page_reporting_order": _read_text(PAGE_REPORTING) or "absent",
     }
+
+
+#: The order of free blocks a VM's kernel reports to its host (virtio-balloon free
+#: page reporting), which takes their memory back: touching such memory again
+#: costs a page fault on the host. On the benchmark machine (Firecracker),
+#: writing 1 GiB through the page cache ran at 0.6-0.7 GB/s when the memory had
+#: been free for 3 s or more, 3.9-6.3 GB/s within half a second, and 4.2-5.4
+#: GB/s after 10 s with reporting off (dd, session 31). A stack writing what it
+#: receives into the page cache (storescp, pynetdicom, ``serve --no-fsync``)
+#: pays that; one writing with O_DIRECT (``serve``) does not.
+PAGE_REPORTING = Path("/sys/module/page_reporting/parameters/page_reporting_order")
+#: Above the largest order a free block has (10 on x86-64): nothing is reported.
+PAGE_REPORTING_OFF = "11"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+@contextlib.contextmanager
+def page_reporting_off(wanted: bool) -> Iterator[None]:
+    """Free page reporting off for the run (``--no-page-reporting``), and as it
+    was after: what the machine does to memory freed between runs is then not
+    in any stack's figures. Needs root; without the knob, says so and goes on."""
+    before = _read_text(PAGE_REPORTING) if wanted else ""
+    if before and before != PAGE_REPORTING_OFF:
+        try:
+            PAGE_REPORTING.write_text(PAGE_REPORTING_OFF)
+        except OSError as exc:
+            print(f"warning: cannot turn free page reporting off ({exc})", file=sys.stderr)
+            before = ""
+    elif wanted and not before:
+        print("warning: no free page reporting to turn off here", file=sys.stderr)
+    try:
+        yield
+    finally:
+        if before and before != PAGE_REPORTING_OFF:
+            with contextlib.suppress(OSError):
+                PAGE_REPORTING.write_text(before)
 
 
 # -- main --------------------------------------------------------------------------------
@@ -635,6 +678,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="do not wait for the inodes a previous run freed to age (ext4)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds allowed to one SCU run")
+    parser.add_argument("--no-page-reporting", action="store_true",
+                        help="turn a VM's free page reporting off during the run (root; "
+                             "see PAGE_REPORTING), and back on after")
     args = parser.parse_args(argv)
     stacks = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = stacks - {"dicomnet", "dcmtk", "pynetdicom"}
@@ -805,7 +851,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     wait_for_freed_inodes(wait=not args.no_wait and not args.quick)
     began = time.perf_counter()
     try:
-        with workspace(args.workdir) as work:
+        with page_reporting_off(args.no_page_reporting), workspace(args.workdir) as work:
+            info["page_reporting_order"] = _read_text(PAGE_REPORTING) or "absent"
             t = time.perf_counter()
             folders = generate(work / "data", selected)
             # On disk before anything is timed: the kernel would otherwise write
@@ -846,7 +893,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(f"Machine: {info['nproc']} x {info['cpu']}; Python {info['python']}; "
           f"{info['openssl']}; {info['dcmtk']}; pynetdicom {info['pynetdicom']}; "
-          f"pydicom {info['pydicom']}")
+          f"pydicom {info['pydicom']}; free page reporting order "
+          f"{info['page_reporting_order']}")
     print(f"Median of {args.runs} run(s); total {elapsed:.0f}s.")
     print()
     if {c.name for c in selected} == {"images", "large", "small"}:
