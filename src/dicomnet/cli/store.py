@@ -388,7 +388,10 @@ def store(*, host: str, port: int, paths: tuple[Path, ...], retries: int,
                                 status (Offending Element, PS3.7 C.4), as
                                 "(gggg,eeee)" tags; [] when none
         note                    "X changed since it was listed: sent as it
-                                is now" (its header read again), else null
+                                is now" (its header read again), or "its
+                                File Meta Information names ...: sent as
+                                its data set says" (their UIDs differ:
+                                PS3.10 7.1), else null
         path_bytes              only for a file name with bytes that are not
                                 UTF-8: its exact bytes, base64 (path shows
                                 each such byte as \\xff)

@@ -38,6 +38,7 @@ from .store_convert import (
     redeflated,
 )
 from .store_dataset import REFUSALS, UNCOMPRESSED
+from .store_identity import own_identity
 
 if TYPE_CHECKING:
     from ..aio.client import ClientAssociation
@@ -178,7 +179,7 @@ def as_it_is_now(info: Part10Info) -> tuple[Part10Info, str | None]:
     if (why := changed(info, now)) is None:
         return info, None
     try:
-        return read_part10(info.path), why
+        return own_identity(read_part10(info.path))[0], why
     except StorageError as exc:
         raise StorageError(f"{why}, and cannot be read as it is now: {exc}") from exc
 

@@ -31,6 +31,7 @@ from ..storage.part10 import NotRegularFileError, read_part10
 from .store_batch import Plan, batches, contexts_for, send_batch
 from .store_compact import keep_stored, stored
 from .store_contexts import MEDIA_STORAGE_DIRECTORY
+from .store_identity import own_identity
 from .store_listing import collect_files, listed_texts, not_read
 from .store_prepare import refused, tag_texts
 from .store_result import (
@@ -187,6 +188,14 @@ async def store_paths(
             result.error = PASSED_OVER_DICOMDIR
             report(result)
             continue
+        if info.meta_uids is not None:  # its data set's own UIDs, not its meta's
+            try:
+                info, result.note = own_identity(info)
+            except StorageError as exc:
+                result.error = f"not sent: {exc}"
+                report(result)
+                continue
+            result.sop_instance_uid = info.sop_instance_uid
         result.size = info.dataset_length
         result.transfer_syntax_uid = info.transfer_syntax_uid
         result.dropped_meta = tag_texts(info.stray_meta)

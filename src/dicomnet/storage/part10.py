@@ -228,6 +228,12 @@ class Part10Info:
     #: so that one rewriting it (storage.relabel) can tell it is still the same
     #: (the change time too: a program may give back the modification time).
     identity: tuple[int, int, int, int] | None = None
+    #: The File Meta Information's Media Storage SOP Class and Instance UIDs
+    #: where the data set's own (0008,0016), (0008,0018) were not both read
+    #: and found the same (PS3.10 7.1 makes them one object's): one differs, is
+    #: missing, or lies past the bytes read. None for a well-formed file.
+    #: ``services.store_identity`` reads the data set's before it is sent.
+    meta_uids: tuple[str, str] | None = None
 
     @property
     def meta(self) -> FileMetaDataset:
@@ -454,6 +460,7 @@ def read_part10(path: Path) -> Part10Info:
         dataset_unseen=unseen,
         relabelled_from=relabelled,
         identity=identity,
+        meta_uids=(values["MediaStorageSOPClassUID"], values["MediaStorageSOPInstanceUID"]),
     )
 
 
@@ -586,10 +593,9 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
         fp.seek(offset)
         first = fp.read(8)
     syntax, relabelled = dataset_syntax(syntax, first, path)
-    sop_class, sop_instance = _dataset_uids(
-        head, offset, syntax, path,
-        meta_class=values["MediaStorageSOPClassUID"],
-        meta_instance=values["MediaStorageSOPInstanceUID"])
+    meta_uids = values["MediaStorageSOPClassUID"], values["MediaStorageSOPInstanceUID"]
+    sop_class, sop_instance, same = _dataset_uids(
+        head, offset, syntax, path, meta_class=meta_uids[0], meta_instance=meta_uids[1])
     return Part10Info(
         path=path,
         # One string each for the thousands of files an SCU lists (most share them).
@@ -601,6 +607,7 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
         stray_meta=stray,
         relabelled_from=relabelled,
         identity=identity,
+        meta_uids=None if same else meta_uids,
     )
 
 
@@ -609,13 +616,14 @@ _SOP_TAGS = {0x00080016: "SOP Class", 0x00080018: "SOP Instance"}
 
 
 def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
-                  meta_class: str, meta_instance: str) -> tuple[str, str]:
+                  meta_class: str, meta_instance: str) -> tuple[str, str, bool]:
     """The SOP Class and Instance UIDs a C-STORE of this file must name: the data
     set's own (the SCP checks the command against them, PS3.4 B.2.3 A900), where
     they can be read from the first bytes of the data set (Big Endian's too, PS3.5
     A.3: a UID is text, the same bytes in either order); else those of the File
     Meta Information, which PS3.10 7.1 makes the same. A file whose two differ is
-    sent as its data set says, as DCMTK's storescu does, and said in the log."""
+    sent as its data set says, as DCMTK's storescu does, and said in the log. The
+    third value: both were read and are the File Meta Information's."""
     scanned = scan_elements(head, offset, implicit=transfer_syntax == IMPLICIT_LE,
                             end_tag=0x00080019, big_endian=transfer_syntax == BIG_ENDIAN)
     found = scanned[0] if scanned is not None else {}
@@ -629,7 +637,7 @@ def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
         if mine and mine != meta:
             logger.warning("%s: its File Meta Information names %s UID %s, its data set %s: "
                            "sent as its data set says", path, what, meta, mine)
-    return uids[0], uids[1]
+    return uids[0], uids[1], own == [meta_class, meta_instance]
 
 
 def _uid_text(meta: FileMetaDataset, keyword: str) -> str:
