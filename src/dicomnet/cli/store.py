@@ -175,7 +175,8 @@ async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
             elif failed and failures <= _TABLE_ROWS:
                 said = in_cli_words(result.error or "")
                 bar[0].console.print(Text.assemble(
-                    ("failed", "red"), printable(f" {result.path}: {said}")), soft_wrap=True)
+                    _SKIPPED if result.not_dicom else ("failed", "red"),
+                    printable(f" {result.path}: {said}")), soft_wrap=True)
 
     def on_retry(event: RetryEvent) -> None:
         retry_wait.heard(event)
@@ -195,6 +196,12 @@ async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
             on_secure_link_ready=links.append, retries=retries, retry_delay=retry_delay,
             on_retry=on_retry, listed=True, results=results, max_async_operations=max_async,
         )
+
+
+#: A file that is not DICOM, as the progress and the table say it: skipped (the
+#: summary and --json "skipped" count it so), not failed; in yellow, as what a
+#: run passed by (a retry's wait is yellow too), not red.
+_SKIPPED = ("skipped", "yellow")
 
 
 def _stderr_is_terminal() -> bool:
@@ -596,8 +603,10 @@ def _report(results: list[StoreResult], *, host: str, port: int, net: NetworkOpt
             for r in rows[:_TABLE_ROWS]:
                 status = (Text(printable(_status_text(r, converted=True))) if r.ok
                           else Text(printable(_failure_text(r) + _answered_converted(r)),
-                                    # Passed over, not failed: plain, as a stored row.
-                                    style="" if r.dicomdir else "red"))
+                                    # Passed over, not failed: plain, as a stored row;
+                                    # skipped (not DICOM): not failed either.
+                                    style="" if r.dicomdir else _SKIPPED[1] if r.not_dicom
+                                    else "red"))
                 table.add_row(Text(printable(str(r.path))), status,
                               _human_bytes(size_of.get(id(r), r.size)))
             console.print(table)
