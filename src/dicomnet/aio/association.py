@@ -4,7 +4,8 @@ Upper Layer and DIMSE cores, timers, and DIMSE message transfer.
 Both sides share this class; ``aio.client`` and ``aio.server`` add what only a
 requestor or an acceptor does. One association is driven by one task reading
 the socket (``_reader_loop``); its deadlines (ARTIM, idle, whole-PDU, DIMSE
-sends) are those of its base class, ``aio.deadlines.Deadlines``.
+sends) are those of its base class ``aio.deadlines.Deadlines``, and receiving a
+long PDV's data in place, into its sink's memory, that of ``aio.in_place``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 
 from ..config import Limits, Timeouts
 from ..dimse.connection import (
@@ -35,9 +36,9 @@ from ..security.errors_map import translate_ssl_error
 from ..security.info import SecurityInfo
 from ..ul.connection import ULConnection
 from ..ul.events import Aborted, DataReceived, ULEvent
-from ..ul.framing import NOT_TAKEN, PDU_ENDED, TAKEN
 from ..ul.negotiation import AcceptedContext
 from .deadlines import Deadlines
+from .in_place import InPlaceReceiving
 from .indications import MessagesRouted, aborted_by
 from .sinks import BufferSink, DatasetSink
 from .transport import Stream, describe_os_error
@@ -67,11 +68,9 @@ _INBOX_LIMIT = 2 << 20
 #: a read if need be (``_route_now``): one read (``transport.READ_SIZE``) holds
 #: 3,276 C-ECHO-RQs, which were all decoded and queued before reading paused.
 _INBOX_MESSAGES = 64
-#: PDV data due from which it is received in place, into its sink's memory.
-_IN_PLACE_FROM = 64 << 10
 
 
-class Association(Deadlines):
+class Association(InPlaceReceiving, Deadlines):
     """One association over one Stream, as requestor or acceptor."""
 
     def __init__(self, stream: Stream, ul: ULConnection, timeouts: Timeouts,
@@ -101,11 +100,7 @@ class Association(Deadlines):
         #: The message whose data set was dropped half received (its sink aborted),
         #: in words, for the log line of the association's end.
         self.dropped: str | None = None
-        # The sink that last took bytes in place (see _receive_target).
-        self._in_place_sink: DatasetSink | None = None
-        # The sink whose reserve method _receive_target last looked up, and that.
-        self._reserve_of: DatasetSink | None = None
-        self._reserve: Callable[[int], memoryview | None] | None = None
+        self._start_in_place()
         self._send_lock = asyncio.Lock()
         #: The last message sent whole: its last PDV queued for the transport,
         #: ahead of anything queued after it (an A-ABORT too). From then on the
@@ -139,38 +134,6 @@ class Association(Deadlines):
         self.stream.receiver.attach(
             self._on_bytes, self._on_end,
             self._receive_target if self._route_pdata else None)
-
-    def _receive_target(self) -> memoryview | int | None:
-        """Where the transport should put the next bytes (``Receiver.attach``).
-
-        While a data set arrives into a sink that can take bytes in place (its
-        ``reserve``), the data of a long PDV is received straight into that
-        sink's memory, and between PDVs only the headers up to the next PDV's
-        data are read (once a PDV of this data set went in place: small messages
-        are read whole), so that the data after them can be received in place
-        too. Otherwise None: the transport's own buffer, copied by the sink."""
-        incoming = self._incoming
-        if incoming is None or self.failure is not None or self._unrouted:
-            return None  # with events unrouted, DIMSE is behind the Upper Layer
-        sink = incoming[2]
-        if sink is not self._reserve_of:  # looked up once per data set, not per read
-            self._reserve_of, self._reserve = sink, getattr(sink, "reserve", None)
-        reserve = self._reserve
-        if reserve is None:
-            return None
-        due = self.ul.pdv_data_due
-        if due >= _IN_PLACE_FROM:
-            try:
-                view: memoryview | None = reserve(due)
-            except Exception:  # the transport must read on: the sink's write reports
-                log.exception("%s: a sink's reserve() failed", self._name())
-                return None
-            if view is not None:
-                self._in_place_sink = sink
-            return view
-        if due == 0 and sink is self._in_place_sink:
-            return self.ul.header_bytes_due or None
-        return None  # a short remainder: through the transport's buffer
 
     # -- properties ------------------------------------------------------------
 
@@ -266,54 +229,6 @@ class Association(Deadlines):
         if self.ul.has_data_to_send:  # e.g. an A-ABORT answering an invalid PDU
             self._queue_out()
         self._rearm_if_earlier()
-
-    def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:
-        """Data set bytes received into ``sink``'s memory, taken the short way: the
-        sink gets them at once; the Upper Layer and DIMSE only count them, after
-        the checks DIMSE would make (no PDU view, no event, no routing): bytes in
-        or at the end of a data PDV of the data set due; those that end its last
-        PDV complete the message, as ``_route_now`` would. False when the bytes
-        must take the usual way (they are not the data set's, or not all of one
-        PDV's data)."""
-        incoming = self._incoming
-        pdv = self.ul.current_pdv
-        if (incoming is None or incoming[2] is not sink or self.failure is not None
-                or pdv is None or pdv[1] or not self.dimse.takes_data_on(pdv[0])):
-            return False
-        ul = self.ul
-        count = len(data)
-        consumed = ul.consume_pdv_data(count, now)
-        if consumed == NOT_TAKEN:
-            return False
-        ending = False
-        if consumed != TAKEN:  # the PDV's last bytes
-            # PS3.8 E.2: a data PDV marked last ends the data set, hence the message;
-            # another one only its stretch (the data set goes on in the next PDV).
-            ending = pdv[2]
-            if ending:
-                taken = self.dimse.take_last_data(pdv[0])
-                assert taken  # takes_data_on held just above
-            self._pdus_seen = ul.pdus_received
-            if consumed == PDU_ENDED:  # no partial PDU held (has_partial_pdu)
-                # The data set goes on unless this PDV ended it: its next PDU is
-                # then due within the PDU deadline (as in _on_bytes).
-                self._pdu_started = None if ending else now
-                if not ending:
-                    self._pdus_seen = -1
-        self._routed_bytes += count
-        try:
-            sink.write(data)
-        except Exception as exc:  # as in _route_now: raised in the association's task
-            self._deliver([MessagesRouted([], exc)])
-            return True
-        if ending:
-            self._incoming = self._in_place_sink = None
-            self._inbox_bytes += self._routed_bytes
-            self._routed_bytes = 0
-            self._deliver([MessagesRouted([incoming], None)])
-        if self._timer_at is None:
-            self._rearm()
-        return True
 
     def _on_end(self, exc: BaseException | None) -> bool:
         """The transport closed (Evt17), cleanly or with ``exc``. True when only the
