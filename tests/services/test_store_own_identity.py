@@ -165,3 +165,29 @@ def test_a_well_formed_file_is_not_read_again(tmp_path: Path, syntax: str) -> No
     assert note is None
     assert (checked.sop_class_uid, checked.sop_instance_uid, checked.meta_uids) == (
         SECONDARY_CAPTURE, make_image(5).SOPInstanceUID, None)
+
+
+def test_a_file_rewritten_without_its_uid_after_listing_is_not_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listed whole, then rewritten without its SOP Instance UID (and so larger
+    or smaller: read again before it goes, ``store_prepare.as_it_is_now``): not
+    sent, with why, not sent under the UID its listing saw."""
+    from dicomnet.services import store_scu
+
+    image = make_image(1, rows=8, columns=8)
+    path = write_part10(tmp_path / "in" / "a.dcm", image, ExplicitVRLittleEndian)
+    read = read_part10
+
+    def listing(listed: Path) -> object:
+        info = read(listed)
+        write_with_meta(path, without(make_image(1, rows=8, columns=8), "SOPInstanceUID"),
+                        ExplicitVRLittleEndian, meta_class=image.SOPClassUID,
+                        meta_instance=image.SOPInstanceUID)
+        return info
+
+    monkeypatch.setattr(store_scu, "read_part10", listing)
+    [result] = send_files(tmp_path / "store", [path], [ExplicitVRLittleEndian])
+    assert (result.ok, result.sent, result.status) == (False, False, None)
+    assert result.error == (f"not sent: {path} is shorter than when it was read, and cannot "
+                            f"be read as it is now: {NO_INSTANCE.removeprefix('not sent: ')}")
+    assert not list((tmp_path / "store").rglob("*.dcm"))
