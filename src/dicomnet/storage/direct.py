@@ -45,7 +45,7 @@ import platform
 import sys
 from typing import Any
 
-__all__ = ["CHUNK", "IN_FLIGHT", "AlignedBuffer", "DirectBatch", "DirectSpool"]
+__all__ = ["CHUNK", "IN_FLIGHT", "SLACK", "AlignedBuffer", "DirectBatch", "DirectSpool"]
 
 #: Bytes per direct write: a multiple of every logical block size (512, 4096).
 #: Each ``io_submit`` ends in one notification of the (virtual) disk, which on
@@ -61,6 +61,16 @@ CHUNK = 2 << 20
 #: also mean fewer, longer reads. One 4 MiB chunk in flight (a wait for the
 #: disk before each submit) was slower than two of 2 MiB.
 IN_FLIGHT = 2
+#: Bytes each chunk's buffer has past :data:`CHUNK`, so that :meth:`DirectSpool.reserve`
+#: can lend the whole rest of a PDV that the chunk's end would cut a little short;
+#: they move to the start of the next chunk when the chunk goes to disk. Without
+#: it, that rest (under the association's 64 KiB in-place threshold) was read
+#: through the transport's buffer, together with the next PDU's header and up to
+#: 256 KiB of its data, all copied: with 1 MiB PDUs, whose ends drift a few
+#: bytes per chunk, at nearly every chunk boundary (115 KB per MiB of a 64 MiB
+#: object: docs/benchmarks.md). As large as that threshold, so that a rest too
+#: long for the slack is itself received in place, into the next chunk.
+SLACK = 64 << 10
 #: Most space reserved ahead of the writes by one fallocate call.
 ALLOCATE_STEP = 64 << 20
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
@@ -218,7 +228,7 @@ class _Writes:
         """An empty chunk, after waiting for one if :data:`IN_FLIGHT` are busy."""
         if len(self._inflight) >= IN_FLIGHT:
             self.reap(1)  # back-pressure: the disk is behind
-        return AlignedBuffer.take(CHUNK)
+        return AlignedBuffer.take(CHUNK + SLACK)
 
     def submit(self, fd: int, buffer: AlignedBuffer, offset: int) -> None:
         """Write ``buffer`` at ``offset`` (it is released when done). Errors go to
@@ -329,12 +339,17 @@ class DirectSpool:
 
     def reserve(self, most: int) -> memoryview | None:
         """Where the next bytes (at most ``most``) may be received in place: the
-        free end of the chunk being filled (:meth:`AlignedBuffer.tail`). Bytes
-        received there and then passed to :meth:`write` are not copied again."""
+        free end of the chunk being filled (:meth:`AlignedBuffer.tail`), past
+        its end by up to :data:`SLACK` when that takes all ``most`` (the rest of
+        a PDV), else up to its end. Bytes received there and then passed to
+        :meth:`write` are not copied again, but for those past the chunk's end."""
         self._check()
         current = self._current
         if current is None:
             current = self._current = self._writes.buffer()
+        free = CHUNK - current.size
+        if most > free + SLACK:
+            most = free  # the rest is long enough to go in place into the next chunk
         return current.tail(most)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -348,10 +363,16 @@ class DirectSpool:
             if current is None:
                 current = self._current = self._writes.buffer()
                 self._check()
-            count = min(size - done, CHUNK - len(current))
+            count = min(size - done, CHUNK - current.size)
             current.append(source[done:done + count])
             done += count
-            if len(current) == CHUNK:
+            if current.size == CHUNK:
+                # What was received past the chunk's end (reserve's slack) is
+                # copied to the next chunk's start on the next round, from memory
+                # the disk only reads. Should the next chunk be this very buffer
+                # (written, reaped and taken again: release does not clear it),
+                # those bytes are still there, past CHUNK, clear of the copy's
+                # destination (SLACK < CHUNK).
                 self._submit()
 
     def finish(self) -> None:
