@@ -182,10 +182,14 @@ class StoreSink:
                 if self._unsynced >= SYNC_EVERY and self.durable and not self.writer.direct:
                     self._background_sync(self.writer)
         except StorageError as exc:
-            self.detail = str(exc)
-            self.error = f"cannot store: {exc.reason}"
-            self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
-            self.abort()
+            self._failed(exc)
+
+    def _failed(self, exc: StorageError) -> None:
+        """Refuse the data set for a storage error (out of resources or not)."""
+        self.detail = str(exc)
+        self.error = f"cannot store: {exc.reason}"
+        self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
+        self.abort()
 
     def _spill(self, buffer: bytearray | AlignedBuffer, data: bytes | memoryview) -> None:
         """Go on in a temporary file: ``buffer`` (what came so far), then ``data``."""
@@ -404,9 +408,21 @@ class StoreSink:
                 return self.writer.reserve(most)
             except (OSError, StorageError):
                 return None  # the next write meets the same error and reports it
-        if type(self.buffer) is AlignedBuffer:  # once per read: no isinstance call
-            # Up to its capacity (the spill threshold): what comes after spills.
-            return self.buffer.tail(most)
+        buffer = self.buffer
+        if type(buffer) is AlignedBuffer:  # once per read: no isinstance call
+            if buffer.size + most <= SPILL_THRESHOLD or self.provisional is None:
+                return buffer.tail(most)  # up to its capacity (the spill threshold)
+            # The data set goes past the threshold with this PDV: spilled now, so
+            # that the PDV's rest is received into the writer's chunk rather
+            # than cut at the threshold, which sent that rest (when under the
+            # association's 64 KiB) and the next PDU's data, up to 256 KiB,
+            # through the transport's buffer: one copy per large object.
+            try:
+                self._spill(buffer, b"")
+            except StorageError as exc:
+                self._failed(exc)
+                return None
+            return self.reserve(most)
         return None
 
     def check_complete(self, uid: str) -> bool:
@@ -486,10 +502,7 @@ class StoreSink:
                 del buffer[keep:]
                 buffer += pad
         except StorageError as exc:
-            self.detail = str(exc)
-            self.error = f"cannot store: {exc.reason}"
-            self.status = OUT_OF_RESOURCES if exc.out_of_resources else PROCESSING_FAILURE
-            self.abort()
+            self._failed(exc)
             return False
         return True
 
