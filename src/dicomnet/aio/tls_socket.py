@@ -39,8 +39,13 @@ log = logging.getLogger("dicomnet.aio")
 
 _HIGH_WATER = 1 << 20
 _LOW_WATER = 256 << 10
-#: Records decrypted per read before the protocol hears of them.
-_READ_CALLS = 64
+#: Records decrypted per read before the protocol hears of them. 64 would be
+#: 1 MiB, but a PDV of a 1 MiB PDU (Limits' default) received in place starts
+#: inside a record (its 12 header bytes are read alone), so spans 65: with 64,
+#: its last bytes were left to the next read, under the association's 64 KiB
+#: in-place threshold, which read them into the transport's buffer with up to
+#: 256 KiB of the next PDV, all copied: once per MiB of a large data set.
+_READ_CALLS = 65
 #: Reads per readable event while a full buffer leaves decrypted bytes inside
 #: OpenSSL (a 512 KB image: 256 KB, then the rest in place); then the next round
 #: of the loop, after the other connections' events.
