@@ -533,7 +533,7 @@ def test_the_store_thread_takes_small_data_sets_half_a_window_at_a_time() -> Non
     from dicomnet.storage.direct import AlignedBuffer
 
     def job(buffer: bytearray | AlignedBuffer) -> Job:
-        return Job(buffer, None, "", "", None, "", ("", 0))  # type: ignore[arg-type]
+        return Job(buffer, None, "", None)  # type: ignore[arg-type]
 
     assert 1 < SMALL_ROUND < MAX_BATCH
     assert round_size(job(bytearray(2000))) == SMALL_ROUND

@@ -9,6 +9,8 @@ import subprocess
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -32,10 +34,21 @@ from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
 from tests.storage.dicomfiles import make_image, write_part10
 
+if TYPE_CHECKING:
+    from dicomnet.aio.server_association import ServerAssociation
+
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 MakeDataset = Callable[..., Dataset]
+
+
+def sender() -> ServerAssociation:
+    """What the store thread reads of a job's association (``store_jobs.Job``): a
+    plain-TCP one from SCU at 127.0.0.1:104, to SCP."""
+    return cast("ServerAssociation", SimpleNamespace(
+        calling_ae_title="SCU", called_ae_title="SCP", security=None,
+        peer=("127.0.0.1", 104)))
 
 
 def make_dataset(

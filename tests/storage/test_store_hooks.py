@@ -252,6 +252,41 @@ def test_a_handler_and_an_observer_see_the_called_ae_title_and_the_peer_address(
         assert host == "127.0.0.1" and isinstance(port, int) and port > 0
 
 
+def test_a_handler_and_an_observer_see_one_instance_made_for_them(tmp_path: Path) -> None:
+    """The store thread answers without a ``StoredInstance`` (store_answers.Stored);
+    one is made when first asked for, and the observer and the handler of an
+    object get that same one, whole: its file as a Path, who sent it, to whom."""
+    files = _files(tmp_path / "in", 2)
+    observed: list[StoredInstance] = []
+    handled: list[StoredInstance] = []
+
+    async def scenario(root: Path) -> list[StoreResult]:
+        scp = StorageSCP(root, on_stored=observed.append, on_c_store=handled.append)
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                return await store_paths("127.0.0.1", server.port, files,
+                                         calling_ae_title="MODALITY-7",
+                                         called_ae_title="AI-NODE-CT")
+        finally:
+            scp.close()
+
+    results = run(scenario(tmp_path / "out"))
+    assert [r.status for r in results] == [0, 0]
+    assert len(observed) == 2 and all(o is h for o, h in zip(observed, handled, strict=True))
+    for number, instance in enumerate(observed):
+        assert type(instance.path) is type(tmp_path) and instance.path.is_file()
+        assert instance.path.name == f"{uid(9, number)}.dcm"
+        assert instance.path.is_relative_to(tmp_path / "out")
+        assert (instance.sop_instance_uid, instance.sop_class_uid) == (
+            uid(9, number), SECONDARY_CAPTURE)
+        assert instance.transfer_syntax_uid == ExplicitVRLittleEndian
+        assert (instance.calling_ae_title, instance.called_ae_title) == (
+            "MODALITY-7", "AI-NODE-CT")
+        assert instance.peer[0] == "127.0.0.1" and instance.security is None
+        assert not instance.duplicate and not instance.replaced
+        assert instance.move_originator is None
+
+
 def test_a_store_result_gives_its_status_as_the_status_assoc_store_returns(
         tmp_path: Path) -> None:
     """``assoc.store`` returns a ``Status`` (words, category); ``StoreResult.status``

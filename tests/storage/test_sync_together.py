@@ -26,7 +26,7 @@ from dicomnet.storage import syncfs as syncfs_module
 from dicomnet.storage.direct import AlignedBuffer
 from dicomnet.storage.part10 import part10_header
 
-from .helpers import data_set_bytes, make_dataset
+from .helpers import data_set_bytes, make_dataset, sender
 
 TS = str(ExplicitVRLittleEndian)
 UID_ROOT = "1.2.826.0.1.3680043.8.498.77."
@@ -90,7 +90,7 @@ def jobs(count: int, *, first: int = 1, aligned: bool = False) -> Iterator[tuple
         if aligned:
             buffer = AlignedBuffer.take(SPILL_THRESHOLD)
             buffer.append(data)
-        yield Job(buffer, message, TS, "SCU", None, "SCP", ("127.0.0.1", 104)), data
+        yield Job(buffer, message, TS, sender()), data
 
 
 def commit_round(root: Path, count: int) -> None:

@@ -50,6 +50,7 @@ from .store_answers import (
     Refused,
     RefusedInstance,
     RefusedObserver,
+    Stored,
     StoredInstance,
     StoredObserver,
     StoreHook,
@@ -242,13 +243,12 @@ class StorageSCP(StoreDisk):
         buffer, sink.buffer = sink.buffer, None
         syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
         self._committer.submit_call(
-            Job(buffer, message, syntax, assoc.calling_ae_title, assoc.security,
-                 assoc.called_ae_title, assoc.peer),
+            Job(buffer, message, syntax, assoc),
             functools.partial(self._answer_stored, assoc, message, answer))
         return True
 
     def _answer_stored(self, assoc: ServerAssociation, message: CStoreRQ, answer: Answer,
-                       outcome: StoredInstance | BaseException) -> None:
+                       outcome: Stored | BaseException) -> None:
         try:
             status, comment = self._status(assoc, message, outcome)
         except BaseException as exc:  # not a storage failure: the association ends
@@ -276,20 +276,17 @@ class StorageSCP(StoreDisk):
         sink.writer = sink.buffer = None
         # The data set's own: the context's, unless the sink relabelled it.
         transfer_syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
-        outcome: StoredInstance | BaseException
-        commit: asyncio.Future[StoredInstance]
+        outcome: Stored | BaseException
+        commit: asyncio.Future[Stored]
         if writer is None:
             # In memory: written, with others of its round, by the store thread.
             assert buffer is not None
-            commit = self._committer.submit(Job(
-                buffer, message, transfer_syntax, assoc.calling_ae_title, assoc.security,
-                assoc.called_ae_title, assoc.peer))
+            commit = self._committer.submit(Job(buffer, message, transfer_syntax, assoc))
         else:
             commit = asyncio.get_running_loop().run_in_executor(
                 None, functools.partial(
                     self._commit, writer, message, transfer_syntax=transfer_syntax,
-                    calling_ae=assoc.calling_ae_title, security=assoc.security,
-                    called_ae=assoc.called_ae_title, peer=assoc.peer))
+                    assoc=assoc))
         try:
             # Shielded: an operation cancelled because its association ended must
             # not cancel a commit the executor has not started yet (its temporary
@@ -304,11 +301,11 @@ class StorageSCP(StoreDisk):
         status, comment = self._status(assoc, message, outcome)
         if status != SUCCESS or self.on_c_store is None:
             return status, comment
-        assert isinstance(outcome, StoredInstance)
-        return await run_hook(self.on_c_store, outcome)
+        assert isinstance(outcome, Stored)
+        return await run_hook(self.on_c_store, outcome.instance(message, assoc))
 
     async def _settle_unanswered(self, assoc: ServerAssociation, message: CStoreRQ,
-                                 commit: asyncio.Future[StoredInstance]) -> None:
+                                 commit: asyncio.Future[Stored]) -> None:
         """The operation was cancelled (its association ended) while ``commit``
         stored its object: what it stores is told all the same (``on_stored``),
         as the store thread's objects are, and before the association's end is:
@@ -324,19 +321,19 @@ class StorageSCP(StoreDisk):
             commit.add_done_callback(functools.partial(self._settled_late, assoc, message))
 
     def _settled_late(self, assoc: ServerAssociation, message: CStoreRQ,
-                      commit: asyncio.Future[StoredInstance]) -> None:
+                      commit: asyncio.Future[Stored]) -> None:
         """Tell (or log the refusal of) an object its cancelled operation stored."""
         if commit.cancelled():
             return
         outcome = commit.exception() or commit.result()
-        if isinstance(outcome, StoredInstance | StorageError | Refused):
+        if isinstance(outcome, Stored | StorageError | Refused):
             self._status(assoc, message, outcome)
 
     def _status(self, assoc: ServerAssociation, message: CStoreRQ,
-                outcome: StoredInstance | BaseException) -> tuple[int, str | None]:
+                outcome: Stored | BaseException) -> tuple[int, str | None]:
         """The status (and Error Comment) for a store's outcome, a refusal logged
         once; an exception that is no storage failure or refusal is raised again."""
-        if isinstance(outcome, StoredInstance):  # first: the usual case, one call
+        if isinstance(outcome, Stored):  # first: the usual case, one call
             if outcome.duplicate and self.duplicates is DuplicatePolicy.REJECT:
                 # A failure as the others are: its line, and on_refused (not on_stored);
                 # at INFO, as a duplicate kept: the operator's policy, no anomaly.
@@ -346,7 +343,7 @@ class StorageSCP(StoreDisk):
                        level=logging.INFO, path=outcome.path)
                 return DUPLICATE_INSTANCE, "duplicate SOP Instance UID"
             if self.on_stored is not None:
-                self._tell_stored(outcome)
+                self._tell_stored(outcome.instance(message, assoc))
             return SUCCESS, None
         if isinstance(outcome, StorageError):
             status = OUT_OF_RESOURCES if outcome.out_of_resources else PROCESSING_FAILURE

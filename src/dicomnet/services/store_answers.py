@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from ..aio.server_association import ServerAssociation
 
 __all__ = ["HOOK_FAILED", "HookAnswer", "Refused", "RefusedInstance", "RefusedObserver",
-           "StoreHook", "StoredInstance", "StoredObserver", "refuse", "response", "run_hook"]
+           "StoreHook", "Stored", "StoredInstance", "StoredObserver", "refuse", "response",
+           "run_hook"]
 
 log = logging.getLogger("dicomnet.services")
 
@@ -85,6 +86,43 @@ class StoredInstance:
         :meth:`dataset` raises."""
         return await asyncio.get_running_loop().run_in_executor(
             None, functools.partial(self.dataset, stop_before_pixels=stop_before_pixels))
+
+
+@dataclass(slots=True, eq=False)
+class Stored:
+    """An object the store thread (or a spilled commit) made durable, as it answers
+    it (PS3.4 B.2.2): what its :class:`StoredInstance` is made of, made when
+    something reads one (:meth:`instance`: an ``on_c_store`` handler,
+    ``on_stored``), once. Most servers have neither: the instance and its
+    ``Path`` were ~10 Python and ~10 built-in calls per object on the store
+    thread, for nobody. ``folder`` is the file's folder, ``name`` its name there;
+    for a duplicate kept (``folder`` None), ``name`` is the kept copy's path."""
+
+    folder: Path | None
+    name: str
+    duplicate: bool
+    replaced: bool
+    transfer_syntax: str
+    made: StoredInstance | None = None
+
+    @property
+    def path(self) -> Path:
+        """The stored file: the new object's, or the copy kept for a duplicate."""
+        return Path(self.name) if self.folder is None else self.folder / self.name
+
+    def instance(self, message: CStoreRQ, assoc: ServerAssociation) -> StoredInstance:
+        """The :class:`StoredInstance` of ``message``, received on ``assoc`` (made
+        the first time, the same one after)."""
+        if self.made is None:
+            self.made = StoredInstance(
+                path=self.path, sop_class_uid=message.affected_sop_class_uid,
+                sop_instance_uid=message.affected_sop_instance_uid,
+                transfer_syntax_uid=self.transfer_syntax,
+                calling_ae_title=assoc.calling_ae_title, security=assoc.security,
+                duplicate=self.duplicate, called_ae_title=assoc.called_ae_title,
+                peer=assoc.peer, move_originator=move_originator(message),
+                replaced=self.replaced)
+        return self.made
 
 
 #: What an ``on_c_store`` handler may answer: None (Success), a status (an int or a

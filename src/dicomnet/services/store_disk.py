@@ -18,12 +18,12 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..dimse.messages import CStoreRQ
 from ..dimse.status import CANNOT_UNDERSTAND, PROCESSING_FAILURE
 from ..dimse.status import DATASET_DOES_NOT_MATCH_SOP_CLASS as DATASET_MISMATCH
 from ..errors import ConfigurationError
-from ..security.info import SecurityInfo
 from ..storage.cleanup import open_index
 from ..storage.damage import damaged_part10
 from ..storage.direct import AlignedBuffer, DirectBatch
@@ -42,10 +42,13 @@ from ..storage.instances import IndexRow, InstanceLocator
 from ..storage.layout import PlacedFolder
 from ..storage.names import UnsafeNameError
 from ..storage.syncfs import can_sync_together, sync_together
-from .store_answers import Refused, StoredInstance
-from .store_jobs import Job, Round, finish_writes, move_originator, round_size
+from .store_answers import Refused, Stored
+from .store_jobs import Job, Round, finish_writes, round_size
 from .store_opening import open_store
 from .workers import Background, BatchWorker
+
+if TYPE_CHECKING:
+    from ..aio.server_association import ServerAssociation
 
 __all__ = ["StoreDisk", "duplicate_policy"]
 
@@ -101,7 +104,7 @@ class StoreDisk:
         self._index_writer: Background[IndexRow] = Background(
             "dicomnet-index", self._write_index_rows, linger=0.05)
         # Pipelined: the disk writes one round while the thread names the last.
-        self._committer: BatchWorker[Job, StoredInstance] = BatchWorker.pipelined(
+        self._committer: BatchWorker[Job, Stored] = BatchWorker.pipelined(
             "dicomnet-store", self._start_round, self._finish_round, round_size=round_size)
         self._closed = False
 
@@ -190,10 +193,10 @@ class StoreDisk:
         return header, folder, name
 
     def _commit(self, writer: AtomicWriter, message: CStoreRQ, *, transfer_syntax: str,
-                calling_ae: str, security: SecurityInfo | None, called_ae: str,
-                peer: tuple[str, int]) -> StoredInstance:
-        """Runs in a worker thread for a data set that spilled to a temporary file:
-        parse its header, fsync, rename, then queue its index row."""
+                assoc: ServerAssociation) -> Stored:
+        """Runs in a worker thread for a data set that spilled to a temporary file
+        (received on ``assoc``): parse its header, fsync, rename, then queue its
+        index row."""
         try:
             self._follow_root()
             writer.flush()  # the header is read back from the file
@@ -210,14 +213,12 @@ class StoreDisk:
                 sync_folder(folder.text)
             except StorageError:
                 self._index(header, result, message, folder.relative + name,
-                            transfer_syntax=transfer_syntax, calling_ae=calling_ae,
-                            security=security, generation=generation)
+                            transfer_syntax=transfer_syntax, assoc=assoc,
+                            generation=generation)
                 raise
         self._settled(message, generation)
         return self._stored(header, result, message, folder, name,
-                            transfer_syntax=transfer_syntax, calling_ae=calling_ae,
-                            security=security, generation=generation, called_ae=called_ae,
-                            peer=peer)
+                            transfer_syntax=transfer_syntax, assoc=assoc, generation=generation)
 
     def _follow_root(self) -> None:
         """Store only into the folder this server holds: one removed under it (rm -rf
@@ -329,7 +330,7 @@ class StoreDisk:
         batch.submit()
         return Round(jobs, written, batch, together)
 
-    def _finish_round(self, started: Round) -> list[StoredInstance | BaseException]:
+    def _finish_round(self, started: Round) -> list[Stored | BaseException]:
         """The second half of a round (PS3.4 B.2.2: stored before Success): wait for
         the writes, make the files durable (one ``syncfs`` for the round, or an
         fsync each), name them, fsync each folder once, and give one answer per
@@ -373,7 +374,7 @@ class StoreDisk:
                     sync_folder(folder.text)
                 except StorageError as exc:
                     unsynced[folder.text] = exc
-        answers: list[StoredInstance | BaseException] = []
+        answers: list[Stored | BaseException] = []
         for job, outcome in zip(jobs, done, strict=True):
             if isinstance(outcome, BaseException):
                 answers.append(outcome)
@@ -383,50 +384,37 @@ class StoreDisk:
                 answers.append(unsynced[os.path.dirname(result.filename)])
                 if result.stored:  # not a duplicate kept in that folder
                     self._index(header, result, job.message, folder.relative + name,
-                                transfer_syntax=job.transfer_syntax, calling_ae=job.calling_ae,
-                                security=job.security, generation=generation)
+                                transfer_syntax=job.transfer_syntax, assoc=job.assoc,
+                                generation=generation)
             else:
                 if self._locator is not None:  # _settled, without its call per object
                     self._locator.settled(job.message.affected_sop_instance_uid, generation)
                 answers.append(self._stored(
                     header, result, job.message, folder, name,
-                    transfer_syntax=job.transfer_syntax,
-                    calling_ae=job.calling_ae, security=job.security, generation=generation,
-                    called_ae=job.called_ae, peer=job.peer))
+                    transfer_syntax=job.transfer_syntax, assoc=job.assoc, generation=generation))
         return answers
 
     def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ,
-                folder: PlacedFolder, name: str, *, transfer_syntax: str, calling_ae: str,
-                security: SecurityInfo | None, generation: int | None, called_ae: str,
-                peer: tuple[str, int]) -> StoredInstance:
-        duplicate = result.outcome in (CommitOutcome.DUPLICATE_KEPT,
-                                       CommitOutcome.DUPLICATE_REJECTED)
-        if not duplicate:
-            # The file is durable: its row may follow after the answer (the
-            # index's rule is "no row without a durable file", and reindex
-            # restores rows a crash lost). Off the critical path it costs
-            # nothing to the sender.
-            self._index(header, result, message, folder.relative + name,
-                        transfer_syntax=transfer_syntax, calling_ae=calling_ae,
-                        security=security, generation=generation)
-            # The one Path made per object, for the handler (documented as one): the
-            # folder's and the name, cheaper than parsing the whole path.
-            path = folder.path / name
-        else:
-            self._kept(result, message, calling_ae, peer)
-            path = result.path  # the copy kept, wherever it is
-        replaced = result.outcome is CommitOutcome.REPLACED
+                folder: PlacedFolder, name: str, *, transfer_syntax: str,
+                assoc: ServerAssociation, generation: int | None) -> Stored:
+        outcome = result.outcome
+        if outcome is CommitOutcome.DUPLICATE_KEPT or outcome is CommitOutcome.DUPLICATE_REJECTED:
+            self._kept(result, message, assoc.calling_ae_title, assoc.peer)
+            # The copy kept, wherever it is.
+            return Stored(None, result.filename, True, False, transfer_syntax)
+        # The file is durable: its row may follow after the answer (the index's
+        # rule is "no row without a durable file", and reindex restores rows a
+        # crash lost). Off the critical path it costs nothing to the sender.
+        self._index(header, result, message, folder.relative + name,
+                    transfer_syntax=transfer_syntax, assoc=assoc, generation=generation)
+        replaced = outcome is CommitOutcome.REPLACED
         if replaced and self.duplicates is DuplicatePolicy.OVERWRITE:
             # Said as a duplicate kept is: the sender hears Success either way.
             log.info("C-STORE %s from %s@%s:%s: an earlier copy replaced (duplicates policy "
-                     "overwrite)", message.affected_sop_instance_uid, calling_ae, *peer[:2])
-        return StoredInstance(
-            path=path, sop_class_uid=message.affected_sop_class_uid,
-            sop_instance_uid=message.affected_sop_instance_uid,
-            transfer_syntax_uid=transfer_syntax, calling_ae_title=calling_ae,
-            security=security, duplicate=duplicate, called_ae_title=called_ae, peer=peer,
-            move_originator=move_originator(message), replaced=replaced,
-        )
+                     "overwrite)", message.affected_sop_instance_uid, assoc.calling_ae_title,
+                     *assoc.peer[:2])
+        # No Path here: made (the folder's and the name) if a handler reads one.
+        return Stored(folder.path, name, False, replaced, transfer_syntax)
 
     def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str,
               peer: tuple[str, int]) -> None:
@@ -445,8 +433,8 @@ class StoreDisk:
                  self.duplicates.value, "; its lost index row restored" if row else "")
 
     def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ,
-               relative: str, *, transfer_syntax: str, calling_ae: str,
-               security: SecurityInfo | None, generation: int | None) -> None:
+               relative: str, *, transfer_syntax: str, assoc: ServerAssociation,
+               generation: int | None) -> None:
         """Queue the row of a file just named (``relative``: its path below the
         root, from ``Layout.place_in``). Also when its folder could not be
         synced and failure is answered: the name stands (taking it back could
@@ -454,13 +442,13 @@ class StoreDisk:
         the index describes what is on disk; the copies it replaced stay."""
         if self.index is None:
             return
-        fingerprint = None
+        fingerprint, security = None, assoc.security
         if security is not None and security.peer_certificates:
             fingerprint = security.peer_certificates[0].sha256_fingerprint
         self._index_writer.put((NewInstance(
             header, relative_path=relative,
             transfer_syntax_uid=transfer_syntax, size=result.size,
-            calling_ae=calling_ae, peer_fingerprint=fingerprint,
+            calling_ae=assoc.calling_ae_title, peer_fingerprint=fingerprint,
         ), message.affected_sop_instance_uid, generation))
 
     def _relative(self, path: Path | str) -> str:

@@ -8,30 +8,32 @@ whose writes are started (:class:`Round`) and the wait for its direct writes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..dimse.messages import CStoreRQ
-from ..security.info import SecurityInfo
 from ..storage.direct import AlignedBuffer, DirectBatch
 from ..storage.files import AtomicWriter
 from ..storage.header import HeaderAttributes
 from ..storage.layout import PlacedFolder
 from .workers import MAX_BATCH
 
+if TYPE_CHECKING:
+    from ..aio.server_association import ServerAssociation
+
 __all__ = ["SMALL_ROUND", "Job", "Round", "finish_writes", "move_originator", "round_size"]
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A data set received in memory, for the store thread."""
+    """A data set received in memory, for the store thread, and the association
+    it came on: its calling AE title and TLS link go in the index row, its peer
+    in a duplicate's log line. Read there, not copied here: two of them are
+    properties, Python calls per object on the event loop."""
 
     buffer: bytearray | AlignedBuffer
     message: CStoreRQ
     transfer_syntax: str
-    calling_ae: str
-    security: SecurityInfo | None
-    #: The association's called AE title and peer address, for ``StoredInstance``.
-    called_ae: str
-    peer: tuple[str, int]
+    assoc: ServerAssociation
 
 
 #: Jobs per store round opened by a small data set (page cache, not O_DIRECT).
