@@ -249,6 +249,11 @@ class StorageSCP(StoreDisk):
 
     def _answer_stored(self, assoc: ServerAssociation, message: CStoreRQ, answer: Answer,
                        outcome: Stored | BaseException) -> None:
+        if (outcome.__class__ is Stored and self.on_stored is None
+                and not outcome.duplicate):
+            # The usual answer: _status's first case, without its call per object.
+            answer(response(message, SUCCESS, None))
+            return
         try:
             status, comment = self._status(assoc, message, outcome)
         except BaseException as exc:  # not a storage failure: the association ends

@@ -344,6 +344,7 @@ class StoreDisk:
             entry[3] for entry in written
             if not isinstance(entry, BaseException)
             and (not failed or entry[3].fileno() not in failed)])
+        locator = self._locator
         for job, entry in zip(jobs, written, strict=True):
             if isinstance(entry, BaseException):
                 done.append(entry)
@@ -355,8 +356,15 @@ class StoreDisk:
                 writer.abort()
                 continue
             try:
-                result, generation = self._name(writer, job.message, folder, name,
-                                                writer.destination_name, synced=synced)
+                if locator is None:
+                    result, generation = self._name(writer, job.message, folder, name,
+                                                    writer.destination_name, synced=synced)
+                else:  # _name's, inline (a call per object)
+                    if not synced:
+                        writer.make_durable()  # the file's fsync outside the locator's lock
+                    result, generation = locator.commit(
+                        writer, job.message.affected_sop_instance_uid, writer.destination_name,
+                        self.duplicates, damaged=damaged_part10, relative=folder.relative + name)
                 done.append((header, folder, name, result, generation))
             except Exception as exc:  # commit removed the temporary file
                 done.append(exc)
@@ -387,8 +395,8 @@ class StoreDisk:
                                 transfer_syntax=job.transfer_syntax, assoc=job.assoc,
                                 generation=generation)
             else:
-                if self._locator is not None:  # _settled, without its call per object
-                    self._locator.settled(job.message.affected_sop_instance_uid, generation)
+                if locator is not None:  # _settled, without its call per object
+                    locator.settled(job.message.affected_sop_instance_uid, generation)
                 answers.append(self._stored(
                     header, result, job.message, folder, name,
                     transfer_syntax=job.transfer_syntax, assoc=job.assoc, generation=generation))

@@ -246,7 +246,8 @@ class AtomicWriter:
         # Paths kept as text: a Path per object (made, hashed, turned into text)
         # was ~16 Python calls of a received image's few hundred.
         #: The final path the object gets on commit, as text (:attr:`destination`).
-        self.destination_name = os.fspath(destination)
+        self.destination_name = (destination if type(destination) is str  # the store thread's
+                                 else os.fspath(destination))
         #: With ``direct``, bytes go to disk as they come, without the page cache
         #: (:mod:`dicomnet.storage.direct`): for large objects, whose every byte the
         #: commit must wait for anyway. Ignored where the file system cannot.
@@ -263,7 +264,7 @@ class AtomicWriter:
         # ``folder``: the destination's parent, when the caller has it already
         # (Layout.place_in): not worked out again per object.
         folder_name = (os.path.dirname(self.destination_name) or os.curdir if folder is None
-                       else os.fspath(folder))
+                       else folder if type(folder) is str else os.fspath(folder))
         self._size = 0
         self._done = False
         #: The folder the file is made in (and named into), as a string: its file
@@ -510,7 +511,10 @@ class AtomicWriter:
                 os.fsync(self._fd)
             if self._temp is None:
                 outcome = self._name_unnamed(policy, damaged)
-                self._close()
+                # _close(), inline (a call per object): no spool left after the flush.
+                fd, self._fd = self._fd, -1
+                if fd >= 0:
+                    os.close(fd)
                 if self.durable and sync_folder:
                     _fsync_dir(os.path.dirname(final) or os.curdir)
                 self._done = True
