@@ -128,7 +128,8 @@ def row_values(row: NewInstance) -> RowValues:
                                             ("SeriesInstanceUID", series_uid)) if value is None]
         raise StorageError(f"cannot index a data set without {', '.join(missing)}")
     patient_id = patient_id or ""
-    when = (row.received_at or datetime.now(UTC)).astimezone(UTC)
+    # Now is UTC already: no astimezone (a built-in call per row) for it.
+    when = datetime.now(UTC) if row.received_at is None else row.received_at.astimezone(UTC)
     return RowValues(
         sop_uid=sop_uid, study_uid=study_uid, series_uid=series_uid,
         patient=(patient_id, patient_name, birth_date, sex),
@@ -160,7 +161,7 @@ def insert_row(db: sqlite3.Connection, values: RowValues,
     ).fetchone()
     if (previous is not None and previous.series == values.series
             and previous.study == values.study and previous.patient == values.patient):
-        _upsert_instance(db, values)
+        db.execute(_UPSERT_INSTANCE, values.instance)  # no function: a call per row
         if old_series is not None and old_series[0] != series_uid:
             prune_series(db, old_series[0])
         return
@@ -194,7 +195,7 @@ def insert_row(db: sqlite3.Connection, values: RowValues,
         "series_description = excluded.series_description",
         values.series,
     )
-    _upsert_instance(db, values)
+    db.execute(_UPSERT_INSTANCE, values.instance)
     # Drop parents that became empty so counts and C-FIND stay truthful.
     if old_series is not None and old_series[0] != series_uid:
         prune_series(db, old_series[0])
@@ -204,18 +205,17 @@ def insert_row(db: sqlite3.Connection, values: RowValues,
         _prune_patient(db, old_patient[0])
 
 
-def _upsert_instance(db: sqlite3.Connection, values: RowValues) -> None:
-    db.execute(
-        "INSERT INTO instance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(sop_instance_uid) DO UPDATE SET series_uid = excluded.series_uid, "
-        "sop_class_uid = excluded.sop_class_uid, "
-        "instance_number = excluded.instance_number, "
-        "transfer_syntax_uid = excluded.transfer_syntax_uid, "
-        "relative_path = excluded.relative_path, size = excluded.size, "
-        "sha256 = excluded.sha256, received_at = excluded.received_at, "
-        "calling_ae = excluded.calling_ae, peer_fingerprint = excluded.peer_fingerprint",
-        values.instance,
-    )
+#: An instance's row written, in :func:`insert_row`.
+_UPSERT_INSTANCE = (
+    "INSERT INTO instance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(sop_instance_uid) DO UPDATE SET series_uid = excluded.series_uid, "
+    "sop_class_uid = excluded.sop_class_uid, "
+    "instance_number = excluded.instance_number, "
+    "transfer_syntax_uid = excluded.transfer_syntax_uid, "
+    "relative_path = excluded.relative_path, size = excluded.size, "
+    "sha256 = excluded.sha256, received_at = excluded.received_at, "
+    "calling_ae = excluded.calling_ae, peer_fingerprint = excluded.peer_fingerprint"
+)
 
 
 def prune_series(db: sqlite3.Connection, series_uid: str) -> None:
