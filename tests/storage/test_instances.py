@@ -170,7 +170,7 @@ def test_rows_after_the_index_closed_are_reported(tmp_path: Path,
 
     scp = StorageSCP(tmp_path / "store")
     scp.close()
-    scp._write_index_rows([(_row("late"), UID, None)])
+    scp._write_index_rows([[(_row("late"), UID, None)]])
     assert ("1 index row(s) arrived after the index closed; with the server stopped, "
             f"'dicomnet reindex {tmp_path / 'store'}' restores them") in caplog.text
 

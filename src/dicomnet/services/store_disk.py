@@ -101,7 +101,9 @@ class StoreDisk:
         # Held by a batch of rows being written: the index is replaced between two
         # (_new_index), never under one.
         self._swapping = threading.Lock()
-        self._index_writer: Background[IndexRow] = Background(
+        # A round's rows are queued together (one put per round, not per object:
+        # three Python calls each, and the index thread's take of each).
+        self._index_writer: Background[list[IndexRow]] = Background(
             "dicomnet-index", self._write_index_rows, linger=0.05)
         # Pipelined: the disk writes one round while the thread names the last.
         self._committer: BatchWorker[Job, Stored] = BatchWorker.pipelined(
@@ -208,17 +210,23 @@ class StoreDisk:
         result, generation = self._name(writer, message, folder, name, folder.prefix + name,
                                         synced=False)
         self._follow_root_again()
-        if self.durable and result.stored:  # named at destination, in folder
-            try:
-                sync_folder(folder.text)
-            except StorageError:
-                self._index(header, result, message, folder.relative + name,
-                            transfer_syntax=transfer_syntax, assoc=assoc,
-                            generation=generation)
-                raise
-        self._settled(message, generation)
-        return self._stored(header, result, message, folder, name,
-                            transfer_syntax=transfer_syntax, assoc=assoc, generation=generation)
+        rows: list[IndexRow] = []
+        try:
+            if self.durable and result.stored:  # named at destination, in folder
+                try:
+                    sync_folder(folder.text)
+                except StorageError:
+                    self._index(header, result, message, folder.relative + name,
+                                transfer_syntax=transfer_syntax, assoc=assoc,
+                                generation=generation, rows=rows)
+                    raise
+            self._settled(message, generation)
+            return self._stored(header, result, message, folder, name,
+                                transfer_syntax=transfer_syntax, assoc=assoc,
+                                generation=generation, rows=rows)
+        finally:
+            if rows:
+                self._index_writer.put(rows)
 
     def _follow_root(self) -> None:
         """Store only into the folder this server holds: one removed under it (rm -rf
@@ -383,28 +391,37 @@ class StoreDisk:
                 except StorageError as exc:
                     unsynced[folder.text] = exc
         answers: list[Stored | BaseException] = []
-        for job, outcome in zip(jobs, done, strict=True):
-            if isinstance(outcome, BaseException):
-                answers.append(outcome)
-                continue
-            header, folder, name, result, generation = outcome
-            if unsynced and os.path.dirname(result.filename) in unsynced:
-                answers.append(unsynced[os.path.dirname(result.filename)])
-                if result.stored:  # not a duplicate kept in that folder
-                    self._index(header, result, job.message, folder.relative + name,
-                                transfer_syntax=job.transfer_syntax, assoc=job.assoc,
-                                generation=generation)
-            else:
-                if locator is not None:  # _settled, without its call per object
-                    locator.settled(job.message.affected_sop_instance_uid, generation)
-                answers.append(self._stored(
-                    header, result, job.message, folder, name,
-                    transfer_syntax=job.transfer_syntax, assoc=job.assoc, generation=generation))
+        rows: list[IndexRow] = []  # queued once the round's answers are made, before
+        try:
+            for job, outcome in zip(jobs, done, strict=True):
+                if isinstance(outcome, BaseException):
+                    answers.append(outcome)
+                    continue
+                header, folder, name, result, generation = outcome
+                if unsynced and os.path.dirname(result.filename) in unsynced:
+                    answers.append(unsynced[os.path.dirname(result.filename)])
+                    if result.stored:  # not a duplicate kept in that folder
+                        self._index(header, result, job.message, folder.relative + name,
+                                    transfer_syntax=job.transfer_syntax, assoc=job.assoc,
+                                    generation=generation, rows=rows)
+                else:
+                    if locator is not None:  # _settled, without its call per object
+                        locator.settled(job.message.affected_sop_instance_uid, generation)
+                    answers.append(self._stored(
+                        header, result, job.message, folder, name,
+                        transfer_syntax=job.transfer_syntax, assoc=job.assoc,
+                        generation=generation, rows=rows))
+        finally:
+            if rows:
+                self._index_writer.put(rows)
         return answers
 
     def _stored(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ,
                 folder: PlacedFolder, name: str, *, transfer_syntax: str,
-                assoc: ServerAssociation, generation: int | None) -> Stored:
+                assoc: ServerAssociation, generation: int | None,
+                rows: list[IndexRow]) -> Stored:
+        """The answer for an object named (``result``): its row appended to
+        ``rows`` unless it is a duplicate, which is logged (:meth:`_kept`)."""
         outcome = result.outcome
         if outcome is CommitOutcome.DUPLICATE_KEPT or outcome is CommitOutcome.DUPLICATE_REJECTED:
             self._kept(result, message, assoc.calling_ae_title, assoc.peer)
@@ -414,7 +431,8 @@ class StoreDisk:
         # rule is "no row without a durable file", and reindex restores rows a
         # crash lost). Off the critical path it costs nothing to the sender.
         self._index(header, result, message, folder.relative + name,
-                    transfer_syntax=transfer_syntax, assoc=assoc, generation=generation)
+                    transfer_syntax=transfer_syntax, assoc=assoc, generation=generation,
+                    rows=rows)
         replaced = outcome is CommitOutcome.REPLACED
         if replaced and self.duplicates is DuplicatePolicy.OVERWRITE:
             # Said as a duplicate kept is: the sender hears Success either way.
@@ -432,7 +450,7 @@ class StoreDisk:
         uid, relative = message.affected_sop_instance_uid, self._relative(result.filename)
         row = self._locator.lost_row(uid, relative) if self._locator is not None else None
         if row is not None:
-            self._index_writer.put((row, uid, None))
+            self._index_writer.put([(row, uid, None)])
         if row is None and self.duplicates is DuplicatePolicy.REJECT:
             return  # the refusal's line says it (_status), with its status
         log.info("C-STORE %s from %s@%s:%s: already stored at %s, %s (duplicates policy %s)%s",
@@ -442,18 +460,19 @@ class StoreDisk:
 
     def _index(self, header: HeaderAttributes, result: CommitResult, message: CStoreRQ,
                relative: str, *, transfer_syntax: str, assoc: ServerAssociation,
-               generation: int | None) -> None:
-        """Queue the row of a file just named (``relative``: its path below the
-        root, from ``Layout.place_in``). Also when its folder could not be
-        synced and failure is answered: the name stands (taking it back could
-        remove what another association has meanwhile relied on or stored), so
-        the index describes what is on disk; the copies it replaced stay."""
+               generation: int | None, rows: list[IndexRow]) -> None:
+        """Add to ``rows`` (the caller queues them) the row of a file just named
+        (``relative``: its path below the root, from ``Layout.place_in``). Also
+        when its folder could not be synced and failure is answered: the name
+        stands (taking it back could remove what another association has
+        meanwhile relied on or stored), so the index describes what is on disk;
+        the copies it replaced stay."""
         if self.index is None:
             return
         fingerprint, security = None, assoc.security
         if security is not None and security.peer_certificates:
             fingerprint = security.peer_certificates[0].sha256_fingerprint
-        self._index_writer.put((NewInstance(
+        rows.append((NewInstance(
             header, relative_path=relative,
             transfer_syntax_uid=transfer_syntax, size=result.size,
             calling_ae=assoc.calling_ae_title, peer_fingerprint=fingerprint,
@@ -467,9 +486,12 @@ class StoreDisk:
             return text if os.sep == "/" else text.replace(os.sep, "/")
         return Path(path).relative_to(self.root).as_posix()
 
-    def _write_index_rows(self, rows: list[IndexRow]) -> None:
+    def _write_index_rows(self, batches: list[list[IndexRow]]) -> None:
+        """Write the rows queued (a round's, a spilled object's, a lost one's read
+        back), in one transaction."""
         if self.index is None:
             return
+        rows = batches[0] if len(batches) == 1 else [row for batch in batches for row in batch]
         written = False
         with self._swapping:
             index = self.index
