@@ -437,14 +437,25 @@ class InstanceLocator:
         (a batch written in part) counts as written."""
         folders: set[Path] = set()
         for _, uid, generation in rows:
+            if generation is None:  # no name given (a lost row read back): nothing held
+                continue
             with self._lock:  # per row: the store thread names objects meanwhile
-                named = self._named.get(uid) if generation is not None else None
-                if named is not None and named.generation == generation and (
-                        written or self._indexed(uid, named.relative_path)):
-                    named.indexed = True
-                    if named.settled and named.superseded:
-                        folders |= self._remove_superseded(named)
-                self._forget(uid, generation)
+                named = self._named.get(uid)
+                if named is not None:
+                    if named.generation == generation and (
+                            written or self._indexed(uid, named.relative_path)):
+                        named.indexed = True
+                        if named.settled and named.superseded:
+                            folders |= self._remove_superseded(named)
+                    # This name's row is through (what _forget did, inline: a call
+                    # per row). The instance is forgotten once none of its names
+                    # is on its way, unless copies wait for removal: a name that
+                    # never settled (its folder sync failed) leaves them to the
+                    # instance's next name.
+                    named.outstanding -= 1
+                    if named.outstanding <= 0 and not named.superseded:
+                        del self._named[uid]
+                self._pending.pop(generation, None)
         self._tidy(folders)
 
     def _indexed(self, sop_instance_uid: str, relative: str) -> bool:
@@ -454,13 +465,3 @@ class InstanceLocator:
         except StorageError:  # closed, or unreadable: taken as not written
             return False
 
-    def _forget(self, sop_instance_uid: str, generation: int | None) -> None:
-        if generation is not None:
-            self._pending.pop(generation, None)
-        named = self._named.get(sop_instance_uid) if generation is not None else None
-        if named is not None:
-            named.outstanding -= 1
-            # Kept while copies wait for removal: a name that never settled (its
-            # folder sync failed) leaves them to the instance's next name.
-            if named.outstanding <= 0 and not named.superseded:
-                del self._named[sop_instance_uid]
