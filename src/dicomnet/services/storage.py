@@ -234,8 +234,10 @@ class StorageSCP(StoreDisk):
         through ``answer`` once it is durable: no task per object (see
         ``ServiceProvider``). Anything else (a spilled or refused data set, an
         ``on_c_store`` handler to run) goes through :meth:`handle`."""
-        if (self.on_c_store is not None or not isinstance(message, CStoreRQ)
-                or not isinstance(sink, StoreSink)
+        # Classes compared, not isinstance (two built-in calls per object): a
+        # subclass of either goes through handle(), which takes anything.
+        if (self.on_c_store is not None or message.__class__ is not CStoreRQ
+                or sink.__class__ is not StoreSink
                 or not sink.check_complete(message.affected_sop_instance_uid)
                 or sink.writer is not None or sink.buffer is None):
             return False
