@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 __all__ = ["SMALL_ROUND", "Job", "Round", "finish_writes", "move_originator", "round_size"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Job:
     """A data set received in memory, for the store thread, and the association
     it came on: its calling AE title and TLS link go in the index row, its peer
     in a duplicate's log line. Read there, not copied here: two of them are
-    properties, Python calls per object on the event loop."""
+    properties, Python calls per object on the event loop. Not frozen, though
+    nothing changes it: a frozen one's ``__init__`` sets each field through
+    ``object.__setattr__``, once per object on the loop."""
 
     buffer: bytearray | AlignedBuffer
     message: CStoreRQ

@@ -99,9 +99,11 @@ def attribute_text(ds: Dataset | HeaderAttributes, keyword: str) -> str | None:
     return text or None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RowValues:
-    """Everything one instance's row writes: its own values and its parents'."""
+    """Everything one instance's row writes: its own values and its parents'.
+    Not frozen, though nothing changes one: a frozen one's ``__init__`` sets each
+    field through ``object.__setattr__``, once per row on the index thread."""
 
     sop_uid: str
     study_uid: str
