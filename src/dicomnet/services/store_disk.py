@@ -316,9 +316,15 @@ class StoreDisk:
                                       folder=folder.text)
                 try:
                     buffer = job.buffer
-                    if isinstance(buffer, bytearray) or not writer.write_in(batch, buffer):
-                        # store_sink.contents, inline (a call per object).
-                        writer.write(buffer if isinstance(buffer, bytearray) else buffer.view())
+                    # One isinstance per object: a small data set through the page
+                    # cache; a page-aligned one directly, else (store_sink.contents,
+                    # inline) through the page cache too.
+                    if isinstance(buffer, bytearray):
+                        writer.write(buffer)
+                        if not together:
+                            writer.start_sync()
+                    elif not writer.write_in(batch, buffer):
+                        writer.write(buffer.view())
                         if not together:
                             writer.start_sync()
                 except BaseException:
