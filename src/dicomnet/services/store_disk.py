@@ -430,7 +430,7 @@ class StoreDisk:
         ``rows`` unless it is a duplicate, which is logged (:meth:`_kept`)."""
         outcome = result.outcome
         if outcome is CommitOutcome.DUPLICATE_KEPT or outcome is CommitOutcome.DUPLICATE_REJECTED:
-            self._kept(result, message, assoc.calling_ae_title, assoc.peer)
+            self._kept(result, message, assoc.calling_ae_title, assoc.peer, rows)
             # The copy kept, wherever it is.
             return Stored(None, result.filename, True, False, transfer_syntax)
         # The file is durable: its row may follow after the answer (the index's
@@ -449,14 +449,15 @@ class StoreDisk:
         return Stored(folder.path, name, False, replaced, transfer_syntax)
 
     def _kept(self, result: CommitResult, message: CStoreRQ, calling_ae: str,
-              peer: tuple[str, int]) -> None:
+              peer: tuple[str, int], rows: list[IndexRow]) -> None:
         """A duplicate discarded for the copy at ``result.path``: said at INFO, as
         with keep the sender hears Success and a corrected resend shows only here;
-        a row the index lost for that copy is read back from it and queued."""
+        a row the index lost for that copy is read back from it and added to
+        ``rows``, in its place among the round's."""
         uid, relative = message.affected_sop_instance_uid, self._relative(result.filename)
         row = self._locator.lost_row(uid, relative) if self._locator is not None else None
         if row is not None:
-            self._index_writer.put([(row, uid, None)])
+            rows.append((row, uid, None))
         if row is None and self.duplicates is DuplicatePolicy.REJECT:
             return  # the refusal's line says it (_status), with its status
         log.info("C-STORE %s from %s@%s:%s: already stored at %s, %s (duplicates policy %s)%s",
