@@ -63,3 +63,14 @@ def test_items_in_explicit_vr_still_read_their_4_byte_length() -> None:
     cut = DatasetWalker(implicit=False)
     cut.feed(data[:-3])
     assert cut.problem() is not None
+
+
+def test_implicit_vr_element_costs_one_unpack() -> None:
+    """Implicit VR Little Endian too: one ``unpack_from`` per element and no other
+    built-in call per element."""
+    data = b"".join(struct.pack("<HHL", 0x0011, 0x1000 + i, 4) + b"ABCD" for i in range(50))
+    walker = DatasetWalker(implicit=True)
+    calls = _calls(lambda: walker.feed(data))
+    assert walker.problem() is None
+    assert calls["unpack_from"] <= 51
+    assert sum(calls.values()) < 50 + 10

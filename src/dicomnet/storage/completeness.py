@@ -242,8 +242,52 @@ class DatasetWalker:
                 return pos
         count = 0
         vr: bytes | None = None
+        # Elements, not items: an ordinary element's header and value are passed
+        # over by the short loops below, the rest by the full step after them.
+        plain = what in (_TOP, _NESTED)
         try:
             while pos + 8 <= size:
+                if plain:
+                    # The common element (PS3.5 7.1.2, 7.1.3): a defined length, a
+                    # listed VR, below group 7FE0 (Pixel Data, an item or a
+                    # delimiter, padding: the full step), passed over by its length
+                    # in one unpack; of them only the last one's tag is kept (``_last``).
+                    last = -1
+                    limit = size - 8
+                    if implicit:
+                        while pos <= limit:
+                            group, element, length = tag_length.unpack_from(data, pos)
+                            if group >= 0x7FE0 or length == _UNDEFINED:
+                                break
+                            count += 1
+                            last = pos
+                            pos += 8 + length
+                    else:
+                        while pos <= limit:
+                            group, element, vr, length = tag_vr.unpack_from(data, pos)
+                            if group >= 0x7FE0:
+                                break
+                            if vr in SHORT_VRS:
+                                end = pos + 8 + length
+                            elif vr in LONG_VRS and pos + 4 <= limit:
+                                (length,) = long_length.unpack_from(data, pos + 8)
+                                if length == _UNDEFINED:
+                                    break
+                                end = pos + 12 + length
+                            else:
+                                break
+                            count += 1
+                            last = pos
+                            pos = end
+                    if last >= 0:
+                        if pos <= limit:  # stopped at another element: the last one read again
+                            group, element, _ = tag_length.unpack_from(data, last)
+                        self._last = group << 16 | element
+                        if pos > size:  # inside the last one's value
+                            self._skip = pos - size
+                            return size
+                    if pos + 8 > size:
+                        break
                 count += 1
                 # One unpack per element in either mode: Explicit VR reads its VR
                 # and 2-byte length at once; only an item or a delimiter (no VR,
@@ -339,6 +383,7 @@ class DatasetWalker:
                     # Only an item, a delimiter or an undefined length opens or
                     # closes a frame: the others leave the stack as it was.
                     what, implicit, (tag_length, tag_vr, long_length), _ = stack[-1]
+                    plain = what in (_TOP, _NESTED)
                     if len(stack) > MAX_DEPTH:
                         self._error = f"sequences and items nested deeper than {MAX_DEPTH}"
                         return pos
