@@ -58,3 +58,36 @@ def test_undefined_lengths_and_cut_elements_are_refused() -> None:
     whole = explicit(0x0010, 0x0010, b"PN", b"Doe^Jane")
     assert scan_elements(whole[:-2], 0, implicit=False) is None  # value cut short
     assert scan_elements(whole + b"\x10\x00", 0, implicit=False) is None  # a header cut short
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_any_buffer_gives_the_values_as_bytes(kind: type[bytes | bytearray | memoryview]
+                                              ) -> None:
+    """bytes are sliced as they are, any other buffer copied out of a view: the
+    same elements either way, each value a ``bytes`` (none holds the buffer)."""
+    data = (explicit(0x0002, 0x0000, b"UL", b"\x1a\x00\x00\x00")
+            + explicit(0x0002, 0x0001, b"OB", b"\x00\x01")
+            + explicit(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1\0")
+            + explicit(0x0008, 0x0016, b"UI", b"1.2\0"))
+    scanned = scan_elements(kind(data), 0, implicit=False, group=0x0002)
+    assert scanned is not None
+    assert all(type(element[1]) is bytes for element in scanned[0].values())
+    assert scanned == ({0x00020000: ("UL", b"\x1a\x00\x00\x00"), 0x00020001: ("OB", b"\x00\x01"),
+                        0x00020010: ("UI", b"1.2.840.10008.1.2.1\0")}, len(data) - 12, True)
+
+
+def test_a_group_stops_at_a_lower_group_and_at_the_end_tag_within_it() -> None:
+    """With ``group``: a tag below the group stops the scan as one above it does,
+    and so does ``end_tag`` inside the group."""
+    lower = explicit(0x0001, 0x0010, b"LO", b"ab")
+    assert scan_elements(lower, 0, implicit=False, group=0x0002) == ({}, 0, True)
+    data = explicit(0x0002, 0x0001, b"OB", b"\x00\x01") + explicit(0x0002, 0x0010, b"UI", b"1\0")
+    assert scan_elements(data, 0, implicit=False, group=0x0002, end_tag=0x00020010) == (
+        {0x00020001: ("OB", b"\x00\x01")}, 14, True)
+    assert scan_elements(data, 0, implicit=False, group=0x0002, end_tag=0x00030000) == (
+        {0x00020001: ("OB", b"\x00\x01"), 0x00020010: ("UI", b"1\0")}, len(data), False)
+
+
+def test_a_long_vr_whose_length_is_cut_is_refused() -> None:
+    whole = explicit(0x0011, 0x0010, b"UT", b"text")
+    assert scan_elements(whole[:10], 0, implicit=False) is None

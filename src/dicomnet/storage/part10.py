@@ -543,8 +543,9 @@ def _deflated_stray_meta(fp: BinaryIO, offset: int, path: Path
 _QUICK_READ = 16 << 10
 #: Bytes of a deflated data set's stream inflated to look for group 0002 in it.
 _DEFLATED_LOOK = 4 << 10
-_META_TAGS = {0x00020010: "TransferSyntaxUID", 0x00020002: "MediaStorageSOPClassUID",
-              0x00020003: "MediaStorageSOPInstanceUID"}
+#: The File Meta Information's Transfer Syntax, Media Storage SOP Class and
+#: Instance UIDs (PS3.10 Table 7.1-1).
+_TRANSFER_SYNTAX, _SOP_CLASS, _SOP_INSTANCE = 0x00020010, 0x00020002, 0x00020003
 
 
 def _declared_meta_end(elements: RawElements) -> int | None:
@@ -578,13 +579,17 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
     elements, offset, _ = scanned
     if offset == len(head) and len(head) != size:
         return None  # the meta group may go on past what was read
-    values = {keyword: elements[tag][1].decode("ascii", "replace").strip("\0 ")
-              for tag, keyword in _META_TAGS.items() if tag in elements}
-    if (len(values) != 3 or not all(values.values())
-            or values["TransferSyntaxUID"] in DEFLATED_DATA_SETS):
+    # Each of the three is there, not empty, and the syntax not deflated.
+    raw_syntax, raw_class, raw_instance = (elements.get(_TRANSFER_SYNTAX),
+                                           elements.get(_SOP_CLASS), elements.get(_SOP_INSTANCE))
+    if raw_syntax is None or raw_class is None or raw_instance is None:
+        return None
+    syntax = raw_syntax[1].decode("ascii", "replace").strip("\0 ")
+    meta_class = raw_class[1].decode("ascii", "replace").strip("\0 ")
+    meta_instance = raw_instance[1].decode("ascii", "replace").strip("\0 ")
+    if not (syntax and meta_class and meta_instance) or syntax in DEFLATED_DATA_SETS:
         return None
     stray: tuple[int, ...] = ()
-    syntax = values["TransferSyntaxUID"]
     if offset + 2 <= len(head) and head[offset:offset + 2] in (b"\x02\x00", b"\x00\x02"):
         offset, stray = _past_stray_meta(fp, head, offset, size, transfer_syntax=syntax,
                                          path=path)
@@ -593,9 +598,9 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
         fp.seek(offset)
         first = fp.read(8)
     syntax, relabelled = dataset_syntax(syntax, first, path)
-    meta_uids = values["MediaStorageSOPClassUID"], values["MediaStorageSOPInstanceUID"]
+    meta_uids = meta_class, meta_instance
     sop_class, sop_instance, same = _dataset_uids(
-        head, offset, syntax, path, meta_class=meta_uids[0], meta_instance=meta_uids[1])
+        head, offset, syntax, path, meta_class=meta_class, meta_instance=meta_instance)
     return Part10Info(
         path=path,
         # One string each for the thousands of files an SCU lists (most share them).
@@ -612,7 +617,7 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
 
 
 #: The data set's SOP Class and Instance UIDs (PS3.3 C.12.1).
-_SOP_TAGS = {0x00080016: "SOP Class", 0x00080018: "SOP Instance"}
+_SOP_TAGS = ((0x00080016, "SOP Class"), (0x00080018, "SOP Instance"))
 
 
 def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
@@ -626,18 +631,25 @@ def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
     third value: both were read and are the File Meta Information's."""
     scanned = scan_elements(head, offset, implicit=transfer_syntax == IMPLICIT_LE,
                             end_tag=0x00080019, big_endian=transfer_syntax == BIG_ENDIAN)
-    found = scanned[0] if scanned is not None else {}
-    own = [found[tag][1].decode("ascii", "replace").strip("\0 ") if tag in found else ""
-           for tag in _SOP_TAGS]
-    # Only a UID (PS3.5 9.1) replaces the File Meta Information's.
-    own = [uid if is_uid(uid) else "" for uid in own]
-    uids = [mine or meta for mine, meta in zip(own, (meta_class, meta_instance), strict=True)]
-    for (what, mine), meta in zip(zip(_SOP_TAGS.values(), own, strict=True),
-                                  (meta_class, meta_instance), strict=True):
-        if mine and mine != meta:
+    if scanned is None:
+        return meta_class, meta_instance, False
+    found = scanned[0]
+    uids = [meta_class, meta_instance]
+    agreed = 0
+    for index, (tag, what) in enumerate(_SOP_TAGS):
+        element = found.get(tag)
+        if element is None:
+            continue
+        mine = element[1].decode("ascii", "replace").strip("\0 ")
+        # Only a UID (PS3.5 9.1) replaces the File Meta Information's; the same
+        # text needs no look.
+        if mine and mine != uids[index] and is_uid(mine):
             logger.warning("%s: its File Meta Information names %s UID %s, its data set %s: "
-                           "sent as its data set says", path, what, meta, mine)
-    return uids[0], uids[1], own == [meta_class, meta_instance]
+                           "sent as its data set says", path, what, uids[index], mine)
+            uids[index] = mine
+        elif mine == uids[index]:
+            agreed += 1
+    return uids[0], uids[1], agreed == 2
 
 
 def _uid_text(meta: FileMetaDataset, keyword: str) -> str:

@@ -14,6 +14,7 @@ no sequence entered.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 __all__ = ["HEADER_STRUCTS", "LONG_VRS", "SHORT_VRS", "RawElements", "implicit_vr_at",
            "scan_elements"]
@@ -32,6 +33,9 @@ _KNOWN_VRS = {vr.encode("ascii"): vr for vr in (
     "UR", "US", "UT", "UV")}
 #: Explicit VRs with a 2-byte length (PS3.5 7.1.2): the others of Table 6.2-1.
 SHORT_VRS = frozenset(_KNOWN_VRS) - LONG_VRS
+#: The names of each kind, by their bytes: a short VR (most) is one lookup.
+_SHORT_NAMES = {vr: name for vr, name in _KNOWN_VRS.items() if vr in SHORT_VRS}
+_LONG_NAMES = {vr: name for vr, name in _KNOWN_VRS.items() if vr in LONG_VRS}
 #: An element header's three layouts, by byte order (big_endian): (group, element,
 #: 4-byte length), (group, element, VR, 2-byte length), and the 4-byte length
 #: after a long VR's reserved bytes.
@@ -62,8 +66,14 @@ def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit
     tag_vr, long_length = _TAG_VR, _LONG_LENGTH
     if big_endian:
         _, tag_vr, long_length = HEADER_STRUCTS[True]
-    view = memoryview(data)
+    # bytes are read and sliced as they are (a value: one slice, no call); any
+    # other buffer through a view, each value copied out of it.
+    copy = data.__class__ is not bytes
+    view: Any = memoryview(data) if copy else data
     end = len(view)
+    # The tags kept: below end_tag, and with ``group`` within it (one comparison).
+    low, high = (0, end_tag) if group is None else (
+        group << 16, min(end_tag, (group + 1) << 16))
     while offset + 8 <= end:
         if implicit:
             tag_group, element, length = _TAG_LENGTH.unpack_from(view, offset)
@@ -72,23 +82,27 @@ def scan_elements(data: bytes | bytearray | memoryview, offset: int, *, implicit
         else:
             tag_group, element, vr_bytes, length = tag_vr.unpack_from(view, offset)
             start = offset + 8
-            if vr_bytes in LONG_VRS:
-                if start + 4 > end:
-                    return None
-                (length,) = long_length.unpack_from(view, start)
-                start += 4
-            vr = _KNOWN_VRS.get(vr_bytes)
+            vr = _SHORT_NAMES.get(vr_bytes)
             if vr is None:
-                if not vr_bytes.isalpha() or not vr_bytes.isascii():
+                vr = _LONG_NAMES.get(vr_bytes)
+                if vr is not None:
+                    if start + 4 > end:
+                        return None
+                    (length,) = long_length.unpack_from(view, start)
+                    start += 4
+                elif not vr_bytes.isalpha() or not vr_bytes.isascii():
                     return None
-                vr = vr_bytes.decode("ascii")
+                else:
+                    vr = vr_bytes.decode("ascii")
         tag = tag_group << 16 | element
-        if tag >= end_tag or (group is not None and tag_group != group):
+        if not low <= tag < high:
             return raw, offset, True
-        if length == _UNDEFINED or start + length > end:
+        if length == _UNDEFINED:
             return None
         offset = start + length
-        raw[tag] = (vr, bytes(view[start:offset]))
+        if offset > end:
+            return None
+        raw[tag] = (vr, bytes(view[start:offset]) if copy else view[start:offset])
     if offset != end:
         return None  # a few bytes left: an element header cut short
     return raw, offset, False
