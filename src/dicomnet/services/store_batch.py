@@ -12,7 +12,6 @@ import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AssociationAborted
@@ -111,7 +110,8 @@ class Plan:
             return self.odd
         offset, size, device, inode, modified, changed = _STAMP.unpack(self.stamp)
         result = self.result
-        return Part10Info(Path(stored(result, "path")), self.transfer_syntax_uid,
+        # The path's text (as read_part10 of it keeps it): no Path made here.
+        return Part10Info(stored(result, "path"), self.transfer_syntax_uid,
                           self.sop_class_uid, result.sop_instance_uid or "", offset, size,
                           identity=(device, inode, modified, changed))
 

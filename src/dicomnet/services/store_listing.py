@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -54,6 +55,10 @@ def _text(path: str) -> str:
 
 _Listed = TypeVar("_Listed", Path, str)
 
+#: An absolute path none of whose parts is empty or "." (its key, in ``_collect``,
+#: is then its text after the root): each part a "/" and a name other than ".".
+_SPELLED_SO = re.compile(r"(?:/(?!\.?(?:/|$))[^/]+)+")
+
 
 def _collect(paths: Iterable[Path | str] | Path | str, make: Callable[[str], _Listed]
              ) -> list[_Listed]:
@@ -79,9 +84,11 @@ def _collect(paths: Iterable[Path | str] | Path | str, make: Callable[[str], _Li
     unique = []
     for path in found:
         # Spelled alike without touching the disk: "." and repeated slashes go, ".."
-        # stays (through a link, "l/../x" is another file than "x").
-        key = "/".join(part for part in os.path.join(here, path).split("/")
-                       if part not in ("", "."))
+        # stays (through a link, "l/../x" is another file than "x"). Most have
+        # neither to go: the key is then the text after its root, with no loop.
+        joined = os.path.join(here, path)
+        key = joined[1:] if _SPELLED_SO.fullmatch(joined) else "/".join(
+            part for part in joined.split("/") if part not in ("", "."))
         if key not in seen:
             seen.add(key)
             unique.append(path)

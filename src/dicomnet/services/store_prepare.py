@@ -122,7 +122,7 @@ def file_pdus(info: Part10Info, context_id: int, max_pdu: int,
     last PDU, its message is left unfinished, which only an A-ABORT ends (PS3.8
     7.3, 9.3.5): the bytes sent may mix two states of the file, and the peer
     must not keep them as an object."""
-    name = str(info.path)  # once: open() of the Path would make it twice more
+    name = info.path_text  # no Path made (Part10Info.path)
     try:
         with open(name, "rb", buffering=0) as fp:
             fd = fp.fileno()
@@ -171,7 +171,7 @@ def as_it_is_now(info: Part10Info) -> tuple[Part10Info, str | None]:
     any more (open() would wait on a FIFO until a writer came), or no Part 10
     file now."""
     try:
-        now = os.stat(info.path)
+        now = os.stat(info.path_text)
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc
     if not stat.S_ISREG(now.st_mode):
@@ -179,7 +179,7 @@ def as_it_is_now(info: Part10Info) -> tuple[Part10Info, str | None]:
     if (why := changed(info, now)) is None:
         return info, None
     try:
-        return own_identity(read_part10(info.path))[0], why
+        return own_identity(read_part10(info.path_text))[0], why
     except StorageError as exc:
         raise StorageError(f"{why}, and cannot be read as it is now: {exc}") from exc
 
@@ -426,7 +426,7 @@ def _converted_meanwhile(info: Part10Info) -> str | None:
     """Why a conversion of ``info``'s file, read whole by then, is not to be sent
     (the file changed while it was read: ``changed``), or None. One ``stat``."""
     try:
-        now = os.stat(info.path)
+        now = os.stat(info.path_text)
     except OSError as exc:
         return f"not sent: {StorageError.from_os_error('cannot read', info.path, exc)}"
     if changed(info, now) is None:
@@ -580,7 +580,7 @@ async def _file_problem(info: Part10Info) -> str | None:
     (a file of small fragments is read whole). Raises StorageError."""
     try:
         return await asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(file_dataset_problem, str(info.path), info.dataset_offset,
+            None, functools.partial(file_dataset_problem, info.path_text, info.dataset_offset,
                                     info.transfer_syntax_uid, limited=False, pixel_data=True))
     except OSError as exc:
         raise StorageError.from_os_error("cannot read", info.path, exc) from exc

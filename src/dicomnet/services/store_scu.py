@@ -27,9 +27,8 @@ from ..config import Timeouts
 from ..errors import ConfigurationError, DicomNetError
 from ..security.config import TLSConfig
 from ..storage.files import StorageError
-from ..storage.part10 import NotRegularFileError, read_part10
+from ..storage.part10 import NotRegularFileError, path_text, read_part10
 from .store_batch import Plan, batches, contexts_for, send_batch
-from .store_compact import keep_stored, stored
 from .store_contexts import MEDIA_STORAGE_DIRECTORY
 from .store_identity import own_identity
 from .store_listing import collect_files, listed_texts, not_read
@@ -163,12 +162,11 @@ async def store_paths(
     if isinstance(paths, str | Path):  # one path, not a sequence of letters
         paths = [paths]
     for given in (paths if listed else listed_texts(paths)):
-        path = given if isinstance(given, Path) else Path(given)
-        result = StoreResult(path=path)
-        if isinstance(given, str) and stored(result, "path") == given:
-            # The caller's own text, not a copy: a listing kept by the caller
-            # (dicomnet store keeps its own) is then held once.
-            keep_stored(result, "path", given)
+        # Its text as its Path spells it, the caller's own str where spelled so (a
+        # listing kept by the caller, as dicomnet store keeps its own, is then held
+        # once); no Path made: parsing one per file cost more than reading its header.
+        path = path_text(given)
+        result = StoreResult(path=path)  # type: ignore[arg-type]  # kept as text (store_compact)
         results.append(result)
         try:
             info = read_part10(path)
@@ -176,7 +174,7 @@ async def store_paths(
             # A file gone since it was listed, or unreadable, is no proof of what it holds.
             unreadable = (isinstance(exc, (OSError, NotRegularFileError))
                           or exc.errno is not None)
-            result.error = (f"not sent: {not_read(path, exc)}" if unreadable
+            result.error = (f"not sent: {not_read(Path(path), exc)}" if unreadable
                             else f"not a DICOM Part 10 file: {exc}")
             result.not_dicom = not unreadable
             report(result)

@@ -202,6 +202,10 @@ class Part10Info:
     file's bytes are never sent as they are (services.store_convert).
     """
 
+    #: The file. Given as a str (``read_part10`` of a str, ``store_batch``), it is
+    #: kept so and made a ``Path`` when first asked for: an SCU reads every file's
+    #: header, and parsing a ``Path`` cost more than the rest of it (``path_text``
+    #: is the text, without one).
     path: Path
     transfer_syntax_uid: str
     sop_class_uid: str
@@ -234,6 +238,12 @@ class Part10Info:
     #: missing, or lies past the bytes read. None for a well-formed file.
     #: ``services.store_identity`` reads the data set's before it is sent.
     meta_uids: tuple[str, str] | None = None
+
+    @property
+    def path_text(self) -> str:
+        """``str(self.path)``, without making the ``Path`` of a file given by its text."""
+        path = _PATH_SLOT.__get__(self)
+        return path if path.__class__ is str else str(path)
 
     @property
     def meta(self) -> FileMetaDataset:
@@ -270,6 +280,39 @@ class Part10Info:
                     yield chunk
         except OSError as exc:
             raise StorageError.from_os_error("cannot read", self.path, exc) from exc
+
+
+#: ``Part10Info.path``'s slot, under a property that makes a ``Path`` of a str
+#: kept there when first read (and keeps it). The dataclass's ``__init__``,
+#: ``==``, ``hash``, ``repr`` and ``replace`` go through the property: they see
+#: a ``Path``, as before. Put by setattr: to mypy, the field stays a ``Path``.
+_PATH_SLOT: Any = Part10Info.__dict__["path"]
+
+
+def _path_of(info: Part10Info) -> Path:
+    path = _PATH_SLOT.__get__(info)
+    if not isinstance(path, Path):
+        path = Path(path)
+        _PATH_SLOT.__set__(info, path)
+    return path
+
+
+setattr(Part10Info, "path", property(_path_of, _PATH_SLOT.__set__,  # noqa: B010
+                                     doc="The file (a str given is made a Path when read)."))
+
+#: Where ``str(Path(text))`` spells a path otherwise than ``text`` (POSIX: an
+#: empty or "." part, a trailing "/", no text at all).
+_RESPELLED = re.compile(r"//|(?:^|/)\.(?:/|$)|/$|^$")
+_POSIX = os.name == "posix"
+
+
+def path_text(path: Path | str) -> str:
+    """``str(Path(path))``, without making the ``Path`` when ``path`` is text
+    spelled so already (a listing's paths are): the text an SCU names and opens
+    its files by."""
+    if isinstance(path, str) and _POSIX and _RESPELLED.search(path) is None:
+        return path
+    return str(Path(path))
 
 
 def _not_group_0002(tag: Any, vr: str | None, length: int) -> bool:
@@ -391,7 +434,7 @@ def _read_meta(fp: BinaryIO, path: Path) -> tuple[FileMetaDataset, int]:
     raise NotPart10Error(f"{path}: unreadable File Meta Information: {error}") from error
 
 
-def read_part10(path: Path) -> Part10Info:
+def read_part10(path: Path | str) -> Part10Info:
     """Read only the preamble and File Meta Information of a Part 10 file.
 
     The data set is never parsed. The meta group is read element by element
@@ -405,9 +448,11 @@ def read_part10(path: Path) -> Part10Info:
     :class:`NotPart10Error`: there is no fallback, because such a file does
     not state its transfer syntax and guessing it would send wrong bytes.
     So do a missing Transfer Syntax, SOP Class or SOP Instance UID.
+
+    A str is read as ``Path(path)`` is, and kept as its text (``Part10Info.path``).
     """
     if not isinstance(path, Path):
-        path = Path(path)
+        path = path_text(path)  # as Path(path) spells it; no Path made unless needed
     try:
         # Unbuffered: the quick look is one read; an SCU does this for every file
         # before it can propose anything.
@@ -421,6 +466,7 @@ def read_part10(path: Path) -> Part10Info:
             quick = _read_meta_quickly(raw, path, size, identity)
             if quick is not None:
                 return quick
+            path = Path(path)  # the rest, rare, as it was
             raw.seek(0)
             fp = io.BufferedReader(raw)
             try:
@@ -433,7 +479,7 @@ def read_part10(path: Path) -> Part10Info:
             stray, unseen = (_deflated_stray_meta(fp, offset, path) if _is_deflated(meta)
                              else ((), False))
     except OSError as exc:
-        raise StorageError.from_os_error("cannot read", path, exc) from exc
+        raise StorageError.from_os_error("cannot read", Path(path), exc) from exc
     values = {keyword: _uid_text(meta, keyword) for keyword in (
         "TransferSyntaxUID", "MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID")}
     missing = [keyword for keyword, value in values.items() if not value]
@@ -483,7 +529,7 @@ def dataset_syntax(declared: str, first: bytes, path: Path | str) -> tuple[str, 
 
 
 def _past_stray_meta(fp: BinaryIO, head: bytes, offset: int, size: int, *, transfer_syntax: str,
-                     path: Path) -> tuple[int, tuple[int, ...]]:
+                     path: Path | str) -> tuple[int, tuple[int, ...]]:
     """Where the data set that follows the meta group at ``offset`` really starts:
     past the group 0002 elements it may start with (storage.stray_meta), said once
     in the log. ``head`` holds the file's first bytes (empty: none read yet); more
@@ -557,7 +603,7 @@ def _declared_meta_end(elements: RawElements) -> int | None:
     return PREAMBLE_LENGTH + 12 + int.from_bytes(length[1], "little")
 
 
-def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
+def _read_meta_quickly(fp: BinaryIO, path: Path | str, size: int,
                        identity: tuple[int, int, int, int]) -> Part10Info | None:
     """The common case, found by element lengths alone (storage.scan): the meta
     group within the first 16 KiB, not deflated, with its three UIDs. None for
@@ -602,7 +648,7 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
     sop_class, sop_instance, same = _dataset_uids(
         head, offset, syntax, path, meta_class=meta_class, meta_instance=meta_instance)
     return Part10Info(
-        path=path,
+        path=path,  # type: ignore[arg-type]  # a str is kept as it is (Part10Info.path)
         # One string each for the thousands of files an SCU lists (most share them).
         transfer_syntax_uid=sys.intern(syntax),
         sop_class_uid=sys.intern(sop_class),
@@ -620,7 +666,7 @@ def _read_meta_quickly(fp: BinaryIO, path: Path, size: int,
 _SOP_TAGS = ((0x00080016, "SOP Class"), (0x00080018, "SOP Instance"))
 
 
-def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path, *,
+def _dataset_uids(head: bytes, offset: int, transfer_syntax: str, path: Path | str, *,
                   meta_class: str, meta_instance: str) -> tuple[str, str, bool]:
     """The SOP Class and Instance UIDs a C-STORE of this file must name: the data
     set's own (the SCP checks the command against them, PS3.4 B.2.3 A900), where
