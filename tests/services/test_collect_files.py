@@ -117,3 +117,20 @@ def test_one_path_given_alone_is_that_path(tmp_path: Path) -> None:
     assert collect_files(str(tmp_path / "study")) == expected
     assert collect_files(tmp_path / "study") == expected
     assert collect_files([str(tmp_path / "study")]) == expected
+
+
+def test_the_current_folder_lists_texts_as_their_paths_spell_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """"." lists "./x" from scandir: spelled "x", as its Path spells it, by either
+    listing; a file reached again by another spelling (absolute, "./", "//") is
+    listed once, where first reached."""
+    from dicomnet.services.store_listing import listed_texts
+
+    make_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    texts = listed_texts(["."])
+    assert texts == [p.as_posix() for p in collect_files(["."])]
+    assert texts[:2] == ["A/upper", "a/x"] and not any(t.startswith("./") for t in texts)
+    assert listed_texts([str(tmp_path / "b"), "b", "./b", ".//b", "a//x", "a/x"]) == [
+        str(tmp_path / "b"), "a/x"]
+    assert listed_texts(["a/../b", "b"]) == ["a/../b", "b"]

@@ -373,7 +373,8 @@ async def send_batch(assoc: ClientAssociation, plans: list[Plan],
                 room = None
 
     for plan in plans:
-        await wait_for_room(window - 1)
+        if in_flight.count >= window:  # (wait_for_room's own test: no call with room)
+            await wait_for_room(window - 1)
         if error is not None:
             raise error
         if (prepared := await prepare(plan)) is None:

@@ -5,6 +5,7 @@ of them could not be read, in plain words (``not_read``)."""
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import re
 import stat
@@ -43,7 +44,7 @@ def listed_texts(paths: Iterable[Path | str] | Path | str) -> list[str]:
     CPython interns each part (each file's name: the table of interned strings
     grows to hold them all). What ``store_paths`` and ``dicomnet store`` keep of
     a run of hundreds of thousands of files."""
-    return _collect(paths, _text)
+    return _collect(paths, str)  # str of a str: the same object, no call of ours
 
 
 def _text(path: str) -> str:
@@ -62,36 +63,43 @@ _SPELLED_SO = re.compile(r"(?:/(?!\.?(?:/|$))[^/]+)+")
 
 def _collect(paths: Iterable[Path | str] | Path | str, make: Callable[[str], _Listed]
              ) -> list[_Listed]:
-    found: list[_Listed] = []
+    # Texts, as their Paths spell them, made what the caller wants once unique.
+    found: list[str] = []
     for p in map(Path, [paths] if isinstance(paths, str | Path) else paths):
         try:
             mode = os.stat(p).st_mode
         except OSError:
             mode = 0
         if stat.S_ISDIR(mode):
+            folder = os.fspath(p)
             try:
-                found += map(make, _files_below(os.fspath(p)))
+                # Only "." lists paths spelled otherwise ("./x"): the others' are
+                # kept as they come, without a call each.
+                below = _files_below(folder)
+                found += below if folder != "." else map(_text, below)
             except OSError as exc:
                 raise ConfigurationError(f"cannot read folder {p}: {exc.strerror}") from exc
         elif stat.S_ISREG(mode):
-            found.append(make(os.fspath(p)))
+            found.append(os.fspath(p))
         elif mode:
             raise ConfigurationError(f"not a file or folder: {p}")
         else:
             raise ConfigurationError(f"no such file or folder: {p}")
     here = os.getcwd()
+    # os.path.join(here, path), written out: two Python calls a file fewer.
+    prefix = here if here.endswith("/") else here + "/"
     seen: set[str] = set()
     unique = []
     for path in found:
         # Spelled alike without touching the disk: "." and repeated slashes go, ".."
         # stays (through a link, "l/../x" is another file than "x"). Most have
         # neither to go: the key is then the text after its root, with no loop.
-        joined = os.path.join(here, path)
+        joined = path if path.startswith("/") else prefix + path
         key = joined[1:] if _SPELLED_SO.fullmatch(joined) else "/".join(
             part for part in joined.split("/") if part not in ("", "."))
         if key not in seen:
             seen.add(key)
-            unique.append(path)
+            unique.append(make(path))
     return unique
 
 
@@ -102,9 +110,12 @@ _NOT_OBJECTS = frozenset({"DICOMDIR", "index.sqlite", "index.sqlite-wal", "index
                           "index.sqlite-journal"})
 
 
+_NAME = operator.attrgetter("name")
+
+
 def _files_below(folder: str) -> Iterator[str]:
     with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda entry: entry.name)
+        entries = sorted(scan, key=_NAME)
     for entry in entries:
         try:
             if entry.is_dir(follow_symlinks=False):

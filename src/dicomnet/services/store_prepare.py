@@ -291,7 +291,7 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
     any byte of its message is sent; so does one replaced by no regular file,
     which open() would wait on (a FIFO, until a writer comes): the caller looks
     first (``as_it_is_now``), and gives the file's header as it is now."""
-    dataset_length = info.dataset_length  # a property: read once
+    dataset_length = info.size - info.dataset_offset  # dataset_length, without the call
     if ((dataset_length == 0 or info.dataset_unseen)
             and (empty := await _empty_dataset(info)) is not None):  # no await for the rest
         result.error = f"not sent: {empty}"

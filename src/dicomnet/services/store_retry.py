@@ -70,12 +70,13 @@ def warn_of_repeated_uids(plans: list[Plan]) -> None:
     repeats = 0
     later: Plan | None = None
     for plan in plans:
-        if plan.sop_instance_uid in seen:
+        uid = plan.result.sop_instance_uid or ""  # plan.sop_instance_uid, without the call
+        if uid in seen:
             repeats += 1
             if later is None:
                 later = plan
         else:
-            seen[plan.sop_instance_uid] = None
+            seen[uid] = None
     if later is not None:
         uid = later.sop_instance_uid
         earlier = next(p for p in plans if p.sop_instance_uid == uid)

@@ -194,9 +194,10 @@ async def store_paths(
                 report(result)
                 continue
             result.sop_instance_uid = info.sop_instance_uid
-        result.size = info.dataset_length
+        result.size = info.size - info.dataset_offset  # its dataset_length, without the call
         result.transfer_syntax_uid = info.transfer_syntax_uid
-        result.dropped_meta = tag_texts(info.stray_meta)
+        if info.stray_meta:  # (an empty list is the field's default already)
+            result.dropped_meta = tag_texts(info.stray_meta)
         # Its header kept as its plan's few fields: a run holds every file's plan
         # at once, before its first association (its peak).
         plans.append(Plan.of(info, result))

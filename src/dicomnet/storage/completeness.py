@@ -61,6 +61,7 @@ those of the encoding, not of this walk.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Iterator
@@ -515,7 +516,7 @@ class DatasetWalker:
             opener = self._stack[1][3]
             return (f"the data set ends inside {_tag(opener)}, whose undefined length "
                     "was never delimited")
-        if self._in_header():
+        if self._head and self._in_header():  # (no call for a data set that ends whole)
             return "the data set ends inside an element header"
         return None
 
@@ -641,6 +642,7 @@ class _Inflating:
         return problem
 
 
+@functools.lru_cache(maxsize=64)  # asked per object of a few syntaxes: no Python call
 def encapsulates_pixel_data(transfer_syntax: str) -> bool:
     """Whether ``transfer_syntax`` is one of the standard's encapsulated ones (PS3.5
     A.4, PS3.6 Table A-1): the JPEG family, MPEG, HEVC and High-Throughput JPEG
