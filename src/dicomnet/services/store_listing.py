@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -56,10 +55,6 @@ def _text(path: str) -> str:
 
 _Listed = TypeVar("_Listed", Path, str)
 
-#: An absolute path none of whose parts is empty or "." (its key, in ``_collect``,
-#: is then its text after the root): each part a "/" and a name other than ".".
-_SPELLED_SO = re.compile(r"(?:/(?!\.?(?:/|$))[^/]+)+")
-
 
 def _collect(paths: Iterable[Path | str] | Path | str, make: Callable[[str], _Listed]
              ) -> list[_Listed]:
@@ -95,7 +90,8 @@ def _collect(paths: Iterable[Path | str] | Path | str, make: Callable[[str], _Li
         # stays (through a link, "l/../x" is another file than "x"). Most have
         # neither to go: the key is then the text after its root, with no loop.
         joined = path if path.startswith("/") else prefix + path
-        key = joined[1:] if _SPELLED_SO.fullmatch(joined) else "/".join(
+        key = joined[1:] if ("//" not in joined and "/./" not in joined
+                             and not joined.endswith(("/", "/."))) else "/".join(
             part for part in joined.split("/") if part not in ("", "."))
         if key not in seen:
             seen.add(key)
