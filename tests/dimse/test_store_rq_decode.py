@@ -253,3 +253,54 @@ def test_a_server_s_association_decodes_through_it() -> None:
         assert incoming is not None and incoming[:2] == (1, store)
 
     asyncio.run(main())
+
+
+def test_a_c_get_scu_s_association_decodes_through_it() -> None:
+    """``ClientAssociation`` sets ``store_requests_first`` once its contexts are
+    known when it is the SCP of one by role selection (a C-GET SCU, sent a
+    C-STORE-RQ per object it gets: PS3.7 9.1.3, D.3.3.4): such a request is
+    decoded by ``decode_store_rq``, not ``decode_message``, after the C-STORE-RSP
+    tried first. A Storage SCU's association (no SCP role) leaves it unset."""
+    from dicomnet.aio.client import ClientAssociation
+    from dicomnet.config import Timeouts
+    from dicomnet.testing import associated_pair
+    from dicomnet.ul.negotiation import (
+        AcceptorPolicy,
+        ContextRequest,
+        accepted_contexts,
+        build_associate_rq,
+        negotiate,
+    )
+    from dicomnet.ul.pdu import encode_pdata
+
+    explicit = "1.2.840.10008.1.2.1"
+    get = ContextRequest(CT, (explicit,), scp_role=True)
+    store = ContextRequest(CT, (explicit,))
+    rq_message = CStoreRQ(message_id=5, affected_sop_class_uid=CT,
+                          affected_sop_instance_uid="1.2.3.4.5.6")
+
+    async def association(context: ContextRequest) -> ClientAssociation:
+        policy = AcceptorPolicy(contexts={CT: None}, roles={CT: (True, True)})
+        pair = associated_pair((context,), policy)
+        closed = SimpleNamespace(writer=SimpleNamespace(transport=SimpleNamespace(
+            is_closing=lambda: True)))  # nothing to close when collected
+        assoc = ClientAssociation(closed, pair.requestor, Timeouts())  # type: ignore[arg-type]
+        rq = build_associate_rq(calling_ae_title="REQUESTOR", called_ae_title="ACCEPTOR",
+                                contexts=(context,))
+        assoc.contexts = accepted_contexts(rq, negotiate(rq, policy))
+        assoc._roles_known()
+        return assoc
+
+    async def main() -> None:
+        plain = await association(store)
+        assert not plain.dimse.store_requests_first and plain.dimse.store_responses_first
+        assoc = await association(get)
+        assert assoc.contexts[1].requestor_is_scp
+        assert assoc.dimse.store_requests_first and assoc.dimse.store_responses_first
+        assoc.ul.receive_data(encode_pdata(1, True, True, encode_message(rq_message)), 0.0)
+        calls = python_calls(lambda: assoc._take_events())  # noqa: PLW0108 (its first call is dropped)
+        assert "decode_store_rq" in calls and "decode_message" not in calls
+        # Decoded as decode_message would: the same message reached the router.
+        assert decode_store_rq(encode_message(rq_message)) == rq_message
+
+    asyncio.run(main())

@@ -260,6 +260,14 @@ class ClientAssociation(Association):
             # Sent as its last flush ended (_flush_data): the time taken then.
             self._one_reply_deadlines.start(reply, dimse, self._last_tx)
 
+    def _roles_known(self) -> None:
+        """After the A-ASSOCIATE-AC (``contexts`` set): a C-GET SCU, the SCP of a
+        context by role selection (PS3.7 D.3.3.4), is sent C-STORE-RQs on it, one
+        per object it gets (PS3.7 9.1.3: C-STORE sub-operations), so each command set
+        it reads is tried as one first (``decode_store_rq``), after a response."""
+        self.dimse.store_requests_first = any(
+            c.requestor_is_scp for c in self.contexts.values())
+
     def _check_loop(self) -> None:
         """Refuse a call from another event loop than the association's (a plain
         server handler's worker thread running ``asyncio.run``): asyncio would
@@ -746,6 +754,7 @@ async def _establish(assoc: ClientAssociation, rq: object, *, tls_used: bool,
                 assoc.contexts = accepted_contexts(ul.associate_rq, event.pdu)
                 assoc.refused = refused_abstract_syntaxes(ul.associate_rq, event.pdu)
                 assoc.async_window = async_window(ul.associate_rq, event.pdu)
+                assoc._roles_known()
                 warn_unanswered(assoc, unanswered_contexts(ul.associate_rq, event.pdu))
                 warn_tiny_max_length(assoc)
                 log.info(
