@@ -66,8 +66,9 @@ def test_a_code_out_of_range_still_raises() -> None:
 def test_a_success_is_recorded_in_few_python_calls() -> None:
     """A Success (most answers) is recorded without a status class looked up
     (0000H is the success class, PS3.7 C.1.1) nor an empty list of offending
-    elements made through ``tag_texts`` (four calls fewer): ``record``, the
-    offending elements' setter, the check that the answer names its object.
+    elements made through ``tag_texts`` (four calls fewer), the offending
+    elements put in their slot without their setter's call: ``record`` and the
+    check that the answer names its object.
     Its outcome as before."""
     from dataclasses import dataclass as _dataclass
 
@@ -84,7 +85,7 @@ def test_a_success_is_recorded_in_few_python_calls() -> None:
     result = StoreResult(path=Path("a.dcm"), offending_elements=["(0010,0010)"])
     named = Named()
     calls = python_calls(lambda: record(result, rsp, named))
-    assert calls == ["record", "_list_accessors.<locals>.set_", "_other_object"], calls
+    assert calls == ["record", "_other_object"], calls
     assert (result.status, result.ok, result.warning, result.error, result.error_comment,
             result.offending_elements, result.retryable) == (0, True, False, None, None, [],
                                                              False)
@@ -101,3 +102,36 @@ def test_a_success_is_no_warning_without_a_lookup() -> None:
     assert seen == [False]
     assert StoreResult(path=Path("a.dcm"), status=0xB000, ok=True).warning
     assert not StoreResult(path=Path("a.dcm"), status=0xC000, ok=False).warning
+
+
+def test_a_result_is_made_in_one_python_call() -> None:
+    """``StoreResult(path=...)``, one per file: its ``__init__`` puts the path's
+    text and the empty lists (None) in their slots itself, not through the
+    properties' setters (store_compact: three calls per object). Read, compared,
+    replaced and pickled as before."""
+    import dataclasses
+    import pickle
+
+    from dicomnet.services.store_compact import stored
+    from tests.aio.test_receive_path_calls import python_calls
+
+    made: list[StoreResult] = []
+    calls = python_calls(lambda: made.append(StoreResult(path="a/b.dcm")))  # type: ignore[arg-type]
+    assert calls == ["StoreResult.__init__"], calls
+    result = made[0]
+    assert (stored(result, "path"), stored(result, "dropped_meta"),
+            stored(result, "offending_elements")) == ("a/b.dcm", None, None)
+    assert result.path == Path("a/b.dcm") and result.dropped_meta == []
+    assert result == StoreResult(path=Path("a/b.dcm"), dropped_meta=[], offending_elements=[])
+    full = StoreResult(Path("c.dcm"), "1.2", 0, True, None, None, 5, "1.2.840.10008.1.2.1",
+                       None, True, 2, False, False, False, False, ["(0002,0001)"],
+                       ["(0010,0010)"], "note")
+    assert (full.path, full.attempts, full.dropped_meta, full.offending_elements,
+            full.note) == (Path("c.dcm"), 2, ["(0002,0001)"], ["(0010,0010)"], "note")
+    assert repr(full).startswith("StoreResult(path=PosixPath('c.dcm'), sop_instance_uid='1.2'")
+    assert pickle.loads(pickle.dumps(full)) == full
+    assert dataclasses.replace(full, status=3) == StoreResult(
+        **{**dataclasses.asdict(full), "status": 3})
+    assert StoreResult(path=Path("d.dcm"), dropped_meta=[]).dropped_meta == []
+    with pytest.raises(TypeError):
+        StoreResult()  # type: ignore[call-arg]

@@ -233,7 +233,8 @@ def record(result: StoreResult, rsp: object, info: Named | None = None,
     result.ok = status == 0 or _category(status) in ("success", "warning")
     result.error_comment = getattr(rsp, "error_comment", None) or None
     offending = getattr(rsp, "offending_element", None)
-    result.offending_elements = tag_texts(offending) if offending else []
+    # Into its slot (store_compact: None for none), not through its setter's call.
+    _OFFENDING_ELEMENTS.__set__(result, (tag_texts(offending) or None) if offending else None)
     other = None if info is None else _other_object(info, rsp)
     if other is not None:
         said = result.error_comment or str(Status(status, "storage"))
