@@ -321,13 +321,17 @@ async def prepare_file(assoc: ClientAssociation, info: Part10Info, result: Store
         # PDU, or, for a longer data set or a deflated one (inflated whole: our own
         # file, without the bound a peer's data set has; CPU only, in a thread),
         # in the file (seeking over long values).
-        problem = _implicit_under_explicit(info, first)
-        if problem is None and (len(first) - 12 >= dataset_length
-                                and info.transfer_syntax_uid not in DEFLATED_DATA_SETS):
-            walker = walker_for(info.transfer_syntax_uid, pixel_data=True)
-            walker.feed(memoryview(first)[12:])
-            problem = walker.problem()
-        elif problem is None:
+        with memoryview(first)[12:] as head:  # released: ``first`` is a buffer reused
+            problem = _implicit_under_explicit(info, head)
+            walked = problem is None and (len(head) >= dataset_length
+                                          and syntax not in DEFLATED_DATA_SETS)
+            if walked:
+                # Its first element header just found explicit (or the syntax is
+                # Implicit VR): the walk need not look at it again.
+                walker = walker_for(syntax, pixel_data=True, explicit_start=len(head) >= 8)
+                walker.feed(head)
+                problem = walker.problem()
+        if problem is None and not walked:
             problem = await _file_problem(info)
         if problem is None and dataset_length % 2:
             # Every value has an even length (PS3.5 7.1.1), so a data set does too:
@@ -557,17 +561,21 @@ def _deflated_meta_only(info: Part10Info) -> tuple[int, ...] | None:
     return tuple(stray.tags)
 
 
-def _implicit_under_explicit(info: Part10Info, first: bytes | bytearray | memoryview
+def _implicit_under_explicit(info: Part10Info, head: bytes | bytearray | memoryview
                              ) -> str | None:
     """Why a data set in Implicit VR cannot go as it is in its file's Explicit VR
-    syntax (one but Explicit VR Little Endian, which part10 relabels), or None.
-    ``first``: its first PDU (12 bytes of PDU and PDV header, then the data set).
-    PS3.10 7.1 makes the Transfer Syntax UID the data set's encoding; a peer
-    reading it so fails (DCMTK's storescp aborts the association, and the objects
-    after it are lost with it), so it fails alone, unsent."""
+    syntax, or None; ``head``: its first bytes (those of its first PDU). Any
+    syntax but Implicit VR Little Endian and a deflated one (whose first bytes
+    are no element header): Explicit VR Little Endian too, which
+    ``read_part10`` relabels as it reads the header (``dataset_syntax``), looked
+    at again here in the bytes that go (a data set too short for that look then,
+    a file rewritten since). None also says that its first element header is
+    explicit, or says nothing (``implicit_vr_at``). PS3.10 7.1 makes the
+    Transfer Syntax UID the data set's encoding; a peer reading it so fails
+    (DCMTK's storescp aborts the association, and the objects after it are lost
+    with it), so it fails alone, unsent."""
     syntax = info.transfer_syntax_uid
-    if (syntax == IMPLICIT_LE or syntax in DEFLATED_DATA_SETS
-            or not implicit_vr_at(memoryview(first)[12:])):
+    if syntax == IMPLICIT_LE or syntax in DEFLATED_DATA_SETS or not implicit_vr_at(head):
         return None
     return (f"its data set is in Implicit VR, but its transfer syntax, {named_uid(syntax)}, "
             "is Explicit VR (PS3.5 A.4, PS3.10 7.1): a peer cannot read it (DCMTK's "

@@ -138,7 +138,8 @@ class DatasetWalker:
     stream_end: StreamEnd | None = None
 
     def __init__(self, *, implicit: bool, big_endian: bool = False,
-                 encapsulated: bool = False, native: bool = False) -> None:
+                 encapsulated: bool = False, native: bool = False,
+                 explicit_start: bool = False) -> None:
         self._big_endian = big_endian
         # The syntax encapsulates Pixel Data: at the top level it must have an
         # undefined length (PS3.5 A.4); a defined one is native pixels mislabelled.
@@ -151,8 +152,11 @@ class DatasetWalker:
         # sequence, True when its items are in Implicit VR, False when each says.
         # An Implicit VR syntax is trusted: an explicit data set sent so is rare,
         # and the length of an implicit first element could pass for a VR.
+        # ``explicit_start``: the caller found the first header explicit already
+        # (``implicit_vr_at`` of 8 bytes or more, as ``_resume`` would).
         self._stack: list[tuple[int, bool | None, tuple[struct.Struct, ...], int]] = [
-            (_TOP, True if implicit else None, _BE if big_endian else _LE, 0)]
+            (_TOP, True if implicit else (False if explicit_start else None),
+             _BE if big_endian else _LE, 0)]
         self._skip = 0  # bytes of the current value still to pass over
         self._head = b""  # the start of an element header cut by the end of a piece
         self._last = 0  # the latest element's tag
@@ -657,21 +661,24 @@ def encapsulates_pixel_data(transfer_syntax: str) -> bool:
 _NATIVE = frozenset({IMPLICIT_LE, "1.2.840.10008.1.2.1", BIG_ENDIAN})
 
 
-def walker_for(transfer_syntax: str, *, limited: bool = True,
-               pixel_data: bool = False) -> DatasetWalker | _Inflating:
+def walker_for(transfer_syntax: str, *, limited: bool = True, pixel_data: bool = False,
+               explicit_start: bool = False) -> DatasetWalker | _Inflating:
     """A walker for data sets encoded in ``transfer_syntax`` (every syntax other
     than the three below is Explicit VR Little Endian, encapsulated or not).
     ``limited``: a deflated data set is inflated to :data:`MAX_INFLATED` at most,
     then ``problem()`` says so and ``too_large`` is True. ``pixel_data``: in an
     encapsulated syntax, top-level Pixel Data of a defined length is a problem
     too, and in Implicit, Explicit or Big Endian one of an undefined length
-    (what an SCP receives; files already stored are not judged by it)."""
+    (what an SCP receives; files already stored are not judged by it).
+    ``explicit_start``: the data set's first element header (8 bytes or more of
+    it) was found in Explicit VR (``implicit_vr_at``): not looked at again."""
     if transfer_syntax in DEFLATED_DATA_SETS:
         return _Inflating(MAX_INFLATED if limited else None)
     return DatasetWalker(implicit=transfer_syntax == IMPLICIT_LE,
                          big_endian=transfer_syntax == BIG_ENDIAN,
                          encapsulated=pixel_data and encapsulates_pixel_data(transfer_syntax),
-                         native=pixel_data and transfer_syntax in _NATIVE)
+                         native=pixel_data and transfer_syntax in _NATIVE,
+                         explicit_start=explicit_start)
 
 
 def dataset_problem(data: bytes | bytearray | memoryview, transfer_syntax: str, *,
