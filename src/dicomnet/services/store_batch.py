@@ -12,14 +12,13 @@ import logging
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AssociationAborted
 from ..storage.files import StorageError
 from ..storage.part10 import Part10Info
 from ..uids import named_uid
 from ..ul.negotiation import ContextRequest
-from .store_compact import stored
 from .store_dataset import DEFLATED_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, UNCOMPRESSED
 from .store_prepare import PduBuffers, Prepared, as_it_is_now, prepare_file, tag_texts
 from .store_result import StoreResult, record
@@ -111,9 +110,14 @@ class Plan:
         offset, size, device, inode, modified, changed = _STAMP.unpack(self.stamp)
         result = self.result
         # The path's text (as read_part10 of it keeps it): no Path made here.
-        return Part10Info(stored(result, "path"), self.transfer_syntax_uid,
+        return Part10Info(_RESULT_PATH.__get__(result), self.transfer_syntax_uid,
                           self.sop_class_uid, result.sop_instance_uid or "", offset, size,
                           identity=(device, inode, modified, changed))
+
+
+#: ``StoreResult.path``'s slot (store_compact): the path's text read as it is
+#: kept, without ``store_compact.stored``'s call per object sent.
+_RESULT_PATH: Any = StoreResult._compact_slots["path"]  # type: ignore[attr-defined]
 
 
 class InFlight:
