@@ -201,3 +201,16 @@ def test_stream_is_lazy() -> None:
     first = next(stream)
     assert parse_pdu(first)[1].data == b"z" * 100
     assert len(produced) <= 2
+
+
+def test_a_command_in_one_pdu_is_packed_as_encode_pdata_packs_it() -> None:
+    """command_pdus packs a command set that fits one PDV itself (its call count:
+    test_messages_calls): encode_pdata's bytes, for any context and limit."""
+    from dicomnet.ul.pdata import encode_pdata
+
+    for context_id, command, limit in ((1, bytes(range(40)), 16384), (255, b"", 0),
+                                       (7, b"\xff" * 130, 136), (3, b"ab", 0xFFFFFFFF)):
+        assert command_pdus(context_id, command, limit) == [
+            encode_pdata(context_id, True, True, command)]
+    assert command_pdus(5, bytearray(b"xy"), 16384) == [  # type: ignore[arg-type]
+        encode_pdata(5, True, True, b"xy")]

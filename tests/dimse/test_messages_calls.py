@@ -116,10 +116,10 @@ def test_decoding_a_c_store_rq_calls_little_but_the_header_unpacks() -> None:
     assert builtins == Counter({"unpack_from": 8, "decode": 2, "rstrip": 2, "len": 1})
 
 
-def test_a_command_goes_into_its_pdu_in_two_python_calls() -> None:
-    """A command set that fits one PDV: ``command_pdus`` and ``encode_pdata``, the
-    checks of the context ID and the maximum length and the header's pack
-    written out in them; the PDU's bytes as before."""
+def test_a_command_goes_into_its_pdu_in_one_python_call() -> None:
+    """A command set that fits one PDV: ``command_pdus`` alone, the checks of the
+    context ID and the maximum length and the header's pack (``encode_pdata``'s,
+    a call each before) written out in it; the PDU's bytes as before."""
     entered: list[str] = []
 
     def profile(frame: types.FrameType, event: str, arg: object) -> None:
@@ -132,7 +132,7 @@ def test_a_command_goes_into_its_pdu_in_two_python_calls() -> None:
     finally:
         sys.setprofile(None)
     assert pdus == [b"\x04\x00\x00\x00\x00\x0a\x00\x00\x00\x06\x03\x03\x01\x02\x03\x04"]
-    assert entered == ["command_pdus", "encode_pdata"]
+    assert entered == ["command_pdus"]
 
 
 def test_a_c_store_rq_of_a_sop_class_sent_before_costs_three_encoder_calls() -> None:
