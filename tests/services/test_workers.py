@@ -8,7 +8,6 @@ wants grouped, so what lands in the next round is known exactly.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import threading
@@ -133,8 +132,9 @@ def test_an_exception_answers_only_its_own_job(workers: list[BatchWorker[Any, An
 
 def test_submit_call_hands_each_result_or_exception_to_its_callback_on_the_loop(
         workers: list[BatchWorker[Any, Any]], caplog: pytest.LogCaptureFixture) -> None:
-    """Callbacks instead of futures: each gets its own job's outcome, on the loop's
-    thread, in one round; one that raises is logged and the others still run."""
+    """Callbacks instead of futures: each is handed its own job and that job's
+    outcome (no partial per job), on the loop's thread, in one round; one that
+    raises is logged and the others still run."""
     gate = Gated(lambda j: ValueError(f"bad job {j}") if j == 3 else 10 * j)
     worker: BatchWorker[int, int] = BatchWorker(unique_name("bw"), gate)
     workers.append(worker)
@@ -151,10 +151,10 @@ def test_submit_call_hands_each_result_or_exception_to_its_callback_on_the_loop(
             if job == 2:
                 raise RuntimeError("a caller's own bug")
 
-        worker.submit_call(0, functools.partial(callback, 0))
+        worker.submit_call(0, callback)
         await wait_event(gate.started)
         for job in range(1, 5):
-            worker.submit_call(job, functools.partial(callback, job))
+            worker.submit_call(job, callback)
         gate.release.set()
         await done.wait()
 

@@ -88,7 +88,7 @@ def test_a_submit_after_close_is_refused() -> None:
             worker.submit(1)
         answers: list[object] = []
         with pytest.raises(WorkerClosed):
-            worker.submit_call(1, answers.append)
+            worker.submit_call(1, lambda job, outcome: answers.append(outcome))
         await asyncio.sleep(0)  # a callback, had one been queued, would run now
         assert answers == []
 

@@ -40,6 +40,7 @@ from ..dimse.status import (
 )
 from ..dimse.status import DUPLICATE_SOP_INSTANCE as DUPLICATE_INSTANCE
 from ..errors import ConfigurationError
+from ..storage.direct import AlignedBuffer
 from ..storage.files import DuplicatePolicy, Layout, StorageError
 from ..storage.index import INDEX_NAME
 from ..storage.names import UnsafeNameError
@@ -241,23 +242,27 @@ class StorageSCP(StoreDisk):
                 or not sink.check_complete(message.affected_sop_instance_uid)
                 or sink.writer is not None or sink.buffer is None):
             return False
-        log_oddities(assoc, message, sink)
-        buffer, sink.buffer = sink.buffer, None
+        buffer = sink.buffer
+        # log_oddities has a line only for these: most objects need no call to it.
+        if (sink.relabelled is not None or sink.trailing or sink.stray is not None
+                or (buffer.size if buffer.__class__ is AlignedBuffer else len(buffer)) % 2):
+            log_oddities(assoc, message, sink)
+        sink.buffer = None
         syntax = sink.transfer_syntax or assoc.contexts[context_id].transfer_syntax
-        self._committer.submit_call(
-            Job(buffer, message, syntax, assoc),
-            functools.partial(self._answer_stored, assoc, message, answer))
+        self._committer.submit_call(Job(buffer, message, syntax, assoc, answer),
+                                    self._answer_stored)
         return True
 
-    def _answer_stored(self, assoc: ServerAssociation, message: CStoreRQ, answer: Answer,
-                       outcome: Stored | BaseException) -> None:
+    def _answer_stored(self, job: Job, outcome: Stored | BaseException) -> None:
+        message, answer = job.message, job.answer
+        assert answer is not None
         if (outcome.__class__ is Stored and self.on_stored is None
                 and not outcome.duplicate):
             # The usual answer: _status's first case, without its call per object.
             answer(response(message, SUCCESS, None))
             return
         try:
-            status, comment = self._status(assoc, message, outcome)
+            status, comment = self._status(job.assoc, message, outcome)
         except BaseException as exc:  # not a storage failure: the association ends
             answer(exc)
             return

@@ -18,7 +18,7 @@ from ..storage.layout import PlacedFolder
 from .workers import MAX_BATCH
 
 if TYPE_CHECKING:
-    from ..aio.server_association import ServerAssociation
+    from ..aio.server_association import Answer, ServerAssociation
 
 __all__ = ["SMALL_ROUND", "Job", "Round", "finish_writes", "move_originator", "round_size"]
 
@@ -36,6 +36,9 @@ class Job:
     message: CStoreRQ
     transfer_syntax: str
     assoc: ServerAssociation
+    #: Where its C-STORE-RSP goes (``StorageSCP.start``); None: awaited instead.
+    #: Carried here so the store thread's callback needs no partial per object.
+    answer: Answer | None = None
 
 
 #: Jobs per store round opened by a small data set (page cache, not O_DIRECT).

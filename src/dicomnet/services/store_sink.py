@@ -85,9 +85,9 @@ class StoreSink:
     Little Endian, and its walker made for that once it is known."""
 
     __slots__ = ("_first", "_header_length", "_inflate", "_inflate_fed", "_marker",
-                 "_redeflate", "_starting", "_syncing", "_syntax", "_unsynced", "_walker",
-                 "buffer", "detail", "durable", "error", "provisional", "relabelled", "status",
-                 "stray", "trailing", "writer")
+                 "_redeflate", "_starting", "_syncing", "_unsynced", "_walker", "buffer",
+                 "detail", "durable", "error", "provisional", "relabelled", "status", "stray",
+                 "trailing", "transfer_syntax", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
@@ -114,7 +114,9 @@ class StoreSink:
         # The first two bytes of a group 0002 element in the syntax's byte order,
         # until the data set's first bytes are known not to be one. A deflated data
         # set's are looked for in its first inflated bytes (_start).
-        self._syntax = transfer_syntax
+        #: The syntax the data set is stored in: the context's, unless relabelled.
+        #: An attribute, not a property: read once per object on the event loop.
+        self.transfer_syntax = transfer_syntax
         self._marker: bytes | None = None
         if error is None and transfer_syntax is not None and (
                 transfer_syntax not in DEFLATED_DATA_SETS):
@@ -206,11 +208,6 @@ class StoreSink:
             buffer.release()
         self.writer.write(data)
 
-    @property
-    def transfer_syntax(self) -> str | None:
-        """The syntax the data set is stored in: the context's, unless relabelled."""
-        return self._syntax
-
     def _start(self, data: bytes | memoryview) -> bytes | memoryview:
         """The data set's first bytes: without the group 0002 elements it starts
         with, its first element header read for its VR mode."""
@@ -232,7 +229,7 @@ class StoreSink:
                 return data  # decided with the next bytes
             deflated = self._inflate is not None
             self._first = self._inflate = None
-            if self._syntax == IMPLICIT_LE:
+            if self.transfer_syntax == IMPLICIT_LE:
                 assert first is not None
                 if first[4:6] in _EXPLICIT_VRS and first[:2] != b"\xfe\xff":
                     self._explicit_found()
@@ -254,7 +251,7 @@ class StoreSink:
         again (storage.stray_meta.DeflatedStrayMeta), which walks what it inflates
         (no walker of the stream as sent is made)."""
         buffer = self.buffer
-        assert self._syntax is not None
+        assert self.transfer_syntax is not None
         if not isinstance(buffer, bytearray):  # its start took over 64 KiB to give 6 bytes
             self.error = ("deflated data set starting with File Meta Information elements, "
                           "its first bytes deflated past 64 KiB: not stored")
@@ -273,8 +270,8 @@ class StoreSink:
         not be inflated), or an Implicit VR context's whose VR mode is known: its
         walker (storage.completeness), made now, fed what the sink holds of it
         (under ``_INFLATE_MOST`` bytes; none, usually)."""
-        assert self._syntax is not None
-        walker = self._walker = walker_for(self._syntax, pixel_data=True)
+        assert self.transfer_syntax is not None
+        walker = self._walker = walker_for(self.transfer_syntax, pixel_data=True)
         buffer = self.buffer
         if isinstance(buffer, bytearray) and len(buffer) > self._header_length:
             walker.feed(bytes(buffer[self._header_length:]))
@@ -347,7 +344,7 @@ class StoreSink:
 
     def _implicit_found(self) -> None:
         """Relabel (Explicit VR Little Endian) or refuse an Implicit VR data set."""
-        syntax, buffer = self._syntax, self.buffer
+        syntax, buffer = self.transfer_syntax, self.buffer
         assert syntax is not None
         if syntax != EXPLICIT_LE:
             from dicomnet.uids import named_uid  # only here: a refusal is rare
@@ -364,7 +361,7 @@ class StoreSink:
         header = with_transfer_syntax(buffer[:self._header_length], IMPLICIT_LE)
         buffer[:self._header_length] = header
         self._header_length = len(header)
-        self.relabelled, self._syntax = syntax, IMPLICIT_LE
+        self.relabelled, self.transfer_syntax = syntax, IMPLICIT_LE
 
     def _explicit_found(self) -> None:
         """Relabel Explicit VR Little Endian a data set that is so on an Implicit VR
@@ -376,7 +373,7 @@ class StoreSink:
         header = with_transfer_syntax(buffer[:self._header_length], EXPLICIT_LE)
         buffer[:self._header_length] = header
         self._header_length = len(header)
-        self.relabelled, self._syntax = IMPLICIT_LE, EXPLICIT_LE
+        self.relabelled, self.transfer_syntax = IMPLICIT_LE, EXPLICIT_LE
 
     def _drop_meta(self, data: bytes | memoryview) -> bytes | memoryview:
         """``data`` without the group 0002 elements the data set starts with. Ends
@@ -386,8 +383,8 @@ class StoreSink:
             if len(data) >= 2 and data[:2] != self._marker:
                 self._marker = None  # the usual case, decided at the first write
                 return data
-            stray = self.stray = StrayMeta(implicit=self._syntax == IMPLICIT_LE,
-                                           big_endian=self._syntax == BIG_ENDIAN)
+            stray = self.stray = StrayMeta(implicit=self.transfer_syntax == IMPLICIT_LE,
+                                           big_endian=self.transfer_syntax == BIG_ENDIAN)
         kept = stray.feed(data)
         if stray.done:
             self._marker = None
@@ -432,7 +429,7 @@ class StoreSink:
         if (self._redeflate is not None and self.error is None
                 and not self._end_redeflating()):
             return False
-        if self._first is not None and self._syntax == IMPLICIT_LE and self.error is None:
+        if self._first is not None and self.transfer_syntax == IMPLICIT_LE and self.error is None:
             self._first = None
             self._walk_held()  # ended before its first element header's VR could come
         if self._inflate is not None and self.error is None:

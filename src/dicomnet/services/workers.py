@@ -43,8 +43,9 @@ log = logging.getLogger("dicomnet.services")
 J = TypeVar("J")
 R = TypeVar("R")
 S = TypeVar("S")
-#: Called on the submitter's loop with a job's result or exception.
-Callback = Callable[[Any], None]
+#: Called on the submitter's loop with a job and its result or exception: the
+#: job carries what the callback needs, so no partial is made per job.
+Callback = Callable[[Any, Any], None]
 #: A queued job, the future its result settles (or the callback it is handed
 #: to), and the loop that future or callback belongs to.
 _Entry = tuple[J, "asyncio.Future[R] | Callback", asyncio.AbstractEventLoop]
@@ -108,11 +109,17 @@ class BatchWorker(Generic[J, R]):
         return future
 
     def submit_call(self, job: J, callback: Callback) -> None:
-        """Queue ``job``; ``callback`` is called on the caller's loop with its
-        result, or the exception it raised. Cheaper than :meth:`submit` for a
-        caller that needs no task to wait: no future, no task wake-up. Raises
-        :class:`WorkerClosed` once :meth:`close` was called."""
-        self._put((job, callback, asyncio.get_running_loop()))
+        """Queue ``job``; ``callback(job, outcome)`` is called on the caller's loop
+        with the job and its result, or the exception it raised. Cheaper than
+        :meth:`submit` for a caller that needs no task to wait: no future, no
+        task wake-up. Raises :class:`WorkerClosed` once :meth:`close` was called."""
+        # _put's body, not a call to it: once per object on a C-STORE SCP's loop.
+        with self._lock:
+            if self._closed:
+                raise WorkerClosed(f"{self._name}: closed, no more jobs are taken")
+            if self._thread is None:
+                self._start_thread()
+            self._queue.put((job, callback, asyncio.get_running_loop()))
 
     def _put(self, entry: _Entry[J, R]) -> None:
         # Queued under the lock close() holds to queue its stop mark: every job is
@@ -122,10 +129,12 @@ class BatchWorker(Generic[J, R]):
             if self._closed:
                 raise WorkerClosed(f"{self._name}: closed, no more jobs are taken")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self._name,
-                                                daemon=True)
-                self._thread.start()
+                self._start_thread()
             self._queue.put(entry)
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
 
     def _take(self, *, wait: bool) -> tuple[list[_Entry[J, R]], bool]:
         """The jobs queued now, up to MAX_BATCH (waiting for a first one if
@@ -194,9 +203,9 @@ class BatchWorker(Generic[J, R]):
             error = RuntimeError(f"{self._name}: {got} for {len(entries)} jobs")
             results = [error] * len(entries)
         by_loop: dict[asyncio.AbstractEventLoop,
-                      list[tuple[asyncio.Future[R] | Callback, R | BaseException]]] = {}
-        for (_job, target, loop), result in zip(entries, results, strict=True):
-            by_loop.setdefault(loop, []).append((target, result))
+                      list[tuple[asyncio.Future[R] | Callback, J, R | BaseException]]] = {}
+        for (job, target, loop), result in zip(entries, results, strict=True):
+            by_loop.setdefault(loop, []).append((target, job, result))
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
                 loop.call_soon_threadsafe(_settle, answers)
@@ -213,11 +222,12 @@ class BatchWorker(Generic[J, R]):
             thread.join()
 
 
-def _settle(answers: list[tuple[asyncio.Future[R] | Callback, R | BaseException]]) -> None:
-    for future, result in answers:
+def _settle(answers: list[tuple[asyncio.Future[R] | Callback, J, R | BaseException]]
+            ) -> None:
+    for future, job, result in answers:
         if not isinstance(future, asyncio.Future):
             try:
-                future(result)
+                future(job, result)
             except Exception:  # one caller's bug must not cost the others their answer
                 log.exception("a worker callback failed")
             continue
