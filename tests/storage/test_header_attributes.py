@@ -9,6 +9,9 @@ plain character sets and others (code extensions too), text and binary.
 from __future__ import annotations
 
 import io
+import sys
+import types
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -25,6 +28,7 @@ from pydicom.uid import (
 )
 
 from dicomnet.storage.header import HEADER_PREFIX, HeaderAttributes, read_header
+from dicomnet.storage.rows import ROW_KEYWORDS
 from tests.storage.dicomfiles import make_image, uid
 from tests.storage.helpers import received
 
@@ -404,3 +408,39 @@ def test_a_text_attribute_labelled_un_is_read_by_its_dictionary_vr(syntax: str) 
     buffer = received(ds, syntax)
     got = read_header(buffer, None, syntax)
     assert got.text("StudyDescription") == "Head CT" == pydicom_reads(buffer).StudyDescription
+
+
+def _decodes(run: Callable[[], object]) -> int:
+    """How many ``bytes.decode`` calls ``run()`` makes (counted, not timed)."""
+    count = 0
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        nonlocal count
+        if event == "c_call" and getattr(arg, "__name__", None) == "decode":
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+@pytest.mark.parametrize("syntax", RAW_SYNTAXES, ids=SYNTAX_IDS.get)
+def test_texts_decodes_each_value_once_per_header(syntax: str) -> None:
+    """The store thread reads the four placing attributes, the index thread the
+    eighteen of a row, from the same header: the four are not decoded again,
+    and every text is what a fresh header gives."""
+    buffer = received(make_image(6), syntax)
+    placing = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
+    got = read_header(buffer, None, syntax)
+    first = got.texts(placing)
+    assert None not in first
+    fresh = read_header(buffer, None, syntax)
+    all_row = _decodes(lambda: fresh.texts(ROW_KEYWORDS))
+    row: list[str | None] = []
+    assert _decodes(lambda: row.extend(got.texts(ROW_KEYWORDS))) == all_row - len(placing)
+    assert row == fresh.texts(ROW_KEYWORDS)
+    assert got.texts(placing) == first
+    assert _decodes(lambda: got.texts(ROW_KEYWORDS)) == 0

@@ -143,7 +143,7 @@ _REQUIRED_TAGS = frozenset(_tag(keyword) for keyword in _REQUIRED)
 class HeaderAttributes:
     """Text attributes of a data set: from raw elements, or from a ``Dataset``."""
 
-    __slots__ = ("_codecs", "_dataset", "_encoding", "_implicit", "_little", "_raw")
+    __slots__ = ("_codecs", "_dataset", "_encoding", "_implicit", "_little", "_raw", "_texts")
 
     def __init__(self, raw: _Elements | None = None, *, implicit: bool = False,
                  little: bool = True, dataset: Dataset | None = None) -> None:
@@ -153,6 +153,10 @@ class HeaderAttributes:
         self._dataset = dataset
         self._encoding: str | None = None
         self._codecs: tuple[str, ...] = ()
+        # Text values :meth:`texts` decoded, by tag: the store thread reads four
+        # (placing the file), the index thread eighteen (its row) of the same
+        # header, so the four are decoded once, not twice.
+        self._texts: dict[int, str | None] = {}
         if raw is not None:
             charset = raw.get(_CHARSET_TAG)
             terms = (charset[1].decode("ascii", "replace") if charset is not None else "")
@@ -225,7 +229,8 @@ class HeaderAttributes:
         """:meth:`text` of each keyword, in order: one call for the eighteen of an
         index row, which otherwise cost the index thread a call each. Only the
         attributes present are looked at (every element before group 0028 is in
-        a header read raw), a few calls each."""
+        a header read raw), a few calls each; a text value decoded by an
+        earlier call is not decoded again."""
         raw, encoding = self._raw, self._encoding
         if raw is None or encoding is None or self._dataset is not None:
             return [self.text(keyword) for keyword in keywords]
@@ -233,11 +238,17 @@ class HeaderAttributes:
         plan = (_PLANS.get(keywords) if isinstance(keywords, tuple) else None) or _plan(
             tuple(keywords))
         out: list[str | None] = [None] * len(keywords)
+        known = self._texts
         for tag in raw.keys() & plan:
+            if tag in known:  # (``in`` and a subscript: no call)
+                for position, _keyword, _vr in plan[tag]:
+                    out[position] = known[tag]
+                continue
             vr, value = raw[tag]
             for position, keyword, dictionary_vr in plan[tag]:
                 if vr in _TEXT_VRS or (vr is None and dictionary_vr in _TEXT_VRS):
-                    out[position] = value.decode(encoding, "replace").strip(" \0") or None
+                    text = known[tag] = value.decode(encoding, "replace").strip(" \0") or None
+                    out[position] = text
                 else:
                     out[position] = self.text(keyword)
         return out
