@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..dimse.connection import MessageReceived
+from ..dimse.connection import DatasetFragment, MessageReceived
 from ..dimse.messages import CStoreRQ, DimseMessage, operation_name
 from ..errors import AssociationAborted
 from ..ul.connection import ULConnection
@@ -229,7 +229,13 @@ class ServerAssociation(Association):
         (another message is being sent, or the peer is not reading) is sent by a
         task instead."""
         self.answering -= 1
-        self._answered(request)
+        owed = self._owed
+        if len(owed) > 1 and owed[0][1] is request:
+            # _answered's usual case, without its call per object: the oldest
+            # answered, others still owed (the timer needs no look).
+            owed.popleft()
+        else:
+            self._answered(request)
         self.message_ids.release(request)
         try:
             if isinstance(response, BaseException):
@@ -422,19 +428,36 @@ class ServerAssociation(Association):
             await asyncio.wait((answered,), timeout=left)
         return answered.done()
 
-    def _route_message(self, item: MessageReceived, sink: DatasetSink | None
-                       ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
-        message = item.message
+    def route(
+        self, item: MessageReceived | DatasetFragment
+    ) -> tuple[int, DimseMessage, DatasetSink | None] | None:
+        """``Association.route``, a command written out here: its Message ID
+        claimed, then ``_route_message``'s and ``open_sink``'s work, in one call
+        per message received, not four. (A data PDV does not come here: see
+        ``Association._route_now``.)"""
+        if not isinstance(item, MessageReceived):
+            return super().route(item)
+        if self.failure is not None:  # as Association.route: nothing after a failure
+            return None
+        message, context_id = item.message, item.context_id
+        sink: DatasetSink | None = None
         if not self.message_ids.claim(message):
             sink = DuplicateInvocation()  # never performed: see _on_messages
-        # Association._route_message's, written out: once per message received.
-        if message.has_dataset:
-            self._incoming = (item.context_id, message,
-                              sink or self.open_sink(item.context_id, message))
-            return None
-        return (item.context_id, message, sink)
+        if not message.has_dataset:
+            return (context_id, message, sink)
+        if sink is None:
+            provider = self.server._providers.get(message.command_field)
+            if provider is not None:
+                sink = provider.open_sink(self, context_id, message)
+            if sink is not None:
+                self.unclaimed_sinks.add(sink)
+            else:
+                sink = Association.open_sink(self, context_id, message)
+        self._incoming = (context_id, message, sink)
+        return None
 
     def open_sink(self, context_id: int, message: DimseMessage) -> DatasetSink:
+        # route() does the same, written out, for a command it routes: change both.
         provider = self.server._providers.get(message.command_field)
         if provider is not None:
             sink = provider.open_sink(self, context_id, message)

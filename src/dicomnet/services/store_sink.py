@@ -213,10 +213,15 @@ class StoreSink:
         with, its first element header read for its VR mode."""
         if self._redeflate is not None:
             return self._redeflated(data)
-        if self._marker is not None:
-            data = self._drop_meta(data)
-            if self._marker is not None:
-                return data  # still inside group 0002
+        marker = self._marker
+        if marker is not None:
+            if self.stray is None and len(data) >= 2 and data[:2] != marker:
+                # The usual case, decided at the first write: no group 0002.
+                self._marker = None
+            else:
+                data = self._drop_meta(data)
+                if self._marker is not None:
+                    return data  # still inside group 0002
         first = self._first
         if first is not None:
             need = _VR_BYTES - len(first)
@@ -379,10 +384,7 @@ class StoreSink:
         """``data`` without the group 0002 elements the data set starts with. Ends
         before ``reserve`` can give memory: the buffer grows only once they end."""
         stray = self.stray
-        if stray is None:
-            if len(data) >= 2 and data[:2] != self._marker:
-                self._marker = None  # the usual case, decided at the first write
-                return data
+        if stray is None:  # (the usual case, no group 0002, is told in _start)
             stray = self.stray = StrayMeta(implicit=self.transfer_syntax == IMPLICIT_LE,
                                            big_endian=self.transfer_syntax == BIG_ENDIAN)
         kept = stray.feed(data)
