@@ -182,3 +182,52 @@ def test_a_read_and_a_command_take_no_call_through_a_layer_of_their_own() -> Non
         assert type(association._incoming[2]) is DuplicateInvocation
 
     asyncio.run(main())
+
+
+def _read_a_command(loop: asyncio.AbstractEventLoop) -> tuple[list[str], float]:
+    """A server association's ``_on_bytes`` given a whole C-STORE-RQ command on
+    ``loop``: the Python calls it made, and the time it took the read at."""
+    from types import SimpleNamespace
+
+    from dicomnet.aio.server_association import ServerAssociation
+    from dicomnet.config import Limits, Timeouts
+    from dicomnet.dimse.messages import CStoreRQ, encode_message
+    from dicomnet.testing import associated_pair
+    from dicomnet.ul.pdu import encode_pdata
+
+    store = CStoreRQ(message_id=3, affected_sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+                     affected_sop_instance_uid="1.2.3.4.5.6")
+
+    async def main() -> tuple[list[str], float]:
+        pair = associated_pair()
+        server = SimpleNamespace(timeouts=Timeouts(), limits=Limits(), _providers={})
+        association = ServerAssociation(server, SimpleNamespace(), pair.acceptor)  # type: ignore[arg-type]
+        association._route_pdata = True
+        data = memoryview(encode_pdata(1, True, True, encode_message(store)))
+        calls = python_calls(lambda: association._on_bytes(data))
+        return calls, association._last_rx
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def test_a_read_takes_the_loop_clock_without_a_python_call() -> None:
+    """asyncio's loop.time() is time.monotonic() in a Python call, once per read:
+    a read takes time.monotonic() itself, the same clock; a loop whose time()
+    is its own still has it asked."""
+    import time
+
+    before = time.monotonic()
+    calls, at = _read_a_command(asyncio.new_event_loop())
+    assert "BaseEventLoop.time" not in calls
+    assert before <= at <= time.monotonic()
+
+    class Shifted(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return super().time() + 1000.0
+
+    calls, at = _read_a_command(Shifted())
+    assert any(call.endswith(".Shifted.time") for call in calls)
+    assert at >= before + 1000.0

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from ..config import Limits, Timeouts
 from ..dimse.connection import (
@@ -84,6 +85,14 @@ class Association(InPlaceReceiving, Deadlines):
         self.dimse = DimseConnection(min_fragment_mean=fragment_floor(limits.max_pdu_length))
         self.contexts: dict[int, AcceptedContext] = {}
         self._loop = asyncio.get_running_loop()
+        # The loop's clock, read per read event (_on_bytes): time.monotonic itself
+        # when the loop's time() is asyncio's (which returns it), not a Python call
+        # around it; any other loop's time() as it is.
+        loop_time = self._loop.time
+        self._clock: Callable[[], float] = (
+            time.monotonic
+            if getattr(loop_time, "__func__", None) is asyncio.BaseEventLoop.time
+            else loop_time)
         self._start_deadlines()
         #: Bytes read from the connection (after TLS), for the end's report.
         self.bytes_received = 0
@@ -205,7 +214,7 @@ class Association(InPlaceReceiving, Deadlines):
     def _on_bytes(self, data: memoryview) -> None:
         """Received bytes, straight from the transport (``Receiver``): the Upper Layer
         takes them now; its events wait in the inbox for the association's task."""
-        now = self._loop.time()
+        now = self._clock()
         self._last_rx = now
         self.bytes_received += len(data)
         sink = self._in_place_sink
