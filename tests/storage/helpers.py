@@ -45,10 +45,11 @@ MakeDataset = Callable[..., Dataset]
 
 def sender() -> ServerAssociation:
     """What the store thread reads of a job's association (``store_jobs.Job``): a
-    plain-TCP one from SCU at 127.0.0.1:104, to SCP."""
+    plain-TCP one from SCU at 127.0.0.1:104, to SCP (its TLS link read from its
+    stream, as ``Association.security`` reads it)."""
     return cast("ServerAssociation", SimpleNamespace(
         calling_ae_title="SCU", called_ae_title="SCP", security=None,
-        peer=("127.0.0.1", 104)))
+        stream=SimpleNamespace(security=None), peer=("127.0.0.1", 104)))
 
 
 def make_dataset(

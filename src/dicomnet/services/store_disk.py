@@ -476,7 +476,9 @@ class StoreDisk:
         the copies it replaced stay."""
         if self.index is None:
             return
-        fingerprint, security = None, assoc.security
+        # The stream's field, not Association.security (a property: a Python call
+        # per object on the store thread).
+        fingerprint, security = None, assoc.stream.security
         if security is not None and security.peer_certificates:
             fingerprint = security.peer_certificates[0].sha256_fingerprint
         rows.append((NewInstance(
