@@ -81,10 +81,9 @@ def test_every_answer_comes_before_the_release(tmp_path: Path, release_early: bo
     sent: list[int] = []
     original = Association.send_now
 
-    def counting(self: Association, message: DimseMessage, context_id: int, *,
-                 coalesce: bool | None = None) -> None:
+    def counting(self: Association, message: DimseMessage, context_id: int) -> None:
         sent.append(getattr(message, "message_id_being_responded_to", -1))
-        original(self, message, context_id, coalesce=coalesce)
+        original(self, message, context_id)
 
     async def main() -> list[int]:
         scp = SlowSCP(tmp_path / "out")
@@ -112,8 +111,7 @@ def test_an_answer_waits_for_a_peer_that_does_not_read(tmp_path: Path,
         original_init(self)
         self.writing_paused = True  # as if the peer had stopped reading
 
-    def refuse(self: Association, message: DimseMessage, context_id: int, *,
-               coalesce: bool | None = None) -> None:
+    def refuse(self: Association, message: DimseMessage, context_id: int) -> None:
         raise AssertionError("answered at once under write pressure")
 
     monkeypatch.setattr(Receiver, "__init__", pressed)

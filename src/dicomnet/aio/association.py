@@ -579,19 +579,16 @@ class Association(InPlaceReceiving, Deadlines):
         """The last PDU of ``message`` was queued (the peer may have read it all
         from here on); for a requestor, which takes no response before it."""
 
-    def send_now(self, message: DimseMessage, context_id: int, *,
-                 coalesce: bool | None = None) -> None:
+    def send_now(self, message: DimseMessage, context_id: int) -> None:
         """Queue a message without a data set (a response, say) at once, from a
         callback rather than a task. The caller makes sure that no other message is
         being sent (``send_message`` holds the wire until its last PDV is out:
-        PS3.8 9.3.5) and that the peer is reading (no write pressure to wait for).
-        ``coalesce``: what ``_may_coalesce()`` says, from a caller that knows it
-        (None: asked here)."""
+        PS3.8 9.3.5) and that the peer is reading (no write pressure to wait for)."""
         if not self.ul.is_established and self.ul.state.name not in ("Sta8",):
             raise self.failure or LocalProtocolError("the association is not established")
         for pdu in command_pdus(context_id, encode_message(message), self.ul.peer_max_pdu_length):
             self.ul.send_pdata(pdu)
-        if self._may_coalesce() if coalesce is None else coalesce:
+        if self._may_coalesce():
             self._queue_out_soon()
         else:
             self._queue_out()

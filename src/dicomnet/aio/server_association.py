@@ -148,7 +148,7 @@ class ServerAssociation(Association):
         """Start what can be started at once (see ``_deliver``): the rest, in order,
         and the error a ``start`` raised (the messages after it are then dropped,
         as the task drops them: the association ends)."""
-        starts, owed, operation = self._starts, self._owed, self.timeouts.operation
+        starts = self._starts
         for index, (context_id, message, sink) in enumerate(messages):
             command = message.command_field
             if command not in starts:  # once per command: getattr and get each time before
@@ -175,12 +175,7 @@ class ServerAssociation(Association):
             self.messages += 1
             self.objects += message.__class__ is CStoreRQ
             # Taken in the read that completed it: _last_rx is now, no clock read.
-            # owe_answer's body, written out (once per object): change both.
-            self.answering += 1
-            owed.append((self._last_rx, message))
-            if len(owed) == 1 and operation is not None and (
-                    self._timer_at is None or self._timer_at > self._last_rx + operation):
-                self._rearm()
+            self.owe_answer(message, self._last_rx)
         return [], None
 
     def _may_coalesce(self) -> bool:
@@ -195,7 +190,6 @@ class ServerAssociation(Association):
         round that never ends, a hung fsync, must not hold the association and
         its slot for ever while reading is paused). O(1) per request: an append,
         and for the first one owed only, a look at the armed timer."""
-        # (_start_now has this written out: change both.)
         self.answering += 1
         owed = self._owed
         owed.append((since, request))
@@ -256,9 +250,7 @@ class ServerAssociation(Association):
                 return
             else:
                 self.answers.count(response)
-                # _may_coalesce(), written out: once per object answered.
-                self.send_now(response, context_id,
-                              coalesce=len(self.running) + self.answering > 1)
+                self.send_now(response, context_id)
         except Exception as exc:
             self._operation_failed(exc)
         finally:
