@@ -6,9 +6,11 @@ hundred, SLACK, more)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,19 @@ def receive_in_place(spool: DirectSpool, piece: bytes, read_most: int | None = N
     return refused
 
 
+@contextlib.contextmanager
+def spool_at(path: Path) -> Iterator[DirectSpool]:
+    """A DirectSpool writing a new file at ``path``, finished at the end."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        spool = DirectSpool.open(fd)
+        assert spool is not None
+        yield spool
+        spool.finish()
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("over", [0, 1, 376, SLACK - 1, SLACK])
 def test_a_pdv_just_past_the_chunk_is_lent_whole_and_lands_exactly(
         folder: Path, over: int, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,10 +88,7 @@ def test_a_pdv_just_past_the_chunk_is_lent_whole_and_lands_exactly(
     lead = CHUNK - 200_000  # the PDV then starts 200,000 bytes before the boundary
     pieces = [rng.randbytes(lead), rng.randbytes(200_000 + over), rng.randbytes(300_000)]
     path = folder / "out"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        spool = DirectSpool.open(fd)
-        assert spool is not None
+    with spool_at(path) as spool:
         spool.write(pieces[0])  # from elsewhere: copied
         lent = spool.reserve(200_000 + over)
         assert lent is not None and len(lent) == 200_000 + over  # the whole rest
@@ -84,9 +96,6 @@ def test_a_pdv_just_past_the_chunk_is_lent_whole_and_lands_exactly(
         assert receive_in_place(spool, pieces[1]) == 0
         assert spool.size == CHUNK + over
         assert receive_in_place(spool, pieces[2]) == 0
-        spool.finish()
-    finally:
-        os.close(fd)
     assert path.read_bytes() == b"".join(pieces)
     # The lead, then only the overhang, moved to the next chunk.
     assert copies.sizes == [lead] + ([over] if over else [])
@@ -98,18 +107,12 @@ def test_a_pdv_further_past_the_chunk_is_cut_at_it(folder: Path) -> None:
     rng = random.Random(5)
     pieces = [rng.randbytes(CHUNK - 100_000), rng.randbytes(100_000 + SLACK + 1)]
     path = folder / "out"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        spool = DirectSpool.open(fd)
-        assert spool is not None
+    with spool_at(path) as spool:
         spool.write(pieces[0])
         lent = spool.reserve(100_000 + SLACK + 1)
         assert lent is not None and len(lent) == 100_000
         lent.release()
         assert receive_in_place(spool, pieces[1]) == 0
-        spool.finish()
-    finally:
-        os.close(fd)
     assert path.read_bytes() == b"".join(pieces)
 
 
@@ -123,15 +126,9 @@ def test_pieces_of_any_size_across_many_boundaries_land_exactly(
     pieces = [rng.randbytes((256 << 10) - 12) for _ in range(8 * 3 + 5)]
     pieces.append(rng.randbytes(777))
     path = folder / "out"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        spool = DirectSpool.open(fd)
-        assert spool is not None
+    with spool_at(path) as spool:
         for piece in pieces:
             receive_in_place(spool, piece, read_most)
-        spool.finish()
-    finally:
-        os.close(fd)
     assert path.read_bytes() == b"".join(pieces)
 
 
@@ -151,14 +148,8 @@ def test_chunks_are_written_whole_and_aligned(
     pieces = [rng.randbytes(CHUNK - 50_000), rng.randbytes(50_000 + 376),
               rng.randbytes(CHUNK - 376 - 10), rng.randbytes(10 + 1), rng.randbytes(5)]
     path = folder / "out"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        spool = DirectSpool.open(fd)
-        assert spool is not None
+    with spool_at(path) as spool:
         for piece in pieces:
             receive_in_place(spool, piece)
-        spool.finish()
-    finally:
-        os.close(fd)
     assert path.read_bytes() == b"".join(pieces)
     assert submitted == [(0, CHUNK), (CHUNK, CHUNK)]
