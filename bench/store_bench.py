@@ -139,12 +139,14 @@ class Measurement:
     def median_seconds(self) -> float:
         return statistics.median(self.seconds)
 
-    def rate(self, unit: str) -> float | None:
+    def rate(self, unit: str, *, best: bool = False) -> float | None:
+        """The rate of the median run, or with ``best`` of the fastest one."""
         if not self.ok:
             return None
+        seconds = min(self.seconds) if best else self.median_seconds
         if unit == "obj/s":
-            return self.count / self.median_seconds
-        return self.payload_bytes / 1e6 / self.median_seconds
+            return self.count / seconds
+        return self.payload_bytes / 1e6 / seconds
 
     @property
     def peak_mb(self) -> float | None:
@@ -552,28 +554,33 @@ def targets(results: dict[tuple[str, str, str], Measurement], transport: str,
             all_cases: Sequence[Case]) -> list[str]:
     images, large, small = all_cases
 
-    def rate(variant: str, case: Case) -> float | None:
+    def rate(variant: str, case: Case, *, best: bool = False) -> float | None:
         m = results.get((transport, variant, case.name))
-        return m.rate(case.unit) if m is not None else None
+        return m.rate(case.unit, best=best) if m is not None else None
 
-    def check(name: str, value: float | None, base: float | None, goal: float) -> str:
-        if value is None or base is None:
+    def check(name: str, case: Case, base: str, goal: float) -> str:
+        value, against = rate("dicomnet", case), rate(base, case)
+        if value is None or against is None:
             return f"- {name}: not measured"
-        ratio = value / base
-        return f"- {name}: {ratio:.2f}x (target >= {goal}x) {'met' if ratio >= goal else 'MISSED'}"
+        ratio = value / against
+        line = f"- {name}: {ratio:.2f}x (target >= {goal}x) {'met' if ratio >= goal else 'MISSED'}"
+        # The median of two runs is their mean: one slow run of either stack moves
+        # it. The fastest run of each says what each can do on this machine.
+        m, other = (results[(transport, v, case.name)] for v in ("dicomnet", base))
+        if len(m.seconds) > 1 or len(other.seconds) > 1:
+            best, best_against = rate("dicomnet", case, best=True), rate(base, case, best=True)
+            assert best is not None and best_against is not None
+            line += f"; fastest run against fastest run {best / best_against:.2f}x"
+        return line
 
     out = [f"Targets for dicomnet ({transport}):"]
-    out.append(check(f"{large.label} vs DCMTK +B", rate("dicomnet", large),
-                     rate("dcmtk+B", large), 1.0))
-    out.append(check(f"{images.label} vs DCMTK", rate("dicomnet", images),
-                     rate("dcmtk", images), 1.0))
-    out.append(check(f"{small.label} vs DCMTK", rate("dicomnet", small),
-                     rate("dcmtk", small), 0.5))
-    out.append(check(f"{small.label} vs pynetdicom", rate("dicomnet", small),
-                     rate("pynetdicom", small), 5.0))
+    out.append(check(f"{large.label} vs DCMTK +B", large, "dcmtk+B", 1.0))
+    out.append(check(f"{images.label} vs DCMTK", images, "dcmtk", 1.0))
+    out.append(check(f"{small.label} vs DCMTK", small, "dcmtk", 0.5))
+    out.append(check(f"{small.label} vs pynetdicom", small, "pynetdicom", 5.0))
     if rate("pynetdicom-nodelay", small) is not None:
         out.append(check(f"{small.label} vs pynetdicom with TCP_NODELAY (beyond the issue)",
-                         rate("dicomnet", small), rate("pynetdicom-nodelay", small), 5.0))
+                         small, "pynetdicom-nodelay", 5.0))
     m = results.get((transport, "dicomnet", large.name))
     peak = m.peak_mb if m is not None else None
     if peak is None:
