@@ -554,9 +554,9 @@ def targets(results: dict[tuple[str, str, str], Measurement], transport: str,
             all_cases: Sequence[Case]) -> list[str]:
     images, large, small = all_cases
 
-    def rate(variant: str, case: Case, *, best: bool = False) -> float | None:
+    def rate(variant: str, case: Case) -> float | None:
         m = results.get((transport, variant, case.name))
-        return m.rate(case.unit, best=best) if m is not None else None
+        return m.rate(case.unit) if m is not None else None
 
     def check(name: str, case: Case, base: str, goal: float) -> str:
         value, against = rate("dicomnet", case), rate(base, case)
@@ -568,7 +568,7 @@ def targets(results: dict[tuple[str, str, str], Measurement], transport: str,
         # it. The fastest run of each says what each can do on this machine.
         m, other = (results[(transport, v, case.name)] for v in ("dicomnet", base))
         if len(m.seconds) > 1 or len(other.seconds) > 1:
-            best, best_against = rate("dicomnet", case, best=True), rate(base, case, best=True)
+            best, best_against = m.rate(case.unit, best=True), other.rate(case.unit, best=True)
             assert best is not None and best_against is not None
             line += f"; fastest run against fastest run {best / best_against:.2f}x"
         return line
