@@ -19,33 +19,26 @@ from dicomnet.dimse.connection import DimseConnection, MessageReceived
 from dicomnet.dimse.messages import (
     CStoreRQ,
     CStoreRSP,
-    decode_message,
     decode_store_rq,
     encode_message,
 )
 from dicomnet.errors import RemoteProtocolError
 from dicomnet.ul.pdata import PresentationDataValue
 from tests.aio.test_receive_path_calls import python_calls
+from tests.dimse.decoding import decoded
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 LONG_UID = "1.2.840.113619.2.55.3.604688119.969.1268071029.320"
 
 
-def _general(data: bytes) -> object:
-    """What an acceptor's connection made of ``data`` before (decode_message): the
-    message, or the error's words."""
-    try:
-        return decode_message(data)
-    except RemoteProtocolError as exc:
-        return str(exc)
+def _general(data: bytes | bytearray | memoryview) -> object:
+    """What a connection made of ``data`` before (decode_message)."""
+    return decoded(data)
 
 
 def _now(data: bytes | bytearray | memoryview) -> object:
     """What an acceptor's connection makes of it now (DimseConnection._receive_command)."""
-    try:
-        return decode_store_rq(data) or decode_message(data)
-    except RemoteProtocolError as exc:
-        return str(exc)
+    return decoded(data, decode_store_rq)
 
 
 def _rq(instance: object = "1.2.3.4", *, sop_class: object = CT, message_id: int = 7,
