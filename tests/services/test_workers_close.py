@@ -16,8 +16,14 @@ import pytest
 
 from dicomnet.errors import DicomNetError
 from dicomnet.services.workers import Background, BatchWorker, WorkerClosed
-
-from .test_workers import PATIENCE, Gated, run, threads_named, unique_name, wait_event
+from tests.services.worker_helpers import (
+    PATIENCE,
+    Gated,
+    run,
+    threads_named,
+    unique_name,
+    wait_event,
+)
 
 
 class MarkedQueue(queue.SimpleQueue[Any]):
