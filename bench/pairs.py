@@ -31,7 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ssl_ceiling  # sibling scripts, not a package
+import interleaved  # sibling scripts, not a package
+import ssl_ceiling
 import store_bench as sb
 
 STACKS = ("dicomnet", "dicomnet-nosync", "dcmtk", "dcmtk+B", "pynetdicom", "pynetdicom-nodelay",
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated, the first is the reference (default: %(default)s)")
     parser.add_argument("--tree", type=Path, help="the other dicomnet checkout, for 'tree'")
     parser.add_argument("--rounds", type=int, default=4, help="default: %(default)s")
-    sb.add_round_options(parser)
+    interleaved.add_round_options(parser)
     args = parser.parse_args(argv)
     stacks = [s.strip() for s in args.stacks.split(",") if s.strip()]
     unknown = set(stacks) - set(STACKS)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     case = {c.name: c for c in sb.cases(args.quick)}[args.case]
     sb.wait_for_freed_inodes(wait=not args.no_wait)
     with sb.workspace(None) as work:
-        rounds = sb.prepare_rounds(work, case, stacks, plain=args.plain)
+        rounds = interleaved.prepare_rounds(work, case, stacks, plain=args.plain)
         pki, payload, results = rounds.pki, rounds.payload, rounds.results
         for number in range(args.rounds):
             order = stacks if number % 2 == 0 else stacks[::-1]
@@ -78,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                     m.server_cpu.append(server_cpu)
                     m.client_cpu.append(client_cpu)
                 else:
-                    with (sb.checkout_first(args.tree) if stack == "tree" and args.tree
+                    with (interleaved.checkout_first(args.tree) if stack == "tree" and args.tree
                           else contextlib.nullcontext()):
                         sb.run_once("dicomnet" if stack == "tree" else stack, pki, case,
                                     rounds.folder, payload=payload, work=work,
                                     tag=f"{stack}-{number}", timeout=args.timeout, m=m)
-                sb.print_round(number, stack, case, m, before)
-    sb.print_medians(case, results, stacks)
+                interleaved.print_round(number, stack, case, m, before)
+    interleaved.print_medians(case, results, stacks)
     return 0 if all(m.ok for m in results.values()) else 1
 
 

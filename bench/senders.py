@@ -46,6 +46,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import interleaved
 import store_bench as sb
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
@@ -130,7 +131,7 @@ def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case,
             server: sb.Server = start_orthanc(pki, out, log)
         elif server_name == "tree":  # dicomnet's server from the other checkout
             assert tree is not None
-            with sb.checkout_first(tree):  # the sender runs from this one
+            with interleaved.checkout_first(tree):  # the sender runs from this one
                 server = sb.start_server("dicomnet", pki, out, log)
         else:
             server = sb.start_server(server_name, pki, out, log, storescp_options=fork)
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--senders", type=int, default=1,
                         help="how many senders at once, each with its share of the files")
     parser.add_argument("--rounds", type=int, default=3)
-    sb.add_round_options(parser)
+    interleaved.add_round_options(parser)
     args = parser.parse_args(argv)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     unknown = set(servers) - set(SERVERS)
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--senders: 1 to {case.count}")
     sb.wait_for_freed_inodes(wait=not args.no_wait)
     with sb.workspace(None) as work:
-        rounds = sb.prepare_rounds(work, case, servers, plain=args.plain)
+        rounds = interleaved.prepare_rounds(work, case, servers, plain=args.plain)
         shares = split(rounds.folder, work / "data" / "shares", args.senders)
         transport, results = rounds.transport, rounds.results
         who = "DCMTK storescu" if args.client == "dcmtk" else "dicomnet SCU"
@@ -226,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_once(name, args.client, rounds.pki, case, shares, payload=rounds.payload,
                          work=work, tag=f"{name}-{number}", timeout=args.timeout, m=m,
                          tree=args.tree)
-                sb.print_round(number, name, case, m, before)
-    sb.print_medians(case, results, servers)
+                interleaved.print_round(number, name, case, m, before)
+    interleaved.print_medians(case, results, servers)
     return 0 if all(m.ok for m in results.values()) else 1
 
 

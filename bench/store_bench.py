@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pydicom
+import report  # a sibling script's module
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
@@ -469,128 +470,6 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
 # -- report ------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "FAIL"
-    if unit == "obj/s" or value >= 100:
-        return f"{value:.0f}"
-    return f"{value:.1f}"
-
-
-def _ratio(value: float | None, base: float | None) -> str:
-    if value is None or base is None or base == 0:
-        return "n/a"
-    return f"{value / base:.2f}x"
-
-
-def table(results: dict[tuple[str, str, str], Measurement], transports: Sequence[str],
-          variants: Sequence[Variant], all_cases: Sequence[Case]) -> str:
-    images, large, small = all_cases
-    lines: list[str] = []
-    for transport in transports:
-        title = ("TLS 1.3, mutual authentication" if transport == "tls" else "plain TCP")
-        lines += [
-            f"### {title}",
-            "",
-            f"| stack | {images.label} MB/s | vs DCMTK | {large.label} MB/s | vs DCMTK "
-            f"| vs DCMTK +B | {small.label} obj/s | vs DCMTK | SCP peak RSS, "
-            f"{large.label.split(' x ')[1]} case |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-
-        def get(variant: str, case: Case, transport: str = transport) -> float | None:
-            m = results.get((transport, variant, case.name))
-            return m.rate(case.unit) if m is not None else None
-
-        for v in variants:
-            if (transport, v.key, images.name) not in results:
-                continue
-            peak = results[(transport, v.key, large.name)].peak_mb
-            cells = [
-                v.label,
-                _fmt(get(v.key, images), "MB/s"),
-                _ratio(get(v.key, images), get("dcmtk", images)),
-                _fmt(get(v.key, large), "MB/s"),
-                _ratio(get(v.key, large), get("dcmtk", large)),
-                _ratio(get(v.key, large), get("dcmtk+B", large)),
-                _fmt(get(v.key, small), "obj/s"),
-                _ratio(get(v.key, small), get("dcmtk", small)),
-                f"{peak:.0f} MB" if peak is not None else "n/a",
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-        py_small = results.get((transport, "pynetdicom", small.name))
-        if py_small is not None and py_small.count != small.count:
-            lines += [f"pynetdicom's small-object rate is measured on its first "
-                      f"{py_small.count} objects (one association), to bound the run time.", ""]
-        if (transport, "dicomnet", images.name) in results:
-            lines += targets(results, transport, all_cases)
-        lines += cpu_table(results, transport, variants, all_cases)
-    return "\n".join(lines)
-
-
-def cpu_table(results: dict[tuple[str, str, str], Measurement], transport: str,
-              variants: Sequence[Variant], all_cases: Sequence[Case]) -> list[str]:
-    """CPU seconds per run (medians), server / client, start-up excluded: on this
-    2-core machine both processes share two CPUs, so their sum bounds the rate."""
-    head = " | ".join(f"{c.label}: server / client / sum" for c in all_cases)
-    out = [f"CPU seconds per run ({transport}, medians, start-up excluded):", "",
-           f"| stack | {head} |", "|---|" + "---:|" * len(all_cases)]
-    for v in variants:
-        cells = [v.label]
-        for case in all_cases:
-            m = results.get((transport, v.key, case.name))
-            if m is None or not m.ok or not m.client_cpu:
-                cells.append("n/a")
-                continue
-            server, client = statistics.median(m.server_cpu), statistics.median(m.client_cpu)
-            cells.append(f"{server:.2f} / {client:.2f} / {server + client:.2f}")
-        if any(cell != "n/a" for cell in cells[1:]):
-            out.append("| " + " | ".join(cells) + " |")
-    return [*out, ""]
-
-
-def targets(results: dict[tuple[str, str, str], Measurement], transport: str,
-            all_cases: Sequence[Case]) -> list[str]:
-    images, large, small = all_cases
-
-    def rate(variant: str, case: Case) -> float | None:
-        m = results.get((transport, variant, case.name))
-        return m.rate(case.unit) if m is not None else None
-
-    def check(name: str, case: Case, base: str, goal: float) -> str:
-        value, against = rate("dicomnet", case), rate(base, case)
-        if value is None or against is None:
-            return f"- {name}: not measured"
-        ratio = value / against
-        line = f"- {name}: {ratio:.2f}x (target >= {goal}x) {'met' if ratio >= goal else 'MISSED'}"
-        # The median of two runs is their mean: one slow run of either stack moves
-        # it. The fastest run of each says what each can do on this machine.
-        m, other = (results[(transport, v, case.name)] for v in ("dicomnet", base))
-        if len(m.seconds) > 1 or len(other.seconds) > 1:
-            best, best_against = m.rate(case.unit, best=True), other.rate(case.unit, best=True)
-            assert best is not None and best_against is not None
-            line += f"; fastest run against fastest run {best / best_against:.2f}x"
-        return line
-
-    out = [f"Targets for dicomnet ({transport}):"]
-    out.append(check(f"{large.label} vs DCMTK +B", large, "dcmtk+B", 1.0))
-    out.append(check(f"{images.label} vs DCMTK", images, "dcmtk", 1.0))
-    out.append(check(f"{small.label} vs DCMTK", small, "dcmtk", 0.5))
-    out.append(check(f"{small.label} vs pynetdicom", small, "pynetdicom", 5.0))
-    if rate("pynetdicom-nodelay", small) is not None:
-        out.append(check(f"{small.label} vs pynetdicom with TCP_NODELAY (beyond the issue)",
-                         small, "pynetdicom-nodelay", 5.0))
-    m = results.get((transport, "dicomnet", large.name))
-    peak = m.peak_mb if m is not None else None
-    if peak is None:
-        out.append("- SCP peak RSS receiving large objects: not measured")
-    else:
-        out.append(f"- SCP peak RSS receiving {large.label.split(' x ')[1]} objects: "
-                   f"{peak:.0f} MB (target <= 64 MB) {'met' if peak <= 64 else 'MISSED'}")
-    return [*out, ""]
-
-
 def machine() -> dict[str, str]:
     model = ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
@@ -710,89 +589,6 @@ DELETED_STAMP = Path(tempfile.gettempdir()) / "dicomnet-store-bench.deleted"
 INODE_RECENCY = 300.0
 
 
-def add_round_options(parser: argparse.ArgumentParser) -> None:
-    """The options pairs.py and senders.py share."""
-    parser.add_argument("--plain", action="store_true", help="plain TCP instead of TLS")
-    parser.add_argument("--quick", action="store_true", help="store_bench's --quick sizes")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="do not wait for recently deleted inodes to age")
-    parser.add_argument("--timeout", type=float, default=600.0)
-
-
-@contextlib.contextmanager
-def checkout_first(tree: Path) -> Iterator[None]:
-    """Processes started meanwhile import dicomnet from ``tree``'s ``src`` (the
-    'tree' stack of pairs.py and senders.py); PYTHONPATH is restored after."""
-    base_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(tree.resolve() / "src"), base_path) if p)
-    try:
-        yield
-    finally:
-        if base_path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = base_path
-
-
-@dataclass(slots=True)
-class Rounds:
-    """What interleaved rounds of one case share: its files, the PKI (None over
-    plain TCP), and one Measurement per stack."""
-
-    folder: Path
-    pki: Path | None
-    payload: int
-    transport: str
-    results: dict[str, Measurement]
-
-
-def prepare_rounds(work: Path, case: Case, names: Sequence[str], *, plain: bool) -> Rounds:
-    """The case's files (synced to disk before anything is timed), a development
-    PKI unless ``plain``, and an empty Measurement for each of ``names``."""
-    folder = generate(work / "data", [case])[case.name]
-    os.sync()  # no write-back of the test files mid-run
-    pki = None if plain else make_dev_pki(work / "pki").directory
-    files = list(folder.iterdir())
-    payload = sum(p.stat().st_size for p in files)
-    transport = "plain" if plain else "tls"
-    return Rounds(folder, pki, payload, transport,
-                  {n: Measurement(transport, n, case.name, len(files), payload) for n in names})
-
-
-def case_rate(case: Case, m: Measurement, seconds: float) -> float:
-    """The case's rate (objects/s or MB/s) for a run of ``seconds``."""
-    return float((m.count if case.unit == "obj/s" else m.payload_bytes / 1e6) / seconds)
-
-
-def print_round(number: int, name: str, case: Case, m: Measurement, before: int) -> None:
-    """One line for a run of interleaved rounds (pairs.py, senders.py): its rate,
-    or why it failed (``before``: how many runs ``m`` held before this one)."""
-    if len(m.seconds) > before:
-        client = f", client {m.client_cpu[-1]:.2f} s" if m.client_cpu else ""
-        print(f"round {number + 1}  {name:16} {case_rate(case, m, m.seconds[-1]):9.1f} "
-              f"{case.unit}  CPU: server {m.server_cpu[-1]:.2f} s{client}", flush=True)
-    else:
-        print(f"round {number + 1}  {name:16} FAILED: {m.errors[-1]}", flush=True)
-
-
-def print_medians(case: Case, results: dict[str, Measurement], names: Sequence[str]) -> None:
-    """The medians of interleaved rounds, each as a ratio to the first of ``names``."""
-    reference = results[names[0]]
-    print()
-    for name in names:
-        m = results[name]
-        if not m.seconds:
-            print(f"{name:16} no valid run")
-            continue
-        ratio = ""
-        if name != names[0] and reference.seconds:
-            ratio = (f"  {statistics.median(reference.seconds) / statistics.median(m.seconds):.2f}x"
-                     f" of {names[0]}")
-        print(f"{name:16} median {case_rate(case, m, statistics.median(m.seconds)):9.1f} "
-              f"{case.unit} over {len(m.seconds)} run(s){ratio}")
-
-
 def wait_for_freed_inodes(*, wait: bool) -> None:
     """Sleep until the inodes the previous run freed are no longer 'recent'."""
     try:
@@ -890,7 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for m, _ in measured:
                         rate = m.rate(case.unit)
                         print(f"{transport:5} {m.variant:10} {case.name:6} "
-                              f"{_fmt(rate, case.unit):>6} {case.unit}"
+                              f"{report.fmt(rate, case.unit):>6} {case.unit}"
                               + (f", SCP peak {m.peak_mb:.0f} MB" if m.peak_mb else "")
                               + (f"  ERRORS: {m.errors}" if m.errors else ""), flush=True)
     finally:
@@ -905,12 +701,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Median of {args.runs} run(s); total {elapsed:.0f}s.")
     print()
     if {c.name for c in selected} == {"images", "large", "small"}:
-        print(table(results, transports, variants, all_cases))
+        print(report.table(results, transports, variants, all_cases))
     else:
         for m in results.values():
             case = next(c for c in all_cases if c.name == m.case)
             print(f"{m.transport:5} {m.variant:10} {m.case:6} "
-                  f"{_fmt(m.rate(case.unit), case.unit)} {case.unit}")
+                  f"{report.fmt(m.rate(case.unit), case.unit)} {case.unit}")
     if args.json is not None:
         args.json.write_text(json.dumps({
             "machine": info, "runs": args.runs, "quick": args.quick, "elapsed": elapsed,

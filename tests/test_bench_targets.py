@@ -34,7 +34,8 @@ def _results(store_bench: ModuleType, seconds: dict[str, list[float]]) -> dict[
 
 
 def _images_line(store_bench: ModuleType, results: dict[tuple[str, str, str], object]) -> str:
-    lines: list[str] = store_bench.targets(results, "tls", store_bench.cases(False))
+    report = sys.modules["report"]  # bench/report.py, imported by store_bench
+    lines: list[str] = report.targets(results, "tls", store_bench.cases(False))
     return next(line for line in lines if "512 KB vs DCMTK" in line)
 
 
