@@ -467,7 +467,7 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
             shutil.rmtree(out, ignore_errors=True)
 
 
-# -- report ------------------------------------------------------------------------------
+# -- the machine (report.py writes the tables) -------------------------------------------
 
 
 def machine() -> dict[str, str]:
