@@ -15,7 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from store_bench import Case, Measurement, generate, make_dev_pki
+from store_bench import Case, Measurement, generate
+
+from dicomnet.security.certificates import make_dev_pki
 
 __all__ = ["Rounds", "add_round_options", "case_rate", "checkout_first", "prepare_rounds",
            "print_medians", "print_round"]
