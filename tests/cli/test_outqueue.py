@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -81,6 +82,33 @@ def test_close_gives_up_on_a_reader_that_never_reads(pipe: tuple[int, int]) -> N
         # The descriptor now goes to /dev/null: a write after it does not block.
         stream.write("z" * 200_000)
         stream.flush()
+
+
+def test_a_queue_given_up_never_touches_its_descriptor_number_again() -> None:
+    """close() gave up on a thread blocked in write; the stream's descriptor is then
+    closed and its number reused (here, by the next pipe). When the blocked write
+    fails at last (its reader gone), the thread must not make that number
+    /dev/null: it was a later test's pipe, which then never saw EPIPE (a flaky
+    test_a_reader_gone_... in the full suite, session 34)."""
+    read, write = os.pipe()
+    number = os.dup(write)
+    stream = os.fdopen(number, "w")
+    queue = LineQueue(stream, name="test-out")
+    for n in range(200):  # 200 KB: the pipe takes 64 KiB, the write blocks
+        queue.put(f"{n} " + "y" * 1000)
+    assert not queue.close(0.3)
+    stream.close()  # the number is free; the thread's write holds the old pipe
+    again_read, again_write = os.pipe()
+    try:
+        assert number in (again_read, again_write)
+        os.close(read)  # the blocked write fails: EPIPE
+        os.close(write)
+        queue._thread.join(5)
+        assert not queue._thread.is_alive()
+        assert stat.S_ISFIFO(os.fstat(number).st_mode)  # still the new pipe
+    finally:
+        os.close(again_read)
+        os.close(again_write)
 
 
 def test_a_reader_gone_makes_the_stream_devnull_and_is_said_once() -> None:

@@ -70,6 +70,10 @@ class LineQueue:
         self._queued = 0  # lines queued, ever
         self._done = 0  # lines written (or dropped by a closed reader), ever
         self._closing = False
+        # Set once close() gave up on the thread and handed the stream back: the
+        # descriptor may then be closed and its number reused (a test's next
+        # pipe), so a write that fails later must not dup2 /dev/null onto it.
+        self._released = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -110,7 +114,9 @@ class LineQueue:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             return True
-        self._to_devnull()  # the blocked write holds the old pipe; others go nowhere
+        with self._lock:
+            self._released = True
+            self._to_devnull()  # the blocked write holds the old pipe; others go nowhere
         return False
 
     def _run(self) -> None:
@@ -149,7 +155,10 @@ class LineQueue:
                 except BlockingIOError:  # a descriptor someone made non-blocking
                     select.select([], [self._fd], [], 1.0)
         except BrokenPipeError:
-            self._to_devnull()
+            with self._lock:
+                if self._released:
+                    return  # close() made it /dev/null already; the number is not ours
+                self._to_devnull()
             if self._on_closed is not None:
                 self._on_closed()
         except (OSError, ValueError):
