@@ -48,6 +48,7 @@ from typing import Any
 import store_bench as sb
 
 from dicomnet.aio.server import serve
+from dicomnet.config import DEFAULT_MIN_FREE
 from dicomnet.security.certificates import make_dev_pki
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StorageSCP
@@ -219,7 +220,7 @@ async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[d
             # A fresh server and folder each run: the same objects again would be
             # duplicates, which take another path.
             out = Path(tempfile.mkdtemp(prefix="received-", dir=work))
-            storage = StorageSCP(out)
+            storage = StorageSCP(out, min_free=DEFAULT_MIN_FREE)  # as serve runs
             server = await serve(port=0, tls=tls, providers=[VerificationSCP(), storage])
             try:
                 if warm is not None:

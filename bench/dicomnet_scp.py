@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from dicomnet.aio.server import serve
+from dicomnet.config import DEFAULT_MIN_FREE
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
@@ -28,10 +29,12 @@ def tls_config(pki: Path) -> TLSConfig:
     )
 
 
-async def run(root: Path, pki: Path | None, port: int, *, durable: bool = True) -> None:
+async def run(root: Path, pki: Path | None, port: int, *, durable: bool = True,
+              min_free: str = DEFAULT_MIN_FREE) -> None:
     # durable=False: StorageSCP's own no-fsync mode (atomic renames, index kept),
-    # the counterpart of DCMTK's storescp, which never fsyncs.
-    storage = StorageSCP(root, durable=durable)
+    # the counterpart of DCMTK's storescp, which never fsyncs. min_free: serve's
+    # default reserve, checked as serve checks it (a statvfs per store round).
+    storage = StorageSCP(root, durable=durable, min_free=min_free)
     server = await serve(
         port=port, tls=tls_config(pki) if pki is not None else None,
         providers=[VerificationSCP(), storage],
@@ -54,15 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="write a cProfile dump here on exit")
     parser.add_argument("--no-fsync", action="store_true",
                         help="StorageSCP(durable=False): atomic renames without fsync")
+    parser.add_argument("--min-free", default=DEFAULT_MIN_FREE,
+                        help="free space kept, as serve's --min-free (0: none)")
     args = parser.parse_args(argv)
     durable = not args.no_fsync
     if args.profile is None:
-        asyncio.run(run(args.root, args.pki, args.port, durable=durable))
+        asyncio.run(run(args.root, args.pki, args.port, durable=durable,
+                        min_free=args.min_free))
         return 0
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        asyncio.run(run(args.root, args.pki, args.port, durable=durable))
+        asyncio.run(run(args.root, args.pki, args.port, durable=durable,
+                        min_free=args.min_free))
     finally:
         profiler.disable()
         profiler.dump_stats(args.profile)

@@ -80,7 +80,7 @@ if TYPE_CHECKING:
         ConnectionRefused,
     )
     from .aio.transport import SecureLinkEvent, SecureLinkHook
-    from .config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, Limits, Timeouts
+    from .config import DEFAULT_PLAIN_PORT, DEFAULT_TLS_PORT, FreeSpace, Limits, Timeouts
     from .dimse.status import Status
     from .errors import (
         AssociationAborted,
@@ -154,6 +154,7 @@ _EXPORTS: dict[str, str] = {
     "DrainOutcome": ".aio.server",
     "DuplicatePolicy": ".storage.files",
     "EchoHook": ".services.verification",
+    "FreeSpace": ".config",
     "HookAnswer": ".services.store_answers",
     "Layout": ".storage.files",
     "Limits": ".config",
@@ -225,6 +226,7 @@ __all__ = [
     "DrainOutcome",
     "DuplicatePolicy",
     "EchoHook",
+    "FreeSpace",
     "HookAnswer",
     "Layout",
     "Limits",

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_PLAIN_PORT", "DEFAULT_TLS_PORT", "Limits", "Timeouts", "check_ae_title"]
+__all__ = ["DEFAULT_MIN_FREE", "DEFAULT_PLAIN_PORT", "DEFAULT_TLS_PORT", "FreeSpace", "Limits",
+           "Timeouts", "check_ae_title", "size_words"]
 
 #: The registered "dicom" port (PS3.8 9.1.1 / IANA); dicomnet's default for plain DICOM.
 DEFAULT_PLAIN_PORT = 11112
 #: The registered "dicom-tls" port (PS3.15 B.1), default for TLS servers.
 DEFAULT_TLS_PORT = 2762
+#: The free space ``dicomnet serve`` keeps on its store's disk unless told
+#: (``--min-free``, :class:`FreeSpace`): room for the index and the system
+#: when senders would fill the disk, and little of any disk.
+DEFAULT_MIN_FREE = "1%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +133,68 @@ def check_ae_title(value: str, what: str = "AE title") -> str:
     if any(ord(c) < 0x20 or ord(c) > 0x7E or c == "\\" for c in value):
         raise ConfigurationError(f"{what} {value!r} holds characters an AE title cannot have")
     return stripped
+
+
+#: Size units :meth:`FreeSpace.parse` reads (lower case): SI and binary.
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
+          "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+          "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|[a-zA-Z]*)\s*")
+
+
+def size_words(size: int) -> str:
+    """``size`` bytes for a person: "812.4 MiB", "5.0 GiB", "0 bytes"."""
+    if size < 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+@dataclass(frozen=True)
+class FreeSpace:
+    """A reserve of free space on a store's file system (``StorageSCP(min_free=)``,
+    storage.space): ``size`` bytes, or ``percent`` of the file system's size
+    (one of them; both 0: no reserve)."""
+
+    size: int = 0
+    percent: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.size < 0 or not 0 <= self.percent <= 100 or (self.size and self.percent):
+            raise ConfigurationError(
+                f"a free-space reserve is a size or a percentage from 0 to 100, not {self!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> FreeSpace:
+        """``"10%"``, ``"5GiB"``, ``"500MB"``, ``"2G"``, ``"1048576"`` (bytes) or
+        ``"0"`` (none). Units: k, M, G, T (powers of 1000, with or without B), KiB,
+        MiB, GiB, TiB (powers of 1024), case aside. Raises ``ConfigurationError``."""
+        match = _SIZE.fullmatch(text)
+        unit = match.group(2).lower() if match else None
+        if match is None or (unit != "%" and unit not in _UNITS):
+            raise ConfigurationError(
+                f"{text!r} is not a size: give a number of bytes with an optional unit "
+                "(500MB, 5GiB, 2G) or a percentage of the file system (10%)")
+        number = float(match.group(1))
+        if unit == "%":
+            if number > 100:
+                raise ConfigurationError(f"{text!r}: a percentage of the file system is "
+                                         "at most 100%")
+            return cls(percent=number)
+        return cls(size=int(number * _UNITS[unit or ""]))
+
+    def __bool__(self) -> bool:
+        return bool(self.size or self.percent)
+
+    def __str__(self) -> str:
+        if self.percent:
+            return f"{self.percent:g}%"
+        return size_words(self.size)
+
+    def bytes_of(self, total: int) -> int:
+        """The reserve in bytes on a file system of ``total`` bytes."""
+        return self.size if not self.percent else int(total * self.percent / 100)

@@ -299,9 +299,13 @@ class StorageError(DicomNetError):
     0xA700 "Refused: Out of Resources" (PS3.4 B.2.3).
     """
 
-    def __init__(self, message: str, *, errno: int | None = None) -> None:
+    def __init__(self, message: str, *, errno: int | None = None,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+        # What to tell the peer when the OS's words for ``errno`` would mislead
+        # (a free-space reserve reached is ENOSPC, yet the disk is not full).
+        self._reason = reason
 
     @property
     def out_of_resources(self) -> bool:
@@ -312,6 +316,8 @@ class StorageError(DicomNetError):
     def reason(self) -> str:
         """The cause without local paths, fit to tell a peer (e.g. "No space left on
         device"); the message itself names files and folders, for the server's log."""
+        if self._reason is not None:
+            return self._reason
         if self.errno is not None:
             return os.strerror(self.errno)
         return "the object could not be stored"

@@ -25,7 +25,14 @@ from dicomnet.cli.common import (
 )
 from dicomnet.cli.jsontext import path_fields
 from dicomnet.cli.output import EXIT_WAIT, in_cli_words, out_line, server_output, stdout_written
-from dicomnet.config import Limits, Timeouts, check_ae_title
+from dicomnet.config import (
+    DEFAULT_MIN_FREE,
+    FreeSpace,
+    Limits,
+    Timeouts,
+    check_ae_title,
+    size_words,
+)
 from dicomnet.errors import ConfigurationError
 
 # The server, its services and storage (pydicom, SQLite, cryptography) are imported
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
     from dicomnet.aio.server_events import ConnectionEvent
     from dicomnet.security.config import TLSConfig
     from dicomnet.services.storage import RefusedInstance, StoredInstance
+    from dicomnet.storage.space import SpaceReserve
 
 __all__ = ["allow_only", "drain_server", "serve", "stop_server", "storage_scp"]
 
@@ -53,6 +61,7 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
                 unknown_sop_classes: bool = False,
                 on_stored: Callable[[StoredInstance], object] | None = None,
                 on_refused: Callable[[RefusedInstance], object] | None = None,
+                min_free: str | None = None,
                 ) -> ServiceProvider | None:
     """A StorageSCP writing under ``root``, or None if the storage service is missing."""
     try:
@@ -64,7 +73,8 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
     try:
         provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable,
                                                accept_unknown_sop_classes=unknown_sop_classes,
-                                               on_stored=on_stored, on_refused=on_refused)
+                                               on_stored=on_stored, on_refused=on_refused,
+                                               min_free=min_free)
     except (StorageError, OSError) as exc:
         # A folder that cannot be used is the operator's to fix (exit 2), not the network's.
         if isinstance(exc, StorageError) and exc.errno is not None:
@@ -220,7 +230,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
                  durable: bool = True, allowed: frozenset[str] = frozenset(),
                  check_called: bool = False, unknown_sop_classes: bool = False,
                  operation_timeout: float | None = None, idle_timeout: float | None = None,
-                 drain_timeout: float = 0) -> None:
+                 drain_timeout: float = 0, min_free: str | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then drain
     (up to ``drain_timeout`` seconds) and stop: that is success. Before it
     listens, they interrupt it (exit 130, 143)."""
@@ -240,7 +250,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     storage = storage_scp(output, duplicates=duplicates, durable=durable,
                           unknown_sop_classes=unknown_sop_classes,
                           on_stored=_stored_event if net.json else None,
-                          on_refused=_refused_event if net.json else None)
+                          on_refused=_refused_event if net.json else None,
+                          min_free=min_free)
     if storage is not None:
         providers.append(storage)
     else:
@@ -280,7 +291,9 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         mode = f"TLS, profile {tls.profile}, client certificates {tls.peer_certificate}"
     else:
         mode = "plain DICOM, not encrypted"
-    services = "C-ECHO" + (f", C-STORE into {output}" if storage is not None else "")
+    space = getattr(storage, "space", None)  # its free-space reserve (storage.space)
+    services = "C-ECHO" + (f", C-STORE into {output}" if storage is not None else "") + (
+        f" (keeping {_kept_free(space)} free)" if space is not None else "")
     try:
         _emit(net, f"listening on {host}:{server.port} as {server.ae_title} ({mode}); "
                    f"{services}. Ctrl-C stops.",
@@ -288,6 +301,8 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
               tls=tls is not None, profile=tls.profile if tls else None,
               peer_cert=tls.peer_certificate if tls else None,
               output=str(output) if storage is not None else None,
+              min_free=str(space.reserve) if space is not None else None,
+              min_free_bytes=space.minimum if space is not None else None,
               allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
               max_associations=limits.max_associations,
               max_per_host=limits.max_associations_per_host,
@@ -377,6 +392,22 @@ def _uncancel() -> None:
         task.uncancel()
 
 
+def _checked_min_free(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """--min-free checked at once (a usage error, exit 2); the store parses it again."""
+    try:
+        FreeSpace.parse(value)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return value
+
+
+def _kept_free(space: SpaceReserve) -> str:
+    """The reserve for the listening line: "1% (2.3 GiB)", "5.0 GiB"."""
+    if space.reserve.percent:
+        return f"{space.reserve} ({size_words(space.minimum)})"
+    return str(space.reserve)
+
+
 @click.command(epilog=SERVE_EXIT_CODES_EPILOG)
 @click.option("--host", default="127.0.0.1", show_default=True, metavar="ADDRESS",
               help="Address to listen on; 0.0.0.0 for every interface.")
@@ -422,6 +453,14 @@ def _uncancel() -> None:
               default="keep", show_default=True,
               help="A second object with the same SOP Instance UID: keep the first "
                    "(answer Success), overwrite it, or reject it (failure 0111H).")
+@click.option("--min-free", default=DEFAULT_MIN_FREE, show_default=True, metavar="SIZE|PERCENT",
+              callback=_checked_min_free,
+              help="Free space to keep on --output's file system: a size (500MB, 5GiB) or "
+                   "a percentage of the file system (10%); 0 keeps none. An object that "
+                   "would leave less is refused with A700 (out of resources, which senders "
+                   "may retry later) and nothing of it stays, so that no sender can fill the "
+                   "disk. Counted as an unprivileged process sees it: space the file "
+                   "system keeps for root (ext4: 5%) is never used, even by root.")
 @click.option("--no-fsync", is_flag=True,
               help="Do not fsync stored files before answering Success: renames stay "
                    "atomic, but a power cut may lose acknowledged objects. For tests and "
@@ -445,7 +484,7 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
           max_per_host: int, max_pending: int, max_async: int, operation_timeout: float,
           idle_timeout: float, drain_timeout: float, duplicates: str,
           no_fsync: bool, allow_aets: tuple[str, ...], check_called_aet: bool,
-          accept_unknown_sop_classes: bool,
+          accept_unknown_sop_classes: bool, min_free: str,
           net: NetworkOptions) -> None:
     """Run a DICOM server: C-ECHO, and C-STORE into --output.
 
@@ -479,7 +518,9 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     \b
       listening             first: host, port, ae_title, tls (true or false),
                             profile and peer_cert (null without TLS),
-                            output, allowed_aets (null: any),
+                            output, min_free (as given, "1%"; null:
+                            none kept), min_free_bytes (what that is on
+                            --output's file system), allowed_aets (null: any),
                             check_called_aet, max_associations,
                             max_per_host, max_pending, max_async,
                             operation_timeout,
@@ -562,5 +603,6 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                                      allowed=allowed, check_called=check_called_aet,
                                      unknown_sop_classes=accept_unknown_sop_classes,
                                      operation_timeout=operation_timeout,
-                                     idle_timeout=idle_timeout, drain_timeout=drain_timeout),
+                                     idle_timeout=idle_timeout, drain_timeout=drain_timeout,
+                                     min_free=min_free),
                       verbose=net.verbose, sigterm_interrupts=True)

@@ -45,6 +45,7 @@ from ..storage.files import DuplicatePolicy, Layout, StorageError
 from ..storage.index import INDEX_NAME
 from ..storage.names import UnsafeNameError
 from ..storage.part10 import part10_header
+from ..storage.space import FreeSpace
 from ..ul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from .store_answers import (
     HookAnswer,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INDEX_NAME",
+    "FreeSpace",
     "HookAnswer",
     "RetryEvent",
     "StorageSCP",
@@ -144,6 +146,10 @@ class StorageSCP(StoreDisk):
     After a server of the store that did not close (``kill -9``, a crash), a
     thread (``recovery``) then gives the objects it answered but never indexed
     their rows, beside the stores: storage.recovery.
+    ``min_free`` keeps that much free on the store's file system (a
+    ``FreeSpace``, its text: "5GiB", "10%", or bytes; storage.space): an object
+    that would leave less is refused with 0xA700 (out of resources) and removed,
+    so that no sender can fill the disk. Default: none kept.
     ``accept_unknown_sop_classes`` also accepts presentation contexts for SOP
     classes pydicom does not know (private or newer ones), as DCMTK's
     ``storescp --promiscuous`` and Orthanc's ``UnknownSopClassAccepted`` do.
@@ -164,9 +170,13 @@ class StorageSCP(StoreDisk):
         accept_unknown_sop_classes: bool = False,
         on_stored: StoredObserver | None = None,
         on_refused: RefusedObserver | None = None,
+        min_free: FreeSpace | str | int | None = None,
     ) -> None:
         # Checked before the store is opened (its lock taken).
         policy = duplicate_policy(duplicates)
+        reserve = (min_free if isinstance(min_free, FreeSpace | None)
+                   else FreeSpace.parse(min_free) if isinstance(min_free, str)
+                   else FreeSpace(size=min_free))
         for name, observer in (("on_stored", on_stored), ("on_refused", on_refused)):
             if observer is not None and _is_coroutine_function(observer):
                 raise ConfigurationError(
@@ -178,7 +188,7 @@ class StorageSCP(StoreDisk):
         self.on_stored = on_stored
         self.on_refused = on_refused
         super().__init__(root, duplicates=policy, layout=layout, index=index,
-                         durable=durable)
+                         durable=durable, min_free=reserve)
         accepted = tuple(transfer_syntaxes) if transfer_syntaxes is not None else None
         self.contexts: Mapping[str, Sequence[str] | None] = StorageContexts(
             accepted, unknown=accept_unknown_sop_classes)
@@ -220,7 +230,7 @@ class StorageSCP(StoreDisk):
         except ConfigurationError as exc:
             return StoreSink(error=str(exc))
         return StoreSink(header, provisional, durable=self.durable,
-                          transfer_syntax=ctx.transfer_syntax)
+                          transfer_syntax=ctx.transfer_syntax, space=self.space)
 
     async def handle(self, assoc: ServerAssociation, context_id: int, message: DimseMessage,
                      sink: object) -> Sequence[Response]:

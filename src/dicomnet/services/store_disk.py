@@ -41,6 +41,7 @@ from ..storage.index import INDEX_NAME, NewInstance
 from ..storage.instances import IndexRow, InstanceLocator
 from ..storage.layout import PlacedFolder
 from ..storage.names import UnsafeNameError
+from ..storage.space import FreeSpace, SpaceReserve
 from ..storage.syncfs import can_sync_together, sync_together
 from .store_answers import Refused, Stored
 from .store_jobs import Job, Round, finish_writes, round_size
@@ -74,7 +75,7 @@ class StoreDisk:
     indexed (see the module's docstring; the options are ``StorageSCP``'s)."""
 
     def __init__(self, root: Path | str, *, duplicates: DuplicatePolicy, layout: Layout,
-                 index: bool, durable: bool) -> None:
+                 index: bool, durable: bool, min_free: FreeSpace | None = None) -> None:
         self.root = Path(root)
         # Paths are text on the store thread (Layout.place_in): a Path per object
         # made, hashed and turned into text was ~16 Python calls and a dropped
@@ -85,12 +86,18 @@ class StoreDisk:
         self.durable = durable
         self.duplicates = duplicates
         self.layout = layout
+        #: The free space the store keeps (storage.space), or None: none kept.
+        #: Before the store is opened: a folder whose file system cannot say
+        #: leaves nothing to close.
+        self.space = SpaceReserve(self._root_text, min_free) if min_free else None
         # sweep: what an interrupted run left, cleared while serving (StaleSweep).
         # recovery: after a server that did not close, its objects without rows
         # indexed while serving (storage.recovery).
         self._opened = opened = open_store(self.root, index=index, duplicates=self.duplicates)
         self._lock, self.index, self.sweep = opened.lock, opened.index, opened.sweep
         self.recovery, self._rows_lost = opened.recovery, False
+        if self.space is not None:
+            self.space.warn_if_short()
         # Duplicates found by SOP Instance UID wherever the file is; without an
         # index, only at the same path.
         self._locator = (InstanceLocator(self.root, self.index, self._relative,
@@ -202,6 +209,8 @@ class StoreDisk:
         try:
             self._follow_root()
             writer.flush()  # the header is read back from the file
+            if self.space is not None:  # its bytes are on disk: none incoming
+                self.space.check()
         except StorageError:
             writer.abort()
             raise
@@ -308,8 +317,18 @@ class StoreDisk:
             self._follow_root()
         except StorageError as exc:
             return Round(jobs, [exc] * len(jobs), batch, together)
+        # One reading of the free space for the round, each object taken from it.
+        space = self.space
+        free = None if space is None else space.available()
         for job in jobs:
             try:
+                if free is not None:
+                    assert space is not None
+                    buffer = job.buffer
+                    size = len(buffer) if isinstance(buffer, bytearray) else buffer.size
+                    if free - size < space.minimum:
+                        raise space.refusal(free, size)
+                    free -= size
                 header, folder, name = self._place(job.buffer, None, job.message,
                                                    job.transfer_syntax)
                 writer = AtomicWriter(folder.prefix + name, durable=self.durable, unnamed=True,

@@ -23,6 +23,7 @@ from ..storage.part10 import (
     with_transfer_syntax,
 )
 from ..storage.scan import LONG_VRS, SHORT_VRS, implicit_vr_at
+from ..storage.space import CHECK_EVERY, SpaceReserve
 from ..storage.stray_meta import DeflatedStrayMeta, StrayMeta
 
 __all__ = ["ALIGNED_FROM", "SPILL_THRESHOLD", "SYNC_EVERY", "StoreSink", "contents"]
@@ -85,14 +86,19 @@ class StoreSink:
     Little Endian, and its walker made for that once it is known."""
 
     __slots__ = ("_first", "_header_length", "_inflate", "_inflate_fed", "_marker",
-                 "_redeflate", "_starting", "_syncing", "_unsynced", "_walker", "buffer",
-                 "detail", "durable", "error", "provisional", "relabelled", "status", "stray",
-                 "trailing", "transfer_syntax", "writer")
+                 "_redeflate", "_space_at", "_starting", "_syncing", "_unsynced", "_walker",
+                 "buffer", "detail", "durable", "error", "provisional", "relabelled", "space",
+                 "status", "stray", "trailing", "transfer_syntax", "writer")
 
     def __init__(self, header: bytes = b"", provisional: tuple[Path, str] | None = None,
                  error: str | None = None, *, durable: bool = True,
-                 status: int = CANNOT_UNDERSTAND, transfer_syntax: str | None = None) -> None:
+                 status: int = CANNOT_UNDERSTAND, transfer_syntax: str | None = None,
+                 space: SpaceReserve | None = None) -> None:
         self.durable = durable
+        #: The store's free-space reserve, checked as a spilled data set grows
+        #: (every CHECK_EVERY bytes, from the spill on); None: none kept.
+        self.space = space
+        self._space_at: int | None = None
         # Follows the data set's elements as they arrive (storage.completeness), so
         # that one cut short is refused rather than stored as if whole. A deflated
         # one's is made once its start is known not to be group 0002 (_walk_held).
@@ -181,6 +187,8 @@ class StoreSink:
             else:
                 self.writer.write(data)
                 self._unsynced += len(data)
+                if self._space_at is not None and self.writer.size >= self._space_at:
+                    self._check_space()
                 if self._unsynced >= SYNC_EVERY and self.durable and not self.writer.direct:
                     self._background_sync(self.writer)
         except StorageError as exc:
@@ -196,6 +204,11 @@ class StoreSink:
     def _spill(self, buffer: bytearray | AlignedBuffer, data: bytes | memoryview) -> None:
         """Go on in a temporary file: ``buffer`` (what came so far), then ``data``."""
         assert self.provisional is not None
+        if self.space is not None:
+            # Before its first byte: a disk under the reserve is told as that (a
+            # full one would refuse the spill's own write first).
+            self.space.check(len(contents(buffer)) + len(data))
+            self._space_at = CHECK_EVERY
         # Built only now: most data sets never spill, and a Path per
         # object was a measurable part of receiving a small one.
         folder, name = self.provisional
@@ -207,6 +220,14 @@ class StoreSink:
         if isinstance(buffer, AlignedBuffer):
             buffer.release()
         self.writer.write(data)
+
+    def _check_space(self) -> None:
+        """Raise ``StorageError`` (out of resources) when the spilled data set took
+        the store's file system under its reserve; else check again CHECK_EVERY
+        bytes on."""
+        assert self.space is not None and self.writer is not None
+        self._space_at = self.writer.size + CHECK_EVERY
+        self.space.check()
 
     def _start(self, data: bytes | memoryview) -> bytes | memoryview:
         """The data set's first bytes: without the group 0002 elements it starts
