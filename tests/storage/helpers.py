@@ -28,7 +28,8 @@ from dicomnet.aio.client import open_association
 from dicomnet.dimse.messages import CStoreRQ, CStoreRSP
 from dicomnet.services.storage import StorageSCP, StoreResult, store_paths
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.part10 import part10_header
+from dicomnet.storage.files import TEMP_SUFFIX
+from dicomnet.storage.part10 import part10_header, read_part10
 from dicomnet.storage.rows import NewInstance, row_from_file
 from dicomnet.ul.negotiation import ContextRequest
 from tests.aio.helpers import run, running_server
@@ -265,3 +266,47 @@ async def raw_stores(root: Path, syntax: str,
             return answers
     finally:
         scp.close()
+
+
+#: rows x columns of 8-bit images, one per path to disk of a StorageSCP: the page
+#: cache below 64 KiB, one page-aligned direct write up to 1 MiB, a streamed file above.
+PATH_SHAPES = {"small": (50, 100), "image": (700, 700), "spilled": (1600, 1500)}
+
+
+def one_per_path(folder: Path) -> dict[str, Path]:
+    """A Part 10 file (Explicit VR Little Endian) of each of :data:`PATH_SHAPES`,
+    made with ``make_image(0)``, ``(1)``, ``(2)`` in that order."""
+    return {name: write_part10(folder / f"{name}.dcm", make_image(i, rows=rows, columns=cols),
+                               str(ExplicitVRLittleEndian))
+            for i, (name, (rows, cols)) in enumerate(PATH_SHAPES.items())}
+
+
+def send_batches(scp: StorageSCP, *batches: list[Path],
+                 between: Callable[[int], object] = lambda batch: None,
+                 ) -> list[list[StoreResult]]:
+    """Each batch on its own association to one server running ``scp`` (closed at
+    the end); ``between(n)`` runs before batch n, the server running."""
+    async def scenario() -> list[list[StoreResult]]:
+        results = []
+        try:
+            async with running_server(providers=[VerificationSCP(), scp]) as server:
+                for n, paths in enumerate(batches):
+                    between(n)
+                    results.append(await store_paths("127.0.0.1", server.port, paths,
+                                                     called_ae_title="DICOMNET-SCP"))
+        finally:
+            scp.close()
+        return results
+
+    return run(scenario())
+
+
+def temporary_files(root: Path) -> list[Path]:
+    """Our temporary files (``*.dicomnet-part``) anywhere under ``root``."""
+    return [p for p in root.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
+
+
+def same_dataset(stored: Path, source: Path) -> bool:
+    """Whether two Part 10 files hold the same data set bytes (their headers aside)."""
+    return (stored.read_bytes()[read_part10(stored).dataset_offset:]
+            == source.read_bytes()[read_part10(source).dataset_offset:])

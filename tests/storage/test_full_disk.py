@@ -15,60 +15,28 @@ import contextlib
 import logging
 import re
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomnet.services.storage import INDEX_NAME, StorageSCP, StoreResult, store_paths
-from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.files import TEMP_SUFFIX
+from dicomnet.services.storage import INDEX_NAME, StorageSCP
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
-from tests.aio.helpers import run, running_server
-from tests.storage.dicomfiles import make_image, uid, write_part10
-from tests.storage.helpers import fill_disk
+from tests.storage.dicomfiles import uid
+from tests.storage.helpers import (
+    fill_disk,
+    one_per_path,
+    same_dataset,
+    send_batches,
+    temporary_files,
+)
 
 OUT_OF_RESOURCES = 0xA700
 MIB = 1 << 20
-#: rows x columns of 8-bit images: one per path to disk (page cache below 64 KiB,
-#: one page-aligned direct write up to 1 MiB, a streamed direct file above).
-SHAPES = {"small": (50, 100), "image": (700, 700), "spilled": (1600, 1500)}
-
-
-def _sources(folder: Path) -> dict[str, Path]:
-    return {name: write_part10(folder / f"{name}.dcm", make_image(i, rows=rows, columns=cols),
-                               str(ExplicitVRLittleEndian))
-            for i, (name, (rows, cols)) in enumerate(SHAPES.items())}
-
-
-def _send(root: Path, *batches: list[Path],
-          between: Callable[[int], None] = lambda batch: None) -> list[list[StoreResult]]:
-    """Each batch on its own association to one server (StorageSCP(root));
-    ``between(n)`` runs before batch n, the server running."""
-    async def scenario() -> list[list[StoreResult]]:
-        scp = StorageSCP(root)
-        results = []
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                for n, paths in enumerate(batches):
-                    between(n)
-                    results.append(await store_paths("127.0.0.1", server.port, paths,
-                                                     called_ae_title="DICOMNET-SCP"))
-        finally:
-            scp.close()
-        return results
-
-    return run(scenario())
 
 
 def _stored(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.dcm"))
-
-
-def _leftovers(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
 
 
 def _instances(root: Path) -> int:
@@ -80,14 +48,9 @@ def _instances(root: Path) -> int:
         db.close()
 
 
-def _same_dataset(stored: Path, source: Path) -> bool:
-    return (stored.read_bytes()[read_part10(stored).dataset_offset:]
-            == source.read_bytes()[read_part10(source).dataset_offset:])
-
-
 def test_a_full_disk_refuses_every_path_then_stores_once_room_is_made(
         tmp_path: Path, small_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
-    sources = _sources(tmp_path / "in")
+    sources = one_per_path(tmp_path / "in")
     root = small_fs / "store"
     filler = small_fs / "filler"
 
@@ -98,11 +61,11 @@ def test_a_full_disk_refuses_every_path_then_stores_once_room_is_made(
             fill_disk(filler)  # the disk fills while the server runs
             return
         # What the refusals left: no file, no temporary one, no index row.
-        left.extend([_stored(root), _leftovers(root), _instances(root)])
+        left.extend([_stored(root), temporary_files(root), _instances(root)])
         filler.unlink()
 
-    refused, stored = _send(root, list(sources.values()), list(sources.values()),
-                            between=between)
+    refused, stored = send_batches(StorageSCP(root), list(sources.values()),
+                                   list(sources.values()), between=between)
     assert [(r.path.stem, r.status) for r in refused] == [
         (name, OUT_OF_RESOURCES) for name in sources]
     # The peer is told why, not where; the log says where.
@@ -126,8 +89,8 @@ def test_a_full_disk_refuses_every_path_then_stores_once_room_is_made(
     assert len(files) == len(sources)
     for i, (name, source) in enumerate(sources.items()):
         path = root / uid(1, i) / uid(2, i) / f"{uid(9, i)}.dcm"
-        assert _same_dataset(path, source), name
-    assert _leftovers(root) == []
+        assert same_dataset(path, source), name
+    assert temporary_files(root) == []
     with StorageIndex(root / INDEX_NAME) as index:
         assert index.count()["instances"] == len(sources)
 
@@ -137,14 +100,14 @@ def test_a_streamed_object_that_fits_is_not_refused_for_the_reservation_ahead(
     """2.4 MB arrives streamed to a direct file, which reserves the disk ahead
     in steps of 4 MiB or more; with 3 MiB free the step cannot be had, the
     object still fits, and it is stored."""
-    source = _sources(tmp_path / "in")["spilled"]
+    source = one_per_path(tmp_path / "in")["spilled"]
     root = small_fs / "store"
-    ((result,),) = _send(root, [source],
-                         between=lambda _: fill_disk(small_fs / "filler", leave=3 * MIB))
+    ((result,),) = send_batches(StorageSCP(root), [source],
+                                between=lambda _: fill_disk(small_fs / "filler", leave=3 * MIB))
     assert result.ok, result.error
     (path,) = _stored(root)
-    assert _same_dataset(path, source)
+    assert same_dataset(path, source)
     assert path.stat().st_size == source.stat().st_size - read_part10(source).dataset_offset \
         + read_part10(path).dataset_offset
     with contextlib.suppress(FileNotFoundError):
-        assert _leftovers(root) == []
+        assert temporary_files(root) == []

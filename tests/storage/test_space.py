@@ -17,21 +17,16 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.errors import ConfigurationError, StorageError
-from dicomnet.services.storage import INDEX_NAME, FreeSpace, StorageSCP, StoreResult, store_paths
-from dicomnet.services.verification import VerificationSCP
-from dicomnet.storage.files import TEMP_SUFFIX, AtomicWriter
+from dicomnet.services.storage import INDEX_NAME, FreeSpace, StorageSCP
+from dicomnet.storage.files import AtomicWriter
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.part10 import read_part10
 from dicomnet.storage.space import SpaceReserve, size_words
-from tests.aio.helpers import run, running_server
+from tests.storage import helpers
 from tests.storage.dicomfiles import make_image, uid, write_part10
-from tests.storage.helpers import fill_disk
 
 OUT_OF_RESOURCES = 0xA700
 MIB = 1 << 20
 COMMENT = "cannot store: disk space down to the store's reserve"
-#: rows x columns of 8-bit images, one per path to disk (as test_full_disk.py).
-SHAPES = {"small": (50, 100), "image": (700, 700), "spilled": (1600, 1500)}
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -81,56 +76,23 @@ def test_the_refusal_is_out_of_resources_and_tells_the_peer_no_path(tmp_path: Pa
     SpaceReserve(str(tmp_path), FreeSpace(size=1)).check(incoming=1)  # room enough
 
 
-def _sources(folder: Path) -> dict[str, Path]:
-    return {name: write_part10(folder / f"{name}.dcm", make_image(i, rows=rows, columns=cols),
-                               str(ExplicitVRLittleEndian))
-            for i, (name, (rows, cols)) in enumerate(SHAPES.items())}
-
-
-def _send(scp: StorageSCP, *batches: list[Path], between: object = None,
-          ) -> list[list[StoreResult]]:
-    """Each batch on its own association; ``between(n)`` before batch n."""
-    async def scenario() -> list[list[StoreResult]]:
-        results = []
-        try:
-            async with running_server(providers=[VerificationSCP(), scp]) as server:
-                for n, paths in enumerate(batches):
-                    if callable(between):
-                        between(n)
-                    results.append(await store_paths("127.0.0.1", server.port, paths,
-                                                     called_ae_title="DICOMNET-SCP"))
-        finally:
-            scp.close()
-        return results
-
-    return run(scenario())
-
-
-def _leftovers(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.endswith(TEMP_SUFFIX)]
-
-
-def _same_dataset(stored: Path, source: Path) -> bool:
-    return (stored.read_bytes()[read_part10(stored).dataset_offset:]
-            == source.read_bytes()[read_part10(source).dataset_offset:])
-
-
 def test_under_the_reserve_every_path_is_refused_then_stores_once_room_is_made(
         tmp_path: Path, small_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
-    sources = _sources(tmp_path / "in")
+    sources = helpers.one_per_path(tmp_path / "in")
     root = small_fs / "store"
     filler = small_fs / "filler"
     left: list[object] = []
 
     def between(batch: int) -> None:
         if batch == 0:
-            fill_disk(filler, leave=MIB // 2)  # under the 1 MiB kept free, not full
+            helpers.fill_disk(filler, leave=MIB // 2)  # under the 1 MiB kept free, not full
             return
-        left.extend([sorted(root.rglob("*.dcm")), _leftovers(root)])
+        left.extend([sorted(root.rglob("*.dcm")), helpers.temporary_files(root)])
         filler.unlink()
 
-    refused, stored = _send(StorageSCP(root, min_free="1MiB"), list(sources.values()),
-                            list(sources.values()), between=between)
+    refused, stored = helpers.send_batches(StorageSCP(root, min_free="1MiB"),
+                                           list(sources.values()), list(sources.values()),
+                                           between=between)
     assert [(r.path.stem, r.status, r.error) for r in refused] == [
         (name, OUT_OF_RESOURCES, COMMENT) for name in sources]
     lines = [r.getMessage() for r in caplog.records if r.name == "dicomnet.services"
@@ -143,8 +105,9 @@ def test_under_the_reserve_every_path_is_refused_then_stores_once_room_is_made(
     assert left == [[], []]
     assert all(r.ok for r in stored), [r.error for r in stored]
     for i, (name, source) in enumerate(sources.items()):
-        assert _same_dataset(root / uid(1, i) / uid(2, i) / f"{uid(9, i)}.dcm", source), name
-    assert _leftovers(root) == []
+        stored_file = root / uid(1, i) / uid(2, i) / f"{uid(9, i)}.dcm"
+        assert helpers.same_dataset(stored_file, source), name
+    assert helpers.temporary_files(root) == []
     with StorageIndex(root / INDEX_NAME) as index:
         assert index.count()["instances"] == len(sources)
 
@@ -155,18 +118,18 @@ def test_a_streamed_object_that_would_cross_the_reserve_is_refused_and_removed(
     were written (tmpfs has no O_DIRECT: the page cache, no reservation ahead),
     so the check before its name refuses it and its space comes back; a small
     object sent after it is stored."""
-    sources = _sources(tmp_path / "in")
+    sources = helpers.one_per_path(tmp_path / "in")
     root = small_fs / "store"
     # The small one on an association of its own: sent beside the large one, it
     # may be written while the large one's bytes are still there (and refused).
-    ((big,), (small,)) = _send(
+    ((big,), (small,)) = helpers.send_batches(
         StorageSCP(root, min_free=FreeSpace(size=2 * MIB)), [sources["spilled"]],
         [sources["small"]],
-        between=lambda n: fill_disk(small_fs / "filler", leave=4 * MIB) if n == 0 else None)
+        between=lambda n: None if n else helpers.fill_disk(small_fs / "filler", leave=4 * MIB))
     assert (big.status, big.error) == (OUT_OF_RESOURCES, COMMENT)
     assert small.ok, small.error
     assert [p.name for p in root.rglob("*.dcm")] == [f"{uid(9, 0)}.dcm"]
-    assert _leftovers(root) == []
+    assert helpers.temporary_files(root) == []
     stat = os.statvfs(small_fs)
     assert stat.f_bavail * stat.f_frsize > 3 * MIB  # the refused object's bytes are gone
 
@@ -203,11 +166,11 @@ def test_a_large_object_is_refused_as_it_grows_past_the_reserve(
     root = tmp_path / "store"
     scp = StorageSCP(root, min_free="1MiB")
     readings.clear()  # the one at the start (warn_if_short)
-    ((refused, stored),) = _send(scp, [big, small])
+    ((refused, stored),) = helpers.send_batches(scp, [big, small])
     assert (refused.status, refused.error) == (OUT_OF_RESOURCES, COMMENT)
     assert stored.ok, stored.error
     assert [p.name for p in root.rglob("*.dcm")] == [f"{uid(9, 2)}.dcm"]
-    assert _leftovers(root) == []
+    assert helpers.temporary_files(root) == []
     assert len(readings) == 3  # at the spill, at 4 MiB (refused: no more), the small one
     # Refused as it grew, not once whole: 4-5 MiB of its 12 MB written.
     assert len(aborted) == 1 and 4 * MIB <= aborted[0] < 5 * MIB, aborted
@@ -218,6 +181,6 @@ def test_no_reserve_reads_no_free_space(tmp_path: Path, monkeypatch: pytest.Monk
         raise AssertionError("read without a reserve")
 
     monkeypatch.setattr(SpaceReserve, "available", available)
-    source = _sources(tmp_path / "in")["image"]
-    ((result,),) = _send(StorageSCP(tmp_path / "store", min_free=0), [source])
+    source = helpers.one_per_path(tmp_path / "in")["image"]
+    ((result,),) = helpers.send_batches(StorageSCP(tmp_path / "store", min_free=0), [source])
     assert result.ok, result.error
