@@ -9,12 +9,14 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from tests.storage.helpers import make_dataset, write_part10_file
 
-from .helpers import run_cli, serve_that_must_refuse
+from .helpers import read_line, run_cli, serve_that_must_refuse
 
 UID = "1.2.826.0.1.3680043.8.498.34"
 
@@ -28,6 +30,26 @@ def test_serve_keeps_one_percent_free_unless_told(serve_process: Any, tmp_path: 
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "keeps free" not in err  # no warning: there is room
+
+
+def test_the_listening_line_says_what_is_kept_free(tmp_path: Path) -> None:
+    said = []
+    for given in ("1%", "5GiB", "0"):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--output",
+             str(tmp_path / "store"), "--min-free", given],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            said.append(read_line(proc.stdout, 30))  # type: ignore[arg-type]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=20)
+    store = re.escape(str(tmp_path / "store"))
+    assert re.search(rf"C-STORE into {store}, keeping \d+\.\d [KMGT]iB free \(1% of its "
+                     r"disk\)\. Ctrl-C stops\.$", said[0]), said[0]
+    assert said[1].endswith(f"C-STORE into {tmp_path / 'store'}, keeping 5.0 GiB free. "
+                            "Ctrl-C stops.\n"), said[1]
+    assert said[2].endswith(f"C-STORE into {tmp_path / 'store'}. Ctrl-C stops.\n"), said[2]
 
 
 def test_min_free_zero_keeps_none(serve_process: Any) -> None:

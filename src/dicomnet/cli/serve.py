@@ -293,7 +293,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         mode = "plain DICOM, not encrypted"
     space = getattr(storage, "space", None)  # its free-space reserve (storage.space)
     services = "C-ECHO" + (f", C-STORE into {output}" if storage is not None else "") + (
-        f" (keeping {_kept_free(space)} free)" if space is not None else "")
+        f", keeping {_kept_free(space)}" if space is not None else "")
     try:
         _emit(net, f"listening on {host}:{server.port} as {server.ae_title} ({mode}); "
                    f"{services}. Ctrl-C stops.",
@@ -402,10 +402,10 @@ def _checked_min_free(_ctx: click.Context, _param: click.Parameter, value: str) 
 
 
 def _kept_free(space: SpaceReserve) -> str:
-    """The reserve for the listening line: "1% (2.3 GiB)", "5.0 GiB"."""
+    """The reserve for the listening line: "2.3 GiB free (1% of its disk)"."""
     if space.reserve.percent:
-        return f"{space.reserve} ({size_words(space.minimum)})"
-    return str(space.reserve)
+        return f"{size_words(space.minimum)} free ({space.reserve} of its disk)"
+    return f"{space.reserve} free"
 
 
 @click.command(epilog=SERVE_EXIT_CODES_EPILOG)
