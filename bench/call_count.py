@@ -26,7 +26,8 @@ round); ``--runs`` repeats the transfer and prints each.
 ``--callers`` names each built-in call after the Python function that made it.
 ``--size`` is the pixel data's size (the files are ~1.3 KB larger: their header
 and meta information); ``--work DIR`` keeps the generated files there for the
-next run.
+next run. The server keeps ``dicomnet serve``'s free-space reserve (1%) unless
+``--min-free`` says otherwise (0: none).
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ async def measure(args: argparse.Namespace, work: Path) -> tuple[Counter, list[d
             # A fresh server and folder each run: the same objects again would be
             # duplicates, which take another path.
             out = Path(tempfile.mkdtemp(prefix="received-", dir=work))
-            storage = StorageSCP(out, min_free=DEFAULT_MIN_FREE)  # as serve runs
+            storage = StorageSCP(out, min_free=args.min_free)  # serve's default
             server = await serve(port=0, tls=tls, providers=[VerificationSCP(), storage])
             try:
                 if warm is not None:
@@ -279,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callers", action="store_true",
                         help="count built-in calls by the Python function making them")
     parser.add_argument("--work", type=Path, help="keep generated files here")
+    parser.add_argument("--min-free", default=DEFAULT_MIN_FREE,
+                        help="the server's free-space reserve, as serve's --min-free "
+                             f"(default {DEFAULT_MIN_FREE}, serve's; 0: none)")
     args = parser.parse_args(argv)
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
