@@ -86,7 +86,7 @@ class StoreSink:
     Little Endian, and its walker made for that once it is known."""
 
     __slots__ = ("_first", "_header_length", "_inflate", "_inflate_fed", "_marker",
-                 "_redeflate", "_space_at", "_starting", "_syncing", "_unsynced", "_walker",
+                 "_redeflate", "_space_due", "_starting", "_syncing", "_unsynced", "_walker",
                  "buffer", "detail", "durable", "error", "provisional", "relabelled", "space",
                  "status", "stray", "trailing", "transfer_syntax", "writer")
 
@@ -98,7 +98,7 @@ class StoreSink:
         #: The store's free-space reserve, checked as a spilled data set grows
         #: (every CHECK_EVERY bytes, from the spill on); None: none kept.
         self.space = space
-        self._space_at: int | None = None
+        self._space_due: int | None = None  # bytes to write before the next check
         # Follows the data set's elements as they arrive (storage.completeness), so
         # that one cut short is refused rather than stored as if whole. A deflated
         # one's is made once its start is known not to be group 0002 (_walk_held).
@@ -186,9 +186,12 @@ class StoreSink:
                     buffer += data
             else:
                 self.writer.write(data)
-                self._unsynced += len(data)
-                if self._space_at is not None and self.writer.size >= self._space_at:
-                    self._check_space()
+                size = len(data)
+                self._unsynced += size
+                if self._space_due is not None:
+                    self._space_due -= size
+                    if self._space_due <= 0:
+                        self._check_space()
                 if self._unsynced >= SYNC_EVERY and self.durable and not self.writer.direct:
                     self._background_sync(self.writer)
         except StorageError as exc:
@@ -208,7 +211,7 @@ class StoreSink:
             # Before its first byte: a disk under the reserve is told as that (a
             # full one would refuse the spill's own write first).
             self.space.check(len(contents(buffer)) + len(data))
-            self._space_at = CHECK_EVERY
+            self._space_due = CHECK_EVERY
         # Built only now: most data sets never spill, and a Path per
         # object was a measurable part of receiving a small one.
         folder, name = self.provisional
@@ -225,8 +228,8 @@ class StoreSink:
         """Raise ``StorageError`` (out of resources) when the spilled data set took
         the store's file system under its reserve; else check again CHECK_EVERY
         bytes on."""
-        assert self.space is not None and self.writer is not None
-        self._space_at = self.writer.size + CHECK_EVERY
+        assert self.space is not None
+        self._space_due = CHECK_EVERY
         self.space.check()
 
     def _start(self, data: bytes | memoryview) -> bytes | memoryview:
