@@ -25,12 +25,12 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
+import selectors
 import socket
 import ssl
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -154,6 +154,40 @@ def _object_server(pki: Path, folder: Path, shape: tuple[int, int, bool],
     result_q.put((after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime))
 
 
+def _send_windowed(tls: ssl.SSLSocket, objects: list[bytes], window: int) -> None:
+    """Send ``objects`` with at most ``window`` unanswered, reading the 8-byte
+    answers as they come, until all are answered. One thread, the socket
+    non-blocking: OpenSSL allows no read and write of one connection at once,
+    and two threads doing so (the first version of this script) crashed it
+    now and then (SIGSEGV, in a CI run)."""
+    tls.setblocking(False)
+    count, sent, answered, got = len(objects), 0, 0, 0
+    pending = memoryview(b"")
+    with selectors.DefaultSelector() as selector:
+        selector.register(tls, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while answered < count:
+            sending = bool(pending) or (sent < count and sent - answered < window)
+            selector.modify(tls, selectors.EVENT_READ | (selectors.EVENT_WRITE if sending else 0))
+            if not tls.pending() and not selector.select(60):
+                raise SystemExit(f"no answer within 60 s after {answered} objects")
+            try:
+                while answered < count:  # every answer decrypted so far
+                    data = tls.recv(65536)
+                    if not data:
+                        raise SystemExit(f"the server left after {answered} answers")
+                    got += len(data)
+                    answered = got // 8
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            try:
+                while pending or (sent < count and sent - answered < window):
+                    if not pending:
+                        pending, sent = memoryview(objects[sent]), sent + 1
+                    pending = pending[tls.send(pending):]
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+
+
 def run_objects(pki: Path, folder: Path, count: int, size: int, *, window: int,
                 fsync: bool) -> tuple[float, float, float]:
     """``count`` objects of ``size`` random bytes, each answered: (MB/s, client
@@ -165,28 +199,12 @@ def run_objects(pki: Path, folder: Path, count: int, size: int, *, window: int,
     server.start()
     objects = [os.urandom(size) for _ in range(count)]
     _, ctx = _contexts(pki)
-    room = threading.Semaphore(window)
     with socket.create_connection(("127.0.0.1", port_q.get(timeout=30))) as raw:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            def answers() -> None:
-                left = count * 8
-                while left > 0:
-                    data = tls.recv(65536)
-                    if not data:
-                        return
-                    left -= len(data)
-                    for _ in range(len(data) // 8):
-                        room.release()
-
             before = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
-            reader = threading.Thread(target=answers)
-            reader.start()
-            for data in objects:
-                room.acquire()
-                tls.sendall(data)
-            reader.join(60)
+            _send_windowed(tls, objects, window)
             seconds = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_SELF)
     server_user, server_sys = result_q.get(timeout=60)
