@@ -163,11 +163,17 @@ def _send_windowed(tls: ssl.SSLSocket, objects: list[bytes], window: int) -> Non
     tls.setblocking(False)
     count, sent, answered, got = len(objects), 0, 0, 0
     pending = memoryview(b"")
+    both = selectors.EVENT_READ | selectors.EVENT_WRITE
+    events = both
     with selectors.DefaultSelector() as selector:
-        selector.register(tls, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        selector.register(tls, events)
         while answered < count:
-            sending = bool(pending) or (sent < count and sent - answered < window)
-            selector.modify(tls, selectors.EVENT_READ | (selectors.EVENT_WRITE if sending else 0))
+            # Writable matters only with bytes to send: else select would spin.
+            wanted = both if pending or (sent < count and sent - answered < window) else (
+                selectors.EVENT_READ)
+            if wanted != events:  # an epoll_ctl only when it changes
+                events = wanted
+                selector.modify(tls, events)
             if not tls.pending() and not selector.select(60):
                 raise SystemExit(f"no answer within 60 s after {answered} objects")
             try:
