@@ -7,6 +7,9 @@ one) of the SCP's and the SCU's threads and ``/proc/stat`` are sampled every
 server is busy. A process whose threads are runnable while CPUs count as idle
 pays for its wake-ups (on this VM, see docs/benchmarks.md, "The nineteenth
 session"): a multi-threaded server more than a single-threaded one.
+``--threads`` also prints each server thread's seconds on a CPU and waiting
+over the same interval (``main`` is dicomnet's event loop; the others by
+thread ID, in the order they were made: the store thread, then the index's).
 
     .venv/bin/python bench/sched_wait.py images --stacks dicomnet,dcmtk --rounds 3
 """
@@ -64,13 +67,14 @@ def _cpu_ticks() -> list[int]:
 
 
 def measure(variant: str, *, pki: Path, folder: Path, work: Path,
-            tag: str) -> dict[str, float]:
+            tag: str, threads: bool = False) -> dict[str, float]:
     """One transfer of ``folder`` by ``variant``'s SCU into its SCP, sampled."""
     out = work / "recv" / tag
     out.mkdir(parents=True)
     os.sync()
     sb.warm(folder)
     server = sb.start_server(variant, pki, out, work / f"{tag}.log")
+    server_pid = server.proc.pid
     samples: list[tuple[float, dict[str, tuple[int, int]], dict[str, tuple[int, int]],
                         list[int]]] = []
     try:
@@ -97,6 +101,15 @@ def measure(variant: str, *, pki: Path, folder: Path, work: Path,
         return {}
     first, last = busy[0][0], busy[-1][0]
     window = [r for r in rows if first <= r[0] <= last]
+    if threads:
+        # Per server thread, over the same window: seconds on a CPU and waiting.
+        start = next(i for i, r in enumerate(rows) if r[0] == first)
+        s0, s1 = samples[start][1], samples[start + len(window)][1]
+        for tid in sorted(s1, key=int):
+            was = s0.get(tid, (0, 0))
+            name = "main" if tid == str(server_pid) else f"thread {tid}"
+            print(f"    {tag} {name:14s} run {(s1[tid][0] - was[0]) / 1e9:.3f} s "
+                  f"wait {(s1[tid][1] - was[1]) / 1e9:.3f} s")
     span = sum(r[6] for r in window)
     n = len(window)
     result = {"seconds": span, "server_run": sum(r[1] for r in window) / n,
@@ -117,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", default="dicomnet,dcmtk",
                         help="comma-separated (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="default: %(default)s")
+    parser.add_argument("--threads", action="store_true",
+                        help="also print each server thread's run and wait, in seconds")
     parser.add_argument("--quick", action="store_true",
                         help="store_bench's --quick sizes (a smoke run)")
     args = parser.parse_args(argv)
@@ -130,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         pki = sb.make_dev_pki(work / "pki").directory
         for number in range(args.rounds):
             for stack in stacks if number % 2 == 0 else stacks[::-1]:
-                r = measure(stack, pki=pki, folder=folder, work=work, tag=f"{stack}-{number}")
+                r = measure(stack, pki=pki, folder=folder, work=work, tag=f"{stack}-{number}",
+                            threads=args.threads)
                 if not r:
                     print(f"round {number + 1} {stack:16s} no busy interval seen")
                     continue

@@ -100,10 +100,17 @@ def test_pairs_runs_pynetdicom_with_tcp_nodelay(tmp_path: Path) -> None:
 def test_sched_wait_prints_run_and_wait_per_process(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCH.with_name("sched_wait.py")), "large", "--quick",
-         "--stacks", "dicomnet", "--rounds", "1"],
+         "--stacks", "dicomnet", "--rounds", "1", "--threads"],
         capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # --threads: the server's event loop (its main thread) and its store thread,
+    # each with its own seconds on a CPU and waiting for one.
+    per_thread = re.findall(r"^    dicomnet-0 (main|thread \d+) +run (\d+\.\d{3}) s wait "
+                            r"(\d+\.\d{3}) s$", done.stdout, re.M)
+    assert [name for name, _, _ in per_thread][:1] == ["main"], done.stdout
+    assert len(per_thread) >= 2, done.stdout
+    assert float(per_thread[0][1]) > 0, done.stdout
     line = next(line for line in done.stdout.splitlines() if line.startswith("round 1"))
     # The server was seen busy (a transfer of 64 MB), its figures in CPUs.
     figures = re.findall(r"\b(run|wait|idle) (\d+\.\d\d)", line)
