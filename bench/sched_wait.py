@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="default: %(default)s")
     parser.add_argument("--threads", action="store_true",
                         help="also print each server thread's run and wait, in seconds")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for the inodes a previous run freed to age (ext4)")
     parser.add_argument("--quick", action="store_true",
                         help="store_bench's --quick sizes (a smoke run)")
     args = parser.parse_args(argv)
@@ -140,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--stacks: dicomnet, dicomnet-nosync, dcmtk or dcmtk+B, not {unknown}")
     case = {c.name: c for c in sb.cases(args.quick)}[args.case]
+    # As store_bench and pairs do: a server making files among inodes freed in the
+    # last minutes spends its store thread in ext4's search for an old one.
+    sb.wait_for_freed_inodes(wait=not args.no_wait)
     with sb.workspace(None) as work:
         folder = sb.generate(work / "data", [case])[case.name]
         pki = sb.make_dev_pki(work / "pki").directory
