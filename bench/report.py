@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from store_bench import Case, Measurement, Variant
 
-__all__ = ["cpu_table", "fmt", "table", "targets"]
+__all__ = ["cpu_table", "fmt", "on_disk_table", "table", "targets"]
 
 
 def fmt(value: float | None, unit: str) -> str:
@@ -72,6 +72,7 @@ def table(results: dict[tuple[str, str, str], Measurement], transports: Sequence
                       f"{py_small.count} objects (one association), to bound the run time.", ""]
         if (transport, "dicomnet", images.name) in results:
             lines += targets(results, transport, all_cases)
+        lines += on_disk_table(results, transport, variants, all_cases)
         lines += cpu_table(results, transport, variants, all_cases)
     return "\n".join(lines)
 
@@ -92,6 +93,37 @@ def cpu_table(results: dict[tuple[str, str, str], Measurement], transport: str,
                 continue
             server, client = statistics.median(m.server_cpu), statistics.median(m.client_cpu)
             cells.append(f"{server:.2f} / {client:.2f} / {server + client:.2f}")
+        if any(cell != "n/a" for cell in cells[1:]):
+            out.append("| " + " | ".join(cells) + " |")
+    return [*out, ""]
+
+
+#: Each case's base for the ratios: the issue's (DCMTK +B for the large objects).
+_BASE = {"images": "dcmtk", "large": "dcmtk+B", "small": "dcmtk"}
+
+
+def on_disk_table(results: dict[tuple[str, str, str], Measurement], transport: str,
+                  variants: Sequence[Variant], all_cases: Sequence[Case]) -> list[str]:
+    """The rates until what the server received is on its disk: each run's time
+    plus the ``sync`` started as its SCU was done (medians), beyond the issue.
+    dicomnet answers Success once its files are durable; DCMTK and pynetdicom
+    leave what they received in the page cache, which ``sync`` writes back."""
+    bases = {"dcmtk": "DCMTK", "dcmtk+B": "DCMTK +B"}
+    head = " | ".join(f"{c.label} {c.unit} | vs {bases[_BASE[c.name]]} | sync s"
+                      for c in all_cases)
+    out = [f"Until the data is on disk ({transport}; each run, then `sync`; medians; "
+           "beyond the issue):", "",
+           f"| stack | {head} |", "|---|" + "---:|" * (3 * len(all_cases))]
+    for v in variants:
+        cells = [v.label]
+        for case in all_cases:
+            m = results.get((transport, v.key, case.name))
+            base = results.get((transport, _BASE[case.name], case.name))
+            rate = m.rate(case.unit, on_disk=True) if m is not None else None
+            against = base.rate(case.unit, on_disk=True) if base is not None else None
+            cells += [fmt(rate, case.unit) if m is not None else "n/a", _ratio(rate, against),
+                      f"{statistics.median(m.sync_seconds):.3f}"
+                      if m is not None and rate is not None else "n/a"]
         if any(cell != "n/a" for cell in cells[1:]):
             out.append("| " + " | ".join(cells) + " |")
     return [*out, ""]

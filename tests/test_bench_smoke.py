@@ -54,6 +54,16 @@ def test_store_bench_quick_dicomnet_only(tmp_path: Path) -> None:
     for cell in cells:
         server, client, total = (float(x) for x in cell.split(" / "))
         assert server > 0 and client > 0 and abs(server + client - total) < 0.011
+    # Until on disk: each case's rate over the run and the sync after it (no DCMTK
+    # here, so no ratio), never above the rate of the run alone.
+    rates = next(line for line in out.split("### TLS 1.3")[1].splitlines()
+                 if line.startswith("| dicomnet |")).strip("| ").split(" | ")
+    on_disk = next(line for line in out.split("Until the data is on disk (tls;")[1].splitlines()
+                   if line.startswith("| dicomnet |")).strip("| ").split(" | ")
+    assert on_disk[2::3] == ["n/a"] * 3
+    for at, run_rate in ((1, rates[1]), (4, rates[3]), (7, rates[6])):
+        assert 0 < float(on_disk[at]) <= float(run_rate)
+        assert float(on_disk[at + 2]) >= 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
