@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import os
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,24 +83,45 @@ def print_round(number: int, name: str, case: Case, m: Measurement, before: int)
     or why it failed (``before``: how many runs ``m`` held before this one)."""
     if len(m.seconds) > before:
         client = f", client {m.client_cpu[-1]:.2f} s" if m.client_cpu else ""
+        on_disk = ""
+        if _synced(m):
+            on_disk = (f"; on disk {case_rate(case, m, m.seconds[-1] + m.sync_seconds[-1]):.1f}"
+                       f" (sync {m.sync_seconds[-1]:.3f} s)")
         print(f"round {number + 1}  {name:16} {case_rate(case, m, m.seconds[-1]):9.1f} "
-              f"{case.unit}  CPU: server {m.server_cpu[-1]:.2f} s{client}", flush=True)
+              f"{case.unit}  CPU: server {m.server_cpu[-1]:.2f} s{client}{on_disk}", flush=True)
     else:
         print(f"round {number + 1}  {name:16} FAILED: {m.errors[-1]}", flush=True)
 
 
+def _synced(m: Measurement) -> bool:
+    """Whether each of ``m``'s runs has the ``sync`` after it timed (store_bench's
+    run_once times it; python-ssl and senders.py's runs do not)."""
+    return bool(m.seconds) and len(m.sync_seconds) == len(m.seconds)
+
+
 def print_medians(case: Case, results: dict[str, Measurement], names: Sequence[str]) -> None:
-    """The medians of interleaved rounds, each as a ratio to the first of ``names``."""
-    reference = results[names[0]]
+    """The medians of interleaved rounds, each as a ratio to the first of ``names``;
+    then, where every stack's runs have their ``sync`` timed, the same until the
+    data is on disk (each run plus the sync after it)."""
     print()
+    _medians(case, results, names, lambda m: list(m.seconds), "median")
+    if all(_synced(results[name]) for name in names):
+        _medians(case, results, names,
+                 lambda m: [a + b for a, b in zip(m.seconds, m.sync_seconds, strict=True)],
+                 "on disk")
+
+
+def _medians(case: Case, results: dict[str, Measurement], names: Sequence[str],
+             runs_of: Callable[[Measurement], list[float]], label: str) -> None:
+    reference = runs_of(results[names[0]])
     for name in names:
-        m = results[name]
-        if not m.seconds:
+        runs = runs_of(results[name])
+        if not runs:
             print(f"{name:16} no valid run")
             continue
         ratio = ""
-        if name != names[0] and reference.seconds:
-            ratio = (f"  {statistics.median(reference.seconds) / statistics.median(m.seconds):.2f}x"
+        if name != names[0] and reference:
+            ratio = (f"  {statistics.median(reference) / statistics.median(runs):.2f}x"
                      f" of {names[0]}")
-        print(f"{name:16} median {case_rate(case, m, statistics.median(m.seconds)):9.1f} "
-              f"{case.unit} over {len(m.seconds)} run(s){ratio}")
+        print(f"{name:16} {label} {case_rate(case, results[name], statistics.median(runs)):9.1f} "
+              f"{case.unit} over {len(runs)} run(s){ratio}")

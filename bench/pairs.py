@@ -5,7 +5,9 @@
 in one run. This script runs one case for a few stacks (or for two dicomnet
 source trees) in rounds, alternating their order each round, with nothing
 deleted until the end (ext4 skips recently freed inodes, see store_bench.py),
-and prints every round, then the medians and each one's ratio to the first.
+and prints every round, then the medians and each one's ratio to the first;
+each round and the medians also until the data is on disk (the run plus the
+``sync`` after it, see store_bench.py's until-on-disk table).
 
     .venv/bin/python bench/pairs.py images                       # dicomnet vs DCMTK, TLS
     .venv/bin/python bench/pairs.py small --stacks dicomnet,dcmtk+B --rounds 6
