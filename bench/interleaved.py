@@ -95,7 +95,7 @@ def print_round(number: int, name: str, case: Case, m: Measurement, before: int)
 
 def _synced(m: Measurement) -> bool:
     """Whether each of ``m``'s runs has the ``sync`` after it timed (store_bench's
-    run_once times it; python-ssl and senders.py's runs do not)."""
+    and senders.py's run_once time it; pairs.py's python-ssl runs do not)."""
     return bool(m.seconds) and len(m.sync_seconds) == len(m.seconds)
 
 

@@ -26,7 +26,10 @@ Every DCMTK-based process (storescu, storescp, Orthanc) runs with
 2,000 x 2 KB objects here. A run counts when every object arrived (files
 counted; Orthanc's own count of instances). Rates are medians over the rounds;
 the time is the sender's process wall time (``--client dicomnet``: the time our
-SCU measures around its send, as in store_bench).
+SCU measures around its send, as in store_bench). Each run is then followed by
+a timed ``os.sync()``, and the rounds and medians are also given until the data
+is on disk (the run plus that sync): Orthanc and dicomnet flush before they
+answer, ``storescp`` leaves what it received in the page cache.
 
 Run: ``.venv/bin/python bench/senders.py {small,images,large} [--servers
 dicomnet,orthanc,dcmtk] [--client dcmtk|dicomnet] [--senders N] [--rounds N]
@@ -156,6 +159,11 @@ def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case,
             m.errors.append(f"{tag}: a sender timed out after {timeout:.0f}s")
             return
         wall = time.perf_counter() - start
+        # What the server left in the page cache, written back and timed: the
+        # rounds' "on disk" figures (interleaved.print_round), as in store_bench.
+        flush = time.perf_counter()
+        os.sync()
+        flush = time.perf_counter() - flush
         seconds = wall
         if client == "dicomnet" and len(shares) == 1:
             lines = outputs[0].decode(errors="replace").strip().splitlines()
@@ -173,6 +181,7 @@ def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case,
                 "bytes: " + b"".join(outputs).decode(errors="replace").strip()[-400:])
             return
         m.seconds.append(seconds)
+        m.sync_seconds.append(flush)
         m.client_wall.append(wall)
         m.server_cpu.append(cpu_with_children(server.proc.pid))
     finally:
