@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_output import assert_on_disk_rounds
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "store_bench.py"
 
 
@@ -74,16 +76,8 @@ def test_pairs_alternates_its_stacks_and_prints_medians(tmp_path: Path) -> None:
     assert "FAILED" not in done.stdout
     assert "dicomnet-nosync  median" in done.stdout
     assert "x of dicomnet" in done.stdout
-    # Each round also until on disk (the run, then the sync after it): never
-    # faster than the run alone; and the medians of those, with their ratio.
-    for line in done.stdout.splitlines():
-        if line.startswith("round"):
-            found = re.search(r" (\d+\.\d) obj/s .*; on disk (\d+\.\d) \(sync (\d+\.\d{3}) s\)$",
-                              line)
-            assert found is not None, line
-            assert float(found[2]) <= float(found[1])
-    assert re.search(r"^dicomnet-nosync  on disk +\d+\.\d obj/s over 2 run\(s\)  "
-                     r"\d+\.\d\dx of dicomnet$", done.stdout, re.M), done.stdout
+    # Each round, and the medians, also until the data is on disk.
+    assert_on_disk_rounds(done.stdout, "obj/s", "dicomnet-nosync", 2, "dicomnet")
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")

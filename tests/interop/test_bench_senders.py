@@ -4,13 +4,13 @@ dicomnet's server and to Orthanc in alternating order (no timing checked)."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.bench_output import assert_on_disk_rounds
 from tests.interop.conftest import Dcmtk
 
 pytestmark = pytest.mark.interop
@@ -34,16 +34,8 @@ def test_senders_alternates_the_servers_under_one_sender(
     assert "FAILED" not in done.stdout
     assert "orthanc          median" in done.stdout
     assert "x of dicomnet" in done.stdout
-    # Every round, and the medians, also until the data is on disk (the run, then
-    # a timed sync), never faster than the run alone.
-    for line in done.stdout.splitlines():
-        if line.startswith("round"):
-            found = re.search(r" (\d+\.\d) obj/s .*; on disk (\d+\.\d) \(sync (\d+\.\d{3}) s\)$",
-                              line)
-            assert found is not None, line
-            assert float(found[2]) <= float(found[1])
-    assert re.search(r"^orthanc          on disk +\d+\.\d obj/s over 2 run\(s\)  "
-                     r"\d+\.\d\dx of dicomnet$", done.stdout, re.M), done.stdout
+    # Every round, and the medians, also until the data is on disk.
+    assert_on_disk_rounds(done.stdout, "obj/s", "orthanc", 2, "dicomnet")
 
 
 def test_senders_runs_several_senders_at_once(
