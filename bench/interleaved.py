@@ -96,7 +96,7 @@ def print_round(number: int, name: str, case: Case, m: Measurement, before: int)
 def _synced(m: Measurement) -> bool:
     """Whether each of ``m``'s runs has the ``sync`` after it timed (store_bench's
     and senders.py's run_once time it; pairs.py's python-ssl runs do not)."""
-    return bool(m.seconds) and len(m.sync_seconds) == len(m.seconds)
+    return bool(m.seconds) and m.on_disk_seconds is not None
 
 
 def print_medians(case: Case, results: dict[str, Measurement], names: Sequence[str]) -> None:
@@ -106,9 +106,7 @@ def print_medians(case: Case, results: dict[str, Measurement], names: Sequence[s
     print()
     _medians(case, results, names, lambda m: list(m.seconds), "median")
     if all(_synced(results[name]) for name in names):
-        _medians(case, results, names,
-                 lambda m: [a + b for a, b in zip(m.seconds, m.sync_seconds, strict=True)],
-                 "on disk")
+        _medians(case, results, names, lambda m: m.on_disk_seconds or [], "on disk")
 
 
 def _medians(case: Case, results: dict[str, Measurement], names: Sequence[str],

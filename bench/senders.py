@@ -159,11 +159,7 @@ def run_once(server_name: str, client: str, pki: Path | None, case: sb.Case,
             m.errors.append(f"{tag}: a sender timed out after {timeout:.0f}s")
             return
         wall = time.perf_counter() - start
-        # What the server left in the page cache, written back and timed: the
-        # rounds' "on disk" figures (interleaved.print_round), as in store_bench.
-        flush = time.perf_counter()
-        os.sync()
-        flush = time.perf_counter() - flush
+        flush = sb.timed_sync()  # the rounds' "on disk" figures, as in store_bench
         seconds = wall
         if client == "dicomnet" and len(shares) == 1:
             lines = outputs[0].decode(errors="replace").strip().splitlines()

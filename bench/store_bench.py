@@ -142,23 +142,21 @@ class Measurement:
         return bool(self.seconds) and not self.errors
 
     @property
-    def median_seconds(self) -> float:
-        return statistics.median(self.seconds)
+    def on_disk_seconds(self) -> list[float] | None:
+        """Each run's seconds plus the ``sync`` after it: the time until what the
+        server received is on its disk (a store that flushes before Success has
+        it when its SCU is done). None where a run has no sync timed."""
+        if len(self.sync_seconds) != len(self.seconds):
+            return None
+        return [a + b for a, b in zip(self.seconds, self.sync_seconds, strict=True)]
 
     def rate(self, unit: str, *, best: bool = False, on_disk: bool = False) -> float | None:
         """The rate of the median run, or with ``best`` of the fastest one; with
-        ``on_disk``, over the run and the ``sync`` after it (the time until what
-        the server received is on its disk, as a store that flushes before Success
-        has it when its SCU is done)."""
-        if not self.ok:
+        ``on_disk``, over :attr:`on_disk_seconds`."""
+        runs = self.on_disk_seconds if on_disk else self.seconds
+        if not self.ok or runs is None:
             return None
-        if on_disk:
-            if len(self.sync_seconds) != len(self.seconds):
-                return None
-            runs = [a + b for a, b in zip(self.seconds, self.sync_seconds, strict=True)]
-            seconds = min(runs) if best else statistics.median(runs)
-        else:
-            seconds = min(self.seconds) if best else self.median_seconds
+        seconds = min(runs) if best else statistics.median(runs)
         if unit == "obj/s":
             return self.count / seconds
         return self.payload_bytes / 1e6 / seconds
@@ -409,6 +407,14 @@ def warm(folder: Path) -> None:
                     pass
 
 
+def timed_sync() -> float:
+    """Seconds of an ``os.sync()`` run as an SCU is done: the write-back of what
+    its server left in the page cache (``Measurement.sync_seconds``)."""
+    start = time.perf_counter()
+    os.sync()
+    return time.perf_counter() - start
+
+
 def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payload: int,
              work: Path, tag: str, timeout: float, m: Measurement,
              profile_dir: Path | None = None) -> None:
@@ -447,11 +453,7 @@ def run_once(variant: str, pki: Path | None, case: Case, folder: Path, *, payloa
             return
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        # The write-back of what the server left in the page cache, timed (its
-        # own figure: the rate above stays the issue's, the SCU's time alone).
-        flush = time.perf_counter()
-        os.sync()
-        flush = time.perf_counter() - flush
+        flush = timed_sync()  # its own figure: the rate stays the SCU's time alone
         time.sleep(0.2)  # what a server does after its last answer (index rows) counts too
         server_cpu = server.cpu_seconds() - server_cpu
         seconds = wall
