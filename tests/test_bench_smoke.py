@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -152,3 +153,23 @@ def test_ssl_ceiling_objects_mode_stores_and_answers_every_object(
     rate = float(re.search(r"median (\d+) MB/s", line).group(1))  # type: ignore[union-attr]
     assert rate > 0
     assert not list(tmp_path.glob("ssl-ceiling-*"))  # its folder removed
+
+
+def test_store_rounds_stores_every_object_in_each_mode(tmp_path: Path) -> None:
+    """bench/store_rounds.py: every mode's objects stored (the script exits non-zero
+    for one that is not), modes alternated per run, its folder removed after."""
+    out = tmp_path / "rounds.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH.with_name("store_rounds.py")), "--count", "6",
+         "--size", "64K", "--runs", "2", "--folder", str(tmp_path), "--json", str(out)],
+        capture_output=True, text=True, timeout=180, check=False, env=in_tmp(tmp_path),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert (report["count"], report["size"]) == (6, 65536)
+    assert [r["mode"] for r in report["runs"]] == [
+        "durable", "nosync", "plain", "plain", "nosync", "durable"]
+    assert all(r["wall"] > 0 and r["cpu"] > 0 for r in report["runs"])
+    medians = [line.split()[0] for line in done.stdout.splitlines() if " median: " in line]
+    assert medians == ["durable", "nosync", "plain"]
+    assert not list(tmp_path.glob("store-rounds-*"))
