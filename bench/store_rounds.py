@@ -54,13 +54,14 @@ import call_count  # sibling scripts, not a package
 from dicomnet.dimse.messages import CStoreRQ
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.store_jobs import Job
+from dicomnet.services.workers import MAX_BATCH
 from dicomnet.storage.direct import AlignedBuffer
 from dicomnet.storage.part10 import read_part10
 
 MODES = ("durable", "nosync", "plain")
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 #: The store thread's round for page-aligned data sets (services.store_jobs.round_size).
-ROUND = 32
+ROUND = MAX_BATCH
 
 
 class _Peer:
@@ -205,8 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     if not modes or set(modes) - set(MODES):
         parser.error(f"--modes: one or more of {', '.join(MODES)}")
     size = call_count.size_of(args.size)
-    if size > 1024 * 1024 - 4096:
-        parser.error("--size: up to 1020K (larger data sets are spilled, not held in memory)")
+    if not 64 * 1024 <= size <= 1024 * 1024 - 4096:
+        # Smaller data sets are held in a bytearray and written through the page
+        # cache in rounds of 16; larger ones are spilled to disk as they arrive.
+        parser.error("--size: 64K to 1020K (the data sets the SCP holds in page-aligned "
+                     "memory)")
     work = Path(tempfile.mkdtemp(prefix="store-rounds-", dir=args.folder))
     runs: list[Run] = []
     profiler = cProfile.Profile() if args.profile is not None else None
