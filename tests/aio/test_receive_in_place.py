@@ -178,9 +178,9 @@ class Keeping:
         self.kept.append(data)
         self.inner.write(data)
 
-    def reserve(self, most: int) -> memoryview | None:
-        view: memoryview | None = self.inner.reserve(most)
-        return view
+    def reserve(self, most: int) -> memoryview | int | None:
+        target: memoryview | int | None = self.inner.reserve(most)
+        return target
 
     def abort(self) -> None:
         self.inner.abort()
@@ -240,7 +240,7 @@ class Faulty(Keeping):
         super().__init__(inner, kept)
         self.fail = fail
 
-    def reserve(self, most: int) -> memoryview | None:
+    def reserve(self, most: int) -> memoryview | int | None:
         if self.fail == "reserve":
             raise RuntimeError("reserve broke")
         return super().reserve(most)

@@ -45,10 +45,10 @@ class Receiving:
         while at < len(data):
             due = len(data) - at
             target = self.sink.reserve(due) if due >= IN_PLACE_FROM else None
-            if target is None:
-                if at:
+            if target is None or isinstance(target, int):
+                if target is None and at:
                     self.copied_rests.append(due)
-                count = min(due, READ_SIZE)
+                count = min(due, READ_SIZE if target is None else target)
                 self.sink.write(memoryview(data)[at:at + count])
             else:
                 count = len(target)

@@ -417,6 +417,8 @@ class Association(InPlaceReceiving, Deadlines):
                         if self.failure is None and incoming is not None:
                             incoming[2].write(data)
                             if pdv.is_last:
+                                if incoming[2] is not self._in_place_sink:
+                                    self._reads_bounded = False  # see _receive_target
                                 self._incoming = self._in_place_sink = None
                                 done.append(incoming)
                         elif self.failure is None:  # as route: belt and braces
@@ -686,6 +688,8 @@ class Association(InPlaceReceiving, Deadlines):
                                       abort_source=0, abort_reason=0)
         incoming[2].write(item.data)
         if item.is_last:
+            if incoming[2] is not self._in_place_sink:
+                self._reads_bounded = False  # see _receive_target
             self._incoming = self._in_place_sink = None
             return incoming
         return None

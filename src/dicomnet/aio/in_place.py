@@ -28,6 +28,9 @@ log = logging.getLogger("dicomnet.aio")
 
 #: PDV data due from which it is received in place, into its sink's memory.
 _IN_PLACE_FROM = 64 << 10
+#: The headers that may follow a PDV's data before the next PDV's: a PDU's and a
+#: PDV item's (PS3.8 9.3.5).
+_HEADERS = 12
 
 
 class InPlaceReceiving:
@@ -60,39 +63,56 @@ class InPlaceReceiving:
         self._in_place_sink: DatasetSink | None = None
         # The sink whose reserve method _receive_target last looked up, and that.
         self._reserve_of: DatasetSink | None = None
-        self._reserve: Callable[[int], memoryview | None] | None = None
+        self._reserve: Callable[[int], memoryview | int | None] | None = None
+        # Set once a data set of the association went in place: reads are then
+        # bounded between its messages too (see _receive_target).
+        self._reads_bounded = False
 
     def _receive_target(self) -> memoryview | int | None:
         """Where the transport should put the next bytes (``Receiver.attach``).
 
         While a data set arrives into a sink that can take bytes in place (its
         ``reserve``), the data of a long PDV is received straight into that
-        sink's memory, and between PDVs only the headers up to the next PDV's
-        data are read (once a PDV of this data set went in place: small messages
-        are read whole), so that the data after them can be received in place
-        too. Otherwise None: the transport's own buffer, copied by the sink."""
-        incoming = self._incoming
-        if incoming is None or self.failure is not None or self._unrouted:
+        sink's memory. Once one data set of the association went in place, no
+        read goes past the start of the next long PDV's data: between PDVs only
+        the headers up to the next PDV's data are read, and a short PDV (a
+        command, a data set's tail) is read with the headers after it and no
+        further, so that the next data set's data is received in place from its
+        first long PDV, not copied from the transport's buffer (the data of a
+        whole read, up to 256 KiB, per object; docs/benchmarks.md, session 37).
+        A data set that took no bytes in place (a small one) lifts those bounds
+        until the next that does (``Association._route_now``): a run of small
+        messages is read as before, many per read. A sink's ``reserve`` may
+        also answer a count: read that many bytes at most through its
+        ``write``, then ask again. Otherwise None: the transport's own buffer,
+        copied by the sink."""
+        if self.failure is not None or self._unrouted:
             return None  # with events unrouted, DIMSE is behind the Upper Layer
-        sink = incoming[2]
-        if sink is not self._reserve_of:  # looked up once per data set, not per read
-            self._reserve_of, self._reserve = sink, getattr(sink, "reserve", None)
-        reserve = self._reserve
-        if reserve is None:
-            return None
+        incoming = self._incoming
         due = self.ul.pdv_data_due
-        if due >= _IN_PLACE_FROM:
+        if due >= _IN_PLACE_FROM and incoming is not None:
+            sink = incoming[2]
+            if sink is not self._reserve_of:  # looked up once per data set, not per read
+                self._reserve_of, self._reserve = sink, getattr(sink, "reserve", None)
+            reserve = self._reserve
+            if reserve is None:
+                return None
             try:
-                view: memoryview | None = reserve(due)
+                target = reserve(due)
             except Exception:  # the transport must read on: the sink's write reports
                 log.exception("%s: a sink's reserve() failed", self._name())
                 return None
-            if view is not None:
+            if type(target) is memoryview:  # once per read: no isinstance call
                 self._in_place_sink = sink
-            return view
-        if due == 0 and sink is self._in_place_sink:
+                self._reads_bounded = True
+            return target
+        if not self._reads_bounded:
+            return None
+        if due == 0:
             return self.ul.header_bytes_due or None
-        return None  # a short remainder: through the transport's buffer
+        if due < _IN_PLACE_FROM:
+            return due + _HEADERS
+        return None  # a long PDV no sink takes in place
 
     def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:
         """Data set bytes received into ``sink``'s memory, taken the short way: the

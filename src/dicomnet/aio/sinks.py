@@ -16,9 +16,12 @@ class DatasetSink(Protocol):
 
     ``write`` may be given a view of the receive buffer, valid only during the
     call: a sink copies what it keeps (a view it kept fails once released). A
-    sink may also offer ``reserve(most) -> memoryview | None``: memory into which
-    the next bytes of the data set may be received in place (at most ``most``
-    bytes); those bytes then reach ``write`` as a view of that very memory.
+    sink may also offer ``reserve(most) -> memoryview | int | None``: memory into
+    which the next bytes of the data set may be received in place (at most
+    ``most`` bytes, all of one PDV's data); those bytes then reach ``write`` as
+    a view of that very memory. A count instead asks for at most that many
+    bytes through ``write`` first (the sink looks at them before it lends
+    memory); None, for the transport's usual reads.
     """
 
     def write(self, data: bytes | memoryview) -> None: ...

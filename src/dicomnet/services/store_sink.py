@@ -57,6 +57,10 @@ _EXPLICIT_VRS = SHORT_VRS | LONG_VRS
 #: blocks, RFC 1951 3.2.4) is refused, lest group 0002 behind them be missed.
 #: Under ALIGNED_FROM: the bytes held meanwhile stay in a bytearray.
 _INFLATE_MOST = 16 << 10
+#: Bytes read at most through ``write`` while a data set's start is looked at,
+#: before ``reserve`` lends memory: its first element header (or the group 0002
+#: elements some data sets start with, or a deflated start) fits, usually.
+_START_READ = 1 << 10
 
 
 class StoreSink:
@@ -418,14 +422,19 @@ class StoreSink:
                 self.stray = None
         return kept
 
-    def reserve(self, most: int) -> memoryview | None:
+    def reserve(self, most: int) -> memoryview | int | None:
         """Memory to receive the next bytes of the data set in place (see
         ``DatasetSink``): the free end of the page-aligned buffer or of the direct
         writer's current chunk, so that TLS decrypts straight into what goes to
-        disk. None when the data set is held otherwise."""
-        if self.error is not None or self._starting:
-            # While its start is looked at (or re-deflated), bytes go through write.
+        disk. While the data set's first bytes are looked at, a count instead:
+        they come through :meth:`write`, a few at a time, and memory follows
+        (``most`` tells that the data set passes ALIGNED_FROM). None when the
+        data set is held otherwise."""
+        if self.error is not None:
             return None
+        if self._starting:
+            # Re-deflated, every byte goes through write; otherwise only its start.
+            return _START_READ if self._redeflate is None else None
         if self.writer is not None:
             try:
                 return self.writer.reserve(most)
@@ -442,6 +451,21 @@ class StoreSink:
             # through the transport's buffer: one copy per large object.
             try:
                 self._spill(buffer, b"")
+            except StorageError as exc:
+                self._failed(exc)
+                return None
+            return self.reserve(most)
+        if type(buffer) is bytearray and self.provisional is not None:
+            # The data set's start, under ALIGNED_FROM (write's bytearray): ``most``
+            # bytes of one PDV follow, so it passes that; page-aligned now, or
+            # spilled, and the PDV received in place.
+            try:
+                if len(buffer) + most > SPILL_THRESHOLD:
+                    self._spill(buffer, b"")
+                else:
+                    aligned = AlignedBuffer.take(SPILL_THRESHOLD)
+                    aligned.append(buffer)
+                    self.buffer = aligned
             except StorageError as exc:
                 self._failed(exc)
                 return None
