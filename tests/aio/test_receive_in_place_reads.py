@@ -19,10 +19,11 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicomnet.aio.in_place import InPlaceReceiving
 from dicomnet.services import store_sink
+from dicomnet.services.storage import StorageSCP
 from dicomnet.services.store_sink import ALIGNED_FROM, SPILL_THRESHOLD, StoreSink
 from dicomnet.storage.direct import AlignedBuffer
 from dicomnet.storage.part10 import part10_header, read_part10
-from tests.aio.helpers import Pki, PkiFactory
+from tests.aio.helpers import Pki, PkiFactory, run, running_server
 from tests.aio.test_receive_in_place import assert_stored_whole, store_folder
 from tests.storage.dicomfiles import make_image, write_part10
 from tests.storage.test_direct import _supports_direct
@@ -190,3 +191,73 @@ def test_a_redeflated_data_set_is_never_read_in_place(tmp_path: Path) -> None:
     assert sink._redeflate is not None and sink._starting
     assert sink.reserve(200_000) is None
     sink.abort()
+
+
+def test_short_pdvs_after_a_data_set_in_place_are_read_many_at_a_time(tmp_path: Path) -> None:
+    """A raw peer sends a 300 KB image in one PDV (received in place: reads are
+    bounded from then on), then a 1 MB one cut into 300-byte PDVs, fifty per
+    P-DATA-TF. Those PDVs are read as usual, many per read, not one read each,
+    and none is split into two stretches: the second image is stored and
+    answered Success, not aborted as a flood of PDVs (DIMSE expects at least
+    256 bytes per PDV on average past 1,024 of them), as it was when each
+    short PDV was read with the 12 bytes after it."""
+    from dicomnet.ul.negotiation import ContextRequest
+    from dicomnet.ul.pdu import encode_pdata
+    from tests.storage.dicomfiles import SECONDARY_CAPTURE
+    from tests.storage.rawscu import RawAssociation, store_command
+
+    def image(number: int, rows: int, columns: int) -> tuple[bytes, bytes]:
+        data = make_image(number, rows=rows, columns=columns)
+        source = write_part10(tmp_path / "in" / f"{number}.dcm", data,
+                              str(ExplicitVRLittleEndian))
+        return (data.SOPInstanceUID.encode(),
+                source.read_bytes()[read_part10(source).dataset_offset:])
+
+    first_uid, first = image(1, 600, 500)
+    second_uid, second = image(2, 1000, 1000)
+    targets: list[object] = []
+    real = InPlaceReceiving._receive_target
+
+    def spy(self: InPlaceReceiving) -> object:
+        target = real(self)
+        targets.append(target)
+        return target
+
+    scp = StorageSCP(tmp_path / "store")
+
+    async def scenario() -> tuple[object, object, int]:
+        try:
+            async with running_server(providers=[scp], ae_title="DICOMNET") as srv:
+                assoc = await RawAssociation.open(srv.port, [
+                    ContextRequest(SECONDARY_CAPTURE, (str(ExplicitVRLittleEndian),))])
+                ctx = assoc.context_id(SECONDARY_CAPTURE)
+                await assoc.send_store(ctx, store_command(SECONDARY_CAPTURE.encode(), first_uid),
+                                       first)
+                answer_first = await assoc.read_message()
+                before = len(targets)
+                pieces = [second[i:i + 300] for i in range(0, len(second), 300)]
+                pdus = []
+                for start in range(0, len(pieces), 50):
+                    items = b"".join(
+                        (len(piece) + 2).to_bytes(4, "big")
+                        + bytes([ctx, 0x02 if start + k == len(pieces) - 1 else 0x00]) + piece
+                        for k, piece in enumerate(pieces[start:start + 50]))
+                    pdus.append(b"\x04\x00" + len(items).to_bytes(4, "big") + items)
+                await assoc.send(encode_pdata(ctx, True, True, store_command(
+                    SECONDARY_CAPTURE.encode(), second_uid, 2)), *pdus)
+                answer_second = await assoc.read_message()
+                bounded = sum(isinstance(t, int) for t in targets[before:])
+                await assoc.release()
+                return answer_first, answer_second, bounded
+        finally:
+            scp.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(InPlaceReceiving, "_receive_target", spy)
+        answer_first, answer_second, bounded = run(scenario())
+    assert getattr(answer_first, "status", None) == 0
+    assert getattr(answer_second, "status", None) == 0, answer_second
+    assert any(type(t) is memoryview for t in targets)  # the first image went in place
+    assert bounded <= 10, bounded  # 3,336 PDVs
+    stored = sorted(p.name for p in (tmp_path / "store").rglob("*.dcm"))
+    assert stored == sorted(f"{u.decode()}.dcm" for u in (first_uid, second_uid))

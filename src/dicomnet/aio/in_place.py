@@ -29,8 +29,9 @@ log = logging.getLogger("dicomnet.aio")
 #: PDV data due from which it is received in place, into its sink's memory.
 _IN_PLACE_FROM = 64 << 10
 #: The headers that may follow a PDV's data before the next PDV's: a PDU's and a
-#: PDV item's (PS3.8 9.3.5).
+#: PDV item's (PS3.8 9.3.5); a PDV item's alone, inside a P-DATA-TF.
 _HEADERS = 12
+_PDV_HEADER = 6
 
 
 class InPlaceReceiving:
@@ -76,7 +77,7 @@ class InPlaceReceiving:
         sink's memory. Once one data set of the association went in place, no
         read goes past the start of the next long PDV's data: between PDVs only
         the headers up to the next PDV's data are read, and a short PDV (a
-        command, a data set's tail) is read with the headers after it and no
+        command, a data set's last) is read with the headers after it and no
         further, so that the next data set's data is received in place from its
         first long PDV, not copied from the transport's buffer (the data of a
         whole read, up to 256 KiB, per object; docs/benchmarks.md, session 37).
@@ -111,7 +112,20 @@ class InPlaceReceiving:
         if due == 0:
             return self.ul.header_bytes_due or None
         if due < _IN_PLACE_FROM:
-            return due + _HEADERS
+            pdv = self.ul.current_pdv
+            if pdv is None:
+                return None
+            if pdv[2]:  # a message's last PDV: a command, a data set's tail
+                return due + _HEADERS
+            if (incoming is not None and incoming[2] is self._in_place_sink
+                    and not pdv[1]):
+                # The rest of a long PDV partly received in place, up to the next
+                # PDV's item header: never into its data, which would then come
+                # in two stretches (DIMSE counts them against a flood of PDVs).
+                return due + _PDV_HEADER
+            # Short PDVs inside a message (an odd sender's split): read as usual,
+            # many at a time, rather than a read each.
+            return None
         return None  # a long PDV no sink takes in place
 
     def _take_in_place(self, sink: DatasetSink, data: memoryview, now: float) -> bool:
