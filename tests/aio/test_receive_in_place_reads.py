@@ -80,21 +80,28 @@ def test_each_image_of_an_association_is_received_in_place_from_its_first_long_p
     assert sum(in_place) >= total * 3 // 5, (sum(in_place), total)
 
 
+def record_targets(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every answer of ``InPlaceReceiving._receive_target`` from now on (a view:
+    in place; a count: a bounded read; None: the transport's usual read)."""
+    answers: list[object] = []
+    real = InPlaceReceiving._receive_target
+
+    def spy(self: InPlaceReceiving) -> object:
+        target = real(self)
+        answers.append(target)
+        return target
+
+    monkeypatch.setattr(InPlaceReceiving, "_receive_target", spy)
+    return answers
+
+
 @pytest.mark.parametrize("secure", [True, False], ids=["tls", "plain"])
 def test_small_objects_after_a_large_one_are_read_many_at_a_time(
         tmp_path: Path, pki: Pki, secure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 900 KB image, then forty small ones, on one association: the bounds the
     image set are lifted by the first small data set, so the small ones are not
     read a few bytes at a time (the transport's buffer, several per read)."""
-    asked: list[object] = []
-    real = InPlaceReceiving._receive_target
-
-    def spy(self: InPlaceReceiving) -> object:
-        target = real(self)
-        asked.append(target)
-        return target
-
-    monkeypatch.setattr(InPlaceReceiving, "_receive_target", spy)
+    asked = record_targets(monkeypatch)
     # 900 KB: past the first read (256 KiB), so that its rest goes in place.
     write_part10(tmp_path / "in" / "0.dcm", make_image(0, rows=1000, columns=900),
                  str(ExplicitVRLittleEndian))
@@ -193,7 +200,8 @@ def test_a_redeflated_data_set_is_never_read_in_place(tmp_path: Path) -> None:
     sink.abort()
 
 
-def test_short_pdvs_after_a_data_set_in_place_are_read_many_at_a_time(tmp_path: Path) -> None:
+def test_short_pdvs_after_a_data_set_in_place_are_read_many_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A raw peer sends a 300 KB image in one PDV (received in place: reads are
     bounded from then on), then a 1 MB one cut into 300-byte PDVs, fifty per
     P-DATA-TF. Those PDVs are read as usual, many per read, not one read each,
@@ -215,14 +223,6 @@ def test_short_pdvs_after_a_data_set_in_place_are_read_many_at_a_time(tmp_path: 
 
     first_uid, first = image(1, 600, 500)
     second_uid, second = image(2, 1000, 1000)
-    targets: list[object] = []
-    real = InPlaceReceiving._receive_target
-
-    def spy(self: InPlaceReceiving) -> object:
-        target = real(self)
-        targets.append(target)
-        return target
-
     scp = StorageSCP(tmp_path / "store")
 
     async def scenario() -> tuple[object, object, int]:
@@ -252,9 +252,8 @@ def test_short_pdvs_after_a_data_set_in_place_are_read_many_at_a_time(tmp_path: 
         finally:
             scp.close()
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(InPlaceReceiving, "_receive_target", spy)
-        answer_first, answer_second, bounded = run(scenario())
+    targets = record_targets(monkeypatch)
+    answer_first, answer_second, bounded = run(scenario())
     assert getattr(answer_first, "status", None) == 0
     assert getattr(answer_second, "status", None) == 0, answer_second
     assert any(type(t) is memoryview for t in targets)  # the first image went in place
