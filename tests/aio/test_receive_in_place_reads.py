@@ -129,7 +129,8 @@ def test_the_start_of_a_long_data_set_is_read_bounded_then_received_in_place(
         tmp_path: Path) -> None:
     """``reserve`` answers a count while the data set's start is looked at, then,
     for a PDV that takes the data set past ALIGNED_FROM, memory of a page-aligned
-    buffer holding the header and the start; the file is byte for byte."""
+    buffer holding the header and the start (copied once, they alone); the PDV
+    received there follows them byte for byte, and the data set is whole."""
     if not _supports_direct(tmp_path):  # pragma: no cover - tmpfs, some FUSE
         pytest.skip("this file system has no O_DIRECT")
     sink = StoreSink(HEADER, (tmp_path, "in-progress"), durable=True,
