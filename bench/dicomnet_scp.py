@@ -20,6 +20,7 @@ from dicomnet.config import DEFAULT_MIN_FREE
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
+from dicomnet.tuning import start_up_left_alone
 
 
 def tls_config(pki: Path) -> TLSConfig:
@@ -42,9 +43,11 @@ async def run(root: Path, pki: Path | None, port: int, *, durable: bool = True,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.close)
-    print(f"PORT {server.port}", flush=True)
     try:
-        await server.serve_forever()
+        # As `dicomnet serve` does once it listens (dicomnet.tuning).
+        with start_up_left_alone():
+            print(f"PORT {server.port}", flush=True)
+            await server.serve_forever()
     finally:
         storage.close()
 

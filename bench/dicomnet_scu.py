@@ -22,7 +22,7 @@ import dicomnet.aio.client  # (imported before the timing: see below)
 import dicomnet.security.certificates  # noqa: F401  (imported before the timing: see below)
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StoreResult, store_paths
-from dicomnet.tuning import tune_malloc_for_streaming
+from dicomnet.tuning import start_up_left_alone, tune_malloc_for_streaming
 
 # store_paths imports the asyncio client on its first call (at module level the
 # import would be circular), asyncio its thread pool at the first
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     start, cpu = time.perf_counter(), _cpu()
     if profiler is not None:
         profiler.enable()
-    results = asyncio.run(send(args.host, args.port, args.folder, args.pki))
+    with start_up_left_alone():  # as ``dicomnet store`` sends (dicomnet.tuning)
+        results = asyncio.run(send(args.host, args.port, args.folder, args.pki))
     if profiler is not None:
         profiler.disable()
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu

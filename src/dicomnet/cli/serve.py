@@ -34,6 +34,7 @@ from dicomnet.config import (
     size_words,
 )
 from dicomnet.errors import ConfigurationError
+from dicomnet.tuning import start_up_left_alone
 
 # The server, its services and storage (pydicom, SQLite, cryptography) are imported
 # where used: `serve --help`, and a usage error, load none of them.
@@ -294,35 +295,37 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
     space = getattr(storage, "space", None)  # its free-space reserve (storage.space)
     services = "C-ECHO" + (f", C-STORE into {output}" if storage is not None else "") + (
         f", keeping {_kept_free(space)}" if space is not None else "")
-    try:
-        _emit(net, f"listening on {host}:{server.port} as {server.ae_title} ({mode}); "
-                   f"{services}. Ctrl-C stops.",
-              event="listening", host=host, port=server.port, ae_title=server.ae_title,
-              tls=tls is not None, profile=tls.profile if tls else None,
-              peer_cert=tls.peer_certificate if tls else None,
-              output=str(output) if storage is not None else None,
-              min_free=str(space.reserve) if space is not None else None,
-              min_free_bytes=space.minimum if space is not None else None,
-              allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
-              max_associations=limits.max_associations,
-              max_per_host=limits.max_associations_per_host,
-              max_pending=limits.max_pending_connections,
-              max_async=limits.max_async_operations, operation_timeout=timeouts.operation,
-              idle_timeout=timeouts.idle,
-              drain_timeout=drain_timeout)
-        # On stdout before the server answers anyone: scripts learn the port from it.
-        stdout_written(EXIT_WAIT)
+    # From here on the collector leaves start-up's objects alone (dicomnet.tuning).
+    with start_up_left_alone():
         try:
-            await server.serve_forever()
-        except asyncio.CancelledError:
-            _uncancel()  # the stop asked for: what follows is no longer cancelled
-        # SIGHUP stays handled while associations drain: its default ends the process.
-        outcome = await drain_server(server, drain_timeout)
-    finally:
-        if hangup is not None:
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.remove_signal_handler(hangup)
-    await stop_server(server, on_signal=_stopping)
+            _emit(net, f"listening on {host}:{server.port} as {server.ae_title} ({mode}); "
+                       f"{services}. Ctrl-C stops.",
+                  event="listening", host=host, port=server.port, ae_title=server.ae_title,
+                  tls=tls is not None, profile=tls.profile if tls else None,
+                  peer_cert=tls.peer_certificate if tls else None,
+                  output=str(output) if storage is not None else None,
+                  min_free=str(space.reserve) if space is not None else None,
+                  min_free_bytes=space.minimum if space is not None else None,
+                  allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
+                  max_associations=limits.max_associations,
+                  max_per_host=limits.max_associations_per_host,
+                  max_pending=limits.max_pending_connections,
+                  max_async=limits.max_async_operations, operation_timeout=timeouts.operation,
+                  idle_timeout=timeouts.idle,
+                  drain_timeout=drain_timeout)
+            # On stdout before the server answers anyone: scripts learn the port from it.
+            stdout_written(EXIT_WAIT)
+            try:
+                await server.serve_forever()
+            except asyncio.CancelledError:
+                _uncancel()  # the stop asked for: what follows is no longer cancelled
+            # SIGHUP stays handled while associations drain: its default ends the process.
+            outcome = await drain_server(server, drain_timeout)
+        finally:
+            if hangup is not None:
+                with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                    loop.remove_signal_handler(hangup)
+        await stop_server(server, on_signal=_stopping)
     _emit(net, f"stopped: {outcome.drained} association(s) ended by their peers, "
                f"{outcome.aborted} aborted", event="stopped", drained=outcome.drained,
           aborted=outcome.aborted)

@@ -34,7 +34,7 @@ from dicomnet.cli.describe import describe_security
 from dicomnet.cli.jsontext import Streamed, path_fields
 from dicomnet.cli.output import in_cli_words
 from dicomnet.dimse.status import Status
-from dicomnet.tuning import tune_malloc_for_streaming
+from dicomnet.tuning import start_up_left_alone, tune_malloc_for_streaming
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -189,7 +189,8 @@ async def _run(host: str, port: int, *, files: list[str], sizes: array[int],
         else:
             click.echo(f"dicomnet store: {line}", err=True)
 
-    with bar[0] if bar is not None else contextlib.nullcontext():
+    # The collector leaves start-up's objects alone while the files go (dicomnet.tuning).
+    with start_up_left_alone(), bar[0] if bar is not None else contextlib.nullcontext():
         return await store_paths(
             host, port, files, tls=tls, calling_ae_title=net.aet,
             called_ae_title=net.called_aet, timeouts=net.timeouts(), on_progress=on_progress,
