@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import signal
 import sys
@@ -20,7 +21,11 @@ from dicomnet.config import DEFAULT_MIN_FREE
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StorageSCP
 from dicomnet.services.verification import VerificationSCP
-from dicomnet.tuning import start_up_left_alone
+
+try:
+    from dicomnet.tuning import start_up_left_alone
+except ImportError:  # a checkout older than it (pairs.py --tree)
+    start_up_left_alone = contextlib.nullcontext  # type: ignore[assignment]
 
 
 def tls_config(pki: Path) -> TLSConfig:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures.thread  # noqa: F401  (imported before the timing: see below)
+import contextlib
 import cProfile
 import json
 import resource
@@ -22,7 +23,12 @@ import dicomnet.aio.client  # (imported before the timing: see below)
 import dicomnet.security.certificates  # noqa: F401  (imported before the timing: see below)
 from dicomnet.security.config import TLSConfig
 from dicomnet.services.storage import StoreResult, store_paths
-from dicomnet.tuning import start_up_left_alone, tune_malloc_for_streaming
+from dicomnet.tuning import tune_malloc_for_streaming
+
+try:
+    from dicomnet.tuning import start_up_left_alone
+except ImportError:  # a checkout older than it (pairs.py --tree)
+    start_up_left_alone = contextlib.nullcontext  # type: ignore[assignment]
 
 # store_paths imports the asyncio client on its first call (at module level the
 # import would be circular), asyncio its thread pool at the first
