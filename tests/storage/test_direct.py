@@ -303,6 +303,20 @@ def test_an_aligned_buffer_holds_what_was_appended_and_no_more() -> None:
         buffer.view()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="Linux's /proc")
+def test_an_aligned_buffer_is_private_memory() -> None:
+    # Shared anonymous memory (mmap's default for -1) costs more per page first
+    # touched; the kernel lists a map's sharing as the 4th letter of its rights.
+    buffer = AlignedBuffer(1 << 20)
+    try:
+        with open("/proc/self/maps") as maps:
+            rights = [line.split()[1] for line in maps
+                      if int(line.split("-")[0], 16) == buffer.address]
+        assert rights == ["rw-p"]
+    finally:
+        buffer.close()
+
+
 def write_batch(folder: Path, objects: list[bytes]) -> tuple[list[Path], list[bool]]:
     """The store thread's way: a round of objects into one batch, then commits."""
     batch = DirectBatch()

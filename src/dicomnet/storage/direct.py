@@ -445,6 +445,15 @@ class DirectSpool:
 
 
 _BLOCK = 4096  # alignment that suits every logical block size
+#: Private anonymous memory, not ``mmap``'s default for ``-1`` (shared): shared
+#: anonymous pages live in the kernel's shmem, and a first touch of each costs
+#: more. 41 maps of 1 MiB with 512 KiB written to each, what a fresh server's
+#: first window of images maps: 10.7-11.9 ms of CPU private, 17.5-18.6 ms
+#: shared (docs/benchmarks.md item 46). Nothing shares them: O_DIRECT reads
+#: either kind. (Windows' mmap takes no flags.)
+_PRIVATE: dict[str, int] = (
+    {"flags": mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS} if hasattr(mmap, "MAP_ANONYMOUS")
+    else {})
 #: Idle AlignedBuffers kept per capacity (their touched pages stay resident).
 _ALIGNED_POOL_MAX = 16
 
@@ -488,7 +497,7 @@ class AlignedBuffer:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = -(-capacity // _BLOCK) * _BLOCK
-        self._map = mmap.mmap(-1, self.capacity)
+        self._map = mmap.mmap(-1, self.capacity, **_PRIVATE)
         self._anchor: ctypes.c_char | None = ctypes.c_char.from_buffer(self._map)
         self.address = ctypes.addressof(self._anchor)
         self._view: memoryview | None = memoryview(self._map)
