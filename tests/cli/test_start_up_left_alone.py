@@ -61,7 +61,7 @@ def test_store_sends_with_start_up_left_out(start_server: StartServer, tmp_path:
 
 # `dicomnet serve` in its own process, its gc.freeze and gc.unfreeze reporting on
 # stderr: what they left out, and whether pydicom (start-up's largest share of
-# objects) was loaded by then.
+# objects) and the store were loaded by then (so that they are left out too).
 _REPORTING = """
 import gc, sys
 freeze, unfreeze = gc.freeze, gc.unfreeze
@@ -78,7 +78,7 @@ main()
 """
 
 
-def test_serve_leaves_start_up_out_before_it_listens(tmp_path: Path) -> None:
+def test_serve_leaves_start_up_out_while_it_serves(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", _REPORTING, "serve", "--port", "0", "--json",
          "--output", str(tmp_path / "store")],
