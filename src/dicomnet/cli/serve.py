@@ -59,7 +59,7 @@ log = logging.getLogger("dicomnet.cli")
 
 
 def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
-                unknown_sop_classes: bool = False,
+                unknown_sop_classes: bool = False, layout: str = "hierarchical",
                 on_stored: Callable[[StoredInstance], object] | None = None,
                 on_refused: Callable[[RefusedInstance], object] | None = None,
                 min_free: str | None = None,
@@ -69,10 +69,11 @@ def storage_scp(root: Path, *, duplicates: str = "keep", durable: bool = True,
         from dicomnet.services.storage import StorageSCP
     except ImportError:
         return None
-    from dicomnet.storage.files import StorageError
+    from dicomnet.storage.files import Layout, StorageError
 
     try:
         provider: ServiceProvider = StorageSCP(root, duplicates=duplicates, durable=durable,
+                                               layout=Layout(layout),
                                                accept_unknown_sop_classes=unknown_sop_classes,
                                                on_stored=on_stored, on_refused=on_refused,
                                                min_free=min_free)
@@ -228,8 +229,9 @@ def _unmake(output: Path, made: list[Path]) -> None:
 
 async def _serve(host: str, port: int, output: Path, limits: Limits,
                  net: NetworkOptions, *, tls: TLSConfig | None, duplicates: str = "keep",
-                 durable: bool = True, allowed: frozenset[str] = frozenset(),
-                 check_called: bool = False, unknown_sop_classes: bool = False,
+                 layout: str = "hierarchical", durable: bool = True,
+                 allowed: frozenset[str] = frozenset(), check_called: bool = False,
+                 unknown_sop_classes: bool = False,
                  operation_timeout: float | None = None, idle_timeout: float | None = None,
                  drain_timeout: float = 0, min_free: str | None = None) -> None:
     """Serve until Ctrl-C or SIGTERM (run_async cancels this task), then drain
@@ -248,7 +250,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
         timeouts = dataclasses.replace(timeouts, idle=idle_timeout)
     providers: list[ServiceProvider] = [VerificationSCP()]
     made = _folders_to_make(output)
-    storage = storage_scp(output, duplicates=duplicates, durable=durable,
+    storage = storage_scp(output, duplicates=duplicates, durable=durable, layout=layout,
                           unknown_sop_classes=unknown_sop_classes,
                           on_stored=_stored_event if net.json else None,
                           on_refused=_refused_event if net.json else None,
@@ -304,6 +306,7 @@ async def _serve(host: str, port: int, output: Path, limits: Limits,
                   tls=tls is not None, profile=tls.profile if tls else None,
                   peer_cert=tls.peer_certificate if tls else None,
                   output=str(output) if storage is not None else None,
+                  layout=layout if storage is not None else None,
                   min_free=str(space.reserve) if space is not None else None,
                   min_free_bytes=space.minimum if space is not None else None,
                   allowed_aets=sorted(allowed) or None, check_called_aet=check_called,
@@ -456,6 +459,15 @@ def _kept_free(space: SpaceReserve) -> str:
               default="keep", show_default=True,
               help="A second object with the same SOP Instance UID: keep the first "
                    "(answer Success), overwrite it, or reject it (failure 0111H).")
+@click.option("--layout", type=click.Choice(["hierarchical", "flat"]), default="hierarchical",
+              show_default=True,
+              help="Where each object goes below --output: hierarchical, "
+                   "STUDY_UID/SERIES_UID/SOP_UID.dcm; flat, SOP_UID.dcm in --output "
+                   "itself (as storescp writes by default). Flat also stores objects that "
+                   "lack a Study or Series Instance UID, which hierarchical refuses (C000: "
+                   "it has no folder for them); those objects are not indexed (the index "
+                   "files instances under their study and series), and a warning names "
+                   "each. Either way the names are checked UIDs, never joined unchecked.")
 @click.option("--min-free", default=DEFAULT_MIN_FREE, show_default=True, metavar="SIZE|PERCENT",
               callback=_checked_min_free,
               help="Free space to keep on --output's file system: a size (500MB, 5GiB) or "
@@ -485,7 +497,7 @@ def _kept_free(space: SpaceReserve) -> str:
 @network_options("server")
 def serve(*, host: str, port: int | None, output: Path, max_associations: int,
           max_per_host: int, max_pending: int, max_async: int, operation_timeout: float,
-          idle_timeout: float, drain_timeout: float, duplicates: str,
+          idle_timeout: float, drain_timeout: float, duplicates: str, layout: str,
           no_fsync: bool, allow_aets: tuple[str, ...], check_called_aet: bool,
           accept_unknown_sop_classes: bool, min_free: str,
           net: NetworkOptions) -> None:
@@ -521,7 +533,8 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
     \b
       listening             first: host, port, ae_title, tls (true or false),
                             profile and peer_cert (null without TLS),
-                            output, min_free (as given, "1%"; null:
+                            output, layout (hierarchical or flat),
+                            min_free (as given, "1%"; null:
                             none kept), min_free_bytes (what that is on
                             --output's file system), allowed_aets (null: any),
                             check_called_aet, max_associations,
@@ -602,7 +615,8 @@ def serve(*, host: str, port: int | None, output: Path, max_associations: int,
                                             max_associations_per_host=max_per_host,
                                             max_pending_connections=max_pending,
                                             max_async_operations=max_async),
-                                     net, tls=tls, duplicates=duplicates, durable=not no_fsync,
+                                     net, tls=tls, duplicates=duplicates, layout=layout,
+                                     durable=not no_fsync,
                                      allowed=allowed, check_called=check_called_aet,
                                      unknown_sop_classes=accept_unknown_sop_classes,
                                      operation_timeout=operation_timeout,
