@@ -10,7 +10,6 @@ import ast
 import dataclasses
 import json
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from dicomnet.aio import server_dispatch
 from dicomnet.dimse import status as dimse_status
 from dicomnet.dimse.status import Status
 from dicomnet.services.storage import StoredInstance, StoreResult
-from tests.cli.helpers import json_out, read_line, run_cli
+from tests.cli.helpers import json_out, read_line, reaped, run_cli, terminated
 from tests.storage.helpers import CT_IMAGE_STORAGE, make_dataset, write_part10_file
 
 ROOT = Path(dicomnet.__file__).resolve().parents[2]
@@ -125,7 +124,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                "--output", str(store), "--allow-aet", "SENDER"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=tmp)
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         listening = json.loads(read_line(proc.stdout, 30))
         port = listening["port"]
@@ -136,12 +135,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         second = subprocess.run(command, capture_output=True, text=True, cwd=tmp,
                                 timeout=60, check=False)
         assert second.returncode == 2, second.stderr
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        out, err = terminated(proc, 30)
     assert proc.returncode == 0, err
     for index in store.glob("index.sqlite*"):  # stopped: reindex --create rebuilds it
         index.unlink()

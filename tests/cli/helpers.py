@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -160,6 +161,25 @@ def serve_that_must_refuse(tmp_path: Path, *args: str | Path) -> subprocess.Comp
         [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--output",
          str(tmp_path / "store"), *map(str, args)],
         capture_output=True, text=True, timeout=60, check=False)
+
+
+@contextlib.contextmanager
+def reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """``proc`` killed and waited for on the way out if it is still running: a
+    failed assertion must not leave a server behind, nor a zombie."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def terminated(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """Send ``proc`` SIGTERM, as an operator stops a server; its stdout and stderr
+    once it has exited (``subprocess.TimeoutExpired`` if it has not in ``timeout`` s)."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=timeout)
 
 
 def read_line(stream: IO[str], timeout: float) -> str:

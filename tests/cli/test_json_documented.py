@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from .helpers import json_out, read_line, run_cli, serve_that_must_refuse
+from .helpers import json_out, read_line, reaped, run_cli, serve_that_must_refuse, terminated
 from .test_help import _help
 
 
@@ -51,14 +50,9 @@ def test_serve_json_listening_and_error_keys_are_in_its_help(tmp_path: Path) -> 
         [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
          "--output", str(tmp_path / "store")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
+    with reaped(proc):
         listening = json.loads(read_line(proc.stdout, 30))  # type: ignore[arg-type]
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        out, err = terminated(proc, 20)
     assert proc.returncode == 0, err
     stopped = json.loads(out.splitlines()[-1])
     assert stopped == {"event": "stopped", "drained": 0, "aborted": 0}

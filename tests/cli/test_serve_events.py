@@ -4,7 +4,6 @@ connection refused before it associated, parsed as a script would."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 from dicomnet.security.certificates import DevPKI
 from tests.storage.helpers import make_dataset, write_part10_file
 
-from .helpers import client_tls_args, read_line, run_cli
+from .helpers import client_tls_args, read_line, reaped, run_cli, terminated
 
 UID = "1.2.826.0.1.3680043.8.498."
 
@@ -31,7 +30,7 @@ def test_serve_json_says_each_association_and_each_refusal(pki: DevPKI,
          "--key", str(pki.server_key), "--ca", str(pki.ca_cert), "--aet", "ARCHIVE",
          "--allow-aet", "SENDER", "--duplicates", "reject"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
+    with reaped(proc):
         port = json.loads(read_line(proc.stdout, 30))["port"]  # type: ignore[arg-type]
         sent = run_cli("store", "127.0.0.1", port, tmp_path / "in", "--aet", "SENDER",
                        "--called-aet", "ARCHIVE", *client_tls_args(pki))
@@ -40,12 +39,7 @@ def test_serve_json_says_each_association_and_each_refusal(pki: DevPKI,
         no_cert = run_cli("echo", "127.0.0.1", port, "--tls", "--ca", pki.ca_cert)
         plain = run_cli("echo", "127.0.0.1", port)
         assert (other.exit_code, no_cert.exit_code, plain.exit_code) != (0, 0, 0)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        out, err = terminated(proc, 20)
     assert proc.returncode == 0, err
     events: list[dict[str, Any]] = [json.loads(line) for line in out.splitlines()]
     assert [e["event"] for e in events] == [

@@ -18,7 +18,7 @@ import pytest
 
 from tests.storage.helpers import make_dataset, write_part10_file
 
-from .helpers import read_line
+from .helpers import read_line, reaped, terminated
 
 #: UIDs of 64 characters: each object's lines name them (the log's three times).
 UID = "1.2.826.0.1.3680043.8.498.77." + "1" * 31
@@ -57,25 +57,20 @@ def _store(folder: Path, port: int) -> tuple[dict[str, Any], float]:
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str, float]:
     started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    out, err = terminated(proc, 30)
     return out, err, time.monotonic() - started
 
 
 def test_serve_stdout_not_read_still_serves_and_keeps_every_event(tmp_path: Path) -> None:
     folder = _files(tmp_path / "in")
     proc = _serve(tmp_path)
-    try:
+    with reaped(proc):
         port = json.loads(read_line(proc.stdout, 30))["port"]  # type: ignore[arg-type]
         # stdout is read no more until the store has ended.
         document, seconds = _store(folder, port)
         assert (document["exit_code"], document["stored"]) == (0, OBJECTS), document["error"]
         assert seconds < 15  # far below the 20 s a stuck server would take
         out, err, stopping = _stop(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert stopping < 10
     events = [json.loads(line)["event"] for line in out.splitlines()]
@@ -90,34 +85,32 @@ def test_serve_stderr_not_read_still_serves(tmp_path: Path) -> None:
     proc = _serve(tmp_path, "-v")
     out: list[str] = []
     try:
-        assert proc.stdout is not None
-        port = json.loads(read_line(proc.stdout, 30))["port"]
-        # stdout is read all along (its own test is above); stderr not until the end.
-        reader = threading.Thread(target=lambda: out.extend(proc.stdout or ()), daemon=True)
-        reader.start()
-        _store(folder, port)
-        # Sent again: each a duplicate kept, answered Success, with a log line of its own.
-        document, seconds = _store(folder, port)
-        assert (document["exit_code"], document["stored"]) == (0, OBJECTS), document["error"]
-        assert seconds < 15
-        # Not communicate(): it would read stdout too, racing the reader for the
-        # last line; stderr alone is read here, in a thread, from the signal on.
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        errs: list[str] = []
-        assert proc.stderr is not None
-        stderr = proc.stderr
-        drain = threading.Thread(target=lambda: errs.append(stderr.read()), daemon=True)
-        drain.start()
-        proc.wait(timeout=30)
-        stopping = time.monotonic() - started
-        drain.join(10)
-        reader.join(10)
-        err = "".join(errs)
+        with reaped(proc):
+            assert proc.stdout is not None
+            port = json.loads(read_line(proc.stdout, 30))["port"]
+            # stdout is read all along (its own test is above); stderr not until the end.
+            reader = threading.Thread(target=lambda: out.extend(proc.stdout or ()), daemon=True)
+            reader.start()
+            _store(folder, port)
+            # Sent again: each a duplicate kept, answered Success, with a log line of its own.
+            document, seconds = _store(folder, port)
+            assert (document["exit_code"], document["stored"]) == (0, OBJECTS), document["error"]
+            assert seconds < 15
+            # Not communicate(): it would read stdout too, racing the reader for the
+            # last line; stderr alone is read here, in a thread, from the signal on.
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            errs: list[str] = []
+            assert proc.stderr is not None
+            stderr = proc.stderr
+            drain = threading.Thread(target=lambda: errs.append(stderr.read()), daemon=True)
+            drain.start()
+            proc.wait(timeout=30)
+            stopping = time.monotonic() - started
+            drain.join(10)
+            reader.join(10)
+            err = "".join(errs)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()

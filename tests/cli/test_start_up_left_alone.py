@@ -5,7 +5,6 @@ start_up_left_alone``), and hand them back at the end."""
 from __future__ import annotations
 
 import gc
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from dicomnet.services import storage
 from dicomnet.services.verification import VerificationSCP
 from dicomnet.tuning import start_up_left_alone
 
-from .helpers import ServerThread, read_line, run_cli
+from .helpers import ServerThread, read_line, reaped, run_cli, terminated
 from .test_store import write_images
 
 StartServer = Callable[..., ServerThread]
@@ -83,15 +82,10 @@ def test_serve_leaves_start_up_out_while_it_serves(tmp_path: Path) -> None:
         [sys.executable, "-c", _REPORTING, "serve", "--port", "0", "--json",
          "--output", str(tmp_path / "store")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
+    with reaped(proc):
         listening = read_line(proc.stdout, 30)  # type: ignore[arg-type]
         assert '"listening"' in listening
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        _, err = terminated(proc, 30)
     assert proc.returncode == 0, err
     lines = [line.split() for line in err.splitlines() if line.startswith(("froze", "unfroze"))]
     assert [words[0] for words in lines] == ["froze", "unfroze"], err

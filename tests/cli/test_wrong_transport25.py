@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from dicomnet.security.certificates import DevPKI
 
-from .helpers import client_tls_args, error_line, read_line, run_cli
+from .helpers import client_tls_args, error_line, read_line, reaped, run_cli, terminated
 
 DATED = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} "
 
@@ -28,16 +27,11 @@ def _serve_and_call(tmp_path: Path, serve_args: list[str | Path],
         [sys.executable, "-m", "dicomnet.cli.main", "serve", "--port", "0", "--json",
          "--output", str(tmp_path / "store"), *map(str, serve_args)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
+    with reaped(proc):
         port = json.loads(read_line(proc.stdout, 30))["port"]  # type: ignore[arg-type]
         echo = run_cli("echo", "127.0.0.1", port, *echo_args)
         assert echo.exit_code == 3, echo.output
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        _, err = terminated(proc, 20)
     assert proc.returncode == 0, err
     refused = [line for line in err.splitlines() if "connection refused" in line]
     assert len(refused) == 1, err

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from dicomnet import blocking, make_dev_pki, serve
 from dicomnet.security.certificates import CertificateAuthority
 from tests.aio.helpers import LOOPBACK, background_process, free_port, peer_env
+from tests.cli.helpers import reaped, terminated
 from tests.interop.conftest import Dcmtk, dcmtk_tool
 
 pytestmark = pytest.mark.interop
@@ -111,7 +111,7 @@ def test_store_and_forward_forwards_admits_and_stops_on_sigterm(
         [sys.executable, str(EXAMPLES / "store_and_forward.py"), "--port", "0",
          "--store", str(tmp_path / "spool"), "--allow", "CT01", LOOPBACK, str(dest_port),
          "DEST"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(proc):
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
             assert sel.select(30), "the example printed no start line"
@@ -136,12 +136,7 @@ def test_store_and_forward_forwards_admits_and_stops_on_sigterm(
         assert result.error_comment is not None
         assert result.error_comment.startswith(
             f"not forwarded: cannot connect to {LOOPBACK}:{dest_port}")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        out, err = terminated(proc, 30)
     assert proc.returncode == 0, err
     assert out == "stopped: 1 forwarded, 0 association(s) drained, 0 aborted\n"
     # Both kept in the node's own store, forwarded or not.

@@ -5,7 +5,6 @@ CA), the node, and a DCMTK storescp +tls PACS with a CA of its own."""
 from __future__ import annotations
 
 import selectors
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from dicomnet import make_dev_pki
 from dicomnet.security.certificates import CertificateAuthority
 from tests.aio.helpers import LOOPBACK, background_process, free_port, peer_env
+from tests.cli.helpers import reaped, terminated
 from tests.interop.conftest import Dcmtk, dcmtk_tool
 
 pytestmark = pytest.mark.interop
@@ -79,7 +79,7 @@ def test_ai_node_sends_results_on_one_kept_association_and_reopens_it(
          "--key", str(tmp_path / "senders" / "node.key"), "--ca", str(senders.ca_cert),
          "--pacs-ca", str(pacs.ca_cert), "localhost", str(pacs_port), "PACS"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with reaped(node):
         with selectors.DefaultSelector() as sel:
             sel.register(node.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
             assert sel.select(30), "the example printed no start line"
@@ -102,12 +102,7 @@ def test_ai_node_sends_results_on_one_kept_association_and_reopens_it(
         with background_process(*storescp, log_path=tmp_path / "pacs2.log", port=pacs_port):
             assert _sent(_storescu(tmp_path / "senders", port, tmp_path / "b" / "0.dcm"))[0] == 0
         assert len(list(received.iterdir())) == 7
-        node.send_signal(signal.SIGTERM)
-        out, log = node.communicate(timeout=30)
-    finally:
-        if node.poll() is None:
-            node.kill()
-            node.communicate(timeout=10)
+        out, log = terminated(node, 30)
     assert node.returncode == 0, log
     assert out == ("stopped: 7 result(s) sent on 2 PACS association(s), "
                    "0 association(s) drained, 0 aborted\n")
