@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dicomnet.services.storage import StorageSCP
-from tests.cli.helpers import ServerThread
+from tests.cli.helpers import ServerThread, reaped
 from tests.cli.test_store import write_images
 
 from .helpers import log_lines
@@ -100,16 +100,12 @@ def test_ctrl_c_in_blocking_store_aborts_the_association(
             [sys.executable, "-X", "dev", "-c", PRELUDE + script, str(server.port),
              str(tmp_path / "in")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with reaped(child):
             assert child.stdout is not None
             for _ in range(3):
                 assert child.stdout.readline().startswith("answered 0")
             child.send_signal(signal.SIGINT)
             out, err = child.communicate(timeout=30)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.communicate()
     finally:
         server.stop()
         scp.close()

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ENDS, assert_ended, interrupted_at, json_out, leftovers, run_cli
+from .helpers import (
+    ENDS,
+    assert_ended,
+    interrupted_at,
+    json_out,
+    leftovers,
+    reaped,
+    run_cli,
+    terminated,
+)
 
 pytest.importorskip("dicomnet.services.storage")
 
@@ -61,18 +70,13 @@ def test_demo_sigterm_stops_it_as_ctrl_c_does(tmp_path: Path) -> None:
     no word, its store's index left open (index.sqlite-wal). Now its server
     closes, the index with it, and it exits 143 with one line."""
     proc = _demo_in_child(tmp_path)
-    try:
+    with reaped(proc):
         assert proc.stdout is not None
         line = proc.stdout.readline()  # bounded by the demo itself, which never waits
         while line and not line.startswith("C-ECHO"):  # the server up, the echo done
             line = proc.stdout.readline()
         assert line, proc.stderr.read() if proc.stderr else ""
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _, err = terminated(proc, 60)
     assert proc.returncode == 143, err
     assert err.splitlines()[-1] == "error: terminated (SIGTERM)"
     assert "Traceback" not in err

@@ -33,6 +33,7 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 
 from tests.aio.helpers import LOOPBACK, Pki, PkiFactory, peer_env
+from tests.cli.helpers import reaped
 from tests.interop.conftest import dcmtk_tool
 from tests.storage.dicomfiles import SECONDARY_CAPTURE, make_image, pixel_bytes, write_part10
 
@@ -120,12 +121,8 @@ def objects(tmp_path: Path) -> dict[str, Path]:
 def server(pki: Pki, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     store = tmp_path / "store"
     proc = _serve(pki, store, "--duplicates", "reject")
-    try:
+    with reaped(proc):
         yield proc, _port(proc), store
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
 
 
 def test_one_instance_sent_by_four_peers_at_once_is_stored_once_and_told_so_once(

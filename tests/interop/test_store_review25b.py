@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from tests.aio.helpers import LOOPBACK, Pki, PkiFactory, background_process, free_port, wait_port
+from tests.cli.helpers import reaped, terminated
 from tests.interop.conftest import Dcmtk
 from tests.interop.test_orthanc_storage import Orthanc
 from tests.storage.dicomfiles import SYNTAX_NAMES, assert_same_dataset, make_image, write_part10
@@ -149,18 +149,13 @@ def test_sigterm_while_a_large_object_is_sent_over_tls(dcmtk: Dcmtk, pki: Pki,
              str(sent), "--called-aet", "STORESCP", "--tls", "--cert", str(pki.client_cert),
              "--key", str(pki.client_key), "--ca", str(pki.ca_file), "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
+        with reaped(proc):
             # storescp +B writes as it receives: the second file appears, not yet whole.
             deadline = time.monotonic() + 120
             while len(list(store.iterdir())) < 2 and proc.poll() is None:
                 assert time.monotonic() < deadline, "the second object never started"
                 time.sleep(0.01)
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+            out, err = terminated(proc, 60)
         assert proc.returncode == 143, err
         assert err.splitlines()[-1] == "error: terminated (SIGTERM)"
         report = json.loads(out)
