@@ -23,17 +23,25 @@ from .test_json_documented import _undocumented
 FULL = "1.2.826.0.1.3680043.8.498.39.1"
 NO_STUDY = "1.2.826.0.1.3680043.8.498.39.2"
 NO_SERIES = "1.2.826.0.1.3680043.8.498.39.3"
+#: Larger than what the server holds in memory (1 MiB): it spills to a temporary
+#: file as it arrives, and is placed by another path of the store.
+LARGE_NO_STUDY = "1.2.826.0.1.3680043.8.498.39.4"
+UIDS = (FULL, NO_STUDY, NO_SERIES, LARGE_NO_STUDY)
 
 
 def _files(tmp_path: Path) -> dict[str, Path]:
-    """Three objects: one whole, one without its Study Instance UID, one without
-    its Series Instance UID."""
+    """Four objects: one whole, one without its Study Instance UID, one without
+    its Series Instance UID, and a large one without its Study Instance UID."""
     folder = tmp_path / "in"
     folder.mkdir()
     paths = {}
     for uid, missing in ((FULL, None), (NO_STUDY, "StudyInstanceUID"),
-                         (NO_SERIES, "SeriesInstanceUID")):
+                         (NO_SERIES, "SeriesInstanceUID"),
+                         (LARGE_NO_STUDY, "StudyInstanceUID")):
         ds = make_dataset(sop_instance_uid=uid)
+        if uid == LARGE_NO_STUDY:
+            ds.Rows, ds.Columns = 1200, 1500  # 1.8 MB of pixels
+            ds.PixelData = bytes(range(256)) * (1200 * 1500 // 256)
         if missing is not None:
             delattr(ds, missing)
         paths[uid] = folder / f"{uid}.dcm"
@@ -65,17 +73,17 @@ def test_flat_stores_every_object_in_the_folder_itself(
     assert listening["layout"] == "flat"
     assert code == 0
     assert sorted((e["event"], e["sop_instance_uid"]) for e in events) == [
-        ("stored", FULL), ("stored", NO_STUDY), ("stored", NO_SERIES)]
+        ("stored", uid) for uid in UIDS]
     # Each one SOP_UID.dcm right in --output, its path the event's.
     for event in events:
         uid = event["sop_instance_uid"]
         assert Path(event["path"]) == store / f"{uid}.dcm"
     on_disk = sorted(p.name for p in store.iterdir() if p.is_file()
                      and not p.name.startswith("index.sqlite"))
-    assert on_disk == sorted(f"{uid}.dcm" for uid in (FULL, NO_STUDY, NO_SERIES))
+    assert on_disk == sorted(f"{uid}.dcm" for uid in UIDS)
     assert not [p for p in store.iterdir() if p.is_dir()]  # no study folder
     # The data sets arrived whole, element by element, pixel bytes included.
-    for uid in (FULL, NO_STUDY, NO_SERIES):
+    for uid in UIDS:
         sent = dcmread(tmp_path / "in" / f"{uid}.dcm")
         received = dcmread(store / f"{uid}.dcm")
         assert received == sent
@@ -83,7 +91,7 @@ def test_flat_stores_every_object_in_the_folder_itself(
         assert received.file_meta.MediaStorageSOPInstanceUID == uid
     # The whole object indexed; the two without a study or series not, and said so.
     assert _indexed(store) == {FULL}
-    for uid in (NO_STUDY, NO_SERIES):
+    for uid in (NO_STUDY, NO_SERIES, LARGE_NO_STUDY):
         assert f"not indexed: {uid}.dcm" in err, err
 
 
@@ -92,15 +100,19 @@ def test_hierarchical_is_the_default_and_refuses_what_it_cannot_place(
     listening, events, err, code = _serve_and_send(serve_process, tmp_path)
     store = tmp_path / "store"
     assert listening["layout"] == "hierarchical"
-    assert code == 1  # two objects failed
+    assert code == 1  # three objects failed
     assert sorted((e["event"], e["sop_instance_uid"], e.get("status")) for e in events) == [
         ("refused", NO_STUDY, "0xC000"), ("refused", NO_SERIES, "0xC000"),
-        ("stored", FULL, None)]
+        ("refused", LARGE_NO_STUDY, "0xC000"), ("stored", FULL, None)]
     stored = next(e for e in events if e["event"] == "stored")
     ds = make_dataset()
     assert Path(stored["path"]) == (store / ds.StudyInstanceUID / ds.SeriesInstanceUID
                                     / f"{FULL}.dcm")
     assert _indexed(store) == {FULL}
+    # Nothing left of the refused ones, the spilled one's temporary file included.
+    assert sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()
+                  and not p.name.startswith("index.sqlite")) == [
+        Path(stored["path"]).relative_to(store).as_posix()]
     assert "cannot place the object: no Study Instance UID (0020,000D)" in err
     assert "cannot place the object: no Series Instance UID (0020,000E)" in err
 
