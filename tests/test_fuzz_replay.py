@@ -28,7 +28,14 @@ FOUND: dict[str, list[bytes]] = {
         "312e322e3834302e3130302e322e30382e35"),
         # Deflated (syntax 2), cut as mode 2 says: an unlisted VR "UH" of length 0,
         # then zeros. Taken as whole when cut, malformed whole (completeness fix).
-        bytes.fromhex("0202" "e360106308f5606060606060606060a00100000001000000")],
+        bytes.fromhex("0202" "e360106308f5606060606060606060a00100000001000000"),
+        # Big Endian (syntax byte 2B), fed a byte at a time (mode 1): unlisted VRs "UU"
+        # of 2-byte length 0, more readings than MAX_READINGS. Refused whole, taken
+        # as whole cut: the bound counted readings alive, which depends on the cut.
+        bytes.fromhex(
+            "2b010801020055550000ffffffff41410000000000000001020055550000ffff"
+            "ffff4141000000000000001e2088435310005c493b5331303101080102ffffff"
+            "ffffffff000055550000ffffffff306e")],
     # Implicit VR on an Explicit VR context, its first tag (0200,0100): bytes 00 02,
     # which is group 0002 only in Big Endian.
     "store_sink": [bytes.fromhex("01" "08" "00020001") + bytes(86),

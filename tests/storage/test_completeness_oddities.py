@@ -23,7 +23,7 @@ from dicomnet.storage.completeness import (
     walker_for,
 )
 from dicomnet.storage.index import StorageIndex
-from dicomnet.storage.part10 import read_part10
+from dicomnet.storage.part10 import BIG_ENDIAN, read_part10
 from tests.aio.helpers import run
 
 from .dicomfiles import uid
@@ -173,6 +173,35 @@ def test_readings_are_bounded_and_past_the_bound_an_end_is_accepted() -> None:
     few = _unlisted(2) + explicit(0x00100020, b"LO", b"PID1")
     assert dataset_problem(few[:-1], EXPLICIT_LE) == (
         "the data set ends inside element (0010,0020): 1 byte(s) of its value missing")
+
+
+def _readings_past_the_bound() -> bytes:
+    """Big Endian: unlisted VRs "UU" of 2-byte length 0, whose 4-byte readings
+    read undefined lengths, nesting: more than MAX_READINGS readings in all,
+    some of them short-lived (found by the fuzzer, tests/fuzz_harness)."""
+    return bytes.fromhex(
+        "0801020055550000ffffffff41410000000000000001020055550000ffffffff"
+        "4141000000000000001e2088435310005c493b5331303101080102ffffffffff"
+        "ffff000055550000ffffffff306e")
+
+
+def _fed(data: bytes, cuts: list[int]) -> str | None:
+    walker = DatasetWalker(implicit=False, big_endian=True)
+    for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        walker.feed(data[start:end])
+    return walker.problem()
+
+
+def test_past_the_bound_the_verdict_does_not_depend_on_the_cuts() -> None:
+    """The bound counts readings made, not those alive: which readings were
+    still alive when another forked depended on where the bytes were cut, and
+    this data set was refused whole yet taken as whole fed a byte at a time."""
+    data = _readings_past_the_bound()
+    verdict = dataset_problem(data, BIG_ENDIAN)
+    assert verdict is None  # more readings than followed: cannot tell, accepted
+    assert _fed(data, list(range(1, len(data)))) == verdict
+    for cut in range(1, len(data)):
+        assert _fed(data, [cut]) == verdict, cut
 
 
 def _read_both_ways(count: int) -> bytes:

@@ -44,15 +44,25 @@ Trailing padding (FFFC,FFFC), group lengths and odd value lengths are elements
 like any other.
 
 Where the encoding is ambiguous (the unlisted VR above), the walk follows every
-reading, up to :data:`MAX_READINGS` at once, and the data set is whole when one
-of them ends it. The cost: such a data set cut short is caught only when it is
-short in every reading, and a reading that lost its place may end it by chance
-(one that walks into zero bytes, which read as empty elements of group 0000,
-gives up, being one of several). Past :data:`MAX_READINGS` the walk cannot tell,
-and accepts bytes that end (with the last fragment of a C-STORE, or the file)
-outside an element header in some reading. Refusing a whole object that a peer
-reads loses it for good; storing a rare cut one this ambiguous stores what the
-sender sent, as DCMTK and pydicom would.
+reading, up to :data:`MAX_READINGS` made in all (each counts, however soon it
+meets an error), and the data set is whole when one of them ends it. The cost:
+such a data set cut short is caught only when it is short in every reading, and
+a reading that lost its place may end it by chance (one that walks into zero
+bytes, which read as empty elements of group 0000, gives up, being one of
+several). A data set that would need more readings than that cannot be told,
+and is accepted. Refusing a whole object that a peer reads loses it for good;
+storing a rare cut one this ambiguous stores what the sender sent, as DCMTK and
+pydicom would.
+
+The bound counts readings made, not readings alive, so that the verdict never
+depends on where the bytes were cut (the PDVs of a C-STORE, the reads of a
+file): which readings are alive when another forks depends on the order the
+pieces make them walk in, but each reading's own walk does not. The readings
+followed are then all of them, or the bound was met (a reading followed came
+to an element it would fork at) exactly when the data set has more readings
+than the bound, however cut. Counting those alive instead made a cut data set
+of nine readings whole when fed a byte at a time (found by the fuzzer,
+tests/fuzz_harness).
 
 What it cannot see: a data set cut exactly between two top-level elements (the
 last ones are then missing, but what is there is well formed). Its limits are
@@ -96,7 +106,7 @@ _READ = 64 << 10
 MAX_DEPTH = 256
 MAX_ELEMENTS = 1 << 24
 MAX_INFLATED = 1 << 30
-#: Readings of an ambiguous encoding followed at once (each is walked in full).
+#: Readings of an ambiguous encoding followed, made in all (each is walked in full).
 MAX_READINGS = 8
 
 
@@ -162,9 +172,9 @@ class DatasetWalker:
         self._last = 0  # the latest element's tag
         self._error: str | None = None
         self._why = ""  # what a search for the delimiter (_SCAN) stands for
-        # Shared by every reading of this data set: [elements walked, readings,
-        # whether a reading was left unfollowed (MAX_READINGS), whether it was ever
-        # read more than one way].
+        # Shared by every reading of this data set: [elements walked, readings made
+        # (never fewer: see the module), whether a reading was left unfollowed
+        # (MAX_READINGS), whether it was ever read more than one way].
         self._shared: list[int] = [0, 1, 0, 0]
         self._others: tuple[DatasetWalker, ...] = ()  # other readings, forked from this one
         self._forks: list[tuple[DatasetWalker, int]] | None = None  # forked in this feed
@@ -551,8 +561,7 @@ class _Readings(DatasetWalker):
         for other in others:
             other.feed(data)
         live = tuple(o for o in others if o._error is None or o._others)
-        if len(live) < len(others):  # a reading that met an error is dropped
-            self._shared[1] -= len(others) - len(live)
+        if len(live) < len(others):  # a reading that met an error is dropped (still counted)
             self._others = live
         super().feed(data)
 
@@ -561,11 +570,11 @@ class _Readings(DatasetWalker):
         nearest to an end does not (the fewest bytes missing, malformed last)."""
         if self._shared[0] > MAX_ELEMENTS:  # all readings together
             return f"malformed data set: more than {MAX_ELEMENTS} elements"
+        if self._shared[2]:
+            return None  # more readings than followed: cannot tell (see the module)
         readings = list(self._readings())
         if any(DatasetWalker.problem(r) is None for r in readings):
             return None
-        if self._shared[2] and any(r._error is None and not r._in_header() for r in readings):
-            return None  # more readings than followed: see the module
         nearest = min(readings, key=lambda r: (r._error is not None, r._skip, len(r._stack)))
         return DatasetWalker.problem(nearest)
 
