@@ -204,6 +204,20 @@ def test_past_the_bound_the_verdict_does_not_depend_on_the_cuts() -> None:
         assert _fed(data, [cut]) == verdict, cut
 
 
+def test_past_the_bound_a_failure_from_the_caller_still_refuses() -> None:
+    """Accepted past the bound, but not when what feeds the walk fails it (a
+    corrupt deflate stream): ``failed`` and ``problem`` agree either way, since a
+    caller that stops feeding once ``failed`` takes ``problem`` as the verdict."""
+    walker = DatasetWalker(implicit=False, big_endian=True)
+    walker.feed(_readings_past_the_bound())
+    assert (walker.problem(), walker.failed) == (None, False)
+    walker.fail("its deflated stream is corrupt")
+    assert walker.failed
+    # Refused; the reason is the nearest reading's (one had met its own error).
+    problem = walker.problem()
+    assert problem is not None and problem.startswith("malformed data set: ")
+
+
 def _read_both_ways(count: int) -> bytes:
     """``count`` unlisted VRs after which both readings walk on in step: pydicom's
     (a 2-byte length 0, then (0010,0000) UL and (0010,0001) LO) and DCMTK's (a

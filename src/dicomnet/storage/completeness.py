@@ -50,7 +50,8 @@ such a data set cut short is caught only when it is short in every reading, and
 a reading that lost its place may end it by chance (one that walks into zero
 bytes, which read as empty elements of group 0000, gives up, being one of
 several). A data set that would need more readings than that cannot be told,
-and is accepted. Refusing a whole object that a peer reads loses it for good;
+and is accepted (unless what feeds the walk fails it: a corrupt deflate
+stream). Refusing a whole object that a peer reads loses it for good;
 storing a rare cut one this ambiguous stores what the sender sent, as DCMTK and
 pydicom would.
 
@@ -60,9 +61,9 @@ file): which readings are alive when another forks depends on the order the
 pieces make them walk in, but each reading's own walk does not. The readings
 followed are then all of them, or the bound was met (a reading followed came
 to an element it would fork at) exactly when the data set has more readings
-than the bound, however cut. Counting those alive instead made a cut data set
-of nine readings whole when fed a byte at a time (found by the fuzzer,
-tests/fuzz_harness).
+than the bound, however cut. Counting those alive instead made a data set
+past the bound refused when fed whole and accepted when fed a byte at a time
+(found by the fuzzer, tests/fuzz_harness).
 
 What it cannot see: a data set cut exactly between two top-level elements (the
 last ones are then missing, but what is there is well formed). Its limits are
@@ -174,8 +175,9 @@ class DatasetWalker:
         self._why = ""  # what a search for the delimiter (_SCAN) stands for
         # Shared by every reading of this data set: [elements walked, readings made
         # (never fewer: see the module), whether a reading was left unfollowed
-        # (MAX_READINGS), whether it was ever read more than one way].
-        self._shared: list[int] = [0, 1, 0, 0]
+        # (MAX_READINGS), whether it was ever read more than one way, whether the
+        # caller failed it (fail)].
+        self._shared: list[int] = [0, 1, 0, 0, 0]
         self._others: tuple[DatasetWalker, ...] = ()  # other readings, forked from this one
         self._forks: list[tuple[DatasetWalker, int]] | None = None  # forked in this feed
         self._forced = False  # this reading takes the 4-byte length at its next unlisted VR
@@ -193,13 +195,18 @@ class DatasetWalker:
     @property
     def failed(self) -> bool:
         """Whether :meth:`problem` has its answer, a problem, whatever bytes may
-        follow: every reading met an error (or all together too many elements).
-        A caller stops feeding then: the rest is not looked at anyway."""
-        return self._shared[0] > MAX_ELEMENTS or all(
-            reading._error is not None for reading in self._readings())
+        follow: every reading met an error (or all together too many elements),
+        and the data set was not past the bound on readings (it is then accepted,
+        errors or not), unless the caller failed it. A caller stops feeding
+        then: the rest is not looked at anyway."""
+        shared = self._shared
+        return shared[0] > MAX_ELEMENTS or bool(shared[4]) or (not shared[2] and all(
+            reading._error is not None for reading in self._readings()))
 
     def fail(self, reason: str) -> None:
-        """Record why the data cannot be a data set (found by whoever feeds it)."""
+        """Record why the data cannot be a data set (found by whoever feeds it):
+        :meth:`problem` says so whatever the readings did."""
+        self._shared[4] = 1
         for reading in self._readings():
             if reading._error is None:
                 reading._error = reason
@@ -570,7 +577,7 @@ class _Readings(DatasetWalker):
         nearest to an end does not (the fewest bytes missing, malformed last)."""
         if self._shared[0] > MAX_ELEMENTS:  # all readings together
             return f"malformed data set: more than {MAX_ELEMENTS} elements"
-        if self._shared[2]:
+        if self._shared[2] and not self._shared[4]:
             return None  # more readings than followed: cannot tell (see the module)
         readings = list(self._readings())
         if any(DatasetWalker.problem(r) is None for r in readings):
