@@ -7,7 +7,6 @@ process; the files, their bytes, the index and the JSON events are checked."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from pydicom import dcmread
 
 from tests.storage.helpers import make_dataset, write_part10_file
 
-from .helpers import run_cli
+from .helpers import run_cli, terminated
 from .test_help import _help
 from .test_json_documented import _undocumented
 
@@ -54,8 +53,7 @@ def _serve_and_send(serve_process: Any, tmp_path: Path, *args: str
     paths = _files(tmp_path)
     proc, listening = serve_process(*args)
     code = run_cli("store", "127.0.0.1", listening["port"], *paths.values()).exit_code
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=20)
+    out, err = terminated(proc, 20)
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     return listening, [e for e in events if e["event"] in ("stored", "refused")], err, code
@@ -89,7 +87,7 @@ def test_flat_stores_every_object_in_the_folder_itself(
         assert received == sent
         assert received.PixelData == sent.PixelData
         assert received.file_meta.MediaStorageSOPInstanceUID == uid
-    # The whole object indexed; the two without a study or series not, and said so.
+    # The whole object indexed; those without a study or series not, and said so.
     assert _indexed(store) == {FULL}
     for uid in (NO_STUDY, NO_SERIES, LARGE_NO_STUDY):
         assert f"not indexed: {uid}.dcm" in err, err
@@ -122,6 +120,5 @@ def test_flat_and_the_layout_key_are_in_help(serve_process: Any, tmp_path: Path)
     assert "--layout [hierarchical|flat]" in text
     assert "SOP_UID.dcm in --output itself" in text
     proc, listening = serve_process("--layout", "flat")
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=20)
+    terminated(proc, 20)
     assert _undocumented(listening, text) == []
