@@ -412,7 +412,7 @@ class Association(InPlaceReceiving, Deadlines):
                     if not pdv.is_command:
                         # route()'s work for the DatasetFragment DIMSE would make,
                         # done here: no event, no call, per data PDV.
-                        receive_data_pdv(pdv.context_id, pdv.is_last, len(data))
+                        receive_data_pdv(pdv.context_id, pdv.is_last, len(data), pdv.continues)
                         incoming = self._incoming
                         if self.failure is None and incoming is not None:
                             incoming[2].write(data)
@@ -425,7 +425,7 @@ class Association(InPlaceReceiving, Deadlines):
                             raise RemoteProtocolError("data set fragment without a command",
                                                       abort_source=0, abort_reason=0)
                         continue
-                    for item in receive_pdv(pdv):
+                    for item in receive_pdv(pdv, pdv.continues):
                         routed = route(item)
                         if routed is not None:
                             done.append(routed)

@@ -485,7 +485,7 @@ class ClientAssociation(Association):
         # dimse_events' loops, written out: no generator's two calls per PDV.
         receive_pdv = self.dimse.receive_pdv
         for pdv in event.pdu.pdvs:
-            for item in receive_pdv(pdv):
+            for item in receive_pdv(pdv, pdv.continues):
                 done = self.route(item)
                 if done is None:
                     continue

@@ -120,8 +120,8 @@ class InPlaceReceiving:
             if (incoming is not None and incoming[2] is self._in_place_sink
                     and not pdv[1]):
                 # The rest of a long PDV partly received in place, up to the next
-                # PDV's item header: never into its data, which would then come
-                # in two stretches (DIMSE counts them against a flood of PDVs).
+                # PDV's item header: never into its data, whose start would then
+                # come through the transport's buffer, copied.
                 return due + _PDV_HEADER
             # Short PDVs inside a message (an odd sender's split): read as usual,
             # many at a time, rather than a read each.

@@ -28,7 +28,9 @@ Rules enforced on what the peer sends (PS3.7 8.1-8.2; PS3.8 E.2), each a
 * a message cut into more than :data:`FREE_FRAGMENTS` PDVs that average under
   ``min_fragment_mean`` bytes (each PDV costs the same few microseconds
   whatever it holds: empty or one-byte PDVs would let a peer keep a core busy
-  with a trickle of bytes, or send an endless command set of empty ones).
+  with a trickle of bytes, or send an endless command set of empty ones). A
+  PDV the Upper Layer streams in stretches (``continues``: small reads, small
+  TLS records) counts once: how the bytes were read does not make PDVs.
 
 Who aborts, and with what (PS3.8 9.3.8, Table 9-26): each of these errors asks
 for an A-ABORT of the service-user, source 0, reason 0 (``abort_source``,
@@ -204,8 +206,10 @@ class DimseConnection:
         self._fragments = self._fragment_bytes = 0
         return True
 
-    def receive_pdv(self, pdv: PDV) -> list[DimseEvent]:
+    def receive_pdv(self, pdv: PDV, continues: bool = False) -> list[DimseEvent]:
         """Take one received PDV; return the events it completes (PS3.7 8, PS3.8 E.2).
+        ``continues``: the PDV is a later stretch of one whose data the Upper Layer
+        streams (``ul.pdata.ContinuedPDV``), not counted as a PDV of its own.
 
         Raises :class:`~dicomnet.errors.RemoteProtocolError` on any violation
         listed in the module docstring; the association should then be aborted
@@ -214,17 +218,19 @@ class DimseConnection:
         """
         context_id = pdv.context_id
         if pdv.is_command:
-            return self._receive_command(context_id, pdv.is_last, pdv.data)
+            return self._receive_command(context_id, pdv.is_last, pdv.data, continues)
         data = pdv.data
-        self.receive_data_pdv(context_id, pdv.is_last, len(data))
+        self.receive_data_pdv(context_id, pdv.is_last, len(data), continues)
         return [DatasetFragment(context_id, data, pdv.is_last)]
 
-    def receive_data_pdv(self, context_id: int, is_last: bool, size: int) -> None:
+    def receive_data_pdv(self, context_id: int, is_last: bool, size: int,
+                         continues: bool = False) -> None:
         """Take a data PDV (not a command's) of ``size`` data bytes as
         :meth:`receive_pdv` does, its checks and errors included, without making
-        its event: a driver that routes the data itself, once per data PDV, takes
-        it as the ``DatasetFragment(context_id, data, is_last)`` it would be
-        (PS3.7 8.1, PS3.8 E.2)."""
+        its event: a driver that routes the data itself, once per data PDV (or
+        stretch of one: ``continues``), takes it as the
+        ``DatasetFragment(context_id, data, is_last)`` it would be (PS3.7 8.1,
+        PS3.8 E.2)."""
         if self._command_context is not None:
             raise _fault(
                 f"data PDV on context {context_id} before the command set on context "
@@ -242,13 +248,13 @@ class DimseConnection:
             self._fragments = self._fragment_bytes = 0
             return
         # _count_fragment's, written out: once per data PDV on a server's loop.
-        fragments = self._fragments = self._fragments + 1
+        fragments = self._fragments = self._fragments + (not continues)
         total = self._fragment_bytes = self._fragment_bytes + size
         if fragments > FREE_FRAGMENTS and total < fragments * self.min_fragment_mean:
             raise self._flood(fragments, total, "data set")
 
-    def _count_fragment(self, size: int, what: str) -> None:
-        fragments = self._fragments = self._fragments + 1
+    def _count_fragment(self, size: int, what: str, continues: bool) -> None:
+        fragments = self._fragments = self._fragments + (not continues)
         total = self._fragment_bytes = self._fragment_bytes + size
         if fragments > FREE_FRAGMENTS and total < fragments * self.min_fragment_mean:
             raise self._flood(fragments, total, what)
@@ -260,7 +266,7 @@ class DimseConnection:
             "bytes each on average are expected): a flood of PDVs, aborted")
 
     def _receive_command(self, context_id: int, is_last: bool,
-                         data: bytes | memoryview) -> list[DimseEvent]:
+                         data: bytes | memoryview, continues: bool) -> list[DimseEvent]:
         if self._dataset_context is not None:
             raise _fault(
                 f"command PDV on context {context_id} while the data set of the message on "
@@ -277,7 +283,7 @@ class DimseConnection:
             raise _fault(f"command set larger than {MAX_COMMAND_SET_LENGTH} bytes")
         self._command += data
         if not is_last:
-            self._count_fragment(len(data), "command set")
+            self._count_fragment(len(data), "command set", continues)
             return []
         raw = bytes(self._command)
         self._command.clear()

@@ -67,7 +67,7 @@ class PDUFramer:
     that same error again, and its buffer is dropped.
     """
 
-    __slots__ = ("_buffer", "_error", "_pdata_left", "_pdv", "_pdv_left", "_start",
+    __slots__ = ("_buffer", "_error", "_pdata_left", "_pdv", "_pdv_left", "_pdv_size", "_start",
                  "borrow", "completed", "max_associate_length", "max_pdata_length")
 
     def __init__(self, *, max_associate_length: int = 1 << 20, max_pdata_length: int = 0) -> None:
@@ -84,10 +84,12 @@ class PDUFramer:
         self.borrow = False
         # A P-DATA-TF being streamed by receive(): body bytes still due (None when
         # none is), and of the current PDV its data bytes still due (None between
-        # PDVs), its context ID and its control header.
+        # PDVs), its context ID and its control header, and its data's length (a
+        # stretch that starts later continues it: pdata.ContinuedPDV).
         self._pdata_left: int | None = None
         self._pdv_left: int | None = None
         self._pdv = (0, 0)
+        self._pdv_size = 0
 
     @property
     def buffered(self) -> int:
@@ -218,7 +220,8 @@ class PDUFramer:
                 yield borrowed_pdata(context_id, bool(control & 1),
                                      bool(control & 2) and left == 0,
                                      view[pos - take:pos] if self.borrow
-                                     else bytes(view[pos - take:pos]))
+                                     else bytes(view[pos - take:pos]),
+                                     left + take != self._pdv_size)
                 if left:
                     self._pdv_left = left
                     return
@@ -251,7 +254,7 @@ class PDUFramer:
                         f"({self._pdata_left - 4} bytes left)"))
                 self._pdata_left -= 6
                 self._pdv = (context_id, control)
-                self._pdv_left = length - 2
+                self._pdv_left = self._pdv_size = length - 2
                 continue
             # Between PDUs, or inside one held whole: first its 6-byte header.
             if pos == end:
@@ -268,7 +271,7 @@ class PDUFramer:
                     pos += 12
                     self._pdata_left = length - 6
                     self._pdv = (context_id, control)
-                    self._pdv_left = pdv_length - 2
+                    self._pdv_left = self._pdv_size = pdv_length - 2
                     continue
             if len(buffer) < 6:
                 take = min(6 - len(buffer), end - pos)

@@ -24,6 +24,7 @@ from dicomnet.ul.codec import (
 from dicomnet.ul.pdu_codes import P_DATA_TF
 
 __all__ = [
+    "ContinuedPDV",
     "PDataTF",
     "PresentationDataValue",
     "borrowed_pdata",
@@ -47,7 +48,14 @@ class PresentationDataValue:
     ``data`` is ``bytes`` (other byte buffers given are copied), except in PDVs
     received with ``ULConnection.borrow_pdata``: a view of the receive buffer,
     valid only while the event is handled (:func:`borrowed_pdv`).
+
+    ``continues`` is False here and True in :class:`ContinuedPDV`: the later
+    stretches of one PDV that a framer streams (``PDUFramer.receive`` with
+    ``stream_pdata``), which are more data of the PDV, not PDVs of their own.
     """
+
+    #: Whether this is a later stretch of a PDV streamed in pieces (ContinuedPDV).
+    continues: ClassVar[bool] = False
 
     context_id: int
     is_command: bool
@@ -101,13 +109,24 @@ def borrowed_pdv(context_id: int, is_command: bool, is_last: bool,
     return pdv
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class ContinuedPDV(PresentationDataValue):
+    """A stretch of a PDV's data after its first, as a framer streams them: the
+    same PDV's context, flags and following bytes (PS3.8 9.3.5.1), counted by
+    DIMSE as part of that PDV, not as one more (``DimseConnection.receive_pdv``'s
+    ``continues``): how the bytes were read does not make PDVs."""
+
+    continues: ClassVar[bool] = True
+
+
 def borrowed_pdata(context_id: int, is_command: bool, is_last: bool,
-                   data: bytes | memoryview) -> PDataTF:
+                   data: bytes | memoryview, continues: bool = False) -> PDataTF:
     """A one-PDV P-DATA-TF made without the PDV's and the PDU's constructors
     (the framer has checked the fields): the framer's, once per received
     stretch of PDV data (``data``: a view of the receive buffer, or its bytes
-    copied for a caller that keeps them)."""
-    pdv = object.__new__(PresentationDataValue)
+    copied for a caller that keeps them); a :class:`ContinuedPDV` when the
+    stretch ``continues`` one before it."""
+    pdv = object.__new__(ContinuedPDV if continues else PresentationDataValue)
     object.__setattr__(pdv, "context_id", context_id)
     object.__setattr__(pdv, "is_command", is_command)
     object.__setattr__(pdv, "is_last", is_last)

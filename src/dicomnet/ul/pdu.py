@@ -76,6 +76,7 @@ from dicomnet.ul.items import (
     decode_user_information_item,
 )
 from dicomnet.ul.pdata import (
+    ContinuedPDV,
     PDataTF,
     PresentationDataValue,
     _decode_pdata,
@@ -152,6 +153,7 @@ __all__ = [
     "AssociateAC",
     "AssociateRJ",
     "AssociateRQ",
+    "ContinuedPDV",
     "PDataTF",
     "PresentationDataValue",
     "Rejection",
