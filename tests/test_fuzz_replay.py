@@ -4,8 +4,11 @@ the fuzzer once found (a harness that stops judging them fails here)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests.fuzz_harness import server
 from tests.fuzz_harness.targets import TARGETS
 
 #: Inputs atheris found, by target: each one failed once (the product, or the
@@ -45,7 +48,18 @@ FOUND: dict[str, list[bytes]] = {
                        "0402" "0800160055510000ffffffff" "55512d00ffffffff" "feff0010"
                        "0055510000ffffffff" "feff00100008000001" "00104c081a0032ffffffffff"
                        "13000000ff01000000000000000000")],
+    # TLS, C-STOREs of 70 KB, 1 MB and 70 KB in PDVs of 65,530 bytes, written 1-256
+    # bytes at a time: aborted as "a flood of PDVs", each TLS record counted as one
+    # (tests/dimse/test_pdv_stretches.py).
+    "server_receive": [bytes.fromhex("920508050502050000000000")],
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_closed() -> Iterator[None]:
+    """The server ``server_receive`` starts at its first input, ended after the last."""
+    yield
+    server.close()
 
 
 def _cases() -> list[tuple[str, bytes]]:

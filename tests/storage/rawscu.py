@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class RawAssociation:
         calling_ae_title: bytes = b"RAWSCU",
         called_ae_title: str = "DICOMNET",
         window: int = 1,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> RawAssociation:
         """Connect, send the A-ASSOCIATE-RQ (calling AE given as raw bytes) and read the AC.
 
@@ -81,7 +83,9 @@ class RawAssociation:
             async_ops=AsynchronousOperationsWindowSubItem(window, window) if window > 1 else None)
         raw = bytearray(rq.encode())
         raw[_CALLING_AE] = calling_ae_title.ljust(16, b" ")[:16]
-        reader, writer = await asyncio.open_connection(LOOPBACK, port)
+        reader, writer = await asyncio.open_connection(
+            LOOPBACK, port, ssl=ssl_context,
+            server_hostname="localhost" if ssl_context is not None else None)
         try:
             writer.write(bytes(raw))
             await writer.drain()
