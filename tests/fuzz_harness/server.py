@@ -40,6 +40,7 @@ import shutil
 import struct
 import tempfile
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,10 @@ __all__ = ["Harness", "Plan", "close", "receive", "reference", "seeds_receive"]
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+#: The transfer syntax of an input's context, by two bits of its first byte.
+SYNTAXES = (EXPLICIT_LE, IMPLICIT_LE, DEFLATED, EXPLICIT_LE)
 #: Data set sizes (pixel data's bytes): around the in-place threshold (64 KiB
 #: of PDV data) and past the spill threshold (data sets then go to a file).
 SIZES = (0, 9, 3_000, 65_000, 65_600, 70_000, 300_000, 600_000, SPILL_THRESHOLD + 3_000)
@@ -75,34 +80,44 @@ _RELEASE_RQ = bytes.fromhex("05000000000400000000")
 _ABORT = bytes.fromhex("07000000000400000000")
 
 
-def _element(tag: int, vr: bytes, value: bytes) -> bytes:
-    """An Explicit VR Little Endian element (PS3.5 7.1.2), padded to even length."""
+def _element(tag: int, vr: bytes, value: bytes, implicit: bool = False) -> bytes:
+    """An element in Explicit (PS3.5 7.1.2) or Implicit VR Little Endian (7.1.3),
+    padded to even length."""
     if len(value) % 2:
         value += b"\x00" if vr in {b"UI", b"OB"} else b" "
-    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    if implicit:
+        return head + struct.pack("<I", len(value)) + value
     if vr in (b"OB", b"OW", b"UN"):
-        return head + b"\x00\x00" + struct.pack("<I", len(value)) + value
-    return head + struct.pack("<H", len(value)) + value
+        return head + vr + b"\x00\x00" + struct.pack("<I", len(value)) + value
+    return head + vr + struct.pack("<H", len(value)) + value
 
 
 _PATTERN = bytes(range(256)) * 4
 
 
-def data_set(serial: int, number: int, pixels: int) -> tuple[str, bytes]:
-    """The SOP Instance UID and the data set of object ``number`` of input ``serial``."""
+def data_set(serial: int, number: int, pixels: int,
+             syntax: str = EXPLICIT_LE) -> tuple[str, bytes]:
+    """The SOP Instance UID and the data set of object ``number`` of input
+    ``serial``, in ``syntax`` (deflated: Explicit VR Little Endian, then raw
+    deflate, PS3.5 A.5)."""
     root = f"1.2.826.0.1.3680043.8.498.77.{serial}"
     sop = f"{root}.3.{number}"
-    body = bytearray(b"".join([
-        _element(0x00080016, b"UI", SECONDARY_CAPTURE.encode()),
-        _element(0x00080018, b"UI", sop.encode()),
-        _element(0x00100020, b"LO", b"FUZZ"),
-        _element(0x0020000D, b"UI", f"{root}.1".encode()),
-        _element(0x0020000E, b"UI", f"{root}.2".encode()),
-    ]))
+    implicit = syntax == IMPLICIT_LE
     pattern = _PATTERN[number % 256:]
     pixel = (pattern * (pixels // len(pattern) + 1))[:pixels]
-    body += _element(0x7FE00010, b"OB", pixel)
-    return sop, bytes(body)
+    body = b"".join(_element(tag, vr, value, implicit) for tag, vr, value in (
+        (0x00080016, b"UI", SECONDARY_CAPTURE.encode()),
+        (0x00080018, b"UI", sop.encode()),
+        (0x00100020, b"LO", b"FUZZ"),
+        (0x0020000D, b"UI", f"{root}.1".encode()),
+        (0x0020000E, b"UI", f"{root}.2".encode()),
+        (0x7FE00010, b"OB", pixel)))
+    if syntax == DEFLATED:
+        deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+        body = deflate.compress(body) + deflate.flush()
+        body += b"\x00" * (len(body) % 2)  # an even length, as any value's (PS3.5 A.5)
+    return sop, body
 
 
 def _pdata(pdvs: list[tuple[int, int, bytes]]) -> bytes:
@@ -126,6 +141,7 @@ class Plan:
     end: int
     cut: int
     tls: bool
+    syntax: str = EXPLICIT_LE
 
     @classmethod
     def read(cls, data: bytes) -> tuple[Plan, Reader]:
@@ -145,7 +161,7 @@ class Plan:
         end = reader.byte() % 4
         cut = reader.byte() | reader.byte() << 8 | reader.byte() << 16
         return cls(sizes, fragment, per_pdu, bool(head & 0x10), mode % 3, unit, changes,
-                   end, cut, bool(head & 0x80)), reader
+                   end, cut, bool(head & 0x80), SYNTAXES[head >> 5 & 3]), reader
 
 
 def build(plan: Plan, serial: int, context_id: int, limit: int
@@ -156,7 +172,7 @@ def build(plan: Plan, serial: int, context_id: int, limit: int
     pdus: list[bytes] = []
     largest = limit - 6 if limit else 1 << 20
     for number, pixels in enumerate(plan.sizes):
-        sop, body = data_set(serial, number, pixels)
+        sop, body = data_set(serial, number, pixels, plan.syntax)
         sent[sop] = body
         command = store_command(SECONDARY_CAPTURE.encode(), sop.encode(), message_id=number + 1)
         if plan.split_command:
@@ -310,7 +326,7 @@ class Harness:
         server = self.secure if plan.tls else self.plain
         self._empty()  # what an input that failed left
         assoc = await RawAssociation.open(
-            server.port, [ContextRequest(SECONDARY_CAPTURE, (EXPLICIT_LE,))],
+            server.port, [ContextRequest(SECONDARY_CAPTURE, (plan.syntax,))],
             window=3, ssl_context=self.client_ssl if plan.tls else None)
         context_id = assoc.context_id(SECONDARY_CAPTURE)
         stream, sent = build(plan, serial, context_id, assoc.peer_max_pdu)
@@ -352,6 +368,8 @@ class Harness:
             assert stored == sent, sorted(stored)
         else:
             possible = set(reference(bytes(changed))[0])
+            if plan.syntax == DEFLATED:
+                possible |= {_stored_deflated(body) for body in possible}
             for sop, body in stored.items():
                 assert body in possible, f"{sop}: a data set no message completed"
         for sop, status in statuses.items():
@@ -392,6 +410,18 @@ class Harness:
         for child in self.root.iterdir():
             if child.is_dir() and not child.name.startswith("."):
                 shutil.rmtree(child)
+
+
+def _stored_deflated(body: bytes) -> bytes:
+    """A deflated data set as the server stores it: cut after the end of its
+    deflate stream, padded to an even length (store_sink, PS3.5 A.5)."""
+    inflater = zlib.decompressobj(-15)
+    try:
+        inflater.decompress(body)
+    except zlib.error:
+        return body
+    end = len(body) - len(inflater.unused_data) if inflater.eof else len(body)
+    return body[:end] + b"\x00" * (end % 2)
 
 
 async def _read_all(reader: asyncio.StreamReader, out: bytearray) -> None:
@@ -457,11 +487,12 @@ def receive(data: bytes) -> None:
 
 
 def seeds_receive() -> list[bytes]:
-    """Clean inputs over both transports, each size, PDV cut and write mode."""
+    """Clean inputs over both transports, each size, syntax, PDV cut and write mode."""
     out = []
     for index in range(len(SIZES)):
         for tls in (0, 0x80):
-            head = tls | (index % 3) | (0x10 if index % 2 else 0)
+            syntax = (index + (tls >> 7)) % 3 << 5
+            head = tls | syntax | (index % 3) | (0x10 if index % 2 else 0)
             out.append(bytes([head, index, (index + 3) % len(SIZES), index % len(FRAGMENTS),
                               index, index % 3, index, 0, 0, 0, 0, 0]))
     # Changed bytes, an abort, a cut.
