@@ -247,3 +247,52 @@ def test_later_rows_of_a_series_update_its_parents(
                       "SeriesInstanceUID": U + "100", "PatientName": str(last.PatientName),
                       "StudyDate": last.StudyDate,
                       "SeriesDescription": last.SeriesDescription}]
+
+
+def test_a_row_with_an_unknown_vr_is_indexed_with_the_others(index: StorageIndex) -> None:
+    """A received data set whose Patient ID (0010,0020) came with the VR bytes "LN"
+    (no such VR; found by the server_receive fuzz target): pydicom will not convert
+    it (NotImplementedError), which failed the index thread's whole batch, every
+    object's row in it lost. The value is read by its dictionary VR, as for UN,
+    and the three rows are written."""
+    datasets = three_datasets()
+    raw = bytearray(received(datasets[1], ExplicitVRLittleEndian))
+    at = raw.index(b"\x10\x00\x20\x00LO")
+    raw[at + 4:at + 6] = b"LN"
+    bad = read_header(bytes(raw), None, ExplicitVRLittleEndian)
+    assert bad.text("PatientID") == "A"
+    rows = [row(datasets[0], U + "1"), row(bad, U + "2"), row(datasets[2], U + "3")]
+
+    assert index.add_instances(rows) == 3
+
+    second = index.get_instance(U + "2")
+    assert second is not None and second.patient_id == "A"
+    assert index.count()["instances"] == 3
+
+
+def test_a_row_that_fails_unexpectedly_costs_only_its_own(
+        index: StorageIndex, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever reading one object's attributes raises (pydicom raises many kinds
+    on damaged values), that object is said and skipped, the batch written."""
+    from dicomnet.storage import index as index_module
+    from dicomnet.storage import index_tables
+
+    real = index_tables.row_values
+
+    def row_values(new: NewInstance) -> object:
+        if new.relative_path.endswith("2.dcm"):
+            raise NotImplementedError("Unknown Value Representation 'QQ'")
+        return real(new)
+
+    monkeypatch.setattr(index_module, "row_values", row_values)
+    caplog.set_level(logging.WARNING, logger="dicomnet.storage")
+    datasets = three_datasets()
+    rows = [row(ds, U + str(n)) for n, ds in enumerate(datasets, 1)]
+
+    assert index.add_instances(rows) == 2
+
+    assert index.get_instance(U + "2") is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"not indexed: files/{U}2.dcm: cannot read its attributes "
+        "(NotImplementedError: Unknown Value Representation 'QQ')"]

@@ -84,6 +84,12 @@ _CHARSET_TAG = 0x00080005
 #: Value representations held as character strings (PS3.5 6.2).
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST",
                        "TM", "UC", "UI", "UR", "UT"})
+#: Every VR PS3.5 6.2 defines: an element of any other (a writer's mistake, or
+#: bytes damaged on the way) is read by its dictionary VR, as one sent as UN.
+_KNOWN_VRS = frozenset({
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+    "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+    "UR", "US", "UT", "UV"})
 #: Those whose characters Specific Character Set (0008,0005) may extend
 #: (PS3.5 6.1.2.3); the others hold the default repertoire only.
 _EXTENSIBLE_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
@@ -210,8 +216,11 @@ class HeaderAttributes:
                 if vr in _TEXT_VRS and self._encoding is not None:
                     # The usual case, as _decoded would (a few calls fewer per object).
                     return element[1].decode(self._encoding, "replace").strip(" \0") or None
-                if vr is None or (vr == "UN" and dictionary_vr in _TEXT_VRS):
-                    vr = dictionary_vr  # Implicit VR, or a writer that did not know it
+                if (vr is None or (vr == "UN" and dictionary_vr in _TEXT_VRS)
+                        or vr not in _KNOWN_VRS):
+                    # Implicit VR, a writer that did not know it, or no VR at all
+                    # (pydicom would refuse to convert such an element).
+                    vr = dictionary_vr
                 decoded = self._decoded(vr, element[1])
                 if not isinstance(decoded, _Other):
                     return decoded

@@ -295,10 +295,10 @@ class StorageIndex:
         """Record many stored instances in one transaction (a C-STORE SCP's batch);
         return how many rows were written (an instance given twice counts twice).
 
-        A row that cannot be indexed (a missing UID, an unsafe path) is logged and
-        skipped. Should the transaction fail (an SQL error on one row), each row is
-        tried again in its own, so that only the faulty ones are lost (``reindex``
-        restores them from the files).
+        A row that cannot be indexed (a missing UID, an unsafe path, attributes
+        that cannot be read) is logged and skipped. Should the transaction fail
+        (an SQL error on one row), each row is tried again in its own, so that
+        only the faulty ones are lost (``reindex`` restores them from the files).
         """
         prepared = []
         for row in rows:
@@ -306,6 +306,10 @@ class StorageIndex:
                 prepared.append(row_values(row))
             except (StorageError, ConfigurationError) as exc:
                 logger.warning("not indexed: %s: %s", row.relative_path, exc)
+            except Exception as exc:  # pydicom raises many kinds on damaged values
+                # One object's damage must not cost the batch the others' rows.
+                logger.warning("not indexed: %s: cannot read its attributes (%s: %s)",
+                               row.relative_path, type(exc).__name__, exc)
         if not prepared:
             return 0
         try:
