@@ -378,7 +378,8 @@ class Harness:
         self._empty()
 
     async def _ended(self, server: Server) -> None:
-        """Wait for the server to end the association and let go of its files."""
+        """Wait for the server to end the association, let go of its files and
+        write its index rows."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ENDED_WITHIN
         while server.active_associations or self._fds() > self.fds or self._temporary():
@@ -388,6 +389,8 @@ class Harness:
                     f"association(s), {self._fds() - self.fds} more file(s) open, "
                     f"temporary files {self._temporary()}")
             await asyncio.sleep(0.002)
+        # Its index rows too: what goes wrong there is this input's doing.
+        await loop.run_in_executor(None, self.scp.flush_index)
 
     def _temporary(self) -> list[str]:
         """Files in the store that are neither objects nor the index's."""
