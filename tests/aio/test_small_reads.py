@@ -11,17 +11,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomnet.dimse.messages import CStoreRSP
-from dicomnet.services.storage import StorageSCP
 from dicomnet.storage.part10 import read_part10
-from dicomnet.ul.negotiation import ContextRequest
 from dicomnet.ul.pdu import encode_pdata
-from tests.aio.helpers import Pki, PkiFactory, run, running_server
+from tests.aio.helpers import Pki, PkiFactory
 from tests.fuzz_harness.server import data_set
-from tests.storage.dicomfiles import SECONDARY_CAPTURE
-from tests.storage.rawscu import RawAssociation, store_command
+from tests.storage.rawscu import RawAssociation
+from tests.storage.rawstore import raw_store
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +35,19 @@ def test_long_pdvs_written_in_small_pieces_are_stored(tmp_path: Path, pki: Pki,
     flood rule. Answered Success and stored byte for byte."""
     sop, body = data_set(1, 0, 400_000)
 
-    async def scenario() -> object:
-        scp = StorageSCP(tmp_path / "store")
-        try:
-            async with running_server(providers=[scp], ae_title="DICOMNET",
-                                      tls=pki.server_tls() if secure else None) as srv:
-                ssl_context = await pki.client_tls().client_context() if secure else None
-                assoc = await RawAssociation.open(
-                    srv.port, [ContextRequest(SECONDARY_CAPTURE, (ExplicitVRLittleEndian,))],
-                    ssl_context=ssl_context)
-                ctx = assoc.context_id(SECONDARY_CAPTURE)
-                await assoc.send(encode_pdata(ctx, True, True, store_command(
-                    SECONDARY_CAPTURE.encode(), sop.encode())))
-                size = 16372
-                stream = b"".join(
-                    encode_pdata(ctx, False, start + size >= len(body), body[start:start + size])
-                    for start in range(0, len(body), size))
-                for start in range(0, len(stream), 100):
-                    assoc.writer.write(stream[start:start + 100])
-                    await asyncio.sleep(0)
-                outcome = await assoc.outcome()
-                await assoc.release()
-                await assoc.close()
-                return outcome
-        finally:
-            scp.close()
+    async def send(assoc: RawAssociation, context_id: int, data_set: bytes) -> None:
+        size = 16372
+        stream = b"".join(
+            encode_pdata(context_id, False, start + size >= len(data_set),
+                         data_set[start:start + size])
+            for start in range(0, len(data_set), size))
+        for start in range(0, len(stream), 100):
+            assoc.writer.write(stream[start:start + 100])
+            await asyncio.sleep(0)
 
-    outcome = run(scenario())
+    outcome = raw_store(tmp_path / "store", sop, body, send=send,
+                        server_tls=pki.server_tls() if secure else None,
+                        client_tls=pki.client_tls() if secure else None)
     assert isinstance(outcome, CStoreRSP) and outcome.status == 0, outcome
     stored = list((tmp_path / "store").rglob(f"{sop}.dcm"))
     assert len(stored) == 1

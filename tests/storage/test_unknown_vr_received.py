@@ -12,13 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from dicomnet.dimse.messages import CStoreRSP
-from dicomnet.services.storage import StorageSCP
 from dicomnet.storage.index import StorageIndex
 from dicomnet.storage.part10 import read_part10
-from dicomnet.ul.negotiation import ContextRequest
-from tests.aio.helpers import run, running_server
-from tests.fuzz_harness.server import EXPLICIT_LE, SECONDARY_CAPTURE, data_set
-from tests.storage.rawscu import RawAssociation, store_command
+from tests.fuzz_harness.server import data_set
+from tests.storage.rawstore import raw_store
 
 
 def test_elements_of_unknown_vrs_are_stored_placed_and_indexed(tmp_path: Path) -> None:
@@ -31,23 +28,7 @@ def test_elements_of_unknown_vrs_are_stored_placed_and_indexed(tmp_path: Path) -
         damaged[at + 4:at + 6] = wrong
     root = tmp_path / "store"
 
-    async def scenario() -> object:
-        scp = StorageSCP(root)
-        try:
-            async with running_server(providers=[scp], ae_title="DICOMNET") as srv:
-                assoc = await RawAssociation.open(
-                    srv.port, [ContextRequest(SECONDARY_CAPTURE, (EXPLICIT_LE,))])
-                await assoc.send_store(assoc.context_id(SECONDARY_CAPTURE),
-                                       store_command(SECONDARY_CAPTURE.encode(), sop.encode()),
-                                       bytes(damaged))
-                outcome = await assoc.outcome()
-                await assoc.release()
-                await assoc.close()
-                return outcome
-        finally:
-            scp.close()
-
-    outcome = run(scenario())
+    outcome = raw_store(root, sop, bytes(damaged))
     assert isinstance(outcome, CStoreRSP) and outcome.status == 0, outcome
     study, series = "1.2.826.0.1.3680043.8.498.77.7.1", "1.2.826.0.1.3680043.8.498.77.7.2"
     stored = root / study / series / f"{sop}.dcm"
