@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.aio.test_refused_long_uids import LONG, find_rq
 from tests.fuzz_harness import server
 from tests.fuzz_harness.targets import TARGETS
 
@@ -20,7 +21,10 @@ FOUND: dict[str, list[bytes]] = {
         "00000000040000007600000000000200" "1a000000302e322e3834302e31303030"
         "382e352e312e342e312e312e32000000" "00010200000001800000200102000000"
         "07000000000802000000010100000009" "0200000000a700000109040000001000"
-        "10000000020908000000" "6eb020726f306d20" "000000100800000031" "2e322e332e3400")],
+        "10000000020908000000" "6eb020726f306d20" "000000100800000031" "2e322e332e3400"),
+        # A request naming a SOP Class UID of 120 characters: read as sent, refused
+        # with a response that echoed it and did not encode (the server aborted).
+        find_rq(LONG)],
     # A P-DATA-TF cut inside its PDV's data, byte by byte: streamed, its first bytes
     # are handed on (by design), held whole nothing is yet.
     "framer": [bytes.fromhex("01" "04 00 00008709" "00000007 01 03" "010203")],

@@ -696,7 +696,9 @@ def refusal(request: DimseMessage, status: int, comment: str | None = None
     the same SOP Class and Instance; None when no response is due (``request``
     is itself a response, or a C-CANCEL-RQ, which is never answered: PS3.7
     9.3.2.3). ``comment`` goes in the Error Comment where the response has one
-    and ``status`` is a Warning or a Failure."""
+    and ``status`` is a Warning or a Failure. A UID the peer sent that could
+    not be sent back (longer than 64 characters, not ASCII) is left out: the
+    fields are optional or conditional in responses (PS3.7 9.3, 10.3)."""
     if not request.is_request:
         return None
     cls = MESSAGE_CLASSES.get(request.command_field | 0x8000)
@@ -711,7 +713,9 @@ def refusal(request: DimseMessage, status: int, comment: str | None = None
                                        "requested_sop_instance_uid")),
     ):
         value = next((getattr(request, s) for s in sources if getattr(request, s, None)), None)
-        if value and field in names:
+        # Echoed only when it can be encoded (ASCII, 64 characters at most: PS3.5
+        # 9.1): a request naming a longer one is still refused, not aborted.
+        if value and field in names and value.isascii() and len(value) <= 64:
             kwargs[field] = value
     # An Error Comment goes with a Warning or a Failure only (PS3.7 C.1.1, C.4, C.5).
     if comment and "error_comment" in names and category_of(status) in ("warning", "failure"):
