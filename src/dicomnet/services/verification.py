@@ -66,11 +66,13 @@ class VerificationSCP:
         assert isinstance(message, CEchoRQ)
         ctx = assoc.contexts.get(context_id)
         context_syntax = ctx.abstract_syntax if ctx is not None else "?"
-        if (message.affected_sop_class_uid != VERIFICATION_SOP_CLASS
-                or context_syntax != VERIFICATION_SOP_CLASS):
+        uid = message.affected_sop_class_uid
+        if uid != VERIFICATION_SOP_CLASS or context_syntax != VERIFICATION_SOP_CLASS:
+            # The peer's bytes: quoted unless plain text, so that a line break in
+            # them cannot forge a log line.
             log.warning("C-ECHO from %s@%s:%s for SOP Class %s on presentation context %d "
                         "(%s): refused (0122H), not a verification", assoc.calling_ae_title,
-                        *assoc.peer[:2], message.affected_sop_class_uid, context_id,
+                        *assoc.peer[:2], uid if uid.isprintable() else repr(uid), context_id,
                         context_syntax)
             rsp = refusal(message, SOP_CLASS_NOT_SUPPORTED,
                           "C-ECHO is for the Verification SOP Class on its own context")
