@@ -206,3 +206,25 @@ def test_an_unhashed_capath_with_a_der_certificate_of_serial_zero(
         context = TLSConfig(capath=capath).client_context_sync()
     assert len(context.get_ca_certs()) == 2
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_certificate_object_of_serial_zero_is_described_quietly(tmp_path: Path) -> None:
+    """Found by atheris (pem): CertificateInfo.from_x509 read the serial of a
+    cryptography certificate itself, which warns for 0 (an exception under -W
+    error); 'dicomnet certs show' of a DER file (a Windows .cer) goes that way."""
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.cli.helpers import json_out, run_cli
+
+    root, _ = _self_signed(tmp_path, "0", "zero-root")
+    [cert] = load_pem_certificates(root.read_bytes(), "test")  # quietly
+    der = tmp_path / "zero-root.cer"
+    der.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert CertificateInfo.from_x509(cert).serial == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run_cli("certs", "show", der, "--json")
+    assert result.exit_code == 0, result.output
+    assert json_out(result)["serial"] == "00"

@@ -116,8 +116,10 @@ class CertificateInfo:
 
     @classmethod
     def from_x509(cls, cert: x509.Certificate) -> CertificateInfo:
-        """Describe a ``cryptography`` certificate object."""
-        return cls._describe(cert, cert.serial_number)
+        """Describe a ``cryptography`` certificate object: read again from its DER,
+        quietly, as :meth:`from_der` does (its ``serial_number`` warns for a serial
+        that is not positive, as some CA roots have)."""
+        return cls.from_der(cert.public_bytes(serialization.Encoding.DER))
 
     @classmethod
     def _describe(cls, cert: x509.Certificate, serial: int) -> CertificateInfo:
