@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,35 @@ def test_unreadable_extensions_beside_a_non_positive_key_identifier_serial_are_q
     for _ in range(2):  # the second read parses again
         info = CertificateInfo.from_x509(loaded)
         assert (info.common_name, info.sans, info.is_ca) == ("peer", (), False)
+
+
+def _odd_lengths_der() -> bytes:
+    """A self-signed certificate whose subject has a countryName of 11 letters
+    (RFC 5280 A.1 asks 2) and a commonName of 70 (ub-common-name is 64): OpenSSL
+    takes it, cryptography warns at each read of the subject."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "Switzerland", _validate=False),
+            x509.NameAttribute(NameOID.COMMON_NAME, "p" * 70, _validate=False)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(11)
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("peer.local")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_a_subject_of_odd_attribute_lengths_is_read_quietly() -> None:
+    """Found by atheris (der): describing such a peer certificate (for a host name
+    mismatch) said cryptography's bare UserWarning, an exception under -W error."""
+    der = _odd_lengths_der()
+    with pytest.warns(UserWarning, match="Attribute's length"):
+        _ = x509.load_der_x509_certificate(der).subject
+    info = CertificateInfo.from_der(der)  # pytest runs with -W error
+    assert info.subject == f"CN={'p' * 70},C=Switzerland"
+    assert _host_names(der) == (["DNS:peer.local"], "p" * 70)

@@ -410,11 +410,14 @@ def _host_names(der: bytes) -> tuple[list[str] | None, str | None] | None:
     from cryptography import x509  # a failure path: its cost
     from cryptography.x509.oid import NameOID
 
-    from dicomnet.security.x509_load import EXTENSION_ERRORS, load_der_certificate
+    from dicomnet.security.x509_load import EXTENSION_ERRORS, load_der_certificate, readable_name
 
     try:
         cert, _ = load_der_certificate(der)
-        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        subject = readable_name(cert)  # quietly: a peer's odd attribute lengths
+        if subject is None:
+            return None
+        cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(cns[0].value) if cns else None
         try:
             entries = cert.extensions.get_extension_for_class(

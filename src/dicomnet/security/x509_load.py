@@ -92,8 +92,9 @@ def der_serial(der: bytes) -> int | None:
 #: Held by each :func:`_quiet`: catch_warnings sets the process's filters aside and
 #: back, so two at once (a context rebuilt in a thread during a handshake) put them
 #: back under each other, the other's warning out (raised under -W error) and an
-#: ignore filter left for good.
-_QUIET = threading.Lock()
+#: ignore filter left for good. Reentrant: a name is read quietly inside a quiet
+#: load too (the DEBUG line of load_pem_certificates).
+_QUIET = threading.RLock()
 
 
 def _aki_serial(der: bytes) -> int | None:
@@ -133,6 +134,33 @@ def _warns(der: bytes) -> bool:
                for serial in (der_serial(der), _aki_serial(der)))
 
 
+#: Name attributes cryptography warns about (UserWarning) outside these lengths in
+#: UTF-8 bytes, by their OID's DER encoding: countryName and jurisdictionCountryName
+#: (2 letters, RFC 5280 A.1; CA/B Forum), commonName (ub-common-name, 64).
+_LIMITED_NAMES = ((bytes.fromhex("0603550406"), 2, 2), (bytes.fromhex("0603550403"), 1, 64),
+                  (bytes.fromhex("060b2b0601040182373c020103"), 2, 2))
+#: String types whose length in bytes is the value's length in UTF-8: UTF8String,
+#: PrintableString, IA5String.
+_BYTE_STRINGS = frozenset({0x0C, 0x13, 0x16})
+
+
+def _odd_names(der: bytes) -> bool:
+    """Whether ``der`` may hold a name attribute of a length cryptography warns
+    about (:data:`_LIMITED_NAMES`): an over-estimate (the OID's bytes elsewhere, a
+    string type of another width) costs only a quiet read."""
+    for oid, low, high in _LIMITED_NAMES:
+        at = der.find(oid)
+        while at >= 0:
+            pos = at + len(oid)
+            if pos + 2 > len(der):
+                return True
+            tag, length = der[pos], der[pos + 1]
+            if tag not in _BYTE_STRINGS or length & 0x80 or not low <= length <= high:
+                return True
+            at = der.find(oid, pos)
+    return False
+
+
 def _extensions_read(cert: x509.Certificate) -> None:
     """Have cryptography parse and keep ``cert``'s extensions (inside :func:`_quiet`)."""
     with contextlib.suppress(*EXTENSION_ERRORS):  # malformed: said where they are used
@@ -166,8 +194,13 @@ def readable_name(cert: x509.Certificate, *, issuer: bool = False) -> x509.Name 
     """``cert``'s subject (or issuer), or None when cryptography will not read it:
     it reads names lazily, and one attribute of a type it does not expect for its
     OID (a BIT STRING other than x500UniqueIdentifier, say) raises TypeError
-    there, which OpenSSL itself accepts (RFC 5280 4.1.2.4 leaves attributes open)."""
+    there, which OpenSSL itself accepts (RFC 5280 4.1.2.4 leaves attributes open).
+    Read quietly where cryptography would warn, at each read, of an attribute whose
+    length it does not allow (:func:`_odd_names`), as a peer's certificate may have."""
     try:
+        if _odd_names(cert.public_bytes(Encoding.DER)):  # rare: as extension_value
+            with _quiet():
+                return cert.issuer if issuer else cert.subject
         return cert.issuer if issuer else cert.subject
     except EXTENSION_ERRORS:
         return None
@@ -191,6 +224,8 @@ def _quiet() -> Iterator[None]:
     with _QUIET, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
                                 category=CryptographyDeprecationWarning)
+        warnings.filterwarnings("ignore", message="Attribute's length must be",
+                                category=UserWarning)
         yield
 
 
