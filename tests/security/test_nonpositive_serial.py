@@ -228,3 +228,18 @@ def test_a_certificate_object_of_serial_zero_is_described_quietly(tmp_path: Path
         result = run_cli("certs", "show", der, "--json")
     assert result.exit_code == 0, result.output
     assert json_out(result)["serial"] == "00"
+
+
+def test_a_pem_block_inside_another_is_read_quietly(tmp_path: Path) -> None:
+    """Found by atheris (pem): a line of ten dashes and BEGIN CERTIFICATE, then
+    before its END another whole certificate, of serial 0. cryptography takes
+    the first line for text and reads the inner block; the check for serials
+    that warn found a block from the first line, did not decode it, and let the
+    load warn (an exception under -W error). A block not decoded here now
+    counts as one that may warn."""
+    root, _ = _self_signed(tmp_path, "0", "nested")
+    data = b"----------BEGIN CERTIFICATE-----\nAAAA\n" + root.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        certs = load_pem_certificates(data, "test")
+    assert [CertificateInfo.from_x509(c).serial for c in certs] == [0]

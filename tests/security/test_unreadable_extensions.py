@@ -186,7 +186,8 @@ def test_unreadable_extensions_beside_a_non_positive_key_identifier_serial_are_q
 def _odd_lengths_der() -> bytes:
     """A self-signed certificate whose subject has a countryName of 11 letters
     (RFC 5280 A.1 asks 2) and a commonName of 70 (ub-common-name is 64): OpenSSL
-    takes it, cryptography warns at each read of the subject."""
+    takes it, cryptography warns at each read of the subject, and of the
+    extensions (the same name, as a directoryName of its subjectAltName)."""
     key = ec.generate_private_key(ec.SECP256R1())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -198,15 +199,17 @@ def _odd_lengths_der() -> bytes:
             .public_key(key.public_key()).serial_number(11)
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("peer.local")]),
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("peer.local"),
+                                                        x509.DirectoryName(subject)]),
                            critical=False)
             .sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.DER)
 
 
 def test_a_subject_of_odd_attribute_lengths_is_read_quietly() -> None:
-    """Found by atheris (der): describing such a peer certificate (for a host name
-    mismatch) said cryptography's bare UserWarning, an exception under -W error."""
+    """Found by atheris (der, twice): describing such a peer certificate (for a host
+    name mismatch) said cryptography's bare UserWarning, an exception under -W
+    error: reading its subject, then its extensions."""
     der = _odd_lengths_der()
     with pytest.warns(UserWarning, match="Attribute's length"):
         _ = x509.load_der_x509_certificate(der).subject

@@ -410,7 +410,12 @@ def _host_names(der: bytes) -> tuple[list[str] | None, str | None] | None:
     from cryptography import x509  # a failure path: its cost
     from cryptography.x509.oid import NameOID
 
-    from dicomnet.security.x509_load import EXTENSION_ERRORS, load_der_certificate, readable_name
+    from dicomnet.security.x509_load import (
+        EXTENSION_ERRORS,
+        load_der_certificate,
+        read_extensions,
+        readable_name,
+    )
 
     try:
         cert, _ = load_der_certificate(der)
@@ -420,7 +425,7 @@ def _host_names(der: bytes) -> tuple[list[str] | None, str | None] | None:
         cns = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(cns[0].value) if cns else None
         try:
-            entries = cert.extensions.get_extension_for_class(
+            entries = read_extensions(cert).get_extension_for_class(
                 x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return None, common_name

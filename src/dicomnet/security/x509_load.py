@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.utils import CryptographyDeprecationWarning
 
 __all__ = ["EXTENSION_ERRORS", "der_serial", "extension_value", "load_der_certificate",
-           "load_pem_certificates", "name_text", "readable_name", "self_issued",
-           "UNREADABLE_NAME"]
+           "load_pem_certificates", "name_text", "read_extensions", "readable_name",
+           "self_issued", "UNREADABLE_NAME"]
 
 logger = logging.getLogger("dicomnet.security")
 
@@ -53,7 +53,10 @@ _AKI_OID = bytes.fromhex("0603551d23")
 EXTENSION_ERRORS: tuple[type[Exception], ...] = (
     ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
 _Extension = TypeVar("_Extension", bound=x509.ExtensionType)
-_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+#: A certificate's PEM block; of BEGIN lines before one END, the last (as
+#: cryptography reads them: the others are text to it).
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN CERTIFICATE-----((?:(?!-----BEGIN ).)*?)-----END CERTIFICATE-----", re.S)
 
 
 def _header(der: bytes, at: int) -> tuple[int, int, int]:
@@ -128,10 +131,12 @@ def _aki_serial(der: bytes) -> int | None:
 
 
 def _warns(der: bytes) -> bool:
-    """Whether cryptography warns about a serial of this certificate: its own (at the
-    load) or its Authority Key Identifier's (when the extensions are read)."""
+    """Whether cryptography may warn reading this certificate: about a serial, its
+    own (at the load) or its Authority Key Identifier's (when the extensions are
+    read), or about a name attribute's length, in its subject, its issuer or a
+    name in its extensions (at each read of them: :func:`_odd_names`)."""
     return any(serial is not None and serial <= 0
-               for serial in (der_serial(der), _aki_serial(der)))
+               for serial in (der_serial(der), _aki_serial(der))) or _odd_names(der)
 
 
 #: Name attributes cryptography warns about (UserWarning) outside these lengths in
@@ -167,6 +172,15 @@ def _extensions_read(cert: x509.Certificate) -> None:
         _ = cert.extensions
 
 
+def read_extensions(cert: x509.Certificate) -> x509.Extensions:
+    """``cert``'s extensions, read quietly where cryptography would warn (:func:`_warns`:
+    rare, and warnings' state is process-wide). Raises :data:`EXTENSION_ERRORS`."""
+    if _warns(cert.public_bytes(Encoding.DER)):
+        with _quiet():
+            return cert.extensions
+    return cert.extensions
+
+
 def extension_value(cert: x509.Certificate, kind: type[_Extension]) -> _Extension | None:
     """The value of ``cert``'s extension of class ``kind`` (RFC 5280 4.2), or None when
     it has none or its extensions cannot be read (:data:`EXTENSION_ERRORS`). Read
@@ -174,12 +188,7 @@ def extension_value(cert: x509.Certificate, kind: type[_Extension]) -> _Extensio
     about an Authority Key Identifier serial that is not positive (a peer's,
     at every handshake)."""
     try:
-        if _warns(cert.public_bytes(Encoding.DER)):  # rare: warnings' state is process-wide
-            with _quiet():
-                extensions = cert.extensions
-        else:
-            extensions = cert.extensions
-        return extensions.get_extension_for_class(kind).value
+        return read_extensions(cert).get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
     except EXTENSION_ERRORS:
@@ -229,12 +238,13 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _pem_ders(data: bytes) -> Iterator[bytes]:
+def _pem_ders(data: bytes) -> Iterator[bytes | None]:
     for block in _PEM_BLOCK.finditer(data):
         try:
-            yield base64.b64decode(b"".join(block.group(1).split()))
+            yield base64.b64decode(b"".join(block.group(1).split()), validate=True)
         except (binascii.Error, ValueError):
-            continue  # cryptography says it is malformed
+            # Malformed, or read otherwise by cryptography: not known to be quiet.
+            yield None
 
 
 def _pem_certificates(data: bytes) -> list[x509.Certificate]:
@@ -255,14 +265,14 @@ def load_pem_certificates(data: bytes, source: str | None = None) -> list[x509.C
     """The certificates of PEM text (ValueError when one is malformed); each whose serial
     is not positive is said at DEBUG, naming ``source`` ("cafile /etc/...") and its
     subject."""
-    warning = {der for der in _pem_ders(data) if _warns(der)}
+    warning = {der for der in _pem_ders(data) if der is None or _warns(der)}
     if not warning:
         return _pem_certificates(data)
     with _quiet():
         certs = _pem_certificates(data)
         for cert in certs:
             der = cert.public_bytes(Encoding.DER)
-            if der not in warning:
+            if der not in warning and not _warns(der):  # (a block not decoded here)
                 continue
             _extensions_read(cert)
             serial = der_serial(der)
