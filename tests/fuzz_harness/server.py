@@ -16,10 +16,12 @@ Layer's and DIMSE's events, the store thread and the index.
 What must hold, for every input:
 
 * the server ends each association by itself once the peer has gone (no
-  hang), logs nothing at ERROR, and its loop reports no exception;
-* once it has ended, the server holds no more files open than before, and the
-  store holds no file but whole objects under their final names and the
-  index's own (a temporary file left, or a descriptor, fails);
+  hang), logs nothing at ERROR (but what it logs there by design:
+  ``_ERRORS_BY_DESIGN``), and its loop reports no exception;
+* once it has ended, and its index rows are written, the server holds no more
+  files open than before, and the store holds no file but whole objects under
+  their final names and the index's own (a temporary file left, or a
+  descriptor, fails);
 * each stored object's data set is one a sans-I/O reading of the same bytes
   (``PDUFramer``, ``DimseConnection``) completes: the server never stores bytes
   that were not a whole data set of one message;
