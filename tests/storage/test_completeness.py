@@ -208,8 +208,8 @@ def test_a_hostile_stream_meets_limits(monkeypatch: pytest.MonkeyPatch) -> None:
                               + value) + bomb.flush()
     assert len(inflating) < 10_000
     assert dataset_problem(inflating, SYNTAX_NAMES["deflated"]) == (
-        "its deflated data set inflates past 1 MiB, the most dicomnet inflates to check a "
-        "deflated data set")
+        "its deflated data set would inflate past 1 MiB, the most dicomnet inflates to check "
+        f"a deflated data set: its element (0009,1001) ends {12 + len(value)} bytes in")
     # Not malformed: unbounded (the SCU's walk of its own files), it is whole.
     assert dataset_problem(inflating, SYNTAX_NAMES["deflated"], limited=False) is None
     monkeypatch.setattr(completeness, "MAX_ELEMENTS", 1000)

@@ -415,19 +415,20 @@ def test_a_deflated_data_set_past_the_walks_bound_is_sent_and_refused_as_such(
     info = read_part10(path)
     assert completeness.file_dataset_problem(str(path), info.dataset_offset,
                                              DeflatedExplicitVRLittleEndian) == (
-        "its deflated data set inflates past 1 MiB, the most dicomnet inflates to check a "
-        "deflated data set")
+        "its deflated data set would inflate past 1 MiB, the most dicomnet inflates to check "
+        "a deflated data set: its element (7FE0,0010) ends 4194980 bytes in")
     assert completeness.file_dataset_problem(str(path), info.dataset_offset,
                                              DeflatedExplicitVRLittleEndian,
                                              limited=False) is None
     caplog.set_level(logging.WARNING, logger="dicomnet")
     [result] = send_files(tmp_path / "root", [path], [DeflatedExplicitVRLittleEndian])
     assert (result.status, result.error_comment) == (
-        0xA700, "deflated data set inflates past 1 MiB, our limit; not stored")
+        0xA700, "deflated data set would inflate past 1 MiB, our limit")
     assert list((tmp_path / "root").rglob("*.dcm")) == []
     [line] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-    assert line.endswith("refused, status 0xA700: its deflated data set inflates past 1 MiB, "
-                         "the most dicomnet inflates to check a deflated data set; not stored")
+    assert line.endswith("refused, status 0xA700: its deflated data set would inflate past "
+                         "1 MiB, the most dicomnet inflates to check a deflated data set: its "
+                         "element (7FE0,0010) ends 4194980 bytes in; not stored")
 
 
 def test_a_deflated_data_set_inflating_past_the_bound_is_not_sent(

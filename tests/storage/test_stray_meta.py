@@ -346,12 +346,15 @@ def test_a_deflate_bomb_behind_group_0002_is_refused_as_one_without(
     with caplog.at_level(logging.WARNING, logger="dicomnet.services"):
         answers = _store(root, DeflatedExplicitVRLittleEndian, sent)
     assert [(a.status, a.error_comment) for a in answers] == [
-        (0xA700, "deflated data set inflates past 1 MiB, our limit; not stored")] * 2
+        (0xA700, "deflated data set would inflate past 1 MiB, our limit")] * 2
     refusals = [(r.levelno, r.getMessage().partition(" refused, ")[2]) for r in caplog.records
                 if " refused, " in r.getMessage()]
-    assert refusals == [(logging.ERROR, "status 0xA700: its deflated data set inflates past "
-                         "1 MiB, the most dicomnet inflates to check a deflated data set; "
-                         "not stored")] * 2
+    # Each from the Pixel Data's length, one behind group 0002 (counted without it).
+    assert [(level, why.rpartition(": its element ")[0]) for level, why in refusals] == [
+        (logging.ERROR, "status 0xA700: its deflated data set would inflate past 1 MiB, the "
+         "most dicomnet inflates to check a deflated data set")] * 2
+    assert [why.rpartition(": its element ")[2].partition(" ends ")[0]
+            for _, why in refusals] == ["(7FE1,1010)"] * 2
     assert not list(root.rglob("*.dcm"))
 
 
@@ -385,7 +388,7 @@ def test_a_deflate_bomb_of_one_value_is_refused_from_its_length(
     sink = _sink_fed(stream)
     assert not sink.check_complete("1.2.3")
     assert (sink.status, sink.error) == (
-        0xA700, "deflated data set inflates past 1 GiB, our limit; not stored")
+        0xA700, "deflated data set would inflate past 1 GiB, our limit")
     assert sink.buffer is None
     given = sum(i.given for i in inflaters)
     assert 0 < given < 64 << 20, given
@@ -460,7 +463,7 @@ def test_a_redeflated_bomb_is_refused_at_its_value_header(inflaters: list[_Count
     sink = _sink_fed(_bomb_stream(start, completeness.MAX_INFLATED))
     assert not sink.check_complete("1.2.3")
     assert (sink.status, sink.error) == (
-        0xA700, "deflated data set inflates past 1 GiB, our limit; not stored")
+        0xA700, "deflated data set would inflate past 1 GiB, our limit")
     given = sum(i.given for i in inflaters)
     assert 0 < given <= 6 + (64 << 10), given
 

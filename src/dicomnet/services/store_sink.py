@@ -340,11 +340,11 @@ class StoreSink:
             return False
         problem = redeflate.problem()
         if redeflate.too_large or problem is not None:
-            self.error = (f"deflated data set inflates past "
-                          f"{size_text(completeness.MAX_INFLATED)}, our limit; not stored"
+            self.error = (_past_our_bound(redeflate.declared)
                           if redeflate.too_large else _refusal(problem))
             if redeflate.too_large:  # logged as the walker's: our bound, its reason whole
-                self.detail = f"{inflated_past(completeness.MAX_INFLATED)}; not stored"
+                self.detail = inflated_past(completeness.MAX_INFLATED,
+                                            declared=redeflate.declared) + "; not stored"
             self.status = OUT_OF_RESOURCES if redeflate.too_large else CANNOT_UNDERSTAND
             self.abort()
             return False
@@ -510,9 +510,7 @@ class StoreSink:
         if walker.too_large:
             # Our bound, not the data set's fault: the Error Comment's 64 characters
             # say so, the log the whole reason.
-            self.error = (f"deflated data set inflates past "
-                          f"{size_text(completeness.MAX_INFLATED)}, "
-                          "our limit; not stored")
+            self.error = _past_our_bound(walker.declared)
             self.detail = f"{problem}; not stored"
             self.status = OUT_OF_RESOURCES
             self.abort()
@@ -571,6 +569,16 @@ class StoreSink:
 def contents(buffer: bytearray | AlignedBuffer) -> bytearray | memoryview:
     """The bytes a sink gathered in memory."""
     return buffer.view() if isinstance(buffer, AlignedBuffer) else buffer
+
+
+def _past_our_bound(declared: tuple[int, int] | None) -> str:
+    """The Error Comment (64 characters, PS3.7 C.4) of a deflated data set refused
+    at our bound on inflating: past it inflated, or a value's length claiming so
+    (``declared``, see completeness.inflated_past)."""
+    most = size_text(completeness.MAX_INFLATED)
+    if declared is not None:
+        return f"deflated data set would inflate past {most}, our limit"
+    return f"deflated data set inflates past {most}, our limit; not stored"
 
 
 def _refusal(problem: str | None) -> str:

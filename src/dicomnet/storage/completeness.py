@@ -123,8 +123,18 @@ def size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def inflated_past(most: int, purpose: str = "check") -> str:
-    """Why a deflated data set (PS3.5 A.5) was not inflated whole: the bound ``most``."""
+def inflated_past(most: int, purpose: str = "check",
+                  declared: tuple[int, int] | None = None) -> str:
+    """Why a deflated data set (PS3.5 A.5) was not inflated whole: the bound ``most``.
+
+    ``declared``: refused before inflating that far, for an element (its tag)
+    whose value length ends it that many bytes in: said so, with the evidence,
+    since the stream itself may be a few bytes long (a length claiming 4 GiB)."""
+    if declared is not None:
+        tag, end = declared
+        return (f"its deflated data set would inflate past {size_text(most)}, the most "
+                f"dicomnet inflates to {purpose} a deflated data set: its element "
+                f"{_tag(tag)} ends {end} bytes in")
     return (f"its deflated data set inflates past {size_text(most)}, the most dicomnet "
             f"inflates to {purpose} a deflated data set")
 
@@ -147,6 +157,9 @@ class DatasetWalker:
     too_large = False
     #: Where a deflated data set's stream ended (:class:`StreamEnd`): none here.
     stream_end: StreamEnd | None = None
+    #: The element whose declared length took a deflated data set past the
+    #: bound, and where it would end (see :func:`inflated_past`): none here.
+    declared: tuple[int, int] | None = None
 
     def __init__(self, *, implicit: bool, big_endian: bool = False,
                  encapsulated: bool = False, native: bool = False,
@@ -191,6 +204,12 @@ class DatasetWalker:
     def skip(self, count: int) -> None:
         """``count`` bytes (at most :attr:`skippable`) were passed over unread."""
         self._skip -= min(count, self._skip)
+
+    @property
+    def last_tag(self) -> int:
+        """The tag of the latest element whose header was read (the one whose value
+        :attr:`skippable` belongs to, when there is such a value)."""
+        return self._last
 
     @property
     def failed(self) -> bool:
@@ -591,7 +610,8 @@ class _Inflating:
     inflating at most ``most`` bytes (None: no bound). ``stream_end`` says where
     the deflate stream ended, and what followed it."""
 
-    __slots__ = ("_inflate", "_inflated", "_most", "_walker", "stream_end", "too_large")
+    __slots__ = ("_inflate", "_inflated", "_most", "_walker", "declared", "stream_end",
+                 "too_large")
 
     def __init__(self, most: int | None) -> None:
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -599,6 +619,8 @@ class _Inflating:
         self._inflated = 0
         self._most = most
         self.too_large = False
+        #: Refused for a declared length, not bytes inflated: (tag, where it ends).
+        self.declared: tuple[int, int] | None = None
         self.stream_end = StreamEnd()
 
     skippable = 0
@@ -643,6 +665,7 @@ class _Inflating:
                     # rather than after inflating up to the bound (a deflate bomb's
                     # Pixel Data: 1 GiB of CPU for nothing).
                     self.too_large = True
+                    self.declared = (walker.last_tag, self._inflated + walker.skippable)
                     return
                 pending = inflate.unconsumed_tail
                 # A full output may leave more inside the inflater, its input all
@@ -655,7 +678,7 @@ class _Inflating:
     def problem(self) -> str | None:
         if self.too_large:
             assert self._most is not None
-            return inflated_past(self._most)
+            return inflated_past(self._most, declared=self.declared)
         problem = self._walker.problem()
         if problem is None and not self._inflate.eof:
             return "the data set ends inside its deflated stream"

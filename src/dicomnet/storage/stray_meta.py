@@ -211,8 +211,8 @@ class DeflatedStrayMeta:
     refused (Out of Resources) where the same without group 0002 is stored."""
 
     __slots__ = ("_deflate", "_first", "_floor", "_inflate", "_most", "_ratio", "_walker",
-                 "_written", "bomb", "error", "implicit", "inflated", "stray", "stream_end",
-                 "too_large")
+                 "_written", "bomb", "declared", "error", "implicit", "inflated", "stray",
+                 "stream_end", "too_large")
 
     def __init__(self, most: int, walker: DatasetWalker) -> None:
         self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -228,6 +228,8 @@ class DeflatedStrayMeta:
         self.implicit = False
         self.inflated = 0
         self.too_large = False
+        #: Refused for a declared length, not bytes inflated: (tag, where it ends).
+        self.declared: tuple[int, int] | None = None
         #: Whether it inflated past ``BOMB_FLOOR`` at over ``BOMB_RATIO``:1 (refused).
         self.bomb = False
         self.stream_end = StreamEnd()
@@ -266,10 +268,12 @@ class DeflatedStrayMeta:
                     walker.feed(kept)
                     if walker.failed:
                         break
-                    if self.inflated - self.stray.dropped + walker.skippable > self._most:
+                    end = self.inflated - self.stray.dropped + walker.skippable
+                    if end > self._most:
                         # A value whose length takes the data set past the bound:
                         # refused now, as completeness._Inflating refuses it.
                         self.too_large = True
+                        self.declared = (walker.last_tag, end)
                         break
                     out.append(self._deflate.compress(kept))
                 pending = inflate.unconsumed_tail
