@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.aio.test_refused_long_uids import LONG, find_rq
-from tests.fuzz_harness import server
+from tests.fuzz_harness import client, server
 from tests.fuzz_harness.targets import TARGETS
 
 #: Inputs atheris found, by target: each one failed once (the product, or the
@@ -61,9 +61,11 @@ FOUND: dict[str, list[bytes]] = {
 
 @pytest.fixture(scope="module", autouse=True)
 def _server_closed() -> Iterator[None]:
-    """The server ``server_receive`` starts at its first input, ended after the last."""
+    """The server ``server_receive`` starts at its first input, and the loop and
+    files of ``client_store``, ended after the last."""
     yield
     server.close()
+    client.close()
 
 
 def _cases() -> list[tuple[str, bytes]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import dimse, security, server, storage, ul
+from . import client, dimse, security, server, storage, ul
 
 Target = tuple[Callable[[bytes], None], Callable[[], list[bytes]]]
 
@@ -17,6 +17,7 @@ TARGETS: dict[str, Target] = {
     "dataset": (storage.dataset, storage.seeds_dataset),
     "store_sink": (storage.store_sink, storage.seeds_dataset),
     "server_receive": (server.receive, server.seeds_receive),
+    "client_store": (client.store, client.seeds_store),
     "part10_file": (storage.part10_file, storage.seeds_part10_file),
     "names": (storage.names, storage.seeds_names),
     "part10_meta": (storage.part10_meta, storage.seeds_part10_meta),
