@@ -56,6 +56,11 @@ FOUND: dict[str, list[bytes]] = {
     # bytes at a time: aborted as "a flood of PDVs", each TLS record counted as one
     # (tests/dimse/test_pdv_stretches.py).
     "server_receive": [bytes.fromhex("920508050502050000000000")],
+    # Two bytes changed by the SCP: one in its A-ASSOCIATE-AC, one in the length of
+    # the P-DATA-TF holding the first response, now past the stream's end. The
+    # client reads the whole PDV in it (streamed P-DATA, by design) and reports
+    # its Success; the harness's own reading held PDUs whole and saw no response.
+    "client_store": [bytes.fromhex("0100020002000003ff0100f8c8282c01004037010002")],
 }
 
 

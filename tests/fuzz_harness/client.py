@@ -302,16 +302,18 @@ class _Scp:
 def responses(written: bytes) -> dict[int, set[int]]:
     """The statuses of the C-STORE-RSPs a sans-I/O reading of the SCP's bytes
     decodes, by the message ID they answer, up to the first protocol error or
-    the stream's end (PS3.8 9.3, PS3.7 6.3.1)."""
+    the stream's end (PS3.8 9.3, PS3.7 6.3.1). P-DATA is streamed, as the
+    client reads it: a whole PDV counts even when its PDU's length (changed)
+    runs past the end."""
     framer = PDUFramer()
     dimse = DimseConnection()
     out: dict[int, set[int]] = {}
     with contextlib.suppress(RemoteProtocolError):
-        for pdu in framer.receive(written):
+        for pdu in framer.receive(written, stream_pdata=True):
             if not isinstance(pdu, PDataTF):
                 continue
             for pdv in pdu.pdvs:
-                for event in dimse.receive_pdv(pdv):
+                for event in dimse.receive_pdv(pdv, getattr(pdv, "continues", False)):
                     if isinstance(event, MessageReceived) and isinstance(event.message,
                                                                          CStoreRSP):
                         message = event.message
