@@ -459,6 +459,10 @@ class ClientHarness:
         for path, result in zip(paths, results, strict=True):
             # Stored, or said why not (PS3.4 B.2.3: a warning is stored).
             assert result.ok == (result.error is None), (path.name, result)
+            # A data set the SCP read whole went out whole: never said "not sent"
+            # (the peer may hold it: PS3.7 8.1).
+            whole = any(d is not None for _, d in by_uid.get(result.sop_instance_uid or "", []))
+            assert result.sent or not whole, (path.name, result)
             if result.status is not None or result.ok:
                 ids = [m for m, _ in by_uid.get(result.sop_instance_uid or "", [])]
                 given = set().union(*(answered.get(m, set()) for m in ids))
