@@ -139,7 +139,8 @@ def test_a_server_without_fsync_receives_images_in_place_too(
     decrypts it where it is kept: before, it grew a bytearray, every byte read
     through the transport's buffer and copied once or twice more (callgrind:
     ~0.5 MB of memcpy per 512 KB image, docs/benchmarks.md, session 29). The
-    files are written through the page cache, byte for byte, and not fsynced."""
+    files are written byte for byte (with O_DIRECT, as a durable server writes
+    them: tests/storage/test_nosync_direct.py), and not fsynced."""
     in_place: list[int] = []
     real_append = AlignedBuffer.append
 

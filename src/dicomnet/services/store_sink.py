@@ -179,9 +179,9 @@ class StoreSink:
                 elif size > ALIGNED_FROM and self.provisional is not None:
                     # Page-aligned from here: the rest is received in place (reserve),
                     # and the store thread writes it to disk as it is, with O_DIRECT
-                    # (storage.direct.DirectBatch), or through the page cache when
-                    # not durable. A bytearray here cost a non-durable sink ~1.5
-                    # copies of every byte (callgrind, docs/benchmarks.md, session 29).
+                    # (storage.direct.DirectBatch), durable or not. A bytearray here
+                    # cost a non-durable sink ~1.5 copies of every byte (callgrind,
+                    # docs/benchmarks.md, session 29).
                     aligned = AlignedBuffer.take(SPILL_THRESHOLD)
                     aligned.append(buffer)
                     aligned.append(data)
@@ -219,9 +219,10 @@ class StoreSink:
         # Built only now: most data sets never spill, and a Path per
         # object was a measurable part of receiving a small one.
         folder, name = self.provisional
-        # Durable: straight to disk, as the answer waits for it anyway.
-        self.writer = AtomicWriter(folder / name, durable=self.durable,
-                                   direct=self.durable)
+        # Straight to disk (O_DIRECT), durable or not: the page-cache copy cost
+        # more CPU than the disk's wait, and without fsync too (docs/benchmarks.md,
+        # forty-first session: 256 MB objects at 356 against 847 MB/s).
+        self.writer = AtomicWriter(folder / name, durable=self.durable, direct=True)
         self.writer.write(contents(buffer))
         self.buffer = None
         if isinstance(buffer, AlignedBuffer):

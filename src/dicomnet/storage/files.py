@@ -376,11 +376,11 @@ class AtomicWriter:
 
     def write_in(self, batch: DirectBatch, buffer: AlignedBuffer) -> bool:
         """Hand the whole object to ``batch``, to be written with others without
-        the page cache (a durable writer nothing was written to). True: it is
+        the page cache (a writer nothing was written to). True: it is
         being written, and is complete once ``batch.finish()`` reported no
         failure for :meth:`fileno` (abort the writer if it did). False: nothing
         was done; :meth:`write` it."""
-        if self._size or self._spool is not None or not self.durable:
+        if self._size or self._spool is not None:
             return False
         if not batch.add(self._fd, buffer):
             return False
