@@ -36,14 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
 import shutil
 import ssl
 import struct
 import tempfile
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +70,7 @@ from dicomnet.ul.pdu import (
 )
 
 from .reader import Reader
+from .shared import LoopWatch, Shared, open_files
 
 __all__ = ["ClientHarness", "Plan", "close", "seeds_store", "store"]
 
@@ -322,15 +319,6 @@ def responses(written: bytes) -> dict[int, set[int]]:
     return out
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(self.format(record))
-
-
 class ClientHarness:
     """The SCP, files and loop the inputs share (module docstring)."""
 
@@ -339,15 +327,8 @@ class ClientHarness:
         from tests.storage.dicomfiles import make_image, write_part10
 
         self.folder = Path(tempfile.mkdtemp(prefix="dicomnet-fuzz-client-"))
-        self.loop = asyncio.new_event_loop()
-        self.loop.set_default_executor(ThreadPoolExecutor(2, "dicomnet-fuzz"))
-        self.loop_errors: list[str] = []
-        self.loop.set_exception_handler(
-            lambda loop, context: self.loop_errors.append(str(context.get("message"))
-                                                          + repr(context.get("exception"))))
-        self.errors = _Errors()
-        for name in ("dicomnet", "asyncio"):
-            logging.getLogger(name).addHandler(self.errors)
+        self.watch = LoopWatch()
+        self.loop = self.watch.loop
         self.pki = Pki.create(self.folder / "pki")
         files = self.folder / "files"
         self.files: list[Path] = [
@@ -377,19 +358,16 @@ class ClientHarness:
         # contexts); the count of files open after.
         for tls in (0, 0x80):
             self.run(bytes([tls | 3, 0, 1, 2, 3, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
-        self.fds = len(os.listdir("/proc/self/fd"))
+        self.fds = open_files()
 
     def close(self) -> None:
-        self.loop.close()
-        for name in ("dicomnet", "asyncio"):
-            logging.getLogger(name).removeHandler(self.errors)
+        self.watch.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def run(self, data: bytes) -> None:
         plan = Plan.read(data, len(self.files))
         self.loop.run_until_complete(self._session(plan))
-        assert not self.errors.records, self.errors.records
-        assert not self.loop_errors, self.loop_errors
+        self.watch.check()
 
     async def _session(self, plan: Plan) -> None:
         seen: list[Seen] = []
@@ -440,7 +418,7 @@ class ClientHarness:
         # Let the transports' last callbacks run before their descriptors are counted.
         for _ in range(3):
             await asyncio.sleep(0)
-        assert len(os.listdir("/proc/self/fd")) <= self.fds, "a descriptor left open"
+        assert open_files() <= self.fds, "a descriptor left open"
 
     def _judge(self, plan: Plan, paths: list[Path], results: list[StoreResult],
                seen: list[Seen], *, raised: bool) -> None:
@@ -481,24 +459,17 @@ class ClientHarness:
                 assert received and all(d == body for d in received), path.name
 
 
-_harness: ClientHarness | None = None
+_shared = Shared(ClientHarness)
 
 
 def close() -> None:
     """End the shared loop and remove the files, if made."""
-    global _harness
-    if _harness is not None:
-        harness, _harness = _harness, None
-        harness.close()
+    _shared.close()
 
 
 def store(data: bytes) -> None:
     """The target (module docstring)."""
-    global _harness  # noqa: PLW0603 (one loop and set of files for every input)
-    if _harness is None:
-        _harness = ClientHarness()
-        getattr(threading, "_register_atexit")(close)  # noqa: B009
-    _harness.run(data)
+    _shared.get().run(data)
 
 
 def _seed(head: int, files: list[int], *, opening: int = 0, window: int = 0,

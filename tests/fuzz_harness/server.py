@@ -37,14 +37,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
-import os
 import shutil
 import struct
 import tempfile
-import threading
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +56,7 @@ from dicomnet.ul.pdu import PDataTF
 from tests.storage.rawscu import RawAssociation, store_command
 
 from .reader import Reader
+from .shared import LoopWatch, Shared, open_files
 
 __all__ = ["Harness", "Plan", "close", "receive", "reference", "seeds_receive"]
 
@@ -259,34 +256,14 @@ def _writes(plan: Plan, stream: bytes) -> list[bytes]:
 _ERRORS_BY_DESIGN = ("refused, status 0xA700: its deflated data set",)
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = self.format(record)
-        if not any(known in text for known in _ERRORS_BY_DESIGN):
-            self.records.append(text)
-
-
 class Harness:
     """The server and loop the inputs share (module docstring)."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="dicomnet-fuzz-server-"))
         self.root = self.folder / "store"
-        self.loop = asyncio.new_event_loop()
-        # Made now: the servers' close needs it, which may come at exit, too late
-        # to import the executor's module (it registers a hook then).
-        self.loop.set_default_executor(ThreadPoolExecutor(2, "dicomnet-fuzz"))
-        self.loop_errors: list[str] = []
-        self.loop.set_exception_handler(
-            lambda loop, context: self.loop_errors.append(str(context.get("message"))
-                                                          + repr(context.get("exception"))))
-        self.errors = _Errors()
-        for name in ("dicomnet", "asyncio"):
-            logging.getLogger(name).addHandler(self.errors)
+        self.watch = LoopWatch(_ERRORS_BY_DESIGN)
+        self.loop = self.watch.loop
         from tests.aio.helpers import Pki
 
         self.pki = Pki.create(self.folder / "pki")
@@ -303,16 +280,12 @@ class Harness:
             warm = Plan([70_000, SPILL_THRESHOLD + 3_000], None, 1, False, 0, 1, [], 0, 0, tls)
             self.serial += 1
             self.loop.run_until_complete(self._session(warm, self.serial))
-        self.fds = self._fds()
+        self.fds = open_files()
 
     async def _serve(self, secure: bool) -> Server:
         return await serve(host="127.0.0.1", port=0, ae_title="DICOMNET",
                            providers=[self.scp],
                            tls=self.pki.server_tls() if secure else None)
-
-    @staticmethod
-    def _fds() -> int:
-        return len(os.listdir("/proc/self/fd"))
 
     def close(self) -> None:
         async def end() -> None:
@@ -322,9 +295,7 @@ class Harness:
 
         self.loop.run_until_complete(end())
         self.scp.close()
-        self.loop.close()
-        for name in ("dicomnet", "asyncio"):
-            logging.getLogger(name).removeHandler(self.errors)
+        self.watch.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def run(self, data: bytes) -> None:
@@ -333,8 +304,7 @@ class Harness:
         # same way run alone (a deflated data set's bytes depend on its UIDs).
         serial = 100 + int.from_bytes(hashlib.sha256(data).digest()[:6], "big")
         self.loop.run_until_complete(self._session(plan, serial))
-        assert not self.errors.records, self.errors.records
-        assert not self.loop_errors, self.loop_errors
+        self.watch.check()
 
     async def _session(self, plan: Plan, serial: int) -> None:
         server = self.secure if plan.tls else self.plain
@@ -396,11 +366,11 @@ class Harness:
         write its index rows."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ENDED_WITHIN
-        while server.active_associations or self._fds() > self.fds or self._temporary():
+        while server.active_associations or open_files() > self.fds or self._temporary():
             if loop.time() > deadline:
                 raise AssertionError(
                     f"not ended within {ENDED_WITHIN} s: {server.active_associations} "
-                    f"association(s), {self._fds() - self.fds} more file(s) open, "
+                    f"association(s), {open_files() - self.fds} more file(s) open, "
                     f"temporary files {self._temporary()}")
             await asyncio.sleep(0.002)
         # Its index rows too: what goes wrong there is this input's doing.
@@ -482,25 +452,17 @@ def answered(received: bytes) -> tuple[dict[str, int], bytes]:
 STORED = {0x0000, 0x0107, 0x0116, 0xB000, 0xB006, 0xB007}
 
 
-_harness: Harness | None = None
+_shared = Shared(Harness)
 
 
 def close() -> None:
     """End the shared server and loop, if made."""
-    global _harness
-    if _harness is not None:
-        harness, _harness = _harness, None
-        harness.close()
+    _shared.close()
 
 
 def receive(data: bytes) -> None:
     """The target (module docstring)."""
-    global _harness  # noqa: PLW0603 (one server for every input, made at the first)
-    if _harness is None:
-        _harness = Harness()
-        # Before the interpreter's threads are joined: closing needs an executor.
-        getattr(threading, "_register_atexit")(close)  # noqa: B009
-    _harness.run(data)
+    _shared.get().run(data)
 
 
 def seeds_receive() -> list[bytes]:
