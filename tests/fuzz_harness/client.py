@@ -8,8 +8,8 @@ then everything the SCP does: how it answers the A-ASSOCIATE-RQ (accepted
 with the files' syntaxes, with one other only, with none; rejected; aborted;
 closed), the window and the largest PDU it grants, then for each C-STORE-RQ
 when it answers (after the data set, after the command only, never) and with
-what: a status of any category (a Pending one too, which a C-STORE may not
-have: PS3.7 9.1.1.1.9), another message ID, an Error Comment, the response
+what: a status of any category (a Pending one too, which no C-STORE
+has: PS3.4 B.2.3), another message ID, an Error Comment, the response
 cut across two PDUs, given twice, followed by junk; when it stops (aborting,
 closing, or releasing itself), how it answers the release; and up to three
 bytes changed anywhere in what it writes.
@@ -177,7 +177,6 @@ class Seen:
     #: Each C-STORE-RQ read: its message ID, SOP Instance UID and data set (None
     #: until, or unless, it came whole), in order.
     requests: list[tuple[int, str, bytes | None]] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _Scp:
@@ -385,7 +384,6 @@ class ClientHarness:
             except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
                 pass
             finally:
-                record.done.set()
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
